@@ -1,0 +1,5 @@
+import sys
+
+from pypaxos.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The shells that attack the pure protocol: a deterministic simulator and a model checker."""
