@@ -112,7 +112,11 @@ class Acceptor:
         assert self.state.promised >= self.state.accepted_ballot, "promised below accepted"
         accepted = Accepted(self.id, msg.ballot, msg.value)
         targets = sorted({msg.sender, *self.learners})
-        return [self._persist(), *(Send(to, accepted) for to in targets)]
+        # A duplicate Accept changes nothing: skip the write, but answer again in case the
+        # first Accepted was lost.
+        effects: list[Effect] = [] if self.state == state else [self._persist()]
+        effects.extend(Send(to, accepted) for to in targets)
+        return effects
 
     def _on_query(self, msg: Query) -> list[Effect]:
         state = self.state

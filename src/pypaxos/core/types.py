@@ -19,6 +19,8 @@ class Ballot(msgspec.Struct, frozen=True, order=True, array_like=True):
 
     def next_for(self, node_id: int) -> Ballot:
         """The smallest ballot owned by ``node_id`` that is higher than this one."""
+        if self.is_null():
+            return Ballot(0, node_id)
         candidate = Ballot(self.round, node_id)
         if candidate > self:
             return candidate
