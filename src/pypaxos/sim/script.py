@@ -124,7 +124,7 @@ class Interaction:
         return out
 
     def _deliver_one(self, index: int) -> list[str]:
-        sender, to, msg = self.in_flight.pop(index)
+        _, to, msg = self.in_flight.pop(index)
         if to in self.crashed:
             return [f"  {self._name(to)} is down: message lost"]
         return self._apply(to, self.actors[to].handle(msg))
@@ -179,7 +179,8 @@ class Interaction:
         self.crashed.discard(node_id)
         actor = self.config.build(node_id, self.durable.get(node_id), self.rng)
         self.actors[node_id] = actor
-        return [f"  {name} restarted: {describe_actor(actor)}", *self._apply(node_id, actor.start())]
+        restarted = f"  {name} restarted: {describe_actor(actor)}"
+        return [restarted, *self._apply(node_id, actor.start())]
 
     def _cmd_pending(self) -> list[str]:
         return [
