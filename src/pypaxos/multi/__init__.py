@@ -1,0 +1,75 @@
+"""Multi-Paxos as pure actors: a replicated log of batches applied to a state machine.
+
+``Node`` composes a slot-wise ``SlotAcceptor``, a ``Replica`` (learner and applier) and a
+``Leader`` (phase 1 once, then phase 2 per slot, with batching and a window of slots in flight).
+It takes ``propose``/``handle``/``tick`` and returns effects; see ``effects`` for the records it
+persists and the durability contract, ``bugs`` for the planted mistakes.
+"""
+
+from pypaxos.multi.acceptor import SlotAcceptor
+from pypaxos.multi.bugs import MULTI_BUGS
+from pypaxos.multi.config import MultiConfig
+from pypaxos.multi.effects import (
+    AcceptRecord,
+    Applied,
+    Busy,
+    Effect,
+    PromiseRecord,
+    Record,
+    Redirect,
+    Reply,
+    SnapshotRecord,
+)
+from pypaxos.multi.leader import Leader
+from pypaxos.multi.log import NOOP, Batch, Entry, Vote
+from pypaxos.multi.messages import (
+    Accept,
+    Accepted,
+    CatchUp,
+    Decided,
+    Heartbeat,
+    HeartbeatAck,
+    Message,
+    Nack,
+    Prepare,
+    Promise,
+    Snapshot,
+)
+from pypaxos.multi.node import Node, Role, Status
+from pypaxos.multi.replica import Replica, StateMachine
+
+__all__ = [
+    "MULTI_BUGS",
+    "NOOP",
+    "Accept",
+    "AcceptRecord",
+    "Accepted",
+    "Applied",
+    "Batch",
+    "Busy",
+    "CatchUp",
+    "Decided",
+    "Effect",
+    "Entry",
+    "Heartbeat",
+    "HeartbeatAck",
+    "Leader",
+    "Message",
+    "MultiConfig",
+    "Nack",
+    "Node",
+    "Prepare",
+    "Promise",
+    "PromiseRecord",
+    "Record",
+    "Redirect",
+    "Replica",
+    "Reply",
+    "Role",
+    "SlotAcceptor",
+    "Snapshot",
+    "SnapshotRecord",
+    "StateMachine",
+    "Status",
+    "Vote",
+]

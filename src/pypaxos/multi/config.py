@@ -1,0 +1,69 @@
+"""Configuration of a Multi-Paxos cluster: membership, tick lengths and every bound.
+
+All durations are in ticks (``Node.tick()`` calls); all sizes carry their unit in the name.
+The checks in ``__post_init__`` encode the relations the protocol relies on:
+
+* ``leader_stickiness_ticks < election_timeout_min_ticks``: a follower stops defending its
+  leader before it would itself time out, so a dead leader is always replaced;
+* ``log_window_slots >= window_slots + snapshot_every_slots``: an acceptor keeps room for every
+  slot a leader may have in flight above its last snapshot, so correct runs never hit the bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pypaxos.core.bugs import check_bugs
+from pypaxos.core.quorum import Majority
+from pypaxos.multi.bugs import MULTI_BUGS
+
+
+@dataclass(frozen=True)
+class MultiConfig:
+    node_ids: tuple[int, ...] = (1, 2, 3)
+    heartbeat_ticks: int = 3
+    election_timeout_min_ticks: int = 15
+    election_timeout_max_ticks: int = 30
+    leader_stickiness_ticks: int = 10
+    step_down_ticks: int = 20
+    window_slots: int = 8
+    batch_max_commands: int = 32
+    batch_max_bytes: int = 64 * 1024
+    queue_max_commands: int = 256
+    snapshot_every_slots: int = 64
+    log_window_slots: int = 256
+    catch_up_max_slots: int = 64
+    catch_up_retry_ticks: int = 5
+    bugs: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if not self.node_ids or len(set(self.node_ids)) != len(self.node_ids):
+            raise ValueError("node_ids must be non-empty and distinct")
+        if min(self.node_ids) < 0:
+            raise ValueError("node ids must be >= 0 (they go into ballots)")
+        if not 1 <= self.election_timeout_min_ticks <= self.election_timeout_max_ticks:
+            raise ValueError("need 1 <= election_timeout_min_ticks <= election_timeout_max_ticks")
+        if self.leader_stickiness_ticks >= self.election_timeout_min_ticks:
+            raise ValueError("leader_stickiness_ticks must be below election_timeout_min_ticks")
+        positive = (
+            self.heartbeat_ticks,
+            self.step_down_ticks,
+            self.window_slots,
+            self.batch_max_commands,
+            self.batch_max_bytes,
+            self.queue_max_commands,
+            self.snapshot_every_slots,
+            self.catch_up_max_slots,
+            self.catch_up_retry_ticks,
+        )
+        if min(positive) < 1:
+            raise ValueError("tick lengths, windows, batches, queues must all be >= 1")
+        if self.log_window_slots < self.window_slots + self.snapshot_every_slots:
+            raise ValueError("log_window_slots must be >= window_slots + snapshot_every_slots")
+        check_bugs(self.bugs, MULTI_BUGS)
+
+    def quorum(self) -> Majority:
+        return Majority(self.node_ids)
+
+    def peers_of(self, node_id: int) -> tuple[int, ...]:
+        return tuple(sorted(n for n in self.node_ids if n != node_id))

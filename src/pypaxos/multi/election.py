@@ -1,0 +1,83 @@
+"""Failure detection and leader election timing, counted in ticks.
+
+* Followers expect to hear from the leader (``Accept`` or ``Heartbeat``) at least every
+  election timeout; the timeout is drawn at random from ``[min, max]`` after every reset, so two
+  followers rarely time out together and duel (the same trick as Raft's randomised timeouts).
+* Stickiness: a node that heard from a live leader less than ``leader_stickiness_ticks`` ago
+  does not answer another node's ``Prepare``.  This is liveness only: a dropped ``Prepare`` is
+  something the network may do anyway, so no safety argument of Paxos is touched; it keeps a
+  node that was cut off (and whose timer fired) from deposing a healthy leader when it returns.
+  The check happens *before* the acceptor sees the message: the acceptor never promises and
+  then "forgets".
+* A leader counts who answered it recently; if that is not a quorum for ``step_down_ticks``, it
+  steps down (it cannot commit anything and clients should look elsewhere).
+"""
+
+from __future__ import annotations
+
+from pypaxos.core.proposer import RandomSource
+from pypaxos.core.quorum import QuorumSystem
+from pypaxos.multi.config import MultiConfig
+
+
+class FailureDetector:
+    __slots__ = (
+        "config",
+        "deadline",
+        "heard",
+        "leader_contact",
+        "leading_since",
+        "next_heartbeat",
+        "now",
+        "rng",
+    )
+
+    def __init__(self, config: MultiConfig, rng: RandomSource) -> None:
+        self.config = config
+        self.rng = rng
+        self.now = 0
+        self.deadline = 0
+        self.leader_contact: int | None = None
+        self.heard: dict[int, int] = {}
+        self.leading_since = 0
+        self.next_heartbeat = 0
+        self.reset_election()
+
+    def tick(self) -> None:
+        self.now += 1
+
+    def reset_election(self) -> None:
+        low = self.config.election_timeout_min_ticks
+        self.deadline = self.now + self.rng.randint(low, self.config.election_timeout_max_ticks)
+
+    def election_due(self) -> bool:
+        return self.now >= self.deadline
+
+    def leader_seen(self) -> None:
+        self.leader_contact = self.now
+        self.reset_election()
+
+    def sticky(self) -> bool:
+        contact = self.leader_contact
+        return contact is not None and self.now - contact < self.config.leader_stickiness_ticks
+
+    def start_leading(self, promisers: list[int]) -> None:
+        self.leading_since = self.now
+        self.heard = dict.fromkeys(promisers, self.now)
+        self.next_heartbeat = self.now
+
+    def heard_from(self, peer: int) -> None:
+        self.heard[peer] = self.now
+
+    def heartbeat_due(self) -> bool:
+        if self.now < self.next_heartbeat:
+            return False
+        self.next_heartbeat = self.now + self.config.heartbeat_ticks
+        return True
+
+    def lost_quorum(self, quorum: QuorumSystem, self_id: int) -> bool:
+        limit = self.config.step_down_ticks
+        if self.now - self.leading_since < limit:
+            return False
+        alive = [p for p, t in self.heard.items() if self.now - t < limit]
+        return not quorum.is_phase2_quorum([*alive, self_id])

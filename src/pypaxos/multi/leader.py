@@ -1,0 +1,179 @@
+"""The leader (distinguished proposer) of Multi-Paxos: phase 1 once, then phase 2 per slot.
+
+Paxos Made Simple, section 3: a new leader runs phase 1 for every slot from its first undecided
+one with a single ``Prepare``.  From a quorum of promises it learns, per slot, the value of the
+highest-ballot vote reported (P2c) and re-proposes it; slots in between that nobody reported are
+holes and get a no-op (they cannot hold a chosen value: a quorum reported nothing there).  Slots
+below the highest ``log_start`` reported were compacted by a promiser, so they are decided: the
+leader leaves them alone and catches up on them instead.  From then on, while its ballot stands,
+each new batch needs only phase 2 (``Accept`` / ``Accepted``) in the next free slot.
+
+Throughput: client entries wait in a bounded queue; up to ``window_slots`` slots above the commit
+index are in flight at once (pipelining) and each takes up to ``batch_max_commands`` entries, so
+batches grow by themselves when the window is full (van Renesse & Altinbuken, "Paxos Made
+Moderately Complex", section 3: the leader's window of slots).
+
+This class only does bookkeeping; ``Node`` turns its decisions into messages and records.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from pypaxos.core.quorum import QuorumSystem
+from pypaxos.core.types import NULL_BALLOT, Ballot
+from pypaxos.multi.config import MultiConfig
+from pypaxos.multi.log import NOOP, Batch, Entry, Vote
+from pypaxos.multi.messages import Accepted, Prepare, Promise
+
+
+class Phase(Enum):
+    IDLE = "idle"
+    PREPARING = "preparing"
+    LEADING = "leading"
+
+
+@dataclass(slots=True)
+class InFlight:
+    value: Batch
+    acks: set[int] = field(default_factory=set)
+
+
+class Leader:
+    __slots__ = (
+        "ballot",
+        "bugs",
+        "config",
+        "first_slot",
+        "id",
+        "inflight",
+        "next_slot",
+        "phase",
+        "promises",
+        "queue",
+        "quorum",
+    )
+
+    def __init__(self, node_id: int, config: MultiConfig, quorum: QuorumSystem) -> None:
+        self.id = node_id
+        self.config = config
+        self.bugs = config.bugs
+        self.quorum = quorum
+        self.ballot: Ballot = NULL_BALLOT
+        self.phase = Phase.IDLE
+        self.first_slot = 0
+        self.next_slot = 0
+        self.promises: dict[int, Promise] = {}
+        self.inflight: dict[int, InFlight] = {}
+        self.queue: deque[Entry] = deque()
+
+    # -- phase 1 ----------------------------------------------------------------------------
+
+    def prepare(self, ballot: Ballot, first_slot: int) -> Prepare:
+        self.ballot = ballot
+        self.phase = Phase.PREPARING
+        self.first_slot = first_slot
+        self.promises = {}
+        self.inflight = {}
+        return Prepare(self.id, ballot, first_slot)
+
+    def on_promise(self, msg: Promise) -> bool:
+        """Count a promise; true once phase 1 has a quorum (the caller then calls take_over)."""
+        if self.phase is not Phase.PREPARING or msg.ballot != self.ballot:
+            return False
+        self.promises[msg.sender] = msg
+        return self.quorum.is_phase1_quorum(self.promises.keys())
+
+    def take_over(self) -> list[tuple[int, Batch]]:
+        """Become leader; return the (slot, value) re-proposals that phase 1 dictates."""
+        self.phase = Phase.LEADING
+        base = max([self.first_slot, *(p.log_start for p in self.promises.values())])
+        if "no-repropose" in self.bugs:
+            self.next_slot = self.first_slot
+            return []
+        best = self._best_votes(base)
+        top = max(best, default=base - 1)
+        self.next_slot = top + 1
+        return [(s, best[s].value if s in best else NOOP) for s in range(base, top + 1)]
+
+    def _best_votes(self, base: int) -> dict[int, Vote]:
+        promises = list(self.promises.values())
+        if "noop-overwrites-chosen" in self.bugs:
+            promises = [p for p in promises if p.sender == self.id]
+        best: dict[int, Vote] = {}
+        for promise in promises:
+            for vote in promise.votes:
+                if vote.slot < base:
+                    continue
+                known = best.get(vote.slot)
+                if known is None or self._prefer(vote, known):
+                    best[vote.slot] = vote
+        return best
+
+    def _prefer(self, vote: Vote, known: Vote) -> bool:
+        if "adopt-lowest-ballot" in self.bugs:
+            return vote.ballot < known.ballot
+        return vote.ballot > known.ballot
+
+    def most_advanced_promiser(self) -> tuple[int, int]:
+        """(commit index, node) of the promiser that knows the longest decided prefix."""
+        return max((p.commit_index, p.sender) for p in self.promises.values())
+
+    # -- phase 2 ----------------------------------------------------------------------------
+
+    def enqueue(self, entry: Entry) -> bool:
+        if len(self.queue) >= self.config.queue_max_commands:
+            return False
+        self.queue.append(entry)
+        return True
+
+    def next_batches(self, commit_index: int) -> list[tuple[int, Batch]]:
+        """Take queued entries into new slots while the window has room."""
+        if self.phase is not Phase.LEADING:
+            return []
+        plan: list[tuple[int, Batch]] = []
+        while self.queue and self.next_slot < commit_index + self.config.window_slots:
+            plan.append((self.next_slot, self._take_batch()))
+            self.next_slot += 1
+        return plan
+
+    def _take_batch(self) -> Batch:
+        batch: list[Entry] = []
+        size_bytes = 0
+        while self.queue and len(batch) < self.config.batch_max_commands:
+            entry = self.queue[0]
+            if batch and size_bytes + len(entry.command) > self.config.batch_max_bytes:
+                break
+            batch.append(self.queue.popleft())
+            size_bytes += len(entry.command)
+        return tuple(batch)
+
+    def record(self, slot: int, value: Batch) -> None:
+        assert slot not in self.inflight, f"slot {slot} proposed twice in ballot {self.ballot}"
+        self.inflight[slot] = InFlight(value)
+
+    def on_accepted(self, msg: Accepted) -> tuple[int, Batch] | None:
+        """Count a vote; return (slot, value) when the slot is chosen."""
+        if self.phase is not Phase.LEADING or msg.ballot != self.ballot:
+            return None
+        flight = self.inflight.get(msg.slot)
+        if flight is None:
+            return None
+        flight.acks.add(msg.sender)
+        if "commit-without-quorum" not in self.bugs and not self.quorum.is_phase2_quorum(
+            flight.acks
+        ):
+            return None
+        del self.inflight[msg.slot]
+        return msg.slot, flight.value
+
+    def stop(self) -> list[Entry]:
+        """Stop leading; return the queued entries that will never be proposed by us."""
+        self.phase = Phase.IDLE
+        self.inflight = {}
+        self.promises = {}
+        drained = list(self.queue)
+        self.queue.clear()
+        return drained

@@ -1,0 +1,103 @@
+"""Messages between Multi-Paxos nodes (Paxos Made Simple, section 3).
+
+Every message names its ``sender`` and is a frozen, tagged msgspec struct, ready for the wire
+(tags are prefixed ``multi.`` so they never clash with the single-decree messages).
+
+* ``Prepare(ballot, first_slot)``: phase 1a for *every* slot from ``first_slot`` on at once.
+* ``Promise``: phase 1b; the acceptor's ``Vote`` s for slots ``>= first_slot``, its ``log_start``
+  (slots below it were compacted into a snapshot: decided, no votes left to report) and its
+  ``commit_index`` (so a lagging new leader knows where to catch up).
+* ``Accept(ballot, slot, value, commit_index)`` / ``Accepted(ballot, slot)``: phase 2 for one
+  slot.  ``commit_index`` piggybacks the leader's decided prefix: an acceptor that accepted
+  ``slot`` *in that same ballot* knows the value there is decided.
+* ``Nack(ballot, promised)``: the request at ``ballot`` was refused; ``promised`` is higher.
+* ``Heartbeat(ballot, commit_index)`` / ``HeartbeatAck``: failure detection, commit propagation.
+* ``CatchUp(from_slot)``: "send me the decided values from ``from_slot``"; answered with
+  ``Decided(first_slot, values)`` (a run of consecutive decided slots) or, when compacted, with
+  ``Snapshot(slot, data)`` followed by the values after it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from pypaxos.core.types import Ballot
+from pypaxos.multi.log import Batch, Vote
+
+
+class Prepare(msgspec.Struct, frozen=True, tag="multi.Prepare"):
+    sender: int
+    ballot: Ballot
+    first_slot: int
+
+
+class Promise(msgspec.Struct, frozen=True, tag="multi.Promise"):
+    sender: int
+    ballot: Ballot
+    first_slot: int
+    log_start: int
+    commit_index: int
+    votes: tuple[Vote, ...] = ()
+
+
+class Accept(msgspec.Struct, frozen=True, tag="multi.Accept"):
+    sender: int
+    ballot: Ballot
+    slot: int
+    value: Batch
+    commit_index: int
+
+
+class Accepted(msgspec.Struct, frozen=True, tag="multi.Accepted"):
+    sender: int
+    ballot: Ballot
+    slot: int
+
+
+class Nack(msgspec.Struct, frozen=True, tag="multi.Nack"):
+    sender: int
+    ballot: Ballot
+    promised: Ballot
+
+
+class Heartbeat(msgspec.Struct, frozen=True, tag="multi.Heartbeat"):
+    sender: int
+    ballot: Ballot
+    commit_index: int
+
+
+class HeartbeatAck(msgspec.Struct, frozen=True, tag="multi.HeartbeatAck"):
+    sender: int
+    ballot: Ballot
+    commit_index: int
+
+
+class CatchUp(msgspec.Struct, frozen=True, tag="multi.CatchUp"):
+    sender: int
+    from_slot: int
+
+
+class Decided(msgspec.Struct, frozen=True, tag="multi.Decided"):
+    sender: int
+    first_slot: int
+    values: tuple[Batch, ...]
+
+
+class Snapshot(msgspec.Struct, frozen=True, tag="multi.Snapshot"):
+    sender: int
+    slot: int
+    data: bytes
+
+
+Message = (
+    Prepare
+    | Promise
+    | Accept
+    | Accepted
+    | Nack
+    | Heartbeat
+    | HeartbeatAck
+    | CatchUp
+    | Decided
+    | Snapshot
+)

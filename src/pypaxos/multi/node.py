@@ -1,0 +1,438 @@
+"""The Multi-Paxos node: one acceptor, one replica (learner) and one leader over a log of slots.
+
+A node is a pure state machine driven by three inputs, each returning a list of effects:
+
+* ``propose(request_id, command)``: a client command; only the leader takes it (others answer
+  ``Redirect``), a full queue answers ``Busy``, and once the slot holding it is applied the node
+  answers ``Reply``.
+* ``handle(msg)``: a message from a peer (see ``messages``).
+* ``tick()``: one unit of time; heartbeats, election timeouts, step-down and catch-up retries
+  are all counted in ticks (``election``).
+
+The roles talk to each other by direct calls, never through the network: a candidate promises
+its own ballot and a leader accepts its own proposals first, so the ``PromiseRecord`` /
+``AcceptRecord`` is in the effect list before any message that depends on it (and a restarted
+node can never reuse a ballot it used).  Every list returned puts its ``Persist`` effects first.
+
+Decisions reach every node three ways: the leader broadcasts its commit index in ``Heartbeat``
+when it advances (and piggybacks it on every ``Accept``), an acceptor that accepted a slot in the
+leader's own ballot then knows the value there is decided; anything else is fetched with
+``CatchUp`` from the node that advertised the higher commit index, which answers with
+``Decided`` values or a ``Snapshot``.  ``Node.recover`` rebuilds a node after a crash from its
+persisted records (see ``effects`` for the durability contract).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import assert_never
+
+from pypaxos.core.effects import Send
+from pypaxos.core.proposer import RandomSource
+from pypaxos.core.types import NULL_BALLOT, Ballot
+from pypaxos.multi.acceptor import SlotAcceptor
+from pypaxos.multi.config import MultiConfig
+from pypaxos.multi.effects import (
+    Busy,
+    Effect,
+    Record,
+    Redirect,
+    Reply,
+    SnapshotRecord,
+    persists_first,
+)
+from pypaxos.multi.election import FailureDetector
+from pypaxos.multi.leader import Leader
+from pypaxos.multi.log import Batch, Entry
+from pypaxos.multi.messages import (
+    Accept,
+    Accepted,
+    CatchUp,
+    Decided,
+    Heartbeat,
+    HeartbeatAck,
+    Message,
+    Nack,
+    Prepare,
+    Promise,
+    Snapshot,
+)
+from pypaxos.multi.replica import Replica, StateMachine
+
+
+class Role(Enum):
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    node_id: int
+    role: Role
+    ballot: Ballot
+    leader_id: int | None
+    commit_index: int
+    applied_index: int
+
+
+class Node:
+    __slots__ = (
+        "acceptor",
+        "bugs",
+        "catch_up_hint",
+        "catch_up_next",
+        "config",
+        "detector",
+        "highest_seen",
+        "id",
+        "leader",
+        "leader_ballot",
+        "leader_id",
+        "peers",
+        "quorum",
+        "replica",
+        "role",
+    )
+
+    def __init__(
+        self,
+        node_id: int,
+        config: MultiConfig,
+        rng: RandomSource,
+        machine: StateMachine,
+        acceptor: SlotAcceptor | None = None,
+    ) -> None:
+        if node_id not in config.node_ids:
+            raise ValueError(f"node {node_id} is not in {config.node_ids}")
+        self.id = node_id
+        self.config = config
+        self.bugs = config.bugs
+        self.quorum = config.quorum()
+        self.peers = config.peers_of(node_id)
+        if acceptor is None:
+            acceptor = SlotAcceptor(node_id, config.log_window_slots, config.bugs)
+        self.acceptor = acceptor
+        self.replica = Replica(
+            node_id,
+            machine,
+            config.snapshot_every_slots,
+            config.catch_up_max_slots,
+            config.log_window_slots,
+        )
+        self.leader = Leader(node_id, config, self.quorum)
+        self.detector = FailureDetector(config, rng)
+        self.role = Role.FOLLOWER
+        self.leader_id: int | None = None
+        self.leader_ballot: Ballot = NULL_BALLOT
+        self.highest_seen: Ballot = acceptor.promised
+        self.catch_up_hint: tuple[int, int] | None = None  # (commit index, node that has it)
+        self.catch_up_next = 0
+
+    @classmethod
+    def recover(
+        cls,
+        node_id: int,
+        config: MultiConfig,
+        rng: RandomSource,
+        machine: StateMachine,
+        records: Iterable[Record],
+    ) -> Node:
+        """Rebuild a node after a crash from its durable records, in append order."""
+        records = list(records)
+        acceptor = SlotAcceptor.recover(node_id, config.log_window_slots, records, config.bugs)
+        node = cls(node_id, config, rng, machine, acceptor)
+        snapshots = [r for r in records if isinstance(r, SnapshotRecord)]
+        if snapshots:
+            node.replica.restore(max(snapshots, key=lambda r: r.slot))
+        return node
+
+    # -- status -----------------------------------------------------------------------------
+
+    @property
+    def ballot(self) -> Ballot:
+        return self.acceptor.promised if self.role is Role.FOLLOWER else self.leader.ballot
+
+    @property
+    def commit_index(self) -> int:
+        """Every slot below is known decided (this node applies as soon as it knows)."""
+        return self.replica.applied_index
+
+    @property
+    def applied_index(self) -> int:
+        return self.replica.applied_index
+
+    @property
+    def status(self) -> Status:
+        return Status(
+            self.id, self.role, self.ballot, self.leader_id, self.commit_index, self.applied_index
+        )
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def propose(self, request_id: int, command: bytes) -> list[Effect]:
+        if self.role is not Role.LEADER:
+            hint = self.leader_id if self.role is Role.FOLLOWER else None
+            return [Redirect(request_id, hint)]
+        if request_id in self.replica.awaiting:
+            return []  # already taken: the first copy will be answered
+        if not self.leader.enqueue(Entry(self.id, request_id, command)):
+            return [Busy(request_id)]
+        self.replica.awaiting.add(request_id)
+        return self._finish([], self.replica.applied_index)
+
+    def tick(self) -> list[Effect]:
+        self.detector.tick()
+        commit_before = self.replica.applied_index
+        effects: list[Effect] = []
+        if self.role is Role.LEADER:
+            if self.detector.lost_quorum(self.quorum, self.id):
+                effects = self._step_down(None)
+            elif self.detector.heartbeat_due():
+                effects = self._heartbeats() + self._retransmit()
+        elif self.detector.election_due():
+            effects = self._start_candidacy()
+        return self._finish(effects, commit_before)
+
+    def handle(self, msg: Message) -> list[Effect]:
+        if msg.sender == self.id:
+            return []
+        commit_before = self.replica.applied_index
+        return self._finish(self._dispatch(msg), commit_before)
+
+    def _dispatch(self, msg: Message) -> list[Effect]:
+        match msg:
+            case Prepare():
+                return self._on_prepare(msg)
+            case Promise():
+                return self._on_promise(msg)
+            case Accept():
+                return self._on_accept(msg)
+            case Accepted():
+                return self._on_accepted(msg)
+            case Nack():
+                return self._on_nack(msg)
+            case Heartbeat():
+                return self._on_heartbeat(msg)
+            case HeartbeatAck():
+                return self._on_heartbeat_ack(msg)
+            case CatchUp():
+                answer = self.replica.answer_catch_up(msg.from_slot)
+                return [Send(msg.sender, m) for m in answer]
+            case Decided():
+                effects: list[Effect] = []
+                for offset, value in enumerate(msg.values):
+                    effects += self.replica.learn(msg.first_slot + offset, value)
+                return effects
+            case Snapshot():
+                return self.replica.install(msg)
+            case _:
+                assert_never(msg)
+
+    def _finish(self, effects: list[Effect], commit_before: int) -> list[Effect]:
+        """Common tail of every input: compact, catch up, fill the window, announce commits."""
+        applied = self.replica.applied_index
+        if self.replica.snapshot_slot > self.acceptor.log_start:
+            self.acceptor.compact(self.replica.snapshot_slot)
+        for slot in [s for s in self.leader.inflight if s < applied]:
+            del self.leader.inflight[slot]
+        effects += self._maybe_catch_up()
+        if self.role is Role.LEADER:
+            effects += self._fill_window()
+            if self.replica.applied_index > commit_before:
+                effects += self._heartbeats()
+        return persists_first(effects)
+
+    # -- election ---------------------------------------------------------------------------
+
+    def _start_candidacy(self) -> list[Effect]:
+        bar = max(self.highest_seen, self.acceptor.promised, self.leader_ballot)
+        ballot = bar.next_for(self.id)
+        self.role = Role.CANDIDATE
+        self.leader_id = None
+        self.detector.reset_election()
+        prepare = self.leader.prepare(ballot, self.replica.applied_index)
+        persist, promise = self.acceptor.prepare(prepare, self.replica.applied_index)
+        assert persist is not None and isinstance(promise, Promise), "own promise refused"
+        effects: list[Effect] = [persist, *(Send(p, prepare) for p in self.peers)]
+        if self.leader.on_promise(promise):
+            effects += self._become_leader()
+        return effects
+
+    def _become_leader(self) -> list[Effect]:
+        self.role = Role.LEADER
+        self.leader_id = self.id
+        self.leader_ballot = self.leader.ballot
+        self.detector.start_leading(list(self.leader.promises))
+        self._note_commit(*self.leader.most_advanced_promiser())
+        effects: list[Effect] = []
+        for slot, value in self.leader.take_over():
+            effects += self._propose_slot(slot, value)
+        return effects + self._heartbeats()
+
+    def _step_down(self, hint: int | None) -> list[Effect]:
+        self.role = Role.FOLLOWER
+        self.leader_id = hint
+        self.detector.reset_election()
+        effects: list[Effect] = []
+        for entry in self.leader.stop():
+            self.replica.awaiting.discard(entry.request_id)
+            effects.append(Redirect(entry.request_id, hint))
+        return effects
+
+    def _follow(self, sender: int, ballot: Ballot) -> list[Effect]:
+        """``sender`` leads at ``ballot`` (not lower than anything we follow or promised)."""
+        self._saw(ballot)
+        effects = self._step_down(sender) if self.role is not Role.FOLLOWER else []
+        self.leader_id = sender
+        self.leader_ballot = ballot
+        self.detector.leader_seen()
+        return effects
+
+    def _saw(self, ballot: Ballot) -> None:
+        self.highest_seen = max(self.highest_seen, ballot)
+
+    def _on_prepare(self, msg: Prepare) -> list[Effect]:
+        defending = self.role is Role.LEADER or self.detector.sticky()
+        if defending and msg.sender != self.leader_id:
+            return []  # stickiness: as if the Prepare were lost (liveness only, see election)
+        persist, reply = self.acceptor.prepare(msg, self.replica.applied_index)
+        self._saw(msg.ballot)
+        effects: list[Effect] = [] if persist is None else [persist]
+        if isinstance(reply, Promise):
+            if self.role is not Role.FOLLOWER:
+                effects += self._step_down(None)
+            self.leader_id = None
+            self.detector.leader_contact = None
+            self.detector.reset_election()
+        effects.append(Send(msg.sender, reply))
+        return effects
+
+    def _on_promise(self, msg: Promise) -> list[Effect]:
+        self._note_commit(msg.commit_index, msg.sender)
+        if self.role is not Role.CANDIDATE or not self.leader.on_promise(msg):
+            return []
+        return self._become_leader()
+
+    def _on_nack(self, msg: Nack) -> list[Effect]:
+        self._saw(msg.promised)
+        if self.role is Role.FOLLOWER or msg.ballot != self.leader.ballot:
+            return []
+        if msg.promised <= self.leader.ballot:
+            return []
+        return self._step_down(None)
+
+    def _on_heartbeat(self, msg: Heartbeat) -> list[Effect]:
+        bar = max(self.acceptor.promised, self.leader_ballot)
+        if msg.ballot < bar:
+            return [Send(msg.sender, Nack(self.id, msg.ballot, bar))]
+        effects = self._follow(msg.sender, msg.ballot)
+        effects += self._learn_committed(msg.ballot, msg.commit_index, msg.sender)
+        ack = HeartbeatAck(self.id, msg.ballot, self.replica.applied_index)
+        return [*effects, Send(msg.sender, ack)]
+
+    def _on_heartbeat_ack(self, msg: HeartbeatAck) -> list[Effect]:
+        if self.role is Role.LEADER and msg.ballot == self.leader.ballot:
+            self.detector.heard_from(msg.sender)
+        self._note_commit(msg.commit_index, msg.sender)
+        return []
+
+    # -- the log ----------------------------------------------------------------------------
+
+    def _fill_window(self) -> list[Effect]:
+        effects: list[Effect] = []
+        while plan := self.leader.next_batches(self.replica.applied_index):
+            for slot, value in plan:
+                effects += self._propose_slot(slot, value)
+        return effects
+
+    def _propose_slot(self, slot: int, value: Batch) -> list[Effect]:
+        self.leader.record(slot, value)
+        awaiting = self.replica.awaiting
+        mine = [e.request_id for e in value if e.origin == self.id and e.request_id in awaiting]
+        effects: list[Effect] = []
+        if "reply-before-chosen" in self.bugs:
+            awaiting.difference_update(mine)
+            effects += [Reply(r, b"") for r in mine]
+        else:
+            self.replica.track(slot, mine)
+        accept = Accept(self.id, self.leader.ballot, slot, value, self.replica.applied_index)
+        persist, reply = self.acceptor.accept(accept)
+        if persist is not None:
+            effects.append(persist)
+        effects += [Send(p, accept) for p in self.peers]
+        if isinstance(reply, Accepted):
+            effects += self._on_accepted(reply)
+        return effects
+
+    def _on_accept(self, msg: Accept) -> list[Effect]:
+        persist, reply = self.acceptor.accept(msg)
+        effects: list[Effect] = [] if persist is None else [persist]
+        if isinstance(reply, Nack):
+            return [*effects, Send(msg.sender, reply)]
+        if msg.ballot >= self.leader_ballot:
+            effects += self._follow(msg.sender, msg.ballot)
+            effects += self._learn_committed(msg.ballot, msg.commit_index, msg.sender)
+        if reply is not None:
+            effects.append(Send(msg.sender, reply))
+        return effects
+
+    def _on_accepted(self, msg: Accepted) -> list[Effect]:
+        if self.role is Role.LEADER and msg.ballot == self.leader.ballot:
+            self.detector.heard_from(msg.sender)
+        chosen = self.leader.on_accepted(msg)
+        return [] if chosen is None else self.replica.learn(*chosen, bounded=False)
+
+    def _learn_committed(self, ballot: Ballot, commit_index: int, sender: int) -> list[Effect]:
+        """Slots below the leader's commit index that we accepted *in its ballot* are decided.
+
+        The leader proposes one value per slot per ballot, and that value is the chosen one if
+        the slot is chosen (P2b), so the vote's ballot must match; an older vote may hold a value
+        that lost (which the planted bug ``commit-index-any-ballot`` applies anyway).
+        """
+        effects: list[Effect] = []
+        start = self.replica.applied_index
+        any_ballot = "commit-index-any-ballot" in self.bugs
+        for slot in range(start, min(commit_index, start + self.config.log_window_slots)):
+            vote = self.acceptor.accepted.get(slot)
+            if vote is not None and (vote.ballot == ballot or any_ballot):
+                effects += self.replica.learn(slot, vote.value)
+        self._note_commit(commit_index, sender)
+        return effects
+
+    def _heartbeats(self) -> list[Effect]:
+        beat = Heartbeat(self.id, self.leader.ballot, self.replica.applied_index)
+        return [Send(p, beat) for p in self.peers]
+
+    def _retransmit(self) -> list[Effect]:
+        effects: list[Effect] = []
+        commit = self.replica.applied_index
+        for slot, flight in sorted(self.leader.inflight.items()):
+            accept = Accept(self.id, self.leader.ballot, slot, flight.value, commit)
+            effects += [Send(p, accept) for p in self.peers if p not in flight.acks]
+        return effects
+
+    # -- catch-up ---------------------------------------------------------------------------
+
+    def _note_commit(self, commit_index: int, node: int) -> None:
+        if node == self.id or commit_index <= self.replica.applied_index:
+            return
+        if self.catch_up_hint is None or commit_index >= self.catch_up_hint[0]:
+            self.catch_up_hint = (commit_index, node)
+
+    def _maybe_catch_up(self) -> list[Effect]:
+        hint = self.catch_up_hint
+        if hint is None:
+            return []
+        if hint[0] <= self.replica.applied_index:
+            self.catch_up_hint = None
+            return []
+        if self.detector.now < self.catch_up_next:
+            return []
+        # Ask once, then forget the hint: the next message that advertises a higher commit index
+        # sets a fresh one, so a node that crashed (or lost its lead) is not asked forever.
+        self.catch_up_next = self.detector.now + self.config.catch_up_retry_ticks
+        self.catch_up_hint = None
+        return [Send(hint[1], CatchUp(self.id, self.replica.applied_index))]

@@ -1,0 +1,279 @@
+"""A tiny deterministic message pump for Multi-Paxos nodes, shared by the tests in tests/multi.
+
+Nodes live in a dict; messages wait in one list; one seeded ``random.Random`` picks the next
+message (FIFO or random order), drops, duplicates, crashes and client traffic.  Every ``Persist``
+is appended to the node's "disk" at once (the pump models synced writes), and a restart rebuilds
+the node with ``Node.recover`` from that list.  Ghost records of what every node applied back
+the safety checks: one value per slot across nodes and lifetimes, and every acknowledged command
+really in the log.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+
+import msgspec
+
+from pypaxos.core.effects import Persist, Send
+from pypaxos.multi import (
+    AcceptRecord,
+    Applied,
+    Batch,
+    Busy,
+    Effect,
+    Message,
+    MultiConfig,
+    Node,
+    Record,
+    Redirect,
+    Reply,
+    Role,
+)
+
+Filter = Callable[[int, int, Message], bool]
+
+
+class LogMachine:
+    """A state machine that remembers every command; the result is the command's position."""
+
+    def __init__(self) -> None:
+        self.commands: list[bytes] = []
+
+    def apply(self, command: bytes) -> bytes:
+        self.commands.append(command)
+        return str(len(self.commands)).encode()
+
+    def snapshot(self) -> bytes:
+        return msgspec.msgpack.encode(self.commands)
+
+    def restore(self, data: bytes) -> None:
+        self.commands = msgspec.msgpack.decode(data, type=list[bytes])
+
+
+class Cluster:
+    def __init__(self, n: int = 3, seed: int = 0, bugs: Iterable[str] = (), **config: int) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        ids = tuple(range(1, n + 1))
+        self.config = MultiConfig(node_ids=ids, bugs=frozenset(bugs), **config)  # type: ignore[arg-type]
+        self.disks: dict[int, list[Record]] = {i: [] for i in ids}
+        self.machines: dict[int, LogMachine] = {}
+        self.nodes: dict[int, Node] = {}
+        self.lifetimes: dict[int, int] = dict.fromkeys(ids, 0)
+        for i in ids:
+            self.machines[i] = LogMachine()
+            self.nodes[i] = Node(i, self.config, self._node_rng(i), self.machines[i])
+        self.queue: list[tuple[int, int, Message]] = []
+        self.down: set[int] = set()
+        self.filter: Filter | None = None  # return False to drop a message
+        self.hold: Filter | None = None  # return True to set a message aside (see release)
+        self.held: list[tuple[int, int, Message]] = []
+        self.reorder = False
+        self.drop_rate = 0.0
+        self.duplicate_rate = 0.0
+        self.time = 0
+        self.sent: list[tuple[int, int, Message]] = []
+        self.replies: dict[tuple[int, int], bytes] = {}
+        self.redirects: list[tuple[int, Redirect]] = []
+        self.busy: list[int] = []
+        self.applied: dict[int, dict[int, Batch]] = {i: {} for i in ids}
+        self.chosen: dict[int, Batch] = {}
+        self.violations: list[str] = []
+
+    def _node_rng(self, node_id: int) -> random.Random:
+        return random.Random(self.seed * 1009 + node_id * 31 + self.lifetimes[node_id])
+
+    # -- effects ----------------------------------------------------------------------------
+
+    def run(self, node_id: int, effects: list[Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case Persist():
+                    assert isinstance(effect.state, Record), effect
+                    self.disks[node_id].append(effect.state)
+                case Send():
+                    msg = effect.msg
+                    self.sent.append((node_id, effect.to, msg))  # type: ignore[arg-type]
+                    self.queue.append((node_id, effect.to, msg))  # type: ignore[arg-type]
+                case Reply():
+                    self.replies[(node_id, effect.request_id)] = effect.result
+                case Redirect():
+                    self.redirects.append((node_id, effect))
+                case Busy():
+                    self.busy.append(effect.request_id)
+                case Applied():
+                    self._record_applied(node_id, effect.slot, effect.value)
+
+    def _record_applied(self, node_id: int, slot: int, value: Batch) -> None:
+        mine = self.applied[node_id]
+        if slot in mine and mine[slot] != value:
+            self.violations.append(f"node {node_id} applied slot {slot} twice, differently")
+        mine[slot] = value
+        first = self.chosen.setdefault(slot, value)
+        if first != value:
+            self.violations.append(f"slot {slot}: {first!r} and {value!r} both applied")
+
+    # -- driving ----------------------------------------------------------------------------
+
+    def deliver_one(self) -> bool:
+        if not self.queue:
+            return False
+        index = self.rng.randrange(len(self.queue)) if self.reorder else 0
+        src, to, msg = self.queue.pop(index)
+        if self.hold is not None and self.hold(src, to, msg):
+            self.held.append((src, to, msg))
+            return True
+        if to in self.down or (self.filter is not None and not self.filter(src, to, msg)):
+            return True
+        if self.drop_rate and self.rng.random() < self.drop_rate:
+            return True
+        if self.duplicate_rate and self.rng.random() < self.duplicate_rate:
+            self.queue.append((src, to, msg))
+        self.run(to, self.nodes[to].handle(msg))
+        return True
+
+    def deliver_all(self, limit: int = 100_000) -> None:
+        for _ in range(limit):
+            if not self.deliver_one():
+                return
+        raise AssertionError("message storm: the queue never drained")
+
+    def tick(self) -> None:
+        """One tick: deliver what is in flight (and what that causes), then tick every node."""
+        for _ in range(max(1, len(self.queue))):
+            self.deliver_one()
+        self.time += 1
+        for node_id in sorted(self.nodes):
+            if node_id not in self.down:
+                self.run(node_id, self.nodes[node_id].tick())
+
+    def ticks(self, count: int) -> None:
+        for _ in range(count):
+            self.tick()
+
+    def run_until(self, done: Callable[[], bool], max_ticks: int = 2000) -> None:
+        for _ in range(max_ticks):
+            if done():
+                return
+            self.tick()
+        raise AssertionError(f"not done after {max_ticks} ticks (seed {self.seed})")
+
+    def propose(self, node_id: int, request_id: int, command: bytes) -> None:
+        self.run(node_id, self.nodes[node_id].propose(request_id, command))
+
+    def release(self, which: Filter) -> None:
+        """Deliver the held messages that ``which`` selects, now, in the order they were held."""
+        chosen = [m for m in self.held if which(*m)]
+        self.held = [m for m in self.held if not which(*m)]
+        for _src, to, msg in chosen:
+            if to not in self.down:
+                self.run(to, self.nodes[to].handle(msg))
+
+    def crash(self, node_id: int) -> None:
+        self.down.add(node_id)
+        self.queue = [m for m in self.queue if m[1] != node_id]
+
+    def restart(self, node_id: int) -> None:
+        self.lifetimes[node_id] += 1
+        self.machines[node_id] = LogMachine()
+        rng = self._node_rng(node_id)
+        node = Node.recover(node_id, self.config, rng, self.machines[node_id], self.disks[node_id])
+        self.nodes[node_id] = node
+        self.down.discard(node_id)
+
+    # -- observations -----------------------------------------------------------------------
+
+    def leaders(self) -> list[int]:
+        return [i for i, n in sorted(self.nodes.items()) if i not in self.down and _leads(n)]
+
+    def elect(self, max_ticks: int = 500) -> int:
+        self.run_until(lambda: len(self.leaders()) == 1, max_ticks)
+        return self.leaders()[0]
+
+    def up(self) -> list[int]:
+        return [i for i in sorted(self.nodes) if i not in self.down]
+
+    def converged(self) -> bool:
+        indexes = {self.nodes[i].applied_index for i in self.up()}
+        return len(indexes) == 1 and not self.queue
+
+    def chosen_by_acceptance(self) -> dict[int, set[Batch]]:
+        """Per slot, every value a majority accepted in one ballot (from the disks' records)."""
+        votes: dict[tuple[int, object, Batch], set[int]] = {}
+        for node_id, records in self.disks.items():
+            for record in records:
+                if isinstance(record, AcceptRecord):
+                    key = (record.slot, record.ballot, record.value)
+                    votes.setdefault(key, set()).add(node_id)
+        chosen: dict[int, set[Batch]] = {}
+        for (slot, _, value), voters in votes.items():
+            if self.config.quorum().is_phase2_quorum(voters):
+                chosen.setdefault(slot, set()).add(value)
+        return chosen
+
+    def safety_problems(self) -> list[str]:
+        """Every broken safety property: conflicting applies, two values chosen, lost acks."""
+        problems = list(self.violations)
+        by_acceptance = self.chosen_by_acceptance()
+        for slot, values in sorted(by_acceptance.items()):
+            if len(values) > 1:
+                problems.append(f"slot {slot}: {len(values)} values chosen")
+        for slot, value in sorted(self.chosen.items()):
+            if value not in by_acceptance.get(slot, set()):
+                problems.append(f"slot {slot}: applied a value no majority accepted")
+        problems += [f"acknowledged {key} is in no slot" for key in self.acknowledged_but_lost()]
+        return problems
+
+    def acknowledged_but_lost(self) -> list[tuple[int, int]]:
+        """Replies for commands that no slot holds (checked once the cluster converged)."""
+        in_log = {(e.origin, e.request_id) for batch in self.chosen.values() for e in batch}
+        return sorted(key for key in self.replies if key not in in_log)
+
+
+def _leads(node: Node) -> bool:
+    return node.role is Role.LEADER
+
+
+def chaos(
+    seed: int,
+    bugs: Iterable[str] = (),
+    n: int = 3,
+    active_ticks: int = 300,
+    crash_rate: float = 0.01,
+    drop_rate: float = 0.05,
+    **config: int,
+) -> Cluster:
+    """A random run: client traffic, reordering, loss, crashes and restarts, then a heal.
+
+    At most a minority is down at once.  After ``active_ticks`` every node restarts, the network
+    turns reliable and the run continues until all nodes applied the same prefix.
+    """
+    c = Cluster(n, seed, bugs, **config)
+    c.reorder = True
+    c.drop_rate = drop_rate
+    rng = c.rng
+    request_id = 0
+    for _ in range(active_ticks):
+        if rng.random() < 0.4:
+            target = (c.leaders() or c.up())[0] if rng.random() < 0.8 else rng.choice(c.up())
+            request_id += 1
+            c.propose(target, request_id, f"cmd{request_id}".encode())
+        if rng.random() < crash_rate and len(c.down) < (n - 1) // 2:
+            c.crash(rng.choice(c.up()))
+        elif c.down and rng.random() < 0.05:
+            c.restart(min(c.down))
+        c.tick()
+    heal(c)
+    return c
+
+
+def heal(c: Cluster, max_ticks: int = 3000) -> None:
+    c.drop_rate = 0.0
+    c.filter = None
+    for node_id in sorted(c.down):
+        c.restart(node_id)
+    c.run_until(lambda: bool(c.leaders()) and c.converged(), max_ticks)
+    leader = c.leaders()[0]
+    c.propose(leader, 10**9, b"final")  # forces one more slot: holes before it get filled
+    c.run_until(lambda: c.converged() and (leader, 10**9) in c.replies, max_ticks)
