@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("sim", "synod"), "pypaxos.sim.cmd_sim", "run many random simulator seeds with faults"),
     (("check", "synod"), "pypaxos.sim.cmd_check", "exhaustively model-check single-decree Paxos"),
     (("lincheck",), "pypaxos.sim.cmd_lincheck", "check a JSON Lines history for linearizability"),
+    (("explore",), "pypaxos.explorer.cmd", "watch and drive single-decree Paxos in a browser"),
     (("demo",), "pypaxos.demo", "a short, self-explaining demonstration (what `make run` runs)"),
 )
 
@@ -66,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
 
 
 if __name__ == "__main__":
