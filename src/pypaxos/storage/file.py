@@ -1,0 +1,572 @@
+"""Durable storage in a data directory: CRC-framed append-only log segments and one snapshot.
+
+Layout of the data directory::
+
+    LOCK                      flock(2)-ed while open: one storage per directory
+    wal-0000000000000001.log  segments; the number is the index of the segment's first record
+    wal-0000000000001043.log  the last segment is the active one, opened with O_APPEND
+    snapshot.bin              the latest snapshot (replaced atomically)
+
+Each record is framed as ``[u32 length][u32 CRC32 of payload][payload]``, little-endian, with
+``zlib.crc32`` (the standard library has no CRC32C).  Records are never empty, so a zero-filled
+region (what some file systems show after a crash) never parses as a record.  Indexes are not
+stored in frames: a record's index is its segment's first index plus its position.
+
+Group commit: ``append`` only adds the frame to a user-space buffer (handed to the kernel early
+if it grows past ``write_buffer_bytes_max``); ``sync`` writes the buffer with ``os.write`` and
+then calls ``os.fsync`` once for everything appended since the previous sync.
+
+``fsync`` modes, exactly:
+
+* ``"always"`` (the default, and the only mode that honours the Paxos durability contract):
+  ``sync`` returns after ``os.fsync`` of the active segment, so its records survive a process
+  crash, a kernel crash and power loss (on a device that honours cache flushes).  Creating a
+  segment, renaming a snapshot into place and truncating a torn tail are made durable too
+  (``fsync`` of the file and of the directory).  A finished segment is fsynced before the next
+  one is created, so only the last segment can ever end in a torn record.
+* ``"never"``: nothing ever calls ``fsync``.  ``sync`` hands the buffer to the kernel and
+  returns.  A process crash (``kill -9``, an unhandled exception) loses nothing ``sync``
+  returned for, because the kernel already owns those bytes.  A kernel crash or power loss may
+  lose records ``sync`` acknowledged, a snapshot rename, segment creations or deletions, and
+  may leave a log that refuses to start.  For tests, benchmarks and throwaway clusters.
+
+Recovery on open scans every segment in order:
+
+* A bad frame at the tail of the last segment (header or payload cut short, impossible length,
+  CRC mismatch) with no valid frame anywhere after it is a torn write that no ``sync``
+  acknowledged: it is truncated away and logged at WARNING with the file and byte offset.
+  (The medium damaging the very last record looks the same, and a checksum cannot tell the two
+  apart: that record is dropped with the same warning.)
+* A bad frame with a valid frame after it, a bad frame in any other segment, or a gap between
+  segments raises ``CorruptLogError`` naming the file and offset.  Nothing is ever skipped:
+  skipping a record could forget a promise and let two values be chosen.  (The price: a torn
+  multi-page write whose later page reached the disk but an earlier one did not is reported as
+  corruption, and an operator must truncate it by hand.)
+* A snapshot that fails its checksum raises ``CorruptSnapshotError``; a leftover snapshot temp
+  file from a crash during a snapshot write is deleted.
+
+Snapshots are written atomically: temp file, write, fsync, ``rename`` over ``snapshot.bin``,
+fsync of the directory, and only then are segments wholly below the snapshot deleted (oldest
+first, so a crash leaves a contiguous log).  Deletions are not fsynced: a segment that
+reappears after power loss is wholly below the durable snapshot, and recovery deletes it again.
+
+Any ``OSError`` while writing or syncing puts the storage in a failed state: every later call
+raises ``StorageFailedError``.  Retrying an fsync after a failure can report success for pages
+the kernel already dropped; the node must restart and recover from what is really on disk.
+
+Calls block (``fsync`` takes milliseconds): an asyncio driver runs them in an executor thread,
+one call at a time.  Unix only (``fcntl``, directory fsync).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import struct
+import zlib
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+from pypaxos.storage.base import (
+    RECORD_BYTES_MAX_DEFAULT,
+    CompactedError,
+    CorruptLogError,
+    CorruptSnapshotError,
+    LogRecord,
+    Snapshot,
+    StorageError,
+    StorageFailedError,
+    StorageLockedError,
+    check_record,
+)
+
+log = logging.getLogger(__name__)
+
+FsyncMode = Literal["always", "never"]
+
+SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024
+WRITE_BUFFER_BYTES_MAX_DEFAULT = 1024 * 1024
+
+FRAME_HEADER = struct.Struct("<II")  # payload length, CRC32 of the payload
+SEGMENT_NAME = re.compile(r"^wal-(\d+)\.log$")
+SNAPSHOT_NAME = "snapshot.bin"
+SNAPSHOT_TEMP_NAME = "snapshot.bin.tmp"
+SNAPSHOT_MAGIC = b"PXS1"
+SNAPSHOT_HEADER = struct.Struct("<4sIQQ")  # magic, CRC32 of (index, length, data), index, length
+SNAPSHOT_COVERED = struct.Struct("<QQ")  # the header fields the CRC covers
+LOCK_NAME = "LOCK"
+
+_NONZERO = re.compile(rb"[^\x00]")
+
+
+def segment_name(first_index: int) -> str:
+    """File name of the segment whose first record has index ``first_index``."""
+    return f"wal-{first_index:016d}.log"
+
+
+def encode_frame(record: bytes) -> bytes:
+    """One record as stored in a segment: length, CRC32 of the payload, payload."""
+    return FRAME_HEADER.pack(len(record), zlib.crc32(record)) + record
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    first: int  # index of the segment's first record
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    count: int  # valid records from the start of the segment
+    good_bytes: int  # byte offset just past the last valid record
+    problem: str | None  # why the frame at ``good_bytes`` is bad; None if valid to the end
+
+
+def _check_frame(data: bytes, offset: int, record_bytes_max: int) -> tuple[int, str | None]:
+    """Check the frame at ``offset``: ``(end offset, None)`` if valid, else ``(0, reason)``."""
+    size = len(data)
+    if size - offset < FRAME_HEADER.size:
+        return 0, f"frame header cut short ({size - offset} of {FRAME_HEADER.size} bytes)"
+    length, crc = FRAME_HEADER.unpack_from(data, offset)
+    if length == 0 or length > record_bytes_max:
+        return 0, f"impossible record length {length} (limit {record_bytes_max})"
+    start = offset + FRAME_HEADER.size
+    end = start + length
+    if end > size:
+        return 0, f"payload cut short ({size - start} of {length} bytes)"
+    if zlib.crc32(memoryview(data)[start:end]) != crc:
+        return 0, "CRC mismatch"
+    return end, None
+
+
+def _scan(data: bytes, record_bytes_max: int) -> _Scan:
+    offset = count = 0
+    while offset < len(data):
+        end, problem = _check_frame(data, offset, record_bytes_max)
+        if problem is not None:
+            return _Scan(count, offset, problem)
+        offset = end
+        count += 1
+    return _Scan(count, offset, None)
+
+
+def _valid_frame_after(data: bytes, bad_offset: int, record_bytes_max: int) -> int | None:
+    """Offset of the first valid frame starting after ``bad_offset``, if there is one.
+
+    Tries every byte offset (a corrupt length field hides where the next frame starts), but
+    skips zero runs: a frame's length is non-zero, so one of its first four bytes is too.
+    """
+    offset = bad_offset + 1
+    while offset + FRAME_HEADER.size < len(data):
+        nonzero = _NONZERO.search(data, offset)
+        if nonzero is None:
+            return None
+        offset = max(offset, nonzero.start() - 3)
+        if _check_frame(data, offset, record_bytes_max)[1] is None:
+            return offset
+        offset += 1
+    return None
+
+
+def _encode_snapshot(snapshot: Snapshot) -> bytes:
+    covered = SNAPSHOT_COVERED.pack(snapshot.index, len(snapshot.data))
+    crc = zlib.crc32(snapshot.data, zlib.crc32(covered))
+    header = SNAPSHOT_HEADER.pack(SNAPSHOT_MAGIC, crc, snapshot.index, len(snapshot.data))
+    return header + snapshot.data
+
+
+def _decode_snapshot(path: Path, blob: bytes) -> Snapshot:
+    if len(blob) < SNAPSHOT_HEADER.size:
+        raise CorruptSnapshotError(
+            str(path), f"{len(blob)} bytes, shorter than the {SNAPSHOT_HEADER.size}-byte header"
+        )
+    magic, crc, index, length = SNAPSHOT_HEADER.unpack_from(blob)
+    if magic != SNAPSHOT_MAGIC:
+        raise CorruptSnapshotError(str(path), f"bad magic {magic!r}")
+    data = blob[SNAPSHOT_HEADER.size :]
+    if length != len(data):
+        raise CorruptSnapshotError(str(path), f"header says {length} bytes, file has {len(data)}")
+    if zlib.crc32(data, zlib.crc32(SNAPSHOT_COVERED.pack(index, length))) != crc:
+        raise CorruptSnapshotError(str(path), "CRC mismatch")
+    return Snapshot(index, data)
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class FileStorage:
+    """A ``Storage`` in the directory ``data_dir``, created if missing; see the module doc."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        fsync: FsyncMode = "always",
+        segment_bytes_max: int = SEGMENT_BYTES_MAX_DEFAULT,
+        record_bytes_max: int = RECORD_BYTES_MAX_DEFAULT,
+        write_buffer_bytes_max: int = WRITE_BUFFER_BYTES_MAX_DEFAULT,
+    ) -> None:
+        if fsync not in ("always", "never"):
+            raise ValueError(f"fsync must be 'always' or 'never', got {fsync!r}")
+        for name, value in (
+            ("segment_bytes_max", segment_bytes_max),
+            ("record_bytes_max", record_bytes_max),
+            ("write_buffer_bytes_max", write_buffer_bytes_max),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        self.dir = Path(data_dir)
+        self.fsync: FsyncMode = fsync
+        self.segment_bytes_max = segment_bytes_max
+        self.record_bytes_max = record_bytes_max
+        self.write_buffer_bytes_max = write_buffer_bytes_max
+        self._segments: list[_Segment] = []  # oldest first; the last one is active
+        self._fd = -1  # the active segment, O_APPEND
+        self._active_bytes = 0  # size of the active segment including the buffer
+        self._buffer = bytearray()  # frames appended but not yet handed to the kernel
+        self._next_index = 1
+        self._synced_index = 0
+        self._snapshot_index: int | None = None
+        self._failed: OSError | None = None
+        self._closed = False
+        self._lock_fd = -1
+        self._open()
+
+    # -- the Storage protocol ------------------------------------------------------------------
+
+    @property
+    def first_index(self) -> int:
+        return self._segments[0].first if self._segments else self._next_index
+
+    @property
+    def last_index(self) -> int:
+        return self._next_index - 1
+
+    @property
+    def synced_index(self) -> int:
+        return self._synced_index
+
+    def append(self, record: bytes) -> int:
+        self._check_usable()
+        check_record(record, self.record_bytes_max)
+        frame = encode_frame(bytes(record))
+        with self._io("append"):
+            if self._active_bytes > 0 and self._active_bytes + len(frame) > self.segment_bytes_max:
+                self._rotate()
+            self._buffer += frame
+            self._active_bytes += len(frame)
+            if len(self._buffer) >= self.write_buffer_bytes_max:
+                self._flush()
+        index = self._next_index
+        self._next_index += 1
+        return index
+
+    def sync(self) -> None:
+        self._check_usable()
+        if self._synced_index == self.last_index:
+            return
+        with self._io("sync"):
+            self._flush()
+            self._fsync_file(self._fd)
+        self._synced_index = self.last_index
+
+    def records(self, after: int = 0) -> Iterator[LogRecord]:
+        self._check_usable()
+        if after < self.first_index - 1:
+            raise CompactedError(
+                f"records {after + 1}..{self.first_index - 1} were compacted; read the snapshot"
+            )
+        with self._io("flush"):
+            self._flush()
+        return self._read_records(after, list(self._segments), self._next_index)
+
+    def read_snapshot(self) -> Snapshot | None:
+        self._check_usable()
+        if self._snapshot_index is None:
+            return None
+        snapshot = self._load_snapshot()
+        if snapshot is None:
+            raise CorruptSnapshotError(str(self.dir / SNAPSHOT_NAME), "file disappeared")
+        return snapshot
+
+    def write_snapshot(self, snapshot: Snapshot, *, compact: bool = True) -> None:
+        self._check_usable()
+        if self._snapshot_index is not None and snapshot.index < self._snapshot_index:
+            raise ValueError(
+                f"snapshot index {snapshot.index} is below the current {self._snapshot_index}"
+            )
+        temp, final = self.dir / SNAPSHOT_TEMP_NAME, self.dir / SNAPSHOT_NAME
+        with self._io("snapshot write"):
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, _encode_snapshot(snapshot))
+                self._fsync_file(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, final)
+            self._fsync_dir(self.dir)
+        self._snapshot_index = snapshot.index
+        if snapshot.index > self.last_index:
+            self._restart_log_after(snapshot.index)
+        elif compact:
+            self.compact(snapshot.index)
+
+    def compact(self, upto: int) -> None:
+        self._check_usable()
+        covered = self._snapshot_index
+        if covered is None or upto > covered:
+            raise ValueError(f"compact({upto}) would drop records no snapshot covers ({covered})")
+        with self._io("compaction"):
+            # Oldest first, never the active segment: a crash midway leaves a contiguous log.
+            while len(self._segments) > 1 and self._segments[1].first - 1 <= upto:
+                self._segments.pop(0).path.unlink()
+
+    def close(self) -> None:
+        """Sync (unless the storage failed), close the files and release the lock."""
+        if self._closed:
+            return
+        try:
+            if self._failed is None:
+                self.sync()
+        finally:
+            self._release()
+
+    def abandon(self) -> None:
+        """Close without flushing or syncing: what ``kill -9`` leaves on disk (for tests)."""
+        self._buffer.clear()
+        self._release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- opening and recovery ------------------------------------------------------------------
+
+    def _open(self) -> None:
+        created = not self.dir.exists()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if created:
+            self._fsync_dir(self.dir.parent)
+        lock_path = self.dir / LOCK_NAME
+        self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            raise StorageLockedError(f"{self.dir} is in use: {lock_path} is locked") from None
+        try:
+            self._recover()
+        except BaseException:
+            self._release()
+            raise
+
+    def _recover(self) -> None:
+        temp = self.dir / SNAPSHOT_TEMP_NAME
+        if temp.exists():
+            log.warning("removing %s, left by a crash during a snapshot write", temp)
+            temp.unlink()
+        snapshot = self._load_snapshot()
+        self._snapshot_index = None if snapshot is None else snapshot.index
+        covered = 0 if snapshot is None else snapshot.index
+        segments = self._list_segments()
+        if snapshot is not None:
+            # Finish a compaction a crash interrupted: drop segments wholly below the snapshot.
+            while len(segments) > 1 and segments[1].first - 1 <= covered:
+                segments.pop(0).path.unlink()
+        next_index = segments[0].first if segments else covered + 1
+        if next_index > covered + 1:
+            raise CorruptLogError(
+                str(segments[0].path),
+                0,
+                f"records {covered + 1}..{next_index - 1} are missing: "
+                "no segment and no snapshot holds them",
+            )
+        for position, segment in enumerate(segments):
+            if segment.first != next_index:
+                raise CorruptLogError(
+                    str(segment.path),
+                    0,
+                    f"segment starts at index {segment.first} but the one before it ends at "
+                    f"{next_index - 1}",
+                )
+            scanned = self._scan_segment(segment, last=position == len(segments) - 1)
+            next_index = segment.first + scanned.count
+            self._active_bytes = scanned.good_bytes
+        self._next_index = next_index
+        self._synced_index = next_index - 1
+        if segments and next_index - 1 >= covered:
+            self._segments = segments
+            self._fd = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND)
+            return
+        # A new directory, or a snapshot newer than the whole log (installed from a peer, or the
+        # records after the old log end were never synced): start right after the snapshot.
+        for segment in segments:
+            segment.path.unlink()
+        self._next_index = covered + 1
+        self._synced_index = covered
+        self._start_segment()
+
+    def _scan_segment(self, segment: _Segment, *, last: bool) -> _Scan:
+        data = segment.path.read_bytes()
+        scanned = _scan(data, self.record_bytes_max)
+        if scanned.problem is None:
+            return scanned
+        offset = scanned.good_bytes
+        if not last:
+            raise CorruptLogError(
+                str(segment.path), offset, f"{scanned.problem} in a segment that is not the last"
+            )
+        valid_after = _valid_frame_after(data, offset, self.record_bytes_max)
+        if valid_after is not None:
+            raise CorruptLogError(
+                str(segment.path),
+                offset,
+                f"{scanned.problem}, with a valid record at byte offset {valid_after} after it",
+            )
+        log.warning(
+            "truncating torn tail of %s at byte offset %d: %s (%d bytes dropped)",
+            segment.path,
+            offset,
+            scanned.problem,
+            len(data) - offset,
+        )
+        fd = os.open(segment.path, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, offset)
+            self._fsync_file(fd)
+        finally:
+            os.close(fd)
+        return scanned
+
+    def _list_segments(self) -> list[_Segment]:
+        found: list[_Segment] = []
+        for path in self.dir.iterdir():
+            match = SEGMENT_NAME.match(path.name)
+            if match is not None:
+                found.append(_Segment(int(match.group(1)), path))
+        found.sort(key=lambda segment: segment.first)
+        return found
+
+    def _load_snapshot(self) -> Snapshot | None:
+        path = self.dir / SNAPSHOT_NAME
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return _decode_snapshot(path, blob)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _read_records(
+        self, after: int, segments: list[_Segment], next_index: int
+    ) -> Generator[LogRecord, None, None]:
+        for position, segment in enumerate(segments):
+            end = segments[position + 1].first if position + 1 < len(segments) else next_index
+            if end - 1 <= after:
+                continue
+            data = segment.path.read_bytes()
+            index, offset = segment.first, 0
+            while offset < len(data):
+                frame_end, problem = _check_frame(data, offset, self.record_bytes_max)
+                if problem is not None:
+                    raise CorruptLogError(str(segment.path), offset, problem)
+                if index > after:
+                    yield LogRecord(index, data[offset + FRAME_HEADER.size : frame_end])
+                index, offset = index + 1, frame_end
+            if index != end:
+                raise CorruptLogError(
+                    str(segment.path), offset, f"holds records up to {index - 1}, not {end - 1}"
+                )
+
+    def _rotate(self) -> None:
+        """Finish the active segment (durably, so only the last can be torn); start the next."""
+        self._flush()
+        self._fsync_file(self._fd)
+        self._synced_index = self.last_index
+        os.close(self._fd)
+        self._fd = -1
+        self._start_segment()
+
+    def _start_segment(self) -> None:
+        path = self.dir / segment_name(self._next_index)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._active_bytes = 0
+        self._segments.append(_Segment(self._next_index, path))
+        self._fsync_dir(self.dir)
+
+    def _restart_log_after(self, index: int) -> None:
+        """The snapshot covers the whole log: drop every segment, start at ``index + 1``."""
+        with self._io("log restart after a snapshot"):
+            self._buffer.clear()
+            os.close(self._fd)
+            self._fd = -1
+            while self._segments:
+                self._segments.pop(0).path.unlink()
+            self._next_index = index + 1
+            self._synced_index = index
+            self._start_segment()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            _write_all(self._fd, self._buffer)
+            self._buffer.clear()
+
+    def _fsync_file(self, fd: int) -> None:
+        if self.fsync == "always":
+            os.fsync(fd)
+
+    def _fsync_dir(self, path: Path) -> None:
+        if self.fsync == "always":
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _io(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            self._failed = exc
+            raise StorageFailedError(
+                f"{what} failed in {self.dir}: {exc}; the storage refuses further work, "
+                "restart the node to recover from what is on disk"
+            ) from exc
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise StorageError(f"storage {self.dir} is closed")
+        if self._failed is not None:
+            raise StorageFailedError(
+                f"an earlier write or fsync failed in {self.dir} ({self._failed}); "
+                "restart the node to recover from what is on disk"
+            )
+
+    def _release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = -1
+        self._closed = True
