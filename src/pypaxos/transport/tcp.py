@@ -1,0 +1,585 @@
+"""An asyncio TCP transport: one listening socket per node, one outbound connection per peer.
+
+How it works:
+
+- **Connections are one-way.**  A node sends only on connections it opened and receives only
+  on connections it accepted, so there is no dialling race to resolve and no connection
+  sharing between a writer and a reader.  A connection opens with a ``Hello`` frame (codec.py)
+  naming the sender's node id and cluster; the receiver refuses anything else first.
+- **Outbound is lazy and self-healing.**  The first ``send`` to a peer starts its writer task,
+  which connects, writes, and on any failure reconnects with capped exponential backoff with
+  "equal jitter" (half fixed, half drawn from the injected ``random.Random``) so that a
+  restarted cluster does not reconnect in lock-step.  The backoff only resets after a
+  connection has stayed up for ``reconnect_delay_max_s``, so a peer that accepts and at once
+  hangs up is retried at the capped rate, not in a tight loop.
+- **Sends never block and are bounded.**  ``send`` encodes at once (a too-large message is the
+  caller's bug, raised there) and appends the frame to the peer's queue, bounded in frames and
+  bytes.  When full, the oldest (default) or the newest frame is dropped, counted in
+  ``PeerStats`` and logged at most once per ``drop_log_interval_s``.  Paxos tolerates loss
+  (Paxos Made Simple, section 2.1), and a fresher message (a higher ballot) is the more useful
+  one, hence drop-oldest by default.
+- **Writes are coalesced.**  The writer takes every queued frame, joins them into one buffer,
+  makes one ``write`` and then awaits ``drain()``; while it waits, new frames queue up and go
+  out in the next write.  Under load this batches many messages per syscall; when idle each
+  message leaves at once.
+- **A stuck peer is noticed.**  A ``drain()`` that waits longer than ``drain_timeout_s`` (the
+  peer's host vanished without a FIN, or it stopped reading) aborts the connection and the
+  writer redials; meanwhile the bounded queue absorbs (and drops) what the caller sends.
+- **A broken peer hurts only its connection.**  An oversized, malformed, unknown or
+  wrong-version frame, a bad handshake or a sender id that is not the handshake's is logged
+  at WARNING with the remote address and the error, and that connection is closed; the server
+  keeps serving the others.  An outbound connection also watches for EOF, so a restarted peer
+  is noticed (and reconnected to) before the next write is lost into a dead socket.
+
+The transport uses only the portable asyncio streams API, so it runs on any event loop; the
+runtime chooses one (``preferred_loop_factory`` returns uvloop's when it is installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+from pypaxos.transport.base import Deliver, UnknownPeer
+from pypaxos.transport.codec import Codec, FrameDecoder, Hello, ProtocolError
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M")
+
+DropPolicy = Literal["drop_oldest", "drop_new"]
+
+
+class HandshakeRejected(ProtocolError):
+    """The remote peer's Hello names another cluster."""
+
+
+class SenderMismatch(ProtocolError):
+    """A message's ``sender`` is not the node id the connection's Hello announced."""
+
+
+@dataclass(frozen=True, slots=True)
+class TcpConfig:
+    """Bounds and timings; units are in the names."""
+
+    send_queue_frames_max: int = 4096
+    send_queue_bytes_max: int = 32 * 1024 * 1024
+    drop_policy: DropPolicy = "drop_oldest"
+    reconnect_delay_initial_s: float = 0.05
+    reconnect_delay_max_s: float = 2.0
+    connect_timeout_s: float = 2.0
+    handshake_timeout_s: float = 5.0
+    drain_timeout_s: float = 10.0
+    """A peer that accepts no bytes for this long (host gone, no FIN) is dropped and redialled."""
+    read_chunk_bytes: int = 256 * 1024
+    drop_log_interval_s: float = 10.0
+    check_sender: bool = True
+    """Refuse a message whose ``sender`` attribute differs from the handshake's node id."""
+
+    def __post_init__(self) -> None:
+        if self.send_queue_frames_max < 1 or self.send_queue_bytes_max < 1:
+            raise ValueError("send queue bounds must be positive")
+        if not 0 < self.reconnect_delay_initial_s <= self.reconnect_delay_max_s:
+            raise ValueError("need 0 < reconnect_delay_initial_s <= reconnect_delay_max_s")
+        if self.drop_policy not in ("drop_oldest", "drop_new"):
+            raise ValueError(f"unknown drop_policy {self.drop_policy!r}")
+
+
+@dataclass(slots=True)
+class PeerStats:
+    """Counters for one outbound peer."""
+
+    frames_queued: int = 0
+    frames_sent: int = 0
+    frames_dropped: int = 0
+    bytes_sent: int = 0
+    writes: int = 0
+    connects: int = 0
+    connect_failures: int = 0
+    disconnects: int = 0
+
+
+@dataclass(slots=True)
+class InboundStats:
+    """Counters for the listening side."""
+
+    connections: int = 0
+    protocol_errors: int = 0
+    messages_received: int = 0
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """Split ``host:port`` (or ``[v6]:port``) into a host and a port number."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"address must be host:port, got {address!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"port out of range in {address!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def backoff_delay_s(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
+    """Capped exponential backoff with equal jitter: in ``[ceiling/2, ceiling]``."""
+    ceiling: float = min(max_s, initial_s * 2.0 ** min(attempt, 62))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def preferred_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's loop factory when uvloop is installed, else asyncio's default one.
+
+    For ``asyncio.Runner(loop_factory=...)``; the transport itself works on either.
+    """
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return asyncio.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+class _RateLimit:
+    """Lets an event through at most once per interval."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._last = -math.inf
+
+    def ready(self, now: float) -> bool:
+        if now - self._last >= self._interval_s:
+            self._last = now
+            return True
+        return False
+
+
+class _Peer:
+    """One outbound peer: its address, bounded frame queue and writer task.
+
+    The writer sleeps on ``waiter``, a bare future: cheaper than an ``asyncio.Event`` on the
+    send path, where waking an already-awake writer must cost one attribute test.  No wake-up
+    is lost because the writer tests its condition and creates the future in one loop step.
+    """
+
+    def __init__(self, node_id: int, address: str) -> None:
+        self.node_id = node_id
+        self.address = address
+        self.frames: deque[bytes] = deque()
+        self.queued_bytes = 0
+        self.waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.connection_lost = False
+        self.stats = PeerStats()
+        self.dropped_unlogged = 0
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def sleep(self) -> None:
+        self.waiter = asyncio.get_running_loop().create_future()
+        await self.waiter
+
+
+class TcpTransport(Generic[M]):
+    """The TCP ``Transport`` for node ``node_id``; see the module docstring for the design.
+
+    ``peers`` maps node ids to ``host:port`` addresses (the node's own entry, if present, is
+    ignored: a send to oneself is delivered locally with ``loop.call_soon``, never encoded).
+    """
+
+    def __init__(
+        self,
+        node_id: int,
+        listen_address: str,
+        peers: Mapping[int, str],
+        codec: Codec[M],
+        deliver: Deliver[M],
+        *,
+        cluster_id: str | None = None,
+        config: TcpConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._node_id = node_id
+        self._listen_host, self._listen_port = parse_address(listen_address)
+        self._codec = codec
+        self._deliver = deliver
+        self._cluster_id = cluster_id
+        self._config = config or TcpConfig()
+        self._rng = rng or random.Random()
+        self._hello_frame = codec.encode_hello(Hello(node_id=node_id, cluster_id=cluster_id))
+        self._peers: dict[int, _Peer] = {}
+        for peer_id, address in sorted(peers.items()):
+            self.set_peer(peer_id, address)
+        self._server: asyncio.Server | None = None
+        self._inbound: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._started = False
+        self._closed = False
+        self._drop_log = _RateLimit(self._config.drop_log_interval_s)
+        self.inbound_stats = InboundStats()
+
+    # -- the Transport protocol -----------------------------------------------------------
+
+    @property
+    def node_id(self) -> int:
+        return self._node_id
+
+    async def start(self) -> None:
+        """Bind and listen on ``listen_address`` (port 0 picks a free port)."""
+        if self._started:
+            raise RuntimeError("transport already started")
+        self._started = True
+        self._server = await asyncio.start_server(
+            self._serve_inbound, self._listen_host, self._listen_port
+        )
+        self._listen_port = self._server.sockets[0].getsockname()[1]
+        logger.debug("node %d listening on %s", self._node_id, self.listen_address)
+
+    def send(self, to: int, msg: M) -> None:
+        """Queue ``msg`` for ``to``; never blocks.  Dropped silently once closed."""
+        if not self._started:
+            raise RuntimeError("send before start()")
+        if self._closed:
+            return
+        if to == self._node_id:
+            asyncio.get_running_loop().call_soon(self._deliver_local, msg)
+            return
+        peer = self._peers.get(to)
+        if peer is None:
+            raise UnknownPeer(to)
+        frame = self._codec.encode_frame(msg)  # MessageTooLarge is the caller's to handle
+        size = len(frame)
+        if (
+            len(peer.frames) < self._config.send_queue_frames_max
+            and peer.queued_bytes + size <= self._config.send_queue_bytes_max
+        ):
+            peer.frames.append(frame)
+            peer.queued_bytes += size
+            peer.stats.frames_queued += 1
+        else:
+            self._enqueue_full(peer, frame)
+        if peer.waiter is not None:
+            peer.wake()
+        elif peer.task is None:
+            peer.task = asyncio.get_running_loop().create_task(
+                self._run_peer(peer), name=f"pypaxos-tcp-{self._node_id}->{peer.node_id}"
+            )
+
+    async def close(self) -> None:
+        """Stop listening, cancel every writer and reader task, close every socket."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        # Inbound handlers are ended by closing their sockets (the pending read sees EOF), not
+        # by cancellation: on Python 3.11 a cancelled start_server handler makes asyncio log a
+        # spurious "Exception in callback" (CPython gh-113538, fixed in 3.12).
+        inbound = list(self._inbound)
+        for writer in self._inbound.values():
+            writer.close()
+        writers = [p.task for p in self._peers.values() if p.task is not None]
+        for task in writers:
+            task.cancel()
+        await asyncio.gather(*writers, *inbound, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    # -- introspection and configuration --------------------------------------------------
+
+    @property
+    def listen_address(self) -> str:
+        """``host:port`` actually bound (after ``start``, the real port for port 0)."""
+        return format_address(self._listen_host, self._listen_port)
+
+    def set_peer(self, node_id: int, address: str) -> None:
+        """Add a peer or change its address (used from the next connection attempt on)."""
+        parse_address(address)  # validate now, not in the writer task
+        if node_id == self._node_id:
+            return
+        peer = self._peers.get(node_id)
+        if peer is None:
+            self._peers[node_id] = _Peer(node_id, address)
+        else:
+            peer.address = address
+
+    def peer_stats(self, node_id: int) -> PeerStats:
+        return self._peer(node_id).stats
+
+    def queued_frames(self, node_id: int) -> int:
+        return len(self._peer(node_id).frames)
+
+    def queued_bytes(self, node_id: int) -> int:
+        return self._peer(node_id).queued_bytes
+
+    def _peer(self, node_id: int) -> _Peer:
+        try:
+            return self._peers[node_id]
+        except KeyError:
+            raise UnknownPeer(node_id) from None
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _enqueue_full(self, peer: _Peer, frame: bytes) -> None:
+        """The slow path of ``send``: the queue is at a bound, so apply the drop policy."""
+        cfg = self._config
+        size = len(frame)
+        dropped = 1  # this frame can never fit, or the policy keeps the queued ones
+        if size <= cfg.send_queue_bytes_max and cfg.drop_policy == "drop_oldest":
+            dropped = 0
+            while peer.frames and (
+                len(peer.frames) >= cfg.send_queue_frames_max
+                or peer.queued_bytes + size > cfg.send_queue_bytes_max
+            ):
+                peer.queued_bytes -= len(peer.frames.popleft())
+                dropped += 1
+            peer.frames.append(frame)
+            peer.queued_bytes += size
+            peer.stats.frames_queued += 1
+        self._note_drops(peer, dropped)
+
+    def _note_drops(self, peer: _Peer, count: int) -> None:
+        peer.stats.frames_dropped += count
+        peer.dropped_unlogged += count
+        if self._drop_log.ready(asyncio.get_running_loop().time()):
+            logger.warning(
+                "node %d: send queue to node %d (%s) full, dropped %d frame(s) (%s); "
+                "%d frames dropped in total",
+                self._node_id,
+                peer.node_id,
+                peer.address,
+                peer.dropped_unlogged,
+                self._config.drop_policy,
+                peer.stats.frames_dropped,
+            )
+            peer.dropped_unlogged = 0
+
+    async def _run_peer(self, peer: _Peer) -> None:
+        try:
+            await self._run_peer_forever(peer)
+        except Exception:
+            # A bug here would silently stop all traffic to this peer: make it loud.
+            logger.exception("node %d: writer to node %d crashed", self._node_id, peer.node_id)
+            raise
+
+    async def _run_peer_forever(self, peer: _Peer) -> None:
+        """The writer task: connect, pump frames, and reconnect with backoff, until closed."""
+        cfg = self._config
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            while not peer.frames:  # lazy: (re)connect only when there is something to send
+                await peer.sleep()
+            try:
+                reader, writer = await self._connect(peer)
+            except (OSError, TimeoutError) as exc:
+                peer.stats.connect_failures += 1
+                log = logger.info if attempt == 0 else logger.debug
+                log(
+                    "node %d: cannot connect to node %d at %s: %s",
+                    self._node_id,
+                    peer.node_id,
+                    peer.address,
+                    exc or type(exc).__name__,
+                )
+            else:
+                peer.stats.connects += 1
+                connected_at = loop.time()
+                try:
+                    await self._pump(peer, reader, writer)
+                except (OSError, EOFError) as exc:
+                    peer.stats.disconnects += 1
+                    logger.info(
+                        "node %d: connection to node %d at %s lost: %s",
+                        self._node_id,
+                        peer.node_id,
+                        peer.address,
+                        exc,
+                    )
+                finally:
+                    writer.close()
+                if loop.time() - connected_at >= cfg.reconnect_delay_max_s:
+                    attempt = 0
+            delay_s = backoff_delay_s(
+                attempt, cfg.reconnect_delay_initial_s, cfg.reconnect_delay_max_s, self._rng
+            )
+            attempt += 1
+            await asyncio.sleep(delay_s)
+
+    async def _connect(self, peer: _Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        host, port = parse_address(peer.address)
+        async with asyncio.timeout(self._config.connect_timeout_s):
+            reader, writer = await asyncio.open_connection(host, port)
+        writer.write(self._hello_frame)
+        return reader, writer
+
+    async def _pump(
+        self, peer: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Write coalesced batches until the connection fails (raises OSError or EOFError)."""
+        peer.connection_lost = False
+        watcher = asyncio.get_running_loop().create_task(self._watch_eof(peer, reader))
+        try:
+            while True:
+                if peer.connection_lost:
+                    raise EOFError("closed by the peer")
+                if not peer.frames:
+                    await peer.sleep()
+                    continue
+                count = len(peer.frames)
+                data = b"".join(peer.frames)
+                peer.frames.clear()
+                peer.queued_bytes = 0
+                writer.write(data)
+                try:
+                    async with asyncio.timeout(self._config.drain_timeout_s):
+                        await writer.drain()
+                except TimeoutError:
+                    writer.transport.abort()  # do not wait for a flush that will not come
+                    raise TimeoutError(
+                        f"peer accepted no bytes for {self._config.drain_timeout_s} s"
+                    ) from None
+                peer.stats.frames_sent += count
+                peer.stats.bytes_sent += len(data)
+                peer.stats.writes += 1
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _watch_eof(self, peer: _Peer, reader: asyncio.StreamReader) -> None:
+        """Outbound connections carry nothing back: EOF, an error or any byte ends them."""
+        with contextlib.suppress(OSError):
+            await reader.read(1)
+        peer.connection_lost = True
+        peer.wake()
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def _serve_inbound(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self._closed:
+            writer.close()
+            return
+        self._inbound[task] = writer
+        self.inbound_stats.connections += 1
+        peername = writer.get_extra_info("peername")
+        remote = format_address(*peername[:2]) if peername else "unknown address"
+        decoder = self._codec.decoder(handshake=True)
+        try:
+            await self._read_inbound(reader, decoder)
+        except ProtocolError as exc:
+            self.inbound_stats.protocol_errors += 1
+            logger.warning(
+                "node %d: closing inbound connection from %s (node %s): %s: %s",
+                self._node_id,
+                remote,
+                decoder.hello.node_id if decoder.hello else "unknown",
+                type(exc).__name__,
+                exc,
+            )
+        except TimeoutError:
+            self.inbound_stats.protocol_errors += 1
+            logger.warning(
+                "node %d: closing inbound connection from %s: no Hello within %.1f s",
+                self._node_id,
+                remote,
+                self._config.handshake_timeout_s,
+            )
+        except OSError as exc:
+            logger.info("node %d: inbound connection from %s: %s", self._node_id, remote, exc)
+        except asyncio.CancelledError:
+            # Cancelled from outside (the loop shutting down without close()).  Nobody awaits
+            # this server-owned task, so ending it normally loses nothing and avoids the 3.11
+            # spurious error log (gh-113538, see close()).
+            pass
+        finally:
+            writer.close()
+            self._inbound.pop(task, None)
+
+    async def _read_inbound(self, reader: asyncio.StreamReader, decoder: FrameDecoder[M]) -> None:
+        chunk_bytes = self._config.read_chunk_bytes
+        messages: list[M] = []
+        # One deadline for the whole handshake, so a trickle of bytes cannot stretch it.
+        async with asyncio.timeout(self._config.handshake_timeout_s):
+            while decoder.hello is None:
+                data = await reader.read(chunk_bytes)
+                if not data:
+                    return
+                messages = decoder.feed(data)
+        hello = decoder.hello
+        self._check_hello(hello)
+        self._deliver_all(hello, messages)  # those that came in the same chunk as the Hello
+        while data := await reader.read(chunk_bytes):
+            self._deliver_all(hello, decoder.feed(data))
+
+    def _check_hello(self, hello: Hello) -> None:
+        if self._cluster_id is not None and hello.cluster_id != self._cluster_id:
+            raise HandshakeRejected(
+                f"Hello from node {hello.node_id} names cluster {hello.cluster_id!r}, "
+                f"this node is in {self._cluster_id!r}"
+            )
+
+    def _deliver_all(self, hello: Hello, messages: list[M]) -> None:
+        if self._config.check_sender:
+            node_id = hello.node_id
+            for msg in messages:
+                sender = getattr(msg, "sender", node_id)
+                if sender != node_id:
+                    raise SenderMismatch(
+                        f"{type(msg).__name__} claims sender {sender} on a connection "
+                        f"whose Hello named node {node_id}"
+                    )
+        self.inbound_stats.messages_received += len(messages)
+        deliver = self._deliver
+        for msg in messages:
+            try:
+                deliver(msg)
+            except Exception:
+                self._deliver_failed()
+
+    def _deliver_local(self, msg: M) -> None:
+        if self._closed:
+            return
+        try:
+            self._deliver(msg)
+        except Exception:
+            self._deliver_failed()
+
+    def _deliver_failed(self) -> None:
+        # The runtime's bug, not the peer's: keep the connection, drop the message.
+        logger.exception("node %d: deliver callback raised; message dropped", self._node_id)
+
+
+__all__ = [
+    "DropPolicy",
+    "HandshakeRejected",
+    "InboundStats",
+    "PeerStats",
+    "SenderMismatch",
+    "TcpConfig",
+    "TcpTransport",
+    "backoff_delay_s",
+    "format_address",
+    "parse_address",
+    "preferred_loop_factory",
+]
