@@ -24,7 +24,12 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("check", "synod"), "pypaxos.sim.cmd_check", "exhaustively model-check single-decree Paxos"),
     (("lincheck",), "pypaxos.sim.cmd_lincheck", "check a JSON Lines history for linearizability"),
     (("explore",), "pypaxos.explorer.cmd", "watch and drive single-decree Paxos in a browser"),
+    (("node",), "pypaxos.runtime.node_cmd", "run one node of a cluster (Redis protocol clients)"),
     (("demo",), "pypaxos.demo", "a short, self-explaining demonstration (what `make run` runs)"),
+    (("cluster", "up"), "pypaxos.cluster.cmd_up", "start a local cluster of node processes"),
+    (("cluster", "status"), "pypaxos.cluster.cmd_status", "show each node's role and progress"),
+    (("cluster", "down"), "pypaxos.cluster.cmd_down", "stop the local cluster's nodes"),
+    (("live",), "pypaxos.live", "run a workload on a local cluster, kill its leader, verify"),
 )
 
 
@@ -32,33 +37,48 @@ class UsageError(Exception):
     """Bad command-line input; reported on stderr with exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_path(argv: Sequence[str]) -> tuple[str, ...] | None:
+    """The command path that ``argv`` names, found without importing any command module."""
+    words = [w for w in argv if not w.startswith("-")]
+    for path, _, _ in COMMANDS:
+        if tuple(words[: len(path)]) == path:
+            return path
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the chosen command's module is imported (``None``: all of them).
+
+    Importing one module keeps start-up fast: a node process does not load the explorer,
+    the simulator or rich just to parse its flags.
+    """
+    chosen = None if argv is None else _chosen_path(argv)
     parser = argparse.ArgumentParser(
         prog="pypaxos",
-        description="Paxos for Python: simulate, model-check and run single-decree Paxos.",
+        description="Paxos for Python: simulate, model-check and run Paxos.",
     )
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    parents: dict[str, argparse.ArgumentParser] = {}
     for path, module_name, help_text in COMMANDS:
         subparsers = top
         for depth, word in enumerate(path[:-1]):
             key = " ".join(path[: depth + 1])
             if key not in groups:
                 group_parser = subparsers.add_parser(word, help=f"{word} commands")
-                parents[key] = group_parser
                 groups[key] = group_parser.add_subparsers(
                     dest=f"sub_{depth}", metavar="TARGET", required=True
                 )
             subparsers = groups[key]
         sub = subparsers.add_parser(path[-1], help=help_text, description=help_text)
         sub.set_defaults(_module=module_name)
-        importlib.import_module(module_name).add_arguments(sub)
+        if argv is None or path == chosen:
+            importlib.import_module(module_name).add_arguments(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)
     try:

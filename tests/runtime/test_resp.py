@@ -82,3 +82,11 @@ def test_reply_encodings() -> None:
     assert encode_bulk(None) == b"$-1\r\n"
     assert encode_bulk(b"hi") == b"$2\r\nhi\r\n"
     assert encode_array([b"a", None]) == b"*2\r\n$1\r\na\r\n$-1\r\n"
+
+
+def test_commands_before_bad_bytes_are_returned_then_the_error_sticks() -> None:
+    parser = RespParser()
+    assert parser.feed(encode_command("PING") + b"*x\r\n") == [[b"PING"]]
+    assert isinstance(parser.error, RespProtocolError)
+    with pytest.raises(RespProtocolError):
+        parser.feed(encode_command("PING"))

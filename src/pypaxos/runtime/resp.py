@@ -24,7 +24,7 @@ class RespProtocolError(Exception):
 
 
 class RespParser:
-    __slots__ = ("_buffer", "array_items_max", "bulk_bytes_max", "inline_bytes_max")
+    __slots__ = ("_buffer", "array_items_max", "bulk_bytes_max", "error", "inline_bytes_max")
 
     def __init__(
         self,
@@ -36,19 +36,35 @@ class RespParser:
         self.bulk_bytes_max = bulk_bytes_max
         self.array_items_max = array_items_max
         self.inline_bytes_max = inline_bytes_max
+        self.error: RespProtocolError | None = None
 
     def feed(self, data: bytes) -> list[list[bytes]]:
-        """Add received bytes; return the commands now complete (possibly none)."""
+        """Add received bytes; return the commands now complete (possibly none).
+
+        Raises ``RespProtocolError`` on bytes that are not RESP.  If complete commands came
+        before the bad bytes, they are returned first and the error is kept in ``error`` (a
+        server answers them, then the error, then closes, as Redis does); every later ``feed``
+        raises it again.
+        """
+        if self.error is not None:
+            raise self.error
         self._buffer += data
         commands: list[list[bytes]] = []
         position = 0
-        while position < len(self._buffer):
-            parsed = self._parse_one(position)
-            if parsed is None:
-                break
-            command, position = parsed
-            if command:
-                commands.append(command)
+        try:
+            while position < len(self._buffer):
+                parsed = self._parse_one(position)
+                if parsed is None:
+                    break
+                command, position = parsed
+                if command:
+                    commands.append(command)
+        except RespProtocolError as error:
+            self.error = error
+            self._buffer.clear()
+            if not commands:
+                raise
+            return commands
         del self._buffer[:position]
         return commands
 

@@ -1,0 +1,312 @@
+"""One node of a cluster, assembled: storage, recovery, transport, driver, router, servers.
+
+``NodeApp.start()`` opens the node's data directory (``FileStorage``), rebuilds the node from
+the storage snapshot and the log after it (``Node.recover``), then starts the peer transport,
+the driver loop, the client port and the metrics endpoint, and writes the pid file last: a pid
+file means "listening on every port".  ``NodeApp.stop()`` undoes it in the safe order: stop
+accepting clients, let the driver finish its batch (its sync and sends), answer whatever is
+still waiting ``-TRYAGAIN``, close the peer transport, close (sync) the storage, remove the pid
+file.  Several apps can run in one event loop (the in-process test cluster).
+
+Start-up failures are typed, so ``pypaxos node`` can map them to exit codes: a damaged log or
+snapshot raises ``CorruptStorageError`` (its message names the file and byte offset), an
+undecodable record ``RecoveryError``; a port in use an ``OSError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import msgspec
+
+from pypaxos.kv import KVStateMachine
+from pypaxos.multi import Message, Node, Record, Role
+from pypaxos.runtime.config import ClusterConfig, FsyncMode
+from pypaxos.runtime.driver import Driver
+from pypaxos.runtime.metrics import MetricsServer, NodeMetrics
+from pypaxos.runtime.router import Router
+from pypaxos.runtime.server import RespServer
+from pypaxos.runtime.wire import (
+    CODEC,
+    Forward,
+    ForwardReply,
+    WireMessage,
+    decode_record,
+    decode_snapshot_state,
+)
+from pypaxos.storage import CorruptStorageError, FileStorage, Storage, replay
+from pypaxos.transport import TcpConfig, TcpTransport
+
+log = logging.getLogger(__name__)
+
+PID_FILE = "node.pid"
+
+
+class RecoveryError(CorruptStorageError):
+    """A record or snapshot passed its checksum but does not decode: refuse to start."""
+
+
+def recover_records(storage: Storage, where: str) -> list[Record]:
+    """The storage snapshot's records, then every log record after it, in append order.
+
+    ``where`` names the storage in error messages (the data directory).
+    """
+    snapshot, log_records = replay(storage)
+    records: list[Record] = []
+    if snapshot is not None:
+        try:
+            records += decode_snapshot_state(snapshot.data)
+        except (ValueError, msgspec.DecodeError) as error:
+            raise RecoveryError(
+                f"snapshot in {where} (index {snapshot.index}) does not decode: {error}; "
+                "the node will not start"
+            ) from None
+    for entry in log_records:
+        try:
+            records.append(decode_record(entry.data))
+        except (ValueError, msgspec.DecodeError) as error:
+            raise RecoveryError(
+                f"log record {entry.index} in {where} does not decode: {error}; "
+                "the node will not start"
+            ) from None
+    return records
+
+
+class NodeApp:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        node_id: int,
+        *,
+        fsync: FsyncMode | None = None,
+        request_timeout_s: float = 5.0,
+    ) -> None:
+        self.config = config
+        self.node_id = node_id
+        self.member = config.member(node_id)
+        self.fsync: FsyncMode = fsync or config.fsync
+        self.request_timeout_s = request_timeout_s
+        self.dir = config.node_dir(node_id)
+        self.pid_path = self.dir / PID_FILE
+        self.metrics = NodeMetrics(node_id)
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"pypaxos-storage-{node_id}")
+        self.storage: FileStorage | None = None
+        self.transport: TcpTransport[WireMessage] | None = None
+        self.driver: Driver | None = None
+        self.router: Router | None = None
+        self.server: RespServer | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.failed: BaseException | None = None
+        self.stopped = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # -- start -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        storage, node = await loop.run_in_executor(self.executor, self._open_storage)
+        self.storage = storage
+        try:
+            await self._start_serving(storage, node)
+        except BaseException:
+            await self._close_io()
+            raise
+        self._write_pid_file()
+        applied = self.driver.node.applied_index if self.driver else 0
+        log.info(
+            "node %d: started (peer %s, client %s, metrics %s, fsync %s, applied index %d)",
+            self.node_id,
+            self.member.peer,
+            self.member.client,
+            self.member.metrics or "off",
+            self.fsync,
+            applied,
+        )
+
+    def _open_storage(self) -> tuple[FileStorage, Node]:
+        """In the storage thread: open the directory and rebuild the node from it."""
+        storage = FileStorage(self.dir, fsync=self.fsync)
+        try:
+            return storage, self._make_node(recover_records(storage, str(self.dir)))
+        except BaseException:
+            storage.abandon()
+            raise
+
+    def _make_node(self, records: list[Record]) -> Node:
+        config = self.config.multi_config()
+        rng = random.Random(os.urandom(16))
+        machine = KVStateMachine()
+        if not records:
+            return Node(self.node_id, config, rng, machine)
+        node = Node.recover(self.node_id, config, rng, machine, records)
+        log.info(
+            "node %d: recovered %d records, promised %s, applied index %d",
+            self.node_id,
+            len(records),
+            node.acceptor.promised,
+            node.applied_index,
+        )
+        return node
+
+    async def _start_serving(self, storage: FileStorage, node: Node) -> None:
+        config = self.config
+        peers = {m.id: m.peer for m in config.members if m.id != self.node_id}
+        transport: TcpTransport[WireMessage] = TcpTransport(
+            self.node_id,
+            self.member.peer,
+            peers,
+            CODEC,
+            self._deliver,
+            cluster_id=config.cluster_id,
+            config=TcpConfig(),
+        )
+        self.transport = transport
+        driver = Driver(
+            node,
+            storage,
+            transport,
+            self.executor,
+            tick_s=config.tick_ms / 1000,
+            metrics=self.metrics,
+        )
+        self.driver = driver
+        driver.status_listeners.append(self.metrics.status_changed)
+        router = Router(
+            driver, transport, request_timeout_s=self.request_timeout_s, metrics=self.metrics
+        )
+        self.router = router
+        await transport.start()
+        self.server = RespServer(router, self.info, self.member.client)
+        await self.server.start()
+        if self.member.metrics is not None:
+            self.metrics_server = MetricsServer(self.metrics, self.member.metrics, self._refresh)
+            await self.metrics_server.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run_driver(driver), name=f"pypaxos-driver-{self.node_id}"),
+            loop.create_task(
+                router.run(config.tick_ms / 1000), name=f"pypaxos-router-{self.node_id}"
+            ),
+        ]
+
+    def _deliver(self, msg: WireMessage) -> None:
+        if isinstance(msg, Forward):
+            assert self.router is not None
+            self.router.on_forward(msg)
+        elif isinstance(msg, ForwardReply):
+            assert self.router is not None
+            self.router.on_forward_reply(msg)
+        else:
+            assert self.driver is not None
+            message: Message = msg
+            self.driver.deliver(message)
+
+    async def _run_driver(self, driver: Driver) -> None:
+        try:
+            await driver.run()
+        except Exception as error:  # a storage failure: the node must restart and recover
+            log.critical("node %d: driver failed, stopping: %s", self.node_id, error)
+            self.failed = error
+            self._stop_task = asyncio.get_running_loop().create_task(self.stop())
+
+    def _write_pid_file(self) -> None:
+        temp = self.pid_path.with_suffix(".pid.tmp")
+        temp.write_text(f"{os.getpid()}\n")
+        temp.replace(self.pid_path)
+
+    # -- status ------------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        if self.driver is not None:
+            self.metrics.refresh(self.driver.node.status, self.driver.log_records)
+
+    def info(self, section: str | None = None) -> str:
+        if section not in (None, "paxos", "all", "default", "everything"):
+            return ""
+        assert self.driver is not None
+        status = self.driver.node.status
+        leader = status.leader_id
+        leader_client = ""
+        if leader is not None:
+            with contextlib.suppress(Exception):
+                leader_client = self.config.member(leader).client
+        ballot = "" if status.ballot.is_null() else str(status.ballot)
+        lines = [
+            "# Paxos",
+            f"node_id:{self.node_id}",
+            f"role:{status.role.value}",
+            f"leader_id:{'' if leader is None else leader}",
+            f"leader_client:{leader_client}",
+            f"ballot:{ballot}",
+            f"commit_index:{status.commit_index}",
+            f"applied_index:{status.applied_index}",
+            f"log_size:{self.driver.log_records}",
+            f"pid:{os.getpid()}",
+        ]
+        return "\r\n".join(lines) + "\r\n"
+
+    @property
+    def client_address(self) -> str:
+        return self.member.client
+
+    @property
+    def is_leader(self) -> bool:
+        return self.driver is not None and self.driver.node.role is Role.LEADER
+
+    # -- stop --------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        if self._stopping:
+            await self.stopped.wait()
+            return
+        self._stopping = True
+        log.info("node %d: stopping", self.node_id)
+        if self.server is not None:
+            self.server.stop_accepting()
+        if self.driver is not None:
+            self.driver.stop()
+        driver_task = self._tasks[0] if self._tasks else None
+        if driver_task is not None and driver_task is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError):
+                await driver_task
+        for task in self._tasks[1:]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.router is not None:
+            self.router.fail_all()
+        await asyncio.sleep(0)  # let the connections write those answers
+        await self._close_io()
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_path.unlink()
+        log.info("node %d: stopped", self.node_id)
+        self.stopped.set()
+
+    async def _close_io(self) -> None:
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
+        if self.server is not None:
+            await self.server.close()
+        if self.transport is not None:
+            await self.transport.close()
+        storage = self.storage
+        if storage is not None:
+            self.storage = None
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(self.executor, storage.close)
+            except Exception as error:
+                log.error("node %d: closing the storage failed: %s", self.node_id, error)
+        self.executor.shutdown(wait=True)
+
+
+def pid_file(config: ClusterConfig, node_id: int) -> Path:
+    return config.node_dir(node_id) / PID_FILE

@@ -1,0 +1,351 @@
+"""RESP commands to key-value operations and results back to RESP replies, without I/O.
+
+``plan(args)`` turns one client command (a list of byte strings from ``RespParser``) into either
+an ``Immediate`` reply (errors, ``PING``, the connection-setup commands stock clients send) or
+an ``Ops`` plan: the ``kv`` commands to run through the log and a ``combine`` function that
+turns their results into the one RESP reply.  The server owns the sessions and the I/O.
+
+Multi-key commands (``DEL``/``EXISTS``/``MGET`` with several keys) run as one log command per
+key: each key's part is linearizable, the whole is *not* atomic (another client's write may
+land between two keys, and an error or timeout may leave some keys deleted).  Under
+``PAXOS.REQ`` a command must be a single log command (one ``(client_id, seq)`` names one
+request), so the multi-key forms are refused there.
+
+Reads go through the log like writes: a ``GET`` answered by any node is linearizable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pypaxos.kv import (
+    Cas,
+    Command,
+    Delete,
+    Error,
+    Get,
+    Incr,
+    Integer,
+    Mismatch,
+    Ok,
+    Result,
+    SessionExpired,
+    Set,
+    Stale,
+    Value,
+)
+from pypaxos.runtime.resp import (
+    encode_bulk,
+    encode_error,
+    encode_integer,
+    encode_simple,
+)
+
+KEY_BYTES_MAX = 64 * 1024
+VALUE_BYTES_MAX = 512 * 1024
+ID_MAX = 2**63 - 1
+
+OK = encode_simple("OK")
+PONG = encode_simple("PONG")
+EMPTY_ARRAY = b"*0\r\n"
+
+Combine = Callable[[Sequence[Result], bytes], bytes]
+"""Results to the reply; the second argument is how the connection's protocol spells null."""
+
+NULL_RESP2 = b"$-1\r\n"
+NULL_RESP3 = b"_\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Immediate:
+    reply: bytes
+    close: bool = False  # QUIT: close the connection after this reply
+
+
+@dataclass(frozen=True, slots=True)
+class Ops:
+    ops: tuple[Command, ...]
+    combine: Combine
+    session: tuple[int, int] | None = None  # PAXOS.REQ's (client_id, seq); None: plain
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    """``INFO [section]``: the server fills it in from the node's status."""
+
+    section: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """``HELLO [protover ...]``: the connection switches protocol (2 or 3) and answers a map."""
+
+    protocol: int | None
+
+
+Plan = Immediate | Ops | Info | Hello
+
+
+def error(text: str) -> Immediate:
+    return Immediate(encode_error(text))
+
+
+def wrong_arity(name: bytes) -> Immediate:
+    return error(
+        f"ERR wrong number of arguments for '{name.decode(errors='replace').lower()}' command"
+    )
+
+
+def plan(args: list[bytes]) -> Plan:
+    """The plan for one command; ``args`` is non-empty (the parser drops empty commands)."""
+    name = args[0].upper()
+    if name == b"PAXOS.REQ":
+        return _paxos_req(args)
+    spec = _KV_COMMANDS.get(name)
+    if spec is not None:
+        return _kv_plan(name, args, spec, None)
+    admin = _ADMIN.get(name)
+    if admin is not None:
+        return admin(args)
+    shown = args[0].decode(errors="replace")
+    return error(f"ERR unknown command '{shown}'")
+
+
+# -- key-value commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    arity_min: int  # counting the command name
+    arity_max: int | None  # None: any number above the minimum
+    build: Callable[[list[bytes]], Ops]
+    multi_key: bool = False
+
+
+def _kv_plan(name: bytes, args: list[bytes], spec: _Spec, session: tuple[int, int] | None) -> Plan:
+    count = len(args)
+    if count < spec.arity_min or (spec.arity_max is not None and count > spec.arity_max):
+        return wrong_arity(name)
+    if session is not None and spec.multi_key and count > 2:
+        return error("ERR PAXOS.REQ takes one key per request (multi-key commands are not atomic)")
+    if name == b"INCRBY" and args[2] != b"1":
+        return error("ERR INCRBY supports only an increment of 1 (the store has INCR only)")
+    too_big = _size_error(name, args)
+    if too_big is not None:
+        return too_big
+    ops = spec.build(args)
+    if session is None:
+        return ops
+    return Ops(ops.ops, ops.combine, session)
+
+
+def _size_error(name: bytes, args: list[bytes]) -> Immediate | None:
+    values = {b"SET": (2,), b"CAS": (2, 3)}.get(name, ())
+    for position, arg in enumerate(args[1:], start=1):
+        if position in values:
+            if len(arg) > VALUE_BYTES_MAX:
+                return error(f"ERR value too large ({len(arg)} bytes, limit {VALUE_BYTES_MAX})")
+        elif len(arg) > KEY_BYTES_MAX:
+            return error(f"ERR key too large ({len(arg)} bytes, limit {KEY_BYTES_MAX})")
+    return None
+
+
+def result_error(result: Result) -> bytes | None:
+    """The RESP error for a result that is a refusal, or ``None``."""
+    match result:
+        case Error(message):
+            return encode_error(f"ERR {message}")
+        case Stale(last_seq):
+            return encode_error(f"ERR stale request: seq is below the last applied ({last_seq})")
+        case SessionExpired():
+            return encode_error("ERR session expired: start again with a new client_id")
+        case _:
+            return None
+
+
+def _unexpected(result: Result) -> bytes:
+    return encode_error(f"ERR internal error: unexpected result {type(result).__name__}")
+
+
+def _first_error(results: Sequence[Result]) -> bytes | None:
+    for result in results:
+        refused = result_error(result)
+        if refused is not None:
+            return refused
+    return None
+
+
+def _combine_get(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if isinstance(result, Value):
+        return null if result.value is None else encode_bulk(result.value)
+    return result_error(result) or _unexpected(result)
+
+
+def _combine_ok(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if isinstance(result, Ok):
+        return OK
+    return result_error(result) or _unexpected(result)
+
+
+def _combine_integer(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if isinstance(result, Integer):
+        return encode_integer(result.value)
+    return result_error(result) or _unexpected(result)
+
+
+def _combine_cas(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if isinstance(result, Ok):
+        return encode_integer(1)
+    if isinstance(result, Mismatch):
+        return encode_integer(0)
+    return result_error(result) or _unexpected(result)
+
+
+def _combine_del(results: Sequence[Result], null: bytes) -> bytes:
+    refused = _first_error(results)
+    if refused is not None:
+        return refused
+    total = 0
+    for result in results:
+        if not isinstance(result, Integer):
+            return _unexpected(result)
+        total += result.value
+    return encode_integer(total)
+
+
+def _combine_exists(results: Sequence[Result], null: bytes) -> bytes:
+    refused = _first_error(results)
+    if refused is not None:
+        return refused
+    count = 0
+    for result in results:
+        if not isinstance(result, Value):
+            return _unexpected(result)
+        count += result.value is not None
+    return encode_integer(count)
+
+
+def _combine_mget(results: Sequence[Result], null: bytes) -> bytes:
+    refused = _first_error(results)
+    if refused is not None:
+        return refused
+    parts = [b"*%d\r\n" % len(results)]
+    for result in results:
+        if not isinstance(result, Value):
+            return _unexpected(result)
+        parts.append(null if result.value is None else encode_bulk(result.value))
+    return b"".join(parts)
+
+
+_KV_COMMANDS: dict[bytes, _Spec] = {
+    b"GET": _Spec(2, 2, lambda a: Ops((Get(a[1]),), _combine_get)),
+    b"SET": _Spec(3, 3, lambda a: Ops((Set(a[1], a[2]),), _combine_ok)),
+    b"INCR": _Spec(2, 2, lambda a: Ops((Incr(a[1]),), _combine_integer)),
+    # redis-py's incr() sends INCRBY key 1; the store only knows how to add one.
+    b"INCRBY": _Spec(3, 3, lambda a: Ops((Incr(a[1]),), _combine_integer)),
+    b"CAS": _Spec(4, 4, lambda a: Ops((Cas(a[1], a[2], a[3]),), _combine_cas)),
+    b"DEL": _Spec(2, None, lambda a: Ops(tuple(Delete(k) for k in a[1:]), _combine_del), True),
+    b"EXISTS": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_exists), True),
+    b"MGET": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_mget), True),
+}
+
+
+def _paxos_req(args: list[bytes]) -> Plan:
+    if len(args) < 4:
+        return wrong_arity(args[0])
+    client_id, seq = _positive_id(args[1]), _positive_id(args[2])
+    if client_id is None or seq is None:
+        return error("ERR PAXOS.REQ client_id and seq must be integers in [1, 2^63-1]")
+    inner = args[3:]
+    name = inner[0].upper()
+    spec = _KV_COMMANDS.get(name)
+    if spec is None:
+        shown = inner[0].decode(errors="replace")
+        return error(f"ERR PAXOS.REQ cannot run '{shown}' (only key-value commands)")
+    return _kv_plan(name, inner, spec, (client_id, seq))
+
+
+def _positive_id(raw: bytes) -> int | None:
+    if not raw.isdigit() or len(raw) > 19:
+        return None
+    number = int(raw)
+    return number if 1 <= number <= ID_MAX else None
+
+
+# -- admin commands ----------------------------------------------------------------------------
+
+
+def _ping(args: list[bytes]) -> Plan:
+    if len(args) == 1:
+        return Immediate(PONG)
+    if len(args) == 2:
+        return Immediate(encode_bulk(args[1]))
+    return wrong_arity(args[0])
+
+
+def _info(args: list[bytes]) -> Plan:
+    if len(args) > 2:
+        return wrong_arity(args[0])
+    return Info(args[1].decode(errors="replace").lower() if len(args) == 2 else None)
+
+
+def _command(args: list[bytes]) -> Plan:
+    return Immediate(EMPTY_ARRAY)
+
+
+def _config(args: list[bytes]) -> Plan:
+    if len(args) >= 2 and args[1].upper() == b"GET":
+        if len(args) < 3:
+            return wrong_arity(b"config|get")
+        return Immediate(EMPTY_ARRAY)
+    if len(args) < 2:
+        return wrong_arity(args[0])
+    shown = args[1].decode(errors="replace")
+    return error(f"ERR unknown subcommand '{shown}'. Only CONFIG GET is supported.")
+
+
+def _client(args: list[bytes]) -> Plan:
+    if len(args) < 2:
+        return wrong_arity(args[0])
+    return Immediate(OK)
+
+
+def _select(args: list[bytes]) -> Plan:
+    if len(args) != 2:
+        return wrong_arity(args[0])
+    if args[1] != b"0":
+        return error("ERR DB index is out of range")
+    return Immediate(OK)
+
+
+def _hello(args: list[bytes]) -> Plan:
+    if len(args) == 1:
+        return Hello(None)
+    version = args[1]
+    if version not in (b"2", b"3"):
+        if not version.isdigit():
+            return error("ERR Protocol version is not an integer or out of range")
+        return error("NOPROTO unsupported protocol version")
+    # AUTH and SETNAME options are accepted and ignored: the store has no users or names.
+    return Hello(int(version))
+
+
+def _quit(args: list[bytes]) -> Plan:
+    return Immediate(OK, close=True)
+
+
+_ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
+    b"PING": _ping,
+    b"INFO": _info,
+    b"COMMAND": _command,
+    b"CONFIG": _config,
+    b"CLIENT": _client,
+    b"SELECT": _select,
+    b"QUIT": _quit,
+    b"HELLO": _hello,
+}

@@ -1,0 +1,236 @@
+"""``cluster.toml``: the static description of a cluster, loaded and checked before anything runs.
+
+The file format is the one in ``docs/runtime-contract.md``.  Loading is strict: an unknown key, a
+value of the wrong type, a duplicate node id or address, or protocol timings that
+``pypaxos.multi.MultiConfig`` refuses all raise ``ConfigError`` naming the file and the key
+(``members[2].client``), so a typo is a clear exit-2 message rather than a silently ignored
+setting or a cluster that elects no leader.
+
+Two optional tables tune the protocol, with ``MultiConfig``'s field names and units:
+``[timeouts]`` takes the ``*_ticks`` fields and ``[limits]`` the windows, batch, queue and log
+bounds.  The runtime's defaults differ from ``MultiConfig``'s (which are sized for the
+simulator): a real node serves hundreds of pipelined clients, so its batches and queue are
+larger, it snapshots less often because a snapshot is a full copy of the store, and its
+election timeout is longer because a real process stalls now and then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pypaxos.multi import MultiConfig
+from pypaxos.transport.tcp import parse_address
+
+FsyncMode = Literal["always", "never"]
+
+TIMEOUT_KEYS: tuple[str, ...] = (
+    "heartbeat_ticks",
+    "election_timeout_min_ticks",
+    "election_timeout_max_ticks",
+    "leader_stickiness_ticks",
+    "step_down_ticks",
+    "catch_up_retry_ticks",
+)
+LIMIT_KEYS: tuple[str, ...] = (
+    "window_slots",
+    "batch_max_commands",
+    "batch_max_bytes",
+    "queue_max_commands",
+    "snapshot_every_slots",
+    "log_window_slots",
+    "catch_up_max_slots",
+)
+
+# Runtime defaults (see the module docstring).  Timings at tick_ms = 10: heartbeats every
+# 50 ms, elections after 0.5-1 s of silence.  MultiConfig's own (150-300 ms elections) are
+# sized for the simulator; a real Python process that fsyncs on a busy machine stalls for
+# longer than that now and then, and each stall would otherwise depose a healthy leader.
+RUNTIME_TIMEOUTS: dict[str, int] = {
+    "heartbeat_ticks": 5,
+    "election_timeout_min_ticks": 50,
+    "election_timeout_max_ticks": 100,
+    "leader_stickiness_ticks": 40,
+    "step_down_ticks": 100,
+    "catch_up_retry_ticks": 10,
+}
+RUNTIME_LIMITS: dict[str, int] = {
+    "window_slots": 8,
+    "batch_max_commands": 512,
+    "batch_max_bytes": 256 * 1024,
+    "queue_max_commands": 8192,
+    "snapshot_every_slots": 1024,
+    "log_window_slots": 2048,
+    "catch_up_max_slots": 16,
+}
+
+TOP_KEYS = ("cluster_id", "data_dir", "fsync", "tick_ms", "timeouts", "limits", "members")
+MEMBER_KEYS = ("id", "peer", "client", "metrics")
+NODE_ID_MAX = 2**31 - 1
+
+
+class ConfigError(Exception):
+    """A bad configuration file; ``str()`` names the file and the offending key."""
+
+    def __init__(self, path: Path | str, key: str | None, message: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.message = message
+        where = f"{self.path}: {key}" if key else self.path
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    id: int
+    peer: str
+    client: str
+    metrics: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    path: Path
+    cluster_id: str
+    data_dir: Path  # absolute: relative paths in the file are resolved against the file
+    fsync: FsyncMode
+    tick_ms: int
+    members: tuple[Member, ...]
+    protocol: dict[str, int]  # MultiConfig keyword arguments (timeouts and limits)
+
+    def member(self, node_id: int) -> Member:
+        for member in self.members:
+            if member.id == node_id:
+                return member
+        ids = ", ".join(str(m.id) for m in self.members)
+        raise ConfigError(self.path, "members", f"no member with id {node_id} (ids: {ids})")
+
+    def node_dir(self, node_id: int) -> Path:
+        return self.data_dir / f"node-{node_id}"
+
+    def multi_config(self) -> MultiConfig:
+        settings: dict[str, Any] = dict(self.protocol)  # ints, checked by parse_config
+        return MultiConfig(node_ids=tuple(m.id for m in self.members), **settings)
+
+
+def load_config(path: str | Path) -> ClusterConfig:
+    """Read and check ``path``; raises ``ConfigError`` for any problem, I/O included."""
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            raw = tomllib.load(file)
+    except OSError as error:
+        raise ConfigError(path, None, f"cannot read: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, None, f"not valid TOML: {error}") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
+    """Check an already-parsed TOML document (``path`` is for messages and ``data_dir``)."""
+    _no_unknown_keys(raw, TOP_KEYS, path, "")
+    cluster_id = _string(raw, "cluster_id", path, required=True)
+    assert cluster_id is not None
+    data_dir_text = _string(raw, "data_dir", path, required=False) or "data"
+    data_dir = Path(data_dir_text)
+    if not data_dir.is_absolute():
+        data_dir = path.resolve().parent / data_dir
+    fsync = raw.get("fsync", "always")
+    if fsync not in ("always", "never"):
+        raise ConfigError(path, "fsync", f'must be "always" or "never", got {fsync!r}')
+    tick_ms = _integer(raw, "tick_ms", path, default=10, low=1, high=60_000)
+    protocol = {**RUNTIME_TIMEOUTS, **RUNTIME_LIMITS}
+    protocol.update(_int_table(raw, "timeouts", TIMEOUT_KEYS, path))
+    protocol.update(_int_table(raw, "limits", LIMIT_KEYS, path))
+    members = _members(raw, path)
+    config = ClusterConfig(path, cluster_id, data_dir, fsync, tick_ms, members, protocol)
+    try:
+        config.multi_config()
+    except ValueError as error:
+        raise ConfigError(path, "timeouts/limits", str(error)) from None
+    return config
+
+
+def _no_unknown_keys(table: dict[str, Any], known: tuple[str, ...], path: Path, at: str) -> None:
+    for key in table:
+        if key not in known:
+            allowed = ", ".join(known)
+            raise ConfigError(path, f"{at}{key}", f"unknown key (allowed: {allowed})")
+
+
+def _string(table: dict[str, Any], key: str, path: Path, *, required: bool) -> str | None:
+    if key not in table:
+        if required:
+            raise ConfigError(path, key, "missing (a string is required)")
+        return None
+    value = table[key]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(path, key, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _integer(
+    table: dict[str, Any], key: str, path: Path, *, default: int, low: int, high: int, at: str = ""
+) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, f"{at}{key}", f"must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(path, f"{at}{key}", f"must be in [{low}, {high}], got {value}")
+    return value
+
+
+def _int_table(raw: dict[str, Any], name: str, keys: tuple[str, ...], path: Path) -> dict[str, int]:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(path, name, "must be a table")
+    _no_unknown_keys(table, keys, path, f"{name}.")
+    defaults = {f.name: f.default for f in dataclasses.fields(MultiConfig)}
+    out: dict[str, int] = {}
+    for key in table:
+        default = defaults[key]
+        assert isinstance(default, int)
+        out[key] = _integer(table, key, path, default=default, low=1, high=2**31, at=f"{name}.")
+    return out
+
+
+def _members(raw: dict[str, Any], path: Path) -> tuple[Member, ...]:
+    entries = raw.get("members")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(path, "members", "at least one [[members]] table is required")
+    members: list[Member] = []
+    seen_ids: set[int] = set()
+    seen_addresses: dict[str, str] = {}
+    for position, entry in enumerate(entries):
+        at = f"members[{position}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(path, at, "must be a table")
+        _no_unknown_keys(entry, MEMBER_KEYS, path, f"{at}.")
+        if "id" not in entry:
+            raise ConfigError(path, f"{at}.id", "missing (an integer node id is required)")
+        node_id = _integer(entry, "id", path, default=0, low=0, high=NODE_ID_MAX, at=f"{at}.")
+        if node_id in seen_ids:
+            raise ConfigError(path, f"{at}.id", f"duplicate node id {node_id}")
+        seen_ids.add(node_id)
+        addresses: dict[str, str | None] = {}
+        for key in ("peer", "client", "metrics"):
+            value = _string(entry, key, path, required=key != "metrics") if key in entry else None
+            if value is None and key != "metrics":
+                raise ConfigError(path, f"{at}.{key}", "missing (host:port is required)")
+            if value is not None:
+                try:
+                    parse_address(value)
+                except ValueError as error:
+                    raise ConfigError(path, f"{at}.{key}", str(error)) from None
+                if value in seen_addresses:
+                    other = seen_addresses[value]
+                    raise ConfigError(path, f"{at}.{key}", f"address {value} is also {other}")
+                seen_addresses[value] = f"{at}.{key}"
+            addresses[key] = value
+        peer, client = addresses["peer"], addresses["client"]
+        assert peer is not None and client is not None
+        members.append(Member(node_id, peer, client, addresses["metrics"]))
+    return tuple(members)

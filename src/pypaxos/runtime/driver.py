@@ -1,0 +1,328 @@
+"""The asyncio driver: feeds a pure ``multi.Node`` and carries out its effects in a safe order.
+
+One task runs a loop, the shape of etcd-raft's ``Ready`` cycle:
+
+1. **Collect.**  Wait until there is input or the next tick is due, then drain *everything*
+   waiting (peer messages from the transport, client proposals from the router, up to
+   ``inputs_per_batch_max``) and the ticks due by the loop clock (one ``Node.tick()`` per
+   ``tick_s``), at most ``ticks_per_batch_max`` of them: after a stall (a slow fsync, a busy
+   machine) the node's clock runs late rather than firing many ticks before it has read the
+   heartbeats that arrived meanwhile, which would start needless elections.  Late timeouts
+   cost only liveness; Paxos's safety never depends on time.
+2. **Step.**  Run each input through the node and concatenate the effect lists.
+3. **Persist.**  Append every ``Persist`` record to the storage and call ``sync()`` *once* for the
+   whole batch (group commit), in the storage's executor thread so the loop keeps serving.
+   While it runs, new inputs pile up and become the next, larger batch.
+4. **Send**, then **apply** (``Applied`` goes to metrics; the node applied already), then
+   **reply** (``Reply`` / ``Redirect`` / ``Busy`` go to the ``ClientSink``): only now, after the
+   sync that covers every record of the batch, so no ``Promise``, ``Accepted`` or client answer
+   can leave before what it depends on is durable (``multi.effects``, ``storage.base``).
+5. **Snapshot.**  If the node took or installed a snapshot, write a storage snapshot of the
+   node's durable state (``wire.snapshot_state``) at the index just synced; ``write_snapshot``
+   compacts the log only after the snapshot file is durable.
+
+Batching many effect lists under one sync is what the durability contract allows: it only
+forbids a send overtaking the persist it follows, and here every send waits for a sync that
+covers more than it needs.  Ticks use the loop clock, so a real node and a test with a fake
+storage behave alike.  ``send_before_sync`` is a planted ordering bug, for the test that shows
+the ordering check can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from pypaxos.core.effects import Persist, Send
+from pypaxos.multi import (
+    Applied,
+    Busy,
+    Effect,
+    Message,
+    Node,
+    Redirect,
+    Reply,
+    Role,
+    SnapshotRecord,
+    Status,
+)
+from pypaxos.runtime.wire import WireMessage, encode_record, snapshot_state
+from pypaxos.storage import Snapshot, Storage
+from pypaxos.transport import CodecError, UnknownPeer
+
+if TYPE_CHECKING:
+    from pypaxos.runtime.metrics import NodeMetrics
+
+log = logging.getLogger(__name__)
+
+
+class ClientSink(Protocol):
+    """Who receives the client-facing effects (the router), after the batch's sync."""
+
+    def on_reply(self, request_id: int, result: bytes) -> None: ...
+
+    def on_redirect(self, request_id: int, leader_id: int | None) -> None: ...
+
+    def on_busy(self, request_id: int) -> None: ...
+
+
+class Sender(Protocol):
+    def send(self, to: int, msg: WireMessage) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    request_id: int
+    command: bytes
+
+
+StatusListener = Callable[[Status, Status], None]
+
+
+class Driver:
+    """Runs ``node`` against ``storage`` and ``sender``; see the module docstring."""
+
+    def __init__(
+        self,
+        node: Node,
+        storage: Storage,
+        sender: Sender,
+        executor: Executor,
+        *,
+        tick_s: float,
+        metrics: NodeMetrics | None = None,
+        inputs_per_batch_max: int = 4096,
+        ticks_per_batch_max: int = 2,
+        send_before_sync: bool = False,
+    ) -> None:
+        if tick_s <= 0:
+            raise ValueError("tick_s must be positive")
+        self.node = node
+        self.storage = storage
+        self.sender = sender
+        self.sink: ClientSink = _NoClients()
+        self.executor = executor
+        self.tick_s = tick_s
+        self.metrics = metrics
+        self.inputs_per_batch_max = inputs_per_batch_max
+        self.ticks_per_batch_max = ticks_per_batch_max
+        self.send_before_sync = send_before_sync  # planted bug, tests only
+        self.status_listeners: list[StatusListener] = []
+        self.log_records = storage.last_index - storage.first_index + 1
+        self.batches = 0
+        self.syncs = 0
+        self._inbox: list[Message | Proposal] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._stopping = False
+        self._next_tick = 0.0
+        self._status = node.status
+
+    # -- inputs (called on the loop thread; never block) -------------------------------------
+
+    def deliver(self, msg: Message) -> None:
+        """A peer message from the transport."""
+        self._inbox.append(msg)
+        self._wake()
+
+    def propose(self, request_id: int, command: bytes) -> None:
+        """A client command; the answer comes back through the ``ClientSink``."""
+        self._inbox.append(Proposal(request_id, command))
+        self._wake()
+
+    def stop(self) -> None:
+        """Finish the batch in progress (its sync and sends), then make ``run`` return."""
+        self._stopping = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._next_tick = loop.time() + self.tick_s
+        while not self._stopping:
+            await self._wait(loop)
+            if self._stopping:
+                break
+            effects = self._step(loop)
+            if effects:
+                awaited = await self._carry_out(effects)
+            else:
+                awaited = False
+            self.batches += 1
+            self._check_status()
+            if not awaited:
+                await asyncio.sleep(0)  # let readers and writers run between batches
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._inbox or self._stopping or loop.time() >= self._next_tick:
+            return
+        waiter = loop.create_future()
+        self._waiter = waiter
+        timer = loop.call_at(self._next_tick, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _step(self, loop: asyncio.AbstractEventLoop) -> list[Effect]:
+        node = self.node
+        effects: list[Effect] = []
+        inbox = self._inbox
+        if len(inbox) <= self.inputs_per_batch_max:
+            batch, self._inbox = inbox, []
+        else:
+            batch, self._inbox = (
+                inbox[: self.inputs_per_batch_max],
+                inbox[self.inputs_per_batch_max :],
+            )
+        for item in batch:
+            if isinstance(item, Proposal):
+                effects += node.propose(item.request_id, item.command)
+            else:
+                effects += node.handle(item)
+        now = loop.time()
+        ticks = 0
+        while now >= self._next_tick:
+            if ticks == self.ticks_per_batch_max:
+                self._next_tick = now + self.tick_s  # behind: let the node's clock run late
+                break
+            effects += node.tick()
+            self._next_tick += self.tick_s
+            ticks += 1
+        return effects
+
+    async def _carry_out(self, effects: list[Effect]) -> bool:
+        """Persist, sync, send, apply, reply, snapshot; true if it awaited anything."""
+        records: list[bytes] = []
+        snapshot_due = False
+        for effect in effects:
+            if isinstance(effect, Persist):
+                record = effect.state
+                if isinstance(record, SnapshotRecord):
+                    snapshot_due = True  # kept in the storage snapshot, not in the log
+                    continue
+                records.append(encode_record(record))  # type: ignore[arg-type]
+        awaited = sent = False
+        last_index = self.storage.last_index
+        if records:
+            loop = asyncio.get_running_loop()
+            if self.send_before_sync:  # the planted bug: written, sent, and only then synced
+                await loop.run_in_executor(self.executor, self._append, records)
+                self._send(effects)
+                sent, records = True, []
+            last_index, fsync_s, self.log_records = await loop.run_in_executor(
+                self.executor, self._persist, records
+            )
+            awaited = True
+            self.syncs += 1
+            if self.metrics is not None:
+                self.metrics.observe_fsync(fsync_s, self.log_records)
+        if not sent:
+            self._send(effects)
+        self._apply_and_reply(effects)
+        if snapshot_due:
+            data = snapshot_state(self.node)
+            loop = asyncio.get_running_loop()
+            self.log_records = await loop.run_in_executor(
+                self.executor, self._write_snapshot, last_index, data
+            )
+            awaited = True
+        return awaited
+
+    def _persist(self, records: list[bytes]) -> tuple[int, float, int]:
+        """In the executor thread: append, one sync; (last index, sync seconds, log size)."""
+        storage = self.storage
+        last = self._append(records)
+        started = time.perf_counter()
+        storage.sync()
+        elapsed = time.perf_counter() - started
+        return last, elapsed, storage.last_index - storage.first_index + 1
+
+    def _append(self, records: list[bytes]) -> int:
+        storage = self.storage
+        for record in records:
+            storage.append(record)
+        return storage.last_index
+
+    def _write_snapshot(self, index: int, data: bytes) -> int:
+        storage = self.storage
+        storage.write_snapshot(Snapshot(index, data), compact=True)
+        log.debug("node %d: snapshot at log index %d (%d bytes)", self.node.id, index, len(data))
+        return storage.last_index - storage.first_index + 1
+
+    def _send(self, effects: list[Effect]) -> None:
+        sender = self.sender
+        for effect in effects:
+            if isinstance(effect, Send):
+                try:
+                    sender.send(effect.to, effect.msg)  # type: ignore[arg-type]
+                except (CodecError, UnknownPeer) as error:
+                    # Our own bug or a config mismatch; the protocol survives a lost message.
+                    log.error("node %d: cannot send to %d: %r", self.node.id, effect.to, error)
+
+    def _apply_and_reply(self, effects: list[Effect]) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            commands = sum(len(e.value) for e in effects if isinstance(e, Applied))
+            if commands:
+                metrics.committed(commands)
+        sink = self.sink
+        for effect in effects:
+            if isinstance(effect, Reply):
+                sink.on_reply(effect.request_id, effect.result)
+            elif isinstance(effect, Redirect):
+                sink.on_redirect(effect.request_id, effect.leader_id)
+            elif isinstance(effect, Busy):
+                sink.on_busy(effect.request_id)
+
+    def _check_status(self) -> None:
+        status = self.node.status
+        old = self._status
+        if (status.role, status.leader_id, status.ballot) == (old.role, old.leader_id, old.ballot):
+            self._status = status
+            return
+        self._status = status
+        if status.role is not old.role or status.leader_id != old.leader_id:
+            _log_status(old, status)
+        for listener in self.status_listeners:
+            listener(old, status)
+
+
+class _NoClients:
+    """The sink until a router attaches itself (a node with no client port drops answers)."""
+
+    def on_reply(self, request_id: int, result: bytes) -> None:
+        pass
+
+    def on_redirect(self, request_id: int, leader_id: int | None) -> None:
+        pass
+
+    def on_busy(self, request_id: int) -> None:
+        pass
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _log_status(old: Status, new: Status) -> None:
+    if new.role is Role.LEADER:
+        log.info("node %d: became leader at ballot %s", new.node_id, new.ballot)
+    elif new.role is Role.CANDIDATE:
+        log.info("node %d: candidate at ballot %s (election)", new.node_id, new.ballot)
+    elif new.leader_id is not None:
+        log.info("node %d: following leader %d (ballot %s)", new.node_id, new.leader_id, new.ballot)
+    elif old.role is Role.LEADER:
+        log.info("node %d: stepped down, no leader known", new.node_id)

@@ -1,0 +1,154 @@
+"""Prometheus metrics of one node, served on the member's ``metrics`` address at ``/metrics``.
+
+Every node has its own ``CollectorRegistry`` (not prometheus-client's global one), so several
+nodes in one process (the in-process test cluster) never share or clash on series.  The
+endpoint is an aiohttp server on the node's own event loop: no extra thread, and a scrape sees
+values between two batches, never half-way through one.
+
+Series (all prefixed ``pypaxos_``):
+
+* ``commands_committed_total``: commands applied here (each entry of each applied slot);
+  ``rate()`` of it is the commit rate.
+* ``commit_latency_seconds``: histogram, from a client command's arrival at this node to its
+  reply (including forwarding to the leader and back).
+* ``fsync_seconds``: histogram of ``storage.sync()`` durations, one per batch (group commit).
+* ``leader_changes_total``: times this node saw the leader change (a new leader id or ballot).
+* ``log_records``: records in the write-ahead log (snapshots compact it).
+* ``role``: 1 for the node's current role (``leader``, ``follower``, ``candidate``), 0 else.
+* ``applied_index``, ``ballot_round``: progress and the ballot round the node knows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from pypaxos.multi import Role, Status
+from pypaxos.transport.tcp import parse_address
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS_S = (
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+)
+
+
+class NodeMetrics:
+    """The metric objects of one node, in their own registry."""
+
+    def __init__(self, node_id: int) -> None:
+        self.node_id = node_id
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.commands_committed = Counter(
+            "pypaxos_commands_committed", "Commands applied by this node", registry=reg
+        )
+        self.commit_latency = Histogram(
+            "pypaxos_commit_latency_seconds",
+            "Client command arrival to reply",
+            buckets=LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.fsync_latency = Histogram(
+            "pypaxos_fsync_seconds",
+            "Duration of one storage sync (one per batch)",
+            buckets=LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.leader_changes = Counter(
+            "pypaxos_leader_changes", "Leader changes seen by this node", registry=reg
+        )
+        self.log_records = Gauge(
+            "pypaxos_log_records", "Records in the write-ahead log", registry=reg
+        )
+        self.role = Gauge("pypaxos_role", "1 for the current role", ["role"], registry=reg)
+        self.applied_index = Gauge("pypaxos_applied_index", "Slots applied", registry=reg)
+        self.ballot_round = Gauge("pypaxos_ballot_round", "Round of the ballot", registry=reg)
+        for role in Role:
+            self.role.labels(role.value).set(1 if role is Role.FOLLOWER else 0)
+
+    def committed(self, commands: int) -> None:
+        self.commands_committed.inc(commands)
+
+    def observe_fsync(self, seconds: float, log_records: int) -> None:
+        self.fsync_latency.observe(seconds)
+        self.log_records.set(log_records)
+
+    def observe_commit(self, seconds: float) -> None:
+        self.commit_latency.observe(seconds)
+
+    def status_changed(self, old: Status, new: Status) -> None:
+        if new.role is not old.role:
+            for role in Role:
+                self.role.labels(role.value).set(1 if role is new.role else 0)
+        if new.leader_id is not None and (new.leader_id, new.ballot) != (
+            old.leader_id,
+            old.ballot,
+        ):
+            self.leader_changes.inc()
+        self.ballot_round.set(max(new.ballot.round, 0))
+
+    def refresh(self, status: Status, log_records: int) -> None:
+        """Gauges that are cheap to read at scrape time."""
+        self.applied_index.set(status.applied_index)
+        self.log_records.set(log_records)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsServer:
+    """``GET /metrics`` on ``address``; ``refresh`` runs before every scrape."""
+
+    def __init__(
+        self, metrics: NodeMetrics, address: str, refresh: Callable[[], None] | None = None
+    ) -> None:
+        self.metrics = metrics
+        self.host, self.port = parse_address(address)
+        self._refresh = refresh
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        log.debug("node %d: metrics on %s:%d", self.metrics.node_id, self.host, self.port)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if self._refresh is not None:
+            self._refresh()
+        body = self.metrics.exposition()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response

@@ -1,0 +1,96 @@
+"""``pypaxos node --config FILE --id N [--fsync always|never] [--log-level LEVEL]``.
+
+Runs one node in the foreground until SIGTERM or SIGINT (see ``docs/runtime-contract.md``).
+Exit status: 0 after a clean stop; 1 when the node cannot run (a corrupt log or snapshot, whose
+message names the file and byte offset; a data directory locked by another process; a port in
+use; a storage failure while running); 2 for bad usage or a bad configuration file.
+
+Logs go to stderr, one event a line: ``time LEVEL logger: message``.  INFO shows start and
+stop, recovery, elections and leader changes; WARNING dropped connections and bad frames.
+The event loop is uvloop's when uvloop is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from pypaxos.runtime.app import NodeApp
+from pypaxos.runtime.config import ClusterConfig, ConfigError, FsyncMode, load_config
+from pypaxos.storage import CorruptStorageError, StorageError
+from pypaxos.transport import preferred_loop_factory
+
+log = logging.getLogger("pypaxos.node")
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="FILE", help="cluster.toml")
+    parser.add_argument("--id", required=True, type=int, metavar="N", help="this node's id")
+    parser.add_argument(
+        "--fsync", choices=("always", "never"), help="override the file's fsync setting"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=LEVELS,
+        metavar="LEVEL",
+        help="DEBUG, INFO (default), WARNING or ERROR",
+    )
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        config.member(args.id)
+    except ConfigError as error:
+        print(f"pypaxos node: {error}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level)
+    with asyncio.Runner(loop_factory=preferred_loop_factory()) as runner:
+        return runner.run(serve(config, args.id, args.fsync))
+
+
+async def serve(config: ClusterConfig, node_id: int, fsync: str | None) -> int:
+    mode: FsyncMode | None = "always" if fsync == "always" else "never" if fsync else None
+    app = NodeApp(config, node_id, fsync=mode)
+    try:
+        await app.start()
+    except CorruptStorageError as error:
+        log.critical("%s", error)
+        return 1
+    except StorageError as error:
+        log.critical("node %d cannot open its storage: %s", node_id, error)
+        return 1
+    except OSError as error:
+        log.critical("node %d cannot listen: %s", node_id, error)
+        return 1
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    stop_wait = loop.create_task(stop.wait())
+    app_wait = loop.create_task(app.stopped.wait())
+    await asyncio.wait((stop_wait, app_wait), return_when=asyncio.FIRST_COMPLETED)
+    stop_wait.cancel()
+    app_wait.cancel()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
+    await app.stop()
+    return 1 if app.failed is not None else 0

@@ -1,0 +1,300 @@
+"""Getting a client command to the leader and its outcome back, on every node.
+
+``submit(command, done)`` takes an encoded ``kv.Request`` and calls ``done`` exactly once with
+the state machine's ``Result`` or a ``Failure``.  Where the command goes depends on what this
+node knows right now:
+
+* this node leads: ``Driver.propose`` with a fresh request id;
+* another node leads: a ``wire.Forward`` over the peer transport; the leader proposes it and
+  answers with a ``ForwardReply`` (the leader's side of that lives here too);
+* no leader is known (an election is running): the command is *parked* and routed as soon as
+  a leader is known.
+
+A command the node answers with ``Redirect`` (it lost the lead, or the slot went to another
+value) was not executed by that proposal and is parked again; when the leader changes, commands
+forwarded to the old one are sent to the new one.  Resending is safe because the command
+carries its ``(client_id, seq)``: a copy that was already applied is answered from the state
+machine's session table, never applied twice (``kv.state_machine``).  Every command has a
+deadline (``request_timeout_s``); one not answered by then fails with ``Failure.TIMEOUT``
+(outcome unknown: it may still be applied) or ``Failure.NO_LEADER`` (it never left this node).
+``Busy`` is passed on at once as ``Failure.BUSY``: the proposal queue is full, back off.
+
+Request ids and forward ids come from one counter that starts at the wall clock in
+nanoseconds, so they are not reused by a restarted node whose old entries may still be applied
+(the node answers an applied entry by its id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+
+from pypaxos.kv import Result, decode_result
+from pypaxos.multi import Role, Status
+from pypaxos.runtime.driver import Driver, Sender
+from pypaxos.runtime.metrics import NodeMetrics
+from pypaxos.runtime.wire import Forward, ForwardReply
+
+log = logging.getLogger(__name__)
+
+
+class Failure(enum.Enum):
+    NO_LEADER = "no leader"
+    TIMEOUT = "timeout"
+    BUSY = "busy"
+
+
+Outcome = Result | Failure
+Done = Callable[[Outcome], None]
+
+
+class _State(enum.Enum):
+    PARKED = 0
+    LOCAL = 1
+    FORWARDED = 2
+    DONE = 3
+
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    command: bytes
+    done: Done
+    started: float
+    deadline: float
+    state: _State = _State.PARKED
+    key: int = 0  # request id (LOCAL) or forward id (FORWARDED)
+    via: int | None = None  # the leader it was forwarded to
+    ever_routed: bool = False
+
+
+@dataclass(slots=True)
+class _Serving:
+    """A follower's command this leader proposed: answer ``origin`` under ``forward_id``."""
+
+    origin: int
+    forward_id: int
+    deadline: float
+    done: bool = False
+
+
+@dataclass(slots=True)
+class RouterStats:
+    submitted: int = 0
+    forwarded: int = 0
+    rerouted: int = 0
+    timeouts: int = 0
+    busy: int = 0
+    served: int = 0
+
+
+class Router:
+    def __init__(
+        self,
+        driver: Driver,
+        sender: Sender,
+        *,
+        request_timeout_s: float = 5.0,
+        metrics: NodeMetrics | None = None,
+    ) -> None:
+        self.driver = driver
+        self.node_id = driver.node.id
+        self.sender = sender
+        self.request_timeout_s = request_timeout_s
+        self.metrics = metrics
+        self.stats = RouterStats()
+        self._next_id = time.time_ns()
+        self._local: dict[int, _Pending] = {}
+        self._forwarded: dict[int, _Pending] = {}
+        self._parked: list[_Pending] = []
+        self._deadlines: deque[_Pending] = deque()  # submit order == deadline order
+        self._serving: dict[int, _Serving] = {}
+        self._serving_deadlines: deque[tuple[int, _Serving]] = deque()
+        driver.sink = self
+        driver.status_listeners.append(self.on_status)
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    # -- clients -----------------------------------------------------------------------------
+
+    def submit(self, command: bytes, done: Done) -> None:
+        now = asyncio.get_running_loop().time()
+        pending = _Pending(command, done, now, now + self.request_timeout_s)
+        self._deadlines.append(pending)
+        self.stats.submitted += 1
+        self._route(pending)
+
+    def pending_count(self) -> int:
+        return len(self._local) + len(self._forwarded) + len(self._parked)
+
+    def _route(self, pending: _Pending) -> None:
+        node = self.driver.node
+        if node.role is Role.LEADER:
+            rid = self._new_id()
+            pending.state, pending.key, pending.via = _State.LOCAL, rid, None
+            pending.ever_routed = True
+            self._local[rid] = pending
+            self.driver.propose(rid, pending.command)
+            return
+        leader = node.leader_id
+        if node.role is Role.FOLLOWER and leader is not None and leader != self.node_id:
+            fid = self._new_id()
+            pending.state, pending.key, pending.via = _State.FORWARDED, fid, leader
+            pending.ever_routed = True
+            self._forwarded[fid] = pending
+            self.stats.forwarded += 1
+            self.sender.send(leader, Forward(self.node_id, fid, pending.command))
+            return
+        pending.state, pending.via = _State.PARKED, None
+        self._parked.append(pending)
+
+    def _finish(self, pending: _Pending, outcome: Outcome) -> None:
+        if pending.state is _State.DONE:
+            return
+        pending.state = _State.DONE
+        if self.metrics is not None and not isinstance(outcome, Failure):
+            self.metrics.observe_commit(asyncio.get_running_loop().time() - pending.started)
+        pending.done(outcome)
+
+    def _result(self, pending: _Pending, result: bytes) -> None:
+        try:
+            decoded = decode_result(result)
+        except msgspec.DecodeError:
+            log.error("node %d: undecodable result %r", self.node_id, result[:64])
+            self._finish(pending, Failure.TIMEOUT)
+            return
+        self._finish(pending, decoded)
+
+    # -- the driver's ClientSink -------------------------------------------------------------
+
+    def on_reply(self, request_id: int, result: bytes) -> None:
+        pending = self._local.pop(request_id, None)
+        if pending is not None:
+            self._result(pending, result)
+            return
+        serving = self._serving.pop(request_id, None)
+        if serving is not None and not serving.done:
+            serving.done = True
+            reply = ForwardReply(self.node_id, serving.forward_id, "reply", result)
+            self.sender.send(serving.origin, reply)
+
+    def on_redirect(self, request_id: int, leader_id: int | None) -> None:
+        pending = self._local.pop(request_id, None)
+        if pending is not None:
+            self._park(pending)
+            return
+        serving = self._serving.pop(request_id, None)
+        if serving is not None and not serving.done:
+            serving.done = True
+            reply = ForwardReply(self.node_id, serving.forward_id, "redirect", leader_id=leader_id)
+            self.sender.send(serving.origin, reply)
+
+    def on_busy(self, request_id: int) -> None:
+        self.stats.busy += 1
+        pending = self._local.pop(request_id, None)
+        if pending is not None:
+            self._finish(pending, Failure.BUSY)
+            return
+        serving = self._serving.pop(request_id, None)
+        if serving is not None and not serving.done:
+            serving.done = True
+            self.sender.send(serving.origin, ForwardReply(self.node_id, serving.forward_id, "busy"))
+
+    def _park(self, pending: _Pending) -> None:
+        if pending.state is _State.DONE:
+            return
+        pending.state, pending.via = _State.PARKED, None
+        self._parked.append(pending)
+
+    # -- peers -------------------------------------------------------------------------------
+
+    def on_forward(self, msg: Forward) -> None:
+        """A follower's command: propose it here (a non-leader answers ``Redirect`` itself)."""
+        rid = self._new_id()
+        now = asyncio.get_running_loop().time()
+        serving = _Serving(msg.sender, msg.forward_id, now + 2 * self.request_timeout_s)
+        self._serving[rid] = serving
+        self._serving_deadlines.append((rid, serving))
+        self.stats.served += 1
+        self.driver.propose(rid, msg.command)
+
+    def on_forward_reply(self, msg: ForwardReply) -> None:
+        pending = self._forwarded.pop(msg.forward_id, None)
+        if pending is None:
+            return  # timed out, or rerouted after a leader change
+        if msg.outcome == "reply":
+            self._result(pending, msg.result)
+        elif msg.outcome == "busy":
+            self._finish(pending, Failure.BUSY)
+        else:
+            self._park(pending)
+
+    # -- status and time ---------------------------------------------------------------------
+
+    def on_status(self, old: Status, new: Status) -> None:
+        """The leader changed: resend what went to the old one, route what was parked."""
+        if new.leader_id == old.leader_id and new.role is old.role:
+            return
+        moved = [p for p in self._forwarded.values() if p.via != new.leader_id]
+        for pending in moved:
+            del self._forwarded[pending.key]
+            self.stats.rerouted += 1
+            self._route(pending)
+        self._route_parked()
+
+    def _route_parked(self) -> None:
+        node = self.driver.node
+        if not self._parked or not (node.role is Role.LEADER or node.leader_id is not None):
+            return
+        parked, self._parked = self._parked, []
+        for pending in parked:
+            if pending.state is _State.PARKED:
+                self._route(pending)
+
+    def sweep(self) -> None:
+        """Expire what is overdue and route what is parked; call every tick or so."""
+        now = asyncio.get_running_loop().time()
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0].state is _State.DONE or deadlines[0].deadline <= now):
+            pending = deadlines.popleft()
+            if pending.state is _State.DONE:
+                continue
+            if pending.state is _State.LOCAL:
+                self._local.pop(pending.key, None)
+            elif pending.state is _State.FORWARDED:
+                self._forwarded.pop(pending.key, None)
+            self.stats.timeouts += 1
+            failure = Failure.TIMEOUT if pending.ever_routed else Failure.NO_LEADER
+            self._finish(pending, failure)
+        if self._parked:
+            self._parked = [p for p in self._parked if p.state is _State.PARKED]
+            self._route_parked()
+        serving = self._serving_deadlines
+        while serving and (serving[0][1].done or serving[0][1].deadline <= now):
+            rid, entry = serving.popleft()
+            if not entry.done:
+                self._serving.pop(rid, None)
+
+    async def run(self, interval_s: float) -> None:
+        """Sweep every ``interval_s`` until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            self.sweep()
+
+    def fail_all(self) -> None:
+        """Shutting down: answer everything still waiting with ``TIMEOUT`` (outcome unknown)."""
+        for pending in list(self._deadlines):
+            if pending.state is not _State.DONE:
+                self._finish(pending, Failure.TIMEOUT)
+        self._deadlines.clear()
+        self._local.clear()
+        self._forwarded.clear()
+        self._parked.clear()

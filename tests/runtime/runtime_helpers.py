@@ -1,0 +1,77 @@
+"""Shared helpers for the runtime tests: free loopback ports, cluster files, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TryAgainError
+
+T = TypeVar("T")
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 right now (bound to port 0 together, then released)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def cluster_toml(
+    nodes: int = 3,
+    *,
+    fsync: str = "never",
+    metrics: bool = False,
+    tick_ms: int = 10,
+    extra: str = "",
+) -> str:
+    ports = free_ports(nodes * 3)
+    lines = [
+        'cluster_id = "pypaxos-test"',
+        'data_dir = "data"',
+        f'fsync = "{fsync}"',
+        f"tick_ms = {tick_ms}",
+        extra,
+    ]
+    for i in range(nodes):
+        lines += [
+            "[[members]]",
+            f"id = {i + 1}",
+            f'peer = "127.0.0.1:{ports[3 * i]}"',
+            f'client = "127.0.0.1:{ports[3 * i + 1]}"',
+        ]
+        if metrics:
+            lines.append(f'metrics = "127.0.0.1:{ports[3 * i + 2]}"')
+    return "\n".join(lines) + "\n"
+
+
+def write_cluster(tmp_path: Path, nodes: int = 3, **options: object) -> Path:
+    path = tmp_path / "cluster.toml"
+    path.write_text(cluster_toml(nodes, **options))  # type: ignore[arg-type]
+    return path
+
+
+def port_of(address: str) -> int:
+    return int(address.rpartition(":")[2])
+
+
+async def retry(action: Callable[[], Awaitable[T]], *, timeout_s: float = 10.0) -> T:
+    """Run ``action`` until it does not fail with ``-TRYAGAIN`` or a connection error."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            try:
+                return await action()
+            except (TryAgainError, RedisConnectionError, OSError):
+                pass
+            await asyncio.sleep(0.05)

@@ -1,0 +1,220 @@
+"""A real 3-node cluster in one event loop: TCP between nodes, redis-py as the client.
+
+Every node answers every command (followers forward to the leader), reads see writes made on
+other nodes, ``PAXOS.REQ`` retries are answered without applying twice, the server's errors
+leave the connection (or, for bad bytes, only that connection) as the contract says, and the
+metrics endpoint serves its series.  Nodes run with ``fsync = "never"`` for speed; the process
+tests use ``always``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError, TryAgainError
+from runtime_helpers import port_of, retry, write_cluster
+
+from pypaxos.runtime.app import NodeApp
+from pypaxos.runtime.commands import VALUE_BYTES_MAX
+from pypaxos.runtime.config import load_config
+
+pytestmark = pytest.mark.asyncio
+
+
+class Cluster:
+    def __init__(self, apps: dict[int, NodeApp]) -> None:
+        self.apps = apps
+        self.clients: list[aioredis.Redis] = []
+
+    def client(self, node_id: int, protocol: int = 2) -> aioredis.Redis:
+        port = port_of(self.apps[node_id].member.client)
+        client = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=10, protocol=protocol)
+        self.clients.append(client)
+        return client
+
+    def leader(self) -> int | None:
+        leaders = [i for i, app in self.apps.items() if app.is_leader]
+        return leaders[0] if len(leaders) == 1 else None
+
+    async def wait_leader(self, timeout_s: float = 10.0) -> int:
+        async with asyncio.timeout(timeout_s):
+            while (leader := self.leader()) is None:
+                await asyncio.sleep(0.02)
+        return leader
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+        for app in self.apps.values():
+            await app.stop()
+
+
+@pytest_asyncio.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    config = load_config(write_cluster(tmp_path, metrics=True))
+    apps = {m.id: NodeApp(config, m.id, request_timeout_s=3.0) for m in config.members}
+    for app in apps.values():
+        await app.start()
+    running = Cluster(apps)
+    try:
+        await running.wait_leader()
+        yield running
+    finally:
+        await running.close()
+
+
+async def test_commands_through_every_node(cluster: Cluster) -> None:
+    leader = await cluster.wait_leader()
+    followers = [i for i in cluster.apps if i != leader]
+    writer, reader, at_leader = (
+        cluster.client(followers[0]),
+        cluster.client(followers[1]),
+        cluster.client(leader),
+    )
+    assert await writer.ping()
+    assert await retry(lambda: writer.set("a", "1")) is True
+    assert await reader.get("a") == b"1"  # written on one follower, read on the other
+    assert await at_leader.get("a") == b"1"
+    assert await reader.incr("n") == 1
+    assert await writer.incr("n") == 2
+    assert await writer.execute_command("CAS", "a", "1", "2") == 1
+    assert await reader.execute_command("CAS", "a", "1", "3") == 0
+    assert await at_leader.get("a") == b"2"
+    assert await reader.mget("a", "n", "missing") == [b"2", b"2", None]
+    assert await writer.exists("a", "n", "missing") == 2
+    assert await reader.delete("a", "missing") == 1
+    assert await writer.get("a") is None
+    info = await reader.info()
+    assert info["role"] == "follower" and info["leader_id"] == leader
+    assert info["leader_client"] == cluster.apps[leader].member.client
+    assert info["applied_index"] >= 1 and "ballot" in info and "pid" in info
+
+
+async def test_resp3_after_hello_3(cluster: Cluster) -> None:
+    client = cluster.client(1, protocol=3)  # redis-py's default: HELLO 3 at connect
+    assert await retry(lambda: client.set("r3", "v")) is True
+    assert await client.get("missing") is None  # RESP3 null
+    assert await client.mget("r3", "missing") == [b"v", None]
+    hello = await client.execute_command("HELLO", "3")
+    assert hello[b"proto"] == 3 and hello[b"server"] == b"pypaxos"
+    with pytest.raises(ResponseError, match="unsupported protocol version"):
+        await client.execute_command("HELLO", "4")
+
+
+async def test_paxos_req_is_exactly_once(cluster: Cluster) -> None:
+    leader = await cluster.wait_leader()
+    follower = cluster.client(next(i for i in cluster.apps if i != leader))
+    other = cluster.client(leader)
+    first = await retry(lambda: follower.execute_command("PAXOS.REQ", 42, 1, "INCR", "x"))
+    assert first == 1
+    # The same (client_id, seq) again, through another node: the original answer, no new apply.
+    assert await other.execute_command("PAXOS.REQ", 42, 1, "INCR", "x") == 1
+    assert await other.execute_command("PAXOS.REQ", 42, 2, "INCR", "x") == 2
+    assert await follower.get("x") == b"2"
+    with pytest.raises(ResponseError, match="stale"):
+        await other.execute_command("PAXOS.REQ", 42, 1, "INCR", "x")
+    with pytest.raises(ResponseError, match="session expired"):
+        await other.execute_command("PAXOS.REQ", 77, 5, "GET", "x")
+
+
+async def test_pipelines_from_many_connections_keep_their_order(cluster: Cluster) -> None:
+    leader = await cluster.wait_leader()
+
+    async def pipeline(node_id: int, name: str) -> list[object]:
+        client = cluster.client(node_id)
+        pipe = client.pipeline(transaction=False)
+        for i in range(50):
+            pipe.set(f"{name}:{i}", i)
+            pipe.incr(f"{name}:count")
+        return await retry(pipe.execute)
+
+    results = await asyncio.gather(*(pipeline(1 + n % 3, f"p{n}") for n in range(6)))
+    for result in results:
+        assert result[0::2] == [True] * 50
+        assert result[1::2] == list(range(1, 51))
+    assert await cluster.client(leader).get("p5:49") == b"49"
+
+
+async def test_errors_leave_the_connection_usable(cluster: Cluster) -> None:
+    client = cluster.client(1)
+    await retry(lambda: client.set("k", "not a number"))
+    cases = [
+        (("FOO", "x"), "unknown command 'FOO'"),
+        (("GET",), "wrong number of arguments for 'get' command"),
+        (("SET", "k"), "wrong number of arguments for 'set' command"),
+        (("INCR", "k"), "value is not an integer or out of range"),
+        (("SET", "big", "x" * (VALUE_BYTES_MAX + 1)), "value too large"),
+        (("PAXOS.REQ", "0", "1", "GET", "k"), "client_id and seq"),
+        (("PAXOS.REQ", "1", "1", "MGET", "a", "b"), "one key per request"),
+        (("PAXOS.REQ", "1", "1", "PING"), "cannot run 'PING'"),
+    ]
+    for command, message in cases:
+        with pytest.raises(ResponseError, match=message):
+            await client.execute_command(*command)
+    assert await client.get("k") == b"not a number"  # still the same connection, still served
+
+
+async def test_garbage_bytes_close_only_that_connection(cluster: Cluster) -> None:
+    port = port_of(cluster.apps[2].member.client)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"*1\r\n$4\r\nPING\r\n*x\r\n")
+    reply = await asyncio.wait_for(reader.read(), timeout=5)  # read() returns at EOF
+    assert reply.startswith(b"+PONG\r\n-ERR Protocol error:")
+    writer.close()
+    client = cluster.client(2)
+    assert await retry(lambda: client.set("after", "yes")) is True
+    assert await client.get("after") == b"yes"
+
+
+async def test_metrics_endpoint(cluster: Cluster) -> None:
+    leader = await cluster.wait_leader()
+    await retry(lambda: cluster.client(leader).set("m", "1"))
+    address = cluster.apps[leader].member.metrics
+    assert address is not None
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+            body: bytes = response.read()
+            return body.decode()
+
+    text = await asyncio.to_thread(scrape)
+    for series in (
+        "pypaxos_commands_committed_total",
+        "pypaxos_commit_latency_seconds_bucket",
+        "pypaxos_fsync_seconds_count",
+        "pypaxos_leader_changes_total",
+        "pypaxos_log_records",
+        'pypaxos_role{role="leader"} 1.0',
+    ):
+        assert series in text, series
+
+
+async def test_writes_continue_after_the_leader_stops(cluster: Cluster) -> None:
+    leader = await cluster.wait_leader()
+    survivor = next(i for i in cluster.apps if i != leader)
+    client = cluster.client(survivor)
+    assert await retry(lambda: client.set("before", "1")) is True
+    await cluster.apps[leader].stop()
+    del cluster.apps[leader]
+    assert await retry(lambda: client.set("after", "2"), timeout_s=15) is True
+    assert await client.mget("before", "after") == [b"1", b"2"]
+
+
+async def test_no_quorum_answers_tryagain(tmp_path: Path) -> None:
+    config = load_config(write_cluster(tmp_path))
+    app = NodeApp(config, 1, request_timeout_s=0.3)
+    await app.start()
+    client = aioredis.Redis(host="127.0.0.1", port=port_of(app.member.client))
+    try:
+        with pytest.raises(TryAgainError, match="no leader"):
+            await client.set("k", "v")
+        assert await client.ping()
+    finally:
+        await client.aclose()
+        await app.stop()

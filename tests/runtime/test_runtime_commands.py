@@ -1,0 +1,101 @@
+"""The RESP command table, without a server: plans, arity, limits and reply encodings."""
+
+from __future__ import annotations
+
+import pytest
+
+from pypaxos.kv import Cas, Delete, Error, Get, Incr, Integer, Mismatch, Ok, Set, Stale, Value
+from pypaxos.runtime.commands import (
+    KEY_BYTES_MAX,
+    NULL_RESP2,
+    NULL_RESP3,
+    VALUE_BYTES_MAX,
+    Hello,
+    Immediate,
+    Info,
+    Ops,
+    plan,
+)
+
+
+def ops(*args: bytes) -> Ops:
+    planned = plan(list(args))
+    assert isinstance(planned, Ops), planned
+    return planned
+
+
+def reply(*args: bytes) -> bytes:
+    planned = plan(list(args))
+    assert isinstance(planned, Immediate), planned
+    return planned.reply
+
+
+def test_key_value_commands_become_log_commands() -> None:
+    assert ops(b"get", b"k").ops == (Get(b"k"),)
+    assert ops(b"SET", b"k", b"v").ops == (Set(b"k", b"v"),)
+    assert ops(b"Incr", b"k").ops == (Incr(b"k"),)
+    assert ops(b"INCRBY", b"k", b"1").ops == (Incr(b"k"),)
+    assert ops(b"CAS", b"k", b"a", b"b").ops == (Cas(b"k", b"a", b"b"),)
+    assert ops(b"DEL", b"a", b"b").ops == (Delete(b"a"), Delete(b"b"))
+    assert ops(b"MGET", b"a", b"b").session is None
+    paxos = ops(b"PAXOS.REQ", b"7", b"3", b"SET", b"k", b"v")
+    assert paxos.ops == (Set(b"k", b"v"),) and paxos.session == (7, 3)
+
+
+def test_results_become_replies() -> None:
+    assert ops(b"GET", b"k").combine([Value(None)], NULL_RESP2) == b"$-1\r\n"
+    assert ops(b"GET", b"k").combine([Value(None)], NULL_RESP3) == b"_\r\n"
+    assert ops(b"GET", b"k").combine([Value(b"v")], NULL_RESP2) == b"$1\r\nv\r\n"
+    assert ops(b"SET", b"k", b"v").combine([Ok()], NULL_RESP2) == b"+OK\r\n"
+    cas = ops(b"CAS", b"k", b"a", b"b")
+    assert cas.combine([Ok()], NULL_RESP2) == b":1\r\n"
+    assert cas.combine([Mismatch(b"z")], NULL_RESP2) == b":0\r\n"
+    assert ops(b"DEL", b"a", b"b").combine([Integer(1), Integer(0)], NULL_RESP2) == b":1\r\n"
+    exists = ops(b"EXISTS", b"a", b"b").combine([Value(b"x"), Value(None)], NULL_RESP2)
+    assert exists == b":1\r\n"
+    mget = ops(b"MGET", b"a", b"b").combine([Value(b"x"), Value(None)], NULL_RESP3)
+    assert mget == b"*2\r\n$1\r\nx\r\n_\r\n"
+    incr = ops(b"INCR", b"k")
+    assert incr.combine([Error("value is not an integer or out of range")], NULL_RESP2) == (
+        b"-ERR value is not an integer or out of range\r\n"
+    )
+    assert incr.combine([Stale(4)], NULL_RESP2).startswith(b"-ERR stale request")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((b"NOPE",), b"-ERR unknown command 'NOPE'"),
+        ((b"GET",), b"-ERR wrong number of arguments for 'get' command"),
+        ((b"GET", b"a", b"b"), b"-ERR wrong number of arguments for 'get' command"),
+        ((b"CAS", b"k", b"a"), b"-ERR wrong number of arguments for 'cas' command"),
+        ((b"INCRBY", b"k", b"2"), b"-ERR INCRBY supports only an increment of 1"),
+        ((b"SET", b"k", b"v" * (VALUE_BYTES_MAX + 1)), b"-ERR value too large"),
+        ((b"GET", b"k" * (KEY_BYTES_MAX + 1)), b"-ERR key too large"),
+        ((b"PAXOS.REQ", b"1", b"x", b"GET", b"k"), b"-ERR PAXOS.REQ client_id and seq"),
+        ((b"PAXOS.REQ", b"1", b"9223372036854775808", b"GET", b"k"), b"-ERR PAXOS.REQ"),
+        ((b"PAXOS.REQ", b"1", b"1", b"DEL", b"a", b"b"), b"-ERR PAXOS.REQ takes one key"),
+        ((b"PAXOS.REQ", b"1", b"1"), b"-ERR wrong number of arguments for 'paxos.req'"),
+        ((b"PAXOS.REQ", b"1", b"1", b"GET"), b"-ERR wrong number of arguments for 'get'"),
+        ((b"SELECT", b"1"), b"-ERR DB index is out of range"),
+        ((b"HELLO", b"4"), b"-NOPROTO unsupported protocol version"),
+        ((b"CONFIG", b"SET", b"a", b"b"), b"-ERR unknown subcommand 'SET'"),
+    ],
+)
+def test_bad_commands_get_redis_style_errors(args: tuple[bytes, ...], message: bytes) -> None:
+    assert reply(*args).startswith(message)
+
+
+def test_connection_setup_commands() -> None:
+    assert reply(b"PING") == b"+PONG\r\n"
+    assert reply(b"PING", b"hi") == b"$2\r\nhi\r\n"
+    assert reply(b"COMMAND", b"DOCS") == b"*0\r\n"
+    assert reply(b"CONFIG", b"GET", b"save") == b"*0\r\n"
+    assert reply(b"CLIENT", b"SETINFO", b"LIB-NAME", b"x") == b"+OK\r\n"
+    assert reply(b"SELECT", b"0") == b"+OK\r\n"
+    quit_plan = plan([b"QUIT"])
+    assert isinstance(quit_plan, Immediate) and quit_plan.close
+    assert plan([b"INFO"]) == Info(None)
+    assert plan([b"info", b"Paxos"]) == Info("paxos")
+    assert plan([b"HELLO"]) == Hello(None)
+    assert plan([b"HELLO", b"3", b"SETNAME", b"x"]) == Hello(3)
