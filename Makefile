@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/pypaxos demo
+	$(BIN)/pypaxos live
 
 test: lint typecheck browser pytest
 

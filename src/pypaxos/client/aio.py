@@ -1,0 +1,407 @@
+"""``AsyncClient``: a Redis-protocol client for a pypaxos cluster that retries safely.
+
+How a request travels:
+
+1. **One connection, to the leader.**  On connecting to any node the client asks ``INFO`` and,
+   when ``leader_client`` names another node, moves there: every node forwards to the leader
+   anyway, but talking to it directly saves a hop.  When a connection fails the client moves to
+   the next address in its list (followers forward too), skipping addresses that already
+   failed during this request.
+2. **Writes are sessions.**  ``set``, ``delete``, ``incr`` and ``cas`` go out as
+   ``PAXOS.REQ client_id seq COMMAND ...`` (docs/runtime-contract.md).  ``client_id`` is a
+   random positive 63-bit integer drawn from an injectable ``random.Random``; ``seq`` starts at
+   1 and grows by one per *new* request.  A retry -- after a timeout, a lost connection,
+   ``TRYAGAIN`` or ``BUSY`` -- repeats the *same* pair, and the replicated state machine answers
+   a repeated pair with its cached result instead of applying it again: a retried write is
+   applied at most once (Raft thesis section 6.3; ``pypaxos.kv.state_machine``).
+3. **Reads are plain commands** (``GET``, ``EXISTS``, ``MGET``): they go through the log too, so
+   they are linearizable, and repeating one is harmless, so they need no session slot.
+4. **Errors say what is known** (``pypaxos.client.errors``): a timeout after the last retry is
+   ``OutcomeUnknownError``; when every attempt certainly failed to apply it (no server
+   reachable, ``-TRYAGAIN no leader`` before the request left the node, ``-BUSY``) it is
+   ``UnavailableError``.
+
+Sessions allow one outstanding request per client id (``kv.commands.Request``), so a client
+object runs **one request at a time**: concurrent calls on one object queue on an
+``asyncio.Lock``.  Use one client per concurrent worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+from pypaxos.client.errors import (
+    ClientProtocolError,
+    CommandError,
+    OutcomeUnknownError,
+    SessionExpiredError,
+    UnavailableError,
+)
+from pypaxos.client.replies import (
+    ErrorReply,
+    Reply,
+    ReplyParser,
+    ReplyProtocolError,
+    Simple,
+    parse_info,
+)
+from pypaxos.runtime.resp import encode_command
+
+CLIENT_ID_MAX = 2**63 - 1
+READ_BYTES = 64 * 1024
+
+Address = tuple[str, int]
+Arg = str | bytes | int
+FailedSet = set[Address]  # named here: inside the class, `set` is the SET method
+
+
+def parse_address(address: str | Address) -> Address:
+    """``"host:port"`` (or an already split pair) as ``(host, port)``."""
+    if isinstance(address, tuple):
+        return address
+    host, separator, port = address.rpartition(":")
+    if not separator or not host or not port.isdigit():
+        raise ValueError(f"address {address!r} is not host:port")
+    return host, int(port)
+
+
+def format_address(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def _arg(value: Arg) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()
+
+
+class _ConnectionLost(Exception):
+    """The server closed the connection before the reply was complete."""
+
+
+class _Connection:
+    """One TCP connection speaking RESP2: write a command, read exactly one reply."""
+
+    def __init__(
+        self, address: Address, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.address = address
+        self._reader = reader
+        self._writer = writer
+        self._parser = ReplyParser()
+        self._ready: list[Reply] = []
+
+    @classmethod
+    async def open(cls, address: Address) -> _Connection:
+        reader, writer = await asyncio.open_connection(address[0], address[1])
+        return cls(address, reader, writer)
+
+    async def roundtrip(self, wire: bytes) -> Reply:
+        self._writer.write(wire)
+        await self._writer.drain()
+        while not self._ready:
+            data = await self._reader.read(READ_BYTES)
+            if not data:
+                raise _ConnectionLost(f"{format_address(self.address)} closed the connection")
+            self._ready.extend(self._parser.feed(data))
+        return self._ready.pop(0)
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            await self._writer.wait_closed()
+
+
+_TRANSIENT = (OSError, TimeoutError, _ConnectionLost, ReplyProtocolError)
+
+
+class AsyncClient:
+    """A client of a pypaxos cluster; see the module docstring for the retry rules.
+
+    ``addresses`` are the nodes' client ports (``"127.0.0.1:7001"``...).  ``timeout_s`` bounds
+    each attempt (connecting plus one round trip); ``retries`` is how many more attempts follow
+    a failed one, with exponential backoff from ``backoff_s`` up to ``backoff_max_s``.
+    ``follow_leader=False`` keeps the client on the first node that answers (a follower then
+    forwards every request): for reading through one particular node.
+    """
+
+    def __init__(
+        self,
+        addresses: Sequence[str | Address],
+        *,
+        timeout_s: float = 2.0,
+        retries: int = 10,
+        backoff_s: float = 0.05,
+        backoff_max_s: float = 1.0,
+        rng: random.Random | None = None,
+        client_id: int | None = None,
+        follow_leader: bool = True,
+    ) -> None:
+        if not addresses:
+            raise ValueError("AsyncClient needs at least one address")
+        if timeout_s <= 0 or retries < 0:
+            raise ValueError("timeout_s must be positive and retries not negative")
+        self.addresses: tuple[Address, ...] = tuple(parse_address(a) for a in addresses)
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.follow_leader = follow_leader
+        self._rng = rng if rng is not None else random.Random()
+        self._client_id = client_id if client_id is not None else self._new_client_id()
+        self._seq = 0
+        self._lock = asyncio.Lock()
+        self._connection: _Connection | None = None
+        self._next_index = 0
+        self.attempts = 0  # requests sent on the wire, retries included (for tests and views)
+
+    # --- identity ---------------------------------------------------------------------------
+
+    def _new_client_id(self) -> int:
+        return self._rng.randint(1, CLIENT_ID_MAX)
+
+    @property
+    def client_id(self) -> int:
+        return self._client_id
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last session request (0 before the first)."""
+        return self._seq
+
+    @property
+    def connected_to(self) -> str | None:
+        """The node this client currently talks to, if any."""
+        connection = self._connection
+        return None if connection is None else format_address(connection.address)
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def get(self, key: Arg) -> bytes | None:
+        reply = await self.execute("GET", key)
+        if reply is not None and not isinstance(reply, bytes):
+            raise ClientProtocolError(f"GET answered {reply!r}")
+        return reply
+
+    async def set(self, key: Arg, value: Arg) -> None:
+        reply = await self.write("SET", key, value)
+        if reply != "OK":
+            raise ClientProtocolError(f"SET answered {reply!r}")
+
+    async def delete(self, *keys: Arg) -> int:
+        """Delete ``keys``; the number that existed.  Several keys are several requests (a
+        session request takes one key), each applied once: the whole is not atomic."""
+        existed = 0
+        for key in keys:
+            existed += _integer(await self.write("DEL", key), "DEL")
+        return existed
+
+    async def incr(self, key: Arg) -> int:
+        return _integer(await self.write("INCR", key), "INCR")
+
+    async def cas(self, key: Arg, expected: Arg, new: Arg) -> bool:
+        """Set ``key`` to ``new`` if it holds ``expected``; ``True`` when it was swapped."""
+        return _integer(await self.write("CAS", key, expected, new), "CAS") == 1
+
+    async def exists(self, *keys: Arg) -> int:
+        return _integer(await self.execute("EXISTS", *keys), "EXISTS")
+
+    async def mget(self, *keys: Arg) -> list[bytes | None]:
+        reply = await self.execute("MGET", *keys)
+        if not isinstance(reply, list) or not all(
+            item is None or isinstance(item, bytes) for item in reply
+        ):
+            raise ClientProtocolError(f"MGET answered {reply!r}")
+        return [item if isinstance(item, bytes) else None for item in reply]
+
+    async def ping(self) -> bool:
+        reply = await self.execute("PING")
+        return reply in ("PONG", b"PONG")
+
+    async def info(self) -> dict[str, str]:
+        """``INFO`` of the node this client talks to, as ``{"role": "leader", ...}``."""
+        reply = await self.execute("INFO")
+        if not isinstance(reply, bytes):
+            raise ClientProtocolError(f"INFO answered {reply!r}")
+        return parse_info(reply)
+
+    async def write(self, *args: Arg) -> Reply:
+        """Run a command as the next request of this client's session (exactly once)."""
+        async with self._lock:
+            self._seq += 1
+            wire = encode_command(
+                b"PAXOS.REQ", _arg(self._client_id), _arg(self._seq), *map(_arg, args)
+            )
+            return await self._attempt(wire)
+
+    async def execute(self, *args: Arg) -> Reply:
+        """Run any command as a plain request, retried on failure (use for reads)."""
+        async with self._lock:
+            return await self._attempt(encode_command(*map(_arg, args)))
+
+    # --- retry loop -------------------------------------------------------------------------
+
+    async def _attempt(self, wire: bytes) -> Reply:
+        uncertain = False  # may an attempt have been applied without our hearing of it?
+        failed: FailedSet = set()  # addresses that failed during this request
+        last_problem = "no attempt"
+        hurry = False  # the last failure was one node's: try another at once
+        for attempt in range(self.retries + 1):
+            if attempt > 0 and not (hurry and len(failed) < len(self.addresses)):
+                await self._pause(attempt)
+                if len(failed) >= len(self.addresses):
+                    failed.clear()  # every node failed: start a new round
+            hurry = True
+            try:
+                connection = await asyncio.wait_for(self._connect(failed), self.timeout_s)
+            except _TRANSIENT as error:
+                last_problem = f"connect: {_describe(error)}"
+                self._next_index = (self._next_index + 1) % len(self.addresses)
+                continue
+            try:
+                self.attempts += 1
+                reply = await asyncio.wait_for(connection.roundtrip(wire), self.timeout_s)
+            except _TRANSIENT as error:
+                # The reply may still be on its way: this connection is out of step, drop it.
+                uncertain = True
+                failed.add(connection.address)
+                await self._drop()
+                last_problem = f"{format_address(connection.address)}: {_describe(error)}"
+                continue
+            if isinstance(reply, ErrorReply):
+                if reply.kind in ("TRYAGAIN", "BUSY"):
+                    # No leader yet, or the leader is changing: wait, then look for it afresh.
+                    # Only a TRYAGAIN that says so leaves the outcome open (the contract).
+                    uncertain = uncertain or "unknown" in reply.message
+                    last_problem = f"{format_address(connection.address)}: {reply}"
+                    hurry = False
+                    await self._drop()
+                    continue
+                if reply.message.startswith("session expired"):
+                    raise SessionExpiredError(str(reply))
+                raise CommandError(reply)
+            return reply
+        if uncertain:
+            raise OutcomeUnknownError(
+                f"no answer after {self.retries + 1} attempts ({last_problem}); "
+                "the request may or may not have been applied"
+            )
+        raise UnavailableError(
+            f"not applied: no attempt got through in {self.retries + 1} ({last_problem})"
+        )
+
+    async def _pause(self, attempt: int) -> None:
+        delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
+        await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
+
+    async def _connect(self, failed: FailedSet) -> _Connection:
+        if self._connection is not None:
+            return self._connection
+        candidates = [
+            self.addresses[(self._next_index + i) % len(self.addresses)]
+            for i in range(len(self.addresses))
+        ]
+        candidates = [a for a in candidates if a not in failed] or candidates
+        last_error: BaseException | None = None
+        for address in candidates:
+            try:
+                connection = await _Connection.open(address)
+            except OSError as error:
+                failed.add(address)
+                last_error = error
+                continue
+            try:
+                leader = await self._leader_of(connection) if self.follow_leader else None
+            except _TRANSIENT as error:
+                failed.add(address)
+                last_error = error
+                await connection.close()
+                continue
+            except BaseException:
+                await connection.close()
+                raise
+            self._next_index = (self.addresses.index(address) + 1) % len(self.addresses)
+            if leader is not None and leader != address and leader not in failed:
+                try:
+                    moved = await _Connection.open(leader)
+                except OSError:
+                    failed.add(leader)  # the leader it names is gone: stay with this node
+                else:
+                    await connection.close()
+                    connection = moved
+            self._connection = connection
+            return connection
+        if last_error is not None:
+            raise last_error
+        raise OSError("no address to connect to")
+
+    @staticmethod
+    async def _leader_of(connection: _Connection) -> Address | None:
+        """The leader's client address according to ``connection``'s node, if it knows."""
+        reply = await connection.roundtrip(encode_command(b"INFO"))
+        if not isinstance(reply, bytes):
+            return None
+        leader = parse_info(reply).get("leader_client", "")
+        try:
+            return parse_address(leader) if leader else None
+        except ValueError:
+            return None
+
+    async def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _integer(reply: Reply, command: str) -> int:
+    if not isinstance(reply, int):
+        raise ClientProtocolError(f"{command} answered {reply!r}")
+    return reply
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return str(error) or type(error).__name__
+
+
+async def fetch_info(address: str | Address, timeout_s: float = 1.0) -> dict[str, str]:
+    """``INFO`` of one node over a fresh connection; raises ``OSError``/``TimeoutError``."""
+
+    async def once() -> dict[str, str]:
+        connection = await _Connection.open(parse_address(address))
+        try:
+            reply = await connection.roundtrip(encode_command(b"INFO"))
+        finally:
+            await connection.close()
+        if not isinstance(reply, bytes):
+            raise ClientProtocolError(f"INFO answered {reply!r}")
+        return parse_info(reply)
+
+    try:
+        return await asyncio.wait_for(once(), timeout_s)
+    except (_ConnectionLost, ReplyProtocolError) as error:
+        raise OSError(str(error)) from error
+
+
+__all__ = ["AsyncClient", "Simple", "fetch_info", "format_address", "parse_address"]

@@ -1,0 +1,73 @@
+"""``pypaxos cluster up``: start a local cluster and return once it has elected a leader.
+
+A new data directory gets a ``cluster.toml`` planned from ``--nodes`` and ``--base-port``; a
+directory that already has one is restarted as it is (its members and ports are part of its
+data), so ``--nodes`` or ``--base-port`` that contradict it are refused rather than ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from pypaxos.cli import UsageError
+from pypaxos.cluster import config
+from pypaxos.cluster.local import ClusterError, LocalCluster
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nodes", type=int, help="number of nodes (default 3)")
+    parser.add_argument("--data", type=Path, default=Path("data"), help="data directory (./data)")
+    parser.add_argument(
+        "--base-port",
+        type=int,
+        help="first client port (default 7001); peers use +100, metrics +200",
+    )
+    parser.add_argument("--fsync", choices=config.FSYNC_MODES, help="default: always")
+    parser.add_argument(
+        "--timeout-s", type=float, default=30.0, help="how long to wait for a leader (30)"
+    )
+
+
+def open_or_create(args: argparse.Namespace) -> LocalCluster:
+    path = args.data / config.CONFIG_NAME
+    if not path.exists():
+        try:
+            return LocalCluster.create(
+                args.data,
+                args.nodes if args.nodes is not None else 3,
+                args.base_port if args.base_port is not None else config.DEFAULT_BASE_PORT,
+                args.fsync or "always",
+            )
+        except config.ConfigError as error:
+            raise UsageError(str(error)) from error
+    cluster = LocalCluster.open(args.data, args.fsync)
+    members = cluster.spec.members
+    if args.nodes is not None and args.nodes != len(members):
+        raise UsageError(
+            f"{path} has {len(members)} members, not {args.nodes}; use another --data "
+            "for a different cluster"
+        )
+    first_port = int(members[0].client.rpartition(":")[2])
+    if args.base_port is not None and args.base_port != first_port:
+        raise UsageError(f"{path} uses base port {first_port}, not {args.base_port}")
+    return cluster
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cluster = open_or_create(args)
+        leader = asyncio.run(cluster.up(args.timeout_s))
+    except ClusterError as error:
+        print(f"pypaxos: error: {error}", file=sys.stderr)
+        return 1
+    data = cluster.spec.data_dir
+    print(f"cluster up in {data}: {len(cluster.spec.members)} nodes, leader node {leader.id}")
+    for member in cluster.spec.members:
+        process = cluster.started[member.id]
+        mark = "  (leader)" if member.id == leader.id else ""
+        print(f"  node {member.id}  client {member.client}  pid {process.pid}{mark}")
+    print(f"logs in {data}/node-N/node.log; stop with: pypaxos cluster down --data {args.data}")
+    return 0

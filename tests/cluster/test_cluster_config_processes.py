@@ -1,0 +1,63 @@
+"""``cluster.toml`` planning (checked against the node's own loader) and stopping processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pypaxos.cluster import config, processes
+from pypaxos.runtime.config import load_config
+
+
+def test_the_planned_file_is_what_the_node_reads(tmp_path: Path) -> None:
+    spec = config.plan(tmp_path / "data", nodes=3, base_port=7001, fsync="never")
+    config.write(spec)
+    assert config.load(spec.path) == spec
+    node_side = load_config(spec.path)  # the node's strict loader accepts it, unchanged
+    assert node_side.cluster_id == spec.cluster_id
+    assert node_side.data_dir == spec.data_dir == (tmp_path / "data").resolve()
+    assert [(m.id, m.client, m.peer, m.metrics) for m in node_side.members] == [
+        (1, "127.0.0.1:7001", "127.0.0.1:7101", "127.0.0.1:7201"),
+        (2, "127.0.0.1:7002", "127.0.0.1:7102", "127.0.0.1:7202"),
+        (3, "127.0.0.1:7003", "127.0.0.1:7103", "127.0.0.1:7203"),
+    ]
+    assert spec.pid_file(2) == spec.data_dir / "node-2" / "node.pid"
+
+
+@pytest.mark.parametrize(("nodes", "base"), [(0, 7001), (100, 7001), (3, 80), (3, 65400)])
+def test_impossible_plans_are_refused(tmp_path: Path, nodes: int, base: int) -> None:
+    with pytest.raises(config.ConfigError):
+        config.plan(tmp_path, nodes, base)
+
+
+def test_a_node_that_ignores_sigterm_is_killed_and_strangers_are_left_alone() -> None:
+    # The trailing words make its command line look like a node's, as is_node_process checks.
+    stubborn = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+            "print('ready', flush=True); time.sleep(60)",
+            "pypaxos",
+            "node",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"
+        assert processes.is_node_process(stubborn.pid)
+        assert not processes.is_node_process(stranger.pid)
+        killed = processes.stop_pids([stubborn.pid, stranger.pid], timeout_s=0.3)
+        assert killed == [stubborn.pid]
+        with pytest.raises(ProcessLookupError):  # gone, and reaped by stop_pids
+            os.kill(stubborn.pid, 0)
+        assert stranger.poll() is None  # never signalled: not a pypaxos node
+    finally:
+        for process in (stubborn, stranger):
+            process.kill()
+            process.wait()
