@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck browser pytest clean
+.PHONY: run demo test lint typecheck browser pytest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/pypaxos live
+
+demo: $(STAMP)
+	$(BIN)/pypaxos demo
 
 test: lint typecheck browser pytest
 
