@@ -1,0 +1,342 @@
+"""A deterministic discrete-event simulator for pure actors, generic over messages and effects.
+
+How it works.  Virtual time is an integer number of ticks.  Everything that will happen is an
+event in one heap ordered by ``(time, sequence number)``: a message copy arriving, a timer
+firing, a page-cache flush, or a scheduled call (a proposal, a crash, the heal).  ``step()``
+pops the earliest event, feeds it to the actor it concerns, and carries out the effects the
+actor returns, in the order they were returned.  One ``random.Random``, owned by the
+simulator and seeded once, makes every random choice (network fate, delays, flush delays, and
+the actors' own randomness: the factory hands it to every actor it builds), and nothing
+iterates over a set or a string-keyed dict where the order could matter.  So a seed fixes the
+whole run, trace included, byte for byte.
+
+Why it is generic.  Actors are anything with ``id``, ``start()``, ``handle(msg)`` and
+``on_timer(name)`` returning effect lists; messages are opaque (``M``).  The effects of
+``pypaxos.core.effects`` are carried out here; any other effect type goes to ``on_effect``,
+which a world subclass overrides (Multi-Paxos adds its own).  Actors are (re)built by a factory
+``(id, durable state, rng) -> actor``, so a restart sees exactly what the disk made durable.
+Protocol knowledge (which ids propose, what "chosen" means, what to check) lives in a world
+subclass such as ``pypaxos.sim.synod.SynodWorld``, through the hooks ``on_send``,
+``on_decide``, ``on_effect``, ``after_restart`` and ``after_step``.
+
+The durability contract of ``core.effects``: within one returned list, every ``Persist`` is
+written before any ``Send`` leaves.  A ``Persist(sync=True)`` is durable at once; an unsynced
+one sits in the disk's page cache until a flush event ``flush_delay_ticks`` later, and a crash
+before that loses it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar
+
+from pypaxos.core.effects import CancelTimer, Decide, Persist, Send, SetTimer
+from pypaxos.sim.disk import Disk
+from pypaxos.sim.network import Network
+
+M = TypeVar("M")
+M_contra = TypeVar("M_contra", contravariant=True)
+
+
+class Actor(Protocol[M_contra]):
+    """What the simulator drives: one input at a time in, a list of effects out."""
+
+    @property
+    def id(self) -> int: ...
+
+    def start(self) -> Sequence[object]: ...
+
+    def handle(self, msg: M_contra) -> Sequence[object]: ...
+
+    def on_timer(self, name: str) -> Sequence[object]: ...
+
+
+# Builds actor ``id`` from its durable state (None: an empty disk) and the simulator's Random.
+ActorFactory = Callable[[int, object | None, random.Random], Actor[M]]
+
+
+class _Delivery:
+    """One copy of a message arriving at ``dst``."""
+
+    __slots__ = ("dst", "duplicate", "msg", "src")
+
+    def __init__(self, src: int, dst: int, msg: object, duplicate: bool) -> None:
+        self.src = src
+        self.dst = dst
+        self.msg = msg
+        self.duplicate = duplicate
+
+
+class _TimerFire:
+    """Timer ``name`` of ``node`` fires, unless re-set or cancelled since (``generation``)."""
+
+    __slots__ = ("generation", "name", "node")
+
+    def __init__(self, node: int, name: str, generation: int) -> None:
+        self.node = node
+        self.name = name
+        self.generation = generation
+
+
+class _Flush:
+    """The page cache of ``node`` is written back (the dirty period ``generation``)."""
+
+    __slots__ = ("generation", "node")
+
+    def __init__(self, node: int, generation: int) -> None:
+        self.node = node
+        self.generation = generation
+
+
+class _Call:
+    """A scheduled call into the world: a proposal, a crash, a restart, the heal."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+
+
+_Event = _Delivery | _TimerFire | _Flush | _Call
+
+
+def _default_name(node: int) -> str:
+    return f"n{node}"
+
+
+class Simulator(Generic[M]):
+    """Runs actors over a simulated network and disk, one event per ``step()``."""
+
+    def __init__(
+        self,
+        node_ids: Sequence[int],
+        factory: ActorFactory[M],
+        rng: random.Random,
+        network: Network,
+        disk: Disk | None = None,
+        *,
+        flush_delay_ticks: tuple[int, int] = (10, 100),
+        name: Callable[[int], str] = _default_name,
+        describe: Callable[[M], str] = str,
+        describe_state: Callable[[object | None], str] = str,
+        trace: bool = False,
+    ) -> None:
+        if not 1 <= flush_delay_ticks[0] <= flush_delay_ticks[1]:
+            raise ValueError(f"bad flush delay range {flush_delay_ticks}")
+        self.node_ids = tuple(node_ids)
+        self.factory = factory
+        self.rng = rng
+        self.network = network
+        self.disk = Disk() if disk is None else disk
+        self.flush_delay_ticks = flush_delay_ticks
+        self.name = name
+        self.describe = describe
+        self.describe_state = describe_state
+        self.trace: list[str] | None = [] if trace else None
+        self.now = 0
+        self.steps = 0
+        self._heap: list[tuple[int, int, _Event]] = []
+        self._seq = 0
+        self._actors: dict[int, Actor[M] | None] = dict.fromkeys(self.node_ids)
+        self._timers: dict[int, dict[str, int]] = {node: {} for node in self.node_ids}
+        self._timer_generation = 0
+        # Called with the receiver after each delivered message was handled (fault injection).
+        self.after_handle: Callable[[int], None] | None = None
+
+    # -- hooks for a world subclass ----------------------------------------------------------
+
+    def on_send(self, src: int, dst: int, msg: M) -> None:
+        """Called for every ``Send`` before the network routes it (ghost state goes here)."""
+
+    def on_decide(self, node: int, value: object) -> None:
+        """Called for every ``Decide`` effect."""
+        if self.trace is not None:
+            self.log(f"{self.name(node)} decides {value}")
+
+    def on_effect(self, node: int, effect: object) -> None:
+        """Carry out an effect type this simulator does not know; extend in a subclass."""
+        raise TypeError(f"{self.name(node)} returned an unknown effect {effect!r}")
+
+    def after_restart(self, node: int) -> None:
+        """Called after ``node`` was rebuilt from disk and its start effects carried out."""
+
+    def after_step(self) -> None:
+        """Called after every step: check invariants here."""
+
+    # -- running -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Build every actor from its (empty) disk and carry out its start effects."""
+        for node in self.node_ids:
+            actor = self.factory(node, self.disk.read(node), self.rng)
+            self._actors[node] = actor
+            self.apply(node, actor.start())
+
+    def next_time(self) -> int | None:
+        """When the next event happens (``None``: nothing is scheduled)."""
+        return self._heap[0][0] if self._heap else None
+
+    def step(self) -> bool:
+        """Process the earliest event; False when there was none."""
+        if not self._heap:
+            return False
+        time, _, event = heapq.heappop(self._heap)
+        self.now = time
+        self.steps += 1
+        kind = type(event)
+        if kind is _Delivery:
+            self._deliver(event)  # type: ignore[arg-type]
+        elif kind is _TimerFire:
+            self._fire(event)  # type: ignore[arg-type]
+        elif kind is _Flush:
+            self._flush(event)  # type: ignore[arg-type]
+        else:
+            event.fn()  # type: ignore[union-attr]
+        self.after_step()
+        return True
+
+    def at(self, time: int, fn: Callable[[], object]) -> None:
+        """Call ``fn`` at virtual time ``time`` (not before now); its result is ignored."""
+        self._push(max(time, self.now), _Call(fn))
+
+    def log(self, text: str) -> None:
+        """Append one trace line stamped with the current virtual time (if tracing)."""
+        if self.trace is not None:
+            self.trace.append(f"t={self.now:5d}  {text}")
+
+    # -- actors ------------------------------------------------------------------------------
+
+    def is_up(self, node: int) -> bool:
+        return self._actors[node] is not None
+
+    def actor(self, node: int) -> Actor[M]:
+        actor = self._actors[node]
+        if actor is None:
+            raise LookupError(f"{self.name(node)} is down")
+        return actor
+
+    def inject(self, node: int, fn: Callable[[Actor[M]], Sequence[object]]) -> None:
+        """Give ``node`` an input other than a message or timer (e.g. a proposal)."""
+        self.apply(node, fn(self.actor(node)))
+
+    def crash(self, node: int) -> bool:
+        """Stop ``node``: it loses its memory, its timers and its page cache."""
+        if self._actors[node] is None:
+            return False
+        self._actors[node] = None
+        self._timers[node] = {}
+        lost = self.disk.crash(node)
+        if self.trace is not None:
+            self.log(f"{self.name(node)} CRASH" + (" (unsynced write lost)" if lost else ""))
+        return True
+
+    def restart(self, node: int) -> bool:
+        """Rebuild a crashed ``node`` from exactly what its disk made durable."""
+        if self._actors[node] is not None:
+            return False
+        durable = self.disk.read(node)
+        actor = self.factory(node, durable, self.rng)
+        self._actors[node] = actor
+        if self.trace is not None:
+            self.log(f"{self.name(node)} RESTART from disk: {self.describe_state(durable)}")
+        self.apply(node, actor.start())
+        self.after_restart(node)
+        return True
+
+    # -- effects -----------------------------------------------------------------------------
+
+    def apply(self, node: int, effects: Sequence[object]) -> None:
+        """Carry out one returned effect list: every Persist first, then the rest in order.
+
+        This is the hot path of every run, hence ``type(e) is`` tests for the core effects;
+        anything else (including subclasses) goes through ``_apply_other``.
+        """
+        if not effects:
+            return
+        for effect in effects:
+            if type(effect) is Persist:
+                self._persist(node, effect)
+        for effect in effects:
+            kind = type(effect)
+            if kind is Send:
+                self._send(node, effect.to, effect.msg)  # type: ignore[attr-defined]
+            elif kind is not Persist:
+                self._apply_other(node, effect)
+
+    def _apply_other(self, node: int, effect: object) -> None:
+        if isinstance(effect, SetTimer):
+            self._timer_generation += 1
+            self._timers[node][effect.name] = self._timer_generation
+            fire = _TimerFire(node, effect.name, self._timer_generation)
+            self._push(self.now + effect.delay_ticks, fire)
+        elif isinstance(effect, CancelTimer):
+            self._timers[node].pop(effect.name, None)
+        elif isinstance(effect, Decide):
+            self.on_decide(node, effect.value)
+        elif isinstance(effect, Send):
+            self._send(node, effect.to, effect.msg)  # type: ignore[arg-type]
+        elif isinstance(effect, Persist):
+            pass  # a Persist subclass: already written by the first pass
+        else:
+            self.on_effect(node, effect)
+
+    def _persist(self, node: int, effect: Persist) -> None:
+        generation = self.disk.write(node, effect.state, effect.sync)
+        if generation is not None:
+            low, high = self.flush_delay_ticks
+            delay = low + int(self.rng.random() * (high - low + 1))
+            self._push(self.now + delay, _Flush(node, generation))
+
+    def _flush(self, event: _Flush) -> None:
+        if self.disk.flush(event.node, event.generation) and self.trace is not None:
+            self.log(f"{self.name(event.node)} page cache flushed to disk")
+
+    def _send(self, src: int, dst: int, msg: M) -> None:
+        if dst not in self._actors:
+            raise LookupError(f"{self.name(src)} sent {msg!r} to unknown actor {dst}")
+        self.on_send(src, dst, msg)
+        lost, delays = self.network.route(src, dst)
+        if lost:
+            if self.trace is not None:
+                self._log_message(src, dst, msg, f"  [{lost}]", arrow="-x")
+            return
+        heap, now = self._heap, self.now
+        duplicate = False
+        for delay in delays:
+            self._seq += 1
+            heapq.heappush(heap, (now + delay, self._seq, _Delivery(src, dst, msg, duplicate)))
+            duplicate = True
+
+    def _deliver(self, event: _Delivery) -> None:
+        actor = self._actors[event.dst]
+        msg: M = event.msg  # type: ignore[assignment]
+        if actor is None:
+            if self.trace is not None:
+                note = f"  [lost: {self.name(event.dst)} down]"
+                self._log_message(event.src, event.dst, msg, note)
+            return
+        if self.trace is not None:
+            self._log_message(event.src, event.dst, msg, "  [dup]" if event.duplicate else "")
+        self.apply(event.dst, actor.handle(msg))
+        if self.after_handle is not None:
+            self.after_handle(event.dst)
+
+    def _fire(self, event: _TimerFire) -> None:
+        timers = self._timers[event.node]
+        if timers.get(event.name) != event.generation:
+            return  # re-set, cancelled, or its actor crashed since
+        del timers[event.name]
+        actor = self._actors[event.node]
+        assert actor is not None, "a crashed actor has no timers"
+        if self.trace is not None:
+            self.log(f"{self.name(event.node)} timer {event.name}")
+        self.apply(event.node, actor.on_timer(event.name))
+
+    def _log_message(self, src: int, dst: int, msg: M, note: str, arrow: str = "->") -> None:
+        self.log(f"{self.name(src)} {arrow} {self.name(dst)}  {self.describe(msg)}{note}")
+
+    def _push(self, time: int, event: _Event) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (time, self._seq, event))

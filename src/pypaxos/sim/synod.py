@@ -1,0 +1,526 @@
+"""Single-decree Paxos in the simulator: the world, its fault schedule, and its checks.
+
+A run (``run_synod(settings, seed)``) goes like this:
+
+1. Every actor of ``SynodConfig`` is built from an empty disk.  Each proposer ``P_i`` proposes
+   ``config.proposal_for(P_i)`` (``v_i``) at a random time in ``[0, PROPOSE_WINDOW_TICKS]``, so
+   several proposers compete.
+2. Fault phase, ``[0, fault_ticks)``: the network drops, duplicates and delays messages, an
+   optional partition splits it, and any actor may crash (at a random time, or right after
+   handling a message) and restart from its disk (``sim.faults``).  A restarted proposer
+   proposes its value again.
+3. Heal, at ``fault_ticks``: the network stops losing messages and the partition is lifted,
+   every crashed actor restarts, and all proposers but one (picked with the seed's Random) are
+   stopped.  The survivor proposes again; if it had already finished it is first restarted
+   from its disk, because a finished proposer never speaks again and the core has no decision
+   broadcast, so learners that missed the decisive ``Accepted`` could otherwise wait forever.
+4. Liveness: a value must then be chosen and learned by every learner within
+   ``liveness_bound_ticks(settings)`` of the heal (the bound and its derivation are on that
+   function); exceeding it is a liveness violation.
+
+Safety is checked after every step with ``checkers.safety_violations`` and the *correct*
+majority, from ghost state the actors never see: every acceptance an acceptor announced (each
+``Accepted`` it sent, whether or not the network delivered it), every proposed value, and
+every learner's first ``Decide``.  A learner whose later ``Decide`` differs (even after a
+restart) changed its mind.  The check is incremental: the ghost state only changes when a new
+acceptance, proposal or decision appears, so only those steps recompute it.  The first
+violation stops the run and names the step, the virtual time and the seed.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import assert_never
+
+from pypaxos.core.acceptor import AcceptorState
+from pypaxos.core.learner import LearnerState
+from pypaxos.core.messages import (
+    Accept,
+    Accepted,
+    Decided,
+    Message,
+    Nack,
+    Prepare,
+    Promise,
+    Query,
+)
+from pypaxos.core.proposer import Phase, Proposer, ProposerState
+from pypaxos.core.quorum import Majority
+from pypaxos.core.synod import SynodConfig
+from pypaxos.core.types import Ballot, Value
+from pypaxos.sim.checkers import Acceptance, safety_violations
+from pypaxos.sim.faults import FaultInjector, FaultSettings
+from pypaxos.sim.network import Network, NetworkSettings, Partition
+from pypaxos.sim.simulator import Simulator
+
+# Fixed simulation parameters (the CLI exposes the ones worth varying).
+PROPOSE_WINDOW_TICKS = 20  # each proposer first proposes at a random time in [0, this]
+RANDOM_PARTITION_PROB = 0.1  # per fault step, under --partition random
+FLUSH_DELAY_TICKS = (10, 100)  # an unsynced write reaches the disk this much later
+FAULT_STEP_TICKS = 10  # crashes and partition changes happen on multiples of this
+
+
+@dataclass(frozen=True)
+class SynodSettings:
+    """Everything that, with a seed, determines a run; ``cli_args()`` spells it for replay."""
+
+    proposers: int = 2
+    acceptors: int = 3
+    learners: int = 2
+    bugs: frozenset[str] = field(default_factory=frozenset)
+    drop: float = 0.0
+    dup: float = 0.0
+    crash: float = 0.0  # chance per fault step (FAULT_STEP_TICKS) that a random actor crashes
+    crash_after_handle: float = 0.0  # chance per handled message that its receiver crashes
+    partition: str = ""  # "", "random", or groups of names: "A1,P1/A2,A3,P2,L1,L2"
+    fault_ticks: int = 300
+    delay_min_ticks: int = 1
+    delay_max_ticks: int = 10
+    downtime_min_ticks: int = 5  # a crashed actor restarts this long after its crash, at least
+    downtime_max_ticks: int = 60
+
+    def __post_init__(self) -> None:
+        for low, high, what in (
+            (self.delay_min_ticks, self.delay_max_ticks, "delay"),
+            (self.downtime_min_ticks, self.downtime_max_ticks, "downtime"),
+        ):
+            if not 1 <= low <= high:
+                raise ValueError(f"need 1 <= min {what} <= max {what}, got {low} and {high}")
+        config = self.config()  # validates sizes and bug names
+        self.network_settings()
+        self.fault_settings()
+        if self.fault_ticks < 0:
+            raise ValueError("fault ticks must not be negative")
+        timeout = config.timing.phase_timeout_ticks
+        if 2 * self.delay_max_ticks >= timeout:
+            raise ValueError(
+                f"max delay {self.delay_max_ticks} is too long: a round trip must fit in the "
+                f"proposer's phase timeout of {timeout} ticks, or no round ever succeeds"
+            )
+
+    def config(self) -> SynodConfig:
+        return SynodConfig(self.proposers, self.acceptors, self.learners, self.bugs)
+
+    def network_settings(self) -> NetworkSettings:
+        return NetworkSettings(self.drop, self.dup, self.delay_min_ticks, self.delay_max_ticks)
+
+    def fault_settings(self) -> FaultSettings:
+        random_partition = self.partition == "random"
+        fixed = None if random_partition else parse_partition(self.partition, self.config())
+        return FaultSettings(
+            crash_prob=self.crash,
+            crash_after_handle_prob=self.crash_after_handle,
+            fault_step_ticks=FAULT_STEP_TICKS,
+            restart_min_ticks=self.downtime_min_ticks,
+            restart_max_ticks=self.downtime_max_ticks,
+            partition_prob=RANDOM_PARTITION_PROB if random_partition else 0.0,
+            partition=fixed,
+        )
+
+    def cli_args(self) -> list[str]:
+        """Command-line arguments that reproduce these settings exactly (floats via ``repr``)."""
+        options: list[tuple[str, object]] = [
+            ("--proposers", self.proposers),
+            ("--acceptors", self.acceptors),
+            ("--learners", self.learners),
+            ("--drop", self.drop),
+            ("--dup", self.dup),
+            ("--crash", self.crash),
+            ("--crash-after-handle", self.crash_after_handle),
+            ("--fault-ticks", self.fault_ticks),
+            ("--min-delay", self.delay_min_ticks),
+            ("--max-delay", self.delay_max_ticks),
+            ("--min-downtime", self.downtime_min_ticks),
+            ("--max-downtime", self.downtime_max_ticks),
+        ]
+        if self.partition:
+            options.append(("--partition", self.partition))
+        options.extend(("--bug", bug) for bug in sorted(self.bugs))
+        return [word for option, value in options for word in (option, _cli_word(value))]
+
+    def replay_command(self, seed: int) -> str:
+        """The shell command that replays ``seed`` with these settings, trace and all."""
+        return shlex.join(["pypaxos", "synod", *self.cli_args(), "--seed", str(seed)])
+
+
+def _cli_word(value: object) -> str:
+    return repr(value) if isinstance(value, float) else str(value)  # repr: exact float
+
+
+def parse_partition(spec: str, config: SynodConfig) -> Partition | None:
+    """``"A1,P1/A2,A3"`` -> groups of ids; actors left out form one more group together."""
+    if not spec:
+        return None
+    ids = {config.name(node).lower(): node for node in config.all_ids}
+    groups: list[frozenset[int]] = []
+    seen: set[int] = set()
+    for part in spec.split("/"):
+        group: set[int] = set()
+        for raw in part.split(","):
+            word = raw.strip().lower()
+            if word not in ids:
+                known = ", ".join(config.name(n) for n in config.all_ids)
+                raise ValueError(f"unknown actor {raw.strip()!r} in partition (known: {known})")
+            if ids[word] in seen:
+                raise ValueError(f"actor {raw.strip()} is in two partition groups")
+            seen.add(ids[word])
+            group.add(ids[word])
+        groups.append(frozenset(group))
+    rest = frozenset(config.all_ids) - seen
+    if rest:
+        groups.append(rest)
+    if len(groups) < 2:
+        raise ValueError("a partition needs at least two groups")
+    return tuple(groups)
+
+
+def liveness_bound_ticks(settings: SynodSettings) -> int:
+    """How long after the heal every learner must have learned the chosen value.
+
+    With ``D`` the max message delay, ``T`` the phase timeout, ``Bmin``/``Bcap`` the backoff
+    range and ``A`` the number of acceptors (requires ``2D < T``):
+
+    * a proposer round ends, by success, Nack or timeout, within ``2T`` of its start, and the
+      next one starts at most ``max(Bmin, Bcap)`` later: one failed round costs at most
+      ``R = 2T + max(Bmin, Bcap)``;
+    * messages sent before the heal are all delivered by ``heal + D``; rounds that start
+      before then may be spoiled by them, and at most ``D // Bmin + 1`` start in that window
+      (each failed round includes a backoff of at least ``Bmin``);
+    * afterwards only the survivor proposes, every acceptor is up and nothing is lost, so a
+      round fails only on a Nack from an acceptor that promised a higher ballot, and the next
+      ballot exceeds that promise: at most ``A`` such failures;
+    * a successful round takes four message delays from Prepare to the learners' Accepted.
+
+    Bound: ``(D // Bmin + 1 + A) * R + 4D``.
+    """
+    timing = settings.config().timing
+    delay = settings.delay_max_ticks
+    backoff_min = max(1, timing.backoff_min_ticks)
+    round_ticks = 2 * timing.phase_timeout_ticks + max(backoff_min, timing.backoff_cap_ticks)
+    failed_rounds = delay // backoff_min + 1 + settings.acceptors
+    return failed_rounds * round_ticks + 4 * delay
+
+
+def _proposal(ballot: Ballot, value: Value | None) -> str:
+    return "⊥" if value is None else f"{value}@{ballot}"
+
+
+def describe_message(msg: Message) -> str:
+    """One readable word-and-numbers form per message, as the trace prints it."""
+    match msg:
+        case Prepare():
+            return f"Prepare {msg.ballot}"
+        case Promise():
+            accepted = _proposal(msg.accepted_ballot, msg.accepted_value)
+            return f"Promise {msg.ballot} accepted={accepted}"
+        case Accept():
+            return f"Accept {msg.ballot} {msg.value}"
+        case Accepted():
+            return f"Accepted {msg.ballot} {msg.value}"
+        case Nack():
+            return f"Nack {msg.ballot} promised={msg.promised}"
+        case Query():
+            return "Query"
+        case Decided():
+            return f"Decided {msg.value}"
+        case _:
+            assert_never(msg)
+
+
+def describe_state(state: object | None) -> str:
+    """What a restarted actor found on its disk."""
+    match state:
+        case None:
+            return "empty"
+        case AcceptorState():
+            accepted = _proposal(state.accepted_ballot, state.accepted_value)
+            return f"promised={state.promised} accepted={accepted}"
+        case ProposerState():
+            return f"last ballot={state.last_ballot}"
+        case LearnerState():
+            return f"decided={'⊥' if state.decided is None else state.decided}"
+        case _:
+            return repr(state)
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str  # "safety" or "liveness"
+    seed: int
+    step: int
+    time: int
+    message: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind} violation at step {self.step} (t={self.time}), "
+            f"seed {self.seed}: {self.message}"
+        )
+
+
+@dataclass(frozen=True)
+class SynodResult:
+    seed: int
+    settings: SynodSettings
+    violation: Violation | None
+    chosen: Value | None
+    learned: tuple[tuple[str, Value, int], ...]  # (learner name, value, time) by learner id
+    heal_time: int
+    deadline: int
+    end_time: int
+    steps: int
+    crashes: int
+    trace: tuple[str, ...]
+
+    def outcome_line(self) -> str:
+        """The last line of a report: the violation, or the chosen value and who learned it."""
+        if self.violation is not None:
+            return f"VIOLATION: {self.violation}"
+        if not self.learned:
+            return f"chosen: {self.chosen} (no learners)"
+        names = ", ".join(name for name, _, _ in self.learned)
+        last = max(time for _, _, time in self.learned)
+        return f"chosen: {self.chosen} (learned by {names} at t={last})"
+
+    def report_lines(self) -> list[str]:
+        """The full printed report: settings and seed first (habit 8), trace, outcome."""
+        header = [
+            f"# {self.settings.replay_command(self.seed)}",
+            f"# heal at t={self.heal_time}; liveness bound: chosen and learned by every "
+            f"learner by t={self.deadline}",
+        ]
+        return [*header, *self.trace, self.outcome_line()]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a run derives from its settings alone, computed once per settings (seed sweeps)."""
+
+    config: SynodConfig
+    network: NetworkSettings
+    faults: FaultSettings
+    quorum: Majority
+    names: dict[int, str]
+    bound_ticks: int
+    acceptors: frozenset[int]
+    proposers: frozenset[int]
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(settings: SynodSettings) -> _Plan:
+    config = settings.config()
+    return _Plan(
+        config=config,
+        network=settings.network_settings(),
+        faults=settings.fault_settings(),
+        quorum=config.true_quorum(),
+        names={node: config.name(node) for node in config.all_ids},
+        bound_ticks=liveness_bound_ticks(settings),
+        acceptors=frozenset(config.acceptor_ids),
+        proposers=frozenset(config.proposer_ids),
+    )
+
+
+class SynodWorld(Simulator[Message]):
+    """A ``Simulator`` of one single-decree instance, with its ghost state and checks."""
+
+    # Restart a survivor that already finished so it runs a fresh round at the heal (see the
+    # module docstring); False only to demonstrate why it is needed.
+    refresh_finished_survivor = True
+
+    def __init__(self, settings: SynodSettings, seed: int, trace: bool = False) -> None:
+        plan = _plan(settings)
+        config = plan.config
+        rng = random.Random(seed)
+        super().__init__(
+            config.all_ids,
+            config.build,
+            rng,
+            Network(rng, plan.network),
+            flush_delay_ticks=FLUSH_DELAY_TICKS,
+            name=plan.names.__getitem__,
+            describe=describe_message,
+            describe_state=describe_state,
+            trace=trace,
+        )
+        self.settings = settings
+        self.seed = seed
+        self.config = config
+        self.faults = FaultInjector(self, plan.faults)
+        self.quorum = plan.quorum
+        self.names = plan.names
+        self.heal_time = settings.fault_ticks
+        self.deadline = self.heal_time + plan.bound_ticks
+        self.healed = False
+        self.violation: Violation | None = None
+        # Ghost state, never seen by the actors.
+        self.acceptances: list[Acceptance] = []
+        self._acceptance_set: set[Acceptance] = set()
+        self.proposed: list[Value] = []
+        self.decisions: dict[int, Value] = {}  # each learner's first decision
+        self.learned_at: dict[int, int] = {}
+        self.chosen: list[Value] = []  # kept equal to checkers.chosen_values(acceptances)
+        self._voters: dict[tuple[Ballot, Value], set[int]] = {}
+        self._dirty = False
+        self._acceptors = plan.acceptors
+        self._proposers = plan.proposers
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> SynodResult:
+        self.start()
+        for node in self.config.proposer_ids:
+            delay = int(self.rng.random() * (PROPOSE_WINDOW_TICKS + 1))
+            self.at(delay, partial(self._first_proposal, node))
+        self.faults.begin()
+        self.at(self.heal_time, self._heal)
+        step = self.step
+        while self.violation is None and not self.healed:
+            step()  # the heal is scheduled, so there is always a next event until then
+        while self.violation is None and not self._complete():
+            when = self.next_time()
+            if when is None or when > self.deadline:
+                self.now = self.deadline
+                self._violate("liveness", self._liveness_message())
+                break
+            step()
+        return self._result()
+
+    def _complete(self) -> bool:
+        return bool(self.chosen) and len(self.decisions) == self.config.learners
+
+    def _liveness_message(self) -> str:
+        missing = [self.names[n] for n in self.config.learner_ids if n not in self.decisions]
+        what = f"not learned by {', '.join(missing)}" if self.chosen else "no value chosen"
+        return (
+            f"{what} by t={self.deadline} "
+            f"(heal at t={self.heal_time} + bound {self.deadline - self.heal_time} ticks)"
+        )
+
+    def _first_proposal(self, node: int) -> None:
+        if self.is_up(node) and not self.healed:
+            self._propose(node)
+
+    def _propose(self, node: int) -> None:
+        value = self.config.proposal_for(node)
+        if value not in self.proposed:
+            self.proposed.append(value)
+            self._dirty = True
+        if self.trace is not None:
+            self.log(f"{self.names[node]} proposes {value}")
+        self.apply(node, self._proposer(node).propose(value))
+
+    def _proposer(self, node: int) -> Proposer:
+        proposer = self.actor(node)
+        assert isinstance(proposer, Proposer)
+        return proposer
+
+    def _heal(self) -> None:
+        self.healed = True
+        if self._complete():
+            self.log(f"HEAL: {self.chosen[0]} is chosen and every learner learned it already")
+            return
+        proposers = self.config.proposer_ids
+        survivor = proposers[int(self.rng.random() * len(proposers))]
+        self.log(
+            f"HEAL: no more faults or losses, every actor up, {self.names[survivor]} proposes "
+            f"alone; every learner must learn by t={self.deadline}"
+        )
+        self.faults.heal()
+        for node in proposers:
+            if node != survivor:
+                self.log(f"{self.names[node]} stops proposing")
+                self.apply(node, self._proposer(node).stop())
+        if self.refresh_finished_survivor and self._proposer(survivor).phase is Phase.DONE:
+            self.log(f"{self.names[survivor]} had finished: restart it for a fresh round")
+            self.crash(survivor)
+            self.restart(survivor)
+        self._propose(survivor)
+
+    # -- hooks: ghost state and checks -------------------------------------------------------
+
+    def on_send(self, src: int, dst: int, msg: Message) -> None:
+        if type(msg) is Accepted and src in self._acceptors:
+            acceptance = (src, msg.ballot, msg.value)
+            if acceptance in self._acceptance_set:
+                return
+            self._acceptance_set.add(acceptance)
+            self.acceptances.append(acceptance)
+            # Incremental: only an acceptance that completes a quorum changes what is chosen.
+            voters = self._voters.setdefault((msg.ballot, msg.value), set())
+            voters.add(src)
+            if msg.value not in self.chosen and self.quorum.is_phase2_quorum(voters):
+                self.chosen = sorted([*self.chosen, msg.value])
+                self._dirty = True
+
+    def on_decide(self, node: int, value: object) -> None:
+        super().on_decide(node, value)
+        assert isinstance(value, str)
+        earlier = self.decisions.get(node)
+        if earlier is None:
+            self.decisions[node] = value
+            self.learned_at[node] = self.now
+            self._dirty = True
+        elif earlier != value:
+            self._violate(
+                "safety", f"learner {self.names[node]} changed its mind: {earlier} then {value}"
+            )
+
+    def after_restart(self, node: int) -> None:
+        if not self.healed and node in self._proposers:
+            self._propose(node)  # a restarted proposer proposes again
+
+    def after_step(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        problems = safety_violations(
+            self.acceptances, self.quorum, self.proposed, self.decisions, self.names
+        )
+        if problems:
+            self._violate("safety", "; ".join(problems))
+
+    def _violate(self, kind: str, message: str) -> None:
+        if self.violation is None:
+            self.violation = Violation(kind, self.seed, self.steps, self.now, message)
+            if self.trace is not None:
+                self.log(f"VIOLATION ({kind}): {message}")
+
+    def _result(self) -> SynodResult:
+        learned = tuple(
+            (self.names[n], self.decisions[n], self.learned_at[n])
+            for n in self.config.learner_ids
+            if n in self.decisions
+        )
+        return SynodResult(
+            seed=self.seed,
+            settings=self.settings,
+            violation=self.violation,
+            chosen=self.chosen[0] if len(self.chosen) == 1 else None,
+            learned=learned,
+            heal_time=self.heal_time,
+            deadline=self.deadline,
+            end_time=self.now,
+            steps=self.steps,
+            crashes=self.faults.crashes,
+            trace=tuple(self.trace or ()),
+        )
+
+
+def run_synod(settings: SynodSettings, seed: int, trace: bool = False) -> SynodResult:
+    """Run one seed; with ``trace`` the result carries one line per event."""
+    return SynodWorld(settings, seed, trace).run()
+
+
+def first_violation(settings: SynodSettings, seeds: Iterable[int]) -> SynodResult | None:
+    """The result of the first seed whose run violates an invariant, if any."""
+    for seed in seeds:
+        result = run_synod(settings, seed)
+        if result.violation is not None:
+            return result
+    return None
