@@ -1,0 +1,187 @@
+"""Key-value commands and results: what clients put in the replicated log and get back.
+
+Every client command travels as a ``Request(client_id, seq, op)`` encoded with msgpack.  The log
+stores it as opaque bytes; only the state machine (``kv.state_machine``) decodes it.  The leader
+may also put a bare ``NoOp`` in the log to fill a gap (``NOOP`` is its encoding).
+
+Keys and values are ``bytes``: Redis clients send byte strings and the store must be binary-safe,
+msgpack carries bytes as-is (no UTF-8 validation on every apply), and an integer is simply its
+canonical decimal spelling (``b"42"``), exactly as in Redis, so ``Incr`` works on what ``Set``
+stored.
+
+All structs are frozen, tagged and ``array_like``: hashable, compact on the wire, and decoded
+straight into the right type by the tag.  Encoding is deterministic (msgpack of a struct has one
+spelling), which the replicas rely on: the same command bytes give the same result bytes.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+class Get(msgspec.Struct, frozen=True, tag="get", array_like=True):
+    """Read ``key``; answered with ``Value`` (``None`` when absent).  Goes through the log like
+    any other command, so reads are linearizable."""
+
+    key: bytes
+
+
+class Set(msgspec.Struct, frozen=True, tag="set", array_like=True):
+    """Store ``value`` under ``key``; answered with ``Ok``."""
+
+    key: bytes
+    value: bytes
+
+
+class Delete(msgspec.Struct, frozen=True, tag="del", array_like=True):
+    """Remove ``key``; answered with ``Integer(1)`` if it existed, ``Integer(0)`` if not."""
+
+    key: bytes
+
+
+class Incr(msgspec.Struct, frozen=True, tag="incr", array_like=True):
+    """Add one to the integer stored at ``key`` (an absent key counts as 0) and answer
+    ``Integer(new value)``; ``Error`` if the value is not a 64-bit decimal integer or would
+    overflow (Redis ``INCR``)."""
+
+    key: bytes
+
+
+class Cas(msgspec.Struct, frozen=True, tag="cas", array_like=True):
+    """Compare-and-set: if ``key`` holds ``expected`` (``None``: if it is absent), store ``new``
+    and answer ``Ok``; otherwise change nothing and answer ``Mismatch(current)``."""
+
+    key: bytes
+    expected: bytes | None
+    new: bytes
+
+
+class NoOp(msgspec.Struct, frozen=True, tag="noop", array_like=True):
+    """Does nothing; what a new leader proposes for a slot it must fill but has no command for."""
+
+
+Command = Get | Set | Delete | Incr | Cas | NoOp
+
+
+class Request(msgspec.Struct, frozen=True, tag="req", array_like=True):
+    """One client command with its exactly-once identity.
+
+    ``seq`` starts at 1 for a new ``client_id`` and grows with each new request; a retry reuses
+    the ``seq`` of the request it repeats.  A client must have at most one request outstanding:
+    it sends ``seq + 1`` only after it has the answer to ``seq``.  That is what lets the state
+    machine remember a single cached result per client (see ``kv.state_machine``).
+    """
+
+    client_id: int
+    seq: int
+    op: Command
+
+
+# What a log entry decodes to: a client request or a leader's gap-filling no-op.
+LogEntry = Request | NoOp
+
+# --- results ----------------------------------------------------------------------------------
+
+
+class Ok(msgspec.Struct, frozen=True, tag="ok", array_like=True):
+    """The command took effect (``Set``, a successful ``Cas``, ``NoOp``)."""
+
+
+class Value(msgspec.Struct, frozen=True, tag="value", array_like=True):
+    """The value ``Get`` read; ``None`` when the key is absent."""
+
+    value: bytes | None
+
+
+class Integer(msgspec.Struct, frozen=True, tag="int", array_like=True):
+    """An integer answer: the new value after ``Incr``, the count ``Delete`` removed."""
+
+    value: int
+
+
+class Mismatch(msgspec.Struct, frozen=True, tag="mismatch", array_like=True):
+    """A ``Cas`` whose comparison failed; ``current`` is what the key held (``None``: absent)."""
+
+    current: bytes | None
+
+
+class Error(msgspec.Struct, frozen=True, tag="error", array_like=True):
+    """The command was refused and changed nothing (for example ``Incr`` of a non-integer)."""
+
+    message: str
+
+
+class Stale(msgspec.Struct, frozen=True, tag="stale", array_like=True):
+    """The request's ``seq`` is older than the last one applied for its client (``last_seq``):
+    it was not applied, and its own answer is no longer kept."""
+
+    last_seq: int
+
+
+class SessionExpired(msgspec.Struct, frozen=True, tag="expired", array_like=True):
+    """The client's dedup entry is gone (idle too long, or ``seq`` did not start at 1): the
+    request was not applied.  The client must start over with a new ``client_id``."""
+
+
+Result = Ok | Value | Integer | Mismatch | Error | Stale | SessionExpired
+
+NOT_AN_INTEGER = "value is not an integer or out of range"
+OVERFLOW = "increment or decrement would overflow"
+MALFORMED = "malformed command"
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+# Redis's string2ll: optional minus, no leading zeros, no plus sign, no spaces; "-0" is refused.
+_CANONICAL_INT = re.compile(rb"0|-?[1-9][0-9]{0,18}")
+
+
+def parse_int64(value: bytes) -> int | None:
+    """The integer ``value`` spells in canonical decimal, or ``None`` if it spells none.
+
+    Canonical means what Redis ``INCR`` accepts: it is the spelling ``Incr`` itself writes, so a
+    value survives any number of increments, and ``b"007"`` or ``b" 7"`` are not integers.
+    """
+    if _CANONICAL_INT.fullmatch(value) is None:
+        return None
+    number = int(value)
+    return number if INT64_MIN <= number <= INT64_MAX else None
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+_ENCODER = msgspec.msgpack.Encoder()
+_REQUEST_DECODER = msgspec.msgpack.Decoder(Request)
+_ENTRY_DECODER: msgspec.msgpack.Decoder[LogEntry] = msgspec.msgpack.Decoder(LogEntry)
+_RESULT_DECODER: msgspec.msgpack.Decoder[Result] = msgspec.msgpack.Decoder(Result)
+
+
+def encode_request(request: Request) -> bytes:
+    """The bytes a client hands to the log for ``request``."""
+    return _ENCODER.encode(request)
+
+
+def decode_request(data: bytes) -> Request:
+    """Inverse of ``encode_request``; raises ``msgspec.DecodeError`` on malformed bytes."""
+    return _REQUEST_DECODER.decode(data)
+
+
+def decode_entry(data: bytes) -> LogEntry:
+    """A log entry: a ``Request`` or a bare ``NoOp``; raises ``msgspec.DecodeError``."""
+    return _ENTRY_DECODER.decode(data)
+
+
+def encode_result(result: Result) -> bytes:
+    return _ENCODER.encode(result)
+
+
+def decode_result(data: bytes) -> Result:
+    """Inverse of ``encode_result``; raises ``msgspec.DecodeError`` on malformed bytes."""
+    return _RESULT_DECODER.decode(data)
+
+
+NOOP: bytes = _ENCODER.encode(NoOp())

@@ -1,0 +1,257 @@
+"""The replicated key-value state machine, with exactly-once client requests.
+
+The Multi-Paxos log decides a sequence of opaque command bytes; every replica feeds the same
+sequence to ``apply`` and so reaches the same state and returns the same result bytes (state
+machine replication, Schneider 1990; Paxos Made Simple, section 3).  ``apply`` is therefore
+strictly deterministic: no clock, no randomness, no iteration over unordered containers, and
+even a malformed command yields a fixed ``Error`` rather than an exception that one replica
+might handle differently from another.
+
+Exactly-once.  A client that hears no answer retries, so one request may be decided in several
+slots.  Each ``Request`` carries ``(client_id, seq)``; the machine keeps, per client, the last
+``seq`` it applied and that request's result bytes (the "session" of the Raft dissertation,
+section 6.3):
+
+* ``seq`` greater than the last: apply it, remember ``(seq, result)``;
+* ``seq`` equal to the last: a retry; answer the remembered result, apply nothing;
+* ``seq`` smaller: answer ``Stale``; apply nothing.
+
+One remembered result per client suffices because a client has at most one request outstanding
+(``Request`` documents the rule): once it sends ``seq + 1`` it no longer needs the answer to
+``seq``.
+
+Bounded memory.  Sessions expire by applied index, which every replica agrees on: a client
+whose last request was applied ``session_ttl_commands`` or more commands ago is forgotten, so
+the table never holds more than ``session_ttl_commands`` clients.  A forgotten client's next
+request (any ``seq`` other than 1) is answered ``SessionExpired`` and not applied, so a late
+retry is refused rather than applied twice.  The one hole, as in any expiring scheme: a retry of
+a client's *first* request (``seq == 1``) arriving after its session expired is applied again.
+Choose the TTL far above the number of commands applied during a client's retry timeout.
+
+Reads (``Get``) are ordinary commands in the log, hence linearizable; ``get`` below is only a
+local peek for tests and debugging.
+
+The dedup table and the TTL are part of the snapshot, so a replica restored from a snapshot
+answers retries exactly as the replica that took it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Protocol, assert_never
+
+import msgspec
+
+from pypaxos.kv.commands import (
+    INT64_MAX,
+    MALFORMED,
+    NOT_AN_INTEGER,
+    OVERFLOW,
+    Cas,
+    Command,
+    Delete,
+    Error,
+    Get,
+    Incr,
+    Integer,
+    Mismatch,
+    NoOp,
+    Ok,
+    Request,
+    Result,
+    SessionExpired,
+    Set,
+    Stale,
+    Value,
+    decode_entry,
+    encode_result,
+    parse_int64,
+)
+
+DEFAULT_SESSION_TTL_COMMANDS = 100_000
+SNAPSHOT_VERSION = 1
+
+
+class StateMachine(Protocol):
+    """What the replicated log drives.  Every method must be deterministic."""
+
+    def apply(self, command: bytes) -> bytes:
+        """Apply the next decided command and return its result."""
+        ...
+
+    def snapshot(self) -> bytes:
+        """The whole state, such that ``restore`` rebuilds an identical machine."""
+        ...
+
+    def restore(self, data: bytes) -> None:
+        """Replace the whole state with the one ``snapshot`` returned."""
+        ...
+
+
+class Session(msgspec.Struct, array_like=True):
+    """One client's dedup entry: its last applied ``seq`` and the result it got.
+
+    ``last_active`` is the applied index of the client's latest request (new or retry); the
+    session expires once ``applied - last_active >= session_ttl_commands``.
+    """
+
+    client_id: int
+    last_seq: int
+    last_active: int
+    result: bytes
+
+
+class Snapshot(msgspec.Struct, frozen=True, array_like=True):
+    """The encoded state: ``data`` sorted by key, ``sessions`` least recently active first."""
+
+    version: int
+    applied: int
+    session_ttl_commands: int
+    data: tuple[tuple[bytes, bytes], ...]
+    sessions: tuple[Session, ...]
+
+
+_SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
+_SNAPSHOT_DECODER = msgspec.msgpack.Decoder(Snapshot)
+_OK = encode_result(Ok())
+_MALFORMED = encode_result(Error(MALFORMED))
+_EXPIRED = encode_result(SessionExpired())
+
+
+class KVStateMachine:
+    """A byte-string key-value store behind the ``StateMachine`` protocol."""
+
+    __slots__ = ("_applied", "_data", "_sessions", "session_ttl_commands")
+
+    def __init__(self, session_ttl_commands: int = DEFAULT_SESSION_TTL_COMMANDS) -> None:
+        if session_ttl_commands < 1:
+            raise ValueError("session_ttl_commands must be at least 1")
+        self.session_ttl_commands = session_ttl_commands
+        self._data: dict[bytes, bytes] = {}
+        # Least recently active first: expiry pops from the front.
+        self._sessions: OrderedDict[int, Session] = OrderedDict()
+        self._applied = 0
+
+    @property
+    def applied(self) -> int:
+        """How many commands (including no-ops and malformed ones) have been applied."""
+        return self._applied
+
+    def get(self, key: bytes) -> bytes | None:
+        """Local peek at ``key``: not linearizable, for tests and debugging only."""
+        return self._data.get(key)
+
+    def sessions(self) -> tuple[Session, ...]:
+        """A copy of the dedup table, least recently active first."""
+        return tuple(msgspec.structs.replace(s) for s in self._sessions.values())
+
+    # --- StateMachine -------------------------------------------------------------------------
+
+    def apply(self, command: bytes) -> bytes:
+        self._applied += 1
+        if not command:  # an empty entry is a no-op too: the cheapest gap filler
+            return _OK
+        try:
+            entry = decode_entry(command)
+        except msgspec.DecodeError:
+            result = _MALFORMED
+        else:
+            result = _OK if isinstance(entry, NoOp) else self._apply_request(entry)
+        self._expire_sessions()
+        return result
+
+    def snapshot(self) -> bytes:
+        return _SNAPSHOT_ENCODER.encode(
+            Snapshot(
+                version=SNAPSHOT_VERSION,
+                applied=self._applied,
+                session_ttl_commands=self.session_ttl_commands,
+                data=tuple(sorted(self._data.items())),
+                sessions=tuple(self._sessions.values()),
+            )
+        )
+
+    def restore(self, data: bytes) -> None:
+        try:
+            snap = _SNAPSHOT_DECODER.decode(data)
+        except msgspec.DecodeError as error:
+            raise ValueError(f"malformed snapshot: {error}") from None
+        if snap.version != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported snapshot version {snap.version}")
+        if snap.session_ttl_commands < 1:
+            raise ValueError("malformed snapshot: session_ttl_commands must be at least 1")
+        actives = [s.last_active for s in snap.sessions]
+        if actives != sorted(set(actives)) or (actives and actives[-1] > snap.applied):
+            raise ValueError("malformed snapshot: sessions out of order")
+        sessions = OrderedDict((s.client_id, s) for s in snap.sessions)
+        if len(sessions) != len(snap.sessions):
+            raise ValueError("malformed snapshot: duplicate client id")
+        self.session_ttl_commands = snap.session_ttl_commands
+        self._applied = snap.applied
+        self._data = dict(snap.data)
+        self._sessions = sessions
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _apply_request(self, request: Request) -> bytes:
+        session = self._sessions.get(request.client_id)
+        if session is None:
+            if request.seq != 1:
+                return _EXPIRED
+            session = Session(request.client_id, 0, self._applied, b"")
+            self._sessions[request.client_id] = session
+        session.last_active = self._applied
+        self._sessions.move_to_end(request.client_id)
+        if request.seq == session.last_seq:
+            return session.result
+        if request.seq < session.last_seq:
+            return encode_result(Stale(session.last_seq))
+        result = encode_result(self._execute(request.op))
+        session.last_seq = request.seq
+        session.result = result
+        return result
+
+    def _execute(self, op: Command) -> Result:
+        match op:
+            case Get(key):
+                return Value(self._data.get(key))
+            case Set(key, value):
+                self._data[key] = value
+                return Ok()
+            case Delete(key):
+                return Integer(0 if self._data.pop(key, None) is None else 1)
+            case Incr(key):
+                return self._incr(key)
+            case Cas(key, expected, new):
+                current = self._data.get(key)
+                if current != expected:
+                    return Mismatch(current)
+                self._data[key] = new
+                return Ok()
+            case NoOp():
+                return Ok()
+            case _:
+                assert_never(op)
+
+    def _incr(self, key: bytes) -> Result:
+        current = self._data.get(key)
+        number = 0 if current is None else parse_int64(current)
+        if number is None:
+            return Error(NOT_AN_INTEGER)
+        if number == INT64_MAX:
+            return Error(OVERFLOW)
+        self._data[key] = b"%d" % (number + 1)
+        return Integer(number + 1)
+
+    def _expire_sessions(self) -> None:
+        horizon = self._applied - self.session_ttl_commands
+        while self._sessions:
+            oldest = next(iter(self._sessions.values()))
+            if oldest.last_active > horizon:
+                break
+            self._sessions.popitem(last=False)
+        assert len(self._sessions) <= self.session_ttl_commands
+
+
+if TYPE_CHECKING:  # mypy proves the store satisfies the protocol the log drives
+    _conforms: StateMachine = KVStateMachine()
