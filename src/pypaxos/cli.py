@@ -21,6 +21,11 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
         "run one simulated single-decree instance, print its trace",
     ),
     (("sim", "synod"), "pypaxos.sim.cmd_sim", "run many random simulator seeds with faults"),
+    (
+        ("sim", "kv"),
+        "pypaxos.sim.cmd_sim_kv",
+        "simulate the replicated key-value store with faults",
+    ),
     (("check", "synod"), "pypaxos.sim.cmd_check", "exhaustively model-check single-decree Paxos"),
     (("lincheck",), "pypaxos.sim.cmd_lincheck", "check a JSON Lines history for linearizability"),
     (("explore",), "pypaxos.explorer.cmd", "watch and drive single-decree Paxos in a browser"),

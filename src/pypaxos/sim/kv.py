@@ -1,0 +1,669 @@
+"""The simulated KV service: Multi-Paxos nodes, KV clients, faults, a heal, and four checks.
+
+A run (``run_kv(settings, seed)``) goes like this:
+
+1. ``settings.nodes`` ``NodeActor`` s (a ``multi.Node`` over a ``kv.KVStateMachine``, ticked
+   every virtual tick) and ``settings.clients`` ``Client`` actors start on one ``Simulator``
+   with a lossy, duplicating, reordering network and an append-only ``RecordLogDisk``.  The
+   clients share ``settings.ops`` random operations over ``settings.keys`` keys.
+2. Fault phase: the ``Nemesis`` (``kv_faults``) crashes nodes (the leader too, mid-batch),
+   partitions the network and isolates the leader for long stretches.
+3. Heal, once ``FAULT_FRACTION`` of the operations have been invoked: no more faults or loss,
+   every node up.  The cluster must serve again: some operation invoked after the heal must
+   complete ``ok`` within ``liveness_bound_ticks`` (derived on that function).
+4. When every client is done, a reader reads every key once (``process "final"``) so that every
+   acknowledged write is either visible or provably overwritten; then the run waits for every
+   node to apply the same prefix.
+
+Checked on every run (``KVResult.violations``):
+
+* **replicas agree**: every ``Applied(slot, value)`` of any node, in any lifetime, equals the
+  first one seen for that slot (so the common prefix of any two nodes' applied sequences is
+  equal), and after the heal every node reaches the same applied index with byte-identical
+  state-machine snapshots;
+* **no acknowledged command lost**: every request a node answered is in some applied slot;
+* **linearizable**: the clients' history, final reads included, passes ``check_history``
+  (together with the final reads this also proves no acknowledged write was lost);
+* **serves again**: the liveness bound above, and the whole run finishing by ``deadline``;
+* any assertion a node makes inline (one value per slot, ballots only grow) is a violation too.
+
+One ``random.Random(seed)`` drives everything, so a seed replays byte for byte (history and
+trace); ``KVSettings.replay_command`` prints the command that does it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from pypaxos.core.effects import Send
+from pypaxos.core.types import Ballot
+from pypaxos.kv import Get, KVStateMachine, decode_request, decode_result
+from pypaxos.multi import (
+    MULTI_BUGS,
+    AcceptRecord,
+    Applied,
+    Batch,
+    Busy,
+    MultiConfig,
+    Promise,
+    Redirect,
+    Reply,
+    Role,
+)
+from pypaxos.sim.kv_client import (
+    Client,
+    ClientBusy,
+    ClientRedirect,
+    ClientReply,
+    ClientRequest,
+    ClientSettings,
+    History,
+    OpBudget,
+    Operation,
+    split_request_id,
+)
+from pypaxos.sim.kv_faults import NO_FAULTS, Nemesis, NemesisSettings, StragglerNetwork
+from pypaxos.sim.kv_node import LeaderStats, MachineFactory, NodeActor, RecordLogDisk
+from pypaxos.sim.linearizability import LinResult, check_history, history_from_events
+from pypaxos.sim.network import NetworkSettings
+from pypaxos.sim.simulator import Simulator
+
+FAULT_FRACTION = 0.75  # heal once this share of the operations has been invoked
+CLIENT_ID_BASE = 100  # client actor i is CLIENT_ID_BASE + i (nodes are 1..n)
+LINCHECK_TIMEOUT_S = 10.0
+CONVERGE_TICKS = 200  # after the final reads, every node must apply the same prefix this fast
+
+
+@dataclass(frozen=True)
+class KVSettings:
+    """Everything that, with a seed, determines a run; ``replay_command`` spells it."""
+
+    nodes: int = 3
+    clients: int = 5
+    ops: int = 200
+    keys: int = 3
+    bugs: frozenset[str] = field(default_factory=frozenset)
+    faults: bool = True
+    drop: float = 0.05
+    dup: float = 0.05
+    delay_min_ticks: int = 1
+    delay_max_ticks: int = 4
+    tick_interval_ticks: int = 2  # virtual ticks between two Node.tick() calls
+    client: ClientSettings = field(default_factory=ClientSettings)
+    nemesis: NemesisSettings = field(default_factory=NemesisSettings)
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1 or self.clients < 1 or self.ops < 1 or self.keys < 1:
+            raise ValueError("nodes, clients, ops and keys must all be at least 1")
+        self.config()  # validates the bug names
+        self.network_settings()
+
+    def config(self) -> MultiConfig:
+        """Small windows and frequent snapshots, so short runs exercise catch-up and compaction."""
+        return MultiConfig(
+            node_ids=tuple(range(1, self.nodes + 1)),
+            window_slots=4,
+            snapshot_every_slots=8,
+            log_window_slots=32,
+            catch_up_max_slots=8,
+            bugs=self.bugs,
+        )
+
+    def network_settings(self) -> NetworkSettings:
+        return NetworkSettings(self.drop, self.dup, self.delay_min_ticks, self.delay_max_ticks)
+
+    def nemesis_settings(self) -> NemesisSettings:
+        return self.nemesis if self.faults else NO_FAULTS
+
+    def replay_command(self, seed: int) -> str:
+        """The command line that replays ``seed`` (settings the CLI cannot set are named)."""
+        words = [
+            "pypaxos sim kv",
+            f"--nodes {self.nodes}",
+            f"--clients {self.clients}",
+            f"--ops {self.ops}",
+            "--seeds 1",
+            f"--start {seed}",
+        ]
+        words += [f"--bug {bug}" for bug in sorted(self.bugs)]
+        cli = KVSettings(self.nodes, self.clients, self.ops, bugs=self.bugs)
+        if cli != self:
+            words.append(f"  # with the non-CLI settings of {self!r}")
+        return " ".join(words)
+
+
+def liveness_bound_ticks(settings: KVSettings) -> int:
+    """Ticks after the heal by which an operation invoked after it must have completed ``ok``.
+
+    All in virtual ticks; a node ticks every ``I = tick_interval_ticks``, so its timeouts, counted
+    in its own ticks, are multiplied by ``I``.  With ``D`` the max message delay, ``E`` the max
+    election timeout, ``S`` the leader's step-down delay, ``T`` the client timeout, ``B`` its
+    backoff and ``n`` the nodes:
+
+    * ``max(D, G)``: messages sent before the heal are delivered or dropped (``G``: the longest
+      straggler delay of the fault phase);
+    * ``S``: a leader left without a quorum notices and steps down (one that has a quorum
+      simply keeps serving);
+    * ``3 (E + 4D)``: an election: a follower times out within ``E`` of its last contact, and
+      prepare, promise, and the new leader's take-over accepts take ``4D``; randomised timeouts
+      make a duel that spoils a round unlikely, and the bound allows three rounds;
+    * ``T + n (2D + B)``: a client whose request went to a dead or cut-off node waits ``T``,
+      then walks the nodes, each one answering with a redirect at most ``2D + B`` later;
+    * ``4D``: the operation itself: client to leader, accept round trip, reply.
+    """
+    config = settings.config()
+    interval = settings.tick_interval_ticks
+    delay = settings.delay_max_ticks
+    nemesis = settings.nemesis_settings()
+    drain = max(delay, nemesis.straggle_ticks[1] if nemesis.straggle_prob else 0)
+    client = settings.client
+    election = 3 * (config.election_timeout_max_ticks * interval + 4 * delay)
+    find_leader = client.timeout_ticks + settings.nodes * (2 * delay + client.backoff_ticks)
+    step_down = config.step_down_ticks * interval
+    return drain + step_down + election + find_leader + 4 * delay
+
+
+def finish_bound_ticks(settings: KVSettings, ops_per_client: int) -> int:
+    """Ticks after serving resumed by which the clients, the final reads and convergence end:
+    each client's share of the remaining operations (plus the one it may have outstanding) may
+    need one client timeout plus a redirect walk, and the final reads and convergence likewise."""
+    client = settings.client
+    per_op = client.timeout_ticks + settings.nodes * (
+        2 * settings.delay_max_ticks + client.backoff_ticks
+    )
+    return (ops_per_client + 1 + settings.keys) * per_op + CONVERGE_TICKS
+
+
+@dataclass(frozen=True)
+class KVResult:
+    seed: int
+    settings: KVSettings
+    violations: tuple[str, ...]
+    lincheck: str  # the checker's summary line, or why it did not run
+    undecided: bool  # the linearizability search timed out
+    history: tuple[str, ...]  # JSON Lines
+    trace: tuple[str, ...]
+    invoked: int
+    ok: int
+    failed: int
+    info: int
+    leader_changes: int
+    crashes: int
+    leader_crashes: int
+    partitions: int
+    heal_time: int
+    served_after_ticks: int | None  # from the heal to the first ok of an op invoked after it
+    bound_ticks: int
+    end_time: int
+    steps: int
+    wall_s: float
+
+    def outcome_line(self) -> str:
+        if self.violations:
+            return f"VIOLATION (seed {self.seed}): " + "; ".join(self.violations)
+        served = "-" if self.served_after_ticks is None else str(self.served_after_ticks)
+        return (
+            f"seed {self.seed}: ok  {self.invoked} ops ({self.ok} ok, {self.failed} fail, "
+            f"{self.info} info), {self.leader_changes} leaderships, {self.crashes} crashes, "
+            f"{self.partitions} partitions, served {served} ticks after heal (bound "
+            f"{self.bound_ticks}), {self.lincheck}"
+        )
+
+
+class KVWorld(Simulator[object]):
+    """One simulated KV cluster with its clients, nemesis, ghost state and checks."""
+
+    def __init__(
+        self,
+        settings: KVSettings,
+        seed: int,
+        trace: bool = False,
+        machine_factory: MachineFactory = KVStateMachine,
+    ) -> None:
+        rng = random.Random(seed)
+        self.settings = settings
+        self.seed = seed
+        self.config = settings.config()
+        self.node_list = self.config.node_ids
+        self.client_ids = tuple(CLIENT_ID_BASE + i for i in range(1, settings.clients + 1))
+        self.final_id = CLIENT_ID_BASE + settings.clients + 1
+        # Client actor CLIENT_ID_BASE + i uses KV client ids i, i + stride, i + 2 stride, ...
+        self.session_stride = settings.clients + 1
+        self.keys = tuple(f"k{i}" for i in range(settings.keys))
+        self.machine_factory = machine_factory
+        self.history = History()
+        self.stats = LeaderStats()
+        self.record_disk = RecordLogDisk(self._persisted)
+        self.violations: list[str] = []
+        self.chosen: dict[int, Batch] = {}  # ghost: the first value applied in each slot
+        self.replied: set[int] = set()  # ghost: request ids some node answered
+        # ghost: who accepted what in each (slot, ballot), from the records written to disk
+        self.votes: dict[tuple[int, Ballot], tuple[Batch, set[int]]] = {}
+        self.chosen_by_votes: dict[int, tuple[Ballot, Batch]] = {}
+        self.quorum = self.config.quorum()
+        self.done: set[int] = set()
+        self.heal_time = -1
+        self.deadline = -1
+        self.healed = False
+        self.served_checked = False
+        self.final_started = False
+        self.final_done = False
+        self.bound = liveness_bound_ticks(settings)
+        self.budget = OpBudget(settings.ops)
+        self.heal_after = max(1, int(settings.ops * FAULT_FRACTION))
+        super().__init__(
+            (*self.node_list, *self.client_ids, self.final_id),
+            self._build,
+            rng,
+            StragglerNetwork(
+                rng,
+                settings.network_settings(),
+                settings.nemesis_settings().straggle_prob,
+                settings.nemesis_settings().straggle_ticks,
+            ),
+            self.record_disk,
+            name=self._name,
+            describe=describe_message,
+            describe_state=_describe_records,
+            trace=trace,
+        )
+        self.nemesis = Nemesis(
+            self,
+            settings.nemesis_settings(),
+            self.node_list,
+            self.client_ids,
+            self.current_leader,
+            self._has_in_flight,
+        )
+
+    # -- actors ------------------------------------------------------------------------------
+
+    def _name(self, actor: int) -> str:
+        if actor == self.final_id:
+            return "final"
+        return f"c{actor - CLIENT_ID_BASE}" if actor > CLIENT_ID_BASE else f"n{actor}"
+
+    def _build(self, actor: int, durable: object | None, rng: random.Random) -> NodeActor | Client:
+        if actor < CLIENT_ID_BASE:
+            records = durable if isinstance(durable, tuple) else None
+            return NodeActor(actor, self.config, rng, records, self.stats, self.machine_factory)
+        final = actor == self.final_id
+        process: object = "final" if final else actor - CLIENT_ID_BASE
+        return Client(
+            actor,
+            actor - CLIENT_ID_BASE,
+            process,
+            self.node_list,
+            self.keys,
+            OpBudget(0) if final else self.budget,
+            self.settings.client,
+            rng,
+            self.history,
+            self._client_done,
+            self._problem,
+            self._clock,
+            self.session_stride,
+        )
+
+    def _clock(self) -> int:
+        return self.now
+
+    def node_actor(self, node: int) -> NodeActor:
+        actor = self.actor(node)
+        assert isinstance(actor, NodeActor)
+        return actor
+
+    def current_leader(self) -> int | None:
+        """The running leader with the highest ballot, if any."""
+        best: tuple[object, int] | None = None
+        for node in self.node_list:
+            if self.is_up(node):
+                n = self.node_actor(node).node
+                if n.role is Role.LEADER and (best is None or n.leader.ballot > best[0]):  # type: ignore[operator]
+                    best = (n.leader.ballot, node)
+        return None if best is None else best[1]
+
+    def _has_in_flight(self, node: int) -> bool:
+        return bool(self.node_actor(node).node.leader.inflight)
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> KVResult:
+        started = time.perf_counter()
+        try:
+            self.start()
+            self.at(self.settings.tick_interval_ticks, self._tick_nodes)
+            self.nemesis.begin()
+            self._loop()
+        except AssertionError as caught:  # a node's inline invariant fired
+            self._violate(f"invariant at t={self.now}: {caught}")
+        except Exception as caught:  # a crash in the protocol code is a finding too
+            self._violate(f"{type(caught).__name__} raised at t={self.now}: {caught}")
+        if self.healed and not self.violations:
+            self._check_served()
+        lin = self._check_end()
+        return self._result(lin, time.perf_counter() - started)
+
+    def _loop(self) -> None:
+        while not self.violations:
+            if self.final_done and self._converged():
+                return
+            when = self.next_time()
+            if when is None:
+                self._violate("the simulation ran out of events")
+                return
+            if self.healed and when > self.deadline:
+                self.now = self.deadline
+                self._violate(self._unfinished())
+                return
+            self.step()
+
+    def _tick_nodes(self) -> None:
+        """The nodes' periodic clock: tick every running node, in id order."""
+        for node in self.node_list:
+            if self.is_up(node):
+                self.apply(node, self.node_actor(node).tick())
+        self.at(self.now + self.settings.tick_interval_ticks, self._tick_nodes)
+
+    def after_step(self) -> None:
+        if self.nemesis.armed:
+            self.nemesis.after_step()
+        if not self.healed and self.history.invocations >= self.heal_after:
+            self._heal()
+
+    def _heal(self) -> None:
+        self.healed = True
+        self.heal_time = self.now
+        self.history.heal_time = self.now
+        if self.trace is not None:
+            self.log(
+                f"HEAL: no more faults or loss, every node up; serve by t={self.now + self.bound}"
+            )
+        self.nemesis.heal()
+        per_client = -(-self.budget.left // self.settings.clients)
+        self.deadline = self.now + self.bound + finish_bound_ticks(self.settings, per_client)
+        self.at(self.now + self.bound, self._check_served)
+
+    def _check_served(self) -> None:
+        if self.served_checked:
+            return
+        self.served_checked = True
+        served = self.history.served_at
+        if served is None or served > self.heal_time + self.bound:
+            self._violate(
+                f"liveness: no operation invoked after the heal (t={self.heal_time}) completed "
+                f"within the bound of {self.bound} ticks"
+            )
+
+    def _client(self, actor: int) -> Client:
+        client = self.actor(actor)
+        assert isinstance(client, Client)
+        return client
+
+    def _client_done(self, actor: int) -> None:
+        if actor == self.final_id:
+            self.final_done = True
+            return
+        self.done.add(actor)
+        if len(self.done) == len(self.client_ids) and not self.final_started:
+            self.at(self.now, self._final_reads)
+
+    def _final_reads(self) -> None:
+        if not self.healed:
+            self._heal()
+        self.final_started = True
+        if self.trace is not None:
+            self.log("FINAL READS of every key")
+        ops = [Operation("read", key, Get(key.encode()), None) for key in self.keys]
+        self.inject(self.final_id, lambda actor: actor.run_script(ops))  # type: ignore[attr-defined]
+
+    def _converged(self) -> bool:
+        indexes = {self.node_actor(n).node.applied_index for n in self.node_list}
+        return len(indexes) == 1
+
+    def _unfinished(self) -> str:
+        if not self.final_done:
+            waiting = len(self.client_ids) - len(self.done)
+            what = f"{waiting} clients not done" if waiting else "final reads not done"
+        else:
+            indexes = [self.node_actor(n).node.applied_index for n in self.node_list]
+            what = f"nodes did not converge (applied indexes {indexes})"
+        return f"liveness: {what} by t={self.deadline} (heal at t={self.heal_time})"
+
+    # -- hooks: client answers and ghost state -----------------------------------------------
+
+    def on_effect(self, node: int, effect: object) -> None:
+        kind = type(effect)
+        if kind is Applied:
+            self._applied(node, effect.slot, effect.value)  # type: ignore[attr-defined]
+        elif kind is Reply:
+            rid: int = effect.request_id  # type: ignore[attr-defined]
+            self.replied.add(rid)
+            reply = ClientReply(node, rid, effect.result)  # type: ignore[attr-defined]
+            self.apply(node, [Send(self._client_of(rid), reply)])
+        elif kind is Redirect:
+            rid = effect.request_id  # type: ignore[attr-defined]
+            redirect = ClientRedirect(node, rid, effect.leader_id)  # type: ignore[attr-defined]
+            self.apply(node, [Send(self._client_of(rid), redirect)])
+        elif kind is Busy:
+            rid = effect.request_id  # type: ignore[attr-defined]
+            self.apply(node, [Send(self._client_of(rid), ClientBusy(node, rid))])
+        else:
+            super().on_effect(node, effect)
+
+    def on_send(self, src: int, dst: int, msg: object) -> None:
+        if self.nemesis.promise_armed and type(msg) is Promise:
+            self.nemesis.promised(src)
+
+    def _client_of(self, rid: int) -> int:
+        """The client actor that sent request ``rid`` (see ``session_stride``)."""
+        kv_id = split_request_id(rid)[0]
+        return CLIENT_ID_BASE + (kv_id - 1) % self.session_stride + 1
+
+    def _persisted(self, node: int, record: object) -> None:
+        """Paxos safety itself: at most one value per slot gets a majority of acceptances.
+
+        An ``AcceptRecord`` is written before its ``Accepted`` leaves, so the records are the
+        acceptances; a value is chosen once a quorum accepted it in one ballot, whether or not
+        anyone ever learns it (Paxos Made Simple, section 2.1).
+        """
+        if type(record) is not AcceptRecord:
+            return
+        key = (record.slot, record.ballot)
+        entry = self.votes.get(key)
+        if entry is None:
+            entry = self.votes[key] = (record.value, set())
+        value, voters = entry
+        if node in voters:
+            return
+        voters.add(node)
+        if not self.quorum.is_phase2_quorum(voters):
+            return
+        slot, ballot = key
+        first = self.chosen_by_votes.setdefault(slot, (ballot, value))
+        if first[1] != value:
+            self._violate(
+                f"two values chosen in slot {slot}: {_show_batch(first[1])} by a quorum at "
+                f"ballot {first[0]}, {_show_batch(value)} by a quorum at ballot {ballot}"
+            )
+
+    def _applied(self, node: int, slot: int, value: Batch) -> None:
+        first = self.chosen.setdefault(slot, value)
+        if first != value:
+            self._violate(
+                f"replicas disagree: n{node} applied {_show_batch(value)} in slot {slot}, "
+                f"another node applied {_show_batch(first)} there"
+            )
+
+    def _problem(self, text: str) -> None:
+        self._violate(text)
+
+    def _violate(self, text: str) -> None:
+        if not self.violations and self.trace is not None:
+            self.log(f"VIOLATION: {text}")
+        self.violations.append(text)
+
+    # -- the end-of-run checks ---------------------------------------------------------------
+
+    def _check_end(self) -> LinResult | None:
+        if not self.violations:
+            self._check_replicas()
+            gave_up = [e[4] for e in self.history.events if e[1] == "final" and e[2] == "info"]
+            if gave_up:
+                self._violate(f"the final read of {', '.join(gave_up)} did not complete ok")
+            for slot, value in sorted(self.chosen.items()):
+                by_votes = self.chosen_by_votes.get(slot)
+                if by_votes is None or by_votes[1] != value:
+                    self._violate(f"slot {slot}: applied {_show_batch(value)}, not chosen")
+                    break
+            in_log = {e.request_id for batch in self.chosen.values() for e in batch}
+            lost = sorted(self.replied - in_log)
+            if lost:
+                shown = ", ".join(_show_request(r) for r in lost[:5])
+                self._violate(f"acknowledged but in no applied slot: {shown}")
+        self._close_history()
+        try:
+            history = history_from_events(self.history.dicts())
+        except ValueError as error:
+            self._violate(f"malformed history: {error}")
+            return None
+        lin = check_history(history, timeout_s=LINCHECK_TIMEOUT_S)
+        if lin.outcome == "violation":
+            self._violate("not linearizable: " + lin.explain())
+        return lin
+
+    def _check_replicas(self) -> None:
+        snapshots = {n: self.node_actor(n).machine.snapshot() for n in self.node_list}
+        if len(set(snapshots.values())) > 1:
+            first = snapshots[self.node_list[0]]
+            differ = [f"n{n}" for n, s in snapshots.items() if s != first]
+            self._violate(
+                f"replicas disagree: after the heal {', '.join(differ)} hold a state machine "
+                f"different from n{self.node_list[0]}'s at the same applied index"
+            )
+
+    def _close_history(self) -> None:
+        """Operations still outstanding when the run stopped are recorded ``info``."""
+        for actor in (*self.client_ids, self.final_id):
+            client = self._client(actor)
+            if client.op is not None:
+                op = client.op
+                self.history.add(self.now, client.process, "info", op.f, op.key, op.value)
+                client.op = None
+
+    def _result(self, lin: LinResult | None, wall_s: float) -> KVResult:
+        kinds = [event[2] for event in self.history.events]
+        served = self.history.served_at
+        return KVResult(
+            seed=self.seed,
+            settings=self.settings,
+            violations=tuple(self.violations),
+            lincheck="lincheck not run" if lin is None else lin.summary(),
+            undecided=lin is not None and lin.outcome == "timeout",
+            history=tuple(self.history.lines()),
+            trace=tuple(self.trace or ()),
+            invoked=kinds.count("invoke"),
+            ok=kinds.count("ok"),
+            failed=kinds.count("fail"),
+            info=kinds.count("info"),
+            leader_changes=self.stats.changes,
+            crashes=self.nemesis.crashes,
+            leader_crashes=self.nemesis.leader_crashes,
+            partitions=self.nemesis.partitions,
+            heal_time=self.heal_time,
+            served_after_ticks=None if served is None else served - self.heal_time,
+            bound_ticks=self.bound,
+            end_time=self.now,
+            steps=self.steps,
+            wall_s=wall_s,
+        )
+
+
+def _show_batch(batch: Batch) -> str:
+    """``[n2:c4#12]``: entry proposed at node 2 for KV client id 4, seq 12."""
+    return "[" + ", ".join(_show_entry(e.origin, e.request_id) for e in batch) + "]"
+
+
+def _show_entry(origin: int, rid: int) -> str:
+    return f"n{origin}:{_show_request(rid)}"
+
+
+def _show_request(rid: int) -> str:
+    """``c4#12``: KV client id 4, seq 12."""
+    client, seq = split_request_id(rid)
+    return f"c{client}#{seq}"
+
+
+def describe_message(msg: object) -> str:
+    """A trace line's message: client requests decoded, peer messages as their repr."""
+    if isinstance(msg, ClientRequest):
+        request = decode_request(msg.command)
+        return f"request {_show_request(msg.rid)} {request.op!r}"
+    if isinstance(msg, ClientReply):
+        return f"reply {_show_request(msg.rid)} {decode_result(msg.result)!r}"
+    if isinstance(msg, ClientRedirect):
+        leader = "unknown" if msg.leader is None else f"n{msg.leader}"
+        return f"redirect {_show_request(msg.rid)} leader {leader}"
+    if isinstance(msg, ClientBusy):
+        return f"busy {_show_request(msg.rid)}"
+    return repr(msg)
+
+
+def _describe_records(durable: object | None) -> str:
+    return "empty" if durable is None else f"{len(durable)} records"  # type: ignore[arg-type]
+
+
+def run_kv(
+    settings: KVSettings,
+    seed: int,
+    trace: bool = False,
+    machine_factory: MachineFactory = KVStateMachine,
+) -> KVResult:
+    """Run one seed; with ``trace`` the result carries one line per event."""
+    return KVWorld(settings, seed, trace, machine_factory).run()
+
+
+def _run_one(job: tuple[KVSettings, int, bool]) -> KVResult:
+    return run_kv(job[0], job[1], job[2])
+
+
+def run_seeds(
+    settings: KVSettings, seeds: Iterable[int], jobs: int = 1, trace: bool = False
+) -> Iterator[KVResult]:
+    """Run every seed, in order; ``jobs > 1`` spreads them over worker processes (each run is
+    self-contained and deterministic, so the results are the same either way)."""
+    work = [(settings, seed, trace) for seed in seeds]
+    if jobs <= 1 or len(work) <= 1:
+        yield from map(_run_one, work)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield from pool.map(_run_one, work, chunksize=4)
+
+
+def first_violation(settings: KVSettings, seeds: Iterable[int]) -> KVResult | None:
+    for seed in seeds:
+        result = run_kv(settings, seed)
+        if result.violations:
+            return result
+    return None
+
+
+def known_bugs() -> dict[str, str]:
+    """Every planted bug this simulation can switch on, by name."""
+    return dict(MULTI_BUGS)
+
+
+__all__ = [
+    "KVResult",
+    "KVSettings",
+    "KVWorld",
+    "finish_bound_ticks",
+    "known_bugs",
+    "liveness_bound_ticks",
+    "run_kv",
+    "run_seeds",
+]

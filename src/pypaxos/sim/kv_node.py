@@ -1,0 +1,189 @@
+"""A Multi-Paxos KV node as a simulator actor, and the append-only disk it persists to.
+
+``NodeActor`` is the thin server shell around a pure ``multi.Node`` running a
+``kv.KVStateMachine``: a ``ClientRequest`` becomes ``propose(request_id, command)``, a peer
+message goes to ``handle``, and the world's periodic clock calls ``tick()`` (every
+``tick_interval_ticks`` of virtual time, one event for all nodes rather than a timer per node:
+fewer heap events on the hot path).
+The node's client effects (``Reply``, ``Redirect``, ``Busy``) and ``Applied`` go back to the
+world through the simulator's ``on_effect`` hook, which routes answers to the client over the
+simulated network and feeds ``Applied`` to the replica checks.  The actor also counts leader
+changes (a node starting to lead at a new ballot) for the report.
+
+``RecordLogDisk`` replaces the generic disk's "one durable state per actor" with an append-only
+write-ahead log, because a Multi-Paxos node persists *records* (``PromiseRecord``,
+``AcceptRecord``, ``SnapshotRecord``) to be replayed in order by ``Node.recover``.  It keeps the
+generic contract: ``write(sync=True)`` makes the record, and every unsynced record written
+before it, durable at once (an fsync flushes the whole file); ``write(sync=False)`` waits in the
+page cache for the flush event the simulator schedules; a crash drops the page cache only.
+Like a real write-ahead log it compacts itself once a ``SnapshotRecord`` is durable (what the
+durability contract in ``multi.effects`` allows): the accepts below the snapshot, the older
+snapshots and all promises but the highest go, which ``Node.recover`` would ignore anyway.  So
+a restart replays a bounded log however long the run.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from pypaxos.core.types import NULL_BALLOT
+from pypaxos.kv import KVStateMachine
+from pypaxos.multi import (
+    AcceptRecord,
+    Effect,
+    MultiConfig,
+    Node,
+    PromiseRecord,
+    Record,
+    Role,
+    SnapshotRecord,
+    StateMachine,
+)
+from pypaxos.sim.disk import Disk
+from pypaxos.sim.kv_client import ClientRequest
+
+MachineFactory = Callable[[], StateMachine]
+
+
+class RecordLogDisk(Disk):
+    """An append-only record log per actor; only synced records survive a crash."""
+
+    __slots__ = ("_compacted_size", "_generation", "_logs", "_unsynced", "observer")
+
+    def __init__(self, observer: Callable[[int, object], None] | None = None) -> None:
+        super().__init__()
+        self.observer = observer  # sees every record written (ghost state for the checks)
+        self._logs: dict[int, list[object]] = {}
+        self._unsynced: dict[int, tuple[int, list[object]]] = {}  # node -> (generation, records)
+        self._generation = 0
+        self._compacted_size: dict[int, int] = {}  # log length after the last compaction
+
+    def read(self, node: int) -> object | None:
+        """A copy of the durable records of ``node`` in append order (``None``: none yet)."""
+        log = self._logs.get(node)
+        return None if log is None else tuple(log)
+
+    def records(self, node: int) -> int:
+        return len(self._logs.get(node, ()))
+
+    def write(self, node: int, state: object, sync: bool) -> int | None:
+        if self.observer is not None:
+            self.observer(node, state)
+        if sync:
+            log = self._logs.setdefault(node, [])
+            dirty = self._unsynced.pop(node, None)
+            if dirty is not None:
+                log.extend(dirty[1])
+            log.append(state)
+            self._maybe_compact(node, log)
+            return None
+        dirty = self._unsynced.get(node)
+        if dirty is not None:
+            dirty[1].append(state)
+            return None
+        self._generation += 1
+        self._unsynced[node] = (self._generation, [state])
+        return self._generation
+
+    def flush(self, node: int, generation: int) -> bool:
+        dirty = self._unsynced.get(node)
+        if dirty is None or dirty[0] != generation:
+            return False
+        log = self._logs.setdefault(node, [])
+        log.extend(dirty[1])
+        del self._unsynced[node]
+        self._maybe_compact(node, log)
+        return True
+
+    def crash(self, node: int) -> bool:
+        return self._unsynced.pop(node, None) is not None
+
+    def _maybe_compact(self, node: int, log: list[object]) -> None:
+        """Compact when the log doubled since the last time (amortised O(1) per record)."""
+        if len(log) >= 2 * self._compacted_size.get(node, 32):
+            log[:] = compact_records(log)
+            self._compacted_size[node] = max(32, len(log))
+
+    def unsynced(self, node: int) -> bool:
+        return node in self._unsynced
+
+
+def compact_records(records: list[object]) -> list[object]:
+    """The records ``Node.recover`` needs to rebuild the same node, in append order.
+
+    Recovery keeps the highest promise, the latest snapshot, and per slot at or above that
+    snapshot the latest accept (``SlotAcceptor.recover`` drops the accepts below it).
+    """
+    snapshots = [r for r in records if isinstance(r, SnapshotRecord)]
+    if not snapshots:
+        return records
+    latest = max(snapshots, key=lambda r: r.slot)
+    promised = max((r.ballot for r in records if isinstance(r, PromiseRecord)), default=NULL_BALLOT)
+    kept: list[object] = [] if promised.is_null() else [PromiseRecord(promised)]
+    kept.append(latest)
+    kept += [r for r in records if isinstance(r, AcceptRecord) and r.slot >= latest.slot]
+    return kept
+
+
+class LeaderStats:
+    """Leader changes seen: one per (node, ballot) that started leading."""
+
+    __slots__ = ("changes", "last")
+
+    def __init__(self) -> None:
+        self.changes = 0
+        self.last: object = None
+
+
+class NodeActor:
+    """One KV node: a ``multi.Node`` with a ``KVStateMachine``, driven by the simulator."""
+
+    __slots__ = ("id", "leading", "machine", "node", "stats")
+
+    def __init__(
+        self,
+        node_id: int,
+        config: MultiConfig,
+        rng: random.Random,
+        records: tuple[Record, ...] | None,
+        stats: LeaderStats,
+        machine_factory: MachineFactory = KVStateMachine,
+    ) -> None:
+        self.id = node_id
+        self.machine = machine_factory()
+        if records is None:
+            self.node = Node(node_id, config, rng, self.machine)
+        else:
+            self.node = Node.recover(node_id, config, rng, self.machine, records)
+        self.stats = stats
+        self.leading: object = None
+
+    def start(self) -> list[object]:
+        return []
+
+    def handle(self, msg: object) -> list[Effect]:
+        node = self.node
+        if isinstance(msg, ClientRequest):
+            effects = node.propose(msg.rid, msg.command)
+        else:
+            effects = node.handle(msg)  # type: ignore[arg-type]
+        if node.role is Role.LEADER:
+            self._note_leading()
+        return effects
+
+    def on_timer(self, name: str) -> list[object]:
+        raise AssertionError(f"a node sets no timers, yet {name!r} fired")
+
+    def tick(self) -> list[Effect]:
+        node = self.node
+        effects = node.tick()
+        if node.role is Role.LEADER:
+            self._note_leading()
+        return effects
+
+    def _note_leading(self) -> None:
+        ballot = self.node.leader.ballot
+        if ballot != self.leading:
+            self.leading = ballot
+            self.stats.changes += 1

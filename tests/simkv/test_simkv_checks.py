@@ -1,0 +1,85 @@
+"""The checks are not vacuous: broken state machines and a cluster that never heals are caught.
+
+The mutants live here, in the tests: ``pypaxos.kv`` plants no bugs of its own.  The first is the
+classic "dedup table missing from the snapshot"; the second answers reads from a stale copy of
+the store (deterministically, so every replica agrees and only linearizability can tell).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from pypaxos.kv import Get, KVStateMachine, Request, Value, decode_entry, encode_result
+from pypaxos.kv.state_machine import Snapshot
+from pypaxos.sim.kv import KVResult, KVSettings, KVWorld, run_kv
+
+
+class ForgetsSessions(KVStateMachine):
+    """Snapshots without the dedup table: a restored replica forgets every client's seq."""
+
+    def snapshot(self) -> bytes:
+        snap = msgspec.msgpack.decode(super().snapshot(), type=Snapshot)
+        return msgspec.msgpack.encode(msgspec.structs.replace(snap, sessions=()))
+
+
+class StaleReads(KVStateMachine):
+    """Answers ``Get`` from the state as it was a few commands ago."""
+
+    LAG_COMMANDS = 5
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.past: list[dict[bytes, bytes | None]] = []
+
+    def apply(self, command: bytes) -> bytes:
+        result = super().apply(command)
+        self.past.append({key: self.get(key) for key in (b"k0", b"k1", b"k2")})
+        entry = decode_entry(command) if command else None
+        if isinstance(entry, Request) and isinstance(entry.op, Get):
+            old = self.past[max(0, len(self.past) - 1 - self.LAG_COMMANDS)]
+            return encode_result(Value(old.get(entry.op.key)))
+        return result
+
+
+def first_violation(settings: KVSettings, factory: type[KVStateMachine]) -> KVResult | None:
+    for seed in range(30):
+        result = run_kv(settings, seed, machine_factory=factory)
+        if result.violations:
+            return result
+    return None
+
+
+def test_a_snapshot_without_the_dedup_table_is_caught() -> None:
+    caught = first_violation(KVSettings(), ForgetsSessions)
+    assert caught is not None
+    assert any("disagree" in v or "linearizable" in v for v in caught.violations)
+
+
+def test_stale_reads_are_not_linearizable() -> None:
+    caught = first_violation(KVSettings(faults=False, drop=0.0, dup=0.0), StaleReads)
+    assert caught is not None
+    assert caught.violations[0].startswith("not linearizable")
+
+
+class NeverHeals(KVWorld):
+    """Faults stop, but every node stays cut off from every other: no quorum, ever."""
+
+    def _heal(self) -> None:
+        super()._heal()
+        self.network.split([{node} for node in self.node_list])
+
+
+def test_a_cluster_that_cannot_serve_after_the_heal_violates_the_liveness_bound() -> None:
+    result = NeverHeals(KVSettings(), 0).run()
+    assert result.violations
+    assert result.violations[0].startswith("liveness: no operation invoked after the heal")
+
+
+def test_a_clean_run_reports_its_numbers() -> None:
+    result = run_kv(KVSettings(), 0)
+    assert result.violations == () and not result.undecided
+    assert result.invoked == 200 + 3  # the clients' operations and the final read of each key
+    assert result.ok + result.failed + result.info == result.invoked
+    assert result.served_after_ticks is not None
+    assert 0 <= result.served_after_ticks <= result.bound_ticks
+    assert result.lincheck.startswith("linearizable")
