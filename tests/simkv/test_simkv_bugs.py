@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pytest
 
+from pypaxos.kv import KV_BUGS
 from pypaxos.multi import MULTI_BUGS
 from pypaxos.sim.kv import KVResult, KVSettings, first_violation, run_kv
 
@@ -23,8 +24,8 @@ def first_caught(bug: str, nodes: int = 3) -> KVResult | None:
     return first_violation(KVSettings(nodes=nodes, bugs=frozenset({bug})), range(SEEDS_MAX))
 
 
-@pytest.mark.parametrize("bug", sorted(MULTI_BUGS))
-def test_each_planted_multi_bug_is_caught(bug: str) -> None:
+@pytest.mark.parametrize("bug", sorted({**MULTI_BUGS, **KV_BUGS}))
+def test_each_planted_bug_is_caught(bug: str) -> None:
     caught = first_caught(bug)
     assert caught is not None, f"{bug}: no violation in seeds 0..{SEEDS_MAX - 1}"
     replay = caught.settings.replay_command(caught.seed)

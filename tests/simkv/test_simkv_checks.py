@@ -1,25 +1,14 @@
 """The checks are not vacuous: broken state machines and a cluster that never heals are caught.
 
-The mutants live here, in the tests: ``pypaxos.kv`` plants no bugs of its own.  The first is the
-classic "dedup table missing from the snapshot"; the second answers reads from a stale copy of
-the store (deterministically, so every replica agrees and only linearizability can tell).
+The planted bugs (``pypaxos.multi.bugs``, ``pypaxos.kv.KV_BUGS``) are in test_simkv_bugs.py.
+This mutant answers reads from a stale copy of the store (deterministically, so every replica
+agrees and only linearizability can tell).
 """
 
 from __future__ import annotations
 
-import msgspec
-
 from pypaxos.kv import Get, KVStateMachine, Request, Value, decode_entry, encode_result
-from pypaxos.kv.state_machine import Snapshot
 from pypaxos.sim.kv import KVResult, KVSettings, KVWorld, run_kv
-
-
-class ForgetsSessions(KVStateMachine):
-    """Snapshots without the dedup table: a restored replica forgets every client's seq."""
-
-    def snapshot(self) -> bytes:
-        snap = msgspec.msgpack.decode(super().snapshot(), type=Snapshot)
-        return msgspec.msgpack.encode(msgspec.structs.replace(snap, sessions=()))
 
 
 class StaleReads(KVStateMachine):
@@ -47,12 +36,6 @@ def first_violation(settings: KVSettings, factory: type[KVStateMachine]) -> KVRe
         if result.violations:
             return result
     return None
-
-
-def test_a_snapshot_without_the_dedup_table_is_caught() -> None:
-    caught = first_violation(KVSettings(), ForgetsSessions)
-    assert caught is not None
-    assert any("disagree" in v or "linearizable" in v for v in caught.violations)
 
 
 def test_stale_reads_are_not_linearizable() -> None:

@@ -32,6 +32,7 @@ from pypaxos.kv.commands import (
 )
 from pypaxos.kv.state_machine import (
     DEFAULT_SESSION_TTL_COMMANDS,
+    KV_BUGS,
     KVStateMachine,
     Session,
     StateMachine,
@@ -39,6 +40,7 @@ from pypaxos.kv.state_machine import (
 
 __all__ = [
     "DEFAULT_SESSION_TTL_COMMANDS",
+    "KV_BUGS",
     "NOOP",
     "Cas",
     "Command",

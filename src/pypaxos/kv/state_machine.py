@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Protocol, assert_never
 
 import msgspec
 
+from pypaxos.core.bugs import check_bugs
 from pypaxos.kv.commands import (
     INT64_MAX,
     MALFORMED,
@@ -118,14 +119,25 @@ _MALFORMED = encode_result(Error(MALFORMED))
 _EXPIRED = encode_result(SessionExpired())
 
 
+KV_BUGS: dict[str, str] = {
+    "snapshot-drops-sessions": "the snapshot leaves out the exactly-once dedup table",
+}
+
+
 class KVStateMachine:
     """A byte-string key-value store behind the ``StateMachine`` protocol."""
 
-    __slots__ = ("_applied", "_data", "_sessions", "session_ttl_commands")
+    __slots__ = ("_applied", "_data", "_sessions", "bugs", "session_ttl_commands")
 
-    def __init__(self, session_ttl_commands: int = DEFAULT_SESSION_TTL_COMMANDS) -> None:
+    def __init__(
+        self,
+        session_ttl_commands: int = DEFAULT_SESSION_TTL_COMMANDS,
+        bugs: frozenset[str] = frozenset(),
+    ) -> None:
         if session_ttl_commands < 1:
             raise ValueError("session_ttl_commands must be at least 1")
+        check_bugs(bugs, KV_BUGS)
+        self.bugs = bugs
         self.session_ttl_commands = session_ttl_commands
         self._data: dict[bytes, bytes] = {}
         # Least recently active first: expiry pops from the front.
@@ -167,7 +179,9 @@ class KVStateMachine:
                 applied=self._applied,
                 session_ttl_commands=self.session_ttl_commands,
                 data=tuple(sorted(self._data.items())),
-                sessions=tuple(self._sessions.values()),
+                sessions=()
+                if "snapshot-drops-sessions" in self.bugs
+                else tuple(self._sessions.values()),
             )
         )
 

@@ -17,10 +17,9 @@ import sys
 import time
 from collections.abc import Sequence
 
+from pypaxos.kv import KV_BUGS
 from pypaxos.multi import MULTI_BUGS
 from pypaxos.sim.kv import KVResult, KVSettings, liveness_bound_ticks, run_seeds
-
-KV_BUGS: dict[str, str] = {}  # pypaxos.kv plants none yet (see the KV simulation's report)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +73,7 @@ def _usage(text: str) -> int:
 
 def settings_from(args: argparse.Namespace) -> KVSettings:
     """The run settings, or ``ValueError`` with what is wrong with the arguments."""
-    unknown = sorted(set(args.bug) - set(MULTI_BUGS))
+    unknown = sorted(set(args.bug) - set(MULTI_BUGS) - set(KV_BUGS))
     if unknown:
         raise ValueError(f"unknown bug {', '.join(unknown)} (see --bug list)")
     if args.seeds < 1 or args.start < 0 or args.jobs < 1:

@@ -38,10 +38,12 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
+from pypaxos.core.bugs import check_bugs
 from pypaxos.core.effects import Send
 from pypaxos.core.types import Ballot
-from pypaxos.kv import Get, KVStateMachine, decode_request, decode_result
+from pypaxos.kv import KV_BUGS, Get, KVStateMachine, decode_request, decode_result
 from pypaxos.multi import (
     MULTI_BUGS,
     AcceptRecord,
@@ -99,7 +101,7 @@ class KVSettings:
     def __post_init__(self) -> None:
         if self.nodes < 1 or self.clients < 1 or self.ops < 1 or self.keys < 1:
             raise ValueError("nodes, clients, ops and keys must all be at least 1")
-        self.config()  # validates the bug names
+        check_bugs(self.bugs, known_bugs())
         self.network_settings()
 
     def config(self) -> MultiConfig:
@@ -110,8 +112,12 @@ class KVSettings:
             snapshot_every_slots=8,
             log_window_slots=32,
             catch_up_max_slots=8,
-            bugs=self.bugs,
+            bugs=self.bugs & MULTI_BUGS.keys(),
         )
+
+    def kv_bugs(self) -> frozenset[str]:
+        """The planted bugs that live in the state machine rather than in the log."""
+        return self.bugs & KV_BUGS.keys()
 
     def network_settings(self) -> NetworkSettings:
         return NetworkSettings(self.drop, self.dup, self.delay_min_ticks, self.delay_max_ticks)
@@ -234,6 +240,9 @@ class KVWorld(Simulator[object]):
         # Client actor CLIENT_ID_BASE + i uses KV client ids i, i + stride, i + 2 stride, ...
         self.session_stride = settings.clients + 1
         self.keys = tuple(f"k{i}" for i in range(settings.keys))
+        kv_bugs = settings.kv_bugs()
+        if machine_factory is KVStateMachine and kv_bugs:
+            machine_factory = partial(KVStateMachine, bugs=kv_bugs)
         self.machine_factory = machine_factory
         self.history = History()
         self.stats = LeaderStats()
@@ -654,7 +663,7 @@ def first_violation(settings: KVSettings, seeds: Iterable[int]) -> KVResult | No
 
 def known_bugs() -> dict[str, str]:
     """Every planted bug this simulation can switch on, by name."""
-    return dict(MULTI_BUGS)
+    return {**MULTI_BUGS, **KV_BUGS}
 
 
 __all__ = [
