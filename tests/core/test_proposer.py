@@ -9,6 +9,7 @@ from pypaxos.core import (
     Accept,
     Accepted,
     Ballot,
+    Decided,
     Majority,
     Nack,
     Persist,
@@ -18,6 +19,7 @@ from pypaxos.core import (
     Proposer,
     ProposerState,
     ProposerTiming,
+    Query,
     Send,
     SetTimer,
 )
@@ -152,3 +154,16 @@ def test_first_ballot_is_above_null() -> None:
     assert p.ballot == NULL_BALLOT
     p.propose("x")
     assert p.ballot > NULL_BALLOT
+
+
+def test_a_finished_proposer_informs_learners_and_answers_their_queries() -> None:
+    p = Proposer(ME, Majority(ACCEPTORS), random.Random(1), TIMING, learners=(8, 9))
+    p.propose("x")
+    b = p.ballot
+    p.handle(Promise(1, b))
+    p.handle(Promise(2, b))
+    assert p.handle(Query(8)) == [], "nothing to tell before the value is chosen"
+    p.handle(Accepted(1, b, "x"))
+    effects = p.handle(Accepted(2, b, "x"))
+    assert sends(effects) == [Send(8, Decided(ME, "x")), Send(9, Decided(ME, "x"))]
+    assert p.handle(Query(8)) == [Send(8, Decided(ME, "x"))]

@@ -4,7 +4,8 @@ A value is chosen when a phase-2 quorum of acceptors accepted it *in the same ba
 learner keeps the latest ``Accepted`` of each acceptor and decides when one ballot gathers a
 quorum; once decided it never changes its mind.  A learner that missed messages (or restarted)
 asks with ``Query`` on its catch-up timer: acceptors answer with their accepted proposal, and
-learners that already know answer with ``Decided``.
+learners and proposers that already know answer with ``Decided``.  A ``Decided`` is trusted: it
+comes only from a learner that saw a quorum, or a proposer whose own ballot got one.
 """
 
 from __future__ import annotations
@@ -36,7 +37,17 @@ class LearnerState(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Learner:
-    __slots__ = ("bugs", "catch_up_ticks", "decided", "id", "latest", "peers", "quorum", "votes")
+    __slots__ = (
+        "bugs",
+        "catch_up_ticks",
+        "decided",
+        "id",
+        "latest",
+        "peers",
+        "proposers",
+        "quorum",
+        "votes",
+    )
 
     def __init__(
         self,
@@ -46,10 +57,12 @@ class Learner:
         catch_up_ticks: int = 100,
         durable: LearnerState | None = None,
         bugs: frozenset[str] = frozenset(),
+        proposers: tuple[int, ...] = (),
     ) -> None:
         self.id = node_id
         self.quorum = quorum
         self.peers = tuple(p for p in peers if p != node_id)
+        self.proposers = proposers
         self.catch_up_ticks = catch_up_ticks
         self.bugs = bugs
         self.decided: Value | None = None if durable is None else durable.decided
@@ -83,7 +96,7 @@ class Learner:
         if name != CATCH_UP_TIMER or self.decided is not None:
             return []
         query = Query(self.id)
-        targets = sorted({*self.quorum.members, *self.peers})
+        targets = sorted({*self.quorum.members, *self.peers, *self.proposers})
         return [
             *(Send(to, query) for to in targets),
             SetTimer(CATCH_UP_TIMER, self.catch_up_ticks),

@@ -4,7 +4,11 @@
    ``Prepare`` to every acceptor.
 2. On a phase-1 quorum of ``Promise``: adopt the value of the highest-ballot accepted proposal
    reported (P2c), or its own value if none was, and send ``Accept``.
-3. On a phase-2 quorum of ``Accepted`` for its ballot: the value is chosen; stop.
+3. On a phase-2 quorum of ``Accepted`` for its ballot: the value is chosen; tell the learners
+   with ``Decided`` (as the seed says: the proposer "informs the learner that consensus has
+   been reached") and stop, answering any later learner ``Query`` with ``Decided`` too.  A
+   learner that missed the decisive ``Accepted`` messages may otherwise never see a majority
+   in one ballot again, once the acceptors have moved on to later ballots.
 
 A ``Nack`` or the phase timer ends the attempt; the proposer retries with a higher ballot after
 a randomised backoff, which breaks the livelock of dueling proposers.  Randomness comes from an
@@ -73,6 +77,7 @@ class Proposer:
         "chosen",
         "highest_seen",
         "id",
+        "learners",
         "own_value",
         "phase",
         "promises",
@@ -91,8 +96,10 @@ class Proposer:
         timing: ProposerTiming | None = None,
         durable: ProposerState | None = None,
         bugs: frozenset[str] = frozenset(),
+        learners: tuple[int, ...] = (),
     ) -> None:
         self.id = node_id
+        self.learners = learners
         self.quorum = quorum
         self.rng = rng
         self.timing = ProposerTiming() if timing is None else timing
@@ -128,7 +135,11 @@ class Proposer:
                 return self._on_accepted(msg)
             case Nack():
                 return self._on_nack(msg)
-            case Prepare() | Accept() | Query() | Decided():
+            case Query():
+                if self.chosen is None:
+                    return []
+                return [Send(msg.sender, Decided(self.id, self.chosen))]
+            case Prepare() | Accept() | Decided():
                 return []
             case _:
                 assert_never(msg)
@@ -208,7 +219,13 @@ class Proposer:
             return []
         self.phase = Phase.DONE
         self.chosen = self.proposal
-        return [CancelTimer(PHASE_TIMER), CancelTimer(RETRY_TIMER)]
+        assert self.chosen is not None
+        decided = Decided(self.id, self.chosen)
+        return [
+            CancelTimer(PHASE_TIMER),
+            CancelTimer(RETRY_TIMER),
+            *(Send(learner, decided) for learner in self.learners),
+        ]
 
     def _on_nack(self, msg: Nack) -> list[Effect]:
         self._saw(msg.promised)

@@ -103,7 +103,9 @@ class SynodConfig:
             return Acceptor.restart(node_id, self.learner_ids, durable, self.bugs)
         if role == "proposer":
             assert durable is None or isinstance(durable, ProposerState)
-            return Proposer(node_id, self.quorum(), rng, self.timing, durable, self.bugs)
+            return Proposer(
+                node_id, self.quorum(), rng, self.timing, durable, self.bugs, self.learner_ids
+            )
         assert durable is None or isinstance(durable, LearnerState)
         return Learner(
             node_id,
@@ -112,4 +114,5 @@ class SynodConfig:
             self.learner_catch_up_ticks,
             durable,
             self.bugs,
+            self.proposer_ids,
         )

@@ -11,9 +11,9 @@ A run (``run_synod(settings, seed)``) goes like this:
    proposes its value again.
 3. Heal, at ``fault_ticks``: the network stops losing messages and the partition is lifted,
    every crashed actor restarts, and all proposers but one (picked with the seed's Random) are
-   stopped.  The survivor proposes again; if it had already finished it is first restarted
-   from its disk, because a finished proposer never speaks again and the core has no decision
-   broadcast, so learners that missed the decisive ``Accepted`` could otherwise wait forever.
+   stopped.  The survivor proposes again (a no-op if it already finished: it then answers the
+   learners' ``Query`` with ``Decided``, which is how learners that missed the decisive
+   ``Accepted`` messages still learn).
 4. Liveness: a value must then be chosen and learned by every learner within
    ``liveness_bound_ticks(settings)`` of the heal (the bound and its derivation are on that
    function); exceeding it is a liveness violation.
@@ -49,7 +49,7 @@ from pypaxos.core.messages import (
     Promise,
     Query,
 )
-from pypaxos.core.proposer import Phase, Proposer, ProposerState
+from pypaxos.core.proposer import Proposer, ProposerState
 from pypaxos.core.quorum import Majority
 from pypaxos.core.synod import SynodConfig
 from pypaxos.core.types import Ballot, Value
@@ -329,10 +329,6 @@ def _plan(settings: SynodSettings) -> _Plan:
 class SynodWorld(Simulator[Message]):
     """A ``Simulator`` of one single-decree instance, with its ghost state and checks."""
 
-    # Restart a survivor that already finished so it runs a fresh round at the heal (see the
-    # module docstring); False only to demonstrate why it is needed.
-    refresh_finished_survivor = True
-
     def __init__(self, settings: SynodSettings, seed: int, trace: bool = False) -> None:
         plan = _plan(settings)
         config = plan.config
@@ -436,10 +432,6 @@ class SynodWorld(Simulator[Message]):
             if node != survivor:
                 self.log(f"{self.names[node]} stops proposing")
                 self.apply(node, self._proposer(node).stop())
-        if self.refresh_finished_survivor and self._proposer(survivor).phase is Phase.DONE:
-            self.log(f"{self.names[survivor]} had finished: restart it for a fresh round")
-            self.crash(survivor)
-            self.restart(survivor)
         self._propose(survivor)
 
     # -- hooks: ghost state and checks -------------------------------------------------------
