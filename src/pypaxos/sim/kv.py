@@ -70,7 +70,12 @@ from pypaxos.sim.kv_client import (
 )
 from pypaxos.sim.kv_faults import NO_FAULTS, Nemesis, NemesisSettings, StragglerNetwork
 from pypaxos.sim.kv_node import LeaderStats, MachineFactory, NodeActor, RecordLogDisk
-from pypaxos.sim.linearizability import LinResult, check_history, history_from_events
+from pypaxos.sim.linearizability import (
+    LinResult,
+    check_history,
+    explain_failure,
+    history_from_events,
+)
 from pypaxos.sim.network import NetworkSettings
 from pypaxos.sim.simulator import Simulator
 
@@ -541,8 +546,11 @@ class KVWorld(Simulator[object]):
             self._violate(f"malformed history: {error}")
             return None
         lin = check_history(history, timeout_s=LINCHECK_TIMEOUT_S)
-        if lin.outcome == "violation":
-            self._violate("not linearizable: " + lin.explain())
+        bad = lin.violation()
+        if bad is not None:
+            # No timings in the message: a replayed seed must report the very same violation.
+            detail = explain_failure(bad.key, bad.failure) if bad.failure else bad.key
+            self._violate(f"not linearizable ({lin.operations} operations): {detail}")
         return lin
 
     def _check_replicas(self) -> None:
