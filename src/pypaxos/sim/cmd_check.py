@@ -1,14 +1,128 @@
-"""Placeholder: filled in by the work that owns this command."""
+"""``pypaxos check synod``: the exhaustive model checker from the command line.
+
+Exit status: 0 when every reachable state is safe and a decision is reachable, 1 on a
+violation (the shortest trace to it is printed) or when no decision is reachable (the check
+would be vacuous), 2 for bad usage.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from pypaxos.cli import UsageError
+from pypaxos.core.bugs import SYNOD_BUGS
+from pypaxos.core.synod import SynodConfig
+from pypaxos.sim.explore import ExploreOptions, ExploreResult, Progress, explore, render_trace
+from pypaxos.sim.explore_model import DEFAULT_MAX_BALLOT, DEFAULT_MAX_CRASHES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--proposers", type=int, default=2, help="proposers (default 2)")
+    parser.add_argument("--acceptors", type=int, default=3, help="acceptors (default 3)")
+    parser.add_argument("--learners", type=int, default=1, help="learners (default 1)")
+    parser.add_argument(
+        "--max-ballot",
+        type=int,
+        default=DEFAULT_MAX_BALLOT,
+        help=f"highest ballot round a proposer may use (default {DEFAULT_MAX_BALLOT})",
+    )
+    parser.add_argument(
+        "--max-crashes",
+        type=int,
+        default=DEFAULT_MAX_CRASHES,
+        help=f"crash-and-restart actions per execution (default {DEFAULT_MAX_CRASHES})",
+    )
+    parser.add_argument(
+        "--crash-proposers", action="store_true", help="let proposers crash too, not only acceptors"
+    )
+    parser.add_argument(
+        "--bug",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="switch on a planted bug (repeatable); '--bug list' lists them",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def _options(args: argparse.Namespace) -> ExploreOptions:
+    try:
+        config = SynodConfig(
+            proposers=args.proposers,
+            acceptors=args.acceptors,
+            learners=args.learners,
+            bugs=frozenset(args.bug),
+        )
+        return ExploreOptions(
+            config,
+            max_ballot=args.max_ballot,
+            max_crashes=args.max_crashes,
+            crash_proposers=args.crash_proposers,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _progress_printer(enabled: bool) -> tuple[object, object]:
+    """A rich progress line while the search runs (only on a terminal)."""
+    if not enabled:
+        return None, None
+    from rich.console import Console
+    from rich.live import Live
+
+    live = Live(console=Console(stderr=True), transient=True, refresh_per_second=4)
+
+    def show(progress: Progress) -> None:
+        rate = progress.states / max(progress.elapsed_seconds, 1e-9)
+        live.update(
+            f"exploring: {progress.states:,} states, {progress.transitions:,} transitions, "
+            f"depth {progress.depth}, frontier {progress.frontier:,}, {rate:,.0f} states/s"
+        )
+
+    return live, show
+
+
+def _report(result: ExploreResult) -> int:
+    o = result.options
+    c = o.config
+    print(
+        f"# pypaxos check synod --proposers {c.proposers} --acceptors {c.acceptors} "
+        f"--learners {c.learners} --max-ballot {o.max_ballot} --max-crashes {o.max_crashes}"
+        + (" --crash-proposers" if o.crash_proposers else "")
+        + "".join(f" --bug {b}" for b in sorted(c.bugs))
+    )
+    rate = result.states_per_second
+    print(
+        f"states explored: {result.states:,}  transitions: {result.transitions:,}  "
+        f"depth: {result.depth}  time: {result.elapsed_seconds:.1f} s  rate: {rate:,.0f} states/s"
+    )
+    if result.violation is not None:
+        print(f"VIOLATION: {'; '.join(result.violation.problems)}")
+        print(f"shortest trace ({len(result.violation.trace)} steps):")
+        for line in render_trace(result.violation.trace):
+            print(line)
+        print("state reached:")
+        for line in result.violation.final_state:
+            print(f"  {line}")
+        return 1
+    if not result.decision_reached:
+        print("VACUOUS: no state where a value is chosen and learned was reached")
+        return 1
+    assert result.decision_trace is not None
+    print(f"no violation; a decision is reachable (shortest: {len(result.decision_trace)} steps)")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    print("not implemented yet")
-    return 2
+    if args.bug == ["list"]:
+        for name, text in sorted(SYNOD_BUGS.items()):
+            print(f"{name:28} {text}")
+        return 0
+    options = _options(args)
+    live, show = _progress_printer(not args.quiet and sys.stderr.isatty())
+    if live is None:
+        return _report(explore(options))
+    with live:  # type: ignore[attr-defined]
+        result = explore(options, show)  # type: ignore[arg-type]
+    return _report(result)

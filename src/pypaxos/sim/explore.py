@@ -1,0 +1,546 @@
+"""Exhaustive model checking of single-decree Paxos, running the real actors.
+
+Breadth-first search over every state reachable from the start, up to the bounds below, with
+the safety invariants of ``pypaxos.sim.checkers`` asserted in every state.  BFS means the first
+violation found is reached by a *shortest* execution, which is printed step by step.
+
+The state model
+---------------
+A global state is a flat tuple of ints ``(local_1, ..., local_n, network, proposed, crashes)``:
+
+* ``local_i``: actor ``i``'s interned local state (``explore_model``): its volatile fields, what
+  its disk holds (durable, plus an unsynced write that a crash would lose) and its armed timers;
+* ``network``: the bitmask of every message ever sent (interned ids);
+* ``proposed``: which proposers have proposed (ghost state for "only a proposed value is
+  chosen");
+* ``crashes``: crash-and-restart actions used so far, bounded by ``max_crashes``.
+
+A transition feeds one input to one actor, through the real ``Acceptor`` / ``Proposer`` /
+``Learner`` code built by ``SynodConfig.build``, and applies the effects it returns:
+
+* deliver any message in the network to its destination;
+* fire any armed timer (delays are ignored: a timer may fire at any moment, or never);
+* a proposer that is not proposing proposes ``config.proposal_for(id)``;
+* crash and restart an acceptor (or, with ``crash_proposers``, a proposer): its volatile state
+  is rebuilt by ``SynodConfig.build`` from its durable state, its timers are gone, its unsynced
+  write is lost;
+* flush an unsynced write to the disk (only the planted bug "reply-before-persist" makes one).
+
+A proposer may not use a ballot whose round exceeds ``max_ballot``: a transition leading there
+is dropped, which keeps the space finite.  Transitions that change nothing are skipped, and
+states are deduplicated by their tuple.
+
+Why the "sent set" network is sound
+-----------------------------------
+As in Lamport's TLA+ specification of Paxos, the network is the set of messages ever sent and
+a delivery does not remove its message.  Any message sent may be delivered later, any number of
+times, in any order relative to the others, or never, so one model covers loss, duplication,
+reordering and arbitrary delay, which is everything an asynchronous network may do, and nothing
+more: a message is only ever delivered if it was sent.  Delivering a message is a local step of
+its receiver, so it may happen in any state after the send.  Keeping messages forever makes the
+network grow monotonically, which is what lets states be compared by a bitmask.
+
+Invariants, checked in every reachable state
+--------------------------------------------
+``safety_violations`` (at most one value chosen, only proposed values chosen, a learner only
+decides a chosen value), judged with the *correct* majority from the acceptances announced by
+the ``Accepted`` messages in the network; and "no learner changes its mind", checked on every
+transition of a learner.  The search also records the first state where a value is chosen and
+learned, so a run that could never decide (a vacuous check) is reported as a failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pypaxos.sim.checkers import chosen_values, safety_violations
+from pypaxos.sim.explore_model import CRASH, ExploreOptions, Step, SynodModel, decided_of
+
+__all__ = [
+    "ExploreOptions",
+    "ExploreResult",
+    "Progress",
+    "TraceStep",
+    "Violation",
+    "explore",
+    "render_trace",
+]
+
+_PROGRESS_EVERY_STATES = 1 << 12
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    action: str  # "A1 <- Prepare 0.4 from P1"
+    effects: str  # "syncs its disk; sends Promise 0.4 (nothing accepted) to P1"
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    problems: tuple[str, ...]
+    trace: tuple[TraceStep, ...]  # a shortest execution reaching the violation
+    final_state: tuple[str, ...]  # one line per actor
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    states: int
+    transitions: int
+    depth: int
+    frontier: int
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExploreResult:
+    options: ExploreOptions
+    states: int
+    transitions: int
+    depth: int  # BFS depth reached (the longest shortest path, if the search finished)
+    elapsed_seconds: float
+    messages: int  # distinct messages ever sent in some state
+    local_states: int  # distinct actor local states
+    violation: Violation | None
+    decision_trace: tuple[TraceStep, ...] | None  # a shortest execution to a learned decision
+
+    @property
+    def states_per_second(self) -> float:
+        return self.states / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    @property
+    def decision_reached(self) -> bool:
+        return self.decision_trace is not None
+
+
+State = tuple[int, ...]
+# A macro step out of one state: (new local, new network, new acceptances, new proposed, mind
+# change, via id, number of single steps, is a crash).
+Macro = tuple[int, int, int, int, str | None, int, int, bool]
+
+
+class _Invariants:
+    """The safety check of a state, memoised on the parts of the state it reads."""
+
+    def __init__(self, model: SynodModel) -> None:
+        self.model = model
+        self.quorum = model.config.true_quorum()
+        self.names = {i: model.config.name(i) for i in model.ids}
+        self.values = [model.config.proposal_for(p) for p in model.config.proposer_ids]
+        self._cache: dict[tuple[int, int, tuple[int, ...]], tuple[list[str], bool]] = {}
+
+    def check(self, state: State) -> tuple[list[str], bool]:
+        """The broken invariants, and whether a value is chosen (and learned, if learners)."""
+        model = self.model
+        n = len(model.ids)
+        learners = tuple(state[node] for node in model.learner_nodes)
+        key = (state[n + 1], state[n + 2], learners)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._compute(*key)
+            self._cache[key] = found
+        return found
+
+    def _compute(
+        self, accepts: int, proposed: int, learners: tuple[int, ...]
+    ) -> tuple[list[str], bool]:
+        model = self.model
+        acceptances = [model.acceptances[k] for k in _bits(accepts)]
+        values = [v for k, v in enumerate(self.values) if proposed >> k & 1]
+        decisions = {}
+        for node, local in zip(model.learner_nodes, learners, strict=True):
+            decided = decided_of(model.actor(node, local))
+            if decided is not None:
+                decisions[model.ids[node]] = decided
+        problems = safety_violations(acceptances, self.quorum, values, decisions, self.names)
+        chosen = bool(chosen_values(acceptances, self.quorum))
+        learned = bool(decisions) or not model.learner_nodes
+        return problems, chosen and learned
+
+
+def _bits(mask: int) -> list[int]:
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
+_VIOLATING = 1
+_DECIDED = 2
+
+
+class _Search:
+    """One exhaustive search; see ``explore``."""
+
+    def __init__(self, options: ExploreOptions, progress: Callable[[Progress], None] | None):
+        self.options = options
+        self.progress = progress
+        self.started = time.perf_counter()
+        self.model = SynodModel(options)
+        self.invariants = _Invariants(self.model)
+        self.n = len(self.model.ids)
+        # Per stored state: the state, its best distance (single steps from the start), the
+        # state it was reached from and the macro step taken, and its flags.
+        self.states: list[State] = []
+        self.index: dict[State, int] = {}
+        self.dist: list[int] = []
+        self.parent: list[int] = []
+        self.via: list[int] = []
+        self.flags = bytearray()
+        self.problems: dict[int, list[str]] = {}
+        self.buckets: list[list[int]] = []
+        # Interned macro steps, for traces: (node, input codes).
+        self.macros: list[tuple[int, tuple[int, ...]]] = []
+        self._macro_ids: dict[tuple[int, tuple[int, ...]], int] = {}
+        self.transitions = 0
+        self.depth = 0
+        # Per "may still crash", actor and local state: the messages that matter, and the local
+        # state stored instead (see ``SynodModel.relevance`` and ``_canonical``).
+        self.relevance: dict[bool, list[list[int]]] = {}
+        self.canonicals: dict[bool, list[list[int]]] = {}
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    def _add(self, state: State, distance: int, parent: int, via: int, index_it: bool) -> int:
+        index = len(self.states)
+        self.states.append(state)
+        if index_it:
+            self.index[state] = index
+        self.dist.append(distance)
+        self.parent.append(parent)
+        self.via.append(via)
+        problems, decided = self.invariants.check(state)
+        flags = _DECIDED if decided else 0
+        if problems:
+            flags |= _VIOLATING
+            self.problems[index] = problems
+        self.flags.append(flags)
+        self._push(distance, index)
+        return index
+
+    def _push(self, distance: int, index: int) -> None:
+        while len(self.buckets) <= distance:
+            self.buckets.append([])
+        self.buckets[distance].append(index)
+
+    def _macro_id(self, node: int, codes: tuple[int, ...]) -> int:
+        key = (node, codes)
+        found = self._macro_ids.get(key)
+        if found is None:
+            found = len(self.macros)
+            self.macros.append(key)
+            self._macro_ids[key] = found
+        return found
+
+    def _normalise(self, state: State) -> State:
+        """Canonical locals and only relevant messages, for the state's crash budget."""
+        n = self.n
+        regime = state[n + 3] < self.options.max_crashes
+        if regime not in self.relevance:
+            return state  # not reducing
+        relevant, canonical = self.relevance[regime], self.canonicals[regime]
+        locals_ = [canonical[node][state[node]] for node in range(n)]
+        keep = 0
+        for node, local in enumerate(locals_):
+            keep |= relevant[node][local]
+        return (*locals_, state[n] & keep, *state[n + 1 :])
+
+    def _canonical(self, node: int, live: list[bool]) -> list[int]:
+        """Map each dead local state (nothing visible can ever follow) to one representative.
+
+        A dead actor never takes another macro step and no message to it is relevant, so only
+        what the invariants read of it (a learner's decision) tells its dead states apart.
+        """
+        representative: dict[object, int] = {}
+        mapping = []
+        for local, alive in enumerate(live):
+            if alive:
+                mapping.append(local)
+            else:
+                decided = decided_of(self.model.actor(node, local))
+                mapping.append(representative.setdefault(decided, local))
+        return mapping
+
+    # -- successors --------------------------------------------------------------------------------
+
+    def macro_steps(self, state: State, node: int) -> list[Macro]:
+        """Every macro step of actor ``node``: silent steps, then one that others can see."""
+        model = self.model
+        n = self.n
+        network, accepts, proposed, crashes = state[n], state[n + 1], state[n + 2], state[n + 3]
+        start = state[node]
+        can_crash = crashes < self.options.max_crashes
+        relevant = self.relevance.get(can_crash)
+        if relevant is None:
+            others = -1  # no garbage collection: every message stays
+        else:
+            others = 0
+            for other in range(n):
+                if other != node:
+                    others |= relevant[other][state[other]]
+        message_codes = _bits(network & model.dest_mask[node])
+        reduce = self.options.reduce
+        out: list[Macro] = []
+        frontier: list[tuple[int, tuple[int, ...]]] = [(start, ())]
+        visited = {start}
+        while frontier:
+            later: list[tuple[int, tuple[int, ...]]] = []
+            for local, path in frontier:
+                for code in (*message_codes, *model.inputs(node, local)):
+                    crash = code == CRASH
+                    if crash and not can_crash:
+                        continue
+                    outcome = model.step(node, local, code)
+                    if outcome is None:
+                        continue  # beyond the ballot bound
+                    if crash and outcome.local == local and not outcome.sent:
+                        continue  # a crash that loses nothing only spends the crash budget
+                    codes = (*path, code)
+                    loud = (
+                        crash
+                        or outcome.decides
+                        or outcome.sent & others & ~network
+                        or outcome.accepts & ~accepts
+                        or outcome.proposed & ~proposed
+                    )
+                    if loud and path and self._postponable(state, node, others, path, code):
+                        continue  # the same as doing the loud step first (see below)
+                    if loud or not reduce:
+                        new_local = outcome.local
+                        new_network = network | outcome.sent
+                        if relevant is not None:
+                            new_local = self.canonicals[can_crash][node][new_local]
+                            new_network &= others | relevant[node][new_local]
+                        if (
+                            new_local == start
+                            and new_network == network
+                            and not outcome.accepts & ~accepts
+                            and not outcome.proposed & ~proposed
+                        ):
+                            continue  # back where it started: changes nothing
+                        out.append(
+                            (
+                                new_local,
+                                new_network,
+                                accepts | outcome.accepts,
+                                proposed | outcome.proposed,
+                                outcome.mind_change,
+                                self._macro_id(node, codes),
+                                len(codes),
+                                crash,
+                            )
+                        )
+                    elif outcome.local not in visited:
+                        visited.add(outcome.local)
+                        later.append((outcome.local, codes))
+            frontier = later
+        return out
+
+    def _loud(self, state: State, others: int, outcome: Step) -> bool:
+        n = self.n
+        return bool(
+            outcome.decides
+            or outcome.sent & others & ~state[n]
+            or outcome.accepts & ~state[n + 1]
+            or outcome.proposed & ~state[n + 2]
+        )
+
+    def _postponable(
+        self, state: State, node: int, others: int, path: tuple[int, ...], code: int
+    ) -> bool:
+        """Could one silent step of ``path`` wait until after the loud step ``code``?
+
+        If taking ``path`` without step ``j``, then ``code``, then step ``j`` ends in the same
+        local state with the same effects, this macro step is redundant: the one without step
+        ``j`` reaches a state that can do everything this one can (step ``j`` then opens the
+        actor's next macro step) and that the invariants cannot tell apart.  Preferring loud
+        steps first keeps irrelevant silent steps (a learner noting votes before its catch-up
+        timer fires) from multiplying the states.
+        """
+        model = self.model
+        n = self.n
+        start = state[node]
+        full = self._replay(node, start, (*path, code))
+        assert full is not None
+        for j in range(len(path)):
+            local = start
+            ok = True
+            for c in path[:j] + path[j + 1 :]:
+                if not model.enabled(node, local, c):
+                    ok = False
+                    break
+                outcome = model.step(node, local, c)
+                if outcome is None or c == CRASH or self._loud(state, others, outcome):
+                    ok = False
+                    break
+                local = outcome.local
+            if not ok:
+                continue
+            moved = self._replay(node, local, (code, path[j]))
+            if moved is None:
+                continue
+            first = model.step(node, local, code)
+            if first is None or not self._loud(state, others, first):
+                continue
+            if (
+                moved[0] == full[0]
+                and (moved[1] | state[n]) & others == (full[1] | state[n]) & others
+                and moved[2:] == full[2:]
+            ):
+                return True
+        return False
+
+    def _replay(
+        self, node: int, local: int, codes: tuple[int, ...]
+    ) -> tuple[int, int, int, int, bool, str | None] | None:
+        """Run ``codes`` from ``local``: final local, and the union of sends and ghost effects."""
+        sent = accepts = proposed = 0
+        decides = False
+        mind: str | None = None
+        for code in codes:
+            if not self.model.enabled(node, local, code):
+                return None
+            outcome = self.model.step(node, local, code)
+            if outcome is None:
+                return None
+            local = outcome.local
+            sent |= outcome.sent
+            accepts |= outcome.accepts
+            proposed |= outcome.proposed
+            decides = decides or outcome.decides
+            mind = mind or outcome.mind_change
+        return local, sent, accepts, proposed, decides, mind
+
+    # -- the search ------------------------------------------------------------------------
+
+    def run(self) -> ExploreResult:
+        model = self.model
+        n = self.n
+        locals_, network = model.initial()
+        if self.options.reduce:
+            model.close()
+            for crashes in {False, self.options.max_crashes > 0}:
+                relevant, live = model.relevance(crashes)
+                self.relevance[crashes] = relevant
+                self.canonicals[crashes] = [self._canonical(node, live[node]) for node in range(n)]
+        initial = self._normalise((*locals_, network, 0, 0, 0))
+        self._add(initial, 0, -1, -1, True)
+        decision_at = -1
+        distance = 0
+        expanded = 0
+        while distance < len(self.buckets):
+            bucket = self.buckets[distance]
+            self.depth = distance
+            for index in bucket:
+                if self.dist[index] != distance:
+                    continue  # reached again by a shorter path; expanded from there
+                flags = self.flags[index]
+                if flags & _VIOLATING:
+                    return self._finish(index, decision_at)
+                if flags & _DECIDED and decision_at < 0:
+                    decision_at = index
+                state = self.states[index]
+                expanded += 1
+                if self.progress is not None and expanded % _PROGRESS_EVERY_STATES == 0:
+                    self._report(len(self.states) - expanded)
+                for node in range(n):
+                    for macro in self.macro_steps(state, node):
+                        local, network, accepts, proposed, mind, via, length, crash = macro
+                        self.transitions += 1
+                        successor = list(state)
+                        successor[node] = local
+                        successor[n] = network
+                        successor[n + 1] = accepts
+                        successor[n + 2] = proposed
+                        new_state = tuple(successor)
+                        if crash:
+                            successor[n + 3] += 1
+                            new_state = self._normalise(tuple(successor))
+                        new_distance = distance + length
+                        if mind is not None:
+                            # A transition property: record it as its own (violating) state.
+                            found = self._add(new_state, new_distance, index, via, False)
+                            self.flags[found] |= _VIOLATING
+                            self.problems[found] = [mind]
+                            continue
+                        found = self.index.get(new_state, -1)
+                        if found < 0:
+                            self._add(new_state, new_distance, index, via, True)
+                        elif new_distance < self.dist[found]:
+                            self.dist[found] = new_distance
+                            self.parent[found] = index
+                            self.via[found] = via
+                            self._push(new_distance, found)
+            self.buckets[distance] = []
+            distance += 1
+        return self._finish(-1, decision_at)
+
+    def _report(self, frontier: int) -> None:
+        assert self.progress is not None
+        elapsed = time.perf_counter() - self.started
+        self.progress(Progress(len(self.states), self.transitions, self.depth, frontier, elapsed))
+
+    def _finish(self, violating: int, decision_at: int) -> ExploreResult:
+        violation = None
+        if violating >= 0:
+            state = self.states[violating]
+            final = tuple(self.model.describe_local(node, state[node]) for node in range(self.n))
+            problems = tuple(self.problems[violating])
+            violation = Violation(problems, self._trace(violating), final)
+        decision = self._trace(decision_at) if decision_at >= 0 else None
+        return ExploreResult(
+            options=self.options,
+            states=len(self.index),
+            transitions=self.transitions,
+            depth=self.depth,
+            elapsed_seconds=time.perf_counter() - self.started,
+            messages=len(self.model.messages),
+            local_states=sum(len(table) for table in self.model.locals),
+            violation=violation,
+            decision_trace=decision,
+        )
+
+    def _trace(self, index: int) -> tuple[TraceStep, ...]:
+        """The single steps from the start to state ``index``, with what each actor did."""
+        model = self.model
+        macros: list[tuple[int, tuple[int, ...], int]] = []
+        while self.parent[index] >= 0:
+            node, codes = self.macros[self.via[index]]
+            macros.append((node, codes, self.states[self.parent[index]][node]))
+            index = self.parent[index]
+        steps: list[TraceStep] = []
+        for node, codes, start in reversed(macros):
+            local = start
+            for code in codes:
+                outcome = model.step(node, local, code)
+                assert outcome is not None
+                action = model.describe_input(node, local, code)
+                steps.append(TraceStep(action, model.describe_effects(node, local, code)))
+                local = outcome.local
+        return tuple(steps)
+
+
+def explore(
+    options: ExploreOptions,
+    progress: Callable[[Progress], None] | None = None,
+) -> ExploreResult:
+    """Search every reachable state, nearest first; stop at the first violation.
+
+    ``progress`` is called every few thousand states with the search's counters.
+    """
+    return _Search(options, progress).run()
+
+
+def render_trace(steps: tuple[TraceStep, ...]) -> list[str]:
+    """One numbered line per step: ``2. A1 <- Prepare 0.4 from P1  => sends ...``."""
+    width = max((len(s.action) for s in steps), default=0)
+    lines = []
+    for number, s in enumerate(steps, start=1):
+        line = f"{number:>3}. {s.action:<{width}}"
+        if s.effects:
+            line += f"  => {s.effects}"
+        lines.append(line.rstrip())
+    return lines
