@@ -143,12 +143,6 @@ def test_phase_timeout_backs_off_with_growing_random_delay() -> None:
     assert max(delays[3:]) > TIMING.backoff_max_ticks  # the window doubled
 
 
-def test_same_ballot_bug_drops_the_node_id() -> None:
-    p = proposer(frozenset({"same-ballot"}))
-    p.propose("x")
-    assert p.ballot == Ballot(0, 0)
-
-
 def test_first_ballot_is_above_null() -> None:
     p = proposer()
     assert p.ballot == NULL_BALLOT

@@ -17,7 +17,6 @@ SYNOD_BUGS: dict[str, str] = {
     "learner-mixes-ballots": "a learner counts Accepted for one value across different ballots",
     "learner-counts-duplicates": "a learner counts duplicate Accepted messages from one acceptor",
     "reply-before-persist": "an acceptor replies before its new state is synced to disk",
-    "same-ballot": "two proposers can produce the same ballot (node id left out of ballots)",
     "small-quorum": "quorums of floor(n/2) acceptors, which need not intersect",
     "forget-promise-on-restart": "a restarted acceptor forgets its promise (keeps only accepts)",
     "proposer-forgets-ballot": "a proposer does not persist its ballot and reuses it on restart",

@@ -162,10 +162,7 @@ class Proposer:
     # -- phases -----------------------------------------------------------------------------
 
     def _start_round(self) -> list[Effect]:
-        if "same-ballot" in self.bugs:
-            self.ballot = Ballot(self.highest_seen.round + 1, 0)
-        else:
-            self.ballot = self.highest_seen.next_for(self.id)
+        self.ballot = self.highest_seen.next_for(self.id)
         self.highest_seen = self.ballot
         self.phase = Phase.PREPARING
         self.promises = {}
