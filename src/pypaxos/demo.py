@@ -121,16 +121,21 @@ def _attacks() -> list[tuple[str, str, list[str], int]]:
         (
             "Every interleaving, exhaustively",
             "The model checker runs the real actors through every order of deliveries, "
-            "duplicates, losses and an acceptor crash (2 proposers, 3 acceptors, one ballot "
-            "round each), and checks the same invariants in every reachable state.",
-            ["check", "synod", "--max-ballot", "0", "--quiet"],
+            "duplicates, losses and an acceptor crash (here one proposer that may retry once, "
+            "so it finishes in seconds; `pypaxos check synod` does 2 proposers), and checks the "
+            "same invariants in every reachable state.",
+            ["check", "synod", "--proposers", "1", "--max-ballot", "1", "--quiet"],
             0,
         ),
         (
             "The model checker finds the shortest bug",
-            "With 'accept-below-promise' switched on, it prints the shortest execution that "
-            "chooses two values.",
-            ["check", "synod", "--max-ballot", "1", "--bug", "accept-below-promise", "--quiet"],
+            "With 'learner-mixes-ballots' switched on (a learner that counts acceptances of one "
+            "value across ballots), it prints the shortest execution where a learner decides "
+            "a value that was never chosen.",
+            [
+                *("check", "synod", "--max-ballot", "0", "--max-crashes", "0"),
+                *("--bug", "learner-mixes-ballots", "--quiet"),
+            ],
             1,
         ),
     ]
