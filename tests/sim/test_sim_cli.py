@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,18 @@ def test_sim_keep_going_reports_every_violating_seed(capsys: pytest.CaptureFixtu
     reports = [line for line in lines if line.startswith("seed ")]
     assert len(reports) > 1
     assert lines[-1].startswith(f"30 seed(s) run, {len(reports)} violation(s), ")
+
+
+def test_synod_svg_draws_one_arrow_per_message_of_the_trace(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from pypaxos.cli import main
+
+    svg = tmp_path / "run.svg"
+    assert main(["synod", "--seed", "7", "--drop", "0.2", "--svg", str(svg)]) == 0
+    root = ET.fromstring(svg.read_text())
+    text = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    for actor in ("P1", "P2", "A1", "A2", "A3", "L1", "L2"):
+        assert actor in text
+    assert "Prepare 0.4" in text and "Accepted" in text
+    assert "✗" in text  # a message lost with --drop 0.2 is drawn as lost

@@ -13,6 +13,8 @@ printed by either one means the same run.
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
 
 from pypaxos.cli import UsageError
 from pypaxos.core.bugs import SYNOD_BUGS
@@ -124,7 +126,30 @@ def settings_from_args(args: argparse.Namespace) -> SynodSettings:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (default %(default)s)")
+    parser.add_argument(
+        "--svg", metavar="FILE", help="also write the run's message-sequence diagram as SVG"
+    )
     add_world_arguments(parser, NO_FAULTS)
+
+
+# A message line of the trace: time, sender, "->" (delivered) or "-x" (lost), receiver, message.
+_MESSAGE_LINE = re.compile(r"^t=\s*(\d+)  (\S+) (->|-x) (\S+)  (.*)$")
+
+
+def trace_svg(settings: SynodSettings, trace: list[str], title: str) -> str:
+    """The run's message-sequence diagram (delivered messages; lost ones marked ``✗``)."""
+    from pypaxos.explorer.svg import sequence_svg  # only this option needs the renderer
+
+    config = settings.config()
+    actors = [config.name(i) for i in (*config.proposer_ids, *config.acceptor_ids)]
+    actors += [config.name(i) for i in config.learner_ids]
+    events = []
+    for line in trace:
+        match = _MESSAGE_LINE.match(line)
+        if match:
+            time, sender, arrow, receiver, label = match.groups()
+            events.append((float(time), sender, receiver, label if arrow == "->" else f"✗ {label}"))
+    return sequence_svg(actors, events, title=title)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,4 +160,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_synod(settings, args.seed, trace=True)
     for line in result.report_lines():
         print(line)
+    if args.svg is not None:
+        lines = result.report_lines()
+        Path(args.svg).write_text(trace_svg(settings, lines, lines[0].lstrip("# ")))
     return 0 if result.violation is None else 1
