@@ -172,6 +172,29 @@ async def test_garbage_bytes_close_only_that_connection(cluster: Cluster) -> Non
     assert await client.get("after") == b"yes"
 
 
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # not our protocol at all
+        b"\xff\xff\xff\xff\x01",  # a length header far above the frame limit
+        b"\x00\x00\x00\x03\x63\x81\xa0",  # an unsupported version byte
+    ],
+    ids=["http", "oversized", "bad-version"],
+)
+async def test_garbage_on_the_peer_port_closes_that_connection_only(
+    cluster: Cluster, garbage: bytes
+) -> None:
+    port = port_of(cluster.apps[2].member.peer)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(garbage)
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), timeout=5) == b""  # closed by the node
+    writer.close()
+    client = cluster.client(2)
+    assert await retry(lambda: client.set("after-peer-garbage", "yes")) is True
+    assert await cluster.client(3).get("after-peer-garbage") == b"yes"
+
+
 async def test_metrics_endpoint(cluster: Cluster) -> None:
     leader = await cluster.wait_leader()
     await retry(lambda: cluster.client(leader).set("m", "1"))
