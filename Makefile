@@ -20,11 +20,15 @@ demo: $(STAMP)
 
 test: lint typecheck browser pytest
 
-# Debian's Chromium for the explorer's browser test (that test skips if it cannot be installed).
+# Debian's Chromium for the explorer's browser test and nftables for the torture harness's
+# network namespaces (the tests that need them skip, saying why, if they cannot be installed).
 browser:
-	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
-		|| echo "chromium could not be installed: the browser test will be skipped"; \
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing="$$missing nftables"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) \
+		|| echo "could not install$$missing: the tests that need them will be skipped"; \
 	fi
 
 lint: $(STAMP)
