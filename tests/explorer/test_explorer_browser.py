@@ -2,7 +2,8 @@
 
 Skipped, with the reason, when Playwright for Python or /usr/bin/chromium is missing
 (``pip install playwright`` and ``apt-get install chromium``; ``playwright install`` is not
-needed).  The server runs as a subprocess on a free port on 127.0.0.1 and is stopped by pid.
+needed).  Each server runs as a subprocess on a free port on 127.0.0.1 and is stopped by pid:
+``pypaxos explore``, and ``pypaxos check synod --explore`` for a model-checker counterexample.
 """
 
 from __future__ import annotations
@@ -33,18 +34,18 @@ if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pypaxos.explorer", "--port", "0", "--no-browser"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def serve(argv: list[str]) -> Iterator[str]:
+    """Start a server process, yield the URL it prints, then stop it."""
+    proc = subprocess.Popen([sys.executable, "-m", *argv], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
-        assert match, f"no URL in the server's first line: {line!r}"
+        seen: list[str] = []
+        match = None
+        for line in proc.stdout:  # ``check --explore`` prints its report first
+            seen.append(line)
+            if match := re.search(r"http://127\.0\.0\.1:\d+/", line):
+                break
+        assert match, f"no URL in the server's output: {seen!r}"
         yield match.group(0)
     finally:
         proc.terminate()
@@ -53,6 +54,29 @@ def server_url() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    yield from serve(["pypaxos.explorer", "--port", "0", "--no-browser"])
+
+
+@pytest.fixture(scope="module")
+def trace_url() -> Iterator[str]:
+    check = ["check", "synod", "--bug", "learner-counts-duplicates", "--max-ballot", "0"]
+    yield from serve(
+        [
+            "pypaxos",
+            *check,
+            "--max-crashes",
+            "0",
+            "--quiet",
+            "--explore",
+            "--port",
+            "0",
+            "--no-browser",
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +90,26 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, server_url: str) -> Iterator[Any]:
+def context(browser: Any) -> Iterator[tuple[Any, list[str]]]:
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(server_url)
-    page.wait_for_selector(".card[data-actor=P1]")
-    yield page
+    yield context, errors
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def open_page(context: tuple[Any, list[str]], url: str) -> Any:
+    browser_context, errors = context
+    page = browser_context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    page.wait_for_selector(".card[data-actor=P1]")
+    return page
+
+
+@pytest.fixture
+def page(context: tuple[Any, list[str]], server_url: str) -> Any:
+    return open_page(context, server_url)
 
 
 def click_and_wait(page: Any, selector: str) -> None:
@@ -124,3 +158,38 @@ def test_bug_scenario_shows_the_violation_banner(page: Any, tmp_path: Path) -> N
     banner = page.inner_text("#banner")
     assert "Safety violation" in banner and "more than one value chosen" in banner
     page.screenshot(path=str(tmp_path / "explorer-bug.png"), full_page=True)
+
+
+def test_checker_counterexample_opens_at_its_violation_and_steps_back(
+    context: tuple[Any, list[str]], trace_url: str, tmp_path: Path
+) -> None:
+    page = open_page(context, trace_url)
+    assert page.inner_text("#step") == "8" and page.inner_text("#total") == "8"
+    banner = page.inner_text("#banner")
+    assert "Safety violation" in banner and "learner L1 decided 'v1', which is not chosen" in banner
+    assert "learner-counts-duplicates" in page.inner_text("#title")
+    # The checker's steps are listed, the failing one marked as the current one.
+    assert page.locator("#steps li").count() == 8
+    assert "L1 <- Accepted 0.4=v1 from A1" in page.inner_text("#steps li.current")
+    assert page.get_attribute("#steps li.current", "data-step") == "8"
+    page.screenshot(path=str(tmp_path / "explorer-trace.png"), full_page=True)
+    click_and_wait(page, "#back")
+    assert page.inner_text("#step") == "7"
+    assert "Safety violation" not in page.inner_text("#banner")
+    assert page.get_attribute("#steps li.current", "data-step") == "7"
+    # Clicking a listed step goes there: back to the violation.
+    click_and_wait(page, "#steps li[data-step='8'] button")
+    assert "Safety violation" in page.inner_text("#banner")
+
+
+def test_each_tab_explores_on_its_own(context: tuple[Any, list[str]], trace_url: str) -> None:
+    first = open_page(context, trace_url)
+    second = open_page(context, trace_url)
+    ids = [p.evaluate("location.hash") for p in (first, second)]
+    assert all(i.startswith("#s=") for i in ids) and ids[0] != ids[1]
+    click_and_wait(first, "#back")
+    second.reload()
+    second.wait_for_selector(".card[data-actor=P1]")
+    # The reloaded tab came back to its own session, still at the failing step.
+    assert second.evaluate("location.hash") == ids[1]
+    assert second.inner_text("#step") == "8" and first.inner_text("#step") == "7"

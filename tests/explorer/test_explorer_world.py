@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pypaxos.core.effects import Decide
 from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.world import ExplorerWorld, build_world
 from pypaxos.sim.script import ScriptError
@@ -64,6 +65,9 @@ def test_deliver_drop_and_dup_by_index() -> None:
         ("restart A1", "A1 is running"),
         ("heal", "no partition"),
         ("partition A1 A2 A3 P1 P2 L1", "proper subset"),
+        ("deliver 7 keep", "no message #7"),
+        ("flush A1", "A1 has no unsynced write"),
+        ("reboot Z1", "no actor named 'Z1'"),
     ],
 )
 def test_bad_commands_are_refused_and_change_nothing(command: str, message: str) -> None:
@@ -112,3 +116,46 @@ def test_replay_is_deterministic() -> None:
     first, second = build_world(CONFIG, commands), build_world(CONFIG, commands)
     assert first.transcript == second.transcript
     assert first.arrows == second.arrows and first.acceptances == second.acceptances
+
+
+def test_deliver_keep_leaves_a_copy_that_can_be_delivered_again() -> None:
+    world = build_world(CONFIG, ["propose P1 x"])
+    lines = world.execute("deliver 1 keep")
+    assert lines[0] == "  duplicated P1 -> A2  Prepare 0.4"
+    assert str(world.acceptor(2).promised) == "0.4"
+    assert [world._name(t) for _, t, _ in world.in_flight] == ["A1", "A3", "A2", "P1"]
+    world.execute("deliver 2")  # the copy: A2 promises again
+    assert [world._name(t) for _, t, _ in world.in_flight][-2:] == ["P1", "P1"]
+
+
+def test_reboot_is_a_crash_and_restart_in_one_step() -> None:
+    world = build_world(CONFIG, ["propose P1 x", "deliver 0"])
+    lines = world.execute("reboot A1")
+    assert world.step == 3 and 1 not in world.crashed
+    assert lines[:2] == ["  A1 crashed", "  A1 restarted: promised=0.4 accepted=⊥"]
+    with pytest.raises(ScriptError, match="already down"):
+        build_world(CONFIG, ["crash A1"]).execute("reboot A1")
+
+
+def test_an_unsynced_write_is_lost_by_a_crash_unless_flushed_first() -> None:
+    config = SynodConfig(
+        proposers=1, acceptors=3, learners=1, bugs=frozenset({"reply-before-persist"})
+    )
+    lost = build_world(config, ["propose P1 x", "deliver 0"])
+    assert 1 in lost.unsynced
+    lost.execute("reboot A1")
+    assert str(lost.acceptor(1).promised) == "⊥" and 1 not in lost.unsynced
+    kept = build_world(config, ["propose P1 x", "deliver 0", "flush A1", "reboot A1"])
+    assert str(kept.acceptor(1).promised) == "0.4"
+    with pytest.raises(ScriptError, match="no unsynced write"):
+        kept.execute("flush A1")
+
+
+def test_a_learner_that_changes_its_decision_is_recorded() -> None:
+    world = build_world(CONFIG, [])
+    learner = CONFIG.learner_ids[0]
+    world._apply(learner, [Decide("x")])
+    world._apply(learner, [Decide("x")])  # the same decision again is no change
+    assert world.mind_changes == []
+    world._apply(learner, [Decide("y")])
+    assert world.mind_changes == ["learner L1 changed its decision from 'x' to 'y'"]

@@ -4,8 +4,11 @@
     pypaxos explore --scenario dueling       start from a built-in scenario
     pypaxos explore --scenario list          list the scenarios with their explanations
     pypaxos explore --bug accept-below-promise --port 0 --no-browser
+    pypaxos explore --trace report.txt       a saved ``pypaxos check synod`` counterexample
 
 ``--port 0`` picks a free port; the URL is always printed first (tests read it from there).
+``pypaxos check synod --explore`` and ``pypaxos sim synod --explore`` serve a counterexample
+straight away through ``serve_session``.
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ import webbrowser
 from aiohttp import web
 
 from pypaxos.core.bugs import SYNOD_BUGS
+from pypaxos.explorer.options import HOST, add_serve_arguments
 from pypaxos.explorer.scenarios import SCENARIO_FOR_BUG, SCENARIOS
 from pypaxos.explorer.server import make_app
 from pypaxos.explorer.session import Session
-
-DEFAULT_PORT = 8321
-HOST = "127.0.0.1"
+from pypaxos.explorer.trace import TraceError, parse_check_output, trace_scenario
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,14 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"scenario to open ({', '.join(SCENARIOS)}); 'list' describes them",
     )
     parser.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_PORT,
-        help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)",
+        "--trace",
+        metavar="FILE",
+        help="open the counterexample in a saved 'pypaxos check synod' report, at its failing "
+        "step ('-' reads standard input)",
     )
-    parser.add_argument(
-        "--no-browser", action="store_true", help="only print the URL, do not open a browser"
-    )
+    add_serve_arguments(parser)
     parser.add_argument(
         "--bug",
         action="append",
@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.scenario == "list":
         print_scenarios()
         return 0
+    if args.trace is not None:
+        return _run_trace(args)
     bugs = frozenset(args.bug)
     name = args.scenario
     if name is None:
@@ -76,13 +78,38 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    session = Session(SCENARIOS[name], bugs)
+    return serve_session(Session(SCENARIOS[name], bugs), args.port, not args.no_browser)
+
+
+def _run_trace(args: argparse.Namespace) -> int:
+    if args.scenario is not None or args.bug:
+        print(
+            "pypaxos explore: --trace takes its deployment and bugs from the report; "
+            "leave out --scenario and --bug",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        asyncio.run(serve(make_app(session), args.port, open_browser=not args.no_browser))
+        if args.trace == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.trace, encoding="utf-8") as report:
+                text = report.read()
+        scenario = trace_scenario(parse_check_output(text))
+    except (OSError, TraceError) as error:
+        print(f"pypaxos explore: cannot open {args.trace}: {error}", file=sys.stderr)
+        return 2
+    return serve_session(Session(scenario), args.port, not args.no_browser)
+
+
+def serve_session(session: Session, port: int, open_browser: bool) -> int:
+    """Serve the explorer around ``session`` until Ctrl-C: 0, or 2 if the port is taken."""
+    try:
+        asyncio.run(serve(make_app(session), port, open_browser=open_browser))
     except KeyboardInterrupt:
         pass
     except OSError as error:
-        print(f"pypaxos explore: cannot listen on {HOST}:{args.port}: {error}", file=sys.stderr)
+        print(f"pypaxos explore: cannot listen on {HOST}:{port}: {error}", file=sys.stderr)
         return 2
     return 0
 

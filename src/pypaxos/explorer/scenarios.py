@@ -3,7 +3,8 @@
 Loading a scenario applies its ``setup`` commands; its ``script`` commands are then waiting
 ahead, so the page's *Forward* button walks through the story one step at a time, while any
 other action branches off it (as in an undo history).  Each script is checked by the tests to
-end where its explanation says it does.
+end where its explanation says it does.  A counterexample (``trace.py``) is a scenario with
+``open_at``: it opens at its failing step, to be walked backwards.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ class Scenario:
     config: SynodConfig
     setup: tuple[str, ...] = ()
     script: tuple[str, ...] = ()
+    # Optional words per command (setup then script), shown beside each step: a counterexample
+    # shows the model checker's own line for the step.
+    notes: tuple[str, ...] = ()
+    # The step to open at, instead of the end of the setup (a counterexample opens where it
+    # fails); Reset still goes back to the end of the setup.
+    open_at: int | None = None
 
     @property
     def commands(self) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ future, as an editor's undo history does.  ``state()`` is everything the page sh
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from pypaxos.core.acceptor import Acceptor
@@ -19,7 +20,7 @@ from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.scenarios import SCENARIOS, Scenario
 from pypaxos.explorer.svg import Arrow, kind_of, render_diagram
 from pypaxos.explorer.world import TIMER_NAMES, build_world
-from pypaxos.sim.checkers import chosen_values, safety_violations
+from pypaxos.sim.checkers import chosen_values
 from pypaxos.sim.script import ScriptError, describe, describe_actor
 
 Json = dict[str, Any]
@@ -41,8 +42,11 @@ class Session:
         self.extra_bugs = frozenset(extra_bugs)
         self.config: SynodConfig = dataclasses.replace(scenario.config, bugs=bugs)
         self.commands: list[str] = list(scenario.commands)
+        # The scenario's words per step, for as long as the recorded history is the scenario's.
+        self.notes: list[str] = list(scenario.notes[: len(self.commands)])
         self.start = len(scenario.setup)
-        self.world = build_world(self.config, self.commands[: self.start])
+        opening = self.start if scenario.open_at is None else scenario.open_at
+        self.world = build_world(self.config, self.commands[:opening])
 
     @property
     def position(self) -> int:
@@ -63,6 +67,7 @@ class Session:
             self.world = build_world(self.config, self.commands[:position])
             raise
         del self.commands[position:]
+        del self.notes[position:]
         self.commands.append(" ".join(words))
 
     def goto(self, step: int) -> None:
@@ -101,7 +106,7 @@ class Session:
         quorum = config.true_quorum()
         decisions = world.decisions()
         chosen = sorted(chosen_values(world.acceptances, quorum))
-        violations = safety_violations(world.acceptances, quorum, world.proposed, decisions, names)
+        violations = world.violations()
         ahead = self.commands[self.position :]
         return {
             "scenario": {
@@ -128,6 +133,7 @@ class Session:
                 for e in world.transcript
             ],
             "history": list(self.commands),
+            "notes": list(self.notes),
             "chosen": chosen[0] if len(chosen) == 1 else None,
             "chosen_values": chosen,
             "decisions": {names[n]: v for n, v in sorted(decisions.items())},
@@ -220,7 +226,7 @@ class Session:
         }
 
 
-def scenario_list() -> list[Json]:
+def scenario_list(scenarios: Mapping[str, Scenario] = SCENARIOS) -> list[Json]:
     return [
         {
             "name": s.name,
@@ -228,5 +234,5 @@ def scenario_list() -> list[Json]:
             "explanation": s.explanation,
             "bugs": sorted(s.config.bugs),
         }
-        for s in SCENARIOS.values()
+        for s in scenarios.values()
     ]

@@ -19,6 +19,14 @@ Commands (one line each, words separated by spaces)::
     step                    deliver the oldest message, or fire the earliest armed timer
     timer P1 retry          fire a named timer (``timer P1`` fires P1's earliest armed one)
     crash A1 | restart A1   partition A1 P2 (cut these off) | heal
+    deliver 3 keep          deliver message 3 and keep a copy in flight (the network duplicated it)
+    reboot A1               crash A1 and restart it at once, from its disk
+    flush A1                A1's disk writes the unsynced write it holds (reply-before-persist)
+
+The last three are the model checker's own steps (``pypaxos check synod --explore`` replays a
+counterexample with them): its network keeps every message ever sent, so one may be delivered
+twice; its crash is a crash and restart in one step; its disk may flush an unsynced write at any
+moment.
 
 Indices count from 0, oldest first, as ``ExplorerWorld.in_flight`` lists them.  Every command is
 deterministic, so a world rebuilt from the same command list is identical (that is how the
@@ -31,14 +39,14 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from pypaxos.core.acceptor import Acceptor
-from pypaxos.core.effects import CancelTimer, Decide, Effect, SetTimer
+from pypaxos.core.effects import CancelTimer, Decide, Effect, Persist, SetTimer
 from pypaxos.core.learner import CATCH_UP_TIMER, Learner
 from pypaxos.core.messages import Accepted
 from pypaxos.core.proposer import PHASE_TIMER, RETRY_TIMER, Proposer
 from pypaxos.core.synod import SynodConfig
 from pypaxos.core.types import Value
 from pypaxos.explorer.svg import Arrow, Mark
-from pypaxos.sim.checkers import Acceptance
+from pypaxos.sim.checkers import Acceptance, safety_violations
 from pypaxos.sim.script import Interaction, ScriptError, describe
 
 TIMER_NAMES: dict[str, tuple[str, ...]] = {
@@ -49,7 +57,8 @@ TIMER_NAMES: dict[str, tuple[str, ...]] = {
 
 COMMAND_HELP = (
     "propose P1 x | deliver N | deliver P1 A2 | deliver A2 | deliver all | drop N | dup N | "
-    "step | timer P1 retry | crash A1 | restart A1 | partition A1 P2 | heal"
+    "step | timer P1 retry | crash A1 | restart A1 | partition A1 P2 | heal | deliver N keep | "
+    "reboot A1 | flush A1"
 )
 
 
@@ -88,6 +97,12 @@ class ExplorerWorld(Interaction):
     arrows: list[Arrow] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
     transcript: list[TranscriptEntry] = field(default_factory=list)
+    # An unsynced write per actor, which a crash loses and ``flush`` makes durable.
+    unsynced: dict[int, object] = field(default_factory=dict)
+    # Every learner's first decision, and the mind changes seen since (a safety violation the
+    # state alone cannot show: the learner's field only holds its latest decision).
+    first_decisions: dict[int, Value] = field(default_factory=dict)
+    mind_changes: list[str] = field(default_factory=list)
     _next_uid: int = 0
 
     # -- entry point ------------------------------------------------------------------------
@@ -122,6 +137,8 @@ class ExplorerWorld(Interaction):
         match verb, len(args):
             case "propose", 2:
                 return self._propose(args[0], args[1])
+            case "deliver", 2 if args[1] == "keep":
+                return self._deliver_keep(self._select(args[:1]))
             case "deliver", 1 | 2:
                 return self._deliver(args)
             case "drop", 1 | 2:
@@ -136,6 +153,10 @@ class ExplorerWorld(Interaction):
                 return self._crash(args[0])
             case "restart", 1:
                 return self._restart(args[0])
+            case "reboot", 1:
+                return self._reboot(args[0])
+            case "flush", 1:
+                return self._flush(args[0])
             case "partition", n if n >= 1:
                 return self._partition(args)
             case "heal", 0:
@@ -164,7 +185,20 @@ class ExplorerWorld(Interaction):
                     armed.pop(name, None)
                 case Decide(value=value):
                     self._mark(node_id, f"decides {value}", "decide")
+                    self._note_decision(node_id, value)
+                case Persist(state=written, sync=False):
+                    self.unsynced[node_id] = written
+                case Persist(sync=True):
+                    self.unsynced.pop(node_id, None)
         return out
+
+    def _note_decision(self, node_id: int, value: Value) -> None:
+        first = self.first_decisions.setdefault(node_id, value)
+        if value != first:
+            # Worded as the model checker words it, so a replayed trace reads the same.
+            self.mind_changes.append(
+                f"learner {self._name(node_id)} changed its decision from {first!r} to {value!r}"
+            )
 
     def _mark(self, node_id: int, label: str, kind: str) -> None:
         self.marks.append(Mark(self.row, self._name(node_id), label, kind))
@@ -225,6 +259,9 @@ class ExplorerWorld(Interaction):
             return [f"  partition: {self._name(sender)} -> {self._name(to)} lost  {describe(msg)}"]
         self.arrows.append(_with_outcome(arrow, "lost" if to in self.crashed else "delivered"))
         return super()._deliver_one(index)
+
+    def _deliver_keep(self, index: int) -> list[str]:
+        return self._dup(index) + self._deliver_one(index)
 
     def _drop(self, index: int) -> list[str]:
         sender, to, msg = self.in_flight.pop(index)
@@ -300,6 +337,7 @@ class ExplorerWorld(Interaction):
         if node in self.crashed:
             raise ScriptError(f"{actor} is already down")
         self.timers.pop(node, None)
+        self.unsynced.pop(node, None)  # never reached the disk
         self._mark(node, "crash", "crash")
         return self._cmd_crash(actor)
 
@@ -309,6 +347,16 @@ class ExplorerWorld(Interaction):
             raise ScriptError(f"{actor} is running; crash it first")
         self._mark(node, "restart", "restart")
         return self._cmd_restart(actor)
+
+    def _reboot(self, actor: str) -> list[str]:
+        return self._crash(actor) + self._restart(actor)
+
+    def _flush(self, actor: str) -> list[str]:
+        node = self._id(actor)
+        if node not in self.unsynced:
+            raise ScriptError(f"{actor} has no unsynced write to flush")
+        self.durable[node] = self.unsynced.pop(node)
+        return [f"  {actor}'s disk flushes its unsynced write"]
 
     def _partition(self, names: list[str]) -> list[str]:
         ids = frozenset(self._id(n) for n in names)
@@ -335,6 +383,13 @@ class ExplorerWorld(Interaction):
             if learner.decided is not None:
                 out[node] = learner.decided
         return out
+
+    def violations(self) -> list[str]:
+        """Every broken safety invariant, judged with the correct majority (empty: safe)."""
+        names = {i: self.config.name(i) for i in self.config.all_ids}
+        quorum = self.config.true_quorum()
+        found = safety_violations(self.acceptances, quorum, self.proposed, self.decisions(), names)
+        return found + self.mind_changes
 
     def is_blocked(self, index: int) -> bool:
         """Whether message ``index`` crosses the partition (so it will be lost on delivery)."""

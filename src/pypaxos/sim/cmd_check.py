@@ -3,6 +3,12 @@
 Exit status: 0 when every reachable state is safe and a decision is reachable, 1 on a
 violation (the shortest trace to it is printed) or when no decision is reachable (the check
 would be vacuous), 2 for bad usage.
+
+With ``--explore``, a violation is also opened in the explorer (``pypaxos explore``): the
+trace is replayed there step by step (``explorer/trace.py`` maps each step to an explorer
+command) and the page opens at the failing step, from where it can be walked back and forth.
+The server runs until Ctrl-C; the exit status is then the check's.  Without a violation
+nothing is served.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import sys
 from pypaxos.cli import UsageError
 from pypaxos.core.bugs import SYNOD_BUGS
 from pypaxos.core.synod import SynodConfig
+from pypaxos.explorer.options import add_serve_arguments
 from pypaxos.sim.explore import ExploreOptions, ExploreResult, Progress, explore, render_trace
 from pypaxos.sim.explore_model import DEFAULT_MAX_BALLOT, DEFAULT_MAX_CRASHES
 
@@ -44,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="switch on a planted bug (repeatable); '--bug list' lists them",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    explorer = parser.add_argument_group("opening a counterexample in the explorer")
+    explorer.add_argument(
+        "--explore",
+        action="store_true",
+        help="on a violation, serve the explorer on 127.0.0.1 with the shortest trace loaded, "
+        "at its failing step (until Ctrl-C)",
+    )
+    add_serve_arguments(explorer, what="with --explore: ")
 
 
 def _options(args: argparse.Namespace) -> ExploreOptions:
@@ -122,7 +137,35 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     live, show = _progress_printer(not args.quiet and sys.stderr.isatty())
     if live is None:
-        return _report(explore(options))
-    with live:  # type: ignore[attr-defined]
-        result = explore(options, show)  # type: ignore[arg-type]
-    return _report(result)
+        result = explore(options)
+    else:
+        with live:  # type: ignore[attr-defined]
+            result = explore(options, show)  # type: ignore[arg-type]
+    status = _report(result)
+    if not args.explore:
+        return status
+    if result.violation is None:
+        print("no violation, so no counterexample to explore: the explorer is not started")
+        return status
+    return _open_in_explorer(result, args.port, not args.no_browser) or status
+
+
+def _open_in_explorer(result: ExploreResult, port: int, open_browser: bool) -> int:
+    """Serve the violation's trace in the explorer until Ctrl-C; nonzero if that failed."""
+    # Imported here: aiohttp and the page are only needed when a trace is opened.
+    from pypaxos.explorer.cmd import serve_session
+    from pypaxos.explorer.session import Session
+    from pypaxos.explorer.trace import Counterexample, TraceError, trace_scenario
+
+    violation = result.violation
+    assert violation is not None
+    actions = tuple(step.action for step in violation.trace)
+    try:
+        scenario = trace_scenario(
+            Counterexample(result.options.config, violation.problems, actions)
+        )
+    except TraceError as error:
+        print(f"pypaxos check: cannot replay the trace in the explorer: {error}", file=sys.stderr)
+        return 1
+    print(f"opening the trace in the explorer at its failing step ({len(actions)})", flush=True)
+    return serve_session(Session(scenario), port, open_browser)

@@ -8,22 +8,29 @@ gives the count and the speed in seeds per second.  Exit 0 when no seed broke an
 1 when one did, 2 for bad usage.
 
 Unlike ``pypaxos synod``, the fault options default to a faulty network and crashing actors.
+
+With ``--explore``, the first seed that broke safety is run again with its trace and opened in
+the explorer (``pypaxos explore``): its events are replayed there one step each
+(``explorer/trace.py``) and the page opens where the violation appears.  ``--seed N`` runs that
+one seed.  The server runs until Ctrl-C; the exit status is then the run's.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 import time
 
 from pypaxos.cli import UsageError
+from pypaxos.explorer.options import add_serve_arguments
 from pypaxos.sim.cmd_synod import (
     add_world_arguments,
     print_bug_list,
     settings_from_args,
     wants_bug_list,
 )
-from pypaxos.sim.synod import SynodSettings, liveness_bound_ticks, run_synod
+from pypaxos.sim.synod import SynodResult, SynodSettings, liveness_bound_ticks, run_synod
 
 FAULTY = SynodSettings(drop=0.1, dup=0.05, crash=0.05, crash_after_handle=0.01, partition="random")
 PROGRESS_REPORTS = 10
@@ -35,9 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--start", type=int, default=0, help="first seed (default %(default)s)")
     parser.add_argument(
+        "--seed", type=int, metavar="N", help="run only seed N (the same as --start N --seeds 1)"
+    )
+    parser.add_argument(
         "--keep-going", action="store_true", help="do not stop at the first violation"
     )
     add_world_arguments(parser, FAULTY)
+    explorer = parser.add_argument_group("opening a violation in the explorer")
+    explorer.add_argument(
+        "--explore",
+        action="store_true",
+        help="serve the explorer on 127.0.0.1 with the first seed that broke safety replayed, "
+        "opened where it broke (until Ctrl-C)",
+    )
+    add_serve_arguments(explorer, what="with --explore: ")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
     settings = settings_from_args(args)
-    first, count = args.start, args.seeds
+    first, count = (args.start, args.seeds) if args.seed is None else (args.seed, 1)
     command = shlex.join(["pypaxos", "synod", *settings.cli_args()])
     print(f"# seeds {first}..{first + count - 1} of: {command}")
     print(
@@ -57,12 +75,15 @@ def run(args: argparse.Namespace) -> int:
     every = max(1, count // PROGRESS_REPORTS)
     violations = 0
     done = 0
+    unsafe: int | None = None  # the first seed that broke safety, for --explore
     began = time.perf_counter()
     for seed in range(first, first + count):
         result = run_synod(settings, seed)
         done += 1
         if result.violation is not None:
             violations += 1
+            if unsafe is None and result.violation.kind == "safety":
+                unsafe = seed
             print(f"seed {seed}: {result.violation}")
             print(f"  replay: {settings.replay_command(seed)}", flush=True)
             if not args.keep_going:
@@ -78,4 +99,29 @@ def run(args: argparse.Namespace) -> int:
         f"{done} seed(s) run, {violations} violation(s), {elapsed:.1f} s, "
         f"{done / elapsed:.0f} seeds/s"
     )
-    return 1 if violations else 0
+    status = 1 if violations else 0
+    if not args.explore:
+        return status
+    if unsafe is None:
+        print("no safety violation, so nothing to explore: the explorer is not started")
+        return status
+    return _open_in_explorer(run_synod(settings, unsafe, trace=True), args) or status
+
+
+def _open_in_explorer(result: SynodResult, args: argparse.Namespace) -> int:
+    """Serve the run in the explorer until Ctrl-C; nonzero if that failed."""
+    # Imported here: aiohttp and the page are only needed when a run is opened.
+    from pypaxos.explorer.cmd import serve_session
+    from pypaxos.explorer.session import Session
+    from pypaxos.explorer.trace import TraceError, simulation_scenario
+
+    try:
+        scenario = simulation_scenario(result)
+    except TraceError as error:
+        print(
+            f"pypaxos sim: cannot replay seed {result.seed} in the explorer: {error}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"opening seed {result.seed} in the explorer at step {scenario.open_at}", flush=True)
+    return serve_session(Session(scenario), args.port, not args.no_browser)

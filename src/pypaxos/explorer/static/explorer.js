@@ -1,10 +1,12 @@
 // pypaxos explorer: renders GET /api/state and sends one command per click to /api/command.
 // The server owns all the logic (real actors, replay for Back); this file only draws and asks.
+// Each tab has a session of its own, named in the URL as #s=ID (see explorer/server.py).
 "use strict";
 
 const KINDS = ["Prepare", "Promise", "Accept", "Accepted", "Nack", "Query", "Decided"];
 const $ = (id) => document.getElementById(id);
 let state = null;
+let sessionId = new URLSearchParams(location.hash.slice(1)).get("s");
 let running = false;
 let busy = false;
 const proposeValues = {};
@@ -26,16 +28,40 @@ function el(tag, attrs, ...children) {
 }
 
 // -- talking to the server -----------------------------------------------------------------
+function withSession(path) {
+  return sessionId ? `${path}?session=${encodeURIComponent(sessionId)}` : path;
+}
+
 async function api(path, body) {
   const options = body === undefined ? {} : {
     method: "POST",
     headers: {"Content-Type": "application/json"},
     body: JSON.stringify(body),
   };
-  const response = await fetch(path, options);
+  const response = await fetch(withSession(path), options);
   const data = await response.json();
-  if (!response.ok) throw new Error(data.error || response.statusText);
+  if (!response.ok) {
+    const error = new Error(data.error || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
   return data;
+}
+
+// This tab's session: the one its URL names if the server still has it, else a new one.
+async function openSession() {
+  if (sessionId) {
+    try {
+      return await api("/api/state");
+    } catch (error) {
+      if (error.status !== 404) throw error;
+    }
+  }
+  sessionId = null;
+  const created = await api("/api/session", {});
+  sessionId = created.session;
+  history.replaceState(null, "", "#s=" + encodeURIComponent(sessionId));
+  return created.state;
 }
 
 async function send(command) {
@@ -105,6 +131,7 @@ function render(next) {
   renderActors();
   renderFlight();
   renderDiagram();
+  renderSteps();
   renderTranscript();
 }
 
@@ -123,6 +150,7 @@ function renderHeader() {
   $("reset").disabled = state.step === state.setup_steps && state.step === state.total;
   $("next").textContent = state.next_command ? "next: " + state.next_command : "";
   $("heal").disabled = state.partition.length === 0;
+  $("download").href = withSession("/api/diagram.svg");
   $("step-btn").disabled = state.quiescent;
 }
 
@@ -135,7 +163,8 @@ function renderBanner() {
     banner.replaceChildren(
       el("span", {}, "\u26A0 Safety violation: " + state.violations.join("; ")),
       el("span", {class: "detail"}, "chosen: ",
-        ...state.chosen_values.map((v) => el("span", {class: "value"}, v)), " \u00B7 ", detail));
+        ...(state.chosen_values.length ? state.chosen_values : ["nothing"]).map((v) =>
+          el("span", {class: "value"}, v)), " \u00B7 ", detail));
   } else if (state.chosen !== null) {
     banner.className = "banner chosen";
     banner.replaceChildren(
@@ -271,6 +300,29 @@ function pinDiagramHeads() {
   heads.setAttribute("transform", `translate(0 ${box.scrollTop / scale})`);
 }
 
+// A counterexample's steps, as the model checker printed them; click one to go there.
+function renderSteps() {
+  const panel = $("steps-panel");
+  panel.hidden = state.notes.length === 0;
+  if (panel.hidden) return;
+  const items = state.notes.map((note, i) => {
+    const number = i + 1;
+    const where = number === state.step ? "current" : number < state.step ? "done" : "ahead";
+    return el("li", {class: "trace-step " + where, "data-step": number},
+      el("button", {onclick: () => { stopRun(); send("goto " + number); }},
+        el("span", {class: "n"}, number), el("span", {class: "note"}, note),
+        el("span", {class: "cmd"}, state.history[i])));
+  });
+  const list = $("steps");
+  list.replaceChildren(...items);
+  const current = list.querySelector(".current");
+  if (!current) return;
+  const top = current.offsetTop - list.offsetTop;  // keep it in view without moving the page
+  if (top < list.scrollTop || top > list.scrollTop + list.clientHeight - 30) {
+    list.scrollTop = Math.max(0, top - 60);
+  }
+}
+
 function renderTranscript() {
   const box = $("transcript");
   const rows = [];
@@ -320,7 +372,7 @@ async function init() {
     else return;
     e.preventDefault();
   });
-  render(await api("/api/state"));
+  render(await openSession());
 }
 
 init().catch((error) => toast("cannot reach the explorer server: " + error.message));

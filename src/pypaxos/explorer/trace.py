@@ -1,0 +1,326 @@
+"""Open a model-checker or simulator counterexample in the explorer, at its failing step.
+
+The model checker (``pypaxos.sim.explore``) prints each step of a trace as one input to one
+actor, and each becomes one explorer command::
+
+    P1 proposes v1                          -> propose P1 v1
+    A1 <- Prepare 0.4 from P1               -> deliver N        (N: its place in flight)
+    A1 crashes and restarts from its disk   -> reboot A1
+    A1's disk flushes its unsynced write    -> flush A1
+    P1's phase timer fires                  -> timer P1 phase
+
+The simulator (``pypaxos synod``) logs events with their virtual time; the ones that act on
+the world map the same way (``X -> Y  msg`` a delivery, ``X -x Y  msg  [dropped]`` a loss at
+send: ``drop N``, ``CRASH`` / ``RESTART`` separately, ``page cache flushed``: ``flush``), and the
+rest (decisions, partition notes) are consequences or bookkeeping, not steps.
+
+A message is named by its index in the world's in-flight list, found by content (receiver,
+sender, and the source's own words for it, which name every field), so the commands are found
+by replaying them in a world as they are made.  Both sources may deliver one message twice
+(the checker's network keeps every message; the simulator duplicates some); the explorer's
+network consumes a delivered message, so an earlier delivery of the same message becomes
+``deliver N keep`` (the network duplicated it), exactly where a later one needs the copy.
+
+``tests/explore/test_explorer_trace.py`` replays every planted bug's checker trace, and
+simulator runs, and finds the same violation at the failing step and at no earlier one.
+``parse_check_output`` reads the report ``pypaxos check synod`` prints, so a saved report opens
+later without searching again (``pypaxos explore --trace FILE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pypaxos.core.messages import Message
+from pypaxos.core.synod import SynodConfig
+from pypaxos.explorer.scenarios import Scenario
+from pypaxos.explorer.world import ExplorerWorld
+from pypaxos.sim import explore_model, synod
+from pypaxos.sim.script import ScriptError
+
+TRACE_SCENARIO = "counterexample"
+SIMULATION_SCENARIO = "simulation"
+
+_NAME = r"[A-Z]\d+"
+
+
+class TraceError(ScriptError):
+    """A counterexample that cannot be replayed in the explorer (or a report not understood)."""
+
+
+# -- the replay shared by both sources ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Command:
+    """A step that names its own explorer command."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """A step on one message in flight, found by content: deliver it, or drop it (at send)."""
+
+    verb: str  # "deliver" or "drop"
+    sender: str | None
+    to: str
+    text: str  # as ``describe`` words it
+    describe: Callable[[Message], str]
+
+    @property
+    def key(self) -> tuple[str | None, str, str]:
+        return self.sender, self.to, self.text
+
+
+@dataclass(frozen=True, slots=True)
+class _Unknown:
+    """A line that is no step the explorer can take (the replay stops there, naming it)."""
+
+    text: str
+
+
+_Step = _Command | _Message | _Unknown
+
+
+def _replay(config: SynodConfig, steps: Sequence[_Step], notes: Sequence[str]) -> list[str]:
+    """The explorer commands for ``steps``, made by replaying them in a fresh world.
+
+    A delivery that finds no copy left of a message delivered before marks that earlier
+    delivery ``keep``, and the replay starts again; each round adds one mark, so it ends.
+    """
+    keep: set[int] = set()
+    while True:
+        world = ExplorerWorld(config)
+        commands: list[str] = []
+        last_delivery: dict[tuple[str | None, str, str], int] = {}
+        for number, step in enumerate(steps):
+            try:
+                command = _command(world, step)
+            except ScriptError as error:
+                earlier = None
+                if isinstance(step, _Message) and step.verb == "deliver":
+                    earlier = last_delivery.get(step.key)
+                if earlier is not None and earlier not in keep:
+                    keep.add(earlier)
+                    break
+                raise TraceError(f"step {number + 1} ({notes[number]}): {error}") from None
+            if isinstance(step, _Message) and step.verb == "deliver":
+                last_delivery[step.key] = number
+                command += " keep" if number in keep else ""
+            try:
+                world.execute(command)
+            except ScriptError as error:
+                raise TraceError(f"step {number + 1} ({notes[number]}): {error}") from None
+            commands.append(command)
+        else:
+            return commands
+
+
+def _command(world: ExplorerWorld, step: _Step) -> str:
+    if isinstance(step, _Command):
+        return step.line
+    if isinstance(step, _Unknown):
+        raise ScriptError("not a step the explorer knows")
+    names = world.config.name
+    found = [
+        index
+        for index, (frm, dst, msg) in enumerate(world.in_flight)
+        if names(dst) == step.to
+        and (step.sender is None or names(frm) == step.sender)
+        and step.describe(msg) == step.text
+    ]
+    if not found:
+        raise ScriptError("no such message in flight")
+    # A loss at send is of the copy just sent (the newest); a delivery takes the oldest.
+    return f"{step.verb} {found[-1] if step.verb == 'drop' else found[0]}"
+
+
+# -- the model checker ------------------------------------------------------------------------
+
+_PROPOSE = re.compile(rf"(?P<actor>{_NAME}) proposes (?P<value>\S+)")
+_RECEIVE = re.compile(rf"(?P<to>{_NAME}) <- (?P<message>.+?)(?: from (?P<sender>{_NAME}))?")
+_REBOOT = re.compile(rf"(?P<actor>{_NAME}) crashes and restarts from its disk(?: \(.*\))?")
+_FLUSH = re.compile(rf"(?P<actor>{_NAME})'s disk flushes its unsynced write")
+_TIMER = re.compile(rf"(?P<actor>{_NAME})'s (?P<timer>\S+) timer fires")
+
+
+@dataclass(frozen=True, slots=True)
+class Counterexample:
+    """What the explorer needs of a checker violation: the deployment, the problems, the steps."""
+
+    config: SynodConfig
+    problems: tuple[str, ...]
+    actions: tuple[str, ...]  # ``TraceStep.action`` of each step, in order
+
+
+def _checker_step(action: str) -> _Step:
+    if m := _PROPOSE.fullmatch(action):
+        return _Command(f"propose {m['actor']} {m['value']}")
+    if m := _REBOOT.fullmatch(action):
+        return _Command(f"reboot {m['actor']}")
+    if m := _FLUSH.fullmatch(action):
+        return _Command(f"flush {m['actor']}")
+    if m := _TIMER.fullmatch(action):
+        return _Command(f"timer {m['actor']} {m['timer']}")
+    if m := _RECEIVE.fullmatch(action):
+        describe = explore_model.describe_message
+        return _Message("deliver", m["sender"], m["to"], m["message"], describe)
+    return _Unknown(action)
+
+
+def trace_commands(config: SynodConfig, actions: Sequence[str]) -> list[str]:
+    """One explorer command per checker step (raises ``TraceError`` if a step does not fit)."""
+    return _replay(config, [_checker_step(a) for a in actions], actions)
+
+
+def trace_scenario(counterexample: Counterexample) -> Scenario:
+    """A scenario whose script is the counterexample, opening at its last (failing) step."""
+    c = counterexample
+    bugs = ", ".join(sorted(c.config.bugs)) or "no planted bug"
+    steps = len(c.actions)
+    return Scenario(
+        name=TRACE_SCENARIO,
+        title=f"Model checker counterexample ({bugs})",
+        explanation=(
+            f"pypaxos check synod found a shortest execution of {steps} steps that breaks "
+            f"safety: {'; '.join(c.problems)}.  It opens at step {steps}, where the violation "
+            "appears; each step is one input to one actor, as the checker printed it.  Step "
+            "back and forward through it, or branch off with your own commands."
+        ),
+        config=c.config,
+        script=tuple(trace_commands(c.config, c.actions)),
+        notes=c.actions,
+        open_at=steps,
+    )
+
+
+# -- the simulator ----------------------------------------------------------------------------
+
+_EVENT = re.compile(r"t=\s*\d+  (?P<event>.*)")
+_SEND = re.compile(
+    rf"(?P<sender>{_NAME}) (?P<arrow>->|-x) (?P<to>{_NAME})  (?P<message>.+?)"
+    r"(?:  \[(?P<note>[^\]]*)\])?"
+)
+_CRASH = re.compile(rf"(?P<actor>{_NAME}) CRASH(?: \(.*\))?")
+_RESTART = re.compile(rf"(?P<actor>{_NAME}) RESTART from disk: .*")
+_PAGE_FLUSH = re.compile(rf"(?P<actor>{_NAME}) page cache flushed to disk")
+_SIM_TIMER = re.compile(rf"(?P<actor>{_NAME}) timer (?P<timer>\S+)")
+# Consequences of a step, or notes: the replay makes them happen by itself.  (A partition shows
+# as the losses it causes, each logged at its send as ``-x ... [partitioned]``.)
+_SIM_QUIET = re.compile(rf"{_NAME} decides .*|PARTITION .*")
+
+
+def _simulator_step(event: str) -> _Step:
+    describe = synod.describe_message
+    if m := _SEND.fullmatch(event):
+        verb = "drop" if m["arrow"] == "-x" else "deliver"
+        return _Message(verb, m["sender"], m["to"], m["message"], describe)
+    if m := _PROPOSE.fullmatch(event):
+        return _Command(f"propose {m['actor']} {m['value']}")
+    if m := _CRASH.fullmatch(event):
+        return _Command(f"crash {m['actor']}")
+    if m := _RESTART.fullmatch(event):
+        return _Command(f"restart {m['actor']}")
+    if m := _PAGE_FLUSH.fullmatch(event):
+        return _Command(f"flush {m['actor']}")
+    if m := _SIM_TIMER.fullmatch(event):
+        return _Command(f"timer {m['actor']} {m['timer']}")
+    return _Unknown(event)  # e.g. the heal, where proposers are told to stop
+
+
+def simulation_scenario(result: synod.SynodResult) -> Scenario:
+    """A scenario replaying a simulated run that broke safety, opening where it broke.
+
+    The run's events up to its violation become the script; the page opens at the first step
+    where the world's own checks find the violation (losses logged in the same simulator step
+    follow it, one explorer step each).
+    """
+    violation = result.violation
+    if violation is None or violation.kind != "safety":
+        what = "no violation" if violation is None else "a liveness violation"
+        raise TraceError(f"seed {result.seed} had {what}: there is no unsafe state to open")
+    lines: list[str] = []
+    events: list[str] = []
+    for line in result.trace:
+        m = _EVENT.fullmatch(line)
+        if m is None or _SIM_QUIET.fullmatch(m["event"]):
+            continue
+        if m["event"].startswith("VIOLATION"):
+            break
+        lines.append(line)
+        events.append(m["event"])
+    config = result.settings.config()
+    commands = _replay(config, [_simulator_step(e) for e in events], lines)
+    world = ExplorerWorld(config)
+    opening = None
+    for step, command in enumerate(commands, start=1):
+        world.execute(command)
+        if world.violations():
+            opening = step
+            break
+    if opening is None:
+        raise TraceError("the replay reaches no violation: the mapping is not exact")
+    bugs = ", ".join(sorted(config.bugs)) or "no planted bug"
+    return Scenario(
+        name=SIMULATION_SCENARIO,
+        title=f"Simulator seed {result.seed} ({bugs})",
+        explanation=(
+            f"The simulated run of seed {result.seed} broke safety at t={violation.time}: "
+            f"{violation.message}.  Its events are replayed here, one explorer step each "
+            f"(timers fire when the run fired them; losses are drops), and the page opens at "
+            f"step {opening}, where the violation appears.  Replay it in full with: "
+            f"{result.settings.replay_command(result.seed)}"
+        ),
+        config=config,
+        script=tuple(commands),
+        notes=tuple(line.strip() for line in lines),
+        open_at=opening,
+    )
+
+
+# -- reading a saved ``pypaxos check synod`` report ------------------------------------------
+
+_STEP_LINE = re.compile(r"\s*\d+\. (?P<action>.+?)(?:  => .*)?")
+
+
+def parse_check_output(text: str) -> Counterexample:
+    """The counterexample in a ``pypaxos check synod`` report (its first line names the run)."""
+    lines = text.splitlines()
+    header = next((line for line in lines if line.startswith("# pypaxos check synod")), None)
+    if header is None:
+        raise TraceError("not a report of 'pypaxos check synod': no '# pypaxos check synod' line")
+    config = _config_from_header(header)
+    start = next((i for i, line in enumerate(lines) if line.startswith("VIOLATION: ")), None)
+    if start is None:
+        raise TraceError("the report shows no violation, so there is no trace to open")
+    problems = tuple(lines[start].removeprefix("VIOLATION: ").split("; "))
+    if start + 1 >= len(lines) or not lines[start + 1].startswith("shortest trace"):
+        raise TraceError("no 'shortest trace' after the VIOLATION line")
+    actions: list[str] = []
+    for line in lines[start + 2 :]:
+        match = _STEP_LINE.fullmatch(line)
+        if match is None:
+            break
+        actions.append(match["action"].rstrip())
+    if not actions:
+        raise TraceError("the report's trace has no steps")
+    return Counterexample(config, problems, tuple(actions))
+
+
+def _config_from_header(header: str) -> SynodConfig:
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    # Only the deployment matters to a replay; the search bounds are left to the checker.
+    parser.add_argument("--proposers", type=int, default=2)
+    parser.add_argument("--acceptors", type=int, default=3)
+    parser.add_argument("--learners", type=int, default=1)
+    parser.add_argument("--bug", action="append", default=[])
+    try:
+        args, _ = parser.parse_known_args(shlex.split(header.removeprefix("#"))[3:])
+        return SynodConfig(args.proposers, args.acceptors, args.learners, frozenset(args.bug))
+    except (argparse.ArgumentError, ValueError) as error:
+        raise TraceError(f"cannot read the report's first line {header!r}: {error}") from None
