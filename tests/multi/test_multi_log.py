@@ -111,3 +111,25 @@ def test_a_single_node_cluster_decides_alone() -> None:
         c.propose(leader, request_id, b"c")
     assert len(c.machines[leader].commands) == 5
     assert len(c.replies) == 5
+
+
+def test_propose_many_fills_one_slot_and_answers_like_propose() -> None:
+    c = Cluster(3, seed=9, window_slots=2, queue_max_commands=5)
+    leader = c.elect()
+    c.filter = lambda src, to, msg: not isinstance(msg, Accepted)  # nothing gets decided
+    effects = c.nodes[leader].propose_many([(1, b"a"), (2, b"b"), (2, b"b"), (3, b"c")])
+    accepts = [e.msg for e in effects if isinstance(getattr(e, "msg", None), Accept)]
+    assert {a.slot for a in accepts} == {accepts[0].slot}  # all three (once each) in one slot
+    assert [e.command for e in accepts[0].value] == [b"a", b"b", b"c"]
+    c.run(leader, effects)
+    # All seven are queued before the window is filled: the queue holds five, two are refused.
+    more = c.nodes[leader].propose_many([(r, b"x") for r in range(10, 17)])
+    assert [e for e in more if isinstance(e, Busy)] == [Busy(15), Busy(16)]
+    c.run(leader, more)
+    follower = next(i for i in c.nodes if i != leader)
+    one_by_one = c.nodes[follower].propose(7, b"x") + c.nodes[follower].propose(8, b"y")
+    assert c.nodes[follower].propose_many([(7, b"x"), (8, b"y")]) == one_by_one
+    assert all(isinstance(e, Redirect) for e in one_by_one)
+    c.filter = None
+    c.run_until(lambda: len(c.machines[leader].commands) == 8)
+    assert not c.safety_problems()

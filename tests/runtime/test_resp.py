@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -90,3 +91,76 @@ def test_commands_before_bad_bytes_are_returned_then_the_error_sticks() -> None:
     assert isinstance(parser.error, RespProtocolError)
     with pytest.raises(RespProtocolError):
         parser.feed(encode_command("PING"))
+
+
+class _PositionalParser(RespParser):
+    """The reference: the positional parser alone, without the split-based fast path."""
+
+    __slots__ = ()
+
+    def _parse_fast(self, position: int, commands: list[list[bytes]]) -> int:
+        return position
+
+
+def _feed_all(parser: RespParser, chunks: list[bytes]) -> tuple[list[list[bytes]], str | None]:
+    got: list[list[bytes]] = []
+    for chunk in chunks:
+        try:
+            got.extend(parser.feed(chunk))
+        except RespProtocolError as error:
+            return got, str(error)
+        if parser.error is not None:
+            return got, str(parser.error)
+    return got, None
+
+
+_PIECES = st.one_of(
+    st.lists(st.binary(max_size=12), min_size=1, max_size=4).map(lambda c: encode_command(*c)),
+    st.sampled_from(
+        [
+            b"*1\r\n$3\r\na\r\n\r\n",  # a value with CRLF inside
+            b"*2\r\n$1\r\nx\r\n$4\r\n\r\n\r\n",
+            b"PING\r\n",
+            b"*0\r\n",
+            b"*-1\r\n",
+            b"*2\r\n$+1\r\nx\r\n$ 1\r\ny\r\n",  # int() is lenient; both paths agree
+            b"*1\r\n$x\r\n",
+            b"*x\r\n",
+            b"*1\r\n+a\r\n",
+            b"*1\r\n$2\r\nabc\r\n",
+            b"*1\r\n$-1\r\n",
+            b"*3\r\n$3\r\nSET\r\n",
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n",  # CRLF in a 3-arg value
+            b"*2\r\n$3\r\nGET\r\n$5000\r\n" + b"k" * 5000 + b"\r\n",  # beyond the table
+        ]
+    ),
+    st.binary(max_size=8),
+)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"bulk_bytes_max": 10, "array_items_max": 3, "inline_bytes_max": 40},  # limits hit
+        {},  # the defaults: the short forms for 2 and 3 arguments run
+    ],
+)
+@given(st.lists(_PIECES, max_size=12), st.data())
+def test_fast_path_agrees_with_the_positional_parser_on_any_split(
+    limits: dict[str, int], pieces: list[bytes], data: st.DataObject
+) -> None:
+    stream = b"".join(pieces)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    bounds = [0, *cuts, len(stream)]
+    chunks = [stream[a:b] for a, b in itertools.pairwise(bounds)]
+    fast = _feed_all(RespParser(**limits), chunks)
+    reference = _feed_all(_PositionalParser(**limits), chunks)
+    assert fast == reference
+
+
+def test_fast_path_parses_a_pipelined_buffer_and_keeps_the_partial_tail() -> None:
+    parser = RespParser()
+    commands = [[b"SET", b"key:%d" % i, b"v" * 128] for i in range(32)]
+    stream = b"".join(encode_command(*c) for c in commands)
+    assert parser.feed(stream[:-10]) == commands[:-1]
+    assert parser.feed(stream[-10:]) == commands[-1:]

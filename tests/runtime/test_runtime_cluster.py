@@ -241,3 +241,75 @@ async def test_no_quorum_answers_tryagain(tmp_path: Path) -> None:
     finally:
         await client.aclose()
         await app.stop()
+
+
+async def test_one_pipelined_buffer_of_mixed_commands_is_answered_in_order(
+    cluster: Cluster,
+) -> None:
+    """Plain commands that arrive together run as one batched log entry (server._Group);
+    PAXOS.REQ, PING and errors in between keep their place, and so does the execution order."""
+    leader = await cluster.wait_leader()
+    assert await retry(lambda: cluster.client(leader).set("warm", "up")) is True
+    from pypaxos.runtime.resp import encode_command
+
+    commands = [
+        ("SET", "m", "1"),
+        ("PING",),
+        ("INCR", "m"),
+        ("PAXOS.REQ", "991", "1", "INCR", "m"),  # runs after the plain ones before it
+        ("GET", "m"),
+        ("set", "v", "text"),
+        ("INCR", "v"),  # an error for this command only
+        ("DEL", "m", "nothing"),
+        ("MGET", "m", "v"),
+        ("NOPE",),
+        ("EXISTS", "v"),
+    ]
+    expected = (
+        b"+OK\r\n+PONG\r\n:2\r\n:3\r\n$1\r\n3\r\n+OK\r\n"
+        b"-ERR value is not an integer or out of range\r\n:1\r\n*2\r\n$-1\r\n$4\r\ntext\r\n"
+        b"-ERR unknown command 'NOPE'\r\n:1\r\n"
+    )
+    for node_id in cluster.apps:  # through the leader and through followers
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port_of(cluster.apps[node_id].member.client)
+        )
+        session = [
+            ("PAXOS.REQ", str(991 + node_id * 10), *c[2:]) if c[0] == "PAXOS.REQ" else c
+            for c in commands
+        ]
+        writer.write(b"".join(encode_command(*c) for c in session))
+        got = b""
+        async with asyncio.timeout(10):
+            while len(got) < len(expected):
+                chunk = await reader.read(65536)
+                assert chunk
+                got += chunk
+        writer.close()
+        assert got == expected, (node_id, got)
+
+
+async def test_a_pipeline_beyond_one_group_keeps_its_order(cluster: Cluster) -> None:
+    """More commands (and bytes) in one buffer than one group takes: several log entries, in
+    order (server.GROUP_OPS_MAX, GROUP_BYTES_MAX)."""
+    leader = await cluster.wait_leader()
+    assert await retry(lambda: cluster.client(leader).set("warm", "up")) is True
+    from pypaxos.runtime.resp import encode_command
+
+    big = b"v" * 100_000
+    commands = [encode_command("INCR", "order") for _ in range(2500)]
+    commands += [encode_command(b"SET", b"big%d" % i, big) for i in range(6)]
+    commands += [encode_command("INCR", "order")]
+    expected = b"".join(b":%d\r\n" % i for i in range(1, 2501)) + b"+OK\r\n" * 6 + b":2501\r\n"
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port_of(cluster.apps[leader].member.client)
+    )
+    writer.write(b"".join(commands))
+    got = b""
+    async with asyncio.timeout(20):
+        while len(got) < len(expected):
+            chunk = await reader.read(65536)
+            assert chunk
+            got += chunk
+    writer.close()
+    assert got == expected

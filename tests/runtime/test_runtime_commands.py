@@ -14,7 +14,9 @@ from pypaxos.runtime.commands import (
     Immediate,
     Info,
     Ops,
+    plain_single,
     plan,
+    single_reply,
 )
 
 
@@ -99,3 +101,36 @@ def test_connection_setup_commands() -> None:
     assert plan([b"info", b"Paxos"]) == Info("paxos")
     assert plan([b"HELLO"]) == Hello(None)
     assert plan([b"HELLO", b"3", b"SETNAME", b"x"]) == Hello(3)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [b"SET", b"k", b"v"],
+        [b"set", b"k", b"v" * 1000],
+        [b"GET", b"k"],
+        [b"get", b"k"],
+        [b"INCR", b"n"],
+        [b"incr", b"n"],
+    ],
+)
+def test_the_fast_path_plans_what_plan_plans(args: list[bytes]) -> None:
+    fast = plain_single(args)
+    planned = plan(args)
+    assert fast is not None and isinstance(planned, Ops)
+    assert (fast[0],) == planned.ops and fast[1] is single_reply(planned.combine)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [b"SET", b"k"],
+        [b"GET", b"k", b"x"],
+        [b"Set", b"k", b"v"],  # mixed case: the general path upper-cases it
+        [b"SET", b"k", b"v" * (KEY_BYTES_MAX + 1)],
+        [b"DEL", b"k"],
+        [b"PING"],
+    ],
+)
+def test_the_fast_path_leaves_the_rest_to_plan(args: list[bytes]) -> None:
+    assert plain_single(args) is None

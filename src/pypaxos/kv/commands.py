@@ -81,8 +81,22 @@ class Request(msgspec.Struct, frozen=True, tag="req", array_like=True):
     op: Command
 
 
-# What a log entry decodes to: a client request or a leader's gap-filling no-op.
-LogEntry = Request | NoOp
+class RequestBatch(msgspec.Struct, frozen=True, tag="batch", array_like=True):
+    """Several commands as *one* exactly-once request, applied in order in one log entry.
+
+    What a server sends for the commands one pipelining connection delivered together: the
+    log, the wire and the session table then pay once per batch instead of once per command,
+    and the batch's ``Results`` are answered (or replayed to a retry) as one.  Each command is
+    still linearizable: they take effect, in order, at the batch's place in the log.
+    """
+
+    client_id: int
+    seq: int
+    ops: tuple[Command, ...]
+
+
+# What a log entry decodes to: a client request (single or batched) or a gap-filling no-op.
+LogEntry = Request | RequestBatch | NoOp
 
 # --- results ----------------------------------------------------------------------------------
 
@@ -129,6 +143,17 @@ class SessionExpired(msgspec.Struct, frozen=True, tag="expired", array_like=True
 
 Result = Ok | Value | Integer | Mismatch | Error | Stale | SessionExpired
 
+
+class Results(msgspec.Struct, frozen=True, tag="results", array_like=True):
+    """The answer to a ``RequestBatch``: one result per command, in order.  (A refused batch,
+    ``Stale`` or ``SessionExpired``, gets that single result instead: nothing was applied.)"""
+
+    results: tuple[Result, ...]
+
+
+Answer = Result | Results
+"""What the state machine returns for a log entry."""
+
 NOT_AN_INTEGER = "value is not an integer or out of range"
 OVERFLOW = "increment or decrement would overflow"
 MALFORMED = "malformed command"
@@ -158,9 +183,10 @@ _ENCODER = msgspec.msgpack.Encoder()
 _REQUEST_DECODER = msgspec.msgpack.Decoder(Request)
 _ENTRY_DECODER: msgspec.msgpack.Decoder[LogEntry] = msgspec.msgpack.Decoder(LogEntry)
 _RESULT_DECODER: msgspec.msgpack.Decoder[Result] = msgspec.msgpack.Decoder(Result)
+_ANSWER_DECODER: msgspec.msgpack.Decoder[Answer] = msgspec.msgpack.Decoder(Answer)
 
 
-def encode_request(request: Request) -> bytes:
+def encode_request(request: Request | RequestBatch) -> bytes:
     """The bytes a client hands to the log for ``request``."""
     return _ENCODER.encode(request)
 
@@ -175,13 +201,18 @@ def decode_entry(data: bytes) -> LogEntry:
     return _ENTRY_DECODER.decode(data)
 
 
-def encode_result(result: Result) -> bytes:
+def encode_result(result: Answer) -> bytes:
     return _ENCODER.encode(result)
 
 
 def decode_result(data: bytes) -> Result:
     """Inverse of ``encode_result``; raises ``msgspec.DecodeError`` on malformed bytes."""
     return _RESULT_DECODER.decode(data)
+
+
+def decode_answer(data: bytes) -> Answer:
+    """A ``Result`` or the ``Results`` of a batch; raises ``msgspec.DecodeError``."""
+    return _ANSWER_DECODER.decode(data)
 
 
 NOOP: bytes = _ENCODER.encode(NoOp())

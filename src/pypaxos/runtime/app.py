@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -46,6 +47,28 @@ from pypaxos.transport import TcpConfig, TcpTransport
 log = logging.getLogger(__name__)
 
 PID_FILE = "node.pid"
+ROUTER_SWEEP_S = 0.05
+"""How often the router expires requests and routes parked ones (a status change routes them at
+once): request deadlines are seconds, and every wake-up of an idle node costs CPU."""
+
+
+GC_GEN0_THRESHOLD = 50_000
+"""The cyclic collector's first threshold in a node process (CPython's default is 700).
+
+The hot path allocates and frees many short-lived containers per command (parsed arguments,
+ops, results); almost all die by reference counting, but each allocation still counts towards
+a generation-0 collection, which then walks every young object.  With CPython's default the
+collector's functions (``gc_collect_main``, ``visit_decref``, ``visit_reachable``) were 3-4% of
+a loaded leader's perf samples; collecting 70 times less often they no longer show.  Cycles
+are still collected, later."""
+
+
+def tune_gc() -> None:
+    """Once per process: freeze what start-up allocated, and collect young objects less often."""
+    if gc.get_threshold()[0] < GC_GEN0_THRESHOLD:
+        gc.freeze()  # modules, code, config: never garbage, never walked again
+        threshold = gc.get_threshold()
+        gc.set_threshold(GC_GEN0_THRESHOLD, threshold[1], threshold[2])
 
 
 class RecoveryError(CorruptStorageError):
@@ -111,6 +134,7 @@ class NodeApp:
     # -- start -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        tune_gc()
         loop = asyncio.get_running_loop()
         storage, node = await loop.run_in_executor(self.executor, self._open_storage)
         self.storage = storage
@@ -193,7 +217,8 @@ class NodeApp:
         self._tasks = [
             loop.create_task(self._run_driver(driver), name=f"pypaxos-driver-{self.node_id}"),
             loop.create_task(
-                router.run(config.tick_ms / 1000), name=f"pypaxos-router-{self.node_id}"
+                router.run(max(config.tick_ms / 1000, ROUTER_SWEEP_S)),
+                name=f"pypaxos-router-{self.node_id}",
             ),
         ]
 

@@ -63,7 +63,7 @@ class Immediate:
     close: bool = False  # QUIT: close the connection after this reply
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is slow, and this is per command
 class Ops:
     ops: tuple[Command, ...]
     combine: Combine
@@ -112,6 +112,39 @@ def plan(args: list[bytes]) -> Plan:
     return error(f"ERR unknown command '{shown}'")
 
 
+Reply1 = Callable[[Result, bytes], bytes]
+"""One result to its reply (the single-op form of ``Combine``): the batched hot path's."""
+
+
+def plain_single(args: list[bytes]) -> tuple[Command, Reply1] | None:
+    """The fast path of ``plan`` for the commonest commands: ``(op, reply)`` or ``None``.
+
+    ``GET k``, ``SET k v`` and ``INCR k`` spelled in upper or lower case, with the right number
+    of arguments and sizes that cannot be over a limit, are one log command each: this skips
+    building an ``Ops`` plan.  Anything else (``None``) goes through ``plan``, which gives the
+    same answer for these commands too (a test says so).
+    """
+    fast = FAST_COMMANDS.get(args[0])
+    if fast is None or len(args) != fast[0] or sum(map(len, args)) > KEY_BYTES_MAX:
+        return None
+    return fast[1](*args[1:]), fast[2]
+
+
+def single_reply(combine: Combine) -> Reply1:
+    """The single-op form of a plan's ``combine`` (cached: one per combine function)."""
+    reply = _SINGLE.get(combine)
+    if reply is None:
+
+        def reply(result: Result, null: bytes) -> bytes:
+            return combine((result,), null)
+
+        _SINGLE[combine] = reply
+    return reply
+
+
+_SINGLE: dict[Combine, Reply1] = {}
+
+
 # -- key-value commands ------------------------------------------------------------------------
 
 
@@ -140,8 +173,13 @@ def _kv_plan(name: bytes, args: list[bytes], spec: _Spec, session: tuple[int, in
     return Ops(ops.ops, ops.combine, session)
 
 
+_VALUE_POSITIONS: dict[bytes, tuple[int, ...]] = {b"SET": (2,), b"CAS": (2, 3)}
+
+
 def _size_error(name: bytes, args: list[bytes]) -> Immediate | None:
-    values = {b"SET": (2,), b"CAS": (2, 3)}.get(name, ())
+    if sum(map(len, args)) <= KEY_BYTES_MAX:  # the usual case: nothing can be over a limit
+        return None
+    values = _VALUE_POSITIONS.get(name, ())
     for position, arg in enumerate(args[1:], start=1):
         if position in values:
             if len(arg) > VALUE_BYTES_MAX:
@@ -176,25 +214,37 @@ def _first_error(results: Sequence[Result]) -> bytes | None:
     return None
 
 
-def _combine_get(results: Sequence[Result], null: bytes) -> bytes:
-    (result,) = results
-    if isinstance(result, Value):
+def _reply_get(result: Result, null: bytes) -> bytes:
+    if type(result) is Value:
         return null if result.value is None else encode_bulk(result.value)
     return result_error(result) or _unexpected(result)
 
 
-def _combine_ok(results: Sequence[Result], null: bytes) -> bytes:
-    (result,) = results
-    if isinstance(result, Ok):
+def _reply_ok(result: Result, null: bytes) -> bytes:
+    if type(result) is Ok:
         return OK
     return result_error(result) or _unexpected(result)
 
 
-def _combine_integer(results: Sequence[Result], null: bytes) -> bytes:
-    (result,) = results
-    if isinstance(result, Integer):
+def _reply_integer(result: Result, null: bytes) -> bytes:
+    if type(result) is Integer:
         return encode_integer(result.value)
     return result_error(result) or _unexpected(result)
+
+
+def _combine_get(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    return _reply_get(result, null)
+
+
+def _combine_ok(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    return _reply_ok(result, null)
+
+
+def _combine_integer(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    return _reply_integer(result, null)
 
 
 def _combine_cas(results: Sequence[Result], null: bytes) -> bytes:
@@ -253,6 +303,17 @@ _KV_COMMANDS: dict[bytes, _Spec] = {
     b"EXISTS": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_exists), True),
     b"MGET": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_mget), True),
 }
+
+
+FAST_COMMANDS: dict[bytes, tuple[int, Callable[..., Command], Reply1]] = {}
+"""``plain_single``'s table: name -> (arity, op class taking the arguments, reply)."""
+for _name, _arity, _build, _reply, _combine in (
+    (b"GET", 2, Get, _reply_get, _combine_get),
+    (b"SET", 3, Set, _reply_ok, _combine_ok),
+    (b"INCR", 2, Incr, _reply_integer, _combine_integer),
+):
+    FAST_COMMANDS[_name] = FAST_COMMANDS[_name.lower()] = (_arity, _build, _reply)
+    _SINGLE[_combine] = _reply
 
 
 def _paxos_req(args: list[bytes]) -> Plan:

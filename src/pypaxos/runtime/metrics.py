@@ -7,7 +7,7 @@ values between two batches, never half-way through one.
 
 Series (all prefixed ``pypaxos_``):
 
-* ``commands_committed_total``: commands applied here (each entry of each applied slot);
+* ``commands_committed_total``: client commands applied here (each command of a batch);
   ``rate()`` of it is the commit rate.
 * ``commit_latency_seconds``: histogram, from a client command's arrival at this node to its
   reply (including forwarding to the leader and back).

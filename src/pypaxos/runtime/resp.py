@@ -17,6 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 CRLF = b"\r\n"
+ASTERISK = ord("*")
+FAST_BYTES_MAX = 1024 * 1024
+"""Above this many buffered bytes (a big value still arriving) only the positional parser runs,
+so a multi-megabyte bulk string is not split again on every chunk."""
+_ARRAY_COUNTS = {b"*%d" % n: n for n in range(1, 65)}  # the fast path's array headers
+_BULK_HEADERS = [b"$%d" % n for n in range(4096)]  # and its bulk headers, by length
 
 
 class RespProtocolError(Exception):
@@ -38,6 +44,11 @@ class RespParser:
         self.inline_bytes_max = inline_bytes_max
         self.error: RespProtocolError | None = None
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of an incomplete command held for the next ``feed``."""
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> list[list[bytes]]:
         """Add received bytes; return the commands now complete (possibly none).
 
@@ -48,11 +59,17 @@ class RespParser:
         """
         if self.error is not None:
             raise self.error
-        self._buffer += data
+        buffer = self._buffer
+        buffer += data
         commands: list[list[bytes]] = []
         position = 0
+        size = len(buffer)
         try:
-            while position < len(self._buffer):
+            while position < size:
+                if buffer[position] == ASTERISK and size - position <= FAST_BYTES_MAX:
+                    position = self._parse_fast(position, commands)
+                    if position >= size:
+                        break
                 parsed = self._parse_one(position)
                 if parsed is None:
                     break
@@ -61,12 +78,81 @@ class RespParser:
                     commands.append(command)
         except RespProtocolError as error:
             self.error = error
-            self._buffer.clear()
+            buffer.clear()
             if not commands:
                 raise
             return commands
-        del self._buffer[:position]
+        del buffer[:position]
         return commands
+
+    def _parse_fast(self, position: int, commands: list[list[bytes]]) -> int:
+        """Parse complete, well-formed arrays of bulk strings from ``position`` on, in bulk.
+
+        One ``split`` on CRLF cuts the whole pipelined buffer into header and argument pieces
+        (each piece a ready ``bytes``, no further copy).  A command ``*N`` is then its next
+        ``2N`` pieces: the arguments are every other piece (one slice), and the bulk headers
+        must be exactly ``$len`` of each argument (compared as lists, against precomputed
+        headers), so no Python code runs per argument.  A bulk string whose declared length
+        differs from its piece (it contains CRLF), a partial command, or anything unusual stops
+        the fast path at the start of that command: ``_parse_one`` then handles it, errors
+        included, exactly as it always did.  Returns the position of the first command not
+        parsed here.
+        """
+        parts = bytes(memoryview(self._buffer)[position:]).split(CRLF)
+        last = len(parts) - 1  # parts[last] is not followed by CRLF: never a whole piece
+        items_max = self.array_items_max
+        bulk_bytes_max = self.bulk_bytes_max
+        check_sizes = bulk_bytes_max < len(_BULK_HEADERS) - 1
+        array_counts = _ARRAY_COUNTS
+        bulk_header = _BULK_HEADERS.__getitem__
+        append = commands.append
+        # GET k and SET k v, the bulk of any pipeline, get a loop without slices or maps.
+        short_forms = not check_sizes and items_max >= 3
+        bulk_headers = _BULK_HEADERS
+        index = 0
+        while index < last:
+            if short_forms:
+                head = parts[index]
+                try:
+                    if head == b"*3" and index + 6 < last:
+                        a, b, c = parts[index + 2], parts[index + 4], parts[index + 6]
+                        if (
+                            parts[index + 1] == bulk_headers[len(a)]
+                            and parts[index + 3] == bulk_headers[len(b)]
+                            and parts[index + 5] == bulk_headers[len(c)]
+                        ):
+                            append([a, b, c])
+                            index += 7
+                            continue
+                    elif head == b"*2" and index + 4 < last:
+                        a, b = parts[index + 2], parts[index + 4]
+                        if (
+                            parts[index + 1] == bulk_headers[len(a)]
+                            and parts[index + 3] == bulk_headers[len(b)]
+                        ):
+                            append([a, b])
+                            index += 5
+                            continue
+                except IndexError:  # an argument longer than the table: the general path
+                    pass
+            count = array_counts.get(parts[index])
+            if count is None or count > items_max:
+                break
+            end = index + 2 * count
+            if end >= last:
+                break
+            items = parts[index + 2 : end + 1 : 2]
+            try:
+                expected = list(map(bulk_header, map(len, items)))
+            except IndexError:  # an argument longer than the table: the positional parser
+                break
+            if parts[index + 1 : end : 2] != expected:
+                break
+            if check_sizes and max(map(len, items)) > bulk_bytes_max:
+                break
+            append(items)
+            index = end + 1
+        return position + sum(map(len, parts[:index])) + 2 * index
 
     def _line(self, start: int, limit: int) -> tuple[bytes, int] | None:
         end = self._buffer.find(CRLF, start)

@@ -1,8 +1,8 @@
 """Getting a client command to the leader and its outcome back, on every node.
 
-``submit(command, done)`` takes an encoded ``kv.Request`` and calls ``done`` exactly once with
-the state machine's ``Result`` or a ``Failure``.  Where the command goes depends on what this
-node knows right now:
+``submit(command, done)`` takes an encoded ``kv.Request`` (or ``RequestBatch``) and calls
+``done`` exactly once with the state machine's answer (a ``Result``, or ``Results`` for a batch)
+or a ``Failure``.  Where the command goes depends on what this node knows right now:
 
 * this node leads: ``Driver.propose`` with a fresh request id;
 * another node leads: a ``wire.Forward`` over the peer transport; the leader proposes it and
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from pypaxos.kv import Result, decode_result
+from pypaxos.kv import Answer, decode_answer
 from pypaxos.multi import Role, Status
 from pypaxos.runtime.driver import Driver, Sender
 from pypaxos.runtime.metrics import NodeMetrics
@@ -51,7 +51,7 @@ class Failure(enum.Enum):
     BUSY = "busy"
 
 
-Outcome = Result | Failure
+Outcome = Answer | Failure
 Done = Callable[[Outcome], None]
 
 
@@ -166,7 +166,7 @@ class Router:
 
     def _result(self, pending: _Pending, result: bytes) -> None:
         try:
-            decoded = decode_result(result)
+            decoded = decode_answer(result)
         except msgspec.DecodeError:
             log.error("node %d: undecodable result %r", self.node_id, result[:64])
             self._finish(pending, Failure.TIMEOUT)

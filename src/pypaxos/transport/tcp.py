@@ -13,7 +13,8 @@ How it works:
   connection has stayed up for ``reconnect_delay_max_s``, so a peer that accepts and at once
   hangs up is retried at the capped rate, not in a tight loop.
 - **Sends never block and are bounded.**  ``send`` encodes at once (a too-large message is the
-  caller's bug, raised there) and appends the frame to the peer's queue, bounded in frames and
+  caller's bug, raised there; the same message object sent to several peers in a row is
+  encoded once) and appends the frame to the peer's queue, bounded in frames and
   bytes.  When full, the oldest (default) or the newest frame is dropped, counted in
   ``PeerStats`` and logged at most once per ``drop_log_interval_s``.  Paxos tolerates loss
   (Paxos Made Simple, section 2.1), and a fresher message (a higher ballot) is the more useful
@@ -233,6 +234,9 @@ class TcpTransport(Generic[M]):
         self._closed = False
         self._drop_log = _RateLimit(self._config.drop_log_interval_s)
         self.inbound_stats = InboundStats()
+        # The last message encoded and its frame (holding the message keeps its id unique).
+        self._last_msg: object = None
+        self._last_frame = b""
 
     # -- the Transport protocol -----------------------------------------------------------
 
@@ -263,7 +267,11 @@ class TcpTransport(Generic[M]):
         peer = self._peers.get(to)
         if peer is None:
             raise UnknownPeer(to)
-        frame = self._codec.encode_frame(msg)  # MessageTooLarge is the caller's to handle
+        if msg is self._last_msg:  # a broadcast: the same message to each peer, encoded once
+            frame = self._last_frame
+        else:
+            frame = self._codec.encode_frame(msg)  # MessageTooLarge is the caller's to handle
+            self._last_msg, self._last_frame = msg, frame
         size = len(frame)
         if (
             len(peer.frames) < self._config.send_queue_frames_max
