@@ -67,7 +67,16 @@ RUNTIME_LIMITS: dict[str, int] = {
     "catch_up_max_slots": 16,
 }
 
-TOP_KEYS = ("cluster_id", "data_dir", "fsync", "tick_ms", "timeouts", "limits", "members")
+TOP_KEYS = (
+    "cluster_id",
+    "data_dir",
+    "fsync",
+    "tick_ms",
+    "timeouts",
+    "limits",
+    "bugs",
+    "members",
+)
 MEMBER_KEYS = ("id", "peer", "client", "metrics")
 NODE_ID_MAX = 2**31 - 1
 
@@ -100,6 +109,7 @@ class ClusterConfig:
     tick_ms: int
     members: tuple[Member, ...]
     protocol: dict[str, int]  # MultiConfig keyword arguments (timeouts and limits)
+    bugs: frozenset[str] = frozenset()  # planted pypaxos.multi bugs switched on (tests only)
 
     def member(self, node_id: int) -> Member:
         for member in self.members:
@@ -113,7 +123,18 @@ class ClusterConfig:
 
     def multi_config(self) -> MultiConfig:
         settings: dict[str, Any] = dict(self.protocol)  # ints, checked by parse_config
-        return MultiConfig(node_ids=tuple(m.id for m in self.members), **settings)
+        node_ids = tuple(m.id for m in self.members)
+        return MultiConfig(node_ids=node_ids, bugs=self.bugs, **settings)
+
+    def with_bugs(self, names: list[str] | tuple[str, ...]) -> ClusterConfig:
+        """This config with the planted bugs ``names`` switched on too; ``ConfigError`` on a
+        name ``pypaxos.multi.MULTI_BUGS`` does not know."""
+        config = dataclasses.replace(self, bugs=self.bugs | frozenset(names))
+        try:
+            config.multi_config()
+        except ValueError as error:
+            raise ConfigError(self.path, "bugs", str(error)) from None
+        return config
 
 
 def load_config(path: str | Path) -> ClusterConfig:
@@ -146,12 +167,15 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     protocol.update(_int_table(raw, "timeouts", TIMEOUT_KEYS, path))
     protocol.update(_int_table(raw, "limits", LIMIT_KEYS, path))
     members = _members(raw, path)
+    bugs = raw.get("bugs", [])
+    if not isinstance(bugs, list) or not all(isinstance(b, str) for b in bugs):
+        raise ConfigError(path, "bugs", f"must be a list of bug names, got {bugs!r}")
     config = ClusterConfig(path, cluster_id, data_dir, fsync, tick_ms, members, protocol)
     try:
         config.multi_config()
     except ValueError as error:
         raise ConfigError(path, "timeouts/limits", str(error)) from None
-    return config
+    return config.with_bugs(bugs) if bugs else config
 
 
 def _no_unknown_keys(table: dict[str, Any], known: tuple[str, ...], path: Path, at: str) -> None:

@@ -1,4 +1,4 @@
-"""``pypaxos node --config FILE --id N [--fsync always|never] [--log-level LEVEL]``.
+"""``pypaxos node --config FILE --id N [--fsync always|never] [--log-level LEVEL] [--bug NAME]``.
 
 Runs one node in the foreground until SIGTERM or SIGINT (see ``docs/runtime-contract.md``).
 Exit status: 0 after a clean stop; 1 when the node cannot run (a corrupt log or snapshot, whose
@@ -7,7 +7,8 @@ use; a storage failure while running); 2 for bad usage or a bad configuration fi
 
 Logs go to stderr, one event a line: ``time LEVEL logger: message``.  INFO shows start and
 stop, recovery, elections and leader changes; WARNING dropped connections and bad frames.
-The event loop is uvloop's when uvloop is installed.
+The event loop is uvloop's when uvloop is installed.  ``--bug NAME`` (repeatable; or ``bugs =
+[...]`` in the file) switches on a planted ``pypaxos.multi`` bug, for ``pypaxos torture``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.config import ClusterConfig, ConfigError, FsyncMode, load_config
@@ -42,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LEVEL",
         help="DEBUG, INFO (default), WARNING or ERROR",
     )
+    parser.add_argument(
+        "--bug",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="switch on a planted Multi-Paxos bug (repeatable; tests only)",
+    )
 
 
 def setup_logging(level: str) -> None:
@@ -55,15 +64,23 @@ def setup_logging(level: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(
+    args: argparse.Namespace,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> int:
+    """``loop_factory`` replaces the default loop (``pypaxos torture`` skews a node's clock)."""
     try:
         config = load_config(args.config)
         config.member(args.id)
+        if args.bug:
+            config = config.with_bugs(args.bug)
     except ConfigError as error:
         print(f"pypaxos node: {error}", file=sys.stderr)
         return 2
     setup_logging(args.log_level)
-    with asyncio.Runner(loop_factory=preferred_loop_factory()) as runner:
+    if config.bugs:
+        log.warning("node %d: planted bugs on: %s", args.id, ", ".join(sorted(config.bugs)))
+    with asyncio.Runner(loop_factory=loop_factory or preferred_loop_factory()) as runner:
         return runner.run(serve(config, args.id, args.fsync))
 
 

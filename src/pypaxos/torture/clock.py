@@ -1,0 +1,116 @@
+"""A node whose clock the harness can jump and skew: ``python -m pypaxos.torture.clock``.
+
+Usage: ``python -m pypaxos.torture.clock --clock-file F -- --config C --id N [node flags]``
+runs the ordinary ``pypaxos node`` (``runtime.node_cmd.run``) on an asyncio loop whose
+``time()`` the harness controls.  On SIGUSR1 the node reads ``F`` (``{"seq": n, "jump_s": j,
+"rate": r}``) and, if ``seq`` is new, jumps its clock by ``j`` seconds (forward or back) and
+lets it run at ``r`` times real speed from then on.
+
+Why the loop clock: it is the only clock a node's timing depends on.  The driver fires
+protocol ticks by it (heartbeats, election timeouts, a leader's step-down), the router times
+out requests by it, the transport backs off by it.  Reads go through the log, with no lease, so
+no answer depends on time; a skewed clock can only trigger needless elections, keep a deposed
+leader believing it leads, or time requests out, and the history checker judges what follows.
+A forward jump fires at most ``Driver.ticks_per_batch_max`` ticks at once (the driver lets its
+clock run late after a stall); a backward jump freezes the node's timers for that long; a rate
+below 1 makes a leader's heartbeats slow and its step-down late.  The selector's waits are
+scaled by the rate too, so a fast clock really wakes the node sooner.
+
+The loop is the standard library's selector loop (uvloop's clock cannot be replaced), so a
+torture run with the clock nemesis uses it for every node, skewed or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import selectors
+import signal
+import sys
+import time
+from pathlib import Path
+
+from pypaxos.torture.disk import write_atomic
+
+
+class SkewedClock:
+    """Piecewise linear in real monotonic time: ``at + (monotonic() - real_at) * rate``."""
+
+    def __init__(self) -> None:
+        self.real_at = time.monotonic()
+        self.at = self.real_at
+        self.rate = 1.0
+        self.seq = -1
+
+    def now(self) -> float:
+        return self.at + (time.monotonic() - self.real_at) * self.rate
+
+    def change(self, jump_s: float, rate: float) -> None:
+        now = self.now()
+        self.real_at = time.monotonic()
+        self.at = now + jump_s
+        self.rate = max(0.01, rate)
+
+
+class _ScaledSelector(selectors.DefaultSelector):
+    """Waits ``timeout / rate`` real seconds for a timeout in clock seconds."""
+
+    clock: SkewedClock
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout > 0:
+            timeout /= self.clock.rate
+        return super().select(timeout)
+
+
+class SkewedLoop(asyncio.SelectorEventLoop):
+    def __init__(self, clock: SkewedClock) -> None:
+        selector = _ScaledSelector()
+        selector.clock = clock
+        super().__init__(selector)
+        self.clock = clock
+
+    def time(self) -> float:
+        return self.clock.now()
+
+
+def reload(clock: SkewedClock, path: Path) -> None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if int(data.get("seq", -1)) != clock.seq:
+        clock.seq = int(data["seq"])
+        clock.change(float(data.get("jump_s", 0.0)), float(data.get("rate", 1.0)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    # The harness only signals a node once it listens, but a stray SIGUSR1 must not kill it.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 3 or argv[0] != "--clock-file" or "--" not in argv:
+        print("usage: python -m pypaxos.torture.clock --clock-file F -- NODE-ARGS", file=sys.stderr)
+        return 2
+    clock_file = Path(argv[1])
+    node_argv = argv[argv.index("--") + 1 :]
+    from pypaxos.cli import build_parser
+    from pypaxos.runtime import node_cmd
+
+    args = build_parser(["node", *node_argv]).parse_args(["node", *node_argv])
+    clock = SkewedClock()
+    reload(clock, clock_file)
+
+    def factory() -> asyncio.AbstractEventLoop:
+        loop = SkewedLoop(clock)
+        loop.add_signal_handler(signal.SIGUSR1, reload, clock, clock_file)
+        return loop
+
+    return node_cmd.run(args, loop_factory=factory)
+
+
+def write_clock_file(path: Path, seq: int, jump_s: float, rate: float) -> None:
+    write_atomic(path, json.dumps({"seq": seq, "jump_s": jump_s, "rate": rate}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""``pypaxos torture --time S --nodes 3|5 --nemesis KINDS|all [--bug NAME]``.
+
+A Jepsen-style run against real ``pypaxos node`` processes (see ``run.py`` for the steps and
+``nemesis.py`` for the faults).  The last line printed is the summary: operations, ok, fail,
+info, faults injected and the verdict.  Exit 0 when the verdict is clean, 1 when not, 130 when
+interrupted (every process, namespace and rule of the run is removed in every case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from pypaxos.multi import MULTI_BUGS
+from pypaxos.torture.nemesis import AIMED_NEMESES, NEMESES
+from pypaxos.torture.run import Options, Verdict, default_seed, torture
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--time", type=float, default=60.0, metavar="SECONDS", help="(60)")
+    parser.add_argument("--nodes", type=int, choices=(3, 5), default=3, help="(3)")
+    parser.add_argument(
+        "--nemesis",
+        default="all",
+        metavar="KINDS",
+        help=f"comma-separated from {','.join(NEMESES)}, or all (default), or none; "
+        f"aimed kinds (not in all): {','.join(AIMED_NEMESES)}",
+    )
+    parser.add_argument(
+        "--bug", action="append", default=[], metavar="NAME", help="planted bug; --bug list"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "netns", "loopback"),
+        default="auto",
+        help="netns when root and ip netns work (auto, the default), or force one",
+    )
+    parser.add_argument("--out", type=Path, help="run folder (default: a new temporary one)")
+    parser.add_argument("--seed", type=int, help="nemesis and workload seed (default: random)")
+    parser.add_argument("--clients", type=int, default=5, help="concurrent clients (5)")
+    parser.add_argument("--keys", type=int, default=3, help="shared keys (3)")
+    parser.add_argument(
+        "--agreement-rounds",
+        type=int,
+        metavar="N",
+        help="leaders read through after the heal (default: one per node)",
+    )
+
+
+def parse_nemeses(text: str) -> list[str]:
+    from pypaxos.cli import UsageError
+
+    if text == "all":
+        return list(NEMESES)
+    if text == "none":
+        return []
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    known = NEMESES + AIMED_NEMESES
+    unknown = [k for k in kinds if k not in known]
+    if unknown:
+        raise UsageError(f"unknown nemesis {', '.join(unknown)}; known: {', '.join(known)}")
+    return kinds
+
+
+def run(args: argparse.Namespace) -> int:
+    from pypaxos.cli import UsageError
+
+    if "list" in args.bug:
+        for name, text in MULTI_BUGS.items():
+            print(f"{name:28} {text}")
+        return 0
+    unknown = [b for b in args.bug if b not in MULTI_BUGS]
+    if unknown:
+        raise UsageError(f"unknown bug {', '.join(unknown)} (--bug list shows them)")
+    if args.time <= 0 or args.clients < 1 or args.keys < 1:
+        raise UsageError("--time, --clients and --keys must be positive")
+    options = Options(
+        time_s=args.time,
+        nodes=args.nodes,
+        nemeses=parse_nemeses(args.nemesis),
+        bugs=args.bug,
+        mode=args.mode,
+        out=args.out,
+        seed=args.seed if args.seed is not None else default_seed(),
+        clients=args.clients,
+        keys=args.keys,
+        agreement_rounds=args.agreement_rounds,
+    )
+    try:
+        verdict = asyncio.run(_main(options))
+    except KeyboardInterrupt:
+        print("torture: interrupted; every process, namespace and rule it made is removed")
+        return 130
+    except RuntimeError as error:
+        print(f"torture: error: {error}", file=sys.stderr)
+        return 1
+    if verdict is None:
+        print("torture: interrupted; every process, namespace and rule it made is removed")
+        return 130
+    if verdict.explanation:
+        print(verdict.explanation)
+    print(f"torture: history, nemesis log and node logs in {verdict.run_dir}")
+    print(verdict.summary_line(), flush=True)
+    return 0 if verdict.clean else 1
+
+
+async def _main(options: Options) -> Verdict | None:
+    """The run, or ``None`` when SIGINT or SIGTERM cancelled it (after its cleanup ran)."""
+    task = asyncio.current_task()
+    assert task is not None
+    # SIGTERM cancels the run as Ctrl-C does, so every `finally` stops what it started.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await torture(options, lambda text: print(text, flush=True))
+    except asyncio.CancelledError:
+        return None

@@ -1,0 +1,323 @@
+"""A fault-injecting TCP proxy between nodes: loss, delay, duplication, reordering, partitions.
+
+One proxy process stands in front of one node's peer port.  It listens on one port per other
+node (so the listening port says who is sending: each node's own ``cluster.toml`` names the
+proxy's port for that pair as the peer's address) and forwards to the node's real peer port.
+Node-to-node connections are one-way (``pypaxos.transport.tcp``), so a proxy sees exactly one
+sender per connection.
+
+It understands only the transport's framing (``[u32 length BE][body]``, ``transport.codec``):
+the first frame of a connection (the ``Hello``) passes untouched and at once, every later frame
+is a unit of fault.  A frame may be dropped (``loss``, or its sender is ``blocked``: a partition
+in loopback mode), held for a random delay in ``delay_ms`` (frames overtake each other when
+their delays differ: reordering), held back further (``reorder``), or sent twice (``dup``).
+Whole frames are the unit because a Paxos message lost, late, repeated or out of order is what
+the protocol must survive (Paxos Made Simple, section 2.1); a torn frame would only test the
+decoder.  Without faults a frame goes straight through.  Memory is bounded: past
+``queue_bytes_max`` per connection, frames are dropped (counted).
+
+Loopback mode uses every fault.  In network-namespace mode the proxy runs inside the target
+node's namespace, partitions and loss are real packet drops (``netns.NetnsHosts``), and the
+proxy adds only what iptables cannot (no tc netem here): delay, duplication, reordering.
+
+Run as a process: ``python -m pypaxos.torture.proxy --routes JSON --control SOCKET``.  The
+control socket (a file path: Unix sockets in the file system cross network namespaces) takes
+one JSON object a line, the whole fault state (``Faults``) or ``{"stats": true}``, and answers
+one JSON line with the counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import heapq
+import json
+import os
+import random
+import signal
+import struct
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+LENGTH = struct.Struct(">I")
+FRAME_BYTES_MAX = 64 * 1024 * 1024  # past this the stream is not ours: close it
+QUEUE_BYTES_MAX = 16 * 1024 * 1024
+READ_BYTES = 256 * 1024
+REORDER_EXTRA_MS = (5.0, 60.0)  # a reordered frame waits this much more than its delay
+DUP_EXTRA_MS = (0.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The proxy's whole fault state; ``blocked`` are sender node ids whose frames are dropped."""
+
+    blocked: frozenset[int] = frozenset()
+    loss: float = 0.0
+    delay_ms: tuple[float, float] = (0.0, 0.0)
+    dup: float = 0.0
+    reorder: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["blocked"] = sorted(self.blocked)
+        data["delay_ms"] = list(self.delay_ms)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Faults:
+        low, high = data.get("delay_ms", (0.0, 0.0))
+        return cls(
+            blocked=frozenset(int(n) for n in data.get("blocked", ())),
+            loss=float(data.get("loss", 0.0)),
+            delay_ms=(float(low), float(high)),
+            dup=float(data.get("dup", 0.0)),
+            reorder=float(data.get("reorder", 0.0)),
+        )
+
+    @property
+    def idle(self) -> bool:
+        return self == Faults()
+
+
+@dataclass
+class Stats:
+    frames: int = 0
+    dropped: int = 0
+    delayed: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    overflow: int = 0
+    connections: int = 0
+
+
+@dataclass(frozen=True)
+class Route:
+    source: int  # the sending node's id
+    listen: tuple[str, int]
+    target: tuple[str, int]
+
+
+@dataclass(order=True)
+class _Held:
+    due: float
+    order: int
+    frame: bytes = field(compare=False)
+
+
+class _Pipe:
+    """One proxied connection: read frames from the sender, write them (faulted) upstream."""
+
+    def __init__(self, proxy: FaultProxy, source: int, writer: asyncio.StreamWriter) -> None:
+        self.proxy = proxy
+        self.source = source
+        self.writer = writer
+        self.held: list[_Held] = []
+        self.held_bytes = 0
+        self.order = 0
+        self.wake = asyncio.Event()
+        self.closed = False
+
+    def push(self, frame: bytes, due: float) -> None:
+        if self.held_bytes + len(frame) > QUEUE_BYTES_MAX:
+            self.proxy.stats.overflow += 1
+            return
+        self.order += 1
+        heapq.heappush(self.held, _Held(due, self.order, frame))
+        self.held_bytes += len(frame)
+        self.wake.set()
+
+    def offer(self, frame: bytes) -> None:
+        """Apply the current faults to one frame."""
+        proxy, faults, rng = self.proxy, self.proxy.faults, self.proxy.rng
+        proxy.stats.frames += 1
+        now = asyncio.get_running_loop().time()
+        if self.source in faults.blocked or (faults.loss and rng.random() < faults.loss):
+            proxy.stats.dropped += 1
+            return
+        low, high = faults.delay_ms
+        delay_ms = rng.uniform(low, high) if high > 0 else 0.0
+        if delay_ms:
+            proxy.stats.delayed += 1
+        if faults.reorder and rng.random() < faults.reorder:
+            proxy.stats.reordered += 1
+            delay_ms += rng.uniform(*REORDER_EXTRA_MS)
+        self.push(frame, now + delay_ms / 1000)
+        if faults.dup and rng.random() < faults.dup:
+            proxy.stats.duplicated += 1
+            self.push(frame, now + (delay_ms + rng.uniform(*DUP_EXTRA_MS)) / 1000)
+
+    async def drain_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            if not self.held:
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            wait_s = self.held[0].due - loop.time()
+            if wait_s > 0:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), wait_s)
+                continue
+            chunks: list[bytes] = []
+            now = loop.time()
+            while self.held and self.held[0].due <= now:
+                item = heapq.heappop(self.held)
+                self.held_bytes -= len(item.frame)
+                chunks.append(item.frame)
+            self.writer.write(b"".join(chunks))
+            await self.writer.drain()
+
+
+class FaultProxy:
+    def __init__(self, routes: list[Route], rng: random.Random) -> None:
+        self.routes = routes
+        self.rng = rng
+        self.faults = Faults()
+        self.stats = Stats()
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        for route in self.routes:
+            server = await asyncio.start_server(
+                self._handler(route), route.listen[0], route.listen[1], reuse_address=True
+            )
+            self._servers.append(server)
+
+    def _handler(
+        self, route: Route
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]:
+        def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._spawn(self._serve(route, reader, writer))
+
+        return accept
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(
+        self, route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.stats.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.wait_for(
+                asyncio.open_connection(*route.target), 2.0
+            )
+        except (OSError, TimeoutError):
+            writer.close()  # the node is down: the sender redials with backoff
+            return
+        pipe = _Pipe(self, route.source, up_writer)
+        drain = asyncio.get_running_loop().create_task(pipe.drain_forever())
+        eof = asyncio.get_running_loop().create_task(up_reader.read())  # the node hung up
+        pump = asyncio.get_running_loop().create_task(self._pump(reader, pipe))
+        try:
+            await asyncio.wait((drain, eof, pump), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            pipe.closed = True
+            for task in (drain, eof, pump):
+                task.cancel()
+            await asyncio.gather(drain, eof, pump, return_exceptions=True)
+            for w in (writer, up_writer):
+                w.close()
+                with contextlib.suppress(Exception):
+                    await w.wait_closed()
+
+    async def _pump(self, reader: asyncio.StreamReader, pipe: _Pipe) -> None:
+        buffer = bytearray()
+        first = True
+        while True:
+            data = await reader.read(READ_BYTES)
+            if not data:
+                return
+            buffer += data
+            while len(buffer) >= LENGTH.size:
+                (length,) = LENGTH.unpack_from(buffer)
+                if length > FRAME_BYTES_MAX:
+                    return
+                end = LENGTH.size + length
+                if len(buffer) < end:
+                    break
+                frame = bytes(buffer[:end])
+                del buffer[:end]
+                if first:  # the Hello: at once, untouched
+                    first = False
+                    pipe.push(frame, 0.0)
+                else:
+                    pipe.offer(frame)
+
+    def set_faults(self, faults: Faults) -> None:
+        self.faults = faults
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _control(proxy: FaultProxy, path: str) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                request = json.loads(line)
+                if not request.get("stats"):
+                    proxy.set_faults(Faults.from_json(request))
+                reply = {"ok": True, "faults": proxy.faults.to_json(), **asdict(proxy.stats)}
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except (ValueError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return await asyncio.start_unix_server(handle, path)
+
+
+async def serve(routes: list[Route], control: str, seed: int) -> None:
+    proxy = FaultProxy(routes, random.Random(seed))
+    await proxy.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = await _control(proxy, control)  # the socket appearing means "ready"
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(control)
+        await proxy.close()
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pypaxos.torture.proxy")
+    parser.add_argument("--routes", required=True, help='JSON [[source, "h:p", "h:p"], ...]')
+    parser.add_argument("--control", required=True, help="Unix socket path for fault control")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    routes = [Route(int(s), _address(a), _address(b)) for s, a, b in json.loads(args.routes)]
+    try:
+        asyncio.run(serve(routes, args.control, args.seed))
+    except OSError as error:
+        print(f"proxy: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

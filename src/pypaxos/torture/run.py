@@ -1,0 +1,325 @@
+"""One torture run, start to verdict.
+
+1. Lay out the run folder, choose the hosts (network namespaces when root and ``ip netns``
+   work and ``--mode`` allows, else loopback), write each node's config, start the proxies,
+   the nodes and the client agent; wait for a leader.
+2. Start the workload and let the nemesis inject faults for ``--time`` seconds.
+3. Stop the workload; heal everything (network, clocks, pauses, dead nodes).  From that
+   instant the cluster must take a write again within ``HEAL_BOUND_S``: nodes restarted in the
+   last fault need their start-up and an election (0.5-1 s of silence at the node's timings),
+   and clients back off up to 0.5 s between attempts.
+4. Wait until every node has applied the same log prefix (so no timed-out write is still
+   landing); read every key back (the history gets those reads too); check every acknowledged
+   unique write is there; then read every key
+   through each of a few successive leaders (the current one is stopped with SIGTERM, another
+   takes over, the old one restarts): every node that leads must answer the same.
+5. Check the history for linearizability; print the verdict; stop every process; write
+   ``summary.json``.  The run folder keeps the history, the nemesis log and every log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pypaxos.torture.cluster import Layout, TortureCluster
+from pypaxos.torture.hosts import Hosts, LoopbackHosts, NamespaceHosts, netns_available
+from pypaxos.torture.nemesis import Nemesis
+
+StatusFn = Callable[[], Coroutine[Any, Any, list[dict[str, Any]]]]
+
+HEAL_BOUND_S = 20.0  # the cluster takes writes again within this long after the final heal
+CONVERGE_BOUND_S = 20.0
+LEADER_TIMEOUT_S = 30.0
+LINCHECK_TIMEOUT_S = 120.0
+
+
+@dataclass
+class Options:
+    time_s: float
+    nodes: int
+    nemeses: list[str]
+    bugs: list[str]
+    mode: str  # auto | loopback | netns
+    out: Path | None
+    seed: int
+    clients: int = 5
+    keys: int = 3
+    agreement_rounds: int | None = None  # default: every node once (at most)
+    keep_data: bool = False
+
+
+@dataclass
+class Verdict:
+    mode: str = "loopback"
+    ops: int = 0
+    ok: int = 0
+    fail: int = 0
+    info: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    linearizable: str = "unknown"
+    lost_writes: list[str] = field(default_factory=list)
+    available_after_s: float | None = None
+    converged: bool = False
+    leaders_read: list[int] = field(default_factory=list)
+    replicas_agree: bool = False
+    problems: list[str] = field(default_factory=list)
+    checks_skipped: bool = False  # not available after the heal: no reads, no agreement
+    final_status: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: str = ""
+    explanation: str = ""
+
+    @property
+    def clean(self) -> bool:
+        return (
+            self.linearizable == "ok"
+            and not self.lost_writes
+            and self.available_after_s is not None
+            and self.available_after_s <= HEAL_BOUND_S
+            and self.converged
+            and self.replicas_agree
+            and not self.problems
+        )
+
+    def failures(self) -> list[str]:
+        out = []
+        if self.linearizable != "ok":
+            out.append(f"history linearizable: {self.linearizable}")
+        if self.lost_writes:
+            out.append(f"{len(self.lost_writes)} acknowledged writes lost")
+        if self.available_after_s is None or self.available_after_s > HEAL_BOUND_S:
+            out.append(f"not available within {HEAL_BOUND_S:g}s of the heal")
+        if not self.converged and not self.checks_skipped:
+            out.append("replicas did not converge")
+        if not self.replicas_agree and not self.checks_skipped:
+            out.append("replicas disagree")
+        if len(self.problems) == 1:
+            out.append(self.problems[0])
+        elif self.problems:
+            out.append(f"{len(self.problems)} problems, first: {self.problems[0]}")
+        return out
+
+    def summary_line(self) -> str:
+        faults = sum(self.faults.values())
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items()))
+        verdict = "clean" if self.clean else "VIOLATION (" + "; ".join(self.failures()) + ")"
+        return (
+            f"torture: {self.ops} operations, {self.ok} ok, {self.fail} fail, {self.info} info; "
+            f"{faults} faults injected ({kinds or 'none'}); verdict: {verdict}"
+        )
+
+
+class _Unavailable(Exception):
+    """The cluster took no write within the bound after the heal."""
+
+
+def choose_hosts(options: Options) -> Hosts:
+    if options.mode in ("auto", "netns"):
+        usable, why = netns_available()
+        if usable:
+            return NamespaceHosts(options.nodes, "pxt")
+        if options.mode == "netns":
+            raise RuntimeError(f"network namespaces are not usable here: {why}")
+        print(f"torture: loopback mode ({why})", flush=True)
+    # Ports are not drawn from the seed: two runs with one seed may run side by side.
+    return LoopbackHosts.on_free_ports(options.nodes, random.Random())
+
+
+async def torture(options: Options, say: Callable[[str], None] = print) -> Verdict:
+    rng = random.Random(options.seed)
+    run_dir = options.out or Path(tempfile.mkdtemp(prefix="pypaxos-torture-"))
+    sockets = Path(tempfile.mkdtemp(prefix="ppt-", dir="/tmp"))
+    layout = Layout(run_dir, sockets)
+    verdict = Verdict(run_dir=str(run_dir))
+    hosts = choose_hosts(options)
+    verdict.mode = hosts.mode
+    cluster = TortureCluster(
+        layout,
+        hosts,
+        options.nodes,
+        bugs=options.bugs,
+        clock="clock" in options.nemeses,
+        seed=options.seed,
+    )
+    nemesis: Nemesis | None = None
+    try:
+        try:
+            nemeses, bugs = ",".join(options.nemeses) or "none", ",".join(options.bugs) or "none"
+            say(
+                f"torture: seed {options.seed}, {options.nodes} nodes ({hosts.mode}), "
+                f"nemesis {nemeses}, bugs {bugs}, {options.time_s:g}s; run folder {run_dir}"
+            )
+            cluster.write_configs()
+            await cluster.start_proxies()
+            for i in cluster.ids:
+                cluster.start_node(i)
+            await cluster.start_agent()
+
+            async def status() -> list[dict[str, Any]]:
+                reply = await cluster.ask_agent({"op": "status"}, 5.0)
+                nodes: list[dict[str, Any]] = reply["nodes"]
+                return nodes
+
+            leader = await wait_for_leader(status, LEADER_TIMEOUT_S)
+            say(f"torture: node {leader} leads; workload and nemesis start")
+            nemesis = Nemesis(cluster, options.nemeses, rng, run_dir / "nemesis.log", status)
+            await cluster.ask_agent(
+                {"op": "start", "clients": options.clients, "keys": options.keys}
+            )
+            await nemesis.run(time.monotonic() + options.time_s)
+            await cluster.ask_agent({"op": "stop"})
+            nemesis.note("workload stopped")
+            await nemesis.heal_all()
+            nemesis.note("final heal done")
+            say("torture: workload stopped, every fault healed; checking")
+            reply = await cluster.ask_agent({"op": "available", "timeout_s": HEAL_BOUND_S + 5}, 60)
+            verdict.available_after_s = reply["after_s"]
+            nemesis.note(f"available again after {verdict.available_after_s}s")
+            if verdict.available_after_s is None:
+                raise _Unavailable  # nothing left to read or compare: the verdict is already in
+            # Quiet first: a timed-out write may still be applied for a moment after the workload.
+            verdict.converged = await wait_converged(status, CONVERGE_BOUND_S)
+            nemesis.note(f"converged: {verdict.converged}")
+            verdict.final_status = await status()
+            final = await cluster.ask_agent({"op": "final"}, 120.0)
+            verdict.lost_writes = final["missing"]
+            if final["unread"]:
+                verdict.problems.append(
+                    f"{final['unread']} acknowledged writes could not be read back"
+                )
+            nemesis.note("final reads done")
+            rounds = options.agreement_rounds or options.nodes
+            await agreement(cluster, status, nemesis, verdict, final["values"], rounds)
+            nemesis.note(f"agreement rounds done (leaders {verdict.leaders_read})")
+        except _Unavailable:
+            verdict.checks_skipped = True
+        assert nemesis is not None
+        verdict.problems += nemesis.problems
+        counts = await cluster.ask_agent({"op": "summary"})
+        verdict.ops, verdict.ok = counts["ops"], counts["ok"]
+        verdict.fail, verdict.info = counts["fail"], counts["info"]
+        await cluster.ask_agent({"op": "exit"})
+    finally:
+        if nemesis is not None:
+            verdict.faults = dict(nemesis.counts)
+            nemesis.close()
+        cluster.stop_all()
+        hosts.close()
+        shutil.rmtree(sockets, ignore_errors=True)
+    verdict.problems += crashes_in_logs(layout.logs)
+    check_linearizable(layout.history, verdict)
+    if verdict.clean and not options.keep_data:
+        shutil.rmtree(layout.data, ignore_errors=True)
+    (run_dir / "summary.json").write_text(json.dumps(asdict(verdict), indent=2) + "\n")
+    return verdict
+
+
+async def wait_for_leader(status: StatusFn, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        nodes = await status()
+        leaders = [n["id"] for n in nodes if n.get("role") == "leader"]
+        if len(leaders) == 1:
+            followers = sum(1 for n in nodes if n.get("leader_id") == leaders[0])
+            if followers > len(nodes) // 2:
+                return int(leaders[0])
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"no leader within {timeout_s:g}s")
+
+
+async def wait_converged(status: StatusFn, timeout_s: float) -> bool:
+    """Every node up and at the same applied index as every other, twice in a row."""
+    deadline = time.monotonic() + timeout_s
+    previous: set[Any] | None = None
+    while time.monotonic() < deadline:
+        nodes = await status()
+        applied = {n.get("applied_index") for n in nodes}
+        if all(n.get("role") != "down" for n in nodes) and len(applied) == 1:
+            if previous == applied:
+                return True
+            previous = applied
+        else:
+            previous = None
+        await asyncio.sleep(0.3)
+    return False
+
+
+async def agreement(
+    cluster: TortureCluster,
+    status: StatusFn,
+    nemesis: Nemesis,
+    verdict: Verdict,
+    reference: dict[str, Any],
+    rounds: int,
+) -> None:
+    """Read every key through successive leaders; each must answer what the first did."""
+    verdict.replicas_agree = True
+    for round_number in range(rounds):
+        try:
+            leader = await wait_for_leader(status, LEADER_TIMEOUT_S)
+        except RuntimeError as error:
+            verdict.replicas_agree = False
+            verdict.problems.append(f"agreement check: {error}")
+            return
+        verdict.leaders_read.append(leader)
+        nemesis.note(f"agreement: reading every key through leader {leader}")
+        reply = await cluster.ask_agent({"op": "read_all", "tag": f"agree{round_number}"}, 120.0)
+        values = reply["values"]
+        differ = sorted(k for k in reference if k in values and values[k] != reference[k])
+        if differ:
+            verdict.replicas_agree = False
+            verdict.problems.append(
+                f"leader {leader} answers differently for {len(differ)} keys, e.g. "
+                f"{differ[0]}: {values[differ[0]]!r} vs {reference[differ[0]]!r}"
+            )
+        if round_number == rounds - 1:
+            break
+        # Hand leadership on: stop the leader cleanly, wait for another, restart the old one.
+        cluster.signal_node(leader, signal.SIGTERM)
+        if await cluster.wait_exit(leader, 10.0) is None:
+            verdict.problems.append(f"node {leader} did not stop within 10s of SIGTERM")
+            await cluster.kill(leader)
+        with contextlib.suppress(RuntimeError):
+            await wait_for_leader(status, LEADER_TIMEOUT_S)
+        await nemesis.restart(leader)
+    verdict.converged = verdict.converged and await wait_converged(status, CONVERGE_BOUND_S)
+
+
+def crashes_in_logs(logs: Path) -> list[str]:
+    """A node's driver stopping on an error (an inline invariant, a storage failure)."""
+    found = []
+    for log in sorted(logs.glob("node-*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if " CRITICAL " in line and "driver failed" in line:
+                found.append(f"{log.stem}: {line.split(': ', 1)[-1]}")
+    return found
+
+
+def check_linearizable(history: Path, verdict: Verdict) -> None:
+    from pypaxos.sim.linearizability import check_history, parse_history
+
+    try:
+        with history.open() as lines:
+            parsed = parse_history(lines)
+    except (OSError, ValueError) as error:
+        verdict.linearizable = f"unreadable history ({error})"
+        return
+    result = check_history(parsed, timeout_s=LINCHECK_TIMEOUT_S)
+    verdict.linearizable = result.outcome
+    if result.outcome == "violation":
+        verdict.explanation = result.explain()
+
+
+def default_seed() -> int:
+    return int.from_bytes(os.urandom(4), "big")

@@ -1,0 +1,224 @@
+"""``pypaxos torture`` end to end: real node processes, real TCP, every nemesis, planted bugs.
+
+Each test runs the command as a user would, in a subprocess, and afterwards checks that every
+process the run started (``RUN/pids.txt``) is gone and that no network namespace of the run is
+left.  Runs are short (tens of seconds of faults): long enough for each nemesis to act at least
+once, not a soak test (``make torture`` is that).  The bug tests use bugs and nemeses that
+exposed the bug in every run we tried (see ``CAUGHT`` and the README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pypaxos.torture.hosts import netns_available
+from pypaxos.torture.nemesis import NEMESES
+
+pytestmark = pytest.mark.timeout(400)
+
+NETNS_OK, NETNS_WHY = netns_available()
+
+
+def command(run: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pypaxos", "torture", "--out", str(run), *args]
+
+
+def torture(run: Path, *args: str, timeout_s: float = 300) -> tuple[int, list[str]]:
+    done = subprocess.run(
+        command(run, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines, done.stderr
+    return done.returncode, lines
+
+
+def run_pids(run: Path) -> list[tuple[int, str]]:
+    text = (run / "pids.txt").read_text()
+    return [(int(pid), name) for pid, name in (line.split() for line in text.splitlines())]
+
+
+def leftover_processes(run: Path) -> list[str]:
+    """Processes of the run still alive (a pid counts only while it is still our command)."""
+    alive = []
+    for pid, name in run_pids(run):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"pypaxos" in command:
+            alive.append(f"{name} (pid {pid})")
+    return alive
+
+
+def leftover_namespaces(harness_pid: int) -> list[str]:
+    if not NETNS_OK:
+        return []
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    names = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+    return [n for n in names if n.startswith(f"pxt-{harness_pid}-")]
+
+
+def summary(run: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads((run / "summary.json").read_text())
+    return data
+
+
+def test_loopback_run_with_every_nemesis_is_clean_and_leaves_nothing(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code, lines = torture(
+        run,
+        "--time=26",
+        "--nemesis=all",
+        "--mode=loopback",
+        "--seed=11",
+        "--agreement-rounds=2",
+    )
+    assert code == 0, "\n".join(lines[-20:])
+    assert lines[-1].startswith("torture: ") and lines[-1].endswith("verdict: clean")
+    result = summary(run)
+    faults = result["faults"]
+    assert isinstance(faults, dict) and set(faults) == set(NEMESES)
+    assert result["linearizable"] == "ok" and result["replicas_agree"] is True
+    assert (run / "history.jsonl").stat().st_size > 0
+    assert sorted(p.name for p in (run / "logs").iterdir()) == sorted(
+        [f"node-{i}.log" for i in (1, 2, 3)] + [f"proxy-{i}.log" for i in (1, 2, 3)] + ["agent.log"]
+    )
+    assert leftover_processes(run) == []
+
+
+@pytest.mark.skipif(not NETNS_OK, reason=f"network namespaces: {NETNS_WHY}")
+def test_netns_run_is_clean_and_removes_every_namespace(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        command(
+            run, "--time=14", "--nemesis=all", "--mode=netns", "--seed=12", "--agreement-rounds=1"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    lines = stdout.strip().splitlines()
+    assert process.returncode == 0, stdout + stderr
+    assert "3 nodes (netns)" in lines[0]
+    assert lines[-1].endswith("verdict: clean")
+    assert leftover_namespaces(process.pid) == []
+    assert leftover_processes(run) == []
+
+
+def test_an_interrupted_run_stops_everything_it_started(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        command(run, "--time=120", "--nemesis=pause,partition,clock", "--seed=13"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 120
+        seen = []
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            seen.append(line)
+            if "workload and nemesis start" in line or not line:
+                break
+        assert "workload and nemesis start" in seen[-1], "".join(seen)
+        time.sleep(4)  # a fault or two in flight: a paused node, a partition, a skewed clock
+        os.kill(process.pid, signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, "".join(seen) + rest
+    assert rest.strip().splitlines()[-1].startswith("torture: interrupted")
+    assert leftover_processes(run) == []
+    assert leftover_namespaces(process.pid) == []
+    assert {name for _, name in run_pids(run)} >= {"node-1", "proxy-1", "agent"}
+
+
+# (bug, nemesis, seconds of faults, what the verdict usually shows): "safety" is a non-linearizable
+# history, a lost acknowledged write, replicas that answer differently or a node's own invariant
+# firing ("slot decided twice"); "liveness" is a cluster that takes no writes, or answers no
+# reads, again after the heal.  A bug counts as caught if one of ATTEMPTS runs catches it:
+# noop-overwrites-chosen was caught in about four of five single 12 s runs, so four runs all
+# missing it is about a one in five hundred event (a caught bug ends the test at once).
+# commit-without-quorum needs its leader cut off while its clients still write to it: the aimed
+# nemesis isolate-leader does that in every run (4 of 4 tried, 8 s to 20 s); with random
+# partitions only about half of short runs catch it.  no-repropose (kill-leader) was caught in
+# 3 of 3 runs of 20 s but missed in 2 of 2 runs of 8 s, so it has no test here (see the README).
+CAUGHT = [
+    ("noop-overwrites-chosen", "kill,pause", 12, "safety"),
+    ("reply-before-chosen", "kill", 6, "liveness"),
+    ("commit-without-quorum", "isolate-leader", 8, "safety"),
+]
+ATTEMPTS = 4
+
+
+def safety_violated(result: dict[str, object]) -> bool:
+    problems = result["problems"]
+    assert isinstance(problems, list)
+    return (
+        result["linearizable"] == "violation"
+        or bool(result["lost_writes"])
+        or result["replicas_agree"] is False
+        or any("decided twice" in str(p) for p in problems)
+    )
+
+
+def liveness_violated(result: dict[str, object]) -> bool:
+    problems = result["problems"]
+    assert isinstance(problems, list)
+    return (
+        result["available_after_s"] is None
+        or not result["converged"]
+        or any("could not be read back" in str(p) for p in problems)
+    )
+
+
+@pytest.mark.parametrize(("bug", "nemesis", "seconds", "shows"), CAUGHT)
+def test_a_planted_bug_is_caught(
+    tmp_path: Path, bug: str, nemesis: str, seconds: int, shows: str
+) -> None:
+    verdicts = []
+    for attempt in range(ATTEMPTS):
+        run = tmp_path / f"run{attempt}"
+        code, lines = torture(
+            run,
+            f"--time={seconds}",
+            f"--nemesis={nemesis}",
+            f"--bug={bug}",
+            "--mode=loopback",
+            "--agreement-rounds=2",
+        )
+        assert leftover_processes(run) == []
+        verdicts.append(lines[-1])
+        if code == 0:
+            assert lines[-1].endswith("verdict: clean")
+            continue
+        assert code == 1, "\n".join(lines[-20:])
+        assert "verdict: VIOLATION" in lines[-1]
+        result = summary(run)
+        # A bug may show either way in a given run (noop-overwrites-chosen mostly as a safety
+        # violation, sometimes as a cluster that stops answering); both are the bug's doing.
+        assert safety_violated(result) or liveness_violated(result), lines[-1]
+        return
+    pytest.fail(f"{bug} not caught in {ATTEMPTS} runs:\n" + "\n".join(verdicts))
