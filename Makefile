@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck browser pytest clean
+.PHONY: run demo test lint typecheck browser pytest clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,5 +41,30 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# Issue 7: pypaxos, PySyncObj, Redis and etcd side by side on this machine, in one run
+# (about 25 minutes). Installs Debian's redis-server, redis-tools, etcd-server and etcd-client
+# when root and missing, and the `bench` extra (pysyncobj, matplotlib) into the venv; appends a
+# dated section to bench/RESULTS.md and writes bench/plots/*.png. BENCH_ARGS goes to
+# bench/run_all.py, e.g. BENCH_ARGS="--quick" or "--runs 5 --catch-up-entries 200000".
+BENCH_ARGS ?=
+bench: $(STAMP)
+	@missing=""; \
+	for tool in redis-server:redis-server redis-benchmark:redis-tools etcd:etcd-server etcdctl:etcd-client; do \
+		command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+		else echo "make bench needs:$$missing (apt-get install as root)"; exit 1; fi; \
+	fi
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# A long Jepsen-style run of a real cluster under every fault (network namespaces when root).
+.PHONY: torture
+TORTURE_TIME ?= 600
+torture: $(STAMP)
+	$(BIN)/pypaxos torture --time $(TORTURE_TIME) --nodes 5 --nemesis all

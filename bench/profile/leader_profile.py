@@ -217,6 +217,7 @@ def main() -> int:
         changes_name = "pypaxos_leader_changes_total"
         changes0 = sum(metric(p, changes_name) for p in metrics_ports)
         cpu0 = {i: cpu_seconds(p) for i, p in pids.items()}
+        means0 = {i: _sums(base + 200 + i - 1) for i in pids}
         started = time.perf_counter()
         bench = subprocess.Popen(
             [
@@ -327,7 +328,8 @@ def main() -> int:
             f"p90 {fsync_p90:.2f} ms"
         )
         print(
-            f"redis-benchmark: {rps:,.0f} requests/s, p50 {p50} ms, wall {elapsed:.1f} s; "
+            f"redis-benchmark: {rps:,.0f} requests/s, p50 {p50} ms, p99 {_bench_p99(out)} ms, "
+            f"wall {elapsed:.1f} s; "
             f"committed {committed:,.0f}"
         )
         for i in sorted(pids):
@@ -336,6 +338,8 @@ def main() -> int:
             print(f"  node {i} ({role}): {per_node[i]:.2f} s CPU, {us:.1f} us/write")
         us_total = 1e6 * total_cpu / committed if committed else float("nan")
         print(f"  cluster: {total_cpu:.2f} s CPU, {us_total:.1f} us/write")
+        means1 = {i: _sums(base + 200 + i - 1) for i in pids}
+        print("  " + _mean_line(leader_id, means0, means1))
         fsyncs = metric(metrics_port, "pypaxos_fsync_seconds_count")
         ballots = {str(n["ballot"]) for n in status(data)}
         print(
@@ -412,6 +416,36 @@ def _bench_p50(csv: str) -> float:
         cells = [c.strip('"') for c in line.split(",")]
         if len(cells) > 4:
             return float(cells[4])
+    return 0.0
+
+
+def _sums(port: int) -> tuple[float, ...]:
+    """(commit latency sum, count, fsync sum, count) of the node's /metrics so far."""
+    names = ("commit_latency", "fsync")
+    return tuple(
+        metric(port, f"pypaxos_{n}_seconds_{part}") for n in names for part in ("sum", "count")
+    )
+
+
+def _mean_line(leader_id: int, before: dict, after: dict) -> str:
+    """Leader's mean arrival-to-reply and every node's mean fsync during the run, in ms."""
+
+    def mean(i: int, at: int) -> float:
+        count = after[i][at + 1] - before[i][at + 1]
+        return 1e3 * (after[i][at] - before[i][at]) / count if count else float("nan")
+
+    fsyncs = ", ".join(f"n{i} {mean(i, 2):.2f}" for i in sorted(after))
+    return (
+        f"means during the run: leader arrival-to-reply {mean(leader_id, 0):.2f} ms; "
+        f"fsync {fsyncs} ms (leader n{leader_id})"
+    )
+
+
+def _bench_p99(csv: str) -> float:
+    for line in csv.splitlines()[1:]:
+        cells = [c.strip('"') for c in line.split(",")]
+        if len(cells) > 6:
+            return float(cells[6])
     return 0.0
 
 

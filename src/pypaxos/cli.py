@@ -35,6 +35,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("cluster", "status"), "pypaxos.cluster.cmd_status", "show each node's role and progress"),
     (("cluster", "down"), "pypaxos.cluster.cmd_down", "stop the local cluster's nodes"),
     (("live",), "pypaxos.live", "run a workload on a local cluster, kill its leader, verify"),
+    (("torture",), "pypaxos.torture.cmd", "Jepsen-style faults on a real cluster; check history"),
+    (("bench",), "pypaxos.bench.cmd", "measure a local cluster's throughput and latency"),
 )
 
 

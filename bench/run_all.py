@@ -1,0 +1,142 @@
+"""``make bench``: every system of issue 7 side by side, in one run on this machine.
+
+Order: the machine's limits, pypaxos (3 and 5 nodes, ``--fsync always`` and ``never``, through
+``pypaxos.bench``: redis-benchmark and the project's own load generator), PySyncObj, Redis
+(``appendfsync always`` and ``everysec``) and etcd (3 members).  Every figure is a median of
+``--runs`` runs with its spread; the ratios and targets compare medians from this same run,
+since absolute figures drift on a shared machine.  The raw results go to ``bench/last-run.json``
+after every stage (``--report-only`` rebuilds the report from it), the report is appended to
+``bench/RESULTS.md`` as a new dated section and the plots go to ``bench/plots/``.
+
+    .venv/bin/python bench/run_all.py [--runs 3] [--duration-s 3] [--catch-up-entries 1000000]
+                                      [--quick] [--skip pysyncobj,redis,etcd] [--report-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import machine_limits
+import peer_etcd
+import peer_pysyncobj
+import peer_redis
+import report
+
+from pypaxos.bench.cluster_bench import ClusterBenchConfig, bench_cluster
+from pypaxos.bench.cmd import run_async
+from pypaxos.cluster.local import ClusterError
+
+HERE = Path(__file__).resolve().parent
+Json = dict[str, Any]
+
+
+def log(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def pypaxos_configs(args: argparse.Namespace) -> list[ClusterBenchConfig]:
+    clients = (1, 16, 64)
+    pipelines = (1, 16)
+    common: Json = {
+        "clients": clients, "pipelines": pipelines, "duration_s": args.duration_s,
+        "runs": args.runs, "data_root": args.data_root, "log": log,
+    }  # fmt: skip
+    full = ClusterBenchConfig(
+        nodes=3, fsync="always", commands=("set", "get"), rss_check=not args.quick,
+        catch_up_entries=args.catch_up_entries, **common,
+    )  # fmt: skip
+    others = [
+        ClusterBenchConfig(nodes=n, fsync=f, commands=("set",), **common)
+        for n, f in ((3, "never"), (5, "always"), (5, "never"))
+    ]
+    return [full, *others]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration-s", type=float, default=3.0)
+    parser.add_argument("--catch-up-entries", type=int, default=1_000_000)
+    parser.add_argument("--etcd-check-perf", default="l", help="etcdctl check perf loads")
+    parser.add_argument("--quick", action="store_true", help="2 runs of 1.5 s, no long checks")
+    parser.add_argument("--skip", default="", help="comma-separated: pysyncobj,redis,etcd")
+    parser.add_argument("--data-root", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--json", type=Path, default=HERE / "last-run.json")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--plots", type=Path, default=HERE / "plots")
+    parser.add_argument("--report-only", action="store_true", help="rebuild from --json")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.duration_s, args.catch_up_entries = 2, 1.5, 0
+    skip = set(args.skip.split(",")) - {""}
+
+    if args.report_only:
+        data: Json = json.loads(args.json.read_text())
+    else:
+        began = time.time()
+        data = {
+            "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(began)),
+            "command": " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
+            "runs": args.runs, "duration_s": args.duration_s, "value_bytes": 128,
+        }  # fmt: skip
+
+        def save() -> None:
+            data["elapsed_s"] = time.time() - began
+            args.json.write_text(json.dumps(data, indent=1, default=str) + "\n")
+
+        log("machine limits")
+        data["machine"] = machine_limits.measure(args.data_root, args.runs)
+        save()
+        data["pypaxos"] = []
+        for config in pypaxos_configs(args):
+            try:
+                data["pypaxos"].append(run_async(bench_cluster(config)))
+            except (ClusterError, OSError, RuntimeError) as error:  # reported; the rest runs
+                log(f"pypaxos {config.nodes} nodes fsync {config.fsync} failed: {error}")
+                data.setdefault("failures", []).append(
+                    f"pypaxos {config.nodes} nodes, fsync {config.fsync}: {error}"
+                )
+            save()
+        loads = [] if args.quick else [x for x in args.etcd_check_perf.split(",") if x]
+        peers: list[tuple[str, Callable[[], Any]]] = [
+            ("pysyncobj", lambda: peer_pysyncobj.measure(
+                [3, 5], ["default", "best", "nobatch"], args.runs, max(args.duration_s, 3.0),
+                log=log)),
+            ("redis", lambda: peer_redis.measure(
+                ["always", "everysec"], args.runs, args.duration_s, data_root=args.data_root,
+                log=log, commands=("set",))),
+            ("etcd", lambda: peer_etcd.measure(
+                [1, 16, 64, 256], loads, args.runs, args.duration_s, data_root=args.data_root,
+                log=log)),
+        ]  # fmt: skip
+        for name, measure in peers:
+            if name in skip:
+                continue
+            try:
+                data[name] = measure()
+            except Exception as error:  # one peer failing must not lose the others' figures
+                log(f"{name} failed: {error!r}")
+                data.setdefault("failures", []).append(f"{name}: {error!r}")
+            save()
+        data["load_average_end"] = os.getloadavg()
+        save()
+        log(f"measured in {data['elapsed_s'] / 60:.1f} min; results in {args.json}")
+
+    text, summary = report.render(data, args.plots, HERE.parent)
+    with args.results.open("a") as results:
+        results.write("\n" + text)
+    print(summary)
+    print(f"\nreport appended to {args.results}; plots in {args.plots}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
