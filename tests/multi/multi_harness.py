@@ -3,9 +3,12 @@
 Nodes live in a dict; messages wait in one list; one seeded ``random.Random`` picks the next
 message (FIFO or random order), drops, duplicates, crashes and client traffic.  Every ``Persist``
 is appended to the node's "disk" at once (the pump models synced writes), and a restart rebuilds
-the node with ``Node.recover`` from that list.  Ghost records of what every node applied back
-the safety checks: one value per slot across nodes and lifetimes, and every acknowledged command
-really in the log.
+the node with ``Node.recover`` from that list.  A leader's ``PersistOwnVote`` is written to a page
+cache instead: it becomes durable ``own_vote_sync_ticks`` ticks later (0, the default: right after
+the effect list that wrote it; or with the node's next ``Persist``, as one fsync covers the whole
+log), then the pump calls ``Node.synced``; a crash before that loses it.  Ghost records of what
+every node applied back the safety checks: one value per slot across nodes and lifetimes, and
+every acknowledged command really in the log.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pypaxos.multi import (
     Message,
     MultiConfig,
     Node,
+    PersistOwnVote,
     Record,
     Redirect,
     Reply,
@@ -32,6 +36,10 @@ from pypaxos.multi import (
 )
 
 Filter = Callable[[int, int, Message], bool]
+
+SLOW_OWN_VOTE_SYNC_TICKS = 3
+"""A slow fsync of a leader's own vote, for ``chaos``: the followers' votes come back first, so
+a leader that counted its vote early can crash in between (``count-own-vote-before-sync``)."""
 
 
 class LogMachine:
@@ -77,6 +85,9 @@ class Cluster:
         self.replies: dict[tuple[int, int], bytes] = {}
         self.redirects: list[tuple[int, Redirect]] = []
         self.busy: list[int] = []
+        # node -> [due tick, record, durable already], the own votes not yet reported synced
+        self.unsynced: dict[int, list[tuple[int, AcceptRecord, bool]]] = {i: [] for i in ids}
+        self.own_vote_sync_ticks = 0
         self.applied: dict[int, dict[int, Batch]] = {i: {} for i in ids}
         self.chosen: dict[int, Batch] = {}
         self.violations: list[str] = []
@@ -91,7 +102,11 @@ class Cluster:
             match effect:
                 case Persist():
                     assert isinstance(effect.state, Record), effect
+                    self._flush(node_id)
                     self.disks[node_id].append(effect.state)
+                case PersistOwnVote():
+                    due = self.time + self.own_vote_sync_ticks
+                    self.unsynced[node_id].append((due, effect.record, False))
                 case Send():
                     msg = effect.msg
                     self.sent.append((node_id, effect.to, msg))  # type: ignore[arg-type]
@@ -104,6 +119,32 @@ class Cluster:
                     self.busy.append(effect.request_id)
                 case Applied():
                     self._record_applied(node_id, effect.slot, effect.value)
+        if self.own_vote_sync_ticks == 0 and node_id not in self.down:
+            self._report_synced(node_id)
+
+    def _flush(self, node_id: int) -> None:
+        """An fsync of the node's log: its pending own votes are durable, in append order."""
+        pending = self.unsynced[node_id]
+        for _due, record, durable in pending:
+            if not durable:
+                self.disks[node_id].append(record)
+        self.unsynced[node_id] = [(due, record, True) for due, record, _ in pending]
+
+    def sync_own_votes(self, node_id: int) -> None:
+        """Complete the node's pending fsync of its own votes now, whatever their due tick."""
+        self.unsynced[node_id] = [(self.time, r, d) for _, r, d in self.unsynced[node_id]]
+        self._report_synced(node_id)
+
+    def _report_synced(self, node_id: int) -> None:
+        """Tell the node which own votes are durable now (their fsync completed)."""
+        pending = self.unsynced[node_id]
+        if not pending or pending[0][0] > self.time:
+            return
+        self._flush(node_id)
+        done = [record for due, record, _ in pending if due <= self.time]
+        self.unsynced[node_id] = [entry for entry in pending if entry[0] > self.time]
+        for record in done:
+            self.run(node_id, self.nodes[node_id].synced(record.slot, record.ballot))
 
     def _record_applied(self, node_id: int, slot: int, value: Batch) -> None:
         mine = self.applied[node_id]
@@ -146,6 +187,7 @@ class Cluster:
         self.time += 1
         for node_id in sorted(self.nodes):
             if node_id not in self.down:
+                self._report_synced(node_id)
                 self.run(node_id, self.nodes[node_id].tick())
 
     def ticks(self, count: int) -> None:
@@ -173,6 +215,7 @@ class Cluster:
     def crash(self, node_id: int) -> None:
         self.down.add(node_id)
         self.queue = [m for m in self.queue if m[1] != node_id]
+        self.unsynced[node_id] = []  # the page cache is gone
 
     def restart(self, node_id: int) -> None:
         self.lifetimes[node_id] += 1
@@ -250,6 +293,7 @@ def chaos(
     turns reliable and the run continues until all nodes applied the same prefix.
     """
     c = Cluster(n, seed, bugs, **config)
+    c.own_vote_sync_ticks = SLOW_OWN_VOTE_SYNC_TICKS
     c.reorder = True
     c.drop_rate = drop_rate
     rng = c.rng

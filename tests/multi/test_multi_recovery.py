@@ -16,9 +16,11 @@ from pypaxos.multi import (
     AcceptRecord,
     Effect,
     Entry,
+    Heartbeat,
     MultiConfig,
     Nack,
     Node,
+    PersistOwnVote,
     Prepare,
     Promise,
     PromiseRecord,
@@ -170,3 +172,42 @@ def test_planted_forget_promise_on_recover_lets_two_values_be_chosen() -> None:
 def test_recover_builds_a_follower(records: list[Record]) -> None:
     node = Node.recover(1, CONFIG, random.Random(0), LogMachine(), records)
     assert node.role is Role.FOLLOWER and node.leader_id is None
+
+
+def test_the_leader_sends_accept_before_its_own_vote_is_durable_and_counts_it_only_after() -> None:
+    c = Cluster(3, seed=5)
+    leader = c.elect()
+    c.deliver_all()
+    c.own_vote_sync_ticks = 10**6  # the leader's own fsync does not complete by itself
+    c.crash(next(i for i in c.up() if i != leader))  # one follower left: it and us are a quorum
+    effects = c.nodes[leader].propose(1, b"x")
+    own = [e for e in effects if isinstance(e, PersistOwnVote)]
+    assert len(own) == 1 and not [e for e in effects if isinstance(e, Persist)]
+    assert [e.msg for e in effects if isinstance(e, Send)], "the Accepts leave with the record"
+    slot = own[0].record.slot
+    c.run(leader, effects)
+    c.ticks(20)  # the follower's durable vote alone is not a quorum: nothing chosen, no reply
+    assert (leader, 1) not in c.replies
+    assert c.nodes[leader].applied_index <= slot
+    assert not any(
+        isinstance(m, Accept | Heartbeat) and m.commit_index > slot for _, _, m in c.sent
+    )
+    c.crash(leader)  # the unsynced vote is lost with the page cache
+    assert not any(isinstance(r, AcceptRecord) and r.slot == slot for r in c.disks[leader])
+    c.restart(leader)
+    c.own_vote_sync_ticks = 0
+    c.run_until(lambda: bool(c.leaders()) and c.converged())
+
+
+def test_the_leader_counts_its_own_vote_once_synced() -> None:
+    c = Cluster(3, seed=5)
+    leader = c.elect()
+    c.deliver_all()
+    c.own_vote_sync_ticks = 10**6
+    c.crash(next(i for i in c.up() if i != leader))
+    c.propose(leader, 1, b"x")
+    c.ticks(5)
+    assert (leader, 1) not in c.replies
+    c.sync_own_votes(leader)
+    c.ticks(5)
+    assert c.replies[(leader, 1)] == b"1"

@@ -1,12 +1,15 @@
-"""The driver's ordering: nothing leaves a node before the sync that covers its records.
+"""The driver's ordering: nothing leaves a node before the sync of the records it depends on.
 
 Three drivers run in one event loop over an in-memory network (``call_soon`` delivery) and
 ``MemoryStorage`` wrapped to log every call.  The network and the client sink check, at every
 send and every client answer, that the sending node's storage has synced everything appended
-(``synced_index == last_index``): a driver that sent before syncing would be caught at once.
-The planted ``send_before_sync`` bug shows the check can fail.  The same harness shows group
-commit (fewer syncs than records), storage snapshots with compaction, and that a node rebuilt
-from its storage alone has the same state.
+except a leader's own votes (``multi.effects.PersistOwnVote``: its ``Accept`` may leave before
+its own record is durable), and that no commit index sent and no client reply rests on a vote
+that is not durable: every slot below the commit index has a quorum of synced votes in one
+ballot (a ghost record of what each storage synced).  A driver that sent before syncing would
+be caught at once; the planted ``send_before_sync`` bug shows the check can fail.  The same
+harness shows group commit (fewer syncs than records), storage snapshots with compaction, and
+that a node rebuilt from its storage alone has the same state.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from dataclasses import dataclass, field
 import pytest
 import pytest_asyncio
 
+from pypaxos.core.types import Ballot
 from pypaxos.kv import Get, Integer, KVStateMachine, Ok, Request, Set, Value, encode_request
 from pypaxos.kv import Incr as IncrOp
-from pypaxos.multi import MultiConfig, Node, Role
+from pypaxos.multi import Accept, AcceptRecord, Heartbeat, MultiConfig, Node, Record, Role
 from pypaxos.runtime.app import recover_records
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.router import Failure, Outcome, Router
-from pypaxos.runtime.wire import Forward, ForwardReply, WireMessage
+from pypaxos.runtime.wire import Forward, ForwardReply, WireMessage, decode_record
 from pypaxos.storage import MemoryStorage
 
 CONFIG = MultiConfig(
@@ -40,22 +44,35 @@ TICK_S = 0.002
 pytestmark = pytest.mark.asyncio
 
 
-class CheckedStorage(MemoryStorage):
-    """Counts appends and syncs; otherwise a ``MemoryStorage``."""
+DurableVotes = dict[tuple[int, Ballot], set[int]]
 
-    def __init__(self) -> None:
+
+class CheckedStorage(MemoryStorage):
+    """Counts appends and syncs, notes the votes each sync makes durable; a ``MemoryStorage``."""
+
+    def __init__(self, node_id: int, durable_votes: DurableVotes) -> None:
         super().__init__()
+        self.node_id = node_id
+        self.durable_votes = durable_votes
+        self.unsynced: list[Record] = []
         self.appends = 0
         self.syncs_called = 0
         self.snapshots = 0
 
     def append(self, record: bytes) -> int:
         self.appends += 1
-        return super().append(record)
+        index = super().append(record)
+        self.unsynced.append(decode_record(record))
+        return index
 
     def sync(self) -> None:
         self.syncs_called += 1
         super().sync()
+        for record in self.unsynced:
+            if isinstance(record, AcceptRecord):
+                voters = self.durable_votes.setdefault((record.slot, record.ballot), set())
+                voters.add(self.node_id)
+        self.unsynced = []
 
     def write_snapshot(self, snapshot: object, *, compact: bool = True) -> None:  # type: ignore[override]
         self.snapshots += 1
@@ -68,15 +85,36 @@ class Cluster:
     routers: dict[int, Router] = field(default_factory=dict)
     storages: dict[int, CheckedStorage] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+    durable_votes: DurableVotes = field(default_factory=dict)
+    verified_commit: int = 0  # every slot below was seen chosen by durable votes
     sends: int = 0
+    early_accepts: int = 0  # Accepts sent while the leader's own vote was not durable yet
 
-    def check(self, node_id: int, what: str) -> None:
-        storage = self.storages[node_id]
-        if storage.synced_index != storage.last_index:
-            self.violations.append(
-                f"node {node_id} {what} with records {storage.synced_index + 1}.."
-                f"{storage.last_index} not synced"
-            )
+    def check(self, node_id: int, what: str, commit_index: int = 0) -> None:
+        unsynced = list(self.storages[node_id].unsynced)
+        own = all(isinstance(r, AcceptRecord) and r.ballot.node_id == node_id for r in unsynced)
+        if not own:
+            self.violations.append(f"node {node_id} {what} with unsynced records {unsynced}")
+        self.check_commit(node_id, what, commit_index)
+
+    def note_accept(self, node_id: int, msg: Accept) -> None:
+        if node_id not in self.durable_votes.get((msg.slot, msg.ballot), ()):
+            self.early_accepts += 1
+
+    def check_commit(self, node_id: int, what: str, commit_index: int) -> None:
+        """Every slot below ``commit_index`` has a quorum of durable votes in one ballot."""
+        quorum = CONFIG.quorum()
+        for slot in range(self.verified_commit, commit_index):
+            if not any(
+                s == slot and quorum.is_phase2_quorum(voters)
+                for (s, _), voters in list(self.durable_votes.items())
+            ):
+                self.violations.append(
+                    f"node {node_id} {what} with commit index {commit_index}, but slot {slot} "
+                    "has no quorum of durable votes"
+                )
+                return
+            self.verified_commit = slot + 1
 
     def leader(self) -> int | None:
         leaders = [i for i, d in self.drivers.items() if d.node.role is Role.LEADER]
@@ -91,7 +129,10 @@ class Net:
         self.node_id = node_id
 
     def send(self, to: int, msg: WireMessage) -> None:
-        self.cluster.check(self.node_id, f"sent {type(msg).__name__}")
+        commit = msg.commit_index if isinstance(msg, Accept | Heartbeat) else 0
+        self.cluster.check(self.node_id, f"sent {type(msg).__name__}", commit)
+        if isinstance(msg, Accept):
+            self.cluster.note_accept(self.node_id, msg)
         self.cluster.sends += 1
         asyncio.get_running_loop().call_soon(deliver, self.cluster, to, msg)
 
@@ -111,7 +152,8 @@ class CheckingRouter(Router):
     cluster: Cluster
 
     def on_reply(self, request_id: int, result: bytes) -> None:
-        self.cluster.check(self.node_id, "replied")
+        applied = self.cluster.drivers[self.node_id].node.applied_index
+        self.cluster.check(self.node_id, "replied", applied)
         super().on_reply(request_id, result)
 
     def on_redirect(self, request_id: int, leader_id: int | None) -> None:
@@ -132,7 +174,7 @@ async def make_cluster() -> AsyncIterator[MakeCluster]:
         cluster = Cluster()
         clusters.append(cluster)
         for node_id in CONFIG.node_ids:
-            storage = CheckedStorage()
+            storage = CheckedStorage(node_id, cluster.durable_votes)
             node = Node(node_id, CONFIG, random.Random(seed + node_id), KVStateMachine())
             executor = ThreadPoolExecutor(1)
             executors.append(executor)
@@ -196,6 +238,7 @@ async def test_no_send_or_reply_before_sync_and_group_commit(make_cluster: MakeC
     increments = sorted(o[1].value for o in outcomes if isinstance(o[1], Integer))
     assert increments == list(range(1, 61))  # every INCR applied once, in some order
     assert cluster.violations == []
+    assert cluster.early_accepts > 0  # the leader's Accepts went before its own fsync
     assert cluster.sends > 100
     leader = cluster.storages[cluster.leader() or 1]
     assert leader.syncs_called < leader.appends  # group commit: several records per sync

@@ -5,8 +5,12 @@ replay seed is in the failure message, and the same seed without the bug must be
 violation is the bug's doing, not the simulation's).  Measured first catching seeds (3 nodes,
 defaults): adopt-lowest-ballot 0, commit-index-any-ballot 4, commit-without-quorum 0,
 forget-promise-on-recover 10, no-repropose 0, noop-overwrites-chosen 0,
-promise-hides-compaction 1, reply-before-chosen 0.  ``forget-promise-on-recover`` is also
-caught by the scripted scenario in tests/multi/test_multi_recovery.py.
+promise-hides-compaction 1, reply-before-chosen 0 (measured before the leader's own vote got
+its own fsync delay, which draws from the seed's Random and so shifts these); and
+count-own-vote-before-sync 26 (the leader crashes after a follower's vote came back and before
+its own record is synced: a vote that was never durable made the slot "chosen").
+``forget-promise-on-recover`` is also caught by the scripted scenario in
+tests/multi/test_multi_recovery.py.
 """
 
 from __future__ import annotations

@@ -16,5 +16,6 @@ MULTI_BUGS: dict[str, str] = {
     "reply-before-chosen": "the leader answers a client when it proposes, before the choice",
     "commit-index-any-ballot": "a follower applies any accepted value below the leader's commit",
     "forget-promise-on-recover": "a recovered node keeps its accepted values but not its promise",
+    "count-own-vote-before-sync": "the leader counts its own vote before its record is durable",
     "promise-hides-compaction": "a promise does not report compacted slots; they become no-ops",
 }

@@ -18,6 +18,11 @@ node sorts them there) and the contract is the core one, extended to client effe
     after this record is durable (a node that lost the snapshot must still have the accepts).
 
   ``Node.recover(records)`` rebuilds a node from the records in the order they were appended.
+* ``PersistOwnVote(record)``: the leader's own ``AcceptRecord``.  Append it to the same log, in
+  list order, but **no** ``Send``/``Reply``/``Redirect`` of the list depends on it: they may be
+  carried out before it is durable.  Once it is, the shell calls ``Node.synced(slot, ballot)``;
+  the leader counts its own vote only then (see ``node``: nothing a node sends or answers ever
+  rests on a vote a crash could lose).  The other ``Persist`` s of a list still come first.
 * ``Send(to, msg)``: best effort; the protocol survives loss, duplication and reordering.
 * ``Reply(request_id, result)``: the command of ``request_id`` was chosen and applied here, at
   the node the client proposed it to; ``result`` is what the state machine returned.
@@ -61,7 +66,20 @@ class Applied:
     value: Batch
 
 
-Effect = Send | Persist | Reply | Redirect | Busy | Applied
+@dataclass(frozen=True, slots=True)
+class PersistOwnVote:
+    """The leader's own ``AcceptRecord``: append it, but no effect of this list depends on it.
+
+    The shell may carry out the list's ``Send``/``Reply`` before this record is durable, and
+    must call ``Node.synced(record.slot, record.ballot)`` once it is; only then does the leader
+    count its own vote (Raft thesis 10.2.1: the leader writes its log in parallel with
+    replication and counts itself once its write is durable).
+    """
+
+    record: AcceptRecord
+
+
+Effect = Send | Persist | PersistOwnVote | Reply | Redirect | Busy | Applied
 
 
 class PromiseRecord(msgspec.Struct, frozen=True, tag="multi.PromiseRecord"):
@@ -84,5 +102,5 @@ Record = PromiseRecord | AcceptRecord | SnapshotRecord
 
 def persists_first(effects: list[Effect]) -> list[Effect]:
     """Move every ``Persist`` ahead of the other effects (stable): persisting early is safe."""
-    persists: list[Effect] = [e for e in effects if isinstance(e, Persist)]
-    return persists + [e for e in effects if not isinstance(e, Persist)]
+    persists: list[Effect] = [e for e in effects if isinstance(e, Persist | PersistOwnVote)]
+    return persists + [e for e in effects if not isinstance(e, Persist | PersistOwnVote)]

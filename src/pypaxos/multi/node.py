@@ -10,9 +10,31 @@ A node is a pure state machine driven by three inputs, each returning a list of 
   are all counted in ticks (``election``).
 
 The roles talk to each other by direct calls, never through the network: a candidate promises
-its own ballot and a leader accepts its own proposals first, so the ``PromiseRecord`` /
-``AcceptRecord`` is in the effect list before any message that depends on it (and a restarted
-node can never reuse a ballot it used).  Every list returned puts its ``Persist`` effects first.
+its own ballot first, so the ``PromiseRecord`` is in the effect list before the ``Prepare`` (and
+a restarted node can never reuse a ballot it used).  Every list returned puts its ``Persist``
+effects first.
+
+The leader's own vote is written in parallel with the followers' (the Raft thesis, section
+10.2.1, does the same with the leader's log): ``_propose_slot`` returns the ``Accept`` sends
+together with a ``PersistOwnVote`` record, which nothing in the list depends on, and the leader
+counts its own acceptance only when the shell reports the record durable (``synced``).  Why this
+is safe (Paxos Made Simple, section 2.2: a value is chosen once a majority of acceptors
+*accepted* it, and an acceptor must remember what it accepted):
+
+* The ``Accept`` itself depends on no vote, only on the ballot being ours for good: another
+  node promised it, which it did only after our ``Prepare`` left, i.e. after our
+  ``PromiseRecord`` was durable, so a restart never proposes again in this ballot and "one
+  value per slot per ballot" holds (``_ballot_durable``; a ballot won on our own promise alone
+  takes the old path, record before sends).
+* A vote that a crash can still lose is not counted by anyone: a follower's ``Accepted`` leaves
+  after its record is durable (unchanged), and our own vote counts only after ``synced``.  So
+  a slot is chosen here only on a quorum of durable votes, and everything derived from "chosen"
+  (the commit index in ``Accept`` / ``Heartbeat``, ``Decided``, ``Reply``) rests on durable
+  votes only.  A leader that crashes before the sync loses a vote that was never cast; the slot
+  is then decided by the next ballots as if our ``Accept`` had reached only the followers.
+* The unsynced vote sits in the acceptor's memory meanwhile; it can leave the node only in a
+  ``Promise``, whose ``PromiseRecord`` the shell syncs after (so with) every record appended
+  before it: the append order of one log.
 
 Decisions reach every node three ways: the leader broadcasts its commit index in ``Heartbeat``
 when it advances (and piggybacks it on every ``Accept``), an acceptor that accepted a slot in the
@@ -37,6 +59,7 @@ from pypaxos.multi.config import MultiConfig
 from pypaxos.multi.effects import (
     Busy,
     Effect,
+    PersistOwnVote,
     Record,
     Redirect,
     Reply,
@@ -220,6 +243,14 @@ class Node:
             effects = self._start_candidacy()
         return self._finish(effects, commit_before)
 
+    def synced(self, slot: int, ballot: Ballot) -> list[Effect]:
+        """The shell made our own ``AcceptRecord(slot, ballot)`` durable: count our vote now."""
+        commit_before = self.replica.applied_index
+        if self.role is not Role.LEADER or ballot != self.leader.ballot:
+            return []  # a vote of an older ballot: durable, but no longer counted by anyone
+        effects = self._on_accepted(Accepted(self.id, ballot, slot))
+        return self._finish(effects, commit_before)
+
     def handle(self, msg: Message) -> list[Effect]:
         if msg.sender == self.id:
             return []
@@ -384,12 +415,23 @@ class Node:
             self.replica.track(slot, mine)
         accept = Accept(self.id, self.leader.ballot, slot, value, self.replica.applied_index)
         persist, reply = self.acceptor.accept(accept)
+        effects += [Send(p, accept) for p in self.peers]
+        if persist is not None and self._ballot_durable():
+            # Send before our own record is durable; count our vote in ``synced``.
+            effects.append(PersistOwnVote(persist.state))  # type: ignore[arg-type]
+            if "count-own-vote-before-sync" in self.bugs and isinstance(reply, Accepted):
+                effects += self._on_accepted(reply)
+            return effects
         if persist is not None:
             effects.append(persist)
-        effects += [Send(p, accept) for p in self.peers]
         if isinstance(reply, Accepted):
             effects += self._on_accepted(reply)
         return effects
+
+    def _ballot_durable(self) -> bool:
+        """Our ``PromiseRecord`` of the ballot is durable: another node promised it, so our
+        ``Prepare`` left, so the record was synced (a restart can never reuse this ballot)."""
+        return any(p != self.id for p in self.leader.promises)
 
     def _on_accept(self, msg: Accept) -> list[Effect]:
         persist, reply = self.acceptor.accept(msg)

@@ -19,6 +19,12 @@ One task runs a loop, the shape of etcd-raft's ``Ready`` cycle:
    **reply** (``Reply`` / ``Redirect`` / ``Busy`` go to the ``ClientSink``): only now, after the
    sync that covers every record of the batch, so no ``Promise``, ``Accepted`` or client answer
    can leave before what it depends on is durable (``multi.effects``, ``storage.base``).
+   Except when the batch's only records are the leader's own votes (``PersistOwnVote``): no
+   effect depends on those, so the sends and answers go *before* the sync, which then runs in
+   parallel with the followers' (the one-client write waits for one fsync, not two in series);
+   after it, each vote goes back into the node as ``Node.synced`` at the head of the next batch.
+   Earlier batches are all synced by then (one batch at a time), so nothing sent early can
+   rest on an unsynced record of an earlier batch either.
 5. **Snapshot.**  If the node took or installed a snapshot, write a storage snapshot of the
    node's durable state (``wire.snapshot_state``) at the index just synced; ``write_snapshot``
    compacts the log only after the snapshot file is durable.
@@ -40,12 +46,14 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Protocol
 
 from pypaxos.core.effects import Persist, Send
+from pypaxos.core.types import Ballot
 from pypaxos.multi import (
     Applied,
     Busy,
     Effect,
     Message,
     Node,
+    PersistOwnVote,
     Redirect,
     Reply,
     Role,
@@ -116,7 +124,8 @@ class Driver:
         self.log_records = storage.last_index - storage.first_index + 1
         self.batches = 0
         self.syncs = 0
-        self._inbox: list[Message | tuple[int, bytes]] = []  # a tuple is a client proposal
+        # a tuple is a client proposal, an ``_OwnVoteSynced`` our own vote now durable
+        self._inbox: list[Message | tuple[int, bytes] | _OwnVoteSynced] = []
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
         self._next_tick = 0.0
@@ -194,6 +203,12 @@ class Driver:
             if type(item) is tuple:
                 proposals.append(item)
                 continue
+            if type(item) is _OwnVoteSynced:
+                if proposals:
+                    effects += node.propose_many(proposals)
+                    proposals = []
+                effects += node.synced(item.slot, item.ballot)
+                continue
             if proposals:  # in arrival order: the proposals before this message go first
                 effects += node.propose_many(proposals)
                 proposals = []
@@ -214,19 +229,29 @@ class Driver:
     async def _carry_out(self, effects: list[Effect]) -> bool:
         """Persist, sync, send, apply, reply, snapshot; true if it awaited anything."""
         records: list[bytes] = []
-        snapshot_due = False
+        own_votes: list[_OwnVoteSynced] = []
+        snapshot_due = plain = False
         for effect in effects:
-            if isinstance(effect, Persist):
+            if type(effect) is PersistOwnVote:
+                vote = effect.record
+                records.append(encode_record(vote))
+                own_votes.append(_OwnVoteSynced(vote.slot, vote.ballot))
+            elif isinstance(effect, Persist):
+                plain = True
                 record = effect.state
                 if isinstance(record, SnapshotRecord):
                     snapshot_due = True  # kept in the storage snapshot, not in the log
                     continue
                 records.append(encode_record(record))  # type: ignore[arg-type]
-        awaited = sent = False
+        awaited = sent = replied = False
         last_index = self.storage.last_index
         if records:
             loop = asyncio.get_running_loop()
-            if self.send_before_sync:  # the planted bug: written, sent, and only then synced
+            if not plain:  # only our own votes: nothing here depends on them (multi.effects)
+                self._send(effects)
+                self._apply_and_reply(effects)
+                sent = replied = True
+            elif self.send_before_sync:  # the planted bug: written, sent, and only then synced
                 await loop.run_in_executor(self.executor, self._append, records)
                 self._send(effects)
                 sent, records = True, []
@@ -237,9 +262,11 @@ class Driver:
             self.syncs += 1
             if self.metrics is not None:
                 self.metrics.observe_fsync(fsync_s, self.log_records)
+            self._inbox += own_votes
         if not sent:
             self._send(effects)
-        self._apply_and_reply(effects)
+        if not replied:
+            self._apply_and_reply(effects)
         if snapshot_due:
             data = snapshot_state(self.node)
             loop = asyncio.get_running_loop()
@@ -310,6 +337,16 @@ class Driver:
             _log_status(old, status)
         for listener in self.status_listeners:
             listener(old, status)
+
+
+class _OwnVoteSynced:
+    """Input: our own ``AcceptRecord(slot, ballot)`` is durable (``Node.synced``)."""
+
+    __slots__ = ("ballot", "slot")
+
+    def __init__(self, slot: int, ballot: Ballot) -> None:
+        self.slot = slot
+        self.ballot = ballot
 
 
 class _NoClients:

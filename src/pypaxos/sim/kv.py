@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from pypaxos.core.bugs import check_bugs
-from pypaxos.core.effects import Send
+from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
 from pypaxos.kv import KV_BUGS, Get, KVStateMachine, decode_request, decode_result
 from pypaxos.multi import (
@@ -51,6 +51,7 @@ from pypaxos.multi import (
     Batch,
     Busy,
     MultiConfig,
+    PersistOwnVote,
     Promise,
     Redirect,
     Reply,
@@ -82,6 +83,7 @@ from pypaxos.sim.simulator import Simulator
 FAULT_FRACTION = 0.75  # heal once this share of the operations has been invoked
 CLIENT_ID_BASE = 100  # client actor i is CLIENT_ID_BASE + i (nodes are 1..n)
 LINCHECK_TIMEOUT_S = 10.0
+OWN_VOTE_SYNC_TICKS = (1, 8)  # a leader's fsync of its own vote takes this long (uniform)
 CONVERGE_TICKS = 200  # after the final reads, every node must apply the same prefix this fast
 
 
@@ -466,8 +468,32 @@ class KVWorld(Simulator[object]):
         elif kind is Busy:
             rid = effect.request_id  # type: ignore[attr-defined]
             self.apply(node, [Send(self._client_of(rid), ClientBusy(node, rid))])
+        elif kind is PersistOwnVote:
+            self._write_own_vote(node, effect.record)  # type: ignore[attr-defined]
         else:
             super().on_effect(node, effect)
+
+    def _write_own_vote(self, node: int, record: AcceptRecord) -> None:
+        """A leader's own vote: into the page cache now, its fsync done some ticks later.
+
+        The leader's ``Accept`` s leave at once (``multi.effects.PersistOwnVote``); when the
+        fsync completes the node hears ``synced`` and only then counts its vote.  A crash before
+        that loses the record, unless a later synced write or the writeback flushed it first.
+        """
+        self._persist(node, Persist(record, sync=False))
+        actor = self.actor(node)
+        low, high = OWN_VOTE_SYNC_TICKS
+        delay = low + int(self.rng.random() * (high - low + 1))
+        self.at(self.now + delay, lambda: self._own_vote_synced(node, actor, record))
+
+    def _own_vote_synced(self, node: int, actor: object, record: AcceptRecord) -> None:
+        if not self.is_up(node) or self.actor(node) is not actor:
+            return  # crashed since: the record is lost (or was flushed); no one to tell
+        assert isinstance(actor, NodeActor)
+        self.record_disk.sync(node)
+        if self.trace is not None:
+            self.log(f"{self.name(node)} own vote synced: slot {record.slot} at {record.ballot}")
+        self.apply(node, actor.node.synced(record.slot, record.ballot))
 
     def on_send(self, src: int, dst: int, msg: object) -> None:
         if self.nemesis.promise_armed and type(msg) is Promise:

@@ -174,8 +174,8 @@ class Nemesis:
 
     def _crash(self, node: int, why: str, quick: bool = False) -> None:
         sim = self.sim
-        if not sim.crash(node):
-            return
+        if not self.active or not sim.crash(node):
+            return  # a crash scheduled for the moment of the heal does not happen
         self.crashes += 1
         if sim.trace is not None:
             sim.log(f"NEMESIS crash n{node} ({why})")

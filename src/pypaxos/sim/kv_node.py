@@ -15,7 +15,10 @@ write-ahead log, because a Multi-Paxos node persists *records* (``PromiseRecord`
 ``AcceptRecord``, ``SnapshotRecord``) to be replayed in order by ``Node.recover``.  It keeps the
 generic contract: ``write(sync=True)`` makes the record, and every unsynced record written
 before it, durable at once (an fsync flushes the whole file); ``write(sync=False)`` waits in the
-page cache for the flush event the simulator schedules; a crash drops the page cache only.
+page cache for the flush event the simulator schedules (or for ``sync(node)``, a leader's fsync of
+its own vote, see ``multi.effects.PersistOwnVote``); a crash drops the page cache only.  The
+observer (the world's ghost record of acceptances) sees a record when it becomes durable: a vote
+lost in a crash was never cast.
 Like a real write-ahead log it compacts itself once a ``SnapshotRecord`` is durable (what the
 durability contract in ``multi.effects`` allows): the accepts below the snapshot, the older
 snapshots and all promises but the highest go, which ``Node.recover`` would ignore anyway.  So
@@ -53,7 +56,7 @@ class RecordLogDisk(Disk):
 
     def __init__(self, observer: Callable[[int, object], None] | None = None) -> None:
         super().__init__()
-        self.observer = observer  # sees every record written (ghost state for the checks)
+        self.observer = observer  # sees every record made durable (ghost state for the checks)
         self._logs: dict[int, list[object]] = {}
         self._unsynced: dict[int, tuple[int, list[object]]] = {}  # node -> (generation, records)
         self._generation = 0
@@ -68,14 +71,12 @@ class RecordLogDisk(Disk):
         return len(self._logs.get(node, ()))
 
     def write(self, node: int, state: object, sync: bool) -> int | None:
-        if self.observer is not None:
-            self.observer(node, state)
         if sync:
+            self.sync(node)
             log = self._logs.setdefault(node, [])
-            dirty = self._unsynced.pop(node, None)
-            if dirty is not None:
-                log.extend(dirty[1])
             log.append(state)
+            if self.observer is not None:
+                self.observer(node, state)
             self._maybe_compact(node, log)
             return None
         dirty = self._unsynced.get(node)
@@ -90,9 +91,18 @@ class RecordLogDisk(Disk):
         dirty = self._unsynced.get(node)
         if dirty is None or dirty[0] != generation:
             return False
+        return self.sync(node)
+
+    def sync(self, node: int) -> bool:
+        """An fsync of ``node``'s log: its unsynced records become durable, in append order."""
+        dirty = self._unsynced.pop(node, None)
+        if dirty is None:
+            return False
         log = self._logs.setdefault(node, [])
         log.extend(dirty[1])
-        del self._unsynced[node]
+        if self.observer is not None:
+            for record in dirty[1]:
+                self.observer(node, record)
         self._maybe_compact(node, log)
         return True
 
