@@ -70,6 +70,21 @@ def leftover_namespaces(harness_pid: int) -> list[str]:
     return [n for n in names if n.startswith(f"pxt-{harness_pid}-")]
 
 
+def reap(run: Path) -> None:
+    """Stop what a killed harness left: its processes by pid, its namespaces by sweep."""
+    for pid, _ in run_pids(run) if (run / "pids.txt").exists() else []:
+        try:
+            if b"pypaxos" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            continue
+    if NETNS_OK:
+        from pypaxos.torture.netns import NetnsHosts
+
+        NetnsHosts.sweep("pxt")  # only namespaces whose owner process is dead
+
+
 def summary(run: Path) -> dict[str, object]:
     data: dict[str, object] = json.loads((run / "summary.json").read_text())
     return data
@@ -148,6 +163,7 @@ def test_an_interrupted_run_stops_everything_it_started(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+            reap(run)  # the harness failed to clean up: do it here, then fail below
     assert process.returncode == 130, "".join(seen) + rest
     assert rest.strip().splitlines()[-1].startswith("torture: interrupted")
     assert leftover_processes(run) == []

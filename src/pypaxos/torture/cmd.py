@@ -111,8 +111,12 @@ async def _main(options: Options) -> Verdict | None:
     """The run, or ``None`` when SIGINT or SIGTERM cancelled it (after its cleanup ran)."""
     task = asyncio.current_task()
     assert task is not None
-    # SIGTERM cancels the run as Ctrl-C does, so every `finally` stops what it started.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    # SIGTERM cancels the run as Ctrl-C does, so every `finally` stops what it started.  SIGINT
+    # gets the same handler explicitly: a shell starts background jobs with SIGINT ignored, and
+    # Python then never raises KeyboardInterrupt, so `kill -INT` would go unheard.
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
     try:
         return await torture(options, lambda text: print(text, flush=True))
     except asyncio.CancelledError:
