@@ -1,0 +1,93 @@
+"""Failure detection in ticks: what keeps a follower from an election and a leader in office.
+
+Issue 7 ("no leader change under saturation"): under load a leader sends mostly ``Accept`` and
+its followers answer mostly ``Accepted``; heartbeats may wait behind them.  Any message of the
+leader's ballot must count as "the leader is alive" for a follower, and any answer of a follower
+in the leader's ballot must count for the leader's step-down check (``multi.election``).
+"""
+
+from __future__ import annotations
+
+import random
+
+from pypaxos.core.effects import Send
+from pypaxos.core.types import Ballot
+from pypaxos.kv import KVStateMachine
+from pypaxos.multi import (
+    Accept,
+    Accepted,
+    Entry,
+    HeartbeatAck,
+    MultiConfig,
+    Node,
+    Prepare,
+    Promise,
+    Role,
+)
+from pypaxos.multi.effects import Effect
+
+CONFIG = MultiConfig(node_ids=(1, 2, 3))
+LONG_TICKS = 3 * max(CONFIG.election_timeout_max_ticks, CONFIG.step_down_ticks)
+
+
+def node(node_id: int = 1) -> Node:
+    return Node(node_id, CONFIG, random.Random(7), KVStateMachine())
+
+
+def prepares(effects: list[Effect]) -> list[Prepare]:
+    return [e.msg for e in effects if isinstance(e, Send) and isinstance(e.msg, Prepare)]
+
+
+def test_a_follower_without_messages_starts_an_election() -> None:
+    follower = node()
+    sent = [e for _ in range(CONFIG.election_timeout_max_ticks) for e in follower.tick()]
+    assert prepares(sent) and follower.role is not Role.FOLLOWER
+
+
+def test_the_leaders_accepts_alone_keep_a_follower_from_an_election() -> None:
+    follower, ballot = node(), Ballot(1, 2)
+    sent: list[Effect] = []
+    for tick in range(LONG_TICKS):
+        if tick % 10 == 0:  # an Accept every 10 ticks, never a Heartbeat
+            value = (Entry(2, tick, b"x"),)
+            sent += follower.handle(Accept(2, ballot, tick // 10, value, 0))
+        sent += follower.tick()
+    assert not prepares(sent)
+    assert follower.role is Role.FOLLOWER and follower.leader_id == 2
+
+
+def leader_of(ballot_round: int = 1) -> tuple[Node, Ballot]:
+    leader = node()
+    while not prepares(leader.tick()):
+        pass
+    ballot = leader.leader.ballot
+    leader.handle(Promise(2, ballot, 0, 0, 0))
+    assert leader.role is Role.LEADER
+    return leader, ballot
+
+
+def test_a_leader_nobody_answers_steps_down() -> None:
+    leader, _ = leader_of()
+    for _ in range(CONFIG.step_down_ticks + 1):
+        leader.tick()
+    assert leader.role is Role.FOLLOWER
+
+
+def test_a_followers_accepted_alone_keeps_the_leader_in_office() -> None:
+    leader, ballot = leader_of()
+    for tick in range(LONG_TICKS):
+        if tick % 10 == 0:  # a command every 10 ticks, answered by Accepted only
+            leader.propose(tick + 1, b"cmd")
+            for slot in list(leader.leader.inflight):
+                leader.handle(Accepted(2, ballot, slot))
+        leader.tick()
+    assert leader.role is Role.LEADER
+
+
+def test_a_followers_heartbeat_ack_keeps_the_leader_in_office() -> None:
+    leader, ballot = leader_of()
+    for tick in range(LONG_TICKS):
+        if tick % 10 == 0:
+            leader.handle(HeartbeatAck(3, ballot, 0))
+        leader.tick()
+    assert leader.role is Role.LEADER
