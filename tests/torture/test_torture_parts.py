@@ -152,3 +152,23 @@ def test_planted_bugs_reach_the_node_config_from_file_and_flag(tmp_path: Path) -
     path.write_text(f'cluster_id = "t"\nbugs = ["typo"]\n{members}')
     with pytest.raises(ConfigError, match="bugs"):
         load_config(path)
+
+
+def test_a_large_agent_answer_is_read_whole(tmp_path: Path) -> None:
+    """The agent's final answer grows with the run (every unique key read back): 2 MiB here."""
+    from pypaxos.torture.cluster import _ask
+
+    big = "x" * (2 * 1024 * 1024)
+
+    async def scenario() -> dict[str, object]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readline()
+            writer.write(b'{"keys": "' + big.encode() + b'"}\n')
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_unix_server(handle, str(tmp_path / "agent.sock"))
+        async with server:
+            return await _ask(tmp_path / "agent.sock", {"op": "final"}, 10.0)
+
+    assert asyncio.run(scenario()) == {"keys": big}

@@ -278,9 +278,14 @@ class TortureCluster:
         return [p.popen.pid for p in self.everything]
 
 
+AGENT_REPLY_MAX_BYTES = 256 * 1024 * 1024
+"""The agent's final answer carries every unique key read back: a long or fast run's is far
+beyond asyncio's default 64 KiB line limit."""
+
+
 async def _ask(path: Path, request: dict[str, Any], timeout_s: float = 10.0) -> dict[str, Any]:
     async def once() -> dict[str, Any]:
-        reader, writer = await asyncio.open_unix_connection(str(path))
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=AGENT_REPLY_MAX_BYTES)
         try:
             writer.write(json.dumps(request).encode() + b"\n")
             await writer.drain()
