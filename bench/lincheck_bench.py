@@ -23,6 +23,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pypaxos.sim.linearizability import check_history, history_from_events
@@ -100,6 +101,25 @@ def measure(ops: int, args: argparse.Namespace) -> tuple[float, str]:
     return seconds, f"{result.summary()} (cpu {cpu_s:.3f} s)"
 
 
+def largest_within_budget(measure: Callable[[int], tuple[float, str]], budget: float) -> int:
+    """Double the size until one check exceeds ``budget``, then bisect (to 5%) the largest
+    size that fits; ``measure(ops)`` returns (seconds, summary) and each is printed."""
+    fits, size = 0, 1000
+    while True:
+        elapsed, summary = measure(size)
+        print(f"{size:>9} ops  {summary}", flush=True)
+        if elapsed > budget:
+            break
+        fits, size = size, size * 2
+    low, high = fits, size
+    while high - low > max(1000, low // 20):
+        middle = (low + high) // 2
+        elapsed, summary = measure(middle)
+        print(f"{middle:>9} ops  {summary}", flush=True)
+        low, high = (middle, high) if elapsed <= budget else (low, middle)
+    return low
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=5)
@@ -126,22 +146,10 @@ def main() -> int:
                 for event in generate(args.ops, args.processes, args.keys, args.info, args.seed):
                     stream.write(json.dumps(event) + "\n")
             print(f"wrote {args.write}")
-        elapsed, summary = measure(args.ops, args)
+        _, summary = measure(args.ops, args)
         print(f"{args.ops:>9} ops  {summary}")
         return 0
-    fits, size = 0, 1000
-    while True:
-        elapsed, summary = measure(size, args)
-        print(f"{size:>9} ops  {summary}", flush=True)
-        if elapsed > args.budget:
-            break
-        fits, size = size, size * 2
-    low, high = fits, size
-    while high - low > max(1000, low // 20):
-        middle = (low + high) // 2
-        elapsed, summary = measure(middle, args)
-        print(f"{middle:>9} ops  {summary}", flush=True)
-        low, high = (middle, high) if elapsed <= args.budget else (low, middle)
+    low = largest_within_budget(lambda ops: measure(ops, args), args.budget)
     print(f"largest history verified within {args.budget:g} {args.clock} s: {low} operations")
     return 0
 

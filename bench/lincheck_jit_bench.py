@@ -17,7 +17,8 @@ import argparse
 import sys
 import time
 
-from lincheck_bench import generate  # the sibling script: python puts bench/ on sys.path
+# the sibling script: python puts bench/ on sys.path
+from lincheck_bench import generate, largest_within_budget
 
 from pypaxos.sim.lincheck_jit import check_history_jit
 
@@ -54,19 +55,7 @@ def main() -> int:
         _, summary = measure(args.ops, args)
         print(f"{args.ops:>9} ops  {summary}")
         return 0
-    fits, size = 0, 1000
-    while True:
-        elapsed, summary = measure(size, args)
-        print(f"{size:>9} ops  {summary}", flush=True)
-        if elapsed > args.budget:
-            break
-        fits, size = size, size * 2
-    low, high = fits, size
-    while high - low > max(1000, low // 20):
-        middle = (low + high) // 2
-        elapsed, summary = measure(middle, args)
-        print(f"{middle:>9} ops  {summary}", flush=True)
-        low, high = (middle, high) if elapsed <= args.budget else (low, middle)
+    low = largest_within_budget(lambda ops: measure(ops, args), args.budget)
     print(f"largest history verified within {args.budget:g} {args.clock} s: {low} operations")
     return 0
 
