@@ -29,6 +29,16 @@ One task runs a loop, the shape of etcd-raft's ``Ready`` cycle:
    node's durable state (``wire.snapshot_state``) at the index just synced; ``write_snapshot``
    compacts the log only after the snapshot file is durable.
 
+Keep-alive while the storage works.  The node is stepped one batch at a time, so while a sync
+(or a snapshot write) is in flight it neither ticks nor answers.  On a shared disk one fsync can
+stall for most of a second, and a leader (or both its followers) falling silent that long looks
+dead to the rest: elections and step-downs under load.  So while the driver awaits its storage,
+every ``keepalive_s`` it sends again, to each peer, the last ``Heartbeat`` or ``HeartbeatAck``
+it sent that peer.  Only a copy of a message that already left: it depended on nothing not yet
+durable then, and a duplicate is something every message of the protocol tolerates (the
+network may duplicate anything).  A leader's copy keeps its followers from campaigning; a
+follower's copy keeps its leader from stepping down for want of a quorum.
+
 Batching many effect lists under one sync is what the durability contract allows: it only
 forbids a send overtaking the persist it follows, and here every send waits for a sync that
 covers more than it needs.  Ticks use the loop clock, so a real node and a test with a fake
@@ -43,7 +53,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
@@ -51,6 +61,8 @@ from pypaxos.multi import (
     Applied,
     Busy,
     Effect,
+    Heartbeat,
+    HeartbeatAck,
     Message,
     Node,
     PersistOwnVote,
@@ -90,6 +102,7 @@ class Sender(Protocol):
 
 
 StatusListener = Callable[[Status, Status], None]
+_T = TypeVar("_T")
 
 
 class Driver:
@@ -106,10 +119,13 @@ class Driver:
         metrics: NodeMetrics | None = None,
         inputs_per_batch_max: int = 4096,
         ticks_per_batch_max: int = 2,
+        keepalive_s: float | None = None,
         send_before_sync: bool = False,
     ) -> None:
         if tick_s <= 0:
             raise ValueError("tick_s must be positive")
+        if keepalive_s is not None and keepalive_s <= 0:
+            raise ValueError("keepalive_s must be positive (or None: no keep-alive)")
         self.node = node
         self.storage = storage
         self.sender = sender
@@ -124,6 +140,14 @@ class Driver:
         self.log_records = storage.last_index - storage.first_index + 1
         self.batches = 0
         self.syncs = 0
+        # re-send liveness messages while the storage works (module docstring); the default is
+        # the node's own heartbeat interval
+        self.keepalive_s = (
+            node.config.heartbeat_ticks * tick_s if keepalive_s is None else keepalive_s
+        )
+        self.keepalives_sent = 0
+        self._last_liveness: dict[int, WireMessage] = {}
+        self._keepalive_timer: asyncio.TimerHandle | None = None
         # a tuple is a client proposal, an ``_OwnVoteSynced`` our own vote now durable
         self._inbox: list[Message | tuple[int, bytes] | _OwnVoteSynced] = []
         self._waiter: asyncio.Future[None] | None = None
@@ -252,11 +276,11 @@ class Driver:
                 self._apply_and_reply(effects)
                 sent = replied = True
             elif self.send_before_sync:  # the planted bug: written, sent, and only then synced
-                await loop.run_in_executor(self.executor, self._append, records)
+                await self._storage_work(loop.run_in_executor(self.executor, self._append, records))
                 self._send(effects)
                 sent, records = True, []
-            last_index, fsync_s, self.log_records = await loop.run_in_executor(
-                self.executor, self._persist, records
+            last_index, fsync_s, self.log_records = await self._storage_work(
+                loop.run_in_executor(self.executor, self._persist, records)
             )
             awaited = True
             self.syncs += 1
@@ -270,11 +294,36 @@ class Driver:
         if snapshot_due:
             data = snapshot_state(self.node)
             loop = asyncio.get_running_loop()
-            self.log_records = await loop.run_in_executor(
-                self.executor, self._write_snapshot, last_index, data
+            self.log_records = await self._storage_work(
+                loop.run_in_executor(self.executor, self._write_snapshot, last_index, data)
             )
             awaited = True
         return awaited
+
+    async def _storage_work(self, work: asyncio.Future[_T]) -> _T:
+        """Await the storage thread's ``work``, sending keep-alives if it takes long."""
+        loop = asyncio.get_running_loop()
+        self._keepalive_timer = loop.call_later(self.keepalive_s, self._keepalive, loop)
+        try:
+            return await work
+        finally:
+            self._keepalive_timer.cancel()
+            self._keepalive_timer = None
+
+    def _keepalive(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Still waiting on the storage: send the last liveness message to each peer again."""
+        node = self.node
+        for peer, msg in self._last_liveness.items():
+            # Only for the office we hold now: no old leader's heartbeat, no ack to a deposed one.
+            wanted = Role.LEADER if type(msg) is Heartbeat else Role.FOLLOWER
+            if node.role is not wanted or msg.ballot != node.leader_ballot:  # type: ignore[union-attr]
+                continue
+            try:
+                self.sender.send(peer, msg)
+            except (CodecError, UnknownPeer):
+                continue  # it was sent once, so this cannot fail for a message's own reasons
+            self.keepalives_sent += 1
+        self._keepalive_timer = loop.call_later(self.keepalive_s, self._keepalive, loop)
 
     def _persist(self, records: list[bytes]) -> tuple[int, float, int]:
         """In the executor thread: append, one sync; (last index, sync seconds, log size)."""
@@ -299,13 +348,18 @@ class Driver:
 
     def _send(self, effects: list[Effect]) -> None:
         sender = self.sender
+        liveness = self._last_liveness
         for effect in effects:
             if isinstance(effect, Send):
+                msg = effect.msg
                 try:
-                    sender.send(effect.to, effect.msg)  # type: ignore[arg-type]
+                    sender.send(effect.to, msg)  # type: ignore[arg-type]
                 except (CodecError, UnknownPeer) as error:
                     # Our own bug or a config mismatch; the protocol survives a lost message.
                     log.error("node %d: cannot send to %d: %r", self.node.id, effect.to, error)
+                    continue
+                if type(msg) is Heartbeat or type(msg) is HeartbeatAck:
+                    liveness[effect.to] = msg
 
     def _apply_and_reply(self, effects: list[Effect]) -> None:
         metrics = self.metrics
