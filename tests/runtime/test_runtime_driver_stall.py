@@ -118,7 +118,15 @@ async def follower_with_a_slow_sync(keepalive_s: float | None) -> tuple[Recorder
     storage = SlowSyncStorage()
     sender = Recorder()
     with ThreadPoolExecutor(1) as executor:
-        driver = Driver(node, storage, sender, executor, tick_s=TICK_S, keepalive_s=keepalive_s)
+        driver = Driver(
+            node,
+            storage,
+            sender,
+            executor,
+            tick_s=TICK_S,
+            keepalive_s=keepalive_s,
+            inline_sync_inputs_max=0,  # the thread: the loop must run during the stall
+        )
         task = asyncio.create_task(driver.run())
         driver.deliver(Heartbeat(2, LEADER_BALLOT, 0))
         await asyncio.sleep(5 * TICK_S)
@@ -157,7 +165,15 @@ async def test_a_leader_waiting_on_a_slow_sync_keeps_heartbeating() -> None:
     storage.release.set()
     sender = Recorder()
     with ThreadPoolExecutor(1) as executor:
-        driver = Driver(node, storage, sender, executor, tick_s=TICK_S, keepalive_s=3 * TICK_S)
+        driver = Driver(
+            node,
+            storage,
+            sender,
+            executor,
+            tick_s=TICK_S,
+            keepalive_s=3 * TICK_S,
+            inline_sync_inputs_max=0,
+        )
         task = asyncio.create_task(driver.run())
         deadline = time.monotonic() + 5
         while not [m for _, m in sender.sent if isinstance(m, Prepare)]:

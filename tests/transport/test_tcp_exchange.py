@@ -124,3 +124,43 @@ async def test_a_raising_deliver_callback_loses_that_message_only(
     assert received == msgs
     assert "deliver callback raised" in caplog.text
     assert a.peer_stats(2).connects == 1  # the connection survived
+
+
+@pytest.mark.asyncio
+async def test_flush_writes_a_corked_batch_at_once_from_the_caller(
+    make_transport: MakeTransport,
+) -> None:
+    (a, _), (b, inbox_b) = await make_transport(1), await make_transport(2)
+    connect_all([a, b])
+    a.send(2, numbered(1, 2, 1)[0])  # connect, and let the writer go back to sleep
+    await eventually(lambda: len(inbox_b.messages) == 1)
+    await eventually(lambda: a.queued_frames(2) == 0)
+    await asyncio.sleep(0.01)
+    writes_before = a.peer_stats(2).writes
+    batch = numbered(1, 2, 6)[1:]
+    a.cork()
+    for msg in batch:
+        a.send(2, msg)
+    assert a.queued_frames(2) == 5  # corked: queued, and the writer was not woken
+    a.flush()
+    # Written before the caller yields to the loop: no writer-task step in between.
+    assert a.queued_frames(2) == 0
+    assert a.peer_stats(2).writes == writes_before + 1
+    await eventually(lambda: len(inbox_b.messages) == 6)
+    assert inbox_b.messages[1:] == batch
+
+
+@pytest.mark.asyncio
+async def test_flush_leaves_a_peer_not_yet_connected_to_its_writer(
+    make_transport: MakeTransport,
+) -> None:
+    (a, _), (b, inbox_b) = await make_transport(1), await make_transport(2)
+    connect_all([a, b])
+    msgs = numbered(1, 2, 3)
+    a.cork()
+    for msg in msgs:
+        a.send(2, msg)
+    a.flush()  # no connection yet: nothing written here, the writer connects and sends
+    assert a.queued_frames(2) == 3
+    await eventually(lambda: len(inbox_b.messages) == 3)
+    assert inbox_b.messages == msgs
