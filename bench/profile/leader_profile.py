@@ -383,6 +383,11 @@ def main() -> int:
         subprocess.run(
             [BIN / "pypaxos", "cluster", "down", "--data", str(data)], capture_output=True
         )
+        kept = Path(tempfile.gettempdir()) / "pypaxos-last-logs"  # for a post-mortem
+        shutil.rmtree(kept, ignore_errors=True)
+        kept.mkdir()
+        for log_file in data.glob("node-*/node.log"):
+            shutil.copy(log_file, kept / f"{log_file.parent.name}.log")
         if args.cprofile:
             _print_cprofiles(prof_dir, pids_seen, args.top)
         shutil.rmtree(data, ignore_errors=True)
