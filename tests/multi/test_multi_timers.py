@@ -17,6 +17,7 @@ from pypaxos.multi import (
     Accept,
     Accepted,
     Entry,
+    Heartbeat,
     HeartbeatAck,
     MultiConfig,
     Node,
@@ -91,3 +92,43 @@ def test_a_followers_heartbeat_ack_keeps_the_leader_in_office() -> None:
             leader.handle(HeartbeatAck(3, ballot, 0))
         leader.tick()
     assert leader.role is Role.LEADER
+
+
+# -- announcing the commit index: on the next Accept, else at the next tick -----------------
+
+
+def sent_of(effects: list[Effect], kind: type) -> list[Send]:
+    return [e for e in effects if isinstance(e, Send) and isinstance(e.msg, kind)]
+
+
+def commit_one(leader: Node, ballot: Ballot, request_id: int) -> list[Effect]:
+    """Propose one command and have follower 2 accept it: the slot is chosen."""
+    effects = leader.propose(request_id, b"SET k v")
+    slot = max(leader.leader.inflight)
+    effects += leader.synced(slot, ballot)  # our own vote is durable
+    return effects + leader.handle(Accepted(2, ballot, slot))
+
+
+def test_a_commit_is_not_announced_at_once_but_at_the_next_tick() -> None:
+    leader, ballot = leader_of()
+    for _ in range(CONFIG.heartbeat_ticks + 1):  # past the first heartbeat
+        leader.tick()
+    applied = leader.applied_index
+    effects = commit_one(leader, ballot, 1)
+    assert leader.applied_index > applied
+    assert not sent_of(effects, Heartbeat)  # not one heartbeat per commit
+    beats = sent_of(leader.tick(), Heartbeat)
+    assert {b.to for b in beats} == {2, 3}
+    assert all(b.msg.commit_index == leader.applied_index for b in beats)
+    assert not sent_of(leader.tick(), Heartbeat)  # announced once, not again
+
+
+def test_the_next_accept_carries_the_commit_and_no_heartbeat_follows() -> None:
+    leader, ballot = leader_of()
+    for _ in range(CONFIG.heartbeat_ticks + 1):
+        leader.tick()
+    commit_one(leader, ballot, 1)
+    committed = leader.applied_index
+    accepts = sent_of(leader.propose(2, b"SET k w"), Accept)
+    assert accepts and all(a.msg.commit_index == committed for a in accepts)
+    assert not sent_of(leader.tick(), Heartbeat)  # the Accept told the followers already

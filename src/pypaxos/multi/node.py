@@ -36,9 +36,10 @@ is safe (Paxos Made Simple, section 2.2: a value is chosen once a majority of ac
   ``Promise``, whose ``PromiseRecord`` the shell syncs after (so with) every record appended
   before it: the append order of one log.
 
-Decisions reach every node three ways: the leader broadcasts its commit index in ``Heartbeat``
-when it advances (and piggybacks it on every ``Accept``), an acceptor that accepted a slot in the
-leader's own ballot then knows the value there is decided; anything else is fetched with
+Decisions reach every node three ways: the leader piggybacks its commit index on every
+``Accept`` and, if no ``Accept`` left since it advanced, sends it in a ``Heartbeat`` at the next
+tick; an acceptor that accepted a slot in the leader's own ballot then knows the value there is
+decided; anything else is fetched with
 ``CatchUp`` from the node that advertised the higher commit index, which answers with
 ``Decided`` values or a ``Snapshot``.  ``Node.recover`` rebuilds a node after a crash from its
 persisted records (see ``effects`` for the durability contract).
@@ -107,6 +108,7 @@ class Node:
         "bugs",
         "catch_up_hint",
         "catch_up_next",
+        "commit_unannounced",
         "config",
         "detector",
         "highest_seen",
@@ -132,6 +134,7 @@ class Node:
             raise ValueError(f"node {node_id} is not in {config.node_ids}")
         self.id = node_id
         self.config = config
+        self.commit_unannounced = False  # leader: followers have not been told the commit index
         self.bugs = config.bugs
         self.quorum = config.quorum()
         self.peers = config.peers_of(node_id)
@@ -239,6 +242,8 @@ class Node:
                 effects = self._step_down(None)
             elif self.detector.heartbeat_due():
                 effects = self._heartbeats() + self._retransmit()
+            elif self.commit_unannounced:  # no Accept carried it since it moved: a heartbeat
+                effects = self._heartbeats()
         elif self.detector.election_due():
             effects = self._start_candidacy()
         return self._finish(effects, commit_before)
@@ -295,9 +300,12 @@ class Node:
             del self.leader.inflight[slot]
         effects += self._maybe_catch_up()
         if self.role is Role.LEADER:
-            effects += self._fill_window()
             if self.replica.applied_index > commit_before:
-                effects += self._heartbeats()
+                # Followers learn it from the next Accept (it carries the commit index) or, if
+                # none goes out before the next tick, from a heartbeat then: not a heartbeat per
+                # commit, which under one client doubled the messages and the CPU per write.
+                self.commit_unannounced = True
+            effects += self._fill_window()
         return persists_first(effects)
 
     # -- election ---------------------------------------------------------------------------
@@ -413,6 +421,7 @@ class Node:
             effects += [Reply(r, b"") for r in mine]
         else:
             self.replica.track(slot, mine)
+        self.commit_unannounced = False  # this Accept carries the commit index
         accept = Accept(self.id, self.leader.ballot, slot, value, self.replica.applied_index)
         persist, reply = self.acceptor.accept(accept)
         effects += [Send(p, accept) for p in self.peers]
@@ -469,6 +478,7 @@ class Node:
         return effects
 
     def _heartbeats(self) -> list[Effect]:
+        self.commit_unannounced = False
         beat = Heartbeat(self.id, self.leader.ballot, self.replica.applied_index)
         return [Send(p, beat) for p in self.peers]
 
