@@ -50,8 +50,15 @@ class Harness:
     def _open(self) -> MemoryStorage | FileStorage:
         if self.kind == "memory":
             return MemoryStorage(record_bytes_max=1000)
-        # Small segments so that compaction by segment has something to delete.
-        return FileStorage(self.data_dir, segment_bytes_max=100, record_bytes_max=1000)
+        # Small segments so that compaction by segment has something to delete; a small
+        # preallocation step so that segments grow, and are cut back, often.
+        preallocate_bytes = 40 if self.kind == "file-preallocated" else 0
+        return FileStorage(
+            self.data_dir,
+            segment_bytes_max=100,
+            record_bytes_max=1000,
+            preallocate_bytes=preallocate_bytes,
+        )
 
     def restart(self) -> None:
         """Clean shutdown (close syncs) and start again on the same data."""
@@ -67,7 +74,7 @@ class Harness:
             self.storage = self._open()
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "file-preallocated"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     h = Harness(request.param, tmp_path / "data")
     yield h

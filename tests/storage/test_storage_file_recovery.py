@@ -43,11 +43,29 @@ TORN_TAILS: dict[str, Callable[[Path], None]] = {
     "half a header": lambda p: append_bytes(p, encode_frame(b"next record")[:5]),
     "header but half a payload": lambda p: append_bytes(p, encode_frame(b"next record")[:14]),
     "random garbage": lambda p: append_bytes(p, garbage(300)),
-    "zero-filled blocks": lambda p: append_bytes(p, bytes(8192)),
     "a whole frame with a bad CRC": lambda p: append_bytes(
         p, struct.pack("<II", 11, 12345) + b"next record"
     ),
 }
+
+
+def test_zeros_after_the_last_record_are_a_clean_end_not_a_tear(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What preallocation leaves (and some file systems after a crash): no warning, nothing
+    truncated, and the next record overwrites the zeros."""
+    segment = write_log(tmp_path)
+    good_size = segment.stat().st_size
+    append_bytes(segment, bytes(8192))
+    with caplog.at_level(logging.WARNING, logger="pypaxos.storage.file"):
+        s = FileStorage(tmp_path)
+    assert "truncating" not in caplog.text
+    assert [r.data for r in s.records()] == RECORDS
+    assert s.append(b"after the zeros") == 6
+    s.close()
+    assert segment.stat().st_size == good_size + 8192  # written over the zeros, not after
+    with FileStorage(tmp_path) as s:
+        assert [r.data for r in s.records()] == [*RECORDS, b"after the zeros"]
 
 
 @pytest.mark.parametrize("damage", TORN_TAILS.values(), ids=TORN_TAILS.keys())

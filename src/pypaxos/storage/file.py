@@ -4,7 +4,7 @@ Layout of the data directory::
 
     LOCK                      flock(2)-ed while open: one storage per directory
     wal-0000000000000001.log  segments; the number is the index of the segment's first record
-    wal-0000000000001043.log  the last segment is the active one, opened with O_APPEND
+    wal-0000000000001043.log  the last segment is the active one, written at its end
     snapshot.bin              the latest snapshot (replaced atomically)
 
 Each record is framed as ``[u32 length][u32 CRC32 of payload][payload]``, little-endian, with
@@ -13,8 +13,17 @@ region (what some file systems show after a crash) never parses as a record.  In
 stored in frames: a record's index is its segment's first index plus its position.
 
 Group commit: ``append`` only adds the frame to a user-space buffer (handed to the kernel early
-if it grows past ``write_buffer_bytes_max``); ``sync`` writes the buffer with ``os.write`` and
+if it grows past ``write_buffer_bytes_max``); ``sync`` writes the buffer with ``os.pwrite`` and
 then calls ``os.fsync`` once for everything appended since the previous sync.
+
+Preallocation (``preallocate_bytes > 0``; nodes use it): the active segment is grown ahead of
+the records by writing zeros, ``preallocate_bytes`` at a time, and ``sync`` calls
+``os.fdatasync``.  An append then overwrites blocks the file already has, so the sync flushes
+data only, without a journal commit for the file's new size: on this project's ext4 machines
+that halves the sync (p50 0.34-0.46 ms -> 0.15-0.24 ms) and its CPU.  (etcd preallocates its
+WAL files for the same reason.)  The zeros after the last record are a clean end of the log
+(records are never empty, so zeros never parse as one); a finished segment is cut back to its
+last record before the next one starts, so only the active segment ever has zeros at its end.
 
 ``fsync`` modes, exactly:
 
@@ -54,8 +63,10 @@ Any ``OSError`` while writing or syncing puts the storage in a failed state: eve
 raises ``StorageFailedError``.  Retrying an fsync after a failure can report success for pages
 the kernel already dropped; the node must restart and recover from what is really on disk.
 
-Calls block (``fsync`` takes milliseconds): an asyncio driver runs them in an executor thread,
-one call at a time.  Unix only (``fcntl``, directory fsync).
+Calls block (``fsync`` takes a fraction of a millisecond to seconds): the asyncio driver runs
+a small batch's on its loop thread and a large batch's, or any after a slow sync, in an
+executor thread, one call at a time (``runtime.driver``).  Unix only (``fcntl``, directory
+fsync).
 """
 
 from __future__ import annotations
@@ -203,6 +214,13 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _pwrite_all(fd: int, data: bytes | bytearray, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
 class FileStorage:
     """A ``Storage`` in the directory ``data_dir``, created if missing; see the module doc."""
 
@@ -214,6 +232,7 @@ class FileStorage:
         segment_bytes_max: int = SEGMENT_BYTES_MAX_DEFAULT,
         record_bytes_max: int = RECORD_BYTES_MAX_DEFAULT,
         write_buffer_bytes_max: int = WRITE_BUFFER_BYTES_MAX_DEFAULT,
+        preallocate_bytes: int = 0,
     ) -> None:
         if fsync not in ("always", "never"):
             raise ValueError(f"fsync must be 'always' or 'never', got {fsync!r}")
@@ -224,14 +243,18 @@ class FileStorage:
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if preallocate_bytes < 0:
+            raise ValueError(f"preallocate_bytes must be >= 0, got {preallocate_bytes}")
         self.dir = Path(data_dir)
         self.fsync: FsyncMode = fsync
         self.segment_bytes_max = segment_bytes_max
         self.record_bytes_max = record_bytes_max
         self.write_buffer_bytes_max = write_buffer_bytes_max
+        self.preallocate_bytes = preallocate_bytes
         self._segments: list[_Segment] = []  # oldest first; the last one is active
-        self._fd = -1  # the active segment, O_APPEND
-        self._active_bytes = 0  # size of the active segment including the buffer
+        self._fd = -1  # the active segment
+        self._active_bytes = 0  # size of the active segment's records, including the buffer
+        self._allocated_bytes = 0  # size of the active segment's file (records, then zeros)
         self._buffer = bytearray()  # frames appended but not yet handed to the kernel
         self._next_index = 1
         self._synced_index = 0
@@ -276,7 +299,10 @@ class FileStorage:
             return
         with self._io("sync"):
             self._flush()
-            self._fsync_file(self._fd)
+            if self.preallocate_bytes and self.fsync == "always":
+                os.fdatasync(self._fd)  # the blocks exist already: data only
+            else:
+                self._fsync_file(self._fd)
         self._synced_index = self.last_index
 
     def records(self, after: int = 0) -> Iterator[LogRecord]:
@@ -413,7 +439,8 @@ class FileStorage:
         self._synced_index = next_index - 1
         if segments and next_index - 1 >= covered:
             self._segments = segments
-            self._fd = os.open(segments[-1].path, os.O_WRONLY | os.O_APPEND)
+            self._fd = os.open(segments[-1].path, os.O_WRONLY)
+            self._allocated_bytes = os.fstat(self._fd).st_size
             return
         # A new directory, or a snapshot newer than the whole log (installed from a peer, or the
         # records after the old log end were never synced): start right after the snapshot.
@@ -429,6 +456,8 @@ class FileStorage:
         if scanned.problem is None:
             return scanned
         offset = scanned.good_bytes
+        if last and _NONZERO.search(data, offset) is None:
+            return _Scan(scanned.count, offset, None)  # preallocated zeros: the clean end
         if not last:
             raise CorruptLogError(
                 str(segment.path), offset, f"{scanned.problem} in a segment that is not the last"
@@ -483,7 +512,7 @@ class FileStorage:
                 continue
             data = segment.path.read_bytes()
             index, offset = segment.first, 0
-            while offset < len(data):
+            while offset < len(data) and index < end:  # the active segment may end in zeros
                 frame_end, problem = _check_frame(data, offset, self.record_bytes_max)
                 if problem is not None:
                     raise CorruptLogError(str(segment.path), offset, problem)
@@ -498,6 +527,8 @@ class FileStorage:
     def _rotate(self) -> None:
         """Finish the active segment (durably, so only the last can be torn); start the next."""
         self._flush()
+        if self._allocated_bytes > self._active_bytes:  # only the active segment ends in zeros
+            os.ftruncate(self._fd, self._active_bytes)
         self._fsync_file(self._fd)
         self._synced_index = self.last_index
         os.close(self._fd)
@@ -506,8 +537,9 @@ class FileStorage:
 
     def _start_segment(self) -> None:
         path = self.dir / segment_name(self._next_index)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._active_bytes = 0
+        self._allocated_bytes = 0
         self._segments.append(_Segment(self._next_index, path))
         self._fsync_dir(self.dir)
 
@@ -524,9 +556,23 @@ class FileStorage:
             self._start_segment()
 
     def _flush(self) -> None:
-        if self._buffer:
-            _write_all(self._fd, self._buffer)
-            self._buffer.clear()
+        buffer = self._buffer
+        if buffer:
+            end = self._active_bytes
+            if self.preallocate_bytes and end > self._allocated_bytes:
+                self._preallocate(end)
+            _pwrite_all(self._fd, buffer, end - len(buffer))
+            buffer.clear()
+
+    def _preallocate(self, end: int) -> None:
+        """Grow the active segment with zeros to cover ``end`` and ``preallocate_bytes`` more
+        (at most to the segment limit): later appends overwrite blocks the file already has."""
+        grown = max(
+            end, min(self._allocated_bytes + self.preallocate_bytes, self.segment_bytes_max)
+        )
+        if grown > end:
+            _pwrite_all(self._fd, bytes(grown - end), end)
+        self._allocated_bytes = grown
 
     def _fsync_file(self, fd: int) -> None:
         if self.fsync == "always":
