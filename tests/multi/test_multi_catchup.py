@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from multi_harness import Cluster
+from multi_harness import Cluster, LogMachine
 
-from pypaxos.multi import CatchUp, Decided, Snapshot
+from pypaxos.multi import CatchUp, Decided, Entry, Snapshot
+from pypaxos.multi.replica import Replica
 
 
 def isolate(c: Cluster, node_id: int) -> None:
@@ -81,3 +82,32 @@ def test_memory_stays_bounded_over_a_long_run() -> None:
     assert c.nodes[leader].applied_index > 100
     assert high_water <= 16 + 2 * 8 + 4
     assert all(len(node.replica.awaiting) == 0 for node in c.nodes.values())
+
+
+def test_a_catch_up_answer_is_bounded_in_bytes_but_always_carries_one_slot() -> None:
+    replica = Replica(1, LogMachine(), 1000, catch_up_max_slots=100, learn_window_slots=1000,
+                      catch_up_max_bytes=250)  # fmt: skip
+    for slot in range(10):
+        replica.learn(slot, (Entry(1, slot, bytes(100)),))
+    (answer,) = replica.answer_catch_up(2)
+    assert isinstance(answer, Decided)
+    assert (answer.first_slot, len(answer.values), answer.commit_index) == (2, 2, 10)
+    replica.catch_up_max_bytes = 10  # one batch above the bound still goes, alone
+    (answer,) = replica.answer_catch_up(2)
+    assert isinstance(answer, Decided) and len(answer.values) == 1
+
+
+def test_each_answer_that_moves_a_node_forward_brings_the_next_request_at_once() -> None:
+    c = Cluster(3, seed=22, snapshot_every_slots=1000, log_window_slots=1100,
+                catch_up_max_slots=2, catch_up_retry_ticks=10_000)  # fmt: skip
+    leader = c.elect()
+    victim = next(i for i in sorted(c.nodes) if i != leader)
+    c.crash(victim)
+    run_commands(c, leader, 30)
+    c.restart(victim)
+    c.run_until(lambda: any(s == victim and isinstance(m, CatchUp) for s, _, m in c.sent))
+    c.deliver_all()  # no tick: a retry timer would hold every request after the first
+    assert c.machines[victim].commands == c.machines[leader].commands
+    asked = [m.from_slot for s, _, m in c.sent if s == victim and isinstance(m, CatchUp)]
+    assert asked == list(range(0, c.nodes[leader].applied_index, 2))  # one per answer
+    assert not c.safety_problems()

@@ -33,6 +33,7 @@ class MultiConfig:
     snapshot_every_slots: int = 64
     log_window_slots: int = 256
     catch_up_max_slots: int = 64
+    catch_up_max_bytes: int = 1024 * 1024
     catch_up_retry_ticks: int = 5
     bugs: frozenset[str] = field(default_factory=frozenset)
 
@@ -54,6 +55,7 @@ class MultiConfig:
             self.queue_max_commands,
             self.snapshot_every_slots,
             self.catch_up_max_slots,
+            self.catch_up_max_bytes,
             self.catch_up_retry_ticks,
         )
         if min(positive) < 1:

@@ -13,8 +13,9 @@ Every message names its ``sender`` and is a frozen, tagged msgspec struct, ready
 * ``Nack(ballot, promised)``: the request at ``ballot`` was refused; ``promised`` is higher.
 * ``Heartbeat(ballot, commit_index)`` / ``HeartbeatAck``: failure detection, commit propagation.
 * ``CatchUp(from_slot)``: "send me the decided values from ``from_slot``"; answered with
-  ``Decided(first_slot, values)`` (a run of consecutive decided slots) or, when compacted, with
-  ``Snapshot(slot, data)`` followed by the values after it.
+  ``Decided(first_slot, values, commit_index)`` (a run of consecutive decided slots, bounded in
+  slots and bytes, and the sender's decided prefix, so the asker knows whether to ask again at
+  once) or, when compacted, with ``Snapshot(slot, data)`` followed by the values after it.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Decided(msgspec.Struct, frozen=True, tag="multi.Decided"):
     sender: int
     first_slot: int
     values: tuple[Batch, ...]
+    commit_index: int = 0  # the sender's decided prefix (0: unknown, asks nothing more)
 
 
 class Snapshot(msgspec.Struct, frozen=True, tag="multi.Snapshot"):

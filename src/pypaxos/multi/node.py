@@ -147,6 +147,7 @@ class Node:
             config.snapshot_every_slots,
             config.catch_up_max_slots,
             config.log_window_slots,
+            config.catch_up_max_bytes,
         )
         self.leader = Leader(node_id, config, self.quorum)
         self.detector = FailureDetector(config, rng)
@@ -282,10 +283,7 @@ class Node:
                 answer = self.replica.answer_catch_up(msg.from_slot)
                 return [Send(msg.sender, m) for m in answer]
             case Decided():
-                effects: list[Effect] = []
-                for offset, value in enumerate(msg.values):
-                    effects += self.replica.learn(msg.first_slot + offset, value)
-                return effects
+                return self._on_decided(msg)
             case Snapshot():
                 return self.replica.install(msg)
             case _:
@@ -469,9 +467,21 @@ class Node:
         """
         effects: list[Effect] = []
         start = self.replica.applied_index
+        stop = min(commit_index, start + self.config.log_window_slots)
+        accepted = self.acceptor.accepted
+        if start not in accepted:
+            # No vote for the next slot to apply: our later votes cannot move the applied
+            # prefix now, so leave them to a later message instead of visiting them in every
+            # Accept and Heartbeat while catch-up fills the gap (the decided prefix comes in
+            # ``Decided`` answers anyway).
+            slots: Iterable[int] = ()
+        elif stop - start <= len(accepted):
+            slots = range(start, stop)
+        else:  # far behind (a restarted node): visit our few votes, not the whole window
+            slots = sorted(s for s in accepted if start <= s < stop)
         any_ballot = "commit-index-any-ballot" in self.bugs
-        for slot in range(start, min(commit_index, start + self.config.log_window_slots)):
-            vote = self.acceptor.accepted.get(slot)
+        for slot in slots:
+            vote = accepted.get(slot)
             if vote is not None and (vote.ballot == ballot or any_ballot):
                 effects += self.replica.learn(slot, vote.value)
         self._note_commit(commit_index, sender)
@@ -491,6 +501,18 @@ class Node:
         return effects
 
     # -- catch-up ---------------------------------------------------------------------------
+
+    def _on_decided(self, msg: Decided) -> list[Effect]:
+        applied_before = self.replica.applied_index
+        effects: list[Effect] = []
+        for offset, value in enumerate(msg.values):
+            effects += self.replica.learn(msg.first_slot + offset, value)
+        self._note_commit(msg.commit_index, msg.sender)
+        if self.replica.applied_index > applied_before:
+            # An answer that moved us forward: ask for the next run at once (``_finish``), not
+            # after ``catch_up_retry_ticks``; the timer is only for answers that got lost.
+            self.catch_up_next = self.detector.now
+        return effects
 
     def _note_commit(self, commit_index: int, node: int) -> None:
         if node == self.id or commit_index <= self.replica.applied_index:

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from pypaxos.core.effects import Persist
 from pypaxos.multi.effects import Applied, Effect, Redirect, Reply, SnapshotRecord
-from pypaxos.multi.log import Batch
+from pypaxos.multi.log import Batch, batch_size_bytes
 from pypaxos.multi.messages import Decided, Snapshot
 
 
@@ -39,6 +39,7 @@ class Replica:
     __slots__ = (
         "applied_index",
         "awaiting",
+        "catch_up_max_bytes",
         "catch_up_max_slots",
         "decided",
         "id",
@@ -58,11 +59,13 @@ class Replica:
         snapshot_every_slots: int,
         catch_up_max_slots: int,
         learn_window_slots: int,
+        catch_up_max_bytes: int = 1024 * 1024,
     ) -> None:
         self.id = node_id
         self.machine = machine
         self.snapshot_every_slots = snapshot_every_slots
         self.catch_up_max_slots = catch_up_max_slots
+        self.catch_up_max_bytes = catch_up_max_bytes
         self.learn_window_slots = learn_window_slots
         self.decided: dict[int, Batch] = {}
         self.applied_index = 0  # every slot below is applied (and decided)
@@ -150,7 +153,14 @@ class Replica:
         return effects + self._redirect_lost(lost) + self._apply_ready()
 
     def answer_catch_up(self, from_slot: int) -> list[Snapshot | Decided]:
-        """Decided values from ``from_slot`` on, preceded by a snapshot if they were compacted."""
+        """Decided values from ``from_slot`` on, preceded by a snapshot if they were compacted.
+
+        The run of values holds at most ``catch_up_max_slots`` slots and
+        ``catch_up_max_bytes`` of commands (but always one slot, so it makes progress):
+        one answer is one frame and one step of the asker, so its size bounds both the frame
+        and how long the asker's event loop is busy with it.  The asker learns our decided
+        prefix from ``commit_index`` and asks again as soon as it has applied the run.
+        """
         if from_slot >= self.applied_index:
             return []
         answer: list[Snapshot | Decided] = []
@@ -159,7 +169,14 @@ class Replica:
             answer.append(Snapshot(self.id, self.snapshot_slot, self.snapshot_data))
             start = self.snapshot_slot
         stop = min(self.applied_index, start + self.catch_up_max_slots)
-        values = tuple(self.decided[s] for s in range(start, stop))
+        values: list[Batch] = []
+        size_bytes = 0
+        for slot in range(start, stop):
+            value = self.decided[slot]
+            size_bytes += batch_size_bytes(value)
+            if values and size_bytes > self.catch_up_max_bytes:
+                break
+            values.append(value)
         if values:
-            answer.append(Decided(self.id, start, values))
+            answer.append(Decided(self.id, start, tuple(values), self.applied_index))
         return answer

@@ -38,8 +38,8 @@ from pypaxos.transport import Codec
 Outcome = Literal["reply", "busy", "redirect"]
 
 FRAME_BYTES_MAX = 64 * 1024 * 1024
-"""The peer frame bound: a ``Decided`` catch-up answer carries up to ``catch_up_max_slots``
-batches and a ``Snapshot`` the whole store, so it is well above the transport's default."""
+"""The peer frame bound: a ``Decided`` catch-up answer carries up to ``catch_up_max_bytes`` of
+commands and a ``Snapshot`` the whole store, so it is well above the transport's default."""
 
 
 class Forward(msgspec.Struct, frozen=True, tag="runtime.Forward"):
