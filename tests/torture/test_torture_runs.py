@@ -171,22 +171,26 @@ def test_an_interrupted_run_stops_everything_it_started(tmp_path: Path) -> None:
     assert {name for _, name in run_pids(run)} >= {"node-1", "proxy-1", "agent"}
 
 
-# (bug, nemesis, seconds of faults, what the verdict usually shows): "safety" is a non-linearizable
-# history, a lost acknowledged write, replicas that answer differently or a node's own invariant
-# firing ("slot decided twice"); "liveness" is a cluster that takes no writes, or answers no
-# reads, again after the heal.  A bug counts as caught if one of ATTEMPTS runs catches it:
-# noop-overwrites-chosen was caught in about four of five single 12 s runs, so four runs all
-# missing it is about a one in five hundred event (a caught bug ends the test at once).
+# (bug, nemesis, seconds of faults, what the verdict usually shows, runs): "safety" is a
+# non-linearizable history, a lost acknowledged write, replicas that answer differently or a
+# node's own invariant firing ("slot decided twice"); "liveness" is a cluster that takes no
+# writes, or answers no reads, again after the heal.  A bug counts as caught if one of its runs
+# (the last number) catches it; a caught bug ends the test at once.  noop-overwrites-chosen needs
+# a lagging node to win an election.  Under kill,pause that used to be a restarted node, which
+# campaigned before its leader's reconnect backoff let a heartbeat through and caught up slowly
+# (about four of five 12 s runs caught it); since a starting node dials its peers and catch-up is
+# pipelined it no longer happens (0 of 11 runs).  A healed minority partition, whose node comes
+# back with a higher ballot, still does it: 3 of 6 runs (12 s and 16 s, each time as replicas that
+# no longer converge), so eight runs all missing it is about a one in 250 event.
 # commit-without-quorum needs its leader cut off while its clients still write to it: the aimed
 # nemesis isolate-leader does that in every run (4 of 4 tried, 8 s to 20 s); with random
-# partitions only about half of short runs catch it.  no-repropose (kill-leader) was caught in
-# 3 of 3 runs of 20 s but missed in 2 of 2 runs of 8 s, so it has no test here (see the README).
+# partitions only about half of short runs catch it.  no-repropose (kill-leader) was caught in 3
+# of 3 runs of 20 s but missed in 2 of 2 runs of 8 s, so it has no test here (see the README).
 CAUGHT = [
-    ("noop-overwrites-chosen", "kill,pause", 12, "safety"),
-    ("reply-before-chosen", "kill", 6, "liveness"),
-    ("commit-without-quorum", "isolate-leader", 8, "safety"),
+    ("noop-overwrites-chosen", "partition", 12, "liveness", 8),
+    ("reply-before-chosen", "kill", 6, "liveness", 4),
+    ("commit-without-quorum", "isolate-leader", 8, "safety", 4),
 ]
-ATTEMPTS = 4
 
 
 def safety_violated(result: dict[str, object]) -> bool:
@@ -210,12 +214,12 @@ def liveness_violated(result: dict[str, object]) -> bool:
     )
 
 
-@pytest.mark.parametrize(("bug", "nemesis", "seconds", "shows"), CAUGHT)
+@pytest.mark.parametrize(("bug", "nemesis", "seconds", "shows", "attempts"), CAUGHT)
 def test_a_planted_bug_is_caught(
-    tmp_path: Path, bug: str, nemesis: str, seconds: int, shows: str
+    tmp_path: Path, bug: str, nemesis: str, seconds: int, shows: str, attempts: int
 ) -> None:
     verdicts = []
-    for attempt in range(ATTEMPTS):
+    for attempt in range(attempts):
         run = tmp_path / f"run{attempt}"
         code, lines = torture(
             run,
@@ -237,4 +241,4 @@ def test_a_planted_bug_is_caught(
         # violation, sometimes as a cluster that stops answering); both are the bug's doing.
         assert safety_violated(result) or liveness_violated(result), lines[-1]
         return
-    pytest.fail(f"{bug} not caught in {ATTEMPTS} runs:\n" + "\n".join(verdicts))
+    pytest.fail(f"{bug} not caught in {attempts} runs:\n" + "\n".join(verdicts))

@@ -109,3 +109,27 @@ async def test_a_peer_that_stops_reading_is_dropped_and_redialled(
         server.close()
         await server.wait_closed()
         await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_dial_connects_with_nothing_to_send(make_transport: MakeTransport) -> None:
+    (a, _), (b, _) = await make_transport(1), await make_transport(2)
+    connect_all([a, b])
+    a.dial(2)
+    await eventually(lambda: a.peer_stats(2).connects == 1 and b.inbound_stats.connections == 1)
+    assert a.peer_stats(2).frames_sent == 0
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_dials_us_cuts_our_backoff_towards_it_short(
+    make_transport: MakeTransport,
+) -> None:
+    slow = TcpConfig(reconnect_delay_initial_s=30.0, reconnect_delay_max_s=60.0)
+    address = f"127.0.0.1:{free_port()}"
+    a, _ = await make_transport(1, peers={2: address}, config=slow)
+    msg = numbered(1, 0, 1)[0]
+    a.send(2, msg)
+    await eventually(lambda: a.peer_stats(2).connect_failures == 1)  # now backing off 15-30 s
+    b, inbox_b = await make_transport(2, listen=address, peers={1: a.listen_address})
+    b.dial(1)  # b's Hello tells a that b is back
+    await eventually(lambda: inbox_b.messages == [msg], timeout_s=2.0)

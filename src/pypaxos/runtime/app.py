@@ -224,6 +224,8 @@ class NodeApp:
                 name=f"pypaxos-router-{self.node_id}",
             ),
         ]
+        for peer_id in sorted(peers):  # say we are back: a leader then redials us at once
+            transport.dial(peer_id)
 
     def _deliver(self, msg: WireMessage) -> None:
         if isinstance(msg, Forward):

@@ -31,6 +31,10 @@ How it works:
   at WARNING with the remote address and the error, and that connection is closed; the server
   keeps serving the others.  An outbound connection also watches for EOF, so a restarted peer
   is noticed (and reconnected to) before the next write is lost into a dead socket.
+- **A peer that comes back is redialled at once.**  Its ``Hello`` on an inbound connection cuts
+  our backoff towards it short, and a starting node ``dial`` s every peer (so they hear it is
+  back) without waiting for something to send: a restarted follower hears its leader within
+  milliseconds, not after up to ``reconnect_delay_max_s`` (long enough to start an election).
 
 The transport uses only the portable asyncio streams API, so it runs on any event loop; the
 runtime chooses one (``preferred_loop_factory`` returns uvloop's when it is installed).
@@ -183,6 +187,9 @@ class _Peer:
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.connection_lost = False
+        self.connected = False
+        self.dial_requested = False  # connect even with nothing queued (``TcpTransport.dial``)
+        self.backoff: asyncio.Future[None] | None = None  # set while sleeping between attempts
         self.stats = PeerStats()
         self.dropped_unlogged = 0
         self.writer: asyncio.StreamWriter | None = None  # while connected (``flush``)
@@ -198,6 +205,29 @@ class _Peer:
     async def sleep(self) -> None:
         self.waiter = asyncio.get_running_loop().create_future()
         await self.waiter
+
+    async def back_off(self, delay_s: float) -> None:
+        """Sleep ``delay_s`` before the next attempt, unless ``cut_backoff`` ends it sooner.
+
+        Its own future, not ``waiter``: a ``send`` must not cut the backoff short, or a busy
+        sender would redial an unreachable peer in a tight loop."""
+        loop = asyncio.get_running_loop()
+        self.backoff = loop.create_future()
+        timer = loop.call_later(delay_s, _resolve, self.backoff)
+        try:
+            await self.backoff
+        finally:
+            timer.cancel()
+            self.backoff = None
+
+    def cut_backoff(self) -> None:
+        if self.backoff is not None:
+            _resolve(self.backoff)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class TcpTransport(Generic[M]):
@@ -351,6 +381,30 @@ class TcpTransport(Generic[M]):
         if self._server is not None:
             await self._server.wait_closed()
 
+    def dial(self, node_id: int) -> None:
+        """Connect to ``node_id`` now, even with nothing to send, cutting any backoff short.
+
+        A node calls it for each peer when it starts: its ``Hello`` tells a peer that has been
+        backing off from our dead predecessor that we are back (``_peer_is_back``), so the
+        peer's messages (a leader's heartbeats) reach us at once rather than after up to
+        ``reconnect_delay_max_s``, by which time we may have started a needless election.
+        """
+        if not self._started:
+            raise RuntimeError("dial before start()")
+        if self._closed:
+            return
+        peer = self._peer(node_id)
+        if peer.connected:
+            return
+        peer.dial_requested = True
+        if peer.task is None:
+            peer.task = asyncio.get_running_loop().create_task(
+                self._run_peer(peer), name=f"pypaxos-tcp-{self._node_id}->{peer.node_id}"
+            )
+        else:
+            peer.wake()
+            peer.cut_backoff()
+
     # -- introspection and configuration --------------------------------------------------
 
     @property
@@ -434,8 +488,10 @@ class TcpTransport(Generic[M]):
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
-            while not peer.frames:  # lazy: (re)connect only when there is something to send
+            # lazy: (re)connect only when there is something to send, or when asked to
+            while not peer.frames and not peer.dial_requested:
                 await peer.sleep()
+            peer.dial_requested = False
             try:
                 reader, writer = await self._connect(peer)
             except (OSError, TimeoutError) as exc:
@@ -470,7 +526,7 @@ class TcpTransport(Generic[M]):
                 attempt, cfg.reconnect_delay_initial_s, cfg.reconnect_delay_max_s, self._rng
             )
             attempt += 1
-            await asyncio.sleep(delay_s)
+            await peer.back_off(delay_s)
 
     async def _connect(self, peer: _Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         host, port = parse_address(peer.address)
@@ -484,6 +540,7 @@ class TcpTransport(Generic[M]):
     ) -> None:
         """Write coalesced batches until the connection fails (raises OSError or EOFError)."""
         peer.connection_lost = False
+        peer.connected = True
         watcher = asyncio.get_running_loop().create_task(self._watch_eof(peer, reader))
         peer.writer = writer
         try:
@@ -510,6 +567,7 @@ class TcpTransport(Generic[M]):
                 peer.stats.bytes_sent += len(data)
                 peer.stats.writes += 1
         finally:
+            peer.connected = False
             peer.writer = None
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -580,9 +638,16 @@ class TcpTransport(Generic[M]):
                 messages = decoder.feed(data)
         hello = decoder.hello
         self._check_hello(hello)
+        self._peer_is_back(hello.node_id)
         self._deliver_all(hello, messages)  # those that came in the same chunk as the Hello
         while data := await reader.read(chunk_bytes):
             self._deliver_all(hello, decoder.feed(data))
+
+    def _peer_is_back(self, node_id: int) -> None:
+        """A peer dialled us: it is up, so stop backing off from it and redial now."""
+        peer = self._peers.get(node_id)
+        if peer is not None and not peer.connected and peer.task is not None:
+            peer.cut_backoff()
 
     def _check_hello(self, hello: Hello) -> None:
         if self._cluster_id is not None and hello.cluster_id != self._cluster_id:
