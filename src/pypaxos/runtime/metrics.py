@@ -2,8 +2,10 @@
 
 Every node has its own ``CollectorRegistry`` (not prometheus-client's global one), so several
 nodes in one process (the in-process test cluster) never share or clash on series.  The
-endpoint is an aiohttp server on the node's own event loop: no extra thread, and a scrape sees
-values between two batches, never half-way through one.
+endpoint is a tiny HTTP/1.1 server (``asyncio.start_server``) on the node's own event loop: no
+extra thread, and a scrape sees values between two batches, never half-way through one.  Not
+aiohttp: importing it took most of a second of every node's start-up (a restarted node answers
+that much later), for one ``GET`` that needs a request line and a ``Content-Length``.
 
 Series (all prefixed ``pypaxos_``):
 
@@ -20,10 +22,11 @@ Series (all prefixed ``pypaxos_``):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -37,6 +40,9 @@ from pypaxos.multi import Role, Status
 from pypaxos.transport.tcp import parse_address
 
 log = logging.getLogger(__name__)
+
+REQUEST_HEAD_BYTES_MAX = 16 * 1024
+REQUEST_TIMEOUT_S = 10.0
 
 LATENCY_BUCKETS_S = (
     0.0005,
@@ -120,7 +126,11 @@ class NodeMetrics:
 
 
 class MetricsServer:
-    """``GET /metrics`` on ``address``; ``refresh`` runs before every scrape."""
+    """``GET /metrics`` on ``address``; ``refresh`` runs before every scrape.
+
+    One request per connection (``Connection: close``), as Prometheus and curl are happy with;
+    anything but ``GET /metrics`` gets a 404 (or 405), a request head that is too large or
+    too slow is dropped."""
 
     def __init__(
         self, metrics: NodeMetrics, address: str, refresh: Callable[[], None] | None = None
@@ -128,27 +138,48 @@ class MetricsServer:
         self.metrics = metrics
         self.host, self.port = parse_address(address)
         self._refresh = refresh
-        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/metrics", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self.port, limit=REQUEST_HEAD_BYTES_MAX
+        )
         log.debug("node %d: metrics on %s:%d", self.metrics.node_id, self.host, self.port)
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                head = await reader.readuntil(b"\r\n\r\n")
+                writer.write(self._answer(head))
+                await writer.drain()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # the scraper went away or sent garbage: nothing to answer
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    def _answer(self, head: bytes) -> bytes:
+        method, _, rest = head.partition(b" ")
+        path = rest.partition(b" ")[0].partition(b"?")[0]
+        if path != b"/metrics":
+            return _response(b"404 Not Found", b"text/plain", b"not found\n")
+        if method != b"GET":
+            return _response(b"405 Method Not Allowed", b"text/plain", b"GET only\n")
         if self._refresh is not None:
             self._refresh()
-        body = self.metrics.exposition()
-        response = web.Response(body=body)
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
+        return _response(b"200 OK", CONTENT_TYPE_LATEST.encode(), self.metrics.exposition())
+
+
+def _response(status: bytes, content_type: bytes, body: bytes) -> bytes:
+    head = (
+        b"HTTP/1.1 " + status + b"\r\nContent-Type: " + content_type
+        + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
+    )  # fmt: skip
+    return head + body
