@@ -93,9 +93,14 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def find_free_base_port(
-    nodes: int, rng: random.Random | None = None, low: int = 20000, high: int = 40000
+    nodes: int, rng: random.Random | None = None, low: int = 20000, high: int = 32000
 ) -> int:
-    """A base port whose whole plan (client, peer and metrics blocks) is free right now."""
+    """A base port whose whole plan (client, peer and metrics blocks) is free right now.
+
+    Below Linux's ephemeral range (32768 up, ``ip_local_port_range``): a port that is free now
+    but in that range can become the local end of any outgoing connection (a peer link, a
+    load generator's), and a node restarted later then cannot bind it (the likely cause of a
+    bench catch-up run whose restarted node found its metrics port in use)."""
     rng = rng if rng is not None else random.Random()
     offsets = (0, config.PEER_PORT_OFFSET, config.METRICS_PORT_OFFSET)
     for _ in range(200):
