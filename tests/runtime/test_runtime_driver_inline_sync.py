@@ -14,7 +14,7 @@ import pytest
 
 from pypaxos.core.types import Ballot
 from pypaxos.kv import KVStateMachine
-from pypaxos.multi import Accept, Entry, Heartbeat, MultiConfig, Node
+from pypaxos.multi import Accept, Entry, Heartbeat, MultiConfig, Node, Snapshot
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.wire import WireMessage
 from pypaxos.storage import MemoryStorage
@@ -100,3 +100,48 @@ async def test_after_a_slow_sync_the_next_one_goes_to_the_storage_thread() -> No
     assert first == loop_thread and slow == loop_thread  # nobody knew it would be slow
     assert after_slow != loop_thread  # the disk was slow: keep the loop free
     assert fast_again == loop_thread  # and it was fast again
+
+
+# -- an installed snapshot is durable before anything the node says next ------------------
+
+
+class EventStorage(MemoryStorage):
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    def write_snapshot(self, snapshot: object, *, compact: bool = True) -> None:  # type: ignore[override]
+        self.events.append("snapshot written")
+        super().write_snapshot(snapshot, compact=compact)  # type: ignore[arg-type]
+
+
+class EventSender:
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def send(self, to: int, msg: WireMessage) -> None:
+        self.events.append(f"sent {type(msg).__name__}")
+
+
+async def test_an_installed_snapshot_is_written_before_the_next_send() -> None:
+    events: list[str] = []
+    node = Node(1, CONFIG, random.Random(1), KVStateMachine())
+    leaders_state = KVStateMachine()
+    with ThreadPoolExecutor(1) as executor:
+        driver = Driver(node, EventStorage(events), EventSender(events), executor, tick_s=TICK_S)
+        task = asyncio.create_task(driver.run())
+        # The leader is at slot 50: we ask to catch up and get its snapshot of slot 40.
+        driver.deliver(Heartbeat(2, LEADER_BALLOT, 50))
+        await asyncio.sleep(3 * TICK_S)
+        events.clear()
+        driver.deliver(Snapshot(2, 40, leaders_state.snapshot()))
+        driver.deliver(Heartbeat(2, LEADER_BALLOT, 50))  # same batch: acked with index 40
+        async with asyncio.timeout(5):
+            while not any(e.startswith("sent") for e in events):
+                await asyncio.sleep(TICK_S)
+        driver.stop()
+        await task
+    assert node.applied_index == 40
+    first_send = next(i for i, e in enumerate(events) if e.startswith("sent"))
+    assert "snapshot written" in events[:first_send], events
+    assert "sent HeartbeatAck" in events

@@ -20,7 +20,12 @@ One task runs a loop, the shape of etcd-raft's ``Ready`` cycle:
    sync slower than ``slow_sync_s``, syncs in the storage's executor thread so the loop keeps
    serving (and keeps the peers informed, below); while it runs, new inputs pile up and become
    the next, larger batch.
-4. **Send**, then **apply** (``Applied`` goes to metrics; the node applied already), then
+4. **Snapshot.**  If the node took or installed a snapshot, write a storage snapshot of the
+   node's durable state (``wire.snapshot_state``) at the index just synced; ``write_snapshot``
+   compacts the log only after the snapshot file is durable.  This comes before the sends: a
+   node that installed a leader's snapshot reports the new applied index and log start in its
+   next messages, and they must survive a crash.
+5. **Send**, then **apply** (``Applied`` goes to metrics; the node applied already), then
    **reply** (``Reply`` / ``Redirect`` / ``Busy`` go to the ``ClientSink``): only now, after the
    sync that covers every record of the batch, so no ``Promise``, ``Accepted`` or client answer
    can leave before what it depends on is durable (``multi.effects``, ``storage.base``).
@@ -30,9 +35,6 @@ One task runs a loop, the shape of etcd-raft's ``Ready`` cycle:
    after it, each vote goes back into the node as ``Node.synced`` at the head of the next batch.
    Earlier batches are all synced by then (one batch at a time), so nothing sent early can
    rest on an unsynced record of an earlier batch either.
-5. **Snapshot.**  If the node took or installed a snapshot, write a storage snapshot of the
-   node's durable state (``wire.snapshot_state``) at the index just synced; ``write_snapshot``
-   compacts the log only after the snapshot file is durable.
 
 Keep-alive while the storage works.  The node is stepped one batch at a time, so while a sync
 (or a snapshot write) is in flight it neither ticks nor answers.  On a shared disk one fsync can
@@ -266,7 +268,7 @@ class Driver:
         return effects
 
     async def _carry_out(self, effects: list[Effect]) -> bool:
-        """Persist, sync, send, apply, reply, snapshot; true if it awaited anything."""
+        """Persist, sync, snapshot, send, apply, reply; true if it awaited anything."""
         records: list[bytes] = []
         own_votes: list[_OwnVoteSynced] = []
         snapshot_due = plain = False
@@ -307,17 +309,19 @@ class Driver:
             if self.metrics is not None:
                 self.metrics.observe_fsync(fsync_s, self.log_records)
             self._inbox += own_votes
-        if not sent:
-            self._send(effects)
-        if not replied:
-            self._apply_and_reply(effects)
         if snapshot_due:
+            # Before the sends: an installed snapshot moved the node's applied index and
+            # compacted its votes, and its next ``HeartbeatAck`` or ``Promise`` says so.
             data = snapshot_state(self.node)
             loop = asyncio.get_running_loop()
             self.log_records = await self._storage_work(
                 loop.run_in_executor(self.executor, self._write_snapshot, last_index, data)
             )
             awaited = True
+        if not sent:
+            self._send(effects)
+        if not replied:
+            self._apply_and_reply(effects)
         return awaited
 
     async def _storage_work(self, work: asyncio.Future[_T]) -> _T:
