@@ -5,6 +5,7 @@ serving and sending keep-alives while the disk is slow)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 import time
@@ -145,3 +146,14 @@ async def test_an_installed_snapshot_is_written_before_the_next_send() -> None:
     first_send = next(i for i, e in enumerate(events) if e.startswith("sent"))
     assert "snapshot written" in events[:first_send], events
     assert "sent HeartbeatAck" in events
+
+
+async def test_a_slow_batch_is_logged_with_where_the_time_went(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    storage = ThreadNotingStorage()
+    with caplog.at_level(logging.WARNING, logger="pypaxos.runtime.driver"):
+        await run_follower(storage, [[accept(1)], [accept(2)]], [0.0, 0.25])
+    slow = [r.getMessage() for r in caplog.records if "slow batch" in r.getMessage()]
+    assert len(slow) == 1, slow  # the 0.25 s sync, not the fast one
+    assert "node 1: slow batch" in slow[0] and "storage and sends" in slow[0]

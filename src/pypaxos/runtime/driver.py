@@ -94,6 +94,11 @@ may fire up to a millisecond early; without the slack the driver found the tick 
 set a timer for the rest and woke the loop several times per tick (an idle node's main cost)."""
 
 
+SLOW_S = 0.2
+"""A batch this slow, or a wake-up this late, is logged: a fifth of the shortest election
+timeout at the default ``tick_ms``, so a leader change under load can be traced to it."""
+
+
 class ClientSink(Protocol):
     """Who receives the client-facing effects (the router), after the batch's sync."""
 
@@ -203,11 +208,27 @@ class Driver:
             await self._wait(loop)
             if self._stopping:
                 break
+            woke = loop.time()
+            late_s = woke - self._next_tick
+            inputs = len(self._inbox)
             effects = self._step(loop)
+            stepped = loop.time()
             if effects:
                 awaited = await self._carry_out(effects)
             else:
                 awaited = False
+            done = loop.time()
+            if late_s > SLOW_S or done - woke > SLOW_S:
+                # What a leader change under load would need: say where the time went.
+                log.warning(
+                    "node %d: slow batch: woke %.0f ms after a due tick, step %.0f ms "
+                    "(%d inputs), storage and sends %.0f ms",
+                    self.node.id,
+                    max(late_s, 0.0) * 1000,
+                    (stepped - woke) * 1000,
+                    inputs,
+                    (done - stepped) * 1000,
+                )
             self.batches += 1
             self._check_status()
             if not awaited and (self._inbox or loop.time() + TICK_SLACK_S >= self._next_tick):
