@@ -204,12 +204,13 @@ class Driver:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self._next_tick = loop.time() + self.tick_s
+        done = loop.time()
         while not self._stopping:
             await self._wait(loop)
             if self._stopping:
                 break
             woke = loop.time()
-            late_s = woke - self._next_tick
+            late_s = woke - max(self._next_tick, done)  # not counting our own last batch
             inputs = len(self._inbox)
             effects = self._step(loop)
             stepped = loop.time()
