@@ -19,8 +19,9 @@ then calls ``os.fsync`` once for everything appended since the previous sync.
 Preallocation (``preallocate_bytes > 0``; nodes use it): the active segment is grown ahead of
 the records by writing zeros, ``preallocate_bytes`` at a time, and ``sync`` calls
 ``os.fdatasync``.  An append then overwrites blocks the file already has, so the sync flushes
-data only, without a journal commit for the file's new size: on this project's ext4 machines
-that halves the sync (p50 0.34-0.46 ms -> 0.15-0.24 ms) and its CPU.  (etcd preallocates its
+data only, without a journal commit for the file's new size: on this project's ext4 machine a
+lone ``FileStorage`` sync went from p50 0.24-0.31 ms to 0.19 ms and its CPU from 73-88 to
+47-51 µs (less gain when several processes sync on one disk at once).  (etcd preallocates its
 WAL files for the same reason.)  The zeros after the last record are a clean end of the log
 (records are never empty, so zeros never parse as one); a finished segment is cut back to its
 last record before the next one starts, so only the active segment ever has zeros at its end.
