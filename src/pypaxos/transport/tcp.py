@@ -193,7 +193,6 @@ class _Peer:
         self.stats = PeerStats()
         self.dropped_unlogged = 0
         self.writer: asyncio.StreamWriter | None = None  # while connected (``flush``)
-        self.corked = False  # sends leave the wake-up to ``flush``
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -269,6 +268,7 @@ class TcpTransport(Generic[M]):
         # The last message encoded and its frame (holding the message keeps its id unique).
         self._last_msg: object = None
         self._last_frame = b""
+        self._corked = False  # between ``cork`` and ``flush``: sends leave the wake-up to ``flush``
 
     # -- the Transport protocol -----------------------------------------------------------
 
@@ -315,7 +315,7 @@ class TcpTransport(Generic[M]):
         else:
             self._enqueue_full(peer, frame)
         if peer.waiter is not None:
-            if peer.corked:
+            if self._corked:
                 return  # ``flush`` writes it or wakes the writer
             peer.wake()
         elif peer.task is None:
@@ -326,8 +326,7 @@ class TcpTransport(Generic[M]):
     def cork(self) -> None:
         """Hold back the writer tasks' wake-ups until ``flush``: the caller is about to send a
         batch of messages and will hand them to the sockets itself."""
-        for peer in self._peers.values():
-            peer.corked = True
+        self._corked = True
 
     def flush(self) -> None:
         """Write what is queued for each idle peer now, in one write, from the caller.
@@ -338,8 +337,8 @@ class TcpTransport(Generic[M]):
         when the caller is about to block (a node's fsync).  Anything else (connecting, a
         backed-up socket, a closed connection) is left to the writer task, which keeps flow
         control and reconnection as they were."""
+        self._corked = False
         for peer in self._peers.values():
-            peer.corked = False
             if not peer.frames:
                 continue
             writer = peer.writer
