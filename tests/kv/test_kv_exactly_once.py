@@ -153,7 +153,7 @@ def test_a_restored_machine_keeps_the_write_order_so_equal_histories_stay_equal(
         send(machine, 2, 1, Set(b"a", b"1"))
         send(machine, 2, 2, Set(b"x", b"2"))
     assert restored.snapshot() == one.snapshot()
-    # Equal contents written in another order: a different snapshot, the same state.
+    # And a restored machine answers reads from what it restored.
     other = KVStateMachine()
     other.restore(one.snapshot())
     assert other.get(b"x") == b"2" and other.get(b"a") == b"1" and other.get(b"y") == b"y"
