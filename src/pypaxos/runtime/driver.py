@@ -8,7 +8,14 @@ One task runs a loop, the shape of etcd-raft's ``Ready`` cycle:
    ``tick_s``), at most ``ticks_per_batch_max`` of them: after a stall (a slow fsync, a busy
    machine) the node's clock runs late rather than firing many ticks before it has read the
    heartbeats that arrived meanwhile, which would start needless elections.  Late timeouts
-   cost only liveness; Paxos's safety never depends on time.
+   cost only liveness; Paxos's safety never depends on time.  A follower of a known leader, or
+   a leader with no commit left to announce, does not wake up for each tick: it wakes for
+   messages, and for ticks only once ``tick_wake_ticks`` of them are due (default: the
+   heartbeat interval), then counts them all (the cap grows by as many).  Its timers fire at
+   most that many ticks late (a follower's election after 0.54-1.04 s instead of 0.5-1 s, a
+   leader's heartbeats up to 40 ms apart more, at the defaults), and an idle node wakes 20
+   times a second instead of 100: on this VM a wake-up from a 10 ms sleep costs 0.1-0.2 ms of
+   CPU however little it does.
 2. **Step.**  Run each input through the node and concatenate the effect lists (client
    proposals that arrived together go in one ``Node.propose_many``, so the leader fills its
    window once per batch, with full slots).
@@ -131,6 +138,7 @@ class Driver:
         metrics: NodeMetrics | None = None,
         inputs_per_batch_max: int = 4096,
         ticks_per_batch_max: int = 2,
+        tick_wake_ticks: int | None = None,
         inline_sync_inputs_max: int = 8,
         slow_sync_s: float = 0.02,
         keepalive_s: float | None = None,
@@ -138,6 +146,8 @@ class Driver:
     ) -> None:
         if tick_s <= 0:
             raise ValueError("tick_s must be positive")
+        if tick_wake_ticks is not None and tick_wake_ticks < 1:
+            raise ValueError("tick_wake_ticks must be at least 1")
         if keepalive_s is not None and keepalive_s <= 0:
             raise ValueError("keepalive_s must be positive (or None: no keep-alive)")
         self.node = node
@@ -149,6 +159,9 @@ class Driver:
         self.metrics = metrics
         self.inputs_per_batch_max = inputs_per_batch_max
         self.ticks_per_batch_max = ticks_per_batch_max
+        self.tick_wake_ticks = (
+            node.config.heartbeat_ticks if tick_wake_ticks is None else tick_wake_ticks
+        )
         self.inline_sync_inputs_max = inline_sync_inputs_max
         self.slow_sync_s = slow_sync_s
         self.inline_syncs = 0
@@ -237,12 +250,22 @@ class Driver:
                 # yields anyway: an idle node's tick costs one wake-up of the loop, not two).
                 await asyncio.sleep(0)
 
+    def _deferred_ticks(self) -> int:
+        """Ticks the node lets come due before it wakes up for them (module docstring)."""
+        node = self.node
+        if node.role is Role.FOLLOWER:
+            quiet = node.leader_id is not None
+        else:  # a leader with a commit to announce, or a candidate, ticks on time
+            quiet = node.role is Role.LEADER and not node.commit_unannounced
+        return self.tick_wake_ticks - 1 if quiet else 0
+
     async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._inbox or self._stopping or loop.time() + TICK_SLACK_S >= self._next_tick:
+        wake_at = self._next_tick + self._deferred_ticks() * self.tick_s
+        if self._inbox or self._stopping or loop.time() + TICK_SLACK_S >= wake_at:
             return
         waiter = loop.create_future()
         self._waiter = waiter
-        timer = loop.call_at(self._next_tick, _resolve, waiter)
+        timer = loop.call_at(wake_at, _resolve, waiter)
         try:
             await waiter
         finally:
@@ -280,8 +303,9 @@ class Driver:
             effects += node.propose_many(proposals)
         now = loop.time()
         ticks = 0
+        ticks_max = self.ticks_per_batch_max + self._deferred_ticks()
         while now + TICK_SLACK_S >= self._next_tick:
-            if ticks == self.ticks_per_batch_max:
+            if ticks == ticks_max:
                 self._next_tick = now + self.tick_s  # behind: let the node's clock run late
                 break
             effects += node.tick()
