@@ -137,6 +137,9 @@ def main() -> int:
     parser.add_argument("--pipeline", type=int, default=32)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--test", default="set")
+    parser.add_argument(
+        "--keyspace", type=int, default=0, help="redis-benchmark -r (0: one key, as before)"
+    )
     parser.add_argument("--target", choices=("leader", "follower"), default="leader")
     parser.add_argument("--py-spy", type=int, default=0, metavar="SECONDS")
     parser.add_argument("--spy-on", choices=("leader", "follower"), default="leader")
@@ -234,6 +237,7 @@ def main() -> int:
                 str(args.pipeline),
                 "-d",
                 str(args.size),
+                *(["-r", str(args.keyspace)] if args.keyspace else []),
                 "--csv",
             ],
             stdout=subprocess.PIPE,
