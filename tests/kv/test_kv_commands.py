@@ -20,8 +20,11 @@ from pypaxos.kv import (
     Ok,
     Request,
     Result,
+    Results,
     Set,
     Value,
+    commands,
+    decode_answer,
     decode_entry,
     decode_request,
     decode_result,
@@ -197,3 +200,18 @@ def test_decode_rejects_junk_and_wrong_types() -> None:
 )
 def test_result_round_trip(result: Result) -> None:
     assert decode_result(encode_result(result)) == result
+
+
+def test_short_answers_are_decoded_once_and_long_or_bad_ones_every_time() -> None:
+    commands._ANSWER_CACHE.clear()
+    oks = encode_result(Results((Ok(),) * 16))
+    first, second = decode_answer(oks), decode_answer(bytes(oks))  # equal bytes, other object
+    assert first == Results((Ok(),) * 16) and second is first
+    long_value = encode_result(Value(b"v" * commands.ANSWER_CACHE_BYTES_MAX))
+    assert decode_answer(long_value) == Value(b"v" * commands.ANSWER_CACHE_BYTES_MAX)
+    assert long_value not in commands._ANSWER_CACHE
+    with pytest.raises(msgspec.DecodeError):
+        decode_answer(b"\xc1")
+    for n in range(commands.ANSWER_CACHE_ENTRIES + 10):  # bounded: starts over when full
+        assert decode_answer(encode_result(Integer(n))) == Integer(n)
+    assert len(commands._ANSWER_CACHE) <= commands.ANSWER_CACHE_ENTRIES

@@ -126,7 +126,7 @@ class Router:
     # -- clients -----------------------------------------------------------------------------
 
     def submit(self, command: bytes, done: Done) -> None:
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         pending = _Pending(command, done, now, now + self.request_timeout_s)
         self._deadlines.append(pending)
         self.stats.submitted += 1
@@ -161,7 +161,7 @@ class Router:
             return
         pending.state = _State.DONE
         if self.metrics is not None and not isinstance(outcome, Failure):
-            self.metrics.observe_commit(asyncio.get_running_loop().time() - pending.started)
+            self.metrics.observe_commit(time.monotonic() - pending.started)
         pending.done(outcome)
 
     def _result(self, pending: _Pending, result: bytes) -> None:
@@ -219,7 +219,7 @@ class Router:
     def on_forward(self, msg: Forward) -> None:
         """A follower's command: propose it here (a non-leader answers ``Redirect`` itself)."""
         rid = self._new_id()
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         serving = _Serving(msg.sender, msg.forward_id, now + 2 * self.request_timeout_s)
         self._serving[rid] = serving
         self._serving_deadlines.append((rid, serving))
@@ -261,7 +261,7 @@ class Router:
 
     def sweep(self) -> None:
         """Expire what is overdue and route what is parked; call every tick or so."""
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         deadlines = self._deadlines
         while deadlines and (deadlines[0].state is _State.DONE or deadlines[0].deadline <= now):
             pending = deadlines.popleft()

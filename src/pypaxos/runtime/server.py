@@ -169,6 +169,7 @@ class RespConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        self.loop = asyncio.get_running_loop()  # looked up once: each lookup is a getpid()
         peername = transport.get_extra_info("peername")
         if peername:
             self.peer = f"{peername[0]}:{peername[1]}"
@@ -297,7 +298,7 @@ class RespConnection(asyncio.Protocol):
             # The driver answers a whole batch in one go: one write per connection per batch
             # instead of one per reply (a pipelining client gets its 16 answers in one packet).
             self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self.flush_scheduled = False
