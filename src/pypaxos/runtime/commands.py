@@ -125,7 +125,7 @@ def plain_single(args: list[bytes]) -> tuple[Command, Reply1] | None:
     same answer for these commands too (a test says so).
     """
     fast = FAST_COMMANDS.get(args[0])
-    if fast is None or len(args) != fast[0] or sum(map(len, args)) > KEY_BYTES_MAX:
+    if fast is None or len(args) != fast[0] or sum(map(len, args[1:])) > fast[3]:
         return None
     return fast[1](*args[1:]), fast[2]
 
@@ -305,14 +305,16 @@ _KV_COMMANDS: dict[bytes, _Spec] = {
 }
 
 
-FAST_COMMANDS: dict[bytes, tuple[int, Callable[..., Command], Reply1]] = {}
-"""``plain_single``'s table: name -> (arity, op class taking the arguments, reply)."""
+FAST_COMMANDS: dict[bytes, tuple[int, Callable[..., Command], Reply1, int]] = {}
+"""``plain_single``'s table: name -> (arity, op class taking the arguments, reply, the most
+bytes the arguments after the name may total: ``KEY_BYTES_MAX`` less the name's length)."""
 for _name, _arity, _build, _reply, _combine in (
     (b"GET", 2, Get, _reply_get, _combine_get),
     (b"SET", 3, Set, _reply_ok, _combine_ok),
     (b"INCR", 2, Incr, _reply_integer, _combine_integer),
 ):
-    FAST_COMMANDS[_name] = FAST_COMMANDS[_name.lower()] = (_arity, _build, _reply)
+    _entry = (_arity, _build, _reply, KEY_BYTES_MAX - len(_name))
+    FAST_COMMANDS[_name] = FAST_COMMANDS[_name.lower()] = _entry
     _SINGLE[_combine] = _reply
 
 

@@ -98,7 +98,8 @@ class RespParser:
         included, exactly as it always did.  Returns the position of the first command not
         parsed here.
         """
-        parts = bytes(memoryview(self._buffer)[position:]).split(CRLF)
+        chunk = bytes(memoryview(self._buffer)[position:])
+        parts = chunk.split(CRLF)
         last = len(parts) - 1  # parts[last] is not followed by CRLF: never a whole piece
         items_max = self.array_items_max
         bulk_bytes_max = self.bulk_bytes_max
@@ -152,6 +153,8 @@ class RespParser:
                 break
             append(items)
             index = end + 1
+        if index == last:  # all parsed but the piece after the last CRLF (usually empty)
+            return position + len(chunk) - len(parts[last])
         return position + sum(map(len, parts[:index])) + 2 * index
 
     def _line(self, start: int, limit: int) -> tuple[bytes, int] | None:

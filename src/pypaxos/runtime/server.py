@@ -58,7 +58,6 @@ from pypaxos.kv import (
 )
 from pypaxos.runtime.commands import (
     FAST_COMMANDS,
-    KEY_BYTES_MAX,
     NULL_RESP2,
     NULL_RESP3,
     Combine,
@@ -206,14 +205,23 @@ class RespConnection(asyncio.Protocol):
         check = count_bytes or len(commands) > GROUP_OPS_MAX
         fast_get = FAST_COMMANDS.get
         for args in commands:
-            # commands.plain_single, inlined: this loop runs once per pipelined command.
+            # commands.plain_single, inlined and unrolled for its two arities (no slice, no
+            # star-call, no map): this loop runs once per pipelined command.
             fast = fast_get(args[0])
-            if fast is not None and len(args) == fast[0] and sum(map(len, args)) <= KEY_BYTES_MAX:
+            op: Command | None = None
+            if fast is not None:
+                if len(args) == 3 == fast[0]:
+                    key, value = args[1], args[2]
+                    if len(key) + len(value) <= fast[3]:
+                        op = fast[1](key, value)
+                elif len(args) == 2 == fast[0] and len(args[1]) <= fast[3]:
+                    op = fast[1](args[1])
+            if op is not None:
                 if group is None:
                     group = _Group(self)
                     ops_append, replies_append = group.ops.append, group.replies.append
-                ops_append(fast[1](*args[1:]))
-                replies_append(fast[2])
+                ops_append(op)
+                replies_append(fast[2])  # type: ignore[index]
                 if check and group.full(args, count_bytes):
                     group.submit()
                     group = None
