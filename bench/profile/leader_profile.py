@@ -14,11 +14,14 @@ frames off) for that long in the middle of the run and prints the top functions 
 and by inclusive time.
 
     .venv/bin/python bench/profile/leader_profile.py [--nodes 3] [--fsync always]
-        [--requests 200000] [--clients 50] [--pipeline 32] [--size 128] [--py-spy 8]
+        [--requests 200000] [--clients 50] [--pipeline 32] [--size 128] [--keyspace 100000]
+        [--py-spy 8]
         [--spy-on leader|follower] [--perf] [--cprofile] [--src OTHER_TREE]
         [--target leader|follower] [--json out.json]
 
-``--perf`` splits the spied node's CPU by library and symbol (``perf record -e cpu-clock``);
+``--keyspace N`` spreads the writes over N keys (``redis-benchmark -r``, as ``make bench`` does;
+a 100,000-key store costs each node about 1 µs per write more than one key: dict lookups that
+miss the cache).  ``--perf`` splits the spied node's CPU by library and symbol (``perf record -e cpu-clock``);
 ``--cprofile`` profiles every node's event-loop thread in CPU time (``cprofile_site/``);
 ``--src`` runs the nodes from another source tree, for A/B runs (``git archive REV src``).
 After each run it probes the disk's fsync latency and checks every write was committed with
