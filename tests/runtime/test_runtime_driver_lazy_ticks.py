@@ -65,8 +65,9 @@ async def idle_follower_batches(tick_wake_ticks: int) -> int:
         driver.stop()
         await task
     expected_ticks = RUN_S / TICK_S
-    # The clock keeps pace either way: every tick is counted, late ones in bulk.
-    assert expected_ticks * 0.7 <= ticks <= expected_ticks * 1.3, ticks
+    # The clock keeps pace either way: every tick is counted, late ones in bulk.  (Counting
+    # only ``ticks_per_batch_max`` per wake-up would give 2 in 5: 40% of them.)
+    assert expected_ticks * 0.55 <= ticks <= expected_ticks * 1.3, ticks
     return batches
 
 
@@ -79,7 +80,7 @@ async def test_a_quiet_follower_wakes_once_per_heartbeat_interval() -> None:
 @pytest.mark.asyncio
 async def test_waking_for_every_tick_takes_five_times_as_many_batches() -> None:
     batches = await idle_follower_batches(tick_wake_ticks=1)
-    assert batches >= RUN_S / TICK_S * 0.6  # the check above can fail
+    assert batches >= RUN_S / TICK_S * 0.5  # the check above can fail
 
 
 def test_a_leader_with_a_commit_to_announce_ticks_on_time() -> None:
