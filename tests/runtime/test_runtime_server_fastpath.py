@@ -72,7 +72,7 @@ async def test_commands_at_and_over_the_key_bound_in_one_pipeline() -> None:
         encode_command("INCR", b"n"),
     ]
     connection.data_received(b"".join(pipeline))
-    for _ in range(3):  # the retry of a first-contact session, then the answers
+    for _ in range(3):  # two requests (the refused GET splits the pipeline): answer, write
         router.drain()
         await asyncio.sleep(0)  # the connection writes its replies from a loop callback
     value_header = b"$" + str(len(at_limit) + 1).encode()
