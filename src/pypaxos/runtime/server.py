@@ -208,24 +208,24 @@ class RespConnection(asyncio.Protocol):
             # commands.plain_single, inlined and unrolled for its two arities (no slice, no
             # star-call, no map): this loop runs once per pipelined command.
             fast = fast_get(args[0])
-            op: Command | None = None
             if fast is not None:
+                op: Command | None = None
                 if len(args) == 3 == fast[0]:
                     key, value = args[1], args[2]
                     if len(key) + len(value) <= fast[3]:
                         op = fast[1](key, value)
                 elif len(args) == 2 == fast[0] and len(args[1]) <= fast[3]:
                     op = fast[1](args[1])
-            if op is not None:
-                if group is None:
-                    group = _Group(self)
-                    ops_append, replies_append = group.ops.append, group.replies.append
-                ops_append(op)
-                replies_append(fast[2])  # type: ignore[index]
-                if check and group.full(args, count_bytes):
-                    group.submit()
-                    group = None
-                continue
+                if op is not None:
+                    if group is None:
+                        group = _Group(self)
+                        ops_append, replies_append = group.ops.append, group.replies.append
+                    ops_append(op)
+                    replies_append(fast[2])
+                    if check and group.full(args, count_bytes):
+                        group.submit()
+                        group = None
+                    continue
             planned = plan(args)
             if type(planned) is Ops and planned.session is None:
                 # Plain key-value commands that arrived together become one log entry.
