@@ -100,6 +100,29 @@ def test_loadgen_counts_a_refused_connection_as_an_error() -> None:
     asyncio.run(scenario())
 
 
+def test_loadgen_counts_requests_never_answered_as_failed_after_the_drain() -> None:
+    async def scenario() -> None:
+        held: list[asyncio.StreamWriter] = []
+
+        async def read_never_answer(reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            held.append(w)
+            while await reader.read(65536):
+                pass
+
+        server = await asyncio.start_server(read_never_answer, "127.0.0.1", 0)
+        port = int(server.sockets[0].getsockname()[1])
+        spec = loadgen.LoadSpec("127.0.0.1", port, clients=2, pipeline=3, duration_s=0.1,
+                                drain_s=0.2)  # fmt: skip
+        result = await loadgen.run_load(spec)
+        for writer in held:
+            writer.close()
+        server.close()
+        assert (result.ok, result.late, result.errors) == (0, 0, 6)
+        assert result.error_kinds == {"no reply": 6}
+
+    asyncio.run(scenario())
+
+
 def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(100, 0, -1)]
     assert percentile(values, 0.5) == 50
