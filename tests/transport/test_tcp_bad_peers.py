@@ -124,3 +124,42 @@ async def test_good_client_frames_in_one_chunk_with_the_hello_are_delivered(
         writer.close()
         await writer.wait_closed()
     assert inbox_b.messages == msgs
+
+
+@pytest.mark.asyncio
+async def test_a_hello_split_across_reads_is_waited_for(make_transport: MakeTransport) -> None:
+    b, inbox_b = await make_transport(2, config=FAST)
+    host, port = b.listen_address.rsplit(":", 1)
+    _reader, writer = await asyncio.open_connection(host, int(port))
+    msgs = [Prepare(7, Ballot(i, 7)) for i in range(3)]
+    try:
+        writer.write(HELLO[:4])
+        await writer.drain()
+        await asyncio.sleep(0.05)  # its own read on the server
+        writer.write(HELLO[4:] + CODEC.encode_frames(msgs[:1]))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(CODEC.encode_frames(msgs[1:]))
+        await eventually(lambda: len(inbox_b.messages) == 3)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert inbox_b.messages == msgs
+    assert b.inbound_stats.protocol_errors == 0
+
+
+@pytest.mark.asyncio
+async def test_close_hangs_up_every_inbound_connection(make_transport: MakeTransport) -> None:
+    b, _ = await make_transport(2, config=FAST)
+    host, port = b.listen_address.rsplit(":", 1)
+    clients = [await asyncio.open_connection(host, int(port)) for _ in range(3)]
+    clients[0][1].write(HELLO)  # one greeted, two still in their handshake
+    await eventually(lambda: b.inbound_stats.connections == 3)
+    await b.close()
+    try:
+        for reader, _writer in clients:
+            assert await hung_up(reader)
+    finally:
+        for _reader, writer in clients:
+            writer.close()
+    assert not b._inbound  # each connection's end was seen and forgotten

@@ -36,8 +36,13 @@ How it works:
   back) without waiting for something to send: a restarted follower hears its leader within
   milliseconds, not after up to ``reconnect_delay_max_s`` (long enough to start an election).
 
-The transport uses only the portable asyncio streams API, so it runs on any event loop; the
-runtime chooses one (``preferred_loop_factory`` returns uvloop's when it is installed).
+- **Inbound bytes are handled in the read callback.**  An accepted connection is an
+  ``asyncio.Protocol`` that decodes and delivers in ``data_received``, with no task in
+  between: a task woken per read would cost one more loop step on the path of every message.
+
+The transport uses only portable asyncio APIs (streams outbound, a protocol inbound), so it
+runs on any event loop; the runtime chooses one (``preferred_loop_factory`` returns uvloop's
+when it is installed).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar, cast
 
 from pypaxos.transport.base import Deliver, UnknownPeer
 from pypaxos.transport.codec import Codec, FrameDecoder, Hello, ProtocolError
@@ -84,7 +89,6 @@ class TcpConfig:
     handshake_timeout_s: float = 5.0
     drain_timeout_s: float = 10.0
     """A peer that accepts no bytes for this long (host gone, no FIN) is dropped and redialled."""
-    read_chunk_bytes: int = 256 * 1024
     drop_log_interval_s: float = 10.0
     check_sender: bool = True
     """Refuse a message whose ``sender`` attribute differs from the handshake's node id."""
@@ -260,7 +264,7 @@ class TcpTransport(Generic[M]):
         for peer_id, address in sorted(peers.items()):
             self.set_peer(peer_id, address)
         self._server: asyncio.Server | None = None
-        self._inbound: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._inbound: set[_Inbound[M]] = set()
         self._started = False
         self._closed = False
         self._drop_log = _RateLimit(self._config.drop_log_interval_s)
@@ -281,8 +285,9 @@ class TcpTransport(Generic[M]):
         if self._started:
             raise RuntimeError("transport already started")
         self._started = True
-        self._server = await asyncio.start_server(
-            self._serve_inbound, self._listen_host, self._listen_port
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._inbound_connection, self._listen_host, self._listen_port
         )
         self._listen_port = self._server.sockets[0].getsockname()[1]
         logger.debug("node %d listening on %s", self._node_id, self.listen_address)
@@ -367,12 +372,9 @@ class TcpTransport(Generic[M]):
         self._closed = True
         if self._server is not None:
             self._server.close()
-        # Inbound handlers are ended by closing their sockets (the pending read sees EOF), not
-        # by cancellation: on Python 3.11 a cancelled start_server handler makes asyncio log a
-        # spurious "Exception in callback" (CPython gh-113538, fixed in 3.12).
-        inbound = list(self._inbound)
-        for writer in self._inbound.values():
-            writer.close()
+        inbound = [connection.gone for connection in self._inbound]
+        for connection in list(self._inbound):
+            connection.close()
         writers = [p.task for p in self._peers.values() if p.task is not None]
         for task in writers:
             task.cancel()
@@ -581,66 +583,8 @@ class TcpTransport(Generic[M]):
 
     # -- receiving ------------------------------------------------------------------------
 
-    async def _serve_inbound(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if self._closed:
-            writer.close()
-            return
-        self._inbound[task] = writer
-        self.inbound_stats.connections += 1
-        peername = writer.get_extra_info("peername")
-        remote = format_address(*peername[:2]) if peername else "unknown address"
-        decoder = self._codec.decoder(handshake=True)
-        try:
-            await self._read_inbound(reader, decoder)
-        except ProtocolError as exc:
-            self.inbound_stats.protocol_errors += 1
-            logger.warning(
-                "node %d: closing inbound connection from %s (node %s): %s: %s",
-                self._node_id,
-                remote,
-                decoder.hello.node_id if decoder.hello else "unknown",
-                type(exc).__name__,
-                exc,
-            )
-        except TimeoutError:
-            self.inbound_stats.protocol_errors += 1
-            logger.warning(
-                "node %d: closing inbound connection from %s: no Hello within %.1f s",
-                self._node_id,
-                remote,
-                self._config.handshake_timeout_s,
-            )
-        except OSError as exc:
-            logger.info("node %d: inbound connection from %s: %s", self._node_id, remote, exc)
-        except asyncio.CancelledError:
-            # Cancelled from outside (the loop shutting down without close()).  Nobody awaits
-            # this server-owned task, so ending it normally loses nothing and avoids the 3.11
-            # spurious error log (gh-113538, see close()).
-            pass
-        finally:
-            writer.close()
-            self._inbound.pop(task, None)
-
-    async def _read_inbound(self, reader: asyncio.StreamReader, decoder: FrameDecoder[M]) -> None:
-        chunk_bytes = self._config.read_chunk_bytes
-        messages: list[M] = []
-        # One deadline for the whole handshake, so a trickle of bytes cannot stretch it.
-        async with asyncio.timeout(self._config.handshake_timeout_s):
-            while decoder.hello is None:
-                data = await reader.read(chunk_bytes)
-                if not data:
-                    return
-                messages = decoder.feed(data)
-        hello = decoder.hello
-        self._check_hello(hello)
-        self._peer_is_back(hello.node_id)
-        self._deliver_all(hello, messages)  # those that came in the same chunk as the Hello
-        while data := await reader.read(chunk_bytes):
-            self._deliver_all(hello, decoder.feed(data))
+    def _inbound_connection(self) -> _Inbound[M]:
+        return _Inbound(self)
 
     def _peer_is_back(self, node_id: int) -> None:
         """A peer dialled us: it is up, so stop backing off from it and redial now."""
@@ -684,6 +628,100 @@ class TcpTransport(Generic[M]):
     def _deliver_failed(self) -> None:
         # The runtime's bug, not the peer's: keep the connection, drop the message.
         logger.exception("node %d: deliver callback raised; message dropped", self._node_id)
+
+
+class _Inbound(asyncio.Protocol, Generic[M]):
+    """One accepted connection: a Hello, then frames, decoded and delivered as they arrive.
+
+    A protocol rather than a stream reader and a task: bytes are decoded and handed to
+    ``deliver`` in the loop's read callback, which saves a task wake-up (a loop step) per
+    read on the path of every message, in each node, on both ends of a round."""
+
+    def __init__(self, owner: TcpTransport[M]) -> None:
+        self.owner = owner
+        self.decoder: FrameDecoder[M] = owner._codec.decoder(handshake=True)
+        self.hello: Hello | None = None
+        self.remote = "unknown address"
+        self.transport: asyncio.Transport | None = None
+        self.handshake_timer: asyncio.TimerHandle | None = None
+        self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        owner = self.owner
+        if owner._closed:
+            self.close()
+            return
+        owner._inbound.add(self)
+        owner.inbound_stats.connections += 1
+        peername = transport.get_extra_info("peername")
+        if peername:
+            self.remote = format_address(*peername[:2])
+        # One deadline for the whole handshake, so a trickle of bytes cannot stretch it.
+        self.handshake_timer = asyncio.get_running_loop().call_later(
+            owner._config.handshake_timeout_s, self._handshake_timed_out
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        owner = self.owner
+        try:
+            messages = self.decoder.feed(data)
+            hello = self.hello
+            if hello is None:
+                hello = self.decoder.hello
+                if hello is None:
+                    return
+                owner._check_hello(hello)
+                self.hello = hello
+                if self.handshake_timer is not None:
+                    self.handshake_timer.cancel()
+                owner._peer_is_back(hello.node_id)
+            owner._deliver_all(hello, messages)
+        except ProtocolError as exc:
+            owner.inbound_stats.protocol_errors += 1
+            decoded = self.decoder.hello
+            logger.warning(
+                "node %d: closing inbound connection from %s (node %s): %s: %s",
+                owner._node_id,
+                self.remote,
+                decoded.node_id if decoded else "unknown",
+                type(exc).__name__,
+                exc,
+            )
+            self.close()
+
+    def _handshake_timed_out(self) -> None:
+        if self.hello is not None or self.closed:
+            return
+        owner = self.owner
+        owner.inbound_stats.protocol_errors += 1
+        logger.warning(
+            "node %d: closing inbound connection from %s: no Hello within %.1f s",
+            owner._node_id,
+            self.remote,
+            owner._config.handshake_timeout_s,
+        )
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.handshake_timer is not None:
+            self.handshake_timer.cancel()
+        if exc is not None:
+            logger.info(
+                "node %d: inbound connection from %s: %s", self.owner._node_id, self.remote, exc
+            )
+        self.owner._inbound.discard(self)
+        if not self.gone.done():
+            self.gone.set_result(None)
 
 
 __all__ = [
