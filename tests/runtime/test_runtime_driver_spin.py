@@ -80,6 +80,13 @@ class ChainedClient:
         raise AssertionError("one request at a time cannot fill the window")
 
 
+async def until_elected(node: Node) -> None:
+    deadline = time.monotonic() + 5
+    while node.role is not Role.LEADER:
+        assert time.monotonic() < deadline, "not elected"
+        await asyncio.sleep(TICK_S)
+
+
 async def serve_chained_requests(idle_spin_s: float, requests: int = 20) -> Driver:
     node = Node(1, CONFIG, random.Random(1), Echo())
     with ThreadPoolExecutor(1) as executor:
@@ -87,10 +94,7 @@ async def serve_chained_requests(idle_spin_s: float, requests: int = 20) -> Driv
             node, MemoryStorage(), Nowhere(), executor, tick_s=TICK_S, idle_spin_s=idle_spin_s
         )
         task = asyncio.create_task(driver.run())
-        deadline = time.monotonic() + 5
-        while node.role is not Role.LEADER:
-            assert time.monotonic() < deadline, "not elected"
-            await asyncio.sleep(TICK_S)
+        await until_elected(node)
         assert driver.spins == 0  # elected, but no client served yet
         client = ChainedClient(driver, requests)
         driver.sink = client
@@ -141,10 +145,7 @@ async def test_a_leader_serving_many_requests_at_once_does_not_spin() -> None:
     with ThreadPoolExecutor(1) as executor:
         driver = Driver(node, MemoryStorage(), Nowhere(), executor, tick_s=TICK_S)
         task = asyncio.create_task(driver.run())
-        deadline = time.monotonic() + 5
-        while node.role is not Role.LEADER:
-            assert time.monotonic() < deadline, "not elected"
-            await asyncio.sleep(TICK_S)
+        await until_elected(node)
         client = ChainedClient(driver, SPIN_SERVED_MAX + 1, chain=False)
         driver.sink = client
         for index in range(SPIN_SERVED_MAX + 1):  # one batch: more than a light load
