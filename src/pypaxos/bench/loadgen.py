@@ -144,7 +144,7 @@ class _Worker(asyncio.Protocol):
         replies = self.parser.feed(data)
         for reply in replies:
             if not sent_at:
-                break  # more replies than requests: the server's bug; connection_lost counts
+                break  # more replies than requests (a server bug): the extras are ignored
             began = sent_at.popleft()
             if isinstance(reply, ErrorReply):
                 result.errors += 1
