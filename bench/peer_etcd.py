@@ -7,9 +7,12 @@ then loads it two ways:
 * ``etcdctl check perf --load L`` (Debian's etcd-client): etcd's own fixed-rate workload
   (``s`` 50 clients / 150 writes/s, ``m`` 200 / 1,000, ``l`` 500 / 8,000, ``xl`` 1,000 /
   15,000, 60 s each); it reports the throughput reached, the slowest request and PASS/FAIL;
-* its HTTP/JSON gateway (``POST /v3/kv/put``) from a closed-loop asyncio client (aiohttp) with
-  C requests outstanding, recording every request's latency.  The client is Python, so at high
-  concurrency it may be the bottleneck; it runs on the same two cores as the members.
+* its HTTP/JSON gateway (``POST /v3/kv/put``) from a closed-loop asyncio client with C
+  requests outstanding, recording every request's latency (``pypaxos.bench.httpload``: the
+  same shape as the Redis-protocol ``loadgen`` that measures pypaxos, on the same event loop,
+  so one client's latency carries the same client overhead on both sides).  The client is
+  Python, so at high concurrency it may be the bottleneck; it runs on the same two cores as
+  the members.
 
 All members are stopped and the directory removed at the end, also on Ctrl-C.  Standalone::
 
@@ -27,17 +30,17 @@ import shutil
 import subprocess
 import tempfile
 import time
-from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
-
-import aiohttp
+from urllib.parse import urlsplit
 
 from pypaxos.bench import procstat
+from pypaxos.bench.httpload import run_post_load
 from pypaxos.bench.redis_benchmark import ToolMissingError
-from pypaxos.bench.stats import Summary, percentile
+from pypaxos.bench.stats import Summary
 from pypaxos.cluster.processes import find_free_base_port
+from pypaxos.transport import preferred_loop_factory
 
 Json = dict[str, Any]
 MEMBERS = 3
@@ -135,41 +138,27 @@ def check_perf(cluster: EtcdCluster, load: str) -> Json:
 
 
 async def gateway_load(url: str, concurrency: int, duration_s: float, value_bytes: int) -> Json:
-    """Closed-loop ``PUT`` through the JSON gateway with ``concurrency`` outstanding requests."""
+    """Closed-loop ``PUT`` through the JSON gateway with ``concurrency`` outstanding requests,
+    with ``pypaxos.bench.httpload`` (built like the Redis-protocol ``loadgen``)."""
+    address = urlsplit(url)
+    assert address.hostname is not None and address.port is not None, url
     value = base64.b64encode(b"v" * value_bytes).decode()
-    latencies = array("d")
-    counts = {"ok": 0, "errors": 0}
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        stop_at = time.perf_counter() + duration_s
 
-        async def worker(n: int) -> None:
-            index = 0
-            while time.perf_counter() < stop_at:
-                key = base64.b64encode(b"key:%d" % ((n * 7919 + index) % 100_000)).decode()
-                index += 1
-                began = time.perf_counter()
-                try:
-                    async with session.post(
-                        f"{url}/v3/kv/put", json={"key": key, "value": value}
-                    ) as response:
-                        await response.read()
-                        good = response.status == 200
-                except aiohttp.ClientError:
-                    good = False
-                now = time.perf_counter()
-                if not good:
-                    counts["errors"] += 1
-                elif now <= stop_at:
-                    counts["ok"] += 1
-                    latencies.append((now - began) * 1e6)
+    def body(client: int, index: int) -> bytes:
+        key = base64.b64encode(b"key:%d" % ((client * 7919 + index) % 100_000)).decode()
+        return json.dumps({"key": key, "value": value}).encode()
 
-        await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    return {
-        "ok": counts["ok"], "errors": counts["errors"],
-        "throughput": counts["ok"] / duration_s,
-        "p50_us": percentile(latencies, 0.5), "p99_us": percentile(latencies, 0.99),
-    }  # fmt: skip
+    result = await run_post_load(
+        address.hostname, address.port, body, path="/v3/kv/put", clients=concurrency,
+        duration_s=duration_s,
+    )  # fmt: skip
+    return result.as_json(duration_s)
+
+
+def _run(coroutine: Coroutine[Any, Any, Json]) -> Json:
+    """On uvloop when installed, as the pypaxos load generator runs."""
+    with asyncio.Runner(loop_factory=preferred_loop_factory()) as runner:
+        return runner.run(coroutine)
 
 
 def measure(concurrency: list[int], loads: list[str], runs: int, duration_s: float,
@@ -184,11 +173,11 @@ def measure(concurrency: list[int], loads: list[str], runs: int, duration_s: flo
             pids = [p.pid for p in cluster.processes]
             points = []
             for clients in concurrency:
-                asyncio.run(gateway_load(leader, clients, 1.0, value_bytes))  # warm-up
+                _run(gateway_load(leader, clients, 1.0, value_bytes))  # warm-up
                 results = []
                 for _ in range(runs):
                     before = procstat.cpu_seconds(pids)
-                    run = asyncio.run(gateway_load(leader, clients, duration_s, value_bytes))
+                    run = _run(gateway_load(leader, clients, duration_s, value_bytes))
                     run["cpu_us_per_op"] = procstat.cpu_us_per_op(
                         before, procstat.cpu_seconds(pids), run["ok"]
                     )

@@ -280,7 +280,7 @@ def render(data: Json, plots_dir: Path, repo_root: Path) -> tuple[str, str]:
         )
     for p in (etcd or {}).get("gateway", []):
         lines.append(
-            f"| etcd gateway (aiohttp) | {p['clients']} | 1 | {fmt(p['throughput'])} | "
+            f"| etcd gateway (httpload) | {p['clients']} | 1 | {fmt(p['throughput'])} | "
             f"{fmt(p['p50_us'], 1e-3, 2)} | {fmt(p['p99_us'], 1e-3, 2)} | "
             f"{fmt(p['cpu_us_per_op'])} |"
         )
