@@ -77,9 +77,10 @@ class FakeGateway:
                 )
                 self.bodies.append(await reader.readexactly(length))
                 self.requests += 1
+                number = self.requests  # before the sleep: the other connection counts too
                 await asyncio.sleep(SERVER_DELAY_S)
-                status = 500 if self.requests % 3 == 0 else 200
-                frame = chunked if self.requests % 2 else by_length
+                status = 500 if number % 3 == 0 else 200
+                frame = chunked if number % 2 else by_length
                 writer.write(frame(status, b'{"header":{"revision":"1"}}'))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
