@@ -126,3 +126,22 @@ def test_a_server_that_hangs_up_gives_errors() -> None:
         assert result.errors == 3
 
     asyncio.run(scenario())
+
+
+def test_a_server_that_answers_garbage_gives_one_error_per_connection() -> None:
+    async def answer_garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
+        await reader.read(65536)  # until the client hangs up
+        writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(answer_garbage, "127.0.0.1", 0)
+        port = int(server.sockets[0].getsockname()[1])
+        result = await run_post_load(
+            "127.0.0.1", port, lambda c, i: b"{}", path="/", clients=2, duration_s=0.2
+        )
+        server.close()
+        assert (result.ok, result.errors, result.statuses) == (0, 2, {})
+
+    asyncio.run(scenario())

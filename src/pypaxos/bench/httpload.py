@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
+from pypaxos.bench.loadgen import constant_factory
 from pypaxos.bench.stats import percentile
 
 HEADERS_BYTES_MAX = 64 * 1024
@@ -155,7 +156,8 @@ class _Worker(asyncio.Protocol):
         try:
             statuses = self.reader.feed(data)
         except HttpResponseError:
-            self.connection_lost(None)
+            assert self.transport is not None
+            self.transport.close()  # connection_lost counts the request outstanding
             return
         result = self.result
         for status in statuses:
@@ -213,7 +215,9 @@ async def run_post_load(
     workers = [_Worker(maker(n), result, 0.0) for n in range(clients)]
     await asyncio.gather(
         *(
-            asyncio.wait_for(loop.create_connection(_factory(w), host, port), connect_timeout_s)
+            asyncio.wait_for(
+                loop.create_connection(constant_factory(w), host, port), connect_timeout_s
+            )
             for w in workers
         )
     )
@@ -232,7 +236,3 @@ async def run_post_load(
         if w.transport is not None:
             w.transport.close()
     return result
-
-
-def _factory(worker: _Worker) -> Callable[[], _Worker]:
-    return lambda: worker

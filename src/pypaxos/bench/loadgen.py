@@ -26,13 +26,14 @@ from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TypeVar, cast
 
 from pypaxos.bench.stats import percentile
 from pypaxos.client.replies import ErrorReply, ReplyParser
 from pypaxos.runtime.resp import encode_command
 
 COMMANDS = ("set", "get")
+_P = TypeVar("_P", bound=asyncio.Protocol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +123,6 @@ class _Worker(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
-    def start(self) -> None:
-        self.send(self.spec.pipeline)
-
     def send(self, count: int) -> None:
         assert self.transport is not None
         spec, worker, index, value = self.spec, self.worker, self.index, self.value
@@ -174,7 +172,7 @@ class _Worker(asyncio.Protocol):
     async def run(self) -> None:
         """Send the first requests, then wait for the last reply (or the drain deadline)."""
         assert self.transport is not None
-        self.start()
+        self.send(self.spec.pipeline)
         try:
             timeout_s = max(self.stop_at + self.spec.drain_s - time.perf_counter(), 0.0)
             with contextlib.suppress(TimeoutError):
@@ -187,8 +185,9 @@ class _Worker(asyncio.Protocol):
             self.transport.close()
 
 
-def _factory(worker: _Worker) -> Callable[[], _Worker]:
-    return lambda: worker
+def constant_factory(protocol: _P) -> Callable[[], _P]:
+    """A protocol factory for ``create_connection`` that hands over an existing protocol."""
+    return lambda: protocol
 
 
 async def run_load(spec: LoadSpec) -> LoadResult:
@@ -199,7 +198,7 @@ async def run_load(spec: LoadSpec) -> LoadResult:
     await asyncio.gather(
         *(
             asyncio.wait_for(
-                loop.create_connection(_factory(w), spec.host, spec.port),
+                loop.create_connection(constant_factory(w), spec.host, spec.port),
                 spec.connect_timeout_s,
             )
             for w in workers
