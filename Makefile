@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck browser pytest clean bench
+.PHONY: run demo test lint typecheck packages pytest clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +18,16 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pypaxos demo
 
-test: lint typecheck browser pytest
+test: lint typecheck packages pytest
 
-# Debian's Chromium for the explorer's browser test and nftables for the torture harness's
-# network namespaces (the tests that need them skip, saying why, if they cannot be installed).
-browser:
+# Debian's Chromium for the explorer's browser test, nftables for the torture harness's
+# network namespaces and redis-tools (redis-benchmark) for the benchmark's own test (the tests
+# that need them skip, saying why, if they cannot be installed).
+packages:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing="$$missing nftables"; \
+	command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) \
 		|| echo "could not install$$missing: the tests that need them will be skipped"; \

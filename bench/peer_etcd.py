@@ -163,7 +163,8 @@ def _run(coroutine: Coroutine[Any, Any, Json]) -> Json:
 
 def measure(concurrency: list[int], loads: list[str], runs: int, duration_s: float,
             value_bytes: int = 128, data_root: Path | None = None,
-            log: Callable[[str], None] = print) -> Json:  # fmt: skip
+            log: Callable[[str], None] = print, one_client_runs: int = 0) -> Json:  # fmt: skip
+    """``one_client_runs``: runs of the one-client point (0: ``runs``), as for pypaxos's."""
     with tempfile.TemporaryDirectory(prefix="bench-etcd-", dir=data_root) as scratch:
         cluster = EtcdCluster(Path(scratch))
         try:
@@ -175,7 +176,7 @@ def measure(concurrency: list[int], loads: list[str], runs: int, duration_s: flo
             for clients in concurrency:
                 _run(gateway_load(leader, clients, 1.0, value_bytes))  # warm-up
                 results = []
-                for _ in range(runs):
+                for _ in range(one_client_runs if clients == 1 and one_client_runs else runs):
                     before = procstat.cpu_seconds(pids)
                     run = _run(gateway_load(leader, clients, duration_s, value_bytes))
                     run["cpu_us_per_op"] = procstat.cpu_us_per_op(

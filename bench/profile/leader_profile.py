@@ -21,7 +21,8 @@ and by inclusive time.
 
 ``--keyspace N`` spreads the writes over N keys (``redis-benchmark -r``, as ``make bench`` does;
 a 100,000-key store costs each node about 1 µs per write more than one key: dict lookups that
-miss the cache).  ``--perf`` splits the spied node's CPU by library and symbol (``perf record -e cpu-clock``);
+miss the cache).  ``--perf`` splits the spied node's CPU by library and symbol
+(``perf record -e cpu-clock``);
 ``--cprofile`` profiles every node's event-loop thread in CPU time (``cprofile_site/``);
 ``--src`` runs the nodes from another source tree, for A/B runs (``git archive REV src``).
 After each run it probes the disk's fsync latency and checks every write was committed with

@@ -8,12 +8,15 @@ machine (a reply delayed by the server by D cannot be measured as faster than D)
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from pypaxos.bench import cmd as bench_cmd
 from pypaxos.bench import loadgen, procstat, redis_benchmark
 from pypaxos.bench.cluster_bench import ClusterBenchConfig, bench_cluster
 from pypaxos.bench.stats import Summary, percentile
@@ -187,3 +190,61 @@ def test_a_short_run_on_a_real_three_node_cluster(tmp_path: Path) -> None:
         assert run["throughput"] == run["ok"] / 1.0
     assert point["throughput"]["runs"] == 2
     assert list(tmp_path.iterdir()) == []  # the data directory was removed
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(
+    shutil.which("redis-benchmark") is None, reason="needs Debian's redis-tools (make test)"
+)
+def test_extra_points_run_after_the_grid_with_redis_benchmark(tmp_path: Path) -> None:
+    config = ClusterBenchConfig(
+        nodes=3, fsync="never", clients=(1,), pipelines=(1,), commands=("set",),
+        tools=("redis-benchmark",), extra_points=((4, 8),), duration_s=0.5, runs=1,
+        data_root=tmp_path,
+    )  # fmt: skip
+    result = asyncio.run(bench_cluster(config))
+    grid, extra = result["points"]
+    assert (grid["tool"], grid["clients"], grid["pipeline"]) == ("redis-benchmark", 1, 1)
+    assert (extra["tool"], extra["clients"], extra["pipeline"]) == ("redis-benchmark", 4, 8)
+    assert extra["throughput"]["median"] > 0
+    assert not extra["leader_changed"]
+
+
+@pytest.mark.timeout(120)
+def test_extra_points_are_redis_benchmark_only_and_one_client_gets_its_own_runs(
+    tmp_path: Path,
+) -> None:
+    config = ClusterBenchConfig(
+        nodes=3, fsync="never", clients=(1, 2), pipelines=(1,), commands=("set",),
+        tools=("loadgen",), extra_points=((4, 8),), duration_s=0.5, runs=1, one_client_runs=3,
+        data_root=tmp_path,
+    )  # fmt: skip
+    result = asyncio.run(bench_cluster(config))
+    points = result["points"]
+    assert [(p["tool"], p["clients"]) for p in points] == [("loadgen", 1), ("loadgen", 2)]
+    assert [len(p["runs"]) for p in points] == [3, 1]
+    assert points[0]["throughput"]["runs"] == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "points"), [("128x32", ((128, 32),)), ("1x1,64x16,", ((1, 1), (64, 16)))]
+)
+def test_extra_points_option_parses_clients_by_pipeline(
+    text: str, points: tuple[tuple[int, int], ...]
+) -> None:
+    parser = argparse.ArgumentParser()
+    bench_cmd.add_arguments(parser)
+    assert parser.parse_args(["--extra-points", text]).extra_points == points
+    assert parser.parse_args([]).extra_points == ()
+
+
+@pytest.mark.parametrize("text", ["128", "128x", "x32", "0x16", "4x-1", "ax2", "4*8"])
+def test_extra_points_option_refuses_what_is_not_clients_by_pipeline(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    bench_cmd.add_arguments(parser)
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args(["--extra-points", text])
+    assert stop.value.code == 2
+    assert "--extra-points" in capsys.readouterr().err

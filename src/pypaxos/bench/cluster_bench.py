@@ -5,7 +5,8 @@ data directory (``cluster.LocalCluster``, the machinery of ``pypaxos cluster up`
 ports), loads its leader through the Redis port, and always stops the nodes and removes the
 directory afterwards, also on Ctrl-C.
 
-For every point (tool, command, clients, pipeline) it runs ``runs`` measured runs after one
+For every point (tool, command, clients, pipeline) of the grid, and for each of
+``extra_points`` (redis-benchmark only), it runs ``runs`` measured runs after one
 short warm-up; each run records
 
 * throughput and latency percentiles (``redis-benchmark`` or ``loadgen``, which records every
@@ -61,10 +62,17 @@ class ClusterBenchConfig:
     fsync: str = "always"
     clients: tuple[int, ...] = (1, 16, 64)
     pipelines: tuple[int, ...] = (1, 16)
+    # (clients, pipeline) points beyond the grid, each command, redis-benchmark only: a load
+    # heavy enough to saturate the cluster, so "best throughput" is its capacity, not the
+    # grid's largest load divided by its latency.
+    extra_points: tuple[tuple[int, int], ...] = ()
     commands: tuple[str, ...] = ("set", "get")
     tools: tuple[str, ...] = TOOLS
     duration_s: float = 5.0
     runs: int = 3
+    # Runs of the one-client points (c=1, P=1), whose p50 drifts most from run to run on a
+    # shared machine (wake-up latency); 0: ``runs``.
+    one_client_runs: int = 0
     value_bytes: int = 128
     rss_check: bool = False
     catch_up_entries: int = 0
@@ -149,7 +157,8 @@ async def _point(target: _Target, tool: str, command: str, clients: int, pipelin
     )  # fmt: skip
     rate = float(warm["throughput"]) or FIRST_RATE_GUESS
     runs = []
-    for _ in range(cfg.runs):
+    count = cfg.one_client_runs if clients == pipeline == 1 and cfg.one_client_runs else cfg.runs
+    for _ in range(count):
         requests = redis_benchmark.requests_for(rate, cfg.duration_s, clients, pipeline)
         run = await _one_run(
             target, tool, command, clients, pipeline, requests, cfg.duration_s, cfg
@@ -290,6 +299,12 @@ async def bench_cluster(cfg: ClusterBenchConfig) -> Json:
             for clients in cfg.clients
             for pipeline in cfg.pipelines
         ]
+        if "redis-benchmark" in cfg.tools:
+            points += [
+                await _point(target, "redis-benchmark", command, clients, pipeline, cfg)
+                for command in cfg.commands
+                for clients, pipeline in cfg.extra_points
+            ]
         result = {"nodes": cfg.nodes, "fsync": cfg.fsync, "points": points}
         result["rss"] = result["catch_up"] = None
         try:  # the long checks come last; a failure is reported, not fatal

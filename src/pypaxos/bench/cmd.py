@@ -1,8 +1,9 @@
 """``pypaxos bench``: measure a local pypaxos cluster through its Redis port.
 
 Starts a fresh cluster (temporary data directory, free ports), runs every point of the
-clients x pipeline matrix with each tool and command, prints a table of medians with their
-spread, and optionally writes everything (every run) as JSON.  The nodes are stopped and the
+clients x pipeline matrix with each tool and command (and any ``--extra-points`` with
+redis-benchmark), prints a table of medians with their spread, and optionally writes
+everything (every run) as JSON.  The nodes are stopped and the
 data removed at the end, also on Ctrl-C.  The peers (PySyncObj, Redis, etcd) and the machine's
 limits are measured by ``make bench`` (bench/run_all.py), which calls this code too.
 """
@@ -35,6 +36,19 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def _point_list(text: str) -> tuple[tuple[int, int], ...]:
+    """``128x32,256x16`` -> ((128, 32), (256, 16)): (clients, pipeline) pairs."""
+    points: list[tuple[int, int]] = []
+    for part in (p for p in text.split(",") if p):
+        clients, sep, pipeline = part.partition("x")
+        if not sep or not clients.isdigit() or not pipeline.isdigit():
+            raise argparse.ArgumentTypeError(f"want CLIENTSxPIPELINE, e.g. 128x32: {part!r}")
+        if int(clients) < 1 or int(pipeline) < 1:
+            raise argparse.ArgumentTypeError(f"need positive integers: {part!r}")
+        points.append((int(clients), int(pipeline)))
+    return tuple(points)
+
+
 def _choices(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
     def parse(text: str) -> tuple[str, ...]:
         values = tuple(part for part in text.split(",") if part)
@@ -58,6 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=(1, 16),
         help="outstanding requests per connection, a list (1,16)",
     )
+    parser.add_argument(
+        "--extra-points",
+        type=_point_list,
+        default=(),
+        metavar="CxP,...",
+        help="(clients x pipeline) points beyond the grid, redis-benchmark only, e.g. 128x32: "
+        "a load that saturates the cluster (none)",
+    )
     parser.add_argument("--commands", type=_choices(COMMANDS), default=("set", "get"))
     parser.add_argument(
         "--tools",
@@ -67,6 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--duration-s", type=float, default=5.0, help="per run (5)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per point (3)")
+    parser.add_argument(
+        "--one-client-runs",
+        type=int,
+        default=0,
+        help="measured runs of the one-client points, c=1 P=1 (0: --runs)",
+    )
     parser.add_argument("--value-bytes", type=int, default=128, help="value size (128)")
     parser.add_argument(
         "--rss-check",
@@ -120,15 +148,19 @@ def table(result: Json) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.nodes < 1 or args.runs < 1 or args.duration_s <= 0 or args.value_bytes < 1:
         raise UsageError("--nodes, --runs, --value-bytes must be >= 1 and --duration-s > 0")
+    if args.one_client_runs < 0:
+        raise UsageError("--one-client-runs must be >= 0")
     config = ClusterBenchConfig(
         nodes=args.nodes,
         fsync=args.fsync,
         clients=args.clients,
         pipelines=args.pipeline,
+        extra_points=args.extra_points,
         commands=args.commands,
         tools=args.tools,
         duration_s=args.duration_s,
         runs=args.runs,
+        one_client_runs=args.one_client_runs,
         value_bytes=args.value_bytes,
         rss_check=args.rss_check,
         catch_up_entries=args.catch_up_entries,
