@@ -1,10 +1,9 @@
 """A leader that has just served a client polls for the next input before it sleeps.
 
-After a batch that stepped client proposals or answered clients, or while a few client
-requests await their followers' votes, the leader's driver yields to the loop for up to
-``idle_spin_s`` instead of parking on a future at once, so an input that lands meanwhile is
-taken without a wake-up from sleep.  Nothing else spins: not an idle leader, not one that
-served many requests in one batch, not with ``idle_spin_s=0``.
+After a batch that stepped client proposals or answered clients, the leader's driver yields to
+the loop for up to ``idle_spin_s`` instead of parking on a future at once, so an input that
+lands meanwhile is taken without a wake-up from sleep.  Nothing else spins: not an idle
+leader, not one that served many requests in one batch, not with ``idle_spin_s=0``.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from pypaxos.multi import MultiConfig, Node, Role
-from pypaxos.multi.acceptor import SlotAcceptor
-from pypaxos.multi.messages import Accept, Heartbeat, HeartbeatAck, Prepare
 from pypaxos.runtime.driver import SPIN_SERVED_MAX, Driver
 from pypaxos.runtime.wire import WireMessage
 from pypaxos.storage import MemoryStorage
@@ -163,59 +160,3 @@ def test_idle_spin_must_not_be_negative() -> None:
     node = Node(1, CONFIG, random.Random(1), Echo())
     with ThreadPoolExecutor(1) as executor, pytest.raises(ValueError, match="idle_spin_s"):
         Driver(node, MemoryStorage(), Nowhere(), executor, tick_s=TICK_S, idle_spin_s=-1)
-
-
-class SlowFollowers:
-    """Nodes 2 and 3 of a three-node cluster, played by real acceptors on the leader's loop: a
-    ``Prepare`` or a ``Heartbeat`` is answered at once, an ``Accept`` after ``delay_s`` (the
-    follower's fsync and round trip)."""
-
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
-        self.acceptors = {peer: SlotAcceptor(peer, log_window_slots=256) for peer in (2, 3)}
-        self.driver: Driver | None = None
-
-    def send(self, to: int, msg: WireMessage) -> None:
-        assert self.driver is not None
-        loop, acceptor = asyncio.get_running_loop(), self.acceptors[to]
-        if isinstance(msg, Prepare):
-            loop.call_soon(self.driver.deliver, acceptor.prepare(msg, 0)[1])
-        elif isinstance(msg, Accept):
-            reply = acceptor.accept(msg)[1]
-            if reply is not None:
-                loop.call_later(self.delay_s, self.driver.deliver, reply)
-        elif isinstance(msg, Heartbeat):
-            loop.call_soon(self.driver.deliver, HeartbeatAck(to, msg.ballot, msg.commit_index))
-
-
-@pytest.mark.asyncio
-async def test_a_leader_spins_while_its_client_awaits_a_followers_vote() -> None:
-    """One client, three nodes: after the batch that syncs the leader's own vote nothing was
-    served, but the client's write still awaits a follower's ``Accepted``, which lands within
-    the spin.  So each write gets two spin hits: the follower's vote and the client's next
-    request (without the wait for the vote only about one)."""
-    config = MultiConfig(
-        node_ids=(1, 2, 3), heartbeat_ticks=2, election_timeout_min_ticks=2,
-        election_timeout_max_ticks=3, leader_stickiness_ticks=1,
-    )  # fmt: skip
-    requests = 20
-    node = Node(1, config, random.Random(1), Echo())
-    peers = SlowFollowers(delay_s=0.002)
-    with ThreadPoolExecutor(1) as executor:
-        # Ticks far apart (50 ms) so a tick rarely cuts a 20 ms spin short.
-        driver = Driver(node, MemoryStorage(), peers, executor, tick_s=0.05, idle_spin_s=0.02)
-        peers.driver = driver
-        task = asyncio.create_task(driver.run())
-        deadline = time.monotonic() + 5
-        while node.role is not Role.LEADER:
-            assert time.monotonic() < deadline, "not elected"
-            await asyncio.sleep(0.01)
-        hits_before = driver.spin_hits
-        client = ChainedClient(driver, requests)
-        driver.sink = client
-        client.start()
-        await asyncio.wait_for(client.done, 10)
-        assert client.answers == [b"request %d" % i for i in range(requests)]
-        assert driver.spin_hits - hits_before >= 1.6 * requests
-        driver.stop()
-        await task

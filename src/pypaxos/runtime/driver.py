@@ -44,16 +44,14 @@ One task runs a loop, the shape of etcd-raft's ``Ready`` cycle:
    rest on an unsynced record of an earlier batch either.
 
 Spin.  A lightly loaded leader that has just stepped client proposals or answered clients
-(at most ``SPIN_SERVED_MAX`` of them in the batch), or that has at most that many client
-requests awaiting their answer, does not go to sleep at once: for
+(at most ``SPIN_SERVED_MAX`` of them in the batch) does not go to sleep at once: for
 ``idle_spin_s`` (0.3 ms) it yields to the event loop in a loop (each pass polls the sockets
 without blocking) and takes the next input the moment it lands.  What it waits for then is
 usually that close: a follower's ``Accepted`` after its fsync, or the next request of a client
 it just answered.  On this kind of VM a process that sleeps even a millisecond wakes late and
 runs its first Python 2-3x slower (``bench/profile/machine_quirks.py``), so one client's write
 on 3 local nodes took about 0.08 ms less (p50, median of 10 interleaved pairs,
-``bench/RESULTS.md``) for about 0.2 ms of leader CPU per write at that load, and 0.15 ms less
-again once the leader also spun while a vote was awaited (6 pairs, 0.12 ms more CPU).  It costs nothing
+``bench/RESULTS.md``) for about 0.2 ms of leader CPU per write at that load.  It costs nothing
 at saturation (the next batch is waiting) and nothing when idle (no client work, no spin);
 ``idle_spin_s=0`` turns it off.
 
@@ -296,11 +294,7 @@ class Driver:
         if self._inbox or self._stopping or loop.time() + TICK_SLACK_S >= wake_at:
             return
         served, self._served = self._served, 0
-        # Light client work: just served (a proposal stepped, an answer given), or a few
-        # requests still waiting, typically on a follower's vote after our own sync.
-        awaiting = len(self.node.replica.awaiting)
-        light = 0 < served <= SPIN_SERVED_MAX or 0 < awaiting <= SPIN_SERVED_MAX
-        if light and self.idle_spin_s and self.node.role is Role.LEADER:
+        if 0 < served <= SPIN_SERVED_MAX and self.idle_spin_s and self.node.role is Role.LEADER:
             self.spins += 1
             spin_until = min(loop.time() + self.idle_spin_s, wake_at)
             while True:
