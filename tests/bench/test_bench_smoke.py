@@ -18,7 +18,7 @@ import pytest
 
 from pypaxos.bench import cmd as bench_cmd
 from pypaxos.bench import loadgen, procstat, redis_benchmark
-from pypaxos.bench.cluster_bench import ClusterBenchConfig, bench_cluster
+from pypaxos.bench.cluster_bench import ClusterBenchConfig, bench_cluster, usable_rate
 from pypaxos.bench.stats import Summary, percentile
 from pypaxos.runtime.resp import RespParser
 
@@ -171,6 +171,14 @@ def test_redis_benchmark_csv_is_parsed() -> None:
     assert (row.test, row.rps, row.p50_ms, row.p99_ms) == ("set", 5294.12, 46.69, 132.25)
     assert redis_benchmark.requests_for(1000.0, 3.0, 4, 2) == 3000
     assert redis_benchmark.requests_for(10.0, 1.0, 64, 16) == 20 * 64 * 16
+
+
+def test_a_run_that_stopped_early_does_not_size_the_next_one() -> None:
+    # redis-benchmark stops at the first error reply: that run's throughput is NaN.
+    assert usable_rate(float("nan"), 2_000.0) == 2_000.0
+    assert usable_rate(0.0, 2_000.0) == 2_000.0
+    assert usable_rate(5_000.0, 2_000.0) == 5_000.0
+    assert redis_benchmark.requests_for(usable_rate(float("nan"), 2_000.0), 3.0, 1, 16) == 6_000
 
 
 @pytest.mark.timeout(120)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import shutil
 import signal
 import tempfile
@@ -123,6 +124,7 @@ async def _one_run(target: _Target, tool: str, command: str, clients: int, pipel
             nan = float("nan")
             run = {"throughput": nan, "p50_us": nan, "p99_us": nan, "errors": 1}
             run["aborted"] = str(error).splitlines()[-1]
+            cfg.log(f"redis-benchmark {command} c={clients} P={pipeline} stopped: {run['aborted']}")
             served = 0
         else:
             run = result.as_json()
@@ -134,6 +136,13 @@ async def _one_run(target: _Target, tool: str, command: str, clients: int, pipel
     run["cpu_us_per_op"] = procstat.cpu_us_per_op(cpu_before, cpu_after, served)
     run["leader_changed"] = before != after
     return run
+
+
+def usable_rate(measured: float, fallback: float) -> float:
+    """The rate that sizes the next run: ``measured`` unless a run that stopped early (NaN) or
+    served nothing left none."""
+    rate = float(measured)
+    return rate if rate > 0 and not math.isnan(rate) else fallback
 
 
 def summarise(runs: list[Json]) -> Json:
@@ -155,7 +164,7 @@ async def _point(target: _Target, tool: str, command: str, clients: int, pipelin
         redis_benchmark.requests_for(FIRST_RATE_GUESS, WARMUP_S, clients, pipeline) // 4,
         WARMUP_S, cfg,
     )  # fmt: skip
-    rate = float(warm["throughput"]) or FIRST_RATE_GUESS
+    rate = usable_rate(warm["throughput"], FIRST_RATE_GUESS)
     runs = []
     count = cfg.one_client_runs if clients == pipeline == 1 and cfg.one_client_runs else cfg.runs
     for _ in range(count):
@@ -163,7 +172,7 @@ async def _point(target: _Target, tool: str, command: str, clients: int, pipelin
         run = await _one_run(
             target, tool, command, clients, pipeline, requests, cfg.duration_s, cfg
         )
-        rate = float(run["throughput"]) or rate
+        rate = usable_rate(run["throughput"], rate)
         runs.append(run)
     point: Json = {
         "system": "pypaxos", "nodes": cfg.nodes, "fsync": cfg.fsync, "tool": tool,
