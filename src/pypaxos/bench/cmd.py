@@ -3,9 +3,9 @@
 Starts a fresh cluster (temporary data directory, free ports), runs every point of the
 clients x pipeline matrix with each tool and command (and any ``--extra-points`` with
 redis-benchmark), prints a table of medians with their spread, and optionally writes
-everything (every run) as JSON.  The nodes are stopped and the
-data removed at the end, also on Ctrl-C.  The peers (PySyncObj, Redis, etcd) and the machine's
-limits are measured by ``make bench`` (bench/run_all.py), which calls this code too.
+everything (every run) as JSON.  The nodes are stopped and the data removed at the end, also
+on Ctrl-C.  The peers (PySyncObj, Redis, etcd) and the machine's limits are measured by
+``make bench`` (bench/run_all.py), which calls this code too.
 """
 
 from __future__ import annotations
