@@ -158,7 +158,8 @@ def targets(data: Json, rows: list[Json]) -> list[tuple[str, str, bool | None, s
         "5 nodes >= 70% of 3-node throughput (fsync always)",
         f"{five:,.0f} vs {ours:,.0f} writes/s: {share:.0%} (best points: "
         f"{p5['how'] if p5 else '?'} and {p3['how'] if p3 else '?'}; at redis-benchmark c=64 "
-        f"P=16 {five_64:,.0f} vs {three_64:,.0f}: {five_64 / three_64:.0%})",
+        f"P=16 {five_64:,.0f} vs {three_64:,.0f}: "
+        f"{five_64 / three_64 if three_64 else float('nan'):.0%})",
         None if math.isnan(share) else share >= 0.7, "",
     ))  # fmt: skip
     rss = next((r["rss"] for r in data.get("pypaxos", []) if r.get("rss")), None)

@@ -50,8 +50,8 @@ def pypaxos_configs(args: argparse.Namespace) -> list[ClusterBenchConfig]:
     common: Json = {
         "clients": clients, "pipelines": pipelines, "extra_points": ((128, 32),),
         "duration_s": args.duration_s,
-        "runs": args.runs, "one_client_runs": max(args.runs, 5), "data_root": args.data_root,
-        "log": log,
+        "runs": args.runs, "one_client_runs": args.one_client_runs,
+        "data_root": args.data_root, "log": log,
     }  # fmt: skip
     full = ClusterBenchConfig(
         nodes=3, fsync="always", commands=("set", "get"), rss_check=not args.quick,
@@ -67,6 +67,10 @@ def pypaxos_configs(args: argparse.Namespace) -> list[ClusterBenchConfig]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--one-client-runs", type=int, default=5,
+        help="runs of the one-client points (pypaxos and etcd), the noisiest (5; at least --runs)",
+    )  # fmt: skip
     parser.add_argument("--duration-s", type=float, default=3.0)
     parser.add_argument("--catch-up-entries", type=int, default=1_000_000)
     parser.add_argument("--etcd-check-perf", default="l", help="etcdctl check perf loads")
@@ -80,6 +84,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.runs, args.duration_s, args.catch_up_entries = 2, 1.5, 0
+        args.one_client_runs = 2
+    args.one_client_runs = max(args.one_client_runs, args.runs)
     skip = set(args.skip.split(",")) - {""}
 
     if args.report_only:
@@ -119,7 +125,7 @@ def main() -> int:
                 log=log, commands=("set",))),
             ("etcd", lambda: peer_etcd.measure(
                 [1, 16, 64, 256], loads, args.runs, args.duration_s, data_root=args.data_root,
-                log=log, one_client_runs=max(args.runs, 5))),
+                log=log, one_client_runs=args.one_client_runs)),
         ]  # fmt: skip
         for name, measure in peers:
             if name in skip:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import shutil
 import signal
 import tempfile
@@ -142,7 +141,7 @@ def usable_rate(measured: float, fallback: float) -> float:
     """The rate that sizes the next run: ``measured`` unless a run that stopped early (NaN) or
     served nothing left none."""
     rate = float(measured)
-    return rate if rate > 0 and not math.isnan(rate) else fallback
+    return rate if rate > 0 else fallback  # NaN > 0 is false too
 
 
 def summarise(runs: list[Json]) -> Json:
