@@ -132,3 +132,26 @@ def test_the_next_accept_carries_the_commit_and_no_heartbeat_follows() -> None:
     accepts = sent_of(leader.propose(2, b"SET k w"), Accept)
     assert accepts and all(a.msg.commit_index == committed for a in accepts)
     assert not sent_of(leader.tick(), Heartbeat)  # the Accept told the followers already
+
+
+# -- retransmission: only what has been in flight for a heartbeat ---------------------------
+
+
+def test_a_heartbeat_resends_only_accepts_a_heartbeat_old_and_only_to_who_has_not_voted() -> None:
+    leader, ballot = leader_of()
+    while not sent_of(leader.tick(), Heartbeat):  # the first heartbeat
+        pass
+    for _ in range(CONFIG.heartbeat_ticks - 1):  # the next heartbeat is one tick away
+        assert not sent_of(leader.tick(), Heartbeat)
+    first = sent_of(leader.propose(1, b"SET k v"), Accept)
+    slot = first[0].msg.slot
+    assert {a.to for a in first} == {2, 3}
+    beat = leader.tick()
+    assert sent_of(beat, Heartbeat)  # a heartbeat, one tick after the Accept left ...
+    assert not sent_of(beat, Accept)  # ... does not send it again
+    leader.handle(Accepted(2, ballot, slot))  # 2 voted; our own vote is not durable yet
+    resent: list[Send] = []
+    for _ in range(CONFIG.heartbeat_ticks):
+        resent += sent_of(leader.tick(), Accept)
+    # A heartbeat later the slot is still undecided: the Accept goes again, to 3 only.
+    assert [(a.to, a.msg.slot, a.msg.value) for a in resent] == [(3, slot, first[0].msg.value)]

@@ -38,6 +38,7 @@ class Phase(Enum):
 @dataclass(slots=True)
 class InFlight:
     value: Batch
+    sent_tick: int = 0  # when its ``Accept`` last left (``Node._retransmit`` goes by its age)
     acks: set[int] = field(default_factory=set)
 
 
@@ -150,9 +151,9 @@ class Leader:
             size_bytes += len(entry.command)
         return tuple(batch)
 
-    def record(self, slot: int, value: Batch) -> None:
+    def record(self, slot: int, value: Batch, now: int = 0) -> None:
         assert slot not in self.inflight, f"slot {slot} proposed twice in ballot {self.ballot}"
-        self.inflight[slot] = InFlight(value)
+        self.inflight[slot] = InFlight(value, now)
 
     def on_accepted(self, msg: Accepted) -> tuple[int, Batch] | None:
         """Count a vote; return (slot, value) when the slot is chosen."""

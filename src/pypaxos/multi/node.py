@@ -410,7 +410,7 @@ class Node:
         return effects
 
     def _propose_slot(self, slot: int, value: Batch) -> list[Effect]:
-        self.leader.record(slot, value)
+        self.leader.record(slot, value, self.detector.now)
         awaiting = self.replica.awaiting
         mine = [e.request_id for e in value if e.origin == self.id and e.request_id in awaiting]
         effects: list[Effect] = []
@@ -493,9 +493,20 @@ class Node:
         return [Send(p, beat) for p in self.peers]
 
     def _retransmit(self) -> list[Effect]:
+        """Send again the ``Accept`` of each slot still in flight a heartbeat after it left.
+
+        Only those: a slot proposed a moment ago is in flight at every heartbeat of a busy
+        leader, and sending it again then (as this did before) added half as many ``Accept``
+        frames again at saturation, each decoded and answered by the followers for nothing.
+        """
         effects: list[Effect] = []
         commit = self.replica.applied_index
+        now = self.detector.now
+        due = now - self.config.heartbeat_ticks
         for slot, flight in sorted(self.leader.inflight.items()):
+            if flight.sent_tick > due:
+                continue
+            flight.sent_tick = now
             accept = Accept(self.id, self.leader.ballot, slot, flight.value, commit)
             effects += [Send(p, accept) for p in self.peers if p not in flight.acks]
         return effects
