@@ -26,6 +26,15 @@ def test_the_planned_file_is_what_the_node_reads(tmp_path: Path) -> None:
         (3, "127.0.0.1:7003", "127.0.0.1:7103", "127.0.0.1:7203"),
     ]
     assert spec.pid_file(2) == spec.data_dir / "node-2" / "node.pid"
+    assert spec.thrifty and node_side.thrifty
+
+
+def test_a_plan_without_thrifty_reaches_the_node(tmp_path: Path) -> None:
+    spec = config.plan(tmp_path / "data", nodes=3, thrifty=False)
+    config.write(spec)
+    assert "thrifty = false" in spec.path.read_text()
+    assert config.load(spec.path) == spec
+    assert not load_config(spec.path).multi_config().thrifty
 
 
 @pytest.mark.parametrize(("nodes", "base"), [(0, 7001), (100, 7001), (3, 80), (3, 65400)])

@@ -32,11 +32,16 @@ def problems_of(seed: int, bugs: tuple[str, ...], **params: float) -> list[str]:
         return [str(caught)]
 
 
-@settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 10**6), harsh=st.booleans(), n=st.sampled_from([3, 5]))
-def test_random_runs_are_safe_and_converge(seed: int, harsh: bool, n: int) -> None:
+@settings(max_examples=16, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    harsh=st.booleans(),
+    n=st.sampled_from([3, 5]),
+    thrifty=st.booleans(),
+)
+def test_random_runs_are_safe_and_converge(seed: int, harsh: bool, n: int, thrifty: bool) -> None:
     params = HARSH if harsh else {}
-    assert problems_of(seed, (), n=n, **params) == []
+    assert problems_of(seed, (), n=n, thrifty=thrifty, **params) == []
 
 
 def test_the_same_seed_gives_the_same_run() -> None:

@@ -60,6 +60,14 @@ def test_minimal_file_takes_the_contract_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, text))
     assert (config.fsync, config.tick_ms) == ("always", 10)
     assert config.data_dir == tmp_path / "data"
+    assert config.thrifty and config.multi_config().thrifty  # a real node is thrifty by default
+
+
+def test_thrifty_can_be_switched_off(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, GOOD.replace("tick_ms = 5", "tick_ms = 5\nthrifty = false"))
+    )
+    assert not config.thrifty and not config.multi_config().thrifty
 
 
 @pytest.mark.parametrize(
@@ -70,6 +78,7 @@ def test_minimal_file_takes_the_contract_defaults(tmp_path: Path) -> None:
         (("tick_ms = 5", "tick_ms = 0"), "tick_ms", "must be in"),
         (("tick_ms = 5", 'tick_ms = "5"'), "tick_ms", "must be an integer"),
         (("tick_ms = 5", "tick_ms = 5\nbogus = 1"), "bogus", "unknown key"),
+        (("tick_ms = 5", "tick_ms = 5\nthrifty = 1"), "thrifty", "true or false"),
         (
             ("heartbeat_ticks = 4", "heartbeat_ticks = 4\nwindow_slots = 2"),
             "timeouts.window_slots",

@@ -27,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fsync", choices=config.FSYNC_MODES, help="default: always")
     parser.add_argument(
+        "--no-thrifty",
+        dest="thrifty",
+        action="store_false",
+        help="send each Accept to every follower, not only to a quorum's worth of them "
+        "(for a new cluster; see README, 'Thrifty')",
+    )
+    parser.add_argument(
         "--timeout-s", type=float, default=30.0, help="how long to wait for a leader (30)"
     )
 
@@ -40,6 +47,7 @@ def open_or_create(args: argparse.Namespace) -> LocalCluster:
                 args.nodes if args.nodes is not None else 3,
                 args.base_port if args.base_port is not None else config.DEFAULT_BASE_PORT,
                 args.fsync or "always",
+                args.thrifty,
             )
         except config.ConfigError as error:
             raise UsageError(str(error)) from error
@@ -50,6 +58,8 @@ def open_or_create(args: argparse.Namespace) -> LocalCluster:
             f"{path} has {len(members)} members, not {args.nodes}; use another --data "
             "for a different cluster"
         )
+    if not args.thrifty and cluster.spec.thrifty:
+        raise UsageError(f"{path} has thrifty = true; --no-thrifty applies to a new cluster only")
     first_port = int(members[0].client.rpartition(":")[2])
     if args.base_port is not None and args.base_port != first_port:
         raise UsageError(f"{path} uses base port {first_port}, not {args.base_port}")

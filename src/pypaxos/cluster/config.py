@@ -50,6 +50,7 @@ class ClusterSpec:
     fsync: str
     tick_ms: int
     members: tuple[Member, ...]
+    thrifty: bool = True  # each Accept to a quorum's worth of followers (runtime.config)
 
     def node_dir(self, node_id: int) -> Path:
         return self.data_dir / f"node-{node_id}"
@@ -72,7 +73,11 @@ class ClusterSpec:
 
 
 def plan(
-    data_dir: Path, nodes: int, base_port: int = DEFAULT_BASE_PORT, fsync: str = "always"
+    data_dir: Path,
+    nodes: int,
+    base_port: int = DEFAULT_BASE_PORT,
+    fsync: str = "always",
+    thrifty: bool = True,
 ) -> ClusterSpec:
     """A fresh cluster of ``nodes`` members on 127.0.0.1 whose config lives in ``data_dir``."""
     if not 1 <= nodes <= NODES_MAX:
@@ -99,6 +104,7 @@ def plan(
         fsync=fsync,
         tick_ms=10,
         members=members,
+        thrifty=thrifty,
     )
 
 
@@ -109,6 +115,7 @@ def render(spec: ClusterSpec) -> str:
         'data_dir = "."  # node N keeps its files in ./node-N',
         f"fsync = {_quote(spec.fsync)}",
         f"tick_ms = {spec.tick_ms}",
+        f"thrifty = {'true' if spec.thrifty else 'false'}",
     ]
     for member in spec.members:
         lines += ["", "[[members]]", f"id = {member.id}"]
@@ -150,6 +157,7 @@ def load(path: Path) -> ClusterSpec:
             fsync=str(raw.get("fsync", "always")),
             tick_ms=int(raw.get("tick_ms", 10)),
             members=members,
+            thrifty=bool(raw.get("thrifty", True)),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ConfigError(f"{path}: not a cluster description ({error!r})") from error

@@ -90,12 +90,13 @@ class LocalCluster:
         nodes: int,
         base_port: int = config.DEFAULT_BASE_PORT,
         fsync: str = "always",
+        thrifty: bool = True,
     ) -> LocalCluster:
         """Plan a new cluster in ``data_dir`` and write its ``cluster.toml``.
 
         Raises ``ConfigError`` for impossible parameters (bad usage, not a cluster problem).
         """
-        spec = config.plan(data_dir, nodes, base_port, fsync)
+        spec = config.plan(data_dir, nodes, base_port, fsync, thrifty)
         config.write(spec)
         return cls(spec)
 

@@ -7,6 +7,11 @@ The checks in ``__post_init__`` encode the relations the protocol relies on:
   leader before it would itself time out, so a dead leader is always replaced;
 * ``log_window_slots >= window_slots + snapshot_every_slots``: an acceptor keeps room for every
   slot a leader may have in flight above its last snapshot, so correct runs never hit the bound.
+
+``thrifty``: the leader sends each ``Accept`` only to the fewest peers that make a phase-2
+quorum with it, not to every peer (``multi.leader``, "Thrifty").  Off here, so the simulator and
+the model checker keep exploring the classic protocol unless a run asks for it; on by default in
+the runtime (``runtime.config``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class MultiConfig:
     catch_up_max_slots: int = 64
     catch_up_max_bytes: int = 1024 * 1024
     catch_up_retry_ticks: int = 5
+    thrifty: bool = False
     bugs: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:

@@ -13,6 +13,20 @@ index are in flight at once (pipelining) and each takes up to ``batch_max_comman
 batches grow by themselves when the window is full (van Renesse & Altinbuken, "Paxos Made
 Moderately Complex", section 3: the leader's window of slots).
 
+Thrifty (``MultiConfig.thrifty``): each ``Accept`` goes at first only to ``targets``, the
+fewest peers that make a phase-2 quorum with the leader, picked from the peers that formed the
+last quorum (at take-over, from the promisers): the quickest voters, with the current targets
+kept first so the choice is stable.  The other peers learn the decided values through the
+commit index in the heartbeats and a ``CatchUp`` (no vote, no fsync, one message for many
+slots), and a slot still undecided a heartbeat later goes to every peer that has not voted
+(``Node._retransmit``), so a dead or slow target costs a heartbeat and is then replaced by
+whoever answered.  Which acceptors receive an ``Accept`` is the network's business in Paxos
+(it may lose any message), so safety does not depend on it; the gain is that a write wakes,
+and waits on the fsync of, one follower instead of all (Moraru, Andersen and Kaminsky, "There
+Is More Consensus in Egalitarian Parliaments", SOSP 2013, section 4: the "thrifty"
+optimization).  On one machine with one disk, three concurrent fsyncs each take about twice
+as long as one (``bench/profile/machine_quirks.py``).
+
 This class only does bookkeeping; ``Node`` turns its decisions into messages and records.
 """
 
@@ -55,6 +69,7 @@ class Leader:
         "promises",
         "queue",
         "quorum",
+        "targets",
     )
 
     def __init__(self, node_id: int, config: MultiConfig, quorum: QuorumSystem) -> None:
@@ -69,6 +84,7 @@ class Leader:
         self.promises: dict[int, Promise] = {}
         self.inflight: dict[int, InFlight] = {}
         self.queue: deque[Entry] = deque()
+        self.targets: tuple[int, ...] = ()  # thrifty: who gets each Accept at first
 
     # -- phase 1 ----------------------------------------------------------------------------
 
@@ -90,6 +106,7 @@ class Leader:
     def take_over(self) -> list[tuple[int, Batch]]:
         """Become leader; return the (slot, value) re-proposals that phase 1 dictates."""
         self.phase = Phase.LEADING
+        self._choose_targets(list(self.promises))
         base = max([self.first_slot, *(p.log_start for p in self.promises.values())])
         if "no-repropose" in self.bugs:
             self.next_slot = self.first_slot
@@ -168,7 +185,21 @@ class Leader:
         ):
             return None
         del self.inflight[msg.slot]
+        if self.config.thrifty:
+            acks = flight.acks
+            self._choose_targets([*(p for p in self.targets if p in acks), *acks])
         return msg.slot, flight.value
+
+    def _choose_targets(self, first: list[int]) -> None:
+        """Thrifty: the fewest peers that make a phase-2 quorum with us, taken from ``first``
+        in order, then from the other members (module docstring, "Thrifty")."""
+        chosen: list[int] = []
+        for peer in [*first, *self.quorum.members]:
+            if self.quorum.is_phase2_quorum([*chosen, self.id]):
+                break
+            if peer != self.id and peer not in chosen:
+                chosen.append(peer)
+        self.targets = tuple(chosen)
 
     def stop(self) -> list[Entry]:
         """Stop leading; return the queued entries that will never be proposed by us."""

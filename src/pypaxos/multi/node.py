@@ -422,7 +422,8 @@ class Node:
         self.commit_unannounced = False  # this Accept carries the commit index
         accept = Accept(self.id, self.leader.ballot, slot, value, self.replica.applied_index)
         persist, reply = self.acceptor.accept(accept)
-        effects += [Send(p, accept) for p in self.peers]
+        targets = self.leader.targets if self.config.thrifty else self.peers
+        effects += [Send(p, accept) for p in targets]
         if persist is not None and self._ballot_durable():
             # Send before our own record is durable; count our vote in ``synced``.
             effects.append(PersistOwnVote(persist.state))  # type: ignore[arg-type]

@@ -11,7 +11,10 @@ Two optional tables tune the protocol, with ``MultiConfig``'s field names and un
 bounds.  The runtime's defaults differ from ``MultiConfig``'s (which are sized for the
 simulator): a real node serves hundreds of pipelined clients, so its batches and queue are
 larger, it snapshots less often because a snapshot is a full copy of the store, and its
-election timeout is longer because a real process stalls now and then.
+election timeout is longer because a real process stalls now and then.  ``thrifty`` (a
+boolean, default true) is ``MultiConfig.thrifty``: the leader sends each ``Accept`` to a
+quorum's worth of followers only and the others catch up from heartbeats; ``false`` sends every
+``Accept`` to every follower.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ TOP_KEYS = (
     "data_dir",
     "fsync",
     "tick_ms",
+    "thrifty",
     "timeouts",
     "limits",
     "bugs",
@@ -115,6 +119,7 @@ class ClusterConfig:
     members: tuple[Member, ...]
     protocol: dict[str, int]  # MultiConfig keyword arguments (timeouts and limits)
     bugs: frozenset[str] = frozenset()  # planted pypaxos.multi bugs switched on (tests only)
+    thrifty: bool = True  # MultiConfig.thrifty: each Accept to a quorum's worth of peers only
 
     def member(self, node_id: int) -> Member:
         for member in self.members:
@@ -129,7 +134,7 @@ class ClusterConfig:
     def multi_config(self) -> MultiConfig:
         settings: dict[str, Any] = dict(self.protocol)  # ints, checked by parse_config
         node_ids = tuple(m.id for m in self.members)
-        return MultiConfig(node_ids=node_ids, bugs=self.bugs, **settings)
+        return MultiConfig(node_ids=node_ids, bugs=self.bugs, thrifty=self.thrifty, **settings)
 
     def with_bugs(self, names: list[str] | tuple[str, ...]) -> ClusterConfig:
         """This config with the planted bugs ``names`` switched on too; ``ConfigError`` on a
@@ -168,6 +173,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     if fsync not in ("always", "never"):
         raise ConfigError(path, "fsync", f'must be "always" or "never", got {fsync!r}')
     tick_ms = _integer(raw, "tick_ms", path, default=10, low=1, high=60_000)
+    thrifty = raw.get("thrifty", True)
+    if not isinstance(thrifty, bool):
+        raise ConfigError(path, "thrifty", f"must be true or false, got {thrifty!r}")
     protocol = {**RUNTIME_TIMEOUTS, **RUNTIME_LIMITS}
     protocol.update(_int_table(raw, "timeouts", TIMEOUT_KEYS, path))
     protocol.update(_int_table(raw, "limits", LIMIT_KEYS, path))
@@ -175,7 +183,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     bugs = raw.get("bugs", [])
     if not isinstance(bugs, list) or not all(isinstance(b, str) for b in bugs):
         raise ConfigError(path, "bugs", f"must be a list of bug names, got {bugs!r}")
-    config = ClusterConfig(path, cluster_id, data_dir, fsync, tick_ms, members, protocol)
+    config = ClusterConfig(
+        path, cluster_id, data_dir, fsync, tick_ms, members, protocol, thrifty=thrifty
+    )
     try:
         config.multi_config()
     except ValueError as error:

@@ -45,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="switch on a planted bug (repeatable); '--bug list' lists them",
     )
     parser.add_argument(
+        "--no-thrifty",
+        dest="thrifty",
+        action="store_false",
+        help="leaders send each Accept to every follower (default: to a quorum's worth, "
+        "as a real node does)",
+    )
+    parser.add_argument(
         "--history", metavar="DIR", help="write each seed's history to DIR/seed-N.jsonl"
     )
     parser.add_argument(
@@ -79,7 +86,11 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
     if args.seeds < 1 or args.start < 0 or args.jobs < 1:
         raise ValueError("--seeds and --jobs must be at least 1, --start at least 0")
     return KVSettings(
-        nodes=args.nodes, clients=args.clients, ops=args.ops, bugs=frozenset(args.bug)
+        nodes=args.nodes,
+        clients=args.clients,
+        ops=args.ops,
+        bugs=frozenset(args.bug),
+        thrifty=args.thrifty,
     )
 
 
@@ -120,6 +131,8 @@ def _header(settings: KVSettings, args: argparse.Namespace) -> str:
     words = [f"--nodes {settings.nodes}", f"--clients {settings.clients}", f"--ops {settings.ops}"]
     words += [f"--seeds {args.seeds}", f"--start {args.start}"]
     words += [f"--bug {bug}" for bug in sorted(settings.bugs)]
+    if not settings.thrifty:
+        words.append("--no-thrifty")
     return (
         f"# pypaxos sim kv {' '.join(words)}\n"
         f"# {settings.keys} keys; network: drop {settings.drop}, dup {settings.dup}, delay "

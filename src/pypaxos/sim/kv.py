@@ -102,6 +102,7 @@ class KVSettings:
     delay_min_ticks: int = 1
     delay_max_ticks: int = 4
     tick_interval_ticks: int = 2  # virtual ticks between two Node.tick() calls
+    thrifty: bool = True  # MultiConfig.thrifty, as the runtime runs it
     client: ClientSettings = field(default_factory=ClientSettings)
     nemesis: NemesisSettings = field(default_factory=NemesisSettings)
 
@@ -119,6 +120,7 @@ class KVSettings:
             snapshot_every_slots=8,
             log_window_slots=32,
             catch_up_max_slots=8,
+            thrifty=self.thrifty,
             bugs=self.bugs & MULTI_BUGS.keys(),
         )
 
@@ -143,7 +145,9 @@ class KVSettings:
             f"--start {seed}",
         ]
         words += [f"--bug {bug}" for bug in sorted(self.bugs)]
-        cli = KVSettings(self.nodes, self.clients, self.ops, bugs=self.bugs)
+        if not self.thrifty:
+            words.append("--no-thrifty")
+        cli = KVSettings(self.nodes, self.clients, self.ops, bugs=self.bugs, thrifty=self.thrifty)
         if cli != self:
             words.append(f"  # with the non-CLI settings of {self!r}")
         return " ".join(words)
