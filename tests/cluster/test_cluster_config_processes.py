@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pypaxos.cluster import config, processes
+from pypaxos.cli import UsageError
+from pypaxos.cluster import cmd_up, config, processes
 from pypaxos.runtime.config import load_config
 
 
@@ -35,6 +37,9 @@ def test_a_plan_without_thrifty_reaches_the_node(tmp_path: Path) -> None:
     assert "thrifty = false" in spec.path.read_text()
     assert config.load(spec.path) == spec
     assert not load_config(spec.path).multi_config().thrifty
+    spec.path.write_text(spec.path.read_text().replace("thrifty = false", 'thrifty = "no"'))
+    with pytest.raises(config.ConfigError, match="thrifty must be true or false"):
+        config.load(spec.path)
 
 
 @pytest.mark.parametrize(("nodes", "base"), [(0, 7001), (100, 7001), (3, 80), (3, 65400)])
@@ -70,3 +75,19 @@ def test_a_node_that_ignores_sigterm_is_killed_and_strangers_are_left_alone() ->
         for process in (stubborn, stranger):
             process.kill()
             process.wait()
+
+
+def test_cluster_up_no_thrifty_plans_it_and_refuses_an_existing_thrifty_cluster(
+    tmp_path: Path,
+) -> None:
+    parser = argparse.ArgumentParser()
+    cmd_up.add_arguments(parser)
+    fresh = cmd_up.open_or_create(
+        parser.parse_args(["--data", str(tmp_path / "a"), "--no-thrifty"])
+    )
+    assert not fresh.spec.thrifty and not load_config(fresh.spec.path).thrifty
+    thrifty = cmd_up.open_or_create(parser.parse_args(["--data", str(tmp_path / "b")]))
+    assert thrifty.spec.thrifty
+    again = parser.parse_args(["--data", str(tmp_path / "b"), "--no-thrifty"])
+    with pytest.raises(UsageError, match="new cluster only"):
+        cmd_up.open_or_create(again)

@@ -157,13 +157,19 @@ def load(path: Path) -> ClusterSpec:
             fsync=str(raw.get("fsync", "always")),
             tick_ms=int(raw.get("tick_ms", 10)),
             members=members,
-            thrifty=bool(raw.get("thrifty", True)),
+            thrifty=_boolean(raw.get("thrifty", True), "thrifty"),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ConfigError(f"{path}: not a cluster description ({error!r})") from error
     if not members:
         raise ConfigError(f"{path}: no [[members]]")
     return spec
+
+
+def _boolean(value: object, key: str) -> bool:
+    if not isinstance(value, bool):  # bool("false") would be True
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    return value
 
 
 def _quote(text: str) -> str:
