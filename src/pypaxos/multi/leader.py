@@ -18,14 +18,15 @@ fewest peers that make a phase-2 quorum with the leader, picked from the peers t
 last quorum (at take-over, from the promisers): the quickest voters, with the current targets
 kept first so the choice is stable.  The other peers learn the decided values through the
 commit index in the heartbeats and a ``CatchUp`` (no vote, no fsync, one message for many
-slots), and a slot still undecided a heartbeat later goes to every peer that has not voted
-(``Node._retransmit``), so a dead or slow target costs a heartbeat and is then replaced by
-whoever answered.  Which acceptors receive an ``Accept`` is the network's business in Paxos
-(it may lose any message), so safety does not depend on it; the gain is that a write wakes,
-and waits on the fsync of, one follower instead of all (Moraru, Andersen and Kaminsky, "There
-Is More Consensus in Egalitarian Parliaments", SOSP 2013, section 4: the "thrifty"
-optimization).  On one machine with one disk, three concurrent fsyncs each take about twice
-as long as one (``bench/profile/machine_quirks.py``).
+slots), and a slot still undecided a heartbeat after its ``Accept`` left goes, at the next
+heartbeat, to every peer that has not voted (``Node._retransmit``): a dead target costs the
+writes then in flight one or two heartbeats, and whoever answered instead becomes the target.
+Which acceptors receive an ``Accept`` is the network's business in Paxos (it may lose any
+message), so safety does not depend on it; the gain is that a write wakes, and waits on the
+fsync of, one follower instead of all (Moraru, Andersen and Kaminsky, "There Is More Consensus
+in Egalitarian Parliaments", SOSP 2013, section 4: the "thrifty" optimization).  On one machine
+with one disk, three concurrent fsyncs each take about twice as long as one
+(``bench/profile/machine_quirks.py``).
 
 This class only does bookkeeping; ``Node`` turns its decisions into messages and records.
 """
