@@ -85,6 +85,12 @@ from pypaxos.multi.messages import (
 )
 from pypaxos.multi.replica import Replica, StateMachine
 
+THRIFTY_PROBE_HEARTBEATS = 10
+"""A thrifty leader sends one slot in this many heartbeats' worth of ticks to every peer, not
+only to its targets: if another peer now votes quicker than a target (a target that slowed
+down but still answers), it completes that slot's quorum first and takes the target's place
+(``Leader.on_accepted``).  One slot in 0.5 s at the runtime's timings."""
+
 
 class Role(Enum):
     FOLLOWER = "follower"
@@ -117,6 +123,7 @@ class Node:
         "leader_ballot",
         "leader_id",
         "peers",
+        "probe_next",
         "quorum",
         "replica",
         "role",
@@ -157,6 +164,7 @@ class Node:
         self.highest_seen: Ballot = acceptor.promised
         self.catch_up_hint: tuple[int, int] | None = None  # (commit index, node that has it)
         self.catch_up_next = 0
+        self.probe_next = 0  # thrifty: the tick from which the next slot goes to every peer
 
     @classmethod
     def recover(
@@ -327,6 +335,7 @@ class Node:
         self.leader_id = self.id
         self.leader_ballot = self.leader.ballot
         self.detector.start_leading(list(self.leader.promises))
+        self._schedule_probe()  # the promisers answered just now: no probe needed yet
         self._note_commit(*self.leader.most_advanced_promiser())
         effects: list[Effect] = []
         for slot, value in self.leader.take_over():
@@ -422,7 +431,13 @@ class Node:
         self.commit_unannounced = False  # this Accept carries the commit index
         accept = Accept(self.id, self.leader.ballot, slot, value, self.replica.applied_index)
         persist, reply = self.acceptor.accept(accept)
-        targets = self.leader.targets if self.config.thrifty else self.peers
+        targets = self.peers
+        if self.config.thrifty:
+            now = self.detector.now
+            if now < self.probe_next:
+                targets = self.leader.targets
+            else:  # a probe: whoever completes its quorum first becomes the target
+                self._schedule_probe()
         effects += [Send(p, accept) for p in targets]
         if persist is not None and self._ballot_durable():
             # Send before our own record is durable; count our vote in ``synced``.
@@ -435,6 +450,9 @@ class Node:
         if isinstance(reply, Accepted):
             effects += self._on_accepted(reply)
         return effects
+
+    def _schedule_probe(self) -> None:
+        self.probe_next = self.detector.now + THRIFTY_PROBE_HEARTBEATS * self.config.heartbeat_ticks
 
     def _ballot_durable(self) -> bool:
         """Our ``PromiseRecord`` of the ballot is durable: another node promised it, so our
