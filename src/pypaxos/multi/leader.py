@@ -21,6 +21,9 @@ commit index in the heartbeats and a ``CatchUp`` (no vote, no fsync, one message
 slots), and a slot still undecided a heartbeat after its ``Accept`` left goes, at the next
 heartbeat, to every peer that has not voted (``Node._retransmit``): a dead target costs the
 writes then in flight one or two heartbeats, and whoever answered instead becomes the target.
+A slow target that still answers is replaced at ``Node``'s next probe: one slot in every
+``THRIFTY_PROBE_HEARTBEATS`` heartbeats goes to every peer, and whoever completes its quorum
+first becomes the target (the current targets are kept only if they were among the first).
 Which acceptors receive an ``Accept`` is the network's business in Paxos (it may lose any
 message), so safety does not depend on it; the gain is that a write wakes, and waits on the
 fsync of, one follower instead of all (Moraru, Andersen and Kaminsky, "There Is More Consensus
