@@ -6,11 +6,30 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run demo test lint typecheck packages pytest clean bench
 
-$(STAMP): pyproject.toml
+LOCK   := requirements/dev.lock
+# The pip-tools that `make lock` uses, pinned so that refreshing the locks is repeatable too.
+PIP_TOOLS := pip-tools==7.7.0
+
+# Installs come only from the lock (exact versions, hashes checked, nothing resolved here),
+# so a release elsewhere cannot change what a fresh clone runs.  pypaxos itself is installed
+# editable, built with the locked setuptools.
+$(STAMP): $(LOCK) pyproject.toml
+	$(PYTHON) tools/lock.py --check
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Recompile requirements/*.lock from pyproject.toml with the newest allowed releases, on
+# purpose, then run every check against them.
+.PHONY: lock
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet '$(PIP_TOOLS)'
+	$(PYTHON) tools/lock.py --refresh .venv-lock/bin/pip-compile
+	rm -rf .venv-lock $(VENV)
+	$(MAKE) test
 
 run: $(STAMP)
 	$(BIN)/pypaxos live
@@ -34,8 +53,8 @@ packages:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -59,11 +78,11 @@ bench: $(STAMP)
 			apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 		else echo "make bench needs:$$missing (apt-get install as root)"; exit 1; fi; \
 	fi
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/bench.lock
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-lock build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 # A long Jepsen-style run of a real cluster under every fault (network namespaces when root).
 .PHONY: torture

@@ -25,6 +25,7 @@ from pypaxos.transport.codec import (
     FrameTooLarge,
     Hello,
     MalformedFrame,
+    MalformedReason,
     MessageTooLarge,
     ProtocolError,
     UnsupportedVersion,
@@ -78,37 +79,44 @@ def test_handshake_is_consumed_and_kept() -> None:
 
 def test_message_before_handshake_is_malformed() -> None:
     decoder = CODEC.decoder(handshake=True)
-    with pytest.raises(MalformedFrame, match=r"Hello handshake.*'Prepare'"):
+    with pytest.raises(MalformedFrame) as info:
         decoder.feed(CODEC.encode_frame(Prepare(1, B)))
+    assert (info.value.what, info.value.reason) == ("Hello handshake", MalformedReason.WRONG_SHAPE)
 
 
 def test_second_hello_is_an_unknown_tag() -> None:
     decoder = CODEC.decoder(handshake=True)
     decoder.feed(CODEC.encode_hello(Hello(1)))
-    with pytest.raises(MalformedFrame, match=r"transport\.Hello"):
+    with pytest.raises(MalformedFrame) as info:
         decoder.feed(CODEC.encode_hello(Hello(1)))
+    assert (info.value.what, info.value.reason) == ("message", MalformedReason.WRONG_SHAPE)
 
 
 def test_unknown_tag_is_malformed() -> None:
     payload = msgspec.msgpack.encode({"type": "Bogus", "sender": 1})
-    with pytest.raises(MalformedFrame, match="Invalid value 'Bogus'"):
+    with pytest.raises(MalformedFrame) as info:
         CODEC.decoder().feed(frame(FRAME_VERSION, payload))
+    assert info.value.reason is MalformedReason.WRONG_SHAPE
 
 
 def test_wrong_field_type_is_malformed() -> None:
     payload = msgspec.msgpack.encode({"type": "Query", "sender": "one"})
-    with pytest.raises(MalformedFrame, match=r"Expected `int`, got `str` - at `\$.sender`"):
+    with pytest.raises(MalformedFrame) as info:
         CODEC.decoder().feed(frame(FRAME_VERSION, payload))
+    assert info.value.reason is MalformedReason.WRONG_SHAPE
+    assert info.value.payload_bytes == len(payload)
 
 
 def test_invalid_msgpack_is_malformed() -> None:
-    with pytest.raises(MalformedFrame, match="malformed"):
+    with pytest.raises(MalformedFrame) as info:
         CODEC.decoder().feed(frame(FRAME_VERSION, b"\xc1"))
+    assert info.value.reason is MalformedReason.NOT_MSGPACK
 
 
 def test_empty_frame_is_malformed() -> None:
-    with pytest.raises(MalformedFrame, match="length 0"):
+    with pytest.raises(MalformedFrame) as info:
         CODEC.decoder().feed(b"\0\0\0\0")
+    assert info.value.reason is MalformedReason.EMPTY
 
 
 def test_bad_version_is_refused_before_decoding() -> None:
@@ -179,13 +187,16 @@ def test_codec_is_generic_over_the_message_union() -> None:
     codec = Codec[Ping | Blob](Ping | Blob)
     msgs: list[Ping | Blob] = [Ping(1, 2), Blob(1, b"\x00\xff")]
     assert codec.decoder().feed(codec.encode_frames(msgs)) == msgs
-    with pytest.raises(MalformedFrame, match="'Query'"):
+    with pytest.raises(MalformedFrame) as info:
         codec.decoder().feed(CODEC.encode_frame(Query(1)))
+    assert info.value.reason is MalformedReason.WRONG_SHAPE
 
 
 def test_invalid_utf8_in_a_string_is_malformed() -> None:
-    # msgspec raises UnicodeDecodeError (not DecodeError) here; found by the property tests.
+    # Older msgspec raised UnicodeDecodeError here (found by the property tests), newer a
+    # DecodeError: either way it is our MalformedFrame, with our reason.
     payload = bytearray(msgspec.msgpack.encode(Decided(1, "ab")))
     payload[-2] = 0x80
-    with pytest.raises(MalformedFrame, match="utf-8"):
+    with pytest.raises(MalformedFrame) as info:
         CODEC.decoder().feed(frame(FRAME_VERSION, bytes(payload)))
+    assert info.value.reason is MalformedReason.NOT_MSGPACK

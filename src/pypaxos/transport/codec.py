@@ -28,6 +28,7 @@ is tested by feeding it every chunking of a stream and fuzzed with random bytes.
 
 from __future__ import annotations
 
+import enum
 import struct
 from collections.abc import Iterable
 from typing import Any, Final, Generic, NoReturn, TypeVar
@@ -89,8 +90,28 @@ class UnsupportedVersion(ProtocolError):
         self.version = version
 
 
+class MalformedReason(enum.Enum):
+    """Why a payload was refused: the field tests and callers look at, not the wording."""
+
+    EMPTY = "empty frame"
+    NOT_MSGPACK = "not msgpack (a str that is not UTF-8 included)"
+    WRONG_SHAPE = "wrong type, fields or tag"
+    TOO_DEEP = "nesting too deep"
+
+
 class MalformedFrame(ProtocolError):
-    """A frame's payload is not a valid message (bad msgpack, wrong fields, unknown tag)."""
+    """A frame's payload is not a valid message (bad msgpack, wrong fields, unknown tag).
+
+    ``what`` names what was expected (``"message"`` or ``"Hello handshake"``), ``reason`` is
+    a ``MalformedReason``; the text after them is the decoder's own detail, for logs only.
+    """
+
+    def __init__(self, what: str, payload_bytes: int, reason: MalformedReason, detail: str):
+        super().__init__(f"invalid {what} in a {payload_bytes}-byte payload: {detail}")
+        self.what = what
+        self.payload_bytes = payload_bytes
+        self.reason = reason
+        self.detail = detail
 
 
 class MessageTooLarge(CodecError, ValueError):
@@ -178,11 +199,21 @@ def _decode(
 def _malformed(
     what: str, payload: bytes | bytearray | memoryview, exc: BaseException
 ) -> MalformedFrame:
-    # msgspec.DecodeError and ValidationError (wrong fields, unknown tag) are ValueErrors, and
-    # so is the UnicodeDecodeError msgspec lets through for a str that is not UTF-8;
-    # RecursionError comes from absurdly nested input into an ``Any``-typed field.
-    detail = "nesting too deep" if isinstance(exc, RecursionError) else str(exc)
-    return MalformedFrame(f"invalid {what} in a {len(payload)}-byte payload: {detail}")
+    # msgspec.DecodeError and ValidationError (wrong fields, unknown tag) are ValueErrors;
+    # a str that is not UTF-8 is invalid msgpack, reported by msgspec as a DecodeError or a
+    # UnicodeDecodeError depending on its version; RecursionError comes from absurdly
+    # nested input into an ``Any``-typed field.
+    reason = _reason(exc)
+    detail = reason.value if isinstance(exc, RecursionError) else str(exc)
+    return MalformedFrame(what, len(payload), reason, detail)
+
+
+def _reason(exc: BaseException) -> MalformedReason:
+    if isinstance(exc, RecursionError):
+        return MalformedReason.TOO_DEEP
+    if isinstance(exc, msgspec.ValidationError):
+        return MalformedReason.WRONG_SHAPE
+    return MalformedReason.NOT_MSGPACK
 
 
 class FrameDecoder(Generic[M]):
@@ -241,7 +272,9 @@ class FrameDecoder(Generic[M]):
             if length > frame_bytes_max:
                 raise FrameTooLarge(length, frame_bytes_max)
             if length == 0:
-                raise MalformedFrame("empty frame: length 0 leaves no room for the version")
+                raise MalformedFrame(
+                    "frame", 0, MalformedReason.EMPTY, "length 0 leaves no room for the version"
+                )
             end = pos + LENGTH_BYTES + length
             if size < end:
                 break
