@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pypaxos.sim.linearizability import check_history, history_from_events
+from pypaxos.lincheck.wgl import check_history, history_from_events
 
 MIX = (("read", 40), ("write", 25), ("cas", 15), ("incr", 10), ("delete", 10))
 

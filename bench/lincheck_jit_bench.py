@@ -20,7 +20,7 @@ import time
 # the sibling script: python puts bench/ on sys.path
 from lincheck_bench import generate, largest_within_budget
 
-from pypaxos.sim.lincheck_jit import check_history_jit
+from pypaxos.lincheck.jit import check_history_jit
 
 
 def measure(ops: int, args: argparse.Namespace) -> tuple[float, str]:

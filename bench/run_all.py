@@ -31,7 +31,7 @@ import peer_redis
 import report
 
 from pypaxos.bench.cluster_bench import ClusterBenchConfig, bench_cluster
-from pypaxos.bench.cmd import run_async
+from pypaxos.cli.bench import run_async
 from pypaxos.cluster.local import ClusterError
 
 HERE = Path(__file__).resolve().parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pypaxos.cli import main
+from pypaxos.cli.main import main
 
 
 @pytest.mark.timeout(300)

@@ -1,5 +1,5 @@
 import sys
 
-from pypaxos.cli import main
+from pypaxos.cli.main import main
 
 sys.exit(main())

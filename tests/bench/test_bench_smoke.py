@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from pypaxos.bench import cmd as bench_cmd
 from pypaxos.bench import loadgen, procstat, redis_benchmark
 from pypaxos.bench.cluster_bench import ClusterBenchConfig, bench_cluster, usable_rate
 from pypaxos.bench.stats import Summary, percentile
-from pypaxos.runtime.resp import RespParser
+from pypaxos.cli import bench as bench_cmd
+from pypaxos.transport.resp import RespParser
 
 SERVER_DELAY_S = 0.02
 ERROR_EVERY = 7  # the fake server answers every 7th request with an error

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-from pypaxos.runtime.resp import (
+from pypaxos.transport.resp import (
     RespParser,
     encode_array,
     encode_bulk,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import Clusters
 
-from pypaxos.cli import main
+from pypaxos.cli.main import main
 from pypaxos.cluster import processes
 
 
@@ -33,7 +33,7 @@ def status(data: Path) -> list[dict[str, object]]:
 
 
 def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """The same command line run by ``pypaxos.cli.main`` here: for the checks that start no
+    """The same command line run by ``pypaxos.cli.main.main`` here: for the checks that start no
     node, without paying a Python start-up per check."""
     try:
         code = main(list(args))

@@ -13,7 +13,7 @@ from conftest import Clusters
 
 from pypaxos.client import Client, ReplyParser
 from pypaxos.cluster import LocalCluster
-from pypaxos.runtime.resp import encode_command
+from pypaxos.transport.resp import encode_command
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pypaxos.cli import UsageError
-from pypaxos.cluster import cmd_up, config, processes
+from pypaxos.cli import cluster_up as cmd_up
+from pypaxos.cli.usage import UsageError
+from pypaxos.cluster import config, processes
 from pypaxos.runtime.config import load_config
 
 

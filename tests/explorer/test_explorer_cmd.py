@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from pypaxos.explorer import cmd
+from pypaxos.cli import explore as cmd
 from pypaxos.explorer.scenarios import SCENARIOS
 from pypaxos.explorer.server import make_app
 from pypaxos.explorer.session import Session

@@ -17,14 +17,14 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-from pypaxos.cli import main
-from pypaxos.explorer import cmd
+from pypaxos.cli import explore as cmd
+from pypaxos.cli.main import main
 from pypaxos.explorer.server import Sessions, make_app
 from pypaxos.explorer.session import Session
 from pypaxos.explorer.trace import parse_check_output, trace_scenario
 
 Json = dict[str, Any]
-STORED = Path(__file__).resolve().parent.parent / "explore" / "counterexamples"
+STORED = Path(__file__).resolve().parent.parent / "modelcheck" / "counterexamples"
 REPORT = STORED / "learner-counts-duplicates.txt"
 COUNTEREXAMPLE = parse_check_output(REPORT.read_text(encoding="utf-8"))
 PROBLEM = "learner L1 decided 'v1', which is not chosen"

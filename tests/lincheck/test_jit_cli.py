@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pypaxos.cli import UsageError
-from pypaxos.sim import cmd_lincheck
+from pypaxos.cli import lincheck as cmd_lincheck
+from pypaxos.cli.usage import UsageError
 
 
 def lincheck(argv: list[str]) -> int:

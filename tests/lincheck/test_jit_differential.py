@@ -19,8 +19,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pypaxos.sim.lincheck_jit import check_history_jit
-from pypaxos.sim.linearizability import check_history, history_from_events
+from pypaxos.lincheck.jit import check_history_jit
+from pypaxos.lincheck.wgl import check_history, history_from_events
 
 FUNCTIONS = ("read", "read", "write", "write", "cas", "delete", "incr")
 OUTCOMES = ("ok", "ok", "ok", "ok", "info-applied", "info-lost", "open")

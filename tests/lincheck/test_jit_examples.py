@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from pypaxos.sim.lincheck_jit import JitResult, check_history_jit, check_jsonl_jit
+from pypaxos.lincheck.jit import JitResult, check_history_jit, check_jsonl_jit
 
 Row = tuple[object, ...]
 

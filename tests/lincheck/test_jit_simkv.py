@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pypaxos.sim import cmd_lincheck, cmd_sim_kv
-from pypaxos.sim.lincheck_jit import check_jsonl_jit
-from pypaxos.sim.linearizability import check_history, parse_history
+from pypaxos.cli import lincheck as cmd_lincheck
+from pypaxos.cli import sim_kv as cmd_sim_kv
+from pypaxos.lincheck.jit import check_jsonl_jit
+from pypaxos.lincheck.wgl import check_history, parse_history
 
 
 def sim_kv(argv: list[str]) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pypaxos.cli import main
+from pypaxos.cli.main import main
 
 
 def write_history(path: Path, *events: tuple[int, str, str, object]) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pypaxos.sim.linearizability import LinResult, check_history, history_from_events
+from pypaxos.lincheck.wgl import LinResult, check_history, history_from_events
 
 Event = tuple[int, str, str, object]  # (process, type, f, value) on key "x"
 

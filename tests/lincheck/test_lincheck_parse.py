@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pypaxos.sim.linearizability import parse_history
+from pypaxos.lincheck.wgl import parse_history
 
 
 def lines(*events: dict[str, object]) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pypaxos.sim.linearizability import Operation, check_history, history_from_events
+from pypaxos.lincheck.wgl import Operation, check_history, history_from_events
 
 VALUES: tuple[Any, ...] = ("a", "b", "1", "7", 5)
 FUNCTIONS = ("read", "write", "cas", "delete", "incr")

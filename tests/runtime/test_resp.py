@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pypaxos.runtime.resp import (
+from pypaxos.transport.resp import (
     RespParser,
     RespProtocolError,
     encode_array,

@@ -255,7 +255,7 @@ async def test_one_pipelined_buffer_of_mixed_commands_is_answered_in_order(
     PAXOS.REQ, PING and errors in between keep their place, and so does the execution order."""
     leader = await cluster.wait_leader()
     assert await retry(lambda: cluster.client(leader).set("warm", "up")) is True
-    from pypaxos.runtime.resp import encode_command
+    from pypaxos.transport.resp import encode_command
 
     commands = [
         ("SET", "m", "1"),
@@ -299,7 +299,7 @@ async def test_a_pipeline_beyond_one_group_keeps_its_order(cluster: Cluster) -> 
     order (server.GROUP_OPS_MAX, GROUP_BYTES_MAX)."""
     leader = await cluster.wait_leader()
     assert await retry(lambda: cluster.client(leader).set("warm", "up")) is True
-    from pypaxos.runtime.resp import encode_command
+    from pypaxos.transport.resp import encode_command
 
     big = b"v" * 100_000
     commands = [encode_command("INCR", "order") for _ in range(2500)]

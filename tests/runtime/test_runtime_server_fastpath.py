@@ -16,9 +16,9 @@ import pytest
 
 from pypaxos.kv import KVStateMachine, decode_answer
 from pypaxos.runtime.commands import KEY_BYTES_MAX
-from pypaxos.runtime.resp import encode_command
 from pypaxos.runtime.router import Outcome
 from pypaxos.runtime.server import RespConnection, RespServer
+from pypaxos.transport.resp import encode_command
 
 
 class ApplyingRouter:

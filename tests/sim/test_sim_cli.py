@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pypaxos.cli import main
+from pypaxos.cli.main import main
 from pypaxos.core.bugs import SYNOD_BUGS
 
 
@@ -121,7 +121,7 @@ def test_sim_keep_going_reports_every_violating_seed(capsys: pytest.CaptureFixtu
 def test_synod_svg_draws_one_arrow_per_message_of_the_trace(tmp_path: Path) -> None:
     import xml.etree.ElementTree as ET
 
-    from pypaxos.cli import main
+    from pypaxos.cli.main import main
 
     svg = tmp_path / "run.svg"
     assert main(["synod", "--seed", "7", "--drop", "0.2", "--svg", str(svg)]) == 0

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pypaxos.cli import main
+from pypaxos.cli.main import main
 from pypaxos.sim.synod import SynodSettings, run_synod
 
 FAULTY = SynodSettings(

@@ -30,7 +30,7 @@ from typing import TypeVar, cast
 
 from pypaxos.bench.stats import percentile
 from pypaxos.client.replies import ErrorReply, ReplyParser
-from pypaxos.runtime.resp import encode_command
+from pypaxos.transport.resp import encode_command
 
 COMMANDS = ("set", "get")
 _P = TypeVar("_P", bound=asyncio.Protocol)

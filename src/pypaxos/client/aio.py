@@ -50,7 +50,7 @@ from pypaxos.client.replies import (
     Simple,
     parse_info,
 )
-from pypaxos.runtime.resp import encode_command
+from pypaxos.transport.resp import encode_command
 
 CLIENT_ID_MAX = 2**63 - 1
 READ_BYTES = 64 * 1024

@@ -1,4 +1,4 @@
-"""RESP2 replies, parsed without I/O: the client's half of ``pypaxos.runtime.resp``.
+"""RESP2 replies, parsed without I/O: the client's half of ``pypaxos.transport.resp``.
 
 The server side (``runtime.resp``) parses *commands*, which are always arrays of bulk strings.
 A client reads *replies*, which come in all five RESP2 kinds; ``ReplyParser.feed(data)`` returns

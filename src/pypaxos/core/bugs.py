@@ -1,7 +1,7 @@
 """Planted bugs: classic Paxos mistakes that can be switched on by name in the real actors.
 
 They exist to show that the simulator and the model checker are not vacuous: each one, when
-switched on, must be caught (tests/sim and tests/explore prove it).  Correct code passes an
+switched on, must be caught (tests/sim and tests/modelcheck prove it).  Correct code passes an
 empty set.
 """
 

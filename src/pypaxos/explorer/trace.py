@@ -1,6 +1,6 @@
 """Open a model-checker or simulator counterexample in the explorer, at its failing step.
 
-The model checker (``pypaxos.sim.explore``) prints each step of a trace as one input to one
+The model checker (``pypaxos.modelcheck.search``) prints each step of a trace as one input to one
 actor, and each becomes one explorer command::
 
     P1 proposes v1                          -> propose P1 v1
@@ -21,7 +21,7 @@ by replaying them in a world as they are made.  Both sources may deliver one mes
 network consumes a delivered message, so an earlier delivery of the same message becomes
 ``deliver N keep`` (the network duplicated it), exactly where a later one needs the copy.
 
-``tests/explore/test_explorer_trace.py`` replays every planted bug's checker trace, and
+``tests/explorer/test_explorer_trace.py`` replays every planted bug's checker trace, and
 simulator runs, and finds the same violation at the failing step and at no earlier one.
 ``parse_check_output`` reads the report ``pypaxos check synod`` prints, so a saved report opens
 later without searching again (``pypaxos explore --trace FILE``).
@@ -39,7 +39,8 @@ from pypaxos.core.messages import Message
 from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.scenarios import Scenario
 from pypaxos.explorer.world import ExplorerWorld
-from pypaxos.sim import explore_model, synod
+from pypaxos.modelcheck import model as explore_model
+from pypaxos.sim import synod
 from pypaxos.sim.script import ScriptError
 
 TRACE_SCENARIO = "counterexample"

@@ -35,7 +35,7 @@ from pypaxos.kv import (
     Stale,
     Value,
 )
-from pypaxos.runtime.resp import (
+from pypaxos.transport.resp import (
     encode_bulk,
     encode_error,
     encode_integer,

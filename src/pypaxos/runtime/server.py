@@ -70,14 +70,14 @@ from pypaxos.runtime.commands import (
     result_error,
     single_reply,
 )
-from pypaxos.runtime.resp import (
+from pypaxos.runtime.router import Failure, Outcome, Router
+from pypaxos.transport.resp import (
     RespParser,
     RespProtocolError,
     encode_bulk,
     encode_error,
     encode_integer,
 )
-from pypaxos.runtime.router import Failure, Outcome, Router
 from pypaxos.transport.tcp import parse_address
 
 log = logging.getLogger(__name__)

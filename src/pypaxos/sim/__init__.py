@@ -1,1 +1,9 @@
-"""The shells that attack the pure protocol: a deterministic simulator and a model checker."""
+"""The deterministic simulator and the worlds it runs the pure actors in.
+
+* ``simulator``, ``network``, ``disk``, ``faults``: virtual time, a lossy network, a disk that
+  loses unsynced writes on a crash, and fault schedules; one seed drives a whole run;
+* ``synod`` (with ``checkers``, the single-decree invariants, and ``script``, steps by hand):
+  single-decree Paxos under faults;
+* ``kv``, ``kv_node``, ``kv_client``, ``kv_faults``: the key-value store on Multi-Paxos under
+  faults, checked for linearizability (``pypaxos.lincheck``), agreement and lost writes.
+"""

@@ -44,6 +44,12 @@ from pypaxos.core.bugs import check_bugs
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
 from pypaxos.kv import KV_BUGS, Get, KVStateMachine, decode_request, decode_result
+from pypaxos.lincheck.wgl import (
+    LinResult,
+    check_history,
+    explain_failure,
+    history_from_events,
+)
 from pypaxos.multi import (
     MULTI_BUGS,
     AcceptRecord,
@@ -71,12 +77,6 @@ from pypaxos.sim.kv_client import (
 )
 from pypaxos.sim.kv_faults import NO_FAULTS, Nemesis, NemesisSettings, StragglerNetwork
 from pypaxos.sim.kv_node import LeaderStats, MachineFactory, NodeActor, RecordLogDisk
-from pypaxos.sim.linearizability import (
-    LinResult,
-    check_history,
-    explain_failure,
-    history_from_events,
-)
 from pypaxos.sim.network import NetworkSettings
 from pypaxos.sim.simulator import Simulator
 

@@ -26,7 +26,7 @@ that answers after a restart answers with the result of the very same command.  
 it; answers to anything but the current request are stale copies and ignored.
 
 Why a history.  Every event is appended, in virtual-time order, to one ``History`` in the
-Jepsen-style JSON Lines format of ``pypaxos.sim.linearizability``, which then decides whether
+Jepsen-style JSON Lines format of ``pypaxos.lincheck.wgl``, which then decides whether
 the run was linearizable.
 """
 

@@ -11,7 +11,7 @@ turn, and moves to the next node only when its node fails it), each doing reads,
 compare-and-sets on a few shared keys (``k0``..), and now and then a write of a unique key
 (``u:W:N``) that nobody overwrites, so "every acknowledged write is present" has a direct
 check.  Every call is an ``invoke`` then ``ok`` / ``fail`` (certainly not applied) / ``info``
-(a timeout: outcome unknown) in ``pypaxos.sim.linearizability``'s JSON Lines format, appended
+(a timeout: outcome unknown) in ``pypaxos.lincheck.wgl``'s JSON Lines format, appended
 to the history file as it happens.  After an ``info`` the worker continues as a new process
 number, as in Jepsen: the timed-out operation stays pending forever.
 """

@@ -1,7 +1,7 @@
-"""A node whose clock the harness can jump and skew: ``python -m pypaxos.torture.clock``.
+"""A node whose clock the harness can jump and skew (run by ``pypaxos.cli.skewed_node``).
 
-Usage: ``python -m pypaxos.torture.clock --clock-file F -- --config C --id N [node flags]``
-runs the ordinary ``pypaxos node`` (``runtime.node_cmd.run``) on an asyncio loop whose
+Usage: ``python -m pypaxos.cli.skewed_node --clock-file F -- --config C --id N [node flags]``
+runs the ordinary ``pypaxos node`` (``cli.node.run``) on an asyncio loop whose
 ``time()`` the harness controls.  On SIGUSR1 the node reads ``F`` (``{"seq": n, "jump_s": j,
 "rate": r}``) and, if ``seq`` is new, jumps its clock by ``j`` seconds (forward or back) and
 lets it run at ``r`` times real speed from then on.
@@ -25,8 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import selectors
-import signal
-import sys
 import time
 from pathlib import Path
 
@@ -84,33 +82,5 @@ def reload(clock: SkewedClock, path: Path) -> None:
         clock.change(float(data.get("jump_s", 0.0)), float(data.get("rate", 1.0)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    # The harness only signals a node once it listens, but a stray SIGUSR1 must not kill it.
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) < 3 or argv[0] != "--clock-file" or "--" not in argv:
-        print("usage: python -m pypaxos.torture.clock --clock-file F -- NODE-ARGS", file=sys.stderr)
-        return 2
-    clock_file = Path(argv[1])
-    node_argv = argv[argv.index("--") + 1 :]
-    from pypaxos.cli import build_parser
-    from pypaxos.runtime import node_cmd
-
-    args = build_parser(["node", *node_argv]).parse_args(["node", *node_argv])
-    clock = SkewedClock()
-    reload(clock, clock_file)
-
-    def factory() -> asyncio.AbstractEventLoop:
-        loop = SkewedLoop(clock)
-        loop.add_signal_handler(signal.SIGUSR1, reload, clock, clock_file)
-        return loop
-
-    return node_cmd.run(args, loop_factory=factory)
-
-
 def write_clock_file(path: Path, seq: int, jump_s: float, rate: float) -> None:
     write_atomic(path, json.dumps({"seq": seq, "jump_s": jump_s, "rate": rate}))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

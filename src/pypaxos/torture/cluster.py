@@ -182,7 +182,7 @@ class TortureCluster:
         for bug in self.bugs:
             node_args += ["--bug", bug]
         if self.clock:
-            argv = [sys.executable, "-m", "pypaxos.torture.clock"]
+            argv = [sys.executable, "-m", "pypaxos.cli.skewed_node"]
             argv += ["--clock-file", str(self.clock_file(i)), "--", *node_args]
         else:
             argv = [sys.executable, "-m", "pypaxos", "node", *node_args]

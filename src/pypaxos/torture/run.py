@@ -307,7 +307,7 @@ def crashes_in_logs(logs: Path) -> list[str]:
 
 
 def check_linearizable(history: Path, verdict: Verdict) -> None:
-    from pypaxos.sim.linearizability import check_history, parse_history
+    from pypaxos.lincheck.wgl import check_history, parse_history
 
     try:
         with history.open() as lines:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pypaxos.cli import sim_kv as cmd_sim_kv
+from pypaxos.lincheck.wgl import check_history, parse_history
 from pypaxos.multi import MULTI_BUGS
-from pypaxos.sim import cmd_sim_kv
-from pypaxos.sim.linearizability import check_history, parse_history
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -16,7 +16,7 @@ import argparse
 import re
 from pathlib import Path
 
-from pypaxos.cli import UsageError
+from pypaxos.cli.usage import UsageError
 from pypaxos.core.bugs import SYNOD_BUGS
 from pypaxos.sim.synod import SynodSettings, run_synod
 

@@ -1,6 +1,6 @@
 """A second, independent linearizability checker: just-in-time linearization, breadth first.
 
-Why a second checker.  ``pypaxos.sim.linearizability`` decides linearizability by a depth-first
+Why a second checker.  ``pypaxos.lincheck.wgl`` decides linearizability by a depth-first
 search (Wing & Gong with Lowe's memoisation).  A checker that wrongly accepts hides the very
 bugs it is there to catch, and no external checker (Porcupine, Knossos) is at hand, so this
 module answers the same question with a different algorithm, written from the history format and

@@ -377,7 +377,7 @@ async def drive(
             for client in clients:
                 await client.aclose()
     # Imported here: every command module is imported at CLI start, `pypaxos node` included.
-    from pypaxos.sim.linearizability import check_history, history_from_events
+    from pypaxos.lincheck.wgl import check_history, history_from_events
 
     result = check_history(history_from_events(stats.history), timeout_s=30.0)
     return verdict(stats, reader, present_unknown, result.outcome, console)
@@ -424,7 +424,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pypaxos.cli import UsageError
+    from pypaxos.cli.usage import UsageError
 
     if args.nodes < 1 or args.clients < 1 or args.duration_s <= 0:
         raise UsageError("--nodes, --clients and --duration-s must be positive")

@@ -64,7 +64,7 @@ def _section(console: Console, title: str, text: str) -> None:
 
 
 def _run_cli(console: Console, argv: list[str]) -> int:
-    from pypaxos.cli import main
+    from pypaxos.cli.main import main
 
     console.print(f"[dim]$ pypaxos {' '.join(argv)}[/dim]")
     return main(argv)

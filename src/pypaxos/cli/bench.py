@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pypaxos.bench.cluster_bench import TOOLS, ClusterBenchConfig, Json, bench_cluster
 from pypaxos.bench.loadgen import COMMANDS
 from pypaxos.bench.redis_benchmark import ToolMissingError
-from pypaxos.cli import UsageError
+from pypaxos.cli.usage import UsageError
 
 T = TypeVar("T")
 

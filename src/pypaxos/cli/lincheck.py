@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pypaxos.cli import UsageError
-from pypaxos.sim.lincheck_jit import check_jsonl_jit
-from pypaxos.sim.linearizability import check_history, parse_history
+from pypaxos.cli.usage import UsageError
+from pypaxos.lincheck.jit import check_jsonl_jit
+from pypaxos.lincheck.wgl import check_history, parse_history
 
 EXIT_TIMEOUT = 3
 EXIT_DISAGREE = 3

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_nemeses(text: str) -> list[str]:
-    from pypaxos.cli import UsageError
+    from pypaxos.cli.usage import UsageError
 
     if text == "all":
         return list(NEMESES)
@@ -66,7 +66,7 @@ def parse_nemeses(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pypaxos.cli import UsageError
+    from pypaxos.cli.usage import UsageError
 
     if "list" in args.bug:
         for name, text in MULTI_BUGS.items():

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from pypaxos.cli import main
+from pypaxos.cli.main import main
 from pypaxos.core import SynodConfig
-from pypaxos.sim.explore import ExploreOptions, explore, render_trace
+from pypaxos.modelcheck.search import ExploreOptions, explore, render_trace
 
 
 def options(bug: str | None = None, max_crashes: int = 0, max_ballot: int = 0) -> ExploreOptions:

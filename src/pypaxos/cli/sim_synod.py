@@ -22,14 +22,14 @@ import shlex
 import sys
 import time
 
-from pypaxos.cli import UsageError
-from pypaxos.explorer.options import add_serve_arguments
-from pypaxos.sim.cmd_synod import (
+from pypaxos.cli.synod import (
     add_world_arguments,
     print_bug_list,
     settings_from_args,
     wants_bug_list,
 )
+from pypaxos.cli.usage import UsageError
+from pypaxos.explorer.options import add_serve_arguments
 from pypaxos.sim.synod import SynodResult, SynodSettings, liveness_bound_ticks, run_synod
 
 FAULTY = SynodSettings(drop=0.1, dup=0.05, crash=0.05, crash_after_handle=0.01, partition="random")
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 def _open_in_explorer(result: SynodResult, args: argparse.Namespace) -> int:
     """Serve the run in the explorer until Ctrl-C; nonzero if that failed."""
     # Imported here: aiohttp and the page are only needed when a run is opened.
-    from pypaxos.explorer.cmd import serve_session
+    from pypaxos.cli.explore import serve_session
     from pypaxos.explorer.session import Session
     from pypaxos.explorer.trace import TraceError, simulation_scenario
 

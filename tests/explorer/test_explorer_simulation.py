@@ -13,12 +13,12 @@ import dataclasses
 
 import pytest
 
-from pypaxos.cli import main
-from pypaxos.explorer import cmd
+from pypaxos.cli import explore as cmd
+from pypaxos.cli.main import main
+from pypaxos.cli.sim_synod import FAULTY
 from pypaxos.explorer.session import Session
 from pypaxos.explorer.trace import TraceError, simulation_scenario
 from pypaxos.explorer.world import build_world
-from pypaxos.sim.cmd_sim import FAULTY
 from pypaxos.sim.script import describe_actor
 from pypaxos.sim.synod import SynodResult, SynodWorld, run_synod
 

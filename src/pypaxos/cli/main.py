@@ -13,35 +13,37 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pypaxos.cli.usage import UsageError
+
 # (command path, module, one-line help)
 COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (
         ("synod",),
-        "pypaxos.sim.cmd_synod",
+        "pypaxos.cli.synod",
         "run one simulated single-decree instance, print its trace",
     ),
-    (("sim", "synod"), "pypaxos.sim.cmd_sim", "run many random simulator seeds with faults"),
+    (("sim", "synod"), "pypaxos.cli.sim_synod", "run many random simulator seeds with faults"),
     (
         ("sim", "kv"),
-        "pypaxos.sim.cmd_sim_kv",
+        "pypaxos.cli.sim_kv",
         "simulate the replicated key-value store with faults",
     ),
-    (("check", "synod"), "pypaxos.sim.cmd_check", "exhaustively model-check single-decree Paxos"),
-    (("lincheck",), "pypaxos.sim.cmd_lincheck", "check a JSON Lines history for linearizability"),
-    (("explore",), "pypaxos.explorer.cmd", "watch and drive single-decree Paxos in a browser"),
-    (("node",), "pypaxos.runtime.node_cmd", "run one node of a cluster (Redis protocol clients)"),
-    (("demo",), "pypaxos.demo", "a short, self-explaining demonstration (what `make run` runs)"),
-    (("cluster", "up"), "pypaxos.cluster.cmd_up", "start a local cluster of node processes"),
-    (("cluster", "status"), "pypaxos.cluster.cmd_status", "show each node's role and progress"),
-    (("cluster", "down"), "pypaxos.cluster.cmd_down", "stop the local cluster's nodes"),
-    (("live",), "pypaxos.live", "run a workload on a local cluster, kill its leader, verify"),
-    (("torture",), "pypaxos.torture.cmd", "Jepsen-style faults on a real cluster; check history"),
-    (("bench",), "pypaxos.bench.cmd", "measure a local cluster's throughput and latency"),
+    (("check", "synod"), "pypaxos.cli.check", "exhaustively model-check single-decree Paxos"),
+    (("lincheck",), "pypaxos.cli.lincheck", "check a JSON Lines history for linearizability"),
+    (("explore",), "pypaxos.cli.explore", "watch and drive single-decree Paxos in a browser"),
+    (("node",), "pypaxos.cli.node", "run one node of a cluster (Redis protocol clients)"),
+    (
+        ("demo",),
+        "pypaxos.cli.demo",
+        "a short, self-explaining demonstration (what `make run` runs)",
+    ),
+    (("cluster", "up"), "pypaxos.cli.cluster_up", "start a local cluster of node processes"),
+    (("cluster", "status"), "pypaxos.cli.cluster_status", "show each node's role and progress"),
+    (("cluster", "down"), "pypaxos.cli.cluster_down", "stop the local cluster's nodes"),
+    (("live",), "pypaxos.cli.live", "run a workload on a local cluster, kill its leader, verify"),
+    (("torture",), "pypaxos.cli.torture", "Jepsen-style faults on a real cluster; check history"),
+    (("bench",), "pypaxos.cli.bench", "measure a local cluster's throughput and latency"),
 )
-
-
-class UsageError(Exception):
-    """Bad command-line input; reported on stderr with exit status 2."""
 
 
 def _chosen_path(argv: Sequence[str]) -> tuple[str, ...] | None:

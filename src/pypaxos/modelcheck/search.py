@@ -55,8 +55,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pypaxos.modelcheck.model import CRASH, ExploreOptions, Step, SynodModel, decided_of
 from pypaxos.sim.checkers import chosen_values, safety_violations
-from pypaxos.sim.explore_model import CRASH, ExploreOptions, Step, SynodModel, decided_of
 
 __all__ = [
     "ExploreOptions",

@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pypaxos.cli import UsageError
+from pypaxos.cli.usage import UsageError
 from pypaxos.core.bugs import SYNOD_BUGS
 from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.options import add_serve_arguments
-from pypaxos.sim.explore import ExploreOptions, ExploreResult, Progress, explore, render_trace
-from pypaxos.sim.explore_model import DEFAULT_MAX_BALLOT, DEFAULT_MAX_CRASHES
+from pypaxos.modelcheck.model import DEFAULT_MAX_BALLOT, DEFAULT_MAX_CRASHES
+from pypaxos.modelcheck.search import ExploreOptions, ExploreResult, Progress, explore, render_trace
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
 def _open_in_explorer(result: ExploreResult, port: int, open_browser: bool) -> int:
     """Serve the violation's trace in the explorer until Ctrl-C; nonzero if that failed."""
     # Imported here: aiohttp and the page are only needed when a trace is opened.
-    from pypaxos.explorer.cmd import serve_session
+    from pypaxos.cli.explore import serve_session
     from pypaxos.explorer.session import Session
     from pypaxos.explorer.trace import Counterexample, TraceError, trace_scenario
 

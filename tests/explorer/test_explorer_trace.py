@@ -28,9 +28,9 @@ from pypaxos.explorer.trace import (
     trace_scenario,
 )
 from pypaxos.explorer.world import ExplorerWorld, build_world
-from pypaxos.sim.explore import explore, render_trace
+from pypaxos.modelcheck.search import explore, render_trace
 
-STORED = Path(__file__).resolve().parent / "counterexamples"
+STORED = Path(__file__).resolve().parent.parent / "modelcheck" / "counterexamples"
 BUGS = [bug for bug, _, _ in CAUGHT]
 
 

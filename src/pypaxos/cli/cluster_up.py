@@ -12,7 +12,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from pypaxos.cli import UsageError
+from pypaxos.cli.usage import UsageError
 from pypaxos.cluster import config
 from pypaxos.cluster.local import ClusterError, LocalCluster
 
