@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -13,14 +14,22 @@ import pytest
 from pypaxos.cli import cluster_up as cmd_up
 from pypaxos.cli.usage import UsageError
 from pypaxos.cluster import config, processes
-from pypaxos.runtime.config import load_config
+from pypaxos.runtime.config import (
+    ConfigError,
+    Member,
+    load_config,
+    new_config,
+    render_config,
+    write_config,
+)
 
 
 def test_the_planned_file_is_what_the_node_reads(tmp_path: Path) -> None:
     spec = config.plan(tmp_path / "data", nodes=3, base_port=7001, fsync="never")
-    config.write(spec)
-    assert config.load(spec.path) == spec
-    node_side = load_config(spec.path)  # the node's strict loader accepts it, unchanged
+    write_config(spec)
+    node_side = load_config(spec.path)  # the node's strict loader gives the plan back
+    assert node_side == spec
+    assert 'data_dir = "."' in spec.path.read_text()
     assert node_side.cluster_id == spec.cluster_id
     assert node_side.data_dir == spec.data_dir == (tmp_path / "data").resolve()
     assert [(m.id, m.client, m.peer, m.metrics) for m in node_side.members] == [
@@ -34,19 +43,36 @@ def test_the_planned_file_is_what_the_node_reads(tmp_path: Path) -> None:
 
 def test_a_plan_without_thrifty_reaches_the_node(tmp_path: Path) -> None:
     spec = config.plan(tmp_path / "data", nodes=3, thrifty=False)
-    config.write(spec)
+    write_config(spec)
     assert "thrifty = false" in spec.path.read_text()
-    assert config.load(spec.path) == spec
+    assert load_config(spec.path) == spec
     assert not load_config(spec.path).multi_config().thrifty
     spec.path.write_text(spec.path.read_text().replace("thrifty = false", 'thrifty = "no"'))
-    with pytest.raises(config.ConfigError, match="thrifty must be true or false"):
-        config.load(spec.path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(spec.path)
+    assert caught.value.key == "thrifty"
+
+
+def test_every_setting_survives_a_write_and_a_load(tmp_path: Path) -> None:
+    members = (Member(1, "127.0.0.1:9101", "127.0.0.1:9001"), Member(5, "h:1", "h:2", "h:3"))
+    elsewhere = tmp_path / "data"
+    path = tmp_path / "config" / "c.toml"
+    base = new_config(path, 'odd "id"', members, data_dir=elsewhere, tick_ms=7)
+    protocol = {**base.protocol, "heartbeat_ticks": 3, "batch_max_commands": 9}
+    original = dataclasses.replace(base, protocol=protocol).with_bugs(["no-repropose"])
+    write_config(original)
+    assert load_config(original.path) == original
+    text = render_config(original)
+    assert f'data_dir = "{elsewhere}"' in text  # outside the file's folder: absolute
+    assert "[timeouts]\nheartbeat_ticks = 3\n" in text  # only what differs from the defaults
+    assert "[limits]\nbatch_max_commands = 9\n" in text
 
 
 @pytest.mark.parametrize(("nodes", "base"), [(0, 7001), (100, 7001), (3, 80), (3, 65400)])
 def test_impossible_plans_are_refused(tmp_path: Path, nodes: int, base: int) -> None:
-    with pytest.raises(config.ConfigError):
+    with pytest.raises(ConfigError) as caught:
         config.plan(tmp_path, nodes, base)
+    assert caught.value.key in ("--nodes", "--base-port")
 
 
 def test_a_node_that_ignores_sigterm_is_killed_and_strangers_are_left_alone() -> None:

@@ -41,6 +41,7 @@ from pypaxos.bench.stats import Summary
 from pypaxos.client.aio import fetch_info
 from pypaxos.cluster import processes
 from pypaxos.cluster.local import ClusterError, LocalCluster, NodeStatus
+from pypaxos.storage.file import FsyncMode
 
 TOOLS = ("redis-benchmark", "loadgen")
 WARMUP_S = 1.0
@@ -59,7 +60,7 @@ def _quiet(_: str) -> None:
 @dataclass(frozen=True, slots=True)
 class ClusterBenchConfig:
     nodes: int = 3
-    fsync: str = "always"
+    fsync: FsyncMode = "always"
     clients: tuple[int, ...] = (1, 16, 64)
     pipelines: tuple[int, ...] = (1, 16)
     # (clients, pipeline) points beyond the grid, each command, redis-benchmark only: a load

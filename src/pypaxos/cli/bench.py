@@ -22,6 +22,7 @@ from pypaxos.bench.cluster_bench import TOOLS, ClusterBenchConfig, Json, bench_c
 from pypaxos.bench.loadgen import COMMANDS
 from pypaxos.bench.redis_benchmark import ToolMissingError
 from pypaxos.cli.usage import UsageError
+from pypaxos.storage.file import FSYNC_MODES
 
 T = TypeVar("T")
 
@@ -62,7 +63,7 @@ def _choices(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=3, help="cluster size (3)")
-    parser.add_argument("--fsync", choices=("always", "never"), default="always")
+    parser.add_argument("--fsync", choices=FSYNC_MODES, default="always")
     parser.add_argument(
         "--clients", type=_int_list, default=(1, 16, 64), help="connections, a list (1,16,64)"
     )

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 from pypaxos.cli.usage import UsageError
-from pypaxos.cluster import config
+from pypaxos.cluster.config import DEFAULT_BASE_PORT
 from pypaxos.cluster.local import ClusterError, LocalCluster
+from pypaxos.runtime.config import CONFIG_NAME, ConfigError
+from pypaxos.storage.file import FSYNC_MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="first client port (default 7001); peers use +100, metrics +200",
     )
-    parser.add_argument("--fsync", choices=config.FSYNC_MODES, help="default: always")
+    parser.add_argument("--fsync", choices=FSYNC_MODES, help="default: always")
     parser.add_argument(
         "--no-thrifty",
         dest="thrifty",
@@ -39,17 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_or_create(args: argparse.Namespace) -> LocalCluster:
-    path = args.data / config.CONFIG_NAME
+    path = args.data / CONFIG_NAME
     if not path.exists():
         try:
             return LocalCluster.create(
                 args.data,
                 args.nodes if args.nodes is not None else 3,
-                args.base_port if args.base_port is not None else config.DEFAULT_BASE_PORT,
+                args.base_port if args.base_port is not None else DEFAULT_BASE_PORT,
                 args.fsync or "always",
                 args.thrifty,
             )
-        except config.ConfigError as error:
+        except ConfigError as error:
             raise UsageError(str(error)) from error
     cluster = LocalCluster.open(args.data, args.fsync)
     members = cluster.spec.members

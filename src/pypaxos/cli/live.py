@@ -43,8 +43,10 @@ from rich.table import Table
 from rich.text import Text
 
 from pypaxos.client import AsyncClient, ClientError, OutcomeUnknownError
-from pypaxos.cluster import config, processes
+from pypaxos.cluster import processes
 from pypaxos.cluster.local import ClusterError, LocalCluster, NodeStatus
+from pypaxos.runtime.config import CONFIG_NAME, ConfigError
+from pypaxos.storage.file import FSYNC_MODES
 
 WINDOW_S = 2.0  # throughput and latency are over the last WINDOW_S seconds
 READ_EVERY_OPS = 4  # a worker reads one of its writes back after every N writes
@@ -305,7 +307,7 @@ async def run_live(args: argparse.Namespace, console: Console) -> int:
     rng = random.Random(args.seed)
     temporary = args.data is None
     data = Path(tempfile.mkdtemp(prefix="pypaxos-live-")) if temporary else args.data
-    if (data / config.CONFIG_NAME).exists():
+    if (data / CONFIG_NAME).exists():
         cluster = LocalCluster.open(data, args.fsync)
     else:
         base = args.base_port or processes.find_free_base_port(args.nodes, rng)
@@ -418,7 +420,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data", type=Path, help="data directory (default: a temporary one)")
     parser.add_argument("--base-port", type=int, help="first client port (default: free ports)")
-    parser.add_argument("--fsync", choices=config.FSYNC_MODES, help="default: always")
+    parser.add_argument("--fsync", choices=FSYNC_MODES, help="default: always")
     parser.add_argument("--seed", type=int, help="seed for keys, values and client ids")
     parser.add_argument("--no-live", action="store_true", help="plain lines, no live view")
 
@@ -431,7 +433,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     try:
         return asyncio.run(run_live(args, console))
-    except (ClusterError, config.ConfigError, OSError) as error:
+    except (ClusterError, ConfigError, OSError) as error:
         print(f"pypaxos: error: {error}", file=sys.stderr)
         return 1
     except asyncio.CancelledError:

@@ -21,8 +21,9 @@ import sys
 from collections.abc import Callable
 
 from pypaxos.runtime.app import NodeApp
-from pypaxos.runtime.config import ClusterConfig, ConfigError, FsyncMode, load_config
+from pypaxos.runtime.config import ClusterConfig, ConfigError, load_config
 from pypaxos.storage import CorruptStorageError, StorageError
+from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport import preferred_loop_factory
 
 log = logging.getLogger("pypaxos.node")
@@ -33,9 +34,7 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE", help="cluster.toml")
     parser.add_argument("--id", required=True, type=int, metavar="N", help="this node's id")
-    parser.add_argument(
-        "--fsync", choices=("always", "never"), help="override the file's fsync setting"
-    )
+    parser.add_argument("--fsync", choices=FSYNC_MODES, help="override the file's fsync setting")
     parser.add_argument(
         "--log-level",
         default="INFO",

@@ -1,18 +1,18 @@
-"""A local pypaxos cluster: ``pypaxos cluster up | status | down`` and the ``LocalCluster`` API.
+"""A local pypaxos cluster: the ``LocalCluster`` API behind ``pypaxos cluster up|status|down``.
 
-``config`` plans and reads ``cluster.toml``; ``processes`` starts, finds and stops node
+``config.plan`` lays out a new cluster's addresses; ``processes`` starts, finds and stops node
 processes by pid file; ``local.LocalCluster`` puts them together and watches the nodes through
-``INFO``; ``cmd_up``, ``cmd_status`` and ``cmd_down`` are the command-line faces.  The node
-itself is ``pypaxos node`` (``pypaxos.runtime``); the contract between the two sides is
-docs/runtime-contract.md.
+``INFO``.  The cluster's description is ``runtime.config.ClusterConfig``, the one model of
+``cluster.toml``; the node itself is ``pypaxos node``.
 """
 
-from pypaxos.cluster.config import ClusterSpec, ConfigError, Member, plan
+from pypaxos.cluster.config import plan
 from pypaxos.cluster.local import ClusterError, LocalCluster, NodeStatus
+from pypaxos.runtime.config import ClusterConfig, ConfigError, Member
 
 __all__ = [
+    "ClusterConfig",
     "ClusterError",
-    "ClusterSpec",
     "ConfigError",
     "LocalCluster",
     "Member",

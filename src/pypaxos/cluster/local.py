@@ -26,7 +26,14 @@ from pathlib import Path
 
 from pypaxos.client.aio import fetch_info
 from pypaxos.cluster import config, processes
-from pypaxos.cluster.config import ClusterSpec
+from pypaxos.runtime.config import (
+    CONFIG_NAME,
+    ClusterConfig,
+    ConfigError,
+    load_config,
+    write_config,
+)
+from pypaxos.storage.file import FsyncMode
 
 INFO_TIMEOUT_S = 1.0
 POLL_S = 0.05
@@ -68,19 +75,19 @@ class LocalCluster:
     """The cluster described by ``spec``; ``fsync`` overrides the file's mode for nodes started
     here (``pypaxos node --fsync``)."""
 
-    def __init__(self, spec: ClusterSpec, fsync: str | None = None) -> None:
+    def __init__(self, spec: ClusterConfig, fsync: FsyncMode | None = None) -> None:
         self.spec = spec
         self.fsync = fsync
         self.started: dict[int, subprocess.Popen[bytes]] = {}  # by this object, by node id
 
     @classmethod
-    def open(cls, data_dir: Path, fsync: str | None = None) -> LocalCluster:
-        path = data_dir / config.CONFIG_NAME
+    def open(cls, data_dir: Path, fsync: FsyncMode | None = None) -> LocalCluster:
+        path = data_dir / CONFIG_NAME
         if not path.exists():
             raise ClusterError(f"no cluster in {data_dir} ({path} does not exist)")
         try:
-            return cls(config.load(path), fsync)
-        except config.ConfigError as error:
+            return cls(load_config(path), fsync)
+        except ConfigError as error:
             raise ClusterError(str(error)) from error
 
     @classmethod
@@ -89,7 +96,7 @@ class LocalCluster:
         data_dir: Path,
         nodes: int,
         base_port: int = config.DEFAULT_BASE_PORT,
-        fsync: str = "always",
+        fsync: FsyncMode = "always",
         thrifty: bool = True,
     ) -> LocalCluster:
         """Plan a new cluster in ``data_dir`` and write its ``cluster.toml``.
@@ -97,7 +104,7 @@ class LocalCluster:
         Raises ``ConfigError`` for impossible parameters (bad usage, not a cluster problem).
         """
         spec = config.plan(data_dir, nodes, base_port, fsync, thrifty)
-        config.write(spec)
+        write_config(spec)
         return cls(spec)
 
     # --- processes --------------------------------------------------------------------------

@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pypaxos.cluster import config
-from pypaxos.cluster.config import ClusterSpec
+from pypaxos.runtime.config import ClusterConfig
+from pypaxos.storage.file import FsyncMode
 
 SPAWNED_PID_NAME = "spawned.pid"
 STOP_POLL_S = 0.05
@@ -62,19 +63,18 @@ def is_node_process(pid: int) -> bool:
     return state not in ("Z", "X") and b"pypaxos" in command and b"node" in command
 
 
-def node_pids(spec: ClusterSpec, node_id: int) -> list[int]:
+def node_pids(spec: ClusterConfig, node_id: int) -> list[int]:
     """The live process(es) that are node ``node_id``, from its pid files."""
     pids: list[int] = []
-    for name in ("node.pid", SPAWNED_PID_NAME):
-        pid = read_pid(spec.node_dir(node_id) / name)
+    for path in (spec.pid_file(node_id), spec.node_dir(node_id) / SPAWNED_PID_NAME):
+        pid = read_pid(path)
         if pid is not None and pid not in pids and is_node_process(pid):
             pids.append(pid)
     return pids
 
 
-def remove_stale_pid_files(spec: ClusterSpec, node_id: int) -> None:
-    for name in ("node.pid", SPAWNED_PID_NAME):
-        path = spec.node_dir(node_id) / name
+def remove_stale_pid_files(spec: ClusterConfig, node_id: int) -> None:
+    for path in (spec.pid_file(node_id), spec.node_dir(node_id) / SPAWNED_PID_NAME):
         pid = read_pid(path)
         if pid is None or not is_node_process(pid):
             with contextlib.suppress(FileNotFoundError):
@@ -111,7 +111,7 @@ def find_free_base_port(
     raise OSError(f"no free block of ports for {nodes} nodes between {low} and {high}")
 
 
-def node_command(spec: ClusterSpec, node_id: int, fsync: str | None = None) -> list[str]:
+def node_command(spec: ClusterConfig, node_id: int, fsync: FsyncMode | None = None) -> list[str]:
     command = [sys.executable, "-m", "pypaxos", "node", "--config", str(spec.path)]
     command += ["--id", str(node_id)]
     if fsync is not None:
@@ -120,7 +120,7 @@ def node_command(spec: ClusterSpec, node_id: int, fsync: str | None = None) -> l
 
 
 def spawn_node(
-    spec: ClusterSpec, node_id: int, fsync: str | None = None
+    spec: ClusterConfig, node_id: int, fsync: FsyncMode | None = None
 ) -> subprocess.Popen[bytes]:
     """Start node ``node_id`` detached, logging to its ``node.log``; record its pid at once."""
     node_dir = spec.node_dir(node_id)

@@ -22,13 +22,12 @@ import logging
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import msgspec
 
 from pypaxos.kv import KVStateMachine
 from pypaxos.multi import Message, Node, Record, Role
-from pypaxos.runtime.config import ClusterConfig, FsyncMode
+from pypaxos.runtime.config import ClusterConfig
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.metrics import MetricsServer, NodeMetrics
 from pypaxos.runtime.router import Router
@@ -42,11 +41,11 @@ from pypaxos.runtime.wire import (
     decode_snapshot_state,
 )
 from pypaxos.storage import CorruptStorageError, FileStorage, Storage, replay
+from pypaxos.storage.file import FsyncMode
 from pypaxos.transport import TcpConfig, TcpTransport
 
 log = logging.getLogger(__name__)
 
-PID_FILE = "node.pid"
 ROUTER_SWEEP_S = 0.05
 """How often the router expires requests and routes parked ones (a status change routes them at
 once): request deadlines are seconds, and every wake-up of an idle node costs CPU."""
@@ -119,7 +118,7 @@ class NodeApp:
         self.fsync: FsyncMode = fsync or config.fsync
         self.request_timeout_s = request_timeout_s
         self.dir = config.node_dir(node_id)
-        self.pid_path = self.dir / PID_FILE
+        self.pid_path = config.pid_file(node_id)
         self.metrics = NodeMetrics(node_id)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"pypaxos-storage-{node_id}")
         self.storage: FileStorage | None = None
@@ -336,7 +335,3 @@ class NodeApp:
             except Exception as error:
                 log.error("node %d: closing the storage failed: %s", self.node_id, error)
         self.executor.shutdown(wait=True)
-
-
-def pid_file(config: ClusterConfig, node_id: int) -> Path:
-    return config.node_dir(node_id) / PID_FILE

@@ -1,5 +1,7 @@
-"""``cluster.toml``: the static description of a cluster, loaded and checked before anything runs.
+"""``cluster.toml``: the one model of a cluster's description, its loader and its writer.
 
+Every tool that reads or writes the file (the node, ``pypaxos cluster``, the torture harness,
+the benchmarks) goes through ``ClusterConfig``, ``load_config`` and ``render_config`` here.
 The file format is the one in ``docs/runtime-contract.md``.  Loading is strict: an unknown key, a
 value of the wrong type, a duplicate node id or address, or protocol timings that
 ``pypaxos.multi.MultiConfig`` refuses all raise ``ConfigError`` naming the file and the key
@@ -20,15 +22,19 @@ quorum's worth of followers only and the others catch up from heartbeats; ``fals
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pypaxos.multi import MultiConfig
+from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport.tcp import parse_address
 
-FsyncMode = Literal["always", "never"]
+CONFIG_NAME = "cluster.toml"
+PID_FILE = "node.pid"  # written by the node, read by ``pypaxos cluster``
+LOG_FILE = "node.log"  # a node's stdout and stderr when ``pypaxos cluster`` starts it
 
 TIMEOUT_KEYS: tuple[str, ...] = (
     "heartbeat_ticks",
@@ -91,14 +97,14 @@ NODE_ID_MAX = 2**31 - 1
 
 
 class ConfigError(Exception):
-    """A bad configuration file; ``str()`` names the file and the offending key."""
+    """A bad configuration; ``str()`` names the file (when there is one) and the key."""
 
-    def __init__(self, path: Path | str, key: str | None, message: str) -> None:
-        self.path = str(path)
+    def __init__(self, path: Path | str | None, key: str | None, message: str) -> None:
+        self.path = None if path is None else str(path)
         self.key = key
         self.message = message
-        where = f"{self.path}: {key}" if key else self.path
-        super().__init__(f"{where}: {message}")
+        where = ": ".join(part for part in (self.path, key) if part)
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +113,11 @@ class Member:
     peer: str
     client: str
     metrics: str | None = None
+
+    def ports(self) -> list[tuple[str, int]]:
+        """Every (host, port) this member listens on."""
+        addresses = [self.client, self.peer] + ([self.metrics] if self.metrics else [])
+        return [parse_address(address) for address in addresses]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +142,16 @@ class ClusterConfig:
     def node_dir(self, node_id: int) -> Path:
         return self.data_dir / f"node-{node_id}"
 
+    def pid_file(self, node_id: int) -> Path:
+        return self.node_dir(node_id) / PID_FILE
+
+    def log_file(self, node_id: int) -> Path:
+        return self.node_dir(node_id) / LOG_FILE
+
+    @property
+    def client_addresses(self) -> list[str]:
+        return [member.client for member in self.members]
+
     def multi_config(self) -> MultiConfig:
         settings: dict[str, Any] = dict(self.protocol)  # ints, checked by parse_config
         node_ids = tuple(m.id for m in self.members)
@@ -145,6 +166,91 @@ class ClusterConfig:
         except ValueError as error:
             raise ConfigError(self.path, "bugs", str(error)) from None
         return config
+
+
+def new_config(
+    path: Path,
+    cluster_id: str,
+    members: tuple[Member, ...],
+    *,
+    data_dir: Path | None = None,
+    fsync: FsyncMode = "always",
+    tick_ms: int = 10,
+    thrifty: bool = True,
+) -> ClusterConfig:
+    """A configuration with the runtime's protocol defaults, checked as a loaded one is.
+
+    ``data_dir`` defaults to the file's own directory, which keeps a data directory
+    self-contained (it can be moved, and is restarted from its own ``cluster.toml``).
+    """
+    path = path.resolve()
+    raw: dict[str, Any] = {
+        "cluster_id": cluster_id,
+        "data_dir": str(data_dir.resolve()) if data_dir is not None else ".",
+        "fsync": fsync,
+        "tick_ms": tick_ms,
+        "thrifty": thrifty,
+        "members": [
+            {k: v for k, v in dataclasses.asdict(m).items() if v is not None} for m in members
+        ],
+    }
+    return parse_config(raw, path)
+
+
+def render_config(config: ClusterConfig) -> str:
+    """The TOML text of ``config``; ``load_config`` of it gives ``config`` back."""
+    lines = [
+        "# The format is docs/runtime-contract.md.",
+        f"cluster_id = {_quote(config.cluster_id)}",
+        f"data_dir = {_quote(_relative_data_dir(config))}",
+        f"fsync = {_quote(config.fsync)}",
+        f"tick_ms = {config.tick_ms}",
+        f"thrifty = {'true' if config.thrifty else 'false'}",
+    ]
+    if config.bugs:
+        lines.append(f"bugs = [{', '.join(_quote(b) for b in sorted(config.bugs))}]")
+    for table, keys, defaults in (
+        ("timeouts", TIMEOUT_KEYS, RUNTIME_TIMEOUTS),
+        ("limits", LIMIT_KEYS, RUNTIME_LIMITS),
+    ):
+        changed = [k for k in keys if config.protocol[k] != defaults[k]]
+        if changed:
+            lines += ["", f"[{table}]"] + [f"{k} = {config.protocol[k]}" for k in changed]
+    for member in config.members:
+        lines += ["", "[[members]]", f"id = {member.id}"]
+        lines += [f"peer = {_quote(member.peer)}", f"client = {_quote(member.client)}"]
+        if member.metrics:
+            lines.append(f"metrics = {_quote(member.metrics)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_config(config: ClusterConfig) -> None:
+    """Write ``config`` to its ``path`` atomically (a temporary file, fsynced, then renamed)."""
+    config.path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = config.path.with_suffix(".toml.tmp")
+    with temporary.open("w") as file:
+        file.write(render_config(config))
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(config.path)
+    directory = os.open(config.path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _relative_data_dir(config: ClusterConfig) -> str:
+    base = config.path.parent
+    if config.data_dir == base:
+        return "."
+    if config.data_dir.is_relative_to(base):
+        return str(config.data_dir.relative_to(base))
+    return str(config.data_dir)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def load_config(path: str | Path) -> ClusterConfig:
@@ -170,7 +276,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     if not data_dir.is_absolute():
         data_dir = path.resolve().parent / data_dir
     fsync = raw.get("fsync", "always")
-    if fsync not in ("always", "never"):
+    if fsync not in FSYNC_MODES:
         raise ConfigError(path, "fsync", f'must be "always" or "never", got {fsync!r}')
     tick_ms = _integer(raw, "tick_ms", path, default=10, low=1, high=60_000)
     thrifty = raw.get("thrifty", True)

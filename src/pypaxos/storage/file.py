@@ -83,7 +83,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Literal, Self, get_args
 
 from pypaxos.storage.base import (
     RECORD_BYTES_MAX_DEFAULT,
@@ -101,6 +101,7 @@ from pypaxos.storage.base import (
 log = logging.getLogger(__name__)
 
 FsyncMode = Literal["always", "never"]
+FSYNC_MODES: tuple[FsyncMode, ...] = get_args(FsyncMode)
 
 SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024
 WRITE_BUFFER_BYTES_MAX_DEFAULT = 1024 * 1024
@@ -235,7 +236,7 @@ class FileStorage:
         write_buffer_bytes_max: int = WRITE_BUFFER_BYTES_MAX_DEFAULT,
         preallocate_bytes: int = 0,
     ) -> None:
-        if fsync not in ("always", "never"):
+        if fsync not in FSYNC_MODES:
             raise ValueError(f"fsync must be 'always' or 'never', got {fsync!r}")
         for name, value in (
             ("segment_bytes_max", segment_bytes_max),

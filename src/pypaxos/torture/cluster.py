@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pypaxos.runtime.config import Member, new_config, write_config
 from pypaxos.torture.clock import write_clock_file
 from pypaxos.torture.hosts import Hosts
 from pypaxos.torture.proxy import Faults
@@ -95,17 +96,17 @@ class TortureCluster:
 
     def write_configs(self) -> None:
         for i in self.ids:
-            lines = [
-                f'cluster_id = "{self.cluster_id}"',
-                f'data_dir = "{self.layout.data}"',
-                'fsync = "always"',
-                "tick_ms = 10",
-            ]
-            for j in self.ids:
-                peer = self.hosts.peer_bind(j) if j == i else self.hosts.proxy_listen(j, i)
-                lines += ["", "[[members]]", f"id = {j}", f'peer = "{peer}"']
-                lines.append(f'client = "{self.hosts.client(j)}"')
-            (self.layout.config / f"node-{i}.toml").write_text("\n".join(lines) + "\n")
+            # Node i reaches every other node j through the proxy in front of j.
+            members = tuple(
+                Member(
+                    id=j,
+                    peer=self.hosts.peer_bind(j) if j == i else self.hosts.proxy_listen(j, i),
+                    client=self.hosts.client(j),
+                )
+                for j in self.ids
+            )
+            path = self.layout.config / f"node-{i}.toml"
+            write_config(new_config(path, self.cluster_id, members, data_dir=self.layout.data))
             if self.clock:
                 write_clock_file(self.clock_file(i), 0, 0.0, 1.0)
 
