@@ -18,7 +18,7 @@ nothing here runs on its own: no clock, no asyncio, and the only randomness is o
     sync N1 [mode]      fsync N1's own votes now; ``manual``/``auto`` (default): when to do it
     crash N1            N1 loses its memory and its page cache (unsynced own votes)
     restart N1          N1 recovers from exactly the records that reached its disk
-    partition N1 / N2   messages between the groups are lost (unnamed nodes join the last group)
+    partition N1 / N2   messages between groups are lost (the nodes not named: one more group)
     heal                undo the partition
     pending             list the messages in flight
     state               every node's role, ballot, commit and applied index, log and machine
@@ -515,7 +515,9 @@ class LogInteraction:
         named = [n for group in groups for n in group]
         if len(set(named)) != len(named) or not all(groups):
             raise ScriptError("partition: groups split by '/', each non-empty, no node twice")
-        groups[-1] += [n for n in self.config.node_ids if n not in named]
+        rest = [n for n in self.config.node_ids if n not in named]
+        if rest:
+            groups.append(rest)
         if len(groups) < 2:
             raise ScriptError("partition needs two groups")
         self.groups = {n: index for index, group in enumerate(groups) for n in group}
