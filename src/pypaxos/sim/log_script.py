@@ -37,7 +37,9 @@ one destination), node ids are integers printed ``N1``..., batches print their c
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from typing import assert_never
 
 import msgspec
@@ -348,6 +350,16 @@ class LogInteraction:
             out += self._report_synced(node_id)
         return out
 
+    def _feed(self, node_id: int, call: Callable[[Node], list[Effect]]) -> list[str]:
+        """Give the node one input; say so if its role changed, then carry out the effects."""
+        node = self.nodes[node_id]
+        before = node.role
+        effects = call(node)
+        out: list[str] = []
+        if node.role is not before:
+            out.append(f"  {name(node_id)} becomes {node.role.value} at {node.ballot}")
+        return out + self._step(node_id, effects)
+
     def _fsync(self, node_id: int) -> None:
         """Everything in the page cache reaches the disk, in the order it was written."""
         for write in self.caches[node_id]:
@@ -363,11 +375,10 @@ class LogInteraction:
         done = [w.record for w in self.caches[node_id] if w.own_vote]
         self.caches[node_id] = []
         out: list[str] = []
-        node = self.nodes[node_id]
         for record in done:
             assert isinstance(record, AcceptRecord)
             out.append(f"  {name(node_id)} synced own vote slot={record.slot}@{record.ballot}")
-            out += self._step(node_id, node.synced(record.slot, record.ballot))
+            out += self._feed(node_id, partial(Node.synced, slot=record.slot, ballot=record.ballot))
         return out
 
     def _deliver_at(self, index: int) -> list[str]:
@@ -376,7 +387,7 @@ class LogInteraction:
             return [f"  {name(m.to)} is down: {describe_message(m.msg)} lost"]
         if self.groups and self.groups.get(m.sender, -1) != self.groups.get(m.to, -1):
             return [f"  partitioned: {self._line(m)} lost"]
-        return self._step(m.to, self.nodes[m.to].handle(m.msg))
+        return self._feed(m.to, lambda node: node.handle(m.msg))
 
     def _find(self, sender: str, to: str) -> int:
         s, t = self._id(sender), self._id(to)
@@ -404,10 +415,9 @@ class LogInteraction:
             proposals.append((self.request_ids, command.encode()))
         taken = " ".join(f"r{r}={c.decode()}" for r, c in proposals)
         out = [f"  {args[0]} takes {taken}"]
-        node = self.nodes[node_id]
         if len(proposals) == 1:
-            return out + self._step(node_id, node.propose(*proposals[0]))
-        return out + self._step(node_id, node.propose_many(proposals))
+            return out + self._feed(node_id, lambda node: node.propose(*proposals[0]))
+        return out + self._feed(node_id, lambda node: node.propose_many(proposals))
 
     def _deliver(self, args: list[str]) -> list[str]:
         self._arity("deliver", args, 1, 2)
@@ -453,10 +463,10 @@ class LogInteraction:
         out: list[str] = []
         for _ in range(count):
             for node_id in targets:
-                node = self.nodes[node_id]
-                caused = self._step(node_id, node.tick())
+                caused = self._feed(node_id, Node.tick)
                 if caused:
-                    out += [f"  {name(node_id)} at tick {node.detector.now}:", *caused]
+                    now = self.nodes[node_id].detector.now
+                    out += [f"  {name(node_id)} at tick {now}:", *caused]
             if until and out:
                 return out
         if until:
