@@ -200,7 +200,7 @@ class CachedWrite:
 
 
 @dataclass(frozen=True, slots=True)
-class InFlight:
+class InTransit:
     sender: int
     to: int
     msg: Message
@@ -218,7 +218,7 @@ class LogInteraction:
     caches: dict[int, list[CachedWrite]] = field(default_factory=dict)
     lifetimes: dict[int, int] = field(default_factory=dict)
     manual_sync: set[int] = field(default_factory=set)
-    in_flight: list[InFlight] = field(default_factory=list)
+    in_flight: list[InTransit] = field(default_factory=list)
     crashed: set[int] = field(default_factory=set)
     groups: dict[int, int] = field(default_factory=dict)  # node -> partition group; {}: healed
     request_ids: int = 0
@@ -297,7 +297,7 @@ class LogInteraction:
             raise ScriptError(f"{text} is down")
         return node_id
 
-    def _line(self, m: InFlight) -> str:
+    def _line(self, m: InTransit) -> str:
         return f"{name(m.sender)} -> {name(m.to)}  {describe_message(m.msg)}"
 
     def _state_line(self, node_id: int) -> str:
@@ -343,7 +343,7 @@ class LogInteraction:
                 case _:
                     assert_never(effect)
         for to, msg in sorted(sends, key=lambda send: send[0]):
-            sent = InFlight(node_id, to, msg)
+            sent = InTransit(node_id, to, msg)
             self.in_flight.append(sent)
             out.append(f"  {self._line(sent)}")
         if node_id not in self.manual_sync:
@@ -396,7 +396,7 @@ class LogInteraction:
                 return index
         raise ScriptError(f"no message in flight from {sender} to {to}")
 
-    def _addressed_to(self, to: str) -> list[InFlight]:
+    def _addressed_to(self, to: str) -> list[InTransit]:
         t = self._id(to)
         chosen = [m for m in self.in_flight if m.to == t]
         if not chosen:
