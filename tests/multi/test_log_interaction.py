@@ -105,6 +105,7 @@ def elect_n1(w: LogInteraction) -> None:
         ("deliver N1 N2", "no message in flight from N1 to N2"),
         ("deliver N2", "no message in flight to N2"),
         ("drop N3", "no message in flight to N3"),
+        ("deliver next", "no message in flight"),
         ("dup N2 N1", "no message in flight from N2 to N1"),
         ("propose N1", "at least one command"),
         ("tick N1 0", "tick count"),
@@ -212,3 +213,18 @@ def test_sends_are_printed_and_queued_in_order_of_destination() -> None:
     sends = [line for line in out if " -> " in line]
     assert sends == ["  N1 -> N2  Prepare 0.1 from_slot=0", "  N1 -> N3  Prepare 0.1 from_slot=0"]
     assert [(m.sender, m.to) for m in w.in_flight] == [(1, 2), (1, 3)]
+
+
+def test_pending_lists_the_messages_in_flight_and_deliver_next_takes_the_oldest() -> None:
+    w = world()
+    assert w.run("pending") == ["  (nothing in flight)"]
+    w.run("tick N1 until")
+    assert w.run("pending") == [
+        "  N1 -> N2  Prepare 0.1 from_slot=0",
+        "  N1 -> N3  Prepare 0.1 from_slot=0",
+    ]
+    assert w.run("deliver next") == [
+        "  N2 persists promise 0.1",
+        "  N2 -> N1  Promise 0.1 log_start=0 commit=0 votes=()",
+    ]
+    assert [(m.sender, m.to) for m in w.in_flight] == [(1, 3), (2, 1)]

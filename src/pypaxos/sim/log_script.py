@@ -10,6 +10,7 @@ nothing here runs on its own: no clock, no asyncio, and the only randomness is o
     propose N1 x [y..]  a client proposes commands at N1 (several at once: ``propose_many``)
     deliver N1 N2       deliver the oldest message in flight from N1 to N2
     deliver N2          deliver the messages now in flight to N2, oldest first
+    deliver next        deliver the oldest message in flight, whoever it is for
     deliver all         deliver messages, oldest first, until none is left
     drop N1 N2 | N2     lose the oldest message from N1 to N2 | every message now in flight to N2
     dup N1 N2           duplicate the oldest message from N1 to N2
@@ -424,6 +425,10 @@ class LogInteraction:
         if len(args) == 2:
             return self._deliver_at(self._find(args[0], args[1]))
         out: list[str] = []
+        if args[0] == "next":
+            if not self.in_flight:
+                raise ScriptError("no message in flight")
+            return self._deliver_at(0)
         if args[0] == "all":
             for _ in range(DELIVERIES_MAX):
                 if not self.in_flight:
