@@ -39,13 +39,15 @@ demo: $(STAMP)
 
 test: lint typecheck packages pytest
 
-# Debian's Chromium for the explorer's browser test, nftables for the torture harness's
-# network namespaces and redis-tools (redis-benchmark) for the benchmark's own test (the tests
-# that need them skip, saying why, if they cannot be installed).
+# Debian's Chromium for the explorer's browser test, nftables and iptables for the torture
+# harness's network namespaces (both packet filters are tested) and redis-tools
+# (redis-benchmark) for the benchmark's own test; the tests that need them skip, saying why,
+# if they cannot be installed.
 packages:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing="$$missing nftables"; \
+	command -v iptables-restore >/dev/null || [ -x /usr/sbin/iptables-restore ] || missing="$$missing iptables"; \
 	command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) \
