@@ -4,7 +4,7 @@ One task runs a loop, the shape of etcd-raft's ``Ready`` cycle:
 
 1. **Collect.**  Wait until there is input or the next tick is due, then drain *everything*
    waiting (peer messages from the transport, client proposals from the router, up to
-   ``inputs_per_batch_max``) and the ticks due by the loop clock (one ``Node.tick()`` per
+   ``INPUTS_PER_BATCH_MAX``) and the ticks due by the loop clock (one ``Node.tick()`` per
    ``tick_s``), at most ``ticks_per_batch_max`` of them: after a stall (a slow fsync, a busy
    machine) the node's clock runs late rather than firing many ticks before it has read the
    heartbeats that arrived meanwhile, which would start needless elections.  Late timeouts
@@ -114,6 +114,8 @@ set a timer for the rest and woke the loop several times per tick (an idle node'
 
 
 IDLE_SPIN_S = 0.0003
+# The most inputs one step takes: a flood of messages is served in bounded steps.
+INPUTS_PER_BATCH_MAX = 4096
 """How long a leader that just served clients polls for the next input before it sleeps
 (module docstring, "Spin")."""
 
@@ -159,7 +161,6 @@ class Driver:
         *,
         tick_s: float,
         metrics: NodeMetrics | None = None,
-        inputs_per_batch_max: int = 4096,
         ticks_per_batch_max: int = 2,
         tick_wake_ticks: int | None = None,
         inline_sync_inputs_max: int = 8,
@@ -183,7 +184,6 @@ class Driver:
         self.executor = executor
         self.tick_s = tick_s
         self.metrics = metrics
-        self.inputs_per_batch_max = inputs_per_batch_max
         self.ticks_per_batch_max = ticks_per_batch_max
         self.tick_wake_ticks = (
             node.config.heartbeat_ticks if tick_wake_ticks is None else tick_wake_ticks
@@ -319,13 +319,10 @@ class Driver:
         node = self.node
         effects: list[Effect] = []
         inbox = self._inbox
-        if len(inbox) <= self.inputs_per_batch_max:
+        if len(inbox) <= INPUTS_PER_BATCH_MAX:
             batch, self._inbox = inbox, []
         else:
-            batch, self._inbox = (
-                inbox[: self.inputs_per_batch_max],
-                inbox[self.inputs_per_batch_max :],
-            )
+            batch, self._inbox = inbox[:INPUTS_PER_BATCH_MAX], inbox[INPUTS_PER_BATCH_MAX:]
         self._batch_inputs = len(batch)
         served = 0
         proposals: list[tuple[int, bytes]] = []

@@ -40,6 +40,7 @@ buffer is full (``pause_writing``), stops being read until it drains.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import secrets
 from collections import deque
@@ -47,6 +48,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from pypaxos.kv import (
+    Answer,
     Command,
     Request,
     RequestBatch,
@@ -57,7 +59,6 @@ from pypaxos.kv import (
     encode_request,
 )
 from pypaxos.runtime.commands import (
-    FAST_COMMANDS,
     NULL_RESP2,
     NULL_RESP3,
     Combine,
@@ -66,6 +67,7 @@ from pypaxos.runtime.commands import (
     Info,
     Ops,
     Reply1,
+    plain_single,
     plan,
     result_error,
     single_reply,
@@ -203,35 +205,22 @@ class RespConnection(asyncio.Protocol):
         group: _Group | None = None
         # Bounds are checked per command only when this feed could reach one.
         check = count_bytes or len(commands) > GROUP_OPS_MAX
-        fast_get = FAST_COMMANDS.get
         for args in commands:
-            # commands.plain_single, inlined and unrolled for its two arities (no slice, no
-            # star-call, no map): this loop runs once per pipelined command.
-            fast = fast_get(args[0])
-            if fast is not None:
-                op: Command | None = None
-                if len(args) == 3 == fast[0]:
-                    key, value = args[1], args[2]
-                    if len(key) + len(value) <= fast[3]:
-                        op = fast[1](key, value)
-                elif len(args) == 2 == fast[0] and len(args[1]) <= fast[3]:
-                    op = fast[1](args[1])
-                if op is not None:
-                    if group is None:
-                        group = _Group(self)
-                        ops_append, replies_append = group.ops.append, group.replies.append
-                    ops_append(op)
-                    replies_append(fast[2])
-                    if check and group.full(args, count_bytes):
-                        group.submit()
-                        group = None
-                    continue
+            single = plain_single(args)
+            if single is not None:
+                if group is None:
+                    group = _Group(self)
+                group.ops.append(single[0])
+                group.replies.append(single[1])
+                if check and group.full(args, count_bytes):
+                    group.submit()
+                    group = None
+                continue
             planned = plan(args)
             if type(planned) is Ops and planned.session is None:
                 # Plain key-value commands that arrived together become one log entry.
                 if group is None:
                     group = _Group(self)
-                    ops_append, replies_append = group.ops.append, group.replies.append
                 group.add(planned)
                 if check and group.full(args, count_bytes):
                     group.submit()
@@ -422,12 +411,12 @@ class _Group:
         if isinstance(outcome, Failure):
             self._reply_all(_failure_reply(outcome))
             return
-        if isinstance(outcome, SessionExpired) and not retry:
-            # Not applied: the session never started or was forgotten.  Start a new one.
+        first = _first_look(outcome, plain=True, retried=retry)
+        if first is _Retry.NEW_SESSION:
             self.submit(retry=True, rotate_from=client_id)
             return
-        if isinstance(outcome, Stale):
-            self._reply_all(TRYAGAIN_UNKNOWN)  # a resent copy raced a later command: unknown
+        if first is not None:
+            self._reply_all(first)
             return
         results: Sequence[Result]
         if isinstance(outcome, Results):
@@ -505,12 +494,12 @@ class _Call:
         if isinstance(outcome, Failure):
             self._reply(_failure_reply(outcome))
             return
-        if plain and isinstance(outcome, SessionExpired) and not retry:
-            # Not applied: the session never started or was forgotten.  Start a new one.
+        first = _first_look(outcome, plain=plain, retried=retry)
+        if first is _Retry.NEW_SESSION:
             self._submit(index, retry=True, rotate_from=client_id)
             return
-        if plain and isinstance(outcome, Stale):
-            self._reply(TRYAGAIN_UNKNOWN)  # a resent copy raced a later command: unknown
+        if first is not None:
+            self._reply(first)
             return
         if isinstance(outcome, Results):  # never the answer to a single Request
             self._reply(_unexpected_answer(outcome))
@@ -524,6 +513,24 @@ class _Call:
     def _reply(self, data: bytes) -> None:
         self.replied = True
         self.conn.fill(self.slot, data)
+
+
+class _Retry(enum.Enum):
+    NEW_SESSION = "the session expired before the command was applied: retry in a new one"
+
+
+def _first_look(outcome: Answer, *, plain: bool, retried: bool) -> bytes | _Retry | None:
+    """What every answer is checked for before its results are read, for groups and calls
+    alike: a retry in a new session, an error reply, or ``None`` to go on.
+
+    Only the connection's own plain session is retried or judged stale; a command that names
+    its session (``CAS`` from pypaxos's client) gets its session's answer as it is.
+    """
+    if plain and isinstance(outcome, SessionExpired) and not retried:
+        return _Retry.NEW_SESSION  # not applied: the session never started or was forgotten
+    if plain and isinstance(outcome, Stale):
+        return TRYAGAIN_UNKNOWN  # a resent copy raced a later command: the outcome is unknown
+    return None
 
 
 def _failure_reply(failure: Failure) -> bytes:
