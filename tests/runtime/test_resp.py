@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pypaxos.transport.resp import (
+    CommandTooLarge,
     RespParser,
     RespProtocolError,
     encode_array,
@@ -164,3 +165,55 @@ def test_fast_path_parses_a_pipelined_buffer_and_keeps_the_partial_tail() -> Non
     stream = b"".join(encode_command(*c) for c in commands)
     assert parser.feed(stream[:-10]) == commands[:-1]
     assert parser.feed(stream[-10:]) == commands[-1:]
+
+
+def test_a_partial_command_is_never_parsed_again_from_its_start() -> None:
+    # A million empty arguments (6 MB) in 64 KiB pieces: each completed argument leaves the
+    # buffer at once, so what stays buffered is at most one piece, however long the command.
+    count = 1_000_000
+    stream = b"*%d\r\n" % count + b"$0\r\n\r\n" * count
+    parser = RespParser()
+    commands: list[list[bytes]] = []
+    piece_bytes = 64 * 1024
+    for start in range(0, len(stream), piece_bytes):
+        commands += parser.feed(stream[start : start + piece_bytes])
+        assert len(parser._buffer) <= piece_bytes
+    assert commands == [[b""] * count]
+    assert parser.buffered_bytes == 0
+
+
+def test_a_command_over_its_byte_bound_is_refused_before_it_is_buffered() -> None:
+    parser = RespParser(bulk_bytes_max=100, command_bytes_max=1000)
+    first = encode_command(b"SET", b"k", b"v" * 90)  # 3 arguments, each within the bound
+    assert parser.feed(first) == [[b"SET", b"k", b"v" * 90]]
+    with pytest.raises(CommandTooLarge) as caught:
+        parser.feed(b"*20\r\n" + b"$100\r\n" + b"x" * 100 + b"\r\n" + b"$100\r\n" * 1)
+        parser.feed(b"x" * 100 + b"\r\n" + (b"$100\r\n" + b"x" * 100 + b"\r\n") * 10)
+    assert caught.value.command_bytes_max == 1000
+    assert parser.error is caught.value
+    assert parser.buffered_bytes == 0
+
+
+def test_many_empty_arguments_count_against_the_command_bound() -> None:
+    parser = RespParser(command_bytes_max=64 * 1000)
+    with pytest.raises(CommandTooLarge):
+        parser.feed(b"*2000\r\n" + b"$0\r\n\r\n" * 2000)
+
+
+@given(
+    st.lists(st.lists(st.binary(max_size=8), min_size=1, max_size=300), max_size=4),
+    st.lists(st.integers(1, 64), min_size=1, max_size=50),
+)
+def test_long_commands_in_any_pieces_parse_as_sent(
+    commands: list[list[bytes]], piece_sizes: list[int]
+) -> None:
+    stream = b"".join(encode_command(*c) for c in commands)
+    parser = RespParser()
+    got: list[list[bytes]] = []
+    position, turn = 0, 0
+    while position < len(stream):
+        size = piece_sizes[turn % len(piece_sizes)]
+        got += parser.feed(stream[position : position + size])
+        position, turn = position + size, turn + 1
+    assert got == commands
+    assert parser.buffered_bytes == 0

@@ -7,7 +7,11 @@ inline commands (``GET k\\r\\n``); both are accepted.  Replies are built with th
 functions.
 
 Every length is bounded *before* the bytes are buffered, so a hostile client cannot make the
-server allocate more than ``bulk_bytes_max`` per argument and ``array_items_max`` arguments.
+server allocate more than ``bulk_bytes_max`` per argument, ``array_items_max`` arguments, and
+``command_bytes_max`` for a whole command (each argument counted with ``ITEM_OVERHEAD_BYTES``
+for the object that holds it, so a million empty arguments are as costly as they are).
+The parser is linear in its input: the arguments of a command still arriving are kept as they
+complete and their bytes dropped, so no byte is parsed twice however the command is split.
 A ``RespProtocolError`` means the byte stream cannot be resynchronised: the server answers it
 with an error reply and closes that connection, like Redis does.
 """
@@ -21,6 +25,9 @@ ASTERISK = ord("*")
 FAST_BYTES_MAX = 1024 * 1024
 """Above this many buffered bytes (a big value still arriving) only the positional parser runs,
 so a multi-megabyte bulk string is not split again on every chunk."""
+ITEM_OVERHEAD_BYTES = 64
+"""What one argument costs beyond its bytes (a ``bytes`` object and its list entry), counted
+against ``command_bytes_max``."""
 _ARRAY_COUNTS = {b"*%d" % n: n for n in range(1, 65)}  # the fast path's array headers
 _BULK_HEADERS = [b"$%d" % n for n in range(4096)]  # and its bulk headers, by length
 
@@ -29,25 +36,50 @@ class RespProtocolError(Exception):
     """The peer sent bytes that are not RESP (or exceed a limit); close the connection."""
 
 
+class CommandTooLarge(RespProtocolError):
+    """A command's arguments add up to more than ``command_bytes_max``."""
+
+    def __init__(self, command_bytes_max: int) -> None:
+        super().__init__(f"command larger than command_bytes_max={command_bytes_max}")
+        self.command_bytes_max = command_bytes_max
+
+
 class RespParser:
-    __slots__ = ("_buffer", "array_items_max", "bulk_bytes_max", "error", "inline_bytes_max")
+    __slots__ = (
+        "_buffer",
+        "_pending",
+        "_pending_bytes",
+        "_pending_count",
+        "array_items_max",
+        "bulk_bytes_max",
+        "command_bytes_max",
+        "error",
+        "inline_bytes_max",
+    )
 
     def __init__(
         self,
         bulk_bytes_max: int = 16 * 1024 * 1024,
         array_items_max: int = 1024 * 1024,
         inline_bytes_max: int = 64 * 1024,
+        command_bytes_max: int = 64 * 1024 * 1024,
     ) -> None:
         self._buffer = bytearray()
         self.bulk_bytes_max = bulk_bytes_max
         self.array_items_max = array_items_max
         self.inline_bytes_max = inline_bytes_max
+        self.command_bytes_max = command_bytes_max
         self.error: RespProtocolError | None = None
+        # The command still arriving: the arguments complete so far (their bytes are gone from
+        # the buffer), how many it announced, and what they cost against command_bytes_max.
+        self._pending: list[bytes] | None = None
+        self._pending_count = 0
+        self._pending_bytes = 0
 
     @property
     def buffered_bytes(self) -> int:
-        """Bytes of an incomplete command held for the next ``feed``."""
-        return len(self._buffer)
+        """Bytes held for the next ``feed``: unparsed input and a partial command's arguments."""
+        return len(self._buffer) + self._pending_bytes
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         """Add received bytes; return the commands now complete (possibly none).
@@ -66,19 +98,23 @@ class RespParser:
         size = len(buffer)
         try:
             while position < size:
-                if buffer[position] == ASTERISK and size - position <= FAST_BYTES_MAX:
+                if (
+                    self._pending is None
+                    and buffer[position] == ASTERISK
+                    and size - position <= FAST_BYTES_MAX
+                ):
                     position = self._parse_fast(position, commands)
                     if position >= size:
                         break
-                parsed = self._parse_one(position)
-                if parsed is None:
+                command, position = self._parse_one(position)
+                if command is None:
                     break
-                command, position = parsed
                 if command:
                     commands.append(command)
         except RespProtocolError as error:
             self.error = error
             buffer.clear()
+            self._pending, self._pending_bytes = None, 0
             if not commands:
                 raise
             return commands
@@ -165,42 +201,58 @@ class RespParser:
             return None
         return bytes(self._buffer[start:end]), end + 2
 
-    def _parse_one(self, start: int) -> tuple[list[bytes], int] | None:
-        if self._buffer[start] != ord("*"):
-            return self._parse_inline(start)
-        header = self._line(start, 32)
-        if header is None:
-            return None
-        line, position = header
-        count = self._integer(line[1:], "multibulk length")
-        if count > self.array_items_max:
-            raise RespProtocolError("invalid multibulk length")
-        items: list[bytes] = []
-        for _ in range(max(count, 0)):
-            if position >= len(self._buffer):
-                return None
-            if self._buffer[position] != ord("$"):
-                found = chr(self._buffer[position])
-                raise RespProtocolError(f"expected '$', got '{found}'")
+    def _parse_one(self, start: int) -> tuple[list[bytes] | None, int]:
+        """One command from ``start``, or ``None`` and the position to resume from.
+
+        A command cut short keeps its completed arguments in ``_pending``, and the position
+        returned is past them, so the next ``feed`` goes on from there.
+        """
+        buffer = self._buffer
+        items = self._pending
+        position = start
+        if items is None:
+            if buffer[start] != ASTERISK:
+                return self._parse_inline(start)
+            header = self._line(start, 32)
+            if header is None:
+                return None, start
+            line, position = header
+            count = self._integer(line[1:], "multibulk length")
+            if count > self.array_items_max:
+                raise RespProtocolError("invalid multibulk length")
+            if count <= 0:
+                return [], position
+            items = self._pending = []
+            self._pending_count, self._pending_bytes = count, 0
+        while len(items) < self._pending_count:
+            if position >= len(buffer):
+                return None, position
+            if buffer[position] != ord("$"):
+                raise RespProtocolError(f"expected '$', got '{chr(buffer[position])}'")
             bulk_header = self._line(position, 32)
             if bulk_header is None:
-                return None
-            line, position = bulk_header
+                return None, position
+            line, body = bulk_header
             size = self._integer(line[1:], "bulk length")
             if size < 0 or size > self.bulk_bytes_max:
                 raise RespProtocolError("invalid bulk length")
-            if len(self._buffer) < position + size + 2:
-                return None
-            if self._buffer[position + size : position + size + 2] != CRLF:
+            cost = self._pending_bytes + size + ITEM_OVERHEAD_BYTES
+            if cost > self.command_bytes_max:
+                raise CommandTooLarge(self.command_bytes_max)
+            if len(buffer) < body + size + 2:
+                return None, position
+            if buffer[body + size : body + size + 2] != CRLF:
                 raise RespProtocolError("bulk string not terminated by CRLF")
-            items.append(bytes(self._buffer[position : position + size]))
-            position += size + 2
+            items.append(bytes(buffer[body : body + size]))
+            self._pending_bytes = cost
+            position = body + size + 2
+        self._pending, self._pending_bytes = None, 0
         return items, position
 
-    def _parse_inline(self, start: int) -> tuple[list[bytes], int] | None:
+    def _parse_inline(self, start: int) -> tuple[list[bytes] | None, int]:
         parsed = self._line(start, self.inline_bytes_max)
         if parsed is None:
-            return None
+            return None, start
         line, position = parsed
         return line.split(), position
 
