@@ -118,3 +118,19 @@ def test_cluster_up_no_thrifty_plans_it_and_refuses_an_existing_thrifty_cluster(
     again = parser.parse_args(["--data", str(tmp_path / "b"), "--no-thrifty"])
     with pytest.raises(UsageError, match="new cluster only"):
         cmd_up.open_or_create(again)
+
+
+def test_a_new_cluster_gets_a_private_peer_secret_and_a_private_file(tmp_path: Path) -> None:
+    spec = config.plan(tmp_path / "data", nodes=3)
+    config.create_secret(spec)
+    write_config(spec)
+    assert spec.peer_secret_file == spec.data_dir / "peer.secret"
+    assert 'peer_secret_file = "peer.secret"' in spec.path.read_text()
+    for path in (spec.path, spec.peer_secret_file):
+        assert os.stat(path).st_mode & 0o077 == 0, path
+    secret = load_config(spec.path).peer_secret()
+    assert secret is not None and len(secret) == 32
+    os.chmod(spec.peer_secret_file, 0o644)
+    with pytest.raises(ConfigError) as caught:
+        load_config(spec.path).peer_secret()
+    assert caught.value.key == "peer_secret_file"

@@ -8,13 +8,16 @@ event loop reported no exception (in a callback, or a task's that nobody retriev
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 
 import pytest_asyncio
 from transport_helpers import CODEC, FAST, Inbox, MakeTransport
 
 from pypaxos.core.messages import Message
 from pypaxos.transport.tcp import TcpConfig, TcpTransport
+
+# Most tests send one way, to a node that does not dial back: every small id is a member.
+MEMBERS = range(100)
 
 
 @pytest_asyncio.fixture
@@ -31,10 +34,20 @@ async def make_transport() -> AsyncIterator[MakeTransport]:
         peers: Mapping[int, str] | None = None,
         config: TcpConfig = FAST,
         cluster_id: str | None = None,
+        members: Collection[int] | None = MEMBERS,
+        secret: bytes | None = None,
     ) -> tuple[TcpTransport[Message], Inbox]:
         inbox = Inbox()
         transport = TcpTransport(
-            node_id, listen, peers or {}, CODEC, inbox.deliver, config=config, cluster_id=cluster_id
+            node_id,
+            listen,
+            peers or {},
+            CODEC,
+            inbox.deliver,
+            config=config,
+            cluster_id=cluster_id,
+            members=members,
+            secret=secret,
         )
         made.append(transport)
         await transport.start()

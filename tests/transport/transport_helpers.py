@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Protocol
 
 from pypaxos.core.messages import Message
@@ -54,6 +54,8 @@ class MakeTransport(Protocol):
         peers: Mapping[int, str] | None = ...,
         config: TcpConfig = ...,
         cluster_id: str | None = ...,
+        members: Collection[int] | None = ...,
+        secret: bytes | None = ...,
     ) -> Awaitable[tuple[TcpTransport[Message], Inbox]]: ...
 
 

@@ -70,6 +70,7 @@ def run(
     try:
         config = load_config(args.config)
         config.member(args.id)
+        config.peer_secret()  # an unusable secret file is a configuration error: exit 2
         if args.bug:
             config = config.with_bugs(args.bug)
     except ConfigError as error:

@@ -5,6 +5,8 @@ The ports come in three blocks so they are easy to read in a process list: clien
 7101, 7201 for node 1 by default).  The result is an ordinary ``runtime.config.ClusterConfig``
 whose file lives in the data directory itself with ``data_dir = "."``, so a data directory is
 self-contained: ``pypaxos cluster up`` on it again restarts the same cluster on its old data.
+Each new cluster gets a random peer secret (``peer.secret``, owner-only) that its nodes prove
+they know before a peer listens to them (``transport.auth``).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from pypaxos.runtime.config import (
     new_config,
 )
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
+from pypaxos.transport.auth import write_secret
 
 DEFAULT_BASE_PORT = 7001
 PEER_PORT_OFFSET = 100
 METRICS_PORT_OFFSET = 200
 NODES_MAX = 99  # the port blocks are 100 wide
 HOST = "127.0.0.1"
+PEER_SECRET_NAME = "peer.secret"
 
 
 def plan(
@@ -57,4 +61,13 @@ def plan(
     # Unique per cluster: a node refuses peers of another cluster that reuse its ports.
     cluster_id = f"pypaxos-local-{secrets.token_hex(4)}"
     path = data_dir.resolve() / CONFIG_NAME
-    return new_config(path, cluster_id, members, fsync=fsync, thrifty=thrifty)
+    secret = path.parent / PEER_SECRET_NAME
+    return new_config(
+        path, cluster_id, members, fsync=fsync, thrifty=thrifty, peer_secret_file=secret
+    )
+
+
+def create_secret(config: ClusterConfig) -> None:
+    """Write the new cluster's peer secret (owner-only), unless it already has one."""
+    if config.peer_secret_file is not None and not config.peer_secret_file.exists():
+        write_secret(config.peer_secret_file)

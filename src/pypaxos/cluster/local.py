@@ -104,6 +104,7 @@ class LocalCluster:
         Raises ``ConfigError`` for impossible parameters (bad usage, not a cluster problem).
         """
         spec = config.plan(data_dir, nodes, base_port, fsync, thrifty)
+        config.create_secret(spec)
         write_config(spec)
         return cls(spec)
 

@@ -119,6 +119,7 @@ class NodeApp:
         self.request_timeout_s = request_timeout_s
         self.dir = config.node_dir(node_id)
         self.pid_path = config.pid_file(node_id)
+        self.peer_secret = config.peer_secret()  # ConfigError now, not at the first dial
         self.metrics = NodeMetrics(node_id)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"pypaxos-storage-{node_id}")
         self.storage: FileStorage | None = None
@@ -193,6 +194,8 @@ class NodeApp:
             self._deliver,
             cluster_id=config.cluster_id,
             config=TcpConfig(),
+            secret=self.peer_secret,
+            members=[m.id for m in config.members],
         )
         self.transport = transport
         driver = Driver(

@@ -30,6 +30,7 @@ from typing import Any
 
 from pypaxos.multi import MultiConfig
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
+from pypaxos.transport.auth import SecretError, read_secret
 from pypaxos.transport.tcp import parse_address
 
 CONFIG_NAME = "cluster.toml"
@@ -90,6 +91,7 @@ TOP_KEYS = (
     "timeouts",
     "limits",
     "bugs",
+    "peer_secret_file",
     "members",
 )
 MEMBER_KEYS = ("id", "peer", "client", "metrics")
@@ -131,6 +133,17 @@ class ClusterConfig:
     protocol: dict[str, int]  # MultiConfig keyword arguments (timeouts and limits)
     bugs: frozenset[str] = frozenset()  # planted pypaxos.multi bugs switched on (tests only)
     thrifty: bool = True  # MultiConfig.thrifty: each Accept to a quorum's worth of peers only
+    # Peers must prove they know the secret in this file (transport.auth); absolute.
+    peer_secret_file: Path | None = None
+
+    def peer_secret(self) -> bytes | None:
+        """The peer secret, read now; ``ConfigError`` if the file is unusable."""
+        if self.peer_secret_file is None:
+            return None
+        try:
+            return read_secret(self.peer_secret_file)
+        except SecretError as error:
+            raise ConfigError(self.path, "peer_secret_file", str(error)) from None
 
     def member(self, node_id: int) -> Member:
         for member in self.members:
@@ -177,6 +190,7 @@ def new_config(
     fsync: FsyncMode = "always",
     tick_ms: int = 10,
     thrifty: bool = True,
+    peer_secret_file: Path | None = None,
 ) -> ClusterConfig:
     """A configuration with the runtime's protocol defaults, checked as a loaded one is.
 
@@ -190,6 +204,7 @@ def new_config(
         "fsync": fsync,
         "tick_ms": tick_ms,
         "thrifty": thrifty,
+        **({"peer_secret_file": str(peer_secret_file)} if peer_secret_file else {}),
         "members": [
             {k: v for k, v in dataclasses.asdict(m).items() if v is not None} for m in members
         ],
@@ -202,11 +217,14 @@ def render_config(config: ClusterConfig) -> str:
     lines = [
         "# The format is docs/runtime-contract.md.",
         f"cluster_id = {_quote(config.cluster_id)}",
-        f"data_dir = {_quote(_relative_data_dir(config))}",
+        f"data_dir = {_quote(_relative_to_file(config, config.data_dir))}",
         f"fsync = {_quote(config.fsync)}",
         f"tick_ms = {config.tick_ms}",
         f"thrifty = {'true' if config.thrifty else 'false'}",
     ]
+    if config.peer_secret_file is not None:
+        secret = _relative_to_file(config, config.peer_secret_file)
+        lines.append(f"peer_secret_file = {_quote(secret)}")
     if config.bugs:
         lines.append(f"bugs = [{', '.join(_quote(b) for b in sorted(config.bugs))}]")
     for table, keys, defaults in (
@@ -225,10 +243,13 @@ def render_config(config: ClusterConfig) -> str:
 
 
 def write_config(config: ClusterConfig) -> None:
-    """Write ``config`` to its ``path`` atomically (a temporary file, fsynced, then renamed)."""
+    """Write ``config`` to its ``path`` atomically (a temporary file, fsynced, then renamed),
+    readable by its owner only."""
     config.path.parent.mkdir(parents=True, exist_ok=True)
     temporary = config.path.with_suffix(".toml.tmp")
-    with temporary.open("w") as file:
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
         file.write(render_config(config))
         file.flush()
         os.fsync(file.fileno())
@@ -240,13 +261,14 @@ def write_config(config: ClusterConfig) -> None:
         os.close(directory)
 
 
-def _relative_data_dir(config: ClusterConfig) -> str:
+def _relative_to_file(config: ClusterConfig, path: Path) -> str:
+    """``path`` as the file should name it: relative to the file's folder when inside it."""
     base = config.path.parent
-    if config.data_dir == base:
+    if path == base:
         return "."
-    if config.data_dir.is_relative_to(base):
-        return str(config.data_dir.relative_to(base))
-    return str(config.data_dir)
+    if path.is_relative_to(base):
+        return str(path.relative_to(base))
+    return str(path)
 
 
 def _quote(text: str) -> str:
@@ -289,8 +311,22 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     bugs = raw.get("bugs", [])
     if not isinstance(bugs, list) or not all(isinstance(b, str) for b in bugs):
         raise ConfigError(path, "bugs", f"must be a list of bug names, got {bugs!r}")
+    secret_text = _string(raw, "peer_secret_file", path, required=False)
+    peer_secret_file = None
+    if secret_text is not None:
+        peer_secret_file = Path(secret_text)
+        if not peer_secret_file.is_absolute():
+            peer_secret_file = path.resolve().parent / peer_secret_file
     config = ClusterConfig(
-        path, cluster_id, data_dir, fsync, tick_ms, members, protocol, thrifty=thrifty
+        path,
+        cluster_id,
+        data_dir,
+        fsync,
+        tick_ms,
+        members,
+        protocol,
+        thrifty=thrifty,
+        peer_secret_file=peer_secret_file,
     )
     try:
         config.multi_config()

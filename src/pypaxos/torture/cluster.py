@@ -29,6 +29,7 @@ from pypaxos.runtime.config import Member, new_config, write_config
 from pypaxos.torture.clock import write_clock_file
 from pypaxos.torture.hosts import Hosts
 from pypaxos.torture.proxy import Faults
+from pypaxos.transport.auth import write_secret
 
 STOP_GRACE_S = 5.0
 READY_TIMEOUT_S = 20.0
@@ -95,6 +96,9 @@ class TortureCluster:
     # -- configuration -----------------------------------------------------------------------
 
     def write_configs(self) -> None:
+        secret = self.layout.config / "peer.secret"
+        if not secret.exists():
+            write_secret(secret)
         for i in self.ids:
             # Node i reaches every other node j through the proxy in front of j.
             members = tuple(
@@ -106,7 +110,10 @@ class TortureCluster:
                 for j in self.ids
             )
             path = self.layout.config / f"node-{i}.toml"
-            write_config(new_config(path, self.cluster_id, members, data_dir=self.layout.data))
+            config = new_config(
+                path, self.cluster_id, members, data_dir=self.layout.data, peer_secret_file=secret
+            )
+            write_config(config)
             if self.clock:
                 write_clock_file(self.clock_file(i), 0, 0.0, 1.0)
 

@@ -56,10 +56,12 @@ class Hello(msgspec.Struct, frozen=True, tag="transport.Hello"):
 
     ``cluster_id`` guards against a node of one cluster talking to another by a stale address;
     ``None`` means the sender does not say (a receiver with its own cluster id refuses that).
+    ``proof`` answers the acceptor's ``auth.Challenge`` when the cluster has a secret.
     """
 
     node_id: int
     cluster_id: str | None = None
+    proof: bytes | None = None
 
 
 class CodecError(Exception):

@@ -54,12 +54,23 @@ import logging
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar, cast
 
+import msgspec
+
+from pypaxos.transport.auth import Challenge, hello_proof, new_nonce, proof_matches
 from pypaxos.transport.base import Deliver, UnknownPeer
-from pypaxos.transport.codec import Codec, FrameDecoder, Hello, ProtocolError
+from pypaxos.transport.codec import (
+    FRAME_VERSION,
+    HEADER,
+    HEADER_BYTES,
+    Codec,
+    FrameDecoder,
+    Hello,
+    ProtocolError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +80,15 @@ DropPolicy = Literal["drop_oldest", "drop_new"]
 
 
 class HandshakeRejected(ProtocolError):
-    """The remote peer's Hello names another cluster."""
+    """The remote peer's Hello names another cluster, is not a member, or fails its proof."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason  # "cluster", "member" or "proof"
+
+
+CHALLENGE_BYTES_MAX = 256
+"""The largest challenge frame a dialling node reads before its Hello."""
 
 
 class SenderMismatch(ProtocolError):
@@ -251,12 +270,17 @@ class TcpTransport(Generic[M]):
         cluster_id: str | None = None,
         config: TcpConfig | None = None,
         rng: random.Random | None = None,
+        secret: bytes | None = None,
+        members: Collection[int] | None = None,
     ) -> None:
         self._node_id = node_id
         self._listen_host, self._listen_port = parse_address(listen_address)
         self._codec = codec
         self._deliver = deliver
         self._cluster_id = cluster_id
+        self._secret = secret  # with one, peers must answer a challenge (transport.auth)
+        # Who may dial in: the members, or else the peers this node dials.
+        self._members = None if members is None else frozenset(members)
         self._config = config or TcpConfig()
         self._rng = rng or random.Random()
         self._hello_frame = codec.encode_hello(Hello(node_id=node_id, cluster_id=cluster_id))
@@ -495,7 +519,8 @@ class TcpTransport(Generic[M]):
             peer.dial_requested = False
             try:
                 reader, writer = await self._connect(peer)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, EOFError, ProtocolError) as exc:
+                # EOFError and ProtocolError: the acceptor hung up or sent no valid challenge.
                 peer.stats.connect_failures += 1
                 log = logger.info if attempt == 0 else logger.debug
                 log(
@@ -533,7 +558,18 @@ class TcpTransport(Generic[M]):
         host, port = parse_address(peer.address)
         async with asyncio.timeout(self._config.connect_timeout_s):
             reader, writer = await asyncio.open_connection(host, port)
-        writer.write(self._hello_frame)
+        if self._secret is None:
+            writer.write(self._hello_frame)
+            return reader, writer
+        try:
+            async with asyncio.timeout(self._config.handshake_timeout_s):
+                nonce = await _read_challenge(reader)
+        except BaseException:
+            writer.close()
+            raise
+        proof = hello_proof(self._secret, self._cluster_id, self._node_id, peer.node_id, nonce)
+        hello = Hello(node_id=self._node_id, cluster_id=self._cluster_id, proof=proof)
+        writer.write(self._codec.encode_hello(hello))
         return reader, writer
 
     async def _pump(
@@ -592,12 +628,22 @@ class TcpTransport(Generic[M]):
         if peer is not None and not peer.connected and peer.task is not None:
             peer.cut_backoff()
 
-    def _check_hello(self, hello: Hello) -> None:
+    def _check_hello(self, hello: Hello, nonce: bytes | None) -> None:
+        # The messages name neither this node's cluster id nor anything about the secret.
         if self._cluster_id is not None and hello.cluster_id != self._cluster_id:
             raise HandshakeRejected(
-                f"Hello from node {hello.node_id} names cluster {hello.cluster_id!r}, "
-                f"this node is in {self._cluster_id!r}"
+                "cluster", f"Hello from node {hello.node_id} names another cluster"
             )
+        members = self._peers.keys() if self._members is None else self._members
+        if hello.node_id not in members or hello.node_id == self._node_id:
+            raise HandshakeRejected("member", f"node {hello.node_id} is not a member")
+        if self._secret is not None:
+            assert nonce is not None
+            expected = hello_proof(
+                self._secret, self._cluster_id, hello.node_id, self._node_id, nonce
+            )
+            if not proof_matches(expected, hello.proof):
+                raise HandshakeRejected("proof", f"node {hello.node_id} failed the challenge")
 
     def _deliver_all(self, hello: Hello, messages: list[M]) -> None:
         if self._config.check_sender:
@@ -646,6 +692,7 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         self.handshake_timer: asyncio.TimerHandle | None = None
         self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
+        self.nonce: bytes | None = None  # the challenge sent, when the cluster has a secret
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -662,6 +709,10 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         self.handshake_timer = asyncio.get_running_loop().call_later(
             owner._config.handshake_timeout_s, self._handshake_timed_out
         )
+        if owner._secret is not None:
+            self.nonce = new_nonce()
+            payload = msgspec.msgpack.encode(Challenge(self.nonce))
+            self.transport.write(HEADER.pack(len(payload) + 1, FRAME_VERSION) + payload)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -674,7 +725,7 @@ class _Inbound(asyncio.Protocol, Generic[M]):
                 hello = self.decoder.hello
                 if hello is None:
                     return
-                owner._check_hello(hello)
+                owner._check_hello(hello, self.nonce)
                 self.hello = hello
                 if self.handshake_timer is not None:
                     self.handshake_timer.cancel()
@@ -737,3 +788,15 @@ __all__ = [
     "parse_address",
     "preferred_loop_factory",
 ]
+
+
+async def _read_challenge(reader: asyncio.StreamReader) -> bytes:
+    """The nonce of the acceptor's ``Challenge`` frame; ``HandshakeRejected`` if it is not one."""
+    length, version = HEADER.unpack(await reader.readexactly(HEADER_BYTES))
+    if version != FRAME_VERSION or not 1 < length <= CHALLENGE_BYTES_MAX:
+        raise HandshakeRejected("proof", f"expected a challenge, got a {length}-byte frame")
+    payload = await reader.readexactly(length - 1)
+    try:
+        return msgspec.msgpack.decode(payload, type=Challenge).nonce
+    except msgspec.DecodeError:  # ValidationError included
+        raise HandshakeRejected("proof", "the acceptor's challenge is malformed") from None
