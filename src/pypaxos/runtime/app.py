@@ -19,14 +19,17 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import msgspec
 
 from pypaxos.kv import KVStateMachine
 from pypaxos.multi import Message, Node, Record, Role
+from pypaxos.multi.validate import check_message
 from pypaxos.runtime.config import ClusterConfig
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.metrics import MetricsServer, NodeMetrics
@@ -120,6 +123,9 @@ class NodeApp:
         self.dir = config.node_dir(node_id)
         self.pid_path = config.pid_file(node_id)
         self.peer_secret = config.peer_secret()  # ConfigError now, not at the first dial
+        self.member_ids = frozenset(m.id for m in config.members)
+        self.messages_refused = 0
+        self._refused_logged_at = -math.inf
         self.metrics = NodeMetrics(node_id)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"pypaxos-storage-{node_id}")
         self.storage: FileStorage | None = None
@@ -239,7 +245,26 @@ class NodeApp:
         else:
             assert self.driver is not None
             message: Message = msg
+            refused = check_message(message, self.member_ids)
+            if refused is not None:
+                self._refuse(message, refused)
+                return
             self.driver.deliver(message)
+
+    def _refuse(self, msg: Message, reason: str) -> None:
+        """Drop a peer message whose ids or numbers are impossible; log at most once a second."""
+        self.messages_refused += 1
+        now = time.monotonic()
+        if now - self._refused_logged_at >= 1.0:
+            self._refused_logged_at = now
+            log.warning(
+                "node %d: dropped %s from node %d: %s (%d dropped so far)",
+                self.node_id,
+                type(msg).__name__,
+                msg.sender,
+                reason,
+                self.messages_refused,
+            )
 
     async def _run_driver(self, driver: Driver) -> None:
         try:

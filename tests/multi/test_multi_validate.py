@@ -1,0 +1,71 @@
+"""Peer messages with impossible ids or numbers are refused; every real message passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pypaxos.core.types import NULL_BALLOT, Ballot
+from pypaxos.multi import Node
+from pypaxos.multi.log import Vote
+from pypaxos.multi.messages import (
+    Accept,
+    CatchUp,
+    Decided,
+    Heartbeat,
+    Message,
+    Nack,
+    Prepare,
+    Promise,
+    Snapshot,
+)
+from pypaxos.multi.validate import ROUND_MAX, SLOT_MAX, check_message
+from pypaxos.sim.kv import KVSettings, run_kv
+
+MEMBERS = (1, 2, 3)
+
+
+@pytest.mark.parametrize(
+    ("msg", "reason"),
+    [
+        (Snapshot(99, 5, b"forged"), "sender 99 is not a member"),
+        (Heartbeat(99, Ballot(1, 99), 0), "sender 99 is not a member"),
+        (Prepare(1, Ballot(2**64 - 1, 1), 0), "ballot round"),
+        (Prepare(1, Ballot(-5, 1), 0), "ballot round"),
+        (Accept(1, Ballot(3, 7), 1, (), 0), "owned by a non-member"),
+        (Nack(2, Ballot(1, 1), Ballot(ROUND_MAX + 1, 2)), "ballot round"),
+        (Promise(2, Ballot(1, 1), 0, 0, 0, (Vote(SLOT_MAX + 1, Ballot(1, 1), ()),)), "vote slot"),
+        (CatchUp(2, -1), "from_slot"),
+        (Decided(2, SLOT_MAX, ((),) * 2), "last slot"),
+        (Heartbeat(1, Ballot(1, 1), 2**63), "commit_index"),
+    ],
+)
+def test_impossible_messages_are_refused_with_a_reason(msg: Message, reason: str) -> None:
+    refused = check_message(msg, MEMBERS)
+    assert refused is not None and reason in refused
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        Prepare(1, Ballot(ROUND_MAX, 3), SLOT_MAX),
+        Nack(2, NULL_BALLOT, Ballot(4, 1)),
+        Decided(3, 0, (), 0),
+    ],
+)
+def test_messages_at_the_bounds_pass(msg: Message) -> None:
+    assert check_message(msg, MEMBERS) is None
+
+
+def test_every_message_of_simulated_runs_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Message] = []
+    handle = Node.handle
+
+    def checked(node: Node, msg: Message) -> object:
+        assert check_message(msg, node.config.node_ids) is None, msg
+        seen.append(msg)
+        return handle(node, msg)
+
+    monkeypatch.setattr(Node, "handle", checked)
+    for seed in range(3):
+        assert not run_kv(KVSettings(ops=60), seed).violations
+    assert {type(m).__name__ for m in seen} >= {"Prepare", "Promise", "Accept", "Heartbeat"}
