@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.config import ClusterConfig, ConfigError, load_config
+from pypaxos.runtime.identity import ForeignDataError
 from pypaxos.storage import CorruptStorageError, StorageError
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport import preferred_loop_factory
@@ -90,6 +91,9 @@ async def serve(config: ClusterConfig, node_id: int, fsync: str | None) -> int:
         await app.start()
     except CorruptStorageError as error:
         log.critical("%s", error)
+        return 1
+    except ForeignDataError as error:
+        log.critical("node %d refuses to start: %s", node_id, error)
         return 1
     except StorageError as error:
         log.critical("node %d cannot open its storage: %s", node_id, error)

@@ -32,6 +32,7 @@ from pypaxos.multi import Message, Node, Record, Role
 from pypaxos.multi.validate import check_message
 from pypaxos.runtime.config import ClusterConfig
 from pypaxos.runtime.driver import Driver
+from pypaxos.runtime.identity import IDENTITY_NAME, Identity, claim
 from pypaxos.runtime.metrics import MetricsServer, NodeMetrics
 from pypaxos.runtime.router import Router
 from pypaxos.runtime.server import RespServer
@@ -168,6 +169,9 @@ class NodeApp:
         """In the storage thread: open the directory and rebuild the node from it."""
         storage = FileStorage(self.dir, fsync=self.fsync, preallocate_bytes=PREALLOCATE_BYTES)
         try:
+            members = tuple(sorted(m.id for m in self.config.members))
+            if claim(self.dir, Identity(self.config.cluster_id, self.node_id, members)):
+                log.info("node %d: %s records this cluster now", self.node_id, IDENTITY_NAME)
             return storage, self._make_node(recover_records(storage, str(self.dir)))
         except BaseException:
             storage.abandon()

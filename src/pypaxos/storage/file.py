@@ -334,7 +334,7 @@ class FileStorage:
             )
         temp, final = self.dir / SNAPSHOT_TEMP_NAME, self.dir / SNAPSHOT_NAME
         with self._io("snapshot write"):
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 _write_all(fd, _encode_snapshot(snapshot))
                 self._fsync_file(fd)
@@ -388,11 +388,11 @@ class FileStorage:
 
     def _open(self) -> None:
         created = not self.dir.exists()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if created:
             self._fsync_dir(self.dir.parent)
         lock_path = self.dir / LOCK_NAME
-        self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -539,7 +539,7 @@ class FileStorage:
 
     def _start_segment(self) -> None:
         path = self.dir / segment_name(self._next_index)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._active_bytes = 0
         self._allocated_bytes = 0
         self._segments.append(_Segment(self._next_index, path))
