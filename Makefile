@@ -21,13 +21,14 @@ $(STAMP): $(LOCK) pyproject.toml
 	touch $(STAMP)
 
 # Recompile requirements/*.lock from pyproject.toml with the newest allowed releases, on
-# purpose, then run every check against them.
+# purpose, then run every check against them.  (After adding a dependency to pyproject.toml,
+# `python3 tools/lock.py --refresh PIP_COMPILE` adds it and keeps every other pin.)
 .PHONY: lock
 lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet '$(PIP_TOOLS)'
-	$(PYTHON) tools/lock.py --refresh .venv-lock/bin/pip-compile
+	$(PYTHON) tools/lock.py --refresh .venv-lock/bin/pip-compile --upgrade
 	rm -rf .venv-lock $(VENV)
 	$(MAKE) test
 

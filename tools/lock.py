@@ -4,7 +4,9 @@
 PyPI cannot change what a fresh clone runs.  Each lock's first line records a digest of the
 dependency lists in ``pyproject.toml`` it was compiled from; ``--check`` (and
 ``tests/test_lock.py``) fails when the two disagree.  ``make lock`` runs this with
-``--refresh``, in a throwaway environment holding a pinned pip-tools.
+``--refresh --upgrade`` (every pin to the newest allowed release) in a throwaway environment
+holding a pinned pip-tools; ``--refresh`` alone keeps the existing pins and only adds or
+drops what ``pyproject.toml`` changed.
 """
 
 from __future__ import annotations
@@ -59,12 +61,13 @@ def stale_locks(root: Path = ROOT) -> list[str]:
     return stale
 
 
-def refresh(pip_compile: str) -> None:
-    """Recompile every lock from ``pyproject.toml`` with the newest allowed releases."""
+def refresh(pip_compile: str, *, upgrade: bool) -> None:
+    """Recompile every lock from ``pyproject.toml`` (``upgrade``: newest allowed releases)."""
     for name, extras in LOCKS.items():
         lock = ROOT / name
         lock.parent.mkdir(exist_ok=True)
-        args = [pip_compile, "--quiet", "--upgrade", "--generate-hashes", "--allow-unsafe"]
+        args = [pip_compile, "--quiet", "--generate-hashes", "--allow-unsafe"]
+        args += ["--upgrade"] if upgrade else []
         args += ["--all-build-deps", "--strip-extras", "--no-emit-find-links"]
         args += ["--no-emit-index-url", "--output-file", name]
         args += [f"--extra={extra}" for extra in extras] + ["pyproject.toml"]
@@ -81,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--check", action="store_true", help="exit 1 if a lock is stale")
     group.add_argument("--refresh", metavar="PIP_COMPILE", help="recompile with this pip-compile")
+    parser.add_argument("--upgrade", action="store_true", help="with --refresh: newest releases")
     args = parser.parse_args(argv)
     if args.refresh:
-        refresh(args.refresh)
+        refresh(args.refresh, upgrade=args.upgrade)
         return 0
     stale = stale_locks()
     for name in stale:
