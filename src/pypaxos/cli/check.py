@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from pypaxos.cli.usage import UsageError
-from pypaxos.core.bugs import SYNOD_BUGS
+from pypaxos.core.bugs import SynodBug, parse_bugs
 from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.options import add_serve_arguments
 from pypaxos.modelcheck.model import DEFAULT_MAX_BALLOT, DEFAULT_MAX_CRASHES
@@ -67,7 +67,7 @@ def _options(args: argparse.Namespace) -> ExploreOptions:
             proposers=args.proposers,
             acceptors=args.acceptors,
             learners=args.learners,
-            bugs=frozenset(args.bug),
+            bugs=parse_bugs(args.bug, SynodBug),
         )
         return ExploreOptions(
             config,
@@ -131,8 +131,8 @@ def _report(result: ExploreResult) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.bug == ["list"]:
-        for name, text in sorted(SYNOD_BUGS.items()):
-            print(f"{name:28} {text}")
+        for bug in sorted(SynodBug):
+            print(f"{bug.value:28} {bug.description}")
         return 0
     options = _options(args)
     live, show = _progress_printer(not args.quiet and sys.stderr.isatty())

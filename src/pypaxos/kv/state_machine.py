@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Protocol, assert_never
 
 import msgspec
 
-from pypaxos.core.bugs import check_bugs
+from pypaxos.core.bugs import require_family
+from pypaxos.kv.bugs import KvBug
 from pypaxos.kv.commands import (
     INT64_MAX,
     MALFORMED,
@@ -144,11 +145,6 @@ _MALFORMED = encode_result(Error(MALFORMED))
 _EXPIRED = encode_result(SessionExpired())
 
 
-KV_BUGS: dict[str, str] = {
-    "snapshot-drops-sessions": "the snapshot leaves out the exactly-once dedup table",
-}
-
-
 class KVStateMachine:
     """A byte-string key-value store behind the ``StateMachine`` protocol."""
 
@@ -164,11 +160,11 @@ class KVStateMachine:
     def __init__(
         self,
         session_ttl_commands: int = DEFAULT_SESSION_TTL_COMMANDS,
-        bugs: frozenset[str] = frozenset(),
+        bugs: frozenset[KvBug] = frozenset(),
     ) -> None:
         if session_ttl_commands < 1:
             raise ValueError("session_ttl_commands must be at least 1")
-        check_bugs(bugs, KV_BUGS)
+        require_family(bugs, KvBug)
         self.bugs = bugs
         self.session_ttl_commands = session_ttl_commands
         self._data: dict[bytes, bytes] = {}
@@ -215,7 +211,7 @@ class KVStateMachine:
                 session_ttl_commands=self.session_ttl_commands,
                 data=self._data,
                 sessions=()
-                if "snapshot-drops-sessions" in self.bugs
+                if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs
                 else tuple(self._sessions.values()),
             )
         )

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pypaxos.multi import MultiConfig
+from pypaxos.core.bugs import UnknownBug, parse_bugs
+from pypaxos.multi import LogBug, MultiConfig
 from pypaxos.transport.tcp import parse_address
 
 FsyncMode = Literal["always", "never"]
@@ -118,7 +119,7 @@ class ClusterConfig:
     tick_ms: int
     members: tuple[Member, ...]
     protocol: dict[str, int]  # MultiConfig keyword arguments (timeouts and limits)
-    bugs: frozenset[str] = frozenset()  # planted pypaxos.multi bugs switched on (tests only)
+    bugs: frozenset[LogBug] = frozenset()  # planted pypaxos.multi bugs switched on (tests only)
     thrifty: bool = True  # MultiConfig.thrifty: each Accept to a quorum's worth of peers only
 
     def member(self, node_id: int) -> Member:
@@ -138,13 +139,12 @@ class ClusterConfig:
 
     def with_bugs(self, names: list[str] | tuple[str, ...]) -> ClusterConfig:
         """This config with the planted bugs ``names`` switched on too; ``ConfigError`` on a
-        name ``pypaxos.multi.MULTI_BUGS`` does not know."""
-        config = dataclasses.replace(self, bugs=self.bugs | frozenset(names))
+        name ``pypaxos.multi.LogBug`` does not know."""
         try:
-            config.multi_config()
-        except ValueError as error:
+            chosen = parse_bugs(names, LogBug)
+        except UnknownBug as error:
             raise ConfigError(self.path, "bugs", str(error)) from None
-        return config
+        return dataclasses.replace(self, bugs=self.bugs | chosen)
 
 
 def load_config(path: str | Path) -> ClusterConfig:

@@ -40,10 +40,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
-from pypaxos.core.bugs import check_bugs
+from pypaxos.core.bugs import require_family
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
-from pypaxos.kv import KV_BUGS, Get, KVStateMachine, decode_request, decode_result
+from pypaxos.kv import Get, KvBug, KVStateMachine, decode_request, decode_result
 from pypaxos.lincheck.wgl import (
     LinResult,
     check_history,
@@ -51,11 +51,11 @@ from pypaxos.lincheck.wgl import (
     history_from_events,
 )
 from pypaxos.multi import (
-    MULTI_BUGS,
     AcceptRecord,
     Applied,
     Batch,
     Busy,
+    LogBug,
     MultiConfig,
     PersistOwnVote,
     Promise,
@@ -95,7 +95,7 @@ class KVSettings:
     clients: int = 5
     ops: int = 200
     keys: int = 3
-    bugs: frozenset[str] = field(default_factory=frozenset)
+    bugs: frozenset[LogBug | KvBug] = field(default_factory=frozenset)
     faults: bool = True
     drop: float = 0.05
     dup: float = 0.05
@@ -109,7 +109,7 @@ class KVSettings:
     def __post_init__(self) -> None:
         if self.nodes < 1 or self.clients < 1 or self.ops < 1 or self.keys < 1:
             raise ValueError("nodes, clients, ops and keys must all be at least 1")
-        check_bugs(self.bugs, known_bugs())
+        require_family(self.bugs, (LogBug, KvBug))
         self.network_settings()
 
     def config(self) -> MultiConfig:
@@ -121,12 +121,12 @@ class KVSettings:
             log_window_slots=32,
             catch_up_max_slots=8,
             thrifty=self.thrifty,
-            bugs=self.bugs & MULTI_BUGS.keys(),
+            bugs=frozenset(b for b in self.bugs if isinstance(b, LogBug)),
         )
 
-    def kv_bugs(self) -> frozenset[str]:
+    def kv_bugs(self) -> frozenset[KvBug]:
         """The planted bugs that live in the state machine rather than in the log."""
-        return self.bugs & KV_BUGS.keys()
+        return frozenset(b for b in self.bugs if isinstance(b, KvBug))
 
     def network_settings(self) -> NetworkSettings:
         return NetworkSettings(self.drop, self.dup, self.delay_min_ticks, self.delay_max_ticks)
@@ -144,7 +144,7 @@ class KVSettings:
             "--seeds 1",
             f"--start {seed}",
         ]
-        words += [f"--bug {bug}" for bug in sorted(self.bugs)]
+        words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
         if not self.thrifty:
             words.append("--no-thrifty")
         cli = KVSettings(self.nodes, self.clients, self.ops, bugs=self.bugs, thrifty=self.thrifty)
@@ -699,17 +699,11 @@ def first_violation(settings: KVSettings, seeds: Iterable[int]) -> KVResult | No
     return None
 
 
-def known_bugs() -> dict[str, str]:
-    """Every planted bug this simulation can switch on, by name."""
-    return {**MULTI_BUGS, **KV_BUGS}
-
-
 __all__ = [
     "KVResult",
     "KVSettings",
     "KVWorld",
     "finish_bound_ticks",
-    "known_bugs",
     "liveness_bound_ticks",
     "run_kv",
     "run_seeds",
