@@ -39,7 +39,6 @@ from pypaxos.kv.state_machine import (
     DEFAULT_SESSION_TTL_COMMANDS,
     KVStateMachine,
     Session,
-    StateMachine,
 )
 
 __all__ = [
@@ -67,7 +66,6 @@ __all__ = [
     "SessionExpired",
     "Set",
     "Stale",
-    "StateMachine",
     "Value",
     "decode_answer",
     "decode_entry",
