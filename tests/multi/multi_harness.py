@@ -112,8 +112,8 @@ class Cluster:
                     self.unsynced[node_id].append((due, effect.record, False))
                 case Send():
                     msg = effect.msg
-                    self.sent.append((node_id, effect.to, msg))  # type: ignore[arg-type]
-                    self.queue.append((node_id, effect.to, msg))  # type: ignore[arg-type]
+                    self.sent.append((node_id, effect.to, msg))
+                    self.queue.append((node_id, effect.to, msg))
                 case Reply():
                     self.replies[(node_id, effect.request_id)] = effect.result
                 case Redirect():

@@ -40,7 +40,7 @@ def fresh(config: MultiConfig = CONFIG) -> Node:
 
 
 def records_of(effects: list[Effect]) -> list[Record]:
-    return [e.state for e in effects if isinstance(e, Persist)]  # type: ignore[misc]
+    return [e.state for e in effects if isinstance(e, Persist)]
 
 
 def test_a_promise_is_persisted_before_it_is_sent_and_survives_recovery() -> None:

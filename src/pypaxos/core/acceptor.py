@@ -125,5 +125,5 @@ class Acceptor:
             return []
         return [Send(msg.sender, Accepted(self.id, state.accepted_ballot, state.accepted_value))]
 
-    def _persist(self) -> Persist:
+    def _persist(self) -> Persist[AcceptorState]:
         return Persist(self.state, sync=SynodBug.REPLY_BEFORE_PERSIST not in self.bugs)

@@ -69,7 +69,9 @@ class SlotAcceptor:
         acceptor.compact(acceptor.log_start)
         return acceptor
 
-    def prepare(self, msg: Prepare, commit_index: int) -> tuple[Persist | None, Promise | Nack]:
+    def prepare(
+        self, msg: Prepare, commit_index: int
+    ) -> tuple[Persist[PromiseRecord] | None, Promise | Nack]:
         if msg.ballot <= self.promised:
             return None, Nack(self.id, msg.ballot, self.promised)
         self.promised = msg.ballot
@@ -80,7 +82,7 @@ class SlotAcceptor:
         promise = Promise(self.id, msg.ballot, msg.first_slot, log_start, commit_index, votes)
         return Persist(PromiseRecord(msg.ballot)), promise
 
-    def accept(self, msg: Accept) -> tuple[Persist | None, Accepted | Nack | None]:
+    def accept(self, msg: Accept) -> tuple[Persist[AcceptRecord] | None, Accepted | Nack | None]:
         """Phase 2b for one slot; ``None`` means "ignored" (compacted or beyond the window)."""
         if msg.ballot < self.promised:
             return None, Nack(self.id, msg.ballot, self.promised)

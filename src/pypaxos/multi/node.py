@@ -442,7 +442,7 @@ class Node:
         effects += [Send(p, accept) for p in targets]
         if persist is not None and self._ballot_durable():
             # Send before our own record is durable; count our vote in ``synced``.
-            effects.append(PersistOwnVote(persist.state))  # type: ignore[arg-type]
+            effects.append(PersistOwnVote(persist.state))
             if LogBug.COUNT_OWN_VOTE_BEFORE_SYNC in self.bugs and isinstance(reply, Accepted):
                 effects += self._on_accepted(reply)
             return effects

@@ -138,7 +138,7 @@ class Replica:
         self.awaiting.difference_update(lost)
         return [Redirect(r, None) for r in lost]
 
-    def _take_snapshot(self) -> Persist:
+    def _take_snapshot(self) -> Persist[SnapshotRecord]:
         self.retained_from = self.snapshot_slot
         self.snapshot_slot = self.applied_index
         self.snapshot_data = self.machine.snapshot()

@@ -339,11 +339,11 @@ class KVWorld(Simulator[object]):
 
     def current_leader(self) -> int | None:
         """The running leader with the highest ballot, if any."""
-        best: tuple[object, int] | None = None
+        best: tuple[Ballot, int] | None = None
         for node in self.node_list:
             if self.is_up(node):
                 n = self.node_actor(node).node
-                if n.role is Role.LEADER and (best is None or n.leader.ballot > best[0]):  # type: ignore[operator]
+                if n.role is Role.LEADER and (best is None or n.leader.ballot > best[0]):
                     best = (n.leader.ballot, node)
         return None if best is None else best[1]
 
@@ -439,7 +439,7 @@ class KVWorld(Simulator[object]):
         if self.trace is not None:
             self.log("FINAL READS of every key")
         ops = [Operation("read", key, Get(key.encode()), None) for key in self.keys]
-        self.inject(self.final_id, lambda actor: actor.run_script(ops))  # type: ignore[attr-defined]
+        self.inject(self.final_id, lambda actor: _as_client(actor).run_script(ops))
 
     def _converged(self) -> bool:
         indexes = {self.node_actor(n).node.applied_index for n in self.node_list}
@@ -457,23 +457,22 @@ class KVWorld(Simulator[object]):
     # -- hooks: client answers and ghost state -----------------------------------------------
 
     def on_effect(self, node: int, effect: object) -> None:
-        kind = type(effect)
-        if kind is Applied:
-            self._applied(node, effect.slot, effect.value)  # type: ignore[attr-defined]
-        elif kind is Reply:
-            rid: int = effect.request_id  # type: ignore[attr-defined]
+        if type(effect) is Applied:
+            self._applied(node, effect.slot, effect.value)
+        elif type(effect) is Reply:
+            rid = effect.request_id
             self.replied.add(rid)
-            reply = ClientReply(node, rid, effect.result)  # type: ignore[attr-defined]
+            reply = ClientReply(node, rid, effect.result)
             self.apply(node, [Send(self._client_of(rid), reply)])
-        elif kind is Redirect:
-            rid = effect.request_id  # type: ignore[attr-defined]
-            redirect = ClientRedirect(node, rid, effect.leader_id)  # type: ignore[attr-defined]
+        elif type(effect) is Redirect:
+            rid = effect.request_id
+            redirect = ClientRedirect(node, rid, effect.leader_id)
             self.apply(node, [Send(self._client_of(rid), redirect)])
-        elif kind is Busy:
-            rid = effect.request_id  # type: ignore[attr-defined]
+        elif type(effect) is Busy:
+            rid = effect.request_id
             self.apply(node, [Send(self._client_of(rid), ClientBusy(node, rid))])
-        elif kind is PersistOwnVote:
-            self._write_own_vote(node, effect.record)  # type: ignore[attr-defined]
+        elif type(effect) is PersistOwnVote:
+            self._write_own_vote(node, effect.record)
         else:
             super().on_effect(node, effect)
 
@@ -660,8 +659,14 @@ def describe_message(msg: object) -> str:
     return repr(msg)
 
 
+def _as_client(actor: object) -> Client:
+    assert isinstance(actor, Client), actor
+    return actor
+
+
 def _describe_records(durable: object | None) -> str:
-    return "empty" if durable is None else f"{len(durable)} records"  # type: ignore[arg-type]
+    assert durable is None or isinstance(durable, tuple)  # what RecordLogDisk.read returns
+    return "empty" if durable is None else f"{len(durable)} records"
 
 
 def run_kv(
