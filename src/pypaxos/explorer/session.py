@@ -23,7 +23,7 @@ from pypaxos.explorer.world import TIMER_NAMES, build_world
 from pypaxos.sim.checkers import chosen_values
 from pypaxos.sim.script import ScriptError, describe, describe_actor
 
-Json = dict[str, Any]
+Json = dict[str, Any]  # what the browser gets: any JSON value under a key
 
 # Commands that move in the history instead of changing the world.
 NAVIGATION = ("back", "forward", "reset", "end", "goto")
