@@ -18,6 +18,7 @@ from pypaxos.core import (
     Promise,
     Query,
     Send,
+    SynodBug,
 )
 
 LEARNERS = (7, 8)
@@ -85,17 +86,20 @@ def test_restart_keeps_exactly_the_durable_state() -> None:
 
 def test_planted_bugs_change_the_acceptor() -> None:
     bad = Acceptor(
-        1, LEARNERS, AcceptorState(promised=Ballot(2, 6)), bugs=frozenset({"accept-below-promise"})
+        1,
+        LEARNERS,
+        AcceptorState(promised=Ballot(2, 6)),
+        bugs=frozenset({SynodBug.ACCEPT_BELOW_PROMISE}),
     )
     assert isinstance(bad.handle(Accept(5, Ballot(1, 5), "x"))[0], Persist)
     forgetful = Acceptor.restart(
         1,
         LEARNERS,
         AcceptorState(Ballot(4, 5), Ballot(2, 6), "y"),
-        frozenset({"forget-promise-on-restart"}),
+        frozenset({SynodBug.FORGET_PROMISE_ON_RESTART}),
     )
     assert forgetful.promised == Ballot(2, 6)
-    hasty = Acceptor(1, LEARNERS, bugs=frozenset({"reply-before-persist"}))
+    hasty = Acceptor(1, LEARNERS, bugs=frozenset({SynodBug.REPLY_BEFORE_PERSIST}))
     persist = hasty.handle(Prepare(5, Ballot(1, 5)))[0]
     assert isinstance(persist, Persist) and not persist.sync
 

@@ -12,13 +12,14 @@ from pypaxos.core import (
     Majority,
     Query,
     Send,
+    SynodBug,
 )
 from pypaxos.core.learner import CATCH_UP_TIMER
 
 B1, B2 = Ballot(1, 5), Ballot(2, 6)
 
 
-def learner(bugs: frozenset[str] = frozenset()) -> Learner:
+def learner(bugs: frozenset[SynodBug] = frozenset()) -> Learner:
     return Learner(9, Majority((1, 2, 3)), peers=(9, 10), catch_up_ticks=50, bugs=bugs)
 
 
@@ -45,10 +46,10 @@ def test_does_not_mix_ballots() -> None:
 
 
 def test_the_planted_bugs_do_decide_wrongly() -> None:
-    mixed = learner(frozenset({"learner-mixes-ballots"}))
+    mixed = learner(frozenset({SynodBug.LEARNER_MIXES_BALLOTS}))
     mixed.handle(Accepted(1, B1, "x"))
     assert Decide("x") in mixed.handle(Accepted(2, B2, "x"))
-    dups = learner(frozenset({"learner-counts-duplicates"}))
+    dups = learner(frozenset({SynodBug.LEARNER_COUNTS_DUPLICATES}))
     dups.handle(Accepted(1, B1, "x"))
     assert Decide("x") in dups.handle(Accepted(1, B1, "x"))
 

@@ -22,6 +22,7 @@ from pypaxos.core import (
     Query,
     Send,
     SetTimer,
+    SynodBug,
 )
 from pypaxos.core.effects import CancelTimer
 
@@ -30,7 +31,9 @@ ME = 5
 TIMING = ProposerTiming(phase_timeout_ticks=40, backoff_min_ticks=5, backoff_max_ticks=30)
 
 
-def proposer(bugs: frozenset[str] = frozenset(), durable: ProposerState | None = None) -> Proposer:
+def proposer(
+    bugs: frozenset[SynodBug] = frozenset(), durable: ProposerState | None = None
+) -> Proposer:
     return Proposer(ME, Majority(ACCEPTORS), random.Random(1), TIMING, durable, bugs)
 
 
@@ -77,7 +80,10 @@ def test_adopts_the_value_of_the_highest_ballot_promise() -> None:
 
 
 def test_planted_bugs_pick_the_wrong_value() -> None:
-    for bug, expected in (("adopt-first-promise", "low"), ("ignore-promised-values", "x")):
+    for bug, expected in (
+        (SynodBug.ADOPT_FIRST_PROMISE, "low"),
+        (SynodBug.IGNORE_PROMISED_VALUES, "x"),
+    ):
         p = proposer(frozenset({bug}))
         p.propose("x")
         b = p.ballot

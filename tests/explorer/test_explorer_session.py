@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from pypaxos.core.bugs import SynodBug
 from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.scenarios import SCENARIOS
 from pypaxos.explorer.session import Session
@@ -100,9 +101,9 @@ def test_a_new_command_after_back_discards_the_recorded_future() -> None:
 
 
 def test_extra_bug_switches_on_in_the_actors() -> None:
-    session = Session(SCENARIOS["normal"], frozenset({"accept-below-promise"}))
+    session = Session(SCENARIOS["normal"], frozenset({SynodBug.ACCEPT_BELOW_PROMISE}))
     assert session.state()["config"]["bugs"] == ["accept-below-promise"]
-    assert session.world.acceptor(1).bugs == frozenset({"accept-below-promise"})
+    assert session.world.acceptor(1).bugs == frozenset({SynodBug.ACCEPT_BELOW_PROMISE})
 
 
 def test_navigation_errors() -> None:

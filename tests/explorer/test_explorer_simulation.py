@@ -16,6 +16,7 @@ import pytest
 from pypaxos.cli import explore as cmd
 from pypaxos.cli.main import main
 from pypaxos.cli.sim_synod import FAULTY
+from pypaxos.core.bugs import SynodBug, parse_bugs
 from pypaxos.explorer.session import Session
 from pypaxos.explorer.trace import TraceError, simulation_scenario
 from pypaxos.explorer.world import build_world
@@ -37,7 +38,8 @@ UNSAFE_SEEDS = [
 
 
 def simulated(bug: str, seed: int) -> tuple[SynodWorld, SynodResult]:
-    world = SynodWorld(dataclasses.replace(FAULTY, bugs=frozenset({bug})), seed, trace=True)
+    bugs = parse_bugs([bug], SynodBug)
+    world = SynodWorld(dataclasses.replace(FAULTY, bugs=bugs), seed, trace=True)
     result = world.run()
     assert world.violation is not None and world.violation.kind == "safety", (bug, seed)
     return world, result

@@ -17,6 +17,7 @@ import pytest
 from test_model_checker import CAUGHT, options
 
 from pypaxos.core.acceptor import Acceptor
+from pypaxos.core.bugs import SynodBug
 from pypaxos.core.proposer import Proposer
 from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.session import Session
@@ -34,8 +35,8 @@ STORED = Path(__file__).resolve().parent.parent / "modelcheck" / "counterexample
 BUGS = [bug for bug, _, _ in CAUGHT]
 
 
-def stored(bug: str) -> str:
-    return (STORED / f"{bug}.txt").read_text(encoding="utf-8")
+def stored(bug: SynodBug) -> str:
+    return (STORED / f"{bug.value}.txt").read_text(encoding="utf-8")
 
 
 def checker_final_state(text: str) -> list[str]:
@@ -66,16 +67,16 @@ def described(world: ExplorerWorld) -> list[str]:
 
 
 def test_a_stored_counterexample_for_every_bug_the_checker_catches() -> None:
-    assert sorted(p.stem for p in STORED.glob("*.txt")) == sorted(BUGS)
+    assert sorted(p.stem for p in STORED.glob("*.txt")) == sorted(b.value for b in BUGS)
     for bug, crashes, shortest in CAUGHT:
         text = stored(bug)
-        assert text.startswith("# pypaxos check synod") and f"--bug {bug}" in text
+        assert text.startswith("# pypaxos check synod") and f"--bug {bug.value}" in text
         assert f"--max-crashes {crashes}" in text.splitlines()[0]
         assert len(parse_check_output(text).actions) == shortest
 
 
-@pytest.mark.parametrize("bug", BUGS)
-def test_replay_finds_the_violation_at_the_last_step_only(bug: str) -> None:
+@pytest.mark.parametrize("bug", BUGS, ids=str)
+def test_replay_finds_the_violation_at_the_last_step_only(bug: SynodBug) -> None:
     text = stored(bug)
     counterexample = parse_check_output(text)
     assert counterexample.config.bugs == {bug}
@@ -96,8 +97,9 @@ def test_replay_finds_the_violation_at_the_last_step_only(bug: str) -> None:
     assert session.state()["violations"] == list(counterexample.problems)
 
 
-@pytest.mark.parametrize("bug", ["learner-counts-duplicates"])  # found in well under a second
-def test_the_checker_still_finds_the_stored_counterexample(bug: str) -> None:
+# found in well under a second
+@pytest.mark.parametrize("bug", [SynodBug.LEARNER_COUNTS_DUPLICATES], ids=str)
+def test_the_checker_still_finds_the_stored_counterexample(bug: SynodBug) -> None:
     crashes = next(c for b, c, _ in CAUGHT if b == bug)
     violation = explore(options(bug, max_crashes=crashes)).violation
     assert violation is not None
@@ -109,7 +111,7 @@ def test_the_checker_still_finds_the_stored_counterexample(bug: str) -> None:
 
 
 def test_a_repeated_delivery_keeps_a_copy_in_flight_until_its_last_use() -> None:
-    counterexample = parse_check_output(stored("learner-counts-duplicates"))
+    counterexample = parse_check_output(stored(SynodBug.LEARNER_COUNTS_DUPLICATES))
     commands = trace_commands(counterexample.config, counterexample.actions)
     # Steps 7 and 8 deliver the same Accepted to L1: the first keeps a copy for the second.
     assert commands[6].endswith(" keep") and commands[7].startswith("deliver ")
@@ -121,7 +123,7 @@ def test_a_repeated_delivery_keeps_a_copy_in_flight_until_its_last_use() -> None
 
 def test_crash_flush_and_timer_steps_map_to_explorer_commands() -> None:
     config = SynodConfig(
-        proposers=1, acceptors=3, learners=1, bugs=frozenset({"reply-before-persist"})
+        proposers=1, acceptors=3, learners=1, bugs=frozenset({SynodBug.REPLY_BEFORE_PERSIST})
     )
     actions = [
         "P1 proposes v1",
@@ -181,7 +183,7 @@ def test_reports_that_hold_no_counterexample_are_refused(text: str, fragment: st
 
 
 def test_the_scenario_tells_what_broke_and_resets_to_the_start() -> None:
-    counterexample = parse_check_output(stored("accept-below-promise"))
+    counterexample = parse_check_output(stored(SynodBug.ACCEPT_BELOW_PROMISE))
     scenario = trace_scenario(counterexample)
     assert "more than one value chosen: ['v1', 'v2']" in scenario.explanation
     assert "accept-below-promise" in scenario.title

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pypaxos.core.bugs import SynodBug
 from pypaxos.core.effects import Decide
 from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.world import ExplorerWorld, build_world
@@ -139,7 +140,7 @@ def test_reboot_is_a_crash_and_restart_in_one_step() -> None:
 
 def test_an_unsynced_write_is_lost_by_a_crash_unless_flushed_first() -> None:
     config = SynodConfig(
-        proposers=1, acceptors=3, learners=1, bugs=frozenset({"reply-before-persist"})
+        proposers=1, acceptors=3, learners=1, bugs=frozenset({SynodBug.REPLY_BEFORE_PERSIST})
     )
     lost = build_world(config, ["propose P1 x", "deliver 0"])
     assert 1 in lost.unsynced

@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 
 from pypaxos.cli.main import main
-from pypaxos.core import SynodConfig
+from pypaxos.core import SynodBug, SynodConfig
 from pypaxos.modelcheck.search import ExploreOptions, explore, render_trace
 
 
-def options(bug: str | None = None, max_crashes: int = 0, max_ballot: int = 0) -> ExploreOptions:
+def options(
+    bug: SynodBug | None = None, max_crashes: int = 0, max_ballot: int = 0
+) -> ExploreOptions:
     bugs = frozenset() if bug is None else frozenset({bug})
     config = SynodConfig(proposers=2, acceptors=3, learners=1, bugs=bugs)
     return ExploreOptions(config, max_ballot=max_ballot, max_crashes=max_crashes)
@@ -29,18 +31,20 @@ def test_two_proposers_three_acceptors_with_a_crash_is_safe_and_decides() -> Non
 
 # Each bug with the smallest bounds that expose it: (bug, crashes allowed, shortest trace length)
 CAUGHT = [
-    ("accept-below-promise", 0, 14),
-    ("ignore-promised-values", 0, 14),
-    ("learner-counts-duplicates", 0, 8),
-    ("learner-mixes-ballots", 0, 14),
-    ("promise-any-ballot", 0, 14),
-    ("forget-promise-on-restart", 1, 15),
+    (SynodBug.ACCEPT_BELOW_PROMISE, 0, 14),
+    (SynodBug.IGNORE_PROMISED_VALUES, 0, 14),
+    (SynodBug.LEARNER_COUNTS_DUPLICATES, 0, 8),
+    (SynodBug.LEARNER_MIXES_BALLOTS, 0, 14),
+    (SynodBug.PROMISE_ANY_BALLOT, 0, 14),
+    (SynodBug.FORGET_PROMISE_ON_RESTART, 1, 15),
 ]
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize(("bug", "crashes", "shortest"), CAUGHT, ids=[c[0] for c in CAUGHT])
-def test_planted_bug_is_caught_with_a_shortest_trace(bug: str, crashes: int, shortest: int) -> None:
+@pytest.mark.parametrize(("bug", "crashes", "shortest"), CAUGHT, ids=[c[0].value for c in CAUGHT])
+def test_planted_bug_is_caught_with_a_shortest_trace(
+    bug: SynodBug, crashes: int, shortest: int
+) -> None:
     result = explore(options(bug, max_crashes=crashes))
     assert result.violation is not None, f"{bug} was not caught"
     # Breadth-first: no shorter execution reaches a violation, and the trace is that long.

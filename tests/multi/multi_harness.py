@@ -25,6 +25,7 @@ from pypaxos.multi import (
     Batch,
     Busy,
     Effect,
+    LogBug,
     Message,
     MultiConfig,
     Node,
@@ -60,7 +61,9 @@ class LogMachine:
 
 
 class Cluster:
-    def __init__(self, n: int = 3, seed: int = 0, bugs: Iterable[str] = (), **config: int) -> None:
+    def __init__(
+        self, n: int = 3, seed: int = 0, bugs: Iterable[LogBug] = (), **config: int
+    ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         ids = tuple(range(1, n + 1))
@@ -109,8 +112,8 @@ class Cluster:
                     self.unsynced[node_id].append((due, effect.record, False))
                 case Send():
                     msg = effect.msg
-                    self.sent.append((node_id, effect.to, msg))  # type: ignore[arg-type]
-                    self.queue.append((node_id, effect.to, msg))  # type: ignore[arg-type]
+                    self.sent.append((node_id, effect.to, msg))
+                    self.queue.append((node_id, effect.to, msg))
                 case Reply():
                     self.replies[(node_id, effect.request_id)] = effect.result
                 case Redirect():
@@ -280,7 +283,7 @@ def _leads(node: Node) -> bool:
 
 def chaos(
     seed: int,
-    bugs: Iterable[str] = (),
+    bugs: Iterable[LogBug] = (),
     n: int = 3,
     active_ticks: int = 300,
     crash_rate: float = 0.01,

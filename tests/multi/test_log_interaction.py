@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pypaxos.multi import AcceptRecord, MultiConfig, Role
+from pypaxos.multi import AcceptRecord, LogBug, MultiConfig, Role
 from pypaxos.sim.log_script import LogInteraction, run_log_script
 from pypaxos.sim.script import ScriptError
 
@@ -76,7 +76,7 @@ def test_a_planted_bug_changes_the_golden_output() -> None:
     """``no-repropose``: the new leader ignores the vote for x that its promise quorum reported."""
     path = INTERACTION / "log" / "recovery.txt"
     golden = path.read_text()
-    buggy = run_log_script(commands_only(golden), bugs=frozenset({"no-repropose"}))
+    buggy = run_log_script(commands_only(golden), bugs=frozenset({LogBug.NO_REPROPOSE}))
     assert buggy != golden
     re_proposal = "  N3 writes own vote accept slot=0 [x]@0.3"
     assert re_proposal in golden.splitlines()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from multi_harness import Cluster
 
-from pypaxos.multi import NOOP, Accept, Accepted, Entry, Heartbeat, Prepare
+from pypaxos.multi import NOOP, Accept, Accepted, Entry, Heartbeat, LogBug, Prepare
 
 
 def others(c: Cluster, *excluded: int) -> list[int]:
@@ -115,7 +115,7 @@ def test_a_deposed_leader_follows_the_higher_ballot() -> None:
     assert node.leader_id == other
 
 
-def scenario_leader_change_over_a_chosen_slot(bugs: tuple[str, ...]) -> Cluster:
+def scenario_leader_change_over_a_chosen_slot(bugs: tuple[LogBug, ...]) -> Cluster:
     """X is proposed by an isolated leader L (only L accepts it); a new leader N gets Y chosen
     in slot 0 with the third node M; N dies; L comes back and takes over with M's promise."""
     c = Cluster(3, seed=17, bugs=bugs)
@@ -145,8 +145,10 @@ def test_the_take_over_scenario_is_safe_without_bugs() -> None:
     assert not c.safety_problems()
 
 
-@pytest.mark.parametrize("bug", ["no-repropose", "adopt-lowest-ballot", "noop-overwrites-chosen"])
-def test_planted_take_over_bugs_overwrite_the_chosen_slot(bug: str) -> None:
+@pytest.mark.parametrize(
+    "bug", [LogBug.NO_REPROPOSE, LogBug.ADOPT_LOWEST_BALLOT, LogBug.NOOP_OVERWRITES_CHOSEN], ids=str
+)
+def test_planted_take_over_bugs_overwrite_the_chosen_slot(bug: LogBug) -> None:
     try:
         c = scenario_leader_change_over_a_chosen_slot((bug,))
     except AssertionError as caught:  # an inline invariant of the node fired: also caught

@@ -17,6 +17,7 @@ from pypaxos.multi import (
     Effect,
     Entry,
     Heartbeat,
+    LogBug,
     MultiConfig,
     Nack,
     Node,
@@ -39,7 +40,7 @@ def fresh(config: MultiConfig = CONFIG) -> Node:
 
 
 def records_of(effects: list[Effect]) -> list[Record]:
-    return [e.state for e in effects if isinstance(e, Persist)]  # type: ignore[misc]
+    return [e.state for e in effects if isinstance(e, Persist)]
 
 
 def test_a_promise_is_persisted_before_it_is_sent_and_survives_recovery() -> None:
@@ -131,7 +132,7 @@ def test_the_whole_cluster_restarts_from_its_disks_and_keeps_its_log() -> None:
     assert not c.safety_problems()
 
 
-def forget_promise_scenario(bugs: tuple[str, ...]) -> Cluster:
+def forget_promise_scenario(bugs: tuple[LogBug, ...]) -> Cluster:
     """L's Accept(X) to B is delayed; A becomes leader with B's promise and proposes Y (its
     Accept to B delayed too); B restarts; both delayed Accepts then reach B."""
     c = Cluster(3, seed=33, bugs=bugs, step_down_ticks=1000)
@@ -164,7 +165,7 @@ def test_a_recovered_node_keeps_its_promise() -> None:
 
 
 def test_planted_forget_promise_on_recover_lets_two_values_be_chosen() -> None:
-    c = forget_promise_scenario(("forget-promise-on-recover",))
+    c = forget_promise_scenario((LogBug.FORGET_PROMISE_ON_RECOVER,))
     assert "slot 0: 2 values chosen" in c.safety_problems()
 
 

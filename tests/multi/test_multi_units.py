@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from pypaxos.core.bugs import SynodBug
 from pypaxos.core.types import Ballot
 from pypaxos.multi import (
     NOOP,
@@ -101,12 +102,18 @@ def test_a_leader_decides_on_a_phase_2_quorum_of_its_own_ballot() -> None:
         {"leader_stickiness_ticks": 50},
         {"log_window_slots": 4},
         {"window_slots": 0},
-        {"bugs": frozenset({"no-such-bug"})},
     ],
 )
 def test_config_rejects_inconsistent_settings(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         MultiConfig(**bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stray", ["no-repropose", SynodBug.SMALL_QUORUM])
+def test_config_refuses_a_bug_that_is_not_a_log_bug(stray: object) -> None:
+    # A bare name (even a right one) or another layer's bug would be silently off.
+    with pytest.raises(TypeError, match="LogBug"):
+        MultiConfig(bugs=frozenset({stray}))  # type: ignore[arg-type]
 
 
 def test_messages_round_trip_on_the_wire() -> None:

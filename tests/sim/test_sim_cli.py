@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pypaxos.cli.main import main
-from pypaxos.core.bugs import SYNOD_BUGS
+from pypaxos.core.bugs import SynodBug
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
@@ -77,10 +77,10 @@ def test_unparsable_option_exits_2() -> None:
 def test_bug_list(capsys: pytest.CaptureFixture[str]) -> None:
     status, lines = run_cli(["sim", "synod", "--bug", "list"], capsys)
     assert status == 0
-    assert len(lines) == len(SYNOD_BUGS)
-    for line, (name, explanation) in zip(lines, SYNOD_BUGS.items(), strict=True):
-        assert line.split()[0] == name
-        assert line.endswith(explanation)
+    assert len(lines) == len(SynodBug)
+    for line, bug in zip(lines, SynodBug, strict=True):
+        assert line.split()[0] == bug.value
+        assert line.endswith(bug.description)
 
 
 def test_sim_runs_seeds_and_reports_speed(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,43 +9,59 @@ from __future__ import annotations
 
 import pytest
 
-from pypaxos.core.bugs import SYNOD_BUGS
+from pypaxos.core.bugs import SynodBug
 from pypaxos.sim.synod import SynodSettings, first_violation, run_synod
 
 
-def hunt(bug: str, **settings: object) -> SynodSettings:
+def hunt(bug: SynodBug, **settings: object) -> SynodSettings:
     return SynodSettings(bugs=frozenset({bug}), **settings)  # type: ignore[arg-type]
 
 
 # bug -> (settings that expose it, how many seeds to try)
-HUNTS: dict[str, tuple[SynodSettings, int]] = {
-    "accept-below-promise": (hunt("accept-below-promise", proposers=3, drop=0.1, dup=0.1), 100),
-    "promise-any-ballot": (
-        hunt("promise-any-ballot", proposers=3, drop=0.1, dup=0.1, crash=0.2),
+HUNTS: dict[SynodBug, tuple[SynodSettings, int]] = {
+    SynodBug.ACCEPT_BELOW_PROMISE: (
+        hunt(SynodBug.ACCEPT_BELOW_PROMISE, proposers=3, drop=0.1, dup=0.1),
+        100,
+    ),
+    SynodBug.PROMISE_ANY_BALLOT: (
+        hunt(SynodBug.PROMISE_ANY_BALLOT, proposers=3, drop=0.1, dup=0.1, crash=0.2),
         200,
     ),
-    "ignore-promised-values": (hunt("ignore-promised-values", drop=0.1), 20),
-    "adopt-first-promise": (
+    SynodBug.IGNORE_PROMISED_VALUES: (hunt(SynodBug.IGNORE_PROMISED_VALUES, drop=0.1), 20),
+    SynodBug.ADOPT_FIRST_PROMISE: (
         hunt(
-            "adopt-first-promise", proposers=5, acceptors=5, drop=0.1, dup=0.1, delay_max_ticks=19
+            SynodBug.ADOPT_FIRST_PROMISE,
+            proposers=5,
+            acceptors=5,
+            drop=0.1,
+            dup=0.1,
+            delay_max_ticks=19,
         ),
         600,
     ),
-    "learner-mixes-ballots": (
+    SynodBug.LEARNER_MIXES_BALLOTS: (
         hunt(
-            "learner-mixes-ballots", proposers=3, drop=0.1, dup=0.05, crash=0.05, partition="random"
+            SynodBug.LEARNER_MIXES_BALLOTS,
+            proposers=3,
+            drop=0.1,
+            dup=0.05,
+            crash=0.05,
+            partition="random",
         ),
         300,
     ),
-    "learner-counts-duplicates": (
-        hunt("learner-counts-duplicates", proposers=3, drop=0.1, dup=0.1, crash=0.2),
+    SynodBug.LEARNER_COUNTS_DUPLICATES: (
+        hunt(SynodBug.LEARNER_COUNTS_DUPLICATES, proposers=3, drop=0.1, dup=0.1, crash=0.2),
         300,
     ),
-    "reply-before-persist": (hunt("reply-before-persist", drop=0.2, dup=0.3, crash=0.3), 300),
-    "small-quorum": (hunt("small-quorum", proposers=3, drop=0.1, dup=0.05), 50),
-    "forget-promise-on-restart": (
+    SynodBug.REPLY_BEFORE_PERSIST: (
+        hunt(SynodBug.REPLY_BEFORE_PERSIST, drop=0.2, dup=0.3, crash=0.3),
+        300,
+    ),
+    SynodBug.SMALL_QUORUM: (hunt(SynodBug.SMALL_QUORUM, proposers=3, drop=0.1, dup=0.05), 50),
+    SynodBug.FORGET_PROMISE_ON_RESTART: (
         hunt(
-            "forget-promise-on-restart",
+            SynodBug.FORGET_PROMISE_ON_RESTART,
             proposers=3,
             dup=0.3,
             crash_after_handle=0.1,
@@ -55,9 +71,9 @@ HUNTS: dict[str, tuple[SynodSettings, int]] = {
         ),
         400,
     ),
-    "proposer-forgets-ballot": (
+    SynodBug.PROPOSER_FORGETS_BALLOT: (
         hunt(
-            "proposer-forgets-ballot",
+            SynodBug.PROPOSER_FORGETS_BALLOT,
             learners=1,
             drop=0.05,
             dup=0.6,
@@ -72,11 +88,11 @@ HUNTS: dict[str, tuple[SynodSettings, int]] = {
 
 
 def test_every_planted_bug_is_hunted() -> None:
-    assert set(HUNTS) == set(SYNOD_BUGS)
+    assert set(HUNTS) == set(SynodBug)
 
 
-@pytest.mark.parametrize("bug", sorted(HUNTS))
-def test_planted_bug_is_caught_and_its_seed_replays(bug: str) -> None:
+@pytest.mark.parametrize("bug", sorted(HUNTS), ids=str)
+def test_planted_bug_is_caught_and_its_seed_replays(bug: SynodBug) -> None:
     settings, seeds = HUNTS[bug]
     found = first_violation(settings, range(seeds))
     assert found is not None, f"{bug} not caught in {seeds} seeds"
@@ -88,7 +104,7 @@ def test_planted_bug_is_caught_and_its_seed_replays(bug: str) -> None:
 
 
 def test_reply_before_persist_is_caught_through_a_lost_unsynced_write() -> None:
-    settings, seeds = HUNTS["reply-before-persist"]
+    settings, seeds = HUNTS[SynodBug.REPLY_BEFORE_PERSIST]
     found = first_violation(settings, range(seeds))
     assert found is not None
     trace = run_synod(settings, found.seed, trace=True).trace
@@ -96,9 +112,15 @@ def test_reply_before_persist_is_caught_through_a_lost_unsynced_write() -> None:
 
 
 @pytest.mark.parametrize(
-    "bug", ["reply-before-persist", "forget-promise-on-restart", "proposer-forgets-ballot"]
+    "bug",
+    [
+        SynodBug.REPLY_BEFORE_PERSIST,
+        SynodBug.FORGET_PROMISE_ON_RESTART,
+        SynodBug.PROPOSER_FORGETS_BALLOT,
+    ],
+    ids=str,
 )
-def test_crash_recovery_bugs_are_harmless_without_crashes(bug: str) -> None:
+def test_crash_recovery_bugs_are_harmless_without_crashes(bug: SynodBug) -> None:
     # The same settings minus every crash: these bugs only bite across a restart.
     settings, _ = HUNTS[bug]
     calm = SynodSettings(

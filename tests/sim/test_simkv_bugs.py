@@ -17,28 +17,30 @@ from __future__ import annotations
 
 import pytest
 
-from pypaxos.kv import KV_BUGS
-from pypaxos.multi import MULTI_BUGS
+from pypaxos.kv import KvBug
+from pypaxos.multi import LogBug
 from pypaxos.sim.kv import KVResult, KVSettings, first_violation, run_kv
 
 SEEDS_MAX = 60
 
 
-def first_caught(bug: str, nodes: int = 3) -> KVResult | None:
+def first_caught(bug: LogBug | KvBug, nodes: int = 3) -> KVResult | None:
     return first_violation(KVSettings(nodes=nodes, bugs=frozenset({bug})), range(SEEDS_MAX))
 
 
-@pytest.mark.parametrize("bug", sorted({**MULTI_BUGS, **KV_BUGS}))
-def test_each_planted_bug_is_caught(bug: str) -> None:
+@pytest.mark.parametrize("bug", sorted([*LogBug, *KvBug]), ids=str)
+def test_each_planted_bug_is_caught(bug: LogBug | KvBug) -> None:
     caught = first_caught(bug)
     assert caught is not None, f"{bug}: no violation in seeds 0..{SEEDS_MAX - 1}"
     replay = caught.settings.replay_command(caught.seed)
-    assert f"--bug {bug}" in replay and f"--start {caught.seed}" in replay
+    assert f"--bug {bug.value}" in replay and f"--start {caught.seed}" in replay
     assert run_kv(caught.settings, caught.seed).violations == caught.violations  # replays
     clean = run_kv(KVSettings(), caught.seed)
     assert clean.violations == (), f"seed {caught.seed} fails without {bug} too"
 
 
-@pytest.mark.parametrize("bug", ["no-repropose", "commit-without-quorum", "reply-before-chosen"])
-def test_planted_bugs_are_caught_with_five_nodes_too(bug: str) -> None:
+@pytest.mark.parametrize(
+    "bug", [LogBug.NO_REPROPOSE, LogBug.COMMIT_WITHOUT_QUORUM, LogBug.REPLY_BEFORE_CHOSEN], ids=str
+)
+def test_planted_bugs_are_caught_with_five_nodes_too(bug: LogBug) -> None:
     assert first_caught(bug, nodes=5) is not None

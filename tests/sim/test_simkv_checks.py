@@ -1,6 +1,6 @@
 """The checks are not vacuous: broken state machines and a cluster that never heals are caught.
 
-The planted bugs (``pypaxos.multi.bugs``, ``pypaxos.kv.KV_BUGS``) are in test_simkv_bugs.py.
+The planted bugs (``pypaxos.multi.bugs``, ``pypaxos.kv.bugs``) are in test_simkv_bugs.py.
 This mutant answers reads from a stale copy of the store (deterministically, so every replica
 agrees and only linearizability can tell).
 """

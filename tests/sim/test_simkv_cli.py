@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from pypaxos.cli import sim_kv as cmd_sim_kv
+from pypaxos.kv import KvBug
 from pypaxos.lincheck.wgl import check_history, parse_history
-from pypaxos.multi import MULTI_BUGS
+from pypaxos.multi import LogBug
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -53,8 +54,8 @@ def test_a_violation_exits_1_with_a_replay_command_that_reproduces_it(
 def test_bug_list_names_every_multi_bug(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--bug", "list"]) == 0
     out = capsys.readouterr().out
-    for name, text in MULTI_BUGS.items():
-        assert name in out and text in out
+    for bug in [*LogBug, *KvBug]:
+        assert bug.value in out and bug.description in out
     assert "KV bugs" in out
 
 

@@ -140,15 +140,17 @@ def test_skewed_clock_jumps_and_changes_rate() -> None:
 
 
 def test_planted_bugs_reach_the_node_config_from_file_and_flag(tmp_path: Path) -> None:
+    from pypaxos.multi import LogBug
     from pypaxos.runtime.config import ConfigError, load_config
 
     path = tmp_path / "cluster.toml"
     members = '[[members]]\nid = 1\npeer = "127.0.0.1:1"\nclient = "127.0.0.1:2"\n'
     path.write_text(f'cluster_id = "t"\nbugs = ["no-repropose"]\n{members}')
     config = load_config(path).with_bugs(["commit-without-quorum"])
-    assert config.multi_config().bugs == {"no-repropose", "commit-without-quorum"}
-    with pytest.raises(ConfigError, match="bugs: unknown bug"):
+    assert config.multi_config().bugs == {LogBug.NO_REPROPOSE, LogBug.COMMIT_WITHOUT_QUORUM}
+    with pytest.raises(ConfigError, match="bugs: unknown bug") as refused:
         config.with_bugs(["no-such-bug"])
+    assert refused.value.key == "bugs"
     path.write_text(f'cluster_id = "t"\nbugs = ["typo"]\n{members}')
     with pytest.raises(ConfigError, match="bugs"):
         load_config(path)

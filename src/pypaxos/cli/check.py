@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pypaxos.cli.usage import UsageError
-from pypaxos.core.bugs import SYNOD_BUGS
+from pypaxos.core.bugs import SynodBug, parse_bugs
 from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.options import add_serve_arguments
 from pypaxos.modelcheck.model import DEFAULT_MAX_BALLOT, DEFAULT_MAX_CRASHES
 from pypaxos.modelcheck.search import ExploreOptions, ExploreResult, Progress, explore, render_trace
+
+if TYPE_CHECKING:  # rich is imported only when a terminal shows the progress
+    from rich.live import Live
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +72,7 @@ def _options(args: argparse.Namespace) -> ExploreOptions:
             proposers=args.proposers,
             acceptors=args.acceptors,
             learners=args.learners,
-            bugs=frozenset(args.bug),
+            bugs=parse_bugs(args.bug, SynodBug),
         )
         return ExploreOptions(
             config,
@@ -79,7 +84,9 @@ def _options(args: argparse.Namespace) -> ExploreOptions:
         raise UsageError(str(error)) from None
 
 
-def _progress_printer(enabled: bool) -> tuple[object, object]:
+def _progress_printer(
+    enabled: bool,
+) -> tuple[Live, Callable[[Progress], None]] | tuple[None, None]:
     """A rich progress line while the search runs (only on a terminal)."""
     if not enabled:
         return None, None
@@ -105,7 +112,7 @@ def _report(result: ExploreResult) -> int:
         f"# pypaxos check synod --proposers {c.proposers} --acceptors {c.acceptors} "
         f"--learners {c.learners} --max-ballot {o.max_ballot} --max-crashes {o.max_crashes}"
         + (" --crash-proposers" if o.crash_proposers else "")
-        + "".join(f" --bug {b}" for b in sorted(c.bugs))
+        + "".join(f" --bug {b.value}" for b in sorted(c.bugs))
     )
     rate = result.states_per_second
     print(
@@ -131,16 +138,16 @@ def _report(result: ExploreResult) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.bug == ["list"]:
-        for name, text in sorted(SYNOD_BUGS.items()):
-            print(f"{name:28} {text}")
+        for bug in sorted(SynodBug):
+            print(f"{bug.value:28} {bug.description}")
         return 0
     options = _options(args)
     live, show = _progress_printer(not args.quiet and sys.stderr.isatty())
     if live is None:
         result = explore(options)
     else:
-        with live:  # type: ignore[attr-defined]
-            result = explore(options, show)  # type: ignore[arg-type]
+        with live:
+            result = explore(options, show)
     status = _report(result)
     if not args.explore:
         return status

@@ -21,7 +21,7 @@ import webbrowser
 
 from aiohttp import web
 
-from pypaxos.core.bugs import SYNOD_BUGS
+from pypaxos.core.bugs import SynodBug, parse_bugs
 from pypaxos.explorer.options import HOST, add_serve_arguments
 from pypaxos.explorer.scenarios import SCENARIO_FOR_BUG, SCENARIOS
 from pypaxos.explorer.server import make_app
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        choices=sorted(SYNOD_BUGS),
+        choices=sorted(bug.value for bug in SynodBug),
         help="switch on a planted bug in the actors (repeatable)",
     )
 
@@ -55,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def print_scenarios() -> None:
     for scenario in SCENARIOS.values():
         bugs = (
-            f"  [bugs: {', '.join(sorted(scenario.config.bugs))}]" if scenario.config.bugs else ""
+            f"  [bugs: {', '.join(b.value for b in sorted(scenario.config.bugs))}]"
+            if scenario.config.bugs
+            else ""
         )
         print(f"{scenario.name}: {scenario.title}{bugs}")
         print(textwrap.indent(textwrap.fill(scenario.explanation, 88), "    "))
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.trace is not None:
         return _run_trace(args)
-    bugs = frozenset(args.bug)
+    bugs = parse_bugs(args.bug, SynodBug)  # argparse's choices let only known names in
     name = args.scenario
     if name is None:
         name = next((SCENARIO_FOR_BUG[b] for b in sorted(bugs) if b in SCENARIO_FOR_BUG), "normal")

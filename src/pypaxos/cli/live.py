@@ -67,7 +67,7 @@ class Stats:
     wrong_reads: list[str] = field(default_factory=list)
     completions: deque[tuple[float, float]] = field(default_factory=deque)  # (time, latency_s)
     events: list[tuple[float, str]] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # JSON Lines events (wgl)
     nodes: list[NodeStatus] = field(default_factory=list)
     killed: int | None = None
     killed_at: float | None = None

@@ -79,7 +79,9 @@ def run(
         return 2
     setup_logging(args.log_level)
     if config.bugs:
-        log.warning("node %d: planted bugs on: %s", args.id, ", ".join(sorted(config.bugs)))
+        log.warning(
+            "node %d: planted bugs on: %s", args.id, ", ".join(b.value for b in sorted(config.bugs))
+        )
     with asyncio.Runner(loop_factory=loop_factory or preferred_loop_factory()) as runner:
         return runner.run(serve(config, args.id, args.fsync))
 

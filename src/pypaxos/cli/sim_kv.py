@@ -17,8 +17,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from pypaxos.kv import KV_BUGS
-from pypaxos.multi import MULTI_BUGS
+from pypaxos.core.bugs import parse_bugs
+from pypaxos.kv import KvBug
+from pypaxos.multi import LogBug
 from pypaxos.sim.kv import KVResult, KVSettings, liveness_bound_ticks, run_seeds
 
 
@@ -64,10 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def bug_list() -> str:
     lines = ["Multi-Paxos bugs (pypaxos.multi.bugs):"]
-    lines += [f"  {name:26} {text}" for name, text in sorted(MULTI_BUGS.items())]
+    lines += [f"  {bug.value:26} {bug.description}" for bug in sorted(LogBug)]
     lines.append("KV bugs (pypaxos.kv):")
-    if KV_BUGS:
-        lines += [f"  {name:26} {text}" for name, text in sorted(KV_BUGS.items())]
+    if list(KvBug):
+        lines += [f"  {bug.value:26} {bug.description}" for bug in sorted(KvBug)]
     else:
         lines.append("  (none planted in pypaxos.kv yet)")
     return "\n".join(lines)
@@ -80,16 +81,14 @@ def _usage(text: str) -> int:
 
 def settings_from(args: argparse.Namespace) -> KVSettings:
     """The run settings, or ``ValueError`` with what is wrong with the arguments."""
-    unknown = sorted(set(args.bug) - set(MULTI_BUGS) - set(KV_BUGS))
-    if unknown:
-        raise ValueError(f"unknown bug {', '.join(unknown)} (see --bug list)")
+    bugs = parse_bugs(args.bug, LogBug, KvBug)  # UnknownBug is a ValueError
     if args.seeds < 1 or args.start < 0 or args.jobs < 1:
         raise ValueError("--seeds and --jobs must be at least 1, --start at least 0")
     return KVSettings(
         nodes=args.nodes,
         clients=args.clients,
         ops=args.ops,
-        bugs=frozenset(args.bug),
+        bugs=bugs,
         thrifty=args.thrifty,
     )
 
@@ -130,7 +129,7 @@ def _header(settings: KVSettings, args: argparse.Namespace) -> str:
     bound = liveness_bound_ticks(settings)
     words = [f"--nodes {settings.nodes}", f"--clients {settings.clients}", f"--ops {settings.ops}"]
     words += [f"--seeds {args.seeds}", f"--start {args.start}"]
-    words += [f"--bug {bug}" for bug in sorted(settings.bugs)]
+    words += [f"--bug {bug.value}" for bug in sorted(settings.bugs)]
     if not settings.thrifty:
         words.append("--no-thrifty")
     return (

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from pypaxos.cli.usage import UsageError
-from pypaxos.core.bugs import SYNOD_BUGS
+from pypaxos.core.bugs import SynodBug, parse_bugs
 from pypaxos.sim.synod import SynodSettings, run_synod
 
 NO_FAULTS = SynodSettings()
@@ -96,9 +96,9 @@ def wants_bug_list(args: argparse.Namespace) -> bool:
 
 
 def print_bug_list() -> None:
-    width = max(len(name) for name in SYNOD_BUGS)
-    for name, explanation in SYNOD_BUGS.items():
-        print(f"{name:<{width}}  {explanation}")
+    width = max(len(bug.value) for bug in SynodBug)
+    for bug in SynodBug:
+        print(f"{bug.value:<{width}}  {bug.description}")
 
 
 def settings_from_args(args: argparse.Namespace) -> SynodSettings:
@@ -108,7 +108,7 @@ def settings_from_args(args: argparse.Namespace) -> SynodSettings:
             proposers=args.proposers,
             acceptors=args.acceptors,
             learners=args.learners,
-            bugs=frozenset(args.bug),
+            bugs=parse_bugs(args.bug, SynodBug),
             drop=args.drop,
             dup=args.dup,
             crash=args.crash,

@@ -14,7 +14,8 @@ import signal
 import sys
 from pathlib import Path
 
-from pypaxos.multi import MULTI_BUGS
+from pypaxos.core.bugs import UnknownBug, parse_bugs
+from pypaxos.multi import LogBug
 from pypaxos.torture.nemesis import AIMED_NEMESES, NEMESES
 from pypaxos.torture.run import Options, Verdict, default_seed, torture
 
@@ -69,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
     from pypaxos.cli.usage import UsageError
 
     if "list" in args.bug:
-        for name, text in MULTI_BUGS.items():
-            print(f"{name:28} {text}")
+        for bug in LogBug:
+            print(f"{bug.value:28} {bug.description}")
         return 0
-    unknown = [b for b in args.bug if b not in MULTI_BUGS]
-    if unknown:
-        raise UsageError(f"unknown bug {', '.join(unknown)} (--bug list shows them)")
+    try:
+        parse_bugs(args.bug, LogBug)  # the nodes get the names; refuse a typo here, not there
+    except UnknownBug as error:
+        raise UsageError(f"unknown bug {error.name} (--bug list shows them)") from None
     if args.time <= 0 or args.clients < 1 or args.keys < 1:
         raise UsageError("--time, --clients and --keys must be positive")
     options = Options(

@@ -6,7 +6,7 @@ out.  See ``effects`` for the durability contract every shell honours.
 """
 
 from pypaxos.core.acceptor import Acceptor, AcceptorState
-from pypaxos.core.bugs import SYNOD_BUGS
+from pypaxos.core.bugs import PlantedBug, SynodBug, UnknownBug, parse_bugs
 from pypaxos.core.effects import CancelTimer, Decide, Effect, Persist, Send, SetTimer
 from pypaxos.core.learner import Learner, LearnerState
 from pypaxos.core.messages import Accept, Accepted, Decided, Message, Nack, Prepare, Promise, Query
@@ -17,7 +17,6 @@ from pypaxos.core.types import NULL_BALLOT, Ballot, Value
 
 __all__ = [
     "NULL_BALLOT",
-    "SYNOD_BUGS",
     "Accept",
     "Accepted",
     "Acceptor",
@@ -35,6 +34,7 @@ __all__ = [
     "Nack",
     "Persist",
     "Phase",
+    "PlantedBug",
     "Prepare",
     "Promise",
     "Proposer",
@@ -45,6 +45,9 @@ __all__ = [
     "Send",
     "SetTimer",
     "SynodActor",
+    "SynodBug",
     "SynodConfig",
+    "UnknownBug",
     "Value",
+    "parse_bugs",
 ]

@@ -20,6 +20,7 @@ from typing import assert_never
 
 import msgspec
 
+from pypaxos.core.bugs import SynodBug
 from pypaxos.core.effects import Effect, Persist, Send
 from pypaxos.core.messages import (
     Accept,
@@ -52,7 +53,7 @@ class Acceptor:
         node_id: int,
         learners: tuple[int, ...],
         state: AcceptorState | None = None,
-        bugs: frozenset[str] = frozenset(),
+        bugs: frozenset[SynodBug] = frozenset(),
     ) -> None:
         self.id = node_id
         self.learners = learners
@@ -65,11 +66,11 @@ class Acceptor:
         node_id: int,
         learners: tuple[int, ...],
         durable: AcceptorState | None,
-        bugs: frozenset[str] = frozenset(),
+        bugs: frozenset[SynodBug] = frozenset(),
     ) -> Acceptor:
         """Rebuild an acceptor after a crash from what it had persisted (``None``: nothing)."""
         state = durable or AcceptorState()
-        if "forget-promise-on-restart" in bugs:
+        if SynodBug.FORGET_PROMISE_ON_RESTART in bugs:
             state = msgspec.structs.replace(state, promised=state.accepted_ballot)
         return cls(node_id, learners, state, bugs)
 
@@ -98,7 +99,7 @@ class Acceptor:
 
     def _on_prepare(self, msg: Prepare) -> list[Effect]:
         state = self.state
-        if msg.ballot <= state.promised and "promise-any-ballot" not in self.bugs:
+        if msg.ballot <= state.promised and SynodBug.PROMISE_ANY_BALLOT not in self.bugs:
             return [Send(msg.sender, Nack(self.id, msg.ballot, state.promised))]
         self.state = msgspec.structs.replace(state, promised=msg.ballot)
         promise = Promise(self.id, msg.ballot, state.accepted_ballot, state.accepted_value)
@@ -106,7 +107,7 @@ class Acceptor:
 
     def _on_accept(self, msg: Accept) -> list[Effect]:
         state = self.state
-        if msg.ballot < state.promised and "accept-below-promise" not in self.bugs:
+        if msg.ballot < state.promised and SynodBug.ACCEPT_BELOW_PROMISE not in self.bugs:
             return [Send(msg.sender, Nack(self.id, msg.ballot, state.promised))]
         self.state = AcceptorState(max(msg.ballot, state.promised), msg.ballot, msg.value)
         assert self.state.promised >= self.state.accepted_ballot, "promised below accepted"
@@ -124,5 +125,5 @@ class Acceptor:
             return []
         return [Send(msg.sender, Accepted(self.id, state.accepted_ballot, state.accepted_value))]
 
-    def _persist(self) -> Persist:
-        return Persist(self.state, sync="reply-before-persist" not in self.bugs)
+    def _persist(self) -> Persist[AcceptorState]:
+        return Persist(self.state, sync=SynodBug.REPLY_BEFORE_PERSIST not in self.bugs)

@@ -15,6 +15,7 @@ from typing import assert_never
 
 import msgspec
 
+from pypaxos.core.bugs import SynodBug
 from pypaxos.core.effects import CancelTimer, Decide, Effect, Persist, Send, SetTimer
 from pypaxos.core.messages import (
     Accept,
@@ -56,7 +57,7 @@ class Learner:
         peers: tuple[int, ...] = (),
         catch_up_ticks: int = 100,
         durable: LearnerState | None = None,
-        bugs: frozenset[str] = frozenset(),
+        bugs: frozenset[SynodBug] = frozenset(),
         proposers: tuple[int, ...] = (),
     ) -> None:
         self.id = node_id
@@ -105,7 +106,7 @@ class Learner:
     def _on_accepted(self, msg: Accepted) -> list[Effect]:
         if self.decided is not None:
             return []
-        if "learner-counts-duplicates" in self.bugs:
+        if SynodBug.LEARNER_COUNTS_DUPLICATES in self.bugs:
             self.votes[(msg.ballot, msg.value)] += 1
             if self.votes[(msg.ballot, msg.value)] >= len(self.quorum.members) // 2 + 1:
                 return self._decide(msg.value)
@@ -114,7 +115,7 @@ class Learner:
         if previous is not None and previous[0] >= msg.ballot:
             return []  # stale or duplicate report
         self.latest[msg.sender] = (msg.ballot, msg.value)
-        if "learner-mixes-ballots" in self.bugs:
+        if SynodBug.LEARNER_MIXES_BALLOTS in self.bugs:
             voters = [a for a, (_, v) in self.latest.items() if v == msg.value]
         else:
             voters = [a for a, (b, _) in self.latest.items() if b == msg.ballot]

@@ -22,6 +22,7 @@ from typing import Protocol, assert_never
 
 import msgspec
 
+from pypaxos.core.bugs import SynodBug
 from pypaxos.core.effects import CancelTimer, Effect, Persist, Send, SetTimer
 from pypaxos.core.messages import (
     Accept,
@@ -95,7 +96,7 @@ class Proposer:
         rng: RandomSource,
         timing: ProposerTiming | None = None,
         durable: ProposerState | None = None,
-        bugs: frozenset[str] = frozenset(),
+        bugs: frozenset[SynodBug] = frozenset(),
         learners: tuple[int, ...] = (),
     ) -> None:
         self.id = node_id
@@ -169,7 +170,7 @@ class Proposer:
         self.accepted_from = set()
         self.proposal = None
         effects: list[Effect] = []
-        if "proposer-forgets-ballot" not in self.bugs:
+        if SynodBug.PROPOSER_FORGETS_BALLOT not in self.bugs:
             effects.append(Persist(ProposerState(self.ballot)))
         prepare = Prepare(self.id, self.ballot)
         effects.extend(Send(a, prepare) for a in self.quorum.members)
@@ -195,12 +196,12 @@ class Proposer:
     def _choose_value(self) -> Value:
         """P2c: the value of the highest-ballot proposal any promiser accepted, else our own."""
         assert self.own_value is not None
-        if "ignore-promised-values" in self.bugs:
+        if SynodBug.IGNORE_PROMISED_VALUES in self.bugs:
             return self.own_value
         reported = [p for p in self.promises.values() if p.accepted_value is not None]
         if not reported:
             return self.own_value
-        if "adopt-first-promise" in self.bugs:
+        if SynodBug.ADOPT_FIRST_PROMISE in self.bugs:
             first = reported[0].accepted_value
             assert first is not None
             return first

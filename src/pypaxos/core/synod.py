@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pypaxos.core.acceptor import Acceptor, AcceptorState
-from pypaxos.core.bugs import SYNOD_BUGS, check_bugs
+from pypaxos.core.bugs import SynodBug, require_family
 from pypaxos.core.effects import Effect
 from pypaxos.core.learner import Learner, LearnerState
 from pypaxos.core.messages import Message
@@ -38,14 +38,14 @@ class SynodConfig:
     proposers: int = 2
     acceptors: int = 3
     learners: int = 2
-    bugs: frozenset[str] = field(default_factory=frozenset)
+    bugs: frozenset[SynodBug] = field(default_factory=frozenset)
     timing: ProposerTiming = field(default_factory=ProposerTiming)
     learner_catch_up_ticks: int = 100
 
     def __post_init__(self) -> None:
         if self.proposers < 1 or self.acceptors < 1 or self.learners < 0:
             raise ValueError("need at least one proposer and one acceptor")
-        check_bugs(self.bugs, SYNOD_BUGS)
+        require_family(self.bugs, SynodBug)
 
     @property
     def acceptor_ids(self) -> tuple[int, ...]:
@@ -83,7 +83,7 @@ class SynodConfig:
 
     def quorum(self) -> Majority:
         """The quorum system actors use (a deliberately too small one under ``small-quorum``)."""
-        if "small-quorum" in self.bugs:
+        if SynodBug.SMALL_QUORUM in self.bugs:
             return Majority(self.acceptor_ids, threshold=max(1, self.acceptors // 2))
         return Majority(self.acceptor_ids)
 

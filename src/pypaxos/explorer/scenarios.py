@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pypaxos.core.bugs import SynodBug
 from pypaxos.core.synod import SynodConfig
 
 
@@ -34,7 +35,7 @@ class Scenario:
         return self.setup + self.script
 
 
-def _config(learners: int = 1, bugs: frozenset[str] = frozenset()) -> SynodConfig:
+def _config(learners: int = 1, bugs: frozenset[SynodBug] = frozenset()) -> SynodConfig:
     return SynodConfig(proposers=2, acceptors=3, learners=learners, bugs=bugs)
 
 
@@ -144,7 +145,7 @@ SCENARIOS: dict[str, Scenario] = {
             "accept x at 0.4, so x is chosen and L1 decides x.  P2's promise quorum {A2, A3} "
             "reports x, but P2 proposes y anyway; A2 and A3 accept y at 0.5, so y is chosen "
             "too and L2 decides y.  Walk forward until the violation banner appears.",
-            _config(learners=2, bugs=frozenset({"ignore-promised-values"})),
+            _config(learners=2, bugs=frozenset({SynodBug.IGNORE_PROMISED_VALUES})),
             setup=("propose P1 x",),
             script=(
                 "deliver P1 A1",
@@ -174,7 +175,7 @@ SCENARIOS: dict[str, Scenario] = {
             "promises were sent before that acceptance and report nothing, so P2 proposes y and "
             "{A2, A3} accept it: two values chosen.  Walk forward until the violation banner "
             "appears.",
-            _config(learners=2, bugs=frozenset({"accept-below-promise"})),
+            _config(learners=2, bugs=frozenset({SynodBug.ACCEPT_BELOW_PROMISE})),
             setup=("propose P1 x",),
             script=(
                 "deliver P1 A1",
@@ -200,7 +201,7 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 # The scenario to open when only ``--bug NAME`` is given.
-SCENARIO_FOR_BUG: dict[str, str] = {
-    "ignore-promised-values": "bug-ignore-promised-values",
-    "accept-below-promise": "bug-accept-below-promise",
+SCENARIO_FOR_BUG: dict[SynodBug, str] = {
+    SynodBug.IGNORE_PROMISED_VALUES: "bug-ignore-promised-values",
+    SynodBug.ACCEPT_BELOW_PROMISE: "bug-accept-below-promise",
 }

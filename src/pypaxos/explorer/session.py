@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pypaxos.core.acceptor import Acceptor
-from pypaxos.core.bugs import SYNOD_BUGS, check_bugs
+from pypaxos.core.bugs import SynodBug
 from pypaxos.core.learner import Learner
 from pypaxos.core.proposer import Proposer
 from pypaxos.core.synod import SynodConfig
@@ -23,7 +23,7 @@ from pypaxos.explorer.world import TIMER_NAMES, build_world
 from pypaxos.sim.checkers import chosen_values
 from pypaxos.sim.script import ScriptError, describe, describe_actor
 
-Json = dict[str, Any]
+Json = dict[str, Any]  # what the browser gets: any JSON value under a key
 
 # Commands that move in the history instead of changing the world.
 NAVIGATION = ("back", "forward", "reset", "end", "goto")
@@ -32,12 +32,12 @@ NAVIGATION = ("back", "forward", "reset", "end", "goto")
 class Session:
     """A command history over one deployment, with a cursor."""
 
-    def __init__(self, scenario: Scenario, extra_bugs: frozenset[str] = frozenset()) -> None:
+    def __init__(self, scenario: Scenario, extra_bugs: frozenset[SynodBug] = frozenset()) -> None:
         self.load(scenario, extra_bugs)
 
-    def load(self, scenario: Scenario, extra_bugs: frozenset[str] = frozenset()) -> None:
+    def load(self, scenario: Scenario, extra_bugs: frozenset[SynodBug] = frozenset()) -> None:
         """Start ``scenario`` afresh: setup applied, its script waiting ahead."""
-        bugs = check_bugs(scenario.config.bugs | extra_bugs, SYNOD_BUGS)
+        bugs = scenario.config.bugs | extra_bugs
         self.scenario = scenario
         self.extra_bugs = frozenset(extra_bugs)
         self.config: SynodConfig = dataclasses.replace(scenario.config, bugs=bugs)
@@ -118,7 +118,7 @@ class Session:
                 "proposers": config.proposers,
                 "acceptors": config.acceptors,
                 "learners": config.learners,
-                "bugs": sorted(config.bugs),
+                "bugs": [b.value for b in sorted(config.bugs)],
             },
             "step": self.position,
             "total": len(self.commands),
@@ -232,7 +232,7 @@ def scenario_list(scenarios: Mapping[str, Scenario] = SCENARIOS) -> list[Json]:
             "name": s.name,
             "title": s.title,
             "explanation": s.explanation,
-            "bugs": sorted(s.config.bugs),
+            "bugs": [b.value for b in sorted(s.config.bugs)],
         }
         for s in scenarios.values()
     ]

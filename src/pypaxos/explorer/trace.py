@@ -35,6 +35,7 @@ import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pypaxos.core.bugs import SynodBug, parse_bugs
 from pypaxos.core.messages import Message
 from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.scenarios import Scenario
@@ -182,7 +183,7 @@ def trace_commands(config: SynodConfig, actions: Sequence[str]) -> list[str]:
 def trace_scenario(counterexample: Counterexample) -> Scenario:
     """A scenario whose script is the counterexample, opening at its last (failing) step."""
     c = counterexample
-    bugs = ", ".join(sorted(c.config.bugs)) or "no planted bug"
+    bugs = ", ".join(b.value for b in sorted(c.config.bugs)) or "no planted bug"
     steps = len(c.actions)
     return Scenario(
         name=TRACE_SCENARIO,
@@ -266,7 +267,7 @@ def simulation_scenario(result: synod.SynodResult) -> Scenario:
             break
     if opening is None:
         raise TraceError("the replay reaches no violation: the mapping is not exact")
-    bugs = ", ".join(sorted(config.bugs)) or "no planted bug"
+    bugs = ", ".join(b.value for b in sorted(config.bugs)) or "no planted bug"
     return Scenario(
         name=SIMULATION_SCENARIO,
         title=f"Simulator seed {result.seed} ({bugs})",
@@ -322,6 +323,7 @@ def _config_from_header(header: str) -> SynodConfig:
     parser.add_argument("--bug", action="append", default=[])
     try:
         args, _ = parser.parse_known_args(shlex.split(header.removeprefix("#"))[3:])
-        return SynodConfig(args.proposers, args.acceptors, args.learners, frozenset(args.bug))
+        bugs = parse_bugs(args.bug, SynodBug)
+        return SynodConfig(args.proposers, args.acceptors, args.learners, bugs)
     except (argparse.ArgumentError, ValueError) as error:
         raise TraceError(f"cannot read the report's first line {header!r}: {error}") from None

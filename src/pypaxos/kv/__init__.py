@@ -4,6 +4,7 @@ Pure (no I/O, clock, randomness or threads): the Multi-Paxos log hands ``apply``
 command bytes in slot order; see ``state_machine`` for the exactly-once rules.
 """
 
+from pypaxos.kv.bugs import KvBug
 from pypaxos.kv.commands import (
     NOOP,
     Answer,
@@ -36,15 +37,12 @@ from pypaxos.kv.commands import (
 )
 from pypaxos.kv.state_machine import (
     DEFAULT_SESSION_TTL_COMMANDS,
-    KV_BUGS,
     KVStateMachine,
     Session,
-    StateMachine,
 )
 
 __all__ = [
     "DEFAULT_SESSION_TTL_COMMANDS",
-    "KV_BUGS",
     "NOOP",
     "Answer",
     "Cas",
@@ -55,6 +53,7 @@ __all__ = [
     "Incr",
     "Integer",
     "KVStateMachine",
+    "KvBug",
     "LogEntry",
     "Mismatch",
     "NoOp",
@@ -67,7 +66,6 @@ __all__ = [
     "SessionExpired",
     "Set",
     "Stale",
-    "StateMachine",
     "Value",
     "decode_answer",
     "decode_entry",

@@ -7,7 +7,7 @@ persists and the durability contract, ``bugs`` for the planted mistakes.
 """
 
 from pypaxos.multi.acceptor import SlotAcceptor
-from pypaxos.multi.bugs import MULTI_BUGS
+from pypaxos.multi.bugs import LogBug
 from pypaxos.multi.config import MultiConfig
 from pypaxos.multi.effects import (
     AcceptRecord,
@@ -40,7 +40,6 @@ from pypaxos.multi.node import Node, Role, Status
 from pypaxos.multi.replica import Replica, StateMachine
 
 __all__ = [
-    "MULTI_BUGS",
     "NOOP",
     "Accept",
     "AcceptRecord",
@@ -55,6 +54,7 @@ __all__ = [
     "Heartbeat",
     "HeartbeatAck",
     "Leader",
+    "LogBug",
     "Message",
     "MultiConfig",
     "Nack",

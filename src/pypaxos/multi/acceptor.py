@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 from pypaxos.core.effects import Persist
 from pypaxos.core.types import NULL_BALLOT, Ballot
+from pypaxos.multi.bugs import LogBug
 from pypaxos.multi.effects import AcceptRecord, PromiseRecord, Record, SnapshotRecord
 from pypaxos.multi.log import Vote
 from pypaxos.multi.messages import Accept, Accepted, Nack, Prepare, Promise
@@ -32,7 +33,7 @@ class SlotAcceptor:
     __slots__ = ("accepted", "bugs", "id", "log_start", "log_window_slots", "promised")
 
     def __init__(
-        self, node_id: int, log_window_slots: int, bugs: frozenset[str] = frozenset()
+        self, node_id: int, log_window_slots: int, bugs: frozenset[LogBug] = frozenset()
     ) -> None:
         self.id = node_id
         self.log_window_slots = log_window_slots
@@ -47,7 +48,7 @@ class SlotAcceptor:
         node_id: int,
         log_window_slots: int,
         records: Iterable[Record],
-        bugs: frozenset[str] = frozenset(),
+        bugs: frozenset[LogBug] = frozenset(),
     ) -> SlotAcceptor:
         """Replay persisted records in append order (the latest record of a slot wins)."""
         acceptor = cls(node_id, log_window_slots, bugs)
@@ -62,24 +63,26 @@ class SlotAcceptor:
                 case SnapshotRecord():
                     acceptor.compact(record.slot)
         highest_accepted = max((v.ballot for v in acceptor.accepted.values()), default=NULL_BALLOT)
-        if "forget-promise-on-recover" in bugs:
+        if LogBug.FORGET_PROMISE_ON_RECOVER in bugs:
             promised = NULL_BALLOT
         acceptor.promised = max(promised, highest_accepted)
         acceptor.compact(acceptor.log_start)
         return acceptor
 
-    def prepare(self, msg: Prepare, commit_index: int) -> tuple[Persist | None, Promise | Nack]:
+    def prepare(
+        self, msg: Prepare, commit_index: int
+    ) -> tuple[Persist[PromiseRecord] | None, Promise | Nack]:
         if msg.ballot <= self.promised:
             return None, Nack(self.id, msg.ballot, self.promised)
         self.promised = msg.ballot
         log_start = self.log_start
-        if "promise-hides-compaction" in self.bugs:
+        if LogBug.PROMISE_HIDES_COMPACTION in self.bugs:
             log_start = min(log_start, msg.first_slot)
         votes = tuple(v for s, v in sorted(self.accepted.items()) if s >= msg.first_slot)
         promise = Promise(self.id, msg.ballot, msg.first_slot, log_start, commit_index, votes)
         return Persist(PromiseRecord(msg.ballot)), promise
 
-    def accept(self, msg: Accept) -> tuple[Persist | None, Accepted | Nack | None]:
+    def accept(self, msg: Accept) -> tuple[Persist[AcceptRecord] | None, Accepted | Nack | None]:
         """Phase 2b for one slot; ``None`` means "ignored" (compacted or beyond the window)."""
         if msg.ballot < self.promised:
             return None, Nack(self.id, msg.ballot, self.promised)

@@ -1,21 +1,52 @@
-"""Planted Multi-Paxos bugs, switched on by name in the real code (see ``core.bugs``).
+"""Planted Multi-Paxos bugs, switched on in the real code (see ``core.bugs`` for the registry).
 
 Each must make a test-visible safety property fail under some seed (tests/multi prove it):
 two nodes applying different values in one slot, or a client told "done" for a command that
 is never applied.  A stale snapshot without the dedup table needs the KV machine and lives
-with it; there is no lease read path yet, hence no "read while deposed" bug.
+with it (``kv.bugs``); there is no lease read path yet, hence no "read while deposed" bug.
 """
 
 from __future__ import annotations
 
-MULTI_BUGS: dict[str, str] = {
-    "no-repropose": "a new leader ignores values reported in promises and reuses those slots",
-    "adopt-lowest-ballot": "a new leader re-proposes the lowest-ballot value reported per slot",
-    "noop-overwrites-chosen": "a new leader fills holes with no-ops consulting only its own log",
-    "commit-without-quorum": "the leader counts a slot as chosen on its own acceptance alone",
-    "reply-before-chosen": "the leader answers a client when it proposes, before the choice",
-    "commit-index-any-ballot": "a follower applies any accepted value below the leader's commit",
-    "forget-promise-on-recover": "a recovered node keeps its accepted values but not its promise",
-    "count-own-vote-before-sync": "the leader counts its own vote before its record is durable",
-    "promise-hides-compaction": "a promise does not report compacted slots; they become no-ops",
-}
+from pypaxos.core.bugs import PlantedBug
+
+
+class LogBug(PlantedBug):
+    """Planted mistakes in the replicated log (``multi``)."""
+
+    NO_REPROPOSE = (
+        "no-repropose",
+        "a new leader ignores values reported in promises and reuses those slots",
+    )
+    ADOPT_LOWEST_BALLOT = (
+        "adopt-lowest-ballot",
+        "a new leader re-proposes the lowest-ballot value reported per slot",
+    )
+    NOOP_OVERWRITES_CHOSEN = (
+        "noop-overwrites-chosen",
+        "a new leader fills holes with no-ops consulting only its own log",
+    )
+    COMMIT_WITHOUT_QUORUM = (
+        "commit-without-quorum",
+        "the leader counts a slot as chosen on its own acceptance alone",
+    )
+    REPLY_BEFORE_CHOSEN = (
+        "reply-before-chosen",
+        "the leader answers a client when it proposes, before the choice",
+    )
+    COMMIT_INDEX_ANY_BALLOT = (
+        "commit-index-any-ballot",
+        "a follower applies any accepted value below the leader's commit",
+    )
+    FORGET_PROMISE_ON_RECOVER = (
+        "forget-promise-on-recover",
+        "a recovered node keeps its accepted values but not its promise",
+    )
+    COUNT_OWN_VOTE_BEFORE_SYNC = (
+        "count-own-vote-before-sync",
+        "the leader counts its own vote before its record is durable",
+    )
+    PROMISE_HIDES_COMPACTION = (
+        "promise-hides-compaction",
+        "a promise does not report compacted slots; they become no-ops",
+    )

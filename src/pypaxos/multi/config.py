@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pypaxos.core.bugs import check_bugs
+from pypaxos.core.bugs import require_family
 from pypaxos.core.quorum import Majority
-from pypaxos.multi.bugs import MULTI_BUGS
+from pypaxos.multi.bugs import LogBug
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class MultiConfig:
     catch_up_max_bytes: int = 1024 * 1024
     catch_up_retry_ticks: int = 5
     thrifty: bool = False
-    bugs: frozenset[str] = field(default_factory=frozenset)
+    bugs: frozenset[LogBug] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         if not self.node_ids or len(set(self.node_ids)) != len(self.node_ids):
@@ -68,7 +68,7 @@ class MultiConfig:
             raise ValueError("tick lengths, windows, batches, queues must all be >= 1")
         if self.log_window_slots < self.window_slots + self.snapshot_every_slots:
             raise ValueError("log_window_slots must be >= window_slots + snapshot_every_slots")
-        check_bugs(self.bugs, MULTI_BUGS)
+        require_family(self.bugs, LogBug)
 
     def quorum(self) -> Majority:
         return Majority(self.node_ids)

@@ -41,6 +41,7 @@ import msgspec
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
 from pypaxos.multi.log import Batch
+from pypaxos.multi.messages import Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +80,6 @@ class PersistOwnVote:
     record: AcceptRecord
 
 
-Effect = Send | Persist | PersistOwnVote | Reply | Redirect | Busy | Applied
-
-
 class PromiseRecord(msgspec.Struct, frozen=True, tag="multi.PromiseRecord"):
     ballot: Ballot
 
@@ -98,6 +96,8 @@ class SnapshotRecord(msgspec.Struct, frozen=True, tag="multi.SnapshotRecord"):
 
 
 Record = PromiseRecord | AcceptRecord | SnapshotRecord
+
+Effect = Send[Message] | Persist[Record] | PersistOwnVote | Reply | Redirect | Busy | Applied
 
 
 def persists_first(effects: list[Effect]) -> list[Effect]:

@@ -42,6 +42,7 @@ from enum import Enum
 
 from pypaxos.core.quorum import QuorumSystem
 from pypaxos.core.types import NULL_BALLOT, Ballot
+from pypaxos.multi.bugs import LogBug
 from pypaxos.multi.config import MultiConfig
 from pypaxos.multi.log import NOOP, Batch, Entry, Vote
 from pypaxos.multi.messages import Accepted, Prepare, Promise
@@ -112,7 +113,7 @@ class Leader:
         self.phase = Phase.LEADING
         self._choose_targets(list(self.promises))
         base = max([self.first_slot, *(p.log_start for p in self.promises.values())])
-        if "no-repropose" in self.bugs:
+        if LogBug.NO_REPROPOSE in self.bugs:
             self.next_slot = self.first_slot
             return []
         best = self._best_votes(base)
@@ -122,7 +123,7 @@ class Leader:
 
     def _best_votes(self, base: int) -> dict[int, Vote]:
         promises = list(self.promises.values())
-        if "noop-overwrites-chosen" in self.bugs:
+        if LogBug.NOOP_OVERWRITES_CHOSEN in self.bugs:
             promises = [p for p in promises if p.sender == self.id]
         best: dict[int, Vote] = {}
         for promise in promises:
@@ -135,7 +136,7 @@ class Leader:
         return best
 
     def _prefer(self, vote: Vote, known: Vote) -> bool:
-        if "adopt-lowest-ballot" in self.bugs:
+        if LogBug.ADOPT_LOWEST_BALLOT in self.bugs:
             return vote.ballot < known.ballot
         return vote.ballot > known.ballot
 
@@ -184,7 +185,7 @@ class Leader:
         if flight is None:
             return None
         flight.acks.add(msg.sender)
-        if "commit-without-quorum" not in self.bugs and not self.quorum.is_phase2_quorum(
+        if LogBug.COMMIT_WITHOUT_QUORUM not in self.bugs and not self.quorum.is_phase2_quorum(
             flight.acks
         ):
             return None

@@ -56,6 +56,7 @@ from pypaxos.core.effects import Send
 from pypaxos.core.proposer import RandomSource
 from pypaxos.core.types import NULL_BALLOT, Ballot
 from pypaxos.multi.acceptor import SlotAcceptor
+from pypaxos.multi.bugs import LogBug
 from pypaxos.multi.config import MultiConfig
 from pypaxos.multi.effects import (
     Busy,
@@ -423,7 +424,7 @@ class Node:
         awaiting = self.replica.awaiting
         mine = [e.request_id for e in value if e.origin == self.id and e.request_id in awaiting]
         effects: list[Effect] = []
-        if "reply-before-chosen" in self.bugs:
+        if LogBug.REPLY_BEFORE_CHOSEN in self.bugs:
             awaiting.difference_update(mine)
             effects += [Reply(r, b"") for r in mine]
         else:
@@ -441,8 +442,8 @@ class Node:
         effects += [Send(p, accept) for p in targets]
         if persist is not None and self._ballot_durable():
             # Send before our own record is durable; count our vote in ``synced``.
-            effects.append(PersistOwnVote(persist.state))  # type: ignore[arg-type]
-            if "count-own-vote-before-sync" in self.bugs and isinstance(reply, Accepted):
+            effects.append(PersistOwnVote(persist.state))
+            if LogBug.COUNT_OWN_VOTE_BEFORE_SYNC in self.bugs and isinstance(reply, Accepted):
                 effects += self._on_accepted(reply)
             return effects
         if persist is not None:
@@ -498,7 +499,7 @@ class Node:
             slots = range(start, stop)
         else:  # far behind (a restarted node): visit our few votes, not the whole window
             slots = sorted(s for s in accepted if start <= s < stop)
-        any_ballot = "commit-index-any-ballot" in self.bugs
+        any_ballot = LogBug.COMMIT_INDEX_ANY_BALLOT in self.bugs
         for slot in slots:
             vote = accepted.get(slot)
             if vote is not None and (vote.ballot == ballot or any_ballot):

@@ -26,13 +26,23 @@ from pypaxos.multi.messages import Decided, Snapshot
 
 
 class StateMachine(Protocol):
-    """What the log is applied to (``pypaxos.kv`` provides one; tests use tiny ones)."""
+    """What the log is applied to (``kv.KVStateMachine`` is one; tests use tiny ones).
 
-    def apply(self, command: bytes) -> bytes: ...
+    Every method must be deterministic: replicas feed it the same commands in the same order
+    and must reach the same state and the same results (Schneider 1990).
+    """
 
-    def snapshot(self) -> bytes: ...
+    def apply(self, command: bytes) -> bytes:
+        """Apply the next decided command and return its result."""
+        ...
 
-    def restore(self, data: bytes) -> None: ...
+    def snapshot(self) -> bytes:
+        """The whole state, such that ``restore`` rebuilds an identical machine."""
+        ...
+
+    def restore(self, data: bytes) -> None:
+        """Replace the whole state with the one ``snapshot`` returned."""
+        ...
 
 
 class Replica:
@@ -128,7 +138,7 @@ class Replica:
         self.awaiting.difference_update(lost)
         return [Redirect(r, None) for r in lost]
 
-    def _take_snapshot(self) -> Persist:
+    def _take_snapshot(self) -> Persist[SnapshotRecord]:
         self.retained_from = self.snapshot_slot
         self.snapshot_slot = self.applied_index
         self.snapshot_data = self.machine.snapshot()

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pypaxos.multi import MultiConfig
+from pypaxos.core.bugs import UnknownBug, parse_bugs
+from pypaxos.multi import LogBug, MultiConfig
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport.auth import SecretError, read_secret
 from pypaxos.transport.tcp import parse_address
@@ -131,7 +132,7 @@ class ClusterConfig:
     tick_ms: int
     members: tuple[Member, ...]
     protocol: dict[str, int]  # MultiConfig keyword arguments (timeouts and limits)
-    bugs: frozenset[str] = frozenset()  # planted pypaxos.multi bugs switched on (tests only)
+    bugs: frozenset[LogBug] = frozenset()  # planted pypaxos.multi bugs switched on (tests only)
     thrifty: bool = True  # MultiConfig.thrifty: each Accept to a quorum's worth of peers only
     # Peers must prove they know the secret in this file (transport.auth); absolute.
     peer_secret_file: Path | None = None
@@ -172,13 +173,12 @@ class ClusterConfig:
 
     def with_bugs(self, names: list[str] | tuple[str, ...]) -> ClusterConfig:
         """This config with the planted bugs ``names`` switched on too; ``ConfigError`` on a
-        name ``pypaxos.multi.MULTI_BUGS`` does not know."""
-        config = dataclasses.replace(self, bugs=self.bugs | frozenset(names))
+        name ``pypaxos.multi.LogBug`` does not know."""
         try:
-            config.multi_config()
-        except ValueError as error:
+            chosen = parse_bugs(names, LogBug)
+        except UnknownBug as error:
             raise ConfigError(self.path, "bugs", str(error)) from None
-        return config
+        return dataclasses.replace(self, bugs=self.bugs | chosen)
 
 
 def new_config(
@@ -226,7 +226,7 @@ def render_config(config: ClusterConfig) -> str:
         secret = _relative_to_file(config, config.peer_secret_file)
         lines.append(f"peer_secret_file = {_quote(secret)}")
     if config.bugs:
-        lines.append(f"bugs = [{', '.join(_quote(b) for b in sorted(config.bugs))}]")
+        lines.append(f"bugs = [{', '.join(_quote(b.value) for b in sorted(config.bugs))}]")
     for table, keys, defaults in (
         ("timeouts", TIMEOUT_KEYS, RUNTIME_TIMEOUTS),
         ("limits", LIMIT_KEYS, RUNTIME_LIMITS),

@@ -40,10 +40,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
-from pypaxos.core.bugs import check_bugs
+from pypaxos.core.bugs import require_family
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
-from pypaxos.kv import KV_BUGS, Get, KVStateMachine, decode_request, decode_result
+from pypaxos.kv import Get, KvBug, KVStateMachine, decode_request, decode_result
 from pypaxos.lincheck.wgl import (
     LinResult,
     check_history,
@@ -51,11 +51,11 @@ from pypaxos.lincheck.wgl import (
     history_from_events,
 )
 from pypaxos.multi import (
-    MULTI_BUGS,
     AcceptRecord,
     Applied,
     Batch,
     Busy,
+    LogBug,
     MultiConfig,
     PersistOwnVote,
     Promise,
@@ -95,7 +95,7 @@ class KVSettings:
     clients: int = 5
     ops: int = 200
     keys: int = 3
-    bugs: frozenset[str] = field(default_factory=frozenset)
+    bugs: frozenset[LogBug | KvBug] = field(default_factory=frozenset)
     faults: bool = True
     drop: float = 0.05
     dup: float = 0.05
@@ -109,7 +109,7 @@ class KVSettings:
     def __post_init__(self) -> None:
         if self.nodes < 1 or self.clients < 1 or self.ops < 1 or self.keys < 1:
             raise ValueError("nodes, clients, ops and keys must all be at least 1")
-        check_bugs(self.bugs, known_bugs())
+        require_family(self.bugs, (LogBug, KvBug))
         self.network_settings()
 
     def config(self) -> MultiConfig:
@@ -121,12 +121,12 @@ class KVSettings:
             log_window_slots=32,
             catch_up_max_slots=8,
             thrifty=self.thrifty,
-            bugs=self.bugs & MULTI_BUGS.keys(),
+            bugs=frozenset(b for b in self.bugs if isinstance(b, LogBug)),
         )
 
-    def kv_bugs(self) -> frozenset[str]:
+    def kv_bugs(self) -> frozenset[KvBug]:
         """The planted bugs that live in the state machine rather than in the log."""
-        return self.bugs & KV_BUGS.keys()
+        return frozenset(b for b in self.bugs if isinstance(b, KvBug))
 
     def network_settings(self) -> NetworkSettings:
         return NetworkSettings(self.drop, self.dup, self.delay_min_ticks, self.delay_max_ticks)
@@ -144,7 +144,7 @@ class KVSettings:
             "--seeds 1",
             f"--start {seed}",
         ]
-        words += [f"--bug {bug}" for bug in sorted(self.bugs)]
+        words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
         if not self.thrifty:
             words.append("--no-thrifty")
         cli = KVSettings(self.nodes, self.clients, self.ops, bugs=self.bugs, thrifty=self.thrifty)
@@ -339,11 +339,11 @@ class KVWorld(Simulator[object]):
 
     def current_leader(self) -> int | None:
         """The running leader with the highest ballot, if any."""
-        best: tuple[object, int] | None = None
+        best: tuple[Ballot, int] | None = None
         for node in self.node_list:
             if self.is_up(node):
                 n = self.node_actor(node).node
-                if n.role is Role.LEADER and (best is None or n.leader.ballot > best[0]):  # type: ignore[operator]
+                if n.role is Role.LEADER and (best is None or n.leader.ballot > best[0]):
                     best = (n.leader.ballot, node)
         return None if best is None else best[1]
 
@@ -439,7 +439,7 @@ class KVWorld(Simulator[object]):
         if self.trace is not None:
             self.log("FINAL READS of every key")
         ops = [Operation("read", key, Get(key.encode()), None) for key in self.keys]
-        self.inject(self.final_id, lambda actor: actor.run_script(ops))  # type: ignore[attr-defined]
+        self.inject(self.final_id, lambda actor: _as_client(actor).run_script(ops))
 
     def _converged(self) -> bool:
         indexes = {self.node_actor(n).node.applied_index for n in self.node_list}
@@ -457,23 +457,22 @@ class KVWorld(Simulator[object]):
     # -- hooks: client answers and ghost state -----------------------------------------------
 
     def on_effect(self, node: int, effect: object) -> None:
-        kind = type(effect)
-        if kind is Applied:
-            self._applied(node, effect.slot, effect.value)  # type: ignore[attr-defined]
-        elif kind is Reply:
-            rid: int = effect.request_id  # type: ignore[attr-defined]
+        if type(effect) is Applied:
+            self._applied(node, effect.slot, effect.value)
+        elif type(effect) is Reply:
+            rid = effect.request_id
             self.replied.add(rid)
-            reply = ClientReply(node, rid, effect.result)  # type: ignore[attr-defined]
+            reply = ClientReply(node, rid, effect.result)
             self.apply(node, [Send(self._client_of(rid), reply)])
-        elif kind is Redirect:
-            rid = effect.request_id  # type: ignore[attr-defined]
-            redirect = ClientRedirect(node, rid, effect.leader_id)  # type: ignore[attr-defined]
+        elif type(effect) is Redirect:
+            rid = effect.request_id
+            redirect = ClientRedirect(node, rid, effect.leader_id)
             self.apply(node, [Send(self._client_of(rid), redirect)])
-        elif kind is Busy:
-            rid = effect.request_id  # type: ignore[attr-defined]
+        elif type(effect) is Busy:
+            rid = effect.request_id
             self.apply(node, [Send(self._client_of(rid), ClientBusy(node, rid))])
-        elif kind is PersistOwnVote:
-            self._write_own_vote(node, effect.record)  # type: ignore[attr-defined]
+        elif type(effect) is PersistOwnVote:
+            self._write_own_vote(node, effect.record)
         else:
             super().on_effect(node, effect)
 
@@ -660,8 +659,14 @@ def describe_message(msg: object) -> str:
     return repr(msg)
 
 
+def _as_client(actor: object) -> Client:
+    assert isinstance(actor, Client), actor
+    return actor
+
+
 def _describe_records(durable: object | None) -> str:
-    return "empty" if durable is None else f"{len(durable)} records"  # type: ignore[arg-type]
+    assert durable is None or isinstance(durable, tuple)  # what RecordLogDisk.read returns
+    return "empty" if durable is None else f"{len(durable)} records"
 
 
 def run_kv(
@@ -699,17 +704,11 @@ def first_violation(settings: KVSettings, seeds: Iterable[int]) -> KVResult | No
     return None
 
 
-def known_bugs() -> dict[str, str]:
-    """Every planted bug this simulation can switch on, by name."""
-    return {**MULTI_BUGS, **KV_BUGS}
-
-
 __all__ = [
     "KVResult",
     "KVSettings",
     "KVWorld",
     "finish_bound_ticks",
-    "known_bugs",
     "liveness_bound_ticks",
     "run_kv",
     "run_seeds",

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import cast
 
 from pypaxos.core.types import NULL_BALLOT
 from pypaxos.kv import KVStateMachine
 from pypaxos.multi import (
     AcceptRecord,
     Effect,
+    Message,
     MultiConfig,
     Node,
     PromiseRecord,
@@ -177,7 +179,7 @@ class NodeActor:
         if isinstance(msg, ClientRequest):
             effects = node.propose(msg.rid, msg.command)
         else:
-            effects = node.handle(msg)  # type: ignore[arg-type]
+            effects = node.handle(cast(Message, msg))  # else a peer's: Node.handle refuses others
         if node.role is Role.LEADER:
             self._note_leading()
         return effects

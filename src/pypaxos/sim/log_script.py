@@ -41,10 +41,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
-from typing import assert_never
+from typing import Any, assert_never
 
 import msgspec
 
+from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.core.effects import Persist, Send
 from pypaxos.multi import (
     NOOP,
@@ -59,6 +60,7 @@ from pypaxos.multi import (
     Effect,
     Heartbeat,
     HeartbeatAck,
+    LogBug,
     Message,
     MultiConfig,
     Nack,
@@ -329,8 +331,7 @@ class LogInteraction:
                     self.caches[node_id].append(CachedWrite(effect.record, own_vote=True))
                     out.append(f"  {me} writes own vote {describe_record(effect.record)}")
                 case Send():
-                    assert isinstance(effect.msg, msgspec.Struct)
-                    sends.append((effect.to, effect.msg))  # type: ignore[arg-type]
+                    sends.append((effect.to, effect.msg))
                 case Reply():
                     result = effect.result.decode(errors="replace")
                     out.append(f"  {me} replies r{effect.request_id}: {result}")
@@ -542,10 +543,10 @@ class LogInteraction:
 # -- scripts ------------------------------------------------------------------------------------
 
 
-def parse_config(args: list[str], bugs: frozenset[str]) -> tuple[MultiConfig, int]:
+def parse_config(args: list[str], bugs: frozenset[LogBug]) -> tuple[MultiConfig, int]:
     """``config`` arguments: ``nodes=N``, ``seed=S`` and ``MultiConfig`` fields (ints, on/off)."""
     kinds = {f.name: f.type for f in fields(MultiConfig)}
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # MultiConfig keyword arguments, checked by its constructor
     seed = 0
     for arg in args:
         key, sep, text = arg.partition("=")
@@ -556,7 +557,10 @@ def parse_config(args: list[str], bugs: frozenset[str]) -> tuple[MultiConfig, in
         elif key == "seed":
             seed = _int(key, text)
         elif key == "bugs":
-            bugs = bugs | frozenset(text.split(","))
+            try:
+                bugs = bugs | parse_bugs(text.split(","), LogBug)
+            except UnknownBug as error:
+                raise ScriptError(f"config: {error}") from None
         elif kinds.get(key) == "int":
             values[key] = _int(key, text)
         elif kinds.get(key) == "bool" and text in ("on", "off"):
@@ -564,7 +568,7 @@ def parse_config(args: list[str], bugs: frozenset[str]) -> tuple[MultiConfig, in
         else:
             raise ScriptError(f"config: no setting {arg!r}")
     try:
-        config = replace(MultiConfig(), bugs=bugs, **values)  # type: ignore[arg-type]
+        config = replace(MultiConfig(), bugs=bugs, **values)
     except ValueError as error:
         raise ScriptError(f"config: {error}") from None
     return config, seed
@@ -576,7 +580,7 @@ def _int(key: str, text: str) -> int:
     return int(text)
 
 
-def run_log_script(text: str, bugs: frozenset[str] = frozenset()) -> str:
+def run_log_script(text: str, bugs: frozenset[LogBug] = frozenset()) -> str:
     """Run the ``> `` lines of ``text``; return the transcript (commands and their output).
 
     ``bugs`` switches planted bugs on (``multi.bugs``) on top of what ``config`` names: a test

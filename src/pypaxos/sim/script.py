@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pypaxos.core.acceptor import Acceptor
 from pypaxos.core.effects import CancelTimer, Decide, Effect, Persist, Send, SetTimer
 from pypaxos.core.learner import Learner
-from pypaxos.core.messages import Message
+from pypaxos.core.messages import Accept, Accepted, Decided, Message, Nack, Promise
 from pypaxos.core.proposer import Proposer
 from pypaxos.core.synod import SynodActor, SynodConfig
 
@@ -37,20 +37,19 @@ class ScriptError(ValueError):
     """A script line that cannot be carried out (unknown actor, no such message...)."""
 
 
-def describe(msg: object) -> str:
+def describe(msg: Message) -> str:
     """One message as a trace shows it, e.g. ``Promise 1.4 accepted=0.5:x``."""
     kind = type(msg).__name__
     ballot = getattr(msg, "ballot", None)
     parts = [kind] if ballot is None else [kind, str(ballot)]
-    match kind:
-        case "Promise":
-            accepted = msg.accepted_ballot  # type: ignore[attr-defined]
-            value = msg.accepted_value  # type: ignore[attr-defined]
+    match msg:
+        case Promise():
+            accepted, value = msg.accepted_ballot, msg.accepted_value
             parts.append("accepted=⊥" if value is None else f"accepted={accepted}:{value}")
-        case "Accept" | "Accepted" | "Decided":
-            parts.append(str(msg.value))  # type: ignore[attr-defined]
-        case "Nack":
-            parts.append(f"promised={msg.promised}")  # type: ignore[attr-defined]
+        case Accept() | Accepted() | Decided():
+            parts.append(str(msg.value))
+        case Nack():
+            parts.append(f"promised={msg.promised}")
     return " ".join(parts)
 
 
@@ -113,7 +112,7 @@ class Interaction:
         for effect in effects:
             match effect:
                 case Send(to=to, msg=msg):
-                    self.in_flight.append((node_id, to, msg))  # type: ignore[arg-type]
+                    self.in_flight.append((node_id, to, msg))
                     out.append(f"  {me} -> {self._name(to)}  {describe(msg)}")
                 case SetTimer(name=name, delay_ticks=delay):
                     out.append(f"  {me} sets timer {name} ({delay} ticks)")

@@ -38,6 +38,7 @@ from functools import partial
 from typing import assert_never
 
 from pypaxos.core.acceptor import AcceptorState
+from pypaxos.core.bugs import SynodBug
 from pypaxos.core.learner import LearnerState
 from pypaxos.core.messages import (
     Accept,
@@ -72,7 +73,7 @@ class SynodSettings:
     proposers: int = 2
     acceptors: int = 3
     learners: int = 2
-    bugs: frozenset[str] = field(default_factory=frozenset)
+    bugs: frozenset[SynodBug] = field(default_factory=frozenset)
     drop: float = 0.0
     dup: float = 0.0
     crash: float = 0.0  # chance per fault step (FAULT_STEP_TICKS) that a random actor crashes
@@ -140,7 +141,7 @@ class SynodSettings:
         ]
         if self.partition:
             options.append(("--partition", self.partition))
-        options.extend(("--bug", bug) for bug in sorted(self.bugs))
+        options.extend(("--bug", bug.value) for bug in sorted(self.bugs))
         return [word for option, value in options for word in (option, _cli_word(value))]
 
     def replay_command(self, seed: int) -> str:

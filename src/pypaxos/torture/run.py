@@ -37,6 +37,7 @@ from pypaxos.torture.cluster import Layout, TortureCluster
 from pypaxos.torture.hosts import Hosts, LoopbackHosts, NamespaceHosts, netns_available
 from pypaxos.torture.nemesis import Nemesis
 
+# The agent's parsed JSON status, one object per node.
 StatusFn = Callable[[], Coroutine[Any, Any, list[dict[str, Any]]]]
 
 HEAL_BOUND_S = 20.0  # the cluster takes writes again within this long after the final heal
@@ -241,7 +242,7 @@ async def wait_for_leader(status: StatusFn, timeout_s: float) -> int:
 async def wait_converged(status: StatusFn, timeout_s: float) -> bool:
     """Every node up and at the same applied index as every other, twice in a row."""
     deadline = time.monotonic() + timeout_s
-    previous: set[Any] | None = None
+    previous: set[Any] | None = None  # applied indexes as the JSON status has them
     while time.monotonic() < deadline:
         nodes = await status()
         applied = {n.get("applied_index") for n in nodes}

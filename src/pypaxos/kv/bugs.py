@@ -1,0 +1,17 @@
+"""Planted bugs in the key-value state machine (see ``core.bugs`` for the registry).
+
+Caught by the KV simulator (tests/sim/test_simkv_bugs.py), which checks exactly-once answers.
+"""
+
+from __future__ import annotations
+
+from pypaxos.core.bugs import PlantedBug
+
+
+class KvBug(PlantedBug):
+    """Planted mistakes in the state machine (``kv``)."""
+
+    SNAPSHOT_DROPS_SESSIONS = (
+        "snapshot-drops-sessions",
+        "the snapshot leaves out the exactly-once dedup table",
+    )
