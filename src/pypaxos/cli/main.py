@@ -32,6 +32,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("lincheck",), "pypaxos.cli.lincheck", "check a JSON Lines history for linearizability"),
     (("explore",), "pypaxos.cli.explore", "watch and drive single-decree Paxos in a browser"),
     (("node",), "pypaxos.cli.node", "run one node of a cluster (Redis protocol clients)"),
+    (("passwd",), "pypaxos.cli.passwd", "hash a client password into a [[users]] entry"),
     (
         ("demo",),
         "pypaxos.cli.demo",

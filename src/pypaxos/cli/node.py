@@ -72,6 +72,7 @@ def run(
         config = load_config(args.config)
         config.member(args.id)
         config.peer_secret()  # an unusable secret file is a configuration error: exit 2
+        config.check_protected(args.id)
         if args.bug:
             config = config.with_bugs(args.bug)
     except ConfigError as error:

@@ -30,6 +30,7 @@ import msgspec
 from pypaxos.kv import KVStateMachine
 from pypaxos.multi import Message, Node, Record, Role
 from pypaxos.multi.validate import check_message
+from pypaxos.runtime.auth import Users
 from pypaxos.runtime.config import ClusterConfig
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.identity import IDENTITY_NAME, Identity, claim
@@ -124,6 +125,7 @@ class NodeApp:
         self.dir = config.node_dir(node_id)
         self.pid_path = config.pid_file(node_id)
         self.peer_secret = config.peer_secret()  # ConfigError now, not at the first dial
+        config.check_protected(node_id)
         self.member_ids = frozenset(m.id for m in config.members)
         self.messages_refused = 0
         self._refused_logged_at = -math.inf
@@ -223,7 +225,8 @@ class NodeApp:
         )
         self.router = router
         await transport.start()
-        self.server = RespServer(router, self.info, self.member.client)
+        users = Users(config.users) if config.users else None
+        self.server = RespServer(router, self.info, self.member.client, users=users)
         await self.server.start()
         if self.member.metrics is not None:
             self.metrics_server = MetricsServer(self.metrics, self.member.metrics, self._refresh)

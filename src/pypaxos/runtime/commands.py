@@ -35,6 +35,7 @@ from pypaxos.kv import (
     Stale,
     Value,
 )
+from pypaxos.runtime.auth import Access
 from pypaxos.transport.resp import (
     encode_bulk,
     encode_error,
@@ -79,12 +80,22 @@ class Info:
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """``HELLO [protover ...]``: the connection switches protocol (2 or 3) and answers a map."""
+    """``HELLO [protover [AUTH user pass] [SETNAME name]]``: the connection switches protocol
+    (2 or 3), authenticates if asked, and answers a map."""
 
     protocol: int | None
+    auth: Auth | None = None
 
 
-Plan = Immediate | Ops | Info | Hello
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """``AUTH [user] password``: ``user`` is ``None`` for the one-argument (default user) form."""
+
+    user: str | None
+    password: bytes
+
+
+Plan = Immediate | Ops | Info | Hello | Auth
 
 
 def error(text: str) -> Immediate:
@@ -110,6 +121,19 @@ def plan(args: list[bytes]) -> Plan:
         return admin(args)
     shown = args[0].decode(errors="replace")
     return error(f"ERR unknown command '{shown}'")
+
+
+CONNECTION_COMMANDS = frozenset({b"AUTH", b"HELLO", b"QUIT"})
+"""What a connection may send before it authenticates."""
+
+
+def required_access(name: bytes, planned: Plan) -> Access:
+    """What running ``planned`` (the plan of command ``name``, upper case) needs a role to allow."""
+    if name in CONNECTION_COMMANDS:
+        return Access.CONNECTION
+    if isinstance(planned, Ops) and not all(type(op) is Get for op in planned.ops):
+        return Access.WRITE
+    return Access.READ
 
 
 Reply1 = Callable[[Result, bytes], bytes]
@@ -401,8 +425,28 @@ def _hello(args: list[bytes]) -> Plan:
         if not version.isdigit():
             return error("ERR Protocol version is not an integer or out of range")
         return error("NOPROTO unsupported protocol version")
-    # AUTH and SETNAME options are accepted and ignored: the store has no users or names.
-    return Hello(int(version))
+    auth: Auth | None = None
+    position = 2
+    while position < len(args):
+        option = args[position].upper()
+        if option == b"AUTH" and position + 2 < len(args):
+            user = args[position + 1].decode(errors="replace")
+            auth = Auth(user, args[position + 2])
+            position += 3
+        elif option == b"SETNAME" and position + 1 < len(args):
+            position += 2  # accepted and ignored: connections have no names here
+        else:
+            shown = args[position].decode(errors="replace")
+            return error(f"ERR Syntax error in HELLO option '{shown}'")
+    return Hello(int(version), auth)
+
+
+def _auth(args: list[bytes]) -> Plan:
+    if len(args) == 2:
+        return Auth(None, args[1])
+    if len(args) == 3:
+        return Auth(args[1].decode(errors="replace"), args[2])
+    return wrong_arity(args[0])
 
 
 def _quit(args: list[bytes]) -> Plan:
@@ -418,4 +462,5 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"SELECT": _select,
     b"QUIT": _quit,
     b"HELLO": _hello,
+    b"AUTH": _auth,
 }

@@ -22,6 +22,7 @@ quorum's worth of followers only and the others catch up from heartbeats; ``fals
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any
 
 from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.multi import LogBug, MultiConfig
+from pypaxos.runtime.auth import PasswordHashError, Role, User, check_hash_format
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport.auth import SecretError, read_secret
 from pypaxos.transport.tcp import parse_address
@@ -93,9 +95,12 @@ TOP_KEYS = (
     "limits",
     "bugs",
     "peer_secret_file",
+    "protected_mode",
+    "users",
     "members",
 )
 MEMBER_KEYS = ("id", "peer", "client", "metrics")
+USER_KEYS = ("name", "role", "password_hash")
 NODE_ID_MAX = 2**31 - 1
 
 
@@ -136,6 +141,9 @@ class ClusterConfig:
     thrifty: bool = True  # MultiConfig.thrifty: each Accept to a quorum's worth of peers only
     # Peers must prove they know the secret in this file (transport.auth); absolute.
     peer_secret_file: Path | None = None
+    users: tuple[User, ...] = ()  # clients must AUTH as one of these (runtime.auth)
+    # Refuse to serve clients on a non-loopback address without users (Redis's protected mode).
+    protected_mode: bool = True
 
     def peer_secret(self) -> bytes | None:
         """The peer secret, read now; ``ConfigError`` if the file is unusable."""
@@ -145,6 +153,19 @@ class ClusterConfig:
             return read_secret(self.peer_secret_file)
         except SecretError as error:
             raise ConfigError(self.path, "peer_secret_file", str(error)) from None
+
+    def check_protected(self, node_id: int) -> None:
+        """``ConfigError`` if node ``node_id`` would serve clients beyond this machine with no
+        authentication, and ``protected_mode`` was not turned off (as Redis refuses)."""
+        host, _ = parse_address(self.member(node_id).client)
+        if not self.protected_mode or self.users or _is_loopback(host):
+            return
+        raise ConfigError(
+            self.path,
+            "protected_mode",
+            f"node {node_id} would serve clients on {host} with no [[users]]: add users "
+            "(pypaxos passwd) or set protected_mode = false",
+        )
 
     def member(self, node_id: int) -> Member:
         for member in self.members:
@@ -225,6 +246,8 @@ def render_config(config: ClusterConfig) -> str:
     if config.peer_secret_file is not None:
         secret = _relative_to_file(config, config.peer_secret_file)
         lines.append(f"peer_secret_file = {_quote(secret)}")
+    if not config.protected_mode:
+        lines.append("protected_mode = false")
     if config.bugs:
         lines.append(f"bugs = [{', '.join(_quote(b.value) for b in sorted(config.bugs))}]")
     for table, keys, defaults in (
@@ -234,6 +257,14 @@ def render_config(config: ClusterConfig) -> str:
         changed = [k for k in keys if config.protocol[k] != defaults[k]]
         if changed:
             lines += ["", f"[{table}]"] + [f"{k} = {config.protocol[k]}" for k in changed]
+    for user in config.users:
+        lines += [
+            "",
+            "[[users]]",
+            f"name = {_quote(user.name)}",
+            f"role = {_quote(user.role.value)}",
+        ]
+        lines.append(f"password_hash = {_quote(user.password_hash)}")
     for member in config.members:
         lines += ["", "[[members]]", f"id = {member.id}"]
         lines += [f"peer = {_quote(member.peer)}", f"client = {_quote(member.client)}"]
@@ -269,6 +300,15 @@ def _relative_to_file(config: ClusterConfig, path: Path) -> str:
     if path.is_relative_to(base):
         return str(path.relative_to(base))
     return str(path)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def _quote(text: str) -> str:
@@ -317,6 +357,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
         peer_secret_file = Path(secret_text)
         if not peer_secret_file.is_absolute():
             peer_secret_file = path.resolve().parent / peer_secret_file
+    protected_mode = raw.get("protected_mode", True)
+    if not isinstance(protected_mode, bool):
+        raise ConfigError(path, "protected_mode", f"must be true or false, got {protected_mode!r}")
     config = ClusterConfig(
         path,
         cluster_id,
@@ -327,6 +370,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
         protocol,
         thrifty=thrifty,
         peer_secret_file=peer_secret_file,
+        users=_users(raw, path),
+        protected_mode=protected_mode,
     )
     try:
         config.multi_config()
@@ -376,6 +421,35 @@ def _int_table(raw: dict[str, Any], name: str, keys: tuple[str, ...], path: Path
         assert isinstance(default, int)
         out[key] = _integer(table, key, path, default=default, low=1, high=2**31, at=f"{name}.")
     return out
+
+
+def _users(raw: dict[str, Any], path: Path) -> tuple[User, ...]:
+    entries = raw.get("users", [])
+    if not isinstance(entries, list):
+        raise ConfigError(path, "users", "must be [[users]] tables")
+    users: list[User] = []
+    for position, entry in enumerate(entries):
+        at = f"users[{position}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(path, at, "must be a table")
+        _no_unknown_keys(entry, USER_KEYS, path, f"{at}.")
+        name = _string(entry, "name", path, required=True)
+        role_text = _string(entry, "role", path, required=True)
+        stored = _string(entry, "password_hash", path, required=True)
+        assert name is not None and role_text is not None and stored is not None
+        if any(user.name == name for user in users):
+            raise ConfigError(path, f"{at}.name", f"duplicate user {name!r}")
+        try:
+            role = Role(role_text)
+        except ValueError:
+            roles = ", ".join(r.value for r in Role)
+            raise ConfigError(path, f"{at}.role", f"must be one of {roles}") from None
+        try:
+            check_hash_format(stored)
+        except PasswordHashError as error:
+            raise ConfigError(path, f"{at}.password_hash", str(error)) from None
+        users.append(User(name, role, stored))
+    return tuple(users)
 
 
 def _members(raw: dict[str, Any], path: Path) -> tuple[Member, ...]:

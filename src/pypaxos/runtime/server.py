@@ -45,6 +45,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 from pypaxos.kv import (
@@ -58,17 +59,22 @@ from pypaxos.kv import (
     Stale,
     encode_request,
 )
+from pypaxos.runtime.auth import Access, User, Users
 from pypaxos.runtime.commands import (
     NULL_RESP2,
     NULL_RESP3,
+    OK,
+    Auth,
     Combine,
     Hello,
     Immediate,
     Info,
     Ops,
+    Plan,
     Reply1,
     plain_single,
     plan,
+    required_access,
     result_error,
     single_reply,
 )
@@ -87,6 +93,16 @@ log = logging.getLogger(__name__)
 TRYAGAIN_NO_LEADER = encode_error("TRYAGAIN no leader")
 TRYAGAIN_UNKNOWN = encode_error("TRYAGAIN no leader: the request timed out, its outcome is unknown")
 BUSY = encode_error("BUSY proposal queue full")
+NOAUTH = encode_error("NOAUTH Authentication required.")
+NOAUTH_HELLO = encode_error(
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+    "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client"
+)
+WRONGPASS = encode_error("WRONGPASS invalid username-password pair or user is disabled.")
+NO_USERS = encode_error(
+    "ERR AUTH called without any password configured for the default user: this cluster "
+    "has no [[users]]; are you sure your configuration is correct?"
+)
 BULK_BYTES_MAX = 4 * 1024 * 1024  # above the value limit, so a big value gets a clear error
 GROUP_OPS_MAX = 1024  # bounds of one connection's batch (one log entry, see _Group)
 GROUP_BYTES_MAX = 256 * 1024
@@ -119,9 +135,13 @@ class RespServer:
         address: str,
         *,
         pending_replies_max: int = 4096,
+        users: Users | None = None,
     ) -> None:
         self.router = router
         self.info = info
+        self.users = users  # None: no authentication (runtime.auth)
+        # Password checks cost a scrypt each: one thread, off the event loop.
+        self.auth_executor = ThreadPoolExecutor(1, thread_name_prefix="pypaxos-auth")
         self.host, self.port = parse_address(address)
         self.pending_replies_max = pending_replies_max
         self.connections: set[RespConnection] = set()
@@ -139,6 +159,7 @@ class RespServer:
             self._server.close()
 
     async def close(self) -> None:
+        self.auth_executor.shutdown(wait=False, cancel_futures=True)
         self.stop_accepting()
         for connection in list(self.connections):
             connection.abort()
@@ -164,6 +185,8 @@ class RespConnection(asyncio.Protocol):
         self.seq = 0
         self.protocol = 2
         self.peer = "unknown"
+        self.user: User | None = None  # who authenticated (runtime.auth), when users exist
+        self.held: list[list[bytes]] | None = None  # commands waiting for an AUTH check
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -202,10 +225,35 @@ class RespConnection(asyncio.Protocol):
         except RespProtocolError as error:
             self._protocol_error(error)
             return
+        self._run(commands, count_bytes)
+
+    def _run(self, commands: list[list[bytes]], count_bytes: bool = False) -> None:
+        """Run parsed commands in order; an ``AUTH`` being checked holds the ones after it."""
+        if self.held is not None:
+            self.held.extend(commands)
+            return
+        if self.gated:
+            self._run_gated(commands)
+        else:
+            self._run_fast(commands, count_bytes)
+        if self.closing or self.held is not None:
+            return
+        if self.parser.error is not None:
+            self._protocol_error(self.parser.error)
+            return
+        self._update_reading()
+
+    @property
+    def gated(self) -> bool:
+        """Must each command be checked against the connection's user (slow path)?"""
+        users = self.server.users
+        return users is not None and (self.user is None or not self.user.may(Access.WRITE))
+
+    def _run_fast(self, commands: list[list[bytes]], count_bytes: bool) -> None:
         group: _Group | None = None
         # Bounds are checked per command only when this feed could reach one.
         check = count_bytes or len(commands) > GROUP_OPS_MAX
-        for args in commands:
+        for index, args in enumerate(commands):
             single = plain_single(args)
             if single is not None:
                 if group is None:
@@ -229,15 +277,63 @@ class RespConnection(asyncio.Protocol):
             if group is not None:  # keep the connection's order: the group goes first
                 group.submit()
                 group = None
+            auth = _auth_of(planned)
+            if auth is not None and self.server.users is not None:
+                self._authenticate(auth, planned, commands[index + 1 :])
+                return
             self._command(planned)
             if self.closing:
                 return
         if group is not None:
             group.submit()
-        if self.parser.error is not None:
-            self._protocol_error(self.parser.error)
-            return
+
+    def _run_gated(self, commands: list[list[bytes]]) -> None:
+        """One command at a time, each checked against the user (or its absence)."""
+        for index, args in enumerate(commands):
+            planned = plan(args)
+            auth = _auth_of(planned)
+            if auth is not None:
+                self._authenticate(auth, planned, commands[index + 1 :])
+                return
+            access = required_access(args[0].upper(), planned)
+            if self.user is None and (access is not Access.CONNECTION or type(planned) is Hello):
+                self._reply_now(NOAUTH_HELLO if type(planned) is Hello else NOAUTH)
+            elif self.user is not None and not self.user.may(access):
+                name = args[0].decode(errors="replace").lower()
+                self._reply_now(encode_error(f"NOPERM this user has no permission to run '{name}'"))
+            else:
+                self._command(planned)
+            if self.closing:
+                return
+            if not self.gated:  # authenticated with a role that needs no checks
+                self._run_fast(commands[index + 1 :], True)
+                return
+
+    def _authenticate(self, auth: Auth, planned: Plan, rest: list[list[bytes]]) -> None:
+        """Check ``auth`` off the event loop (a scrypt hash); hold ``rest`` until it answers."""
+        users = self.server.users
+        assert users is not None
+        slot = self.new_slot(1)
+        self.held = list(rest)
         self._update_reading()
+        future = self.loop.run_in_executor(
+            self.server.auth_executor, users.authenticate, auth.user, auth.password
+        )
+
+        def checked(done: asyncio.Future[User | None]) -> None:
+            user = None if done.cancelled() or done.exception() else done.result()
+            if user is None:
+                self.fill(slot, WRONGPASS)
+            else:
+                self.user = user
+                if isinstance(planned, Hello) and planned.protocol is not None:
+                    self.protocol = planned.protocol
+                self.fill(slot, self._hello_reply() if isinstance(planned, Hello) else OK)
+            held, self.held = self.held or [], None
+            if not self.closed:
+                self._run(held, True)
+
+        future.add_done_callback(checked)
 
     def eof_received(self) -> bool | None:
         # The client half-closed: answer what it sent, then close.
@@ -251,7 +347,7 @@ class RespConnection(asyncio.Protocol):
 
     # -- commands ----------------------------------------------------------------------------
 
-    def _command(self, planned: Immediate | Info | Hello | Ops) -> None:
+    def _command(self, planned: Plan) -> None:
         if isinstance(planned, Immediate):
             self._reply_now(planned.reply)
             if planned.close:
@@ -259,6 +355,8 @@ class RespConnection(asyncio.Protocol):
                 self._flush()
         elif isinstance(planned, Info):
             self._reply_now(encode_bulk(self.server.info(planned.section).encode()))
+        elif isinstance(planned, Auth) or (isinstance(planned, Hello) and planned.auth):
+            self._reply_now(NO_USERS)  # there is no password to check: say so, never accept
         elif isinstance(planned, Hello):
             if planned.protocol is not None:
                 self.protocol = planned.protocol
@@ -321,7 +419,11 @@ class RespConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             return
-        pause = self.write_paused or self.pending_replies >= self.server.pending_replies_max
+        pause = (
+            self.write_paused
+            or self.pending_replies >= self.server.pending_replies_max
+            or self.held is not None
+        )
         if pause and not self.read_paused:
             self.read_paused = True
             transport.pause_reading()
@@ -530,6 +632,14 @@ def _first_look(outcome: Answer, *, plain: bool, retried: bool) -> bytes | _Retr
         return _Retry.NEW_SESSION  # not applied: the session never started or was forgotten
     if plain and isinstance(outcome, Stale):
         return TRYAGAIN_UNKNOWN  # a resent copy raced a later command: the outcome is unknown
+    return None
+
+
+def _auth_of(planned: Plan) -> Auth | None:
+    if isinstance(planned, Auth):
+        return planned
+    if isinstance(planned, Hello):
+        return planned.auth
     return None
 
 
