@@ -1,75 +1,15 @@
 """The asyncio driver: feeds a pure ``multi.Node`` and carries out its effects in a safe order.
 
-One task runs a loop, the shape of etcd-raft's ``Ready`` cycle:
-
-1. **Collect.**  Wait until there is input or the next tick is due, then drain *everything*
-   waiting (peer messages from the transport, client proposals from the router, up to
-   ``INPUTS_PER_BATCH_MAX``) and the ticks due by the loop clock (one ``Node.tick()`` per
-   ``tick_s``), at most ``ticks_per_batch_max`` of them: after a stall (a slow fsync, a busy
-   machine) the node's clock runs late rather than firing many ticks before it has read the
-   heartbeats that arrived meanwhile, which would start needless elections.  Late timeouts
-   cost only liveness; Paxos's safety never depends on time.  A follower of a known leader, or
-   a leader with no commit left to announce, does not wake up for each tick: it wakes for
-   messages, and for ticks only once ``tick_wake_ticks`` of them are due (default: the
-   heartbeat interval), then counts them all (the cap grows by as many).  Its timers fire at
-   most that many ticks late (a follower's election after 0.54-1.04 s instead of 0.5-1 s, a
-   leader's heartbeats up to 40 ms apart more, at the defaults), and an idle node wakes 20
-   times a second instead of 100: on this VM a wake-up from a 10 ms sleep costs 0.1-0.2 ms of
-   CPU however little it does.
-2. **Step.**  Run each input through the node and concatenate the effect lists (client
-   proposals that arrived together go in one ``Node.propose_many``, so the leader fills its
-   window once per batch, with full slots).
-3. **Persist.**  Append every ``Persist`` record to the storage and call ``sync()`` *once* for the
-   whole batch (group commit).  A small batch (at most ``inline_sync_inputs_max`` inputs: a
-   lightly loaded node) syncs right here on the loop thread: handing an fsync of a fraction of
-   a millisecond to a thread and back costs about 0.1 ms of futex and GIL hand-offs on the
-   one-client latency path, more than the overlap it buys.  A larger batch, or any batch after a
-   sync slower than ``slow_sync_s``, syncs in the storage's executor thread so the loop keeps
-   serving (and keeps the peers informed, below); while it runs, new inputs pile up and become
-   the next, larger batch.
-4. **Snapshot.**  If the node took or installed a snapshot, write a storage snapshot of the
-   node's durable state (``wire.snapshot_state``) at the index just synced; ``write_snapshot``
-   compacts the log only after the snapshot file is durable.  This comes before the sends: a
-   node that installed a leader's snapshot reports the new applied index and log start in its
-   next messages, and they must survive a crash.
-5. **Send**, then **apply** (``Applied`` goes to metrics; the node applied already), then
-   **reply** (``Reply`` / ``Redirect`` / ``Busy`` go to the ``ClientSink``): only now, after the
-   sync that covers every record of the batch, so no ``Promise``, ``Accepted`` or client answer
-   can leave before what it depends on is durable (``multi.effects``, ``storage.base``).
-   Except when the batch's only records are the leader's own votes (``PersistOwnVote``): no
-   effect depends on those, so the sends and answers go *before* the sync, which then runs in
-   parallel with the followers' (the one-client write waits for one fsync, not two in series);
-   after it, each vote goes back into the node as ``Node.synced`` at the head of the next batch.
-   Earlier batches are all synced by then (one batch at a time), so nothing sent early can
-   rest on an unsynced record of an earlier batch either.
-
-Spin.  A lightly loaded leader that has just stepped client proposals or answered clients
-(at most ``SPIN_SERVED_MAX`` of them in the batch) does not go to sleep at once: for
-``idle_spin_s`` (0.3 ms) it yields to the event loop in a loop (each pass polls the sockets
-without blocking) and takes the next input the moment it lands.  What it waits for then is
-usually that close: a follower's ``Accepted`` after its fsync, or the next request of a client
-it just answered.  On this kind of VM a process that sleeps even a millisecond wakes late and
-runs its first Python 2-3x slower (``bench/profile/machine_quirks.py``), so one client's write
-on 3 local nodes took about 0.08 ms less (p50, median of 10 interleaved pairs,
-``bench/RESULTS.md``) for about 0.2 ms of leader CPU per write at that load.  It costs nothing
-at saturation (the next batch is waiting) and nothing when idle (no client work, no spin);
-``idle_spin_s=0`` turns it off.
-
-Keep-alive while the storage works.  The node is stepped one batch at a time, so while a sync
-(or a snapshot write) is in flight it neither ticks nor answers.  On a shared disk one fsync can
-stall for most of a second, and a leader (or both its followers) falling silent that long looks
-dead to the rest: elections and step-downs under load.  So while the driver awaits its storage,
-every ``keepalive_s`` it sends again, to each peer, the last ``Heartbeat`` or ``HeartbeatAck``
-it sent that peer.  Only a copy of a message that already left: it depended on nothing not yet
-durable then, and a duplicate is something every message of the protocol tolerates (the
-network may duplicate anything).  A leader's copy keeps its followers from campaigning; a
-follower's copy keeps its leader from stepping down for want of a quorum.
-
-Batching many effect lists under one sync is what the durability contract allows: it only
-forbids a send overtaking the persist it follows, and here every send waits for a sync that
-covers more than it needs.  Ticks use the loop clock, so a real node and a test with a fake
-storage behave alike.  ``send_before_sync`` is a planted ordering bug, for the test that shows
-the ordering check can fail.
+One task loops, one batch at a time, in the shape of etcd-raft's ``Ready`` cycle: collect every
+waiting input and the ticks due by the loop clock (at most ``ticks_per_batch_max``), step them
+through the node, append every ``Persist`` and ``sync()`` once (group commit; on the loop thread
+for a small batch, in the storage's thread otherwise), write a snapshot if the node took one,
+then send, apply and reply.  So nothing leaves before what it depends on is durable
+(``multi.effects``, ``storage.base``); the leader's own votes (``PersistOwnVote``) are the one
+exception, as nothing depends on them.  While the storage works it re-sends the last heartbeat
+or acknowledgement (``keepalive_s``); a lightly loaded leader polls briefly before it sleeps
+(``idle_spin_s``).  Why each of these: docs/design.md, "The driver".  ``send_before_sync`` is a
+planted ordering bug, for the test that shows the ordering check can fail.
 """
 
 from __future__ import annotations

@@ -1,73 +1,16 @@
 """Durable storage in a data directory: CRC-framed append-only log segments and one snapshot.
 
-Layout of the data directory::
-
-    LOCK                      flock(2)-ed while open: one storage per directory
-    wal-0000000000000001.log  segments; the number is the index of the segment's first record
-    wal-0000000000001043.log  the last segment is the active one, written at its end
-    snapshot.bin              the latest snapshot (replaced atomically)
-
-Each record is framed as ``[u32 length][u32 CRC32 of payload][payload]``, little-endian, with
-``zlib.crc32`` (the standard library has no CRC32C).  Records are never empty, so a zero-filled
-region (what some file systems show after a crash) never parses as a record.  Indexes are not
-stored in frames: a record's index is its segment's first index plus its position.
-
-Group commit: ``append`` only adds the frame to a user-space buffer (handed to the kernel early
-if it grows past ``write_buffer_bytes_max``); ``sync`` writes the buffer with ``os.pwrite`` and
-then calls ``os.fsync`` once for everything appended since the previous sync.
-
-Preallocation (``preallocate_bytes > 0``; nodes use it): the active segment is grown ahead of
-the records by writing zeros, ``preallocate_bytes`` at a time, and ``sync`` calls
-``os.fdatasync``.  An append then overwrites blocks the file already has, so the sync flushes
-data only, without a journal commit for the file's new size: on this project's ext4 machine a
-lone ``FileStorage`` sync went from p50 0.24-0.31 ms to 0.19 ms and its CPU from 73-88 to
-47-51 µs (less gain when several processes sync on one disk at once).  (etcd preallocates its
-WAL files for the same reason.)  The zeros after the last record are a clean end of the log
-(records are never empty, so zeros never parse as one); a finished segment is cut back to its
-last record before the next one starts, so only the active segment ever has zeros at its end.
-
-``fsync`` modes, exactly:
-
-* ``"always"`` (the default, and the only mode that honours the Paxos durability contract):
-  ``sync`` returns after ``os.fsync`` of the active segment, so its records survive a process
-  crash, a kernel crash and power loss (on a device that honours cache flushes).  Creating a
-  segment, renaming a snapshot into place and truncating a torn tail are made durable too
-  (``fsync`` of the file and of the directory).  A finished segment is fsynced before the next
-  one is created, so only the last segment can ever end in a torn record.
-* ``"never"``: nothing ever calls ``fsync``.  ``sync`` hands the buffer to the kernel and
-  returns.  A process crash (``kill -9``, an unhandled exception) loses nothing ``sync``
-  returned for, because the kernel already owns those bytes.  A kernel crash or power loss may
-  lose records ``sync`` acknowledged, a snapshot rename, segment creations or deletions, and
-  may leave a log that refuses to start.  For tests, benchmarks and throwaway clusters.
-
-Recovery on open scans every segment in order:
-
-* A bad frame at the tail of the last segment (header or payload cut short, impossible length,
-  CRC mismatch) with no valid frame anywhere after it is a torn write that no ``sync``
-  acknowledged: it is truncated away and logged at WARNING with the file and byte offset.
-  (The medium damaging the very last record looks the same, and a checksum cannot tell the two
-  apart: that record is dropped with the same warning.)
-* A bad frame with a valid frame after it, a bad frame in any other segment, or a gap between
-  segments raises ``CorruptLogError`` naming the file and offset.  Nothing is ever skipped:
-  skipping a record could forget a promise and let two values be chosen.  (The price: a torn
-  multi-page write whose later page reached the disk but an earlier one did not is reported as
-  corruption, and an operator must truncate it by hand.)
-* A snapshot that fails its checksum raises ``CorruptSnapshotError``; a leftover snapshot temp
-  file from a crash during a snapshot write is deleted.
-
-Snapshots are written atomically: temp file, write, fsync, ``rename`` over ``snapshot.bin``,
-fsync of the directory, and only then are segments wholly below the snapshot deleted (oldest
-first, so a crash leaves a contiguous log).  Deletions are not fsynced: a segment that
-reappears after power loss is wholly below the durable snapshot, and recovery deletes it again.
-
-Any ``OSError`` while writing or syncing puts the storage in a failed state: every later call
-raises ``StorageFailedError``.  Retrying an fsync after a failure can report success for pages
-the kernel already dropped; the node must restart and recover from what is really on disk.
-
-Calls block (``fsync`` takes a fraction of a millisecond to seconds): the asyncio driver runs
-a small batch's on its loop thread and a large batch's, or any after a slow sync, in an
-executor thread, one call at a time (``runtime.driver``).  Unix only (``fcntl``, directory
-fsync).
+Files: ``LOCK`` (flock(2)-ed: one storage per directory), ``wal-<first index>.log`` segments
+(the last is active) and ``snapshot.bin``.  A record is framed ``[u32 length][u32 CRC32 of
+payload][payload]``, little-endian (``zlib.crc32``); records are never empty, so zeros never
+parse as one.  ``append`` buffers, ``sync`` writes and fsyncs once (group commit); with
+``preallocate_bytes`` the active segment is grown ahead with zeros and synced with
+``fdatasync``.  ``fsync="never"`` never fsyncs (a process crash loses nothing acknowledged, a
+power loss may).  Recovery truncates a torn tail of the last segment and raises
+``CorruptLogError`` for anything else; snapshots are replaced atomically before the log below
+them is deleted; after any ``OSError`` every call raises ``StorageFailedError``.  Calls block;
+the driver chooses the thread.  Unix only.  The reasons for each rule: docs/design.md,
+"The storage".
 """
 
 from __future__ import annotations

@@ -1,48 +1,16 @@
 """An asyncio TCP transport: one listening socket per node, one outbound connection per peer.
 
-How it works:
-
-- **Connections are one-way.**  A node sends only on connections it opened and receives only
-  on connections it accepted, so there is no dialling race to resolve and no connection
-  sharing between a writer and a reader.  A connection opens with a ``Hello`` frame (codec.py)
-  naming the sender's node id and cluster; the receiver refuses anything else first.
-- **Outbound is lazy and self-healing.**  The first ``send`` to a peer starts its writer task,
-  which connects, writes, and on any failure reconnects with capped exponential backoff with
-  "equal jitter" (half fixed, half drawn from the injected ``random.Random``) so that a
-  restarted cluster does not reconnect in lock-step.  The backoff only resets after a
-  connection has stayed up for ``reconnect_delay_max_s``, so a peer that accepts and at once
-  hangs up is retried at the capped rate, not in a tight loop.
-- **Sends never block and are bounded.**  ``send`` encodes at once (a too-large message is the
-  caller's bug, raised there; the same message object sent to several peers in a row is
-  encoded once) and appends the frame to the peer's queue, bounded in frames and
-  bytes.  When full, the oldest (default) or the newest frame is dropped, counted in
-  ``PeerStats`` and logged at most once per ``drop_log_interval_s``.  Paxos tolerates loss
-  (Paxos Made Simple, section 2.1), and a fresher message (a higher ballot) is the more useful
-  one, hence drop-oldest by default.
-- **Writes are coalesced.**  The writer takes every queued frame, joins them into one buffer,
-  makes one ``write`` and then awaits ``drain()``; while it waits, new frames queue up and go
-  out in the next write.  Under load this batches many messages per syscall; when idle each
-  message leaves at once.
-- **A stuck peer is noticed.**  A ``drain()`` that waits longer than ``drain_timeout_s`` (the
-  peer's host vanished without a FIN, or it stopped reading) aborts the connection and the
-  writer redials; meanwhile the bounded queue absorbs (and drops) what the caller sends.
-- **A broken peer hurts only its connection.**  An oversized, malformed, unknown or
-  wrong-version frame, a bad handshake or a sender id that is not the handshake's is logged
-  at WARNING with the remote address and the error, and that connection is closed; the server
-  keeps serving the others.  An outbound connection also watches for EOF, so a restarted peer
-  is noticed (and reconnected to) before the next write is lost into a dead socket.
-- **A peer that comes back is redialled at once.**  Its ``Hello`` on an inbound connection cuts
-  our backoff towards it short, and a starting node ``dial`` s every peer (so they hear it is
-  back) without waiting for something to send: a restarted follower hears its leader within
-  milliseconds, not after up to ``reconnect_delay_max_s`` (long enough to start an election).
-
-- **Inbound bytes are handled in the read callback.**  An accepted connection is an
-  ``asyncio.Protocol`` that decodes and delivers in ``data_received``, with no task in
-  between: a task woken per read would cost one more loop step on the path of every message.
-
-The transport uses only portable asyncio APIs (streams outbound, a protocol inbound), so it
-runs on any event loop; the runtime chooses one (``preferred_loop_factory`` returns uvloop's
-when it is installed).
+Connections are one-way (a node sends only on connections it opened) and open with a ``Hello``
+frame (``codec``).  ``send`` never blocks: it encodes at once and queues the frame in the peer's
+queue, bounded in frames and bytes, dropping the oldest (or newest) when full, since Paxos
+tolerates loss (Paxos Made Simple, section 2.1).  A writer task per peer coalesces queued frames
+into one write, reconnects with capped, jittered exponential backoff (reset only after a
+connection stayed up ``reconnect_delay_max_s``), and aborts a ``drain()`` longer than
+``drain_timeout_s``.  A peer's ``Hello`` cuts our backoff towards it short, and ``dial`` reaches
+every peer at start.  Inbound bytes are decoded in an ``asyncio.Protocol``'s ``data_received``
+(no task per read); a bad frame or handshake closes only that connection.  Portable asyncio
+only, so any loop works (``preferred_loop_factory`` picks uvloop's when installed).  More:
+docs/design.md, "The peer transport".
 """
 
 from __future__ import annotations
