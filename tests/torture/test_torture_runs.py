@@ -4,7 +4,7 @@ Each test runs the command as a user would, in a subprocess, and afterwards chec
 process the run started (``RUN/pids.txt``) is gone and that no network namespace of the run is
 left.  Runs are short (tens of seconds of faults): long enough for each nemesis to act at least
 once, not a soak test (``make torture`` is that).  The bug tests use bugs and nemeses that
-exposed the bug in every run we tried (see ``CAUGHT`` and the README).
+exposed the bug in every run we tried (see ``CAUGHT`` and docs/testing.md).
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def test_an_interrupted_run_stops_everything_it_started(tmp_path: Path) -> None:
 # commit-without-quorum needs its leader cut off while its clients still write to it: the aimed
 # nemesis isolate-leader does that in every run (4 of 4 tried, 8 s to 20 s); with random
 # partitions only about half of short runs catch it.  no-repropose (kill-leader) was caught in 3
-# of 3 runs of 20 s but missed in 2 of 2 runs of 8 s, so it has no test here (see the README).
+# of 3 runs of 20 s but missed in 2 of 2 runs of 8 s, so it has no test here (see docs/testing.md).
 CAUGHT = [
     ("noop-overwrites-chosen", "partition", 12, "liveness", 8),
     ("reply-before-chosen", "kill", 6, "liveness", 4),

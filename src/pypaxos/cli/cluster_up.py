@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="thrifty",
         action="store_false",
         help="send each Accept to every follower, not only to a quorum's worth of them "
-        "(for a new cluster; see README, 'Thrifty')",
+        "(for a new cluster; see docs/design.md, 'Thrifty leaders')",
     )
     parser.add_argument(
         "--timeout-s", type=float, default=30.0, help="how long to wait for a leader (30)"

@@ -1,4 +1,4 @@
-"""``pypaxos demo``: the short, self-explaining tour that ``make run`` shows.
+"""``pypaxos demo``: the short, self-explaining tour of single-decree Paxos (``make demo``).
 
 It drives the real actors through the scripted scenarios (see ``sim/script.py``), then lets the
 simulator and the model checker attack them, including with a planted bug switched on.

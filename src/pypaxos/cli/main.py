@@ -36,7 +36,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (
         ("demo",),
         "pypaxos.cli.demo",
-        "a short, self-explaining demonstration (what `make run` runs)",
+        "a short, self-explaining tour of single-decree Paxos (what `make demo` runs)",
     ),
     (("cluster", "up"), "pypaxos.cli.cluster_up", "start a local cluster of node processes"),
     (("cluster", "status"), "pypaxos.cli.cluster_status", "show each node's role and progress"),
