@@ -33,7 +33,7 @@ import functools
 import random
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import assert_never
 
@@ -63,6 +63,9 @@ PROPOSE_WINDOW_TICKS = 20  # each proposer first proposes at a random time in [0
 RANDOM_PARTITION_PROB = 0.1  # per fault step, under --partition random
 FLUSH_DELAY_TICKS = (10, 100)  # an unsynced write reaches the disk this much later
 FAULT_STEP_TICKS = 10  # crashes and partition changes happen on multiples of this
+CRASH_ROLES = "PAL"  # proposers, acceptors, learners: the letters of --crash-roles
+# The kinds of message whose sending can mark a crash point (--crash-points).
+MESSAGE_KINDS = ("Prepare", "Promise", "Accept", "Accepted", "Nack", "Query", "Decided")
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class SynodSettings:
     delay_max_ticks: int = 10
     downtime_min_ticks: int = 5  # a crashed actor restarts this long after its crash, at least
     downtime_max_ticks: int = 60
+    crash_roles: str = "PAL"  # which roles may crash: P proposers, A acceptors, L learners
+    crash_points: str = ""  # crash after handling only when it sent one of these kinds ("": any)
 
     def __post_init__(self) -> None:
         for low, high, what in (
@@ -92,6 +97,16 @@ class SynodSettings:
             if not 1 <= low <= high:
                 raise ValueError(f"need 1 <= min {what} <= max {what}, got {low} and {high}")
         config = self.config()  # validates sizes and bug names
+        unknown = set(self.crash_point_kinds()) - set(MESSAGE_KINDS)
+        if unknown:
+            raise ValueError(
+                f"unknown crash point(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(MESSAGE_KINDS)}"
+            )
+        if not self.crash_roles or set(self.crash_roles) - set(CRASH_ROLES):
+            raise ValueError(
+                f"crash roles must be some of the letters {CRASH_ROLES}, got {self.crash_roles!r}"
+            )
         self.network_settings()
         self.fault_settings()
         if self.fault_ticks < 0:
@@ -105,6 +120,16 @@ class SynodSettings:
 
     def config(self) -> SynodConfig:
         return SynodConfig(self.proposers, self.acceptors, self.learners, self.bugs)
+
+    def crash_point_kinds(self) -> tuple[str, ...]:
+        """The message kinds of ``crash_points``; empty means any handled message."""
+        return tuple(word.strip() for word in self.crash_points.split(",") if word.strip())
+
+    def crashable(self) -> tuple[int, ...]:
+        """The actors that may crash during the fault phase (``crash_roles``)."""
+        config = self.config()
+        by_role = {"P": config.proposer_ids, "A": config.acceptor_ids, "L": config.learner_ids}
+        return tuple(n for n in config.all_ids if any(n in by_role[r] for r in self.crash_roles))
 
     def network_settings(self) -> NetworkSettings:
         return NetworkSettings(self.drop, self.dup, self.delay_min_ticks, self.delay_max_ticks)
@@ -140,12 +165,117 @@ class SynodSettings:
         ]
         if self.partition:
             options.append(("--partition", self.partition))
+        if self.crash_roles != CRASH_ROLES:
+            options.append(("--crash-roles", self.crash_roles))
+        if self.crash_points:
+            options.append(("--crash-points", self.crash_points))
         options.extend(("--bug", bug) for bug in sorted(self.bugs))
         return [word for option, value in options for word in (option, _cli_word(value))]
 
     def replay_command(self, seed: int) -> str:
         """The shell command that replays ``seed`` with these settings, trace and all."""
         return shlex.join(["pypaxos", "synod", *self.cli_args(), "--seed", str(seed)])
+
+
+# The settings fields a swarm draw may set; a CLI flag that was given pins its field instead.
+SWARM_FIELDS = frozenset(
+    {
+        "proposers",
+        "acceptors",
+        "learners",
+        "drop",
+        "dup",
+        "crash",
+        "crash_after_handle",
+        "partition",
+        "fault_ticks",
+        "delay_min_ticks",
+        "delay_max_ticks",
+        "downtime_min_ticks",
+        "downtime_max_ticks",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SynodSwarm:
+    """The ranges a seed draws its own fault mix from (swarm testing, Groce et al., ISSTA 2012).
+
+    One fixed mix tests the same corner over and over; each seed instead switches every fault
+    kind on or off on its own (off with ``off_prob``) and draws its level in the named range,
+    as FoundationDB's simulation does, so that some seed hits the mix a bug needs (a quiet
+    network but crashes right after a handled message, many duplicates but no loss...).
+    """
+
+    off_prob: float = 0.4  # each fault kind is absent from a run with this chance
+    proposers_range: tuple[int, int] = (1, 5)
+    acceptors_choices: tuple[int, ...] = (3, 3, 5)
+    learners_range: tuple[int, int] = (1, 3)
+    drop_prob_max: float = 0.3
+    dup_prob_max: float = 0.7
+    crash_prob_max: float = 0.2  # per fault step
+    crash_after_handle_prob_max: float = 0.15  # per handled message
+    partition_random_prob: float = 0.3  # random splits come and go (else no partition)
+    fault_ticks_range: tuple[int, int] = (100, 600)
+    delay_max_ticks_range: tuple[int, int] = (1, 19)  # 2 * max < the phase timeout of 40
+    downtime_min_ticks_range: tuple[int, int] = (1, 10)
+    downtime_max_ticks_range: tuple[int, int] = (1, 80)  # raised to at least the min drawn
+
+    def draw(
+        self, rng: random.Random, base: SynodSettings, pinned: frozenset[str] = frozenset()
+    ) -> SynodSettings:
+        """``base`` with every field of ``SWARM_FIELDS`` not in ``pinned`` drawn from ``rng``.
+
+        Every draw happens whether or not its field is pinned, so pinning one dimension
+        leaves the others' draws for a seed unchanged.
+        """
+
+        def level(high: float) -> float:
+            on = rng.random() >= self.off_prob
+            value = round(rng.uniform(0.0, high), 3)
+            return value if on else 0.0
+
+        def between(bounds: tuple[int, int]) -> int:
+            return rng.randint(*bounds)
+
+        drawn: dict[str, object] = {
+            "proposers": between(self.proposers_range),
+            "acceptors": rng.choice(self.acceptors_choices),
+            "learners": between(self.learners_range),
+            "drop": level(self.drop_prob_max),
+            "dup": level(self.dup_prob_max),
+            "crash": level(self.crash_prob_max),
+            "crash_after_handle": level(self.crash_after_handle_prob_max),
+            "partition": "random" if rng.random() < self.partition_random_prob else "",
+            "fault_ticks": between(self.fault_ticks_range),
+        }
+        delay_max = between(self.delay_max_ticks_range)
+        spread = rng.random() < 0.5  # else every delay is in a narrow band near its max
+        drawn["delay_max_ticks"] = delay_max
+        drawn["delay_min_ticks"] = 1 if spread else rng.randint(1, delay_max)
+        downtime_min = between(self.downtime_min_ticks_range)
+        drawn["downtime_min_ticks"] = downtime_min
+        drawn["downtime_max_ticks"] = max(downtime_min, between(self.downtime_max_ticks_range))
+        if base.partition not in ("", "random") and "partition" in pinned:
+            pinned |= {"proposers", "acceptors", "learners"}  # the groups name the actors
+        chosen = {name: value for name, value in drawn.items() if name not in pinned}
+        return replace(base, **chosen)  # type: ignore[arg-type]
+
+
+SWARM = SynodSwarm()
+
+
+def swarm_rng(seed: int) -> random.Random:
+    """The Random a seed's fault mix is drawn from: its own stream, apart from the run's, so
+    that the drawn settings spelled out on a command line replay the run exactly."""
+    return random.Random(f"synod swarm {seed}")
+
+
+def swarm_settings(
+    base: SynodSettings, seed: int, pinned: frozenset[str] = frozenset()
+) -> SynodSettings:
+    """The settings seed ``seed`` runs with under swarm testing (see ``SynodSwarm``)."""
+    return SWARM.draw(swarm_rng(seed), base, pinned)
 
 
 def _cli_word(value: object) -> str:
@@ -309,6 +439,8 @@ class _Plan:
     bound_ticks: int
     acceptors: frozenset[int]
     proposers: frozenset[int]
+    crashable: tuple[int, ...]
+    crash_kinds: frozenset[str]
 
 
 @functools.lru_cache(maxsize=64)
@@ -323,6 +455,8 @@ def _plan(settings: SynodSettings) -> _Plan:
         bound_ticks=liveness_bound_ticks(settings),
         acceptors=frozenset(config.acceptor_ids),
         proposers=frozenset(config.proposer_ids),
+        crashable=settings.crashable(),
+        crash_kinds=frozenset(settings.crash_point_kinds()),
     )
 
 
@@ -347,7 +481,9 @@ class SynodWorld(Simulator[Message]):
         self.settings = settings
         self.seed = seed
         self.config = config
-        self.faults = FaultInjector(self, plan.faults)
+        self.faults = FaultInjector(
+            self, plan.faults, plan.crashable, self._crash_point if plan.crash_kinds else None
+        )
         self.quorum = plan.quorum
         self.names = plan.names
         self.heal_time = settings.fault_ticks
@@ -362,6 +498,13 @@ class SynodWorld(Simulator[Message]):
         self.learned_at: dict[int, int] = {}
         self.chosen: list[Value] = []  # kept equal to checkers.chosen_values(acceptances)
         self._voters: dict[tuple[Ballot, Value], set[int]] = {}
+        self._proposals: dict[Ballot, Value] = {}  # the value each ballot's Accept carried
+        self._last_prepare: dict[int, tuple[Ballot, int]] = {}  # latest Prepare, and life
+        self._lives: dict[int, int] = {}  # restarts per actor
+        self._promised: dict[int, Ballot] = {}  # each acceptor's highest promise announced
+        self._crash_kinds = plan.crash_kinds
+        self._sent_kinds: set[str] = set()  # kinds sent during step ``_sent_step``
+        self._sent_step = -1
         self._dirty = False
         self._acceptors = plan.acceptors
         self._proposers = plan.proposers
@@ -437,7 +580,16 @@ class SynodWorld(Simulator[Message]):
     # -- hooks: ghost state and checks -------------------------------------------------------
 
     def on_send(self, src: int, dst: int, msg: Message) -> None:
-        if type(msg) is Accepted and src in self._acceptors:
+        if self._crash_kinds:
+            if self._sent_step != self.steps:
+                self._sent_step = self.steps
+                self._sent_kinds.clear()
+            self._sent_kinds.add(type(msg).__name__)
+        kind = type(msg)
+        if kind is Accept or kind is Prepare or kind is Promise or kind is Nack:
+            self._check_ballots(src, msg)
+            return
+        if kind is Accepted and src in self._acceptors:
             acceptance = (src, msg.ballot, msg.value)
             if acceptance in self._acceptance_set:
                 return
@@ -449,6 +601,46 @@ class SynodWorld(Simulator[Message]):
             if msg.value not in self.chosen and self.quorum.is_phase2_quorum(voters):
                 self.chosen = sorted([*self.chosen, msg.value])
                 self._dirty = True
+
+    def _check_ballots(self, src: int, msg: Message) -> None:
+        """Ballots only grow, across restarts too: what stable storage is for (Paxos Made
+        Simple, section 2.3).  A proposer never reuses a ballot, an acceptor never promises
+        below a promise it made, and one ballot never carries two values (section 2.2)."""
+        match msg:
+            case Prepare():
+                life = self._lives.get(src, 0)
+                last = self._last_prepare.get(src)
+                # One round sends its Prepare to every acceptor; a new round needs a new ballot.
+                if last is not None and (msg.ballot, life) != last and msg.ballot <= last[0]:
+                    self._violate(
+                        "safety",
+                        f"{self.names[src]} prepares ballot {msg.ballot} after {last[0]}: "
+                        "a proposer's ballots must only grow",
+                    )
+                self._last_prepare[src] = (msg.ballot, life)
+            case Accept():
+                first = self._proposals.setdefault(msg.ballot, msg.value)
+                if first != msg.value:
+                    self._violate(
+                        "safety",
+                        f"two proposals with ballot {msg.ballot}: {first} and {msg.value} "
+                        f"(the second from {self.names[src]})",
+                    )
+            case Promise() | Nack():
+                promised = msg.ballot if type(msg) is Promise else msg.promised  # type: ignore[union-attr]
+                floor = self._promised.get(src)
+                if floor is not None and (
+                    promised <= floor if type(msg) is Promise else promised < floor
+                ):
+                    self._violate(
+                        "safety",
+                        f"{self.names[src]} promised {floor}, then answers as promised "
+                        f"{promised}: an acceptor's promise must only grow",
+                    )
+                if floor is None or promised > floor:
+                    self._promised[src] = promised
+            case _:
+                pass
 
     def on_decide(self, node: int, value: object) -> None:
         super().on_decide(node, value)
@@ -463,7 +655,12 @@ class SynodWorld(Simulator[Message]):
                 "safety", f"learner {self.names[node]} changed its mind: {earlier} then {value}"
             )
 
+    def _crash_point(self, node: int) -> bool:
+        """Whether ``node``'s handling in this step sent a kind of ``crash_points``."""
+        return self._sent_step == self.steps and not self._sent_kinds.isdisjoint(self._crash_kinds)
+
     def after_restart(self, node: int) -> None:
+        self._lives[node] = self._lives.get(node, 0) + 1
         if not self.healed and node in self._proposers:
             self._propose(node)  # a restarted proposer proposes again
 
