@@ -193,6 +193,8 @@ SWARM_FIELDS = frozenset(
         "delay_max_ticks",
         "downtime_min_ticks",
         "downtime_max_ticks",
+        "crash_roles",
+        "crash_points",
     }
 )
 
@@ -208,16 +210,19 @@ class SynodSwarm:
     """
 
     off_prob: float = 0.4  # each fault kind is absent from a run with this chance
-    proposers_range: tuple[int, int] = (1, 5)
-    acceptors_choices: tuple[int, ...] = (3, 3, 5)
+    proposers_range: tuple[int, int] = (1, 7)
+    acceptors_choices: tuple[int, ...] = (3, 5)
     learners_range: tuple[int, int] = (1, 3)
     drop_prob_max: float = 0.3
     dup_prob_max: float = 0.7
     crash_prob_max: float = 0.2  # per fault step
     crash_after_handle_prob_max: float = 0.15  # per handled message
     partition_random_prob: float = 0.3  # random splits come and go (else no partition)
+    crash_roles_choices: tuple[str, ...] = ("PAL", "PAL", "PA", "P", "A")
+    crash_points_any_prob: float = 0.5  # crash after any handled message; else after one kind
     fault_ticks_range: tuple[int, int] = (100, 600)
     delay_max_ticks_range: tuple[int, int] = (1, 19)  # 2 * max < the phase timeout of 40
+    delay_spread_prob: float = 0.7  # delays span [1, max]; else a narrow band below the max
     downtime_min_ticks_range: tuple[int, int] = (1, 10)
     downtime_max_ticks_range: tuple[int, int] = (1, 80)  # raised to at least the min drawn
 
@@ -250,9 +255,12 @@ class SynodSwarm:
             "fault_ticks": between(self.fault_ticks_range),
         }
         delay_max = between(self.delay_max_ticks_range)
-        spread = rng.random() < 0.5  # else every delay is in a narrow band near its max
+        spread = rng.random() < self.delay_spread_prob
         drawn["delay_max_ticks"] = delay_max
         drawn["delay_min_ticks"] = 1 if spread else rng.randint(1, delay_max)
+        drawn["crash_roles"] = rng.choice(self.crash_roles_choices)
+        narrow = rng.random() >= self.crash_points_any_prob
+        drawn["crash_points"] = rng.choice(MESSAGE_KINDS) if narrow else ""
         downtime_min = between(self.downtime_min_ticks_range)
         drawn["downtime_min_ticks"] = downtime_min
         drawn["downtime_max_ticks"] = max(downtime_min, between(self.downtime_max_ticks_range))
@@ -489,7 +497,8 @@ class SynodWorld(Simulator[Message]):
         self.heal_time = settings.fault_ticks
         self.deadline = self.heal_time + plan.bound_ticks
         self.healed = False
-        self.violation: Violation | None = None
+        self.violation: Violation | None = None  # the one that stopped the run
+        self.invariant: Violation | None = None  # the first broken invariant (see _violate)
         # Ghost state, never seen by the actors.
         self.acceptances: list[Acceptance] = []
         self._acceptance_set: set[Acceptance] = set()
@@ -499,6 +508,7 @@ class SynodWorld(Simulator[Message]):
         self.chosen: list[Value] = []  # kept equal to checkers.chosen_values(acceptances)
         self._voters: dict[tuple[Ballot, Value], set[int]] = {}
         self._proposals: dict[Ballot, Value] = {}  # the value each ballot's Accept carried
+        self._chosen_ballots: list[tuple[Ballot, Value]] = []  # every (ballot, value) chosen
         self._last_prepare: dict[int, tuple[Ballot, int]] = {}  # latest Prepare, and life
         self._lives: dict[int, int] = {}  # restarts per actor
         self._promised: dict[int, Ballot] = {}  # each acceptor's highest promise announced
@@ -585,11 +595,10 @@ class SynodWorld(Simulator[Message]):
                 self._sent_step = self.steps
                 self._sent_kinds.clear()
             self._sent_kinds.add(type(msg).__name__)
-        kind = type(msg)
-        if kind is Accept or kind is Prepare or kind is Promise or kind is Nack:
+        if type(msg) is not Accepted:
             self._check_ballots(src, msg)
             return
-        if kind is Accepted and src in self._acceptors:
+        if src in self._acceptors:
             acceptance = (src, msg.ballot, msg.value)
             if acceptance in self._acceptance_set:
                 return
@@ -597,10 +606,22 @@ class SynodWorld(Simulator[Message]):
             self.acceptances.append(acceptance)
             # Incremental: only an acceptance that completes a quorum changes what is chosen.
             voters = self._voters.setdefault((msg.ballot, msg.value), set())
+            was_chosen = self.quorum.is_phase2_quorum(voters)
             voters.add(src)
-            if msg.value not in self.chosen and self.quorum.is_phase2_quorum(voters):
-                self.chosen = sorted([*self.chosen, msg.value])
-                self._dirty = True
+            if not was_chosen and self.quorum.is_phase2_quorum(voters):
+                self._chosen_in(msg.ballot, msg.value)
+
+    def _chosen_in(self, ballot: Ballot, value: Value) -> None:
+        """``value`` was just chosen in ``ballot``: no higher proposal may carry another value
+        (P2b, Paxos Made Simple section 2.2), whether or not it is ever accepted."""
+        if value not in self.chosen:
+            self.chosen = sorted([*self.chosen, value])
+            self._dirty = True
+        self._chosen_ballots.append((ballot, value))
+        for later, other in self._proposals.items():
+            if later > ballot and other != value:
+                self._p2b_violation(ballot, value, later, other)
+                return
 
     def _check_ballots(self, src: int, msg: Message) -> None:
         """Ballots only grow, across restarts too: what stable storage is for (Paxos Made
@@ -613,27 +634,31 @@ class SynodWorld(Simulator[Message]):
                 # One round sends its Prepare to every acceptor; a new round needs a new ballot.
                 if last is not None and (msg.ballot, life) != last and msg.ballot <= last[0]:
                     self._violate(
-                        "safety",
+                        "invariant",
                         f"{self.names[src]} prepares ballot {msg.ballot} after {last[0]}: "
                         "a proposer's ballots must only grow",
                     )
                 self._last_prepare[src] = (msg.ballot, life)
             case Accept():
+                if msg.ballot not in self._proposals:
+                    self._check_p2c(src, msg)
+                for ballot, value in self._chosen_ballots:
+                    if msg.ballot > ballot and msg.value != value:
+                        self._p2b_violation(ballot, value, msg.ballot, msg.value)
                 first = self._proposals.setdefault(msg.ballot, msg.value)
                 if first != msg.value:
                     self._violate(
-                        "safety",
+                        "invariant",
                         f"two proposals with ballot {msg.ballot}: {first} and {msg.value} "
                         f"(the second from {self.names[src]})",
                     )
             case Promise() | Nack():
-                promised = msg.ballot if type(msg) is Promise else msg.promised  # type: ignore[union-attr]
+                fresh = type(msg) is Promise  # a Promise raises the promise, a Nack repeats it
+                promised = msg.ballot if isinstance(msg, Promise) else msg.promised
                 floor = self._promised.get(src)
-                if floor is not None and (
-                    promised <= floor if type(msg) is Promise else promised < floor
-                ):
+                if floor is not None and (promised <= floor if fresh else promised < floor):
                     self._violate(
-                        "safety",
+                        "invariant",
                         f"{self.names[src]} promised {floor}, then answers as promised "
                         f"{promised}: an acceptor's promise must only grow",
                     )
@@ -641,6 +666,30 @@ class SynodWorld(Simulator[Message]):
                     self._promised[src] = promised
             case _:
                 pass
+
+    def _check_p2c(self, src: int, msg: Accept) -> None:
+        """P2c (Paxos Made Simple, section 2.2): a proposal's value is the value of the
+        highest-ballot proposal accepted by the quorum that promised it, if any accepted one.
+        Read from the proposer's own quorum of promises, the one it just acted on."""
+        reports = [p for p in self._proposer(src).promises.values() if p.accepted_value is not None]
+        if not reports:
+            return
+        top = max(p.accepted_ballot for p in reports)
+        allowed = {p.accepted_value for p in reports if p.accepted_ballot == top}
+        if msg.value not in allowed:
+            self._violate(
+                "invariant",
+                f"{self.names[src]} proposes {msg.value} in ballot {msg.ballot}, but its quorum "
+                f"of promises reports {' or '.join(sorted(map(str, allowed)))} accepted in "
+                f"{top}, the highest ballot (P2c)",
+            )
+
+    def _p2b_violation(self, ballot: Ballot, value: Value, later: Ballot, other: Value) -> None:
+        self._violate(
+            "invariant",
+            f"{value} was chosen in ballot {ballot}, yet the higher ballot {later} proposes "
+            f"{other}",
+        )
 
     def on_decide(self, node: int, value: object) -> None:
         super().on_decide(node, value)
@@ -675,10 +724,22 @@ class SynodWorld(Simulator[Message]):
             self._violate("safety", "; ".join(problems))
 
     def _violate(self, kind: str, message: str) -> None:
+        if kind == "invariant":
+            # Noted, and the run goes on: whether agreement breaks too is worth knowing, and
+            # the explorer replays a run up to its safety violation with the shared checks.
+            if self.invariant is None:
+                self.invariant = Violation(kind, self.seed, self.steps, self.now, message)
+            return
         if self.violation is None:
             self.violation = Violation(kind, self.seed, self.steps, self.now, message)
             if self.trace is not None:
                 self.log(f"VIOLATION ({kind}): {message}")
+
+    def _verdict(self) -> Violation | None:
+        """The safety violation if any, else the first broken invariant, else liveness's."""
+        if self.violation is not None and self.violation.kind == "safety":
+            return self.violation
+        return self.invariant or self.violation
 
     def _result(self) -> SynodResult:
         learned = tuple(
@@ -689,7 +750,7 @@ class SynodWorld(Simulator[Message]):
         return SynodResult(
             seed=self.seed,
             settings=self.settings,
-            violation=self.violation,
+            violation=self._verdict(),
             chosen=self.chosen[0] if len(self.chosen) == 1 else None,
             learned=learned,
             heal_time=self.heal_time,
