@@ -25,6 +25,16 @@ every learner's first ``Decide``.  A learner whose later ``Decide`` differs (eve
 restart) changed its mind.  The check is incremental: the ghost state only changes when a new
 acceptance, proposal or decision appears, so only those steps recompute it.  The first
 violation stops the run and names the step, the virtual time and the seed.
+
+Earlier, at the message that breaks it, the world checks the invariants safety rests on
+(Paxos Made Simple, sections 2.2 and 2.3): a proposer's ballots only grow and an acceptor's
+promise only grows, across restarts too; one ballot carries one value; a proposal's value is
+the highest-ballot value its quorum of promises reported (P2c); and no ballot above a chosen
+one proposes another value (P2b).  Such a break is an ``invariant`` violation: noted, and the
+run goes on, so that a run that also loses agreement still reports that as its violation.
+
+``SynodSwarm`` draws a seed's deployment and fault mix (swarm testing); ``swarm_settings`` is
+what ``pypaxos sim synod`` runs each seed with unless ``--no-swarm``.
 """
 
 from __future__ import annotations
