@@ -106,7 +106,9 @@ def add_world_arguments(
     )
     faults = parser.add_argument_group("faults (during the fault phase, before the heal)")
     for option, field, kind, text in _FAULT_OPTIONS:
-        faults.add_argument(option, type=kind, dest=field, help=f"{text} {default_help(field)}")
+        metavar = "SPEC" if field == "partition" else option[2:].upper().replace("-", "_")
+        help_text = f"{text} {default_help(field)}"
+        faults.add_argument(option, type=kind, dest=field, metavar=metavar, help=help_text)
 
 
 def pinned_fields(args: argparse.Namespace) -> frozenset[str]:
