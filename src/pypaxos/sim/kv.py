@@ -28,7 +28,10 @@ Checked on every run (``KVResult.violations``):
 * any assertion a node makes inline (one value per slot, ballots only grow) is a violation too.
 
 One ``random.Random(seed)`` drives everything, so a seed replays byte for byte (history and
-trace); ``KVSettings.replay_command`` prints the command that does it.
+trace); ``KVSettings.replay_command`` prints the command that does it.  Under
+``KVSettings.swarm`` (the default of ``pypaxos sim kv``) a seed first draws its own cluster size
+and fault mix (``KVSwarm``, swarm testing) from a second Random seeded by the seed alone, so
+the replay command needs only the seed and what the command line pinned.
 """
 
 from __future__ import annotations

@@ -244,6 +244,8 @@ class SynodSwarm:
         Every draw happens whether or not its field is pinned, so pinning one dimension
         leaves the others' draws for a seed unchanged.
         """
+        if not pinned <= SWARM_FIELDS:
+            raise ValueError(f"not drawn, so not pinnable: {sorted(pinned - SWARM_FIELDS)}")
 
         def level(high: float) -> float:
             on = rng.random() >= self.off_prob
