@@ -86,7 +86,16 @@ def test_sim_explore_opens_the_first_unsafe_seed(
         return 0
 
     monkeypatch.setattr(cmd, "serve_session", serve)
-    argv = ["sim", "synod", "--bug", "accept-below-promise", "--seed", "3", "--explore"]
+    argv = [
+        "sim",
+        "synod",
+        "--no-swarm",
+        "--bug",
+        "accept-below-promise",
+        "--seed",
+        "3",
+        "--explore",
+    ]
     assert main([*argv, "--port", "0", "--no-browser"]) == 1
     ((session, port, open_browser),) = served
     assert (port, open_browser) == (0, False)

@@ -86,7 +86,8 @@ def test_bug_list(capsys: pytest.CaptureFixture[str]) -> None:
 def test_sim_runs_seeds_and_reports_speed(capsys: pytest.CaptureFixture[str]) -> None:
     status, lines = run_cli(["sim", "synod", "--seeds", "50", "--start", "100"], capsys)
     assert status == 0
-    assert lines[0].startswith("# seeds 100..149 of: pypaxos synod ")
+    assert lines[0] == "# seeds 100..149, swarm: each seed draws its own fault mix"
+    assert lines[1].startswith("# pinned: nothing ")
     assert lines[-1].startswith("50 seed(s) run, 0 violation(s), ")
     assert lines[-1].endswith(" seeds/s")
     progress = [line for line in lines if line.startswith("  ")]
@@ -131,3 +132,21 @@ def test_synod_svg_draws_one_arrow_per_message_of_the_trace(tmp_path: Path) -> N
         assert actor in text
     assert "Prepare 0.4" in text and "Accepted" in text
     assert "✗" in text  # a message lost with --drop 0.2 is drawn as lost
+
+
+def test_sim_no_swarm_runs_every_seed_with_the_fixed_faulty_mix(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pypaxos.cli.sim_synod import FAULTY
+
+    status, lines = run_cli(["sim", "synod", "--seeds", "20", "--no-swarm"], capsys)
+    assert status == 0
+    assert lines[0] == "# seeds 0..19 of: " + shlex.join(["pypaxos", "synod", *FAULTY.cli_args()])
+
+
+def test_sim_prints_what_a_given_option_pins(capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines = run_cli(
+        ["sim", "synod", "--seeds", "5", "--drop", "0.2", "--learners", "1"], capsys
+    )
+    assert status == 0
+    assert lines[1].startswith("# pinned: --learners 1 --drop 0.2 ")

@@ -1,19 +1,19 @@
-"""Every planted Multi-Paxos bug is caught by the KV simulation, with a seed that replays it.
+"""Every planted Multi-Paxos and KV bug is caught by the default ``pypaxos sim kv``, and replays.
 
-For each bug the search walks seeds from 0 and stops at the first run with a violation; the
-replay seed is in the failure message, and the same seed without the bug must be clean (so the
-violation is the bug's doing, not the simulation's).  Measured first catching seeds (3 nodes,
-defaults): adopt-lowest-ballot 0, commit-index-any-ballot 4, commit-without-quorum 0,
-forget-promise-on-recover 10, no-repropose 0, noop-overwrites-chosen 0,
-promise-hides-compaction 1, reply-before-chosen 0 (measured before the leader's own vote got
-its own fsync delay, which draws from the seed's Random and so shifts these); and
-count-own-vote-before-sync 26 (the leader crashes after a follower's vote came back and before
-its own record is synced: a vote that was never durable made the slot "chosen").
-``forget-promise-on-recover`` is also caught by the scripted scenario in
-tests/multi/test_multi_recovery.py.
+The default is swarm testing (``KVSettings(swarm=True)``: each seed draws its own mix), with no
+tuning for any bug.  For each bug the search walks seeds from 0 and stops at the first run with
+a violation; the replay command must name the bug and the seed and reproduce the violation,
+and the same seed without the bug must be clean (so the violation is the bug's doing, not the
+simulation's).  Measured first catching seeds: adopt-lowest-ballot 6, commit-index-any-ballot
+1, commit-without-quorum 0, count-own-vote-before-sync 4, forget-promise-on-recover 11,
+no-repropose 0, noop-overwrites-chosen 1, promise-hides-compaction 1, reply-before-chosen 0,
+snapshot-drops-sessions 0.  ``forget-promise-on-recover`` is also caught by the scripted
+scenario in tests/multi/test_multi_recovery.py.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -24,8 +24,12 @@ from pypaxos.sim.kv import KVResult, KVSettings, first_violation, run_kv
 SEEDS_MAX = 60
 
 
-def first_caught(bug: LogBug | KvBug, nodes: int = 3) -> KVResult | None:
-    return first_violation(KVSettings(nodes=nodes, bugs=frozenset({bug})), range(SEEDS_MAX))
+def first_caught(bug: LogBug | KvBug, nodes: int | None = None) -> KVResult | None:
+    """The first default-command seed that catches ``bug`` (``nodes``, if given, is pinned)."""
+    settings = KVSettings(bugs=frozenset({bug}), swarm=True)
+    if nodes is not None:
+        settings = replace(settings, nodes=nodes, pinned=frozenset({"nodes"}))
+    return first_violation(settings, range(SEEDS_MAX))
 
 
 @pytest.mark.parametrize("bug", sorted([*LogBug, *KvBug]), ids=str)
@@ -35,7 +39,7 @@ def test_each_planted_bug_is_caught(bug: LogBug | KvBug) -> None:
     replay = caught.settings.replay_command(caught.seed)
     assert f"--bug {bug.value}" in replay and f"--start {caught.seed}" in replay
     assert run_kv(caught.settings, caught.seed).violations == caught.violations  # replays
-    clean = run_kv(KVSettings(), caught.seed)
+    clean = run_kv(KVSettings(swarm=True), caught.seed)
     assert clean.violations == (), f"seed {caught.seed} fails without {bug} too"
 
 

@@ -6,6 +6,12 @@ the stated bound).  The command prints its own settings first, every violation w
 the exact command that replays it, then a summary: seeds, operations, simulated operations per
 second of wall time, leader changes, faults, and how fast service resumed after the heal.
 
+Swarm testing by default (Groce et al., "Swarm Testing", ISSTA 2012): each seed draws its own
+cluster size and fault mix (``sim.kv.KVSwarm``), some fault kinds switched off altogether.
+``--nodes``, ``--drop``, ``--dup``, ``--max-delay`` and ``--[no-]thrifty`` pin their dimension
+for every seed; ``--no-swarm`` runs every seed with the one fixed mix of ``KVSettings``.  A
+violation prints the seed's mix and the command that replays it (the seed draws it again).
+
 Exit status: 0 no violation, 1 at least one, 2 bad usage.
 """
 
@@ -16,6 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pypaxos.core.bugs import parse_bugs
 from pypaxos.kv import KvBug
@@ -31,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Exit 0: no violation; 1: a violation (its seed and replay command are printed); "
         "2: bad usage."
     )
-    parser.add_argument("--nodes", type=int, default=3, help="cluster size (default 3)")
+    parser.add_argument(
+        "--nodes", type=int, help="cluster size (default: drawn per seed; --no-swarm: 3)"
+    )
     parser.add_argument("--clients", type=int, default=5, help="concurrent clients (default 5)")
     parser.add_argument(
         "--ops", type=int, default=200, help="client operations per seed (default 200)"
@@ -46,12 +55,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="switch on a planted bug (repeatable); '--bug list' lists them",
     )
     parser.add_argument(
-        "--no-thrifty",
-        dest="thrifty",
-        action="store_false",
-        help="leaders send each Accept to every follower (default: to a quorum's worth, "
-        "as a real node does)",
+        "--thrifty",
+        action=argparse.BooleanOptionalAction,
+        help="leaders send each Accept to a quorum's worth of followers, as a real node does, "
+        "or with --no-thrifty to every follower (default: drawn per seed; --no-swarm: thrifty)",
     )
+    parser.add_argument(
+        "--no-swarm",
+        dest="swarm",
+        action="store_false",
+        help="run every seed with the same fixed fault mix instead of drawing one per seed",
+    )
+    network = parser.add_argument_group("network (default: drawn per seed)")
+    network.add_argument("--drop", type=float, help="per-message loss probability")
+    network.add_argument("--dup", type=float, help="per-message duplication probability")
+    network.add_argument("--max-delay", type=int, help="message delays are in [1, this] ticks")
     parser.add_argument(
         "--history", metavar="DIR", help="write each seed's history to DIR/seed-N.jsonl"
     )
@@ -84,12 +102,22 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
     bugs = parse_bugs(args.bug, LogBug, KvBug)  # UnknownBug is a ValueError
     if args.seeds < 1 or args.start < 0 or args.jobs < 1:
         raise ValueError("--seeds and --jobs must be at least 1, --start at least 0")
-    return KVSettings(
-        nodes=args.nodes,
-        clients=args.clients,
-        ops=args.ops,
-        bugs=bugs,
-        thrifty=args.thrifty,
+    given = {
+        name: value
+        for name, value in (
+            ("nodes", args.nodes),
+            ("thrifty", args.thrifty),
+            ("drop", args.drop),
+            ("dup", args.dup),
+            ("delay_max_ticks", args.max_delay),
+        )
+        if value is not None
+    }
+    return replace(
+        KVSettings(clients=args.clients, ops=args.ops, bugs=bugs),
+        swarm=args.swarm,
+        pinned=frozenset(given) if args.swarm else frozenset(),
+        **given,
     )
 
 
@@ -126,14 +154,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _header(settings: KVSettings, args: argparse.Namespace) -> str:
+    command = settings.replay_command(args.start).split("  # ")[0]
+    command = command.replace("--seeds 1 ", f"--seeds {args.seeds} ")
+    if settings.swarm:
+        return (
+            f"# {command}\n"
+            f"# swarm: each seed draws its own cluster size and fault mix (sim.kv.KVSwarm); "
+            f"{settings.keys} keys; nodes tick every {settings.tick_interval_ticks} ticks\n"
+            f"# liveness bound: per seed, derived from the election timeout and the seed's "
+            f"delays (see sim.kv.liveness_bound_ticks)"
+        )
     bound = liveness_bound_ticks(settings)
-    words = [f"--nodes {settings.nodes}", f"--clients {settings.clients}", f"--ops {settings.ops}"]
-    words += [f"--seeds {args.seeds}", f"--start {args.start}"]
-    words += [f"--bug {bug.value}" for bug in sorted(settings.bugs)]
-    if not settings.thrifty:
-        words.append("--no-thrifty")
     return (
-        f"# pypaxos sim kv {' '.join(words)}\n"
+        f"# {command}\n"
         f"# {settings.keys} keys; network: drop {settings.drop}, dup {settings.dup}, delay "
         f"{settings.delay_min_ticks}..{settings.delay_max_ticks} ticks; nodes tick every "
         f"{settings.tick_interval_ticks} ticks\n"
@@ -145,8 +178,30 @@ def _header(settings: KVSettings, args: argparse.Namespace) -> str:
 def _report(result: KVResult) -> str:
     lines = [result.outcome_line()]
     if result.violations or result.undecided:
+        if result.settings.swarm:
+            lines.append(f"  mix: {describe_mix(result.mix)}")
         lines.append(f"  replay: {result.settings.replay_command(result.seed)}")
     return "\n".join(lines)
+
+
+def describe_mix(mix: KVSettings) -> str:
+    """A seed's drawn settings, one line: cluster, network, and each nemesis fault's chance."""
+    n = mix.nemesis
+    faults = (
+        ("crash", n.crash_prob),
+        ("leader-crash", n.leader_crash_prob),
+        ("promise-crash", n.promise_crash_prob),
+        ("partition", n.partition_prob),
+        ("isolate-leader", n.isolate_leader_prob),
+        ("blip-leader", n.blip_leader_prob),
+    )
+    chances = ", ".join(f"{name} {prob}" for name, prob in faults if prob) or "no faults"
+    return (
+        f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}; drop {mix.drop}, "
+        f"dup {mix.dup}, delay {mix.delay_min_ticks}..{mix.delay_max_ticks} ticks, stragglers "
+        f"{n.straggle_prob}; every {n.step_ticks} ticks: {chances}; downtime "
+        f"{n.restart_ticks[0]}..{n.restart_ticks[1]} ticks"
+    )
 
 
 def summary_lines(results: Sequence[KVResult], wall_s: float) -> list[str]:
@@ -171,6 +226,11 @@ def summary_lines(results: Sequence[KVResult], wall_s: float) -> list[str]:
     if served and results:
         lines.append(
             f"served again after the heal within {max(served)} ticks at worst "
-            f"(mean {sum(served) / len(served):.1f}; bound {results[0].bound_ticks})"
+            f"(mean {sum(served) / len(served):.1f}; bound {_bounds(results)})"
         )
     return lines
+
+
+def _bounds(results: Sequence[KVResult]) -> str:
+    low, high = min(r.bound_ticks for r in results), max(r.bound_ticks for r in results)
+    return str(low) if low == high else f"{low}..{high} by seed"

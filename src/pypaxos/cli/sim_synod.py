@@ -7,7 +7,12 @@ its full trace.  The run stops at the first violation unless ``--keep-going``.  
 gives the count and the speed in seeds per second.  Exit 0 when no seed broke an invariant,
 1 when one did, 2 for bad usage.
 
-Unlike ``pypaxos synod``, the fault options default to a faulty network and crashing actors.
+Swarm testing by default (Groce et al., "Swarm Testing", ISSTA 2012): each seed draws its own
+deployment and fault mix (``sim.synod.SynodSwarm``), some fault kinds switched off altogether,
+so that a few hundred seeds cover mixes no single fixed setting does.  An option that is given
+pins its dimension for every seed (``--drop 0.2``); ``--no-swarm`` runs every seed with the one
+fixed faulty mix ``FAULTY`` instead.  A violation's replay command spells the seed's drawn mix
+out, so ``pypaxos synod`` replays it exactly, trace and all.
 
 With ``--explore``, the first seed that broke safety is run again with its trace and opened in
 the explorer (``pypaxos explore``): its events are replayed there one step each
@@ -24,13 +29,21 @@ import time
 
 from pypaxos.cli.synod import (
     add_world_arguments,
+    pinned_fields,
+    pinned_words,
     print_bug_list,
     settings_from_args,
     wants_bug_list,
 )
 from pypaxos.cli.usage import UsageError
 from pypaxos.explorer.options import add_serve_arguments
-from pypaxos.sim.synod import SynodResult, SynodSettings, liveness_bound_ticks, run_synod
+from pypaxos.sim.synod import (
+    SynodResult,
+    SynodSettings,
+    liveness_bound_ticks,
+    run_synod,
+    swarm_settings,
+)
 
 FAULTY = SynodSettings(drop=0.1, dup=0.05, crash=0.05, crash_after_handle=0.01, partition="random")
 PROGRESS_REPORTS = 10
@@ -47,7 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-going", action="store_true", help="do not stop at the first violation"
     )
-    add_world_arguments(parser, FAULTY)
+    parser.add_argument(
+        "--no-swarm",
+        dest="swarm",
+        action="store_false",
+        help="run every seed with the same fixed fault mix instead of drawing one per seed",
+    )
+    add_world_arguments(parser, FAULTY, swarm=True)
     explorer = parser.add_argument_group("opening a violation in the explorer")
     explorer.add_argument(
         "--explore",
@@ -64,20 +83,31 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
-    settings = settings_from_args(args)
+    base = settings_from_args(args, FAULTY)
+    pinned = pinned_fields(args)
     first, count = (args.start, args.seeds) if args.seed is None else (args.seed, 1)
-    command = shlex.join(["pypaxos", "synod", *settings.cli_args()])
-    print(f"# seeds {first}..{first + count - 1} of: {command}")
-    print(
-        f"# heal at t={settings.fault_ticks}; liveness bound: every learner learns within "
-        f"{liveness_bound_ticks(settings)} ticks of the heal"
-    )
+
+    def settings_for(seed: int) -> SynodSettings:
+        return swarm_settings(base, seed, pinned) if args.swarm else base
+
+    if args.swarm:
+        given = pinned_words(args)
+        print(f"# seeds {first}..{first + count - 1}, swarm: each seed draws its own fault mix")
+        print(f"# pinned: {shlex.join(given) if given else 'nothing'} (see --help; --no-swarm)")
+    else:
+        command = shlex.join(["pypaxos", "synod", *base.cli_args()])
+        print(f"# seeds {first}..{first + count - 1} of: {command}")
+        print(
+            f"# heal at t={base.fault_ticks}; liveness bound: every learner learns within "
+            f"{liveness_bound_ticks(base)} ticks of the heal"
+        )
     every = max(1, count // PROGRESS_REPORTS)
     violations = 0
     done = 0
     unsafe: int | None = None  # the first seed that broke safety, for --explore
     began = time.perf_counter()
     for seed in range(first, first + count):
+        settings = settings_for(seed)
         result = run_synod(settings, seed)
         done += 1
         if result.violation is not None:
@@ -105,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if unsafe is None:
         print("no safety violation, so nothing to explore: the explorer is not started")
         return status
-    return _open_in_explorer(run_synod(settings, unsafe, trace=True), args) or status
+    return _open_in_explorer(run_synod(settings_for(unsafe), unsafe, trace=True), args) or status
 
 
 def _open_in_explorer(result: SynodResult, args: argparse.Namespace) -> int:

@@ -7,29 +7,96 @@ last the chosen value and who learned it, or the violation.  Exit 0 when no inva
 1 when one did, 2 for bad usage.
 
 The options shared with ``pypaxos sim synod`` are defined here, once, so that a replay command
-printed by either one means the same run.
+printed by either one means the same run.  The first line always spells every setting out, so
+it replays a ``--swarm`` run (whose mix the seed drew) without the flag.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from pypaxos.cli.usage import UsageError
 from pypaxos.core.bugs import SynodBug, parse_bugs
-from pypaxos.sim.synod import SynodSettings, run_synod
+from pypaxos.sim.synod import SynodSettings, run_synod, swarm_settings
 
 NO_FAULTS = SynodSettings()
 
 
-def add_world_arguments(parser: argparse.ArgumentParser, defaults: SynodSettings) -> None:
-    """Options describing the deployment and its faults, defaulting to ``defaults``."""
-    d = defaults
+# Each world option: its settings field, and its help (the default is appended).
+_FAULT_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
+    ("--drop", "drop", float, "per-message loss probability"),
+    ("--dup", "dup", float, "per-message duplication probability"),
+    ("--crash", "crash", float, "chance, every 10 ticks, that one random actor crashes"),
+    (
+        "--crash-after-handle",
+        "crash_after_handle",
+        float,
+        "chance that an actor crashes right after handling a message",
+    ),
+    (
+        "--crash-roles",
+        "crash_roles",
+        str,
+        "which roles may crash: letters P (proposers), A (acceptors), L (learners)",
+    ),
+    (
+        "--crash-points",
+        "crash_points",
+        str,
+        "crash after handling a message only when the actor sent one of these kinds "
+        "(comma-separated, e.g. Accept,Promise; empty: after any message)",
+    ),
+    (
+        "--partition",
+        "partition",
+        str,
+        "'random' (random splits come and go) or groups of actors that can talk, "
+        "e.g. A1,P1/A2,A3,P2 (unlisted actors form one more group)",
+    ),
+    ("--fault-ticks", "fault_ticks", int, "length of the fault phase; the heal comes then"),
+    ("--min-delay", "delay_min_ticks", int, "message delays are uniform in [min, max] ticks"),
+    ("--max-delay", "delay_max_ticks", int, "message delays are uniform in [min, max] ticks"),
+    (
+        "--min-downtime",
+        "downtime_min_ticks",
+        int,
+        "a crashed actor restarts after [min, max] ticks",
+    ),
+    (
+        "--max-downtime",
+        "downtime_max_ticks",
+        int,
+        "a crashed actor restarts after [min, max] ticks",
+    ),
+)
+_DEPLOYMENT_OPTIONS = (
+    ("--proposers", "proposers"),
+    ("--acceptors", "acceptors"),
+    ("--learners", "learners"),
+)
+
+
+def add_world_arguments(
+    parser: argparse.ArgumentParser, defaults: SynodSettings, swarm: bool = False
+) -> None:
+    """Options describing the deployment and its faults, defaulting to ``defaults``.
+
+    Every option defaults to ``None`` so that ``pinned_fields`` can tell which were given;
+    ``settings_from_args`` fills the others in.  With ``swarm``, the help says a seed draws them.
+    """
+
+    def default_help(field: str) -> str:
+        value = getattr(defaults, field)
+        if swarm:
+            return f"(default: drawn per seed; with --no-swarm {value!r})"
+        return f"(default {value!r})"
+
     world = parser.add_argument_group("deployment")
-    world.add_argument("--proposers", type=int, default=d.proposers, help="(default %(default)s)")
-    world.add_argument("--acceptors", type=int, default=d.acceptors, help="(default %(default)s)")
-    world.add_argument("--learners", type=int, default=d.learners, help="(default %(default)s)")
+    for option, field in _DEPLOYMENT_OPTIONS:
+        world.add_argument(option, type=int, dest=field, help=default_help(field))
     world.add_argument(
         "--bug",
         action="append",
@@ -38,57 +105,17 @@ def add_world_arguments(parser: argparse.ArgumentParser, defaults: SynodSettings
         help="switch on a planted bug (repeatable); '--bug list' lists them",
     )
     faults = parser.add_argument_group("faults (during the fault phase, before the heal)")
-    faults.add_argument(
-        "--drop",
-        type=float,
-        default=d.drop,
-        help="per-message loss probability (default %(default)s)",
-    )
-    faults.add_argument(
-        "--dup",
-        type=float,
-        default=d.dup,
-        help="per-message duplication probability (default %(default)s)",
-    )
-    faults.add_argument(
-        "--crash",
-        type=float,
-        default=d.crash,
-        help="chance, every 10 ticks, that one random actor crashes (default %(default)s)",
-    )
-    faults.add_argument(
-        "--crash-after-handle",
-        type=float,
-        default=d.crash_after_handle,
-        help="chance that an actor crashes right after handling a message (default %(default)s)",
-    )
-    faults.add_argument(
-        "--partition",
-        default=d.partition,
-        metavar="SPEC",
-        help="'random' (random splits come and go) or groups of actors that can talk, "
-        "e.g. A1,P1/A2,A3,P2 (unlisted actors form one more group)",
-    )
-    faults.add_argument(
-        "--fault-ticks",
-        type=int,
-        default=d.fault_ticks,
-        help="length of the fault phase; the heal comes then (default %(default)s)",
-    )
-    faults.add_argument("--min-delay", type=int, default=d.delay_min_ticks, help="ticks")
-    faults.add_argument(
-        "--max-delay",
-        type=int,
-        default=d.delay_max_ticks,
-        help="message delays are uniform in [min, max] ticks (default %(default)s)",
-    )
-    faults.add_argument("--min-downtime", type=int, default=d.downtime_min_ticks, help="ticks")
-    faults.add_argument(
-        "--max-downtime",
-        type=int,
-        default=d.downtime_max_ticks,
-        help="a crashed actor restarts after [min, max] ticks (default %(default)s)",
-    )
+    for option, field, kind, text in _FAULT_OPTIONS:
+        metavar = "SPEC" if field == "partition" else option[2:].upper().replace("-", "_")
+        help_text = f"{text} {default_help(field)}"
+        faults.add_argument(option, type=kind, dest=field, metavar=metavar, help=help_text)
+
+
+def pinned_fields(args: argparse.Namespace) -> frozenset[str]:
+    """The settings fields whose option was given on the command line."""
+    fields = [field for _, field in _DEPLOYMENT_OPTIONS]
+    fields += [field for _, field, _, _ in _FAULT_OPTIONS]
+    return frozenset(field for field in fields if getattr(args, field) is not None)
 
 
 def wants_bug_list(args: argparse.Namespace) -> bool:
@@ -101,25 +128,21 @@ def print_bug_list() -> None:
         print(f"{bug.value:<{width}}  {bug.description}")
 
 
-def settings_from_args(args: argparse.Namespace) -> SynodSettings:
-    """Build settings from parsed options; bad values become a ``UsageError`` (exit 2)."""
+def pinned_words(args: argparse.Namespace) -> list[str]:
+    """The given world options as command-line words, in the order ``--help`` lists them."""
+    options = [(option, field) for option, field in _DEPLOYMENT_OPTIONS]
+    options += [(option, field) for option, field, _, _ in _FAULT_OPTIONS]
+    given = [(option, getattr(args, field)) for option, field in options]
+    return [word for option, value in given if value is not None for word in (option, str(value))]
+
+
+def settings_from_args(
+    args: argparse.Namespace, defaults: SynodSettings = NO_FAULTS
+) -> SynodSettings:
+    """``defaults`` with the given options and bugs; bad values become a ``UsageError``."""
+    given = {field: getattr(args, field) for field in pinned_fields(args)}
     try:
-        return SynodSettings(
-            proposers=args.proposers,
-            acceptors=args.acceptors,
-            learners=args.learners,
-            bugs=parse_bugs(args.bug, SynodBug),
-            drop=args.drop,
-            dup=args.dup,
-            crash=args.crash,
-            crash_after_handle=args.crash_after_handle,
-            partition=args.partition,
-            fault_ticks=args.fault_ticks,
-            delay_min_ticks=args.min_delay,
-            delay_max_ticks=args.max_delay,
-            downtime_min_ticks=args.min_downtime,
-            downtime_max_ticks=args.max_downtime,
-        )
+        return replace(defaults, bugs=parse_bugs(args.bug, SynodBug), **given)
     except ValueError as error:
         raise UsageError(str(error)) from error
 
@@ -128,6 +151,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (default %(default)s)")
     parser.add_argument(
         "--svg", metavar="FILE", help="also write the run's message-sequence diagram as SVG"
+    )
+    parser.add_argument(
+        "--swarm",
+        action="store_true",
+        help="draw the seed's fault mix as 'pypaxos sim synod' does (given options pin theirs)",
     )
     add_world_arguments(parser, NO_FAULTS)
 
@@ -157,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
         print_bug_list()
         return 0
     settings = settings_from_args(args)
+    if args.swarm:
+        settings = swarm_settings(settings, args.seed, pinned_fields(args))
     result = run_synod(settings, args.seed, trace=True)
     for line in result.report_lines():
         print(line)

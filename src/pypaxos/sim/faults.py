@@ -12,7 +12,9 @@ with far fewer events.  A fixed ``partition`` instead holds for the whole fault 
 Crashes at random ticks rarely land on the instant crash-recovery bugs need: right after an
 actor handled a message, when its replies are out but its unsynced writes are not on disk.  So
 with probability ``crash_after_handle_prob`` an actor also crashes right after handling a
-message (and restarts like any crashed actor).
+message (and restarts like any crashed actor).  A world may narrow these crash points with
+``crash_point(node)``: only a handling it accepts (say, one that sent an ``Accept``) is followed
+by the coin toss.
 
 ``heal()`` ends the phase: no more faults, the partition is lifted, the network stops losing
 messages, and every crashed actor is restarted.  What a protocol must then achieve, and by when,
@@ -71,11 +73,13 @@ class FaultInjector:
         sim: Simulator[Any],
         settings: FaultSettings,
         crashable: Sequence[int] | None = None,
+        crash_point: Callable[[int], bool] | None = None,
     ) -> None:
         self.sim = sim
         self.settings = settings
         self.crashable = tuple(sim.node_ids if crashable is None else crashable)
         self._crashable_set = frozenset(self.crashable)
+        self.crash_point = crash_point
         self.active = False
         self.crashes = 0
 
@@ -131,6 +135,7 @@ class FaultInjector:
         """Maybe crash ``node`` right after it handled a message (see the module docstring)."""
         if (
             node in self._crashable_set
+            and (self.crash_point is None or self.crash_point(node))
             and self.sim.rng.random() < self.settings.crash_after_handle_prob
         ):
             self._crash(node)

@@ -28,7 +28,10 @@ Checked on every run (``KVResult.violations``):
 * any assertion a node makes inline (one value per slot, ballots only grow) is a violation too.
 
 One ``random.Random(seed)`` drives everything, so a seed replays byte for byte (history and
-trace); ``KVSettings.replay_command`` prints the command that does it.
+trace); ``KVSettings.replay_command`` prints the command that does it.  Under
+``KVSettings.swarm`` (the default of ``pypaxos sim kv``) a seed first draws its own cluster size
+and fault mix (``KVSwarm``, swarm testing) from a second Random seeded by the seed alone, so
+the replay command needs only the seed and what the command line pinned.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import random
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from pypaxos.core.bugs import require_family
@@ -105,12 +108,24 @@ class KVSettings:
     thrifty: bool = True  # MultiConfig.thrifty, as the runtime runs it
     client: ClientSettings = field(default_factory=ClientSettings)
     nemesis: NemesisSettings = field(default_factory=NemesisSettings)
+    swarm: bool = False  # each seed draws its own mix (``KVSwarm``), but for ``pinned`` fields
+    pinned: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.nodes < 1 or self.clients < 1 or self.ops < 1 or self.keys < 1:
             raise ValueError("nodes, clients, ops and keys must all be at least 1")
         require_family(self.bugs, (LogBug, KvBug))
         self.network_settings()
+        unknown = sorted(self.pinned - KV_SWARM_FIELDS)
+        if unknown:
+            raise ValueError(f"only drawn settings can be pinned, not {', '.join(unknown)}")
+
+    def for_seed(self, seed: int) -> KVSettings:
+        """The settings seed ``seed`` runs with: these, or under ``swarm`` the seed's draw."""
+        if not self.swarm:
+            return self
+        drawn = KV_SWARM.draw(random.Random(f"kv swarm {seed}"), self)
+        return replace(drawn, swarm=False, pinned=frozenset())
 
     def config(self) -> MultiConfig:
         """Small windows and frequent snapshots, so short runs exercise catch-up and compaction."""
@@ -135,22 +150,108 @@ class KVSettings:
         return self.nemesis if self.faults else NO_FAULTS
 
     def replay_command(self, seed: int) -> str:
-        """The command line that replays ``seed`` (settings the CLI cannot set are named)."""
-        words = [
-            "pypaxos sim kv",
-            f"--nodes {self.nodes}",
-            f"--clients {self.clients}",
-            f"--ops {self.ops}",
-            "--seeds 1",
-            f"--start {seed}",
-        ]
+        """The command line that replays ``seed`` (settings the CLI cannot set are named).
+
+        Under ``swarm`` the seed draws its mix again, so only pinned settings are spelled out.
+        """
+        words = ["pypaxos sim kv"]
+        if not self.swarm or "nodes" in self.pinned:
+            words.append(f"--nodes {self.nodes}")
+        words += [f"--clients {self.clients}", f"--ops {self.ops}"]
+        for name, option in _KV_OPTIONS:
+            if self.swarm and name in self.pinned:
+                words.append(f"{option} {getattr(self, name)!r}")
+        words += ["--seeds 1", f"--start {seed}"]
         words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
-        if not self.thrifty:
+        if not self.swarm:
+            words.append("--no-swarm")
+        if not self.thrifty and (not self.swarm or "thrifty" in self.pinned):
             words.append("--no-thrifty")
-        cli = KVSettings(self.nodes, self.clients, self.ops, bugs=self.bugs, thrifty=self.thrifty)
+        if self.swarm and "thrifty" in self.pinned and self.thrifty:
+            words.append("--thrifty")
+        cli = replace(
+            KVSettings(self.nodes, self.clients, self.ops, bugs=self.bugs, thrifty=self.thrifty),
+            **{name: getattr(self, name) for name, _ in _KV_OPTIONS},
+            swarm=self.swarm,
+            pinned=self.pinned,
+        )
         if cli != self:
             words.append(f"  # with the non-CLI settings of {self!r}")
         return " ".join(words)
+
+
+# Drawn settings the command line can pin, with their options (besides --nodes, --[no-]thrifty).
+_KV_OPTIONS = (("drop", "--drop"), ("dup", "--dup"), ("delay_max_ticks", "--max-delay"))
+KV_SWARM_FIELDS = frozenset({"nodes", "thrifty", "drop", "dup", "delay_max_ticks", "nemesis"})
+
+
+@dataclass(frozen=True, slots=True)
+class KVSwarm:
+    """The ranges a KV seed draws its own fault mix from (swarm testing, Groce et al., 2012).
+
+    Every nemesis fault kind, loss, duplication and stragglers are each switched off for a
+    run with ``off_prob``, else drawn up to their named maximum; the cluster size, the fault
+    step, the downtimes, the message delay and thrifty Accepts are drawn too.  A seed thus
+    meets mixes no single tuned setting gives (a long quiet stretch with one isolation, crashes
+    without partitions...).  Probabilities are per nemesis step unless named per message.
+    """
+
+    off_prob: float = 0.4
+    nodes_choices: tuple[int, ...] = (3, 3, 5)
+    thrifty_prob: float = 0.7
+    drop_prob_max: float = 0.15  # per message
+    dup_prob_max: float = 0.3  # per message
+    delay_max_ticks_range: tuple[int, int] = (1, 8)
+    step_ticks_range: tuple[int, int] = (8, 30)
+    crash_prob_max: float = 0.15
+    leader_crash_prob_max: float = 0.12
+    promise_crash_prob_max: float = 0.1
+    partition_prob_max: float = 0.12
+    isolate_leader_prob_max: float = 0.06
+    blip_leader_prob_max: float = 0.08
+    straggle_prob_max: float = 0.03  # per message copy
+    restart_max_ticks_range: tuple[int, int] = (5, 80)  # downtime is drawn in [5, this]
+
+    def draw(self, rng: random.Random, base: KVSettings) -> KVSettings:
+        """``base`` with every field of ``KV_SWARM_FIELDS`` not pinned in it drawn from ``rng``.
+
+        Every draw happens whether or not its field is pinned, so pinning one dimension leaves
+        the others' draws for a seed unchanged.
+        """
+
+        def level(high: float) -> float:
+            on = rng.random() >= self.off_prob
+            value = round(rng.uniform(0.0, high), 3)
+            return value if on else 0.0
+
+        drawn: dict[str, object] = {
+            "nodes": rng.choice(self.nodes_choices),
+            "thrifty": rng.random() < self.thrifty_prob,
+            "drop": level(self.drop_prob_max),
+            "dup": level(self.dup_prob_max),
+            "delay_max_ticks": rng.randint(*self.delay_max_ticks_range),
+        }
+        restart_max = rng.randint(*self.restart_max_ticks_range)
+        drawn["nemesis"] = replace(
+            base.nemesis,
+            step_ticks=rng.randint(*self.step_ticks_range),
+            crash_prob=level(self.crash_prob_max),
+            leader_crash_prob=level(self.leader_crash_prob_max),
+            promise_crash_prob=level(self.promise_crash_prob_max),
+            partition_prob=level(self.partition_prob_max),
+            isolate_leader_prob=level(self.isolate_leader_prob_max),
+            blip_leader_prob=level(self.blip_leader_prob_max),
+            straggle_prob=level(self.straggle_prob_max),
+            restart_ticks=(5, restart_max),
+        )
+        chosen = {name: value for name, value in drawn.items() if name not in base.pinned}
+        settings = replace(base, **chosen)  # type: ignore[arg-type]
+        if settings.delay_min_ticks > settings.delay_max_ticks:
+            settings = replace(settings, delay_min_ticks=settings.delay_max_ticks)
+        return settings
+
+
+KV_SWARM = KVSwarm()
 
 
 def liveness_bound_ticks(settings: KVSettings) -> int:
@@ -198,7 +299,8 @@ def finish_bound_ticks(settings: KVSettings, ops_per_client: int) -> int:
 @dataclass(frozen=True)
 class KVResult:
     seed: int
-    settings: KVSettings
+    settings: KVSettings  # as given (``replay_command`` replays from them)
+    mix: KVSettings  # what the seed ran with: ``settings``, or under swarm its draw
     violations: tuple[str, ...]
     lincheck: str  # the checker's summary line, or why it did not run
     undecided: bool  # the linearizability search timed out
@@ -242,6 +344,8 @@ class KVWorld(Simulator[object]):
         machine_factory: MachineFactory = KVStateMachine,
     ) -> None:
         rng = random.Random(seed)
+        self.base_settings = settings
+        settings = settings.for_seed(seed)
         self.settings = settings
         self.seed = seed
         self.config = settings.config()
@@ -606,7 +710,8 @@ class KVWorld(Simulator[object]):
         served = self.history.served_at
         return KVResult(
             seed=self.seed,
-            settings=self.settings,
+            settings=self.base_settings,
+            mix=self.settings,
             violations=tuple(self.violations),
             lincheck="lincheck not run" if lin is None else lin.summary(),
             undecided=lin is not None and lin.outcome == "timeout",

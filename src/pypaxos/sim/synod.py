@@ -25,6 +25,16 @@ every learner's first ``Decide``.  A learner whose later ``Decide`` differs (eve
 restart) changed its mind.  The check is incremental: the ghost state only changes when a new
 acceptance, proposal or decision appears, so only those steps recompute it.  The first
 violation stops the run and names the step, the virtual time and the seed.
+
+Earlier, at the message that breaks it, the world checks the invariants safety rests on
+(Paxos Made Simple, sections 2.2 and 2.3): a proposer's ballots only grow and an acceptor's
+promise only grows, across restarts too; one ballot carries one value; a proposal's value is
+the highest-ballot value its quorum of promises reported (P2c); and no ballot above a chosen
+one proposes another value (P2b).  Such a break is an ``invariant`` violation: noted, and the
+run goes on, so that a run that also loses agreement still reports that as its violation.
+
+``SynodSwarm`` draws a seed's deployment and fault mix (swarm testing); ``swarm_settings`` is
+what ``pypaxos sim synod`` runs each seed with unless ``--no-swarm``.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ import functools
 import random
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import assert_never
 
@@ -64,6 +74,9 @@ PROPOSE_WINDOW_TICKS = 20  # each proposer first proposes at a random time in [0
 RANDOM_PARTITION_PROB = 0.1  # per fault step, under --partition random
 FLUSH_DELAY_TICKS = (10, 100)  # an unsynced write reaches the disk this much later
 FAULT_STEP_TICKS = 10  # crashes and partition changes happen on multiples of this
+CRASH_ROLES = "PAL"  # proposers, acceptors, learners: the letters of --crash-roles
+# The kinds of message whose sending can mark a crash point (--crash-points).
+MESSAGE_KINDS = ("Prepare", "Promise", "Accept", "Accepted", "Nack", "Query", "Decided")
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,8 @@ class SynodSettings:
     delay_max_ticks: int = 10
     downtime_min_ticks: int = 5  # a crashed actor restarts this long after its crash, at least
     downtime_max_ticks: int = 60
+    crash_roles: str = "PAL"  # which roles may crash: P proposers, A acceptors, L learners
+    crash_points: str = ""  # crash after handling only when it sent one of these kinds ("": any)
 
     def __post_init__(self) -> None:
         for low, high, what in (
@@ -93,6 +108,16 @@ class SynodSettings:
             if not 1 <= low <= high:
                 raise ValueError(f"need 1 <= min {what} <= max {what}, got {low} and {high}")
         config = self.config()  # validates sizes and bug names
+        unknown = set(self.crash_point_kinds()) - set(MESSAGE_KINDS)
+        if unknown:
+            raise ValueError(
+                f"unknown crash point(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(MESSAGE_KINDS)}"
+            )
+        if not self.crash_roles or set(self.crash_roles) - set(CRASH_ROLES):
+            raise ValueError(
+                f"crash roles must be some of the letters {CRASH_ROLES}, got {self.crash_roles!r}"
+            )
         self.network_settings()
         self.fault_settings()
         if self.fault_ticks < 0:
@@ -106,6 +131,16 @@ class SynodSettings:
 
     def config(self) -> SynodConfig:
         return SynodConfig(self.proposers, self.acceptors, self.learners, self.bugs)
+
+    def crash_point_kinds(self) -> tuple[str, ...]:
+        """The message kinds of ``crash_points``; empty means any handled message."""
+        return tuple(word.strip() for word in self.crash_points.split(",") if word.strip())
+
+    def crashable(self) -> tuple[int, ...]:
+        """The actors that may crash during the fault phase (``crash_roles``)."""
+        config = self.config()
+        by_role = {"P": config.proposer_ids, "A": config.acceptor_ids, "L": config.learner_ids}
+        return tuple(n for n in config.all_ids if any(n in by_role[r] for r in self.crash_roles))
 
     def network_settings(self) -> NetworkSettings:
         return NetworkSettings(self.drop, self.dup, self.delay_min_ticks, self.delay_max_ticks)
@@ -141,12 +176,127 @@ class SynodSettings:
         ]
         if self.partition:
             options.append(("--partition", self.partition))
+        if self.crash_roles != CRASH_ROLES:
+            options.append(("--crash-roles", self.crash_roles))
+        if self.crash_points:
+            options.append(("--crash-points", self.crash_points))
         options.extend(("--bug", bug.value) for bug in sorted(self.bugs))
         return [word for option, value in options for word in (option, _cli_word(value))]
 
     def replay_command(self, seed: int) -> str:
         """The shell command that replays ``seed`` with these settings, trace and all."""
         return shlex.join(["pypaxos", "synod", *self.cli_args(), "--seed", str(seed)])
+
+
+# The settings fields a swarm draw may set; a CLI flag that was given pins its field instead.
+SWARM_FIELDS = frozenset(
+    {
+        "proposers",
+        "acceptors",
+        "learners",
+        "drop",
+        "dup",
+        "crash",
+        "crash_after_handle",
+        "partition",
+        "fault_ticks",
+        "delay_min_ticks",
+        "delay_max_ticks",
+        "downtime_min_ticks",
+        "downtime_max_ticks",
+        "crash_roles",
+        "crash_points",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SynodSwarm:
+    """The ranges a seed draws its own fault mix from (swarm testing, Groce et al., ISSTA 2012).
+
+    One fixed mix tests the same corner over and over; each seed instead switches every fault
+    kind on or off on its own (off with ``off_prob``) and draws its level in the named range,
+    as FoundationDB's simulation does, so that some seed hits the mix a bug needs (a quiet
+    network but crashes right after a handled message, many duplicates but no loss...).
+    """
+
+    off_prob: float = 0.4  # each fault kind is absent from a run with this chance
+    proposers_range: tuple[int, int] = (1, 7)
+    acceptors_choices: tuple[int, ...] = (3, 5)
+    learners_range: tuple[int, int] = (1, 3)
+    drop_prob_max: float = 0.3
+    dup_prob_max: float = 0.7
+    crash_prob_max: float = 0.2  # per fault step
+    crash_after_handle_prob_max: float = 0.15  # per handled message
+    partition_random_prob: float = 0.3  # random splits come and go (else no partition)
+    crash_roles_choices: tuple[str, ...] = ("PAL", "PAL", "PA", "P", "A")
+    crash_points_any_prob: float = 0.5  # crash after any handled message; else after one kind
+    fault_ticks_range: tuple[int, int] = (100, 600)
+    delay_max_ticks_range: tuple[int, int] = (1, 19)  # 2 * max < the phase timeout of 40
+    delay_spread_prob: float = 0.7  # delays span [1, max]; else a narrow band below the max
+    downtime_min_ticks_range: tuple[int, int] = (1, 10)
+    downtime_max_ticks_range: tuple[int, int] = (1, 80)  # raised to at least the min drawn
+
+    def draw(
+        self, rng: random.Random, base: SynodSettings, pinned: frozenset[str] = frozenset()
+    ) -> SynodSettings:
+        """``base`` with every field of ``SWARM_FIELDS`` not in ``pinned`` drawn from ``rng``.
+
+        Every draw happens whether or not its field is pinned, so pinning one dimension
+        leaves the others' draws for a seed unchanged.
+        """
+        if not pinned <= SWARM_FIELDS:
+            raise ValueError(f"not drawn, so not pinnable: {sorted(pinned - SWARM_FIELDS)}")
+
+        def level(high: float) -> float:
+            on = rng.random() >= self.off_prob
+            value = round(rng.uniform(0.0, high), 3)
+            return value if on else 0.0
+
+        def between(bounds: tuple[int, int]) -> int:
+            return rng.randint(*bounds)
+
+        drawn: dict[str, object] = {
+            "proposers": between(self.proposers_range),
+            "acceptors": rng.choice(self.acceptors_choices),
+            "learners": between(self.learners_range),
+            "drop": level(self.drop_prob_max),
+            "dup": level(self.dup_prob_max),
+            "crash": level(self.crash_prob_max),
+            "crash_after_handle": level(self.crash_after_handle_prob_max),
+            "partition": "random" if rng.random() < self.partition_random_prob else "",
+            "fault_ticks": between(self.fault_ticks_range),
+        }
+        delay_max = between(self.delay_max_ticks_range)
+        spread = rng.random() < self.delay_spread_prob
+        drawn["delay_max_ticks"] = delay_max
+        drawn["delay_min_ticks"] = 1 if spread else rng.randint(1, delay_max)
+        drawn["crash_roles"] = rng.choice(self.crash_roles_choices)
+        narrow = rng.random() >= self.crash_points_any_prob
+        drawn["crash_points"] = rng.choice(MESSAGE_KINDS) if narrow else ""
+        downtime_min = between(self.downtime_min_ticks_range)
+        drawn["downtime_min_ticks"] = downtime_min
+        drawn["downtime_max_ticks"] = max(downtime_min, between(self.downtime_max_ticks_range))
+        if base.partition not in ("", "random") and "partition" in pinned:
+            pinned |= {"proposers", "acceptors", "learners"}  # the groups name the actors
+        chosen = {name: value for name, value in drawn.items() if name not in pinned}
+        return replace(base, **chosen)  # type: ignore[arg-type]
+
+
+SWARM = SynodSwarm()
+
+
+def swarm_rng(seed: int) -> random.Random:
+    """The Random a seed's fault mix is drawn from: its own stream, apart from the run's, so
+    that the drawn settings spelled out on a command line replay the run exactly."""
+    return random.Random(f"synod swarm {seed}")
+
+
+def swarm_settings(
+    base: SynodSettings, seed: int, pinned: frozenset[str] = frozenset()
+) -> SynodSettings:
+    """The settings seed ``seed`` runs with under swarm testing (see ``SynodSwarm``)."""
+    return SWARM.draw(swarm_rng(seed), base, pinned)
 
 
 def _cli_word(value: object) -> str:
@@ -310,6 +460,8 @@ class _Plan:
     bound_ticks: int
     acceptors: frozenset[int]
     proposers: frozenset[int]
+    crashable: tuple[int, ...]
+    crash_kinds: frozenset[str]
 
 
 @functools.lru_cache(maxsize=64)
@@ -324,6 +476,8 @@ def _plan(settings: SynodSettings) -> _Plan:
         bound_ticks=liveness_bound_ticks(settings),
         acceptors=frozenset(config.acceptor_ids),
         proposers=frozenset(config.proposer_ids),
+        crashable=settings.crashable(),
+        crash_kinds=frozenset(settings.crash_point_kinds()),
     )
 
 
@@ -348,13 +502,16 @@ class SynodWorld(Simulator[Message]):
         self.settings = settings
         self.seed = seed
         self.config = config
-        self.faults = FaultInjector(self, plan.faults)
+        self.faults = FaultInjector(
+            self, plan.faults, plan.crashable, self._crash_point if plan.crash_kinds else None
+        )
         self.quorum = plan.quorum
         self.names = plan.names
         self.heal_time = settings.fault_ticks
         self.deadline = self.heal_time + plan.bound_ticks
         self.healed = False
-        self.violation: Violation | None = None
+        self.violation: Violation | None = None  # the one that stopped the run
+        self.invariant: Violation | None = None  # the first broken invariant (see _violate)
         # Ghost state, never seen by the actors.
         self.acceptances: list[Acceptance] = []
         self._acceptance_set: set[Acceptance] = set()
@@ -363,6 +520,14 @@ class SynodWorld(Simulator[Message]):
         self.learned_at: dict[int, int] = {}
         self.chosen: list[Value] = []  # kept equal to checkers.chosen_values(acceptances)
         self._voters: dict[tuple[Ballot, Value], set[int]] = {}
+        self._proposals: dict[Ballot, Value] = {}  # the value each ballot's Accept carried
+        self._chosen_ballots: list[tuple[Ballot, Value]] = []  # every (ballot, value) chosen
+        self._last_prepare: dict[int, tuple[Ballot, int]] = {}  # latest Prepare, and life
+        self._lives: dict[int, int] = {}  # restarts per actor
+        self._promised: dict[int, Ballot] = {}  # each acceptor's highest promise announced
+        self._crash_kinds = plan.crash_kinds
+        self._sent_kinds: set[str] = set()  # kinds sent during step ``_sent_step``
+        self._sent_step = -1
         self._dirty = False
         self._acceptors = plan.acceptors
         self._proposers = plan.proposers
@@ -438,7 +603,15 @@ class SynodWorld(Simulator[Message]):
     # -- hooks: ghost state and checks -------------------------------------------------------
 
     def on_send(self, src: int, dst: int, msg: Message) -> None:
-        if type(msg) is Accepted and src in self._acceptors:
+        if self._crash_kinds:
+            if self._sent_step != self.steps:
+                self._sent_step = self.steps
+                self._sent_kinds.clear()
+            self._sent_kinds.add(type(msg).__name__)
+        if type(msg) is not Accepted:
+            self._check_ballots(src, msg)
+            return
+        if src in self._acceptors:
             acceptance = (src, msg.ballot, msg.value)
             if acceptance in self._acceptance_set:
                 return
@@ -446,10 +619,90 @@ class SynodWorld(Simulator[Message]):
             self.acceptances.append(acceptance)
             # Incremental: only an acceptance that completes a quorum changes what is chosen.
             voters = self._voters.setdefault((msg.ballot, msg.value), set())
+            was_chosen = self.quorum.is_phase2_quorum(voters)
             voters.add(src)
-            if msg.value not in self.chosen and self.quorum.is_phase2_quorum(voters):
-                self.chosen = sorted([*self.chosen, msg.value])
-                self._dirty = True
+            if not was_chosen and self.quorum.is_phase2_quorum(voters):
+                self._chosen_in(msg.ballot, msg.value)
+
+    def _chosen_in(self, ballot: Ballot, value: Value) -> None:
+        """``value`` was just chosen in ``ballot``: no higher proposal may carry another value
+        (P2b, Paxos Made Simple section 2.2), whether or not it is ever accepted."""
+        if value not in self.chosen:
+            self.chosen = sorted([*self.chosen, value])
+            self._dirty = True
+        self._chosen_ballots.append((ballot, value))
+        for later, other in self._proposals.items():
+            if later > ballot and other != value:
+                self._p2b_violation(ballot, value, later, other)
+                return
+
+    def _check_ballots(self, src: int, msg: Message) -> None:
+        """Ballots only grow, across restarts too: what stable storage is for (Paxos Made
+        Simple, section 2.3).  A proposer never reuses a ballot, an acceptor never promises
+        below a promise it made, and one ballot never carries two values (section 2.2)."""
+        match msg:
+            case Prepare():
+                life = self._lives.get(src, 0)
+                last = self._last_prepare.get(src)
+                # One round sends its Prepare to every acceptor; a new round needs a new ballot.
+                if last is not None and (msg.ballot, life) != last and msg.ballot <= last[0]:
+                    self._violate(
+                        "invariant",
+                        f"{self.names[src]} prepares ballot {msg.ballot} after {last[0]}: "
+                        "a proposer's ballots must only grow",
+                    )
+                self._last_prepare[src] = (msg.ballot, life)
+            case Accept():
+                if msg.ballot not in self._proposals:
+                    self._check_p2c(src, msg)
+                for ballot, value in self._chosen_ballots:
+                    if msg.ballot > ballot and msg.value != value:
+                        self._p2b_violation(ballot, value, msg.ballot, msg.value)
+                first = self._proposals.setdefault(msg.ballot, msg.value)
+                if first != msg.value:
+                    self._violate(
+                        "invariant",
+                        f"two proposals with ballot {msg.ballot}: {first} and {msg.value} "
+                        f"(the second from {self.names[src]})",
+                    )
+            case Promise() | Nack():
+                fresh = type(msg) is Promise  # a Promise raises the promise, a Nack repeats it
+                promised = msg.ballot if isinstance(msg, Promise) else msg.promised
+                floor = self._promised.get(src)
+                if floor is not None and (promised <= floor if fresh else promised < floor):
+                    self._violate(
+                        "invariant",
+                        f"{self.names[src]} promised {floor}, then answers as promised "
+                        f"{promised}: an acceptor's promise must only grow",
+                    )
+                if floor is None or promised > floor:
+                    self._promised[src] = promised
+            case _:
+                pass
+
+    def _check_p2c(self, src: int, msg: Accept) -> None:
+        """P2c (Paxos Made Simple, section 2.2): a proposal's value is the value of the
+        highest-ballot proposal accepted by the quorum that promised it, if any accepted one.
+        Read from the proposer's own quorum of promises, the one it just acted on."""
+        reports = [p for p in self._proposer(src).promises.values() if p.accepted_value is not None]
+        if not reports:
+            return
+        top = max(p.accepted_ballot for p in reports)
+        allowed = {p.accepted_value for p in reports if p.accepted_ballot == top}
+        if msg.value not in allowed:
+            self._violate(
+                "invariant",
+                f"{self.names[src]} proposes {msg.value} in ballot {msg.ballot}, but its quorum "
+                f"of promises reports {' or '.join(sorted(map(str, allowed)))} accepted in "
+                f"{top}, the highest ballot (P2c)",
+            )
+
+    def _p2b_violation(self, ballot: Ballot, value: Value, later: Ballot, other: Value) -> None:
+        self._violate(
+            "invariant",
+            f"{value} was chosen in ballot {ballot}, yet the higher ballot {later} proposes "
+            f"{other}",
+        )
 
     def on_decide(self, node: int, value: object) -> None:
         super().on_decide(node, value)
@@ -464,7 +717,12 @@ class SynodWorld(Simulator[Message]):
                 "safety", f"learner {self.names[node]} changed its mind: {earlier} then {value}"
             )
 
+    def _crash_point(self, node: int) -> bool:
+        """Whether ``node``'s handling in this step sent a kind of ``crash_points``."""
+        return self._sent_step == self.steps and not self._sent_kinds.isdisjoint(self._crash_kinds)
+
     def after_restart(self, node: int) -> None:
+        self._lives[node] = self._lives.get(node, 0) + 1
         if not self.healed and node in self._proposers:
             self._propose(node)  # a restarted proposer proposes again
 
@@ -479,10 +737,22 @@ class SynodWorld(Simulator[Message]):
             self._violate("safety", "; ".join(problems))
 
     def _violate(self, kind: str, message: str) -> None:
+        if kind == "invariant":
+            # Noted, and the run goes on: whether agreement breaks too is worth knowing, and
+            # the explorer replays a run up to its safety violation with the shared checks.
+            if self.invariant is None:
+                self.invariant = Violation(kind, self.seed, self.steps, self.now, message)
+            return
         if self.violation is None:
             self.violation = Violation(kind, self.seed, self.steps, self.now, message)
             if self.trace is not None:
                 self.log(f"VIOLATION ({kind}): {message}")
+
+    def _verdict(self) -> Violation | None:
+        """The safety violation if any, else the first broken invariant, else liveness's."""
+        if self.violation is not None and self.violation.kind == "safety":
+            return self.violation
+        return self.invariant or self.violation
 
     def _result(self) -> SynodResult:
         learned = tuple(
@@ -493,7 +763,7 @@ class SynodWorld(Simulator[Message]):
         return SynodResult(
             seed=self.seed,
             settings=self.settings,
-            violation=self.violation,
+            violation=self._verdict(),
             chosen=self.chosen[0] if len(self.chosen) == 1 else None,
             learned=learned,
             heal_time=self.heal_time,
