@@ -233,6 +233,11 @@ class SynodModel:
             crashable.update(self.config.proposer_ids)
         self._crashable = tuple(i in crashable and options.max_crashes > 0 for i in self.ids)
         self.closed = False  # set by close(): from then on no new state or message may appear
+        # Per node, once closed: every message it may send, acceptance it may announce and
+        # proposal it may make (all ones until then, meaning "unknown: any").
+        self.sends: list[int] = [-1 for _ in self.ids]
+        self.announces: list[int] = [-1 for _ in self.ids]
+        self.proposes: list[int] = [-1 for _ in self.ids]
 
     # -- interning --------------------------------------------------------------------------
 
@@ -440,6 +445,14 @@ class SynodModel:
                         changed = True
                     local += 1
         self.closed = True
+        for node, memo in enumerate(self.memo):
+            sends = announces = proposes = 0
+            for outcome in memo.values():
+                if outcome is not None:
+                    sends |= outcome.sent
+                    announces |= outcome.accepts
+                    proposes |= outcome.proposed
+            self.sends[node], self.announces[node], self.proposes[node] = sends, announces, proposes
 
     def relevance(self, crashes: bool) -> tuple[list[list[int]], list[list[bool]]]:
         """Per actor and local state: the messages to it that may still make a difference.

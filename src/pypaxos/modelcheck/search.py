@@ -201,6 +201,7 @@ class _Search:
         # state stored instead (see ``SynodModel.relevance`` and ``_canonical``).
         self.relevance: dict[bool, list[list[int]]] = {}
         self.canonicals: dict[bool, list[list[int]]] = {}
+        self._walks: dict[tuple[int, ...], list[Macro]] = {}
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
@@ -268,7 +269,6 @@ class _Search:
 
     def macro_steps(self, state: State, node: int) -> list[Macro]:
         """Every macro step of actor ``node``: silent steps, then one that others can see."""
-        model = self.model
         n = self.n
         network, accepts, proposed, crashes = state[n], state[n + 1], state[n + 2], state[n + 3]
         start = state[node]
@@ -281,6 +281,67 @@ class _Search:
             for other in range(n):
                 if other != node:
                     others |= relevant[other][state[other]]
+        # The walk reads only this actor's inbox and what the rest of the state says about the
+        # messages, acceptances and proposals this actor can produce: memoise it on those.
+        own = self.model.sends[node]
+        key = (
+            node,
+            start,
+            can_crash,
+            network & self.model.dest_mask[node],
+            network & own,
+            others & own,
+            accepts & self.model.announces[node],
+            proposed & self.model.proposes[node],
+        )
+        walked = self._walks.get(key)
+        if walked is None:
+            walked = self._walk(node, start, can_crash, network, accepts, proposed, others)
+            self._walks[key] = walked
+        out: list[Macro] = []
+        for raw_local, sent, out_accepts, out_proposed, mind, via, length, crash in walked:
+            new_local = raw_local
+            new_network = network | sent
+            if relevant is not None:
+                new_local = self.canonicals[can_crash][node][raw_local]
+                new_network &= others | relevant[node][new_local]
+            if (
+                new_local == start
+                and new_network == network
+                and not out_accepts & ~accepts
+                and not out_proposed & ~proposed
+            ):
+                continue  # back where it started: changes nothing
+            out.append(
+                (
+                    new_local,
+                    new_network,
+                    accepts | out_accepts,
+                    proposed | out_proposed,
+                    mind,
+                    via,
+                    length,
+                    crash,
+                )
+            )
+        return out
+
+    def _walk(
+        self,
+        node: int,
+        start: int,
+        can_crash: bool,
+        network: int,
+        accepts: int,
+        proposed: int,
+        others: int,
+    ) -> list[Macro]:
+        """The macro steps of ``node`` from local ``start``, before relevance and dedup.
+
+        Each is (new local, sent, acceptances, proposals, mind change, via, length, crash).
+        """
+        model = self.model
+        ghosts = (network, accepts, proposed)
         message_codes = _bits(network & model.dest_mask[node])
         reduce = self.options.reduce
         out: list[Macro] = []
@@ -299,34 +360,16 @@ class _Search:
                     if crash and outcome.local == local and not outcome.sent:
                         continue  # a crash that loses nothing only spends the crash budget
                     codes = (*path, code)
-                    loud = (
-                        crash
-                        or outcome.decides
-                        or outcome.sent & others & ~network
-                        or outcome.accepts & ~accepts
-                        or outcome.proposed & ~proposed
-                    )
-                    if loud and path and self._postponable(state, node, others, path, code):
+                    loud = crash or self._loud(ghosts, others, outcome)
+                    if loud and path and self._postponable(ghosts, node, start, others, path, code):
                         continue  # the same as doing the loud step first (see below)
                     if loud or not reduce:
-                        new_local = outcome.local
-                        new_network = network | outcome.sent
-                        if relevant is not None:
-                            new_local = self.canonicals[can_crash][node][new_local]
-                            new_network &= others | relevant[node][new_local]
-                        if (
-                            new_local == start
-                            and new_network == network
-                            and not outcome.accepts & ~accepts
-                            and not outcome.proposed & ~proposed
-                        ):
-                            continue  # back where it started: changes nothing
                         out.append(
                             (
-                                new_local,
-                                new_network,
-                                accepts | outcome.accepts,
-                                proposed | outcome.proposed,
+                                outcome.local,
+                                outcome.sent,
+                                outcome.accepts,
+                                outcome.proposed,
                                 outcome.mind_change,
                                 self._macro_id(node, codes),
                                 len(codes),
@@ -339,17 +382,24 @@ class _Search:
             frontier = later
         return out
 
-    def _loud(self, state: State, others: int, outcome: Step) -> bool:
-        n = self.n
+    @staticmethod
+    def _loud(ghosts: tuple[int, int, int], others: int, outcome: Step) -> bool:
+        network, accepts, proposed = ghosts
         return bool(
             outcome.decides
-            or outcome.sent & others & ~state[n]
-            or outcome.accepts & ~state[n + 1]
-            or outcome.proposed & ~state[n + 2]
+            or outcome.sent & others & ~network
+            or outcome.accepts & ~accepts
+            or outcome.proposed & ~proposed
         )
 
     def _postponable(
-        self, state: State, node: int, others: int, path: tuple[int, ...], code: int
+        self,
+        ghosts: tuple[int, int, int],
+        node: int,
+        start: int,
+        others: int,
+        path: tuple[int, ...],
+        code: int,
     ) -> bool:
         """Could one silent step of ``path`` wait until after the loud step ``code``?
 
@@ -361,8 +411,7 @@ class _Search:
         timer fires) from multiplying the states.
         """
         model = self.model
-        n = self.n
-        start = state[node]
+        network = ghosts[0]
         full = self._replay(node, start, (*path, code))
         assert full is not None
         for j in range(len(path)):
@@ -373,7 +422,7 @@ class _Search:
                     ok = False
                     break
                 outcome = model.step(node, local, c)
-                if outcome is None or c == CRASH or self._loud(state, others, outcome):
+                if outcome is None or c == CRASH or self._loud(ghosts, others, outcome):
                     ok = False
                     break
                 local = outcome.local
@@ -383,11 +432,11 @@ class _Search:
             if moved is None:
                 continue
             first = model.step(node, local, code)
-            if first is None or not self._loud(state, others, first):
+            if first is None or not self._loud(ghosts, others, first):
                 continue
             if (
                 moved[0] == full[0]
-                and (moved[1] | state[n]) & others == (full[1] | state[n]) & others
+                and (moved[1] | network) & others == (full[1] | network) & others
                 and moved[2:] == full[2:]
             ):
                 return True
