@@ -73,6 +73,7 @@ class ExploreOptions:
     max_crashes: int = DEFAULT_MAX_CRASHES  # crash-and-restart actions in one execution
     crash_proposers: bool = False  # may proposers crash too (acceptors always may)
     reduce: bool = True  # explore macro steps (see ``explore``); False: single steps
+    symmetry: bool = True  # store one state per renaming of the acceptors (``symmetry.py``)
 
     def __post_init__(self) -> None:
         if self.max_ballot < 0:
@@ -261,6 +262,21 @@ class SynodModel:
                 self.acceptances.append(announced)
         self.acceptance_of.append(acceptance)
         return mid
+
+    def message_id(self, dest: int, msg: Message) -> int:
+        """The id of an interned message (``KeyError`` if it was never sent)."""
+        return self._message_ids[(dest, msg)]
+
+    def acceptance_id(self, acceptance: Acceptance) -> int:
+        """The id of an announced acceptance (``KeyError`` if none announced it)."""
+        return self._acceptance_ids[acceptance]
+
+    def local_keys(self, node: int) -> list[Hashable]:
+        """The keys of ``node``'s interned local states, indexed by local id."""
+        return list(self._local_ids[node])
+
+    def local_id(self, node: int, key: Hashable) -> int | None:
+        return self._local_ids[node].get(key)
 
     def _intern_local(self, node: int, state: NodeState) -> int:
         key = (volatile_key(state.actor), state.durable, state.pending, state.timers)

@@ -51,11 +51,14 @@ learned, so a run that could never decide (a vacuous check) is reported as a fai
 
 from __future__ import annotations
 
+import hashlib
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pypaxos.modelcheck.model import CRASH, ExploreOptions, Step, SynodModel, decided_of
+from pypaxos.modelcheck.symmetry import Symmetry
 from pypaxos.sim.checkers import chosen_values, safety_violations
 
 __all__ = [
@@ -182,16 +185,18 @@ class _Search:
         self.model = SynodModel(options)
         self.invariants = _Invariants(self.model)
         self.n = len(self.model.ids)
-        # Per stored state: the state, its best distance (single steps from the start), the
-        # state it was reached from and the macro step taken, and its flags.
-        self.states: list[State] = []
-        self.index: dict[State, int] = {}
-        self.dist: list[int] = []
-        self.parent: list[int] = []
-        self.via: list[int] = []
+        # Per stored state (by index): its best distance (single steps from the start), the
+        # state it was reached from, the macro step taken, and its flags.  The states
+        # themselves are kept only while in the frontier; the visited set holds fingerprints.
+        self.index: dict[int, int] = {}
+        self.dist = array("l")
+        self.parent = array("l")
+        self.via = array("l")
         self.flags = bytearray()
         self.problems: dict[int, list[str]] = {}
-        self.buckets: list[list[int]] = []
+        self.buckets: list[list[tuple[int, State]]] = []
+        self.symmetry: Symmetry | None = None
+        self.stored = 0  # distinct representatives (the index also maps renamed states)
         # Interned macro steps, for traces: (node, input codes).
         self.macros: list[tuple[int, tuple[int, ...]]] = []
         self._macro_ids: dict[tuple[int, tuple[int, ...]], int] = {}
@@ -205,11 +210,10 @@ class _Search:
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
-    def _add(self, state: State, distance: int, parent: int, via: int, index_it: bool) -> int:
-        index = len(self.states)
-        self.states.append(state)
-        if index_it:
-            self.index[state] = index
+    def _add(self, state: State, distance: int, parent: int, via: int, key: int | None) -> int:
+        index = len(self.dist)
+        if key is not None:
+            self.index[key] = index
         self.dist.append(distance)
         self.parent.append(parent)
         self.via.append(via)
@@ -219,13 +223,13 @@ class _Search:
             flags |= _VIOLATING
             self.problems[index] = problems
         self.flags.append(flags)
-        self._push(distance, index)
+        self._push(distance, index, state)
         return index
 
-    def _push(self, distance: int, index: int) -> None:
+    def _push(self, distance: int, index: int, state: State) -> None:
         while len(self.buckets) <= distance:
             self.buckets.append([])
-        self.buckets[distance].append(index)
+        self.buckets[distance].append((index, state))
 
     def _macro_id(self, node: int, codes: tuple[int, ...]) -> int:
         key = (node, codes)
@@ -465,6 +469,27 @@ class _Search:
 
     # -- the search ------------------------------------------------------------------------
 
+    def _successor(self, state: State, node: int, macro: Macro) -> State:
+        """The state after ``macro`` of ``node``, normalised (not yet renamed)."""
+        n = self.n
+        local, network, accepts, proposed, _, _, _, crash = macro
+        successor = list(state)
+        successor[node] = local
+        successor[n] = network
+        successor[n + 1] = accepts
+        successor[n + 2] = proposed
+        if crash:
+            successor[n + 3] += 1
+            return self._normalise(tuple(successor))
+        return tuple(successor)
+
+    def _representative(self, state: State) -> tuple[State, int]:
+        """The state stored for ``state``: its orbit's representative, and the renaming."""
+        if self.symmetry is None:
+            return state, 0
+        regime = state[self.n + 3] < self.options.max_crashes
+        return self.symmetry.canonical(state, regime)
+
     def run(self) -> ExploreResult:
         model = self.model
         n = self.n
@@ -475,15 +500,18 @@ class _Search:
                 relevant, live = model.relevance(crashes)
                 self.relevance[crashes] = relevant
                 self.canonicals[crashes] = [self._canonical(node, live[node]) for node in range(n)]
-        initial = self._normalise((*locals_, network, 0, 0, 0))
-        self._add(initial, 0, -1, -1, True)
+            if self.options.symmetry and len(model.config.acceptor_ids) > 1:
+                self.symmetry = Symmetry(model, self.canonicals)
+        initial, _ = self._representative(self._normalise((*locals_, network, 0, 0, 0)))
+        self._add(initial, 0, -1, -1, fingerprint(initial))
+        self.stored = 1
         decision_at = -1
         distance = 0
         expanded = 0
         while distance < len(self.buckets):
             bucket = self.buckets[distance]
             self.depth = distance
-            for index in bucket:
+            for index, state in bucket:
                 if self.dist[index] != distance:
                     continue  # reached again by a shorter path; expanded from there
                 flags = self.flags[index]
@@ -491,38 +519,41 @@ class _Search:
                     return self._finish(index, decision_at)
                 if flags & _DECIDED and decision_at < 0:
                     decision_at = index
-                state = self.states[index]
                 expanded += 1
                 if self.progress is not None and expanded % _PROGRESS_EVERY_STATES == 0:
-                    self._report(len(self.states) - expanded)
+                    self._report(len(self.dist) - expanded)
                 for node in range(n):
                     for macro in self.macro_steps(state, node):
-                        local, network, accepts, proposed, mind, via, length, crash = macro
                         self.transitions += 1
-                        successor = list(state)
-                        successor[node] = local
-                        successor[n] = network
-                        successor[n + 1] = accepts
-                        successor[n + 2] = proposed
-                        new_state = tuple(successor)
-                        if crash:
-                            successor[n + 3] += 1
-                            new_state = self._normalise(tuple(successor))
-                        new_distance = distance + length
-                        if mind is not None:
+                        raw = self._successor(state, node, macro)
+                        new_distance = distance + macro[6]
+                        via = macro[5]
+                        if macro[4] is not None:
                             # A transition property: record it as its own (violating) state.
-                            found = self._add(new_state, new_distance, index, via, False)
+                            new_state = self._representative(raw)[0]
+                            found = self._add(new_state, new_distance, index, via, None)
                             self.flags[found] |= _VIOLATING
-                            self.problems[found] = [mind]
+                            self.problems[found] = [macro[4]]
                             continue
-                        found = self.index.get(new_state, -1)
+                        # A renamed state seen before is looked up by its own fingerprint too,
+                        # which saves renaming it again.
+                        raw_key = fingerprint(raw)
+                        found = self.index.get(raw_key, -1)
                         if found < 0:
-                            self._add(new_state, new_distance, index, via, True)
-                        elif new_distance < self.dist[found]:
+                            new_state, which = self._representative(raw)
+                            key = fingerprint(new_state) if which else raw_key
+                            found = self.index.get(key, -1)
+                            if which:
+                                self.index[raw_key] = found if found >= 0 else len(self.dist)
+                            if found < 0:
+                                self.stored += 1
+                                self._add(new_state, new_distance, index, via, key)
+                                continue
+                        if new_distance < self.dist[found]:
                             self.dist[found] = new_distance
                             self.parent[found] = index
                             self.via[found] = via
-                            self._push(new_distance, found)
+                            self._push(new_distance, found, self._representative(raw)[0])
             self.buckets[distance] = []
             distance += 1
         return self._finish(-1, decision_at)
@@ -530,19 +561,19 @@ class _Search:
     def _report(self, frontier: int) -> None:
         assert self.progress is not None
         elapsed = time.perf_counter() - self.started
-        self.progress(Progress(len(self.states), self.transitions, self.depth, frontier, elapsed))
+        self.progress(Progress(self.stored, self.transitions, self.depth, frontier, elapsed))
 
     def _finish(self, violating: int, decision_at: int) -> ExploreResult:
         violation = None
         if violating >= 0:
-            state = self.states[violating]
+            trace, state = self._trace(violating)
             final = tuple(self.model.describe_local(node, state[node]) for node in range(self.n))
             problems = tuple(self.problems[violating])
-            violation = Violation(problems, self._trace(violating), final)
-        decision = self._trace(decision_at) if decision_at >= 0 else None
+            violation = Violation(problems, trace, final)
+        decision = self._trace(decision_at)[0] if decision_at >= 0 else None
         return ExploreResult(
             options=self.options,
-            states=len(self.index),
+            states=self.stored,
             transitions=self.transitions,
             depth=self.depth,
             elapsed_seconds=time.perf_counter() - self.started,
@@ -552,24 +583,95 @@ class _Search:
             decision_trace=decision,
         )
 
-    def _trace(self, index: int) -> tuple[TraceStep, ...]:
-        """The single steps from the start to state ``index``, with what each actor did."""
+    def _trace(self, index: int) -> tuple[tuple[TraceStep, ...], State]:
+        """The single steps from the start to state ``index``, and the state reached."""
+        macros = self._relabel(self._concrete_path(index))
         model = self.model
-        macros: list[tuple[int, tuple[int, ...], int]] = []
-        while self.parent[index] >= 0:
-            node, codes = self.macros[self.via[index]]
-            macros.append((node, codes, self.states[self.parent[index]][node]))
-            index = self.parent[index]
+        locals_, network = model.initial()
+        state = self._normalise((*locals_, network, 0, 0, 0))
         steps: list[TraceStep] = []
-        for node, codes, start in reversed(macros):
-            local = start
+        for node, codes in macros:
+            local = state[node]
             for code in codes:
                 outcome = model.step(node, local, code)
                 assert outcome is not None
                 action = model.describe_input(node, local, code)
                 steps.append(TraceStep(action, model.describe_effects(node, local, code)))
                 local = outcome.local
-        return tuple(steps)
+            state = self._successor(state, node, self._find_macro(state, node, (node, codes)))
+        return tuple(steps), state
+
+    def _concrete_path(self, index: int) -> list[tuple[int, tuple[int, ...]]]:
+        """The macro steps from the real initial state to (a renaming of) state ``index``.
+
+        Only fingerprints were kept, so the path is replayed from the start.  Each macro step
+        was taken in a representative; it is renamed back into the concrete execution.
+        """
+        vias: list[int] = []
+        while self.parent[index] >= 0:
+            vias.append(self.via[index])
+            index = self.parent[index]
+        locals_, network = self.model.initial()
+        state = self._normalise((*locals_, network, 0, 0, 0))
+        path: list[tuple[int, tuple[int, ...]]] = []
+        for via in reversed(vias):
+            representative, which = self._representative(state)
+            node, codes = self.macros[via]
+            macro = self._find_macro(representative, node, (node, codes))
+            expected, _ = self._representative(self._successor(representative, node, macro))
+            if self.symmetry is not None and which:
+                back = self.symmetry.inverse[which]
+                renamed = [self.symmetry.rename_input(back, node, code) for code in codes]
+                node = renamed[0][0]
+                codes = tuple(code for _, code in renamed)
+            path.append((node, codes))
+            state = self._successor(state, node, self._find_macro(state, node, (node, codes)))
+            assert self._representative(state)[0] == expected, "renaming broke the trace"
+        return path
+
+    def _relabel(
+        self, path: list[tuple[int, tuple[int, ...]]]
+    ) -> list[tuple[int, tuple[int, ...]]]:
+        """The same execution with the acceptors renamed in order of their first step.
+
+        Any renaming of an execution is one (see ``symmetry``); this one reads naturally and
+        does not depend on which representative the search happened to store.
+        """
+        symmetry = self.symmetry
+        if symmetry is None:
+            return path
+        order: list[int] = []
+        for node, _ in path:
+            if node < symmetry.count and node not in order:
+                order.append(node)
+        order.extend(node for node in range(symmetry.count) if node not in order)
+        perm = [0] * symmetry.count
+        for rank, node in enumerate(order):
+            perm[node] = rank
+        which = symmetry.perms.index(tuple(perm))
+        out = []
+        for node, codes in path:
+            renamed = [symmetry.rename_input(which, node, code) for code in codes]
+            out.append((renamed[0][0], tuple(code for _, code in renamed)))
+        return out
+
+    def _find_macro(self, state: State, node: int, step: tuple[int, tuple[int, ...]]) -> Macro:
+        via = self._macro_id(*step)
+        for macro in self.macro_steps(state, node):
+            if macro[5] == via:
+                return macro
+        raise AssertionError(f"macro step {step} is not enabled in {state}")
+
+
+def fingerprint(state: State) -> int:
+    """A 64-bit hash of a state's canonical encoding, stored instead of the state.
+
+    As in TLC and in SPIN's hash compaction, two distinct states with one fingerprint would
+    make the search skip the second one.  With ``n`` states the chance of any such collision is
+    about ``n * n / 2**65``: below one in a million for ten million states.
+    """
+    digest = hashlib.blake2b(repr(state).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
 
 
 def explore(
