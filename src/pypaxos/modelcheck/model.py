@@ -60,7 +60,9 @@ _TIMER_BASE = -16  # timer ``k`` (index into ``SynodModel.timer_names``) is ``_T
 _CODE_OFFSET = 1 << 8  # added to a code so that memo keys are non-negative
 _LOCAL_STRIDE = 1 << 32  # memo key = local * stride + code + offset
 
-DEFAULT_MAX_BALLOT = 1
+# The defaults answer in seconds: two competing ballots (``0.4`` against ``0.5``) and a crash.
+# A higher ``max_ballot`` lets proposers retry, which multiplies the states (see the README).
+DEFAULT_MAX_BALLOT = 0
 DEFAULT_MAX_CRASHES = 1
 
 
