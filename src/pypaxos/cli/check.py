@@ -187,13 +187,11 @@ def _open_in_explorer(result: ExploreResult, port: int, open_browser: bool) -> i
 
     violation = result.violation
     assert violation is not None
-    actions = tuple(step.action for step in violation.trace)
+    steps = tuple(step.step for step in violation.trace)
     try:
-        scenario = trace_scenario(
-            Counterexample(result.options.config, violation.problems, actions)
-        )
+        scenario = trace_scenario(Counterexample(result.options.config, violation.problems, steps))
     except TraceError as error:
         print(f"pypaxos check: cannot replay the trace in the explorer: {error}", file=sys.stderr)
         return 1
-    print(f"opening the trace in the explorer at its failing step ({len(actions)})", flush=True)
+    print(f"opening the trace in the explorer at its failing step ({len(steps)})", flush=True)
     return serve_session(Session(scenario), port, open_browser)

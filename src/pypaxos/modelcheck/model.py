@@ -38,18 +38,13 @@ from pypaxos.core.acceptor import Acceptor
 from pypaxos.core.effects import CancelTimer, Decide, Effect, Persist, Send, SetTimer
 from pypaxos.core.learner import Learner
 from pypaxos.core.messages import (
-    Accept,
     Accepted,
-    Decided,
     Message,
-    Nack,
-    Prepare,
-    Promise,
-    Query,
 )
 from pypaxos.core.proposer import Proposer
 from pypaxos.core.synod import SynodActor, SynodConfig
 from pypaxos.core.types import Value
+from pypaxos.sim import steps as steps_
 from pypaxos.sim.checkers import Acceptance
 
 # Input codes: a delivered message is its (non-negative) message id; the rest are negative.
@@ -106,26 +101,9 @@ class Step:
     mind_change: str | None  # set when a learner's decision changed (an invariant violation)
 
 
-def describe_message(msg: object) -> str:
-    """A short readable form: ``Prepare 0.4``, ``Accept 0.4=v1``, ..."""
-    match msg:
-        case Prepare():
-            return f"Prepare {msg.ballot}"
-        case Promise():
-            if msg.accepted_value is None:
-                return f"Promise {msg.ballot} (nothing accepted)"
-            return f"Promise {msg.ballot} (accepted {msg.accepted_ballot}={msg.accepted_value})"
-        case Accept():
-            return f"Accept {msg.ballot}={msg.value}"
-        case Accepted():
-            return f"Accepted {msg.ballot}={msg.value}"
-        case Nack():
-            return f"Nack {msg.ballot} (promised {msg.promised})"
-        case Query():
-            return "Query"
-        case Decided():
-            return f"Decided {msg.value}"
-    return repr(msg)
+def describe_message(msg: Message) -> str:
+    """A short readable form: ``Prepare 0.4``, ``Accept 0.4=v1``, ... (``steps`` words it)."""
+    return steps_.render_message(msg)
 
 
 def _shallow_copy(actor: SynodActor) -> SynodActor:
@@ -420,6 +398,7 @@ class SynodModel:
         for effect in effects:
             match effect:
                 case Send(to=to, msg=msg):
+                    assert isinstance(msg, Message), f"not a message: {msg!r}"
                     sends.setdefault(describe_message(msg), []).append(self.config.name(to))
                 case Persist(sync=True):
                     notes.append("syncs its disk")
@@ -544,22 +523,21 @@ class SynodModel:
     def actor(self, node: int, local: int) -> SynodActor:
         return self.locals[node][local].actor
 
-    def describe_input(self, node: int, local: int, code: int) -> str:
-        who = self.config.name(self.ids[node])
+    def input_step(self, node: int, local: int, code: int) -> steps_.Step:
+        """The input ``code`` to ``node`` in ``local``, as a typed step record."""
+        node_id = self.ids[node]
         if code >= 0:
-            _, msg = self.messages[code]
-            sender = getattr(msg, "sender", None)
-            origin = f" from {self.config.name(sender)}" if isinstance(sender, int) else ""
-            return f"{who} <- {describe_message(msg)}{origin}"
+            return steps_.Deliver(node_id, self.messages[code][1])
         if code == PROPOSE:
-            return f"{who} proposes {self.config.proposal_for(self.ids[node])}"
+            return steps_.Propose(node_id, self.config.proposal_for(node_id))
         if code == CRASH:
-            state = self.locals[node][local]
-            lost = " (its unsynced write is lost)" if state.pending is not None else ""
-            return f"{who} crashes and restarts from its disk{lost}"
+            return steps_.Reboot(node_id, self.locals[node][local].pending is not None)
         if code == FLUSH:
-            return f"{who}'s disk flushes its unsynced write"
-        return f"{who}'s {self.timer_names[_TIMER_BASE - code]} timer fires"
+            return steps_.Flush(node_id)
+        return steps_.Timer(node_id, self.timer_names[_TIMER_BASE - code])
+
+    def describe_input(self, node: int, local: int, code: int) -> str:
+        return steps_.render_step(self.input_step(node, local, code), self.config)
 
     def describe_local(self, node: int, local: int) -> str:
         state = self.locals[node][local]

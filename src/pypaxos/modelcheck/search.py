@@ -76,6 +76,7 @@ from dataclasses import dataclass
 
 from pypaxos.modelcheck.model import CRASH, ExploreOptions, Step, SynodModel, decided_of
 from pypaxos.modelcheck.symmetry import Symmetry
+from pypaxos.sim import steps as steps_
 from pypaxos.sim.checkers import chosen_values, safety_violations
 
 __all__ = [
@@ -93,7 +94,8 @@ _PROGRESS_EVERY_STATES = 1 << 10
 
 @dataclass(frozen=True, slots=True)
 class TraceStep:
-    action: str  # "A1 <- Prepare 0.4 from P1"
+    step: steps_.Step  # the input, as the typed record explorers and reports share
+    action: str  # ``render_step(step)``: "A1 <- Prepare 0.4 from P1"
     effects: str  # "syncs its disk; sends Promise 0.4 (nothing accepted) to P1"
 
 
@@ -612,8 +614,9 @@ class _Search:
             for code in codes:
                 outcome = model.step(node, local, code)
                 assert outcome is not None
-                action = model.describe_input(node, local, code)
-                steps.append(TraceStep(action, model.describe_effects(node, local, code)))
+                step = model.input_step(node, local, code)
+                action = steps_.render_step(step, model.config)
+                steps.append(TraceStep(step, action, model.describe_effects(node, local, code)))
                 local = outcome.local
             state = self._successor(state, node, self._find_macro(state, node, (node, codes)))
         return tuple(steps), state
