@@ -58,7 +58,7 @@ def serve(argv: list[str]) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    yield from serve(["pypaxos.explorer", "--port", "0", "--no-browser"])
+    yield from serve(["pypaxos", "explore", "--port", "0", "--no-browser"])
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def test_checker_counterexample_opens_at_its_violation_and_steps_back(
     assert "learner-counts-duplicates" in page.inner_text("#title")
     # The checker's steps are listed, the failing one marked as the current one.
     assert page.locator("#steps li").count() == 8
-    assert "L1 <- Accepted 0.4=v1 from A1" in page.inner_text("#steps li.current")
+    assert "L1 <- Accepted 0.4=v1 from A3" in page.inner_text("#steps li.current")
     assert page.get_attribute("#steps li.current", "data-step") == "8"
     page.screenshot(path=str(tmp_path / "explorer-trace.png"), full_page=True)
     click_and_wait(page, "#back")

@@ -11,10 +11,10 @@ checker reached.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
-from test_model_checker import CAUGHT, options
 
 from pypaxos.core.acceptor import Acceptor
 from pypaxos.core.bugs import SynodBug
@@ -30,6 +30,11 @@ from pypaxos.explorer.trace import (
 )
 from pypaxos.explorer.world import ExplorerWorld, build_world
 from pypaxos.modelcheck.search import explore, render_trace
+from pypaxos.sim.steps import Propose, parse_step
+
+# The model checker's cases are the ones these traces came from: one list, in its test file.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "modelcheck"))
+from test_model_checker import CAUGHT, options
 
 STORED = Path(__file__).resolve().parent.parent / "modelcheck" / "counterexamples"
 BUGS = [bug for bug, _, _ in CAUGHT]
@@ -112,7 +117,7 @@ def test_the_checker_still_finds_the_stored_counterexample(bug: SynodBug) -> Non
 
 def test_a_repeated_delivery_keeps_a_copy_in_flight_until_its_last_use() -> None:
     counterexample = parse_check_output(stored(SynodBug.LEARNER_COUNTS_DUPLICATES))
-    commands = trace_commands(counterexample.config, counterexample.actions)
+    commands = trace_commands(counterexample.config, counterexample.steps)
     # Steps 7 and 8 deliver the same Accepted to L1: the first keeps a copy for the second.
     assert commands[6].endswith(" keep") and commands[7].startswith("deliver ")
     assert not commands[7].endswith(" keep")
@@ -134,7 +139,7 @@ def test_crash_flush_and_timer_steps_map_to_explorer_commands() -> None:
         "A2 crashes and restarts from its disk (its unsynced write is lost)",
         "P1's phase timer fires",
     ]
-    commands = trace_commands(config, actions)
+    commands = trace_commands(config, [parse_step(action, config) for action in actions])
     assert commands == [
         "propose P1 v1",
         "deliver 0",
@@ -155,15 +160,24 @@ def test_crash_flush_and_timer_steps_map_to_explorer_commands() -> None:
     [
         ("A1 <- Accept 0.4=v1 from P1", "step 2 (A1 <- Accept 0.4=v1 from P1): no such message"),
         ("A1 <- Prepare 0.4 from P2", "no such message"),
-        ("A1 teleports", "not a step the explorer knows"),
         ("A1's disk flushes its unsynced write", "A1 has no unsynced write"),
     ],
 )
 def test_a_step_that_does_not_fit_names_itself(action: str, fragment: str) -> None:
     config = SynodConfig(proposers=2, acceptors=3, learners=1)
+    steps = [parse_step(line, config) for line in ["P1 proposes v1", action]]
     with pytest.raises(TraceError, match="step 2") as error:
-        trace_commands(config, ["P1 proposes v1", action])
+        trace_commands(config, steps)
     assert fragment in str(error.value)
+
+
+def test_a_report_step_that_is_no_step_is_refused_with_its_number() -> None:
+    report = stored(SynodBug.LEARNER_COUNTS_DUPLICATES).replace(
+        "  2. A1 <- Prepare 0.4 from P1", "  2. A1 teleports"
+    )
+    assert "A1 teleports" in report
+    with pytest.raises(TraceError, match="step 2: not a step"):
+        parse_check_output(report)
 
 
 @pytest.mark.parametrize(
@@ -197,5 +211,7 @@ def test_the_scenario_tells_what_broke_and_resets_to_the_start() -> None:
 
 def test_counterexample_without_a_planted_bug_is_titled_so() -> None:
     config = SynodConfig(proposers=1, acceptors=1, learners=0)
-    scenario = trace_scenario(Counterexample(config, ("made up",), ("P1 proposes v1",)))
+    scenario = trace_scenario(
+        Counterexample(config, ("made up",), (Propose(config.proposer_ids[0], "v1"),))
+    )
     assert "no planted bug" in scenario.title and scenario.script == ("propose P1 v1",)

@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="switch on a planted bug (repeatable); '--bug list' lists them",
     )
+    parser.add_argument(
+        "--no-symmetry",
+        action="store_true",
+        help="store every state, not one per renaming of the acceptors (slower; a cross-check)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     explorer = parser.add_argument_group("opening a counterexample in the explorer")
     explorer.add_argument(
@@ -79,28 +84,49 @@ def _options(args: argparse.Namespace) -> ExploreOptions:
             max_ballot=args.max_ballot,
             max_crashes=args.max_crashes,
             crash_proposers=args.crash_proposers,
+            symmetry=not args.no_symmetry,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
 
 
+_PROGRESS_LINE_EVERY_SECONDS = 5.0
+
+
+def progress_line(progress: Progress) -> str:
+    """States, rate, frontier and how long the frontier alone takes to expand at this rate."""
+    rate = progress.states / max(progress.elapsed_seconds, 1e-9)
+    drain_seconds = progress.frontier / max(rate, 1e-9)
+    return (
+        f"exploring: {progress.states:,} states ({rate:,.0f}/s), "
+        f"{progress.transitions:,} transitions, depth {progress.depth}, "
+        f"frontier {progress.frontier:,} (>= {drain_seconds:,.0f} s more), "
+        f"{progress.elapsed_seconds:,.0f} s so far"
+    )
+
+
 def _progress_printer(
-    enabled: bool,
-) -> tuple[Live, Callable[[Progress], None]] | tuple[None, None]:
-    """A rich progress line while the search runs (only on a terminal)."""
-    if not enabled:
+    quiet: bool,
+) -> tuple[Live, Callable[[Progress], None]] | tuple[None, Callable[[Progress], None] | None]:
+    """A live line on a terminal; otherwise a line on stderr every few seconds."""
+    if quiet:
         return None, None
+    if not sys.stderr.isatty():
+        last = [-_PROGRESS_LINE_EVERY_SECONDS]  # the first report prints at once
+
+        def log(progress: Progress) -> None:
+            if progress.elapsed_seconds - last[0] >= _PROGRESS_LINE_EVERY_SECONDS:
+                last[0] = progress.elapsed_seconds
+                print(progress_line(progress), file=sys.stderr, flush=True)
+
+        return None, log
     from rich.console import Console
     from rich.live import Live
 
     live = Live(console=Console(stderr=True), transient=True, refresh_per_second=4)
 
     def show(progress: Progress) -> None:
-        rate = progress.states / max(progress.elapsed_seconds, 1e-9)
-        live.update(
-            f"exploring: {progress.states:,} states, {progress.transitions:,} transitions, "
-            f"depth {progress.depth}, frontier {progress.frontier:,}, {rate:,.0f} states/s"
-        )
+        live.update(progress_line(progress))
 
     return live, show
 
@@ -112,6 +138,7 @@ def _report(result: ExploreResult) -> int:
         f"# pypaxos check synod --proposers {c.proposers} --acceptors {c.acceptors} "
         f"--learners {c.learners} --max-ballot {o.max_ballot} --max-crashes {o.max_crashes}"
         + (" --crash-proposers" if o.crash_proposers else "")
+        + ("" if o.symmetry else " --no-symmetry")
         + "".join(f" --bug {b.value}" for b in sorted(c.bugs))
     )
     rate = result.states_per_second
@@ -142,9 +169,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{bug.value:28} {bug.description}")
         return 0
     options = _options(args)
-    live, show = _progress_printer(not args.quiet and sys.stderr.isatty())
+    live, show = _progress_printer(args.quiet)
     if live is None:
-        result = explore(options)
+        result = explore(options, show)
     else:
         with live:
             result = explore(options, show)
@@ -166,13 +193,11 @@ def _open_in_explorer(result: ExploreResult, port: int, open_browser: bool) -> i
 
     violation = result.violation
     assert violation is not None
-    actions = tuple(step.action for step in violation.trace)
+    steps = tuple(step.step for step in violation.trace)
     try:
-        scenario = trace_scenario(
-            Counterexample(result.options.config, violation.problems, actions)
-        )
+        scenario = trace_scenario(Counterexample(result.options.config, violation.problems, steps))
     except TraceError as error:
         print(f"pypaxos check: cannot replay the trace in the explorer: {error}", file=sys.stderr)
         return 1
-    print(f"opening the trace in the explorer at its failing step ({len(actions)})", flush=True)
+    print(f"opening the trace in the explorer at its failing step ({len(steps)})", flush=True)
     return serve_session(Session(scenario), port, open_browser)

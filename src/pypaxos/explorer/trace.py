@@ -1,22 +1,24 @@
 """Open a model-checker or simulator counterexample in the explorer, at its failing step.
 
-The model checker (``pypaxos.modelcheck.search``) prints each step of a trace as one input to one
-actor, and each becomes one explorer command::
+A model-checker counterexample is a list of typed step records (``pypaxos.sim.steps``), and
+each becomes one explorer command::
 
-    P1 proposes v1                          -> propose P1 v1
-    A1 <- Prepare 0.4 from P1               -> deliver N        (N: its place in flight)
-    A1 crashes and restarts from its disk   -> reboot A1
-    A1's disk flushes its unsynced write    -> flush A1
-    P1's phase timer fires                  -> timer P1 phase
+    Propose(P1, v1)            P1 proposes v1                          -> propose P1 v1
+    Deliver(A1, Prepare ...)   A1 <- Prepare 0.4 from P1               -> deliver N
+    Reboot(A1)                 A1 crashes and restarts from its disk   -> reboot A1
+    Flush(A1)                  A1's disk flushes its unsynced write    -> flush A1
+    Timer(P1, phase)           P1's phase timer fires                  -> timer P1 phase
+
+(N: the message's place in flight, found by equality with the record's message.)  A saved
+report (``pypaxos explore --trace FILE``) is read back into records by ``steps.parse_step``,
+the inverse of the renderer that printed it, so no second reading of the words lives here.
 
 The simulator (``pypaxos synod``) logs events with their virtual time; the ones that act on
 the world map the same way (``X -> Y  msg`` a delivery, ``X -x Y  msg  [dropped]`` a loss at
 send: ``drop N``, ``CRASH`` / ``RESTART`` separately, ``page cache flushed``: ``flush``), and the
 rest (decisions, partition notes) are consequences or bookkeeping, not steps.
 
-A message is named by its index in the world's in-flight list, found by content (receiver,
-sender, and the source's own words for it, which name every field), so the commands are found
-by replaying them in a world as they are made.  Both sources may deliver one message twice
+Both sources may deliver one message twice
 (the checker's network keeps every message; the simulator duplicates some); the explorer's
 network consumes a delivered message, so an earlier delivery of the same message becomes
 ``deliver N keep`` (the network duplicated it), exactly where a later one needs the copy.
@@ -24,7 +26,7 @@ network consumes a delivered message, so an earlier delivery of the same message
 ``tests/explorer/test_explorer_trace.py`` replays every planted bug's checker trace, and
 simulator runs, and finds the same violation at the failing step and at no earlier one.
 ``parse_check_output`` reads the report ``pypaxos check synod`` prints, so a saved report opens
-later without searching again (``pypaxos explore --trace FILE``).
+later without searching again.
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import assert_never
 
 from pypaxos.core.bugs import SynodBug, parse_bugs
 from pypaxos.core.messages import Message
 from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.scenarios import Scenario
 from pypaxos.explorer.world import ExplorerWorld
-from pypaxos.modelcheck import model as explore_model
+from pypaxos.sim import steps as steps_
 from pypaxos.sim import synod
 from pypaxos.sim.script import ScriptError
 
@@ -73,6 +76,7 @@ class _Message:
     to: str
     text: str  # as ``describe`` words it
     describe: Callable[[Message], str]
+    message: Message | None = None  # when known exactly (a step record): matched by equality
 
     @property
     def key(self) -> tuple[str | None, str, str]:
@@ -134,7 +138,7 @@ def _command(world: ExplorerWorld, step: _Step) -> str:
         for index, (frm, dst, msg) in enumerate(world.in_flight)
         if names(dst) == step.to
         and (step.sender is None or names(frm) == step.sender)
-        and step.describe(msg) == step.text
+        and (msg == step.message if step.message is not None else step.describe(msg) == step.text)
     ]
     if not found:
         raise ScriptError("no such message in flight")
@@ -145,10 +149,6 @@ def _command(world: ExplorerWorld, step: _Step) -> str:
 # -- the model checker ------------------------------------------------------------------------
 
 _PROPOSE = re.compile(rf"(?P<actor>{_NAME}) proposes (?P<value>\S+)")
-_RECEIVE = re.compile(rf"(?P<to>{_NAME}) <- (?P<message>.+?)(?: from (?P<sender>{_NAME}))?")
-_REBOOT = re.compile(rf"(?P<actor>{_NAME}) crashes and restarts from its disk(?: \(.*\))?")
-_FLUSH = re.compile(rf"(?P<actor>{_NAME})'s disk flushes its unsynced write")
-_TIMER = re.compile(rf"(?P<actor>{_NAME})'s (?P<timer>\S+) timer fires")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,27 +157,41 @@ class Counterexample:
 
     config: SynodConfig
     problems: tuple[str, ...]
-    actions: tuple[str, ...]  # ``TraceStep.action`` of each step, in order
+    steps: tuple[steps_.Step, ...]
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Each step as the checker printed it (the explorer shows these as notes)."""
+        return tuple(steps_.render_step(step, self.config) for step in self.steps)
 
 
-def _checker_step(action: str) -> _Step:
-    if m := _PROPOSE.fullmatch(action):
-        return _Command(f"propose {m['actor']} {m['value']}")
-    if m := _REBOOT.fullmatch(action):
-        return _Command(f"reboot {m['actor']}")
-    if m := _FLUSH.fullmatch(action):
-        return _Command(f"flush {m['actor']}")
-    if m := _TIMER.fullmatch(action):
-        return _Command(f"timer {m['actor']} {m['timer']}")
-    if m := _RECEIVE.fullmatch(action):
-        describe = explore_model.describe_message
-        return _Message("deliver", m["sender"], m["to"], m["message"], describe)
-    return _Unknown(action)
+def _checker_step(step: steps_.Step, config: SynodConfig) -> _Step:
+    name = config.name
+    match step:
+        case steps_.Propose(node=node, value=value):
+            return _Command(f"propose {name(node)} {value}")
+        case steps_.Reboot(node=node):
+            return _Command(f"reboot {name(node)}")
+        case steps_.Crash(node=node):
+            return _Command(f"crash {name(node)}")
+        case steps_.Restart(node=node):
+            return _Command(f"restart {name(node)}")
+        case steps_.Flush(node=node):
+            return _Command(f"flush {name(node)}")
+        case steps_.Timer(node=node, name=timer):
+            return _Command(f"timer {name(node)} {timer}")
+        case steps_.Deliver(to=to, message=msg) | steps_.Drop(to=to, message=msg):
+            verb = "deliver" if isinstance(step, steps_.Deliver) else "drop"
+            text = steps_.render_message(msg)
+            return _Message(verb, name(msg.sender), name(to), text, steps_.render_message, msg)
+        case _:
+            assert_never(step)
 
 
-def trace_commands(config: SynodConfig, actions: Sequence[str]) -> list[str]:
+def trace_commands(config: SynodConfig, steps: Sequence[steps_.Step]) -> list[str]:
     """One explorer command per checker step (raises ``TraceError`` if a step does not fit)."""
-    return _replay(config, [_checker_step(a) for a in actions], actions)
+    notes = [steps_.render_step(step, config) for step in steps]
+    return _replay(config, [_checker_step(step, config) for step in steps], notes)
 
 
 def trace_scenario(counterexample: Counterexample) -> Scenario:
@@ -195,7 +209,7 @@ def trace_scenario(counterexample: Counterexample) -> Scenario:
             "back and forward through it, or branch off with your own commands."
         ),
         config=c.config,
-        script=tuple(trace_commands(c.config, c.actions)),
+        script=tuple(trace_commands(c.config, c.steps)),
         notes=c.actions,
         open_at=steps,
     )
@@ -303,15 +317,18 @@ def parse_check_output(text: str) -> Counterexample:
     problems = tuple(lines[start].removeprefix("VIOLATION: ").split("; "))
     if start + 1 >= len(lines) or not lines[start + 1].startswith("shortest trace"):
         raise TraceError("no 'shortest trace' after the VIOLATION line")
-    actions: list[str] = []
+    steps: list[steps_.Step] = []
     for line in lines[start + 2 :]:
         match = _STEP_LINE.fullmatch(line)
         if match is None:
             break
-        actions.append(match["action"].rstrip())
-    if not actions:
+        try:
+            steps.append(steps_.parse_step(match["action"].rstrip(), config))
+        except steps_.StepParseError as error:
+            raise TraceError(f"step {len(steps) + 1}: {error}") from None
+    if not steps:
         raise TraceError("the report's trace has no steps")
-    return Counterexample(config, problems, tuple(actions))
+    return Counterexample(config, problems, tuple(steps))
 
 
 def _config_from_header(header: str) -> SynodConfig:

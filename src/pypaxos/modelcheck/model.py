@@ -38,18 +38,13 @@ from pypaxos.core.acceptor import Acceptor
 from pypaxos.core.effects import CancelTimer, Decide, Effect, Persist, Send, SetTimer
 from pypaxos.core.learner import Learner
 from pypaxos.core.messages import (
-    Accept,
     Accepted,
-    Decided,
     Message,
-    Nack,
-    Prepare,
-    Promise,
-    Query,
 )
 from pypaxos.core.proposer import Proposer
 from pypaxos.core.synod import SynodActor, SynodConfig
 from pypaxos.core.types import Value
+from pypaxos.sim import steps as steps_
 from pypaxos.sim.checkers import Acceptance
 
 # Input codes: a delivered message is its (non-negative) message id; the rest are negative.
@@ -60,7 +55,9 @@ _TIMER_BASE = -16  # timer ``k`` (index into ``SynodModel.timer_names``) is ``_T
 _CODE_OFFSET = 1 << 8  # added to a code so that memo keys are non-negative
 _LOCAL_STRIDE = 1 << 32  # memo key = local * stride + code + offset
 
-DEFAULT_MAX_BALLOT = 1
+# The defaults answer in seconds: two competing ballots (``0.4`` against ``0.5``) and a crash.
+# A higher ``max_ballot`` lets proposers retry, which multiplies the states (see the README).
+DEFAULT_MAX_BALLOT = 0
 DEFAULT_MAX_CRASHES = 1
 
 
@@ -73,6 +70,7 @@ class ExploreOptions:
     max_crashes: int = DEFAULT_MAX_CRASHES  # crash-and-restart actions in one execution
     crash_proposers: bool = False  # may proposers crash too (acceptors always may)
     reduce: bool = True  # explore macro steps (see ``explore``); False: single steps
+    symmetry: bool = True  # store one state per renaming of the acceptors (``symmetry.py``)
 
     def __post_init__(self) -> None:
         if self.max_ballot < 0:
@@ -103,26 +101,9 @@ class Step:
     mind_change: str | None  # set when a learner's decision changed (an invariant violation)
 
 
-def describe_message(msg: object) -> str:
-    """A short readable form: ``Prepare 0.4``, ``Accept 0.4=v1``, ..."""
-    match msg:
-        case Prepare():
-            return f"Prepare {msg.ballot}"
-        case Promise():
-            if msg.accepted_value is None:
-                return f"Promise {msg.ballot} (nothing accepted)"
-            return f"Promise {msg.ballot} (accepted {msg.accepted_ballot}={msg.accepted_value})"
-        case Accept():
-            return f"Accept {msg.ballot}={msg.value}"
-        case Accepted():
-            return f"Accepted {msg.ballot}={msg.value}"
-        case Nack():
-            return f"Nack {msg.ballot} (promised {msg.promised})"
-        case Query():
-            return "Query"
-        case Decided():
-            return f"Decided {msg.value}"
-    return repr(msg)
+def describe_message(msg: Message) -> str:
+    """A short readable form: ``Prepare 0.4``, ``Accept 0.4=v1``, ... (``steps`` words it)."""
+    return steps_.render_message(msg)
 
 
 def _shallow_copy(actor: SynodActor) -> SynodActor:
@@ -233,6 +214,11 @@ class SynodModel:
             crashable.update(self.config.proposer_ids)
         self._crashable = tuple(i in crashable and options.max_crashes > 0 for i in self.ids)
         self.closed = False  # set by close(): from then on no new state or message may appear
+        # Per node, once closed: every message it may send, acceptance it may announce and
+        # proposal it may make (all ones until then, meaning "unknown: any").
+        self.sends: list[int] = [-1 for _ in self.ids]
+        self.announces: list[int] = [-1 for _ in self.ids]
+        self.proposes: list[int] = [-1 for _ in self.ids]
 
     # -- interning --------------------------------------------------------------------------
 
@@ -256,6 +242,21 @@ class SynodModel:
                 self.acceptances.append(announced)
         self.acceptance_of.append(acceptance)
         return mid
+
+    def message_id(self, dest: int, msg: Message) -> int:
+        """The id of an interned message (``KeyError`` if it was never sent)."""
+        return self._message_ids[(dest, msg)]
+
+    def acceptance_id(self, acceptance: Acceptance) -> int:
+        """The id of an announced acceptance (``KeyError`` if none announced it)."""
+        return self._acceptance_ids[acceptance]
+
+    def local_keys(self, node: int) -> list[Hashable]:
+        """The keys of ``node``'s interned local states, indexed by local id."""
+        return list(self._local_ids[node])
+
+    def local_id(self, node: int, key: Hashable) -> int | None:
+        return self._local_ids[node].get(key)
 
     def _intern_local(self, node: int, state: NodeState) -> int:
         key = (volatile_key(state.actor), state.durable, state.pending, state.timers)
@@ -397,6 +398,7 @@ class SynodModel:
         for effect in effects:
             match effect:
                 case Send(to=to, msg=msg):
+                    assert isinstance(msg, Message), f"not a message: {msg!r}"
                     sends.setdefault(describe_message(msg), []).append(self.config.name(to))
                 case Persist(sync=True):
                     notes.append("syncs its disk")
@@ -440,6 +442,14 @@ class SynodModel:
                         changed = True
                     local += 1
         self.closed = True
+        for node, memo in enumerate(self.memo):
+            sends = announces = proposes = 0
+            for outcome in memo.values():
+                if outcome is not None:
+                    sends |= outcome.sent
+                    announces |= outcome.accepts
+                    proposes |= outcome.proposed
+            self.sends[node], self.announces[node], self.proposes[node] = sends, announces, proposes
 
     def relevance(self, crashes: bool) -> tuple[list[list[int]], list[list[bool]]]:
         """Per actor and local state: the messages to it that may still make a difference.
@@ -513,22 +523,21 @@ class SynodModel:
     def actor(self, node: int, local: int) -> SynodActor:
         return self.locals[node][local].actor
 
-    def describe_input(self, node: int, local: int, code: int) -> str:
-        who = self.config.name(self.ids[node])
+    def input_step(self, node: int, local: int, code: int) -> steps_.Step:
+        """The input ``code`` to ``node`` in ``local``, as a typed step record."""
+        node_id = self.ids[node]
         if code >= 0:
-            _, msg = self.messages[code]
-            sender = getattr(msg, "sender", None)
-            origin = f" from {self.config.name(sender)}" if isinstance(sender, int) else ""
-            return f"{who} <- {describe_message(msg)}{origin}"
+            return steps_.Deliver(node_id, self.messages[code][1])
         if code == PROPOSE:
-            return f"{who} proposes {self.config.proposal_for(self.ids[node])}"
+            return steps_.Propose(node_id, self.config.proposal_for(node_id))
         if code == CRASH:
-            state = self.locals[node][local]
-            lost = " (its unsynced write is lost)" if state.pending is not None else ""
-            return f"{who} crashes and restarts from its disk{lost}"
+            return steps_.Reboot(node_id, self.locals[node][local].pending is not None)
         if code == FLUSH:
-            return f"{who}'s disk flushes its unsynced write"
-        return f"{who}'s {self.timer_names[_TIMER_BASE - code]} timer fires"
+            return steps_.Flush(node_id)
+        return steps_.Timer(node_id, self.timer_names[_TIMER_BASE - code])
+
+    def describe_input(self, node: int, local: int, code: int) -> str:
+        return steps_.render_step(self.input_step(node, local, code), self.config)
 
     def describe_local(self, node: int, local: int) -> str:
         state = self.locals[node][local]

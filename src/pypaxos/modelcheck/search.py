@@ -27,8 +27,25 @@ A transition feeds one input to one actor, through the real ``Acceptor`` / ``Pro
 * flush an unsynced write to the disk (only the planted bug "reply-before-persist" makes one).
 
 A proposer may not use a ballot whose round exceeds ``max_ballot``: a transition leading there
-is dropped, which keeps the space finite.  Transitions that change nothing are skipped, and
-states are deduplicated by their tuple.
+is dropped, which keeps the space finite.  Transitions that change nothing are skipped.
+
+What makes it fast
+------------------
+* An actor's macro step (``macro_steps``) reads only its own local state, the messages to it,
+  and what the rest of the state says about the messages, acceptances and proposals it can
+  produce; the walk is memoised on exactly that, so it runs a few thousand times, not once per
+  state.
+* Symmetry (``symmetry.py``): only one representative per renaming of the acceptors is
+  stored, up to 3! = 6 times fewer states for three acceptors; traces are renamed back into
+  the real execution.
+* Fingerprints (``fingerprint``): the visited set holds a 64-bit hash of each state, not the
+  state; states live only while in the frontier, and a trace is replayed from the start along
+  the stored parent links.  A collision would skip a state unexplored, with a chance of about
+  ``n * n / 2**65`` for ``n`` states.
+* One core: the search is sequential.  Splitting the frontier over processes would need the
+  memo tables and interning in each worker (they grow during the search) and would ship every
+  successor back to one visited set; with two cores and the per-state work now a few
+  microseconds, the copying costs about what it saves.
 
 Why the "sent set" network is sound
 -----------------------------------
@@ -51,11 +68,15 @@ learned, so a run that could never decide (a vacuous check) is reported as a fai
 
 from __future__ import annotations
 
+import hashlib
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pypaxos.modelcheck.model import CRASH, ExploreOptions, Step, SynodModel, decided_of
+from pypaxos.modelcheck.symmetry import Symmetry
+from pypaxos.sim import steps as steps_
 from pypaxos.sim.checkers import chosen_values, safety_violations
 
 __all__ = [
@@ -68,12 +89,13 @@ __all__ = [
     "render_trace",
 ]
 
-_PROGRESS_EVERY_STATES = 1 << 12
+_PROGRESS_EVERY_STATES = 1 << 10
 
 
 @dataclass(frozen=True, slots=True)
 class TraceStep:
-    action: str  # "A1 <- Prepare 0.4 from P1"
+    step: steps_.Step  # the input, as the typed record explorers and reports share
+    action: str  # ``render_step(step)``: "A1 <- Prepare 0.4 from P1"
     effects: str  # "syncs its disk; sends Promise 0.4 (nothing accepted) to P1"
 
 
@@ -182,16 +204,18 @@ class _Search:
         self.model = SynodModel(options)
         self.invariants = _Invariants(self.model)
         self.n = len(self.model.ids)
-        # Per stored state: the state, its best distance (single steps from the start), the
-        # state it was reached from and the macro step taken, and its flags.
-        self.states: list[State] = []
-        self.index: dict[State, int] = {}
-        self.dist: list[int] = []
-        self.parent: list[int] = []
-        self.via: list[int] = []
+        # Per stored state (by index): its best distance (single steps from the start), the
+        # state it was reached from, the macro step taken, and its flags.  The states
+        # themselves are kept only while in the frontier; the visited set holds fingerprints.
+        self.index: dict[int, int] = {}
+        self.dist = array("l")
+        self.parent = array("l")
+        self.via = array("l")
         self.flags = bytearray()
         self.problems: dict[int, list[str]] = {}
-        self.buckets: list[list[int]] = []
+        self.buckets: list[list[tuple[int, State]]] = []
+        self.symmetry: Symmetry | None = None
+        self.stored = 0  # distinct representatives (the index also maps renamed states)
         # Interned macro steps, for traces: (node, input codes).
         self.macros: list[tuple[int, tuple[int, ...]]] = []
         self._macro_ids: dict[tuple[int, tuple[int, ...]], int] = {}
@@ -201,14 +225,14 @@ class _Search:
         # state stored instead (see ``SynodModel.relevance`` and ``_canonical``).
         self.relevance: dict[bool, list[list[int]]] = {}
         self.canonicals: dict[bool, list[list[int]]] = {}
+        self._walks: dict[tuple[int, ...], list[Macro]] = {}
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
-    def _add(self, state: State, distance: int, parent: int, via: int, index_it: bool) -> int:
-        index = len(self.states)
-        self.states.append(state)
-        if index_it:
-            self.index[state] = index
+    def _add(self, state: State, distance: int, parent: int, via: int, key: int | None) -> int:
+        index = len(self.dist)
+        if key is not None:
+            self.index[key] = index
         self.dist.append(distance)
         self.parent.append(parent)
         self.via.append(via)
@@ -218,13 +242,13 @@ class _Search:
             flags |= _VIOLATING
             self.problems[index] = problems
         self.flags.append(flags)
-        self._push(distance, index)
+        self._push(distance, index, state)
         return index
 
-    def _push(self, distance: int, index: int) -> None:
+    def _push(self, distance: int, index: int, state: State) -> None:
         while len(self.buckets) <= distance:
             self.buckets.append([])
-        self.buckets[distance].append(index)
+        self.buckets[distance].append((index, state))
 
     def _macro_id(self, node: int, codes: tuple[int, ...]) -> int:
         key = (node, codes)
@@ -268,7 +292,6 @@ class _Search:
 
     def macro_steps(self, state: State, node: int) -> list[Macro]:
         """Every macro step of actor ``node``: silent steps, then one that others can see."""
-        model = self.model
         n = self.n
         network, accepts, proposed, crashes = state[n], state[n + 1], state[n + 2], state[n + 3]
         start = state[node]
@@ -281,6 +304,67 @@ class _Search:
             for other in range(n):
                 if other != node:
                     others |= relevant[other][state[other]]
+        # The walk reads only this actor's inbox and what the rest of the state says about the
+        # messages, acceptances and proposals this actor can produce: memoise it on those.
+        own = self.model.sends[node]
+        key = (
+            node,
+            start,
+            can_crash,
+            network & self.model.dest_mask[node],
+            network & own,
+            others & own,
+            accepts & self.model.announces[node],
+            proposed & self.model.proposes[node],
+        )
+        walked = self._walks.get(key)
+        if walked is None:
+            walked = self._walk(node, start, can_crash, network, accepts, proposed, others)
+            self._walks[key] = walked
+        out: list[Macro] = []
+        for raw_local, sent, out_accepts, out_proposed, mind, via, length, crash in walked:
+            new_local = raw_local
+            new_network = network | sent
+            if relevant is not None:
+                new_local = self.canonicals[can_crash][node][raw_local]
+                new_network &= others | relevant[node][new_local]
+            if (
+                new_local == start
+                and new_network == network
+                and not out_accepts & ~accepts
+                and not out_proposed & ~proposed
+            ):
+                continue  # back where it started: changes nothing
+            out.append(
+                (
+                    new_local,
+                    new_network,
+                    accepts | out_accepts,
+                    proposed | out_proposed,
+                    mind,
+                    via,
+                    length,
+                    crash,
+                )
+            )
+        return out
+
+    def _walk(
+        self,
+        node: int,
+        start: int,
+        can_crash: bool,
+        network: int,
+        accepts: int,
+        proposed: int,
+        others: int,
+    ) -> list[Macro]:
+        """The macro steps of ``node`` from local ``start``, before relevance and dedup.
+
+        Each is (new local, sent, acceptances, proposals, mind change, via, length, crash).
+        """
+        model = self.model
+        ghosts = (network, accepts, proposed)
         message_codes = _bits(network & model.dest_mask[node])
         reduce = self.options.reduce
         out: list[Macro] = []
@@ -299,34 +383,16 @@ class _Search:
                     if crash and outcome.local == local and not outcome.sent:
                         continue  # a crash that loses nothing only spends the crash budget
                     codes = (*path, code)
-                    loud = (
-                        crash
-                        or outcome.decides
-                        or outcome.sent & others & ~network
-                        or outcome.accepts & ~accepts
-                        or outcome.proposed & ~proposed
-                    )
-                    if loud and path and self._postponable(state, node, others, path, code):
+                    loud = crash or self._loud(ghosts, others, outcome)
+                    if loud and path and self._postponable(ghosts, node, start, others, path, code):
                         continue  # the same as doing the loud step first (see below)
                     if loud or not reduce:
-                        new_local = outcome.local
-                        new_network = network | outcome.sent
-                        if relevant is not None:
-                            new_local = self.canonicals[can_crash][node][new_local]
-                            new_network &= others | relevant[node][new_local]
-                        if (
-                            new_local == start
-                            and new_network == network
-                            and not outcome.accepts & ~accepts
-                            and not outcome.proposed & ~proposed
-                        ):
-                            continue  # back where it started: changes nothing
                         out.append(
                             (
-                                new_local,
-                                new_network,
-                                accepts | outcome.accepts,
-                                proposed | outcome.proposed,
+                                outcome.local,
+                                outcome.sent,
+                                outcome.accepts,
+                                outcome.proposed,
                                 outcome.mind_change,
                                 self._macro_id(node, codes),
                                 len(codes),
@@ -339,17 +405,24 @@ class _Search:
             frontier = later
         return out
 
-    def _loud(self, state: State, others: int, outcome: Step) -> bool:
-        n = self.n
+    @staticmethod
+    def _loud(ghosts: tuple[int, int, int], others: int, outcome: Step) -> bool:
+        network, accepts, proposed = ghosts
         return bool(
             outcome.decides
-            or outcome.sent & others & ~state[n]
-            or outcome.accepts & ~state[n + 1]
-            or outcome.proposed & ~state[n + 2]
+            or outcome.sent & others & ~network
+            or outcome.accepts & ~accepts
+            or outcome.proposed & ~proposed
         )
 
     def _postponable(
-        self, state: State, node: int, others: int, path: tuple[int, ...], code: int
+        self,
+        ghosts: tuple[int, int, int],
+        node: int,
+        start: int,
+        others: int,
+        path: tuple[int, ...],
+        code: int,
     ) -> bool:
         """Could one silent step of ``path`` wait until after the loud step ``code``?
 
@@ -361,8 +434,7 @@ class _Search:
         timer fires) from multiplying the states.
         """
         model = self.model
-        n = self.n
-        start = state[node]
+        network = ghosts[0]
         full = self._replay(node, start, (*path, code))
         assert full is not None
         for j in range(len(path)):
@@ -373,7 +445,7 @@ class _Search:
                     ok = False
                     break
                 outcome = model.step(node, local, c)
-                if outcome is None or c == CRASH or self._loud(state, others, outcome):
+                if outcome is None or c == CRASH or self._loud(ghosts, others, outcome):
                     ok = False
                     break
                 local = outcome.local
@@ -383,11 +455,11 @@ class _Search:
             if moved is None:
                 continue
             first = model.step(node, local, code)
-            if first is None or not self._loud(state, others, first):
+            if first is None or not self._loud(ghosts, others, first):
                 continue
             if (
                 moved[0] == full[0]
-                and (moved[1] | state[n]) & others == (full[1] | state[n]) & others
+                and (moved[1] | network) & others == (full[1] | network) & others
                 and moved[2:] == full[2:]
             ):
                 return True
@@ -416,6 +488,27 @@ class _Search:
 
     # -- the search ------------------------------------------------------------------------
 
+    def _successor(self, state: State, node: int, macro: Macro) -> State:
+        """The state after ``macro`` of ``node``, normalised (not yet renamed)."""
+        n = self.n
+        local, network, accepts, proposed, _, _, _, crash = macro
+        successor = list(state)
+        successor[node] = local
+        successor[n] = network
+        successor[n + 1] = accepts
+        successor[n + 2] = proposed
+        if crash:
+            successor[n + 3] += 1
+            return self._normalise(tuple(successor))
+        return tuple(successor)
+
+    def _representative(self, state: State) -> tuple[State, int]:
+        """The state stored for ``state``: its orbit's representative, and the renaming."""
+        if self.symmetry is None:
+            return state, 0
+        regime = state[self.n + 3] < self.options.max_crashes
+        return self.symmetry.canonical(state, regime)
+
     def run(self) -> ExploreResult:
         model = self.model
         n = self.n
@@ -426,15 +519,18 @@ class _Search:
                 relevant, live = model.relevance(crashes)
                 self.relevance[crashes] = relevant
                 self.canonicals[crashes] = [self._canonical(node, live[node]) for node in range(n)]
-        initial = self._normalise((*locals_, network, 0, 0, 0))
-        self._add(initial, 0, -1, -1, True)
+            if self.options.symmetry and len(model.config.acceptor_ids) > 1:
+                self.symmetry = Symmetry(model, self.canonicals)
+        initial, _ = self._representative(self._normalise((*locals_, network, 0, 0, 0)))
+        self._add(initial, 0, -1, -1, fingerprint(initial))
+        self.stored = 1
         decision_at = -1
         distance = 0
         expanded = 0
         while distance < len(self.buckets):
             bucket = self.buckets[distance]
             self.depth = distance
-            for index in bucket:
+            for index, state in bucket:
                 if self.dist[index] != distance:
                     continue  # reached again by a shorter path; expanded from there
                 flags = self.flags[index]
@@ -442,38 +538,41 @@ class _Search:
                     return self._finish(index, decision_at)
                 if flags & _DECIDED and decision_at < 0:
                     decision_at = index
-                state = self.states[index]
                 expanded += 1
                 if self.progress is not None and expanded % _PROGRESS_EVERY_STATES == 0:
-                    self._report(len(self.states) - expanded)
+                    self._report(len(self.dist) - expanded)
                 for node in range(n):
                     for macro in self.macro_steps(state, node):
-                        local, network, accepts, proposed, mind, via, length, crash = macro
                         self.transitions += 1
-                        successor = list(state)
-                        successor[node] = local
-                        successor[n] = network
-                        successor[n + 1] = accepts
-                        successor[n + 2] = proposed
-                        new_state = tuple(successor)
-                        if crash:
-                            successor[n + 3] += 1
-                            new_state = self._normalise(tuple(successor))
-                        new_distance = distance + length
-                        if mind is not None:
+                        raw = self._successor(state, node, macro)
+                        new_distance = distance + macro[6]
+                        via = macro[5]
+                        if macro[4] is not None:
                             # A transition property: record it as its own (violating) state.
-                            found = self._add(new_state, new_distance, index, via, False)
+                            new_state = self._representative(raw)[0]
+                            found = self._add(new_state, new_distance, index, via, None)
                             self.flags[found] |= _VIOLATING
-                            self.problems[found] = [mind]
+                            self.problems[found] = [macro[4]]
                             continue
-                        found = self.index.get(new_state, -1)
+                        # A renamed state seen before is looked up by its own fingerprint too,
+                        # which saves renaming it again.
+                        raw_key = fingerprint(raw)
+                        found = self.index.get(raw_key, -1)
                         if found < 0:
-                            self._add(new_state, new_distance, index, via, True)
-                        elif new_distance < self.dist[found]:
+                            new_state, which = self._representative(raw)
+                            key = fingerprint(new_state) if which else raw_key
+                            found = self.index.get(key, -1)
+                            if which:
+                                self.index[raw_key] = found if found >= 0 else len(self.dist)
+                            if found < 0:
+                                self.stored += 1
+                                self._add(new_state, new_distance, index, via, key)
+                                continue
+                        if new_distance < self.dist[found]:
                             self.dist[found] = new_distance
                             self.parent[found] = index
                             self.via[found] = via
-                            self._push(new_distance, found)
+                            self._push(new_distance, found, self._representative(raw)[0])
             self.buckets[distance] = []
             distance += 1
         return self._finish(-1, decision_at)
@@ -481,19 +580,19 @@ class _Search:
     def _report(self, frontier: int) -> None:
         assert self.progress is not None
         elapsed = time.perf_counter() - self.started
-        self.progress(Progress(len(self.states), self.transitions, self.depth, frontier, elapsed))
+        self.progress(Progress(self.stored, self.transitions, self.depth, frontier, elapsed))
 
     def _finish(self, violating: int, decision_at: int) -> ExploreResult:
         violation = None
         if violating >= 0:
-            state = self.states[violating]
+            trace, state = self._trace(violating)
             final = tuple(self.model.describe_local(node, state[node]) for node in range(self.n))
             problems = tuple(self.problems[violating])
-            violation = Violation(problems, self._trace(violating), final)
-        decision = self._trace(decision_at) if decision_at >= 0 else None
+            violation = Violation(problems, trace, final)
+        decision = self._trace(decision_at)[0] if decision_at >= 0 else None
         return ExploreResult(
             options=self.options,
-            states=len(self.index),
+            states=self.stored,
             transitions=self.transitions,
             depth=self.depth,
             elapsed_seconds=time.perf_counter() - self.started,
@@ -503,24 +602,96 @@ class _Search:
             decision_trace=decision,
         )
 
-    def _trace(self, index: int) -> tuple[TraceStep, ...]:
-        """The single steps from the start to state ``index``, with what each actor did."""
+    def _trace(self, index: int) -> tuple[tuple[TraceStep, ...], State]:
+        """The single steps from the start to state ``index``, and the state reached."""
+        macros = self._relabel(self._concrete_path(index))
         model = self.model
-        macros: list[tuple[int, tuple[int, ...], int]] = []
-        while self.parent[index] >= 0:
-            node, codes = self.macros[self.via[index]]
-            macros.append((node, codes, self.states[self.parent[index]][node]))
-            index = self.parent[index]
+        locals_, network = model.initial()
+        state = self._normalise((*locals_, network, 0, 0, 0))
         steps: list[TraceStep] = []
-        for node, codes, start in reversed(macros):
-            local = start
+        for node, codes in macros:
+            local = state[node]
             for code in codes:
                 outcome = model.step(node, local, code)
                 assert outcome is not None
-                action = model.describe_input(node, local, code)
-                steps.append(TraceStep(action, model.describe_effects(node, local, code)))
+                step = model.input_step(node, local, code)
+                action = steps_.render_step(step, model.config)
+                steps.append(TraceStep(step, action, model.describe_effects(node, local, code)))
                 local = outcome.local
-        return tuple(steps)
+            state = self._successor(state, node, self._find_macro(state, node, (node, codes)))
+        return tuple(steps), state
+
+    def _concrete_path(self, index: int) -> list[tuple[int, tuple[int, ...]]]:
+        """The macro steps from the real initial state to (a renaming of) state ``index``.
+
+        Only fingerprints were kept, so the path is replayed from the start.  Each macro step
+        was taken in a representative; it is renamed back into the concrete execution.
+        """
+        vias: list[int] = []
+        while self.parent[index] >= 0:
+            vias.append(self.via[index])
+            index = self.parent[index]
+        locals_, network = self.model.initial()
+        state = self._normalise((*locals_, network, 0, 0, 0))
+        path: list[tuple[int, tuple[int, ...]]] = []
+        for via in reversed(vias):
+            representative, which = self._representative(state)
+            node, codes = self.macros[via]
+            macro = self._find_macro(representative, node, (node, codes))
+            expected, _ = self._representative(self._successor(representative, node, macro))
+            if self.symmetry is not None and which:
+                back = self.symmetry.inverse[which]
+                renamed = [self.symmetry.rename_input(back, node, code) for code in codes]
+                node = renamed[0][0]
+                codes = tuple(code for _, code in renamed)
+            path.append((node, codes))
+            state = self._successor(state, node, self._find_macro(state, node, (node, codes)))
+            assert self._representative(state)[0] == expected, "renaming broke the trace"
+        return path
+
+    def _relabel(
+        self, path: list[tuple[int, tuple[int, ...]]]
+    ) -> list[tuple[int, tuple[int, ...]]]:
+        """The same execution with the acceptors renamed in order of their first step.
+
+        Any renaming of an execution is one (see ``symmetry``); this one reads naturally and
+        does not depend on which representative the search happened to store.
+        """
+        symmetry = self.symmetry
+        if symmetry is None:
+            return path
+        order: list[int] = []
+        for node, _ in path:
+            if node < symmetry.count and node not in order:
+                order.append(node)
+        order.extend(node for node in range(symmetry.count) if node not in order)
+        perm = [0] * symmetry.count
+        for rank, node in enumerate(order):
+            perm[node] = rank
+        which = symmetry.perms.index(tuple(perm))
+        out = []
+        for node, codes in path:
+            renamed = [symmetry.rename_input(which, node, code) for code in codes]
+            out.append((renamed[0][0], tuple(code for _, code in renamed)))
+        return out
+
+    def _find_macro(self, state: State, node: int, step: tuple[int, tuple[int, ...]]) -> Macro:
+        via = self._macro_id(*step)
+        for macro in self.macro_steps(state, node):
+            if macro[5] == via:
+                return macro
+        raise AssertionError(f"macro step {step} is not enabled in {state}")
+
+
+def fingerprint(state: State) -> int:
+    """A 64-bit hash of a state's canonical encoding, stored instead of the state.
+
+    As in TLC and in SPIN's hash compaction, two distinct states with one fingerprint would
+    make the search skip the second one.  With ``n`` states the chance of any such collision is
+    about ``n * n / 2**65``: below one in a million for ten million states.
+    """
+    digest = hashlib.blake2b(repr(state).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
 
 
 def explore(
