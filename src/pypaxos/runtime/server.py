@@ -103,6 +103,9 @@ NO_USERS = encode_error(
     "ERR AUTH called without any password configured for the default user: this cluster "
     "has no [[users]]; are you sure your configuration is correct?"
 )
+MAX_CLIENTS = encode_error("ERR max number of clients reached")
+CLIENTS_MAX = 10_000  # Redis's maxclients default
+OUTPUT_BYTES_MAX = 64 * 1024 * 1024  # unread replies per client before it is dropped
 BULK_BYTES_MAX = 4 * 1024 * 1024  # above the value limit, so a big value gets a clear error
 GROUP_OPS_MAX = 1024  # bounds of one connection's batch (one log entry, see _Group)
 GROUP_BYTES_MAX = 256 * 1024
@@ -136,10 +139,14 @@ class RespServer:
         *,
         pending_replies_max: int = 4096,
         users: Users | None = None,
+        clients_max: int = CLIENTS_MAX,
+        output_bytes_max: int = OUTPUT_BYTES_MAX,
     ) -> None:
         self.router = router
         self.info = info
         self.users = users  # None: no authentication (runtime.auth)
+        self.clients_max = clients_max
+        self.output_bytes_max = output_bytes_max
         # Password checks cost a scrypt each: one thread, off the event loop.
         self.auth_executor = ThreadPoolExecutor(1, thread_name_prefix="pypaxos-auth")
         self.host, self.port = parse_address(address)
@@ -197,6 +204,14 @@ class RespConnection(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         if peername:
             self.peer = f"{peername[0]}:{peername[1]}"
+        if len(self.server.connections) >= self.server.clients_max:
+            log.warning(
+                "client %s: refused, %d clients already", self.peer, len(self.server.connections)
+            )
+            self.transport.write(MAX_CLIENTS)
+            self.transport.close()
+            self.closing = self.closed = True
+            return
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -373,6 +388,8 @@ class RespConnection(asyncio.Protocol):
     def _reply_now(self, data: bytes) -> None:
         if not self.slots and self.transport is not None and not self.closed:
             self.transport.write(data)
+            if self.write_paused:
+                self._check_output(self.transport)
         else:
             self.slots.append(_Slot(data))
             self.pending_replies += 1
@@ -409,11 +426,24 @@ class RespConnection(asyncio.Protocol):
             return
         if out:
             transport.write(b"".join(out))
+            if self.write_paused:
+                self._check_output(transport)
+        if self.closed:
+            return
         if self.closing and not slots:
             transport.close()
             self.closed = True
         else:
             self._update_reading()
+
+    def _check_output(self, transport: asyncio.Transport) -> None:
+        """Drop a client that lets more than ``output_bytes_max`` of replies pile up unread
+        (Redis's client-output-buffer-limit): its replies would otherwise grow without bound."""
+        queued = transport.get_write_buffer_size()
+        if queued > self.server.output_bytes_max:
+            log.warning("client %s: %d bytes of replies unread, closing", self.peer, queued)
+            transport.abort()
+            self.closing = self.closed = True
 
     def _update_reading(self) -> None:
         transport = self.transport
