@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from multi_harness import Cluster, LogMachine
 
 from pypaxos.core.types import NULL_BALLOT, Ballot
 from pypaxos.multi import Node
-from pypaxos.multi.log import Vote
+from pypaxos.multi.log import Entry, Vote
 from pypaxos.multi.messages import (
     Accept,
     CatchUp,
@@ -69,3 +70,25 @@ def test_every_message_of_simulated_runs_passes(monkeypatch: pytest.MonkeyPatch)
     for seed in range(3):
         assert not run_kv(KVSettings(ops=60), seed).violations
     assert {type(m).__name__ for m in seen} >= {"Prepare", "Promise", "Accept", "Heartbeat"}
+
+
+def test_a_node_ignores_what_no_correct_peer_sends() -> None:
+    cluster = Cluster(3)
+    leader = cluster.elect()
+    cluster.propose(leader, 1, b"x")
+    cluster.run_until(lambda: all(n.replica.decided for n in cluster.nodes.values()))
+    follower = next(i for i in cluster.nodes if i != leader)
+    node = cluster.nodes[follower]
+    applied = node.replica.applied_index
+    decided_slot = max(node.replica.decided)
+    other = (Entry(3, 99, b"forged"),)
+    assert node.replica.decided[decided_slot] != other
+    # A value contradicting a decided slot, a snapshot nobody asked for, and one that asked
+    # for but unreadable: each ignored (no effect, nothing applied) and counted.
+    assert node.handle(Decided(3, decided_slot, (other,), decided_slot + 1)) == []
+    assert node.handle(Snapshot(3, applied + 5, LogMachine().snapshot())) == []
+    node.catch_up_asked = 3
+    assert node.handle(Snapshot(3, applied + 5, b"\xc1 not msgpack")) == []
+    assert node.refused_messages == 3
+    assert node.replica.applied_index == applied
+    assert node.replica.decided[decided_slot] != other

@@ -113,6 +113,7 @@ class Node:
     __slots__ = (
         "acceptor",
         "bugs",
+        "catch_up_asked",
         "catch_up_hint",
         "catch_up_next",
         "commit_unannounced",
@@ -126,6 +127,7 @@ class Node:
         "peers",
         "probe_next",
         "quorum",
+        "refused_messages",
         "replica",
         "role",
     )
@@ -165,6 +167,10 @@ class Node:
         self.highest_seen: Ballot = acceptor.promised
         self.catch_up_hint: tuple[int, int] | None = None  # (commit index, node that has it)
         self.catch_up_next = 0
+        self.catch_up_asked: int | None = None  # who the last CatchUp went to
+        # Peer messages a correct peer never sends (an unasked or unreadable snapshot, a value
+        # contradicting a decided slot): ignored and counted, for the shell to report.
+        self.refused_messages = 0
         self.probe_next = 0  # thrifty: the tick from which the next slot goes to every peer
 
     @classmethod
@@ -294,7 +300,7 @@ class Node:
             case Decided():
                 return self._on_decided(msg)
             case Snapshot():
-                return self.replica.install(msg)
+                return self._on_snapshot(msg)
             case _:
                 assert_never(msg)
 
@@ -533,7 +539,24 @@ class Node:
 
     # -- catch-up ---------------------------------------------------------------------------
 
+    def _on_snapshot(self, msg: Snapshot) -> list[Effect]:
+        # Snapshots come only as the answer to our own CatchUp.
+        if msg.sender != self.catch_up_asked:
+            self.refused_messages += 1
+            return []
+        try:
+            return self.replica.install(msg)
+        except ValueError:  # the machine could not read it (msgspec's errors are ValueErrors)
+            self.refused_messages += 1
+            return []
+
     def _on_decided(self, msg: Decided) -> list[Effect]:
+        decided = self.replica.decided
+        for offset, value in enumerate(msg.values):
+            known = decided.get(msg.first_slot + offset)
+            if known is not None and known != value:
+                self.refused_messages += 1  # Paxos chooses one value per slot: not a peer's
+                return []
         applied_before = self.replica.applied_index
         effects: list[Effect] = []
         for offset, value in enumerate(msg.values):
@@ -564,4 +587,5 @@ class Node:
         # sets a fresh one, so a node that crashed (or lost its lead) is not asked forever.
         self.catch_up_next = self.detector.now + self.config.catch_up_retry_ticks
         self.catch_up_hint = None
+        self.catch_up_asked = hint[1]
         return [Send(hint[1], CatchUp(self.id, self.replica.applied_index))]

@@ -125,6 +125,7 @@ class Driver:
         self.tick_s = tick_s
         self.metrics = metrics
         self.ticks_per_batch_max = ticks_per_batch_max
+        self._refused_reported = node.refused_messages
         self.tick_wake_ticks = (
             node.config.heartbeat_ticks if tick_wake_ticks is None else tick_wake_ticks
         )
@@ -197,6 +198,8 @@ class Driver:
             inputs = len(self._inbox)
             effects = self._step(loop)
             stepped = loop.time()
+            if self.node.refused_messages != self._refused_reported:
+                self._report_refused()
             if effects:
                 awaited = await self._carry_out(effects)
             else:
@@ -254,6 +257,17 @@ class Driver:
         finally:
             timer.cancel()
             self._waiter = None
+
+    def _report_refused(self) -> None:
+        refused = self.node.refused_messages
+        log.warning(
+            "node %d: ignored %d peer message(s) no correct peer sends (an unasked or unreadable "
+            "snapshot, or a value contradicting a decided slot); %d so far",
+            self.node.id,
+            refused - self._refused_reported,
+            refused,
+        )
+        self._refused_reported = refused
 
     def _step(self, loop: asyncio.AbstractEventLoop) -> list[Effect]:
         node = self.node
