@@ -56,8 +56,8 @@ packages:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests tools
-	$(BIN)/ruff format --check src tests tools
+	$(BIN)/ruff check src tests tools bench
+	$(BIN)/ruff format --check src tests tools bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

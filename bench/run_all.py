@@ -5,8 +5,9 @@ Order: the machine's limits, pypaxos (3 and 5 nodes, ``--fsync always`` and ``ne
 (``appendfsync always`` and ``everysec``) and etcd (3 members).  Every figure is a median of
 ``--runs`` runs with its spread; the ratios and targets compare medians from this same run,
 since absolute figures drift on a shared machine.  The raw results go to ``bench/last-run.json``
-after every stage (``--report-only`` rebuilds the report from it), the report is appended to
-``bench/RESULTS.md`` as a new dated section and the plots go to ``bench/plots/``.
+after every stage (``--report-only`` rebuilds the report from it), the report becomes the first
+section of ``bench/RESULTS.md`` (the one it replaces moves to ``bench/history/``) and the plots
+go to ``bench/plots/``.
 
     .venv/bin/python bench/run_all.py [--runs 3] [--duration-s 3] [--catch-up-entries 1000000]
                                       [--quick] [--skip pysyncobj,redis,etcd] [--report-only]
@@ -29,6 +30,7 @@ import peer_etcd
 import peer_pysyncobj
 import peer_redis
 import report
+import results_file
 
 from pypaxos.bench.cluster_bench import ClusterBenchConfig, bench_cluster
 from pypaxos.cli.bench import run_async
@@ -141,10 +143,11 @@ def main() -> int:
         log(f"measured in {data['elapsed_s'] / 60:.1f} min; results in {args.json}")
 
     text, summary = report.render(data, args.plots, HERE.parent)
-    with args.results.open("a") as results:
-        results.write("\n" + text)
+    moved = results_file.publish(args.results, args.results.parent / "history", text)
     print(summary)
-    print(f"\nreport appended to {args.results}; plots in {args.plots}")
+    print(
+        f"\nreport first in {args.results}; the run it replaced in {moved}; plots in {args.plots}"
+    )
     return 0
 
 
