@@ -114,7 +114,8 @@ def _attacks() -> list[tuple[str, str, list[str], int]]:
         (
             "A planted bug, caught",
             "Switch on 'ignore-promised-values' (a proposer that ignores the values reported in "
-            "promises) and the simulator finds two chosen values, with the seed to replay.",
+            "promises) and the simulator catches it: the proposer's value breaks P2c (Paxos "
+            "Made Simple, 2.2), with the command that replays the seed.",
             ["sim", "synod", "--seeds", "200", "--bug", "ignore-promised-values"],
             1,
         ),
