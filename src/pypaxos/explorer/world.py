@@ -28,6 +28,11 @@ counterexample with them): its network keeps every message ever sent, so one may
 twice; its crash is a crash and restart in one step; its disk may flush an unsynced write at any
 moment.
 
+A typed step record of ``pypaxos.sim.steps`` (a checker counterexample's, a simulated run's)
+is taken with ``execute_step``: ``command_for`` words it as the command above that takes it
+here (a message found in flight by equality: the oldest copy for a delivery, the newest for a
+loss at send), and that command is what the transcript and the explorer's script keep.
+
 Indices count from 0, oldest first, as ``ExplorerWorld.in_flight`` lists them.  Every command is
 deterministic, so a world rebuilt from the same command list is identical (that is how the
 explorer steps back).
@@ -37,15 +42,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from pypaxos.core.acceptor import Acceptor
 from pypaxos.core.effects import CancelTimer, Decide, Effect, Persist, SetTimer
 from pypaxos.core.learner import CATCH_UP_TIMER, Learner
-from pypaxos.core.messages import Accepted
+from pypaxos.core.messages import Accepted, Message
 from pypaxos.core.proposer import PHASE_TIMER, RETRY_TIMER, Proposer
 from pypaxos.core.synod import SynodConfig
 from pypaxos.core.types import Value
 from pypaxos.explorer.svg import Arrow, Mark
+from pypaxos.sim import steps
 from pypaxos.sim.checkers import Acceptance, safety_violations
 from pypaxos.sim.script import Interaction, ScriptError, describe
 
@@ -131,6 +138,42 @@ class ExplorerWorld(Interaction):
 
     def run(self, line: str) -> list[str]:
         return self.execute(line)
+
+    def execute_step(self, step: steps.Step, keep: bool = False) -> list[str]:
+        """Take a typed step as the next step (``keep``: a delivery keeps a copy in flight)."""
+        return self.execute(self.command_for(step, keep))
+
+    def command_for(self, step: steps.Step, keep: bool = False) -> str:
+        """The command that takes ``step`` in this world (``ScriptError`` if none can)."""
+        name = self.config.name
+        match step:
+            case steps.Propose(node=node, value=value):
+                return f"propose {name(node)} {value}"
+            case steps.Deliver(to=to, message=msg):
+                return f"deliver {self._flight_of(to, msg, newest=False)}" + (
+                    " keep" if keep else ""
+                )
+            case steps.Drop(to=to, message=msg):
+                return f"drop {self._flight_of(to, msg, newest=True)}"
+            case steps.Reboot(node=node):
+                return f"reboot {name(node)}"
+            case steps.Crash(node=node):
+                return f"crash {name(node)}"
+            case steps.Restart(node=node):
+                return f"restart {name(node)}"
+            case steps.Flush(node=node):
+                return f"flush {name(node)}"
+            case steps.Timer(node=node, name=timer):
+                return f"timer {name(node)} {timer}"
+            case _:
+                assert_never(step)
+
+    def _flight_of(self, to: int, msg: Message, newest: bool) -> int:
+        """The in-flight index of ``msg`` to ``to``: its oldest copy, or its newest."""
+        found = [i for i, (_, dst, m) in enumerate(self.in_flight) if dst == to and m == msg]
+        if not found:
+            raise ScriptError("no such message in flight")
+        return found[-1] if newest else found[0]
 
     def _dispatch(self, words: list[str]) -> list[str]:
         verb, args = words[0], words[1:]
