@@ -10,9 +10,9 @@ each becomes one explorer command::
     Timer(P1, phase)           P1's phase timer fires                  -> timer P1 phase
 
 (N: the message's place in flight, found by equality with the record's message;
-``ExplorerWorld.command_for`` words each.)  A saved
-report (``pypaxos explore --trace FILE``) is read back into records by ``steps.parse_step``,
-the inverse of the renderer that printed it, so no second reading of the words lives here.
+``ExplorerWorld.command_for`` words each.)  A saved report (``pypaxos explore --trace FILE``)
+is read back into records by ``steps.parse_step``, the inverse of the renderer that printed
+it, so no second reading of the words lives here.
 
 A simulated run (``pypaxos synod``, traced) records the same step records, each with its
 virtual time (``SynodResult.events``), with ``Crash`` and ``Restart`` apart and a loss at send as
@@ -160,9 +160,12 @@ def simulation_scenario(result: synod.SynodResult) -> Scenario:
             "explorer has no step for that"
         )
     config = result.settings.config()
-    timed = [event for event in result.events[:cut] if not isinstance(event.entry, steps_.Note)]
-    records = [event.entry for event in timed if not isinstance(event.entry, steps_.Note)]
-    lines = [steps_.render_timed(event, config) for event in timed]
+    records: list[steps_.Step] = []
+    lines: list[str] = []  # each step as the run printed it (the explorer shows these as notes)
+    for event in result.events[:cut]:
+        if not isinstance(event.entry, steps_.Note):
+            records.append(event.entry)
+            lines.append(steps_.render_timed(event, config))
     commands = _replay(config, records, lines)
     world = ExplorerWorld(config)
     opening = None
