@@ -744,6 +744,8 @@ class SynodWorld(Simulator[Message]):
             self._violate("safety", "; ".join(problems))
 
     # -- the trace: typed steps and notes (only called when tracing) --------------------------
+    # The simulator's hooks and ``log`` are overridden, so its list of text lines stays empty:
+    # this world's trace is ``events``.
 
     def _record(self, step: Step) -> None:
         self.events.append(Timed(self.now, step))
