@@ -8,9 +8,12 @@ import pytest
 
 from pypaxos.core.bugs import SynodBug
 from pypaxos.core.effects import Decide
+from pypaxos.core.messages import Prepare
 from pypaxos.core.synod import SynodConfig
+from pypaxos.core.types import Ballot
 from pypaxos.explorer.world import ExplorerWorld, build_world
 from pypaxos.sim.script import ScriptError
+from pypaxos.sim.steps import Crash, Deliver, Drop, Flush, Propose, Reboot, Restart, Timer
 
 CONFIG = SynodConfig(proposers=2, acceptors=3, learners=1)
 GOLDEN = Path(__file__).resolve().parent.parent / "interaction"
@@ -160,3 +163,23 @@ def test_a_learner_that_changes_its_decision_is_recorded() -> None:
     assert world.mind_changes == []
     world._apply(learner, [Decide("y")])
     assert world.mind_changes == ["learner L1 changed its decision from 'x' to 'y'"]
+
+
+def test_step_records_are_taken_as_the_commands_that_name_them() -> None:
+    world = ExplorerWorld(CONFIG)
+    p1, a1, a2 = world.by_name["P1"], world.by_name["A1"], world.by_name["A2"]
+    assert world.execute_step(Propose(p1, "x"))[-1] == "  P1 sets timer phase (40 ticks)"
+    prepare = Prepare(p1, Ballot(0, p1))
+    # A message is found in flight by equality: #1 is the Prepare to A2.
+    assert world.command_for(Deliver(a2, prepare)) == "deliver 1"
+    assert world.command_for(Deliver(a2, prepare), keep=True) == "deliver 1 keep"
+    world.execute_step(Deliver(a2, prepare), keep=True)
+    assert world.command_for(Drop(a2, prepare)) == "drop 2"  # the newest copy: a loss at send
+    assert world.command_for(Reboot(a1)) == "reboot A1"
+    assert world.command_for(Crash(a1)) == "crash A1"
+    assert world.command_for(Restart(a1)) == "restart A1"
+    assert world.command_for(Flush(a1)) == "flush A1"
+    assert world.command_for(Timer(p1, "phase")) == "timer P1 phase"
+    assert [entry.command for entry in world.transcript] == ["propose P1 x", "deliver 1 keep"]
+    with pytest.raises(ScriptError, match="no such message in flight"):
+        world.command_for(Deliver(a1, Prepare(p1, Ballot(7, p1))))

@@ -36,7 +36,7 @@ def test_synod_prints_a_trace_ending_with_the_chosen_value(
     assert lines[0].startswith("# pypaxos synod --proposers 2 --acceptors 3 --learners 2 ")
     assert lines[0].endswith("--seed 7")
     assert "liveness bound" in lines[1]
-    assert any("  Prepare " in line for line in lines)
+    assert any(" <- Prepare " in line for line in lines)
     assert lines[-1].startswith("chosen: v")
     assert "(learned by L1, L2 at t=" in lines[-1]
 

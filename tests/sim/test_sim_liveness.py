@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
+from pypaxos.core.messages import Accept, Prepare
+from pypaxos.sim.steps import Deliver, Propose
 from pypaxos.sim.synod import SynodSettings, SynodWorld, liveness_bound_ticks, run_synod
 
 
@@ -35,26 +35,29 @@ def test_bound_follows_the_timing_parameters() -> None:
     assert liveness_bound_ticks(SynodSettings(delay_max_ticks=19)) > liveness_bound_ticks(default)
 
 
-MESSAGE = re.compile(r"^t=\s*(\d+)  (P\d) -> A\d  (Prepare|Accept) ")
-HEAL = re.compile(r"HEAL: .* (P\d) proposes alone")
-
-
 def test_after_the_heal_only_the_survivor_proposes() -> None:
     # A short, lossy fault phase, so that many runs reach the heal with nothing learned yet.
     settings = SynodSettings(proposers=3, drop=0.4, dup=0.1, crash=0.1, fault_ticks=40)
+    acceptors = settings.config().acceptor_ids
     checked = 0
     for seed in range(60):
         result = run_synod(settings, seed, trace=True)
         assert result.violation is None
-        heal = next((HEAL.search(line) for line in result.trace if HEAL.search(line)), None)
-        if heal is None:
-            continue  # everything was learned before the heal
+        assert result.heal_event is not None
+        after = result.events[result.heal_event :]
+        # The heal's proposal is the survivor's (none: everything was learned before it).
+        survivor = next((e.entry.node for e in after if isinstance(e.entry, Propose)), None)
+        if survivor is None:
+            continue
         settled = 40 + settings.delay_max_ticks  # messages sent before the heal have landed
         senders = {
-            match[2]
-            for match in map(MESSAGE.match, result.trace)
-            if match and int(match[1]) > settled
+            event.entry.message.sender
+            for event in after
+            if event.time > settled
+            and isinstance(event.entry, Deliver)
+            and event.entry.to in acceptors
+            and isinstance(event.entry.message, Prepare | Accept)
         }
-        assert senders <= {heal[1]}
+        assert senders <= {survivor}
         checked += 1
     assert checked >= 5

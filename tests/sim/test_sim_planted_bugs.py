@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from pypaxos.core.bugs import SynodBug
+from pypaxos.sim.steps import Crash
 from pypaxos.sim.synod import SynodSettings, first_violation, run_synod
 
 
@@ -110,8 +111,8 @@ def test_reply_before_persist_is_caught_through_a_lost_unsynced_write() -> None:
     settings, seeds = HUNTS[SynodBug.REPLY_BEFORE_PERSIST]
     found = first_violation(settings, range(seeds))
     assert found is not None
-    trace = run_synod(settings, found.seed, trace=True).trace
-    assert any("CRASH (unsynced write lost)" in line for line in trace)
+    events = run_synod(settings, found.seed, trace=True).events
+    assert any(isinstance(event.entry, Crash) and event.entry.lost_unsynced for event in events)
 
 
 @pytest.mark.parametrize(

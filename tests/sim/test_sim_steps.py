@@ -1,14 +1,18 @@
 """The step record's one text form: rendering then parsing gives the same record back, for
-every kind of step and message, and for every step of the stored checker counterexamples."""
+every kind of step and message, for every step of the stored checker counterexamples, and for
+every line of a printed simulator trace."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pypaxos.cli.sim_synod import FAULTY as SIM_FAULTY
+from pypaxos.core.bugs import SynodBug
 from pypaxos.core.messages import Accept, Accepted, Decided, Message, Nack, Prepare, Promise, Query
 from pypaxos.core.synod import SynodConfig
 from pypaxos.core.types import NULL_BALLOT, Ballot
@@ -17,15 +21,20 @@ from pypaxos.sim.steps import (
     Deliver,
     Drop,
     Flush,
+    Note,
     Propose,
     Reboot,
     Restart,
     Step,
     StepParseError,
+    Timed,
     Timer,
     parse_step,
+    parse_timed,
     render_step,
+    render_timed,
 )
+from pypaxos.sim.synod import run_synod
 
 STORED = Path(__file__).resolve().parent.parent / "modelcheck" / "counterexamples"
 
@@ -121,3 +130,35 @@ def test_text_that_is_no_step_is_refused(text: str, fragment: str) -> None:
     config = SynodConfig(proposers=1, acceptors=2, learners=1)
     with pytest.raises(StepParseError, match=fragment):
         parse_step(text, config)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_printed_simulator_trace_parses_back_to_its_records(seed: int) -> None:
+    # The faulty mix plus a planted bug that needs unsynced writes, so flushes and lost
+    # writes show up too.
+    settings = replace(SIM_FAULTY, bugs=frozenset({SynodBug.REPLY_BEFORE_PERSIST}))
+    result = run_synod(settings, seed, trace=True)
+    config = settings.config()
+    assert result.events
+    assert [parse_timed(line, config) for line in result.trace] == list(result.events)
+    # The report is the header, these lines and the outcome.
+    assert result.report_lines()[2:-1] == list(result.trace)
+
+
+def test_the_simulator_records_flushes_and_lost_unsynced_writes() -> None:
+    settings = replace(SIM_FAULTY, bugs=frozenset({SynodBug.REPLY_BEFORE_PERSIST}))
+    entries = [e.entry for seed in range(8) for e in run_synod(settings, seed, trace=True).events]
+    assert any(isinstance(entry, Flush) for entry in entries)
+    assert any(isinstance(entry, Crash) and entry.lost_unsynced for entry in entries)
+
+
+def test_a_note_is_never_read_as_a_step() -> None:
+    config = SynodConfig(proposers=1, acceptors=2, learners=1)
+    note = Timed(12, Note("P1 proposes v1"))  # worded like a step, yet a note
+    line = render_timed(note, config)
+    assert line == "t=   12  -- P1 proposes v1"
+    assert parse_timed(line, config) == note
+    step = Timed(12345, Propose(config.proposer_ids[0], "v1"))
+    assert parse_timed(render_timed(step, config), config) == step
+    with pytest.raises(StepParseError, match="no 't=' time"):
+        parse_timed("P1 proposes v1", config)

@@ -1,10 +1,11 @@
 """``pypaxos synod``: run one simulated single-decree instance and print its trace.
 
 The first line is the exact command that replays the run, the second the heal time and the
-liveness bound; then one line per event (virtual time, sender -> receiver, message; ``-x``
-marks a message lost when sent, ``[lost: X down]`` one that arrived at a crashed actor), and
-last the chosen value and who learned it, or the violation.  Exit 0 when no invariant broke,
-1 when one did, 2 for bad usage.
+liveness bound; then one line per event: its virtual time and a step in the one text form of
+``sim.steps`` (``A1 <- Prepare 0.4 from P1`` a delivery, ``<-x`` a message lost as it was
+sent, ``A1 crashes``, ``P1's phase timer fires``...), or a note marked ``--`` (a decision, a
+partition, the heal); and last the chosen value and who learned it, or the violation.  Exit 0
+when no invariant broke, 1 when one did, 2 for bad usage.
 
 The options shared with ``pypaxos sim synod`` are defined here, once, so that a replay command
 printed by either one means the same run.  The first line always spells every setting out, so
@@ -14,12 +15,13 @@ it replays a ``--swarm`` run (whose mix the seed drew) without the flag.
 from __future__ import annotations
 
 import argparse
-import re
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from pypaxos.cli.usage import UsageError
 from pypaxos.core.bugs import SynodBug, parse_bugs
+from pypaxos.sim.steps import Deliver, Drop, Timed, render_message
 from pypaxos.sim.synod import SynodSettings, run_synod, swarm_settings
 
 NO_FAULTS = SynodSettings()
@@ -160,24 +162,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_world_arguments(parser, NO_FAULTS)
 
 
-# A message line of the trace: time, sender, "->" (delivered) or "-x" (lost), receiver, message.
-_MESSAGE_LINE = re.compile(r"^t=\s*(\d+)  (\S+) (->|-x) (\S+)  (.*)$")
-
-
-def trace_svg(settings: SynodSettings, trace: list[str], title: str) -> str:
+def trace_svg(settings: SynodSettings, events: Sequence[Timed], title: str) -> str:
     """The run's message-sequence diagram (delivered messages; lost ones marked ``✗``)."""
     from pypaxos.explorer.svg import sequence_svg  # only this option needs the renderer
 
     config = settings.config()
-    actors = [config.name(i) for i in (*config.proposer_ids, *config.acceptor_ids)]
-    actors += [config.name(i) for i in config.learner_ids]
-    events = []
-    for line in trace:
-        match = _MESSAGE_LINE.match(line)
-        if match:
-            time, sender, arrow, receiver, label = match.groups()
-            events.append((float(time), sender, receiver, label if arrow == "->" else f"✗ {label}"))
-    return sequence_svg(actors, events, title=title)
+    name = config.name
+    actors = [name(i) for i in (*config.proposer_ids, *config.acceptor_ids, *config.learner_ids)]
+    rows = []
+    for event in events:
+        match event.entry:
+            case Deliver(to=to, message=msg):
+                rows.append((float(event.time), name(msg.sender), name(to), render_message(msg)))
+            case Drop(to=to, message=msg):
+                label = f"✗ {render_message(msg)}"
+                rows.append((float(event.time), name(msg.sender), name(to), label))
+            case _:
+                pass  # not a message
+    return sequence_svg(actors, rows, title=title)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,6 +193,6 @@ def run(args: argparse.Namespace) -> int:
     for line in result.report_lines():
         print(line)
     if args.svg is not None:
-        lines = result.report_lines()
-        Path(args.svg).write_text(trace_svg(settings, lines, lines[0].lstrip("# ")))
+        title = settings.replay_command(args.seed)
+        Path(args.svg).write_text(trace_svg(settings, result.events, title))
     return 0 if result.violation is None else 1

@@ -9,14 +9,16 @@ each becomes one explorer command::
     Flush(A1)                  A1's disk flushes its unsynced write    -> flush A1
     Timer(P1, phase)           P1's phase timer fires                  -> timer P1 phase
 
-(N: the message's place in flight, found by equality with the record's message.)  A saved
-report (``pypaxos explore --trace FILE``) is read back into records by ``steps.parse_step``,
-the inverse of the renderer that printed it, so no second reading of the words lives here.
+(N: the message's place in flight, found by equality with the record's message;
+``ExplorerWorld.command_for`` words each.)  A saved report (``pypaxos explore --trace FILE``)
+is read back into records by ``steps.parse_step``, the inverse of the renderer that printed
+it, so no second reading of the words lives here.
 
-The simulator (``pypaxos synod``) logs events with their virtual time; the ones that act on
-the world map the same way (``X -> Y  msg`` a delivery, ``X -x Y  msg  [dropped]`` a loss at
-send: ``drop N``, ``CRASH`` / ``RESTART`` separately, ``page cache flushed``: ``flush``), and the
-rest (decisions, partition notes) are consequences or bookkeeping, not steps.
+A simulated run (``pypaxos synod``, traced) records the same step records, each with its
+virtual time (``SynodResult.events``), with ``Crash`` and ``Restart`` apart and a loss at send as
+a ``Drop`` (``drop N``); its notes (decisions, partitions) are consequences or bookkeeping, not
+steps, and are left out.  ``ExplorerWorld.command_for`` words each record as the command that
+takes it, so no step is read back from printed text here.
 
 Both sources may deliver one message twice
 (the checker's network keeps every message; the simulator duplicates some); the explorer's
@@ -34,9 +36,8 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import assert_never
 
 from pypaxos.core.bugs import SynodBug, parse_bugs
 from pypaxos.core.messages import Message
@@ -50,8 +51,6 @@ from pypaxos.sim.script import ScriptError
 TRACE_SCENARIO = "counterexample"
 SIMULATION_SCENARIO = "simulation"
 
-_NAME = r"[A-Z]\d+"
-
 
 class TraceError(ScriptError):
     """A counterexample that cannot be replayed in the explorer (or a report not understood)."""
@@ -60,41 +59,8 @@ class TraceError(ScriptError):
 # -- the replay shared by both sources ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Command:
-    """A step that names its own explorer command."""
-
-    line: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Message:
-    """A step on one message in flight, found by content: deliver it, or drop it (at send)."""
-
-    verb: str  # "deliver" or "drop"
-    sender: str | None
-    to: str
-    text: str  # as ``describe`` words it
-    describe: Callable[[Message], str]
-    message: Message | None = None  # when known exactly (a step record): matched by equality
-
-    @property
-    def key(self) -> tuple[str | None, str, str]:
-        return self.sender, self.to, self.text
-
-
-@dataclass(frozen=True, slots=True)
-class _Unknown:
-    """A line that is no step the explorer can take (the replay stops there, naming it)."""
-
-    text: str
-
-
-_Step = _Command | _Message | _Unknown
-
-
-def _replay(config: SynodConfig, steps: Sequence[_Step], notes: Sequence[str]) -> list[str]:
-    """The explorer commands for ``steps``, made by replaying them in a fresh world.
+def _replay(config: SynodConfig, records: Sequence[steps_.Step], notes: Sequence[str]) -> list[str]:
+    """The explorer commands for ``records``, made by replaying them in a fresh world.
 
     A delivery that finds no copy left of a message delivered before marks that earlier
     delivery ``keep``, and the replay starts again; each round adds one mark, so it ends.
@@ -103,21 +69,20 @@ def _replay(config: SynodConfig, steps: Sequence[_Step], notes: Sequence[str]) -
     while True:
         world = ExplorerWorld(config)
         commands: list[str] = []
-        last_delivery: dict[tuple[str | None, str, str], int] = {}
-        for number, step in enumerate(steps):
+        last_delivery: dict[tuple[int, Message], int] = {}
+        for number, step in enumerate(records):
             try:
-                command = _command(world, step)
+                command = world.command_for(step, keep=number in keep)
             except ScriptError as error:
                 earlier = None
-                if isinstance(step, _Message) and step.verb == "deliver":
-                    earlier = last_delivery.get(step.key)
+                if isinstance(step, steps_.Deliver):
+                    earlier = last_delivery.get((step.to, step.message))
                 if earlier is not None and earlier not in keep:
                     keep.add(earlier)
                     break
                 raise TraceError(f"step {number + 1} ({notes[number]}): {error}") from None
-            if isinstance(step, _Message) and step.verb == "deliver":
-                last_delivery[step.key] = number
-                command += " keep" if number in keep else ""
+            if isinstance(step, steps_.Deliver):
+                last_delivery[step.to, step.message] = number
             try:
                 world.execute(command)
             except ScriptError as error:
@@ -127,28 +92,7 @@ def _replay(config: SynodConfig, steps: Sequence[_Step], notes: Sequence[str]) -
             return commands
 
 
-def _command(world: ExplorerWorld, step: _Step) -> str:
-    if isinstance(step, _Command):
-        return step.line
-    if isinstance(step, _Unknown):
-        raise ScriptError("not a step the explorer knows")
-    names = world.config.name
-    found = [
-        index
-        for index, (frm, dst, msg) in enumerate(world.in_flight)
-        if names(dst) == step.to
-        and (step.sender is None or names(frm) == step.sender)
-        and (msg == step.message if step.message is not None else step.describe(msg) == step.text)
-    ]
-    if not found:
-        raise ScriptError("no such message in flight")
-    # A loss at send is of the copy just sent (the newest); a delivery takes the oldest.
-    return f"{step.verb} {found[-1] if step.verb == 'drop' else found[0]}"
-
-
 # -- the model checker ------------------------------------------------------------------------
-
-_PROPOSE = re.compile(rf"(?P<actor>{_NAME}) proposes (?P<value>\S+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,33 +109,10 @@ class Counterexample:
         return tuple(steps_.render_step(step, self.config) for step in self.steps)
 
 
-def _checker_step(step: steps_.Step, config: SynodConfig) -> _Step:
-    name = config.name
-    match step:
-        case steps_.Propose(node=node, value=value):
-            return _Command(f"propose {name(node)} {value}")
-        case steps_.Reboot(node=node):
-            return _Command(f"reboot {name(node)}")
-        case steps_.Crash(node=node):
-            return _Command(f"crash {name(node)}")
-        case steps_.Restart(node=node):
-            return _Command(f"restart {name(node)}")
-        case steps_.Flush(node=node):
-            return _Command(f"flush {name(node)}")
-        case steps_.Timer(node=node, name=timer):
-            return _Command(f"timer {name(node)} {timer}")
-        case steps_.Deliver(to=to, message=msg) | steps_.Drop(to=to, message=msg):
-            verb = "deliver" if isinstance(step, steps_.Deliver) else "drop"
-            text = steps_.render_message(msg)
-            return _Message(verb, name(msg.sender), name(to), text, steps_.render_message, msg)
-        case _:
-            assert_never(step)
-
-
 def trace_commands(config: SynodConfig, steps: Sequence[steps_.Step]) -> list[str]:
     """One explorer command per checker step (raises ``TraceError`` if a step does not fit)."""
     notes = [steps_.render_step(step, config) for step in steps]
-    return _replay(config, [_checker_step(step, config) for step in steps], notes)
+    return _replay(config, steps, notes)
 
 
 def trace_scenario(counterexample: Counterexample) -> Scenario:
@@ -217,61 +138,35 @@ def trace_scenario(counterexample: Counterexample) -> Scenario:
 
 # -- the simulator ----------------------------------------------------------------------------
 
-_EVENT = re.compile(r"t=\s*\d+  (?P<event>.*)")
-_SEND = re.compile(
-    rf"(?P<sender>{_NAME}) (?P<arrow>->|-x) (?P<to>{_NAME})  (?P<message>.+?)"
-    r"(?:  \[(?P<note>[^\]]*)\])?"
-)
-_CRASH = re.compile(rf"(?P<actor>{_NAME}) CRASH(?: \(.*\))?")
-_RESTART = re.compile(rf"(?P<actor>{_NAME}) RESTART from disk: .*")
-_PAGE_FLUSH = re.compile(rf"(?P<actor>{_NAME}) page cache flushed to disk")
-_SIM_TIMER = re.compile(rf"(?P<actor>{_NAME}) timer (?P<timer>\S+)")
-# Consequences of a step, or notes: the replay makes them happen by itself.  (A partition shows
-# as the losses it causes, each logged at its send as ``-x ... [partitioned]``.)
-_SIM_QUIET = re.compile(rf"{_NAME} decides .*|PARTITION .*")
-
-
-def _simulator_step(event: str) -> _Step:
-    describe = synod.describe_message
-    if m := _SEND.fullmatch(event):
-        verb = "drop" if m["arrow"] == "-x" else "deliver"
-        return _Message(verb, m["sender"], m["to"], m["message"], describe)
-    if m := _PROPOSE.fullmatch(event):
-        return _Command(f"propose {m['actor']} {m['value']}")
-    if m := _CRASH.fullmatch(event):
-        return _Command(f"crash {m['actor']}")
-    if m := _RESTART.fullmatch(event):
-        return _Command(f"restart {m['actor']}")
-    if m := _PAGE_FLUSH.fullmatch(event):
-        return _Command(f"flush {m['actor']}")
-    if m := _SIM_TIMER.fullmatch(event):
-        return _Command(f"timer {m['actor']} {m['timer']}")
-    return _Unknown(event)  # e.g. the heal, where proposers are told to stop
-
 
 def simulation_scenario(result: synod.SynodResult) -> Scenario:
     """A scenario replaying a simulated run that broke safety, opening where it broke.
 
-    The run's events up to its violation become the script; the page opens at the first step
-    where the world's own checks find the violation (losses logged in the same simulator step
-    follow it, one explorer step each).
+    The run's step records up to its violation become the script (its notes are left out:
+    they are consequences, or bookkeeping); the page opens at the first step where the world's
+    own checks find the violation (losses at send in the same simulator event follow it, one
+    explorer step each).
     """
     violation = result.violation
     if violation is None or violation.kind != "safety":
         what = "no violation" if violation is None else "a liveness violation"
         raise TraceError(f"seed {result.seed} had {what}: there is no unsafe state to open")
-    lines: list[str] = []
-    events: list[str] = []
-    for line in result.trace:
-        m = _EVENT.fullmatch(line)
-        if m is None or _SIM_QUIET.fullmatch(m["event"]):
-            continue
-        if m["event"].startswith("VIOLATION"):
-            break
-        lines.append(line)
-        events.append(m["event"])
+    cut = result.violation_event
+    if cut is None:
+        raise TraceError(f"seed {result.seed} was run without a trace: rerun it with one")
+    if result.heal_event is not None and result.heal_event < cut:
+        raise TraceError(
+            f"seed {result.seed} broke safety after the heal, which stops proposers: the "
+            "explorer has no step for that"
+        )
     config = result.settings.config()
-    commands = _replay(config, [_simulator_step(e) for e in events], lines)
+    records: list[steps_.Step] = []
+    lines: list[str] = []  # each step as the run printed it (the explorer shows these as notes)
+    for event in result.events[:cut]:
+        if not isinstance(event.entry, steps_.Note):
+            records.append(event.entry)
+            lines.append(steps_.render_timed(event, config))
+    commands = _replay(config, records, lines)
     world = ExplorerWorld(config)
     opening = None
     for step, command in enumerate(commands, start=1):
@@ -287,14 +182,14 @@ def simulation_scenario(result: synod.SynodResult) -> Scenario:
         title=f"Simulator seed {result.seed} ({bugs})",
         explanation=(
             f"The simulated run of seed {result.seed} broke safety at t={violation.time}: "
-            f"{violation.message}.  Its events are replayed here, one explorer step each "
+            f"{violation.message}.  Its steps are replayed here, one explorer step each "
             f"(timers fire when the run fired them; losses are drops), and the page opens at "
             f"step {opening}, where the violation appears.  Replay it in full with: "
             f"{result.settings.replay_command(result.seed)}"
         ),
         config=config,
         script=tuple(commands),
-        notes=tuple(line.strip() for line in lines),
+        notes=tuple(lines),
         open_at=opening,
     )
 

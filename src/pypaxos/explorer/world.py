@@ -28,6 +28,11 @@ counterexample with them): its network keeps every message ever sent, so one may
 twice; its crash is a crash and restart in one step; its disk may flush an unsynced write at any
 moment.
 
+A typed step record of ``pypaxos.sim.steps`` (a checker counterexample's, a simulated run's)
+is taken with ``execute_step``: ``command_for`` words it as the command above that takes it
+here (a message found in flight by equality: the oldest copy for a delivery, the newest for a
+loss at send), and that command is what the transcript and the explorer's script keep.
+
 Indices count from 0, oldest first, as ``ExplorerWorld.in_flight`` lists them.  Every command is
 deterministic, so a world rebuilt from the same command list is identical (that is how the
 explorer steps back).
@@ -37,15 +42,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from pypaxos.core.acceptor import Acceptor
-from pypaxos.core.effects import CancelTimer, Decide, Effect, Persist, SetTimer
+from pypaxos.core.effects import CancelTimer, Decide, Effect, SetTimer
 from pypaxos.core.learner import CATCH_UP_TIMER, Learner
-from pypaxos.core.messages import Accepted
+from pypaxos.core.messages import Accepted, Message
 from pypaxos.core.proposer import PHASE_TIMER, RETRY_TIMER, Proposer
 from pypaxos.core.synod import SynodConfig
 from pypaxos.core.types import Value
 from pypaxos.explorer.svg import Arrow, Mark
+from pypaxos.sim import steps
 from pypaxos.sim.checkers import Acceptance, safety_violations
 from pypaxos.sim.script import Interaction, ScriptError, describe
 
@@ -97,8 +104,6 @@ class ExplorerWorld(Interaction):
     arrows: list[Arrow] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
     transcript: list[TranscriptEntry] = field(default_factory=list)
-    # An unsynced write per actor, which a crash loses and ``flush`` makes durable.
-    unsynced: dict[int, object] = field(default_factory=dict)
     # Every learner's first decision, and the mind changes seen since (a safety violation the
     # state alone cannot show: the learner's field only holds its latest decision).
     first_decisions: dict[int, Value] = field(default_factory=dict)
@@ -132,6 +137,42 @@ class ExplorerWorld(Interaction):
     def run(self, line: str) -> list[str]:
         return self.execute(line)
 
+    def execute_step(self, step: steps.Step, keep: bool = False) -> list[str]:
+        """Take a typed step as the next step (``keep``: a delivery keeps a copy in flight)."""
+        return self.execute(self.command_for(step, keep))
+
+    def command_for(self, step: steps.Step, keep: bool = False) -> str:
+        """The command that takes ``step`` in this world (``ScriptError`` if none can)."""
+        name = self.config.name
+        match step:
+            case steps.Propose(node=node, value=value):
+                return f"propose {name(node)} {value}"
+            case steps.Deliver(to=to, message=msg):
+                return f"deliver {self._flight_of(to, msg, newest=False)}" + (
+                    " keep" if keep else ""
+                )
+            case steps.Drop(to=to, message=msg):
+                return f"drop {self._flight_of(to, msg, newest=True)}"
+            case steps.Reboot(node=node):
+                return f"reboot {name(node)}"
+            case steps.Crash(node=node):
+                return f"crash {name(node)}"
+            case steps.Restart(node=node):
+                return f"restart {name(node)}"
+            case steps.Flush(node=node):
+                return f"flush {name(node)}"
+            case steps.Timer(node=node, name=timer):
+                return f"timer {name(node)} {timer}"
+            case _:
+                assert_never(step)
+
+    def _flight_of(self, to: int, msg: Message, newest: bool) -> int:
+        """The in-flight index of ``msg`` to ``to``: its oldest copy, or its newest."""
+        found = [i for i, (_, dst, m) in enumerate(self.in_flight) if dst == to and m == msg]
+        if not found:
+            raise ScriptError("no such message in flight")
+        return found[-1] if newest else found[0]
+
     def _dispatch(self, words: list[str]) -> list[str]:
         verb, args = words[0], words[1:]
         match verb, len(args):
@@ -142,9 +183,9 @@ class ExplorerWorld(Interaction):
             case "deliver", 1 | 2:
                 return self._deliver(args)
             case "drop", 1 | 2:
-                return self._drop(self._select(args))
+                return self._do_drop(self._select(args))
             case "dup", 1 | 2:
-                return self._dup(self._select(args))
+                return self._do_dup(self._select(args))
             case "step", 0:
                 return self._step()
             case "timer", 1 | 2:
@@ -186,10 +227,6 @@ class ExplorerWorld(Interaction):
                 case Decide(value=value):
                     self._mark(node_id, f"decides {value}", "decide")
                     self._note_decision(node_id, value)
-                case Persist(state=written, sync=False):
-                    self.unsynced[node_id] = written
-                case Persist(sync=True):
-                    self.unsynced.pop(node_id, None)
         return out
 
     def _note_decision(self, node_id: int, value: Value) -> None:
@@ -208,7 +245,7 @@ class ExplorerWorld(Interaction):
     def _select(self, args: list[str]) -> int:
         """The in-flight index a command names: ``3``, ``#3`` or ``P1 A2`` (oldest such)."""
         if len(args) == 2:
-            return self._find(args[0], args[1])
+            return self._index_of(self._id(args[1]), self._oldest(args[0], args[1]))
         text = args[0].removeprefix("#")
         if not text.isdigit():
             raise ScriptError(f"expected a message index or two actor names, got {args[0]!r}")
@@ -261,9 +298,9 @@ class ExplorerWorld(Interaction):
         return super()._deliver_one(index)
 
     def _deliver_keep(self, index: int) -> list[str]:
-        return self._dup(index) + self._deliver_one(index)
+        return self._do_dup(index) + self._deliver_one(index)
 
-    def _drop(self, index: int) -> list[str]:
+    def _do_drop(self, index: int) -> list[str]:
         sender, to, msg = self.in_flight.pop(index)
         flight = self.flights.pop(index)
         names = self._name(sender), self._name(to)
@@ -273,7 +310,7 @@ class ExplorerWorld(Interaction):
         )
         return [f"  dropped {names[0]} -> {names[1]}  {label}"]
 
-    def _dup(self, index: int) -> list[str]:
+    def _do_dup(self, index: int) -> list[str]:
         item = self.in_flight[index]
         self.in_flight.append(item)
         original = self.flights[index]
@@ -330,33 +367,28 @@ class ExplorerWorld(Interaction):
             raise ScriptError(f"{actor} is down")
         self.proposed.append(value)
         self._mark(node, f"propose {value}", "propose")
-        return self._cmd_propose(actor, value)
+        return self._do_propose(node, value)
 
     def _crash(self, actor: str) -> list[str]:
         node = self._id(actor)
         if node in self.crashed:
             raise ScriptError(f"{actor} is already down")
         self.timers.pop(node, None)
-        self.unsynced.pop(node, None)  # never reached the disk
         self._mark(node, "crash", "crash")
-        return self._cmd_crash(actor)
+        return self._do_crash(node)
 
     def _restart(self, actor: str) -> list[str]:
         node = self._id(actor)
         if node not in self.crashed:
             raise ScriptError(f"{actor} is running; crash it first")
         self._mark(node, "restart", "restart")
-        return self._cmd_restart(actor)
+        return self._do_restart(node)
 
     def _reboot(self, actor: str) -> list[str]:
         return self._crash(actor) + self._restart(actor)
 
     def _flush(self, actor: str) -> list[str]:
-        node = self._id(actor)
-        if node not in self.unsynced:
-            raise ScriptError(f"{actor} has no unsynced write to flush")
-        self.durable[node] = self.unsynced.pop(node)
-        return [f"  {actor}'s disk flushes its unsynced write"]
+        return self._do_flush(self._id(actor))
 
     def _partition(self, names: list[str]) -> list[str]:
         ids = frozenset(self._id(n) for n in names)

@@ -12,18 +12,30 @@ line starts with ``> ``; everything the command causes is printed below it.  Com
     timer P1 phase      fire P1's timer named "phase"
     crash A1            A1 loses all volatile state; messages delivered while down are lost
     restart A1          A1 comes back with exactly what it had synced to disk
+    reboot A1           crash A1 and restart it at once (the model checker's crash)
+    flush A1            A1's disk writes out the unsynced write it holds (reply-before-persist)
     pending             list the messages in flight
     state               show every actor's state
 
+How it runs.  ``Interaction.parse`` reads one line into a typed record: an input to an actor is
+the ``sim.steps`` record every runner uses (``deliver P1 A2`` becomes ``Deliver(A2, the oldest
+message from P1 to A2)``, so a message is named by what it is, not where it sits), and the rest
+are this module's own records: ``Duplicate`` (the network's doing, no actor's input),
+``DeliverEach`` (a loop of deliveries whose messages are only known as it runs), ``Pending`` and
+``ShowState`` (views).  ``Interaction.execute_command`` carries a record out, dispatching
+with ``match`` on its type, so a checker's or a simulator's steps run here as a script's do.
+
 Actors are named as in ``SynodConfig.name``: A1.. acceptors, P1.. proposers, L1.. learners.  The
 script is a shell like the simulator: it honours the durability contract by applying every
-``Persist`` in an effect list before queueing its sends.
+``Persist`` in an effect list before queueing its sends; an unsynced write waits for ``flush``
+and a crash loses it.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from pypaxos.core.acceptor import Acceptor
 from pypaxos.core.effects import CancelTimer, Decide, Effect, Persist, Send, SetTimer
@@ -31,10 +43,63 @@ from pypaxos.core.learner import Learner
 from pypaxos.core.messages import Accept, Accepted, Decided, Message, Nack, Promise
 from pypaxos.core.proposer import Proposer
 from pypaxos.core.synod import SynodActor, SynodConfig
+from pypaxos.sim.steps import (
+    Crash,
+    Deliver,
+    Drop,
+    Flush,
+    Propose,
+    Reboot,
+    Restart,
+    Step,
+    Timer,
+)
 
 
 class ScriptError(ValueError):
     """A script line that cannot be carried out (unknown actor, no such message...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """The network duplicates ``message`` to ``to``: one more copy of it is in flight."""
+
+    to: int
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverEach:
+    """Deliver the oldest message to ``to`` (``None``: to anyone) until none is left."""
+
+    to: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """List the messages in flight."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShowState:
+    """Show every actor's state."""
+
+
+Command = Step | Duplicate | DeliverEach | Pending | ShowState
+
+USAGE = {
+    "propose": "propose P1 x",
+    "deliver": "deliver P1 A2 | deliver A2 | deliver all",
+    "drop": "drop P1 A2",
+    "dup": "dup P1 A2",
+    "timer": "timer P1 phase",
+    "crash": "crash A1",
+    "restart": "restart A1",
+    "reboot": "reboot A1",
+    "flush": "flush A1",
+    "pending": "pending",
+    "state": "state",
+}
 
 
 def describe(msg: Message) -> str:
@@ -72,6 +137,8 @@ class Interaction:
     seed: int = 0
     actors: dict[int, SynodActor] = field(default_factory=dict)
     durable: dict[int, object] = field(default_factory=dict)
+    # An unsynced write per actor, which a crash loses and ``flush`` makes durable.
+    unsynced: dict[int, object] = field(default_factory=dict)
     in_flight: list[tuple[int, int, Message]] = field(default_factory=list)
     crashed: set[int] = field(default_factory=set)
 
@@ -82,14 +149,46 @@ class Interaction:
             self.actors[node_id] = self.config.build(node_id, None, self.rng)
 
     def run(self, line: str) -> list[str]:
-        words = line.split()
-        if not words:
-            return []
-        handler = getattr(self, f"_cmd_{words[0].replace('-', '_')}", None)
-        if handler is None:
-            raise ScriptError(f"unknown command {words[0]!r}")
-        out: list[str] = handler(*words[1:])
-        return out
+        """Carry out one script line (nothing for a blank one)."""
+        return self.execute_command(self.parse(line)) if line.split() else []
+
+    # -- reading a line ----------------------------------------------------------------------
+
+    def parse(self, line: str) -> Command:
+        """The record ``line`` stands for, read against the messages now in flight."""
+        match line.split():
+            case ["propose", actor, value]:
+                return Propose(self._id(actor), value)
+            case ["deliver", "all"]:
+                return DeliverEach(None)
+            case ["deliver", actor]:
+                return DeliverEach(self._id(actor))
+            case ["deliver", sender, to]:
+                return Deliver(self._id(to), self._oldest(sender, to))
+            case ["drop", sender, to]:
+                return Drop(self._id(to), self._oldest(sender, to))
+            case ["dup", sender, to]:
+                return Duplicate(self._id(to), self._oldest(sender, to))
+            case ["timer", actor, timer]:
+                return Timer(self._id(actor), timer)
+            case ["crash", actor]:
+                return Crash(self._id(actor))
+            case ["restart", actor]:
+                return Restart(self._id(actor))
+            case ["reboot", actor]:
+                return Reboot(self._id(actor))
+            case ["flush", actor]:
+                return Flush(self._id(actor))
+            case ["pending"]:
+                return Pending()
+            case ["state"]:
+                return ShowState()
+            case [verb, *_] if verb in USAGE:
+                raise ScriptError(f"cannot understand {line.strip()!r}; usage: {USAGE[verb]}")
+            case [verb, *_]:
+                raise ScriptError(f"unknown command {verb!r}; commands: {', '.join(USAGE)}")
+            case _:
+                raise ScriptError("empty command")
 
     def _id(self, name: str) -> int:
         try:
@@ -100,6 +199,60 @@ class Interaction:
     def _name(self, node_id: int) -> str:
         return self.config.name(node_id)
 
+    def _oldest(self, sender: str, to: str) -> Message:
+        """The oldest message in flight from ``sender`` to ``to``."""
+        s, t = self._id(sender), self._id(to)
+        for frm, dst, msg in self.in_flight:
+            if frm == s and dst == t:
+                return msg
+        raise ScriptError(f"no message in flight from {sender} to {to}")
+
+    # -- carrying a record out ---------------------------------------------------------------
+
+    def execute_command(self, command: Command) -> list[str]:
+        """Carry out one record; what it caused, one indented line each."""
+        match command:
+            case Propose(node=node, value=value):
+                return self._do_propose(node, value)
+            case Deliver(to=to, message=msg):
+                return self._deliver_one(self._index_of(to, msg))
+            case Drop(to=to, message=msg):
+                return self._do_drop(self._index_of(to, msg))
+            case Duplicate(to=to, message=msg):
+                return self._do_dup(self._index_of(to, msg))
+            case DeliverEach(to=to):
+                return self._deliver_each(to)
+            case Timer(node=node, name=timer):
+                return self._apply(node, self.actors[node].on_timer(timer))
+            case Crash(node=node):
+                return self._do_crash(node)
+            case Restart(node=node):
+                return self._do_restart(node)
+            case Reboot(node=node):
+                return self._do_crash(node) + self._do_restart(node)
+            case Flush(node=node):
+                return self._do_flush(node)
+            case Pending():
+                return [
+                    f"  {self._name(s)} -> {self._name(t)}  {describe(m)}"
+                    for s, t, m in self.in_flight
+                ] or ["  (nothing in flight)"]
+            case ShowState():
+                return [
+                    f"  {self._name(i)}{' (down)' if i in self.crashed else ''}: "
+                    f"{describe_actor(self.actors[i])}"
+                    for i in self.config.all_ids
+                ]
+            case _:
+                assert_never(command)
+
+    def _index_of(self, to: int, msg: Message) -> int:
+        """Where the oldest copy of ``msg`` to ``to`` is in flight."""
+        for i, (_, dst, m) in enumerate(self.in_flight):
+            if dst == to and m == msg:
+                return i
+        raise ScriptError(f"no message in flight to {self._name(to)}: {describe(msg)}")
+
     def _apply(self, node_id: int, effects: list[Effect]) -> list[str]:
         """Carry out effects: persists first (the durability contract), then the rest."""
         out: list[str] = []
@@ -108,6 +261,9 @@ class Interaction:
             if isinstance(effect, Persist):
                 if effect.sync:
                     self.durable[node_id] = effect.state
+                    self.unsynced.pop(node_id, None)
+                else:
+                    self.unsynced[node_id] = effect.state
                 out.append(f"  {me} persists{'' if effect.sync else ' (unsynced)'}")
         for effect in effects:
             match effect:
@@ -128,70 +284,47 @@ class Interaction:
             return [f"  {self._name(to)} is down: message lost"]
         return self._apply(to, self.actors[to].handle(msg))
 
-    def _find(self, sender: str, to: str) -> int:
-        s, t = self._id(sender), self._id(to)
-        for i, (frm, dst, _) in enumerate(self.in_flight):
-            if frm == s and dst == t:
-                return i
-        raise ScriptError(f"no message in flight from {sender} to {to}")
-
-    def _cmd_propose(self, name: str, value: str) -> list[str]:
-        actor = self.actors[self._id(name)]
-        if not isinstance(actor, Proposer):
-            raise ScriptError(f"{name} is not a proposer")
-        return self._apply(actor.id, actor.propose(value))
-
-    def _cmd_deliver(self, first: str, second: str | None = None) -> list[str]:
-        if second is not None:
-            return self._deliver_one(self._find(first, second))
+    def _deliver_each(self, target: int | None) -> list[str]:
         out: list[str] = []
-        if first == "all":
-            while self.in_flight:
-                out.extend(self._deliver_one(0))
-            return out
-        target = self._id(first)
-        while any(dst == target for _, dst, _ in self.in_flight):
-            index = next(i for i, (_, dst, _) in enumerate(self.in_flight) if dst == target)
+        while True:
+            pending = enumerate(self.in_flight)
+            index = next((i for i, (_, dst, _) in pending if target in (None, dst)), None)
+            if index is None:
+                return out
             out.extend(self._deliver_one(index))
-        return out
 
-    def _cmd_drop(self, sender: str, to: str) -> list[str]:
-        _, _, msg = self.in_flight.pop(self._find(sender, to))
-        return [f"  dropped {sender} -> {to}  {describe(msg)}"]
+    def _do_drop(self, index: int) -> list[str]:
+        sender, to, msg = self.in_flight.pop(index)
+        return [f"  dropped {self._name(sender)} -> {self._name(to)}  {describe(msg)}"]
 
-    def _cmd_dup(self, sender: str, to: str) -> list[str]:
-        item = self.in_flight[self._find(sender, to)]
+    def _do_dup(self, index: int) -> list[str]:
+        sender, to, msg = item = self.in_flight[index]
         self.in_flight.append(item)
-        return [f"  duplicated {sender} -> {to}  {describe(item[2])}"]
+        return [f"  duplicated {self._name(sender)} -> {self._name(to)}  {describe(msg)}"]
 
-    def _cmd_timer(self, name: str, timer: str) -> list[str]:
-        node_id = self._id(name)
-        return self._apply(node_id, self.actors[node_id].on_timer(timer))
+    def _do_propose(self, node: int, value: str) -> list[str]:
+        actor = self.actors[node]
+        if not isinstance(actor, Proposer):
+            raise ScriptError(f"{self._name(node)} is not a proposer")
+        return self._apply(node, actor.propose(value))
 
-    def _cmd_crash(self, name: str) -> list[str]:
-        node_id = self._id(name)
-        self.crashed.add(node_id)
-        return [f"  {name} crashed"]
+    def _do_crash(self, node: int) -> list[str]:
+        self.crashed.add(node)
+        self.unsynced.pop(node, None)  # it never reached the disk
+        return [f"  {self._name(node)} crashed"]
 
-    def _cmd_restart(self, name: str) -> list[str]:
-        node_id = self._id(name)
-        self.crashed.discard(node_id)
-        actor = self.config.build(node_id, self.durable.get(node_id), self.rng)
-        self.actors[node_id] = actor
-        restarted = f"  {name} restarted: {describe_actor(actor)}"
-        return [restarted, *self._apply(node_id, actor.start())]
+    def _do_restart(self, node: int) -> list[str]:
+        self.crashed.discard(node)
+        actor = self.config.build(node, self.durable.get(node), self.rng)
+        self.actors[node] = actor
+        restarted = f"  {self._name(node)} restarted: {describe_actor(actor)}"
+        return [restarted, *self._apply(node, actor.start())]
 
-    def _cmd_pending(self) -> list[str]:
-        return [
-            f"  {self._name(s)} -> {self._name(t)}  {describe(m)}" for s, t, m in self.in_flight
-        ] or ["  (nothing in flight)"]
-
-    def _cmd_state(self) -> list[str]:
-        return [
-            f"  {self._name(i)}{' (down)' if i in self.crashed else ''}: "
-            f"{describe_actor(self.actors[i])}"
-            for i in self.config.all_ids
-        ]
+    def _do_flush(self, node: int) -> list[str]:
+        if node not in self.unsynced:
+            raise ScriptError(f"{self._name(node)} has no unsynced write to flush")
+        self.durable[node] = self.unsynced.pop(node)
+        return [f"  {self._name(node)}'s disk flushes its unsynced write"]
 
 
 def run_script(text: str, config: SynodConfig | None = None) -> str:

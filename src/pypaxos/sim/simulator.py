@@ -19,6 +19,12 @@ Protocol knowledge (which ids propose, what "chosen" means, what to check) lives
 subclass such as ``pypaxos.sim.synod.SynodWorld``, through the hooks ``on_send``,
 ``on_decide``, ``on_effect``, ``after_restart`` and ``after_step``.
 
+Tracing.  With ``trace=True`` every event that acts on the world (a delivery, a loss at send,
+a crash, a restart, a flush, a timer) is handed to one ``trace_*`` hook with typed arguments;
+the default ones log a line of text (``log``), and a world with its own typed trace overrides
+them (``SynodWorld`` records ``sim.steps`` records).  Without tracing no hook is called, so a
+trace only observes the run.
+
 The durability contract of ``core.effects``: within one returned list, every ``Persist`` is
 written before any ``Send`` leaves.  A ``Persist(sync=True)`` is durable at once; an unsynced
 one sits in the disk's page cache until a flush event ``flush_delay_ticks`` later, and a crash
@@ -171,6 +177,32 @@ class Simulator(Generic[M]):
     def after_step(self) -> None:
         """Called after every step: check invariants here."""
 
+    # -- trace hooks (only when tracing): the defaults log a line of text ---------------------
+
+    def trace_delivery(self, src: int, dst: int, msg: M, duplicate: bool) -> None:
+        """A copy of ``msg`` arrives at ``dst`` (which may be down: then it is lost)."""
+        note = "  [dup]" if duplicate else ""
+        if self._actors[dst] is None:
+            note = f"  [lost: {self.name(dst)} down]"
+        self._log_message(src, dst, msg, note)
+
+    def trace_loss(self, src: int, dst: int, msg: M, reason: str) -> None:
+        """``msg`` is lost as it is sent (``reason``: the network's word, e.g. ``dropped``)."""
+        self._log_message(src, dst, msg, f"  [{reason}]", arrow="-x")
+
+    def trace_crash(self, node: int, lost_unsynced: bool) -> None:
+        self.log(f"{self.name(node)} CRASH" + (" (unsynced write lost)" if lost_unsynced else ""))
+
+    def trace_restart(self, node: int, durable: object | None) -> None:
+        """``node`` is rebuilt from ``durable`` (before its start effects are carried out)."""
+        self.log(f"{self.name(node)} RESTART from disk: {self.describe_state(durable)}")
+
+    def trace_flush(self, node: int) -> None:
+        self.log(f"{self.name(node)} page cache flushed to disk")
+
+    def trace_timer(self, node: int, name: str) -> None:
+        self.log(f"{self.name(node)} timer {name}")
+
     # -- running -----------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -234,7 +266,7 @@ class Simulator(Generic[M]):
         self._timers[node] = {}
         lost = self.disk.crash(node)
         if self.trace is not None:
-            self.log(f"{self.name(node)} CRASH" + (" (unsynced write lost)" if lost else ""))
+            self.trace_crash(node, lost)
         return True
 
     def restart(self, node: int) -> bool:
@@ -245,7 +277,7 @@ class Simulator(Generic[M]):
         actor = self.factory(node, durable, self.rng)
         self._actors[node] = actor
         if self.trace is not None:
-            self.log(f"{self.name(node)} RESTART from disk: {self.describe_state(durable)}")
+            self.trace_restart(node, durable)
         self.apply(node, actor.start())
         self.after_restart(node)
         return True
@@ -296,7 +328,7 @@ class Simulator(Generic[M]):
 
     def _flush(self, event: _Flush) -> None:
         if self.disk.flush(event.node, event.generation) and self.trace is not None:
-            self.log(f"{self.name(event.node)} page cache flushed to disk")
+            self.trace_flush(event.node)
 
     def _send(self, src: int, dst: int, msg: M) -> None:
         if dst not in self._actors:
@@ -305,7 +337,7 @@ class Simulator(Generic[M]):
         lost, delays = self.network.route(src, dst)
         if lost:
             if self.trace is not None:
-                self._log_message(src, dst, msg, f"  [{lost}]", arrow="-x")
+                self.trace_loss(src, dst, msg, lost)
             return
         heap, now = self._heap, self.now
         duplicate = False
@@ -317,13 +349,10 @@ class Simulator(Generic[M]):
     def _deliver(self, event: _Delivery[M]) -> None:
         actor = self._actors[event.dst]
         msg = event.msg
-        if actor is None:
-            if self.trace is not None:
-                note = f"  [lost: {self.name(event.dst)} down]"
-                self._log_message(event.src, event.dst, msg, note)
-            return
         if self.trace is not None:
-            self._log_message(event.src, event.dst, msg, "  [dup]" if event.duplicate else "")
+            self.trace_delivery(event.src, event.dst, msg, event.duplicate)
+        if actor is None:
+            return
         self.apply(event.dst, actor.handle(msg))
         if self.after_handle is not None:
             self.after_handle(event.dst)
@@ -336,7 +365,7 @@ class Simulator(Generic[M]):
         actor = self._actors[event.node]
         assert actor is not None, "a crashed actor has no timers"
         if self.trace is not None:
-            self.log(f"{self.name(event.node)} timer {event.name}")
+            self.trace_timer(event.node, event.name)
         self.apply(event.node, actor.on_timer(event.name))
 
     def _log_message(self, src: int, dst: int, msg: M, note: str, arrow: str = "->") -> None:

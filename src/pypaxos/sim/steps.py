@@ -18,6 +18,15 @@ The one text form, with actor names from ``SynodConfig.name``::
 
 Messages are worded by ``render_message`` (``Promise 0.4 (accepted 0.4=v1)``), which names
 every field, so two messages print alike only if they are equal.
+
+A simulated run (``sim/synod.py``) is a list of ``Timed`` entries: each a step, or a ``Note``
+(a decision, a partition, the heal, a violation: a consequence of steps or bookkeeping, never an
+input the explorer must replay), stamped with its virtual time.  ``render_timed`` prints one
+line per entry, a note marked ``--`` so it never reads as a step, and ``parse_timed`` reads it
+back::
+
+    t=   12  A1 <- Prepare 0.4 from P1
+    t=   57  -- L1 decides v1
 """
 
 from __future__ import annotations
@@ -100,7 +109,24 @@ class Timer:
 
 Step = Propose | Deliver | Drop | Reboot | Crash | Restart | Flush | Timer
 
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A trace line that is no step: a consequence of steps (a decision) or bookkeeping."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """One entry of a simulated run's trace, at virtual time ``time`` (ticks)."""
+
+    time: int
+    entry: Step | Note
+
+
 _LOST = " (its unsynced write is lost)"
+_NOTE = "-- "
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -155,6 +181,13 @@ def render_step(step: Step, config: SynodConfig) -> str:
             return f"{name(node)}'s {timer} timer fires"
         case _:
             assert_never(step)
+
+
+def render_timed(timed: Timed, config: SynodConfig) -> str:
+    """One trace line: ``t=   12  A1 <- Prepare 0.4 from P1``, or ``t=   57  -- L1 decides v1``."""
+    entry = timed.entry
+    text = f"{_NOTE}{entry.text}" if isinstance(entry, Note) else render_step(entry, config)
+    return f"t={timed.time:5d}  {text}"
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -264,3 +297,17 @@ def parse_step(text: str, config: SynodConfig) -> Step:
             case _:
                 return Timer(node_id(m["node"]), m["timer"])
     raise StepParseError(f"not a step: {text!r}")
+
+
+_TIMED = re.compile(r"t=\s*(?P<time>\d+)  (?P<entry>.*)")
+
+
+def parse_timed(text: str, config: SynodConfig) -> Timed:
+    """The entry ``render_timed`` words as ``text`` (``StepParseError`` if it is none)."""
+    m = _TIMED.fullmatch(text)
+    if m is None:
+        raise StepParseError(f"not a trace line (no 't=' time first): {text!r}")
+    entry = m["entry"]
+    if entry.startswith(_NOTE):
+        return Timed(int(m["time"]), Note(entry.removeprefix(_NOTE)))
+    return Timed(int(m["time"]), parse_step(entry, config))

@@ -33,6 +33,13 @@ the highest-ballot value its quorum of promises reported (P2c); and no ballot ab
 one proposes another value (P2b).  Such a break is an ``invariant`` violation: noted, and the
 run goes on, so that a run that also loses agreement still reports that as its violation.
 
+With ``trace`` the world records the run as ``sim.steps`` entries (``SynodResult.events``):
+every input to an actor as a typed step (a proposal, a delivery, a loss at send, a crash, a
+restart, a flush, a timer), and everything else (decisions, partitions, the heal, the
+violation) as a ``Note``, each stamped with its virtual time.  The printed trace is rendered
+from them with ``steps.render_timed``, and ``steps.parse_timed`` reads it back, so the explorer
+replays the records themselves (``explorer/trace.py``), not the printed words.
+
 ``SynodSwarm`` draws a seed's deployment and fault mix (swarm testing); ``swarm_settings`` is
 what ``pypaxos sim synod`` runs each seed with unless ``--no-swarm``.
 """
@@ -45,7 +52,6 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import assert_never
 
 from pypaxos.core.acceptor import AcceptorState
 from pypaxos.core.bugs import SynodBug
@@ -53,12 +59,10 @@ from pypaxos.core.learner import LearnerState
 from pypaxos.core.messages import (
     Accept,
     Accepted,
-    Decided,
     Message,
     Nack,
     Prepare,
     Promise,
-    Query,
 )
 from pypaxos.core.proposer import Proposer, ProposerState
 from pypaxos.core.quorum import Majority
@@ -68,6 +72,19 @@ from pypaxos.sim.checkers import Acceptance, safety_violations
 from pypaxos.sim.faults import FaultInjector, FaultSettings
 from pypaxos.sim.network import Network, NetworkSettings, Partition
 from pypaxos.sim.simulator import Simulator
+from pypaxos.sim.steps import (
+    Crash,
+    Deliver,
+    Drop,
+    Flush,
+    Note,
+    Propose,
+    Restart,
+    Step,
+    Timed,
+    Timer,
+    render_timed,
+)
 
 # Fixed simulation parameters (the CLI exposes the ones worth varying).
 PROPOSE_WINDOW_TICKS = 20  # each proposer first proposes at a random time in [0, this]
@@ -361,28 +378,6 @@ def _proposal(ballot: Ballot, value: Value | None) -> str:
     return "⊥" if value is None else f"{value}@{ballot}"
 
 
-def describe_message(msg: Message) -> str:
-    """One readable word-and-numbers form per message, as the trace prints it."""
-    match msg:
-        case Prepare():
-            return f"Prepare {msg.ballot}"
-        case Promise():
-            accepted = _proposal(msg.accepted_ballot, msg.accepted_value)
-            return f"Promise {msg.ballot} accepted={accepted}"
-        case Accept():
-            return f"Accept {msg.ballot} {msg.value}"
-        case Accepted():
-            return f"Accepted {msg.ballot} {msg.value}"
-        case Nack():
-            return f"Nack {msg.ballot} promised={msg.promised}"
-        case Query():
-            return "Query"
-        case Decided():
-            return f"Decided {msg.value}"
-        case _:
-            assert_never(msg)
-
-
 def describe_state(state: object | None) -> str:
     """What a restarted actor found on its disk."""
     match state:
@@ -426,7 +421,15 @@ class SynodResult:
     end_time: int
     steps: int
     crashes: int
-    trace: tuple[str, ...]
+    events: tuple[Timed, ...]  # the run's steps and notes (empty unless traced)
+    heal_event: int | None  # the index in ``events`` of the heal's note (if traced and healed)
+    violation_event: int | None  # the index in ``events`` of the violation's note (if traced)
+
+    @property
+    def trace(self) -> tuple[str, ...]:
+        """The printed trace: one line per entry of ``events`` (``steps.render_timed``)."""
+        config = self.settings.config()
+        return tuple(render_timed(event, config) for event in self.events)
 
     def outcome_line(self) -> str:
         """The last line of a report: the violation, or the chosen value and who learned it."""
@@ -495,7 +498,6 @@ class SynodWorld(Simulator[Message]):
             Network(rng, plan.network),
             flush_delay_ticks=FLUSH_DELAY_TICKS,
             name=plan.names.__getitem__,
-            describe=describe_message,
             describe_state=describe_state,
             trace=trace,
         )
@@ -512,6 +514,9 @@ class SynodWorld(Simulator[Message]):
         self.healed = False
         self.violation: Violation | None = None  # the one that stopped the run
         self.invariant: Violation | None = None  # the first broken invariant (see _violate)
+        self.events: list[Timed] = []  # the trace, when tracing (see the module docstring)
+        self._heal_event: int | None = None
+        self._violation_event: int | None = None
         # Ghost state, never seen by the actors.
         self.acceptances: list[Acceptance] = []
         self._acceptance_set: set[Acceptance] = set()
@@ -574,7 +579,7 @@ class SynodWorld(Simulator[Message]):
             self.proposed.append(value)
             self._dirty = True
         if self.trace is not None:
-            self.log(f"{self.names[node]} proposes {value}")
+            self._record(Propose(node, value))
         self.apply(node, self._proposer(node).propose(value))
 
     def _proposer(self, node: int) -> Proposer:
@@ -584,6 +589,8 @@ class SynodWorld(Simulator[Message]):
 
     def _heal(self) -> None:
         self.healed = True
+        if self.trace is not None:
+            self._heal_event = len(self.events)
         if self._complete():
             self.log(f"HEAL: {self.chosen[0]} is chosen and every learner learned it already")
             return
@@ -736,6 +743,38 @@ class SynodWorld(Simulator[Message]):
         if problems:
             self._violate("safety", "; ".join(problems))
 
+    # -- the trace: typed steps and notes (only called when tracing) --------------------------
+    # The simulator's hooks and ``log`` are overridden, so its list of text lines stays empty:
+    # this world's trace is ``events``.
+
+    def _record(self, step: Step) -> None:
+        self.events.append(Timed(self.now, step))
+
+    def log(self, text: str) -> None:
+        if self.trace is not None:
+            self.events.append(Timed(self.now, Note(text)))
+
+    def trace_delivery(self, src: int, dst: int, msg: Message, duplicate: bool) -> None:
+        self._record(Deliver(dst, msg))
+        if not self.is_up(dst):
+            self.log(f"{self.names[dst]} is down: the message is lost")
+
+    def trace_loss(self, src: int, dst: int, msg: Message, reason: str) -> None:
+        self._record(Drop(dst, msg))  # the PARTITION notes tell a cut from a random loss
+
+    def trace_crash(self, node: int, lost_unsynced: bool) -> None:
+        self._record(Crash(node, lost_unsynced))
+
+    def trace_restart(self, node: int, durable: object | None) -> None:
+        self._record(Restart(node))
+        self.log(f"{self.names[node]} found on its disk: {describe_state(durable)}")
+
+    def trace_flush(self, node: int) -> None:
+        self._record(Flush(node))
+
+    def trace_timer(self, node: int, name: str) -> None:
+        self._record(Timer(node, name))
+
     def _violate(self, kind: str, message: str) -> None:
         if kind == "invariant":
             # Noted, and the run goes on: whether agreement breaks too is worth knowing, and
@@ -746,6 +785,7 @@ class SynodWorld(Simulator[Message]):
         if self.violation is None:
             self.violation = Violation(kind, self.seed, self.steps, self.now, message)
             if self.trace is not None:
+                self._violation_event = len(self.events)
                 self.log(f"VIOLATION ({kind}): {message}")
 
     def _verdict(self) -> Violation | None:
@@ -771,7 +811,9 @@ class SynodWorld(Simulator[Message]):
             end_time=self.now,
             steps=self.steps,
             crashes=self.faults.crashes,
-            trace=tuple(self.trace or ()),
+            events=tuple(self.events),
+            heal_event=self._heal_event,
+            violation_event=self._violation_event,
         )
 
 
