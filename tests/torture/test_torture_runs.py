@@ -108,8 +108,11 @@ def test_loopback_run_with_every_nemesis_is_clean_and_leaves_nothing(tmp_path: P
     assert result["linearizable"] == "ok" and result["replicas_agree"] is True
     assert (run / "history.jsonl").stat().st_size > 0
     assert sorted(p.name for p in (run / "logs").iterdir()) == sorted(
-        [f"node-{i}.log" for i in (1, 2, 3)] + [f"proxy-{i}.log" for i in (1, 2, 3)] + ["agent.log"]
+        [f"node-{i}.log" for i in (1, 2, 3)]
+        + [f"proxy-{i}.log" for i in (1, 2, 3)]
+        + ["agent.log", "hostile.log"]
     )
+    assert "hostile: " in (run / "nemesis.log").read_text()
     assert leftover_processes(run) == []
 
 

@@ -212,6 +212,7 @@ def new_config(
     tick_ms: int = 10,
     thrifty: bool = True,
     peer_secret_file: Path | None = None,
+    protected_mode: bool = True,
 ) -> ClusterConfig:
     """A configuration with the runtime's protocol defaults, checked as a loaded one is.
 
@@ -226,6 +227,7 @@ def new_config(
         "tick_ms": tick_ms,
         "thrifty": thrifty,
         **({"peer_secret_file": str(peer_secret_file)} if peer_secret_file else {}),
+        "protected_mode": protected_mode,
         "members": [
             {k: v for k, v in dataclasses.asdict(m).items() if v is not None} for m in members
         ],

@@ -95,8 +95,12 @@ class TortureCluster:
 
     # -- configuration -----------------------------------------------------------------------
 
+    @property
+    def peer_secret(self) -> Path:
+        return self.layout.config / "peer.secret"
+
     def write_configs(self) -> None:
-        secret = self.layout.config / "peer.secret"
+        secret = self.peer_secret
         if not secret.exists():
             write_secret(secret)
         for i in self.ids:
@@ -111,7 +115,13 @@ class TortureCluster:
             )
             path = self.layout.config / f"node-{i}.toml"
             config = new_config(
-                path, self.cluster_id, members, data_dir=self.layout.data, peer_secret_file=secret
+                path,
+                self.cluster_id,
+                members,
+                data_dir=self.layout.data,
+                peer_secret_file=secret,
+                # The nodes' addresses are in namespaces this run made; no one else is there.
+                protected_mode=self.hosts.mode != "netns",
             )
             write_config(config)
             if self.clock:
@@ -166,6 +176,26 @@ class TortureCluster:
         argv += ["--history", str(self.layout.history), "--seed", str(self.seed)]
         self.agent = self._spawn("agent", self.hosts.client_argv(argv))
         await self._wait_for_socket(self.agent, self.agent_socket)
+
+    async def run_hostile(self, seed: int, duration_s: float) -> dict[str, int]:
+        """Run the ``hostile`` attacker (``hostile.py``) against every peer address for
+        ``duration_s``, from where the clients are; returns its counts."""
+        targets = [[i, self.hosts.proxy_listen(i, j)] for i in self.ids for j in self.ids if j != i]
+        argv = [sys.executable, "-m", "pypaxos.torture.hostile", "--targets", json.dumps(targets)]
+        argv += ["--cluster-id", self.cluster_id, "--secret-file", str(self.peer_secret)]
+        argv += ["--seed", str(seed), "--duration-s", f"{duration_s:.2f}"]
+        proc = self._spawn("hostile", self.hosts.client_argv(argv))
+        deadline = time.monotonic() + duration_s + 15.0
+        while proc.popen.poll() is None:
+            if time.monotonic() > deadline:
+                proc.popen.kill()
+                raise RuntimeError(f"the hostile attacker did not finish; see {proc.log}")
+            await asyncio.sleep(0.1)
+        last = proc.log.read_text(errors="replace").strip().splitlines()[-1]
+        if proc.popen.returncode != 0 or not last.startswith("{"):
+            raise RuntimeError(f"the hostile attacker failed ({proc.popen.returncode}): {last}")
+        counts: dict[str, int] = json.loads(last)
+        return counts
 
     async def _wait_for_socket(self, proc: Proc, path: Path) -> None:
         """Until ``path`` accepts a connection (the file exists from ``bind``, before

@@ -9,7 +9,9 @@ Kinds (``--nemesis``):
   find out it was deposed before answering anything;
 * ``net``: packet loss, delay, duplication and reordering between every pair of nodes;
 * ``clock``: jump a node's clock forward or back, or make it run fast or slow (``clock.py``);
-* ``disk``: SIGKILL a node and damage its newest log segment before the restart (``disk.py``).
+* ``disk``: SIGKILL a node and damage its newest log segment before the restart (``disk.py``);
+* ``hostile``: a process on the peer network connects with valid and invalid credentials and
+  sends forged, oversized and out-of-range messages (``hostile.py``); nothing may change.
 
 Aimed kinds, not part of ``all`` (for chasing one kind of bug in a short run):
 
@@ -38,7 +40,7 @@ from pypaxos.torture.cluster import TortureCluster
 from pypaxos.torture.disk import DISK_FAULTS, inject
 from pypaxos.torture.proxy import Faults
 
-NEMESES = ("partition", "kill", "pause", "net", "clock", "disk")
+NEMESES = ("partition", "kill", "pause", "net", "clock", "disk", "hostile")
 AIMED_NEMESES = ("isolate-leader", "kill-leader")
 HOLD_S = (1.5, 4.0)  # how long a fault lasts
 CALM_S = (0.5, 1.5)  # quiet between faults
@@ -201,6 +203,11 @@ class Nemesis:
             )
         damage.restore()
         await self.restart(node)
+
+    async def do_hostile(self, hold_s: float) -> None:
+        counts = await self.cluster.run_hostile(self.rng.randrange(2**31), hold_s)
+        made = {kind: count for kind, count in counts.items() if count}
+        self.fault("hostile", ", ".join(f"{kind} {count}" for kind, count in sorted(made.items())))
 
     async def do_pause(self, hold_s: float) -> None:
         node = await self.pick_node(0.7, stable=True)

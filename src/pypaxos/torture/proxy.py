@@ -214,7 +214,8 @@ class FaultProxy:
             return
         pipe = _Pipe(self, route.source, up_writer)
         drain = asyncio.get_running_loop().create_task(pipe.drain_forever())
-        eof = asyncio.get_running_loop().create_task(up_reader.read())  # the node hung up
+        # The node's bytes back (its handshake challenge, transport.auth), until it hangs up.
+        eof = asyncio.get_running_loop().create_task(_copy_back(up_reader, writer))
         pump = asyncio.get_running_loop().create_task(self._pump(reader, pipe))
         try:
             await asyncio.wait((drain, eof, pump), return_when=asyncio.FIRST_COMPLETED)
@@ -260,6 +261,13 @@ class FaultProxy:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _copy_back(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Pass what the node sends to the dialling node, untouched, until the node hangs up."""
+    while data := await reader.read(READ_BYTES):
+        writer.write(data)
+        await writer.drain()
 
 
 async def _control(proxy: FaultProxy, path: str) -> asyncio.Server:
