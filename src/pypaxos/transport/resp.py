@@ -25,6 +25,9 @@ ASTERISK = ord("*")
 FAST_BYTES_MAX = 1024 * 1024
 """Above this many buffered bytes (a big value still arriving) only the positional parser runs,
 so a multi-megabyte bulk string is not split again on every chunk."""
+FAST_BUDGET_SLACK_BYTES = 64
+"""Beyond twice a feed's new bytes, what the fast path may examine in that feed (a partial
+array header kept from the feed before is at most 32 bytes)."""
 ITEM_OVERHEAD_BYTES = 64
 """What one argument costs beyond its bytes (a ``bytes`` object and its list entry), counted
 against ``command_bytes_max``."""
@@ -47,6 +50,7 @@ class CommandTooLarge(RespProtocolError):
 class RespParser:
     __slots__ = (
         "_buffer",
+        "_fast",
         "_pending",
         "_pending_bytes",
         "_pending_count",
@@ -69,6 +73,12 @@ class RespParser:
         self.array_items_max = array_items_max
         self.inline_bytes_max = inline_bytes_max
         self.command_bytes_max = command_bytes_max
+        # The fast path does not count a command's cost: it runs only when none of the
+        # commands it takes (up to 64 arguments of up to 4095 bytes) can exceed the bound.
+        fast_cost_max = min(len(_ARRAY_COUNTS), array_items_max) * (
+            min(bulk_bytes_max, len(_BULK_HEADERS) - 1) + ITEM_OVERHEAD_BYTES
+        )
+        self._fast = fast_cost_max <= command_bytes_max
         self.error: RespProtocolError | None = None
         # The command still arriving: the arguments complete so far (their bytes are gone from
         # the buffer), how many it announced, and what they cost against command_bytes_max.
@@ -96,13 +106,20 @@ class RespParser:
         commands: list[list[bytes]] = []
         position = 0
         size = len(buffer)
+        # The fast path copies and splits everything from where it starts, and stops at a
+        # command it does not take (a value holding CRLF, say) for _parse_one to parse; were
+        # it re-entered after each such command, a pipeline of them would cost the square of
+        # its length.  So it may examine at most twice the new bytes (plus a partial header
+        # left from the last feed) per feed, and the positional parser does the rest.
+        fast_budget = 2 * len(data) + FAST_BUDGET_SLACK_BYTES if self._fast else -1
         try:
             while position < size:
                 if (
                     self._pending is None
                     and buffer[position] == ASTERISK
-                    and size - position <= FAST_BYTES_MAX
+                    and size - position <= min(FAST_BYTES_MAX, fast_budget)
                 ):
+                    fast_budget -= size - position
                     position = self._parse_fast(position, commands)
                     if position >= size:
                         break
@@ -194,11 +211,19 @@ class RespParser:
         return position + sum(map(len, parts[:index])) + 2 * index
 
     def _line(self, start: int, limit: int) -> tuple[bytes, int] | None:
+        """The line at ``start`` and the position after its CRLF; ``None`` if it is partial.
+
+        ``limit`` bounds the line whether or not its CRLF has arrived: a whole inline line
+        over ``inline_bytes_max`` is refused like a partial one (it would otherwise become a
+        command of any number of arguments), and a header line stays short.
+        """
         end = self._buffer.find(CRLF, start)
         if end < 0:
             if len(self._buffer) - start > limit:
                 raise RespProtocolError("line too long")
             return None
+        if end - start > limit:
+            raise RespProtocolError("line too long")
         return bytes(self._buffer[start:end]), end + 2
 
     def _parse_one(self, start: int) -> tuple[list[bytes] | None, int]:
