@@ -10,7 +10,8 @@ file.  Several apps can run in one event loop (the in-process test cluster).
 
 Start-up failures are typed, so ``pypaxos node`` can map them to exit codes: a damaged log or
 snapshot raises ``CorruptStorageError`` (its message names the file and byte offset), an
-undecodable record ``RecoveryError``; a port in use an ``OSError``.
+undecodable record, or a snapshot the state machine refuses, ``RecoveryError``; a port in use
+an ``OSError``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import msgspec
 
 from pypaxos.kv import KVStateMachine
-from pypaxos.multi import Message, Node, Record, Role
+from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.multi.validate import check_message
 from pypaxos.runtime.config import ClusterConfig
 from pypaxos.runtime.driver import Driver
@@ -107,6 +108,26 @@ def recover_records(storage: Storage, where: str) -> list[Record]:
     return records
 
 
+def rebuild_node(
+    node_id: int,
+    config: MultiConfig,
+    rng: random.Random,
+    machine: StateMachine,
+    records: list[Record],
+    where: str,
+) -> Node:
+    """``Node.recover`` from ``recover_records``; ``RecoveryError`` if the state machine
+    refuses the snapshot they hold (a record that decodes can still carry a state that does
+    not: the machine raises ``ValueError``, and a node must not start on it)."""
+    try:
+        return Node.recover(node_id, config, rng, machine, records)
+    except ValueError as error:
+        raise RecoveryError(
+            f"the snapshot recovered from {where} does not restore: {error}; "
+            "the node will not start"
+        ) from None
+
+
 class NodeApp:
     def __init__(
         self,
@@ -183,7 +204,7 @@ class NodeApp:
         machine = KVStateMachine()
         if not records:
             return Node(self.node_id, config, rng, machine)
-        node = Node.recover(self.node_id, config, rng, machine, records)
+        node = rebuild_node(self.node_id, config, rng, machine, records, str(self.dir))
         log.info(
             "node %d: recovered %d records, promised %s, applied index %d",
             self.node_id,
