@@ -42,7 +42,7 @@ TIGHT = {**FAST, "command_bytes_max": 1024}
 CONFIGS = [FAST, TIGHT]
 HEADER_LINE_MAX = 32  # what resp allows an array or bulk header line
 WORK_PER_BYTE = 4
-WORK_PER_FEED = max(FAST["inline_bytes_max"], HEADER_LINE_MAX) + 4
+WORK_PER_FEED = HEADER_LINE_MAX + 4  # a bulk header read again while its body arrives
 
 
 def partial_bytes_max(limits: dict[str, int]) -> int:
@@ -235,3 +235,14 @@ def test_command_bytes_max_holds_for_commands_the_fast_path_would_take() -> None
     with pytest.raises(CommandTooLarge):
         RespParser(command_bytes_max=1024).feed(data)
     assert RespParser(command_bytes_max=2560).feed(data) == [[b""] * 40]
+
+
+def test_a_partial_line_is_searched_for_its_end_only_in_new_bytes() -> None:
+    """Found by this fuzzer: a partial inline line was searched from its start on every feed,
+    so 64 KB sent a byte at a time cost 1.9 s (quadratic in ``inline_bytes_max``)."""
+    parser = CountingParser({**FAST, "inline_bytes_max": 8192})
+    line = b"SET key " + b"v" * 7990 + b"\r"
+    for byte in range(len(line)):
+        assert parser.feed(line[byte : byte + 1]) == []
+    assert parser.feed(b"\n") == [[b"SET", b"key", b"v" * 7990]]
+    assert parser.work <= 3 * (len(line) + 1)

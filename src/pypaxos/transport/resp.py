@@ -11,7 +11,10 @@ server allocate more than ``bulk_bytes_max`` per argument, ``array_items_max`` a
 ``command_bytes_max`` for a whole command (each argument counted with ``ITEM_OVERHEAD_BYTES``
 for the object that holds it, so a million empty arguments are as costly as they are).
 The parser is linear in its input: the arguments of a command still arriving are kept as they
-complete and their bytes dropped, so no byte is parsed twice however the command is split.
+complete and their bytes dropped, a partial line is searched for its end only in the new bytes,
+and the fast path examines at most twice the bytes of a feed, so no byte is parsed twice
+however the command is split (a bulk header waiting for its body is read again, 34 bytes at
+most).
 A ``RespProtocolError`` means the byte stream cannot be resynchronised: the server answers it
 with an error reply and closes that connection, like Redis does.
 """
@@ -51,6 +54,7 @@ class RespParser:
     __slots__ = (
         "_buffer",
         "_fast",
+        "_line_scanned",
         "_pending",
         "_pending_bytes",
         "_pending_count",
@@ -80,6 +84,9 @@ class RespParser:
         )
         self._fast = fast_cost_max <= command_bytes_max
         self.error: RespProtocolError | None = None
+        # A partial line kept at the buffer's start holds no CRLF in its first this many
+        # bytes: the next feed looks for its end from there, not from its start again.
+        self._line_scanned = 0
         # The command still arriving: the arguments complete so far (their bytes are gone from
         # the buffer), how many it announced, and what they cost against command_bytes_max.
         self._pending: list[bytes] | None = None
@@ -217,14 +224,20 @@ class RespParser:
         over ``inline_bytes_max`` is refused like a partial one (it would otherwise become a
         command of any number of arguments), and a header line stays short.
         """
-        end = self._buffer.find(CRLF, start)
+        buffer = self._buffer
+        scan_from = start
+        if start == 0 and self._line_scanned:  # the partial line of the last feed
+            scan_from = self._line_scanned - 1  # its last byte may be the CR of a CRLF
+        self._line_scanned = 0
+        end = buffer.find(CRLF, scan_from)
         if end < 0:
-            if len(self._buffer) - start > limit:
+            if len(buffer) - start > limit:
                 raise RespProtocolError("line too long")
+            self._line_scanned = len(buffer) - start  # feed() keeps the line from ``start``
             return None
         if end - start > limit:
             raise RespProtocolError("line too long")
-        return bytes(self._buffer[start:end]), end + 2
+        return bytes(buffer[start:end]), end + 2
 
     def _parse_one(self, start: int) -> tuple[list[bytes] | None, int]:
         """One command from ``start``, or ``None`` and the position to resume from.
