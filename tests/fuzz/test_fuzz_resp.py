@@ -246,3 +246,12 @@ def test_a_partial_line_is_searched_for_its_end_only_in_new_bytes() -> None:
         assert parser.feed(line[byte : byte + 1]) == []
     assert parser.feed(b"\n") == [[b"SET", b"key", b"v" * 7990]]
     assert parser.work <= 3 * (len(line) + 1)
+
+
+@pytest.mark.parametrize("header", [b"$+1", b"$ 1", b"$1 ", b"$1_0", b"$\xd9\xa1", b"$--1", b"$"])
+def test_lengths_are_ascii_digits_as_redis_reads_them(header: bytes) -> None:
+    """Found while building this fuzzer's corpus: lengths went through ``int()``, which
+    takes a sign, spaces and underscores that no other RESP reader accepts."""
+    with pytest.raises(RespProtocolError):
+        RespParser().feed(b"*2\r\n$1\r\nx\r\n" + header + b"\r\na\r\n")
+    assert RespParser().feed(b"*1\r\n$01\r\na\r\n") == [[b"a"]]  # leading zeros still read

@@ -296,10 +296,12 @@ class RespParser:
 
     @staticmethod
     def _integer(raw: bytes, what: str) -> int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise RespProtocolError(f"invalid {what}") from None
+        # ASCII digits with an optional minus, as Redis reads them: int() alone would also
+        # take "+3", " 3" and "1_0", which no other RESP reader sees as numbers.
+        digits = raw[1:] if raw[:1] == b"-" else raw
+        if not digits.isdigit():
+            raise RespProtocolError(f"invalid {what}")
+        return int(raw)
 
 
 def encode_simple(text: str) -> bytes:
