@@ -101,7 +101,7 @@ def recover(storage: MemoryStorage) -> Node | RecoveryError:
         return error
 
 
-@fuzz_settings(300)
+@fuzz_settings(600)
 @given(st.lists(records, max_size=6), st.none() | st.lists(records, max_size=4), st.data())
 def test_damaged_records_and_snapshots_refuse_with_recovery_error(
     log: list[Record], state: list[Record] | None, data: st.DataObject
@@ -156,7 +156,7 @@ def test_a_snapshot_the_key_value_machine_refuses_is_a_recovery_error() -> None:
         )
 
 
-@fuzz_settings(300)
+@fuzz_settings(600)
 @given(mutated(KV_SEEDS))
 def test_kv_restore_raises_only_value_error_and_round_trips(data: bytes) -> None:
     machine = KVStateMachine()
@@ -167,3 +167,24 @@ def test_kv_restore_raises_only_value_error_and_round_trips(data: bytes) -> None
     again = KVStateMachine()
     again.restore(machine.snapshot())
     assert again.snapshot() == machine.snapshot()
+
+
+def test_deeply_nested_values_are_recovery_errors_not_recursion_errors() -> None:
+    """Found by this fuzzer: msgspec skips a field it does not keep by recursing into it, so a
+    deeply nested value raised ``RecursionError`` out of ``decode_record`` and out of
+    ``KVStateMachine.restore``, past the ``ValueError`` handlers of recovery."""
+    nested = b"\x91" * 20_000 + b"\xc0"
+    storage = MemoryStorage()
+    storage.append(b"\x82\xa4type\xb3multi.PromiseRecord\xa1x" + nested)  # an unknown field
+    storage.sync()
+    with pytest.raises(RecoveryError, match="log record 1"):
+        recover_records(storage, "x")
+    with pytest.raises(ValueError, match="nesting too deep"):
+        KVStateMachine().restore(b"\x95\x02" + nested)
+    storage = MemoryStorage()
+    storage.append(encode_record(SnapshotRecord(4, b"\x95\x02" + nested)))
+    storage.sync()
+    with pytest.raises(RecoveryError, match="does not restore"):
+        rebuild_node(
+            1, MultiConfig(), random.Random(0), KVStateMachine(), recover_records(storage, "x"), "x"
+        )

@@ -26,8 +26,6 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import msgspec
-
 from pypaxos.kv import KVStateMachine
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.multi.validate import check_message
@@ -92,7 +90,7 @@ def recover_records(storage: Storage, where: str) -> list[Record]:
     if snapshot is not None:
         try:
             records += decode_snapshot_state(snapshot.data)
-        except (ValueError, msgspec.DecodeError) as error:
+        except (ValueError, RecursionError) as error:  # msgspec.DecodeError is a ValueError
             raise RecoveryError(
                 f"snapshot in {where} (index {snapshot.index}) does not decode: {error}; "
                 "the node will not start"
@@ -100,7 +98,7 @@ def recover_records(storage: Storage, where: str) -> list[Record]:
     for entry in log_records:
         try:
             records.append(decode_record(entry.data))
-        except (ValueError, msgspec.DecodeError) as error:
+        except (ValueError, RecursionError) as error:  # msgspec.DecodeError is a ValueError
             raise RecoveryError(
                 f"log record {entry.index} in {where} does not decode: {error}; "
                 "the node will not start"
@@ -121,7 +119,7 @@ def rebuild_node(
     not: the machine raises ``ValueError``, and a node must not start on it)."""
     try:
         return Node.recover(node_id, config, rng, machine, records)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise RecoveryError(
             f"the snapshot recovered from {where} does not restore: {error}; "
             "the node will not start"
