@@ -146,21 +146,21 @@ def test_corpus_streams(path: Path) -> None:
         assert repr(whole) == repr(bytewise)
 
 
-@fuzz_settings(300)
+@fuzz_settings(600)
 @given(st.binary(max_size=600), cuts)
 def test_random_bytes(data: bytes, cut_at: list[int]) -> None:
     for codec in CODECS:
         run_frames(chunkings(data, cut_at), codec)
 
 
-@fuzz_settings(200)
+@fuzz_settings(500)
 @given(mutated(corpus_bytes("codec")), cuts)
 def test_mutated_corpus(data: bytes, cut_at: list[int]) -> None:
     for codec in CODECS:
         run_frames(chunkings(data, cut_at), codec)
 
 
-@fuzz_settings(300)
+@fuzz_settings(600)
 @given(hellos, st.lists(messages, max_size=6), st.data())
 def test_mutated_payloads_behind_valid_headers(
     hello: Hello, msgs: list[Any], data: st.DataObject
@@ -175,7 +175,7 @@ def test_mutated_payloads_behind_valid_headers(
     run_frames(chunkings(stream, data.draw(cuts)), CODEC)
 
 
-@fuzz_settings(200)
+@fuzz_settings(500)
 @given(hellos, st.lists(messages, max_size=8), cuts)
 def test_valid_streams_decode_exactly_as_sent(
     hello: Hello, msgs: list[Any], cut_at: list[int]
@@ -225,13 +225,13 @@ def test_a_real_challenge_gives_its_nonce() -> None:
     assert check_challenge(frame(msgspec.msgpack.encode(Challenge(nonce)))) == nonce
 
 
-@fuzz_settings(200)
+@fuzz_settings(500)
 @given(st.one_of(st.binary(max_size=80), mutated(corpus_bytes("challenge"))))
 def test_challenge_frames(data: bytes) -> None:
     check_challenge(data)
 
 
-@fuzz_settings(200)
+@fuzz_settings(500)
 @given(st.data())
 def test_challenge_payloads_behind_valid_headers(data: st.DataObject) -> None:
     seed = msgspec.msgpack.encode(Challenge(data.draw(st.binary(max_size=40))))

@@ -164,7 +164,7 @@ def test_corpus_shrunk_six_megabyte_array_of_empty_strings_is_refused_by_its_cos
         assert error.command_bytes_max == limits["command_bytes_max"]
 
 
-@fuzz_settings(300)
+@fuzz_settings(800)
 @given(st.binary(max_size=512), cuts)
 def test_random_bytes(data: bytes, cut_at: list[int]) -> None:
     run_both(chunkings(data, cut_at))
@@ -179,13 +179,13 @@ RESP_TOKENS = st.sampled_from(
 resp_shaped = st.lists(st.one_of(RESP_TOKENS, st.binary(max_size=6)), max_size=80).map(b"".join)
 
 
-@fuzz_settings(300)
+@fuzz_settings(800)
 @given(resp_shaped, cuts)
 def test_resp_shaped_garbage(data: bytes, cut_at: list[int]) -> None:
     run_both(chunkings(data, cut_at))
 
 
-@fuzz_settings(300)
+@fuzz_settings(800)
 @given(mutated(SEEDS), cuts)
 def test_mutated_corpus(data: bytes, cut_at: list[int]) -> None:
     run_both(chunkings(data, cut_at))

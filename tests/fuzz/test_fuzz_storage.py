@@ -136,7 +136,7 @@ def check_error(error: CorruptStorageError, directory: Path) -> None:
             raise AssertionError(f"unexpected {type(error).__name__}: {error}")
 
 
-@fuzz_settings(150)
+@fuzz_settings(400)
 @given(written, mutations)
 def test_damaged_files_recover_a_written_prefix_or_raise_corrupt_storage(
     w: Written, damage: list[Mutation]
