@@ -3,8 +3,9 @@
 Every fuzz test runs a bounded, derandomized number of examples (so ``make test`` is quick and
 CI sees the same inputs every run) and replays the corpus in ``tests/fuzz/corpus/<target>/``,
 one file per interesting input, as explicit cases.  ``PYPAXOS_FUZZ_EXAMPLES=N`` runs N random
-(not derandomized) examples per test instead, for a longer hunt; a failure prints the input
-and hypothesis's ``@reproduce_failure`` blob.  Add what a hunt finds to the corpus.
+(not derandomized) examples per test instead, for a longer hunt (``make fuzz`` runs 20,000);
+a failure prints the input and hypothesis's ``@reproduce_failure`` blob.  Add what a hunt
+finds to the corpus, as a file, so that every later run replays it.
 """
 
 from __future__ import annotations

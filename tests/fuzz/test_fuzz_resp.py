@@ -6,12 +6,13 @@ the corpus (``corpus/resp/``) and valid streams:
 
 * the only exception is ``RespProtocolError`` (or a subclass), and once raised it sticks;
 * a valid stream parses exactly as sent, however it is cut;
-* memory stays bounded: ``buffered_bytes`` never exceeds the configured bounds plus one chunk,
-  and no command returned breaks a bound;
+* memory stays bounded: ``buffered_bytes`` never exceeds the configured bounds (a partial
+  command's finished arguments, one partial argument or line), whatever the chunk sizes, and
+  no command returned breaks a bound;
 * the work is linear in the input, asserted structurally rather than by wall clock: a
   counting buffer adds up every byte that ``find`` scans and every byte the fast path copies,
-  and the total must stay within a constant times the bytes fed (plus a line's bound per
-  feed, for a partial line looked at again).
+  and the total must stay within a constant times the bytes fed (plus, per feed, a bulk
+  header read again while its body arrives).
 
 Small bounds are used so that the fuzzer reaches them with short inputs.
 """
@@ -46,7 +47,7 @@ WORK_PER_FEED = HEADER_LINE_MAX + 4  # a bulk header read again while its body a
 
 
 def partial_bytes_max(limits: dict[str, int]) -> int:
-    """What a parser may hold between feeds, besides the last chunk."""
+    """What a parser may hold between feeds, whatever the chunk sizes."""
     return limits["command_bytes_max"] + max(  # a partial command's finished arguments
         limits["inline_bytes_max"], HEADER_LINE_MAX + 2 + limits["bulk_bytes_max"] + 2
     )
@@ -117,7 +118,9 @@ def run_stream(
             check_command_bounds(command, limits)
         commands += got
         fed, feeds = fed + len(chunk), feeds + 1
-        assert parser.buffered_bytes <= partial_bytes_max(limits) + len(chunk)
+        assert parser.buffered_bytes <= partial_bytes_max(limits)
+        if parser._pending is not None:  # a partial array: its finished arguments left the buffer
+            assert len(parser._buffer) <= HEADER_LINE_MAX + 2 + limits["bulk_bytes_max"] + 1
         if error is not None:
             assert parser.buffered_bytes == 0, "a failed parser holds nothing"
         assert parser.work <= WORK_PER_BYTE * fed + WORK_PER_FEED * feeds, (
