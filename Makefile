@@ -84,6 +84,13 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/bench.lock
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
+# Longer fuzzing of the wire and disk readers (tests/fuzz): FUZZ_EXAMPLES random examples per
+# target instead of the fixed, derandomized few hundred that `make test` runs.
+FUZZ_EXAMPLES ?= 20000
+.PHONY: fuzz
+fuzz: $(STAMP)
+	PYPAXOS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz
+
 clean:
 	rm -rf $(VENV) .venv-lock build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
 

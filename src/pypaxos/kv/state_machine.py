@@ -218,6 +218,8 @@ class KVStateMachine:
                 raise ValueError(f"unsupported snapshot version {version}")
         except msgspec.DecodeError as error:
             raise ValueError(f"malformed snapshot: {error}") from None
+        except RecursionError:  # msgspec skipping a deeply nested value it does not keep
+            raise ValueError("malformed snapshot: nesting too deep") from None
         if snap.session_ttl_commands < 1:
             raise ValueError("malformed snapshot: session_ttl_commands must be at least 1")
         actives = [s.last_active for s in snap.sessions]

@@ -10,7 +10,8 @@ file.  Several apps can run in one event loop (the in-process test cluster).
 
 Start-up failures are typed, so ``pypaxos node`` can map them to exit codes: a damaged log or
 snapshot raises ``CorruptStorageError`` (its message names the file and byte offset), an
-undecodable record ``RecoveryError``; a port in use an ``OSError``.
+undecodable record, or a snapshot the state machine refuses, ``RecoveryError``; a port in use
+an ``OSError``.
 """
 
 from __future__ import annotations
@@ -25,10 +26,8 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import msgspec
-
 from pypaxos.kv import KVStateMachine
-from pypaxos.multi import Message, Node, Record, Role
+from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.multi.validate import check_message
 from pypaxos.runtime.auth import Users
 from pypaxos.runtime.config import ClusterConfig
@@ -92,7 +91,7 @@ def recover_records(storage: Storage, where: str) -> list[Record]:
     if snapshot is not None:
         try:
             records += decode_snapshot_state(snapshot.data)
-        except (ValueError, msgspec.DecodeError) as error:
+        except (ValueError, RecursionError) as error:  # msgspec.DecodeError is a ValueError
             raise RecoveryError(
                 f"snapshot in {where} (index {snapshot.index}) does not decode: {error}; "
                 "the node will not start"
@@ -100,12 +99,32 @@ def recover_records(storage: Storage, where: str) -> list[Record]:
     for entry in log_records:
         try:
             records.append(decode_record(entry.data))
-        except (ValueError, msgspec.DecodeError) as error:
+        except (ValueError, RecursionError) as error:  # msgspec.DecodeError is a ValueError
             raise RecoveryError(
                 f"log record {entry.index} in {where} does not decode: {error}; "
                 "the node will not start"
             ) from None
     return records
+
+
+def rebuild_node(
+    node_id: int,
+    config: MultiConfig,
+    rng: random.Random,
+    machine: StateMachine,
+    records: list[Record],
+    where: str,
+) -> Node:
+    """``Node.recover`` from ``recover_records``; ``RecoveryError`` if the state machine
+    refuses the snapshot they hold (a record that decodes can still carry a state that does
+    not: the machine raises ``ValueError``, and a node must not start on it)."""
+    try:
+        return Node.recover(node_id, config, rng, machine, records)
+    except (ValueError, RecursionError) as error:
+        raise RecoveryError(
+            f"the snapshot recovered from {where} does not restore: {error}; "
+            "the node will not start"
+        ) from None
 
 
 class NodeApp:
@@ -185,7 +204,7 @@ class NodeApp:
         machine = KVStateMachine()
         if not records:
             return Node(self.node_id, config, rng, machine)
-        node = Node.recover(self.node_id, config, rng, machine, records)
+        node = rebuild_node(self.node_id, config, rng, machine, records, str(self.dir))
         log.info(
             "node %d: recovered %d records, promised %s, applied index %d",
             self.node_id,

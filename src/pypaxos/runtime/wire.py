@@ -80,7 +80,8 @@ def encode_record(record: Record) -> bytes:
 
 
 def decode_record(data: bytes) -> Record:
-    """Raises ``msgspec.DecodeError`` (a ``ValueError``) for bytes that are not a record."""
+    """Raises ``msgspec.DecodeError`` (a ``ValueError``) for bytes that are not a record, and
+    ``RecursionError`` for a deeply nested value (msgspec recurses to skip an unknown field)."""
     return _RECORD_DECODER.decode(data)
 
 
@@ -102,7 +103,8 @@ def snapshot_state(node: Node) -> bytes:
 
 
 def decode_snapshot_state(data: bytes) -> list[Record]:
-    """Raises ``ValueError`` for a payload that is not a ``SnapshotState`` of this version."""
+    """Raises ``ValueError`` for a payload that is not a ``SnapshotState`` of this version
+    (``RecursionError`` for a deeply nested one, as ``decode_record``)."""
     state = _STATE_DECODER.decode(data)
     if state.version != SNAPSHOT_STATE_VERSION:
         raise ValueError(f"unsupported snapshot state version {state.version}")

@@ -11,7 +11,10 @@ server allocate more than ``bulk_bytes_max`` per argument, ``array_items_max`` a
 ``command_bytes_max`` for a whole command (each argument counted with ``ITEM_OVERHEAD_BYTES``
 for the object that holds it, so a million empty arguments are as costly as they are).
 The parser is linear in its input: the arguments of a command still arriving are kept as they
-complete and their bytes dropped, so no byte is parsed twice however the command is split.
+complete and their bytes dropped, a partial line is searched for its end only in the new bytes,
+and the fast path examines at most twice the bytes of a feed, so no byte is parsed twice
+however the command is split (a bulk header waiting for its body is read again, 34 bytes at
+most).
 A ``RespProtocolError`` means the byte stream cannot be resynchronised: the server answers it
 with an error reply and closes that connection, like Redis does.
 """
@@ -25,6 +28,9 @@ ASTERISK = ord("*")
 FAST_BYTES_MAX = 1024 * 1024
 """Above this many buffered bytes (a big value still arriving) only the positional parser runs,
 so a multi-megabyte bulk string is not split again on every chunk."""
+FAST_BUDGET_SLACK_BYTES = 64
+"""Beyond twice a feed's new bytes, what the fast path may examine in that feed (a partial
+array header kept from the feed before is at most 32 bytes)."""
 ITEM_OVERHEAD_BYTES = 64
 """What one argument costs beyond its bytes (a ``bytes`` object and its list entry), counted
 against ``command_bytes_max``."""
@@ -47,6 +53,8 @@ class CommandTooLarge(RespProtocolError):
 class RespParser:
     __slots__ = (
         "_buffer",
+        "_fast",
+        "_line_scanned",
         "_pending",
         "_pending_bytes",
         "_pending_count",
@@ -69,7 +77,16 @@ class RespParser:
         self.array_items_max = array_items_max
         self.inline_bytes_max = inline_bytes_max
         self.command_bytes_max = command_bytes_max
+        # The fast path does not count a command's cost: it runs only when none of the
+        # commands it takes (up to 64 arguments of up to 4095 bytes) can exceed the bound.
+        fast_cost_max = min(len(_ARRAY_COUNTS), array_items_max) * (
+            min(bulk_bytes_max, len(_BULK_HEADERS) - 1) + ITEM_OVERHEAD_BYTES
+        )
+        self._fast = fast_cost_max <= command_bytes_max
         self.error: RespProtocolError | None = None
+        # A partial line kept at the buffer's start holds no CRLF in its first this many
+        # bytes: the next feed looks for its end from there, not from its start again.
+        self._line_scanned = 0
         # The command still arriving: the arguments complete so far (their bytes are gone from
         # the buffer), how many it announced, and what they cost against command_bytes_max.
         self._pending: list[bytes] | None = None
@@ -96,13 +113,20 @@ class RespParser:
         commands: list[list[bytes]] = []
         position = 0
         size = len(buffer)
+        # The fast path copies and splits everything from where it starts, and stops at a
+        # command it does not take (a value holding CRLF, say) for _parse_one to parse; were
+        # it re-entered after each such command, a pipeline of them would cost the square of
+        # its length.  So it may examine at most twice the new bytes (plus a partial header
+        # left from the last feed) per feed, and the positional parser does the rest.
+        fast_budget = 2 * len(data) + FAST_BUDGET_SLACK_BYTES if self._fast else -1
         try:
             while position < size:
                 if (
                     self._pending is None
                     and buffer[position] == ASTERISK
-                    and size - position <= FAST_BYTES_MAX
+                    and size - position <= min(FAST_BYTES_MAX, fast_budget)
                 ):
+                    fast_budget -= size - position
                     position = self._parse_fast(position, commands)
                     if position >= size:
                         break
@@ -194,12 +218,26 @@ class RespParser:
         return position + sum(map(len, parts[:index])) + 2 * index
 
     def _line(self, start: int, limit: int) -> tuple[bytes, int] | None:
-        end = self._buffer.find(CRLF, start)
+        """The line at ``start`` and the position after its CRLF; ``None`` if it is partial.
+
+        ``limit`` bounds the line whether or not its CRLF has arrived: a whole inline line
+        over ``inline_bytes_max`` is refused like a partial one (it would otherwise become a
+        command of any number of arguments), and a header line stays short.
+        """
+        buffer = self._buffer
+        scan_from = start
+        if start == 0 and self._line_scanned:  # the partial line of the last feed
+            scan_from = self._line_scanned - 1  # its last byte may be the CR of a CRLF
+        self._line_scanned = 0
+        end = buffer.find(CRLF, scan_from)
         if end < 0:
-            if len(self._buffer) - start > limit:
+            if len(buffer) - start > limit:
                 raise RespProtocolError("line too long")
+            self._line_scanned = len(buffer) - start  # feed() keeps the line from ``start``
             return None
-        return bytes(self._buffer[start:end]), end + 2
+        if end - start > limit:
+            raise RespProtocolError("line too long")
+        return bytes(buffer[start:end]), end + 2
 
     def _parse_one(self, start: int) -> tuple[list[bytes] | None, int]:
         """One command from ``start``, or ``None`` and the position to resume from.
@@ -258,10 +296,12 @@ class RespParser:
 
     @staticmethod
     def _integer(raw: bytes, what: str) -> int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise RespProtocolError(f"invalid {what}") from None
+        # ASCII digits with an optional minus, as Redis reads them: int() alone would also
+        # take "+3", " 3" and "1_0", which no other RESP reader sees as numbers.
+        digits = raw[1:] if raw[:1] == b"-" else raw
+        if not digits.isdigit():
+            raise RespProtocolError(f"invalid {what}")
+        return int(raw)
 
 
 def encode_simple(text: str) -> bytes:
