@@ -15,6 +15,7 @@ from transport_helpers import CODEC, FAST, Inbox, MakeTransport
 
 from pypaxos.core.messages import Message
 from pypaxos.transport.tcp import TcpConfig, TcpTransport
+from pypaxos.transport.tls import TlsContexts
 
 # Most tests send one way, to a node that does not dial back: every small id is a member.
 MEMBERS = range(100)
@@ -36,6 +37,7 @@ async def make_transport() -> AsyncIterator[MakeTransport]:
         cluster_id: str | None = None,
         members: Collection[int] | None = MEMBERS,
         secret: bytes | None = None,
+        tls: TlsContexts | None = None,
     ) -> tuple[TcpTransport[Message], Inbox]:
         inbox = Inbox()
         transport = TcpTransport(
@@ -48,6 +50,7 @@ async def make_transport() -> AsyncIterator[MakeTransport]:
             cluster_id=cluster_id,
             members=members,
             secret=secret,
+            tls=tls,
         )
         made.append(transport)
         await transport.start()

@@ -36,6 +36,12 @@ How it works:
   back) without waiting for something to send: a restarted follower hears its leader within
   milliseconds, not after up to ``reconnect_delay_max_s`` (long enough to start an election).
 
+- **With TLS, the certificate must name the node.**  Given ``tls`` (``transport.tls``), the
+  peer port listens and dials with mutual TLS against the cluster's CA; an accepted
+  connection's certificate must name (``pypaxos:node:N``) the node its ``Hello`` claims, and a
+  dialled peer's must name the node we meant to reach, else ``HandshakeRejected`` with reason
+  ``"certificate"``.  A shared secret, when there is one too, is checked as well, inside TLS.
+
 - **Inbound bytes are handled in the read callback.**  An accepted connection is an
   ``asyncio.Protocol`` that decodes and delivers in ``data_received``, with no task in
   between: a task woken per read would cost one more loop step on the path of every message.
@@ -71,6 +77,7 @@ from pypaxos.transport.codec import (
     Hello,
     ProtocolError,
 )
+from pypaxos.transport.tls import TlsContexts, node_ids_named
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +87,12 @@ DropPolicy = Literal["drop_oldest", "drop_new"]
 
 
 class HandshakeRejected(ProtocolError):
-    """The remote peer's Hello names another cluster, is not a member, or fails its proof."""
+    """The remote peer's Hello names another cluster, is not a member, is not the node its
+    certificate names, or fails its proof."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
-        self.reason = reason  # "cluster", "member" or "proof"
+        self.reason = reason  # "cluster", "member", "certificate" or "proof"
 
 
 CHALLENGE_BYTES_MAX = 256
@@ -272,6 +280,7 @@ class TcpTransport(Generic[M]):
         rng: random.Random | None = None,
         secret: bytes | None = None,
         members: Collection[int] | None = None,
+        tls: TlsContexts | None = None,
     ) -> None:
         self._node_id = node_id
         self._listen_host, self._listen_port = parse_address(listen_address)
@@ -279,6 +288,7 @@ class TcpTransport(Generic[M]):
         self._deliver = deliver
         self._cluster_id = cluster_id
         self._secret = secret  # with one, peers must answer a challenge (transport.auth)
+        self._tls = tls  # with it, mutual TLS and certificates that name the node
         # Who may dial in: the members, or else the peers this node dials.
         self._members = None if members is None else frozenset(members)
         self._config = config or TcpConfig()
@@ -310,8 +320,13 @@ class TcpTransport(Generic[M]):
             raise RuntimeError("transport already started")
         self._started = True
         loop = asyncio.get_running_loop()
+        tls = self._tls
         self._server = await loop.create_server(
-            self._inbound_connection, self._listen_host, self._listen_port
+            self._inbound_connection,
+            self._listen_host,
+            self._listen_port,
+            ssl=None if tls is None else tls.peer_server,
+            ssl_handshake_timeout=None if tls is None else self._config.handshake_timeout_s,
         )
         self._listen_port = self._server.sockets[0].getsockname()[1]
         logger.debug("node %d listening on %s", self._node_id, self.listen_address)
@@ -556,8 +571,19 @@ class TcpTransport(Generic[M]):
 
     async def _connect(self, peer: _Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         host, port = parse_address(peer.address)
+        tls = self._tls
         async with asyncio.timeout(self._config.connect_timeout_s):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=None if tls is None else tls.peer_client
+            )
+        if tls is not None:
+            named = node_ids_named(writer.get_extra_info("peercert"))
+            if peer.node_id not in named:
+                writer.close()
+                raise HandshakeRejected(
+                    "certificate",
+                    f"node {peer.node_id}'s address shows a certificate for {_describe_ids(named)}",
+                )
         if self._secret is None:
             writer.write(self._hello_frame)
             return reader, writer
@@ -628,7 +654,7 @@ class TcpTransport(Generic[M]):
         if peer is not None and not peer.connected and peer.task is not None:
             peer.cut_backoff()
 
-    def _check_hello(self, hello: Hello, nonce: bytes | None) -> None:
+    def _check_hello(self, hello: Hello, nonce: bytes | None, cert_ids: frozenset[int]) -> None:
         # The messages name neither this node's cluster id nor anything about the secret.
         if self._cluster_id is not None and hello.cluster_id != self._cluster_id:
             raise HandshakeRejected(
@@ -637,6 +663,12 @@ class TcpTransport(Generic[M]):
         members = self._peers.keys() if self._members is None else self._members
         if hello.node_id not in members or hello.node_id == self._node_id:
             raise HandshakeRejected("member", f"node {hello.node_id} is not a member")
+        if self._tls is not None and hello.node_id not in cert_ids:
+            raise HandshakeRejected(
+                "certificate",
+                f"Hello claims node {hello.node_id}; its certificate names "
+                f"{_describe_ids(cert_ids)}",
+            )
         if self._secret is not None:
             assert nonce is not None
             expected = hello_proof(
@@ -693,6 +725,7 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
         self.nonce: bytes | None = None  # the challenge sent, when the cluster has a secret
+        self.cert_ids: frozenset[int] = frozenset()  # the node ids its TLS certificate names
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -705,6 +738,8 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         peername = transport.get_extra_info("peername")
         if peername:
             self.remote = format_address(*peername[:2])
+        if owner._tls is not None:
+            self.cert_ids = node_ids_named(transport.get_extra_info("peercert"))
         # One deadline for the whole handshake, so a trickle of bytes cannot stretch it.
         self.handshake_timer = asyncio.get_running_loop().call_later(
             owner._config.handshake_timeout_s, self._handshake_timed_out
@@ -725,7 +760,7 @@ class _Inbound(asyncio.Protocol, Generic[M]):
                 hello = self.decoder.hello
                 if hello is None:
                     return
-                owner._check_hello(hello, self.nonce)
+                owner._check_hello(hello, self.nonce, self.cert_ids)
                 self.hello = hello
                 if self.handshake_timer is not None:
                     self.handshake_timer.cancel()
@@ -788,6 +823,12 @@ __all__ = [
     "parse_address",
     "preferred_loop_factory",
 ]
+
+
+def _describe_ids(node_ids: frozenset[int]) -> str:
+    if not node_ids:
+        return "no node"
+    return "node " + ", ".join(str(i) for i in sorted(node_ids))
 
 
 async def _read_challenge(reader: asyncio.StreamReader) -> bytes:
