@@ -16,12 +16,14 @@ larger, it snapshots less often because a snapshot is a full copy of the store, 
 election timeout is longer because a real process stalls now and then.  ``thrifty`` (a
 boolean, default true) is ``MultiConfig.thrifty``: the leader sends each ``Accept`` to a
 quorum's worth of followers only and the others catch up from heartbeats; ``false`` sends every
-``Accept`` to every follower.
+``Accept`` to every follower.  The optional ``[tls]`` table (which ports speak TLS, with which
+certificates) is parsed and rendered by ``runtime.tls``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tomllib
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pypaxos.multi import MultiConfig
+from pypaxos.runtime.tls import TlsConfig, TlsConfigError, parse_tls, render_tls
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport.auth import SecretError, read_secret
 from pypaxos.transport.tcp import parse_address
@@ -92,6 +95,7 @@ TOP_KEYS = (
     "limits",
     "bugs",
     "peer_secret_file",
+    "tls",
     "members",
 )
 MEMBER_KEYS = ("id", "peer", "client", "metrics")
@@ -135,6 +139,12 @@ class ClusterConfig:
     thrifty: bool = True  # MultiConfig.thrifty: each Accept to a quorum's worth of peers only
     # Peers must prove they know the secret in this file (transport.auth); absolute.
     peer_secret_file: Path | None = None
+    tls: TlsConfig | None = None  # the [tls] table (runtime.tls); None: no TLS anywhere
+
+    @property
+    def tls_enabled(self) -> bool:
+        """Whether the client port speaks TLS (what a protected-mode check asks)."""
+        return self.tls is not None and self.tls.client
 
     def peer_secret(self) -> bytes | None:
         """The peer secret, read now; ``ConfigError`` if the file is unusable."""
@@ -191,6 +201,7 @@ def new_config(
     tick_ms: int = 10,
     thrifty: bool = True,
     peer_secret_file: Path | None = None,
+    tls: TlsConfig | None = None,
 ) -> ClusterConfig:
     """A configuration with the runtime's protocol defaults, checked as a loaded one is.
 
@@ -209,7 +220,7 @@ def new_config(
             {k: v for k, v in dataclasses.asdict(m).items() if v is not None} for m in members
         ],
     }
-    return parse_config(raw, path)
+    return dataclasses.replace(parse_config(raw, path), tls=tls)
 
 
 def render_config(config: ClusterConfig) -> str:
@@ -234,6 +245,9 @@ def render_config(config: ClusterConfig) -> str:
         changed = [k for k in keys if config.protocol[k] != defaults[k]]
         if changed:
             lines += ["", f"[{table}]"] + [f"{k} = {config.protocol[k]}" for k in changed]
+    if config.tls is not None:
+        relative = functools.partial(_relative_to_file, config)
+        lines += ["", *render_tls(config.tls, relative, _quote)]
     for member in config.members:
         lines += ["", "[[members]]", f"id = {member.id}"]
         lines += [f"peer = {_quote(member.peer)}", f"client = {_quote(member.client)}"]
@@ -327,12 +341,23 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
         protocol,
         thrifty=thrifty,
         peer_secret_file=peer_secret_file,
+        tls=_tls(raw, path),
     )
     try:
         config.multi_config()
     except ValueError as error:
         raise ConfigError(path, "timeouts/limits", str(error)) from None
     return config.with_bugs(bugs) if bugs else config
+
+
+def _tls(raw: dict[str, Any], path: Path) -> TlsConfig | None:
+    if "tls" not in raw:
+        return None
+    base = path.resolve().parent
+    try:
+        return parse_tls(raw["tls"], lambda text: base / text)  # an absolute text stays as is
+    except TlsConfigError as error:
+        raise ConfigError(path, f"tls.{error.key}" if error.key else "tls", error.message) from None
 
 
 def _no_unknown_keys(table: dict[str, Any], known: tuple[str, ...], path: Path, at: str) -> None:
