@@ -45,6 +45,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
+from ssl import SSLContext
 from typing import cast
 
 from pypaxos.kv import (
@@ -90,6 +91,7 @@ BUSY = encode_error("BUSY proposal queue full")
 BULK_BYTES_MAX = 4 * 1024 * 1024  # above the value limit, so a big value gets a clear error
 GROUP_OPS_MAX = 1024  # bounds of one connection's batch (one log entry, see _Group)
 GROUP_BYTES_MAX = 256 * 1024
+TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that starts TLS and stalls holds no socket longer
 
 InfoSource = Callable[[str | None], str]
 
@@ -119,8 +121,10 @@ class RespServer:
         address: str,
         *,
         pending_replies_max: int = 4096,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.router = router
+        self.ssl = ssl  # TLS on the client port (``rediss://``); reloaded in place on SIGHUP
         self.info = info
         self.host, self.port = parse_address(address)
         self.pending_replies_max = pending_replies_max
@@ -130,7 +134,12 @@ class RespServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: RespConnection(self), self.host, self.port, reuse_address=True
+            lambda: RespConnection(self),
+            self.host,
+            self.port,
+            reuse_address=True,
+            ssl=self.ssl,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self.ssl else None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
