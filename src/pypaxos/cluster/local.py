@@ -114,13 +114,16 @@ class LocalCluster:
         base_port: int = config.DEFAULT_BASE_PORT,
         fsync: FsyncMode = "always",
         thrifty: bool = True,
+        tls: bool = False,
     ) -> LocalCluster:
         """Plan a new cluster in ``data_dir`` and write its ``cluster.toml``.
 
         Raises ``ConfigError`` for impossible parameters (bad usage, not a cluster problem).
         """
-        spec = config.plan(data_dir, nodes, base_port, fsync, thrifty)
+        spec = config.plan(data_dir, nodes, base_port, fsync, thrifty, tls)
         config.create_secret(spec)
+        if spec.tls is not None:
+            config.create_certs(spec, spec.tls.ca_file.parent)
         write_config(spec)
         return cls(spec)
 

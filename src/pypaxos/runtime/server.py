@@ -249,10 +249,11 @@ class RespConnection(asyncio.Protocol):
         self._update_reading()
 
     def eof_received(self) -> bool | None:
-        # The client half-closed: answer what it sent, then close.
+        # The client half-closed: answer what it sent, then close.  TLS has no half-close
+        # (asyncio closes an SSL transport after EOF whatever this returns, and warns if True).
         self.closing = True
         self._flush()
-        return True
+        return self.server.ssl is None
 
     def abort(self) -> None:
         if self.transport is not None and not self.closed:
