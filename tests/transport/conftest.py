@@ -8,8 +8,11 @@ event loop reported no exception (in a callback, or a task's that nobody retriev
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Mapping
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 
+import pytest
 import pytest_asyncio
 from transport_helpers import CODEC, FAST, Inbox, MakeTransport
 
@@ -19,6 +22,20 @@ from pypaxos.transport.tls import TlsContexts
 
 # Most tests send one way, to a node that does not dial back: every small id is a member.
 MEMBERS = range(100)
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """asyncio's loop for every test, and uvloop's too for a module whose ``EVENT_LOOPS``
+    names it (when uvloop is installed)."""
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    wanted = getattr(getattr(item, "module", None), "EVENT_LOOPS", ())
+    if "uvloop" in wanted and importlib.util.find_spec("uvloop") is not None:
+        factories["uvloop"] = importlib.import_module("uvloop").new_event_loop
+    return factories
 
 
 @pytest_asyncio.fixture

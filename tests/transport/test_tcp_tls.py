@@ -20,6 +20,13 @@ from pypaxos.transport.tcp import TcpTransport
 from pypaxos.transport.tls import TlsContexts, TlsFiles, client_context, node_ids_named
 
 CLUSTER = "c-tls"
+
+
+# Every test here on asyncio's loop and on uvloop's (the one a node runs): their TLS code
+# differs (conftest.py: pytest_asyncio_loop_factories).
+EVENT_LOOPS = ("asyncio", "uvloop")
+
+
 HOSTS = ["127.0.0.1"]
 
 
@@ -125,14 +132,21 @@ async def test_the_same_connection_with_a_matching_hello_gets_through(
     assert inbox.messages == [Prepare(3, Ballot(1, 3))]
 
 
+def _tls_refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "HandshakeRejected: TLS: " in r.getMessage()]
+
+
 @pytest.mark.asyncio
 async def test_a_peer_without_a_certificate_is_refused(
-    make_transport: MakeTransport, certs: Path
+    make_transport: MakeTransport, certs: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     b, inbox = await make_transport(2, cluster_id=CLUSTER, tls=contexts(certs, 2))
     anonymous = client_context(certs / "ca.crt", check_hostname=False)
-    hung_up, _ = await _send_hello(b, anonymous, Hello(3, CLUSTER))
+    with caplog.at_level(logging.WARNING, logger="pypaxos.transport.tcp"):
+        hung_up, _ = await _send_hello(b, anonymous, Hello(3, CLUSTER))
+        await eventually(lambda: b.inbound_stats.protocol_errors == 1)
     assert hung_up and inbox.messages == []
+    assert len(_tls_refusals(caplog)) == 1
 
 
 @pytest.mark.asyncio
@@ -143,19 +157,25 @@ async def test_a_peer_speaking_plain_tcp_is_refused(
     plain, _ = await make_transport(3, cluster_id=CLUSTER)
     plain.set_peer(2, b.listen_address)
     plain.send(2, Prepare(3, Ballot(1, 3)))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: b.inbound_stats.protocol_errors >= 1)
     assert inbox.messages == []
 
 
 @pytest.mark.asyncio
 async def test_a_certificate_from_another_ca_is_refused_both_ways(
-    make_transport: MakeTransport, certs: Path, other_ca: Path
+    make_transport: MakeTransport,
+    certs: Path,
+    other_ca: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     a, inbox_a = await make_transport(1, cluster_id=CLUSTER, tls=contexts(certs, 1))
     # Node 3 trusts our CA but shows a certificate from another one: a refuses it.
     mixed = contexts(other_ca, 3, ca_dir=certs)
-    hung_up, _ = await _send_hello(a, mixed.peer_client, Hello(3, CLUSTER))
+    with caplog.at_level(logging.WARNING, logger="pypaxos.transport.tcp"):
+        hung_up, _ = await _send_hello(a, mixed.peer_client, Hello(3, CLUSTER))
+        await eventually(lambda: a.inbound_stats.protocol_errors == 1)
     assert hung_up and inbox_a.messages == []
+    assert len(_tls_refusals(caplog)) == 1
     # A node of the other CA dialling a: it does not trust a's certificate, sends nothing.
     c, _ = await make_transport(3, cluster_id=CLUSTER, tls=contexts(other_ca, 3))
     c.set_peer(1, a.listen_address)

@@ -59,6 +59,7 @@ import importlib
 import logging
 import math
 import random
+import ssl
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -94,6 +95,9 @@ class HandshakeRejected(ProtocolError):
         super().__init__(detail)
         self.reason = reason  # "cluster", "member", "certificate" or "proof"
 
+
+READ_TLS_BYTES = 256 * 1024
+"""The most plaintext an inbound TLS connection takes from its session in one read."""
 
 CHALLENGE_BYTES_MAX = 256
 """The largest challenge frame a dialling node reads before its Hello."""
@@ -320,13 +324,9 @@ class TcpTransport(Generic[M]):
             raise RuntimeError("transport already started")
         self._started = True
         loop = asyncio.get_running_loop()
-        tls = self._tls
+        # Plain TCP even with TLS: each connection runs its TLS session itself (``_Inbound``).
         self._server = await loop.create_server(
-            self._inbound_connection,
-            self._listen_host,
-            self._listen_port,
-            ssl=None if tls is None else tls.peer_server,
-            ssl_handshake_timeout=None if tls is None else self._config.handshake_timeout_s,
+            self._inbound_connection, self._listen_host, self._listen_port
         )
         self._listen_port = self._server.sockets[0].getsockname()[1]
         logger.debug("node %d listening on %s", self._node_id, self.listen_address)
@@ -726,6 +726,11 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         self.closed = False
         self.nonce: bytes | None = None  # the challenge sent, when the cluster has a secret
         self.cert_ids: frozenset[int] = frozenset()  # the node ids its TLS certificate names
+        # With TLS: the session, fed from and writing to memory buffers (see ``_decrypt``).
+        self.tls: ssl.SSLObject | None = None
+        self.tls_ready = False  # the handshake is done
+        self.tls_in = ssl.MemoryBIO()
+        self.tls_out = ssl.MemoryBIO()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -738,22 +743,71 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         peername = transport.get_extra_info("peername")
         if peername:
             self.remote = format_address(*peername[:2])
-        if owner._tls is not None:
-            self.cert_ids = node_ids_named(transport.get_extra_info("peercert"))
         # One deadline for the whole handshake, so a trickle of bytes cannot stretch it.
         self.handshake_timer = asyncio.get_running_loop().call_later(
             owner._config.handshake_timeout_s, self._handshake_timed_out
         )
-        if owner._secret is not None:
+        if owner._tls is None:
+            self._greet()
+        else:
+            self.tls = owner._tls.peer_server.wrap_bio(self.tls_in, self.tls_out, server_side=True)
+
+    def _greet(self) -> None:
+        """The acceptor's first frame: a challenge, when the cluster has a secret."""
+        if self.owner._secret is not None:
             self.nonce = new_nonce()
             payload = msgspec.msgpack.encode(Challenge(self.nonce))
-            self.transport.write(HEADER.pack(len(payload) + 1, FRAME_VERSION) + payload)
+            self._write(HEADER.pack(len(payload) + 1, FRAME_VERSION) + payload)
+
+    def _write(self, data: bytes) -> None:
+        if self.tls is not None:
+            self.tls.write(data)
+            data = self.tls_out.read()
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def _decrypt(self, data: bytes, tls: ssl.SSLObject) -> bytes:
+        """Feed TLS records to the session: the handshake first (the certificate it verified
+        names the peer: ``cert_ids``; then the greeting), then whatever plaintext is complete.
+
+        TLS in memory (RFC 8446 over ``ssl.MemoryBIO``) rather than a TLS server or
+        ``start_tls``: it behaves the same on every event loop (uvloop's ``start_tls`` loses the
+        bytes that arrive before it runs), and a refused handshake is reported here like any
+        other refused peer.  Raises ``HandshakeRejected``.
+        """
+        self.tls_in.write(data)
+        chunks: list[bytes] = []
+        try:
+            if not self.tls_ready:
+                tls.do_handshake()  # SSLWantReadError until the dialler's last flight is in
+                self.tls_ready = True
+                self.cert_ids = node_ids_named(tls.getpeercert())
+                self._greet()
+            while chunk := tls.read(READ_TLS_BYTES):
+                chunks.append(chunk)
+        except ssl.SSLWantReadError:
+            pass  # the rest of a record is still on its way
+        except ssl.SSLZeroReturnError:
+            self.close()  # the peer's close_notify
+        except ssl.SSLError as error:
+            reason = error.reason or error.strerror or type(error).__name__
+            raise HandshakeRejected("certificate", f"TLS: {reason}") from None
+        finally:
+            answer = self.tls_out.read()  # handshake flights, session tickets, an alert
+            if answer and self.transport is not None and not self.transport.is_closing():
+                self.transport.write(answer)
+        return b"".join(chunks)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
         owner = self.owner
         try:
+            tls = self.tls
+            if tls is not None:
+                data = self._decrypt(data, tls)
+                if not data or self.closed:
+                    return
             messages = self.decoder.feed(data)
             hello = self.hello
             if hello is None:
@@ -767,17 +821,21 @@ class _Inbound(asyncio.Protocol, Generic[M]):
                 owner._peer_is_back(hello.node_id)
             owner._deliver_all(hello, messages)
         except ProtocolError as exc:
-            owner.inbound_stats.protocol_errors += 1
-            decoded = self.decoder.hello
-            logger.warning(
-                "node %d: closing inbound connection from %s (node %s): %s: %s",
-                owner._node_id,
-                self.remote,
-                decoded.node_id if decoded else "unknown",
-                type(exc).__name__,
-                exc,
-            )
-            self.close()
+            self._refuse(exc)
+
+    def _refuse(self, exc: ProtocolError) -> None:
+        owner = self.owner
+        owner.inbound_stats.protocol_errors += 1
+        decoded = self.decoder.hello
+        logger.warning(
+            "node %d: closing inbound connection from %s (node %s): %s: %s",
+            owner._node_id,
+            self.remote,
+            decoded.node_id if decoded else "unknown",
+            type(exc).__name__,
+            exc,
+        )
+        self.close()
 
     def _handshake_timed_out(self) -> None:
         if self.hello is not None or self.closed:
