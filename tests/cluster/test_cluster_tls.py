@@ -108,3 +108,27 @@ def test_certs_command_writes_the_table_and_refuses_to_overwrite(
     assert main(["certs", "--config", str(path), "--renew", "--write-config"]) == 0
     tls = load_config(path).tls
     assert tls is not None and tls.files(4).cert_file == tmp_path / "tls" / "node-4.crt"
+
+
+def test_a_node_whose_certificate_does_not_load_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_text(
+        'cluster_id = "c"\n[tls]\nca_file = "tls/ca.crt"\ncert_file = "tls/node-{id}.crt"\n'
+        'key_file = "tls/node-{id}.key"\n'
+        '[[members]]\nid = 1\npeer = "127.0.0.1:1"\nclient = "127.0.0.1:2"\n'
+    )
+    assert main(["node", "--config", str(path), "--id", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: tls:" in err and "node-1.crt" in err
+
+
+def test_tls_is_for_a_new_cluster_only(
+    clusters: Clusters, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = clusters.make(name="plain")
+    data = str(cluster.spec.data_dir)
+    assert main(["cluster", "up", "--data", data, "--tls"]) == 2
+    assert "pypaxos certs" in capsys.readouterr().err
+    assert cluster.running() == {}
