@@ -74,3 +74,14 @@ def test_existing_certificates_are_kept_unless_renewed_with_the_same_ca(tmp_path
     issue_cluster(tmp_path, [(1, ["127.0.0.1"])], renew=True)
     assert _cert(tmp_path / "node-1.crt").serial_number != old
     assert (tmp_path / "ca.crt").read_bytes() == ca_before
+
+
+def test_a_key_that_others_may_read_is_refused(tmp_path: Path) -> None:
+    issue_cluster(tmp_path, [(1, ["127.0.0.1"])])
+    files = TlsFiles(tmp_path / "ca.crt", tmp_path / "node-1.crt", tmp_path / "node-1.key")
+    (tmp_path / "node-1.key").chmod(0o640)  # a group may: Debian's ssl-cert convention
+    server_context(files)
+    (tmp_path / "node-1.key").chmod(0o644)
+    with pytest.raises(TlsError) as caught:
+        server_context(files)
+    assert "node-1.key" in str(caught.value) and "644" in str(caught.value)

@@ -22,7 +22,9 @@ from pypaxos.transport.certs import CERT_DAYS, CertError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, type=Path, metavar="FILE", help="cluster.toml")
-    parser.add_argument("--dir", type=Path, help="where the files go (see above)")
+    parser.add_argument(
+        "--dir", type=Path, help="where the files go (default: [tls] ca_file's folder, else tls/)"
+    )
     parser.add_argument(
         "--days", type=int, default=CERT_DAYS, help=f"node certificates' lifetime ({CERT_DAYS})"
     )

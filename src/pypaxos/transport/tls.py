@@ -13,6 +13,8 @@ host: ``TcpTransport`` checks that an accepted connection's certificate names th
 reach.  Host names are not checked between peers (``check_hostname`` off): an address can
 change or sit behind a NAT, while the node id is what the protocol trusts.
 
+A private key that anyone may read is refused (``TlsError``), as ssh refuses such a key.
+
 Certificates are reloaded in place: ``TlsContexts.reload`` reads the files again into a fresh
 context first (so a bad or mismatched file changes nothing), then loads them into the live
 contexts, which every later handshake uses; open connections keep the certificate they were
@@ -23,6 +25,7 @@ an old CA, restart the node.
 from __future__ import annotations
 
 import ssl
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +90,22 @@ def _base(purpose: int) -> ssl.SSLContext:
     return context
 
 
+def _check_private(key_file: Path) -> None:
+    """Refuse a key that anyone may read.  Group access is allowed: Debian's convention is a
+    0640 key owned by the ``ssl-cert`` group, and the group is chosen by its owner."""
+    try:
+        mode = key_file.stat().st_mode
+    except OSError:
+        return  # loading it says what is wrong
+    if mode & stat.S_IRWXO:
+        raise TlsError(
+            f"{key_file} is readable by others (mode {stat.S_IMODE(mode):o}): chmod 600 or 640"
+        )
+
+
 def _load(context: ssl.SSLContext, files: TlsFiles, *, chain: bool = True) -> None:
+    if chain:
+        _check_private(files.key_file)
     try:
         context.load_verify_locations(cafile=str(files.ca_file))
         if chain:
