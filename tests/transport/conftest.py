@@ -8,16 +8,34 @@ event loop reported no exception (in a callback, or a task's that nobody retriev
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Mapping
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 
+import pytest
 import pytest_asyncio
 from transport_helpers import CODEC, FAST, Inbox, MakeTransport
 
 from pypaxos.core.messages import Message
 from pypaxos.transport.tcp import TcpConfig, TcpTransport
+from pypaxos.transport.tls import TlsContexts
 
 # Most tests send one way, to a node that does not dial back: every small id is a member.
 MEMBERS = range(100)
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """asyncio's loop for every test, and uvloop's too for a module whose ``EVENT_LOOPS``
+    names it (when uvloop is installed)."""
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    wanted = getattr(getattr(item, "module", None), "EVENT_LOOPS", ())
+    if "uvloop" in wanted and importlib.util.find_spec("uvloop") is not None:
+        factories["uvloop"] = importlib.import_module("uvloop").new_event_loop
+    return factories
 
 
 @pytest_asyncio.fixture
@@ -36,6 +54,7 @@ async def make_transport() -> AsyncIterator[MakeTransport]:
         cluster_id: str | None = None,
         members: Collection[int] | None = MEMBERS,
         secret: bytes | None = None,
+        tls: TlsContexts | None = None,
     ) -> tuple[TcpTransport[Message], Inbox]:
         inbox = Inbox()
         transport = TcpTransport(
@@ -48,6 +67,7 @@ async def make_transport() -> AsyncIterator[MakeTransport]:
             cluster_id=cluster_id,
             members=members,
             secret=secret,
+            tls=tls,
         )
         made.append(transport)
         await transport.start()

@@ -10,6 +10,7 @@ from typing import Protocol
 from pypaxos.core.messages import Message
 from pypaxos.transport.codec import Codec
 from pypaxos.transport.tcp import TcpConfig, TcpTransport
+from pypaxos.transport.tls import TlsContexts
 
 CODEC = Codec[Message](Message)
 
@@ -56,6 +57,7 @@ class MakeTransport(Protocol):
         cluster_id: str | None = ...,
         members: Collection[int] | None = ...,
         secret: bytes | None = ...,
+        tls: TlsContexts | None = ...,
     ) -> Awaitable[tuple[TcpTransport[Message], Inbox]]: ...
 
 

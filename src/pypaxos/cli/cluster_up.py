@@ -17,6 +17,7 @@ from pypaxos.cluster.config import DEFAULT_BASE_PORT
 from pypaxos.cluster.local import ClusterError, LocalCluster
 from pypaxos.runtime.config import CONFIG_NAME, ConfigError
 from pypaxos.storage.file import FSYNC_MODES
+from pypaxos.transport.certs import CertError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(for a new cluster; see docs/design.md, 'Thrifty leaders')",
     )
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="for a new cluster: make a development CA and node certificates in DATA/tls and "
+        "turn on TLS for the peer and client ports (see `pypaxos certs`)",
+    )
+    parser.add_argument(
         "--timeout-s", type=float, default=30.0, help="how long to wait for a leader (30)"
     )
 
@@ -50,8 +57,9 @@ def open_or_create(args: argparse.Namespace) -> LocalCluster:
                 args.base_port if args.base_port is not None else DEFAULT_BASE_PORT,
                 args.fsync or "always",
                 args.thrifty,
+                args.tls,
             )
-        except ConfigError as error:
+        except (ConfigError, CertError) as error:
             raise UsageError(str(error)) from error
     cluster = LocalCluster.open(args.data, args.fsync)
     members = cluster.spec.members
@@ -62,6 +70,8 @@ def open_or_create(args: argparse.Namespace) -> LocalCluster:
         )
     if not args.thrifty and cluster.spec.thrifty:
         raise UsageError(f"{path} has thrifty = true; --no-thrifty applies to a new cluster only")
+    if args.tls and cluster.spec.tls is None:
+        raise UsageError(f"{path} has no [tls] table; add one with `pypaxos certs --config {path}`")
     first_port = int(members[0].client.rpartition(":")[2])
     if args.base_port is not None and args.base_port != first_port:
         raise UsageError(f"{path} uses base port {first_port}, not {args.base_port}")
@@ -81,5 +91,11 @@ def run(args: argparse.Namespace) -> int:
         process = cluster.started[member.id]
         mark = "  (leader)" if member.id == leader.id else ""
         print(f"  node {member.id}  client {member.client}  pid {process.pid}{mark}")
+    tls = cluster.spec.tls
+    if cluster.spec.tls_enabled and tls is not None:
+        client = f"--tls --cacert {tls.ca_file}"
+        if tls.client_cert_file and tls.client_key_file:
+            client += f" --cert {tls.client_cert_file} --key {tls.client_key_file}"
+        print(f"TLS on; redis-cli {client}")
     print(f"logs in {data}/node-N/node.log; stop with: pypaxos cluster down --data {args.data}")
     return 0

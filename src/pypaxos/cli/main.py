@@ -39,6 +39,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
         "a short, self-explaining tour of single-decree Paxos (what `make demo` runs)",
     ),
     (("cluster", "up"), "pypaxos.cli.cluster_up", "start a local cluster of node processes"),
+    (("certs",), "pypaxos.cli.certs", "make a development CA and TLS certificates for members"),
     (("cluster", "status"), "pypaxos.cli.cluster_status", "show each node's role and progress"),
     (("cluster", "down"), "pypaxos.cli.cluster_down", "stop the local cluster's nodes"),
     (("live",), "pypaxos.cli.live", "run a workload on a local cluster, kill its leader, verify"),

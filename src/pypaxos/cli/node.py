@@ -1,6 +1,8 @@
 """``pypaxos node --config FILE --id N [--fsync always|never] [--log-level LEVEL] [--bug NAME]``.
 
-Runs one node in the foreground until SIGTERM or SIGINT (see ``docs/runtime-contract.md``).
+Runs one node in the foreground until SIGTERM or SIGINT (see ``docs/runtime-contract.md``);
+with a ``[tls]`` table, SIGHUP reloads its certificate, key and CA files for the connections
+that follow.
 Exit status: 0 after a clean stop; 1 when the node cannot run (a corrupt log or snapshot, whose
 message names the file and byte offset; a data directory locked by another process; a port in
 use; a storage failure while running); 2 for bad usage or a bad configuration file.
@@ -20,7 +22,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from pypaxos.runtime.app import NodeApp
+from pypaxos.runtime.app import NodeApp, tls_contexts
 from pypaxos.runtime.config import ClusterConfig, ConfigError, load_config
 from pypaxos.runtime.identity import ForeignDataError
 from pypaxos.storage import CorruptStorageError, StorageError
@@ -73,6 +75,7 @@ def run(
         config.member(args.id)
         config.peer_secret()  # an unusable secret file is a configuration error: exit 2
         config.check_protected(args.id)
+        tls_contexts(config, args.id)  # so is a TLS file that does not load
         if args.bug:
             config = config.with_bugs(args.bug)
     except ConfigError as error:
@@ -106,14 +109,19 @@ async def serve(config: ClusterConfig, node_id: int, fsync: str | None) -> int:
         return 1
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    signals = [signal.SIGTERM, signal.SIGINT]
+    for signum in signals:
         loop.add_signal_handler(signum, stop.set)
+    # Only with TLS: otherwise a hangup (the terminal closing) still ends the node, as it did.
+    if app.tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, app.reload_tls)
+        signals.append(signal.SIGHUP)
     stop_wait = loop.create_task(stop.wait())
     app_wait = loop.create_task(app.stopped.wait())
     await asyncio.wait((stop_wait, app_wait), return_when=asyncio.FIRST_COMPLETED)
     stop_wait.cancel()
     app_wait.cancel()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in signals:
         loop.remove_signal_handler(signum)
     await app.stop()
     return 1 if app.failed is not None else 0

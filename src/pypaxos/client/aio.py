@@ -21,6 +21,9 @@ How a request travels:
    reachable, ``-TRYAGAIN no leader`` before the request left the node, ``-BUSY``) it is
    ``UnavailableError``.
 
+TLS: pass ``ssl``, an ``ssl.SSLContext`` that trusts the cluster's CA (and holds a client
+certificate when the cluster requires one); every connection, to any node, then uses it.
+
 Sessions allow one outstanding request per client id (``kv.commands.Request``), so a client
 object runs **one request at a time**: concurrent calls on one object queue on an
 ``asyncio.Lock``.  Use one client per concurrent worker.
@@ -32,6 +35,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Sequence
+from ssl import SSLContext
 from types import TracebackType
 from typing import Self
 
@@ -97,8 +101,8 @@ class _Connection:
         self._ready: list[Reply] = []
 
     @classmethod
-    async def open(cls, address: Address) -> _Connection:
-        reader, writer = await asyncio.open_connection(address[0], address[1])
+    async def open(cls, address: Address, ssl: SSLContext | None = None) -> _Connection:
+        reader, writer = await asyncio.open_connection(address[0], address[1], ssl=ssl)
         return cls(address, reader, writer)
 
     async def roundtrip(self, wire: bytes) -> Reply:
@@ -127,7 +131,8 @@ class AsyncClient:
     each attempt (connecting plus one round trip); ``retries`` is how many more attempts follow
     a failed one, with exponential backoff from ``backoff_s`` up to ``backoff_max_s``.
     ``follow_leader=False`` keeps the client on the first node that answers (a follower then
-    forwards every request): for reading through one particular node.
+    forwards every request): for reading through one particular node.  ``ssl`` makes every
+    connection TLS with that context (see the module docstring).
     """
 
     def __init__(
@@ -141,6 +146,7 @@ class AsyncClient:
         rng: random.Random | None = None,
         client_id: int | None = None,
         follow_leader: bool = True,
+        ssl: SSLContext | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("AsyncClient needs at least one address")
@@ -152,6 +158,7 @@ class AsyncClient:
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.follow_leader = follow_leader
+        self.ssl = ssl
         self._rng = rng if rng is not None else random.Random()
         self._client_id = client_id if client_id is not None else self._new_client_id()
         self._seq = 0
@@ -310,7 +317,7 @@ class AsyncClient:
         last_error: BaseException | None = None
         for address in candidates:
             try:
-                connection = await _Connection.open(address)
+                connection = await _Connection.open(address, self.ssl)
             except OSError as error:
                 failed.add(address)
                 last_error = error
@@ -328,7 +335,7 @@ class AsyncClient:
             self._next_index = (self.addresses.index(address) + 1) % len(self.addresses)
             if leader is not None and leader != address and leader not in failed:
                 try:
-                    moved = await _Connection.open(leader)
+                    moved = await _Connection.open(leader, self.ssl)
                 except OSError:
                     failed.add(leader)  # the leader it names is gone: stay with this node
                 else:
@@ -385,11 +392,14 @@ def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-async def fetch_info(address: str | Address, timeout_s: float = 1.0) -> dict[str, str]:
-    """``INFO`` of one node over a fresh connection; raises ``OSError``/``TimeoutError``."""
+async def fetch_info(
+    address: str | Address, timeout_s: float = 1.0, ssl: SSLContext | None = None
+) -> dict[str, str]:
+    """``INFO`` of one node over a fresh connection (TLS with ``ssl``); raises
+    ``OSError``/``TimeoutError``."""
 
     async def once() -> dict[str, str]:
-        connection = await _Connection.open(parse_address(address))
+        connection = await _Connection.open(parse_address(address), ssl)
         try:
             reply = await connection.roundtrip(encode_command(b"INFO"))
         finally:

@@ -12,6 +12,7 @@ import asyncio
 import random
 import threading
 from collections.abc import Coroutine, Sequence
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -35,6 +36,7 @@ class Client:
         rng: random.Random | None = None,
         client_id: int | None = None,
         follow_leader: bool = True,
+        ssl: SSLContext | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread_lock = threading.Lock()
@@ -47,6 +49,7 @@ class Client:
             rng=rng,
             client_id=client_id,
             follow_leader=follow_leader,
+            ssl=ssl,
         )
 
     def _run(self, call: Coroutine[Any, Any, T]) -> T:

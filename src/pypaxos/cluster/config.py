@@ -6,12 +6,15 @@ The ports come in three blocks so they are easy to read in a process list: clien
 whose file lives in the data directory itself with ``data_dir = "."``, so a data directory is
 self-contained: ``pypaxos cluster up`` on it again restarts the same cluster on its old data.
 Each new cluster gets a random peer secret (``peer.secret``, owner-only) that its nodes prove
-they know before a peer listens to them (``transport.auth``).
+they know before a peer listens to them (``transport.auth``).  With ``tls`` a new cluster also
+gets a development CA and a certificate per member in ``tls/`` (``create_certs``), and its
+file a ``[tls]`` table that turns TLS on for the peer and client ports.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 from pypaxos.runtime.config import (
@@ -21,8 +24,17 @@ from pypaxos.runtime.config import (
     Member,
     new_config,
 )
+from pypaxos.runtime.tls import TlsConfig
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport.auth import write_secret
+from pypaxos.transport.certs import (
+    CA_CERT_NAME,
+    CERT_DAYS,
+    CLIENT_NAME,
+    NodeCert,
+    issue_cluster,
+)
+from pypaxos.transport.tcp import parse_address
 
 DEFAULT_BASE_PORT = 7001
 PEER_PORT_OFFSET = 100
@@ -30,6 +42,7 @@ METRICS_PORT_OFFSET = 200
 NODES_MAX = 99  # the port blocks are 100 wide
 HOST = "127.0.0.1"
 PEER_SECRET_NAME = "peer.secret"
+TLS_DIR_NAME = "tls"
 
 
 def plan(
@@ -38,6 +51,7 @@ def plan(
     base_port: int = DEFAULT_BASE_PORT,
     fsync: FsyncMode = "always",
     thrifty: bool = True,
+    tls: bool = False,
 ) -> ClusterConfig:
     """A fresh cluster of ``nodes`` members on 127.0.0.1 whose config lives in ``data_dir``.
 
@@ -63,8 +77,46 @@ def plan(
     path = data_dir.resolve() / CONFIG_NAME
     secret = path.parent / PEER_SECRET_NAME
     return new_config(
-        path, cluster_id, members, fsync=fsync, thrifty=thrifty, peer_secret_file=secret
+        path,
+        cluster_id,
+        members,
+        fsync=fsync,
+        thrifty=thrifty,
+        peer_secret_file=secret,
+        tls=tls_settings(path.parent / TLS_DIR_NAME) if tls else None,
     )
+
+
+def tls_settings(directory: Path) -> TlsConfig:
+    """The ``[tls]`` table for the files ``create_certs`` writes in ``directory``: TLS on the
+    peer and client ports (client certificates required), the tools' certificate named."""
+    return TlsConfig(
+        ca_file=directory / CA_CERT_NAME,
+        cert_file=directory / "node-{id}.crt",
+        key_file=directory / "node-{id}.key",
+        client_cert_file=directory / f"{CLIENT_NAME}.crt",
+        client_key_file=directory / f"{CLIENT_NAME}.key",
+    )
+
+
+def member_hosts(config: ClusterConfig) -> list[tuple[int, Sequence[str]]]:
+    """Each member's id and the hosts of its addresses, which its certificate names."""
+    return [
+        (member.id, list(dict.fromkeys(parse_address(a)[0] for a in addresses(member))))
+        for member in config.members
+    ]
+
+
+def addresses(member: Member) -> list[str]:
+    return [member.peer, member.client] + ([member.metrics] if member.metrics else [])
+
+
+def create_certs(
+    config: ClusterConfig, directory: Path, *, days: int = CERT_DAYS, renew: bool = False
+) -> list[NodeCert]:
+    """A CA (unless ``directory`` has one) and every member's certificate, in ``directory``;
+    ``CertError`` if they exist and not ``renew``."""
+    return issue_cluster(directory, member_hosts(config), days=days, renew=renew)
 
 
 def create_secret(config: ClusterConfig) -> None:

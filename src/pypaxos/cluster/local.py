@@ -10,7 +10,8 @@ A node's role, ballot and commit index come from asking it ``INFO`` on its clien
 that does not answer within a short timeout is ``down``.  "A leader is elected" means one node
 says ``role:leader`` and a majority of the members name it as ``leader_id``: then every node
 that is up can forward to it.  ``up`` also waits for every node it started to answer, so the
-cluster serves requests at every address once it returns.
+cluster serves requests at every address once it returns.  With TLS on the client port
+(``[tls]``), ``INFO`` is asked over TLS with the file's CA and client certificate.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Collection
@@ -34,6 +36,7 @@ from pypaxos.runtime.config import (
     write_config,
 )
 from pypaxos.storage.file import FsyncMode
+from pypaxos.transport.tls import TlsError
 
 INFO_TIMEOUT_S = 1.0
 POLL_S = 0.05
@@ -79,6 +82,19 @@ class LocalCluster:
         self.spec = spec
         self.fsync = fsync
         self.started: dict[int, subprocess.Popen[bytes]] = {}  # by this object, by node id
+        self._client_tls: ssl.SSLContext | None = None
+
+    def client_tls(self) -> ssl.SSLContext | None:
+        """The context to reach the client ports with, when they speak TLS; made once."""
+        tls = self.spec.tls
+        if not self.spec.tls_enabled or tls is None:
+            return None
+        if self._client_tls is None:
+            try:
+                self._client_tls = tls.client_context()
+            except TlsError as error:
+                raise ClusterError(f"{self.spec.path}: tls: {error}") from None
+        return self._client_tls
 
     @classmethod
     def open(cls, data_dir: Path, fsync: FsyncMode | None = None) -> LocalCluster:
@@ -98,13 +114,16 @@ class LocalCluster:
         base_port: int = config.DEFAULT_BASE_PORT,
         fsync: FsyncMode = "always",
         thrifty: bool = True,
+        tls: bool = False,
     ) -> LocalCluster:
         """Plan a new cluster in ``data_dir`` and write its ``cluster.toml``.
 
         Raises ``ConfigError`` for impossible parameters (bad usage, not a cluster problem).
         """
-        spec = config.plan(data_dir, nodes, base_port, fsync, thrifty)
+        spec = config.plan(data_dir, nodes, base_port, fsync, thrifty, tls)
         config.create_secret(spec)
+        if spec.tls is not None:
+            config.create_certs(spec, spec.tls.ca_file.parent)
         write_config(spec)
         return cls(spec)
 
@@ -175,8 +194,9 @@ class LocalCluster:
     async def statuses(self, timeout_s: float = INFO_TIMEOUT_S) -> list[NodeStatus]:
         """Every member's status, asked concurrently."""
         members = self.spec.members
+        tls = self.client_tls()
         infos = await asyncio.gather(
-            *(fetch_info(m.client, timeout_s) for m in members), return_exceptions=True
+            *(fetch_info(m.client, timeout_s, tls) for m in members), return_exceptions=True
         )
         leader_commit: int | None = None
         for info in infos:

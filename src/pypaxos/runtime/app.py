@@ -12,6 +12,10 @@ Start-up failures are typed, so ``pypaxos node`` can map them to exit codes: a d
 snapshot raises ``CorruptStorageError`` (its message names the file and byte offset), an
 undecodable record, or a snapshot the state machine refuses, ``RecoveryError``; a port in use
 an ``OSError``.
+
+With a ``[tls]`` table the node loads its certificate when it is made (an unusable file is a
+``ConfigError``), serves the ports the table names with TLS, and ``reload_tls`` (SIGHUP in
+``pypaxos node``) reads the files again for every later connection, without a restart.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pypaxos.kv import KVStateMachine
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.multi.validate import check_message
 from pypaxos.runtime.auth import Users
-from pypaxos.runtime.config import ClusterConfig
+from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.identity import IDENTITY_NAME, Identity, claim
 from pypaxos.runtime.metrics import MetricsServer, NodeMetrics
@@ -47,6 +51,7 @@ from pypaxos.runtime.wire import (
 from pypaxos.storage import CorruptStorageError, FileStorage, Storage, replay
 from pypaxos.storage.file import FsyncMode
 from pypaxos.transport import TcpConfig, TcpTransport
+from pypaxos.transport.tls import TlsContexts, TlsError
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +132,16 @@ def rebuild_node(
         ) from None
 
 
+def tls_contexts(config: ClusterConfig, node_id: int) -> TlsContexts | None:
+    """Node ``node_id``'s TLS contexts, loaded now; ``ConfigError`` if a file is unusable."""
+    if config.tls is None:
+        return None
+    try:
+        return config.tls.contexts(node_id)
+    except TlsError as error:
+        raise ConfigError(config.path, "tls", str(error)) from None
+
+
 class NodeApp:
     def __init__(
         self,
@@ -145,6 +160,7 @@ class NodeApp:
         self.pid_path = config.pid_file(node_id)
         self.peer_secret = config.peer_secret()  # ConfigError now, not at the first dial
         config.check_protected(node_id)
+        self.tls = tls_contexts(config, node_id)
         self.member_ids = frozenset(m.id for m in config.members)
         self.messages_refused = 0
         self._refused_logged_at = -math.inf
@@ -227,6 +243,7 @@ class NodeApp:
             config=TcpConfig(),
             secret=self.peer_secret,
             members=[m.id for m in config.members],
+            tls=self.tls if self.tls is not None and self._tls_on("peer") else None,
         )
         self.transport = transport
         driver = Driver(
@@ -245,10 +262,17 @@ class NodeApp:
         self.router = router
         await transport.start()
         users = Users(config.users) if config.users else None
-        self.server = RespServer(router, self.info, self.member.client, users=users)
+        server_tls = self.tls.server if self.tls is not None else None
+        client_tls = server_tls if self._tls_on("client") else None
+        self.server = RespServer(router, self.info, self.member.client, users=users, ssl=client_tls)
         await self.server.start()
         if self.member.metrics is not None:
-            self.metrics_server = MetricsServer(self.metrics, self.member.metrics, self._refresh)
+            self.metrics_server = MetricsServer(
+                self.metrics,
+                self.member.metrics,
+                self._refresh,
+                ssl=server_tls if self._tls_on("metrics") else None,
+            )
             await self.metrics_server.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -260,6 +284,24 @@ class NodeApp:
         ]
         for peer_id in sorted(peers):  # say we are back: a leader then redials us at once
             transport.dial(peer_id)
+
+    def _tls_on(self, port: str) -> bool:
+        tls = self.config.tls
+        return tls is not None and bool(getattr(tls, port))
+
+    def reload_tls(self) -> bool:
+        """Read the certificate, key and CA files again (SIGHUP): connections made from now on
+        use them.  A file that does not load is logged and the old ones stay; False then."""
+        if self.tls is None:
+            log.info("node %d: no [tls] table, nothing to reload", self.node_id)
+            return False
+        try:
+            self.tls.reload()
+        except TlsError as error:
+            log.error("node %d: TLS reload failed, keeping the old files: %s", self.node_id, error)
+            return False
+        log.info("node %d: TLS files reloaded (%s)", self.node_id, self.tls.files.cert_file)
+        return True
 
     def _deliver(self, msg: WireMessage) -> None:
         if isinstance(msg, Forward):

@@ -16,12 +16,14 @@ larger, it snapshots less often because a snapshot is a full copy of the store, 
 election timeout is longer because a real process stalls now and then.  ``thrifty`` (a
 boolean, default true) is ``MultiConfig.thrifty``: the leader sends each ``Accept`` to a
 quorum's worth of followers only and the others catch up from heartbeats; ``false`` sends every
-``Accept`` to every follower.
+``Accept`` to every follower.  The optional ``[tls]`` table (which ports speak TLS, with which
+certificates) is parsed and rendered by ``runtime.tls``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 import tomllib
@@ -32,6 +34,7 @@ from typing import Any
 from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.multi import LogBug, MultiConfig
 from pypaxos.runtime.auth import PasswordHashError, Role, User, check_hash_format
+from pypaxos.runtime.tls import TlsConfig, TlsConfigError, parse_tls, render_tls
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport.auth import SecretError, read_secret
 from pypaxos.transport.tcp import parse_address
@@ -97,6 +100,7 @@ TOP_KEYS = (
     "peer_secret_file",
     "protected_mode",
     "users",
+    "tls",
     "members",
 )
 MEMBER_KEYS = ("id", "peer", "client", "metrics")
@@ -144,6 +148,12 @@ class ClusterConfig:
     users: tuple[User, ...] = ()  # clients must AUTH as one of these (runtime.auth)
     # Refuse to serve clients on a non-loopback address without users (Redis's protected mode).
     protected_mode: bool = True
+    tls: TlsConfig | None = None  # the [tls] table (runtime.tls); None: no TLS anywhere
+
+    @property
+    def tls_enabled(self) -> bool:
+        """Whether the client port speaks TLS (what a protected-mode check asks)."""
+        return self.tls is not None and self.tls.client
 
     def peer_secret(self) -> bytes | None:
         """The peer secret, read now; ``ConfigError`` if the file is unusable."""
@@ -158,7 +168,7 @@ class ClusterConfig:
         """``ConfigError`` if node ``node_id`` would serve clients beyond this machine with no
         authentication, and ``protected_mode`` was not turned off (as Redis refuses)."""
         host, _ = parse_address(self.member(node_id).client)
-        if not self.protected_mode or self.users or _is_loopback(host):
+        if not self.protected_mode or self.users or self.tls_enabled or _is_loopback(host):
             return
         raise ConfigError(
             self.path,
@@ -213,6 +223,7 @@ def new_config(
     thrifty: bool = True,
     peer_secret_file: Path | None = None,
     protected_mode: bool = True,
+    tls: TlsConfig | None = None,
 ) -> ClusterConfig:
     """A configuration with the runtime's protocol defaults, checked as a loaded one is.
 
@@ -232,7 +243,7 @@ def new_config(
             {k: v for k, v in dataclasses.asdict(m).items() if v is not None} for m in members
         ],
     }
-    return parse_config(raw, path)
+    return dataclasses.replace(parse_config(raw, path), tls=tls)
 
 
 def render_config(config: ClusterConfig) -> str:
@@ -267,6 +278,9 @@ def render_config(config: ClusterConfig) -> str:
             f"role = {_quote(user.role.value)}",
         ]
         lines.append(f"password_hash = {_quote(user.password_hash)}")
+    if config.tls is not None:
+        relative = functools.partial(_relative_to_file, config)
+        lines += ["", *render_tls(config.tls, relative, _quote)]
     for member in config.members:
         lines += ["", "[[members]]", f"id = {member.id}"]
         lines += [f"peer = {_quote(member.peer)}", f"client = {_quote(member.client)}"]
@@ -374,12 +388,23 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
         peer_secret_file=peer_secret_file,
         users=_users(raw, path),
         protected_mode=protected_mode,
+        tls=_tls(raw, path),
     )
     try:
         config.multi_config()
     except ValueError as error:
         raise ConfigError(path, "timeouts/limits", str(error)) from None
     return config.with_bugs(bugs) if bugs else config
+
+
+def _tls(raw: dict[str, Any], path: Path) -> TlsConfig | None:
+    if "tls" not in raw:
+        return None
+    base = path.resolve().parent
+    try:
+        return parse_tls(raw["tls"], lambda text: base / text)  # an absolute text stays as is
+    except TlsConfigError as error:
+        raise ConfigError(path, f"tls.{error.key}" if error.key else "tls", error.message) from None
 
 
 def _no_unknown_keys(table: dict[str, Any], known: tuple[str, ...], path: Path, at: str) -> None:

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from ssl import SSLContext
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -133,16 +134,27 @@ class MetricsServer:
     too slow is dropped."""
 
     def __init__(
-        self, metrics: NodeMetrics, address: str, refresh: Callable[[], None] | None = None
+        self,
+        metrics: NodeMetrics,
+        address: str,
+        refresh: Callable[[], None] | None = None,
+        *,
+        ssl: SSLContext | None = None,  # HTTPS, for scrapers that speak it (``[tls] metrics``)
     ) -> None:
         self.metrics = metrics
+        self.ssl = ssl
         self.host, self.port = parse_address(address)
         self._refresh = refresh
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._serve, self.host, self.port, limit=REQUEST_HEAD_BYTES_MAX
+            self._serve,
+            self.host,
+            self.port,
+            limit=REQUEST_HEAD_BYTES_MAX,
+            ssl=self.ssl,
+            ssl_handshake_timeout=REQUEST_TIMEOUT_S if self.ssl else None,
         )
         log.debug("node %d: metrics on %s:%d", self.metrics.node_id, self.host, self.port)
 

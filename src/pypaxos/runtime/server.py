@@ -46,6 +46,7 @@ import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from ssl import SSLContext
 from typing import cast
 
 from pypaxos.kv import (
@@ -109,6 +110,7 @@ OUTPUT_BYTES_MAX = 64 * 1024 * 1024  # unread replies per client before it is dr
 BULK_BYTES_MAX = 4 * 1024 * 1024  # above the value limit, so a big value gets a clear error
 GROUP_OPS_MAX = 1024  # bounds of one connection's batch (one log entry, see _Group)
 GROUP_BYTES_MAX = 256 * 1024
+TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that starts TLS and stalls holds no socket longer
 
 InfoSource = Callable[[str | None], str]
 
@@ -141,8 +143,10 @@ class RespServer:
         users: Users | None = None,
         clients_max: int = CLIENTS_MAX,
         output_bytes_max: int = OUTPUT_BYTES_MAX,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.router = router
+        self.ssl = ssl  # TLS on the client port (``rediss://``); reloaded in place on SIGHUP
         self.info = info
         self.users = users  # None: no authentication (runtime.auth)
         self.clients_max = clients_max
@@ -157,7 +161,12 @@ class RespServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: RespConnection(self), self.host, self.port, reuse_address=True
+            lambda: RespConnection(self),
+            self.host,
+            self.port,
+            reuse_address=True,
+            ssl=self.ssl,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self.ssl else None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -351,10 +360,11 @@ class RespConnection(asyncio.Protocol):
         future.add_done_callback(checked)
 
     def eof_received(self) -> bool | None:
-        # The client half-closed: answer what it sent, then close.
+        # The client half-closed: answer what it sent, then close.  TLS has no half-close
+        # (asyncio closes an SSL transport after EOF whatever this returns, and warns if True).
         self.closing = True
         self._flush()
-        return True
+        return self.server.ssl is None
 
     def abort(self) -> None:
         if self.transport is not None and not self.closed:

@@ -11,6 +11,11 @@ every peer at start.  Inbound bytes are decoded in an ``asyncio.Protocol``'s ``d
 (no task per read); a bad frame or handshake closes only that connection.  Portable asyncio
 only, so any loop works (``preferred_loop_factory`` picks uvloop's when installed).  More:
 docs/design.md, "The peer transport".
+
+With ``tls`` (``transport.tls``) the peer port listens and dials with mutual TLS against the
+cluster's CA: an accepted connection's certificate must name (``pypaxos:node:N``) the node its
+``Hello`` claims, and a dialled peer's the node we meant to reach, else ``HandshakeRejected``
+with reason ``"certificate"``; a shared secret, when there is one too, is checked inside TLS.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import importlib
 import logging
 import math
 import random
+import ssl
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -39,6 +45,7 @@ from pypaxos.transport.codec import (
     Hello,
     ProtocolError,
 )
+from pypaxos.transport.tls import TlsContexts, node_ids_named
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +55,16 @@ DropPolicy = Literal["drop_oldest", "drop_new"]
 
 
 class HandshakeRejected(ProtocolError):
-    """The remote peer's Hello names another cluster, is not a member, or fails its proof."""
+    """The remote peer's Hello names another cluster, is not a member, is not the node its
+    certificate names, or fails its proof."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
-        self.reason = reason  # "cluster", "member" or "proof"
+        self.reason = reason  # "cluster", "member", "certificate" or "proof"
 
+
+READ_TLS_BYTES = 256 * 1024
+"""The most plaintext an inbound TLS connection takes from its session in one read."""
 
 CHALLENGE_BYTES_MAX = 256
 """The largest challenge frame a dialling node reads before its Hello."""
@@ -240,6 +251,7 @@ class TcpTransport(Generic[M]):
         rng: random.Random | None = None,
         secret: bytes | None = None,
         members: Collection[int] | None = None,
+        tls: TlsContexts | None = None,
     ) -> None:
         self._node_id = node_id
         self._listen_host, self._listen_port = parse_address(listen_address)
@@ -247,6 +259,7 @@ class TcpTransport(Generic[M]):
         self._deliver = deliver
         self._cluster_id = cluster_id
         self._secret = secret  # with one, peers must answer a challenge (transport.auth)
+        self._tls = tls  # with it, mutual TLS and certificates that name the node
         # Who may dial in: the members, or else the peers this node dials.
         self._members = None if members is None else frozenset(members)
         self._config = config or TcpConfig()
@@ -278,6 +291,7 @@ class TcpTransport(Generic[M]):
             raise RuntimeError("transport already started")
         self._started = True
         loop = asyncio.get_running_loop()
+        # Plain TCP even with TLS: each connection runs its TLS session itself (``_Inbound``).
         self._server = await loop.create_server(
             self._inbound_connection, self._listen_host, self._listen_port
         )
@@ -524,8 +538,19 @@ class TcpTransport(Generic[M]):
 
     async def _connect(self, peer: _Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         host, port = parse_address(peer.address)
+        tls = self._tls
         async with asyncio.timeout(self._config.connect_timeout_s):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=None if tls is None else tls.peer_client
+            )
+        if tls is not None:
+            named = node_ids_named(writer.get_extra_info("peercert"))
+            if peer.node_id not in named:
+                writer.close()
+                raise HandshakeRejected(
+                    "certificate",
+                    f"node {peer.node_id}'s address shows a certificate for {_describe_ids(named)}",
+                )
         if self._secret is None:
             writer.write(self._hello_frame)
             return reader, writer
@@ -596,7 +621,7 @@ class TcpTransport(Generic[M]):
         if peer is not None and not peer.connected and peer.task is not None:
             peer.cut_backoff()
 
-    def _check_hello(self, hello: Hello, nonce: bytes | None) -> None:
+    def _check_hello(self, hello: Hello, nonce: bytes | None, cert_ids: frozenset[int]) -> None:
         # The messages name neither this node's cluster id nor anything about the secret.
         if self._cluster_id is not None and hello.cluster_id != self._cluster_id:
             raise HandshakeRejected(
@@ -605,6 +630,12 @@ class TcpTransport(Generic[M]):
         members = self._peers.keys() if self._members is None else self._members
         if hello.node_id not in members or hello.node_id == self._node_id:
             raise HandshakeRejected("member", f"node {hello.node_id} is not a member")
+        if self._tls is not None and hello.node_id not in cert_ids:
+            raise HandshakeRejected(
+                "certificate",
+                f"Hello claims node {hello.node_id}; its certificate names "
+                f"{_describe_ids(cert_ids)}",
+            )
         if self._secret is not None:
             assert nonce is not None
             expected = hello_proof(
@@ -661,6 +692,12 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
         self.nonce: bytes | None = None  # the challenge sent, when the cluster has a secret
+        self.cert_ids: frozenset[int] = frozenset()  # the node ids its TLS certificate names
+        # With TLS: the session, fed from and writing to memory buffers (see ``_decrypt``).
+        self.tls: ssl.SSLObject | None = None
+        self.tls_ready = False  # the handshake is done
+        self.tls_in = ssl.MemoryBIO()
+        self.tls_out = ssl.MemoryBIO()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -677,40 +714,95 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         self.handshake_timer = asyncio.get_running_loop().call_later(
             owner._config.handshake_timeout_s, self._handshake_timed_out
         )
-        if owner._secret is not None:
+        if owner._tls is None:
+            self._greet()
+        else:
+            self.tls = owner._tls.peer_server.wrap_bio(self.tls_in, self.tls_out, server_side=True)
+
+    def _greet(self) -> None:
+        """The acceptor's first frame: a challenge, when the cluster has a secret."""
+        if self.owner._secret is not None:
             self.nonce = new_nonce()
             payload = msgspec.msgpack.encode(Challenge(self.nonce))
-            self.transport.write(HEADER.pack(len(payload) + 1, FRAME_VERSION) + payload)
+            self._write(HEADER.pack(len(payload) + 1, FRAME_VERSION) + payload)
+
+    def _write(self, data: bytes) -> None:
+        if self.tls is not None:
+            self.tls.write(data)
+            data = self.tls_out.read()
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def _decrypt(self, data: bytes, tls: ssl.SSLObject) -> bytes:
+        """Feed TLS records to the session: the handshake first (the certificate it verified
+        names the peer: ``cert_ids``; then the greeting), then whatever plaintext is complete.
+
+        TLS in memory (RFC 8446 over ``ssl.MemoryBIO``) rather than a TLS server or
+        ``start_tls``: it behaves the same on every event loop (uvloop's ``start_tls`` loses the
+        bytes that arrive before it runs), and a refused handshake is reported here like any
+        other refused peer.  Raises ``HandshakeRejected``.
+        """
+        self.tls_in.write(data)
+        chunks: list[bytes] = []
+        try:
+            if not self.tls_ready:
+                tls.do_handshake()  # SSLWantReadError until the dialler's last flight is in
+                self.tls_ready = True
+                self.cert_ids = node_ids_named(tls.getpeercert())
+                self._greet()
+            while chunk := tls.read(READ_TLS_BYTES):
+                chunks.append(chunk)
+        except ssl.SSLWantReadError:
+            pass  # the rest of a record is still on its way
+        except ssl.SSLZeroReturnError:
+            self.close()  # the peer's close_notify
+        except ssl.SSLError as error:
+            reason = error.reason or error.strerror or type(error).__name__
+            raise HandshakeRejected("certificate", f"TLS: {reason}") from None
+        finally:
+            answer = self.tls_out.read()  # handshake flights, session tickets, an alert
+            if answer and self.transport is not None and not self.transport.is_closing():
+                self.transport.write(answer)
+        return b"".join(chunks)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
         owner = self.owner
         try:
+            tls = self.tls
+            if tls is not None:
+                data = self._decrypt(data, tls)
+                if not data or self.closed:
+                    return
             messages = self.decoder.feed(data)
             hello = self.hello
             if hello is None:
                 hello = self.decoder.hello
                 if hello is None:
                     return
-                owner._check_hello(hello, self.nonce)
+                owner._check_hello(hello, self.nonce, self.cert_ids)
                 self.hello = hello
                 if self.handshake_timer is not None:
                     self.handshake_timer.cancel()
                 owner._peer_is_back(hello.node_id)
             owner._deliver_all(hello, messages)
         except ProtocolError as exc:
-            owner.inbound_stats.protocol_errors += 1
-            decoded = self.decoder.hello
-            logger.warning(
-                "node %d: closing inbound connection from %s (node %s): %s: %s",
-                owner._node_id,
-                self.remote,
-                decoded.node_id if decoded else "unknown",
-                type(exc).__name__,
-                exc,
-            )
-            self.close()
+            self._refuse(exc)
+
+    def _refuse(self, exc: ProtocolError) -> None:
+        owner = self.owner
+        owner.inbound_stats.protocol_errors += 1
+        decoded = self.decoder.hello
+        logger.warning(
+            "node %d: closing inbound connection from %s (node %s): %s: %s",
+            owner._node_id,
+            self.remote,
+            decoded.node_id if decoded else "unknown",
+            type(exc).__name__,
+            exc,
+        )
+        self.close()
 
     def _handshake_timed_out(self) -> None:
         if self.hello is not None or self.closed:
@@ -756,6 +848,12 @@ __all__ = [
     "parse_address",
     "preferred_loop_factory",
 ]
+
+
+def _describe_ids(node_ids: frozenset[int]) -> str:
+    if not node_ids:
+        return "no node"
+    return "node " + ", ".join(str(i) for i in sorted(node_ids))
 
 
 async def _read_challenge(reader: asyncio.StreamReader) -> bytes:
