@@ -16,8 +16,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 
-import msgspec
-
 from pypaxos.core.effects import Persist, Send
 from pypaxos.multi import (
     AcceptRecord,
@@ -35,6 +33,7 @@ from pypaxos.multi import (
     Reply,
     Role,
 )
+from pypaxos.sim.log_script import ScriptMachine
 
 Filter = Callable[[int, int, Message], bool]
 
@@ -43,21 +42,8 @@ SLOW_OWN_VOTE_SYNC_TICKS = 3
 a leader that counted its vote early can crash in between (``count-own-vote-before-sync``)."""
 
 
-class LogMachine:
-    """A state machine that remembers every command; the result is the command's position."""
-
-    def __init__(self) -> None:
-        self.commands: list[bytes] = []
-
-    def apply(self, command: bytes) -> bytes:
-        self.commands.append(command)
-        return str(len(self.commands)).encode()
-
-    def snapshot(self) -> bytes:
-        return msgspec.msgpack.encode(self.commands)
-
-    def restore(self, data: bytes) -> None:
-        self.commands = msgspec.msgpack.decode(data, type=list[bytes])
+# The script language's machine: it keeps every command; the result is the command's position.
+LogMachine = ScriptMachine
 
 
 class Cluster:

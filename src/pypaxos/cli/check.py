@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pypaxos.cli.usage import UsageError
+from pypaxos.cli.usage import UsageError, add_bug_argument
 from pypaxos.core.bugs import SynodBug, parse_bugs
 from pypaxos.core.synod import SynodConfig
 from pypaxos.explorer.options import add_serve_arguments
@@ -48,13 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--crash-proposers", action="store_true", help="let proposers crash too, not only acceptors"
     )
-    parser.add_argument(
-        "--bug",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="switch on a planted bug (repeatable); '--bug list' lists them",
-    )
+    add_bug_argument(parser)
     parser.add_argument(
         "--no-symmetry",
         action="store_true",

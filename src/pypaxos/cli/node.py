@@ -22,6 +22,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+from pypaxos.cli.usage import add_bug_argument
 from pypaxos.runtime.app import NodeApp, tls_contexts
 from pypaxos.runtime.config import ClusterConfig, ConfigError, load_config
 from pypaxos.runtime.identity import ForeignDataError
@@ -46,13 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LEVEL",
         help="DEBUG, INFO (default), WARNING or ERROR",
     )
-    parser.add_argument(
-        "--bug",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="switch on a planted Multi-Paxos bug (repeatable; tests only)",
-    )
+    add_bug_argument(parser, "switch on a planted Multi-Paxos bug (repeatable; tests only)")
 
 
 def setup_logging(level: str) -> None:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+from pypaxos.cli.usage import add_bug_argument
 from pypaxos.core.bugs import parse_bugs
 from pypaxos.kv import KvBug
 from pypaxos.multi import LogBug
@@ -47,13 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seeds", type=int, default=100, help="how many seeds (default 100)")
     parser.add_argument("--start", type=int, default=0, help="first seed (default 0)")
-    parser.add_argument(
-        "--bug",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="switch on a planted bug (repeatable); '--bug list' lists them",
-    )
+    add_bug_argument(parser)
     parser.add_argument(
         "--thrifty",
         action=argparse.BooleanOptionalAction,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from pypaxos.cli.usage import UsageError
+from pypaxos.cli.usage import UsageError, add_bug_argument
 from pypaxos.core.bugs import SynodBug, parse_bugs
 from pypaxos.sim.steps import Deliver, Drop, Timed, render_message
 from pypaxos.sim.synod import SynodSettings, run_synod, swarm_settings
@@ -99,13 +99,7 @@ def add_world_arguments(
     world = parser.add_argument_group("deployment")
     for option, field in _DEPLOYMENT_OPTIONS:
         world.add_argument(option, type=int, dest=field, help=default_help(field))
-    world.add_argument(
-        "--bug",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="switch on a planted bug (repeatable); '--bug list' lists them",
-    )
+    add_bug_argument(world)
     faults = parser.add_argument_group("faults (during the fault phase, before the heal)")
     for option, field, kind, text in _FAULT_OPTIONS:
         metavar = "SPEC" if field == "partition" else option[2:].upper().replace("-", "_")

@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from pypaxos.cli.usage import add_bug_argument
 from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.multi import LogBug
 from pypaxos.torture.nemesis import AIMED_NEMESES, NEMESES
@@ -30,9 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated from {','.join(NEMESES)}, or all (default), or none; "
         f"aimed kinds (not in all): {','.join(AIMED_NEMESES)}",
     )
-    parser.add_argument(
-        "--bug", action="append", default=[], metavar="NAME", help="planted bug; --bug list"
-    )
+    add_bug_argument(parser)
     parser.add_argument(
         "--mode",
         choices=("auto", "netns", "loopback"),
