@@ -1,32 +1,15 @@
 """``AsyncClient``: a Redis-protocol client for a pypaxos cluster that retries safely.
 
-How a request travels:
+It keeps one connection, to the leader (found with ``INFO``), moving on along its address list
+when a connection fails.  Writes go out as ``PAXOS.REQ client_id seq ...``; a retry repeats the
+same pair and the state machine answers it from its session table, so a retried write is
+applied at most once (Raft thesis section 6.3).  Reads go through the log too (linearizable)
+and need no session.  Errors say what is known: ``OutcomeUnknownError`` or
+``UnavailableError``.  Pass ``ssl`` for TLS.  Sessions allow one outstanding request per client
+id, so one object runs one request at a time (calls queue on an ``asyncio.Lock``): use one
+client per concurrent worker.
 
-1. **One connection, to the leader.**  On connecting to any node the client asks ``INFO`` and,
-   when ``leader_client`` names another node, moves there: every node forwards to the leader
-   anyway, but talking to it directly saves a hop.  When a connection fails the client moves to
-   the next address in its list (followers forward too), skipping addresses that already
-   failed during this request.
-2. **Writes are sessions.**  ``set``, ``delete``, ``incr`` and ``cas`` go out as
-   ``PAXOS.REQ client_id seq COMMAND ...`` (docs/runtime-contract.md).  ``client_id`` is a
-   random positive 63-bit integer drawn from an injectable ``random.Random``; ``seq`` starts at
-   1 and grows by one per *new* request.  A retry -- after a timeout, a lost connection,
-   ``TRYAGAIN`` or ``BUSY`` -- repeats the *same* pair, and the replicated state machine answers
-   a repeated pair with its cached result instead of applying it again: a retried write is
-   applied at most once (Raft thesis section 6.3; ``pypaxos.kv.state_machine``).
-3. **Reads are plain commands** (``GET``, ``EXISTS``, ``MGET``): they go through the log too, so
-   they are linearizable, and repeating one is harmless, so they need no session slot.
-4. **Errors say what is known** (``pypaxos.client.errors``): a timeout after the last retry is
-   ``OutcomeUnknownError``; when every attempt certainly failed to apply it (no server
-   reachable, ``-TRYAGAIN no leader`` before the request left the node, ``-BUSY``) it is
-   ``UnavailableError``.
-
-TLS: pass ``ssl``, an ``ssl.SSLContext`` that trusts the cluster's CA (and holds a client
-certificate when the cluster requires one); every connection, to any node, then uses it.
-
-Sessions allow one outstanding request per client id (``kv.commands.Request``), so a client
-object runs **one request at a time**: concurrent calls on one object queue on an
-``asyncio.Lock``.  Use one client per concurrent worker.
+More: docs/design.md, 'The client'.
 """
 
 from __future__ import annotations

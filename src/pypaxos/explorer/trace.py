@@ -1,34 +1,13 @@
 """Open a model-checker or simulator counterexample in the explorer, at its failing step.
 
-A model-checker counterexample is a list of typed step records (``pypaxos.sim.steps``), and
-each becomes one explorer command::
+A counterexample is a list of typed ``sim.steps`` records (a simulated run's carry virtual
+times and notes, which are left out); ``ExplorerWorld.command_for`` words each as the explorer
+command that takes it, so no step is read back from printed text here.  A saved report is read
+into records by ``steps.parse_step``, the renderer's inverse, and ``parse_check_output`` reads
+what ``pypaxos check synod`` prints.  The explorer's network consumes a delivered message, so
+an earlier delivery of a message delivered twice becomes ``deliver N keep``.
 
-    Propose(P1, v1)            P1 proposes v1                          -> propose P1 v1
-    Deliver(A1, Prepare ...)   A1 <- Prepare 0.4 from P1               -> deliver N
-    Reboot(A1)                 A1 crashes and restarts from its disk   -> reboot A1
-    Flush(A1)                  A1's disk flushes its unsynced write    -> flush A1
-    Timer(P1, phase)           P1's phase timer fires                  -> timer P1 phase
-
-(N: the message's place in flight, found by equality with the record's message;
-``ExplorerWorld.command_for`` words each.)  A saved report (``pypaxos explore --trace FILE``)
-is read back into records by ``steps.parse_step``, the inverse of the renderer that printed
-it, so no second reading of the words lives here.
-
-A simulated run (``pypaxos synod``, traced) records the same step records, each with its
-virtual time (``SynodResult.events``), with ``Crash`` and ``Restart`` apart and a loss at send as
-a ``Drop`` (``drop N``); its notes (decisions, partitions) are consequences or bookkeeping, not
-steps, and are left out.  ``ExplorerWorld.command_for`` words each record as the command that
-takes it, so no step is read back from printed text here.
-
-Both sources may deliver one message twice
-(the checker's network keeps every message; the simulator duplicates some); the explorer's
-network consumes a delivered message, so an earlier delivery of the same message becomes
-``deliver N keep`` (the network duplicated it), exactly where a later one needs the copy.
-
-``tests/explorer/test_explorer_trace.py`` replays every planted bug's checker trace, and
-simulator runs, and finds the same violation at the failing step and at no earlier one.
-``parse_check_output`` reads the report ``pypaxos check synod`` prints, so a saved report opens
-later without searching again.
+More: docs/testing.md, 'Opening a counterexample'.
 """
 
 from __future__ import annotations

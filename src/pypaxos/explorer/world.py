@@ -1,41 +1,14 @@
 """The explorer's world: the script ``Interaction`` plus what a person at a screen needs.
 
 ``ExplorerWorld`` subclasses :class:`pypaxos.sim.script.Interaction`, so the same real actors,
-the same durability contract and the same transcript lines are used; it only adds
+durability contract and transcript lines are used; it adds messages addressed by their index in
+flight (``deliver 3``, ``drop 3``, ``dup 3``, ``deliver 3 keep``), partitions, armed timers on
+a virtual clock (``step``), and a ghost record for the page and the checkers.  ``execute_step``
+takes a typed ``sim.steps`` record (a counterexample's, a simulated run's) as the command
+``command_for`` words it.  Every command is deterministic, so a world rebuilt from the same
+command list is identical: that is how the explorer steps back.
 
-* messages addressed by their index in the in-flight list (``deliver 3``, ``drop 3``, ``dup 3``)
-  besides the script's ``deliver P1 A2`` forms;
-* a *partition*: a set of actors cut off from the rest; a message between the two sides is lost
-  when it is delivered (it stays visible in flight until then, so the loss can be watched);
-* armed timers with a virtual clock, so ``step`` can fire the timer that would fire first when
-  nothing is in flight (the "run" button is ``step`` repeated);
-* a ghost record for the page and the checkers: every acceptance announced by an ``Accepted``,
-  every value proposed, and every arrow and mark of the sequence diagram.
-
-Commands (one line each, words separated by spaces)::
-
-    propose P1 x            deliver 3 | deliver P1 A2 | deliver A2 | deliver all
-    drop 3 | drop P1 A2     dup 3 | dup P1 A2
-    step                    deliver the oldest message, or fire the earliest armed timer
-    timer P1 retry          fire a named timer (``timer P1`` fires P1's earliest armed one)
-    crash A1 | restart A1   partition A1 P2 (cut these off) | heal
-    deliver 3 keep          deliver message 3 and keep a copy in flight (the network duplicated it)
-    reboot A1               crash A1 and restart it at once, from its disk
-    flush A1                A1's disk writes the unsynced write it holds (reply-before-persist)
-
-The last three are the model checker's own steps (``pypaxos check synod --explore`` replays a
-counterexample with them): its network keeps every message ever sent, so one may be delivered
-twice; its crash is a crash and restart in one step; its disk may flush an unsynced write at any
-moment.
-
-A typed step record of ``pypaxos.sim.steps`` (a checker counterexample's, a simulated run's)
-is taken with ``execute_step``: ``command_for`` words it as the command above that takes it
-here (a message found in flight by equality: the oldest copy for a delivery, the newest for a
-loss at send), and that command is what the transcript and the explorer's script keep.
-
-Indices count from 0, oldest first, as ``ExplorerWorld.in_flight`` lists them.  Every command is
-deterministic, so a world rebuilt from the same command list is identical (that is how the
-explorer steps back).
+More: docs/testing.md, 'The explorer's commands'.
 """
 
 from __future__ import annotations

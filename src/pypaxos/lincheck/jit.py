@@ -1,64 +1,16 @@
 """A second, independent linearizability checker: just-in-time linearization, breadth first.
 
-Why a second checker.  ``pypaxos.lincheck.wgl`` decides linearizability by a depth-first
-search (Wing & Gong with Lowe's memoisation).  A checker that wrongly accepts hides the very
-bugs it is there to catch, and no external checker (Porcupine, Knossos) is at hand, so this
-module answers the same question with a different algorithm, written from the history format and
-the papers without reading that module.  ``pypaxos lincheck --checker both`` runs the two and
-reports any disagreement; a differential test does the same on random histories.
+A checker that wrongly accepts hides the very bugs it is there to catch, and no external checker
+is at hand, so this module answers the question of ``pypaxos.lincheck.wgl`` with a different
+algorithm, written from the history format and the papers without reading that module;
+``pypaxos lincheck --checker both`` and a differential test compare them.  Per key
+(P-compositionality, Horn & Kroening, FORTE 2015), the events are swept once in real-time order
+carrying the set of every configuration still possible, and an operation is linearized only at
+its return, when it must be (Lowe, "Testing for linearizability", 2017, section 5; Knossos's
+``linear``).  Operations of unknown outcome stay pending, kept few by four sound reductions;
+past ``configurations_max`` or ``timeout_s`` the outcome is ``"unknown"``.
 
-How it works.
-
-* **P-compositionality** (Horn & Kroening, "Faster linearizability checking via
-  P-compositionality", FORTE 2015): a history of single-key operations is linearizable iff each
-  key's sub-history is, so every key is swept on its own.
-* **Just-in-time linearization over a set of configurations** (Lowe, "Testing for
-  linearizability", Concurrency and Computation: Practice and Experience 29(4), 2017, section 5,
-  the JIT algorithm; the ``linear`` checker of Knossos works the same way).  The key's events are
-  swept once, in real-time order, carrying the *set* of every configuration still possible:
-  ``(register value, completed operations invoked but not yet linearized, operations of unknown
-  outcome not yet applied)``.  An invoke adds its operation to every configuration's pending set.
-  An operation is linearized only when it must be: at its return.  There, each configuration
-  that has not linearized it yet is replaced by every configuration reached by linearizing some
-  sequence of pending operations that ends with it; a configuration where no such sequence
-  exists dies.  When none survives, the history is not linearizable and that return event is
-  the witness.  Identical configurations are merged, so the set stays small unless the history
-  is genuinely ambiguous.  Nothing here backtracks: the sweep is the whole search.
-* **Unknown outcomes** (``info``, or never completed) stay pending for ever: they may take effect
-  at any instant after their invoke, or never.  Four reductions, each sound because such an
-  operation is optional and may wait, keep them from multiplying configurations:
-
-  - *apply only for an observer*: applying them right before a *blind* operation (``write``,
-    ``delete``: enabled in every state, leaving a state that ignores the one before) or before
-    nothing is pointless, since leaving them pending reaches the same value with more options.
-    So they are applied only in a run just before a completed *observer* (``read``, ``cas``,
-    ``incr``) that needs a value the register does not hold, and the run must produce exactly
-    that value.  Such a run is found backwards from the needed value; a shortest useful run
-    holds at most one blind operation (the first: anything before it is overwritten) and never
-    passes the same value twice (the loop could be cut out).
-  - *dominance*: of two configurations with the same value and the same pending completed
-    operations, one whose pending unknown operations are a superset of the other's can do
-    everything the other can, so the other is dropped.
-  - *twins*: unknown operations with the same effect (say, two timed-out ``incr``) are
-    interchangeable; runs use them in invocation order.
-  - *forgetting*: once every completed observer that could need what one leaves has returned
-    (see ``_Expiry``), it can never be applied again and is dropped from every configuration,
-    so the pending sets do not grow with the history.
-
-* **Bounds**: more than ``configurations_max`` configurations held or visited in one step, or
-  the ``timeout_s`` deadline, ends the check with ``outcome == "unknown"`` instead of exhausting
-  memory: neither verified nor refuted.
-
-The history format (Jepsen style, one JSON object a line, real-time order) is that of
-``pypaxos.sim.kv_client``: ``{"process": 3, "type": "invoke", "f": "write", "key": "k1", "value":
-"v7"}``.  ``type`` is ``invoke``, ``ok``, ``fail`` (certainly did not take effect: dropped) or
-``info`` (may have taken effect).  ``f`` is ``read`` (what was read on the ``ok``, ``null`` when
-absent), ``write``, ``cas`` (``[expected, new]``, ``null`` expected meaning absent), ``delete`` or
-``incr`` (the new value, an integer, on the ``ok``; ``incr`` counts from 0 when absent and fails
-on anything but a canonical 64-bit decimal, like ``pypaxos.kv``).  Integers and their decimal
-strings are one value.  A process may invoke again after an ``info`` (the simulator's clients do:
-they give up on one request and go on): the abandoned operation simply stays pending for ever.
-Events of process ``"nemesis"`` are skipped.
+More: docs/testing.md, 'Just-in-time linearization' and 'The history format'.
 """
 
 from __future__ import annotations

@@ -1,58 +1,14 @@
-"""Linearizability checking of key-value histories.
+"""Linearizability checking of key-value histories (Herlihy & Wing 1990), by search.
 
-A history is linearizable if every operation can be given one instant between its invocation and
-its completion such that, in the order of those instants, every result is what a single register
-per key would answer (Herlihy & Wing 1990).  This module decides it by search:
+Per key (P-compositionality, Horn & Kroening 2015), Wing & Gong's search with Lowe's
+memoisation (Lowe, "Testing for linearizability", 2017), as in Porcupine: walk the key's calls
+and returns in real-time order, linearize a call the register accepts, backtrack at a return
+that cannot be met, and never revisit a configuration (linearized set as ``(base, mask)``,
+register value).  Operations of unknown outcome (``info``) may be linearized at any point or
+never; four sound rules, checked against brute force in the property tests, keep them from
+making the search exponential.  Histories are JSON Lines in Jepsen's style, with a key.
 
-* **P-compositionality** (Horn & Kroening 2015): a history is linearizable iff each key's
-  sub-history is, so every key is checked on its own and the searches stay small.
-* **Wing & Gong's search** with **Lowe's memoisation** (Lowe, "Testing for linearizability",
-  2017), as in porcupine: the key's invocations and completions form a doubly linked list in
-  real-time order.  Walking it, a call entry whose operation the register accepts in the current
-  state is *linearized*: pushed on a stack, its call and return entries unlinked, and the walk
-  restarts at the head.  Reaching a return entry means that operation had to happen already but
-  could not: pop the stack, relink, and try the next call instead.  A configuration -- the set of
-  linearized operations and the register value -- seen before is never explored again, which
-  turns the exponential search into one that is usually near-linear in the history length.
-* The set of linearized operations is kept as ``(base, mask)``: every operation numbered below
-  ``base`` is linearized, ``mask`` holds the few above it.  Operations that completed are
-  numbered by invocation, and an operation can only be linearized before every return entry still
-  in the list, so ``mask`` spans just the operations concurrent with the oldest pending one and
-  the memo keys stay small however long the history is.
-* **Operations with unknown outcome** (``info``, or never completed) have no return entry: they
-  may be linearized at any point after their call, or never, and the search succeeds once every
-  *completed* operation is linearized.  They sit outside the list and are tried only when the
-  walk is stuck at a return entry, after every completed operation.  Left unchecked they make
-  the search exponential (each one doubles the subsets), so four rules, each sound because an
-  optional operation never expires, keep it near-linear:
-
-  - *subset pruning*: a configuration is skipped if one with the same completed set and value,
-    and a subset of its optional operations applied, was already visited;
-  - *interchangeable twins*: optional operations with the same effect (say, timed-out ``incr``)
-    are applied in invocation order, so only the earliest unapplied one is ever tried;
-  - *observed results only*: a run of optional operations leaves the completed set, hence the
-    main-phase candidates, unchanged; it helps only if one of those candidates then observes
-    the value it leaves (a read of it, a cas expecting it, an incr counting from it).  So an
-    optional operation is applied only if its result is watched by a current candidate or can
-    feed another optional operation (a cas expecting it, an incr counting up towards a watched
-    integer); otherwise leaving it unapplied is at least as good;
-  - *no blind overwrite*: a write or delete is not linearized right after an optional operation,
-    which that overwrite would make pointless.
-
-  These rules are checked against a brute-force search over every order in the property tests.
-
-History format: JSON Lines, one event a line in real-time order (Jepsen's, with a key)::
-
-    {"process": 3, "type": "invoke", "f": "write", "key": "k1", "value": "v7"}
-    {"process": 3, "type": "ok", "f": "write", "key": "k1", "value": "v7"}
-
-``type`` is ``invoke``, ``ok``, ``fail`` (certainly did not happen: dropped) or ``info`` (may
-have happened).  ``f`` is ``read`` (the value read, ``null`` if absent, is on the ``ok``),
-``write``, ``cas`` (``[expected, new]``; ``expected`` ``null`` means absent), ``delete`` or
-``incr`` (the new value is on the ``ok``).  Values are strings or integers, and an integer equals
-its decimal string (``5`` and ``"5"`` are one value), as in the byte-string store of
-``pypaxos.kv``: ``incr`` counts from 0 when the key is absent and fails on anything but a
-canonical 64-bit decimal.  Keys likewise.  Events of process ``"nemesis"`` are skipped.
+More: docs/testing.md, 'The Wing-Gong search' and 'The history format'.
 """
 
 from __future__ import annotations

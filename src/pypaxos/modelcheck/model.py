@@ -1,29 +1,15 @@
 """The transition relation the model checker explores, computed by the real actors.
 
-Each actor's *local state* (its volatile fields, its durable and unsynced disk contents and its
-armed timers) is interned to a small integer per actor; each message ever sent is interned to a
-small integer, so a set of messages is an ``int`` bitmask.  A global state is then a flat tuple of
-ints (see ``explore.py``), cheap to hash and to store by the million.
+Each actor's local state (volatile fields, durable and unsynced disk contents, armed timers) is
+interned to a small integer, and each message to a bit, so a global state is a flat tuple of
+ints.  ``SynodModel.step(node, local, code)`` clones the representative actor for that local
+state, calls the real ``handle`` / ``on_timer`` / ``propose`` (or rebuilds it from its durable
+state for a crash) and applies the effects.  An actor's reaction is a deterministic function of
+its local state and the input, so each (actor, local state, input) runs the actor code once.
+The key leaves out only what chooses delays (``Proposer.retries``, the random source, timer
+delays), which the checker ignores; it keeps dict insertion orders a buggy actor may read.
 
-``SynodModel.step(node, local, code)`` feeds one input to the actor in one local state and returns
-what happened.  It builds the input's target by cloning the *representative* actor object kept
-for that local state (``copy.copy`` plus fresh copies of its inner dicts and sets, never
-``deepcopy``), calls the real ``handle`` / ``on_timer`` / ``propose``, or rebuilds the actor with
-``SynodConfig.build`` from its durable state for a crash, and applies the returned effects.
-Because an actor's reaction is a deterministic function of its local state and the input, the
-outcome is memoised: each (actor, local state, input) triple runs the actor code exactly once,
-however many global states share it.
-
-What the local-state key leaves out, and why that is sound:
-
-* ``Proposer.retries`` and the proposer's random source only choose backoff *delays*; the
-  checker fires armed timers nondeterministically and ignores delays, so two proposers that
-  differ only there have the same future.
-* Timer delays, for the same reason: an armed timer is just a name.
-
-Everything else the code reads is in the key, including the insertion order of the proposer's
-``promises`` and the learner's ``latest`` / ``votes`` dicts, since a (buggy) actor may depend on
-it ("adopt-first-promise" does).
+More: docs/testing.md, 'Inside the fast paths'.
 """
 
 from __future__ import annotations

@@ -1,69 +1,16 @@
 """Exhaustive model checking of single-decree Paxos, running the real actors.
 
-Breadth-first search over every state reachable from the start, up to the bounds below, with
-the safety invariants of ``pypaxos.sim.checkers`` asserted in every state.  BFS means the first
-violation found is reached by a *shortest* execution, which is printed step by step.
+Breadth-first search over every state reachable from the start, up to the bounds, with the
+safety invariants of ``pypaxos.sim.checkers`` asserted in every state; BFS means the first
+violation found is reached by a *shortest* execution, which is printed step by step.  A global
+state is a flat tuple of ints (each actor's interned local state, the bitmask of every message
+ever sent, who has proposed, crashes used); a transition feeds one input to one actor through
+the real ``Acceptor`` / ``Proposer`` / ``Learner`` code.  The network is the set of messages
+ever sent, as in Lamport's TLA+ specification of Paxos: one model for loss, duplication,
+reordering and delay.  Memoised macro steps, symmetry (``symmetry.py``) and 64-bit fingerprints
+keep it quick; it runs on one core.
 
-The state model
----------------
-A global state is a flat tuple of ints ``(local_1, ..., local_n, network, proposed, crashes)``:
-
-* ``local_i``: actor ``i``'s interned local state (``explore_model``): its volatile fields, what
-  its disk holds (durable, plus an unsynced write that a crash would lose) and its armed timers;
-* ``network``: the bitmask of every message ever sent (interned ids);
-* ``proposed``: which proposers have proposed (ghost state for "only a proposed value is
-  chosen");
-* ``crashes``: crash-and-restart actions used so far, bounded by ``max_crashes``.
-
-A transition feeds one input to one actor, through the real ``Acceptor`` / ``Proposer`` /
-``Learner`` code built by ``SynodConfig.build``, and applies the effects it returns:
-
-* deliver any message in the network to its destination;
-* fire any armed timer (delays are ignored: a timer may fire at any moment, or never);
-* a proposer that is not proposing proposes ``config.proposal_for(id)``;
-* crash and restart an acceptor (or, with ``crash_proposers``, a proposer): its volatile state
-  is rebuilt by ``SynodConfig.build`` from its durable state, its timers are gone, its unsynced
-  write is lost;
-* flush an unsynced write to the disk (only the planted bug "reply-before-persist" makes one).
-
-A proposer may not use a ballot whose round exceeds ``max_ballot``: a transition leading there
-is dropped, which keeps the space finite.  Transitions that change nothing are skipped.
-
-What makes it fast
-------------------
-* An actor's macro step (``macro_steps``) reads only its own local state, the messages to it,
-  and what the rest of the state says about the messages, acceptances and proposals it can
-  produce; the walk is memoised on exactly that, so it runs a few thousand times, not once per
-  state.
-* Symmetry (``symmetry.py``): only one representative per renaming of the acceptors is
-  stored, up to 3! = 6 times fewer states for three acceptors; traces are renamed back into
-  the real execution.
-* Fingerprints (``fingerprint``): the visited set holds a 64-bit hash of each state, not the
-  state; states live only while in the frontier, and a trace is replayed from the start along
-  the stored parent links.  A collision would skip a state unexplored, with a chance of about
-  ``n * n / 2**65`` for ``n`` states.
-* One core: the search is sequential.  Splitting the frontier over processes would need the
-  memo tables and interning in each worker (they grow during the search) and would ship every
-  successor back to one visited set; with two cores and the per-state work now a few
-  microseconds, the copying costs about what it saves.
-
-Why the "sent set" network is sound
------------------------------------
-As in Lamport's TLA+ specification of Paxos, the network is the set of messages ever sent and
-a delivery does not remove its message.  Any message sent may be delivered later, any number of
-times, in any order relative to the others, or never, so one model covers loss, duplication,
-reordering and arbitrary delay, which is everything an asynchronous network may do, and nothing
-more: a message is only ever delivered if it was sent.  Delivering a message is a local step of
-its receiver, so it may happen in any state after the send.  Keeping messages forever makes the
-network grow monotonically, which is what lets states be compared by a bitmask.
-
-Invariants, checked in every reachable state
---------------------------------------------
-``safety_violations`` (at most one value chosen, only proposed values chosen, a learner only
-decides a chosen value), judged with the *correct* majority from the acceptances announced by
-the ``Accepted`` messages in the network; and "no learner changes its mind", checked on every
-transition of a learner.  The search also records the first state where a value is chosen and
-learned, so a run that could never decide (a vacuous check) is reported as a failure.
+More: docs/testing.md, 'The state model' and 'Inside the fast paths'.
 """
 
 from __future__ import annotations

@@ -1,31 +1,16 @@
 """Symmetry reduction: store one state per orbit under renaming the acceptors.
 
-The acceptors of a ``SynodConfig`` are interchangeable: each runs the same code from the same
-initial state, no actor treats one acceptor id differently from another (a proposer and a
-learner keep acceptor ids only as dictionary keys and set members, and the majority quorum
-counts them), and the invariants only count acceptances.  So renaming the acceptors by a
-permutation ``p`` maps every execution to an execution, and a state violates an invariant iff
-its renaming does.  Ip and Dill ("Better verification through symmetry", FMSD 9, 1996) show
-that exploring one representative per orbit of such a group then finds a violation iff the full
-search does, and BFS over representatives still finds a shortest one: a path of length k to a
-representative is the renaming of a path of length k to each state of its orbit.
+Soundness: the acceptors of a ``SynodConfig`` are interchangeable (same code, same initial
+state, no actor treats one acceptor id differently: proposers and learners keep them only as
+dict keys and set members, the majority counts them, the invariants only count acceptances), so
+renaming them maps every execution to an execution, and a state violates an invariant iff its
+renaming does.  Then one representative per orbit finds a violation iff the full search does
+(Ip and Dill, "Better verification through symmetry", FMSD 9, 1996), and BFS over
+representatives still finds a shortest one.  Proposers are not renamed: a ballot embeds its
+proposer's id and each proposes its own value.  A renamed state not already interned means the
+config is not symmetric, and the checker raises rather than reduce unsoundly.
 
-Proposers are not renamed: a ballot embeds its proposer's id (``0.4`` against ``0.5`` decides
-which one wins) and each proposer proposes its own value, so two proposers are not alike.
-Learners are few (one by default) and are left alone too.
-
-A renaming acts on every part of the global state: an acceptor's interned local state moves to
-the renamed acceptor's table (its key names no acceptor), a proposer's or learner's local state
-is re-keyed with its promises, Accepted senders and votes renamed, every message id in the
-network maps to the id of the renamed message (destination and sender), and the acceptance
-ghost ids (``(acceptor, ballot, value)``) map likewise.  The closed model is symmetric (it is
-the least fixpoint of a symmetric step from a symmetric start), so every renamed local state and
-message is already interned; if one were not, the config would not be symmetric and the checker
-raises rather than reduce unsoundly.
-
-The representative of a state is the least renaming, as a tuple, among those that put the
-acceptors' local states in sorted order of a renaming-independent class id; usually that is
-one candidate, and only acceptors in equal states need more.
+More (how a state is renamed, the representative): docs/testing.md, 'Inside the fast paths'.
 """
 
 from __future__ import annotations

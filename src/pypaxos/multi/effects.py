@@ -1,35 +1,22 @@
 """Effects of a Multi-Paxos node and the records it persists; the durability contract.
 
-A node returns a list of effects after every input.  It reuses ``pypaxos.core.effects.Send`` and
-``Persist`` and adds client-facing ones.  Within one list, every ``Persist`` comes first (the
-node sorts them there) and the contract is the core one, extended to client effects:
+A node returns a list of effects after every input, every ``Persist`` first.  It reuses
+``core.effects.Send`` and ``Persist`` and adds client-facing ones.  The contract, the core one
+extended to client effects:
 
-* ``Persist(record, sync=True)``: ``record`` must be on stable storage before any ``Send``,
-  ``Reply`` or ``Redirect`` of the same list is carried out.  Records are small and meant to be
-  *appended* to a write-ahead log, never to replace it:
+* ``Persist(record, sync=True)``: ``record`` is on stable storage before any ``Send``,
+  ``Reply`` or ``Redirect`` of the same list is carried out.  Records are *appended* to a
+  write-ahead log, never replace it: a ``Promise`` depends on its ``PromiseRecord`` (Paxos Made
+  Simple, P1a), an ``Accepted`` and later promises on the ``AcceptRecord``; no reply depends on
+  a ``SnapshotRecord``, but accepts below it may be discarded only once it is durable.
+  ``Node.recover(records)`` rebuilds a node from them in append order.
+* ``PersistOwnVote(record)``: the leader's own ``AcceptRecord``, appended in list order, but
+  nothing of the list depends on it; once durable the shell calls ``Node.synced(slot, ballot)``
+  and only then does the leader count its vote.
+* ``Reply``: chosen and applied here.  ``Redirect``: not executed by this proposal.  ``Busy``:
+  dropped, queue full.  ``Send``: best effort.  ``Applied``: for checkers and metrics.
 
-  - ``PromiseRecord(ballot)``: the acceptor promised ``ballot``.  A ``Promise`` reply depends
-    on it (Paxos Made Simple, P1a): forgetting it lets a lower ballot be accepted afterwards.
-  - ``AcceptRecord(slot, ballot, value)``: the acceptor accepted ``value`` in ``slot`` at
-    ``ballot``; an ``Accepted`` reply depends on it, and so do later promises, which report it.
-    The latest record of a slot wins; the highest ballot in any record also counts as promised.
-  - ``SnapshotRecord(slot, data)``: the state machine after applying every slot below ``slot``.
-    No reply depends on it.  A storage layer may discard ``AcceptRecord`` s below ``slot`` only
-    after this record is durable (a node that lost the snapshot must still have the accepts).
-
-  ``Node.recover(records)`` rebuilds a node from the records in the order they were appended.
-* ``PersistOwnVote(record)``: the leader's own ``AcceptRecord``.  Append it to the same log, in
-  list order, but **no** ``Send``/``Reply``/``Redirect`` of the list depends on it: they may be
-  carried out before it is durable.  Once it is, the shell calls ``Node.synced(slot, ballot)``;
-  the leader counts its own vote only then (see ``node``: nothing a node sends or answers ever
-  rests on a vote a crash could lose).  The other ``Persist`` s of a list still come first.
-* ``Send(to, msg)``: best effort; the protocol survives loss, duplication and reordering.
-* ``Reply(request_id, result)``: the command of ``request_id`` was chosen and applied here, at
-  the node the client proposed it to; ``result`` is what the state machine returned.
-* ``Redirect(request_id, leader_id)``: this node will not (or could not) get the command
-  chosen; it was not executed by this proposal.  ``leader_id`` is a hint (``None``: unknown).
-* ``Busy(request_id)``: the proposal queue is full; the command was dropped, retry later.
-* ``Applied(slot, value)``: the node applied ``slot`` (for checkers and metrics).
+More: docs/design.md, 'The durability contract'.
 """
 
 from __future__ import annotations

@@ -1,37 +1,16 @@
 """The leader (distinguished proposer) of Multi-Paxos: phase 1 once, then phase 2 per slot.
 
-Paxos Made Simple, section 3: a new leader runs phase 1 for every slot from its first undecided
-one with a single ``Prepare``.  From a quorum of promises it learns, per slot, the value of the
-highest-ballot vote reported (P2c) and re-proposes it; slots in between that nobody reported are
-holes and get a no-op (they cannot hold a chosen value: a quorum reported nothing there).  Slots
-below the highest ``log_start`` reported were compacted by a promiser, so they are decided: the
-leader leaves them alone and catches up on them instead.  From then on, while its ballot stands,
-each new batch needs only phase 2 (``Accept`` / ``Accepted``) in the next free slot.
-
-Throughput: client entries wait in a bounded queue; up to ``window_slots`` slots above the commit
-index are in flight at once (pipelining) and each takes up to ``batch_max_commands`` entries, so
-batches grow by themselves when the window is full (van Renesse & Altinbuken, "Paxos Made
-Moderately Complex", section 3: the leader's window of slots).
-
-Thrifty (``MultiConfig.thrifty``): each ``Accept`` goes at first only to ``targets``, the
-fewest peers that make a phase-2 quorum with the leader, picked from the peers that formed the
-last quorum (at take-over, from the promisers): the quickest voters, with the current targets
-kept first so the choice is stable.  The other peers learn the decided values through the
-commit index in the heartbeats and a ``CatchUp`` (no vote, no fsync, one message for many
-slots), and a slot still undecided a heartbeat after its ``Accept`` left goes, at the next
-heartbeat, to every peer that has not voted (``Node._retransmit``): a dead target costs the
-writes then in flight one or two heartbeats, and whoever answered instead becomes the target.
-A slow target that still answers is replaced at ``Node``'s next probe: one slot in every
-``THRIFTY_PROBE_HEARTBEATS`` heartbeats goes to every peer, and whoever completes its quorum
-first becomes the target (the current targets are kept only if they were among the first).
-Which acceptors receive an ``Accept`` is the network's business in Paxos (it may lose any
-message), so safety does not depend on it; the gain is that a write wakes, and waits on the
-fsync of, one follower instead of all (Moraru, Andersen and Kaminsky, "There Is More Consensus
-in Egalitarian Parliaments", SOSP 2013, section 4: the "thrifty" optimization).  On one machine
-with one disk, three concurrent fsyncs each take about twice as long as one
-(``bench/profile/machine_quirks.py``).
+Paxos Made Simple, section 3: one ``Prepare`` covers every slot from the first undecided one;
+from a quorum of promises the leader re-proposes per slot the highest-ballot value reported
+(P2c), fills holes with no-ops, and leaves slots below a reported ``log_start`` to catch-up.
+Then each batch needs only phase 2, with up to ``window_slots`` slots in flight (van Renesse &
+Altinbuken, "Paxos Made Moderately Complex", section 3).  Thrifty (``MultiConfig.thrifty``):
+each ``Accept`` goes first only to ``targets``, the quickest voters that make a quorum with the
+leader (Moraru et al., "There Is More Consensus in Egalitarian Parliaments", SOSP 2013,
+section 4); safety does not depend on who receives it.
 
 This class only does bookkeeping; ``Node`` turns its decisions into messages and records.
+More: docs/design.md, 'Multi-Paxos' and 'Thrifty leaders'.
 """
 
 from __future__ import annotations

@@ -1,27 +1,14 @@
 """Getting a client command to the leader and its outcome back, on every node.
 
-``submit(command, done)`` takes an encoded ``kv.Request`` (or ``RequestBatch``) and calls
-``done`` exactly once with the state machine's answer (a ``Result``, or ``Results`` for a batch)
-or a ``Failure``.  Where the command goes depends on what this node knows right now:
+``submit(command, done)`` calls ``done`` exactly once with the state machine's answer or a
+``Failure``.  The command is proposed here if this node leads, forwarded (``wire.Forward``) if
+another does, and parked until a leader is known otherwise; a ``Redirect`` or a leader change
+routes it again.  Resending is safe because every command carries its ``(client_id, seq)``:
+the state machine's session table never applies one twice (``kv.state_machine``).  Each has a
+deadline (``request_timeout_s``).  Request ids start at the wall clock in nanoseconds, so a
+restarted node does not reuse ids of entries that may still be applied.
 
-* this node leads: ``Driver.propose`` with a fresh request id;
-* another node leads: a ``wire.Forward`` over the peer transport; the leader proposes it and
-  answers with a ``ForwardReply`` (the leader's side of that lives here too);
-* no leader is known (an election is running): the command is *parked* and routed as soon as
-  a leader is known.
-
-A command the node answers with ``Redirect`` (it lost the lead, or the slot went to another
-value) was not executed by that proposal and is parked again; when the leader changes, commands
-forwarded to the old one are sent to the new one.  Resending is safe because the command
-carries its ``(client_id, seq)``: a copy that was already applied is answered from the state
-machine's session table, never applied twice (``kv.state_machine``).  Every command has a
-deadline (``request_timeout_s``); one not answered by then fails with ``Failure.TIMEOUT``
-(outcome unknown: it may still be applied) or ``Failure.NO_LEADER`` (it never left this node).
-``Busy`` is passed on at once as ``Failure.BUSY``: the proposal queue is full, back off.
-
-Request ids and forward ids come from one counter that starts at the wall clock in
-nanoseconds, so they are not reused by a restarted node whose old entries may still be applied
-(the node answers an applied entry by its id).
+More: docs/design.md, 'The router'.
 """
 
 from __future__ import annotations

@@ -1,38 +1,14 @@
 """A tiny language for driving Multi-Paxos nodes by hand, one step at a time.
 
-The log's golden interaction tests (tests/interaction/log/*.txt) are written in it, in the same
-shape as the single-decree ones (``sim.script``): each command line starts with ``> `` and
-everything it causes is printed, indented, below it.  The nodes are real ``multi.Node`` actors;
-nothing here runs on its own: no clock, no asyncio, and the only randomness is one seeded
-``random.Random`` per node lifetime (the node draws its election timeouts from it).  Commands:
+The log's golden interaction tests (tests/interaction/log/*.txt) are written in it, in the
+shape of ``sim.script``: a command line starts with ``> `` and everything it causes is printed,
+indented, below it.  The nodes are real ``multi.Node`` actors; no clock, no asyncio, one seeded
+``random.Random`` per node lifetime.  The durability contract is honoured as ``sim.disk`` does
+it: a ``Persist`` is an fsync before anything of its list; a ``PersistOwnVote`` waits in the
+page cache until the next one, which a crash empties.  Output is deterministic (sends in order
+of destination).
 
-    config k=v ...      first line only: ``nodes=N`` and any ``MultiConfig`` field (``seed=S``)
-    propose N1 x [y..]  a client proposes commands at N1 (several at once: ``propose_many``)
-    deliver N1 N2       deliver the oldest message in flight from N1 to N2
-    deliver N2          deliver the messages now in flight to N2, oldest first
-    deliver next        deliver the oldest message in flight, whoever it is for
-    deliver all         deliver messages, oldest first, until none is left
-    drop N1 N2 | N2     lose the oldest message from N1 to N2 | every message now in flight to N2
-    dup N1 N2           duplicate the oldest message from N1 to N2
-    tick N1 [count]     N1's clock advances ``count`` ticks (default 1); ``tick all [count]``
-    tick N1 until       tick N1 until a tick causes something (its timer fired)
-    sync N1 [mode]      fsync N1's own votes now; ``manual``/``auto`` (default): when to do it
-    crash N1            N1 loses its memory and its page cache (unsynced own votes)
-    restart N1          N1 recovers from exactly the records that reached its disk
-    partition N1 / N2   messages between groups are lost (the nodes not named: one more group)
-    heal                undo the partition
-    pending             list the messages in flight
-    state               every node's role, ballot, commit and applied index, log and machine
-
-The durability contract (``multi.effects``) is honoured as the simulated disk does it
-(``sim.disk``): a ``Persist`` is appended to the node's disk before anything of its list is
-carried out, and it is an fsync, so it also makes durable every own vote written before it;
-a ``PersistOwnVote`` sits in the node's page cache until the next fsync (``sync``, or the end of
-the step in ``auto`` mode), and only then does the node hear ``synced``.  A crash empties the
-page cache, and ``restart`` rebuilds the node with ``Node.recover`` from the disk alone.
-
-Output is deterministic: sends are printed and queued in order of destination (stable within
-one destination), node ids are integers printed ``N1``..., batches print their commands.
+More (the commands): docs/testing.md, 'The log script language'.
 """
 
 from __future__ import annotations

@@ -1,34 +1,14 @@
 """A tiny language for driving single-decree actors by hand, one step at a time.
 
-Golden interaction tests (tests/interaction/*.txt) and the demo are written in it.  Each command
-line starts with ``> ``; everything the command causes is printed below it.  Commands:
+Golden interaction tests (tests/interaction/*.txt) and the demo are written in it: a command
+line starts with ``> ``, and everything it causes is printed below it (as etcd-raft's
+interaction tests do).  ``Interaction.parse`` reads a line into a typed record, the same
+``sim.steps`` record every runner uses for an input to an actor (a message is named by what it
+is, not where it sits), and ``execute_command`` carries it out, so a checker's or simulator's
+steps run here as a script's do.  Like the simulator, it applies every ``Persist`` of an effect
+list before queueing its sends; an unsynced write waits for ``flush`` and a crash loses it.
 
-    propose P1 x        proposer P1 starts proposing value x
-    deliver P1 A2       deliver the oldest pending message from P1 to A2
-    deliver A2          deliver every pending message addressed to A2, oldest first
-    deliver all         deliver pending messages, oldest first, until none is left
-    drop P1 A2          lose the oldest pending message from P1 to A2
-    dup P1 A2           duplicate the oldest pending message from P1 to A2
-    timer P1 phase      fire P1's timer named "phase"
-    crash A1            A1 loses all volatile state; messages delivered while down are lost
-    restart A1          A1 comes back with exactly what it had synced to disk
-    reboot A1           crash A1 and restart it at once (the model checker's crash)
-    flush A1            A1's disk writes out the unsynced write it holds (reply-before-persist)
-    pending             list the messages in flight
-    state               show every actor's state
-
-How it runs.  ``Interaction.parse`` reads one line into a typed record: an input to an actor is
-the ``sim.steps`` record every runner uses (``deliver P1 A2`` becomes ``Deliver(A2, the oldest
-message from P1 to A2)``, so a message is named by what it is, not where it sits), and the rest
-are this module's own records: ``Duplicate`` (the network's doing, no actor's input),
-``DeliverEach`` (a loop of deliveries whose messages are only known as it runs), ``Pending`` and
-``ShowState`` (views).  ``Interaction.execute_command`` carries a record out, dispatching
-with ``match`` on its type, so a checker's or a simulator's steps run here as a script's do.
-
-Actors are named as in ``SynodConfig.name``: A1.. acceptors, P1.. proposers, L1.. learners.  The
-script is a shell like the simulator: it honours the durability contract by applying every
-``Persist`` in an effect list before queueing its sends; an unsynced write waits for ``flush``
-and a crash loses it.
+More (the commands): docs/testing.md, 'The single-decree script language'.
 """
 
 from __future__ import annotations

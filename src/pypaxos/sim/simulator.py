@@ -1,34 +1,15 @@
 """A deterministic discrete-event simulator for pure actors, generic over messages and effects.
 
-How it works.  Virtual time is an integer number of ticks.  Everything that will happen is an
-event in one heap ordered by ``(time, sequence number)``: a message copy arriving, a timer
-firing, a page-cache flush, or a scheduled call (a proposal, a crash, the heal).  ``step()``
-pops the earliest event, feeds it to the actor it concerns, and carries out the effects the
-actor returns, in the order they were returned.  One ``random.Random``, owned by the
-simulator and seeded once, makes every random choice (network fate, delays, flush delays, and
-the actors' own randomness: the factory hands it to every actor it builds), and nothing
-iterates over a set or a string-keyed dict where the order could matter.  So a seed fixes the
-whole run, trace included, byte for byte.
+Virtual time is an integer number of ticks; every future event (a message copy arriving, a
+timer, a page-cache flush, a scheduled call) sits in one heap ordered by ``(time, sequence
+number)``, and ``step()`` feeds the earliest to its actor and carries out the returned effects
+in order.  One seeded ``random.Random`` makes every random choice, the actors' own included, so
+a seed fixes the whole run, trace included, byte for byte.  Protocol knowledge lives in a world
+subclass (``sim.synod.SynodWorld``) through hooks; effects other than ``core.effects`` go to
+``on_effect``.  The durability contract holds: every ``Persist`` of a list is written before
+any ``Send`` leaves, and a crash loses an unsynced write not yet flushed.
 
-Why it is generic.  Actors are anything with ``id``, ``start()``, ``handle(msg)`` and
-``on_timer(name)`` returning effect lists; messages are opaque (``M``).  The effects of
-``pypaxos.core.effects`` are carried out here; any other effect type goes to ``on_effect``,
-which a world subclass overrides (Multi-Paxos adds its own).  Actors are (re)built by a factory
-``(id, durable state, rng) -> actor``, so a restart sees exactly what the disk made durable.
-Protocol knowledge (which ids propose, what "chosen" means, what to check) lives in a world
-subclass such as ``pypaxos.sim.synod.SynodWorld``, through the hooks ``on_send``,
-``on_decide``, ``on_effect``, ``after_restart`` and ``after_step``.
-
-Tracing.  With ``trace=True`` every event that acts on the world (a delivery, a loss at send,
-a crash, a restart, a flush, a timer) is handed to one ``trace_*`` hook with typed arguments;
-the default ones log a line of text (``log``), and a world with its own typed trace overrides
-them (``SynodWorld`` records ``sim.steps`` records).  Without tracing no hook is called, so a
-trace only observes the run.
-
-The durability contract of ``core.effects``: within one returned list, every ``Persist`` is
-written before any ``Send`` leaves.  A ``Persist(sync=True)`` is durable at once; an unsynced
-one sits in the disk's page cache until a flush event ``flush_delay_ticks`` later, and a crash
-before that loses it.
+More: docs/testing.md, 'How the simulator works'.
 """
 
 from __future__ import annotations

@@ -3,30 +3,15 @@
 A step is one input to one actor: a proposal, a message delivered (or lost), a crash, a restart
 (or both at once, as the model checker takes them), an unsynced write reaching the disk, a
 timer firing.  The model checker's counterexamples are made of these records and the explorer
-replays them (``explorer/trace.py``), so no runner's printed words need reading back; a saved
-report is read with ``parse_step``, the inverse of ``render_step`` (a test renders and parses
-random steps and gets them back).
-
-The one text form, with actor names from ``SynodConfig.name``::
-
-    P1 proposes v1
-    A1 <- Prepare 0.4 from P1                  (delivered; ``<-x``: lost on the way)
-    A1 crashes and restarts from its disk      (`` (its unsynced write is lost)`` if one was)
-    A1 crashes / A1 restarts from its disk     (the two halves, apart)
-    A1's disk flushes its unsynced write
-    P1's phase timer fires
-
-Messages are worded by ``render_message`` (``Promise 0.4 (accepted 0.4=v1)``), which names
-every field, so two messages print alike only if they are equal.
-
-A simulated run (``sim/synod.py``) is a list of ``Timed`` entries: each a step, or a ``Note``
-(a decision, a partition, the heal, a violation: a consequence of steps or bookkeeping, never an
-input the explorer must replay), stamped with its virtual time.  ``render_timed`` prints one
-line per entry, a note marked ``--`` so it never reads as a step, and ``parse_timed`` reads it
-back::
+replays them, so no runner's printed words need reading back; ``parse_step`` is the inverse of
+``render_step`` (a test round-trips random steps).  A simulated run is a list of ``Timed``
+entries, steps or ``Note`` s (never replayed), printed by ``render_timed`` and read back by
+``parse_timed``::
 
     t=   12  A1 <- Prepare 0.4 from P1
     t=   57  -- L1 decides v1
+
+More (the text forms): docs/testing.md, 'Step records'.
 """
 
 from __future__ import annotations

@@ -1,47 +1,14 @@
 """Single-decree Paxos in the simulator: the world, its fault schedule, and its checks.
 
-A run (``run_synod(settings, seed)``) goes like this:
+A run (``run_synod(settings, seed)``): proposers compete from empty disks; a fault phase
+drops, duplicates and delays messages, partitions and crashes actors; then the heal, with one
+proposer left, after which every learner must learn within ``liveness_bound_ticks``.  Safety is
+checked after every step, from ghost state the actors never see, with the *correct* majority;
+at each message, the invariants safety rests on (Paxos Made Simple, 2.2-2.3: ballots and
+promises only grow, one value per ballot, P2b, P2c).  With ``trace`` the run is recorded as
+``sim.steps`` entries.  ``SynodSwarm`` draws a seed's deployment and fault mix (swarm testing).
 
-1. Every actor of ``SynodConfig`` is built from an empty disk.  Each proposer ``P_i`` proposes
-   ``config.proposal_for(P_i)`` (``v_i``) at a random time in ``[0, PROPOSE_WINDOW_TICKS]``, so
-   several proposers compete.
-2. Fault phase, ``[0, fault_ticks)``: the network drops, duplicates and delays messages, an
-   optional partition splits it, and any actor may crash (at a random time, or right after
-   handling a message) and restart from its disk (``sim.faults``).  A restarted proposer
-   proposes its value again.
-3. Heal, at ``fault_ticks``: the network stops losing messages and the partition is lifted,
-   every crashed actor restarts, and all proposers but one (picked with the seed's Random) are
-   stopped.  The survivor proposes again (a no-op if it already finished: it then answers the
-   learners' ``Query`` with ``Decided``, which is how learners that missed the decisive
-   ``Accepted`` messages still learn).
-4. Liveness: a value must then be chosen and learned by every learner within
-   ``liveness_bound_ticks(settings)`` of the heal (the bound and its derivation are on that
-   function); exceeding it is a liveness violation.
-
-Safety is checked after every step with ``checkers.safety_violations`` and the *correct*
-majority, from ghost state the actors never see: every acceptance an acceptor announced (each
-``Accepted`` it sent, whether or not the network delivered it), every proposed value, and
-every learner's first ``Decide``.  A learner whose later ``Decide`` differs (even after a
-restart) changed its mind.  The check is incremental: the ghost state only changes when a new
-acceptance, proposal or decision appears, so only those steps recompute it.  The first
-violation stops the run and names the step, the virtual time and the seed.
-
-Earlier, at the message that breaks it, the world checks the invariants safety rests on
-(Paxos Made Simple, sections 2.2 and 2.3): a proposer's ballots only grow and an acceptor's
-promise only grows, across restarts too; one ballot carries one value; a proposal's value is
-the highest-ballot value its quorum of promises reported (P2c); and no ballot above a chosen
-one proposes another value (P2b).  Such a break is an ``invariant`` violation: noted, and the
-run goes on, so that a run that also loses agreement still reports that as its violation.
-
-With ``trace`` the world records the run as ``sim.steps`` entries (``SynodResult.events``):
-every input to an actor as a typed step (a proposal, a delivery, a loss at send, a crash, a
-restart, a flush, a timer), and everything else (decisions, partitions, the heal, the
-violation) as a ``Note``, each stamped with its virtual time.  The printed trace is rendered
-from them with ``steps.render_timed``, and ``steps.parse_timed`` reads it back, so the explorer
-replays the records themselves (``explorer/trace.py``), not the printed words.
-
-``SynodSwarm`` draws a seed's deployment and fault mix (swarm testing); ``swarm_settings`` is
-what ``pypaxos sim synod`` runs each seed with unless ``--no-swarm``.
+More: docs/testing.md, 'A single-decree run' and 'Swarm testing'.
 """
 
 from __future__ import annotations

@@ -1,27 +1,15 @@
 """The storage contract: an ordered write-ahead log of opaque records plus one snapshot.
 
-How a node uses it (the durability contract of ``pypaxos.core.effects``):
-
-1. For every ``Persist`` effect the shell encodes the state into ``bytes`` and calls
-   ``append``; each record gets the next *index* (1, 2, 3, ... never reused).
-2. Once per batch of effect lists it calls ``sync()``: one flush to stable storage covering every
-   record appended since the previous sync (group commit).  Only after ``sync()`` returns may the
-   ``Send`` effects of those lists leave the node.
-3. At start it calls ``replay(storage)``: the latest snapshot (if any) and then every record after
-   it, in append order.  A Multi-Paxos acceptor rebuilds its promise and accepted slots by
-   folding the records over the snapshot's state.
-4. Now and then it writes a snapshot covering the log up to some index; the log prefix the
-   snapshot covers is then dropped (``compact``), one whole segment at a time.
-
-Why opaque ``bytes``: storage must not depend on the protocol's message types, and a checksum is
-computed over exactly the bytes that are stored.  Records must be non-empty (an all-zero region
-of a file then never parses as a record) and at most ``record_bytes_max`` bytes.
-
+A shell ``append`` s one record per ``Persist`` effect and calls ``sync()`` once per batch
+(group commit); only after it returns may the batch's ``Send`` effects leave (the durability
+contract of ``pypaxos.core.effects``).  At start ``replay`` yields the snapshot and every
+record after it; a snapshot lets the prefix it covers be compacted.  Records are opaque,
+non-empty ``bytes`` of at most ``record_bytes_max``: storage must not depend on message types.
 What survives a crash: every record appended before a ``sync()`` that returned, plus possibly a
-prefix of the records appended after it (never a record with a hole before it).  The snapshot
-survives once ``write_snapshot`` returns.  ``MemoryStorage.crash`` models exactly this.
+prefix of those after it; ``MemoryStorage.crash`` models exactly this.  Not thread-safe: one
+driver owns one storage.
 
-Storage objects are not thread-safe: one driver owns one storage.
+More: docs/design.md, 'The storage'.
 """
 
 from __future__ import annotations

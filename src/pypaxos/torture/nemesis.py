@@ -1,28 +1,13 @@
 """The nemesis: one fault at a time, held for a few seconds, then healed, then a short calm.
 
-Kinds (``--nemesis``):
+Kinds (``--nemesis``): ``partition``, ``kill``, ``pause``, ``net``, ``clock`` (``clock.py``),
+``disk`` (``disk.py``) and ``hostile`` (``hostile.py``); aimed kinds, not part of ``all``, for
+chasing one kind of bug in a short run: ``isolate-leader`` and ``kill-leader``.  Each cycle
+runs every chosen kind once, in a random order, and the first cycle always completes.  Faults
+are chosen by one ``random.Random(seed)``, so a schedule replays from ``--seed`` (the
+processes' timing does not).  Every fault is written to ``RUN/nemesis.log``.
 
-* ``partition``: halves (a minority against a majority), the leader alone, or a bridge (two
-  sides that cannot see each other and one node that sees both);
-* ``kill``: SIGKILL a node (mostly the leader), restart it a moment later;
-* ``pause``: SIGSTOP a node (mostly the leader), SIGCONT it later: a leader that wakes up must
-  find out it was deposed before answering anything;
-* ``net``: packet loss, delay, duplication and reordering between every pair of nodes;
-* ``clock``: jump a node's clock forward or back, or make it run fast or slow (``clock.py``);
-* ``disk``: SIGKILL a node and damage its newest log segment before the restart (``disk.py``);
-* ``hostile``: a process on the peer network connects with valid and invalid credentials and
-  sends forged, oversized and out-of-range messages (``hostile.py``); nothing may change.
-
-Aimed kinds, not part of ``all`` (for chasing one kind of bug in a short run):
-
-* ``isolate-leader``: cut the settled leader off from every other node, its own clients still
-  talking to it;
-* ``kill-leader``: SIGKILL the settled leader, restart it a moment later.
-
-Each cycle runs every chosen kind once, in a random order; the first cycle always completes,
-so even a short run exercises every chosen kind.  Faults are chosen by one
-``random.Random(seed)``, so a schedule replays from ``--seed``
-(the processes' timing does not).  Every fault is written to ``RUN/nemesis.log``.
+More (what each kind does): docs/testing.md, 'Torture'.
 """
 
 from __future__ import annotations

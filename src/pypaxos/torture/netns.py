@@ -1,45 +1,29 @@
 """Network-namespace hosts for the torture harness: one namespace per node, real packet drops.
 
-Topology of one run, ``{run}`` being ``{prefix}-{pid}-{token}`` (the owner's pid, a random token)::
-
-    {run}-n1  eth0 10.77.0.11 --veth--+
-    {run}-n2  eth0 10.77.0.12 --veth--+-- br0 (bridge, no address) in {run}-br
-    ...                               |
-    {run}-cl  eth0 10.77.0.5  --veth--+
-
-Every node gets its own network namespace with ``lo`` up and one veth end called ``eth0``; the
-other end sits in the bridge namespace ``{run}-br`` and is enslaved to ``br0`` there.  Every veth
-pair is created *from* the bridge namespace with its peer put straight into the endpoint
-namespace, so no interface of a run ever appears in the machine's own (root) namespace, not even
-for a moment.  The clients run in ``{run}-cl``, a namespace of the harness too.
+Each node, and the clients, get a namespace of the run (``{prefix}-{pid}-{token}-n1`` ...),
+joined by veth pairs to a bridge in one more; every veth pair is created from the bridge
+namespace, so no interface of a run ever appears in the root namespace.  Topology:
+docs/testing.md, 'Network namespaces'.
 
 Safety rules this module keeps:
 
-- The addresses (``10.77.0.0/24``) exist only inside the run's namespaces.  They are used only
-  from inside them (``wrap`` runs a command there); the root namespace has no address in the
-  subnet and no route to it, so a packet for them sent from the root namespace would follow the
-  machine's default route off the machine -- never do that.
-- No namespace gets a default route, or any route beyond its on-link /24: nothing inside can
-  leave the run.  IPv6 link-local addresses are switched off (``addrgenmode none``) so there is
-  no second, unfiltered path between nodes.
-- Faults are real packet drops on *ingress* in the receiving namespace (nftables, or iptables
-  where nft is missing): a partition drops, in each node, packets from the nodes of the other
-  groups -- both sides do it, so it is symmetric -- and loss drops a random share of the packets
-  a node receives on ``eth0``.  Dropping on ingress, not egress, matters: a drop in OUTPUT makes
-  ``connect``/``send`` fail at once with EPERM, which no real network does; a drop on the wire
-  makes them time out.  Each change replaces the namespace's whole ruleset in one transaction.
-- Everything a run creates lives inside its namespaces, so deleting the namespaces removes every
-  veth, the bridge and every rule.  ``cleanup`` first kills (by pid, SIGKILL) any process still
-  inside them -- the harness should have stopped its nodes already; a leftover would keep a
-  namespace alive after its name is gone -- then deletes them.  It runs from ``__exit__`` (so on
-  exceptions and on KeyboardInterrupt/SIGINT), from SIGTERM/SIGHUP (turned into ``SystemExit``
-  while the ``with`` block runs, if nobody else handles them) and from ``atexit``.
-- A crash that skips all that (SIGKILL) leaves namespaces behind; ``sweep(prefix)``, which
-  ``__enter__`` calls, deletes those whose owner pid (in the name) is no longer alive, so
-  parallel runs with the same prefix never delete each other's namespaces.
+- The addresses (``10.77.0.0/24``) exist only inside the run's namespaces and are used only
+  from inside them (``wrap``); the root namespace has no route to them, so a packet for them
+  sent from there would follow the default route off the machine -- never do that.
+- No namespace gets a default route, or any route beyond its on-link /24; IPv6 link-local
+  addresses are off (``addrgenmode none``), so there is no second, unfiltered path.
+- Faults are drops on *ingress* (nftables, or iptables): a drop in OUTPUT makes ``connect`` /
+  ``send`` fail at once with EPERM, which no real network does
+  (a drop on the wire makes them time out).  Each change replaces the
+  namespace's whole ruleset in one transaction.
+- Deleting the namespaces removes everything a run made.  ``cleanup`` first SIGKILLs (by pid)
+  any process still inside (it would keep a namespace alive), then deletes them; it runs from
+  ``__exit__``, from SIGTERM/SIGHUP (as ``SystemExit`` during the ``with`` block) and ``atexit``.
+- ``sweep(prefix)``, called by ``__enter__``, deletes namespaces left by a SIGKILLed run, only
+  those whose owner pid (in the name) is dead, so parallel runs never delete each other's.
 
-No ``tc netem`` is used: the kernel here has none.  Nothing here is thread-safe; drive one
-``NetnsHosts`` from one thread.
+No ``tc netem`` is used: the kernel here has none.  Not thread-safe: one thread per
+``NetnsHosts``.
 """
 
 from __future__ import annotations

@@ -1,29 +1,15 @@
 """A fault-injecting TCP proxy between nodes: loss, delay, duplication, reordering, partitions.
 
-One proxy process stands in front of one node's peer port.  It listens on one port per other
-node (so the listening port says who is sending: each node's own ``cluster.toml`` names the
-proxy's port for that pair as the peer's address) and forwards to the node's real peer port.
-Node-to-node connections are one-way (``pypaxos.transport.tcp``), so a proxy sees exactly one
-sender per connection.
+One proxy process stands in front of one node's peer port, with one listening port per other
+node (the port says who is sending), and forwards to the node's real peer port.  It knows only
+the transport's framing: the ``Hello`` passes at once, and every later frame is a unit of
+fault (dropped, delayed, held back, sent twice), because a Paxos message lost, late, repeated
+or out of order is what the protocol must survive (Paxos Made Simple, section 2.1).  Memory is
+bounded by ``queue_bytes_max`` per connection.  In network-namespace mode it adds only delay,
+duplication and reordering.  Run as ``python -m pypaxos.torture.proxy --routes JSON --control
+SOCKET``; the control socket takes the whole fault state (``Faults``) as one JSON line.
 
-It understands only the transport's framing (``[u32 length BE][body]``, ``transport.codec``):
-the first frame of a connection (the ``Hello``) passes untouched and at once, every later frame
-is a unit of fault.  A frame may be dropped (``loss``, or its sender is ``blocked``: a partition
-in loopback mode), held for a random delay in ``delay_ms`` (frames overtake each other when
-their delays differ: reordering), held back further (``reorder``), or sent twice (``dup``).
-Whole frames are the unit because a Paxos message lost, late, repeated or out of order is what
-the protocol must survive (Paxos Made Simple, section 2.1); a torn frame would only test the
-decoder.  Without faults a frame goes straight through.  Memory is bounded: past
-``queue_bytes_max`` per connection, frames are dropped (counted).
-
-Loopback mode uses every fault.  In network-namespace mode the proxy runs inside the target
-node's namespace, partitions and loss are real packet drops (``netns.NetnsHosts``), and the
-proxy adds only what iptables cannot (no tc netem here): delay, duplication, reordering.
-
-Run as a process: ``python -m pypaxos.torture.proxy --routes JSON --control SOCKET``.  The
-control socket (a file path: Unix sockets in the file system cross network namespaces) takes
-one JSON object a line, the whole fault state (``Faults``) or ``{"stats": true}``, and answers
-one JSON line with the counters.
+More: docs/testing.md, 'The proxy'.
 """
 
 from __future__ import annotations

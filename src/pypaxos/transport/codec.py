@@ -1,29 +1,14 @@
 """Wire frames for pypaxos messages: versioned, length-prefixed msgpack, decoded incrementally.
 
-A frame is::
+A frame is ``[u32 length BE][u8 version][msgpack payload]``; the length is checked against
+``frame_bytes_max`` *before* the body is buffered, so a hostile or confused peer cannot make us
+allocate more than the limit, and a version we do not speak is refused, not misparsed.  The
+payload is decoded against the message union, so what comes out is a typed, validated message
+or an error.  Errors are split by blame, as in h11: ``ProtocolError`` means the *remote peer*
+sent bad bytes (drop that connection); ``MessageTooLarge`` means *we* tried to send too much (a
+local bug).  ``FrameDecoder`` is sans-I/O: byte chunks in, whole messages out.
 
-    +----------------------+-------------+---------------------------------+
-    | length: u32 BE       | version: u8 | payload: msgpack (length-1 B)   |
-    +----------------------+-------------+---------------------------------+
-
-``length`` counts everything after itself (the version byte and the payload), so a reader
-knows from the first four bytes how much to wait for, and checks it against
-``frame_bytes_max`` *before* buffering the body: a hostile or confused peer cannot make us
-allocate more than the limit.  The version byte lets a later format coexist with this one
-(a receiver refuses what it does not speak rather than misparsing it).
-
-The payload is a msgspec-encoded tagged Struct.  The codec is generic over the message union
-(``pypaxos.core.messages.Message`` today, the Multi-Paxos messages later): msgspec decodes
-against that union, so what comes out is a typed, validated message or an error, never a
-half-trusted dict.  Every connection opens with a ``Hello`` frame naming the sender's node id
-(and optionally its cluster), so the receiver knows who is talking before any message counts.
-
-Errors are split by blame, as in h11: ``ProtocolError`` and its subclasses mean the *remote
-peer* sent bad bytes (the right reaction is to log and drop that connection);
-``MessageTooLarge`` means *we* tried to send something over the limit (a local bug to fix).
-
-``FrameDecoder`` is sans-I/O: it takes arbitrary byte chunks and returns whole messages, so it
-is tested by feeding it every chunking of a stream and fuzzed with random bytes.
+More: docs/design.md, 'The peer transport'.
 """
 
 from __future__ import annotations
