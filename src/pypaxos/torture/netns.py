@@ -18,7 +18,8 @@ Safety rules this module keeps:
   namespace's whole ruleset in one transaction.
 - Deleting the namespaces removes everything a run made.  ``cleanup`` first SIGKILLs (by pid)
   any process still inside (it would keep a namespace alive), then deletes them; it runs from
-  ``__exit__``, from SIGTERM/SIGHUP (as ``SystemExit`` during the ``with`` block) and ``atexit``.
+  ``__exit__`` (so on exceptions and Ctrl-C), from SIGTERM/SIGHUP (as ``SystemExit`` during the
+  ``with`` block) and from ``atexit``.
 - ``sweep(prefix)``, called by ``__enter__``, deletes namespaces left by a SIGKILLed run, only
   those whose owner pid (in the name) is dead, so parallel runs never delete each other's.
 
