@@ -53,6 +53,10 @@ class LogMachine:
         self.commands.append(command)
         return str(len(self.commands)).encode()
 
+    def query(self, command: bytes) -> bytes:
+        """A read: the last command applied (``command`` is not looked at)."""
+        return self.commands[-1] if self.commands else b""
+
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(self.commands)
 

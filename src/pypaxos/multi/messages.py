@@ -11,7 +11,8 @@ Every message names its ``sender`` and is a frozen, tagged msgspec struct, ready
   slot.  ``commit_index`` piggybacks the leader's decided prefix: an acceptor that accepted
   ``slot`` *in that same ballot* knows the value there is decided.
 * ``Nack(ballot, promised)``: the request at ``ballot`` was refused; ``promised`` is higher.
-* ``Heartbeat(ballot, commit_index)`` / ``HeartbeatAck``: failure detection, commit propagation.
+* ``Heartbeat(ballot, commit_index, read_round)`` / ``HeartbeatAck``: failure detection, commit
+  propagation, and the leader's confirmation rounds for read-index reads (``multi.reads``).
 * ``CatchUp(from_slot)``: "send me the decided values from ``from_slot``"; answered with
   ``Decided(first_slot, values, commit_index)`` (a run of consecutive decided slots, bounded in
   slots and bytes, and the sender's decided prefix, so the asker knows whether to ask again at
@@ -65,12 +66,14 @@ class Heartbeat(msgspec.Struct, frozen=True, tag="multi.Heartbeat"):
     sender: int
     ballot: Ballot
     commit_index: int
+    read_round: int = 0  # the leader's latest read-index confirmation round (``multi.reads``)
 
 
 class HeartbeatAck(msgspec.Struct, frozen=True, tag="multi.HeartbeatAck"):
     sender: int
     ballot: Ballot
     commit_index: int
+    read_round: int = 0  # the heartbeat's ``read_round``, echoed
 
 
 class CatchUp(msgspec.Struct, frozen=True, tag="multi.CatchUp"):

@@ -5,6 +5,9 @@ A node is a pure state machine driven by three inputs, each returning a list of 
 * ``propose(request_id, command)``: a client command; only the leader takes it (others answer
   ``Redirect``), a full queue answers ``Busy``, and once the slot holding it is applied the node
   answers ``Reply``.
+* ``read(request_id, command)``: a read-only query, answered by the leader from its own state
+  machine once it is sure that state is current (read-index reads, ``reads``): no slot, no
+  fsync; answers ``Redirect``, ``Busy`` and ``Reply`` like ``propose``.
 * ``handle(msg)``: a message from a peer (see ``messages``).
 * ``tick()``: one unit of time; heartbeats, election timeouts, step-down and catch-up retries
   are all counted in ticks (``election``).
@@ -84,6 +87,7 @@ from pypaxos.multi.messages import (
     Promise,
     Snapshot,
 )
+from pypaxos.multi.reads import PendingRead, ReadIndex
 from pypaxos.multi.replica import Replica, StateMachine
 
 THRIFTY_PROBE_HEARTBEATS = 10
@@ -127,6 +131,8 @@ class Node:
         "peers",
         "probe_next",
         "quorum",
+        "read_barrier",
+        "reads",
         "refused_messages",
         "replica",
         "role",
@@ -172,6 +178,10 @@ class Node:
         # contradicting a decided slot): ignored and counted, for the shell to report.
         self.refused_messages = 0
         self.probe_next = 0  # thrifty: the tick from which the next slot goes to every peer
+        self.reads = ReadIndex(node_id, self.quorum)
+        # Leader: the first slot after everything phase 1 re-proposed; no read is answered from
+        # a state that has not applied up to it (``reads``, step 1).
+        self.read_barrier = 0
 
     @classmethod
     def recover(
@@ -249,6 +259,25 @@ class Node:
             awaiting.add(request_id)
         return self._finish(effects, self.replica.applied_index)
 
+    def read(self, request_id: int, command: bytes) -> list[Effect]:
+        """A read-only ``command``, answered from this leader's state machine (``reads``)."""
+        if self.role is not Role.LEADER:
+            hint = self.leader_id if self.role is Role.FOLLOWER else None
+            return [Redirect(request_id, hint)]
+        reads = self.reads
+        if len(reads) >= self.config.queue_max_commands:
+            return [Busy(request_id)]
+        applied = self.replica.applied_index
+        read = PendingRead(request_id, command, max(applied, self.read_barrier))
+        effects: list[Effect] = []
+        if LogBug.READ_INDEX_WITHOUT_CONFIRMATION in self.bugs:
+            reads.ready.append(read)
+        else:
+            reads.unsent.append(read)
+            if not reads.in_flight():  # else it waits for the next round (batching)
+                effects = self._heartbeats()
+        return self._finish(effects, applied)
+
     def tick(self) -> list[Effect]:
         self.detector.tick()
         commit_before = self.replica.applied_index
@@ -313,6 +342,8 @@ class Node:
             del self.leader.inflight[slot]
         effects += self._maybe_catch_up()
         if self.role is Role.LEADER:
+            if self.reads.ready:
+                effects += self._answer_reads()
             if self.replica.applied_index > commit_before:
                 # Followers learn it from the next Accept (it carries the commit index) or, if
                 # none goes out before the next tick, from a heartbeat then: not a heartbeat per
@@ -347,6 +378,7 @@ class Node:
         effects: list[Effect] = []
         for slot, value in self.leader.take_over():
             effects += self._propose_slot(slot, value)
+        self.read_barrier = self.leader.next_slot
         return effects + self._heartbeats()
 
     def _step_down(self, hint: int | None) -> list[Effect]:
@@ -357,6 +389,7 @@ class Node:
         for entry in self.leader.stop():
             self.replica.awaiting.discard(entry.request_id)
             effects.append(Redirect(entry.request_id, hint))
+        effects += [Redirect(read.request_id, hint) for read in self.reads.drain()]
         return effects
 
     def _follow(self, sender: int, ballot: Ballot) -> list[Effect]:
@@ -407,14 +440,27 @@ class Node:
             return [Send(msg.sender, Nack(self.id, msg.ballot, bar))]
         effects = self._follow(msg.sender, msg.ballot)
         effects += self._learn_committed(msg.ballot, msg.commit_index, msg.sender)
-        ack = HeartbeatAck(self.id, msg.ballot, self.replica.applied_index)
+        ack = HeartbeatAck(self.id, msg.ballot, self.replica.applied_index, msg.read_round)
         return [*effects, Send(msg.sender, ack)]
 
     def _on_heartbeat_ack(self, msg: HeartbeatAck) -> list[Effect]:
+        effects: list[Effect] = []
         if self.role is Role.LEADER and msg.ballot == self.leader.ballot:
             self.detector.heard_from(msg.sender)
+            reads = self.reads
+            reads.on_ack(msg.sender, msg.read_round)
+            if reads.unsent and not reads.in_flight():  # the reads that waited: the next round
+                effects = self._heartbeats()
         self._note_commit(msg.commit_index, msg.sender)
-        return []
+        return effects
+
+    def _answer_reads(self) -> list[Effect]:
+        """Run the confirmed reads whose read index is applied (``reads``, steps 3 and 4)."""
+        applied: int | None = self.replica.applied_index
+        if LogBug.READ_BEFORE_APPLIED in self.bugs:
+            applied = None
+        query = self.replica.machine.query
+        return [Reply(r.request_id, query(r.command)) for r in self.reads.take_ready(applied)]
 
     # -- the log ----------------------------------------------------------------------------
 
@@ -515,7 +561,8 @@ class Node:
 
     def _heartbeats(self) -> list[Effect]:
         self.commit_unannounced = False
-        beat = Heartbeat(self.id, self.leader.ballot, self.replica.applied_index)
+        self.reads.start_round()
+        beat = Heartbeat(self.id, self.leader.ballot, self.replica.applied_index, self.reads.round)
         return [Send(p, beat) for p in self.peers]
 
     def _retransmit(self) -> list[Effect]:

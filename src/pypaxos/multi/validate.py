@@ -78,7 +78,7 @@ def _slots(msg: Message) -> list[tuple[str, int]]:
         case Accepted():
             return [("slot", msg.slot)]
         case Heartbeat() | HeartbeatAck():
-            return [("commit_index", msg.commit_index)]
+            return [("commit_index", msg.commit_index), ("read_round", msg.read_round)]
         case CatchUp():
             return [("from_slot", msg.from_slot)]
         case Decided():

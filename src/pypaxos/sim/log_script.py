@@ -94,6 +94,10 @@ class ScriptMachine:
         self.commands.append(command)
         return str(len(self.commands)).encode()
 
+    def query(self, command: bytes) -> bytes:
+        """A read: how many commands are applied (``command`` is not looked at)."""
+        return str(len(self.commands)).encode()
+
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(self.commands)
 
@@ -106,6 +110,10 @@ class ScriptMachine:
 
 def name(node_id: int) -> str:
     return f"N{node_id}"
+
+
+def _round(read_round: int) -> str:
+    return f" round={read_round}" if read_round else ""
 
 
 def describe_batch(batch: Batch) -> str:
@@ -141,9 +149,9 @@ def describe_message(msg: Message) -> str:
         case Nack():
             return f"Nack {msg.ballot} promised={msg.promised}"
         case Heartbeat():
-            return f"Heartbeat {msg.ballot} commit={msg.commit_index}"
+            return f"Heartbeat {msg.ballot} commit={msg.commit_index}{_round(msg.read_round)}"
         case HeartbeatAck():
-            return f"HeartbeatAck {msg.ballot} commit={msg.commit_index}"
+            return f"HeartbeatAck {msg.ballot} commit={msg.commit_index}{_round(msg.read_round)}"
         case CatchUp():
             return f"CatchUp from_slot={msg.from_slot}"
         case Decided():
