@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.multi.multi_harness import Cluster
 
 from pypaxos.core.effects import Persist, Send
+from pypaxos.core.types import Ballot
 from pypaxos.multi import (
     Accept,
     Accepted,
@@ -17,6 +18,7 @@ from pypaxos.multi import (
     Reply,
     Role,
 )
+from pypaxos.multi.validate import SLOT_MAX, check_message
 
 READ = 10_000  # request ids of reads, apart from the writes'
 
@@ -155,3 +157,16 @@ def test_planted_read_before_applied_answers_a_new_leaders_stale_state() -> None
     cluster.run(new, cluster.nodes[new].read(READ, b"get"))
     cluster.ticks(10)
     assert cluster.replies[(new, READ)] == b""  # "x" was acknowledged before the read began
+
+
+def test_a_cluster_of_one_is_its_own_quorum() -> None:
+    cluster = Cluster(1, seed=2)
+    leader = cluster.elect()
+    cluster.propose(leader, 1, b"a")
+    cluster.run_until(lambda: (leader, 1) in cluster.replies)
+    assert Reply(READ, b"a") in cluster.nodes[leader].read(READ, b"get")
+
+
+def test_a_peer_cannot_confirm_a_round_beyond_any_a_node_can_reach() -> None:
+    ack = HeartbeatAck(2, Ballot(1, 1), 0, SLOT_MAX + 1)
+    assert check_message(ack, (1, 2, 3)) == f"read_round {SLOT_MAX + 1} is outside [0, {SLOT_MAX}]"

@@ -8,6 +8,8 @@ nothing here runs on its own: no clock, no asyncio, and the only randomness is o
 
     config k=v ...      first line only: ``nodes=N`` and any ``MultiConfig`` field (``seed=S``)
     propose N1 x [y..]  a client proposes commands at N1 (several at once: ``propose_many``)
+    read N1             a client reads at N1 on the read-index path (``Node.read``; the
+                        machine answers how many commands it applied)
     deliver N1 N2       deliver the oldest message in flight from N1 to N2
     deliver N2          deliver the messages now in flight to N2, oldest first
     deliver next        deliver the oldest message in flight, whoever it is for
@@ -259,6 +261,13 @@ class LogInteraction:
         match word:
             case "propose":
                 return self._propose(args)
+            case "read":
+                self._arity(word, args, 1, 1)
+                node_id = self._up(args[0])
+                self.request_ids += 1
+                rid = self.request_ids
+                out = [f"  {args[0]} takes read r{rid}"]
+                return out + self._feed(node_id, lambda node: node.read(rid, b"read"))
             case "deliver":
                 return self._deliver(args)
             case "drop":
