@@ -9,11 +9,13 @@ from pypaxos.core.types import Ballot
 from pypaxos.multi import (
     Accept,
     Accepted,
+    Decided,
     Heartbeat,
     HeartbeatAck,
     LogBug,
     Message,
     PersistOwnVote,
+    ReadIndexRequest,
     Redirect,
     Reply,
     Role,
@@ -170,3 +172,54 @@ def test_a_cluster_of_one_is_its_own_quorum() -> None:
 def test_a_peer_cannot_confirm_a_round_beyond_any_a_node_can_reach() -> None:
     ack = HeartbeatAck(2, Ballot(1, 1), 0, SLOT_MAX + 1)
     assert check_message(ack, (1, 2, 3)) == f"read_round {SLOT_MAX + 1} is outside [0, {SLOT_MAX}]"
+
+
+def _follower_reads(bugs: tuple[LogBug, ...] = ()) -> tuple[Cluster, int, int]:
+    """A settled cluster with ``follower_reads``; returns it, its leader and one follower."""
+    cluster = Cluster(3, seed=1, bugs=bugs, follower_reads=True)
+    leader = cluster.elect()
+    cluster.propose(leader, 1, b"a")
+    cluster.run_until(lambda: (leader, 1) in cluster.replies and cluster.converged())
+    return cluster, leader, next(i for i in cluster.nodes if i != leader)
+
+
+def test_a_follower_answers_from_its_own_state_after_asking_for_a_read_index() -> None:
+    cluster, leader, follower = _follower_reads()
+    effects = cluster.nodes[follower].read(READ, b"get")
+    assert [e.msg for e in effects if isinstance(e, Send)] == [ReadIndexRequest(follower, 1)]
+    assert cluster.nodes[follower].read(READ + 1, b"get") == []  # waits for the next request
+    cluster.run(follower, effects)
+    cluster.deliver_all()
+    assert cluster.replies[(follower, READ)] == b"a"
+    assert cluster.replies[(follower, READ + 1)] == b"a"
+    assert (leader, READ) not in cluster.replies  # the leader only gave an index
+
+
+def _behind(cluster: Cluster, leader: int, follower: int) -> None:
+    """``b`` is chosen and acknowledged, but ``follower`` hears nothing that would apply it."""
+
+    def starve(src: int, to: int, msg: Message) -> bool:
+        return to != follower or not isinstance(msg, Accept | Heartbeat | Decided)
+
+    cluster.filter = starve
+    cluster.propose(leader, 2, b"b")
+    cluster.run_until(lambda: (leader, 2) in cluster.replies)
+
+
+def test_a_follower_waits_until_it_applied_up_to_the_read_index() -> None:
+    cluster, leader, follower = _follower_reads()
+    _behind(cluster, leader, follower)
+    cluster.run(follower, cluster.nodes[follower].read(READ, b"get"))
+    cluster.ticks(10)
+    assert (follower, READ) not in cluster.replies
+    cluster.filter = None
+    cluster.run_until(lambda: (follower, READ) in cluster.replies)
+    assert cluster.replies[(follower, READ)] == b"b"
+
+
+def test_planted_read_before_applied_answers_a_lagging_followers_stale_state() -> None:
+    cluster, leader, follower = _follower_reads((LogBug.READ_BEFORE_APPLIED,))
+    _behind(cluster, leader, follower)
+    cluster.run(follower, cluster.nodes[follower].read(READ, b"get"))
+    cluster.ticks(10)
+    assert cluster.replies[(follower, READ)] == b"a"  # "b" was acknowledged before the read

@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(read-index) (default: drawn per seed; --no-swarm: log)",
     )
     parser.add_argument(
+        "--follower-reads",
+        action=argparse.BooleanOptionalAction,
+        help="with --reads read-index: followers answer reads too, after asking the leader for "
+        "a read index (default: drawn per seed; --no-swarm: off)",
+    )
+    parser.add_argument(
         "--no-swarm",
         dest="swarm",
         action="store_false",
@@ -115,6 +121,7 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
             ("nodes", args.nodes),
             ("thrifty", args.thrifty),
             ("reads", args.reads),
+            ("follower_reads", args.follower_reads),
             ("drop", args.drop),
             ("dup", args.dup),
             ("delay_max_ticks", args.max_delay),
@@ -206,7 +213,8 @@ def describe_mix(mix: KVSettings) -> str:
     )
     chances = ", ".join(f"{name} {prob}" for name, prob in faults if prob) or "no faults"
     return (
-        f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}, reads: {mix.reads}; "
+        f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}, reads: {mix.reads}"
+        f"{' (followers too)' if mix.follower_reads and mix.reads == 'read-index' else ''}; "
         f"drop {mix.drop}, "
         f"dup {mix.dup}, delay {mix.delay_min_ticks}..{mix.delay_max_ticks} ticks, stragglers "
         f"{n.straggle_prob}; every {n.step_ticks} ticks: {chances}; downtime "
@@ -233,7 +241,8 @@ def summary_lines(results: Sequence[KVResult], wall_s: float) -> list[str]:
         f"({sum(r.leader_crashes for r in results)} leaders mid-batch); "
         f"partitions: {sum(r.partitions for r in results)}",
         f"reads answered on the read-index path: {sum(r.read_index_reads for r in results)} "
-        f"(in {sum(r.mix.reads == 'read-index' for r in results)} seeds)",
+        f"(in {sum(r.mix.reads == 'read-index' for r in results)} seeds), by followers: "
+        f"{sum(r.follower_reads for r in results)}",
     ]
     if served and results:
         lines.append(

@@ -17,6 +17,9 @@ Every message names its ``sender`` and is a frozen, tagged msgspec struct, ready
   ``Decided(first_slot, values, commit_index)`` (a run of consecutive decided slots, bounded in
   slots and bytes, and the sender's decided prefix, so the asker knows whether to ask again at
   once) or, when compacted, with ``Snapshot(slot, data)`` followed by the values after it.
+* ``ReadIndexRequest(request_round)`` / ``ReadIndexReply(request_round, read_index)``: a
+  follower asks the leader for a read index for the reads it holds (``multi.reads``, "Follower
+  reads"); the leader answers after its own confirmation round.
 """
 
 from __future__ import annotations
@@ -94,6 +97,17 @@ class Snapshot(msgspec.Struct, frozen=True, tag="multi.Snapshot"):
     data: bytes
 
 
+class ReadIndexRequest(msgspec.Struct, frozen=True, tag="multi.ReadIndexRequest"):
+    sender: int
+    request_round: int
+
+
+class ReadIndexReply(msgspec.Struct, frozen=True, tag="multi.ReadIndexReply"):
+    sender: int
+    request_round: int
+    read_index: int
+
+
 Message = (
     Prepare
     | Promise
@@ -105,4 +119,6 @@ Message = (
     | CatchUp
     | Decided
     | Snapshot
+    | ReadIndexRequest
+    | ReadIndexReply
 )

@@ -7,7 +7,9 @@ A node is a pure state machine driven by three inputs, each returning a list of 
   answers ``Reply``.
 * ``read(request_id, command)``: a read-only query, answered by the leader from its own state
   machine once it is sure that state is current (read-index reads, ``reads``): no slot, no
-  fsync; answers ``Redirect``, ``Busy`` and ``Reply`` like ``propose``.
+  fsync; answers ``Redirect``, ``Busy`` and ``Reply`` like ``propose``.  With
+  ``follower_reads`` a follower answers it too, from its own state, after asking the leader
+  for a read index.
 * ``handle(msg)``: a message from a peer (see ``messages``).
 * ``tick()``: one unit of time; heartbeats, election timeouts, step-down and catch-up retries
   are all counted in ticks (``election``).
@@ -85,6 +87,8 @@ from pypaxos.multi.messages import (
     Nack,
     Prepare,
     Promise,
+    ReadIndexReply,
+    ReadIndexRequest,
     Snapshot,
 )
 from pypaxos.multi.reads import PendingRead, ReadIndex
@@ -260,16 +264,24 @@ class Node:
         return self._finish(effects, self.replica.applied_index)
 
     def read(self, request_id: int, command: bytes) -> list[Effect]:
-        """A read-only ``command``, answered from this leader's state machine (``reads``)."""
-        if self.role is not Role.LEADER:
+        """A read-only ``command``, answered from this node's state machine (``reads``)."""
+        follower_read = (
+            self.role is Role.FOLLOWER and self.config.follower_reads and self.leader_id is not None
+        )
+        if self.role is not Role.LEADER and not follower_read:
             hint = self.leader_id if self.role is Role.FOLLOWER else None
             return [Redirect(request_id, hint)]
         reads = self.reads
         if len(reads) >= self.config.queue_max_commands:
             return [Busy(request_id)]
         applied = self.replica.applied_index
-        read = PendingRead(request_id, command, max(applied, self.read_barrier))
         effects: list[Effect] = []
+        if follower_read:
+            reads.unasked.append(PendingRead(request_id, command, -1))
+            if not reads.asked:  # else it waits for the next request (batching)
+                effects = self._ask_read_index()
+            return self._finish(effects, applied)
+        read = PendingRead(request_id, command, max(applied, self.read_barrier))
         if LogBug.READ_INDEX_WITHOUT_CONFIRMATION in self.bugs:
             reads.ready.append(read)
         else:
@@ -291,6 +303,10 @@ class Node:
                 effects = self._heartbeats()
         elif self.detector.election_due():
             effects = self._start_candidacy()
+        elif self.reads.asked and self.detector.now - self.reads.asked_tick >= (
+            self.config.heartbeat_ticks
+        ):
+            effects = self._ask_read_index()  # unanswered (lost, or the leader changed): again
         return self._finish(effects, commit_before)
 
     def synced(self, slot: int, ballot: Ballot) -> list[Effect]:
@@ -330,6 +346,15 @@ class Node:
                 return self._on_decided(msg)
             case Snapshot():
                 return self._on_snapshot(msg)
+            case ReadIndexRequest():
+                return self._on_read_index_request(msg)
+            case ReadIndexReply():
+                reads = self.reads
+                reads.on_read_index(msg.request_round, msg.read_index)
+                self._note_commit(msg.read_index, msg.sender)  # catch up to it if behind
+                if reads.unasked and not reads.asked:  # the reads that waited: ask now
+                    return self._ask_read_index()
+                return []
             case _:
                 assert_never(msg)
 
@@ -341,9 +366,11 @@ class Node:
         for slot in [s for s in self.leader.inflight if s < applied]:
             del self.leader.inflight[slot]
         effects += self._maybe_catch_up()
+        if self.reads.ready:
+            effects += self._answer_reads()
         if self.role is Role.LEADER:
-            if self.reads.ready:
-                effects += self._answer_reads()
+            if self.reads.remote_ready:
+                effects += self._answer_read_indexes()
             if self.replica.applied_index > commit_before:
                 # Followers learn it from the next Accept (it carries the commit index) or, if
                 # none goes out before the next tick, from a heartbeat then: not a heartbeat per
@@ -364,6 +391,7 @@ class Node:
         persist, promise = self.acceptor.prepare(prepare, self.replica.applied_index)
         assert persist is not None and isinstance(promise, Promise), "own promise refused"
         effects: list[Effect] = [persist, *(Send(p, prepare) for p in self.peers)]
+        effects += [Redirect(read.request_id, None) for read in self.reads.drain()]
         if self.leader.on_promise(promise):
             effects += self._become_leader()
         return effects
@@ -452,6 +480,35 @@ class Node:
             if reads.unsent and not reads.in_flight():  # the reads that waited: the next round
                 effects = self._heartbeats()
         self._note_commit(msg.commit_index, msg.sender)
+        return effects
+
+    def _ask_read_index(self) -> list[Effect]:
+        """A follower asks the leader for a read index for the reads it holds (``reads``)."""
+        request_round = self.reads.ask(self.detector.now)
+        if request_round is None or self.leader_id is None:
+            return []
+        return [Send(self.leader_id, ReadIndexRequest(self.id, request_round))]
+
+    def _on_read_index_request(self, msg: ReadIndexRequest) -> list[Effect]:
+        """A follower's reads: a read index for them once our round confirms we lead."""
+        if self.role is not Role.LEADER:
+            return []  # it asks again, of whoever leads by then
+        reads = self.reads
+        index = max(self.replica.applied_index, self.read_barrier)
+        read = PendingRead(msg.request_round, b"", index, origin=msg.sender)
+        if LogBug.READ_INDEX_WITHOUT_CONFIRMATION in self.bugs:
+            reads.remote_ready.append(read)
+            return []
+        reads.unsent.append(read)
+        return [] if reads.in_flight() else self._heartbeats()
+
+    def _answer_read_indexes(self) -> list[Effect]:
+        ready, self.reads.remote_ready = self.reads.remote_ready, []
+        effects: list[Effect] = []
+        for read in ready:
+            assert read.origin is not None
+            reply = ReadIndexReply(self.id, read.request_id, read.read_index)
+            effects.append(Send(read.origin, reply))
         return effects
 
     def _answer_reads(self) -> list[Effect]:

@@ -36,7 +36,9 @@ the replay command needs only the seed and what the command line pinned.
 Reads go through the log, or under ``KVSettings.reads = "read-index"`` (drawn per seed by the
 swarm) take the leader's read-index path (``multi.reads``): no log entry, so the linearizability
 check is what judges them, and ``KVResult.read_index_reads`` counts the ones answered that way
-(a run that claims the path but never used it would prove nothing).
+(a run that claims the path but never used it would prove nothing).  With ``follower_reads``
+too, followers answer reads after asking the leader for a read index, clients send each read
+to a random node first, and ``KVResult.follower_reads`` counts the reads followers answered.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class KVSettings:
     tick_interval_ticks: int = 2  # virtual ticks between two Node.tick() calls
     thrifty: bool = True  # MultiConfig.thrifty, as the runtime runs it
     reads: str = "log"  # "log": reads are log commands; "read-index": ``Node.read``
+    follower_reads: bool = False  # MultiConfig.follower_reads (with reads = "read-index")
     client: ClientSettings = field(default_factory=ClientSettings)
     nemesis: NemesisSettings = field(default_factory=NemesisSettings)
     swarm: bool = False  # each seed draws its own mix (``KVSwarm``), but for ``pinned`` fields
@@ -146,6 +149,7 @@ class KVSettings:
             log_window_slots=32,
             catch_up_max_slots=8,
             thrifty=self.thrifty,
+            follower_reads=self.follower_reads,
             bugs=frozenset(b for b in self.bugs if isinstance(b, LogBug)),
         )
 
@@ -173,12 +177,16 @@ class KVSettings:
                 words.append(f"{option} {getattr(self, name)!r}")
         if self.swarm and "reads" in self.pinned:
             words.append(f"--reads {self.reads}")
+        if self.swarm and "follower_reads" in self.pinned:
+            words.append("--follower-reads" if self.follower_reads else "--no-follower-reads")
         words += ["--seeds 1", f"--start {seed}"]
         words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
         if not self.swarm:
             words.append("--no-swarm")
             if self.reads != "log":
                 words.append(f"--reads {self.reads}")
+            if self.follower_reads:
+                words.append("--follower-reads")
         if not self.thrifty and (not self.swarm or "thrifty" in self.pinned):
             words.append("--no-thrifty")
         if self.swarm and "thrifty" in self.pinned and self.thrifty:
@@ -187,6 +195,7 @@ class KVSettings:
             KVSettings(self.nodes, self.clients, self.ops, bugs=self.bugs, thrifty=self.thrifty),
             **{name: getattr(self, name) for name, _ in _KV_OPTIONS},
             reads=self.reads,
+            follower_reads=self.follower_reads,
             swarm=self.swarm,
             pinned=self.pinned,
         )
@@ -198,7 +207,7 @@ class KVSettings:
 # Drawn settings the command line can pin, with their options (besides --nodes, --[no-]thrifty).
 _KV_OPTIONS = (("drop", "--drop"), ("dup", "--dup"), ("delay_max_ticks", "--max-delay"))
 KV_SWARM_FIELDS = frozenset(
-    {"nodes", "thrifty", "drop", "dup", "delay_max_ticks", "nemesis", "reads"}
+    {"nodes", "thrifty", "drop", "dup", "delay_max_ticks", "nemesis", "reads", "follower_reads"}
 )
 READ_PATHS = ("log", "read-index")
 
@@ -231,6 +240,7 @@ class KVSwarm:
     restart_max_ticks_range: tuple[int, int] = (5, 80)  # downtime is drawn in [5, this]
     read_index_prob: float = 0.5  # reads take the read-index path (drawn last: older draws hold)
     stall_leader_prob_max: float = 0.15
+    follower_reads_prob: float = 0.5  # of the read-index seeds
 
     def draw(self, rng: random.Random, base: KVSettings) -> KVSettings:
         """``base`` with every field of ``KV_SWARM_FIELDS`` not pinned in it drawn from ``rng``.
@@ -269,6 +279,7 @@ class KVSwarm:
         nemesis = drawn["nemesis"]
         assert isinstance(nemesis, NemesisSettings)
         drawn["nemesis"] = replace(nemesis, stall_leader_prob=level(self.stall_leader_prob_max))
+        drawn["follower_reads"] = rng.random() < self.follower_reads_prob
         chosen = {name: value for name, value in drawn.items() if name not in base.pinned}
         settings = replace(base, **chosen)  # type: ignore[arg-type]
         if settings.delay_min_ticks > settings.delay_max_ticks:
@@ -337,6 +348,7 @@ class KVResult:
     info: int
     leader_changes: int
     read_index_reads: int  # reads a node answered on the read-index path (no log entry)
+    follower_reads: int  # ... of which a follower answered
     crashes: int
     leader_crashes: int
     partitions: int
@@ -392,6 +404,7 @@ class KVWorld(Simulator[object]):
         self.chosen: dict[int, Batch] = {}  # ghost: the first value applied in each slot
         self.replied: set[int] = set()  # ghost: request ids of log commands some node answered
         self.read_index_reads = 0
+        self.follower_reads = 0
         # ghost: who accepted what in each (slot, ballot), from the records written to disk
         self.votes: dict[tuple[int, Ballot], tuple[Batch, set[int]]] = {}
         self.chosen_by_votes: dict[int, tuple[Ballot, Batch]] = {}
@@ -459,6 +472,7 @@ class KVWorld(Simulator[object]):
             self._clock,
             self.session_stride,
             read_index=self.settings.reads == "read-index",
+            any_node_reads=self.settings.follower_reads,
         )
 
     def _clock(self) -> int:
@@ -596,6 +610,8 @@ class KVWorld(Simulator[object]):
             rid = effect.request_id
             if is_read_request(rid):
                 self.read_index_reads += 1  # answered by ``Node.read``: in no slot, by design
+                if self.node_actor(node).node.role is Role.FOLLOWER:
+                    self.follower_reads += 1
             else:
                 self.replied.add(rid)
             reply = ClientReply(node, rid, effect.result)
@@ -755,6 +771,7 @@ class KVWorld(Simulator[object]):
             info=kinds.count("info"),
             leader_changes=self.stats.changes,
             read_index_reads=self.read_index_reads,
+            follower_reads=self.follower_reads,
             crashes=self.nemesis.crashes,
             leader_crashes=self.nemesis.leader_crashes,
             partitions=self.nemesis.partitions,

@@ -279,6 +279,7 @@ class Client:
     """One simulated client actor (see the module docstring)."""
 
     __slots__ = (
+        "any_node_reads",
         "attempts",
         "budget",
         "clock",
@@ -322,6 +323,7 @@ class Client:
         clock: Callable[[], int],
         session_stride: int,
         read_index: bool = False,
+        any_node_reads: bool = False,
     ) -> None:
         self.id = actor_id
         self.kv_id = kv_id
@@ -337,6 +339,7 @@ class Client:
         self.clock = clock
         self.seq = 0
         self.read_index = read_index  # reads take the read-index path
+        self.any_node_reads = any_node_reads  # ... at a random node first (follower reads)
         self.reads = 0  # read-index reads begun (their request ids count them)
         self.read = False  # the current operation is a read-index read
         self.rid = 0
@@ -393,6 +396,8 @@ class Client:
             self.reads += 1
             self.command = encode_request(Request(self.kv_id, 0, op.command))
             self.rid = read_request_id(self.kv_id, self.reads)
+            if self.any_node_reads:
+                self.target = self.node_ids[int(self.rng.random() * len(self.node_ids))]
         else:
             self.seq += 1
             self.command = encode_request(Request(self.kv_id, self.seq, op.command))

@@ -71,6 +71,8 @@ from pypaxos.multi import (
     Prepare,
     Promise,
     PromiseRecord,
+    ReadIndexReply,
+    ReadIndexRequest,
     Record,
     Redirect,
     Reply,
@@ -159,6 +161,10 @@ def describe_message(msg: Message) -> str:
         case Decided():
             values = " ".join(describe_batch(v) for v in msg.values)
             return f"Decided from_slot={msg.first_slot} ({values}) commit={msg.commit_index}"
+        case ReadIndexRequest():
+            return f"ReadIndexRequest round={msg.request_round}"
+        case ReadIndexReply():
+            return f"ReadIndexReply round={msg.request_round} read_index={msg.read_index}"
         case Snapshot():
             return f"Snapshot slot={msg.slot} machine={describe_snapshot(msg.data)}"
         case _:
