@@ -53,8 +53,8 @@ class Running:
             await app.stop()
 
 
-async def _start(tmp_path: Path, reads: str) -> Running:
-    config = load_config(write_cluster(tmp_path, extra=f'reads = "{reads}"'))
+async def _start(tmp_path: Path, reads: str, extra: str = "") -> Running:
+    config = load_config(write_cluster(tmp_path, extra=f'reads = "{reads}"\n{extra}'))
     assert config.reads == reads
     apps = {m.id: NodeApp(config, m.id, request_timeout_s=1.0) for m in config.members}
     for app in apps.values():
@@ -143,5 +143,24 @@ async def test_log_reads_take_a_slot_each(tmp_path: Path) -> None:
         applied = running.applied(leader)
         assert await client.get("k") == b"v1"
         assert running.applied(leader) > applied
+    finally:
+        await running.close()
+
+
+async def test_with_follower_reads_a_follower_answers_without_forwarding(tmp_path: Path) -> None:
+    running = await _start(tmp_path, "read-index", "follower_reads = true")
+    try:
+        leader = await running.leader()
+        follower = next(i for i in running.apps if i != leader)
+        assert await retry(lambda: running.client(leader).set("k", "v1")) is True
+        router = running.apps[follower].router
+        assert router is not None
+        forwarded = router.stats.forwarded
+        client = running.client(follower)
+        assert await client.get("k") == b"v1"  # the leader's write, read at once
+        assert await client.mget("k", "absent") == [b"v1", None]
+        assert router.stats.forwarded == forwarded  # answered here, from its own state
+        assert await client.set("k", "v2") is True  # writes still go to the leader
+        assert await client.get("k") == b"v2"
     finally:
         await running.close()

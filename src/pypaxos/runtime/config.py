@@ -18,9 +18,11 @@ boolean, default true) is ``MultiConfig.thrifty``: the leader sends each ``Accep
 quorum's worth of followers only and the others catch up from heartbeats; ``false`` sends every
 ``Accept`` to every follower.  ``reads`` (``"log"`` or ``"read-index"``) is how plain reads
 (``GET``, ``MGET``, ``EXISTS``) are served: as log commands, or answered by the leader from its
-state after one heartbeat round (``multi.reads``; docs/design.md, "Reads").  The optional
-``[tls]`` table (which ports speak TLS, with which certificates) is parsed and rendered by
-``runtime.tls``.
+state after one heartbeat round (``multi.reads``; docs/design.md, "Reads"); with
+``follower_reads = true`` as well, a follower answers them from its own state after asking the
+leader for a read index, instead of forwarding them (``MultiConfig.follower_reads``). The
+optional ``[tls]`` table (which ports speak TLS, with which certificates) is parsed and rendered
+by ``runtime.tls``.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ TOP_KEYS = (
     "tick_ms",
     "thrifty",
     "reads",
+    "follower_reads",
     "timeouts",
     "limits",
     "bugs",
@@ -153,6 +156,7 @@ class ClusterConfig:
     bugs: frozenset[LogBug] = frozenset()  # planted pypaxos.multi bugs switched on (tests only)
     thrifty: bool = True  # MultiConfig.thrifty: each Accept to a quorum's worth of peers only
     reads: ReadPath = DEFAULT_READS  # how plain reads are served (module docstring)
+    follower_reads: bool = False  # MultiConfig.follower_reads (with reads = "read-index")
     # Peers must prove they know the secret in this file (transport.auth); absolute.
     peer_secret_file: Path | None = None
     users: tuple[User, ...] = ()  # clients must AUTH as one of these (runtime.auth)
@@ -210,7 +214,13 @@ class ClusterConfig:
     def multi_config(self) -> MultiConfig:
         settings: dict[str, Any] = dict(self.protocol)  # ints, checked by parse_config
         node_ids = tuple(m.id for m in self.members)
-        return MultiConfig(node_ids=node_ids, bugs=self.bugs, thrifty=self.thrifty, **settings)
+        return MultiConfig(
+            node_ids=node_ids,
+            bugs=self.bugs,
+            thrifty=self.thrifty,
+            follower_reads=self.follower_reads,
+            **settings,
+        )
 
     def with_bugs(self, names: list[str] | tuple[str, ...]) -> ClusterConfig:
         """This config with the planted bugs ``names`` switched on too; ``ConfigError`` on a
@@ -268,6 +278,7 @@ def render_config(config: ClusterConfig) -> str:
         f"tick_ms = {config.tick_ms}",
         f"thrifty = {'true' if config.thrifty else 'false'}",
         f"reads = {_quote(config.reads)}",
+        f"follower_reads = {'true' if config.follower_reads else 'false'}",
     ]
     if config.peer_secret_file is not None:
         secret = _relative_to_file(config, config.peer_secret_file)
@@ -377,6 +388,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     if reads not in READ_PATHS:
         shown = " or ".join(f'"{r}"' for r in READ_PATHS)
         raise ConfigError(path, "reads", f"must be {shown}, got {reads!r}")
+    follower_reads = raw.get("follower_reads", False)
+    if not isinstance(follower_reads, bool):
+        raise ConfigError(path, "follower_reads", f"must be true or false, got {follower_reads!r}")
     protocol = {**RUNTIME_TIMEOUTS, **RUNTIME_LIMITS}
     protocol.update(_int_table(raw, "timeouts", TIMEOUT_KEYS, path))
     protocol.update(_int_table(raw, "limits", LIMIT_KEYS, path))
@@ -403,6 +417,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
         protocol,
         thrifty=thrifty,
         reads=reads,
+        follower_reads=follower_reads,
         peer_secret_file=peer_secret_file,
         users=_users(raw, path),
         protected_mode=protected_mode,

@@ -21,7 +21,8 @@ deadline (``request_timeout_s``); one not answered by then fails with ``Failure.
 
 ``submit_read(command, done)`` is the same for a read-only command on the read-index path: the
 leader answers it with ``Driver.read`` (``Node.read``: no log entry), a follower forwards it
-marked ``read``, and a redirect parks it like a write.  Resending a read is always safe: it
+marked ``read`` (or, with ``MultiConfig.follower_reads``, answers it itself after asking the
+leader for a read index), and a redirect parks it like a write.  Resending a read is always safe: it
 changes nothing.  ``query_local(command)`` answers one from this node's own state at once, as
 it is now: not linearizable (the connection's ``READONLY`` mode, for stale reads).
 
@@ -155,7 +156,12 @@ class Router:
 
     def _route(self, pending: _Pending) -> None:
         node = self.driver.node
-        if node.role is Role.LEADER:
+        if node.role is Role.LEADER or (
+            pending.read
+            and node.role is Role.FOLLOWER
+            and node.config.follower_reads
+            and node.leader_id is not None
+        ):
             rid = self._new_id()
             pending.state, pending.key, pending.via = _State.LOCAL, rid, None
             pending.ever_routed = True
