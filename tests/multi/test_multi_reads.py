@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.multi.multi_harness import Cluster
+from multi_harness import Cluster
 
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
