@@ -42,8 +42,12 @@ SLOW_OWN_VOTE_SYNC_TICKS = 3
 a leader that counted its vote early can crash in between (``count-own-vote-before-sync``)."""
 
 
-# The script language's machine: it keeps every command; the result is the command's position.
-LogMachine = ScriptMachine
+class LogMachine(ScriptMachine):
+    """The script language's machine (every command kept, the result is its position), whose
+    read answers the last command applied (``command`` is not looked at)."""
+
+    def query(self, command: bytes) -> bytes:
+        return self.commands[-1] if self.commands else b""
 
 
 class Cluster:

@@ -46,6 +46,7 @@ def test_the_scripts_cover_the_log_and_each_opens_with_what_it_shows() -> None:
         "thrifty",
         "step-down-quorum",
         "step-down-ballot",
+        "read-index",
     } <= stems
     for path in SCRIPTS:
         lines = path.read_text().splitlines()

@@ -23,6 +23,9 @@ HARSH = {
     "catch_up_max_slots": 4,
 }
 SCRIPTED = {LogBug.ADOPT_LOWEST_BALLOT, LogBug.FORGET_PROMISE_ON_RECOVER}
+# Wrong answers to reads, not disagreement in the log: chaos issues no reads.  They are shown
+# in tests/multi/test_multi_reads.py and caught by the KV simulator (tests/sim).
+READ_BUGS = {LogBug.READ_INDEX_WITHOUT_CONFIRMATION, LogBug.READ_BEFORE_APPLIED}
 
 
 def problems_of(seed: int, bugs: tuple[LogBug, ...], **params: float) -> list[str]:
@@ -50,7 +53,7 @@ def test_the_same_seed_gives_the_same_run() -> None:
     assert first.chosen == second.chosen
 
 
-@pytest.mark.parametrize("bug", sorted(set(LogBug) - SCRIPTED), ids=str)
+@pytest.mark.parametrize("bug", sorted(set(LogBug) - SCRIPTED - READ_BUGS), ids=str)
 def test_each_planted_bug_breaks_safety_in_some_run(bug: LogBug) -> None:
     # count-own-vote-before-sync shows in about 1 seed in 80 (84, 102, 137, 162, 241 in 0..399
     # since retransmits wait a heartbeat; 42 and 43 before): 300 seeds (25 ms each) keep a margin.

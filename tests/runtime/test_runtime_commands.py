@@ -14,6 +14,7 @@ from pypaxos.runtime.commands import (
     Immediate,
     Info,
     Ops,
+    ReadMode,
     plain_single,
     plan,
     single_reply,
@@ -134,3 +135,9 @@ def test_the_fast_path_plans_what_plan_plans(args: list[bytes]) -> None:
 )
 def test_the_fast_path_leaves_the_rest_to_plan(args: list[bytes]) -> None:
     assert plain_single(args) is None
+
+
+def test_readonly_and_readwrite_switch_the_stale_mode() -> None:
+    assert plan([b"READONLY"]) == ReadMode(stale=True)
+    assert plan([b"readwrite"]) == ReadMode(stale=False)
+    assert reply(b"READONLY", b"x").startswith(b"-ERR wrong number of arguments")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pypaxos.runtime.config import RUNTIME_LIMITS, ConfigError, load_config
+from pypaxos.runtime.config import RUNTIME_LIMITS, ConfigError, load_config, render_config
 
 GOOD = """
 cluster_id = "c"
@@ -70,6 +70,24 @@ def test_thrifty_can_be_switched_off(tmp_path: Path) -> None:
     assert not config.thrifty and not config.multi_config().thrifty
 
 
+def test_reads_default_to_read_index_and_round_trip(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).reads == "read-index"
+    config = load_config(write(tmp_path, GOOD.replace("tick_ms = 5", 'tick_ms = 5\nreads = "log"')))
+    assert config.reads == "log"
+    assert 'reads = "log"' in render_config(config)
+    again = tmp_path / "again"
+    again.mkdir()
+    assert load_config(write(again, render_config(config))).reads == "log"
+
+
+def test_follower_reads_reach_the_protocol(tmp_path: Path) -> None:
+    assert not load_config(write(tmp_path, GOOD)).multi_config().follower_reads
+    text = GOOD.replace("tick_ms = 5", "tick_ms = 5\nfollower_reads = true")
+    config = load_config(write(tmp_path, text))
+    assert config.follower_reads and config.multi_config().follower_reads
+    assert "follower_reads = true" in render_config(config)
+
+
 @pytest.mark.parametrize(
     ("change", "key", "message"),
     [
@@ -79,6 +97,8 @@ def test_thrifty_can_be_switched_off(tmp_path: Path) -> None:
         (("tick_ms = 5", 'tick_ms = "5"'), "tick_ms", "must be an integer"),
         (("tick_ms = 5", "tick_ms = 5\nbogus = 1"), "bogus", "unknown key"),
         (("tick_ms = 5", "tick_ms = 5\nthrifty = 1"), "thrifty", "true or false"),
+        (("tick_ms = 5", 'tick_ms = 5\nreads = "lease"'), "reads", '"log" or "read-index"'),
+        (("tick_ms = 5", "tick_ms = 5\nfollower_reads = 1"), "follower_reads", "true or false"),
         (
             ("heartbeat_ticks = 4", "heartbeat_ticks = 4\nwindow_slots = 2"),
             "timeouts.window_slots",

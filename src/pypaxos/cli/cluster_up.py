@@ -15,7 +15,7 @@ from pathlib import Path
 from pypaxos.cli.usage import UsageError
 from pypaxos.cluster.config import DEFAULT_BASE_PORT
 from pypaxos.cluster.local import ClusterError, LocalCluster
-from pypaxos.runtime.config import CONFIG_NAME, ConfigError
+from pypaxos.runtime.config import CONFIG_NAME, DEFAULT_READS, READ_PATHS, ConfigError
 from pypaxos.storage.file import FSYNC_MODES
 from pypaxos.transport.certs import CertError
 
@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="send each Accept to every follower, not only to a quorum's worth of them "
         "(for a new cluster; see docs/design.md, 'Thrifty leaders')",
+    )
+    parser.add_argument(
+        "--reads",
+        choices=READ_PATHS,
+        help=f"how a new cluster serves GET, MGET and EXISTS: through the log, or answered by "
+        f"the leader after a heartbeat round (default {DEFAULT_READS}; docs/design.md, 'Reads')",
     )
     parser.add_argument(
         "--tls",
@@ -58,6 +64,7 @@ def open_or_create(args: argparse.Namespace) -> LocalCluster:
                 args.fsync or "always",
                 args.thrifty,
                 args.tls,
+                args.reads or DEFAULT_READS,
             )
         except (ConfigError, CertError) as error:
             raise UsageError(str(error)) from error
@@ -70,6 +77,11 @@ def open_or_create(args: argparse.Namespace) -> LocalCluster:
         )
     if not args.thrifty and cluster.spec.thrifty:
         raise UsageError(f"{path} has thrifty = true; --no-thrifty applies to a new cluster only")
+    if args.reads is not None and args.reads != cluster.spec.reads:
+        raise UsageError(
+            f"{path} has reads = {cluster.spec.reads!r}; --reads applies to a new cluster only "
+            "(edit the file and restart the nodes to change it)"
+        )
     if args.tls and cluster.spec.tls is None:
         raise UsageError(f"{path} has no [tls] table; add one with `pypaxos certs --config {path}`")
     first_port = int(members[0].client.rpartition(":")[2])

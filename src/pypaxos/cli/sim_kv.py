@@ -8,9 +8,10 @@ second of wall time, leader changes, faults, and how fast service resumed after 
 
 Swarm testing by default (Groce et al., "Swarm Testing", ISSTA 2012): each seed draws its own
 cluster size and fault mix (``sim.kv.KVSwarm``), some fault kinds switched off altogether.
-``--nodes``, ``--drop``, ``--dup``, ``--max-delay`` and ``--[no-]thrifty`` pin their dimension
-for every seed; ``--no-swarm`` runs every seed with the one fixed mix of ``KVSettings``.  A
-violation prints the seed's mix and the command that replays it (the seed draws it again).
+``--nodes``, ``--drop``, ``--dup``, ``--max-delay``, ``--reads`` and ``--[no-]thrifty`` pin
+their dimension for every seed; ``--no-swarm`` runs every seed with the one fixed mix of
+``KVSettings``.  A violation prints the seed's mix and the command that replays it (the seed
+draws it again).
 
 Exit status: 0 no violation, 1 at least one, 2 bad usage.
 """
@@ -54,6 +55,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="leaders send each Accept to a quorum's worth of followers, as a real node does, "
         "or with --no-thrifty to every follower (default: drawn per seed; --no-swarm: thrifty)",
+    )
+    parser.add_argument(
+        "--reads",
+        choices=("log", "read-index"),
+        help="reads as log commands, or answered by the leader after a heartbeat round "
+        "(read-index) (default: drawn per seed; --no-swarm: log)",
+    )
+    parser.add_argument(
+        "--follower-reads",
+        action=argparse.BooleanOptionalAction,
+        help="with --reads read-index: followers answer reads too, after asking the leader for "
+        "a read index (default: drawn per seed; --no-swarm: off)",
     )
     parser.add_argument(
         "--no-swarm",
@@ -102,6 +115,8 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
         for name, value in (
             ("nodes", args.nodes),
             ("thrifty", args.thrifty),
+            ("reads", args.reads),
+            ("follower_reads", args.follower_reads),
             ("drop", args.drop),
             ("dup", args.dup),
             ("delay_max_ticks", args.max_delay),
@@ -189,10 +204,13 @@ def describe_mix(mix: KVSettings) -> str:
         ("partition", n.partition_prob),
         ("isolate-leader", n.isolate_leader_prob),
         ("blip-leader", n.blip_leader_prob),
+        ("stall-leader", n.stall_leader_prob),
     )
     chances = ", ".join(f"{name} {prob}" for name, prob in faults if prob) or "no faults"
     return (
-        f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}; drop {mix.drop}, "
+        f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}, reads: {mix.reads}"
+        f"{' (followers too)' if mix.follower_reads and mix.reads == 'read-index' else ''}; "
+        f"drop {mix.drop}, "
         f"dup {mix.dup}, delay {mix.delay_min_ticks}..{mix.delay_max_ticks} ticks, stragglers "
         f"{n.straggle_prob}; every {n.step_ticks} ticks: {chances}; downtime "
         f"{n.restart_ticks[0]}..{n.restart_ticks[1]} ticks"
@@ -217,6 +235,9 @@ def summary_lines(results: Sequence[KVResult], wall_s: float) -> list[str]:
         f"crashes: {sum(r.crashes for r in results)} "
         f"({sum(r.leader_crashes for r in results)} leaders mid-batch); "
         f"partitions: {sum(r.partitions for r in results)}",
+        f"reads answered on the read-index path: {sum(r.read_index_reads for r in results)} "
+        f"(in {sum(r.mix.reads == 'read-index' for r in results)} seeds), by followers: "
+        f"{sum(r.follower_reads for r in results)}",
     ]
     if served and results:
         lines.append(

@@ -19,9 +19,11 @@ from pathlib import Path
 
 from pypaxos.runtime.config import (
     CONFIG_NAME,
+    DEFAULT_READS,
     ClusterConfig,
     ConfigError,
     Member,
+    ReadPath,
     new_config,
 )
 from pypaxos.runtime.tls import TlsConfig
@@ -52,6 +54,7 @@ def plan(
     fsync: FsyncMode = "always",
     thrifty: bool = True,
     tls: bool = False,
+    reads: ReadPath = DEFAULT_READS,
 ) -> ClusterConfig:
     """A fresh cluster of ``nodes`` members on 127.0.0.1 whose config lives in ``data_dir``.
 
@@ -82,6 +85,7 @@ def plan(
         members,
         fsync=fsync,
         thrifty=thrifty,
+        reads=reads,
         peer_secret_file=secret,
         tls=tls_settings(path.parent / TLS_DIR_NAME) if tls else None,
     )

@@ -30,8 +30,10 @@ from pypaxos.client.aio import fetch_info
 from pypaxos.cluster import config, processes
 from pypaxos.runtime.config import (
     CONFIG_NAME,
+    DEFAULT_READS,
     ClusterConfig,
     ConfigError,
+    ReadPath,
     load_config,
     write_config,
 )
@@ -115,12 +117,13 @@ class LocalCluster:
         fsync: FsyncMode = "always",
         thrifty: bool = True,
         tls: bool = False,
+        reads: ReadPath = DEFAULT_READS,
     ) -> LocalCluster:
         """Plan a new cluster in ``data_dir`` and write its ``cluster.toml``.
 
         Raises ``ConfigError`` for impossible parameters (bad usage, not a cluster problem).
         """
-        spec = config.plan(data_dir, nodes, base_port, fsync, thrifty, tls)
+        spec = config.plan(data_dir, nodes, base_port, fsync, thrifty, tls, reads)
         config.create_secret(spec)
         if spec.tls is not None:
             config.create_certs(spec, spec.tls.ca_file.parent)

@@ -24,8 +24,9 @@ import msgspec
 
 
 class Get(msgspec.Struct, frozen=True, tag="get", array_like=True):
-    """Read ``key``; answered with ``Value`` (``None`` when absent).  Goes through the log like
-    any other command, so reads are linearizable."""
+    """Read ``key``; answered with ``Value`` (``None`` when absent).  Linearizable either way it
+    goes: through the log like any other command, or as a read-index query on the leader
+    (``KVStateMachine.query``, ``multi.reads``)."""
 
     key: bytes
 
@@ -157,6 +158,7 @@ Answer = Result | Results
 NOT_AN_INTEGER = "value is not an integer or out of range"
 OVERFLOW = "increment or decrement would overflow"
 MALFORMED = "malformed command"
+NOT_A_READ = "not a read-only command"
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

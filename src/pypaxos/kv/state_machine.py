@@ -47,6 +47,7 @@ from pypaxos.kv.bugs import KvBug
 from pypaxos.kv.commands import (
     INT64_MAX,
     MALFORMED,
+    NOT_A_READ,
     NOT_AN_INTEGER,
     OVERFLOW,
     Cas,
@@ -190,6 +191,26 @@ class KVStateMachine:
             result = _OK if isinstance(entry, NoOp) else self._apply_request(entry)
         self._expire_sessions()
         return result
+
+    def query(self, command: bytes) -> bytes:
+        """Answer a read-only ``Request`` (or ``RequestBatch``) of ``Get`` s from the current
+        state, as ``apply`` would, but without applying it: no session, no ``applied`` count.
+
+        Its ``(client_id, seq)`` is not looked at (a read changes nothing, so a repeated read
+        is harmless).  Anything but ``Get`` is answered ``Error`` and changes nothing.
+        """
+        try:
+            entry = decode_entry(command)
+        except msgspec.DecodeError:
+            return _MALFORMED
+        data = self._data
+        if isinstance(entry, Request) and isinstance(entry.op, Get):
+            return encode_result(Value(data.get(entry.op.key)))
+        if isinstance(entry, RequestBatch):
+            gets = [op for op in entry.ops if isinstance(op, Get)]
+            if len(gets) == len(entry.ops):
+                return encode_result(Results(tuple(Value(data.get(op.key)) for op in gets)))
+        return encode_result(Error(NOT_A_READ))
 
     def snapshot(self) -> bytes:
         return _SNAPSHOT_ENCODER.encode(

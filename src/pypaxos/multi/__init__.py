@@ -34,6 +34,8 @@ from pypaxos.multi.messages import (
     Nack,
     Prepare,
     Promise,
+    ReadIndexReply,
+    ReadIndexRequest,
     Snapshot,
 )
 from pypaxos.multi.node import Node, Role, Status
@@ -63,6 +65,8 @@ __all__ = [
     "Prepare",
     "Promise",
     "PromiseRecord",
+    "ReadIndexReply",
+    "ReadIndexRequest",
     "Record",
     "Redirect",
     "Replica",

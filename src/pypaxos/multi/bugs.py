@@ -3,7 +3,8 @@
 Each must make a test-visible safety property fail under some seed (tests/multi prove it):
 two nodes applying different values in one slot, or a client told "done" for a command that
 is never applied.  A stale snapshot without the dedup table needs the KV machine and lives
-with it (``kv.bugs``); there is no lease read path yet, hence no "read while deposed" bug.
+with it (``kv.bugs``).  The read-index bugs make a read return a value older than a write that
+completed before the read began (the linearizability check of the KV simulator sees it).
 """
 
 from __future__ import annotations
@@ -49,4 +50,12 @@ class LogBug(PlantedBug):
     PROMISE_HIDES_COMPACTION = (
         "promise-hides-compaction",
         "a promise does not report compacted slots; they become no-ops",
+    )
+    READ_INDEX_WITHOUT_CONFIRMATION = (
+        "read-index-without-confirmation",
+        "a read-index read is answered without the heartbeat round",
+    )
+    READ_BEFORE_APPLIED = (
+        "read-before-applied",
+        "a read-index read is answered before its read index is applied",
     )

@@ -41,6 +41,7 @@ class MultiConfig:
     catch_up_max_bytes: int = 1024 * 1024
     catch_up_retry_ticks: int = 5
     thrifty: bool = False
+    follower_reads: bool = False  # followers answer reads too, after asking for a read index
     bugs: frozenset[LogBug] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:

@@ -11,11 +11,15 @@ Every message names its ``sender`` and is a frozen, tagged msgspec struct, ready
   slot.  ``commit_index`` piggybacks the leader's decided prefix: an acceptor that accepted
   ``slot`` *in that same ballot* knows the value there is decided.
 * ``Nack(ballot, promised)``: the request at ``ballot`` was refused; ``promised`` is higher.
-* ``Heartbeat(ballot, commit_index)`` / ``HeartbeatAck``: failure detection, commit propagation.
+* ``Heartbeat(ballot, commit_index, read_round)`` / ``HeartbeatAck``: failure detection, commit
+  propagation, and the leader's confirmation rounds for read-index reads (``multi.reads``).
 * ``CatchUp(from_slot)``: "send me the decided values from ``from_slot``"; answered with
   ``Decided(first_slot, values, commit_index)`` (a run of consecutive decided slots, bounded in
   slots and bytes, and the sender's decided prefix, so the asker knows whether to ask again at
   once) or, when compacted, with ``Snapshot(slot, data)`` followed by the values after it.
+* ``ReadIndexRequest(request_round)`` / ``ReadIndexReply(request_round, read_index)``: a
+  follower asks the leader for a read index for the reads it holds (``multi.reads``, "Follower
+  reads"); the leader answers after its own confirmation round.
 """
 
 from __future__ import annotations
@@ -65,12 +69,14 @@ class Heartbeat(msgspec.Struct, frozen=True, tag="multi.Heartbeat"):
     sender: int
     ballot: Ballot
     commit_index: int
+    read_round: int = 0  # the leader's latest read-index confirmation round (``multi.reads``)
 
 
 class HeartbeatAck(msgspec.Struct, frozen=True, tag="multi.HeartbeatAck"):
     sender: int
     ballot: Ballot
     commit_index: int
+    read_round: int = 0  # the heartbeat's ``read_round``, echoed
 
 
 class CatchUp(msgspec.Struct, frozen=True, tag="multi.CatchUp"):
@@ -91,6 +97,17 @@ class Snapshot(msgspec.Struct, frozen=True, tag="multi.Snapshot"):
     data: bytes
 
 
+class ReadIndexRequest(msgspec.Struct, frozen=True, tag="multi.ReadIndexRequest"):
+    sender: int
+    request_round: int
+
+
+class ReadIndexReply(msgspec.Struct, frozen=True, tag="multi.ReadIndexReply"):
+    sender: int
+    request_round: int
+    read_index: int
+
+
 Message = (
     Prepare
     | Promise
@@ -102,4 +119,6 @@ Message = (
     | CatchUp
     | Decided
     | Snapshot
+    | ReadIndexRequest
+    | ReadIndexReply
 )

@@ -5,6 +5,11 @@ A node is a pure state machine driven by three inputs, each returning a list of 
 * ``propose(request_id, command)``: a client command; only the leader takes it (others answer
   ``Redirect``), a full queue answers ``Busy``, and once the slot holding it is applied the node
   answers ``Reply``.
+* ``read(request_id, command)``: a read-only query, answered by the leader from its own state
+  machine once it is sure that state is current (read-index reads, ``reads``): no slot, no
+  fsync; answers ``Redirect``, ``Busy`` and ``Reply`` like ``propose``.  With
+  ``follower_reads`` a follower answers it too, from its own state, after asking the leader
+  for a read index.
 * ``handle(msg)``: a message from a peer (see ``messages``).
 * ``tick()``: one unit of time; heartbeats, election timeouts, step-down and catch-up retries
   are all counted in ticks (``election``).
@@ -82,8 +87,11 @@ from pypaxos.multi.messages import (
     Nack,
     Prepare,
     Promise,
+    ReadIndexReply,
+    ReadIndexRequest,
     Snapshot,
 )
+from pypaxos.multi.reads import PendingRead, ReadIndex
 from pypaxos.multi.replica import Replica, StateMachine
 
 THRIFTY_PROBE_HEARTBEATS = 10
@@ -127,6 +135,8 @@ class Node:
         "peers",
         "probe_next",
         "quorum",
+        "read_barrier",
+        "reads",
         "refused_messages",
         "replica",
         "role",
@@ -172,6 +182,10 @@ class Node:
         # contradicting a decided slot): ignored and counted, for the shell to report.
         self.refused_messages = 0
         self.probe_next = 0  # thrifty: the tick from which the next slot goes to every peer
+        self.reads = ReadIndex(node_id, self.quorum)
+        # Leader: the first slot after everything phase 1 re-proposed; no read is answered from
+        # a state that has not applied up to it (``reads``, step 1).
+        self.read_barrier = 0
 
     @classmethod
     def recover(
@@ -249,6 +263,33 @@ class Node:
             awaiting.add(request_id)
         return self._finish(effects, self.replica.applied_index)
 
+    def read(self, request_id: int, command: bytes) -> list[Effect]:
+        """A read-only ``command``, answered from this node's state machine (``reads``)."""
+        follower_read = (
+            self.role is Role.FOLLOWER and self.config.follower_reads and self.leader_id is not None
+        )
+        if self.role is not Role.LEADER and not follower_read:
+            hint = self.leader_id if self.role is Role.FOLLOWER else None
+            return [Redirect(request_id, hint)]
+        reads = self.reads
+        if len(reads) >= self.config.queue_max_commands:
+            return [Busy(request_id)]
+        applied = self.replica.applied_index
+        effects: list[Effect] = []
+        if follower_read:
+            reads.unasked.append(PendingRead(request_id, command, -1))
+            if not reads.asked:  # else it waits for the next request (batching)
+                effects = self._ask_read_index()
+            return self._finish(effects, applied)
+        read = PendingRead(request_id, command, max(applied, self.read_barrier))
+        if LogBug.READ_INDEX_WITHOUT_CONFIRMATION in self.bugs:
+            reads.ready.append(read)
+        else:
+            reads.unsent.append(read)
+            if not reads.in_flight():  # else it waits for the next round (batching)
+                effects = self._heartbeats()
+        return self._finish(effects, applied)
+
     def tick(self) -> list[Effect]:
         self.detector.tick()
         commit_before = self.replica.applied_index
@@ -262,6 +303,10 @@ class Node:
                 effects = self._heartbeats()
         elif self.detector.election_due():
             effects = self._start_candidacy()
+        elif self.reads.asked and self.detector.now - self.reads.asked_tick >= (
+            self.config.heartbeat_ticks
+        ):
+            effects = self._ask_read_index()  # unanswered (lost, or the leader changed): again
         return self._finish(effects, commit_before)
 
     def synced(self, slot: int, ballot: Ballot) -> list[Effect]:
@@ -301,6 +346,15 @@ class Node:
                 return self._on_decided(msg)
             case Snapshot():
                 return self._on_snapshot(msg)
+            case ReadIndexRequest():
+                return self._on_read_index_request(msg)
+            case ReadIndexReply():
+                reads = self.reads
+                reads.on_read_index(msg.request_round, msg.read_index)
+                self._note_commit(msg.read_index, msg.sender)  # catch up to it if behind
+                if reads.unasked and not reads.asked:  # the reads that waited: ask now
+                    return self._ask_read_index()
+                return []
             case _:
                 assert_never(msg)
 
@@ -312,7 +366,11 @@ class Node:
         for slot in [s for s in self.leader.inflight if s < applied]:
             del self.leader.inflight[slot]
         effects += self._maybe_catch_up()
+        if self.reads.ready:
+            effects += self._answer_reads()
         if self.role is Role.LEADER:
+            if self.reads.remote_ready:
+                effects += self._answer_read_indexes()
             if self.replica.applied_index > commit_before:
                 # Followers learn it from the next Accept (it carries the commit index) or, if
                 # none goes out before the next tick, from a heartbeat then: not a heartbeat per
@@ -333,6 +391,7 @@ class Node:
         persist, promise = self.acceptor.prepare(prepare, self.replica.applied_index)
         assert persist is not None and isinstance(promise, Promise), "own promise refused"
         effects: list[Effect] = [persist, *(Send(p, prepare) for p in self.peers)]
+        effects += [Redirect(read.request_id, None) for read in self.reads.drain()]
         if self.leader.on_promise(promise):
             effects += self._become_leader()
         return effects
@@ -347,6 +406,7 @@ class Node:
         effects: list[Effect] = []
         for slot, value in self.leader.take_over():
             effects += self._propose_slot(slot, value)
+        self.read_barrier = self.leader.next_slot
         return effects + self._heartbeats()
 
     def _step_down(self, hint: int | None) -> list[Effect]:
@@ -357,6 +417,7 @@ class Node:
         for entry in self.leader.stop():
             self.replica.awaiting.discard(entry.request_id)
             effects.append(Redirect(entry.request_id, hint))
+        effects += [Redirect(read.request_id, hint) for read in self.reads.drain()]
         return effects
 
     def _follow(self, sender: int, ballot: Ballot) -> list[Effect]:
@@ -407,14 +468,56 @@ class Node:
             return [Send(msg.sender, Nack(self.id, msg.ballot, bar))]
         effects = self._follow(msg.sender, msg.ballot)
         effects += self._learn_committed(msg.ballot, msg.commit_index, msg.sender)
-        ack = HeartbeatAck(self.id, msg.ballot, self.replica.applied_index)
+        ack = HeartbeatAck(self.id, msg.ballot, self.replica.applied_index, msg.read_round)
         return [*effects, Send(msg.sender, ack)]
 
     def _on_heartbeat_ack(self, msg: HeartbeatAck) -> list[Effect]:
+        effects: list[Effect] = []
         if self.role is Role.LEADER and msg.ballot == self.leader.ballot:
             self.detector.heard_from(msg.sender)
+            reads = self.reads
+            reads.on_ack(msg.sender, msg.read_round)
+            if reads.unsent and not reads.in_flight():  # the reads that waited: the next round
+                effects = self._heartbeats()
         self._note_commit(msg.commit_index, msg.sender)
-        return []
+        return effects
+
+    def _ask_read_index(self) -> list[Effect]:
+        """A follower asks the leader for a read index for the reads it holds (``reads``)."""
+        request_round = self.reads.ask(self.detector.now)
+        if request_round is None or self.leader_id is None:
+            return []
+        return [Send(self.leader_id, ReadIndexRequest(self.id, request_round))]
+
+    def _on_read_index_request(self, msg: ReadIndexRequest) -> list[Effect]:
+        """A follower's reads: a read index for them once our round confirms we lead."""
+        if self.role is not Role.LEADER:
+            return []  # it asks again, of whoever leads by then
+        reads = self.reads
+        index = max(self.replica.applied_index, self.read_barrier)
+        read = PendingRead(msg.request_round, b"", index, origin=msg.sender)
+        if LogBug.READ_INDEX_WITHOUT_CONFIRMATION in self.bugs:
+            reads.remote_ready.append(read)
+            return []
+        reads.unsent.append(read)
+        return [] if reads.in_flight() else self._heartbeats()
+
+    def _answer_read_indexes(self) -> list[Effect]:
+        ready, self.reads.remote_ready = self.reads.remote_ready, []
+        effects: list[Effect] = []
+        for read in ready:
+            assert read.origin is not None
+            reply = ReadIndexReply(self.id, read.request_id, read.read_index)
+            effects.append(Send(read.origin, reply))
+        return effects
+
+    def _answer_reads(self) -> list[Effect]:
+        """Run the confirmed reads whose read index is applied (``reads``, steps 3 and 4)."""
+        applied: int | None = self.replica.applied_index
+        if LogBug.READ_BEFORE_APPLIED in self.bugs:
+            applied = None
+        query = self.replica.machine.query
+        return [Reply(r.request_id, query(r.command)) for r in self.reads.take_ready(applied)]
 
     # -- the log ----------------------------------------------------------------------------
 
@@ -515,7 +618,8 @@ class Node:
 
     def _heartbeats(self) -> list[Effect]:
         self.commit_unannounced = False
-        beat = Heartbeat(self.id, self.leader.ballot, self.replica.applied_index)
+        self.reads.start_round()
+        beat = Heartbeat(self.id, self.leader.ballot, self.replica.applied_index, self.reads.round)
         return [Send(p, beat) for p in self.peers]
 
     def _retransmit(self) -> list[Effect]:

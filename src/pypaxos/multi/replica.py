@@ -36,6 +36,11 @@ class StateMachine(Protocol):
         """Apply the next decided command and return its result."""
         ...
 
+    def query(self, command: bytes) -> bytes:
+        """Answer a read-only ``command`` from the current state, changing nothing (not even
+        the exactly-once sessions): what read-index reads run (``multi.reads``)."""
+        ...
+
     def snapshot(self) -> bytes:
         """The whole state, such that ``restore`` rebuilds an identical machine."""
         ...

@@ -26,6 +26,8 @@ from pypaxos.multi.messages import (
     Nack,
     Prepare,
     Promise,
+    ReadIndexReply,
+    ReadIndexRequest,
     Snapshot,
 )
 
@@ -61,7 +63,7 @@ def _ballots(msg: Message) -> list[Ballot]:
             return [msg.ballot, msg.promised]
         case Prepare() | Accept() | Accepted() | Heartbeat() | HeartbeatAck():
             return [msg.ballot]
-        case CatchUp() | Decided() | Snapshot():
+        case CatchUp() | Decided() | Snapshot() | ReadIndexRequest() | ReadIndexReply():
             return []
 
 
@@ -78,7 +80,7 @@ def _slots(msg: Message) -> list[tuple[str, int]]:
         case Accepted():
             return [("slot", msg.slot)]
         case Heartbeat() | HeartbeatAck():
-            return [("commit_index", msg.commit_index)]
+            return [("commit_index", msg.commit_index), ("read_round", msg.read_round)]
         case CatchUp():
             return [("from_slot", msg.from_slot)]
         case Decided():
@@ -87,5 +89,9 @@ def _slots(msg: Message) -> list[tuple[str, int]]:
             return [*slots, ("commit_index", msg.commit_index)]
         case Snapshot():
             return [("slot", msg.slot)]
+        case ReadIndexRequest():
+            return [("request_round", msg.request_round)]
+        case ReadIndexReply():
+            return [("request_round", msg.request_round), ("read_index", msg.read_index)]
         case Nack():
             return []

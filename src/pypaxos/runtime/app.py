@@ -264,7 +264,14 @@ class NodeApp:
         users = Users(config.users) if config.users else None
         server_tls = self.tls.server if self.tls is not None else None
         client_tls = server_tls if self._tls_on("client") else None
-        self.server = RespServer(router, self.info, self.member.client, users=users, ssl=client_tls)
+        self.server = RespServer(
+            router,
+            self.info,
+            self.member.client,
+            users=users,
+            ssl=client_tls,
+            read_index=config.reads == "read-index",
+        )
         await self.server.start()
         if self.member.metrics is not None:
             self.metrics_server = MetricsServer(

@@ -11,7 +11,11 @@ land between two keys, and an error or timeout may leave some keys deleted).  Un
 ``PAXOS.REQ`` a command must be a single log command (one ``(client_id, seq)`` names one
 request), so the multi-key forms are refused there.
 
-Reads go through the log like writes: a ``GET`` answered by any node is linearizable.
+Reads (``GET``, ``MGET``, ``EXISTS``: plans of ``Get`` s only) are linearizable whichever way
+the server sends them: through the log like writes, or on the leader's read-index path
+(``reads = "read-index"``).  ``READONLY`` / ``READWRITE`` (``ReadMode``) switch a connection's
+stale mode on and off: reads answered from the local node's state at once, as Redis Cluster
+replicas do after ``READONLY``.
 """
 
 from __future__ import annotations
@@ -95,7 +99,15 @@ class Auth:
     password: bytes
 
 
-Plan = Immediate | Ops | Info | Hello | Auth
+@dataclass(frozen=True, slots=True)
+class ReadMode:
+    """``READONLY`` (``stale``) / ``READWRITE``: this connection's reads are answered from the
+    local node's state at once (possibly stale), or linearizably again."""
+
+    stale: bool
+
+
+Plan = Immediate | Ops | Info | Hello | Auth | ReadMode
 
 
 def error(text: str) -> Immediate:
@@ -453,6 +465,14 @@ def _quit(args: list[bytes]) -> Plan:
     return Immediate(OK, close=True)
 
 
+def _readonly(args: list[bytes]) -> Plan:
+    return ReadMode(stale=True) if len(args) == 1 else wrong_arity(args[0])
+
+
+def _readwrite(args: list[bytes]) -> Plan:
+    return ReadMode(stale=False) if len(args) == 1 else wrong_arity(args[0])
+
+
 _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"PING": _ping,
     b"INFO": _info,
@@ -461,6 +481,8 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"CLIENT": _client,
     b"SELECT": _select,
     b"QUIT": _quit,
+    b"READONLY": _readonly,
+    b"READWRITE": _readwrite,
     b"HELLO": _hello,
     b"AUTH": _auth,
 }

@@ -16,8 +16,13 @@ larger, it snapshots less often because a snapshot is a full copy of the store, 
 election timeout is longer because a real process stalls now and then.  ``thrifty`` (a
 boolean, default true) is ``MultiConfig.thrifty``: the leader sends each ``Accept`` to a
 quorum's worth of followers only and the others catch up from heartbeats; ``false`` sends every
-``Accept`` to every follower.  The optional ``[tls]`` table (which ports speak TLS, with which
-certificates) is parsed and rendered by ``runtime.tls``.
+``Accept`` to every follower.  ``reads`` (``"log"`` or ``"read-index"``) is how plain reads
+(``GET``, ``MGET``, ``EXISTS``) are served: as log commands, or answered by the leader from its
+state after one heartbeat round (``multi.reads``; docs/design.md, "Reads"); with
+``follower_reads = true`` as well, a follower answers them from its own state after asking the
+leader for a read index, instead of forwarding them (``MultiConfig.follower_reads``). The
+optional ``[tls]`` table (which ports speak TLS, with which certificates) is parsed and rendered
+by ``runtime.tls``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.multi import LogBug, MultiConfig
@@ -42,6 +47,11 @@ from pypaxos.transport.tcp import parse_address
 CONFIG_NAME = "cluster.toml"
 PID_FILE = "node.pid"  # written by the node, read by ``pypaxos cluster``
 LOG_FILE = "node.log"  # a node's stdout and stderr when ``pypaxos cluster`` starts it
+
+ReadPath = Literal["log", "read-index"]
+READ_PATHS: tuple[ReadPath, ...] = get_args(ReadPath)
+DEFAULT_READS: ReadPath = "read-index"
+"""Both are linearizable; read-index skips the slot and the fsyncs (docs/design.md, "Reads")."""
 
 TIMEOUT_KEYS: tuple[str, ...] = (
     "heartbeat_ticks",
@@ -94,6 +104,8 @@ TOP_KEYS = (
     "fsync",
     "tick_ms",
     "thrifty",
+    "reads",
+    "follower_reads",
     "timeouts",
     "limits",
     "bugs",
@@ -143,6 +155,8 @@ class ClusterConfig:
     protocol: dict[str, int]  # MultiConfig keyword arguments (timeouts and limits)
     bugs: frozenset[LogBug] = frozenset()  # planted pypaxos.multi bugs switched on (tests only)
     thrifty: bool = True  # MultiConfig.thrifty: each Accept to a quorum's worth of peers only
+    reads: ReadPath = DEFAULT_READS  # how plain reads are served (module docstring)
+    follower_reads: bool = False  # MultiConfig.follower_reads (with reads = "read-index")
     # Peers must prove they know the secret in this file (transport.auth); absolute.
     peer_secret_file: Path | None = None
     users: tuple[User, ...] = ()  # clients must AUTH as one of these (runtime.auth)
@@ -200,7 +214,13 @@ class ClusterConfig:
     def multi_config(self) -> MultiConfig:
         settings: dict[str, Any] = dict(self.protocol)  # ints, checked by parse_config
         node_ids = tuple(m.id for m in self.members)
-        return MultiConfig(node_ids=node_ids, bugs=self.bugs, thrifty=self.thrifty, **settings)
+        return MultiConfig(
+            node_ids=node_ids,
+            bugs=self.bugs,
+            thrifty=self.thrifty,
+            follower_reads=self.follower_reads,
+            **settings,
+        )
 
     def with_bugs(self, names: list[str] | tuple[str, ...]) -> ClusterConfig:
         """This config with the planted bugs ``names`` switched on too; ``ConfigError`` on a
@@ -224,6 +244,7 @@ def new_config(
     peer_secret_file: Path | None = None,
     protected_mode: bool = True,
     tls: TlsConfig | None = None,
+    reads: ReadPath = DEFAULT_READS,
 ) -> ClusterConfig:
     """A configuration with the runtime's protocol defaults, checked as a loaded one is.
 
@@ -237,6 +258,7 @@ def new_config(
         "fsync": fsync,
         "tick_ms": tick_ms,
         "thrifty": thrifty,
+        "reads": reads,
         **({"peer_secret_file": str(peer_secret_file)} if peer_secret_file else {}),
         "protected_mode": protected_mode,
         "members": [
@@ -255,6 +277,8 @@ def render_config(config: ClusterConfig) -> str:
         f"fsync = {_quote(config.fsync)}",
         f"tick_ms = {config.tick_ms}",
         f"thrifty = {'true' if config.thrifty else 'false'}",
+        f"reads = {_quote(config.reads)}",
+        f"follower_reads = {'true' if config.follower_reads else 'false'}",
     ]
     if config.peer_secret_file is not None:
         secret = _relative_to_file(config, config.peer_secret_file)
@@ -360,6 +384,13 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     thrifty = raw.get("thrifty", True)
     if not isinstance(thrifty, bool):
         raise ConfigError(path, "thrifty", f"must be true or false, got {thrifty!r}")
+    reads = raw.get("reads", DEFAULT_READS)
+    if reads not in READ_PATHS:
+        shown = " or ".join(f'"{r}"' for r in READ_PATHS)
+        raise ConfigError(path, "reads", f"must be {shown}, got {reads!r}")
+    follower_reads = raw.get("follower_reads", False)
+    if not isinstance(follower_reads, bool):
+        raise ConfigError(path, "follower_reads", f"must be true or false, got {follower_reads!r}")
     protocol = {**RUNTIME_TIMEOUTS, **RUNTIME_LIMITS}
     protocol.update(_int_table(raw, "timeouts", TIMEOUT_KEYS, path))
     protocol.update(_int_table(raw, "limits", LIMIT_KEYS, path))
@@ -385,6 +416,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
         members,
         protocol,
         thrifty=thrifty,
+        reads=reads,
+        follower_reads=follower_reads,
         peer_secret_file=peer_secret_file,
         users=_users(raw, path),
         protected_mode=protected_mode,

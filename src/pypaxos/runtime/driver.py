@@ -153,8 +153,9 @@ class Driver:
         self.keepalives_sent = 0
         self._last_liveness: dict[int, Heartbeat | HeartbeatAck] = {}
         self._keepalive_timer: asyncio.TimerHandle | None = None
-        # a tuple is a client proposal, an ``_OwnVoteSynced`` our own vote now durable
-        self._inbox: list[Message | tuple[int, bytes] | _OwnVoteSynced] = []
+        # a tuple is a client proposal, an ``_OwnVoteSynced`` our own vote now durable, a
+        # ``_Read`` a read-only command
+        self._inbox: list[Message | tuple[int, bytes] | _OwnVoteSynced | _Read] = []
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
         self._next_tick = 0.0
@@ -171,6 +172,11 @@ class Driver:
     def propose(self, request_id: int, command: bytes) -> None:
         """A client command; the answer comes back through the ``ClientSink``."""
         self._inbox.append((request_id, command))
+        self._wake()
+
+    def read(self, request_id: int, command: bytes) -> None:
+        """A read-only command for the read-index path; answered through the ``ClientSink``."""
+        self._inbox.append(_Read(request_id, command))
         self._wake()
 
     def stop(self) -> None:
@@ -290,6 +296,13 @@ class Driver:
                     effects += node.propose_many(proposals)
                     proposals = []
                 effects += node.synced(item.slot, item.ballot)
+                continue
+            if type(item) is _Read:
+                if proposals:  # in arrival order, as for messages
+                    effects += node.propose_many(proposals)
+                    proposals = []
+                effects += node.read(item.request_id, item.command)
+                served += 1
                 continue
             if proposals:  # in arrival order: the proposals before this message go first
                 effects += node.propose_many(proposals)
@@ -470,6 +483,15 @@ class Driver:
             _log_status(old, status)
         for listener in self.status_listeners:
             listener(old, status)
+
+
+@final  # so that ``type(item) is _Read`` narrows the inbox item for mypy
+class _Read:
+    __slots__ = ("command", "request_id")
+
+    def __init__(self, request_id: int, command: bytes) -> None:
+        self.request_id = request_id
+        self.command = command
 
 
 @final  # so that ``type(item) is _OwnVoteSynced`` narrows the inbox item for mypy

@@ -8,6 +8,9 @@ the state machine's session table never applies one twice (``kv.state_machine``)
 deadline (``request_timeout_s``).  Request ids start at the wall clock in nanoseconds, so a
 restarted node does not reuse ids of entries that may still be applied.
 
+``submit_read`` does the same for a read-only command on the read-index path (no log entry;
+a follower forwards it, or with ``follower_reads`` asks the leader for a read index), and
+``query_local`` answers from this node's state at once (``READONLY``: not linearizable).
 More: docs/design.md, 'The router'.
 """
 
@@ -59,6 +62,7 @@ class _Pending:
     key: int = 0  # request id (LOCAL) or forward id (FORWARDED)
     via: int | None = None  # the leader it was forwarded to
     ever_routed: bool = False
+    read: bool = False  # the read-index path (``Driver.read``), not a proposal
 
 
 @dataclass(slots=True)
@@ -112,24 +116,43 @@ class Router:
 
     # -- clients -----------------------------------------------------------------------------
 
-    def submit(self, command: bytes, done: Done) -> None:
+    def submit(self, command: bytes, done: Done, *, read: bool = False) -> None:
+        """Get ``command`` answered: proposed to the log, or with ``read`` (a read-only
+        command) answered on the leader's read-index path."""
         now = time.monotonic()
-        pending = _Pending(command, done, now, now + self.request_timeout_s)
+        pending = _Pending(command, done, now, now + self.request_timeout_s, read=read)
         self._deadlines.append(pending)
         self.stats.submitted += 1
         self._route(pending)
+
+    def query_local(self, command: bytes) -> Outcome:
+        """A read-only ``command`` answered from this node's state now (possibly stale)."""
+        result = self.driver.node.replica.machine.query(command)
+        try:
+            return decode_answer(result)
+        except msgspec.DecodeError:
+            log.error("node %d: undecodable result %r", self.node_id, result[:64])
+            return Failure.TIMEOUT
 
     def pending_count(self) -> int:
         return len(self._local) + len(self._forwarded) + len(self._parked)
 
     def _route(self, pending: _Pending) -> None:
         node = self.driver.node
-        if node.role is Role.LEADER:
+        if node.role is Role.LEADER or (
+            pending.read
+            and node.role is Role.FOLLOWER
+            and node.config.follower_reads
+            and node.leader_id is not None
+        ):
             rid = self._new_id()
             pending.state, pending.key, pending.via = _State.LOCAL, rid, None
             pending.ever_routed = True
             self._local[rid] = pending
-            self.driver.propose(rid, pending.command)
+            if pending.read:
+                self.driver.read(rid, pending.command)
+            else:
+                self.driver.propose(rid, pending.command)
             return
         leader = node.leader_id
         if node.role is Role.FOLLOWER and leader is not None and leader != self.node_id:
@@ -138,7 +161,7 @@ class Router:
             pending.ever_routed = True
             self._forwarded[fid] = pending
             self.stats.forwarded += 1
-            self.sender.send(leader, Forward(self.node_id, fid, pending.command))
+            self.sender.send(leader, Forward(self.node_id, fid, pending.command, pending.read))
             return
         pending.state, pending.via = _State.PARKED, None
         self._parked.append(pending)
@@ -204,14 +227,18 @@ class Router:
     # -- peers -------------------------------------------------------------------------------
 
     def on_forward(self, msg: Forward) -> None:
-        """A follower's command: propose it here (a non-leader answers ``Redirect`` itself)."""
+        """A follower's command: propose it here, or answer it on the read-index path if
+        marked ``read`` (a non-leader answers ``Redirect`` itself)."""
         rid = self._new_id()
         now = time.monotonic()
         serving = _Serving(msg.sender, msg.forward_id, now + 2 * self.request_timeout_s)
         self._serving[rid] = serving
         self._serving_deadlines.append((rid, serving))
         self.stats.served += 1
-        self.driver.propose(rid, msg.command)
+        if msg.read:
+            self.driver.read(rid, msg.command)
+        else:
+            self.driver.propose(rid, msg.command)
 
     def on_forward_reply(self, msg: ForwardReply) -> None:
         pending = self._forwarded.pop(msg.forward_id, None)

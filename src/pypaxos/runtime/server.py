@@ -25,6 +25,16 @@ past the TTL), the command was not applied: the connection draws a new session a
 once more.  A plain command whose outcome is unknown (timeout, or ``Stale`` because a resent
 copy raced a later command) is answered ``-TRYAGAIN``.
 
+Reads.  A group or command of plain reads only (``GET``, ``MGET``, ``EXISTS``) goes on the
+read-index path when the server is so configured (``read_index``; ``Router.submit(read=True)``):
+no session ``seq``, no log entry.  After ``READONLY`` the connection answers such reads from the
+local node's state at once (``Router.query_local``: possibly stale, on any node) until
+``READWRITE``.  The connection's own order still holds, as it does through the log: a read is
+sent on a read path only when none of the connection's log commands is outstanding (else it goes
+through the log behind them), and a log command waits (``deferred``) while a read of the
+connection is outstanding on the read-index path, so a pipelined ``SET`` then ``GET`` reads the
+``SET`` and a ``GET`` then ``SET`` does not.
+
 Protocol: RESP2, and RESP3 after ``HELLO 3`` (redis-py 8 sends it by default).  The replies of
 this store differ between the two only in how null is spelled (``$-1`` or ``_``) and in
 ``HELLO``'s own map, so a connection just remembers its version.
@@ -52,6 +62,7 @@ from typing import cast
 from pypaxos.kv import (
     Answer,
     Command,
+    Get,
     Request,
     RequestBatch,
     Result,
@@ -72,6 +83,7 @@ from pypaxos.runtime.commands import (
     Info,
     Ops,
     Plan,
+    ReadMode,
     Reply1,
     plain_single,
     plan,
@@ -144,8 +156,10 @@ class RespServer:
         clients_max: int = CLIENTS_MAX,
         output_bytes_max: int = OUTPUT_BYTES_MAX,
         ssl: SSLContext | None = None,
+        read_index: bool = False,
     ) -> None:
         self.router = router
+        self.read_index = read_index  # plain reads on the read-index path (module docstring)
         self.ssl = ssl  # TLS on the client port (``rediss://``); reloaded in place on SIGHUP
         self.info = info
         self.users = users  # None: no authentication (runtime.auth)
@@ -203,6 +217,10 @@ class RespConnection(asyncio.Protocol):
         self.peer = "unknown"
         self.user: User | None = None  # who authenticated (runtime.auth), when users exist
         self.held: list[list[bytes]] | None = None  # commands waiting for an AUTH check
+        self.stale_reads = False  # READONLY: reads from the local state (module docstring)
+        self.reads_out = 0  # router submissions on the read-index path not answered yet
+        self.log_out = 0  # ... and through the log
+        self.deferred: deque[_Group | _Call] = deque()  # log work waiting for reads_out == 0
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -386,8 +404,42 @@ class RespConnection(asyncio.Protocol):
             if planned.protocol is not None:
                 self.protocol = planned.protocol
             self._reply_now(self._hello_reply())
+        elif isinstance(planned, ReadMode):
+            self.stale_reads = planned.stale
+            self._reply_now(OK)
         else:
-            _Call(self, self.new_slot(1), planned).start()
+            self.dispatch(_Call(self, self.new_slot(1), planned))
+
+    # -- the read paths and the connection's order (module docstring, "Reads") -------------
+
+    def dispatch(self, job: _Group | _Call) -> None:
+        """Route ``job`` now, or once this connection's read-index reads are answered."""
+        if self.deferred or (self.reads_out and not job.reads_only):
+            self.deferred.append(job)
+        else:
+            job.route()
+
+    def path_for(self, reads_only: bool) -> _Path:
+        if not reads_only or self.log_out:
+            return _Path.LOG
+        if self.stale_reads:
+            return _Path.LOCAL
+        return _Path.READ_INDEX if self.server.read_index else _Path.LOG
+
+    def sent(self, path: _Path) -> None:
+        if path is _Path.LOG:
+            self.log_out += 1
+        elif path is _Path.READ_INDEX:
+            self.reads_out += 1
+
+    def answered(self, path: _Path) -> None:
+        if path is _Path.LOG:
+            self.log_out -= 1
+        elif path is _Path.READ_INDEX:
+            self.reads_out -= 1
+        deferred = self.deferred
+        while deferred and not (self.reads_out and not deferred[0].reads_only):
+            deferred.popleft().route()
 
     def _protocol_error(self, error: RespProtocolError) -> None:
         log.warning("client %s: protocol error, closing: %s", self.peer, error)
@@ -496,6 +548,19 @@ class RespConnection(asyncio.Protocol):
         return self.client_id, self.seq
 
 
+class _Path(enum.Enum):
+    LOG = "log"
+    READ_INDEX = "read-index"
+    LOCAL = "local"  # READONLY: this node's state, now
+
+
+def _read_request(ops: Sequence[Command]) -> bytes:
+    """A read-only request: no session (``KVStateMachine.query`` does not look at it)."""
+    if len(ops) == 1:
+        return encode_request(Request(0, 0, ops[0]))
+    return encode_request(RequestBatch(0, 0, tuple(ops)))
+
+
 class _Group:
     """Plain commands of one connection that arrived together, run as one ``RequestBatch``.
 
@@ -534,10 +599,35 @@ class _Group:
             self.bytes += sum(map(len, args))
         return len(self.ops) >= GROUP_OPS_MAX or self.bytes >= GROUP_BYTES_MAX
 
-    def submit(self, *, retry: bool = False, rotate_from: int | None = None) -> None:
-        if not retry:
-            self.slot = self.conn.new_slot(len(self.replies))
-        client_id, seq = self.conn.next_session(rotate_from)
+    @property
+    def reads_only(self) -> bool:
+        return all(type(op) is Get for op in self.ops)
+
+    def submit(self) -> None:
+        self.slot = self.conn.new_slot(len(self.replies))
+        self.conn.dispatch(self)
+
+    def route(self) -> None:
+        conn = self.conn
+        path = conn.path_for(self.reads_only)
+        if path is _Path.LOG:
+            self._send(retry=False)
+            return
+        request = _read_request(self.ops)
+        if path is _Path.LOCAL:
+            self._done(conn.router.query_local(request), retry=True, client_id=0)
+            return
+
+        def done(outcome: Outcome) -> None:
+            self._done(outcome, retry=True, client_id=0)
+            conn.answered(path)
+
+        conn.sent(path)
+        conn.router.submit(request, done, read=True)
+
+    def _send(self, *, retry: bool, rotate_from: int | None = None) -> None:
+        conn = self.conn
+        client_id, seq = conn.next_session(rotate_from)
         ops = self.ops
         if len(ops) == 1:
             request = encode_request(Request(client_id, seq, ops[0]))
@@ -546,8 +636,10 @@ class _Group:
 
         def done(outcome: Outcome) -> None:
             self._done(outcome, retry=retry, client_id=client_id)
+            conn.answered(_Path.LOG)  # after a retry's resend: the order holds meanwhile
 
-        self.conn.router.submit(request, done)
+        conn.sent(_Path.LOG)
+        conn.router.submit(request, done)
 
     def _done(self, outcome: Outcome, *, retry: bool, client_id: int) -> None:
         if isinstance(outcome, Failure):
@@ -555,7 +647,7 @@ class _Group:
             return
         first = _first_look(outcome, plain=True, retried=retry)
         if first is _Retry.NEW_SESSION:
-            self.submit(retry=True, rotate_from=client_id)
+            self._send(retry=True, rotate_from=client_id)
             return
         if first is not None:
             self._reply_all(first)
@@ -611,22 +703,47 @@ class _Call:
         self.remaining = len(ops.ops)
         self.replied = False
 
-    def start(self) -> None:
+    @property
+    def reads_only(self) -> bool:
+        return self.ops.session is None and all(type(op) is Get for op in self.ops.ops)
+
+    def route(self) -> None:
+        path = self.conn.path_for(self.reads_only)
         for index in range(len(self.ops.ops)):
-            self._submit(index, retry=False)
+            if path is _Path.LOG:
+                self._submit(index, retry=False)
+            else:
+                self._submit_read(index, path)
+
+    def _submit_read(self, index: int, path: _Path) -> None:
+        conn = self.conn
+        request = _read_request(self.ops.ops[index : index + 1])
+        if path is _Path.LOCAL:
+            self._done(index, conn.router.query_local(request), plain=True, retry=True, client_id=0)
+            return
+
+        def done(outcome: Outcome) -> None:
+            self._done(index, outcome, plain=True, retry=True, client_id=0)
+            conn.answered(path)
+
+        conn.sent(path)
+        conn.router.submit(request, done, read=True)
 
     def _submit(self, index: int, *, retry: bool, rotate_from: int | None = None) -> None:
+        conn = self.conn
         session = self.ops.session
         plain = session is None
         if session is None:
-            session = self.conn.next_session(rotate_from)
+            session = conn.next_session(rotate_from)
         client_id, seq = session
         request = encode_request(Request(client_id, seq, self.ops.ops[index]))
 
         def done(outcome: Outcome) -> None:
             self._done(index, outcome, plain=plain, retry=retry, client_id=client_id)
+            conn.answered(_Path.LOG)
 
-        self.conn.router.submit(request, done)
+        conn.sent(_Path.LOG)
+        conn.router.submit(request, done)
 
     def _done(
         self, index: int, outcome: Outcome, *, plain: bool, retry: bool, client_id: int

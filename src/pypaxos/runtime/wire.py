@@ -4,7 +4,8 @@ Peer wire.  Nodes speak ``pypaxos.multi`` messages over ``pypaxos.transport``; t
 two of its own on the same connections, so a follower can hand a client command to the leader
 without a second socket or protocol:
 
-* ``Forward(forward_id, command)``: "propose this encoded ``kv.Request`` for me".
+* ``Forward(forward_id, command, read)``: "propose this encoded ``kv.Request`` for me", or with
+  ``read`` "answer this read-only request on the read-index path" (``Node.read``).
 * ``ForwardReply(forward_id, outcome, result, leader_id)``: the leader's answer; ``outcome`` is
   ``reply`` (``result`` holds the state machine's result bytes), ``busy`` (queue full, the
   command was dropped) or ``redirect`` (not executed by this proposal; ``leader_id`` is a hint).
@@ -46,6 +47,7 @@ class Forward(msgspec.Struct, frozen=True, tag="runtime.Forward"):
     sender: int
     forward_id: int
     command: bytes
+    read: bool = False  # a read-only request for ``Node.read``, not a proposal
 
 
 class ForwardReply(msgspec.Struct, frozen=True, tag="runtime.ForwardReply"):

@@ -32,6 +32,13 @@ trace); ``KVSettings.replay_command`` prints the command that does it.  Under
 ``KVSettings.swarm`` (the default of ``pypaxos sim kv``) a seed first draws its own cluster size
 and fault mix (``KVSwarm``, swarm testing) from a second Random seeded by the seed alone, so
 the replay command needs only the seed and what the command line pinned.
+
+Reads go through the log, or under ``KVSettings.reads = "read-index"`` (drawn per seed by the
+swarm) take the leader's read-index path (``multi.reads``): no log entry, so the linearizability
+check is what judges them, and ``KVResult.read_index_reads`` counts the ones answered that way
+(a run that claims the path but never used it would prove nothing).  With ``follower_reads``
+too, followers answer reads after asking the leader for a read index, clients send each read
+to a random node first, and ``KVResult.follower_reads`` counts the reads followers answered.
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ from pypaxos.multi import (
     Role,
 )
 from pypaxos.sim.kv_client import (
+    READ_SEQ_FLAG,
     Client,
     ClientBusy,
     ClientRedirect,
@@ -76,6 +84,7 @@ from pypaxos.sim.kv_client import (
     History,
     OpBudget,
     Operation,
+    is_read_request,
     split_request_id,
 )
 from pypaxos.sim.kv_faults import NO_FAULTS, Nemesis, NemesisSettings, StragglerNetwork
@@ -106,6 +115,8 @@ class KVSettings:
     delay_max_ticks: int = 4
     tick_interval_ticks: int = 2  # virtual ticks between two Node.tick() calls
     thrifty: bool = True  # MultiConfig.thrifty, as the runtime runs it
+    reads: str = "log"  # "log": reads are log commands; "read-index": ``Node.read``
+    follower_reads: bool = False  # MultiConfig.follower_reads (with reads = "read-index")
     client: ClientSettings = field(default_factory=ClientSettings)
     nemesis: NemesisSettings = field(default_factory=NemesisSettings)
     swarm: bool = False  # each seed draws its own mix (``KVSwarm``), but for ``pinned`` fields
@@ -115,6 +126,8 @@ class KVSettings:
         if self.nodes < 1 or self.clients < 1 or self.ops < 1 or self.keys < 1:
             raise ValueError("nodes, clients, ops and keys must all be at least 1")
         require_family(self.bugs, (LogBug, KvBug))
+        if self.reads not in READ_PATHS:
+            raise ValueError(f"reads must be one of {', '.join(READ_PATHS)}, not {self.reads!r}")
         self.network_settings()
         unknown = sorted(self.pinned - KV_SWARM_FIELDS)
         if unknown:
@@ -136,6 +149,7 @@ class KVSettings:
             log_window_slots=32,
             catch_up_max_slots=8,
             thrifty=self.thrifty,
+            follower_reads=self.follower_reads,
             bugs=frozenset(b for b in self.bugs if isinstance(b, LogBug)),
         )
 
@@ -161,10 +175,18 @@ class KVSettings:
         for name, option in _KV_OPTIONS:
             if self.swarm and name in self.pinned:
                 words.append(f"{option} {getattr(self, name)!r}")
+        if self.swarm and "reads" in self.pinned:
+            words.append(f"--reads {self.reads}")
+        if self.swarm and "follower_reads" in self.pinned:
+            words.append("--follower-reads" if self.follower_reads else "--no-follower-reads")
         words += ["--seeds 1", f"--start {seed}"]
         words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
         if not self.swarm:
             words.append("--no-swarm")
+            if self.reads != "log":
+                words.append(f"--reads {self.reads}")
+            if self.follower_reads:
+                words.append("--follower-reads")
         if not self.thrifty and (not self.swarm or "thrifty" in self.pinned):
             words.append("--no-thrifty")
         if self.swarm and "thrifty" in self.pinned and self.thrifty:
@@ -172,6 +194,8 @@ class KVSettings:
         cli = replace(
             KVSettings(self.nodes, self.clients, self.ops, bugs=self.bugs, thrifty=self.thrifty),
             **{name: getattr(self, name) for name, _ in _KV_OPTIONS},
+            reads=self.reads,
+            follower_reads=self.follower_reads,
             swarm=self.swarm,
             pinned=self.pinned,
         )
@@ -182,7 +206,10 @@ class KVSettings:
 
 # Drawn settings the command line can pin, with their options (besides --nodes, --[no-]thrifty).
 _KV_OPTIONS = (("drop", "--drop"), ("dup", "--dup"), ("delay_max_ticks", "--max-delay"))
-KV_SWARM_FIELDS = frozenset({"nodes", "thrifty", "drop", "dup", "delay_max_ticks", "nemesis"})
+KV_SWARM_FIELDS = frozenset(
+    {"nodes", "thrifty", "drop", "dup", "delay_max_ticks", "nemesis", "reads", "follower_reads"}
+)
+READ_PATHS = ("log", "read-index")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +238,9 @@ class KVSwarm:
     blip_leader_prob_max: float = 0.08
     straggle_prob_max: float = 0.03  # per message copy
     restart_max_ticks_range: tuple[int, int] = (5, 80)  # downtime is drawn in [5, this]
+    read_index_prob: float = 0.5  # reads take the read-index path (drawn last: older draws hold)
+    stall_leader_prob_max: float = 0.15
+    follower_reads_prob: float = 0.5  # of the read-index seeds
 
     def draw(self, rng: random.Random, base: KVSettings) -> KVSettings:
         """``base`` with every field of ``KV_SWARM_FIELDS`` not pinned in it drawn from ``rng``.
@@ -244,6 +274,12 @@ class KVSwarm:
             straggle_prob=level(self.straggle_prob_max),
             restart_ticks=(5, restart_max),
         )
+        # Drawn after the others, so that each seed's older draws stay what they were.
+        drawn["reads"] = "read-index" if rng.random() < self.read_index_prob else "log"
+        nemesis = drawn["nemesis"]
+        assert isinstance(nemesis, NemesisSettings)
+        drawn["nemesis"] = replace(nemesis, stall_leader_prob=level(self.stall_leader_prob_max))
+        drawn["follower_reads"] = rng.random() < self.follower_reads_prob
         chosen = {name: value for name, value in drawn.items() if name not in base.pinned}
         settings = replace(base, **chosen)  # type: ignore[arg-type]
         if settings.delay_min_ticks > settings.delay_max_ticks:
@@ -311,6 +347,8 @@ class KVResult:
     failed: int
     info: int
     leader_changes: int
+    read_index_reads: int  # reads a node answered on the read-index path (no log entry)
+    follower_reads: int  # ... of which a follower answered
     crashes: int
     leader_crashes: int
     partitions: int
@@ -364,7 +402,9 @@ class KVWorld(Simulator[object]):
         self.record_disk = RecordLogDisk(self._persisted)
         self.violations: list[str] = []
         self.chosen: dict[int, Batch] = {}  # ghost: the first value applied in each slot
-        self.replied: set[int] = set()  # ghost: request ids some node answered
+        self.replied: set[int] = set()  # ghost: request ids of log commands some node answered
+        self.read_index_reads = 0
+        self.follower_reads = 0
         # ghost: who accepted what in each (slot, ballot), from the records written to disk
         self.votes: dict[tuple[int, Ballot], tuple[Batch, set[int]]] = {}
         self.chosen_by_votes: dict[int, tuple[Ballot, Batch]] = {}
@@ -431,6 +471,8 @@ class KVWorld(Simulator[object]):
             self._problem,
             self._clock,
             self.session_stride,
+            read_index=self.settings.reads == "read-index",
+            any_node_reads=self.settings.follower_reads,
         )
 
     def _clock(self) -> int:
@@ -488,8 +530,9 @@ class KVWorld(Simulator[object]):
 
     def _tick_nodes(self) -> None:
         """The nodes' periodic clock: tick every running node, in id order."""
+        stopped = self.nemesis.stopped_clocks
         for node in self.node_list:
-            if self.is_up(node):
+            if self.is_up(node) and node not in stopped:
                 self.apply(node, self.node_actor(node).tick())
         self.at(self.now + self.settings.tick_interval_ticks, self._tick_nodes)
 
@@ -565,7 +608,12 @@ class KVWorld(Simulator[object]):
             self._applied(node, effect.slot, effect.value)
         elif type(effect) is Reply:
             rid = effect.request_id
-            self.replied.add(rid)
+            if is_read_request(rid):
+                self.read_index_reads += 1  # answered by ``Node.read``: in no slot, by design
+                if self.node_actor(node).node.role is Role.FOLLOWER:
+                    self.follower_reads += 1
+            else:
+                self.replied.add(rid)
             reply = ClientReply(node, rid, effect.result)
             self.apply(node, [Send(self._client_of(rid), reply)])
         elif type(effect) is Redirect:
@@ -722,6 +770,8 @@ class KVWorld(Simulator[object]):
             failed=kinds.count("fail"),
             info=kinds.count("info"),
             leader_changes=self.stats.changes,
+            read_index_reads=self.read_index_reads,
+            follower_reads=self.follower_reads,
             crashes=self.nemesis.crashes,
             leader_crashes=self.nemesis.leader_crashes,
             partitions=self.nemesis.partitions,
@@ -744,8 +794,10 @@ def _show_entry(origin: int, rid: int) -> str:
 
 
 def _show_request(rid: int) -> str:
-    """``c4#12``: KV client id 4, seq 12."""
+    """``c4#12``: KV client id 4, seq 12 (``c4#r3``: its third read-index read)."""
     client, seq = split_request_id(rid)
+    if is_read_request(rid):
+        return f"c{client}#r{seq & ~READ_SEQ_FLAG}"
     return f"c{client}#{seq}"
 
 
@@ -753,7 +805,8 @@ def describe_message(msg: object) -> str:
     """A trace line's message: client requests decoded, peer messages as their repr."""
     if isinstance(msg, ClientRequest):
         request = decode_request(msg.command)
-        return f"request {_show_request(msg.rid)} {request.op!r}"
+        path = " (read-index)" if msg.read else ""
+        return f"request {_show_request(msg.rid)} {request.op!r}{path}"
     if isinstance(msg, ClientReply):
         return f"reply {_show_request(msg.rid)} {decode_result(msg.result)!r}"
     if isinstance(msg, ClientRedirect):

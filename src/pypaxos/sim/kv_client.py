@@ -20,6 +20,13 @@ few keys (read, write, cas, delete, incr), records ``invoke`` in the history, an
   another copy of the same request may still be, behind a late copy of ``seq = 1`` that creates
   the session.  The client then starts over under a fresh KV client id, as the reply asks.
 
+Reads take the read-index path instead when the world says so (``KVSettings.reads``): the
+``ClientRequest`` is marked ``read`` and the node answers it from its state machine after a
+confirmation round (``multi.reads``), without a log entry.  Such a read changes nothing, so it
+uses no ``seq`` (a session whose first operation is a read would otherwise start at ``seq = 2``
+and expire); its request id has ``READ_SEQ_FLAG`` set in the seq field instead, with a count of
+the client's reads, so it never names a log command.
+
 The node-side request id is ``client_id << 32 | seq`` (``request_id``): the same for every retry,
 so a node that already holds a retry answers once, and unique across node restarts, so a node
 that answers after a restart answers with the result of the very same command.  Answers carry
@@ -68,6 +75,19 @@ def request_id(client_id: int, seq: int) -> int:
     return (client_id << REQUEST_ID_SEQ_BITS) | seq
 
 
+READ_SEQ_FLAG = 1 << (REQUEST_ID_SEQ_BITS - 1)
+"""Set in the seq field of a read-index read's request id (a count of reads, not a ``seq``)."""
+
+
+def read_request_id(client_id: int, reads: int) -> int:
+    """The request id of a client's ``reads``-th read-index read."""
+    return request_id(client_id, READ_SEQ_FLAG | reads)
+
+
+def is_read_request(rid: int) -> bool:
+    return bool(rid & READ_SEQ_FLAG)
+
+
 def split_request_id(rid: int) -> tuple[int, int]:
     return rid >> REQUEST_ID_SEQ_BITS, rid & ((1 << REQUEST_ID_SEQ_BITS) - 1)
 
@@ -85,6 +105,7 @@ class ClientRequest:
 
     rid: int
     command: bytes
+    read: bool = False  # a read-only ``Get``: the read-index path (``Node.read``), not the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +279,7 @@ class Client:
     """One simulated client actor (see the module docstring)."""
 
     __slots__ = (
+        "any_node_reads",
         "attempts",
         "budget",
         "clock",
@@ -273,6 +295,9 @@ class Client:
         "on_problem",
         "op",
         "process",
+        "read",
+        "read_index",
+        "reads",
         "rid",
         "rng",
         "script",
@@ -297,6 +322,8 @@ class Client:
         on_problem: Callable[[str], None],
         clock: Callable[[], int],
         session_stride: int,
+        read_index: bool = False,
+        any_node_reads: bool = False,
     ) -> None:
         self.id = actor_id
         self.kv_id = kv_id
@@ -311,6 +338,10 @@ class Client:
         self.on_problem = on_problem
         self.clock = clock
         self.seq = 0
+        self.read_index = read_index  # reads take the read-index path
+        self.any_node_reads = any_node_reads  # ... at a random node first (follower reads)
+        self.reads = 0  # read-index reads begun (their request ids count them)
+        self.read = False  # the current operation is a read-index read
         self.rid = 0
         self.session_stride = session_stride
         self.op: Operation | None = None
@@ -357,12 +388,20 @@ class Client:
     # -- operations --------------------------------------------------------------------------
 
     def begin(self, op: Operation) -> list[object]:
-        """Invoke ``op`` now (the next ``seq``)."""
-        self.seq += 1
+        """Invoke ``op`` now (the next ``seq``; a read-index read takes none)."""
         self.op = op
         self.attempts = 0
-        self.command = encode_request(Request(self.kv_id, self.seq, op.command))
-        self.rid = request_id(self.kv_id, self.seq)
+        self.read = self.read_index and op.f == "read"
+        if self.read:
+            self.reads += 1
+            self.command = encode_request(Request(self.kv_id, 0, op.command))
+            self.rid = read_request_id(self.kv_id, self.reads)
+            if self.any_node_reads:
+                self.target = self.node_ids[int(self.rng.random() * len(self.node_ids))]
+        else:
+            self.seq += 1
+            self.command = encode_request(Request(self.kv_id, self.seq, op.command))
+            self.rid = request_id(self.kv_id, self.seq)
         self.history.add(self._now(), self.process, "invoke", op.f, op.key, op.value)
         return self._send()
 
@@ -380,7 +419,7 @@ class Client:
         if self.attempts >= self.settings.attempts_max:
             return self._give_up()
         self.attempts += 1
-        request = ClientRequest(self.rid, self.command)
+        request = ClientRequest(self.rid, self.command, self.read)
         return [Send(self.target, request), SetTimer("timeout", self.settings.timeout_ticks)]
 
     def _rotate_and_send(self) -> list[object]:

@@ -11,6 +11,12 @@ its own probability (``NemesisSettings``):
 * ``isolate leader``: the leader alone with a random subset of the clients, for ``[100, 300]``
   ticks, long enough for the majority to elect a new leader while clients still talk to the
   old one.
+* ``stall leader``: ``isolate leader`` with the leader's clock stopped for as long (its ticks
+  skipped: timers paused, or a clock running far slow), so it believes it leads well after the
+  others elected a new leader.  Nothing in Paxos, nor in read-index reads (``multi.reads``),
+  assumes a clock, so a correct leader still never answers from a stale state; a leader that
+  skips the confirmation round (``read-index-without-confirmation``, the mistake of a lease
+  without a clock bound) does, while the clients with it read.
 
 * ``crash after promise``: the nemesis arms, and crashes the next node that sends a
   ``Promise`` right after it (restart ``[1, 10]`` ticks later): a recovered acceptor must still
@@ -51,6 +57,7 @@ class NemesisSettings:
     isolate_leader_prob: float = 0.03
     blip_leader_prob: float = 0.04
     straggle_prob: float = 0.01  # per message copy, during the fault phase
+    stall_leader_prob: float = 0.03
     restart_ticks: tuple[int, int] = (5, 60)
     quick_restart_ticks: tuple[int, int] = (1, 10)
     partition_ticks: tuple[int, int] = (20, 120)
@@ -59,7 +66,7 @@ class NemesisSettings:
     straggle_ticks: tuple[int, int] = (20, 80)
 
 
-NO_FAULTS = NemesisSettings(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+NO_FAULTS = NemesisSettings(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 class StragglerNetwork(Network):
@@ -111,6 +118,7 @@ class Nemesis:
         self.crashes = 0
         self.leader_crashes = 0
         self.partitions = 0
+        self.stopped_clocks: set[int] = set()  # nodes the world does not tick (stall leader)
 
     def begin(self) -> None:
         if self.settings.step_ticks > 0:
@@ -123,6 +131,7 @@ class Nemesis:
         self.promise_armed = False
         sim = self.sim
         self._split(None)
+        self.stopped_clocks.clear()
         sim.network.configure(sim.network.settings.reliable())
         if isinstance(sim.network, StragglerNetwork):
             sim.network.straggle_prob = 0.0
@@ -170,6 +179,11 @@ class Nemesis:
                 elif roll < s.isolate_leader_prob + s.blip_leader_prob:
                     self._isolate(leader, self.settings.blip_ticks)
                     self.promise_armed = True
+                elif roll < s.isolate_leader_prob + s.blip_leader_prob + s.stall_leader_prob:
+                    self._isolate(leader, self.settings.isolate_ticks)
+                    self.stopped_clocks.add(leader)
+                    if self.sim.trace is not None:
+                        self.sim.log(f"NEMESIS n{leader}'s clock stops")
         self.sim.at(self.sim.now + s.step_ticks, self._step)
 
     def _crash(self, node: int, why: str, quick: bool = False) -> None:
@@ -213,6 +227,7 @@ class Nemesis:
     def _lift(self) -> None:
         if self.active:
             self._split(None)
+            self.stopped_clocks.clear()
 
     def _split(self, groups: Partition | None) -> None:
         sim = self.sim

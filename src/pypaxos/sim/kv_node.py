@@ -1,7 +1,8 @@
 """A Multi-Paxos KV node as a simulator actor, and the append-only disk it persists to.
 
 ``NodeActor`` is the thin server shell around a pure ``multi.Node`` running a
-``kv.KVStateMachine``: a ``ClientRequest`` becomes ``propose(request_id, command)``, a peer
+``kv.KVStateMachine``: a ``ClientRequest`` becomes ``propose(request_id, command)`` (or
+``read(request_id, command)`` when marked ``read``), a peer
 message goes to ``handle``, and the world's periodic clock calls ``tick()`` (every
 ``tick_interval_ticks`` of virtual time, one event for all nodes rather than a timer per node:
 fewer heap events on the hot path).
@@ -177,7 +178,10 @@ class NodeActor:
     def handle(self, msg: object) -> list[Effect]:
         node = self.node
         if isinstance(msg, ClientRequest):
-            effects = node.propose(msg.rid, msg.command)
+            if msg.read:
+                effects = node.read(msg.rid, msg.command)
+            else:
+                effects = node.propose(msg.rid, msg.command)
         else:
             effects = node.handle(cast(Message, msg))  # else a peer's: Node.handle refuses others
         if node.role is Role.LEADER:

@@ -45,6 +45,8 @@ from pypaxos.multi import (
     Prepare,
     Promise,
     PromiseRecord,
+    ReadIndexReply,
+    ReadIndexRequest,
     Record,
     Redirect,
     Reply,
@@ -70,6 +72,10 @@ class ScriptMachine:
         self.commands.append(command)
         return str(len(self.commands)).encode()
 
+    def query(self, command: bytes) -> bytes:
+        """A read: how many commands are applied (``command`` is not looked at)."""
+        return str(len(self.commands)).encode()
+
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(self.commands)
 
@@ -82,6 +88,10 @@ class ScriptMachine:
 
 def name(node_id: int) -> str:
     return f"N{node_id}"
+
+
+def _round(read_round: int) -> str:
+    return f" round={read_round}" if read_round else ""
 
 
 def describe_batch(batch: Batch) -> str:
@@ -117,14 +127,18 @@ def describe_message(msg: Message) -> str:
         case Nack():
             return f"Nack {msg.ballot} promised={msg.promised}"
         case Heartbeat():
-            return f"Heartbeat {msg.ballot} commit={msg.commit_index}"
+            return f"Heartbeat {msg.ballot} commit={msg.commit_index}{_round(msg.read_round)}"
         case HeartbeatAck():
-            return f"HeartbeatAck {msg.ballot} commit={msg.commit_index}"
+            return f"HeartbeatAck {msg.ballot} commit={msg.commit_index}{_round(msg.read_round)}"
         case CatchUp():
             return f"CatchUp from_slot={msg.from_slot}"
         case Decided():
             values = " ".join(describe_batch(v) for v in msg.values)
             return f"Decided from_slot={msg.first_slot} ({values}) commit={msg.commit_index}"
+        case ReadIndexRequest():
+            return f"ReadIndexRequest round={msg.request_round}"
+        case ReadIndexReply():
+            return f"ReadIndexReply round={msg.request_round} read_index={msg.read_index}"
         case Snapshot():
             return f"Snapshot slot={msg.slot} machine={describe_snapshot(msg.data)}"
         case _:
@@ -227,6 +241,13 @@ class LogInteraction:
         match word:
             case "propose":
                 return self._propose(args)
+            case "read":
+                self._arity(word, args, 1, 1)
+                node_id = self._up(args[0])
+                self.request_ids += 1
+                rid = self.request_ids
+                out = [f"  {args[0]} takes read r{rid}"]
+                return out + self._feed(node_id, lambda node: node.read(rid, b"read"))
             case "deliver":
                 return self._deliver(args)
             case "drop":
