@@ -25,7 +25,12 @@ HARSH = {
 SCRIPTED = {LogBug.ADOPT_LOWEST_BALLOT, LogBug.FORGET_PROMISE_ON_RECOVER}
 # Wrong answers to reads, not disagreement in the log: chaos issues no reads.  They are shown
 # in tests/multi/test_multi_reads.py and caught by the KV simulator (tests/sim).
-READ_BUGS = {LogBug.READ_INDEX_WITHOUT_CONFIRMATION, LogBug.READ_BEFORE_APPLIED}
+READ_BUGS = {
+    LogBug.READ_INDEX_WITHOUT_CONFIRMATION,
+    LogBug.READ_BEFORE_APPLIED,
+    LogBug.LEASE_IGNORES_DRIFT,  # the lease bugs too: tests/multi/test_multi_lease.py
+    LogBug.NEW_LEADER_INSIDE_LEASE,
+}
 
 
 def problems_of(seed: int, bugs: tuple[LogBug, ...], **params: float) -> list[str]:

@@ -4,7 +4,8 @@ Each must make a test-visible safety property fail under some seed (tests/multi 
 two nodes applying different values in one slot, or a client told "done" for a command that
 is never applied.  A stale snapshot without the dedup table needs the KV machine and lives
 with it (``kv.bugs``).  The read-index bugs make a read return a value older than a write that
-completed before the read began (the linearizability check of the KV simulator sees it).
+completed before the read began (the linearizability check of the KV simulator sees it); so do
+the lease bugs (``multi.lease``).
 """
 
 from __future__ import annotations
@@ -58,4 +59,12 @@ class LogBug(PlantedBug):
     READ_BEFORE_APPLIED = (
         "read-before-applied",
         "a read-index read is answered before its read index is applied",
+    )
+    LEASE_IGNORES_DRIFT = (
+        "lease-ignores-drift",
+        "the leader's lease is not shortened for the clock drift bound",
+    )
+    NEW_LEADER_INSIDE_LEASE = (
+        "new-leader-inside-lease",
+        "a node votes for a new leader inside a lease it acknowledged",
     )

@@ -42,6 +42,12 @@ class MultiConfig:
     catch_up_retry_ticks: int = 5
     thrifty: bool = False
     follower_reads: bool = False  # followers answer reads too, after asking for a read index
+    # Leader leases (``multi.lease``): 0 is off.  A follower that acknowledges a heartbeat votes
+    # for no other leader for ``lease_ticks``; the leader serves reads for ``lease_serve_ticks``
+    # after the round left.  ``clock_drift_ppm``: how much faster one node's ticks may run than
+    # another's, in millionths (the stated assumption the lease is shortened for).
+    lease_ticks: int = 0
+    clock_drift_ppm: int = 0
     bugs: frozenset[LogBug] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -69,7 +75,22 @@ class MultiConfig:
             raise ValueError("tick lengths, windows, batches, queues must all be >= 1")
         if self.log_window_slots < self.window_slots + self.snapshot_every_slots:
             raise ValueError("log_window_slots must be >= window_slots + snapshot_every_slots")
+        if self.lease_ticks < 0 or self.clock_drift_ppm < 0:
+            raise ValueError("lease_ticks and clock_drift_ppm must be >= 0")
+        if self.lease_ticks and self.lease_serve_ticks() < 1:
+            raise ValueError("lease_ticks too short for the drift bound: it would never serve")
         require_family(self.bugs, LogBug)
+
+    @property
+    def leases(self) -> bool:
+        return self.lease_ticks > 0
+
+    def lease_serve_ticks(self) -> int:
+        """How long after a round left the leader may serve on it (``multi.lease``): one tick
+        of granularity off, then shortened for the drift bound."""
+        if LogBug.LEASE_IGNORES_DRIFT in self.bugs:
+            return self.lease_ticks - 1
+        return (self.lease_ticks - 1) * 1_000_000 // (1_000_000 + self.clock_drift_ppm)
 
     def quorum(self) -> Majority:
         return Majority(self.node_ids)

@@ -50,6 +50,12 @@ class FailureDetector:
         low = self.config.election_timeout_min_ticks
         self.deadline = self.now + self.rng.randint(low, self.config.election_timeout_max_ticks)
 
+    def defer_election(self, until: int) -> None:
+        """No candidacy before ``until`` (a lease we acknowledged binds us, ``multi.lease``); a
+        random spread after it, so the followers it bound do not all campaign at once."""
+        spread = self.config.election_timeout_max_ticks - self.config.election_timeout_min_ticks
+        self.deadline = until + self.rng.randint(0, spread)
+
     def election_due(self) -> bool:
         return self.now >= self.deadline
 

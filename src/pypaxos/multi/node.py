@@ -75,6 +75,7 @@ from pypaxos.multi.effects import (
 )
 from pypaxos.multi.election import FailureDetector
 from pypaxos.multi.leader import Leader
+from pypaxos.multi.lease import Lease
 from pypaxos.multi.log import Batch, Entry
 from pypaxos.multi.messages import (
     Accept,
@@ -132,6 +133,8 @@ class Node:
         "leader",
         "leader_ballot",
         "leader_id",
+        "lease",
+        "lease_reads",
         "peers",
         "probe_next",
         "quorum",
@@ -186,6 +189,8 @@ class Node:
         # Leader: the first slot after everything phase 1 re-proposed; no read is answered from
         # a state that has not applied up to it (``reads``, step 1).
         self.read_barrier = 0
+        self.lease = Lease(config.lease_ticks, config.lease_serve_ticks())
+        self.lease_reads = 0  # reads answered under a lease, without a heartbeat round
 
     @classmethod
     def recover(
@@ -284,6 +289,9 @@ class Node:
         read = PendingRead(request_id, command, max(applied, self.read_barrier))
         if LogBug.READ_INDEX_WITHOUT_CONFIRMATION in self.bugs:
             reads.ready.append(read)
+        elif self._lease_holds():
+            self.lease_reads += 1
+            reads.ready.append(read)  # no round: no other leader can exist yet (``lease``)
         else:
             reads.unsent.append(read)
             if not reads.in_flight():  # else it waits for the next round (batching)
@@ -302,7 +310,10 @@ class Node:
             elif self.commit_unannounced:  # no Accept carried it since it moved: a heartbeat
                 effects = self._heartbeats()
         elif self.detector.election_due():
-            effects = self._start_candidacy()
+            if self._lease_binds():
+                self.detector.defer_election(self.lease.bound_until)
+            else:
+                effects = self._start_candidacy()
         elif self.reads.asked and self.detector.now - self.reads.asked_tick >= (
             self.config.heartbeat_ticks
         ):
@@ -386,6 +397,7 @@ class Node:
         ballot = bar.next_for(self.id)
         self.role = Role.CANDIDATE
         self.leader_id = None
+        self.lease.reset()
         self.detector.reset_election()
         prepare = self.leader.prepare(ballot, self.replica.applied_index)
         persist, promise = self.acceptor.prepare(prepare, self.replica.applied_index)
@@ -411,6 +423,7 @@ class Node:
 
     def _step_down(self, hint: int | None) -> list[Effect]:
         self.role = Role.FOLLOWER
+        self.lease.reset()
         self.leader_id = hint
         self.detector.reset_election()
         effects: list[Effect] = []
@@ -436,6 +449,8 @@ class Node:
         defending = self.role is Role.LEADER or self.detector.sticky()
         if defending and msg.sender != self.leader_id:
             return []  # stickiness: as if the Prepare were lost (liveness only, see election)
+        if self._lease_binds() and msg.sender != self.leader_id:
+            return []  # a lease we acknowledged still runs (safety of lease reads, ``lease``)
         persist, reply = self.acceptor.prepare(msg, self.replica.applied_index)
         self._saw(msg.ballot)
         effects: list[Effect] = [] if persist is None else [persist]
@@ -468,6 +483,8 @@ class Node:
             return [Send(msg.sender, Nack(self.id, msg.ballot, bar))]
         effects = self._follow(msg.sender, msg.ballot)
         effects += self._learn_committed(msg.ballot, msg.commit_index, msg.sender)
+        if self.config.leases:
+            self.lease.acknowledged(self.detector.now)  # before the ack leaves (``lease``)
         ack = HeartbeatAck(self.id, msg.ballot, self.replica.applied_index, msg.read_round)
         return [*effects, Send(msg.sender, ack)]
 
@@ -477,6 +494,8 @@ class Node:
             self.detector.heard_from(msg.sender)
             reads = self.reads
             reads.on_ack(msg.sender, msg.read_round)
+            if self.config.leases:
+                self.lease.confirmed(reads.quorum_round())
             if reads.unsent and not reads.in_flight():  # the reads that waited: the next round
                 effects = self._heartbeats()
         self._note_commit(msg.commit_index, msg.sender)
@@ -496,11 +515,21 @@ class Node:
         reads = self.reads
         index = max(self.replica.applied_index, self.read_barrier)
         read = PendingRead(msg.request_round, b"", index, origin=msg.sender)
-        if LogBug.READ_INDEX_WITHOUT_CONFIRMATION in self.bugs:
+        if LogBug.READ_INDEX_WITHOUT_CONFIRMATION in self.bugs or self._lease_holds():
             reads.remote_ready.append(read)
             return []
         reads.unsent.append(read)
         return [] if reads.in_flight() else self._heartbeats()
+
+    def _lease_holds(self) -> bool:
+        """Leader: a majority acknowledged a round recent enough to serve on (``lease``)."""
+        return self.config.leases and self.lease.holds(self.detector.now)
+
+    def _lease_binds(self) -> bool:
+        """We acknowledged a lease that still runs: no vote for another leader (``lease``)."""
+        if not self.config.leases or LogBug.NEW_LEADER_INSIDE_LEASE in self.bugs:
+            return False
+        return self.lease.binds(self.detector.now)
 
     def _answer_read_indexes(self) -> list[Effect]:
         ready, self.reads.remote_ready = self.reads.remote_ready, []
@@ -618,7 +647,11 @@ class Node:
 
     def _heartbeats(self) -> list[Effect]:
         self.commit_unannounced = False
-        self.reads.start_round()
+        leases = self.config.leases
+        self.reads.start_round(always=leases)
+        if leases:  # every heartbeat renews the lease, measured from now (``lease``)
+            self.lease.round_sent(self.reads.round, self.detector.now)
+            self.lease.confirmed(self.reads.quorum_round())  # a cluster of one
         beat = Heartbeat(self.id, self.leader.ballot, self.replica.applied_index, self.reads.round)
         return [Send(p, beat) for p in self.peers]
 

@@ -89,14 +89,25 @@ class ReadIndex:
     def in_flight(self) -> bool:
         return bool(self.rounds)
 
-    def start_round(self) -> None:
-        """The reads asked so far ride on the heartbeats about to leave (if any are waiting)."""
+    def start_round(self, always: bool = False) -> None:
+        """The reads asked so far ride on the heartbeats about to leave (if any are waiting;
+        ``always``: a new round even without reads, for a lease to be renewed by)."""
         if not self.unsent:
+            if always:
+                self.round += 1
             return
         self.round += 1
         self.rounds.append((self.round, self.unsent))
         self.unsent = []
         self.confirm()  # a cluster of one is its own quorum
+
+    def quorum_round(self) -> int:
+        """The latest round a quorum (ourselves included) acknowledged (0: none)."""
+        for read_round in sorted({self.round, *self.acked.values()}, reverse=True):
+            voters = [self.id, *(p for p, r in self.acked.items() if r >= read_round)]
+            if self.quorum.is_phase2_quorum(voters):
+                return read_round
+        return 0
 
     def on_ack(self, peer: int, read_round: int) -> None:
         if read_round > self.acked.get(peer, 0):
