@@ -97,7 +97,11 @@ def test_follower_reads_reach_the_protocol(tmp_path: Path) -> None:
         (("tick_ms = 5", 'tick_ms = "5"'), "tick_ms", "must be an integer"),
         (("tick_ms = 5", "tick_ms = 5\nbogus = 1"), "bogus", "unknown key"),
         (("tick_ms = 5", "tick_ms = 5\nthrifty = 1"), "thrifty", "true or false"),
-        (("tick_ms = 5", 'tick_ms = 5\nreads = "lease"'), "reads", '"log" or "read-index"'),
+        (
+            ("tick_ms = 5", 'tick_ms = 5\nreads = "leases"'),
+            "reads",
+            '"log" or "read-index" or "lease"',
+        ),
         (("tick_ms = 5", "tick_ms = 5\nfollower_reads = 1"), "follower_reads", "true or false"),
         (
             ("heartbeat_ticks = 4", "heartbeat_ticks = 4\nwindow_slots = 2"),

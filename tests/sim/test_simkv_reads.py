@@ -63,10 +63,10 @@ def test_log_reads_never_take_the_read_index_path() -> None:
     assert result.violations == () and result.read_index_reads == 0
 
 
-def test_the_swarm_draws_both_read_paths() -> None:
+def test_the_swarm_draws_every_read_path() -> None:
     drawn = {KVSettings(swarm=True).for_seed(seed).reads for seed in range(20)}
-    assert drawn == {"log", "read-index"}
-    assert 0 < KV_SWARM.read_index_prob < 1
+    assert drawn == {"log", "read-index", "lease"}
+    assert 0 < KV_SWARM.read_index_prob < 1 and 0 < KV_SWARM.lease_prob < 1
 
 
 @pytest.mark.parametrize(
@@ -84,4 +84,4 @@ def test_each_read_bug_is_caught_as_a_linearizability_violation(bug: LogBug, mea
 
 def test_settings_refuse_an_unknown_read_path() -> None:
     with pytest.raises(ValueError, match="reads must be one of"):
-        KVSettings(reads="lease")
+        KVSettings(reads="bogus")

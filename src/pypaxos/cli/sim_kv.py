@@ -58,9 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reads",
-        choices=("log", "read-index"),
+        choices=("log", "read-index", "lease"),
         help="reads as log commands, or answered by the leader after a heartbeat round "
-        "(read-index) (default: drawn per seed; --no-swarm: log)",
+        "(read-index), or at once under a leader lease with drifting clocks (lease) "
+        "(default: drawn per seed; --no-swarm: log)",
     )
     parser.add_argument(
         "--follower-reads",
@@ -205,11 +206,12 @@ def describe_mix(mix: KVSettings) -> str:
         ("isolate-leader", n.isolate_leader_prob),
         ("blip-leader", n.blip_leader_prob),
         ("stall-leader", n.stall_leader_prob),
+        ("cut-leader", n.cut_leader_prob),
     )
     chances = ", ".join(f"{name} {prob}" for name, prob in faults if prob) or "no faults"
     return (
         f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}, reads: {mix.reads}"
-        f"{' (followers too)' if mix.follower_reads and mix.reads == 'read-index' else ''}; "
+        f"{' (followers too)' if mix.follower_reads and mix.reads != 'log' else ''}; "
         f"drop {mix.drop}, "
         f"dup {mix.dup}, delay {mix.delay_min_ticks}..{mix.delay_max_ticks} ticks, stragglers "
         f"{n.straggle_prob}; every {n.step_ticks} ticks: {chances}; downtime "
@@ -236,8 +238,10 @@ def summary_lines(results: Sequence[KVResult], wall_s: float) -> list[str]:
         f"({sum(r.leader_crashes for r in results)} leaders mid-batch); "
         f"partitions: {sum(r.partitions for r in results)}",
         f"reads answered on the read-index path: {sum(r.read_index_reads for r in results)} "
-        f"(in {sum(r.mix.reads == 'read-index' for r in results)} seeds), by followers: "
-        f"{sum(r.follower_reads for r in results)}",
+        f"(in {sum(r.mix.reads != 'log' for r in results)} seeds), by followers: "
+        f"{sum(r.follower_reads for r in results)}, under a lease: "
+        f"{sum(r.lease_reads for r in results)} (in {sum(r.mix.reads == 'lease' for r in results)}"
+        " seeds)",
     ]
     if served and results:
         lines.append(

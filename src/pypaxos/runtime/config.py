@@ -20,7 +20,11 @@ quorum's worth of followers only and the others catch up from heartbeats; ``fals
 (``GET``, ``MGET``, ``EXISTS``) are served: as log commands, or answered by the leader from its
 state after one heartbeat round (``multi.reads``; docs/design.md, "Reads"); with
 ``follower_reads = true`` as well, a follower answers them from its own state after asking the
-leader for a read index, instead of forwarding them (``MultiConfig.follower_reads``). The
+leader for a read index, instead of forwarding them (``MultiConfig.follower_reads``).
+``reads = "lease"`` is read-index with leader leases (``multi.lease``): the leader answers at
+once while a majority acknowledged it within ``lease_ticks`` (a ``[timeouts]`` key, with
+``clock_drift_ppm``, the stated bound on how much faster one node's clock may run than
+another's); under any other read path those two keys are kept but unused.  The
 optional ``[tls]`` table (which ports speak TLS, with which certificates) is parsed and rendered
 by ``runtime.tls``.
 """
@@ -48,7 +52,7 @@ CONFIG_NAME = "cluster.toml"
 PID_FILE = "node.pid"  # written by the node, read by ``pypaxos cluster``
 LOG_FILE = "node.log"  # a node's stdout and stderr when ``pypaxos cluster`` starts it
 
-ReadPath = Literal["log", "read-index"]
+ReadPath = Literal["log", "read-index", "lease"]
 READ_PATHS: tuple[ReadPath, ...] = get_args(ReadPath)
 DEFAULT_READS: ReadPath = "read-index"
 """Both are linearizable; read-index skips the slot and the fsyncs (docs/design.md, "Reads")."""
@@ -60,7 +64,10 @@ TIMEOUT_KEYS: tuple[str, ...] = (
     "leader_stickiness_ticks",
     "step_down_ticks",
     "catch_up_retry_ticks",
+    "lease_ticks",
+    "clock_drift_ppm",
 )
+LEASE_KEYS = ("lease_ticks", "clock_drift_ppm")  # passed to MultiConfig with reads = "lease"
 LIMIT_KEYS: tuple[str, ...] = (
     "window_slots",
     "batch_max_commands",
@@ -83,6 +90,11 @@ RUNTIME_TIMEOUTS: dict[str, int] = {
     "leader_stickiness_ticks": 40,
     "step_down_ticks": 100,
     "catch_up_retry_ticks": 10,
+    # reads = "lease": 400 ms at tick_ms = 10, under the 500 ms shortest election timeout (a
+    # failed leader is replaced no later than without leases); 1 % drift (real clocks: well
+    # under 0.1 %; the rest is room for the loop's timer slack).
+    "lease_ticks": 40,
+    "clock_drift_ppm": 10_000,
 }
 RUNTIME_LIMITS: dict[str, int] = {
     "window_slots": 8,
@@ -213,6 +225,9 @@ class ClusterConfig:
 
     def multi_config(self) -> MultiConfig:
         settings: dict[str, Any] = dict(self.protocol)  # ints, checked by parse_config
+        if self.reads != "lease":
+            for key in LEASE_KEYS:
+                del settings[key]
         node_ids = tuple(m.id for m in self.members)
         return MultiConfig(
             node_ids=node_ids,

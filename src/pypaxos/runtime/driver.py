@@ -10,6 +10,13 @@ exception, as nothing depends on them.  While the storage works it re-sends the 
 or acknowledgement (``keepalive_s``); a lightly loaded leader polls briefly before it sleeps
 (``idle_spin_s``).  Why each of these: docs/design.md, "The driver".  ``send_before_sync`` is a
 planted ordering bug, for the test that shows the ordering check can fail.
+
+With leader leases (``MultiConfig.lease_ticks``, ``multi.lease``) a leader must never answer
+with a clock that fell further behind since it sent a heartbeat round: every tick due by the
+loop clock is stepped *before* the batch's inputs, however many (a stall of the loop, or a jump
+of its clock, is counted, not dropped), so a lease that ran out while the loop stood still is
+over before the first read after it.  Followers keep the order above (messages first, ticks
+capped): a follower's clock that runs late only keeps its promise not to vote for longer.
 """
 
 from __future__ import annotations
@@ -284,6 +291,8 @@ class Driver:
         else:
             batch, self._inbox = inbox[:INPUTS_PER_BATCH_MAX], inbox[INPUTS_PER_BATCH_MAX:]
         self._batch_inputs = len(batch)
+        if self._lease_clock():  # the clock first, and all of it (module docstring)
+            effects += self._ticks(loop.time(), None)
         served = 0
         proposals: list[tuple[int, bytes]] = []
         for item in batch:
@@ -311,14 +320,23 @@ class Driver:
         if proposals:
             effects += node.propose_many(proposals)
         self._served = served
-        now = loop.time()
+        cap = None if self._lease_clock() else self.ticks_per_batch_max + self._deferred_ticks()
+        effects += self._ticks(loop.time(), cap)
+        return effects
+
+    def _lease_clock(self) -> bool:
+        """A leader that may hold a lease: its clock must not run late (module docstring)."""
+        return self.node.config.leases and self.node.role is Role.LEADER
+
+    def _ticks(self, now: float, ticks_max: int | None) -> list[Effect]:
+        """Step the ticks due by ``now``: at most ``ticks_max`` (``None``: every one)."""
+        effects: list[Effect] = []
         ticks = 0
-        ticks_max = self.ticks_per_batch_max + self._deferred_ticks()
         while now + TICK_SLACK_S >= self._next_tick:
             if ticks == ticks_max:
                 self._next_tick = now + self.tick_s  # behind: let the node's clock run late
                 break
-            effects += node.tick()
+            effects += self.node.tick()
             self._next_tick += self.tick_s
             ticks += 1
         return effects

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -90,7 +90,7 @@ from pypaxos.sim.kv_client import (
 from pypaxos.sim.kv_faults import NO_FAULTS, Nemesis, NemesisSettings, StragglerNetwork
 from pypaxos.sim.kv_node import LeaderStats, MachineFactory, NodeActor, RecordLogDisk
 from pypaxos.sim.network import NetworkSettings
-from pypaxos.sim.simulator import Simulator
+from pypaxos.sim.simulator import Simulator, _Delivery
 
 FAULT_FRACTION = 0.75  # heal once this share of the operations has been invoked
 CLIENT_ID_BASE = 100  # client actor i is CLIENT_ID_BASE + i (nodes are 1..n)
@@ -115,7 +115,8 @@ class KVSettings:
     delay_max_ticks: int = 4
     tick_interval_ticks: int = 2  # virtual ticks between two Node.tick() calls
     thrifty: bool = True  # MultiConfig.thrifty, as the runtime runs it
-    reads: str = "log"  # "log": reads are log commands; "read-index": ``Node.read``
+    reads: str = "log"  # "log": reads are log commands; "read-index": ``Node.read``; "lease":
+    # ``Node.read`` with leader leases (``multi.lease``), the nodes' tick rates drifting apart
     follower_reads: bool = False  # MultiConfig.follower_reads (with reads = "read-index")
     client: ClientSettings = field(default_factory=ClientSettings)
     nemesis: NemesisSettings = field(default_factory=NemesisSettings)
@@ -150,6 +151,9 @@ class KVSettings:
             catch_up_max_slots=8,
             thrifty=self.thrifty,
             follower_reads=self.follower_reads,
+            lease_ticks=LEASE_TICKS if self.reads == "lease" else 0,
+            step_down_ticks=LEASE_STEP_DOWN_TICKS if self.reads == "lease" else 20,
+            clock_drift_ppm=DRIFT_PPM if self.reads == "lease" else 0,
             bugs=frozenset(b for b in self.bugs if isinstance(b, LogBug)),
         )
 
@@ -209,7 +213,13 @@ _KV_OPTIONS = (("drop", "--drop"), ("dup", "--dup"), ("delay_max_ticks", "--max-
 KV_SWARM_FIELDS = frozenset(
     {"nodes", "thrifty", "drop", "dup", "delay_max_ticks", "nemesis", "reads", "follower_reads"}
 )
-READ_PATHS = ("log", "read-index")
+READ_PATHS = ("log", "read-index", "lease")
+LEASE_TICKS = 120  # with reads = "lease": serves longer than the shortest election timeout, so a
+# follower's timer fires inside a lease and the promise not to vote is what holds it back; and
+# the leader steps down only after it (a deposed leader's lease, not its step-down, must end its
+# reads: else a lease that runs too long would hide behind the step-down)
+LEASE_STEP_DOWN_TICKS = 130
+DRIFT_PPM = 1_000_000  # the stated bound, exaggerated: a node's ticks up to twice another's rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +251,8 @@ class KVSwarm:
     read_index_prob: float = 0.5  # reads take the read-index path (drawn last: older draws hold)
     stall_leader_prob_max: float = 0.15
     follower_reads_prob: float = 0.5  # of the read-index seeds
+    lease_prob: float = 0.5  # of the read-index seeds: leader leases (``multi.lease``)
+    cut_leader_prob_max: float = 0.15  # lease seeds only
 
     def draw(self, rng: random.Random, base: KVSettings) -> KVSettings:
         """``base`` with every field of ``KV_SWARM_FIELDS`` not pinned in it drawn from ``rng``.
@@ -280,6 +292,12 @@ class KVSwarm:
         assert isinstance(nemesis, NemesisSettings)
         drawn["nemesis"] = replace(nemesis, stall_leader_prob=level(self.stall_leader_prob_max))
         drawn["follower_reads"] = rng.random() < self.follower_reads_prob
+        if rng.random() < self.lease_prob and drawn["reads"] == "read-index":
+            drawn["reads"] = "lease"
+        cut = level(self.cut_leader_prob_max)
+        reads = base.reads if "reads" in base.pinned else drawn["reads"]
+        if reads == "lease":  # the fault leases are there for (read-index seeds stay as they were)
+            drawn["nemesis"] = replace(drawn["nemesis"], cut_leader_prob=cut)  # type: ignore[type-var]
         chosen = {name: value for name, value in drawn.items() if name not in base.pinned}
         settings = replace(base, **chosen)  # type: ignore[arg-type]
         if settings.delay_min_ticks > settings.delay_max_ticks:
@@ -311,11 +329,15 @@ def liveness_bound_ticks(settings: KVSettings) -> int:
     """
     config = settings.config()
     interval = settings.tick_interval_ticks
+    lease = 0
+    if config.leases:  # drift: the slowest node's ticks are longer; a lease binds the followers
+        interval = -(-interval * (1_000_000 + config.clock_drift_ppm) // 1_000_000)
+        lease = config.lease_ticks
     delay = settings.delay_max_ticks
     nemesis = settings.nemesis_settings()
     drain = max(delay, nemesis.straggle_ticks[1] if nemesis.straggle_prob else 0)
     client = settings.client
-    election = 3 * (config.election_timeout_max_ticks * interval + 4 * delay)
+    election = 3 * ((config.election_timeout_max_ticks + lease) * interval + 4 * delay)
     find_leader = client.timeout_ticks + settings.nodes * (2 * delay + client.backoff_ticks)
     step_down = config.step_down_ticks * interval
     return drain + step_down + election + find_leader + 4 * delay
@@ -348,6 +370,7 @@ class KVResult:
     info: int
     leader_changes: int
     read_index_reads: int  # reads a node answered on the read-index path (no log entry)
+    lease_reads: int  # ... of which a leader answered under its lease, without a round
     follower_reads: int  # ... of which a follower answered
     crashes: int
     leader_crashes: int
@@ -442,7 +465,15 @@ class KVWorld(Simulator[object]):
             self.client_ids,
             self.current_leader,
             self._has_in_flight,
+            self._resume,
+            self._drift,
         )
+        # Leases: each node's tick rate, drawn within the drift bound; a stall is a pause.
+        self.pauses = settings.reads == "lease"
+        self.tick_rates = _draw_tick_rates(seed, self.node_list) if self.pauses else {}
+        self.tick_credit = dict.fromkeys(self.node_list, 0.0)
+        self.missed_ticks = dict.fromkeys(self.node_list, 0)
+        self.held: list[tuple[int, Callable[[], None]]] = []  # a paused node's inputs, in order
 
     # -- actors ------------------------------------------------------------------------------
 
@@ -471,7 +502,7 @@ class KVWorld(Simulator[object]):
             self._problem,
             self._clock,
             self.session_stride,
-            read_index=self.settings.reads == "read-index",
+            read_index=self.settings.reads != "log",
             any_node_reads=self.settings.follower_reads,
         )
 
@@ -531,10 +562,57 @@ class KVWorld(Simulator[object]):
     def _tick_nodes(self) -> None:
         """The nodes' periodic clock: tick every running node, in id order."""
         stopped = self.nemesis.stopped_clocks
+        rates = self.tick_rates
         for node in self.node_list:
-            if self.is_up(node) and node not in stopped:
+            if not self.is_up(node):
+                continue
+            count = 1
+            if rates:  # drift: a node ticks at its own rate (at most once per world tick)
+                credit = self.tick_credit[node] + rates[node]
+                count = int(credit)
+                self.tick_credit[node] = credit - count
+            if node in stopped:
+                if self.pauses:
+                    self.missed_ticks[node] += count  # counted when it resumes
+                continue
+            for _ in range(count):
                 self.apply(node, self.node_actor(node).tick())
         self.at(self.now + self.settings.tick_interval_ticks, self._tick_nodes)
+
+    def _paused(self, node: int) -> bool:
+        return self.pauses and node in self.nemesis.stopped_clocks
+
+    def _deliver(self, event: _Delivery[object]) -> None:
+        if self._paused(event.dst):
+            self.held.append((event.dst, partial(Simulator._deliver, self, event)))
+            return
+        super()._deliver(event)
+
+    def _drift(self, leader: int) -> None:
+        """``cut leader`` in a lease run: half the time, the leader's clock becomes the slowest
+        the drift bound allows and every other node's the fastest (it stays so)."""
+        if self.tick_rates and self.rng.random() < 0.5:
+            slowest = 1_000_000 / (1_000_000 + DRIFT_PPM)
+            for node in self.node_list:
+                self.tick_rates[node] = slowest if node == leader else 1.0
+            if self.trace is not None:
+                self.log(f"NEMESIS n{leader}'s clock runs slow, the others' fast")
+
+    def _resume(self, nodes: frozenset[int]) -> None:
+        """Paused nodes resume: each counts the ticks it missed first (it notices the pause, as
+        the lease assumption requires), then handles what waited, in order."""
+        if not self.pauses:
+            return
+        for node in sorted(nodes):
+            missed, self.missed_ticks[node] = self.missed_ticks[node], 0
+            if self.trace is not None:
+                self.log(f"{self.name(node)} resumes: {missed} ticks missed")
+            for _ in range(missed if self.is_up(node) else 0):
+                self.apply(node, self.node_actor(node).tick())
+        held = [fn for node, fn in self.held if node in nodes]
+        self.held = [(node, fn) for node, fn in self.held if node not in nodes]
+        for fn in held:
+            self.at(self.now, fn)
 
     def after_step(self) -> None:
         if self.nemesis.armed:
@@ -644,6 +722,9 @@ class KVWorld(Simulator[object]):
     def _own_vote_synced(self, node: int, actor: object, record: AcceptRecord) -> None:
         if not self.is_up(node) or self.actor(node) is not actor:
             return  # crashed since: the record is lost (or was flushed); no one to tell
+        if self._paused(node):  # the fsync is done; the paused process hears of it later
+            self.held.append((node, partial(self._own_vote_synced, node, actor, record)))
+            return
         assert isinstance(actor, NodeActor)
         self.record_disk.sync(node)
         if self.trace is not None:
@@ -771,6 +852,7 @@ class KVWorld(Simulator[object]):
             info=kinds.count("info"),
             leader_changes=self.stats.changes,
             read_index_reads=self.read_index_reads,
+            lease_reads=self.stats.lease_reads,
             follower_reads=self.follower_reads,
             crashes=self.nemesis.crashes,
             leader_crashes=self.nemesis.leader_crashes,
@@ -782,6 +864,20 @@ class KVWorld(Simulator[object]):
             steps=self.steps,
             wall_s=wall_s,
         )
+
+
+def _draw_tick_rates(seed: int, nodes: tuple[int, ...]) -> dict[int, float]:
+    """Each node's ticks per world tick, within the drift bound: ``(1 + drift) ** -u`` for ``u``
+    in ``[0, 1]``, so no rate exceeds another by more than ``1 + drift``; the extremes are drawn
+    often (the worst case: a slow leader, fast followers).  Its own Random: the world's draws
+    stay what they were."""
+    rng = random.Random(f"kv drift {seed}")
+    slowest = 1.0 + DRIFT_PPM / 1_000_000
+    rates = {}
+    for node in nodes:
+        u = rng.choice((0.0, 1.0, rng.random()))
+        rates[node] = slowest**-u
+    return rates
 
 
 def _show_batch(batch: Batch) -> str:

@@ -16,7 +16,19 @@ its own probability (``NemesisSettings``):
   others elected a new leader.  Nothing in Paxos, nor in read-index reads (``multi.reads``),
   assumes a clock, so a correct leader still never answers from a stale state; a leader that
   skips the confirmation round (``read-index-without-confirmation``, the mistake of a lease
-  without a clock bound) does, while the clients with it read.
+  without a clock bound) does, while the clients with it read.  Under leader leases
+  (``multi.lease``), whose stated assumption is that a node never pauses without noticing, the
+  stall is a *pause* of the whole process instead: its clock stopped and its messages held, and
+  when it resumes it first counts the ticks it missed (as the runtime's driver does with the
+  loop clock), then handles what waited (``KVWorld``; ``resume`` is told when).
+
+* ``cut leader``: the leader cut off from the other nodes only, for ``cut_ticks``: every
+  client still reaches every node, so while the others elect a new leader and write through it,
+  clients that still believe in the old one read from it.  The test of leader leases
+  (``multi.lease``): the old leader must stop answering from its lease before a new leader can
+  exist.  Drawn in lease runs only (``KVSwarm``); ``drift`` is told the leader, and the world
+  may then slow its clock to the slowest rate the drift bound allows (the worst case for a
+  lease: a slow leader, fast followers).
 
 * ``crash after promise``: the nemesis arms, and crashes the next node that sends a
   ``Promise`` right after it (restart ``[1, 10]`` ticks later): a recovered acceptor must still
@@ -58,10 +70,12 @@ class NemesisSettings:
     blip_leader_prob: float = 0.04
     straggle_prob: float = 0.01  # per message copy, during the fault phase
     stall_leader_prob: float = 0.03
+    cut_leader_prob: float = 0.0
     restart_ticks: tuple[int, int] = (5, 60)
     quick_restart_ticks: tuple[int, int] = (1, 10)
     partition_ticks: tuple[int, int] = (20, 120)
     isolate_ticks: tuple[int, int] = (100, 300)
+    cut_ticks: tuple[int, int] = (200, 600)  # longer: a lease can outlast an isolation
     blip_ticks: tuple[int, int] = (30, 50)
     straggle_ticks: tuple[int, int] = (20, 80)
 
@@ -104,6 +118,8 @@ class Nemesis:
         clients: Sequence[int],
         leader: Callable[[], int | None],
         in_flight: Callable[[int], bool],
+        resume: Callable[[frozenset[int]], None] | None = None,
+        drift: Callable[[int], None] | None = None,
     ) -> None:
         self.sim = sim
         self.settings = settings
@@ -111,6 +127,8 @@ class Nemesis:
         self.clients = tuple(clients)
         self.leader = leader
         self.in_flight = in_flight
+        self.resume = resume  # told which stopped clocks start again, before they do
+        self.drift = drift  # told the leader cut off (``cut leader``)
         self.active = False
         self.armed = False  # crash the leader as soon as it has slots in flight
         self.promise_armed = False  # crash the next node that promises
@@ -131,7 +149,7 @@ class Nemesis:
         self.promise_armed = False
         sim = self.sim
         self._split(None)
-        self.stopped_clocks.clear()
+        self._restart_clocks()
         sim.network.configure(sim.network.settings.reliable())
         if isinstance(sim.network, StragglerNetwork):
             sim.network.straggle_prob = 0.0
@@ -184,6 +202,17 @@ class Nemesis:
                     self.stopped_clocks.add(leader)
                     if self.sim.trace is not None:
                         self.sim.log(f"NEMESIS n{leader}'s clock stops")
+                elif roll < (
+                    s.isolate_leader_prob
+                    + s.blip_leader_prob
+                    + s.stall_leader_prob
+                    + s.cut_leader_prob
+                ):
+                    rest = frozenset(self.nodes) - {leader}
+                    groups = (frozenset({leader}), rest)
+                    self._hold(groups, self.settings.cut_ticks, everywhere=self.clients)
+                    if self.drift is not None:
+                        self.drift(leader)
         self.sim.at(self.sim.now + s.step_ticks, self._step)
 
     def _crash(self, node: int, why: str, quick: bool = False) -> None:
@@ -216,10 +245,12 @@ class Nemesis:
         rest = (set(self.nodes) | set(self.clients)) - alone
         self._hold((frozenset(alone), frozenset(rest)), ticks)
 
-    def _hold(self, groups: Partition, ticks: tuple[int, int]) -> None:
+    def _hold(
+        self, groups: Partition, ticks: tuple[int, int], everywhere: Sequence[int] = ()
+    ) -> None:
         sim = self.sim
         self.partitions += 1
-        self._split(groups)
+        self._split(groups, everywhere)
         until = sim.now + self._draw(*ticks)
         self.partition_until = until
         sim.at(until, self._lift)
@@ -227,13 +258,18 @@ class Nemesis:
     def _lift(self) -> None:
         if self.active:
             self._split(None)
-            self.stopped_clocks.clear()
+            self._restart_clocks()
 
-    def _split(self, groups: Partition | None) -> None:
+    def _restart_clocks(self) -> None:
+        if self.resume is not None and self.stopped_clocks:
+            self.resume(frozenset(self.stopped_clocks))
+        self.stopped_clocks.clear()
+
+    def _split(self, groups: Partition | None, everywhere: Sequence[int] = ()) -> None:
         sim = self.sim
         if groups is None and sim.network.partition is None:
             return
-        sim.network.split(groups)
+        sim.network.split(groups, everywhere)
         if sim.trace is not None:
             if groups:
                 text = " | ".join(" ".join(sim.name(n) for n in sorted(g)) for g in groups)

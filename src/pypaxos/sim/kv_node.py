@@ -142,10 +142,11 @@ def compact_records(records: list[object]) -> list[object]:
 class LeaderStats:
     """Leader changes seen: one per (node, ballot) that started leading."""
 
-    __slots__ = ("changes", "last")
+    __slots__ = ("changes", "last", "lease_reads")
 
     def __init__(self) -> None:
         self.changes = 0
+        self.lease_reads = 0  # reads answered under a lease, summed over every node's life
         self.last: object = None
 
 
@@ -179,7 +180,9 @@ class NodeActor:
         node = self.node
         if isinstance(msg, ClientRequest):
             if msg.read:
+                before = node.lease_reads
                 effects = node.read(msg.rid, msg.command)
+                self.stats.lease_reads += node.lease_reads - before
             else:
                 effects = node.propose(msg.rid, msg.command)
         else:

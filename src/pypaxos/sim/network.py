@@ -9,7 +9,8 @@ than ``delay_max_ticks``; the heal-phase liveness bound relies on that.
 
 A partition is a tuple of groups of actor ids; a message between two different groups is
 dropped.  Actors listed in no group form one more group together, so "isolate A1" is just
-``({1},)``.  The network knows nothing about actors, messages or protocols: ids in, delays out.
+``({1},)``.  Actors in ``everywhere`` (clients, in the KV world's ``cut leader`` fault) talk to
+every group.  The network knows nothing about actors, messages or protocols: ids in, delays out.
 """
 
 from __future__ import annotations
@@ -57,11 +58,20 @@ Partition = tuple[frozenset[int], ...]
 class Network:
     """Routes messages between integer actor ids; owns no clock and no queue."""
 
-    __slots__ = ("_delay_min", "_delay_span", "_group_of", "partition", "rng", "settings")
+    __slots__ = (
+        "_delay_min",
+        "_delay_span",
+        "_group_of",
+        "everywhere",
+        "partition",
+        "rng",
+        "settings",
+    )
 
     def __init__(self, rng: random.Random, settings: NetworkSettings | None = None) -> None:
         self.rng = rng
         self.partition: Partition | None = None
+        self.everywhere: frozenset[int] = frozenset()  # actors every group talks to
         self._group_of: dict[int, int] = {}
         self.settings = NetworkSettings()
         self.configure(settings or NetworkSettings())
@@ -71,8 +81,12 @@ class Network:
         self._delay_min = settings.delay_min_ticks
         self._delay_span = settings.delay_max_ticks - settings.delay_min_ticks + 1
 
-    def split(self, groups: Sequence[Collection[int]] | None) -> None:
-        """Partition the network into ``groups`` (``None`` or empty: everyone talks again)."""
+    def split(
+        self, groups: Sequence[Collection[int]] | None, everywhere: Collection[int] = ()
+    ) -> None:
+        """Partition the network into ``groups`` (``None`` or empty: everyone talks again);
+        the actors in ``everywhere`` still talk to every group."""
+        self.everywhere = frozenset(everywhere) if groups else frozenset()
         if not groups:
             self.partition = None
             self._group_of = {}
@@ -87,6 +101,8 @@ class Network:
 
     def can_talk(self, src: int, dst: int) -> bool:
         group_of = self._group_of
+        if self.everywhere and (src in self.everywhere or dst in self.everywhere):
+            return True
         return group_of.get(src, _UNLISTED) == group_of.get(dst, _UNLISTED)
 
     def route(self, src: int, dst: int) -> tuple[str, tuple[int, ...]]:

@@ -1,0 +1,112 @@
+"""Leases in the runtime: ``reads = "lease"`` in cluster.toml, and a leader's clock never late.
+
+A leader whose loop stood still longer than its lease must count the missed ticks before it
+answers the read that waited (``runtime.driver``, ``multi.lease``): the read then takes a
+confirmation round instead of the lease.  With the old order (inputs first, ticks capped) the
+same stall answers from the expired lease: the test can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from test_runtime_config import GOOD, write
+
+from pypaxos.core.effects import Send
+from pypaxos.kv import KVStateMachine
+from pypaxos.multi import HeartbeatAck, MultiConfig, Node, Prepare, Promise, Role
+from pypaxos.runtime.config import ConfigError, load_config, render_config
+from pypaxos.runtime.driver import Driver
+from pypaxos.runtime.wire import WireMessage
+from pypaxos.storage import MemoryStorage
+
+CONFIG = MultiConfig(node_ids=(1, 2, 3), lease_ticks=20, clock_drift_ppm=10_000)
+TICK_S = 0.005
+STALL_S = 0.3  # 60 ticks: three leases
+
+
+def test_lease_reads_parse_render_and_reach_the_protocol(tmp_path: Path) -> None:
+    assert not load_config(write(tmp_path, GOOD)).multi_config().leases  # off by default
+    text = GOOD.replace("tick_ms = 5", 'tick_ms = 5\nreads = "lease"')
+    config = load_config(write(tmp_path, text))
+    multi = config.multi_config()
+    assert multi.leases and (multi.lease_ticks, multi.clock_drift_ppm) == (40, 10_000)
+    again = load_config(write(tmp_path, render_config(config)))
+    assert again == config
+    tuned = text.replace("heartbeat_ticks = 4", "heartbeat_ticks = 4\nlease_ticks = 30")
+    assert load_config(write(tmp_path, tuned)).multi_config().lease_ticks == 30
+    assert "lease_ticks = 30" in render_config(load_config(write(tmp_path, tuned)))
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [('reads = "leases"', "reads"), ("[timeouts]\nlease_ticks = 1", "timeouts")],
+)
+def test_lease_settings_are_strict(tmp_path: Path, line: str, key: str) -> None:
+    text = GOOD.replace("tick_ms = 5", 'tick_ms = 5\nreads = "lease"')
+    if line.startswith("[timeouts]"):
+        text = text.replace("heartbeat_ticks = 4", "heartbeat_ticks = 4\nlease_ticks = 1")
+    else:
+        text = text.replace('reads = "lease"', line)
+    with pytest.raises(ConfigError, match=key):
+        load_config(write(tmp_path, text))
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, WireMessage]] = []
+
+    def send(self, to: int, msg: WireMessage) -> None:
+        self.sent.append((to, msg))
+
+
+def _leader() -> Node:
+    """Node 1, leader at its ballot on node 2's promise (driven by hand, before any loop)."""
+    node = Node(1, CONFIG, random.Random(1), KVStateMachine())
+    for _ in range(200):
+        prepares = [e.msg for e in node.tick() if isinstance(e, Send)]
+        prepare = next((m for m in prepares if isinstance(m, Prepare)), None)
+        if prepare is not None:
+            node.handle(Promise(2, prepare.ballot, 0, 0, 0))
+            break
+    assert node.role is Role.LEADER
+    return node
+
+
+async def _stalled_read(leases_first: bool) -> Node:
+    node = _leader()
+    with ThreadPoolExecutor(1) as executor:
+        driver = Driver(node, MemoryStorage(), Recorder(), executor, tick_s=TICK_S)
+        if not leases_first:  # the old order: inputs first, the clock capped and late
+            driver._lease_clock = lambda: False  # type: ignore[method-assign]
+        task = asyncio.create_task(driver.run())
+        await asyncio.sleep(2 * TICK_S)
+        driver.deliver(HeartbeatAck(2, node.leader.ballot, 0, node.reads.round))
+        await asyncio.sleep(TICK_S)
+        assert node._lease_holds()
+        driver.read(1, b"\x00")  # answered at once under the lease
+        await asyncio.sleep(TICK_S)
+        assert node.lease_reads == 1
+        driver.read(2, b"\x00")  # waits in the inbox while the loop stands still
+        time.sleep(STALL_S)  # blocks the loop, as a descheduled process would be
+        await asyncio.sleep(2 * TICK_S)
+        driver.stop()
+        await task
+    return node
+
+
+@pytest.mark.asyncio
+async def test_a_leader_counts_a_stall_before_it_answers_from_its_lease() -> None:
+    node = await _stalled_read(leases_first=True)
+    assert node.lease_reads == 1  # the second read took a confirmation round instead
+
+
+@pytest.mark.asyncio
+async def test_with_the_clock_capped_the_same_stall_answers_from_an_expired_lease() -> None:
+    node = await _stalled_read(leases_first=False)
+    assert node.lease_reads == 2
