@@ -164,3 +164,22 @@ async def test_with_follower_reads_a_follower_answers_without_forwarding(tmp_pat
         assert await client.get("k") == b"v2"
     finally:
         await running.close()
+
+
+async def test_lease_reads_take_no_slot_and_are_answered_under_the_lease(tmp_path: Path) -> None:
+    running = await _start(tmp_path, "lease")
+    try:
+        leader = await running.leader()
+        client = running.client(leader)
+        assert await retry(lambda: client.set("k", "v1")) is True
+        node = running.apps[leader].driver.node
+        applied = running.applied(leader)
+        async with asyncio.timeout(10):  # the lease comes with the next acknowledged round
+            while not node._lease_holds():
+                await asyncio.sleep(0.01)
+        before = node.lease_reads
+        assert await client.get("k") == b"v1"
+        assert running.applied(leader) == applied  # no slot
+        assert node.lease_reads > before  # answered under the lease, not after a round
+    finally:
+        await running.close()

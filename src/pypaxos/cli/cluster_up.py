@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--reads",
         choices=READ_PATHS,
         help=f"how a new cluster serves GET, MGET and EXISTS: through the log, or answered by "
-        f"the leader after a heartbeat round (default {DEFAULT_READS}; docs/design.md, 'Reads')",
+        f"the leader after a heartbeat round, or at once under a leader lease (default "
+        f"{DEFAULT_READS}; docs/design.md, 'Reads')",
     )
     parser.add_argument(
         "--tls",

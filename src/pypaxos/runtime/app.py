@@ -270,7 +270,7 @@ class NodeApp:
             self.member.client,
             users=users,
             ssl=client_tls,
-            read_index=config.reads == "read-index",
+            read_index=config.reads != "log",  # read-index, or lease (the same path)
         )
         await self.server.start()
         if self.member.metrics is not None:

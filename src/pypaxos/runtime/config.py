@@ -16,9 +16,9 @@ larger, it snapshots less often because a snapshot is a full copy of the store, 
 election timeout is longer because a real process stalls now and then.  ``thrifty`` (a
 boolean, default true) is ``MultiConfig.thrifty``: the leader sends each ``Accept`` to a
 quorum's worth of followers only and the others catch up from heartbeats; ``false`` sends every
-``Accept`` to every follower.  ``reads`` (``"log"`` or ``"read-index"``) is how plain reads
-(``GET``, ``MGET``, ``EXISTS``) are served: as log commands, or answered by the leader from its
-state after one heartbeat round (``multi.reads``; docs/design.md, "Reads"); with
+``Accept`` to every follower.  ``reads`` (``"log"``, ``"read-index"`` or ``"lease"``) is how
+plain reads (``GET``, ``MGET``, ``EXISTS``) are served: as log commands, or answered by the
+leader from its state after one heartbeat round (``multi.reads``; docs/design.md, "Reads"); with
 ``follower_reads = true`` as well, a follower answers them from its own state after asking the
 leader for a read index, instead of forwarding them (``MultiConfig.follower_reads``).
 ``reads = "lease"`` is read-index with leader leases (``multi.lease``): the leader answers at
