@@ -9,7 +9,8 @@ A node is a pure state machine driven by three inputs, each returning a list of 
   machine once it is sure that state is current (read-index reads, ``reads``): no slot, no
   fsync; answers ``Redirect``, ``Busy`` and ``Reply`` like ``propose``.  With
   ``follower_reads`` a follower answers it too, from its own state, after asking the leader
-  for a read index.
+  for a read index.  With leases (``MultiConfig.lease_ticks``, ``lease``) a leader holding one
+  answers at once, without the heartbeat round.
 * ``handle(msg)``: a message from a peer (see ``messages``).
 * ``tick()``: one unit of time; heartbeats, election timeouts, step-down and catch-up retries
   are all counted in ticks (``election``).

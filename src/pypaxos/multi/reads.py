@@ -21,7 +21,8 @@ the same idea on our Multi-Paxos leader:
    answers.
 
 No clock is assumed anywhere: a deposed leader never collects its round and its reads wait
-until it steps down, when they are redirected like its queued writes.
+until it steps down, when they are redirected like its queued writes.  (Leader leases,
+``multi.lease``, off by default, skip step 2 on a stated clock assumption.)
 
 Follower reads (``MultiConfig.follower_reads``; Raft thesis section 6.4, last paragraph): a
 follower holding reads asks the leader for a read index with one ``ReadIndexRequest`` (reads
