@@ -63,3 +63,21 @@ def test_each_lease_bug_is_caught_as_a_linearizability_violation(
     assert caught.seed == measured  # deterministic; update both numbers if the world changes
     assert any("not linearizable" in v for v in caught.violations), caught.violations
     assert run_kv(_lease(), caught.seed).violations == ()  # the bug's doing
+
+
+def test_a_lease_run_replays_byte_for_byte_pauses_and_drift_included() -> None:
+    seed = next(s for s in range(50) if _lease().for_seed(s).nemesis.stall_leader_prob)
+    first, second = run_kv(_lease(), seed, trace=True), run_kv(_lease(), seed, trace=True)
+    assert first.trace == second.trace and first.history == second.history
+    assert run_kv(_lease(), seed).history == first.history  # tracing changes nothing
+
+
+def test_a_paused_leader_resumes_by_counting_the_ticks_it_missed() -> None:
+    for seed in range(60):
+        result = run_kv(_lease(), seed, trace=True)
+        resumes = [line for line in result.trace if "resumes:" in line]
+        if resumes:
+            assert result.violations == ()
+            assert any(not line.endswith(" 0 ticks missed") for line in resumes)
+            return
+    pytest.fail("no seed in 0..59 paused a leader")
