@@ -72,7 +72,7 @@ def test_results_become_replies() -> None:
         ((b"GET",), b"-ERR wrong number of arguments for 'get' command"),
         ((b"GET", b"a", b"b"), b"-ERR wrong number of arguments for 'get' command"),
         ((b"CAS", b"k", b"a"), b"-ERR wrong number of arguments for 'cas' command"),
-        ((b"INCRBY", b"k", b"2"), b"-ERR INCRBY supports only an increment of 1"),
+        ((b"INCRBY", b"k", b"x"), b"-ERR value is not an integer or out of range"),
         ((b"SET", b"k", b"v" * (VALUE_BYTES_MAX + 1)), b"-ERR value too large"),
         ((b"GET", b"k" * (KEY_BYTES_MAX + 1)), b"-ERR key too large"),
         ((b"PAXOS.REQ", b"1", b"x", b"GET", b"k"), b"-ERR PAXOS.REQ client_id and seq"),

@@ -43,6 +43,7 @@ from typing import assert_never
 import msgspec
 
 from pypaxos.core.bugs import require_family
+from pypaxos.kv import keyspace
 from pypaxos.kv.bugs import KvBug
 from pypaxos.kv.commands import (
     INT64_MAX,
@@ -50,22 +51,36 @@ from pypaxos.kv.commands import (
     NOT_A_READ,
     NOT_AN_INTEGER,
     OVERFLOW,
+    READ_OPS,
+    Append,
     Cas,
     Command,
+    DbSize,
     Delete,
     Error,
+    FlushAll,
     Get,
+    GetDel,
     Incr,
+    IncrBy,
+    IncrByFloat,
     Integer,
+    Keys,
     Mismatch,
+    MSet,
     NoOp,
     Ok,
+    RandomKey,
+    Rename,
     Request,
     RequestBatch,
     Result,
     Results,
+    Scan,
     SessionExpired,
     Set,
+    SetRange,
+    SetWith,
     Stale,
     Value,
     decode_entry,
@@ -193,23 +208,25 @@ class KVStateMachine:
         return result
 
     def query(self, command: bytes) -> bytes:
-        """Answer a read-only ``Request`` (or ``RequestBatch``) of ``Get`` s from the current
-        state, as ``apply`` would, but without applying it: no session, no ``applied`` count.
+        """Answer a read-only ``Request`` (or ``RequestBatch``) of ``READ_OPS`` (``Get`` s,
+        ``Keys``...) from the current state, as ``apply`` would, but without applying it: no
+        session, no ``applied`` count.
 
         Its ``(client_id, seq)`` is not looked at (a read changes nothing, so a repeated read
-        is harmless).  Anything but ``Get`` is answered ``Error`` and changes nothing.
+        is harmless).  Anything else is answered ``Error`` and changes nothing.
         """
         try:
             entry = decode_entry(command)
         except msgspec.DecodeError:
             return _MALFORMED
         data = self._data
-        if isinstance(entry, Request) and isinstance(entry.op, Get):
-            return encode_result(Value(data.get(entry.op.key)))
-        if isinstance(entry, RequestBatch):
-            gets = [op for op in entry.ops if isinstance(op, Get)]
-            if len(gets) == len(entry.ops):
-                return encode_result(Results(tuple(Value(data.get(op.key)) for op in gets)))
+        if isinstance(entry, Request):
+            if isinstance(entry.op, Get):
+                return encode_result(Value(data.get(entry.op.key)))
+            if isinstance(entry.op, READ_OPS):
+                return encode_result(self._execute(entry.op))
+        if isinstance(entry, RequestBatch) and all(isinstance(op, READ_OPS) for op in entry.ops):
+            return encode_result(Results(tuple(self._execute(op) for op in entry.ops)))
         return encode_result(Error(NOT_A_READ))
 
     def snapshot(self) -> bytes:
@@ -314,6 +331,27 @@ class KVStateMachine:
                 return _OK_RESULT
             case NoOp():
                 return _OK_RESULT
+            case SetWith():
+                return keyspace.set_with(self._data, op)
+            case GetDel():
+                return keyspace.get_del(self._data, op)
+            case MSet():
+                return keyspace.mset(self._data, op)
+            case Append():
+                return keyspace.append(self._data, op)
+            case SetRange():
+                return keyspace.set_range(self._data, op)
+            case IncrBy():
+                return keyspace.incr_by(self._data, op)
+            case IncrByFloat():
+                return keyspace.incr_by_float(self._data, op)
+            case Rename():
+                return keyspace.rename(self._data, op)
+            case FlushAll():
+                self._data.clear()
+                return _OK_RESULT
+            case DbSize() | Keys() | Scan() | RandomKey():
+                return keyspace.read(self._data, op)
             case _:
                 assert_never(op)
 

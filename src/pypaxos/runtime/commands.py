@@ -24,23 +24,46 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pypaxos.kv import (
+    READ_OPS,
+    SET_ALWAYS,
+    SET_NX,
+    SET_XX,
+    VALUE_BYTES_MAX,
+    Append,
+    Array,
     Cas,
     Command,
+    DbSize,
     Delete,
     Error,
+    FlushAll,
     Get,
+    GetDel,
     Incr,
+    IncrBy,
+    IncrByFloat,
     Integer,
+    Keys,
     Mismatch,
+    MSet,
     Ok,
+    Page,
+    RandomKey,
+    Rename,
     Result,
+    Scan,
     SessionExpired,
     Set,
+    SetRange,
+    SetWith,
     Stale,
     Value,
+    parse_int64,
 )
+from pypaxos.kv.commands import DECREMENT_OVERFLOW, INT64_MIN, NOT_AN_INTEGER
 from pypaxos.runtime.auth import Access
 from pypaxos.transport.resp import (
+    encode_array,
     encode_bulk,
     encode_error,
     encode_integer,
@@ -48,7 +71,6 @@ from pypaxos.transport.resp import (
 )
 
 KEY_BYTES_MAX = 64 * 1024
-VALUE_BYTES_MAX = 512 * 1024
 ID_MAX = 2**63 - 1
 
 OK = encode_simple("OK")
@@ -143,7 +165,7 @@ def required_access(name: bytes, planned: Plan) -> Access:
     """What running ``planned`` (the plan of command ``name``, upper case) needs a role to allow."""
     if name in CONNECTION_COMMANDS:
         return Access.CONNECTION
-    if isinstance(planned, Ops) and not all(type(op) is Get for op in planned.ops):
+    if isinstance(planned, Ops) and not all(isinstance(op, READ_OPS) for op in planned.ops):
         return Access.WRITE
     return Access.READ
 
@@ -195,7 +217,7 @@ _SINGLE: dict[Combine, Reply1] = {}
 class _Spec:
     arity_min: int  # counting the command name
     arity_max: int | None  # None: any number above the minimum
-    build: Callable[[list[bytes]], Ops]
+    build: Callable[[list[bytes]], Ops | Immediate]
     multi_key: bool = False
 
 
@@ -205,26 +227,33 @@ def _kv_plan(name: bytes, args: list[bytes], spec: _Spec, session: tuple[int, in
         return wrong_arity(name)
     if session is not None and spec.multi_key and count > 2:
         return error("ERR PAXOS.REQ takes one key per request (multi-key commands are not atomic)")
-    if name == b"INCRBY" and args[2] != b"1":
-        return error("ERR INCRBY supports only an increment of 1 (the store has INCR only)")
     too_big = _size_error(name, args)
     if too_big is not None:
         return too_big
     ops = spec.build(args)
-    if session is None:
+    if session is None or isinstance(ops, Immediate):
         return ops
     return Ops(ops.ops, ops.combine, session)
 
 
-_VALUE_POSITIONS: dict[bytes, tuple[int, ...]] = {b"SET": (2,), b"CAS": (2, 3)}
+_VALUE_POSITIONS: dict[bytes, tuple[int, ...]] = {
+    b"SET": (2,),
+    b"CAS": (2, 3),
+    b"SETNX": (2,),
+    b"GETSET": (2,),
+    b"APPEND": (2,),
+    b"SETRANGE": (3,),
+}
+_PAIRS = frozenset({b"MSET", b"MSETNX"})  # key value key value...: the even positions
 
 
 def _size_error(name: bytes, args: list[bytes]) -> Immediate | None:
     if sum(map(len, args)) <= KEY_BYTES_MAX:  # the usual case: nothing can be over a limit
         return None
     values = _VALUE_POSITIONS.get(name, ())
+    pairs = name in _PAIRS
     for position, arg in enumerate(args[1:], start=1):
-        if position in values:
+        if position in values or (pairs and position % 2 == 0):
             if len(arg) > VALUE_BYTES_MAX:
                 return error(f"ERR value too large ({len(arg)} bytes, limit {VALUE_BYTES_MAX})")
         elif len(arg) > KEY_BYTES_MAX:
@@ -339,13 +368,216 @@ _KV_COMMANDS: dict[bytes, _Spec] = {
     b"GET": _Spec(2, 2, lambda a: Ops((Get(a[1]),), _combine_get)),
     b"SET": _Spec(3, 3, lambda a: Ops((Set(a[1], a[2]),), _combine_ok)),
     b"INCR": _Spec(2, 2, lambda a: Ops((Incr(a[1]),), _combine_integer)),
-    # redis-py's incr() sends INCRBY key 1; the store only knows how to add one.
-    b"INCRBY": _Spec(3, 3, lambda a: Ops((Incr(a[1]),), _combine_integer)),
+    b"INCRBY": _Spec(3, 3, lambda a: _incr_by(a[1], a[2], negate=False)),
+    b"DECR": _Spec(2, 2, lambda a: Ops((IncrBy(a[1], -1),), _combine_integer)),
+    b"DECRBY": _Spec(3, 3, lambda a: _incr_by(a[1], a[2], negate=True)),
+    b"INCRBYFLOAT": _Spec(3, 3, lambda a: Ops((IncrByFloat(a[1], a[2]),), _combine_get)),
     b"CAS": _Spec(4, 4, lambda a: Ops((Cas(a[1], a[2], a[3]),), _combine_cas)),
     b"DEL": _Spec(2, None, lambda a: Ops(tuple(Delete(k) for k in a[1:]), _combine_del), True),
+    b"UNLINK": _Spec(2, None, lambda a: Ops(tuple(Delete(k) for k in a[1:]), _combine_del), True),
     b"EXISTS": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_exists), True),
     b"MGET": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_mget), True),
 }
+
+
+# -- strings and keys (Redis 7.0's replies; the state machine's side is kv.keyspace) ----------
+
+
+def _set(args: list[bytes]) -> Ops | Immediate:
+    """``SET key value [NX|XX] [GET] [KEEPTTL]``: plain ``SET`` stays ``Set``."""
+    if len(args) == 3:
+        return Ops((Set(args[1], args[2]),), _combine_ok)
+    condition, get = SET_ALWAYS, False
+    for option in args[3:]:
+        upper = option.upper()
+        if upper == b"NX" and condition != SET_XX:
+            condition = SET_NX
+        elif upper == b"XX" and condition != SET_NX:
+            condition = SET_XX
+        elif upper == b"GET":
+            get = True
+        elif upper == b"KEEPTTL":
+            pass  # no key has a time to live here: keeping it changes nothing
+        elif upper in (b"EX", b"PX", b"EXAT", b"PXAT"):
+            return error("ERR SET with an expiry is not supported (keys do not expire here)")
+        else:
+            return error("ERR syntax error")
+    return Ops((SetWith(args[1], args[2], condition, get),), _combine_get if get else _combine_set)
+
+
+def _combine_set(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is Value:
+        return null  # the NX/XX condition failed
+    return _reply_ok(result, null)
+
+
+def _combine_flag(results: Sequence[Result], null: bytes) -> bytes:
+    """``Ok``/``Integer(1)`` as 1, a failed condition (``Value``/``Integer(0)``) as 0."""
+    (result,) = results
+    if type(result) is Ok:
+        return encode_integer(1)
+    if type(result) is Value:
+        return encode_integer(0)
+    return _reply_integer(result, null)
+
+
+def _mset(args: list[bytes], nx: bool) -> Ops | Immediate:
+    if len(args) % 2 == 0:
+        return wrong_arity(args[0])
+    pairs = tuple(zip(args[1::2], args[2::2], strict=True))
+    return Ops((MSet(pairs, nx),), _combine_integer if nx else _combine_ok)
+
+
+def _integer_arg(raw: bytes) -> int | Immediate:
+    number = parse_int64(raw)
+    return error(f"ERR {NOT_AN_INTEGER}") if number is None else number
+
+
+def _incr_by(key: bytes, raw: bytes, negate: bool) -> Ops | Immediate:
+    amount = _integer_arg(raw)
+    if isinstance(amount, Immediate):
+        return amount
+    if negate:
+        if amount == INT64_MIN:
+            return error(f"ERR {DECREMENT_OVERFLOW}")
+        amount = -amount
+    op: Command = Incr(key) if amount == 1 else IncrBy(key, amount)
+    return Ops((op,), _combine_integer)
+
+
+def _set_range(args: list[bytes]) -> Ops | Immediate:
+    offset = _integer_arg(args[2])
+    if isinstance(offset, Immediate):
+        return offset
+    return Ops((SetRange(args[1], offset, args[3]),), _combine_integer)
+
+
+def _get_range(args: list[bytes]) -> Ops | Immediate:
+    start, end = _integer_arg(args[2]), _integer_arg(args[3])
+    if isinstance(start, Immediate):
+        return start
+    if isinstance(end, Immediate):
+        return end
+
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        (result,) = results
+        if type(result) is not Value:
+            return result_error(result) or _unexpected(result)
+        return encode_bulk(redis_substring(result.value or b"", start, end))
+
+    return Ops((Get(args[1]),), combine)
+
+
+def redis_substring(value: bytes, start: int, end: int) -> bytes:
+    """``GETRANGE``'s slice: both ends inclusive, negative from the end, clamped (Redis 7.0)."""
+    length = len(value)
+    if start < 0 and end < 0 and start > end:
+        return b""
+    start = max(start + length if start < 0 else start, 0)
+    end = max(end + length if end < 0 else end, 0)
+    end = min(end, length - 1)
+    if start > end or length == 0:
+        return b""
+    return value[start : end + 1]
+
+
+def _combine_strlen(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is Value:
+        return encode_integer(len(result.value or b""))
+    return result_error(result) or _unexpected(result)
+
+
+def _combine_type(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is Value:
+        return encode_simple("none" if result.value is None else "string")
+    return result_error(result) or _unexpected(result)
+
+
+def _combine_keys(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is Array:
+        return encode_array(result.items)
+    return result_error(result) or _unexpected(result)
+
+
+def _flush(args: list[bytes]) -> Ops | Immediate:
+    if len(args) == 2 and args[1].upper() not in (b"ASYNC", b"SYNC"):
+        return error("ERR syntax error")
+    return Ops((FlushAll(),), _combine_ok)
+
+
+SCAN_COUNT_MAX = 10_000  # a bound on one page's work (Redis has none)
+
+
+def _scan(args: list[bytes]) -> Ops | Immediate:
+    """``SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]``."""
+    raw = args[1]
+    if not raw.isdigit() or int(raw) >= 2**64:
+        return error("ERR invalid cursor")
+    pattern: bytes | None = None
+    count, only_strings = 10, True
+    position = 2
+    while position < len(args):
+        option = args[position].upper()
+        if position + 1 >= len(args):
+            return error("ERR syntax error")
+        value = args[position + 1]
+        if option == b"COUNT":
+            number = _integer_arg(value)
+            if isinstance(number, Immediate):
+                return number
+            if number < 1:
+                return error("ERR syntax error")
+            count = min(number, SCAN_COUNT_MAX)
+        elif option == b"MATCH":
+            pattern = None if value == b"*" else value
+        elif option == b"TYPE":
+            only_strings = value.lower() == b"string"  # the one type this store has
+        else:
+            return error("ERR syntax error")
+        position += 2
+
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        (result,) = results
+        if type(result) is not Page:
+            return result_error(result) or _unexpected(result)
+        keys = encode_array(result.keys if only_strings else ())
+        return b"*2\r\n" + encode_bulk(b"%d" % result.cursor) + keys
+
+    return Ops((Scan(int(raw), pattern, count),), combine)
+
+
+def _combine_randomkey(results: Sequence[Result], null: bytes) -> bytes:
+    return _combine_get(results, null)
+
+
+_KV_COMMANDS.update(
+    {
+        b"SET": _Spec(3, None, _set),
+        b"SETNX": _Spec(3, 3, lambda a: Ops((SetWith(a[1], a[2], SET_NX),), _combine_flag)),
+        b"GETSET": _Spec(3, 3, lambda a: Ops((SetWith(a[1], a[2], get=True),), _combine_get)),
+        b"GETDEL": _Spec(2, 2, lambda a: Ops((GetDel(a[1]),), _combine_get)),
+        b"MSET": _Spec(3, None, lambda a: _mset(a, nx=False)),
+        b"MSETNX": _Spec(3, None, lambda a: _mset(a, nx=True)),
+        b"APPEND": _Spec(3, 3, lambda a: Ops((Append(a[1], a[2]),), _combine_integer)),
+        b"STRLEN": _Spec(2, 2, lambda a: Ops((Get(a[1]),), _combine_strlen)),
+        b"GETRANGE": _Spec(4, 4, _get_range),
+        b"SUBSTR": _Spec(4, 4, _get_range),
+        b"SETRANGE": _Spec(4, 4, _set_range),
+        b"TYPE": _Spec(2, 2, lambda a: Ops((Get(a[1]),), _combine_type)),
+        b"RENAME": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2]),), _combine_ok)),
+        b"RENAMENX": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2], nx=True),), _combine_integer)),
+        b"DBSIZE": _Spec(1, 1, lambda a: Ops((DbSize(),), _combine_integer)),
+        b"FLUSHDB": _Spec(1, 2, _flush),
+        b"FLUSHALL": _Spec(1, 2, _flush),
+        b"KEYS": _Spec(2, 2, lambda a: Ops((Keys(a[1]),), _combine_keys)),
+        b"SCAN": _Spec(2, None, _scan),
+        b"RANDOMKEY": _Spec(1, 1, lambda a: Ops((RandomKey(),), _combine_randomkey)),
+    }
+)
 
 
 FAST_COMMANDS: dict[bytes, tuple[int, Callable[..., Command], Reply1, int]] = {}

@@ -60,9 +60,9 @@ from ssl import SSLContext
 from typing import cast
 
 from pypaxos.kv import (
+    READ_OPS,
     Answer,
     Command,
-    Get,
     Request,
     RequestBatch,
     Result,
@@ -118,6 +118,7 @@ NO_USERS = encode_error(
 )
 MAX_CLIENTS = encode_error("ERR max number of clients reached")
 CLIENTS_MAX = 10_000  # Redis's maxclients default
+_READ_TYPES: frozenset[type] = frozenset(READ_OPS)  # plans of these only take the read path
 OUTPUT_BYTES_MAX = 64 * 1024 * 1024  # unread replies per client before it is dropped
 BULK_BYTES_MAX = 4 * 1024 * 1024  # above the value limit, so a big value gets a clear error
 GROUP_OPS_MAX = 1024  # bounds of one connection's batch (one log entry, see _Group)
@@ -601,7 +602,7 @@ class _Group:
 
     @property
     def reads_only(self) -> bool:
-        return all(type(op) is Get for op in self.ops)
+        return all(type(op) in _READ_TYPES for op in self.ops)
 
     def submit(self) -> None:
         self.slot = self.conn.new_slot(len(self.replies))
@@ -705,7 +706,7 @@ class _Call:
 
     @property
     def reads_only(self) -> bool:
-        return self.ops.session is None and all(type(op) is Get for op in self.ops.ops)
+        return self.ops.session is None and all(type(op) in _READ_TYPES for op in self.ops.ops)
 
     def route(self) -> None:
         path = self.conn.path_for(self.reads_only)
