@@ -10,6 +10,7 @@ from pypaxos.runtime.commands import (
     NULL_RESP2,
     NULL_RESP3,
     VALUE_BYTES_MAX,
+    ConfigGet,
     Hello,
     Immediate,
     Info,
@@ -93,7 +94,7 @@ def test_connection_setup_commands() -> None:
     assert reply(b"PING") == b"+PONG\r\n"
     assert reply(b"PING", b"hi") == b"$2\r\nhi\r\n"
     assert reply(b"COMMAND", b"DOCS") == b"*0\r\n"
-    assert reply(b"CONFIG", b"GET", b"save") == b"*0\r\n"
+    assert plan([b"CONFIG", b"GET", b"save"]) == ConfigGet((b"save",))  # the server answers
     assert reply(b"CLIENT", b"SETINFO", b"LIB-NAME", b"x") == b"+OK\r\n"
     assert reply(b"SELECT", b"0") == b"+OK\r\n"
     quit_plan = plan([b"QUIT"])

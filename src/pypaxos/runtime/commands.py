@@ -70,6 +70,10 @@ from pypaxos.transport.resp import (
     encode_simple,
 )
 
+REDIS_VERSION = "7.0.15"
+"""The Redis whose command semantics the server follows (replies, errors; see ``kv.keyspace``):
+what ``INFO`` and ``HELLO`` report, so that clients that check versions see a Redis 7."""
+
 KEY_BYTES_MAX = 64 * 1024
 ID_MAX = 2**63 - 1
 
@@ -129,7 +133,28 @@ class ReadMode:
     stale: bool
 
 
-Plan = Immediate | Ops | Info | Hello | Auth | ReadMode
+@dataclass(frozen=True, slots=True)
+class ClientCommand:
+    """``CLIENT ID`` / ``CLIENT SETNAME name`` / ``CLIENT GETNAME``: about this connection, so
+    the server answers (``subcommand`` upper case)."""
+
+    subcommand: bytes
+    name: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigGet:
+    """``CONFIG GET pattern...``: the server answers from its settings (glob patterns)."""
+
+    patterns: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTime:
+    """``TIME``: this node's wall clock (not replicated, as in Redis each server has its own)."""
+
+
+Plan = Immediate | Ops | Info | Hello | Auth | ReadMode | ClientCommand | ConfigGet | ServerTime
 
 
 def error(text: str) -> Immediate:
@@ -633,6 +658,10 @@ def _info(args: list[bytes]) -> Plan:
 
 
 def _command(args: list[bytes]) -> Plan:
+    """``COMMAND COUNT`` counts the commands this server knows; ``COMMAND`` and ``COMMAND DOCS``
+    answer empty (clients use them only to learn optional details)."""
+    if len(args) >= 2 and args[1].upper() == b"COUNT":
+        return Immediate(encode_integer(len(_KV_COMMANDS) + len(_ADMIN) + 1))  # + PAXOS.REQ
     return Immediate(EMPTY_ARRAY)
 
 
@@ -640,17 +669,40 @@ def _config(args: list[bytes]) -> Plan:
     if len(args) >= 2 and args[1].upper() == b"GET":
         if len(args) < 3:
             return wrong_arity(b"config|get")
-        return Immediate(EMPTY_ARRAY)
+        return ConfigGet(tuple(args[2:]))
     if len(args) < 2:
         return wrong_arity(args[0])
     shown = args[1].decode(errors="replace")
     return error(f"ERR unknown subcommand '{shown}'. Only CONFIG GET is supported.")
 
 
+_CLIENT_ARITY = {b"ID": 2, b"GETNAME": 2, b"SETNAME": 3, b"SETINFO": 4}
+
+
 def _client(args: list[bytes]) -> Plan:
+    """``CLIENT ID|SETNAME|GETNAME`` per connection, ``SETINFO`` accepted; the others (``LIST``,
+    ``KILL``...) answer ``OK`` and do nothing."""
     if len(args) < 2:
         return wrong_arity(args[0])
-    return Immediate(OK)
+    sub = args[1].upper()
+    arity = _CLIENT_ARITY.get(sub)
+    if arity is None:
+        return Immediate(OK)
+    if len(args) != arity:
+        return wrong_arity(b"client|" + sub.lower())
+    if sub == b"SETNAME" and any(c <= 32 or c > 126 for c in args[2]):
+        return error("ERR Client names cannot contain spaces, newlines or special characters.")
+    if sub == b"SETINFO":
+        return Immediate(OK)
+    return ClientCommand(sub, args[2] if sub == b"SETNAME" else b"")
+
+
+def _echo(args: list[bytes]) -> Plan:
+    return Immediate(encode_bulk(args[1])) if len(args) == 2 else wrong_arity(args[0])
+
+
+def _time(args: list[bytes]) -> Plan:
+    return ServerTime() if len(args) == 1 else wrong_arity(args[0])
 
 
 def _select(args: list[bytes]) -> Plan:
@@ -678,7 +730,7 @@ def _hello(args: list[bytes]) -> Plan:
             auth = Auth(user, args[position + 2])
             position += 3
         elif option == b"SETNAME" and position + 1 < len(args):
-            position += 2  # accepted and ignored: connections have no names here
+            position += 2  # accepted and ignored (CLIENT SETNAME names a connection)
         else:
             shown = args[position].decode(errors="replace")
             return error(f"ERR Syntax error in HELLO option '{shown}'")
@@ -717,4 +769,6 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"READWRITE": _readwrite,
     b"HELLO": _hello,
     b"AUTH": _auth,
+    b"ECHO": _echo,
+    b"TIME": _time,
 }
