@@ -14,6 +14,7 @@ class PlannedStore:
     def __init__(self) -> None:
         self.machine = KVStateMachine()
         self.seq = 0
+        self.now_ms = 1_700_000_000_000  # the request stamp (what the server's clock reads)
 
     def call(self, *args: bytes | str) -> bytes:
         planned = plan([a.encode() if isinstance(a, str) else a for a in args])
@@ -23,7 +24,7 @@ class PlannedStore:
         results = []
         for op in planned.ops:
             self.seq += 1
-            request = encode_request(Request(1, self.seq, op))
+            request = encode_request(Request(1, self.seq, op, self.now_ms))
             queried = self.machine.query(request) if isinstance(op, READ_OPS) else None
             result = decode_result(self.machine.apply(request))
             if queried is not None:

@@ -1,7 +1,8 @@
 """redis-py against a real 3-node cluster: the string, key and server commands applications use.
 
 Through a follower (which forwards writes to the leader) and the leader.  What does not work:
-redis-py's ``Lock`` (it needs ``SET ... PX`` and Lua scripts, neither of which this store has).
+releasing (or extending) redis-py's ``Lock``, which runs Lua scripts; taking it (``SET NX PX``)
+works.
 """
 
 from __future__ import annotations
@@ -71,11 +72,32 @@ async def test_string_and_key_commands(apps: dict[int, NodeApp]) -> None:
         assert await r.getdel("b") == b"2"
         assert await r.flushdb() is True
         assert await r.dbsize() == 0
-        with pytest.raises(ResponseError, match="expiry is not supported"):
-            await r.set("k", "v", px=1000)
-        lock = r.lock("name", timeout=5)  # SET NX PX: refused, so the lock cannot be taken
-        with pytest.raises(ResponseError):
-            await lock.acquire(blocking=False)
+    finally:
+        await r.aclose()
+
+
+async def test_expiry_and_redis_py_lock(apps: dict[int, NodeApp]) -> None:
+    follower = next(app for app in apps.values() if not app.is_leader)
+    r = connect(follower)
+    try:
+        assert await r.set("k", "v", px=1000) is True
+        assert 0 < await r.pttl("k") <= 1000
+        assert await r.ttl("k") == 1
+        assert await r.ttl("missing") == -2
+        assert await r.setex("s", 100, "v") is True
+        assert await r.persist("s") is True
+        assert await r.ttl("s") == -1
+        assert await r.set("gone", "v", px=50) is True
+        await asyncio.sleep(0.2)
+        assert await r.get("gone") is None
+        assert await r.exists("gone") == 0
+        # redis-py's Lock takes the lock with SET NX PX (works) and releases it with a Lua
+        # script (EVALSHA), which this store does not run.
+        lock = r.lock("name", timeout=5)
+        assert await lock.acquire(blocking=False) is True
+        assert await r.set("name", "other", nx=True) is None  # held
+        with pytest.raises(ResponseError, match="unknown command"):
+            await lock.release()
     finally:
         await r.aclose()
 

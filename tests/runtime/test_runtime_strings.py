@@ -19,7 +19,12 @@ def test_set_options() -> None:
     assert store.call("SET", "k", "x", "GET", "KEEPTTL") == b"$1\r\nw\r\n"
     assert store.call("SET", "k", "x", "NX", "XX") == b"-ERR syntax error\r\n"
     assert store.call("SET", "k", "x", "BOGUS") == b"-ERR syntax error\r\n"
-    assert store.call("SET", "k", "x", "EX", "10").startswith(b"-ERR SET with an expiry")
+    assert store.call("SET", "k", "x", "EX", "0") == (
+        b"-ERR invalid expire time in 'set' command\r\n"
+    )
+    assert store.call("SET", "k", "x", "EX", "1", "PX", "5") == b"-ERR syntax error\r\n"
+    assert store.call("SET", "k", "x", "EX", "1", "KEEPTTL") == b"-ERR syntax error\r\n"
+    assert store.call("SET", "k", "x", "PX") == b"-ERR syntax error\r\n"
     assert store.call("SETNX", "k", "y") == b":0\r\n"
     assert store.call("SETNX", "n", "y") == b":1\r\n"
     assert store.call("GETSET", "n", "z") == b"$1\r\ny\r\n"
@@ -123,3 +128,31 @@ def test_scan_replies_and_options() -> None:
     assert store.call("SCAN", "0", "COUNT", "0") == b"-ERR syntax error\r\n"
     assert store.call("SCAN", "0", "COUNT") == b"-ERR syntax error\r\n"
     assert store.call("SCAN", "0", "LIMIT", "1") == b"-ERR syntax error\r\n"
+
+
+def test_expiry_commands() -> None:
+    store = PlannedStore()
+    assert store.call("SET", "k", "v", "EX", "10") == b"+OK\r\n"
+    assert store.call("TTL", "k") == b":10\r\n"
+    assert store.call("PTTL", "k") == b":10000\r\n"
+    store.now_ms += 9_400
+    assert store.call("TTL", "k") == b":1\r\n"  # 600 ms left: Redis rounds to the nearest
+    store.now_ms += 600
+    assert store.call("GET", "k") == b"$-1\r\n"
+    assert store.call("TTL", "k") == b":-2\r\n"
+    assert store.call("SETEX", "s", "0", "v") == b"-ERR invalid expire time in 'setex' command\r\n"
+    assert store.call("PSETEX", "s", "1500", "v") == b"+OK\r\n"
+    assert store.call("PTTL", "s") == b":1500\r\n"
+    assert store.call("PERSIST", "s") == b":1\r\n"
+    assert store.call("TTL", "s") == b":-1\r\n"
+    assert store.call("EXPIRE", "s", "x") == b"-ERR value is not an integer or out of range\r\n"
+    assert store.call("EXPIRE", "s", "5", "NX").startswith(b"-ERR EXPIRE options")
+    assert store.call("PEXPIREAT", "s", str(store.now_ms + 250)) == b":1\r\n"
+    assert store.call("PTTL", "s") == b":250\r\n"
+    assert store.call("EXPIREAT", "s", "1") == b":1\r\n"  # in the past: deleted
+    assert store.call("EXISTS", "s") == b":0\r\n"
+    assert store.call("EXPIRE", "s", "5") == b":0\r\n"
+    at = str(store.now_ms // 1000 + 100)
+    assert store.call("SET", "a", "v", "EXAT", at, "GET") == b"$-1\r\n"
+    assert store.call("SET", "a", "w", "KEEPTTL") == b"+OK\r\n"
+    assert store.call("TTL", "a") in (b":100\r\n", b":99\r\n")

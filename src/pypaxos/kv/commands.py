@@ -73,14 +73,17 @@ SET_XX = 2  # only if the key exists
 
 
 class SetWith(msgspec.Struct, frozen=True, tag="setw", array_like=True):
-    """``SET key value [NX|XX] [GET]``: ``condition`` is ``SET_ALWAYS``, ``SET_NX`` or
-    ``SET_XX``.  Answered ``Value(old)`` when ``get``; otherwise ``Ok`` if it stored,
-    ``Value(None)`` if the condition failed."""
+    """``SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t|KEEPTTL]``: ``condition`` is
+    ``SET_ALWAYS``, ``SET_NX`` or ``SET_XX``.  Answered ``Value(old)`` when ``get``; otherwise
+    ``Ok`` if it stored, ``Value(None)`` if the condition failed."""
 
     key: bytes
     value: bytes
     condition: int = SET_ALWAYS
     get: bool = False
+    ttl_ms: int = 0  # EX/PX: the key expires this long after the request's time (0: never)
+    at_ms: int = 0  # EXAT/PXAT: at this Unix time in ms (0: never)
+    keep_ttl: bool = False  # KEEPTTL: keep the key's deadline (otherwise a SET clears it)
 
 
 class GetDel(msgspec.Struct, frozen=True, tag="getdel", array_like=True):
@@ -136,6 +139,27 @@ class Rename(msgspec.Struct, frozen=True, tag="rename", array_like=True):
     nx: bool = False
 
 
+class Expire(msgspec.Struct, frozen=True, tag="expire", array_like=True):
+    """Give ``key`` a deadline: ``ms`` after the request's time, or at Unix time ``ms`` if
+    ``absolute``.  ``Integer(1)`` if the key exists, ``Integer(0)`` if not."""
+
+    key: bytes
+    ms: int
+    absolute: bool = False
+
+
+class Persist(msgspec.Struct, frozen=True, tag="persist", array_like=True):
+    """Remove ``key``'s deadline: ``Integer(1)`` if it had one, else ``Integer(0)``."""
+
+    key: bytes
+
+
+class Ttl(msgspec.Struct, frozen=True, tag="ttl", array_like=True):
+    """Milliseconds ``key`` has left: ``Integer`` (-2: absent, -1: no deadline).  Read-only."""
+
+    key: bytes
+
+
 class FlushAll(msgspec.Struct, frozen=True, tag="flushall", array_like=True):
     """Remove every key; ``Ok``."""
 
@@ -185,9 +209,12 @@ Command = (
     | Keys
     | Scan
     | RandomKey
+    | Expire
+    | Persist
+    | Ttl
 )
 
-READ_OPS: tuple[type[Command], ...] = (Get, DbSize, Keys, Scan, RandomKey)
+READ_OPS: tuple[type[Command], ...] = (Get, DbSize, Keys, Scan, RandomKey, Ttl)
 """The commands that change nothing: ``KVStateMachine.query`` answers them off the log."""
 
 
@@ -203,6 +230,7 @@ class Request(msgspec.Struct, frozen=True, tag="req", array_like=True):
     client_id: int
     seq: int
     op: Command
+    now_ms: int = 0  # the server's Unix time in ms when it made the request (0: none); expiry
 
 
 class RequestBatch(msgspec.Struct, frozen=True, tag="batch", array_like=True):
@@ -217,6 +245,7 @@ class RequestBatch(msgspec.Struct, frozen=True, tag="batch", array_like=True):
     client_id: int
     seq: int
     ops: tuple[Command, ...]
+    now_ms: int = 0  # as in ``Request``
 
 
 # What a log entry decodes to: a client request (single or batched) or a gap-filling no-op.

@@ -44,82 +44,142 @@ from pypaxos.kv.commands import (
     Array,
     DbSize,
     Error,
+    Expire,
     GetDel,
-    IncrBy,
     IncrByFloat,
     Integer,
     Keys,
     MSet,
     Ok,
     Page,
+    Persist,
     RandomKey,
     Rename,
     Result,
     Scan,
     SetRange,
     SetWith,
+    Ttl,
     Value,
     parse_int64,
 )
 
 _OK = Ok()
-Data = dict[bytes, bytes]
 
 
-def set_with(data: Data, op: SetWith) -> Result:
-    old = data.get(op.key)
+class Keyspace:
+    """The data and the keys' deadlines, as one command sees them at ``now_ms``.
+
+    A key whose deadline is at or before ``now_ms`` reads as absent; with ``reclaim`` (the
+    apply path) it is also removed then, so memory is reclaimed lazily on access (and by
+    deletions, ``KVStateMachine``'s sweep, ``FlushAll``).  The read path (``query``) passes
+    ``reclaim=False``: it changes nothing.
+    """
+
+    __slots__ = ("data", "expires", "now_ms", "reclaim")
+
+    def __init__(
+        self, data: dict[bytes, bytes], expires: dict[bytes, int], now_ms: int, reclaim: bool
+    ) -> None:
+        self.data = data
+        self.expires = expires
+        self.now_ms = now_ms
+        self.reclaim = reclaim
+
+    def expired(self, key: bytes) -> bool:
+        deadline = self.expires.get(key)
+        return deadline is not None and deadline <= self.now_ms
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self.data.get(key)
+        if value is not None and self.expires and self.expired(key):
+            if self.reclaim:
+                del self.data[key]
+                del self.expires[key]
+            return None
+        return value
+
+    def put(self, key: bytes, value: bytes, keep_ttl: bool = False) -> None:
+        """Store ``value``; a new value has no deadline unless ``keep_ttl`` (``SET KEEPTTL``)."""
+        if self.expires and not keep_ttl:
+            self.expires.pop(key, None)
+        self.data[key] = value
+
+    def update(self, key: bytes, value: bytes) -> None:
+        """Change the value and keep the deadline (``APPEND``, ``INCR``...; as in Redis)."""
+        self.data[key] = value
+
+    def delete(self, key: bytes) -> bytes | None:
+        value = self.get(key)
+        if value is not None:
+            del self.data[key]
+            if self.expires:
+                self.expires.pop(key, None)
+        return value
+
+    def live_keys(self) -> list[bytes]:
+        """The live keys, in first-write order."""
+        if not self.expires:
+            return list(self.data)
+        return [key for key in list(self.data) if self.get(key) is not None]
+
+
+def set_with(ks: Keyspace, op: SetWith) -> Result:
+    old = ks.get(op.key)
     if (op.condition == SET_NX and old is not None) or (op.condition == SET_XX and old is None):
         return Value(old) if op.get else Value(None)
-    data[op.key] = op.value
+    ks.put(op.key, op.value, keep_ttl=op.keep_ttl)
+    if op.ttl_ms:
+        ks.expires[op.key] = ks.now_ms + op.ttl_ms
+    elif op.at_ms:
+        ks.expires[op.key] = op.at_ms
+    ks.get(op.key)  # a deadline already past: gone at once, as in Redis
     return Value(old) if op.get else _OK
 
 
-def get_del(data: Data, op: GetDel) -> Result:
-    return Value(data.pop(op.key, None))
+def get_del(ks: Keyspace, op: GetDel) -> Result:
+    return Value(ks.delete(op.key))
 
 
-def mset(data: Data, op: MSet) -> Result:
-    if op.nx:
-        if any(key in data for key, _ in op.pairs):
-            return Integer(0)
-        data.update(op.pairs)
-        return Integer(1)
-    data.update(op.pairs)
-    return _OK
+def mset(ks: Keyspace, op: MSet) -> Result:
+    if op.nx and any(ks.get(key) is not None for key, _ in op.pairs):
+        return Integer(0)
+    for key, value in op.pairs:
+        ks.put(key, value)
+    return Integer(1) if op.nx else _OK
 
 
-def append(data: Data, op: Append) -> Result:
-    new = data.get(op.key, b"") + op.value
+def append(ks: Keyspace, op: Append) -> Result:
+    new = (ks.get(op.key) or b"") + op.value
     if len(new) > VALUE_BYTES_MAX:
         return Error(TOO_LARGE)
-    data[op.key] = new
+    ks.update(op.key, new)
     return Integer(len(new))
 
 
-def set_range(data: Data, op: SetRange) -> Result:
+def set_range(ks: Keyspace, op: SetRange) -> Result:
     if op.offset < 0:
         return Error(OFFSET_OUT_OF_RANGE)
-    old = data.get(op.key)
+    old = ks.get(op.key)
     if not op.value:  # Redis: nothing to write, nothing created
         return Integer(0 if old is None else len(old))
     if op.offset + len(op.value) > VALUE_BYTES_MAX:
         return Error(TOO_LARGE)
-    current = old or b""
-    padded = current.ljust(op.offset, b"\0")
+    padded = (old or b"").ljust(op.offset, b"\0")
     new = padded[: op.offset] + op.value + padded[op.offset + len(op.value) :]
-    data[op.key] = new
+    ks.update(op.key, new)
     return Integer(len(new))
 
 
-def incr_by(data: Data, op: IncrBy) -> Result:
-    current = data.get(op.key)
+def incr_by(ks: Keyspace, key: bytes, amount: int) -> Result:
+    current = ks.get(key)
     number = 0 if current is None else parse_int64(current)
     if number is None:
         return Error(NOT_AN_INTEGER)
-    total = number + op.amount
+    total = number + amount
     if not INT64_MIN <= total <= INT64_MAX:
         return Error(OVERFLOW)
-    data[op.key] = b"%d" % total
+    ks.update(key, b"%d" % total)
     return Integer(total)
 
 
@@ -128,26 +188,60 @@ def check_decrement(amount: int) -> Error | None:
     return Error(DECREMENT_OVERFLOW) if amount == INT64_MIN else None
 
 
-def rename(data: Data, op: Rename) -> Result:
-    if op.key not in data:
+def rename(ks: Keyspace, op: Rename) -> Result:
+    value = ks.get(op.key)
+    if value is None:
         return Error(NO_SUCH_KEY)
-    if op.nx and op.new in data:
+    if op.nx and ks.get(op.new) is not None:
         return Integer(0)
     if op.key != op.new:
-        data[op.new] = data.pop(op.key)
+        deadline = ks.expires.get(op.key)
+        ks.delete(op.key)
+        ks.put(op.new, value)
+        if deadline is not None:
+            ks.expires[op.new] = deadline
     return Integer(1) if op.nx else _OK
 
 
-def read(data: Data, op: DbSize | Keys | Scan | RandomKey) -> Result:
+def expire(ks: Keyspace, op: Expire) -> Result:
+    """``EXPIRE``/``PEXPIRE``/``EXPIREAT``/``PEXPIREAT``: 1 if the key exists (a deadline
+    already past deletes it, as in Redis), 0 if not."""
+    if ks.get(op.key) is None:
+        return Integer(0)
+    ks.expires[op.key] = op.ms if op.absolute else ks.now_ms + op.ms
+    ks.get(op.key)
+    return Integer(1)
+
+
+def persist(ks: Keyspace, op: Persist) -> Result:
+    if ks.get(op.key) is None or op.key not in ks.expires:
+        return Integer(0)
+    del ks.expires[op.key]
+    return Integer(1)
+
+
+def ttl(ks: Keyspace, op: Ttl) -> Result:
+    """Milliseconds left: -2 if the key is absent, -1 if it has no deadline."""
+    if ks.get(op.key) is None:
+        return Integer(-2)
+    deadline = ks.expires.get(op.key)
+    return Integer(-1 if deadline is None else deadline - ks.now_ms)
+
+
+def read(ks: Keyspace, op: DbSize | Keys | Scan | RandomKey | Ttl) -> Result:
     """The read-only keyspace commands (``Get`` is the state machine's own)."""
+    if isinstance(op, Ttl):
+        return ttl(ks, op)
     if isinstance(op, DbSize):
-        return Integer(len(data))
+        return Integer(len(ks.live_keys()) if ks.expires else len(ks.data))
     if isinstance(op, Keys):
         match = glob_matcher(op.pattern)
-        return Array(tuple(sorted(key for key in data if match(key))))
+        return Array(tuple(sorted(key for key in ks.live_keys() if match(key))))
     if isinstance(op, Scan):
-        return scan(data, op)
-    return Value(next(iter(data), None))
+        return scan(ks.live_keys(), op)
+    if ks.expires:
+        return Value(next(iter(ks.live_keys()), None))
+    return Value(next(iter(ks.data), None))
 
 
 # --- SCAN -------------------------------------------------------------------------------------
@@ -158,8 +252,8 @@ def scan_hash(key: bytes) -> int:
     return (int.from_bytes(blake2b(key, digest_size=8).digest(), "big") >> 1) + 1
 
 
-def scan(data: Data, op: Scan) -> Page:
-    ordered = sorted((scan_hash(key), key) for key in data)
+def scan(keys_now: list[bytes], op: Scan) -> Page:
+    ordered = sorted((scan_hash(key), key) for key in keys_now)
     start = _bisect_hash(ordered, op.cursor)
     match = None if op.pattern is None else glob_matcher(op.pattern)
     keys: list[bytes] = []
@@ -273,8 +367,8 @@ _LONG_DOUBLE_CHARS_MAX = 5 * 1024  # Redis's MAX_LONG_DOUBLE_CHARS
 _INF = Fraction(10) ** 5000  # beyond any long double: stands for infinity
 
 
-def incr_by_float(data: Data, op: IncrByFloat) -> Result:
-    current = data.get(op.key)
+def incr_by_float(ks: Keyspace, op: IncrByFloat) -> Result:
+    current = ks.get(op.key)
     value = Fraction(0) if current is None else parse_long_double(current)
     amount = parse_long_double(op.amount)
     if value is None or amount is None:
@@ -282,7 +376,7 @@ def incr_by_float(data: Data, op: IncrByFloat) -> Result:
     if abs(value) >= _INF or abs(amount) >= _INF:
         return Error(NAN_OR_INFINITY)
     spelled = format_long_double(to_long_double(value + amount))
-    data[op.key] = spelled
+    ks.update(op.key, spelled)
     return Value(spelled)
 
 

@@ -36,6 +36,7 @@ from pypaxos.kv import (
     DbSize,
     Delete,
     Error,
+    Expire,
     FlushAll,
     Get,
     GetDel,
@@ -48,6 +49,7 @@ from pypaxos.kv import (
     MSet,
     Ok,
     Page,
+    Persist,
     RandomKey,
     Rename,
     Result,
@@ -57,6 +59,7 @@ from pypaxos.kv import (
     SetRange,
     SetWith,
     Stale,
+    Ttl,
     Value,
     parse_int64,
 )
@@ -268,6 +271,8 @@ _VALUE_POSITIONS: dict[bytes, tuple[int, ...]] = {
     b"GETSET": (2,),
     b"APPEND": (2,),
     b"SETRANGE": (3,),
+    b"SETEX": (3,),
+    b"PSETEX": (3,),
 }
 _PAIRS = frozenset({b"MSET", b"MSETNX"})  # key value key value...: the even positions
 
@@ -409,25 +414,92 @@ _KV_COMMANDS: dict[bytes, _Spec] = {
 
 
 def _set(args: list[bytes]) -> Ops | Immediate:
-    """``SET key value [NX|XX] [GET] [KEEPTTL]``: plain ``SET`` stays ``Set``."""
+    """``SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]``: plain ``SET`` stays
+    ``Set``; the option rules and errors are Redis 7.0's."""
     if len(args) == 3:
         return Ops((Set(args[1], args[2]),), _combine_ok)
-    condition, get = SET_ALWAYS, False
-    for option in args[3:]:
-        upper = option.upper()
+    condition, get, keep_ttl = SET_ALWAYS, False, False
+    expiry: tuple[int, int] | None = None
+    position = 3
+    while position < len(args):
+        upper = args[position].upper()
         if upper == b"NX" and condition != SET_XX:
             condition = SET_NX
         elif upper == b"XX" and condition != SET_NX:
             condition = SET_XX
         elif upper == b"GET":
             get = True
-        elif upper == b"KEEPTTL":
-            pass  # no key has a time to live here: keeping it changes nothing
-        elif upper in (b"EX", b"PX", b"EXAT", b"PXAT"):
-            return error("ERR SET with an expiry is not supported (keys do not expire here)")
+        elif upper == b"KEEPTTL" and expiry is None:
+            keep_ttl = True
+        elif (
+            upper in _EXPIRY_UNITS and not keep_ttl and expiry is None and position + 1 < len(args)
+        ):
+            position += 1
+            parsed = _expiry(upper, args[position], b"set")
+            if isinstance(parsed, Immediate):
+                return parsed
+            expiry = parsed
         else:
             return error("ERR syntax error")
-    return Ops((SetWith(args[1], args[2], condition, get),), _combine_get if get else _combine_set)
+        position += 1
+    ttl_ms, at_ms = expiry or (0, 0)
+    op = SetWith(args[1], args[2], condition, get, ttl_ms, at_ms, keep_ttl)
+    return Ops((op,), _combine_get if get else _combine_set)
+
+
+# name -> (milliseconds per unit, absolute)
+_EXPIRY_UNITS = {b"EX": (1000, False), b"PX": (1, False), b"EXAT": (1000, True), b"PXAT": (1, True)}
+EXPIRE_MS_MAX = 2**62
+"""The longest time to live and latest deadline accepted (146 million years): a deadline must
+fit the snapshot's 64-bit integers after the store's clock is added."""
+
+
+def _expiry(unit: bytes, raw: bytes, command: bytes) -> tuple[int, int] | Immediate:
+    """``(ttl_ms, at_ms)`` for ``SET``'s EX/PX/EXAT/PXAT option (or ``SETEX``/``PSETEX``)."""
+    number = _integer_arg(raw)
+    if isinstance(number, Immediate):
+        return number
+    scale, absolute = _EXPIRY_UNITS[unit]
+    if number <= 0 or number * scale > EXPIRE_MS_MAX:
+        return error(f"ERR invalid expire time in '{command.decode()}' command")
+    return (0, number * scale) if absolute else (number * scale, 0)
+
+
+def _setex(args: list[bytes]) -> Ops | Immediate:
+    name = args[0].upper()
+    expiry = _expiry(b"EX" if name == b"SETEX" else b"PX", args[2], name.lower())
+    if isinstance(expiry, Immediate):
+        return expiry
+    return Ops((SetWith(args[1], args[3], ttl_ms=expiry[0]),), _combine_ok)
+
+
+def _expire(args: list[bytes]) -> Ops | Immediate:
+    """``EXPIRE``/``PEXPIRE``/``EXPIREAT``/``PEXPIREAT key n``: a past deadline deletes the key,
+    as in Redis.  The NX/XX/GT/LT options of Redis 7 are refused."""
+    name = args[0].upper()
+    if len(args) > 3:
+        return error("ERR EXPIRE options (NX, XX, GT, LT) are not supported")
+    number = _integer_arg(args[2])
+    if isinstance(number, Immediate):
+        return number
+    scale = 1 if name.startswith(b"P") else 1000
+    if abs(number) * scale > EXPIRE_MS_MAX:
+        return error(f"ERR invalid expire time in '{name.decode().lower()}' command")
+    absolute = name.endswith(b"AT")
+    return Ops((Expire(args[1], number * scale, absolute),), _combine_integer)
+
+
+def _ttl_reply(scale: int) -> Combine:
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        (result,) = results
+        if type(result) is Integer and result.value > 0 and scale > 1:
+            return encode_integer((result.value + scale // 2) // scale)  # Redis rounds
+        return _reply_integer(result, null)
+
+    return combine
+
+
+_TTL_SECONDS, _TTL_MS = _ttl_reply(1000), _ttl_reply(1)
 
 
 def _combine_set(results: Sequence[Result], null: bytes) -> bytes:
@@ -601,6 +673,15 @@ _KV_COMMANDS.update(
         b"KEYS": _Spec(2, 2, lambda a: Ops((Keys(a[1]),), _combine_keys)),
         b"SCAN": _Spec(2, None, _scan),
         b"RANDOMKEY": _Spec(1, 1, lambda a: Ops((RandomKey(),), _combine_randomkey)),
+        b"SETEX": _Spec(4, 4, _setex),
+        b"PSETEX": _Spec(4, 4, _setex),
+        b"EXPIRE": _Spec(3, None, _expire),
+        b"PEXPIRE": _Spec(3, None, _expire),
+        b"EXPIREAT": _Spec(3, None, _expire),
+        b"PEXPIREAT": _Spec(3, None, _expire),
+        b"TTL": _Spec(2, 2, lambda a: Ops((Ttl(a[1]),), _TTL_SECONDS)),
+        b"PTTL": _Spec(2, 2, lambda a: Ops((Ttl(a[1]),), _TTL_MS)),
+        b"PERSIST": _Spec(2, 2, lambda a: Ops((Persist(a[1]),), _combine_integer)),
     }
 )
 

@@ -591,11 +591,18 @@ class _Path(enum.Enum):
     LOCAL = "local"  # READONLY: this node's state, now
 
 
+def now_ms() -> int:
+    """This node's wall clock in Unix ms: the time stamped on every request, from which the
+    store's clock and the keys' deadlines follow (``kv.state_machine``; the clock assumption is
+    in docs/runtime-contract.md)."""
+    return time.time_ns() // 1_000_000
+
+
 def _read_request(ops: Sequence[Command]) -> bytes:
     """A read-only request: no session (``KVStateMachine.query`` does not look at it)."""
     if len(ops) == 1:
-        return encode_request(Request(0, 0, ops[0]))
-    return encode_request(RequestBatch(0, 0, tuple(ops)))
+        return encode_request(Request(0, 0, ops[0], now_ms()))
+    return encode_request(RequestBatch(0, 0, tuple(ops), now_ms()))
 
 
 class _Group:
@@ -667,9 +674,9 @@ class _Group:
         client_id, seq = conn.next_session(rotate_from)
         ops = self.ops
         if len(ops) == 1:
-            request = encode_request(Request(client_id, seq, ops[0]))
+            request = encode_request(Request(client_id, seq, ops[0], now_ms()))
         else:
-            request = encode_request(RequestBatch(client_id, seq, tuple(ops)))
+            request = encode_request(RequestBatch(client_id, seq, tuple(ops), now_ms()))
 
         def done(outcome: Outcome) -> None:
             self._done(outcome, retry=retry, client_id=client_id)
@@ -773,7 +780,7 @@ class _Call:
         if session is None:
             session = conn.next_session(rotate_from)
         client_id, seq = session
-        request = encode_request(Request(client_id, seq, self.ops.ops[index]))
+        request = encode_request(Request(client_id, seq, self.ops.ops[index], now_ms()))
 
         def done(outcome: Outcome) -> None:
             self._done(index, outcome, plain=plain, retry=retry, client_id=client_id)
