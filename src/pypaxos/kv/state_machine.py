@@ -214,6 +214,11 @@ class KVStateMachine:
         return Keyspace(self._data, self._expires, self._now_ms, reclaim=False).get(key)
 
     @property
+    def expiring_keys(self) -> int:
+        """How many keys have a deadline (some may have passed, not yet reclaimed)."""
+        return len(self._expires)
+
+    @property
     def now_ms(self) -> int:
         """The machine's clock: the latest request time applied."""
         return self._now_ms

@@ -382,7 +382,7 @@ class NodeApp:
             chosen = [sections[section]]
         else:
             return ""
-        return "\r\n".join("\r\n".join(lines()) for lines in chosen) + "\r\n"
+        return "\r\n\r\n".join("\r\n".join(lines()) for lines in chosen) + "\r\n"
 
     def _info_server(self) -> list[str]:
         port = self.server.port if self.server is not None else 0
@@ -408,7 +408,9 @@ class NodeApp:
         machine = self.driver.node.replica.machine
         answer = decode_result(machine.query(encode_request(Request(0, 0, DbSize()))))
         keys = answer.value if isinstance(answer, Integer) else 0
-        return ["# Keyspace"] + ([f"db0:keys={keys},expires=0,avg_ttl=0"] if keys else [])
+        expires = machine.expiring_keys if isinstance(machine, KVStateMachine) else 0
+        line = f"db0:keys={keys},expires={expires},avg_ttl=0"
+        return ["# Keyspace"] + ([line] if keys else [])
 
     def _info_paxos(self) -> list[str]:
         assert self.driver is not None
