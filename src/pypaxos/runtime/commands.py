@@ -5,14 +5,17 @@ an ``Immediate`` reply (errors, ``PING``, the connection-setup commands stock cl
 an ``Ops`` plan: the ``kv`` commands to run through the log and a ``combine`` function that
 turns their results into the one RESP reply.  The server owns the sessions and the I/O.
 
-Multi-key commands (``DEL``/``EXISTS``/``MGET`` with several keys) run as one log command per
-key: each key's part is linearizable, the whole is *not* atomic (another client's write may
-land between two keys, and an error or timeout may leave some keys deleted).  Under
+The string and key commands follow Redis 7.0.15 (``REDIS_VERSION``; the state machine's side
+is ``kv.keyspace``), each one log command (``MSET``, ``MSETNX`` and ``RENAME`` are atomic), except
+the multi-key reads and deletes (``DEL``/``UNLINK``/``EXISTS``/``MGET`` with several keys): one
+log command per key, each key's part linearizable, the whole *not* atomic (another client's
+write may land between two keys, and an error or timeout may leave some keys deleted).  Under
 ``PAXOS.REQ`` a command must be a single log command (one ``(client_id, seq)`` names one
 request), so the multi-key forms are refused there.
 
-Reads (``GET``, ``MGET``, ``EXISTS``: plans of ``Get`` s only) are linearizable whichever way
-the server sends them: through the log like writes, or on the leader's read-index path
+Reads (plans of ``kv.READ_OPS`` only: ``GET``, ``MGET``, ``EXISTS``, ``STRLEN``, ``GETRANGE``
+and ``TYPE`` as ``Get`` s; ``TTL``, ``DBSIZE``, ``KEYS``, ``SCAN``...) are linearizable whichever
+way the server sends them: through the log like writes, or on the leader's read-index path
 (``reads = "read-index"``).  ``READONLY`` / ``READWRITE`` (``ReadMode``) switch a connection's
 stale mode on and off: reads answered from the local node's state at once, as Redis Cluster
 replicas do after ``READONLY``.
