@@ -27,7 +27,6 @@ from fractions import Fraction
 from hashlib import blake2b
 
 from pypaxos.kv.commands import (
-    DECREMENT_OVERFLOW,
     INT64_MAX,
     INT64_MIN,
     NAN_OR_INFINITY,
@@ -181,11 +180,6 @@ def incr_by(ks: Keyspace, key: bytes, amount: int) -> Result:
         return Error(OVERFLOW)
     ks.update(key, b"%d" % total)
     return Integer(total)
-
-
-def check_decrement(amount: int) -> Error | None:
-    """``DECRBY`` of -2**63 cannot be negated: Redis refuses it before looking at the key."""
-    return Error(DECREMENT_OVERFLOW) if amount == INT64_MIN else None
 
 
 def rename(ks: Keyspace, op: Rename) -> Result:

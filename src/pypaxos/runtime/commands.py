@@ -650,10 +650,6 @@ def _scan(args: list[bytes]) -> Ops | Immediate:
     return Ops((Scan(int(raw), pattern, count),), combine)
 
 
-def _combine_randomkey(results: Sequence[Result], null: bytes) -> bytes:
-    return _combine_get(results, null)
-
-
 _KV_COMMANDS.update(
     {
         b"SET": _Spec(3, None, _set),
@@ -675,7 +671,7 @@ _KV_COMMANDS.update(
         b"FLUSHALL": _Spec(1, 2, _flush),
         b"KEYS": _Spec(2, 2, lambda a: Ops((Keys(a[1]),), _combine_keys)),
         b"SCAN": _Spec(2, None, _scan),
-        b"RANDOMKEY": _Spec(1, 1, lambda a: Ops((RandomKey(),), _combine_randomkey)),
+        b"RANDOMKEY": _Spec(1, 1, lambda a: Ops((RandomKey(),), _combine_get)),
         b"SETEX": _Spec(4, 4, _setex),
         b"PSETEX": _Spec(4, 4, _setex),
         b"EXPIRE": _Spec(3, None, _expire),
