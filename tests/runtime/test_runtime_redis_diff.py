@@ -35,6 +35,7 @@ INTS = ["0", "1", "-1", "5", "100", "9223372036854775807", "-9223372036854775808
 FLOATS = ["0.1", "-1.5", "1e3", "3.0e-2", "abc", "inf", "-0", "10", "", "1e99999"]
 OFFSETS = ["0", "1", "3", "-1", "-3", "10", "-10", "x"]
 TTLS = ["100000", "0", "-5", "x", "99999999999"]  # long enough not to run out during a test
+OPTIONS = ["NX", "XX", "GT", "LT", "ZZ"]
 PATTERNS = ["*", "?", "[ab]", "[^a]*", "n*", "\\*", "[a-c]"]
 
 
@@ -45,6 +46,7 @@ def random_command(rng: random.Random) -> list[str]:
     def value() -> str:
         return rng.choice(VALUES)
 
+    conditions = rng.sample(["NX", "XX", "GT", "LT"], 2)
     kind = rng.randrange(30)
     if kind < 3:
         options = rng.sample(["NX", "XX", "GET", "KEEPTTL"], rng.randrange(3))
@@ -83,6 +85,10 @@ def random_command(rng: random.Random) -> list[str]:
         ["SET", key(), value(), "EXAT", rng.choice(["9999999999", "0", "x"])],
         ["SETEX", key(), rng.choice(TTLS), value()],
         ["EXPIRE", key(), rng.choice(TTLS)],
+        # Each GT/LT deadline unique (seconds apart from any other), so that comparing them
+        # does not depend on the milliseconds redis-server's clock moved between commands.
+        ["EXPIRE", key(), str(100_007 + 1000 * rng.randrange(10**5)), *conditions],
+        ["PEXPIRE", key(), str(10**12 + 10**6 * rng.randrange(10**5)), rng.choice(OPTIONS)],
         ["PERSIST", key()],
         ["TTL", key()],
         ["PTTL", key()],

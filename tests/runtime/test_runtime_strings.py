@@ -146,7 +146,20 @@ def test_expiry_commands() -> None:
     assert store.call("PERSIST", "s") == b":1\r\n"
     assert store.call("TTL", "s") == b":-1\r\n"
     assert store.call("EXPIRE", "s", "x") == b"-ERR value is not an integer or out of range\r\n"
-    assert store.call("EXPIRE", "s", "5", "NX").startswith(b"-ERR EXPIRE options")
+    assert store.call("EXPIRE", "s", "5", "XX") == b":0\r\n"  # no deadline yet
+    assert store.call("EXPIRE", "s", "5", "GT") == b":0\r\n"  # none counts as infinite
+    assert store.call("EXPIRE", "s", "5", "NX") == b":1\r\n"
+    assert store.call("EXPIRE", "s", "9", "NX") == b":0\r\n"
+    assert store.call("EXPIRE", "s", "9", "XX", "LT") == b":0\r\n"
+    assert store.call("EXPIRE", "s", "9", "gt") == b":1\r\n"
+    assert store.call("TTL", "s") == b":9\r\n"
+    assert store.call("EXPIRE", "s", "1", "NX", "GT") == (
+        b"-ERR NX and XX, GT or LT options at the same time are not compatible\r\n"
+    )
+    assert store.call("EXPIRE", "s", "1", "GT", "LT") == (
+        b"-ERR GT and LT options at the same time are not compatible\r\n"
+    )
+    assert store.call("EXPIRE", "s", "1", "NOW") == b"-ERR Unsupported option NOW\r\n"
     assert store.call("PEXPIREAT", "s", str(store.now_ms + 250)) == b":1\r\n"
     assert store.call("PTTL", "s") == b":250\r\n"
     assert store.call("EXPIREAT", "s", "1") == b":1\r\n"  # in the past: deleted

@@ -139,13 +139,21 @@ class Rename(msgspec.Struct, frozen=True, tag="rename", array_like=True):
     nx: bool = False
 
 
+EXPIRE_NX = 1  # only if the key has no deadline
+EXPIRE_XX = 2  # only if it has one
+EXPIRE_GT = 4  # only if the new deadline is later (no deadline counts as infinitely late)
+EXPIRE_LT = 8  # only if the new deadline is earlier
+
+
 class Expire(msgspec.Struct, frozen=True, tag="expire", array_like=True):
     """Give ``key`` a deadline: ``ms`` after the request's time, or at Unix time ``ms`` if
-    ``absolute``.  ``Integer(1)`` if the key exists, ``Integer(0)`` if not."""
+    ``absolute``, if the ``conditions`` (``EXPIRE_*`` bits) hold.  ``Integer(1)`` if it was
+    set, ``Integer(0)`` if the key is absent or a condition failed."""
 
     key: bytes
     ms: int
     absolute: bool = False
+    conditions: int = 0
 
 
 class Persist(msgspec.Struct, frozen=True, tag="persist", array_like=True):

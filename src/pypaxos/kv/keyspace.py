@@ -27,6 +27,10 @@ from fractions import Fraction
 from hashlib import blake2b
 
 from pypaxos.kv.commands import (
+    EXPIRE_GT,
+    EXPIRE_LT,
+    EXPIRE_NX,
+    EXPIRE_XX,
     INT64_MAX,
     INT64_MIN,
     NAN_OR_INFINITY,
@@ -202,7 +206,17 @@ def expire(ks: Keyspace, op: Expire) -> Result:
     already past deletes it, as in Redis), 0 if not."""
     if ks.get(op.key) is None:
         return Integer(0)
-    ks.expires[op.key] = op.ms if op.absolute else ks.now_ms + op.ms
+    deadline = op.ms if op.absolute else ks.now_ms + op.ms
+    current = ks.expires.get(op.key)
+    refused = (
+        (op.conditions & EXPIRE_NX and current is not None)
+        or (op.conditions & EXPIRE_XX and current is None)
+        or (op.conditions & EXPIRE_GT and (current is None or deadline <= current))
+        or (op.conditions & EXPIRE_LT and current is not None and deadline >= current)
+    )
+    if refused:
+        return Integer(0)
+    ks.expires[op.key] = deadline
     ks.get(op.key)
     return Integer(1)
 

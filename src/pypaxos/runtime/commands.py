@@ -66,7 +66,15 @@ from pypaxos.kv import (
     Value,
     parse_int64,
 )
-from pypaxos.kv.commands import DECREMENT_OVERFLOW, INT64_MIN, NOT_AN_INTEGER
+from pypaxos.kv.commands import (
+    DECREMENT_OVERFLOW,
+    EXPIRE_GT,
+    EXPIRE_LT,
+    EXPIRE_NX,
+    EXPIRE_XX,
+    INT64_MIN,
+    NOT_AN_INTEGER,
+)
 from pypaxos.runtime.auth import Access
 from pypaxos.transport.resp import (
     encode_array,
@@ -476,20 +484,31 @@ def _setex(args: list[bytes]) -> Ops | Immediate:
     return Ops((SetWith(args[1], args[3], ttl_ms=expiry[0]),), _combine_ok)
 
 
+_EXPIRE_OPTIONS = {b"NX": EXPIRE_NX, b"XX": EXPIRE_XX, b"GT": EXPIRE_GT, b"LT": EXPIRE_LT}
+
+
 def _expire(args: list[bytes]) -> Ops | Immediate:
-    """``EXPIRE``/``PEXPIRE``/``EXPIREAT``/``PEXPIREAT key n``: a past deadline deletes the key,
-    as in Redis.  The NX/XX/GT/LT options of Redis 7 are refused."""
+    """``EXPIRE``/``PEXPIRE``/``EXPIREAT``/``PEXPIREAT key n [NX|XX|GT|LT]``: a past deadline
+    deletes the key, as in Redis."""
     name = args[0].upper()
-    if len(args) > 3:
-        return error("ERR EXPIRE options (NX, XX, GT, LT) are not supported")
     number = _integer_arg(args[2])
     if isinstance(number, Immediate):
         return number
+    conditions = 0
+    for option in args[3:]:
+        bit = _EXPIRE_OPTIONS.get(option.upper())
+        if bit is None:
+            return error(f"ERR Unsupported option {option.decode(errors='replace')}")
+        conditions |= bit
+    if conditions & EXPIRE_NX and conditions & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT):
+        return error("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if conditions & EXPIRE_GT and conditions & EXPIRE_LT:
+        return error("ERR GT and LT options at the same time are not compatible")
     scale = 1 if name.startswith(b"P") else 1000
     if abs(number) * scale > EXPIRE_MS_MAX:
         return error(f"ERR invalid expire time in '{name.decode().lower()}' command")
     absolute = name.endswith(b"AT")
-    return Ops((Expire(args[1], number * scale, absolute),), _combine_integer)
+    return Ops((Expire(args[1], number * scale, absolute, conditions),), _combine_integer)
 
 
 def _ttl_reply(scale: int) -> Combine:
