@@ -1,11 +1,12 @@
-"""Redis's string and keyspace commands over the store's ``dict``, deterministically.
+"""Redis's string, keyspace and expiry commands over the store's data, deterministically.
 
 The semantics (replies, errors, edge cases) are those of Redis 7.0.15, the version the server
 names in ``INFO``; a differential test (``tests/runtime/test_runtime_redis_diff.py``) runs the
 same random commands against a real ``redis-server`` and compares the replies.
 
 Determinism is the state machine's contract (``kv.state_machine``): every function here depends
-only on the data and the command, never on hash seeds, clocks or randomness.
+only on the data, the command and the machine's clock (``Keyspace.now_ms``: the latest request
+time in the log), never on hash seeds, a replica's own clock or randomness.
 
 * ``Scan`` orders the keys by a fixed 63-bit hash (BLAKE2b of the key, not Python's salted
   ``hash``) and its cursor is the hash to continue from.  As in Redis, a key present for the

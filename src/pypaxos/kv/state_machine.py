@@ -28,6 +28,13 @@ retry is refused rather than applied twice.  The one hole, as in any expiring sc
 a client's *first* request (``seq == 1``) arriving after its session expired is applied again.
 Choose the TTL far above the number of commands applied during a client's retry timeout.
 
+Time.  Keys may have deadlines (``SetWith``'s TTL, ``Expire``).  The machine has no clock of
+its own: each request carries the time its server stamped on it (``Request.now_ms``), and the
+machine's ``now_ms`` is the largest stamp applied so far, so it never goes back and every
+replica decides at the same log position that a key has expired.  An expired key reads as
+absent at once; it is removed when next touched, or by ``_sweep`` (a few deadlines visited per
+applied entry, in the replicated order of ``_expires``).
+
 Reads (``Get``) are ordinary commands in the log, hence linearizable; ``get`` below is only a
 local peek for tests and debugging.
 
