@@ -41,8 +41,9 @@ demo: $(STAMP)
 test: lint typecheck packages pytest
 
 # Debian's Chromium for the explorer's browser test, nftables and iptables for the torture
-# harness's network namespaces (both packet filters are tested) and redis-tools
-# (redis-benchmark) for the benchmark's own test; the tests that need them skip, saying why,
+# harness's network namespaces (both packet filters are tested), redis-tools
+# (redis-benchmark) for the benchmark's own test and redis-server for the differential test of
+# the string commands (tests/runtime/test_runtime_redis_diff.py); the tests that need them skip, saying why,
 # if they cannot be installed.
 packages:
 	@missing=""; \
@@ -50,6 +51,7 @@ packages:
 	command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing="$$missing nftables"; \
 	command -v iptables-restore >/dev/null || [ -x /usr/sbin/iptables-restore ] || missing="$$missing iptables"; \
 	command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) \
 		|| echo "could not install$$missing: the tests that need them will be skipped"; \

@@ -52,11 +52,13 @@ RECORD_TYPES = (PromiseRecord, AcceptRecord, SnapshotRecord)
 def kv_snapshot(pairs: int, sessions: int) -> bytes:
     return msgspec.msgpack.encode(
         KVSnapshot(
-            version=2,
+            version=3,
             applied=10 + sessions,
             session_ttl_commands=100,
             data={b"k%d" % i: b"\xff\x00v%d" % i for i in range(pairs)},
             sessions=tuple(Session(7 + i, 3, 10 + i, b"+OK") for i in range(sessions)),
+            expires={b"k0": 1_000} if pairs else {},
+            now_ms=10,
         )
     )
 

@@ -65,7 +65,165 @@ class NoOp(msgspec.Struct, frozen=True, tag="noop", array_like=True):
     """Does nothing; what a new leader proposes for a slot it must fill but has no command for."""
 
 
-Command = Get | Set | Delete | Incr | Cas | NoOp
+# --- the Redis string and keyspace commands (semantics of Redis 7.0; see kv.keyspace) --------
+
+SET_ALWAYS = 0
+SET_NX = 1  # only if the key is absent
+SET_XX = 2  # only if the key exists
+
+
+class SetWith(msgspec.Struct, frozen=True, tag="setw", array_like=True):
+    """``SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t|KEEPTTL]``: ``condition`` is
+    ``SET_ALWAYS``, ``SET_NX`` or ``SET_XX``.  Answered ``Value(old)`` when ``get``; otherwise
+    ``Ok`` if it stored, ``Value(None)`` if the condition failed."""
+
+    key: bytes
+    value: bytes
+    condition: int = SET_ALWAYS
+    get: bool = False
+    ttl_ms: int = 0  # EX/PX: the key expires this long after the request's time (0: never)
+    at_ms: int = 0  # EXAT/PXAT: at this Unix time in ms (0: never)
+    keep_ttl: bool = False  # KEEPTTL: keep the key's deadline (otherwise a SET clears it)
+
+
+class GetDel(msgspec.Struct, frozen=True, tag="getdel", array_like=True):
+    """Remove ``key``, answering ``Value(what it held)``."""
+
+    key: bytes
+
+
+class MSet(msgspec.Struct, frozen=True, tag="mset", array_like=True):
+    """Store every pair, atomically (one log command).  ``nx``: only if no key exists
+    (``MSETNX``), answered ``Integer(1)`` or ``Integer(0)``; otherwise ``Ok``."""
+
+    pairs: tuple[tuple[bytes, bytes], ...]
+    nx: bool = False
+
+
+class Append(msgspec.Struct, frozen=True, tag="append", array_like=True):
+    """Append ``value`` to ``key`` (absent: empty); answered ``Integer(new length)``."""
+
+    key: bytes
+    value: bytes
+
+
+class SetRange(msgspec.Struct, frozen=True, tag="setrange", array_like=True):
+    """Overwrite ``key`` from byte ``offset`` (padding with zero bytes); ``Integer(length)``."""
+
+    key: bytes
+    offset: int
+    value: bytes
+
+
+class IncrBy(msgspec.Struct, frozen=True, tag="incrby", array_like=True):
+    """Add ``amount`` (any 64-bit integer) to ``key``; like ``Incr``."""
+
+    key: bytes
+    amount: int
+
+
+class IncrByFloat(msgspec.Struct, frozen=True, tag="incrbyfloat", array_like=True):
+    """Add the decimal ``amount`` to ``key``, as Redis does in long double arithmetic;
+    answered ``Value(the new spelling)``."""
+
+    key: bytes
+    amount: bytes
+
+
+class Rename(msgspec.Struct, frozen=True, tag="rename", array_like=True):
+    """Move ``key``'s value to ``new``.  ``nx``: only if ``new`` is absent (``Integer(1|0)``);
+    otherwise ``Ok``.  ``Error(NO_SUCH_KEY)`` if ``key`` is absent."""
+
+    key: bytes
+    new: bytes
+    nx: bool = False
+
+
+EXPIRE_NX = 1  # only if the key has no deadline
+EXPIRE_XX = 2  # only if it has one
+EXPIRE_GT = 4  # only if the new deadline is later (no deadline counts as infinitely late)
+EXPIRE_LT = 8  # only if the new deadline is earlier
+
+
+class Expire(msgspec.Struct, frozen=True, tag="expire", array_like=True):
+    """Give ``key`` a deadline: ``ms`` after the request's time, or at Unix time ``ms`` if
+    ``absolute``, if the ``conditions`` (``EXPIRE_*`` bits) hold.  ``Integer(1)`` if it was
+    set, ``Integer(0)`` if the key is absent or a condition failed."""
+
+    key: bytes
+    ms: int
+    absolute: bool = False
+    conditions: int = 0
+
+
+class Persist(msgspec.Struct, frozen=True, tag="persist", array_like=True):
+    """Remove ``key``'s deadline: ``Integer(1)`` if it had one, else ``Integer(0)``."""
+
+    key: bytes
+
+
+class Ttl(msgspec.Struct, frozen=True, tag="ttl", array_like=True):
+    """Milliseconds ``key`` has left: ``Integer`` (-2: absent, -1: no deadline).  Read-only."""
+
+    key: bytes
+
+
+class FlushAll(msgspec.Struct, frozen=True, tag="flushall", array_like=True):
+    """Remove every key; ``Ok``."""
+
+
+class DbSize(msgspec.Struct, frozen=True, tag="dbsize", array_like=True):
+    """How many keys there are: ``Integer``.  Read-only."""
+
+
+class Keys(msgspec.Struct, frozen=True, tag="keys", array_like=True):
+    """The keys matching the glob ``pattern`` (Redis's syntax), sorted: ``Array``.
+    Read-only."""
+
+    pattern: bytes
+
+
+class Scan(msgspec.Struct, frozen=True, tag="scan", array_like=True):
+    """One page of keys from ``cursor`` (0: the start): ``Page``.  Read-only; see
+    ``kv.keyspace.scan`` for the cursor's guarantee."""
+
+    cursor: int
+    pattern: bytes | None = None
+    count: int = 10
+
+
+class RandomKey(msgspec.Struct, frozen=True, tag="randomkey", array_like=True):
+    """A key, or ``Value(None)`` if there is none.  Deterministic, not random: the oldest key
+    (the first written of those present), so that every replica gives the same one."""
+
+
+Command = (
+    Get
+    | Set
+    | Delete
+    | Incr
+    | Cas
+    | NoOp
+    | SetWith
+    | GetDel
+    | MSet
+    | Append
+    | SetRange
+    | IncrBy
+    | IncrByFloat
+    | Rename
+    | FlushAll
+    | DbSize
+    | Keys
+    | Scan
+    | RandomKey
+    | Expire
+    | Persist
+    | Ttl
+)
+
+READ_OPS: tuple[type[Command], ...] = (Get, DbSize, Keys, Scan, RandomKey, Ttl)
+"""The commands that change nothing: ``KVStateMachine.query`` answers them off the log."""
 
 
 class Request(msgspec.Struct, frozen=True, tag="req", array_like=True):
@@ -80,6 +238,7 @@ class Request(msgspec.Struct, frozen=True, tag="req", array_like=True):
     client_id: int
     seq: int
     op: Command
+    now_ms: int = 0  # the server's Unix time in ms when it made the request (0: none); expiry
 
 
 class RequestBatch(msgspec.Struct, frozen=True, tag="batch", array_like=True):
@@ -94,6 +253,7 @@ class RequestBatch(msgspec.Struct, frozen=True, tag="batch", array_like=True):
     client_id: int
     seq: int
     ops: tuple[Command, ...]
+    now_ms: int = 0  # as in ``Request``
 
 
 # What a log entry decodes to: a client request (single or batched) or a gap-filling no-op.
@@ -142,7 +302,20 @@ class SessionExpired(msgspec.Struct, frozen=True, tag="expired", array_like=True
     request was not applied.  The client must start over with a new ``client_id``."""
 
 
-Result = Ok | Value | Integer | Mismatch | Error | Stale | SessionExpired
+class Array(msgspec.Struct, frozen=True, tag="array", array_like=True):
+    """A list of byte strings (``Keys``)."""
+
+    items: tuple[bytes, ...]
+
+
+class Page(msgspec.Struct, frozen=True, tag="page", array_like=True):
+    """One ``Scan`` page: the ``cursor`` to continue from (0: done) and its ``keys``."""
+
+    cursor: int
+    keys: tuple[bytes, ...]
+
+
+Result = Ok | Value | Integer | Mismatch | Error | Stale | SessionExpired | Array | Page
 
 
 class Results(msgspec.Struct, frozen=True, tag="results", array_like=True):
@@ -159,6 +332,15 @@ NOT_AN_INTEGER = "value is not an integer or out of range"
 OVERFLOW = "increment or decrement would overflow"
 MALFORMED = "malformed command"
 NOT_A_READ = "not a read-only command"
+NOT_A_FLOAT = "value is not a valid float"
+NAN_OR_INFINITY = "increment would produce NaN or Infinity"
+DECREMENT_OVERFLOW = "decrement would overflow"
+NO_SUCH_KEY = "no such key"
+OFFSET_OUT_OF_RANGE = "offset is out of range"
+TOO_LARGE = "string exceeds maximum allowed size (proto-max-bulk-len)"
+VALUE_BYTES_MAX = 512 * 1024
+"""The longest value the store keeps (Redis: 512 MiB); ``Append``/``SetRange`` past it are
+refused with ``TOO_LARGE``, and the server refuses longer arguments."""
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

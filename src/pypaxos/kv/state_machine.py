@@ -28,6 +28,13 @@ retry is refused rather than applied twice.  The one hole, as in any expiring sc
 a client's *first* request (``seq == 1``) arriving after its session expired is applied again.
 Choose the TTL far above the number of commands applied during a client's retry timeout.
 
+Time.  Keys may have deadlines (``SetWith``'s TTL, ``Expire``).  The machine has no clock of
+its own: each request carries the time its server stamped on it (``Request.now_ms``), and the
+machine's ``now_ms`` is the largest stamp applied so far, so it never goes back and every
+replica decides at the same log position that a key has expired.  An expired key reads as
+absent at once; it is removed when next touched, or by ``_sweep`` (a few deadlines visited per
+applied entry, in the replicated order of ``_expires``).
+
 Reads (``Get``) are ordinary commands in the log, hence linearizable; ``get`` below is only a
 local peek for tests and debugging.
 
@@ -43,39 +50,58 @@ from typing import assert_never
 import msgspec
 
 from pypaxos.core.bugs import require_family
+from pypaxos.kv import keyspace
 from pypaxos.kv.bugs import KvBug
 from pypaxos.kv.commands import (
-    INT64_MAX,
     MALFORMED,
     NOT_A_READ,
-    NOT_AN_INTEGER,
-    OVERFLOW,
+    READ_OPS,
+    Append,
     Cas,
     Command,
+    DbSize,
     Delete,
     Error,
+    Expire,
+    FlushAll,
     Get,
+    GetDel,
     Incr,
+    IncrBy,
+    IncrByFloat,
     Integer,
+    Keys,
     Mismatch,
+    MSet,
     NoOp,
     Ok,
+    Persist,
+    RandomKey,
+    Rename,
     Request,
     RequestBatch,
     Result,
     Results,
+    Scan,
     SessionExpired,
     Set,
+    SetRange,
+    SetWith,
     Stale,
+    Ttl,
     Value,
     decode_entry,
     encode_result,
-    parse_int64,
 )
+from pypaxos.kv.keyspace import Keyspace
 
 DEFAULT_SESSION_TTL_COMMANDS = 100_000
-SNAPSHOT_VERSION = 2
-"""Version 2 keeps the data as a map in the order the keys were first written (version 1: pairs
+SWEEP_KEYS = 4  # deadlines the sweep visits per applied entry
+SNAPSHOT_VERSION = 3
+"""Version 3 adds the keys' deadlines and the machine's clock (``expires``, ``now_ms``);
+versions 1 and 2 are still read (no deadlines, clock 0).
+
+Version 2 keeps the data as a map in the order the keys were first written (version 1: pairs
 sorted by key, still read).  Sorting 100,000 keys on every snapshot blocked a busy node's event
 loop for 0.2-0.6 s, every 1,024 slots, long enough for a follower to time out its leader; the
 map encodes 3-8x faster.  Replicas apply the same commands in the same order, and a restored
@@ -97,7 +123,19 @@ class Session(msgspec.Struct, array_like=True):
 
 class Snapshot(msgspec.Struct, frozen=True, array_like=True):
     """The encoded state: ``data`` in first-write order, ``sessions`` least recently active
-    first."""
+    first, ``expires`` (key -> Unix ms deadline) in the sweep's order."""
+
+    version: int
+    applied: int
+    session_ttl_commands: int
+    data: dict[bytes, bytes]
+    sessions: tuple[Session, ...]
+    expires: dict[bytes, int]
+    now_ms: int
+
+
+class _SnapshotV2(msgspec.Struct, frozen=True, array_like=True):
+    """Version 2, read for snapshots written before deadlines existed."""
 
     version: int
     applied: int
@@ -123,6 +161,7 @@ class _SnapshotVersion(msgspec.Struct, frozen=True, array_like=True):
 _SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
 _SNAPSHOT_DECODER = msgspec.msgpack.Decoder(Snapshot)
 _SNAPSHOT_V1_DECODER = msgspec.msgpack.Decoder(_SnapshotV1)
+_SNAPSHOT_V2_DECODER = msgspec.msgpack.Decoder(_SnapshotV2)
 _SNAPSHOT_VERSION_DECODER = msgspec.msgpack.Decoder(_SnapshotVersion)
 _OK_RESULT = Ok()  # results are frozen: one instance serves every successful write
 _OK = encode_result(_OK_RESULT)
@@ -140,6 +179,8 @@ class KVStateMachine:
     __slots__ = (
         "_applied",
         "_data",
+        "_expires",
+        "_now_ms",
         "_sessions",
         "bugs",
         "commands_executed",
@@ -157,6 +198,11 @@ class KVStateMachine:
         self.bugs = bugs
         self.session_ttl_commands = session_ttl_commands
         self._data: dict[bytes, bytes] = {}
+        # Keys with a deadline (Unix ms), in the order the sweep visits them (``_sweep``).
+        self._expires: dict[bytes, int] = {}
+        # The machine's clock: the latest request time seen (``Request.now_ms``), so it
+        # never goes back and every replica has the same one at the same log position.
+        self._now_ms = 0
         # Least recently active first: expiry pops from the front.
         self._sessions: OrderedDict[int, Session] = OrderedDict()
         self._applied = 0
@@ -170,8 +216,19 @@ class KVStateMachine:
         return self._applied
 
     def get(self, key: bytes) -> bytes | None:
-        """Local peek at ``key``: not linearizable, for tests and debugging only."""
-        return self._data.get(key)
+        """Local peek at ``key`` (an expired key reads as absent): not linearizable, for tests
+        and debugging only."""
+        return Keyspace(self._data, self._expires, self._now_ms, reclaim=False).get(key)
+
+    @property
+    def expiring_keys(self) -> int:
+        """How many keys have a deadline (some may have passed, not yet reclaimed)."""
+        return len(self._expires)
+
+    @property
+    def now_ms(self) -> int:
+        """The machine's clock: the latest request time applied."""
+        return self._now_ms
 
     def sessions(self) -> tuple[Session, ...]:
         """A copy of the dedup table, least recently active first."""
@@ -188,28 +245,39 @@ class KVStateMachine:
         except msgspec.DecodeError:
             result = _MALFORMED
         else:
-            result = _OK if isinstance(entry, NoOp) else self._apply_request(entry)
+            if isinstance(entry, NoOp):
+                result = _OK
+            else:
+                if entry.now_ms > self._now_ms:
+                    self._now_ms = entry.now_ms
+                result = self._apply_request(entry)
         self._expire_sessions()
+        if self._expires:
+            self._sweep()
         return result
 
     def query(self, command: bytes) -> bytes:
-        """Answer a read-only ``Request`` (or ``RequestBatch``) of ``Get`` s from the current
-        state, as ``apply`` would, but without applying it: no session, no ``applied`` count.
+        """Answer a read-only ``Request`` (or ``RequestBatch``) of ``READ_OPS`` (``Get`` s,
+        ``Keys``...) from the current state, as ``apply`` would, but without applying it: no
+        session, no ``applied`` count.
 
         Its ``(client_id, seq)`` is not looked at (a read changes nothing, so a repeated read
-        is harmless).  Anything but ``Get`` is answered ``Error`` and changes nothing.
+        is harmless).  Anything else is answered ``Error`` and changes nothing.
         """
         try:
             entry = decode_entry(command)
         except msgspec.DecodeError:
             return _MALFORMED
-        data = self._data
-        if isinstance(entry, Request) and isinstance(entry.op, Get):
-            return encode_result(Value(data.get(entry.op.key)))
-        if isinstance(entry, RequestBatch):
-            gets = [op for op in entry.ops if isinstance(op, Get)]
-            if len(gets) == len(entry.ops):
-                return encode_result(Results(tuple(Value(data.get(op.key)) for op in gets)))
+        if isinstance(entry, NoOp):
+            return encode_result(Error(NOT_A_READ))
+        if not self._expires and isinstance(entry, Request) and isinstance(entry.op, Get):
+            return encode_result(Value(self._data.get(entry.op.key)))
+        # The request's own time counts (a read sees what expired by then), but is not kept.
+        ks = Keyspace(self._data, self._expires, max(self._now_ms, entry.now_ms), reclaim=False)
+        if isinstance(entry, Request) and isinstance(entry.op, READ_OPS):
+            return encode_result(self._read(ks, entry.op))
+        if isinstance(entry, RequestBatch) and all(isinstance(op, READ_OPS) for op in entry.ops):
+            return encode_result(Results(tuple(self._read(ks, op) for op in entry.ops)))
         return encode_result(Error(NOT_A_READ))
 
     def snapshot(self) -> bytes:
@@ -222,6 +290,8 @@ class KVStateMachine:
                 sessions=()
                 if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs
                 else tuple(self._sessions.values()),
+                expires=self._expires,
+                now_ms=self._now_ms,
             )
         )
 
@@ -231,7 +301,18 @@ class KVStateMachine:
             if version == 1:
                 old = _SNAPSHOT_V1_DECODER.decode(data)
                 snap = Snapshot(
-                    old.version, old.applied, old.session_ttl_commands, dict(old.data), old.sessions
+                    old.version,
+                    old.applied,
+                    old.session_ttl_commands,
+                    dict(old.data),
+                    old.sessions,
+                    {},
+                    0,
+                )
+            elif version == 2:
+                v2 = _SNAPSHOT_V2_DECODER.decode(data)
+                snap = Snapshot(
+                    v2.version, v2.applied, v2.session_ttl_commands, v2.data, v2.sessions, {}, 0
                 )
             elif version == SNAPSHOT_VERSION:
                 snap = _SNAPSHOT_DECODER.decode(data)
@@ -241,6 +322,8 @@ class KVStateMachine:
             raise ValueError(f"malformed snapshot: {error}") from None
         except RecursionError:  # msgspec skipping a deeply nested value it does not keep
             raise ValueError("malformed snapshot: nesting too deep") from None
+        if not set(snap.expires) <= set(snap.data):
+            raise ValueError("malformed snapshot: a deadline for a key that is not there")
         if snap.session_ttl_commands < 1:
             raise ValueError("malformed snapshot: session_ttl_commands must be at least 1")
         actives = [s.last_active for s in snap.sessions]
@@ -252,6 +335,8 @@ class KVStateMachine:
         self.session_ttl_commands = snap.session_ttl_commands
         self._applied = snap.applied
         self._data = snap.data  # freshly decoded: no copy of 100,000 entries
+        self._expires = dict(snap.expires)
+        self._now_ms = snap.now_ms
         self._sessions = sessions
 
     # --- internals ----------------------------------------------------------------------------
@@ -285,6 +370,8 @@ class KVStateMachine:
         data = self._data
         results: list[Result] = []
         append = results.append
+        if self._expires:  # deadlines to honour: no shortcut
+            return tuple(self._execute(op) for op in ops)
         for op in ops:
             if isinstance(op, Set):
                 data[op.key] = op.value
@@ -296,36 +383,72 @@ class KVStateMachine:
         return tuple(results)
 
     def _execute(self, op: Command) -> Result:
+        ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True)
         match op:
             case Get(key):
-                return Value(self._data.get(key))
+                return Value(ks.get(key))
             case Set(key, value):
-                self._data[key] = value
+                ks.put(key, value)
                 return _OK_RESULT
             case Delete(key):
-                return Integer(0 if self._data.pop(key, None) is None else 1)
+                return Integer(0 if ks.delete(key) is None else 1)
             case Incr(key):
-                return self._incr(key)
+                return keyspace.incr_by(ks, key, 1)
             case Cas(key, expected, new):
-                current = self._data.get(key)
+                current = ks.get(key)
                 if current != expected:
                     return Mismatch(current)
-                self._data[key] = new
+                ks.put(key, new)
                 return _OK_RESULT
             case NoOp():
                 return _OK_RESULT
+            case SetWith():
+                return keyspace.set_with(ks, op)
+            case GetDel():
+                return keyspace.get_del(ks, op)
+            case MSet():
+                return keyspace.mset(ks, op)
+            case Append():
+                return keyspace.append(ks, op)
+            case SetRange():
+                return keyspace.set_range(ks, op)
+            case IncrBy(key, amount):
+                return keyspace.incr_by(ks, key, amount)
+            case IncrByFloat():
+                return keyspace.incr_by_float(ks, op)
+            case Rename():
+                return keyspace.rename(ks, op)
+            case Expire():
+                return keyspace.expire(ks, op)
+            case Persist():
+                return keyspace.persist(ks, op)
+            case FlushAll():
+                self._data.clear()
+                self._expires.clear()
+                return _OK_RESULT
+            case DbSize() | Keys() | Scan() | RandomKey() | Ttl():
+                return keyspace.read(ks, op)
             case _:
                 assert_never(op)
 
-    def _incr(self, key: bytes) -> Result:
-        current = self._data.get(key)
-        number = 0 if current is None else parse_int64(current)
-        if number is None:
-            return Error(NOT_AN_INTEGER)
-        if number == INT64_MAX:
-            return Error(OVERFLOW)
-        self._data[key] = b"%d" % (number + 1)
-        return Integer(number + 1)
+    def _read(self, ks: Keyspace, op: Command) -> Result:
+        if isinstance(op, Get):
+            return Value(ks.get(op.key))
+        assert isinstance(op, DbSize | Keys | Scan | RandomKey | Ttl)
+        return keyspace.read(ks, op)
+
+    def _sweep(self) -> None:
+        """Reclaim a few expired keys per applied entry (Redis's active expiry, made
+        deterministic): visit the first ``SWEEP_KEYS`` deadlines in order, drop the expired
+        ones and move the others to the back, so the whole table is visited in turn."""
+        expires = self._expires
+        for _ in range(min(SWEEP_KEYS, len(expires))):
+            key, deadline = next(iter(expires.items()))
+            del expires[key]
+            if deadline <= self._now_ms:
+                del self._data[key]
+            else:
+                expires[key] = deadline
 
     def _expire_sessions(self) -> None:
         horizon = self._applied - self.session_ttl_commands

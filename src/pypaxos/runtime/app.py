@@ -30,10 +30,12 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from pypaxos.kv import KVStateMachine
+import pypaxos
+from pypaxos.kv import DbSize, Integer, KVStateMachine, Request, decode_result, encode_request
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.multi.validate import check_message
 from pypaxos.runtime.auth import Users
+from pypaxos.runtime.commands import REDIS_VERSION
 from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.identity import IDENTITY_NAME, Identity, claim
@@ -171,6 +173,7 @@ class NodeApp:
         self.driver: Driver | None = None
         self.router: Router | None = None
         self.server: RespServer | None = None
+        self._started_s = time.monotonic()
         self.metrics_server: MetricsServer | None = None
         self.failed: BaseException | None = None
         self.stopped = asyncio.Event()
@@ -272,6 +275,10 @@ class NodeApp:
             ssl=client_tls,
             read_index=config.reads != "log",  # read-index, or lease (the same path)
         )
+        # CONFIG GET: Redis's appendfsync "always" is our fsync per write; "never" leaves it
+        # to the OS, Redis's "no".
+        self.server.settings["appendfsync"] = "always" if config.fsync == "always" else "no"
+        self.server.settings["appendonly"] = "yes"
         await self.server.start()
         if self.member.metrics is not None:
             self.metrics_server = MetricsServer(
@@ -361,8 +368,51 @@ class NodeApp:
             self.metrics.refresh(self.driver.node.status, self.driver.log_records)
 
     def info(self, section: str | None = None) -> str:
-        if section not in (None, "paxos", "all", "default", "everything"):
+        """``INFO [section]``: ``server``, ``clients``, ``keyspace`` (Redis's names and fields,
+        the ones clients read) and ``paxos``; all of them by default."""
+        sections = {
+            "server": self._info_server,
+            "clients": self._info_clients,
+            "keyspace": self._info_keyspace,
+            "paxos": self._info_paxos,
+        }
+        if section in (None, "all", "default", "everything"):
+            chosen = list(sections.values())
+        elif section in sections:
+            chosen = [sections[section]]
+        else:
             return ""
+        return "\r\n\r\n".join("\r\n".join(lines()) for lines in chosen) + "\r\n"
+
+    def _info_server(self) -> list[str]:
+        port = self.server.port if self.server is not None else 0
+        return [
+            "# Server",
+            f"redis_version:{REDIS_VERSION}",
+            f"pypaxos_version:{pypaxos.__version__}",
+            "redis_mode:standalone",
+            f"process_id:{os.getpid()}",
+            f"tcp_port:{port}",
+            f"uptime_in_seconds:{int(time.monotonic() - self._started_s)}",
+        ]
+
+    def _info_clients(self) -> list[str]:
+        server = self.server
+        connected = len(server.connections) if server is not None else 0
+        maxclients = server.clients_max if server is not None else 0
+        return ["# Clients", f"connected_clients:{connected}", f"maxclients:{maxclients}"]
+
+    def _info_keyspace(self) -> list[str]:
+        """This node's key count (its own state: a follower's may lag the leader's)."""
+        assert self.driver is not None
+        machine = self.driver.node.replica.machine
+        answer = decode_result(machine.query(encode_request(Request(0, 0, DbSize()))))
+        keys = answer.value if isinstance(answer, Integer) else 0
+        expires = machine.expiring_keys if isinstance(machine, KVStateMachine) else 0
+        line = f"db0:keys={keys},expires={expires},avg_ttl=0"
+        return ["# Keyspace"] + ([line] if keys else [])
+
+    def _info_paxos(self) -> list[str]:
         assert self.driver is not None
         status = self.driver.node.status
         leader = status.leader_id
@@ -371,7 +421,7 @@ class NodeApp:
             with contextlib.suppress(Exception):
                 leader_client = self.config.member(leader).client
         ballot = "" if status.ballot.is_null() else str(status.ballot)
-        lines = [
+        return [
             "# Paxos",
             f"node_id:{self.node_id}",
             f"role:{status.role.value}",
@@ -383,7 +433,6 @@ class NodeApp:
             f"log_size:{self.driver.log_records}",
             f"pid:{os.getpid()}",
         ]
-        return "\r\n".join(lines) + "\r\n"
 
     @property
     def client_address(self) -> str:

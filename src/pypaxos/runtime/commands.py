@@ -5,14 +5,17 @@ an ``Immediate`` reply (errors, ``PING``, the connection-setup commands stock cl
 an ``Ops`` plan: the ``kv`` commands to run through the log and a ``combine`` function that
 turns their results into the one RESP reply.  The server owns the sessions and the I/O.
 
-Multi-key commands (``DEL``/``EXISTS``/``MGET`` with several keys) run as one log command per
-key: each key's part is linearizable, the whole is *not* atomic (another client's write may
-land between two keys, and an error or timeout may leave some keys deleted).  Under
+The string and key commands follow Redis 7.0.15 (``REDIS_VERSION``; the state machine's side
+is ``kv.keyspace``), each one log command (``MSET``, ``MSETNX`` and ``RENAME`` are atomic), except
+the multi-key reads and deletes (``DEL``/``UNLINK``/``EXISTS``/``MGET`` with several keys): one
+log command per key, each key's part linearizable, the whole *not* atomic (another client's
+write may land between two keys, and an error or timeout may leave some keys deleted).  Under
 ``PAXOS.REQ`` a command must be a single log command (one ``(client_id, seq)`` names one
 request), so the multi-key forms are refused there.
 
-Reads (``GET``, ``MGET``, ``EXISTS``: plans of ``Get`` s only) are linearizable whichever way
-the server sends them: through the log like writes, or on the leader's read-index path
+Reads (plans of ``kv.READ_OPS`` only: ``GET``, ``MGET``, ``EXISTS``, ``STRLEN``, ``GETRANGE``
+and ``TYPE`` as ``Get`` s; ``TTL``, ``DBSIZE``, ``KEYS``, ``SCAN``...) are linearizable whichever
+way the server sends them: through the log like writes, or on the leader's read-index path
 (``reads = "read-index"``).  ``READONLY`` / ``READWRITE`` (``ReadMode``) switch a connection's
 stale mode on and off: reads answered from the local node's state at once, as Redis Cluster
 replicas do after ``READONLY``.
@@ -24,31 +27,68 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pypaxos.kv import (
+    READ_OPS,
+    SET_ALWAYS,
+    SET_NX,
+    SET_XX,
+    VALUE_BYTES_MAX,
+    Append,
+    Array,
     Cas,
     Command,
+    DbSize,
     Delete,
     Error,
+    Expire,
+    FlushAll,
     Get,
+    GetDel,
     Incr,
+    IncrBy,
+    IncrByFloat,
     Integer,
+    Keys,
     Mismatch,
+    MSet,
     Ok,
+    Page,
+    Persist,
+    RandomKey,
+    Rename,
     Result,
+    Scan,
     SessionExpired,
     Set,
+    SetRange,
+    SetWith,
     Stale,
+    Ttl,
     Value,
+    parse_int64,
+)
+from pypaxos.kv.commands import (
+    DECREMENT_OVERFLOW,
+    EXPIRE_GT,
+    EXPIRE_LT,
+    EXPIRE_NX,
+    EXPIRE_XX,
+    INT64_MIN,
+    NOT_AN_INTEGER,
 )
 from pypaxos.runtime.auth import Access
 from pypaxos.transport.resp import (
+    encode_array,
     encode_bulk,
     encode_error,
     encode_integer,
     encode_simple,
 )
 
+REDIS_VERSION = "7.0.15"
+"""The Redis whose command semantics the server follows (replies, errors; see ``kv.keyspace``):
+what ``INFO`` and ``HELLO`` report, so that clients that check versions see a Redis 7."""
+
 KEY_BYTES_MAX = 64 * 1024
-VALUE_BYTES_MAX = 512 * 1024
 ID_MAX = 2**63 - 1
 
 OK = encode_simple("OK")
@@ -107,7 +147,28 @@ class ReadMode:
     stale: bool
 
 
-Plan = Immediate | Ops | Info | Hello | Auth | ReadMode
+@dataclass(frozen=True, slots=True)
+class ClientCommand:
+    """``CLIENT ID`` / ``CLIENT SETNAME name`` / ``CLIENT GETNAME``: about this connection, so
+    the server answers (``subcommand`` upper case)."""
+
+    subcommand: bytes
+    name: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigGet:
+    """``CONFIG GET pattern...``: the server answers from its settings (glob patterns)."""
+
+    patterns: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTime:
+    """``TIME``: this node's wall clock (not replicated, as in Redis each server has its own)."""
+
+
+Plan = Immediate | Ops | Info | Hello | Auth | ReadMode | ClientCommand | ConfigGet | ServerTime
 
 
 def error(text: str) -> Immediate:
@@ -143,7 +204,7 @@ def required_access(name: bytes, planned: Plan) -> Access:
     """What running ``planned`` (the plan of command ``name``, upper case) needs a role to allow."""
     if name in CONNECTION_COMMANDS:
         return Access.CONNECTION
-    if isinstance(planned, Ops) and not all(type(op) is Get for op in planned.ops):
+    if isinstance(planned, Ops) and not all(isinstance(op, READ_OPS) for op in planned.ops):
         return Access.WRITE
     return Access.READ
 
@@ -195,7 +256,7 @@ _SINGLE: dict[Combine, Reply1] = {}
 class _Spec:
     arity_min: int  # counting the command name
     arity_max: int | None  # None: any number above the minimum
-    build: Callable[[list[bytes]], Ops]
+    build: Callable[[list[bytes]], Ops | Immediate]
     multi_key: bool = False
 
 
@@ -205,26 +266,35 @@ def _kv_plan(name: bytes, args: list[bytes], spec: _Spec, session: tuple[int, in
         return wrong_arity(name)
     if session is not None and spec.multi_key and count > 2:
         return error("ERR PAXOS.REQ takes one key per request (multi-key commands are not atomic)")
-    if name == b"INCRBY" and args[2] != b"1":
-        return error("ERR INCRBY supports only an increment of 1 (the store has INCR only)")
     too_big = _size_error(name, args)
     if too_big is not None:
         return too_big
     ops = spec.build(args)
-    if session is None:
+    if session is None or isinstance(ops, Immediate):
         return ops
     return Ops(ops.ops, ops.combine, session)
 
 
-_VALUE_POSITIONS: dict[bytes, tuple[int, ...]] = {b"SET": (2,), b"CAS": (2, 3)}
+_VALUE_POSITIONS: dict[bytes, tuple[int, ...]] = {
+    b"SET": (2,),
+    b"CAS": (2, 3),
+    b"SETNX": (2,),
+    b"GETSET": (2,),
+    b"APPEND": (2,),
+    b"SETRANGE": (3,),
+    b"SETEX": (3,),
+    b"PSETEX": (3,),
+}
+_PAIRS = frozenset({b"MSET", b"MSETNX"})  # key value key value...: the even positions
 
 
 def _size_error(name: bytes, args: list[bytes]) -> Immediate | None:
     if sum(map(len, args)) <= KEY_BYTES_MAX:  # the usual case: nothing can be over a limit
         return None
     values = _VALUE_POSITIONS.get(name, ())
+    pairs = name in _PAIRS
     for position, arg in enumerate(args[1:], start=1):
-        if position in values:
+        if position in values or (pairs and position % 2 == 0):
             if len(arg) > VALUE_BYTES_MAX:
                 return error(f"ERR value too large ({len(arg)} bytes, limit {VALUE_BYTES_MAX})")
         elif len(arg) > KEY_BYTES_MAX:
@@ -339,13 +409,299 @@ _KV_COMMANDS: dict[bytes, _Spec] = {
     b"GET": _Spec(2, 2, lambda a: Ops((Get(a[1]),), _combine_get)),
     b"SET": _Spec(3, 3, lambda a: Ops((Set(a[1], a[2]),), _combine_ok)),
     b"INCR": _Spec(2, 2, lambda a: Ops((Incr(a[1]),), _combine_integer)),
-    # redis-py's incr() sends INCRBY key 1; the store only knows how to add one.
-    b"INCRBY": _Spec(3, 3, lambda a: Ops((Incr(a[1]),), _combine_integer)),
+    b"INCRBY": _Spec(3, 3, lambda a: _incr_by(a[1], a[2], negate=False)),
+    b"DECR": _Spec(2, 2, lambda a: Ops((IncrBy(a[1], -1),), _combine_integer)),
+    b"DECRBY": _Spec(3, 3, lambda a: _incr_by(a[1], a[2], negate=True)),
+    b"INCRBYFLOAT": _Spec(3, 3, lambda a: Ops((IncrByFloat(a[1], a[2]),), _combine_get)),
     b"CAS": _Spec(4, 4, lambda a: Ops((Cas(a[1], a[2], a[3]),), _combine_cas)),
     b"DEL": _Spec(2, None, lambda a: Ops(tuple(Delete(k) for k in a[1:]), _combine_del), True),
+    b"UNLINK": _Spec(2, None, lambda a: Ops(tuple(Delete(k) for k in a[1:]), _combine_del), True),
     b"EXISTS": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_exists), True),
     b"MGET": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_mget), True),
 }
+
+
+# -- strings and keys (Redis 7.0's replies; the state machine's side is kv.keyspace) ----------
+
+
+def _set(args: list[bytes]) -> Ops | Immediate:
+    """``SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]``: plain ``SET`` stays
+    ``Set``; the option rules and errors are Redis 7.0's."""
+    if len(args) == 3:
+        return Ops((Set(args[1], args[2]),), _combine_ok)
+    condition, get, keep_ttl = SET_ALWAYS, False, False
+    expiry: tuple[int, int] | None = None
+    position = 3
+    while position < len(args):
+        upper = args[position].upper()
+        if upper == b"NX" and condition != SET_XX:
+            condition = SET_NX
+        elif upper == b"XX" and condition != SET_NX:
+            condition = SET_XX
+        elif upper == b"GET":
+            get = True
+        elif upper == b"KEEPTTL" and expiry is None:
+            keep_ttl = True
+        elif (
+            upper in _EXPIRY_UNITS and not keep_ttl and expiry is None and position + 1 < len(args)
+        ):
+            position += 1
+            parsed = _expiry(upper, args[position], b"set")
+            if isinstance(parsed, Immediate):
+                return parsed
+            expiry = parsed
+        else:
+            return error("ERR syntax error")
+        position += 1
+    ttl_ms, at_ms = expiry or (0, 0)
+    op = SetWith(args[1], args[2], condition, get, ttl_ms, at_ms, keep_ttl)
+    return Ops((op,), _combine_get if get else _combine_set)
+
+
+# name -> (milliseconds per unit, absolute)
+_EXPIRY_UNITS = {b"EX": (1000, False), b"PX": (1, False), b"EXAT": (1000, True), b"PXAT": (1, True)}
+EXPIRE_MS_MAX = 2**62
+"""The longest time to live and latest deadline accepted (146 million years): a deadline must
+fit the snapshot's 64-bit integers after the store's clock is added."""
+
+
+def _expiry(unit: bytes, raw: bytes, command: bytes) -> tuple[int, int] | Immediate:
+    """``(ttl_ms, at_ms)`` for ``SET``'s EX/PX/EXAT/PXAT option (or ``SETEX``/``PSETEX``)."""
+    number = _integer_arg(raw)
+    if isinstance(number, Immediate):
+        return number
+    scale, absolute = _EXPIRY_UNITS[unit]
+    if number <= 0 or number * scale > EXPIRE_MS_MAX:
+        return error(f"ERR invalid expire time in '{command.decode()}' command")
+    return (0, number * scale) if absolute else (number * scale, 0)
+
+
+def _setex(args: list[bytes]) -> Ops | Immediate:
+    name = args[0].upper()
+    expiry = _expiry(b"EX" if name == b"SETEX" else b"PX", args[2], name.lower())
+    if isinstance(expiry, Immediate):
+        return expiry
+    return Ops((SetWith(args[1], args[3], ttl_ms=expiry[0]),), _combine_ok)
+
+
+_EXPIRE_OPTIONS = {b"NX": EXPIRE_NX, b"XX": EXPIRE_XX, b"GT": EXPIRE_GT, b"LT": EXPIRE_LT}
+
+
+def _expire(args: list[bytes]) -> Ops | Immediate:
+    """``EXPIRE``/``PEXPIRE``/``EXPIREAT``/``PEXPIREAT key n [NX|XX|GT|LT]``: a past deadline
+    deletes the key, as in Redis."""
+    name = args[0].upper()
+    number = _integer_arg(args[2])
+    if isinstance(number, Immediate):
+        return number
+    conditions = 0
+    for option in args[3:]:
+        bit = _EXPIRE_OPTIONS.get(option.upper())
+        if bit is None:
+            return error(f"ERR Unsupported option {option.decode(errors='replace')}")
+        conditions |= bit
+    if conditions & EXPIRE_NX and conditions & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT):
+        return error("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if conditions & EXPIRE_GT and conditions & EXPIRE_LT:
+        return error("ERR GT and LT options at the same time are not compatible")
+    scale = 1 if name.startswith(b"P") else 1000
+    if abs(number) * scale > EXPIRE_MS_MAX:
+        return error(f"ERR invalid expire time in '{name.decode().lower()}' command")
+    absolute = name.endswith(b"AT")
+    return Ops((Expire(args[1], number * scale, absolute, conditions),), _combine_integer)
+
+
+def _ttl_reply(scale: int) -> Combine:
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        (result,) = results
+        if type(result) is Integer and result.value > 0 and scale > 1:
+            return encode_integer((result.value + scale // 2) // scale)  # Redis rounds
+        return _reply_integer(result, null)
+
+    return combine
+
+
+_TTL_SECONDS, _TTL_MS = _ttl_reply(1000), _ttl_reply(1)
+
+
+def _combine_set(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is Value:
+        return null  # the NX/XX condition failed
+    return _reply_ok(result, null)
+
+
+def _combine_flag(results: Sequence[Result], null: bytes) -> bytes:
+    """``Ok``/``Integer(1)`` as 1, a failed condition (``Value``/``Integer(0)``) as 0."""
+    (result,) = results
+    if type(result) is Ok:
+        return encode_integer(1)
+    if type(result) is Value:
+        return encode_integer(0)
+    return _reply_integer(result, null)
+
+
+def _mset(args: list[bytes], nx: bool) -> Ops | Immediate:
+    if len(args) % 2 == 0:
+        return wrong_arity(args[0])
+    pairs = tuple(zip(args[1::2], args[2::2], strict=True))
+    return Ops((MSet(pairs, nx),), _combine_integer if nx else _combine_ok)
+
+
+def _integer_arg(raw: bytes) -> int | Immediate:
+    number = parse_int64(raw)
+    return error(f"ERR {NOT_AN_INTEGER}") if number is None else number
+
+
+def _incr_by(key: bytes, raw: bytes, negate: bool) -> Ops | Immediate:
+    amount = _integer_arg(raw)
+    if isinstance(amount, Immediate):
+        return amount
+    if negate:
+        if amount == INT64_MIN:
+            return error(f"ERR {DECREMENT_OVERFLOW}")
+        amount = -amount
+    op: Command = Incr(key) if amount == 1 else IncrBy(key, amount)
+    return Ops((op,), _combine_integer)
+
+
+def _set_range(args: list[bytes]) -> Ops | Immediate:
+    offset = _integer_arg(args[2])
+    if isinstance(offset, Immediate):
+        return offset
+    return Ops((SetRange(args[1], offset, args[3]),), _combine_integer)
+
+
+def _get_range(args: list[bytes]) -> Ops | Immediate:
+    start, end = _integer_arg(args[2]), _integer_arg(args[3])
+    if isinstance(start, Immediate):
+        return start
+    if isinstance(end, Immediate):
+        return end
+
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        (result,) = results
+        if type(result) is not Value:
+            return result_error(result) or _unexpected(result)
+        return encode_bulk(redis_substring(result.value or b"", start, end))
+
+    return Ops((Get(args[1]),), combine)
+
+
+def redis_substring(value: bytes, start: int, end: int) -> bytes:
+    """``GETRANGE``'s slice: both ends inclusive, negative from the end, clamped (Redis 7.0)."""
+    length = len(value)
+    if start < 0 and end < 0 and start > end:
+        return b""
+    start = max(start + length if start < 0 else start, 0)
+    end = max(end + length if end < 0 else end, 0)
+    end = min(end, length - 1)
+    if start > end or length == 0:
+        return b""
+    return value[start : end + 1]
+
+
+def _combine_strlen(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is Value:
+        return encode_integer(len(result.value or b""))
+    return result_error(result) or _unexpected(result)
+
+
+def _combine_type(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is Value:
+        return encode_simple("none" if result.value is None else "string")
+    return result_error(result) or _unexpected(result)
+
+
+def _combine_keys(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is Array:
+        return encode_array(result.items)
+    return result_error(result) or _unexpected(result)
+
+
+def _flush(args: list[bytes]) -> Ops | Immediate:
+    if len(args) == 2 and args[1].upper() not in (b"ASYNC", b"SYNC"):
+        return error("ERR syntax error")
+    return Ops((FlushAll(),), _combine_ok)
+
+
+SCAN_COUNT_MAX = 10_000  # a bound on one page's work (Redis has none)
+
+
+def _scan(args: list[bytes]) -> Ops | Immediate:
+    """``SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]``."""
+    raw = args[1]
+    if not raw.isdigit() or int(raw) >= 2**64:
+        return error("ERR invalid cursor")
+    pattern: bytes | None = None
+    count, only_strings = 10, True
+    position = 2
+    while position < len(args):
+        option = args[position].upper()
+        if position + 1 >= len(args):
+            return error("ERR syntax error")
+        value = args[position + 1]
+        if option == b"COUNT":
+            number = _integer_arg(value)
+            if isinstance(number, Immediate):
+                return number
+            if number < 1:
+                return error("ERR syntax error")
+            count = min(number, SCAN_COUNT_MAX)
+        elif option == b"MATCH":
+            pattern = None if value == b"*" else value
+        elif option == b"TYPE":
+            only_strings = value.lower() == b"string"  # the one type this store has
+        else:
+            return error("ERR syntax error")
+        position += 2
+
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        (result,) = results
+        if type(result) is not Page:
+            return result_error(result) or _unexpected(result)
+        keys = encode_array(result.keys if only_strings else ())
+        return b"*2\r\n" + encode_bulk(b"%d" % result.cursor) + keys
+
+    return Ops((Scan(int(raw), pattern, count),), combine)
+
+
+_KV_COMMANDS.update(
+    {
+        b"SET": _Spec(3, None, _set),
+        b"SETNX": _Spec(3, 3, lambda a: Ops((SetWith(a[1], a[2], SET_NX),), _combine_flag)),
+        b"GETSET": _Spec(3, 3, lambda a: Ops((SetWith(a[1], a[2], get=True),), _combine_get)),
+        b"GETDEL": _Spec(2, 2, lambda a: Ops((GetDel(a[1]),), _combine_get)),
+        b"MSET": _Spec(3, None, lambda a: _mset(a, nx=False)),
+        b"MSETNX": _Spec(3, None, lambda a: _mset(a, nx=True)),
+        b"APPEND": _Spec(3, 3, lambda a: Ops((Append(a[1], a[2]),), _combine_integer)),
+        b"STRLEN": _Spec(2, 2, lambda a: Ops((Get(a[1]),), _combine_strlen)),
+        b"GETRANGE": _Spec(4, 4, _get_range),
+        b"SUBSTR": _Spec(4, 4, _get_range),
+        b"SETRANGE": _Spec(4, 4, _set_range),
+        b"TYPE": _Spec(2, 2, lambda a: Ops((Get(a[1]),), _combine_type)),
+        b"RENAME": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2]),), _combine_ok)),
+        b"RENAMENX": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2], nx=True),), _combine_integer)),
+        b"DBSIZE": _Spec(1, 1, lambda a: Ops((DbSize(),), _combine_integer)),
+        b"FLUSHDB": _Spec(1, 2, _flush),
+        b"FLUSHALL": _Spec(1, 2, _flush),
+        b"KEYS": _Spec(2, 2, lambda a: Ops((Keys(a[1]),), _combine_keys)),
+        b"SCAN": _Spec(2, None, _scan),
+        b"RANDOMKEY": _Spec(1, 1, lambda a: Ops((RandomKey(),), _combine_get)),
+        b"SETEX": _Spec(4, 4, _setex),
+        b"PSETEX": _Spec(4, 4, _setex),
+        b"EXPIRE": _Spec(3, None, _expire),
+        b"PEXPIRE": _Spec(3, None, _expire),
+        b"EXPIREAT": _Spec(3, None, _expire),
+        b"PEXPIREAT": _Spec(3, None, _expire),
+        b"TTL": _Spec(2, 2, lambda a: Ops((Ttl(a[1]),), _TTL_SECONDS)),
+        b"PTTL": _Spec(2, 2, lambda a: Ops((Ttl(a[1]),), _TTL_MS)),
+        b"PERSIST": _Spec(2, 2, lambda a: Ops((Persist(a[1]),), _combine_integer)),
+    }
+)
 
 
 FAST_COMMANDS: dict[bytes, tuple[int, Callable[..., Command], Reply1, int]] = {}
@@ -401,6 +757,10 @@ def _info(args: list[bytes]) -> Plan:
 
 
 def _command(args: list[bytes]) -> Plan:
+    """``COMMAND COUNT`` counts the commands this server knows; ``COMMAND`` and ``COMMAND DOCS``
+    answer empty (clients use them only to learn optional details)."""
+    if len(args) >= 2 and args[1].upper() == b"COUNT":
+        return Immediate(encode_integer(len(_KV_COMMANDS) + len(_ADMIN) + 1))  # + PAXOS.REQ
     return Immediate(EMPTY_ARRAY)
 
 
@@ -408,17 +768,40 @@ def _config(args: list[bytes]) -> Plan:
     if len(args) >= 2 and args[1].upper() == b"GET":
         if len(args) < 3:
             return wrong_arity(b"config|get")
-        return Immediate(EMPTY_ARRAY)
+        return ConfigGet(tuple(args[2:]))
     if len(args) < 2:
         return wrong_arity(args[0])
     shown = args[1].decode(errors="replace")
     return error(f"ERR unknown subcommand '{shown}'. Only CONFIG GET is supported.")
 
 
+_CLIENT_ARITY = {b"ID": 2, b"GETNAME": 2, b"SETNAME": 3, b"SETINFO": 4}
+
+
 def _client(args: list[bytes]) -> Plan:
+    """``CLIENT ID|SETNAME|GETNAME`` per connection, ``SETINFO`` accepted; the others (``LIST``,
+    ``KILL``...) answer ``OK`` and do nothing."""
     if len(args) < 2:
         return wrong_arity(args[0])
-    return Immediate(OK)
+    sub = args[1].upper()
+    arity = _CLIENT_ARITY.get(sub)
+    if arity is None:
+        return Immediate(OK)
+    if len(args) != arity:
+        return wrong_arity(b"client|" + sub.lower())
+    if sub == b"SETNAME" and any(c <= 32 or c > 126 for c in args[2]):
+        return error("ERR Client names cannot contain spaces, newlines or special characters.")
+    if sub == b"SETINFO":
+        return Immediate(OK)
+    return ClientCommand(sub, args[2] if sub == b"SETNAME" else b"")
+
+
+def _echo(args: list[bytes]) -> Plan:
+    return Immediate(encode_bulk(args[1])) if len(args) == 2 else wrong_arity(args[0])
+
+
+def _time(args: list[bytes]) -> Plan:
+    return ServerTime() if len(args) == 1 else wrong_arity(args[0])
 
 
 def _select(args: list[bytes]) -> Plan:
@@ -446,7 +829,7 @@ def _hello(args: list[bytes]) -> Plan:
             auth = Auth(user, args[position + 2])
             position += 3
         elif option == b"SETNAME" and position + 1 < len(args):
-            position += 2  # accepted and ignored: connections have no names here
+            position += 2  # accepted and ignored (CLIENT SETNAME names a connection)
         else:
             shown = args[position].decode(errors="replace")
             return error(f"ERR Syntax error in HELLO option '{shown}'")
@@ -485,4 +868,6 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"READWRITE": _readwrite,
     b"HELLO": _hello,
     b"AUTH": _auth,
+    b"ECHO": _echo,
+    b"TIME": _time,
 }

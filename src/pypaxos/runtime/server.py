@@ -53,6 +53,7 @@ import asyncio
 import enum
 import logging
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,9 +61,9 @@ from ssl import SSLContext
 from typing import cast
 
 from pypaxos.kv import (
+    READ_OPS,
     Answer,
     Command,
-    Get,
     Request,
     RequestBatch,
     Result,
@@ -71,13 +72,17 @@ from pypaxos.kv import (
     Stale,
     encode_request,
 )
+from pypaxos.kv.keyspace import glob_matcher
 from pypaxos.runtime.auth import Access, User, Users
 from pypaxos.runtime.commands import (
     NULL_RESP2,
     NULL_RESP3,
     OK,
+    REDIS_VERSION,
     Auth,
+    ClientCommand,
     Combine,
+    ConfigGet,
     Hello,
     Immediate,
     Info,
@@ -85,6 +90,7 @@ from pypaxos.runtime.commands import (
     Plan,
     ReadMode,
     Reply1,
+    ServerTime,
     plain_single,
     plan,
     required_access,
@@ -95,6 +101,7 @@ from pypaxos.runtime.router import Failure, Outcome, Router
 from pypaxos.transport.resp import (
     RespParser,
     RespProtocolError,
+    encode_array,
     encode_bulk,
     encode_error,
     encode_integer,
@@ -118,6 +125,7 @@ NO_USERS = encode_error(
 )
 MAX_CLIENTS = encode_error("ERR max number of clients reached")
 CLIENTS_MAX = 10_000  # Redis's maxclients default
+_READ_TYPES: frozenset[type] = frozenset(READ_OPS)  # plans of these only take the read path
 OUTPUT_BYTES_MAX = 64 * 1024 * 1024  # unread replies per client before it is dropped
 BULK_BYTES_MAX = 4 * 1024 * 1024  # above the value limit, so a big value gets a clear error
 GROUP_OPS_MAX = 1024  # bounds of one connection's batch (one log entry, see _Group)
@@ -170,6 +178,9 @@ class RespServer:
         self.host, self.port = parse_address(address)
         self.pending_replies_max = pending_replies_max
         self.connections: set[RespConnection] = set()
+        self.connections_opened = 0
+        # CONFIG GET's answers (runtime.app fills in the real ones), by lower-case name.
+        self.settings: dict[str, str] = {"maxclients": str(clients_max), "databases": "1"}
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -212,6 +223,9 @@ class RespConnection(asyncio.Protocol):
         self.write_paused = False
         self.flush_scheduled = False
         self.client_id = new_client_id()
+        server.connections_opened += 1
+        self.connection_id = server.connections_opened  # CLIENT ID: 1, 2... per server
+        self.name = b""  # CLIENT SETNAME
         self.seq = 0
         self.protocol = 2
         self.peer = "unknown"
@@ -407,8 +421,31 @@ class RespConnection(asyncio.Protocol):
         elif isinstance(planned, ReadMode):
             self.stale_reads = planned.stale
             self._reply_now(OK)
+        elif isinstance(planned, (ClientCommand, ConfigGet, ServerTime)):
+            self._reply_now(self._local_reply(planned))
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
+
+    def _local_reply(self, planned: ClientCommand | ConfigGet | ServerTime) -> bytes:
+        """What this connection and node answer themselves (not replicated)."""
+        if isinstance(planned, ServerTime):
+            micros = time.time_ns() // 1000
+            return encode_array([b"%d" % (micros // 1_000_000), b"%d" % (micros % 1_000_000)])
+        if isinstance(planned, ConfigGet):
+            found: dict[str, str] = {}
+            for pattern in planned.patterns:
+                match = glob_matcher(pattern.lower())
+                found.update((k, v) for k, v in self.server.settings.items() if match(k.encode()))
+            items = [part.encode() for pair in sorted(found.items()) for part in pair]
+            if self.protocol == 3:
+                return b"%%%d\r\n" % len(found) + b"".join(encode_bulk(i) for i in items)
+            return encode_array(items)
+        if planned.subcommand == b"ID":
+            return encode_integer(self.connection_id)
+        if planned.subcommand == b"SETNAME":
+            self.name = planned.name
+            return OK
+        return encode_bulk(self.name) if self.name else self.null
 
     # -- the read paths and the connection's order (module docstring, "Reads") -------------
 
@@ -530,9 +567,9 @@ class RespConnection(asyncio.Protocol):
     def _hello_reply(self) -> bytes:
         fields: list[tuple[bytes, bytes]] = [
             (b"server", encode_bulk(b"pypaxos")),
-            (b"version", encode_bulk(b"0.1.0")),
+            (b"version", encode_bulk(REDIS_VERSION.encode())),
             (b"proto", encode_integer(self.protocol)),
-            (b"id", encode_integer(self.client_id)),
+            (b"id", encode_integer(self.connection_id)),
             (b"mode", encode_bulk(b"standalone")),
             (b"role", encode_bulk(b"master")),
             (b"modules", b"*0\r\n"),
@@ -554,11 +591,18 @@ class _Path(enum.Enum):
     LOCAL = "local"  # READONLY: this node's state, now
 
 
+def now_ms() -> int:
+    """This node's wall clock in Unix ms: the time stamped on every request, from which the
+    store's clock and the keys' deadlines follow (``kv.state_machine``; the clock assumption is
+    in docs/runtime-contract.md)."""
+    return time.time_ns() // 1_000_000
+
+
 def _read_request(ops: Sequence[Command]) -> bytes:
     """A read-only request: no session (``KVStateMachine.query`` does not look at it)."""
     if len(ops) == 1:
-        return encode_request(Request(0, 0, ops[0]))
-    return encode_request(RequestBatch(0, 0, tuple(ops)))
+        return encode_request(Request(0, 0, ops[0], now_ms()))
+    return encode_request(RequestBatch(0, 0, tuple(ops), now_ms()))
 
 
 class _Group:
@@ -601,7 +645,7 @@ class _Group:
 
     @property
     def reads_only(self) -> bool:
-        return all(type(op) is Get for op in self.ops)
+        return all(type(op) in _READ_TYPES for op in self.ops)
 
     def submit(self) -> None:
         self.slot = self.conn.new_slot(len(self.replies))
@@ -630,9 +674,9 @@ class _Group:
         client_id, seq = conn.next_session(rotate_from)
         ops = self.ops
         if len(ops) == 1:
-            request = encode_request(Request(client_id, seq, ops[0]))
+            request = encode_request(Request(client_id, seq, ops[0], now_ms()))
         else:
-            request = encode_request(RequestBatch(client_id, seq, tuple(ops)))
+            request = encode_request(RequestBatch(client_id, seq, tuple(ops), now_ms()))
 
         def done(outcome: Outcome) -> None:
             self._done(outcome, retry=retry, client_id=client_id)
@@ -705,7 +749,7 @@ class _Call:
 
     @property
     def reads_only(self) -> bool:
-        return self.ops.session is None and all(type(op) is Get for op in self.ops.ops)
+        return self.ops.session is None and all(type(op) in _READ_TYPES for op in self.ops.ops)
 
     def route(self) -> None:
         path = self.conn.path_for(self.reads_only)
@@ -736,7 +780,7 @@ class _Call:
         if session is None:
             session = conn.next_session(rotate_from)
         client_id, seq = session
-        request = encode_request(Request(client_id, seq, self.ops.ops[index]))
+        request = encode_request(Request(client_id, seq, self.ops.ops[index], now_ms()))
 
         def done(outcome: Outcome) -> None:
             self._done(index, outcome, plain=plain, retry=retry, client_id=client_id)

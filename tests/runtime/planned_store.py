@@ -1,0 +1,33 @@
+"""The server's planning over a bare state machine: a RESP command in, its RESP reply out.
+
+What a node does for a command, without the log or the sockets: ``plan`` it, apply each op as
+its own exactly-once request (reads through ``query`` too, which must agree), ``combine``.
+"""
+
+from __future__ import annotations
+
+from pypaxos.kv import READ_OPS, KVStateMachine, Request, decode_result, encode_request
+from pypaxos.runtime.commands import NULL_RESP2, Immediate, Ops, plan
+
+
+class PlannedStore:
+    def __init__(self) -> None:
+        self.machine = KVStateMachine()
+        self.seq = 0
+        self.now_ms = 1_700_000_000_000  # the request stamp (what the server's clock reads)
+
+    def call(self, *args: bytes | str) -> bytes:
+        planned = plan([a.encode() if isinstance(a, str) else a for a in args])
+        if isinstance(planned, Immediate):
+            return planned.reply
+        assert isinstance(planned, Ops), planned
+        results = []
+        for op in planned.ops:
+            self.seq += 1
+            request = encode_request(Request(1, self.seq, op, self.now_ms))
+            queried = self.machine.query(request) if isinstance(op, READ_OPS) else None
+            result = decode_result(self.machine.apply(request))
+            if queried is not None:
+                assert decode_result(queried) == result, op
+            results.append(result)
+        return planned.combine(results, NULL_RESP2)
