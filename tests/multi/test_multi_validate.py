@@ -90,5 +90,12 @@ def test_a_node_ignores_what_no_correct_peer_sends() -> None:
     node.catch_up_asked = 3
     assert node.handle(Snapshot(3, applied + 5, b"\xc1 not msgpack")) == []
     assert node.refused_messages == 3
+    assert "does not restore" in node.last_refusal
+    # The numbers multi.validate refuses are refused by the node itself, before any role sees
+    # them: a promise to this ballot could never be persisted.
+    promised = node.acceptor.promised
+    assert node.handle(Prepare(3, Ballot(2**64 - 1, 3), 0)) == []
+    assert node.refused_messages == 4 and "ballot round" in node.last_refusal
+    assert node.acceptor.promised == promised
     assert node.replica.applied_index == applied
     assert node.replica.decided[decided_slot] != other

@@ -8,8 +8,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TryAgainError
+
+from pypaxos.runtime.app import NodeApp
+from pypaxos.runtime.config import ClusterConfig
 
 T = TypeVar("T")
 
@@ -75,3 +79,48 @@ async def retry(action: Callable[[], Awaitable[T]], *, timeout_s: float = 10.0) 
             except (TryAgainError, RedisConnectionError, OSError):
                 pass
             await asyncio.sleep(0.05)
+
+
+class RunningCluster:
+    """Real ``NodeApp`` s of one configuration in this event loop, and the redis-py clients
+    made for them; ``close`` stops both."""
+
+    def __init__(self, apps: dict[int, NodeApp]) -> None:
+        self.apps = apps
+        self.clients: list[aioredis.Redis] = []
+
+    @classmethod
+    async def start(cls, config: ClusterConfig, request_timeout_s: float = 3.0) -> RunningCluster:
+        apps = {
+            m.id: NodeApp(config, m.id, request_timeout_s=request_timeout_s) for m in config.members
+        }
+        for app in apps.values():
+            await app.start()
+        return cls(apps)
+
+    def client(self, node_id: int, protocol: int = 2) -> aioredis.Redis:
+        port = port_of(self.apps[node_id].member.client)
+        client = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=10, protocol=protocol)
+        self.clients.append(client)
+        return client
+
+    def leader(self) -> int | None:
+        leaders = [i for i, app in self.apps.items() if app.is_leader]
+        return leaders[0] if len(leaders) == 1 else None
+
+    async def wait_leader(self, timeout_s: float = 10.0) -> int:
+        async with asyncio.timeout(timeout_s):
+            while (leader := self.leader()) is None:
+                await asyncio.sleep(0.02)
+        return leader
+
+    def applied(self, node_id: int) -> int:
+        driver = self.apps[node_id].driver
+        assert driver is not None
+        return driver.node.applied_index
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+        for app in self.apps.values():
+            await app.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -74,13 +73,11 @@ async def test_a_client_that_never_reads_is_dropped(app: NodeApp) -> None:
         writer.close()
 
 
-async def test_a_six_megabyte_array_is_answered_at_once(app: NodeApp) -> None:
+async def test_a_six_megabyte_array_is_answered_and_the_node_serves_on(app: NodeApp) -> None:
+    # Its linear cost is asserted structurally (tests/runtime/test_resp.py, tests/fuzz); its
+    # time is measured, not tested (docs/security.md).
     port = port_of(app.member.client)
     count = 1_048_576
-    started = time.monotonic()
     reply = await _ask(port, b"*%d\r\n" % count + b"$0\r\n\r\n" * count)
     assert reply.startswith(b"-ERR unknown command")
     assert await _ask(port, b"PING\r\n") == b"+PONG\r\n"
-    # Not a timing assertion on the parser (a benchmark's job): a generous bound that the old
-    # quadratic parser missed by minutes.
-    assert time.monotonic() - started < 60

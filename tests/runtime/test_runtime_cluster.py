@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError, TryAgainError
-from runtime_helpers import port_of, retry, write_cluster
+from runtime_helpers import RunningCluster, port_of, retry, write_cluster
 
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.commands import VALUE_BYTES_MAX
@@ -27,41 +27,9 @@ from pypaxos.runtime.config import load_config
 pytestmark = pytest.mark.asyncio
 
 
-class Cluster:
-    def __init__(self, apps: dict[int, NodeApp]) -> None:
-        self.apps = apps
-        self.clients: list[aioredis.Redis] = []
-
-    def client(self, node_id: int, protocol: int = 2) -> aioredis.Redis:
-        port = port_of(self.apps[node_id].member.client)
-        client = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=10, protocol=protocol)
-        self.clients.append(client)
-        return client
-
-    def leader(self) -> int | None:
-        leaders = [i for i, app in self.apps.items() if app.is_leader]
-        return leaders[0] if len(leaders) == 1 else None
-
-    async def wait_leader(self, timeout_s: float = 10.0) -> int:
-        async with asyncio.timeout(timeout_s):
-            while (leader := self.leader()) is None:
-                await asyncio.sleep(0.02)
-        return leader
-
-    async def close(self) -> None:
-        for client in self.clients:
-            await client.aclose()
-        for app in self.apps.values():
-            await app.stop()
-
-
 @pytest_asyncio.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    config = load_config(write_cluster(tmp_path, metrics=True))
-    apps = {m.id: NodeApp(config, m.id, request_timeout_s=3.0) for m in config.members}
-    for app in apps.values():
-        await app.start()
-    running = Cluster(apps)
+async def cluster(tmp_path: Path) -> AsyncIterator[RunningCluster]:
+    running = await RunningCluster.start(load_config(write_cluster(tmp_path, metrics=True)))
     try:
         await running.wait_leader()
         yield running
@@ -69,7 +37,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         await running.close()
 
 
-async def test_commands_through_every_node(cluster: Cluster) -> None:
+async def test_commands_through_every_node(cluster: RunningCluster) -> None:
     leader = await cluster.wait_leader()
     followers = [i for i in cluster.apps if i != leader]
     writer, reader, at_leader = (
@@ -101,7 +69,7 @@ async def test_commands_through_every_node(cluster: Cluster) -> None:
     assert info["applied_index"] >= 1 and "ballot" in info and "pid" in info
 
 
-async def test_resp3_after_hello_3(cluster: Cluster) -> None:
+async def test_resp3_after_hello_3(cluster: RunningCluster) -> None:
     client = cluster.client(1, protocol=3)  # redis-py's default: HELLO 3 at connect
     assert await retry(lambda: client.set("r3", "v")) is True
     assert await client.get("missing") is None  # RESP3 null
@@ -112,7 +80,7 @@ async def test_resp3_after_hello_3(cluster: Cluster) -> None:
         await client.execute_command("HELLO", "4")
 
 
-async def test_paxos_req_is_exactly_once(cluster: Cluster) -> None:
+async def test_paxos_req_is_exactly_once(cluster: RunningCluster) -> None:
     leader = await cluster.wait_leader()
     follower = cluster.client(next(i for i in cluster.apps if i != leader))
     other = cluster.client(leader)
@@ -128,7 +96,7 @@ async def test_paxos_req_is_exactly_once(cluster: Cluster) -> None:
         await other.execute_command("PAXOS.REQ", 77, 5, "GET", "x")
 
 
-async def test_pipelines_from_many_connections_keep_their_order(cluster: Cluster) -> None:
+async def test_pipelines_from_many_connections_keep_their_order(cluster: RunningCluster) -> None:
     leader = await cluster.wait_leader()
 
     async def pipeline(node_id: int, name: str) -> list[object]:
@@ -146,7 +114,7 @@ async def test_pipelines_from_many_connections_keep_their_order(cluster: Cluster
     assert await cluster.client(leader).get("p5:49") == b"49"
 
 
-async def test_errors_leave_the_connection_usable(cluster: Cluster) -> None:
+async def test_errors_leave_the_connection_usable(cluster: RunningCluster) -> None:
     client = cluster.client(1)
     await retry(lambda: client.set("k", "not a number"))
     cases = [
@@ -165,7 +133,7 @@ async def test_errors_leave_the_connection_usable(cluster: Cluster) -> None:
     assert await client.get("k") == b"not a number"  # still the same connection, still served
 
 
-async def test_garbage_bytes_close_only_that_connection(cluster: Cluster) -> None:
+async def test_garbage_bytes_close_only_that_connection(cluster: RunningCluster) -> None:
     port = port_of(cluster.apps[2].member.client)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"*1\r\n$4\r\nPING\r\n*x\r\n")
@@ -187,7 +155,7 @@ async def test_garbage_bytes_close_only_that_connection(cluster: Cluster) -> Non
     ids=["http", "oversized", "bad-version"],
 )
 async def test_garbage_on_the_peer_port_closes_that_connection_only(
-    cluster: Cluster, garbage: bytes
+    cluster: RunningCluster, garbage: bytes
 ) -> None:
     port = port_of(cluster.apps[2].member.peer)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -200,7 +168,7 @@ async def test_garbage_on_the_peer_port_closes_that_connection_only(
     assert await cluster.client(3).get("after-peer-garbage") == b"yes"
 
 
-async def test_metrics_endpoint(cluster: Cluster) -> None:
+async def test_metrics_endpoint(cluster: RunningCluster) -> None:
     leader = await cluster.wait_leader()
     await retry(lambda: cluster.client(leader).set("m", "1"))
     address = cluster.apps[leader].member.metrics
@@ -223,7 +191,7 @@ async def test_metrics_endpoint(cluster: Cluster) -> None:
         assert series in text, series
 
 
-async def test_writes_continue_after_the_leader_stops(cluster: Cluster) -> None:
+async def test_writes_continue_after_the_leader_stops(cluster: RunningCluster) -> None:
     leader = await cluster.wait_leader()
     survivor = next(i for i in cluster.apps if i != leader)
     client = cluster.client(survivor)
@@ -249,7 +217,7 @@ async def test_no_quorum_answers_tryagain(tmp_path: Path) -> None:
 
 
 async def test_one_pipelined_buffer_of_mixed_commands_is_answered_in_order(
-    cluster: Cluster,
+    cluster: RunningCluster,
 ) -> None:
     """Plain commands that arrive together run as one batched log entry (server._Group);
     PAXOS.REQ, PING and errors in between keep their place, and so does the execution order."""
@@ -294,7 +262,7 @@ async def test_one_pipelined_buffer_of_mixed_commands_is_answered_in_order(
         assert got == expected, (node_id, got)
 
 
-async def test_a_pipeline_beyond_one_group_keeps_its_order(cluster: Cluster) -> None:
+async def test_a_pipeline_beyond_one_group_keeps_its_order(cluster: RunningCluster) -> None:
     """More commands (and bytes) in one buffer than one group takes: several log entries, in
     order (server.GROUP_OPS_MAX, GROUP_BYTES_MAX)."""
     leader = await cluster.wait_leader()

@@ -92,5 +92,10 @@ async def test_forged_peers_change_nothing(apps: dict[int, NodeApp]) -> None:
         assert await retry(lambda: client.set("k", "after"))
         assert await retry(lambda: client.get("k")) == b"after"
         assert all(a.driver and a.driver.node.status.ballot.round < 2**62 for a in apps.values())
+        refused = sum(a.driver.node.refused_messages for a in apps.values() if a.driver)
+        if apps[1].peer_secret is None:  # the forgeries got in as far as the nodes, who refused
+            assert refused >= 1
+        else:  # the handshake stopped them all
+            assert refused == 0
     finally:
         await client.aclose()

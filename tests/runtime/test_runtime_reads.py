@@ -13,67 +13,33 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-import redis.asyncio as aioredis
 from redis.exceptions import TryAgainError
-from runtime_helpers import port_of, retry, write_cluster
+from runtime_helpers import RunningCluster, port_of, retry, write_cluster
 
-from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.config import load_config
 from pypaxos.transport.resp import encode_command
 
 pytestmark = pytest.mark.asyncio
 
 
-class Running:
-    def __init__(self, apps: dict[int, NodeApp]) -> None:
-        self.apps = apps
-        self.clients: list[aioredis.Redis] = []
-
-    def client(self, node_id: int) -> aioredis.Redis:
-        port = port_of(self.apps[node_id].member.client)
-        client = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
-        self.clients.append(client)
-        return client
-
-    async def leader(self) -> int:
-        async with asyncio.timeout(10):
-            while True:
-                leaders = [i for i, app in self.apps.items() if app.is_leader]
-                if len(leaders) == 1:
-                    return leaders[0]
-                await asyncio.sleep(0.02)
-
-    def applied(self, node_id: int) -> int:
-        return self.apps[node_id].driver.node.applied_index
-
-    async def close(self) -> None:
-        for client in self.clients:
-            await client.aclose()
-        for app in self.apps.values():
-            await app.stop()
-
-
-async def _start(tmp_path: Path, reads: str, extra: str = "") -> Running:
+async def _start(tmp_path: Path, reads: str, extra: str = "") -> RunningCluster:
     config = load_config(write_cluster(tmp_path, extra=f'reads = "{reads}"\n{extra}'))
     assert config.reads == reads
-    apps = {m.id: NodeApp(config, m.id, request_timeout_s=1.0) for m in config.members}
-    for app in apps.values():
-        await app.start()
-    return Running(apps)
+    return await RunningCluster.start(config, request_timeout_s=1.0)
 
 
 @pytest_asyncio.fixture
-async def read_index(tmp_path: Path) -> AsyncIterator[Running]:
+async def read_index(tmp_path: Path) -> AsyncIterator[RunningCluster]:
     running = await _start(tmp_path, "read-index")
     try:
-        await running.leader()
+        await running.wait_leader()
         yield running
     finally:
         await running.close()
 
 
-async def test_gets_through_leader_and_followers_take_no_slot(read_index: Running) -> None:
-    leader = await read_index.leader()
+async def test_gets_through_leader_and_followers_take_no_slot(read_index: RunningCluster) -> None:
+    leader = await read_index.wait_leader()
     follower = next(i for i in read_index.apps if i != leader)
     writer = read_index.client(follower)
     assert await retry(lambda: writer.set("k", "v1")) is True
@@ -86,8 +52,10 @@ async def test_gets_through_leader_and_followers_take_no_slot(read_index: Runnin
     assert read_index.applied(leader) == applied  # nine reads, no slot
 
 
-async def test_a_connection_reads_its_own_pipelined_writes_in_order(read_index: Running) -> None:
-    leader = await read_index.leader()
+async def test_a_connection_reads_its_own_pipelined_writes_in_order(
+    read_index: RunningCluster,
+) -> None:
+    leader = await read_index.wait_leader()
     follower = next(i for i in read_index.apps if i != leader)
     assert await retry(lambda: read_index.client(leader).set("warm", "up")) is True
     for node_id in (leader, follower):
@@ -115,9 +83,9 @@ async def test_a_connection_reads_its_own_pipelined_writes_in_order(read_index: 
 
 
 async def test_readonly_answers_from_the_local_state_even_without_a_leader(
-    read_index: Running,
+    read_index: RunningCluster,
 ) -> None:
-    leader = await read_index.leader()
+    leader = await read_index.wait_leader()
     follower = next(i for i in read_index.apps if i != leader)
     assert await retry(lambda: read_index.client(leader).set("k", "v1")) is True
     stale = read_index.client(follower)
@@ -137,7 +105,7 @@ async def test_readonly_answers_from_the_local_state_even_without_a_leader(
 async def test_log_reads_take_a_slot_each(tmp_path: Path) -> None:
     running = await _start(tmp_path, "log")
     try:
-        leader = await running.leader()
+        leader = await running.wait_leader()
         client = running.client(leader)
         assert await retry(lambda: client.set("k", "v1")) is True
         applied = running.applied(leader)
@@ -150,7 +118,7 @@ async def test_log_reads_take_a_slot_each(tmp_path: Path) -> None:
 async def test_with_follower_reads_a_follower_answers_without_forwarding(tmp_path: Path) -> None:
     running = await _start(tmp_path, "read-index", "follower_reads = true")
     try:
-        leader = await running.leader()
+        leader = await running.wait_leader()
         follower = next(i for i in running.apps if i != leader)
         assert await retry(lambda: running.client(leader).set("k", "v1")) is True
         router = running.apps[follower].router
@@ -169,7 +137,7 @@ async def test_with_follower_reads_a_follower_answers_without_forwarding(tmp_pat
 async def test_lease_reads_take_no_slot_and_are_answered_under_the_lease(tmp_path: Path) -> None:
     running = await _start(tmp_path, "lease")
     try:
-        leader = await running.leader()
+        leader = await running.wait_leader()
         client = running.client(leader)
         assert await retry(lambda: client.set("k", "v1")) is True
         node = running.apps[leader].driver.node

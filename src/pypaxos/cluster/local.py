@@ -1,4 +1,4 @@
-"""``LocalCluster``: a cluster of ``pypaxos node`` processes on this machine, by data directory.
+"""``LocalCluster``: a cluster of ``pypaxos node`` processes on one host, by data directory.
 
 Everything it knows comes from two places, so separate commands (``cluster up`` now,
 ``cluster status`` and ``cluster down`` later, from other shells) agree without a daemon:

@@ -173,7 +173,7 @@ class KVStateMachine:
     """A byte-string key-value store behind ``multi.StateMachine``.
 
     Structurally: ``kv`` and ``multi`` share a layer, so neither imports the other; mypy checks
-    the fit where a shell hands this machine to a ``multi.Node`` (``runtime.app``, ``sim.kv_node``).
+    the fit where a shell hands one to a ``multi.Node`` (``runtime.app``, ``sim.kv_node``).
     """
 
     __slots__ = (

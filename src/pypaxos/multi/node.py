@@ -95,6 +95,7 @@ from pypaxos.multi.messages import (
 )
 from pypaxos.multi.reads import PendingRead, ReadIndex
 from pypaxos.multi.replica import Replica, StateMachine
+from pypaxos.multi.validate import check_message
 
 THRIFTY_PROBE_HEARTBEATS = 10
 """A thrifty leader sends one slot in this many heartbeats' worth of ticks to every peer, not
@@ -131,6 +132,7 @@ class Node:
         "detector",
         "highest_seen",
         "id",
+        "last_refusal",
         "leader",
         "leader_ballot",
         "leader_id",
@@ -182,9 +184,11 @@ class Node:
         self.catch_up_hint: tuple[int, int] | None = None  # (commit index, node that has it)
         self.catch_up_next = 0
         self.catch_up_asked: int | None = None  # who the last CatchUp went to
-        # Peer messages a correct peer never sends (an unasked or unreadable snapshot, a value
-        # contradicting a decided slot): ignored and counted, for the shell to report.
+        # Peer messages a correct peer never sends (``multi.validate``'s impossible numbers, an
+        # unasked or unreadable snapshot, a value contradicting a decided slot): ignored and
+        # counted, for the shell to report.
         self.refused_messages = 0
+        self.last_refusal = ""
         self.probe_next = 0  # thrifty: the tick from which the next slot goes to every peer
         self.reads = ReadIndex(node_id, self.quorum)
         # Leader: the first slot after everything phase 1 re-proposed; no read is answered from
@@ -332,6 +336,9 @@ class Node:
     def handle(self, msg: Message) -> list[Effect]:
         if msg.sender == self.id:
             return []
+        refused = check_message(msg, self.config.node_ids)
+        if refused is not None:
+            return self._refuse(refused)
         commit_before = self.replica.applied_index
         return self._finish(self._dispatch(msg), commit_before)
 
@@ -677,24 +684,29 @@ class Node:
 
     # -- catch-up ---------------------------------------------------------------------------
 
+    def _refuse(self, reason: str) -> list[Effect]:
+        """Ignore a peer message no correct peer sends; counted, with the last reason, for the
+        shell to report."""
+        self.refused_messages += 1
+        self.last_refusal = reason
+        return []
+
     def _on_snapshot(self, msg: Snapshot) -> list[Effect]:
         # Snapshots come only as the answer to our own CatchUp.
         if msg.sender != self.catch_up_asked:
-            self.refused_messages += 1
-            return []
+            return self._refuse(f"a snapshot node {msg.sender} was not asked for")
         try:
             return self.replica.install(msg)
         except ValueError:  # the machine could not read it (msgspec's errors are ValueErrors)
-            self.refused_messages += 1
-            return []
+            return self._refuse(f"node {msg.sender}'s snapshot does not restore")
 
     def _on_decided(self, msg: Decided) -> list[Effect]:
         decided = self.replica.decided
         for offset, value in enumerate(msg.values):
-            known = decided.get(msg.first_slot + offset)
-            if known is not None and known != value:
-                self.refused_messages += 1  # Paxos chooses one value per slot: not a peer's
-                return []
+            slot = msg.first_slot + offset
+            known = decided.get(slot)
+            if known is not None and known != value:  # Paxos chooses one value per slot
+                return self._refuse(f"node {msg.sender} reports slot {slot} decided otherwise")
         applied_before = self.replica.applied_index
         effects: list[Effect] = []
         for offset, value in enumerate(msg.values):

@@ -3,10 +3,9 @@
 A message that decoded is well typed, but its numbers may still be impossible: a ballot round
 near the limit of what the log can encode (one ``next_for`` later it could not be persisted,
 and a node that cannot persist its promise cannot start), a slot no log will reach, a ballot
-owned by a node that is not a member.  The shell calls ``check_message`` on every message
-from a peer and drops the ones it refuses, with the reason in its log, and keeps serving.
-Pure and stateless: what depends on a node's state (a snapshot not offered by the leader, a
-value contradicting a decided slot) is the node's to judge.
+owned by a node that is not a member.  ``Node.handle`` calls ``check_message`` first and
+ignores what it refuses (counted, with the reason, for the shell's log), as it ignores what
+depends on its own state (an unasked snapshot, a value contradicting a decided slot).
 """
 
 from __future__ import annotations

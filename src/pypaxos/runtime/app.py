@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import math
 import os
 import random
 import time
@@ -33,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pypaxos
 from pypaxos.kv import DbSize, Integer, KVStateMachine, Request, decode_result, encode_request
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
-from pypaxos.multi.validate import check_message
 from pypaxos.runtime.auth import Users
 from pypaxos.runtime.commands import REDIS_VERSION
 from pypaxos.runtime.config import ClusterConfig, ConfigError
@@ -163,9 +161,6 @@ class NodeApp:
         self.peer_secret = config.peer_secret()  # ConfigError now, not at the first dial
         config.check_protected(node_id)
         self.tls = tls_contexts(config, node_id)
-        self.member_ids = frozenset(m.id for m in config.members)
-        self.messages_refused = 0
-        self._refused_logged_at = -math.inf
         self.metrics = NodeMetrics(node_id)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"pypaxos-storage-{node_id}")
         self.storage: FileStorage | None = None
@@ -209,7 +204,7 @@ class NodeApp:
         """In the storage thread: open the directory and rebuild the node from it."""
         storage = FileStorage(self.dir, fsync=self.fsync, preallocate_bytes=PREALLOCATE_BYTES)
         try:
-            members = tuple(sorted(m.id for m in self.config.members))
+            members = tuple(sorted(self.config.member_ids))
             if claim(self.dir, Identity(self.config.cluster_id, self.node_id, members)):
                 log.info("node %d: %s records this cluster now", self.node_id, IDENTITY_NAME)
             return storage, self._make_node(recover_records(storage, str(self.dir)))
@@ -245,7 +240,7 @@ class NodeApp:
             cluster_id=config.cluster_id,
             config=TcpConfig(),
             secret=self.peer_secret,
-            members=[m.id for m in config.members],
+            members=config.member_ids,
             tls=self.tls if self.tls is not None and self._tls_on("peer") else None,
         )
         self.transport = transport
@@ -327,26 +322,7 @@ class NodeApp:
         else:
             assert self.driver is not None
             message: Message = msg
-            refused = check_message(message, self.member_ids)
-            if refused is not None:
-                self._refuse(message, refused)
-                return
             self.driver.deliver(message)
-
-    def _refuse(self, msg: Message, reason: str) -> None:
-        """Drop a peer message whose ids or numbers are impossible; log at most once a second."""
-        self.messages_refused += 1
-        now = time.monotonic()
-        if now - self._refused_logged_at >= 1.0:
-            self._refused_logged_at = now
-            log.warning(
-                "node %d: dropped %s from node %d: %s (%d dropped so far)",
-                self.node_id,
-                type(msg).__name__,
-                msg.sender,
-                reason,
-                self.messages_refused,
-            )
 
     async def _run_driver(self, driver: Driver) -> None:
         try:

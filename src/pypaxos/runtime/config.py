@@ -191,7 +191,7 @@ class ClusterConfig:
             raise ConfigError(self.path, "peer_secret_file", str(error)) from None
 
     def check_protected(self, node_id: int) -> None:
-        """``ConfigError`` if node ``node_id`` would serve clients beyond this machine with no
+        """``ConfigError`` if node ``node_id`` would serve clients beyond loopback with no
         authentication, and ``protected_mode`` was not turned off (as Redis refuses)."""
         host, _ = parse_address(self.member(node_id).client)
         if not self.protected_mode or self.users or self.tls_enabled or _is_loopback(host):
@@ -220,6 +220,10 @@ class ClusterConfig:
         return self.node_dir(node_id) / LOG_FILE
 
     @property
+    def member_ids(self) -> tuple[int, ...]:
+        return tuple(m.id for m in self.members)
+
+    @property
     def client_addresses(self) -> list[str]:
         return [member.client for member in self.members]
 
@@ -228,9 +232,8 @@ class ClusterConfig:
         if self.reads != "lease":
             for key in LEASE_KEYS:
                 del settings[key]
-        node_ids = tuple(m.id for m in self.members)
         return MultiConfig(
-            node_ids=node_ids,
+            node_ids=self.member_ids,
             bugs=self.bugs,
             thrifty=self.thrifty,
             follower_reads=self.follower_reads,

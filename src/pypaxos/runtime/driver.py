@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -133,6 +134,7 @@ class Driver:
         self.metrics = metrics
         self.ticks_per_batch_max = ticks_per_batch_max
         self._refused_reported = node.refused_messages
+        self._refused_logged_s = -math.inf
         self.tick_wake_ticks = (
             node.config.heartbeat_ticks if tick_wake_ticks is None else tick_wake_ticks
         )
@@ -212,7 +214,7 @@ class Driver:
             effects = self._step(loop)
             stepped = loop.time()
             if self.node.refused_messages != self._refused_reported:
-                self._report_refused()
+                self._report_refused(stepped)
             if effects:
                 awaited = await self._carry_out(effects)
             else:
@@ -271,16 +273,21 @@ class Driver:
             timer.cancel()
             self._waiter = None
 
-    def _report_refused(self) -> None:
+    def _report_refused(self, now_s: float) -> None:
+        """Log the peer messages the node ignored, at most once a second (a flood of them
+        must not flood the log)."""
+        if now_s - self._refused_logged_s < 1.0:
+            return
         refused = self.node.refused_messages
         log.warning(
-            "node %d: ignored %d peer message(s) no correct peer sends (an unasked or unreadable "
-            "snapshot, or a value contradicting a decided slot); %d so far",
+            "node %d: ignored %d peer message(s) no correct peer sends, the last: %s; %d so far",
             self.node.id,
             refused - self._refused_reported,
+            self.node.last_refusal,
             refused,
         )
         self._refused_reported = refused
+        self._refused_logged_s = now_s
 
     def _step(self, loop: asyncio.AbstractEventLoop) -> list[Effect]:
         node = self.node

@@ -7,7 +7,7 @@ whole pipelined buffer at once), turns each into a plan (``commands.plain_single
 are written as soon as the slot at the head of the FIFO is filled, so a pipelining client gets
 its answers in order however the log interleaves its commands with other clients'.
 
-Batching (issue 7).  The plain key-value commands of one ``data_received`` form a ``_Group``:
+Batching.  The plain key-value commands of one ``data_received`` form a ``_Group``:
 one ``kv.RequestBatch`` (one log entry, one request id, one session ``seq``), one answer
 (``kv.Results``) and one reply slot holding all their replies, written in one ``write``.  So
 the router, the driver, the log, the wire and the disk work once per group, not per command

@@ -1,6 +1,6 @@
 """Where a torture run's processes live and how their addresses are laid out: two modes.
 
-* **loopback**: every process on 127.0.0.1 of this machine; partitions and loss are the
+* **loopback**: every process on 127.0.0.1; partitions and loss are the
   proxies dropping frames (``proxy.Faults.blocked`` / ``loss``).
 * **netns**: ``netns.NetnsHosts`` gives every node a network namespace on a private bridge and
   the clients one more; each node's proxy runs inside the node's namespace.  Partitions and loss
