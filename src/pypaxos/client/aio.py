@@ -5,10 +5,10 @@ when a connection fails.  Writes go out as ``PAXOS.REQ client_id seq ...``; a re
 same pair and the state machine answers it from its session table, so a retried write is
 applied at most once (Raft thesis section 6.3).  Reads are plain commands and need no session:
 the cluster serves them linearizably on its configured read path (read-index, lease or
-follower reads, or the log), so a read costs no log slot unless the cluster says so.  Errors say what is known: ``OutcomeUnknownError`` or
-``UnavailableError``.  Pass ``ssl`` for TLS.  Sessions allow one outstanding request per client
-id, so one object runs one request at a time (calls queue on an ``asyncio.Lock``): use one
-client per concurrent worker.
+follower reads, or the log), so a read costs no log slot unless the cluster says so.  Errors
+say what is known: ``OutcomeUnknownError`` or ``UnavailableError``.  Pass ``ssl`` for TLS.
+Sessions allow one outstanding request per client id, so one object runs one request at a time
+(calls queue on an ``asyncio.Lock``): use one client per concurrent worker.
 
 More: docs/design.md, 'The client'.
 """
