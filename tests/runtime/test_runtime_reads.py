@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
-from redis.exceptions import TryAgainError
+from redis.exceptions import ResponseError, TryAgainError
 from runtime_helpers import RunningCluster, port_of, retry, write_cluster
 
 from pypaxos.runtime.config import load_config
@@ -188,8 +188,13 @@ async def test_paxos_req_reads_take_the_read_path_and_writes_stay_exactly_once(
     assert await req(4, "INCR", "n") == 1
     assert await req(4, "INCR", "n") == 1
     assert await req(5, "GET", "n") == b"1"
-    # A stale seq of a read is still answered (a read changes nothing); the write is not redone.
-    assert await req(4, "GET", "n") == b"1"
+    assert _read_counts(read_index, leader)["log"] == before["log"]
+    # A stale seq goes to the log, which refuses it as it always did; so does a lost session.
+    with pytest.raises(ResponseError, match="stale"):
+        await req(3, "GET", "n")
+    with pytest.raises(ResponseError, match="session expired"):
+        await client.execute_command("PAXOS.REQ", cid + 1, 5, "GET", "n")
+    assert _read_counts(read_index, leader)["log"] == before["log"] + 2
 
 
 async def test_a_session_that_starts_with_a_read_opens_through_the_log(

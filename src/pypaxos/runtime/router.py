@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from pypaxos.kv import Answer, decode_answer
+from pypaxos.kv import Answer, KVStateMachine, decode_answer
 from pypaxos.multi import Role, Status
 from pypaxos.runtime.driver import Driver, Sender
 from pypaxos.runtime.metrics import NodeMetrics
@@ -142,6 +142,16 @@ class Router:
         except msgspec.DecodeError:
             log.error("node %d: undecodable result %r", self.node_id, result[:64])
             return Failure.TIMEOUT
+
+    def session_read_ok(self, client_id: int, seq: int) -> bool:
+        """May a read under session ``(client_id, seq)`` skip the log?  Only when this node's
+        state knows the session and ``seq`` is new: the log alone answers a session it does not
+        know (expired, or opened by this very request) and a repeated or stale ``seq``."""
+        machine = self.driver.node.replica.machine
+        if not isinstance(machine, KVStateMachine):
+            return False
+        last = machine.last_seq(client_id)
+        return last is not None and last < seq
 
     def pending_count(self) -> int:
         return len(self._local) + len(self._forwarded) + len(self._parked)

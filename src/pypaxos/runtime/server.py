@@ -36,11 +36,13 @@ commands is outstanding (else it goes through the log behind them), and a log co
 (``deferred``) while a read of the connection is outstanding on the read-index path, so a
 pipelined ``SET`` then ``GET`` reads the ``SET`` and a ``GET`` then ``SET`` does not.
 
-A read under ``PAXOS.REQ client_id seq`` takes the read path too: a read changes nothing, so
-running it once, twice or not in the log is the same for exactly-once, and it leaves the session
-as it was (the next write's ``seq`` only has to be larger).  The one exception is ``seq`` 1: the
-state machine opens a session only with its first request, so that one goes through the log.
-A session kept alive by reads alone is not refreshed (its TTL counts logged requests).
+A read under ``PAXOS.REQ client_id seq`` takes the read path too when this node's state knows
+the session and ``seq`` is above its last applied one (``Router.session_read_ok``): a read
+changes nothing, so running it once, twice or not in the log is the same for exactly-once, and
+it leaves the session as it was (the next write's ``seq`` only has to be larger).  The rest go
+through the log, which answers them as before: a session's first request (the log opens it), an
+expired or unknown session (``session expired``), a repeated or stale ``seq``.  A session kept
+alive by reads alone is not refreshed (its TTL counts logged requests).
 
 A pipelined group mixing reads and writes goes through the log whole, by design: its reads ride
 in the entry its writes need anyway (no extra round, answered with the writes).  Sending its
@@ -776,12 +778,12 @@ class _Call:
 
     @property
     def reads_only(self) -> bool:
-        """Only reads, and not the first request of a named session (that one goes through the
-        log, which opens the session: module docstring, "Reads")."""
-        session = self.ops.session
-        if session is not None and session[1] == 1:
+        """Only reads, and under ``PAXOS.REQ`` a new request of a session this node knows (the
+        log answers the rest as before: module docstring, "Reads")."""
+        if not all(type(op) in _READ_TYPES for op in self.ops.ops):
             return False
-        return all(type(op) in _READ_TYPES for op in self.ops.ops)
+        session = self.ops.session
+        return session is None or self.conn.router.session_read_ok(*session)
 
     def route(self) -> None:
         path = self.conn.path_for(self.reads_only)
