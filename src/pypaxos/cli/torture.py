@@ -111,10 +111,17 @@ def run(args: argparse.Namespace) -> int:
         reads = ReadSetup(args.reads, args.lease_ticks)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    nemeses = parse_nemeses(args.nemesis)
+    if reads.mode == "lease" and "clock" in nemeses:
+        print(
+            "torture: note: the clock nemesis breaks the lease's clock assumption on purpose; "
+            "a violation may be the assumption's (clock-drift keeps to it)",
+            flush=True,
+        )
     options = Options(
         time_s=args.time,
         nodes=args.nodes,
-        nemeses=parse_nemeses(args.nemesis),
+        nemeses=nemeses,
         bugs=args.bug,
         mode=args.mode,
         out=args.out,
