@@ -195,7 +195,7 @@ class RespServer:
         self.connections: set[RespConnection] = set()
         self.connections_opened = 0
         # Read commands sent through the log and answered READONLY from the local state (the
-        # read-index, lease and follower counts are the router's and the node's).
+        # other read paths are counted by the router, ``RouterStats``).
         self.reads_log = 0
         self.reads_stale = 0
         # CONFIG GET's answers (runtime.app fills in the real ones), by lower-case name.
