@@ -83,7 +83,7 @@ def reads_section(data: Json) -> str:
 
     if not data.get("reads"):
         return ""
-    return "\n## Reads (bench/reads_bench.py)\n\n" + reads_bench.render(data["reads"]) + "\n"
+    return "\n### Reads (bench/reads_bench.py)\n\n" + reads_bench.render(data["reads"]) + "\n"
 
 
 def main() -> int:
