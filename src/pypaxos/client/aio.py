@@ -3,11 +3,12 @@
 It keeps one connection, to the leader (found with ``INFO``), moving on along its address list
 when a connection fails.  Writes go out as ``PAXOS.REQ client_id seq ...``; a retry repeats the
 same pair and the state machine answers it from its session table, so a retried write is
-applied at most once (Raft thesis section 6.3).  Reads go through the log too (linearizable)
-and need no session.  Errors say what is known: ``OutcomeUnknownError`` or
-``UnavailableError``.  Pass ``ssl`` for TLS.  Sessions allow one outstanding request per client
-id, so one object runs one request at a time (calls queue on an ``asyncio.Lock``): use one
-client per concurrent worker.
+applied at most once (Raft thesis section 6.3).  Reads are plain commands and need no session:
+the cluster serves them linearizably on its configured read path (read-index, lease or
+follower reads, or the log), so a read costs no log slot unless the cluster says so.  Errors
+say what is known: ``OutcomeUnknownError`` or ``UnavailableError``.  Pass ``ssl`` for TLS.
+Sessions allow one outstanding request per client id, so one object runs one request at a time
+(calls queue on an ``asyncio.Lock``): use one client per concurrent worker.
 
 More: docs/design.md, 'The client'.
 """

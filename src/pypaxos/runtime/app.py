@@ -37,7 +37,7 @@ from pypaxos.runtime.commands import REDIS_VERSION
 from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.identity import IDENTITY_NAME, Identity, claim
-from pypaxos.runtime.metrics import MetricsServer, NodeMetrics
+from pypaxos.runtime.metrics import READ_PATHS, MetricsServer, NodeMetrics, ReadCounts
 from pypaxos.runtime.router import Router
 from pypaxos.runtime.server import RespServer
 from pypaxos.runtime.wire import (
@@ -275,6 +275,7 @@ class NodeApp:
         self.server.settings["appendfsync"] = "always" if config.fsync == "always" else "no"
         self.server.settings["appendonly"] = "yes"
         await self.server.start()
+        self.metrics.read_counts = self.read_counts
         if self.member.metrics is not None:
             self.metrics_server = MetricsServer(
                 self.metrics,
@@ -388,6 +389,23 @@ class NodeApp:
         line = f"db0:keys={keys},expires={expires},avg_ttl=0"
         return ["# Keyspace"] + ([line] if keys else [])
 
+    def read_counts(self) -> ReadCounts:
+        """This node's clients' read commands by the path that served them (summed over the
+        nodes: every client read once), and the read rounds this node led."""
+        driver, router, server = self.driver, self.router, self.server
+        if driver is None or router is None or server is None:
+            return ReadCounts({}, 0)
+        stats = router.stats
+        by_path = {
+            "read-index": stats.reads_read_index,
+            "lease": stats.reads_lease,
+            "follower": stats.reads_follower,
+            "forwarded": stats.reads_forwarded,
+            "stale": server.reads_stale,
+            "log": server.reads_log,
+        }
+        return ReadCounts(by_path, driver.node.reads.rounds_for_reads)
+
     def _info_paxos(self) -> list[str]:
         assert self.driver is not None
         status = self.driver.node.status
@@ -408,7 +426,16 @@ class NodeApp:
             f"applied_index:{status.applied_index}",
             f"log_size:{self.driver.log_records}",
             f"pid:{os.getpid()}",
+            *self._info_reads(),
         ]
+
+    def _info_reads(self) -> list[str]:
+        counts = self.read_counts()
+        by_path = counts.by_path
+        lines = [f"reads_{path.replace('-', '_')}:{by_path.get(path, 0)}" for path in READ_PATHS]
+        follower = int(self.config.follower_reads)
+        head = [f"read_path:{self.config.reads}", f"follower_reads:{follower}"]
+        return [*head, *lines, f"read_rounds:{counts.rounds}"]
 
     @property
     def client_address(self) -> str:

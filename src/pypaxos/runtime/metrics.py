@@ -18,6 +18,12 @@ Series (all prefixed ``pypaxos_``):
 * ``log_records``: records in the write-ahead log (snapshots compact it).
 * ``role``: 1 for the node's current role (``leader``, ``follower``, ``candidate``), 0 else.
 * ``applied_index``, ``ballot_round``: progress and the ballot round the node knows.
+* ``reads_total{path}``: the node's clients' read commands by the path that served them
+  (``READ_PATHS``: ``read-index`` and ``lease`` on this node as leader, ``follower`` from its
+  own state, ``forwarded`` to the leader, ``stale`` after ``READONLY``, ``log``); summed over
+  the nodes, every client read counts once.  ``read_rounds_total``: confirmation rounds the
+  node led for waiting reads.  Read at scrape time from plain integers the server, router and
+  node keep, so the read path pays no metric call per read.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from ssl import SSLContext
 
 from prometheus_client import (
@@ -36,6 +42,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from pypaxos.multi import Role, Status
 from pypaxos.transport.tcp import parse_address
@@ -60,6 +67,47 @@ LATENCY_BUCKETS_S = (
     2.0,
     5.0,
 )
+
+
+READ_PATHS = ("read-index", "lease", "follower", "forwarded", "stale", "log")
+"""The ways a read command is served, as ``INFO`` and ``reads_total`` name them."""
+
+
+class ReadCounts:
+    """What a read-count source returns: reads per path (``READ_PATHS``) and read rounds."""
+
+    __slots__ = ("by_path", "rounds")
+
+    def __init__(self, by_path: Mapping[str, int], rounds: int) -> None:
+        self.by_path = by_path
+        self.rounds = rounds
+
+
+class _ReadCollector:
+    """``reads_total`` and ``read_rounds_total`` from ``NodeMetrics.read_counts`` at scrape."""
+
+    def __init__(self, metrics: NodeMetrics) -> None:
+        self.metrics = metrics
+
+    def _families(self, counts: ReadCounts | None) -> list[Metric]:
+        reads = CounterMetricFamily(
+            "pypaxos_reads", "Read commands served, by path", labels=["path"]
+        )
+        rounds = CounterMetricFamily(
+            "pypaxos_read_rounds", "Confirmation rounds led for waiting reads"
+        )
+        if counts is not None:
+            for path in READ_PATHS:
+                reads.add_metric([path], counts.by_path.get(path, 0))
+            rounds.add_metric([], counts.rounds)
+        return [reads, rounds]
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families(None))
+
+    def collect(self) -> Iterator[Metric]:
+        source = self.metrics.read_counts
+        return iter(self._families(None if source is None else source()))
 
 
 class NodeMetrics:
@@ -95,6 +143,9 @@ class NodeMetrics:
         self.ballot_round = Gauge("pypaxos_ballot_round", "Round of the ballot", registry=reg)
         for role in Role:
             self.role.labels(role.value).set(1 if role is Role.FOLLOWER else 0)
+        # Set by the node once its server and router exist (``runtime.app``).
+        self.read_counts: Callable[[], ReadCounts] | None = None
+        reg.register(_ReadCollector(self))
 
     def committed(self, commands: int) -> None:
         self.commands_committed.inc(commands)
