@@ -322,7 +322,11 @@ def _rename_volume(pod: dict[str, Any], old: str, new: str) -> None:
 
 def compose_document(spec: DeploySpec) -> dict[str, Any]:
     """A compose file with the pods' names, image, mounts and ports (run from its folder,
-    next to the ``cluster.toml`` and ``secrets/`` that ``pypaxos deploy compose`` writes)."""
+    next to the ``cluster.toml`` and ``secrets/`` that ``pypaxos deploy compose`` writes).
+
+    The root file system stays writable: the private copy of the peer secret goes to the
+    image's own ``/run/pypaxos``, since compose has no portable way to give a memory-backed
+    mount to the unprivileged user (podman ignores a tmpfs ``mode``, docker has no ``U``)."""
     services: dict[str, Any] = {}
     for ordinal in range(spec.nodes):
         name = spec.pod_name(ordinal)
@@ -330,8 +334,6 @@ def compose_document(spec: DeploySpec) -> dict[str, Any]:
         services[name] = {
             "image": spec.image,
             "hostname": name,
-            "read_only": True,
-            "tmpfs": [f"{PRIVATE_DIR}:uid={RUN_AS_ID},gid={RUN_AS_ID},mode=0700"],
             "volumes": [
                 f"./cluster.toml:{CONFIG_DIR}/cluster.toml:ro",
                 f"./secrets/{PEER_SECRET_KEY}:{SECRET_MOUNT}/{PEER_SECRET_KEY}:ro",
