@@ -131,8 +131,9 @@ class PodCluster:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             answers = [self.probe(asker, ordinal, "/ready") for ordinal in range(NODES)]
-            if all(answer is not None and answer["ready"] for answer in answers):
-                return [answer for answer in answers if answer is not None]
+            known = [answer for answer in answers if answer is not None and answer["ready"]]
+            if len(known) == NODES and len({answer["leader_id"] for answer in known}) == 1:
+                return known
             if time.monotonic() > deadline:
                 logs = {o: self.logs(o)[-1500:] for o in range(NODES)}
                 raise AssertionError(f"not ready: {answers}\n{logs}")
@@ -209,6 +210,10 @@ def test_three_pods_survive_a_killed_pod_without_losing_a_write(cluster: PodClus
     answers = cluster.wait_ready(asker=0)
     # The entrypoint numbered each pod from its host name: pod N is node N + 1.
     assert [answer["node_id"] for answer in answers] == [1, 2, 3]
+    # As the template says: an unprivileged user on a read-only root.
+    container = f"{cluster.pod(0)}-node"
+    assert cluster.podman.run("exec", container, "id", "-u").stdout.strip() == "10001"
+    assert cluster.podman.run("exec", container, "touch", "/x", check=False).returncode != 0
     victim = _leader_ordinal(answers)
     survivor = (victim + 1) % NODES
 
@@ -227,6 +232,7 @@ def test_three_pods_survive_a_killed_pod_without_losing_a_write(cluster: PodClus
         writer.stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
+    print(f"{len(writer.acknowledged)} writes acknowledged, {writer.failures} refused or unknown")
     assert {answer["node_id"] for answer in after} == {1, 2, 3}
 
     # Every acknowledged write is there, read through every pod (the restarted one included).

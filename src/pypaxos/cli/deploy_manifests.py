@@ -177,7 +177,9 @@ def pod_spec(spec: DeploySpec, target: Target, ordinal: int | None = None) -> di
     else:
         secrets = {"hostPath": {"path": "SECRETS_DIR", "type": "Directory"}}
     pod: dict[str, Any] = {
-        "securityContext": {"fsGroup": RUN_AS_ID},
+        # The volumes' group, changed only when the root of one differs (not file by file at
+        # every start, which is slow on a large data volume).
+        "securityContext": {"fsGroup": RUN_AS_ID, "fsGroupChangePolicy": "OnRootMismatch"},
         "terminationGracePeriodSeconds": 30,
         "containers": [container],
         "volumes": [
