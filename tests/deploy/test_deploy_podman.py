@@ -13,8 +13,11 @@ and node images are kept as a cache (``podman_env``).
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -244,6 +247,22 @@ def test_three_pods_survive_a_killed_pod_without_losing_a_write(cluster: PodClus
             k for k, v in zip(keys, values, strict=True) if v != writer.acknowledged[k].encode()
         ]
         assert lost == [], f"pod {ordinal} lost {len(lost)} acknowledged writes: {lost[:5]}"
+
+    # `cluster status --endpoints` reads the pods from outside, logging in as the clients do.
+    endpoints = ",".join(f"127.0.0.1:{cluster.port_base + o}" for o in range(NODES))
+    command = [sys.executable, "-m", "pypaxos", "cluster", "status", "--json"]
+    status = subprocess.run(
+        [*command, "--endpoints", endpoints, "--user", "default"],
+        env=os.environ | {"PYPAXOS_PASSWORD": cluster.password},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 0, status.stderr
+    nodes = json.loads(status.stdout)["nodes"]
+    assert sorted(node["id"] for node in nodes) == [1, 2, 3]
+    assert sorted(node["role"] for node in nodes) == ["follower", "follower", "leader"]
 
     # The restarted pod caught up: it applied everything the leader had committed.
     leader_answer = cluster.probe(survivor, _leader_ordinal(after), "/ready")

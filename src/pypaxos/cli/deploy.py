@@ -44,18 +44,44 @@ DEFAULTS = DeploySpec()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", choices=TARGETS, help="Kubernetes, podman kube play, compose")
+    parser.add_argument(
+        "target",
+        choices=TARGETS,
+        help="k8s (kubectl apply), podman (podman kube play) or compose (podman-compose, docker)",
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
-    parser.add_argument("--nodes", type=int, default=DEFAULTS.nodes, help="members (3)")
-    parser.add_argument("--name", default=DEFAULTS.name, help="name of every object (pypaxos)")
-    parser.add_argument("--namespace", default=DEFAULTS.namespace, help="k8s namespace (default)")
-    parser.add_argument("--image", default=DEFAULTS.image, help=f"({DEFAULTS.image})")
-    parser.add_argument("--storage", default=DEFAULTS.storage, help="k8s volume size (1Gi)")
-    parser.add_argument("--storage-class", help="k8s storage class (the cluster's default)")
-    parser.add_argument("--user", default=DEFAULTS.user, help="the clients' user name (default)")
+    parser.add_argument(
+        "--nodes", type=int, default=DEFAULTS.nodes, help=f"members (default {DEFAULTS.nodes})"
+    )
+    parser.add_argument(
+        "--name",
+        default=DEFAULTS.name,
+        help=f"the cluster id, and the prefix of every object and pod (default {DEFAULTS.name})",
+    )
+    parser.add_argument(
+        "--namespace", default=DEFAULTS.namespace, help="Kubernetes namespace (default default)"
+    )
+    parser.add_argument(
+        "--image", default=DEFAULTS.image, help=f"the node image (default {DEFAULTS.image})"
+    )
+    parser.add_argument(
+        "--storage",
+        default=DEFAULTS.storage,
+        help=f"Kubernetes: each member's volume size (default {DEFAULTS.storage})",
+    )
+    parser.add_argument(
+        "--storage-class", help="Kubernetes: the volumes' storage class (default: the cluster's)"
+    )
+    parser.add_argument(
+        "--user",
+        default=DEFAULTS.user,
+        help=f"the clients' user name, an admin (default {DEFAULTS.user})",
+    )
     for kind in ("client", "peer", "metrics"):
         default = getattr(DEFAULTS, f"{kind}_port")
-        parser.add_argument(f"--{kind}-port", type=int, default=default, help=f"({default})")
+        parser.add_argument(
+            f"--{kind}-port", type=int, default=default, metavar="PORT", help=f"(default {default})"
+        )
     parser.add_argument(
         "--publish-port-base",
         type=int,
