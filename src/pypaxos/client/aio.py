@@ -377,14 +377,25 @@ def _describe(error: BaseException) -> str:
 
 
 async def fetch_info(
-    address: str | Address, timeout_s: float = 1.0, ssl: SSLContext | None = None
+    address: str | Address,
+    timeout_s: float = 1.0,
+    ssl: SSLContext | None = None,
+    credentials: tuple[str, str] | None = None,
 ) -> dict[str, str]:
-    """``INFO`` of one node over a fresh connection (TLS with ``ssl``); raises
-    ``OSError``/``TimeoutError``."""
+    """``INFO`` of one node over a fresh connection (TLS with ``ssl``, ``AUTH user password``
+    first with ``credentials``); raises ``OSError``/``TimeoutError``, and ``CommandError``
+    if the node refuses the credentials."""
 
     async def once() -> dict[str, str]:
         connection = await _Connection.open(parse_address(address), ssl)
         try:
+            if credentials is not None:
+                user, password = credentials
+                answer = await connection.roundtrip(
+                    encode_command(b"AUTH", user.encode(), password.encode())
+                )
+                if isinstance(answer, ErrorReply):
+                    raise CommandError(answer)
             reply = await connection.roundtrip(encode_command(b"INFO"))
         finally:
             await connection.close()
