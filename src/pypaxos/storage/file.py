@@ -313,7 +313,9 @@ class FileStorage:
 
     def abandon(self) -> None:
         """Close without flushing or syncing: what ``kill -9`` leaves on disk (for tests)."""
-        self._buffer.clear()
+        # A new buffer, not ``clear()``: after a failed write the traceback may still hold a
+        # view of the old one, and a viewed bytearray cannot be resized.
+        self._buffer = bytearray()
         self._release()
 
     def __enter__(self) -> Self:

@@ -123,6 +123,7 @@ class PowerState:
         self.mounted = threading.Event()
         self.cuts = 0
         self.cut_countdown: int | None = None  # changes left before an automatic cut
+        self.changes = 0  # changes served since the start (what ``cut_after`` counts)
         self._numbers = 0
         self._handles: dict[int, _Node] = {}
         self._next_handle = 1
@@ -194,6 +195,7 @@ class PowerState:
                 "mounted": self.mounted.is_set(),
                 "cut": self.cut_now,
                 "cuts": self.cuts,
+                "changes": self.changes,
                 "pending": pending,
             }
 
@@ -225,6 +227,7 @@ class PowerState:
     def _check_power_to_change(self) -> None:
         """``_check_power`` for a call that changes something: counts down to a planned cut."""
         self._check_power()
+        self.changes += 1
         if self.cut_countdown is None:
             return
         if self.cut_countdown == 0:
