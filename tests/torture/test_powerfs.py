@@ -59,7 +59,7 @@ def test_reads_see_pending_writes_and_the_backing_sees_none(power_mount: PowerMo
     assert file.read_bytes() == b"hello"
     assert tree(power_mount.backing) == {}
     status = power_mount.ask("status")
-    assert status["pending"] == {"files": 1, "directories": 1}
+    assert status["pending"] == {"files": 1, "directories": 1, "paths": ["/", "/a"]}
 
 
 def test_unsynced_data_and_names_are_lost(power_mount: PowerMount) -> None:
@@ -67,7 +67,7 @@ def test_unsynced_data_and_names_are_lost(power_mount: PowerMount) -> None:
     write(mount / "a", b"never synced")
     (mount / "d").mkdir()
     answer = power_mount.cut()
-    assert answer["dropped"] == {"files": 1, "directories": 1}
+    assert answer["dropped"] == {"files": 1, "directories": 1, "paths": ["/", "/a"]}
     with pytest.raises(OSError) as refused:
         os.listdir(mount)
     assert refused.value.errno == errno.EIO
@@ -249,4 +249,4 @@ def test_a_restart_serves_what_the_backing_holds(tmp_path: Path) -> None:
     state = PowerState(tmp_path)
     assert state.read("/d/f", 10, 0, state.open("/d/f", os.O_RDONLY)) == b"abc"
     assert state.readdir("/", 0) == [".", "..", "d"]
-    assert state.status()["pending"] == {"files": 0, "directories": 0}
+    assert state.status()["pending"] == {"files": 0, "directories": 0, "paths": []}

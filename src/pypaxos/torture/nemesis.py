@@ -1,12 +1,13 @@
 """The nemesis: one fault at a time, held for a few seconds, then healed, then a short calm.
 
 Kinds (``--nemesis``): ``partition``, ``kill``, ``pause``, ``net``, ``clock`` (``clock.py``),
-``disk`` (``disk.py``) and ``hostile`` (``hostile.py``); aimed kinds, not part of ``all``, for
-chasing one kind of bug in a short run: ``isolate-leader``, ``kill-leader`` and ``clock-drift``
-(a clock rate within the nodes' drift bound, for lease runs: ``reads.py``).  Each cycle
-runs every chosen kind once, in a random order, and the first cycle always completes.  Faults
-are chosen by one ``random.Random(seed)``, so a schedule replays from ``--seed`` (the
-processes' timing does not).  Every fault is written to ``RUN/nemesis.log``.
+``disk`` (``disk.py``), ``hostile`` (``hostile.py``) and ``power`` (``powerfs.py``: the node's
+data directory loses everything not yet fsynced, as in a power cut); aimed kinds, not part of
+``all``, for chasing one kind of bug in a short run: ``isolate-leader``, ``kill-leader`` and
+``clock-drift`` (a clock rate within the nodes' drift bound, for lease runs: ``reads.py``).
+Each cycle runs every chosen kind once, in a random order, and the first cycle always
+completes.  Faults are chosen by one ``random.Random(seed)``, so a schedule replays from
+``--seed`` (the processes' timing does not).  Every fault is written to ``RUN/nemesis.log``.
 
 More (what each kind does): docs/testing.md, 'Torture'.
 """
@@ -27,7 +28,7 @@ from pypaxos.torture.disk import DISK_FAULTS, inject
 from pypaxos.torture.proxy import Faults
 from pypaxos.torture.reads import drift_bound
 
-NEMESES = ("partition", "kill", "pause", "net", "clock", "disk", "hostile")
+NEMESES = ("partition", "kill", "pause", "net", "clock", "disk", "hostile", "power")
 AIMED_NEMESES = ("isolate-leader", "kill-leader", "clock-drift")
 CLOCK_NEMESES = ("clock", "clock-drift")  # the nodes run on a skewable loop clock
 HOLD_S = (1.5, 4.0)  # how long a fault lasts
@@ -36,6 +37,7 @@ RESTART_WAIT_S = 15.0
 REFUSE_TIMEOUT_S = 15.0
 STABLE_WAIT_S = 3.0  # how long a leader-aimed fault waits for a settled leader
 STABLE_GAP_S = 0.4
+POWER_ALL_SHARE = 1 / 3  # power cuts that hit every node at once (an outage of the whole site)
 
 
 class Nemesis:
@@ -155,6 +157,36 @@ class Nemesis:
             self.fault("kill", f"SIGKILL node {node}")
             await asyncio.sleep(hold_s)
             await self.restart(node)
+
+    async def do_power(self, hold_s: float) -> None:
+        """Cut the power of one node, or (one time in three) of every node at once.
+
+        Per node: SIGSTOP first, so that nothing it does after the instant of the cut is seen
+        (a node running on would meet EIO and log a storage failure); then the cut (every write
+        and name not yet fsynced is gone); then SIGKILL.  After the hold, each filesystem
+        restarts on what it kept, then each node.
+        """
+        if self.rng.random() < POWER_ALL_SHARE:
+            nodes = list(self.cluster.ids)
+        else:
+            nodes = [await self.pick_node(0.5, stable=True)]
+        nodes = [i for i in nodes if self.cluster.signal_node(i, signal.SIGSTOP)]
+        if not nodes:
+            return
+        dropped = []
+        for i in nodes:
+            answer = await asyncio.to_thread(self.cluster.power_mounts[i].cut)
+            pending = answer.get("dropped", {})
+            paths = " ".join(pending.get("paths", [])) or "nothing"
+            dropped.append(f"node {i} (pending: {paths})")
+        for i in nodes:
+            await self.cluster.kill(i)
+        self.fault("power", f"power cut, SIGKILL: {', '.join(dropped)}")
+        await asyncio.sleep(hold_s / 2)
+        for i in nodes:
+            await asyncio.to_thread(self.cluster.power_mounts[i].restart)
+        for i in nodes:
+            await self.restart(i)
 
     async def do_disk(self, hold_s: float) -> None:
         node = await self.pick_node(0.3)

@@ -47,6 +47,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CONTROL_LINE_BYTES_MAX = 4096
+PATHS_SHOWN = 8  # pending paths named in a status or cut answer
 # What the kernel may cache: nothing, so that a cut is seen at once and the view after a restart
 # is exactly the backing directory.  ``hard_remove``: unlink for real, no ``.fuse_hidden`` file.
 MOUNT_OPTIONS: dict[str, Any] = {
@@ -199,24 +200,30 @@ class PowerState:
                 "pending": pending,
             }
 
-    def _pending_counts(self) -> dict[str, int]:
+    def _pending_counts(self) -> dict[str, Any]:
+        """How many files and directories have changes not yet durable, and (the first few of)
+        their paths; a file open but without a name counts, as ``(no name)``."""
         files = directories = 0
+        paths: list[str] = []
         seen: set[int] = set()
-        stack = [self.root]
+        stack: list[tuple[str, _Node]] = [("/", self.root)]
         while stack:
-            node = stack.pop()
+            path, node = stack.pop()
             if node.number in seen:
                 continue
             seen.add(node.number)
             if node.pending:
                 directories += node.is_dir
                 files += not node.is_dir
-            stack.extend(node.entries.values())
+                paths.append(path)
+            prefix = path.rstrip("/")
+            stack.extend((f"{prefix}/{name}", child) for name, child in node.entries.items())
         for node in self._handles.values():
             if node.number not in seen and node.pending:
                 seen.add(node.number)
                 files += not node.is_dir
-        return {"files": files, "directories": directories}
+                paths.append("(no name)")
+        return {"files": files, "directories": directories, "paths": sorted(paths)[:PATHS_SHOWN]}
 
     # -- lookups -----------------------------------------------------------------------------
 
