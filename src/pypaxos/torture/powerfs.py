@@ -769,9 +769,10 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         required=True,
         metavar="SOCKET",
-        help='Unix socket: one JSON line {"op": "cut" | "restart" | "status"} per connection',
+        help='Unix socket: one JSON line per connection, {"op": "cut" | "restart" | "status"} '
+        'or {"op": "cut_after", "changes": N}',
     )
-    parser.add_argument("--debug", action="store_true", help="log every FUSE call")
+    parser.add_argument("--debug", action="store_true", help="libfuse prints every request")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
@@ -796,7 +797,14 @@ def main(argv: list[str] | None = None) -> int:
         return fuse.operations.truncate(name, length, handle)
 
     fuse_class = type("PowerFuse", (mfusepy.FUSE,), {"truncate_fuse_3": truncate_fuse_3})
-    fuse_class(state, str(args.mountpoint), foreground=True, nothreads=True, **MOUNT_OPTIONS)
+    fuse_class(
+        state,
+        str(args.mountpoint),
+        foreground=True,
+        nothreads=True,
+        debug=args.debug,
+        **MOUNT_OPTIONS,
+    )
     return 0
 
 
