@@ -133,6 +133,36 @@ def test_truncate_is_pending_until_fsync(power_mount: PowerMount) -> None:
     assert tree(mount) == {"a": b"01\0\0\0\0XY"}
 
 
+def test_open_with_o_trunc_truncates_and_is_pending_until_fsync(power_mount: PowerMount) -> None:
+    mount = power_mount.mountpoint
+    write(mount / "a", b"0123456789", sync=True)
+    sync_dir(mount)
+    write(mount / "a", b"ab")  # O_TRUNC: FUSE hands it to open, not to truncate
+    assert (mount / "a").read_bytes() == b"ab"
+    power_cycle(power_mount)
+    assert tree(mount) == {"a": b"0123456789"}
+    write(mount / "a", b"ab", sync=True)
+    power_cycle(power_mount)
+    assert tree(mount) == {"a": b"ab"}
+
+
+def test_a_file_mode_is_durable_with_its_fsync(power_mount: PowerMount) -> None:
+    mount = power_mount.mountpoint
+    write(mount / "a", b"x", sync=True)
+    sync_dir(mount)
+    os.chmod(mount / "a", 0o640)
+    power_cycle(power_mount)
+    assert (mount / "a").stat().st_mode & 0o777 == 0o600
+    os.chmod(mount / "a", 0o640)
+    descriptor = os.open(mount / "a", os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    power_cycle(power_mount)
+    assert (mount / "a").stat().st_mode & 0o777 == 0o640
+
+
 def test_rename_without_directory_fsync_is_lost(power_mount: PowerMount) -> None:
     mount = power_mount.mountpoint
     write(mount / "old", b"old", sync=True)
@@ -250,3 +280,23 @@ def test_a_restart_serves_what_the_backing_holds(tmp_path: Path) -> None:
     assert state.read("/d/f", 10, 0, state.open("/d/f", os.O_RDONLY)) == b"abc"
     assert state.readdir("/", 0) == [".", "..", "d"]
     assert state.status()["pending"] == {"files": 0, "directories": 0, "paths": []}
+
+
+def test_without_fuse_all_leaves_power_out_and_power_by_name_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pypaxos.torture import run
+    from pypaxos.torture.nemesis import NEMESES
+
+    monkeypatch.setattr(run, "fuse_unavailable", lambda: "no FUSE in this test")
+
+    def options(nemeses: list[str]) -> run.Options:
+        return run.Options(1.0, 3, nemeses, [], "loopback", None, 1)
+
+    every = options(list(NEMESES))
+    assert run.check_power(every) == "torture: no power nemesis (no FUSE in this test)"
+    assert every.nemeses == [kind for kind in NEMESES if kind != "power"]
+    with pytest.raises(RuntimeError) as stopped:
+        run.check_power(options(["power", "kill"]))
+    assert "no FUSE in this test" in str(stopped.value)
+    assert run.check_power(options(["kill"])) is None

@@ -84,6 +84,7 @@ class _Node:
     data: bytearray = field(default_factory=bytearray)
     dirty_lo: int | None = None  # the byte range written since the last fsync
     dirty_hi: int = 0
+    mode_pending: bool = False  # chmod since the last fsync
     orphan: bytes | None = None
     backing: list[Path] = field(default_factory=list)
     links: int = 0  # names in the visible tree
@@ -95,7 +96,7 @@ class _Node:
     def pending(self) -> bool:
         if self.is_dir:
             return self.entries != self.durable
-        return self.dirty_lo is not None
+        return self.dirty_lo is not None or self.mode_pending
 
     def mark_dirty(self, lo: int, hi: int) -> None:
         """Bytes ``lo..hi`` differ (or may) from the durable file: written, or cut off."""
@@ -313,10 +314,13 @@ class PowerState:
             }
 
     def chmod(self, path: str | None, mode: int) -> int:
-        """The mode is kept with the node; it reaches the backing file when the file does."""
+        """A file's new mode is durable with its next fsync (a directory's: never, after its
+        creation; the project sets none)."""
         with self._mutex:
             self._check_power_to_change()
-            self._resolve(path).mode = stat.S_IMODE(mode)
+            node = self._resolve(path)
+            node.mode = stat.S_IMODE(mode)
+            node.mode_pending = not node.is_dir
             return 0
 
     def chown(self, path: str | None, uid: int, gid: int) -> int:
@@ -355,11 +359,15 @@ class PowerState:
             return self._handle(node)
 
     def open(self, path: str, flags: int) -> int:
+        """``O_TRUNC`` arrives here, not as a truncate (FUSE's atomic open-and-truncate)."""
         with self._mutex:
             self._check_power()
             node = self._resolve(path)
             if node.is_dir:
                 raise PowerFsError(errno.EISDIR, path)
+            if flags & os.O_TRUNC and (flags & os.O_ACCMODE) != os.O_RDONLY:
+                self._check_power_to_change()
+                self._truncate(node, 0)
             return self._handle(node)
 
     def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
@@ -385,14 +393,18 @@ class PowerState:
             node = self._node(path, fh)
             if node.is_dir:
                 raise PowerFsError(errno.EISDIR, str(path))
-            before = len(node.data)
-            if length < before:
-                del node.data[length:]
-            else:
-                node.data.extend(bytes(length - before))
-            node.mark_dirty(min(before, length), max(before, length))
-            node.mtime_ns = time.time_ns()
+            self._truncate(node, length)
             return 0
+
+    @staticmethod
+    def _truncate(node: _Node, length: int) -> None:
+        before = len(node.data)
+        if length < before:
+            del node.data[length:]
+        else:
+            node.data.extend(bytes(length - before))
+        node.mark_dirty(min(before, length), max(before, length))
+        node.mtime_ns = time.time_ns()
 
     def flush(self, path: str | None, fh: int) -> int:
         """Nothing to do (and no error after a cut: ``close`` of a dead process's file works)."""
@@ -431,7 +443,7 @@ class PowerState:
                 os.fchmod(descriptor, node.mode)
             finally:
                 os.close(descriptor)
-        node.dirty_lo, node.dirty_hi = None, 0
+        node.dirty_lo, node.dirty_hi, node.mode_pending = None, 0, False
 
     # -- directories -------------------------------------------------------------------------
 

@@ -144,20 +144,20 @@ def choose_hosts(options: Options) -> Hosts:
     return LoopbackHosts.on_free_ports(options.nodes, random.Random())
 
 
-def check_power(options: Options, say: Callable[[str], None]) -> None:
+def check_power(options: Options) -> str | None:
     """The power nemesis needs FUSE: asked for by name without it, the run stops; as part of
-    ``all`` it is left out, saying why."""
+    ``all`` it is left out, and the returned note says why."""
     why = fuse_unavailable() if "power" in options.nemeses else None
     if why is None:
-        return
+        return None
     if not set(NEMESES) <= set(options.nemeses):
         raise RuntimeError(f"the power nemesis needs a FUSE mount: {why}")
     options.nemeses = [kind for kind in options.nemeses if kind != "power"]
-    say(f"torture: no power nemesis ({why})")
+    return f"torture: no power nemesis ({why})"
 
 
 async def torture(options: Options, say: Callable[[str], None] = print) -> Verdict:
-    check_power(options, say)
+    power_note = check_power(options)
     rng = random.Random(options.seed)
     run_dir = options.out or Path(tempfile.mkdtemp(prefix="pypaxos-torture-"))
     sockets = Path(tempfile.mkdtemp(prefix="ppt-", dir="/tmp"))
@@ -186,6 +186,8 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
                 f"nemesis {nemeses}, bugs {bugs}, reads {options.reads.mode}{fsync}, "
                 f"{options.time_s:g}s; run folder {run_dir}"
             )
+            if power_note is not None:
+                say(power_note)
             cluster.write_configs()
             if cluster.power:
                 cluster.mount_power()
