@@ -203,3 +203,19 @@ def test_identity_and_config_survive_every_cut(power_mount: PowerMount) -> None:
             assert claim(node_dir, identity) is False
         if done.get("config") or path.exists():
             assert load_config(path).cluster_id == "c1"
+
+
+def test_a_new_data_directory_deep_in_new_folders_survives_a_cut(power_mount: PowerMount) -> None:
+    """Every folder the storage creates on the way to its directory is durable once it has
+    acknowledged a record (a node's ``data_dir/node-N`` where ``data_dir`` is new too)."""
+    directory = power_mount.mountpoint / "data" / "more" / "node-1"
+    storage = FileStorage(directory)
+    try:
+        storage.append(b"acknowledged")
+        storage.sync()
+    finally:
+        storage.abandon()
+    power_mount.cut()
+    power_mount.restart()
+    with FileStorage(directory) as reopened:
+        assert [bytes(r.data) for r in reopened.records()] == [b"acknowledged"]
