@@ -300,3 +300,41 @@ def test_without_fuse_all_leaves_power_out_and_power_by_name_stops(
         run.check_power(options(["power", "kill"]))
     assert "no FUSE in this test" in str(stopped.value)
     assert run.check_power(options(["kill"])) is None
+
+
+def test_a_planned_cut_can_stop_the_process_that_hits_it(power_mount: PowerMount) -> None:
+    """The writer is frozen at the cut, before it can see the failed call, as a program on a
+    machine losing power never sees it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = power_mount.mountpoint / "log"
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)\n"
+            "while True:\n"
+            "    os.write(fd, b'record')\n"
+            "    os.fsync(fd)\n",
+            str(target),
+        ]
+    )
+    try:
+        power_mount.cut_after(5, stop_caller=True)
+        deadline = time.monotonic() + 20
+        while not power_mount.ask("status")["cut"]:
+            assert writer.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        status = power_mount.ask("status")
+        assert status["stopped_pid"] == writer.pid
+        state = Path(f"/proc/{writer.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        assert state == "T"  # stopped, not dead of an EIO it never saw
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    power_mount.restart()
+    assert (power_mount.mountpoint / "log").exists() is False  # the name was never durable

@@ -14,7 +14,9 @@ program must make it durable on a real disk:
 per line) takes ``{"op": "cut"}``: every pending write and name is dropped, the filesystem
 answers EIO to everything until ``{"op": "restart"}``, which reloads the view from ``DIR``.
 ``{"op": "cut_after", "changes": N}`` cuts by itself just before the change (a write, truncate,
-name or fsync) after the next N, for tests that cut between every two system calls.
+name or fsync) after the next N, for tests that cut between every two system calls; with
+``"stop_caller": true`` it also SIGSTOPs the process making that change, which thus never
+sees the failed call.
 ``{"op": "status"}`` tells whether it is mounted, cut, and how much is pending.  Killing the
 process outright is also a power cut (``DIR`` is the durable state), but an fsync in flight may
 then be half applied, and the mount stays until ``fusermount3 -u``.
@@ -34,12 +36,14 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +129,11 @@ class PowerState:
         self.mounted = threading.Event()
         self.cuts = 0
         self.cut_countdown: int | None = None  # changes left before an automatic cut
+        self.stop_caller = False  # the automatic cut also SIGSTOPs the process that hit it
+        self.stopped_pid: int | None = None
+        self.last_dropped: dict[str, Any] = {}
+        # The pid of the process whose call is being served (FUSE's context; 0 when unknown).
+        self.caller_pid: Callable[[], int] = lambda: 0
         self.changes = 0  # changes served since the start (what ``cut_after`` counts)
         self._numbers = 0
         self._handles: dict[int, _Node] = {}
@@ -175,6 +184,7 @@ class PowerState:
 
     def _cut_locked(self) -> dict[str, Any]:
         dropped = {} if self.cut_now else self._pending_counts()
+        self.last_dropped = dropped
         self.cut_now = True
         self.cuts += 1
         self._handles.clear()
@@ -198,6 +208,9 @@ class PowerState:
                 "cut": self.cut_now,
                 "cuts": self.cuts,
                 "changes": self.changes,
+                "armed": self.cut_countdown is not None,
+                "stopped_pid": self.stopped_pid,
+                "last_dropped": self.last_dropped,
                 "pending": pending,
             }
 
@@ -241,16 +254,26 @@ class PowerState:
         if self.cut_countdown == 0:
             self.cut_countdown = None
             self._cut_locked()
+            pid = self.caller_pid() if self.stop_caller else 0
+            if pid > 0:
+                # Frozen before it can see the EIO below: the machine died under this call.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                self.stopped_pid = pid
             raise PowerFsError(errno.EIO, "the power is cut")
         self.cut_countdown -= 1
 
-    def cut_after(self, changes: int) -> dict[str, Any]:
+    def cut_after(self, changes: int, *, stop_caller: bool = False) -> dict[str, Any]:
         """Cut the power just before the change after the next ``changes`` (writes, truncates,
-        names, fsyncs): a cut between any two system calls, chosen by a number."""
+        names, fsyncs): a cut between any two system calls, chosen by a number.  With
+        ``stop_caller`` the process making that change is stopped (SIGSTOP) at the cut, so it
+        never sees the failed call: what a program on a machine losing power never sees."""
         if changes < 0:
             raise ValueError(f"changes must be >= 0, got {changes}")
         with self._mutex:
             self.cut_countdown = changes
+            self.stop_caller = stop_caller
+            self.stopped_pid = None
             return {"ok": True}
 
     def _resolve(self, path: str | None) -> _Node:
@@ -640,7 +663,10 @@ def _control_answer(state: PowerState, line: bytes) -> dict[str, Any]:
         changes = request.get("changes")
         if not isinstance(changes, int) or isinstance(changes, bool) or changes < 0:
             return {"ok": False, "error": "cut_after needs changes, an integer >= 0"}
-        return state.cut_after(changes)
+        stop_caller = request.get("stop_caller", False)
+        if not isinstance(stop_caller, bool):
+            return {"ok": False, "error": "stop_caller must be true or false"}
+        return state.cut_after(changes, stop_caller=stop_caller)
     return {"ok": False, "error": f"unknown op {op!r}; known: cut, cut_after, restart, status"}
 
 
@@ -747,8 +773,8 @@ class PowerMount:
     def cut(self) -> dict[str, Any]:
         return self.ask("cut")
 
-    def cut_after(self, changes: int) -> dict[str, Any]:
-        return self.ask("cut_after", changes=changes)
+    def cut_after(self, changes: int, *, stop_caller: bool = False) -> dict[str, Any]:
+        return self.ask("cut_after", changes=changes, stop_caller=stop_caller)
 
     def restart(self) -> dict[str, Any]:
         return self.ask("restart")
@@ -809,6 +835,7 @@ def main(argv: list[str] | None = None) -> int:
         return fuse.operations.truncate(name, length, handle)
 
     fuse_class = type("PowerFuse", (mfusepy.FUSE,), {"truncate_fuse_3": truncate_fuse_3})
+    state.caller_pid = lambda: int(mfusepy.fuse_get_context()[2])
     fuse_class(
         state,
         str(args.mountpoint),
