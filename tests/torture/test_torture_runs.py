@@ -146,7 +146,10 @@ def test_power_cuts_catch_a_cluster_that_does_not_fsync(tmp_path: Path) -> None:
     """``--fsync never`` loses nothing to ``kill`` (the page cache survives a process), but a
     power cut wipes what was never synced: acknowledged writes are lost."""
     verdicts = []
-    for attempt in range(2):  # the schedule depends on timing a little: a second chance
+    # A node that comes back empty is outvoted by the others: a loss needs a majority wiped,
+    # mostly by a cut of every node at once (one in three cuts), so a run of four cuts misses
+    # it about one time in five; three runs all missing it is about one in a hundred.
+    for attempt in range(3):
         run = tmp_path / f"run{attempt}"
         code, lines = torture(
             run,
@@ -154,7 +157,7 @@ def test_power_cuts_catch_a_cluster_that_does_not_fsync(tmp_path: Path) -> None:
             "--nemesis=power",
             "--fsync=never",
             "--mode=loopback",
-            f"--seed={41 + attempt}",
+            f"--seed={42 + attempt}",
             "--agreement-rounds=2",
         )
         assert leftover_processes(run) == []
