@@ -749,8 +749,14 @@ class PowerMount:
         argv = [sys.executable, "-m", "pypaxos.torture.powerfs", str(self.mountpoint)]
         argv += ["--backing", str(self.backing), "--control", str(self.control)]
         with self.log.open("ab") as out:
+            # A session of its own: a Ctrl-C in the terminal reaches the owner, which unmounts
+            # after its programs have stopped, not the filesystem under them.
             self.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout_s
         while True:
