@@ -17,6 +17,7 @@ from pathlib import Path
 from pypaxos.cli.usage import add_bug_argument
 from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.multi import LogBug
+from pypaxos.storage.file import FSYNC_MODES
 from pypaxos.torture.nemesis import AIMED_NEMESES, NEMESES
 from pypaxos.torture.reads import READ_MODES, ReadSetup
 from pypaxos.torture.run import Options, Verdict, default_seed, torture
@@ -38,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "netns", "loopback"),
         default="auto",
         help="netns when root and ip netns work (auto, the default), or force one",
+    )
+    parser.add_argument(
+        "--fsync",
+        choices=FSYNC_MODES,
+        default="always",
+        help="the nodes' fsync setting (always); never shows what the power nemesis catches",
     )
     parser.add_argument("--out", type=Path, help="run folder (default: a new temporary one)")
     parser.add_argument("--seed", type=int, help="nemesis and workload seed (default: random)")
@@ -132,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         reads=reads,
         readers=args.readers,
         read_fraction=args.read_fraction,
+        fsync=args.fsync,
     )
     try:
         verdict = asyncio.run(_main(options))
