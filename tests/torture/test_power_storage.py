@@ -219,3 +219,14 @@ def test_a_new_data_directory_deep_in_new_folders_survives_a_cut(power_mount: Po
     power_mount.restart()
     with FileStorage(directory) as reopened:
         assert [bytes(r.data) for r in reopened.records()] == [b"acknowledged"]
+
+
+def test_a_config_written_into_new_folders_survives_a_cut(power_mount: PowerMount) -> None:
+    """``write_config`` into folders it creates: once it returns, the file and every folder on
+    the way to it are durable (``cluster up`` writes ``DATA/cluster.toml`` into a new DATA)."""
+    path = power_mount.mountpoint / "new" / "data" / "cluster.toml"
+    members = (Member(1, "127.0.0.1:7101", "127.0.0.1:7001"),)
+    write_config(new_config(path, "c2", members, data_dir=path.parent))
+    power_mount.cut()
+    power_mount.restart()
+    assert load_config(path).cluster_id == "c2"

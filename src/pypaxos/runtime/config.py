@@ -44,6 +44,7 @@ from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.multi import LogBug, MultiConfig
 from pypaxos.runtime.auth import PasswordHashError, Role, User, check_hash_format
 from pypaxos.runtime.tls import TlsConfig, TlsConfigError, parse_tls, render_tls
+from pypaxos.storage.durable import fsync_dir, make_dirs_durably
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport.auth import SecretError, read_secret
 from pypaxos.transport.tcp import parse_address
@@ -353,7 +354,7 @@ def render_config(config: ClusterConfig) -> str:
 def write_config(config: ClusterConfig) -> None:
     """Write ``config`` to its ``path`` atomically (a temporary file, fsynced, then renamed),
     readable by its owner only."""
-    config.path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs_durably(config.path.parent, mode=0o777)  # the umask decides, as for mkdir
     temporary = config.path.with_suffix(".toml.tmp")
     temporary.unlink(missing_ok=True)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -362,11 +363,7 @@ def write_config(config: ClusterConfig) -> None:
         file.flush()
         os.fsync(file.fileno())
     temporary.replace(config.path)
-    directory = os.open(config.path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_dir(config.path.parent)
 
 
 def _relative_to_file(config: ClusterConfig, path: Path) -> str:
