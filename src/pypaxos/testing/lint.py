@@ -56,12 +56,15 @@ _MODULE_RULES = {
     "secrets": RULE_RANDOM,
     "uuid": RULE_RANDOM,
     "os": RULE_ENVIRONMENT,
+    "posix": RULE_ENVIRONMENT,  # what os's functions report as their module
+    "nt": RULE_ENVIRONMENT,
     "socket": RULE_IO,
     "subprocess": RULE_IO,
     "threading": RULE_THREADS,
     "multiprocessing": RULE_THREADS,
     "asyncio": RULE_THREADS,
 }
+_RANDOM_IN_OS = {"urandom", "getrandom"}
 _BUILTIN_RULES = {
     "id": RULE_IDENTITY,
     "hash": RULE_IDENTITY,
@@ -238,6 +241,8 @@ class _MethodChecker(ast.NodeVisitor):
         rule = _MODULE_RULES.get(module.split(".")[0]) if module else None
         if rule is None:
             return False
+        if rule == RULE_ENVIRONMENT and getattr(target, "__name__", "") in _RANDOM_IN_OS:
+            rule = RULE_RANDOM
         if isinstance(node, ast.Name) and isinstance(target, types.ModuleType):
             return False  # the bare module name; its attribute is what gets reported
         self._report(node, rule, _dotted(node))

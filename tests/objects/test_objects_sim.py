@@ -1,0 +1,111 @@
+"""``pypaxos.testing`` on the batteries (they must pass) and on planted nondeterminism and
+planted machine bugs (they must be caught), under the simulator's faults."""
+
+from __future__ import annotations
+
+import random
+
+import objects_workloads as workloads
+import pytest
+
+from pypaxos.objects import Counter, ObjectMachine, Set, encode_call
+from pypaxos.objects.bugs import ObjectBug
+from pypaxos.testing import CheckSettings, Invocation, Workload, check, run_check
+from pypaxos.testing.replay import compare_in_children, factory_name
+
+NO_REPLAY = CheckSettings(replay_hash_seeds=())
+
+
+@pytest.mark.parametrize("name", sorted(workloads.BATTERIES))
+def test_the_batteries_pass_under_faults(name: str) -> None:
+    factory, workload = workloads.BATTERIES[name]
+    crashes = leader_changes = 0
+    for seed in range(4):
+        report = run_check(factory, workload, seed, NO_REPLAY)
+        assert report.passed, report.summary()
+        assert report.linearizability.startswith("linearizable"), report.summary()
+        assert report.ok > report.calls // 2
+        crashes += report.crashes
+        leader_changes += report.leader_changes
+    assert crashes > 0 and leader_changes > 1  # the faults really happened
+
+
+@pytest.mark.parametrize("name", ["dict", "group"])
+def test_the_batteries_give_the_same_results_under_other_hash_seeds(name: str) -> None:
+    factory, workload = workloads.BATTERIES[name]
+    report = run_check(factory, workload, 0)
+    assert report.passed, report.summary()
+
+
+@pytest.mark.parametrize(
+    ("factory", "workload"),
+    [
+        (workloads.ClockStamped, workloads.stamp_calls),
+        (workloads.DiceRoller, workloads.roll_calls),
+        (workloads.TagList, workloads.tag_calls),
+    ],
+    ids=["clock", "random", "set-order"],
+)
+def test_planted_nondeterminism_is_caught_with_a_replayable_seed(
+    factory: type, workload: Workload
+) -> None:
+    report = check(factory, workload, seeds=range(3))
+    assert not report.passed
+    assert f"seed={report.seed}" in report.replay and "seed" in report.summary()
+    found = " ".join(report.violations)
+    assert any(
+        word in found for word in ("replicas disagree", "not linearizable", "nondeterministic")
+    )
+
+
+@pytest.mark.parametrize("bug", list(ObjectBug), ids=str)
+def test_planted_machine_bugs_are_caught(bug: ObjectBug) -> None:
+    settings = CheckSettings(replay_hash_seeds=(), bugs=frozenset({bug}))
+    report = check(Counter, workloads.counter, seeds=range(6), settings=settings)
+    assert not report.passed
+    assert "not linearizable" in " ".join(report.violations)
+
+
+def test_a_seed_replays_the_same_run() -> None:
+    first = run_check(workloads.LockManager, workloads.lock_calls, 7, NO_REPLAY)
+    again = run_check(workloads.LockManager, workloads.lock_calls, 7, NO_REPLAY)
+    assert first == again
+    other = run_check(workloads.LockManager, workloads.lock_calls, 8, NO_REPLAY)
+    assert other.history != first.history
+
+
+def tag_log() -> list[bytes]:
+    rng = random.Random(3)
+    commands = [encode_call(1, seq, "add", (f"tag-{rng.randint(0, 999)}",)) for seq in range(1, 30)]
+    return [*commands, encode_call(1, 30, "listing")]
+
+
+def test_the_replay_in_other_interpreters_finds_set_order_one_process_cannot() -> None:
+    log = tag_log()
+    here = [ObjectMachine(workloads.TagList()) for _ in range(2)]
+    assert [m.apply(c) for c in log for m in here[:1]] == [here[1].apply(c) for c in log]
+    problems = compare_in_children(workloads.TagList, log, (1, 2))
+    assert problems and "PYTHONHASHSEED" in problems[0]
+
+
+def test_the_replay_passes_a_deterministic_class() -> None:
+    log = [encode_call(1, seq, "add", (f"m-{seq % 7}",)) for seq in range(1, 30)]
+    log.append(encode_call(1, 30, "to_list"))
+    assert compare_in_children(Set, log, (1, 2)) == []
+
+
+def test_a_factory_a_child_cannot_import_skips_the_replay() -> None:
+    def local_factory() -> Counter:
+        return Counter()
+
+    assert factory_name(local_factory) is None
+    assert compare_in_children(local_factory, tag_log(), (1,)) == []
+    assert factory_name(Counter) == "pypaxos.objects.batteries:Counter"
+
+
+def test_a_workload_the_machine_refuses_is_reported() -> None:
+    def bad_workload(rng: random.Random) -> Invocation:
+        return Invocation("no_such_method")
+
+    report = run_check(Counter, bad_workload, 0, NO_REPLAY)
+    assert not report.passed and "fix the workload" in report.violations[0]
