@@ -33,10 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_class(target: str) -> type:
+def load_attribute(target: str) -> object:
+    """What ``MODULE:QUALNAME`` names (the current directory on the import path)."""
     module_name, colon, qualname = target.partition(":")
     if not colon or not module_name or not qualname:
-        raise UsageError(f"expected MODULE:CLASS, got {target!r}")
+        raise UsageError(f"expected MODULE:NAME, got {target!r}")
     if "" not in sys.path:
         sys.path.insert(0, "")
     try:
@@ -47,6 +48,11 @@ def load_class(target: str) -> type:
         if not hasattr(found, part):
             raise UsageError(f"{module_name} has no {qualname}")
         found = getattr(found, part)
+    return found
+
+
+def load_class(target: str) -> type:
+    found = load_attribute(target)
     if not isinstance(found, type):
         raise UsageError(f"{target} is not a class")
     return found

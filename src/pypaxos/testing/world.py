@@ -149,7 +149,9 @@ class CheckReport:
     def passed(self) -> bool:
         return not self.violations
 
-    def summary(self) -> str:
+    def summary(self, replay: bool = True) -> str:
+        """One line of counts and the verdict, then each violation and (``replay``) how to
+        replay the seed."""
         verdict = "OK" if self.passed else "VIOLATION"
         text = (
             f"seed {self.seed}: {verdict}: {self.calls} calls ({self.ok} ok, {self.unknown} "
@@ -160,7 +162,7 @@ class CheckReport:
         )
         for violation in self.violations:
             text += f"\n  - {violation}"
-        if self.violations:
+        if self.violations and replay:
             text += f"\n  replay: {self.replay}"
         return text
 
