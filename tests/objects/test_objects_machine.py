@@ -333,3 +333,37 @@ def test_equal_histories_give_byte_identical_snapshots(calls: list[tuple[str, li
     third = ObjectMachine(Account())
     third.restore(first.snapshot())
     assert third.snapshot() == first.snapshot()
+
+
+def test_a_command_cannot_be_a_coroutine_or_a_generator() -> None:
+    with pytest.raises(DefinitionError):
+
+        class Waits:
+            @command
+            async def later(self) -> None: ...
+
+    with pytest.raises(DefinitionError):
+
+        class Yields:
+            @command
+            def many(self) -> Any:
+                yield 1
+
+
+def test_a_snapshot_of_other_fields_is_refused() -> None:
+    class Before:
+        a: int
+
+        def __init__(self) -> None:
+            self.a = 1
+
+    class After:
+        a: int
+        b: int
+
+        def __init__(self) -> None:
+            self.a = 1
+            self.b = 2
+
+    with pytest.raises(ValueError, match="fields"):
+        ObjectMachine(After()).restore(ObjectMachine(Before()).snapshot())

@@ -43,6 +43,8 @@ def command(method: F) -> F:
     """Mark ``method`` as a command: it is proposed to the log and run on every replica."""
     if not callable(method):
         raise DefinitionError("@command marks a method")
+    if inspect.iscoroutinefunction(method) or inspect.isgeneratorfunction(method):
+        raise DefinitionError(f"{method.__name__}: a command runs start to end, it cannot wait")
     if method.__name__.startswith("_") or method.__name__ in HOOKS:
         raise DefinitionError(f"{method.__name__}: a command must be a public method")
     setattr(method, COMMAND_MARK, True)
