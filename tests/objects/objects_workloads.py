@@ -199,3 +199,25 @@ def tag_calls(rng: random.Random) -> Invocation:
     if rng.random() < 0.6:
         return Invocation("add", (f"tag-{rng.randint(0, 30)}",))
     return Invocation("listing")
+
+
+class SneakyCounter:
+    """Planted: an unmarked method (a read) changes state."""
+
+    value: int
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    @command
+    def add(self) -> int:
+        self.value += 1
+        return self.value
+
+    def get_and_bump(self) -> int:
+        self.value += 100
+        return self.value
+
+
+def sneaky_calls(rng: random.Random) -> Invocation:
+    return Invocation("add") if rng.random() < 0.7 else Invocation("get_and_bump")

@@ -61,3 +61,8 @@ def test_the_search_budget_gives_undecided_never_a_guess() -> None:
     ops = [op(p, 0, 100, "add", (p,), sum(range(1, p + 1))) for p in range(1, 12)]
     ops += [op(99, 101, 102, "get", (), 1)]  # no order gives 1: the search must try them all
     assert check_linearizable(ops, counter, steps_max=50).verdict == "undecided"
+
+
+def test_only_completed_calls_must_be_explained() -> None:
+    ops = [op(1, 0, 1, "add", (2,), 2), op(2, 0, None, "get", ())]
+    assert check_linearizable(ops, counter).verdict == "linearizable"

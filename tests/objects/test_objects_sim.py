@@ -109,3 +109,10 @@ def test_a_workload_the_machine_refuses_is_reported() -> None:
 
     report = run_check(Counter, bad_workload, 0, NO_REPLAY)
     assert not report.passed and "fix the workload" in report.violations[0]
+
+
+def test_a_read_that_changes_state_is_caught() -> None:
+    report = run_check(workloads.SneakyCounter, workloads.sneaky_calls, 0, NO_REPLAY)
+    assert not report.passed
+    found = " ".join(report.violations)
+    assert "get_and_bump" in found and "@command" in found

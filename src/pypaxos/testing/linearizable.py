@@ -59,12 +59,18 @@ class LinearizabilityResult:
     configurations: int
     stuck_at: Op | None = None  # the operation no order could explain
     model_states: int = 0
+    mutating_read: Op | None = None  # a read that changed the model's state
 
     def summary(self) -> str:
         text = (
             f"{self.verdict} ({self.operations} operations, {self.configurations} configurations)"
         )
-        if self.stuck_at is not None:
+        if self.mutating_read is not None:
+            text += (
+                f"; the read {self.mutating_read.describe()} changed the object's state: "
+                "a method that changes state must be a @command"
+            )
+        elif self.stuck_at is not None:
             text += f"; no order explains {self.stuck_at.describe()}"
         return text
 
@@ -100,6 +106,8 @@ def check_linearizable(
     returns_left = sum(1 for op in ops if op.return_tick is not None)
     deepest: tuple[int, _Entry | None] = (-1, None)
 
+    mutating: list[Op] = []
+
     def step(state: bytes, index: int) -> tuple[bytes, bytes]:
         key = (state, index)
         known = steps_cache.get(key)
@@ -108,6 +116,8 @@ def check_linearizable(
             op = ops[index]
             result = model.read(op.call) if op.read else model.execute(op.call)
             known = steps_cache[key] = (model.state(), result)
+            if op.read and known[0] != state:
+                mutating.append(op)
         return known
 
     while True:
@@ -122,6 +132,10 @@ def check_linearizable(
         if entry.is_call:
             op = ops[entry.op_index]
             new_state, result = step(state, entry.op_index)
+            if mutating:
+                return LinearizabilityResult(
+                    "not linearizable", len(ops), len(cache), None, len(steps_cache), mutating[0]
+                )
             fits = op.result is None or result == op.result
             new_linearized = linearized | (1 << entry.op_index)
             if fits and (new_linearized, new_state) not in cache:
