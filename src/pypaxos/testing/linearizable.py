@@ -11,6 +11,14 @@ configuration (the set of linearized operations, the model's state).  The model 
 ``ObjectMachine`` built by the user's factory, stepped with ``ObjectMachine.execute`` (a
 command) or ``read``; its state is ``ObjectMachine.state()`` bytes, so memoisation is exact.
 
+Which pending call to try first is free; a call that may take effect anywhere (an unknown
+outcome) makes the search try it at every point, which explodes with a few of them.  So each
+operation may carry a ``rank``, where the run says it took effect (its position in the decided
+log, or the log position a read was answered at), and candidates are tried in rank order: for a
+correct run the first path tried is the witness.  A hint only orders the search; every
+candidate is still tried before a configuration is given up, so the verdict is the same (a
+property test checks it against brute force, with random hints).
+
 An operation of unknown outcome (the client gave up) may take effect at any point after its
 invocation or never; any result is accepted for it.  ``fail``-ed operations (the machine said
 it did not apply them) are left out.  A search budget bounds the work: past it the verdict is
@@ -40,6 +48,7 @@ class Op:
     invoke_tick: int
     return_tick: int | None
     result: bytes | None
+    rank: float | None = None  # where it took effect in the run, if known: a search hint
 
     def describe(self) -> str:
         args = ", ".join(repr(a) for a in self.call.args)
@@ -94,73 +103,116 @@ def check_linearizable(
     steps_max: int = SEARCH_STEPS_MAX,
 ) -> LinearizabilityResult:
     """The verdict on ``ops`` against the sequential object ``model_factory()`` builds."""
-    model = model_factory()
-    head = _build_list(ops)
-    cache: set[tuple[int, bytes]] = set()
-    steps_cache: dict[tuple[bytes, int], tuple[bytes, bytes]] = {}
-    state = model.state()
-    linearized = 0
-    stack: list[tuple[_Entry, bytes]] = []
-    entry = head.next
-    steps = 0
-    returns_left = sum(1 for op in ops if op.return_tick is not None)
-    deepest: tuple[int, _Entry | None] = (-1, None)
+    return _Search(ops, model_factory(), steps_max).run()
 
-    mutating: list[Op] = []
 
-    def step(state: bytes, index: int) -> tuple[bytes, bytes]:
+class _Search:
+    """One depth-first search; a frame per configuration, its candidates tried in order.
+
+    The candidates of a configuration are the calls before the first return still in the list
+    (Wing & Gong).  They are tried by ``Op.rank`` first (a hint: where the call took effect in
+    the run, when known), then in invocation order; the order changes how fast a witness is
+    found, never the verdict, since every candidate is tried before a frame is given up.
+    """
+
+    def __init__(self, ops: Sequence[Op], model: ObjectMachine, steps_max: int) -> None:
+        self.ops = ops
+        self.model = model
+        self.steps_max = steps_max
+        self.head = _build_list(ops)
+        self.order = [
+            (0, op.rank, index) if op.rank is not None else (1, 0.0, index)
+            for index, op in enumerate(ops)
+        ]
+        self.cache: set[tuple[int, bytes]] = set()
+        self.steps_cache: dict[tuple[bytes, int], tuple[bytes, bytes]] = {}
+        self.mutating: Op | None = None
+
+    def step(self, state: bytes, index: int) -> tuple[bytes, bytes]:
+        """The model's state and result after ``ops[index]`` from ``state`` (memoised)."""
         key = (state, index)
-        known = steps_cache.get(key)
+        known = self.steps_cache.get(key)
         if known is None:
+            model = self.model
             model.set_state(state)
-            op = ops[index]
+            op = self.ops[index]
             result = model.read(op.call) if op.read else model.execute(op.call)
-            known = steps_cache[key] = (model.state(), result)
-            if op.read and known[0] != state:
-                mutating.append(op)
+            known = self.steps_cache[key] = (model.state(), result)
+            if op.read and known[0] != state and self.mutating is None:
+                self.mutating = op
         return known
 
-    while True:
-        if not returns_left:
-            return LinearizabilityResult(
-                "linearizable", len(ops), len(cache), None, len(steps_cache)
-            )
-        steps += 1
-        if steps > steps_max:
-            return LinearizabilityResult("undecided", len(ops), len(cache), None, len(steps_cache))
-        assert entry is not None, "a list with returns left always has an entry to look at"
-        if entry.is_call:
+    def candidates(self) -> list[_Entry]:
+        found = []
+        entry = self.head.next
+        while entry is not None and entry.is_call:
+            found.append(entry)
+            entry = entry.next
+        found.sort(key=lambda e: self.order[e.op_index])
+        return found
+
+    def first_return(self) -> _Entry | None:
+        entry = self.head.next
+        while entry is not None and entry.is_call:
+            entry = entry.next
+        return entry
+
+    def result(self, verdict: Verdict, stuck: Op | None = None) -> LinearizabilityResult:
+        return LinearizabilityResult(
+            verdict,
+            len(self.ops),
+            len(self.cache),
+            stuck,
+            len(self.steps_cache),
+            self.mutating,
+        )
+
+    def run(self) -> LinearizabilityResult:
+        ops = self.ops
+        state = self.model.state()
+        linearized = 0
+        returns_left = sum(1 for op in ops if op.return_tick is not None)
+        frames: list[tuple[list[_Entry], list[int]]] = [(self.candidates(), [0])]
+        chosen: list[tuple[_Entry, bytes]] = []  # the call linearized to reach each frame
+        deepest: tuple[int, _Entry | None] = (-1, None)
+        steps = 0
+        while returns_left:
+            steps += 1
+            if steps > self.steps_max:
+                return self.result("undecided")
+            candidates, cursor = frames[-1]
+            if cursor[0] >= len(candidates):  # every candidate tried: undo the last choice
+                if len(chosen) > deepest[0]:
+                    deepest = (len(chosen), self.first_return())
+                if not chosen:
+                    stuck = deepest[1]
+                    return self.result(
+                        "not linearizable", None if stuck is None else ops[stuck.op_index]
+                    )
+                entry, state = chosen.pop()
+                linearized &= ~(1 << entry.op_index)
+                _unlift(entry)
+                returns_left += entry.match is not None
+                frames.pop()
+                continue
+            entry = candidates[cursor[0]]
+            cursor[0] += 1
             op = ops[entry.op_index]
-            new_state, result = step(state, entry.op_index)
-            if mutating:
-                return LinearizabilityResult(
-                    "not linearizable", len(ops), len(cache), None, len(steps_cache), mutating[0]
-                )
-            fits = op.result is None or result == op.result
+            new_state, result = self.step(state, entry.op_index)
+            if self.mutating is not None:
+                return self.result("not linearizable")
             new_linearized = linearized | (1 << entry.op_index)
-            if fits and (new_linearized, new_state) not in cache:
-                cache.add((new_linearized, new_state))
-                stack.append((entry, state))
-                state, linearized = new_state, new_linearized
-                _lift(entry)
-                returns_left -= entry.match is not None
-                entry = head.next
-            else:
-                entry = entry.next
-        else:  # the return of a call not linearized yet: undo the last choice
-            if len(stack) > deepest[0]:
-                deepest = (len(stack), entry)
-            if not stack:
-                stuck = deepest[1]
-                stuck_op = ops[stuck.op_index] if stuck is not None else None
-                return LinearizabilityResult(
-                    "not linearizable", len(ops), len(cache), stuck_op, len(steps_cache)
-                )
-            call_entry, state = stack.pop()
-            linearized &= ~(1 << call_entry.op_index)
-            _unlift(call_entry)
-            returns_left += call_entry.match is not None
-            entry = call_entry.next
+            if op.result is not None and result != op.result:
+                continue
+            if (new_linearized, new_state) in self.cache:
+                continue
+            self.cache.add((new_linearized, new_state))
+            chosen.append((entry, state))
+            state, linearized = new_state, new_linearized
+            _lift(entry)
+            returns_left -= entry.match is not None
+            frames.append((self.candidates(), [0]))
+        return self.result("linearizable")
 
 
 def _build_list(ops: Sequence[Op]) -> _Entry:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -64,6 +64,7 @@ from pypaxos.sim.kv_client import (
     ClientRedirect,
     ClientReply,
     ClientRequest,
+    is_read_request,
     read_request_id,
     request_id,
     split_request_id,
@@ -78,6 +79,7 @@ CLIENT_ID_BASE = 100  # client actor CLIENT_ID_BASE + i; nodes are 1..n
 HEAL_FRACTION = 0.75
 OWN_VOTE_SYNC_TICKS = (1, 8)
 FINISH_TICKS = 6_000  # after the heal, everything must be done this fast
+BACKOFF_TICKS = 4  # a client waits this long after Busy or a redirect that names nobody
 
 Factory = Callable[[], object]
 
@@ -237,7 +239,7 @@ class CallClient:
             return self._send()
         if isinstance(msg, ClientRedirect):
             self.target = self._next_node()
-        return [SetTimer("retry", 4), CancelTimer("timeout")]
+        return [SetTimer("retry", BACKOFF_TICKS), CancelTimer("timeout")]
 
     def begin(self, invocation: Invocation, read: bool) -> list[object]:
         """Invoke ``invocation`` now (a command takes the next ``seq``)."""
@@ -333,6 +335,7 @@ class ObjectWorld(Simulator[object]):
         self.healed = False
         self.heal_time = -1
         self.snapshots_sent = 0
+        self.read_points: dict[int, int] = {}  # read request id -> commands applied before it
         self.probe = machine_of(factory)  # answers is_read for the workload's calls
         network = StragglerNetwork(
             rng,
@@ -414,7 +417,9 @@ class ObjectWorld(Simulator[object]):
             self.failed += 1  # not applied: not an operation of the history
             return
         returned = None if data is None else self.now
-        self.ops.append(Op(client.process, call, read, invoked, returned, data))
+        point = self.read_points.get(client.rid) if read else None
+        rank = None if point is None else point - 0.5
+        self.ops.append(Op(client.process, call, read, invoked, returned, data, rank))
 
     def client_done(self, actor: int) -> None:
         self.done.add(actor)
@@ -462,6 +467,8 @@ class ObjectWorld(Simulator[object]):
             if first != effect.value:
                 self.violate(f"n{node} applied a different value in slot {effect.slot}")
         elif type(effect) is Reply:
+            if is_read_request(effect.request_id):  # the point of the log it read from
+                self.read_points.setdefault(effect.request_id, self.machine(node).applied)
             reply = ClientReply(node, effect.request_id, effect.result)
             self.apply(node, [Send(self._client_of(effect.request_id), reply)])
         elif type(effect) is Redirect:
@@ -523,9 +530,21 @@ class ObjectWorld(Simulator[object]):
             )
 
     def check_linearizable(self) -> LinearizabilityResult:
-        history = sorted(self.ops, key=lambda op: (op.invoke_tick, op.process))
+        """The history against the user's class; each command ranked by where the decided
+        log holds it (the search tries that order first: a hint, not an assumption)."""
+        positions: dict[tuple[int, int], int] = {}
+        for position, command in enumerate(self.decided_commands()):
+            try:
+                call = decode_call(command)
+            except ValueError:
+                continue
+            positions.setdefault((call.client_id, call.seq), position)
+        history = [
+            op if op.read else replace(op, rank=positions.get((op.call.client_id, op.call.seq)))
+            for op in sorted(self.ops, key=lambda op: (op.invoke_tick, op.process))
+        ]
         open_ops = [
-            Op(process, call, read, invoked, None, None)
+            Op(process, call, read, invoked, None, None, positions.get((call.client_id, call.seq)))
             for process, (invoked, call, read) in sorted(self.open.items())
         ]
         result = check_linearizable(history + open_ops, partial(machine_of, self.object_factory))
