@@ -367,3 +367,20 @@ def test_a_snapshot_of_other_fields_is_refused() -> None:
 
     with pytest.raises(ValueError, match="fields"):
         ObjectMachine(After()).restore(ObjectMachine(Before()).snapshot())
+
+
+def test_overriding_a_command_keeps_it_a_command_or_says_so() -> None:
+    class Louder(Counter):
+        @command
+        def add(self, amount: int = 1) -> int:
+            return super().add(amount * 2)
+
+    machine = ObjectMachine(Louder())
+    assert apply(machine, 1, 1, "add", 2) == Returned(4)
+
+    class Forgetful(Counter):
+        def add(self, amount: int = 1) -> int:
+            return super().add(amount)
+
+    with pytest.raises(DefinitionError, match="overrides the command"):
+        ObjectMachine(Forgetful())

@@ -14,14 +14,15 @@ from pypaxos.testing import CheckSettings, Invocation, Workload, check, run_chec
 from pypaxos.testing.replay import compare_in_children, factory_name
 
 NO_REPLAY = CheckSettings(replay_hash_seeds=())
+BUSY = CheckSettings(clients=5, calls=120, replay_hash_seeds=())
 
 
 @pytest.mark.parametrize("name", sorted(workloads.BATTERIES))
 def test_the_batteries_pass_under_faults(name: str) -> None:
     factory, workload = workloads.BATTERIES[name]
     crashes = leader_changes = 0
-    for seed in range(4):
-        report = run_check(factory, workload, seed, NO_REPLAY)
+    for seed in range(8):
+        report = run_check(factory, workload, seed, BUSY if seed % 2 else NO_REPLAY)
         assert report.passed, report.summary()
         assert report.linearizability.startswith("linearizable"), report.summary()
         assert report.ok > report.calls // 2

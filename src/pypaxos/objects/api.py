@@ -106,6 +106,16 @@ class MethodTable:
                 continue
             if not inspect.isfunction(function):
                 continue
+            overridden = [
+                base.__name__
+                for base in cls.__mro__[1:]
+                if is_command(base.__dict__.get(name)) and not is_command(function)
+            ]
+            if overridden:
+                raise DefinitionError(
+                    f"{cls.__name__}.{name} overrides the command of {overridden[0]} without "
+                    "@command: mark it (or it would become a read)"
+                )
             hints = _hints(function)
             for parameter, hint in hints.items():
                 require_supported(hint, f"{cls.__name__}.{name}, parameter {parameter!r}")
