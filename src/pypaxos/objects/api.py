@@ -86,6 +86,9 @@ class MethodSpec:
     is_command: bool
     signature: inspect.Signature
     hints: dict[str, Any]
+    # For the common signature, only plain parameters after ``self``: their names, and which
+    # have no default (the fast path of ``machine.bind_arguments``); ``None`` otherwise.
+    plain: tuple[tuple[str, ...], frozenset[str]] | None = None
 
 
 class MethodTable:
@@ -119,8 +122,9 @@ class MethodTable:
             hints = _hints(function)
             for parameter, hint in hints.items():
                 require_supported(hint, f"{cls.__name__}.{name}, parameter {parameter!r}")
+            signature = inspect.signature(function)
             self.methods[name] = MethodSpec(
-                name, function, is_command(function), inspect.signature(function), hints
+                name, function, is_command(function), signature, hints, _plain(signature)
             )
 
     def commands(self) -> list[str]:
@@ -128,6 +132,14 @@ class MethodTable:
 
     def reads(self) -> list[str]:
         return [name for name, spec in self.methods.items() if not spec.is_command]
+
+
+def _plain(signature: inspect.Signature) -> tuple[tuple[str, ...], frozenset[str]] | None:
+    parameters = list(signature.parameters.values())[1:]
+    if not all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters):
+        return None
+    required = frozenset(p.name for p in parameters if p.default is inspect.Parameter.empty)
+    return tuple(p.name for p in parameters), required
 
 
 def require_supported(hint: Any, where: str) -> None:

@@ -346,6 +346,38 @@ def bind_arguments(
 ) -> tuple[list[Any], dict[str, Any]]:
     """Fit decoded ``args``/``kwargs`` to ``spec``'s signature, each converted to its
     annotated type (``msgspec.convert``); ``ValueError`` says what does not fit."""
+    if spec.plain is None:
+        return _bind_general(spec, args, kwargs)
+    names, required = spec.plain
+    given = names[: len(args)]
+    if (
+        len(args) > len(names)
+        or not kwargs.keys() <= set(names[len(args) :])
+        or not required <= {*given, *kwargs}
+    ):
+        raise ValueError(f"{spec.name}{_shown(spec.signature)} does not take these")
+    hints = spec.hints
+    try:
+        converted = [
+            _convert(value, hints.get(name)) for name, value in zip(given, args, strict=True)
+        ]
+        return converted, {name: _convert(v, hints.get(name)) for name, v in kwargs.items()}
+    except msgspec.ValidationError as error:
+        raise ValueError(f"{spec.name}: {error}") from None
+
+
+_EXACT = (int, str, float, bool, bytes)
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    if hint is None or hint is Any or (type(value) is hint and hint in _EXACT):
+        return value
+    return msgspec.convert(value, hint)
+
+
+def _bind_general(
+    spec: MethodSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
     try:
         bound = spec.signature.bind(None, *args, **kwargs)
     except TypeError:
@@ -354,15 +386,13 @@ def bind_arguments(
     try:
         for name, value in list(bound.arguments.items())[1:]:
             hint = hints.get(name)
-            if hint is None:
-                continue
             kind = spec.signature.parameters[name].kind
             if kind is inspect.Parameter.VAR_POSITIONAL:
-                bound.arguments[name] = tuple(msgspec.convert(v, hint) for v in value)
+                bound.arguments[name] = tuple(_convert(v, hint) for v in value)
             elif kind is inspect.Parameter.VAR_KEYWORD:
-                bound.arguments[name] = {k: msgspec.convert(v, hint) for k, v in value.items()}
+                bound.arguments[name] = {k: _convert(v, hint) for k, v in value.items()}
             else:
-                bound.arguments[name] = msgspec.convert(value, hint)
+                bound.arguments[name] = _convert(value, hint)
     except msgspec.ValidationError as error:
         raise ValueError(f"{spec.name}: {error}") from None
     return list(bound.args[1:]), dict(bound.kwargs)
