@@ -26,6 +26,7 @@ def run_check(
     settings = settings or CheckSettings()
     world = ObjectWorld(factory, workload, seed, settings)
     lin_summary = "linearizability not checked"
+    configurations = 0
     try:
         world.begin()
         finished = world.run_until(lambda: world.healed, 10 * FINISH_TICKS)
@@ -46,7 +47,8 @@ def run_check(
         world.check_replicas()
         # Judged even when the replicas disagree: its verdict often says why (a read that
         # changed state, a result no order explains).
-        lin_summary = world.check_linearizable().summary()
+        lin = world.check_linearizable()
+        lin_summary, configurations = lin.summary(), lin.configurations
     if not world.violations:
         for problem in compare_in_children(
             factory, world.decided_commands(), settings.replay_hash_seeds
@@ -69,6 +71,7 @@ def run_check(
         applied_slots=len(world.chosen),
         snapshots_sent=world.snapshots_sent,
         linearizability=lin_summary,
+        search_configurations=configurations,
         history=describe_history(world.ops),
         replay=_replay_text(factory, seed, settings),
     )

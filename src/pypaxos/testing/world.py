@@ -144,6 +144,7 @@ class CheckReport:
     applied_slots: int
     snapshots_sent: int
     linearizability: str
+    search_configurations: int  # what the linearizability search visited (0: not run)
     history: tuple[str, ...]
     replay: str
 
