@@ -384,3 +384,16 @@ def test_overriding_a_command_keeps_it_a_command_or_says_so() -> None:
 
     with pytest.raises(DefinitionError, match="overrides the command"):
         ObjectMachine(Forgetful())
+
+
+def test_a_group_restore_changes_no_object_unless_every_state_fits() -> None:
+    source = Group(a=Counter(5), b=Counter(6))
+    snap = msgspec.msgpack.decode(source.snapshot(), type=MachineSnapshot)
+    broken = msgspec.structs.replace(
+        snap, objects={"a": snap.objects["a"], "b": msgspec.msgpack.encode({"value": "x"})}
+    )
+    target = Group(a=Counter(1), b=Counter(2))
+    before = target.snapshot()
+    with pytest.raises(ValueError):
+        target.restore(msgspec.msgpack.encode(broken))
+    assert target.snapshot() == before

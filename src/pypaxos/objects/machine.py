@@ -271,8 +271,9 @@ class ObjectMachine:
     def _restore_objects(self, objects: dict[str, bytes]) -> None:
         if set(objects) != set(self._hosted):
             raise ValueError("malformed snapshot: not the objects of this machine")
-        for name, hosted in self._hosted.items():
-            hosted.codec.restore(hosted.obj, objects[name])
+        puts = [h.codec.prepare(h.obj, objects[name]) for name, h in self._hosted.items()]
+        for put in puts:  # every state checked first: all objects change, or none
+            put()
 
     def _apply_call(self, call: Call) -> bytes:
         session = self._sessions.get(call.client_id)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import msgspec
@@ -85,18 +86,28 @@ class StateCodec:
 
     def restore(self, obj: object, data: bytes) -> None:
         """Put the state in ``data`` into ``obj``; ``ValueError`` if it does not fit."""
+        self.prepare(obj, data)()
+
+    def prepare(self, obj: object, data: bytes) -> Callable[[], None]:
+        """Decode and check ``data`` now (``ValueError`` if it does not fit); the returned
+        function puts it into ``obj``.  Split so that a machine of several objects changes
+        none of them unless every one's state is valid."""
         try:
             raw = msgspec.msgpack.decode(data)
             if self.hooked:
-                getattr(obj, RESTORE_HOOK)(msgspec.convert(raw, self.restore_hint))
-                return
+                state = msgspec.convert(raw, self.restore_hint)
+                return lambda: getattr(obj, RESTORE_HOOK)(state)
             if not isinstance(raw, dict) or set(raw) != set(self.fields):
                 raise ValueError(f"the snapshot does not hold the fields of {self.cls.__name__}")
             values = {name: msgspec.convert(raw[name], hint) for name, hint in self.fields.items()}
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as error:
             raise ValueError(f"malformed state of {self.cls.__name__}: {error}") from None
-        for name, value in values.items():
-            setattr(obj, name, value)
+
+        def put() -> None:
+            for name, value in values.items():
+                setattr(obj, name, value)
+
+        return put
 
 
 def declared_fields(cls: type) -> dict[str, Any]:
