@@ -53,3 +53,12 @@ def test_bug_list(capsys: pytest.CaptureFixture[str]) -> None:
 def test_object_bug_names_are_unique_across_every_family() -> None:
     names = [bug.value for family in (SynodBug, LogBug, KvBug, ObjectBug) for bug in family]
     assert len(names) == len(set(names))
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check-machine", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ["--workload", "--seeds", "--bug", "--no-replay", "--no-faults"]:
+        assert option in out
