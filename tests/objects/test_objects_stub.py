@@ -4,9 +4,12 @@ Here ``submit`` applies to one machine directly (what the runtime will do throug
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from pypaxos.objects import (
+    AsyncStub,
     Caller,
     CallRejected,
     CommandRaised,
@@ -80,3 +83,18 @@ def test_renew_starts_a_new_session() -> None:
     caller.encode("set", ("a", 1))
     caller.renew(9)
     assert caller.client_id == 9 and caller.seq == 0
+
+
+def test_the_async_stub() -> None:
+    machine = ObjectMachine(Dict())
+
+    async def submit(command: bytes, read: bool) -> bytes:
+        await asyncio.sleep(0)
+        return machine.query(command) if read else machine.apply(command)
+
+    async def scenario() -> list[object]:
+        stub = AsyncStub(Caller(Dict, 1), submit, lambda: 0)
+        await stub.set("a", 1)
+        return [await stub.get("a"), await stub.size()]
+
+    assert asyncio.run(scenario()) == [1, 1]

@@ -45,10 +45,12 @@ from pypaxos.objects.errors import (
     StaleCall,
 )
 from pypaxos.objects.machine import Group, ObjectMachine
-from pypaxos.objects.stub import Caller, Stub, Submit, unwrap
+from pypaxos.objects.stub import AsyncStub, AsyncSubmit, Caller, Stub, Submit, unwrap
 
 __all__ = [
     "REJECT_REASONS",
+    "AsyncStub",
+    "AsyncSubmit",
     "Call",
     "CallFailed",
     "CallRejected",

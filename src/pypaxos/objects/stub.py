@@ -5,13 +5,13 @@ arguments fit the signature, every argument encodable) before anything is sent, 
 with the next ``seq``, and turns the result bytes back into the value or the error
 (``unwrap``).  A ``Stub`` wraps a class and a ``submit`` function (command bytes in, result bytes
 out: whatever carries them to the log and waits for the answer) so that ``stub.incr(3)`` reads
-like a local call.  The runtime supplies ``submit``; ``pypaxos.testing.LocalCluster`` supplies
-one that runs a simulated cluster in-process.
+like a local call (``AsyncStub``: ``await stub.incr(3)``).  The runtime supplies ``submit``;
+``pypaxos.testing.LocalCluster`` supplies one that runs a simulated cluster in-process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from pypaxos.objects.api import MethodTable
@@ -127,6 +127,32 @@ class Stub:
             read = caller.is_read(method)
             command = caller.encode(method, args, kwargs, now_ms=self._clock_ms())
             return unwrap(self._submit(command, read))
+
+        call.__name__ = method
+        return call
+
+
+AsyncSubmit = Callable[[bytes, bool], Awaitable[bytes]]
+"""``Submit`` for an event loop: a coroutine that returns the result bytes."""
+
+
+class AsyncStub:
+    """``await stub.method(*args)``: ``Stub`` for callers on an event loop."""
+
+    def __init__(self, caller: Caller, submit: AsyncSubmit, clock_ms: Callable[[], int]) -> None:
+        self._caller = caller
+        self._submit = submit
+        self._clock_ms = clock_ms
+
+    def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
+        caller = self._caller
+        if method.startswith("_") or method not in caller.table.methods:
+            raise AttributeError(f"{caller.cls.__name__} has no public method {method!r}")
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            read = caller.is_read(method)
+            command = caller.encode(method, args, kwargs, now_ms=self._clock_ms())
+            return unwrap(await self._submit(command, read))
 
         call.__name__ = method
         return call
