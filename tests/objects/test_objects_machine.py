@@ -397,3 +397,14 @@ def test_a_group_restore_changes_no_object_unless_every_state_fits() -> None:
     with pytest.raises(ValueError):
         target.restore(msgspec.msgpack.encode(broken))
     assert target.snapshot() == before
+
+
+def test_a_call_that_does_not_run_does_not_move_the_clock() -> None:
+    machine = ObjectMachine(Account(), session_ttl_commands=2)
+    assert apply(machine, 1, 1, "stamp", now_ms=10) == Returned(10)
+    assert apply(machine, 1, 1, "stamp", now_ms=99) == Returned(10)  # a retry: from memory
+    apply(machine, 1, 2, "stamp", now_ms=11)
+    assert apply(machine, 1, 1, "stamp", now_ms=500) == Stale(2)
+    assert apply(machine, 7, 3, "stamp", now_ms=600) == SessionExpired()
+    assert machine.now_ms == 11
+    assert apply(machine, 2, 1, "stamp", now_ms=12) == Returned(12)

@@ -120,3 +120,15 @@ def test_a_read_that_changes_state_is_caught() -> None:
     assert not report.passed
     found = " ".join(report.violations)
     assert "get_and_bump" in found and "@command" in found
+
+
+def test_the_lock_manager_with_many_clients_and_refused_retries() -> None:
+    """Refused calls (stale, expired sessions) happen here; they must not move the log's
+    clock, or a lock lapses in the run but not in any sequential execution."""
+    settings = CheckSettings(nodes=3, clients=5, calls=150, replay_hash_seeds=())
+    refused = 0
+    for seed in (85, 86, 87):
+        report = run_check(workloads.LockManager, workloads.lock_calls, seed, settings)
+        assert report.passed, report.summary()
+        refused += report.failed
+    assert refused > 0

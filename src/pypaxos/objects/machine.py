@@ -20,7 +20,8 @@ anything, an older one ``Stale``.  Sessions expire by applied count
 (``seq`` other than 1) is answered ``SessionExpired`` and not run.
 
 Time: each call carries its proposer's clock (``Call.now_ms``); the machine's clock is the
-largest stamp applied so far, and ``api.log_time_ms()`` answers it while a method runs.
+largest stamp of the calls run so far (a retry answered from memory, a stale or refused request
+does not move it), and ``api.log_time_ms()`` answers it while a method runs.
 
 ``Group`` holds several named objects in one machine (``Call.target`` picks one), sharing the
 sessions and the clock.  The snapshot holds the sessions, the clock and each object's state
@@ -189,7 +190,6 @@ class ObjectMachine:
             except ValueError:
                 result = _MALFORMED
             else:
-                self._now_ms = max(self._now_ms, call.now_ms)
                 result = self._apply_call(call)
         self._expire_sessions()
         return result
@@ -288,6 +288,9 @@ class ObjectMachine:
             return session.result
         if call.seq < session.last_seq:
             return encode_result(Stale(session.last_seq))
+        # Only a call that runs moves the clock: one refused changes nothing, not even time,
+        # so a history without it is explained by the same sequential run.
+        self._now_ms = max(self._now_ms, call.now_ms)
         result = self._run(call, self._now_ms, read=False)
         session.last_seq = call.seq
         session.result = result
