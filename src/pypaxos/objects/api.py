@@ -58,7 +58,7 @@ def is_command(method: object) -> bool:
 def log_time_ms() -> int:
     """The time of the call being applied, in Unix milliseconds, as the log carries it.
 
-    The largest ``now_ms`` stamped on any call applied so far (so it never goes back, and every
+    The largest ``now_ms`` stamped on any call run so far (so it never goes back, and every
     replica sees the same value at the same position of the log).  Only valid while a machine
     runs a method: anywhere else it raises ``RuntimeError``.
     """
