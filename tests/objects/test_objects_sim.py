@@ -114,6 +114,12 @@ def test_a_workload_the_machine_refuses_is_reported() -> None:
     report = run_check(Counter, bad_workload, 0, NO_REPLAY)
     assert not report.passed and "fix the workload" in report.violations[0]
 
+    def wrong_target(rng: random.Random) -> Invocation:
+        return Invocation("add", (1,), target="nobody")
+
+    report = run_check(Counter, wrong_target, 0, NO_REPLAY)
+    assert not report.passed and "fix the workload" in report.violations[0]
+
 
 def test_a_read_that_changes_state_is_caught() -> None:
     report = run_check(workloads.SneakyCounter, workloads.sneaky_calls, 0, NO_REPLAY)

@@ -396,6 +396,10 @@ class ObjectWorld(Simulator[object]):
     # -- the clients' side -----------------------------------------------------------------
 
     def is_read(self, invocation: Invocation) -> bool:
+        """Whether the call takes the read path (a call naming nothing goes to the log, to be
+        refused there and reported as the workload's mistake)."""
+        if invocation.target not in self.probe.targets():
+            return False
         spec = self.probe.methods(invocation.target).methods.get(invocation.method)
         return spec is not None and not spec.is_command
 
@@ -408,7 +412,7 @@ class ObjectWorld(Simulator[object]):
     def invoked(self, client: CallClient) -> None:
         assert client.call is not None
         self.open[client.process] = (self.now, client.call, client.read)
-        invoked = len(self.ops) + len(self.open)
+        invoked = len(self.ops) + len(self.open) + self.failed
         if not self.healed and invoked >= self.settings.calls * HEAL_FRACTION:
             self._heal()
 
