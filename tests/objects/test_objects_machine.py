@@ -408,3 +408,30 @@ def test_a_call_that_does_not_run_does_not_move_the_clock() -> None:
     assert apply(machine, 7, 3, "stamp", now_ms=600) == SessionExpired()
     assert machine.now_ms == 11
     assert apply(machine, 2, 1, "stamp", now_ms=12) == Returned(12)
+
+
+def test_a_client_refused_as_expired_stays_refused() -> None:
+    """seq 2 arrives first (seq 1 was delayed): refused, and the client moves on; the late
+    seq 1, then a late copy of seq 2, must not run as if the refusal never happened."""
+    machine = ObjectMachine(Account())
+    assert apply(machine, 1, 2, "deposit", 10) == SessionExpired()
+    assert apply(machine, 1, 1, "deposit", 1) == SessionExpired()
+    assert apply(machine, 1, 2, "deposit", 10) == SessionExpired()
+    assert query(machine, "total") == Returned(0)
+    assert apply(machine, 2, 1, "deposit", 5) == Returned(5)  # the client's new session
+
+
+def test_the_planted_reopen_bug_runs_a_refused_request() -> None:
+    machine = ObjectMachine(Account(), bugs=frozenset({ObjectBug.EXPIRED_SESSION_REOPENS}))
+    assert apply(machine, 1, 2, "deposit", 10) == SessionExpired()
+    apply(machine, 1, 1, "deposit", 1)
+    assert apply(machine, 1, 2, "deposit", 10) == Returned(11)
+
+
+def test_a_closed_session_expires_like_any_other() -> None:
+    machine = ObjectMachine(Account(), session_ttl_commands=2)
+    apply(machine, 1, 5, "deposit", 1)
+    assert [s.closed for s in machine.sessions()] == [True]
+    apply(machine, 2, 1, "deposit", 1)
+    apply(machine, 2, 2, "deposit", 1)
+    assert [s.client_id for s in machine.sessions()] == [2]

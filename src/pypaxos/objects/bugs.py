@@ -20,3 +20,7 @@ class ObjectBug(PlantedBug):
         "object-snapshot-drops-sessions",
         "the object machine's snapshot leaves out the exactly-once sessions",
     )
+    EXPIRED_SESSION_REOPENS = (
+        "expired-session-reopens",
+        "a client told its session expired can reopen it with a late copy of its first request",
+    )

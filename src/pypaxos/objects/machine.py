@@ -17,7 +17,10 @@ each call carries ``(client_id, seq)``, the machine keeps per client the last ap
 and its result bytes; a repeat of the last ``seq`` gets the remembered result without running
 anything, an older one ``Stale``.  Sessions expire by applied count
 (``session_ttl_commands``), which every replica agrees on; a forgotten client's next request
-(``seq`` other than 1) is answered ``SessionExpired`` and not run.
+(``seq`` other than 1) is answered ``SessionExpired`` and not run, and the client id stays
+closed (a tombstone, itself expiring): a late copy of the client's first request cannot reopen
+the session and let a late copy of the refused request run after the client was told it had
+not.  The remaining hole, as in any expiring scheme: a copy delayed past a whole TTL.
 
 Time: each call carries its proposer's clock (``Call.now_ms``); the machine's clock is the
 largest stamp of the calls run so far (a retry answered from memory, a stale or refused request
@@ -69,12 +72,14 @@ _EXPIRED = encode_result(SessionExpired())
 
 
 class Session(msgspec.Struct, array_like=True):
-    """One client's dedup entry (as ``kv.state_machine.Session``)."""
+    """One client's dedup entry (as ``kv.state_machine.Session``); ``closed``: the client was
+    told its session expired, and every later request under its id is refused too."""
 
     client_id: int
     last_seq: int
     last_active: int
     result: bytes
+    closed: bool = False
 
 
 class MachineSnapshot(msgspec.Struct, frozen=True, array_like=True):
@@ -279,11 +284,15 @@ class ObjectMachine:
         session = self._sessions.get(call.client_id)
         if session is None:
             if call.seq != 1:
+                if ObjectBug.EXPIRED_SESSION_REOPENS not in self.bugs:
+                    self._close(call.client_id)
                 return _EXPIRED
             session = Session(call.client_id, 0, self._applied, b"")
             self._sessions[call.client_id] = session
         session.last_active = self._applied
         self._sessions.move_to_end(call.client_id)
+        if session.closed:
+            return _EXPIRED
         if call.seq == session.last_seq and ObjectBug.RETRY_RUNS_AGAIN not in self.bugs:
             return session.result
         if call.seq < session.last_seq:
@@ -295,6 +304,13 @@ class ObjectMachine:
         session.last_seq = call.seq
         session.result = result
         return result
+
+    def _close(self, client_id: int) -> None:
+        """Remember that ``client_id`` was refused as expired: the client starts a new
+        session, and a late copy of its first request must not open this one again (after
+        which a late copy of the refused request would run although it was answered "not
+        applied").  The tombstone expires like a session."""
+        self._sessions[client_id] = Session(client_id, 0, self._applied, _EXPIRED, closed=True)
 
     def _run(self, call: Call, now_ms: int, read: bool) -> bytes:
         hosted = self._hosted.get(call.target)
