@@ -16,6 +16,17 @@ from pypaxos.testing.replay import compare_in_children, factory_name
 
 NO_REPLAY = CheckSettings(replay_hash_seeds=())
 BUSY = CheckSettings(clients=5, calls=120, replay_hash_seeds=())
+# Clients that give up after two short tries: most outcomes unknown, many retries in the log.
+IMPATIENT = CheckSettings(
+    clients=6,
+    calls=200,
+    drop=0.1,
+    dup=0.0,
+    attempts_max=2,
+    timeout_ticks=15,
+    snapshot_every_slots=20,
+    replay_hash_seeds=(),
+)
 
 
 @pytest.mark.parametrize("name", sorted(workloads.BATTERIES))
@@ -71,6 +82,18 @@ def test_planted_machine_bugs_are_caught(bug: ObjectBug) -> None:
     report = check(Counter, workloads.counter, seeds=range(6), settings=settings)
     assert not report.passed
     assert "not linearizable" in " ".join(report.violations)
+
+
+@pytest.mark.parametrize("name", ["counter", "list", "priority-queue"])
+def test_histories_of_mostly_unknown_outcomes_are_decided(name: str) -> None:
+    factory, workload = workloads.BATTERIES[name]
+    unknown = 0
+    for seed in (2010, 2050, 2066):
+        report = run_check(factory, workload, seed, IMPATIENT)
+        assert report.passed, report.summary()
+        assert report.search_configurations <= 2 * report.calls
+        unknown += report.unknown
+    assert unknown > 100  # the point: many calls whose outcome the search must guess
 
 
 def test_a_seed_replays_the_same_run() -> None:

@@ -538,19 +538,16 @@ class ObjectWorld(Simulator[object]):
         """The history against the user's class; each command ranked by where the decided
         log holds it (the search tries that order first: a hint, not an assumption)."""
         positions: dict[tuple[int, int], int] = {}
-        last_seq: dict[int, int] = {}  # the sessions' rule: only a newer seq runs
+        replica = machine_of(self.object_factory)  # the machine's own rules say what ran
         for position, command in enumerate(self.decided_commands()):
+            outcome = decode_result(replica.apply(command))
+            if isinstance(outcome, Stale | SessionExpired):
+                continue  # refused: it did not run here
             try:
                 call = decode_call(command)
             except ValueError:
                 continue
-            previous = last_seq.get(call.client_id)
-            if call.seq <= (0 if previous is None else previous) or (
-                previous is None and call.seq != 1
-            ):
-                continue  # a retry answered from memory, stale, or refused: it did not run
-            last_seq[call.client_id] = call.seq
-            positions[(call.client_id, call.seq)] = position
+            positions.setdefault((call.client_id, call.seq), position)  # later: from memory
         history = [
             op if op.read else replace(op, rank=positions.get((op.call.client_id, op.call.seq)))
             for op in sorted(self.ops, key=lambda op: (op.invoke_tick, op.process))
