@@ -89,3 +89,21 @@ def test_an_unencodable_return_value_becomes_a_raised_result() -> None:
     result = decode_result(returned(Holder(object())))
     assert isinstance(result, Raised) and result.type_name == UNENCODABLE_RESULT
     assert decode_result(returned({"ok": (1, 2)})) == Returned({"ok": [1, 2]})
+
+
+def test_deeply_nested_arguments_are_refused_the_same_way_everywhere() -> None:
+    from pypaxos.objects.codec import ARGUMENT_DEPTH_MAX
+
+    def nested(depth: int) -> object:
+        value: object = 1
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    decode_call(encode_call(1, 1, "f", (nested(ARGUMENT_DEPTH_MAX - 2),)))
+    for depth in (ARGUMENT_DEPTH_MAX, 5_000):
+        # ["call", 1, 1, "f", [[[...1...]]], {}, "", 0], written by hand: too deep to encode
+        argument = b"\x91" * depth + b"\x01"
+        data = b"\x98\xa4call\x01\x01\xa1f\x91" + argument + b"\x80\xa0\x00"
+        with pytest.raises(ValueError):
+            decode_call(data)

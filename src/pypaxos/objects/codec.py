@@ -169,12 +169,39 @@ def _check_encodable(value: Any, what: str) -> None:
         ) from None
 
 
+ARGUMENT_DEPTH_MAX = 32
+"""How deeply arguments may nest.  The decoder's own limit is Python's recursion limit minus
+however deep the stack already is, which differs between processes; a fixed, lower bound makes
+every replica refuse the same calls."""
+
+
 def decode_call(data: bytes) -> Call:
-    """The ``Call`` in ``data``; ``ValueError`` for anything else (untrusted bytes)."""
+    """The ``Call`` in ``data``; ``ValueError`` for anything else (untrusted bytes), including
+    arguments nested deeper than ``ARGUMENT_DEPTH_MAX``."""
     try:
-        return _CALL_DECODER.decode(data)
+        call = _CALL_DECODER.decode(data)
     except (msgspec.DecodeError, RecursionError) as error:
         raise ValueError(f"not a call: {error}") from None
+    if not _shallow([call.args, call.kwargs], ARGUMENT_DEPTH_MAX):
+        raise ValueError(f"not a call: arguments nested deeper than {ARGUMENT_DEPTH_MAX}")
+    return call
+
+
+def _shallow(value: Any, depth_max: int) -> bool:
+    """Whether ``value``'s lists and dicts nest at most ``depth_max`` deep (no recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list | tuple):
+            children: Any = item
+        elif isinstance(item, dict):
+            children = [*item.keys(), *item.values()]
+        else:
+            continue
+        if depth >= depth_max:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 def encode_result(result: Result) -> bytes:
