@@ -107,3 +107,11 @@ def test_deeply_nested_arguments_are_refused_the_same_way_everywhere() -> None:
         data = b"\x98\xa4call\x01\x01\xa1f\x91" + argument + b"\x80\xa0\x00"
         with pytest.raises(ValueError):
             decode_call(data)
+
+
+def test_a_return_value_too_deep_to_encode_is_a_raised_result() -> None:
+    value: list[object] = []
+    for _ in range(100_000):
+        value = [value]
+    result = decode_result(returned(value))
+    assert isinstance(result, Raised) and result.type_name == UNENCODABLE_RESULT

@@ -127,7 +127,7 @@ def encode(value: Any) -> bytes:
     """MessagePack bytes of ``canonical(value)``; ``NotEncodable`` if msgspec cannot."""
     try:
         return _ENCODER.encode(canonical(value))
-    except (TypeError, ValueError, OverflowError) as error:
+    except (TypeError, ValueError, OverflowError, RecursionError) as error:
         raise NotEncodable(f"{type(value).__name__} value cannot be encoded: {error}") from None
 
 
@@ -162,7 +162,7 @@ def encode_call(
 def _check_encodable(value: Any, what: str) -> None:
     try:
         _ENCODER.encode(canonical(value))
-    except (TypeError, ValueError, OverflowError) as error:
+    except (TypeError, ValueError, OverflowError, RecursionError) as error:
         raise NotEncodable(
             f"{what} is a {type(value).__name__}, which msgspec cannot encode ({error}); "
             "pass plain values, msgspec Structs or dataclasses"
@@ -221,6 +221,6 @@ def returned(value: Any) -> bytes:
     """The encoded ``Returned(value)``, or a ``Raised`` naming ``UNENCODABLE_RESULT``."""
     try:
         return _ENCODER.encode(Returned(canonical(value)))
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, RecursionError):
         message = f"a {type(value).__name__} was returned, which msgspec cannot encode"
         return _ENCODER.encode(Raised(UNENCODABLE_RESULT, message))

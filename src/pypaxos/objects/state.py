@@ -79,7 +79,7 @@ class StateCodec:
             state = {name: getattr(obj, name) for name in self.fields}
         try:
             return _ENCODER.encode(canonical(state))
-        except (TypeError, ValueError, OverflowError) as error:
+        except (TypeError, ValueError, OverflowError, RecursionError) as error:
             raise NotEncodable(
                 f"the state of {self.cls.__name__} cannot be encoded: {error}"
             ) from None
