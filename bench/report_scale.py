@@ -86,6 +86,10 @@ def rows(data: Json) -> list[Json]:
             "over_100ms": _phase_max(ours, "commit_gap", "over_100ms", add=True),
             "rb_zero": _get(ours, "stall", "load", "rb_zero_intervals"),
             "aborted": _get(ours, "load", "aborted") or [],
+            "recovery_errors": [
+                (step, ours[step]["error"], ours[step].get("log_errors") or [])
+                for step in ("restart", "wipe") if (ours.get(step) or {}).get("error")
+            ],
             "partial": bool(_get(ours, "load", "partial")),
             "redis_stall_s": worst_stall_s(redis) if redis.get("stall") else None,
             "leader_changes": leader_changes(ours),
@@ -198,6 +202,11 @@ def section(data: Json, plot_link: str = "") -> list[str]:
             how = "its rate until then is shown" if r["partial"] else "the next attempt finished"
             lines += ["", f"At {r['name']} keys redis-benchmark stopped at an error reply "
                       f"{len(r['aborted'])} time(s) ({r['aborted'][0]}); {how}."]  # fmt: skip
+    for r in table:
+        for step, error, log_errors in r["recovery_errors"]:
+            what = "the wiped follower" if step == "wipe" else "the restarted follower"
+            logged = f"; the nodes logged `{log_errors[0][:200]}`" if log_errors else ""
+            lines += ["", f"At {r['name']} keys {what} did not catch up: {error}{logged}."]
     goals = targets(table)
     if goals:
         lines += ["", "| scale target | measured | verdict |", "| --- | --- | --- |"]

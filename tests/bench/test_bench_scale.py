@@ -198,6 +198,13 @@ def test_report_rows_and_targets_from_synthetic_sizes() -> None:
     assert verdicts["snapshottransfer"] is True
     text = "\n".join(report_scale.section(data))
     assert "skipped: needs 20 GiB" in text and "| 1m | 80,000 | 200,000 | 0.40 |" in text
+    data["scale"][1]["pypaxos"]["wipe"] = {
+        "error": "stayed at index 0", "log_errors": ["ERROR x: MessageTooLarge"],
+        "caught_up_s": None, "transfer_mb_per_s": None,
+    }  # fmt: skip
+    text = "\n".join(report_scale.section(data))
+    assert "At 1m keys the wiped follower did not catch up: stayed at index 0" in text
+    assert "MessageTooLarge" in text
 
 
 # --- the detectors and the fill against a fake server ---------------------------------------
@@ -214,6 +221,7 @@ class FakeNode:
         self.stored: set[bytes] = set()
         self.commit_index = 0
         self.frozen_until = 0.0
+        self.applied_max = 10**9  # where its applied index stops (a stuck recovery)
         self.server: asyncio.Server | None = None
 
     async def start(self) -> str:
@@ -246,8 +254,9 @@ class FakeNode:
     def _answer(self, command: list[bytes]) -> bytes:
         if command[0].upper() == b"INFO":
             self.commit_index += 1
-            body = b"# Paxos\r\ncommit_index:%d\r\nballot:1.1\r\nleader_id:1\r\n" % (
-                self.commit_index
+            body = b"# Paxos\r\ncommit_index:%d\r\napplied_index:%d\r\nballot:1.1\r\n" % (
+                self.commit_index,
+                min(self.commit_index, self.applied_max),
             )
             return b"$%d\r\n%s\r\n" % (len(body), body)
         self.received += 1
@@ -291,6 +300,39 @@ def test_the_detectors_catch_a_planted_freeze() -> None:
     assert commit_gaps.longest_s >= FREEZE_S * 0.99
     assert probe_gaps.longest_s >= FREEZE_S * 0.99
     assert commit_gaps.moves > 3 and probe_gaps.moves > 3  # it ran before and after
+
+
+def test_a_recovery_whose_applied_index_stops_is_reported_stuck() -> None:
+    async def main() -> None:
+        node = FakeNode()
+        node.applied_max = 5
+        address = await node.start()
+        try:
+            answered_s, caught_up_s = await scale._wait_caught_up(address, 3, 30.0, 0.3)
+            assert answered_s is not None and caught_up_s >= answered_s  # reached 3: fine
+            with pytest.raises(scale.RecoveryStuckError, match="stayed at index 5"):
+                await scale._wait_caught_up(address, 1000, 30.0, 0.3)
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
+def test_the_last_distinct_error_lines_of_a_node_log_explain_a_stuck_recovery(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "node.log"
+    log.write_text(
+        "08:00:00 INFO a: started\n"
+        "08:00:01 ERROR a: cannot send to 2: MessageTooLarge\n"
+        "08:00:02 WARNING a: slow batch\n"
+        "08:00:03 ERROR a: cannot send to 2: MessageTooLarge\n"
+        "08:00:04 ERROR a: something else\n"
+    )
+    assert scale._log_errors(log) == [
+        "ERROR a: something else", "ERROR a: cannot send to 2: MessageTooLarge",
+    ]  # fmt: skip
+    assert scale._log_errors(tmp_path / "missing.log") == []
 
 
 # --- the whole scenario, tiny, on real processes ---------------------------------------------

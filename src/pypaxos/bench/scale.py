@@ -54,7 +54,11 @@ PRIOR_BYTES_PER_KEY = 1024  # memory guess per key and process before the first 
 DISK_BYTES_PER_KEY = 600  # log, snapshot and its temporary copy, per node
 FILL_CONNECTIONS = 8
 FILL_BATCH = 256
-RECOVERY_TIMEOUT_S = 900.0
+RECOVERY_TIMEOUT_S = 900.0  # until a restarted node first answers and catches up
+# Once it answers, how long its applied index may stand still: a minute, and a second more per
+# 20,000 keys (a snapshot is installed at once after it has all arrived).
+PROGRESS_TIMEOUT_S = 60.0
+PROGRESS_KEYS_PER_S = 20_000
 LOAD_ATTEMPTS = 2
 KEY_DIGITS = 12  # redis-benchmark's __rand_int__ is 12 digits, zero-padded
 
@@ -340,25 +344,70 @@ def snapshot_bytes(node_dir: Path) -> tuple[int, int]:
     return snapshots, whole
 
 
-async def _wait_caught_up(address: str, goal: int, timeout_s: float) -> tuple[float | None, float]:
+class RecoveryStuckError(RuntimeError):
+    """A restarted node did not catch up: no answer within the timeout, or an applied index
+    that stopped moving for ``PROGRESS_TIMEOUT_S``."""
+
+
+async def _wait_caught_up(
+    address: str, goal: int, timeout_s: float, still_s: float = PROGRESS_TIMEOUT_S
+) -> tuple[float | None, float]:
     """Seconds until ``address`` answers ``INFO``, and until its applied index reaches
-    ``goal``; raises ``RuntimeError`` at the timeout."""
+    ``goal``; raises ``RecoveryStuckError`` at ``timeout_s``, or once the node answers but its
+    applied index has not moved for ``still_s``."""
     began = time.monotonic()
     answered: float | None = None
-    while time.monotonic() - began < timeout_s:
+    last_applied, moved_at = -1, began
+    while (now_mono := time.monotonic()) - began < timeout_s:
         info = await _info(address)
         now = time.monotonic() - began
         if info is not None:
             answered = now if answered is None else answered
-            applied = info.get("applied_index", "")
-            if applied.isdigit() and int(applied) >= goal:
+            text = info.get("applied_index", "")
+            applied = int(text) if text.isdigit() else -1
+            if applied >= goal:
                 return answered, now
+            if applied != last_applied:
+                last_applied, moved_at = applied, now_mono
+            elif now_mono - moved_at > still_s:
+                raise RecoveryStuckError(
+                    f"{address} stayed at index {applied} for {still_s:g} s (goal {goal})"
+                )
         await asyncio.sleep(0.02)
-    raise RuntimeError(f"{address} did not reach index {goal} within {timeout_s:g} s")
+    raise RecoveryStuckError(f"{address} did not reach index {goal} within {timeout_s:g} s")
+
+
+def _log_errors(log_file: Path, limit: int = 3) -> list[str]:
+    """The last distinct ERROR lines of a node's log (what explains a stuck recovery)."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    found: list[str] = []
+    for line in reversed(lines):
+        text = line.partition(" ")[2]  # without the time, so repeats compare equal
+        if " ERROR " in f" {text}" and text not in found:
+            found.append(text)
+            if len(found) == limit:
+                break
+    return found
+
+
+async def _recover(
+    cluster: LocalCluster, node_id: int, leader_id: int, wipe: bool, keys: int
+) -> Json:
+    """``_restart_follower``, a stuck recovery recorded (with the cluster's error lines)."""
+    still_s = PROGRESS_TIMEOUT_S + keys / PROGRESS_KEYS_PER_S
+    try:
+        return await _restart_follower(cluster, node_id, leader_id, wipe, still_s)
+    except RecoveryStuckError as error:
+        errors = [e for m in cluster.spec.members for e in _log_errors(cluster.spec.log_file(m.id))]
+        return {"node": node_id, "error": str(error), "log_errors": errors[:6],
+                "caught_up_s": None, "transfer_mb_per_s": None}  # fmt: skip
 
 
 async def _restart_follower(
-    cluster: LocalCluster, node_id: int, leader_id: int, wipe: bool
+    cluster: LocalCluster, node_id: int, leader_id: int, wipe: bool, still_s: float
 ) -> Json:
     """Kill follower ``node_id``, optionally wipe its directory, start it again and time it
     until it has applied what the leader had committed before the kill."""
@@ -383,7 +432,7 @@ async def _restart_follower(
                 path.unlink()
     cluster.start_node(node_id)
     answered_s, caught_up_s = await _wait_caught_up(
-        spec.member(node_id).client, goal, RECOVERY_TIMEOUT_S
+        spec.member(node_id).client, goal, RECOVERY_TIMEOUT_S, still_s
     )
     received_snapshot, received_total = snapshot_bytes(node_dir)
     for _ in range(50):  # a snapshot the node installed may reach its disk a moment later
@@ -455,16 +504,16 @@ async def _pypaxos_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
         )
         if cfg.recovery:
             follower = max(n for n in pids if n != leader.id)
-            out["restart"] = await _restart_follower(cluster, follower, leader.id, False)
-            cfg.log(
-                f"scale pypaxos {size_name(keys)}: restart {out['restart']['caught_up_s']:.2f} s"
-            )
-            out["wipe"] = await _restart_follower(cluster, follower, leader.id, True)
-            cfg.log(
-                f"scale pypaxos {size_name(keys)}: wiped follower caught up in "
-                f"{out['wipe']['caught_up_s']:.2f} s "
-                f"({out['wipe']['transfer_mb_per_s'] or 0:.1f} MB/s)"
-            )
+            for name, wipe in (("restart", False), ("wipe", True)):
+                out[name] = step = await _recover(cluster, follower, leader.id, wipe, keys)
+                what = "wiped follower caught up" if wipe else "restarted follower caught up"
+                if step.get("error"):
+                    cfg.log(f"scale pypaxos {size_name(keys)}: {what}: no: {step['error']}; "
+                            f"{step['log_errors'][:1]}")  # fmt: skip
+                    break
+                rate = f" ({step['transfer_mb_per_s'] or 0:.1f} MB/s)" if wipe else ""
+                cfg.log(f"scale pypaxos {size_name(keys)}: {what} in "
+                        f"{step['caught_up_s']:.2f} s{rate}")  # fmt: skip
         return out
     finally:
         with contextlib.suppress(Exception):
