@@ -239,6 +239,7 @@ def draw(data: Json, path: Path) -> Path:
         if points:
             left.plot(*zip(*points, strict=True), marker=marker, label=label)
     left.set_xscale("log")
+    left.set_ylim(bottom=0)
     left.set_xlabel("keys")
     left.set_ylabel("SET/s (redis-benchmark -c 32 -P 32)")
     left.set_title("throughput against data size")
