@@ -56,9 +56,9 @@ FILL_CONNECTIONS = 8
 FILL_BATCH = 256
 RECOVERY_TIMEOUT_S = 900.0  # until a restarted node first answers and catches up
 # Once it answers, how long its applied index may stand still: a minute, and a second more per
-# 20,000 keys (a snapshot is installed at once after it has all arrived).
+# 100,000 keys (a snapshot is installed at once after it has all arrived).
 PROGRESS_TIMEOUT_S = 60.0
-PROGRESS_KEYS_PER_S = 20_000
+PROGRESS_KEYS_PER_S = 100_000
 LOAD_ATTEMPTS = 2
 KEY_DIGITS = 12  # redis-benchmark's __rand_int__ is 12 digits, zero-padded
 
