@@ -196,8 +196,10 @@ def test_report_rows_and_targets_from_synthetic_sizes() -> None:
     assert verdicts["residentmemory"] is False  # 1.5x at 100k, 2x at 1m
     assert verdicts["restartwithin"] is False  # 2.5x at 1m
     assert verdicts["snapshottransfer"] is True
+    data["scale"][0]["pypaxos"]["leader_changes_logged"] = 1  # one the polls missed
     text = "\n".join(report_scale.section(data))
     assert "skipped: needs 20 GiB" in text and "| 1m | 80,000 | 200,000 | 0.40 |" in text
+    assert "| 0 (1 logged) |" in text
     data["scale"][1]["pypaxos"]["wipe"] = {
         "error": "stayed at index 0", "log_errors": ["ERROR x: MessageTooLarge"],
         "caught_up_s": None, "transfer_mb_per_s": None,
@@ -356,6 +358,7 @@ def test_a_tiny_scale_run_on_a_real_cluster_and_redis(tmp_path: Path) -> None:
         assert result["stall"]["load"]["probe_acks"] >= 0
     ours = entry["pypaxos"]
     assert ours["stall"]["load"]["info_samples"] > 0
+    assert ours["leader_changes_logged"] >= 0  # the first election is not a change
     assert ours["restart"]["caught_up_s"] is not None
     assert ours["wipe"]["goal_index"] > 0
     assert entry["redis"]["restart"]["serving_s"] > 0

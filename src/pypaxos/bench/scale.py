@@ -330,6 +330,17 @@ async def _key_count(address: str) -> int:
     return int(fields.get("keys", "0"))
 
 
+def _leaders_elected(cluster: LocalCluster) -> int:
+    """``became leader`` lines in the nodes' logs so far: every election won, including one a
+    poll of ``INFO`` was too slow to see."""
+    count = 0
+    for member in cluster.spec.members:
+        with contextlib.suppress(OSError):
+            text = cluster.spec.log_file(member.id).read_text(errors="replace")
+            count += text.count("became leader")
+    return count
+
+
 def snapshot_bytes(node_dir: Path) -> tuple[int, int]:
     """The bytes of files named ``snapshot*`` (not ``*.tmp``) under ``node_dir``, and of the
     whole directory without the node's own log."""
@@ -482,6 +493,7 @@ async def _pypaxos_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
         finally:
             await watch.stop()
         out["stall"] = {"fill": watch.summary("fill"), "load": watch.summary("load", rates)}
+        out["leader_changes_logged"] = _leaders_elected(cluster) - 1  # the first one is no change
         rss = {node: procstat.rss_kib(pid) for node, pid in pids.items()}
         counted = await _key_count(leader.client)
         per_node = {
