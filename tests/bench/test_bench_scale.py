@@ -80,6 +80,19 @@ def test_leader_changes_count_new_ballots_on_any_node() -> None:
     assert stall.leader_changes([_sample(0.0, "a", 1, "")]) == 0  # no leader known yet
 
 
+def test_a_candidates_ballot_that_won_nothing_is_no_leader_change() -> None:
+    def seen(at_s: float, node: str, ballot: str, role: str) -> stall.InfoSample:
+        return stall.InfoSample(at_s, node, 1, ballot, "", role)
+
+    samples = [
+        seen(0.0, "a", "3.1", "leader"), seen(0.0, "b", "3.1", "follower"),
+        seen(0.1, "b", "4.2", "candidate"),  # b stands and loses
+        seen(0.2, "a", "5.1", "leader"),  # a is elected again at a higher ballot
+        seen(0.3, "c", "6.3", "candidate"),
+    ]  # fmt: skip
+    assert stall.leader_changes(samples) == 1
+
+
 REDIS_BENCHMARK_PLAIN = (
     b"SET: rps=0.0 (overall: -nan) avg_msec=-nan (overall: -nan)\r"
     b"SET: rps=1000.0 (overall: 1000.0) avg_msec=1.0 (overall: 1.0)\r"
@@ -256,9 +269,12 @@ class FakeNode:
     def _answer(self, command: list[bytes]) -> bytes:
         if command[0].upper() == b"INFO":
             self.commit_index += 1
-            body = b"# Paxos\r\ncommit_index:%d\r\napplied_index:%d\r\nballot:1.1\r\n" % (
-                self.commit_index,
-                min(self.commit_index, self.applied_max),
+            body = (
+                b"# Paxos\r\nrole:leader\r\ncommit_index:%d\r\napplied_index:%d\r\nballot:1.1\r\n"
+                % (
+                    self.commit_index,
+                    min(self.commit_index, self.applied_max),
+                )
             )
             return b"$%d\r\n%s\r\n" % (len(body), body)
         self.received += 1

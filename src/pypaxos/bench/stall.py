@@ -7,10 +7,10 @@ Three independent views of one run, since each has a blind spot:
   turns the samples into the times at which the cluster's highest known commit index moved and
   the longest interval between two such moves (its resolution is the poll interval: a steady
   stream shows gaps of about one interval).  A node whose event loop is stuck answers late; the
-  poll waits for it, so the stuck time shows as a gap, not as a missing sample.  Ballots seen
-  give the leader changes (``leader_changes``): a new ballot means a new leader's election,
-  whoever won it.  Polling can miss a ballot that lived less than one interval, so the count is
-  a lower bound.
+  poll waits for it, so the stuck time shows as a gap, not as a missing sample.  The ballots of
+  nodes answering as leader give the leader changes (``leader_changes``); a candidate's ballot
+  that won nothing is not counted.  Polling can miss a leader that lived less than one
+  interval, so the count is a lower bound.
 * ``WriteProbe`` is a client of its own doing one timestamped ``SET`` at a time; the longest
   interval between two acknowledged probe writes is the stall a client saw.  It needs nothing
   from the server beyond ``SET``, so it measures redis-server the same way.
@@ -45,6 +45,7 @@ class InfoSample:
     commit_index: int
     ballot: str
     leader_id: str
+    role: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +100,11 @@ def progress_gaps(samples: Sequence[InfoSample]) -> Gaps:
 
 
 def leader_changes(samples: Sequence[InfoSample]) -> int:
-    """New ballots seen after the first one, over all nodes: each is a leader elected."""
-    ballots = {s.ballot for s in samples if s.ballot}
+    """Leaders seen after the first one: the distinct ballots of nodes answering as leader
+    (a candidate's new ballot is an election started, not a leader; samples without a role
+    count every ballot)."""
+    known = any(s.role for s in samples)
+    ballots = {s.ballot for s in samples if s.ballot and (not known or s.role == "leader")}
     return max(len(ballots) - 1, 0)
 
 
@@ -159,7 +163,9 @@ class InfoPoller:
         commit = info.get("commit_index", "")
         if commit.isdigit():
             ballot, leader = info.get("ballot", ""), info.get("leader_id", "")
-            self.samples.append(InfoSample(time.monotonic(), address, int(commit), ballot, leader))
+            role = info.get("role", "")
+            sample = InfoSample(time.monotonic(), address, int(commit), ballot, leader, role)
+            self.samples.append(sample)
 
     async def _poll(self, address: str) -> None:
         host, _, port = address.rpartition(":")
