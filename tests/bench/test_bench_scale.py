@@ -269,13 +269,9 @@ class FakeNode:
     def _answer(self, command: list[bytes]) -> bytes:
         if command[0].upper() == b"INFO":
             self.commit_index += 1
-            body = (
-                b"# Paxos\r\nrole:leader\r\ncommit_index:%d\r\napplied_index:%d\r\nballot:1.1\r\n"
-                % (
-                    self.commit_index,
-                    min(self.commit_index, self.applied_max),
-                )
-            )
+            applied = min(self.commit_index, self.applied_max)
+            body = b"# Paxos\r\nrole:leader\r\nballot:1.1\r\n"
+            body += b"commit_index:%d\r\napplied_index:%d\r\n" % (self.commit_index, applied)
             return b"$%d\r\n%s\r\n" % (len(body), body)
         self.received += 1
         if self.refuse_every and self.received % self.refuse_every == 0:
