@@ -74,11 +74,14 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-# Issue 7: pypaxos, PySyncObj, Redis and etcd side by side on this machine, in one run
-# (about 25 minutes). Installs Debian's redis-server, redis-tools, etcd-server and etcd-client
-# when root and missing, and the `bench` extra (pysyncobj, matplotlib) into the venv; appends a
-# dated section to bench/RESULTS.md and writes bench/plots/*.png. BENCH_ARGS goes to
-# bench/run_all.py, e.g. BENCH_ARGS="--quick" or "--runs 5 --catch-up-entries 200000".
+# Issue 7: pypaxos, PySyncObj, Redis and etcd side by side on this machine, in one run, then
+# the large-data scenario (throughput, stalls, memory per key and recovery at 100k, 1m and 10m
+# keys, pypaxos against Redis; a size that would not fit in memory is skipped and says so).
+# Installs Debian's redis-server, redis-tools, etcd-server and etcd-client when root and
+# missing, and the `bench` extra (pysyncobj, matplotlib) into the venv; appends a dated section
+# to bench/RESULTS.md and writes bench/plots/*.png. BENCH_ARGS goes to bench/run_all.py, e.g.
+# BENCH_ARGS="--quick", "--runs 5 --catch-up-entries 200000", "--sizes 100k,1m" or
+# "--skip scale".
 BENCH_ARGS ?=
 bench: $(STAMP)
 	@missing=""; \
