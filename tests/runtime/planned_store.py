@@ -11,7 +11,8 @@ from pypaxos.runtime.commands import NULL_RESP2, Immediate, Ops, plan
 
 
 class PlannedStore:
-    def __init__(self) -> None:
+    def __init__(self, null: bytes = NULL_RESP2) -> None:
+        self.null = null  # how the connection's protocol spells null (RESP2 or RESP3)
         self.machine = KVStateMachine()
         self.seq = 0
         self.now_ms = 1_700_000_000_000  # the request stamp (what the server's clock reads)
@@ -30,4 +31,4 @@ class PlannedStore:
             if queried is not None:
                 assert decode_result(queried) == result, op
             results.append(result)
-        return planned.combine(results, NULL_RESP2)
+        return planned.combine(results, self.null)

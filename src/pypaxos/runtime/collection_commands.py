@@ -1,0 +1,861 @@
+"""RESP planners for Redis's hashes, lists, sets and sorted sets (Redis 7.0.15's replies).
+
+Each command here parses and checks its arguments as Redis does (arity, integers, scores,
+ranges, option words and their errors, in Redis's order: argument errors before the key is
+looked at, so before ``WRONGTYPE``) and becomes one ``kv`` log command (``kv.collection_ops``),
+so it is atomic and exactly-once like a string command; its ``combine`` spells the result in
+the connection's protocol (RESP3 maps, sets and doubles where Redis 7.0 sends them).
+
+``COLLECTION_COMMANDS`` maps each name to ``(arity_min, arity_max, build)``; ``build`` answers
+``(ops, combine)`` or an error reply (bytes), and ``runtime.commands`` registers them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from pypaxos.kv import Array, Command, Integer, Ok, Page, Result, Value, parse_int64
+from pypaxos.kv.collection_ops import (
+    LEX_EXCLUSIVE,
+    LEX_INCLUSIVE,
+    LEX_MAX,
+    LEX_MIN,
+    SET_DIFF,
+    SET_INTER,
+    SET_UNION,
+    ZADD_CH,
+    ZADD_GT,
+    ZADD_INCR,
+    ZADD_LT,
+    ZADD_NX,
+    ZADD_XX,
+    Copy,
+    HDel,
+    HGet,
+    HGetAll,
+    HIncrBy,
+    HIncrByFloat,
+    HLen,
+    HMGet,
+    HScan,
+    HSet,
+    LexBound,
+    LIndex,
+    LInsert,
+    LLen,
+    LMove,
+    LPop,
+    LPos,
+    LPush,
+    LRange,
+    LRem,
+    LSet,
+    LTrim,
+    SAdd,
+    SCard,
+    SCombine,
+    SCombineStore,
+    ScoreBound,
+    SIsMember,
+    SMembers,
+    SMove,
+    SPop,
+    SRandMember,
+    SRem,
+    SScan,
+    ZAdd,
+    ZCard,
+    ZCount,
+    ZIncrBy,
+    ZLexCount,
+    ZPop,
+    ZRangeByLex,
+    ZRangeByRank,
+    ZRangeByScore,
+    ZRank,
+    ZRem,
+    ZRemRangeByLex,
+    ZRemRangeByRank,
+    ZRemRangeByScore,
+    ZScan,
+    ZScore,
+)
+from pypaxos.kv.commands import NOT_A_FLOAT, NOT_AN_INTEGER, Integers, Score, Scored, Scores, Values
+from pypaxos.kv.keyspace import parse_long_double
+from pypaxos.kv.zsets import format_score
+from pypaxos.runtime.replies import NULL_RESP3, Combine, result_error, unexpected
+from pypaxos.transport.resp import encode_bulk, encode_error, encode_integer, encode_simple
+
+Planned = tuple[tuple[Command, ...], Combine] | bytes
+"""A command's log commands and how to combine their results, or an error reply."""
+
+Build = Callable[[list[bytes]], Planned]
+
+SYNTAX = encode_error("ERR syntax error")
+NOT_POSITIVE = encode_error("ERR value is out of range, must be positive")
+COUNT_ABS_MAX = 1_000_000
+"""The largest ``SRANDMEMBER`` negative count (a reply of that many items; Redis has none)."""
+SCAN_COUNT_MAX = 10_000
+
+# --- reply encoders ---------------------------------------------------------------------------
+
+
+def _resp3(null: bytes) -> bool:
+    return null == NULL_RESP3
+
+
+def _head(kind: bytes, count: int) -> bytes:
+    return b"%s%d\r\n" % (kind, count)
+
+
+def _bulks(items: Sequence[bytes | None], null: bytes, kind: bytes = b"*") -> bytes:
+    parts = [_head(kind, len(items))]
+    for item in items:
+        parts.append(null if item is None else b"$%d\r\n%s\r\n" % (len(item), item))
+    return b"".join(parts)
+
+
+def _double(score: float | None, null: bytes) -> bytes:
+    if score is None:
+        return null
+    text = format_score(score)
+    return b",%s\r\n" % text if _resp3(null) else encode_bulk(text)
+
+
+def _only(results: Sequence[Result]) -> Result:
+    (result,) = results
+    return result
+
+
+def _check(result: Result) -> bytes:
+    return result_error(result) or unexpected(result)
+
+
+def reply_integer(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    return encode_integer(result.value) if type(result) is Integer else _check(result)
+
+
+def reply_bulk(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    if type(result) is Value:
+        return null if result.value is None else encode_bulk(result.value)
+    return _check(result)
+
+
+def reply_ok(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    return encode_simple("OK") if type(result) is Ok else _check(result)
+
+
+def reply_array(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    return _bulks(result.items, null) if type(result) is Array else _check(result)
+
+
+def reply_set(results: Sequence[Result], null: bytes) -> bytes:
+    """An ``Array`` as a RESP3 set (``~``) or a RESP2 array."""
+    result = _only(results)
+    if type(result) is Array:
+        return _bulks(result.items, null, b"~" if _resp3(null) else b"*")
+    return _check(result)
+
+
+def reply_map(results: Sequence[Result], null: bytes) -> bytes:
+    """A flat field, value... ``Array`` as a RESP3 map or a RESP2 array."""
+    result = _only(results)
+    if type(result) is not Array:
+        return _check(result)
+    if _resp3(null):
+        return (
+            _head(b"%", len(result.items) // 2)
+            + _bulks(result.items, null)[len(_head(b"*", len(result.items))) :]
+        )
+    return _bulks(result.items, null)
+
+
+def _every_other(first: int) -> Combine:
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        result = _only(results)
+        return _bulks(result.items[first::2], null) if type(result) is Array else _check(result)
+
+    return combine
+
+
+def reply_values(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    return _bulks(result.items, null) if type(result) is Values else _check(result)
+
+
+def reply_integers(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    if type(result) is not Integers:
+        return _check(result)
+    return _head(b"*", len(result.items)) + b"".join(encode_integer(n) for n in result.items)
+
+
+def reply_flag(results: Sequence[Result], null: bytes) -> bytes:
+    """The first of ``Integers`` as an integer (``SISMEMBER``)."""
+    result = _only(results)
+    return encode_integer(result.items[0]) if type(result) is Integers else _check(result)
+
+
+def reply_exists(results: Sequence[Result], null: bytes) -> bytes:
+    """``HEXISTS``: 1 if ``HGet`` found a value."""
+    result = _only(results)
+    return (
+        encode_integer(int(result.value is not None)) if type(result) is Value else _check(result)
+    )
+
+
+def reply_strlen(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    if type(result) is Value:
+        return encode_integer(len(result.value or b""))
+    return _check(result)
+
+
+def reply_score(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    if type(result) is Score:
+        return _double(result.value, null)
+    if type(result) is Scores:
+        return _double(result.items[0], null)
+    return _check(result)
+
+
+def reply_scores(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    if type(result) is not Scores:
+        return _check(result)
+    return _head(b"*", len(result.items)) + b"".join(_double(s, null) for s in result.items)
+
+
+def reply_scan(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    if type(result) is not Page:
+        return _check(result)
+    return b"*2\r\n" + encode_bulk(b"%d" % result.cursor) + _bulks(result.keys, null)
+
+
+def reply_pop_list(results: Sequence[Result], null: bytes) -> bytes:
+    """``LPOP key count``: an array, or the null array when the key is absent."""
+    result = _only(results)
+    if type(result) is Value:
+        return NULL_RESP3 if _resp3(null) else b"*-1\r\n"
+    return reply_array(results, null)
+
+
+def reply_scored(with_scores: bool) -> Combine:
+    """Members (``with_scores``: and their scores, flat in RESP2, pairs in RESP3)."""
+
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        result = _only(results)
+        if type(result) is not Scored:
+            return _check(result)
+        if not with_scores:
+            return _bulks([member for member, _ in result.items], null)
+        resp3 = _resp3(null)
+        parts = [_head(b"*", len(result.items) * (1 if resp3 else 2))]
+        for member, score in result.items:
+            pair = encode_bulk(member) + _double(score, null)
+            parts.append(b"*2\r\n" + pair if resp3 else pair)
+        return b"".join(parts)
+
+    return combine
+
+
+def reply_pop_one(results: Sequence[Result], null: bytes) -> bytes:
+    """``ZPOPMIN key`` without a count: ``[member, score]`` flat, in either protocol."""
+    result = _only(results)
+    if type(result) is not Scored:
+        return _check(result)
+    parts = [_head(b"*", 2 * len(result.items))]
+    for member, score in result.items:
+        parts.append(encode_bulk(member) + _double(score, null))
+    return b"".join(parts)
+
+
+def reply_rank(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    if type(result) is Value:
+        return null
+    return reply_integer(results, null)
+
+
+def reply_hmset(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    return encode_simple("OK") if type(result) is Integer else _check(result)
+
+
+def reply_lpos(results: Sequence[Result], null: bytes) -> bytes:
+    result = _only(results)
+    if type(result) is Value:
+        return null
+    if type(result) is Integers:
+        return reply_integers(results, null)
+    return reply_integer(results, null)
+
+
+# --- argument parsing -------------------------------------------------------------------------
+
+
+def _int(raw: bytes, refusal: bytes | None = None) -> int | bytes:
+    """A 64-bit integer argument or the error reply (Redis's, unless ``refusal`` is given)."""
+    number = parse_int64(raw)
+    if number is None:
+        return refusal or encode_error(f"ERR {NOT_AN_INTEGER}")
+    return number
+
+
+_DECIMAL = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INFINITY = re.compile(rb"([+-]?)(?:inf|infinity)", re.IGNORECASE)
+
+
+def parse_score(raw: bytes, strict: bool = True) -> float | None:
+    """What Redis's ``strtod`` reading of a score gives (``None``: not a valid float): decimal
+    or infinity, never NaN; ``strict`` (a score to store) also refuses what overflows to
+    infinity or underflows to zero, as Redis does."""
+    infinity = _INFINITY.fullmatch(raw)
+    if infinity is not None:
+        return float("-inf") if infinity.group(1) == b"-" else float("inf")
+    if _DECIMAL.fullmatch(raw) is None:
+        return None
+    number = float(raw)
+    if strict:
+        if number in (float("inf"), float("-inf")):
+            return None
+        if number == 0 and any(
+            digit in b"123456789" for digit in raw.split(b"e")[0].split(b"E")[0]
+        ):
+            return None
+    return number
+
+
+def _score(raw: bytes) -> float | bytes:
+    score = parse_score(raw)
+    return encode_error(f"ERR {NOT_A_FLOAT}") if score is None else score
+
+
+def _score_bound(raw: bytes) -> ScoreBound | None:
+    """A range end as Redis reads it: ``strtod`` without its error checks, so leading blanks
+    are skipped and nothing at all (``(`` alone, an empty argument) reads as 0."""
+    is_open = raw[:1] == b"("
+    text = (raw[1:] if is_open else raw).lstrip(b" \t\n\v\f\r")
+    value = 0.0 if not text else parse_score(text, strict=False)
+    return None if value is None else ScoreBound(value, open=is_open)
+
+
+def _lex_bound(raw: bytes) -> LexBound | None:
+    if raw == b"-":
+        return LexBound(LEX_MIN)
+    if raw == b"+":
+        return LexBound(LEX_MAX)
+    if raw[:1] == b"[":
+        return LexBound(LEX_INCLUSIVE, raw[1:])
+    if raw[:1] == b"(":
+        return LexBound(LEX_EXCLUSIVE, raw[1:])
+    return None
+
+
+NOT_A_FLOAT_RANGE = encode_error("ERR min or max is not a float")
+NOT_A_LEX_RANGE = encode_error("ERR min or max not valid string range item")
+
+
+def _score_range(low: bytes, high: bytes) -> tuple[ScoreBound, ScoreBound] | bytes:
+    first, last = _score_bound(low), _score_bound(high)
+    if first is None or last is None:
+        return NOT_A_FLOAT_RANGE
+    return first, last
+
+
+def _lex_range(low: bytes, high: bytes) -> tuple[LexBound, LexBound] | bytes:
+    first, last = _lex_bound(low), _lex_bound(high)
+    if first is None or last is None:
+        return NOT_A_LEX_RANGE
+    return first, last
+
+
+def _scan_options(args: list[bytes]) -> tuple[int, bytes | None, int] | bytes:
+    """``cursor [MATCH pattern] [COUNT n]`` from ``args[2]`` on."""
+    raw = args[2]
+    if not raw.isdigit() or int(raw) >= 2**64:
+        return encode_error("ERR invalid cursor")
+    pattern: bytes | None = None
+    count = 10
+    position = 3
+    while position < len(args):
+        option = args[position].upper()
+        if position + 1 >= len(args):
+            return SYNTAX
+        value = args[position + 1]
+        if option == b"COUNT":
+            number = _int(value)
+            if isinstance(number, bytes):
+                return number
+            if number < 1:
+                return SYNTAX
+            count = min(number, SCAN_COUNT_MAX)
+        elif option == b"MATCH":
+            pattern = None if value == b"*" else value
+        else:
+            return SYNTAX
+        position += 2
+    return int(raw), pattern, count
+
+
+def _one(op: Command, combine: Combine) -> Planned:
+    return (op,), combine
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def _copy(args: list[bytes]) -> Planned:
+    replace = False
+    position = 3
+    while position < len(args):
+        option = args[position].upper()
+        if option == b"REPLACE":
+            replace = True
+        elif option == b"DB" and position + 1 < len(args):
+            position += 1
+            db = _int(args[position])
+            if isinstance(db, bytes):
+                return db
+            if db != 0:
+                return encode_error("ERR DB index is out of range")
+        else:
+            return SYNTAX
+        position += 1
+    if args[1] == args[2]:
+        return encode_error("ERR source and destination objects are the same")
+    return _one(Copy(args[1], args[2], replace), reply_integer)
+
+
+# --- hashes -----------------------------------------------------------------------------------
+
+
+def _hset(args: list[bytes], combine: Combine) -> Planned:
+    if len(args) % 2 == 1:
+        return encode_error(
+            f"ERR wrong number of arguments for '{args[0].decode().lower()}' command"
+        )
+    pairs = tuple(zip(args[2::2], args[3::2], strict=True))
+    return _one(HSet(args[1], pairs), combine)
+
+
+def _hincrby(args: list[bytes]) -> Planned:
+    amount = _int(args[3])
+    return (
+        amount
+        if isinstance(amount, bytes)
+        else _one(HIncrBy(args[1], args[2], amount), reply_integer)
+    )
+
+
+def _hincrbyfloat(args: list[bytes]) -> Planned:
+    amount = parse_long_double(args[3])
+    if amount is None:
+        return encode_error(f"ERR {NOT_A_FLOAT}")
+    if abs(amount) >= 2**16384:
+        return encode_error("ERR value is NaN or Infinity")
+    return _one(HIncrByFloat(args[1], args[2], args[3]), reply_bulk)
+
+
+def _hscan(args: list[bytes]) -> Planned:
+    options = _scan_options(args)
+    if isinstance(options, bytes):
+        return options
+    return _one(HScan(args[1], *options), reply_scan)
+
+
+# --- sets -------------------------------------------------------------------------------------
+
+
+def _spop(args: list[bytes]) -> Planned:
+    if len(args) > 3:
+        return SYNTAX
+    if len(args) == 2:
+        return _one(SPop(args[1]), reply_bulk)
+    count = _int(args[2], NOT_POSITIVE)
+    if isinstance(count, bytes) or count < 0:
+        return NOT_POSITIVE
+    return _one(SPop(args[1], count), reply_set)
+
+
+def _srandmember(args: list[bytes]) -> Planned:
+    if len(args) > 3:
+        return SYNTAX
+    if len(args) == 2:
+        return _one(SRandMember(args[1]), reply_bulk)
+    count = _int(args[2])
+    if isinstance(count, bytes):
+        return count
+    if -count > COUNT_ABS_MAX:
+        return encode_error(f"ERR count too large (limit {COUNT_ABS_MAX})")
+    return _one(SRandMember(args[1], count), reply_array)
+
+
+def _scombine(how: int) -> Build:
+    return lambda args: _one(SCombine(how, tuple(args[1:])), reply_set)
+
+
+def _scombine_store(how: int) -> Build:
+    return lambda args: _one(SCombineStore(how, args[1], tuple(args[2:])), reply_integer)
+
+
+def _sscan(args: list[bytes]) -> Planned:
+    options = _scan_options(args)
+    if isinstance(options, bytes):
+        return options
+    return _one(SScan(args[1], *options), reply_scan)
+
+
+# --- lists ------------------------------------------------------------------------------------
+
+
+def _push(left: bool, only_existing: bool) -> Build:
+    return lambda args: _one(LPush(args[1], tuple(args[2:]), left, only_existing), reply_integer)
+
+
+def _pop(left: bool) -> Build:
+    def build(args: list[bytes]) -> Planned:
+        if len(args) > 3:
+            return encode_error(
+                f"ERR wrong number of arguments for '{args[0].decode().lower()}' command"
+            )
+        if len(args) == 2:
+            return _one(LPop(args[1], left), reply_bulk)
+        count = _int(args[2], NOT_POSITIVE)
+        if isinstance(count, bytes) or count < 0:
+            return NOT_POSITIVE
+        return _one(LPop(args[1], left, count), reply_pop_list)
+
+    return build
+
+
+def _ints(raws: Sequence[bytes]) -> list[int] | bytes:
+    numbers: list[int] = []
+    for raw in raws:
+        number = _int(raw)
+        if isinstance(number, bytes):
+            return number
+        numbers.append(number)
+    return numbers
+
+
+def _lrange(args: list[bytes]) -> Planned:
+    bounds = _ints(args[2:4])
+    return bounds if isinstance(bounds, bytes) else _one(LRange(args[1], *bounds), reply_array)
+
+
+def _ltrim(args: list[bytes]) -> Planned:
+    bounds = _ints(args[2:4])
+    return bounds if isinstance(bounds, bytes) else _one(LTrim(args[1], *bounds), reply_ok)
+
+
+def _lindex(args: list[bytes]) -> Planned:
+    return _one(LIndex(args[1], parse_int64(args[2])), reply_bulk)  # the key is checked first
+
+
+def _lset(args: list[bytes]) -> Planned:
+    return _one(LSet(args[1], parse_int64(args[2]), args[3]), reply_ok)
+
+
+def _lrem(args: list[bytes]) -> Planned:
+    count = _int(args[2])
+    return count if isinstance(count, bytes) else _one(LRem(args[1], count, args[3]), reply_integer)
+
+
+def _linsert(args: list[bytes]) -> Planned:
+    where = args[2].upper()
+    if where not in (b"BEFORE", b"AFTER"):
+        return SYNTAX
+    return _one(LInsert(args[1], where == b"BEFORE", args[3], args[4]), reply_integer)
+
+
+_SIDES = {b"LEFT": True, b"RIGHT": False}
+
+
+def _lmove(args: list[bytes]) -> Planned:
+    source_side, destination_side = _SIDES.get(args[3].upper()), _SIDES.get(args[4].upper())
+    if source_side is None or destination_side is None:
+        return SYNTAX
+    return _one(LMove(args[1], args[2], source_side, destination_side), reply_bulk)
+
+
+def _lpos(args: list[bytes]) -> Planned:
+    rank, count, maxlen = 1, None, 0
+    position = 3
+    while position < len(args):
+        option = args[position].upper()
+        if position + 1 >= len(args) or option not in (b"RANK", b"COUNT", b"MAXLEN"):
+            return SYNTAX
+        number = parse_int64(args[position + 1])
+        if option == b"RANK":
+            if number is None:
+                return encode_error(f"ERR {NOT_AN_INTEGER}")
+            if number == 0:
+                return encode_error(
+                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the "
+                    "second ... or use negative to start from the end of the list"
+                )
+            rank = number
+        elif number is None or number < 0:  # Redis's message for a non-integer too
+            return encode_error(f"ERR {option.decode()} can't be negative")
+        elif option == b"COUNT":
+            count = number
+        else:
+            maxlen = number
+        position += 2
+    return _one(LPos(args[1], args[2], rank, count, maxlen), reply_lpos)
+
+
+# --- sorted sets ------------------------------------------------------------------------------
+
+_ZADD_FLAGS = {
+    b"NX": ZADD_NX,
+    b"XX": ZADD_XX,
+    b"GT": ZADD_GT,
+    b"LT": ZADD_LT,
+    b"CH": ZADD_CH,
+    b"INCR": ZADD_INCR,
+}
+
+
+def _zadd(args: list[bytes]) -> Planned:
+    flags = 0
+    position = 2
+    while position < len(args):
+        flag = _ZADD_FLAGS.get(args[position].upper())
+        if flag is None:
+            break
+        flags |= flag
+        position += 1
+    rest = args[position:]
+    if not rest or len(rest) % 2:
+        return SYNTAX
+    if flags & ZADD_NX and flags & ZADD_XX:
+        return encode_error("ERR XX and NX options at the same time are not compatible")
+    if (flags & ZADD_GT and flags & (ZADD_NX | ZADD_LT)) or (flags & ZADD_LT and flags & ZADD_NX):
+        return encode_error("ERR GT, LT, and/or NX options at the same time are not compatible")
+    if flags & ZADD_INCR and len(rest) > 2:
+        return encode_error("ERR INCR option supports a single increment-element pair")
+    pairs: list[tuple[float, bytes]] = []
+    for raw, member in zip(rest[::2], rest[1::2], strict=True):
+        score = _score(raw)
+        if isinstance(score, bytes):
+            return score
+        pairs.append((score, member))
+    combine = reply_score if flags & ZADD_INCR else reply_integer
+    return _one(ZAdd(args[1], tuple(pairs), flags), combine)
+
+
+def _zincrby(args: list[bytes]) -> Planned:
+    amount = _score(args[2])
+    return (
+        amount
+        if isinstance(amount, bytes)
+        else _one(ZIncrBy(args[1], amount, args[3]), reply_score)
+    )
+
+
+def _zcount(args: list[bytes]) -> Planned:
+    bounds = _score_range(args[2], args[3])
+    return bounds if isinstance(bounds, bytes) else _one(ZCount(args[1], *bounds), reply_integer)
+
+
+def _zlexcount(args: list[bytes]) -> Planned:
+    bounds = _lex_range(args[2], args[3])
+    return bounds if isinstance(bounds, bytes) else _one(ZLexCount(args[1], *bounds), reply_integer)
+
+
+RANK, BY_SCORE, BY_LEX = 0, 1, 2
+
+
+def _zrange_generic(args: list[bytes], by: int, rev: bool, modern: bool) -> Planned:
+    """``ZRANGE`` (``modern``: takes ``BYSCORE``, ``BYLEX``, ``REV``) and its older forms:
+    ``args[2:4]`` are the range (max first when ``rev`` by score or lex)."""
+    with_scores = False
+    limit: tuple[int, int] | None = None
+    position = 4
+    while position < len(args):
+        option = args[position].upper()
+        if option == b"WITHSCORES":
+            with_scores = True
+        elif option == b"LIMIT" and position + 2 < len(args):
+            numbers = _ints(args[position + 1 : position + 3])
+            if isinstance(numbers, bytes):
+                return numbers
+            limit = (numbers[0], numbers[1])
+            position += 2
+        elif option == b"BYSCORE" and modern and by == RANK:
+            by = BY_SCORE
+        elif option == b"BYLEX" and modern and by == RANK:
+            by = BY_LEX
+        elif option == b"REV" and modern and not rev:
+            rev = True
+        else:
+            return SYNTAX
+        position += 1
+    if with_scores and by == BY_LEX:
+        return encode_error("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+    if limit is not None and limit[1] != -1 and by == RANK:  # Redis: a -1 count is no LIMIT
+        return encode_error(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+        )
+    low, high = (args[3], args[2]) if rev and by != RANK else (args[2], args[3])
+    offset, count = limit if limit is not None else (0, -1)
+    op: Command
+    if by == RANK:
+        bounds = _ints(args[2:4])
+        if isinstance(bounds, bytes):
+            return bounds
+        op = ZRangeByRank(args[1], bounds[0], bounds[1], rev)
+    elif by == BY_SCORE:
+        scores = _score_range(low, high)
+        if isinstance(scores, bytes):
+            return scores
+        op = ZRangeByScore(args[1], scores[0], scores[1], rev, offset, count)
+    else:
+        lex = _lex_range(low, high)
+        if isinstance(lex, bytes):
+            return lex
+        op = ZRangeByLex(args[1], lex[0], lex[1], rev, offset, count)
+    return _one(op, reply_scored(with_scores))
+
+
+def _zrank(rev: bool) -> Build:
+    return lambda args: _one(ZRank(args[1], args[2], rev), reply_rank)
+
+
+def _zpop(highest: bool) -> Build:
+    def build(args: list[bytes]) -> Planned:
+        if len(args) > 3:
+            return SYNTAX
+        if len(args) == 2:
+            return _one(ZPop(args[1], highest), reply_pop_one)
+        count = _int(args[2], NOT_POSITIVE)
+        if isinstance(count, bytes) or count < 0:
+            return NOT_POSITIVE
+        return _one(ZPop(args[1], highest, count), reply_scored(True))
+
+    return build
+
+
+def _zremrangebyrank(args: list[bytes]) -> Planned:
+    bounds = _ints(args[2:4])
+    return (
+        bounds
+        if isinstance(bounds, bytes)
+        else _one(ZRemRangeByRank(args[1], *bounds), reply_integer)
+    )
+
+
+def _zremrangebyscore(args: list[bytes]) -> Planned:
+    bounds = _score_range(args[2], args[3])
+    if isinstance(bounds, bytes):
+        return bounds
+    return _one(ZRemRangeByScore(args[1], *bounds), reply_integer)
+
+
+def _zremrangebylex(args: list[bytes]) -> Planned:
+    bounds = _lex_range(args[2], args[3])
+    return (
+        bounds
+        if isinstance(bounds, bytes)
+        else _one(ZRemRangeByLex(args[1], *bounds), reply_integer)
+    )
+
+
+def _zscan(args: list[bytes]) -> Planned:
+    options = _scan_options(args)
+    if isinstance(options, bytes):
+        return options
+    return _one(ZScan(args[1], *options), reply_scan)
+
+
+COLLECTION_COMMANDS: dict[bytes, tuple[int, int | None, Build]] = {
+    b"COPY": (3, None, _copy),
+    # hashes
+    b"HSET": (4, None, lambda a: _hset(a, reply_integer)),
+    b"HMSET": (4, None, lambda a: _hset(a, reply_hmset)),
+    b"HSETNX": (4, 4, lambda a: _one(HSet(a[1], ((a[2], a[3]),), nx=True), reply_integer)),
+    b"HGET": (3, 3, lambda a: _one(HGet(a[1], a[2]), reply_bulk)),
+    b"HEXISTS": (3, 3, lambda a: _one(HGet(a[1], a[2]), reply_exists)),
+    b"HSTRLEN": (3, 3, lambda a: _one(HGet(a[1], a[2]), reply_strlen)),
+    b"HMGET": (3, None, lambda a: _one(HMGet(a[1], tuple(a[2:])), reply_values)),
+    b"HDEL": (3, None, lambda a: _one(HDel(a[1], tuple(a[2:])), reply_integer)),
+    b"HGETALL": (2, 2, lambda a: _one(HGetAll(a[1]), reply_map)),
+    b"HKEYS": (2, 2, lambda a: _one(HGetAll(a[1]), _every_other(0))),
+    b"HVALS": (2, 2, lambda a: _one(HGetAll(a[1]), _every_other(1))),
+    b"HLEN": (2, 2, lambda a: _one(HLen(a[1]), reply_integer)),
+    b"HINCRBY": (4, 4, _hincrby),
+    b"HINCRBYFLOAT": (4, 4, _hincrbyfloat),
+    b"HSCAN": (3, None, _hscan),
+    # sets
+    b"SADD": (3, None, lambda a: _one(SAdd(a[1], tuple(a[2:])), reply_integer)),
+    b"SREM": (3, None, lambda a: _one(SRem(a[1], tuple(a[2:])), reply_integer)),
+    b"SMEMBERS": (2, 2, lambda a: _one(SMembers(a[1]), reply_set)),
+    b"SISMEMBER": (3, 3, lambda a: _one(SIsMember(a[1], (a[2],)), reply_flag)),
+    b"SMISMEMBER": (3, None, lambda a: _one(SIsMember(a[1], tuple(a[2:])), reply_integers)),
+    b"SCARD": (2, 2, lambda a: _one(SCard(a[1]), reply_integer)),
+    b"SPOP": (2, None, _spop),
+    b"SRANDMEMBER": (2, None, _srandmember),
+    b"SINTER": (2, None, _scombine(SET_INTER)),
+    b"SUNION": (2, None, _scombine(SET_UNION)),
+    b"SDIFF": (2, None, _scombine(SET_DIFF)),
+    b"SINTERSTORE": (3, None, _scombine_store(SET_INTER)),
+    b"SUNIONSTORE": (3, None, _scombine_store(SET_UNION)),
+    b"SDIFFSTORE": (3, None, _scombine_store(SET_DIFF)),
+    b"SMOVE": (4, 4, lambda a: _one(SMove(a[1], a[2], a[3]), reply_integer)),
+    b"SSCAN": (3, None, _sscan),
+    # lists
+    b"LPUSH": (3, None, _push(left=True, only_existing=False)),
+    b"RPUSH": (3, None, _push(left=False, only_existing=False)),
+    b"LPUSHX": (3, None, _push(left=True, only_existing=True)),
+    b"RPUSHX": (3, None, _push(left=False, only_existing=True)),
+    b"LPOP": (2, None, _pop(left=True)),
+    b"RPOP": (2, None, _pop(left=False)),
+    b"LLEN": (2, 2, lambda a: _one(LLen(a[1]), reply_integer)),
+    b"LRANGE": (4, 4, _lrange),
+    b"LINDEX": (3, 3, _lindex),
+    b"LSET": (4, 4, _lset),
+    b"LREM": (4, 4, _lrem),
+    b"LTRIM": (4, 4, _ltrim),
+    b"LINSERT": (5, 5, _linsert),
+    b"LMOVE": (5, 5, _lmove),
+    b"RPOPLPUSH": (3, 3, lambda a: _one(LMove(a[1], a[2], False, True), reply_bulk)),
+    b"LPOS": (3, None, _lpos),
+    # sorted sets
+    b"ZADD": (4, None, _zadd),
+    b"ZREM": (3, None, lambda a: _one(ZRem(a[1], tuple(a[2:])), reply_integer)),
+    b"ZSCORE": (3, 3, lambda a: _one(ZScore(a[1], (a[2],)), reply_score)),
+    b"ZMSCORE": (3, None, lambda a: _one(ZScore(a[1], tuple(a[2:])), reply_scores)),
+    b"ZINCRBY": (4, 4, _zincrby),
+    b"ZCARD": (2, 2, lambda a: _one(ZCard(a[1]), reply_integer)),
+    b"ZCOUNT": (4, 4, _zcount),
+    b"ZLEXCOUNT": (4, 4, _zlexcount),
+    b"ZRANGE": (4, None, lambda a: _zrange_generic(a, RANK, False, modern=True)),
+    b"ZREVRANGE": (4, None, lambda a: _zrange_generic(a, RANK, True, modern=False)),
+    b"ZRANGEBYSCORE": (4, None, lambda a: _zrange_generic(a, BY_SCORE, False, modern=False)),
+    b"ZREVRANGEBYSCORE": (4, None, lambda a: _zrange_generic(a, BY_SCORE, True, modern=False)),
+    b"ZRANGEBYLEX": (4, None, lambda a: _zrange_generic(a, BY_LEX, False, modern=False)),
+    b"ZREVRANGEBYLEX": (4, None, lambda a: _zrange_generic(a, BY_LEX, True, modern=False)),
+    b"ZRANK": (3, 3, _zrank(rev=False)),
+    b"ZREVRANK": (3, 3, _zrank(rev=True)),
+    b"ZPOPMIN": (2, None, _zpop(highest=False)),
+    b"ZPOPMAX": (2, None, _zpop(highest=True)),
+    b"ZREMRANGEBYRANK": (4, 4, _zremrangebyrank),
+    b"ZREMRANGEBYSCORE": (4, 4, _zremrangebyscore),
+    b"ZREMRANGEBYLEX": (4, 4, _zremrangebylex),
+    b"ZSCAN": (3, None, _zscan),
+}
+"""Name -> (arity_min, arity_max or None, build), arities counting the name, as Redis's."""
+
+BLOCKING_COMMANDS = frozenset(
+    {b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH", b"BZPOPMIN", b"BZPOPMAX", b"BLMPOP", b"BZMPOP"}
+)
+"""Redis's blocking list and sorted-set commands, which this server does not run yet."""

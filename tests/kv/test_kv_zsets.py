@@ -1,0 +1,140 @@
+"""Sorted-set commands on the pure state machine (``kv.zsets``)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from collection_store import Store
+
+from pypaxos.kv import Error, Integer, Value
+from pypaxos.kv.collection_ops import (
+    LEX_EXCLUSIVE,
+    LEX_INCLUSIVE,
+    LEX_MAX,
+    LEX_MIN,
+    ZADD_CH,
+    ZADD_GT,
+    ZADD_INCR,
+    ZADD_LT,
+    ZADD_NX,
+    ZADD_XX,
+    KeyType,
+    LexBound,
+    ScoreBound,
+    ZAdd,
+    ZCard,
+    ZCount,
+    ZIncrBy,
+    ZLexCount,
+    ZPop,
+    ZRangeByLex,
+    ZRangeByRank,
+    ZRangeByScore,
+    ZRank,
+    ZRem,
+    ZRemRangeByLex,
+    ZRemRangeByRank,
+    ZRemRangeByScore,
+    ZScore,
+)
+from pypaxos.kv.commands import Score, Scored, Scores
+from pypaxos.kv.zsets import SCORE_IS_NAN, format_score
+
+INF = math.inf
+
+
+def members(store: Store, key: bytes = b"z") -> tuple[bytes, ...]:
+    result = store.run(ZRangeByRank(key, 0, -1))
+    assert isinstance(result, Scored)
+    return tuple(member for member, _ in result.items)
+
+
+def test_zadd_orders_by_score_then_member_and_its_flags() -> None:
+    store = Store()
+    assert store.run(ZAdd(b"z", ((2.0, b"b"), (1.0, b"c"), (2.0, b"a")))) == Integer(3)
+    assert members(store) == (b"c", b"a", b"b")
+    assert store.run(ZAdd(b"z", ((5.0, b"c"), (1.0, b"new")), ZADD_XX)) == Integer(0)
+    assert store.run(ZScore(b"z", (b"c", b"new"))) == Scores((5.0, None))
+    assert store.run(ZAdd(b"z", ((9.0, b"c"), (1.0, b"d")), ZADD_NX | ZADD_CH)) == Integer(1)
+    assert store.run(ZAdd(b"z", ((4.0, b"c"), (3.0, b"a")), ZADD_GT | ZADD_CH)) == Integer(1)
+    assert store.run(ZScore(b"z", (b"c", b"a"))) == Scores((5.0, 3.0))
+    assert store.run(ZAdd(b"z", ((1.0, b"c"),), ZADD_LT | ZADD_INCR)) == Score(None)
+    assert store.run(ZAdd(b"z", ((-1.0, b"c"),), ZADD_LT | ZADD_INCR)) == Score(4.0)
+    assert store.run(ZAdd(b"none", ((1.0, b"x"),), ZADD_XX)) == Integer(0)
+    assert store.run(KeyType(b"none")) == Value(None)
+
+
+def test_zincrby_and_nan() -> None:
+    store = Store()
+    assert store.run(ZIncrBy(b"z", 1.5, b"m")) == Score(1.5)
+    assert store.run(ZIncrBy(b"z", INF, b"m")) == Score(INF)
+    assert store.run(ZIncrBy(b"z", -INF, b"m")) == Error(SCORE_IS_NAN)
+    assert store.run(ZScore(b"z", (b"m",))) == Scores((INF,))
+
+
+def test_negative_zero_is_stored_as_zero() -> None:
+    store = Store()
+    store.run(ZAdd(b"z", ((-0.0, b"m"),)))
+    result = store.run(ZScore(b"z", (b"m",)))
+    assert result == Scores((0.0,))
+    assert isinstance(result, Scores) and math.copysign(1.0, result.items[0] or 0.0) == 1.0
+
+
+def test_ranges_by_rank_score_and_lex() -> None:
+    store = Store()
+    store.run(ZAdd(b"z", tuple((float(n), b"m%d" % n) for n in range(6))))
+    assert store.run(ZRangeByRank(b"z", 1, 2, rev=True)) == Scored(((b"m4", 4.0), (b"m3", 3.0)))
+    by_score = ZRangeByScore(b"z", ScoreBound(1.0, open=True), ScoreBound(4.0), offset=1, limit=2)
+    assert store.run(by_score) == Scored(((b"m3", 3.0), (b"m4", 4.0)))
+    assert store.run(ZCount(b"z", ScoreBound(-INF), ScoreBound(2.0, open=True))) == Integer(2)
+    assert store.run(ZRank(b"z", b"m2")) == Integer(2)
+    assert store.run(ZRank(b"z", b"m2", rev=True)) == Integer(3)
+    assert store.run(ZRank(b"z", b"zz")) == Value(None)
+    store.run(ZAdd(b"lex", tuple((0.0, m) for m in (b"a", b"b", b"c", b"d"))))
+    low, high = LexBound(LEX_INCLUSIVE, b"b"), LexBound(LEX_EXCLUSIVE, b"d")
+    assert store.run(ZRangeByLex(b"lex", low, high)) == Scored(((b"b", 0.0), (b"c", 0.0)))
+    everything = (LexBound(LEX_MIN), LexBound(LEX_MAX))
+    assert store.run(ZLexCount(b"lex", *everything)) == Integer(4)
+    reverse = ZRangeByLex(b"lex", *everything, rev=True, limit=2)
+    assert store.run(reverse) == Scored(((b"d", 0.0), (b"c", 0.0)))
+
+
+@pytest.mark.parametrize("size", [10, 300])  # a small set walks, a large one bisects
+def test_lex_ranges_agree_for_small_and_large_sets(size: int) -> None:
+    store = Store()
+    names = [b"k%03d" % n for n in range(size)]
+    store.run(ZAdd(b"z", tuple((0.0, name) for name in names)))
+    low, high = LexBound(LEX_EXCLUSIVE, names[2]), LexBound(LEX_INCLUSIVE, names[7])
+    assert store.run(ZLexCount(b"z", low, high)) == Integer(5)
+    result = store.run(ZRangeByLex(b"z", low, high, offset=1, limit=2))
+    assert result == Scored(((names[4], 0.0), (names[5], 0.0)))
+    assert store.run(ZRemRangeByLex(b"z", low, high)) == Integer(5)
+    assert store.run(ZCard(b"z")) == Integer(size - 5)
+
+
+def test_pops_and_removals_delete_an_emptied_set() -> None:
+    store = Store()
+    store.run(ZAdd(b"z", ((1.0, b"a"), (2.0, b"b"), (3.0, b"c"), (4.0, b"d"))))
+    assert store.run(ZPop(b"z")) == Scored(((b"a", 1.0),))
+    assert store.run(ZPop(b"z", highest=True, count=2)) == Scored(((b"d", 4.0), (b"c", 3.0)))
+    assert store.run(ZRem(b"z", (b"x",))) == Integer(0)
+    store.run(ZAdd(b"z", ((5.0, b"e"), (6.0, b"f"))))
+    assert store.run(ZRemRangeByRank(b"z", 0, 0)) == Integer(1)
+    assert store.run(ZRemRangeByScore(b"z", ScoreBound(5.0), ScoreBound(INF))) == Integer(2)
+    assert store.run(KeyType(b"z")) == Value(None)
+    assert store.run(ZPop(b"z", count=3)) == Scored(())
+
+
+@pytest.mark.parametrize(
+    ("score", "spelled"),
+    [
+        (1.1, b"1.1000000000000001"),
+        (2.0, b"2"),
+        (1e20, b"1e+20"),
+        (-INF, b"-inf"),
+        (0.1, b"0.10000000000000001"),
+    ],
+)
+def test_scores_print_as_redis_7_0(score: float, spelled: bytes) -> None:
+    assert format_score(score) == spelled
