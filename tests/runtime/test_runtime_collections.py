@@ -1,5 +1,6 @@
-"""redis-py against a real 3-node cluster: hashes, lists, sets and sorted sets, in RESP2 and
-RESP3, through a follower (which forwards writes and linearizable reads to the leader)."""
+"""Collections on a real 3-node cluster: redis-py with hashes, lists, sets and sorted sets in
+RESP2 and RESP3 through a follower (which forwards writes and linearizable reads to the leader),
+and the blocking list commands, served by the node a client waits on."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from runtime_helpers import port_of, write_cluster
 
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.config import load_config
+from pypaxos.transport.resp import encode_command
 
 pytestmark = pytest.mark.asyncio
 
@@ -71,6 +73,109 @@ async def test_collections_through_redis_py(apps: dict[int, NodeApp], protocol: 
         with pytest.raises(ResponseError, match="WRONGTYPE"):
             await r.get("h")
         with pytest.raises(ResponseError, match="not supported"):
-            await r.blpop(["l"], timeout=1)
+            await r.bzpopmin(["z"], timeout=1)
     finally:
         await r.aclose()
+
+
+class Raw:
+    """One RESP connection, replies read as exact bytes (RESP2)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, app: NodeApp) -> Raw:
+        return cls(*await asyncio.open_connection("127.0.0.1", port_of(app.member.client)))
+
+    def send(self, *commands: tuple[str, ...]) -> None:
+        self.writer.write(b"".join(encode_command(*command) for command in commands))
+
+    async def reply(self) -> bytes:
+        line = await self.reader.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"$" and rest != b"-1":
+            return line + await self.reader.readexactly(int(rest) + 2)
+        if kind == b"*" and rest != b"-1":
+            return line + b"".join([await self.reply() for _ in range(int(rest))])
+        return line
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+async def test_blpop_is_served_at_once_or_when_a_push_is_applied(
+    apps: dict[int, NodeApp],
+) -> None:
+    leader = next(app for app in apps.values() if app.is_leader)
+    follower = next(app for app in apps.values() if not app.is_leader)
+    waiter, other, pusher = (
+        await Raw.open(follower),
+        await Raw.open(follower),
+        await Raw.open(leader),
+    )
+    try:
+        pusher.send(("RPUSH", "q", "ready"))
+        assert await pusher.reply() == b":1\r\n"
+        waiter.send(("BLPOP", "empty", "q", "5"))
+        assert await waiter.reply() == b"*2\r\n$1\r\nq\r\n$5\r\nready\r\n"  # at once
+        # Two clients wait; one push serves the first, the second waits on for the next.
+        waiter.send(("BRPOP", "q", "0"), ("PING",))  # the PING is held behind it
+        await asyncio.sleep(0.1)
+        other.send(("BLPOP", "q", "0"))
+        await asyncio.sleep(0.1)
+        pusher.send(("RPUSH", "q", "one"))
+        assert await pusher.reply() == b":1\r\n"
+        assert await waiter.reply() == b"*2\r\n$1\r\nq\r\n$3\r\none\r\n"
+        assert await waiter.reply() == b"+PONG\r\n"
+        pusher.send(("LPUSH", "q", "two"))
+        assert await pusher.reply() == b":1\r\n"
+        assert await other.reply() == b"*2\r\n$1\r\nq\r\n$3\r\ntwo\r\n"
+        pusher.send(("LLEN", "q"))
+        assert await pusher.reply() == b":0\r\n"  # each item taken once
+    finally:
+        for connection in (waiter, other, pusher):
+            await connection.close()
+
+
+async def test_blocking_timeouts_hold_the_connection_and_report_wrongtype(
+    apps: dict[int, NodeApp],
+) -> None:
+    follower = next(app for app in apps.values() if not app.is_leader)
+    client = await Raw.open(follower)
+    try:
+        # As in Redis, the RPUSH behind the BLPOP runs only once the BLPOP has timed out.
+        client.send(("BLPOP", "late", "0.2"), ("RPUSH", "late", "x"))
+        assert await client.reply() == b"*-1\r\n"
+        assert await client.reply() == b":1\r\n"
+        client.send(("BLMOVE", "nothing", "dst", "LEFT", "RIGHT", "0.1"))
+        assert await client.reply() == b"*-1\r\n"
+        client.send(("BLMOVE", "late", "dst", "LEFT", "RIGHT", "1"))
+        assert await client.reply() == b"$1\r\nx\r\n"
+        client.send(("SET", "str", "v"), ("BLPOP", "str", "1"), ("BLPOP", "k", "-1"))
+        assert await client.reply() == b"+OK\r\n"
+        assert (await client.reply()).startswith(b"-WRONGTYPE")
+        assert await client.reply() == b"-ERR timeout is negative\r\n"
+        client.send(("HELLO", "3"))
+        await client.reader.readuntil(b"modules\r\n*0\r\n")
+        client.send(("BRPOP", "none", "0.1"))
+        assert await client.reply() == b"_\r\n"  # RESP3's null
+    finally:
+        await client.close()
+
+
+async def test_a_closed_blocked_connection_takes_nothing(apps: dict[int, NodeApp]) -> None:
+    leader = next(app for app in apps.values() if app.is_leader)
+    gone, pusher = await Raw.open(leader), await Raw.open(leader)
+    try:
+        gone.send(("BLPOP", "q", "0"))
+        await asyncio.sleep(0.1)
+        await gone.close()
+        await asyncio.sleep(0.1)
+        pusher.send(("RPUSH", "q", "kept"), ("LRANGE", "q", "0", "-1"))
+        assert await pusher.reply() == b":1\r\n"
+        assert await pusher.reply() == b"*1\r\n$4\r\nkept\r\n"
+        assert not leader.server.blocked.waiters  # forgotten
+    finally:
+        await pusher.close()

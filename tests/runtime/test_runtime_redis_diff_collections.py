@@ -189,6 +189,11 @@ def random_command(rng: random.Random) -> list[str]:
             ["LPOS", lk, pick(MEMBERS), "COUNT", pick(INTS), "MAXLEN", pick(INTS)],
             ["LPUSH", any_key(), "a"],
             ["LMOVE", lk, any_key(), "LEFT", "LEFT"],
+            # Blocking ones, with a short timeout: served at once, or not at all here.
+            ["BLPOP", *some(LISTS + OTHERS), pick(["0.01", "x", "-1"])],
+            ["BRPOP", *some(LISTS), "0.01"],
+            ["BLMOVE", pick(LISTS), pick(LISTS), pick(["LEFT", "RIGHT"]), "RIGHT", "0.01"],
+            ["BRPOPLPUSH", pick(LISTS), any_key(), "0.01"],
         ]
     elif family == 3:
         flags = rng.sample(["NX", "XX", "GT", "LT", "CH", "INCR"], rng.randrange(3))

@@ -210,6 +210,14 @@ class LPop(msgspec.Struct, frozen=True, tag="lpop", array_like=True):
     count: int | None = None
 
 
+class LPopFirst(msgspec.Struct, frozen=True, tag="lpopfirst", array_like=True):
+    """Pop one item from the first of ``keys`` holding a list (what ``BLPOP``/``BRPOP`` try):
+    ``Array((key, item))``, or ``Value(None)`` if none has one (the server then waits)."""
+
+    keys: tuple[bytes, ...]
+    left: bool = True
+
+
 class LLen(msgspec.Struct, frozen=True, tag="llen", array_like=True):
     """``Integer(length)``.  Read-only."""
 
@@ -481,6 +489,7 @@ CollectionCommand = (
     | SScan
     | LPush
     | LPop
+    | LPopFirst
     | LLen
     | LRange
     | LIndex

@@ -17,6 +17,7 @@ from pypaxos.kv.collection_ops import (
     LLen,
     LMove,
     LPop,
+    LPopFirst,
     LPos,
     LPush,
     LRange,
@@ -41,7 +42,9 @@ from pypaxos.kv.values import ListValue
 INDEX_OUT_OF_RANGE = "index out of range"
 _OK = Ok()
 
-ListOp = LPush | LPop | LLen | LRange | LIndex | LSet | LRem | LTrim | LInsert | LMove | LPos
+ListOp = (
+    LPush | LPop | LPopFirst | LLen | LRange | LIndex | LSet | LRem | LTrim | LInsert | LMove | LPos
+)
 
 
 def execute(ks: Keyspace, op: ListOp) -> Result:
@@ -52,6 +55,8 @@ def execute(ks: Keyspace, op: ListOp) -> Result:
         return pop(ks, op)
     if isinstance(op, LMove):
         return move(ks, op)
+    if isinstance(op, LPopFirst):
+        return pop_first(ks, op)
     found = ks.collection(op.key, ListValue)
     if isinstance(op, LSet):
         return lset(ks, op, found)
@@ -121,6 +126,19 @@ def pop(ks: Keyspace, op: LPop) -> Result:
         ks.drop_if_empty(op.key, found)
         ks.modified(op.key)
     return Array(popped)
+
+
+def pop_first(ks: Keyspace, op: LPopFirst) -> Result:
+    """As Redis serves ``BLPOP``: the keys in order, a non-list before the first list is
+    ``WrongType``."""
+    for key in op.keys:
+        found = ks.collection(key, ListValue)
+        if found is not None:
+            value = found.items.popleft() if op.left else found.items.pop()
+            ks.drop_if_empty(key, found)
+            ks.modified(key)
+            return Array((key, value))
+    return Value(None)
 
 
 def move(ks: Keyspace, op: LMove) -> Result:

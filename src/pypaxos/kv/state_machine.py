@@ -69,6 +69,7 @@ from pypaxos.kv.collection_ops import (
     LLen,
     LMove,
     LPop,
+    LPopFirst,
     LPos,
     LPush,
     LRange,
@@ -570,8 +571,8 @@ class KVStateMachine:
             ):  # fmt: skip
                 return sets.execute(ks, op)
             case (
-                LPush() | LPop() | LLen() | LRange() | LIndex() | LSet() | LRem() | LTrim()
-                | LInsert() | LMove() | LPos()
+                LPush() | LPop() | LPopFirst() | LLen() | LRange() | LIndex() | LSet() | LRem()
+                | LTrim() | LInsert() | LMove() | LPos()
             ):  # fmt: skip
                 return lists.execute(ks, op)
             case (

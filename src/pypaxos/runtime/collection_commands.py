@@ -858,4 +858,5 @@ COLLECTION_COMMANDS: dict[bytes, tuple[int, int | None, Build]] = {
 BLOCKING_COMMANDS = frozenset(
     {b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH", b"BZPOPMIN", b"BZPOPMAX", b"BLMPOP", b"BZMPOP"}
 )
-"""Redis's blocking list and sorted-set commands, which this server does not run yet."""
+"""Redis's blocking commands: those of ``runtime.blocking`` run, the others (the sorted-set
+and ``*MPOP`` forms) answer that they are not supported yet."""

@@ -76,6 +76,7 @@ from pypaxos.kv.commands import (
 )
 from pypaxos.kv.values import WRONGTYPE
 from pypaxos.runtime.auth import Access
+from pypaxos.runtime.blocking import BLOCKING_PLANNERS, Blocking
 from pypaxos.runtime.collection_commands import (
     BLOCKING_COMMANDS,
     COLLECTION_COMMANDS,
@@ -172,7 +173,18 @@ class ServerTime:
     """``TIME``: this node's wall clock (not replicated, as in Redis each server has its own)."""
 
 
-Plan = Immediate | Ops | Info | Hello | Auth | ReadMode | ClientCommand | ConfigGet | ServerTime
+Plan = (
+    Immediate
+    | Ops
+    | Info
+    | Hello
+    | Auth
+    | ReadMode
+    | ClientCommand
+    | ConfigGet
+    | ServerTime
+    | Blocking
+)
 
 
 def error(text: str) -> Immediate:
@@ -209,6 +221,8 @@ def required_access(name: bytes, planned: Plan) -> Access:
     if name in CONNECTION_COMMANDS:
         return Access.CONNECTION
     if isinstance(planned, Ops) and not all(isinstance(op, READ_OPS) for op in planned.ops):
+        return Access.WRITE
+    if isinstance(planned, Blocking):  # pops
         return Access.WRITE
     return Access.READ
 
@@ -721,8 +735,13 @@ for _name, (_low, _high, _collection_build) in COLLECTION_COMMANDS.items():
 
 
 def _blocking(args: list[bytes]) -> Plan:
-    shown = args[0].decode(errors="replace").lower()
-    return error(f"ERR '{shown}' (a blocking command) is not supported by this server yet")
+    name = args[0].upper()
+    planner = BLOCKING_PLANNERS.get(name)
+    if planner is None:
+        shown = args[0].decode(errors="replace").lower()
+        return error(f"ERR '{shown}' (a blocking command) is not supported by this server yet")
+    planned = planner(args)
+    return Immediate(planned) if isinstance(planned, bytes) else planned
 
 
 FAST_COMMANDS: dict[bytes, tuple[int, Callable[..., Command], Reply1, int]] = {}

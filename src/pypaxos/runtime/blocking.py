@@ -1,0 +1,258 @@
+"""The blocking list commands: ``BLPOP``, ``BRPOP``, ``BLMOVE``, ``BRPOPLPUSH``.
+
+A blocking command is planned as a ``Blocking``: the non-blocking attempt (``kv.LPopFirst`` or
+``kv.LMove``, one log command, so linearizable and atomic like any write), the keys to watch,
+and the timeout.  The connection sends the attempt at once; if it finds nothing to take, the
+client waits on the node it is connected to (``BlockedClients``).  After each batch this node
+applies, the waiting clients, oldest first, look at the node's own state (``query_local``); one
+whose keys now hold a list sends its attempt again through the log, where it either takes an
+item (the client is answered) or finds it taken by someone else first (the client waits on).
+So a client is answered by the node it waits on, as soon as an entry applied there serves it;
+the attempt that answers it is itself a log command, so two waiters never take the same item.
+
+As in Redis, a blocked connection runs nothing else until it is answered: the commands it
+pipelined behind the blocking one are held (``RespConnection.held``; the connection keeps
+reading, up to its reply bound, so that a client going away is noticed) and run afterwards.  On
+timeout the client gets Redis's null array (``*-1``; RESP3's null), ``BLMOVE`` too.  A
+connection that closes, or half-closes, while blocked is answered as timed out and forgotten
+(``release``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pypaxos.kv import (
+    Array,
+    Command,
+    RequestBatch,
+    Result,
+    Results,
+    Value,
+    encode_request,
+)
+from pypaxos.kv.collection_ops import KeyType, LMove, LPopFirst
+from pypaxos.runtime.collection_commands import SYNTAX, reply_bulk
+from pypaxos.runtime.replies import NULL_RESP3, Combine, result_error, unexpected
+from pypaxos.transport.resp import encode_array, encode_error
+
+TIMEOUT_S_MAX = 10.0**9
+"""The longest timeout accepted (about 31 years; Redis's bound is its clock's range)."""
+
+NOT_SERVED = b""
+"""What an attempt's combine answers when there was nothing to take (never a RESP reply)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Blocking:
+    """A blocking command's plan: its attempt, the keys it waits on, its timeout."""
+
+    ops: tuple[Command, ...]
+    combine: Combine  # the attempt's results to the reply, or NOT_SERVED
+    keys: tuple[bytes, ...]
+    timeout_s: float  # 0: wait for ever
+
+
+def _timeout(raw: bytes) -> float | bytes:
+    try:
+        seconds = float(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return encode_error("ERR timeout is not a float or out of range")
+    if math.isnan(seconds) or math.isinf(seconds) or seconds > TIMEOUT_S_MAX:
+        return encode_error("ERR timeout is not a float or out of range")
+    if seconds < 0:
+        return encode_error("ERR timeout is negative")
+    return seconds
+
+
+def _pop_reply(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is Value:
+        return NOT_SERVED
+    if type(result) is Array:
+        return encode_array(result.items)  # [key, item]
+    return result_error(result) or unexpected(result)
+
+
+def _move_reply(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is Value and result.value is None:
+        return NOT_SERVED
+    return reply_bulk(results, null)
+
+
+def _arity(args: list[bytes]) -> bytes:
+    name = args[0].decode(errors="replace").lower()
+    return encode_error(f"ERR wrong number of arguments for '{name}' command")
+
+
+def _bpop(left: bool) -> Callable[[list[bytes]], Blocking | bytes]:
+    def plan(args: list[bytes]) -> Blocking | bytes:
+        if len(args) < 3:
+            return _arity(args)
+        timeout = _timeout(args[-1])
+        if isinstance(timeout, bytes):
+            return timeout
+        keys = tuple(args[1:-1])
+        return Blocking((LPopFirst(keys, left),), _pop_reply, keys, timeout)
+
+    return plan
+
+
+_SIDES = {b"LEFT": True, b"RIGHT": False}
+
+
+def _blmove(args: list[bytes]) -> Blocking | bytes:
+    if len(args) != 6:
+        return _arity(args)
+    source_side, destination_side = _SIDES.get(args[3].upper()), _SIDES.get(args[4].upper())
+    if source_side is None or destination_side is None:
+        return SYNTAX
+    timeout = _timeout(args[5])
+    if isinstance(timeout, bytes):
+        return timeout
+    op = LMove(args[1], args[2], source_side, destination_side)
+    return Blocking((op,), _move_reply, (args[1],), timeout)
+
+
+def _brpoplpush(args: list[bytes]) -> Blocking | bytes:
+    if len(args) != 4:
+        return _arity(args)
+    return _blmove([b"BLMOVE", args[1], args[2], b"RIGHT", b"LEFT", args[3]])
+
+
+BLOCKING_PLANNERS: dict[bytes, Callable[[list[bytes]], Blocking | bytes]] = {
+    b"BLPOP": _bpop(left=True),
+    b"BRPOP": _bpop(left=False),
+    b"BLMOVE": _blmove,
+    b"BRPOPLPUSH": _brpoplpush,
+}
+
+
+def timeout_reply(null: bytes) -> bytes:
+    """What a blocking list command answers on timeout, ``BLMOVE`` too: Redis's null array."""
+    return NULL_ARRAY_RESP2 if null != NULL_RESP3 else NULL_RESP3
+
+
+NULL_ARRAY_RESP2 = b"*-1\r\n"
+
+
+# --- the clients waiting on this node ---------------------------------------------------------
+
+
+class BlockedConnection(Protocol):
+    """What ``BlockedClients`` needs of a connection (``server.RespConnection``)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def null(self) -> bytes: ...
+
+    def run_ops(
+        self, ops: tuple[Command, ...], combine: Combine, on_reply: Callable[[bytes], None]
+    ) -> None: ...
+
+    def unblock(self, reply: bytes) -> None: ...
+
+
+class LocalState(Protocol):
+    """What ``BlockedClients`` needs of the node: its applied index and a local query."""
+
+    def applied_index(self) -> int: ...
+
+    def query_local(self, command: bytes) -> object: ...
+
+
+class _Waiter:
+    __slots__ = ("conn", "done", "expired", "in_flight", "plan", "timer")
+
+    def __init__(self, conn: BlockedConnection, plan: Blocking) -> None:
+        self.conn = conn
+        self.plan = plan
+        self.in_flight = False  # an attempt is in the log: wait for its answer
+        self.expired = False
+        self.done = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class BlockedClients:
+    """The clients blocked on this node, oldest first, and how they are woken."""
+
+    def __init__(self, state: LocalState) -> None:
+        self.state = state
+        self.waiters: list[_Waiter] = []
+        self._seen_index = -1
+
+    def block(self, conn: BlockedConnection, plan: Blocking) -> None:
+        """Run ``plan``'s attempt now; wait if it finds nothing (the caller holds the
+        connection's later commands until ``conn.unblock``)."""
+        waiter = _Waiter(conn, plan)
+        if plan.timeout_s > 0:
+            loop = asyncio.get_running_loop()
+            waiter.timer = loop.call_later(plan.timeout_s, self._expire, waiter)
+        self._attempt(waiter)
+
+    def on_applied(self) -> None:
+        """After a batch was applied here: wake the waiters whose keys now hold a list."""
+        if not self.waiters:
+            return
+        index = self.state.applied_index()
+        if index == self._seen_index:
+            return
+        self._seen_index = index
+        self.waiters = [w for w in self.waiters if not w.done and not w.conn.closed]
+        for waiter in list(self.waiters):
+            if not waiter.in_flight and self._available(waiter.plan.keys):
+                self._attempt(waiter)
+
+    def _available(self, keys: tuple[bytes, ...]) -> bool:
+        query = encode_request(RequestBatch(0, 0, tuple(KeyType(key) for key in keys)))
+        answer = self.state.query_local(query)
+        if not isinstance(answer, Results):
+            return True  # cannot tell: let the log say
+        return any(type(r) is Value and r.value == b"list" for r in answer.results)
+
+    def _attempt(self, waiter: _Waiter) -> None:
+        waiter.in_flight = True
+
+        def answered(reply: bytes) -> None:
+            waiter.in_flight = False
+            if waiter.done:
+                return
+            if reply != NOT_SERVED:
+                self._finish(waiter, reply)
+            elif waiter.expired or waiter.conn.closed:
+                self._finish(waiter, self._timeout_reply(waiter))
+            elif waiter not in self.waiters:
+                self.waiters.append(waiter)
+
+        waiter.conn.run_ops(waiter.plan.ops, waiter.plan.combine, answered)
+
+    def release(self, conn: BlockedConnection) -> None:
+        """``conn`` is going away (closed, or half-closed by its client): stop waiting for it,
+        answering its blocking command as a timeout (an attempt in flight answers first)."""
+        for waiter in [w for w in self.waiters if w.conn is conn]:
+            self._expire(waiter)
+
+    def _expire(self, waiter: _Waiter) -> None:
+        waiter.expired = True
+        if not waiter.in_flight and not waiter.done:
+            self._finish(waiter, self._timeout_reply(waiter))
+
+    @staticmethod
+    def _timeout_reply(waiter: _Waiter) -> bytes:
+        return timeout_reply(waiter.conn.null)
+
+    def _finish(self, waiter: _Waiter, reply: bytes) -> None:
+        waiter.done = True
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+        if waiter in self.waiters:
+            self.waiters.remove(waiter)
+        if not waiter.conn.closed:
+            waiter.conn.unblock(reply)
