@@ -179,3 +179,21 @@ async def test_a_closed_blocked_connection_takes_nothing(apps: dict[int, NodeApp
         assert not leader.server.blocked.waiters  # forgotten
     finally:
         await pusher.close()
+
+
+async def test_a_repeated_paxos_req_collection_write_applies_once(
+    apps: dict[int, NodeApp],
+) -> None:
+    follower = next(app for app in apps.values() if not app.is_leader)
+    client = await Raw.open(follower)
+    try:
+        push = ("PAXOS.REQ", "77", "1", "RPUSH", "jobs", "a")
+        client.send(push, push, ("PAXOS.REQ", "77", "2", "ZINCRBY", "z", "1.5", "m"), push)
+        assert await client.reply() == b":1\r\n"
+        assert await client.reply() == b":1\r\n"  # the retry: its first answer, not applied
+        assert await client.reply() == b"$3\r\n1.5\r\n"
+        assert (await client.reply()).startswith(b"-ERR stale request")
+        client.send(("LLEN", "jobs"))
+        assert await client.reply() == b":1\r\n"
+    finally:
+        await client.close()
