@@ -7,12 +7,16 @@ import math
 import pytest
 from collection_store import Store
 
-from pypaxos.kv import Error, Integer, Value
+from pypaxos.kv import Error, Integer, Set, Value
 from pypaxos.kv.collection_ops import (
+    AGGREGATE_MAX,
     LEX_EXCLUSIVE,
     LEX_INCLUSIVE,
     LEX_MAX,
     LEX_MIN,
+    SET_DIFF,
+    SET_INTER,
+    SET_UNION,
     ZADD_CH,
     ZADD_GT,
     ZADD_INCR,
@@ -21,9 +25,12 @@ from pypaxos.kv.collection_ops import (
     ZADD_XX,
     KeyType,
     LexBound,
+    SAdd,
     ScoreBound,
     ZAdd,
     ZCard,
+    ZCombine,
+    ZCombineStore,
     ZCount,
     ZIncrBy,
     ZLexCount,
@@ -39,6 +46,7 @@ from pypaxos.kv.collection_ops import (
     ZScore,
 )
 from pypaxos.kv.commands import Score, Scored, Scores
+from pypaxos.kv.values import WRONGTYPE
 from pypaxos.kv.zsets import SCORE_IS_NAN, format_score
 
 INF = math.inf
@@ -138,3 +146,31 @@ def test_pops_and_removals_delete_an_emptied_set() -> None:
 )
 def test_scores_print_as_redis_7_0(score: float, spelled: bytes) -> None:
     assert format_score(score) == spelled
+
+
+def test_union_inter_diff_weights_and_aggregates() -> None:
+    store = Store()
+    store.run(ZAdd(b"a", ((1.0, b"x"), (2.0, b"y"))))
+    store.run(ZAdd(b"b", ((10.0, b"y"), (20.0, b"z"))))
+    store.run(SAdd(b"set", (b"x",)))  # a set's members score 1
+    union = ZCombine(SET_UNION, (b"a", b"b", b"set"), (1.0, 0.5, 3.0))
+    assert store.run(union) == Scored(((b"x", 4.0), (b"y", 7.0), (b"z", 10.0)))
+    highest = ZCombine(SET_INTER, (b"a", b"b"), aggregate=AGGREGATE_MAX)
+    assert store.run(highest) == Scored(((b"y", 10.0),))
+    assert store.run(ZCombine(SET_DIFF, (b"a", b"b"))) == Scored(((b"x", 1.0),))
+    infinite = ZCombine(SET_UNION, (b"a",), (INF,)), ZCombine(SET_UNION, (b"a", b"a"), (INF, -INF))
+    assert store.run(infinite[0]) == Scored(((b"x", INF), (b"y", INF)))
+    assert store.run(infinite[1]) == Scored(((b"x", 0.0), (b"y", 0.0)))  # inf - inf: 0
+    assert store.run(ZCombineStore(SET_INTER, b"out", (b"a", b"b"))) == Integer(1)
+    assert store.run(ZScore(b"out", (b"y",))) == Scores((12.0,))
+    assert store.run(ZCombineStore(SET_INTER, b"out", (b"a", b"none"))) == Integer(0)
+    assert store.run(KeyType(b"out")) == Value(None)  # an empty result deletes it
+
+
+def test_a_refused_option_comes_after_the_type_check() -> None:
+    store = Store()
+    store.run(Set(b"str", b"v"))
+    store.run(ZAdd(b"a", ((1.0, b"x"),)))
+    refused = ZCombine(SET_UNION, (b"a", b"str"), refusal="syntax error")
+    assert store.run(refused) == Error(WRONGTYPE)
+    assert store.run(ZCombine(SET_UNION, (b"a",), refusal="syntax error")) == Error("syntax error")

@@ -111,6 +111,18 @@ def unordered_scan(reply: bytes) -> tuple[bytes, list[bytes]]:
     return cursor + header, members
 
 
+def combine_args(rng: random.Random) -> list[str]:
+    """``numkeys key... [WEIGHTS w...] [AGGREGATE a]`` over sorted sets, sets and others."""
+    keys = [rng.choice(ZSETS * 3 + SETS + OTHERS) for _ in range(rng.randint(1, 3))]
+    numkeys = str(len(keys)) if rng.random() < 0.9 else rng.choice(["0", "x", "5"])
+    options: list[str] = []
+    if rng.random() < 0.4:
+        options += ["WEIGHTS", *(rng.choice(SCORES) for _ in keys)]
+    if rng.random() < 0.4:
+        options += ["AGGREGATE", rng.choice(["SUM", "MIN", "MAX", "AVG"])]
+    return [numkeys, *keys, *options]
+
+
 def random_command(rng: random.Random) -> list[str]:
     def pick(pool: list[str]) -> str:
         return rng.choice(pool)
@@ -165,6 +177,12 @@ def random_command(rng: random.Random) -> list[str]:
             ["SMOVE", pick(SETS), pick(SETS), pick(MEMBERS)],
             ["SSCAN", s, "0", "COUNT", "1000"],
             ["SINTER", s, any_key()],
+            [
+                "SINTERCARD",
+                str(rng.randint(0, 3)),
+                *some(SETS),
+                *rng.choice([[], ["LIMIT", pick(INTS)]]),
+            ],
             ["SADD", any_key(), "a"],
             ["SMOVE", s, any_key(), pick(MEMBERS)],
         ]
@@ -233,6 +251,13 @@ def random_command(rng: random.Random) -> list[str]:
             ["ZSCAN", z, "0"],
             ["ZADD", any_key(), "1", "a"],
             ["ZRANGE", any_key(), "0", "-1"],
+            [
+                pick(["ZUNION", "ZINTER", "ZDIFF"]),
+                *combine_args(rng),
+                *rng.choice([[], ["WITHSCORES"]]),
+            ],
+            [pick(["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]), pick(ZSETS), *combine_args(rng)],
+            ["ZINTERCARD", "2", z, pick(ZSETS + SETS), *rng.choice([[], ["LIMIT", "1"]])],
         ]
     else:
         commands = [
@@ -327,6 +352,9 @@ def random_big_command(rng: random.Random) -> list[str]:
         ["ZREMRANGEBYRANK", z, "0", str(rng.randint(0, 5))],
         ["ZREMRANGEBYSCORE", z, "40", "+inf"],
         ["ZCARD", z],
+        ["ZUNIONSTORE", "bz3", "3", "bz1", "bz2", "bs", "WEIGHTS", "1", "0.5", "2"],
+        ["ZINTER", "2", "bz1", "bz2", "AGGREGATE", rng.choice(["MIN", "MAX"]), "WITHSCORES"],
+        ["ZRANGE", "bz3", start, stop, "WITHSCORES"],
         ["RPUSH", lk, *many(40)],
         ["LPUSH", lk, *many(20)],
         ["LRANGE", lk, start, stop],

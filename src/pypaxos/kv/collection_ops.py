@@ -455,6 +455,34 @@ class ZRemRangeByLex(msgspec.Struct, frozen=True, tag="zremlex", array_like=True
     high: LexBound
 
 
+AGGREGATE_SUM = 0
+AGGREGATE_MIN = 1
+AGGREGATE_MAX = 2
+
+
+class ZCombine(msgspec.Struct, frozen=True, tag="zcombine", array_like=True):
+    """``ZUNION``/``ZINTER``/``ZDIFF`` (``how``: ``SET_UNION``...) of sorted sets or sets (a
+    set's members score 1), each source's scores times its weight (``weights``: one per key,
+    or empty for all 1), combined by ``aggregate``: ``Scored``, by score.  Read-only."""
+
+    how: int
+    keys: tuple[bytes, ...]
+    weights: tuple[float, ...] = ()
+    aggregate: int = AGGREGATE_SUM
+    refusal: str = ""  # options the planner refused: answered after the keys' types are checked
+
+
+class ZCombineStore(msgspec.Struct, frozen=True, tag="zstore", array_like=True):
+    """The ``STORE`` forms: the result replaces ``destination``; ``Integer(its size)``."""
+
+    how: int
+    destination: bytes
+    keys: tuple[bytes, ...]
+    weights: tuple[float, ...] = ()
+    aggregate: int = AGGREGATE_SUM
+    refusal: str = ""  # as in ``ZCombine``
+
+
 class ZScan(msgspec.Struct, frozen=True, tag="zscan", array_like=True):
     """One page: ``Scored`` pairs in a ``ScoredPage``.  Read-only."""
 
@@ -514,6 +542,8 @@ CollectionCommand = (
     | ZRemRangeByRank
     | ZRemRangeByScore
     | ZRemRangeByLex
+    | ZCombine
+    | ZCombineStore
     | ZScan
 )
 
@@ -542,6 +572,7 @@ COLLECTION_READ_OPS: tuple[type, ...] = (
     ZCount,
     ZLexCount,
     ZRank,
+    ZCombine,
     ZScan,
 )
 """The collection commands that change nothing (part of ``kv.READ_OPS``)."""

@@ -89,6 +89,8 @@ from pypaxos.kv.collection_ops import (
     SScan,
     ZAdd,
     ZCard,
+    ZCombine,
+    ZCombineStore,
     ZCount,
     ZIncrBy,
     ZLexCount,
@@ -578,7 +580,8 @@ class KVStateMachine:
             case (
                 ZAdd() | ZRem() | ZScore() | ZIncrBy() | ZCard() | ZRangeByRank()
                 | ZRangeByScore() | ZRangeByLex() | ZCount() | ZLexCount() | ZRank() | ZPop()
-                | ZRemRangeByRank() | ZRemRangeByScore() | ZRemRangeByLex() | ZScan()
+                | ZRemRangeByRank() | ZRemRangeByScore() | ZRemRangeByLex() | ZCombine()
+                | ZCombineStore() | ZScan()
             ):  # fmt: skip
                 return zsets.execute(ks, op)
             case _:

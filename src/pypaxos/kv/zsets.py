@@ -13,10 +13,14 @@ from collections.abc import Callable
 from math import isnan
 
 from pypaxos.kv.collection_ops import (
+    AGGREGATE_MAX,
+    AGGREGATE_MIN,
     LEX_EXCLUSIVE,
     LEX_INCLUSIVE,
     LEX_MAX,
     LEX_MIN,
+    SET_DIFF,
+    SET_INTER,
     ZADD_CH,
     ZADD_GT,
     ZADD_INCR,
@@ -27,6 +31,8 @@ from pypaxos.kv.collection_ops import (
     ScoreBound,
     ZAdd,
     ZCard,
+    ZCombine,
+    ZCombineStore,
     ZCount,
     ZIncrBy,
     ZLexCount,
@@ -44,7 +50,7 @@ from pypaxos.kv.collection_ops import (
 )
 from pypaxos.kv.commands import Error, Integer, Page, Result, Score, Scored, Scores, Value
 from pypaxos.kv.keyspace import SMALL_COLLECTION_MAX, Keyspace, scan_collection
-from pypaxos.kv.values import ZSetValue
+from pypaxos.kv.values import SetValue, WrongType, ZSetValue
 
 SCORE_IS_NAN = "resulting score is not a number (NaN)"
 
@@ -64,6 +70,8 @@ ZSetOp = (
     | ZRemRangeByRank
     | ZRemRangeByScore
     | ZRemRangeByLex
+    | ZCombine
+    | ZCombineStore
     | ZScan
 )
 
@@ -81,6 +89,15 @@ def execute(ks: Keyspace, op: ZSetOp) -> Result:
         return zadd(ks, ZAdd(op.key, ((op.amount, op.member),), ZADD_INCR))
     if isinstance(op, ZRem | ZPop | ZRemRangeByRank | ZRemRangeByScore | ZRemRangeByLex):
         return _remove(ks, op)
+    if isinstance(op, ZCombine | ZCombineStore) and op.refusal:
+        for key in op.keys:
+            _scores_of(ks, key)  # WRONGTYPE first, as Redis checks the keys before the options
+        return Error(op.refusal)
+    if isinstance(op, ZCombine):
+        combined = combine(ks, op.how, op.keys, op.weights, op.aggregate)
+        return Scored(_swap(sorted((score, m) for m, score in combined.items())))
+    if isinstance(op, ZCombineStore):
+        return combine_store(ks, op)
     found = ks.collection(op.key, ZSetValue)
     zset = ZSetValue() if found is None else found
     if isinstance(op, ZScore):
@@ -108,6 +125,77 @@ def execute(ks: Keyspace, op: ZSetOp) -> Result:
         page.cursor,
         tuple(part for m in page.keys for part in (m, format_score(scores[m]))),
     )
+
+
+def _scores_of(ks: Keyspace, key: bytes) -> dict[bytes, float]:
+    """A source of ``ZUNION``...: a sorted set's scores, a set's members scored 1."""
+    value = ks.lookup(key)
+    if value is None:
+        return {}
+    if isinstance(value, ZSetValue):
+        return value.scores
+    if isinstance(value, SetValue):
+        return dict.fromkeys(value.members, 1.0)
+    raise WrongType(key)
+
+
+def _weighted(score: float, weight: float) -> float:
+    product = score * weight
+    return 0.0 if isnan(product) else product  # inf * 0, as Redis: 0
+
+
+def _aggregate(current: float, value: float, how: int) -> float:
+    if how == AGGREGATE_MIN:
+        return value if value < current else current
+    if how == AGGREGATE_MAX:
+        return value if value > current else current
+    total = current + value
+    return 0.0 if isnan(total) else total  # inf + -inf, as Redis: 0
+
+
+def combine(
+    ks: Keyspace, how: int, keys: tuple[bytes, ...], weights: tuple[float, ...], aggregate: int
+) -> dict[bytes, float]:
+    """Member -> score of ``ZUNION``/``ZINTER``/``ZDIFF``, in Redis's order of operations
+    (the sources by size, smallest first, for union and intersection), which fixes the
+    rounding of the sums."""
+    sources = [(_scores_of(ks, key), weights[i] if weights else 1.0) for i, key in enumerate(keys)]
+    if how == SET_DIFF:
+        first, rest = sources[0][0], [scores for scores, _ in sources[1:]]
+        return {m: s for m, s in first.items() if not any(m in other for other in rest)}
+    sources.sort(key=lambda source: len(source[0]))
+    if how == SET_INTER:
+        (smallest, weight), others = sources[0], sources[1:]
+        result: dict[bytes, float] = {}
+        for member, score in smallest.items():
+            total = _weighted(score, weight)
+            for scores, other_weight in others:
+                other = scores.get(member)
+                if other is None:
+                    break
+                total = _aggregate(total, _weighted(other, other_weight), aggregate)
+            else:
+                result[member] = total
+        return result
+    union: dict[bytes, float] = {}
+    for scores, weight in sources:
+        for member, score in scores.items():
+            value = _weighted(score, weight)
+            current = union.get(member)
+            union[member] = value if current is None else _aggregate(current, value, aggregate)
+    return union
+
+
+def combine_store(ks: Keyspace, op: ZCombineStore) -> Result:
+    combined = combine(ks, op.how, op.keys, op.weights, op.aggregate)
+    ks.delete(op.destination)
+    if combined:
+        zset = ZSetValue()
+        for member, score in combined.items():
+            zset.add(member, score)
+        ks.put(op.destination, zset)
+    ks.modified(op.destination)
+    return Integer(len(combined))
 
 
 def _swap(entries: list[tuple[float, bytes]]) -> tuple[tuple[bytes, float], ...]:

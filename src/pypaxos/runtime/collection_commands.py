@@ -17,6 +17,9 @@ from collections.abc import Callable, Sequence
 
 from pypaxos.kv import Array, Command, Integer, Ok, Page, Result, Value, parse_int64
 from pypaxos.kv.collection_ops import (
+    AGGREGATE_MAX,
+    AGGREGATE_MIN,
+    AGGREGATE_SUM,
     LEX_EXCLUSIVE,
     LEX_INCLUSIVE,
     LEX_MAX,
@@ -66,6 +69,8 @@ from pypaxos.kv.collection_ops import (
     SScan,
     ZAdd,
     ZCard,
+    ZCombine,
+    ZCombineStore,
     ZCount,
     ZIncrBy,
     ZLexCount,
@@ -727,6 +732,95 @@ def _zrange_generic(args: list[bytes], by: int, rev: bool, modern: bool) -> Plan
     return _one(op, reply_scored(with_scores))
 
 
+_AGGREGATES = {b"SUM": AGGREGATE_SUM, b"MIN": AGGREGATE_MIN, b"MAX": AGGREGATE_MAX}
+
+
+def _numkeys(args: list[bytes], at: int) -> int | bytes:
+    """``ZUNION``'s ``numkeys`` at ``args[at]``, checked against the arguments left."""
+    count = _int(args[at])
+    if isinstance(count, bytes):
+        return count
+    if count < 1:
+        name = args[0].decode(errors="replace").lower()
+        return encode_error(f"ERR at least 1 input key is needed for '{name}' command")
+    if count > len(args) - at - 1:
+        return SYNTAX
+    return count
+
+
+def _zcombine(how: int, store: bool) -> Build:
+    """``ZUNION``, ``ZINTER``, ``ZDIFF`` and their ``STORE`` forms."""
+
+    def build(args: list[bytes]) -> Planned:
+        at = 2 if store else 1
+        count = _numkeys(args, at)
+        if isinstance(count, bytes):
+            return count
+        keys = tuple(args[at + 1 : at + 1 + count])
+        weights: tuple[float, ...] = ()
+        aggregate, with_scores, refusal = AGGREGATE_SUM, False, ""
+        position = at + 1 + count
+        while position < len(args) and not refusal:
+            option = args[position].upper()
+            if option == b"WEIGHTS" and how != SET_DIFF and position + count < len(args):
+                parsed = [parse_score(raw) for raw in args[position + 1 :][:count]]
+                if any(weight is None for weight in parsed):
+                    refusal = "weight value is not a float"
+                weights = tuple(w for w in parsed if w is not None)
+                position += count
+            elif option == b"AGGREGATE" and how != SET_DIFF and position + 1 < len(args):
+                found = _AGGREGATES.get(args[position + 1].upper())
+                if found is None:
+                    refusal = "syntax error"
+                aggregate = found or AGGREGATE_SUM
+                position += 1
+            elif option == b"WITHSCORES" and not store:
+                with_scores = True
+            else:
+                refusal = "syntax error"
+            position += 1
+        if store:
+            return _one(
+                ZCombineStore(how, args[1], keys, weights, aggregate, refusal), reply_integer
+            )
+        return _one(ZCombine(how, keys, weights, aggregate, refusal), reply_scored(with_scores))
+
+    return build
+
+
+def _intercard(zsets: bool) -> Build:
+    """``SINTERCARD``/``ZINTERCARD numkeys key... [LIMIT n]``: the intersection's size."""
+
+    def build(args: list[bytes]) -> Planned:
+        count = parse_int64(args[1])
+        if count is None or count < 1:
+            return encode_error("ERR numkeys should be greater than 0")
+        if count > len(args) - 2:
+            return encode_error("ERR Number of keys can't be greater than number of args")
+        keys = tuple(args[2 : 2 + count])
+        limit = 0
+        rest = args[2 + count :]
+        while rest:
+            if len(rest) < 2 or rest[0].upper() != b"LIMIT":
+                return SYNTAX
+            number = parse_int64(rest[1])
+            if number is None or number < 0:
+                return encode_error("ERR LIMIT can't be negative")
+            limit, rest = number, rest[2:]
+
+        def combine(results: Sequence[Result], null: bytes) -> bytes:
+            result = _only(results)
+            if type(result) is not Array and type(result) is not Scored:
+                return _check(result)
+            size = len(result.items)
+            return encode_integer(min(size, limit) if limit else size)
+
+        op: Command = ZCombine(SET_INTER, keys) if zsets else SCombine(SET_INTER, keys)
+        return _one(op, combine)
+
+    return build
+
+
 def _zrank(rev: bool) -> Build:
     return lambda args: _one(ZRank(args[1], args[2], rev), reply_rank)
 
@@ -852,6 +946,14 @@ COLLECTION_COMMANDS: dict[bytes, tuple[int, int | None, Build]] = {
     b"ZREMRANGEBYSCORE": (4, 4, _zremrangebyscore),
     b"ZREMRANGEBYLEX": (4, 4, _zremrangebylex),
     b"ZSCAN": (3, None, _zscan),
+    b"ZUNION": (3, None, _zcombine(SET_UNION, store=False)),
+    b"ZINTER": (3, None, _zcombine(SET_INTER, store=False)),
+    b"ZDIFF": (3, None, _zcombine(SET_DIFF, store=False)),
+    b"ZUNIONSTORE": (4, None, _zcombine(SET_UNION, store=True)),
+    b"ZINTERSTORE": (4, None, _zcombine(SET_INTER, store=True)),
+    b"ZDIFFSTORE": (4, None, _zcombine(SET_DIFF, store=True)),
+    b"ZINTERCARD": (3, None, _intercard(zsets=True)),
+    b"SINTERCARD": (3, None, _intercard(zsets=False)),
 }
 """Name -> (arity_min, arity_max or None, build), arities counting the name, as Redis's."""
 
