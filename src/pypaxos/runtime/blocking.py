@@ -36,7 +36,8 @@ from pypaxos.kv import (
     encode_request,
 )
 from pypaxos.kv.collection_ops import KeyType, LMove, LPopFirst
-from pypaxos.runtime.collection_commands import SYNTAX, reply_bulk
+from pypaxos.runtime.collection_args import SYNTAX
+from pypaxos.runtime.collection_replies import reply_bulk
 from pypaxos.runtime.replies import NULL_RESP3, Combine, result_error, unexpected
 from pypaxos.transport.resp import encode_array, encode_error
 

@@ -1,10 +1,13 @@
 """RESP planners for Redis's hashes, lists, sets and sorted sets (Redis 7.0.15's replies).
 
 Each command here parses and checks its arguments as Redis does (arity, integers, scores,
-ranges, option words and their errors, in Redis's order: argument errors before the key is
-looked at, so before ``WRONGTYPE``) and becomes one ``kv`` log command (``kv.collection_ops``),
-so it is atomic and exactly-once like a string command; its ``combine`` spells the result in
-the connection's protocol (RESP3 maps, sets and doubles where Redis 7.0 sends them).
+ranges, option words and their errors, in Redis's order: mostly before the key is looked at, so
+before ``WRONGTYPE``; where Redis looks first, as ``LSET``'s index or ``ZUNION``'s options, the
+op carries the refusal to the state machine) and becomes one ``kv`` log command
+(``kv.collection_ops``), so it is atomic and exactly-once like a string command; its
+``combine`` spells the result in the connection's protocol (RESP3 maps, sets and doubles where
+Redis 7.0 sends them).  The parsers are in ``collection_args``, the replies in
+``collection_replies``.
 
 ``COLLECTION_COMMANDS`` maps each name to ``(arity_min, arity_max, build)``; ``build`` answers
 ``(ops, combine)`` or an error reply (bytes), and ``runtime.commands`` registers them.
@@ -12,18 +15,13 @@ the connection's protocol (RESP3 maps, sets and doubles where Redis 7.0 sends th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
-from pypaxos.kv import Array, Command, Integer, Ok, Page, Result, Value, parse_int64
+from pypaxos.kv import Array, Command, Result, parse_int64
 from pypaxos.kv.collection_ops import (
     AGGREGATE_MAX,
     AGGREGATE_MIN,
     AGGREGATE_SUM,
-    LEX_EXCLUSIVE,
-    LEX_INCLUSIVE,
-    LEX_MAX,
-    LEX_MIN,
     SET_DIFF,
     SET_INTER,
     SET_UNION,
@@ -43,7 +41,6 @@ from pypaxos.kv.collection_ops import (
     HMGet,
     HScan,
     HSet,
-    LexBound,
     LIndex,
     LInsert,
     LLen,
@@ -59,7 +56,6 @@ from pypaxos.kv.collection_ops import (
     SCard,
     SCombine,
     SCombineStore,
-    ScoreBound,
     SIsMember,
     SMembers,
     SMove,
@@ -86,328 +82,53 @@ from pypaxos.kv.collection_ops import (
     ZScan,
     ZScore,
 )
-from pypaxos.kv.commands import NOT_A_FLOAT, NOT_AN_INTEGER, Integers, Score, Scored, Scores, Values
+from pypaxos.kv.commands import NOT_A_FLOAT, NOT_AN_INTEGER, Scored
 from pypaxos.kv.keyspace import parse_long_double
-from pypaxos.kv.zsets import format_score
-from pypaxos.runtime.replies import NULL_RESP3, Combine, result_error, unexpected
-from pypaxos.transport.resp import encode_bulk, encode_error, encode_integer, encode_simple
+from pypaxos.runtime.collection_args import (
+    NOT_POSITIVE,
+    SYNTAX,
+    int_arg,
+    lex_range,
+    parse_score,
+    scan_options,
+    score_arg,
+    score_range,
+)
+from pypaxos.runtime.collection_replies import (
+    every_other,
+    only_result,
+    refused,
+    reply_array,
+    reply_bulk,
+    reply_exists,
+    reply_flag,
+    reply_hmset,
+    reply_integer,
+    reply_integers,
+    reply_lpos,
+    reply_map,
+    reply_ok,
+    reply_pop_list,
+    reply_pop_one,
+    reply_rank,
+    reply_scan,
+    reply_score,
+    reply_scored,
+    reply_scores,
+    reply_set,
+    reply_strlen,
+    reply_values,
+)
+from pypaxos.runtime.replies import Combine
+from pypaxos.transport.resp import encode_error, encode_integer
 
 Planned = tuple[tuple[Command, ...], Combine] | bytes
 """A command's log commands and how to combine their results, or an error reply."""
 
 Build = Callable[[list[bytes]], Planned]
 
-SYNTAX = encode_error("ERR syntax error")
-NOT_POSITIVE = encode_error("ERR value is out of range, must be positive")
 COUNT_ABS_MAX = 1_000_000
 """The largest ``SRANDMEMBER`` negative count (a reply of that many items; Redis has none)."""
-SCAN_COUNT_MAX = 10_000
-
-# --- reply encoders ---------------------------------------------------------------------------
-
-
-def _resp3(null: bytes) -> bool:
-    return null == NULL_RESP3
-
-
-def _head(kind: bytes, count: int) -> bytes:
-    return b"%s%d\r\n" % (kind, count)
-
-
-def _bulks(items: Sequence[bytes | None], null: bytes, kind: bytes = b"*") -> bytes:
-    parts = [_head(kind, len(items))]
-    for item in items:
-        parts.append(null if item is None else b"$%d\r\n%s\r\n" % (len(item), item))
-    return b"".join(parts)
-
-
-def _double(score: float | None, null: bytes) -> bytes:
-    if score is None:
-        return null
-    text = format_score(score)
-    return b",%s\r\n" % text if _resp3(null) else encode_bulk(text)
-
-
-def _only(results: Sequence[Result]) -> Result:
-    (result,) = results
-    return result
-
-
-def _check(result: Result) -> bytes:
-    return result_error(result) or unexpected(result)
-
-
-def reply_integer(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    return encode_integer(result.value) if type(result) is Integer else _check(result)
-
-
-def reply_bulk(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    if type(result) is Value:
-        return null if result.value is None else encode_bulk(result.value)
-    return _check(result)
-
-
-def reply_ok(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    return encode_simple("OK") if type(result) is Ok else _check(result)
-
-
-def reply_array(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    return _bulks(result.items, null) if type(result) is Array else _check(result)
-
-
-def reply_set(results: Sequence[Result], null: bytes) -> bytes:
-    """An ``Array`` as a RESP3 set (``~``) or a RESP2 array."""
-    result = _only(results)
-    if type(result) is Array:
-        return _bulks(result.items, null, b"~" if _resp3(null) else b"*")
-    return _check(result)
-
-
-def reply_map(results: Sequence[Result], null: bytes) -> bytes:
-    """A flat field, value... ``Array`` as a RESP3 map or a RESP2 array."""
-    result = _only(results)
-    if type(result) is not Array:
-        return _check(result)
-    if _resp3(null):
-        return (
-            _head(b"%", len(result.items) // 2)
-            + _bulks(result.items, null)[len(_head(b"*", len(result.items))) :]
-        )
-    return _bulks(result.items, null)
-
-
-def _every_other(first: int) -> Combine:
-    def combine(results: Sequence[Result], null: bytes) -> bytes:
-        result = _only(results)
-        return _bulks(result.items[first::2], null) if type(result) is Array else _check(result)
-
-    return combine
-
-
-def reply_values(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    return _bulks(result.items, null) if type(result) is Values else _check(result)
-
-
-def reply_integers(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    if type(result) is not Integers:
-        return _check(result)
-    return _head(b"*", len(result.items)) + b"".join(encode_integer(n) for n in result.items)
-
-
-def reply_flag(results: Sequence[Result], null: bytes) -> bytes:
-    """The first of ``Integers`` as an integer (``SISMEMBER``)."""
-    result = _only(results)
-    return encode_integer(result.items[0]) if type(result) is Integers else _check(result)
-
-
-def reply_exists(results: Sequence[Result], null: bytes) -> bytes:
-    """``HEXISTS``: 1 if ``HGet`` found a value."""
-    result = _only(results)
-    return (
-        encode_integer(int(result.value is not None)) if type(result) is Value else _check(result)
-    )
-
-
-def reply_strlen(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    if type(result) is Value:
-        return encode_integer(len(result.value or b""))
-    return _check(result)
-
-
-def reply_score(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    if type(result) is Score:
-        return _double(result.value, null)
-    if type(result) is Scores:
-        return _double(result.items[0], null)
-    return _check(result)
-
-
-def reply_scores(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    if type(result) is not Scores:
-        return _check(result)
-    return _head(b"*", len(result.items)) + b"".join(_double(s, null) for s in result.items)
-
-
-def reply_scan(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    if type(result) is not Page:
-        return _check(result)
-    return b"*2\r\n" + encode_bulk(b"%d" % result.cursor) + _bulks(result.keys, null)
-
-
-def reply_pop_list(results: Sequence[Result], null: bytes) -> bytes:
-    """``LPOP key count``: an array, or the null array when the key is absent."""
-    result = _only(results)
-    if type(result) is Value:
-        return NULL_RESP3 if _resp3(null) else b"*-1\r\n"
-    return reply_array(results, null)
-
-
-def reply_scored(with_scores: bool) -> Combine:
-    """Members (``with_scores``: and their scores, flat in RESP2, pairs in RESP3)."""
-
-    def combine(results: Sequence[Result], null: bytes) -> bytes:
-        result = _only(results)
-        if type(result) is not Scored:
-            return _check(result)
-        if not with_scores:
-            return _bulks([member for member, _ in result.items], null)
-        resp3 = _resp3(null)
-        parts = [_head(b"*", len(result.items) * (1 if resp3 else 2))]
-        for member, score in result.items:
-            pair = encode_bulk(member) + _double(score, null)
-            parts.append(b"*2\r\n" + pair if resp3 else pair)
-        return b"".join(parts)
-
-    return combine
-
-
-def reply_pop_one(results: Sequence[Result], null: bytes) -> bytes:
-    """``ZPOPMIN key`` without a count: ``[member, score]`` flat, in either protocol."""
-    result = _only(results)
-    if type(result) is not Scored:
-        return _check(result)
-    parts = [_head(b"*", 2 * len(result.items))]
-    for member, score in result.items:
-        parts.append(encode_bulk(member) + _double(score, null))
-    return b"".join(parts)
-
-
-def reply_rank(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    if type(result) is Value:
-        return null
-    return reply_integer(results, null)
-
-
-def reply_hmset(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    return encode_simple("OK") if type(result) is Integer else _check(result)
-
-
-def reply_lpos(results: Sequence[Result], null: bytes) -> bytes:
-    result = _only(results)
-    if type(result) is Value:
-        return null
-    if type(result) is Integers:
-        return reply_integers(results, null)
-    return reply_integer(results, null)
-
-
-# --- argument parsing -------------------------------------------------------------------------
-
-
-def _int(raw: bytes, refusal: bytes | None = None) -> int | bytes:
-    """A 64-bit integer argument or the error reply (Redis's, unless ``refusal`` is given)."""
-    number = parse_int64(raw)
-    if number is None:
-        return refusal or encode_error(f"ERR {NOT_AN_INTEGER}")
-    return number
-
-
-_DECIMAL = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_INFINITY = re.compile(rb"([+-]?)(?:inf|infinity)", re.IGNORECASE)
-
-
-def parse_score(raw: bytes, strict: bool = True) -> float | None:
-    """What Redis's ``strtod`` reading of a score gives (``None``: not a valid float): decimal
-    or infinity, never NaN; ``strict`` (a score to store) also refuses what overflows to
-    infinity or underflows to zero, as Redis does."""
-    infinity = _INFINITY.fullmatch(raw)
-    if infinity is not None:
-        return float("-inf") if infinity.group(1) == b"-" else float("inf")
-    if _DECIMAL.fullmatch(raw) is None:
-        return None
-    number = float(raw)
-    if strict:
-        if number in (float("inf"), float("-inf")):
-            return None
-        if number == 0 and any(
-            digit in b"123456789" for digit in raw.split(b"e")[0].split(b"E")[0]
-        ):
-            return None
-    return number
-
-
-def _score(raw: bytes) -> float | bytes:
-    score = parse_score(raw)
-    return encode_error(f"ERR {NOT_A_FLOAT}") if score is None else score
-
-
-def _score_bound(raw: bytes) -> ScoreBound | None:
-    """A range end as Redis reads it: ``strtod`` without its error checks, so leading blanks
-    are skipped and nothing at all (``(`` alone, an empty argument) reads as 0."""
-    is_open = raw[:1] == b"("
-    text = (raw[1:] if is_open else raw).lstrip(b" \t\n\v\f\r")
-    value = 0.0 if not text else parse_score(text, strict=False)
-    return None if value is None else ScoreBound(value, open=is_open)
-
-
-def _lex_bound(raw: bytes) -> LexBound | None:
-    if raw == b"-":
-        return LexBound(LEX_MIN)
-    if raw == b"+":
-        return LexBound(LEX_MAX)
-    if raw[:1] == b"[":
-        return LexBound(LEX_INCLUSIVE, raw[1:])
-    if raw[:1] == b"(":
-        return LexBound(LEX_EXCLUSIVE, raw[1:])
-    return None
-
-
-NOT_A_FLOAT_RANGE = encode_error("ERR min or max is not a float")
-NOT_A_LEX_RANGE = encode_error("ERR min or max not valid string range item")
-
-
-def _score_range(low: bytes, high: bytes) -> tuple[ScoreBound, ScoreBound] | bytes:
-    first, last = _score_bound(low), _score_bound(high)
-    if first is None or last is None:
-        return NOT_A_FLOAT_RANGE
-    return first, last
-
-
-def _lex_range(low: bytes, high: bytes) -> tuple[LexBound, LexBound] | bytes:
-    first, last = _lex_bound(low), _lex_bound(high)
-    if first is None or last is None:
-        return NOT_A_LEX_RANGE
-    return first, last
-
-
-def _scan_options(args: list[bytes]) -> tuple[int, bytes | None, int] | bytes:
-    """``cursor [MATCH pattern] [COUNT n]`` from ``args[2]`` on."""
-    raw = args[2]
-    if not raw.isdigit() or int(raw) >= 2**64:
-        return encode_error("ERR invalid cursor")
-    pattern: bytes | None = None
-    count = 10
-    position = 3
-    while position < len(args):
-        option = args[position].upper()
-        if position + 1 >= len(args):
-            return SYNTAX
-        value = args[position + 1]
-        if option == b"COUNT":
-            number = _int(value)
-            if isinstance(number, bytes):
-                return number
-            if number < 1:
-                return SYNTAX
-            count = min(number, SCAN_COUNT_MAX)
-        elif option == b"MATCH":
-            pattern = None if value == b"*" else value
-        else:
-            return SYNTAX
-        position += 2
-    return int(raw), pattern, count
 
 
 def _one(op: Command, combine: Combine) -> Planned:
@@ -426,7 +147,7 @@ def _copy(args: list[bytes]) -> Planned:
             replace = True
         elif option == b"DB" and position + 1 < len(args):
             position += 1
-            db = _int(args[position])
+            db = int_arg(args[position])
             if isinstance(db, bytes):
                 return db
             if db != 0:
@@ -452,7 +173,7 @@ def _hset(args: list[bytes], combine: Combine) -> Planned:
 
 
 def _hincrby(args: list[bytes]) -> Planned:
-    amount = _int(args[3])
+    amount = int_arg(args[3])
     return (
         amount
         if isinstance(amount, bytes)
@@ -470,7 +191,7 @@ def _hincrbyfloat(args: list[bytes]) -> Planned:
 
 
 def _hscan(args: list[bytes]) -> Planned:
-    options = _scan_options(args)
+    options = scan_options(args)
     if isinstance(options, bytes):
         return options
     return _one(HScan(args[1], *options), reply_scan)
@@ -484,7 +205,7 @@ def _spop(args: list[bytes]) -> Planned:
         return SYNTAX
     if len(args) == 2:
         return _one(SPop(args[1]), reply_bulk)
-    count = _int(args[2], NOT_POSITIVE)
+    count = int_arg(args[2], NOT_POSITIVE)
     if isinstance(count, bytes) or count < 0:
         return NOT_POSITIVE
     return _one(SPop(args[1], count), reply_set)
@@ -495,7 +216,7 @@ def _srandmember(args: list[bytes]) -> Planned:
         return SYNTAX
     if len(args) == 2:
         return _one(SRandMember(args[1]), reply_bulk)
-    count = _int(args[2])
+    count = int_arg(args[2])
     if isinstance(count, bytes):
         return count
     if -count > COUNT_ABS_MAX:
@@ -512,7 +233,7 @@ def _scombine_store(how: int) -> Build:
 
 
 def _sscan(args: list[bytes]) -> Planned:
-    options = _scan_options(args)
+    options = scan_options(args)
     if isinstance(options, bytes):
         return options
     return _one(SScan(args[1], *options), reply_scan)
@@ -533,7 +254,7 @@ def _pop(left: bool) -> Build:
             )
         if len(args) == 2:
             return _one(LPop(args[1], left), reply_bulk)
-        count = _int(args[2], NOT_POSITIVE)
+        count = int_arg(args[2], NOT_POSITIVE)
         if isinstance(count, bytes) or count < 0:
             return NOT_POSITIVE
         return _one(LPop(args[1], left, count), reply_pop_list)
@@ -544,7 +265,7 @@ def _pop(left: bool) -> Build:
 def _ints(raws: Sequence[bytes]) -> list[int] | bytes:
     numbers: list[int] = []
     for raw in raws:
-        number = _int(raw)
+        number = int_arg(raw)
         if isinstance(number, bytes):
             return number
         numbers.append(number)
@@ -570,7 +291,7 @@ def _lset(args: list[bytes]) -> Planned:
 
 
 def _lrem(args: list[bytes]) -> Planned:
-    count = _int(args[2])
+    count = int_arg(args[2])
     return count if isinstance(count, bytes) else _one(LRem(args[1], count, args[3]), reply_integer)
 
 
@@ -650,7 +371,7 @@ def _zadd(args: list[bytes]) -> Planned:
         return encode_error("ERR INCR option supports a single increment-element pair")
     pairs: list[tuple[float, bytes]] = []
     for raw, member in zip(rest[::2], rest[1::2], strict=True):
-        score = _score(raw)
+        score = score_arg(raw)
         if isinstance(score, bytes):
             return score
         pairs.append((score, member))
@@ -659,7 +380,7 @@ def _zadd(args: list[bytes]) -> Planned:
 
 
 def _zincrby(args: list[bytes]) -> Planned:
-    amount = _score(args[2])
+    amount = score_arg(args[2])
     return (
         amount
         if isinstance(amount, bytes)
@@ -668,12 +389,12 @@ def _zincrby(args: list[bytes]) -> Planned:
 
 
 def _zcount(args: list[bytes]) -> Planned:
-    bounds = _score_range(args[2], args[3])
+    bounds = score_range(args[2], args[3])
     return bounds if isinstance(bounds, bytes) else _one(ZCount(args[1], *bounds), reply_integer)
 
 
 def _zlexcount(args: list[bytes]) -> Planned:
-    bounds = _lex_range(args[2], args[3])
+    bounds = lex_range(args[2], args[3])
     return bounds if isinstance(bounds, bytes) else _one(ZLexCount(args[1], *bounds), reply_integer)
 
 
@@ -720,12 +441,12 @@ def _zrange_generic(args: list[bytes], by: int, rev: bool, modern: bool) -> Plan
             return bounds
         op = ZRangeByRank(args[1], bounds[0], bounds[1], rev)
     elif by == BY_SCORE:
-        scores = _score_range(low, high)
+        scores = score_range(low, high)
         if isinstance(scores, bytes):
             return scores
         op = ZRangeByScore(args[1], scores[0], scores[1], rev, offset, count)
     else:
-        lex = _lex_range(low, high)
+        lex = lex_range(low, high)
         if isinstance(lex, bytes):
             return lex
         op = ZRangeByLex(args[1], lex[0], lex[1], rev, offset, count)
@@ -737,7 +458,7 @@ _AGGREGATES = {b"SUM": AGGREGATE_SUM, b"MIN": AGGREGATE_MIN, b"MAX": AGGREGATE_M
 
 def _numkeys(args: list[bytes], at: int) -> int | bytes:
     """``ZUNION``'s ``numkeys`` at ``args[at]``, checked against the arguments left."""
-    count = _int(args[at])
+    count = int_arg(args[at])
     if isinstance(count, bytes):
         return count
     if count < 1:
@@ -809,9 +530,9 @@ def _intercard(zsets: bool) -> Build:
             limit, rest = number, rest[2:]
 
         def combine(results: Sequence[Result], null: bytes) -> bytes:
-            result = _only(results)
+            result = only_result(results)
             if type(result) is not Array and type(result) is not Scored:
-                return _check(result)
+                return refused(result)
             size = len(result.items)
             return encode_integer(min(size, limit) if limit else size)
 
@@ -831,7 +552,7 @@ def _zpop(highest: bool) -> Build:
             return SYNTAX
         if len(args) == 2:
             return _one(ZPop(args[1], highest), reply_pop_one)
-        count = _int(args[2], NOT_POSITIVE)
+        count = int_arg(args[2], NOT_POSITIVE)
         if isinstance(count, bytes) or count < 0:
             return NOT_POSITIVE
         return _one(ZPop(args[1], highest, count), reply_scored(True))
@@ -849,14 +570,14 @@ def _zremrangebyrank(args: list[bytes]) -> Planned:
 
 
 def _zremrangebyscore(args: list[bytes]) -> Planned:
-    bounds = _score_range(args[2], args[3])
+    bounds = score_range(args[2], args[3])
     if isinstance(bounds, bytes):
         return bounds
     return _one(ZRemRangeByScore(args[1], *bounds), reply_integer)
 
 
 def _zremrangebylex(args: list[bytes]) -> Planned:
-    bounds = _lex_range(args[2], args[3])
+    bounds = lex_range(args[2], args[3])
     return (
         bounds
         if isinstance(bounds, bytes)
@@ -865,7 +586,7 @@ def _zremrangebylex(args: list[bytes]) -> Planned:
 
 
 def _zscan(args: list[bytes]) -> Planned:
-    options = _scan_options(args)
+    options = scan_options(args)
     if isinstance(options, bytes):
         return options
     return _one(ZScan(args[1], *options), reply_scan)
@@ -883,8 +604,8 @@ COLLECTION_COMMANDS: dict[bytes, tuple[int, int | None, Build]] = {
     b"HMGET": (3, None, lambda a: _one(HMGet(a[1], tuple(a[2:])), reply_values)),
     b"HDEL": (3, None, lambda a: _one(HDel(a[1], tuple(a[2:])), reply_integer)),
     b"HGETALL": (2, 2, lambda a: _one(HGetAll(a[1]), reply_map)),
-    b"HKEYS": (2, 2, lambda a: _one(HGetAll(a[1]), _every_other(0))),
-    b"HVALS": (2, 2, lambda a: _one(HGetAll(a[1]), _every_other(1))),
+    b"HKEYS": (2, 2, lambda a: _one(HGetAll(a[1]), every_other(0))),
+    b"HVALS": (2, 2, lambda a: _one(HGetAll(a[1]), every_other(1))),
     b"HLEN": (2, 2, lambda a: _one(HLen(a[1]), reply_integer)),
     b"HINCRBY": (4, 4, _hincrby),
     b"HINCRBYFLOAT": (4, 4, _hincrbyfloat),
