@@ -73,7 +73,7 @@ async def test_collections_through_redis_py(apps: dict[int, NodeApp], protocol: 
         with pytest.raises(ResponseError, match="WRONGTYPE"):
             await r.get("h")
         with pytest.raises(ResponseError, match="not supported"):
-            await r.bzpopmin(["z"], timeout=1)
+            await r.execute_command("BLMPOP", "1", "1", "l", "LEFT")
     finally:
         await r.aclose()
 
@@ -134,6 +134,11 @@ async def test_blpop_is_served_at_once_or_when_a_push_is_applied(
         assert await other.reply() == b"*2\r\n$1\r\nq\r\n$3\r\ntwo\r\n"
         pusher.send(("LLEN", "q"))
         assert await pusher.reply() == b":0\r\n"  # each item taken once
+        waiter.send(("BZPOPMAX", "scores", "0"))
+        await asyncio.sleep(0.1)
+        pusher.send(("ZADD", "scores", "1.5", "low", "2", "high"))
+        assert await pusher.reply() == b":2\r\n"
+        assert await waiter.reply() == b"*3\r\n$6\r\nscores\r\n$4\r\nhigh\r\n$1\r\n2\r\n"
     finally:
         for connection in (waiter, other, pusher):
             await connection.close()

@@ -257,6 +257,7 @@ def random_command(rng: random.Random) -> list[str]:
                 *rng.choice([[], ["WITHSCORES"]]),
             ],
             [pick(["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]), pick(ZSETS), *combine_args(rng)],
+            [pick(["BZPOPMIN", "BZPOPMAX"]), *some(ZSETS + OTHERS), pick(["0.01", "x"])],
             ["ZINTERCARD", "2", z, pick(ZSETS + SETS), *rng.choice([[], ["LIMIT", "1"]])],
         ]
     else:

@@ -431,6 +431,15 @@ class ZPop(msgspec.Struct, frozen=True, tag="zpop", array_like=True):
     count: int = 1
 
 
+class ZPopFirst(msgspec.Struct, frozen=True, tag="zpopfirst", array_like=True):
+    """Pop the lowest (``highest``: highest) member of the first of ``keys`` holding a sorted
+    set (what ``BZPOPMIN``/``BZPOPMAX`` try): ``Array((key, member, score spelled))``, or
+    ``Value(None)`` if none has one."""
+
+    keys: tuple[bytes, ...]
+    highest: bool = False
+
+
 class ZRemRangeByRank(msgspec.Struct, frozen=True, tag="zremrank", array_like=True):
     """Remove the members ranked ``start``..``stop``; ``Integer(how many)``."""
 
@@ -539,6 +548,7 @@ CollectionCommand = (
     | ZLexCount
     | ZRank
     | ZPop
+    | ZPopFirst
     | ZRemRangeByRank
     | ZRemRangeByScore
     | ZRemRangeByLex

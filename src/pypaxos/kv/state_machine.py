@@ -95,6 +95,7 @@ from pypaxos.kv.collection_ops import (
     ZIncrBy,
     ZLexCount,
     ZPop,
+    ZPopFirst,
     ZRangeByLex,
     ZRangeByRank,
     ZRangeByScore,
@@ -580,8 +581,8 @@ class KVStateMachine:
             case (
                 ZAdd() | ZRem() | ZScore() | ZIncrBy() | ZCard() | ZRangeByRank()
                 | ZRangeByScore() | ZRangeByLex() | ZCount() | ZLexCount() | ZRank() | ZPop()
-                | ZRemRangeByRank() | ZRemRangeByScore() | ZRemRangeByLex() | ZCombine()
-                | ZCombineStore() | ZScan()
+                | ZPopFirst() | ZRemRangeByRank() | ZRemRangeByScore() | ZRemRangeByLex()
+                | ZCombine() | ZCombineStore() | ZScan()
             ):  # fmt: skip
                 return zsets.execute(ks, op)
             case _:

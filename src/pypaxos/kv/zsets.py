@@ -37,6 +37,7 @@ from pypaxos.kv.collection_ops import (
     ZIncrBy,
     ZLexCount,
     ZPop,
+    ZPopFirst,
     ZRangeByLex,
     ZRangeByRank,
     ZRangeByScore,
@@ -48,7 +49,7 @@ from pypaxos.kv.collection_ops import (
     ZScan,
     ZScore,
 )
-from pypaxos.kv.commands import Error, Integer, Page, Result, Score, Scored, Scores, Value
+from pypaxos.kv.commands import Array, Error, Integer, Page, Result, Score, Scored, Scores, Value
 from pypaxos.kv.keyspace import SMALL_COLLECTION_MAX, Keyspace, scan_collection
 from pypaxos.kv.values import SetValue, WrongType, ZSetValue
 
@@ -67,6 +68,7 @@ ZSetOp = (
     | ZLexCount
     | ZRank
     | ZPop
+    | ZPopFirst
     | ZRemRangeByRank
     | ZRemRangeByScore
     | ZRemRangeByLex
@@ -89,6 +91,8 @@ def execute(ks: Keyspace, op: ZSetOp) -> Result:
         return zadd(ks, ZAdd(op.key, ((op.amount, op.member),), ZADD_INCR))
     if isinstance(op, ZRem | ZPop | ZRemRangeByRank | ZRemRangeByScore | ZRemRangeByLex):
         return _remove(ks, op)
+    if isinstance(op, ZPopFirst):
+        return pop_first(ks, op)
     if isinstance(op, ZCombine | ZCombineStore) and op.refusal:
         for key in op.keys:
             _scores_of(ks, key)  # WRONGTYPE first, as Redis checks the keys before the options
@@ -125,6 +129,20 @@ def execute(ks: Keyspace, op: ZSetOp) -> Result:
         page.cursor,
         tuple(part for m in page.keys for part in (m, format_score(scores[m]))),
     )
+
+
+def pop_first(ks: Keyspace, op: ZPopFirst) -> Result:
+    """As Redis serves ``BZPOPMIN``: the keys in order, a non-zset before the first sorted set
+    is ``WrongType``."""
+    for key in op.keys:
+        zset = ks.collection(key, ZSetValue)
+        if zset is not None:
+            score, member = zset.order[-1] if op.highest else zset.order[0]
+            zset.remove(member)
+            ks.drop_if_empty(key, zset)
+            ks.modified(key)
+            return Array((key, member, format_score(score)))
+    return Value(None)
 
 
 def _scores_of(ks: Keyspace, key: bytes) -> dict[bytes, float]:

@@ -1,14 +1,16 @@
-"""The blocking list commands: ``BLPOP``, ``BRPOP``, ``BLMOVE``, ``BRPOPLPUSH``.
+"""The blocking commands: ``BLPOP``, ``BRPOP``, ``BLMOVE``, ``BRPOPLPUSH``, ``BZPOPMIN``,
+``BZPOPMAX``.
 
-A blocking command is planned as a ``Blocking``: the non-blocking attempt (``kv.LPopFirst`` or
-``kv.LMove``, one log command, so linearizable and atomic like any write), the keys to watch,
-and the timeout.  The connection sends the attempt at once; if it finds nothing to take, the
-client waits on the node it is connected to (``BlockedClients``).  After each batch this node
-applies, the waiting clients, oldest first, look at the node's own state (``query_local``); one
-whose keys now hold a list sends its attempt again through the log, where it either takes an
-item (the client is answered) or finds it taken by someone else first (the client waits on).
-So a client is answered by the node it waits on, as soon as an entry applied there serves it;
-the attempt that answers it is itself a log command, so two waiters never take the same item.
+A blocking command is planned as a ``Blocking``: the non-blocking attempt (``kv.LPopFirst``,
+``kv.LMove`` or ``kv.ZPopFirst``: one log command, so linearizable and atomic like any write),
+the keys to watch, and the timeout.  The connection sends the attempt at once; if it finds
+nothing to take, the client waits on the node it is connected to (``BlockedClients``).  After
+each batch this node applies, the waiting clients, oldest first, look at the node's own state
+(``query_local``); one whose keys now hold a list (a sorted set, for ``BZPOP*``) sends its
+attempt again through the log, where it either takes an item (the client is answered) or finds
+it taken by someone else first (the client waits on).  So a client is answered by the node it
+waits on, as soon as an entry applied there serves it; the attempt that answers it is itself a
+log command, so two waiters never take the same item.
 
 As in Redis, a blocked connection runs nothing else until it is answered: the commands it
 pipelined behind the blocking one are held (``RespConnection.held``; the connection keeps
@@ -35,11 +37,11 @@ from pypaxos.kv import (
     Value,
     encode_request,
 )
-from pypaxos.kv.collection_ops import KeyType, LMove, LPopFirst
+from pypaxos.kv.collection_ops import KeyType, LMove, LPopFirst, ZPopFirst
 from pypaxos.runtime.collection_args import SYNTAX
 from pypaxos.runtime.collection_replies import reply_bulk
 from pypaxos.runtime.replies import NULL_RESP3, Combine, result_error, unexpected
-from pypaxos.transport.resp import encode_array, encode_error
+from pypaxos.transport.resp import encode_array, encode_bulk, encode_error
 
 TIMEOUT_S_MAX = 10.0**9
 """The longest timeout accepted (about 31 years; Redis's bound is its clock's range)."""
@@ -56,6 +58,7 @@ class Blocking:
     combine: Combine  # the attempt's results to the reply, or NOT_SERVED
     keys: tuple[bytes, ...]
     timeout_s: float  # 0: wait for ever
+    wanted: bytes = b"list"  # the type at one of the keys that may serve it (``TYPE``'s name)
 
 
 def _timeout(raw: bytes) -> float | bytes:
@@ -86,6 +89,18 @@ def _move_reply(results: Sequence[Result], null: bytes) -> bytes:
     return reply_bulk(results, null)
 
 
+def _zpop_reply(results: Sequence[Result], null: bytes) -> bytes:
+    """``[key, member, score]``: the score a bulk string in RESP2, a double in RESP3."""
+    (result,) = results
+    if type(result) is Value:
+        return NOT_SERVED
+    if type(result) is Array:
+        key, member, score = result.items
+        spelled = b",%s\r\n" % score if null == NULL_RESP3 else encode_bulk(score)
+        return b"*3\r\n" + encode_bulk(key) + encode_bulk(member) + spelled
+    return result_error(result) or unexpected(result)
+
+
 def _arity(args: list[bytes]) -> bytes:
     name = args[0].decode(errors="replace").lower()
     return encode_error(f"ERR wrong number of arguments for '{name}' command")
@@ -100,6 +115,19 @@ def _bpop(left: bool) -> Callable[[list[bytes]], Blocking | bytes]:
             return timeout
         keys = tuple(args[1:-1])
         return Blocking((LPopFirst(keys, left),), _pop_reply, keys, timeout)
+
+    return plan
+
+
+def _bzpop(highest: bool) -> Callable[[list[bytes]], Blocking | bytes]:
+    def plan(args: list[bytes]) -> Blocking | bytes:
+        if len(args) < 3:
+            return _arity(args)
+        timeout = _timeout(args[-1])
+        if isinstance(timeout, bytes):
+            return timeout
+        keys = tuple(args[1:-1])
+        return Blocking((ZPopFirst(keys, highest),), _zpop_reply, keys, timeout, b"zset")
 
     return plan
 
@@ -131,6 +159,8 @@ BLOCKING_PLANNERS: dict[bytes, Callable[[list[bytes]], Blocking | bytes]] = {
     b"BRPOP": _bpop(left=False),
     b"BLMOVE": _blmove,
     b"BRPOPLPUSH": _brpoplpush,
+    b"BZPOPMIN": _bzpop(highest=False),
+    b"BZPOPMAX": _bzpop(highest=True),
 }
 
 
@@ -208,15 +238,15 @@ class BlockedClients:
         self._seen_index = index
         self.waiters = [w for w in self.waiters if not w.done and not w.conn.closed]
         for waiter in list(self.waiters):
-            if not waiter.in_flight and self._available(waiter.plan.keys):
+            if not waiter.in_flight and self._available(waiter.plan):
                 self._attempt(waiter)
 
-    def _available(self, keys: tuple[bytes, ...]) -> bool:
-        query = encode_request(RequestBatch(0, 0, tuple(KeyType(key) for key in keys)))
+    def _available(self, plan: Blocking) -> bool:
+        query = encode_request(RequestBatch(0, 0, tuple(KeyType(key) for key in plan.keys)))
         answer = self.state.query_local(query)
         if not isinstance(answer, Results):
             return True  # cannot tell: let the log say
-        return any(type(r) is Value and r.value == b"list" for r in answer.results)
+        return any(type(r) is Value and r.value == plan.wanted for r in answer.results)
 
     def _attempt(self, waiter: _Waiter) -> None:
         waiter.in_flight = True

@@ -681,5 +681,5 @@ COLLECTION_COMMANDS: dict[bytes, tuple[int, int | None, Build]] = {
 BLOCKING_COMMANDS = frozenset(
     {b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH", b"BZPOPMIN", b"BZPOPMAX", b"BLMPOP", b"BZMPOP"}
 )
-"""Redis's blocking commands: those of ``runtime.blocking`` run, the others (the sorted-set
-and ``*MPOP`` forms) answer that they are not supported yet."""
+"""Redis's blocking commands: those of ``runtime.blocking`` run, the others (the ``*MPOP``
+forms) answer that they are not supported yet."""
