@@ -12,6 +12,7 @@ from pypaxos.kv.collection_ops import (
     LLen,
     LMove,
     LPop,
+    LPopFirst,
     LPos,
     LPush,
     LRange,
@@ -91,3 +92,17 @@ def test_lpos() -> None:
     assert store.run(LPos(b"l", b"a", rank=-2, count=5)) == Integers((2, 0))
     assert store.run(LPos(b"l", b"a", count=5, maxlen=3)) == Integers((0, 2))
     assert store.run(LPos(b"l", b"zz")) == Value(None)
+
+
+def test_pop_first_takes_from_the_first_list_only() -> None:
+    store = Store()
+    store.run(LPush(b"b", (b"1", b"2", b"3"), left=False))
+    store.run(LPush(b"c", (b"x",)))
+    assert store.run(LPopFirst((b"a", b"b", b"c"), left=False, count=2)) == Array(
+        (b"b", b"3", b"2")
+    )
+    assert store.run(LPopFirst((b"b", b"c"), count=9)) == Array((b"b", b"1"))
+    assert store.run(KeyType(b"b")) == Value(None)
+    assert store.run(LPopFirst((b"a",))) == Value(None)
+    store.run(Set(b"s", b"v"))
+    assert store.run(LPopFirst((b"s", b"c"))) == Error(WRONGTYPE)  # checked in key order

@@ -7,7 +7,7 @@ import math
 import pytest
 from collection_store import Store
 
-from pypaxos.kv import Error, Integer, Set, Value
+from pypaxos.kv import Array, Error, Integer, Set, Value
 from pypaxos.kv.collection_ops import (
     AGGREGATE_MAX,
     LEX_EXCLUSIVE,
@@ -35,9 +35,11 @@ from pypaxos.kv.collection_ops import (
     ZIncrBy,
     ZLexCount,
     ZPop,
+    ZPopFirst,
     ZRangeByLex,
     ZRangeByRank,
     ZRangeByScore,
+    ZRangeStore,
     ZRank,
     ZRem,
     ZRemRangeByLex,
@@ -174,3 +176,20 @@ def test_a_refused_option_comes_after_the_type_check() -> None:
     refused = ZCombine(SET_UNION, (b"a", b"str"), refusal="syntax error")
     assert store.run(refused) == Error(WRONGTYPE)
     assert store.run(ZCombine(SET_UNION, (b"a",), refusal="syntax error")) == Error("syntax error")
+
+
+def test_pop_first_and_range_store() -> None:
+    store = Store()
+    store.run(Set(b"str", b"v"))
+    assert store.run(ZPopFirst((b"none", b"str"))) == Error(WRONGTYPE)
+    store.run(ZAdd(b"z", ((1.0, b"a"), (2.5, b"b"), (3.0, b"c"))))
+    assert store.run(ZPopFirst((b"none", b"z"), highest=True, count=2)) == Array(
+        (b"z", b"c", b"3", b"b", b"2.5")
+    )
+    assert store.run(ZPopFirst((b"none",))) == Value(None)
+    store.run(ZAdd(b"z", ((5.0, b"e"), (4.0, b"d"))))
+    by_score = ZRangeByScore(b"z", ScoreBound(2.0), ScoreBound(INF), rev=True, limit=1)
+    assert store.run(ZRangeStore(b"top", by_score)) == Integer(1)
+    assert store.run(ZScore(b"top", (b"e",))) == Scores((5.0,))
+    assert store.run(ZRangeStore(b"top", ZRangeByRank(b"none", 0, -1))) == Integer(0)
+    assert store.run(KeyType(b"top")) == Value(None)

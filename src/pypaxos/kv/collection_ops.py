@@ -211,11 +211,13 @@ class LPop(msgspec.Struct, frozen=True, tag="lpop", array_like=True):
 
 
 class LPopFirst(msgspec.Struct, frozen=True, tag="lpopfirst", array_like=True):
-    """Pop one item from the first of ``keys`` holding a list (what ``BLPOP``/``BRPOP`` try):
-    ``Array((key, item))``, or ``Value(None)`` if none has one (the server then waits)."""
+    """Pop from the first of ``keys`` holding a list (what ``BLPOP``/``BRPOP``/``LMPOP`` try):
+    one item, or up to ``count``: ``Array((key, item...))``, or ``Value(None)`` if no key
+    holds a list (a blocking command then waits)."""
 
     keys: tuple[bytes, ...]
     left: bool = True
+    count: int = 1
 
 
 class LLen(msgspec.Struct, frozen=True, tag="llen", array_like=True):
@@ -399,6 +401,14 @@ class ZRangeByLex(msgspec.Struct, frozen=True, tag="zlex_range", array_like=True
     limit: int = -1
 
 
+class ZRangeStore(msgspec.Struct, frozen=True, tag="zrangestore", array_like=True):
+    """``ZRANGESTORE``: the members ``source_range`` selects (with their scores) replace
+    ``destination``; ``Integer(how many)``."""
+
+    destination: bytes
+    source_range: ZRangeByRank | ZRangeByScore | ZRangeByLex
+
+
 class ZCount(msgspec.Struct, frozen=True, tag="zcount", array_like=True):
     """``Integer(members with a score in the range)``.  Read-only."""
 
@@ -432,12 +442,13 @@ class ZPop(msgspec.Struct, frozen=True, tag="zpop", array_like=True):
 
 
 class ZPopFirst(msgspec.Struct, frozen=True, tag="zpopfirst", array_like=True):
-    """Pop the lowest (``highest``: highest) member of the first of ``keys`` holding a sorted
-    set (what ``BZPOPMIN``/``BZPOPMAX`` try): ``Array((key, member, score spelled))``, or
-    ``Value(None)`` if none has one."""
+    """Pop the ``count`` lowest (``highest``: highest) members of the first of ``keys``
+    holding a sorted set (what ``BZPOPMIN``/``ZMPOP`` try): ``Array((key, member, score
+    spelled, member, score...))``, or ``Value(None)`` if none has one."""
 
     keys: tuple[bytes, ...]
     highest: bool = False
+    count: int = 1
 
 
 class ZRemRangeByRank(msgspec.Struct, frozen=True, tag="zremrank", array_like=True):
@@ -549,6 +560,7 @@ CollectionCommand = (
     | ZRank
     | ZPop
     | ZPopFirst
+    | ZRangeStore
     | ZRemRangeByRank
     | ZRemRangeByScore
     | ZRemRangeByLex

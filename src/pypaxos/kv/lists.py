@@ -134,10 +134,11 @@ def pop_first(ks: Keyspace, op: LPopFirst) -> Result:
     for key in op.keys:
         found = ks.collection(key, ListValue)
         if found is not None:
-            value = found.items.popleft() if op.left else found.items.pop()
+            take = found.items.popleft if op.left else found.items.pop
+            popped = tuple(take() for _ in range(min(op.count, len(found.items))))
             ks.drop_if_empty(key, found)
             ks.modified(key)
-            return Array((key, value))
+            return Array((key, *popped))
     return Value(None)
 
 

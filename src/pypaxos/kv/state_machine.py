@@ -99,6 +99,7 @@ from pypaxos.kv.collection_ops import (
     ZRangeByLex,
     ZRangeByRank,
     ZRangeByScore,
+    ZRangeStore,
     ZRank,
     ZRem,
     ZRemRangeByLex,
@@ -581,8 +582,8 @@ class KVStateMachine:
             case (
                 ZAdd() | ZRem() | ZScore() | ZIncrBy() | ZCard() | ZRangeByRank()
                 | ZRangeByScore() | ZRangeByLex() | ZCount() | ZLexCount() | ZRank() | ZPop()
-                | ZPopFirst() | ZRemRangeByRank() | ZRemRangeByScore() | ZRemRangeByLex()
-                | ZCombine() | ZCombineStore() | ZScan()
+                | ZPopFirst() | ZRangeStore() | ZRemRangeByRank() | ZRemRangeByScore()
+                | ZRemRangeByLex() | ZCombine() | ZCombineStore() | ZScan()
             ):  # fmt: skip
                 return zsets.execute(ks, op)
             case _:

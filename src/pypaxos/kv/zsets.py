@@ -41,6 +41,7 @@ from pypaxos.kv.collection_ops import (
     ZRangeByLex,
     ZRangeByRank,
     ZRangeByScore,
+    ZRangeStore,
     ZRank,
     ZRem,
     ZRemRangeByLex,
@@ -69,6 +70,7 @@ ZSetOp = (
     | ZRank
     | ZPop
     | ZPopFirst
+    | ZRangeStore
     | ZRemRangeByRank
     | ZRemRangeByScore
     | ZRemRangeByLex
@@ -93,6 +95,8 @@ def execute(ks: Keyspace, op: ZSetOp) -> Result:
         return _remove(ks, op)
     if isinstance(op, ZPopFirst):
         return pop_first(ks, op)
+    if isinstance(op, ZRangeStore):
+        return range_store(ks, op)
     if isinstance(op, ZCombine | ZCombineStore) and op.refusal:
         for key in op.keys:
             _scores_of(ks, key)  # WRONGTYPE first, as Redis checks the keys before the options
@@ -137,12 +141,32 @@ def pop_first(ks: Keyspace, op: ZPopFirst) -> Result:
     for key in op.keys:
         zset = ks.collection(key, ZSetValue)
         if zset is not None:
-            score, member = zset.order[-1] if op.highest else zset.order[0]
-            zset.remove(member)
+            taken = zset.order[::-1][: op.count] if op.highest else zset.order[: op.count]
+            for _, member in taken:
+                zset.remove(member)
             ks.drop_if_empty(key, zset)
             ks.modified(key)
-            return Array((key, member, format_score(score)))
+            spelled = (part for score, m in taken for part in (m, format_score(score)))
+            return Array((key, *spelled))
     return Value(None)
+
+
+def range_store(ks: Keyspace, op: ZRangeStore) -> Result:
+    source = op.source_range
+    zset = ks.collection(source.key, ZSetValue)
+    found = ZSetValue() if zset is None else zset
+    if isinstance(source, ZRangeByRank):
+        entries = _by_rank(found, source.start, source.stop, source.rev)
+    else:
+        entries = _by_range(found, source)
+    ks.delete(op.destination)
+    if entries:
+        stored = ZSetValue()
+        for score, member in entries:
+            stored.add(member, score)
+        ks.put(op.destination, stored)
+    ks.modified(op.destination)
+    return Integer(len(entries))
 
 
 def _scores_of(ks: Keyspace, key: bytes) -> dict[bytes, float]:

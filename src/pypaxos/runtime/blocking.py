@@ -39,7 +39,8 @@ from pypaxos.kv import (
 )
 from pypaxos.kv.collection_ops import KeyType, LMove, LPopFirst, ZPopFirst
 from pypaxos.runtime.collection_args import SYNTAX
-from pypaxos.runtime.collection_replies import reply_bulk
+from pypaxos.runtime.collection_commands import mpop_args
+from pypaxos.runtime.collection_replies import reply_bulk, reply_mpop
 from pypaxos.runtime.replies import NULL_RESP3, Combine, result_error, unexpected
 from pypaxos.transport.resp import encode_array, encode_bulk, encode_error
 
@@ -132,6 +133,31 @@ def _bzpop(highest: bool) -> Callable[[list[bytes]], Blocking | bytes]:
     return plan
 
 
+def _bmpop(scored: bool) -> Callable[[list[bytes]], Blocking | bytes]:
+    """``BLMPOP``/``BZMPOP timeout numkeys key... side [COUNT n]``."""
+
+    def plan(args: list[bytes]) -> Blocking | bytes:
+        if len(args) < 5:
+            return _arity(args)
+        timeout = _timeout(args[1])
+        if isinstance(timeout, bytes):
+            return timeout
+        parsed = mpop_args(args, 2, (b"MIN", b"MAX") if scored else (b"LEFT", b"RIGHT"))
+        if isinstance(parsed, bytes):
+            return parsed
+        keys, side, count = parsed
+        reply = reply_mpop(scored)
+
+        def combine(results: Sequence[Result], null: bytes) -> bytes:
+            (result,) = results
+            return NOT_SERVED if type(result) is Value else reply(results, null)
+
+        op: Command = ZPopFirst(keys, side, count) if scored else LPopFirst(keys, side, count)
+        return Blocking((op,), combine, keys, timeout, b"zset" if scored else b"list")
+
+    return plan
+
+
 _SIDES = {b"LEFT": True, b"RIGHT": False}
 
 
@@ -161,6 +187,8 @@ BLOCKING_PLANNERS: dict[bytes, Callable[[list[bytes]], Blocking | bytes]] = {
     b"BRPOPLPUSH": _brpoplpush,
     b"BZPOPMIN": _bzpop(highest=False),
     b"BZPOPMAX": _bzpop(highest=True),
+    b"BLMPOP": _bmpop(scored=False),
+    b"BZMPOP": _bmpop(scored=True),
 }
 
 

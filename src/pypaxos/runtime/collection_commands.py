@@ -46,6 +46,7 @@ from pypaxos.kv.collection_ops import (
     LLen,
     LMove,
     LPop,
+    LPopFirst,
     LPos,
     LPush,
     LRange,
@@ -71,9 +72,11 @@ from pypaxos.kv.collection_ops import (
     ZIncrBy,
     ZLexCount,
     ZPop,
+    ZPopFirst,
     ZRangeByLex,
     ZRangeByRank,
     ZRangeByScore,
+    ZRangeStore,
     ZRank,
     ZRem,
     ZRemRangeByLex,
@@ -107,9 +110,11 @@ from pypaxos.runtime.collection_replies import (
     reply_integers,
     reply_lpos,
     reply_map,
+    reply_mpop,
     reply_ok,
     reply_pop_list,
     reply_pop_one,
+    reply_random,
     reply_rank,
     reply_scan,
     reply_score,
@@ -401,7 +406,9 @@ def _zlexcount(args: list[bytes]) -> Planned:
 RANK, BY_SCORE, BY_LEX = 0, 1, 2
 
 
-def _zrange_generic(args: list[bytes], by: int, rev: bool, modern: bool) -> Planned:
+def _zrange_generic(
+    args: list[bytes], by: int, rev: bool, modern: bool, destination: bytes | None = None
+) -> Planned:
     """``ZRANGE`` (``modern``: takes ``BYSCORE``, ``BYLEX``, ``REV``) and its older forms:
     ``args[2:4]`` are the range (max first when ``rev`` by score or lex)."""
     with_scores = False
@@ -450,7 +457,85 @@ def _zrange_generic(args: list[bytes], by: int, rev: bool, modern: bool) -> Plan
         if isinstance(lex, bytes):
             return lex
         op = ZRangeByLex(args[1], lex[0], lex[1], rev, offset, count)
+    if destination is not None:
+        if with_scores:
+            return SYNTAX
+        return _one(ZRangeStore(destination, op), reply_integer)
     return _one(op, reply_scored(with_scores))
+
+
+def _zrangestore(args: list[bytes]) -> Planned:
+    """``ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT o n]``: as ``ZRANGE``."""
+    return _zrange_generic([b"ZRANGE", *args[2:]], RANK, False, True, destination=args[1])
+
+
+_MPOP_SIDES = {b"LEFT": True, b"RIGHT": False, b"MIN": False, b"MAX": True}
+
+
+def mpop_args(
+    args: list[bytes], at: int, sides: tuple[bytes, bytes]
+) -> tuple[tuple[bytes, ...], bool, int] | bytes:
+    """``numkeys key... LEFT|RIGHT [COUNT n]`` (``MIN|MAX`` for sorted sets) from
+    ``args[at]``: the keys, the side (``True``: LEFT or MAX) and the count, as Redis checks."""
+    numkeys = parse_int64(args[at])
+    if numkeys is None or numkeys < 1:
+        return encode_error("ERR numkeys should be greater than 0")
+    if numkeys > len(args) - at - 2:
+        return SYNTAX
+    keys = tuple(args[at + 1 : at + 1 + numkeys])
+    rest = args[at + 1 + numkeys :]
+    side = rest[0].upper()
+    if side not in sides:
+        return SYNTAX
+    count = 1
+    if len(rest) > 1:
+        if len(rest) != 3 or rest[1].upper() != b"COUNT":
+            return SYNTAX
+        number = parse_int64(rest[2])
+        if number is None or number < 1:
+            return encode_error("ERR count should be greater than 0")
+        count = number
+    return keys, _MPOP_SIDES[side], count
+
+
+def _lmpop(args: list[bytes]) -> Planned:
+    parsed = mpop_args(args, 1, (b"LEFT", b"RIGHT"))
+    if isinstance(parsed, bytes):
+        return parsed
+    keys, left, count = parsed
+    return _one(LPopFirst(keys, left, count), reply_mpop(scored=False))
+
+
+def _zmpop(args: list[bytes]) -> Planned:
+    parsed = mpop_args(args, 1, (b"MIN", b"MAX"))
+    if isinstance(parsed, bytes):
+        return parsed
+    keys, highest, count = parsed
+    return _one(ZPopFirst(keys, highest, count), reply_mpop(scored=True))
+
+
+def _random_members(with_word: bytes) -> Build:
+    """``HRANDFIELD key [count [WITHVALUES]]``, ``ZRANDMEMBER key [count [WITHSCORES]]``:
+    deterministic (``kv.sets``'s rule): the first ``count`` in the collection's order, or
+    ``-count`` of them cycling; read from the whole hash or sorted set."""
+
+    def build(args: list[bytes]) -> Planned:
+        if len(args) > 4 or (len(args) == 4 and args[3].upper() != with_word):
+            return SYNTAX
+        count: int | None = None
+        if len(args) >= 3:
+            number = int_arg(args[2])
+            if isinstance(number, bytes):
+                return number
+            if -number > COUNT_ABS_MAX:
+                return encode_error(f"ERR count too large (limit {COUNT_ABS_MAX})")
+            count = number
+        op: Command = (
+            HGetAll(args[1]) if with_word == b"WITHVALUES" else ZRangeByRank(args[1], 0, -1)
+        )
+        return _one(op, reply_random(count, with_values=len(args) == 4))
+
+    return build
 
 
 _AGGREGATES = {b"SUM": AGGREGATE_SUM, b"MIN": AGGREGATE_MIN, b"MAX": AGGREGATE_MAX}
@@ -674,6 +759,11 @@ COLLECTION_COMMANDS: dict[bytes, tuple[int, int | None, Build]] = {
     b"ZINTERSTORE": (4, None, _zcombine(SET_INTER, store=True)),
     b"ZDIFFSTORE": (4, None, _zcombine(SET_DIFF, store=True)),
     b"ZINTERCARD": (3, None, _intercard(zsets=True)),
+    b"ZRANGESTORE": (5, None, _zrangestore),
+    b"LMPOP": (4, None, _lmpop),
+    b"ZMPOP": (4, None, _zmpop),
+    b"HRANDFIELD": (2, None, _random_members(b"WITHVALUES")),
+    b"ZRANDMEMBER": (2, None, _random_members(b"WITHSCORES")),
     b"SINTERCARD": (3, None, _intercard(zsets=False)),
 }
 """Name -> (arity_min, arity_max or None, build), arities counting the name, as Redis's."""
@@ -681,5 +771,4 @@ COLLECTION_COMMANDS: dict[bytes, tuple[int, int | None, Build]] = {
 BLOCKING_COMMANDS = frozenset(
     {b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH", b"BZPOPMIN", b"BZPOPMAX", b"BLMPOP", b"BZMPOP"}
 )
-"""Redis's blocking commands: those of ``runtime.blocking`` run, the others (the ``*MPOP``
-forms) answer that they are not supported yet."""
+"""Redis's blocking commands (``runtime.blocking``)."""

@@ -217,3 +217,59 @@ def reply_lpos(results: Sequence[Result], null: bytes) -> bytes:
     if type(result) is Integers:
         return reply_integers(results, null)
     return reply_integer(results, null)
+
+
+def reply_mpop(scored: bool) -> Combine:
+    """``LMPOP``/``ZMPOP`` (and their blocking forms): ``[key, [items]]`` (for sorted sets each
+    item ``[member, score]``), or the null array when no key had anything."""
+
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        result = only_result(results)
+        if type(result) is Value:
+            return null if is_resp3(null) else b"*-1\r\n"
+        if type(result) is not Array:
+            return refused(result)
+        key, items = result.items[0], result.items[1:]
+        if not scored:
+            return b"*2\r\n" + encode_bulk(key) + encode_bulks(items, null)
+        parts = [b"*2\r\n", encode_bulk(key), aggregate_head(b"*", len(items) // 2)]
+        for member, score in zip(items[::2], items[1::2], strict=True):
+            parts.append(b"*2\r\n" + encode_bulk(member) + _spelled_score(score, null))
+        return b"".join(parts)
+
+    return combine
+
+
+def _spelled_score(score: bytes, null: bytes) -> bytes:
+    return b",%s\r\n" % score if is_resp3(null) else encode_bulk(score)
+
+
+def reply_random(count: int | None, with_values: bool) -> Combine:
+    """``HRANDFIELD``/``ZRANDMEMBER`` from the whole hash (``Array`` field, value...) or sorted
+    set (``Scored``): the first ``count`` entries, or ``-count`` cycling; one without a count."""
+
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        result = only_result(results)
+        if type(result) is Array:
+            pairs = list(zip(result.items[::2], result.items[1::2], strict=True))
+            values = [encode_bulk(value) for _, value in pairs]
+        elif type(result) is Scored:
+            pairs = [(member, format_score(score)) for member, score in result.items]
+            values = [_spelled_score(score, null) for _, score in pairs]
+        else:
+            return refused(result)
+        if count is None:
+            return encode_bulk(pairs[0][0]) if pairs else null
+        chosen = list(range(min(count, len(pairs)))) if count >= 0 else []
+        if count < 0 and pairs:
+            chosen = [n % len(pairs) for n in range(-count)]
+        if not with_values:
+            return encode_bulks([pairs[n][0] for n in chosen], null)
+        resp3 = is_resp3(null)
+        parts = [aggregate_head(b"*", len(chosen) * (1 if resp3 else 2))]
+        for n in chosen:
+            pair = encode_bulk(pairs[n][0]) + values[n]
+            parts.append(b"*2\r\n" + pair if resp3 else pair)
+        return b"".join(parts)
+
+    return combine
