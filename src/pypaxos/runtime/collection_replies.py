@@ -8,6 +8,7 @@ the second argument of every combine.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 from pypaxos.kv import Array, Integer, Ok, Page, Result, Value
 from pypaxos.kv.commands import Integers, Score, Scored, Scores, Values
@@ -168,6 +169,7 @@ def reply_pop_list(results: Sequence[Result], null: bytes) -> bytes:
     return reply_array(results, null)
 
 
+@cache  # two combines in all: the server caches replies by combine (``single_reply``)
 def reply_scored(with_scores: bool) -> Combine:
     """Members (``with_scores``: and their scores, flat in RESP2, pairs in RESP3)."""
 
@@ -219,6 +221,7 @@ def reply_lpos(results: Sequence[Result], null: bytes) -> bytes:
     return reply_integer(results, null)
 
 
+@cache
 def reply_mpop(scored: bool) -> Combine:
     """``LMPOP``/``ZMPOP`` (and their blocking forms): ``[key, [items]]`` (for sorted sets each
     item ``[member, score]``), or the null array when no key had anything."""

@@ -253,18 +253,23 @@ def plain_single(args: list[bytes]) -> tuple[Command, Reply1] | None:
 
 
 def single_reply(combine: Combine) -> Reply1:
-    """The single-op form of a plan's ``combine`` (cached: one per combine function)."""
+    """The single-op form of a plan's ``combine`` (cached: one per combine function, for the
+    module-level ones; a combine made per command, closing over its arguments as
+    ``GETRANGE``'s does, is wrapped afresh once the cache is full, so it cannot grow without
+    bound)."""
     reply = _SINGLE.get(combine)
     if reply is None:
 
         def reply(result: Result, null: bytes) -> bytes:
             return combine((result,), null)
 
-        _SINGLE[combine] = reply
+        if len(_SINGLE) < SINGLE_CACHE_MAX:
+            _SINGLE[combine] = reply
     return reply
 
 
 _SINGLE: dict[Combine, Reply1] = {}
+SINGLE_CACHE_MAX = 512
 
 
 # -- key-value commands ------------------------------------------------------------------------
