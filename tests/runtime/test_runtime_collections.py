@@ -201,3 +201,29 @@ async def test_a_repeated_paxos_req_collection_write_applies_once(
         assert await client.reply() == b":1\r\n"
     finally:
         await client.close()
+
+
+async def test_a_push_wakes_as_many_waiters_as_it_brings_items(apps: dict[int, NodeApp]) -> None:
+    leader = next(app for app in apps.values() if app.is_leader)
+    waiters = [await Raw.open(leader) for _ in range(3)]
+    pusher = await Raw.open(leader)
+    try:
+        assert leader.server is not None
+        blocked = leader.server.blocked
+        for count, waiter in enumerate(waiters, start=1):
+            waiter.send(("BLPOP", "jobs", "0"))
+            async with asyncio.timeout(10):  # waiting, in this order (the oldest is served first)
+                while len(blocked.waiters) < count or blocked.waiters[-1].in_flight:
+                    await asyncio.sleep(0.01)
+        before = blocked.attempts
+        pusher.send(("RPUSH", "jobs", "one", "two"))
+        assert await pusher.reply() == b":2\r\n"
+        assert await waiters[0].reply() == b"*2\r\n$4\r\njobs\r\n$3\r\none\r\n"
+        assert await waiters[1].reply() == b"*2\r\n$4\r\njobs\r\n$3\r\ntwo\r\n"
+        assert blocked.attempts - before == 2  # not one per waiter
+        pusher.send(("RPUSH", "jobs", "three"))
+        assert await pusher.reply() == b":1\r\n"
+        assert await waiters[2].reply() == b"*2\r\n$4\r\njobs\r\n$5\r\nthree\r\n"
+    finally:
+        for connection in (*waiters, pusher):
+            await connection.close()

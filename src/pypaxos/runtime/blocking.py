@@ -6,11 +6,11 @@ A blocking command is planned as a ``Blocking``: the non-blocking attempt (``kv.
 the keys to watch, and the timeout.  The connection sends the attempt at once; if it finds
 nothing to take, the client waits on the node it is connected to (``BlockedClients``).  After
 each batch this node applies, the waiting clients, oldest first, look at the node's own state
-(``query_local``); one whose keys now hold a list (a sorted set, for ``BZPOP*``) sends its
-attempt again through the log, where it either takes an item (the client is answered) or finds
-it taken by someone else first (the client waits on).  So a client is answered by the node it
-waits on, as soon as an entry applied there serves it; the attempt that answers it is itself a
-log command, so two waiters never take the same item.
+(``query_local``); as many as the items now at their keys (lists, or sorted sets for
+``BZPOP*``) send their attempt again through the log, where each either takes an item (the
+client is answered) or finds it taken by someone else first (the client waits on).  So a
+client is answered by the node it waits on, as soon as an entry applied there serves it; the
+attempt that answers it is itself a log command, so two waiters never take the same item.
 
 As in Redis, a blocked connection runs nothing else until it is answered: the commands it
 pipelined behind the blocking one are held (``RespConnection.held``; the connection keeps
@@ -31,13 +31,14 @@ from typing import Protocol
 from pypaxos.kv import (
     Array,
     Command,
+    Integer,
     RequestBatch,
     Result,
     Results,
     Value,
     encode_request,
 )
-from pypaxos.kv.collection_ops import KeyType, LMove, LPopFirst, ZPopFirst
+from pypaxos.kv.collection_ops import LLen, LMove, LPopFirst, ZCard, ZPopFirst
 from pypaxos.runtime.collection_args import SYNTAX
 from pypaxos.runtime.collection_commands import mpop_args
 from pypaxos.runtime.collection_replies import reply_bulk, reply_mpop
@@ -228,56 +229,94 @@ class LocalState(Protocol):
 
 
 class _Waiter:
-    __slots__ = ("conn", "done", "expired", "in_flight", "plan", "timer")
+    __slots__ = ("conn", "done", "expired", "in_flight", "plan", "sent_index", "timer")
 
     def __init__(self, conn: BlockedConnection, plan: Blocking) -> None:
         self.conn = conn
         self.plan = plan
         self.in_flight = False  # an attempt is in the log: wait for its answer
+        self.sent_index = 0  # this node's applied index when the attempt left
         self.expired = False
         self.done = False
         self.timer: asyncio.TimerHandle | None = None
 
 
 class BlockedClients:
-    """The clients blocked on this node, oldest first, and how they are woken."""
+    """The clients blocked on this node, oldest first, and how they are woken.
+
+    Waking is counted, not broadcast: the node's own state says how many items each watched
+    key holds (``LLEN``/``ZCARD``), the attempts already in flight claim theirs first, and then
+    the oldest waiters claim the rest, one item each; only those send an attempt.  So a push of
+    one item to a list with a hundred waiters costs one attempt, not a hundred.  An attempt
+    that finds nothing looks again at once if this node applied anything since it left (the
+    item it saw may have come after its place in the log), else at the next applied batch.
+    """
 
     def __init__(self, state: LocalState) -> None:
         self.state = state
         self.waiters: list[_Waiter] = []
+        self.attempts = 0  # attempts sent, for tests and metrics
         self._seen_index = -1
 
     def block(self, conn: BlockedConnection, plan: Blocking) -> None:
         """Run ``plan``'s attempt now; wait if it finds nothing (the caller holds the
         connection's later commands until ``conn.unblock``)."""
         waiter = _Waiter(conn, plan)
+        self.waiters.append(waiter)
         if plan.timeout_s > 0:
             loop = asyncio.get_running_loop()
             waiter.timer = loop.call_later(plan.timeout_s, self._expire, waiter)
         self._attempt(waiter)
 
     def on_applied(self) -> None:
-        """After a batch was applied here: wake the waiters whose keys now hold a list."""
+        """After a batch was applied here: wake the waiters it may serve."""
         if not self.waiters:
             return
         index = self.state.applied_index()
         if index == self._seen_index:
             return
         self._seen_index = index
+        self._wake()
+
+    def _wake(self) -> None:
         self.waiters = [w for w in self.waiters if not w.done and not w.conn.closed]
-        for waiter in list(self.waiters):
-            if not waiter.in_flight and self._available(waiter.plan):
+        idle = [w for w in self.waiters if not w.in_flight]
+        if not idle:
+            return
+        counts = self._counts(idle)
+        for waiter in self.waiters:
+            if waiter.in_flight:
+                self._claim(waiter, counts)
+        for waiter in idle:
+            if self._claim(waiter, counts):
                 self._attempt(waiter)
 
-    def _available(self, plan: Blocking) -> bool:
-        query = encode_request(RequestBatch(0, 0, tuple(KeyType(key) for key in plan.keys)))
-        answer = self.state.query_local(query)
+    def _counts(self, waiters: list[_Waiter]) -> dict[tuple[bytes, bytes], int]:
+        """Items at each watched key, in this node's state: ``(type wanted, key) -> count``."""
+        wanted = list(dict.fromkeys((w.plan.wanted, key) for w in waiters for key in w.plan.keys))
+        ops = tuple(LLen(key) if kind == b"list" else ZCard(key) for kind, key in wanted)
+        answer = self.state.query_local(encode_request(RequestBatch(0, 0, ops)))
         if not isinstance(answer, Results):
-            return True  # cannot tell: let the log say
-        return any(type(r) is Value and r.value == plan.wanted for r in answer.results)
+            return dict.fromkeys(wanted, 1)  # cannot tell: let the log say
+        return {
+            pair: result.value if type(result) is Integer else 0
+            for pair, result in zip(wanted, answer.results, strict=True)
+        }
+
+    @staticmethod
+    def _claim(waiter: _Waiter, counts: dict[tuple[bytes, bytes], int]) -> bool:
+        for key in waiter.plan.keys:
+            pair = (waiter.plan.wanted, key)
+            left = counts.get(pair, 0)
+            if left > 0:
+                counts[pair] = left - 1
+                return True
+        return False
 
     def _attempt(self, waiter: _Waiter) -> None:
         waiter.in_flight = True
+        waiter.sent_index = self.state.applied_index()
+        self.attempts += 1
 
         def answered(reply: bytes) -> None:
             waiter.in_flight = False
@@ -287,8 +326,8 @@ class BlockedClients:
                 self._finish(waiter, reply)
             elif waiter.expired or waiter.conn.closed:
                 self._finish(waiter, self._timeout_reply(waiter))
-            elif waiter not in self.waiters:
-                self.waiters.append(waiter)
+            elif self.state.applied_index() != waiter.sent_index:
+                self._wake()
 
         waiter.conn.run_ops(waiter.plan.ops, waiter.plan.combine, answered)
 
