@@ -77,6 +77,15 @@ async def test_collections_through_redis_py(apps: dict[int, NodeApp], protocol: 
         await r.aclose()
 
 
+async def waiting(app: NodeApp, count: int) -> None:
+    """Until ``count`` clients wait on ``app``, none with an attempt in flight."""
+    assert app.server is not None
+    blocked = app.server.blocked
+    async with asyncio.timeout(10):
+        while len(blocked.waiters) < count or any(w.in_flight for w in blocked.waiters):
+            await asyncio.sleep(0.01)
+
+
 class Raw:
     """One RESP connection, replies read as exact bytes (RESP2)."""
 
@@ -121,9 +130,9 @@ async def test_blpop_is_served_at_once_or_when_a_push_is_applied(
         assert await waiter.reply() == b"*2\r\n$1\r\nq\r\n$5\r\nready\r\n"  # at once
         # Two clients wait; one push serves the first, the second waits on for the next.
         waiter.send(("BRPOP", "q", "0"), ("PING",))  # the PING is held behind it
-        await asyncio.sleep(0.1)
+        await waiting(follower, 1)
         other.send(("BLPOP", "q", "0"))
-        await asyncio.sleep(0.1)
+        await waiting(follower, 2)
         pusher.send(("RPUSH", "q", "one"))
         assert await pusher.reply() == b":1\r\n"
         assert await waiter.reply() == b"*2\r\n$1\r\nq\r\n$3\r\none\r\n"
@@ -134,7 +143,7 @@ async def test_blpop_is_served_at_once_or_when_a_push_is_applied(
         pusher.send(("LLEN", "q"))
         assert await pusher.reply() == b":0\r\n"  # each item taken once
         waiter.send(("BZPOPMAX", "scores", "0"))
-        await asyncio.sleep(0.1)
+        await waiting(follower, 1)
         pusher.send(("ZADD", "scores", "1.5", "low", "2", "high"))
         assert await pusher.reply() == b":2\r\n"
         assert await waiter.reply() == b"*3\r\n$6\r\nscores\r\n$4\r\nhigh\r\n$1\r\n2\r\n"
@@ -174,13 +183,15 @@ async def test_a_closed_blocked_connection_takes_nothing(apps: dict[int, NodeApp
     gone, pusher = await Raw.open(leader), await Raw.open(leader)
     try:
         gone.send(("BLPOP", "q", "0"))
-        await asyncio.sleep(0.1)
+        await waiting(leader, 1)
         await gone.close()
-        await asyncio.sleep(0.1)
+        assert leader.server is not None
+        async with asyncio.timeout(10):
+            while leader.server.blocked.waiters:  # forgotten once the close is seen
+                await asyncio.sleep(0.01)
         pusher.send(("RPUSH", "q", "kept"), ("LRANGE", "q", "0", "-1"))
         assert await pusher.reply() == b":1\r\n"
         assert await pusher.reply() == b"*1\r\n$4\r\nkept\r\n"
-        assert not leader.server.blocked.waiters  # forgotten
     finally:
         await pusher.close()
 
@@ -212,9 +223,7 @@ async def test_a_push_wakes_as_many_waiters_as_it_brings_items(apps: dict[int, N
         blocked = leader.server.blocked
         for count, waiter in enumerate(waiters, start=1):
             waiter.send(("BLPOP", "jobs", "0"))
-            async with asyncio.timeout(10):  # waiting, in this order (the oldest is served first)
-                while len(blocked.waiters) < count or blocked.waiters[-1].in_flight:
-                    await asyncio.sleep(0.01)
+            await waiting(leader, count)  # in this order: the oldest is served first
         before = blocked.attempts
         pusher.send(("RPUSH", "jobs", "one", "two"))
         assert await pusher.reply() == b":2\r\n"
