@@ -127,9 +127,10 @@ TOP_KEYS = (
     "tls",
     "members",
 )
-MEMBER_KEYS = ("id", "peer", "client", "metrics")
+MEMBER_KEYS = ("id", "peer", "client", "metrics", "peer_listen", "client_listen")
 USER_KEYS = ("name", "role", "password_hash")
 NODE_ID_MAX = 2**31 - 1
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # every interface: the same on many machines
 
 
 class ConfigError(Exception):
@@ -145,14 +146,29 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Member:
+    """One node's addresses.  ``peer`` and ``client`` are advertised: what the other members
+    dial and what clients are redirected to.  The node binds ``peer_listen`` and
+    ``client_listen`` when given (behind NAT or in a container network the two differ, e.g.
+    bind ``0.0.0.0:7001``, advertise ``node-1.pypaxos:7001``), the advertised ones otherwise."""
+
     id: int
     peer: str
     client: str
     metrics: str | None = None
+    peer_listen: str | None = None
+    client_listen: str | None = None
+
+    @property
+    def peer_bind(self) -> str:
+        return self.peer_listen or self.peer
+
+    @property
+    def client_bind(self) -> str:
+        return self.client_listen or self.client
 
     def ports(self) -> list[tuple[str, int]]:
         """Every (host, port) this member listens on."""
-        addresses = [self.client, self.peer] + ([self.metrics] if self.metrics else [])
+        addresses = [self.client_bind, self.peer_bind] + ([self.metrics] if self.metrics else [])
         return [parse_address(address) for address in addresses]
 
 
@@ -193,7 +209,7 @@ class ClusterConfig:
     def check_protected(self, node_id: int) -> None:
         """``ConfigError`` if node ``node_id`` would serve clients beyond loopback with no
         authentication, and ``protected_mode`` was not turned off (as Redis refuses)."""
-        host, _ = parse_address(self.member(node_id).client)
+        host, _ = parse_address(self.member(node_id).client_bind)
         if not self.protected_mode or self.users or self.tls_enabled or _is_loopback(host):
             return
         raise ConfigError(
@@ -328,6 +344,9 @@ def render_config(config: ClusterConfig) -> str:
         lines += [f"peer = {_quote(member.peer)}", f"client = {_quote(member.client)}"]
         if member.metrics:
             lines.append(f"metrics = {_quote(member.metrics)}")
+        for key in ("peer_listen", "client_listen"):
+            if (listen := getattr(member, key)) is not None:
+                lines.append(f"{key} = {_quote(listen)}")
     return "\n".join(lines) + "\n"
 
 
@@ -549,9 +568,10 @@ def _members(raw: dict[str, Any], path: Path) -> tuple[Member, ...]:
             raise ConfigError(path, f"{at}.id", f"duplicate node id {node_id}")
         seen_ids.add(node_id)
         addresses: dict[str, str | None] = {}
-        for key in ("peer", "client", "metrics"):
-            value = _string(entry, key, path, required=key != "metrics") if key in entry else None
-            if value is None and key != "metrics":
+        for key in ("peer", "client", "metrics", "peer_listen", "client_listen"):
+            required = key in ("peer", "client")
+            value = _string(entry, key, path, required=required) if key in entry else None
+            if value is None and required:
                 raise ConfigError(path, f"{at}.{key}", "missing (host:port is required)")
             if value is not None:
                 try:
@@ -561,9 +581,19 @@ def _members(raw: dict[str, Any], path: Path) -> tuple[Member, ...]:
                 if value in seen_addresses:
                     other = seen_addresses[value]
                     raise ConfigError(path, f"{at}.{key}", f"address {value} is also {other}")
-                seen_addresses[value] = f"{at}.{key}"
+                if parse_address(value)[0] not in WILDCARD_HOSTS:  # bound on each machine
+                    seen_addresses[value] = f"{at}.{key}"
             addresses[key] = value
         peer, client = addresses["peer"], addresses["client"]
         assert peer is not None and client is not None
-        members.append(Member(node_id, peer, client, addresses["metrics"]))
+        members.append(
+            Member(
+                node_id,
+                peer,
+                client,
+                addresses["metrics"],
+                peer_listen=addresses["peer_listen"],
+                client_listen=addresses["client_listen"],
+            )
+        )
     return tuple(members)

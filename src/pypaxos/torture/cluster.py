@@ -29,6 +29,7 @@ from pypaxos.runtime.config import Member, new_config, write_config
 from pypaxos.torture.clock import write_clock_file
 from pypaxos.torture.hosts import Hosts
 from pypaxos.torture.proxy import Faults
+from pypaxos.torture.reads import ReadSetup
 from pypaxos.transport.auth import write_secret
 
 STOP_GRACE_S = 5.0
@@ -79,6 +80,7 @@ class TortureCluster:
         bugs: list[str],
         clock: bool,
         seed: int,
+        reads: ReadSetup | None = None,
     ) -> None:
         self.layout = layout
         self.hosts = hosts
@@ -86,6 +88,7 @@ class TortureCluster:
         self.bugs = bugs
         self.clock = clock
         self.seed = seed
+        self.reads = reads or ReadSetup()
         self.nodes: dict[int, Proc] = {}
         self.proxies: dict[int, Proc] = {}
         self.agent: Proc | None = None
@@ -123,7 +126,7 @@ class TortureCluster:
                 # The nodes' addresses are in namespaces this run made; no one else is there.
                 protected_mode=self.hosts.mode != "netns",
             )
-            write_config(config)
+            write_config(self.reads.apply(config))
             if self.clock:
                 write_clock_file(self.clock_file(i), 0, 0.0, 1.0)
 

@@ -2,7 +2,8 @@
 
 Kinds (``--nemesis``): ``partition``, ``kill``, ``pause``, ``net``, ``clock`` (``clock.py``),
 ``disk`` (``disk.py``) and ``hostile`` (``hostile.py``); aimed kinds, not part of ``all``, for
-chasing one kind of bug in a short run: ``isolate-leader`` and ``kill-leader``.  Each cycle
+chasing one kind of bug in a short run: ``isolate-leader``, ``kill-leader`` and ``clock-drift``
+(a clock rate within the nodes' drift bound, for lease runs: ``reads.py``).  Each cycle
 runs every chosen kind once, in a random order, and the first cycle always completes.  Faults
 are chosen by one ``random.Random(seed)``, so a schedule replays from ``--seed`` (the
 processes' timing does not).  Every fault is written to ``RUN/nemesis.log``.
@@ -24,9 +25,11 @@ from typing import Any
 from pypaxos.torture.cluster import TortureCluster
 from pypaxos.torture.disk import DISK_FAULTS, inject
 from pypaxos.torture.proxy import Faults
+from pypaxos.torture.reads import drift_bound
 
 NEMESES = ("partition", "kill", "pause", "net", "clock", "disk", "hostile")
-AIMED_NEMESES = ("isolate-leader", "kill-leader")
+AIMED_NEMESES = ("isolate-leader", "kill-leader", "clock-drift")
+CLOCK_NEMESES = ("clock", "clock-drift")  # the nodes run on a skewable loop clock
 HOLD_S = (1.5, 4.0)  # how long a fault lasts
 CALM_S = (0.5, 1.5)  # quiet between faults
 RESTART_WAIT_S = 15.0
@@ -234,6 +237,17 @@ class Nemesis:
         )
         if self.cluster.set_clock(node, jump, rate):
             self.fault("clock", f"node {node}: jump {jump:+.2f}s, rate x{rate:.2f}")
+            await asyncio.sleep(hold_s)
+            self.cluster.set_clock(node, 0.0, 1.0)
+            self.note(f"clock of node {node} back to real speed")
+
+    async def do_clock_drift(self, hold_s: float) -> None:
+        """One node's clock a little fast or slow, within the drift bound (no jump)."""
+        node = await self.pick_node(0.5)
+        skew = drift_bound() * self.rng.uniform(0.5, 1.0)
+        rate = 1.0 + skew if self.rng.random() < 0.5 else 1.0 / (1.0 + skew)
+        if self.cluster.set_clock(node, 0.0, rate):
+            self.fault("clock-drift", f"node {node}: rate x{rate:.4f}")
             await asyncio.sleep(hold_s)
             self.cluster.set_clock(node, 0.0, 1.0)
             self.note(f"clock of node {node} back to real speed")

@@ -35,7 +35,8 @@ from typing import Any
 
 from pypaxos.torture.cluster import Layout, TortureCluster
 from pypaxos.torture.hosts import Hosts, LoopbackHosts, NamespaceHosts, netns_available
-from pypaxos.torture.nemesis import Nemesis
+from pypaxos.torture.nemesis import CLOCK_NEMESES, Nemesis
+from pypaxos.torture.reads import ReadSetup
 
 # The agent's parsed JSON status, one object per node.
 StatusFn = Callable[[], Coroutine[Any, Any, list[dict[str, Any]]]]
@@ -59,6 +60,9 @@ class Options:
     keys: int = 3
     agreement_rounds: int | None = None  # default: every node once (at most)
     keep_data: bool = False
+    reads: ReadSetup = field(default_factory=ReadSetup)  # the nodes' read mode (reads.py)
+    readers: int = 0  # read-only clients pinned to one node each (agent.py)
+    read_fraction: float = 0.45  # of the workload clients' operations
 
 
 @dataclass
@@ -150,8 +154,9 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
         hosts,
         options.nodes,
         bugs=options.bugs,
-        clock="clock" in options.nemeses,
+        clock=any(kind in CLOCK_NEMESES for kind in options.nemeses),
         seed=options.seed,
+        reads=options.reads,
     )
     nemesis: Nemesis | None = None
     try:
@@ -159,7 +164,8 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
             nemeses, bugs = ",".join(options.nemeses) or "none", ",".join(options.bugs) or "none"
             say(
                 f"torture: seed {options.seed}, {options.nodes} nodes ({hosts.mode}), "
-                f"nemesis {nemeses}, bugs {bugs}, {options.time_s:g}s; run folder {run_dir}"
+                f"nemesis {nemeses}, bugs {bugs}, reads {options.reads.mode}, "
+                f"{options.time_s:g}s; run folder {run_dir}"
             )
             cluster.write_configs()
             await cluster.start_proxies()
@@ -176,7 +182,13 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
             say(f"torture: node {leader} leads; workload and nemesis start")
             nemesis = Nemesis(cluster, options.nemeses, rng, run_dir / "nemesis.log", status)
             await cluster.ask_agent(
-                {"op": "start", "clients": options.clients, "keys": options.keys}
+                {
+                    "op": "start",
+                    "clients": options.clients,
+                    "keys": options.keys,
+                    "readers": options.readers,
+                    "read_fraction": options.read_fraction,
+                }
             )
             await nemesis.run(time.monotonic() + options.time_s)
             await cluster.ask_agent({"op": "stop"})
