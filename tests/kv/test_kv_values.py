@@ -116,21 +116,32 @@ sys.stdout.buffer.write(machine.snapshot() + b"".join(answers))
 """
 
 
-def test_replicas_agree_whatever_their_hash_seed() -> None:
-    """Python salts ``bytes`` hashes per process; two replicas with different seeds must still
-    answer and snapshot byte for byte alike (no set or dict iteration by hash)."""
+def _outputs_per_hash_seed(script: str) -> list[bytes]:
     outputs = []
     for seed in ("1", "2"):
         environment = {**os.environ, "PYTHONHASHSEED": seed}
-        outputs.append(
-            subprocess.run(
-                [sys.executable, "-c", _SNAPSHOT_SCRIPT],
-                env=environment,
-                capture_output=True,
-                check=True,
-            ).stdout
-        )
+        run = [sys.executable, "-c", script]
+        outputs.append(subprocess.run(run, env=environment, capture_output=True, check=True).stdout)
+    return outputs
+
+
+def test_replicas_agree_whatever_their_hash_seed() -> None:
+    """Python salts ``bytes`` hashes per process; two replicas with different seeds must still
+    answer and snapshot byte for byte alike (no set or dict iteration by hash)."""
+    outputs = _outputs_per_hash_seed(_SNAPSHOT_SCRIPT)
     assert outputs[0] == outputs[1] and len(outputs[0]) > 1000
+
+
+def test_the_hash_seed_check_catches_a_set_iterated_by_hash() -> None:
+    """The planted mistake the check above is for: members kept in a Python ``set`` (as a
+    naive ``SetValue`` would) come out in a different order under another seed."""
+    planted = (
+        "import sys\n"
+        "members = set(b'm%d' % n for n in range(200))\n"
+        "sys.stdout.buffer.write(b','.join(members))\n"
+    )
+    outputs = _outputs_per_hash_seed(planted)
+    assert outputs[0] != outputs[1]
 
 
 def test_a_retried_collection_command_is_applied_once() -> None:
