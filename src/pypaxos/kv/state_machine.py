@@ -45,13 +45,69 @@ answers retries exactly as the replica that took it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import assert_never
+from typing import assert_never, cast
 
 import msgspec
 
 from pypaxos.core.bugs import require_family
-from pypaxos.kv import keyspace
+from pypaxos.kv import hashes, keyspace, lists, sets, zsets
 from pypaxos.kv.bugs import KvBug
+from pypaxos.kv.collection_ops import (
+    Copy,
+    HDel,
+    HGet,
+    HGetAll,
+    HIncrBy,
+    HIncrByFloat,
+    HLen,
+    HMGet,
+    HScan,
+    HSet,
+    KeyType,
+    LIndex,
+    LInsert,
+    LLen,
+    LMove,
+    LPop,
+    LPopFirst,
+    LPos,
+    LPush,
+    LRange,
+    LRem,
+    LSet,
+    LTrim,
+    SAdd,
+    SCard,
+    SCombine,
+    SCombineStore,
+    SIsMember,
+    SMembers,
+    SMove,
+    SPop,
+    SRandMember,
+    SRem,
+    SScan,
+    ZAdd,
+    ZCard,
+    ZCombine,
+    ZCombineStore,
+    ZCount,
+    ZIncrBy,
+    ZLexCount,
+    ZPop,
+    ZPopFirst,
+    ZRangeByLex,
+    ZRangeByRank,
+    ZRangeByScore,
+    ZRangeStore,
+    ZRank,
+    ZRem,
+    ZRemRangeByLex,
+    ZRemRangeByRank,
+    ZRemRangeByScore,
+    ZScan,
+    ZScore,
+)
 from pypaxos.kv.commands import (
     MALFORMED,
     NOT_A_READ,
@@ -94,11 +150,22 @@ from pypaxos.kv.commands import (
     encode_result,
 )
 from pypaxos.kv.keyspace import Keyspace
+from pypaxos.kv.values import (
+    WRONGTYPE,
+    Stored,
+    StoredSnapshot,
+    WrongType,
+    restore_values,
+    snapshot_hook,
+)
 
 DEFAULT_SESSION_TTL_COMMANDS = 100_000
 SWEEP_KEYS = 4  # deadlines the sweep visits per applied entry
-SNAPSHOT_VERSION = 3
-"""Version 3 adds the keys' deadlines and the machine's clock (``expires``, ``now_ms``);
+SNAPSHOT_VERSION = 4
+"""Version 4 adds collections: a value is a string (msgpack binary) or a tagged collection
+(``kv.values.StoredSnapshot``); versions 1 to 3 (strings only) are still read.
+
+Version 3 adds the keys' deadlines and the machine's clock (``expires``, ``now_ms``);
 versions 1 and 2 are still read (no deadlines, clock 0).
 
 Version 2 keeps the data as a map in the order the keys were first written (version 1: pairs
@@ -123,7 +190,32 @@ class Session(msgspec.Struct, array_like=True):
 
 class Snapshot(msgspec.Struct, frozen=True, array_like=True):
     """The encoded state: ``data`` in first-write order, ``sessions`` least recently active
-    first, ``expires`` (key -> Unix ms deadline) in the sweep's order."""
+    first, ``expires`` (key -> Unix ms deadline) in the sweep's order.  (Encoded with
+    ``kv.values.snapshot_hook`` for the collections; decoded as ``_SnapshotDecoded``.)"""
+
+    version: int
+    applied: int
+    session_ttl_commands: int
+    data: dict[bytes, Stored]
+    sessions: tuple[Session, ...]
+    expires: dict[bytes, int]
+    now_ms: int
+
+
+class _SnapshotDecoded(msgspec.Struct, frozen=True, array_like=True):
+    """``Snapshot`` as read back: the collections still in their snapshot form."""
+
+    version: int
+    applied: int
+    session_ttl_commands: int
+    data: dict[bytes, StoredSnapshot]
+    sessions: tuple[Session, ...]
+    expires: dict[bytes, int]
+    now_ms: int
+
+
+class _SnapshotV3(msgspec.Struct, frozen=True, array_like=True):
+    """Version 3, read for snapshots written before collections existed."""
 
     version: int
     applied: int
@@ -158,8 +250,9 @@ class _SnapshotVersion(msgspec.Struct, frozen=True, array_like=True):
     version: int  # the first field of every version (the rest is skipped)
 
 
-_SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
-_SNAPSHOT_DECODER = msgspec.msgpack.Decoder(Snapshot)
+_SNAPSHOT_ENCODER = msgspec.msgpack.Encoder(enc_hook=snapshot_hook)
+_SNAPSHOT_DECODER = msgspec.msgpack.Decoder(_SnapshotDecoded)
+_SNAPSHOT_V3_DECODER = msgspec.msgpack.Decoder(_SnapshotV3)
 _SNAPSHOT_V1_DECODER = msgspec.msgpack.Decoder(_SnapshotV1)
 _SNAPSHOT_V2_DECODER = msgspec.msgpack.Decoder(_SnapshotV2)
 _SNAPSHOT_VERSION_DECODER = msgspec.msgpack.Decoder(_SnapshotVersion)
@@ -167,6 +260,12 @@ _OK_RESULT = Ok()  # results are frozen: one instance serves every successful wr
 _OK = encode_result(_OK_RESULT)
 _MALFORMED = encode_result(Error(MALFORMED))
 _EXPIRED = encode_result(SessionExpired())
+_WRONGTYPE = Error(WRONGTYPE)
+
+
+def _strings(data: dict[bytes, bytes]) -> dict[bytes, StoredSnapshot]:
+    """An older snapshot's data (strings only) as version 4's (no copy)."""
+    return cast("dict[bytes, StoredSnapshot]", data)
 
 
 class KVStateMachine:
@@ -197,7 +296,7 @@ class KVStateMachine:
         require_family(bugs, KvBug)
         self.bugs = bugs
         self.session_ttl_commands = session_ttl_commands
-        self._data: dict[bytes, bytes] = {}
+        self._data: dict[bytes, Stored] = {}
         # Keys with a deadline (Unix ms), in the order the sweep visits them (``_sweep``).
         self._expires: dict[bytes, int] = {}
         # The machine's clock: the latest request time seen (``Request.now_ms``), so it
@@ -215,10 +314,10 @@ class KVStateMachine:
         """How many commands (including no-ops and malformed ones) have been applied."""
         return self._applied
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes) -> Stored | None:
         """Local peek at ``key`` (an expired key reads as absent): not linearizable, for tests
         and debugging only."""
-        return Keyspace(self._data, self._expires, self._now_ms, reclaim=False).get(key)
+        return Keyspace(self._data, self._expires, self._now_ms, reclaim=False).lookup(key)
 
     @property
     def expiring_keys(self) -> int:
@@ -277,7 +376,9 @@ class KVStateMachine:
         if isinstance(entry, NoOp):
             return encode_result(Error(NOT_A_READ))
         if not self._expires and isinstance(entry, Request) and isinstance(entry.op, Get):
-            return encode_result(Value(self._data.get(entry.op.key)))
+            value = self._data.get(entry.op.key)
+            if value is None or type(value) is bytes:
+                return encode_result(Value(value))
         # The request's own time counts (a read sees what expired by then), but is not kept.
         ks = Keyspace(self._data, self._expires, max(self._now_ms, entry.now_ms), reclaim=False)
         if isinstance(entry, Request) and isinstance(entry.op, READ_OPS):
@@ -306,19 +407,36 @@ class KVStateMachine:
             version = _SNAPSHOT_VERSION_DECODER.decode(data).version
             if version == 1:
                 old = _SNAPSHOT_V1_DECODER.decode(data)
-                snap = Snapshot(
+                snap = _SnapshotDecoded(
                     old.version,
                     old.applied,
                     old.session_ttl_commands,
-                    dict(old.data),
+                    _strings(dict(old.data)),
                     old.sessions,
                     {},
                     0,
                 )
             elif version == 2:
                 v2 = _SNAPSHOT_V2_DECODER.decode(data)
-                snap = Snapshot(
-                    v2.version, v2.applied, v2.session_ttl_commands, v2.data, v2.sessions, {}, 0
+                snap = _SnapshotDecoded(
+                    v2.version,
+                    v2.applied,
+                    v2.session_ttl_commands,
+                    _strings(v2.data),
+                    v2.sessions,
+                    {},
+                    0,
+                )
+            elif version == 3:
+                v3 = _SNAPSHOT_V3_DECODER.decode(data)
+                snap = _SnapshotDecoded(
+                    v3.version,
+                    v3.applied,
+                    v3.session_ttl_commands,
+                    _strings(v3.data),
+                    v3.sessions,
+                    v3.expires,
+                    v3.now_ms,
                 )
             elif version == SNAPSHOT_VERSION:
                 snap = _SNAPSHOT_DECODER.decode(data)
@@ -338,9 +456,10 @@ class KVStateMachine:
         sessions = OrderedDict((s.client_id, s) for s in snap.sessions)
         if len(sessions) != len(snap.sessions):
             raise ValueError("malformed snapshot: duplicate client id")
+        restored = restore_values(snap.data)  # in place: no copy of 100,000 entries
         self.session_ttl_commands = snap.session_ttl_commands
         self._applied = snap.applied
-        self._data = snap.data  # freshly decoded: no copy of 100,000 entries
+        self._data = restored
         self._expires = dict(snap.expires)
         self._now_ms = snap.now_ms
         self._sessions = sessions
@@ -383,13 +502,28 @@ class KVStateMachine:
                 data[op.key] = op.value
                 append(_OK_RESULT)
             elif isinstance(op, Get):
-                append(Value(data.get(op.key)))
+                value = data.get(op.key)
+                append(Value(value) if value is None or type(value) is bytes else _WRONGTYPE)
             else:
                 append(self._execute(op))
         return tuple(results)
 
     def _execute(self, op: Command) -> Result:
         ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True)
+        try:
+            return self._run(ks, op)
+        except WrongType:
+            return _WRONGTYPE
+
+    def _read(self, ks: Keyspace, op: Command) -> Result:
+        try:
+            return self._run(ks, op)
+        except WrongType:
+            return _WRONGTYPE
+
+    def _run(self, ks: Keyspace, op: Command) -> Result:
+        """``op``'s result over ``ks``; raises ``WrongType`` (before changing anything) for
+        a key of the wrong type."""
         match op:
             case Get(key):
                 return Value(ks.get(key))
@@ -434,14 +568,32 @@ class KVStateMachine:
                 return _OK_RESULT
             case DbSize() | Keys() | Scan() | RandomKey() | Ttl():
                 return keyspace.read(ks, op)
+            case KeyType() | Copy():
+                return keyspace.key_command(ks, op)
+            case (
+                HSet() | HGet() | HMGet() | HDel() | HGetAll() | HLen() | HIncrBy()
+                | HIncrByFloat() | HScan()
+            ):  # fmt: skip
+                return hashes.execute(ks, op)
+            case (
+                SAdd() | SRem() | SMembers() | SIsMember() | SCard() | SPop() | SRandMember()
+                | SCombine() | SCombineStore() | SMove() | SScan()
+            ):  # fmt: skip
+                return sets.execute(ks, op)
+            case (
+                LPush() | LPop() | LPopFirst() | LLen() | LRange() | LIndex() | LSet() | LRem()
+                | LTrim() | LInsert() | LMove() | LPos()
+            ):  # fmt: skip
+                return lists.execute(ks, op)
+            case (
+                ZAdd() | ZRem() | ZScore() | ZIncrBy() | ZCard() | ZRangeByRank()
+                | ZRangeByScore() | ZRangeByLex() | ZCount() | ZLexCount() | ZRank() | ZPop()
+                | ZPopFirst() | ZRangeStore() | ZRemRangeByRank() | ZRemRangeByScore()
+                | ZRemRangeByLex() | ZCombine() | ZCombineStore() | ZScan()
+            ):  # fmt: skip
+                return zsets.execute(ks, op)
             case _:
                 assert_never(op)
-
-    def _read(self, ks: Keyspace, op: Command) -> Result:
-        if isinstance(op, Get):
-            return Value(ks.get(op.key))
-        assert isinstance(op, DbSize | Keys | Scan | RandomKey | Ttl)
-        return keyspace.read(ks, op)
 
     def _sweep(self) -> None:
         """Reclaim a few expired keys per applied entry (Redis's active expiry, made

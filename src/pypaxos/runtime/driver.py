@@ -151,6 +151,9 @@ class Driver:
         self._flush: Callable[[], None] | None = getattr(sender, "flush", None)
         self.send_before_sync = send_before_sync  # planted bug, tests only
         self.status_listeners: list[StatusListener] = []
+        # Called after each batch's answers (the server's blocked clients look for what the
+        # newly applied entries make available to them); empty unless a client blocks.
+        self.applied_listeners: list[Callable[[], None]] = []
         self.log_records = storage.last_index - storage.first_index + 1
         self.batches = 0
         self.syncs = 0
@@ -502,6 +505,8 @@ class Driver:
                 sink.on_redirect(effect.request_id, effect.leader_id)
             elif isinstance(effect, Busy):
                 sink.on_busy(effect.request_id)
+        for listener in self.applied_listeners:
+            listener()
 
     def _check_status(self) -> None:
         node, old = self.node, self._status

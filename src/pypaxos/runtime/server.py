@@ -89,6 +89,7 @@ from pypaxos.kv import (
 )
 from pypaxos.kv.keyspace import glob_matcher
 from pypaxos.runtime.auth import Access, User, Users
+from pypaxos.runtime.blocking import BlockedClients, Blocking
 from pypaxos.runtime.commands import (
     NULL_RESP2,
     NULL_RESP3,
@@ -201,6 +202,16 @@ class RespServer:
         # CONFIG GET's answers (runtime.app fills in the real ones), by lower-case name.
         self.settings: dict[str, str] = {"maxclients": str(clients_max), "databases": "1"}
         self._server: asyncio.Server | None = None
+        self._blocked: BlockedClients | None = None  # made when a client first blocks
+
+    @property
+    def blocked(self) -> BlockedClients:
+        """The clients blocked on this node (``runtime.blocking``), woken after each batch
+        the node applies."""
+        if self._blocked is None:
+            self._blocked = BlockedClients(_NodeState(self.router))
+            self.router.driver.applied_listeners.append(self._blocked.on_applied)
+        return self._blocked
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -254,6 +265,7 @@ class RespConnection(asyncio.Protocol):
         self.reads_out = 0  # router submissions on the read-index path not answered yet
         self.log_out = 0  # ... and through the log
         self.deferred: deque[_Group | _Call] = deque()  # log work waiting for reads_out == 0
+        self.blocked_slot: _Slot | None = None  # a blocking command's place while it waits
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -276,6 +288,8 @@ class RespConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.blocked_slot is not None:
+            self.server.blocked.release(self)
         self.slots.clear()
         self.pending_replies = 0
         self.server.connections.discard(self)
@@ -303,9 +317,11 @@ class RespConnection(asyncio.Protocol):
         self._run(commands, count_bytes)
 
     def _run(self, commands: list[list[bytes]], count_bytes: bool = False) -> None:
-        """Run parsed commands in order; an ``AUTH`` being checked holds the ones after it."""
+        """Run parsed commands in order; an ``AUTH`` being checked, or a blocking command
+        waiting, holds the ones after it."""
         if self.held is not None:
             self.held.extend(commands)
+            self._update_reading()
             return
         if self.gated:
             self._run_gated(commands)
@@ -359,6 +375,9 @@ class RespConnection(asyncio.Protocol):
             self._command(planned)
             if self.closing:
                 return
+            if self.held is not None:  # a blocking command: the rest waits for its answer
+                self.held.extend(commands[index + 1 :])
+                return
         if group is not None:
             group.submit()
 
@@ -379,6 +398,9 @@ class RespConnection(asyncio.Protocol):
             else:
                 self._command(planned)
             if self.closing:
+                return
+            if self.held is not None:  # a blocking command: the rest waits for its answer
+                self.held.extend(commands[index + 1 :])
                 return
             if not self.gated:  # authenticated with a role that needs no checks
                 self._run_fast(commands[index + 1 :], True)
@@ -413,7 +435,10 @@ class RespConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # The client half-closed: answer what it sent, then close.  TLS has no half-close
         # (asyncio closes an SSL transport after EOF whatever this returns, and warns if True).
+        # A blocking command waiting is answered as timed out: nothing will come to serve it.
         self.closing = True
+        if self.blocked_slot is not None:
+            self.server.blocked.release(self)
         self._flush()
         return self.server.ssl is None
 
@@ -442,8 +467,30 @@ class RespConnection(asyncio.Protocol):
             self._reply_now(OK)
         elif isinstance(planned, (ClientCommand, ConfigGet, ServerTime)):
             self._reply_now(self._local_reply(planned))
+        elif isinstance(planned, Blocking):
+            self.blocked_slot = self.new_slot(1)
+            self.held = []  # as in Redis, nothing else runs until it is answered
+            self._update_reading()
+            self.server.blocked.block(self, planned)
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
+
+    # -- blocking commands (runtime.blocking) --------------------------------------------------
+
+    def run_ops(
+        self, ops: tuple[Command, ...], combine: Combine, on_reply: Callable[[bytes], None]
+    ) -> None:
+        """Run ``ops`` as this connection's plain command, its reply to ``on_reply``."""
+        self.dispatch(_Call(self, _Slot(), Ops(ops, combine), on_reply))
+
+    def unblock(self, reply: bytes) -> None:
+        """Answer the blocking command, then run the commands held behind it."""
+        slot, self.blocked_slot = self.blocked_slot, None
+        if slot is not None:
+            self.fill(slot, reply)
+        held, self.held = self.held or [], None
+        if not self.closed:
+            self._run(held, True)
 
     def _local_reply(self, planned: ClientCommand | ConfigGet | ServerTime) -> bytes:
         """What this connection and node answer themselves (not replicated)."""
@@ -577,7 +624,7 @@ class RespConnection(asyncio.Protocol):
         pause = (
             self.write_paused
             or self.pending_replies >= self.server.pending_replies_max
-            or self.held is not None
+            or self._holding()
         )
         if pause and not self.read_paused:
             self.read_paused = True
@@ -585,6 +632,15 @@ class RespConnection(asyncio.Protocol):
         elif not pause and self.read_paused:
             self.read_paused = False
             transport.resume_reading()
+
+    def _holding(self) -> bool:
+        """Are commands held so that reading must pause?  While an ``AUTH`` is checked, yes;
+        while a blocking command waits, only once ``pending_replies_max`` commands are held:
+        the connection keeps reading so that a client that goes away is noticed."""
+        held = self.held
+        if held is None:
+            return False
+        return self.blocked_slot is None or len(held) >= self.server.pending_replies_max
 
     @property
     def null(self) -> bytes:
@@ -766,11 +822,18 @@ def _unexpected_answer(outcome: object) -> bytes:
 class _Call:
     """One planned command in flight: its log requests and the results gathered so far."""
 
-    __slots__ = ("conn", "ops", "remaining", "replied", "results", "slot")
+    __slots__ = ("conn", "on_reply", "ops", "remaining", "replied", "results", "slot")
 
-    def __init__(self, conn: RespConnection, slot: _Slot, ops: Ops) -> None:
+    def __init__(
+        self,
+        conn: RespConnection,
+        slot: _Slot,
+        ops: Ops,
+        on_reply: Callable[[bytes], None] | None = None,
+    ) -> None:
         self.conn = conn
         self.slot = slot
+        self.on_reply = on_reply  # instead of the connection's FIFO (a blocking attempt)
         self.ops = ops
         self.results: list[Result | None] = [None] * len(ops.ops)
         self.remaining = len(ops.ops)
@@ -852,7 +915,25 @@ class _Call:
 
     def _reply(self, data: bytes) -> None:
         self.replied = True
-        self.conn.fill(self.slot, data)
+        if self.on_reply is not None:
+            self.on_reply(data)
+        else:
+            self.conn.fill(self.slot, data)
+
+
+class _NodeState:
+    """This node's applied index and local reads, for ``BlockedClients``."""
+
+    __slots__ = ("router",)
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def applied_index(self) -> int:
+        return self.router.driver.node.applied_index
+
+    def query_local(self, command: bytes) -> object:
+        return self.router.query_local(command)
 
 
 class _Retry(enum.Enum):
