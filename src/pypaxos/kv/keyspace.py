@@ -26,6 +26,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from hashlib import blake2b
+from typing import TYPE_CHECKING
 
 from pypaxos.kv.commands import (
     EXPIRE_GT,
@@ -68,6 +69,9 @@ from pypaxos.kv.commands import (
     parse_int64,
 )
 
+if TYPE_CHECKING:
+    from pypaxos.kv.transactions import WatchTable
+
 _OK = Ok()
 
 
@@ -80,15 +84,31 @@ class Keyspace:
     ``reclaim=False``: it changes nothing.
     """
 
-    __slots__ = ("data", "expires", "now_ms", "reclaim")
+    __slots__ = ("data", "expires", "now_ms", "reclaim", "watches")
 
     def __init__(
-        self, data: dict[bytes, bytes], expires: dict[bytes, int], now_ms: int, reclaim: bool
+        self,
+        data: dict[bytes, bytes],
+        expires: dict[bytes, int],
+        now_ms: int,
+        reclaim: bool,
+        watches: WatchTable | None = None,
     ) -> None:
         self.data = data
         self.expires = expires
         self.now_ms = now_ms
         self.reclaim = reclaim
+        self.watches = watches  # WATCH's table (kv.transactions): told of every modification
+
+    def touch(self, key: bytes) -> None:
+        """``key`` is being modified (its value or its deadline): Redis's ``signalModifiedKey``.
+
+        Every write goes through here (``put``, ``update``, ``delete`` call it; a command that
+        changes a deadline or a value in place calls it itself), so that ``WATCH`` sees it.
+        Reclaiming an expired key is not a modification (``kv.transactions``)."""
+        watches = self.watches
+        if watches:
+            watches.touch(key)
 
     def expired(self, key: bytes) -> bool:
         deadline = self.expires.get(key)
@@ -105,17 +125,20 @@ class Keyspace:
 
     def put(self, key: bytes, value: bytes, keep_ttl: bool = False) -> None:
         """Store ``value``; a new value has no deadline unless ``keep_ttl`` (``SET KEEPTTL``)."""
+        self.touch(key)
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)
         self.data[key] = value
 
     def update(self, key: bytes, value: bytes) -> None:
         """Change the value and keep the deadline (``APPEND``, ``INCR``...; as in Redis)."""
+        self.touch(key)
         self.data[key] = value
 
     def delete(self, key: bytes) -> bytes | None:
         value = self.get(key)
         if value is not None:
+            self.touch(key)
             del self.data[key]
             if self.expires:
                 self.expires.pop(key, None)
@@ -217,6 +240,7 @@ def expire(ks: Keyspace, op: Expire) -> Result:
     )
     if refused:
         return Integer(0)
+    ks.touch(op.key)
     ks.expires[op.key] = deadline
     ks.get(op.key)
     return Integer(1)
@@ -225,6 +249,7 @@ def expire(ks: Keyspace, op: Expire) -> Result:
 def persist(ks: Keyspace, op: Persist) -> Result:
     if ks.get(op.key) is None or op.key not in ks.expires:
         return Integer(0)
+    ks.touch(op.key)
     del ks.expires[op.key]
     return Integer(1)
 

@@ -62,6 +62,8 @@ from pypaxos.kv.commands import (
     DbSize,
     Delete,
     Error,
+    Eval,
+    Exec,
     Expire,
     FlushAll,
     Get,
@@ -83,6 +85,9 @@ from pypaxos.kv.commands import (
     Result,
     Results,
     Scan,
+    ScriptExists,
+    ScriptFlush,
+    ScriptLoad,
     SessionExpired,
     Set,
     SetRange,
@@ -90,10 +95,14 @@ from pypaxos.kv.commands import (
     Stale,
     Ttl,
     Value,
+    Watch,
     decode_entry,
     encode_result,
 )
 from pypaxos.kv.keyspace import Keyspace
+from pypaxos.kv.programs import Programs
+from pypaxos.kv.scripts import CommandTable, ScriptCache
+from pypaxos.kv.transactions import Watcher, WatchTable
 
 DEFAULT_SESSION_TTL_COMMANDS = 100_000
 SWEEP_KEYS = 4  # deadlines the sweep visits per applied entry
@@ -132,6 +141,9 @@ class Snapshot(msgspec.Struct, frozen=True, array_like=True):
     sessions: tuple[Session, ...]
     expires: dict[bytes, int]
     now_ms: int
+    # Transactions and scripts (kv.programs); older snapshots have neither.
+    watchers: tuple[Watcher, ...] = ()
+    scripts: tuple[bytes, ...] = ()
 
 
 class _SnapshotV2(msgspec.Struct, frozen=True, array_like=True):
@@ -181,6 +193,8 @@ class KVStateMachine:
         "_data",
         "_expires",
         "_now_ms",
+        "_programs",
+        "_requester",
         "_sessions",
         "bugs",
         "commands_executed",
@@ -191,6 +205,7 @@ class KVStateMachine:
         self,
         session_ttl_commands: int = DEFAULT_SESSION_TTL_COMMANDS,
         bugs: frozenset[KvBug] = frozenset(),
+        script_commands: CommandTable | None = None,
     ) -> None:
         if session_ttl_commands < 1:
             raise ValueError("session_ttl_commands must be at least 1")
@@ -206,6 +221,10 @@ class KVStateMachine:
         # Least recently active first: expiry pops from the front.
         self._sessions: OrderedDict[int, Session] = OrderedDict()
         self._applied = 0
+        # WATCH's table and the script cache; ``script_commands`` is what a script's
+        # ``redis.call`` may run (the server's command table; without it scripts are refused).
+        self._programs = Programs(script_commands)
+        self._requester = 0  # the client whose request is being applied (WATCH and EXEC's)
         # Client commands executed here (each command of a batch counts), for metrics only:
         # not part of the replicated state, so not in the snapshot.
         self.commands_executed = 0
@@ -292,6 +311,8 @@ class KVStateMachine:
                 else tuple(self._sessions.values()),
                 expires=self._expires,
                 now_ms=self._now_ms,
+                watchers=self._programs.watches.state(),
+                scripts=self._programs.scripts.state(),
             )
         )
 
@@ -332,8 +353,14 @@ class KVStateMachine:
         sessions = OrderedDict((s.client_id, s) for s in snap.sessions)
         if len(sessions) != len(snap.sessions):
             raise ValueError("malformed snapshot: duplicate client id")
+        watches = WatchTable.from_state(snap.watchers)
+        if not set(watches.watchers) <= set(sessions):
+            raise ValueError("malformed snapshot: a watcher without a session")
+        script_cache = ScriptCache.from_state(snap.scripts)
         self.session_ttl_commands = snap.session_ttl_commands
         self._applied = snap.applied
+        self._programs.watches = watches
+        self._programs.scripts = script_cache
         self._data = snap.data  # freshly decoded: no copy of 100,000 entries
         self._expires = dict(snap.expires)
         self._now_ms = snap.now_ms
@@ -350,6 +377,7 @@ class KVStateMachine:
             self._sessions[request.client_id] = session
         session.last_active = self._applied
         self._sessions.move_to_end(request.client_id)
+        self._requester = request.client_id
         if request.seq == session.last_seq:
             return session.result
         if request.seq < session.last_seq:
@@ -370,7 +398,7 @@ class KVStateMachine:
         data = self._data
         results: list[Result] = []
         append = results.append
-        if self._expires:  # deadlines to honour: no shortcut
+        if self._expires or self._programs.watches:  # deadlines or watchers: no shortcut
             return tuple(self._execute(op) for op in ops)
         for op in ops:
             if isinstance(op, Set):
@@ -383,7 +411,9 @@ class KVStateMachine:
         return tuple(results)
 
     def _execute(self, op: Command) -> Result:
-        ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True)
+        ks = Keyspace(
+            self._data, self._expires, self._now_ms, reclaim=True, watches=self._programs.watches
+        )
         match op:
             case Get(key):
                 return Value(ks.get(key))
@@ -423,17 +453,22 @@ class KVStateMachine:
             case Persist():
                 return keyspace.persist(ks, op)
             case FlushAll():
+                self._programs.watches.touch_all(self._data)
                 self._data.clear()
                 self._expires.clear()
                 return _OK_RESULT
             case DbSize() | Keys() | Scan() | RandomKey() | Ttl():
                 return keyspace.read(ks, op)
+            case Watch() | Exec() | Eval() | ScriptLoad() | ScriptExists() | ScriptFlush():
+                return self._programs.execute(op, ks, self._requester, self._applied, self._execute)
             case _:
                 assert_never(op)
 
     def _read(self, ks: Keyspace, op: Command) -> Result:
         if isinstance(op, Get):
             return Value(ks.get(op.key))
+        if isinstance(op, ScriptExists):
+            return self._programs.exists(op)
         assert isinstance(op, DbSize | Keys | Scan | RandomKey | Ttl)
         return keyspace.read(ks, op)
 
@@ -457,4 +492,5 @@ class KVStateMachine:
             if oldest.last_active > horizon:
                 break
             self._sessions.popitem(last=False)
+            self._programs.watches.forget(oldest.client_id)
         assert len(self._sessions) <= self.session_ttl_commands

@@ -91,6 +91,7 @@ from pypaxos.runtime.commands import (
     ReadMode,
     Reply1,
     ServerTime,
+    TxCommand,
     plain_single,
     plan,
     required_access,
@@ -98,6 +99,7 @@ from pypaxos.runtime.commands import (
     single_reply,
 )
 from pypaxos.runtime.router import Failure, Outcome, Router
+from pypaxos.runtime.transactions import NOT_IN_MULTI, Transaction
 from pypaxos.transport.resp import (
     RespParser,
     RespProtocolError,
@@ -235,6 +237,7 @@ class RespConnection(asyncio.Protocol):
         self.reads_out = 0  # router submissions on the read-index path not answered yet
         self.log_out = 0  # ... and through the log
         self.deferred: deque[_Group | _Call] = deque()  # log work waiting for reads_out == 0
+        self.tx = Transaction()  # MULTI's queue and WATCH (runtime.transactions)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -284,16 +287,21 @@ class RespConnection(asyncio.Protocol):
         self._run(commands, count_bytes)
 
     def _run(self, commands: list[list[bytes]], count_bytes: bool = False) -> None:
-        """Run parsed commands in order; an ``AUTH`` being checked holds the ones after it."""
+        """Run parsed commands in order; an ``AUTH`` being checked holds the ones after it;
+        between ``MULTI`` and ``EXEC`` they are queued."""
         if self.held is not None:
             self.held.extend(commands)
             return
-        if self.gated:
-            self._run_gated(commands)
-        else:
-            self._run_fast(commands, count_bytes)
-        if self.closing or self.held is not None:
-            return
+        while commands:
+            if self.tx.active:
+                done = self._run_queued(commands)
+            elif self.gated:
+                done = self._run_gated(commands)
+            else:
+                done = self._run_fast(commands, count_bytes)
+            if self.closing or self.held is not None:
+                return
+            commands = commands[done:]
         if self.parser.error is not None:
             self._protocol_error(self.parser.error)
             return
@@ -305,7 +313,8 @@ class RespConnection(asyncio.Protocol):
         users = self.server.users
         return users is not None and (self.user is None or not self.user.may(Access.WRITE))
 
-    def _run_fast(self, commands: list[list[bytes]], count_bytes: bool) -> None:
+    def _run_fast(self, commands: list[list[bytes]], count_bytes: bool) -> int:
+        """Run ``commands`` until the end or a ``MULTI``: how many it consumed."""
         group: _Group | None = None
         # Bounds are checked per command only when this feed could reach one.
         check = count_bytes or len(commands) > GROUP_OPS_MAX
@@ -336,34 +345,74 @@ class RespConnection(asyncio.Protocol):
             auth = _auth_of(planned)
             if auth is not None and self.server.users is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
-                return
+                return len(commands)
             self._command(planned)
             if self.closing:
-                return
+                return len(commands)
+            if self.tx.active:
+                return index + 1
         if group is not None:
             group.submit()
+        return len(commands)
 
-    def _run_gated(self, commands: list[list[bytes]]) -> None:
-        """One command at a time, each checked against the user (or its absence)."""
+    def _run_gated(self, commands: list[list[bytes]]) -> int:
+        """One command at a time, each checked against the user (or its absence), until the
+        end, a ``MULTI`` or an ``AUTH`` that lifts the checks: how many it consumed."""
         for index, args in enumerate(commands):
             planned = plan(args)
             auth = _auth_of(planned)
             if auth is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
-                return
-            access = required_access(args[0].upper(), planned)
-            if self.user is None and (access is not Access.CONNECTION or type(planned) is Hello):
-                self._reply_now(NOAUTH_HELLO if type(planned) is Hello else NOAUTH)
-            elif self.user is not None and not self.user.may(access):
-                name = args[0].decode(errors="replace").lower()
-                self._reply_now(encode_error(f"NOPERM this user has no permission to run '{name}'"))
+                return len(commands)
+            refused = self._refusal(args, planned)
+            if refused is not None:
+                self._reply_now(refused)
             else:
                 self._command(planned)
             if self.closing:
-                return
-            if not self.gated:  # authenticated with a role that needs no checks
-                self._run_fast(commands[index + 1 :], True)
-                return
+                return len(commands)
+            if self.tx.active or not self.gated:  # MULTI, or a role that needs no checks
+                return index + 1
+        return len(commands)
+
+    def _refusal(self, args: list[bytes], planned: Plan) -> bytes | None:
+        """Why the connection's user may not run ``planned`` (``None``: it may)."""
+        if self.server.users is None:
+            return None
+        access = required_access(args[0].upper(), planned)
+        if self.user is None and (access is not Access.CONNECTION or type(planned) is Hello):
+            return NOAUTH_HELLO if type(planned) is Hello else NOAUTH
+        if self.user is not None and not self.user.may(access):
+            name = args[0].decode(errors="replace").lower()
+            return encode_error(f"NOPERM this user has no permission to run '{name}'")
+        return None
+
+    def _run_queued(self, commands: list[list[bytes]]) -> int:
+        """Between ``MULTI`` and ``EXEC``: queue each command (``runtime.transactions``) until
+        ``EXEC`` or ``DISCARD``: how many it consumed."""
+        tx = self.tx
+        for index, args in enumerate(commands):
+            planned = plan(args)
+            refused = self._refusal(args, planned)
+            if refused is not None:
+                self._reply_now(tx.refuse(refused))
+            elif isinstance(planned, TxCommand):
+                self._command(planned)
+                if not tx.active:
+                    return index + 1
+            elif isinstance(planned, Immediate) and planned.close:  # QUIT: at once
+                self._command(planned)
+                return len(commands)
+            elif isinstance(planned, (Auth, Hello)):
+                self._reply_now(tx.refuse(NOT_IN_MULTI))
+            elif isinstance(planned, Ops):
+                if planned.session is not None:  # PAXOS.REQ names its own session
+                    self._reply_now(tx.refuse(NOT_IN_MULTI))
+                else:
+                    self._reply_now(tx.add(args, planned))
+            else:
+                self._reply_now(tx.add(args, self._reply_of(planned)))
+        return len(commands)
 
     def _authenticate(self, auth: Auth, planned: Plan, rest: list[list[bytes]]) -> None:
         """Check ``auth`` off the event loop (a scrypt hash); hold ``rest`` until it answers."""
@@ -423,8 +472,27 @@ class RespConnection(asyncio.Protocol):
             self._reply_now(OK)
         elif isinstance(planned, (ClientCommand, ConfigGet, ServerTime)):
             self._reply_now(self._local_reply(planned))
+        elif isinstance(planned, TxCommand):
+            outcome = self.tx.command(planned)
+            if isinstance(outcome, bytes):
+                self._reply_now(outcome)
+            else:
+                self.dispatch(_Call(self, self.new_slot(1), outcome))
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
+
+    def _reply_of(
+        self, planned: Immediate | Info | ReadMode | ClientCommand | ConfigGet | ServerTime
+    ) -> bytes:
+        """The reply to a command this node answers itself, queued inside ``MULTI``."""
+        if isinstance(planned, Immediate):
+            return planned.reply
+        if isinstance(planned, Info):
+            return encode_bulk(self.server.info(planned.section).encode())
+        if isinstance(planned, ReadMode):
+            self.stale_reads = planned.stale
+            return OK
+        return self._local_reply(planned)
 
     def _local_reply(self, planned: ClientCommand | ConfigGet | ServerTime) -> bytes:
         """What this connection and node answer themselves (not replicated)."""
