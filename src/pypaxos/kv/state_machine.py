@@ -411,9 +411,8 @@ class KVStateMachine:
         return tuple(results)
 
     def _execute(self, op: Command) -> Result:
-        ks = Keyspace(
-            self._data, self._expires, self._now_ms, reclaim=True, watches=self._programs.watches
-        )
+        watches = None if KvBug.WATCH_MISSES_WRITES in self.bugs else self._programs.watches
+        ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True, watches=watches)
         match op:
             case Get(key):
                 return Value(ks.get(key))

@@ -109,13 +109,15 @@ class WatchTable:
     def check(self, client_id: int, watching: bool, ks: Keyspace) -> bool:
         """May the client's ``Exec`` run?  Its watch ends here either way."""
         watcher = self.watchers.get(client_id)
-        if watcher is not None:
-            self.forget(client_id)
+        if watcher is None:
+            return not watching
+        keys, dirty = watcher.keys, watcher.dirty
+        self.forget(client_id)
         if not watching:
             return True
-        if watcher is None or watcher.dirty:
+        if dirty:
             return False
-        return all(not live or ks.get(key) is not None for key, live in watcher.keys.items())
+        return all(not live or ks.get(key) is not None for key, live in keys.items())
 
     def forget(self, client_id: int) -> None:
         """Drop the client's watch (its ``Exec``, a new ``Watch`` after unwatching, its session
