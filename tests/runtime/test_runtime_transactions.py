@@ -8,6 +8,7 @@ keeping a second client out.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,9 +16,10 @@ import pytest
 import pytest_asyncio
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ExecAbortError, LockError, NoScriptError, ResponseError, WatchError
-from runtime_helpers import RunningCluster, write_cluster
+from runtime_helpers import RunningCluster, port_of, write_cluster
 
 from pypaxos.runtime.config import load_config
+from pypaxos.transport.resp import encode_command
 
 pytestmark = pytest.mark.asyncio
 
@@ -123,3 +125,44 @@ async def test_redis_py_lock_keeps_a_second_client_out(cluster: RunningCluster) 
     with pytest.raises(LockError):
         await held.release()
     await rival.release()
+
+
+async def test_a_pipelined_transaction_through_the_server_and_resp3(
+    cluster: RunningCluster,
+) -> None:
+    """One write carrying plain fast-path commands, MULTI's errors and two EXECs, then RESP3."""
+    follower, _ = follower_and_leader(cluster)
+    port = port_of(cluster.apps[follower].member.client)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    commands = [
+        ["SET", "x", "0"], ["MULTI"], ["SET", "x", "1"], ["INCR", "x"], ["MULTI"],
+        ["WATCH", "x"], ["PING"], ["EXEC"], ["MULTI"], ["GET"], ["SET", "x", "9"], ["EXEC"],
+        ["EXEC"], ["DISCARD"], ["GET", "x"],
+    ]  # fmt: skip
+    writer.write(b"".join(encode_command(*c) for c in commands))
+    expected = (
+        b"+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n-ERR MULTI calls can not be nested\r\n"
+        b"-ERR WATCH inside MULTI is not allowed\r\n+QUEUED\r\n*3\r\n+OK\r\n:2\r\n+PONG\r\n"
+        b"+OK\r\n-ERR wrong number of arguments for 'get' command\r\n+QUEUED\r\n"
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+        b"-ERR EXEC without MULTI\r\n-ERR DISCARD without MULTI\r\n$1\r\n2\r\n"
+    )
+    async with asyncio.timeout(10):
+        got = await reader.readexactly(len(expected))
+    assert got == expected
+    writer.close()
+    await writer.wait_closed()
+
+    r3 = cluster.client(follower, protocol=3)
+    async with r3.pipeline() as pipe:
+        await pipe.watch("x")
+        await cluster.client(follower).incr("x")
+        pipe.multi()
+        pipe.get("x")
+        with pytest.raises(WatchError):  # the null array, spelled for RESP3
+            await pipe.execute()
+    assert await r3.eval("return {1, {'a', false}, redis.status_reply('S')}", 0) == [
+        1,
+        [b"a", None],
+        b"S",
+    ]
