@@ -72,7 +72,7 @@ CALL_INSTRUCTIONS = 1_000
 """What one ``redis.call`` counts against the budget (its Python work is not instructions)."""
 HOOK_INSTRUCTIONS = 1_000  # the debug hook runs every this many instructions
 SCRIPT_MEMORY_BYTES_MAX = 64 * 1024 * 1024
-REPLY_DEPTH_MAX = 1_000  # nesting of a script's reply (a table containing itself is refused)
+REPLY_DEPTH_MAX = 200  # nesting of a script's reply (deeper, or a table holding itself, refused)
 SCRIPTS_MAX = 1_000
 SCRIPT_CACHE_BYTES_MAX = 16 * 1024 * 1024
 

@@ -461,7 +461,9 @@ class Client:
     def _give_up(self) -> list[object]:
         op = self.op
         assert op is not None
-        if not op.watch:
+        if op.watch:
+            self._unfinished_watch(op)
+        else:
             self.history.add(self._now(), self.process, "info", op.f, op.key, op.value)
         self.op = None
         return [CancelTimer("timeout"), CancelTimer("retry"), self._think()]
@@ -509,7 +511,16 @@ class Client:
                 self._new_session()
             case _:
                 self.on_problem(f"client {self.process}: watch {op.key} answered {answer!r}")
+        self._unfinished_watch(op)
         return [CancelTimer("timeout"), CancelTimer("retry"), self._think()]
+
+    def _unfinished_watch(self, op: Operation) -> None:
+        """An optimistic cas that never got past its first step still counts as invoked: it is
+        recorded as a cas of unknown outcome (it changed nothing, which ``info`` allows)."""
+        assert isinstance(op.value, str)
+        value: HistoryValue = [self.known.get(op.key), op.value]
+        self.history.add(self._now(), self.process, "invoke", op.f, op.key, value)
+        self.history.add(self._now(), self.process, "info", op.f, op.key, value)
 
     def _new_session(self) -> None:
         """Start over under a fresh KV client id, as ``SessionExpired`` asks."""
