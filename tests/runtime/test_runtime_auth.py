@@ -169,6 +169,9 @@ async def test_a_read_only_user_cannot_write_through_a_transaction_or_a_script(p
             assert await pipe.execute() == [b"v"]
         with pytest.raises(NoPermissionError):
             await reader.eval("return redis.call('set', 'k', 'mine')", 0)
+        assert await reader.eval_ro("return redis.call('get', KEYS[1])", 1, "k") == b"v"
+        with pytest.raises(ResponseError, match="read-only scripts"):
+            await reader.eval_ro("return redis.call('set', KEYS[1], 'mine')", 1, "k")
         assert await writer.get("k") == b"v"
     finally:
         await writer.aclose()

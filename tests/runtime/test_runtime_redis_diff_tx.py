@@ -156,6 +156,10 @@ def test_same_replies_as_redis(redis_port: int, seed: int) -> None:
         ["SCRIPT", "LOAD", "syntax error"],
         ["EVAL", "return redis.call('set', 'a', 2^53)", "0"],
         ["EVAL", "return redis.call('set', 'a', 0.1)", "0"],
+        ["EVAL_RO", "return redis.call('set', 'a', '1')", "0"],
+        ["EVAL_RO", "return redis.pcall('set', 'a', '1')", "0"],
+        ["EVAL_RO", "return {redis.call('get', 'a'), redis.call('ping')}", "0"],
+        ["EVALSHA_RO", "ffffffffffffffffffffffffffffffffffffffff", "0"],
     ],
 )
 def test_edge_replies_as_redis(redis_port: int, command: list[str]) -> None:

@@ -229,6 +229,7 @@ class Eval(msgspec.Struct, frozen=True, tag="eval", array_like=True):
     sha: bytes
     keys: tuple[bytes, ...]
     args: tuple[bytes, ...]
+    read_only: bool = False  # EVAL_RO / EVALSHA_RO: a write command inside is refused
 
 
 class ScriptLoad(msgspec.Struct, frozen=True, tag="scriptload", array_like=True):

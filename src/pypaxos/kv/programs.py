@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from pypaxos.kv import scripts
 from pypaxos.kv.commands import (
+    READ_OPS,
     Aborted,
     Command,
     Error,
@@ -37,6 +38,7 @@ from pypaxos.kv.keyspace import Keyspace
 from pypaxos.kv.transactions import WatchTable
 
 NESTED = "transactions cannot be nested"
+WRITE_IN_READ_ONLY = b"-ERR Write commands are not allowed from read-only scripts.\r\n"
 NO_SCRIPTS = "scripts are not available on this state machine (no command table)"
 
 Program = Watch | Exec | Eval | ScriptLoad | ScriptExists | ScriptFlush
@@ -103,11 +105,15 @@ class Programs:
         if table is None:
             return Error(NO_SCRIPTS)
 
+        read_only = op.read_only
+
         def call(argv: list[bytes]) -> bytes:
             planned = table(argv)
             if isinstance(planned, bytes):
                 return planned
             ops, reply = planned
+            if read_only and not all(isinstance(inner, READ_OPS) for inner in ops):
+                return WRITE_IN_READ_ONLY
             return reply([execute(inner) for inner in ops])
 
         return scripts.run_script(body, sha, op.keys, op.args, call, seed)

@@ -232,9 +232,14 @@ def required_access(name: bytes, planned: Plan) -> Access:
     """What running ``planned`` (the plan of command ``name``, upper case) needs a role to allow."""
     if name in CONNECTION_COMMANDS:
         return Access.CONNECTION
-    if isinstance(planned, Ops) and not all(isinstance(op, READ_OPS) for op in planned.ops):
+    if isinstance(planned, Ops) and not all(_reads_only(op) for op in planned.ops):
         return Access.WRITE
     return Access.READ
+
+
+def _reads_only(op: Command) -> bool:
+    """Does ``op`` change no data (a read, or a read-only script: ``EVAL_RO``)?"""
+    return isinstance(op, READ_OPS) or (isinstance(op, Eval) and op.read_only)
 
 
 Reply1 = Callable[[Result, bytes], bytes]
@@ -316,7 +321,8 @@ _VALUE_POSITIONS: dict[bytes, tuple[int, ...]] = {
 _PAIRS = frozenset({b"MSET", b"MSETNX"})  # key value key value...: the even positions
 
 
-_ALL_VALUES = frozenset({b"EVAL", b"EVALSHA", b"SCRIPT"})  # scripts and their arguments
+# Scripts and their arguments: every argument may be as long as a value.
+_ALL_VALUES = frozenset({b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"SCRIPT"})
 
 
 def _size_error(name: bytes, args: list[bytes]) -> Immediate | None:
@@ -786,7 +792,8 @@ def _eval(args: list[bytes]) -> Ops | Immediate:
     parsed = _script_args(args)
     if isinstance(parsed, Immediate):
         return parsed
-    return Ops((Eval(args[1], b"", *parsed),), _combine_render)
+    read_only = args[0].upper() == b"EVAL_RO"
+    return Ops((Eval(args[1], b"", *parsed, read_only=read_only),), _combine_render)
 
 
 NOSCRIPT_REPLY = encode_error("NOSCRIPT No matching script. Please use EVAL.")
@@ -799,7 +806,8 @@ def _evalsha(args: list[bytes]) -> Ops | Immediate:
     sha = args[1].lower()
     if len(sha) != 40:
         return Immediate(NOSCRIPT_REPLY)
-    return Ops((Eval(None, sha, *parsed),), _combine_render)
+    read_only = args[0].upper() == b"EVALSHA_RO"
+    return Ops((Eval(None, sha, *parsed, read_only=read_only),), _combine_render)
 
 
 def _script(args: list[bytes]) -> Ops | Immediate:
@@ -829,11 +837,13 @@ _KV_COMMANDS.update(
     {
         b"EVAL": _Spec(3, None, _eval),
         b"EVALSHA": _Spec(3, None, _evalsha),
+        b"EVAL_RO": _Spec(3, None, _eval),
+        b"EVALSHA_RO": _Spec(3, None, _evalsha),
         b"SCRIPT": _Spec(2, None, _script),
     }
 )
 
-_NOT_FROM_SCRIPTS = frozenset({b"EVAL", b"EVALSHA", b"SCRIPT"})
+_NOT_FROM_SCRIPTS = frozenset({b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"SCRIPT"})
 _FROM_SCRIPTS_ADMIN = frozenset({b"PING", b"ECHO"})
 NOT_FROM_SCRIPT = encode_error("ERR This Redis command is not allowed from script")
 UNKNOWN_FROM_SCRIPT = encode_error("ERR Unknown Redis command called from script")
