@@ -152,3 +152,25 @@ def test_without_a_command_table_scripts_are_refused() -> None:
     store = Store(KVStateMachine())
     store.run(Set(b"k", b"v"))
     assert store.eval("return 1") != Integer(1)
+
+
+def test_a_scripts_lua_state_is_freed_without_waiting_for_the_garbage_collector() -> None:
+    import gc
+
+    import lupa.lua51
+
+    def states() -> int:
+        return sum(isinstance(o, lupa.lua51.LuaRuntime) for o in gc.get_objects())
+
+    store = Store()
+    store.eval("return redis.call('incr', 'warm')")
+    gc.collect()
+    gc.disable()
+    try:
+        before = states()
+        for _ in range(50):
+            store.eval("return redis.call('incr', KEYS[1])", "k")
+            store.run(ScriptLoad(b"return 1"))
+        assert states() == before  # a cycle would keep 100 of them until a collection
+    finally:
+        gc.enable()
