@@ -20,14 +20,19 @@ from pypaxos.kv.commands import (
     READ_OPS,
     Aborted,
     Command,
+    DbSize,
     Error,
     ErrorReply,
     Eval,
     Exec,
+    FlushAll,
     Integer,
+    Keys,
     Ok,
+    RandomKey,
     Replies,
     Result,
+    Scan,
     ScriptExists,
     ScriptFlush,
     ScriptLoad,
@@ -42,6 +47,9 @@ WRITE_IN_READ_ONLY = b"-ERR Write commands are not allowed from read-only script
 NO_SCRIPTS = "scripts are not available on this state machine (no command table)"
 
 Program = Watch | Exec | Eval | ScriptLoad | ScriptExists | ScriptFlush
+WHOLE_KEYSPACE = (DbSize, FlushAll, Keys, RandomKey, Scan)
+"""The commands whose work grows with the number of keys, whatever their reply's size: a
+script's call of one counts that many instructions more (``kv.scripts``)."""
 Execute = Callable[[Command], Result]
 
 
@@ -77,7 +85,7 @@ class Programs:
                 finally:
                     self.in_exec = False
             case Eval():
-                return self._eval(op, seed, execute)
+                return self._eval(op, ks, seed, execute)
             case ScriptLoad(body):
                 bad = scripts.compile_error(body)
                 if bad is not None:
@@ -92,7 +100,7 @@ class Programs:
     def exists(self, op: ScriptExists) -> Result:
         return Replies(tuple(Integer(int(self.scripts.exists(sha))) for sha in op.shas))
 
-    def _eval(self, op: Eval, seed: int, execute: Execute) -> Result:
+    def _eval(self, op: Eval, ks: Keyspace, seed: int, execute: Execute) -> Result:
         if op.body is None:
             sha = op.sha
             body = self.scripts.get(sha)
@@ -107,13 +115,14 @@ class Programs:
 
         read_only = op.read_only
 
-        def call(argv: list[bytes]) -> bytes:
+        def call(argv: list[bytes]) -> tuple[bytes, int]:
             planned = table(argv)
             if isinstance(planned, bytes):
-                return planned
+                return planned, 0
             ops, reply = planned
             if read_only and not all(isinstance(inner, READ_OPS) for inner in ops):
-                return WRITE_IN_READ_ONLY
-            return reply([execute(inner) for inner in ops])
+                return WRITE_IN_READ_ONLY, 0
+            visited = sum(len(ks.data) for inner in ops if isinstance(inner, WHOLE_KEYSPACE))
+            return reply([execute(inner) for inner in ops]), visited
 
         return scripts.run_script(body, sha, op.keys, op.args, call, seed)

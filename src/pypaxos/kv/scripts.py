@@ -19,7 +19,9 @@ leaves.  What makes it deterministic:
 * **A seeded random**: ``math.random`` is Redis's own generator (rand48), seeded with the log
   position of the request, so it differs between runs but agrees between replicas.
 * **A budget instead of a clock**: ``SCRIPT_INSTRUCTIONS_MAX`` Lua VM instructions, counted by a
-  debug hook, with each ``redis.call`` counted as ``CALL_INSTRUCTIONS``.  A script past its
+  debug hook, with each ``redis.call`` counted as ``CALL_INSTRUCTIONS`` plus one per byte of
+  its arguments and reply and one per key of a command that visits the whole keyspace
+  (``KEYS``, ``SCAN``...), so the Python work it causes is bounded too.  A script past its
   budget is stopped (no ``pcall`` can catch it: after the first stop every instruction raises
   again) and answered ``ERR Script killed...``; as after any script error in Redis, the writes it
   made before stay.  Redis instead lets a slow script run on, answers every other client
@@ -70,7 +72,8 @@ from pypaxos.kv.commands import (
 SCRIPT_INSTRUCTIONS_MAX = 10_000_000
 """Lua VM instructions one script may run (about 0.1 s of CPython's embedded Lua 5.1)."""
 CALL_INSTRUCTIONS = 1_000
-"""What one ``redis.call`` counts against the budget (its Python work is not instructions)."""
+"""What one ``redis.call`` counts against the budget at least (its Python work is not Lua
+instructions); its bytes and the keys it visits count on top (``CommandRunner``)."""
 HOOK_INSTRUCTIONS = 1_000  # the debug hook runs every this many instructions
 SCRIPT_MEMORY_BYTES_MAX = 64 * 1024 * 1024
 REPLY_DEPTH_MAX = 200  # nesting of a script's reply (deeper, or a table holding itself, refused)
@@ -86,12 +89,13 @@ def sha1_hex(body: bytes) -> bytes:
 
 
 class CommandRunner(Protocol):
-    """Runs one ``redis.call`` for a script: the command's arguments in, its RESP2 reply out.
+    """Runs one ``redis.call`` for a script: the command's arguments in, its RESP2 reply and
+    the keys it visited out (beyond the ones it names: a whole-keyspace command's count).
 
     The state machine implements it over a ``CommandTable`` (the server's own command
     planning), so a command answers a script exactly as it answers a client."""
 
-    def __call__(self, argv: list[bytes]) -> bytes: ...
+    def __call__(self, argv: list[bytes]) -> tuple[bytes, int]: ...
 
 
 ScriptCall = tuple[tuple[Command, ...], Callable[[Sequence[Result]], bytes]]
@@ -177,7 +181,7 @@ class Rand48:
 # The sandbox, in Lua: trusted code that keeps what it needs in locals (the script cannot
 # reach them: no debug library), builds the script's environment and returns ``run``.
 _BOOT = r"""
-local invoke, sha1hex, next_fraction, reseed, on_killed, budget, step, call_cost, depth_max = ...
+local invoke, sha1hex, next_fraction, reseed, on_killed, budget, step, depth_max = ...
 local sethook, getinfo, getmetatable_raw = debug.sethook, debug.getinfo, debug.getmetatable
 local error, type, pairs, ipairs, select, rawget, rawset, setmetatable, setfenv, loadstring =
       error, type, pairs, ipairs, select, rawget, rawset, setmetatable, setfenv, loadstring
@@ -221,8 +225,8 @@ local function make_call(raise)
   return wrap(function(...)
     local args = {n = select("#", ...), ...}
     while true do
-      used = used + call_cost
-      local ok, value = invoke(unpack_args(args, 1, args.n))
+      local ok, value, cost = invoke(unpack_args(args, 1, args.n))
+      used = used + cost
       if not ok then
         value = {err = value}
         if raise then
@@ -474,8 +478,8 @@ class _Killed:
         self.yes = True
 
 
-def _no_call(argv: list[bytes]) -> bytes:
-    return b"-ERR no commands here\r\n"
+def _no_call(argv: list[bytes]) -> tuple[bytes, int]:
+    return b"-ERR no commands here\r\n", 0
 
 
 def _deny_attributes(obj: object, name: object, is_setting: bool) -> object:
@@ -499,7 +503,7 @@ def _new_state(call: CommandRunner, seed: int, killed: _Killed) -> tuple[Any, An
 
     cell: list[Any] = [runtime]
 
-    def invoke(*args: object) -> tuple[bool, object]:
+    def invoke(*args: object) -> tuple[bool, object, int]:
         return _invoke(cell[0], call, args)
 
     def sha1hex(text: object) -> bytes:
@@ -519,7 +523,6 @@ def _new_state(call: CommandRunner, seed: int, killed: _Killed) -> tuple[Any, An
         killed,
         SCRIPT_INSTRUCTIONS_MAX,
         HOOK_INSTRUCTIONS,
-        CALL_INSTRUCTIONS,
         REPLY_DEPTH_MAX,
     )
     return runtime, run, check, cell
@@ -541,10 +544,11 @@ def _boot_bytecode() -> bytes:
 
 def _invoke(
     runtime: lua.LuaRuntime, call: CommandRunner, args: tuple[object, ...]
-) -> tuple[bool, object]:
-    """One ``redis.call``/``redis.pcall``: ``(True, value for Lua)`` or ``(False, error text)``."""
+) -> tuple[bool, object, int]:
+    """One ``redis.call``/``redis.pcall``: ``(True, value for Lua, cost)`` or ``(False, error
+    text, cost)``; the cost (in instructions) is what the call counts against the budget."""
     if not args:
-        return False, b"ERR Please specify at least one argument for this redis lib call"
+        return False, b"ERR Please specify at least one argument for this redis lib call", 0
     argv: list[bytes] = []
     for arg in args:
         if isinstance(arg, bytes):
@@ -552,12 +556,13 @@ def _invoke(
         elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
             argv.append(b"%.17g" % arg)
         else:
-            return False, b"ERR Lua redis lib command arguments must be strings or integers"
-    reply = call(argv)
+            return False, b"ERR Lua redis lib command arguments must be strings or integers", 0
+    reply, visited = call(argv)
+    cost = CALL_INSTRUCTIONS + sum(map(len, argv)) + len(reply) + visited
     value, _ = _parse_reply(reply, 0)
     if isinstance(value, _ErrorText):
-        return False, value.text
-    return True, _to_lua(runtime, value)
+        return False, value.text, cost
+    return True, _to_lua(runtime, value), cost
 
 
 class _ErrorText:
