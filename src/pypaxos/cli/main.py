@@ -45,6 +45,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("live",), "pypaxos.cli.live", "run a workload on a local cluster, kill its leader, verify"),
     (("torture",), "pypaxos.cli.torture", "Jepsen-style faults on a real cluster; check history"),
     (("bench",), "pypaxos.cli.bench", "measure a local cluster's throughput and latency"),
+    (("deploy",), "pypaxos.cli.deploy", "write container manifests: Kubernetes, podman, compose"),
 )
 
 
