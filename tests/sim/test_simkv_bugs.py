@@ -5,16 +5,17 @@ tuning for any bug.  For each bug the search walks seeds from 0 and stops at the
 a violation; the replay command must name the bug and the seed and reproduce the violation,
 and the same seed without the bug must be clean (so the violation is the bug's doing, not the
 simulation's).  Measured first catching seeds (since seeds also draw their read path, follower
-reads and the ``stall leader`` fault): adopt-lowest-ballot 6, commit-index-any-ballot 1,
-commit-without-quorum 0, count-own-vote-before-sync 103, forget-promise-on-recover 67,
-no-repropose 0, noop-overwrites-chosen 0, promise-hides-compaction 1, read-before-applied 2,
-read-index-without-confirmation 20, reply-before-chosen 0, snapshot-drops-sessions 0 (before
-those draws: 6, 1, 0, 4, 11, 0, 1, 1, -, -, 0, 0; the two that moved need many log slots, and
-half the seeds now read without any).  The read-index bugs show only in seeds that draw the
-read-index path; the one without confirmation needs a ``stall leader`` fault.  The lease bugs
-show only in the quarter of the seeds that draw leases, and need a ``cut leader`` fault (the
-drift one a long cut with the leader's clock slowed too): new-leader-inside-lease 0,
-lease-ignores-drift 210 (so its search goes further).
+reads and the ``stall leader`` fault, and since a third of the compare-and-sets became
+optimistic transactions): adopt-lowest-ballot 2, commit-index-any-ballot 1,
+commit-without-quorum 0, count-own-vote-before-sync 15, forget-promise-on-recover 88,
+no-repropose 0, noop-overwrites-chosen 1, promise-hides-compaction 11, read-before-applied 24,
+read-index-without-confirmation 84, reply-before-chosen 0, snapshot-drops-sessions 0,
+watch-misses-writes 0 (before the transactions: 6, 1, 0, 103, 67, 0, 0, 1, 2, 20, 0, 0).  The
+read-index bugs show only in seeds that draw the read-index path; the one without
+confirmation needs a ``stall leader`` fault.  The lease bugs show only in the quarter of the
+seeds that draw leases, and need a ``cut leader`` fault (the drift one a long cut with the
+leader's clock slowed too): new-leader-inside-lease 0, lease-ignores-drift 102 (210 before;
+its search goes further).
 ``forget-promise-on-recover`` is also caught by the scripted scenario in
 tests/multi/test_multi_recovery.py.
 """

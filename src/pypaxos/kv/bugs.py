@@ -15,3 +15,7 @@ class KvBug(PlantedBug):
         "snapshot-drops-sessions",
         "the snapshot leaves out the exactly-once dedup table",
     )
+    WATCH_MISSES_WRITES = (
+        "watch-misses-writes",
+        "WATCH is not told of modifications, so EXEC runs after a watched key changed",
+    )

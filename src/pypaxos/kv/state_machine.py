@@ -118,6 +118,8 @@ from pypaxos.kv.commands import (
     DbSize,
     Delete,
     Error,
+    Eval,
+    Exec,
     Expire,
     FlushAll,
     Get,
@@ -139,6 +141,9 @@ from pypaxos.kv.commands import (
     Result,
     Results,
     Scan,
+    ScriptExists,
+    ScriptFlush,
+    ScriptLoad,
     SessionExpired,
     Set,
     SetRange,
@@ -146,10 +151,14 @@ from pypaxos.kv.commands import (
     Stale,
     Ttl,
     Value,
+    Watch,
     decode_entry,
     encode_result,
 )
 from pypaxos.kv.keyspace import Keyspace
+from pypaxos.kv.programs import Programs
+from pypaxos.kv.scripts import CommandTable, ScriptCache
+from pypaxos.kv.transactions import Watcher, WatchTable
 from pypaxos.kv.values import (
     WRONGTYPE,
     Stored,
@@ -200,6 +209,9 @@ class Snapshot(msgspec.Struct, frozen=True, array_like=True):
     sessions: tuple[Session, ...]
     expires: dict[bytes, int]
     now_ms: int
+    # Transactions and scripts (kv.programs); older snapshots have neither.
+    watchers: tuple[Watcher, ...] = ()
+    scripts: tuple[bytes, ...] = ()
 
 
 class _SnapshotDecoded(msgspec.Struct, frozen=True, array_like=True):
@@ -212,6 +224,9 @@ class _SnapshotDecoded(msgspec.Struct, frozen=True, array_like=True):
     sessions: tuple[Session, ...]
     expires: dict[bytes, int]
     now_ms: int
+    # Transactions and scripts (kv.programs); older snapshots have neither.
+    watchers: tuple[Watcher, ...] = ()
+    scripts: tuple[bytes, ...] = ()
 
 
 class _SnapshotV3(msgspec.Struct, frozen=True, array_like=True):
@@ -280,6 +295,8 @@ class KVStateMachine:
         "_data",
         "_expires",
         "_now_ms",
+        "_programs",
+        "_requester",
         "_sessions",
         "bugs",
         "commands_executed",
@@ -290,6 +307,7 @@ class KVStateMachine:
         self,
         session_ttl_commands: int = DEFAULT_SESSION_TTL_COMMANDS,
         bugs: frozenset[KvBug] = frozenset(),
+        script_commands: CommandTable | None = None,
     ) -> None:
         if session_ttl_commands < 1:
             raise ValueError("session_ttl_commands must be at least 1")
@@ -305,6 +323,10 @@ class KVStateMachine:
         # Least recently active first: expiry pops from the front.
         self._sessions: OrderedDict[int, Session] = OrderedDict()
         self._applied = 0
+        # WATCH's table and the script cache; ``script_commands`` is what a script's
+        # ``redis.call`` may run (the server's command table; without it scripts are refused).
+        self._programs = Programs(script_commands)
+        self._requester = 0  # the client whose request is being applied (WATCH and EXEC's)
         # Client commands executed here (each command of a batch counts), for metrics only:
         # not part of the replicated state, so not in the snapshot.
         self.commands_executed = 0
@@ -399,6 +421,8 @@ class KVStateMachine:
                 else tuple(self._sessions.values()),
                 expires=self._expires,
                 now_ms=self._now_ms,
+                watchers=self._programs.watches.state(),
+                scripts=self._programs.scripts.state(),
             )
         )
 
@@ -457,8 +481,14 @@ class KVStateMachine:
         if len(sessions) != len(snap.sessions):
             raise ValueError("malformed snapshot: duplicate client id")
         restored = restore_values(snap.data)  # in place: no copy of 100,000 entries
+        watches = WatchTable.from_state(snap.watchers)
+        if not set(watches.watchers) <= set(sessions):
+            raise ValueError("malformed snapshot: a watcher without a session")
+        script_cache = ScriptCache.from_state(snap.scripts)
         self.session_ttl_commands = snap.session_ttl_commands
         self._applied = snap.applied
+        self._programs.watches = watches
+        self._programs.scripts = script_cache
         self._data = restored
         self._expires = dict(snap.expires)
         self._now_ms = snap.now_ms
@@ -475,6 +505,7 @@ class KVStateMachine:
             self._sessions[request.client_id] = session
         session.last_active = self._applied
         self._sessions.move_to_end(request.client_id)
+        self._requester = request.client_id
         if request.seq == session.last_seq:
             return session.result
         if request.seq < session.last_seq:
@@ -495,7 +526,7 @@ class KVStateMachine:
         data = self._data
         results: list[Result] = []
         append = results.append
-        if self._expires:  # deadlines to honour: no shortcut
+        if self._expires or self._programs.watches:  # deadlines or watchers: no shortcut
             return tuple(self._execute(op) for op in ops)
         for op in ops:
             if isinstance(op, Set):
@@ -509,13 +540,16 @@ class KVStateMachine:
         return tuple(results)
 
     def _execute(self, op: Command) -> Result:
-        ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True)
+        watches = None if KvBug.WATCH_MISSES_WRITES in self.bugs else self._programs.watches
+        ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True, watches=watches)
         try:
             return self._run(ks, op)
         except WrongType:
             return _WRONGTYPE
 
     def _read(self, ks: Keyspace, op: Command) -> Result:
+        if isinstance(op, ScriptExists):
+            return self._programs.exists(op)
         try:
             return self._run(ks, op)
         except WrongType:
@@ -563,6 +597,7 @@ class KVStateMachine:
             case Persist():
                 return keyspace.persist(ks, op)
             case FlushAll():
+                self._programs.watches.touch_all(self._data)
                 self._data.clear()
                 self._expires.clear()
                 return _OK_RESULT
@@ -592,6 +627,8 @@ class KVStateMachine:
                 | ZRemRangeByLex() | ZCombine() | ZCombineStore() | ZScan()
             ):  # fmt: skip
                 return zsets.execute(ks, op)
+            case Watch() | Exec() | Eval() | ScriptLoad() | ScriptExists() | ScriptFlush():
+                return self._programs.execute(op, ks, self._requester, self._applied, self._execute)
             case _:
                 assert_never(op)
 
@@ -615,4 +652,5 @@ class KVStateMachine:
             if oldest.last_active > horizon:
                 break
             self._sessions.popitem(last=False)
+            self._programs.watches.forget(oldest.client_id)
         assert len(self._sessions) <= self.session_ttl_commands

@@ -34,7 +34,7 @@ import pypaxos
 from pypaxos.kv import DbSize, Integer, KVStateMachine, Request, decode_result, encode_request
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.runtime.auth import Users
-from pypaxos.runtime.commands import REDIS_VERSION
+from pypaxos.runtime.commands import REDIS_VERSION, script_command
 from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.health import Health, assess
@@ -217,7 +217,7 @@ class NodeApp:
     def _make_node(self, records: list[Record]) -> Node:
         config = self.config.multi_config()
         rng = random.Random(os.urandom(16))
-        machine = KVStateMachine()
+        machine = KVStateMachine(script_commands=script_command)
         if not records:
             return Node(self.node_id, config, rng, machine)
         node = rebuild_node(self.node_id, config, rng, machine, records, str(self.dir))
