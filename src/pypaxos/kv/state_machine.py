@@ -45,7 +45,8 @@ answers retries exactly as the replica that took it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import assert_never
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar, assert_never
 
 import msgspec
 
@@ -158,6 +159,29 @@ class _SnapshotVersion(msgspec.Struct, frozen=True, array_like=True):
     version: int  # the first field of every version (the rest is skipped)
 
 
+CHUNKED_SNAPSHOT_VERSION = 4
+"""Version 4 is the chunked form (``snapshot_chunks``): a head chunk, then parts of the data,
+then of the deadlines, then of the sessions, each in its own order and of bounded size, so a
+snapshot is written, sent and loaded one bounded piece at a time.  ``snapshot()`` (one piece,
+version 3) stays for comparisons and tests; a version 1-3 snapshot loads as a single chunk."""
+
+CHUNK_ENTRY_OVERHEAD_BYTES = 16
+"""What one entry adds to a chunk besides its bytes (msgpack headers), for cutting chunks."""
+
+
+class _ChunkHead(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION):
+    applied: int
+    session_ttl_commands: int
+    now_ms: int
+
+
+class _ChunkPart(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION + 1):
+    data: dict[bytes, bytes] = {}
+    expires: dict[bytes, int] = {}
+    sessions: tuple[Session, ...] = ()
+
+
+_CHUNK_DECODER = msgspec.msgpack.Decoder(_ChunkHead | _ChunkPart)
 _SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
 _SNAPSHOT_DECODER = msgspec.msgpack.Decoder(Snapshot)
 _SNAPSHOT_V1_DECODER = msgspec.msgpack.Decoder(_SnapshotV1)
@@ -295,7 +319,30 @@ class KVStateMachine:
             )
         )
 
+    def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
+        """The state in version-4 chunks of about ``chunk_bytes_max`` bytes (one entry may
+        exceed it).  Walks the store in place: the caller must not apply meanwhile (the
+        runtime calls it in a forked copy of the process)."""
+        encode = _SNAPSHOT_ENCODER.encode
+        yield encode(_ChunkHead(self._applied, self.session_ttl_commands, self._now_ms))
+        for data in _runs(self._data.items(), chunk_bytes_max, lambda k, v: len(k) + len(v)):
+            yield encode(_ChunkPart(data=dict(data)))
+        for expires in _runs(self._expires.items(), chunk_bytes_max, lambda k, _: len(k) + 8):
+            yield encode(_ChunkPart(expires=dict(expires)))
+        kept = () if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs else self._sessions.items()
+        for sessions in _runs(kept, chunk_bytes_max, lambda _, s: len(s.result) + 32):
+            yield encode(_ChunkPart(sessions=tuple(session for _, session in sessions)))
+
+    def snapshot_loader(self) -> KVSnapshotLoader:
+        return KVSnapshotLoader(self)
+
     def restore(self, data: bytes) -> None:
+        """Replace the state with a one-piece snapshot (versions 1-3)."""
+        loader = KVSnapshotLoader(self)
+        loader.load(data)
+        loader.finish()
+
+    def _restore_whole(self, data: bytes) -> Snapshot:
         try:
             version = _SNAPSHOT_VERSION_DECODER.decode(data).version
             if version == 1:
@@ -322,22 +369,7 @@ class KVStateMachine:
             raise ValueError(f"malformed snapshot: {error}") from None
         except RecursionError:  # msgspec skipping a deeply nested value it does not keep
             raise ValueError("malformed snapshot: nesting too deep") from None
-        if not set(snap.expires) <= set(snap.data):
-            raise ValueError("malformed snapshot: a deadline for a key that is not there")
-        if snap.session_ttl_commands < 1:
-            raise ValueError("malformed snapshot: session_ttl_commands must be at least 1")
-        actives = [s.last_active for s in snap.sessions]
-        if actives != sorted(set(actives)) or (actives and actives[-1] > snap.applied):
-            raise ValueError("malformed snapshot: sessions out of order")
-        sessions = OrderedDict((s.client_id, s) for s in snap.sessions)
-        if len(sessions) != len(snap.sessions):
-            raise ValueError("malformed snapshot: duplicate client id")
-        self.session_ttl_commands = snap.session_ttl_commands
-        self._applied = snap.applied
-        self._data = snap.data  # freshly decoded: no copy of 100,000 entries
-        self._expires = dict(snap.expires)
-        self._now_ms = snap.now_ms
-        self._sessions = sessions
+        return snap
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -458,3 +490,111 @@ class KVStateMachine:
                 break
             self._sessions.popitem(last=False)
         assert len(self._sessions) <= self.session_ttl_commands
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _runs(
+    items: Iterable[tuple[_K, _V]], bytes_max: int, size: Callable[[_K, _V], int]
+) -> Iterator[list[tuple[_K, _V]]]:
+    """``items`` cut into consecutive runs of about ``bytes_max`` bytes each."""
+    run: list[tuple[_K, _V]] = []
+    run_bytes = 0
+    for key, value in items:
+        run.append((key, value))
+        run_bytes += size(key, value) + CHUNK_ENTRY_OVERHEAD_BYTES
+        if run_bytes >= bytes_max:
+            yield run
+            run, run_bytes = [], 0
+    if run:
+        yield run
+
+
+class KVSnapshotLoader:
+    """Rebuilds a ``KVStateMachine`` from its chunks (``multi.snapshots.SnapshotLoader``):
+    each chunk is decoded and checked on its own, into new tables; ``finish`` swaps them in."""
+
+    __slots__ = ("_data", "_expires", "_head", "_last_active", "_machine", "_sessions")
+
+    def __init__(self, machine: KVStateMachine) -> None:
+        self._machine = machine
+        self._head: _ChunkHead | None = None
+        self._data: dict[bytes, bytes] = {}
+        self._expires: dict[bytes, int] = {}
+        self._sessions: OrderedDict[int, Session] = OrderedDict()
+        self._last_active = -1
+
+    def load(self, chunk: bytes) -> None:
+        try:
+            if _SNAPSHOT_VERSION_DECODER.decode(chunk).version < CHUNKED_SNAPSHOT_VERSION:
+                if self._head is not None:
+                    raise ValueError("malformed snapshot: a one-piece snapshot after the head")
+                self._load_whole(chunk)  # versions 1-3: the whole state in one piece
+                return
+            decoded = _CHUNK_DECODER.decode(chunk)
+        except msgspec.DecodeError as error:
+            raise ValueError(f"malformed snapshot chunk: {error}") from None
+        except RecursionError:
+            raise ValueError("malformed snapshot chunk: nesting too deep") from None
+        if isinstance(decoded, _ChunkHead):
+            self._load_head(decoded)
+            return
+        if self._head is None:
+            raise ValueError("malformed snapshot: a part before the head chunk")
+        self._load_part(decoded)
+
+    def _load_head(self, head: _ChunkHead) -> None:
+        if self._head is not None:
+            raise ValueError("malformed snapshot: a second head chunk")
+        if head.session_ttl_commands < 1:
+            raise ValueError("malformed snapshot: session_ttl_commands must be at least 1")
+        self._head = head
+
+    def _load_part(self, part: _ChunkPart) -> None:
+        if part.data:
+            if self._expires or self._sessions:
+                raise ValueError("malformed snapshot: data after deadlines or sessions")
+            if self._data:
+                self._data.update(part.data)
+            else:  # freshly decoded: adopt it rather than copy it
+                self._data = part.data
+        if part.expires:
+            if self._sessions:
+                raise ValueError("malformed snapshot: deadlines after sessions")
+            data = self._data
+            if any(key not in data for key in part.expires):
+                raise ValueError("malformed snapshot: a deadline for a key that is not there")
+            self._expires.update(part.expires)
+        assert self._head is not None
+        for session in part.sessions:
+            if not self._last_active < session.last_active <= self._head.applied:
+                raise ValueError("malformed snapshot: sessions out of order")
+            if session.client_id in self._sessions:
+                raise ValueError("malformed snapshot: duplicate client id")
+            self._last_active = session.last_active
+            self._sessions[session.client_id] = session
+
+    def _load_whole(self, chunk: bytes) -> None:
+        """A version 1-3 snapshot: the whole state in one piece, checked as before."""
+        snap = self._machine._restore_whole(chunk)
+        self._load_head(_ChunkHead(snap.applied, snap.session_ttl_commands, snap.now_ms))
+        self._load_part(_ChunkPart(data=snap.data))
+        self._load_part(_ChunkPart(expires=dict(snap.expires)))
+        self._load_part(_ChunkPart(sessions=snap.sessions))
+
+    def finish(self) -> None:
+        head = self._head
+        if head is None:
+            raise ValueError("malformed snapshot: no head chunk")
+        machine = self._machine
+        machine.session_ttl_commands = head.session_ttl_commands
+        machine._applied = head.applied
+        machine._now_ms = head.now_ms
+        machine._data, machine._expires, machine._sessions = (
+            self._data,
+            self._expires,
+            self._sessions,
+        )
+        self._head = None  # one use: the tables now belong to the machine

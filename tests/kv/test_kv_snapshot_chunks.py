@@ -1,0 +1,77 @@
+"""The store's chunked snapshot: bounded chunks, an exact rebuild, and refusals of bad chunks."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from pypaxos.kv import KVStateMachine, Request, Set, SetWith, encode_request
+from pypaxos.kv.state_machine import CHUNKED_SNAPSHOT_VERSION
+
+T0 = 1_700_000_000_000
+
+
+def _filled(keys: int, clients: int = 3) -> KVStateMachine:
+    machine = KVStateMachine()
+    for i in range(keys):
+        op = SetWith(b"k%d" % i, b"v" * 50, ttl_ms=10_000) if i % 3 == 0 else Set(b"k%d" % i, b"x")
+        machine.apply(encode_request(Request(1 + i % clients, 1 + i // clients, op, T0 + i)))
+    return machine
+
+
+def test_chunks_are_bounded_and_rebuild_the_same_state() -> None:
+    machine = _filled(2000)
+    chunks = list(machine.snapshot_chunks(4096))
+    assert len(chunks) > 10
+    assert max(len(c) for c in chunks) < 2 * 4096  # one entry may exceed the bound, no more
+    copy = KVStateMachine()
+    loader = copy.snapshot_loader()
+    for chunk in chunks:
+        loader.load(chunk)
+    assert copy.applied == 0  # untouched until finish
+    loader.finish()
+    assert copy.snapshot() == machine.snapshot()  # data, deadlines, sessions, clock, in order
+    assert list(copy.snapshot_chunks(4096)) == chunks
+
+
+def test_a_one_piece_snapshot_loads_as_one_chunk() -> None:
+    machine = _filled(50)
+    copy = KVStateMachine()
+    loader = copy.snapshot_loader()
+    loader.load(machine.snapshot())  # version 3, as written before chunks
+    loader.finish()
+    assert copy.snapshot() == machine.snapshot()
+
+
+def _parts(chunks: list[bytes]) -> list[list[object]]:
+    return [msgspec.msgpack.decode(c) for c in chunks]
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda parts: parts[1:], "a part before the head chunk"),
+        (lambda parts: [parts[0], *parts], "a second head chunk"),
+        (lambda parts: [parts[0], parts[-1], *parts[1:-1]], "deadline"),
+        (lambda parts: [*parts, parts[-1]], "sessions out of order"),
+    ],
+)
+def test_damaged_chunk_sequences_are_refused(damage: object, reason: str) -> None:
+    machine = _filled(300)
+    parts = _parts(list(machine.snapshot_chunks(1024)))
+    assert parts[0][0] == CHUNKED_SNAPSHOT_VERSION
+    copy = KVStateMachine()
+    loader = copy.snapshot_loader()
+    with pytest.raises(ValueError, match=reason):
+        for part in damage(parts):  # type: ignore[operator]
+            loader.load(msgspec.msgpack.encode(part))
+        loader.finish()
+    assert copy.applied == 0  # a refused snapshot changes nothing
+
+
+def test_garbage_is_refused() -> None:
+    loader = KVStateMachine().snapshot_loader()
+    with pytest.raises(ValueError, match="malformed snapshot"):
+        loader.load(b"\xc1 not msgpack")
+    with pytest.raises(ValueError, match="no head chunk"):
+        KVStateMachine().snapshot_loader().finish()
