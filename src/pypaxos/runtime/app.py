@@ -433,6 +433,9 @@ class NodeApp:
             f"commit_index:{status.commit_index}",
             f"applied_index:{status.applied_index}",
             f"log_size:{self.driver.log_records}",
+            f"snapshot_slot:{self.driver.node.replica.snapshot_slot}",
+            f"snapshots_saved:{self.driver.snapshots_saved}",
+            f"snapshot_fork_ms:{self.driver.snapshot_fork_s * 1000:.1f}",
             f"pid:{os.getpid()}",
         ]
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import itertools
 import logging
@@ -507,9 +508,10 @@ class Driver:
             return True
         assert isinstance(storage, FileStorage)
         started = time.perf_counter()
+        parent_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _snapshot_child(storage, index, machine, chunk_bytes, meta)
+            _snapshot_child(storage, index, machine, chunk_bytes, meta, parent_pid)
         self.snapshot_fork_s = time.perf_counter() - started
         pidfd = os.pidfd_open(pid)
         child = _SnapshotChild(pid, pidfd, slot, index)
@@ -746,12 +748,23 @@ class _SnapshotChild:
 
 
 def _snapshot_child(
-    storage: FileStorage, index: int, machine: StateMachine, chunk_bytes: int, meta: bytes
+    storage: FileStorage,
+    index: int,
+    machine: StateMachine,
+    chunk_bytes: int,
+    meta: bytes,
+    parent_pid: int,
 ) -> NoReturn:
     """In the forked child: write the snapshot file and exit, touching nothing else (no loop,
-    no logging: locks another thread held at the fork may never be released here)."""
+    no logging: locks another thread held at the fork may never be released here).
+
+    It dies with its parent: it shares the data directory's lock, and an orphan still writing
+    would keep a restarted node from opening its directory (and its late rename could land
+    under the new node).  A write it did not finish leaves only the temp file, removed at the
+    next start."""
     code = 1
     try:
+        _die_with_parent(parent_pid)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         gc.disable()  # nothing here makes cycles; a collection would copy every page it touches
@@ -763,6 +776,17 @@ def _snapshot_child(
             os.write(2, f"pypaxos snapshot child: {error!r}\n".encode())
     finally:
         os._exit(code)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGKILL when the parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``);
+    if it died already, exit now."""
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def _read_chunks(node_id: int, reader: SnapshotReader, effect: SendSnapshot) -> list[SnapshotChunk]:
