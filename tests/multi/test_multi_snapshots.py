@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from multi_harness import Cluster, LogMachine, heal
 
-from pypaxos.multi import SnapshotChunk, SnapshotRequest, TakeSnapshot
+from pypaxos.multi import Entry, SnapshotChunk, SnapshotRequest, TakeSnapshot
 
 
 class ChunkedMachine(LogMachine):
@@ -208,3 +208,21 @@ def test_random_runs_with_chunked_snapshots_stay_safe(save_ticks: int) -> None:
     heal(c)
     assert not c.safety_problems()
     assert c.snapshots_saved > 0
+
+
+def test_a_transfer_overtaken_by_the_log_is_dropped_not_swapped_in() -> None:
+    c = chunked_cluster()
+    leader = c.elect()
+    follower = next(i for i in sorted(c.nodes) if i != leader)
+    node = c.nodes[follower]
+    applied = node.applied_index
+    node.catch_up_asked = leader
+    head = msgspec.msgpack.encode(1)
+    node.handle(SnapshotChunk(leader, applied + 2, 0, 2, head))
+    assert node.incoming is not None and node.incoming.next_seq == 1
+    for slot in (applied, applied + 1):  # meanwhile the slots below it arrive by the log
+        node.replica.learn(slot, (Entry(leader, 50 + slot, b"by the log"),))
+    before = list(c.machines[follower].commands)
+    assert node.handle(SnapshotChunk(leader, applied + 2, 1, 2, b"stale")) == []
+    assert node.incoming is None and c.machines[follower].commands == before
+    assert node.applied_index == applied + 2 and node.refused_messages == 0

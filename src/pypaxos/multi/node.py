@@ -737,6 +737,8 @@ class Node:
             return []
         if msg.seq >= msg.chunk_count:
             return self._refuse(f"node {msg.sender}'s chunk {msg.seq} of {msg.chunk_count}")
+        if incoming is not None and incoming.slot <= self.replica.applied_index:
+            self.incoming = incoming = None  # the log got us there: never swap an older state in
         if msg.slot <= self.replica.applied_index:
             return []  # stale: we are past it
         if incoming is None or msg.slot > incoming.slot or msg.sender != incoming.source:
@@ -777,6 +779,9 @@ class Node:
         """A transfer that went quiet: ask again from the first chunk we lack (resume)."""
         incoming = self.incoming
         assert incoming is not None
+        if incoming.slot <= self.replica.applied_index:
+            self.incoming = None  # overtaken by the log
+            return []
         if self.detector.now - incoming.last_progress_tick < self.config.catch_up_retry_ticks:
             return []
         incoming.retries += 1
