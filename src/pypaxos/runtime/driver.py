@@ -540,6 +540,7 @@ class Driver:
         asyncio.get_running_loop().remove_reader(child.pidfd)
         os.close(child.pidfd)
         _, status = os.waitpid(child.pid, 0)
+        self._snapshot_child = None  # reaped: nothing of it is left to close or kill
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             log.error("node %d: snapshot child %d failed (exit %d)", self.node.id, child.pid, code)
@@ -548,7 +549,6 @@ class Driver:
 
     def _snapshot_done(self, done: _SnapshotDone) -> list[Effect]:
         """Between batches (no storage work runs): adopt the file, tell the node."""
-        self._snapshot_child = None
         ok = done.ok
         if ok and not done.adopted:
             storage = self.storage
