@@ -20,7 +20,7 @@ GAPS=$!
 sleep 1
 redis-benchmark -p $LEADER -t set -r 1000000 -n 2000000 -P 32 -c 32 > $DATA-bench.txt 2>&1
 wait $GAPS
-tail -25 $DATA-bench.txt | grep -E "throughput|requests per second|avg|max|%" | head -12
+grep -A3 "throughput summary" $DATA-bench.txt
 cat $DATA-gaps.txt
 for p in $PORT $((PORT+1)) $((PORT+2)); do .venv/bin/python -c "
 import redis; t=redis.Redis(port=$p).info('paxos'); print($p, {k: t.get(k) for k in ('role','applied_index','snapshots_saved','snapshot_fork_ms','ballot')})"; done

@@ -765,6 +765,10 @@ def _snapshot_child(
     code = 1
     try:
         _die_with_parent(parent_pid)
+        # The lowest CPU priority: the node (and its peers, on a shared machine) come first; a
+        # snapshot taking longer only keeps the log a little longer.
+        with contextlib.suppress(OSError):
+            os.nice(19)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         gc.disable()  # nothing here makes cycles; a collection would copy every page it touches
