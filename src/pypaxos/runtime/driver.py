@@ -758,13 +758,15 @@ def _snapshot_child(
     """In the forked child: write the snapshot file and exit, touching nothing else (no loop,
     no logging: locks another thread held at the fork may never be released here).
 
-    It dies with its parent: it shares the data directory's lock, and an orphan still writing
-    would keep a restarted node from opening its directory (and its late rename could land
-    under the new node).  A write it did not finish leaves only the temp file, removed at the
-    next start."""
+    It closes every descriptor it inherited but the standard ones: a copy of a socket would
+    keep the connection open after the node closed it, and a copy of a data directory's lock
+    (the node's, or another node's in the same process) would keep it locked.  It dies with its
+    parent, so no orphan writes under a restarted node; a write it did not finish leaves only
+    the temp file, removed at the next start."""
     code = 1
     try:
         _die_with_parent(parent_pid)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         # The lowest CPU priority: the node (and its peers, on a shared machine) come first; a
         # snapshot taking longer only keeps the log a little longer.
         with contextlib.suppress(OSError):
