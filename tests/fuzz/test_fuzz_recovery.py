@@ -26,7 +26,8 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from pypaxos.core.types import Ballot
-from pypaxos.kv import KVStateMachine
+from pypaxos.kv import Command, KVStateMachine, Request, Set, encode_request
+from pypaxos.kv.collection_ops import HSet, LPush, SAdd, ZAdd
 from pypaxos.kv.state_machine import Session
 from pypaxos.kv.state_machine import Snapshot as KVSnapshot
 from pypaxos.multi import (
@@ -60,9 +61,27 @@ def kv_snapshot(pairs: int, sessions: int) -> bytes:
     )
 
 
-VALID_KV = [kv_snapshot(0, 0), kv_snapshot(3, 2), KVStateMachine().snapshot()] + [
-    p.read_bytes() for p in corpus_files("kv-snapshot") if not p.name.startswith("bad-")
-]
+def collections_snapshot() -> bytes:
+    """A version-4 snapshot holding one value of each type (strings and the collections)."""
+    machine = KVStateMachine()
+    ops: list[Command] = [
+        Set(b"s", b"v"),
+        HSet(b"h", ((b"f", b"1"), (b"g", b"2"))),
+        LPush(b"l", (b"a", b"b")),
+        SAdd(b"set", (b"x", b"y")),
+        ZAdd(b"z", ((1.5, b"m"), (-2.0, b"n"))),
+    ]
+    for seq, op in enumerate(ops, start=1):
+        machine.apply(encode_request(Request(1, seq, op)))
+    return machine.snapshot()
+
+
+VALID_KV = [
+    kv_snapshot(0, 0),
+    kv_snapshot(3, 2),
+    KVStateMachine().snapshot(),
+    collections_snapshot(),
+] + [p.read_bytes() for p in corpus_files("kv-snapshot") if not p.name.startswith("bad-")]
 """Key-value snapshots that restore; the corpus's ``bad-*`` ones must not."""
 KV_SEEDS = VALID_KV + corpus_bytes("kv-snapshot")
 ballots = st.builds(Ballot, st.integers(0, 2**20), st.integers(1, 5))

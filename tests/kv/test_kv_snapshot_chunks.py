@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from pypaxos.kv import KVStateMachine, Request, Set, SetWith, encode_request
+from pypaxos.kv.collection_ops import HSet, LPush, SAdd, ZAdd
 from pypaxos.kv.state_machine import CHUNKED_SNAPSHOT_VERSION
 
 T0 = 1_700_000_000_000
@@ -38,7 +39,7 @@ def test_a_one_piece_snapshot_loads_as_one_chunk() -> None:
     machine = _filled(50)
     copy = KVStateMachine()
     loader = copy.snapshot_loader()
-    loader.load(machine.snapshot())  # version 3, as written before chunks
+    loader.load(machine.snapshot())  # version 4, one piece, as written before chunks
     loader.finish()
     assert copy.snapshot() == machine.snapshot()
 
@@ -75,3 +76,23 @@ def test_garbage_is_refused() -> None:
         loader.load(b"\xc1 not msgpack")
     with pytest.raises(ValueError, match="no head chunk"):
         KVStateMachine().snapshot_loader().finish()
+
+
+def test_collections_travel_in_chunks() -> None:
+    machine = _filled(100)
+    ops = [
+        HSet(b"h", ((b"f1", b"a"), (b"f2", b"b" * 300))),
+        LPush(b"l", tuple(b"item%d" % i for i in range(200)), left=True),
+        SAdd(b"s", (b"m1", b"m2", b"m3")),
+        ZAdd(b"z", ((1.5, b"one"), (-2.0, b"two"))),
+    ]
+    for i, op in enumerate(ops):
+        machine.apply(encode_request(Request(9, 1 + i, op, T0)))
+    chunks = list(machine.snapshot_chunks(512))
+    copy = KVStateMachine()
+    loader = copy.snapshot_loader()
+    for chunk in chunks:
+        loader.load(chunk)
+    loader.finish()
+    assert copy.snapshot() == machine.snapshot()
+    assert list(copy.snapshot_chunks(512)) == chunks

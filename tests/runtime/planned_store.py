@@ -7,11 +7,13 @@ its own exactly-once request (reads through ``query`` too, which must agree), ``
 from __future__ import annotations
 
 from pypaxos.kv import READ_OPS, KVStateMachine, Request, decode_result, encode_request
+from pypaxos.runtime.blocking import NOT_SERVED, Blocking, timeout_reply
 from pypaxos.runtime.commands import NULL_RESP2, Immediate, Ops, plan
 
 
 class PlannedStore:
-    def __init__(self) -> None:
+    def __init__(self, null: bytes = NULL_RESP2) -> None:
+        self.null = null  # how the connection's protocol spells null (RESP2 or RESP3)
         self.machine = KVStateMachine()
         self.seq = 0
         self.now_ms = 1_700_000_000_000  # the request stamp (what the server's clock reads)
@@ -20,7 +22,15 @@ class PlannedStore:
         planned = plan([a.encode() if isinstance(a, str) else a for a in args])
         if isinstance(planned, Immediate):
             return planned.reply
+        if isinstance(planned, Blocking):  # nothing else runs meanwhile: served now or never
+            reply = self.call_ops(Ops(planned.ops, planned.combine))
+            if reply != NOT_SERVED:
+                return reply
+            return timeout_reply(self.null)
         assert isinstance(planned, Ops), planned
+        return self.call_ops(planned)
+
+    def call_ops(self, planned: Ops) -> bytes:
         results = []
         for op in planned.ops:
             self.seq += 1
@@ -30,4 +40,4 @@ class PlannedStore:
             if queried is not None:
                 assert decode_result(queried) == result, op
             results.append(result)
-        return planned.combine(results, NULL_RESP2)
+        return planned.combine(results, self.null)

@@ -20,6 +20,8 @@ import re
 
 import msgspec
 
+from pypaxos.kv.collection_ops import COLLECTION_READ_OPS, CollectionCommand
+
 # --- commands ---------------------------------------------------------------------------------
 
 
@@ -190,6 +192,7 @@ class Scan(msgspec.Struct, frozen=True, tag="scan", array_like=True):
     cursor: int
     pattern: bytes | None = None
     count: int = 10
+    type_name: bytes | None = None  # TYPE: only keys of this type (b"string", b"hash"...)
 
 
 class RandomKey(msgspec.Struct, frozen=True, tag="randomkey", array_like=True):
@@ -220,9 +223,18 @@ Command = (
     | Expire
     | Persist
     | Ttl
+    | CollectionCommand
 )
 
-READ_OPS: tuple[type[Command], ...] = (Get, DbSize, Keys, Scan, RandomKey, Ttl)
+READ_OPS: tuple[type[Command], ...] = (
+    Get,
+    DbSize,
+    Keys,
+    Scan,
+    RandomKey,
+    Ttl,
+    *COLLECTION_READ_OPS,
+)
 """The commands that change nothing: ``KVStateMachine.query`` answers them off the log."""
 
 
@@ -315,7 +327,52 @@ class Page(msgspec.Struct, frozen=True, tag="page", array_like=True):
     keys: tuple[bytes, ...]
 
 
-Result = Ok | Value | Integer | Mismatch | Error | Stale | SessionExpired | Array | Page
+class Values(msgspec.Struct, frozen=True, tag="values", array_like=True):
+    """Byte strings or ``None`` (``HMGET``'s absent fields)."""
+
+    items: tuple[bytes | None, ...]
+
+
+class Integers(msgspec.Struct, frozen=True, tag="ints", array_like=True):
+    """A list of integers (``SMISMEMBER``, ``LPOS ... COUNT``)."""
+
+    items: tuple[int, ...]
+
+
+class Score(msgspec.Struct, frozen=True, tag="score", array_like=True):
+    """A sorted set's score (``ZINCRBY``, ``ZADD INCR``); ``None``: no score."""
+
+    value: float | None
+
+
+class Scores(msgspec.Struct, frozen=True, tag="scores", array_like=True):
+    """Scores or ``None`` per member (``ZSCORE``, ``ZMSCORE``)."""
+
+    items: tuple[float | None, ...]
+
+
+class Scored(msgspec.Struct, frozen=True, tag="scored", array_like=True):
+    """Members with their scores, in the order asked (``ZRANGE``, ``ZPOPMIN``...)."""
+
+    items: tuple[tuple[bytes, float], ...]
+
+
+Result = (
+    Ok
+    | Value
+    | Integer
+    | Mismatch
+    | Error
+    | Stale
+    | SessionExpired
+    | Array
+    | Page
+    | Values
+    | Integers
+    | Score
+    | Scores
+    | Scored
+)
 
 
 class Results(msgspec.Struct, frozen=True, tag="results", array_like=True):

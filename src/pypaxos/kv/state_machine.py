@@ -46,13 +46,69 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar, assert_never
+from typing import TypeVar, assert_never, cast
 
 import msgspec
 
 from pypaxos.core.bugs import require_family
-from pypaxos.kv import keyspace
+from pypaxos.kv import hashes, keyspace, lists, sets, zsets
 from pypaxos.kv.bugs import KvBug
+from pypaxos.kv.collection_ops import (
+    Copy,
+    HDel,
+    HGet,
+    HGetAll,
+    HIncrBy,
+    HIncrByFloat,
+    HLen,
+    HMGet,
+    HScan,
+    HSet,
+    KeyType,
+    LIndex,
+    LInsert,
+    LLen,
+    LMove,
+    LPop,
+    LPopFirst,
+    LPos,
+    LPush,
+    LRange,
+    LRem,
+    LSet,
+    LTrim,
+    SAdd,
+    SCard,
+    SCombine,
+    SCombineStore,
+    SIsMember,
+    SMembers,
+    SMove,
+    SPop,
+    SRandMember,
+    SRem,
+    SScan,
+    ZAdd,
+    ZCard,
+    ZCombine,
+    ZCombineStore,
+    ZCount,
+    ZIncrBy,
+    ZLexCount,
+    ZPop,
+    ZPopFirst,
+    ZRangeByLex,
+    ZRangeByRank,
+    ZRangeByScore,
+    ZRangeStore,
+    ZRank,
+    ZRem,
+    ZRemRangeByLex,
+    ZRemRangeByRank,
+    ZRemRangeByScore,
+    ZScan,
+    ZScore,
+)
 from pypaxos.kv.commands import (
     MALFORMED,
     NOT_A_READ,
@@ -95,11 +151,26 @@ from pypaxos.kv.commands import (
     encode_result,
 )
 from pypaxos.kv.keyspace import Keyspace
+from pypaxos.kv.values import (
+    WRONGTYPE,
+    HashValue,
+    ListValue,
+    SetValue,
+    Stored,
+    StoredSnapshot,
+    WrongType,
+    ZSetValue,
+    restore_values,
+    snapshot_hook,
+)
 
 DEFAULT_SESSION_TTL_COMMANDS = 100_000
 SWEEP_KEYS = 4  # deadlines the sweep visits per applied entry
-SNAPSHOT_VERSION = 3
-"""Version 3 adds the keys' deadlines and the machine's clock (``expires``, ``now_ms``);
+SNAPSHOT_VERSION = 4
+"""Version 4 adds collections: a value is a string (msgpack binary) or a tagged collection
+(``kv.values.StoredSnapshot``); versions 1 to 3 (strings only) are still read.
+
+Version 3 adds the keys' deadlines and the machine's clock (``expires``, ``now_ms``);
 versions 1 and 2 are still read (no deadlines, clock 0).
 
 Version 2 keeps the data as a map in the order the keys were first written (version 1: pairs
@@ -124,7 +195,32 @@ class Session(msgspec.Struct, array_like=True):
 
 class Snapshot(msgspec.Struct, frozen=True, array_like=True):
     """The encoded state: ``data`` in first-write order, ``sessions`` least recently active
-    first, ``expires`` (key -> Unix ms deadline) in the sweep's order."""
+    first, ``expires`` (key -> Unix ms deadline) in the sweep's order.  (Encoded with
+    ``kv.values.snapshot_hook`` for the collections; decoded as ``_SnapshotDecoded``.)"""
+
+    version: int
+    applied: int
+    session_ttl_commands: int
+    data: dict[bytes, Stored]
+    sessions: tuple[Session, ...]
+    expires: dict[bytes, int]
+    now_ms: int
+
+
+class _SnapshotDecoded(msgspec.Struct, frozen=True, array_like=True):
+    """``Snapshot`` as read back: the collections still in their snapshot form."""
+
+    version: int
+    applied: int
+    session_ttl_commands: int
+    data: dict[bytes, StoredSnapshot]
+    sessions: tuple[Session, ...]
+    expires: dict[bytes, int]
+    now_ms: int
+
+
+class _SnapshotV3(msgspec.Struct, frozen=True, array_like=True):
+    """Version 3, read for snapshots written before collections existed."""
 
     version: int
     applied: int
@@ -159,11 +255,12 @@ class _SnapshotVersion(msgspec.Struct, frozen=True, array_like=True):
     version: int  # the first field of every version (the rest is skipped)
 
 
-CHUNKED_SNAPSHOT_VERSION = 4
-"""Version 4 is the chunked form (``snapshot_chunks``): a head chunk, then parts of the data,
+CHUNKED_SNAPSHOT_VERSION = 5
+"""Version 5 is the chunked form (``snapshot_chunks``): a head chunk, then parts of the data,
 then of the deadlines, then of the sessions, each in its own order and of bounded size, so a
-snapshot is written, sent and loaded one bounded piece at a time.  ``snapshot()`` (one piece,
-version 3) stays for comparisons and tests; a version 1-3 snapshot loads as a single chunk."""
+snapshot is written, sent and loaded one bounded piece at a time.  Values are carried as in
+version 4 (a string as a msgpack binary, a collection tagged).  ``snapshot()`` (one piece,
+version 4) stays for comparisons and tests; a version 1-4 snapshot loads as a single chunk."""
 
 CHUNK_ENTRY_OVERHEAD_BYTES = 16
 """What one entry adds to a chunk besides its bytes (msgpack headers), for cutting chunks."""
@@ -176,14 +273,23 @@ class _ChunkHead(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPS
 
 
 class _ChunkPart(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION + 1):
-    data: dict[bytes, bytes] = {}
+    data: dict[bytes, StoredSnapshot] = {}
+    expires: dict[bytes, int] = {}
+    sessions: tuple[Session, ...] = ()
+
+
+class _ChunkPartOut(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION + 1):
+    """``_ChunkPart`` as written: the live values (``snapshot_hook`` tags the collections)."""
+
+    data: dict[bytes, Stored] = {}
     expires: dict[bytes, int] = {}
     sessions: tuple[Session, ...] = ()
 
 
 _CHUNK_DECODER = msgspec.msgpack.Decoder(_ChunkHead | _ChunkPart)
-_SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
-_SNAPSHOT_DECODER = msgspec.msgpack.Decoder(Snapshot)
+_SNAPSHOT_ENCODER = msgspec.msgpack.Encoder(enc_hook=snapshot_hook)
+_SNAPSHOT_DECODER = msgspec.msgpack.Decoder(_SnapshotDecoded)
+_SNAPSHOT_V3_DECODER = msgspec.msgpack.Decoder(_SnapshotV3)
 _SNAPSHOT_V1_DECODER = msgspec.msgpack.Decoder(_SnapshotV1)
 _SNAPSHOT_V2_DECODER = msgspec.msgpack.Decoder(_SnapshotV2)
 _SNAPSHOT_VERSION_DECODER = msgspec.msgpack.Decoder(_SnapshotVersion)
@@ -191,6 +297,12 @@ _OK_RESULT = Ok()  # results are frozen: one instance serves every successful wr
 _OK = encode_result(_OK_RESULT)
 _MALFORMED = encode_result(Error(MALFORMED))
 _EXPIRED = encode_result(SessionExpired())
+_WRONGTYPE = Error(WRONGTYPE)
+
+
+def _strings(data: dict[bytes, bytes]) -> dict[bytes, StoredSnapshot]:
+    """An older snapshot's data (strings only) as version 4's (no copy)."""
+    return cast("dict[bytes, StoredSnapshot]", data)
 
 
 class KVStateMachine:
@@ -221,7 +333,7 @@ class KVStateMachine:
         require_family(bugs, KvBug)
         self.bugs = bugs
         self.session_ttl_commands = session_ttl_commands
-        self._data: dict[bytes, bytes] = {}
+        self._data: dict[bytes, Stored] = {}
         # Keys with a deadline (Unix ms), in the order the sweep visits them (``_sweep``).
         self._expires: dict[bytes, int] = {}
         # The machine's clock: the latest request time seen (``Request.now_ms``), so it
@@ -239,10 +351,10 @@ class KVStateMachine:
         """How many commands (including no-ops and malformed ones) have been applied."""
         return self._applied
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes) -> Stored | None:
         """Local peek at ``key`` (an expired key reads as absent): not linearizable, for tests
         and debugging only."""
-        return Keyspace(self._data, self._expires, self._now_ms, reclaim=False).get(key)
+        return Keyspace(self._data, self._expires, self._now_ms, reclaim=False).lookup(key)
 
     @property
     def expiring_keys(self) -> int:
@@ -253,6 +365,12 @@ class KVStateMachine:
     def now_ms(self) -> int:
         """The machine's clock: the latest request time applied."""
         return self._now_ms
+
+    def last_seq(self, client_id: int) -> int | None:
+        """The last ``seq`` applied for ``client_id`` here (``None``: no session, never opened
+        or expired): lets a server tell a new read of a session from one the log must judge."""
+        session = self._sessions.get(client_id)
+        return None if session is None else session.last_seq
 
     def sessions(self) -> tuple[Session, ...]:
         """A copy of the dedup table, least recently active first."""
@@ -295,7 +413,9 @@ class KVStateMachine:
         if isinstance(entry, NoOp):
             return encode_result(Error(NOT_A_READ))
         if not self._expires and isinstance(entry, Request) and isinstance(entry.op, Get):
-            return encode_result(Value(self._data.get(entry.op.key)))
+            value = self._data.get(entry.op.key)
+            if value is None or type(value) is bytes:
+                return encode_result(Value(value))
         # The request's own time counts (a read sees what expired by then), but is not kept.
         ks = Keyspace(self._data, self._expires, max(self._now_ms, entry.now_ms), reclaim=False)
         if isinstance(entry, Request) and isinstance(entry.op, READ_OPS):
@@ -320,46 +440,63 @@ class KVStateMachine:
         )
 
     def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
-        """The state in version-4 chunks of about ``chunk_bytes_max`` bytes (one entry may
+        """The state in version-5 chunks of about ``chunk_bytes_max`` bytes (one entry may
         exceed it).  Walks the store in place: the caller must not apply meanwhile (the
         runtime calls it in a forked copy of the process)."""
         encode = _SNAPSHOT_ENCODER.encode
         yield encode(_ChunkHead(self._applied, self.session_ttl_commands, self._now_ms))
-        for data in _runs(self._data.items(), chunk_bytes_max, lambda k, v: len(k) + len(v)):
-            yield encode(_ChunkPart(data=dict(data)))
+        for data in _runs(self._data.items(), chunk_bytes_max, lambda k, v: len(k) + _size(v)):
+            yield encode(_ChunkPartOut(data=dict(data)))
         for expires in _runs(self._expires.items(), chunk_bytes_max, lambda k, _: len(k) + 8):
-            yield encode(_ChunkPart(expires=dict(expires)))
+            yield encode(_ChunkPartOut(expires=dict(expires)))
         kept = () if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs else self._sessions.items()
         for sessions in _runs(kept, chunk_bytes_max, lambda _, s: len(s.result) + 32):
-            yield encode(_ChunkPart(sessions=tuple(session for _, session in sessions)))
+            yield encode(_ChunkPartOut(sessions=tuple(session for _, session in sessions)))
 
     def snapshot_loader(self) -> KVSnapshotLoader:
         return KVSnapshotLoader(self)
 
     def restore(self, data: bytes) -> None:
-        """Replace the state with a one-piece snapshot (versions 1-3)."""
+        """Replace the state with a one-piece snapshot (versions 1-4)."""
         loader = KVSnapshotLoader(self)
         loader.load(data)
         loader.finish()
 
-    def _restore_whole(self, data: bytes) -> Snapshot:
+    def _restore_whole(self, data: bytes) -> _SnapshotDecoded:
         try:
             version = _SNAPSHOT_VERSION_DECODER.decode(data).version
             if version == 1:
                 old = _SNAPSHOT_V1_DECODER.decode(data)
-                snap = Snapshot(
+                snap = _SnapshotDecoded(
                     old.version,
                     old.applied,
                     old.session_ttl_commands,
-                    dict(old.data),
+                    _strings(dict(old.data)),
                     old.sessions,
                     {},
                     0,
                 )
             elif version == 2:
                 v2 = _SNAPSHOT_V2_DECODER.decode(data)
-                snap = Snapshot(
-                    v2.version, v2.applied, v2.session_ttl_commands, v2.data, v2.sessions, {}, 0
+                snap = _SnapshotDecoded(
+                    v2.version,
+                    v2.applied,
+                    v2.session_ttl_commands,
+                    _strings(v2.data),
+                    v2.sessions,
+                    {},
+                    0,
+                )
+            elif version == 3:
+                v3 = _SNAPSHOT_V3_DECODER.decode(data)
+                snap = _SnapshotDecoded(
+                    v3.version,
+                    v3.applied,
+                    v3.session_ttl_commands,
+                    _strings(v3.data),
+                    v3.sessions,
+                    v3.expires,
+                    v3.now_ms,
                 )
             elif version == SNAPSHOT_VERSION:
                 snap = _SNAPSHOT_DECODER.decode(data)
@@ -409,13 +546,28 @@ class KVStateMachine:
                 data[op.key] = op.value
                 append(_OK_RESULT)
             elif isinstance(op, Get):
-                append(Value(data.get(op.key)))
+                value = data.get(op.key)
+                append(Value(value) if value is None or type(value) is bytes else _WRONGTYPE)
             else:
                 append(self._execute(op))
         return tuple(results)
 
     def _execute(self, op: Command) -> Result:
         ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True)
+        try:
+            return self._run(ks, op)
+        except WrongType:
+            return _WRONGTYPE
+
+    def _read(self, ks: Keyspace, op: Command) -> Result:
+        try:
+            return self._run(ks, op)
+        except WrongType:
+            return _WRONGTYPE
+
+    def _run(self, ks: Keyspace, op: Command) -> Result:
+        """``op``'s result over ``ks``; raises ``WrongType`` (before changing anything) for
+        a key of the wrong type."""
         match op:
             case Get(key):
                 return Value(ks.get(key))
@@ -460,14 +612,32 @@ class KVStateMachine:
                 return _OK_RESULT
             case DbSize() | Keys() | Scan() | RandomKey() | Ttl():
                 return keyspace.read(ks, op)
+            case KeyType() | Copy():
+                return keyspace.key_command(ks, op)
+            case (
+                HSet() | HGet() | HMGet() | HDel() | HGetAll() | HLen() | HIncrBy()
+                | HIncrByFloat() | HScan()
+            ):  # fmt: skip
+                return hashes.execute(ks, op)
+            case (
+                SAdd() | SRem() | SMembers() | SIsMember() | SCard() | SPop() | SRandMember()
+                | SCombine() | SCombineStore() | SMove() | SScan()
+            ):  # fmt: skip
+                return sets.execute(ks, op)
+            case (
+                LPush() | LPop() | LPopFirst() | LLen() | LRange() | LIndex() | LSet() | LRem()
+                | LTrim() | LInsert() | LMove() | LPos()
+            ):  # fmt: skip
+                return lists.execute(ks, op)
+            case (
+                ZAdd() | ZRem() | ZScore() | ZIncrBy() | ZCard() | ZRangeByRank()
+                | ZRangeByScore() | ZRangeByLex() | ZCount() | ZLexCount() | ZRank() | ZPop()
+                | ZPopFirst() | ZRangeStore() | ZRemRangeByRank() | ZRemRangeByScore()
+                | ZRemRangeByLex() | ZCombine() | ZCombineStore() | ZScan()
+            ):  # fmt: skip
+                return zsets.execute(ks, op)
             case _:
                 assert_never(op)
-
-    def _read(self, ks: Keyspace, op: Command) -> Result:
-        if isinstance(op, Get):
-            return Value(ks.get(op.key))
-        assert isinstance(op, DbSize | Keys | Scan | RandomKey | Ttl)
-        return keyspace.read(ks, op)
 
     def _sweep(self) -> None:
         """Reclaim a few expired keys per applied entry (Redis's active expiry, made
@@ -490,6 +660,20 @@ class KVStateMachine:
                 break
             self._sessions.popitem(last=False)
         assert len(self._sessions) <= self.session_ttl_commands
+
+
+def _size(value: Stored) -> int:
+    """About how many bytes ``value`` takes in a snapshot chunk (for cutting chunks)."""
+    if type(value) is bytes:
+        return len(value)
+    if isinstance(value, HashValue):
+        return sum(len(field) + len(item) for field, item in value.fields.items())
+    if isinstance(value, ListValue):
+        return sum(map(len, value.items))
+    if isinstance(value, SetValue):
+        return sum(map(len, value.members))
+    assert isinstance(value, ZSetValue)
+    return sum(len(member) + 9 for member in value.scores)
 
 
 _K = TypeVar("_K")
@@ -521,7 +705,7 @@ class KVSnapshotLoader:
     def __init__(self, machine: KVStateMachine) -> None:
         self._machine = machine
         self._head: _ChunkHead | None = None
-        self._data: dict[bytes, bytes] = {}
+        self._data: dict[bytes, Stored] = {}
         self._expires: dict[bytes, int] = {}
         self._sessions: OrderedDict[int, Session] = OrderedDict()
         self._last_active = -1
@@ -531,7 +715,7 @@ class KVSnapshotLoader:
             if _SNAPSHOT_VERSION_DECODER.decode(chunk).version < CHUNKED_SNAPSHOT_VERSION:
                 if self._head is not None:
                     raise ValueError("malformed snapshot: a one-piece snapshot after the head")
-                self._load_whole(chunk)  # versions 1-3: the whole state in one piece
+                self._load_whole(chunk)  # versions 1-4: the whole state in one piece
                 return
             decoded = _CHUNK_DECODER.decode(chunk)
         except msgspec.DecodeError as error:
@@ -556,10 +740,11 @@ class KVSnapshotLoader:
         if part.data:
             if self._expires or self._sessions:
                 raise ValueError("malformed snapshot: data after deadlines or sessions")
+            restored = restore_values(part.data)  # in place: no copy
             if self._data:
-                self._data.update(part.data)
+                self._data.update(restored)
             else:  # freshly decoded: adopt it rather than copy it
-                self._data = part.data
+                self._data = restored
         if part.expires:
             if self._sessions:
                 raise ValueError("malformed snapshot: deadlines after sessions")
@@ -577,7 +762,7 @@ class KVSnapshotLoader:
             self._sessions[session.client_id] = session
 
     def _load_whole(self, chunk: bytes) -> None:
-        """A version 1-3 snapshot: the whole state in one piece, checked as before."""
+        """A version 1-4 snapshot: the whole state in one piece, checked as before."""
         snap = self._machine._restore_whole(chunk)
         self._load_head(_ChunkHead(snap.applied, snap.session_ttl_commands, snap.now_ms))
         self._load_part(_ChunkPart(data=snap.data))

@@ -23,7 +23,7 @@ replicas do after ``READONLY``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pypaxos.kv import (
@@ -57,15 +57,14 @@ from pypaxos.kv import (
     Rename,
     Result,
     Scan,
-    SessionExpired,
     Set,
     SetRange,
     SetWith,
-    Stale,
     Ttl,
     Value,
     parse_int64,
 )
+from pypaxos.kv.collection_ops import KeyType
 from pypaxos.kv.commands import (
     DECREMENT_OVERFLOW,
     EXPIRE_GT,
@@ -75,7 +74,19 @@ from pypaxos.kv.commands import (
     INT64_MIN,
     NOT_AN_INTEGER,
 )
+from pypaxos.kv.values import WRONGTYPE
 from pypaxos.runtime.auth import Access
+from pypaxos.runtime.blocking import BLOCKING_PLANNERS, Blocking
+from pypaxos.runtime.collection_commands import (
+    BLOCKING_COMMANDS,
+    COLLECTION_COMMANDS,
+    Planned,
+)
+from pypaxos.runtime.replies import NULL_RESP2 as NULL_RESP2
+from pypaxos.runtime.replies import NULL_RESP3 as NULL_RESP3
+from pypaxos.runtime.replies import Combine as Combine
+from pypaxos.runtime.replies import result_error as result_error
+from pypaxos.runtime.replies import unexpected
 from pypaxos.transport.resp import (
     encode_array,
     encode_bulk,
@@ -94,12 +105,6 @@ ID_MAX = 2**63 - 1
 OK = encode_simple("OK")
 PONG = encode_simple("PONG")
 EMPTY_ARRAY = b"*0\r\n"
-
-Combine = Callable[[Sequence[Result], bytes], bytes]
-"""Results to the reply; the second argument is how the connection's protocol spells null."""
-
-NULL_RESP2 = b"$-1\r\n"
-NULL_RESP3 = b"_\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +173,18 @@ class ServerTime:
     """``TIME``: this node's wall clock (not replicated, as in Redis each server has its own)."""
 
 
-Plan = Immediate | Ops | Info | Hello | Auth | ReadMode | ClientCommand | ConfigGet | ServerTime
+Plan = (
+    Immediate
+    | Ops
+    | Info
+    | Hello
+    | Auth
+    | ReadMode
+    | ClientCommand
+    | ConfigGet
+    | ServerTime
+    | Blocking
+)
 
 
 def error(text: str) -> Immediate:
@@ -206,6 +222,8 @@ def required_access(name: bytes, planned: Plan) -> Access:
         return Access.CONNECTION
     if isinstance(planned, Ops) and not all(isinstance(op, READ_OPS) for op in planned.ops):
         return Access.WRITE
+    if isinstance(planned, Blocking):  # pops
+        return Access.WRITE
     return Access.READ
 
 
@@ -235,18 +253,23 @@ def plain_single(args: list[bytes]) -> tuple[Command, Reply1] | None:
 
 
 def single_reply(combine: Combine) -> Reply1:
-    """The single-op form of a plan's ``combine`` (cached: one per combine function)."""
+    """The single-op form of a plan's ``combine`` (cached: one per combine function, for the
+    module-level ones; a combine made per command, closing over its arguments as
+    ``GETRANGE``'s does, is wrapped afresh once the cache is full, so it cannot grow without
+    bound)."""
     reply = _SINGLE.get(combine)
     if reply is None:
 
         def reply(result: Result, null: bytes) -> bytes:
             return combine((result,), null)
 
-        _SINGLE[combine] = reply
+        if len(_SINGLE) < SINGLE_CACHE_MAX:
+            _SINGLE[combine] = reply
     return reply
 
 
 _SINGLE: dict[Combine, Reply1] = {}
+SINGLE_CACHE_MAX = 512
 
 
 # -- key-value commands ------------------------------------------------------------------------
@@ -293,8 +316,9 @@ def _size_error(name: bytes, args: list[bytes]) -> Immediate | None:
         return None
     values = _VALUE_POSITIONS.get(name, ())
     pairs = name in _PAIRS
+    collection = name in COLLECTION_COMMANDS  # after the key: members, fields, values
     for position, arg in enumerate(args[1:], start=1):
-        if position in values or (pairs and position % 2 == 0):
+        if position in values or (pairs and position % 2 == 0) or (collection and position > 1):
             if len(arg) > VALUE_BYTES_MAX:
                 return error(f"ERR value too large ({len(arg)} bytes, limit {VALUE_BYTES_MAX})")
         elif len(arg) > KEY_BYTES_MAX:
@@ -302,24 +326,14 @@ def _size_error(name: bytes, args: list[bytes]) -> Immediate | None:
     return None
 
 
-def result_error(result: Result) -> bytes | None:
-    """The RESP error for a result that is a refusal, or ``None``."""
-    match result:
-        case Error(message):
-            return encode_error(f"ERR {message}")
-        case Stale(last_seq):
-            return encode_error(f"ERR stale request: seq is below the last applied ({last_seq})")
-        case SessionExpired():
-            return encode_error("ERR session expired: start again with a new client_id")
-        case _:
-            return None
-
-
 def _unexpected(result: Result) -> bytes:
-    return encode_error(f"ERR internal error: unexpected result {type(result).__name__}")
+    return unexpected(result)
 
 
-def _first_error(results: Sequence[Result]) -> bytes | None:
+_WRONGTYPE = Error(WRONGTYPE)
+
+
+def _first_error(results: Iterable[Result]) -> bytes | None:
     for result in results:
         refused = result_error(result)
         if refused is not None:
@@ -394,12 +408,15 @@ def _combine_exists(results: Sequence[Result], null: bytes) -> bytes:
 
 
 def _combine_mget(results: Sequence[Result], null: bytes) -> bytes:
-    refused = _first_error(results)
+    refused = _first_error(r for r in results if r != _WRONGTYPE)  # Redis: nil for those
     if refused is not None:
         return refused
     parts = [b"*%d\r\n" % len(results)]
     for result in results:
         if not isinstance(result, Value):
+            if result == _WRONGTYPE:
+                parts.append(null)
+                continue
             return _unexpected(result)
         parts.append(null if result.value is None else encode_bulk(result.value))
     return b"".join(parts)
@@ -416,7 +433,9 @@ _KV_COMMANDS: dict[bytes, _Spec] = {
     b"CAS": _Spec(4, 4, lambda a: Ops((Cas(a[1], a[2], a[3]),), _combine_cas)),
     b"DEL": _Spec(2, None, lambda a: Ops(tuple(Delete(k) for k in a[1:]), _combine_del), True),
     b"UNLINK": _Spec(2, None, lambda a: Ops(tuple(Delete(k) for k in a[1:]), _combine_del), True),
-    b"EXISTS": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_exists), True),
+    b"EXISTS": _Spec(
+        2, None, lambda a: Ops(tuple(KeyType(k) for k in a[1:]), _combine_exists), True
+    ),
     b"MGET": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_mget), True),
 }
 
@@ -611,7 +630,7 @@ def _combine_strlen(results: Sequence[Result], null: bytes) -> bytes:
 def _combine_type(results: Sequence[Result], null: bytes) -> bytes:
     (result,) = results
     if type(result) is Value:
-        return encode_simple("none" if result.value is None else "string")
+        return encode_simple("none" if result.value is None else result.value.decode())
     return result_error(result) or _unexpected(result)
 
 
@@ -637,7 +656,7 @@ def _scan(args: list[bytes]) -> Ops | Immediate:
     if not raw.isdigit() or int(raw) >= 2**64:
         return error("ERR invalid cursor")
     pattern: bytes | None = None
-    count, only_strings = 10, True
+    count, type_name = 10, None
     position = 2
     while position < len(args):
         option = args[position].upper()
@@ -654,7 +673,7 @@ def _scan(args: list[bytes]) -> Ops | Immediate:
         elif option == b"MATCH":
             pattern = None if value == b"*" else value
         elif option == b"TYPE":
-            only_strings = value.lower() == b"string"  # the one type this store has
+            type_name = value
         else:
             return error("ERR syntax error")
         position += 2
@@ -663,10 +682,10 @@ def _scan(args: list[bytes]) -> Ops | Immediate:
         (result,) = results
         if type(result) is not Page:
             return result_error(result) or _unexpected(result)
-        keys = encode_array(result.keys if only_strings else ())
+        keys = encode_array(result.keys)
         return b"*2\r\n" + encode_bulk(b"%d" % result.cursor) + keys
 
-    return Ops((Scan(int(raw), pattern, count),), combine)
+    return Ops((Scan(int(raw), pattern, count, type_name),), combine)
 
 
 _KV_COMMANDS.update(
@@ -682,7 +701,7 @@ _KV_COMMANDS.update(
         b"GETRANGE": _Spec(4, 4, _get_range),
         b"SUBSTR": _Spec(4, 4, _get_range),
         b"SETRANGE": _Spec(4, 4, _set_range),
-        b"TYPE": _Spec(2, 2, lambda a: Ops((Get(a[1]),), _combine_type)),
+        b"TYPE": _Spec(2, 2, lambda a: Ops((KeyType(a[1]),), _combine_type)),
         b"RENAME": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2]),), _combine_ok)),
         b"RENAMENX": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2], nx=True),), _combine_integer)),
         b"DBSIZE": _Spec(1, 1, lambda a: Ops((DbSize(),), _combine_integer)),
@@ -702,6 +721,32 @@ _KV_COMMANDS.update(
         b"PERSIST": _Spec(2, 2, lambda a: Ops((Persist(a[1]),), _combine_integer)),
     }
 )
+
+
+def _collection_spec(
+    arity_min: int, arity_max: int | None, build: Callable[[list[bytes]], Planned]
+) -> _Spec:
+    def plan_one(args: list[bytes]) -> Ops | Immediate:
+        planned = build(args)
+        if isinstance(planned, bytes):
+            return Immediate(planned)
+        return Ops(*planned)
+
+    return _Spec(arity_min, arity_max, plan_one)
+
+
+for _name, (_low, _high, _collection_build) in COLLECTION_COMMANDS.items():
+    _KV_COMMANDS[_name] = _collection_spec(_low, _high, _collection_build)
+
+
+def _blocking(args: list[bytes]) -> Plan:
+    name = args[0].upper()
+    planner = BLOCKING_PLANNERS.get(name)
+    if planner is None:
+        shown = args[0].decode(errors="replace").lower()
+        return error(f"ERR '{shown}' (a blocking command) is not supported by this server yet")
+    planned = planner(args)
+    return Immediate(planned) if isinstance(planned, bytes) else planned
 
 
 FAST_COMMANDS: dict[bytes, tuple[int, Callable[..., Command], Reply1, int]] = {}
@@ -870,4 +915,5 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"AUTH": _auth,
     b"ECHO": _echo,
     b"TIME": _time,
+    **dict.fromkeys(BLOCKING_COMMANDS, _blocking),
 }

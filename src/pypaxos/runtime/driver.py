@@ -174,6 +174,9 @@ class Driver:
         self._flush: Callable[[], None] | None = getattr(sender, "flush", None)
         self.send_before_sync = send_before_sync  # planted bug, tests only
         self.status_listeners: list[StatusListener] = []
+        # Called after each batch's answers (the server's blocked clients look for what the
+        # newly applied entries make available to them); empty unless a client blocks.
+        self.applied_listeners: list[Callable[[], None]] = []
         self.log_records = storage.last_index - storage.first_index + 1
         self.batches = 0
         self.syncs = 0
@@ -183,6 +186,9 @@ class Driver:
             node.config.heartbeat_ticks * tick_s if keepalive_s is None else keepalive_s
         )
         self.keepalives_sent = 0
+        # Reads answered under a lease, not after a round: for the sink's read counts, which
+        # takes each id out when it gets the answer (the node answers a lease read at once).
+        self.lease_answered: set[int] = set()
         self._last_liveness: dict[int, Heartbeat | HeartbeatAck] = {}
         self._keepalive_timer: asyncio.TimerHandle | None = None
         # a tuple is a client proposal, an ``_OwnVoteSynced`` our own vote now durable, a
@@ -354,7 +360,10 @@ class Driver:
                 if proposals:  # in arrival order, as for messages
                     effects += node.propose_many(proposals)
                     proposals = []
+                lease_reads = node.lease_reads
                 effects += node.read(item.request_id, item.command)
+                if node.lease_reads != lease_reads:  # answered at once under the lease
+                    self.lease_answered.add(item.request_id)
                 served += 1
                 continue
             if type(item) is _SnapshotDone:
@@ -689,6 +698,8 @@ class Driver:
                 sink.on_redirect(effect.request_id, effect.leader_id)
             elif isinstance(effect, Busy):
                 sink.on_busy(effect.request_id)
+        for listener in self.applied_listeners:
+            listener()
 
     def _check_status(self) -> None:
         node, old = self.node, self._status

@@ -25,15 +25,30 @@ past the TTL), the command was not applied: the connection draws a new session a
 once more.  A plain command whose outcome is unknown (timeout, or ``Stale`` because a resent
 copy raced a later command) is answered ``-TRYAGAIN``.
 
-Reads.  A group or command of plain reads only (``GET``, ``MGET``, ``EXISTS``) goes on the
-read-index path when the server is so configured (``read_index``; ``Router.submit(read=True)``):
-no session ``seq``, no log entry.  After ``READONLY`` the connection answers such reads from the
-local node's state at once (``Router.query_local``: possibly stale, on any node) until
-``READWRITE``.  The connection's own order still holds, as it does through the log: a read is
-sent on a read path only when none of the connection's log commands is outstanding (else it goes
-through the log behind them), and a log command waits (``deferred``) while a read of the
-connection is outstanding on the read-index path, so a pipelined ``SET`` then ``GET`` reads the
-``SET`` and a ``GET`` then ``SET`` does not.
+Reads.  A group or command of reads only (``kv.READ_OPS``: ``GET``, ``MGET``, ``EXISTS``...)
+goes on the read-index path when the server is so configured (``read_index``;
+``Router.submit(read=True)``; the node answers it after a confirmation round, under a lease, or
+as a follower, per its config): no session ``seq``, no log entry.  After ``READONLY`` the
+connection answers such reads from the local node's state at once (``Router.query_local``:
+possibly stale, on any node) until ``READWRITE``.  The connection's own order still holds, as it
+does through the log: a read is sent on a read path only when none of the connection's log
+commands is outstanding (else it goes through the log behind them), and a log command waits
+(``deferred``) while a read of the connection is outstanding on the read-index path, so a
+pipelined ``SET`` then ``GET`` reads the ``SET`` and a ``GET`` then ``SET`` does not.
+
+A read under ``PAXOS.REQ client_id seq`` takes the read path too when this node's state knows
+the session and ``seq`` is above its last applied one (``Router.session_read_ok``): a read
+changes nothing, so running it once, twice or not in the log is the same for exactly-once, and
+it leaves the session as it was (the next write's ``seq`` only has to be larger).  The rest go
+through the log, which answers them as before: a session's first request (the log opens it), an
+expired or unknown session (``session expired``), a repeated or stale ``seq``.  A session kept
+alive by reads alone is not refreshed (its TTL counts logged requests).
+
+A pipelined group mixing reads and writes goes through the log whole, by design: its reads ride
+in the entry its writes need anyway (no extra round, answered with the writes).  Sending its
+reads on the read path would gain nothing for reads after a write (they must wait for it, and a
+read-index read answers from the state *when answered*, so it cannot be sent alongside), and for
+reads before the first write it would hold every write back for a confirmation round.
 
 Protocol: RESP2, and RESP3 after ``HELLO 3`` (redis-py 8 sends it by default).  The replies of
 this store differ between the two only in how null is spelled (``$-1`` or ``_``) and in
@@ -74,6 +89,7 @@ from pypaxos.kv import (
 )
 from pypaxos.kv.keyspace import glob_matcher
 from pypaxos.runtime.auth import Access, User, Users
+from pypaxos.runtime.blocking import BlockedClients, Blocking
 from pypaxos.runtime.commands import (
     NULL_RESP2,
     NULL_RESP3,
@@ -179,9 +195,23 @@ class RespServer:
         self.pending_replies_max = pending_replies_max
         self.connections: set[RespConnection] = set()
         self.connections_opened = 0
+        # Read commands sent through the log and answered READONLY from the local state (the
+        # other read paths are counted by the router, ``RouterStats``).
+        self.reads_log = 0
+        self.reads_stale = 0
         # CONFIG GET's answers (runtime.app fills in the real ones), by lower-case name.
         self.settings: dict[str, str] = {"maxclients": str(clients_max), "databases": "1"}
         self._server: asyncio.Server | None = None
+        self._blocked: BlockedClients | None = None  # made when a client first blocks
+
+    @property
+    def blocked(self) -> BlockedClients:
+        """The clients blocked on this node (``runtime.blocking``), woken after each batch
+        the node applies."""
+        if self._blocked is None:
+            self._blocked = BlockedClients(_NodeState(self.router))
+            self.router.driver.applied_listeners.append(self._blocked.on_applied)
+        return self._blocked
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -235,6 +265,7 @@ class RespConnection(asyncio.Protocol):
         self.reads_out = 0  # router submissions on the read-index path not answered yet
         self.log_out = 0  # ... and through the log
         self.deferred: deque[_Group | _Call] = deque()  # log work waiting for reads_out == 0
+        self.blocked_slot: _Slot | None = None  # a blocking command's place while it waits
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -257,6 +288,8 @@ class RespConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.blocked_slot is not None:
+            self.server.blocked.release(self)
         self.slots.clear()
         self.pending_replies = 0
         self.server.connections.discard(self)
@@ -284,9 +317,11 @@ class RespConnection(asyncio.Protocol):
         self._run(commands, count_bytes)
 
     def _run(self, commands: list[list[bytes]], count_bytes: bool = False) -> None:
-        """Run parsed commands in order; an ``AUTH`` being checked holds the ones after it."""
+        """Run parsed commands in order; an ``AUTH`` being checked, or a blocking command
+        waiting, holds the ones after it."""
         if self.held is not None:
             self.held.extend(commands)
+            self._update_reading()
             return
         if self.gated:
             self._run_gated(commands)
@@ -340,6 +375,9 @@ class RespConnection(asyncio.Protocol):
             self._command(planned)
             if self.closing:
                 return
+            if self.held is not None:  # a blocking command: the rest waits for its answer
+                self.held.extend(commands[index + 1 :])
+                return
         if group is not None:
             group.submit()
 
@@ -360,6 +398,9 @@ class RespConnection(asyncio.Protocol):
             else:
                 self._command(planned)
             if self.closing:
+                return
+            if self.held is not None:  # a blocking command: the rest waits for its answer
+                self.held.extend(commands[index + 1 :])
                 return
             if not self.gated:  # authenticated with a role that needs no checks
                 self._run_fast(commands[index + 1 :], True)
@@ -394,7 +435,10 @@ class RespConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # The client half-closed: answer what it sent, then close.  TLS has no half-close
         # (asyncio closes an SSL transport after EOF whatever this returns, and warns if True).
+        # A blocking command waiting is answered as timed out: nothing will come to serve it.
         self.closing = True
+        if self.blocked_slot is not None:
+            self.server.blocked.release(self)
         self._flush()
         return self.server.ssl is None
 
@@ -423,8 +467,30 @@ class RespConnection(asyncio.Protocol):
             self._reply_now(OK)
         elif isinstance(planned, (ClientCommand, ConfigGet, ServerTime)):
             self._reply_now(self._local_reply(planned))
+        elif isinstance(planned, Blocking):
+            self.blocked_slot = self.new_slot(1)
+            self.held = []  # as in Redis, nothing else runs until it is answered
+            self._update_reading()
+            self.server.blocked.block(self, planned)
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
+
+    # -- blocking commands (runtime.blocking) --------------------------------------------------
+
+    def run_ops(
+        self, ops: tuple[Command, ...], combine: Combine, on_reply: Callable[[bytes], None]
+    ) -> None:
+        """Run ``ops`` as this connection's plain command, its reply to ``on_reply``."""
+        self.dispatch(_Call(self, _Slot(), Ops(ops, combine), on_reply))
+
+    def unblock(self, reply: bytes) -> None:
+        """Answer the blocking command, then run the commands held behind it."""
+        slot, self.blocked_slot = self.blocked_slot, None
+        if slot is not None:
+            self.fill(slot, reply)
+        held, self.held = self.held or [], None
+        if not self.closed:
+            self._run(held, True)
 
     def _local_reply(self, planned: ClientCommand | ConfigGet | ServerTime) -> bytes:
         """What this connection and node answer themselves (not replicated)."""
@@ -462,6 +528,13 @@ class RespConnection(asyncio.Protocol):
         if self.stale_reads:
             return _Path.LOCAL
         return _Path.READ_INDEX if self.server.read_index else _Path.LOG
+
+    def count_reads(self, path: _Path, reads: int) -> None:
+        """``reads`` read commands leave on ``path`` (``INFO``'s read counters)."""
+        if path is _Path.LOG:
+            self.server.reads_log += reads
+        elif path is _Path.LOCAL:
+            self.server.reads_stale += reads
 
     def sent(self, path: _Path) -> None:
         if path is _Path.LOG:
@@ -551,7 +624,7 @@ class RespConnection(asyncio.Protocol):
         pause = (
             self.write_paused
             or self.pending_replies >= self.server.pending_replies_max
-            or self.held is not None
+            or self._holding()
         )
         if pause and not self.read_paused:
             self.read_paused = True
@@ -559,6 +632,15 @@ class RespConnection(asyncio.Protocol):
         elif not pause and self.read_paused:
             self.read_paused = False
             transport.resume_reading()
+
+    def _holding(self) -> bool:
+        """Are commands held so that reading must pause?  While an ``AUTH`` is checked, yes;
+        while a blocking command waits, only once ``pending_replies_max`` commands are held:
+        the connection keeps reading so that a client that goes away is noticed."""
+        held = self.held
+        if held is None:
+            return False
+        return self.blocked_slot is None or len(held) >= self.server.pending_replies_max
 
     @property
     def null(self) -> bytes:
@@ -619,7 +701,7 @@ class _Group:
     loop.
     """
 
-    __slots__ = ("bytes", "conn", "multi", "ops", "replies", "slot")
+    __slots__ = ("bytes", "conn", "multi", "ops", "read_ops", "replies", "slot")
 
     def __init__(self, conn: RespConnection) -> None:
         self.conn = conn
@@ -645,15 +727,18 @@ class _Group:
 
     @property
     def reads_only(self) -> bool:
-        return all(type(op) in _READ_TYPES for op in self.ops)
+        return self.read_ops == len(self.ops)
 
     def submit(self) -> None:
+        self.read_ops = sum([type(op) in _READ_TYPES for op in self.ops])
         self.slot = self.conn.new_slot(len(self.replies))
         self.conn.dispatch(self)
 
     def route(self) -> None:
         conn = self.conn
         path = conn.path_for(self.reads_only)
+        if self.read_ops:
+            conn.count_reads(path, self.read_ops)
         if path is _Path.LOG:
             self._send(retry=False)
             return
@@ -667,7 +752,7 @@ class _Group:
             conn.answered(path)
 
         conn.sent(path)
-        conn.router.submit(request, done, read=True)
+        conn.router.submit(request, done, read=True, reads=len(self.ops))
 
     def _send(self, *, retry: bool, rotate_from: int | None = None) -> None:
         conn = self.conn
@@ -737,11 +822,18 @@ def _unexpected_answer(outcome: object) -> bytes:
 class _Call:
     """One planned command in flight: its log requests and the results gathered so far."""
 
-    __slots__ = ("conn", "ops", "remaining", "replied", "results", "slot")
+    __slots__ = ("conn", "on_reply", "ops", "remaining", "replied", "results", "slot")
 
-    def __init__(self, conn: RespConnection, slot: _Slot, ops: Ops) -> None:
+    def __init__(
+        self,
+        conn: RespConnection,
+        slot: _Slot,
+        ops: Ops,
+        on_reply: Callable[[bytes], None] | None = None,
+    ) -> None:
         self.conn = conn
         self.slot = slot
+        self.on_reply = on_reply  # instead of the connection's FIFO (a blocking attempt)
         self.ops = ops
         self.results: list[Result | None] = [None] * len(ops.ops)
         self.remaining = len(ops.ops)
@@ -749,10 +841,18 @@ class _Call:
 
     @property
     def reads_only(self) -> bool:
-        return self.ops.session is None and all(type(op) in _READ_TYPES for op in self.ops.ops)
+        """Only reads, and under ``PAXOS.REQ`` a new request of a session this node knows (the
+        log answers the rest as before: module docstring, "Reads")."""
+        if not all(type(op) in _READ_TYPES for op in self.ops.ops):
+            return False
+        session = self.ops.session
+        return session is None or self.conn.router.session_read_ok(*session)
 
     def route(self) -> None:
         path = self.conn.path_for(self.reads_only)
+        read_ops = sum([type(op) in _READ_TYPES for op in self.ops.ops])
+        if read_ops:
+            self.conn.count_reads(path, read_ops)
         for index in range(len(self.ops.ops)):
             if path is _Path.LOG:
                 self._submit(index, retry=False)
@@ -815,7 +915,25 @@ class _Call:
 
     def _reply(self, data: bytes) -> None:
         self.replied = True
-        self.conn.fill(self.slot, data)
+        if self.on_reply is not None:
+            self.on_reply(data)
+        else:
+            self.conn.fill(self.slot, data)
+
+
+class _NodeState:
+    """This node's applied index and local reads, for ``BlockedClients``."""
+
+    __slots__ = ("router",)
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def applied_index(self) -> int:
+        return self.router.driver.node.applied_index
+
+    def query_local(self, command: bytes) -> object:
+        return self.router.query_local(command)
 
 
 class _Retry(enum.Enum):
