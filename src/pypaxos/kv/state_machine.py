@@ -45,7 +45,8 @@ answers retries exactly as the replica that took it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import assert_never, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar, assert_never, cast
 
 import msgspec
 
@@ -161,9 +162,13 @@ from pypaxos.kv.scripts import CommandTable, ScriptCache
 from pypaxos.kv.transactions import Watcher, WatchTable
 from pypaxos.kv.values import (
     WRONGTYPE,
+    HashValue,
+    ListValue,
+    SetValue,
     Stored,
     StoredSnapshot,
     WrongType,
+    ZSetValue,
     restore_values,
     snapshot_hook,
 )
@@ -265,6 +270,42 @@ class _SnapshotVersion(msgspec.Struct, frozen=True, array_like=True):
     version: int  # the first field of every version (the rest is skipped)
 
 
+CHUNKED_SNAPSHOT_VERSION = 5
+"""Version 5 is the chunked form (``snapshot_chunks``): a head chunk, then parts of the data,
+then of the deadlines, then of the sessions, each in its own order and of bounded size, so a
+snapshot is written, sent and loaded one bounded piece at a time.  Values are carried as in
+version 4 (a string as a msgpack binary, a collection tagged).  ``snapshot()`` (one piece,
+version 4) stays for comparisons and tests; a version 1-4 snapshot loads as a single chunk."""
+
+CHUNK_ENTRY_OVERHEAD_BYTES = 16
+"""What one entry adds to a chunk besides its bytes (msgpack headers), for cutting chunks."""
+
+
+class _ChunkHead(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION):
+    applied: int
+    session_ttl_commands: int
+    now_ms: int
+
+
+class _ChunkPart(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION + 1):
+    data: dict[bytes, StoredSnapshot] = {}
+    expires: dict[bytes, int] = {}
+    sessions: tuple[Session, ...] = ()
+    watchers: tuple[Watcher, ...] = ()  # kv.transactions' table, after the sessions
+    scripts: tuple[bytes, ...] = ()  # kv.scripts' cache, last
+
+
+class _ChunkPartOut(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION + 1):
+    """``_ChunkPart`` as written: the live values (``snapshot_hook`` tags the collections)."""
+
+    data: dict[bytes, Stored] = {}
+    expires: dict[bytes, int] = {}
+    sessions: tuple[Session, ...] = ()
+    watchers: tuple[Watcher, ...] = ()
+    scripts: tuple[bytes, ...] = ()
+
+
+_CHUNK_DECODER = msgspec.msgpack.Decoder(_ChunkHead | _ChunkPart)
 _SNAPSHOT_ENCODER = msgspec.msgpack.Encoder(enc_hook=snapshot_hook)
 _SNAPSHOT_DECODER = msgspec.msgpack.Decoder(_SnapshotDecoded)
 _SNAPSHOT_V3_DECODER = msgspec.msgpack.Decoder(_SnapshotV3)
@@ -426,7 +467,36 @@ class KVStateMachine:
             )
         )
 
+    def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
+        """The state in version-5 chunks of about ``chunk_bytes_max`` bytes (one entry may
+        exceed it).  Walks the store in place: the caller must not apply meanwhile (the
+        runtime calls it in a forked copy of the process)."""
+        encode = _SNAPSHOT_ENCODER.encode
+        yield encode(_ChunkHead(self._applied, self.session_ttl_commands, self._now_ms))
+        for data in _runs(self._data.items(), chunk_bytes_max, lambda k, v: len(k) + _size(v)):
+            yield encode(_ChunkPartOut(data=dict(data)))
+        for expires in _runs(self._expires.items(), chunk_bytes_max, lambda k, _: len(k) + 8):
+            yield encode(_ChunkPartOut(expires=dict(expires)))
+        kept = () if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs else self._sessions.items()
+        for sessions in _runs(kept, chunk_bytes_max, lambda _, s: len(s.result) + 32):
+            yield encode(_ChunkPartOut(sessions=tuple(session for _, session in sessions)))
+        watchers = self._programs.watches.state()
+        if watchers:  # bounded by the watch limits: one part
+            yield encode(_ChunkPartOut(watchers=watchers))
+        scripts = enumerate(self._programs.scripts.state())
+        for run in _runs(scripts, chunk_bytes_max, lambda _, body: len(body)):
+            yield encode(_ChunkPartOut(scripts=tuple(body for _, body in run)))
+
+    def snapshot_loader(self) -> KVSnapshotLoader:
+        return KVSnapshotLoader(self)
+
     def restore(self, data: bytes) -> None:
+        """Replace the state with a one-piece snapshot (versions 1-4)."""
+        loader = KVSnapshotLoader(self)
+        loader.load(data)
+        loader.finish()
+
+    def _restore_whole(self, data: bytes) -> _SnapshotDecoded:
         try:
             version = _SNAPSHOT_VERSION_DECODER.decode(data).version
             if version == 1:
@@ -470,29 +540,7 @@ class KVStateMachine:
             raise ValueError(f"malformed snapshot: {error}") from None
         except RecursionError:  # msgspec skipping a deeply nested value it does not keep
             raise ValueError("malformed snapshot: nesting too deep") from None
-        if not set(snap.expires) <= set(snap.data):
-            raise ValueError("malformed snapshot: a deadline for a key that is not there")
-        if snap.session_ttl_commands < 1:
-            raise ValueError("malformed snapshot: session_ttl_commands must be at least 1")
-        actives = [s.last_active for s in snap.sessions]
-        if actives != sorted(set(actives)) or (actives and actives[-1] > snap.applied):
-            raise ValueError("malformed snapshot: sessions out of order")
-        sessions = OrderedDict((s.client_id, s) for s in snap.sessions)
-        if len(sessions) != len(snap.sessions):
-            raise ValueError("malformed snapshot: duplicate client id")
-        restored = restore_values(snap.data)  # in place: no copy of 100,000 entries
-        watches = WatchTable.from_state(snap.watchers)
-        if not set(watches.watchers) <= set(sessions):
-            raise ValueError("malformed snapshot: a watcher without a session")
-        script_cache = ScriptCache.from_state(snap.scripts)
-        self.session_ttl_commands = snap.session_ttl_commands
-        self._applied = snap.applied
-        self._programs.watches = watches
-        self._programs.scripts = script_cache
-        self._data = restored
-        self._expires = dict(snap.expires)
-        self._now_ms = snap.now_ms
-        self._sessions = sessions
+        return snap
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -654,3 +702,149 @@ class KVStateMachine:
             self._sessions.popitem(last=False)
             self._programs.watches.forget(oldest.client_id)
         assert len(self._sessions) <= self.session_ttl_commands
+
+
+def _size(value: Stored) -> int:
+    """About how many bytes ``value`` takes in a snapshot chunk (for cutting chunks)."""
+    if type(value) is bytes:
+        return len(value)
+    if isinstance(value, HashValue):
+        return sum(len(field) + len(item) for field, item in value.fields.items())
+    if isinstance(value, ListValue):
+        return sum(map(len, value.items))
+    if isinstance(value, SetValue):
+        return sum(map(len, value.members))
+    assert isinstance(value, ZSetValue)
+    return sum(len(member) + 9 for member in value.scores)
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _runs(
+    items: Iterable[tuple[_K, _V]], bytes_max: int, size: Callable[[_K, _V], int]
+) -> Iterator[list[tuple[_K, _V]]]:
+    """``items`` cut into consecutive runs of about ``bytes_max`` bytes each."""
+    run: list[tuple[_K, _V]] = []
+    run_bytes = 0
+    for key, value in items:
+        run.append((key, value))
+        run_bytes += size(key, value) + CHUNK_ENTRY_OVERHEAD_BYTES
+        if run_bytes >= bytes_max:
+            yield run
+            run, run_bytes = [], 0
+    if run:
+        yield run
+
+
+class KVSnapshotLoader:
+    """Rebuilds a ``KVStateMachine`` from its chunks (``multi.snapshots.SnapshotLoader``):
+    each chunk is decoded and checked on its own, into new tables; ``finish`` swaps them in."""
+
+    __slots__ = (
+        "_data",
+        "_expires",
+        "_head",
+        "_last_active",
+        "_machine",
+        "_scripts",
+        "_sessions",
+        "_watchers",
+    )
+
+    def __init__(self, machine: KVStateMachine) -> None:
+        self._machine = machine
+        self._head: _ChunkHead | None = None
+        self._data: dict[bytes, Stored] = {}
+        self._expires: dict[bytes, int] = {}
+        self._sessions: OrderedDict[int, Session] = OrderedDict()
+        self._last_active = -1
+        self._watchers: list[Watcher] = []
+        self._scripts: list[bytes] = []
+
+    def load(self, chunk: bytes) -> None:
+        try:
+            if _SNAPSHOT_VERSION_DECODER.decode(chunk).version < CHUNKED_SNAPSHOT_VERSION:
+                if self._head is not None:
+                    raise ValueError("malformed snapshot: a one-piece snapshot after the head")
+                self._load_whole(chunk)  # versions 1-4: the whole state in one piece
+                return
+            decoded = _CHUNK_DECODER.decode(chunk)
+        except msgspec.DecodeError as error:
+            raise ValueError(f"malformed snapshot chunk: {error}") from None
+        except RecursionError:
+            raise ValueError("malformed snapshot chunk: nesting too deep") from None
+        if isinstance(decoded, _ChunkHead):
+            self._load_head(decoded)
+            return
+        if self._head is None:
+            raise ValueError("malformed snapshot: a part before the head chunk")
+        self._load_part(decoded)
+
+    def _load_head(self, head: _ChunkHead) -> None:
+        if self._head is not None:
+            raise ValueError("malformed snapshot: a second head chunk")
+        if head.session_ttl_commands < 1:
+            raise ValueError("malformed snapshot: session_ttl_commands must be at least 1")
+        self._head = head
+
+    def _load_part(self, part: _ChunkPart) -> None:
+        if part.data:
+            if self._expires or self._sessions:
+                raise ValueError("malformed snapshot: data after deadlines or sessions")
+            restored = restore_values(part.data)  # in place: no copy
+            if self._data:
+                self._data.update(restored)
+            else:  # freshly decoded: adopt it rather than copy it
+                self._data = restored
+        if part.expires:
+            if self._sessions:
+                raise ValueError("malformed snapshot: deadlines after sessions")
+            data = self._data
+            if any(key not in data for key in part.expires):
+                raise ValueError("malformed snapshot: a deadline for a key that is not there")
+            self._expires.update(part.expires)
+        assert self._head is not None
+        for session in part.sessions:
+            if not self._last_active < session.last_active <= self._head.applied:
+                raise ValueError("malformed snapshot: sessions out of order")
+            if session.client_id in self._sessions:
+                raise ValueError("malformed snapshot: duplicate client id")
+            self._last_active = session.last_active
+            self._sessions[session.client_id] = session
+        if part.watchers:
+            if self._scripts:
+                raise ValueError("malformed snapshot: watchers after scripts")
+            self._watchers += part.watchers
+        self._scripts += part.scripts
+
+    def _load_whole(self, chunk: bytes) -> None:
+        """A version 1-4 snapshot: the whole state in one piece, checked as before."""
+        snap = self._machine._restore_whole(chunk)
+        self._load_head(_ChunkHead(snap.applied, snap.session_ttl_commands, snap.now_ms))
+        self._load_part(_ChunkPart(data=snap.data))
+        self._load_part(_ChunkPart(expires=dict(snap.expires)))
+        self._load_part(_ChunkPart(sessions=snap.sessions))
+        self._load_part(_ChunkPart(watchers=snap.watchers, scripts=snap.scripts))
+
+    def finish(self) -> None:
+        head = self._head
+        if head is None:
+            raise ValueError("malformed snapshot: no head chunk")
+        watches = WatchTable.from_state(tuple(self._watchers))
+        if not set(watches.watchers) <= set(self._sessions):
+            raise ValueError("malformed snapshot: a watcher without a session")
+        scripts = ScriptCache.from_state(tuple(self._scripts))
+        machine = self._machine
+        machine._programs.watches = watches
+        machine._programs.scripts = scripts
+        machine.session_ttl_commands = head.session_ttl_commands
+        machine._applied = head.applied
+        machine._now_ms = head.now_ms
+        machine._data, machine._expires, machine._sessions = (
+            self._data,
+            self._expires,
+            self._sessions,
+        )
+        self._head = None  # one use: the tables now belong to the machine

@@ -68,3 +68,7 @@ class LogBug(PlantedBug):
         "new-leader-inside-lease",
         "a node votes for a new leader inside a lease it acknowledged",
     )
+    COMPACT_BEFORE_SNAPSHOT_SAVED = (
+        "compact-before-snapshot-saved",
+        "a node lets its log be compacted when it asks for a snapshot, not once it is durable",
+    )

@@ -40,6 +40,10 @@ class MultiConfig:
     catch_up_max_slots: int = 64
     catch_up_max_bytes: int = 1024 * 1024
     catch_up_retry_ticks: int = 5
+    # Snapshot transfer: chunks a receiver keeps outstanding, and the size a shell cuts a
+    # machine's snapshot into (``StateMachine.snapshot_chunks``; one entry may exceed it).
+    snapshot_window_chunks: int = 4
+    snapshot_chunk_bytes_max: int = 1024 * 1024
     thrifty: bool = False
     follower_reads: bool = False  # followers answer reads too, after asking for a read index
     # Leader leases (``multi.lease``): 0 is off.  A follower that acknowledges a heartbeat votes
@@ -70,6 +74,8 @@ class MultiConfig:
             self.catch_up_max_slots,
             self.catch_up_max_bytes,
             self.catch_up_retry_ticks,
+            self.snapshot_window_chunks,
+            self.snapshot_chunk_bytes_max,
         )
         if min(positive) < 1:
             raise ValueError("tick lengths, windows, batches, queues must all be >= 1")

@@ -1,14 +1,20 @@
 """The replica: learns decided slots, applies them in order, snapshots, answers catch-up.
 
 Decided values arrive out of order (from the leader's quorum count, the commit index piggybacked
-on ``Accept``/``Heartbeat``, or ``Decided``/``Snapshot`` catch-up answers); the replica applies
-the contiguous prefix to the ``StateMachine`` exactly once per slot, in slot order, so every
+on ``Accept``/``Heartbeat``, ``Decided`` catch-up answers, or a peer's snapshot); the replica
+applies the contiguous prefix to the ``StateMachine`` exactly once per slot, in slot order, so every
 node walks through the same sequence of states (the replicated state machine of van Renesse &
 Altinbuken, "Paxos Made Moderately Complex", section 2: the "replica" role).
 
-Every ``snapshot_every_slots`` applied slots it takes a snapshot and forgets the values below
-the *previous* snapshot (one interval is kept so a slightly lagging peer gets entries, not a
-whole snapshot).  Memory is bounded by two snapshot intervals plus the learn window.
+Every ``snapshot_every_slots`` applied slots it asks the shell for a snapshot (``TakeSnapshot``)
+and keeps applying: the shell copies the machine out of line (the runtime in a forked process)
+and reports it durable (``snapshot_saved``).  Only then does the snapshot slot move, and the
+values below the *previous* snapshot are forgotten (one interval is kept so a slightly lagging
+peer gets entries, not a whole snapshot); the node then lets the durable log below the new
+snapshot go (``CompactLog``).  At most one snapshot is in flight, and the replica holds no copy
+of one: a peer that needs it is sent the shell's durable copy in chunks (``SendSnapshot``).
+Memory is bounded by two snapshot intervals plus the learn window, plus the intervals applied
+while a snapshot is written.
 
 Client replies: the node that took a command records its request id as *awaiting*; when the
 slot that held it is applied, it replies with the machine's result, and if the slot turned out
@@ -17,12 +23,23 @@ to hold something else it redirects (the command was not executed by that propos
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
-from pypaxos.core.effects import Persist
-from pypaxos.multi.effects import Applied, Effect, Redirect, Reply, SnapshotRecord
+from pypaxos.multi.bugs import LogBug
+from pypaxos.multi.effects import (
+    Applied,
+    CompactLog,
+    Effect,
+    Redirect,
+    Reply,
+    SendSnapshot,
+    SnapshotRecord,
+    TakeSnapshot,
+)
 from pypaxos.multi.log import Batch, batch_size_bytes
-from pypaxos.multi.messages import Decided, Snapshot
+from pypaxos.multi.messages import Decided
+from pypaxos.multi.snapshots import SnapshotLoader
 
 
 class StateMachine(Protocol):
@@ -41,12 +58,14 @@ class StateMachine(Protocol):
         the exactly-once sessions): what read-index reads run (``multi.reads``)."""
         ...
 
-    def snapshot(self) -> bytes:
-        """The whole state, such that ``restore`` rebuilds an identical machine."""
+    def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
+        """The whole state as chunks of about ``chunk_bytes_max`` each (one entry may exceed
+        it), such that loading them in order rebuilds an identical machine."""
         ...
 
-    def restore(self, data: bytes) -> None:
-        """Replace the whole state with the one ``snapshot`` returned."""
+    def snapshot_loader(self) -> SnapshotLoader:
+        """A loader that rebuilds this machine from ``snapshot_chunks`` output, chunk by chunk,
+        and replaces the state only at ``finish`` (``multi.snapshots``)."""
         ...
 
 
@@ -54,6 +73,7 @@ class Replica:
     __slots__ = (
         "applied_index",
         "awaiting",
+        "bugs",
         "catch_up_max_bytes",
         "catch_up_max_slots",
         "decided",
@@ -62,9 +82,10 @@ class Replica:
         "machine",
         "proposed",
         "retained_from",
-        "snapshot_data",
         "snapshot_every_slots",
+        "snapshot_pending",
         "snapshot_slot",
+        "snapshot_window_chunks",
     )
 
     def __init__(
@@ -75,6 +96,8 @@ class Replica:
         catch_up_max_slots: int,
         learn_window_slots: int,
         catch_up_max_bytes: int = 1024 * 1024,
+        snapshot_window_chunks: int = 4,
+        bugs: frozenset[LogBug] = frozenset(),
     ) -> None:
         self.id = node_id
         self.machine = machine
@@ -84,17 +107,23 @@ class Replica:
         self.learn_window_slots = learn_window_slots
         self.decided: dict[int, Batch] = {}
         self.applied_index = 0  # every slot below is applied (and decided)
-        self.snapshot_slot = 0
-        self.snapshot_data = machine.snapshot()
+        self.snapshot_slot = 0  # the latest durable snapshot covers the slots below
+        self.snapshot_pending = False  # a TakeSnapshot is out, not yet saved or failed
+        self.snapshot_window_chunks = snapshot_window_chunks
+        self.bugs = bugs
         self.retained_from = 0  # decided values are kept for slots >= retained_from
         self.awaiting: set[int] = set()  # request ids this node took and has not answered
         self.proposed: dict[int, list[int]] = {}  # slot -> awaiting request ids proposed there
 
     def restore(self, record: SnapshotRecord) -> None:
-        """Start from a persisted snapshot (recovery)."""
-        self.machine.restore(record.data)
+        """Start from a persisted snapshot (recovery); with no chunks the shell loaded the
+        machine already."""
+        if record.chunks:
+            loader = self.machine.snapshot_loader()
+            for chunk in record.chunks:
+                loader.load(chunk)
+            loader.finish()
         self.applied_index = self.snapshot_slot = self.retained_from = record.slot
-        self.snapshot_data = record.data
 
     def learn(self, slot: int, value: Batch, bounded: bool = True) -> list[Effect]:
         """``value`` is decided in ``slot``; apply whatever became contiguous.
@@ -124,8 +153,7 @@ class Replica:
             slot = self.applied_index
             effects.extend(self._apply(slot, self.decided[slot]))
             self.applied_index += 1
-        if self.applied_index - self.snapshot_slot >= self.snapshot_every_slots:
-            effects.append(self._take_snapshot())
+        effects.extend(self._maybe_snapshot())
         return effects
 
     def _apply(self, slot: int, value: Batch) -> list[Effect]:
@@ -143,32 +171,60 @@ class Replica:
         self.awaiting.difference_update(lost)
         return [Redirect(r, None) for r in lost]
 
-    def _take_snapshot(self) -> Persist[SnapshotRecord]:
-        self.retained_from = self.snapshot_slot
-        self.snapshot_slot = self.applied_index
-        self.snapshot_data = self.machine.snapshot()
+    def _maybe_snapshot(self) -> list[Effect]:
+        """Ask for a snapshot once an interval was applied since the last durable one, or when
+        an installed peer's snapshot is not durable yet."""
+        if self.snapshot_pending:
+            return []
+        installed = self.retained_from > self.snapshot_slot
+        if self.applied_index - self.snapshot_slot < self.snapshot_every_slots and not installed:
+            return []
+        self.snapshot_pending = True
+        effects: list[Effect] = [TakeSnapshot(self.applied_index)]
+        if LogBug.COMPACT_BEFORE_SNAPSHOT_SAVED in self.bugs:
+            effects += self._advance_snapshot(self.applied_index)  # before it is durable
+        return effects
+
+    def snapshot_saved(self, slot: int) -> list[Effect]:
+        """The shell's snapshot of the slots below ``slot`` is durable: compact below it."""
+        self.snapshot_pending = False
+        effects: list[Effect] = []
+        if self.snapshot_slot < slot <= self.applied_index:
+            effects += self._advance_snapshot(slot)
+        return effects + self._maybe_snapshot()
+
+    def snapshot_failed(self) -> list[Effect]:
+        """The shell could not write the snapshot: nothing moves; asked again at the next
+        apply (not at once: a failing disk would be asked in a loop)."""
+        self.snapshot_pending = False
+        return []
+
+    def _advance_snapshot(self, slot: int) -> list[Effect]:
+        self.retained_from = max(self.retained_from, self.snapshot_slot)
+        self.snapshot_slot = slot
         self._forget_below(self.retained_from)
-        return Persist(SnapshotRecord(self.snapshot_slot, self.snapshot_data))
+        return [CompactLog(slot)]
 
     def _forget_below(self, slot: int) -> None:
         for s in [s for s in self.decided if s < slot]:
             del self.decided[s]
 
-    def install(self, msg: Snapshot) -> list[Effect]:
-        """Jump ahead to a peer's snapshot (only forward: an older one is ignored)."""
-        if msg.slot <= self.applied_index:
-            return []
-        self.machine.restore(msg.data)
-        self.applied_index = self.snapshot_slot = self.retained_from = msg.slot
-        self.snapshot_data = msg.data
-        self._forget_below(msg.slot)
-        skipped = sorted(s for s in self.proposed if s < msg.slot)
-        lost = [r for s in skipped for r in self.proposed.pop(s)]
-        effects: list[Effect] = [Persist(SnapshotRecord(msg.slot, msg.data))]
-        return effects + self._redirect_lost(lost) + self._apply_ready()
+    def installed(self, slot: int) -> list[Effect]:
+        """The machine now holds a peer's snapshot of the slots below ``slot`` (only forward).
 
-    def answer_catch_up(self, from_slot: int) -> list[Snapshot | Decided]:
-        """Decided values from ``from_slot`` on, preceded by a snapshot if they were compacted.
+        It is not durable yet: a snapshot of it is asked for at once, and until it is saved the
+        durable snapshot stays the old one (a crash goes back to it and catches up again).
+        """
+        assert slot > self.applied_index, "a snapshot is installed only forward"
+        self.applied_index = self.retained_from = slot
+        self._forget_below(slot)
+        skipped = sorted(s for s in self.proposed if s < slot)
+        lost = [r for s in skipped for r in self.proposed.pop(s)]
+        return self._redirect_lost(lost) + self._apply_ready()
+
+    def answer_catch_up(self, asker: int, from_slot: int) -> list[SendSnapshot | Decided]:
+        """Decided values from ``from_slot`` on or, if they were compacted, the first window of
+        chunks of our durable snapshot (the asker pulls the rest, then asks for values again).
 
         The run of values holds at most ``catch_up_max_slots`` slots and
         ``catch_up_max_bytes`` of commands (but always one slot, so it makes progress):
@@ -178,11 +234,12 @@ class Replica:
         """
         if from_slot >= self.applied_index:
             return []
-        answer: list[Snapshot | Decided] = []
-        start = from_slot
         if from_slot < self.retained_from:
-            answer.append(Snapshot(self.id, self.snapshot_slot, self.snapshot_data))
-            start = self.snapshot_slot
+            if self.snapshot_slot <= from_slot:
+                return []  # only an installed, not yet durable state covers it: ask later
+            window = self.snapshot_window_chunks
+            return [SendSnapshot(asker, self.snapshot_slot, 0, window)]
+        start = from_slot
         stop = min(self.applied_index, start + self.catch_up_max_slots)
         values: list[Batch] = []
         size_bytes = 0
@@ -193,5 +250,5 @@ class Replica:
                 break
             values.append(value)
         if values:
-            answer.append(Decided(self.id, start, tuple(values), self.applied_index))
-        return answer
+            return [Decided(self.id, start, tuple(values), self.applied_index)]
+        return []

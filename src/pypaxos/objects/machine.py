@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -225,6 +225,14 @@ class ObjectMachine:
             )
         )
 
+    def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
+        """The state as one chunk (``multi.StateMachine``): objects are snapshotted whole."""
+        yield self.snapshot()
+
+    def snapshot_loader(self) -> OneChunkLoader:
+        """Rebuilds this machine from ``snapshot_chunks`` output (one chunk)."""
+        return OneChunkLoader(self)
+
     def restore(self, data: bytes) -> None:
         try:
             snap = _SNAPSHOT_DECODER.decode(data)
@@ -340,6 +348,26 @@ class ObjectMachine:
             if oldest.last_active > horizon:
                 break
             self._sessions.popitem(last=False)
+
+
+class OneChunkLoader:
+    """Loads an ``ObjectMachine`` snapshot (one chunk); the machine is replaced at ``finish``."""
+
+    __slots__ = ("_chunk", "_machine")
+
+    def __init__(self, machine: ObjectMachine) -> None:
+        self._machine = machine
+        self._chunk: bytes | None = None
+
+    def load(self, chunk: bytes) -> None:
+        if self._chunk is not None:
+            raise ValueError("malformed snapshot: an object machine's snapshot is one chunk")
+        self._chunk = chunk
+
+    def finish(self) -> None:
+        if self._chunk is None:
+            raise ValueError("malformed snapshot: no chunk")
+        self._machine.restore(self._chunk)
 
 
 class Group(ObjectMachine):

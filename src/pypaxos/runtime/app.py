@@ -48,9 +48,10 @@ from pypaxos.runtime.wire import (
     ForwardReply,
     WireMessage,
     decode_record,
+    decode_snapshot_meta,
     decode_snapshot_state,
 )
-from pypaxos.storage import CorruptStorageError, FileStorage, Storage, replay
+from pypaxos.storage import CorruptStorageError, FileStorage, SnapshotReader, Storage
 from pypaxos.storage.file import FsyncMode
 from pypaxos.transport import TcpConfig, TcpTransport
 from pypaxos.transport.tls import TlsContexts, TlsError
@@ -88,22 +89,28 @@ class RecoveryError(CorruptStorageError):
     """A record or snapshot passed its checksum but does not decode: refuse to start."""
 
 
-def recover_records(storage: Storage, where: str) -> list[Record]:
+def recover_records(storage: Storage, where: str, machine: StateMachine) -> list[Record]:
     """The storage snapshot's records, then every log record after it, in append order.
 
-    ``where`` names the storage in error messages (the data directory).
+    A chunked snapshot's machine chunks are loaded into ``machine`` here, one at a time (never
+    the whole file in memory); its records then carry the slot only.  ``where`` names the
+    storage in error messages (the data directory).
     """
-    snapshot, log_records = replay(storage)
+    reader = storage.open_snapshot()
     records: list[Record] = []
-    if snapshot is not None:
+    after = 0
+    if reader is not None:
+        after = reader.index
         try:
-            records += decode_snapshot_state(snapshot.data)
+            records += _load_snapshot(reader, machine)
         except (ValueError, RecursionError) as error:  # msgspec.DecodeError is a ValueError
             raise RecoveryError(
-                f"snapshot in {where} (index {snapshot.index}) does not decode: {error}; "
+                f"snapshot in {where} (index {reader.index}) does not decode: {error}; "
                 "the node will not start"
             ) from None
-    for entry in log_records:
+        finally:
+            reader.close()
+    for entry in storage.records(after):
         try:
             records.append(decode_record(entry.data))
         except (ValueError, RecursionError) as error:  # msgspec.DecodeError is a ValueError
@@ -111,6 +118,24 @@ def recover_records(storage: Storage, where: str) -> list[Record]:
                 f"log record {entry.index} in {where} does not decode: {error}; "
                 "the node will not start"
             ) from None
+    return records
+
+
+def _load_snapshot(reader: SnapshotReader, machine: StateMachine) -> list[Record]:
+    """Format 1: one ``SnapshotState``.  Format 2: the machine's chunks (loaded now, one by
+    one), then the ``SnapshotMeta``."""
+    if reader.format_version == 1:
+        return decode_snapshot_state(b"".join(reader.chunks()))
+    loader = machine.snapshot_loader()
+    previous: bytes | None = None
+    for chunk in reader.chunks():
+        if previous is not None:
+            loader.load(previous)
+        previous = chunk
+    if previous is None:
+        raise ValueError("a chunked snapshot without its meta chunk")
+    records = decode_snapshot_meta(previous)
+    loader.finish()
     return records
 
 
@@ -209,15 +234,16 @@ class NodeApp:
             members = tuple(sorted(self.config.member_ids))
             if claim(self.dir, Identity(self.config.cluster_id, self.node_id, members)):
                 log.info("node %d: %s records this cluster now", self.node_id, IDENTITY_NAME)
-            return storage, self._make_node(recover_records(storage, str(self.dir)))
+            machine = KVStateMachine(script_commands=script_command)
+            records = recover_records(storage, str(self.dir), machine)
+            return storage, self._make_node(records, machine)
         except BaseException:
             storage.abandon()
             raise
 
-    def _make_node(self, records: list[Record]) -> Node:
+    def _make_node(self, records: list[Record], machine: KVStateMachine) -> Node:
         config = self.config.multi_config()
         rng = random.Random(os.urandom(16))
-        machine = KVStateMachine(script_commands=script_command)
         if not records:
             return Node(self.node_id, config, rng, machine)
         node = rebuild_node(self.node_id, config, rng, machine, records, str(self.dir))
@@ -453,6 +479,9 @@ class NodeApp:
             f"commit_index:{status.commit_index}",
             f"applied_index:{status.applied_index}",
             f"log_size:{self.driver.log_records}",
+            f"snapshot_slot:{self.driver.node.replica.snapshot_slot}",
+            f"snapshots_saved:{self.driver.snapshots_saved}",
+            f"snapshot_fork_ms:{self.driver.snapshot_fork_s * 1000:.1f}",
             f"pid:{os.getpid()}",
             *self._info_reads(),
             f"leader_known:{int(health.leader_known)}",

@@ -12,7 +12,8 @@ Two optional tables tune the protocol, with ``MultiConfig``'s field names and un
 ``[timeouts]`` takes the ``*_ticks`` fields and ``[limits]`` the windows, batch, queue and log
 bounds.  The runtime's defaults differ from ``MultiConfig``'s (which are sized for the
 simulator): a real node serves hundreds of pipelined clients, so its batches and queue are
-larger, it snapshots less often because a snapshot is a full copy of the store, and its
+larger, it snapshots less often because a snapshot is a full copy of the store (written by a
+forked process, in ``snapshot_chunk_bytes_max`` chunks), and its
 election timeout is longer because a real process stalls now and then.  ``thrifty`` (a
 boolean, default true) is ``MultiConfig.thrifty``: the leader sends each ``Accept`` to a
 quorum's worth of followers only and the others catch up from heartbeats; ``false`` sends every
@@ -78,6 +79,8 @@ LIMIT_KEYS: tuple[str, ...] = (
     "log_window_slots",
     "catch_up_max_slots",
     "catch_up_max_bytes",
+    "snapshot_window_chunks",
+    "snapshot_chunk_bytes_max",
 )
 
 # Runtime defaults (see the module docstring).  Timings at tick_ms = 10: heartbeats every
@@ -109,6 +112,10 @@ RUNTIME_LIMITS: dict[str, int] = {
     # a million entries behind needs only a few dozen round trips after the snapshot.
     "catch_up_max_slots": 512,
     "catch_up_max_bytes": 2 * 1024 * 1024,
+    # A snapshot is written, sent and installed in chunks of 1 MiB (a few ms of decoding each
+    # on the receiver), four in flight per receiver.
+    "snapshot_window_chunks": 4,
+    "snapshot_chunk_bytes_max": 1024 * 1024,
 }
 
 TOP_KEYS = (

@@ -72,6 +72,7 @@ from pypaxos.multi import (
     Applied,
     Batch,
     Busy,
+    CompactLog,
     LogBug,
     MultiConfig,
     PersistOwnVote,
@@ -79,6 +80,11 @@ from pypaxos.multi import (
     Redirect,
     Reply,
     Role,
+    SendSnapshot,
+    SnapshotRecord,
+    TakeSnapshot,
+    capture,
+    chunk_messages,
 )
 from pypaxos.sim.kv_client import (
     READ_SEQ_FLAG,
@@ -103,6 +109,8 @@ FAULT_FRACTION = 0.75  # heal once this share of the operations has been invoked
 CLIENT_ID_BASE = 100  # client actor i is CLIENT_ID_BASE + i (nodes are 1..n)
 LINCHECK_TIMEOUT_S = 10.0
 OWN_VOTE_SYNC_TICKS = (1, 8)  # a leader's fsync of its own vote takes this long (uniform)
+SNAPSHOT_SAVE_TICKS = (2, 12)  # a snapshot written out of line takes this long (uniform)
+SNAPSHOT_CHUNK_BYTES = 96  # small chunks, so a transfer takes several messages and a window
 CONVERGE_TICKS = 200  # after the final reads, every node must apply the same prefix this fast
 
 
@@ -156,6 +164,8 @@ class KVSettings:
             snapshot_every_slots=8,
             log_window_slots=32,
             catch_up_max_slots=8,
+            snapshot_window_chunks=2,
+            snapshot_chunk_bytes_max=SNAPSHOT_CHUNK_BYTES,
             thrifty=self.thrifty,
             follower_reads=self.follower_reads,
             lease_ticks=LEASE_TICKS if self.reads == "lease" else 0,
@@ -710,8 +720,52 @@ class KVWorld(Simulator[object]):
             self.apply(node, [Send(self._client_of(rid), ClientBusy(node, rid))])
         elif type(effect) is PersistOwnVote:
             self._write_own_vote(node, effect.record)
+        elif type(effect) is TakeSnapshot:
+            self._take_snapshot(node)
+        elif type(effect) is CompactLog:
+            self.record_disk.compact(node, effect.slot)
+        elif type(effect) is SendSnapshot:
+            durable = self.record_disk.latest_snapshot(node)
+            sends = [Send(effect.to, m) for m in chunk_messages(node, effect, durable)]
+            self.apply(node, sends)
         else:
             super().on_effect(node, effect)
+
+    def _take_snapshot(self, node: int) -> None:
+        """A snapshot out of line: the state is copied now (as a fork would), written some ticks
+        later; the node hears ``snapshot_saved`` then.  A crash before loses it."""
+        actor = self.node_actor(node)
+        record = capture(actor.node)
+        low, high = SNAPSHOT_SAVE_TICKS
+        delay = low + int(self.rng.random() * (high - low + 1))
+        self.at(self.now + delay, lambda: self._snapshot_written(node, actor, record))
+
+    def _snapshot_written(self, node: int, actor: object, record: SnapshotRecord) -> None:
+        if not self.is_up(node) or self.actor(node) is not actor:
+            return  # crashed since: the snapshot was never written
+        if self._paused(node):
+            self.held.append((node, partial(self._snapshot_written, node, actor, record)))
+            return
+        assert isinstance(actor, NodeActor)
+        self.record_disk.write(node, record, sync=True)
+        if self.trace is not None:
+            self.log(f"{self.name(node)} snapshot saved: slot {record.slot}")
+        self.apply(node, actor.node.snapshot_saved(record.slot))
+
+    def after_restart(self, node: int) -> None:
+        """A restarted node still holds every durable vote its durable snapshot does not cover
+        (a vote lost by compacting too early is an acceptance a quorum counted on)."""
+        super().after_restart(node)
+        acceptor = self.node_actor(node).node.acceptor
+        for (slot, ballot), (_value, voters) in self.votes.items():
+            if node not in voters or slot < acceptor.log_start:
+                continue
+            vote = acceptor.accepted.get(slot)
+            if vote is None or vote.ballot < ballot:
+                self.violations.append(
+                    f"n{node} restarted without its durable vote in slot {slot} at {ballot}"
+                )
+                return
 
     def _write_own_vote(self, node: int, record: AcceptRecord) -> None:
         """A leader's own vote: into the page cache now, its fsync done some ticks later.
@@ -823,7 +877,10 @@ class KVWorld(Simulator[object]):
         return lin
 
     def _check_replicas(self) -> None:
-        snapshots = {n: self.node_actor(n).machine.snapshot() for n in self.node_list}
+        snapshots = {
+            n: tuple(self.node_actor(n).machine.snapshot_chunks(SNAPSHOT_CHUNK_BYTES))
+            for n in self.node_list
+        }
         if len(set(snapshots.values())) > 1:
             first = snapshots[self.node_list[0]]
             differ = [f"n{n}" for n, s in snapshots.items() if s != first]

@@ -41,13 +41,18 @@ from pypaxos.multi import (
     Applied,
     Batch,
     Busy,
+    CompactLog,
     MultiConfig,
     PersistOwnVote,
     Promise,
     Redirect,
     Reply,
     Role,
-    Snapshot,
+    SendSnapshot,
+    SnapshotChunk,
+    TakeSnapshot,
+    capture,
+    chunk_messages,
 )
 from pypaxos.objects import (
     Call,
@@ -346,8 +351,9 @@ class ObjectWorld(Simulator[object]):
             settings.nemesis().straggle_prob,
             settings.nemesis().straggle_ticks,
         )
+        self.record_disk = RecordLogDisk()
         super().__init__(
-            (*self.node_list, *self.client_ids), self._build, rng, network, RecordLogDisk()
+            (*self.node_list, *self.client_ids), self._build, rng, network, self.record_disk
         )
         self.nemesis = Nemesis(
             self,
@@ -484,13 +490,24 @@ class ObjectWorld(Simulator[object]):
             self.apply(node, [Send(self._client_of(effect.request_id), busy)])
         elif type(effect) is PersistOwnVote:
             self._write_own_vote(node, effect.record)
+        elif type(effect) is TakeSnapshot:  # written at once: the KV simulator delays it
+            actor = self.node_actor(node)
+            record = capture(actor.node)
+            self.record_disk.write(node, record, sync=True)
+            self.apply(node, actor.node.snapshot_saved(record.slot))
+        elif type(effect) is CompactLog:
+            self.record_disk.compact(node, effect.slot)
+        elif type(effect) is SendSnapshot:
+            durable = self.record_disk.latest_snapshot(node)
+            sends = [Send(effect.to, m) for m in chunk_messages(node, effect, durable)]
+            self.apply(node, sends)
         else:
             super().on_effect(node, effect)
 
     def on_send(self, src: int, dst: int, msg: object) -> None:
         if self.nemesis.promise_armed and type(msg) is Promise:
             self.nemesis.promised(src)
-        if type(msg) is Snapshot:
+        if type(msg) is SnapshotChunk and msg.seq == 0:  # a transfer begins (or restarts)
             self.snapshots_sent += 1
 
     def _write_own_vote(self, node: int, record: AcceptRecord) -> None:
