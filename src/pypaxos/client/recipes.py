@@ -129,6 +129,7 @@ class _Lease:
         self.ttl_ms = ttl_ms
         self.value = value
         self.owner = secrets.token_hex(8)
+        self.acquire_script = ACQUIRE_SCRIPT
         self._record: bytes | None = None
         self._keeper: asyncio.Task[None] | None = None
         self.lost = asyncio.Event()
@@ -149,7 +150,7 @@ class _Lease:
             return self.holder
         try:
             reply = await self.client.write(
-                "EVAL", ACQUIRE_SCRIPT, 2, self.key, self.token_key,
+                "EVAL", self.acquire_script, 2, self.key, self.token_key,
                 self.owner, self.ttl_ms, self.value,
             )  # fmt: skip
         except OutcomeUnknownError:
@@ -283,6 +284,15 @@ class Lock:
 
     async def renew(self) -> bool:
         return await self._lease.renew()
+
+    async def stop_keep_alive(self) -> None:
+        """Stop renewing (the lease then lapses after its TTL unless renewed by hand)."""
+        await self._lease._stop_keeper()
+
+    def use_acquire_script(self, script: str) -> None:
+        """Take the lease with another script of ``ACQUIRE_SCRIPT``'s contract: for checking
+        that a broken one is caught (the torture harness plants one)."""
+        self._lease.acquire_script = script
 
     async def release(self) -> bool:
         return await self._lease.release()
