@@ -19,3 +19,7 @@ class KvBug(PlantedBug):
         "watch-misses-writes",
         "WATCH is not told of modifications, so EXEC runs after a watched key changed",
     )
+    EXPIRED_SESSION_REOPENS = (
+        "refused-client-reopens",
+        "a client id refused as expired leaves no tombstone, so a late first request reopens it",
+    )

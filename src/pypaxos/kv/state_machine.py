@@ -24,8 +24,16 @@ Bounded memory.  Sessions expire by applied index, which every replica agrees on
 whose last request was applied ``session_ttl_commands`` or more commands ago is forgotten, so
 the table never holds more than ``session_ttl_commands`` clients.  A forgotten client's next
 request (any ``seq`` other than 1) is answered ``SessionExpired`` and not applied, so a late
-retry is refused rather than applied twice.  The one hole, as in any expiring scheme: a retry of
-a client's *first* request (``seq == 1``) arriving after its session expired is applied again.
+retry is refused rather than applied twice.
+
+Refused means refused for good.  The refusal leaves a tombstone (a ``Session`` marked
+``closed``) under the client id, and every later request under that id, ``seq == 1`` included,
+is answered ``SessionExpired`` too.  Without it: a client gives up on ``seq`` 1 and sends
+``seq`` 2; 2 is decided first and refused, so the client moves to a new id; a late copy of 1
+then opens the old session again, and a late copy of 2 runs although the client was told it
+had not.  The tombstone expires like a session (by applied count), so the table stays bounded.
+The one hole left, as in any expiring scheme: a copy delayed past a whole TTL (a retry of a
+client's first request arriving after its session, or its tombstone, expired is applied).
 Choose the TTL far above the number of commands applied during a client's retry timeout.
 
 Time.  Keys may have deadlines (``SetWith``'s TTL, ``Expire``).  The machine has no clock of
@@ -193,13 +201,21 @@ class Session(msgspec.Struct, array_like=True):
     """One client's dedup entry: its last applied ``seq`` and the result it got.
 
     ``last_active`` is the applied index of the client's latest request (new or retry); the
-    session expires once ``applied - last_active >= session_ttl_commands``.
+    session expires once ``applied - last_active >= session_ttl_commands``.  ``last_seq == 0``
+    marks a tombstone (``closed``): the client was told ``SessionExpired`` and every later
+    request under its id is refused too.  An open session has always applied a ``seq`` of at
+    least 1, so the mark needs no field of its own and the snapshot format is unchanged.
     """
 
     client_id: int
     last_seq: int
     last_active: int
     result: bytes
+
+    @property
+    def closed(self) -> bool:
+        """Is this a tombstone (the client id was refused as expired)?"""
+        return self.last_seq == 0
 
 
 class Snapshot(msgspec.Struct, frozen=True, array_like=True):
@@ -396,10 +412,10 @@ class KVStateMachine:
         """The last ``seq`` applied for ``client_id`` here (``None``: no session, never opened
         or expired): lets a server tell a new read of a session from one the log must judge."""
         session = self._sessions.get(client_id)
-        return None if session is None else session.last_seq
+        return None if session is None or session.closed else session.last_seq
 
     def sessions(self) -> tuple[Session, ...]:
-        """A copy of the dedup table, least recently active first."""
+        """A copy of the dedup table (tombstones included), least recently active first."""
         return tuple(msgspec.structs.replace(s) for s in self._sessions.values())
 
     # --- StateMachine -------------------------------------------------------------------------
@@ -548,9 +564,15 @@ class KVStateMachine:
         session = self._sessions.get(request.client_id)
         if session is None:
             if request.seq != 1:
+                if KvBug.EXPIRED_SESSION_REOPENS not in self.bugs:
+                    self._close(request.client_id)
                 return _EXPIRED
             session = Session(request.client_id, 0, self._applied, b"")
             self._sessions[request.client_id] = session
+        elif session.closed:  # a tombstone: refused for good (until it expires)
+            session.last_active = self._applied
+            self._sessions.move_to_end(request.client_id)
+            return _EXPIRED
         session.last_active = self._applied
         self._sessions.move_to_end(request.client_id)
         self._requester = request.client_id
@@ -567,6 +589,13 @@ class KVStateMachine:
         session.last_seq = request.seq
         session.result = result
         return result
+
+    def _close(self, client_id: int) -> None:
+        """Leave a tombstone for ``client_id``, just refused as expired: the client moves to a
+        new id, and a late copy of its first request must not open this one again (after which
+        a late copy of the refused request would run although it was answered "not applied").
+        The tombstone expires like a session."""
+        self._sessions[client_id] = Session(client_id, 0, self._applied, _EXPIRED)
 
     def _execute_all(self, ops: tuple[Command, ...]) -> tuple[Result, ...]:
         """``_execute`` of each op in order, with the commonest two inlined (the hot loop of a

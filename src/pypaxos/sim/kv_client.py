@@ -16,9 +16,9 @@ few keys (read, write, cas, delete, incr), records ``invoke`` in the history, an
 * after ``attempts_max`` sends it gives up: the operation is recorded ``info`` (it may or may not
   have happened) and the client moves on to ``seq + 1``;
 * ``SessionExpired`` (the machine has no session for this client: its ``seq = 1`` request was
-  given up and never applied) is recorded ``info``, not ``fail``: this copy was not applied, but
-  another copy of the same request may still be, behind a late copy of ``seq = 1`` that creates
-  the session.  The client then starts over under a fresh KV client id, as the reply asks.
+  given up and never applied) is recorded ``fail``: the refusal leaves a tombstone under the
+  client id, so neither this request nor a late copy of ``seq = 1`` can run later.  The client
+  then starts over under a fresh KV client id, as the reply asks.
 
 Optimistic transactions.  Some compare-and-sets are made the way a Redis client makes one with
 ``WATCH``: a first request watches the key and reads it (a ``RequestBatch`` of ``Watch`` and
@@ -288,9 +288,11 @@ def _unwrap(result: Result, op: Operation) -> tuple[EventType, HistoryValue] | N
             if op.f == "incr":
                 return "fail", None
         case SessionExpired():
-            # Not applied *this time*, yet not "fail": another copy of this request may still
-            # be in the log behind a late copy of an earlier request that recreates the session.
-            return "info", op.value
+            # Not applied, and never will be: the refusal closes the client id (a tombstone
+            # that outlives any run here), so no late copy of this request or of an earlier
+            # one can reopen the session and run it.  A machine that reopens it (the planted
+            # ``KvBug.EXPIRED_SESSION_REOPENS``) runs a request the history says failed.
+            return "fail", op.value
         case _:
             pass
     return None
