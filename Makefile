@@ -43,8 +43,11 @@ test: lint typecheck packages pytest
 # Debian's Chromium for the explorer's browser test, nftables and iptables for the torture
 # harness's network namespaces (both packet filters are tested), redis-tools
 # (redis-benchmark) for the benchmark's own test and redis-server for the differential test of
-# the string commands (tests/runtime/test_runtime_redis_diff.py); the tests that need them skip, saying why,
-# if they cannot be installed.
+# the string commands (tests/runtime/test_runtime_redis_diff.py), podman (with runc, which
+# works with this kernel's hybrid cgroups where crun does not) and debootstrap for the container
+# test (tests/deploy/test_deploy_podman.py; slirp4netns and uidmap come with podman), fuse3
+# (libfuse 3 and fusermount3) for the power-cut filesystem (pypaxos.torture.powerfs); the tests
+# that need them skip, saying why, if they cannot be installed.
 packages:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
@@ -52,6 +55,10 @@ packages:
 	command -v iptables-restore >/dev/null || [ -x /usr/sbin/iptables-restore ] || missing="$$missing iptables"; \
 	command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing="$$missing runc"; \
+	command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing="$$missing debootstrap"; \
+	command -v fusermount3 >/dev/null || missing="$$missing fuse3"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) \
 		|| echo "could not install$$missing: the tests that need them will be skipped"; \

@@ -66,6 +66,26 @@ def pypaxos_configs(args: argparse.Namespace) -> list[ClusterBenchConfig]:
     return [full, *others]
 
 
+def reads_stage(args: argparse.Namespace, data: Json, save: Callable[[], None]) -> None:
+    """Reads in every mode beside Redis's GET and etcd's reads (``bench/reads_bench.py``)."""
+    import reads_bench
+
+    peers_skipped = {"redis", "etcd"} & set(args.skip.split(","))
+    log("reads: every read mode, 3 and 5 nodes; Redis GET; etcd reads")
+    data["reads"] = reads_bench.measure(
+        [3, 5], list(reads_bench.MODES), args.duration_s, peers_skipped, args.data_root
+    )
+    save()
+
+
+def reads_section(data: Json) -> str:
+    import reads_bench
+
+    if not data.get("reads"):
+        return ""
+    return "\n### Reads (bench/reads_bench.py)\n\n" + reads_bench.render(data["reads"]) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -77,7 +97,7 @@ def main() -> int:
     parser.add_argument("--catch-up-entries", type=int, default=1_000_000)
     parser.add_argument("--etcd-check-perf", default="l", help="etcdctl check perf loads")
     parser.add_argument("--quick", action="store_true", help="2 runs of 1.5 s, no long checks")
-    parser.add_argument("--skip", default="", help="comma-separated: pysyncobj,redis,etcd")
+    parser.add_argument("--skip", default="", help="comma-separated: pysyncobj,redis,etcd,reads")
     parser.add_argument("--data-root", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--json", type=Path, default=HERE / "last-run.json")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
@@ -138,11 +158,14 @@ def main() -> int:
                 log(f"{name} failed: {error!r}")
                 data.setdefault("failures", []).append(f"{name}: {error!r}")
             save()
+        if "reads" not in skip:
+            reads_stage(args, data, save)
         data["load_average_end"] = os.getloadavg()
         save()
         log(f"measured in {data['elapsed_s'] / 60:.1f} min; results in {args.json}")
 
     text, summary = report.render(data, args.plots, HERE.parent)
+    text += reads_section(data)
     moved = results_file.publish(args.results, args.results.parent / "history", text)
     print(summary)
     print(

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
 # lock file -> the extras it installs (besides the base dependencies and the build backend)
 LOCKS: dict[str, tuple[str, ...]] = {
+    # What a node needs and nothing else: the container image installs only this.
+    "requirements/runtime.lock": (),
     "requirements/dev.lock": ("dev",),
     "requirements/bench.lock": ("dev", "bench"),
 }

@@ -69,6 +69,20 @@ def test_up_status_down_round_trip(
     code, out, _ = in_process(capsys, "cluster", "status", "--data", str(data))
     assert code == 0 and "leader" in out and "follower" in out
 
+    # The same from the client addresses alone, as from another machine; one of them dead.
+    dead = f"127.0.0.1:{processes.find_free_base_port(1)}"
+    endpoints = ",".join([f"127.0.0.1:{base + i}" for i in (2, 0, 1)] + [dead])
+    code, out, err = in_process(capsys, "cluster", "status", "--endpoints", endpoints, "--json")
+    assert code == 0, err
+    remote = json.loads(out)["nodes"]
+    assert [n["id"] for n in remote] == [3, 1, 2, None]
+    assert [n["role"] for n in remote][:3] == [n["role"] for n in (nodes[2], nodes[0], nodes[1])]
+    assert remote[3] == {
+        "id": None, "pid": None, "role": "down", "client": dead,
+        "ballot": None, "commit_index": None, "lag": None,
+    }  # fmt: skip
+    assert all(isinstance(n["lag"], int) for n in remote[:3])
+
     code, _, err = in_process(capsys, "cluster", "up", "--data", str(data))
     assert code == 1 and "already running" in err
     other = str(tmp_path / "other")
@@ -109,3 +123,10 @@ def test_status_without_a_cluster_says_so(
 ) -> None:
     code, _, err = in_process(capsys, "cluster", "status", "--data", str(tmp_path / "none"))
     assert code == 1 and "no cluster" in err
+
+
+def test_endpoints_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = in_process(capsys, "cluster", "status", "--endpoints", "nohost")
+    assert code == 2 and "--endpoints" in err
+    code, _, err = in_process(capsys, "cluster", "status", "--endpoints", "h:1", "--user", "u")
+    assert code == 2 and "PYPAXOS_PASSWORD" in err

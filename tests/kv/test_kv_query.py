@@ -35,3 +35,16 @@ def test_query_refuses_writes_and_garbage_and_changes_nothing() -> None:
     for command in (write, mixed, b"\xc1garbage"):
         assert isinstance(decode_answer(machine.query(command)), Error)
     assert machine.get(b"k") is None and machine.applied == 0
+
+
+def test_last_seq_names_an_open_session_and_forgets_an_expired_one() -> None:
+    machine = KVStateMachine(session_ttl_commands=2)
+    assert machine.last_seq(7) is None  # never opened
+    machine.apply(encode_request(Request(7, 1, Set(b"k", b"v"))))
+    machine.apply(encode_request(Request(7, 4, Set(b"k", b"w"))))
+    assert machine.last_seq(7) == 4
+    machine.query(encode_request(Request(7, 5, Get(b"k"))))
+    assert machine.last_seq(7) == 4  # a query leaves the session as it was
+    for seq in (1, 2):
+        machine.apply(encode_request(Request(8, seq, Set(b"o", b"x"))))
+    assert machine.last_seq(7) is None and machine.last_seq(8) == 2  # 7 expired

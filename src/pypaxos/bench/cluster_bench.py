@@ -319,7 +319,7 @@ async def bench_cluster(cfg: ClusterBenchConfig) -> Json:
         try:  # the long checks come last; a failure is reported, not fatal
             if cfg.rss_check:
                 result["rss"] = await _rss_check(target, cfg)
-            if cfg.catch_up_entries:
+            if cfg.catch_up_entries and leader.id is not None:
                 result["catch_up"] = await _catch_up(target, leader.id, cfg)
         except (OSError, RuntimeError, AssertionError, ClusterError) as error:
             cfg.log(f"check failed: {error!r}")

@@ -1,5 +1,10 @@
 """``pypaxos cluster status``: every node's role, ballot, commit index and lag, from ``INFO``.
 
+The members come from the local data directory's ``cluster.toml`` (``--data``), or, for nodes
+on other machines or in containers, from ``--endpoints HOST:PORT,...`` (their client
+addresses), with ``--tls-ca`` for TLS client ports and ``--user`` (password from the
+``PYPAXOS_PASSWORD`` environment variable) for clusters with ``[[users]]``.
+
 ``--json`` prints one object, ``{"nodes": [{"id", "pid", "role", "client", "ballot",
 "commit_index", "lag"}, ...]}``, for scripts and tests; a node that does not answer has role
 ``down`` and ``null`` for what only it could say (``pid`` is its pid file's, if that process is
@@ -9,14 +14,21 @@ alive).  Exit 0 when the status could be read, 1 when there is no cluster in the
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
+import ssl
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from pypaxos.cli.usage import UsageError
 from pypaxos.cluster.local import ClusterError, LocalCluster, NodeStatus
+from pypaxos.cluster.remote import endpoint_statuses, parse_endpoints
+
+PASSWORD_ENV = "PYPAXOS_PASSWORD"
 
 ROLE_STYLES = {"leader": "bold green", "follower": "cyan", "candidate": "yellow", "down": "red"}
 
@@ -24,6 +36,17 @@ ROLE_STYLES = {"leader": "bold green", "follower": "cyan", "candidate": "yellow"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=Path("data"), help="data directory (./data)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--endpoints",
+        metavar="HOST:PORT,...",
+        help="ask these client addresses instead of reading --data (nodes on other machines)",
+    )
+    parser.add_argument(
+        "--tls-ca", type=Path, metavar="FILE", help="with --endpoints: TLS, trusting this CA"
+    )
+    parser.add_argument(
+        "--user", help=f"with --endpoints: AUTH as this user (password from ${PASSWORD_ENV})"
+    )
 
 
 def table(nodes: list[NodeStatus]) -> Table:
@@ -33,7 +56,7 @@ def table(nodes: list[NodeStatus]) -> Table:
     for node in nodes:
         style = ROLE_STYLES.get(node.role, "")
         view.add_row(
-            str(node.id),
+            "-" if node.id is None else str(node.id),
             "-" if node.pid is None else str(node.pid),
             f"[{style}]{node.role}[/]" if style else node.role,
             node.ballot or "-",
@@ -46,7 +69,7 @@ def table(nodes: list[NodeStatus]) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        nodes = LocalCluster.open(args.data).status()
+        nodes = _remote(args) if args.endpoints else LocalCluster.open(args.data).status()
     except ClusterError as error:
         print(f"pypaxos: error: {error}", file=sys.stderr)
         return 1
@@ -55,3 +78,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         Console().print(table(nodes))
     return 0
+
+
+def _remote(args: argparse.Namespace) -> list[NodeStatus]:
+    try:
+        endpoints = parse_endpoints(args.endpoints)
+    except ValueError as error:
+        raise UsageError(f"--endpoints: {error}") from None
+    credentials = None
+    if args.user is not None:
+        password = os.environ.get(PASSWORD_ENV)
+        if password is None:
+            raise UsageError(f"--user needs the password in ${PASSWORD_ENV}")
+        credentials = (args.user, password)
+    tls = None
+    if args.tls_ca is not None:
+        try:
+            tls = ssl.create_default_context(cafile=str(args.tls_ca))
+        except (OSError, ssl.SSLError) as error:
+            raise UsageError(f"--tls-ca {args.tls_ca}: {error}") from None
+    return asyncio.run(endpoint_statuses(endpoints, tls=tls, credentials=credentials))

@@ -262,7 +262,7 @@ async def monitor(
 async def kill_leader(cluster: LocalCluster, stats: Stats) -> None:
     nodes = await cluster.statuses()
     leader = next((n for n in nodes if n.role == "leader"), None)
-    if leader is None:
+    if leader is None or leader.id is None:
         stats.note("no leader to kill right now; trying again shortly")
         return
     pids = cluster.kill(leader.id, signal.SIGKILL)

@@ -17,7 +17,9 @@ from pathlib import Path
 from pypaxos.cli.usage import add_bug_argument
 from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.multi import LogBug
+from pypaxos.storage.file import FSYNC_MODES
 from pypaxos.torture.nemesis import AIMED_NEMESES, NEMESES
+from pypaxos.torture.reads import READ_MODES, ReadSetup
 from pypaxos.torture.run import Options, Verdict, default_seed, torture
 
 
@@ -38,10 +40,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="netns when root and ip netns work (auto, the default), or force one",
     )
+    parser.add_argument(
+        "--fsync",
+        choices=FSYNC_MODES,
+        default="always",
+        help="the nodes' fsync setting (always); never shows what the power nemesis catches",
+    )
     parser.add_argument("--out", type=Path, help="run folder (default: a new temporary one)")
     parser.add_argument("--seed", type=int, help="nemesis and workload seed (default: random)")
     parser.add_argument("--clients", type=int, default=5, help="concurrent clients (5)")
     parser.add_argument("--keys", type=int, default=3, help="shared keys (3)")
+    parser.add_argument(
+        "--reads",
+        choices=READ_MODES,
+        default="read-index",
+        help="how the nodes serve reads (read-index; follower: read-index with follower reads)",
+    )
+    parser.add_argument(
+        "--readers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="read-only clients, each bound to one node for good (0)",
+    )
+    parser.add_argument(
+        "--read-fraction",
+        type=float,
+        default=0.45,
+        metavar="F",
+        help="share of the clients' operations that are reads (0.45)",
+    )
+    parser.add_argument(
+        "--lease-ticks",
+        type=int,
+        metavar="N",
+        help="with --reads lease: the lease length in ticks (default: the runtime's)",
+    )
     parser.add_argument(
         "--agreement-rounds",
         type=int,
@@ -78,10 +112,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown bug {error.name} (--bug list shows them)") from None
     if args.time <= 0 or args.clients < 1 or args.keys < 1:
         raise UsageError("--time, --clients and --keys must be positive")
+    if args.readers < 0 or not 0.0 <= args.read_fraction <= 1.0:
+        raise UsageError("--readers must not be negative, --read-fraction in [0, 1]")
+    try:
+        reads = ReadSetup(args.reads, args.lease_ticks)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    nemeses = parse_nemeses(args.nemesis)
+    if reads.mode == "lease" and "clock" in nemeses:
+        print(
+            "torture: note: the clock nemesis breaks the lease's clock assumption on purpose; "
+            "a violation may be the assumption's (clock-drift keeps to it)",
+            flush=True,
+        )
     options = Options(
         time_s=args.time,
         nodes=args.nodes,
-        nemeses=parse_nemeses(args.nemesis),
+        nemeses=nemeses,
         bugs=args.bug,
         mode=args.mode,
         out=args.out,
@@ -89,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
         clients=args.clients,
         keys=args.keys,
         agreement_rounds=args.agreement_rounds,
+        reads=reads,
+        readers=args.readers,
+        read_fraction=args.read_fraction,
+        fsync=args.fsync,
     )
     try:
         verdict = asyncio.run(_main(options))

@@ -3,11 +3,12 @@
 It keeps one connection, to the leader (found with ``INFO``), moving on along its address list
 when a connection fails.  Writes go out as ``PAXOS.REQ client_id seq ...``; a retry repeats the
 same pair and the state machine answers it from its session table, so a retried write is
-applied at most once (Raft thesis section 6.3).  Reads go through the log too (linearizable)
-and need no session.  Errors say what is known: ``OutcomeUnknownError`` or
-``UnavailableError``.  Pass ``ssl`` for TLS.  Sessions allow one outstanding request per client
-id, so one object runs one request at a time (calls queue on an ``asyncio.Lock``): use one
-client per concurrent worker.
+applied at most once (Raft thesis section 6.3).  Reads are plain commands and need no session:
+the cluster serves them linearizably on its configured read path (read-index, lease or
+follower reads, or the log), so a read costs no log slot unless the cluster says so.  Errors
+say what is known: ``OutcomeUnknownError`` or ``UnavailableError``.  Pass ``ssl`` for TLS.
+Sessions allow one outstanding request per client id, so one object runs one request at a time
+(calls queue on an ``asyncio.Lock``): use one client per concurrent worker.
 
 More: docs/design.md, 'The client'.
 """
@@ -376,14 +377,25 @@ def _describe(error: BaseException) -> str:
 
 
 async def fetch_info(
-    address: str | Address, timeout_s: float = 1.0, ssl: SSLContext | None = None
+    address: str | Address,
+    timeout_s: float = 1.0,
+    ssl: SSLContext | None = None,
+    credentials: tuple[str, str] | None = None,
 ) -> dict[str, str]:
-    """``INFO`` of one node over a fresh connection (TLS with ``ssl``); raises
-    ``OSError``/``TimeoutError``."""
+    """``INFO`` of one node over a fresh connection (TLS with ``ssl``, ``AUTH user password``
+    first with ``credentials``); raises ``OSError``/``TimeoutError``, and ``CommandError``
+    if the node refuses the credentials."""
 
     async def once() -> dict[str, str]:
         connection = await _Connection.open(parse_address(address), ssl)
         try:
+            if credentials is not None:
+                user, password = credentials
+                answer = await connection.roundtrip(
+                    encode_command(b"AUTH", user.encode(), password.encode())
+                )
+                if isinstance(answer, ErrorReply):
+                    raise CommandError(answer)
             reply = await connection.roundtrip(encode_command(b"INFO"))
         finally:
             await connection.close()

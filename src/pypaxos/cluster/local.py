@@ -22,7 +22,7 @@ import signal
 import ssl
 import subprocess
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -52,7 +52,7 @@ class ClusterError(Exception):
 class NodeStatus:
     """One node as ``cluster status`` shows it; ``None`` fields are unknown (node down)."""
 
-    id: int
+    id: int | None  # None: a node reached by address that did not answer (``cluster.remote``)
     pid: int | None
     role: str  # leader | follower | candidate | down
     client: str
@@ -65,6 +65,32 @@ class NodeStatus:
         fields = asdict(self)
         del fields["leader_id"]
         return fields
+
+
+def leader_commit_index(infos: Sequence[dict[str, str] | BaseException]) -> int | None:
+    """The commit index of the node that says it leads, if one answered."""
+    for info in infos:
+        if isinstance(info, dict) and info.get("role") == "leader":
+            return _int(info.get("commit_index"))
+    return None
+
+
+def node_status(
+    info: dict[str, str], client: str, leader_commit: int | None, node_id: int | None = None
+) -> NodeStatus:
+    """A node's ``NodeStatus`` from its ``INFO`` (its own ``node_id`` unless given)."""
+    commit = _int(info.get("commit_index"))
+    lag = None if leader_commit is None or commit is None else leader_commit - commit
+    return NodeStatus(
+        id=_int(info.get("node_id")) if node_id is None else node_id,
+        pid=_int(info.get("pid")),
+        role=info.get("role", "unknown"),
+        client=client,
+        ballot=info.get("ballot") or None,
+        commit_index=commit,
+        lag=lag,
+        leader_id=_int(info.get("leader_id")),
+    )
 
 
 def _int(text: str | None) -> int | None:
@@ -201,41 +227,17 @@ class LocalCluster:
         infos = await asyncio.gather(
             *(fetch_info(m.client, timeout_s, tls) for m in members), return_exceptions=True
         )
-        leader_commit: int | None = None
-        for info in infos:
-            if isinstance(info, dict) and info.get("role") == "leader":
-                leader_commit = _int(info.get("commit_index"))
+        leader_commit = leader_commit_index(infos)
         result: list[NodeStatus] = []
         for member, info in zip(members, infos, strict=True):
-            if not isinstance(info, dict):
+            if isinstance(info, dict):
+                result.append(node_status(info, member.client, leader_commit, member.id))
+            else:
                 pids = processes.node_pids(self.spec, member.id)
+                pid = pids[0] if pids else None
                 result.append(
-                    NodeStatus(
-                        member.id,
-                        pids[0] if pids else None,
-                        "down",
-                        member.client,
-                        None,
-                        None,
-                        None,
-                        None,
-                    )
+                    NodeStatus(member.id, pid, "down", member.client, None, None, None, None)
                 )
-                continue
-            commit = _int(info.get("commit_index"))
-            lag = None if leader_commit is None or commit is None else leader_commit - commit
-            result.append(
-                NodeStatus(
-                    id=member.id,
-                    pid=_int(info.get("pid")),
-                    role=info.get("role", "unknown"),
-                    client=member.client,
-                    ballot=info.get("ballot") or None,
-                    commit_index=commit,
-                    lag=lag,
-                    leader_id=_int(info.get("leader_id")),
-                )
-            )
         return result
 
     def status(self) -> list[NodeStatus]:

@@ -254,6 +254,12 @@ class KVStateMachine:
         """The machine's clock: the latest request time applied."""
         return self._now_ms
 
+    def last_seq(self, client_id: int) -> int | None:
+        """The last ``seq`` applied for ``client_id`` here (``None``: no session, never opened
+        or expired): lets a server tell a new read of a session from one the log must judge."""
+        session = self._sessions.get(client_id)
+        return None if session is None else session.last_seq
+
     def sessions(self) -> tuple[Session, ...]:
         """A copy of the dedup table, least recently active first."""
         return tuple(msgspec.structs.replace(s) for s in self._sessions.values())

@@ -138,6 +138,7 @@ class Node:
         "catch_up_asked",
         "catch_up_hint",
         "catch_up_next",
+        "commit_seen",
         "commit_unannounced",
         "config",
         "detector",
@@ -196,6 +197,7 @@ class Node:
         self.leader_ballot: Ballot = NULL_BALLOT
         self.highest_seen: Ballot = acceptor.promised
         self.catch_up_hint: tuple[int, int] | None = None  # (commit index, node that has it)
+        self.commit_seen = 0  # the highest commit index peers advertised (``commit_index_seen``)
         self.catch_up_next = 0
         self.catch_up_asked: int | None = None  # who the last CatchUp went to
         self.incoming: IncomingSnapshot | None = None  # a peer's snapshot being received
@@ -244,6 +246,12 @@ class Node:
     @property
     def applied_index(self) -> int:
         return self.replica.applied_index
+
+    @property
+    def commit_index_seen(self) -> int:
+        """The highest commit index any peer advertised to us, or our own: how far the cluster
+        is known to be, for health checks (how far behind this node's applies are)."""
+        return max(self.commit_seen, self.replica.applied_index)
 
     @property
     def status(self) -> Status:
@@ -812,6 +820,7 @@ class Node:
         return effects
 
     def _note_commit(self, commit_index: int, node: int) -> None:
+        self.commit_seen = max(self.commit_seen, commit_index)
         if node == self.id or commit_index <= self.replica.applied_index:
             return
         if self.catch_up_hint is None or commit_index >= self.catch_up_hint[0]:

@@ -64,6 +64,7 @@ class ReadIndex:
         "remote_ready",
         "round",
         "rounds",
+        "rounds_for_reads",
         "unasked",
         "unsent",
     )
@@ -72,6 +73,7 @@ class ReadIndex:
         self.id = node_id
         self.quorum = quorum
         self.round = 0  # the latest confirmation round sent (grows for the node's lifetime)
+        self.rounds_for_reads = 0  # rounds sent for waiting reads (not lease renewals alone)
         self.acked: dict[int, int] = {}  # peer -> highest round it acknowledged at our ballot
         self.unsent: list[PendingRead] = []  # asked since the last round left
         self.rounds: deque[tuple[int, list[PendingRead]]] = deque()  # sent, not yet confirmed
@@ -98,6 +100,7 @@ class ReadIndex:
                 self.round += 1
             return
         self.round += 1
+        self.rounds_for_reads += 1
         self.rounds.append((self.round, self.unsent))
         self.unsent = []
         self.confirm()  # a cluster of one is its own quorum

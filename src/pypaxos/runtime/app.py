@@ -28,6 +28,7 @@ import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pypaxos
 from pypaxos.kv import DbSize, Integer, KVStateMachine, Request, decode_result, encode_request
@@ -36,8 +37,9 @@ from pypaxos.runtime.auth import Users
 from pypaxos.runtime.commands import REDIS_VERSION
 from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
+from pypaxos.runtime.health import Health, assess
 from pypaxos.runtime.identity import IDENTITY_NAME, Identity, claim
-from pypaxos.runtime.metrics import MetricsServer, NodeMetrics
+from pypaxos.runtime.metrics import READ_PATHS, MetricsServer, NodeMetrics, ReadCounts
 from pypaxos.runtime.router import Router
 from pypaxos.runtime.server import RespServer
 from pypaxos.runtime.wire import (
@@ -218,8 +220,8 @@ class NodeApp:
         log.info(
             "node %d: started (peer %s, client %s, metrics %s, fsync %s, applied index %d)",
             self.node_id,
-            self.member.peer,
-            self.member.client,
+            _bound_as(self.member.peer_bind, self.member.peer),
+            _bound_as(self.member.client_bind, self.member.client),
             self.member.metrics or "off",
             self.fsync,
             applied,
@@ -259,7 +261,7 @@ class NodeApp:
         peers = {m.id: m.peer for m in config.members if m.id != self.node_id}
         transport: TcpTransport[WireMessage] = TcpTransport(
             self.node_id,
-            self.member.peer,
+            self.member.peer_bind,
             peers,
             CODEC,
             self._deliver,
@@ -291,7 +293,7 @@ class NodeApp:
         self.server = RespServer(
             router,
             self.info,
-            self.member.client,
+            self.member.client_bind,
             users=users,
             ssl=client_tls,
             read_index=config.reads != "log",  # read-index, or lease (the same path)
@@ -301,12 +303,14 @@ class NodeApp:
         self.server.settings["appendfsync"] = "always" if config.fsync == "always" else "no"
         self.server.settings["appendonly"] = "yes"
         await self.server.start()
+        self.metrics.read_counts = self.read_counts
         if self.member.metrics is not None:
             self.metrics_server = MetricsServer(
                 self.metrics,
                 self.member.metrics,
                 self._refresh,
                 ssl=server_tls if self._tls_on("metrics") else None,
+                health=self.health,
             )
             await self.metrics_server.start()
         loop = asyncio.get_running_loop()
@@ -367,7 +371,13 @@ class NodeApp:
 
     def _refresh(self) -> None:
         if self.driver is not None:
-            self.metrics.refresh(self.driver.node.status, self.driver.log_records)
+            self.metrics.refresh(self.driver.node.status, self.driver.log_records, self.health())
+
+    def health(self) -> Health:
+        """Live, healthy, ready (``runtime.health``): what ``/health`` and ``INFO`` say."""
+        assert self.driver is not None
+        serving = self.server is not None and not self._stopping and self.failed is None
+        return assess(self.driver.node, serving=serving)
 
     def info(self, section: str | None = None) -> str:
         """``INFO [section]``: ``server``, ``clients``, ``keyspace`` (Redis's names and fields,
@@ -375,6 +385,7 @@ class NodeApp:
         sections = {
             "server": self._info_server,
             "clients": self._info_clients,
+            "memory": self._info_memory,
             "keyspace": self._info_keyspace,
             "paxos": self._info_paxos,
         }
@@ -404,6 +415,23 @@ class NodeApp:
         maxclients = server.clients_max if server is not None else 0
         return ["# Clients", f"connected_clients:{connected}", f"maxclients:{maxclients}"]
 
+    def _info_memory(self) -> list[str]:
+        """The process's resident memory (Linux ``/proc``), under Redis's field names: Python
+        does not count its allocations cheaply, so ``used_memory`` is the resident size too."""
+        resident_bytes, peak_bytes = _resident_memory_bytes()
+        return [
+            "# Memory",
+            f"used_memory:{resident_bytes}",
+            f"used_memory_human:{_human_bytes(resident_bytes)}",
+            f"used_memory_rss:{resident_bytes}",
+            f"used_memory_rss_human:{_human_bytes(resident_bytes)}",
+            f"used_memory_peak:{peak_bytes}",
+            f"used_memory_peak_human:{_human_bytes(peak_bytes)}",
+            "maxmemory:0",
+            "maxmemory_human:0B",
+            "maxmemory_policy:noeviction",
+        ]
+
     def _info_keyspace(self) -> list[str]:
         """This node's key count (its own state: a follower's may lag the leader's)."""
         assert self.driver is not None
@@ -414,6 +442,23 @@ class NodeApp:
         line = f"db0:keys={keys},expires={expires},avg_ttl=0"
         return ["# Keyspace"] + ([line] if keys else [])
 
+    def read_counts(self) -> ReadCounts:
+        """This node's clients' read commands by the path that served them (summed over the
+        nodes: every client read once), and the read rounds this node led."""
+        driver, router, server = self.driver, self.router, self.server
+        if driver is None or router is None or server is None:
+            return ReadCounts({}, 0)
+        stats = router.stats
+        by_path = {
+            "read-index": stats.reads_read_index,
+            "lease": stats.reads_lease,
+            "follower": stats.reads_follower,
+            "forwarded": stats.reads_forwarded,
+            "stale": server.reads_stale,
+            "log": server.reads_log,
+        }
+        return ReadCounts(by_path, driver.node.reads.rounds_for_reads)
+
     def _info_paxos(self) -> list[str]:
         assert self.driver is not None
         status = self.driver.node.status
@@ -423,6 +468,7 @@ class NodeApp:
             with contextlib.suppress(Exception):
                 leader_client = self.config.member(leader).client
         ballot = "" if status.ballot.is_null() else str(status.ballot)
+        health = self.health()
         return [
             "# Paxos",
             f"node_id:{self.node_id}",
@@ -437,7 +483,21 @@ class NodeApp:
             f"snapshots_saved:{self.driver.snapshots_saved}",
             f"snapshot_fork_ms:{self.driver.snapshot_fork_s * 1000:.1f}",
             f"pid:{os.getpid()}",
+            *self._info_reads(),
+            f"leader_known:{int(health.leader_known)}",
+            f"lag_slots:{health.lag_slots}",
+            f"healthy:{int(health.healthy)}",
+            f"ready:{int(health.ready)}",
+            f"health_reasons:{'; '.join(health.reasons)}",
         ]
+
+    def _info_reads(self) -> list[str]:
+        counts = self.read_counts()
+        by_path = counts.by_path
+        lines = [f"reads_{path.replace('-', '_')}:{by_path.get(path, 0)}" for path in READ_PATHS]
+        follower = int(self.config.follower_reads)
+        head = [f"read_path:{self.config.reads}", f"follower_reads:{follower}"]
+        return [*head, *lines, f"read_rounds:{counts.rounds}"]
 
     @property
     def client_address(self) -> str:
@@ -492,3 +552,27 @@ class NodeApp:
             except Exception as error:
                 log.error("node %d: closing the storage failed: %s", self.node_id, error)
         self.executor.shutdown(wait=True)
+
+
+def _resident_memory_bytes() -> tuple[int, int]:
+    """(resident now, peak resident) of this process, from ``/proc/self/status``; zeros
+    where there is no such file."""
+    fields: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) * 1024  # the file counts kB
+    return fields.get("VmRSS", 0), fields.get("VmHWM", 0)
+
+
+def _bound_as(bound: str, advertised: str) -> str:
+    return bound if bound == advertised else f"{bound} advertised as {advertised}"
+
+
+def _human_bytes(count: int) -> str:
+    """Redis's ``*_human`` form: ``1.50M``."""
+    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if count >= size:
+            return f"{count / size:.2f}{unit}"
+    return f"{count}B"

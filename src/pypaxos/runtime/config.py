@@ -45,6 +45,7 @@ from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.multi import LogBug, MultiConfig
 from pypaxos.runtime.auth import PasswordHashError, Role, User, check_hash_format
 from pypaxos.runtime.tls import TlsConfig, TlsConfigError, parse_tls, render_tls
+from pypaxos.storage.durable import fsync_dir, make_dirs_durably
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport.auth import SecretError, read_secret
 from pypaxos.transport.tcp import parse_address
@@ -134,9 +135,10 @@ TOP_KEYS = (
     "tls",
     "members",
 )
-MEMBER_KEYS = ("id", "peer", "client", "metrics")
+MEMBER_KEYS = ("id", "peer", "client", "metrics", "peer_listen", "client_listen")
 USER_KEYS = ("name", "role", "password_hash")
 NODE_ID_MAX = 2**31 - 1
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # every interface: the same on many machines
 
 
 class ConfigError(Exception):
@@ -152,14 +154,29 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Member:
+    """One node's addresses.  ``peer`` and ``client`` are advertised: what the other members
+    dial and what clients are redirected to.  The node binds ``peer_listen`` and
+    ``client_listen`` when given (behind NAT or in a container network the two differ, e.g.
+    bind ``0.0.0.0:7001``, advertise ``node-1.pypaxos:7001``), the advertised ones otherwise."""
+
     id: int
     peer: str
     client: str
     metrics: str | None = None
+    peer_listen: str | None = None
+    client_listen: str | None = None
+
+    @property
+    def peer_bind(self) -> str:
+        return self.peer_listen or self.peer
+
+    @property
+    def client_bind(self) -> str:
+        return self.client_listen or self.client
 
     def ports(self) -> list[tuple[str, int]]:
         """Every (host, port) this member listens on."""
-        addresses = [self.client, self.peer] + ([self.metrics] if self.metrics else [])
+        addresses = [self.client_bind, self.peer_bind] + ([self.metrics] if self.metrics else [])
         return [parse_address(address) for address in addresses]
 
 
@@ -200,7 +217,7 @@ class ClusterConfig:
     def check_protected(self, node_id: int) -> None:
         """``ConfigError`` if node ``node_id`` would serve clients beyond loopback with no
         authentication, and ``protected_mode`` was not turned off (as Redis refuses)."""
-        host, _ = parse_address(self.member(node_id).client)
+        host, _ = parse_address(self.member(node_id).client_bind)
         if not self.protected_mode or self.users or self.tls_enabled or _is_loopback(host):
             return
         raise ConfigError(
@@ -335,13 +352,16 @@ def render_config(config: ClusterConfig) -> str:
         lines += [f"peer = {_quote(member.peer)}", f"client = {_quote(member.client)}"]
         if member.metrics:
             lines.append(f"metrics = {_quote(member.metrics)}")
+        for key in ("peer_listen", "client_listen"):
+            if (listen := getattr(member, key)) is not None:
+                lines.append(f"{key} = {_quote(listen)}")
     return "\n".join(lines) + "\n"
 
 
 def write_config(config: ClusterConfig) -> None:
     """Write ``config`` to its ``path`` atomically (a temporary file, fsynced, then renamed),
     readable by its owner only."""
-    config.path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs_durably(config.path.parent, mode=0o777)  # the umask decides, as for mkdir
     temporary = config.path.with_suffix(".toml.tmp")
     temporary.unlink(missing_ok=True)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -350,11 +370,7 @@ def write_config(config: ClusterConfig) -> None:
         file.flush()
         os.fsync(file.fileno())
     temporary.replace(config.path)
-    directory = os.open(config.path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_dir(config.path.parent)
 
 
 def _relative_to_file(config: ClusterConfig, path: Path) -> str:
@@ -556,9 +572,10 @@ def _members(raw: dict[str, Any], path: Path) -> tuple[Member, ...]:
             raise ConfigError(path, f"{at}.id", f"duplicate node id {node_id}")
         seen_ids.add(node_id)
         addresses: dict[str, str | None] = {}
-        for key in ("peer", "client", "metrics"):
-            value = _string(entry, key, path, required=key != "metrics") if key in entry else None
-            if value is None and key != "metrics":
+        for key in ("peer", "client", "metrics", "peer_listen", "client_listen"):
+            required = key in ("peer", "client")
+            value = _string(entry, key, path, required=required) if key in entry else None
+            if value is None and required:
                 raise ConfigError(path, f"{at}.{key}", "missing (host:port is required)")
             if value is not None:
                 try:
@@ -568,9 +585,19 @@ def _members(raw: dict[str, Any], path: Path) -> tuple[Member, ...]:
                 if value in seen_addresses:
                     other = seen_addresses[value]
                     raise ConfigError(path, f"{at}.{key}", f"address {value} is also {other}")
-                seen_addresses[value] = f"{at}.{key}"
+                if parse_address(value)[0] not in WILDCARD_HOSTS:  # bound on each machine
+                    seen_addresses[value] = f"{at}.{key}"
             addresses[key] = value
         peer, client = addresses["peer"], addresses["client"]
         assert peer is not None and client is not None
-        members.append(Member(node_id, peer, client, addresses["metrics"]))
+        members.append(
+            Member(
+                node_id,
+                peer,
+                client,
+                addresses["metrics"],
+                peer_listen=addresses["peer_listen"],
+                client_listen=addresses["client_listen"],
+            )
+        )
     return tuple(members)

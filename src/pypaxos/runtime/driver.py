@@ -183,6 +183,9 @@ class Driver:
             node.config.heartbeat_ticks * tick_s if keepalive_s is None else keepalive_s
         )
         self.keepalives_sent = 0
+        # Reads answered under a lease, not after a round: for the sink's read counts, which
+        # takes each id out when it gets the answer (the node answers a lease read at once).
+        self.lease_answered: set[int] = set()
         self._last_liveness: dict[int, Heartbeat | HeartbeatAck] = {}
         self._keepalive_timer: asyncio.TimerHandle | None = None
         # a tuple is a client proposal, an ``_OwnVoteSynced`` our own vote now durable, a
@@ -354,7 +357,10 @@ class Driver:
                 if proposals:  # in arrival order, as for messages
                     effects += node.propose_many(proposals)
                     proposals = []
+                lease_reads = node.lease_reads
                 effects += node.read(item.request_id, item.command)
+                if node.lease_reads != lease_reads:  # answered at once under the lease
+                    self.lease_answered.add(item.request_id)
                 served += 1
                 continue
             if type(item) is _SnapshotDone:

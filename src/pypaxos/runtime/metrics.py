@@ -1,4 +1,5 @@
-"""Prometheus metrics of one node, served on the member's ``metrics`` address at ``/metrics``.
+"""Prometheus metrics of one node, served on the member's ``metrics`` address at ``/metrics``,
+beside the health probes ``/health``, ``/ready`` and ``/live`` (``runtime.health``).
 
 Every node has its own ``CollectorRegistry`` (not prometheus-client's global one), so several
 nodes in one process (the in-process test cluster) never share or clash on series.  The
@@ -18,6 +19,15 @@ Series (all prefixed ``pypaxos_``):
 * ``log_records``: records in the write-ahead log (snapshots compact it).
 * ``role``: 1 for the node's current role (``leader``, ``follower``, ``candidate``), 0 else.
 * ``applied_index``, ``ballot_round``: progress and the ballot round the node knows.
+* ``reads_total{path}``: the node's clients' read commands by the path that served them
+  (``READ_PATHS``: ``read-index`` and ``lease`` on this node as leader, ``follower`` from its
+  own state, ``forwarded`` to the leader, ``stale`` after ``READONLY``, ``log``); summed over
+  the nodes, every client read counts once.  ``read_rounds_total``: confirmation rounds the
+  node led for waiting reads.  Read at scrape time from plain integers the server, router and
+  node keep, so the read path pays no metric call per read.
+* ``healthy``, ``ready``: 1 or 0, as ``/health`` and ``/ready`` answer (``runtime.health``).
+* ``process_resident_memory_bytes`` and the other ``process_*`` series of prometheus-client's
+  process collector (memory, CPU seconds, open files).
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from ssl import SSLContext
 
 from prometheus_client import (
@@ -34,10 +44,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from pypaxos.multi import Role, Status
+from pypaxos.runtime.health import Health
 from pypaxos.transport.tcp import parse_address
 
 log = logging.getLogger(__name__)
@@ -60,6 +73,47 @@ LATENCY_BUCKETS_S = (
     2.0,
     5.0,
 )
+
+
+READ_PATHS = ("read-index", "lease", "follower", "forwarded", "stale", "log")
+"""The ways a read command is served, as ``INFO`` and ``reads_total`` name them."""
+
+
+class ReadCounts:
+    """What a read-count source returns: reads per path (``READ_PATHS``) and read rounds."""
+
+    __slots__ = ("by_path", "rounds")
+
+    def __init__(self, by_path: Mapping[str, int], rounds: int) -> None:
+        self.by_path = by_path
+        self.rounds = rounds
+
+
+class _ReadCollector:
+    """``reads_total`` and ``read_rounds_total`` from ``NodeMetrics.read_counts`` at scrape."""
+
+    def __init__(self, metrics: NodeMetrics) -> None:
+        self.metrics = metrics
+
+    def _families(self, counts: ReadCounts | None) -> list[Metric]:
+        reads = CounterMetricFamily(
+            "pypaxos_reads", "Read commands served, by path", labels=["path"]
+        )
+        rounds = CounterMetricFamily(
+            "pypaxos_read_rounds", "Confirmation rounds led for waiting reads"
+        )
+        if counts is not None:
+            for path in READ_PATHS:
+                reads.add_metric([path], counts.by_path.get(path, 0))
+            rounds.add_metric([], counts.rounds)
+        return [reads, rounds]
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families(None))
+
+    def collect(self) -> Iterator[Metric]:
+        source = self.metrics.read_counts
+        return iter(self._families(None if source is None else source()))
 
 
 class NodeMetrics:
@@ -93,8 +147,14 @@ class NodeMetrics:
         self.role = Gauge("pypaxos_role", "1 for the current role", ["role"], registry=reg)
         self.applied_index = Gauge("pypaxos_applied_index", "Slots applied", registry=reg)
         self.ballot_round = Gauge("pypaxos_ballot_round", "Round of the ballot", registry=reg)
+        self.healthy = Gauge("pypaxos_healthy", "1 if /health answers 200", registry=reg)
+        self.ready = Gauge("pypaxos_ready", "1 if /ready answers 200", registry=reg)
+        ProcessCollector(registry=reg)
         for role in Role:
             self.role.labels(role.value).set(1 if role is Role.FOLLOWER else 0)
+        # Set by the node once its server and router exist (``runtime.app``).
+        self.read_counts: Callable[[], ReadCounts] | None = None
+        reg.register(_ReadCollector(self))
 
     def committed(self, commands: int) -> None:
         self.commands_committed.inc(commands)
@@ -117,21 +177,26 @@ class NodeMetrics:
             self.leader_changes.inc()
         self.ballot_round.set(max(new.ballot.round, 0))
 
-    def refresh(self, status: Status, log_records: int) -> None:
+    def refresh(self, status: Status, log_records: int, health: Health | None = None) -> None:
         """Gauges that are cheap to read at scrape time."""
         self.applied_index.set(status.applied_index)
         self.log_records.set(log_records)
+        if health is not None:
+            self.healthy.set(1 if health.healthy else 0)
+            self.ready.set(1 if health.ready else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class MetricsServer:
-    """``GET /metrics`` on ``address``; ``refresh`` runs before every scrape.
+    """``GET /metrics`` on ``address`` (``refresh`` runs before every scrape), and the probes
+    ``/health``, ``/ready`` (200 or 503 with the ``Health`` as JSON) and ``/live`` (200 while
+    the event loop answers), when ``health`` is given.
 
-    One request per connection (``Connection: close``), as Prometheus and curl are happy with;
-    anything but ``GET /metrics`` gets a 404 (or 405), a request head that is too large or
-    too slow is dropped."""
+    One request per connection (``Connection: close``), as Prometheus, curl and orchestrators'
+    probes are happy with; any other path gets a 404 (405 for a method but ``GET``/``HEAD``), a
+    request head that is too large or too slow is dropped."""
 
     def __init__(
         self,
@@ -140,8 +205,10 @@ class MetricsServer:
         refresh: Callable[[], None] | None = None,
         *,
         ssl: SSLContext | None = None,  # HTTPS, for scrapers that speak it (``[tls] metrics``)
+        health: Callable[[], Health] | None = None,
     ) -> None:
         self.metrics = metrics
+        self.health = health
         self.ssl = ssl
         self.host, self.port = parse_address(address)
         self._refresh = refresh
@@ -180,13 +247,27 @@ class MetricsServer:
     def _answer(self, head: bytes) -> bytes:
         method, _, rest = head.partition(b" ")
         path = rest.partition(b" ")[0].partition(b"?")[0]
-        if path != b"/metrics":
+        probes = (b"/health", b"/ready", b"/live") if self.health is not None else ()
+        if path != b"/metrics" and path not in probes:
             return _response(b"404 Not Found", b"text/plain", b"not found\n")
-        if method != b"GET":
+        if method not in (b"GET", b"HEAD"):
             return _response(b"405 Method Not Allowed", b"text/plain", b"GET only\n")
-        if self._refresh is not None:
-            self._refresh()
-        return _response(b"200 OK", CONTENT_TYPE_LATEST.encode(), self.metrics.exposition())
+        if path == b"/live":
+            answer = _response(b"200 OK", b"text/plain", b"live\n")
+        elif path in probes:
+            assert self.health is not None
+            health = self.health()
+            passed = health.healthy if path == b"/health" else health.ready
+            status = b"200 OK" if passed else b"503 Service Unavailable"
+            answer = _response(status, b"application/json", health.to_json())
+        else:
+            if self._refresh is not None:
+                self._refresh()
+            exposition = self.metrics.exposition()
+            answer = _response(b"200 OK", CONTENT_TYPE_LATEST.encode(), exposition)
+        if method == b"HEAD":
+            return answer.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+        return answer
 
 
 def _response(status: bytes, content_type: bytes, body: bytes) -> bytes:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from pypaxos.kv import Answer, decode_answer
+from pypaxos.kv import Answer, KVStateMachine, decode_answer
 from pypaxos.multi import Role, Status
 from pypaxos.runtime.driver import Driver, Sender
 from pypaxos.runtime.metrics import NodeMetrics
@@ -63,6 +63,8 @@ class _Pending:
     via: int | None = None  # the leader it was forwarded to
     ever_routed: bool = False
     read: bool = False  # the read-index path (``Driver.read``), not a proposal
+    reads: int = 1  # read commands in ``command`` (the read counts are per command)
+    follower_read: bool = False  # a read this node answers as a follower (``follower_reads``)
 
 
 @dataclass(slots=True)
@@ -83,6 +85,13 @@ class RouterStats:
     timeouts: int = 0
     busy: int = 0
     served: int = 0
+    # This node's clients' read commands answered on the read path: by this node as the
+    # leader after a confirmation round or under a lease, as a follower from its own state,
+    # or by the leader they were forwarded to.
+    reads_read_index: int = 0
+    reads_lease: int = 0
+    reads_follower: int = 0
+    reads_forwarded: int = 0
 
 
 class Router:
@@ -116,11 +125,11 @@ class Router:
 
     # -- clients -----------------------------------------------------------------------------
 
-    def submit(self, command: bytes, done: Done, *, read: bool = False) -> None:
+    def submit(self, command: bytes, done: Done, *, read: bool = False, reads: int = 1) -> None:
         """Get ``command`` answered: proposed to the log, or with ``read`` (a read-only
-        command) answered on the leader's read-index path."""
+        command of ``reads`` read commands) answered on the leader's read-index path."""
         now = time.monotonic()
-        pending = _Pending(command, done, now, now + self.request_timeout_s, read=read)
+        pending = _Pending(command, done, now, now + self.request_timeout_s, read=read, reads=reads)
         self._deadlines.append(pending)
         self.stats.submitted += 1
         self._route(pending)
@@ -133,6 +142,16 @@ class Router:
         except msgspec.DecodeError:
             log.error("node %d: undecodable result %r", self.node_id, result[:64])
             return Failure.TIMEOUT
+
+    def session_read_ok(self, client_id: int, seq: int) -> bool:
+        """May a read under session ``(client_id, seq)`` skip the log?  Only when this node's
+        state knows the session and ``seq`` is new: the log alone answers a session it does not
+        know (expired, or opened by this very request) and a repeated or stale ``seq``."""
+        machine = self.driver.node.replica.machine
+        if not isinstance(machine, KVStateMachine):
+            return False
+        last = machine.last_seq(client_id)
+        return last is not None and last < seq
 
     def pending_count(self) -> int:
         return len(self._local) + len(self._forwarded) + len(self._parked)
@@ -150,6 +169,7 @@ class Router:
             pending.ever_routed = True
             self._local[rid] = pending
             if pending.read:
+                pending.follower_read = node.role is Role.FOLLOWER
                 self.driver.read(rid, pending.command)
             else:
                 self.driver.propose(rid, pending.command)
@@ -188,13 +208,26 @@ class Router:
     def on_reply(self, request_id: int, result: bytes) -> None:
         pending = self._local.pop(request_id, None)
         if pending is not None:
+            if pending.read:
+                self._count_read(pending, request_id)
             self._result(pending, result)
             return
+        self.driver.lease_answered.discard(request_id)  # a follower's read served here
         serving = self._serving.pop(request_id, None)
         if serving is not None and not serving.done:
             serving.done = True
             reply = ForwardReply(self.node_id, serving.forward_id, "reply", result)
             self.sender.send(serving.origin, reply)
+
+    def _count_read(self, pending: _Pending, request_id: int) -> None:
+        stats = self.stats
+        if pending.follower_read:
+            stats.reads_follower += pending.reads
+        elif request_id in self.driver.lease_answered:
+            self.driver.lease_answered.discard(request_id)
+            stats.reads_lease += pending.reads
+        else:
+            stats.reads_read_index += pending.reads
 
     def on_redirect(self, request_id: int, leader_id: int | None) -> None:
         pending = self._local.pop(request_id, None)
@@ -245,6 +278,8 @@ class Router:
         if pending is None:
             return  # timed out, or rerouted after a leader change
         if msg.outcome == "reply":
+            if pending.read:
+                self.stats.reads_forwarded += pending.reads
             self._result(pending, msg.result)
         elif msg.outcome == "busy":
             self._finish(pending, Failure.BUSY)

@@ -25,15 +25,30 @@ past the TTL), the command was not applied: the connection draws a new session a
 once more.  A plain command whose outcome is unknown (timeout, or ``Stale`` because a resent
 copy raced a later command) is answered ``-TRYAGAIN``.
 
-Reads.  A group or command of plain reads only (``GET``, ``MGET``, ``EXISTS``) goes on the
-read-index path when the server is so configured (``read_index``; ``Router.submit(read=True)``):
-no session ``seq``, no log entry.  After ``READONLY`` the connection answers such reads from the
-local node's state at once (``Router.query_local``: possibly stale, on any node) until
-``READWRITE``.  The connection's own order still holds, as it does through the log: a read is
-sent on a read path only when none of the connection's log commands is outstanding (else it goes
-through the log behind them), and a log command waits (``deferred``) while a read of the
-connection is outstanding on the read-index path, so a pipelined ``SET`` then ``GET`` reads the
-``SET`` and a ``GET`` then ``SET`` does not.
+Reads.  A group or command of reads only (``kv.READ_OPS``: ``GET``, ``MGET``, ``EXISTS``...)
+goes on the read-index path when the server is so configured (``read_index``;
+``Router.submit(read=True)``; the node answers it after a confirmation round, under a lease, or
+as a follower, per its config): no session ``seq``, no log entry.  After ``READONLY`` the
+connection answers such reads from the local node's state at once (``Router.query_local``:
+possibly stale, on any node) until ``READWRITE``.  The connection's own order still holds, as it
+does through the log: a read is sent on a read path only when none of the connection's log
+commands is outstanding (else it goes through the log behind them), and a log command waits
+(``deferred``) while a read of the connection is outstanding on the read-index path, so a
+pipelined ``SET`` then ``GET`` reads the ``SET`` and a ``GET`` then ``SET`` does not.
+
+A read under ``PAXOS.REQ client_id seq`` takes the read path too when this node's state knows
+the session and ``seq`` is above its last applied one (``Router.session_read_ok``): a read
+changes nothing, so running it once, twice or not in the log is the same for exactly-once, and
+it leaves the session as it was (the next write's ``seq`` only has to be larger).  The rest go
+through the log, which answers them as before: a session's first request (the log opens it), an
+expired or unknown session (``session expired``), a repeated or stale ``seq``.  A session kept
+alive by reads alone is not refreshed (its TTL counts logged requests).
+
+A pipelined group mixing reads and writes goes through the log whole, by design: its reads ride
+in the entry its writes need anyway (no extra round, answered with the writes).  Sending its
+reads on the read path would gain nothing for reads after a write (they must wait for it, and a
+read-index read answers from the state *when answered*, so it cannot be sent alongside), and for
+reads before the first write it would hold every write back for a confirmation round.
 
 Protocol: RESP2, and RESP3 after ``HELLO 3`` (redis-py 8 sends it by default).  The replies of
 this store differ between the two only in how null is spelled (``$-1`` or ``_``) and in
@@ -179,6 +194,10 @@ class RespServer:
         self.pending_replies_max = pending_replies_max
         self.connections: set[RespConnection] = set()
         self.connections_opened = 0
+        # Read commands sent through the log and answered READONLY from the local state (the
+        # other read paths are counted by the router, ``RouterStats``).
+        self.reads_log = 0
+        self.reads_stale = 0
         # CONFIG GET's answers (runtime.app fills in the real ones), by lower-case name.
         self.settings: dict[str, str] = {"maxclients": str(clients_max), "databases": "1"}
         self._server: asyncio.Server | None = None
@@ -463,6 +482,13 @@ class RespConnection(asyncio.Protocol):
             return _Path.LOCAL
         return _Path.READ_INDEX if self.server.read_index else _Path.LOG
 
+    def count_reads(self, path: _Path, reads: int) -> None:
+        """``reads`` read commands leave on ``path`` (``INFO``'s read counters)."""
+        if path is _Path.LOG:
+            self.server.reads_log += reads
+        elif path is _Path.LOCAL:
+            self.server.reads_stale += reads
+
     def sent(self, path: _Path) -> None:
         if path is _Path.LOG:
             self.log_out += 1
@@ -619,7 +645,7 @@ class _Group:
     loop.
     """
 
-    __slots__ = ("bytes", "conn", "multi", "ops", "replies", "slot")
+    __slots__ = ("bytes", "conn", "multi", "ops", "read_ops", "replies", "slot")
 
     def __init__(self, conn: RespConnection) -> None:
         self.conn = conn
@@ -645,15 +671,18 @@ class _Group:
 
     @property
     def reads_only(self) -> bool:
-        return all(type(op) in _READ_TYPES for op in self.ops)
+        return self.read_ops == len(self.ops)
 
     def submit(self) -> None:
+        self.read_ops = sum([type(op) in _READ_TYPES for op in self.ops])
         self.slot = self.conn.new_slot(len(self.replies))
         self.conn.dispatch(self)
 
     def route(self) -> None:
         conn = self.conn
         path = conn.path_for(self.reads_only)
+        if self.read_ops:
+            conn.count_reads(path, self.read_ops)
         if path is _Path.LOG:
             self._send(retry=False)
             return
@@ -667,7 +696,7 @@ class _Group:
             conn.answered(path)
 
         conn.sent(path)
-        conn.router.submit(request, done, read=True)
+        conn.router.submit(request, done, read=True, reads=len(self.ops))
 
     def _send(self, *, retry: bool, rotate_from: int | None = None) -> None:
         conn = self.conn
@@ -749,10 +778,18 @@ class _Call:
 
     @property
     def reads_only(self) -> bool:
-        return self.ops.session is None and all(type(op) in _READ_TYPES for op in self.ops.ops)
+        """Only reads, and under ``PAXOS.REQ`` a new request of a session this node knows (the
+        log answers the rest as before: module docstring, "Reads")."""
+        if not all(type(op) in _READ_TYPES for op in self.ops.ops):
+            return False
+        session = self.ops.session
+        return session is None or self.conn.router.session_read_ok(*session)
 
     def route(self) -> None:
         path = self.conn.path_for(self.reads_only)
+        read_ops = sum([type(op) in _READ_TYPES for op in self.ops.ops])
+        if read_ops:
+            self.conn.count_reads(path, read_ops)
         for index in range(len(self.ops.ops)):
             if path is _Path.LOG:
                 self._submit(index, retry=False)

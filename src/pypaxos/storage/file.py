@@ -358,7 +358,9 @@ class FileStorage:
 
     def abandon(self) -> None:
         """Close without flushing or syncing: what ``kill -9`` leaves on disk (for tests)."""
-        self._buffer.clear()
+        # A new buffer, not ``clear()``: after a failed write the traceback may still hold a
+        # view of the old one, and a viewed bytearray cannot be resized.
+        self._buffer = bytearray()
         self._release()
 
     def __enter__(self) -> Self:
@@ -375,10 +377,14 @@ class FileStorage:
     # -- opening and recovery ------------------------------------------------------------------
 
     def _open(self) -> None:
-        created = not self.dir.exists()
+        created = []  # the folders made here, innermost first
+        folder = self.dir
+        while not folder.exists():
+            created.append(folder)
+            folder = folder.parent
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if created:
-            self._fsync_dir(self.dir.parent)
+        for made in reversed(created):  # each new name is durable only once its parent is synced
+            self._fsync_dir(made.parent)
         lock_path = self.dir / LOCK_NAME
         self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:

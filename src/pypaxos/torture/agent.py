@@ -13,7 +13,13 @@ compare-and-sets on a few shared keys (``k0``..), and now and then a write of a 
 check.  Every call is an ``invoke`` then ``ok`` / ``fail`` (certainly not applied) / ``info``
 (a timeout: outcome unknown) in ``pypaxos.lincheck.wgl``'s JSON Lines format, appended
 to the history file as it happens.  After an ``info`` the worker continues as a new process
-number, as in Jepsen: the timed-out operation stays pending forever.
+number, as in Jepsen: the timed-out operation stays pending forever.  ``read_fraction`` of a
+worker's operations on shared keys are reads (0.45 by default; the rest 30:25 writes and CAS).
+
+Readers (``readers``, 0 by default): read-only clients, reader R bound to node R for good (its
+client knows no other address), reading a shared key every ``READER_PAUSE_S``.  A node cut off
+from the others keeps being read while the rest of the cluster writes, so a deposed leader or a
+lagging follower that answers a read it must not is caught (``torture.reads``).
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ UNIQUE_EVERY_OPS = 5  # every Nth operation of a worker writes a fresh unique ke
 PROCESS_SPAN = 1000  # worker W's process numbers are W*1000, W*1000+1, ... (one per info)
 STOP_GRACE_S = 8.0
 MGET_KEYS = 128
+READER_PAUSE_S = 0.005  # between a reader's reads: dense enough, and a history lincheck can take
+WRITE_SHARE = 0.30 / 0.55  # of a worker's non-read operations on shared keys (the rest: CAS)
 
 
 class Recorder:
@@ -74,6 +82,7 @@ class Agent:
         self.stop = asyncio.Event()
         self.workers: list[asyncio.Task[None]] = []
         self.started = 0.0
+        self.read_fraction = 0.45
 
     def client(self, home: int | None = None, **kwargs: Any) -> AsyncClient:
         """A client; with ``home``, one that starts on node ``home`` (by position) and stays on
@@ -111,12 +120,17 @@ class Agent:
             )
         return out
 
-    def start(self, clients: int, keys: int) -> None:
+    def start(self, clients: int, keys: int, readers: int = 0, read_fraction: float = 0.45) -> None:
         self.keys = [f"k{i}" for i in range(keys)]
         self.last_seen = {key: None for key in self.keys}
+        self.read_fraction = read_fraction
         self.started = time.monotonic()
-        self.workers = [
-            asyncio.get_running_loop().create_task(self.worker(w + 1)) for w in range(clients)
+        loop = asyncio.get_running_loop()
+        self.workers = [loop.create_task(self.worker(w + 1)) for w in range(clients)]
+        # Readers' process numbers follow the workers' (each worker has PROCESS_SPAN of them).
+        self.workers += [
+            loop.create_task(self.reader(clients + r + 1, r % len(self.addresses)))
+            for r in range(readers)
         ]
 
     async def stop_workload(self) -> dict[str, Any]:
@@ -206,9 +220,9 @@ class Agent:
                 else:
                     key = rng.choice(self.keys)
                     roll = rng.random()
-                    if roll < 0.45:
+                    if roll < self.read_fraction:
                         outcome = await self.op(client, process, "read", key, None)
-                    elif roll < 0.75:
+                    elif roll < self.read_fraction + (1 - self.read_fraction) * WRITE_SHARE:
                         outcome = await self.op(client, process, "write", key, f"{w}-{n}")
                     elif (expected := self.last_seen.get(key)) is not None:
                         pair = [expected, f"{w}-{n}"]
@@ -222,6 +236,21 @@ class Agent:
                     client = self.client(home=w - 1)
                 if outcome != "ok":
                     await asyncio.sleep(rng.uniform(0.0, 0.05))
+        finally:
+            await client.aclose()
+
+    async def reader(self, w: int, node: int) -> None:
+        """Read shared keys through node ``node`` only, until stopped (module docstring)."""
+        rng = random.Random(self.rng.random())
+        process = w * PROCESS_SPAN
+        address = self.addresses[node]
+        client = AsyncClient([address], timeout_s=1.0, retries=0, rng=random.Random(rng.random()))
+        try:
+            while not self.stop.is_set():
+                outcome = await self.op(client, process, "read", rng.choice(self.keys), None)
+                if outcome == "info":
+                    process += 1
+                await asyncio.sleep(READER_PAUSE_S if outcome == "ok" else 0.05)
         finally:
             await client.aclose()
 
@@ -306,7 +335,12 @@ async def dispatch(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
     if op == "status":
         return {"nodes": await agent.status()}
     if op == "start":
-        agent.start(int(request["clients"]), int(request["keys"]))
+        agent.start(
+            int(request["clients"]),
+            int(request["keys"]),
+            int(request.get("readers", 0)),
+            float(request.get("read_fraction", 0.45)),
+        )
         return {"ok": True}
     if op == "stop":
         return await agent.stop_workload()

@@ -8,9 +8,11 @@ lets it run at ``r`` times real speed from then on.
 
 Why the loop clock: it is the only clock a node's timing depends on.  The driver fires
 protocol ticks by it (heartbeats, election timeouts, a leader's step-down), the router times
-out requests by it, the transport backs off by it.  Reads go through the log, with no lease, so
-no answer depends on time; a skewed clock can only trigger needless elections, keep a deposed
-leader believing it leads, or time requests out, and the history checker judges what follows.
+out requests by it, the transport backs off by it.  Without leases no answer depends on time
+(reads go through the log or a confirmation round); a skewed clock can only trigger needless
+elections, keep a deposed leader believing it leads, or time requests out, and the history
+checker judges what follows.  With leases (``--reads lease``) a clock skewed beyond the stated
+drift breaks the lease's assumption on purpose; ``clock-drift`` stays within it (``reads.py``).
 A forward jump fires at most ``Driver.ticks_per_batch_max`` ticks at once (the driver lets its
 clock run late after a stall); a backward jump freezes the node's timers for that long; a rate
 below 1 makes a leader's heartbeats slow and its step-down late.  The selector's waits are

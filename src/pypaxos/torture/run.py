@@ -33,9 +33,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pypaxos.storage.file import FsyncMode
 from pypaxos.torture.cluster import Layout, TortureCluster
 from pypaxos.torture.hosts import Hosts, LoopbackHosts, NamespaceHosts, netns_available
-from pypaxos.torture.nemesis import Nemesis
+from pypaxos.torture.nemesis import CLOCK_NEMESES, NEMESES, Nemesis
+from pypaxos.torture.powerfs import fuse_unavailable
+from pypaxos.torture.reads import ReadSetup
 
 # The agent's parsed JSON status, one object per node.
 StatusFn = Callable[[], Coroutine[Any, Any, list[dict[str, Any]]]]
@@ -59,6 +62,10 @@ class Options:
     keys: int = 3
     agreement_rounds: int | None = None  # default: every node once (at most)
     keep_data: bool = False
+    reads: ReadSetup = field(default_factory=ReadSetup)  # the nodes' read mode (reads.py)
+    readers: int = 0  # read-only clients pinned to one node each (agent.py)
+    read_fraction: float = 0.45  # of the workload clients' operations
+    fsync: FsyncMode = "always"  # the nodes' setting; "never" shows what the power nemesis finds
 
 
 @dataclass
@@ -137,7 +144,20 @@ def choose_hosts(options: Options) -> Hosts:
     return LoopbackHosts.on_free_ports(options.nodes, random.Random())
 
 
+def check_power(options: Options) -> str | None:
+    """The power nemesis needs FUSE: asked for by name without it, the run stops; as part of
+    ``all`` it is left out, and the returned note says why."""
+    why = fuse_unavailable() if "power" in options.nemeses else None
+    if why is None:
+        return None
+    if not set(NEMESES) <= set(options.nemeses):
+        raise RuntimeError(f"the power nemesis needs a FUSE mount: {why}")
+    options.nemeses = [kind for kind in options.nemeses if kind != "power"]
+    return f"torture: no power nemesis ({why})"
+
+
 async def torture(options: Options, say: Callable[[str], None] = print) -> Verdict:
+    power_note = check_power(options)
     rng = random.Random(options.seed)
     run_dir = options.out or Path(tempfile.mkdtemp(prefix="pypaxos-torture-"))
     sockets = Path(tempfile.mkdtemp(prefix="ppt-", dir="/tmp"))
@@ -150,18 +170,27 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
         hosts,
         options.nodes,
         bugs=options.bugs,
-        clock="clock" in options.nemeses,
+        clock=any(kind in CLOCK_NEMESES for kind in options.nemeses),
         seed=options.seed,
+        reads=options.reads,
+        power="power" in options.nemeses,
+        fsync=options.fsync,
     )
     nemesis: Nemesis | None = None
     try:
         try:
             nemeses, bugs = ",".join(options.nemeses) or "none", ",".join(options.bugs) or "none"
+            fsync = "" if options.fsync == "always" else f", fsync {options.fsync}"
             say(
                 f"torture: seed {options.seed}, {options.nodes} nodes ({hosts.mode}), "
-                f"nemesis {nemeses}, bugs {bugs}, {options.time_s:g}s; run folder {run_dir}"
+                f"nemesis {nemeses}, bugs {bugs}, reads {options.reads.mode}{fsync}, "
+                f"{options.time_s:g}s; run folder {run_dir}"
             )
+            if power_note is not None:
+                say(power_note)
             cluster.write_configs()
+            if cluster.power:
+                cluster.mount_power()
             await cluster.start_proxies()
             for i in cluster.ids:
                 cluster.start_node(i)
@@ -176,7 +205,13 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
             say(f"torture: node {leader} leads; workload and nemesis start")
             nemesis = Nemesis(cluster, options.nemeses, rng, run_dir / "nemesis.log", status)
             await cluster.ask_agent(
-                {"op": "start", "clients": options.clients, "keys": options.keys}
+                {
+                    "op": "start",
+                    "clients": options.clients,
+                    "keys": options.keys,
+                    "readers": options.readers,
+                    "read_fraction": options.read_fraction,
+                }
             )
             await nemesis.run(time.monotonic() + options.time_s)
             await cluster.ask_agent({"op": "stop"})
@@ -216,12 +251,14 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
             verdict.faults = dict(nemesis.counts)
             nemesis.close()
         cluster.stop_all()
+        cluster.unmount_power()
         hosts.close()
         shutil.rmtree(sockets, ignore_errors=True)
     verdict.problems += crashes_in_logs(layout.logs)
     check_linearizable(layout.history, verdict)
     if verdict.clean and not options.keep_data:
         shutil.rmtree(layout.data, ignore_errors=True)
+        shutil.rmtree(run_dir / "power", ignore_errors=True)
     (run_dir / "summary.json").write_text(json.dumps(asdict(verdict), indent=2) + "\n")
     return verdict
 

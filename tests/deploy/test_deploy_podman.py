@@ -1,0 +1,278 @@
+"""The node image and the generated pod manifests, run for real: three pods under ``podman
+kube play`` on a network this test creates, written to through redis-py, one pod killed and
+restarted, nothing acknowledged lost.
+
+The pods come from ``pypaxos deploy podman``, the pod template the Kubernetes StatefulSet uses
+too.  Clients reach the pods through client ports published on loopback only; the peers and
+the probes' answers are reached by pod name inside the network.  Adding a fourth pod as a
+member and removing an old one needs membership change, which the protocol does not have yet.
+Everything made here (pods, containers, volumes, the network) is removed at the end; the base
+and node images are kept as a cache (``podman_env``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from podman_env import (
+    Podman,
+    containers_conf,
+    ensure_base_image,
+    ensure_node_image,
+    why_unavailable,
+)
+
+from pypaxos.cli.main import main
+
+NODES = 3
+READY_TIMEOUT_S = 120.0
+REASON = why_unavailable()
+# The first run makes the base image and builds the node image (minutes, mostly downloads).
+pytestmark = [
+    pytest.mark.skipif(REASON is not None, reason=REASON or ""),
+    pytest.mark.timeout(1800),
+]
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    runner = Podman(containers_conf(tmp_path_factory.mktemp("podman")))
+    try:
+        yield runner
+    finally:
+        problems = runner.cleanup()
+        assert not problems, problems
+
+
+@pytest.fixture(scope="module")
+def image(podman: Podman) -> str:
+    started = time.monotonic()
+    base_made = ensure_base_image(podman)
+    name, built = ensure_node_image(podman)
+    print(
+        f"\nbase image {'made' if base_made else 'cached'}, node image {name} "
+        f"{'built' if built else 'cached'}: {time.monotonic() - started:.0f} s"
+    )
+    return name
+
+
+def _free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports that are free now."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first: int = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                held = socket.socket()
+                sockets.append(held)
+                held.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for held in sockets:
+                held.close()
+    raise AssertionError("no run of free loopback ports")
+
+
+@dataclass
+class PodCluster:
+    podman: Podman
+    name: str
+    out: Path
+    port_base: int
+    password: str
+
+    def pod(self, ordinal: int) -> str:
+        return f"{self.name}-{ordinal}"
+
+    def client(self, ordinal: int) -> redis.Redis:
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port_base + ordinal,
+            password=self.password,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+        )
+
+    def probe(self, asker: int, ordinal: int, path: str) -> dict[str, Any] | None:
+        """``path`` on pod ``ordinal``'s metrics address, asked from inside pod ``asker`` by
+        name (so the answer also shows the pod names resolve on the network)."""
+        script = (
+            "import sys, urllib.request, urllib.error\n"
+            "try:\n"
+            f"    body = urllib.request.urlopen('http://{self.pod(ordinal)}:7201{path}', "
+            "timeout=3).read()\n"
+            "except urllib.error.HTTPError as error:\n"
+            "    body = error.read()\n"
+            "except OSError:\n"
+            "    sys.exit(3)\n"
+            "sys.stdout.write(body.decode())\n"
+        )
+        container = f"{self.pod(asker)}-node"
+        done = self.podman.run("exec", container, "python3", "-c", script, check=False)
+        return json.loads(done.stdout) if done.returncode == 0 and done.stdout else None
+
+    def wait_ready(self, asker: int) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            answers = [self.probe(asker, ordinal, "/ready") for ordinal in range(NODES)]
+            known = [answer for answer in answers if answer is not None and answer["ready"]]
+            if len(known) == NODES and len({answer["leader_id"] for answer in known}) == 1:
+                return known
+            if time.monotonic() > deadline:
+                logs = {o: self.logs(o)[-1500:] for o in range(NODES)}
+                raise AssertionError(f"not ready: {answers}\n{logs}")
+            time.sleep(0.5)
+
+    def logs(self, ordinal: int) -> str:
+        done = self.podman.run("logs", f"{self.pod(ordinal)}-node", check=False)
+        return done.stdout + done.stderr
+
+
+@pytest.fixture
+def cluster(podman: Podman, image: str, tmp_path: Path) -> PodCluster:
+    name = f"pxt{secrets.token_hex(3)}"  # every pod, volume and network name starts so
+    network = f"{name}-net"
+    port_base = _free_port_run(NODES)
+    out = tmp_path / "deploy"
+    options = ["--name", name, "--nodes", str(NODES), "--image", image]
+    options += ["--publish-port-base", str(port_base)]
+    assert main(["deploy", "podman", "--out", str(out), *options]) == 0
+    podman.made_networks.append(network)
+    podman.run("network", "create", network)
+    podman.made_pods += [f"{name}-{ordinal}" for ordinal in range(NODES)]
+    podman.made_volumes += [f"{name}-config"] + [f"data-{name}-{o}" for o in range(NODES)]
+    podman.run(
+        "kube",
+        "play",
+        "--network",
+        network,
+        "--configmap",
+        str(out / "configmap.yaml"),
+        str(out / "pods.yaml"),
+        timeout_s=180,
+    )
+    return PodCluster(podman, name, out, port_base, (out / "password").read_text().strip())
+
+
+@dataclass
+class Writer:
+    """Writes ``key-N = value-N`` in order through one pod, recording what was acknowledged."""
+
+    cluster: PodCluster
+    ordinal: int
+    acknowledged: dict[str, str] = field(default_factory=dict)
+    failures: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        client = self.cluster.client(self.ordinal)
+        number = 0
+        while not self.stop.is_set():
+            key, value = f"key-{number}", f"value-{number}-{secrets.token_hex(4)}"
+            try:
+                if client.set(key, value):
+                    self.acknowledged[key] = value
+            except redis.RedisError:  # outcome unknown or refused: not acknowledged
+                self.failures += 1
+                time.sleep(0.05)
+            number += 1
+
+    def wait_for(self, count: int, timeout_s: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.acknowledged) < count:
+            assert time.monotonic() < deadline, (len(self.acknowledged), self.failures)
+            time.sleep(0.05)
+
+
+def _leader_ordinal(answers: list[dict[str, Any]]) -> int:
+    leaders = {answer["leader_id"] for answer in answers}
+    assert len(leaders) == 1, answers
+    return int(leaders.pop()) - 1
+
+
+def test_three_pods_survive_a_killed_pod_without_losing_a_write(cluster: PodCluster) -> None:
+    answers = cluster.wait_ready(asker=0)
+    # The entrypoint numbered each pod from its host name: pod N is node N + 1.
+    assert [answer["node_id"] for answer in answers] == [1, 2, 3]
+    # As the template says: an unprivileged user on a read-only root.
+    container = f"{cluster.pod(0)}-node"
+    assert cluster.podman.run("exec", container, "id", "-u").stdout.strip() == "10001"
+    assert cluster.podman.run("exec", container, "touch", "/x", check=False).returncode != 0
+    victim = _leader_ordinal(answers)
+    survivor = (victim + 1) % NODES
+
+    writer = Writer(cluster, survivor)
+    thread = threading.Thread(target=writer.run, daemon=True)
+    thread.start()
+    try:
+        writer.wait_for(50)
+        cluster.podman.run("pod", "kill", "--signal", "KILL", cluster.pod(victim))
+        before_restart = len(writer.acknowledged)
+        writer.wait_for(before_restart + 50)  # the two left elected a leader and commit
+        cluster.podman.run("pod", "start", cluster.pod(victim), timeout_s=60)
+        after = cluster.wait_ready(asker=survivor)
+        writer.wait_for(len(writer.acknowledged) + 50)
+    finally:
+        writer.stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    print(f"{len(writer.acknowledged)} writes acknowledged, {writer.failures} refused or unknown")
+    assert {answer["node_id"] for answer in after} == {1, 2, 3}
+
+    # Every acknowledged write is there, read through every pod (the restarted one included).
+    for ordinal in range(NODES):
+        client = cluster.client(ordinal)
+        keys = sorted(writer.acknowledged)
+        values = client.mget(keys)
+        lost = [
+            k for k, v in zip(keys, values, strict=True) if v != writer.acknowledged[k].encode()
+        ]
+        assert lost == [], f"pod {ordinal} lost {len(lost)} acknowledged writes: {lost[:5]}"
+
+    # `cluster status --endpoints` reads the pods from outside, logging in as the clients do.
+    endpoints = ",".join(f"127.0.0.1:{cluster.port_base + o}" for o in range(NODES))
+    command = [sys.executable, "-m", "pypaxos", "cluster", "status", "--json"]
+    status = subprocess.run(
+        [*command, "--endpoints", endpoints, "--user", "default"],
+        env=os.environ | {"PYPAXOS_PASSWORD": cluster.password},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 0, status.stderr
+    nodes = json.loads(status.stdout)["nodes"]
+    assert sorted(node["id"] for node in nodes) == [1, 2, 3]
+    assert sorted(node["role"] for node in nodes) == ["follower", "follower", "leader"]
+
+    # The restarted pod caught up: it applied everything the leader had committed.
+    leader_answer = cluster.probe(survivor, _leader_ordinal(after), "/ready")
+    assert leader_answer is not None
+    committed = leader_answer["commit_index"]
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        answer = cluster.probe(survivor, victim, "/ready")
+        if answer is not None and answer["applied_index"] >= committed:
+            break
+        assert time.monotonic() < deadline, (answer, committed)
+        time.sleep(0.5)
+    assert answer["ready"] is True and answer["reasons"] == []
