@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -246,6 +246,14 @@ class ObjectMachine:
         self._now_ms = snap.now_ms
         self._sessions = sessions
 
+    def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
+        """The whole state as one chunk: user objects encode as a whole (``objects.state``)."""
+        yield self.snapshot()
+
+    def snapshot_loader(self) -> WholeSnapshotLoader:
+        """Rebuilds this machine from ``snapshot_chunks`` output at ``finish``."""
+        return WholeSnapshotLoader(self)
+
     # -- the sequential model: the same calls without sessions -----------------------------
 
     def execute(self, call: Call) -> bytes:
@@ -340,6 +348,27 @@ class ObjectMachine:
             if oldest.last_active > horizon:
                 break
             self._sessions.popitem(last=False)
+
+
+class WholeSnapshotLoader:
+    """Takes the one chunk of an ``ObjectMachine`` snapshot and restores it at ``finish``;
+    ``ValueError`` for a second chunk, none, or one that does not restore."""
+
+    __slots__ = ("_chunk", "_machine")
+
+    def __init__(self, machine: ObjectMachine) -> None:
+        self._machine = machine
+        self._chunk: bytes | None = None
+
+    def load(self, chunk: bytes) -> None:
+        if self._chunk is not None:
+            raise ValueError("an object machine's snapshot is one chunk")
+        self._chunk = chunk
+
+    def finish(self) -> None:
+        if self._chunk is None:
+            raise ValueError("an object machine's snapshot is one chunk, none came")
+        self._machine.restore(self._chunk)
 
 
 class Group(ObjectMachine):

@@ -47,7 +47,7 @@ from pypaxos.multi import (
     Redirect,
     Reply,
     Role,
-    Snapshot,
+    SnapshotChunk,
 )
 from pypaxos.objects import (
     Call,
@@ -490,7 +490,7 @@ class ObjectWorld(Simulator[object]):
     def on_send(self, src: int, dst: int, msg: object) -> None:
         if self.nemesis.promise_armed and type(msg) is Promise:
             self.nemesis.promised(src)
-        if type(msg) is Snapshot:
+        if type(msg) is SnapshotChunk and msg.seq == 0:  # a transfer's first chunk
             self.snapshots_sent += 1
 
     def _write_own_vote(self, node: int, record: AcceptRecord) -> None:
