@@ -10,6 +10,11 @@ say what is known: ``OutcomeUnknownError`` or ``UnavailableError``.  Pass ``ssl`
 Sessions allow one outstanding request per client id, so one object runs one request at a time
 (calls queue on an ``asyncio.Lock``): use one client per concurrent worker.
 
+Replicated objects (a node run with ``--machine``): ``call(method, *args)`` sends a command as
+``PAXOS.CALL`` in the client's object session (exactly once, retried with the same bytes),
+``query(method, *args)`` a read as ``PAXOS.QUERY``; ``proxy(cls)`` gives an ``objects.AsyncStub``
+(``await proxy.increment()``) checked against ``cls``, in a session of its own.
+
 More: docs/design.md, 'The client'.
 """
 
@@ -18,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Sequence
 from ssl import SSLContext
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from pypaxos.client.errors import (
     ClientProtocolError,
@@ -38,6 +44,7 @@ from pypaxos.client.replies import (
     Simple,
     parse_info,
 )
+from pypaxos.objects import AsyncStub, Caller, encode_call, unwrap
 from pypaxos.transport.resp import encode_command
 
 CLIENT_ID_MAX = 2**63 - 1
@@ -146,6 +153,7 @@ class AsyncClient:
         self._rng = rng if rng is not None else random.Random()
         self._client_id = client_id if client_id is not None else self._new_client_id()
         self._seq = 0
+        self._call_seq = 0  # the object session's (``call``), under the same client id
         self._lock = asyncio.Lock()
         self._connection: _Connection | None = None
         self._next_index = 0
@@ -234,6 +242,48 @@ class AsyncClient:
         """Run any command as a plain request, retried on failure (use for reads)."""
         async with self._lock:
             return await self._attempt(encode_command(*map(_arg, args)))
+
+    # --- replicated objects (module docstring) -------------------------------------------
+
+    async def call(self, method: str, *args: Any, target: str = "", **kwargs: Any) -> Any:
+        """Run the command ``method`` of the served object (``target`` in a ``Group``) through
+        the log, exactly once; its return value, or the ``objects.CallFailed`` it became."""
+        async with self._lock:
+            self._call_seq += 1
+            command = encode_call(
+                self._client_id,
+                self._call_seq,
+                method,
+                args,
+                kwargs,
+                target=target,
+                now_ms=_now_ms(),
+            )
+            return unwrap(await self._submit_locked(command, read=False))
+
+    async def query(self, method: str, *args: Any, target: str = "", **kwargs: Any) -> Any:
+        """Run the read ``method`` (an unmarked one) on the cluster's read path."""
+        command = encode_call(
+            self._client_id, 0, method, args, kwargs, target=target, now_ms=_now_ms()
+        )
+        return unwrap(await self.submit_call(command, read=True))
+
+    def proxy(self, cls: type, target: str = "") -> AsyncStub:
+        """``await proxy.method(...)`` for the served object of class ``cls`` (checked here
+        against ``cls`` before anything is sent), in a new session of its own."""
+        return AsyncStub(Caller(cls, self._new_client_id(), target), self.submit_call, _now_ms)
+
+    async def submit_call(self, command: bytes, read: bool) -> bytes:
+        """``objects.AsyncSubmit``: call bytes out, result bytes back."""
+        async with self._lock:
+            return await self._submit_locked(command, read)
+
+    async def _submit_locked(self, command: bytes, read: bool) -> bytes:
+        wire = encode_command(b"PAXOS.QUERY" if read else b"PAXOS.CALL", command)
+        reply = await self._attempt(wire)
+        if not isinstance(reply, bytes):
+            raise ClientProtocolError(f"PAXOS.CALL answered {reply!r}")
+        return reply
 
     # --- retry loop -------------------------------------------------------------------------
 
@@ -362,6 +412,11 @@ class AsyncClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _now_ms() -> int:
+    """The caller's clock stamped on a call (``objects.log_time_ms`` is built from these)."""
+    return time.time_ns() // 1_000_000
 
 
 def _integer(reply: Reply, command: str) -> int:

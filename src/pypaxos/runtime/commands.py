@@ -168,7 +168,28 @@ class ServerTime:
     """``TIME``: this node's wall clock (not replicated, as in Redis each server has its own)."""
 
 
-Plan = Immediate | Ops | Info | Hello | Auth | ReadMode | ClientCommand | ConfigGet | ServerTime
+@dataclass(frozen=True, slots=True)
+class Custom:
+    """A command of a machine other than the key-value store (``runtime.objects_port``):
+    ``PAXOS.CALL`` (``write``: through the log) or ``PAXOS.QUERY`` with its one argument."""
+
+    name: bytes
+    payload: bytes
+    write: bool
+
+
+Plan = (
+    Immediate
+    | Ops
+    | Info
+    | Hello
+    | Auth
+    | ReadMode
+    | ClientCommand
+    | ConfigGet
+    | ServerTime
+    | Custom
+)
 
 
 def error(text: str) -> Immediate:
@@ -205,6 +226,8 @@ def required_access(name: bytes, planned: Plan) -> Access:
     if name in CONNECTION_COMMANDS:
         return Access.CONNECTION
     if isinstance(planned, Ops) and not all(isinstance(op, READ_OPS) for op in planned.ops):
+        return Access.WRITE
+    if isinstance(planned, Custom) and planned.write:
         return Access.WRITE
     return Access.READ
 

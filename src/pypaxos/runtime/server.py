@@ -98,6 +98,7 @@ from pypaxos.runtime.commands import (
     ClientCommand,
     Combine,
     ConfigGet,
+    Custom,
     Hello,
     Immediate,
     Info,
@@ -148,6 +149,8 @@ GROUP_BYTES_MAX = 256 * 1024
 TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that starts TLS and stalls holds no socket longer
 
 InfoSource = Callable[[str | None], str]
+Planner = Callable[[list[bytes]], Plan]
+CustomHandler = Callable[["RespConnection", Custom], None]
 
 
 def new_client_id() -> int:
@@ -180,8 +183,14 @@ class RespServer:
         output_bytes_max: int = OUTPUT_BYTES_MAX,
         ssl: SSLContext | None = None,
         read_index: bool = False,
+        planner: Planner | None = None,
+        custom: CustomHandler | None = None,
     ) -> None:
         self.router = router
+        # A machine other than the key-value store: its own command table (``planner``, no
+        # batched fast path) and the handler of its ``Custom`` plans (``runtime.objects_port``).
+        self.planner = planner
+        self.custom = custom
         self.read_index = read_index  # plain reads on the read-index path (module docstring)
         self.ssl = ssl  # TLS on the client port (``rediss://``); reloaded in place on SIGHUP
         self.info = info
@@ -325,6 +334,9 @@ class RespConnection(asyncio.Protocol):
         return users is not None and (self.user is None or not self.user.may(Access.WRITE))
 
     def _run_fast(self, commands: list[list[bytes]], count_bytes: bool) -> None:
+        if self.server.planner is not None:
+            self._run_gated(commands)  # one plan at a time, through the machine's own table
+            return
         group: _Group | None = None
         # Bounds are checked per command only when this feed could reach one.
         check = count_bytes or len(commands) > GROUP_OPS_MAX
@@ -364,23 +376,29 @@ class RespConnection(asyncio.Protocol):
 
     def _run_gated(self, commands: list[list[bytes]]) -> None:
         """One command at a time, each checked against the user (or its absence)."""
+        planner = self.server.planner or plan
         for index, args in enumerate(commands):
-            planned = plan(args)
+            planned = planner(args)
             auth = _auth_of(planned)
-            if auth is not None:
+            if auth is not None and self.server.users is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
                 return
             access = required_access(args[0].upper(), planned)
-            if self.user is None and (access is not Access.CONNECTION or type(planned) is Hello):
+            gated = self.gated  # False here only for a planner's table without users
+            if (
+                gated
+                and self.user is None
+                and (access is not Access.CONNECTION or type(planned) is Hello)
+            ):
                 self._reply_now(NOAUTH_HELLO if type(planned) is Hello else NOAUTH)
-            elif self.user is not None and not self.user.may(access):
+            elif gated and self.user is not None and not self.user.may(access):
                 name = args[0].decode(errors="replace").lower()
                 self._reply_now(encode_error(f"NOPERM this user has no permission to run '{name}'"))
             else:
                 self._command(planned)
             if self.closing:
                 return
-            if not self.gated:  # authenticated with a role that needs no checks
+            if not self.gated and self.server.planner is None:  # a role that needs no checks
                 self._run_fast(commands[index + 1 :], True)
                 return
 
@@ -442,6 +460,9 @@ class RespConnection(asyncio.Protocol):
             self._reply_now(OK)
         elif isinstance(planned, (ClientCommand, ConfigGet, ServerTime)):
             self._reply_now(self._local_reply(planned))
+        elif isinstance(planned, Custom):
+            assert self.server.custom is not None  # only its planner makes them
+            self.server.custom(self, planned)
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
 

@@ -41,14 +41,18 @@ from pypaxos.multi import (
     Applied,
     Batch,
     Busy,
+    CompactLog,
     MultiConfig,
     PersistOwnVote,
     Promise,
     Redirect,
     Reply,
     Role,
+    SendSnapshot,
     SnapshotChunk,
+    TakeSnapshot,
 )
+from pypaxos.multi.snapshots import capture, chunk_messages
 from pypaxos.objects import (
     Call,
     ObjectMachine,
@@ -484,6 +488,21 @@ class ObjectWorld(Simulator[object]):
             self.apply(node, [Send(self._client_of(effect.request_id), busy)])
         elif type(effect) is PersistOwnVote:
             self._write_own_vote(node, effect.record)
+        elif type(effect) is TakeSnapshot:  # taken and made durable at once: a simple shell
+            disk = self.disk
+            assert isinstance(disk, RecordLogDisk)
+            record = capture(self.node_actor(node).node)
+            disk.write(node, record, sync=True)
+            self.apply(node, self.node_actor(node).node.snapshot_saved(record.slot))
+        elif type(effect) is CompactLog:
+            disk = self.disk
+            assert isinstance(disk, RecordLogDisk)
+            disk.compact(node, effect.slot)
+        elif type(effect) is SendSnapshot:
+            disk = self.disk
+            assert isinstance(disk, RecordLogDisk)
+            durable = disk.latest_snapshot(node)
+            self.apply(node, [Send(effect.to, m) for m in chunk_messages(node, effect, durable)])
         else:
             super().on_effect(node, effect)
 

@@ -1,0 +1,202 @@
+"""Replicated objects on real nodes in this event loop: the ``PAXOS.CALL``/``PAXOS.QUERY``
+port (``runtime.objects_port``), pypaxos's client ``call``/``query``/``proxy``, and the embedded
+member (``runtime.embedded.serve_async``/``serve``).  Real TCP on loopback, real storage."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+from runtime_helpers import port_of, write_cluster
+
+from pypaxos.client import AsyncClient, Client
+from pypaxos.objects import (
+    CallRejected,
+    CommandRaised,
+    Counter,
+    Dict,
+    Group,
+    List,
+    ObjectMachine,
+    encode_call,
+)
+from pypaxos.runtime.app import NodeApp
+from pypaxos.runtime.config import load_config
+from pypaxos.runtime.embedded import Replicated, serve, serve_async
+
+
+async def start_apps(path: Path, factory: Any) -> dict[int, NodeApp]:
+    config = load_config(path)
+    apps = {
+        m.id: NodeApp(config, m.id, request_timeout_s=3.0, machine_factory=factory)
+        for m in config.members
+    }
+    for app in apps.values():
+        await app.start()
+    return apps
+
+
+async def stop_apps(apps: dict[int, NodeApp]) -> None:
+    for app in apps.values():
+        await app.stop()
+
+
+def addresses(apps: dict[int, NodeApp]) -> list[str]:
+    return [app.member.client for app in apps.values()]
+
+
+@pytest.mark.asyncio
+async def test_a_client_calls_a_served_counter_through_any_node(tmp_path: Path) -> None:
+    apps = await start_apps(write_cluster(tmp_path), lambda: ObjectMachine(Counter()))
+    try:
+        # A client of one follower only: every call is forwarded to the leader.
+        async with AsyncClient([addresses(apps)[2]], follow_leader=False, timeout_s=5) as client:
+            assert await client.call("add", 5) == 5
+            assert await client.call("add", 2) == 7
+            assert await client.query("get") == 7
+            proxy = client.proxy(Counter)
+            assert await proxy.add(1) == 8
+            assert await proxy.get() == 8
+            with pytest.raises(CallRejected):
+                await client.call("no_such_method")
+        counts = [app.objects.calls for app in apps.values() if app.objects is not None]
+        assert sum(counts) == 4
+    finally:
+        await stop_apps(apps)
+
+
+@pytest.mark.asyncio
+async def test_a_retried_call_is_applied_once(tmp_path: Path) -> None:
+    apps = await start_apps(write_cluster(tmp_path), lambda: ObjectMachine(Counter()))
+    try:
+        port = port_of(addresses(apps)[0])
+        redis = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+        call = encode_call(77, 1, "add", (3,))
+        first = await redis.execute_command("PAXOS.CALL", call)
+        again = await redis.execute_command("PAXOS.CALL", call)  # the same bytes: a retry
+        assert first == again
+        query = encode_call(77, 0, "get")
+        from pypaxos.objects import unwrap
+
+        assert unwrap(await redis.execute_command("PAXOS.QUERY", query)) == 3
+        await redis.aclose()
+    finally:
+        await stop_apps(apps)
+
+
+@pytest.mark.asyncio
+async def test_a_non_kv_node_refuses_kv_commands_and_bad_calls(tmp_path: Path) -> None:
+    apps = await start_apps(write_cluster(tmp_path), lambda: ObjectMachine(Counter()))
+    try:
+        port = port_of(addresses(apps)[0])
+        redis = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+        assert await redis.ping()
+        with pytest.raises(ResponseError, match="PAXOS.CALL"):
+            await redis.set("k", "v")
+        with pytest.raises(ResponseError, match="PAXOS.CALL"):
+            await redis.execute_command("PAXOS.REQ", 1, 1, "SET", "k", "v")
+        with pytest.raises(ResponseError, match="not a call"):
+            await redis.execute_command("PAXOS.CALL", b"\xff\x00garbage")
+        with pytest.raises(ResponseError, match="seq"):
+            await redis.execute_command("PAXOS.CALL", encode_call(5, 0, "add", (1,)))
+        with pytest.raises(ResponseError, match="wrong number"):
+            await redis.execute_command("PAXOS.QUERY")
+        info = await redis.info("paxos")
+        assert info["role"] in ("leader", "follower", "candidate")
+        await redis.aclose()
+    finally:
+        await stop_apps(apps)
+
+
+@pytest.mark.asyncio
+async def test_embedded_members_on_the_applications_loop(tmp_path: Path) -> None:
+    path = write_cluster(tmp_path)
+    async with (
+        serve_async(Counter(), config=path, node_id=1) as one,
+        serve_async(Counter(), config=path, node_id=2) as two,
+        serve_async(Counter(), config=path, node_id=3) as three,
+    ):
+        assert await one.add(2) == 2
+        assert await two.add(3) == 5
+        assert await three.linearizable().get() == 5  # the read path: sees both
+        results: list[tuple[Any, BaseException | None]] = []
+        done = asyncio.Event()
+
+        def callback(value: Any, error: BaseException | None) -> None:
+            results.append((value, error))
+            done.set()
+
+        assert one.add(10, callback=callback) is None  # fire and forget
+        await asyncio.wait_for(done.wait(), 10)
+        assert results == [(15, None)]
+        assert await one.linearizable().get() == 15
+        await asyncio.wait_for(_until_local(three, 15), 10)  # applied there too, in time
+
+
+async def _until_local(member: Replicated, value: int) -> None:
+    while await member.get() != value:
+        await asyncio.sleep(0.02)
+
+
+def test_embedded_members_on_background_threads(tmp_path: Path) -> None:
+    path = write_cluster(tmp_path)
+    ready = threading.Barrier(3)
+    finished = threading.Barrier(3)
+    totals: dict[int, int] = {}
+    errors: list[BaseException] = []
+
+    def member(node_id: int) -> None:
+        try:
+            group = Group(hits=Counter(), names=Dict())
+            with serve(group, config=path, node_id=node_id) as replicated:
+                ready.wait(30)
+                hits = replicated.member("hits")
+                for _ in range(5):
+                    hits.add(1)
+                replicated.member("names").set(f"node{node_id}", node_id)
+                finished.wait(30)
+                totals[node_id] = hits.linearizable().get()
+                ready.wait(30)  # nobody stops before everyone has read
+        except BaseException as error:  # reported to the test thread below
+            errors.append(error)
+            ready.abort()
+            finished.abort()
+
+    threads = [threading.Thread(target=member, args=(n,)) for n in (1, 2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert totals == {1: 15, 2: 15, 3: 15}
+
+
+def test_a_command_that_raises_is_reported_and_a_blocking_client_calls(tmp_path: Path) -> None:
+    path = write_cluster(tmp_path)
+
+    async def main() -> None:
+        apps = await start_apps(path, lambda: Group(store=Dict(), items=List()))
+        try:
+            done = asyncio.get_running_loop().run_in_executor(None, use_blocking_client, apps)
+            await done
+        finally:
+            await stop_apps(apps)
+
+    def use_blocking_client(apps: dict[int, NodeApp]) -> None:
+        with Client(addresses(apps), timeout_s=5) as client:
+            client.call("set", "a", 1, target="store")
+            assert client.query("get", "a", target="store") == 1
+            proxy = client.proxy(Dict, target="store")
+            assert proxy.pop("a") == 1
+            assert proxy.pop("a", "gone") == "gone"
+            items = client.proxy(List, target="items")
+            with pytest.raises(CommandRaised) as raised:
+                items.pop()  # an IndexError in the method: a result, the same everywhere
+            assert raised.value.type_name == "IndexError"
+
+    asyncio.run(main())
