@@ -24,6 +24,7 @@ from pypaxos.objects import (
     List,
     ObjectMachine,
     encode_call,
+    unwrap,
 )
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.config import load_config
@@ -81,8 +82,6 @@ async def test_a_retried_call_is_applied_once(tmp_path: Path) -> None:
         again = await redis.execute_command("PAXOS.CALL", call)  # the same bytes: a retry
         assert first == again
         query = encode_call(77, 0, "get")
-        from pypaxos.objects import unwrap
-
         assert unwrap(await redis.execute_command("PAXOS.QUERY", query)) == 3
         await redis.aclose()
     finally:
@@ -96,9 +95,9 @@ async def test_a_non_kv_node_refuses_kv_commands_and_bad_calls(tmp_path: Path) -
         port = port_of(addresses(apps)[0])
         redis = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
         assert await redis.ping()
-        with pytest.raises(ResponseError, match="PAXOS.CALL"):
+        with pytest.raises(ResponseError, match=r"PAXOS\.CALL"):
             await redis.set("k", "v")
-        with pytest.raises(ResponseError, match="PAXOS.CALL"):
+        with pytest.raises(ResponseError, match=r"PAXOS\.CALL"):
             await redis.execute_command("PAXOS.REQ", 1, 1, "SET", "k", "v")
         with pytest.raises(ResponseError, match="not a call"):
             await redis.execute_command("PAXOS.CALL", b"\xff\x00garbage")
