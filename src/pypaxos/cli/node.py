@@ -67,7 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def machine_factory(target: str) -> tuple[MachineFactory, str]:
     """The factory of ``--machine``'s machine and the name it is served under; ``UsageError``
     if ``target`` does not name something that builds a replicable object."""
-    found = load_attribute(target)
+    try:
+        found = load_attribute(target)
+    except UsageError as error:
+        raise UsageError(f"--machine: {error}") from None
     if not callable(found):
         raise UsageError(f"--machine {target}: not a class or a function")
 
