@@ -283,7 +283,7 @@ def test_a_bad_machine_exits_2_with_a_clear_message(
     config = write_cluster(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "pypaxos", "node", "--config", str(config.path), "--id", "1"]
-        + ["--machine", machine],
+        + ["--machine", machine],  # noqa: RUF005
         capture_output=True,
         env=child_env(),
         timeout=60,
