@@ -281,9 +281,9 @@ def test_a_bad_machine_exits_2_with_a_clear_message(
     tmp_path: Path, machine: str, said: str
 ) -> None:
     config = write_cluster(tmp_path)
+    node = ["node", "--config", str(config.path), "--id", "1", "--machine", machine]
     result = subprocess.run(
-        [sys.executable, "-m", "pypaxos", "node", "--config", str(config.path), "--id", "1"]
-        + ["--machine", machine],  # noqa: RUF005
+        [sys.executable, "-m", "pypaxos", *node],
         capture_output=True,
         env=child_env(),
         timeout=60,
