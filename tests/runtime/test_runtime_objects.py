@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from runtime_helpers import port_of, write_cluster
 
 from pypaxos.client import AsyncClient, Client
@@ -27,6 +27,7 @@ from pypaxos.objects import (
     unwrap,
 )
 from pypaxos.runtime.app import NodeApp
+from pypaxos.runtime.auth import hash_password
 from pypaxos.runtime.config import load_config
 from pypaxos.runtime.embedded import Replicated, serve, serve_async
 
@@ -199,3 +200,58 @@ def test_a_command_that_raises_is_reported_and_a_blocking_client_calls(tmp_path:
             assert raised.value.type_name == "IndexError"
 
     asyncio.run(main())
+
+
+USERS = f"""
+[[users]]
+name = "default"
+role = "read-write"
+password_hash = "{hash_password("open sesame")}"
+
+[[users]]
+name = "reader"
+role = "read-only"
+password_hash = "{hash_password("just looking")}"
+"""
+
+
+@pytest.mark.asyncio
+async def test_calls_need_a_user_that_may_write_and_queries_one_that_may_read(
+    tmp_path: Path,
+) -> None:
+    apps = await start_apps(
+        write_cluster(tmp_path, nodes=1, extra=USERS), lambda: ObjectMachine(Counter())
+    )
+    try:
+        port = port_of(addresses(apps)[0])
+        anonymous = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+        with pytest.raises(AuthenticationError):
+            await anonymous.execute_command("PAXOS.QUERY", encode_call(9, 0, "get"))
+        await anonymous.aclose()
+        reader = aioredis.Redis(
+            host="127.0.0.1", port=port, username="reader", password="just looking"
+        )
+        assert unwrap(await reader.execute_command("PAXOS.QUERY", encode_call(9, 0, "get"))) == 0
+        with pytest.raises(NoPermissionError):
+            await reader.execute_command("PAXOS.CALL", encode_call(9, 1, "add", (1,)))
+        await reader.aclose()
+        writer = aioredis.Redis(host="127.0.0.1", port=port, password="open sesame")
+        call = encode_call(9, 1, "add", (4,))
+        assert unwrap(await writer.execute_command("PAXOS.CALL", call)) == 4
+        with pytest.raises(ResponseError, match="key-value command"):
+            await writer.get("k")
+        await writer.aclose()
+    finally:
+        await stop_apps(apps)
+
+
+@pytest.mark.asyncio
+async def test_queries_take_the_read_path_whatever_the_reads_setting(tmp_path: Path) -> None:
+    path = write_cluster(tmp_path, extra='reads = "log"')
+    apps = await start_apps(path, lambda: ObjectMachine(Counter()))
+    try:
+        async with AsyncClient(addresses(apps), timeout_s=5) as client:
+            assert await client.call("add", 6) == 6
+            assert await client.query("get") == 6
+    finally:
+        await stop_apps(apps)
