@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
-from pysyncobj.batteries import ReplDict
+from pysyncobj.batteries import ReplCounter, ReplDict
 
 MODES: dict[str, dict[str, Any]] = {
     "default": {},
@@ -41,7 +41,9 @@ READY_TIMEOUT_S = 30.0
 TOP_UP_MAX = 2000  # new commands between two ticks, so the leader keeps sending heartbeats
 
 
-def run_leader(obj: ReplDict, node: SyncObj, args: argparse.Namespace) -> dict[str, Any]:
+def run_leader(
+    obj: ReplDict | ReplCounter, node: SyncObj, args: argparse.Namespace
+) -> dict[str, Any]:
     value = b"v" * args.value_bytes
     latencies = array("d")
     counts = {"inflight": 0, "ok": 0, "late": 0, "failed": 0}
@@ -71,7 +73,10 @@ def run_leader(obj: ReplDict, node: SyncObj, args: argparse.Namespace) -> dict[s
         if cpu_start is None and now >= start_at:
             cpu_start = sum(os.times()[:2])
         for _ in range(min(TOP_UP_MAX, args.outstanding - counts["inflight"])):
-            obj.set(f"key:{index % 100_000}", value, callback=callback_for(clock()))
+            if isinstance(obj, ReplCounter):  # --workload counter: the README's counter
+                obj.add(1, callback=callback_for(clock()))
+            else:
+                obj.set(f"key:{index % 100_000}", value, callback=callback_for(clock()))
             counts["inflight"] += 1
             index += 1
         node.doTick(0.0)
@@ -102,10 +107,11 @@ def main() -> None:
     parser.add_argument("--value-bytes", type=int, default=128)
     parser.add_argument("--stop-file", type=Path, required=True)
     parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--workload", choices=("dict", "counter"), default="dict")
     args = parser.parse_args()
 
     conf = SyncObjConf(autoTick=False, **MODES[args.mode])
-    obj = ReplDict()
+    obj: ReplDict | ReplCounter = ReplCounter() if args.workload == "counter" else ReplDict()
     node = SyncObj(f"127.0.0.1:{args.port}", args.partners.split(","), conf=conf, consumers=[obj])
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not (node.isReady() and node._getLeader() is not None):
