@@ -183,7 +183,7 @@ def main() -> None:
     parser.add_argument("--workloads", default="counter,dict")
     parser.add_argument("--fsync", default="always,never", help="pypaxos fsync modes")
     parser.add_argument("--pysyncobj-modes", default="default,best")
-    parser.add_argument("--outstanding", type=int, default=64, help="pypaxos calls in flight")
+    parser.add_argument("--outstanding", type=int, default=256, help="pypaxos calls in flight")
     parser.add_argument("--duration-s", type=float, default=3.0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -198,14 +198,18 @@ def main() -> None:
         for fsync in args.fsync.split(","):
             result = pypaxos_run(workload, fsync, args.outstanding, args.duration_s)
             durability = "fsync per write" if fsync == "always" else "page cache (no fsync)"
-            rows.append({"system": "pypaxos", "workload": workload, "setting": f"fsync={fsync}",
-                         "outstanding": args.outstanding, "durability": durability, **result})  # fmt: skip
+            setting = f"fsync={fsync}"
+            row = {"system": "pypaxos", "workload": workload, "setting": setting}
+            rows.append(
+                {**row, "outstanding": args.outstanding, "durability": durability, **result}
+            )
             print_row(rows[-1])
         for mode in args.pysyncobj_modes.split(","):
             result = peer_pysyncobj.one_run(3, mode, args.duration_s, 128, workload)
-            rows.append({"system": "pysyncobj", "workload": workload, "setting": mode,
-                         "outstanding": peer_pysyncobj.OUTSTANDING[mode],
-                         "durability": "memory only (no journal)", **result})  # fmt: skip
+            row = {"system": "pysyncobj", "workload": workload, "setting": mode}
+            outstanding = peer_pysyncobj.OUTSTANDING[mode]
+            durability = "memory only (no journal)"
+            rows.append({**row, "outstanding": outstanding, "durability": durability, **result})
             print_row(rows[-1])
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

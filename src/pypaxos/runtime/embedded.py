@@ -92,12 +92,13 @@ class _Core:
         pool = self._pools.setdefault(target, [])
         caller = pool.pop() if pool else Caller(self.cls(target), _new_client_id(), target)
         try:
-            read = caller.check(method, args, kwargs)
+            read = caller.is_read(method)  # the arguments are checked when encoded
             if path == "log" and read:
                 path = "local"  # an unmarked method is a read wherever it is called
             if path != "log" and not read:
                 path = "log"
             if path == "local":
+                caller.check(method, args, kwargs)
                 command = encode_call(caller.client_id, 0, method, args, kwargs, target=target)
                 return unwrap(self.machine.query(command))
             return await self._submit(caller, method, args, kwargs, read=path == "read")
@@ -260,9 +261,8 @@ class _Runner:
         timeout_s: float,
     ) -> Any:
         try:
-            return await asyncio.wait_for(
-                self.core.run(target, method, args, kwargs, path), timeout_s
-            )
+            async with asyncio.timeout(timeout_s):  # no task per call, unlike wait_for
+                return await self.core.run(target, method, args, kwargs, path)
         except TimeoutError:
             raise CallTimedOut(
                 f"{method}: no answer in {timeout_s} s; it may or may not have been applied"
