@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,56 @@ def pypaxos_run(workload: str, fsync: str, outstanding: int, duration_s: float) 
                 child.wait()
 
 
+def measure(
+    workloads: list[str],
+    fsyncs: list[str],
+    pysyncobj_modes: list[str],
+    outstanding: int,
+    duration_s: float,
+    log: Callable[[str], None] = print,
+) -> list[Json]:
+    """Every point, one run each: pypaxos per fsync mode, then PySyncObj per mode."""
+    sys.path.insert(0, str(HERE))
+    import peer_pysyncobj
+
+    rows: list[Json] = []
+    for workload in workloads:
+        for fsync in fsyncs:
+            result = pypaxos_run(workload, fsync, outstanding, duration_s)
+            durability = "fsync per write" if fsync == "always" else "page cache (no fsync)"
+            row = {"system": "pypaxos", "workload": workload, "setting": f"fsync={fsync}"}
+            rows.append({**row, "outstanding": outstanding, "durability": durability, **result})
+            log(render_row(rows[-1]))
+        for mode in pysyncobj_modes:
+            result = peer_pysyncobj.one_run(3, mode, duration_s, 128, workload)
+            row = {"system": "pysyncobj", "workload": workload, "setting": mode}
+            in_flight = peer_pysyncobj.OUTSTANDING[mode]
+            durability = "memory only (no journal)"
+            rows.append({**row, "outstanding": in_flight, "durability": durability, **result})
+            log(render_row(rows[-1]))
+    return rows
+
+
+HEADER = (
+    "| system | workload | setting | in flight | calls/s | p50 ms | p99 ms "
+    "| leader CPU µs/call | failed | durability |\n"
+    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+)
+
+
+def render(rows: list[Json]) -> str:
+    """The markdown table of ``measure``'s rows."""
+    return "\n".join([HEADER, *map(render_row, rows)]) + "\n"
+
+
+def render_row(row: Json) -> str:
+    return (
+        f"| {row['system']} | {row['workload']} | {row['setting']} | {row['outstanding']} | "
+        f"{row['throughput']:,.0f} | {row['p50_us'] / 1000:.1f} | {row['p99_us'] / 1000:.1f} | "
+        f"{row['leader_cpu_us_per_op']:.0f} | {row['failed']} | {row['durability']} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--member", type=int, help=argparse.SUPPRESS)
@@ -190,38 +241,17 @@ def main() -> None:
     if args.member is not None:
         asyncio.run(member_main(args))
         return
-    sys.path.insert(0, str(HERE))
-    import peer_pysyncobj
-
-    rows: list[Json] = []
-    for workload in args.workloads.split(","):
-        for fsync in args.fsync.split(","):
-            result = pypaxos_run(workload, fsync, args.outstanding, args.duration_s)
-            durability = "fsync per write" if fsync == "always" else "page cache (no fsync)"
-            setting = f"fsync={fsync}"
-            row = {"system": "pypaxos", "workload": workload, "setting": setting}
-            rows.append(
-                {**row, "outstanding": args.outstanding, "durability": durability, **result}
-            )
-            print_row(rows[-1])
-        for mode in args.pysyncobj_modes.split(","):
-            result = peer_pysyncobj.one_run(3, mode, args.duration_s, 128, workload)
-            row = {"system": "pysyncobj", "workload": workload, "setting": mode}
-            outstanding = peer_pysyncobj.OUTSTANDING[mode]
-            durability = "memory only (no journal)"
-            rows.append({**row, "outstanding": outstanding, "durability": durability, **result})
-            print_row(rows[-1])
+    print(HEADER, flush=True)
+    rows = measure(
+        args.workloads.split(","),
+        args.fsync.split(","),
+        args.pysyncobj_modes.split(","),
+        args.outstanding,
+        args.duration_s,
+        log=lambda line: print(line, flush=True),
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
-
-
-def print_row(row: Json) -> None:
-    print(
-        f"| {row['system']} | {row['workload']} | {row['setting']} | {row['outstanding']} | "
-        f"{row['throughput']:,.0f} | {row['p50_us'] / 1000:.1f} | {row['p99_us'] / 1000:.1f} | "
-        f"{row['leader_cpu_us_per_op']:.0f} | {row['failed']} | {row['durability']} |",
-        flush=True,
-    )
 
 
 if __name__ == "__main__":

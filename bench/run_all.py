@@ -10,7 +10,10 @@ section of ``bench/RESULTS.md`` (the one it replaces moves to ``bench/history/``
 go to ``bench/plots/``.
 
     .venv/bin/python bench/run_all.py [--runs 3] [--duration-s 3] [--catch-up-entries 1000000]
-                                      [--quick] [--skip pysyncobj,redis,etcd] [--report-only]
+                                      [--quick] [--skip pysyncobj,redis,etcd,reads,objects]
+                                      [--report-only]
+
+After the reads, ``bench/objects_bench.py``: replicated objects in-process beside PySyncObj.
 """
 
 from __future__ import annotations
@@ -86,6 +89,27 @@ def reads_section(data: Json) -> str:
     return "\n### Reads (bench/reads_bench.py)\n\n" + reads_bench.render(data["reads"]) + "\n"
 
 
+def objects_stage(args: argparse.Namespace, data: Json, save: Callable[[], None]) -> None:
+    """Replicated objects in-process beside PySyncObj (``bench/objects_bench.py``)."""
+    import objects_bench
+
+    log("objects: replicated counter and dict in-process, pypaxos and PySyncObj")
+    modes = [] if "pysyncobj" in set(args.skip.split(",")) else ["default", "best"]
+    data["objects"] = objects_bench.measure(
+        ["counter", "dict"], ["always", "never"], modes, 256, max(args.duration_s, 3.0), log=log
+    )
+    save()
+
+
+def objects_section(data: Json) -> str:
+    import objects_bench
+
+    if not data.get("objects"):
+        return ""
+    title = "\n### Replicated objects in-process (bench/objects_bench.py)\n\n"
+    return title + objects_bench.render(data["objects"]) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -97,7 +121,9 @@ def main() -> int:
     parser.add_argument("--catch-up-entries", type=int, default=1_000_000)
     parser.add_argument("--etcd-check-perf", default="l", help="etcdctl check perf loads")
     parser.add_argument("--quick", action="store_true", help="2 runs of 1.5 s, no long checks")
-    parser.add_argument("--skip", default="", help="comma-separated: pysyncobj,redis,etcd,reads")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: pysyncobj,redis,etcd,reads,objects"
+    )
     parser.add_argument("--data-root", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--json", type=Path, default=HERE / "last-run.json")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
@@ -160,12 +186,20 @@ def main() -> int:
             save()
         if "reads" not in skip:
             reads_stage(args, data, save)
+        if "objects" not in skip:
+            try:
+                objects_stage(args, data, save)
+            except Exception as error:  # reported; the other figures stand
+                log(f"objects failed: {error!r}")
+                data.setdefault("failures", []).append(f"objects: {error!r}")
+                save()
         data["load_average_end"] = os.getloadavg()
         save()
         log(f"measured in {data['elapsed_s'] / 60:.1f} min; results in {args.json}")
 
     text, summary = report.render(data, args.plots, HERE.parent)
     text += reads_section(data)
+    text += objects_section(data)
     moved = results_file.publish(args.results, args.results.parent / "history", text)
     print(summary)
     print(
