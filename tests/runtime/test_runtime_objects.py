@@ -255,3 +255,25 @@ async def test_queries_take_the_read_path_whatever_the_reads_setting(tmp_path: P
             assert await client.query("get") == 6
     finally:
         await stop_apps(apps)
+
+
+@pytest.mark.asyncio
+async def test_a_client_renews_an_expired_session_and_runs_the_call_once(tmp_path: Path) -> None:
+    apps = await start_apps(
+        write_cluster(tmp_path), lambda: ObjectMachine(Counter(), session_ttl_commands=3)
+    )
+    try:
+        async with (
+            AsyncClient(addresses(apps), timeout_s=5) as idle,
+            AsyncClient(addresses(apps), timeout_s=5) as busy,
+        ):
+            proxy = idle.proxy(Counter)
+            assert await proxy.add(1) == 1
+            assert await idle.call("add", 10) == 11
+            for expected in (12, 13, 14, 15):  # four commands: both idle sessions expire
+                assert await busy.call("add", 1) == expected
+            assert await proxy.add(100) == 115  # refused as expired, then run once, renewed
+            assert await idle.call("add", 1000) == 1115
+            assert await busy.query("get") == 1115
+    finally:
+        await stop_apps(apps)

@@ -117,7 +117,12 @@ class Client:
     def proxy(self, cls: type, target: str = "") -> Stub:
         """``proxy.method(...)`` for the served object of class ``cls``, in its own session."""
         caller = Caller(cls, self._client._new_client_id(), target)
-        return Stub(caller, self.submit_call, lambda: time.time_ns() // 1_000_000)
+        submit = self._client.session_submit(caller)
+        return Stub(
+            caller,
+            lambda command, read: self._run(submit(command, read)),
+            lambda: time.time_ns() // 1_000_000,
+        )
 
     def submit_call(self, command: bytes, read: bool) -> bytes:
         """``objects.Submit``: call bytes out, result bytes back."""
