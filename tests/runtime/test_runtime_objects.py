@@ -28,8 +28,8 @@ from pypaxos.objects import (
 )
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.auth import hash_password
-from pypaxos.runtime.config import load_config
-from pypaxos.runtime.embedded import Replicated, serve, serve_async
+from pypaxos.runtime.config import ConfigError, load_config
+from pypaxos.runtime.embedded import CallTimedOut, Replicated, serve, serve_async
 
 
 async def start_apps(path: Path, factory: Any) -> dict[int, NodeApp]:
@@ -277,3 +277,26 @@ async def test_a_client_renews_an_expired_session_and_runs_the_call_once(tmp_pat
             assert await busy.query("get") == 1115
     finally:
         await stop_apps(apps)
+
+
+def test_without_a_majority_a_call_times_out_and_a_bad_member_does_not_start(
+    tmp_path: Path,
+) -> None:
+    path = write_cluster(tmp_path)
+    with pytest.raises(ConfigError):
+        with serve(Counter(), config=path, node_id=9):
+            pass
+    with serve(Counter(), config=path, node_id=1) as alone:  # two of three members never start
+        with pytest.raises(CallTimedOut):
+            alone.add(1, timeout_s=0.5)
+        assert alone.get() == 0  # a local read needs no quorum
+        answers: list[tuple[Any, BaseException | None]] = []
+        finished = threading.Event()
+
+        def callback(value: Any, error: BaseException | None) -> None:
+            answers.append((value, error))
+            finished.set()
+
+        alone.add(1, timeout_s=0.3, callback=callback)
+        assert finished.wait(10)
+        assert answers[0][0] is None and isinstance(answers[0][1], CallTimedOut)

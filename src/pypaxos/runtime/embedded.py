@@ -22,7 +22,8 @@ it returns at once and ``fn(value, error)`` runs on the node's thread when it is
 
 The object passed in *is* the replicated state: read it only through the ``Replicated`` (its
 reads run on the node's thread, between two applied commands) and change it only through
-commands.
+commands.  Starting a node tunes the process's garbage collector as ``pypaxos node`` does
+(``app.tune_gc``).
 """
 
 from __future__ import annotations
@@ -318,19 +319,20 @@ def serve(
     machine = _machine(obj)
     app = NodeApp(_config(config), node_id, fsync=fsync, machine_factory=lambda: machine)
     loop = asyncio.new_event_loop()
-    started: Future[None] = Future()
+    started: Future[asyncio.Event] = Future()
 
     def main() -> None:
         asyncio.set_event_loop(loop)
 
         async def run() -> None:
+            finish = asyncio.Event()  # set by the block's end: the loop outlives a failed node
             try:
                 await app.start()
             except BaseException as error:
                 started.set_exception(error)
                 return
-            started.set_result(None)
-            await app.stopped.wait()
+            started.set_result(finish)
+            await finish.wait()
 
         try:
             loop.run_until_complete(run())
@@ -340,7 +342,7 @@ def serve(
     thread = threading.Thread(target=main, name=f"pypaxos-node-{node_id}", daemon=True)
     thread.start()
     try:
-        started.result()
+        finish = started.result()
     except BaseException:
         thread.join()
         raise
@@ -348,4 +350,5 @@ def serve(
         yield Replicated(_Runner(_Core(app, machine), loop, True))
     finally:
         asyncio.run_coroutine_threadsafe(app.stop(), loop).result()
+        loop.call_soon_threadsafe(finish.set)
         thread.join()
