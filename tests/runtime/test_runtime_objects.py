@@ -283,9 +283,8 @@ def test_without_a_majority_a_call_times_out_and_a_bad_member_does_not_start(
     tmp_path: Path,
 ) -> None:
     path = write_cluster(tmp_path)
-    with pytest.raises(ConfigError):
-        with serve(Counter(), config=path, node_id=9):
-            pass
+    with pytest.raises(ConfigError), serve(Counter(), config=path, node_id=9):
+        pass
     with serve(Counter(), config=path, node_id=1) as alone:  # two of three members never start
         with pytest.raises(CallTimedOut):
             alone.add(1, timeout_s=0.5)
