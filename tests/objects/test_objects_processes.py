@@ -327,5 +327,6 @@ def test_a_wiped_member_is_rebuilt_from_a_snapshot_of_the_user_state(
     finals = wait_converged(cluster, "get_counter")
     assert finals == [100, 100, 100]
     with Client([cluster[3].address], follow_leader=False, timeout_s=5) as client_of_3:
-        installed = int(client_of_3.info()["snapshot_slot"])
-    assert installed > 0, "node 3 was not rebuilt from a snapshot"
+        info = client_of_3.info()
+    assert int(info["snapshot_slot"]) > 0, "node 3 was not rebuilt from a snapshot"
+    assert info["machine"] == "MyCounter"

@@ -108,6 +108,7 @@ async def test_a_non_kv_node_refuses_kv_commands_and_bad_calls(tmp_path: Path) -
             await redis.execute_command("PAXOS.QUERY")
         info = await redis.info("paxos")
         assert info["role"] in ("leader", "follower", "candidate")
+        assert info["machine"] == "replicated objects"
         await redis.aclose()
     finally:
         await stop_apps(apps)

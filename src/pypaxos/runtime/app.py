@@ -505,6 +505,7 @@ class NodeApp:
             f"snapshots_saved:{self.driver.snapshots_saved}",
             f"snapshot_fork_ms:{self.driver.snapshot_fork_s * 1000:.1f}",
             f"pid:{os.getpid()}",
+            f"machine:{'kv' if self.objects is None else self.served}",
             *self._info_reads(),
             f"leader_known:{int(health.leader_known)}",
             f"lag_slots:{health.lag_slots}",
