@@ -300,3 +300,17 @@ def test_without_a_majority_a_call_times_out_and_a_bad_member_does_not_start(
         alone.add(1, timeout_s=0.3, callback=callback)
         assert finished.wait(10)
         assert answers[0][0] is None and isinstance(answers[0][1], CallTimedOut)
+
+        nested: list[BaseException] = []
+        nested_done = threading.Event()
+
+        def calls_back_in(value: Any, error: BaseException | None) -> None:
+            try:
+                alone.get()  # a blocking call on the node's thread: refused, not a deadlock
+            except RuntimeError as refused:
+                nested.append(refused)
+            nested_done.set()
+
+        alone.get(callback=calls_back_in)
+        assert nested_done.wait(10)
+        assert len(nested) == 1

@@ -224,10 +224,13 @@ class _Runner:
     """Runs calls on the node's loop: from another thread (``serve``) or on it
     (``serve_async``)."""
 
-    def __init__(self, core: _Core, loop: asyncio.AbstractEventLoop, threaded: bool) -> None:
+    def __init__(
+        self, core: _Core, loop: asyncio.AbstractEventLoop, node_thread: int | None = None
+    ) -> None:
         self.core = core
         self.loop = loop
-        self.threaded = threaded
+        self.node_thread = node_thread  # the node's thread (``serve``), None on the caller's loop
+        self.threaded = node_thread is not None
 
     def call(
         self,
@@ -246,6 +249,12 @@ class _Runner:
             task = self.loop.create_task(coroutine)
             task.add_done_callback(lambda done: _report(done, callback))
             return None
+        if callback is None and threading.get_ident() == self.node_thread:
+            coroutine.close()
+            raise RuntimeError(
+                f"{method}: a blocking call on the node's own thread (a callback) would wait "
+                "for itself forever; pass callback= instead"
+            )
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         if callback is not None:
             future.add_done_callback(lambda done: _report(done, callback))
@@ -300,7 +309,7 @@ async def serve_async(
     app = NodeApp(_config(config), node_id, fsync=fsync, machine_factory=lambda: machine)
     await app.start()
     try:
-        yield Replicated(_Runner(_Core(app, machine), asyncio.get_running_loop(), False))
+        yield Replicated(_Runner(_Core(app, machine), asyncio.get_running_loop()))
     finally:
         await app.stop()
 
@@ -347,7 +356,7 @@ def serve(
         thread.join()
         raise
     try:
-        yield Replicated(_Runner(_Core(app, machine), loop, True))
+        yield Replicated(_Runner(_Core(app, machine), loop, thread.ident))
     finally:
         asyncio.run_coroutine_threadsafe(app.stop(), loop).result()
         loop.call_soon_threadsafe(finish.set)
