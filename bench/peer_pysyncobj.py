@@ -41,7 +41,9 @@ WARMUP_S = {"default": 1.0, "best": 3.0, "nobatch": 1.0}  # fill the pipeline fi
 Json = dict[str, Any]
 
 
-def one_run(nodes: int, mode: str, duration_s: float, value_bytes: int) -> Json:
+def one_run(
+    nodes: int, mode: str, duration_s: float, value_bytes: int, workload: str = "dict"
+) -> Json:
     base = find_free_base_port(nodes)
     addresses = [f"127.0.0.1:{base + i}" for i in range(nodes)]
     with tempfile.TemporaryDirectory(prefix="bench-pysyncobj-") as scratch:
@@ -57,7 +59,7 @@ def one_run(nodes: int, mode: str, duration_s: float, value_bytes: int) -> Json:
                     "--outstanding", str(OUTSTANDING[mode]), "--duration-s", str(duration_s),
                     "--warmup-s", str(WARMUP_S[mode]),
                     "--value-bytes", str(value_bytes), "--stop-file", str(stop),
-                    "--result", str(where / f"result-{i}.json"),
+                    "--result", str(where / f"result-{i}.json"), "--workload", workload,
                     "--dump-file", str(where / f"dump-{i}.bin"),
                 ]  # fmt: skip
                 log = (where / f"node-{i}.log").open("wb")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
-from pysyncobj.batteries import ReplDict
+from pysyncobj.batteries import ReplCounter, ReplDict
 
 MODES: dict[str, dict[str, Any]] = {
     "default": {},
@@ -54,7 +54,9 @@ READY_TIMEOUT_S = 30.0
 TOP_UP_MAX = {"default": 2000, "nobatch": 2000, "best": 1_000_000}
 
 
-def run_leader(obj: ReplDict, node: SyncObj, args: argparse.Namespace) -> dict[str, Any]:
+def run_leader(
+    obj: ReplDict | ReplCounter, node: SyncObj, args: argparse.Namespace
+) -> dict[str, Any]:
     value = b"v" * args.value_bytes
     latencies = array("d")
     counts = {"inflight": 0, "ok": 0, "late": 0, "failed": 0}
@@ -85,7 +87,10 @@ def run_leader(obj: ReplDict, node: SyncObj, args: argparse.Namespace) -> dict[s
         if cpu_start is None and now >= start_at:
             cpu_start = sum(os.times()[:2])
         for _ in range(min(top_up_max, args.outstanding - counts["inflight"])):
-            obj.set(f"key:{index % 100_000}", value, callback=callback_for(clock()))
+            if isinstance(obj, ReplCounter):  # --workload counter: the README's counter
+                obj.add(1, callback=callback_for(clock()))
+            else:
+                obj.set(f"key:{index % 100_000}", value, callback=callback_for(clock()))
             counts["inflight"] += 1
             index += 1
         node.doTick(0.0)
@@ -117,13 +122,14 @@ def main() -> None:
     parser.add_argument("--stop-file", type=Path, required=True)
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--dump-file", type=Path, help="where a forked compaction writes")
+    parser.add_argument("--workload", choices=("dict", "counter"), default="dict")
     args = parser.parse_args()
 
     settings = dict(MODES[args.mode])
     if args.mode in FORKED_COMPACTION and args.dump_file is not None:
         settings["fullDumpFile"] = str(args.dump_file)
     conf = SyncObjConf(autoTick=False, **settings)
-    obj = ReplDict()
+    obj: ReplDict | ReplCounter = ReplCounter() if args.workload == "counter" else ReplDict()
     node = SyncObj(f"127.0.0.1:{args.port}", args.partners.split(","), conf=conf, consumers=[obj])
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not (node.isReady() and node._getLeader() is not None):

@@ -12,8 +12,10 @@ section of ``bench/RESULTS.md`` (the one it replaces moves to ``bench/history/``
 go to ``bench/plots/``.
 
     .venv/bin/python bench/run_all.py [--runs 3] [--duration-s 3] [--catch-up-entries 1000000]
-                                      [--quick] [--skip pysyncobj,redis,etcd,scale]
+                                      [--quick] [--skip pysyncobj,redis,etcd,reads,objects,scale]
                                       [--sizes 100k,1m,10m] [--scale-run-s 20] [--report-only]
+
+After the reads, ``bench/objects_bench.py``: replicated objects in-process beside PySyncObj.
 """
 
 from __future__ import annotations
@@ -121,6 +123,27 @@ def run_scale(args: argparse.Namespace, data: Json, save: Callable[[], None]) ->
     save()
 
 
+def objects_stage(args: argparse.Namespace, data: Json, save: Callable[[], None]) -> None:
+    """Replicated objects in-process beside PySyncObj (``bench/objects_bench.py``)."""
+    import objects_bench
+
+    log("objects: replicated counter and dict in-process, pypaxos and PySyncObj")
+    modes = [] if "pysyncobj" in set(args.skip.split(",")) else ["default", "best"]
+    data["objects"] = objects_bench.measure(
+        ["counter", "dict"], ["always", "never"], modes, 256, max(args.duration_s, 3.0), log=log
+    )
+    save()
+
+
+def objects_section(data: Json) -> str:
+    import objects_bench
+
+    if not data.get("objects"):
+        return ""
+    title = "\n### Replicated objects in-process (bench/objects_bench.py)\n\n"
+    return title + objects_bench.render(data["objects"]) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -133,7 +156,7 @@ def main() -> int:
     parser.add_argument("--etcd-check-perf", default="l", help="etcdctl check perf loads")
     parser.add_argument("--quick", action="store_true", help="2 runs of 1.5 s, no long checks")
     parser.add_argument(
-        "--skip", default="", help="comma-separated: pysyncobj,redis,etcd,reads,scale"
+        "--skip", default="", help="comma-separated: pysyncobj,redis,etcd,reads,objects,scale"
     )  # fmt: skip
     add_scale_arguments(parser)
     parser.add_argument("--data-root", type=Path, default=Path(tempfile.gettempdir()))
@@ -198,6 +221,13 @@ def main() -> int:
             save()
         if "reads" not in skip:
             reads_stage(args, data, save)
+        if "objects" not in skip:
+            try:
+                objects_stage(args, data, save)
+            except Exception as error:  # reported; the other figures stand
+                log(f"objects failed: {error!r}")
+                data.setdefault("failures", []).append(f"objects: {error!r}")
+                save()
         if "scale" not in skip:
             run_scale(args, data, save)
         data["load_average_end"] = os.getloadavg()
@@ -206,6 +236,7 @@ def main() -> int:
 
     text, summary = report.render(data, args.plots, HERE.parent)
     text += reads_section(data)
+    text += objects_section(data)
     moved = results_file.publish(args.results, args.results.parent / "history", text)
     print(summary)
     print(

@@ -78,15 +78,21 @@ class Caller:
         kwargs: Mapping[str, Any] | None = None,
         now_ms: int = 0,
     ) -> bytes:
-        """The checked command bytes of the next call (a command takes the next ``seq``)."""
-        read = self.check(method, args, kwargs)
+        """The checked command bytes of the next call (a command takes the next ``seq``, only
+        once it encoded: a call refused here uses up no ``seq``)."""
+        read = self.is_read(method)
         kwargs = dict(kwargs or {})
-        if not read:
-            self.seq += 1
-        seq = 0 if read else self.seq
-        return encode_call(
+        try:
+            bind_arguments(self.table.methods[method], tuple(args), kwargs)
+        except ValueError as error:
+            raise TypeError(str(error)) from None
+        seq = 0 if read else self.seq + 1
+        data = encode_call(
             self.client_id, seq, method, args, kwargs, target=self.target, now_ms=now_ms
-        )
+        )  # raises NotEncodable
+        if not read:
+            self.seq = seq
+        return data
 
     def renew(self, client_id: int) -> None:
         """Start a new session (after ``SessionLost``)."""

@@ -27,6 +27,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.health import Health, assess
 from pypaxos.runtime.identity import IDENTITY_NAME, Identity, claim
 from pypaxos.runtime.metrics import READ_PATHS, MetricsServer, NodeMetrics, ReadCounts
+from pypaxos.runtime.objects_port import ObjectPort
 from pypaxos.runtime.router import Router
 from pypaxos.runtime.server import RespServer
 from pypaxos.runtime.wire import (
@@ -169,7 +171,16 @@ def tls_contexts(config: ClusterConfig, node_id: int) -> TlsContexts | None:
         raise ConfigError(config.path, "tls", str(error)) from None
 
 
+MachineFactory = Callable[[], StateMachine]
+"""Builds the node's state machine (once per start: recovery loads the disk into it)."""
+
+
 class NodeApp:
+    """One node.  ``machine_factory`` builds the state machine it replicates: the key-value
+    store by default; any other (replicated objects: ``objects.ObjectMachine``) is served on
+    the client port by ``PAXOS.CALL``/``PAXOS.QUERY`` (``runtime.objects_port``), named
+    ``served`` in its error messages."""
+
     def __init__(
         self,
         config: ClusterConfig,
@@ -177,7 +188,12 @@ class NodeApp:
         *,
         fsync: FsyncMode | None = None,
         request_timeout_s: float = 5.0,
+        machine_factory: MachineFactory | None = None,
+        served: str = "replicated objects",
     ) -> None:
+        self.machine_factory: MachineFactory = machine_factory or _kv_machine
+        self.served = served
+        self.objects: ObjectPort | None = None  # set when the machine is not the KV store
         self.config = config
         self.node_id = node_id
         self.member = config.member(node_id)
@@ -234,14 +250,14 @@ class NodeApp:
             members = tuple(sorted(self.config.member_ids))
             if claim(self.dir, Identity(self.config.cluster_id, self.node_id, members)):
                 log.info("node %d: %s records this cluster now", self.node_id, IDENTITY_NAME)
-            machine = KVStateMachine(script_commands=script_command)
+            machine = self.machine_factory()
             records = recover_records(storage, str(self.dir), machine)
             return storage, self._make_node(records, machine)
         except BaseException:
             storage.abandon()
             raise
 
-    def _make_node(self, records: list[Record], machine: KVStateMachine) -> Node:
+    def _make_node(self, records: list[Record], machine: StateMachine) -> Node:
         config = self.config.multi_config()
         rng = random.Random(os.urandom(16))
         if not records:
@@ -290,6 +306,8 @@ class NodeApp:
         users = Users(config.users) if config.users else None
         server_tls = self.tls.server if self.tls is not None else None
         client_tls = server_tls if self._tls_on("client") else None
+        if not isinstance(node.replica.machine, KVStateMachine):
+            self.objects = ObjectPort(router, self.served)
         self.server = RespServer(
             router,
             self.info,
@@ -297,6 +315,8 @@ class NodeApp:
             users=users,
             ssl=client_tls,
             read_index=config.reads != "log",  # read-index, or lease (the same path)
+            planner=self.objects.plan if self.objects is not None else None,
+            custom=self.objects.handle if self.objects is not None else None,
         )
         # CONFIG GET: Redis's appendfsync "always" is our fsync per write; "never" leaves it
         # to the OS, Redis's "no".
@@ -436,9 +456,11 @@ class NodeApp:
         """This node's key count (its own state: a follower's may lag the leader's)."""
         assert self.driver is not None
         machine = self.driver.node.replica.machine
+        if not isinstance(machine, KVStateMachine):
+            return ["# Keyspace"]  # replicated objects: no keys
         answer = decode_result(machine.query(encode_request(Request(0, 0, DbSize()))))
         keys = answer.value if isinstance(answer, Integer) else 0
-        expires = machine.expiring_keys if isinstance(machine, KVStateMachine) else 0
+        expires = machine.expiring_keys
         line = f"db0:keys={keys},expires={expires},avg_ttl=0"
         return ["# Keyspace"] + ([line] if keys else [])
 
@@ -483,6 +505,7 @@ class NodeApp:
             f"snapshots_saved:{self.driver.snapshots_saved}",
             f"snapshot_fork_ms:{self.driver.snapshot_fork_s * 1000:.1f}",
             f"pid:{os.getpid()}",
+            f"machine:{'kv' if self.objects is None else self.served}",
             *self._info_reads(),
             f"leader_known:{int(health.leader_known)}",
             f"lag_slots:{health.lag_slots}",
@@ -576,3 +599,9 @@ def _human_bytes(count: int) -> str:
         if count >= size:
             return f"{count / size:.2f}{unit}"
     return f"{count}B"
+
+
+def _kv_machine() -> KVStateMachine:
+    """The default machine: the key-value store, its scripts' ``redis.call`` planned as the
+    client port plans commands."""
+    return KVStateMachine(script_commands=script_command)

@@ -190,6 +190,16 @@ class TxCommand:
     keys: tuple[bytes, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Custom:
+    """A command of a machine other than the key-value store (``runtime.objects_port``):
+    ``PAXOS.CALL`` (``write``: through the log) or ``PAXOS.QUERY`` with its one argument."""
+
+    name: bytes
+    payload: bytes
+    write: bool
+
+
 Plan = (
     Immediate
     | Ops
@@ -202,6 +212,7 @@ Plan = (
     | ServerTime
     | Blocking
     | TxCommand
+    | Custom
 )
 
 
@@ -241,6 +252,8 @@ def required_access(name: bytes, planned: Plan) -> Access:
     if isinstance(planned, Ops) and not all(_reads_only(op) for op in planned.ops):
         return Access.WRITE
     if isinstance(planned, Blocking):  # pops
+        return Access.WRITE
+    if isinstance(planned, Custom) and planned.write:
         return Access.WRITE
     return Access.READ
 

@@ -99,6 +99,7 @@ from pypaxos.runtime.commands import (
     ClientCommand,
     Combine,
     ConfigGet,
+    Custom,
     Hello,
     Immediate,
     Info,
@@ -151,6 +152,8 @@ GROUP_BYTES_MAX = 256 * 1024
 TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that starts TLS and stalls holds no socket longer
 
 InfoSource = Callable[[str | None], str]
+Planner = Callable[[list[bytes]], Plan]
+CustomHandler = Callable[["RespConnection", Custom], None]
 
 
 def new_client_id() -> int:
@@ -183,8 +186,14 @@ class RespServer:
         output_bytes_max: int = OUTPUT_BYTES_MAX,
         ssl: SSLContext | None = None,
         read_index: bool = False,
+        planner: Planner | None = None,
+        custom: CustomHandler | None = None,
     ) -> None:
         self.router = router
+        # A machine other than the key-value store: its own command table (``planner``, no
+        # batched fast path) and the handler of its ``Custom`` plans (``runtime.objects_port``).
+        self.planner = planner
+        self.custom = custom
         self.read_index = read_index  # plain reads on the read-index path (module docstring)
         self.ssl = ssl  # TLS on the client port (``rediss://``); reloaded in place on SIGHUP
         self.info = info
@@ -349,6 +358,8 @@ class RespConnection(asyncio.Protocol):
 
     def _run_fast(self, commands: list[list[bytes]], count_bytes: bool) -> int:
         """Run ``commands`` until the end or a ``MULTI``: how many it consumed."""
+        if self.server.planner is not None:  # one plan at a time, through the machine's table
+            return self._run_gated(commands)
         group: _Group | None = None
         # Bounds are checked per command only when this feed could reach one.
         check = count_bytes or len(commands) > GROUP_OPS_MAX
@@ -394,11 +405,13 @@ class RespConnection(asyncio.Protocol):
 
     def _run_gated(self, commands: list[list[bytes]]) -> int:
         """One command at a time, each checked against the user (or its absence), until the
-        end, a ``MULTI`` or an ``AUTH`` that lifts the checks: how many it consumed."""
+        end, a ``MULTI`` or an ``AUTH`` that lifts the checks: how many it consumed.  A machine
+        with its own planner (``runtime.objects_port``) always takes this path."""
+        planner = self.server.planner or plan
         for index, args in enumerate(commands):
-            planned = plan(args)
+            planned = planner(args)
             auth = _auth_of(planned)
-            if auth is not None:
+            if auth is not None and self.server.users is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
                 return len(commands)
             refused = self._refusal(args, planned)
@@ -411,8 +424,8 @@ class RespConnection(asyncio.Protocol):
             if self.held is not None:  # a blocking command: the rest waits for its answer
                 self.held.extend(commands[index + 1 :])
                 return len(commands)
-            if self.tx.active or not self.gated:  # MULTI, or a role that needs no checks
-                return index + 1
+            if self.tx.active or (not self.gated and self.server.planner is None):
+                return index + 1  # MULTI, or a role that needs no checks: the fast path
         return len(commands)
 
     def _refusal(self, args: list[bytes], planned: Plan) -> bytes | None:
@@ -443,7 +456,7 @@ class RespConnection(asyncio.Protocol):
             elif isinstance(planned, Immediate) and planned.close:  # QUIT: at once
                 self._command(planned)
                 return len(commands)
-            elif isinstance(planned, (Auth, Hello)):
+            elif isinstance(planned, (Auth, Hello, Custom)):  # Custom: another machine's
                 self._reply_now(tx.refuse(NOT_IN_MULTI))
             elif isinstance(planned, Ops):
                 if planned.session is not None:  # PAXOS.REQ names its own session
@@ -517,6 +530,9 @@ class RespConnection(asyncio.Protocol):
             self._reply_now(OK)
         elif isinstance(planned, (ClientCommand, ConfigGet, ServerTime)):
             self._reply_now(self._local_reply(planned))
+        elif isinstance(planned, Custom):
+            assert self.server.custom is not None  # only its planner makes them
+            self.server.custom(self, planned)
         elif isinstance(planned, Blocking):
             self.blocked_slot = self.new_slot(1)
             self.held = []  # as in Redis, nothing else runs until it is answered
