@@ -4,11 +4,11 @@ Builds what a 3-node cluster holds after ``redis-benchmark -t set -r N -n 2N -d 
 -c 32``, without sockets or disks: three ``multi.Node`` s with the runtime's limits
 (``runtime.config.RUNTIME_LIMITS``), each on its own ``KVStateMachine``; every message is
 encoded and decoded by the peer transport's codec (so each node holds its own copies, as in
-separate processes); a snapshot is "saved" as soon as it is asked for (kept by the pump, as the
-shell keeps it on disk; the forked child's write is not modelled).  Each of the 32 clients has one pipeline of 32 ``SET`` s outstanding, as one
-``RequestBatch`` (what the server proposes for a pipelining connection).  Then, for the leader
-and a follower, the bytes each part holds (``sys.getsizeof`` over the objects, each object
-counted once, in the first part that reaches it)::
+separate processes); a snapshot is "saved" as soon as it is asked for (kept by the pump, as
+the shell keeps it on disk; the forked child's write is not modelled).  Each of the 32
+clients has one pipeline of 32 ``SET`` s outstanding, as one ``RequestBatch`` (what the
+server proposes for a pipelining connection).  Then, for each node, the bytes each part holds
+(``sys.getsizeof`` over the objects, each counted once, in the first part that reaches it)::
 
     .venv/bin/python bench/memory_profile.py [--keys 100000] [--requests 200000]
                                              [--log-retained-bytes-max N] [--tracemalloc]
