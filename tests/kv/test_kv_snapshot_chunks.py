@@ -96,3 +96,40 @@ def test_collections_travel_in_chunks() -> None:
     loader.finish()
     assert copy.snapshot() == machine.snapshot()
     assert list(copy.snapshot_chunks(512)) == chunks
+
+
+def test_watches_and_the_script_cache_travel_in_the_chunks() -> None:
+    """A rebuilt replica keeps who watches what (a later write still aborts their EXEC) and
+    every cached script (EVALSHA still finds it)."""
+    from pypaxos.kv import decode_result
+    from pypaxos.kv.commands import (
+        Aborted,
+        Exec,
+        Integer,
+        Replies,
+        ScriptExists,
+        ScriptLoad,
+        Value,
+        Watch,
+    )
+
+    machine = KVStateMachine()
+    machine.apply(encode_request(Request(7, 1, Watch((b"w",)), T0)))
+    loaded = decode_result(
+        machine.apply(encode_request(Request(8, 1, ScriptLoad(b"return 1"), T0)))
+    )
+    assert isinstance(loaded, Value) and loaded.value is not None
+    sha = loaded.value
+    chunks = list(machine.snapshot_chunks(64))
+    copy = KVStateMachine()
+    loader = copy.snapshot_loader()
+    for chunk in chunks:
+        loader.load(chunk)
+    loader.finish()
+    assert copy.snapshot() == machine.snapshot()
+    for replica in (machine, copy):
+        replica.apply(encode_request(Request(9, 1, Set(b"w", b"changed"), T0)))
+        answer = replica.apply(encode_request(Request(7, 2, Exec((Set(b"w", b"mine"),), True), T0)))
+        assert decode_result(answer) == Aborted()
+        exists = replica.apply(encode_request(Request(8, 2, ScriptExists((sha,)), T0)))
+        assert decode_result(exists) == Replies((Integer(1),))

@@ -326,7 +326,7 @@ def compare(command: list[str], got: bytes, expected: bytes) -> tuple[object, ob
 def test_same_replies_as_redis(redis_port: int, seed: int, protocol: int) -> None:  # noqa: F811
     rng = random.Random(seed * 10 + protocol)
     redis = Resp3Redis(redis_port, protocol)
-    ours = PlannedStore(NULL_RESP3 if protocol == 3 else NULL_RESP2)
+    ours = PlannedStore(null=NULL_RESP3 if protocol == 3 else NULL_RESP2)
     try:
         assert redis.call("FLUSHALL") == b"+OK\r\n"
         for step in range(600):
@@ -419,7 +419,7 @@ def test_large_collections_answer_as_redis(redis_port: int, seed: int, protocol:
     exactly; a large hash's fields and a set's members are compared unordered."""
     rng = random.Random(seed * 10 + protocol + 1000)
     redis = Resp3Redis(redis_port, protocol)
-    ours = PlannedStore(NULL_RESP3 if protocol == 3 else NULL_RESP2)
+    ours = PlannedStore(null=NULL_RESP3 if protocol == 3 else NULL_RESP2)
     try:
         assert redis.call("FLUSHALL") == b"+OK\r\n"
         for step in range(300):

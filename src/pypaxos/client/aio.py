@@ -274,6 +274,11 @@ class AsyncClient:
                     await self._drop()
                     continue
                 if reply.message.startswith("session expired"):
+                    # The cluster closed this id for good (its tombstone refuses every later
+                    # request under it, a late copy of an earlier one too): go on under a
+                    # fresh id, so this client stays usable and nothing old can run.
+                    self._client_id = self._new_client_id()
+                    self._seq = 0
                     raise SessionExpiredError(str(reply))
                 raise CommandError(reply)
             return reply

@@ -82,12 +82,12 @@ def hset(ks: Keyspace, op: HSet) -> Result:
         if field in fields:
             return Integer(0)
         fields[field] = value
-        ks.modified(op.key)
+        ks.touch(op.key)
         return Integer(1)
     before = len(fields)
     for field, value in op.pairs:
         fields[field] = value
-    ks.modified(op.key)
+    ks.touch(op.key)
     return Integer(len(fields) - before)
 
 
@@ -101,7 +101,7 @@ def hdel(ks: Keyspace, op: HDel) -> Result:
             removed += 1
     if removed:
         ks.drop_if_empty(op.key, hash_value)
-        ks.modified(op.key)
+        ks.touch(op.key)
     return Integer(removed)
 
 
@@ -116,7 +116,7 @@ def hincr_by(ks: Keyspace, op: HIncrBy) -> Result:
         ks.drop_if_empty(op.key, hash_value)
         return Error(OVERFLOW)
     hash_value.fields[op.field] = b"%d" % total
-    ks.modified(op.key)
+    ks.touch(op.key)
     return Integer(total)
 
 
@@ -133,5 +133,5 @@ def hincr_by_float(ks: Keyspace, op: HIncrByFloat) -> Result:
         return Error(NAN_OR_INFINITY)
     spelled = format_long_double(to_long_double(value + amount))
     hash_value.fields[op.field] = spelled
-    ks.modified(op.key)
+    ks.touch(op.key)
     return Value(spelled)

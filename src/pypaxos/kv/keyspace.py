@@ -26,7 +26,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from hashlib import blake2b
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pypaxos.kv.collection_ops import Copy, KeyType
 from pypaxos.kv.commands import (
@@ -81,6 +81,9 @@ from pypaxos.kv.values import (
     type_name,
 )
 
+if TYPE_CHECKING:
+    from pypaxos.kv.transactions import WatchTable
+
 _OK = Ok()
 
 
@@ -99,15 +102,31 @@ class Keyspace:
     any type; ``collection``/``create`` are the collection commands' (``kv.values``).
     """
 
-    __slots__ = ("data", "expires", "now_ms", "reclaim")
+    __slots__ = ("data", "expires", "now_ms", "reclaim", "watches")
 
     def __init__(
-        self, data: dict[bytes, Stored], expires: dict[bytes, int], now_ms: int, reclaim: bool
+        self,
+        data: dict[bytes, Stored],
+        expires: dict[bytes, int],
+        now_ms: int,
+        reclaim: bool,
+        watches: WatchTable | None = None,
     ) -> None:
         self.data = data
         self.expires = expires
         self.now_ms = now_ms
         self.reclaim = reclaim
+        self.watches = watches  # WATCH's table (kv.transactions): told of every modification
+
+    def touch(self, key: bytes) -> None:
+        """``key`` is being modified (its value or its deadline): Redis's ``signalModifiedKey``.
+
+        Every write goes through here (``put``, ``update``, ``delete`` call it; a command that
+        changes a deadline or a value in place calls it itself), so that ``WATCH`` sees it.
+        Reclaiming an expired key is not a modification (``kv.transactions``)."""
+        watches = self.watches
+        if watches:
+            watches.touch(key)
 
     def expired(self, key: bytes) -> bool:
         deadline = self.expires.get(key)
@@ -156,23 +175,22 @@ class Keyspace:
             if self.expires:
                 self.expires.pop(key, None)
 
-    def modified(self, key: bytes) -> None:
-        """Called by the collection commands after they change ``key`` (the place a per-key
-        revision, for ``WATCH``, can be kept); nothing to do yet."""
-
     def put(self, key: bytes, value: Stored, keep_ttl: bool = False) -> None:
         """Store ``value``; a new value has no deadline unless ``keep_ttl`` (``SET KEEPTTL``)."""
+        self.touch(key)
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)
         self.data[key] = value
 
     def update(self, key: bytes, value: bytes) -> None:
         """Change the value and keep the deadline (``APPEND``, ``INCR``...; as in Redis)."""
+        self.touch(key)
         self.data[key] = value
 
     def delete(self, key: bytes) -> Stored | None:
         value = self.lookup(key)
         if value is not None:
+            self.touch(key)
             del self.data[key]
             if self.expires:
                 self.expires.pop(key, None)
@@ -286,6 +304,7 @@ def expire(ks: Keyspace, op: Expire) -> Result:
     )
     if refused:
         return Integer(0)
+    ks.touch(op.key)
     ks.expires[op.key] = deadline
     ks.lookup(op.key)
     return Integer(1)
@@ -294,6 +313,7 @@ def expire(ks: Keyspace, op: Expire) -> Result:
 def persist(ks: Keyspace, op: Persist) -> Result:
     if ks.lookup(op.key) is None or op.key not in ks.expires:
         return Integer(0)
+    ks.touch(op.key)
     del ks.expires[op.key]
     return Integer(1)
 

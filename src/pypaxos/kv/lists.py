@@ -106,7 +106,7 @@ def push(ks: Keyspace, op: LPush) -> Result:
         items.extendleft(op.values)
     else:
         items.extend(op.values)
-    ks.modified(op.key)
+    ks.touch(op.key)
     return Integer(len(items))
 
 
@@ -119,12 +119,12 @@ def pop(ks: Keyspace, op: LPop) -> Result:
     if op.count is None:
         value = take()
         ks.drop_if_empty(op.key, found)
-        ks.modified(op.key)
+        ks.touch(op.key)
         return Value(value)
     popped = tuple(take() for _ in range(min(op.count, len(items))))
     if popped:
         ks.drop_if_empty(op.key, found)
-        ks.modified(op.key)
+        ks.touch(op.key)
     return Array(popped)
 
 
@@ -137,7 +137,7 @@ def pop_first(ks: Keyspace, op: LPopFirst) -> Result:
             take = found.items.popleft if op.left else found.items.pop
             popped = tuple(take() for _ in range(min(op.count, len(found.items))))
             ks.drop_if_empty(key, found)
-            ks.modified(key)
+            ks.touch(key)
             return Array((key, *popped))
     return Value(None)
 
@@ -154,8 +154,8 @@ def move(ks: Keyspace, op: LMove) -> Result:
     else:
         destination.append(value)
     ks.drop_if_empty(op.source, source)
-    ks.modified(op.source)
-    ks.modified(op.destination)
+    ks.touch(op.source)
+    ks.touch(op.destination)
     return Value(value)
 
 
@@ -168,7 +168,7 @@ def lset(ks: Keyspace, op: LSet, found: ListValue | None) -> Result:
     if not 0 <= index < len(found.items):
         return Error(INDEX_OUT_OF_RANGE)
     found.items[index] = op.value
-    ks.modified(op.key)
+    ks.touch(op.key)
     return _OK
 
 
@@ -188,7 +188,7 @@ def lrem(ks: Keyspace, op: LRem, found: ListValue | None) -> Result:
     if removed:
         found.items = deque(reversed(kept)) if op.count < 0 else deque(kept)
         ks.drop_if_empty(op.key, found)
-        ks.modified(op.key)
+        ks.touch(op.key)
     return Integer(removed)
 
 
@@ -201,7 +201,7 @@ def ltrim(ks: Keyspace, op: LTrim, found: ListValue | None) -> Result:
     else:
         found.items = deque(islice(found.items, bounds[0], bounds[1] + 1))
     ks.drop_if_empty(op.key, found)
-    ks.modified(op.key)
+    ks.touch(op.key)
     return _OK
 
 
@@ -213,7 +213,7 @@ def linsert(ks: Keyspace, op: LInsert, found: ListValue | None) -> Result:
     except ValueError:
         return Integer(-1)
     found.items.insert(index if op.before else index + 1, op.value)
-    ks.modified(op.key)
+    ks.touch(op.key)
     return Integer(len(found.items))
 
 

@@ -53,7 +53,7 @@ def execute(ks: Keyspace, op: SetOp) -> Result:
         before = len(members)
         members.update(dict.fromkeys(op.members))
         if len(members) != before:
-            ks.modified(op.key)
+            ks.touch(op.key)
         return Integer(len(members) - before)
     if isinstance(op, SRem):
         return srem(ks, op)
@@ -88,7 +88,7 @@ def srem(ks: Keyspace, op: SRem) -> Result:
     removed = before - len(found.members)
     if removed:
         ks.drop_if_empty(op.key, found)
-        ks.modified(op.key)
+        ks.touch(op.key)
     return Integer(removed)
 
 
@@ -102,7 +102,7 @@ def spop(ks: Keyspace, op: SPop) -> Result:
         del members[member]
     if popped:
         ks.drop_if_empty(op.key, found)
-        ks.modified(op.key)
+        ks.touch(op.key)
     if op.count is None:
         return Value(popped[0])
     return Array(tuple(popped))
@@ -140,7 +140,7 @@ def combine_store(ks: Keyspace, op: SCombineStore) -> Result:
     ks.delete(op.destination)
     if result:
         ks.put(op.destination, SetValue(dict.fromkeys(result)))
-    ks.modified(op.destination)
+    ks.touch(op.destination)
     return Integer(len(result))
 
 
@@ -156,6 +156,6 @@ def smove(ks: Keyspace, op: SMove) -> Result:
     del source.members[op.member]
     ks.drop_if_empty(op.source, source)
     ks.create(op.destination, SetValue).members[op.member] = None
-    ks.modified(op.source)
-    ks.modified(op.destination)
+    ks.touch(op.source)
+    ks.touch(op.destination)
     return Integer(1)

@@ -24,8 +24,16 @@ Bounded memory.  Sessions expire by applied index, which every replica agrees on
 whose last request was applied ``session_ttl_commands`` or more commands ago is forgotten, so
 the table never holds more than ``session_ttl_commands`` clients.  A forgotten client's next
 request (any ``seq`` other than 1) is answered ``SessionExpired`` and not applied, so a late
-retry is refused rather than applied twice.  The one hole, as in any expiring scheme: a retry of
-a client's *first* request (``seq == 1``) arriving after its session expired is applied again.
+retry is refused rather than applied twice.
+
+Refused means refused for good.  The refusal leaves a tombstone (a ``Session`` marked
+``closed``) under the client id, and every later request under that id, ``seq == 1`` included,
+is answered ``SessionExpired`` too.  Without it: a client gives up on ``seq`` 1 and sends
+``seq`` 2; 2 is decided first and refused, so the client moves to a new id; a late copy of 1
+then opens the old session again, and a late copy of 2 runs although the client was told it
+had not.  The tombstone expires like a session (by applied count), so the table stays bounded.
+The one hole left, as in any expiring scheme: a copy delayed past a whole TTL (a retry of a
+client's first request arriving after its session, or its tombstone, expired is applied).
 Choose the TTL far above the number of commands applied during a client's retry timeout.
 
 Time.  Keys may have deadlines (``SetWith``'s TTL, ``Expire``).  The machine has no clock of
@@ -119,6 +127,8 @@ from pypaxos.kv.commands import (
     DbSize,
     Delete,
     Error,
+    Eval,
+    Exec,
     Expire,
     FlushAll,
     Get,
@@ -140,6 +150,9 @@ from pypaxos.kv.commands import (
     Result,
     Results,
     Scan,
+    ScriptExists,
+    ScriptFlush,
+    ScriptLoad,
     SessionExpired,
     Set,
     SetRange,
@@ -147,10 +160,14 @@ from pypaxos.kv.commands import (
     Stale,
     Ttl,
     Value,
+    Watch,
     decode_entry,
     encode_result,
 )
 from pypaxos.kv.keyspace import Keyspace
+from pypaxos.kv.programs import Programs
+from pypaxos.kv.scripts import CommandTable, ScriptCache
+from pypaxos.kv.transactions import Watcher, WatchTable
 from pypaxos.kv.values import (
     WRONGTYPE,
     HashValue,
@@ -184,13 +201,21 @@ class Session(msgspec.Struct, array_like=True):
     """One client's dedup entry: its last applied ``seq`` and the result it got.
 
     ``last_active`` is the applied index of the client's latest request (new or retry); the
-    session expires once ``applied - last_active >= session_ttl_commands``.
+    session expires once ``applied - last_active >= session_ttl_commands``.  ``last_seq == 0``
+    marks a tombstone (``closed``): the client was told ``SessionExpired`` and every later
+    request under its id is refused too.  An open session has always applied a ``seq`` of at
+    least 1, so the mark needs no field of its own and the snapshot format is unchanged.
     """
 
     client_id: int
     last_seq: int
     last_active: int
     result: bytes
+
+    @property
+    def closed(self) -> bool:
+        """Is this a tombstone (the client id was refused as expired)?"""
+        return self.last_seq == 0
 
 
 class Snapshot(msgspec.Struct, frozen=True, array_like=True):
@@ -205,6 +230,9 @@ class Snapshot(msgspec.Struct, frozen=True, array_like=True):
     sessions: tuple[Session, ...]
     expires: dict[bytes, int]
     now_ms: int
+    # Transactions and scripts (kv.programs); older snapshots have neither.
+    watchers: tuple[Watcher, ...] = ()
+    scripts: tuple[bytes, ...] = ()
 
 
 class _SnapshotDecoded(msgspec.Struct, frozen=True, array_like=True):
@@ -217,6 +245,9 @@ class _SnapshotDecoded(msgspec.Struct, frozen=True, array_like=True):
     sessions: tuple[Session, ...]
     expires: dict[bytes, int]
     now_ms: int
+    # Transactions and scripts (kv.programs); older snapshots have neither.
+    watchers: tuple[Watcher, ...] = ()
+    scripts: tuple[bytes, ...] = ()
 
 
 class _SnapshotV3(msgspec.Struct, frozen=True, array_like=True):
@@ -276,6 +307,8 @@ class _ChunkPart(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPS
     data: dict[bytes, StoredSnapshot] = {}
     expires: dict[bytes, int] = {}
     sessions: tuple[Session, ...] = ()
+    watchers: tuple[Watcher, ...] = ()  # kv.transactions' table, after the sessions
+    scripts: tuple[bytes, ...] = ()  # kv.scripts' cache, last
 
 
 class _ChunkPartOut(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION + 1):
@@ -284,6 +317,8 @@ class _ChunkPartOut(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SN
     data: dict[bytes, Stored] = {}
     expires: dict[bytes, int] = {}
     sessions: tuple[Session, ...] = ()
+    watchers: tuple[Watcher, ...] = ()
+    scripts: tuple[bytes, ...] = ()
 
 
 _CHUNK_DECODER = msgspec.msgpack.Decoder(_ChunkHead | _ChunkPart)
@@ -317,6 +352,8 @@ class KVStateMachine:
         "_data",
         "_expires",
         "_now_ms",
+        "_programs",
+        "_requester",
         "_sessions",
         "bugs",
         "commands_executed",
@@ -327,6 +364,7 @@ class KVStateMachine:
         self,
         session_ttl_commands: int = DEFAULT_SESSION_TTL_COMMANDS,
         bugs: frozenset[KvBug] = frozenset(),
+        script_commands: CommandTable | None = None,
     ) -> None:
         if session_ttl_commands < 1:
             raise ValueError("session_ttl_commands must be at least 1")
@@ -342,6 +380,10 @@ class KVStateMachine:
         # Least recently active first: expiry pops from the front.
         self._sessions: OrderedDict[int, Session] = OrderedDict()
         self._applied = 0
+        # WATCH's table and the script cache; ``script_commands`` is what a script's
+        # ``redis.call`` may run (the server's command table; without it scripts are refused).
+        self._programs = Programs(script_commands)
+        self._requester = 0  # the client whose request is being applied (WATCH and EXEC's)
         # Client commands executed here (each command of a batch counts), for metrics only:
         # not part of the replicated state, so not in the snapshot.
         self.commands_executed = 0
@@ -375,10 +417,10 @@ class KVStateMachine:
         """The last ``seq`` applied for ``client_id`` here (``None``: no session, never opened
         or expired): lets a server tell a new read of a session from one the log must judge."""
         session = self._sessions.get(client_id)
-        return None if session is None else session.last_seq
+        return None if session is None or session.closed else session.last_seq
 
     def sessions(self) -> tuple[Session, ...]:
-        """A copy of the dedup table, least recently active first."""
+        """A copy of the dedup table (tombstones included), least recently active first."""
         return tuple(msgspec.structs.replace(s) for s in self._sessions.values())
 
     # --- StateMachine -------------------------------------------------------------------------
@@ -441,6 +483,8 @@ class KVStateMachine:
                 else tuple(self._sessions.values()),
                 expires=self._expires,
                 now_ms=self._now_ms,
+                watchers=self._programs.watches.state(),
+                scripts=self._programs.scripts.state(),
             )
         )
 
@@ -457,6 +501,12 @@ class KVStateMachine:
         kept = () if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs else self._sessions.items()
         for sessions in _runs(kept, chunk_bytes_max, lambda _, s: len(s.result) + 32):
             yield encode(_ChunkPartOut(sessions=tuple(session for _, session in sessions)))
+        watchers = self._programs.watches.state()
+        if watchers:  # bounded by the watch limits: one part
+            yield encode(_ChunkPartOut(watchers=watchers))
+        scripts = enumerate(self._programs.scripts.state())
+        for run in _runs(scripts, chunk_bytes_max, lambda _, body: len(body)):
+            yield encode(_ChunkPartOut(scripts=tuple(body for _, body in run)))
 
     def snapshot_loader(self) -> KVSnapshotLoader:
         return KVSnapshotLoader(self)
@@ -519,11 +569,18 @@ class KVStateMachine:
         session = self._sessions.get(request.client_id)
         if session is None:
             if request.seq != 1:
+                if KvBug.EXPIRED_SESSION_REOPENS not in self.bugs:
+                    self._close(request.client_id)
                 return _EXPIRED
             session = Session(request.client_id, 0, self._applied, b"")
             self._sessions[request.client_id] = session
+        elif session.closed:  # a tombstone: refused for good (until it expires)
+            session.last_active = self._applied
+            self._sessions.move_to_end(request.client_id)
+            return _EXPIRED
         session.last_active = self._applied
         self._sessions.move_to_end(request.client_id)
+        self._requester = request.client_id
         if request.seq == session.last_seq:
             return session.result
         if request.seq < session.last_seq:
@@ -538,13 +595,20 @@ class KVStateMachine:
         session.result = result
         return result
 
+    def _close(self, client_id: int) -> None:
+        """Leave a tombstone for ``client_id``, just refused as expired: the client moves to a
+        new id, and a late copy of its first request must not open this one again (after which
+        a late copy of the refused request would run although it was answered "not applied").
+        The tombstone expires like a session."""
+        self._sessions[client_id] = Session(client_id, 0, self._applied, _EXPIRED)
+
     def _execute_all(self, ops: tuple[Command, ...]) -> tuple[Result, ...]:
         """``_execute`` of each op in order, with the commonest two inlined (the hot loop of a
         pipelined batch: a type test and a dict operation per command)."""
         data = self._data
         results: list[Result] = []
         append = results.append
-        if self._expires:  # deadlines to honour: no shortcut
+        if self._expires or self._programs.watches:  # deadlines or watchers: no shortcut
             return tuple(self._execute(op) for op in ops)
         for op in ops:
             if isinstance(op, Set):
@@ -558,13 +622,16 @@ class KVStateMachine:
         return tuple(results)
 
     def _execute(self, op: Command) -> Result:
-        ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True)
+        watches = None if KvBug.WATCH_MISSES_WRITES in self.bugs else self._programs.watches
+        ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True, watches=watches)
         try:
             return self._run(ks, op)
         except WrongType:
             return _WRONGTYPE
 
     def _read(self, ks: Keyspace, op: Command) -> Result:
+        if isinstance(op, ScriptExists):
+            return self._programs.exists(op)
         try:
             return self._run(ks, op)
         except WrongType:
@@ -612,6 +679,7 @@ class KVStateMachine:
             case Persist():
                 return keyspace.persist(ks, op)
             case FlushAll():
+                self._programs.watches.touch_all(self._data)
                 self._data.clear()
                 self._expires.clear()
                 return _OK_RESULT
@@ -641,6 +709,8 @@ class KVStateMachine:
                 | ZRemRangeByLex() | ZCombine() | ZCombineStore() | ZScan()
             ):  # fmt: skip
                 return zsets.execute(ks, op)
+            case Watch() | Exec() | Eval() | ScriptLoad() | ScriptExists() | ScriptFlush():
+                return self._programs.execute(op, ks, self._requester, self._applied, self._execute)
             case _:
                 assert_never(op)
 
@@ -664,6 +734,7 @@ class KVStateMachine:
             if oldest.last_active > horizon:
                 break
             self._sessions.popitem(last=False)
+            self._programs.watches.forget(oldest.client_id)
         assert len(self._sessions) <= self.session_ttl_commands
 
 
@@ -705,7 +776,16 @@ class KVSnapshotLoader:
     """Rebuilds a ``KVStateMachine`` from its chunks (``multi.snapshots.SnapshotLoader``):
     each chunk is decoded and checked on its own, into new tables; ``finish`` swaps them in."""
 
-    __slots__ = ("_data", "_expires", "_head", "_last_active", "_machine", "_sessions")
+    __slots__ = (
+        "_data",
+        "_expires",
+        "_head",
+        "_last_active",
+        "_machine",
+        "_scripts",
+        "_sessions",
+        "_watchers",
+    )
 
     def __init__(self, machine: KVStateMachine) -> None:
         self._machine = machine
@@ -714,6 +794,8 @@ class KVSnapshotLoader:
         self._expires: dict[bytes, int] = {}
         self._sessions: OrderedDict[int, Session] = OrderedDict()
         self._last_active = -1
+        self._watchers: list[Watcher] = []
+        self._scripts: list[bytes] = []
 
     def load(self, chunk: bytes) -> None:
         try:
@@ -765,6 +847,11 @@ class KVSnapshotLoader:
                 raise ValueError("malformed snapshot: duplicate client id")
             self._last_active = session.last_active
             self._sessions[session.client_id] = session
+        if part.watchers:
+            if self._scripts:
+                raise ValueError("malformed snapshot: watchers after scripts")
+            self._watchers += part.watchers
+        self._scripts += part.scripts
 
     def _load_whole(self, chunk: bytes) -> None:
         """A version 1-4 snapshot: the whole state in one piece, checked as before."""
@@ -773,12 +860,19 @@ class KVSnapshotLoader:
         self._load_part(_ChunkPart(data=snap.data))
         self._load_part(_ChunkPart(expires=dict(snap.expires)))
         self._load_part(_ChunkPart(sessions=snap.sessions))
+        self._load_part(_ChunkPart(watchers=snap.watchers, scripts=snap.scripts))
 
     def finish(self) -> None:
         head = self._head
         if head is None:
             raise ValueError("malformed snapshot: no head chunk")
+        watches = WatchTable.from_state(tuple(self._watchers))
+        if not set(watches.watchers) <= set(self._sessions):
+            raise ValueError("malformed snapshot: a watcher without a session")
+        scripts = ScriptCache.from_state(tuple(self._scripts))
         machine = self._machine
+        machine._programs.watches = watches
+        machine._programs.scripts = scripts
         machine.session_ttl_commands = head.session_ttl_commands
         machine._applied = head.applied
         machine._now_ms = head.now_ms

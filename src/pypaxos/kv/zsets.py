@@ -145,7 +145,7 @@ def pop_first(ks: Keyspace, op: ZPopFirst) -> Result:
             for _, member in taken:
                 zset.remove(member)
             ks.drop_if_empty(key, zset)
-            ks.modified(key)
+            ks.touch(key)
             spelled = (part for score, m in taken for part in (m, format_score(score)))
             return Array((key, *spelled))
     return Value(None)
@@ -165,7 +165,7 @@ def range_store(ks: Keyspace, op: ZRangeStore) -> Result:
         for score, member in entries:
             stored.add(member, score)
         ks.put(op.destination, stored)
-    ks.modified(op.destination)
+    ks.touch(op.destination)
     return Integer(len(entries))
 
 
@@ -236,7 +236,7 @@ def combine_store(ks: Keyspace, op: ZCombineStore) -> Result:
         for member, score in combined.items():
             zset.add(member, score)
         ks.put(op.destination, zset)
-    ks.modified(op.destination)
+    ks.touch(op.destination)
     return Integer(len(combined))
 
 
@@ -275,7 +275,7 @@ def zadd(ks: Keyspace, op: ZAdd) -> Result:
             changed += 1
     ks.drop_if_empty(op.key, zset)
     if added or changed:
-        ks.modified(op.key)
+        ks.touch(op.key)
     if incr:
         return Score(new_score)
     return Integer(added + changed if op.flags & ZADD_CH else added)
@@ -311,7 +311,7 @@ def _remove(
         removed = len(doomed)
     if removed:
         ks.drop_if_empty(op.key, zset)
-        ks.modified(op.key)
+        ks.touch(op.key)
     return result
 
 

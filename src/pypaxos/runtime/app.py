@@ -34,7 +34,7 @@ import pypaxos
 from pypaxos.kv import DbSize, Integer, KVStateMachine, Request, decode_result, encode_request
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.runtime.auth import Users
-from pypaxos.runtime.commands import REDIS_VERSION
+from pypaxos.runtime.commands import REDIS_VERSION, script_command
 from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.health import Health, assess
@@ -234,7 +234,7 @@ class NodeApp:
             members = tuple(sorted(self.config.member_ids))
             if claim(self.dir, Identity(self.config.cluster_id, self.node_id, members)):
                 log.info("node %d: %s records this cluster now", self.node_id, IDENTITY_NAME)
-            machine = KVStateMachine()
+            machine = KVStateMachine(script_commands=script_command)
             records = recover_records(storage, str(self.dir), machine)
             return storage, self._make_node(records, machine)
         except BaseException:

@@ -201,6 +201,18 @@ def timeout_reply(null: bytes) -> bytes:
 NULL_ARRAY_RESP2 = b"*-1\r\n"
 
 
+def attempt_once(planned: Blocking) -> Combine:
+    """How a blocking command queued in ``MULTI`` answers its one attempt: the timeout's null
+    when nothing was there to take (Redis runs it as if the timeout had passed)."""
+    attempt = planned.combine
+
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        reply = attempt(results, null)
+        return timeout_reply(null) if reply == NOT_SERVED else reply
+
+    return combine
+
+
 # --- the clients waiting on this node ---------------------------------------------------------
 
 

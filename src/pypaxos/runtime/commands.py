@@ -73,6 +73,14 @@ from pypaxos.kv.commands import (
     EXPIRE_XX,
     INT64_MIN,
     NOT_AN_INTEGER,
+    Aborted,
+    ErrorReply,
+    Eval,
+    Replies,
+    ScriptExists,
+    ScriptFlush,
+    ScriptLoad,
+    Status,
 )
 from pypaxos.kv.values import WRONGTYPE
 from pypaxos.runtime.auth import Access
@@ -173,6 +181,15 @@ class ServerTime:
     """``TIME``: this node's wall clock (not replicated, as in Redis each server has its own)."""
 
 
+@dataclass(frozen=True, slots=True)
+class TxCommand:
+    """``MULTI``, ``EXEC``, ``DISCARD``, ``WATCH key...``, ``UNWATCH``: the connection's
+    transaction state (``runtime.transactions``); ``name`` upper case."""
+
+    name: bytes
+    keys: tuple[bytes, ...] = ()
+
+
 Plan = (
     Immediate
     | Ops
@@ -184,6 +201,7 @@ Plan = (
     | ConfigGet
     | ServerTime
     | Blocking
+    | TxCommand
 )
 
 
@@ -220,11 +238,16 @@ def required_access(name: bytes, planned: Plan) -> Access:
     """What running ``planned`` (the plan of command ``name``, upper case) needs a role to allow."""
     if name in CONNECTION_COMMANDS:
         return Access.CONNECTION
-    if isinstance(planned, Ops) and not all(isinstance(op, READ_OPS) for op in planned.ops):
+    if isinstance(planned, Ops) and not all(_reads_only(op) for op in planned.ops):
         return Access.WRITE
     if isinstance(planned, Blocking):  # pops
         return Access.WRITE
     return Access.READ
+
+
+def _reads_only(op: Command) -> bool:
+    """Does ``op`` change no data (a read, or a read-only script: ``EVAL_RO``)?"""
+    return isinstance(op, READ_OPS) or (isinstance(op, Eval) and op.read_only)
 
 
 Reply1 = Callable[[Result, bytes], bytes]
@@ -311,14 +334,24 @@ _VALUE_POSITIONS: dict[bytes, tuple[int, ...]] = {
 _PAIRS = frozenset({b"MSET", b"MSETNX"})  # key value key value...: the even positions
 
 
+# Scripts and their arguments: every argument may be as long as a value.
+_ALL_VALUES = frozenset({b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"SCRIPT"})
+
+
 def _size_error(name: bytes, args: list[bytes]) -> Immediate | None:
     if sum(map(len, args)) <= KEY_BYTES_MAX:  # the usual case: nothing can be over a limit
         return None
     values = _VALUE_POSITIONS.get(name, ())
     pairs = name in _PAIRS
     collection = name in COLLECTION_COMMANDS  # after the key: members, fields, values
+    every = name in _ALL_VALUES
     for position, arg in enumerate(args[1:], start=1):
-        if position in values or (pairs and position % 2 == 0) or (collection and position > 1):
+        if (
+            every
+            or position in values
+            or (pairs and position % 2 == 0)
+            or (collection and position > 1)
+        ):
             if len(arg) > VALUE_BYTES_MAX:
                 return error(f"ERR value too large ({len(arg)} bytes, limit {VALUE_BYTES_MAX})")
         elif len(arg) > KEY_BYTES_MAX:
@@ -749,6 +782,175 @@ def _blocking(args: list[bytes]) -> Plan:
     return Immediate(planned) if isinstance(planned, bytes) else planned
 
 
+# -- scripts (the state machine's side is kv.scripts) -----------------------------------------
+
+
+def render(result: Result, null: bytes) -> bytes:
+    """Any result as its RESP reply: what a script answers (nested arrays, statuses, errors)."""
+    match result:
+        case Value(value):
+            return null if value is None else encode_bulk(value)
+        case Integer(value):
+            return encode_integer(value)
+        case Ok():
+            return OK
+        case Status(text):
+            return b"+" + text + b"\r\n"
+        case ErrorReply(text):
+            return b"-" + text + b"\r\n"
+        case Replies(items):
+            return b"*%d\r\n" % len(items) + b"".join(render(item, null) for item in items)
+        case Aborted():
+            return null if null == NULL_RESP3 else NULL_ARRAY_RESP2
+        case Array(items):
+            return encode_array(items)
+        case _:
+            return result_error(result) or _unexpected(result)
+
+
+NULL_ARRAY_RESP2 = b"*-1\r\n"
+
+
+def _combine_render(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    return render(result, null)
+
+
+def _script_args(args: list[bytes]) -> tuple[tuple[bytes, ...], tuple[bytes, ...]] | Immediate:
+    """``EVAL``/``EVALSHA``'s ``numkeys key... arg...``: the keys and the arguments."""
+    count = _integer_arg(args[2])
+    if isinstance(count, Immediate):
+        return count
+    if count < 0:
+        return error("ERR Number of keys can't be negative")
+    if count > len(args) - 3:
+        return error("ERR Number of keys can't be greater than number of args")
+    return tuple(args[3 : 3 + count]), tuple(args[3 + count :])
+
+
+def _eval(args: list[bytes]) -> Ops | Immediate:
+    parsed = _script_args(args)
+    if isinstance(parsed, Immediate):
+        return parsed
+    read_only = args[0].upper() == b"EVAL_RO"
+    return Ops((Eval(args[1], b"", *parsed, read_only=read_only),), _combine_render)
+
+
+NOSCRIPT_REPLY = encode_error("NOSCRIPT No matching script. Please use EVAL.")
+
+
+def _evalsha(args: list[bytes]) -> Ops | Immediate:
+    parsed = _script_args(args)
+    if isinstance(parsed, Immediate):
+        return parsed
+    sha = args[1].lower()
+    if len(sha) != 40:
+        return Immediate(NOSCRIPT_REPLY)
+    read_only = args[0].upper() == b"EVALSHA_RO"
+    return Ops((Eval(None, sha, *parsed, read_only=read_only),), _combine_render)
+
+
+def _script(args: list[bytes]) -> Ops | Immediate:
+    """``SCRIPT LOAD body`` / ``EXISTS sha...`` / ``FLUSH [ASYNC|SYNC]`` / ``KILL``."""
+    sub = args[1].upper()
+    if sub == b"LOAD":
+        if len(args) != 3:
+            return wrong_arity(b"script|load")
+        return Ops((ScriptLoad(args[2]),), _combine_render)
+    if sub == b"EXISTS":
+        if len(args) < 3:
+            return wrong_arity(b"script|exists")
+        return Ops((ScriptExists(tuple(sha.lower() for sha in args[2:])),), _combine_render)
+    if sub == b"FLUSH":
+        if len(args) > 3:
+            return wrong_arity(b"script|flush")
+        if len(args) == 3 and args[2].upper() not in (b"ASYNC", b"SYNC"):
+            return error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
+        return Ops((ScriptFlush(),), _combine_ok)
+    if sub == b"KILL":  # a script never outlives its log entry (kv.scripts): nothing to kill
+        return error("NOTBUSY No scripts in execution right now.")
+    shown = args[1].decode(errors="replace")
+    return error(f"ERR unknown subcommand '{shown}'. Try SCRIPT HELP.")
+
+
+_KV_COMMANDS.update(
+    {
+        b"EVAL": _Spec(3, None, _eval),
+        b"EVALSHA": _Spec(3, None, _evalsha),
+        b"EVAL_RO": _Spec(3, None, _eval),
+        b"EVALSHA_RO": _Spec(3, None, _evalsha),
+        b"SCRIPT": _Spec(2, None, _script),
+    }
+)
+
+_NOT_FROM_SCRIPTS = frozenset({b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"SCRIPT"})
+_FROM_SCRIPTS_ADMIN = frozenset({b"PING", b"ECHO"})
+NOT_FROM_SCRIPT = encode_error("ERR This Redis command is not allowed from script")
+UNKNOWN_FROM_SCRIPT = encode_error("ERR Unknown Redis command called from script")
+ARITY_FROM_SCRIPT = encode_error("ERR Wrong number of args calling Redis command from script")
+
+
+def script_command(
+    argv: list[bytes],
+) -> tuple[tuple[Command, ...], Callable[[Sequence[Result]], bytes]] | bytes:
+    """A script's ``redis.call(argv...)``: the ops and how their results make the RESP2
+    reply, or the reply itself (``kv.scripts.CommandTable``).  Every key-value command is
+    allowed, planned exactly as for a client; ``PING`` and ``ECHO`` too; transactions,
+    scripts and the connection and server commands are not, as in Redis."""
+    name = argv[0].upper()
+    spec = _KV_COMMANDS.get(name)
+    if spec is None or name in _NOT_FROM_SCRIPTS:
+        admin = _ADMIN.get(name)
+        if admin is not None and name in _FROM_SCRIPTS_ADMIN:
+            planned = admin(argv)
+            if isinstance(planned, Immediate):
+                return planned.reply
+        if admin is not None or spec is not None:
+            return NOT_FROM_SCRIPT
+        return UNKNOWN_FROM_SCRIPT
+    count = len(argv)
+    if count < spec.arity_min or (spec.arity_max is not None and count > spec.arity_max):
+        return ARITY_FROM_SCRIPT
+    planned = _kv_plan(name, argv, spec, None)
+    if isinstance(planned, Immediate):
+        return planned.reply
+    assert isinstance(planned, Ops)
+    combine = planned.combine
+
+    def reply(results: Sequence[Result]) -> bytes:
+        return combine(results, NULL_RESP2)
+
+    return planned.ops, reply
+
+
+# -- transactions (the connection's side is runtime.transactions) ----------------------------
+
+
+def refused_before_running(args: list[bytes], reply: bytes) -> bool:
+    """Is ``reply``, an error ``plan(args)`` gave, one Redis gives before running the command
+    (an unknown command, a wrong number of arguments for the command or its subcommand), rather
+    than when it runs (a syntax error, ``MSET`` with an odd count)?  Inside ``MULTI`` the first
+    kind aborts the transaction, the second is that command's reply in ``EXEC``'s array."""
+    if reply.startswith(b"-ERR unknown command"):
+        return True
+    if not reply.startswith(b"-ERR wrong number of arguments for '"):
+        return False
+    spec = _KV_COMMANDS.get(args[0].upper())
+    if spec is None or b"|" in reply.split(b"'")[1]:
+        return True  # a server command's, or a subcommand's (SCRIPT LOAD)
+    count = len(args)
+    return count < spec.arity_min or (spec.arity_max is not None and count > spec.arity_max)
+
+
+def _tx(arity_min: int, arity_max: int | None) -> Callable[[list[bytes]], Plan]:
+    def planner(args: list[bytes]) -> Plan:
+        if len(args) < arity_min or (arity_max is not None and len(args) > arity_max):
+            return wrong_arity(args[0])
+        return TxCommand(args[0].upper(), tuple(args[1:]))
+
+    return planner
+
+
 FAST_COMMANDS: dict[bytes, tuple[int, Callable[..., Command], Reply1, int]] = {}
 """``plain_single``'s table: name -> (arity, op class taking the arguments, reply, the most
 bytes the arguments after the name may total: ``KEY_BYTES_MAX`` less the name's length)."""
@@ -916,4 +1118,9 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"ECHO": _echo,
     b"TIME": _time,
     **dict.fromkeys(BLOCKING_COMMANDS, _blocking),
+    b"MULTI": _tx(1, 1),
+    b"EXEC": _tx(1, 1),
+    b"DISCARD": _tx(1, 1),
+    b"WATCH": _tx(2, None),
+    b"UNWATCH": _tx(1, 1),
 }

@@ -89,7 +89,7 @@ from pypaxos.kv import (
 )
 from pypaxos.kv.keyspace import glob_matcher
 from pypaxos.runtime.auth import Access, User, Users
-from pypaxos.runtime.blocking import BlockedClients, Blocking
+from pypaxos.runtime.blocking import BlockedClients, Blocking, attempt_once
 from pypaxos.runtime.commands import (
     NULL_RESP2,
     NULL_RESP3,
@@ -107,6 +107,7 @@ from pypaxos.runtime.commands import (
     ReadMode,
     Reply1,
     ServerTime,
+    TxCommand,
     plain_single,
     plan,
     required_access,
@@ -114,6 +115,7 @@ from pypaxos.runtime.commands import (
     single_reply,
 )
 from pypaxos.runtime.router import Failure, Outcome, Router
+from pypaxos.runtime.transactions import NOT_IN_MULTI, Transaction
 from pypaxos.transport.resp import (
     RespParser,
     RespProtocolError,
@@ -266,6 +268,7 @@ class RespConnection(asyncio.Protocol):
         self.log_out = 0  # ... and through the log
         self.deferred: deque[_Group | _Call] = deque()  # log work waiting for reads_out == 0
         self.blocked_slot: _Slot | None = None  # a blocking command's place while it waits
+        self.tx = Transaction()  # MULTI's queue and WATCH (runtime.transactions)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -318,17 +321,21 @@ class RespConnection(asyncio.Protocol):
 
     def _run(self, commands: list[list[bytes]], count_bytes: bool = False) -> None:
         """Run parsed commands in order; an ``AUTH`` being checked, or a blocking command
-        waiting, holds the ones after it."""
+        waiting, holds the ones after it; between ``MULTI`` and ``EXEC`` they are queued."""
         if self.held is not None:
             self.held.extend(commands)
             self._update_reading()
             return
-        if self.gated:
-            self._run_gated(commands)
-        else:
-            self._run_fast(commands, count_bytes)
-        if self.closing or self.held is not None:
-            return
+        while commands:
+            if self.tx.active:
+                done = self._run_queued(commands)
+            elif self.gated:
+                done = self._run_gated(commands)
+            else:
+                done = self._run_fast(commands, count_bytes)
+            if self.closing or self.held is not None:
+                return
+            commands = commands[done:]
         if self.parser.error is not None:
             self._protocol_error(self.parser.error)
             return
@@ -340,7 +347,8 @@ class RespConnection(asyncio.Protocol):
         users = self.server.users
         return users is not None and (self.user is None or not self.user.may(Access.WRITE))
 
-    def _run_fast(self, commands: list[list[bytes]], count_bytes: bool) -> None:
+    def _run_fast(self, commands: list[list[bytes]], count_bytes: bool) -> int:
+        """Run ``commands`` until the end or a ``MULTI``: how many it consumed."""
         group: _Group | None = None
         # Bounds are checked per command only when this feed could reach one.
         check = count_bytes or len(commands) > GROUP_OPS_MAX
@@ -371,40 +379,82 @@ class RespConnection(asyncio.Protocol):
             auth = _auth_of(planned)
             if auth is not None and self.server.users is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
-                return
+                return len(commands)
             self._command(planned)
             if self.closing:
-                return
+                return len(commands)
             if self.held is not None:  # a blocking command: the rest waits for its answer
                 self.held.extend(commands[index + 1 :])
-                return
+                return len(commands)
+            if self.tx.active:
+                return index + 1
         if group is not None:
             group.submit()
+        return len(commands)
 
-    def _run_gated(self, commands: list[list[bytes]]) -> None:
-        """One command at a time, each checked against the user (or its absence)."""
+    def _run_gated(self, commands: list[list[bytes]]) -> int:
+        """One command at a time, each checked against the user (or its absence), until the
+        end, a ``MULTI`` or an ``AUTH`` that lifts the checks: how many it consumed."""
         for index, args in enumerate(commands):
             planned = plan(args)
             auth = _auth_of(planned)
             if auth is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
-                return
-            access = required_access(args[0].upper(), planned)
-            if self.user is None and (access is not Access.CONNECTION or type(planned) is Hello):
-                self._reply_now(NOAUTH_HELLO if type(planned) is Hello else NOAUTH)
-            elif self.user is not None and not self.user.may(access):
-                name = args[0].decode(errors="replace").lower()
-                self._reply_now(encode_error(f"NOPERM this user has no permission to run '{name}'"))
+                return len(commands)
+            refused = self._refusal(args, planned)
+            if refused is not None:
+                self._reply_now(refused)
             else:
                 self._command(planned)
             if self.closing:
-                return
+                return len(commands)
             if self.held is not None:  # a blocking command: the rest waits for its answer
                 self.held.extend(commands[index + 1 :])
-                return
-            if not self.gated:  # authenticated with a role that needs no checks
-                self._run_fast(commands[index + 1 :], True)
-                return
+                return len(commands)
+            if self.tx.active or not self.gated:  # MULTI, or a role that needs no checks
+                return index + 1
+        return len(commands)
+
+    def _refusal(self, args: list[bytes], planned: Plan) -> bytes | None:
+        """Why the connection's user may not run ``planned`` (``None``: it may)."""
+        if self.server.users is None:
+            return None
+        access = required_access(args[0].upper(), planned)
+        if self.user is None and (access is not Access.CONNECTION or type(planned) is Hello):
+            return NOAUTH_HELLO if type(planned) is Hello else NOAUTH
+        if self.user is not None and not self.user.may(access):
+            name = args[0].decode(errors="replace").lower()
+            return encode_error(f"NOPERM this user has no permission to run '{name}'")
+        return None
+
+    def _run_queued(self, commands: list[list[bytes]]) -> int:
+        """Between ``MULTI`` and ``EXEC``: queue each command (``runtime.transactions``) until
+        ``EXEC`` or ``DISCARD``: how many it consumed."""
+        tx = self.tx
+        for index, args in enumerate(commands):
+            planned = plan(args)
+            refused = self._refusal(args, planned)
+            if refused is not None:
+                self._reply_now(tx.refuse(refused))
+            elif isinstance(planned, TxCommand):
+                self._command(planned)
+                if not tx.active:
+                    return index + 1
+            elif isinstance(planned, Immediate) and planned.close:  # QUIT: at once
+                self._command(planned)
+                return len(commands)
+            elif isinstance(planned, (Auth, Hello)):
+                self._reply_now(tx.refuse(NOT_IN_MULTI))
+            elif isinstance(planned, Ops):
+                if planned.session is not None:  # PAXOS.REQ names its own session
+                    self._reply_now(tx.refuse(NOT_IN_MULTI))
+                else:
+                    self._reply_now(tx.add(args, planned))
+            elif isinstance(planned, Blocking):  # as in Redis: one attempt, never a wait
+                self._reply_now(tx.add(args, Ops(planned.ops, attempt_once(planned))))
+            else:
+                self._reply_now(tx.add(args, self._reply_of(planned)))
+        return len(commands)
 
     def _authenticate(self, auth: Auth, planned: Plan, rest: list[list[bytes]]) -> None:
         """Check ``auth`` off the event loop (a scrypt hash); hold ``rest`` until it answers."""
@@ -472,6 +522,12 @@ class RespConnection(asyncio.Protocol):
             self.held = []  # as in Redis, nothing else runs until it is answered
             self._update_reading()
             self.server.blocked.block(self, planned)
+        elif isinstance(planned, TxCommand):
+            outcome = self.tx.command(planned)
+            if isinstance(outcome, bytes):
+                self._reply_now(outcome)
+            else:
+                self.dispatch(_Call(self, self.new_slot(1), outcome))
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
 
@@ -491,6 +547,19 @@ class RespConnection(asyncio.Protocol):
         held, self.held = self.held or [], None
         if not self.closed:
             self._run(held, True)
+
+    def _reply_of(
+        self, planned: Immediate | Info | ReadMode | ClientCommand | ConfigGet | ServerTime
+    ) -> bytes:
+        """The reply to a command this node answers itself, queued inside ``MULTI``."""
+        if isinstance(planned, Immediate):
+            return planned.reply
+        if isinstance(planned, Info):
+            return encode_bulk(self.server.info(planned.section).encode())
+        if isinstance(planned, ReadMode):
+            self.stale_reads = planned.stale
+            return OK
+        return self._local_reply(planned)
 
     def _local_reply(self, planned: ClientCommand | ConfigGet | ServerTime) -> bytes:
         """What this connection and node answer themselves (not replicated)."""

@@ -53,7 +53,14 @@ from functools import partial
 from pypaxos.core.bugs import require_family
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
-from pypaxos.kv import Get, KvBug, KVStateMachine, decode_request, decode_result
+from pypaxos.kv import (
+    Get,
+    KvBug,
+    KVStateMachine,
+    RequestBatch,
+    decode_answer,
+    decode_entry,
+)
 from pypaxos.lincheck.wgl import (
     LinResult,
     check_history,
@@ -957,11 +964,14 @@ def _show_request(rid: int) -> str:
 def describe_message(msg: object) -> str:
     """A trace line's message: client requests decoded, peer messages as their repr."""
     if isinstance(msg, ClientRequest):
-        request = decode_request(msg.command)
+        request = decode_entry(msg.command)
         path = " (read-index)" if msg.read else ""
-        return f"request {_show_request(msg.rid)} {request.op!r}{path}"
+        shown = (
+            request.ops if isinstance(request, RequestBatch) else getattr(request, "op", request)
+        )
+        return f"request {_show_request(msg.rid)} {shown!r}{path}"
     if isinstance(msg, ClientReply):
-        return f"reply {_show_request(msg.rid)} {decode_result(msg.result)!r}"
+        return f"reply {_show_request(msg.rid)} {decode_answer(msg.result)!r}"
     if isinstance(msg, ClientRedirect):
         leader = "unknown" if msg.leader is None else f"n{msg.leader}"
         return f"redirect {_show_request(msg.rid)} leader {leader}"

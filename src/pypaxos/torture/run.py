@@ -13,6 +13,8 @@
    unique write is there; then read every key
    through each of a few successive leaders (the current one is stopped with SIGTERM, another
    takes over, the old one restarts): every node that leads must answer the same.
+   With lock workers, read the fenced resource's log of accepted writes and check that no two
+   holders acted at once (``torture.locks``).
 5. Check the history for linearizability; print the verdict; stop every process; write
    ``summary.json``.  The run folder keeps the history, the nemesis log and every log.
 """
@@ -66,6 +68,8 @@ class Options:
     readers: int = 0  # read-only clients pinned to one node each (agent.py)
     read_fraction: float = 0.45  # of the workload clients' operations
     fsync: FsyncMode = "always"  # the nodes' setting; "never" shows what the power nemesis finds
+    locks: int = 0  # lock workers (torture.locks) beside the register workload
+    lock_bugs: list[str] = field(default_factory=list)  # torture.locks.LockBug names
 
 
 @dataclass
@@ -85,6 +89,7 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     checks_skipped: bool = False  # not available after the heal: no reads, no agreement
     final_status: list[dict[str, Any]] = field(default_factory=list)
+    locks: dict[str, Any] = field(default_factory=dict)  # the lock workload's counts and log size
     run_dir: str = ""
     explanation: str = ""
 
@@ -211,6 +216,8 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
                     "keys": options.keys,
                     "readers": options.readers,
                     "read_fraction": options.read_fraction,
+                    "locks": options.locks,
+                    "lock_bugs": options.lock_bugs,
                 }
             )
             await nemesis.run(time.monotonic() + options.time_s)
@@ -235,6 +242,10 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
                     f"{final['unread']} acknowledged writes could not be read back"
                 )
             nemesis.note("final reads done")
+            if options.locks:
+                locks = await cluster.ask_agent({"op": "locks"}, 60.0)
+                verdict.locks = {"entries": locks["entries"], **locks["counts"]}
+                verdict.problems += [f"lock: {problem}" for problem in locks["problems"]]
             rounds = options.agreement_rounds or options.nodes
             await agreement(cluster, status, nemesis, verdict, final["values"], rounds)
             nemesis.note(f"agreement rounds done (leaders {verdict.leaders_read})")
