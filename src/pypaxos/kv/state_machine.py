@@ -408,6 +408,11 @@ class KVStateMachine:
         """The machine's clock: the latest request time applied."""
         return self._now_ms
 
+    @property
+    def session_count(self) -> int:
+        """Open exactly-once sessions (bounded by ``session_ttl_commands``)."""
+        return len(self._sessions)
+
     def last_seq(self, client_id: int) -> int | None:
         """The last ``seq`` applied for ``client_id`` here (``None``: no session, never opened
         or expired): lets a server tell a new read of a session from one the log must judge."""

@@ -36,6 +36,10 @@ class MultiConfig:
     batch_max_bytes: int = 64 * 1024
     queue_max_commands: int = 256
     snapshot_every_slots: int = 64
+    # The decided log kept in memory stays within about this many bytes of commands: a snapshot
+    # also once half of it was applied since the last one, and the interval kept before that
+    # snapshot (catch-up from the log) cut to the other half (``multi.replica``).
+    log_retained_bytes_max: int = 16 * 1024 * 1024
     log_window_slots: int = 256
     catch_up_max_slots: int = 64
     catch_up_max_bytes: int = 1024 * 1024
@@ -71,6 +75,7 @@ class MultiConfig:
             self.batch_max_bytes,
             self.queue_max_commands,
             self.snapshot_every_slots,
+            self.log_retained_bytes_max,
             self.catch_up_max_slots,
             self.catch_up_max_bytes,
             self.catch_up_retry_ticks,

@@ -189,6 +189,7 @@ class Node:
             config.catch_up_max_bytes,
             config.snapshot_window_chunks,
             config.bugs,
+            config.log_retained_bytes_max,
         )
         self.leader = Leader(node_id, config, self.quorum)
         self.detector = FailureDetector(config, rng)

@@ -71,6 +71,7 @@ class StateMachine(Protocol):
 
 class Replica:
     __slots__ = (
+        "applied_bytes",
         "applied_index",
         "awaiting",
         "bugs",
@@ -79,9 +80,13 @@ class Replica:
         "decided",
         "id",
         "learn_window_slots",
+        "log_retained_bytes_max",
         "machine",
         "proposed",
+        "requested_bytes",
+        "retained_bytes",
         "retained_from",
+        "snapshot_bytes",
         "snapshot_every_slots",
         "snapshot_pending",
         "snapshot_slot",
@@ -98,6 +103,7 @@ class Replica:
         catch_up_max_bytes: int = 1024 * 1024,
         snapshot_window_chunks: int = 4,
         bugs: frozenset[LogBug] = frozenset(),
+        log_retained_bytes_max: int = 16 * 1024 * 1024,
     ) -> None:
         self.id = node_id
         self.machine = machine
@@ -112,6 +118,16 @@ class Replica:
         self.snapshot_window_chunks = snapshot_window_chunks
         self.bugs = bugs
         self.retained_from = 0  # decided values are kept for slots >= retained_from
+        # The retained log's memory bound: a snapshot is asked for once half of
+        # ``log_retained_bytes_max`` of commands were applied since the last one (as well as
+        # every so many slots), and the interval kept before the snapshot is cut to the other
+        # half, oldest slot first; so the decided values kept stay within about the bound
+        # (plus what is applied while a snapshot is being written).
+        self.log_retained_bytes_max = log_retained_bytes_max
+        self.retained_bytes = 0  # command bytes of the values in ``decided``
+        self.applied_bytes = 0  # command bytes applied in this lifetime
+        self.snapshot_bytes = 0  # ``applied_bytes`` when the durable snapshot was asked for
+        self.requested_bytes = 0  # ``applied_bytes`` when the pending snapshot was asked for
         self.awaiting: set[int] = set()  # request ids this node took and has not answered
         self.proposed: dict[int, list[int]] = {}  # slot -> awaiting request ids proposed there
 
@@ -124,6 +140,7 @@ class Replica:
                 loader.load(chunk)
             loader.finish()
         self.applied_index = self.snapshot_slot = self.retained_from = record.slot
+        self._forget_below(record.slot)
 
     def learn(self, slot: int, value: Batch, bounded: bool = True) -> list[Effect]:
         """``value`` is decided in ``slot``; apply whatever became contiguous.
@@ -141,6 +158,7 @@ class Replica:
         if bounded and slot >= self.applied_index + self.learn_window_slots:
             return []
         self.decided[slot] = value
+        self.retained_bytes += batch_size_bytes(value)
         return self._apply_ready()
 
     def track(self, slot: int, request_ids: list[int]) -> None:
@@ -159,6 +177,7 @@ class Replica:
     def _apply(self, slot: int, value: Batch) -> list[Effect]:
         effects: list[Effect] = [Applied(slot, value)]
         for entry in value:
+            self.applied_bytes += len(entry.command)
             result = self.machine.apply(entry.command)
             if entry.origin == self.id and entry.request_id in self.awaiting:
                 self.awaiting.discard(entry.request_id)
@@ -177,9 +196,12 @@ class Replica:
         if self.snapshot_pending:
             return []
         installed = self.retained_from > self.snapshot_slot
-        if self.applied_index - self.snapshot_slot < self.snapshot_every_slots and not installed:
+        due_slots = self.applied_index - self.snapshot_slot >= self.snapshot_every_slots
+        due_bytes = self.applied_bytes - self.snapshot_bytes >= self.log_retained_bytes_max // 2
+        if not (due_slots or due_bytes or installed) or self.applied_index == self.snapshot_slot:
             return []
         self.snapshot_pending = True
+        self.requested_bytes = self.applied_bytes
         effects: list[Effect] = [TakeSnapshot(self.applied_index)]
         if LogBug.COMPACT_BEFORE_SNAPSHOT_SAVED in self.bugs:
             effects += self._advance_snapshot(self.applied_index)  # before it is durable
@@ -190,6 +212,7 @@ class Replica:
         self.snapshot_pending = False
         effects: list[Effect] = []
         if self.snapshot_slot < slot <= self.applied_index:
+            self.snapshot_bytes = self.requested_bytes
             effects += self._advance_snapshot(slot)
         return effects + self._maybe_snapshot()
 
@@ -200,14 +223,33 @@ class Replica:
         return []
 
     def _advance_snapshot(self, slot: int) -> list[Effect]:
-        self.retained_from = max(self.retained_from, self.snapshot_slot)
+        """Keep the interval before the new snapshot (catch-up from the log for a follower a
+        little behind), cut to half of ``log_retained_bytes_max``, the oldest slots first."""
+        keep_from = max(self.retained_from, self.snapshot_slot)
         self.snapshot_slot = slot
-        self._forget_below(self.retained_from)
+        decided = self.decided
+        kept_bytes = sum(
+            batch_size_bytes(decided[s]) for s in range(keep_from, slot) if s in decided
+        )
+        while kept_bytes > self.log_retained_bytes_max // 2 and keep_from < slot:
+            value = decided.get(keep_from)
+            if value is not None:
+                kept_bytes -= batch_size_bytes(value)
+            keep_from += 1
+        self.retained_from = keep_from
+        self._forget_below(keep_from)
         return [CompactLog(slot)]
 
     def _forget_below(self, slot: int) -> None:
-        for s in [s for s in self.decided if s < slot]:
-            del self.decided[s]
+        decided = self.decided
+        for s in [s for s in decided if s < slot]:
+            self.retained_bytes -= batch_size_bytes(decided.pop(s))
+
+    @property
+    def retained_slots(self) -> int:
+        """How many decided values this node keeps (applied ones for catch-up, and learned
+        ones waiting for a gap to fill)."""
+        return len(self.decided)
 
     def installed(self, slot: int) -> list[Effect]:
         """The machine now holds a peer's snapshot of the slots below ``slot`` (only forward).

@@ -392,6 +392,13 @@ class NodeApp:
     def _refresh(self) -> None:
         if self.driver is not None:
             self.metrics.refresh(self.driver.node.status, self.driver.log_records, self.health())
+            node = self.driver.node
+            machine = node.replica.machine
+            self.metrics.refresh_memory(
+                node.replica.retained_slots,
+                node.replica.retained_bytes,
+                machine.session_count if isinstance(machine, KVStateMachine) else 0,
+            )
 
     def health(self) -> Health:
         """Live, healthy, ready (``runtime.health``): what ``/health`` and ``INFO`` say."""
@@ -441,6 +448,7 @@ class NodeApp:
         resident_bytes, peak_bytes = _resident_memory_bytes()
         return [
             "# Memory",
+            *self._memory_breakdown(),
             f"used_memory:{resident_bytes}",
             f"used_memory_human:{_human_bytes(resident_bytes)}",
             f"used_memory_rss:{resident_bytes}",
@@ -450,6 +458,22 @@ class NodeApp:
             "maxmemory:0",
             "maxmemory_human:0B",
             "maxmemory_policy:noeviction",
+        ]
+
+    def _memory_breakdown(self) -> list[str]:
+        """What this node keeps besides the data, counted without walking it: the decided log
+        values kept for catch-up (slots, bytes of commands), the acceptor's votes in memory, the
+        clients' exactly-once sessions."""
+        if self.driver is None:
+            return []
+        node = self.driver.node
+        machine = node.replica.machine
+        sessions = machine.session_count if isinstance(machine, KVStateMachine) else 0
+        return [
+            f"log_retained_slots:{node.replica.retained_slots}",
+            f"log_retained_bytes:{node.replica.retained_bytes}",
+            f"log_votes_in_memory:{len(node.acceptor.accepted)}",
+            f"sessions:{sessions}",
         ]
 
     def _info_keyspace(self) -> list[str]:

@@ -76,6 +76,7 @@ LIMIT_KEYS: tuple[str, ...] = (
     "batch_max_bytes",
     "queue_max_commands",
     "snapshot_every_slots",
+    "log_retained_bytes_max",
     "log_window_slots",
     "catch_up_max_slots",
     "catch_up_max_bytes",
@@ -106,6 +107,10 @@ RUNTIME_LIMITS: dict[str, int] = {
     "batch_max_bytes": 256 * 1024,
     "queue_max_commands": 8192,
     "snapshot_every_slots": 1024,
+    # ...or once 8 MiB of commands were applied since the last snapshot, whichever is first,
+    # and the interval before it kept for catch-up cut to 8 MiB: the decided log a node keeps
+    # in memory stays about 16 MiB of commands however large the batches or the keyspace.
+    "log_retained_bytes_max": 16 * 1024 * 1024,
     "log_window_slots": 2048,
     # A catch-up answer is bounded by bytes, and the next one is asked for as soon as it is
     # applied: 2 MiB keeps each step of the asker (decode and apply) near 50 ms while a node
