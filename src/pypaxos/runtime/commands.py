@@ -90,6 +90,12 @@ from pypaxos.runtime.collection_commands import (
     COLLECTION_COMMANDS,
     Planned,
 )
+from pypaxos.runtime.pubsub import (
+    PUBSUB_COMMANDS,
+    PubSubCommand,
+    config_set_notify,
+    plan_pubsub,
+)
 from pypaxos.runtime.replies import NULL_RESP2 as NULL_RESP2
 from pypaxos.runtime.replies import NULL_RESP3 as NULL_RESP3
 from pypaxos.runtime.replies import Combine as Combine
@@ -202,6 +208,7 @@ Plan = (
     | ServerTime
     | Blocking
     | TxCommand
+    | PubSubCommand
 )
 
 
@@ -241,6 +248,8 @@ def required_access(name: bytes, planned: Plan) -> Access:
     if isinstance(planned, Ops) and not all(_reads_only(op) for op in planned.ops):
         return Access.WRITE
     if isinstance(planned, Blocking):  # pops
+        return Access.WRITE
+    if isinstance(planned, PubSubCommand) and planned.name == b"PUBLISH":
         return Access.WRITE
     return Access.READ
 
@@ -1012,6 +1021,12 @@ def _command(args: list[bytes]) -> Plan:
 
 
 def _config(args: list[bytes]) -> Plan:
+    if len(args) >= 2 and args[1].upper() == b"SET":
+        notify = config_set_notify(args)
+        if isinstance(notify, bytes):
+            return Immediate(notify)
+        if notify is not None:
+            return Ops((notify,), _combine_ok)
     if len(args) >= 2 and args[1].upper() == b"GET":
         if len(args) < 3:
             return wrong_arity(b"config|get")
@@ -1091,6 +1106,11 @@ def _auth(args: list[bytes]) -> Plan:
     return wrong_arity(args[0])
 
 
+def _pubsub(args: list[bytes]) -> Plan:
+    planned = plan_pubsub(args)
+    return Immediate(planned) if isinstance(planned, bytes) else planned
+
+
 def _quit(args: list[bytes]) -> Plan:
     return Immediate(OK, close=True)
 
@@ -1123,4 +1143,5 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"DISCARD": _tx(1, 1),
     b"WATCH": _tx(2, None),
     b"UNWATCH": _tx(1, 1),
+    **dict.fromkeys(PUBSUB_COMMANDS, _pubsub),
 }
