@@ -97,7 +97,10 @@ async def cluster(tmp_path: Path) -> AsyncIterator[RunningCluster]:
 
 @pytest.mark.parametrize(("session", "protocol"), [(RESP2_SESSION, 2), (RESP3_SESSION, 3)])
 async def test_same_pubsub_replies_as_redis(
-    cluster: RunningCluster, redis_port: int, session: list[Step], protocol: int
+    cluster: RunningCluster,
+    redis_port: int,  # noqa: F811
+    session: list[Step],
+    protocol: int,
 ) -> None:
     leader = await cluster.wait_leader()
     follower = next(i for i in cluster.apps if i != leader)
