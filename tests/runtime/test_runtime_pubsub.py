@@ -265,3 +265,20 @@ def _payloads(data: bytes) -> list[bytes]:
     """The payloads of the message frames in ``data`` (RESP2 arrays)."""
     parts = data.split(b"\r\n")
     return [parts[i + 4] for i, part in enumerate(parts) if part == b"message"]
+
+
+async def test_publish_inside_exec_and_scripts(cluster: RunningCluster) -> None:
+    leader = await cluster.wait_leader()
+    follower = _followers(cluster, leader)[0]
+    pubsub = cluster.client(follower, 3).pubsub()
+    await pubsub.subscribe("ch")
+    publisher = cluster.client(leader)
+    async with publisher.pipeline(transaction=True) as pipe:
+        pipe.publish("ch", "tx1").set("k", "v").publish("ch", "tx2")
+        assert await pipe.execute() == [0, True, 0]  # no subscriber on the leader
+    assert (
+        await publisher.eval("return redis.call('PUBLISH', KEYS[1], ARGV[1])", 1, "ch", "lua") == 0
+    )
+    got = await _messages(pubsub, 3)
+    assert [m["data"] for m in got] == [b"tx1", b"tx2", b"lua"]
+    await pubsub.aclose()

@@ -82,6 +82,7 @@ from pypaxos.kv.commands import (
     ScriptLoad,
     Status,
 )
+from pypaxos.kv.pubsub_ops import Publish
 from pypaxos.kv.values import WRONGTYPE
 from pypaxos.runtime.auth import Access
 from pypaxos.runtime.blocking import BLOCKING_PLANNERS, Blocking
@@ -899,6 +900,10 @@ UNKNOWN_FROM_SCRIPT = encode_error("ERR Unknown Redis command called from script
 ARITY_FROM_SCRIPT = encode_error("ERR Wrong number of args calling Redis command from script")
 
 
+def _publish_from_script(results: Sequence[Result]) -> bytes:
+    return result_error(results[0]) or encode_integer(0)
+
+
 def script_command(
     argv: list[bytes],
 ) -> tuple[tuple[Command, ...], Callable[[Sequence[Result]], bytes]] | bytes:
@@ -907,6 +912,10 @@ def script_command(
     allowed, planned exactly as for a client; ``PING`` and ``ECHO`` too; transactions,
     scripts and the connection and server commands are not, as in Redis."""
     name = argv[0].upper()
+    if name == b"PUBLISH":  # inside the state machine no node's subscribers are known: 0
+        if len(argv) != 3:
+            return ARITY_FROM_SCRIPT
+        return (Publish(argv[1], argv[2]),), _publish_from_script
     spec = _KV_COMMANDS.get(name)
     if spec is None or name in _NOT_FROM_SCRIPTS:
         admin = _ADMIN.get(name)
