@@ -282,3 +282,41 @@ async def test_publish_inside_exec_and_scripts(cluster: RunningCluster) -> None:
     got = await _messages(pubsub, 3)
     assert [m["data"] for m in got] == [b"tx1", b"tx2", b"lua"]
     await pubsub.aclose()
+
+
+async def test_messages_across_a_leader_change(cluster: RunningCluster) -> None:
+    old_leader = await cluster.wait_leader()
+    first, second = _followers(cluster, old_leader)
+    steady = cluster.client(second).pubsub()  # stays subscribed throughout
+    await steady.subscribe("feed")
+    raw = await Raw.open(_port(cluster, first))
+    await raw.call("PAXOS.SUBSCRIBE", "feed")
+    for i in range(5):
+        await cluster.client(old_leader).publish("feed", f"a{i}")
+    seen = [await raw.reply() for _ in range(5)]
+    last = _revision_of(seen[-1])
+    await raw.close()
+    await cluster.apps[old_leader].stop()
+    async with asyncio.timeout(20):  # the stopped node may still think it leads
+        while not (leaders := [i for i in (first, second) if cluster.apps[i].is_leader]):
+            await asyncio.sleep(0.05)
+    leader = leaders[0]
+    publisher = cluster.client(leader)
+    for i in range(5):
+        async with asyncio.timeout(20):
+            while True:  # the new leader may still be taking over
+                try:
+                    await publisher.publish("feed", f"b{i}")
+                    break
+                except redis.exceptions.ResponseError as error:
+                    assert str(error).startswith("TRYAGAIN"), error
+                    await asyncio.sleep(0.05)
+    expected = [f"a{i}".encode() for i in range(5)] + [f"b{i}".encode() for i in range(5)]
+    assert [m["data"] for m in await _messages(steady, 10)] == expected
+    await _no_more(steady)
+    resumed = await Raw.open(_port(cluster, second))
+    await resumed.send("PAXOS.SUBSCRIBE", "FROM", str(last), "feed")
+    replies = [await resumed.reply() for _ in range(6)]  # the confirmation, then b0..b4
+    assert [p for r in replies for p in _payloads(r)] == expected[5:]
+    await resumed.close()
+    await steady.aclose()
