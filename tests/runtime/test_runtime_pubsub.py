@@ -320,3 +320,23 @@ async def test_messages_across_a_leader_change(cluster: RunningCluster) -> None:
     assert [p for r in replies for p in _payloads(r)] == expected[5:]
     await resumed.close()
     await steady.aclose()
+
+
+async def test_roles_and_reset_signing_out(tmp_path: Path) -> None:
+    from test_runtime_auth import USERS
+
+    from pypaxos.runtime.app import NodeApp
+
+    app = NodeApp(load_config(write_cluster(tmp_path, nodes=1, extra=USERS)), 1)
+    await app.start()
+    try:
+        raw = await Raw.open(port_of(app.member.client))
+        assert (await raw.call("SUBSCRIBE", "c")).startswith(b"-NOAUTH")
+        assert await raw.call("AUTH", "reader", "just looking") == b"+OK\r\n"
+        assert (await raw.call("PUBLISH", "c", "m")).startswith(b"-NOPERM")
+        assert (await raw.call("SUBSCRIBE", "c")).startswith(b"*3\r\n$9\r\nsubscribe")
+        assert await raw.call("RESET") == b"+RESET\r\n"
+        assert (await raw.call("GET", "k")).startswith(b"-NOAUTH")  # signed out
+        await raw.close()
+    finally:
+        await app.stop()

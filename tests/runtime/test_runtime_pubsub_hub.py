@@ -101,3 +101,18 @@ def test_revision_argument_is_validated() -> None:
         b"-ERR revision is not a non-negative integer\r\n"
     )
     assert isinstance(plan_pubsub([b"PAXOS.SUBSCRIBE", b"FROM", b"5"]), bytes)  # no channel
+
+
+def test_a_snapshot_install_empties_the_history() -> None:
+    source = FakeSource()
+    hub = PubSubHub(source)
+    source.publish(b"ch", b"before")
+    hub.on_applied()
+    source.applied = 50  # the node jumped ahead by a snapshot: revisions 2..50 never applied here
+    source.publications_floor = 50
+    source.publish(b"ch", b"after")
+    hub.on_applied()
+    assert hub.floor == 50 and [p.message for p in hub.history] == [b"after"]
+    conn = FakeConn()
+    assert _subscribe(hub, conn, b"FROM", b"1", b"ch").startswith(b"-ERR revision 1 is no")
+    assert _payloads([_subscribe(hub, conn, b"FROM", b"50", b"ch")]) == [b"after"]

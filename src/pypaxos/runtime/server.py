@@ -595,9 +595,11 @@ class RespConnection(asyncio.Protocol):
 
     def _pubsub_command(self, planned: PubSubCommand) -> None:
         hub = self.server.pubsub
-        if planned.name == b"RESET":  # back to a fresh connection's state
+        if planned.name == b"RESET":  # back to a fresh connection's state, signed out
             if hub is not None:
                 hub.drop(self)
+            if self.server.users is not None:
+                self.user = None
             self.protocol = 2
             self.stale_reads = False
             self.tx = Transaction()
