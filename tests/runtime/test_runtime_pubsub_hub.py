@@ -3,11 +3,13 @@ replaying what it keeps, and forgetting a closed subscriber."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from pypaxos.kv import Command
+from pypaxos.kv.keyspace import glob_matcher
 from pypaxos.kv.pubsub import Publication
-from pypaxos.runtime.pubsub import PubSubCommand, PubSubHub, plan_pubsub
+from pypaxos.runtime.pubsub import PubSubCommand, PubSubHub, pattern_matcher, plan_pubsub
 from pypaxos.runtime.replies import Combine
 
 
@@ -116,3 +118,18 @@ def test_a_snapshot_install_empties_the_history() -> None:
     conn = FakeConn()
     assert _subscribe(hub, conn, b"FROM", b"1", b"ch").startswith(b"-ERR revision 1 is no")
     assert _payloads([_subscribe(hub, conn, b"FROM", b"50", b"ch")]) == [b"after"]
+
+
+def test_pattern_matcher_answers_as_the_keyspace_glob() -> None:
+    rng = random.Random(5)
+    alphabet = b"ab*?[]^-\\"
+    for _ in range(20_000):
+        pattern = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 9)))
+        text = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 9)))
+        assert pattern_matcher(pattern)(text) == glob_matcher(pattern)(text), (pattern, text)
+
+
+def test_a_pattern_with_many_stars_does_not_backtrack_for_ever() -> None:
+    pattern = b"*a" * 12 + b"*b"
+    assert not pattern_matcher(pattern)(b"a" * 5000)  # a regex would take years here
+    assert pattern_matcher(pattern)(b"a" * 5000 + b"b")
