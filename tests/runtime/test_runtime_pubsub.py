@@ -340,3 +340,17 @@ async def test_roles_and_reset_signing_out(tmp_path: Path) -> None:
         await raw.close()
     finally:
         await app.stop()
+
+
+async def test_commands_pipelined_behind_subscribe_are_in_subscribe_mode(
+    cluster: RunningCluster,
+) -> None:
+    leader = await cluster.wait_leader()
+    raw = await Raw.open(_port(cluster, leader))
+    raw.writer.write(encode_command("SUBSCRIBE", "c") + encode_command("GET", "k"))
+    assert (await raw.reply()).startswith(b"*3\r\n$9\r\nsubscribe")
+    assert (await raw.reply()).startswith(b"-ERR Can't execute 'get'")
+    raw.writer.write(encode_command("UNSUBSCRIBE") + encode_command("GET", "k"))
+    assert (await raw.reply()).startswith(b"*3\r\n$11\r\nunsubscribe")
+    assert await raw.reply() == b"$-1\r\n"
+    await raw.close()

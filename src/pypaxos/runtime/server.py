@@ -438,7 +438,7 @@ class RespConnection(asyncio.Protocol):
             if self.held is not None:  # a blocking command: the rest waits for its answer
                 self.held.extend(commands[index + 1 :])
                 return len(commands)
-            if self.tx.active:
+            if self.tx.active or self.subscribe_mode:
                 return index + 1
         if group is not None:
             group.submit()
@@ -463,8 +463,8 @@ class RespConnection(asyncio.Protocol):
             if self.held is not None:  # a blocking command: the rest waits for its answer
                 self.held.extend(commands[index + 1 :])
                 return len(commands)
-            if self.tx.active or not self.gated:  # MULTI, or a role that needs no checks
-                return index + 1
+            if self.tx.active or not self.gated or self.subscribe_mode:
+                return index + 1  # MULTI, a role that needs no checks, or subscribe mode
         return len(commands)
 
     def _refusal(self, args: list[bytes], planned: Plan) -> bytes | None:
