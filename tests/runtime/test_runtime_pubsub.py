@@ -354,3 +354,25 @@ async def test_commands_pipelined_behind_subscribe_are_in_subscribe_mode(
     assert (await raw.reply()).startswith(b"*3\r\n$11\r\nunsubscribe")
     assert await raw.reply() == b"$-1\r\n"
     await raw.close()
+
+
+async def test_messages_held_behind_a_blocked_command_are_bounded(
+    cluster: RunningCluster,
+) -> None:
+    leader = await cluster.wait_leader()
+    server = cluster.apps[leader].server
+    assert server is not None
+    server.output_bytes_max = 2_000
+    raw = await Raw.open(_port(cluster, leader))
+    await raw.call("HELLO", "3")
+    await raw.call("SUBSCRIBE", "c")
+    await raw.send("BLPOP", "empty", "0")  # blocks: messages queue behind its reply
+    publisher = cluster.client(leader)
+    held = 0
+    while held < 3_000:  # until this subscriber is dropped, which the count shows
+        if await publisher.publish("c", "x" * 200) == 0:
+            break
+        held += 200
+    assert await publisher.publish("c", "after") == 0  # it was dropped
+    assert await raw.reader.read() == b""  # closed by the server, nothing written
+    await raw.close()

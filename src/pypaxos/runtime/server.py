@@ -289,6 +289,7 @@ class RespConnection(asyncio.Protocol):
         self.deferred: deque[_Group | _Call] = deque()  # log work waiting for reads_out == 0
         self.blocked_slot: _Slot | None = None  # a blocking command's place while it waits
         self.tx = Transaction()  # MULTI's queue and WATCH (runtime.transactions)
+        self.pushes_held_bytes = 0  # pub/sub messages queued behind unanswered replies
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -613,7 +614,16 @@ class RespConnection(asyncio.Protocol):
             self._reply_now(reply)
 
     def push(self, data: bytes) -> None:
-        """Messages for this subscriber, after the replies already due."""
+        """Messages for this subscriber, after the replies already due.  Held behind a reply
+        not yet answered (a blocking command in RESP3), they count towards the output bound:
+        past it the subscriber is dropped, as one that does not read is."""
+        if self.slots:
+            self.pushes_held_bytes += len(data)
+            if self.pushes_held_bytes > self.server.output_bytes_max and self.transport:
+                log.warning("client %s: messages held past the output bound, closing", self.peer)
+                self.transport.abort()
+                self.closing = self.closed = True
+                return
         self._reply_now(data)
 
     def send_ops(self, ops: tuple[Command, ...], combine: Combine) -> None:
@@ -755,6 +765,8 @@ class RespConnection(asyncio.Protocol):
             assert slot.data is not None
             out.append(slot.data)
             self.pending_replies -= slot.replies
+        if not slots:
+            self.pushes_held_bytes = 0
         transport = self.transport
         if transport is None or self.closed:
             return
