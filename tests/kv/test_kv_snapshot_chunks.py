@@ -133,3 +133,19 @@ def test_watches_and_the_script_cache_travel_in_the_chunks() -> None:
         assert decode_result(answer) == Aborted()
         exists = replica.apply(encode_request(Request(8, 2, ScriptExists((sha,)), T0)))
         assert decode_result(exists) == Replies((Integer(1),))
+
+
+def test_the_notification_setting_travels_in_the_chunks() -> None:
+    from pypaxos.kv.pubsub import parse_notify_flags
+    from pypaxos.kv.pubsub_ops import NotifyConfig
+
+    bits = parse_notify_flags(b"KEA")
+    assert bits
+    machine = KVStateMachine()
+    machine.apply(encode_request(Request(1, 1, NotifyConfig(b"KEA"), T0)))
+    copy = KVStateMachine()
+    loader = copy.snapshot_loader()
+    for chunk in machine.snapshot_chunks(64):
+        loader.load(chunk)
+    loader.finish()
+    assert copy.notify_bits == machine.notify_bits == bits

@@ -21,6 +21,7 @@ import re
 import msgspec
 
 from pypaxos.kv.collection_ops import COLLECTION_READ_OPS, CollectionCommand
+from pypaxos.kv.pubsub_ops import PubSubCommand
 
 # --- commands ---------------------------------------------------------------------------------
 
@@ -281,6 +282,7 @@ Command = (
     | ScriptLoad
     | ScriptExists
     | ScriptFlush
+    | PubSubCommand
 )
 
 READ_OPS: tuple[type[Command], ...] = (

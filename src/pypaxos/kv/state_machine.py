@@ -166,6 +166,17 @@ from pypaxos.kv.commands import (
 )
 from pypaxos.kv.keyspace import Keyspace
 from pypaxos.kv.programs import Programs
+from pypaxos.kv.pubsub import (
+    EXPIRED,
+    GENERIC,
+    NOTIFY_FLAGS_INVALID,
+    Publication,
+    command_events,
+    keyspace_publications,
+    parse_notify_flags,
+    written_keys,
+)
+from pypaxos.kv.pubsub_ops import NotifyConfig, Publish
 from pypaxos.kv.scripts import CommandTable, ScriptCache
 from pypaxos.kv.transactions import Watcher, WatchTable
 from pypaxos.kv.values import (
@@ -233,6 +244,8 @@ class Snapshot(msgspec.Struct, frozen=True, array_like=True):
     # Transactions and scripts (kv.programs); older snapshots have neither.
     watchers: tuple[Watcher, ...] = ()
     scripts: tuple[bytes, ...] = ()
+    # Keyspace notifications (kv.pubsub); older snapshots have none.
+    notify_bits: int = 0
 
 
 class _SnapshotDecoded(msgspec.Struct, frozen=True, array_like=True):
@@ -248,6 +261,8 @@ class _SnapshotDecoded(msgspec.Struct, frozen=True, array_like=True):
     # Transactions and scripts (kv.programs); older snapshots have neither.
     watchers: tuple[Watcher, ...] = ()
     scripts: tuple[bytes, ...] = ()
+    # Keyspace notifications (kv.pubsub); older snapshots have none.
+    notify_bits: int = 0
 
 
 class _SnapshotV3(msgspec.Struct, frozen=True, array_like=True):
@@ -301,6 +316,7 @@ class _ChunkHead(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPS
     applied: int
     session_ttl_commands: int
     now_ms: int
+    notify_bits: int = 0  # the replicated notify-keyspace-events (kv.pubsub)
 
 
 class _ChunkPart(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION + 1):
@@ -351,12 +367,15 @@ class KVStateMachine:
         "_applied",
         "_data",
         "_expires",
+        "_notify_bits",
         "_now_ms",
         "_programs",
+        "_publications",
         "_requester",
         "_sessions",
         "bugs",
         "commands_executed",
+        "publications_floor",
         "session_ttl_commands",
     )
 
@@ -387,6 +406,12 @@ class KVStateMachine:
         # Client commands executed here (each command of a batch counts), for metrics only:
         # not part of the replicated state, so not in the snapshot.
         self.commands_executed = 0
+        # notify-keyspace-events (kv.pubsub), replicated; and the publications emitted since
+        # the runtime last took them (``None``: not recorded, nobody delivers them).  The
+        # outbox is apply-side output, never read by ``apply``, so not in the snapshot.
+        self._notify_bits = 0
+        self._publications: list[Publication] | None = None
+        self.publications_floor = 0
 
     @property
     def applied(self) -> int:
@@ -422,6 +447,28 @@ class KVStateMachine:
     def sessions(self) -> tuple[Session, ...]:
         """A copy of the dedup table (tombstones included), least recently active first."""
         return tuple(msgspec.structs.replace(s) for s in self._sessions.values())
+
+    # --- publications (kv.pubsub) ------------------------------------------------------------
+
+    def record_publications(self) -> None:
+        """Keep the publications applied commands emit, for ``take_publications``, from the
+        current applied count on (``publications_floor``)."""
+        if self._publications is None:
+            self._publications = []
+            self.publications_floor = self._applied
+
+    def take_publications(self) -> list[Publication]:
+        """The publications emitted since the last call, in log order."""
+        taken = self._publications
+        if not taken:
+            return []
+        self._publications = []
+        return taken
+
+    @property
+    def notify_bits(self) -> int:
+        """The replicated ``notify-keyspace-events`` setting (``kv.pubsub`` bits)."""
+        return self._notify_bits
 
     # --- StateMachine -------------------------------------------------------------------------
 
@@ -485,6 +532,7 @@ class KVStateMachine:
                 now_ms=self._now_ms,
                 watchers=self._programs.watches.state(),
                 scripts=self._programs.scripts.state(),
+                notify_bits=self._notify_bits,
             )
         )
 
@@ -493,7 +541,9 @@ class KVStateMachine:
         exceed it).  Walks the store in place: the caller must not apply meanwhile (the
         runtime calls it in a forked copy of the process)."""
         encode = _SNAPSHOT_ENCODER.encode
-        yield encode(_ChunkHead(self._applied, self.session_ttl_commands, self._now_ms))
+        yield encode(
+            _ChunkHead(self._applied, self.session_ttl_commands, self._now_ms, self._notify_bits)
+        )
         for data in _runs(self._data.items(), chunk_bytes_max, lambda k, v: len(k) + _size(v)):
             yield encode(_ChunkPartOut(data=dict(data)))
         for expires in _runs(self._expires.items(), chunk_bytes_max, lambda k, _: len(k) + 8):
@@ -608,7 +658,7 @@ class KVStateMachine:
         data = self._data
         results: list[Result] = []
         append = results.append
-        if self._expires or self._programs.watches:  # deadlines or watchers: no shortcut
+        if self._expires or self._programs.watches or self._notify_bits:  # no shortcut
             return tuple(self._execute(op) for op in ops)
         for op in ops:
             if isinstance(op, Set):
@@ -624,10 +674,34 @@ class KVStateMachine:
     def _execute(self, op: Command) -> Result:
         watches = None if KvBug.WATCH_MISSES_WRITES in self.bugs else self._programs.watches
         ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True, watches=watches)
+        if self._notify_bits and self._publications is not None:
+            return self._execute_notifying(ks, op)
         try:
             return self._run(ks, op)
         except WrongType:
             return _WRONGTYPE
+
+    def _execute_notifying(self, ks: Keyspace, op: Command) -> Result:
+        """``_execute`` that also publishes the keyspace events of ``op`` (``kv.pubsub``):
+        Redis's named event, ``expired`` for a key found past its deadline, ``del`` for a key
+        the write emptied."""
+        keys = written_keys(op)
+        expired = [k for k in keys if k in self._data and ks.expired(k)]
+        existed = [k for k in keys if k in self._data and k not in expired]
+        try:
+            result = self._run(ks, op)
+        except WrongType:
+            result = _WRONGTYPE
+        events = [(EXPIRED, b"expired", k) for k in expired] + command_events(op, result)
+        removed = {key for _, name, key in events if name in (b"del", b"rename_from")}
+        emptied = [k for k in existed if k not in self._data and k not in removed]
+        events += [(GENERIC, b"del", k) for k in emptied]
+        self._emit(keyspace_publications(self._notify_bits, self._applied, events))
+        return result
+
+    def _emit(self, publications: list[Publication]) -> None:
+        if self._publications is not None and publications:
+            self._publications.extend(publications)
 
     def _read(self, ks: Keyspace, op: Command) -> Result:
         if isinstance(op, ScriptExists):
@@ -709,6 +783,15 @@ class KVStateMachine:
                 | ZRemRangeByLex() | ZCombine() | ZCombineStore() | ZScan()
             ):  # fmt: skip
                 return zsets.execute(ks, op)
+            case Publish(channel, message):
+                self._emit([Publication(self._applied, channel, message)])
+                return Integer(0)
+            case NotifyConfig(flags):
+                bits = parse_notify_flags(flags)
+                if bits is None:
+                    return Error(NOTIFY_FLAGS_INVALID)
+                self._notify_bits = bits
+                return _OK_RESULT
             case Watch() | Exec() | Eval() | ScriptLoad() | ScriptExists() | ScriptFlush():
                 return self._programs.execute(op, ks, self._requester, self._applied, self._execute)
             case _:
@@ -724,6 +807,12 @@ class KVStateMachine:
             del expires[key]
             if deadline <= self._now_ms:
                 del self._data[key]
+                if self._notify_bits & EXPIRED and self._publications is not None:
+                    self._emit(
+                        keyspace_publications(
+                            self._notify_bits, self._applied, [(EXPIRED, b"expired", key)]
+                        )
+                    )
             else:
                 expires[key] = deadline
 
@@ -856,7 +945,9 @@ class KVSnapshotLoader:
     def _load_whole(self, chunk: bytes) -> None:
         """A version 1-4 snapshot: the whole state in one piece, checked as before."""
         snap = self._machine._restore_whole(chunk)
-        self._load_head(_ChunkHead(snap.applied, snap.session_ttl_commands, snap.now_ms))
+        self._load_head(
+            _ChunkHead(snap.applied, snap.session_ttl_commands, snap.now_ms, snap.notify_bits)
+        )
         self._load_part(_ChunkPart(data=snap.data))
         self._load_part(_ChunkPart(expires=dict(snap.expires)))
         self._load_part(_ChunkPart(sessions=snap.sessions))
@@ -876,6 +967,10 @@ class KVSnapshotLoader:
         machine.session_ttl_commands = head.session_ttl_commands
         machine._applied = head.applied
         machine._now_ms = head.now_ms
+        machine._notify_bits = head.notify_bits
+        if machine._publications is not None:  # the publications in between were skipped
+            machine._publications = []
+            machine.publications_floor = head.applied
         machine._data, machine._expires, machine._sessions = (
             self._data,
             self._expires,

@@ -82,6 +82,7 @@ from pypaxos.kv.commands import (
     ScriptLoad,
     Status,
 )
+from pypaxos.kv.pubsub_ops import Publish
 from pypaxos.kv.values import WRONGTYPE
 from pypaxos.runtime.auth import Access
 from pypaxos.runtime.blocking import BLOCKING_PLANNERS, Blocking
@@ -89,6 +90,12 @@ from pypaxos.runtime.collection_commands import (
     BLOCKING_COMMANDS,
     COLLECTION_COMMANDS,
     Planned,
+)
+from pypaxos.runtime.pubsub import (
+    PUBSUB_COMMANDS,
+    PubSubCommand,
+    config_set_notify,
+    plan_pubsub,
 )
 from pypaxos.runtime.replies import NULL_RESP2 as NULL_RESP2
 from pypaxos.runtime.replies import NULL_RESP3 as NULL_RESP3
@@ -213,6 +220,7 @@ Plan = (
     | Blocking
     | TxCommand
     | Custom
+    | PubSubCommand
 )
 
 
@@ -253,7 +261,9 @@ def required_access(name: bytes, planned: Plan) -> Access:
         return Access.WRITE
     if isinstance(planned, Blocking):  # pops
         return Access.WRITE
-    if isinstance(planned, Custom) and planned.write:
+    if (isinstance(planned, Custom) and planned.write) or (
+        isinstance(planned, PubSubCommand) and planned.name == b"PUBLISH"
+    ):
         return Access.WRITE
     return Access.READ
 
@@ -903,6 +913,10 @@ UNKNOWN_FROM_SCRIPT = encode_error("ERR Unknown Redis command called from script
 ARITY_FROM_SCRIPT = encode_error("ERR Wrong number of args calling Redis command from script")
 
 
+def _publish_from_script(results: Sequence[Result]) -> bytes:
+    return result_error(results[0]) or encode_integer(0)
+
+
 def script_command(
     argv: list[bytes],
 ) -> tuple[tuple[Command, ...], Callable[[Sequence[Result]], bytes]] | bytes:
@@ -911,6 +925,10 @@ def script_command(
     allowed, planned exactly as for a client; ``PING`` and ``ECHO`` too; transactions,
     scripts and the connection and server commands are not, as in Redis."""
     name = argv[0].upper()
+    if name == b"PUBLISH":  # inside the state machine no node's subscribers are known: 0
+        if len(argv) != 3:
+            return ARITY_FROM_SCRIPT
+        return (Publish(argv[1], argv[2]),), _publish_from_script
     spec = _KV_COMMANDS.get(name)
     if spec is None or name in _NOT_FROM_SCRIPTS:
         admin = _ADMIN.get(name)
@@ -1025,6 +1043,12 @@ def _command(args: list[bytes]) -> Plan:
 
 
 def _config(args: list[bytes]) -> Plan:
+    if len(args) >= 2 and args[1].upper() == b"SET":
+        notify = config_set_notify(args)
+        if isinstance(notify, bytes):
+            return Immediate(notify)
+        if notify is not None:
+            return Ops((notify,), _combine_ok)
     if len(args) >= 2 and args[1].upper() == b"GET":
         if len(args) < 3:
             return wrong_arity(b"config|get")
@@ -1104,6 +1128,11 @@ def _auth(args: list[bytes]) -> Plan:
     return wrong_arity(args[0])
 
 
+def _pubsub(args: list[bytes]) -> Plan:
+    planned = plan_pubsub(args)
+    return Immediate(planned) if isinstance(planned, bytes) else planned
+
+
 def _quit(args: list[bytes]) -> Plan:
     return Immediate(OK, close=True)
 
@@ -1136,4 +1165,5 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"DISCARD": _tx(1, 1),
     b"WATCH": _tx(2, None),
     b"UNWATCH": _tx(1, 1),
+    **dict.fromkeys(PUBSUB_COMMANDS, _pubsub),
 }

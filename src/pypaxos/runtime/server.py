@@ -88,6 +88,7 @@ from pypaxos.kv import (
     encode_request,
 )
 from pypaxos.kv.keyspace import glob_matcher
+from pypaxos.kv.pubsub import format_notify_flags
 from pypaxos.runtime.auth import Access, User, Users
 from pypaxos.runtime.blocking import BlockedClients, Blocking, attempt_once
 from pypaxos.runtime.commands import (
@@ -114,6 +115,14 @@ from pypaxos.runtime.commands import (
     required_access,
     result_error,
     single_reply,
+)
+from pypaxos.runtime.pubsub import (
+    SUBSCRIBE_MODE_COMMANDS,
+    PublicationSource,
+    PubSubCommand,
+    PubSubHub,
+    ping_reply,
+    subscribe_mode_error,
 )
 from pypaxos.runtime.router import Failure, Outcome, Router
 from pypaxos.runtime.transactions import NOT_IN_MULTI, Transaction
@@ -214,6 +223,7 @@ class RespServer:
         self.settings: dict[str, str] = {"maxclients": str(clients_max), "databases": "1"}
         self._server: asyncio.Server | None = None
         self._blocked: BlockedClients | None = None  # made when a client first blocks
+        self.pubsub: PubSubHub | None = None  # made at start (runtime.pubsub)
 
     @property
     def blocked(self) -> BlockedClients:
@@ -224,7 +234,17 @@ class RespServer:
             self.router.driver.applied_listeners.append(self._blocked.on_applied)
         return self._blocked
 
+    def start_pubsub(self) -> None:
+        """Deliver this node's publications from its applied log (``runtime.pubsub``), and
+        keep their history from now on, subscribers or not (a client may resume here)."""
+        machine = getattr(getattr(self.router.driver, "node", None), "replica", None)
+        machine = getattr(machine, "machine", None)
+        if self.pubsub is None and hasattr(machine, "take_publications"):
+            self.pubsub = PubSubHub(cast(PublicationSource, machine))
+            self.router.driver.applied_listeners.append(self.pubsub.on_applied)
+
     async def start(self) -> None:
+        self.start_pubsub()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: RespConnection(self),
@@ -278,6 +298,7 @@ class RespConnection(asyncio.Protocol):
         self.deferred: deque[_Group | _Call] = deque()  # log work waiting for reads_out == 0
         self.blocked_slot: _Slot | None = None  # a blocking command's place while it waits
         self.tx = Transaction()  # MULTI's queue and WATCH (runtime.transactions)
+        self.pushes_held_bytes = 0  # pub/sub messages queued behind unanswered replies
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -302,6 +323,8 @@ class RespConnection(asyncio.Protocol):
         self.closed = True
         if self.blocked_slot is not None:
             self.server.blocked.release(self)
+        if self.server.pubsub is not None:
+            self.server.pubsub.drop(self)
         self.slots.clear()
         self.pending_replies = 0
         self.server.connections.discard(self)
@@ -338,6 +361,8 @@ class RespConnection(asyncio.Protocol):
         while commands:
             if self.tx.active:
                 done = self._run_queued(commands)
+            elif self.subscribe_mode:
+                done = self._run_subscribed(commands)
             elif self.gated:
                 done = self._run_gated(commands)
             else:
@@ -355,6 +380,34 @@ class RespConnection(asyncio.Protocol):
         """Must each command be checked against the connection's user (slow path)?"""
         users = self.server.users
         return users is not None and (self.user is None or not self.user.may(Access.WRITE))
+
+    @property
+    def subscribe_mode(self) -> bool:
+        """RESP2 with subscriptions: only the pub/sub commands run (Redis's subscribe mode)."""
+        hub = self.server.pubsub
+        return self.protocol == 2 and hub is not None and hub.count(self) > 0
+
+    def _run_subscribed(self, commands: list[list[bytes]]) -> int:
+        """In subscribe mode: the pub/sub commands, ``PING``, ``RESET`` and ``QUIT`` run,
+        the others are refused, until no subscription is left: how many it consumed."""
+        for index, args in enumerate(commands):
+            name = args[0].upper()
+            if name not in SUBSCRIBE_MODE_COMMANDS:
+                self._reply_now(subscribe_mode_error(name))
+                continue
+            planned = plan(args)
+            refused = self._refusal(args, planned)
+            if refused is not None:
+                self._reply_now(refused)
+            elif name == b"PING" and isinstance(planned, Immediate) and len(args) <= 2:
+                self._reply_now(ping_reply(args, self.protocol))
+            else:
+                self._command(planned)
+            if self.closing:
+                return len(commands)
+            if not self.subscribe_mode:
+                return index + 1
+        return len(commands)
 
     def _run_fast(self, commands: list[list[bytes]], count_bytes: bool) -> int:
         """Run ``commands`` until the end or a ``MULTI``: how many it consumed."""
@@ -397,7 +450,7 @@ class RespConnection(asyncio.Protocol):
             if self.held is not None:  # a blocking command: the rest waits for its answer
                 self.held.extend(commands[index + 1 :])
                 return len(commands)
-            if self.tx.active:
+            if self.tx.active or self.subscribe_mode:
                 return index + 1
         if group is not None:
             group.submit()
@@ -424,8 +477,12 @@ class RespConnection(asyncio.Protocol):
             if self.held is not None:  # a blocking command: the rest waits for its answer
                 self.held.extend(commands[index + 1 :])
                 return len(commands)
-            if self.tx.active or (not self.gated and self.server.planner is None):
-                return index + 1  # MULTI, or a role that needs no checks: the fast path
+            if (
+                self.tx.active
+                or self.subscribe_mode
+                or (not self.gated and self.server.planner is None)
+            ):  # MULTI, subscribe mode, or a role that needs no checks: the fast path
+                return index + 1
         return len(commands)
 
     def _refusal(self, args: list[bytes], planned: Plan) -> bytes | None:
@@ -458,6 +515,12 @@ class RespConnection(asyncio.Protocol):
                 return len(commands)
             elif isinstance(planned, (Auth, Hello, Custom)):  # Custom: another machine's
                 self._reply_now(tx.refuse(NOT_IN_MULTI))
+            elif isinstance(planned, PubSubCommand):
+                hub = self.server.pubsub
+                if planned.name == b"PUBLISH" and hub is not None:
+                    self._reply_now(tx.add(args, Ops(*hub.publish_ops(planned))))
+                else:
+                    self._reply_now(tx.refuse(NOT_IN_MULTI))
             elif isinstance(planned, Ops):
                 if planned.session is not None:  # PAXOS.REQ names its own session
                     self._reply_now(tx.refuse(NOT_IN_MULTI))
@@ -538,6 +601,8 @@ class RespConnection(asyncio.Protocol):
             self.held = []  # as in Redis, nothing else runs until it is answered
             self._update_reading()
             self.server.blocked.block(self, planned)
+        elif isinstance(planned, PubSubCommand):
+            self._pubsub_command(planned)
         elif isinstance(planned, TxCommand):
             outcome = self.tx.command(planned)
             if isinstance(outcome, bytes):
@@ -546,6 +611,44 @@ class RespConnection(asyncio.Protocol):
                 self.dispatch(_Call(self, self.new_slot(1), outcome))
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
+
+    # -- publish/subscribe (runtime.pubsub) -----------------------------------------------------
+
+    def _pubsub_command(self, planned: PubSubCommand) -> None:
+        hub = self.server.pubsub
+        if planned.name == b"RESET":  # back to a fresh connection's state, signed out
+            if hub is not None:
+                hub.drop(self)
+            if self.server.users is not None:
+                self.user = None
+            self.protocol = 2
+            self.stale_reads = False
+            self.tx = Transaction()
+            self._reply_now(b"+RESET\r\n")
+            return
+        if hub is None:
+            self._reply_now(encode_error("ERR publish/subscribe is not available on this node"))
+            return
+        reply = hub.run(self, planned)
+        if reply is not None:
+            self._reply_now(reply)
+
+    def push(self, data: bytes) -> None:
+        """Messages for this subscriber, after the replies already due.  Held behind a reply
+        not yet answered (a blocking command in RESP3), they count towards the output bound:
+        past it the subscriber is dropped, as one that does not read is."""
+        if self.slots:
+            self.pushes_held_bytes += len(data)
+            if self.pushes_held_bytes > self.server.output_bytes_max and self.transport:
+                log.warning("client %s: messages held past the output bound, closing", self.peer)
+                self.transport.abort()
+                self.closing = self.closed = True
+                return
+        self._reply_now(data)
+
+    def send_ops(self, ops: tuple[Command, ...], combine: Combine) -> None:
+        """Run ``ops`` as this connection's next command, its reply in the FIFO."""
+        self.dispatch(_Call(self, self.new_slot(1), Ops(ops, combine)))
 
     # -- blocking commands (runtime.blocking) --------------------------------------------------
 
@@ -583,6 +686,10 @@ class RespConnection(asyncio.Protocol):
             micros = time.time_ns() // 1000
             return encode_array([b"%d" % (micros // 1_000_000), b"%d" % (micros % 1_000_000)])
         if isinstance(planned, ConfigGet):
+            machine = getattr(self.server.pubsub, "source", None)
+            bits = getattr(machine, "notify_bits", None)
+            if isinstance(bits, int):
+                self.server.settings["notify-keyspace-events"] = format_notify_flags(bits).decode()
             found: dict[str, str] = {}
             for pattern in planned.patterns:
                 match = glob_matcher(pattern.lower())
@@ -678,6 +785,8 @@ class RespConnection(asyncio.Protocol):
             assert slot.data is not None
             out.append(slot.data)
             self.pending_replies -= slot.replies
+        if not slots:
+            self.pushes_held_bytes = 0
         transport = self.transport
         if transport is None or self.closed:
             return
