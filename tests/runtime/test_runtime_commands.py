@@ -20,6 +20,7 @@ from pypaxos.runtime.commands import (
     plan,
     single_reply,
 )
+from pypaxos.runtime.server_commands import NodeCommand
 
 
 def ops(*args: bytes) -> Ops:
@@ -83,7 +84,11 @@ def test_results_become_replies() -> None:
         ((b"PAXOS.REQ", b"1", b"1", b"GET"), b"-ERR wrong number of arguments for 'get'"),
         ((b"SELECT", b"1"), b"-ERR DB index is out of range"),
         ((b"HELLO", b"4"), b"-NOPROTO unsupported protocol version"),
-        ((b"CONFIG", b"SET", b"a", b"b"), b"-ERR unknown subcommand 'SET'"),
+        ((b"CONFIG", b"SET", b"a"), b"-ERR wrong number of arguments for 'config|set'"),
+        ((b"CONFIG", b"NOPE"), b"-ERR unknown subcommand 'NOPE'"),
+        ((b"CLIENT", b"NOPE"), b"-ERR unknown subcommand 'NOPE'"),
+        ((b"XADD", b"s", b"*", b"f", b"v"), b"-ERR unknown command 'XADD': streams"),
+        ((b"GETEX", b"k", b"PX", b"0"), b"-ERR invalid expire time in 'getex' command"),
     ],
 )
 def test_bad_commands_get_redis_style_errors(args: tuple[bytes, ...], message: bytes) -> None:
@@ -95,7 +100,9 @@ def test_connection_setup_commands() -> None:
     assert reply(b"PING", b"hi") == b"$2\r\nhi\r\n"
     assert reply(b"COMMAND", b"DOCS") == b"*0\r\n"
     assert plan([b"CONFIG", b"GET", b"save"]) == ConfigGet((b"save",))  # the server answers
-    assert reply(b"CLIENT", b"SETINFO", b"LIB-NAME", b"x") == b"+OK\r\n"
+    assert plan([b"CLIENT", b"SETINFO", b"LIB-NAME", b"x"]) == NodeCommand(
+        "CLIENT SETINFO", (b"LIB-NAME", b"x")
+    )
     assert reply(b"SELECT", b"0") == b"+OK\r\n"
     quit_plan = plan([b"QUIT"])
     assert isinstance(quit_plan, Immediate) and quit_plan.close

@@ -76,6 +76,7 @@ from pypaxos.kv.commands import (
     Aborted,
     ErrorReply,
     Eval,
+    Exec,
     Replies,
     ScriptExists,
     ScriptFlush,
@@ -95,6 +96,15 @@ from pypaxos.runtime.replies import NULL_RESP3 as NULL_RESP3
 from pypaxos.runtime.replies import Combine as Combine
 from pypaxos.runtime.replies import result_error as result_error
 from pypaxos.runtime.replies import unexpected
+from pypaxos.runtime.server_commands import (
+    ADMIN_KINDS,
+    NodeCommand,
+    plan_client,
+    plan_config,
+    plan_reset,
+    plan_wait,
+    unknown_command,
+)
 from pypaxos.transport.resp import (
     encode_array,
     encode_bulk,
@@ -200,6 +210,7 @@ Plan = (
     | ClientCommand
     | ConfigGet
     | ServerTime
+    | NodeCommand
     | Blocking
     | TxCommand
 )
@@ -226,8 +237,7 @@ def plan(args: list[bytes]) -> Plan:
     admin = _ADMIN.get(name)
     if admin is not None:
         return admin(args)
-    shown = args[0].decode(errors="replace")
-    return error(f"ERR unknown command '{shown}'")
+    return Immediate(unknown_command(args[0].decode(errors="replace")))
 
 
 CONNECTION_COMMANDS = frozenset({b"AUTH", b"HELLO", b"QUIT"})
@@ -242,6 +252,8 @@ def required_access(name: bytes, planned: Plan) -> Access:
         return Access.WRITE
     if isinstance(planned, Blocking):  # pops
         return Access.WRITE
+    if isinstance(planned, NodeCommand) and planned.kind in ADMIN_KINDS:
+        return Access.ADMIN
     return Access.READ
 
 
@@ -563,6 +575,34 @@ def _expire(args: list[bytes]) -> Ops | Immediate:
     return Ops((Expire(args[1], number * scale, absolute, conditions),), _combine_integer)
 
 
+def _getex(args: list[bytes]) -> Ops | Immediate:
+    """``GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]``: the read and the new deadline are one
+    ``Exec`` (atomic).  Unlike Redis, a deadline given for a key of another type is set even
+    though the reply is ``WRONGTYPE``."""
+    key, options = args[1], args[2:]
+    if not options:
+        return Ops((Get(key),), _combine_get)
+    unit = options[0].upper()
+    if len(options) == 1 and unit == b"PERSIST":
+        change: Command = Persist(key)
+    elif len(options) == 2 and unit in _EXPIRY_UNITS:
+        expiry = _expiry(unit, options[1], b"getex")
+        if isinstance(expiry, Immediate):
+            return expiry
+        ttl_ms, at_ms = expiry
+        change = Expire(key, at_ms, True) if at_ms else Expire(key, ttl_ms)
+    else:
+        return error("ERR syntax error")
+    return Ops((Exec((Get(key), change)),), _combine_getex)
+
+
+def _combine_getex(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is not Replies or not result.items:
+        return _unexpected(result)
+    return _reply_get(result.items[0], null)
+
+
 def _ttl_reply(scale: int) -> Combine:
     def combine(results: Sequence[Result], null: bytes) -> bytes:
         (result,) = results
@@ -727,6 +767,7 @@ _KV_COMMANDS.update(
         b"SETNX": _Spec(3, 3, lambda a: Ops((SetWith(a[1], a[2], SET_NX),), _combine_flag)),
         b"GETSET": _Spec(3, 3, lambda a: Ops((SetWith(a[1], a[2], get=True),), _combine_get)),
         b"GETDEL": _Spec(2, 2, lambda a: Ops((GetDel(a[1]),), _combine_get)),
+        b"GETEX": _Spec(2, None, _getex),
         b"MSET": _Spec(3, None, lambda a: _mset(a, nx=False)),
         b"MSETNX": _Spec(3, None, lambda a: _mset(a, nx=True)),
         b"APPEND": _Spec(3, 3, lambda a: Ops((Append(a[1], a[2]),), _combine_integer)),
@@ -1011,35 +1052,36 @@ def _command(args: list[bytes]) -> Plan:
     return Immediate(EMPTY_ARRAY)
 
 
+def _node(planned: NodeCommand | bytes) -> Plan:
+    return Immediate(planned) if isinstance(planned, bytes) else planned
+
+
 def _config(args: list[bytes]) -> Plan:
+    """``CONFIG GET`` here; ``SET`` and ``RESETSTAT`` in ``runtime.server_commands``."""
     if len(args) >= 2 and args[1].upper() == b"GET":
         if len(args) < 3:
             return wrong_arity(b"config|get")
         return ConfigGet(tuple(args[2:]))
     if len(args) < 2:
         return wrong_arity(args[0])
-    shown = args[1].decode(errors="replace")
-    return error(f"ERR unknown subcommand '{shown}'. Only CONFIG GET is supported.")
+    return _node(plan_config(args))
 
 
-_CLIENT_ARITY = {b"ID": 2, b"GETNAME": 2, b"SETNAME": 3, b"SETINFO": 4}
+_CLIENT_ARITY = {b"ID": 2, b"GETNAME": 2, b"SETNAME": 3}
 
 
 def _client(args: list[bytes]) -> Plan:
-    """``CLIENT ID|SETNAME|GETNAME`` per connection, ``SETINFO`` accepted; the others (``LIST``,
-    ``KILL``...) answer ``OK`` and do nothing."""
+    """``CLIENT ID|SETNAME|GETNAME`` here; the others in ``runtime.server_commands``."""
     if len(args) < 2:
         return wrong_arity(args[0])
     sub = args[1].upper()
     arity = _CLIENT_ARITY.get(sub)
     if arity is None:
-        return Immediate(OK)
+        return _node(plan_client(args))
     if len(args) != arity:
         return wrong_arity(b"client|" + sub.lower())
     if sub == b"SETNAME" and any(c <= 32 or c > 126 for c in args[2]):
         return error("ERR Client names cannot contain spaces, newlines or special characters.")
-    if sub == b"SETINFO":
-        return Immediate(OK)
     return ClientCommand(sub, args[2] if sub == b"SETNAME" else b"")
 
 
@@ -1117,6 +1159,8 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"AUTH": _auth,
     b"ECHO": _echo,
     b"TIME": _time,
+    b"RESET": lambda args: _node(plan_reset(args)),
+    b"WAIT": lambda args: _node(plan_wait(args)),
     **dict.fromkeys(BLOCKING_COMMANDS, _blocking),
     b"MULTI": _tx(1, 1),
     b"EXEC": _tx(1, 1),

@@ -115,6 +115,7 @@ from pypaxos.runtime.commands import (
     single_reply,
 )
 from pypaxos.runtime.router import Failure, Outcome, Router
+from pypaxos.runtime.server_commands import NodeCommand, node_reply
 from pypaxos.runtime.transactions import NOT_IN_MULTI, Transaction
 from pypaxos.transport.resp import (
     RespParser,
@@ -202,9 +203,33 @@ class RespServer:
         self.reads_log = 0
         self.reads_stale = 0
         # CONFIG GET's answers (runtime.app fills in the real ones), by lower-case name.
-        self.settings: dict[str, str] = {"maxclients": str(clients_max), "databases": "1"}
+        # "save" is empty: no RDB snapshots (the WAL is the persistence, Redis's AOF).
+        self.settings: dict[str, str] = {
+            "maxclients": str(clients_max),
+            "databases": "1",
+            "save": "",
+            "timeout": "0",
+            "notify-keyspace-events": "",
+            "maxmemory": "0",
+            "maxmemory-policy": "noeviction",
+        }
+        self.cluster_size = 1  # members in the configuration (WAIT's answer); app sets it
+        # INFO stats (CONFIG RESETSTAT zeroes them; CLIENT ID's counter is connections_opened).
+        self.connections_received = 0
+        self.rejected_connections = 0
+        self.commands_processed = 0
         self._server: asyncio.Server | None = None
         self._blocked: BlockedClients | None = None  # made when a client first blocks
+
+    def reset_stats(self) -> None:
+        """``CONFIG RESETSTAT``: the counters ``INFO stats`` shows start again from zero."""
+        self.connections_received = self.rejected_connections = self.commands_processed = 0
+        self.reads_log = self.reads_stale = 0
+
+    @property
+    def blocked_count(self) -> int:
+        """Connections waiting in a blocking command (``INFO``'s ``blocked_clients``)."""
+        return sum(c.blocked_slot is not None for c in self.connections)
 
     @property
     def blocked(self) -> BlockedClients:
@@ -269,6 +294,10 @@ class RespConnection(asyncio.Protocol):
         self.deferred: deque[_Group | _Call] = deque()  # log work waiting for reads_out == 0
         self.blocked_slot: _Slot | None = None  # a blocking command's place while it waits
         self.tx = Transaction()  # MULTI's queue and WATCH (runtime.transactions)
+        self.opened_s = self.active_s = time.monotonic()  # CLIENT LIST's age and idle
+        self.local_address = ""  # CLIENT LIST's laddr
+        self.lib_name = self.lib_version = ""  # CLIENT SETINFO
+        self.close_after_reply = False  # CLIENT KILL of this very connection
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -279,7 +308,12 @@ class RespConnection(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         if peername:
             self.peer = f"{peername[0]}:{peername[1]}"
+        sockname = transport.get_extra_info("sockname")
+        if sockname:
+            self.local_address = f"{sockname[0]}:{sockname[1]}"
+        self.server.connections_received += 1
         if len(self.server.connections) >= self.server.clients_max:
+            self.server.rejected_connections += 1
             log.warning(
                 "client %s: refused, %d clients already", self.peer, len(self.server.connections)
             )
@@ -317,6 +351,8 @@ class RespConnection(asyncio.Protocol):
         except RespProtocolError as error:
             self._protocol_error(error)
             return
+        self.server.commands_processed += len(commands)
+        self.active_s = time.monotonic()
         self._run(commands, count_bytes)
 
     def _run(self, commands: list[list[bytes]], count_bytes: bool = False) -> None:
@@ -380,6 +416,11 @@ class RespConnection(asyncio.Protocol):
             if auth is not None and self.server.users is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
                 return len(commands)
+            if type(planned) is NodeCommand and self.server.users is not None:
+                refused = self._refusal(args, planned)  # a read-write user is not an admin
+                if refused is not None:
+                    self._reply_now(refused)
+                    continue
             self._command(planned)
             if self.closing:
                 return len(commands)
@@ -517,6 +558,11 @@ class RespConnection(asyncio.Protocol):
             self._reply_now(OK)
         elif isinstance(planned, (ClientCommand, ConfigGet, ServerTime)):
             self._reply_now(self._local_reply(planned))
+        elif isinstance(planned, NodeCommand):
+            self._reply_now(node_reply(self, planned))
+            if self.close_after_reply:
+                self.closing = True
+                self._flush()
         elif isinstance(planned, Blocking):
             self.blocked_slot = self.new_slot(1)
             self.held = []  # as in Redis, nothing else runs until it is answered
@@ -549,7 +595,8 @@ class RespConnection(asyncio.Protocol):
             self._run(held, True)
 
     def _reply_of(
-        self, planned: Immediate | Info | ReadMode | ClientCommand | ConfigGet | ServerTime
+        self,
+        planned: Immediate | Info | ReadMode | ClientCommand | ConfigGet | ServerTime | NodeCommand,
     ) -> bytes:
         """The reply to a command this node answers itself, queued inside ``MULTI``."""
         if isinstance(planned, Immediate):
@@ -559,6 +606,8 @@ class RespConnection(asyncio.Protocol):
         if isinstance(planned, ReadMode):
             self.stale_reads = planned.stale
             return OK
+        if isinstance(planned, NodeCommand):
+            return node_reply(self, planned)
         return self._local_reply(planned)
 
     def _local_reply(self, planned: ClientCommand | ConfigGet | ServerTime) -> bytes:
@@ -581,6 +630,17 @@ class RespConnection(asyncio.Protocol):
             self.name = planned.name
             return OK
         return encode_bulk(self.name) if self.name else self.null
+
+    def reset(self) -> None:
+        """``RESET``: the connection as it was when it opened (RESP2, no name, no
+        transaction or watch, linearizable reads, and when users exist not authenticated)."""
+        self.tx = Transaction()
+        self.protocol = 2
+        self.name = b""
+        self.stale_reads = False
+        self.lib_name = self.lib_version = ""
+        if self.server.users is not None:
+            self.user = None
 
     # -- the read paths and the connection's order (module docstring, "Reads") -------------
 
