@@ -196,11 +196,35 @@ def _set_maxclients(conn: RespConnection, raw: bytes) -> str | None:
     return None
 
 
+_EVENT_CLASSES = "g$lshzxetd"  # "A" stands for all of these, in this order
+_EVENT_OTHERS = "nKEm"  # not in "A"
+
+
+def keyspace_events_text(raw: bytes) -> str | None:
+    """``notify-keyspace-events`` in Redis's canonical spelling (the classes in a fixed order,
+    ``A`` for all of them, then ``K``, ``E``, ``m``), or ``None`` for a character Redis does not
+    know."""
+    chosen: set[str] = set()
+    for char in raw.decode(errors="replace"):
+        if char == "A":
+            chosen.update(_EVENT_CLASSES)
+        elif char in _EVENT_CLASSES or char in _EVENT_OTHERS:
+            chosen.add(char)
+        else:
+            return None
+    if chosen >= set(_EVENT_CLASSES):
+        text = "A" + ("n" if "n" in chosen else "")
+    else:
+        text = "".join(c for c in _EVENT_CLASSES + "n" if c in chosen)
+    return text + "".join(c for c in "KEm" if c in chosen)
+
+
 def _set_notify_keyspace_events(conn: RespConnection, raw: bytes) -> str | None:
     """Only recorded here: the notifications themselves belong to pub/sub."""
-    if any(chr(c) not in "KEg$lshzxetmdnA" for c in raw):
+    text = keyspace_events_text(raw)
+    if text is None:
         return "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
-    conn.server.settings["notify-keyspace-events"] = raw.decode()
+    conn.server.settings["notify-keyspace-events"] = text
     return None
 
 
