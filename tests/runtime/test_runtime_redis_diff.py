@@ -90,7 +90,6 @@ def random_command(rng: random.Random) -> list[str]:
         ["EXPIRE", key(), str(100_007 + 1000 * rng.randrange(10**5)), *conditions],
         ["PEXPIRE", key(), str(10**12 + 10**6 * rng.randrange(10**5)), rng.choice(OPTIONS)],
         ["PERSIST", key()],
-        ["GETEX", key(), *rng.choice([[], ["EX", rng.choice(TTLS)], ["PERSIST"], ["PX"]])],
         ["TTL", key()],
         ["PTTL", key()],
     ]

@@ -61,6 +61,8 @@ async def test_info_has_redis_sections(cluster: RunningCluster) -> None:
             "Paxos",
         )
     ]
+    two = (await _raw_info(port, "clients", "CPU", "nosuch")).split("\r\n")
+    assert [line for line in two if line.startswith("# ")] == ["# Clients", "# CPU"]
     info = await client.info("server")
     assert str(info["redis_version"]).startswith("7.")
     assert len(str(info["run_id"])) == 40

@@ -377,11 +377,12 @@ class NodeApp:
             "keyspace": self._info_keyspace,
             "paxos": self._info_paxos,
         }
-        if section in (None, "all", "default", "everything"):
+        wanted = (section or "default").split()
+        if {"all", "default", "everything"} & set(wanted):
             chosen = list(sections.values())
-        elif section in sections:
-            chosen = [sections[section]]
-        else:
+        else:  # in the server's order, each once; unknown names add nothing (as Redis)
+            chosen = [lines for name, lines in sections.items() if name in wanted]
+        if not chosen:
             return ""
         return "\r\n\r\n".join("\r\n".join(lines()) for lines in chosen) + "\r\n"
 

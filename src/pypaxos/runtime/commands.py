@@ -1048,9 +1048,10 @@ def _ping(args: list[bytes]) -> Plan:
 
 
 def _info(args: list[bytes]) -> Plan:
-    if len(args) > 2:
-        return wrong_arity(args[0])
-    return Info(args[1].decode(errors="replace").lower() if len(args) == 2 else None)
+    """``INFO [section...]``: several sections travel space-separated in ``Info.section``."""
+    if len(args) == 1:
+        return Info(None)
+    return Info(" ".join(a.decode(errors="replace").lower() for a in args[1:]))
 
 
 _ALL_KEYS = (1, -1, 1)
