@@ -186,11 +186,11 @@ class Setting:
 
 
 def _set_maxclients(conn: RespConnection, raw: bytes) -> str | None:
-    if not raw.isdigit() or len(raw) > 9:
+    if not raw.isdigit() or len(raw) > 19:
         return "argument couldn't be parsed into an integer"
     number = int(raw)
-    if number < 1:
-        return "argument must be between 1 and 1000000000 inclusive"
+    if not 1 <= number <= 2**32 - 1:
+        return "argument must be between 1 and 4294967295 inclusive"
     conn.server.clients_max = number
     conn.server.settings["maxclients"] = str(number)
     return None
@@ -248,8 +248,12 @@ def _config_set(conn: RespConnection, pairs: tuple[bytes, ...]) -> bytes:
             return encode_error(
                 f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
             )
-    if len(set(names)) != len(names):
-        return encode_error("ERR CONFIG SET failed - duplicate parameter")
+    repeated = [name for index, name in enumerate(names) if name in names[:index]]
+    if repeated:
+        return encode_error(
+            f"ERR CONFIG SET failed (possibly related to argument '{repeated[0]}') - duplicate "
+            "parameter"
+        )
     for name, raw in zip(names, pairs[1::2], strict=True):
         refused = MUTABLE_SETTINGS[name].apply(conn, raw)
         if refused is not None:
