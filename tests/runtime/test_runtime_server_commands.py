@@ -13,6 +13,7 @@ import pytest_asyncio
 from redis.exceptions import ResponseError
 from runtime_helpers import RunningCluster, port_of, retry, write_cluster
 
+from pypaxos.client.replies import parse_info
 from pypaxos.runtime.config import load_config
 from pypaxos.runtime.server_commands import UNSUPPORTED_FAMILIES
 
@@ -61,6 +62,9 @@ async def test_info_has_redis_sections(cluster: RunningCluster) -> None:
             "Paxos",
         )
     ]
+    # "role" is in Replication (master) and in Paxos (leader): pypaxos's own tools read the
+    # key-value lines into one dict, where the later, Paxos one must win.
+    assert parse_info("\r\n".join(lines))["role"] == "leader"
     two = (await _raw_info(port, "clients", "CPU", "nosuch")).split("\r\n")
     assert [line for line in two if line.startswith("# ")] == ["# Clients", "# CPU"]
     info = await client.info("server")
