@@ -91,6 +91,11 @@ COMMANDS: list[list[str]] = [
     ["COMMAND", "GETKEYS", "PING"],
     ["RESET"],
     ["CLIENT", "GETNAME"],
+    ["MULTI"],
+    ["SET", "t", "1"],
+    ["RESET"],  # runs at once, discarding the transaction
+    ["EXEC"],
+    ["EXISTS", "t"],
 ]
 
 

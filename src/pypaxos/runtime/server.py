@@ -484,6 +484,9 @@ class RespConnection(asyncio.Protocol):
             elif isinstance(planned, Immediate) and planned.close:  # QUIT: at once
                 self._command(planned)
                 return len(commands)
+            elif isinstance(planned, NodeCommand) and planned.kind == "RESET":  # at once too
+                self._command(planned)
+                return index + 1
             elif isinstance(planned, (Auth, Hello)):
                 self._reply_now(tx.refuse(NOT_IN_MULTI))
             elif isinstance(planned, Ops):
