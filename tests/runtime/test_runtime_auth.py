@@ -176,3 +176,22 @@ async def test_a_read_only_user_cannot_write_through_a_transaction_or_a_script(p
     finally:
         await writer.aclose()
         await reader.aclose()
+
+
+@pytest.mark.asyncio
+async def test_server_administration_needs_the_admin_role(port: int) -> None:
+    writer = aioredis.Redis(port=port, password="open sesame")
+    reader = aioredis.Redis(port=port, username="reader", password="just looking")
+    try:
+        for client in (writer, reader):
+            with pytest.raises(NoPermissionError):
+                await client.config_set("maxclients", 5)
+            with pytest.raises(NoPermissionError):
+                await client.execute_command("CLIENT", "KILL", "ID", 1)
+            with pytest.raises(NoPermissionError):
+                await client.client_list()
+            assert (await client.client_info())["id"] >= 1  # its own connection: allowed
+        assert await writer.config_get("maxclients") != {"maxclients": "5"}
+    finally:
+        await writer.aclose()
+        await reader.aclose()

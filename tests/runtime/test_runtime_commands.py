@@ -16,10 +16,12 @@ from pypaxos.runtime.commands import (
     Info,
     Ops,
     ReadMode,
+    command_names,
     plain_single,
     plan,
     single_reply,
 )
+from pypaxos.runtime.server_commands import NodeCommand
 
 
 def ops(*args: bytes) -> Ops:
@@ -83,7 +85,10 @@ def test_results_become_replies() -> None:
         ((b"PAXOS.REQ", b"1", b"1", b"GET"), b"-ERR wrong number of arguments for 'get'"),
         ((b"SELECT", b"1"), b"-ERR DB index is out of range"),
         ((b"HELLO", b"4"), b"-NOPROTO unsupported protocol version"),
-        ((b"CONFIG", b"SET", b"a", b"b"), b"-ERR unknown subcommand 'SET'"),
+        ((b"CONFIG", b"SET", b"a"), b"-ERR wrong number of arguments for 'config|set'"),
+        ((b"CONFIG", b"NOPE"), b"-ERR unknown subcommand 'NOPE'"),
+        ((b"CLIENT", b"NOPE"), b"-ERR unknown subcommand 'NOPE'"),
+        ((b"XADD", b"s", b"*", b"f", b"v"), b"-ERR unknown command 'XADD': streams"),
     ],
 )
 def test_bad_commands_get_redis_style_errors(args: tuple[bytes, ...], message: bytes) -> None:
@@ -93,9 +98,14 @@ def test_bad_commands_get_redis_style_errors(args: tuple[bytes, ...], message: b
 def test_connection_setup_commands() -> None:
     assert reply(b"PING") == b"+PONG\r\n"
     assert reply(b"PING", b"hi") == b"$2\r\nhi\r\n"
-    assert reply(b"COMMAND", b"DOCS") == b"*0\r\n"
+    assert reply(b"COMMAND", b"DOCS", b"nosuch") == b"*0\r\n"
+    assert reply(b"COMMAND", b"DOCS", b"get") == b"*2\r\n$3\r\nget\r\n*0\r\n"
+    assert int(reply(b"COMMAND", b"COUNT")[1:]) == len(command_names()) > 100
+    assert reply(b"COMMAND", b"GETKEYS", b"MSET", b"a", b"1", b"b", b"2").startswith(b"*2\r\n")
     assert plan([b"CONFIG", b"GET", b"save"]) == ConfigGet((b"save",))  # the server answers
-    assert reply(b"CLIENT", b"SETINFO", b"LIB-NAME", b"x") == b"+OK\r\n"
+    assert plan([b"CLIENT", b"SETINFO", b"LIB-NAME", b"x"]) == NodeCommand(
+        "CLIENT SETINFO", (b"LIB-NAME", b"x")
+    )
     assert reply(b"SELECT", b"0") == b"+OK\r\n"
     quit_plan = plan([b"QUIT"])
     assert isinstance(quit_plan, Immediate) and quit_plan.close
@@ -142,3 +152,15 @@ def test_readonly_and_readwrite_switch_the_stale_mode() -> None:
     assert plan([b"READONLY"]) == ReadMode(stale=True)
     assert plan([b"readwrite"]) == ReadMode(stale=False)
     assert reply(b"READONLY", b"x").startswith(b"-ERR wrong number of arguments")
+
+
+def test_command_table_covers_every_planned_command() -> None:
+    """``COMMAND`` is derived from the planner tables: every command outside the key-value
+    table needs its arity written down, or ``COMMAND INFO`` would answer -1 for it."""
+    from pypaxos.runtime.commands import _ADMIN, _ADMIN_ARITY
+
+    assert set(_ADMIN) <= set(_ADMIN_ARITY)
+    for name in command_names():
+        info = reply(b"COMMAND", b"INFO", name)
+        assert info.startswith(b"*1\r\n*10\r\n"), name
+        assert b"\r\n:-1\r\n:0\r\n" not in info[:40] or name == b"paxos.req", name

@@ -25,7 +25,12 @@ import contextlib
 import gc
 import logging
 import os
+import platform
 import random
+import resource
+import secrets
+import struct
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -212,6 +217,9 @@ class NodeApp:
         self.router: Router | None = None
         self.server: RespServer | None = None
         self._started_s = time.monotonic()
+        self.run_id = secrets.token_hex(20)  # INFO's run_id: new for each start, as in Redis
+        self._ops_sample = (self._started_s, 0)  # (time, commands) for instantaneous_ops_per_sec
+        self._ops_rate = 0
         self.metrics_server: MetricsServer | None = None
         self.failed: BaseException | None = None
         self.stopped = asyncio.Event()
@@ -322,6 +330,7 @@ class NodeApp:
         # to the OS, Redis's "no".
         self.server.settings["appendfsync"] = "always" if config.fsync == "always" else "no"
         self.server.settings["appendonly"] = "yes"
+        self.server.cluster_size = len(config.members)
         await self.server.start()
         self.metrics.read_counts = self.read_counts
         if self.member.metrics is not None:
@@ -407,40 +416,133 @@ class NodeApp:
         return assess(self.driver.node, serving=serving)
 
     def info(self, section: str | None = None) -> str:
-        """``INFO [section]``: ``server``, ``clients``, ``keyspace`` (Redis's names and fields,
-        the ones clients read) and ``paxos``; all of them by default."""
+        """``INFO [section]``: Redis's standard sections under its field names (the ones
+        clients and tools read; ``docs/runtime-contract.md`` lists them) and ``paxos``; all of
+        them by default."""
         sections = {
             "server": self._info_server,
             "clients": self._info_clients,
             "memory": self._info_memory,
+            "persistence": self._info_persistence,
+            "stats": self._info_stats,
+            "replication": self._info_replication,
+            "cpu": self._info_cpu,
             "keyspace": self._info_keyspace,
             "paxos": self._info_paxos,
         }
-        if section in (None, "all", "default", "everything"):
+        wanted = (section or "default").split()
+        if {"all", "default", "everything"} & set(wanted):
             chosen = list(sections.values())
-        elif section in sections:
-            chosen = [sections[section]]
-        else:
+        else:  # in the server's order, each once; unknown names add nothing (as Redis)
+            chosen = [lines for name, lines in sections.items() if name in wanted]
+        if not chosen:
             return ""
         return "\r\n\r\n".join("\r\n".join(lines()) for lines in chosen) + "\r\n"
 
     def _info_server(self) -> list[str]:
         port = self.server.port if self.server is not None else 0
+        uptime_s = int(time.monotonic() - self._started_s)
+        system = platform.uname()
         return [
             "# Server",
             f"redis_version:{REDIS_VERSION}",
             f"pypaxos_version:{pypaxos.__version__}",
+            "redis_git_sha1:00000000",
+            "redis_git_dirty:0",
             "redis_mode:standalone",
+            f"os:{system.system} {system.release} {system.machine}",
+            f"arch_bits:{struct.calcsize('P') * 8}",
+            "multiplexing_api:asyncio",
+            f"python_version:{platform.python_version()}",
             f"process_id:{os.getpid()}",
+            f"run_id:{self.run_id}",
             f"tcp_port:{port}",
-            f"uptime_in_seconds:{int(time.monotonic() - self._started_s)}",
+            f"server_time_usec:{time.time_ns() // 1000}",
+            f"uptime_in_seconds:{uptime_s}",
+            f"uptime_in_days:{uptime_s // 86400}",
+            f"executable:{sys.executable}",
         ]
 
     def _info_clients(self) -> list[str]:
         server = self.server
         connected = len(server.connections) if server is not None else 0
         maxclients = server.clients_max if server is not None else 0
-        return ["# Clients", f"connected_clients:{connected}", f"maxclients:{maxclients}"]
+        blocked = server.blocked_count if server is not None else 0
+        return [
+            "# Clients",
+            f"connected_clients:{connected}",
+            "cluster_connections:0",
+            f"maxclients:{maxclients}",
+            f"blocked_clients:{blocked}",
+        ]
+
+    def _info_persistence(self) -> list[str]:
+        """The write-ahead log is pypaxos's persistence, so it shows as Redis's append-only
+        file (on, never rewriting in the background) and no RDB save is ever pending; the
+        node serves only after its log is replayed, so it is never ``loading``."""
+        started_s = int(time.time() - (time.monotonic() - self._started_s))
+        return [
+            "# Persistence",
+            "loading:0",
+            "async_loading:0",
+            "rdb_changes_since_last_save:0",
+            "rdb_bgsave_in_progress:0",
+            f"rdb_last_save_time:{started_s}",
+            "rdb_last_bgsave_status:ok",
+            "aof_enabled:1",
+            "aof_rewrite_in_progress:0",
+            "aof_rewrite_scheduled:0",
+            "aof_last_bgrewrite_status:ok",
+            "aof_last_write_status:ok",
+        ]
+
+    def _info_stats(self) -> list[str]:
+        """Counters since start (or ``CONFIG RESETSTAT``); ``instantaneous_ops_per_sec`` is
+        the command rate since the previous ``INFO`` at least a second earlier."""
+        server = self.server
+        if server is None:
+            return ["# Stats"]
+        commands = server.commands_processed
+        now_s = time.monotonic()
+        last_s, last_commands = self._ops_sample
+        if now_s - last_s >= 1.0:
+            rate = (commands - last_commands) / (now_s - last_s)
+            self._ops_rate = max(0, int(rate))
+            self._ops_sample = (now_s, commands)
+        return [
+            "# Stats",
+            f"total_connections_received:{server.connections_received}",
+            f"total_commands_processed:{commands}",
+            f"instantaneous_ops_per_sec:{self._ops_rate}",
+            f"rejected_connections:{server.rejected_connections}",
+            "evicted_keys:0",
+        ]
+
+    def _info_replication(self) -> list[str]:
+        """Every node takes writes (a follower forwards them to the leader) and answers reads
+        linearizably, so each one is a ``master`` to a client: a ``slave`` role would make
+        Sentinel-style tools refuse to write to it.  The Paxos roles are in ``paxos``;
+        ``master_repl_offset`` is the node's applied log index."""
+        applied = self.driver.node.applied_index if self.driver is not None else 0
+        return [
+            "# Replication",
+            "role:master",
+            "connected_slaves:0",
+            "master_failover_state:no-failover",
+            f"master_replid:{self.run_id}",
+            f"master_repl_offset:{applied}",
+        ]
+
+    def _info_cpu(self) -> list[str]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return [
+            "# CPU",
+            f"used_cpu_sys:{usage.ru_stime:.6f}",
+            f"used_cpu_user:{usage.ru_utime:.6f}",
+            f"used_cpu_sys_children:{children.ru_stime:.6f}",
+            f"used_cpu_user_children:{children.ru_utime:.6f}",
+        ]
 
     def _info_memory(self) -> list[str]:
         """The process's resident memory (Linux ``/proc``), under Redis's field names: Python

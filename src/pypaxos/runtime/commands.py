@@ -76,6 +76,7 @@ from pypaxos.kv.commands import (
     Aborted,
     ErrorReply,
     Eval,
+    Exec,
     Replies,
     ScriptExists,
     ScriptFlush,
@@ -102,6 +103,15 @@ from pypaxos.runtime.replies import NULL_RESP3 as NULL_RESP3
 from pypaxos.runtime.replies import Combine as Combine
 from pypaxos.runtime.replies import result_error as result_error
 from pypaxos.runtime.replies import unexpected
+from pypaxos.runtime.server_commands import (
+    ADMIN_KINDS,
+    NodeCommand,
+    plan_client,
+    plan_config,
+    plan_reset,
+    plan_wait,
+    unknown_command,
+)
 from pypaxos.transport.resp import (
     encode_array,
     encode_bulk,
@@ -217,6 +227,7 @@ Plan = (
     | ClientCommand
     | ConfigGet
     | ServerTime
+    | NodeCommand
     | Blocking
     | TxCommand
     | Custom
@@ -245,8 +256,7 @@ def plan(args: list[bytes]) -> Plan:
     admin = _ADMIN.get(name)
     if admin is not None:
         return admin(args)
-    shown = args[0].decode(errors="replace")
-    return error(f"ERR unknown command '{shown}'")
+    return Immediate(unknown_command(args[0].decode(errors="replace")))
 
 
 CONNECTION_COMMANDS = frozenset({b"AUTH", b"HELLO", b"QUIT"})
@@ -265,6 +275,8 @@ def required_access(name: bytes, planned: Plan) -> Access:
         isinstance(planned, PubSubCommand) and planned.name == b"PUBLISH"
     ):
         return Access.WRITE
+    if isinstance(planned, NodeCommand) and planned.kind in ADMIN_KINDS:
+        return Access.ADMIN
     return Access.READ
 
 
@@ -586,6 +598,43 @@ def _expire(args: list[bytes]) -> Ops | Immediate:
     return Ops((Expire(args[1], number * scale, absolute, conditions),), _combine_integer)
 
 
+def _getex(args: list[bytes]) -> Ops | Immediate:
+    """``GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]``: the read and the new deadline are one
+    ``Exec`` (atomic).  Unlike Redis, a deadline given for a key of another type is set even
+    though the reply is ``WRONGTYPE``."""
+    key, options = args[1], args[2:]
+    if not options:
+        return Ops((Get(key),), _combine_get)
+    unit = options[0].upper()
+    if len(options) == 1 and unit == b"PERSIST":
+        change: Command = Persist(key)
+    elif len(options) == 2 and unit in _EXPIRY_UNITS:
+        expiry = _expiry(unit, options[1], b"getex")
+        if isinstance(expiry, Immediate):  # as Redis: a missing key answers nil all the same
+            return Ops((Get(key),), _error_if_present(expiry.reply))
+        ttl_ms, at_ms = expiry
+        change = Expire(key, at_ms, True) if at_ms else Expire(key, ttl_ms)
+    else:
+        return error("ERR syntax error")
+    return Ops((Exec((Get(key), change)),), _combine_getex)
+
+
+def _error_if_present(reply: bytes) -> Combine:
+    def combine(results: Sequence[Result], null: bytes) -> bytes:
+        (result,) = results
+        present = type(result) is Value and result.value is not None
+        return reply if present else _reply_get(result, null)
+
+    return combine
+
+
+def _combine_getex(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    if type(result) is not Replies or not result.items:
+        return _unexpected(result)
+    return _reply_get(result.items[0], null)
+
+
 def _ttl_reply(scale: int) -> Combine:
     def combine(results: Sequence[Result], null: bytes) -> bytes:
         (result,) = results
@@ -750,6 +799,7 @@ _KV_COMMANDS.update(
         b"SETNX": _Spec(3, 3, lambda a: Ops((SetWith(a[1], a[2], SET_NX),), _combine_flag)),
         b"GETSET": _Spec(3, 3, lambda a: Ops((SetWith(a[1], a[2], get=True),), _combine_get)),
         b"GETDEL": _Spec(2, 2, lambda a: Ops((GetDel(a[1]),), _combine_get)),
+        b"GETEX": _Spec(2, None, _getex),
         b"MSET": _Spec(3, None, lambda a: _mset(a, nx=False)),
         b"MSETNX": _Spec(3, None, lambda a: _mset(a, nx=True)),
         b"APPEND": _Spec(3, 3, lambda a: Ops((Append(a[1], a[2]),), _combine_integer)),
@@ -1029,20 +1079,160 @@ def _ping(args: list[bytes]) -> Plan:
 
 
 def _info(args: list[bytes]) -> Plan:
-    if len(args) > 2:
-        return wrong_arity(args[0])
-    return Info(args[1].decode(errors="replace").lower() if len(args) == 2 else None)
+    """``INFO [section...]``: several sections travel space-separated in ``Info.section``."""
+    if len(args) == 1:
+        return Info(None)
+    return Info(" ".join(a.decode(errors="replace").lower() for a in args[1:]))
+
+
+_ALL_KEYS = (1, -1, 1)
+_KEY_POSITIONS: dict[bytes, tuple[int, int, int]] = {
+    **dict.fromkeys((b"MSET", b"MSETNX"), (1, -1, 2)),
+    **dict.fromkeys(
+        (b"DEL", b"UNLINK", b"EXISTS", b"MGET", b"TOUCH", b"WATCH", b"SINTER", b"SUNION"),
+        _ALL_KEYS,
+    ),
+    **dict.fromkeys((b"SDIFF", b"SINTERSTORE", b"SUNIONSTORE", b"SDIFFSTORE"), _ALL_KEYS),
+    **dict.fromkeys((b"RENAME", b"RENAMENX", b"COPY", b"SMOVE", b"LMOVE"), (1, 2, 1)),
+    **dict.fromkeys((b"RPOPLPUSH", b"BLMOVE", b"BRPOPLPUSH", b"ZRANGESTORE"), (1, 2, 1)),
+    **dict.fromkeys((b"ZUNIONSTORE", b"ZINTERSTORE", b"ZDIFFSTORE"), (1, 1, 1)),  # + movable
+    **dict.fromkeys((b"BLPOP", b"BRPOP", b"BZPOPMIN", b"BZPOPMAX"), (1, -2, 1)),
+}
+"""``COMMAND``'s first key, last key (negative: from the end) and step where they are not the
+one key at position 1.  Commands whose keys follow a count (``EVAL``, ``ZUNIONSTORE``,
+``LMPOP``...) are ``movablekeys`` with (0, 0, 0), as in Redis."""
+
+_MOVABLE_KEYS = frozenset(
+    {
+        *(b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"ZUNION", b"ZINTER", b"ZDIFF"),
+        *(b"ZUNIONSTORE", b"ZINTERSTORE", b"ZDIFFSTORE", b"ZINTERCARD", b"SINTERCARD"),
+        *(b"LMPOP", b"ZMPOP", b"BLMPOP", b"BZMPOP"),
+    }
+)
+_NO_KEYS = frozenset(
+    {b"KEYS", b"SCAN", b"DBSIZE", b"FLUSHDB", b"FLUSHALL", b"RANDOMKEY", b"SCRIPT", b"CAS"}
+)
+
+
+def _arity_of(name: bytes) -> int:
+    """Redis's arity (negative: at least that many) from the planner tables."""
+    spec = _KV_COMMANDS.get(name)
+    if spec is None:
+        return _ADMIN_ARITY.get(name, -1)
+    return spec.arity_min if spec.arity_max == spec.arity_min else -spec.arity_min
+
+
+_FLAGS: dict[bytes, tuple[bytes, ...]] = {
+    **dict.fromkeys((b"EVAL", b"EVALSHA", b"SCRIPT"), ()),  # as the script's commands
+    **dict.fromkeys((b"EVAL_RO", b"EVALSHA_RO"), (b"readonly",)),
+    b"GETEX": (b"write",),  # a read unless an option is given
+}
+_SAMPLE_FILLS = ((b"1",), (b"k", b"-", b"+"))  # numbers, then a key and lexicographic bounds
+
+
+def _flags_of(name: bytes) -> list[bytes]:
+    """``write`` or ``readonly`` for a key-value command, found by planning samples of it (so
+    the answer follows the planners; ``write`` when no sample plans); blocking commands are
+    writes that may block."""
+    if name in BLOCKING_COMMANDS:
+        return [b"write", b"blocking"]
+    if name in _FLAGS:
+        return list(_FLAGS[name])
+    spec = _KV_COMMANDS.get(name)
+    if spec is None:
+        return []
+    for fill in _SAMPLE_FILLS:
+        planned = spec.build([name, *fill * spec.arity_min][: spec.arity_min])
+        if isinstance(planned, Ops):
+            return [b"readonly"] if all(_reads_only(op) for op in planned.ops) else [b"write"]
+    return [b"write"]
+
+
+def _keys_of(name: bytes) -> tuple[int, int, int]:
+    if name in _KEY_POSITIONS:
+        return _KEY_POSITIONS[name]
+    if name in _MOVABLE_KEYS or name in _NO_KEYS or name not in _KV_COMMANDS:
+        return (0, 0, 0)
+    return (1, 1, 1) if _KV_COMMANDS[name].arity_min >= 2 else (0, 0, 0)
+
+
+def command_names() -> list[bytes]:
+    """Every command this server answers, lower case, sorted."""
+    return sorted(n.lower() for n in {*_KV_COMMANDS, *_ADMIN, b"PAXOS.REQ"})
+
+
+def _command_info(name: bytes) -> bytes:
+    upper = name.upper()
+    first, last, step = _keys_of(upper)
+    flags = _flags_of(upper) + ([b"movablekeys"] if upper in _MOVABLE_KEYS else [])
+    return b"".join(
+        (
+            b"*10\r\n",
+            encode_bulk(name.lower()),
+            encode_integer(_arity_of(upper)),
+            b"*%d\r\n" % len(flags) + b"".join(encode_simple(f.decode()) for f in flags),
+            encode_integer(first),
+            encode_integer(last),
+            encode_integer(step),
+            EMPTY_ARRAY * 4,  # ACL categories, tips, key specs, subcommands
+        )
+    )
 
 
 def _command(args: list[bytes]) -> Plan:
-    """``COMMAND COUNT`` counts the commands this server knows; ``COMMAND`` and ``COMMAND DOCS``
-    answer empty (clients use them only to learn optional details)."""
-    if len(args) >= 2 and args[1].upper() == b"COUNT":
-        return Immediate(encode_integer(len(_KV_COMMANDS) + len(_ADMIN) + 1))  # + PAXOS.REQ
-    return Immediate(EMPTY_ARRAY)
+    """``COMMAND [COUNT|LIST|INFO name...|DOCS [name...]|GETKEYS cmd args...]``, described from
+    the planner tables: names, arities, ``write``/``readonly``, key positions."""
+    names = command_names()
+    if len(args) == 1:
+        return Immediate(b"*%d\r\n" % len(names) + b"".join(map(_command_info, names)))
+    sub = args[1].upper()
+    if sub == b"COUNT":
+        return Immediate(encode_integer(len(names)))
+    if sub == b"LIST":
+        return Immediate(encode_array(names))
+    if sub == b"INFO":
+        known = set(names)
+        wanted = [a.lower() for a in args[2:]] if len(args) > 2 else names
+        parts = [_command_info(n) if n in known else NULL_RESP2 for n in wanted]
+        return Immediate(b"*%d\r\n" % len(parts) + b"".join(parts))
+    if sub == b"DOCS":
+        known = set(names)
+        wanted = [a.lower() for a in args[2:] if a.lower() in known] if len(args) > 2 else names
+        docs = [part for n in wanted for part in (encode_bulk(n), EMPTY_ARRAY)]
+        return Immediate(b"*%d\r\n" % len(docs) + b"".join(docs))
+    if sub == b"GETKEYS":
+        return _getkeys(args[2:])
+    shown = args[1].decode(errors="replace")
+    return error(f"ERR unknown subcommand '{shown}'. Try COMMAND HELP.")
+
+
+def _getkeys(command: list[bytes]) -> Plan:
+    if len(command) < 2:  # Redis 7.0 asks for a command and at least one argument
+        return wrong_arity(b"command|getkeys")
+    upper = command[0].upper()
+    if upper not in _KV_COMMANDS and upper not in _ADMIN:
+        return error("ERR Invalid command specified")
+    arity = _arity_of(upper)
+    if (arity >= 0 and len(command) != arity) or len(command) < -arity:
+        return error("ERR Invalid number of arguments specified for command")
+    if upper in (b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO") and command[2].isdigit():
+        keys = command[3 : 3 + int(command[2])]
+    else:
+        first, last, step = _keys_of(upper)
+        if first == 0:
+            return error("ERR The command has no key arguments")
+        end = len(command) + last if last < 0 else last
+        keys = command[first : end + 1 : step]
+    return Immediate(encode_array(keys))
+
+
+def _node(planned: NodeCommand | bytes) -> Plan:
+    return Immediate(planned) if isinstance(planned, bytes) else planned
 
 
 def _config(args: list[bytes]) -> Plan:
+    """``CONFIG GET`` here; ``SET notify-keyspace-events`` through the log (``kv.pubsub``);
+    the other ``SET`` s and ``RESETSTAT`` in ``runtime.server_commands``."""
     if len(args) >= 2 and args[1].upper() == b"SET":
         notify = config_set_notify(args)
         if isinstance(notify, bytes):
@@ -1055,28 +1245,24 @@ def _config(args: list[bytes]) -> Plan:
         return ConfigGet(tuple(args[2:]))
     if len(args) < 2:
         return wrong_arity(args[0])
-    shown = args[1].decode(errors="replace")
-    return error(f"ERR unknown subcommand '{shown}'. Only CONFIG GET is supported.")
+    return _node(plan_config(args))
 
 
-_CLIENT_ARITY = {b"ID": 2, b"GETNAME": 2, b"SETNAME": 3, b"SETINFO": 4}
+_CLIENT_ARITY = {b"ID": 2, b"GETNAME": 2, b"SETNAME": 3}
 
 
 def _client(args: list[bytes]) -> Plan:
-    """``CLIENT ID|SETNAME|GETNAME`` per connection, ``SETINFO`` accepted; the others (``LIST``,
-    ``KILL``...) answer ``OK`` and do nothing."""
+    """``CLIENT ID|SETNAME|GETNAME`` here; the others in ``runtime.server_commands``."""
     if len(args) < 2:
         return wrong_arity(args[0])
     sub = args[1].upper()
     arity = _CLIENT_ARITY.get(sub)
     if arity is None:
-        return Immediate(OK)
+        return _node(plan_client(args))
     if len(args) != arity:
         return wrong_arity(b"client|" + sub.lower())
     if sub == b"SETNAME" and any(c <= 32 or c > 126 for c in args[2]):
         return error("ERR Client names cannot contain spaces, newlines or special characters.")
-    if sub == b"SETINFO":
-        return Immediate(OK)
     return ClientCommand(sub, args[2] if sub == b"SETNAME" else b"")
 
 
@@ -1145,6 +1331,26 @@ def _readwrite(args: list[bytes]) -> Plan:
     return ReadMode(stale=False) if len(args) == 1 else wrong_arity(args[0])
 
 
+_ADMIN_ARITY: dict[bytes, int] = {
+    **dict.fromkeys((b"PING", b"INFO", b"COMMAND", b"HELLO", b"QUIT"), -1),
+    **dict.fromkeys((b"CONFIG", b"CLIENT", b"AUTH", b"WATCH"), -2),
+    **dict.fromkeys((b"READONLY", b"READWRITE", b"TIME", b"RESET"), 1),
+    **dict.fromkeys((b"MULTI", b"EXEC", b"DISCARD", b"UNWATCH"), 1),
+    **dict.fromkeys((b"ECHO", b"SELECT"), 2),
+    b"WAIT": 3,
+    b"PAXOS.REQ": -5,
+    **dict.fromkeys((b"BLPOP", b"BRPOP", b"BZPOPMIN", b"BZPOPMAX"), -3),
+    **dict.fromkeys((b"BLMOVE",), 6),
+    **dict.fromkeys((b"BRPOPLPUSH",), 4),
+    **dict.fromkeys((b"BLMPOP", b"BZMPOP"), -5),
+    **dict.fromkeys((b"SUBSCRIBE", b"PSUBSCRIBE", b"PUBSUB"), -2),
+    **dict.fromkeys((b"PAXOS.SUBSCRIBE", b"PAXOS.PSUBSCRIBE"), -2),
+    **dict.fromkeys((b"UNSUBSCRIBE", b"PUNSUBSCRIBE"), -1),
+    b"PUBLISH": 3,
+}
+"""Arities of the commands planned outside the key-value table (a test checks that every one
+has an entry)."""
+
 _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"PING": _ping,
     b"INFO": _info,
@@ -1159,6 +1365,8 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"AUTH": _auth,
     b"ECHO": _echo,
     b"TIME": _time,
+    b"RESET": lambda args: _node(plan_reset(args)),
+    b"WAIT": lambda args: _node(plan_wait(args)),
     **dict.fromkeys(BLOCKING_COMMANDS, _blocking),
     b"MULTI": _tx(1, 1),
     b"EXEC": _tx(1, 1),

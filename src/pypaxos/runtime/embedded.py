@@ -33,7 +33,7 @@ import contextlib
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -243,23 +243,22 @@ class _Runner:
         callback: Callback | None,
     ) -> Any:
         coroutine = self._bounded(target, method, args, kwargs, path, timeout_s)
-        if not self.threaded:
-            if callback is None:
-                return coroutine
-            task = self.loop.create_task(coroutine)
-            task.add_done_callback(lambda done: _report(done, callback))
+        if callback is not None:  # run on the node's loop, however fast the answer comes
+            reporting = _reporting(coroutine, callback)
+            if self.threaded:
+                asyncio.run_coroutine_threadsafe(reporting, self.loop)
+            else:
+                self.loop.create_task(reporting)
             return None
-        if callback is None and threading.get_ident() == self.node_thread:
+        if not self.threaded:
+            return coroutine
+        if threading.get_ident() == self.node_thread:
             coroutine.close()
             raise RuntimeError(
                 f"{method}: a blocking call on the node's own thread (a callback) would wait "
                 "for itself forever; pass callback= instead"
             )
-        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        if callback is not None:
-            future.add_done_callback(lambda done: _report(done, callback))
-            return None
-        return future.result()
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     async def _bounded(
         self,
@@ -279,13 +278,17 @@ class _Runner:
             ) from None
 
 
-def _report(done: asyncio.Future[Any] | Future[Any], callback: Callback) -> None:
-    if done.cancelled():
+async def _reporting(call: Coroutine[Any, Any, Any], callback: Callback) -> None:
+    """Await ``call`` and hand its outcome to ``callback``, on the node's event loop."""
+    try:
+        value = await call
+    except asyncio.CancelledError:
         callback(None, CallTimedOut("cancelled"))
-    elif done.exception() is not None:
-        callback(None, done.exception())
-    else:
-        callback(done.result(), None)
+        raise
+    except Exception as error:  # the call's own failure is the callback's to see
+        callback(None, error)
+        return
+    callback(value, None)
 
 
 def _machine(obj: object) -> ObjectMachine:

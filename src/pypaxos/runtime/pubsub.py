@@ -125,7 +125,6 @@ PUBSUB_COMMANDS = (
     b"PUNSUBSCRIBE",
     b"PUBLISH",
     b"PUBSUB",
-    b"RESET",
     b"PAXOS.SUBSCRIBE",
     b"PAXOS.PSUBSCRIBE",
 )

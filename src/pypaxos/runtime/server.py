@@ -125,6 +125,7 @@ from pypaxos.runtime.pubsub import (
     subscribe_mode_error,
 )
 from pypaxos.runtime.router import Failure, Outcome, Router
+from pypaxos.runtime.server_commands import NodeCommand, node_reply
 from pypaxos.runtime.transactions import NOT_IN_MULTI, Transaction
 from pypaxos.transport.resp import (
     RespParser,
@@ -220,10 +221,34 @@ class RespServer:
         self.reads_log = 0
         self.reads_stale = 0
         # CONFIG GET's answers (runtime.app fills in the real ones), by lower-case name.
-        self.settings: dict[str, str] = {"maxclients": str(clients_max), "databases": "1"}
+        # "save" is empty: no RDB snapshots (the WAL is the persistence, Redis's AOF).
+        self.settings: dict[str, str] = {
+            "maxclients": str(clients_max),
+            "databases": "1",
+            "save": "",
+            "timeout": "0",
+            "notify-keyspace-events": "",
+            "maxmemory": "0",
+            "maxmemory-policy": "noeviction",
+        }
+        self.cluster_size = 1  # members in the configuration (WAIT's answer); app sets it
+        # INFO stats (CONFIG RESETSTAT zeroes them; CLIENT ID's counter is connections_opened).
+        self.connections_received = 0
+        self.rejected_connections = 0
+        self.commands_processed = 0
         self._server: asyncio.Server | None = None
         self._blocked: BlockedClients | None = None  # made when a client first blocks
         self.pubsub: PubSubHub | None = None  # made at start (runtime.pubsub)
+
+    def reset_stats(self) -> None:
+        """``CONFIG RESETSTAT``: the counters ``INFO stats`` shows start again from zero."""
+        self.connections_received = self.rejected_connections = self.commands_processed = 0
+        self.reads_log = self.reads_stale = 0
+
+    @property
+    def blocked_count(self) -> int:
+        """Connections waiting in a blocking command (``INFO``'s ``blocked_clients``)."""
+        return sum(c.blocked_slot is not None for c in self.connections)
 
     @property
     def blocked(self) -> BlockedClients:
@@ -299,6 +324,10 @@ class RespConnection(asyncio.Protocol):
         self.blocked_slot: _Slot | None = None  # a blocking command's place while it waits
         self.tx = Transaction()  # MULTI's queue and WATCH (runtime.transactions)
         self.pushes_held_bytes = 0  # pub/sub messages queued behind unanswered replies
+        self.opened_s = self.active_s = time.monotonic()  # CLIENT LIST's age and idle
+        self.local_address = ""  # CLIENT LIST's laddr
+        self.lib_name = self.lib_version = ""  # CLIENT SETINFO
+        self.close_after_reply = False  # CLIENT KILL of this very connection
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -309,7 +338,12 @@ class RespConnection(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         if peername:
             self.peer = f"{peername[0]}:{peername[1]}"
+        sockname = transport.get_extra_info("sockname")
+        if sockname:
+            self.local_address = f"{sockname[0]}:{sockname[1]}"
+        self.server.connections_received += 1
         if len(self.server.connections) >= self.server.clients_max:
+            self.server.rejected_connections += 1
             log.warning(
                 "client %s: refused, %d clients already", self.peer, len(self.server.connections)
             )
@@ -349,6 +383,8 @@ class RespConnection(asyncio.Protocol):
         except RespProtocolError as error:
             self._protocol_error(error)
             return
+        self.server.commands_processed += len(commands)
+        self.active_s = time.monotonic()
         self._run(commands, count_bytes)
 
     def _run(self, commands: list[list[bytes]], count_bytes: bool = False) -> None:
@@ -444,6 +480,11 @@ class RespConnection(asyncio.Protocol):
             if auth is not None and self.server.users is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
                 return len(commands)
+            if type(planned) is NodeCommand and self.server.users is not None:
+                refused = self._refusal(args, planned)  # a read-write user is not an admin
+                if refused is not None:
+                    self._reply_now(refused)
+                    continue
             self._command(planned)
             if self.closing:
                 return len(commands)
@@ -513,6 +554,9 @@ class RespConnection(asyncio.Protocol):
             elif isinstance(planned, Immediate) and planned.close:  # QUIT: at once
                 self._command(planned)
                 return len(commands)
+            elif isinstance(planned, NodeCommand) and planned.kind == "RESET":  # at once too
+                self._command(planned)
+                return index + 1
             elif isinstance(planned, (Auth, Hello, Custom)):  # Custom: another machine's
                 self._reply_now(tx.refuse(NOT_IN_MULTI))
             elif isinstance(planned, PubSubCommand):
@@ -596,6 +640,11 @@ class RespConnection(asyncio.Protocol):
         elif isinstance(planned, Custom):
             assert self.server.custom is not None  # only its planner makes them
             self.server.custom(self, planned)
+        elif isinstance(planned, NodeCommand):
+            self._reply_now(node_reply(self, planned))
+            if self.close_after_reply:
+                self.closing = True
+                self._flush()
         elif isinstance(planned, Blocking):
             self.blocked_slot = self.new_slot(1)
             self.held = []  # as in Redis, nothing else runs until it is answered
@@ -616,16 +665,6 @@ class RespConnection(asyncio.Protocol):
 
     def _pubsub_command(self, planned: PubSubCommand) -> None:
         hub = self.server.pubsub
-        if planned.name == b"RESET":  # back to a fresh connection's state, signed out
-            if hub is not None:
-                hub.drop(self)
-            if self.server.users is not None:
-                self.user = None
-            self.protocol = 2
-            self.stale_reads = False
-            self.tx = Transaction()
-            self._reply_now(b"+RESET\r\n")
-            return
         if hub is None:
             self._reply_now(encode_error("ERR publish/subscribe is not available on this node"))
             return
@@ -668,7 +707,8 @@ class RespConnection(asyncio.Protocol):
             self._run(held, True)
 
     def _reply_of(
-        self, planned: Immediate | Info | ReadMode | ClientCommand | ConfigGet | ServerTime
+        self,
+        planned: Immediate | Info | ReadMode | ClientCommand | ConfigGet | ServerTime | NodeCommand,
     ) -> bytes:
         """The reply to a command this node answers itself, queued inside ``MULTI``."""
         if isinstance(planned, Immediate):
@@ -678,6 +718,8 @@ class RespConnection(asyncio.Protocol):
         if isinstance(planned, ReadMode):
             self.stale_reads = planned.stale
             return OK
+        if isinstance(planned, NodeCommand):
+            return node_reply(self, planned)
         return self._local_reply(planned)
 
     def _local_reply(self, planned: ClientCommand | ConfigGet | ServerTime) -> bytes:
@@ -704,6 +746,20 @@ class RespConnection(asyncio.Protocol):
             self.name = planned.name
             return OK
         return encode_bulk(self.name) if self.name else self.null
+
+    def reset(self) -> None:
+        """``RESET``: the connection as it was when it opened (RESP2, no name, no
+        transaction or watch, no subscriptions, linearizable reads, and when users exist not
+        authenticated)."""
+        self.tx = Transaction()
+        self.protocol = 2
+        self.name = b""
+        self.stale_reads = False
+        self.lib_name = self.lib_version = ""
+        if self.server.users is not None:
+            self.user = None
+        if self.server.pubsub is not None:  # no subscriptions either
+            self.server.pubsub.drop(self)
 
     # -- the read paths and the connection's order (module docstring, "Reads") -------------
 
