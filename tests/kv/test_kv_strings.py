@@ -33,6 +33,7 @@ from pypaxos.kv import (
     Result,
     Results,
     Scan,
+    Set,
     SetRange,
     SetWith,
     Value,
@@ -40,9 +41,9 @@ from pypaxos.kv import (
     decode_result,
     encode_request,
 )
+from pypaxos.kv.glob import glob_matcher, regex_matcher
 from pypaxos.kv.keyspace import (
     format_long_double,
-    glob_matcher,
     parse_long_double,
     scan_hash,
     to_long_double,
@@ -199,6 +200,19 @@ def test_keys_dbsize_flush_randomkey() -> None:
 )
 def test_glob(pattern: bytes, key: bytes, matches: bool) -> None:
     assert glob_matcher(pattern)(key) is matches
+    assert regex_matcher(pattern)(key) is matches  # the reference agrees
+
+
+def test_keys_with_a_pathological_pattern_answers() -> None:
+    """``*a*a*...*b`` against a long run of ``a``: a backtracking matcher would hold the node
+    for years; the linear one answers (the test would hang, not fail, if it came back)."""
+    machine = KVStateMachine()
+    machine.apply(encode_request(Request(1, 1, Set(b"a" * 5000, b"v"), 1)))
+    machine.apply(encode_request(Request(1, 2, Set(b"a" * 5000 + b"b", b"v"), 1)))
+    answer = decode_result(
+        machine.query(encode_request(Request(1, 3, Keys(b"*a" * 12 + b"*b"), 1)))
+    )
+    assert answer == Array((b"a" * 5000 + b"b",))
 
 
 def test_scan_returns_every_key_once_and_survives_writes() -> None:

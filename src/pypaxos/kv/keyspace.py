@@ -69,6 +69,7 @@ from pypaxos.kv.commands import (
     Value,
     parse_int64,
 )
+from pypaxos.kv.glob import glob_matcher
 from pypaxos.kv.values import (
     Collection,
     HashValue,
@@ -415,79 +416,6 @@ def _bisect_hash(ordered: list[tuple[int, bytes]], cursor: int) -> int:
 
 
 # --- glob patterns (Redis's stringmatchlen) ----------------------------------------------------
-
-
-def glob_matcher(pattern: bytes) -> _Matcher:
-    """A test for Redis's glob syntax: ``*``, ``?``, ``[abc]``, ``[^a-z]``, ``\\x``."""
-    regex = _GLOB_CACHE.get(pattern)
-    if regex is None:
-        regex = re.compile(_glob_to_regex(pattern), re.DOTALL)
-        if len(_GLOB_CACHE) >= 256:
-            _GLOB_CACHE.clear()
-        _GLOB_CACHE[pattern] = regex
-    return _Matcher(regex)
-
-
-class _Matcher:
-    __slots__ = ("regex",)
-
-    def __init__(self, regex: re.Pattern[bytes]) -> None:
-        self.regex = regex
-
-    def __call__(self, key: bytes) -> bool:
-        return self.regex.fullmatch(key) is not None
-
-
-_GLOB_CACHE: dict[bytes, re.Pattern[bytes]] = {}
-
-
-def _glob_to_regex(pattern: bytes) -> bytes:
-    out: list[bytes] = []
-    position, length = 0, len(pattern)
-    while position < length:
-        char = pattern[position : position + 1]
-        if char == b"*":
-            out.append(b".*")
-        elif char == b"?":
-            out.append(b".")
-        elif char == b"\\" and position + 1 < length:
-            position += 1
-            out.append(re.escape(pattern[position : position + 1]))
-        elif char == b"[":
-            position, part = _glob_class(pattern, position + 1)
-            out.append(part)
-        else:
-            out.append(re.escape(char))
-        position += 1
-    return b"".join(out)
-
-
-def _glob_class(pattern: bytes, position: int) -> tuple[int, bytes]:
-    """The regex for the class opening at ``position`` (after ``[``) and where it ends.  An
-    unclosed class runs to the end of the pattern, as in Redis."""
-    negate = pattern[position : position + 1] == b"^"
-    if negate:
-        position += 1
-    members: list[bytes] = []
-    length = len(pattern)
-    while position < length and pattern[position : position + 1] != b"]":
-        char = pattern[position : position + 1]
-        if char == b"\\" and position + 1 < length:
-            position += 1
-            members.append(re.escape(pattern[position : position + 1]))
-        elif position + 2 < length and pattern[position + 1 : position + 2] == b"-":
-            low, high = sorted((pattern[position], pattern[position + 2]))
-            members.append(b"\\x%02x-\\x%02x" % (low, high))
-            position += 2
-        else:
-            members.append(re.escape(char))
-        position += 1
-    if position >= length:
-        position = length - 1
-    body = b"".join(members)
-    if not body:
-        return position, b"[^\\x00-\\xff]" if not negate else b"[\\x00-\\xff]"
-    return position, b"[" + (b"^" if negate else b"") + body + b"]"
 
 
 # --- INCRBYFLOAT ------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pypaxos.kv import Command, Result
-from pypaxos.kv.keyspace import glob_matcher
+from pypaxos.kv.glob import glob_matcher
 from pypaxos.kv.pubsub import NOTIFY_FLAGS_INVALID, Publication, parse_notify_flags
 from pypaxos.kv.pubsub_ops import NotifyConfig, Publish
 from pypaxos.runtime.replies import Combine, result_error
@@ -174,88 +174,6 @@ class Subscriptions:
     @property
     def count(self) -> int:
         return len(self.channels) + len(self.patterns)
-
-
-_STAR = None
-_NOTHING: frozenset[int] = frozenset()  # past the pattern's end: no byte matches
-_BYTE_SETS: dict[bytes, frozenset[int]] = {}  # one-byte glob -> the bytes it matches
-_BYTE_SETS_MAX = 4096
-
-
-def _one_byte_globs(pattern: bytes) -> list[bytes | None]:
-    """``pattern`` cut into ``*`` (``None``, runs of them as one) and globs that each match
-    exactly one byte (a literal, ``\\x``, ``?``, a class), cut as ``kv.keyspace`` reads them."""
-    out: list[bytes | None] = []
-    position, length = 0, len(pattern)
-    while position < length:
-        char = pattern[position : position + 1]
-        start = position
-        if char == b"*":
-            if not out or out[-1] is not _STAR:
-                out.append(_STAR)
-            position += 1
-            continue
-        if char == b"\\" and position + 1 < length:
-            position += 1
-        elif char == b"[":
-            position += 1
-            if pattern[position : position + 1] == b"^":
-                position += 1
-            while position < length and pattern[position : position + 1] != b"]":
-                if pattern[position : position + 1] == b"\\" and position + 1 < length:
-                    position += 1
-                elif position + 2 < length and pattern[position + 1 : position + 2] == b"-":
-                    position += 2
-                position += 1
-            position = min(position, length - 1)
-        out.append(pattern[start : position + 1])
-        position += 1
-    return out
-
-
-def _byte_set(glob: bytes) -> frozenset[int]:
-    found = _BYTE_SETS.get(glob)
-    if found is None:
-        if len(glob) == 1 and glob not in (b"?", b"[", b"\\"):
-            found = frozenset(glob)
-        else:
-            match = glob_matcher(glob)
-            found = frozenset(b for b in range(256) if match(bytes((b,))))
-        if len(_BYTE_SETS) >= _BYTE_SETS_MAX:
-            _BYTE_SETS.clear()
-        _BYTE_SETS[glob] = found
-    return found
-
-
-def pattern_matcher(pattern: bytes) -> Callable[[bytes], bool]:
-    """Redis's glob match of a channel against ``pattern``, in O(len(channel) * len(pattern))
-    at worst: a pattern runs against every message published, and a backtracking regex of a
-    pattern such as ``*a*a*a*a*b`` could hold the event loop for ever.  The same answers as
-    ``kv.keyspace.glob_matcher`` (a test compares them)."""
-    tokens = [None if g is None else _byte_set(g) for g in _one_byte_globs(pattern)]
-    count = len(tokens)
-
-    def match(channel: bytes) -> bool:
-        token_at, byte_at, star_at, resume_at = 0, 0, -1, 0
-        size = len(channel)
-        while byte_at < size:
-            token = tokens[token_at] if token_at < count else _NOTHING
-            if token is None:
-                star_at, resume_at = token_at, byte_at
-                token_at += 1
-            elif channel[byte_at] in token:
-                token_at += 1
-                byte_at += 1
-            elif star_at >= 0:
-                resume_at += 1
-                token_at, byte_at = star_at + 1, resume_at
-            else:
-                return False
-        while token_at < count and tokens[token_at] is None:
-            token_at += 1
-        return token_at == count
-
-    return match
 
 
 def _head(protocol: int, size: int) -> bytes:
@@ -409,7 +327,7 @@ class PubSubHub:
                     subs.patterns[name] = None
                     entry = self.patterns.get(name)
                     if entry is None:
-                        entry = self.patterns[name] = (pattern_matcher(name), {})
+                        entry = self.patterns[name] = (glob_matcher(name), {})
                     entry[1][conn] = None
             elif name not in subs.channels:
                 subs.channels[name] = None
@@ -428,7 +346,7 @@ class PubSubHub:
         """The kept publications after ``revision`` for the ``names`` just subscribed."""
         frames: list[bytes] = []
         wanted = set(names)
-        matchers = [(name, pattern_matcher(name)) for name in dict.fromkeys(names)]
+        matchers = [(name, glob_matcher(name)) for name in dict.fromkeys(names)]
         for publication in self.history:
             if publication.revision <= revision:
                 continue
@@ -494,7 +412,7 @@ class PubSubHub:
         if sub == b"NUMPAT":
             return encode_integer(len(self.patterns))
         if sub == b"CHANNELS":
-            match = pattern_matcher(args[1]) if len(args) == 2 else None
+            match = glob_matcher(args[1]) if len(args) == 2 else None
             names = [c for c in self.channels if match is None or match(c)]
             return b"*%d\r\n" % len(names) + b"".join(encode_bulk(n) for n in names)
         pairs = [(c, len(self.channels.get(c, ()))) for c in args[1:]]

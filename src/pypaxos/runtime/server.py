@@ -87,7 +87,7 @@ from pypaxos.kv import (
     Stale,
     encode_request,
 )
-from pypaxos.kv.keyspace import glob_matcher
+from pypaxos.kv.glob import glob_matcher
 from pypaxos.kv.pubsub import format_notify_flags
 from pypaxos.runtime.auth import Access, User, Users
 from pypaxos.runtime.blocking import BlockedClients, Blocking, attempt_once
