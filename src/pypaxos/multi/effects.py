@@ -28,6 +28,7 @@ import msgspec
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
 from pypaxos.multi.log import Batch
+from pypaxos.multi.membership import MembershipRefused, MembershipState
 from pypaxos.multi.messages import Message
 
 
@@ -77,14 +78,28 @@ class AcceptRecord(msgspec.Struct, frozen=True, tag="multi.AcceptRecord"):
     value: Batch
 
 
-class SnapshotRecord(msgspec.Struct, frozen=True, tag="multi.SnapshotRecord"):
+class SnapshotRecord(
+    msgspec.Struct, frozen=True, tag="multi.SnapshotRecord", omit_defaults=True
+):
     slot: int
     data: bytes
+    # The replicated membership at ``slot`` (``multi.membership``); absent (``None``) in records
+    # written before membership could change, which then means the genesis configuration.
+    membership: MembershipState | None = None
 
 
 Record = PromiseRecord | AcceptRecord | SnapshotRecord
 
-Effect = Send[Message] | Persist[Record] | PersistOwnVote | Reply | Redirect | Busy | Applied
+Effect = (
+    Send[Message]
+    | Persist[Record]
+    | PersistOwnVote
+    | Reply
+    | Redirect
+    | Busy
+    | Applied
+    | MembershipRefused
+)
 
 
 def persists_first(effects: list[Effect]) -> list[Effect]:

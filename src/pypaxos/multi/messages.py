@@ -28,6 +28,7 @@ import msgspec
 
 from pypaxos.core.types import Ballot
 from pypaxos.multi.log import Batch, Vote
+from pypaxos.multi.membership import MembershipState
 
 
 class Prepare(msgspec.Struct, frozen=True, tag="multi.Prepare"):
@@ -91,10 +92,11 @@ class Decided(msgspec.Struct, frozen=True, tag="multi.Decided"):
     commit_index: int = 0  # the sender's decided prefix (0: unknown, asks nothing more)
 
 
-class Snapshot(msgspec.Struct, frozen=True, tag="multi.Snapshot"):
+class Snapshot(msgspec.Struct, frozen=True, tag="multi.Snapshot", omit_defaults=True):
     sender: int
     slot: int
     data: bytes
+    membership: MembershipState | None = None  # at ``slot`` (``multi.membership``)
 
 
 class ReadIndexRequest(msgspec.Struct, frozen=True, tag="multi.ReadIndexRequest"):

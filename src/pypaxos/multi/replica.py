@@ -22,6 +22,12 @@ from typing import Protocol
 from pypaxos.core.effects import Persist
 from pypaxos.multi.effects import Applied, Effect, Redirect, Reply, SnapshotRecord
 from pypaxos.multi.log import Batch, batch_size_bytes
+from pypaxos.multi.membership import (
+    MEMBERSHIP_ORIGIN,
+    Membership,
+    MembershipState,
+    encode_configuration,
+)
 from pypaxos.multi.messages import Decided, Snapshot
 
 
@@ -60,10 +66,12 @@ class Replica:
         "id",
         "learn_window_slots",
         "machine",
+        "membership",
         "proposed",
         "retained_from",
         "snapshot_data",
         "snapshot_every_slots",
+        "snapshot_membership",
         "snapshot_slot",
     )
 
@@ -75,6 +83,7 @@ class Replica:
         catch_up_max_slots: int,
         learn_window_slots: int,
         catch_up_max_bytes: int = 1024 * 1024,
+        membership: Membership | None = None,
     ) -> None:
         self.id = node_id
         self.machine = machine
@@ -89,12 +98,17 @@ class Replica:
         self.retained_from = 0  # decided values are kept for slots >= retained_from
         self.awaiting: set[int] = set()  # request ids this node took and has not answered
         self.proposed: dict[int, list[int]] = {}  # slot -> awaiting request ids proposed there
+        # Membership (``multi.membership``): replicated state next to the machine's, applied
+        # from change entries, carried by snapshots; ``None`` for a replica without one.
+        self.membership = membership
+        self.snapshot_membership = self._membership_state()
 
     def restore(self, record: SnapshotRecord) -> None:
         """Start from a persisted snapshot (recovery)."""
         self.machine.restore(record.data)
         self.applied_index = self.snapshot_slot = self.retained_from = record.slot
         self.snapshot_data = record.data
+        self._restore_membership(record.membership)
 
     def learn(self, slot: int, value: Batch, bounded: bool = True) -> list[Effect]:
         """``value`` is decided in ``slot``; apply whatever became contiguous.
@@ -124,6 +138,8 @@ class Replica:
             slot = self.applied_index
             effects.extend(self._apply(slot, self.decided[slot]))
             self.applied_index += 1
+            if self.membership is not None:
+                self.membership.fold(self.applied_index)
         if self.applied_index - self.snapshot_slot >= self.snapshot_every_slots:
             effects.append(self._take_snapshot())
         return effects
@@ -131,12 +147,36 @@ class Replica:
     def _apply(self, slot: int, value: Batch) -> list[Effect]:
         effects: list[Effect] = [Applied(slot, value)]
         for entry in value:
+            if entry.origin == MEMBERSHIP_ORIGIN:
+                effects.extend(self._apply_membership(slot, entry.request_id, entry.command))
+                continue
             result = self.machine.apply(entry.command)
             if entry.origin == self.id and entry.request_id in self.awaiting:
                 self.awaiting.discard(entry.request_id)
                 effects.append(Reply(entry.request_id, result))
         effects.extend(self._redirect_lost(self.proposed.pop(slot, [])))
         return effects
+
+    def _apply_membership(self, slot: int, request_id: int, command: bytes) -> list[Effect]:
+        """A membership change decided in ``slot``: the proposer answers with the configuration
+        it makes (``multi.membership``); an ignored change answers a redirect."""
+        if self.membership is None:
+            return []
+        change, took_effect = self.membership.apply(slot, command)
+        if change is None or change.proposer != self.id or request_id not in self.awaiting:
+            return []
+        self.awaiting.discard(request_id)
+        if not took_effect:
+            return [Redirect(request_id, None)]
+        return [Reply(request_id, encode_configuration(change.config))]
+
+    def _membership_state(self) -> MembershipState | None:
+        return None if self.membership is None else self.membership.state
+
+    def _restore_membership(self, state: MembershipState | None) -> None:
+        if self.membership is not None:
+            self.membership.restore(state)
+        self.snapshot_membership = self._membership_state()
 
     def _redirect_lost(self, request_ids: list[int]) -> list[Effect]:
         lost = [r for r in request_ids if r in self.awaiting]
@@ -147,8 +187,10 @@ class Replica:
         self.retained_from = self.snapshot_slot
         self.snapshot_slot = self.applied_index
         self.snapshot_data = self.machine.snapshot()
+        self.snapshot_membership = self._membership_state()
         self._forget_below(self.retained_from)
-        return Persist(SnapshotRecord(self.snapshot_slot, self.snapshot_data))
+        record = SnapshotRecord(self.snapshot_slot, self.snapshot_data, self.snapshot_membership)
+        return Persist(record)
 
     def _forget_below(self, slot: int) -> None:
         for s in [s for s in self.decided if s < slot]:
@@ -161,10 +203,12 @@ class Replica:
         self.machine.restore(msg.data)
         self.applied_index = self.snapshot_slot = self.retained_from = msg.slot
         self.snapshot_data = msg.data
+        self._restore_membership(msg.membership)
         self._forget_below(msg.slot)
         skipped = sorted(s for s in self.proposed if s < msg.slot)
         lost = [r for s in skipped for r in self.proposed.pop(s)]
-        effects: list[Effect] = [Persist(SnapshotRecord(msg.slot, msg.data))]
+        record = SnapshotRecord(msg.slot, msg.data, self.snapshot_membership)
+        effects: list[Effect] = [Persist(record)]
         return effects + self._redirect_lost(lost) + self._apply_ready()
 
     def answer_catch_up(self, from_slot: int) -> list[Snapshot | Decided]:
@@ -181,7 +225,10 @@ class Replica:
         answer: list[Snapshot | Decided] = []
         start = from_slot
         if from_slot < self.retained_from:
-            answer.append(Snapshot(self.id, self.snapshot_slot, self.snapshot_data))
+            snapshot = Snapshot(
+                self.id, self.snapshot_slot, self.snapshot_data, self.snapshot_membership
+            )
+            answer.append(snapshot)
             start = self.snapshot_slot
         stop = min(self.applied_index, start + self.catch_up_max_slots)
         values: list[Batch] = []

@@ -53,6 +53,7 @@ from pypaxos.multi import (
     Snapshot,
     SnapshotRecord,
 )
+from pypaxos.multi.membership import MembershipRefused
 from pypaxos.sim.script import ScriptError
 
 TICKS_UNTIL_MAX = 1000
@@ -339,6 +340,9 @@ class LogInteraction:
                     out.append(f"  {me} is busy: r{effect.request_id} dropped")
                 case Applied():
                     out.append(f"  {me} applies slot={effect.slot} {describe_batch(effect.value)}")
+                case MembershipRefused():
+                    reason = effect.reason.value
+                    out.append(f"  {me} refuses change r{effect.request_id}: {reason}")
                 case _:
                     assert_never(effect)
         for to, msg in sorted(sends, key=lambda send: send[0]):
