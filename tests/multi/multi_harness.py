@@ -381,6 +381,7 @@ def reconfig_chaos(
     crash_rate: float = 0.01,
     drop_rate: float = 0.05,
     change_rate: float = 0.05,
+    leader_crash_rate: float = 0.3,
     **config: int,
 ) -> Cluster:
     """``chaos`` with membership changes: the leader is asked for a change now and then (most
@@ -391,6 +392,7 @@ def reconfig_chaos(
     c.drop_rate = drop_rate
     rng = c.rng
     request_id = 0
+    crash_at = -1
     for _ in range(active_ticks):
         leaders = c.leaders()
         if rng.random() < 0.4:
@@ -400,7 +402,11 @@ def reconfig_chaos(
         if leaders and rng.random() < change_rate:
             request_id += 1
             c.propose_change(leaders[0], request_id, draw_change(c, leaders[0], rng))
-        if rng.random() < crash_rate and not c.down:
+            if rng.random() < leader_crash_rate and not c.down:
+                crash_at = c.time + rng.randint(1, 12)  # the leader dies mid-change
+        if c.time == crash_at and leaders and not c.down:
+            c.crash(leaders[0])
+        elif rng.random() < crash_rate and not c.down:
             c.crash(rng.choice(c.up()))
         elif c.down and rng.random() < 0.05:
             c.restart(min(c.down))

@@ -298,10 +298,10 @@ class Membership:
         return change, True
 
     def adopt_early(self, slot: int, config: Configuration) -> None:
-        """The planted bug ``config-before-chosen``: use ``config`` right after ``slot``,
-        where it was only proposed."""
+        """The planted bug ``config-before-chosen``: use ``config`` at once, for every slot,
+        when it was only proposed."""
         self.former_voters.update(self.state.latest.voters)
-        self._set(MembershipState(self.state.latest, config, slot + 1))
+        self._set(MembershipState(config))
 
     def fold(self, applied_index: int) -> None:
         """Every slot below ``applied_index`` is applied: a pending configuration whose first
@@ -333,7 +333,12 @@ class Membership:
 
     def voters_from(self, slot: int) -> tuple[int, ...]:
         configs = self.state.governing_from(slot)
-        return tuple(sorted({v for c in configs for v in c.voters}))
+        if LogBug.LEADER_IGNORES_PENDING_CHANGE in self.bugs:
+            configs = configs[:1]  # its Prepare does not even go to the pending voters
+        voters = {v for c in configs for v in c.voters}
+        if LogBug.REMOVED_STILL_COUNTED in self.bugs:
+            voters |= self.former_voters  # it keeps asking them, and counting their votes
+        return tuple(sorted(voters))
 
     def members_from(self, slot: int) -> tuple[int, ...]:
         configs = self.state.governing_from(slot)

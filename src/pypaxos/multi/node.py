@@ -167,6 +167,7 @@ class Node:
         "refused_messages",
         "replica",
         "role",
+        "voters_seen",
     )
 
     def __init__(
@@ -186,9 +187,11 @@ class Node:
         self.quorum: QuorumSystem = config.quorum()
         self.peers = config.peers_of(node_id)
         self.audience = self.peers  # who gets heartbeats: every member, learners too
-        genesis = Configuration(0, tuple(sorted(config.node_ids)), tuple(sorted(config.learner_ids)))
+        voters, learners = tuple(sorted(config.node_ids)), tuple(sorted(config.learner_ids))
+        genesis = Configuration(0, voters, learners)
         self.membership = Membership(genesis, config.alpha_slots, config.bugs)
         self.membership_seen = (0, 0)  # (version, changes applied) the views were built from
+        self.voters_seen: frozenset[tuple[int, ...]] = frozenset()  # quorums phase 1 covered
         self.follower_applied: dict[int, int] = {}  # leader: applied index each peer reported
         if acceptor is None:
             acceptor = SlotAcceptor(node_id, config.log_window_slots, config.bugs)
@@ -429,9 +432,9 @@ class Node:
         if (membership.version, membership.changes_applied) != self.membership_seen:
             effects += self._membership_moved()
         leader = self.leader
-        if leader.resume_slot is not None and self.role is Role.LEADER:
-            if self.replica.applied_index >= leader.resume_applied:
-                effects += self._start_candidacy()  # what phase 1 could not know is known now
+        resume = leader.resume_slot is not None and self.role is Role.LEADER
+        if resume and self.replica.applied_index >= leader.resume_applied:
+            effects += self._start_candidacy()  # what phase 1 could not know is known now
         applied = self.replica.applied_index
         if self.replica.snapshot_slot > self.acceptor.log_start:
             self.acceptor.compact(self.replica.snapshot_slot)
@@ -868,6 +871,8 @@ class Node:
         """Rebuild the views of the membership: peers, heartbeat audience, quorums."""
         membership = self.membership
         self.membership_seen = (membership.version, membership.changes_applied)
+        configs = membership.state.governing_from(self.replica.applied_index)
+        self.voters_seen = frozenset(c.voters for c in configs)
         start = self.replica.applied_index
         self.peers = tuple(p for p in membership.voters_from(start) if p != self.id)
         self.audience = tuple(p for p in membership.members_from(start) if p != self.id)
@@ -881,12 +886,12 @@ class Node:
         runs phase 1 again in a higher ballot before it proposes where the change may govern
         (``Leader.take_over`` stopped its re-proposals there), and a leader or candidate that
         is no longer a voter steps down, so another takes over (its heartbeats stop)."""
-        changed = self.membership_seen[1] != self.membership.changes_applied
+        covered = self.voters_seen
         self._refresh_membership()
         if self.role is Role.FOLLOWER:
             return []
         if not self.membership.is_voter(self.id):
             return self._step_down(None)
-        if changed or self.role is Role.CANDIDATE:
+        if not self.voters_seen <= covered:  # a configuration whose majority never promised
             return self._start_candidacy()
         return []
