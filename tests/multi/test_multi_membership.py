@@ -12,6 +12,7 @@ from pypaxos.multi.membership import (
     AddLearner,
     Configuration,
     Membership,
+    MembershipChange,
     MembershipRefused,
     MembershipState,
     Promote,
@@ -19,7 +20,6 @@ from pypaxos.multi.membership import (
     Remove,
     Replace,
     change_entry,
-    MembershipChange,
     decode_configuration,
     next_configuration,
 )

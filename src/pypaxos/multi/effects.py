@@ -78,9 +78,7 @@ class AcceptRecord(msgspec.Struct, frozen=True, tag="multi.AcceptRecord"):
     value: Batch
 
 
-class SnapshotRecord(
-    msgspec.Struct, frozen=True, tag="multi.SnapshotRecord", omit_defaults=True
-):
+class SnapshotRecord(msgspec.Struct, frozen=True, tag="multi.SnapshotRecord", omit_defaults=True):
     slot: int
     data: bytes
     # The replicated membership at ``slot`` (``multi.membership``); absent (``None``) in records

@@ -253,7 +253,6 @@ class _AnyNodeId:
         return isinstance(node_id, int) and 0 <= node_id <= NODE_ID_MAX
 
 
-
 class Membership:
     """A node's copy of the replicated membership, and the quorums it implies."""
 
