@@ -16,7 +16,12 @@ show only in the quarter of the seeds that draw leases, and need a ``cut leader`
 drift one a long cut with the leader's clock slowed too): new-leader-inside-lease 0,
 lease-ignores-drift 210 (so its search goes further).
 ``forget-promise-on-recover`` is also caught by the scripted scenario in
-tests/multi/test_multi_recovery.py.
+tests/multi/test_multi_recovery.py.  Of the membership bugs, which show only in the third of the
+seeds that draw membership changes, removed-still-counted (10) and config-before-chosen (20, a
+liveness failure: the leader that used the change early disagrees with the others on the
+membership) are caught here; two-changes-in-flight and leader-ignores-pending-change need more
+seeds and are searched with changes pinned on (tests/sim/test_simkv_reconfig.py), and
+promote-before-caught-up breaks no check of the simulator (tests/multi/test_multi_membership.py).
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ from pypaxos.sim.kv import KVResult, KVSettings, first_violation, run_kv
 
 SEEDS_MAX = 200
 SEEDS_MAX_OF = {LogBug.LEASE_IGNORES_DRIFT: 300}  # measured: 210
+ELSEWHERE = {
+    LogBug.TWO_CHANGES_IN_FLIGHT,
+    LogBug.LEADER_IGNORES_PENDING_CHANGE,
+    LogBug.PROMOTE_BEFORE_CAUGHT_UP,
+}
 
 
 def first_caught(bug: LogBug | KvBug, nodes: int | None = None) -> KVResult | None:
@@ -41,7 +51,7 @@ def first_caught(bug: LogBug | KvBug, nodes: int | None = None) -> KVResult | No
     return first_violation(settings, range(SEEDS_MAX_OF.get(bug, SEEDS_MAX)))
 
 
-@pytest.mark.parametrize("bug", sorted([*LogBug, *KvBug]), ids=str)
+@pytest.mark.parametrize("bug", sorted({*LogBug, *KvBug} - ELSEWHERE), ids=str)
 def test_each_planted_bug_is_caught(bug: LogBug | KvBug) -> None:
     caught = first_caught(bug)
     assert caught is not None, f"{bug}: no violation in seeds 0..{SEEDS_MAX_OF.get(bug, SEEDS_MAX)}"

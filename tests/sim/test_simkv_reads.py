@@ -71,7 +71,7 @@ def test_the_swarm_draws_every_read_path() -> None:
 
 @pytest.mark.parametrize(
     ("bug", "measured"),
-    [(LogBug.READ_INDEX_WITHOUT_CONFIRMATION, 3), (LogBug.READ_BEFORE_APPLIED, 2)],
+    [(LogBug.READ_INDEX_WITHOUT_CONFIRMATION, 2), (LogBug.READ_BEFORE_APPLIED, 3)],
     ids=str,
 )
 def test_each_read_bug_is_caught_as_a_linearizability_violation(bug: LogBug, measured: int) -> None:

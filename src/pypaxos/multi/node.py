@@ -465,6 +465,7 @@ class Node:
         self.detector.reset_election()
         if self.config.reconfigurable:
             self._refresh_membership()  # phase 1 spans every configuration known from here on
+            self.leader.quorum = self.quorum
         prepare = self.leader.prepare(ballot, self.replica.applied_index)
         persist, promise = self.acceptor.prepare(prepare, self.replica.applied_index)
         assert persist is not None and isinstance(promise, Promise), "own promise refused"
