@@ -58,6 +58,7 @@ class Bounds:
     heartbeats: int = 1
     crashes: int = 0
     max_states: int = 400_000
+    timeout_nodes: tuple[int, ...] = VOTERS  # whose election timers may fire
 
 
 @dataclass(slots=True)
@@ -88,6 +89,7 @@ def _config(bugs: frozenset[LogBug]) -> MultiConfig:
         learner_ids=(LEARNER,),
         reconfigurable=True,
         window_slots=1,
+        leader_stickiness_ticks=0,  # liveness only: the search decides when Prepares arrive
         snapshot_every_slots=64,
         log_window_slots=65,
         promote_lag_max_slots=64,
@@ -171,7 +173,8 @@ class ReconfigModel:
         if leader is not None and world.commands < b.client_commands:
             moves.append(f"command at n{leader}")
         if world.timeouts < b.timeouts:
-            moves += [f"timeout n{n}" for n in VOTERS if world.nodes[n].role is not Role.LEADER]
+            nodes = [n for n in b.timeout_nodes if world.nodes[n].role is not Role.LEADER]
+            moves += [f"timeout n{n}" for n in nodes]
         if leader is not None and world.heartbeats < b.heartbeats:
             moves.append(f"heartbeat n{leader}")
         if world.crashes < b.crashes:
