@@ -203,7 +203,7 @@ class Node:
             config.catch_up_max_slots,
             config.log_window_slots,
             config.catch_up_max_bytes,
-            self.membership,
+            self.membership if config.reconfigurable else None,  # fixed: snapshots as before
         )
         self.leader = Leader(node_id, config, self.quorum)
         self.detector = FailureDetector(config, rng)
