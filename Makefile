@@ -45,7 +45,8 @@ test: lint typecheck packages pytest
 # (redis-benchmark) for the benchmark's own test and redis-server for the differential test of
 # the string commands (tests/runtime/test_runtime_redis_diff.py), podman (with runc, which
 # works with this kernel's hybrid cgroups where crun does not) and debootstrap for the container
-# test (tests/deploy/test_deploy_podman.py; slirp4netns and uidmap come with podman); the tests
+# test (tests/deploy/test_deploy_podman.py; slirp4netns and uidmap come with podman), fuse3
+# (libfuse 3 and fusermount3) for the power-cut filesystem (pypaxos.torture.powerfs); the tests
 # that need them skip, saying why, if they cannot be installed.
 packages:
 	@missing=""; \
@@ -57,6 +58,7 @@ packages:
 	command -v podman >/dev/null || missing="$$missing podman"; \
 	command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing="$$missing runc"; \
 	command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing="$$missing debootstrap"; \
+	command -v fusermount3 >/dev/null || missing="$$missing fuse3"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) \
 		|| echo "could not install$$missing: the tests that need them will be skipped"; \
@@ -72,11 +74,14 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-# Issue 7: pypaxos, PySyncObj, Redis and etcd side by side on this machine, in one run
-# (about 25 minutes). Installs Debian's redis-server, redis-tools, etcd-server and etcd-client
-# when root and missing, and the `bench` extra (pysyncobj, matplotlib) into the venv; appends a
-# dated section to bench/RESULTS.md and writes bench/plots/*.png. BENCH_ARGS goes to
-# bench/run_all.py, e.g. BENCH_ARGS="--quick" or "--runs 5 --catch-up-entries 200000".
+# Issue 7: pypaxos, PySyncObj, Redis and etcd side by side on this machine, in one run, then
+# the large-data scenario (throughput, stalls, memory per key and recovery at 100k, 1m and 10m
+# keys, pypaxos against Redis; a size that would not fit in memory is skipped and says so).
+# Installs Debian's redis-server, redis-tools, etcd-server and etcd-client when root and
+# missing, and the `bench` extra (pysyncobj, matplotlib) into the venv; appends a dated section
+# to bench/RESULTS.md and writes bench/plots/*.png. BENCH_ARGS goes to bench/run_all.py, e.g.
+# BENCH_ARGS="--quick", "--runs 5 --catch-up-entries 200000", "--sizes 100k,1m" or
+# "--skip scale".
 BENCH_ARGS ?=
 bench: $(STAMP)
 	@missing=""; \

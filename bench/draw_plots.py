@@ -4,7 +4,9 @@
   pipeline depth;
 * ``latency-vs-load.png``: p50 and p99 write latency against the throughput reached, for the
   points of pypaxos 3 nodes (fsync always), Redis (always) and etcd;
-* ``nodes-3-vs-5.png``: pypaxos best write throughput and one-client p50, 3 against 5 nodes.
+* ``nodes-3-vs-5.png``: pypaxos best write throughput and one-client p50, 3 against 5 nodes;
+* ``scale-vs-keys.png`` (when the run measured data sizes): throughput and worst stall against
+  the number of keys, pypaxos and Redis (``report_scale.draw``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import report_scale
 
 Json = dict[str, Any]
 
@@ -125,4 +128,6 @@ def draw(data: Json, directory: Path) -> list[Path]:
     _throughput(data, paths[0])
     _latency(data, paths[1])
     _nodes(data, paths[2])
+    if data.get("scale"):
+        paths.append(report_scale.draw(data, directory / report_scale.PLOT_NAME))
     return paths

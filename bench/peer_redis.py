@@ -14,45 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pypaxos.bench import procstat, redis_benchmark
+from pypaxos.bench import procstat, redis_benchmark, redis_server
 from pypaxos.bench.stats import Summary
-from pypaxos.cluster.processes import find_free_base_port
 
 Json = dict[str, Any]
 POINTS = ((1, 1), (16, 1), (64, 1), (16, 16), (64, 16))  # (clients, pipeline)
 
 
 def start_redis(mode: str, directory: Path) -> tuple[subprocess.Popen[bytes], int]:
-    server = shutil.which("redis-server")
-    if server is None:
-        raise redis_benchmark.ToolMissingError("redis-server not found: apt-get install it")
-    port = find_free_base_port(1)
-    command = [
-        server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-        "--appendonly", "yes", "--appendfsync", mode, "--save", "", "--daemonize", "no",
-        "--protected-mode", "no", "--logfile", str(directory / "redis.log"),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2) as probe:
-                probe.sendall(b"PING\r\n")
-                if probe.recv(16).startswith(b"+PONG"):
-                    return process, port
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"redis-server did not start; see {directory / 'redis.log'}")
+    return redis_server.start(directory, mode)
 
 
 def measure(modes: list[str], runs: int, duration_s: float, value_bytes: int = 128,

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import report_scale
+
 Json = dict[str, Any]
 FSYNC_SLACK_US = 1000.0
 CPU_TARGET_US = 25.0
@@ -294,10 +296,13 @@ def render(data: Json, plots_dir: Path, repo_root: Path) -> tuple[str, str]:
             f"{fmt(p['p50_us'], 1e-3, 2)} | {fmt(p['p99_us'], 1e-3, 2)} | "
             f"{fmt(p['cpu_us_per_op'])} |"
         )
+    scale_plot = next((i for i in images if i.name == report_scale.PLOT_NAME), None)
+    link = os.path.relpath(scale_plot, repo_root / "bench") if scale_plot else ""
+    lines += ["", *report_scale.section(data, link)]
     lines += ["", "Plots: " + ", ".join(
         f"[{image.name}]({os.path.relpath(image, repo_root / 'bench')})" for image in images
     ), ""]  # fmt: skip
-    summary = _console(rows, goals)
+    summary = "\n".join([_console(rows, goals), *report_scale.console(data)])
     return "\n".join(lines), summary
 
 

@@ -2,7 +2,9 @@
 
 Order: the machine's limits, pypaxos (3 and 5 nodes, ``--fsync always`` and ``never``, through
 ``pypaxos.bench``: redis-benchmark and the project's own load generator), PySyncObj, Redis
-(``appendfsync always`` and ``everysec``) and etcd (3 members).  Every figure is a median of
+(``appendfsync always`` and ``everysec``), etcd (3 members), and the large-data scenario
+(``pypaxos.bench.scale``: throughput, stalls, memory per key and recovery of pypaxos and Redis at
+keyspaces of ``--sizes``).  Every figure is a median of
 ``--runs`` runs with its spread; the ratios and targets compare medians from this same run,
 since absolute figures drift on a shared machine.  The raw results go to ``bench/last-run.json``
 after every stage (``--report-only`` rebuilds the report from it), the report becomes the first
@@ -10,7 +12,10 @@ section of ``bench/RESULTS.md`` (the one it replaces moves to ``bench/history/``
 go to ``bench/plots/``.
 
     .venv/bin/python bench/run_all.py [--runs 3] [--duration-s 3] [--catch-up-entries 1000000]
-                                      [--quick] [--skip pysyncobj,redis,etcd] [--report-only]
+                                      [--quick] [--skip pysyncobj,redis,etcd,reads,objects,scale]
+                                      [--sizes 100k,1m,10m] [--scale-run-s 20] [--report-only]
+
+After the reads, ``bench/objects_bench.py``: replicated objects in-process beside PySyncObj.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import peer_redis
 import report
 import results_file
 
+from pypaxos.bench import scale
 from pypaxos.bench.cluster_bench import ClusterBenchConfig, bench_cluster
 from pypaxos.cli.bench import run_async
 from pypaxos.cluster.local import ClusterError
@@ -86,6 +92,58 @@ def reads_section(data: Json) -> str:
     return "\n### Reads (bench/reads_bench.py)\n\n" + reads_bench.render(data["reads"]) + "\n"
 
 
+def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    """The large-data scenario's options (``pypaxos.bench.scale``)."""
+    parser.add_argument(
+        "--sizes", default=None,
+        help="keyspaces of the large-data scenario, e.g. 100k,1m,10m (the default; --quick: "
+        "10k,50k); skip it with --skip scale",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scale-run-s", type=float, default=None,
+        help="seconds of redis-benchmark load per size, after the fill (20; --quick: 5)",
+    )  # fmt: skip
+
+
+def run_scale(args: argparse.Namespace, data: Json, save: Callable[[], None]) -> None:
+    """The large-data scenario: throughput, stalls, memory and recovery at each size."""
+    quick = args.quick
+    sizes = scale.parse_sizes(args.sizes or ("10k,50k" if quick else "100k,1m,10m"))
+    run_s = args.scale_run_s or (5.0 if quick else 20.0)
+    config = scale.ScaleConfig(sizes=sizes, run_s=run_s, data_root=args.data_root, log=log)
+    data["scale_config"] = {
+        "sizes": list(sizes), "run_s": run_s, "clients": config.clients,
+        "pipeline": config.pipeline, "value_bytes": config.value_bytes, "nodes": config.nodes,
+    }  # fmt: skip
+    try:
+        data["scale"] = run_async(scale.bench_scale(config))
+    except Exception as error:  # the rest of the report still stands
+        log(f"scale failed: {error!r}")
+        data.setdefault("failures", []).append(f"scale: {error!r}")
+    save()
+
+
+def objects_stage(args: argparse.Namespace, data: Json, save: Callable[[], None]) -> None:
+    """Replicated objects in-process beside PySyncObj (``bench/objects_bench.py``)."""
+    import objects_bench
+
+    log("objects: replicated counter and dict in-process, pypaxos and PySyncObj")
+    modes = [] if "pysyncobj" in set(args.skip.split(",")) else ["default", "best"]
+    data["objects"] = objects_bench.measure(
+        ["counter", "dict"], ["always", "never"], modes, 256, max(args.duration_s, 3.0), log=log
+    )
+    save()
+
+
+def objects_section(data: Json) -> str:
+    import objects_bench
+
+    if not data.get("objects"):
+        return ""
+    title = "\n### Replicated objects in-process (bench/objects_bench.py)\n\n"
+    return title + objects_bench.render(data["objects"]) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -97,7 +155,10 @@ def main() -> int:
     parser.add_argument("--catch-up-entries", type=int, default=1_000_000)
     parser.add_argument("--etcd-check-perf", default="l", help="etcdctl check perf loads")
     parser.add_argument("--quick", action="store_true", help="2 runs of 1.5 s, no long checks")
-    parser.add_argument("--skip", default="", help="comma-separated: pysyncobj,redis,etcd,reads")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: pysyncobj,redis,etcd,reads,objects,scale"
+    )  # fmt: skip
+    add_scale_arguments(parser)
     parser.add_argument("--data-root", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--json", type=Path, default=HERE / "last-run.json")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
@@ -160,12 +221,22 @@ def main() -> int:
             save()
         if "reads" not in skip:
             reads_stage(args, data, save)
+        if "objects" not in skip:
+            try:
+                objects_stage(args, data, save)
+            except Exception as error:  # reported; the other figures stand
+                log(f"objects failed: {error!r}")
+                data.setdefault("failures", []).append(f"objects: {error!r}")
+                save()
+        if "scale" not in skip:
+            run_scale(args, data, save)
         data["load_average_end"] = os.getloadavg()
         save()
         log(f"measured in {data['elapsed_s'] / 60:.1f} min; results in {args.json}")
 
     text, summary = report.render(data, args.plots, HERE.parent)
     text += reads_section(data)
+    text += objects_section(data)
     moved = results_file.publish(args.results, args.results.parent / "history", text)
     print(summary)
     print(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PURE_PACKAGES = ("core", "multi", "kv")
+PURE_PACKAGES = ("core", "multi", "kv", "objects")
 FORBIDDEN = {"asyncio", "socket", "os", "time", "random", "threading", "selectors", "subprocess"}
 ROOT = Path(__file__).resolve().parent.parent / "src" / "pypaxos"
 

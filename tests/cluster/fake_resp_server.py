@@ -63,6 +63,9 @@ class FakeNode:
                     if fault == "tryagain":
                         writer.write(encode_error("TRYAGAIN no leader"))
                         continue
+                    if fault == "expired":
+                        writer.write(encode_error("ERR session expired: start again"))
+                        continue
                     if fault == "tryagain-unknown":
                         writer.write(encode_error(UNKNOWN))
                         continue

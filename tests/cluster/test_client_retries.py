@@ -22,6 +22,7 @@ from pypaxos.client import (
     Client,
     CommandError,
     OutcomeUnknownError,
+    SessionExpiredError,
     UnavailableError,
 )
 
@@ -66,6 +67,23 @@ async def test_tryagain_and_timeouts_reuse_the_pair(nodes: list[FakeNode]) -> No
         assert client.seq == 1
     assert {seq for _, seq, _ in sessions(node)} == {b"1"}
     assert len(sessions(node)) == 4 and node.applied == 1
+
+
+@pytest.mark.asyncio
+async def test_after_session_expired_the_client_goes_on_under_a_fresh_id(
+    nodes: list[FakeNode],
+) -> None:
+    """The cluster refuses an expired id for good, so the client must not reuse it."""
+    node = nodes[0]
+    async with AsyncClient([node.address], timeout_s=1.0, rng=random.Random(3)) as client:
+        old_id = client.client_id
+        node.faults = ["expired"]
+        with pytest.raises(SessionExpiredError):
+            await client.incr("counter")
+        assert client.client_id != old_id and client.seq == 0
+        assert await client.incr("counter") == 1
+    new_id = str(client.client_id).encode()
+    assert sessions(node)[-1] == (new_id, b"1", b"INCR")
 
 
 @pytest.mark.asyncio

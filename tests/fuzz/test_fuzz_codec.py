@@ -75,7 +75,8 @@ messages: st.SearchStrategy[Any] = st.one_of(
     st.builds(mm.HeartbeatAck, small, ballots, small),
     st.builds(mm.CatchUp, small, small),
     st.builds(mm.Decided, small, small, st.lists(batches, max_size=2).map(tuple), small),
-    st.builds(mm.Snapshot, small, small, st.binary(max_size=32)),
+    st.builds(mm.SnapshotChunk, small, small, small, small, st.binary(max_size=32)),
+    st.builds(mm.SnapshotRequest, small, small, small, small),
     st.builds(Forward, small, small, st.binary(max_size=32)),
     st.builds(
         ForwardReply,

@@ -11,7 +11,9 @@ from pypaxos.kv import (
     Get,
     Incr,
     Integer,
+    KvBug,
     KVStateMachine,
+    Ok,
     Request,
     Result,
     SessionExpired,
@@ -75,7 +77,47 @@ def test_unknown_client_must_start_at_seq_one() -> None:
     assert send(machine, 9, 2, Incr(b"n")) == SessionExpired()
     assert send(machine, 9, 0, Incr(b"n")) == SessionExpired()
     assert machine.get(b"n") is None
-    assert machine.sessions() == ()
+    assert [(s.client_id, s.closed) for s in machine.sessions()] == [(9, True)]  # a tombstone
+
+
+def test_a_refused_client_id_stays_refused_so_a_late_copy_cannot_run() -> None:
+    """A client gives up on seq 1 and sends seq 2, refused (no session yet); it moves to a new
+    id.  A late seq 1, then a late copy of seq 2, must not run as if the refusal never was."""
+    machine = KVStateMachine()
+    assert send(machine, 1, 2, Set(b"k", b"two")) == SessionExpired()
+    assert send(machine, 1, 1, Set(b"k", b"one")) == SessionExpired()
+    assert send(machine, 1, 2, Set(b"k", b"two")) == SessionExpired()
+    assert machine.get(b"k") is None
+    assert machine.last_seq(1) is None  # a server must send the client's reads to the log
+    assert send(machine, 2, 1, Set(b"k", b"new")) == Ok()  # the client's new session
+
+
+def test_the_planted_reopen_bug_runs_a_refused_request() -> None:
+    machine = KVStateMachine(bugs=frozenset({KvBug.EXPIRED_SESSION_REOPENS}))
+    assert send(machine, 1, 2, Set(b"k", b"two")) == SessionExpired()
+    send(machine, 1, 1, Set(b"k", b"one"))
+    assert send(machine, 1, 2, Set(b"k", b"two")) == Ok()
+    assert machine.get(b"k") == b"two"
+
+
+def test_a_tombstone_expires_like_a_session_and_survives_a_snapshot() -> None:
+    machine = KVStateMachine(session_ttl_commands=3)
+    send(machine, 1, 5, Incr(b"n"))
+    copy = KVStateMachine()
+    copy.restore(machine.snapshot())
+    assert [(s.client_id, s.closed) for s in copy.sessions()] == [(1, True)]
+    assert send(copy, 1, 1, Incr(b"n")) == SessionExpired()
+    for _ in range(3):
+        machine.apply(NOOP)
+    assert machine.sessions() == ()  # expired: the table stays bounded
+
+
+def test_a_tombstone_is_a_session_entry_with_seq_zero_so_the_format_is_unchanged() -> None:
+    machine = KVStateMachine()
+    send(machine, 1, 1, Incr(b"n"))
+    send(machine, 2, 3, Incr(b"n"))
+    encoded = [msgspec.msgpack.decode(msgspec.msgpack.encode(s)) for s in machine.sessions()]
+    assert [entry[:3] for entry in encoded] == [[1, 1, 1], [2, 0, 2]]
 
 
 def test_idle_session_expires_by_applied_index_and_late_retry_is_refused() -> None:

@@ -95,9 +95,13 @@ class Model:
         if session is not None and self.index - session[2] > self.ttl:
             session = None  # expired
         if session is None:
-            if seq != 1:
+            if seq != 1:  # refused, and the id stays refused: a tombstone (last seq 0)
+                self.sessions[client] = (0, SessionExpired(), self.index)
                 return SessionExpired()
             session = (0, Ok(), self.index)
+        elif session[0] == 0:
+            self.sessions[client] = (0, SessionExpired(), self.index)
+            return SessionExpired()
         last_seq, last_result, _ = session
         if seq == last_seq:
             result = last_result

@@ -6,9 +6,12 @@ is appended to the node's "disk" at once (the pump models synced writes), and a 
 the node with ``Node.recover`` from that list.  A leader's ``PersistOwnVote`` is written to a page
 cache instead: it becomes durable ``own_vote_sync_ticks`` ticks later (0, the default: right after
 the effect list that wrote it; or with the node's next ``Persist``, as one fsync covers the whole
-log), then the pump calls ``Node.synced``; a crash before that loses it.  Ghost records of what
-every node applied back the safety checks: one value per slot across nodes and lifetimes, and
-every acknowledged command really in the log.
+log), then the pump calls ``Node.synced``; a crash before that loses it.  A ``TakeSnapshot`` is
+copied at once and written ``snapshot_save_ticks`` later (0: right after its effect list), then
+the pump calls ``Node.snapshot_saved``; a crash before that loses it.  ``CompactLog`` drops the
+disk's accepts below its slot, ``SendSnapshot`` sends the durable snapshot's chunks.  Ghost
+records of what every node applied and accepted back the safety checks: one value per slot
+across nodes and lifetimes, and every acknowledged command really in the log.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pypaxos.multi import (
     Applied,
     Batch,
     Busy,
+    CompactLog,
     Effect,
     LogBug,
     Message,
@@ -32,6 +36,11 @@ from pypaxos.multi import (
     Redirect,
     Reply,
     Role,
+    SendSnapshot,
+    SnapshotRecord,
+    TakeSnapshot,
+    capture,
+    chunk_messages,
 )
 from pypaxos.multi.membership import (
     AddLearner,
@@ -46,6 +55,9 @@ from pypaxos.sim.log_script import ScriptMachine
 Filter = Callable[[int, int, Message], bool]
 
 SLOW_OWN_VOTE_SYNC_TICKS = 3
+SLOW_SNAPSHOT_SAVE_TICKS = 4
+"""A snapshot written out of line takes this long in ``chaos``: a crash can fall in between
+(``compact-before-snapshot-saved``)."""
 """A slow fsync of a leader's own vote, for ``chaos``: the followers' votes come back first, so
 a leader that counted its vote early can crash in between (``count-own-vote-before-sync``)."""
 
@@ -65,10 +77,12 @@ class Cluster:
         seed: int = 0,
         bugs: Iterable[LogBug] = (),
         spares: int = 0,
+        machine_factory: Callable[[], LogMachine] = LogMachine,
         **config: int,
     ) -> None:
         """``n`` voters; ``spares`` more nodes outside the configuration, waiting to be added
         (the membership is then reconfigurable)."""
+        self.machine_factory = machine_factory
         self.seed = seed
         self.rng = random.Random(seed)
         voters = tuple(range(1, n + 1))
@@ -83,7 +97,7 @@ class Cluster:
         self.nodes: dict[int, Node] = {}
         self.lifetimes: dict[int, int] = dict.fromkeys(ids, 0)
         for i in ids:
-            self.machines[i] = LogMachine()
+            self.machines[i] = machine_factory()
             self.nodes[i] = Node(i, self.config, self._node_rng(i), self.machines[i])
         self.queue: list[tuple[int, int, Message]] = []
         self.down: set[int] = set()
@@ -101,6 +115,11 @@ class Cluster:
         # node -> [due tick, record, durable already], the own votes not yet reported synced
         self.unsynced: dict[int, list[tuple[int, AcceptRecord, bool]]] = {i: [] for i in ids}
         self.own_vote_sync_ticks = 0
+        self.snapshot_save_ticks = 0
+        # node -> [(due tick, the copy)]: snapshots taken, not yet durable
+        self.saving: dict[int, list[tuple[int, SnapshotRecord]]] = {i: [] for i in ids}
+        self.snapshots_saved = 0
+        self.accepted_ever: dict[int, list[AcceptRecord]] = {i: [] for i in ids}  # ghost
         self.applied: dict[int, dict[int, Batch]] = {i: {} for i in ids}
         self.chosen: dict[int, Batch] = {}
         self.violations: list[str] = []
@@ -116,7 +135,7 @@ class Cluster:
                 case Persist():
                     assert isinstance(effect.state, Record), effect
                     self._flush(node_id)
-                    self.disks[node_id].append(effect.state)
+                    self._write(node_id, effect.state)
                 case PersistOwnVote():
                     due = self.time + self.own_vote_sync_ticks
                     self.unsynced[node_id].append((due, effect.record, False))
@@ -134,15 +153,55 @@ class Cluster:
                     self._record_applied(node_id, effect.slot, effect.value)
                 case MembershipRefused():
                     self.refusals.append((node_id, effect))
+                case TakeSnapshot():
+                    due = self.time + self.snapshot_save_ticks
+                    self.saving[node_id].append((due, capture(self.nodes[node_id])))
+                case CompactLog():
+                    self._compact(node_id, effect.slot)
+                case SendSnapshot():
+                    for msg in chunk_messages(node_id, effect, self.durable_snapshot(node_id)):
+                        self.sent.append((node_id, effect.to, msg))
+                        self.queue.append((node_id, effect.to, msg))
         if self.own_vote_sync_ticks == 0 and node_id not in self.down:
             self._report_synced(node_id)
+        if self.snapshot_save_ticks == 0 and node_id not in self.down:
+            self._save_snapshots(node_id)
+
+    def _write(self, node_id: int, record: Record) -> None:
+        self.disks[node_id].append(record)
+        if isinstance(record, AcceptRecord):
+            self.accepted_ever[node_id].append(record)
+
+    def _save_snapshots(self, node_id: int) -> None:
+        """Write the node's snapshots that are due, then tell it (``Node.snapshot_saved``)."""
+        due = [record for tick, record in self.saving[node_id] if tick <= self.time]
+        self.saving[node_id] = [e for e in self.saving[node_id] if e[0] > self.time]
+        for record in due:
+            self._flush(node_id)
+            self.disks[node_id].append(record)
+            self.snapshots_saved += 1
+            self.run(node_id, self.nodes[node_id].snapshot_saved(record.slot))
+
+    def durable_snapshot(self, node_id: int) -> SnapshotRecord | None:
+        snapshots = [r for r in self.disks[node_id] if isinstance(r, SnapshotRecord)]
+        return max(snapshots, key=lambda r: r.slot) if snapshots else None
+
+    def _compact(self, node_id: int, slot: int) -> None:
+        """``CompactLog``: the disk drops its accepts below ``slot`` and older snapshots."""
+        latest = self.durable_snapshot(node_id)
+        self.disks[node_id] = [
+            r
+            for r in self.disks[node_id]
+            if not (isinstance(r, AcceptRecord) and r.slot < slot)
+            and not (isinstance(r, SnapshotRecord) and r is not latest)
+        ]
 
     def _flush(self, node_id: int) -> None:
         """An fsync of the node's log: its pending own votes are durable, in append order."""
         pending = self.unsynced[node_id]
         for _due, record, durable in pending:
             if not durable:
-                self.disks[node_id].append(record)
+                self._write(node_id, record)
         self.unsynced[node_id] = [(due, record, True) for due, record, _ in pending]
 
     def sync_own_votes(self, node_id: int) -> None:
@@ -203,6 +262,7 @@ class Cluster:
         for node_id in sorted(self.nodes):
             if node_id not in self.down:
                 self._report_synced(node_id)
+                self._save_snapshots(node_id)
                 self.run(node_id, self.nodes[node_id].tick())
 
     def ticks(self, count: int) -> None:
@@ -235,14 +295,28 @@ class Cluster:
         self.down.add(node_id)
         self.queue = [m for m in self.queue if m[1] != node_id]
         self.unsynced[node_id] = []  # the page cache is gone
+        self.saving[node_id] = []  # and the snapshots being written
 
     def restart(self, node_id: int) -> None:
         self.lifetimes[node_id] += 1
-        self.machines[node_id] = LogMachine()
+        self.machines[node_id] = self.machine_factory()
         rng = self._node_rng(node_id)
         node = Node.recover(node_id, self.config, rng, self.machines[node_id], self.disks[node_id])
         self.nodes[node_id] = node
         self.down.discard(node_id)
+        self._check_recovered_votes(node_id, node)
+
+    def _check_recovered_votes(self, node_id: int, node: Node) -> None:
+        """A restart keeps every durable vote not covered by the durable snapshot it restored:
+        a vote lost by compacting too early is an acceptance the quorum counted on."""
+        accepted, log_start = node.acceptor.accepted, node.acceptor.log_start
+        for record in self.accepted_ever[node_id]:
+            vote = accepted.get(record.slot)
+            if record.slot >= log_start and (vote is None or vote.ballot < record.ballot):
+                self.violations.append(
+                    f"node {node_id} restarted without its durable vote in slot {record.slot}"
+                )
+                return
 
     # -- observations -----------------------------------------------------------------------
 
@@ -273,11 +347,10 @@ class Cluster:
     def chosen_by_acceptance(self) -> dict[int, set[Batch]]:
         """Per slot, every value a majority accepted in one ballot (from the disks' records)."""
         votes: dict[tuple[int, object, Batch], set[int]] = {}
-        for node_id, records in self.disks.items():
+        for node_id, records in self.accepted_ever.items():
             for record in records:
-                if isinstance(record, AcceptRecord):
-                    key = (record.slot, record.ballot, record.value)
-                    votes.setdefault(key, set()).add(node_id)
+                key = (record.slot, record.ballot, record.value)
+                votes.setdefault(key, set()).add(node_id)
         chosen: dict[int, set[Batch]] = {}
         for (slot, _, value), voters in votes.items():
             if self.config.quorum().is_phase2_quorum(voters):
@@ -327,6 +400,7 @@ def chaos(
     """
     c = Cluster(n, seed, bugs, **config)
     c.own_vote_sync_ticks = SLOW_OWN_VOTE_SYNC_TICKS
+    c.snapshot_save_ticks = SLOW_SNAPSHOT_SAVE_TICKS
     c.reorder = True
     c.drop_rate = drop_rate
     rng = c.rng

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from multi_harness import Cluster, LogMachine
 
-from pypaxos.multi import CatchUp, Decided, Entry, Snapshot
+from pypaxos.multi import CatchUp, Decided, Entry, SnapshotChunk
 from pypaxos.multi.replica import Replica
 
 
@@ -34,7 +34,7 @@ def test_a_lagging_node_catches_up_with_decided_entries() -> None:
     c, leader, lagger = lagging_cluster(snapshot_every_slots=1000, log_window_slots=1100)
     c.run_until(lambda: c.machines[lagger].commands == c.machines[leader].commands)
     asked = [m for s, _, m in c.sent if s == lagger and isinstance(m, CatchUp)]
-    answers = [m for _, to, m in c.sent if to == lagger and isinstance(m, Decided | Snapshot)]
+    answers = [m for _, to, m in c.sent if to == lagger and isinstance(m, Decided | SnapshotChunk)]
     assert asked and asked[0].from_slot == 0
     assert answers and all(isinstance(m, Decided) for m in answers)
     assert not c.safety_problems()
@@ -44,7 +44,7 @@ def test_a_node_behind_the_compacted_log_gets_a_snapshot() -> None:
     c, leader, lagger = lagging_cluster(snapshot_every_slots=4, window_slots=2, log_window_slots=8)
     assert c.nodes[leader].acceptor.log_start > 0  # the leader compacted its log
     c.run_until(lambda: c.machines[lagger].commands == c.machines[leader].commands)
-    snapshots = [m for _, to, m in c.sent if to == lagger and isinstance(m, Snapshot)]
+    snapshots = [m for _, to, m in c.sent if to == lagger and isinstance(m, SnapshotChunk)]
     assert snapshots
     assert c.nodes[lagger].replica.snapshot_slot >= snapshots[0].slot
     assert c.nodes[lagger].acceptor.log_start >= snapshots[0].slot
@@ -89,11 +89,11 @@ def test_a_catch_up_answer_is_bounded_in_bytes_but_always_carries_one_slot() -> 
                       catch_up_max_bytes=250)  # fmt: skip
     for slot in range(10):
         replica.learn(slot, (Entry(1, slot, bytes(100)),))
-    (answer,) = replica.answer_catch_up(2)
+    (answer,) = replica.answer_catch_up(2, 2)
     assert isinstance(answer, Decided)
     assert (answer.first_slot, len(answer.values), answer.commit_index) == (2, 2, 10)
     replica.catch_up_max_bytes = 10  # one batch above the bound still goes, alone
-    (answer,) = replica.answer_catch_up(2)
+    (answer,) = replica.answer_catch_up(2, 2)
     assert isinstance(answer, Decided) and len(answer.values) == 1
 
 

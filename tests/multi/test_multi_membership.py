@@ -4,10 +4,14 @@ with each planted reconfiguration bug."""
 
 from __future__ import annotations
 
-import pytest
-from multi_harness import Cluster, reconfig_chaos
+import random
 
-from pypaxos.multi import LogBug, Node, Role
+import pytest
+from multi_harness import Cluster, LogMachine, reconfig_chaos
+
+from pypaxos.core.types import Ballot
+from pypaxos.multi import LogBug, MultiConfig, Node, Role, capture
+from pypaxos.multi.log import Entry, Vote
 from pypaxos.multi.membership import (
     AddLearner,
     Configuration,
@@ -21,8 +25,11 @@ from pypaxos.multi.membership import (
     Replace,
     change_entry,
     decode_configuration,
+    decode_membership_state,
+    encode_membership_state,
     next_configuration,
 )
+from pypaxos.multi.messages import Promise
 
 WINDOW = 4
 RUN = {
@@ -174,6 +181,62 @@ def test_membership_is_recovered_from_the_snapshot_after_a_crash() -> None:
     assert c.nodes[2].members() == before  # from its SnapshotRecord alone
     # A node added later catches up from a snapshot and learns the membership with it.
     assert c.nodes[4].members() == before
+
+
+def test_snapshots_lead_with_the_membership_only_when_reconfigurable() -> None:
+    fixed = Cluster(3, seed=1, snapshot_every_slots=4)
+    leader = fixed.elect()
+    settle(fixed, leader, 100, 6)
+    chunk_bytes = fixed.config.snapshot_chunk_bytes_max
+    machine_chunks = tuple(fixed.machines[2].snapshot_chunks(chunk_bytes))
+    assert capture(fixed.nodes[2]).chunks == machine_chunks  # byte for byte the machine's
+    c, leader = cluster(snapshot_every_slots=4)
+    assert isinstance(change(c, leader, 1, AddLearner(4)), bytes)
+    settle(c, leader, 100, 12)
+    chunks = capture(c.nodes[2]).chunks
+    assert decode_membership_state(chunks[0]) == c.nodes[2].members()
+    assert chunks[1:] == tuple(c.machines[2].snapshot_chunks(chunk_bytes))
+
+
+def test_a_snapshot_without_a_readable_membership_is_refused_and_changes_nothing() -> None:
+    c, leader = cluster(snapshot_every_slots=4)
+    assert isinstance(change(c, leader, 1, AddLearner(4)), bytes)
+    settle(c, leader, 100, 12)
+    replica = c.nodes[2].replica
+    members = c.nodes[2].members()
+    machine_chunks = list(c.machines[2].snapshot_chunks(c.config.snapshot_chunk_bytes_max))
+    with pytest.raises(ValueError):
+        replica.snapshot_loader().finish()  # no chunk at all
+    with pytest.raises(ValueError):
+        replica.snapshot_loader().load(b"\xc1 not msgpack")
+    no_voters = encode_membership_state(MembershipState(Configuration(9, ())))
+    with pytest.raises(ValueError):
+        replica.snapshot_loader().load(no_voters)
+    genesis = encode_membership_state(MembershipState(Configuration(0, (1, 2, 3))))
+    loader = replica.snapshot_loader()
+    loader.load(genesis)
+    assert c.nodes[2].members() == members  # taken only at ``finish``
+    for chunk in machine_chunks:
+        loader.load(chunk)
+    loader.finish()
+    assert c.nodes[2].members() == MembershipState(Configuration(0, (1, 2, 3)))
+
+
+def test_a_leader_waiting_to_resume_reads_above_every_reported_slot() -> None:
+    """Promisers compacted slots the new leader has not applied, so it re-proposes only up to
+    its first slot + alpha (``resume_slot``); values chosen beyond that were reported, and its
+    read index must not go below them (else a read misses an acknowledged write)."""
+    config = MultiConfig(node_ids=(1, 2, 3), reconfigurable=True, window_slots=4)
+    node = Node(1, config, random.Random(0), LogMachine())
+    node._start_candidacy()
+    ballot = node.leader.ballot
+    write = (Entry(2, 7, b"w"),)
+    votes = tuple(Vote(slot, Ballot(0, 2), write) for slot in (20, 21, 22))
+    node.handle(Promise(2, ballot, 0, 20, 20, votes))
+    assert node.role is Role.LEADER
+    assert node.leader.resume_slot is not None and node.leader.next_slot < 23  # waits
+    assert node.leader.reported_frontier() == 23
+    assert node.read_barrier == 23
 
 
 def test_static_clusters_refuse_changes() -> None:

@@ -76,7 +76,7 @@ def test_records_round_trip_through_msgpack_as_a_wal_would_store_them() -> None:
     records: list[Record] = [
         PromiseRecord(Ballot(1, 2)),
         AcceptRecord(4, Ballot(1, 2), VALUE),
-        SnapshotRecord(3, b"state"),
+        SnapshotRecord(3, (b"state",)),
     ]
     encoded = [msgspec.msgpack.encode(r) for r in records]
     assert [msgspec.msgpack.decode(e, type=Record) for e in encoded] == records
@@ -87,7 +87,7 @@ def test_a_snapshot_record_restores_the_machine_and_drops_older_accepts() -> Non
     records: list[Record] = [
         AcceptRecord(0, Ballot(0, 2), VALUE),
         AcceptRecord(1, Ballot(0, 2), VALUE),
-        SnapshotRecord(1, msgspec.msgpack.encode([b"x"])),
+        SnapshotRecord(1, (msgspec.msgpack.encode([b"x"]),)),
     ]
     machine = LogMachine()
     node = Node.recover(1, CONFIG, random.Random(0), machine, records)

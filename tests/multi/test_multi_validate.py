@@ -17,7 +17,7 @@ from pypaxos.multi.messages import (
     Nack,
     Prepare,
     Promise,
-    Snapshot,
+    SnapshotChunk,
 )
 from pypaxos.multi.validate import ROUND_MAX, SLOT_MAX, check_message
 from pypaxos.sim.kv import KVSettings, run_kv
@@ -28,7 +28,7 @@ MEMBERS = (1, 2, 3)
 @pytest.mark.parametrize(
     ("msg", "reason"),
     [
-        (Snapshot(99, 5, b"forged"), "sender 99 is not a member"),
+        (SnapshotChunk(99, 5, 0, 1, b"forged"), "sender 99 is not a member"),
         (Heartbeat(99, Ballot(1, 99), 0), "sender 99 is not a member"),
         (Prepare(1, Ballot(2**64 - 1, 1), 0), "ballot round"),
         (Prepare(1, Ballot(-5, 1), 0), "ballot round"),
@@ -86,9 +86,9 @@ def test_a_node_ignores_what_no_correct_peer_sends() -> None:
     # A value contradicting a decided slot, a snapshot nobody asked for, and one that asked
     # for but unreadable: each ignored (no effect, nothing applied) and counted.
     assert node.handle(Decided(3, decided_slot, (other,), decided_slot + 1)) == []
-    assert node.handle(Snapshot(3, applied + 5, LogMachine().snapshot())) == []
+    assert node.handle(SnapshotChunk(3, applied + 5, 0, 1, LogMachine().snapshot())) == []
     node.catch_up_asked = 3
-    assert node.handle(Snapshot(3, applied + 5, b"\xc1 not msgpack")) == []
+    assert node.handle(SnapshotChunk(3, applied + 5, 0, 1, b"\xc1 not msgpack")) == []
     assert node.refused_messages == 3
     assert "does not restore" in node.last_refusal
     # The numbers multi.validate refuses are refused by the node itself, before any role sees

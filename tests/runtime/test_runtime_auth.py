@@ -152,3 +152,27 @@ def test_protected_mode_refuses_an_open_port_without_users(tmp_path: Path) -> No
     head, tail = text.split("[[members]]", 1)
     path.write_text(head + USERS + "\n[[members]]" + tail)
     load_config(path).check_protected(1)
+
+
+@pytest.mark.asyncio
+async def test_a_read_only_user_cannot_write_through_a_transaction_or_a_script(port: int) -> None:
+    writer = aioredis.Redis(port=port, password="open sesame")
+    reader = aioredis.Redis(port=port, username="reader", password="just looking")
+    try:
+        assert await retry(lambda: writer.set("k", "v"))
+        async with reader.pipeline() as pipe:  # SET is refused when queued: EXEC aborts
+            pipe.get("k").set("k", "mine")
+            with pytest.raises((NoPermissionError, ResponseError)):
+                await pipe.execute()
+        async with reader.pipeline() as pipe:
+            pipe.get("k")
+            assert await pipe.execute() == [b"v"]
+        with pytest.raises(NoPermissionError):
+            await reader.eval("return redis.call('set', 'k', 'mine')", 0)
+        assert await reader.eval_ro("return redis.call('get', KEYS[1])", 1, "k") == b"v"
+        with pytest.raises(ResponseError, match="read-only scripts"):
+            await reader.eval_ro("return redis.call('set', KEYS[1], 'mine')", 1, "k")
+        assert await writer.get("k") == b"v"
+    finally:
+        await writer.aclose()
+        await reader.aclose()

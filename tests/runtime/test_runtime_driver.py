@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -74,9 +74,11 @@ class CheckedStorage(MemoryStorage):
                 voters.add(self.node_id)
         self.unsynced = []
 
-    def write_snapshot(self, snapshot: object, *, compact: bool = True) -> None:  # type: ignore[override]
+    def write_snapshot_chunks(
+        self, index: int, chunks: Iterable[bytes], *, compact: bool = True
+    ) -> None:
         self.snapshots += 1
-        super().write_snapshot(snapshot, compact=compact)  # type: ignore[arg-type]
+        super().write_snapshot_chunks(index, chunks, compact=compact)
 
 
 @dataclass
@@ -272,15 +274,19 @@ async def test_a_node_rebuilt_from_its_storage_has_the_same_state(
         assert storage.snapshots > 0
         assert storage.first_index > 1, "the log was never compacted"
         machine = KVStateMachine()
-        rebuilt = Node.recover(
-            node_id, CONFIG, random.Random(1), machine, recover_records(storage, f"node {node_id}")
-        )
+        records = recover_records(storage, f"node {node_id}", machine)
+        rebuilt = Node.recover(node_id, CONFIG, random.Random(1), machine, records)
         live = driver.node
         assert rebuilt.acceptor.promised == live.acceptor.promised
-        assert rebuilt.acceptor.accepted == live.acceptor.accepted
+        # The storage's snapshot may be newer than the one the node heard of before the stop
+        # (saved, not yet reported): the votes it covers are decided and in it.
+        start = rebuilt.acceptor.log_start
+        live_votes = {s: v for s, v in live.acceptor.accepted.items() if s >= start}
+        assert rebuilt.acceptor.accepted == live_votes
         # The rebuilt machine starts at the last snapshot; the live one may be a little ahead.
-        assert rebuilt.applied_index == live.replica.snapshot_slot
-        assert rebuilt.replica.snapshot_data == live.replica.snapshot_data
+        assert live.replica.applied_index >= rebuilt.applied_index >= live.replica.snapshot_slot
+        assert rebuilt.applied_index == start > 0
+        assert machine.applied > 0  # the snapshot's chunks were loaded into it
 
 
 @pytest.mark.filterwarnings("ignore:The test <Function")

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pypaxos.multi import MultiConfig, Node, Role
+from pypaxos.multi import MultiConfig, Node, Role, WholeStateSnapshots
 from pypaxos.runtime.driver import SPIN_SERVED_MAX, Driver
 from pypaxos.runtime.wire import WireMessage
 from pypaxos.storage import MemoryStorage
@@ -30,7 +30,7 @@ CONFIG = MultiConfig(
 TICK_S = 0.005
 
 
-class Echo:
+class Echo(WholeStateSnapshots):
     """A state machine whose answer to a command is the command."""
 
     def apply(self, command: bytes) -> bytes:

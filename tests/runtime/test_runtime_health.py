@@ -99,10 +99,15 @@ async def test_probes_answer_on_real_nodes_and_turn_503_when_the_quorum_is_gone(
         assert status == 200 and body == b""
         info = await cluster.client(leader).info("paxos")
         assert info["healthy"] == 1 and info["ready"] == 1 and info["leader_known"] == 1
+        assert await cluster.client(leader).set("k", "v" * 100) is True
         memory = await cluster.client(leader).info("memory")
         assert memory["used_memory_rss"] > 0 and memory["maxmemory"] == 0
+        # The breakdown: the write's slot is in the log kept, its client has a session.
+        assert memory["log_retained_slots"] >= 1 and memory["log_retained_bytes"] > 100
+        assert memory["sessions"] >= 1 and memory["log_votes_in_memory"] >= 1
         _, metrics = await http_get(ports[leader], "/metrics")
         assert b"pypaxos_healthy 1.0" in metrics and b"process_resident_memory_bytes" in metrics
+        assert b"pypaxos_log_retained_bytes" in metrics and b"pypaxos_sessions" in metrics
         # Two of three stopped: the last one loses its leader (or its quorum) and says so.
         survivor = leader
         for node_id, app in cluster.apps.items():

@@ -18,7 +18,7 @@ from runtime_helpers import port_of, retry, write_cluster
 
 from pypaxos.core.types import Ballot
 from pypaxos.kv import KVStateMachine
-from pypaxos.multi.messages import Decided, Heartbeat, Message, Prepare, Snapshot
+from pypaxos.multi.messages import Decided, Heartbeat, Message, Prepare, SnapshotChunk
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.config import load_config
 from pypaxos.runtime.wire import CODEC
@@ -74,7 +74,7 @@ async def test_forged_peers_change_nothing(apps: dict[int, NodeApp]) -> None:
                 address,
                 Hello(99, config.cluster_id),
                 [
-                    Snapshot(99, applied + 1, forged_store.snapshot()),
+                    SnapshotChunk(99, applied + 1, 0, 1, forged_store.snapshot()),
                     Heartbeat(99, Ballot(9, 99), 0),
                 ],
             )

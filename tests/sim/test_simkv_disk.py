@@ -35,15 +35,15 @@ def test_compaction_keeps_exactly_what_recovery_uses() -> None:
         PromiseRecord(Ballot(1, 1)),
         AcceptRecord(0, Ballot(1, 1), value(b"a")),
         AcceptRecord(1, Ballot(1, 1), value(b"b")),
-        SnapshotRecord(1, machine.snapshot()),
+        SnapshotRecord(1, (machine.snapshot(),)),
         PromiseRecord(Ballot(3, 2)),
         AcceptRecord(1, Ballot(2, 2), value(b"c")),
         AcceptRecord(2, Ballot(2, 2), value(b"d")),
         PromiseRecord(Ballot(2, 1)),
-        SnapshotRecord(2, machine.snapshot()),
+        SnapshotRecord(2, tuple(machine.snapshot_chunks(64))),
         AcceptRecord(3, Ballot(3, 2), value(b"e")),
     ]
-    compacted = compact_records(records)
+    compacted = compact_records(records, 2)  # what CompactLog says once slot 2 is durable
     assert len(compacted) < len(records)
     config = MultiConfig()
     full = Node.recover(1, config, random.Random(0), KVStateMachine(), records)  # type: ignore[arg-type]

@@ -59,10 +59,10 @@ def test_a_corrupt_snapshot_refuses_to_start_and_names_the_file(tmp_path: Path) 
     raw = bytearray(path.read_bytes())
     raw[-3] ^= 0x01
     path.write_bytes(bytes(raw))
-    with pytest.raises(CorruptSnapshotError, match=f"corrupt snapshot {path}: CRC mismatch"):
+    with pytest.raises(CorruptSnapshotError, match=f"corrupt snapshot {path}: no valid end frame"):
         FileStorage(tmp_path)
     path.write_bytes(bytes(raw[:10]))
-    with pytest.raises(CorruptSnapshotError, match="shorter than the 24-byte header"):
+    with pytest.raises(CorruptSnapshotError, match="shorter than a header and an end frame"):
         FileStorage(tmp_path)
 
 

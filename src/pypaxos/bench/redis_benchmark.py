@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -19,6 +20,15 @@ TOOL = "redis-benchmark"
 
 class ToolMissingError(Exception):
     """A program the benchmark needs is not installed."""
+
+
+class BenchmarkAbortedError(RuntimeError):
+    """``redis-benchmark`` stopped before its summary (it exits at the first error reply,
+    e.g. ``-TRYAGAIN``); ``output`` is what it printed until then."""
+
+    def __init__(self, message: str, output: bytes) -> None:
+        super().__init__(message)
+        self.output = output
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +76,13 @@ def command_line(
     value_bytes: int = 128,
     keyspace: int = 100_000,
     host: str = "127.0.0.1",
+    csv: bool = True,
 ) -> list[str]:
     return [
         tool_path(),
         "-h", host, "-p", str(port), "-t", test, "-n", str(requests),
         "-c", str(clients), "-P", str(pipeline), "-d", str(value_bytes),
-        "-r", str(keyspace), "--csv",
+        "-r", str(keyspace), *(["--csv"] if csv else []),
     ]  # fmt: skip
 
 
@@ -96,6 +107,31 @@ def parse_csv(text: str, requests: int) -> list[RedisBenchmarkResult]:
     return results
 
 
+_SUMMARY = re.compile(
+    r"====== (\S+) ======.*?throughput summary: ([0-9.]+) requests per second.*?"
+    r"avg\s+min\s+p50\s+p95\s+p99\s+max\s+([0-9.]+)\s+[0-9.]+\s+([0-9.]+)\s+[0-9.]+\s+"
+    r"([0-9.]+)\s+([0-9.]+)",
+    re.DOTALL,
+)
+
+
+def parse_summary(text: str, requests: int) -> list[RedisBenchmarkResult]:
+    """The ``Summary:`` block of each test in ``redis-benchmark``'s plain (not ``--csv``)
+    output, which it prints after its progress lines."""
+    return [
+        RedisBenchmarkResult(
+            test=match.group(1).lower(),
+            rps=float(match.group(2)),
+            avg_ms=float(match.group(3)),
+            p50_ms=float(match.group(4)),
+            p99_ms=float(match.group(5)),
+            max_ms=float(match.group(6)),
+            requests=requests,
+        )
+        for match in _SUMMARY.finditer(text)
+    ]
+
+
 def run(
     port: int,
     test: str,
@@ -104,9 +140,10 @@ def run(
     pipeline: int,
     value_bytes: int = 128,
     timeout_s: float = 300.0,
+    keyspace: int = 100_000,
 ) -> RedisBenchmarkResult:
     """One ``redis-benchmark`` run of one test (``set`` or ``get``)."""
-    command = command_line(port, test, requests, clients, pipeline, value_bytes)
+    command = command_line(port, test, requests, clients, pipeline, value_bytes, keyspace)
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
     results = parse_csv(done.stdout, requests)
     if done.returncode != 0 or not results:
@@ -114,3 +151,30 @@ def run(
             f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-500:]}"
         )
     return results[0]
+
+
+def run_with_progress(
+    port: int,
+    test: str,
+    requests: int,
+    clients: int,
+    pipeline: int,
+    value_bytes: int = 128,
+    timeout_s: float = 300.0,
+    keyspace: int = 100_000,
+) -> tuple[RedisBenchmarkResult, bytes]:
+    """One run in the tool's plain output mode, which prints a progress line every 250 ms
+    (``stall.interval_rates`` reads them) before its summary; returns the summary and the
+    whole output.  (``--csv`` output carries no progress lines.)"""
+    command = command_line(
+        port, test, requests, clients, pipeline, value_bytes, keyspace, csv=False
+    )
+    done = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
+    stdout = done.stdout.decode(errors="replace").replace("\r", "\n")
+    results = parse_summary(stdout, requests)
+    if done.returncode != 0 or not results:
+        stderr = done.stderr.decode(errors="replace").strip()
+        raise BenchmarkAbortedError(
+            f"{' '.join(command)} failed ({done.returncode}): {stderr[-500:]}", done.stdout
+        )
+    return results[0], done.stdout

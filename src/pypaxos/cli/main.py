@@ -46,6 +46,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("torture",), "pypaxos.cli.torture", "Jepsen-style faults on a real cluster; check history"),
     (("bench",), "pypaxos.cli.bench", "measure a local cluster's throughput and latency"),
     (("deploy",), "pypaxos.cli.deploy", "write container manifests: Kubernetes, podman, compose"),
+    (("lint-machine",), "pypaxos.cli.lint_machine", "flag nondeterminism in a replicated class"),
+    (("check-machine",), "pypaxos.cli.check_machine", "simulate a replicated class with faults"),
 )
 
 

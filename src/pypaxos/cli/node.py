@@ -1,4 +1,5 @@
-"""``pypaxos node --config FILE --id N [--fsync always|never] [--log-level LEVEL] [--bug NAME]``.
+"""``pypaxos node --config FILE --id N [--machine MODULE:NAME] [--fsync always|never]
+[--log-level LEVEL] [--bug NAME]``.
 
 Runs one node in the foreground until SIGTERM or SIGINT (see ``docs/runtime-contract.md``);
 with a ``[tls]`` table, SIGHUP reloads its certificate, key and CA files for the connections
@@ -6,6 +7,12 @@ that follow.
 Exit status: 0 after a clean stop; 1 when the node cannot run (a corrupt log or snapshot, whose
 message names the file and byte offset; a data directory locked by another process; a port in
 use; a storage failure while running); 2 for bad usage or a bad configuration file.
+
+``--machine MODULE:NAME`` serves a replicated class instead of the key-value store: ``NAME``
+is a class (or a function) whose call builds the object, an ``objects.ObjectMachine`` or a
+``Group``; a plain object is wrapped in an ``ObjectMachine``.  It is built once at start-up
+to check it (a class that cannot be replicated is exit 2), then once for the node.  Clients
+call it with ``PAXOS.CALL``/``PAXOS.QUERY`` (``runtime.objects_port``).
 
 Logs go to stderr, one event a line: ``time LEVEL logger: message``.  INFO shows start and
 stop, recovery, elections and leader changes; WARNING dropped connections and bad frames.
@@ -22,8 +29,10 @@ import signal
 import sys
 from collections.abc import Callable
 
-from pypaxos.cli.usage import add_bug_argument
-from pypaxos.runtime.app import NodeApp, tls_contexts
+from pypaxos.cli.lint_machine import load_attribute
+from pypaxos.cli.usage import UsageError, add_bug_argument
+from pypaxos.objects import ObjectMachine, ObjectsError
+from pypaxos.runtime.app import MachineFactory, NodeApp, tls_contexts
 from pypaxos.runtime.config import ClusterConfig, ConfigError, load_config
 from pypaxos.runtime.identity import ForeignDataError
 from pypaxos.storage import CorruptStorageError, StorageError
@@ -47,7 +56,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LEVEL",
         help="DEBUG, INFO (default), WARNING or ERROR",
     )
+    parser.add_argument(
+        "--machine",
+        metavar="MODULE:NAME",
+        help="serve this replicated class (pypaxos.objects) instead of the key-value store",
+    )
     add_bug_argument(parser, "switch on a planted Multi-Paxos bug (repeatable; tests only)")
+
+
+def machine_factory(target: str) -> tuple[MachineFactory, str]:
+    """The factory of ``--machine``'s machine and the name it is served under; ``UsageError``
+    if ``target`` does not name something that builds a replicable object."""
+    try:
+        found = load_attribute(target)
+    except UsageError as error:
+        raise UsageError(f"--machine: {error}") from None
+    if not callable(found):
+        raise UsageError(f"--machine {target}: not a class or a function")
+
+    def build() -> ObjectMachine:
+        built = found()
+        return built if isinstance(built, ObjectMachine) else ObjectMachine(built)
+
+    try:
+        build()  # a class that cannot be replicated is refused now, not after recovery
+    except ObjectsError as error:
+        raise UsageError(f"--machine {target}: {error}") from None
+    except Exception as error:  # the user's constructor: any failure is theirs to fix
+        raise UsageError(f"--machine {target}: building it raised {error!r}") from None
+    return build, target.partition(":")[2]
 
 
 def setup_logging(level: str) -> None:
@@ -73,7 +110,8 @@ def run(
         tls_contexts(config, args.id)  # so is a TLS file that does not load
         if args.bug:
             config = config.with_bugs(args.bug)
-    except ConfigError as error:
+        machine = machine_factory(args.machine) if getattr(args, "machine", None) else None
+    except (ConfigError, UsageError) as error:
         print(f"pypaxos node: {error}", file=sys.stderr)
         return 2
     setup_logging(args.log_level)
@@ -82,12 +120,20 @@ def run(
             "node %d: planted bugs on: %s", args.id, ", ".join(b.value for b in sorted(config.bugs))
         )
     with asyncio.Runner(loop_factory=loop_factory or preferred_loop_factory()) as runner:
-        return runner.run(serve(config, args.id, args.fsync))
+        return runner.run(serve(config, args.id, args.fsync, machine))
 
 
-async def serve(config: ClusterConfig, node_id: int, fsync: str | None) -> int:
+async def serve(
+    config: ClusterConfig,
+    node_id: int,
+    fsync: str | None,
+    machine: tuple[MachineFactory, str] | None = None,
+) -> int:
     mode: FsyncMode | None = "always" if fsync == "always" else "never" if fsync else None
-    app = NodeApp(config, node_id, fsync=mode)
+    if machine is None:
+        app = NodeApp(config, node_id, fsync=mode)
+    else:
+        app = NodeApp(config, node_id, fsync=mode, machine_factory=machine[0], served=machine[1])
     try:
         await app.start()
     except CorruptStorageError as error:

@@ -17,6 +17,8 @@ from pathlib import Path
 from pypaxos.cli.usage import add_bug_argument
 from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.multi import LogBug
+from pypaxos.storage.file import FSYNC_MODES
+from pypaxos.torture.locks import LockBug
 from pypaxos.torture.nemesis import AIMED_NEMESES, NEMESES
 from pypaxos.torture.reads import READ_MODES, ReadSetup
 from pypaxos.torture.run import Options, Verdict, default_seed, torture
@@ -38,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "netns", "loopback"),
         default="auto",
         help="netns when root and ip netns work (auto, the default), or force one",
+    )
+    parser.add_argument(
+        "--fsync",
+        choices=FSYNC_MODES,
+        default="always",
+        help="the nodes' fsync setting (always); never shows what the power nemesis catches",
     )
     parser.add_argument("--out", type=Path, help="run folder (default: a new temporary one)")
     parser.add_argument("--seed", type=int, help="nemesis and workload seed (default: random)")
@@ -68,6 +76,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="with --reads lease: the lease length in ticks (default: the runtime's)",
+    )
+    parser.add_argument(
+        "--locks",
+        type=int,
+        default=0,
+        metavar="N",
+        help="lock workers: holders of client.Lock acting on a fenced resource (0)",
+    )
+    parser.add_argument(
+        "--lock-bug",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="plant a bug in the lock workload: " + ", ".join(b.value for b in LockBug),
     )
     parser.add_argument(
         "--agreement-rounds",
@@ -103,6 +125,12 @@ def run(args: argparse.Namespace) -> int:
         parse_bugs(args.bug, LogBug)  # the nodes get the names; refuse a typo here, not there
     except UnknownBug as error:
         raise UsageError(f"unknown bug {error.name} (--bug list shows them)") from None
+    try:
+        parse_bugs(args.lock_bug, LockBug)
+    except UnknownBug as error:
+        raise UsageError(f"unknown lock bug {error.name}") from None
+    if args.locks < 0 or (args.lock_bug and args.locks == 0):
+        raise UsageError("--locks must not be negative, and --lock-bug needs --locks")
     if args.time <= 0 or args.clients < 1 or args.keys < 1:
         raise UsageError("--time, --clients and --keys must be positive")
     if args.readers < 0 or not 0.0 <= args.read_fraction <= 1.0:
@@ -132,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
         reads=reads,
         readers=args.readers,
         read_fraction=args.read_fraction,
+        fsync=args.fsync,
+        locks=args.locks,
+        lock_bugs=args.lock_bug,
     )
     try:
         verdict = asyncio.run(_main(options))

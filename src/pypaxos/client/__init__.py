@@ -3,7 +3,8 @@
 ``AsyncClient`` (asyncio) and ``Client`` (blocking) find the leader, retry safely and apply each
 write exactly once through ``PAXOS.REQ`` sessions; see ``pypaxos.client.aio`` for how, and
 ``pypaxos.client.errors`` for what each failure lets the caller conclude.  Stock Redis clients
-(redis-py, redis-cli) work too, without the exactly-once guarantee on retries.
+(redis-py, redis-cli) work too, without the exactly-once guarantee on retries.  ``Lock`` and
+``Election`` (``pypaxos.client.recipes``) are leases with fencing tokens.
 
     from pypaxos.client import Client
     with Client(["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]) as db:
@@ -20,6 +21,14 @@ from pypaxos.client.errors import (
     SessionExpiredError,
     UnavailableError,
 )
+from pypaxos.client.recipes import (
+    Election,
+    FencedResource,
+    Holder,
+    Lock,
+    LockTimeoutError,
+    StaleTokenError,
+)
 from pypaxos.client.replies import ErrorReply, Reply, ReplyParser, Simple, parse_info
 from pypaxos.client.sync import Client
 
@@ -29,12 +38,18 @@ __all__ = [
     "ClientError",
     "ClientProtocolError",
     "CommandError",
+    "Election",
     "ErrorReply",
+    "FencedResource",
+    "Holder",
+    "Lock",
+    "LockTimeoutError",
     "OutcomeUnknownError",
     "Reply",
     "ReplyParser",
     "SessionExpiredError",
     "Simple",
+    "StaleTokenError",
     "UnavailableError",
     "fetch_info",
     "format_address",

@@ -10,6 +10,11 @@ say what is known: ``OutcomeUnknownError`` or ``UnavailableError``.  Pass ``ssl`
 Sessions allow one outstanding request per client id, so one object runs one request at a time
 (calls queue on an ``asyncio.Lock``): use one client per concurrent worker.
 
+Replicated objects (a node run with ``--machine``): ``call(method, *args)`` sends a command as
+``PAXOS.CALL`` in the client's object session (exactly once, retried with the same bytes),
+``query(method, *args)`` a read as ``PAXOS.QUERY``; ``proxy(cls)`` gives an ``objects.AsyncStub``
+(``await proxy.increment()``) checked against ``cls``, in a session of its own.
+
 More: docs/design.md, 'The client'.
 """
 
@@ -18,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from ssl import SSLContext
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from pypaxos.client.errors import (
     ClientProtocolError,
@@ -37,6 +43,15 @@ from pypaxos.client.replies import (
     ReplyProtocolError,
     Simple,
     parse_info,
+)
+from pypaxos.objects import (
+    AsyncStub,
+    Caller,
+    SessionExpired,
+    decode_call,
+    decode_result,
+    encode_call,
+    unwrap,
 )
 from pypaxos.transport.resp import encode_command
 
@@ -146,6 +161,8 @@ class AsyncClient:
         self._rng = rng if rng is not None else random.Random()
         self._client_id = client_id if client_id is not None else self._new_client_id()
         self._seq = 0
+        self._call_client_id = self._client_id  # the object session of ``call``
+        self._call_seq = 0
         self._lock = asyncio.Lock()
         self._connection: _Connection | None = None
         self._next_index = 0
@@ -235,6 +252,90 @@ class AsyncClient:
         async with self._lock:
             return await self._attempt(encode_command(*map(_arg, args)))
 
+    # --- replicated objects (module docstring) -------------------------------------------
+
+    async def call(self, method: str, *args: Any, target: str = "", **kwargs: Any) -> Any:
+        """Run the command ``method`` of the served object (``target`` in a ``Group``) through
+        the log, exactly once; its return value, or the ``objects.CallFailed`` it became."""
+        async with self._lock:
+            self._call_seq += 1
+            command = encode_call(
+                self._call_client_id,
+                self._call_seq,
+                method,
+                args,
+                kwargs,
+                target=target,
+                now_ms=_now_ms(),
+            )
+            result = await self._submit_locked(command, read=False)
+            renewed = await self._renewed(command, result, self._renew_call_session, locked=True)
+            return unwrap(renewed)
+
+    def _renew_call_session(self) -> int:
+        self._call_client_id, self._call_seq = self._new_client_id(), 1
+        return self._call_client_id
+
+    async def query(self, method: str, *args: Any, target: str = "", **kwargs: Any) -> Any:
+        """Run the read ``method`` (an unmarked one) on the cluster's read path."""
+        command = encode_call(
+            self._call_client_id, 0, method, args, kwargs, target=target, now_ms=_now_ms()
+        )
+        return unwrap(await self.submit_call(command, read=True))
+
+    def proxy(self, cls: type, target: str = "") -> AsyncStub:
+        """``await proxy.method(...)`` for the served object of class ``cls`` (checked here
+        against ``cls`` before anything is sent), in a new session of its own."""
+        caller = Caller(cls, self._new_client_id(), target)
+        return AsyncStub(caller, self.session_submit(caller), _now_ms)
+
+    def session_submit(self, caller: Caller) -> Callable[[bytes, bool], Coroutine[Any, Any, bytes]]:
+        """``submit_call`` for ``caller``'s session, which it renews when the cluster answers
+        that the session expired (the call was not applied: it runs once in the new one)."""
+
+        def renew() -> int:
+            caller.renew(self._new_client_id())
+            caller.seq = 1  # the resent call is the new session's first
+            return caller.client_id
+
+        async def submit(command: bytes, read: bool) -> bytes:
+            result = await self.submit_call(command, read)
+            return result if read else await self._renewed(command, result, renew, locked=False)
+
+        return submit
+
+    async def _renewed(
+        self, command: bytes, result: bytes, renew: Callable[[], int], *, locked: bool
+    ) -> bytes:
+        """``result``, or if it says the session expired, the result of ``command`` sent again
+        as the first call of a new session (``renew`` draws it); ``locked``: the caller holds
+        the client's lock."""
+        try:
+            expired = isinstance(decode_result(result), SessionExpired)
+        except ValueError:
+            return result  # unwrap reports it
+        if not expired:
+            return result
+        call = decode_call(command)
+        fresh = encode_call(
+            renew(), 1, call.method, call.args, call.kwargs, target=call.target, now_ms=call.now_ms
+        )
+        if locked:
+            return await self._submit_locked(fresh, read=False)
+        return await self.submit_call(fresh, read=False)
+
+    async def submit_call(self, command: bytes, read: bool) -> bytes:
+        """``objects.AsyncSubmit``: call bytes out, result bytes back."""
+        async with self._lock:
+            return await self._submit_locked(command, read)
+
+    async def _submit_locked(self, command: bytes, read: bool) -> bytes:
+        wire = encode_command(b"PAXOS.QUERY" if read else b"PAXOS.CALL", command)
+        reply = await self._attempt(wire)
+        if not isinstance(reply, bytes):
+            raise ClientProtocolError(f"PAXOS.CALL answered {reply!r}")
+        return reply
+
     # --- retry loop -------------------------------------------------------------------------
 
     async def _attempt(self, wire: bytes) -> Reply:
@@ -274,6 +375,11 @@ class AsyncClient:
                     await self._drop()
                     continue
                 if reply.message.startswith("session expired"):
+                    # The cluster closed this id for good (its tombstone refuses every later
+                    # request under it, a late copy of an earlier one too): go on under a
+                    # fresh id, so this client stays usable and nothing old can run.
+                    self._client_id = self._new_client_id()
+                    self._seq = 0
                     raise SessionExpiredError(str(reply))
                 raise CommandError(reply)
             return reply
@@ -362,6 +468,11 @@ class AsyncClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _now_ms() -> int:
+    """The caller's clock stamped on a call (``objects.log_time_ms`` is built from these)."""
+    return time.time_ns() // 1_000_000
 
 
 def _integer(reply: Reply, command: str) -> int:

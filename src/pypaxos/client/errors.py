@@ -10,7 +10,8 @@
   cluster answered ``-TRYAGAIN no leader`` (the request never left the node) or ``-BUSY`` --
   so the request was not applied.
 * ``SessionExpiredError``: the cluster forgot this client's session; the request was not
-  applied, and a new client (a new client id) must be used.
+  applied and never will be (the cluster refuses the old client id from then on).  The client
+  moves to a fresh client id by itself, so it can go on being used.
 * ``ClientProtocolError``: the server sent something that is not RESP; a bug somewhere.
 """
 
@@ -40,7 +41,8 @@ class UnavailableError(ClientError):
 
 
 class SessionExpiredError(ClientError):
-    """The cluster no longer knows this client id; the request was not applied."""
+    """The cluster no longer knows this client id; the request was not applied (and the client
+    has moved to a new id)."""
 
 
 class ClientProtocolError(ClientError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections.abc import Coroutine, Sequence
 from ssl import SSLContext
 from types import TracebackType
@@ -18,6 +19,7 @@ from typing import Any, Self, TypeVar
 
 from pypaxos.client.aio import Address, Arg, AsyncClient
 from pypaxos.client.replies import Reply
+from pypaxos.objects import Caller, Stub
 
 T = TypeVar("T")
 
@@ -103,6 +105,28 @@ class Client:
 
     def execute(self, *args: Arg) -> Reply:
         return self._run(self._client.execute(*args))
+
+    def call(self, method: str, *args: Any, target: str = "", **kwargs: Any) -> Any:
+        """``AsyncClient.call``: a command of the served object, exactly once."""
+        return self._run(self._client.call(method, *args, target=target, **kwargs))
+
+    def query(self, method: str, *args: Any, target: str = "", **kwargs: Any) -> Any:
+        """``AsyncClient.query``: a read on the cluster's read path."""
+        return self._run(self._client.query(method, *args, target=target, **kwargs))
+
+    def proxy(self, cls: type, target: str = "") -> Stub:
+        """``proxy.method(...)`` for the served object of class ``cls``, in its own session."""
+        caller = Caller(cls, self._client._new_client_id(), target)
+        submit = self._client.session_submit(caller)
+        return Stub(
+            caller,
+            lambda command, read: self._run(submit(command, read)),
+            lambda: time.time_ns() // 1_000_000,
+        )
+
+    def submit_call(self, command: bytes, read: bool) -> bytes:
+        """``objects.Submit``: call bytes out, result bytes back."""
+        return self._run(self._client.submit_call(command, read))
 
     def close(self) -> None:
         with self._thread_lock:

@@ -15,3 +15,11 @@ class KvBug(PlantedBug):
         "snapshot-drops-sessions",
         "the snapshot leaves out the exactly-once dedup table",
     )
+    WATCH_MISSES_WRITES = (
+        "watch-misses-writes",
+        "WATCH is not told of modifications, so EXEC runs after a watched key changed",
+    )
+    EXPIRED_SESSION_REOPENS = (
+        "refused-client-reopens",
+        "a client id refused as expired leaves no tombstone, so a late first request reopens it",
+    )

@@ -20,6 +20,8 @@ import re
 
 import msgspec
 
+from pypaxos.kv.collection_ops import COLLECTION_READ_OPS, CollectionCommand
+
 # --- commands ---------------------------------------------------------------------------------
 
 
@@ -190,11 +192,63 @@ class Scan(msgspec.Struct, frozen=True, tag="scan", array_like=True):
     cursor: int
     pattern: bytes | None = None
     count: int = 10
+    type_name: bytes | None = None  # TYPE: only keys of this type (b"string", b"hash"...)
 
 
 class RandomKey(msgspec.Struct, frozen=True, tag="randomkey", array_like=True):
     """A key, or ``Value(None)`` if there is none.  Deterministic, not random: the oldest key
     (the first written of those present), so that every replica gives the same one."""
+
+
+# --- transactions and scripts (semantics in kv.transactions and kv.scripts) --------------------
+
+
+class Watch(msgspec.Struct, frozen=True, tag="watch", array_like=True):
+    """``WATCH key...`` for the requesting client: a later ``Exec(watching=True)`` of the same
+    client is refused (``Aborted``) if any of ``keys`` is modified meanwhile.  ``reset``: drop
+    what the client watched before (its connection had unwatched).  ``Ok``, or ``Error`` past
+    the per-client bound."""
+
+    keys: tuple[bytes, ...]
+    reset: bool = False
+
+
+class Exec(msgspec.Struct, frozen=True, tag="exec", array_like=True):
+    """``MULTI`` ... ``EXEC``: run ``ops`` in order, atomically, answered ``Replies`` (one
+    result per op; a failing op does not stop the others, as in Redis).  ``watching``: the
+    client's watch must be intact, else nothing runs and the answer is ``Aborted``."""
+
+    ops: tuple[Command, ...]
+    watching: bool = False
+
+
+class Eval(msgspec.Struct, frozen=True, tag="eval", array_like=True):
+    """``EVAL`` (``body`` given; it joins the script cache) or ``EVALSHA`` (``body`` is
+    ``None``: ``sha``, 40 lower-case hex digits, names a cached script): run the Lua script with
+    ``keys`` and ``args`` (``KEYS``/``ARGV``).  Answered with the script's reply converted to a
+    result tree (``Value``, ``Integer``, ``Status``, ``ErrorReply``, ``Replies``)."""
+
+    body: bytes | None
+    sha: bytes
+    keys: tuple[bytes, ...]
+    args: tuple[bytes, ...]
+    read_only: bool = False  # EVAL_RO / EVALSHA_RO: a write command inside is refused
+
+
+class ScriptLoad(msgspec.Struct, frozen=True, tag="scriptload", array_like=True):
+    """``SCRIPT LOAD``: compile-check ``body`` and cache it; ``Value(sha1 hex)``."""
+
+    body: bytes
+
+
+class ScriptExists(msgspec.Struct, frozen=True, tag="scriptexists", array_like=True):
+    """``SCRIPT EXISTS sha...``: ``Replies`` of ``Integer(1|0)``.  Read-only."""
+
+    shas: tuple[bytes, ...]
+
+
+class ScriptFlush(msgspec.Struct, frozen=True, tag="scriptflush", array_like=True):
+    """``SCRIPT FLUSH``: empty the script cache; ``Ok``."""
 
 
 Command = (
@@ -220,9 +274,25 @@ Command = (
     | Expire
     | Persist
     | Ttl
+    | CollectionCommand
+    | Watch
+    | Exec
+    | Eval
+    | ScriptLoad
+    | ScriptExists
+    | ScriptFlush
 )
 
-READ_OPS: tuple[type[Command], ...] = (Get, DbSize, Keys, Scan, RandomKey, Ttl)
+READ_OPS: tuple[type[Command], ...] = (
+    Get,
+    DbSize,
+    Keys,
+    Scan,
+    RandomKey,
+    Ttl,
+    ScriptExists,
+    *COLLECTION_READ_OPS,
+)
 """The commands that change nothing: ``KVStateMachine.query`` answers them off the log."""
 
 
@@ -315,7 +385,79 @@ class Page(msgspec.Struct, frozen=True, tag="page", array_like=True):
     keys: tuple[bytes, ...]
 
 
-Result = Ok | Value | Integer | Mismatch | Error | Stale | SessionExpired | Array | Page
+class Values(msgspec.Struct, frozen=True, tag="values", array_like=True):
+    """Byte strings or ``None`` (``HMGET``'s absent fields)."""
+
+    items: tuple[bytes | None, ...]
+
+
+class Integers(msgspec.Struct, frozen=True, tag="ints", array_like=True):
+    """A list of integers (``SMISMEMBER``, ``LPOS ... COUNT``)."""
+
+    items: tuple[int, ...]
+
+
+class Score(msgspec.Struct, frozen=True, tag="score", array_like=True):
+    """A sorted set's score (``ZINCRBY``, ``ZADD INCR``); ``None``: no score."""
+
+    value: float | None
+
+
+class Scores(msgspec.Struct, frozen=True, tag="scores", array_like=True):
+    """Scores or ``None`` per member (``ZSCORE``, ``ZMSCORE``)."""
+
+    items: tuple[float | None, ...]
+
+
+class Scored(msgspec.Struct, frozen=True, tag="scored", array_like=True):
+    """Members with their scores, in the order asked (``ZRANGE``, ``ZPOPMIN``...)."""
+
+    items: tuple[tuple[bytes, float], ...]
+
+
+class Status(msgspec.Struct, frozen=True, tag="status", array_like=True):
+    """A status reply (RESP ``+text``) from a script: ``redis.status_reply``, ``{ok=...}``."""
+
+    text: bytes
+
+
+class ErrorReply(msgspec.Struct, frozen=True, tag="errreply", array_like=True):
+    """An error reply spelled in full, its code included (RESP ``-text``): a script's errors,
+    ``NOSCRIPT``.  ``Error`` is the store's own refusal, always spelled ``ERR message``."""
+
+    text: bytes
+
+
+class Replies(msgspec.Struct, frozen=True, tag="replies", array_like=True):
+    """An array of results: ``Exec``'s one per op, a script's table."""
+
+    items: tuple[Result, ...]
+
+
+class Aborted(msgspec.Struct, frozen=True, tag="aborted", array_like=True):
+    """An ``Exec`` that did not run because a watched key changed (RESP null array)."""
+
+
+Result = (
+    Ok
+    | Value
+    | Integer
+    | Mismatch
+    | Error
+    | Stale
+    | SessionExpired
+    | Array
+    | Page
+    | Values
+    | Integers
+    | Score
+    | Scores
+    | Scored
+    | Status
+    | ErrorReply
+    | Replies
+    | Aborted
+)
 
 
 class Results(msgspec.Struct, frozen=True, tag="results", array_like=True):

@@ -26,7 +26,9 @@ import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from hashlib import blake2b
+from typing import TYPE_CHECKING, TypeVar
 
+from pypaxos.kv.collection_ops import Copy, KeyType
 from pypaxos.kv.commands import (
     EXPIRE_GT,
     EXPIRE_LT,
@@ -67,8 +69,25 @@ from pypaxos.kv.commands import (
     Value,
     parse_int64,
 )
+from pypaxos.kv.values import (
+    Collection,
+    HashValue,
+    ListValue,
+    SetValue,
+    Stored,
+    WrongType,
+    ZSetValue,
+    copy_value,
+    type_name,
+)
+
+if TYPE_CHECKING:
+    from pypaxos.kv.transactions import WatchTable
 
 _OK = Ok()
+
+
+C = TypeVar("C", HashValue, ListValue, SetValue, ZSetValue)
 
 
 class Keyspace:
@@ -78,23 +97,43 @@ class Keyspace:
     apply path) it is also removed then, so memory is reclaimed lazily on access (and by
     deletions, ``KVStateMachine``'s sweep, ``FlushAll``).  The read path (``query``) passes
     ``reclaim=False``: it changes nothing.
+
+    ``get`` is the string commands' view (a collection raises ``WrongType``); ``lookup`` sees
+    any type; ``collection``/``create`` are the collection commands' (``kv.values``).
     """
 
-    __slots__ = ("data", "expires", "now_ms", "reclaim")
+    __slots__ = ("data", "expires", "now_ms", "reclaim", "watches")
 
     def __init__(
-        self, data: dict[bytes, bytes], expires: dict[bytes, int], now_ms: int, reclaim: bool
+        self,
+        data: dict[bytes, Stored],
+        expires: dict[bytes, int],
+        now_ms: int,
+        reclaim: bool,
+        watches: WatchTable | None = None,
     ) -> None:
         self.data = data
         self.expires = expires
         self.now_ms = now_ms
         self.reclaim = reclaim
+        self.watches = watches  # WATCH's table (kv.transactions): told of every modification
+
+    def touch(self, key: bytes) -> None:
+        """``key`` is being modified (its value or its deadline): Redis's ``signalModifiedKey``.
+
+        Every write goes through here (``put``, ``update``, ``delete`` call it; a command that
+        changes a deadline or a value in place calls it itself), so that ``WATCH`` sees it.
+        Reclaiming an expired key is not a modification (``kv.transactions``)."""
+        watches = self.watches
+        if watches:
+            watches.touch(key)
 
     def expired(self, key: bytes) -> bool:
         deadline = self.expires.get(key)
         return deadline is not None and deadline <= self.now_ms
 
-    def get(self, key: bytes) -> bytes | None:
+    def lookup(self, key: bytes) -> Stored | None:
+        """The live value of any type, or ``None``."""
         value = self.data.get(key)
         if value is not None and self.expires and self.expired(key):
             if self.reclaim:
@@ -103,19 +142,55 @@ class Keyspace:
             return None
         return value
 
-    def put(self, key: bytes, value: bytes, keep_ttl: bool = False) -> None:
+    def get(self, key: bytes) -> bytes | None:
+        """The string at ``key`` (``None``: absent); ``WrongType`` if it holds a collection."""
+        value = self.lookup(key)
+        if value is None or type(value) is bytes:
+            return value
+        raise WrongType(key)
+
+    def collection(self, key: bytes, kind: type[C]) -> C | None:
+        """The collection of class ``kind`` at ``key`` (``None``: absent); ``WrongType`` if
+        the key holds anything else."""
+        value = self.lookup(key)
+        if value is None:
+            return None
+        if isinstance(value, kind):
+            return value
+        raise WrongType(key)
+
+    def create(self, key: bytes, kind: type[C]) -> C:
+        """The collection at ``key``, a new empty one if absent (the caller fills it before
+        the command ends: a key never holds an empty collection)."""
+        value = self.collection(key, kind)
+        if value is None:
+            value = kind()
+            self.data[key] = value
+        return value
+
+    def drop_if_empty(self, key: bytes, value: Collection) -> None:
+        """Remove ``key`` once its collection is empty, as Redis does."""
+        if not len(value):
+            del self.data[key]
+            if self.expires:
+                self.expires.pop(key, None)
+
+    def put(self, key: bytes, value: Stored, keep_ttl: bool = False) -> None:
         """Store ``value``; a new value has no deadline unless ``keep_ttl`` (``SET KEEPTTL``)."""
+        self.touch(key)
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)
         self.data[key] = value
 
     def update(self, key: bytes, value: bytes) -> None:
         """Change the value and keep the deadline (``APPEND``, ``INCR``...; as in Redis)."""
+        self.touch(key)
         self.data[key] = value
 
-    def delete(self, key: bytes) -> bytes | None:
-        value = self.get(key)
+    def delete(self, key: bytes) -> Stored | None:
+        value = self.lookup(key)
         if value is not None:
+            self.touch(key)
             del self.data[key]
             if self.expires:
                 self.expires.pop(key, None)
@@ -125,28 +200,40 @@ class Keyspace:
         """The live keys, in first-write order."""
         if not self.expires:
             return list(self.data)
-        return [key for key in list(self.data) if self.get(key) is not None]
+        return [key for key in list(self.data) if self.lookup(key) is not None]
 
 
 def set_with(ks: Keyspace, op: SetWith) -> Result:
-    old = ks.get(op.key)
-    if (op.condition == SET_NX and old is not None) or (op.condition == SET_XX and old is None):
-        return Value(old) if op.get else Value(None)
+    current = ks.get(op.key) if op.get else ks.lookup(op.key)  # GET: strings only
+    if (op.condition == SET_NX and current is not None) or (
+        op.condition == SET_XX and current is None
+    ):
+        return Value(_string(current)) if op.get else Value(None)
+    old = _string(current) if op.get else None
     ks.put(op.key, op.value, keep_ttl=op.keep_ttl)
     if op.ttl_ms:
         ks.expires[op.key] = ks.now_ms + op.ttl_ms
     elif op.at_ms:
         ks.expires[op.key] = op.at_ms
-    ks.get(op.key)  # a deadline already past: gone at once, as in Redis
+    ks.lookup(op.key)  # a deadline already past: gone at once, as in Redis
     return Value(old) if op.get else _OK
 
 
+def _string(value: Stored | None) -> bytes | None:
+    """``value`` known to be a string or absent (what ``Keyspace.get`` gave)."""
+    assert value is None or type(value) is bytes
+    return value
+
+
 def get_del(ks: Keyspace, op: GetDel) -> Result:
-    return Value(ks.delete(op.key))
+    value = ks.get(op.key)
+    if value is not None:
+        ks.delete(op.key)
+    return Value(value)
 
 
 def mset(ks: Keyspace, op: MSet) -> Result:
-    if op.nx and any(ks.get(key) is not None for key, _ in op.pairs):
+    if op.nx and any(ks.lookup(key) is not None for key, _ in op.pairs):
         return Integer(0)
     for key, value in op.pairs:
         ks.put(key, value)
@@ -188,10 +275,10 @@ def incr_by(ks: Keyspace, key: bytes, amount: int) -> Result:
 
 
 def rename(ks: Keyspace, op: Rename) -> Result:
-    value = ks.get(op.key)
+    value = ks.lookup(op.key)
     if value is None:
         return Error(NO_SUCH_KEY)
-    if op.nx and ks.get(op.new) is not None:
+    if op.nx and ks.lookup(op.new) is not None:
         return Integer(0)
     if op.key != op.new:
         deadline = ks.expires.get(op.key)
@@ -205,7 +292,7 @@ def rename(ks: Keyspace, op: Rename) -> Result:
 def expire(ks: Keyspace, op: Expire) -> Result:
     """``EXPIRE``/``PEXPIRE``/``EXPIREAT``/``PEXPIREAT``: 1 if the key exists (a deadline
     already past deletes it, as in Redis), 0 if not."""
-    if ks.get(op.key) is None:
+    if ks.lookup(op.key) is None:
         return Integer(0)
     deadline = op.ms if op.absolute else ks.now_ms + op.ms
     current = ks.expires.get(op.key)
@@ -217,24 +304,41 @@ def expire(ks: Keyspace, op: Expire) -> Result:
     )
     if refused:
         return Integer(0)
+    ks.touch(op.key)
     ks.expires[op.key] = deadline
-    ks.get(op.key)
+    ks.lookup(op.key)
     return Integer(1)
 
 
 def persist(ks: Keyspace, op: Persist) -> Result:
-    if ks.get(op.key) is None or op.key not in ks.expires:
+    if ks.lookup(op.key) is None or op.key not in ks.expires:
         return Integer(0)
+    ks.touch(op.key)
     del ks.expires[op.key]
     return Integer(1)
 
 
 def ttl(ks: Keyspace, op: Ttl) -> Result:
     """Milliseconds left: -2 if the key is absent, -1 if it has no deadline."""
-    if ks.get(op.key) is None:
+    if ks.lookup(op.key) is None:
         return Integer(-2)
     deadline = ks.expires.get(op.key)
     return Integer(-1 if deadline is None else deadline - ks.now_ms)
+
+
+def key_command(ks: Keyspace, op: KeyType | Copy) -> Result:
+    """``TYPE``/``EXISTS`` (``KeyType``) and ``COPY``, for a key of any type."""
+    if isinstance(op, KeyType):
+        value = ks.lookup(op.key)
+        return Value(None if value is None else type_name(value))
+    value = ks.lookup(op.key)
+    if value is None or (not op.replace and ks.lookup(op.new) is not None):
+        return Integer(0)
+    deadline = ks.expires.get(op.key)
+    ks.put(op.new, copy_value(value))
+    if deadline is not None:
+        ks.expires[op.new] = deadline
+    return Integer(1)
 
 
 def read(ks: Keyspace, op: DbSize | Keys | Scan | RandomKey | Ttl) -> Result:
@@ -247,7 +351,12 @@ def read(ks: Keyspace, op: DbSize | Keys | Scan | RandomKey | Ttl) -> Result:
         match = glob_matcher(op.pattern)
         return Array(tuple(sorted(key for key in ks.live_keys() if match(key))))
     if isinstance(op, Scan):
-        return scan(ks.live_keys(), op)
+        page = scan(ks.live_keys(), op.cursor, op.pattern, op.count)
+        if op.type_name is None:
+            return page
+        wanted = op.type_name.lower()
+        kept = tuple(key for key in page.keys if type_name(ks.data[key]) == wanted)
+        return Page(page.cursor, kept)
     if ks.expires:
         return Value(next(iter(ks.live_keys()), None))
     return Value(next(iter(ks.data), None))
@@ -261,23 +370,37 @@ def scan_hash(key: bytes) -> int:
     return (int.from_bytes(blake2b(key, digest_size=8).digest(), "big") >> 1) + 1
 
 
-def scan(keys_now: list[bytes], op: Scan) -> Page:
+def scan(keys_now: list[bytes], cursor: int, pattern: bytes | None, count: int) -> Page:
+    """One page of ``keys_now`` (keys, a hash's fields or a set's members) from ``cursor``."""
     ordered = sorted((scan_hash(key), key) for key in keys_now)
-    start = _bisect_hash(ordered, op.cursor)
-    match = None if op.pattern is None else glob_matcher(op.pattern)
+    start = _bisect_hash(ordered, cursor)
+    match = None if pattern is None else glob_matcher(pattern)
     keys: list[bytes] = []
     position = start
     while position < len(ordered):
-        if (
-            position - start >= max(op.count, 1)
-            and ordered[position][0] != ordered[position - 1][0]
-        ):
+        if position - start >= max(count, 1) and ordered[position][0] != ordered[position - 1][0]:
             return Page(ordered[position][0], tuple(keys))
         key = ordered[position][1]
         if match is None or match(key):
             keys.append(key)
         position += 1
     return Page(0, tuple(keys))
+
+
+SMALL_COLLECTION_MAX = 128
+"""A collection this small is scanned in one page, in its own order, whatever the cursor and
+count: what Redis does for its compact encodings (listpack, intset), so small collections
+answer ``HSCAN``/``SSCAN``/``ZSCAN`` exactly as Redis does."""
+
+
+def scan_collection(members: list[bytes], cursor: int, pattern: bytes | None, count: int) -> Page:
+    """``scan`` over a collection's fields or members (``members`` in the collection's order)."""
+    if len(members) > SMALL_COLLECTION_MAX:
+        return scan(members, cursor, pattern, count)
+    if pattern is None:
+        return Page(0, tuple(members))
+    match = glob_matcher(pattern)
+    return Page(0, tuple(member for member in members if match(member)))
 
 
 def _bisect_hash(ordered: list[tuple[int, bytes]], cursor: int) -> int:

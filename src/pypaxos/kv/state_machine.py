@@ -24,8 +24,16 @@ Bounded memory.  Sessions expire by applied index, which every replica agrees on
 whose last request was applied ``session_ttl_commands`` or more commands ago is forgotten, so
 the table never holds more than ``session_ttl_commands`` clients.  A forgotten client's next
 request (any ``seq`` other than 1) is answered ``SessionExpired`` and not applied, so a late
-retry is refused rather than applied twice.  The one hole, as in any expiring scheme: a retry of
-a client's *first* request (``seq == 1``) arriving after its session expired is applied again.
+retry is refused rather than applied twice.
+
+Refused means refused for good.  The refusal leaves a tombstone (a ``Session`` marked
+``closed``) under the client id, and every later request under that id, ``seq == 1`` included,
+is answered ``SessionExpired`` too.  Without it: a client gives up on ``seq`` 1 and sends
+``seq`` 2; 2 is decided first and refused, so the client moves to a new id; a late copy of 1
+then opens the old session again, and a late copy of 2 runs although the client was told it
+had not.  The tombstone expires like a session (by applied count), so the table stays bounded.
+The one hole left, as in any expiring scheme: a copy delayed past a whole TTL (a retry of a
+client's first request arriving after its session, or its tombstone, expired is applied).
 Choose the TTL far above the number of commands applied during a client's retry timeout.
 
 Time.  Keys may have deadlines (``SetWith``'s TTL, ``Expire``).  The machine has no clock of
@@ -45,13 +53,70 @@ answers retries exactly as the replica that took it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import assert_never
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar, assert_never, cast
 
 import msgspec
 
 from pypaxos.core.bugs import require_family
-from pypaxos.kv import keyspace
+from pypaxos.kv import hashes, keyspace, lists, sets, zsets
 from pypaxos.kv.bugs import KvBug
+from pypaxos.kv.collection_ops import (
+    Copy,
+    HDel,
+    HGet,
+    HGetAll,
+    HIncrBy,
+    HIncrByFloat,
+    HLen,
+    HMGet,
+    HScan,
+    HSet,
+    KeyType,
+    LIndex,
+    LInsert,
+    LLen,
+    LMove,
+    LPop,
+    LPopFirst,
+    LPos,
+    LPush,
+    LRange,
+    LRem,
+    LSet,
+    LTrim,
+    SAdd,
+    SCard,
+    SCombine,
+    SCombineStore,
+    SIsMember,
+    SMembers,
+    SMove,
+    SPop,
+    SRandMember,
+    SRem,
+    SScan,
+    ZAdd,
+    ZCard,
+    ZCombine,
+    ZCombineStore,
+    ZCount,
+    ZIncrBy,
+    ZLexCount,
+    ZPop,
+    ZPopFirst,
+    ZRangeByLex,
+    ZRangeByRank,
+    ZRangeByScore,
+    ZRangeStore,
+    ZRank,
+    ZRem,
+    ZRemRangeByLex,
+    ZRemRangeByRank,
+    ZRemRangeByScore,
+    ZScan,
+    ZScore,
+)
 from pypaxos.kv.commands import (
     MALFORMED,
     NOT_A_READ,
@@ -62,6 +127,8 @@ from pypaxos.kv.commands import (
     DbSize,
     Delete,
     Error,
+    Eval,
+    Exec,
     Expire,
     FlushAll,
     Get,
@@ -83,6 +150,9 @@ from pypaxos.kv.commands import (
     Result,
     Results,
     Scan,
+    ScriptExists,
+    ScriptFlush,
+    ScriptLoad,
     SessionExpired,
     Set,
     SetRange,
@@ -90,15 +160,34 @@ from pypaxos.kv.commands import (
     Stale,
     Ttl,
     Value,
+    Watch,
     decode_entry,
     encode_result,
 )
 from pypaxos.kv.keyspace import Keyspace
+from pypaxos.kv.programs import Programs
+from pypaxos.kv.scripts import CommandTable, ScriptCache
+from pypaxos.kv.transactions import Watcher, WatchTable
+from pypaxos.kv.values import (
+    WRONGTYPE,
+    HashValue,
+    ListValue,
+    SetValue,
+    Stored,
+    StoredSnapshot,
+    WrongType,
+    ZSetValue,
+    restore_values,
+    snapshot_hook,
+)
 
 DEFAULT_SESSION_TTL_COMMANDS = 100_000
 SWEEP_KEYS = 4  # deadlines the sweep visits per applied entry
-SNAPSHOT_VERSION = 3
-"""Version 3 adds the keys' deadlines and the machine's clock (``expires``, ``now_ms``);
+SNAPSHOT_VERSION = 4
+"""Version 4 adds collections: a value is a string (msgpack binary) or a tagged collection
+(``kv.values.StoredSnapshot``); versions 1 to 3 (strings only) are still read.
+
+Version 3 adds the keys' deadlines and the machine's clock (``expires``, ``now_ms``);
 versions 1 and 2 are still read (no deadlines, clock 0).
 
 Version 2 keeps the data as a map in the order the keys were first written (version 1: pairs
@@ -112,7 +201,10 @@ class Session(msgspec.Struct, array_like=True):
     """One client's dedup entry: its last applied ``seq`` and the result it got.
 
     ``last_active`` is the applied index of the client's latest request (new or retry); the
-    session expires once ``applied - last_active >= session_ttl_commands``.
+    session expires once ``applied - last_active >= session_ttl_commands``.  ``last_seq == 0``
+    marks a tombstone (``closed``): the client was told ``SessionExpired`` and every later
+    request under its id is refused too.  An open session has always applied a ``seq`` of at
+    least 1, so the mark needs no field of its own and the snapshot format is unchanged.
     """
 
     client_id: int
@@ -120,10 +212,46 @@ class Session(msgspec.Struct, array_like=True):
     last_active: int
     result: bytes
 
+    @property
+    def closed(self) -> bool:
+        """Is this a tombstone (the client id was refused as expired)?"""
+        return self.last_seq == 0
+
 
 class Snapshot(msgspec.Struct, frozen=True, array_like=True):
     """The encoded state: ``data`` in first-write order, ``sessions`` least recently active
-    first, ``expires`` (key -> Unix ms deadline) in the sweep's order."""
+    first, ``expires`` (key -> Unix ms deadline) in the sweep's order.  (Encoded with
+    ``kv.values.snapshot_hook`` for the collections; decoded as ``_SnapshotDecoded``.)"""
+
+    version: int
+    applied: int
+    session_ttl_commands: int
+    data: dict[bytes, Stored]
+    sessions: tuple[Session, ...]
+    expires: dict[bytes, int]
+    now_ms: int
+    # Transactions and scripts (kv.programs); older snapshots have neither.
+    watchers: tuple[Watcher, ...] = ()
+    scripts: tuple[bytes, ...] = ()
+
+
+class _SnapshotDecoded(msgspec.Struct, frozen=True, array_like=True):
+    """``Snapshot`` as read back: the collections still in their snapshot form."""
+
+    version: int
+    applied: int
+    session_ttl_commands: int
+    data: dict[bytes, StoredSnapshot]
+    sessions: tuple[Session, ...]
+    expires: dict[bytes, int]
+    now_ms: int
+    # Transactions and scripts (kv.programs); older snapshots have neither.
+    watchers: tuple[Watcher, ...] = ()
+    scripts: tuple[bytes, ...] = ()
+
+
+class _SnapshotV3(msgspec.Struct, frozen=True, array_like=True):
+    """Version 3, read for snapshots written before collections existed."""
 
     version: int
     applied: int
@@ -158,8 +286,45 @@ class _SnapshotVersion(msgspec.Struct, frozen=True, array_like=True):
     version: int  # the first field of every version (the rest is skipped)
 
 
-_SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
-_SNAPSHOT_DECODER = msgspec.msgpack.Decoder(Snapshot)
+CHUNKED_SNAPSHOT_VERSION = 5
+"""Version 5 is the chunked form (``snapshot_chunks``): a head chunk, then parts of the data,
+then of the deadlines, then of the sessions, each in its own order and of bounded size, so a
+snapshot is written, sent and loaded one bounded piece at a time.  Values are carried as in
+version 4 (a string as a msgpack binary, a collection tagged).  ``snapshot()`` (one piece,
+version 4) stays for comparisons and tests; a version 1-4 snapshot loads as a single chunk."""
+
+CHUNK_ENTRY_OVERHEAD_BYTES = 16
+"""What one entry adds to a chunk besides its bytes (msgpack headers), for cutting chunks."""
+
+
+class _ChunkHead(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION):
+    applied: int
+    session_ttl_commands: int
+    now_ms: int
+
+
+class _ChunkPart(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION + 1):
+    data: dict[bytes, StoredSnapshot] = {}
+    expires: dict[bytes, int] = {}
+    sessions: tuple[Session, ...] = ()
+    watchers: tuple[Watcher, ...] = ()  # kv.transactions' table, after the sessions
+    scripts: tuple[bytes, ...] = ()  # kv.scripts' cache, last
+
+
+class _ChunkPartOut(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION + 1):
+    """``_ChunkPart`` as written: the live values (``snapshot_hook`` tags the collections)."""
+
+    data: dict[bytes, Stored] = {}
+    expires: dict[bytes, int] = {}
+    sessions: tuple[Session, ...] = ()
+    watchers: tuple[Watcher, ...] = ()
+    scripts: tuple[bytes, ...] = ()
+
+
+_CHUNK_DECODER = msgspec.msgpack.Decoder(_ChunkHead | _ChunkPart)
+_SNAPSHOT_ENCODER = msgspec.msgpack.Encoder(enc_hook=snapshot_hook)
+_SNAPSHOT_DECODER = msgspec.msgpack.Decoder(_SnapshotDecoded)
+_SNAPSHOT_V3_DECODER = msgspec.msgpack.Decoder(_SnapshotV3)
 _SNAPSHOT_V1_DECODER = msgspec.msgpack.Decoder(_SnapshotV1)
 _SNAPSHOT_V2_DECODER = msgspec.msgpack.Decoder(_SnapshotV2)
 _SNAPSHOT_VERSION_DECODER = msgspec.msgpack.Decoder(_SnapshotVersion)
@@ -167,6 +332,12 @@ _OK_RESULT = Ok()  # results are frozen: one instance serves every successful wr
 _OK = encode_result(_OK_RESULT)
 _MALFORMED = encode_result(Error(MALFORMED))
 _EXPIRED = encode_result(SessionExpired())
+_WRONGTYPE = Error(WRONGTYPE)
+
+
+def _strings(data: dict[bytes, bytes]) -> dict[bytes, StoredSnapshot]:
+    """An older snapshot's data (strings only) as version 4's (no copy)."""
+    return cast("dict[bytes, StoredSnapshot]", data)
 
 
 class KVStateMachine:
@@ -181,6 +352,8 @@ class KVStateMachine:
         "_data",
         "_expires",
         "_now_ms",
+        "_programs",
+        "_requester",
         "_sessions",
         "bugs",
         "commands_executed",
@@ -191,13 +364,14 @@ class KVStateMachine:
         self,
         session_ttl_commands: int = DEFAULT_SESSION_TTL_COMMANDS,
         bugs: frozenset[KvBug] = frozenset(),
+        script_commands: CommandTable | None = None,
     ) -> None:
         if session_ttl_commands < 1:
             raise ValueError("session_ttl_commands must be at least 1")
         require_family(bugs, KvBug)
         self.bugs = bugs
         self.session_ttl_commands = session_ttl_commands
-        self._data: dict[bytes, bytes] = {}
+        self._data: dict[bytes, Stored] = {}
         # Keys with a deadline (Unix ms), in the order the sweep visits them (``_sweep``).
         self._expires: dict[bytes, int] = {}
         # The machine's clock: the latest request time seen (``Request.now_ms``), so it
@@ -206,6 +380,10 @@ class KVStateMachine:
         # Least recently active first: expiry pops from the front.
         self._sessions: OrderedDict[int, Session] = OrderedDict()
         self._applied = 0
+        # WATCH's table and the script cache; ``script_commands`` is what a script's
+        # ``redis.call`` may run (the server's command table; without it scripts are refused).
+        self._programs = Programs(script_commands)
+        self._requester = 0  # the client whose request is being applied (WATCH and EXEC's)
         # Client commands executed here (each command of a batch counts), for metrics only:
         # not part of the replicated state, so not in the snapshot.
         self.commands_executed = 0
@@ -215,10 +393,10 @@ class KVStateMachine:
         """How many commands (including no-ops and malformed ones) have been applied."""
         return self._applied
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes) -> Stored | None:
         """Local peek at ``key`` (an expired key reads as absent): not linearizable, for tests
         and debugging only."""
-        return Keyspace(self._data, self._expires, self._now_ms, reclaim=False).get(key)
+        return Keyspace(self._data, self._expires, self._now_ms, reclaim=False).lookup(key)
 
     @property
     def expiring_keys(self) -> int:
@@ -230,14 +408,19 @@ class KVStateMachine:
         """The machine's clock: the latest request time applied."""
         return self._now_ms
 
+    @property
+    def session_count(self) -> int:
+        """Open exactly-once sessions (bounded by ``session_ttl_commands``)."""
+        return len(self._sessions)
+
     def last_seq(self, client_id: int) -> int | None:
         """The last ``seq`` applied for ``client_id`` here (``None``: no session, never opened
         or expired): lets a server tell a new read of a session from one the log must judge."""
         session = self._sessions.get(client_id)
-        return None if session is None else session.last_seq
+        return None if session is None or session.closed else session.last_seq
 
     def sessions(self) -> tuple[Session, ...]:
-        """A copy of the dedup table, least recently active first."""
+        """A copy of the dedup table (tombstones included), least recently active first."""
         return tuple(msgspec.structs.replace(s) for s in self._sessions.values())
 
     # --- StateMachine -------------------------------------------------------------------------
@@ -277,7 +460,9 @@ class KVStateMachine:
         if isinstance(entry, NoOp):
             return encode_result(Error(NOT_A_READ))
         if not self._expires and isinstance(entry, Request) and isinstance(entry.op, Get):
-            return encode_result(Value(self._data.get(entry.op.key)))
+            value = self._data.get(entry.op.key)
+            if value is None or type(value) is bytes:
+                return encode_result(Value(value))
         # The request's own time counts (a read sees what expired by then), but is not kept.
         ks = Keyspace(self._data, self._expires, max(self._now_ms, entry.now_ms), reclaim=False)
         if isinstance(entry, Request) and isinstance(entry.op, READ_OPS):
@@ -298,27 +483,75 @@ class KVStateMachine:
                 else tuple(self._sessions.values()),
                 expires=self._expires,
                 now_ms=self._now_ms,
+                watchers=self._programs.watches.state(),
+                scripts=self._programs.scripts.state(),
             )
         )
 
+    def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
+        """The state in version-5 chunks of about ``chunk_bytes_max`` bytes (one entry may
+        exceed it).  Walks the store in place: the caller must not apply meanwhile (the
+        runtime calls it in a forked copy of the process)."""
+        encode = _SNAPSHOT_ENCODER.encode
+        yield encode(_ChunkHead(self._applied, self.session_ttl_commands, self._now_ms))
+        for data in _runs(self._data.items(), chunk_bytes_max, lambda k, v: len(k) + _size(v)):
+            yield encode(_ChunkPartOut(data=dict(data)))
+        for expires in _runs(self._expires.items(), chunk_bytes_max, lambda k, _: len(k) + 8):
+            yield encode(_ChunkPartOut(expires=dict(expires)))
+        kept = () if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs else self._sessions.items()
+        for sessions in _runs(kept, chunk_bytes_max, lambda _, s: len(s.result) + 32):
+            yield encode(_ChunkPartOut(sessions=tuple(session for _, session in sessions)))
+        watchers = self._programs.watches.state()
+        if watchers:  # bounded by the watch limits: one part
+            yield encode(_ChunkPartOut(watchers=watchers))
+        scripts = enumerate(self._programs.scripts.state())
+        for run in _runs(scripts, chunk_bytes_max, lambda _, body: len(body)):
+            yield encode(_ChunkPartOut(scripts=tuple(body for _, body in run)))
+
+    def snapshot_loader(self) -> KVSnapshotLoader:
+        return KVSnapshotLoader(self)
+
     def restore(self, data: bytes) -> None:
+        """Replace the state with a one-piece snapshot (versions 1-4)."""
+        loader = KVSnapshotLoader(self)
+        loader.load(data)
+        loader.finish()
+
+    def _restore_whole(self, data: bytes) -> _SnapshotDecoded:
         try:
             version = _SNAPSHOT_VERSION_DECODER.decode(data).version
             if version == 1:
                 old = _SNAPSHOT_V1_DECODER.decode(data)
-                snap = Snapshot(
+                snap = _SnapshotDecoded(
                     old.version,
                     old.applied,
                     old.session_ttl_commands,
-                    dict(old.data),
+                    _strings(dict(old.data)),
                     old.sessions,
                     {},
                     0,
                 )
             elif version == 2:
                 v2 = _SNAPSHOT_V2_DECODER.decode(data)
-                snap = Snapshot(
-                    v2.version, v2.applied, v2.session_ttl_commands, v2.data, v2.sessions, {}, 0
+                snap = _SnapshotDecoded(
+                    v2.version,
+                    v2.applied,
+                    v2.session_ttl_commands,
+                    _strings(v2.data),
+                    v2.sessions,
+                    {},
+                    0,
+                )
+            elif version == 3:
+                v3 = _SNAPSHOT_V3_DECODER.decode(data)
+                snap = _SnapshotDecoded(
+                    v3.version,
+                    v3.applied,
+                    v3.session_ttl_commands,
+                    _strings(v3.data),
+                    v3.sessions,
+                    v3.expires,
+                    v3.now_ms,
                 )
             elif version == SNAPSHOT_VERSION:
                 snap = _SNAPSHOT_DECODER.decode(data)
@@ -328,22 +561,7 @@ class KVStateMachine:
             raise ValueError(f"malformed snapshot: {error}") from None
         except RecursionError:  # msgspec skipping a deeply nested value it does not keep
             raise ValueError("malformed snapshot: nesting too deep") from None
-        if not set(snap.expires) <= set(snap.data):
-            raise ValueError("malformed snapshot: a deadline for a key that is not there")
-        if snap.session_ttl_commands < 1:
-            raise ValueError("malformed snapshot: session_ttl_commands must be at least 1")
-        actives = [s.last_active for s in snap.sessions]
-        if actives != sorted(set(actives)) or (actives and actives[-1] > snap.applied):
-            raise ValueError("malformed snapshot: sessions out of order")
-        sessions = OrderedDict((s.client_id, s) for s in snap.sessions)
-        if len(sessions) != len(snap.sessions):
-            raise ValueError("malformed snapshot: duplicate client id")
-        self.session_ttl_commands = snap.session_ttl_commands
-        self._applied = snap.applied
-        self._data = snap.data  # freshly decoded: no copy of 100,000 entries
-        self._expires = dict(snap.expires)
-        self._now_ms = snap.now_ms
-        self._sessions = sessions
+        return snap
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -351,11 +569,18 @@ class KVStateMachine:
         session = self._sessions.get(request.client_id)
         if session is None:
             if request.seq != 1:
+                if KvBug.EXPIRED_SESSION_REOPENS not in self.bugs:
+                    self._close(request.client_id)
                 return _EXPIRED
             session = Session(request.client_id, 0, self._applied, b"")
             self._sessions[request.client_id] = session
+        elif session.closed:  # a tombstone: refused for good (until it expires)
+            session.last_active = self._applied
+            self._sessions.move_to_end(request.client_id)
+            return _EXPIRED
         session.last_active = self._applied
         self._sessions.move_to_end(request.client_id)
+        self._requester = request.client_id
         if request.seq == session.last_seq:
             return session.result
         if request.seq < session.last_seq:
@@ -370,26 +595,51 @@ class KVStateMachine:
         session.result = result
         return result
 
+    def _close(self, client_id: int) -> None:
+        """Leave a tombstone for ``client_id``, just refused as expired: the client moves to a
+        new id, and a late copy of its first request must not open this one again (after which
+        a late copy of the refused request would run although it was answered "not applied").
+        The tombstone expires like a session."""
+        self._sessions[client_id] = Session(client_id, 0, self._applied, _EXPIRED)
+
     def _execute_all(self, ops: tuple[Command, ...]) -> tuple[Result, ...]:
         """``_execute`` of each op in order, with the commonest two inlined (the hot loop of a
         pipelined batch: a type test and a dict operation per command)."""
         data = self._data
         results: list[Result] = []
         append = results.append
-        if self._expires:  # deadlines to honour: no shortcut
+        if self._expires or self._programs.watches:  # deadlines or watchers: no shortcut
             return tuple(self._execute(op) for op in ops)
         for op in ops:
             if isinstance(op, Set):
                 data[op.key] = op.value
                 append(_OK_RESULT)
             elif isinstance(op, Get):
-                append(Value(data.get(op.key)))
+                value = data.get(op.key)
+                append(Value(value) if value is None or type(value) is bytes else _WRONGTYPE)
             else:
                 append(self._execute(op))
         return tuple(results)
 
     def _execute(self, op: Command) -> Result:
-        ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True)
+        watches = None if KvBug.WATCH_MISSES_WRITES in self.bugs else self._programs.watches
+        ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True, watches=watches)
+        try:
+            return self._run(ks, op)
+        except WrongType:
+            return _WRONGTYPE
+
+    def _read(self, ks: Keyspace, op: Command) -> Result:
+        if isinstance(op, ScriptExists):
+            return self._programs.exists(op)
+        try:
+            return self._run(ks, op)
+        except WrongType:
+            return _WRONGTYPE
+
+    def _run(self, ks: Keyspace, op: Command) -> Result:
+        """``op``'s result over ``ks``; raises ``WrongType`` (before changing anything) for
+        a key of the wrong type."""
         match op:
             case Get(key):
                 return Value(ks.get(key))
@@ -429,19 +679,40 @@ class KVStateMachine:
             case Persist():
                 return keyspace.persist(ks, op)
             case FlushAll():
+                self._programs.watches.touch_all(self._data)
                 self._data.clear()
                 self._expires.clear()
                 return _OK_RESULT
             case DbSize() | Keys() | Scan() | RandomKey() | Ttl():
                 return keyspace.read(ks, op)
+            case KeyType() | Copy():
+                return keyspace.key_command(ks, op)
+            case (
+                HSet() | HGet() | HMGet() | HDel() | HGetAll() | HLen() | HIncrBy()
+                | HIncrByFloat() | HScan()
+            ):  # fmt: skip
+                return hashes.execute(ks, op)
+            case (
+                SAdd() | SRem() | SMembers() | SIsMember() | SCard() | SPop() | SRandMember()
+                | SCombine() | SCombineStore() | SMove() | SScan()
+            ):  # fmt: skip
+                return sets.execute(ks, op)
+            case (
+                LPush() | LPop() | LPopFirst() | LLen() | LRange() | LIndex() | LSet() | LRem()
+                | LTrim() | LInsert() | LMove() | LPos()
+            ):  # fmt: skip
+                return lists.execute(ks, op)
+            case (
+                ZAdd() | ZRem() | ZScore() | ZIncrBy() | ZCard() | ZRangeByRank()
+                | ZRangeByScore() | ZRangeByLex() | ZCount() | ZLexCount() | ZRank() | ZPop()
+                | ZPopFirst() | ZRangeStore() | ZRemRangeByRank() | ZRemRangeByScore()
+                | ZRemRangeByLex() | ZCombine() | ZCombineStore() | ZScan()
+            ):  # fmt: skip
+                return zsets.execute(ks, op)
+            case Watch() | Exec() | Eval() | ScriptLoad() | ScriptExists() | ScriptFlush():
+                return self._programs.execute(op, ks, self._requester, self._applied, self._execute)
             case _:
                 assert_never(op)
-
-    def _read(self, ks: Keyspace, op: Command) -> Result:
-        if isinstance(op, Get):
-            return Value(ks.get(op.key))
-        assert isinstance(op, DbSize | Keys | Scan | RandomKey | Ttl)
-        return keyspace.read(ks, op)
 
     def _sweep(self) -> None:
         """Reclaim a few expired keys per applied entry (Redis's active expiry, made
@@ -463,4 +734,151 @@ class KVStateMachine:
             if oldest.last_active > horizon:
                 break
             self._sessions.popitem(last=False)
+            self._programs.watches.forget(oldest.client_id)
         assert len(self._sessions) <= self.session_ttl_commands
+
+
+def _size(value: Stored) -> int:
+    """About how many bytes ``value`` takes in a snapshot chunk (for cutting chunks)."""
+    if type(value) is bytes:
+        return len(value)
+    if isinstance(value, HashValue):
+        return sum(len(field) + len(item) for field, item in value.fields.items())
+    if isinstance(value, ListValue):
+        return sum(map(len, value.items))
+    if isinstance(value, SetValue):
+        return sum(map(len, value.members))
+    assert isinstance(value, ZSetValue)
+    return sum(len(member) + 9 for member in value.scores)
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _runs(
+    items: Iterable[tuple[_K, _V]], bytes_max: int, size: Callable[[_K, _V], int]
+) -> Iterator[list[tuple[_K, _V]]]:
+    """``items`` cut into consecutive runs of about ``bytes_max`` bytes each."""
+    run: list[tuple[_K, _V]] = []
+    run_bytes = 0
+    for key, value in items:
+        run.append((key, value))
+        run_bytes += size(key, value) + CHUNK_ENTRY_OVERHEAD_BYTES
+        if run_bytes >= bytes_max:
+            yield run
+            run, run_bytes = [], 0
+    if run:
+        yield run
+
+
+class KVSnapshotLoader:
+    """Rebuilds a ``KVStateMachine`` from its chunks (``multi.snapshots.SnapshotLoader``):
+    each chunk is decoded and checked on its own, into new tables; ``finish`` swaps them in."""
+
+    __slots__ = (
+        "_data",
+        "_expires",
+        "_head",
+        "_last_active",
+        "_machine",
+        "_scripts",
+        "_sessions",
+        "_watchers",
+    )
+
+    def __init__(self, machine: KVStateMachine) -> None:
+        self._machine = machine
+        self._head: _ChunkHead | None = None
+        self._data: dict[bytes, Stored] = {}
+        self._expires: dict[bytes, int] = {}
+        self._sessions: OrderedDict[int, Session] = OrderedDict()
+        self._last_active = -1
+        self._watchers: list[Watcher] = []
+        self._scripts: list[bytes] = []
+
+    def load(self, chunk: bytes) -> None:
+        try:
+            if _SNAPSHOT_VERSION_DECODER.decode(chunk).version < CHUNKED_SNAPSHOT_VERSION:
+                if self._head is not None:
+                    raise ValueError("malformed snapshot: a one-piece snapshot after the head")
+                self._load_whole(chunk)  # versions 1-4: the whole state in one piece
+                return
+            decoded = _CHUNK_DECODER.decode(chunk)
+        except msgspec.DecodeError as error:
+            raise ValueError(f"malformed snapshot chunk: {error}") from None
+        except RecursionError:
+            raise ValueError("malformed snapshot chunk: nesting too deep") from None
+        if isinstance(decoded, _ChunkHead):
+            self._load_head(decoded)
+            return
+        if self._head is None:
+            raise ValueError("malformed snapshot: a part before the head chunk")
+        self._load_part(decoded)
+
+    def _load_head(self, head: _ChunkHead) -> None:
+        if self._head is not None:
+            raise ValueError("malformed snapshot: a second head chunk")
+        if head.session_ttl_commands < 1:
+            raise ValueError("malformed snapshot: session_ttl_commands must be at least 1")
+        self._head = head
+
+    def _load_part(self, part: _ChunkPart) -> None:
+        if part.data:
+            if self._expires or self._sessions:
+                raise ValueError("malformed snapshot: data after deadlines or sessions")
+            restored = restore_values(part.data)  # in place: no copy
+            if self._data:
+                self._data.update(restored)
+            else:  # freshly decoded: adopt it rather than copy it
+                self._data = restored
+        if part.expires:
+            if self._sessions:
+                raise ValueError("malformed snapshot: deadlines after sessions")
+            data = self._data
+            if any(key not in data for key in part.expires):
+                raise ValueError("malformed snapshot: a deadline for a key that is not there")
+            self._expires.update(part.expires)
+        assert self._head is not None
+        for session in part.sessions:
+            if not self._last_active < session.last_active <= self._head.applied:
+                raise ValueError("malformed snapshot: sessions out of order")
+            if session.client_id in self._sessions:
+                raise ValueError("malformed snapshot: duplicate client id")
+            self._last_active = session.last_active
+            self._sessions[session.client_id] = session
+        if part.watchers:
+            if self._scripts:
+                raise ValueError("malformed snapshot: watchers after scripts")
+            self._watchers += part.watchers
+        self._scripts += part.scripts
+
+    def _load_whole(self, chunk: bytes) -> None:
+        """A version 1-4 snapshot: the whole state in one piece, checked as before."""
+        snap = self._machine._restore_whole(chunk)
+        self._load_head(_ChunkHead(snap.applied, snap.session_ttl_commands, snap.now_ms))
+        self._load_part(_ChunkPart(data=snap.data))
+        self._load_part(_ChunkPart(expires=dict(snap.expires)))
+        self._load_part(_ChunkPart(sessions=snap.sessions))
+        self._load_part(_ChunkPart(watchers=snap.watchers, scripts=snap.scripts))
+
+    def finish(self) -> None:
+        head = self._head
+        if head is None:
+            raise ValueError("malformed snapshot: no head chunk")
+        watches = WatchTable.from_state(tuple(self._watchers))
+        if not set(watches.watchers) <= set(self._sessions):
+            raise ValueError("malformed snapshot: a watcher without a session")
+        scripts = ScriptCache.from_state(tuple(self._scripts))
+        machine = self._machine
+        machine._programs.watches = watches
+        machine._programs.scripts = scripts
+        machine.session_ttl_commands = head.session_ttl_commands
+        machine._applied = head.applied
+        machine._now_ms = head.now_ms
+        machine._data, machine._expires, machine._sessions = (
+            self._data,
+            self._expires,
+            self._sessions,
+        )
+        self._head = None  # one use: the tables now belong to the machine

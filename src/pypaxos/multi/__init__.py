@@ -13,13 +13,16 @@ from pypaxos.multi.effects import (
     AcceptRecord,
     Applied,
     Busy,
+    CompactLog,
     Effect,
     PersistOwnVote,
     PromiseRecord,
     Record,
     Redirect,
     Reply,
+    SendSnapshot,
     SnapshotRecord,
+    TakeSnapshot,
 )
 from pypaxos.multi.leader import Leader
 from pypaxos.multi.log import NOOP, Batch, Entry, Vote
@@ -36,10 +39,17 @@ from pypaxos.multi.messages import (
     Promise,
     ReadIndexReply,
     ReadIndexRequest,
-    Snapshot,
+    SnapshotChunk,
+    SnapshotRequest,
 )
 from pypaxos.multi.node import Node, Role, Status
 from pypaxos.multi.replica import Replica, StateMachine
+from pypaxos.multi.snapshots import (
+    SnapshotLoader,
+    WholeStateSnapshots,
+    capture,
+    chunk_messages,
+)
 
 __all__ = [
     "NOOP",
@@ -50,6 +60,7 @@ __all__ = [
     "Batch",
     "Busy",
     "CatchUp",
+    "CompactLog",
     "Decided",
     "Effect",
     "Entry",
@@ -72,10 +83,17 @@ __all__ = [
     "Replica",
     "Reply",
     "Role",
+    "SendSnapshot",
     "SlotAcceptor",
-    "Snapshot",
+    "SnapshotChunk",
+    "SnapshotLoader",
     "SnapshotRecord",
+    "SnapshotRequest",
     "StateMachine",
     "Status",
+    "TakeSnapshot",
     "Vote",
+    "WholeStateSnapshots",
+    "capture",
+    "chunk_messages",
 ]

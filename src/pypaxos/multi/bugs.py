@@ -89,3 +89,7 @@ class LogBug(PlantedBug):
         "promote-before-caught-up",
         "a learner is promoted to voter however far behind the leader it is",
     )
+    COMPACT_BEFORE_SNAPSHOT_SAVED = (
+        "compact-before-snapshot-saved",
+        "a node lets its log be compacted when it asks for a snapshot, not once it is durable",
+    )

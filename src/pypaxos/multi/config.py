@@ -44,10 +44,18 @@ class MultiConfig:
     batch_max_bytes: int = 64 * 1024
     queue_max_commands: int = 256
     snapshot_every_slots: int = 64
+    # The decided log kept in memory stays within about this many bytes of commands: a snapshot
+    # also once half of it was applied since the last one, and the interval kept before that
+    # snapshot (catch-up from the log) cut to the other half (``multi.replica``).
+    log_retained_bytes_max: int = 16 * 1024 * 1024
     log_window_slots: int = 256
     catch_up_max_slots: int = 64
     catch_up_max_bytes: int = 1024 * 1024
     catch_up_retry_ticks: int = 5
+    # Snapshot transfer: chunks a receiver keeps outstanding, and the size a shell cuts a
+    # machine's snapshot into (``StateMachine.snapshot_chunks``; one entry may exceed it).
+    snapshot_window_chunks: int = 4
+    snapshot_chunk_bytes_max: int = 1024 * 1024
     thrifty: bool = False
     follower_reads: bool = False  # followers answer reads too, after asking for a read index
     # Leader leases (``multi.lease``): 0 is off.  A follower that acknowledges a heartbeat votes
@@ -86,9 +94,12 @@ class MultiConfig:
             self.batch_max_bytes,
             self.queue_max_commands,
             self.snapshot_every_slots,
+            self.log_retained_bytes_max,
             self.catch_up_max_slots,
             self.catch_up_max_bytes,
             self.catch_up_retry_ticks,
+            self.snapshot_window_chunks,
+            self.snapshot_chunk_bytes_max,
         )
         if min(positive) < 1:
             raise ValueError("tick lengths, windows, batches, queues must all be >= 1")

@@ -7,12 +7,21 @@ extended to client effects:
 * ``Persist(record, sync=True)``: ``record`` is on stable storage before any ``Send``,
   ``Reply`` or ``Redirect`` of the same list is carried out.  Records are *appended* to a
   write-ahead log, never replace it: a ``Promise`` depends on its ``PromiseRecord`` (Paxos Made
-  Simple, P1a), an ``Accepted`` and later promises on the ``AcceptRecord``; no reply depends on
-  a ``SnapshotRecord``, but accepts below it may be discarded only once it is durable.
+  Simple, P1a), an ``Accepted`` and later promises on the ``AcceptRecord``; snapshots are not
+  ``Persist`` effects: the shell writes them out of line (``TakeSnapshot``), and accepts below
+  a snapshot may be discarded only once it is durable (``CompactLog``).
   ``Node.recover(records)`` rebuilds a node from them in append order.
 * ``PersistOwnVote(record)``: the leader's own ``AcceptRecord``, appended in list order, but
   nothing of the list depends on it; once durable the shell calls ``Node.synced(slot, ballot)``
   and only then does the leader count its vote.
+* ``TakeSnapshot(slot)``: save the state machine as it is now, out of line (the node keeps
+  serving); once it is durable call ``Node.snapshot_saved(slot)`` with the applied index the copy
+  was taken at (``snapshot_failed()`` if it could not be written).  At most one is in flight.
+* ``CompactLog(slot)``: durable records of slots below ``slot`` are covered by a durable snapshot
+  and may be dropped; only ever emitted after ``snapshot_saved``.
+* ``SendSnapshot(to, slot, first_seq, count)``: send chunks ``first_seq ..`` (at most
+  ``count``) of the durable snapshot at ``slot`` to ``to`` as ``SnapshotChunk`` messages, or
+  one ``SnapshotChunk`` with ``chunk_count=0`` if that snapshot is gone.
 * ``Reply``: chosen and applied here.  ``Redirect``: not executed by this proposal.  ``Busy``:
   dropped, queue full.  ``Send``: best effort.  ``Applied``: for checkers and metrics.
 
@@ -28,7 +37,7 @@ import msgspec
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
 from pypaxos.multi.log import Batch
-from pypaxos.multi.membership import MembershipRefused, MembershipState
+from pypaxos.multi.membership import MembershipRefused
 from pypaxos.multi.messages import Message
 
 
@@ -68,6 +77,30 @@ class PersistOwnVote:
     record: AcceptRecord
 
 
+@dataclass(frozen=True, slots=True)
+class TakeSnapshot:
+    """Save the state machine as it is now, out of line (module docstring)."""
+
+    slot: int  # the applied index when the node asked (the shell reports the one it took)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactLog:
+    """Durable records of slots below ``slot`` may be dropped: a durable snapshot covers them."""
+
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendSnapshot:
+    """Send chunks of the durable snapshot at ``slot`` to ``to`` (module docstring)."""
+
+    to: int
+    slot: int
+    first_seq: int
+    count: int
+
+
 class PromiseRecord(msgspec.Struct, frozen=True, tag="multi.PromiseRecord"):
     ballot: Ballot
 
@@ -78,12 +111,13 @@ class AcceptRecord(msgspec.Struct, frozen=True, tag="multi.AcceptRecord"):
     value: Batch
 
 
-class SnapshotRecord(msgspec.Struct, frozen=True, tag="multi.SnapshotRecord", omit_defaults=True):
+class SnapshotRecord(msgspec.Struct, frozen=True, tag="multi.SnapshotRecord"):
+    """The state machine after applying every slot below ``slot``, as the machine's chunks
+    (``StateMachine.snapshot_chunks``).  Empty ``chunks``: the shell loaded the machine itself
+    (the runtime streams it from the snapshot file) and only the slot is recorded."""
+
     slot: int
-    data: bytes
-    # The replicated membership at ``slot`` (``multi.membership``); absent (``None``) in records
-    # written before membership could change, which then means the genesis configuration.
-    membership: MembershipState | None = None
+    chunks: tuple[bytes, ...] = ()
 
 
 Record = PromiseRecord | AcceptRecord | SnapshotRecord
@@ -97,6 +131,9 @@ Effect = (
     | Busy
     | Applied
     | MembershipRefused
+    | TakeSnapshot
+    | CompactLog
+    | SendSnapshot
 )
 
 

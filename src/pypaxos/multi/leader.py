@@ -119,6 +119,16 @@ class Leader:
         self.next_slot = top + 1
         return [(s, best[s].value if s in best else NOOP) for s in range(base, top + 1)]
 
+    def reported_frontier(self) -> int:
+        """The first slot after everything phase 1's promisers reported, voted or compacted:
+        every value ever chosen lies below it (a phase-2 quorum meets the phase-1 quorum).  It
+        exceeds ``next_slot`` while re-proposals wait for a membership change's phase 1
+        (``resume_slot``); a read index never goes below it (``Node.read_barrier``)."""
+        frontier = self.first_slot
+        for promise in self.promises.values():
+            frontier = max(frontier, promise.log_start, *(v.slot + 1 for v in promise.votes))
+        return frontier
+
     def _known_configuration_top(self, best: dict[int, Vote], base: int, top: int) -> int:
         """The last slot whose configuration phase 1 covered (``multi.membership``): a change
         reported in slot ``s`` may be chosen and govern from ``s + alpha`` on, so re-proposals

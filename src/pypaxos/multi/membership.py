@@ -28,7 +28,8 @@ Why it is safe, in short (docs/design.md, "Reconfiguration"):
 * a leader that applies a change of voters runs phase 1 again, in a higher ballot, before it
   proposes in a slot the new configuration governs (``Node._membership_moved``).
 
-The membership travels with snapshots (``SnapshotRecord.membership``, ``Snapshot.membership``):
+The membership travels with snapshots (the first chunk of a reconfigurable replica's snapshot,
+``encode_membership_state``, ``MembershipSnapshotLoader``):
 after a crash a node knows the configuration of every slot up to its snapshot plus alpha, and
 learns the rest by replaying the log, which is all a leader needs (it acts only on slots whose
 configuration its applied prefix determines).  Acceptors never consult it.
@@ -39,13 +40,16 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from pypaxos.core.quorum import Majority, QuorumSystem
 from pypaxos.multi.bugs import LogBug
 from pypaxos.multi.log import Batch, Entry
+
+if TYPE_CHECKING:
+    from pypaxos.multi.snapshots import SnapshotLoader
 
 MEMBERSHIP_ORIGIN: Final = -1
 """The ``Entry.origin`` of a membership change.  Node ids are ``>= 0`` and a node stamps client
@@ -118,6 +122,21 @@ def encode_configuration(config: Configuration) -> bytes:
 
 def decode_configuration(data: bytes) -> Configuration:
     return msgspec.msgpack.decode(data, type=Configuration)
+
+
+def encode_membership_state(state: MembershipState) -> bytes:
+    """The leading chunk of a reconfigurable replica's snapshot (``Replica.snapshot_chunks``)."""
+    return msgspec.msgpack.encode(state)
+
+
+def decode_membership_state(data: bytes) -> MembershipState:
+    """A snapshot's membership chunk; ``ValueError`` (msgspec's errors are ``ValueError``s)
+    when it does not decode or names no voters (a peer's or a disk's bytes are untrusted)."""
+    state = msgspec.msgpack.decode(data, type=MembershipState)
+    for config in (state.current, state.pending):
+        if config is not None and not config.voters:
+            raise ValueError(f"a snapshot's membership has no voters in epoch {config.epoch}")
+    return state
 
 
 def holds_change(value: Batch) -> bool:
@@ -354,3 +373,28 @@ class Membership:
 
 
 ANY_NODE_ID: Final = _AnyNodeId()
+
+
+class MembershipSnapshotLoader:
+    """Loads a reconfigurable replica's snapshot: the first chunk is the membership, the rest
+    go to the machine's loader; the membership is taken only at ``finish``, once the machine's
+    state is swapped in (both or neither)."""
+
+    __slots__ = ("_machine_loader", "_membership", "_state")
+
+    def __init__(self, membership: Membership, machine_loader: SnapshotLoader) -> None:
+        self._membership = membership
+        self._machine_loader = machine_loader
+        self._state: MembershipState | None = None
+
+    def load(self, chunk: bytes) -> None:
+        if self._state is None:
+            self._state = decode_membership_state(chunk)
+        else:
+            self._machine_loader.load(chunk)
+
+    def finish(self) -> None:
+        if self._state is None:
+            raise ValueError("a reconfigurable snapshot starts with its membership, none came")
+        self._machine_loader.finish()
+        self._membership.restore(self._state)

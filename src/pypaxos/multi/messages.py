@@ -16,7 +16,12 @@ Every message names its ``sender`` and is a frozen, tagged msgspec struct, ready
 * ``CatchUp(from_slot)``: "send me the decided values from ``from_slot``"; answered with
   ``Decided(first_slot, values, commit_index)`` (a run of consecutive decided slots, bounded in
   slots and bytes, and the sender's decided prefix, so the asker knows whether to ask again at
-  once) or, when compacted, with ``Snapshot(slot, data)`` followed by the values after it.
+  once) or, when compacted, with the first chunks of the sender's durable snapshot.
+* ``SnapshotChunk(slot, seq, chunk_count, data)``: chunk ``seq`` of ``chunk_count`` of the
+  sender's snapshot at ``slot`` (``chunk_count=0``: that snapshot is gone, ask again).  The
+  receiver pulls the rest with ``SnapshotRequest(slot, first_seq, count)``: it keeps
+  ``snapshot_window_chunks`` chunks outstanding (one request per chunk taken), and after a
+  silence re-asks from the first chunk it lacks, so a transfer resumes where it stopped.
 * ``ReadIndexRequest(request_round)`` / ``ReadIndexReply(request_round, read_index)``: a
   follower asks the leader for a read index for the reads it holds (``multi.reads``, "Follower
   reads"); the leader answers after its own confirmation round.
@@ -28,7 +33,6 @@ import msgspec
 
 from pypaxos.core.types import Ballot
 from pypaxos.multi.log import Batch, Vote
-from pypaxos.multi.membership import MembershipState
 
 
 class Prepare(msgspec.Struct, frozen=True, tag="multi.Prepare"):
@@ -92,11 +96,19 @@ class Decided(msgspec.Struct, frozen=True, tag="multi.Decided"):
     commit_index: int = 0  # the sender's decided prefix (0: unknown, asks nothing more)
 
 
-class Snapshot(msgspec.Struct, frozen=True, tag="multi.Snapshot", omit_defaults=True):
+class SnapshotChunk(msgspec.Struct, frozen=True, tag="multi.SnapshotChunk"):
     sender: int
     slot: int
-    data: bytes
-    membership: MembershipState | None = None  # at ``slot`` (``multi.membership``)
+    seq: int
+    chunk_count: int  # 0: the snapshot at ``slot`` is gone
+    data: bytes = b""
+
+
+class SnapshotRequest(msgspec.Struct, frozen=True, tag="multi.SnapshotRequest"):
+    sender: int
+    slot: int
+    first_seq: int
+    count: int
 
 
 class ReadIndexRequest(msgspec.Struct, frozen=True, tag="multi.ReadIndexRequest"):
@@ -120,7 +132,8 @@ Message = (
     | HeartbeatAck
     | CatchUp
     | Decided
-    | Snapshot
+    | SnapshotChunk
+    | SnapshotRequest
     | ReadIndexRequest
     | ReadIndexReply
 )

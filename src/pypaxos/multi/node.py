@@ -47,8 +47,12 @@ Decisions reach every node three ways: the leader piggybacks its commit index on
 tick; an acceptor that accepted a slot in the leader's own ballot then knows the value there is
 decided; anything else is fetched with
 ``CatchUp`` from the node that advertised the higher commit index, which answers with
-``Decided`` values or a ``Snapshot``.  ``Node.recover`` rebuilds a node after a crash from its
-persisted records (see ``effects`` for the durability contract).
+``Decided`` values or, if it compacted them, by streaming its durable snapshot in chunks
+(``SnapshotChunk``/``SnapshotRequest``, ``snapshots``); the asker loads one chunk per message
+and swaps the whole in when the last arrives.  Snapshots are taken out of line: the node asks
+with ``TakeSnapshot`` and the shell answers ``snapshot_saved`` (``replica``).  ``Node.recover``
+rebuilds a node after a crash from its persisted records (see ``effects`` for the durability
+contract).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ from pypaxos.multi.effects import (
     Record,
     Redirect,
     Reply,
+    SendSnapshot,
     SnapshotRecord,
     persists_first,
 )
@@ -107,11 +112,17 @@ from pypaxos.multi.messages import (
     Promise,
     ReadIndexReply,
     ReadIndexRequest,
-    Snapshot,
+    SnapshotChunk,
+    SnapshotRequest,
 )
 from pypaxos.multi.reads import PendingRead, ReadIndex
 from pypaxos.multi.replica import Replica, StateMachine
+from pypaxos.multi.snapshots import IncomingSnapshot
 from pypaxos.multi.validate import check_message
+
+SNAPSHOT_RETRIES_MAX = 3
+"""A snapshot transfer that stayed silent this many retry intervals in a row is dropped; the
+next ``CatchUp`` starts a new one (perhaps from another peer, or of a newer snapshot)."""
 
 THRIFTY_PROBE_HEARTBEATS = 10
 """A thrifty leader sends one slot in this many heartbeats' worth of ticks to every peer, not
@@ -151,6 +162,7 @@ class Node:
         "follower_applied",
         "highest_seen",
         "id",
+        "incoming",
         "last_refusal",
         "leader",
         "leader_ballot",
@@ -203,6 +215,9 @@ class Node:
             config.catch_up_max_slots,
             config.log_window_slots,
             config.catch_up_max_bytes,
+            config.snapshot_window_chunks,
+            config.bugs,
+            config.log_retained_bytes_max,
             self.membership if config.reconfigurable else None,  # fixed: snapshots as before
         )
         self.leader = Leader(node_id, config, self.quorum)
@@ -215,6 +230,7 @@ class Node:
         self.commit_seen = 0  # the highest commit index peers advertised (``commit_index_seen``)
         self.catch_up_next = 0
         self.catch_up_asked: int | None = None  # who the last CatchUp went to
+        self.incoming: IncomingSnapshot | None = None  # a peer's snapshot being received
         # Peer messages a correct peer never sends (``multi.validate``'s impossible numbers, an
         # unasked or unreadable snapshot, a value contradicting a decided slot): ignored and
         # counted, for the shell to report.
@@ -371,6 +387,8 @@ class Node:
             self.config.heartbeat_ticks
         ):
             effects = self._ask_read_index()  # unanswered (lost, or the leader changed): again
+        if self.incoming is not None:
+            effects += self._snapshot_silence()
         return self._finish(effects, commit_before)
 
     def synced(self, slot: int, ballot: Ballot) -> list[Effect]:
@@ -380,6 +398,16 @@ class Node:
             return []  # a vote of an older ballot: durable, but no longer counted by anyone
         effects = self._on_accepted(Accepted(self.id, ballot, slot))
         return self._finish(effects, commit_before)
+
+    def snapshot_saved(self, slot: int) -> list[Effect]:
+        """The shell's snapshot (asked by ``TakeSnapshot``) of every slot below ``slot`` is
+        durable: the log below it may go (``CompactLog``)."""
+        commit_before = self.replica.applied_index
+        return self._finish(self.replica.snapshot_saved(slot), commit_before)
+
+    def snapshot_failed(self) -> list[Effect]:
+        """The shell could not write the snapshot ``TakeSnapshot`` asked for."""
+        return self.replica.snapshot_failed()
 
     def handle(self, msg: Message) -> list[Effect]:
         if msg.sender == self.id:
@@ -408,12 +436,16 @@ class Node:
             case HeartbeatAck():
                 return self._on_heartbeat_ack(msg)
             case CatchUp():
-                answer = self.replica.answer_catch_up(msg.from_slot)
-                return [Send(msg.sender, m) for m in answer]
+                answer = self.replica.answer_catch_up(msg.sender, msg.from_slot)
+                return [Send(msg.sender, m) if isinstance(m, Decided) else m for m in answer]
             case Decided():
                 return self._on_decided(msg)
-            case Snapshot():
-                return self._on_snapshot(msg)
+            case SnapshotChunk():
+                return self._on_snapshot_chunk(msg)
+            case SnapshotRequest():
+                # Stateless: the receiver keeps the window; our shell reads the chunks.
+                count = min(msg.count, self.config.snapshot_window_chunks)
+                return [SendSnapshot(msg.sender, msg.slot, msg.first_seq, count)]
             case ReadIndexRequest():
                 return self._on_read_index_request(msg)
             case ReadIndexReply():
@@ -485,7 +517,7 @@ class Node:
         effects: list[Effect] = []
         for slot, value in self.leader.take_over():
             effects += self._propose_slot(slot, value)
-        self.read_barrier = self.leader.next_slot
+        self.read_barrier = max(self.leader.next_slot, self.leader.reported_frontier())
         return effects + self._heartbeats()
 
     def _step_down(self, hint: int | None) -> list[Effect]:
@@ -753,14 +785,76 @@ class Node:
         self.last_refusal = reason
         return []
 
-    def _on_snapshot(self, msg: Snapshot) -> list[Effect]:
-        # Snapshots come only as the answer to our own CatchUp.
-        if msg.sender != self.catch_up_asked:
-            return self._refuse(f"a snapshot node {msg.sender} was not asked for")
+    def _on_snapshot_chunk(self, msg: SnapshotChunk) -> list[Effect]:
+        """One chunk of a peer's snapshot: loaded in order, one chunk per message (bounded
+        work); the window is kept full by asking for one more chunk per chunk taken."""
+        incoming = self.incoming
+        if msg.sender != self.catch_up_asked and (
+            incoming is None or msg.sender != incoming.source
+        ):
+            return self._refuse(f"a snapshot chunk node {msg.sender} was not asked for")
+        if msg.chunk_count == 0:  # gone (a newer one replaced it): start again, at once
+            if incoming is not None and incoming.slot == msg.slot:
+                self.incoming = None
+            self.catch_up_next = self.detector.now
+            return []
+        if msg.seq >= msg.chunk_count:
+            return self._refuse(f"node {msg.sender}'s chunk {msg.seq} of {msg.chunk_count}")
+        if incoming is not None and incoming.slot <= self.replica.applied_index:
+            self.incoming = incoming = None  # the log got us there: never swap an older state in
+        if msg.slot <= self.replica.applied_index:
+            return []  # stale: we are past it
+        if incoming is None or msg.slot > incoming.slot or msg.sender != incoming.source:
+            if incoming is not None and msg.slot <= incoming.slot:
+                return []  # another peer's copy while ours is under way
+            loader = self.replica.snapshot_loader()
+            incoming = IncomingSnapshot(
+                msg.sender, msg.slot, msg.chunk_count, loader, self.detector.now
+            )
+            self.incoming = incoming
+        if msg.slot != incoming.slot or msg.seq != incoming.next_seq:
+            return []  # a duplicate or out of order: the silence timer asks again
+        if msg.chunk_count != incoming.chunk_count:
+            self.incoming = None
+            return self._refuse(f"node {msg.sender}'s snapshot changed its chunk count")
         try:
-            return self.replica.install(msg)
+            incoming.loader.load(msg.data)
+            incoming.next_seq += 1
+            if incoming.complete:
+                incoming.loader.finish()
         except ValueError:  # the machine could not read it (msgspec's errors are ValueErrors)
+            self.incoming = None
             return self._refuse(f"node {msg.sender}'s snapshot does not restore")
+        incoming.last_progress_tick = self.detector.now
+        incoming.retries = 0
+        if incoming.complete:
+            self.incoming = None
+            # Ask the same peer for the values after it at once (``_finish``).
+            self.catch_up_next = self.detector.now
+            self.catch_up_hint = (incoming.slot + 1, incoming.source)
+            return self.replica.installed(incoming.slot)
+        wanted = incoming.next_seq + self.config.snapshot_window_chunks - 1
+        if wanted >= incoming.chunk_count:
+            return []
+        return [Send(incoming.source, SnapshotRequest(self.id, incoming.slot, wanted, 1))]
+
+    def _snapshot_silence(self) -> list[Effect]:
+        """A transfer that went quiet: ask again from the first chunk we lack (resume)."""
+        incoming = self.incoming
+        assert incoming is not None
+        if incoming.slot <= self.replica.applied_index:
+            self.incoming = None  # overtaken by the log
+            return []
+        if self.detector.now - incoming.last_progress_tick < self.config.catch_up_retry_ticks:
+            return []
+        incoming.retries += 1
+        if incoming.retries > SNAPSHOT_RETRIES_MAX:
+            self.incoming = None  # the source is gone: the next CatchUp starts afresh
+            return []
+        incoming.last_progress_tick = self.detector.now
+        window = self.config.snapshot_window_chunks
+        request = SnapshotRequest(self.id, incoming.slot, incoming.next_seq, window)
+        return [Send(incoming.source, request)]
 
     def _on_decided(self, msg: Decided) -> list[Effect]:
         decided = self.replica.decided
@@ -794,8 +888,8 @@ class Node:
         if hint[0] <= self.replica.applied_index:
             self.catch_up_hint = None
             return []
-        if self.detector.now < self.catch_up_next:
-            return []
+        if self.detector.now < self.catch_up_next or self.incoming is not None:
+            return []  # not yet, or a snapshot transfer is under way (it asks for itself)
         # Ask once, then forget the hint: the next message that advertises a higher commit index
         # sets a fresh one, so a node that crashed (or lost its lead) is not asked forever.
         self.catch_up_next = self.detector.now + self.config.catch_up_retry_ticks

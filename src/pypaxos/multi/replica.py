@@ -1,34 +1,58 @@
 """The replica: learns decided slots, applies them in order, snapshots, answers catch-up.
 
 Decided values arrive out of order (from the leader's quorum count, the commit index piggybacked
-on ``Accept``/``Heartbeat``, or ``Decided``/``Snapshot`` catch-up answers); the replica applies
-the contiguous prefix to the ``StateMachine`` exactly once per slot, in slot order, so every
+on ``Accept``/``Heartbeat``, ``Decided`` catch-up answers, or a peer's snapshot); the replica
+applies the contiguous prefix to the ``StateMachine`` exactly once per slot, in slot order, so every
 node walks through the same sequence of states (the replicated state machine of van Renesse &
 Altinbuken, "Paxos Made Moderately Complex", section 2: the "replica" role).
 
-Every ``snapshot_every_slots`` applied slots it takes a snapshot and forgets the values below
-the *previous* snapshot (one interval is kept so a slightly lagging peer gets entries, not a
-whole snapshot).  Memory is bounded by two snapshot intervals plus the learn window.
+Every ``snapshot_every_slots`` applied slots it asks the shell for a snapshot (``TakeSnapshot``)
+and keeps applying: the shell copies the machine out of line (the runtime in a forked process)
+and reports it durable (``snapshot_saved``).  Only then does the snapshot slot move, and the
+values below the *previous* snapshot are forgotten (one interval is kept so a slightly lagging
+peer gets entries, not a whole snapshot); the node then lets the durable log below the new
+snapshot go (``CompactLog``).  At most one snapshot is in flight, and the replica holds no copy
+of one: a peer that needs it is sent the shell's durable copy in chunks (``SendSnapshot``).
+Memory is bounded by two snapshot intervals plus the learn window, plus the intervals applied
+while a snapshot is written.
 
 Client replies: the node that took a command records its request id as *awaiting*; when the
 slot that held it is applied, it replies with the machine's result, and if the slot turned out
 to hold something else it redirects (the command was not executed by that proposal).
+
+Membership (``multi.membership``), when the cluster is reconfigurable, is replicated state next
+to the machine's: changes are applied from their log entries, and every snapshot of this
+replica starts with one chunk holding the membership at its slot (``snapshot_chunks``), taken
+back into the node's membership when a snapshot is recovered or installed.  A fixed-membership
+replica's snapshots are the machine's chunks alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
-from pypaxos.core.effects import Persist
-from pypaxos.multi.effects import Applied, Effect, Redirect, Reply, SnapshotRecord
+from pypaxos.multi.bugs import LogBug
+from pypaxos.multi.effects import (
+    Applied,
+    CompactLog,
+    Effect,
+    Redirect,
+    Reply,
+    SendSnapshot,
+    SnapshotRecord,
+    TakeSnapshot,
+)
 from pypaxos.multi.log import Batch, batch_size_bytes
 from pypaxos.multi.membership import (
     MEMBERSHIP_ORIGIN,
     Membership,
-    MembershipState,
+    MembershipSnapshotLoader,
     encode_configuration,
+    encode_membership_state,
 )
-from pypaxos.multi.messages import Decided, Snapshot
+from pypaxos.multi.messages import Decided
+from pypaxos.multi.snapshots import SnapshotLoader
 
 
 class StateMachine(Protocol):
@@ -47,32 +71,40 @@ class StateMachine(Protocol):
         the exactly-once sessions): what read-index reads run (``multi.reads``)."""
         ...
 
-    def snapshot(self) -> bytes:
-        """The whole state, such that ``restore`` rebuilds an identical machine."""
+    def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
+        """The whole state as chunks of about ``chunk_bytes_max`` each (one entry may exceed
+        it), such that loading them in order rebuilds an identical machine."""
         ...
 
-    def restore(self, data: bytes) -> None:
-        """Replace the whole state with the one ``snapshot`` returned."""
+    def snapshot_loader(self) -> SnapshotLoader:
+        """A loader that rebuilds this machine from ``snapshot_chunks`` output, chunk by chunk,
+        and replaces the state only at ``finish`` (``multi.snapshots``)."""
         ...
 
 
 class Replica:
     __slots__ = (
+        "applied_bytes",
         "applied_index",
         "awaiting",
+        "bugs",
         "catch_up_max_bytes",
         "catch_up_max_slots",
         "decided",
         "id",
         "learn_window_slots",
+        "log_retained_bytes_max",
         "machine",
         "membership",
         "proposed",
+        "requested_bytes",
+        "retained_bytes",
         "retained_from",
-        "snapshot_data",
+        "snapshot_bytes",
         "snapshot_every_slots",
-        "snapshot_membership",
+        "snapshot_pending",
         "snapshot_slot",
+        "snapshot_window_chunks",
     )
 
     def __init__(
@@ -83,6 +115,9 @@ class Replica:
         catch_up_max_slots: int,
         learn_window_slots: int,
         catch_up_max_bytes: int = 1024 * 1024,
+        snapshot_window_chunks: int = 4,
+        bugs: frozenset[LogBug] = frozenset(),
+        log_retained_bytes_max: int = 16 * 1024 * 1024,
         membership: Membership | None = None,
     ) -> None:
         self.id = node_id
@@ -93,22 +128,52 @@ class Replica:
         self.learn_window_slots = learn_window_slots
         self.decided: dict[int, Batch] = {}
         self.applied_index = 0  # every slot below is applied (and decided)
-        self.snapshot_slot = 0
-        self.snapshot_data = machine.snapshot()
+        self.snapshot_slot = 0  # the latest durable snapshot covers the slots below
+        self.snapshot_pending = False  # a TakeSnapshot is out, not yet saved or failed
+        self.snapshot_window_chunks = snapshot_window_chunks
+        self.bugs = bugs
         self.retained_from = 0  # decided values are kept for slots >= retained_from
+        # The retained log's memory bound: a snapshot is asked for once half of
+        # ``log_retained_bytes_max`` of commands were applied since the last one (as well as
+        # every so many slots), and the interval kept before the snapshot is cut to the other
+        # half, oldest slot first; so the decided values kept stay within about the bound
+        # (plus what is applied while a snapshot is being written).
+        self.log_retained_bytes_max = log_retained_bytes_max
+        self.retained_bytes = 0  # command bytes of the values in ``decided``
+        self.applied_bytes = 0  # command bytes applied in this lifetime
+        self.snapshot_bytes = 0  # ``applied_bytes`` when the durable snapshot was asked for
+        self.requested_bytes = 0  # ``applied_bytes`` when the pending snapshot was asked for
         self.awaiting: set[int] = set()  # request ids this node took and has not answered
         self.proposed: dict[int, list[int]] = {}  # slot -> awaiting request ids proposed there
         # Membership (``multi.membership``): replicated state next to the machine's, applied
-        # from change entries, carried by snapshots; ``None`` for a replica without one.
+        # from change entries, carried by snapshots; ``None`` for a fixed-membership replica.
         self.membership = membership
-        self.snapshot_membership = self._membership_state()
+
+    def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
+        """This replica's state as snapshot chunks: the machine's, led by one chunk of the
+        membership when the cluster is reconfigurable (what ``TakeSnapshot`` saves)."""
+        if self.membership is not None:
+            yield encode_membership_state(self.membership.state)
+        yield from self.machine.snapshot_chunks(chunk_bytes_max)
+
+    def snapshot_loader(self) -> SnapshotLoader:
+        """A loader for ``snapshot_chunks`` output: the machine's loader, behind one that takes
+        the leading membership chunk (into the membership at ``finish``) when reconfigurable."""
+        loader = self.machine.snapshot_loader()
+        if self.membership is None:
+            return loader
+        return MembershipSnapshotLoader(self.membership, loader)
 
     def restore(self, record: SnapshotRecord) -> None:
-        """Start from a persisted snapshot (recovery)."""
-        self.machine.restore(record.data)
+        """Start from a persisted snapshot (recovery); with no chunks the shell loaded the
+        machine already."""
+        if record.chunks:
+            loader = self.snapshot_loader()
+            for chunk in record.chunks:
+                loader.load(chunk)
+            loader.finish()
         self.applied_index = self.snapshot_slot = self.retained_from = record.slot
-        self.snapshot_data = record.data
-        self._restore_membership(record.membership)
+        self._forget_below(record.slot)
 
     def learn(self, slot: int, value: Batch, bounded: bool = True) -> list[Effect]:
         """``value`` is decided in ``slot``; apply whatever became contiguous.
@@ -126,6 +191,7 @@ class Replica:
         if bounded and slot >= self.applied_index + self.learn_window_slots:
             return []
         self.decided[slot] = value
+        self.retained_bytes += batch_size_bytes(value)
         return self._apply_ready()
 
     def track(self, slot: int, request_ids: list[int]) -> None:
@@ -140,13 +206,13 @@ class Replica:
             self.applied_index += 1
             if self.membership is not None:
                 self.membership.fold(self.applied_index)
-        if self.applied_index - self.snapshot_slot >= self.snapshot_every_slots:
-            effects.append(self._take_snapshot())
+        effects.extend(self._maybe_snapshot())
         return effects
 
     def _apply(self, slot: int, value: Batch) -> list[Effect]:
         effects: list[Effect] = [Applied(slot, value)]
         for entry in value:
+            self.applied_bytes += len(entry.command)
             if entry.origin == MEMBERSHIP_ORIGIN:
                 effects.extend(self._apply_membership(slot, entry.request_id, entry.command))
                 continue
@@ -170,49 +236,88 @@ class Replica:
             return [Redirect(request_id, None)]
         return [Reply(request_id, encode_configuration(change.config))]
 
-    def _membership_state(self) -> MembershipState | None:
-        return None if self.membership is None else self.membership.state
-
-    def _restore_membership(self, state: MembershipState | None) -> None:
-        if self.membership is not None:
-            self.membership.restore(state)
-        self.snapshot_membership = self._membership_state()
-
     def _redirect_lost(self, request_ids: list[int]) -> list[Effect]:
         lost = [r for r in request_ids if r in self.awaiting]
         self.awaiting.difference_update(lost)
         return [Redirect(r, None) for r in lost]
 
-    def _take_snapshot(self) -> Persist[SnapshotRecord]:
-        self.retained_from = self.snapshot_slot
-        self.snapshot_slot = self.applied_index
-        self.snapshot_data = self.machine.snapshot()
-        self.snapshot_membership = self._membership_state()
-        self._forget_below(self.retained_from)
-        record = SnapshotRecord(self.snapshot_slot, self.snapshot_data, self.snapshot_membership)
-        return Persist(record)
+    def _maybe_snapshot(self) -> list[Effect]:
+        """Ask for a snapshot once an interval was applied since the last durable one, or when
+        an installed peer's snapshot is not durable yet."""
+        if self.snapshot_pending:
+            return []
+        installed = self.retained_from > self.snapshot_slot
+        due_slots = self.applied_index - self.snapshot_slot >= self.snapshot_every_slots
+        due_bytes = self.applied_bytes - self.snapshot_bytes >= self.log_retained_bytes_max // 2
+        if not (due_slots or due_bytes or installed) or self.applied_index == self.snapshot_slot:
+            return []
+        self.snapshot_pending = True
+        self.requested_bytes = self.applied_bytes
+        effects: list[Effect] = [TakeSnapshot(self.applied_index)]
+        if LogBug.COMPACT_BEFORE_SNAPSHOT_SAVED in self.bugs:
+            effects += self._advance_snapshot(self.applied_index)  # before it is durable
+        return effects
+
+    def snapshot_saved(self, slot: int) -> list[Effect]:
+        """The shell's snapshot of the slots below ``slot`` is durable: compact below it."""
+        self.snapshot_pending = False
+        effects: list[Effect] = []
+        if self.snapshot_slot < slot <= self.applied_index:
+            self.snapshot_bytes = self.requested_bytes
+            effects += self._advance_snapshot(slot)
+        return effects + self._maybe_snapshot()
+
+    def snapshot_failed(self) -> list[Effect]:
+        """The shell could not write the snapshot: nothing moves; asked again at the next
+        apply (not at once: a failing disk would be asked in a loop)."""
+        self.snapshot_pending = False
+        return []
+
+    def _advance_snapshot(self, slot: int) -> list[Effect]:
+        """Keep the interval before the new snapshot (catch-up from the log for a follower a
+        little behind), cut to half of ``log_retained_bytes_max``, the oldest slots first."""
+        keep_from = max(self.retained_from, self.snapshot_slot)
+        self.snapshot_slot = slot
+        decided = self.decided
+        kept_bytes = sum(
+            batch_size_bytes(decided[s]) for s in range(keep_from, slot) if s in decided
+        )
+        while kept_bytes > self.log_retained_bytes_max // 2 and keep_from < slot:
+            value = decided.get(keep_from)
+            if value is not None:
+                kept_bytes -= batch_size_bytes(value)
+            keep_from += 1
+        self.retained_from = keep_from
+        self._forget_below(keep_from)
+        return [CompactLog(slot)]
 
     def _forget_below(self, slot: int) -> None:
-        for s in [s for s in self.decided if s < slot]:
-            del self.decided[s]
+        decided = self.decided
+        for s in [s for s in decided if s < slot]:
+            self.retained_bytes -= batch_size_bytes(decided.pop(s))
 
-    def install(self, msg: Snapshot) -> list[Effect]:
-        """Jump ahead to a peer's snapshot (only forward: an older one is ignored)."""
-        if msg.slot <= self.applied_index:
-            return []
-        self.machine.restore(msg.data)
-        self.applied_index = self.snapshot_slot = self.retained_from = msg.slot
-        self.snapshot_data = msg.data
-        self._restore_membership(msg.membership)
-        self._forget_below(msg.slot)
-        skipped = sorted(s for s in self.proposed if s < msg.slot)
+    @property
+    def retained_slots(self) -> int:
+        """How many decided values this node keeps (applied ones for catch-up, and learned
+        ones waiting for a gap to fill)."""
+        return len(self.decided)
+
+    def installed(self, slot: int) -> list[Effect]:
+        """The machine now holds a peer's snapshot of the slots below ``slot`` (only forward).
+
+        It is not durable yet: a snapshot of it is asked for at once, and until it is saved the
+        durable snapshot stays the old one (a crash goes back to it and catches up again).
+        """
+        assert slot > self.applied_index, "a snapshot is installed only forward"
+        self.applied_index = self.retained_from = slot
+        self._forget_below(slot)
+        skipped = sorted(s for s in self.proposed if s < slot)
         lost = [r for s in skipped for r in self.proposed.pop(s)]
-        record = SnapshotRecord(msg.slot, msg.data, self.snapshot_membership)
-        effects: list[Effect] = [Persist(record)]
-        return effects + self._redirect_lost(lost) + self._apply_ready()
+        return self._redirect_lost(lost) + self._apply_ready()
 
-    def answer_catch_up(self, from_slot: int) -> list[Snapshot | Decided]:
-        """Decided values from ``from_slot`` on, preceded by a snapshot if they were compacted.
+    def answer_catch_up(self, asker: int, from_slot: int) -> list[SendSnapshot | Decided]:
+        """Decided values from ``from_slot`` on or, if they were compacted, the first window of
+        chunks of our durable snapshot (the asker pulls the rest, then asks for values again).
 
         The run of values holds at most ``catch_up_max_slots`` slots and
         ``catch_up_max_bytes`` of commands (but always one slot, so it makes progress):
@@ -222,14 +327,12 @@ class Replica:
         """
         if from_slot >= self.applied_index:
             return []
-        answer: list[Snapshot | Decided] = []
-        start = from_slot
         if from_slot < self.retained_from:
-            snapshot = Snapshot(
-                self.id, self.snapshot_slot, self.snapshot_data, self.snapshot_membership
-            )
-            answer.append(snapshot)
-            start = self.snapshot_slot
+            if self.snapshot_slot <= from_slot:
+                return []  # only an installed, not yet durable state covers it: ask later
+            window = self.snapshot_window_chunks
+            return [SendSnapshot(asker, self.snapshot_slot, 0, window)]
+        start = from_slot
         stop = min(self.applied_index, start + self.catch_up_max_slots)
         values: list[Batch] = []
         size_bytes = 0
@@ -240,5 +343,5 @@ class Replica:
                 break
             values.append(value)
         if values:
-            answer.append(Decided(self.id, start, tuple(values), self.applied_index))
-        return answer
+            return [Decided(self.id, start, tuple(values), self.applied_index)]
+        return []

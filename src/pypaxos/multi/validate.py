@@ -27,7 +27,8 @@ from pypaxos.multi.messages import (
     Promise,
     ReadIndexReply,
     ReadIndexRequest,
-    Snapshot,
+    SnapshotChunk,
+    SnapshotRequest,
 )
 
 ROUND_MAX: Final = 2**62
@@ -62,7 +63,14 @@ def _ballots(msg: Message) -> list[Ballot]:
             return [msg.ballot, msg.promised]
         case Prepare() | Accept() | Accepted() | Heartbeat() | HeartbeatAck():
             return [msg.ballot]
-        case CatchUp() | Decided() | Snapshot() | ReadIndexRequest() | ReadIndexReply():
+        case (
+            CatchUp()
+            | Decided()
+            | SnapshotChunk()
+            | SnapshotRequest()
+            | ReadIndexRequest()
+            | ReadIndexReply()
+        ):
             return []
 
 
@@ -86,8 +94,10 @@ def _slots(msg: Message) -> list[tuple[str, int]]:
             last = msg.first_slot + len(msg.values)
             slots = [("first_slot", msg.first_slot), ("last slot", last)]
             return [*slots, ("commit_index", msg.commit_index)]
-        case Snapshot():
-            return [("slot", msg.slot)]
+        case SnapshotChunk():
+            return [("slot", msg.slot), ("seq", msg.seq), ("chunk_count", msg.chunk_count)]
+        case SnapshotRequest():
+            return [("slot", msg.slot), ("first_seq", msg.first_seq), ("count", msg.count)]
         case ReadIndexRequest():
             return [("request_round", msg.request_round)]
         case ReadIndexReply():

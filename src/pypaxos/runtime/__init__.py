@@ -10,4 +10,6 @@
   ``auth``: its users, roles and password hashes.
 * ``wire``: the runtime's own peer messages and the on-disk encoding of records and snapshots.
 * ``metrics``: the Prometheus endpoint.  ``app`` assembles one node (``pypaxos node``).
+* ``objects_port``: the client port of a node replicating ``pypaxos.objects`` (``PAXOS.CALL``,
+  ``PAXOS.QUERY``); ``embedded``: such a node inside the application's process (``serve``).
 """

@@ -27,6 +27,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,12 +35,13 @@ import pypaxos
 from pypaxos.kv import DbSize, Integer, KVStateMachine, Request, decode_result, encode_request
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.runtime.auth import Users
-from pypaxos.runtime.commands import REDIS_VERSION
+from pypaxos.runtime.commands import REDIS_VERSION, script_command
 from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.health import Health, assess
 from pypaxos.runtime.identity import IDENTITY_NAME, Identity, claim
 from pypaxos.runtime.metrics import READ_PATHS, MetricsServer, NodeMetrics, ReadCounts
+from pypaxos.runtime.objects_port import ObjectPort
 from pypaxos.runtime.router import Router
 from pypaxos.runtime.server import RespServer
 from pypaxos.runtime.wire import (
@@ -48,9 +50,10 @@ from pypaxos.runtime.wire import (
     ForwardReply,
     WireMessage,
     decode_record,
+    decode_snapshot_meta,
     decode_snapshot_state,
 )
-from pypaxos.storage import CorruptStorageError, FileStorage, Storage, replay
+from pypaxos.storage import CorruptStorageError, FileStorage, SnapshotReader, Storage
 from pypaxos.storage.file import FsyncMode
 from pypaxos.transport import TcpConfig, TcpTransport
 from pypaxos.transport.tls import TlsContexts, TlsError
@@ -88,22 +91,28 @@ class RecoveryError(CorruptStorageError):
     """A record or snapshot passed its checksum but does not decode: refuse to start."""
 
 
-def recover_records(storage: Storage, where: str) -> list[Record]:
+def recover_records(storage: Storage, where: str, machine: StateMachine) -> list[Record]:
     """The storage snapshot's records, then every log record after it, in append order.
 
-    ``where`` names the storage in error messages (the data directory).
+    A chunked snapshot's machine chunks are loaded into ``machine`` here, one at a time (never
+    the whole file in memory); its records then carry the slot only.  ``where`` names the
+    storage in error messages (the data directory).
     """
-    snapshot, log_records = replay(storage)
+    reader = storage.open_snapshot()
     records: list[Record] = []
-    if snapshot is not None:
+    after = 0
+    if reader is not None:
+        after = reader.index
         try:
-            records += decode_snapshot_state(snapshot.data)
+            records += _load_snapshot(reader, machine)
         except (ValueError, RecursionError) as error:  # msgspec.DecodeError is a ValueError
             raise RecoveryError(
-                f"snapshot in {where} (index {snapshot.index}) does not decode: {error}; "
+                f"snapshot in {where} (index {reader.index}) does not decode: {error}; "
                 "the node will not start"
             ) from None
-    for entry in log_records:
+        finally:
+            reader.close()
+    for entry in storage.records(after):
         try:
             records.append(decode_record(entry.data))
         except (ValueError, RecursionError) as error:  # msgspec.DecodeError is a ValueError
@@ -111,6 +120,24 @@ def recover_records(storage: Storage, where: str) -> list[Record]:
                 f"log record {entry.index} in {where} does not decode: {error}; "
                 "the node will not start"
             ) from None
+    return records
+
+
+def _load_snapshot(reader: SnapshotReader, machine: StateMachine) -> list[Record]:
+    """Format 1: one ``SnapshotState``.  Format 2: the machine's chunks (loaded now, one by
+    one), then the ``SnapshotMeta``."""
+    if reader.format_version == 1:
+        return decode_snapshot_state(b"".join(reader.chunks()))
+    loader = machine.snapshot_loader()
+    previous: bytes | None = None
+    for chunk in reader.chunks():
+        if previous is not None:
+            loader.load(previous)
+        previous = chunk
+    if previous is None:
+        raise ValueError("a chunked snapshot without its meta chunk")
+    records = decode_snapshot_meta(previous)
+    loader.finish()
     return records
 
 
@@ -144,7 +171,16 @@ def tls_contexts(config: ClusterConfig, node_id: int) -> TlsContexts | None:
         raise ConfigError(config.path, "tls", str(error)) from None
 
 
+MachineFactory = Callable[[], StateMachine]
+"""Builds the node's state machine (once per start: recovery loads the disk into it)."""
+
+
 class NodeApp:
+    """One node.  ``machine_factory`` builds the state machine it replicates: the key-value
+    store by default; any other (replicated objects: ``objects.ObjectMachine``) is served on
+    the client port by ``PAXOS.CALL``/``PAXOS.QUERY`` (``runtime.objects_port``), named
+    ``served`` in its error messages."""
+
     def __init__(
         self,
         config: ClusterConfig,
@@ -152,7 +188,12 @@ class NodeApp:
         *,
         fsync: FsyncMode | None = None,
         request_timeout_s: float = 5.0,
+        machine_factory: MachineFactory | None = None,
+        served: str = "replicated objects",
     ) -> None:
+        self.machine_factory: MachineFactory = machine_factory or _kv_machine
+        self.served = served
+        self.objects: ObjectPort | None = None  # set when the machine is not the KV store
         self.config = config
         self.node_id = node_id
         self.member = config.member(node_id)
@@ -209,15 +250,16 @@ class NodeApp:
             members = tuple(sorted(self.config.member_ids))
             if claim(self.dir, Identity(self.config.cluster_id, self.node_id, members)):
                 log.info("node %d: %s records this cluster now", self.node_id, IDENTITY_NAME)
-            return storage, self._make_node(recover_records(storage, str(self.dir)))
+            machine = self.machine_factory()
+            records = recover_records(storage, str(self.dir), machine)
+            return storage, self._make_node(records, machine)
         except BaseException:
             storage.abandon()
             raise
 
-    def _make_node(self, records: list[Record]) -> Node:
+    def _make_node(self, records: list[Record], machine: StateMachine) -> Node:
         config = self.config.multi_config()
         rng = random.Random(os.urandom(16))
-        machine = KVStateMachine()
         if not records:
             return Node(self.node_id, config, rng, machine)
         node = rebuild_node(self.node_id, config, rng, machine, records, str(self.dir))
@@ -264,6 +306,8 @@ class NodeApp:
         users = Users(config.users) if config.users else None
         server_tls = self.tls.server if self.tls is not None else None
         client_tls = server_tls if self._tls_on("client") else None
+        if not isinstance(node.replica.machine, KVStateMachine):
+            self.objects = ObjectPort(router, self.served)
         self.server = RespServer(
             router,
             self.info,
@@ -271,6 +315,8 @@ class NodeApp:
             users=users,
             ssl=client_tls,
             read_index=config.reads != "log",  # read-index, or lease (the same path)
+            planner=self.objects.plan if self.objects is not None else None,
+            custom=self.objects.handle if self.objects is not None else None,
         )
         # CONFIG GET: Redis's appendfsync "always" is our fsync per write; "never" leaves it
         # to the OS, Redis's "no".
@@ -346,6 +392,13 @@ class NodeApp:
     def _refresh(self) -> None:
         if self.driver is not None:
             self.metrics.refresh(self.driver.node.status, self.driver.log_records, self.health())
+            node = self.driver.node
+            machine = node.replica.machine
+            self.metrics.refresh_memory(
+                node.replica.retained_slots,
+                node.replica.retained_bytes,
+                machine.session_count if isinstance(machine, KVStateMachine) else 0,
+            )
 
     def health(self) -> Health:
         """Live, healthy, ready (``runtime.health``): what ``/health`` and ``INFO`` say."""
@@ -395,6 +448,7 @@ class NodeApp:
         resident_bytes, peak_bytes = _resident_memory_bytes()
         return [
             "# Memory",
+            *self._memory_breakdown(),
             f"used_memory:{resident_bytes}",
             f"used_memory_human:{_human_bytes(resident_bytes)}",
             f"used_memory_rss:{resident_bytes}",
@@ -406,13 +460,31 @@ class NodeApp:
             "maxmemory_policy:noeviction",
         ]
 
+    def _memory_breakdown(self) -> list[str]:
+        """What this node keeps besides the data, counted without walking it: the decided log
+        values kept for catch-up (slots, bytes of commands), the acceptor's votes in memory, the
+        clients' exactly-once sessions."""
+        if self.driver is None:
+            return []
+        node = self.driver.node
+        machine = node.replica.machine
+        sessions = machine.session_count if isinstance(machine, KVStateMachine) else 0
+        return [
+            f"log_retained_slots:{node.replica.retained_slots}",
+            f"log_retained_bytes:{node.replica.retained_bytes}",
+            f"log_votes_in_memory:{len(node.acceptor.accepted)}",
+            f"sessions:{sessions}",
+        ]
+
     def _info_keyspace(self) -> list[str]:
         """This node's key count (its own state: a follower's may lag the leader's)."""
         assert self.driver is not None
         machine = self.driver.node.replica.machine
+        if not isinstance(machine, KVStateMachine):
+            return ["# Keyspace"]  # replicated objects: no keys
         answer = decode_result(machine.query(encode_request(Request(0, 0, DbSize()))))
         keys = answer.value if isinstance(answer, Integer) else 0
-        expires = machine.expiring_keys if isinstance(machine, KVStateMachine) else 0
+        expires = machine.expiring_keys
         line = f"db0:keys={keys},expires={expires},avg_ttl=0"
         return ["# Keyspace"] + ([line] if keys else [])
 
@@ -453,7 +525,11 @@ class NodeApp:
             f"commit_index:{status.commit_index}",
             f"applied_index:{status.applied_index}",
             f"log_size:{self.driver.log_records}",
+            f"snapshot_slot:{self.driver.node.replica.snapshot_slot}",
+            f"snapshots_saved:{self.driver.snapshots_saved}",
+            f"snapshot_fork_ms:{self.driver.snapshot_fork_s * 1000:.1f}",
             f"pid:{os.getpid()}",
+            f"machine:{'kv' if self.objects is None else self.served}",
             *self._info_reads(),
             f"leader_known:{int(health.leader_known)}",
             f"lag_slots:{health.lag_slots}",
@@ -547,3 +623,9 @@ def _human_bytes(count: int) -> str:
         if count >= size:
             return f"{count / size:.2f}{unit}"
     return f"{count}B"
+
+
+def _kv_machine() -> KVStateMachine:
+    """The default machine: the key-value store, its scripts' ``redis.call`` planned as the
+    client port plans commands."""
+    return KVStateMachine(script_commands=script_command)

@@ -23,7 +23,7 @@ replicas do after ``READONLY``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pypaxos.kv import (
@@ -57,15 +57,14 @@ from pypaxos.kv import (
     Rename,
     Result,
     Scan,
-    SessionExpired,
     Set,
     SetRange,
     SetWith,
-    Stale,
     Ttl,
     Value,
     parse_int64,
 )
+from pypaxos.kv.collection_ops import KeyType
 from pypaxos.kv.commands import (
     DECREMENT_OVERFLOW,
     EXPIRE_GT,
@@ -74,8 +73,28 @@ from pypaxos.kv.commands import (
     EXPIRE_XX,
     INT64_MIN,
     NOT_AN_INTEGER,
+    Aborted,
+    ErrorReply,
+    Eval,
+    Replies,
+    ScriptExists,
+    ScriptFlush,
+    ScriptLoad,
+    Status,
 )
+from pypaxos.kv.values import WRONGTYPE
 from pypaxos.runtime.auth import Access
+from pypaxos.runtime.blocking import BLOCKING_PLANNERS, Blocking
+from pypaxos.runtime.collection_commands import (
+    BLOCKING_COMMANDS,
+    COLLECTION_COMMANDS,
+    Planned,
+)
+from pypaxos.runtime.replies import NULL_RESP2 as NULL_RESP2
+from pypaxos.runtime.replies import NULL_RESP3 as NULL_RESP3
+from pypaxos.runtime.replies import Combine as Combine
+from pypaxos.runtime.replies import result_error as result_error
+from pypaxos.runtime.replies import unexpected
 from pypaxos.transport.resp import (
     encode_array,
     encode_bulk,
@@ -94,12 +113,6 @@ ID_MAX = 2**63 - 1
 OK = encode_simple("OK")
 PONG = encode_simple("PONG")
 EMPTY_ARRAY = b"*0\r\n"
-
-Combine = Callable[[Sequence[Result], bytes], bytes]
-"""Results to the reply; the second argument is how the connection's protocol spells null."""
-
-NULL_RESP2 = b"$-1\r\n"
-NULL_RESP3 = b"_\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +181,39 @@ class ServerTime:
     """``TIME``: this node's wall clock (not replicated, as in Redis each server has its own)."""
 
 
-Plan = Immediate | Ops | Info | Hello | Auth | ReadMode | ClientCommand | ConfigGet | ServerTime
+@dataclass(frozen=True, slots=True)
+class TxCommand:
+    """``MULTI``, ``EXEC``, ``DISCARD``, ``WATCH key...``, ``UNWATCH``: the connection's
+    transaction state (``runtime.transactions``); ``name`` upper case."""
+
+    name: bytes
+    keys: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Custom:
+    """A command of a machine other than the key-value store (``runtime.objects_port``):
+    ``PAXOS.CALL`` (``write``: through the log) or ``PAXOS.QUERY`` with its one argument."""
+
+    name: bytes
+    payload: bytes
+    write: bool
+
+
+Plan = (
+    Immediate
+    | Ops
+    | Info
+    | Hello
+    | Auth
+    | ReadMode
+    | ClientCommand
+    | ConfigGet
+    | ServerTime
+    | Blocking
+    | TxCommand
+    | Custom
+)
 
 
 def error(text: str) -> Immediate:
@@ -204,9 +249,18 @@ def required_access(name: bytes, planned: Plan) -> Access:
     """What running ``planned`` (the plan of command ``name``, upper case) needs a role to allow."""
     if name in CONNECTION_COMMANDS:
         return Access.CONNECTION
-    if isinstance(planned, Ops) and not all(isinstance(op, READ_OPS) for op in planned.ops):
+    if isinstance(planned, Ops) and not all(_reads_only(op) for op in planned.ops):
+        return Access.WRITE
+    if isinstance(planned, Blocking):  # pops
+        return Access.WRITE
+    if isinstance(planned, Custom) and planned.write:
         return Access.WRITE
     return Access.READ
+
+
+def _reads_only(op: Command) -> bool:
+    """Does ``op`` change no data (a read, or a read-only script: ``EVAL_RO``)?"""
+    return isinstance(op, READ_OPS) or (isinstance(op, Eval) and op.read_only)
 
 
 Reply1 = Callable[[Result, bytes], bytes]
@@ -235,18 +289,23 @@ def plain_single(args: list[bytes]) -> tuple[Command, Reply1] | None:
 
 
 def single_reply(combine: Combine) -> Reply1:
-    """The single-op form of a plan's ``combine`` (cached: one per combine function)."""
+    """The single-op form of a plan's ``combine`` (cached: one per combine function, for the
+    module-level ones; a combine made per command, closing over its arguments as
+    ``GETRANGE``'s does, is wrapped afresh once the cache is full, so it cannot grow without
+    bound)."""
     reply = _SINGLE.get(combine)
     if reply is None:
 
         def reply(result: Result, null: bytes) -> bytes:
             return combine((result,), null)
 
-        _SINGLE[combine] = reply
+        if len(_SINGLE) < SINGLE_CACHE_MAX:
+            _SINGLE[combine] = reply
     return reply
 
 
 _SINGLE: dict[Combine, Reply1] = {}
+SINGLE_CACHE_MAX = 512
 
 
 # -- key-value commands ------------------------------------------------------------------------
@@ -288,13 +347,24 @@ _VALUE_POSITIONS: dict[bytes, tuple[int, ...]] = {
 _PAIRS = frozenset({b"MSET", b"MSETNX"})  # key value key value...: the even positions
 
 
+# Scripts and their arguments: every argument may be as long as a value.
+_ALL_VALUES = frozenset({b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"SCRIPT"})
+
+
 def _size_error(name: bytes, args: list[bytes]) -> Immediate | None:
     if sum(map(len, args)) <= KEY_BYTES_MAX:  # the usual case: nothing can be over a limit
         return None
     values = _VALUE_POSITIONS.get(name, ())
     pairs = name in _PAIRS
+    collection = name in COLLECTION_COMMANDS  # after the key: members, fields, values
+    every = name in _ALL_VALUES
     for position, arg in enumerate(args[1:], start=1):
-        if position in values or (pairs and position % 2 == 0):
+        if (
+            every
+            or position in values
+            or (pairs and position % 2 == 0)
+            or (collection and position > 1)
+        ):
             if len(arg) > VALUE_BYTES_MAX:
                 return error(f"ERR value too large ({len(arg)} bytes, limit {VALUE_BYTES_MAX})")
         elif len(arg) > KEY_BYTES_MAX:
@@ -302,24 +372,14 @@ def _size_error(name: bytes, args: list[bytes]) -> Immediate | None:
     return None
 
 
-def result_error(result: Result) -> bytes | None:
-    """The RESP error for a result that is a refusal, or ``None``."""
-    match result:
-        case Error(message):
-            return encode_error(f"ERR {message}")
-        case Stale(last_seq):
-            return encode_error(f"ERR stale request: seq is below the last applied ({last_seq})")
-        case SessionExpired():
-            return encode_error("ERR session expired: start again with a new client_id")
-        case _:
-            return None
-
-
 def _unexpected(result: Result) -> bytes:
-    return encode_error(f"ERR internal error: unexpected result {type(result).__name__}")
+    return unexpected(result)
 
 
-def _first_error(results: Sequence[Result]) -> bytes | None:
+_WRONGTYPE = Error(WRONGTYPE)
+
+
+def _first_error(results: Iterable[Result]) -> bytes | None:
     for result in results:
         refused = result_error(result)
         if refused is not None:
@@ -394,12 +454,15 @@ def _combine_exists(results: Sequence[Result], null: bytes) -> bytes:
 
 
 def _combine_mget(results: Sequence[Result], null: bytes) -> bytes:
-    refused = _first_error(results)
+    refused = _first_error(r for r in results if r != _WRONGTYPE)  # Redis: nil for those
     if refused is not None:
         return refused
     parts = [b"*%d\r\n" % len(results)]
     for result in results:
         if not isinstance(result, Value):
+            if result == _WRONGTYPE:
+                parts.append(null)
+                continue
             return _unexpected(result)
         parts.append(null if result.value is None else encode_bulk(result.value))
     return b"".join(parts)
@@ -416,7 +479,9 @@ _KV_COMMANDS: dict[bytes, _Spec] = {
     b"CAS": _Spec(4, 4, lambda a: Ops((Cas(a[1], a[2], a[3]),), _combine_cas)),
     b"DEL": _Spec(2, None, lambda a: Ops(tuple(Delete(k) for k in a[1:]), _combine_del), True),
     b"UNLINK": _Spec(2, None, lambda a: Ops(tuple(Delete(k) for k in a[1:]), _combine_del), True),
-    b"EXISTS": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_exists), True),
+    b"EXISTS": _Spec(
+        2, None, lambda a: Ops(tuple(KeyType(k) for k in a[1:]), _combine_exists), True
+    ),
     b"MGET": _Spec(2, None, lambda a: Ops(tuple(Get(k) for k in a[1:]), _combine_mget), True),
 }
 
@@ -611,7 +676,7 @@ def _combine_strlen(results: Sequence[Result], null: bytes) -> bytes:
 def _combine_type(results: Sequence[Result], null: bytes) -> bytes:
     (result,) = results
     if type(result) is Value:
-        return encode_simple("none" if result.value is None else "string")
+        return encode_simple("none" if result.value is None else result.value.decode())
     return result_error(result) or _unexpected(result)
 
 
@@ -637,7 +702,7 @@ def _scan(args: list[bytes]) -> Ops | Immediate:
     if not raw.isdigit() or int(raw) >= 2**64:
         return error("ERR invalid cursor")
     pattern: bytes | None = None
-    count, only_strings = 10, True
+    count, type_name = 10, None
     position = 2
     while position < len(args):
         option = args[position].upper()
@@ -654,7 +719,7 @@ def _scan(args: list[bytes]) -> Ops | Immediate:
         elif option == b"MATCH":
             pattern = None if value == b"*" else value
         elif option == b"TYPE":
-            only_strings = value.lower() == b"string"  # the one type this store has
+            type_name = value
         else:
             return error("ERR syntax error")
         position += 2
@@ -663,10 +728,10 @@ def _scan(args: list[bytes]) -> Ops | Immediate:
         (result,) = results
         if type(result) is not Page:
             return result_error(result) or _unexpected(result)
-        keys = encode_array(result.keys if only_strings else ())
+        keys = encode_array(result.keys)
         return b"*2\r\n" + encode_bulk(b"%d" % result.cursor) + keys
 
-    return Ops((Scan(int(raw), pattern, count),), combine)
+    return Ops((Scan(int(raw), pattern, count, type_name),), combine)
 
 
 _KV_COMMANDS.update(
@@ -682,7 +747,7 @@ _KV_COMMANDS.update(
         b"GETRANGE": _Spec(4, 4, _get_range),
         b"SUBSTR": _Spec(4, 4, _get_range),
         b"SETRANGE": _Spec(4, 4, _set_range),
-        b"TYPE": _Spec(2, 2, lambda a: Ops((Get(a[1]),), _combine_type)),
+        b"TYPE": _Spec(2, 2, lambda a: Ops((KeyType(a[1]),), _combine_type)),
         b"RENAME": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2]),), _combine_ok)),
         b"RENAMENX": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2], nx=True),), _combine_integer)),
         b"DBSIZE": _Spec(1, 1, lambda a: Ops((DbSize(),), _combine_integer)),
@@ -702,6 +767,201 @@ _KV_COMMANDS.update(
         b"PERSIST": _Spec(2, 2, lambda a: Ops((Persist(a[1]),), _combine_integer)),
     }
 )
+
+
+def _collection_spec(
+    arity_min: int, arity_max: int | None, build: Callable[[list[bytes]], Planned]
+) -> _Spec:
+    def plan_one(args: list[bytes]) -> Ops | Immediate:
+        planned = build(args)
+        if isinstance(planned, bytes):
+            return Immediate(planned)
+        return Ops(*planned)
+
+    return _Spec(arity_min, arity_max, plan_one)
+
+
+for _name, (_low, _high, _collection_build) in COLLECTION_COMMANDS.items():
+    _KV_COMMANDS[_name] = _collection_spec(_low, _high, _collection_build)
+
+
+def _blocking(args: list[bytes]) -> Plan:
+    name = args[0].upper()
+    planner = BLOCKING_PLANNERS.get(name)
+    if planner is None:
+        shown = args[0].decode(errors="replace").lower()
+        return error(f"ERR '{shown}' (a blocking command) is not supported by this server yet")
+    planned = planner(args)
+    return Immediate(planned) if isinstance(planned, bytes) else planned
+
+
+# -- scripts (the state machine's side is kv.scripts) -----------------------------------------
+
+
+def render(result: Result, null: bytes) -> bytes:
+    """Any result as its RESP reply: what a script answers (nested arrays, statuses, errors)."""
+    match result:
+        case Value(value):
+            return null if value is None else encode_bulk(value)
+        case Integer(value):
+            return encode_integer(value)
+        case Ok():
+            return OK
+        case Status(text):
+            return b"+" + text + b"\r\n"
+        case ErrorReply(text):
+            return b"-" + text + b"\r\n"
+        case Replies(items):
+            return b"*%d\r\n" % len(items) + b"".join(render(item, null) for item in items)
+        case Aborted():
+            return null if null == NULL_RESP3 else NULL_ARRAY_RESP2
+        case Array(items):
+            return encode_array(items)
+        case _:
+            return result_error(result) or _unexpected(result)
+
+
+NULL_ARRAY_RESP2 = b"*-1\r\n"
+
+
+def _combine_render(results: Sequence[Result], null: bytes) -> bytes:
+    (result,) = results
+    return render(result, null)
+
+
+def _script_args(args: list[bytes]) -> tuple[tuple[bytes, ...], tuple[bytes, ...]] | Immediate:
+    """``EVAL``/``EVALSHA``'s ``numkeys key... arg...``: the keys and the arguments."""
+    count = _integer_arg(args[2])
+    if isinstance(count, Immediate):
+        return count
+    if count < 0:
+        return error("ERR Number of keys can't be negative")
+    if count > len(args) - 3:
+        return error("ERR Number of keys can't be greater than number of args")
+    return tuple(args[3 : 3 + count]), tuple(args[3 + count :])
+
+
+def _eval(args: list[bytes]) -> Ops | Immediate:
+    parsed = _script_args(args)
+    if isinstance(parsed, Immediate):
+        return parsed
+    read_only = args[0].upper() == b"EVAL_RO"
+    return Ops((Eval(args[1], b"", *parsed, read_only=read_only),), _combine_render)
+
+
+NOSCRIPT_REPLY = encode_error("NOSCRIPT No matching script. Please use EVAL.")
+
+
+def _evalsha(args: list[bytes]) -> Ops | Immediate:
+    parsed = _script_args(args)
+    if isinstance(parsed, Immediate):
+        return parsed
+    sha = args[1].lower()
+    if len(sha) != 40:
+        return Immediate(NOSCRIPT_REPLY)
+    read_only = args[0].upper() == b"EVALSHA_RO"
+    return Ops((Eval(None, sha, *parsed, read_only=read_only),), _combine_render)
+
+
+def _script(args: list[bytes]) -> Ops | Immediate:
+    """``SCRIPT LOAD body`` / ``EXISTS sha...`` / ``FLUSH [ASYNC|SYNC]`` / ``KILL``."""
+    sub = args[1].upper()
+    if sub == b"LOAD":
+        if len(args) != 3:
+            return wrong_arity(b"script|load")
+        return Ops((ScriptLoad(args[2]),), _combine_render)
+    if sub == b"EXISTS":
+        if len(args) < 3:
+            return wrong_arity(b"script|exists")
+        return Ops((ScriptExists(tuple(sha.lower() for sha in args[2:])),), _combine_render)
+    if sub == b"FLUSH":
+        if len(args) > 3:
+            return wrong_arity(b"script|flush")
+        if len(args) == 3 and args[2].upper() not in (b"ASYNC", b"SYNC"):
+            return error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
+        return Ops((ScriptFlush(),), _combine_ok)
+    if sub == b"KILL":  # a script never outlives its log entry (kv.scripts): nothing to kill
+        return error("NOTBUSY No scripts in execution right now.")
+    shown = args[1].decode(errors="replace")
+    return error(f"ERR unknown subcommand '{shown}'. Try SCRIPT HELP.")
+
+
+_KV_COMMANDS.update(
+    {
+        b"EVAL": _Spec(3, None, _eval),
+        b"EVALSHA": _Spec(3, None, _evalsha),
+        b"EVAL_RO": _Spec(3, None, _eval),
+        b"EVALSHA_RO": _Spec(3, None, _evalsha),
+        b"SCRIPT": _Spec(2, None, _script),
+    }
+)
+
+_NOT_FROM_SCRIPTS = frozenset({b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"SCRIPT"})
+_FROM_SCRIPTS_ADMIN = frozenset({b"PING", b"ECHO"})
+NOT_FROM_SCRIPT = encode_error("ERR This Redis command is not allowed from script")
+UNKNOWN_FROM_SCRIPT = encode_error("ERR Unknown Redis command called from script")
+ARITY_FROM_SCRIPT = encode_error("ERR Wrong number of args calling Redis command from script")
+
+
+def script_command(
+    argv: list[bytes],
+) -> tuple[tuple[Command, ...], Callable[[Sequence[Result]], bytes]] | bytes:
+    """A script's ``redis.call(argv...)``: the ops and how their results make the RESP2
+    reply, or the reply itself (``kv.scripts.CommandTable``).  Every key-value command is
+    allowed, planned exactly as for a client; ``PING`` and ``ECHO`` too; transactions,
+    scripts and the connection and server commands are not, as in Redis."""
+    name = argv[0].upper()
+    spec = _KV_COMMANDS.get(name)
+    if spec is None or name in _NOT_FROM_SCRIPTS:
+        admin = _ADMIN.get(name)
+        if admin is not None and name in _FROM_SCRIPTS_ADMIN:
+            planned = admin(argv)
+            if isinstance(planned, Immediate):
+                return planned.reply
+        if admin is not None or spec is not None:
+            return NOT_FROM_SCRIPT
+        return UNKNOWN_FROM_SCRIPT
+    count = len(argv)
+    if count < spec.arity_min or (spec.arity_max is not None and count > spec.arity_max):
+        return ARITY_FROM_SCRIPT
+    planned = _kv_plan(name, argv, spec, None)
+    if isinstance(planned, Immediate):
+        return planned.reply
+    assert isinstance(planned, Ops)
+    combine = planned.combine
+
+    def reply(results: Sequence[Result]) -> bytes:
+        return combine(results, NULL_RESP2)
+
+    return planned.ops, reply
+
+
+# -- transactions (the connection's side is runtime.transactions) ----------------------------
+
+
+def refused_before_running(args: list[bytes], reply: bytes) -> bool:
+    """Is ``reply``, an error ``plan(args)`` gave, one Redis gives before running the command
+    (an unknown command, a wrong number of arguments for the command or its subcommand), rather
+    than when it runs (a syntax error, ``MSET`` with an odd count)?  Inside ``MULTI`` the first
+    kind aborts the transaction, the second is that command's reply in ``EXEC``'s array."""
+    if reply.startswith(b"-ERR unknown command"):
+        return True
+    if not reply.startswith(b"-ERR wrong number of arguments for '"):
+        return False
+    spec = _KV_COMMANDS.get(args[0].upper())
+    if spec is None or b"|" in reply.split(b"'")[1]:
+        return True  # a server command's, or a subcommand's (SCRIPT LOAD)
+    count = len(args)
+    return count < spec.arity_min or (spec.arity_max is not None and count > spec.arity_max)
+
+
+def _tx(arity_min: int, arity_max: int | None) -> Callable[[list[bytes]], Plan]:
+    def planner(args: list[bytes]) -> Plan:
+        if len(args) < arity_min or (arity_max is not None and len(args) > arity_max):
+            return wrong_arity(args[0])
+        return TxCommand(args[0].upper(), tuple(args[1:]))
+
+    return planner
 
 
 FAST_COMMANDS: dict[bytes, tuple[int, Callable[..., Command], Reply1, int]] = {}
@@ -870,4 +1130,10 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"AUTH": _auth,
     b"ECHO": _echo,
     b"TIME": _time,
+    **dict.fromkeys(BLOCKING_COMMANDS, _blocking),
+    b"MULTI": _tx(1, 1),
+    b"EXEC": _tx(1, 1),
+    b"DISCARD": _tx(1, 1),
+    b"WATCH": _tx(2, None),
+    b"UNWATCH": _tx(1, 1),
 }

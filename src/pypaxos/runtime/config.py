@@ -12,7 +12,8 @@ Two optional tables tune the protocol, with ``MultiConfig``'s field names and un
 ``[timeouts]`` takes the ``*_ticks`` fields and ``[limits]`` the windows, batch, queue and log
 bounds.  The runtime's defaults differ from ``MultiConfig``'s (which are sized for the
 simulator): a real node serves hundreds of pipelined clients, so its batches and queue are
-larger, it snapshots less often because a snapshot is a full copy of the store, and its
+larger, it snapshots less often because a snapshot is a full copy of the store (written by a
+forked process, in ``snapshot_chunk_bytes_max`` chunks), and its
 election timeout is longer because a real process stalls now and then.  ``thrifty`` (a
 boolean, default true) is ``MultiConfig.thrifty``: the leader sends each ``Accept`` to a
 quorum's worth of followers only and the others catch up from heartbeats; ``false`` sends every
@@ -44,6 +45,7 @@ from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.multi import LogBug, MultiConfig
 from pypaxos.runtime.auth import PasswordHashError, Role, User, check_hash_format
 from pypaxos.runtime.tls import TlsConfig, TlsConfigError, parse_tls, render_tls
+from pypaxos.storage.durable import fsync_dir, make_dirs_durably
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport.auth import SecretError, read_secret
 from pypaxos.transport.tcp import parse_address
@@ -74,9 +76,12 @@ LIMIT_KEYS: tuple[str, ...] = (
     "batch_max_bytes",
     "queue_max_commands",
     "snapshot_every_slots",
+    "log_retained_bytes_max",
     "log_window_slots",
     "catch_up_max_slots",
     "catch_up_max_bytes",
+    "snapshot_window_chunks",
+    "snapshot_chunk_bytes_max",
 )
 
 # Runtime defaults (see the module docstring).  Timings at tick_ms = 10: heartbeats every
@@ -102,12 +107,20 @@ RUNTIME_LIMITS: dict[str, int] = {
     "batch_max_bytes": 256 * 1024,
     "queue_max_commands": 8192,
     "snapshot_every_slots": 1024,
+    # ...or once 8 MiB of commands were applied since the last snapshot, whichever is first,
+    # and the interval before it kept for catch-up cut to 8 MiB: the decided log a node keeps
+    # in memory stays about 16 MiB of commands however large the batches or the keyspace.
+    "log_retained_bytes_max": 16 * 1024 * 1024,
     "log_window_slots": 2048,
     # A catch-up answer is bounded by bytes, and the next one is asked for as soon as it is
     # applied: 2 MiB keeps each step of the asker (decode and apply) near 50 ms while a node
     # a million entries behind needs only a few dozen round trips after the snapshot.
     "catch_up_max_slots": 512,
     "catch_up_max_bytes": 2 * 1024 * 1024,
+    # A snapshot is written, sent and installed in chunks of 1 MiB (a few ms of decoding each
+    # on the receiver), four in flight per receiver.
+    "snapshot_window_chunks": 4,
+    "snapshot_chunk_bytes_max": 1024 * 1024,
 }
 
 TOP_KEYS = (
@@ -353,7 +366,7 @@ def render_config(config: ClusterConfig) -> str:
 def write_config(config: ClusterConfig) -> None:
     """Write ``config`` to its ``path`` atomically (a temporary file, fsynced, then renamed),
     readable by its owner only."""
-    config.path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs_durably(config.path.parent, mode=0o777)  # the umask decides, as for mkdir
     temporary = config.path.with_suffix(".toml.tmp")
     temporary.unlink(missing_ok=True)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -362,11 +375,7 @@ def write_config(config: ClusterConfig) -> None:
         file.flush()
         os.fsync(file.fileno())
     temporary.replace(config.path)
-    directory = os.open(config.path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_dir(config.path.parent)
 
 
 def _relative_to_file(config: ClusterConfig, path: Path) -> str:

@@ -3,13 +3,25 @@
 One task loops, one batch at a time, in the shape of etcd-raft's ``Ready`` cycle: collect every
 waiting input and the ticks due by the loop clock (at most ``ticks_per_batch_max``), step them
 through the node, append every ``Persist`` and ``sync()`` once (group commit; on the loop thread
-for a small batch, in the storage's thread otherwise), write a snapshot if the node took one,
-then send, apply and reply.  So nothing leaves before what it depends on is durable
+for a small batch, in the storage's thread otherwise), start a snapshot if the node asked for
+one, then send, apply and reply.  So nothing leaves before what it depends on is durable
 (``multi.effects``, ``storage.base``); the leader's own votes (``PersistOwnVote``) are the one
 exception, as nothing depends on them.  While the storage works it re-sends the last heartbeat
 or acknowledgement (``keepalive_s``); a lightly loaded leader polls briefly before it sleeps
 (``idle_spin_s``).  Why each of these: docs/design.md, "The driver".  ``send_before_sync`` is a
 planted ordering bug, for the test that shows the ordering check can fail.
+
+Snapshots never stop the loop.  On ``TakeSnapshot`` (once the batch's records are synced, so
+the node's memory is exactly the fold of the log up to ``storage.last_index``) the driver
+``fork()`` s: the child writes the state machine's chunks and the node's ``SnapshotMeta`` to the
+data directory (``storage.write_snapshot_file``: temp file, fsync, rename, fsync of the
+directory) and exits; copy-on-write keeps its view fixed while the parent goes on applying.  The
+parent watches the child through a pidfd on the loop; when it exits cleanly the storage adopts
+the file and the node hears ``snapshot_saved`` (then ``CompactLog`` drops the log segments it
+covers), otherwise ``snapshot_failed``.  The cost on the loop is the ``fork()`` itself (page
+tables: a few milliseconds per GiB of heap).  A storage that is not a ``FileStorage`` (tests)
+is snapshotted on the loop and written in the storage thread instead.  ``SendSnapshot`` chunks
+are read from the snapshot file in a thread of their own and sent from the loop.
 
 With leader leases (``MultiConfig.lease_ticks``, ``multi.lease``) a leader must never answer
 with a clock that fell further behind since it sent a heartbeat round: every tick due by the
@@ -22,18 +34,25 @@ capped): a follower's clock that runs late only keeps its promise not to vote fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import gc
+import itertools
 import logging
 import math
+import os
+import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Protocol, TypeVar, final
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar, final
 
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
 from pypaxos.multi import (
     Applied,
     Busy,
+    CompactLog,
     Effect,
     Heartbeat,
     HeartbeatAck,
@@ -43,11 +62,14 @@ from pypaxos.multi import (
     Redirect,
     Reply,
     Role,
-    SnapshotRecord,
+    SendSnapshot,
+    SnapshotChunk,
+    StateMachine,
     Status,
+    TakeSnapshot,
 )
-from pypaxos.runtime.wire import WireMessage, encode_record, snapshot_state
-from pypaxos.storage import Snapshot, Storage
+from pypaxos.runtime.wire import WireMessage, encode_record, snapshot_meta
+from pypaxos.storage import FileStorage, SnapshotReader, Storage, StorageError, write_snapshot_file
 from pypaxos.transport import CodecError, UnknownPeer
 
 if TYPE_CHECKING:
@@ -116,6 +138,7 @@ class Driver:
         slow_sync_s: float = 0.02,
         keepalive_s: float | None = None,
         send_before_sync: bool = False,
+        snapshot_in_child: bool | None = None,
     ) -> None:
         if tick_s <= 0:
             raise ValueError("tick_s must be positive")
@@ -151,6 +174,9 @@ class Driver:
         self._flush: Callable[[], None] | None = getattr(sender, "flush", None)
         self.send_before_sync = send_before_sync  # planted bug, tests only
         self.status_listeners: list[StatusListener] = []
+        # Called after each batch's answers (the server's blocked clients look for what the
+        # newly applied entries make available to them); empty unless a client blocks.
+        self.applied_listeners: list[Callable[[], None]] = []
         self.log_records = storage.last_index - storage.first_index + 1
         self.batches = 0
         self.syncs = 0
@@ -166,8 +192,21 @@ class Driver:
         self._last_liveness: dict[int, Heartbeat | HeartbeatAck] = {}
         self._keepalive_timer: asyncio.TimerHandle | None = None
         # a tuple is a client proposal, an ``_OwnVoteSynced`` our own vote now durable, a
-        # ``_Read`` a read-only command
-        self._inbox: list[Message | tuple[int, bytes] | _OwnVoteSynced | _Read] = []
+        # ``_Read`` a read-only command, a ``_SnapshotDone`` the end of a snapshot's writing
+        self._inbox: list[Message | tuple[int, bytes] | _OwnVoteSynced | _Read | _SnapshotDone] = []
+        # Snapshots (module docstring): a forked child for a file storage, unless told otherwise.
+        self.snapshot_in_child = (
+            isinstance(storage, FileStorage) if snapshot_in_child is None else snapshot_in_child
+        )
+        self._snapshot_wanted = False  # the node asked; started once the log is synced
+        self._snapshot_child: _SnapshotChild | None = None
+        self._saved: list[tuple[int, int]] = []  # (slot, log index) of snapshots adopted
+        self._open_snapshots: dict[int, SnapshotReader] = {}  # slot -> reader, for SendSnapshot
+        self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix=f"pypaxos-snap-{node.id}")
+        self.snapshots_saved = 0
+        self.snapshot_fork_s = 0.0  # the last fork's time on the loop
+        self.snapshot_chunks_sent = 0
+        self._serve_recovered_snapshot()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
         self._next_tick = 0.0
@@ -240,6 +279,7 @@ class Driver:
                 # Let readers and writers run between batches (with nothing waiting, ``_wait``
                 # yields anyway: an idle node's tick costs one wake-up of the loop, not two).
                 await asyncio.sleep(0)
+        self.close_snapshots()
 
     def _deferred_ticks(self) -> int:
         """Ticks the node lets come due before it wakes up for them (module docstring)."""
@@ -326,6 +366,9 @@ class Driver:
                     self.lease_answered.add(item.request_id)
                 served += 1
                 continue
+            if type(item) is _SnapshotDone:
+                effects += self._snapshot_done(item)
+                continue
             if proposals:  # in arrival order: the proposals before this message go first
                 effects += node.propose_many(proposals)
                 proposals = []
@@ -358,7 +401,8 @@ class Driver:
         """Persist, sync, snapshot, send, apply, reply; true if it awaited anything."""
         records: list[bytes] = []
         own_votes: list[_OwnVoteSynced] = []
-        snapshot_due = plain = False
+        plain = False
+        compact_slot = -1
         for effect in effects:
             if type(effect) is PersistOwnVote:
                 vote = effect.record
@@ -366,13 +410,14 @@ class Driver:
                 own_votes.append(_OwnVoteSynced(vote.slot, vote.ballot))
             elif isinstance(effect, Persist):
                 plain = True
-                record = effect.state
-                if isinstance(record, SnapshotRecord):
-                    snapshot_due = True  # kept in the storage snapshot, not in the log
-                    continue
-                records.append(encode_record(record))
+                records.append(encode_record(effect.state))
+            elif type(effect) is TakeSnapshot:
+                self._snapshot_wanted = True
+            elif type(effect) is CompactLog:
+                compact_slot = max(compact_slot, effect.slot)
+            elif type(effect) is SendSnapshot:
+                self._serve_snapshot(effect)
         awaited = sent = replied = False
-        last_index = self.storage.last_index
         if records:
             loop = asyncio.get_running_loop()
             if not plain:  # only our own votes: nothing here depends on them (multi.effects)
@@ -384,10 +429,10 @@ class Driver:
                 self._send(effects)
                 sent, records = True, []
             if not self._disk_slow and self._batch_inputs <= self.inline_sync_inputs_max:
-                last_index, fsync_s, self.log_records = self._persist(records)
+                _, fsync_s, self.log_records = self._persist(records)
                 self.inline_syncs += 1
             else:
-                last_index, fsync_s, self.log_records = await self._storage_work(
+                _, fsync_s, self.log_records = await self._storage_work(
                     loop.run_in_executor(self.executor, self._persist, records)
                 )
                 awaited = True
@@ -396,15 +441,15 @@ class Driver:
             if self.metrics is not None:
                 self.metrics.observe_fsync(fsync_s, self.log_records)
             self._inbox += own_votes
-        if snapshot_due:
-            # Before the sends: an installed snapshot moved the node's applied index and
-            # compacted its votes, and its next ``HeartbeatAck`` or ``Promise`` says so.
-            data = snapshot_state(self.node)
+        index = self._compact_index(compact_slot) if compact_slot >= 0 else None
+        if index is not None:
             loop = asyncio.get_running_loop()
             self.log_records = await self._storage_work(
-                loop.run_in_executor(self.executor, self._write_snapshot, last_index, data)
+                loop.run_in_executor(self.executor, self._compact, index)
             )
             awaited = True
+        if self._snapshot_wanted and self._snapshot_child is None:
+            awaited = await self._start_snapshot() or awaited
         if not sent:
             self._send(effects)
         if not replied:
@@ -451,11 +496,162 @@ class Driver:
             storage.append(record)
         return storage.last_index
 
-    def _write_snapshot(self, index: int, data: bytes) -> int:
+    # -- snapshots (module docstring) --------------------------------------------------------
+
+    async def _start_snapshot(self) -> bool:
+        """Start writing the snapshot the node asked for; true if it awaited the storage."""
+        storage, node = self.storage, self.node
+        if storage.synced_index != storage.last_index:
+            return False  # not the fold of a durable log yet: the next batch starts it
+        self._snapshot_wanted = False
+        index, slot = storage.last_index, node.replica.applied_index
+        meta = snapshot_meta(node)
+        chunk_bytes = node.config.snapshot_chunk_bytes_max
+        machine = node.replica.machine
+        if not self.snapshot_in_child:
+            chunks = [*machine.snapshot_chunks(chunk_bytes), meta]
+            loop = asyncio.get_running_loop()
+            work = loop.run_in_executor(self.executor, self._write_chunks, index, chunks)
+            ok = await self._storage_work(work)
+            self._inbox.append(_SnapshotDone(slot, index, ok, adopted=True))
+            return True
+        assert isinstance(storage, FileStorage)
+        started = time.perf_counter()
+        parent_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _snapshot_child(storage, index, machine, chunk_bytes, meta, parent_pid)
+        self.snapshot_fork_s = time.perf_counter() - started
+        pidfd = os.pidfd_open(pid)
+        child = _SnapshotChild(pid, pidfd, slot, index)
+        self._snapshot_child = child
+        asyncio.get_running_loop().add_reader(pidfd, self._snapshot_child_exited, child)
+        log.debug(
+            "node %d: snapshot of slot %d (log index %d) in child %d, fork %.1f ms",
+            node.id,
+            slot,
+            index,
+            pid,
+            self.snapshot_fork_s * 1000,
+        )
+        return False
+
+    def _write_chunks(self, index: int, chunks: list[bytes]) -> bool:
+        try:
+            self.storage.write_snapshot_chunks(index, chunks, compact=False)
+        except StorageError as error:
+            log.error("node %d: snapshot write failed: %s", self.node.id, error)
+            return False
+        return True
+
+    def _snapshot_child_exited(self, child: _SnapshotChild) -> None:
+        """The child's pidfd is readable: it exited.  Reap it and tell the node."""
+        asyncio.get_running_loop().remove_reader(child.pidfd)
+        os.close(child.pidfd)
+        _, status = os.waitpid(child.pid, 0)
+        self._snapshot_child = None  # reaped: nothing of it is left to close or kill
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            log.error("node %d: snapshot child %d failed (exit %d)", self.node.id, child.pid, code)
+        self._inbox.append(_SnapshotDone(child.slot, child.index, code == 0, adopted=False))
+        self._wake()
+
+    def _snapshot_done(self, done: _SnapshotDone) -> list[Effect]:
+        """Between batches (no storage work runs): adopt the file, tell the node."""
+        ok = done.ok
+        if ok and not done.adopted:
+            storage = self.storage
+            assert isinstance(storage, FileStorage), "only a file storage forks its snapshots"
+            try:
+                storage.adopt_snapshot(done.index, compact=False)
+            except StorageError as error:
+                log.error("node %d: cannot adopt the snapshot: %s", self.node.id, error)
+                ok = False
+        if not ok:
+            return self.node.snapshot_failed()
+        self.snapshots_saved += 1
+        self._saved = [*self._saved[-3:], (done.slot, done.index)]
+        self._serve(done.slot)
+        return self.node.snapshot_saved(done.slot)
+
+    def _compact_index(self, slot: int) -> int | None:
+        """The log index of the newest adopted snapshot at or below ``slot``."""
+        covered = [index for saved_slot, index in self._saved if saved_slot <= slot]
+        return max(covered) if covered else None
+
+    def _compact(self, index: int) -> int:
         storage = self.storage
-        storage.write_snapshot(Snapshot(index, data), compact=True)
-        log.debug("node %d: snapshot at log index %d (%d bytes)", self.node.id, index, len(data))
+        storage.compact(index)
         return storage.last_index - storage.first_index + 1
+
+    def _serve_recovered_snapshot(self) -> None:
+        """After a restart the storage's snapshot is the replica's (a format-1 file holds no
+        separate machine chunks, so it is not served: peers wait for the next snapshot)."""
+        slot = self.node.replica.snapshot_slot
+        if slot > 0:
+            self._serve(slot)
+
+    def _serve(self, slot: int) -> None:
+        """Keep the storage's current snapshot open for ``SendSnapshot`` (and the one before,
+        for transfers under way); close older ones in the reader thread, after its reads."""
+        try:
+            reader = self.storage.open_snapshot()
+        except StorageError as error:
+            log.error("node %d: cannot open the snapshot to serve it: %s", self.node.id, error)
+            return
+        if reader is None or reader.format_version < 2:
+            if reader is not None:
+                reader.close()
+            return
+        self._open_snapshots[slot] = reader
+        for old in sorted(self._open_snapshots)[:-2]:
+            self._reader_pool.submit(self._open_snapshots.pop(old).close)
+
+    def _serve_snapshot(self, effect: SendSnapshot) -> None:
+        reader = self._open_snapshots.get(effect.slot)
+        if reader is None:  # gone (replaced twice, or never served): the peer asks again
+            self._send_chunks(effect.to, [SnapshotChunk(self.node.id, effect.slot, 0, 0)])
+            return
+        work = self._reader_pool.submit(_read_chunks, self.node.id, reader, effect)
+        loop = asyncio.get_running_loop()
+        work.add_done_callback(
+            lambda done: loop.call_soon_threadsafe(self._chunks_read, effect, done)
+        )
+
+    def _chunks_read(self, effect: SendSnapshot, done: Future[list[SnapshotChunk]]) -> None:
+        try:
+            chunks = done.result()
+        except StorageError as error:
+            log.error("node %d: cannot read the snapshot to send: %s", self.node.id, error)
+            chunks = [SnapshotChunk(self.node.id, effect.slot, effect.first_seq, 0)]
+        self._send_chunks(effect.to, chunks)
+
+    def _send_chunks(self, to: int, chunks: list[SnapshotChunk]) -> None:
+        if self._stopping:
+            return
+        for chunk in chunks:
+            try:
+                self.sender.send(to, chunk)
+            except (CodecError, UnknownPeer) as error:
+                log.error(
+                    "node %d: cannot send a snapshot chunk to %d: %r", self.node.id, to, error
+                )
+                return
+            self.snapshot_chunks_sent += 1
+
+    def close_snapshots(self) -> None:
+        """At stop: end a running snapshot child, close the open snapshots and their thread."""
+        child = self._snapshot_child
+        if child is not None:
+            self._snapshot_child = None
+            with contextlib.suppress(RuntimeError):  # no loop any more: nothing to remove
+                asyncio.get_running_loop().remove_reader(child.pidfd)
+            os.close(child.pidfd)
+            os.kill(child.pid, signal.SIGKILL)
+            os.waitpid(child.pid, 0)
+        for slot in list(self._open_snapshots):
+            self._reader_pool.submit(self._open_snapshots.pop(slot).close)
+        self._reader_pool.shutdown(wait=True)
 
     def _send(self, effects: list[Effect]) -> None:
         sender = self.sender
@@ -502,6 +698,8 @@ class Driver:
                 sink.on_redirect(effect.request_id, effect.leader_id)
             elif isinstance(effect, Busy):
                 sink.on_busy(effect.request_id)
+        for listener in self.applied_listeners:
+            listener()
 
     def _check_status(self) -> None:
         node, old = self.node, self._status
@@ -534,6 +732,89 @@ class _OwnVoteSynced:
     def __init__(self, slot: int, ballot: Ballot) -> None:
         self.slot = slot
         self.ballot = ballot
+
+
+@final  # so that ``type(item) is _SnapshotDone`` narrows the inbox item for mypy
+class _SnapshotDone:
+    """Input: the snapshot of ``slot`` at log ``index`` was written (``ok``) or not;
+    ``adopted``: the storage knows it already (written in-process)."""
+
+    __slots__ = ("adopted", "index", "ok", "slot")
+
+    def __init__(self, slot: int, index: int, ok: bool, *, adopted: bool) -> None:
+        self.slot = slot
+        self.index = index
+        self.ok = ok
+        self.adopted = adopted
+
+
+class _SnapshotChild:
+    __slots__ = ("index", "pid", "pidfd", "slot")
+
+    def __init__(self, pid: int, pidfd: int, slot: int, index: int) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.slot = slot
+        self.index = index
+
+
+def _snapshot_child(
+    storage: FileStorage,
+    index: int,
+    machine: StateMachine,
+    chunk_bytes: int,
+    meta: bytes,
+    parent_pid: int,
+) -> NoReturn:
+    """In the forked child: write the snapshot file and exit, touching nothing else (no loop,
+    no logging: locks another thread held at the fork may never be released here).
+
+    It closes every descriptor it inherited but the standard ones: a copy of a socket would
+    keep the connection open after the node closed it, and a copy of a data directory's lock
+    (the node's, or another node's in the same process) would keep it locked.  It dies with its
+    parent, so no orphan writes under a restarted node; a write it did not finish leaves only
+    the temp file, removed at the next start."""
+    code = 1
+    try:
+        _die_with_parent(parent_pid)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        # The lowest CPU priority: the node (and its peers, on a shared machine) come first; a
+        # snapshot taking longer only keeps the log a little longer.
+        with contextlib.suppress(OSError):
+            os.nice(19)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        gc.disable()  # nothing here makes cycles; a collection would copy every page it touches
+        chunks = itertools.chain(machine.snapshot_chunks(chunk_bytes), (meta,))
+        write_snapshot_file(storage.dir, index, chunks, fsync=storage.fsync == "always")
+        code = 0
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.write(2, f"pypaxos snapshot child: {error!r}\n".encode())
+    finally:
+        os._exit(code)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGKILL when the parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``);
+    if it died already, exit now."""
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _read_chunks(node_id: int, reader: SnapshotReader, effect: SendSnapshot) -> list[SnapshotChunk]:
+    """In the reader thread: the machine chunks ``effect`` asks for (the meta chunk, the last
+    one, is ours alone)."""
+    count = reader.chunk_count - 1
+    stop = min(count, effect.first_seq + effect.count)
+    return [
+        SnapshotChunk(node_id, effect.slot, seq, count, reader.read_chunk(seq))
+        for seq in range(effect.first_seq, stop)
+    ]
 
 
 class _NoClients:

@@ -144,6 +144,17 @@ class NodeMetrics:
         self.log_records = Gauge(
             "pypaxos_log_records", "Records in the write-ahead log", registry=reg
         )
+        self.log_retained_slots = Gauge(
+            "pypaxos_log_retained_slots", "Decided log values kept in memory", registry=reg
+        )
+        self.log_retained_bytes = Gauge(
+            "pypaxos_log_retained_bytes",
+            "Bytes of commands in the decided log values kept in memory",
+            registry=reg,
+        )
+        self.sessions = Gauge(
+            "pypaxos_sessions", "Clients' exactly-once sessions in the state machine", registry=reg
+        )
         self.role = Gauge("pypaxos_role", "1 for the current role", ["role"], registry=reg)
         self.applied_index = Gauge("pypaxos_applied_index", "Slots applied", registry=reg)
         self.ballot_round = Gauge("pypaxos_ballot_round", "Round of the ballot", registry=reg)
@@ -184,6 +195,12 @@ class NodeMetrics:
         if health is not None:
             self.healthy.set(1 if health.healthy else 0)
             self.ready.set(1 if health.ready else 0)
+
+    def refresh_memory(self, retained_slots: int, retained_bytes: int, sessions: int) -> None:
+        """The memory bound's gauges: the log kept in memory and the sessions."""
+        self.log_retained_slots.set(retained_slots)
+        self.log_retained_bytes.set(retained_bytes)
+        self.sessions.set(sessions)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

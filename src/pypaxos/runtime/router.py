@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -43,6 +44,8 @@ class Failure(enum.Enum):
 
 Outcome = Answer | Failure
 Done = Callable[[Outcome], None]
+RawDone = Callable[[bytes | Failure], None]
+"""``submit_raw``'s callback: the state machine's result bytes as they are, or a failure."""
 
 
 class _State(enum.Enum):
@@ -55,7 +58,7 @@ class _State(enum.Enum):
 @dataclass(slots=True, eq=False)
 class _Pending:
     command: bytes
-    done: Done
+    done: Callable[[Any], None]  # Done, or RawDone when ``raw``
     started: float
     deadline: float
     state: _State = _State.PARKED
@@ -65,6 +68,7 @@ class _Pending:
     read: bool = False  # the read-index path (``Driver.read``), not a proposal
     reads: int = 1  # read commands in ``command`` (the read counts are per command)
     follower_read: bool = False  # a read this node answers as a follower (``follower_reads``)
+    raw: bool = False  # answer the result bytes undecoded (a machine other than the KV store)
 
 
 @dataclass(slots=True)
@@ -134,6 +138,14 @@ class Router:
         self.stats.submitted += 1
         self._route(pending)
 
+    def submit_raw(self, command: bytes, done: RawDone, *, read: bool = False) -> None:
+        """``submit`` for any state machine: ``done`` gets the result bytes undecoded."""
+        now = time.monotonic()
+        pending = _Pending(command, done, now, now + self.request_timeout_s, read=read, raw=True)
+        self._deadlines.append(pending)
+        self.stats.submitted += 1
+        self._route(pending)
+
     def query_local(self, command: bytes) -> Outcome:
         """A read-only ``command`` answered from this node's state now (possibly stale)."""
         result = self.driver.node.replica.machine.query(command)
@@ -186,7 +198,7 @@ class Router:
         pending.state, pending.via = _State.PARKED, None
         self._parked.append(pending)
 
-    def _finish(self, pending: _Pending, outcome: Outcome) -> None:
+    def _finish(self, pending: _Pending, outcome: Outcome | bytes) -> None:
         if pending.state is _State.DONE:
             return
         pending.state = _State.DONE
@@ -195,6 +207,9 @@ class Router:
         pending.done(outcome)
 
     def _result(self, pending: _Pending, result: bytes) -> None:
+        if pending.raw:
+            self._finish(pending, result)
+            return
         try:
             decoded = decode_answer(result)
         except msgspec.DecodeError:

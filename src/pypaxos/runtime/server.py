@@ -89,6 +89,7 @@ from pypaxos.kv import (
 )
 from pypaxos.kv.keyspace import glob_matcher
 from pypaxos.runtime.auth import Access, User, Users
+from pypaxos.runtime.blocking import BlockedClients, Blocking, attempt_once
 from pypaxos.runtime.commands import (
     NULL_RESP2,
     NULL_RESP3,
@@ -98,6 +99,7 @@ from pypaxos.runtime.commands import (
     ClientCommand,
     Combine,
     ConfigGet,
+    Custom,
     Hello,
     Immediate,
     Info,
@@ -106,6 +108,7 @@ from pypaxos.runtime.commands import (
     ReadMode,
     Reply1,
     ServerTime,
+    TxCommand,
     plain_single,
     plan,
     required_access,
@@ -113,6 +116,7 @@ from pypaxos.runtime.commands import (
     single_reply,
 )
 from pypaxos.runtime.router import Failure, Outcome, Router
+from pypaxos.runtime.transactions import NOT_IN_MULTI, Transaction
 from pypaxos.transport.resp import (
     RespParser,
     RespProtocolError,
@@ -148,6 +152,8 @@ GROUP_BYTES_MAX = 256 * 1024
 TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that starts TLS and stalls holds no socket longer
 
 InfoSource = Callable[[str | None], str]
+Planner = Callable[[list[bytes]], Plan]
+CustomHandler = Callable[["RespConnection", Custom], None]
 
 
 def new_client_id() -> int:
@@ -180,8 +186,14 @@ class RespServer:
         output_bytes_max: int = OUTPUT_BYTES_MAX,
         ssl: SSLContext | None = None,
         read_index: bool = False,
+        planner: Planner | None = None,
+        custom: CustomHandler | None = None,
     ) -> None:
         self.router = router
+        # A machine other than the key-value store: its own command table (``planner``, no
+        # batched fast path) and the handler of its ``Custom`` plans (``runtime.objects_port``).
+        self.planner = planner
+        self.custom = custom
         self.read_index = read_index  # plain reads on the read-index path (module docstring)
         self.ssl = ssl  # TLS on the client port (``rediss://``); reloaded in place on SIGHUP
         self.info = info
@@ -201,6 +213,16 @@ class RespServer:
         # CONFIG GET's answers (runtime.app fills in the real ones), by lower-case name.
         self.settings: dict[str, str] = {"maxclients": str(clients_max), "databases": "1"}
         self._server: asyncio.Server | None = None
+        self._blocked: BlockedClients | None = None  # made when a client first blocks
+
+    @property
+    def blocked(self) -> BlockedClients:
+        """The clients blocked on this node (``runtime.blocking``), woken after each batch
+        the node applies."""
+        if self._blocked is None:
+            self._blocked = BlockedClients(_NodeState(self.router))
+            self.router.driver.applied_listeners.append(self._blocked.on_applied)
+        return self._blocked
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -254,6 +276,8 @@ class RespConnection(asyncio.Protocol):
         self.reads_out = 0  # router submissions on the read-index path not answered yet
         self.log_out = 0  # ... and through the log
         self.deferred: deque[_Group | _Call] = deque()  # log work waiting for reads_out == 0
+        self.blocked_slot: _Slot | None = None  # a blocking command's place while it waits
+        self.tx = Transaction()  # MULTI's queue and WATCH (runtime.transactions)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -276,6 +300,8 @@ class RespConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.blocked_slot is not None:
+            self.server.blocked.release(self)
         self.slots.clear()
         self.pending_replies = 0
         self.server.connections.discard(self)
@@ -303,16 +329,22 @@ class RespConnection(asyncio.Protocol):
         self._run(commands, count_bytes)
 
     def _run(self, commands: list[list[bytes]], count_bytes: bool = False) -> None:
-        """Run parsed commands in order; an ``AUTH`` being checked holds the ones after it."""
+        """Run parsed commands in order; an ``AUTH`` being checked, or a blocking command
+        waiting, holds the ones after it; between ``MULTI`` and ``EXEC`` they are queued."""
         if self.held is not None:
             self.held.extend(commands)
+            self._update_reading()
             return
-        if self.gated:
-            self._run_gated(commands)
-        else:
-            self._run_fast(commands, count_bytes)
-        if self.closing or self.held is not None:
-            return
+        while commands:
+            if self.tx.active:
+                done = self._run_queued(commands)
+            elif self.gated:
+                done = self._run_gated(commands)
+            else:
+                done = self._run_fast(commands, count_bytes)
+            if self.closing or self.held is not None:
+                return
+            commands = commands[done:]
         if self.parser.error is not None:
             self._protocol_error(self.parser.error)
             return
@@ -324,7 +356,10 @@ class RespConnection(asyncio.Protocol):
         users = self.server.users
         return users is not None and (self.user is None or not self.user.may(Access.WRITE))
 
-    def _run_fast(self, commands: list[list[bytes]], count_bytes: bool) -> None:
+    def _run_fast(self, commands: list[list[bytes]], count_bytes: bool) -> int:
+        """Run ``commands`` until the end or a ``MULTI``: how many it consumed."""
+        if self.server.planner is not None:  # one plan at a time, through the machine's table
+            return self._run_gated(commands)
         group: _Group | None = None
         # Bounds are checked per command only when this feed could reach one.
         check = count_bytes or len(commands) > GROUP_OPS_MAX
@@ -355,34 +390,84 @@ class RespConnection(asyncio.Protocol):
             auth = _auth_of(planned)
             if auth is not None and self.server.users is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
-                return
+                return len(commands)
             self._command(planned)
             if self.closing:
-                return
+                return len(commands)
+            if self.held is not None:  # a blocking command: the rest waits for its answer
+                self.held.extend(commands[index + 1 :])
+                return len(commands)
+            if self.tx.active:
+                return index + 1
         if group is not None:
             group.submit()
+        return len(commands)
 
-    def _run_gated(self, commands: list[list[bytes]]) -> None:
-        """One command at a time, each checked against the user (or its absence)."""
+    def _run_gated(self, commands: list[list[bytes]]) -> int:
+        """One command at a time, each checked against the user (or its absence), until the
+        end, a ``MULTI`` or an ``AUTH`` that lifts the checks: how many it consumed.  A machine
+        with its own planner (``runtime.objects_port``) always takes this path."""
+        planner = self.server.planner or plan
         for index, args in enumerate(commands):
-            planned = plan(args)
+            planned = planner(args)
             auth = _auth_of(planned)
-            if auth is not None:
+            if auth is not None and self.server.users is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
-                return
-            access = required_access(args[0].upper(), planned)
-            if self.user is None and (access is not Access.CONNECTION or type(planned) is Hello):
-                self._reply_now(NOAUTH_HELLO if type(planned) is Hello else NOAUTH)
-            elif self.user is not None and not self.user.may(access):
-                name = args[0].decode(errors="replace").lower()
-                self._reply_now(encode_error(f"NOPERM this user has no permission to run '{name}'"))
+                return len(commands)
+            refused = self._refusal(args, planned)
+            if refused is not None:
+                self._reply_now(refused)
             else:
                 self._command(planned)
             if self.closing:
-                return
-            if not self.gated:  # authenticated with a role that needs no checks
-                self._run_fast(commands[index + 1 :], True)
-                return
+                return len(commands)
+            if self.held is not None:  # a blocking command: the rest waits for its answer
+                self.held.extend(commands[index + 1 :])
+                return len(commands)
+            if self.tx.active or (not self.gated and self.server.planner is None):
+                return index + 1  # MULTI, or a role that needs no checks: the fast path
+        return len(commands)
+
+    def _refusal(self, args: list[bytes], planned: Plan) -> bytes | None:
+        """Why the connection's user may not run ``planned`` (``None``: it may)."""
+        if self.server.users is None:
+            return None
+        access = required_access(args[0].upper(), planned)
+        if self.user is None and (access is not Access.CONNECTION or type(planned) is Hello):
+            return NOAUTH_HELLO if type(planned) is Hello else NOAUTH
+        if self.user is not None and not self.user.may(access):
+            name = args[0].decode(errors="replace").lower()
+            return encode_error(f"NOPERM this user has no permission to run '{name}'")
+        return None
+
+    def _run_queued(self, commands: list[list[bytes]]) -> int:
+        """Between ``MULTI`` and ``EXEC``: queue each command (``runtime.transactions``) until
+        ``EXEC`` or ``DISCARD``: how many it consumed."""
+        tx = self.tx
+        for index, args in enumerate(commands):
+            planned = plan(args)
+            refused = self._refusal(args, planned)
+            if refused is not None:
+                self._reply_now(tx.refuse(refused))
+            elif isinstance(planned, TxCommand):
+                self._command(planned)
+                if not tx.active:
+                    return index + 1
+            elif isinstance(planned, Immediate) and planned.close:  # QUIT: at once
+                self._command(planned)
+                return len(commands)
+            elif isinstance(planned, (Auth, Hello, Custom)):  # Custom: another machine's
+                self._reply_now(tx.refuse(NOT_IN_MULTI))
+            elif isinstance(planned, Ops):
+                if planned.session is not None:  # PAXOS.REQ names its own session
+                    self._reply_now(tx.refuse(NOT_IN_MULTI))
+                else:
+                    self._reply_now(tx.add(args, planned))
+            elif isinstance(planned, Blocking):  # as in Redis: one attempt, never a wait
+                self._reply_now(tx.add(args, Ops(planned.ops, attempt_once(planned))))
+            else:
+                self._reply_now(tx.add(args, self._reply_of(planned)))
+        return len(commands)
 
     def _authenticate(self, auth: Auth, planned: Plan, rest: list[list[bytes]]) -> None:
         """Check ``auth`` off the event loop (a scrypt hash); hold ``rest`` until it answers."""
@@ -413,7 +498,10 @@ class RespConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # The client half-closed: answer what it sent, then close.  TLS has no half-close
         # (asyncio closes an SSL transport after EOF whatever this returns, and warns if True).
+        # A blocking command waiting is answered as timed out: nothing will come to serve it.
         self.closing = True
+        if self.blocked_slot is not None:
+            self.server.blocked.release(self)
         self._flush()
         return self.server.ssl is None
 
@@ -442,8 +530,52 @@ class RespConnection(asyncio.Protocol):
             self._reply_now(OK)
         elif isinstance(planned, (ClientCommand, ConfigGet, ServerTime)):
             self._reply_now(self._local_reply(planned))
+        elif isinstance(planned, Custom):
+            assert self.server.custom is not None  # only its planner makes them
+            self.server.custom(self, planned)
+        elif isinstance(planned, Blocking):
+            self.blocked_slot = self.new_slot(1)
+            self.held = []  # as in Redis, nothing else runs until it is answered
+            self._update_reading()
+            self.server.blocked.block(self, planned)
+        elif isinstance(planned, TxCommand):
+            outcome = self.tx.command(planned)
+            if isinstance(outcome, bytes):
+                self._reply_now(outcome)
+            else:
+                self.dispatch(_Call(self, self.new_slot(1), outcome))
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
+
+    # -- blocking commands (runtime.blocking) --------------------------------------------------
+
+    def run_ops(
+        self, ops: tuple[Command, ...], combine: Combine, on_reply: Callable[[bytes], None]
+    ) -> None:
+        """Run ``ops`` as this connection's plain command, its reply to ``on_reply``."""
+        self.dispatch(_Call(self, _Slot(), Ops(ops, combine), on_reply))
+
+    def unblock(self, reply: bytes) -> None:
+        """Answer the blocking command, then run the commands held behind it."""
+        slot, self.blocked_slot = self.blocked_slot, None
+        if slot is not None:
+            self.fill(slot, reply)
+        held, self.held = self.held or [], None
+        if not self.closed:
+            self._run(held, True)
+
+    def _reply_of(
+        self, planned: Immediate | Info | ReadMode | ClientCommand | ConfigGet | ServerTime
+    ) -> bytes:
+        """The reply to a command this node answers itself, queued inside ``MULTI``."""
+        if isinstance(planned, Immediate):
+            return planned.reply
+        if isinstance(planned, Info):
+            return encode_bulk(self.server.info(planned.section).encode())
+        if isinstance(planned, ReadMode):
+            self.stale_reads = planned.stale
+            return OK
+        return self._local_reply(planned)
 
     def _local_reply(self, planned: ClientCommand | ConfigGet | ServerTime) -> bytes:
         """What this connection and node answer themselves (not replicated)."""
@@ -577,7 +709,7 @@ class RespConnection(asyncio.Protocol):
         pause = (
             self.write_paused
             or self.pending_replies >= self.server.pending_replies_max
-            or self.held is not None
+            or self._holding()
         )
         if pause and not self.read_paused:
             self.read_paused = True
@@ -585,6 +717,15 @@ class RespConnection(asyncio.Protocol):
         elif not pause and self.read_paused:
             self.read_paused = False
             transport.resume_reading()
+
+    def _holding(self) -> bool:
+        """Are commands held so that reading must pause?  While an ``AUTH`` is checked, yes;
+        while a blocking command waits, only once ``pending_replies_max`` commands are held:
+        the connection keeps reading so that a client that goes away is noticed."""
+        held = self.held
+        if held is None:
+            return False
+        return self.blocked_slot is None or len(held) >= self.server.pending_replies_max
 
     @property
     def null(self) -> bytes:
@@ -766,11 +907,18 @@ def _unexpected_answer(outcome: object) -> bytes:
 class _Call:
     """One planned command in flight: its log requests and the results gathered so far."""
 
-    __slots__ = ("conn", "ops", "remaining", "replied", "results", "slot")
+    __slots__ = ("conn", "on_reply", "ops", "remaining", "replied", "results", "slot")
 
-    def __init__(self, conn: RespConnection, slot: _Slot, ops: Ops) -> None:
+    def __init__(
+        self,
+        conn: RespConnection,
+        slot: _Slot,
+        ops: Ops,
+        on_reply: Callable[[bytes], None] | None = None,
+    ) -> None:
         self.conn = conn
         self.slot = slot
+        self.on_reply = on_reply  # instead of the connection's FIFO (a blocking attempt)
         self.ops = ops
         self.results: list[Result | None] = [None] * len(ops.ops)
         self.remaining = len(ops.ops)
@@ -852,7 +1000,25 @@ class _Call:
 
     def _reply(self, data: bytes) -> None:
         self.replied = True
-        self.conn.fill(self.slot, data)
+        if self.on_reply is not None:
+            self.on_reply(data)
+        else:
+            self.conn.fill(self.slot, data)
+
+
+class _NodeState:
+    """This node's applied index and local reads, for ``BlockedClients``."""
+
+    __slots__ = ("router",)
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def applied_index(self) -> int:
+        return self.router.driver.node.applied_index
+
+    def query_local(self, command: bytes) -> object:
+        return self.router.query_local(command)
 
 
 class _Retry(enum.Enum):

@@ -15,9 +15,12 @@ machine answers a repeated pair from its session table instead of applying it ag
 follower may resend a command to a new leader whenever the old one is gone.
 
 Disk.  Every ``Persist`` record is one msgpack-encoded ``multi.Record`` in the write-ahead log.
-A storage snapshot holds a ``SnapshotState``: the acceptor's durable state (promise and votes)
-and the replica's snapshot, as records again, so recovery is always "fold these records, then
-the log after them" (``Node.recover``).
+A storage snapshot (format 2, chunked) holds the state machine's chunks
+(``StateMachine.snapshot_chunks``) and, as its last chunk, a ``SnapshotMeta``: the replica's
+snapshot slot and the acceptor's durable state (promise and votes).  Recovery loads the machine
+chunk by chunk, then folds "these records, then the log after them" (``Node.recover``).  A
+format-1 snapshot (older versions) holds one ``SnapshotState``: the same records, the machine's
+whole state inside the snapshot record; it is still read.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Literal
 
 import msgspec
 
+from pypaxos.core.types import Ballot
 from pypaxos.multi import (
     AcceptRecord,
     Message,
@@ -40,7 +44,8 @@ Outcome = Literal["reply", "busy", "redirect"]
 
 FRAME_BYTES_MAX = 64 * 1024 * 1024
 """The peer frame bound: a ``Decided`` catch-up answer carries up to ``catch_up_max_bytes`` of
-commands and a ``Snapshot`` the whole store, so it is well above the transport's default."""
+commands and a ``SnapshotChunk`` about ``snapshot_chunk_bytes_max``, but either may hold one
+large value whole, so it is well above the transport's default."""
 
 
 class Forward(msgspec.Struct, frozen=True, tag="runtime.Forward"):
@@ -63,11 +68,28 @@ WireMessage = Message | Forward | ForwardReply
 CODEC: Codec[WireMessage] = Codec(WireMessage, frame_bytes_max=FRAME_BYTES_MAX)
 
 
+class SnapshotMeta(msgspec.Struct, frozen=True, tag="runtime.SnapshotMeta"):
+    """The last chunk of a format-2 storage snapshot: what rebuilds the node besides its
+    machine (whose chunks come before it)."""
+
+    slot: int  # the machine has applied every slot below
+    promised: Ballot
+    votes: list[AcceptRecord]
+
+
+class _WholeSnapshotRecord(msgspec.Struct, frozen=True, tag="multi.SnapshotRecord"):
+    """A format-1 snapshot's record: the machine's whole state in ``data``."""
+
+    slot: int
+    data: bytes
+
+
 class SnapshotState(msgspec.Struct, frozen=True):
-    """The content of a storage snapshot: records that rebuild the node up to its index."""
+    """The content of a format-1 storage snapshot (older versions): records that rebuild the
+    node up to its index."""
 
     version: int
-    records: list[Record]
+    records: list[PromiseRecord | AcceptRecord | _WholeSnapshotRecord]
 
 
 SNAPSHOT_STATE_VERSION = 1
@@ -75,6 +97,7 @@ SNAPSHOT_STATE_VERSION = 1
 _ENCODER = msgspec.msgpack.Encoder()
 _RECORD_DECODER: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
 _STATE_DECODER = msgspec.msgpack.Decoder(SnapshotState)
+_META_DECODER = msgspec.msgpack.Decoder(SnapshotMeta)
 
 
 def encode_record(record: Record) -> bytes:
@@ -87,27 +110,52 @@ def decode_record(data: bytes) -> Record:
     return _RECORD_DECODER.decode(data)
 
 
-def snapshot_state(node: Node) -> bytes:
-    """The node's durable state now: promise, the replica's snapshot, and every live vote.
+def snapshot_meta(node: Node) -> bytes:
+    """The node's durable state besides its machine, now: the applied index (the slot the
+    machine's snapshot taken now covers), the promise and the live votes.
 
-    Written only when every record appended so far is synced, so it equals the fold of the log
-    it replaces (votes below the snapshot slot were compacted: they are decided and in it).
+    Taken only when every record appended so far is synced, so with the machine it equals the
+    fold of the log it replaces (votes below the slot are decided and in the machine).
     """
     replica, acceptor = node.replica, node.acceptor
-    records: list[Record] = [
-        PromiseRecord(acceptor.promised),
-        SnapshotRecord(replica.snapshot_slot, replica.snapshot_data),
+    slot = replica.applied_index
+    votes = [
+        AcceptRecord(v.slot, v.ballot, v.value)
+        for s, v in sorted(acceptor.accepted.items())
+        if s >= slot
     ]
-    records += [
-        AcceptRecord(v.slot, v.ballot, v.value) for _, v in sorted(acceptor.accepted.items())
-    ]
-    return _ENCODER.encode(SnapshotState(SNAPSHOT_STATE_VERSION, records))
+    return _ENCODER.encode(SnapshotMeta(slot, acceptor.promised, votes))
+
+
+def decode_snapshot_meta(data: bytes) -> list[Record]:
+    """The records a ``SnapshotMeta`` stands for (the snapshot record without chunks: the
+    machine was loaded from the chunks before it).  Raises ``ValueError`` as ``decode_record``."""
+    meta = _META_DECODER.decode(data)
+    return [PromiseRecord(meta.promised), SnapshotRecord(meta.slot), *meta.votes]
 
 
 def decode_snapshot_state(data: bytes) -> list[Record]:
-    """Raises ``ValueError`` for a payload that is not a ``SnapshotState`` of this version
-    (``RecursionError`` for a deeply nested one, as ``decode_record``)."""
+    """A format-1 snapshot's records (the machine's whole state as the snapshot record's one
+    chunk).  Raises ``ValueError`` for a payload that is not a ``SnapshotState`` of this
+    version (``RecursionError`` for a deeply nested one, as ``decode_record``)."""
     state = _STATE_DECODER.decode(data)
     if state.version != SNAPSHOT_STATE_VERSION:
         raise ValueError(f"unsupported snapshot state version {state.version}")
-    return state.records
+    records: list[Record] = []
+    for record in state.records:
+        if isinstance(record, _WholeSnapshotRecord):
+            records.append(SnapshotRecord(record.slot, (record.data,)))
+        else:
+            records.append(record)
+    return records
+
+
+def encode_snapshot_state(records: list[Record]) -> bytes:
+    """A format-1 snapshot's payload, as older versions wrote it (tests of old data dirs)."""
+    old: list[PromiseRecord | AcceptRecord | _WholeSnapshotRecord] = []
+    for record in records:
+        if isinstance(record, SnapshotRecord):
+            old.append(_WholeSnapshotRecord(record.slot, b"".join(record.chunks)))
+        else:
+            old.append(record)
+    return _ENCODER.encode(SnapshotState(SNAPSHOT_STATE_VERSION, old))

@@ -53,7 +53,14 @@ from functools import partial
 from pypaxos.core.bugs import require_family
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
-from pypaxos.kv import Get, KvBug, KVStateMachine, decode_request, decode_result
+from pypaxos.kv import (
+    Get,
+    KvBug,
+    KVStateMachine,
+    RequestBatch,
+    decode_answer,
+    decode_entry,
+)
 from pypaxos.lincheck.wgl import (
     LinResult,
     check_history,
@@ -65,6 +72,7 @@ from pypaxos.multi import (
     Applied,
     Batch,
     Busy,
+    CompactLog,
     LogBug,
     MultiConfig,
     PersistOwnVote,
@@ -72,6 +80,11 @@ from pypaxos.multi import (
     Redirect,
     Reply,
     Role,
+    SendSnapshot,
+    SnapshotRecord,
+    TakeSnapshot,
+    capture,
+    chunk_messages,
 )
 from pypaxos.multi.membership import Change, MembershipRefused
 from pypaxos.sim.kv_client import (
@@ -99,6 +112,8 @@ FAULT_FRACTION = 0.75  # heal once this share of the operations has been invoked
 CLIENT_ID_BASE = 100  # client actor i is CLIENT_ID_BASE + i (nodes are 1..n)
 LINCHECK_TIMEOUT_S = 10.0
 OWN_VOTE_SYNC_TICKS = (1, 8)  # a leader's fsync of its own vote takes this long (uniform)
+SNAPSHOT_SAVE_TICKS = (2, 12)  # a snapshot written out of line takes this long (uniform)
+SNAPSHOT_CHUNK_BYTES = 96  # small chunks, so a transfer takes several messages and a window
 CONVERGE_TICKS = 200  # after the final reads, every node must apply the same prefix this fast
 
 
@@ -156,6 +171,8 @@ class KVSettings:
             snapshot_every_slots=8,
             log_window_slots=32,
             catch_up_max_slots=8,
+            snapshot_window_chunks=2,
+            snapshot_chunk_bytes_max=SNAPSHOT_CHUNK_BYTES,
             thrifty=self.thrifty,
             follower_reads=self.follower_reads,
             lease_ticks=LEASE_TICKS if self.reads == "lease" else 0,
@@ -529,6 +546,12 @@ class KVWorld(Simulator[object]):
             return NodeActor(actor, self.config, rng, records, self.stats, self.machine_factory)
         final = actor == self.final_id
         process: object = "final" if final else actor - CLIENT_ID_BASE
+        client_settings = self.settings.client
+        if final and self.settings.reconfig:
+            # A removed node hears no heartbeats, so its leader hint stays stale for good: the
+            # final reader may take a longer chain of redirects to the leader.
+            attempts_max = client_settings.attempts_max * 2
+            client_settings = replace(client_settings, attempts_max=attempts_max)
         return Client(
             actor,
             actor - CLIENT_ID_BASE,
@@ -536,7 +559,7 @@ class KVWorld(Simulator[object]):
             self.node_list,
             self.keys,
             OpBudget(0) if final else self.budget,
-            self.settings.client,
+            client_settings,
             rng,
             self.history,
             self._client_done,
@@ -772,8 +795,52 @@ class KVWorld(Simulator[object]):
             self.apply(node, [Send(self._client_of(rid), ClientBusy(node, rid))])
         elif type(effect) is PersistOwnVote:
             self._write_own_vote(node, effect.record)
+        elif type(effect) is TakeSnapshot:
+            self._take_snapshot(node)
+        elif type(effect) is CompactLog:
+            self.record_disk.compact(node, effect.slot)
+        elif type(effect) is SendSnapshot:
+            durable = self.record_disk.latest_snapshot(node)
+            sends = [Send(effect.to, m) for m in chunk_messages(node, effect, durable)]
+            self.apply(node, sends)
         else:
             super().on_effect(node, effect)
+
+    def _take_snapshot(self, node: int) -> None:
+        """A snapshot out of line: the state is copied now (as a fork would), written some ticks
+        later; the node hears ``snapshot_saved`` then.  A crash before loses it."""
+        actor = self.node_actor(node)
+        record = capture(actor.node)
+        low, high = SNAPSHOT_SAVE_TICKS
+        delay = low + int(self.rng.random() * (high - low + 1))
+        self.at(self.now + delay, lambda: self._snapshot_written(node, actor, record))
+
+    def _snapshot_written(self, node: int, actor: object, record: SnapshotRecord) -> None:
+        if not self.is_up(node) or self.actor(node) is not actor:
+            return  # crashed since: the snapshot was never written
+        if self._paused(node):
+            self.held.append((node, partial(self._snapshot_written, node, actor, record)))
+            return
+        assert isinstance(actor, NodeActor)
+        self.record_disk.write(node, record, sync=True)
+        if self.trace is not None:
+            self.log(f"{self.name(node)} snapshot saved: slot {record.slot}")
+        self.apply(node, actor.node.snapshot_saved(record.slot))
+
+    def after_restart(self, node: int) -> None:
+        """A restarted node still holds every durable vote its durable snapshot does not cover
+        (a vote lost by compacting too early is an acceptance a quorum counted on)."""
+        super().after_restart(node)
+        acceptor = self.node_actor(node).node.acceptor
+        for (slot, ballot), (_value, voters) in self.votes.items():
+            if node not in voters or slot < acceptor.log_start:
+                continue
+            vote = acceptor.accepted.get(slot)
+            if vote is None or vote.ballot < ballot:
+                self.violations.append(
+                    f"n{node} restarted without its durable vote in slot {slot} at {ballot}"
+                )
+                return
 
     def _write_own_vote(self, node: int, record: AcceptRecord) -> None:
         """A leader's own vote: into the page cache now, its fsync done some ticks later.
@@ -886,7 +953,10 @@ class KVWorld(Simulator[object]):
 
     def _check_replicas(self) -> None:
         replicas = self._replicas()
-        snapshots = {n: self.node_actor(n).machine.snapshot() for n in replicas}
+        snapshots = {
+            n: tuple(self.node_actor(n).machine.snapshot_chunks(SNAPSHOT_CHUNK_BYTES))
+            for n in replicas
+        }
         if len(set(snapshots.values())) > 1:
             first = snapshots[replicas[0]]
             differ = [f"n{n}" for n, s in snapshots.items() if s != first]
@@ -972,11 +1042,14 @@ def _show_request(rid: int) -> str:
 def describe_message(msg: object) -> str:
     """A trace line's message: client requests decoded, peer messages as their repr."""
     if isinstance(msg, ClientRequest):
-        request = decode_request(msg.command)
+        request = decode_entry(msg.command)
         path = " (read-index)" if msg.read else ""
-        return f"request {_show_request(msg.rid)} {request.op!r}{path}"
+        shown = (
+            request.ops if isinstance(request, RequestBatch) else getattr(request, "op", request)
+        )
+        return f"request {_show_request(msg.rid)} {shown!r}{path}"
     if isinstance(msg, ClientReply):
-        return f"reply {_show_request(msg.rid)} {decode_result(msg.result)!r}"
+        return f"reply {_show_request(msg.rid)} {decode_answer(msg.result)!r}"
     if isinstance(msg, ClientRedirect):
         leader = "unknown" if msg.leader is None else f"n{msg.leader}"
         return f"redirect {_show_request(msg.rid)} leader {leader}"

@@ -16,9 +16,17 @@ few keys (read, write, cas, delete, incr), records ``invoke`` in the history, an
 * after ``attempts_max`` sends it gives up: the operation is recorded ``info`` (it may or may not
   have happened) and the client moves on to ``seq + 1``;
 * ``SessionExpired`` (the machine has no session for this client: its ``seq = 1`` request was
-  given up and never applied) is recorded ``info``, not ``fail``: this copy was not applied, but
-  another copy of the same request may still be, behind a late copy of ``seq = 1`` that creates
-  the session.  The client then starts over under a fresh KV client id, as the reply asks.
+  given up and never applied) is recorded ``fail``: the refusal leaves a tombstone under the
+  client id, so neither this request nor a late copy of ``seq = 1`` can run later.  The client
+  then starts over under a fresh KV client id, as the reply asks.
+
+Optimistic transactions.  Some compare-and-sets are made the way a Redis client makes one with
+``WATCH``: a first request watches the key and reads it (a ``RequestBatch`` of ``Watch`` and
+``Get``, not in the history), then the operation proper, recorded as ``cas [read, new]``, is an
+``Exec`` of the ``Set`` that runs only if the key was not modified since: ``ok`` if it ran,
+``info`` if the watch aborted it (the key changed, and may have changed back, so ``fail`` could
+be wrong).  A state machine that lets the ``Exec`` run after a change produces a ``cas`` that
+succeeded against a value the key no longer held: not linearizable.
 
 Reads take the read-index path instead when the world says so (``KVSettings.reads``): the
 ``ClientRequest`` is marked ``read`` and the node answers it from its state machine after a
@@ -49,6 +57,7 @@ import msgspec
 
 from pypaxos.core.effects import CancelTimer, Send, SetTimer
 from pypaxos.kv import (
+    Answer,
     Cas,
     Command,
     Delete,
@@ -59,13 +68,16 @@ from pypaxos.kv import (
     Mismatch,
     Ok,
     Request,
+    RequestBatch,
     Result,
+    Results,
     SessionExpired,
     Set,
     Value,
-    decode_result,
+    decode_answer,
     encode_request,
 )
+from pypaxos.kv.commands import Aborted, Exec, Replies, Watch
 
 REQUEST_ID_SEQ_BITS = 32  # request_id = client_id << 32 | seq
 
@@ -195,6 +207,7 @@ class Operation:
     key: str
     command: Command
     value: HistoryValue  # on the invoke: what is written, [expected, new] for cas
+    watch: bool = False  # the unrecorded first step of an optimistic cas (module docstring)
 
 
 def random_operation(
@@ -215,6 +228,8 @@ def random_operation(
     if roll < 0.6:
         return Operation("write", key, Set(k, b"%d" % fresh), str(fresh))
     if roll < 0.75:
+        if fresh % 3 == 0:  # an optimistic cas (WATCH, then EXEC), without drawing more
+            return Operation("cas", key, Watch((k,), reset=True), str(fresh), watch=True)
         expected = known.get(key) if rng.random() < 0.8 else None
         expected_bytes = None if expected is None else expected.encode()
         return Operation("cas", key, Cas(k, expected_bytes, b"%d" % fresh), [expected, str(fresh)])
@@ -263,13 +278,21 @@ def _unwrap(result: Result, op: Operation) -> tuple[EventType, HistoryValue] | N
         case Mismatch():
             if op.f == "cas":
                 return "fail", op.value
+        case Replies((Ok(),)):
+            if op.f == "cas":
+                return "ok", op.value
+        case Aborted():
+            if op.f == "cas":
+                return "info", op.value
         case Error():
             if op.f == "incr":
                 return "fail", None
         case SessionExpired():
-            # Not applied *this time*, yet not "fail": another copy of this request may still
-            # be in the log behind a late copy of an earlier request that recreates the session.
-            return "info", op.value
+            # Not applied, and never will be: the refusal closes the client id (a tombstone
+            # that outlives any run here), so no late copy of this request or of an earlier
+            # one can reopen the session and run it.  A machine that reopens it (the planted
+            # ``KvBug.EXPIRED_SESSION_REOPENS``) runs a request the history says failed.
+            return "fail", op.value
         case _:
             pass
     return None
@@ -392,6 +415,13 @@ class Client:
         self.op = op
         self.attempts = 0
         self.read = self.read_index and op.f == "read"
+        if op.watch:  # the first step: watch and read the key in one entry, unrecorded
+            self.seq += 1
+            k = op.key.encode()
+            batch = RequestBatch(self.kv_id, self.seq, (op.command, Get(k)))
+            self.command = encode_request(batch)
+            self.rid = request_id(self.kv_id, self.seq)
+            return self._send()
         if self.read:
             self.reads += 1
             self.command = encode_request(Request(self.kv_id, 0, op.command))
@@ -433,7 +463,10 @@ class Client:
     def _give_up(self) -> list[object]:
         op = self.op
         assert op is not None
-        self.history.add(self._now(), self.process, "info", op.f, op.key, op.value)
+        if op.watch:
+            self._unfinished_watch(op)
+        else:
+            self.history.add(self._now(), self.process, "info", op.f, op.key, op.value)
         self.op = None
         return [CancelTimer("timeout"), CancelTimer("retry"), self._think()]
 
@@ -441,10 +474,16 @@ class Client:
         op = self.op
         assert op is not None
         try:
-            result = decode_result(data)
+            answer = decode_answer(data)
         except msgspec.DecodeError:
             self.on_problem(f"client {self.process}: undecodable reply {data!r} to {op.f} {op.key}")
             return self._give_up()
+        if op.watch:
+            return self._watched(answer, op)
+        if isinstance(answer, Results):
+            self.on_problem(f"client {self.process}: {op.f} {op.key} answered {answer!r}")
+            return self._give_up()
+        result = answer
         outcome = _unwrap(result, op)
         if outcome is None:
             self.on_problem(f"client {self.process}: {op.f} {op.key} answered {result!r}")
@@ -457,6 +496,33 @@ class Client:
             self._new_session()
         self.op = None
         return [CancelTimer("timeout"), CancelTimer("retry"), self._think()]
+
+    def _watched(self, answer: Answer, op: Operation) -> list[object]:
+        """The first step of an optimistic cas answered: run the ``Exec`` (recorded)."""
+        self.op = None
+        match answer:
+            case Results((Ok(), Value(current))):
+                seen = None if current is None else current.decode()
+                assert isinstance(op.value, str)
+                store = Exec((Set(op.key.encode(), op.value.encode()),), watching=True)
+                return [
+                    CancelTimer("timeout"),
+                    *self.begin(Operation("cas", op.key, store, [seen, op.value])),
+                ]
+            case SessionExpired():
+                self._new_session()
+            case _:
+                self.on_problem(f"client {self.process}: watch {op.key} answered {answer!r}")
+        self._unfinished_watch(op)
+        return [CancelTimer("timeout"), CancelTimer("retry"), self._think()]
+
+    def _unfinished_watch(self, op: Operation) -> None:
+        """An optimistic cas that never got past its first step still counts as invoked: it is
+        recorded as a cas of unknown outcome (it changed nothing, which ``info`` allows)."""
+        assert isinstance(op.value, str)
+        value: HistoryValue = [self.known.get(op.key), op.value]
+        self.history.add(self._now(), self.process, "invoke", op.f, op.key, value)
+        self.history.add(self._now(), self.process, "info", op.f, op.key, value)
 
     def _new_session(self) -> None:
         """Start over under a fresh KV client id, as ``SessionExpired`` asks."""

@@ -20,10 +20,10 @@ page cache for the flush event the simulator schedules (or for ``sync(node)``, a
 its own vote, see ``multi.effects.PersistOwnVote``); a crash drops the page cache only.  The
 observer (the world's ghost record of acceptances) sees a record when it becomes durable: a vote
 lost in a crash was never cast.
-Like a real write-ahead log it compacts itself once a ``SnapshotRecord`` is durable (what the
-durability contract in ``multi.effects`` allows): the accepts below the snapshot, the older
-snapshots and all promises but the highest go, which ``Node.recover`` would ignore anyway.  So
-a restart replays a bounded log however long the run.
+A ``SnapshotRecord`` is written to it out of line (``sim.kv``, ``TakeSnapshot``), and it compacts
+when the node says so (``CompactLog``, sent only once that snapshot is durable): the accepts
+below the slot, the older snapshots and all promises but the highest go, which ``Node.recover``
+would ignore anyway.  So a restart replays a bounded log however long the run.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ MachineFactory = Callable[[], StateMachine]
 class RecordLogDisk(Disk):
     """An append-only record log per actor; only synced records survive a crash."""
 
-    __slots__ = ("_compacted_size", "_generation", "_logs", "_unsynced", "observer")
+    __slots__ = ("_generation", "_logs", "_unsynced", "observer")
 
     def __init__(self, observer: Callable[[int, object], None] | None = None) -> None:
         super().__init__()
@@ -63,7 +63,6 @@ class RecordLogDisk(Disk):
         self._logs: dict[int, list[object]] = {}
         self._unsynced: dict[int, tuple[int, list[object]]] = {}  # node -> (generation, records)
         self._generation = 0
-        self._compacted_size: dict[int, int] = {}  # log length after the last compaction
 
     def read(self, node: int) -> object | None:
         """A copy of the durable records of ``node`` in append order (``None``: none yet)."""
@@ -80,7 +79,6 @@ class RecordLogDisk(Disk):
             log.append(state)
             if self.observer is not None:
                 self.observer(node, state)
-            self._maybe_compact(node, log)
             return None
         dirty = self._unsynced.get(node)
         if dirty is not None:
@@ -106,36 +104,37 @@ class RecordLogDisk(Disk):
         if self.observer is not None:
             for record in dirty[1]:
                 self.observer(node, record)
-        self._maybe_compact(node, log)
         return True
 
     def crash(self, node: int) -> bool:
         return self._unsynced.pop(node, None) is not None
 
-    def _maybe_compact(self, node: int, log: list[object]) -> None:
-        """Compact when the log doubled since the last time (amortised O(1) per record)."""
-        if len(log) >= 2 * self._compacted_size.get(node, 32):
-            log[:] = compact_records(log)
-            self._compacted_size[node] = max(32, len(log))
+    def compact(self, node: int, slot: int) -> None:
+        """``CompactLog``: drop the durable accepts below ``slot`` (and what recovery ignores)."""
+        log = self._logs.get(node)
+        if log is not None:
+            log[:] = compact_records(log, slot)
+
+    def latest_snapshot(self, node: int) -> SnapshotRecord | None:
+        """The newest durable snapshot of ``node`` (what it can send a peer)."""
+        snapshots = [r for r in self._logs.get(node, ()) if isinstance(r, SnapshotRecord)]
+        return max(snapshots, key=lambda r: r.slot) if snapshots else None
 
     def unsynced(self, node: int) -> bool:
         return node in self._unsynced
 
 
-def compact_records(records: list[object]) -> list[object]:
-    """The records ``Node.recover`` needs to rebuild the same node, in append order.
-
-    Recovery keeps the highest promise, the latest snapshot, and per slot at or above that
-    snapshot the latest accept (``SlotAcceptor.recover`` drops the accepts below it).
-    """
+def compact_records(records: list[object], slot: int) -> list[object]:
+    """The records left once the accepts below ``slot`` go, in append order: the highest
+    promise, the latest snapshot, and the accepts at or above ``slot``.  (With a correct node
+    ``slot`` is a durable snapshot's, so ``Node.recover`` rebuilds the same node from them.)"""
     snapshots = [r for r in records if isinstance(r, SnapshotRecord)]
-    if not snapshots:
-        return records
-    latest = max(snapshots, key=lambda r: r.slot)
+    latest = max(snapshots, key=lambda r: r.slot) if snapshots else None
     promised = max((r.ballot for r in records if isinstance(r, PromiseRecord)), default=NULL_BALLOT)
     kept: list[object] = [] if promised.is_null() else [PromiseRecord(promised)]
-    kept.append(latest)
-    kept += [r for r in records if isinstance(r, AcceptRecord) and r.slot >= latest.slot]
+    if latest is not None:
+        kept.append(latest)
+    kept += [r for r in records if isinstance(r, AcceptRecord) and r.slot >= slot]
     return kept
 
 

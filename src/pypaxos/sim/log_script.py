@@ -32,6 +32,7 @@ from pypaxos.multi import (
     Batch,
     Busy,
     CatchUp,
+    CompactLog,
     Decided,
     Effect,
     Heartbeat,
@@ -50,8 +51,14 @@ from pypaxos.multi import (
     Record,
     Redirect,
     Reply,
-    Snapshot,
+    SendSnapshot,
+    SnapshotChunk,
     SnapshotRecord,
+    SnapshotRequest,
+    TakeSnapshot,
+    WholeStateSnapshots,
+    capture,
+    chunk_messages,
 )
 from pypaxos.multi.membership import MembershipRefused
 from pypaxos.sim.script import ScriptError
@@ -63,8 +70,9 @@ DELIVERIES_MAX = 10_000
 """``deliver all`` gives up after this many deliveries: the messages never stop."""
 
 
-class ScriptMachine:
-    """The state machine under the log: it keeps every command; the result is its position."""
+class ScriptMachine(WholeStateSnapshots):
+    """The state machine under the log: it keeps every command; the result is its position.
+    Its snapshot is one chunk (``multi.WholeStateSnapshots``)."""
 
     def __init__(self) -> None:
         self.commands: list[bytes] = []
@@ -140,8 +148,15 @@ def describe_message(msg: Message) -> str:
             return f"ReadIndexRequest round={msg.request_round}"
         case ReadIndexReply():
             return f"ReadIndexReply round={msg.request_round} read_index={msg.read_index}"
-        case Snapshot():
-            return f"Snapshot slot={msg.slot} machine={describe_snapshot(msg.data)}"
+        case SnapshotChunk():
+            if not msg.chunk_count:
+                return f"SnapshotChunk slot={msg.slot} gone"
+            machine = describe_snapshot(msg.data)
+            return (
+                f"SnapshotChunk slot={msg.slot} {msg.seq + 1}/{msg.chunk_count} machine={machine}"
+            )
+        case SnapshotRequest():
+            return f"SnapshotRequest slot={msg.slot} chunks={msg.first_seq}+{msg.count}"
         case _:
             assert_never(msg)
 
@@ -153,7 +168,8 @@ def describe_record(record: Record) -> str:
         case AcceptRecord():
             return f"accept slot={record.slot} {describe_batch(record.value)}@{record.ballot}"
         case SnapshotRecord():
-            return f"snapshot slot={record.slot} machine={describe_snapshot(record.data)}"
+            machines = " ".join(describe_snapshot(chunk) for chunk in record.chunks)
+            return f"snapshot slot={record.slot} machine={machines}"
         case _:
             assert_never(record)
 
@@ -313,6 +329,7 @@ class LogInteraction:
         me = name(node_id)
         out: list[str] = []
         sends: list[tuple[int, Message]] = []
+        snapshots: list[SnapshotRecord] = []
         for effect in effects:
             match effect:
                 case Persist():
@@ -343,6 +360,14 @@ class LogInteraction:
                 case MembershipRefused():
                     reason = effect.reason.value
                     out.append(f"  {me} refuses change r{effect.request_id}: {reason}")
+                case TakeSnapshot():
+                    snapshots.append(capture(self.nodes[node_id]))
+                case CompactLog():
+                    out.append(f"  {me} compacts its log below slot={effect.slot}")
+                    self._compact(node_id, effect.slot)
+                case SendSnapshot():
+                    durable = self._durable_snapshot(node_id)
+                    sends += [(effect.to, m) for m in chunk_messages(node_id, effect, durable)]
                 case _:
                     assert_never(effect)
         for to, msg in sorted(sends, key=lambda send: send[0]):
@@ -351,7 +376,27 @@ class LogInteraction:
             out.append(f"  {self._line(sent)}")
         if node_id not in self.manual_sync:
             out += self._report_synced(node_id)
+        for snapshot in snapshots:  # written out of line: saved after the list's effects
+            self._fsync(node_id)
+            self.disks[node_id].append(snapshot)
+            out.append(f"  {me} saves {describe_record(snapshot)}")
+            saved = partial(Node.snapshot_saved, slot=snapshot.slot)
+            out += self._feed(node_id, saved)
         return out
+
+    def _durable_snapshot(self, node_id: int) -> SnapshotRecord | None:
+        snapshots = [r for r in self.disks[node_id] if isinstance(r, SnapshotRecord)]
+        return max(snapshots, key=lambda r: r.slot) if snapshots else None
+
+    def _compact(self, node_id: int, slot: int) -> None:
+        """Drop the durable accepts below ``slot`` and the older snapshots."""
+        latest = self._durable_snapshot(node_id)
+        self.disks[node_id] = [
+            r
+            for r in self.disks[node_id]
+            if not (isinstance(r, AcceptRecord) and r.slot < slot)
+            and not (isinstance(r, SnapshotRecord) and r is not latest)
+        ]
 
     def _feed(self, node_id: int, call: Callable[[Node], list[Effect]]) -> list[str]:
         """Give the node one input; say so if its role changed, then carry out the effects."""

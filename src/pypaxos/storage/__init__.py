@@ -3,8 +3,9 @@
 ``base`` holds the ``Storage`` protocol and the durability contract a driver relies on (append
 every ``Persist``, one ``sync()`` per batch, then send).  ``memory`` is the in-memory version for
 tests and simulations, with a ``crash()`` that loses what a real crash may lose; ``file`` is the
-real one: CRC-framed segment files, group commit with one fsync, atomic snapshots and a
-recovery that truncates a torn tail but refuses to start on corruption.
+real one: CRC-framed segment files, group commit with one fsync, atomic chunked snapshots (that
+a forked process can write, ``write_snapshot_file``) and a recovery that truncates a torn tail
+but refuses to start on corruption.
 """
 
 from typing import TYPE_CHECKING
@@ -18,13 +19,19 @@ from pypaxos.storage.base import (
     LogRecord,
     RecordTooLargeError,
     Snapshot,
+    SnapshotReader,
     Storage,
     StorageError,
     StorageFailedError,
     StorageLockedError,
     replay,
 )
-from pypaxos.storage.file import FileStorage, FsyncMode
+from pypaxos.storage.file import (
+    FileStorage,
+    FsyncMode,
+    SnapshotFileReader,
+    write_snapshot_file,
+)
 from pypaxos.storage.memory import MemoryStorage
 
 if TYPE_CHECKING:
@@ -45,9 +52,12 @@ __all__ = [
     "MemoryStorage",
     "RecordTooLargeError",
     "Snapshot",
+    "SnapshotFileReader",
+    "SnapshotReader",
     "Storage",
     "StorageError",
     "StorageFailedError",
     "StorageLockedError",
     "replay",
+    "write_snapshot_file",
 ]

@@ -14,7 +14,7 @@ More: docs/design.md, 'The storage'.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +40,35 @@ class Snapshot:
     def __post_init__(self) -> None:
         if self.index < 0:
             raise ValueError(f"snapshot index must be >= 0, got {self.index}")
+
+
+class SnapshotReader(Protocol):
+    """A durable snapshot read chunk by chunk, from an open file (or memory): it stays readable
+    after a newer snapshot replaces it, until ``close``.  Damage raises ``CorruptSnapshotError``
+    when the damaged chunk is read (its framing is checked when it is opened)."""
+
+    @property
+    def index(self) -> int:
+        """The snapshot covers every log record with an index ``<= index``."""
+        ...
+
+    @property
+    def format_version(self) -> int:
+        """1: one opaque blob (read as one chunk); 2: chunks."""
+        ...
+
+    @property
+    def chunk_count(self) -> int: ...
+
+    def chunks(self) -> Iterator[bytes]:
+        """Every chunk in order, each checked, one read at a time."""
+        ...
+
+    def read_chunk(self, seq: int) -> bytes:
+        """Chunk ``seq`` alone (for sending it to a peer)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class StorageError(Exception):
@@ -144,6 +173,17 @@ class Storage(Protocol):
         Snapshot indexes only grow.  A snapshot beyond ``last_index`` (installed from a peer)
         drops the whole log and the next append gets index ``snapshot.index + 1``.
         """
+        ...
+
+    def write_snapshot_chunks(
+        self, index: int, chunks: Iterable[bytes], *, compact: bool = True
+    ) -> None:
+        """``write_snapshot`` of a state given as non-empty chunks, written one at a time."""
+        ...
+
+    def open_snapshot(self) -> SnapshotReader | None:
+        """The latest snapshot, to read chunk by chunk (``None`` if none was written); the
+        caller closes it."""
         ...
 
     def compact(self, upto: int) -> None:

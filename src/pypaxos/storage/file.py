@@ -1,16 +1,24 @@
 """Durable storage in a data directory: CRC-framed append-only log segments and one snapshot.
 
 Files: ``LOCK`` (flock(2)-ed: one storage per directory), ``wal-<first index>.log`` segments
-(the last is active) and ``snapshot.bin``.  A record is framed ``[u32 length][u32 CRC32 of
-payload][payload]``, little-endian (``zlib.crc32``); records are never empty, so zeros never
-parse as one.  ``append`` buffers, ``sync`` writes and fsyncs once (group commit); with
-``preallocate_bytes`` the active segment is grown ahead with zeros and synced with
-``fdatasync``.  ``fsync="never"`` never fsyncs (a process crash loses nothing acknowledged, a
-power loss may).  Recovery truncates a torn tail of the last segment and raises
+(the last is active) and ``snapshot.bin``.  A record is framed
+``[u32 length][u32 CRC32 of payload][payload]``, little-endian (``zlib.crc32``); records are
+never empty, so zeros never parse as one.  ``append`` buffers, ``sync`` writes and fsyncs once
+(group commit); with ``preallocate_bytes`` the active segment is grown ahead with zeros and
+synced with ``fdatasync``.  ``fsync="never"`` never fsyncs (a process crash loses nothing
+acknowledged, a power loss may).  Recovery truncates a torn tail of the last segment and raises
 ``CorruptLogError`` for anything else; snapshots are replaced atomically before the log below
 them is deleted; after any ``OSError`` every call raises ``StorageFailedError``.  Calls block;
-the driver chooses the thread.  Unix only.  The reasons for each rule: docs/design.md,
-"The storage".
+the driver chooses the thread.  Unix only.
+
+A snapshot file (format 2, magic ``PXS2``) is a 16-byte header
+``[magic][u64 index][u32 CRC32 of magic and index]``, then chunks framed like records (each at
+most ``SNAPSHOT_CHUNK_BYTES_MAX``), then a 24-byte end frame
+``[u32 0][u32 CRC32 of the rest][u64 chunk count][u64 index]``: it is written, read and sent
+one chunk at a time, a cut or a splice fails the end frame (checked at open), and a damaged
+chunk fails its CRC when it is read.  ``write_snapshot_file`` writes one from any process (a
+forked child).  Format 1 (magic ``PXS1``: one CRC over one blob), written by older versions,
+is still read, as one chunk.  The reasons for each rule: docs/design.md, "The storage".
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +61,16 @@ FRAME_HEADER = struct.Struct("<II")  # payload length, CRC32 of the payload
 SEGMENT_NAME = re.compile(r"^wal-(\d+)\.log$")
 SNAPSHOT_NAME = "snapshot.bin"
 SNAPSHOT_TEMP_NAME = "snapshot.bin.tmp"
-SNAPSHOT_MAGIC = b"PXS1"
+SNAPSHOT_MAGIC = b"PXS1"  # format 1, still read
 SNAPSHOT_HEADER = struct.Struct("<4sIQQ")  # magic, CRC32 of (index, length, data), index, length
 SNAPSHOT_COVERED = struct.Struct("<QQ")  # the header fields the CRC covers
+CHUNKED_MAGIC = b"PXS2"  # format 2: chunks
+CHUNKED_HEADER = struct.Struct("<4sQI")  # magic, index, CRC32 of (magic, index)
+CHUNKED_END = struct.Struct("<IIQQ")  # 0, CRC32 of (count, index), chunk count, index
+CHUNKED_END_COVERED = struct.Struct("<QQ")
+SNAPSHOT_CHUNK_BYTES_MAX = 256 * 1024 * 1024
+"""The largest chunk a snapshot file may hold: a longer frame is damage, not data."""
+SNAPSHOT_WRITE_BUFFER_BYTES = 1024 * 1024
 LOCK_NAME = "LOCK"
 
 _NONZERO = re.compile(rb"[^\x00]")
@@ -130,7 +145,8 @@ def _valid_frame_after(data: bytes, bad_offset: int, record_bytes_max: int) -> i
     return None
 
 
-def _encode_snapshot(snapshot: Snapshot) -> bytes:
+def encode_snapshot_v1(snapshot: Snapshot) -> bytes:
+    """A format-1 snapshot file, as versions before chunks wrote it (tests of old data dirs)."""
     covered = SNAPSHOT_COVERED.pack(snapshot.index, len(snapshot.data))
     crc = zlib.crc32(snapshot.data, zlib.crc32(covered))
     header = SNAPSHOT_HEADER.pack(SNAPSHOT_MAGIC, crc, snapshot.index, len(snapshot.data))
@@ -261,35 +277,64 @@ class FileStorage:
         return self._read_records(after, list(self._segments), self._next_index)
 
     def read_snapshot(self) -> Snapshot | None:
+        """The latest snapshot, its chunks joined (for small snapshots and tests)."""
+        reader = self.open_snapshot()
+        if reader is None:
+            return None
+        try:
+            return Snapshot(reader.index, b"".join(reader.chunks()))
+        finally:
+            reader.close()
+
+    def open_snapshot(self) -> SnapshotFileReader | None:
         self._check_usable()
         if self._snapshot_index is None:
             return None
-        snapshot = self._load_snapshot()
-        if snapshot is None:
+        reader = self._open_reader()
+        if reader is None:
             raise CorruptSnapshotError(str(self.dir / SNAPSHOT_NAME), "file disappeared")
-        return snapshot
+        return reader
 
     def write_snapshot(self, snapshot: Snapshot, *, compact: bool = True) -> None:
+        chunks = [snapshot.data] if snapshot.data else []
+        self.write_snapshot_chunks(snapshot.index, chunks, compact=compact)
+
+    def write_snapshot_chunks(
+        self, index: int, chunks: Iterable[bytes], *, compact: bool = True
+    ) -> None:
         self._check_usable()
-        if self._snapshot_index is not None and snapshot.index < self._snapshot_index:
-            raise ValueError(
-                f"snapshot index {snapshot.index} is below the current {self._snapshot_index}"
-            )
-        temp, final = self.dir / SNAPSHOT_TEMP_NAME, self.dir / SNAPSHOT_NAME
+        self._check_snapshot_index(index)
         with self._io("snapshot write"):
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                _write_all(fd, _encode_snapshot(snapshot))
-                self._fsync_file(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, final)
-            self._fsync_dir(self.dir)
-        self._snapshot_index = snapshot.index
-        if snapshot.index > self.last_index:
-            self._restart_log_after(snapshot.index)
+            write_snapshot_file(self.dir, index, chunks, fsync=self.fsync == "always")
+        self._adopted(index, compact)
+
+    def adopt_snapshot(self, index: int, *, compact: bool = True) -> None:
+        """Take up the snapshot another process wrote into the directory (``write_snapshot_file``
+        in a forked child): check its framing and index, then ``compact`` below it if asked."""
+        self._check_usable()
+        self._check_snapshot_index(index)
+        reader = self._open_reader()
+        if reader is None:
+            raise CorruptSnapshotError(str(self.dir / SNAPSHOT_NAME), "was not written")
+        reader.close()
+        if reader.index != index:
+            raise CorruptSnapshotError(
+                str(self.dir / SNAPSHOT_NAME), f"holds index {reader.index}, not {index}"
+            )
+        self._adopted(index, compact)
+
+    def _check_snapshot_index(self, index: int) -> None:
+        if index < 0:
+            raise ValueError(f"snapshot index must be >= 0, got {index}")
+        if self._snapshot_index is not None and index < self._snapshot_index:
+            raise ValueError(f"snapshot index {index} is below the current {self._snapshot_index}")
+
+    def _adopted(self, index: int, compact: bool) -> None:
+        self._snapshot_index = index
+        if index > self.last_index:
+            self._restart_log_after(index)
         elif compact:
-            self.compact(snapshot.index)
+            self.compact(index)
 
     def compact(self, upto: int) -> None:
         self._check_usable()
@@ -313,7 +358,9 @@ class FileStorage:
 
     def abandon(self) -> None:
         """Close without flushing or syncing: what ``kill -9`` leaves on disk (for tests)."""
-        self._buffer.clear()
+        # A new buffer, not ``clear()``: after a failed write the traceback may still hold a
+        # view of the old one, and a viewed bytearray cannot be resized.
+        self._buffer = bytearray()
         self._release()
 
     def __enter__(self) -> Self:
@@ -330,10 +377,14 @@ class FileStorage:
     # -- opening and recovery ------------------------------------------------------------------
 
     def _open(self) -> None:
-        created = not self.dir.exists()
+        created = []  # the folders made here, innermost first
+        folder = self.dir
+        while not folder.exists():
+            created.append(folder)
+            folder = folder.parent
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if created:
-            self._fsync_dir(self.dir.parent)
+        for made in reversed(created):  # each new name is durable only once its parent is synced
+            self._fsync_dir(made.parent)
         lock_path = self.dir / LOCK_NAME
         self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -353,7 +404,9 @@ class FileStorage:
         if temp.exists():
             log.warning("removing %s, left by a crash during a snapshot write", temp)
             temp.unlink()
-        snapshot = self._load_snapshot()
+        snapshot = self._open_reader()
+        if snapshot is not None:
+            snapshot.close()
         self._snapshot_index = None if snapshot is None else snapshot.index
         covered = 0 if snapshot is None else snapshot.index
         segments = self._list_segments()
@@ -438,13 +491,12 @@ class FileStorage:
         found.sort(key=lambda segment: segment.first)
         return found
 
-    def _load_snapshot(self) -> Snapshot | None:
+    def _open_reader(self) -> SnapshotFileReader | None:
         path = self.dir / SNAPSHOT_NAME
         try:
-            blob = path.read_bytes()
+            return SnapshotFileReader(path)
         except FileNotFoundError:
             return None
-        return _decode_snapshot(path, blob)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -561,3 +613,148 @@ class FileStorage:
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = -1
         self._closed = True
+
+
+def write_snapshot_file(
+    data_dir: str | os.PathLike[str], index: int, chunks: Iterable[bytes], *, fsync: bool
+) -> int:
+    """Write a format-2 snapshot of ``chunks`` into ``data_dir`` atomically and durably (temp
+    file, fsync, rename, fsync of the directory); return the chunk count.
+
+    A plain function of a path, so a forked child can call it: it touches no open storage.
+    """
+    directory = Path(data_dir)
+    temp, final = directory / SNAPSHOT_TEMP_NAME, directory / SNAPSHOT_NAME
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    count = 0
+    try:
+        covered = CHUNKED_MAGIC + struct.pack("<Q", index)
+        buffer = bytearray(CHUNKED_HEADER.pack(CHUNKED_MAGIC, index, zlib.crc32(covered)))
+        for chunk in chunks:
+            if not 0 < len(chunk) <= SNAPSHOT_CHUNK_BYTES_MAX:
+                raise ValueError(f"a snapshot chunk of {len(chunk)} bytes cannot be framed")
+            buffer += FRAME_HEADER.pack(len(chunk), zlib.crc32(chunk))
+            buffer += chunk
+            count += 1
+            if len(buffer) >= SNAPSHOT_WRITE_BUFFER_BYTES:
+                _write_all(fd, buffer)
+                buffer.clear()
+        end_crc = zlib.crc32(CHUNKED_END_COVERED.pack(count, index))
+        buffer += CHUNKED_END.pack(0, end_crc, count, index)
+        _write_all(fd, buffer)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, final)
+    if fsync:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return count
+
+
+class SnapshotFileReader:
+    """A snapshot file opened for reading (``storage.base.SnapshotReader``): its header and end
+    frame are checked at once, each chunk's CRC when it is read.  Raises
+    ``FileNotFoundError`` if there is no file, ``CorruptSnapshotError`` for damage."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY)
+        try:
+            self._size = os.fstat(self._fd).st_size
+            self._open()
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _open(self) -> None:
+        magic = os.pread(self._fd, 4, 0)
+        self._offsets: list[int] | None = None  # each chunk's frame, found on first need
+        self._whole: bytes | None = None  # format 1: the one blob, checked
+        if magic == SNAPSHOT_MAGIC or len(magic) < 4:
+            blob = os.pread(self._fd, self._size, 0)
+            decoded = _decode_snapshot(self.path, blob)
+            self.index, self.format_version, self._whole = decoded.index, 1, decoded.data
+            self.chunk_count = 1 if decoded.data else 0
+            return
+        if magic != CHUNKED_MAGIC:
+            raise CorruptSnapshotError(str(self.path), f"bad magic {magic!r}")
+        if self._size < CHUNKED_HEADER.size + CHUNKED_END.size:
+            raise CorruptSnapshotError(
+                str(self.path), f"{self._size} bytes, shorter than a header and an end frame"
+            )
+        _, index, crc = CHUNKED_HEADER.unpack(os.pread(self._fd, CHUNKED_HEADER.size, 0))
+        if zlib.crc32(CHUNKED_MAGIC + struct.pack("<Q", index)) != crc:
+            raise CorruptSnapshotError(str(self.path), "header CRC mismatch")
+        end = os.pread(self._fd, CHUNKED_END.size, self._size - CHUNKED_END.size)
+        zero, end_crc, count, end_index = CHUNKED_END.unpack(end)
+        if zero != 0 or zlib.crc32(CHUNKED_END_COVERED.pack(count, end_index)) != end_crc:
+            raise CorruptSnapshotError(str(self.path), "no valid end frame (cut short?)")
+        if end_index != index:
+            raise CorruptSnapshotError(
+                str(self.path), f"end frame says index {end_index}, header {index}"
+            )
+        self.index, self.format_version, self.chunk_count = index, 2, count
+
+    def chunks(self) -> Iterator[bytes]:
+        if self._whole is not None:
+            if self._whole:
+                yield self._whole
+            return
+        offset = CHUNKED_HEADER.size
+        for seq in range(self.chunk_count):
+            chunk, offset = self._read_frame(offset, seq)
+            yield chunk
+        if offset != self._size - CHUNKED_END.size:
+            raise CorruptSnapshotError(str(self.path), f"bytes after chunk {self.chunk_count}")
+
+    def read_chunk(self, seq: int) -> bytes:
+        if not 0 <= seq < self.chunk_count:
+            raise IndexError(f"chunk {seq} of {self.chunk_count}")
+        if self._whole is not None:
+            return self._whole
+        if self._offsets is None:
+            self._offsets = self._scan_offsets()
+        return self._read_frame(self._offsets[seq], seq)[0]
+
+    def _scan_offsets(self) -> list[int]:
+        """Where each chunk's frame starts: its headers only, a seek per chunk."""
+        offsets: list[int] = []
+        offset = CHUNKED_HEADER.size
+        for seq in range(self.chunk_count):
+            offsets.append(offset)
+            length = self._frame_length(offset, seq)
+            offset += FRAME_HEADER.size + length
+        return offsets
+
+    def _frame_length(self, offset: int, seq: int) -> int:
+        header = os.pread(self._fd, FRAME_HEADER.size, offset)
+        if len(header) < FRAME_HEADER.size:
+            raise CorruptSnapshotError(str(self.path), f"chunk {seq} at byte {offset} cut short")
+        length = FRAME_HEADER.unpack(header)[0]
+        last = self._size - CHUNKED_END.size
+        if not 0 < length <= SNAPSHOT_CHUNK_BYTES_MAX or offset + FRAME_HEADER.size + length > last:
+            raise CorruptSnapshotError(
+                str(self.path), f"chunk {seq} at byte {offset}: impossible length {length}"
+            )
+        return int(length)
+
+    def _read_frame(self, offset: int, seq: int) -> tuple[bytes, int]:
+        length = self._frame_length(offset, seq)
+        crc = FRAME_HEADER.unpack(os.pread(self._fd, FRAME_HEADER.size, offset))[1]
+        start = offset + FRAME_HEADER.size
+        chunk = os.pread(self._fd, length, start)
+        if len(chunk) != length or zlib.crc32(chunk) != crc:
+            raise CorruptSnapshotError(
+                str(self.path), f"chunk {seq} at byte {offset}: CRC mismatch"
+            )
+        return chunk, start + length
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -11,7 +11,7 @@ Compaction here drops exactly the records ``<= upto``; the file log drops whole 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from pypaxos.storage.base import (
     RECORD_BYTES_MAX_DEFAULT,
@@ -35,7 +35,7 @@ class MemoryStorage:
         self._records: list[LogRecord] = []  # contiguous indexes, oldest first
         self._next_index = 1
         self._synced_index = 0
-        self._snapshot: Snapshot | None = None
+        self._snapshot: MemorySnapshotReader | None = None
         self._closed = False
 
     @property
@@ -75,22 +75,37 @@ class MemoryStorage:
 
     def read_snapshot(self) -> Snapshot | None:
         self._check_open()
+        if self._snapshot is None:
+            return None
+        return Snapshot(self._snapshot.index, b"".join(self._snapshot.chunks()))
+
+    def open_snapshot(self) -> MemorySnapshotReader | None:
+        self._check_open()
         return self._snapshot
 
     def write_snapshot(self, snapshot: Snapshot, *, compact: bool = True) -> None:
+        chunks = [snapshot.data] if snapshot.data else []
+        self.write_snapshot_chunks(snapshot.index, chunks, compact=compact)
+
+    def write_snapshot_chunks(
+        self, index: int, chunks: Iterable[bytes], *, compact: bool = True
+    ) -> None:
         self._check_open()
-        if self._snapshot is not None and snapshot.index < self._snapshot.index:
-            raise ValueError(
-                f"snapshot index {snapshot.index} is below the current {self._snapshot.index}"
-            )
-        self._snapshot = Snapshot(snapshot.index, bytes(snapshot.data))
-        if snapshot.index > self.last_index:
+        if index < 0:
+            raise ValueError(f"snapshot index must be >= 0, got {index}")
+        if self._snapshot is not None and index < self._snapshot.index:
+            raise ValueError(f"snapshot index {index} is below the current {self._snapshot.index}")
+        stored = tuple(bytes(chunk) for chunk in chunks)
+        if any(not chunk for chunk in stored):
+            raise ValueError("a snapshot chunk must not be empty")
+        self._snapshot = MemorySnapshotReader(index, stored)
+        if index > self.last_index:
             # Installed from a peer: the whole log is older than the snapshot.
             self._records.clear()
-            self._next_index = snapshot.index + 1
-            self._synced_index = snapshot.index
+            self._next_index = index + 1
+            self._synced_index = index
         elif compact:
-            self.compact(snapshot.index)
+            self.compact(index)
 
     def compact(self, upto: int) -> None:
         self._check_open()
@@ -128,3 +143,26 @@ class MemoryStorage:
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError("storage is closed")
+
+
+class MemorySnapshotReader:
+    """A snapshot held in memory, read like a file's (``storage.base.SnapshotReader``)."""
+
+    format_version = 2
+
+    def __init__(self, index: int, stored: tuple[bytes, ...]) -> None:
+        self.index = index
+        self._chunks = stored
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self._chunks)
+
+    def chunks(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+    def read_chunk(self, seq: int) -> bytes:
+        return self._chunks[seq]
+
+    def close(self) -> None:
+        pass

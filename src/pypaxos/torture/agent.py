@@ -20,6 +20,9 @@ Readers (``readers``, 0 by default): read-only clients, reader R bound to node R
 client knows no other address), reading a shared key every ``READER_PAUSE_S``.  A node cut off
 from the others keeps being read while the rest of the cluster writes, so a deposed leader or a
 lagging follower that answers a read it must not is caught (``torture.reads``).
+
+Lock workers (``locks`` in ``start``, 0 by default): holders of ``client.Lock`` acting on a
+fenced resource (``torture.locks``); ``locks`` answers their verdict.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from pypaxos.client import (
     UnavailableError,
 )
 from pypaxos.client.aio import fetch_info
+from pypaxos.core.bugs import parse_bugs
+from pypaxos.torture.locks import LockBug, LockWorkload
 
 UNIQUE_EVERY_OPS = 5  # every Nth operation of a worker writes a fresh unique key
 PROCESS_SPAN = 1000  # worker W's process numbers are W*1000, W*1000+1, ... (one per info)
@@ -83,6 +88,7 @@ class Agent:
         self.workers: list[asyncio.Task[None]] = []
         self.started = 0.0
         self.read_fraction = 0.45
+        self.locks: LockWorkload | None = None  # the lock workload (torture.locks), if asked
 
     def client(self, home: int | None = None, **kwargs: Any) -> AsyncClient:
         """A client; with ``home``, one that starts on node ``home`` (by position) and stays on
@@ -132,6 +138,21 @@ class Agent:
             loop.create_task(self.reader(clients + r + 1, r % len(self.addresses)))
             for r in range(readers)
         ]
+
+    def start_locks(self, workers: int, bugs: list[str]) -> None:
+        """Start ``workers`` lock workers (``torture.locks``) beside the register workload."""
+        if workers <= 0:
+            return
+        planted = frozenset(parse_bugs(bugs, LockBug))
+        self.locks = LockWorkload(lambda w: self.client(home=w), self.rng, planted)
+        loop = asyncio.get_running_loop()
+        self.workers += [loop.create_task(self.locks.worker(w, self.stop)) for w in range(workers)]
+
+    async def lock_verdict(self) -> dict[str, Any]:
+        if self.locks is None:
+            return {"entries": 0, "problems": [], "counts": {}}
+        async with self.client(timeout_s=2.0, retries=5) as client:
+            return await self.locks.verdict(client)
 
     async def stop_workload(self) -> dict[str, Any]:
         self.stop.set()
@@ -341,6 +362,7 @@ async def dispatch(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
             int(request.get("readers", 0)),
             float(request.get("read_fraction", 0.45)),
         )
+        agent.start_locks(int(request.get("locks", 0)), list(request.get("lock_bugs", [])))
         return {"ok": True}
     if op == "stop":
         return await agent.stop_workload()
@@ -352,6 +374,8 @@ async def dispatch(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
         return await agent.final()
     if op == "read_all":
         return {"values": await agent.read_all(str(request.get("tag", "check")))}
+    if op == "locks":
+        return await agent.lock_verdict()
     if op == "exit":
         return {"ok": True}
     return {"error": f"unknown op {op!r}"}

@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from pypaxos.runtime.config import Member, new_config, write_config
+from pypaxos.storage.file import FsyncMode
 from pypaxos.torture.clock import write_clock_file
 from pypaxos.torture.hosts import Hosts
+from pypaxos.torture.powerfs import PowerMount
 from pypaxos.torture.proxy import Faults
 from pypaxos.torture.reads import ReadSetup
 from pypaxos.transport.auth import write_secret
@@ -81,6 +83,8 @@ class TortureCluster:
         clock: bool,
         seed: int,
         reads: ReadSetup | None = None,
+        power: bool = False,
+        fsync: FsyncMode = "always",
     ) -> None:
         self.layout = layout
         self.hosts = hosts
@@ -94,6 +98,9 @@ class TortureCluster:
         self.agent: Proc | None = None
         self.everything: list[Proc] = []  # every process ever started, for stop_all
         self.clock_seq: dict[int, int] = dict.fromkeys(self.ids, 0)
+        self.power = power  # node data directories on powerfs mounts (the power nemesis)
+        self.fsync: FsyncMode = fsync  # "never" only to show what a power cut does without it
+        self.power_mounts: dict[int, PowerMount] = {}
         self.cluster_id = f"torture-{secrets.token_hex(4)}"
 
     # -- configuration -----------------------------------------------------------------------
@@ -125,6 +132,7 @@ class TortureCluster:
                 peer_secret_file=secret,
                 # The nodes' addresses are in namespaces this run made; no one else is there.
                 protected_mode=self.hosts.mode != "netns",
+                fsync=self.fsync,
             )
             write_config(self.reads.apply(config))
             if self.clock:
@@ -246,6 +254,31 @@ class TortureCluster:
             return int(pid_file.read_text().strip()) == proc.popen.pid
         except (OSError, ValueError):
             return False
+
+    # -- power-cut filesystems -----------------------------------------------------------------
+
+    def mount_power(self) -> None:
+        """Put each node's data directory on a powerfs mount of its own, backed by
+        ``RUN/power/node-N`` (which holds, at every instant, what a power cut would leave)."""
+        for i in self.ids:
+            mount = PowerMount(
+                self.layout.node_dir(i),
+                self.layout.run / "power" / f"node-{i}",
+                self.layout.sockets / f"fs{i}.sock",
+                self.layout.logs / f"powerfs-{i}.log",
+            )
+            mount.mountpoint.mkdir(parents=True, exist_ok=True)
+            mount.backing.mkdir(parents=True, exist_ok=True)
+            self.power_mounts[i] = mount
+            mount.start()
+            assert mount.process is not None
+            with (self.layout.run / "pids.txt").open("a") as pids:
+                pids.write(f"{mount.process.pid} powerfs-{i}\n")
+
+    def unmount_power(self) -> None:
+        """Detach every mount and end its process (after the nodes have stopped)."""
+        for mount in self.power_mounts.values():
+            mount.close()
 
     # -- faults on processes -----------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import msgspec
 
 from pypaxos.core.types import Ballot
-from pypaxos.multi.messages import Heartbeat, Message, Prepare, Snapshot
+from pypaxos.multi.messages import Heartbeat, Message, Prepare, SnapshotChunk
 from pypaxos.runtime.wire import CODEC
 from pypaxos.transport.auth import Challenge, hello_proof, read_secret
 from pypaxos.transport.codec import FRAME_VERSION, HEADER, HEADER_BYTES, Hello
@@ -126,7 +126,7 @@ def _payload(kind: str, member: int, members: list[int], rng: random.Random) -> 
             return HEADER.pack(3, FRAME_VERSION + 7) + b"\x90\x90"
         case "stranger":
             forged: list[Message] = [
-                Snapshot(stranger, rng.randint(1, 10**6), b"\x80"),
+                SnapshotChunk(stranger, rng.randint(1, 10**6), 0, 1, b"\x80"),
                 Heartbeat(stranger, Ballot(rng.randint(1, 10**6), stranger), 0),
             ]
             return CODEC.encode_frames(forged)
@@ -141,7 +141,8 @@ def _payload(kind: str, member: int, members: list[int], rng: random.Random) -> 
                 [Heartbeat(other if other != member else stranger, Ballot(1, other), 0)]
             )
         case "unasked-snapshot":
-            return CODEC.encode_frames([Snapshot(member, rng.randint(1, 10**6), rng.randbytes(64))])
+            chunk = SnapshotChunk(member, rng.randint(1, 10**6), 0, 1, rng.randbytes(64))
+            return CODEC.encode_frames([chunk])
         case _:  # no-proof, wrong-proof: the handshake is the attack; a message to go with it
             return CODEC.encode_frames(
                 [Heartbeat(member, Ballot(rng.randint(1, 10**6), member), 0)]

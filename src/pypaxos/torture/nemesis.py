@@ -1,12 +1,13 @@
 """The nemesis: one fault at a time, held for a few seconds, then healed, then a short calm.
 
 Kinds (``--nemesis``): ``partition``, ``kill``, ``pause``, ``net``, ``clock`` (``clock.py``),
-``disk`` (``disk.py``) and ``hostile`` (``hostile.py``); aimed kinds, not part of ``all``, for
-chasing one kind of bug in a short run: ``isolate-leader``, ``kill-leader`` and ``clock-drift``
-(a clock rate within the nodes' drift bound, for lease runs: ``reads.py``).  Each cycle
-runs every chosen kind once, in a random order, and the first cycle always completes.  Faults
-are chosen by one ``random.Random(seed)``, so a schedule replays from ``--seed`` (the
-processes' timing does not).  Every fault is written to ``RUN/nemesis.log``.
+``disk`` (``disk.py``), ``hostile`` (``hostile.py``) and ``power`` (``powerfs.py``: the node's
+data directory loses everything not yet fsynced, as in a power cut); aimed kinds, not part of
+``all``, for chasing one kind of bug in a short run: ``isolate-leader``, ``kill-leader`` and
+``clock-drift`` (a clock rate within the nodes' drift bound, for lease runs: ``reads.py``).
+Each cycle runs every chosen kind once, in a random order, and the first cycle always
+completes.  Faults are chosen by one ``random.Random(seed)``, so a schedule replays from
+``--seed`` (the processes' timing does not).  Every fault is written to ``RUN/nemesis.log``.
 
 More (what each kind does): docs/testing.md, 'Torture'.
 """
@@ -27,7 +28,7 @@ from pypaxos.torture.disk import DISK_FAULTS, inject
 from pypaxos.torture.proxy import Faults
 from pypaxos.torture.reads import drift_bound
 
-NEMESES = ("partition", "kill", "pause", "net", "clock", "disk", "hostile")
+NEMESES = ("partition", "kill", "pause", "net", "clock", "disk", "hostile", "power")
 AIMED_NEMESES = ("isolate-leader", "kill-leader", "clock-drift")
 CLOCK_NEMESES = ("clock", "clock-drift")  # the nodes run on a skewable loop clock
 HOLD_S = (1.5, 4.0)  # how long a fault lasts
@@ -36,6 +37,10 @@ RESTART_WAIT_S = 15.0
 REFUSE_TIMEOUT_S = 15.0
 STABLE_WAIT_S = 3.0  # how long a leader-aimed fault waits for a settled leader
 STABLE_GAP_S = 0.4
+POWER_ALL_SHARE = 1 / 3  # power cuts that hit every node at once (an outage of the whole site)
+POWER_AT_CALL_SHARE = 0.7  # one-node cuts that land at a chosen filesystem call of the node
+POWER_AT_CALL_CHANGES = 12  # ... among its next this many changes
+POWER_AT_CALL_WAIT_S = 3.0
 
 
 class Nemesis:
@@ -155,6 +160,58 @@ class Nemesis:
             self.fault("kill", f"SIGKILL node {node}")
             await asyncio.sleep(hold_s)
             await self.restart(node)
+
+    async def do_power(self, hold_s: float) -> None:
+        """Cut the power of one node, or (one time in three) of every node at once.
+
+        One node: mostly at a chosen system call (its filesystem cuts itself just before the
+        node's next few changes are through and freezes the node there, so the cut lands
+        between a write and its fsync, inside a snapshot write, between a segment's creation
+        and its directory's fsync), else at once.  At once: SIGSTOP first, so that nothing the
+        node does after the instant of the cut is seen (a node running on would meet EIO and
+        log a storage failure), then the cut.  Then SIGKILL, the hold, each filesystem
+        restarted on what it kept, each node restarted.
+        """
+        if self.rng.random() < POWER_ALL_SHARE:
+            nodes = list(self.cluster.ids)
+        else:
+            nodes = [await self.pick_node(0.5, stable=True)]
+        cuts = []
+        if len(nodes) == 1 and self.rng.random() < POWER_AT_CALL_SHARE:
+            changes = self.rng.randrange(POWER_AT_CALL_CHANGES)
+            cut = await self.cut_at_change(nodes[0], changes)
+            if cut is not None:
+                cuts.append(f"node {nodes[0]} at its change {changes + 1} from now ({cut})")
+        if not cuts:
+            nodes = [i for i in nodes if self.cluster.signal_node(i, signal.SIGSTOP)]
+            for i in nodes:
+                answer = await asyncio.to_thread(self.cluster.power_mounts[i].cut)
+                cuts.append(f"node {i} ({_pending(answer.get('dropped', {}))})")
+        if not nodes:
+            return
+        for i in nodes:
+            await self.cluster.kill(i)
+        self.fault("power", f"power cut, SIGKILL: {', '.join(cuts)}")
+        await asyncio.sleep(hold_s / 2)
+        for i in nodes:
+            await asyncio.to_thread(self.cluster.power_mounts[i].restart)
+        for i in nodes:
+            await self.restart(i)
+
+    async def cut_at_change(self, node: int, changes: int) -> str | None:
+        """Arm node ``node``'s filesystem to cut (and freeze the node) just before the change
+        after its next ``changes``; what was pending then, or None if it did not come."""
+        mount = self.cluster.power_mounts[node]
+        if not self.cluster.alive(node):
+            return None
+        await asyncio.to_thread(mount.cut_after, changes, stop_caller=True)
+        deadline = time.monotonic() + POWER_AT_CALL_WAIT_S
+        while time.monotonic() < deadline:
+            status = await asyncio.to_thread(mount.ask, "status")
+            if status.get("cut"):
+                return _pending(status.get("last_dropped", {}))
+            await asyncio.sleep(0.02)
+        return None  # a quiet node: the caller cuts at once (the armed count is dropped then)
 
     async def do_disk(self, hold_s: float) -> None:
         node = await self.pick_node(0.3)
@@ -316,3 +373,9 @@ class Nemesis:
 
     def close(self) -> None:
         self.log_file.close()
+
+
+def _pending(dropped: dict[str, Any]) -> str:
+    """A powerfs cut's answer, as the nemesis log shows it."""
+    paths = " ".join(dropped.get("paths", [])) or "nothing"
+    return f"pending: {paths}"

@@ -13,6 +13,8 @@
    unique write is there; then read every key
    through each of a few successive leaders (the current one is stopped with SIGTERM, another
    takes over, the old one restarts): every node that leads must answer the same.
+   With lock workers, read the fenced resource's log of accepted writes and check that no two
+   holders acted at once (``torture.locks``).
 5. Check the history for linearizability; print the verdict; stop every process; write
    ``summary.json``.  The run folder keeps the history, the nemesis log and every log.
 """
@@ -33,9 +35,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pypaxos.storage.file import FsyncMode
 from pypaxos.torture.cluster import Layout, TortureCluster
 from pypaxos.torture.hosts import Hosts, LoopbackHosts, NamespaceHosts, netns_available
-from pypaxos.torture.nemesis import CLOCK_NEMESES, Nemesis
+from pypaxos.torture.nemesis import CLOCK_NEMESES, NEMESES, Nemesis
+from pypaxos.torture.powerfs import fuse_unavailable
 from pypaxos.torture.reads import ReadSetup
 
 # The agent's parsed JSON status, one object per node.
@@ -63,6 +67,9 @@ class Options:
     reads: ReadSetup = field(default_factory=ReadSetup)  # the nodes' read mode (reads.py)
     readers: int = 0  # read-only clients pinned to one node each (agent.py)
     read_fraction: float = 0.45  # of the workload clients' operations
+    fsync: FsyncMode = "always"  # the nodes' setting; "never" shows what the power nemesis finds
+    locks: int = 0  # lock workers (torture.locks) beside the register workload
+    lock_bugs: list[str] = field(default_factory=list)  # torture.locks.LockBug names
 
 
 @dataclass
@@ -82,6 +89,7 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     checks_skipped: bool = False  # not available after the heal: no reads, no agreement
     final_status: list[dict[str, Any]] = field(default_factory=list)
+    locks: dict[str, Any] = field(default_factory=dict)  # the lock workload's counts and log size
     run_dir: str = ""
     explanation: str = ""
 
@@ -141,7 +149,20 @@ def choose_hosts(options: Options) -> Hosts:
     return LoopbackHosts.on_free_ports(options.nodes, random.Random())
 
 
+def check_power(options: Options) -> str | None:
+    """The power nemesis needs FUSE: asked for by name without it, the run stops; as part of
+    ``all`` it is left out, and the returned note says why."""
+    why = fuse_unavailable() if "power" in options.nemeses else None
+    if why is None:
+        return None
+    if not set(NEMESES) <= set(options.nemeses):
+        raise RuntimeError(f"the power nemesis needs a FUSE mount: {why}")
+    options.nemeses = [kind for kind in options.nemeses if kind != "power"]
+    return f"torture: no power nemesis ({why})"
+
+
 async def torture(options: Options, say: Callable[[str], None] = print) -> Verdict:
+    power_note = check_power(options)
     rng = random.Random(options.seed)
     run_dir = options.out or Path(tempfile.mkdtemp(prefix="pypaxos-torture-"))
     sockets = Path(tempfile.mkdtemp(prefix="ppt-", dir="/tmp"))
@@ -157,17 +178,24 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
         clock=any(kind in CLOCK_NEMESES for kind in options.nemeses),
         seed=options.seed,
         reads=options.reads,
+        power="power" in options.nemeses,
+        fsync=options.fsync,
     )
     nemesis: Nemesis | None = None
     try:
         try:
             nemeses, bugs = ",".join(options.nemeses) or "none", ",".join(options.bugs) or "none"
+            fsync = "" if options.fsync == "always" else f", fsync {options.fsync}"
             say(
                 f"torture: seed {options.seed}, {options.nodes} nodes ({hosts.mode}), "
-                f"nemesis {nemeses}, bugs {bugs}, reads {options.reads.mode}, "
+                f"nemesis {nemeses}, bugs {bugs}, reads {options.reads.mode}{fsync}, "
                 f"{options.time_s:g}s; run folder {run_dir}"
             )
+            if power_note is not None:
+                say(power_note)
             cluster.write_configs()
+            if cluster.power:
+                cluster.mount_power()
             await cluster.start_proxies()
             for i in cluster.ids:
                 cluster.start_node(i)
@@ -188,6 +216,8 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
                     "keys": options.keys,
                     "readers": options.readers,
                     "read_fraction": options.read_fraction,
+                    "locks": options.locks,
+                    "lock_bugs": options.lock_bugs,
                 }
             )
             await nemesis.run(time.monotonic() + options.time_s)
@@ -212,6 +242,10 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
                     f"{final['unread']} acknowledged writes could not be read back"
                 )
             nemesis.note("final reads done")
+            if options.locks:
+                locks = await cluster.ask_agent({"op": "locks"}, 60.0)
+                verdict.locks = {"entries": locks["entries"], **locks["counts"]}
+                verdict.problems += [f"lock: {problem}" for problem in locks["problems"]]
             rounds = options.agreement_rounds or options.nodes
             await agreement(cluster, status, nemesis, verdict, final["values"], rounds)
             nemesis.note(f"agreement rounds done (leaders {verdict.leaders_read})")
@@ -228,12 +262,14 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
             verdict.faults = dict(nemesis.counts)
             nemesis.close()
         cluster.stop_all()
+        cluster.unmount_power()
         hosts.close()
         shutil.rmtree(sockets, ignore_errors=True)
     verdict.problems += crashes_in_logs(layout.logs)
     check_linearizable(layout.history, verdict)
     if verdict.clean and not options.keep_data:
         shutil.rmtree(layout.data, ignore_errors=True)
+        shutil.rmtree(run_dir / "power", ignore_errors=True)
     (run_dir / "summary.json").write_text(json.dumps(asdict(verdict), indent=2) + "\n")
     return verdict
 

@@ -1,0 +1,659 @@
+"""Lua scripts (``EVAL``, ``EVALSHA``, ``SCRIPT``) run inside the state machine, on every replica.
+
+A script runs where Redis runs it: inside the command's execution, atomically.  Here that is
+``KVStateMachine.apply``, so every replica runs it at the same log position and must reach the
+same result and the same writes.  The script and its arguments go through the log (``Eval``);
+its ``redis.call`` s execute in the state machine as the script runs, and only the reply
+leaves.  What makes it deterministic:
+
+* **A fresh Lua state per run** (``lupa``'s Lua 5.1, Redis's own Lua version): nothing survives
+  from one script to the next (no global leaks, as in Redis 7), and the heap, hence the memory
+  limit and the garbage collector's pace, depends on the script alone, never on what a replica
+  ran before or whether it was restored from a snapshot.
+* **A sandbox**: the script's globals are a fresh read-only table (Redis's errors for reading a
+  missing global or writing one) holding the safe base functions, ``string`` (no ``dump``),
+  ``table``, ``math`` and ``redis``; no ``os``, ``io``, ``debug``, ``load*``, ``require``,
+  ``coroutine``, ``collectgarbage``, ``print``.  Binary chunks are refused (Lua 5.1 does not
+  verify bytecode).  ``tostring`` of a table or function gives a per-run serial number instead of
+  its address.  Python objects are never reachable: the script sees only Lua closures.
+* **A seeded random**: ``math.random`` is Redis's own generator (rand48), seeded with the log
+  position of the request, so it differs between runs but agrees between replicas.
+* **A budget instead of a clock**: ``SCRIPT_INSTRUCTIONS_MAX`` Lua VM instructions, counted by a
+  debug hook, with each ``redis.call`` counted as ``CALL_INSTRUCTIONS`` plus one per byte of
+  its arguments and reply and one per key of a command that visits the whole keyspace
+  (``KEYS``, ``SCAN``...), so the Python work it causes is bounded too.  A script past its
+  budget is stopped (no ``pcall`` can catch it: after the first stop every instruction raises
+  again) and answered ``ERR Script killed...``; as after any script error in Redis, the writes it
+  made before stay.  Redis instead lets a slow script run on, answers every other client
+  ``BUSY`` and waits for ``SCRIPT KILL``; a replicated state machine cannot wait on a client,
+  and wall time differs by replica, so the bound is on work.  No client ever sees ``BUSY``.
+  ``SCRIPT_MEMORY_BYTES_MAX`` bounds the Lua heap the same way.
+
+What the counted budget does not bound: a single C library call (``string.rep`` is bounded by
+the memory limit; a pathological ``string.find`` pattern is not).  Iterating a table keyed by
+tables or functions with ``pairs`` visits them in an order that depends on addresses: a script
+whose writes depend on it may diverge between replicas, as it could between a Redis master and
+its replicas.
+
+Conversions follow Redis 7.0's RESP2 rules.  A command's reply to Lua: bulk -> string, null ->
+``false``, integer -> number, status -> ``{ok=...}``, error -> ``{err=...}`` (``redis.pcall``)
+or raised (``redis.call``), array -> table.  The script's value to a reply: string -> bulk,
+number -> integer (truncated), ``true`` -> 1, ``false``/``nil`` -> null, ``{err=...}`` ->
+error, ``{ok=...}`` -> status, other tables -> array up to the first ``nil``.
+
+The script cache (``ScriptCache``) is replicated: ``EVAL`` and ``SCRIPT LOAD`` add to it
+through the log, ``EVALSHA`` is resolved in the state machine, so every node knows every script
+and the cache survives a leader change; it is bounded and in the snapshot.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from hashlib import sha1
+from typing import Any, Protocol
+
+import lupa.lua51 as lua
+
+from pypaxos.kv.commands import (
+    INT64_MAX,
+    INT64_MIN,
+    Command,
+    ErrorReply,
+    Integer,
+    Replies,
+    Result,
+    Status,
+    Value,
+)
+
+SCRIPT_INSTRUCTIONS_MAX = 10_000_000
+"""Lua VM instructions one script may run (about 0.1 s of CPython's embedded Lua 5.1)."""
+CALL_INSTRUCTIONS = 1_000
+"""What one ``redis.call`` counts against the budget at least (its Python work is not Lua
+instructions); its bytes and the keys it visits count on top (``CommandRunner``)."""
+HOOK_INSTRUCTIONS = 1_000  # the debug hook runs every this many instructions
+SCRIPT_MEMORY_BYTES_MAX = 64 * 1024 * 1024
+REPLY_DEPTH_MAX = 200  # nesting of a script's reply (deeper, or a table holding itself, refused)
+SCRIPTS_MAX = 1_000
+SCRIPT_CACHE_BYTES_MAX = 16 * 1024 * 1024
+
+NOSCRIPT = b"NOSCRIPT No matching script. Please use EVAL."
+_BINARY_CHUNK = b"\x1b"  # LUA_SIGNATURE's first byte
+
+
+def sha1_hex(body: bytes) -> bytes:
+    return sha1(body).hexdigest().encode()
+
+
+class CommandRunner(Protocol):
+    """Runs one ``redis.call`` for a script: the command's arguments in, its RESP2 reply and
+    the keys it visited out (beyond the ones it names: a whole-keyspace command's count).
+
+    The state machine implements it over a ``CommandTable`` (the server's own command
+    planning), so a command answers a script exactly as it answers a client."""
+
+    def __call__(self, argv: list[bytes]) -> tuple[bytes, int]: ...
+
+
+ScriptCall = tuple[tuple[Command, ...], Callable[[Sequence[Result]], bytes]]
+
+
+class CommandTable(Protocol):
+    """What a ``redis.call`` means: the ops to execute and how their results make the RESP2
+    reply, or the reply itself (an error, a constant).  Deterministic: every replica must be
+    given the same table (``runtime.commands.script_command``)."""
+
+    def __call__(self, argv: list[bytes]) -> ScriptCall | bytes: ...
+
+
+class ScriptCache:
+    """sha1 (hex) -> script body, least recently used first, bounded by ``SCRIPTS_MAX`` and
+    ``SCRIPT_CACHE_BYTES_MAX`` (past them the least recently used go: their ``EVALSHA`` then
+    answers ``NOSCRIPT``, and clients such as redis-py load them again)."""
+
+    __slots__ = ("bodies", "total_bytes")
+
+    def __init__(self) -> None:
+        self.bodies: OrderedDict[bytes, bytes] = OrderedDict()
+        self.total_bytes = 0
+
+    def add(self, body: bytes) -> bytes:
+        sha = sha1_hex(body)
+        if sha in self.bodies:
+            self.bodies.move_to_end(sha)
+            return sha
+        self.bodies[sha] = body
+        self.total_bytes += len(body)
+        while len(self.bodies) > SCRIPTS_MAX or (
+            self.total_bytes > SCRIPT_CACHE_BYTES_MAX and len(self.bodies) > 1
+        ):
+            _, dropped = self.bodies.popitem(last=False)
+            self.total_bytes -= len(dropped)
+        return sha
+
+    def get(self, sha: bytes) -> bytes | None:
+        body = self.bodies.get(sha)
+        if body is not None:
+            self.bodies.move_to_end(sha)
+        return body
+
+    def exists(self, sha: bytes) -> bool:
+        return sha.lower() in self.bodies
+
+    def flush(self) -> None:
+        self.bodies.clear()
+        self.total_bytes = 0
+
+    def state(self) -> tuple[bytes, ...]:
+        return tuple(self.bodies.values())
+
+    @classmethod
+    def from_state(cls, bodies: tuple[bytes, ...]) -> ScriptCache:
+        cache = cls()
+        for body in bodies:
+            cache.add(body)
+        if len(cache.bodies) != len(bodies):
+            raise ValueError("malformed snapshot: script cache over its bounds or repeated")
+        return cache
+
+
+class Rand48:
+    """Redis's ``math.random`` generator (the 48-bit linear congruential ``rand48``)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, seed: int) -> None:
+        self.state = 0
+        self.seed(seed)
+
+    def seed(self, seed: int) -> None:
+        self.state = ((seed & 0xFFFFFFFF) << 16) | 0x330E
+
+    def next_fraction(self) -> float:
+        """The next number in [0, 1), as Redis's ``math.random`` makes it."""
+        self.state = (0x5DEECE66D * self.state + 0xB) & ((1 << 48) - 1)
+        return ((self.state >> 17) % 0x7FFFFFFF) / 0x7FFFFFFF
+
+
+# The sandbox, in Lua: trusted code that keeps what it needs in locals (the script cannot
+# reach them: no debug library), builds the script's environment and returns ``run``.
+_BOOT = r"""
+local invoke, sha1hex, next_fraction, reseed, on_killed, budget, step, depth_max = ...
+local sethook, getinfo, getmetatable_raw = debug.sethook, debug.getinfo, debug.getmetatable
+local error, type, pairs, ipairs, select, rawget, rawset, setmetatable, setfenv, loadstring =
+      error, type, pairs, ipairs, select, rawget, rawset, setmetatable, setfenv, loadstring
+local xpcall, pcall, raw_tostring, floor, format, sub, find, gsub =
+      xpcall, pcall, tostring, math.floor, string.format, string.sub, string.find, string.gsub
+local used = 0
+
+local function stop()
+  error("Script killed: it ran past its budget of " .. budget .. " Lua instructions", 0)
+end
+local function count()
+  used = used + step
+  if used > budget then
+    on_killed()
+    sethook(stop, "", 1)  -- from now on every instruction raises: no pcall can swallow it
+    stop()
+  end
+end
+
+local serials = setmetatable({}, {__mode = "k"})
+local serial = 0
+local function safe_tostring(v)
+  local kind = type(v)
+  if kind == "table" or kind == "function" or kind == "thread" or kind == "userdata" then
+    local mt = getmetatable_raw(v)
+    if type(mt) == "table" and rawget(mt, "__tostring") ~= nil then return raw_tostring(v) end
+    local id = serials[v]
+    if id == nil then serial = serial + 1; id = serial; serials[v] = id end
+    return format("%s: 0x%08x", kind, id)
+  end
+  return raw_tostring(v)
+end
+
+-- redis.call and redis.pcall are C functions, as in Redis (coroutine.wrap makes one of a Lua
+-- loop): a Lua closure called in tail position (``return redis.call(...)``) would drop the
+-- script's frame, and with it the line an error reply names.  A raised error ends its
+-- coroutine, so redis.call is then replaced by a fresh one.
+local wrap, yield, unpack_args = coroutine.wrap, coroutine.yield, unpack
+local redis = {}
+local function make_call(raise)
+  return wrap(function(...)
+    local args = {n = select("#", ...), ...}
+    while true do
+      local ok, value, cost = invoke(unpack_args(args, 1, args.n))
+      used = used + cost
+      if not ok then
+        value = {err = value}
+        if raise then
+          redis.call = make_call(true)
+          error(value, 0)
+        end
+      end
+      args = {n = 0}
+      local function pack(...) args = {n = select("#", ...), ...} end
+      pack(yield(value))
+    end
+  end)
+end
+
+local function trim(s)
+  return (gsub(gsub(s, "^[\r\n]+", ""), "[\r\n]+$", ""))
+end
+
+local library = {
+  call = make_call(true),
+  pcall = make_call(false),
+  sha1hex = function(s)
+    if type(s) ~= "string" and type(s) ~= "number" then
+      error("wrong number of arguments", 2)
+    end
+    return sha1hex(s)
+  end,
+  error_reply = function(msg)
+    if type(msg) ~= "string" then error("wrong number or type of arguments", 2) end
+    if sub(msg, 1, 1) ~= "-" then msg = "-" .. msg end
+    local space = find(msg, " ", 1, true)
+    if space == nil then return {err = "ERR " .. trim(sub(msg, 2))} end
+    return {err = sub(msg, 2, space - 1) .. " " .. trim(sub(msg, space + 1))}
+  end,
+  status_reply = function(msg)
+    if type(msg) ~= "string" then error("wrong number or type of arguments", 2) end
+    return {ok = msg}
+  end,
+  log = function() end,
+  setresp = function(version)
+    if version ~= 2 then error("RESP3 replies in scripts are not supported", 2) end
+  end,
+  set_repl = function() end,
+  replicate_commands = function() return true end,
+  LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
+}
+for name, value in pairs(library) do redis[name] = value end
+
+local function copy(library, skip)
+  local out = {}
+  for name, value in pairs(library) do
+    if name ~= skip then out[name] = value end
+  end
+  return out
+end
+
+local env = {}
+for _, name in ipairs({"assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
+                       "rawget", "rawset", "select", "tonumber", "type", "unpack", "xpcall",
+                       "setmetatable", "getmetatable", "_VERSION"}) do
+  env[name] = _G[name]
+end
+env.tostring = safe_tostring
+-- Redis's pcall: an error raised as {err=...} (redis.call's) is caught as its text.
+local function caught(ok, ...)
+  if ok then return true, ... end
+  local err = ...
+  if type(err) == "table" then
+    local text = rawget(err, "err")
+    if type(text) == "string" then return false, text end
+  end
+  return false, err
+end
+env.pcall = function(...) return caught(pcall(...)) end
+env.string = copy(string, "dump")
+env.table = copy(table)
+env.math = copy(math)
+env.math.random = function(...)
+  local r = next_fraction()
+  local n = select("#", ...)
+  if n == 0 then return r end
+  local low, high = 1, ...
+  if n == 2 then low, high = ... end
+  if n > 2 then error("wrong number of arguments", 2) end
+  if type(low) ~= "number" or type(high) ~= "number" then
+    error("bad argument to 'random' (number expected)", 2)
+  end
+  low, high = floor(low), floor(high)
+  if low > high then error("bad argument to 'random' (interval is empty)", 2) end
+  return floor(r * (high - low + 1)) + low
+end
+env.math.randomseed = function(seed)
+  if type(seed) ~= "number" then error("bad argument to 'randomseed' (number expected)", 2) end
+  reseed(seed)
+end
+env.redis = redis
+env._G = env
+setmetatable(env, {
+  __index = function(_, name)
+    local shown = safe_tostring(name)
+    error("Script attempted to access nonexistent global variable '" .. shown .. "'", 2)
+  end,
+  __newindex = function() error("Attempt to modify a readonly table", 2) end,
+  __metatable = false,
+})
+
+local function handler(err)
+  local level, info = 2, getinfo(2, "Sl")
+  while info ~= nil and info.source ~= "@user_script" do
+    level = level + 1
+    info = getinfo(level, "Sl")
+  end
+  if type(err) ~= "table" then err = {err = "ERR " .. safe_tostring(err)} end
+  if info ~= nil then
+    rawset(err, "source", info.source)
+    rawset(err, "line", info.currentline)
+  end
+  return err
+end
+
+local function shape(value, depth)
+  local kind = type(value)
+  if kind == "string" then return {"b", value} end
+  if kind == "number" then return {"n", value} end
+  if kind == "boolean" then
+    if value then return {"n", 1} end
+    return {"z"}
+  end
+  if kind ~= "table" then return {"z"} end
+  if depth > depth_max then error("reached lua stack limit", 0) end
+  local e = rawget(value, "err")
+  if type(e) == "string" then return {"e", e} end
+  local s = rawget(value, "ok")
+  if type(s) == "string" then return {"s", s} end
+  local out = {"a"}
+  local i = 1
+  while true do
+    local item = rawget(value, i)
+    if item == nil then break end
+    out[i + 1] = shape(item, depth + 1)
+    i = i + 1
+  end
+  return out
+end
+
+local function compile(body)
+  if sub(body, 1, 1) == "\27" then return nil, "user_script: binary chunks are not accepted" end
+  local fn, message = loadstring(body, "@user_script")
+  if fn == nil then return nil, message end
+  setfenv(fn, env)
+  return fn
+end
+
+local function run(body, keys, argv)
+  local fn, message = compile(body)
+  if fn == nil then return {"c", message} end
+  rawset(env, "KEYS", keys)
+  rawset(env, "ARGV", argv)
+  sethook(count, "", step)
+  local ok, value = xpcall(fn, handler)
+  local shaped_ok, shaped = false, nil
+  if ok then shaped_ok, shaped = pcall(shape, value, 0) end
+  sethook()
+  if not ok then
+    if type(value) ~= "table" then value = {err = "ERR " .. safe_tostring(value)} end
+    local text = rawget(value, "err")
+    if type(text) ~= "string" then text = "ERR unknown error" end
+    return {"x", text, rawget(value, "source"), rawget(value, "line")}
+  end
+  if not shaped_ok then return {"e", "ERR " .. safe_tostring(shaped)} end
+  return shaped
+end
+
+return run, function(body) local fn, message = compile(body); return message end
+"""
+
+
+def compile_error(body: bytes) -> bytes | None:
+    """Why ``body`` does not compile (``SCRIPT LOAD``'s refusal), or ``None``."""
+    _, _, check, cell = _new_state(_no_call, 0, _Killed())
+    try:
+        message = check(body)
+    finally:
+        cell.clear()
+    if message is None:
+        return None
+    return b"ERR Error compiling script (new function): " + _clean(message)
+
+
+def run_script(
+    body: bytes,
+    sha: bytes,
+    keys: tuple[bytes, ...],
+    args: tuple[bytes, ...],
+    call: CommandRunner,
+    seed: int,
+) -> Result:
+    """Run ``body`` (whose sha1 is ``sha``) with ``KEYS``/``ARGV``; ``call`` runs its
+    ``redis.call`` s.  The reply as a result tree; errors are ``ErrorReply`` s, never raised."""
+    killed = _Killed()
+    runtime, run, _, cell = _new_state(call, seed, killed)
+    try:
+        return _finish(runtime, run, body, sha, keys, args, killed)
+    finally:
+        cell.clear()  # the one cycle through the Lua state: freed now, not by a GC pass
+
+
+def _finish(
+    runtime: Any,
+    run: Any,
+    body: bytes,
+    sha: bytes,
+    keys: tuple[bytes, ...],
+    args: tuple[bytes, ...],
+    killed: _Killed,
+) -> Result:
+    sethook = runtime.globals()[b"debug"][b"sethook"]
+    try:
+        outcome = run(body, runtime.table_from(keys), runtime.table_from(args))
+    except lua.LuaError as error:  # the stop raised again past the script (or out of memory)
+        sethook()
+        if not killed.yes:
+            return ErrorReply(b"ERR " + _clean(str(error).encode()) + b" script: " + sha + b".")
+        outcome = None
+    if killed.yes:
+        return ErrorReply(
+            b"ERR Script killed: it ran past its budget of %d Lua instructions script: %s."
+            % (SCRIPT_INSTRUCTIONS_MAX, sha)
+        )
+    assert outcome is not None
+    kind = outcome[1]
+    if kind == b"c":
+        return ErrorReply(b"ERR Error compiling script (new function): " + _clean(outcome[2]))
+    if kind == b"x":
+        text, source, line = outcome[2], outcome[3], outcome[4]
+        where = b"" if source is None or line is None else b", on %s:%d" % (source, line)
+        return ErrorReply(_clean(text) + b" script: " + sha + where + b".")
+    return _result(outcome)
+
+
+class _Killed:
+    __slots__ = ("yes",)
+
+    def __init__(self) -> None:
+        self.yes = False
+
+    def __call__(self) -> None:
+        self.yes = True
+
+
+def _no_call(argv: list[bytes]) -> tuple[bytes, int]:
+    return b"-ERR no commands here\r\n", 0
+
+
+def _deny_attributes(obj: object, name: object, is_setting: bool) -> object:
+    raise AttributeError("Python attributes are not reachable from scripts")
+
+
+def _new_state(call: CommandRunner, seed: int, killed: _Killed) -> tuple[Any, Any, Any, list[Any]]:
+    """A fresh sandboxed Lua state: the runtime, its ``run``, its compile check (``Any``:
+    lupa's objects are untyped) and the cell through which ``redis.call`` reaches the runtime:
+    clearing it breaks the reference cycle through the Lua state, so the state is freed at once
+    (else thousands wait for a garbage collection, which then takes a tenth of a second)."""
+    runtime = lua.LuaRuntime(
+        encoding=None,
+        register_eval=False,
+        register_builtins=False,
+        unpack_returned_tuples=True,
+        attribute_filter=_deny_attributes,
+        max_memory=SCRIPT_MEMORY_BYTES_MAX,
+    )
+    rand = Rand48(seed)
+
+    cell: list[Any] = [runtime]
+
+    def invoke(*args: object) -> tuple[bool, object, int]:
+        return _invoke(cell[0], call, args)
+
+    def sha1hex(text: object) -> bytes:
+        if isinstance(text, bytes):
+            return sha1_hex(text)
+        return sha1_hex(b"%.14g" % text if isinstance(text, (int, float)) else b"")
+
+    def reseed(number: object) -> None:
+        rand.seed(int(number) if isinstance(number, (int, float)) and math.isfinite(number) else 0)
+
+    boot = runtime.globals()[b"loadstring"](_boot_bytecode())
+    run, check = boot(
+        invoke,
+        sha1hex,
+        rand.next_fraction,
+        reseed,
+        killed,
+        SCRIPT_INSTRUCTIONS_MAX,
+        HOOK_INSTRUCTIONS,
+        REPLY_DEPTH_MAX,
+    )
+    return runtime, run, check, cell
+
+
+_BOOT_WRAPPED = "return function(...) " + _BOOT + " end"
+
+
+@functools.cache
+def _boot_bytecode() -> bytes:
+    """The sandbox's code compiled once (Lua bytecode of this process's own Lua): loading it
+    into each fresh state costs a third of compiling the source again.  Scripts themselves may
+    not be bytecode (``compile`` refuses it); this is ours."""
+    compiler = lua.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
+    boot = compiler.execute(_BOOT_WRAPPED)
+    code: bytes = compiler.globals()[b"string"][b"dump"](boot)
+    return code
+
+
+def _invoke(
+    runtime: lua.LuaRuntime, call: CommandRunner, args: tuple[object, ...]
+) -> tuple[bool, object, int]:
+    """One ``redis.call``/``redis.pcall``: ``(True, value for Lua, cost)`` or ``(False, error
+    text, cost)``; the cost (in instructions) is what the call counts against the budget."""
+    if not args:
+        return False, b"ERR Please specify at least one argument for this redis lib call", 0
+    argv: list[bytes] = []
+    for arg in args:
+        if isinstance(arg, bytes):
+            argv.append(arg)
+        elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            argv.append(b"%.17g" % arg)
+        else:
+            return False, b"ERR Lua redis lib command arguments must be strings or integers", 0
+    reply, visited = call(argv)
+    cost = CALL_INSTRUCTIONS + sum(map(len, argv)) + len(reply) + visited
+    value, _ = _parse_reply(reply, 0)
+    if isinstance(value, _ErrorText):
+        return False, value.text, cost
+    return True, _to_lua(runtime, value), cost
+
+
+class _ErrorText:
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+
+class _StatusText:
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+
+_Parsed = bytes | int | bool | _ErrorText | _StatusText | list["_Parsed"]
+
+
+def _parse_reply(data: bytes, position: int) -> tuple[_Parsed, int]:
+    """One RESP2 reply from ``data`` at ``position`` (our own server's, so well formed)."""
+    end = data.index(b"\r\n", position)
+    kind, line = data[position : position + 1], data[position + 1 : end]
+    after = end + 2
+    if kind == b"+":
+        return _StatusText(line), after
+    if kind == b"-":
+        return _ErrorText(line), after
+    if kind == b":":
+        return int(line), after
+    if kind == b"$":
+        length = int(line)
+        if length < 0:
+            return False, after
+        return data[after : after + length], after + length + 2
+    if kind == b"*":
+        count = int(line)
+        if count < 0:
+            return False, after
+        items: list[_Parsed] = []
+        for _ in range(count):
+            item, after = _parse_reply(data, after)
+            items.append(item)
+        return items, after
+    if kind == b"_":  # RESP3 null, should a planner answer one
+        return False, after
+    raise ValueError(f"unexpected reply {data[position : position + 16]!r}")
+
+
+def _to_lua(runtime: Any, value: _Parsed) -> object:
+    if isinstance(value, list):
+        return runtime.table_from([_to_lua(runtime, item) for item in value])
+    if isinstance(value, _StatusText):
+        return runtime.table_from({b"ok": value.text})
+    if isinstance(value, _ErrorText):
+        return runtime.table_from({b"err": value.text})
+    return value
+
+
+def _result(table: Any) -> Result:
+    """A shaped Lua value (``shape`` in the sandbox: a plain table ``{kind, payload...}``) as a
+    result.  ``Any``: a Lua table, typed by its contents only."""
+    kind = table[1]
+    if kind == b"b":
+        return Value(table[2])
+    if kind == b"n":
+        return Integer(_to_integer(table[2]))
+    if kind == b"e":
+        return ErrorReply(_clean(table[2]))
+    if kind == b"s":
+        return Status(_clean(table[2]))
+    if kind == b"a":
+        items: list[Result] = []
+        index = 2
+        while (item := table[index]) is not None:
+            items.append(_result(item))
+            index += 1
+        return Replies(tuple(items))
+    return Value(None)
+
+
+def _to_integer(number: int | float) -> int:
+    """A Lua number as Redis replies it: truncated to a 64-bit integer (C's cast on x86-64:
+    out of range and NaN give the lowest integer)."""
+    if isinstance(number, int):
+        return number if INT64_MIN <= number <= INT64_MAX else INT64_MIN
+    if not math.isfinite(number) or not INT64_MIN <= number < 2.0**63:
+        return INT64_MIN
+    return int(number)
+
+
+def _clean(text: bytes) -> bytes:
+    """An error or status line: Redis replaces its CR and LF with spaces."""
+    return text.replace(b"\r", b" ").replace(b"\n", b" ")

@@ -1,0 +1,108 @@
+"""The log kept in memory stays bounded by bytes as well as slots, however long the run."""
+
+from __future__ import annotations
+
+from multi_harness import Cluster
+
+from pypaxos.multi import Node
+from pypaxos.multi.log import batch_size_bytes
+
+COMMAND_BYTES = 200
+BOUND_BYTES = 8_000  # about 40 commands: many snapshots in a run of 600
+
+
+def _retained_bytes(node: Node) -> int:
+    return sum(batch_size_bytes(value) for value in node.replica.decided.values())
+
+
+def _votes_bytes(node: Node) -> int:
+    return sum(batch_size_bytes(vote.value) for vote in node.acceptor.accepted.values())
+
+
+def _run(c: Cluster, commands: int) -> list[tuple[int, int, int, int]]:
+    """Propose ``commands`` commands a few at a time; after every step, every node's
+    (retained slots, retained bytes, votes in memory, their bytes)."""
+    leader = c.elect()
+    seen: list[tuple[int, int, int, int]] = []
+    for request_id in range(commands):
+        command = b"%06d" % request_id + b"x" * (COMMAND_BYTES - 6)
+        c.propose(leader, request_id, command)
+        if request_id % 4 == 3:
+            c.tick()
+        for node in c.nodes.values():
+            assert node.replica.retained_bytes == _retained_bytes(node)  # the counter is true
+            seen.append(
+                (
+                    len(node.replica.decided),
+                    node.replica.retained_bytes,
+                    len(node.acceptor.accepted),
+                    _votes_bytes(node),
+                )
+            )
+    c.run_until(lambda: (leader, commands - 1) in c.replies)
+    assert not c.safety_problems()
+    return seen
+
+
+def test_the_retained_log_is_bounded_by_bytes() -> None:
+    c = Cluster(
+        3,
+        seed=3,
+        window_slots=4,
+        snapshot_every_slots=10_000,  # never by slots: only the byte bound compacts
+        log_window_slots=20_000,
+        batch_max_commands=4,
+        log_retained_bytes_max=BOUND_BYTES,
+    )
+    seen = _run(c, 600)
+    # Before the snapshot: half the bound; since it: the other half plus the slot that crossed
+    # it; plus the window of slots decided and not applied yet.
+    slot_bytes_max = 4 * COMMAND_BYTES
+    limit = BOUND_BYTES + slot_bytes_max + 4 * slot_bytes_max
+    assert max(bytes_ for _, bytes_, _, _ in seen) <= limit
+    assert max(votes for _, _, _, votes in seen) <= limit
+    assert c.snapshots_saved >= 3 * 10  # compaction really ran, many times on every node
+    assert all(node.applied_index >= 600 // 4 for node in c.nodes.values())
+
+
+def test_without_the_byte_bound_the_log_grows_with_the_run() -> None:
+    """The same run bounded only by slots keeps everything: the check above can fail."""
+    c = Cluster(
+        3,
+        seed=3,
+        window_slots=4,
+        snapshot_every_slots=10_000,
+        log_window_slots=20_000,
+        batch_max_commands=4,
+        log_retained_bytes_max=10**9,
+    )
+    seen = _run(c, 600)
+    assert max(bytes_ for _, bytes_, _, _ in seen) >= 600 * COMMAND_BYTES * 9 // 10
+    assert c.snapshots_saved == 0
+
+
+def test_a_node_behind_the_cut_log_catches_up_from_a_snapshot() -> None:
+    """The cut log no longer holds what a node that was down missed: it gets a snapshot, then
+    the values since, and ends in the same state."""
+    c = Cluster(
+        3,
+        seed=4,
+        window_slots=4,
+        snapshot_every_slots=10_000,
+        log_window_slots=20_000,
+        batch_max_commands=4,
+        log_retained_bytes_max=BOUND_BYTES,
+    )
+    leader = c.elect()
+    behind = next(n for n in c.nodes if n != leader)
+    c.crash(behind)
+    for request_id in range(300):
+        c.propose(leader, request_id, b"%06d" % request_id + b"y" * (COMMAND_BYTES - 6))
+        if request_id % 4 == 3:
+            c.tick()
+    c.run_until(lambda: (leader, 299) in c.replies)
+    assert c.nodes[leader].replica.retained_from > 0  # the start of the log is gone
+    c.restart(behind)
+    c.run_until(c.converged, max_ticks=5000)
+    assert c.machines[behind].commands == c.machines[leader].commands
+    assert not c.safety_problems()
