@@ -42,6 +42,14 @@ from pypaxos.multi import (
     capture,
     chunk_messages,
 )
+from pypaxos.multi.membership import (
+    AddLearner,
+    Change,
+    MembershipRefused,
+    Promote,
+    Remove,
+    Replace,
+)
 from pypaxos.sim.log_script import ScriptMachine
 
 Filter = Callable[[int, int, Message], bool]
@@ -68,14 +76,22 @@ class Cluster:
         n: int = 3,
         seed: int = 0,
         bugs: Iterable[LogBug] = (),
+        spares: int = 0,
         machine_factory: Callable[[], LogMachine] = LogMachine,
         **config: int,
     ) -> None:
+        """``n`` voters; ``spares`` more nodes outside the configuration, waiting to be added
+        (the membership is then reconfigurable)."""
         self.machine_factory = machine_factory
         self.seed = seed
         self.rng = random.Random(seed)
-        ids = tuple(range(1, n + 1))
-        self.config = MultiConfig(node_ids=ids, bugs=frozenset(bugs), **config)  # type: ignore[arg-type]
+        voters = tuple(range(1, n + 1))
+        ids = tuple(range(1, n + spares + 1))
+        if spares:
+            config.setdefault("reconfigurable", True)
+        self.config = MultiConfig(node_ids=voters, bugs=frozenset(bugs), **config)  # type: ignore[arg-type]
+        self.refusals: list[tuple[int, MembershipRefused]] = []
+        self.change_requests: set[tuple[int, int]] = set()  # (node, request id) of changes
         self.disks: dict[int, list[Record]] = {i: [] for i in ids}
         self.machines: dict[int, LogMachine] = {}
         self.nodes: dict[int, Node] = {}
@@ -135,6 +151,8 @@ class Cluster:
                     self.busy.append(effect.request_id)
                 case Applied():
                     self._record_applied(node_id, effect.slot, effect.value)
+                case MembershipRefused():
+                    self.refusals.append((node_id, effect))
                 case TakeSnapshot():
                     due = self.time + self.snapshot_save_ticks
                     self.saving[node_id].append((due, capture(self.nodes[node_id])))
@@ -261,6 +279,10 @@ class Cluster:
     def propose(self, node_id: int, request_id: int, command: bytes) -> None:
         self.run(node_id, self.nodes[node_id].propose(request_id, command))
 
+    def propose_change(self, node_id: int, request_id: int, change: Change) -> None:
+        self.change_requests.add((node_id, request_id))
+        self.run(node_id, self.nodes[node_id].propose_membership_change(request_id, change))
+
     def release(self, which: Filter) -> None:
         """Deliver the held messages that ``which`` selects, now, in the order they were held."""
         chosen = [m for m in self.held if which(*m)]
@@ -308,8 +330,18 @@ class Cluster:
     def up(self) -> list[int]:
         return [i for i in sorted(self.nodes) if i not in self.down]
 
+    def members(self) -> list[int]:
+        """The up nodes of the latest configuration (all up nodes while membership is fixed)."""
+        if not self.config.reconfigurable:
+            return self.up()
+        leaders = self.leaders()
+        if not leaders:
+            return self.up()
+        latest = self.nodes[leaders[0]].members().latest
+        return [i for i in self.up() if i in latest.members]
+
     def converged(self) -> bool:
-        indexes = {self.nodes[i].applied_index for i in self.up()}
+        indexes = {self.nodes[i].applied_index for i in self.members()}
         return len(indexes) == 1 and not self.queue
 
     def chosen_by_acceptance(self) -> dict[int, set[Batch]]:
@@ -328,6 +360,9 @@ class Cluster:
     def safety_problems(self) -> list[str]:
         """Every broken safety property: conflicting applies, two values chosen, lost acks."""
         problems = list(self.violations)
+        if self.config.reconfigurable:  # no fixed majority to count accepts by: applies only
+            lost = self.acknowledged_but_lost()
+            return problems + [f"acknowledged {key} is in no slot" for key in lost]
         by_acceptance = self.chosen_by_acceptance()
         for slot, values in sorted(by_acceptance.items()):
             if len(values) > 1:
@@ -341,7 +376,8 @@ class Cluster:
     def acknowledged_but_lost(self) -> list[tuple[int, int]]:
         """Replies for commands that no slot holds (checked once the cluster converged)."""
         in_log = {(e.origin, e.request_id) for batch in self.chosen.values() for e in batch}
-        return sorted(key for key in self.replies if key not in in_log)
+        lost = [key for key in self.replies if key not in in_log]
+        return sorted(key for key in lost if key not in self.change_requests)
 
 
 def _leads(node: Node) -> bool:
@@ -392,3 +428,62 @@ def heal(c: Cluster, max_ticks: int = 3000) -> None:
     leader = c.leaders()[0]
     c.propose(leader, 10**9, b"final")  # forces one more slot: holes before it get filled
     c.run_until(lambda: c.converged() and (leader, 10**9) in c.replies, max_ticks)
+
+
+def draw_change(c: Cluster, leader: int, rng: random.Random) -> Change:
+    """A membership change that makes sense against ``leader``'s latest configuration: add a
+    spare as a learner, promote a learner, replace a voter by a learner, or remove a voter (the
+    leader too) while at least three remain."""
+    latest = c.nodes[leader].members().latest
+    spares = [i for i in sorted(c.nodes) if i not in latest.members]
+    options: list[Change] = [AddLearner(i) for i in spares]
+    for learner in latest.learners:
+        options.append(Promote(learner))
+        options += [Replace(voter, learner) for voter in latest.voters]
+    if len(latest.voters) > 3:
+        options += [Remove(voter) for voter in latest.voters]
+    options += [Remove(learner) for learner in latest.learners]
+    return rng.choice(options)
+
+
+def reconfig_chaos(
+    seed: int,
+    bugs: Iterable[LogBug] = (),
+    n: int = 3,
+    spares: int = 2,
+    active_ticks: int = 400,
+    crash_rate: float = 0.01,
+    drop_rate: float = 0.05,
+    change_rate: float = 0.05,
+    leader_crash_rate: float = 0.3,
+    **config: int,
+) -> Cluster:
+    """``chaos`` with membership changes: the leader is asked for a change now and then (most
+    are refused while one is in flight), at most one node is down at once, then a heal."""
+    c = Cluster(n, seed, bugs, spares, **config)
+    c.own_vote_sync_ticks = SLOW_OWN_VOTE_SYNC_TICKS
+    c.reorder = True
+    c.drop_rate = drop_rate
+    rng = c.rng
+    request_id = 0
+    crash_at = -1
+    for _ in range(active_ticks):
+        leaders = c.leaders()
+        if rng.random() < 0.4:
+            target = (leaders or c.up())[0] if rng.random() < 0.8 else rng.choice(c.up())
+            request_id += 1
+            c.propose(target, request_id, f"cmd{request_id}".encode())
+        if leaders and rng.random() < change_rate:
+            request_id += 1
+            c.propose_change(leaders[0], request_id, draw_change(c, leaders[0], rng))
+            if rng.random() < leader_crash_rate and not c.down:
+                crash_at = c.time + rng.randint(1, 12)  # the leader dies mid-change
+        if c.time == crash_at and leaders and not c.down:
+            c.crash(leaders[0])
+        elif rng.random() < crash_rate and not c.down:
+            c.crash(rng.choice(c.up()))
+        elif c.down and rng.random() < 0.05:
+            c.restart(min(c.down))
+        c.tick()
+    heal(c)
+    return c

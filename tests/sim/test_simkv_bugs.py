@@ -5,22 +5,25 @@ tuning for any bug.  For each bug the search walks seeds from 0 and stops at the
 a violation; the replay command must name the bug and the seed and reproduce the violation,
 and the same seed without the bug must be clean (so the violation is the bug's doing, not the
 simulation's).  Measured first catching seeds (since seeds also draw their read path, follower
-reads and the ``stall leader`` fault, and since a third of the compare-and-sets became
-optimistic transactions): adopt-lowest-ballot 2, commit-index-any-ballot 1,
-commit-without-quorum 0, count-own-vote-before-sync 15, forget-promise-on-recover 88,
-no-repropose 0, noop-overwrites-chosen 1, promise-hides-compaction 11, read-before-applied 24,
-read-index-without-confirmation 84, reply-before-chosen 0, snapshot-drops-sessions 0,
-watch-misses-writes 0 (before the transactions: 6, 1, 0, 103, 67, 0, 0, 1, 2, 20, 0, 0).  The
-read-index bugs show only in seeds that draw the read-index path; the one without
-confirmation needs a ``stall leader`` fault.  The lease bugs show only in the quarter of the
-seeds that draw leases, and need a ``cut leader`` fault (the drift one a long cut with the
-leader's clock slowed too): new-leader-inside-lease 0, lease-ignores-drift 102 (210 before;
-its search goes further).
-compact-before-snapshot-saved: 0 (its check runs at every restart: a node must come back with
-every durable vote its durable snapshot does not cover).  Some seeds above moved when snapshots
-were written out of line (which draws from each seed's random numbers).
+reads, the ``stall leader`` fault and membership changes, a third of the compare-and-sets are
+optimistic transactions, and snapshots are written out of line): adopt-lowest-ballot 5,
+commit-index-any-ballot 1, commit-without-quorum 0, count-own-vote-before-sync 25,
+forget-promise-on-recover 150, no-repropose 0, noop-overwrites-chosen 0,
+promise-hides-compaction 5, read-before-applied 0, read-index-without-confirmation 7,
+reply-before-chosen 0, snapshot-drops-sessions 0, watch-misses-writes 0,
+compact-before-snapshot-saved 0 (its check runs at every restart: a node must come back with
+every durable vote its durable snapshot does not cover).  The read-index bugs show only in
+seeds that draw the read-index path; the one without confirmation needs a ``stall leader``
+fault.  The lease bugs show only in the quarter of the seeds that draw leases, and need a
+``cut leader`` fault (the drift one a long cut with the leader's clock slowed too):
+new-leader-inside-lease 0, lease-ignores-drift 186 (its search goes further).
 ``forget-promise-on-recover`` is also caught by the scripted scenario in
-tests/multi/test_multi_recovery.py.
+tests/multi/test_multi_recovery.py.  Of the membership bugs, which show only in the third of the
+seeds that draw membership changes, removed-still-counted (16) and config-before-chosen (2, a
+liveness failure: the leader that used the change early disagrees with the others on the
+membership) are caught here; two-changes-in-flight and leader-ignores-pending-change need more
+seeds and are searched with changes pinned on (tests/sim/test_simkv_reconfig.py), and
+promote-before-caught-up breaks no check of the simulator (tests/multi/test_multi_membership.py).
 ``refused-client-reopens`` is left out: it needs a client's first request given up, its second
 decided (and refused) before any copy of the first, then a late copy of the first and a late
 copy of the second decided in that order; no default seed in 0..399 draws it.  Its unit tests
@@ -39,6 +42,11 @@ from pypaxos.sim.kv import KVResult, KVSettings, first_violation, run_kv
 
 SEEDS_MAX = 200
 SEEDS_MAX_OF = {LogBug.LEASE_IGNORES_DRIFT: 300}  # measured: 210
+ELSEWHERE = {
+    LogBug.TWO_CHANGES_IN_FLIGHT,
+    LogBug.LEADER_IGNORES_PENDING_CHANGE,
+    LogBug.PROMOTE_BEFORE_CAUGHT_UP,
+}
 
 
 def first_caught(bug: LogBug | KvBug, nodes: int | None = None) -> KVResult | None:
@@ -52,7 +60,7 @@ def first_caught(bug: LogBug | KvBug, nodes: int | None = None) -> KVResult | No
 NOT_REACHED = {KvBug.EXPIRED_SESSION_REOPENS}  # see the module docstring
 
 
-@pytest.mark.parametrize("bug", sorted([*LogBug, *(set(KvBug) - NOT_REACHED)]), ids=str)
+@pytest.mark.parametrize("bug", sorted({*LogBug, *KvBug} - ELSEWHERE - NOT_REACHED), ids=str)
 def test_each_planted_bug_is_caught(bug: LogBug | KvBug) -> None:
     caught = first_caught(bug)
     assert caught is not None, f"{bug}: no violation in seeds 0..{SEEDS_MAX_OF.get(bug, SEEDS_MAX)}"

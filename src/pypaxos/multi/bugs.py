@@ -5,7 +5,8 @@ two nodes applying different values in one slot, or a client told "done" for a c
 is never applied.  A stale snapshot without the dedup table needs the KV machine and lives
 with it (``kv.bugs``).  The read-index bugs make a read return a value older than a write that
 completed before the read began (the linearizability check of the KV simulator sees it); so do
-the lease bugs (``multi.lease``).
+the lease bugs (``multi.lease``).  The reconfiguration bugs (``multi.membership``) let two
+quorums that decide the same slot miss each other, so two nodes apply different values there.
 """
 
 from __future__ import annotations
@@ -67,6 +68,26 @@ class LogBug(PlantedBug):
     NEW_LEADER_INSIDE_LEASE = (
         "new-leader-inside-lease",
         "a node votes for a new leader inside a lease it acknowledged",
+    )
+    CONFIG_BEFORE_CHOSEN = (
+        "config-before-chosen",
+        "the leader uses a new configuration as soon as it proposes the change",
+    )
+    TWO_CHANGES_IN_FLIGHT = (
+        "two-changes-in-flight",
+        "a second membership change is proposed and applied while one is pending",
+    )
+    REMOVED_STILL_COUNTED = (
+        "removed-still-counted",
+        "a removed voter's votes still count towards the new configuration's majority",
+    )
+    LEADER_IGNORES_PENDING_CHANGE = (
+        "leader-ignores-pending-change",
+        "a new leader's phase 1 ignores a decided but not yet active configuration",
+    )
+    PROMOTE_BEFORE_CAUGHT_UP = (
+        "promote-before-caught-up",
+        "a learner is promoted to voter however far behind the leader it is",
     )
     COMPACT_BEFORE_SNAPSHOT_SAVED = (
         "compact-before-snapshot-saved",

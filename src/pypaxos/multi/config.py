@@ -12,6 +12,14 @@ The checks in ``__post_init__`` encode the relations the protocol relies on:
 quorum with it, not to every peer (``multi.leader``, "Thrifty").  Off here, so the simulator and
 the model checker keep exploring the classic protocol unless a run asks for it; on by default in
 the runtime (``runtime.config``).
+
+Membership (``multi.membership``): ``node_ids`` are the voters and ``learner_ids`` the learners
+of the genesis configuration (epoch 0), the same on every node.  With ``reconfigurable`` the
+membership can change through the log (``Node.propose_membership_change``) and peer messages
+are checked against an id range instead of the genesis members (a node cannot know members
+added after its applied index); a node may then also start outside the genesis configuration,
+waiting to be added.  ``promote_lag_max_slots``: how far behind the leader's applied index a
+learner may be and still be promoted.
 """
 
 from __future__ import annotations
@@ -56,13 +64,24 @@ class MultiConfig:
     # another's, in millionths (the stated assumption the lease is shortened for).
     lease_ticks: int = 0
     clock_drift_ppm: int = 0
+    learner_ids: tuple[int, ...] = ()
+    reconfigurable: bool = False
+    promote_lag_max_slots: int = 16
     bugs: frozenset[LogBug] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         if not self.node_ids or len(set(self.node_ids)) != len(self.node_ids):
             raise ValueError("node_ids must be non-empty and distinct")
-        if min(self.node_ids) < 0:
+        if min(self.node_ids + self.learner_ids) < 0:
             raise ValueError("node ids must be >= 0 (they go into ballots)")
+        if set(self.node_ids) & set(self.learner_ids) or len(set(self.learner_ids)) != len(
+            self.learner_ids
+        ):
+            raise ValueError("learner_ids must be distinct and not voters")
+        if self.learner_ids and not self.reconfigurable:
+            raise ValueError("learner_ids need reconfigurable = True")
+        if self.promote_lag_max_slots < 0:
+            raise ValueError("promote_lag_max_slots must be >= 0")
         if not 1 <= self.election_timeout_min_ticks <= self.election_timeout_max_ticks:
             raise ValueError("need 1 <= election_timeout_min_ticks <= election_timeout_max_ticks")
         if self.leader_stickiness_ticks >= self.election_timeout_min_ticks:
@@ -102,6 +121,12 @@ class MultiConfig:
         if LogBug.LEASE_IGNORES_DRIFT in self.bugs:
             return self.lease_ticks - 1
         return (self.lease_ticks - 1) * 1_000_000 // (1_000_000 + self.clock_drift_ppm)
+
+    @property
+    def alpha_slots(self) -> int:
+        """How many slots after its own a change takes effect (``multi.membership``): the
+        leader's window, so a leader knows the configuration of every slot it has in flight."""
+        return self.window_slots
 
     def quorum(self) -> Majority:
         return Majority(self.node_ids)

@@ -37,6 +37,7 @@ import msgspec
 from pypaxos.core.effects import Persist, Send
 from pypaxos.core.types import Ballot
 from pypaxos.multi.log import Batch
+from pypaxos.multi.membership import MembershipRefused
 from pypaxos.multi.messages import Message
 
 
@@ -129,6 +130,7 @@ Effect = (
     | Redirect
     | Busy
     | Applied
+    | MembershipRefused
     | TakeSnapshot
     | CompactLog
     | SendSnapshot

@@ -16,6 +16,7 @@ More: docs/design.md, 'Multi-Paxos' and 'Thrifty leaders'.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -24,6 +25,7 @@ from pypaxos.core.types import NULL_BALLOT, Ballot
 from pypaxos.multi.bugs import LogBug
 from pypaxos.multi.config import MultiConfig
 from pypaxos.multi.log import NOOP, Batch, Entry, Vote
+from pypaxos.multi.membership import holds_change
 from pypaxos.multi.messages import Accepted, Prepare, Promise
 
 
@@ -53,6 +55,9 @@ class Leader:
         "promises",
         "queue",
         "quorum",
+        "resume_applied",
+        "resume_slot",
+        "slot_quorum",
         "targets",
     )
 
@@ -69,6 +74,13 @@ class Leader:
         self.inflight: dict[int, InFlight] = {}
         self.queue: deque[Entry] = deque()
         self.targets: tuple[int, ...] = ()  # thrifty: who gets each Accept at first
+        # Reconfiguration (``multi.membership``): the phase-2 quorum of each slot, when the
+        # membership can change; ``quorum`` (phase 1) then spans every configuration it knows.
+        self.slot_quorum: Callable[[int], QuorumSystem] | None = None
+        # The first slot whose configuration phase 1 could not know (``None``: none): nothing is
+        # proposed from there until a new phase 1, once the applied prefix tells it.
+        self.resume_slot: int | None = None
+        self.resume_applied = 0  # ... once the applied index reaches this
 
     # -- phase 1 ----------------------------------------------------------------------------
 
@@ -78,6 +90,7 @@ class Leader:
         self.first_slot = first_slot
         self.promises = {}
         self.inflight = {}
+        self.resume_slot = None
         return Prepare(self.id, ballot, first_slot)
 
     def on_promise(self, msg: Promise) -> bool:
@@ -97,8 +110,44 @@ class Leader:
             return []
         best = self._best_votes(base)
         top = max(best, default=base - 1)
+        if self.slot_quorum is not None:
+            known_top = self._known_configuration_top(best, base, top)
+            if known_top < top or base > self.first_slot:
+                self.resume_slot = known_top + 1
+                self.resume_applied = max(known_top + 2 - self.config.alpha_slots, base)
+                top = known_top
         self.next_slot = top + 1
         return [(s, best[s].value if s in best else NOOP) for s in range(base, top + 1)]
+
+    def reported_frontier(self) -> int:
+        """The first slot after everything phase 1's promisers reported, voted or compacted:
+        every value ever chosen lies below it (a phase-2 quorum meets the phase-1 quorum).  It
+        exceeds ``next_slot`` while re-proposals wait for a membership change's phase 1
+        (``resume_slot``); a read index never goes below it (``Node.read_barrier``)."""
+        frontier = self.first_slot
+        for promise in self.promises.values():
+            frontier = max(frontier, promise.log_start, *(v.slot + 1 for v in promise.votes))
+        return frontier
+
+    def _known_configuration_top(self, best: dict[int, Vote], base: int, top: int) -> int:
+        """The last slot whose configuration phase 1 covered (``multi.membership``): a change
+        reported in slot ``s`` may be chosen and govern from ``s + alpha`` on, so re-proposals
+        stop before that; the slots after it wait for the phase 1 that follows the change.  The
+        slots between our first slot and ``base`` are decided but unknown to us (a promiser
+        compacted them): any may hold a change, so nothing goes beyond our first slot + alpha."""
+        if base > self.first_slot:
+            top = min(top, self.first_slot + self.config.alpha_slots - 1)
+        for slot in range(base, top + 1):
+            vote = best.get(slot)
+            if vote is not None and holds_change(vote.value):
+                return min(top, slot + self.config.alpha_slots - 1)
+        return top
+
+    def change_in_flight(self) -> bool:
+        """A membership change is queued or proposed and not yet decided."""
+        return any(e.origin < 0 for e in self.queue) or any(
+            holds_change(f.value) for f in self.inflight.values()
+        )
 
     def _best_votes(self, base: int) -> dict[int, Vote]:
         promises = list(self.promises.values())
@@ -136,7 +185,10 @@ class Leader:
         if self.phase is not Phase.LEADING:
             return []
         plan: list[tuple[int, Batch]] = []
-        while self.queue and self.next_slot < commit_index + self.config.window_slots:
+        stop = commit_index + self.config.window_slots
+        if self.resume_slot is not None:
+            stop = min(stop, self.resume_slot)
+        while self.queue and self.next_slot < stop:
             plan.append((self.next_slot, self._take_batch()))
             self.next_slot += 1
         return plan
@@ -164,7 +216,8 @@ class Leader:
         if flight is None:
             return None
         flight.acks.add(msg.sender)
-        if LogBug.COMMIT_WITHOUT_QUORUM not in self.bugs and not self.quorum.is_phase2_quorum(
+        quorum = self.quorum if self.slot_quorum is None else self.slot_quorum(msg.slot)
+        if LogBug.COMMIT_WITHOUT_QUORUM not in self.bugs and not quorum.is_phase2_quorum(
             flight.acks
         ):
             return None

@@ -64,6 +64,7 @@ from typing import assert_never
 
 from pypaxos.core.effects import Send
 from pypaxos.core.proposer import RandomSource
+from pypaxos.core.quorum import QuorumSystem
 from pypaxos.core.types import NULL_BALLOT, Ballot
 from pypaxos.multi.acceptor import SlotAcceptor
 from pypaxos.multi.bugs import LogBug
@@ -83,6 +84,21 @@ from pypaxos.multi.election import FailureDetector
 from pypaxos.multi.leader import Leader
 from pypaxos.multi.lease import Lease
 from pypaxos.multi.log import Batch, Entry
+from pypaxos.multi.membership import (
+    ANY_NODE_ID,
+    MEMBERSHIP_ORIGIN,
+    Change,
+    Configuration,
+    Membership,
+    MembershipChange,
+    MembershipRefused,
+    MembershipState,
+    RefusalReason,
+    change_entry,
+    decode_change,
+    next_configuration,
+    promoted_by,
+)
 from pypaxos.multi.messages import (
     Accept,
     Accepted,
@@ -134,6 +150,7 @@ class Status:
 class Node:
     __slots__ = (
         "acceptor",
+        "audience",
         "bugs",
         "catch_up_asked",
         "catch_up_hint",
@@ -142,6 +159,7 @@ class Node:
         "commit_unannounced",
         "config",
         "detector",
+        "follower_applied",
         "highest_seen",
         "id",
         "incoming",
@@ -151,6 +169,8 @@ class Node:
         "leader_id",
         "lease",
         "lease_reads",
+        "membership",
+        "membership_seen",
         "peers",
         "probe_next",
         "quorum",
@@ -159,6 +179,7 @@ class Node:
         "refused_messages",
         "replica",
         "role",
+        "voters_seen",
     )
 
     def __init__(
@@ -169,14 +190,21 @@ class Node:
         machine: StateMachine,
         acceptor: SlotAcceptor | None = None,
     ) -> None:
-        if node_id not in config.node_ids:
+        if node_id not in config.node_ids + config.learner_ids and not config.reconfigurable:
             raise ValueError(f"node {node_id} is not in {config.node_ids}")
         self.id = node_id
         self.config = config
         self.commit_unannounced = False  # leader: followers have not been told the commit index
         self.bugs = config.bugs
-        self.quorum = config.quorum()
+        self.quorum: QuorumSystem = config.quorum()
         self.peers = config.peers_of(node_id)
+        self.audience = self.peers  # who gets heartbeats: every member, learners too
+        voters, learners = tuple(sorted(config.node_ids)), tuple(sorted(config.learner_ids))
+        genesis = Configuration(0, voters, learners)
+        self.membership = Membership(genesis, config.alpha_slots, config.bugs)
+        self.membership_seen = (0, 0)  # (version, changes applied) the views were built from
+        self.voters_seen: frozenset[tuple[int, ...]] = frozenset()  # quorums phase 1 covered
+        self.follower_applied: dict[int, int] = {}  # leader: applied index each peer reported
         if acceptor is None:
             acceptor = SlotAcceptor(node_id, config.log_window_slots, config.bugs)
         self.acceptor = acceptor
@@ -190,6 +218,7 @@ class Node:
             config.snapshot_window_chunks,
             config.bugs,
             config.log_retained_bytes_max,
+            self.membership if config.reconfigurable else None,  # fixed: snapshots as before
         )
         self.leader = Leader(node_id, config, self.quorum)
         self.detector = FailureDetector(config, rng)
@@ -214,6 +243,9 @@ class Node:
         self.read_barrier = 0
         self.lease = Lease(config.lease_ticks, config.lease_serve_ticks())
         self.lease_reads = 0  # reads answered under a lease, without a heartbeat round
+        if config.reconfigurable:
+            self.leader.slot_quorum = self.membership.quorum_at
+            self._refresh_membership()
 
     @classmethod
     def recover(
@@ -231,6 +263,8 @@ class Node:
         snapshots = [r for r in records if isinstance(r, SnapshotRecord)]
         if snapshots:
             node.replica.restore(max(snapshots, key=lambda r: r.slot))
+        if config.reconfigurable:
+            node._refresh_membership()
         return node
 
     # -- status -----------------------------------------------------------------------------
@@ -253,6 +287,10 @@ class Node:
         """The highest commit index any peer advertised to us, or our own: how far the cluster
         is known to be, for health checks (how far behind this node's applies are)."""
         return max(self.commit_seen, self.replica.applied_index)
+
+    def members(self) -> MembershipState:
+        """The replicated membership as this node knows it (``multi.membership``)."""
+        return self.membership.state
 
     @property
     def status(self) -> Status:
@@ -339,7 +377,9 @@ class Node:
             elif self.commit_unannounced:  # no Accept carried it since it moved: a heartbeat
                 effects = self._heartbeats()
         elif self.detector.election_due():
-            if self._lease_binds():
+            if self.config.reconfigurable and not self.membership.is_voter(self.id):
+                self.detector.reset_election()  # learners and removed nodes never campaign
+            elif self._lease_binds():
                 self.detector.defer_election(self.lease.bound_until)
             else:
                 effects = self._start_candidacy()
@@ -372,7 +412,8 @@ class Node:
     def handle(self, msg: Message) -> list[Effect]:
         if msg.sender == self.id:
             return []
-        refused = check_message(msg, self.config.node_ids)
+        members = ANY_NODE_ID if self.config.reconfigurable else self.config.node_ids
+        refused = check_message(msg, members)
         if refused is not None:
             return self._refuse(refused)
         commit_before = self.replica.applied_index
@@ -419,6 +460,13 @@ class Node:
 
     def _finish(self, effects: list[Effect], commit_before: int) -> list[Effect]:
         """Common tail of every input: compact, catch up, fill the window, announce commits."""
+        membership = self.membership
+        if (membership.version, membership.changes_applied) != self.membership_seen:
+            effects += self._membership_moved()
+        leader = self.leader
+        resume = leader.resume_slot is not None and self.role is Role.LEADER
+        if resume and self.replica.applied_index >= leader.resume_applied:
+            effects += self._start_candidacy()  # what phase 1 could not know is known now
         applied = self.replica.applied_index
         if self.replica.snapshot_slot > self.acceptor.log_start:
             self.acceptor.compact(self.replica.snapshot_slot)
@@ -447,6 +495,9 @@ class Node:
         self.leader_id = None
         self.lease.reset()
         self.detector.reset_election()
+        if self.config.reconfigurable:
+            self._refresh_membership()  # phase 1 spans every configuration known from here on
+            self.leader.quorum = self.quorum
         prepare = self.leader.prepare(ballot, self.replica.applied_index)
         persist, promise = self.acceptor.prepare(prepare, self.replica.applied_index)
         assert persist is not None and isinstance(promise, Promise), "own promise refused"
@@ -466,7 +517,7 @@ class Node:
         effects: list[Effect] = []
         for slot, value in self.leader.take_over():
             effects += self._propose_slot(slot, value)
-        self.read_barrier = self.leader.next_slot
+        self.read_barrier = max(self.leader.next_slot, self.leader.reported_frontier())
         return effects + self._heartbeats()
 
     def _step_down(self, hint: int | None) -> list[Effect]:
@@ -540,6 +591,7 @@ class Node:
         effects: list[Effect] = []
         if self.role is Role.LEADER and msg.ballot == self.leader.ballot:
             self.detector.heard_from(msg.sender)
+            self.follower_applied[msg.sender] = msg.commit_index
             reads = self.reads
             reads.on_ack(msg.sender, msg.read_round)
             if self.config.leases:
@@ -609,6 +661,8 @@ class Node:
         self.leader.record(slot, value, self.detector.now)
         awaiting = self.replica.awaiting
         mine = [e.request_id for e in value if e.origin == self.id and e.request_id in awaiting]
+        if self.config.reconfigurable:
+            mine += self._own_changes(slot, value)
         effects: list[Effect] = []
         if LogBug.REPLY_BEFORE_CHOSEN in self.bugs:
             awaiting.difference_update(mine)
@@ -701,7 +755,7 @@ class Node:
             self.lease.round_sent(self.reads.round, self.detector.now)
             self.lease.confirmed(self.reads.quorum_round())  # a cluster of one
         beat = Heartbeat(self.id, self.leader.ballot, self.replica.applied_index, self.reads.round)
-        return [Send(p, beat) for p in self.peers]
+        return [Send(p, beat) for p in self.audience]
 
     def _retransmit(self) -> list[Effect]:
         """Send again the ``Accept`` of each slot still in flight a heartbeat after it left.
@@ -753,7 +807,7 @@ class Node:
         if incoming is None or msg.slot > incoming.slot or msg.sender != incoming.source:
             if incoming is not None and msg.slot <= incoming.slot:
                 return []  # another peer's copy while ours is under way
-            loader = self.replica.machine.snapshot_loader()
+            loader = self.replica.snapshot_loader()
             incoming = IncomingSnapshot(
                 msg.sender, msg.slot, msg.chunk_count, loader, self.detector.now
             )
@@ -842,3 +896,97 @@ class Node:
         self.catch_up_hint = None
         self.catch_up_asked = hint[1]
         return [Send(hint[1], CatchUp(self.id, self.replica.applied_index))]
+
+    # -- membership (``multi.membership``) ---------------------------------------------------
+
+    def propose_membership_change(self, request_id: int, change: Change) -> list[Effect]:
+        """Propose ``change`` to the membership: once the slot holding it is applied, ``Reply``
+        with the new configuration (msgpack, ``membership.decode_configuration``); it governs
+        from ``alpha_slots`` slots after its own.  Refused at once (``MembershipRefused``) when
+        this node does not lead, another change is not yet in force, or the change is invalid."""
+
+        def refuse(reason: RefusalReason, detail: str) -> list[Effect]:
+            hint = self.leader_id if self.role is Role.FOLLOWER else None
+            return [MembershipRefused(request_id, reason, detail, hint)]
+
+        if not self.config.reconfigurable:
+            return refuse(RefusalReason.NOT_LEADER, "this cluster's membership is fixed")
+        if self.role is not Role.LEADER:
+            return refuse(RefusalReason.NOT_LEADER, "not the leader")
+        applied = self.replica.applied_index
+        in_flight = self.leader.change_in_flight() or self.membership.change_pending(applied)
+        if in_flight and LogBug.TWO_CHANGES_IN_FLIGHT not in self.bugs:
+            return refuse(RefusalReason.CHANGE_IN_FLIGHT, "a membership change is not in force")
+        if request_id in self.replica.awaiting:
+            return []  # already taken: the first copy will be answered
+        latest = self.membership.state.latest
+        if LogBug.TWO_CHANGES_IN_FLIGHT in self.bugs:
+            latest = self._latest_proposed(latest)
+        config = next_configuration(latest, change)
+        if isinstance(config, MembershipRefused):
+            return refuse(config.reason, config.detail)
+        promoted = promoted_by(change)
+        if promoted is not None and LogBug.PROMOTE_BEFORE_CAUGHT_UP not in self.bugs:
+            behind = applied - self.follower_applied.get(promoted, -1)
+            if behind > self.config.promote_lag_max_slots:
+                detail = f"learner {promoted} is {behind} slots behind (or never answered)"
+                return refuse(RefusalReason.LEARNER_BEHIND, detail)
+        entry = change_entry(request_id, MembershipChange(self.id, config))
+        if not self.leader.enqueue(entry):
+            return refuse(RefusalReason.BUSY, "the proposal queue is full")
+        self.replica.awaiting.add(request_id)
+        return self._finish([], applied)
+
+    def _latest_proposed(self, latest: Configuration) -> Configuration:
+        """The planted bug ``two-changes-in-flight``: build on a change not yet decided."""
+        values = [f.value for f in self.leader.inflight.values()] + [(*self.leader.queue,)]
+        for value in values:
+            for entry in value:
+                change = decode_change(entry.command) if entry.origin < 0 else None
+                if change is not None and change.config.epoch > latest.epoch:
+                    latest = change.config
+        return latest
+
+    def _own_changes(self, slot: int, value: Batch) -> list[int]:
+        """Request ids of our own changes in ``value`` (answered when the slot applies)."""
+        mine: list[int] = []
+        for entry in value:
+            if entry.origin != MEMBERSHIP_ORIGIN or entry.request_id not in self.replica.awaiting:
+                continue
+            change = decode_change(entry.command)
+            if change is None or change.proposer != self.id:
+                continue
+            mine.append(entry.request_id)
+            if LogBug.CONFIG_BEFORE_CHOSEN in self.bugs:
+                self.membership.adopt_early(slot, change.config)
+                self._refresh_membership()
+        return mine
+
+    def _refresh_membership(self) -> None:
+        """Rebuild the views of the membership: peers, heartbeat audience, quorums."""
+        membership = self.membership
+        self.membership_seen = (membership.version, membership.changes_applied)
+        configs = membership.state.governing_from(self.replica.applied_index)
+        self.voters_seen = frozenset(c.voters for c in configs)
+        start = self.replica.applied_index
+        self.peers = tuple(p for p in membership.voters_from(start) if p != self.id)
+        self.audience = tuple(p for p in membership.members_from(start) if p != self.id)
+        self.quorum = membership.phase1_quorum(start)
+        self.reads.quorum = self.quorum
+        if self.role is not Role.CANDIDATE:  # a candidate keeps the quorum its Prepare asked
+            self.leader.quorum = self.quorum
+
+    def _membership_moved(self) -> list[Effect]:
+        """A change was applied (or a snapshot brought another membership): new views; a leader
+        runs phase 1 again in a higher ballot before it proposes where the change may govern
+        (``Leader.take_over`` stopped its re-proposals there), and a leader or candidate that
+        is no longer a voter steps down, so another takes over (its heartbeats stop)."""
+        covered = self.voters_seen
+        self._refresh_membership()
+        if self.role is Role.FOLLOWER:
+            return []
+        if not self.membership.is_voter(self.id):
+            return self._step_down(None)
+        if not self.voters_seen <= covered:  # a configuration whose majority never promised
+            return self._start_candidacy()
+        return []

@@ -5,7 +5,8 @@ the same idea on our Multi-Paxos leader:
 
 1. The leader notes its *read index*: every slot below it that could hold an acknowledged
    write.  That is its commit index, but never less than the *barrier*, the first slot after
-   everything its phase 1 re-proposed (``Node.read_barrier``).  A quorum of promises reported
+   everything its phase 1 reported (``Node.read_barrier``; with membership changes some of it
+   waits for a later phase 1 before it is re-proposed).  A quorum of promises reported
    every value ever chosen below it (P2c), so once the leader has applied up to the barrier its
    state holds every write acknowledged by an earlier leader.  (Raft gets the same from a no-op
    committed in the leader's own term; phase 1 tells a Paxos leader where that point is.)

@@ -19,6 +19,12 @@ while a snapshot is written.
 Client replies: the node that took a command records its request id as *awaiting*; when the
 slot that held it is applied, it replies with the machine's result, and if the slot turned out
 to hold something else it redirects (the command was not executed by that proposal).
+
+Membership (``multi.membership``), when the cluster is reconfigurable, is replicated state next
+to the machine's: changes are applied from their log entries, and every snapshot of this
+replica starts with one chunk holding the membership at its slot (``snapshot_chunks``), taken
+back into the node's membership when a snapshot is recovered or installed.  A fixed-membership
+replica's snapshots are the machine's chunks alone.
 """
 
 from __future__ import annotations
@@ -38,6 +44,13 @@ from pypaxos.multi.effects import (
     TakeSnapshot,
 )
 from pypaxos.multi.log import Batch, batch_size_bytes
+from pypaxos.multi.membership import (
+    MEMBERSHIP_ORIGIN,
+    Membership,
+    MembershipSnapshotLoader,
+    encode_configuration,
+    encode_membership_state,
+)
 from pypaxos.multi.messages import Decided
 from pypaxos.multi.snapshots import SnapshotLoader
 
@@ -82,6 +95,7 @@ class Replica:
         "learn_window_slots",
         "log_retained_bytes_max",
         "machine",
+        "membership",
         "proposed",
         "requested_bytes",
         "retained_bytes",
@@ -104,6 +118,7 @@ class Replica:
         snapshot_window_chunks: int = 4,
         bugs: frozenset[LogBug] = frozenset(),
         log_retained_bytes_max: int = 16 * 1024 * 1024,
+        membership: Membership | None = None,
     ) -> None:
         self.id = node_id
         self.machine = machine
@@ -130,12 +145,30 @@ class Replica:
         self.requested_bytes = 0  # ``applied_bytes`` when the pending snapshot was asked for
         self.awaiting: set[int] = set()  # request ids this node took and has not answered
         self.proposed: dict[int, list[int]] = {}  # slot -> awaiting request ids proposed there
+        # Membership (``multi.membership``): replicated state next to the machine's, applied
+        # from change entries, carried by snapshots; ``None`` for a fixed-membership replica.
+        self.membership = membership
+
+    def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
+        """This replica's state as snapshot chunks: the machine's, led by one chunk of the
+        membership when the cluster is reconfigurable (what ``TakeSnapshot`` saves)."""
+        if self.membership is not None:
+            yield encode_membership_state(self.membership.state)
+        yield from self.machine.snapshot_chunks(chunk_bytes_max)
+
+    def snapshot_loader(self) -> SnapshotLoader:
+        """A loader for ``snapshot_chunks`` output: the machine's loader, behind one that takes
+        the leading membership chunk (into the membership at ``finish``) when reconfigurable."""
+        loader = self.machine.snapshot_loader()
+        if self.membership is None:
+            return loader
+        return MembershipSnapshotLoader(self.membership, loader)
 
     def restore(self, record: SnapshotRecord) -> None:
         """Start from a persisted snapshot (recovery); with no chunks the shell loaded the
         machine already."""
         if record.chunks:
-            loader = self.machine.snapshot_loader()
+            loader = self.snapshot_loader()
             for chunk in record.chunks:
                 loader.load(chunk)
             loader.finish()
@@ -171,6 +204,8 @@ class Replica:
             slot = self.applied_index
             effects.extend(self._apply(slot, self.decided[slot]))
             self.applied_index += 1
+            if self.membership is not None:
+                self.membership.fold(self.applied_index)
         effects.extend(self._maybe_snapshot())
         return effects
 
@@ -178,12 +213,28 @@ class Replica:
         effects: list[Effect] = [Applied(slot, value)]
         for entry in value:
             self.applied_bytes += len(entry.command)
+            if entry.origin == MEMBERSHIP_ORIGIN:
+                effects.extend(self._apply_membership(slot, entry.request_id, entry.command))
+                continue
             result = self.machine.apply(entry.command)
             if entry.origin == self.id and entry.request_id in self.awaiting:
                 self.awaiting.discard(entry.request_id)
                 effects.append(Reply(entry.request_id, result))
         effects.extend(self._redirect_lost(self.proposed.pop(slot, [])))
         return effects
+
+    def _apply_membership(self, slot: int, request_id: int, command: bytes) -> list[Effect]:
+        """A membership change decided in ``slot``: the proposer answers with the configuration
+        it makes (``multi.membership``); an ignored change answers a redirect."""
+        if self.membership is None:
+            return []
+        change, took_effect = self.membership.apply(slot, command)
+        if change is None or change.proposer != self.id or request_id not in self.awaiting:
+            return []
+        self.awaiting.discard(request_id)
+        if not took_effect:
+            return [Redirect(request_id, None)]
+        return [Reply(request_id, encode_configuration(change.config))]
 
     def _redirect_lost(self, request_ids: list[int]) -> list[Effect]:
         lost = [r for r in request_ids if r in self.awaiting]

@@ -120,6 +120,6 @@ def chunk_messages(
 
 def capture(node: Node) -> SnapshotRecord:
     """What ``TakeSnapshot`` asks a shell to save, taken synchronously (the simulators)."""
-    machine = node.replica.machine
-    chunks = tuple(machine.snapshot_chunks(node.config.snapshot_chunk_bytes_max))
+    replica = node.replica
+    chunks = tuple(replica.snapshot_chunks(node.config.snapshot_chunk_bytes_max))
     return SnapshotRecord(node.replica.applied_index, chunks)

@@ -10,7 +10,7 @@ depends on its own state (an unasked snapshot, a value contradicting a decided s
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Container
 from typing import Final
 
 from pypaxos.core.types import NULL_BALLOT, Ballot
@@ -38,7 +38,7 @@ SLOT_MAX: Final = 2**62
 """The highest slot (or commit index) accepted from a peer."""
 
 
-def check_message(msg: Message, members: Collection[int]) -> str | None:
+def check_message(msg: Message, members: Container[int]) -> str | None:
     """Why ``msg`` must be dropped, or ``None`` when its ids and numbers are in bounds."""
     if msg.sender not in members:
         return f"sender {msg.sender} is not a member"

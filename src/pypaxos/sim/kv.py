@@ -86,6 +86,7 @@ from pypaxos.multi import (
     capture,
     chunk_messages,
 )
+from pypaxos.multi.membership import Change, MembershipRefused
 from pypaxos.sim.kv_client import (
     READ_SEQ_FLAG,
     Client,
@@ -98,10 +99,12 @@ from pypaxos.sim.kv_client import (
     OpBudget,
     Operation,
     is_read_request,
+    request_id,
     split_request_id,
 )
 from pypaxos.sim.kv_faults import NO_FAULTS, Nemesis, NemesisSettings, StragglerNetwork
 from pypaxos.sim.kv_node import LeaderStats, MachineFactory, NodeActor, RecordLogDisk
+from pypaxos.sim.kv_reconfig import SPARES, Reconfigurer
 from pypaxos.sim.network import NetworkSettings
 from pypaxos.sim.simulator import Simulator, _Delivery
 
@@ -135,6 +138,10 @@ class KVSettings:
     follower_reads: bool = False  # MultiConfig.follower_reads (with reads = "read-index")
     client: ClientSettings = field(default_factory=ClientSettings)
     nemesis: NemesisSettings = field(default_factory=NemesisSettings)
+    # Membership changes during the faults (``sim.kv_reconfig``): SPARES more nodes, and the
+    # leader asked for a change every ``reconfig_every_ticks``.
+    reconfig: bool = False
+    reconfig_every_ticks: int = 40
     swarm: bool = False  # each seed draws its own mix (``KVSwarm``), but for ``pinned`` fields
     pinned: frozenset[str] = frozenset()
 
@@ -171,6 +178,8 @@ class KVSettings:
             lease_ticks=LEASE_TICKS if self.reads == "lease" else 0,
             step_down_ticks=LEASE_STEP_DOWN_TICKS if self.reads == "lease" else 20,
             clock_drift_ppm=DRIFT_PPM if self.reads == "lease" else 0,
+            reconfigurable=self.reconfig,
+            promote_lag_max_slots=8,
             bugs=frozenset(b for b in self.bugs if isinstance(b, LogBug)),
         )
 
@@ -228,7 +237,18 @@ class KVSettings:
 # Drawn settings the command line can pin, with their options (besides --nodes, --[no-]thrifty).
 _KV_OPTIONS = (("drop", "--drop"), ("dup", "--dup"), ("delay_max_ticks", "--max-delay"))
 KV_SWARM_FIELDS = frozenset(
-    {"nodes", "thrifty", "drop", "dup", "delay_max_ticks", "nemesis", "reads", "follower_reads"}
+    {
+        "nodes",
+        "thrifty",
+        "drop",
+        "dup",
+        "delay_max_ticks",
+        "nemesis",
+        "reads",
+        "follower_reads",
+        "reconfig",
+        "reconfig_every_ticks",
+    }
 )
 READ_PATHS = ("log", "read-index", "lease")
 LEASE_TICKS = 120  # with reads = "lease": serves longer than the shortest election timeout, so a
@@ -270,6 +290,8 @@ class KVSwarm:
     follower_reads_prob: float = 0.5  # of the read-index seeds
     lease_prob: float = 0.5  # of the read-index seeds: leader leases (``multi.lease``)
     cut_leader_prob_max: float = 0.15  # lease seeds only
+    reconfig_prob: float = 0.3  # membership changes during the faults (``sim.kv_reconfig``)
+    reconfig_every_ticks_range: tuple[int, int] = (15, 60)
 
     def draw(self, rng: random.Random, base: KVSettings) -> KVSettings:
         """``base`` with every field of ``KV_SWARM_FIELDS`` not pinned in it drawn from ``rng``.
@@ -315,6 +337,8 @@ class KVSwarm:
         reads = base.reads if "reads" in base.pinned else drawn["reads"]
         if reads == "lease":  # the fault leases are there for (read-index seeds stay as they were)
             drawn["nemesis"] = replace(drawn["nemesis"], cut_leader_prob=cut)  # type: ignore[type-var]
+        drawn["reconfig"] = rng.random() < self.reconfig_prob  # drawn last: older draws hold
+        drawn["reconfig_every_ticks"] = rng.randint(*self.reconfig_every_ticks_range)
         chosen = {name: value for name, value in drawn.items() if name not in base.pinned}
         settings = replace(base, **chosen)  # type: ignore[arg-type]
         if settings.delay_min_ticks > settings.delay_max_ticks:
@@ -398,6 +422,8 @@ class KVResult:
     end_time: int
     steps: int
     wall_s: float
+    membership_changes: int = 0  # changes applied (answered to the reconfigurer)
+    membership_refused: int = 0  # changes refused at once (one in flight, learner behind...)
 
     def outcome_line(self) -> str:
         if self.violations:
@@ -427,7 +453,8 @@ class KVWorld(Simulator[object]):
         self.settings = settings
         self.seed = seed
         self.config = settings.config()
-        self.node_list = self.config.node_ids
+        spares = SPARES if settings.reconfig else 0
+        self.node_list = tuple(range(1, settings.nodes + spares + 1))
         self.client_ids = tuple(CLIENT_ID_BASE + i for i in range(1, settings.clients + 1))
         self.final_id = CLIENT_ID_BASE + settings.clients + 1
         # Client actor CLIENT_ID_BASE + i uses KV client ids i, i + stride, i + 2 stride, ...
@@ -491,6 +518,20 @@ class KVWorld(Simulator[object]):
         self.tick_credit = dict.fromkeys(self.node_list, 0.0)
         self.missed_ticks = dict.fromkeys(self.node_list, 0)
         self.held: list[tuple[int, Callable[[], None]]] = []  # a paused node's inputs, in order
+        self.change_rids: set[int] = set()  # request ids of membership changes (no client's)
+        self.changes_done = 0
+        self.changes_refused = 0
+        self.reconfigurer = Reconfigurer(
+            self.at,
+            self._clock,
+            rng,
+            settings.reconfig_every_ticks if settings.reconfig else 0,
+            self.node_list,
+            settings.nodes,
+            self.current_leader,
+            lambda node: self.node_actor(node).node.members().latest,
+            self._propose_change,
+        )
 
     # -- actors ------------------------------------------------------------------------------
 
@@ -505,6 +546,12 @@ class KVWorld(Simulator[object]):
             return NodeActor(actor, self.config, rng, records, self.stats, self.machine_factory)
         final = actor == self.final_id
         process: object = "final" if final else actor - CLIENT_ID_BASE
+        client_settings = self.settings.client
+        if final and self.settings.reconfig:
+            # A removed node hears no heartbeats, so its leader hint stays stale for good: the
+            # final reader may take a longer chain of redirects to the leader.
+            attempts_max = client_settings.attempts_max * 2
+            client_settings = replace(client_settings, attempts_max=attempts_max)
         return Client(
             actor,
             actor - CLIENT_ID_BASE,
@@ -512,7 +559,7 @@ class KVWorld(Simulator[object]):
             self.node_list,
             self.keys,
             OpBudget(0) if final else self.budget,
-            self.settings.client,
+            client_settings,
             rng,
             self.history,
             self._client_done,
@@ -552,6 +599,7 @@ class KVWorld(Simulator[object]):
             self.start()
             self.at(self.settings.tick_interval_ticks, self._tick_nodes)
             self.nemesis.begin()
+            self.reconfigurer.begin()
             self._loop()
         except AssertionError as caught:  # a node's inline invariant fired
             self._violate(f"invariant at t={self.now}: {caught}")
@@ -646,6 +694,7 @@ class KVWorld(Simulator[object]):
                 f"HEAL: no more faults or loss, every node up; serve by t={self.now + self.bound}"
             )
         self.nemesis.heal()
+        self.reconfigurer.stop()
         per_client = -(-self.budget.left // self.settings.clients)
         self.deadline = self.now + self.bound + finish_bound_ticks(self.settings, per_client)
         self.at(self.now + self.bound, self._check_served)
@@ -683,8 +732,26 @@ class KVWorld(Simulator[object]):
         ops = [Operation("read", key, Get(key.encode()), None) for key in self.keys]
         self.inject(self.final_id, lambda actor: _as_client(actor).run_script(ops))
 
+    def _replicas(self) -> tuple[int, ...]:
+        """The nodes that must converge: every node, or with membership changes the members of
+        the latest configuration any node knows (the others were removed or never added)."""
+        if not self.settings.reconfig:
+            return self.node_list
+        latest = max(
+            (self.node_actor(n).node.members().latest for n in self.node_list),
+            key=lambda config: config.epoch,
+        )
+        return tuple(n for n in self.node_list if n in latest.members)
+
+    def _propose_change(self, node: int, asked: int, change: Change) -> None:
+        rid = request_id(0, asked)  # KV client id 0 is no client's
+        self.change_rids.add(rid)
+        if self.trace is not None:
+            self.log(f"RECONFIG ask n{node}: {change}")
+        self.apply(node, self.node_actor(node).node.propose_membership_change(rid, change))
+
     def _converged(self) -> bool:
-        indexes = {self.node_actor(n).node.applied_index for n in self.node_list}
+        indexes = {self.node_actor(n).node.applied_index for n in self._replicas()}
         return len(indexes) == 1
 
     def _unfinished(self) -> str:
@@ -692,13 +759,21 @@ class KVWorld(Simulator[object]):
             waiting = len(self.client_ids) - len(self.done)
             what = f"{waiting} clients not done" if waiting else "final reads not done"
         else:
-            indexes = [self.node_actor(n).node.applied_index for n in self.node_list]
+            indexes = [self.node_actor(n).node.applied_index for n in self._replicas()]
             what = f"nodes did not converge (applied indexes {indexes})"
         return f"liveness: {what} by t={self.deadline} (heal at t={self.heal_time})"
 
     # -- hooks: client answers and ghost state -----------------------------------------------
 
     def on_effect(self, node: int, effect: object) -> None:
+        if type(effect) is MembershipRefused:
+            self.changes_refused += 1
+            return
+        if isinstance(effect, Reply | Redirect) and effect.request_id in self.change_rids:
+            self.changes_done += type(effect) is Reply
+            if self.trace is not None:
+                self.log(f"RECONFIG n{node}: {effect}")
+            return
         if type(effect) is Applied:
             self._applied(node, effect.slot, effect.value)
         elif type(effect) is Reply:
@@ -808,8 +883,8 @@ class KVWorld(Simulator[object]):
         acceptances; a value is chosen once a quorum accepted it in one ballot, whether or not
         anyone ever learns it (Paxos Made Simple, section 2.1).
         """
-        if type(record) is not AcceptRecord:
-            return
+        if type(record) is not AcceptRecord or self.settings.reconfig:
+            return  # with membership changes the slot's majority is not the genesis one
         key = (record.slot, record.ballot)
         entry = self.votes.get(key)
         if entry is None:
@@ -852,7 +927,7 @@ class KVWorld(Simulator[object]):
             gave_up = [e[4] for e in self.history.events if e[1] == "final" and e[2] == "info"]
             if gave_up:
                 self._violate(f"the final read of {', '.join(gave_up)} did not complete ok")
-            for slot, value in sorted(self.chosen.items()):
+            for slot, value in sorted(self.chosen.items()) if not self.settings.reconfig else ():
                 by_votes = self.chosen_by_votes.get(slot)
                 if by_votes is None or by_votes[1] != value:
                     self._violate(f"slot {slot}: applied {_show_batch(value)}, not chosen")
@@ -877,16 +952,17 @@ class KVWorld(Simulator[object]):
         return lin
 
     def _check_replicas(self) -> None:
+        replicas = self._replicas()
         snapshots = {
             n: tuple(self.node_actor(n).machine.snapshot_chunks(SNAPSHOT_CHUNK_BYTES))
-            for n in self.node_list
+            for n in replicas
         }
         if len(set(snapshots.values())) > 1:
-            first = snapshots[self.node_list[0]]
+            first = snapshots[replicas[0]]
             differ = [f"n{n}" for n, s in snapshots.items() if s != first]
             self._violate(
                 f"replicas disagree: after the heal {', '.join(differ)} hold a state machine "
-                f"different from n{self.node_list[0]}'s at the same applied index"
+                f"different from n{replicas[0]}'s at the same applied index"
             )
 
     def _close_history(self) -> None:
@@ -927,6 +1003,8 @@ class KVWorld(Simulator[object]):
             end_time=self.now,
             steps=self.steps,
             wall_s=wall_s,
+            membership_changes=self.changes_done,
+            membership_refused=self.changes_refused,
         )
 
 

@@ -60,6 +60,7 @@ from pypaxos.multi import (
     capture,
     chunk_messages,
 )
+from pypaxos.multi.membership import MembershipRefused
 from pypaxos.sim.script import ScriptError
 
 TICKS_UNTIL_MAX = 1000
@@ -356,6 +357,9 @@ class LogInteraction:
                     out.append(f"  {me} is busy: r{effect.request_id} dropped")
                 case Applied():
                     out.append(f"  {me} applies slot={effect.slot} {describe_batch(effect.value)}")
+                case MembershipRefused():
+                    reason = effect.reason.value
+                    out.append(f"  {me} refuses change r{effect.request_id}: {reason}")
                 case TakeSnapshot():
                     snapshots.append(capture(self.nodes[node_id]))
                 case CompactLog():
