@@ -4,7 +4,7 @@ Writes into ``DIR`` (made private to its owner):
 
 * ``cluster.toml``: every member binds ``0.0.0.0`` and advertises its stable name; clients
   must authenticate as ``--user`` (an admin), whose password is ``DIR/password``.
-* ``secrets/peer-secret``: the peer secret (hex).  ``DIR`` keeps other users of this machine
+* ``secrets/peer-secret``: the peer secret (hex).  ``DIR`` keeps other local users
   out; the file itself is readable so that a container's unprivileged user can read its
   bind-mounted copy (compose, podman).
 * ``k8s``: ``pypaxos.yaml``, for ``kubectl apply -f`` (a StatefulSet, two Services, a
