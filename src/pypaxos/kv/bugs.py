@@ -1,6 +1,7 @@
 """Planted bugs in the key-value state machine (see ``core.bugs`` for the registry).
 
-Caught by the KV simulator (tests/sim/test_simkv_bugs.py), which checks exactly-once answers.
+Caught by the KV simulator (tests/sim/test_simkv_bugs.py), which checks exactly-once answers,
+and by comparing replicas' state digests (``kv.digest``; tests/kv/test_kv_digest.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ class KvBug(PlantedBug):
     SNAPSHOT_DROPS_SESSIONS = (
         "snapshot-drops-sessions",
         "the snapshot leaves out the exactly-once dedup table",
+    )
+    SNAPSHOT_DROPS_DEADLINES = (
+        "snapshot-drops-deadlines",
+        "the snapshot leaves out the keys' deadlines: a replica restored from it keeps keys",
     )
     WATCH_MISSES_WRITES = (
         "watch-misses-writes",

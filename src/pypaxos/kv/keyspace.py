@@ -103,7 +103,7 @@ class Keyspace:
     any type; ``collection``/``create`` are the collection commands' (``kv.values``).
     """
 
-    __slots__ = ("data", "expires", "now_ms", "reclaim", "watches")
+    __slots__ = ("data", "dirty", "expires", "now_ms", "reclaim", "watches")
 
     def __init__(
         self,
@@ -112,12 +112,15 @@ class Keyspace:
         now_ms: int,
         reclaim: bool,
         watches: WatchTable | None = None,
+        dirty: set[bytes] | None = None,
     ) -> None:
         self.data = data
         self.expires = expires
         self.now_ms = now_ms
         self.reclaim = reclaim
         self.watches = watches  # WATCH's table (kv.transactions): told of every modification
+        # The state digest's dirty keys (kv.digest): every key written or reclaimed lands here.
+        self.dirty = dirty
 
     def touch(self, key: bytes) -> None:
         """``key`` is being modified (its value or its deadline): Redis's ``signalModifiedKey``.
@@ -128,6 +131,9 @@ class Keyspace:
         watches = self.watches
         if watches:
             watches.touch(key)
+        dirty = self.dirty
+        if dirty is not None:
+            dirty.add(key)
 
     def expired(self, key: bytes) -> bool:
         deadline = self.expires.get(key)
@@ -140,6 +146,8 @@ class Keyspace:
             if self.reclaim:
                 del self.data[key]
                 del self.expires[key]
+                if self.dirty is not None:
+                    self.dirty.add(key)
             return None
         return value
 
@@ -175,6 +183,8 @@ class Keyspace:
             del self.data[key]
             if self.expires:
                 self.expires.pop(key, None)
+            if self.dirty is not None:
+                self.dirty.add(key)
 
     def put(self, key: bytes, value: Stored, keep_ttl: bool = False) -> None:
         """Store ``value``; a new value has no deadline unless ``keep_ttl`` (``SET KEEPTTL``)."""

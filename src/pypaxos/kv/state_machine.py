@@ -164,6 +164,7 @@ from pypaxos.kv.commands import (
     decode_entry,
     encode_result,
 )
+from pypaxos.kv.digest import FOLD_DIRTY_MAX, StateDigest, finish
 from pypaxos.kv.keyspace import Keyspace
 from pypaxos.kv.programs import Programs
 from pypaxos.kv.pubsub import (
@@ -366,6 +367,7 @@ class KVStateMachine:
     __slots__ = (
         "_applied",
         "_data",
+        "_digest",
         "_expires",
         "_notify_bits",
         "_now_ms",
@@ -412,6 +414,8 @@ class KVStateMachine:
         self._notify_bits = 0
         self._publications: list[Publication] | None = None
         self.publications_floor = 0
+        # The state digest (kv.digest), settled lazily: writes only mark keys and sessions.
+        self._digest = StateDigest()
 
     @property
     def applied(self) -> int:
@@ -487,10 +491,24 @@ class KVStateMachine:
                 if entry.now_ms > self._now_ms:
                     self._now_ms = entry.now_ms
                 result = self._apply_request(entry)
+                self._digest.dirty_sessions.add(entry.client_id)
         self._expire_sessions()
         if self._expires:
             self._sweep()
+        if len(self._digest.dirty_keys) > FOLD_DIRTY_MAX:
+            self._fold_digest()
         return result
+
+    def state_digest(self) -> bytes:
+        """The digest of the replicated state now (``kv.digest``): equal on every replica at
+        the same applied index.  Costs the keys and sessions written since the last call."""
+        self._fold_digest()
+        digest = self._digest
+        scalars = (self._now_ms, self._notify_bits, self.session_ttl_commands)
+        return finish(digest.keys_sum, digest.sessions_sum, scalars)
+
+    def _fold_digest(self) -> None:
+        self._digest.fold(self._data, self._expires, self._sessions)
 
     def query(self, command: bytes) -> bytes:
         """Answer a read-only ``Request`` (or ``RequestBatch``) of ``READ_OPS`` (``Get`` s,
@@ -528,7 +546,7 @@ class KVStateMachine:
                 sessions=()
                 if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs
                 else tuple(self._sessions.values()),
-                expires=self._expires,
+                expires={} if KvBug.SNAPSHOT_DROPS_DEADLINES in self.bugs else self._expires,
                 now_ms=self._now_ms,
                 watchers=self._programs.watches.state(),
                 scripts=self._programs.scripts.state(),
@@ -546,7 +564,8 @@ class KVStateMachine:
         )
         for data in _runs(self._data.items(), chunk_bytes_max, lambda k, v: len(k) + _size(v)):
             yield encode(_ChunkPartOut(data=dict(data)))
-        for expires in _runs(self._expires.items(), chunk_bytes_max, lambda k, _: len(k) + 8):
+        deadlines = {} if KvBug.SNAPSHOT_DROPS_DEADLINES in self.bugs else self._expires
+        for expires in _runs(deadlines.items(), chunk_bytes_max, lambda k, _: len(k) + 8):
             yield encode(_ChunkPartOut(expires=dict(expires)))
         kept = () if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs else self._sessions.items()
         for sessions in _runs(kept, chunk_bytes_max, lambda _, s: len(s.result) + 32):
@@ -660,9 +679,11 @@ class KVStateMachine:
         append = results.append
         if self._expires or self._programs.watches or self._notify_bits:  # no shortcut
             return tuple(self._execute(op) for op in ops)
+        dirty = self._digest.dirty_keys
         for op in ops:
             if isinstance(op, Set):
                 data[op.key] = op.value
+                dirty.add(op.key)
                 append(_OK_RESULT)
             elif isinstance(op, Get):
                 value = data.get(op.key)
@@ -673,7 +694,10 @@ class KVStateMachine:
 
     def _execute(self, op: Command) -> Result:
         watches = None if KvBug.WATCH_MISSES_WRITES in self.bugs else self._programs.watches
-        ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True, watches=watches)
+        dirty = self._digest.dirty_keys
+        ks = Keyspace(
+            self._data, self._expires, self._now_ms, reclaim=True, watches=watches, dirty=dirty
+        )
         if self._notify_bits and self._publications is not None:
             return self._execute_notifying(ks, op)
         try:
@@ -756,6 +780,7 @@ class KVStateMachine:
                 self._programs.watches.touch_all(self._data)
                 self._data.clear()
                 self._expires.clear()
+                self._digest.clear_keys()
                 return _OK_RESULT
             case DbSize() | Keys() | Scan() | RandomKey() | Ttl():
                 return keyspace.read(ks, op)
@@ -807,6 +832,7 @@ class KVStateMachine:
             del expires[key]
             if deadline <= self._now_ms:
                 del self._data[key]
+                self._digest.dirty_keys.add(key)
                 if self._notify_bits & EXPIRED and self._publications is not None:
                     self._emit(
                         keyspace_publications(
@@ -823,6 +849,7 @@ class KVStateMachine:
             if oldest.last_active > horizon:
                 break
             self._sessions.popitem(last=False)
+            self._digest.dirty_sessions.add(oldest.client_id)
             self._programs.watches.forget(oldest.client_id)
         assert len(self._sessions) <= self.session_ttl_commands
 
@@ -976,4 +1003,5 @@ class KVSnapshotLoader:
             self._expires,
             self._sessions,
         )
+        machine._digest.recompute(self._data, self._expires, self._sessions.values())
         self._head = None  # one use: the tables now belong to the machine
