@@ -57,7 +57,10 @@ def test_up_status_down_round_trip(
     nodes = status(data)
     assert [n["id"] for n in nodes] == [1, 2, 3]
     for node in nodes:
-        assert set(node) == {"id", "pid", "role", "client", "ballot", "commit_index", "lag"}
+        assert set(node) == {
+            "id", "pid", "role", "client", "ballot", "commit_index", "lag", "state_digest",
+            "digest_slot",
+        }  # fmt: skip
         assert isinstance(node["pid"], int) and processes.is_node_process(node["pid"])
         assert node["role"] in ("leader", "follower")
         assert isinstance(node["commit_index"], int) and isinstance(node["lag"], int)

@@ -520,4 +520,56 @@ async def fetch_info(
         raise OSError(str(error)) from error
 
 
-__all__ = ["AsyncClient", "Simple", "fetch_info", "format_address", "parse_address"]
+class NodeConnection:
+    """One connection to one node, for commands that must stay on it (``PAXOS.BACKUP``'s
+    chunks live on the node that took the backup): no retries, no leader following."""
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+
+    @classmethod
+    async def open(
+        cls,
+        address: str | Address,
+        ssl: SSLContext | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> NodeConnection:
+        """Connect (TLS with ``ssl``; ``AUTH`` first with ``credentials``): raises ``OSError``
+        if the node is unreachable, ``CommandError`` if it refuses the credentials."""
+        try:
+            connection = await _Connection.open(parse_address(address), ssl)
+        except ReplyProtocolError as error:
+            raise OSError(str(error)) from error
+        opened = cls(connection)
+        if credentials is not None:
+            user, password = credentials
+            try:
+                await opened.command(b"AUTH", user.encode(), password.encode())
+            except BaseException:
+                await opened.close()
+                raise
+        return opened
+
+    async def command(self, *args: Arg) -> Reply:
+        """One command's reply; ``CommandError`` for an error reply, ``OSError`` if the
+        connection is lost."""
+        try:
+            reply = await self._connection.roundtrip(encode_command(*map(_arg, args)))
+        except (_ConnectionLost, ReplyProtocolError) as error:
+            raise OSError(str(error)) from error
+        if isinstance(reply, ErrorReply):
+            raise CommandError(reply)
+        return reply
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+__all__ = [
+    "AsyncClient",
+    "NodeConnection",
+    "Simple",
+    "fetch_info",
+    "format_address",
+    "parse_address",
+]

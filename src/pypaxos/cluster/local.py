@@ -60,6 +60,10 @@ class NodeStatus:
     commit_index: int | None
     lag: int | None  # the leader's commit index minus this node's
     leader_id: int | None
+    # The replicated state's digest and the applied index it is at (``INFO``'s
+    # ``state_digest``, ``state_digest_slot``): replicas at one slot must show one digest.
+    state_digest: str | None = None
+    digest_slot: int | None = None
 
     def as_json(self) -> dict[str, object]:
         fields = asdict(self)
@@ -90,6 +94,8 @@ def node_status(
         commit_index=commit,
         lag=lag,
         leader_id=_int(info.get("leader_id")),
+        state_digest=info.get("state_digest") or None,
+        digest_slot=_int(info.get("state_digest_slot")),
     )
 
 

@@ -428,6 +428,11 @@ class KVStateMachine:
         return Keyspace(self._data, self._expires, self._now_ms, reclaim=False).lookup(key)
 
     @property
+    def stored_keys(self) -> int:
+        """How many keys are stored (some may be past their deadline, not yet reclaimed)."""
+        return len(self._data)
+
+    @property
     def expiring_keys(self) -> int:
         """How many keys have a deadline (some may have passed, not yet reclaimed)."""
         return len(self._expires)

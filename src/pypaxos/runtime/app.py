@@ -40,6 +40,7 @@ import pypaxos
 from pypaxos.kv import DbSize, Integer, KVStateMachine, Request, decode_result, encode_request
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.runtime.auth import Users
+from pypaxos.runtime.backup import BackupPort
 from pypaxos.runtime.commands import REDIS_VERSION, script_command
 from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
@@ -48,7 +49,7 @@ from pypaxos.runtime.identity import IDENTITY_NAME, Identity, claim
 from pypaxos.runtime.metrics import READ_PATHS, MetricsServer, NodeMetrics, ReadCounts
 from pypaxos.runtime.objects_port import ObjectPort
 from pypaxos.runtime.router import Router
-from pypaxos.runtime.server import RespServer
+from pypaxos.runtime.server import CustomHandler, RespServer
 from pypaxos.runtime.wire import (
     CODEC,
     Forward,
@@ -199,6 +200,7 @@ class NodeApp:
         self.machine_factory: MachineFactory = machine_factory or _kv_machine
         self.served = served
         self.objects: ObjectPort | None = None  # set when the machine is not the KV store
+        self.backup: BackupPort | None = None  # PAXOS.BACKUP (runtime.backup), for the KV store
         self.config = config
         self.node_id = node_id
         self.member = config.member(node_id)
@@ -316,6 +318,8 @@ class NodeApp:
         client_tls = server_tls if self._tls_on("client") else None
         if not isinstance(node.replica.machine, KVStateMachine):
             self.objects = ObjectPort(router, self.served)
+        else:
+            self.backup = BackupPort(self.node_id, config.cluster_id, router, self.dir)
         self.server = RespServer(
             router,
             self.info,
@@ -324,7 +328,7 @@ class NodeApp:
             ssl=client_tls,
             read_index=config.reads != "log",  # read-index, or lease (the same path)
             planner=self.objects.plan if self.objects is not None else None,
-            custom=self.objects.handle if self.objects is not None else None,
+            custom=self.objects.handle if self.objects is not None else self._backup_handler(),
         )
         # CONFIG GET: Redis's appendfsync "always" is our fsync per write; "never" leaves it
         # to the OS, Redis's "no".
@@ -632,6 +636,7 @@ class NodeApp:
             f"snapshot_fork_ms:{self.driver.snapshot_fork_s * 1000:.1f}",
             f"pid:{os.getpid()}",
             f"machine:{'kv' if self.objects is None else self.served}",
+            *self._info_digest(),
             *self._info_reads(),
             f"leader_known:{int(health.leader_known)}",
             f"lag_slots:{health.lag_slots}",
@@ -639,6 +644,19 @@ class NodeApp:
             f"ready:{int(health.ready)}",
             f"health_reasons:{'; '.join(health.reasons)}",
         ]
+
+    def _backup_handler(self) -> CustomHandler | None:
+        return self.backup.handle if self.backup is not None else None
+
+    def _info_digest(self) -> list[str]:
+        """The replicated state's digest (``kv.digest``) at the applied index, to compare
+        replicas: equal at equal ``state_digest_slot`` on every replica."""
+        assert self.driver is not None
+        replica = self.driver.node.replica
+        if not isinstance(replica.machine, KVStateMachine):
+            return []
+        digest = replica.machine.state_digest().hex()
+        return [f"state_digest:{digest}", f"state_digest_slot:{replica.applied_index}"]
 
     def _info_reads(self) -> list[str]:
         counts = self.read_counts()
@@ -678,6 +696,8 @@ class NodeApp:
                 await task
         if self.router is not None:
             self.router.fail_all()
+        if self.backup is not None:
+            self.backup.close()
         await asyncio.sleep(0)  # let the connections write those answers
         await self._close_io()
         with contextlib.suppress(FileNotFoundError):

@@ -210,7 +210,8 @@ class TxCommand:
 @dataclass(frozen=True, slots=True)
 class Custom:
     """A command of a machine other than the key-value store (``runtime.objects_port``):
-    ``PAXOS.CALL`` (``write``: through the log) or ``PAXOS.QUERY`` with its one argument."""
+    ``PAXOS.CALL`` (``write``: through the log) or ``PAXOS.QUERY`` with its one argument; or
+    ``PAXOS.BACKUP`` with its words, for the node's backup handler (``runtime.backup``)."""
 
     name: bytes
     payload: bytes
@@ -276,6 +277,8 @@ def required_access(name: bytes, planned: Plan) -> Access:
     ):
         return Access.WRITE
     if isinstance(planned, NodeCommand) and planned.kind in ADMIN_KINDS:
+        return Access.ADMIN
+    if isinstance(planned, Custom) and planned.name == BACKUP_COMMAND:  # the whole state
         return Access.ADMIN
     return Access.READ
 
@@ -1331,6 +1334,18 @@ def _readwrite(args: list[bytes]) -> Plan:
     return ReadMode(stale=False) if len(args) == 1 else wrong_arity(args[0])
 
 
+BACKUP_COMMAND = b"PAXOS.BACKUP"
+
+
+def _backup(args: list[bytes]) -> Plan:
+    """``PAXOS.BACKUP BEGIN | CHUNK token seq | END token`` (``runtime.backup``): carried to
+    the node's backup handler as one ``Custom`` payload of its words."""
+    words = args[1:]
+    if not words or len(words) > 3 or any(not w.isalnum() for w in words):
+        return error("ERR usage: PAXOS.BACKUP BEGIN | CHUNK token seq | END token")
+    return Custom(BACKUP_COMMAND, b" ".join(words), write=False)
+
+
 _ADMIN_ARITY: dict[bytes, int] = {
     **dict.fromkeys((b"PING", b"INFO", b"COMMAND", b"HELLO", b"QUIT"), -1),
     **dict.fromkeys((b"CONFIG", b"CLIENT", b"AUTH", b"WATCH"), -2),
@@ -1347,6 +1362,7 @@ _ADMIN_ARITY: dict[bytes, int] = {
     **dict.fromkeys((b"PAXOS.SUBSCRIBE", b"PAXOS.PSUBSCRIBE"), -2),
     **dict.fromkeys((b"UNSUBSCRIBE", b"PUNSUBSCRIBE"), -1),
     b"PUBLISH": 3,
+    BACKUP_COMMAND: -2,
 }
 """Arities of the commands planned outside the key-value table (a test checks that every one
 has an entry)."""
@@ -1374,4 +1390,5 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"WATCH": _tx(2, None),
     b"UNWATCH": _tx(1, 1),
     **dict.fromkeys(PUBSUB_COMMANDS, _pubsub),
+    BACKUP_COMMAND: _backup,
 }

@@ -1,0 +1,240 @@
+"""``pypaxos snapshot save | inspect | restore`` with real node processes on loopback: a backup
+of a running cluster seeds a new three-node cluster that answers every key as the old one did;
+damaged and foreign files are refused with nothing left behind; a backup taken under writes
+holds every write acknowledged before it began; the replicas report one state digest."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import redis
+from conftest import Clusters
+
+from pypaxos.cluster import LocalCluster
+from pypaxos.runtime.backup_file import MAGIC
+
+
+def pypaxos(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pypaxos", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, "COLUMNS": "200"},  # the status table unabridged
+    )
+
+
+def client(cluster: LocalCluster, node_id: int) -> redis.Redis:
+    host, port = cluster.spec.member(node_id).client.rsplit(":", 1)
+    return redis.Redis(host=host, port=int(port), socket_timeout=10)
+
+
+def leader_client(cluster: LocalCluster) -> redis.Redis:
+    leader = cluster.status()
+    chosen = next(n for n in leader if n.role == "leader")
+    assert chosen.id is not None
+    return client(cluster, chosen.id)
+
+
+def up(cluster: LocalCluster) -> None:
+    import asyncio
+
+    asyncio.run(cluster.up(timeout_s=60.0))
+
+
+def fill(r: redis.Redis, strings: int) -> dict[str, object]:
+    """Strings and one of each collection; what each key must read back as."""
+    expected: dict[str, object] = {}
+    pipe = r.pipeline(transaction=False)
+    for i in range(strings):
+        pipe.set(f"s{i}", f"value-{i}")
+        expected[f"s{i}"] = f"value-{i}".encode()
+    pipe.execute()
+    r.hset("hash", mapping={"f1": "a", "f2": "b"})
+    expected["hash"] = {b"f1": b"a", b"f2": b"b"}
+    r.rpush("list", "x", "y", "z")
+    expected["list"] = [b"x", b"y", b"z"]
+    r.sadd("set", "m1", "m2")
+    expected["set"] = {b"m1", b"m2"}
+    r.zadd("zset", {"a": 1.5, "b": -2})
+    expected["zset"] = [(b"b", -2.0), (b"a", 1.5)]
+    r.set("with-ttl", "t", ex=3600)
+    expected["with-ttl"] = b"t"
+    return expected
+
+
+def read_back(r: redis.Redis, expected: dict[str, object]) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for key, value in expected.items():
+        if isinstance(value, bytes):
+            found[key] = r.get(key)
+        elif key == "hash":
+            found[key] = r.hgetall(key)
+        elif key == "list":
+            found[key] = r.lrange(key, 0, -1)
+        elif key == "set":
+            found[key] = r.smembers(key)
+        else:
+            found[key] = r.zrange(key, 0, -1, withscores=True)
+    return found
+
+
+def digests(cluster: LocalCluster) -> dict[int, tuple[str | None, int | None]]:
+    return {n.id: (n.state_digest, n.digest_slot) for n in cluster.status() if n.id is not None}
+
+
+def wait_same_digest(cluster: LocalCluster, timeout_s: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = digests(cluster)
+        if len(set(seen.values())) == 1 and None not in next(iter(seen.values())):
+            digest = next(iter(seen.values()))[0]
+            assert digest is not None
+            return digest
+        assert time.monotonic() < deadline, f"replicas never showed one digest: {seen}"
+        time.sleep(0.2)
+
+
+def test_save_restore_into_a_new_cluster_reads_every_key_back(
+    clusters: Clusters, tmp_path: Path
+) -> None:
+    old = clusters.make(name="old")
+    up(old)
+    with leader_client(old) as r:
+        expected = fill(r, 500)
+    backup = tmp_path / "backup.pxb"
+    saved = pypaxos("snapshot", "save", str(backup), "--data", str(old.spec.data_dir), "--json")
+    assert saved.returncode == 0, saved.stderr
+    summary = json.loads(saved.stdout)
+    assert summary["keys"] == len(expected) and summary["cluster_id"] == old.spec.cluster_id
+    assert backup.read_bytes().startswith(MAGIC)
+    assert not list(tmp_path.glob("*.tmp"))
+
+    inspected = pypaxos("snapshot", "inspect", str(backup), "--json")
+    assert inspected.returncode == 0, inspected.stderr
+    shown = json.loads(inspected.stdout)
+    assert shown["slot"] == summary["slot"] and shown["state_digest"] == summary["state_digest"]
+    old_digest = wait_same_digest(old)
+    old.down()
+
+    new = clusters.make(name="new")
+    assert new.spec.cluster_id != old.spec.cluster_id
+    restored = pypaxos("snapshot", "restore", str(backup), "--data", str(new.spec.data_dir))
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout.count("seeded ") == 3
+    up(new)
+    for member in new.spec.members:  # every replica holds it, not only the leader
+        with client(new, member.id) as r:
+            r.execute_command("READONLY")
+            assert read_back(r, expected) == expected
+    # Restored state, new cluster: the same state digest as the old one had (sessions and
+    # clock included, as in the snapshot), on all three replicas.
+    assert wait_same_digest(new) in (old_digest, summary["state_digest"])
+    with leader_client(new) as r:
+        r.set("after", "restore")  # the new cluster takes writes
+        assert r.get("s7") == b"value-7"
+
+    again = pypaxos("snapshot", "restore", str(backup), "--data", str(new.spec.data_dir))
+    assert again.returncode == 1 and "is not empty" in again.stderr
+
+
+def _damaged(path: Path, tmp_path: Path, name: str, how: str) -> Path:
+    data = bytearray(path.read_bytes())
+    if how == "truncate":
+        data = data[: len(data) - 40]
+    else:
+        data[len(data) // 2] ^= 0x10
+    damaged = tmp_path / name
+    damaged.write_bytes(bytes(data))
+    return damaged
+
+
+def test_damaged_or_foreign_backups_are_refused_and_nothing_is_left(
+    clusters: Clusters, tmp_path: Path
+) -> None:
+    old = clusters.make(name="old")
+    up(old)
+    with leader_client(old) as r:
+        fill(r, 50)
+    backup = tmp_path / "backup.pxb"
+    saved = pypaxos("snapshot", "save", str(backup), "--data", str(old.spec.data_dir))
+    assert saved.returncode == 0, saved.stderr
+
+    # Into its own cluster (same cluster id): refused.
+    same = pypaxos("snapshot", "restore", str(backup), "--data", str(old.spec.data_dir))
+    assert same.returncode == 1 and "new cluster" in same.stderr
+    old.down()
+
+    new = clusters.make(name="new")
+    for how, reason in (("truncate", "truncated"), ("flip", "CRC")):
+        bad = _damaged(backup, tmp_path, f"{how}.pxb", how)
+        inspected = pypaxos("snapshot", "inspect", str(bad))
+        assert inspected.returncode == 1 and reason in inspected.stderr, inspected.stderr
+        refused = pypaxos("snapshot", "restore", str(bad), "--data", str(new.spec.data_dir))
+        assert refused.returncode == 1 and reason in refused.stderr, refused.stderr
+        for member in new.spec.members:
+            node_dir = new.spec.node_dir(member.id)
+            assert not node_dir.exists() or not any(node_dir.iterdir())
+        assert not list(new.spec.data_dir.glob("*.restoring"))
+    foreign = tmp_path / "foreign.pxb"
+    foreign.write_bytes(b"REDIS0011" + bytes(100))
+    refused = pypaxos("snapshot", "restore", str(foreign), "--data", str(new.spec.data_dir))
+    assert refused.returncode == 1 and "not a pypaxos backup" in refused.stderr
+
+
+def test_a_backup_under_writes_holds_every_write_acknowledged_before_it(
+    clusters: Clusters, tmp_path: Path
+) -> None:
+    old = clusters.make(name="old")
+    up(old)
+    acknowledged: list[tuple[float, int]] = []  # (time the reply came, counter value)
+    stop = threading.Event()
+
+    def writer() -> None:
+        with leader_client(old) as r:
+            while not stop.is_set():
+                value = r.incr("counter")
+                acknowledged.append((time.monotonic(), int(value)))
+                r.set(f"w{value}", "x")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        time.sleep(1.0)
+        began = time.monotonic()
+        backup = tmp_path / "backup.pxb"
+        saved = pypaxos("snapshot", "save", str(backup), "--data", str(old.spec.data_dir))
+        assert saved.returncode == 0, saved.stderr
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join(30)
+    before = [value for at, value in acknowledged if at < began]
+    assert before, "no write was acknowledged before the save began"
+    old.down()
+    new = clusters.make(name="new")
+    restored = pypaxos("snapshot", "restore", str(backup), "--data", str(new.spec.data_dir))
+    assert restored.returncode == 0, restored.stderr
+    up(new)
+    with leader_client(new) as r:
+        counter = int(r.get("counter") or 0)
+        assert counter >= max(before)  # every INCR answered before the save began is in it
+        # And the backup is one state: every INCR in it had its SET before it, save the last.
+        missing = [v for v in range(1, counter) if r.get(f"w{v}") is None]
+        assert missing == []
+
+
+def test_replicas_report_one_digest_and_status_shows_it(clusters: Clusters) -> None:
+    cluster = clusters.make(nodes=3)
+    up(cluster)
+    with leader_client(cluster) as r:
+        fill(r, 20)
+    digest = wait_same_digest(cluster)
+    shown = pypaxos("cluster", "status", "--data", str(cluster.spec.data_dir))
+    assert shown.returncode == 0 and digest[:8] in shown.stdout and " !" not in shown.stdout
