@@ -82,7 +82,8 @@ def test_up_status_down_round_trip(
     assert [n["role"] for n in remote][:3] == [n["role"] for n in (nodes[2], nodes[0], nodes[1])]
     assert remote[3] == {
         "id": None, "pid": None, "role": "down", "client": dead,
-        "ballot": None, "commit_index": None, "lag": None,
+        "ballot": None, "commit_index": None, "lag": None, "state_digest": None,
+        "digest_slot": None,
     }  # fmt: skip
     assert all(isinstance(n["lag"], int) for n in remote[:3])
 

@@ -33,6 +33,7 @@ import secrets
 import shutil
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -80,6 +81,8 @@ class BackupPort:
         shutil.rmtree(self.spool, ignore_errors=True)  # a previous run's, never resumable
         self.current: _Backup | None = None
         self.served = 0
+        # One thread reads the chunks, in order, and closes the spool after the last read.
+        self.reader_pool = ThreadPoolExecutor(1, thread_name_prefix=f"pypaxos-backup-{node_id}")
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -199,12 +202,12 @@ class BackupPort:
             return
         backup.last_used = time.monotonic()
         loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(None, reader.read_chunk, seq)
+        work = loop.run_in_executor(self.reader_pool, reader.read_chunk, seq)
 
         def read(done: asyncio.Future[bytes]) -> None:
             try:
                 conn.fill(slot, encode_bulk(done.result()))
-            except (OSError, StorageError) as error:
+            except Exception as error:  # a storage error, or the spool closed under it
                 conn.fill(slot, encode_error(f"ERR reading chunk {seq}: {error}"))
 
         work.add_done_callback(read)
@@ -248,14 +251,14 @@ class BackupPort:
             os.close(backup.pidfd)
         reader = backup.reader
         if reader is not None:
-            # A chunk may still be read in the executor: close after it, never under it.
-            with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().run_in_executor(None, reader.close)
+            # A chunk may still be read in the reader thread: close after it, never under it.
+            self.reader_pool.submit(reader.close)
         shutil.rmtree(backup.directory, ignore_errors=True)
 
     def close(self) -> None:
         """At the node's stop: end a running child, remove the spool."""
         self._remove()
+        self.reader_pool.shutdown(wait=True)
         shutil.rmtree(self.spool, ignore_errors=True)
 
 
