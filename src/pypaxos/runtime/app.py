@@ -34,10 +34,19 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pypaxos
-from pypaxos.kv import DbSize, Integer, KVStateMachine, Request, decode_result, encode_request
+from pypaxos.kv import (
+    DbSize,
+    Integer,
+    KvBug,
+    KVStateMachine,
+    Request,
+    decode_result,
+    encode_request,
+)
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.runtime.auth import Users
 from pypaxos.runtime.backup import BackupPort
@@ -197,7 +206,9 @@ class NodeApp:
         machine_factory: MachineFactory | None = None,
         served: str = "replicated objects",
     ) -> None:
-        self.machine_factory: MachineFactory = machine_factory or _kv_machine
+        self.machine_factory: MachineFactory = machine_factory or partial(
+            _kv_machine, config.kv_bugs
+        )
         self.served = served
         self.objects: ObjectPort | None = None  # set when the machine is not the KV store
         self.backup: BackupPort | None = None  # PAXOS.BACKUP (runtime.backup), for the KV store
@@ -747,7 +758,7 @@ def _human_bytes(count: int) -> str:
     return f"{count}B"
 
 
-def _kv_machine() -> KVStateMachine:
+def _kv_machine(bugs: frozenset[KvBug] = frozenset()) -> KVStateMachine:
     """The default machine: the key-value store, its scripts' ``redis.call`` planned as the
-    client port plans commands."""
-    return KVStateMachine(script_commands=script_command)
+    client port plans commands (``bugs``: planted ones, for tests)."""
+    return KVStateMachine(bugs=bugs, script_commands=script_command)
