@@ -300,3 +300,39 @@ def test_a_replica_restored_from_a_buggy_snapshot_shows_another_digest(
     verdict = Verdict(replicas_agree=True)
     asyncio.run(digest_agreement(node_status, verdict))
     assert verdict.replicas_agree is (bug is None), verdict.problems
+
+
+def test_backup_commands_refuse_what_they_cannot_serve(clusters: Clusters) -> None:
+    cluster = clusters.make()
+    up(cluster)
+    status = cluster.status()
+    leader = next(n.id for n in status if n.role == "leader" and n.id is not None)
+    follower = next(n.id for n in status if n.role == "follower" and n.id is not None)
+    with client(cluster, follower) as r, pytest.raises(redis.ResponseError, match="not the leader"):
+        r.execute_command("PAXOS.BACKUP", "BEGIN")
+    first, second = client(cluster, leader), client(cluster, leader)
+    try:
+        begun = first.execute_command("PAXOS.BACKUP", "BEGIN")
+        token, chunks = begun[0], int(begun[2])
+        assert chunks >= 1 and first.execute_command("PAXOS.BACKUP", "CHUNK", token, 0)
+        with pytest.raises(redis.ResponseError, match="BUSY"):
+            second.execute_command("PAXOS.BACKUP", "BEGIN")
+        with pytest.raises(redis.ResponseError, match="out of range"):
+            first.execute_command("PAXOS.BACKUP", "CHUNK", token, chunks)
+        with pytest.raises(redis.ResponseError, match="no such backup"):
+            first.execute_command("PAXOS.BACKUP", "CHUNK", "feed", 0)
+        first.close()  # its client went away: the next BEGIN takes over (once the node sees it)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                again = second.execute_command("PAXOS.BACKUP", "BEGIN")
+                break
+            except redis.ResponseError as busy:
+                assert "BUSY" in str(busy) and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert second.execute_command("PAXOS.BACKUP", "END", again[0]) == b"OK"
+        spool = cluster.spec.node_dir(leader) / "backups"
+        assert not spool.exists() or not any(spool.iterdir())
+    finally:
+        first.close()
+        second.close()

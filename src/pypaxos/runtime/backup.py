@@ -17,7 +17,8 @@
    node id, keys]``; ``PAXOS.BACKUP CHUNK token seq`` answers each chunk (read in a thread,
    each at most ``snapshot_chunk_bytes_max`` or one large entry), ``PAXOS.BACKUP END token``
    removes the spool.  A backup nobody asked about for ``BACKUP_IDLE_S`` is removed too, and
-   one backup at a time runs on a node (another ``BEGIN`` is answered ``-BUSY``).
+   one backup at a time runs on a node: another ``BEGIN`` is answered ``-BUSY``, unless the
+   connection that began the running one has closed (then that one is dropped).
 
 The spool is not the node's durable state: it is removed at the node's start and stop.
 """
@@ -63,6 +64,7 @@ class _Backup:
     slot: int
     digest: str
     keys: int
+    owner: RespConnection | None = None  # the connection that began it
     pid: int = 0
     pidfd: int = -1
     reader: SnapshotFileReader | None = None
@@ -100,6 +102,9 @@ class BackupPort:
 
     def _begin(self, conn: RespConnection) -> None:
         slot = conn.new_slot(1)
+        current = self.current
+        if current is not None and current.owner is not None and current.owner.closed:
+            self._remove()  # its client went away: nobody will fetch it
         if self.current is not None:
             conn.fill(slot, encode_error("BUSY a backup is being taken on this node; try later"))
             return
@@ -110,7 +115,7 @@ class BackupPort:
             return
         ballot = node.status.ballot
         token = secrets.token_hex(8)
-        self.current = _Backup(token, self.spool / token, 0, "", 0)
+        self.current = _Backup(token, self.spool / token, 0, "", 0, owner=conn)
 
         def read_done(outcome: Outcome) -> None:
             backup = self.current
