@@ -336,3 +336,15 @@ def test_backup_commands_refuse_what_they_cannot_serve(clusters: Clusters) -> No
     finally:
         first.close()
         second.close()
+
+
+def test_save_usage_errors_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pypaxos.cli.main import main
+
+    monkeypatch.delenv("PYPAXOS_PASSWORD", raising=False)
+    out = str(tmp_path / "b.pxb")
+    assert main(["snapshot", "save", out, "--endpoints", "127.0.0.1:1", "--user", "ops"]) == 2
+    assert main(["snapshot", "save", out, "--endpoints", "nonsense"]) == 2
+    assert main(["snapshot", "save", out, "--data", str(tmp_path / "none")]) == 2
+    assert main(["snapshot", "restore", out, "--data", str(tmp_path / "none")]) == 2
+    assert not list(tmp_path.iterdir())
