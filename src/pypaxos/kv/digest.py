@@ -46,9 +46,10 @@ from pypaxos.kv.values import Stored, snapshot_hook
 
 DIGEST_BYTES = 16
 MODULUS = 1 << (8 * DIGEST_BYTES)
-FOLD_DIRTY_MAX = 4096
-"""Dirty keys beyond this many are folded at once (``note_write``'s caller checks), so the
-bookkeeping's memory and an ``INFO`` 's work stay bounded however long nobody asks."""
+FOLD_DIRTY_MAX = 1024
+"""Beyond this many dirty keys the machine settles them itself (``KVStateMachine.apply``), so
+the bookkeeping's memory and the work of one settlement (an ``INFO``'s) stay bounded however
+long nobody asks."""
 
 _ENCODER = msgspec.msgpack.Encoder(enc_hook=snapshot_hook)
 _KEY_PERSON = b"pypaxos.kv.key"
