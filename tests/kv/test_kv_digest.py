@@ -8,12 +8,15 @@ from hypothesis import strategies as st
 
 from pypaxos.kv import (
     Append,
+    Cas,
     Command,
     Delete,
     Expire,
     FlushAll,
     GetDel,
+    Incr,
     IncrBy,
+    IncrByFloat,
     KvBug,
     KVStateMachine,
     MSet,
@@ -22,6 +25,7 @@ from pypaxos.kv import (
     Request,
     RequestBatch,
     Set,
+    SetRange,
     SetWith,
     encode_request,
 )
@@ -29,20 +33,30 @@ from pypaxos.kv.collection_ops import (
     Copy,
     HDel,
     HIncrBy,
+    HIncrByFloat,
     HSet,
+    LInsert,
     LMove,
     LPop,
+    LPopFirst,
     LPush,
+    LRem,
     LSet,
     LTrim,
     SAdd,
+    SCombineStore,
     SMove,
     SPop,
     SRem,
     ZAdd,
+    ZCombineStore,
     ZIncrBy,
     ZPop,
+    ZPopFirst,
+    ZRangeByRank,
+    ZRangeStore,
     ZRem,
+    ZRemRangeByRank,
 )
 from pypaxos.kv.commands import Exec
 from pypaxos.kv.digest import digest_of
@@ -66,6 +80,10 @@ string_ops = st.one_of(
     st.builds(Expire, key, st.sampled_from([1, 20, 100])),
     st.builds(Persist, key),
     st.builds(Copy, key, key, st.booleans()),
+    st.builds(SetRange, key, st.integers(0, 4), small),
+    st.builds(IncrByFloat, key, st.sampled_from([b"1.5", b"-0.25"])),
+    st.builds(Cas, key, st.one_of(st.none(), small), small),
+    st.builds(Incr, key),
     st.builds(MSet, st.lists(st.tuples(key, small), min_size=1, max_size=2).map(tuple)),
 )
 collection_ops = st.one_of(
@@ -91,6 +109,21 @@ collection_ops = st.one_of(
     st.builds(ZRem, key, st.lists(member, min_size=1, max_size=2).map(tuple)),
     st.builds(ZIncrBy, key, st.sampled_from([1.0, -1.0]), member),
     st.builds(ZPop, key, st.booleans()),
+    st.builds(HIncrByFloat, key, member, st.sampled_from([b"0.5", b"-1"])),
+    st.builds(LInsert, key, st.booleans(), small, small),
+    st.builds(LRem, key, st.integers(-1, 1), small),
+    st.builds(LPopFirst, st.lists(key, min_size=1, max_size=2).map(tuple), st.booleans()),
+    st.builds(
+        SCombineStore, st.integers(0, 2), key, st.lists(key, min_size=1, max_size=2).map(tuple)
+    ),
+    st.builds(
+        ZCombineStore, st.integers(0, 2), key, st.lists(key, min_size=1, max_size=2).map(tuple)
+    ),
+    st.builds(
+        ZRangeStore, key, st.builds(ZRangeByRank, key, st.integers(-2, 1), st.integers(-1, 2))
+    ),
+    st.builds(ZRemRangeByRank, key, st.integers(-2, 1), st.integers(-1, 2)),
+    st.builds(ZPopFirst, st.lists(key, min_size=1, max_size=2).map(tuple)),
 )
 single_op = st.one_of(string_ops, collection_ops)
 any_op: st.SearchStrategy[Command] = st.one_of(
