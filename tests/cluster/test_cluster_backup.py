@@ -129,6 +129,11 @@ def test_save_restore_into_a_new_cluster_reads_every_key_back(
 
     new = clusters.make(name="new")
     assert new.spec.cluster_id != old.spec.cluster_id
+    # Frequent snapshots in the new cluster: it must go on snapshotting from the restored one.
+    new.spec = dataclasses.replace(
+        new.spec, protocol={**new.spec.protocol, "snapshot_every_slots": 16}
+    )
+    write_config(new.spec)
     restored = pypaxos("snapshot", "restore", str(backup), "--data", str(new.spec.data_dir))
     assert restored.returncode == 0, restored.stderr
     assert restored.stdout.count("seeded ") == 3
@@ -143,6 +148,21 @@ def test_save_restore_into_a_new_cluster_reads_every_key_back(
     with leader_client(new) as r:
         r.set("after", "restore")  # the new cluster takes writes
         assert r.get("s7") == b"value-7"
+        for i in range(40):  # past a few snapshots of the new cluster's own
+            r.set(f"new{i}", i)
+    follower = next(n.id for n in new.status() if n.role == "follower" and n.id is not None)
+    new.kill(follower)
+    new.start_node(follower)  # recovers from its own snapshot taken after the restore
+    asyncio.run(new.wait_for_leader(30.0, every_node=True))
+    expected.update({f"new{i}": str(i).encode() for i in range(40)})
+    deadline = time.monotonic() + 20
+    with client(new, follower) as r:
+        r.execute_command("READONLY")
+        while read_back(r, expected) != expected:
+            assert time.monotonic() < deadline, "the restarted follower never caught up"
+            time.sleep(0.2)
+        # It started from a snapshot of its own, past the restored slot.
+        assert int(r.info("paxos")["snapshot_slot"]) > summary["slot"]
 
     again = pypaxos("snapshot", "restore", str(backup), "--data", str(new.spec.data_dir))
     assert again.returncode == 1 and "is not empty" in again.stderr
