@@ -232,7 +232,7 @@ class AsyncClient:
         return reply in ("PONG", b"PONG")
 
     async def info(self) -> dict[str, str]:
-        """``INFO`` of the node this client talks to, as ``{"role": "leader", ...}``."""
+        """``INFO`` of the node this client talks to, as ``{"paxos_role": "leader", ...}``."""
         reply = await self.execute("INFO")
         if not isinstance(reply, bytes):
             raise ClientProtocolError(f"INFO answered {reply!r}")

@@ -70,7 +70,7 @@ class NodeStatus:
 def leader_commit_index(infos: Sequence[dict[str, str] | BaseException]) -> int | None:
     """The commit index of the node that says it leads, if one answered."""
     for info in infos:
-        if isinstance(info, dict) and info.get("role") == "leader":
+        if isinstance(info, dict) and info.get("paxos_role") == "leader":
             return _int(info.get("commit_index"))
     return None
 
@@ -84,7 +84,7 @@ def node_status(
     return NodeStatus(
         id=_int(info.get("node_id")) if node_id is None else node_id,
         pid=_int(info.get("pid")),
-        role=info.get("role", "unknown"),
+        role=info.get("paxos_role", "unknown"),
         client=client,
         ballot=info.get("ballot") or None,
         commit_index=commit,

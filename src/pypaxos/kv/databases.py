@@ -20,6 +20,8 @@ of ``INFO keyspace``; ``KVStateMachine`` owns the tables.
 
 from __future__ import annotations
 
+import itertools
+
 from pypaxos.kv.collection_ops import Copy
 from pypaxos.kv.commands import (
     DATABASES,
@@ -102,7 +104,8 @@ def keyspace_line(db: int, tables: Tables, now_ms: int) -> str | None:
     data, expires = tables
     if not data:
         return None
-    left = [deadline - now_ms for _, deadline in zip(range(AVG_TTL_SAMPLE_KEYS), expires.values())]
+    sample = itertools.islice(expires.values(), AVG_TTL_SAMPLE_KEYS)
+    left = [deadline - now_ms for deadline in sample]
     live = [ms for ms in left if ms > 0]
     avg_ttl_ms = sum(live) // len(live) if live else 0
     return f"db{db}:keys={len(data)},expires={len(expires)},avg_ttl={avg_ttl_ms}"

@@ -23,10 +23,10 @@ time in the log), never on hash seeds, a replica's own clock or randomness.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from hashlib import blake2b
-from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from pypaxos.kv.collection_ops import Copy, KeyType

@@ -620,9 +620,8 @@ class KVStateMachine:
         yield encode(
             _ChunkHead(self._applied, self.session_ttl_commands, self._now_ms, self._notify_bits)
         )
-        for db, (data_db, expires_db) in [(0, (self._data, self._expires))] + sorted(
-            self._dbs.items()
-        ):
+        every = [(0, (self._data, self._expires)), *sorted(self._dbs.items())]
+        for db, (data_db, expires_db) in every:
             if db:
                 yield encode(_ChunkDb(db))
             for data in _runs(data_db.items(), chunk_bytes_max, lambda k, v: len(k) + _size(v)):
@@ -957,9 +956,7 @@ class KVStateMachine:
         if first != second:
             first_tables = self._tables(first, create=False)
             second_tables = self._tables(second, create=False)
-            self._programs.watches.touch_swapped(
-                first, first_tables[0], second, second_tables[0]
-            )
+            self._programs.watches.touch_swapped(first, first_tables[0], second, second_tables[0])
             self._put_tables(first, second_tables)
             self._put_tables(second, first_tables)
         return _OK_RESULT

@@ -87,6 +87,7 @@ from pypaxos.kv import (
     Stale,
     encode_request,
 )
+from pypaxos.kv.commands import DATABASES, InDb
 from pypaxos.kv.glob import glob_matcher
 from pypaxos.kv.pubsub import format_notify_flags
 from pypaxos.runtime.auth import Access, User, Users
@@ -116,6 +117,8 @@ from pypaxos.runtime.commands import (
     result_error,
     single_reply,
 )
+from pypaxos.runtime.databases import OUT_OF_RANGE as DB_OUT_OF_RANGE
+from pypaxos.runtime.databases import SelectDb
 from pypaxos.runtime.pubsub import (
     SUBSCRIBE_MODE_COMMANDS,
     PublicationSource,
@@ -198,8 +201,10 @@ class RespServer:
         read_index: bool = False,
         planner: Planner | None = None,
         custom: CustomHandler | None = None,
+        databases: int = DATABASES,
     ) -> None:
         self.router = router
+        self.databases = databases  # SELECT's bound (the store has kv.DATABASES)
         # A machine other than the key-value store: its own command table (``planner``, no
         # batched fast path) and the handler of its ``Custom`` plans (``runtime.objects_port``).
         self.planner = planner
@@ -224,7 +229,7 @@ class RespServer:
         # "save" is empty: no RDB snapshots (the WAL is the persistence, Redis's AOF).
         self.settings: dict[str, str] = {
             "maxclients": str(clients_max),
-            "databases": "1",
+            "databases": str(databases),
             "save": "",
             "timeout": "0",
             "notify-keyspace-events": "",
@@ -314,6 +319,7 @@ class RespConnection(asyncio.Protocol):
         self.name = b""  # CLIENT SETNAME
         self.seq = 0
         self.protocol = 2
+        self.db = 0  # SELECT's database: every key-value command runs in it (kv.InDb)
         self.peer = "unknown"
         self.user: User | None = None  # who authenticated (runtime.auth), when users exist
         self.held: list[list[bytes]] | None = None  # commands waiting for an AUTH check
@@ -572,6 +578,11 @@ class RespConnection(asyncio.Protocol):
                     self._reply_now(tx.add(args, planned))
             elif isinstance(planned, Blocking):  # as in Redis: one attempt, never a wait
                 self._reply_now(tx.add(args, Ops(planned.ops, attempt_once(planned))))
+            elif isinstance(planned, SelectDb):  # at EXEC, for the commands after it
+                if 0 <= planned.index < min(self.server.databases, DATABASES):
+                    self._reply_now(tx.select(args, planned.index))
+                else:
+                    self._reply_now(tx.add(args, DB_OUT_OF_RANGE))
             else:
                 self._reply_now(tx.add(args, self._reply_of(planned)))
         return len(commands)
@@ -635,6 +646,8 @@ class RespConnection(asyncio.Protocol):
         elif isinstance(planned, ReadMode):
             self.stale_reads = planned.stale
             self._reply_now(OK)
+        elif isinstance(planned, SelectDb):
+            self._reply_now(self._select(planned.index))
         elif isinstance(planned, (ClientCommand, ConfigGet, ServerTime)):
             self._reply_now(self._local_reply(planned))
         elif isinstance(planned, Custom):
@@ -653,11 +666,14 @@ class RespConnection(asyncio.Protocol):
         elif isinstance(planned, PubSubCommand):
             self._pubsub_command(planned)
         elif isinstance(planned, TxCommand):
+            selected = self.tx.selected
             outcome = self.tx.command(planned)
             if isinstance(outcome, bytes):
                 self._reply_now(outcome)
             else:
                 self.dispatch(_Call(self, self.new_slot(1), outcome))
+                if planned.name == b"EXEC" and selected is not None:
+                    self.db = selected  # the transaction's SELECT outlives it, as in Redis
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
 
@@ -706,6 +722,13 @@ class RespConnection(asyncio.Protocol):
         if not self.closed:
             self._run(held, True)
 
+    def _select(self, index: int) -> bytes:
+        """``SELECT index``: within the store's databases and the ``databases`` setting."""
+        if not 0 <= index < min(self.server.databases, DATABASES):
+            return DB_OUT_OF_RANGE
+        self.db = index
+        return OK
+
     def _reply_of(
         self,
         planned: Immediate | Info | ReadMode | ClientCommand | ConfigGet | ServerTime | NodeCommand,
@@ -753,6 +776,7 @@ class RespConnection(asyncio.Protocol):
         authenticated)."""
         self.tx = Transaction()
         self.protocol = 2
+        self.db = 0
         self.name = b""
         self.stale_reads = False
         self.lib_name = self.lib_version = ""
@@ -930,11 +954,22 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _read_request(ops: Sequence[Command]) -> bytes:
-    """A read-only request: no session (``KVStateMachine.query`` does not look at it)."""
+def _read_request(ops: Sequence[Command], db: int) -> bytes:
+    """A read-only request in database ``db``: no session (``KVStateMachine.query`` does not
+    look at it)."""
+    if db:
+        ops = in_db(ops, db)
     if len(ops) == 1:
         return encode_request(Request(0, 0, ops[0], now_ms()))
     return encode_request(RequestBatch(0, 0, tuple(ops), now_ms()))
+
+
+def in_db(ops: Sequence[Command], db: int) -> tuple[Command, ...]:
+    """``ops`` as a connection in database ``db`` sends them: each wrapped in ``kv.InDb``
+    unless ``db`` is 0 (the state machine's default, so most requests carry nothing)."""
+    if not db:
+        return tuple(ops)
+    return tuple(InDb(db, op) for op in ops)
 
 
 class _Group:
@@ -951,10 +986,11 @@ class _Group:
     loop.
     """
 
-    __slots__ = ("bytes", "conn", "multi", "ops", "read_ops", "replies", "slot")
+    __slots__ = ("bytes", "conn", "db", "multi", "ops", "read_ops", "replies", "slot")
 
     def __init__(self, conn: RespConnection) -> None:
         self.conn = conn
+        self.db = conn.db  # a group ends before any SELECT: all its commands share one
         self.ops: list[Command] = []
         self.replies: list[Reply1 | tuple[Combine, int]] = []
         self.multi = False
@@ -992,7 +1028,7 @@ class _Group:
         if path is _Path.LOG:
             self._send(retry=False)
             return
-        request = _read_request(self.ops)
+        request = _read_request(self.ops, self.db)
         if path is _Path.LOCAL:
             self._done(conn.router.query_local(request), retry=True, client_id=0)
             return
@@ -1007,7 +1043,9 @@ class _Group:
     def _send(self, *, retry: bool, rotate_from: int | None = None) -> None:
         conn = self.conn
         client_id, seq = conn.next_session(rotate_from)
-        ops = self.ops
+        ops: Sequence[Command] = self.ops
+        if self.db:
+            ops = in_db(ops, self.db)
         if len(ops) == 1:
             request = encode_request(Request(client_id, seq, ops[0], now_ms()))
         else:
@@ -1072,7 +1110,7 @@ def _unexpected_answer(outcome: object) -> bytes:
 class _Call:
     """One planned command in flight: its log requests and the results gathered so far."""
 
-    __slots__ = ("conn", "on_reply", "ops", "remaining", "replied", "results", "slot")
+    __slots__ = ("conn", "db", "on_reply", "ops", "remaining", "replied", "results", "slot")
 
     def __init__(
         self,
@@ -1082,6 +1120,7 @@ class _Call:
         on_reply: Callable[[bytes], None] | None = None,
     ) -> None:
         self.conn = conn
+        self.db = conn.db  # the database when it was planned (it may wait behind reads)
         self.slot = slot
         self.on_reply = on_reply  # instead of the connection's FIFO (a blocking attempt)
         self.ops = ops
@@ -1111,7 +1150,7 @@ class _Call:
 
     def _submit_read(self, index: int, path: _Path) -> None:
         conn = self.conn
-        request = _read_request(self.ops.ops[index : index + 1])
+        request = _read_request(self.ops.ops[index : index + 1], self.db)
         if path is _Path.LOCAL:
             self._done(index, conn.router.query_local(request), plain=True, retry=True, client_id=0)
             return
@@ -1130,7 +1169,10 @@ class _Call:
         if session is None:
             session = conn.next_session(rotate_from)
         client_id, seq = session
-        request = encode_request(Request(client_id, seq, self.ops.ops[index], now_ms()))
+        op = self.ops.ops[index]
+        if self.db:
+            op = InDb(self.db, op)
+        request = encode_request(Request(client_id, seq, op, now_ms()))
 
         def done(outcome: Outcome) -> None:
             self._done(index, outcome, plain=plain, retry=retry, client_id=client_id)
