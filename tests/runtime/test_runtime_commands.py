@@ -85,7 +85,7 @@ def test_results_become_replies() -> None:
         ((b"PAXOS.REQ", b"1", b"1"), b"-ERR wrong number of arguments for 'paxos.req'"),
         ((b"PAXOS.REQ", b"1", b"1", b"GET"), b"-ERR wrong number of arguments for 'get'"),
         ((b"SELECT", b"x"), b"-ERR value is not an integer or out of range"),
-        ((b"SELECT", b"2147483648"), b"-ERR value is not an integer or out of range"),
+        ((b"SELECT", b"2147483648"), b"-ERR value is out of range, value must between"),
         ((b"SWAPDB", b"x", b"1"), b"-ERR invalid first DB index"),
         ((b"SWAPDB", b"1", b"01"), b"-ERR invalid second DB index"),
         ((b"MOVE", b"k", b"x"), b"-ERR value is not an integer or out of range"),

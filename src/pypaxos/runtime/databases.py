@@ -31,11 +31,19 @@ class SelectDb:
     index: int
 
 
-def db_index(raw: bytes, refusal: bytes = NOT_AN_INTEGER) -> int | bytes:
-    """A database index argument as Redis reads one (a C ``int``), or the error reply."""
+NOT_AN_INT32 = encode_error(
+    f"ERR value is out of range, value must between {INT32_MIN} and {INT32_MAX}"
+)
+
+
+def db_index(raw: bytes, refusal: bytes | None = None) -> int | bytes:
+    """A database index argument as Redis reads one (a C ``int``), or the error reply
+    (``refusal`` for any bad index if given, as ``SWAPDB`` has)."""
     number = parse_int64(raw)
-    if number is None or not INT32_MIN <= number <= INT32_MAX:
-        return refusal
+    if number is None:
+        return refusal or NOT_AN_INTEGER
+    if not INT32_MIN <= number <= INT32_MAX:
+        return refusal or NOT_AN_INT32
     return number
 
 
