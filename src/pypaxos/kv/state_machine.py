@@ -608,7 +608,7 @@ class KVStateMachine:
                 watchers=self._programs.watches.state(),
                 scripts=self._programs.scripts.state(),
                 notify_bits=self._notify_bits,
-                databases={db: self._dbs[db] for db in sorted(self._dbs)},
+                databases={db: self._dbs[db] for db in sorted(self._dbs) if self._dbs[db][0]},
             )
         )
 
@@ -621,7 +621,7 @@ class KVStateMachine:
             _ChunkHead(self._applied, self.session_ttl_commands, self._now_ms, self._notify_bits)
         )
         every = [(0, (self._data, self._expires)), *sorted(self._dbs.items())]
-        for db, (data_db, expires_db) in every:
+        for db, (data_db, expires_db) in [(db, t) for db, t in every if db == 0 or t[0]]:
             if db:
                 yield encode(_ChunkDb(db))
             for data in _runs(data_db.items(), chunk_bytes_max, lambda k, v: len(k) + _size(v)):
