@@ -80,6 +80,11 @@ async def test_databases_through_a_follower(apps: dict[int, NodeApp]) -> None:
         await zero.execute_command("SELECT", 7)
         assert await zero.execute_command("RESET") in ("RESET", b"RESET")
         assert await zero.get("p") == b"0"  # back in database 0
+        assert follower.server is not None
+        follower.server.databases = 4  # cluster.toml's databases = 4
+        with pytest.raises(ResponseError, match="DB index is out of range"):
+            await zero.execute_command("SELECT", 4)
+        assert await zero.execute_command("SELECT", 3) in ("OK", b"OK", True)
     finally:
         await zero.aclose()
         await three.aclose()

@@ -325,6 +325,7 @@ class NodeApp:
             read_index=config.reads != "log",  # read-index, or lease (the same path)
             planner=self.objects.plan if self.objects is not None else None,
             custom=self.objects.handle if self.objects is not None else None,
+            databases=config.databases,
         )
         # CONFIG GET: Redis's appendfsync "always" is our fsync per write; "never" leaves it
         # to the OS, Redis's "no".
