@@ -296,3 +296,16 @@ def test_damaged_database_chunks_are_refused(damage: object, reason: str) -> Non
         for part in damage(parts):  # type: ignore[operator]
             loader.load(msgspec.msgpack.encode(part))
         loader.finish()
+
+
+@pytest.mark.parametrize("depth", [2, 900, 5000])
+def test_nested_databases_are_malformed_not_a_crash(depth: int) -> None:
+    """A log entry is never nested ``InDb`` (a server wraps once); one from a hostile peer is
+    answered ``malformed`` on every replica, however deep, rather than exhausting the stack."""
+    data = msgspec.msgpack.encode(Get(b"k"))
+    for _ in range(depth):
+        data = b"\x93\xa4indb\x01" + data  # [tag, database 1, op]
+    entry = b"\x95\xa3req\x01\x01" + data + b"\x00"  # Request(1, 1, op, 0)
+    machine = KVStateMachine()
+    assert decode_result(machine.apply(entry)) == Error("malformed command")
+    assert isinstance(decode_result(machine.query(entry)), Error)

@@ -378,7 +378,8 @@ _SNAPSHOT_V2_DECODER = msgspec.msgpack.Decoder(_SnapshotV2)
 _SNAPSHOT_VERSION_DECODER = msgspec.msgpack.Decoder(_SnapshotVersion)
 _OK_RESULT = Ok()  # results are frozen: one instance serves every successful write
 _OK = encode_result(_OK_RESULT)
-_MALFORMED = encode_result(Error(MALFORMED))
+_MALFORMED_RESULT = Error(MALFORMED)
+_MALFORMED = encode_result(_MALFORMED_RESULT)
 _EXPIRED = encode_result(SessionExpired())
 _WRONGTYPE = Error(WRONGTYPE)
 _REMOVING_EVENTS = (b"del", b"rename_from", b"move_from")
@@ -551,7 +552,7 @@ class KVStateMachine:
             return _OK
         try:
             entry = decode_entry(command)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # nested past msgspec's depth bound
             result = _MALFORMED
         else:
             if isinstance(entry, NoOp):
@@ -577,7 +578,7 @@ class KVStateMachine:
         """
         try:
             entry = decode_entry(command)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return _MALFORMED
         if isinstance(entry, NoOp):
             return encode_result(Error(NOT_A_READ))
@@ -786,6 +787,8 @@ class KVStateMachine:
         """``op.op`` run in database ``op.db``, then back to the current one."""
         if not databases.valid(op.db):
             return Error(DB_OUT_OF_RANGE)
+        if type(op.op) is InDb:  # never sent; nested deep it would exhaust the stack
+            return _MALFORMED_RESULT
         saved, self._db = self._db, op.db
         try:
             return self._execute(op.op)
@@ -820,9 +823,13 @@ class KVStateMachine:
     def _read(self, ks: Keyspace, op: Command) -> Result:
         if isinstance(op, ScriptExists):
             return self._programs.exists(op)
+        if type(op) is Select:  # switches nothing off the log (only scripts' and EXEC's do)
+            return _OK_RESULT if databases.valid(op.db) else Error(DB_OUT_OF_RANGE)
         if type(op) is InDb:  # a read in another database: its own read-only view
             if not databases.valid(op.db):
                 return Error(DB_OUT_OF_RANGE)
+            if type(op.op) is InDb:
+                return _MALFORMED_RESULT
             data, expires = self._tables(op.db, create=False)
             return self._read(Keyspace(data, expires, ks.now_ms, False, db=op.db), op.op)
         try:
