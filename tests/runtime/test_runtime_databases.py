@@ -103,6 +103,10 @@ async def test_paxos_req_carries_the_database(apps: dict[int, NodeApp]) -> None:
             while any(machine(app).get(b"n", 9) != b"1" for app in apps.values()):
                 await asyncio.sleep(0.02)
         assert all(machine(app).get(b"n", 0) is None for app in apps.values())
+        await r.execute_command("SELECT", 9)
+        assert await r.execute_command("READONLY") in ("OK", b"OK", True)
+        assert await r.get("n") == b"1"  # the follower's own state, in database 9
+        assert await r.mget("n", "none") == [b"1", None]
     finally:
         await r.aclose()
 
