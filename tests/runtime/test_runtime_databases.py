@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from runtime_helpers import port_of, write_cluster
 
+from pypaxos.client import AsyncClient, CommandError
 from pypaxos.kv import KVStateMachine
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.config import load_config
@@ -139,3 +140,25 @@ async def test_blocking_pops_and_notifications_per_database(apps: dict[int, Node
     finally:
         for client in (waiter, pusher, listener):
             await client.aclose()
+
+
+async def test_pypaxos_client_in_a_database(apps: dict[int, NodeApp]) -> None:
+    addresses = [app.member.client for app in apps.values()]
+    async with AsyncClient(addresses, db=5) as client:
+        await client.set("k", "five")  # PAXOS.REQ, in database 5
+        assert await client.incr("n") == 1
+        assert await client.get("k") == b"five"
+    leader = next(app for app in apps.values() if app.is_leader)
+    r = connect(leader, db=5)
+    try:
+        assert await r.get("k") == b"five" and await r.dbsize() == 2
+        await r.execute_command("SELECT", 0)
+        assert await r.dbsize() == 0
+    finally:
+        await r.aclose()
+    for app in apps.values():
+        assert app.server is not None
+        app.server.databases = 4
+    async with AsyncClient(addresses, db=5, retries=0) as client:
+        with pytest.raises(CommandError, match="DB index is out of range"):
+            await client.get("k")
