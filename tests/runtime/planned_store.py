@@ -62,7 +62,8 @@ class PlannedStore:
             if isinstance(outcome, bytes):
                 return outcome
             reply = self.call_ops(outcome)
-            if planned.name == b"EXEC" and selected is not None:
+            aborted = reply in (b"*-1\r\n", b"_\r\n")  # a watched key changed: nothing ran
+            if planned.name == b"EXEC" and selected is not None and not aborted:
                 self.db = selected
             return reply
         if isinstance(planned, Immediate):

@@ -17,9 +17,11 @@ from redis.exceptions import ResponseError
 from runtime_helpers import port_of, write_cluster
 
 from pypaxos.client import AsyncClient, CommandError
+from pypaxos.client.replies import Reply, ReplyParser
 from pypaxos.kv import KVStateMachine
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.config import load_config
+from pypaxos.transport.resp import encode_command
 
 pytestmark = pytest.mark.asyncio
 
@@ -89,6 +91,34 @@ async def test_databases_through_a_follower(apps: dict[int, NodeApp]) -> None:
     finally:
         await zero.aclose()
         await three.aclose()
+
+
+async def pipelined(app: NodeApp, commands: list[list[str]]) -> list[Reply]:
+    """``commands`` written at once on a fresh connection (one ``data_received``), and the
+    replies, in order."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(app.member.client))
+    writer.write(b"".join(encode_command(*(a.encode() for a in c)) for c in commands))
+    parser, replies = ReplyParser(), []
+    try:
+        async with asyncio.timeout(10):
+            while len(replies) < len(commands):
+                data = await reader.read(65536)
+                assert data, "the node closed the connection"
+                replies += parser.feed(data)
+    finally:
+        writer.close()
+    return replies
+
+
+async def test_a_transaction_selects_unless_its_watch_fails(apps: dict[int, NodeApp]) -> None:
+    follower = next(app for app in apps.values() if not app.is_leader)
+    for aborted in (True, False):
+        commands = [["WATCH", "k"], *([["SET", "k", "changed"]] if aborted else [])]
+        commands += [["MULTI"], ["SELECT", "6"], ["SET", "in-tx", "1"], ["EXEC"]]
+        commands += [["SET", "after", "x"], ["KEYS", "*"]]
+        replies = await pipelined(follower, commands)
+        assert (replies[-3] is None) == aborted, replies
+        assert sorted(replies[-1]) == ([b"after", b"k"] if aborted else [b"after", b"in-tx"])
 
 
 async def test_paxos_req_carries_the_database(apps: dict[int, NodeApp]) -> None:

@@ -93,6 +93,7 @@ from pypaxos.kv.pubsub import format_notify_flags
 from pypaxos.runtime.auth import Access, User, Users
 from pypaxos.runtime.blocking import BlockedClients, Blocking, attempt_once
 from pypaxos.runtime.commands import (
+    NULL_ARRAY_RESP2,
     NULL_RESP2,
     NULL_RESP3,
     OK,
@@ -555,6 +556,9 @@ class RespConnection(asyncio.Protocol):
                 self._reply_now(tx.refuse(refused))
             elif isinstance(planned, TxCommand):
                 self._command(planned)
+                if self.held is not None:  # an EXEC deciding the database: the rest waits
+                    self.held.extend(commands[index + 1 :])
+                    return len(commands)
                 if not tx.active:
                     return index + 1
             elif isinstance(planned, Immediate) and planned.close:  # QUIT: at once
@@ -666,16 +670,39 @@ class RespConnection(asyncio.Protocol):
         elif isinstance(planned, PubSubCommand):
             self._pubsub_command(planned)
         elif isinstance(planned, TxCommand):
-            selected = self.tx.selected
+            selected, watching = self.tx.selected, self.tx.watching
             outcome = self.tx.command(planned)
             if isinstance(outcome, bytes):
                 self._reply_now(outcome)
+            elif planned.name == b"EXEC" and selected is not None:
+                self._exec_selecting(outcome, selected, watching)
             else:
                 self.dispatch(_Call(self, self.new_slot(1), outcome))
-                if planned.name == b"EXEC" and selected is not None:
-                    self.db = selected  # the transaction's SELECT outlives it, as in Redis
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
+
+    def _exec_selecting(self, outcome: Ops, selected: int, watching: bool) -> None:
+        """An ``EXEC`` with a ``SELECT`` queued: the connection stays in that database after
+        it, as in Redis, unless a watched key aborts it (then nothing ran, ``SELECT``
+        included).  Only the answer tells, so a watching connection holds the commands after
+        it until then (as it does behind a blocking command)."""
+        if not watching:
+            self.dispatch(_Call(self, self.new_slot(1), outcome))
+            self.db = selected
+            return
+        slot = self.new_slot(1)
+        self.held = []
+        self._update_reading()
+
+        def answered(reply: bytes) -> None:
+            if reply not in (NULL_ARRAY_RESP2, NULL_RESP3):  # not aborted
+                self.db = selected
+            self.fill(slot, reply)
+            held, self.held = self.held or [], None
+            if not self.closed:
+                self._run(held, True)
+
+        self.dispatch(_Call(self, _Slot(), outcome, answered))
 
     # -- publish/subscribe (runtime.pubsub) -----------------------------------------------------
 
