@@ -3,7 +3,8 @@ redis-server and to the server's planning over one state machine (``PlannedStore
 ``SELECT``, ``MOVE``, ``SWAPDB``, ``FLUSHDB``, ``FLUSHALL``, ``COPY ... DB`` among the string and
 collection commands, ``WATCH``/``MULTI``/``EXEC`` (with ``SELECT`` queued inside) and scripts
 that ``SELECT`` (their own database only, Redis 7); every reply must be equal, byte for byte,
-and at the end every database must hold the same keys and values.
+in RESP2 and in RESP3, and at the end every database must hold the same keys and values.
+``PYPAXOS_DIFF_SEEDS=n`` runs more seeds.
 
 Left out on purpose, as in the other differential tests: ``TTL``/``PTTL`` (compared by kind),
 ``SCAN``/``RANDOMKEY`` (our order), ``KEYS`` inside ``EXEC`` (compared sorted only alone).
@@ -11,13 +12,17 @@ Left out on purpose, as in the other differential tests: ``TTL``/``PTTL`` (compa
 
 from __future__ import annotations
 
+import os
 import random
 import shlex
 
 import pytest
 from planned_store import PlannedStore
 from test_runtime_redis_diff import REDIS_SERVER, RawRedis, random_command, redis_port
+from test_runtime_redis_diff_collections import Resp3Redis
 from test_runtime_redis_diff_tx import collection_command, compare
+
+from pypaxos.runtime.commands import NULL_RESP2, NULL_RESP3
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
 __all__ = ["redis_port"]  # the fixture, imported for this module's tests
@@ -91,12 +96,14 @@ def random_steps(rng: random.Random, count: int) -> list[tuple[int, list[str]]]:
     return steps
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_same_replies_as_redis(redis_port: int, seed: int) -> None:
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("seed", range(int(os.environ.get("PYPAXOS_DIFF_SEEDS", "3"))))
+def test_same_replies_as_redis(redis_port: int, seed: int, protocol: int) -> None:
     rng = random.Random(seed)
-    redis = [RawRedis(redis_port), RawRedis(redis_port)]
-    first = PlannedStore()
-    ours = [first, PlannedStore(first.machine, client_id=2)]
+    redis = [Resp3Redis(redis_port, protocol), Resp3Redis(redis_port, protocol)]
+    null = NULL_RESP3 if protocol == 3 else NULL_RESP2
+    first = PlannedStore(null=null)
+    ours = [first, PlannedStore(first.machine, client_id=2, null=null)]
     try:
         assert redis[0].call("FLUSHALL") == b"+OK\r\n"
         for step, (who, command) in enumerate(random_steps(rng, 200)):
