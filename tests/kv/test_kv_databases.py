@@ -22,6 +22,7 @@ from pypaxos.kv import (
     Results,
     Set,
     SetWith,
+    Ttl,
     Value,
     decode_answer,
     decode_result,
@@ -309,3 +310,19 @@ def test_nested_databases_are_malformed_not_a_crash(depth: int) -> None:
     machine = KVStateMachine()
     assert decode_result(machine.apply(entry)) == Error("malformed command")
     assert isinstance(decode_result(machine.query(entry)), Error)
+
+
+def test_a_batch_leaves_its_shortcut_once_a_command_needs_the_general_path() -> None:
+    """The batch loop's inlined ``SET`` neither clears a deadline nor notifies: once an earlier
+    command of the same batch set a deadline or turned notifications on, the rest of the batch
+    must take the general path (a plain ``SET`` after ``SETEX`` kept the deadline before)."""
+    machine = KVStateMachine()
+    machine.record_publications()
+    c = Client(machine)
+    c.batch(SetWith(b"k", b"v", ttl_ms=5000), Set(b"k", b"w"))
+    assert query(machine, Ttl(b"k"), 0) == Integer(-1)
+    c.batch(NotifyConfig(b"KEA"), Set(b"n", b"1"))
+    assert [p.channel for p in machine.take_publications()] == [
+        b"__keyspace@0__:n",
+        b"__keyevent@0__:set",
+    ]
