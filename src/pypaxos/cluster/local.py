@@ -8,7 +8,7 @@ Everything it knows comes from two places, so separate commands (``cluster up`` 
 
 A node's role, ballot and commit index come from asking it ``INFO`` on its client port; a node
 that does not answer within a short timeout is ``down``.  "A leader is elected" means one node
-says ``role:leader`` and a majority of the members name it as ``leader_id``: then every node
+says ``paxos_role:leader`` and a majority of the members name it as ``leader_id``: then every node
 that is up can forward to it.  ``up`` also waits for every node it started to answer, so the
 cluster serves requests at every address once it returns.  With TLS on the client port
 (``[tls]``), ``INFO`` is asked over TLS with the file's CA and client certificate.
