@@ -51,6 +51,7 @@ from pypaxos.kv.commands import (
 )
 from pypaxos.kv.pubsub_ops import NotifyConfig
 from pypaxos.kv.state_machine import _ChunkHeadV5
+from pypaxos.kv.transactions import Watcher, WatchTable
 from pypaxos.runtime.commands import script_command
 
 T0 = 1_700_000_000_000
@@ -370,3 +371,20 @@ def test_replicas_and_restored_snapshots_agree(seed: int) -> None:
     assert first.snapshot() == second.snapshot() == third.snapshot()
     assert list(first.snapshot_chunks(256)) == list(third.snapshot_chunks(256))
     assert first._dbs.keys() - {0} and first.keyspace_lines() == third.keyspace_lines()
+
+
+@pytest.mark.parametrize(
+    ("watcher", "reason"),
+    [
+        (Watcher(1, False, {}, {0: {b"k": True}}), "in no database"),
+        (Watcher(1, False, {}, {16: {b"k": True}}), "in no database"),
+        (Watcher(1, False, {}, {3: {}}), "in no database"),
+        (Watcher(1, True, {}, {3: {b"k": True}}), "dirty watcher with keys"),
+        (Watcher(1, False, {}, {3: dict.fromkeys(b"%d" % i for i in range(1025))}), "too many"),
+    ],
+)
+def test_damaged_watches_in_databases_are_refused(watcher: Watcher, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        WatchTable.from_state((watcher,))
+    restored = WatchTable.from_state((Watcher(1, False, {b"k": True}, {3: {b"k": False}}),))
+    assert set(restored.by_key) == {(0, b"k"), (3, b"k")} and restored.keys_total == 2
