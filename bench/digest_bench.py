@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 
 from pypaxos.kv import KVStateMachine, RequestBatch, Set, encode_request
-from pypaxos.kv.digest import FOLD_DIRTY_MAX, StateDigest, key_hash
+from pypaxos.kv.digest import FOLD_DIRTY_MAX, KeySums, key_hash
 from pypaxos.kv.values import ListValue
 
 T0 = 1_700_000_000_000
@@ -53,7 +53,7 @@ def _batches() -> list[bytes]:
 def _apply(batches: list[bytes], digest: bool) -> float:
     machine = KVStateMachine()
     if not digest:
-        machine._digest.dirty_keys = _Sink()
+        machine._digest.dbs[0].dirty = _Sink()
     started = time.perf_counter()
     for batch in batches:
         machine.apply(batch)
@@ -63,12 +63,12 @@ def _apply(batches: list[bytes], digest: bool) -> float:
 
 def _settle() -> float:
     data = {b"key:%07d" % i: b"v" * 32 for i in range(KEYS)}
-    digest = StateDigest()
-    digest.dirty_keys.update(data)
-    digest.fold(data, {}, {})
-    digest.dirty_keys.update(list(data)[:FOLD_DIRTY_MAX])
+    part = KeySums()
+    part.dirty.update(data)
+    part.settle(data, {})
+    part.dirty.update(list(data)[:FOLD_DIRTY_MAX])
     started = time.perf_counter()
-    digest.fold(data, {}, {})
+    part.settle(data, {})
     return time.perf_counter() - started
 
 

@@ -36,9 +36,9 @@ def pypaxos(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess
     )
 
 
-def client(cluster: LocalCluster, node_id: int) -> redis.Redis:
+def client(cluster: LocalCluster, node_id: int, db: int = 0) -> redis.Redis:
     host, port = cluster.spec.member(node_id).client.rsplit(":", 1)
-    return redis.Redis(host=host, port=int(port), socket_timeout=10)
+    return redis.Redis(host=host, port=int(port), socket_timeout=10, db=db)
 
 
 def leader_client(cluster: LocalCluster) -> redis.Redis:
@@ -112,11 +112,14 @@ def test_save_restore_into_a_new_cluster_reads_every_key_back(
     up(old)
     with leader_client(old) as r:
         expected = fill(r, 500)
+        leader = next(n.id for n in old.status() if n.role == "leader" and n.id is not None)
+    with client(old, leader, db=2) as r2:
+        r2.set("in-db-2", "two")  # another database travels too
     backup = tmp_path / "backup.pxb"
     saved = pypaxos("snapshot", "save", str(backup), "--data", str(old.spec.data_dir), "--json")
     assert saved.returncode == 0, saved.stderr
     summary = json.loads(saved.stdout)
-    assert summary["keys"] == len(expected) and summary["cluster_id"] == old.spec.cluster_id
+    assert summary["keys"] == len(expected) + 1 and summary["cluster_id"] == old.spec.cluster_id
     assert backup.read_bytes().startswith(MAGIC)
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -139,9 +142,11 @@ def test_save_restore_into_a_new_cluster_reads_every_key_back(
     assert restored.stdout.count("seeded ") == 3
     up(new)
     for member in new.spec.members:  # every replica holds it, not only the leader
-        with client(new, member.id) as r:
+        with client(new, member.id) as r, client(new, member.id, db=2) as r2:
             r.execute_command("READONLY")
             assert read_back(r, expected) == expected
+            r2.execute_command("READONLY")
+            assert r2.get("in-db-2") == b"two" and r.get("in-db-2") is None
     # Restored state, new cluster: the same state digest as the old one had (sessions and
     # clock included, as in the snapshot), on all three replicas.
     assert wait_same_digest(new) in (old_digest, summary["state_digest"])

@@ -58,7 +58,7 @@ from pypaxos.kv.collection_ops import (
     ZRem,
     ZRemRangeByRank,
 )
-from pypaxos.kv.commands import Exec
+from pypaxos.kv.commands import Exec, FlushDb, InDb, Move, Select, SwapDb
 from pypaxos.kv.digest import digest_of
 
 T0 = 1_700_000_000_000
@@ -125,11 +125,23 @@ collection_ops = st.one_of(
     st.builds(ZRemRangeByRank, key, st.integers(-2, 1), st.integers(-1, 2)),
     st.builds(ZPopFirst, st.lists(key, min_size=1, max_size=2).map(tuple)),
 )
-single_op = st.one_of(string_ops, collection_ops)
+db = st.integers(0, 2)
+plain_op = st.one_of(string_ops, collection_ops)
+database_ops = st.one_of(
+    st.builds(InDb, db, plain_op),  # a command of a connection that selected another database
+    st.builds(Move, key, db),
+    st.builds(SwapDb, db, db),
+    st.builds(Copy, key, key, st.booleans(), db),
+    st.builds(InDb, db, st.just(FlushDb())),
+)
+single_op = st.one_of(plain_op, database_ops)
 any_op: st.SearchStrategy[Command] = st.one_of(
     single_op,
     st.just(FlushAll()),
-    st.builds(Exec, st.lists(single_op, min_size=1, max_size=3).map(tuple)),
+    st.builds(
+        Exec,
+        st.lists(st.one_of(single_op, st.builds(Select, db)), min_size=1, max_size=3).map(tuple),
+    ),
 )
 # (client, op or batch, milliseconds since the last request)
 step = st.tuples(
@@ -166,7 +178,8 @@ def _apply_all(machine: KVStateMachine, steps: list[tuple[int, object, int]]) ->
 
 def _from_scratch(machine: KVStateMachine) -> bytes:
     scalars = (machine.now_ms, machine.notify_bits, machine.session_ttl_commands)
-    return digest_of(machine._data, machine._expires, machine._sessions.values(), scalars)
+    tables = [(0, (machine._data, machine._expires)), *machine._dbs.items()]
+    return digest_of(tables, machine._sessions.values(), scalars)
 
 
 @settings(max_examples=500, deadline=None)
@@ -187,6 +200,34 @@ def test_incremental_digest_equals_recomputation(
         assert machine.state_digest() == _from_scratch(machine)
     feeder.feed(steps[done:])
     assert machine.state_digest() == _from_scratch(machine)
+
+
+few_ops = st.one_of(
+    st.builds(Set, key, small),
+    st.builds(SetWith, key, small, ttl_ms=st.sampled_from([5, 50])),
+    st.builds(Delete, key),
+    st.builds(SAdd, key, st.lists(member, min_size=1, max_size=2).map(tuple)),
+)
+database_step = st.tuples(
+    st.integers(1, 2),
+    st.one_of(few_ops, st.builds(InDb, db, few_ops), database_ops, st.just(FlushAll())),
+    st.sampled_from([0, 10]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(database_step, max_size=30), st.booleans())
+def test_incremental_digest_across_databases(
+    steps: list[tuple[int, object, int]], each_step: bool
+) -> None:
+    """Writes, moves, copies, swaps and flushes across databases: each database's sum follows
+    its tables, asked after every step or only at the end."""
+    machine = KVStateMachine()
+    feeder = _Feeder(machine)
+    for index, one in enumerate(steps):
+        feeder.feed([one])
+        if each_step or index == len(steps) - 1:
+            assert machine.state_digest() == _from_scratch(machine)
 
 
 @settings(max_examples=100, deadline=None)
@@ -278,5 +319,5 @@ def test_many_writes_between_reads_are_folded_in_bounded_batches() -> None:
     batch = [Set(b"k%d" % i, b"v") for i in range(10_000)]
     machine.apply(encode_request(RequestBatch(1, 1, tuple(batch), T0)))
     machine.apply(encode_request(Request(1, 2, Set(b"one", b"more"), T0)))
-    assert len(machine._digest.dirty_keys) <= 1  # folded by the machine itself
+    assert len(machine._digest.dbs[0].dirty) <= 1  # folded by the machine itself
     assert machine.state_digest() == _from_scratch(machine)

@@ -153,7 +153,7 @@ async def _find_leader(
     for endpoint, info in zip(endpoints, infos, strict=True):
         if isinstance(info, CommandError):
             raise SaveError(f"{endpoint} refused: {info}")
-        if isinstance(info, dict) and info.get("role") == "leader":
+        if isinstance(info, dict) and info.get("paxos_role") == "leader":
             return endpoint
     return None
 

@@ -23,20 +23,26 @@ it holds now (nothing if it is gone).  So a hot key written a thousand times bet
 size of the store.  A collection is hashed whole when it changed (its members in their
 replicated order): a very large collection written often makes the next fold pay its size.
 
+Databases (``SELECT``, ``kv.databases``): each database has its own sum (``KeySums``), and the
+digest pairs each sum with the database's number.  An element does not name its database, so
+``SWAPDB`` exchanges two sums as it exchanges two tables, ``FLUSHDB`` clears one, and neither
+rehashes a key.
+
 Everything is deterministic across processes (BLAKE2b of msgpack bytes, never Python's salted
 ``hash``), so equal states give equal digests on every replica, and ``recompute`` (from
 scratch, at a snapshot's load) gives what the incremental bookkeeping gives (a test says so).
 
-What is in it: every key (string or collection, with its deadline; keys past their deadline
-but not yet reclaimed too, as they are in the snapshot), every exactly-once session (client
-id, last ``seq``, last active index, remembered result), and the machine's clock,
-``notify-keyspace-events`` bits and session TTL.  What is not: the script cache and ``WATCH``
-table (derived from the sessions' requests, bounded, and carried by snapshots anyway).
+What is in it: every key of every database (string or collection, with its deadline; keys
+past their deadline but not yet reclaimed too, as they are in the snapshot), every
+exactly-once session (client id, last ``seq``, last active index, remembered result), and the
+machine's clock, ``notify-keyspace-events`` bits and session TTL.  What is not: the script
+cache and ``WATCH`` table (derived from the sessions' requests, bounded, and carried by
+snapshots anyway).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from hashlib import blake2b
 from typing import Protocol
 
@@ -88,56 +94,93 @@ def session_hash(session: SessionLike) -> int:
     )
 
 
-def finish(keys_sum: int, sessions_sum: int, scalars: tuple[int, ...]) -> bytes:
-    """The digest: the two sums and the machine's scalars (clock, flags, TTL) hashed together."""
-    sums = keys_sum.to_bytes(DIGEST_BYTES, "big") + sessions_sum.to_bytes(DIGEST_BYTES, "big")
-    encoded = _ENCODER.encode((sums, scalars))
+def finish(db_sums: list[tuple[int, int]], sessions_sum: int, scalars: tuple[int, ...]) -> bytes:
+    """The digest: each database's sum (with its number; a database without keys is left out,
+    as it is absent from snapshots), the sessions' sum and the machine's scalars (clock, flags,
+    TTL), hashed together."""
+    dbs = [(db, total.to_bytes(DIGEST_BYTES, "big")) for db, total in db_sums]
+    encoded = _ENCODER.encode((dbs, sessions_sum.to_bytes(DIGEST_BYTES, "big"), scalars))
     return blake2b(encoded, digest_size=DIGEST_BYTES, person=_FINAL_PERSON).digest()
 
 
-class StateDigest:
-    """The running sums and the per-element hashes they hold, with what changed since."""
+Tables = tuple[Mapping[bytes, Stored], Mapping[bytes, int]]
+"""One database's values and deadlines, as the digest reads them."""
 
-    __slots__ = (
-        "dirty_keys",
-        "dirty_sessions",
-        "key_hashes",
-        "keys_sum",
-        "session_hashes",
-        "sessions_sum",
-    )
+
+class KeySums:
+    """One database's part: the sum of its keys' element hashes, each key's hash, and the keys
+    written since the last settlement.  It belongs to the database's tables: ``SWAPDB``
+    exchanges two databases' parts as it exchanges their tables (an element does not name its
+    database, so nothing is rehashed; the final digest pairs each sum with its number)."""
+
+    __slots__ = ("dirty", "hashes", "total")
 
     def __init__(self) -> None:
-        self.keys_sum = 0
+        self.total = 0
+        self.hashes: dict[bytes, int] = {}
+        self.dirty: set[bytes] = set()  # filled by ``Keyspace.touch`` and the machine
+
+    def settle(self, data: Mapping[bytes, Stored], expires: Mapping[bytes, int]) -> None:
+        """Settle every dirty key against ``data``/``expires`` as they are now."""
+        # ``key_hash`` inlined, names bound locally: this loop is the digest's whole cost on
+        # the write path (a microsecond or two per key written).
+        total, hashes = self.total, self.hashes
+        encode, from_bytes, get_deadline = _ENCODER.encode, int.from_bytes, expires.get
+        for key in self.dirty:
+            total -= hashes.pop(key, 0)
+            value = data.get(key)
+            if value is not None:
+                encoded = encode((key, value, get_deadline(key)))
+                digest = blake2b(encoded, digest_size=DIGEST_BYTES, person=_KEY_PERSON)
+                element = from_bytes(digest.digest(), "big")
+                hashes[key] = element
+                total += element
+        self.total = total % MODULUS
+        self.dirty.clear()
+
+    def clear(self) -> None:
+        """Every key of the database is gone (``FLUSHDB``)."""
+        self.total = 0
+        self.hashes.clear()
+        self.dirty.clear()
+
+    def recompute(self, data: Mapping[bytes, Stored], expires: Mapping[bytes, int]) -> None:
+        self.hashes = {key: key_hash(key, value, expires.get(key)) for key, value in data.items()}
+        self.total = sum(self.hashes.values()) % MODULUS
+        self.dirty.clear()
+
+
+class StateDigest:
+    """The running sums (one ``KeySums`` per database, one for the sessions), the element
+    hashes they hold, and what changed since they were last settled."""
+
+    __slots__ = ("dbs", "dirty_sessions", "session_hashes", "sessions_sum")
+
+    def __init__(self) -> None:
+        self.dbs: dict[int, KeySums] = {0: KeySums()}
         self.sessions_sum = 0
-        self.key_hashes: dict[bytes, int] = {}
         self.session_hashes: dict[int, int] = {}
-        self.dirty_keys: set[bytes] = set()  # filled by ``Keyspace.touch`` and the machine
         self.dirty_sessions: set[int] = set()
 
-    def fold(
-        self,
-        data: Mapping[bytes, Stored],
-        expires: Mapping[bytes, int],
-        sessions: Mapping[int, SessionLike],
-    ) -> None:
-        """Settle every dirty key and session against the state as it is now."""
-        if self.dirty_keys:
-            # ``key_hash`` inlined, names bound locally: this loop is the digest's whole cost
-            # on the write path (about a microsecond per key written).
-            total, hashes = self.keys_sum, self.key_hashes
-            encode, from_bytes, get_deadline = _ENCODER.encode, int.from_bytes, expires.get
-            for key in self.dirty_keys:
-                total -= hashes.pop(key, 0)
-                value = data.get(key)
-                if value is not None:
-                    encoded = encode((key, value, get_deadline(key)))
-                    digest = blake2b(encoded, digest_size=DIGEST_BYTES, person=_KEY_PERSON)
-                    element = from_bytes(digest.digest(), "big")
-                    hashes[key] = element
-                    total += element
-            self.keys_sum = total % MODULUS
-            self.dirty_keys.clear()
+    def keys(self, db: int) -> KeySums:
+        """Database ``db`` 's part (made if absent)."""
+        part = self.dbs.get(db)
+        if part is None:
+            part = self.dbs[db] = KeySums()
+        return part
+
+    def dirty_count(self) -> int:
+        return sum(len(part.dirty) for part in self.dbs.values())
+
+    def swap(self, first: int, second: int) -> None:
+        """``SWAPDB first second``: the two databases' parts change places with their tables."""
+        self.dbs[first], self.dbs[second] = self.keys(second), self.keys(first)
+
+    def fold(self, tables: Callable[[int], Tables], sessions: Mapping[int, SessionLike]) -> None:
+        """Settle every dirty key (against ``tables(db)``) and every dirty session."""
+        for db, part in self.dbs.items():
+            if part.dirty:
+                part.settle(*tables(db))
         if self.dirty_sessions:
             total, by_client = self.sessions_sum, self.session_hashes
             for client_id in self.dirty_sessions:
@@ -150,37 +193,29 @@ class StateDigest:
             self.sessions_sum = total % MODULUS
             self.dirty_sessions.clear()
 
-    def clear_keys(self) -> None:
-        """Every key is gone (``FLUSHALL``)."""
-        self.keys_sum = 0
-        self.key_hashes.clear()
-        self.dirty_keys.clear()
-
     def recompute(
-        self,
-        data: Mapping[bytes, Stored],
-        expires: Mapping[bytes, int],
-        sessions: Iterable[SessionLike],
+        self, tables: Iterable[tuple[int, Tables]], sessions: Iterable[SessionLike]
     ) -> None:
         """Start again from the whole state (a snapshot was loaded): O(state), once."""
-        self.key_hashes = {
-            key: key_hash(key, value, expires.get(key)) for key, value in data.items()
-        }
-        self.keys_sum = sum(self.key_hashes.values()) % MODULUS
+        self.dbs = {0: KeySums()}
+        for db, (data, expires) in tables:
+            self.keys(db).recompute(data, expires)
         self.session_hashes = {s.client_id: session_hash(s) for s in sessions}
         self.sessions_sum = sum(self.session_hashes.values()) % MODULUS
-        self.dirty_keys.clear()
         self.dirty_sessions.clear()
+
+    def value(self, scalars: tuple[int, ...]) -> bytes:
+        """The digest of the settled state (``fold`` first)."""
+        sums = [(db, part.total) for db, part in sorted(self.dbs.items()) if part.hashes]
+        return finish(sums, self.sessions_sum, scalars)
 
 
 def digest_of(
-    data: Mapping[bytes, Stored],
-    expires: Mapping[bytes, int],
+    tables: Iterable[tuple[int, Tables]],
     sessions: Iterable[SessionLike],
     scalars: tuple[int, ...],
 ) -> bytes:
-    """The digest of a whole state computed from scratch (the reference for the tests, and
-    what ``snapshot inspect`` prints for a backup file)."""
+    """The digest of a whole state computed from scratch (the reference for the tests)."""
     fresh = StateDigest()
-    fresh.recompute(data, expires, sessions)
-    return finish(fresh.keys_sum, fresh.sessions_sum, scalars)
+    fresh.recompute(tables, sessions)
+    return fresh.value(scalars)
