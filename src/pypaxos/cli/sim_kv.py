@@ -218,8 +218,8 @@ def describe_mix(mix: KVSettings) -> str:
     chances = ", ".join(f"{name} {prob}" for name, prob in faults if prob) or "no faults"
     return (
         f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}, reads: {mix.reads}"
-        f"{' (followers too)' if mix.follower_reads and mix.reads != 'log' else ''}; "
-        f"drop {mix.drop}, "
+        f"{' (followers too)' if mix.follower_reads and mix.reads != 'log' else ''}"
+        f"{', collections' if mix.collections else ''}; drop {mix.drop}, "
         f"dup {mix.dup}, delay {mix.delay_min_ticks}..{mix.delay_max_ticks} ticks, stragglers "
         f"{n.straggle_prob}; every {n.step_ticks} ticks: {chances}; downtime "
         f"{n.restart_ticks[0]}..{n.restart_ticks[1]} ticks"

@@ -575,6 +575,13 @@ class KVWorld(Simulator[object]):
         final = actor == self.final_id
         process: object = "final" if final else actor - CLIENT_ID_BASE
         client_settings = self.settings.client
+        if final:  # clients may be set to give up early; the final reader must not
+            default = ClientSettings()
+            client_settings = replace(
+                client_settings,
+                timeout_ticks=max(client_settings.timeout_ticks, default.timeout_ticks),
+                attempts_max=max(client_settings.attempts_max, default.attempts_max),
+            )
         if final and self.settings.reconfig:
             # A removed node hears no heartbeats, so its leader hint stays stale for good: the
             # final reader may take a longer chain of redirects to the leader.
