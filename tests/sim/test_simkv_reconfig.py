@@ -1,17 +1,18 @@
 """The KV simulator with membership changes during the faults (``sim.kv_reconfig``).
-Seeds pin ``reconfig``: two spare nodes, the leader asked for a change every 15 to 60 ticks (add a
-learner, promote, replace, remove, the leader included) while nodes crash, partitions come and go
-and leaders change. Without bugs every run is clean (replicas agree, nothing acknowledged lost,
-linearizable, serves again); each planted reconfiguration bug is caught, and the catching seed is
-clean without it. Measured first catching seeds in 0..699 (``KVSettings(swarm=True, reconfig=True,
-pinned={"reconfig", "collections"})``: the string workload; with snapshots written out of line and
-sent in chunks): config-before-chosen 2, removed-still-counted 5, two-changes-in-flight 111 (a
-liveness failure: after the heal the cluster does not serve, its members disagreeing on the pending
-configuration), leader-ignores-pending-change 273 (5, 6, 24 and 357 before). Clean: 300 seeds,
-3,770 changes applied, 5,643 refused while another was in flight; seed 159 (a follower read given a
-read index below slots a leader waiting to resume had been told of, ``Node.read_barrier``) and seed
-49 (the final reader sent round by a removed node's stale leader hint until it gave up) failed
-before they were fixed.
+
+Seeds pin ``reconfig``: two spare nodes, the leader asked for a change every 15 to 60 ticks
+(add a learner, promote, replace, remove, the leader included) while nodes crash, partitions
+come and go and leaders change.  Without bugs every run is clean (replicas agree, nothing
+acknowledged lost, linearizable, serves again); each planted reconfiguration bug is caught,
+and the catching seed is clean without it.  Measured first catching seeds in 0..699
+(``KVSettings(swarm=True, reconfig=True, pinned={"reconfig", "collections"})``: the string
+workload, snapshots written out of line and sent in chunks): config-before-chosen 2, removed-still-counted 5,
+two-changes-in-flight 111 (a liveness failure: after the heal the cluster does not serve, its
+members disagreeing on the pending configuration), leader-ignores-pending-change 273 (5, 6, 24
+and 357 before).  Clean: 300 seeds, 3,770 changes applied, 5,643 refused while another was in
+flight; seed 159 (a follower read given a read index below slots a leader waiting to resume
+had been told of, ``Node.read_barrier``) and seed 49 (the final reader sent round by a removed
+node's stale leader hint until it gave up) failed before they were fixed.
 """
 
 from __future__ import annotations
