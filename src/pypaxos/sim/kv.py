@@ -33,6 +33,11 @@ trace); ``KVSettings.replay_command`` prints the command that does it.  Under
 and fault mix (``KVSwarm``, swarm testing) from a second Random seeded by the seed alone, so
 the replay command needs only the seed and what the command line pinned.
 
+Under ``KVSettings.collections`` (drawn for half the seeds) half the operations are on Redis
+hashes, lists, sets and sorted sets on keys of their own (``sim.kv_collections``); those keys'
+history is checked against the reference model ``lincheck.redis_model`` (by
+``lincheck.model_check``), the string keys' by ``lincheck.wgl`` as before.
+
 Reads go through the log, or under ``KVSettings.reads = "read-index"`` (drawn per seed by the
 swarm) take the leader's read-index path (``multi.reads``): no log entry, so the linearizability
 check is what judges them, and ``KVResult.read_index_reads`` counts the ones answered that way

@@ -28,6 +28,11 @@ Optimistic transactions.  Some compare-and-sets are made the way a Redis client 
 be wrong).  A state machine that lets the ``Exec`` run after a change produces a ``cas`` that
 succeeded against a value the key no longer held: not linearizable.
 
+Collections.  A client given ``draw_collection`` draws half its operations there instead
+(``sim.kv_collections``): each carries its own ``decode`` of the answer into the history (the
+reply, ``WRONGTYPE`` included, is what the reference model predicts), and a read-only one may
+take the read-index path like a read.
+
 Reads take the read-index path instead when the world says so (``KVSettings.reads``): the
 ``ClientRequest`` is marked ``read`` and the node answers it from its state machine after a
 confirmation round (``multi.reads``), without a log entry.  Such a read changes nothing, so it
