@@ -32,6 +32,7 @@ from typing import Literal
 
 from pypaxos.lincheck.redis_model import (
     FUNCTIONS,
+    KeyState,
     ModelError,
     Reply,
     State,
@@ -227,56 +228,79 @@ class _Search:
         optional = [j for j, op in enumerate(ops) if not op.known]
         info_bit = {j: 1 << n for n, j in enumerate(optional)}
         order = sorted(range(len(ops)), key=lambda j: ops[j].invoked)
+        known = [op.known for op in ops]
+        invoked = [op.invoked for op in ops]
         seen: dict[tuple[int, State], list[int]] = {}
-        # (placed completed ops, placed optional ops, state, placed count)
-        stack: list[tuple[int, int, State, int]] = [(0, 0, None, 0)]
-        steps = 0
-        while stack:
-            done, used, state, depth = stack.pop()
+        # One frame per configuration on the path, its candidates generated lazily (most
+        # configurations of a linearizable history need only their first): placed completed
+        # ops, placed optional ops, state, completed ops placed, the first unplaced completed
+        # op, its return (every op placed next was invoked before it), the position in
+        # ``order``, the pass (completed ops first, then optional ones), whether a child was
+        # found.
+        frames: list[list[object]] = []
+
+        def enter(done: int, used: int, state: State, depth: int) -> bool:
             if done == everything:
-                self.configurations = len(seen)
                 return True
+            first = next(j for j in completed if not done & bit[j])
+            frames.append([done, used, state, depth, first, self._returned(first), 0, 0, False])
+            return False
+
+        if enter(0, 0, None, 0):
+            return True
+        steps = 0
+        while frames:
+            frame = frames[-1]
+            done, used, state, depth, first, limit, position, phase, fertile = frame
+            assert isinstance(done, int) and isinstance(used, int) and isinstance(depth, int)
+            assert isinstance(position, int) and isinstance(limit, int)
+            assert state is None or isinstance(state, KeyState)
             steps += 1
             if self.deadline is not None and steps % _TIMEOUT_CHECK_STEPS == 0:
                 self.configurations = len(seen)
                 if time.perf_counter() > self.deadline:
                     raise _Timeout
-            # The first completed operation not yet placed by return: every operation placed
-            # next must have been invoked before it returned.
-            first = next(j for j in completed if not done & bit[j])
-            limit = self._returned(first)
-            children: list[tuple[int, int, State, int]] = []
-            later: list[tuple[int, int, State, int]] = []
-            for j in order:
-                op = ops[j]
-                if op.invoked > limit:
+            child: tuple[int, int, State, int] | None = None
+            while position < len(order) and child is None:
+                j = order[position]
+                position += 1
+                if invoked[j] > limit:
+                    position = len(order)
                     break
-                if op.known:
-                    if done & bit[j]:
+                op = ops[j]
+                if phase == 0:
+                    if not known[j] or done & bit[j]:
                         continue
                     reply, after = step(op.f, op.args, state)
                     if reply != op.reply:
                         continue
                     child = (done | bit[j], used, after, depth + 1)
-                    target = children
                 else:
-                    if used & info_bit[j]:
+                    if known[j] or used & info_bit[j]:
                         continue
                     _, after = step(op.f, op.args, state)
                     if after == state:  # changes nothing here: pointless now
                         continue
                     child = (done, used | info_bit[j], after, depth)
-                    target = later
+                fertile = True
                 memo = seen.setdefault((child[0], after), [])
                 if any(old & ~child[1] == 0 for old in memo):
-                    continue  # reached before with no more optional operations placed
-                memo.append(child[1])
-                target.append(child)
-            if not children and not later:
+                    child = None  # reached before with no more optional operations placed
+                else:
+                    memo.append(child[1])
+            frame[6], frame[8] = position, fertile
+            if child is not None:
+                if enter(*child):
+                    self.configurations = len(seen)
+                    return True
+                continue
+            if phase == 0:  # completed operations tried: now the optional ones
+                frame[6], frame[7] = 0, 1
+                continue
+            if not fertile:
+                assert isinstance(first, int)
                 self._note_stuck(depth, first, state)
-            # Depth first, completed operations before optional ones, each in invocation order.
-            stack.extend(reversed(later))
-            stack.extend(reversed(children))
+            frames.pop()
         self.configurations = len(seen)
         return False
 
