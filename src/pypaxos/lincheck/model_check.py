@@ -12,9 +12,12 @@ linearizability", 2017): a configuration is the set of completed operations alre
 and the model's state; one seen before is not explored again.  Operations of unknown outcome
 (``info``) may take effect at any point after their invocation, or never: they are placed only
 when they change the state, read-only ones are dropped, and a configuration reached before
-with a subset of them placed makes this one redundant.  Completed operations are tried
+with a subset of them placed makes this one redundant, and of several with the same call only
+the earliest invoked is tried first (they are interchangeable).  Completed operations are tried
 before unknown-outcome ones, so configurations are first reached with as few of those as
-possible.
+possible.  A first, narrower search places an unknown-outcome operation only where it lets a
+completed one go next; what it finds is a witness, and only if it finds none does the full
+search decide.
 
 A history is the Jepsen-style JSON events of ``wgl`` (``process``, ``type``, ``f``, ``key``,
 ``value``), with ``f`` any operation of the model: the invocation's ``value`` holds the
@@ -216,6 +219,10 @@ class _Search:
     key: str
     ops: list[ModelOp]
     deadline: float | None
+    # Place an unknown-outcome operation only where it lets a completed one be placed next
+    # (a first, narrower search: a witness it finds is a witness; if it finds none, the full
+    # search decides).
+    narrow: bool = False
     configurations: int = 0
     deepest: int = -1  # completed operations placed at the deepest dead end
     stuck: list[tuple[int, State]] = field(default_factory=list)  # (op, state) there
@@ -230,6 +237,16 @@ class _Search:
         order = sorted(range(len(ops)), key=lambda j: ops[j].invoked)
         known = [op.known for op in ops]
         invoked = [op.invoked for op in ops]
+        # Unknown-outcome operations with the same call are interchangeable: the earliest one
+        # is available whenever a later one is, so a later one is used only after it.
+        twin_before: dict[int, int] = {}
+        last_of: dict[tuple[str, Reply], int] = {}
+        for j in order:
+            if not known[j]:
+                call = (ops[j].f, ops[j].args)
+                if call in last_of:
+                    twin_before[j] = last_of[call]
+                last_of[call] = j
         seen: dict[tuple[int, State], list[int]] = {}
         # One frame per configuration on the path, its candidates generated lazily (most
         # configurations of a linearizable history need only their first): placed completed
@@ -278,8 +295,13 @@ class _Search:
                 else:
                     if known[j] or used & info_bit[j]:
                         continue
+                    twin = twin_before.get(j)
+                    if twin is not None and not used & info_bit[twin]:
+                        continue
                     _, after = step(op.f, op.args, state)
                     if after == state:  # changes nothing here: pointless now
+                        continue
+                    if self.narrow and not self._enables(done, limit, after, order, bit):
                         continue
                     child = (done, used | info_bit[j], after, depth)
                 fertile = True
@@ -302,6 +324,18 @@ class _Search:
                 self._note_stuck(depth, first, state)
             frames.pop()
         self.configurations = len(seen)
+        return False
+
+    def _enables(
+        self, done: int, limit: int, state: State, order: list[int], bit: dict[int, int]
+    ) -> bool:
+        """Can some unplaced completed operation invoked before ``limit`` go next in ``state``?"""
+        for j in order:
+            op = self.ops[j]
+            if op.invoked > limit:
+                return False
+            if op.known and not done & bit[j] and step(op.f, op.args, state)[0] == op.reply:
+                return True
         return False
 
     def _returned(self, j: int) -> int:
@@ -342,6 +376,10 @@ def check_key(key: str, ops: list[ModelOp], deadline: float | None = None) -> Mo
     kept = [op for op in ops if op.known or not is_read_only(op.f, op.args)]
     search = _Search(key, kept, deadline)
     try:
+        if any(not op.known for op in kept):
+            narrow = _Search(key, kept, deadline, narrow=True)
+            if narrow.run():
+                return ModelKeyResult(key, "ok", len(kept), narrow.configurations)
         verdict = search.run()
     except _Timeout:
         return ModelKeyResult(key, "timeout", len(kept), search.configurations)
