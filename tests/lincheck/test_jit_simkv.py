@@ -34,10 +34,12 @@ def verdicts(path: Path) -> tuple[str, str]:
     """The two register checkers' verdicts on the string keys; the collection keys of a seed
     that drew the collection workload must satisfy the Redis model (``model_check``)."""
     lines, collections = split_lines(path.read_text(encoding="utf-8").splitlines(keepends=True))
-    jit = check_jsonl_jit(lines, timeout_s=60).outcome
-    wgl = check_history(parse_history(lines), timeout_s=60).outcome
+    # no wall-clock limit: these histories are small, and a limit would make a loaded machine's
+    # slowness look like an "unknown" verdict
+    jit = check_jsonl_jit(lines).outcome
+    wgl = check_history(parse_history(lines)).outcome
     if collections:
-        model = check_model_history(model_history_from_events(collections), timeout_s=60)
+        model = check_model_history(model_history_from_events(collections))
         assert model.outcome == ("ok" if wgl == "ok" else model.outcome), path
     return jit, wgl
 

@@ -23,6 +23,7 @@ time in the log), never on hash seeds, a replica's own clock or randomness.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from hashlib import blake2b
@@ -103,7 +104,7 @@ class Keyspace:
     any type; ``collection``/``create`` are the collection commands' (``kv.values``).
     """
 
-    __slots__ = ("data", "expires", "now_ms", "reclaim", "watches")
+    __slots__ = ("data", "databases", "db", "expires", "now_ms", "reclaim", "watches")
 
     def __init__(
         self,
@@ -112,12 +113,23 @@ class Keyspace:
         now_ms: int,
         reclaim: bool,
         watches: WatchTable | None = None,
+        db: int = 0,
+        databases: Callable[[int], Keyspace] | None = None,
     ) -> None:
         self.data = data
         self.expires = expires
         self.now_ms = now_ms
         self.reclaim = reclaim
         self.watches = watches  # WATCH's table (kv.transactions): told of every modification
+        self.db = db  # which database (SELECT's number) these tables are
+        self.databases = databases  # another database's view, for MOVE, COPY ... DB, EXEC
+
+    def database(self, db: int) -> Keyspace:
+        """Database ``db`` as this command sees it (this one, or the state machine's other)."""
+        if db == self.db:
+            return self
+        assert self.databases is not None, "a command across databases needs their views"
+        return self.databases(db)
 
     def touch(self, key: bytes) -> None:
         """``key`` is being modified (its value or its deadline): Redis's ``signalModifiedKey``.
@@ -127,7 +139,7 @@ class Keyspace:
         Reclaiming an expired key is not a modification (``kv.transactions``)."""
         watches = self.watches
         if watches:
-            watches.touch(key)
+            watches.touch(key, self.db)
 
     def expired(self, key: bytes) -> bool:
         deadline = self.expires.get(key)

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pypaxos
-from pypaxos.kv import DbSize, Integer, KVStateMachine, Request, decode_result, encode_request
+from pypaxos.kv import KVStateMachine
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.runtime.auth import Users
 from pypaxos.runtime.commands import REDIS_VERSION, script_command
@@ -325,6 +325,7 @@ class NodeApp:
             read_index=config.reads != "log",  # read-index, or lease (the same path)
             planner=self.objects.plan if self.objects is not None else None,
             custom=self.objects.handle if self.objects is not None else None,
+            databases=config.databases,
         )
         # CONFIG GET: Redis's appendfsync "always" is our fsync per write; "never" leaves it
         # to the OS, Redis's "no".
@@ -516,6 +517,8 @@ class NodeApp:
             f"instantaneous_ops_per_sec:{self._ops_rate}",
             f"rejected_connections:{server.rejected_connections}",
             "evicted_keys:0",
+            f"pubsub_channels:{len(server.pubsub.channels) if server.pubsub else 0}",
+            f"pubsub_patterns:{len(server.pubsub.patterns) if server.pubsub else 0}",
         ]
 
     def _info_replication(self) -> list[str]:
@@ -579,16 +582,12 @@ class NodeApp:
         ]
 
     def _info_keyspace(self) -> list[str]:
-        """This node's key count (its own state: a follower's may lag the leader's)."""
+        """This node's keys per database (its own state: a follower's may lag the leader's)."""
         assert self.driver is not None
         machine = self.driver.node.replica.machine
         if not isinstance(machine, KVStateMachine):
             return ["# Keyspace"]  # replicated objects: no keys
-        answer = decode_result(machine.query(encode_request(Request(0, 0, DbSize()))))
-        keys = answer.value if isinstance(answer, Integer) else 0
-        expires = machine.expiring_keys
-        line = f"db0:keys={keys},expires={expires},avg_ttl=0"
-        return ["# Keyspace"] + ([line] if keys else [])
+        return ["# Keyspace", *machine.keyspace_lines()]
 
     def read_counts(self) -> ReadCounts:
         """This node's clients' read commands by the path that served them (summed over the
@@ -620,7 +619,7 @@ class NodeApp:
         return [
             "# Paxos",
             f"node_id:{self.node_id}",
-            f"role:{status.role.value}",
+            f"paxos_role:{status.role.value}",
             f"leader_id:{'' if leader is None else leader}",
             f"leader_client:{leader_client}",
             f"ballot:{ballot}",

@@ -40,7 +40,6 @@ from pypaxos.kv import (
     Delete,
     Error,
     Expire,
-    FlushAll,
     Get,
     GetDel,
     Incr,
@@ -91,6 +90,12 @@ from pypaxos.runtime.collection_commands import (
     BLOCKING_COMMANDS,
     COLLECTION_COMMANDS,
     Planned,
+)
+from pypaxos.runtime.databases import (
+    DATABASE_COMMANDS,
+    SelectDb,
+    plan_select,
+    select_in_script,
 )
 from pypaxos.runtime.pubsub import (
     PUBSUB_COMMANDS,
@@ -232,6 +237,7 @@ Plan = (
     | TxCommand
     | Custom
     | PubSubCommand
+    | SelectDb
 )
 
 
@@ -746,12 +752,6 @@ def _combine_keys(results: Sequence[Result], null: bytes) -> bytes:
     return result_error(result) or _unexpected(result)
 
 
-def _flush(args: list[bytes]) -> Ops | Immediate:
-    if len(args) == 2 and args[1].upper() not in (b"ASYNC", b"SYNC"):
-        return error("ERR syntax error")
-    return Ops((FlushAll(),), _combine_ok)
-
-
 SCAN_COUNT_MAX = 10_000  # a bound on one page's work (Redis has none)
 
 
@@ -811,8 +811,6 @@ _KV_COMMANDS.update(
         b"RENAME": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2]),), _combine_ok)),
         b"RENAMENX": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2], nx=True),), _combine_integer)),
         b"DBSIZE": _Spec(1, 1, lambda a: Ops((DbSize(),), _combine_integer)),
-        b"FLUSHDB": _Spec(1, 2, _flush),
-        b"FLUSHALL": _Spec(1, 2, _flush),
         b"KEYS": _Spec(2, 2, lambda a: Ops((Keys(a[1]),), _combine_keys)),
         b"SCAN": _Spec(2, None, _scan),
         b"RANDOMKEY": _Spec(1, 1, lambda a: Ops((RandomKey(),), _combine_get)),
@@ -843,6 +841,8 @@ def _collection_spec(
 
 for _name, (_low, _high, _collection_build) in COLLECTION_COMMANDS.items():
     _KV_COMMANDS[_name] = _collection_spec(_low, _high, _collection_build)
+for _name, (_low, _high, _database_build) in DATABASE_COMMANDS.items():
+    _KV_COMMANDS[_name] = _collection_spec(_low, _high, _database_build)
 
 
 def _blocking(args: list[bytes]) -> Plan:
@@ -967,6 +967,10 @@ def _publish_from_script(results: Sequence[Result]) -> bytes:
     return result_error(results[0]) or encode_integer(0)
 
 
+def _script_ok(results: Sequence[Result]) -> bytes:
+    return result_error(results[0]) or OK
+
+
 def script_command(
     argv: list[bytes],
 ) -> tuple[tuple[Command, ...], Callable[[Sequence[Result]], bytes]] | bytes:
@@ -979,6 +983,11 @@ def script_command(
         if len(argv) != 3:
             return ARITY_FROM_SCRIPT
         return (Publish(argv[1], argv[2]),), _publish_from_script
+    if name == b"SELECT":  # the script's own database, until it ends (Redis 7)
+        if len(argv) != 2:
+            return ARITY_FROM_SCRIPT
+        select = select_in_script(argv)
+        return select if isinstance(select, bytes) else ((select,), _script_ok)
     spec = _KV_COMMANDS.get(name)
     if spec is None or name in _NOT_FROM_SCRIPTS:
         admin = _ADMIN.get(name)
@@ -1110,7 +1119,10 @@ _MOVABLE_KEYS = frozenset(
     }
 )
 _NO_KEYS = frozenset(
-    {b"KEYS", b"SCAN", b"DBSIZE", b"FLUSHDB", b"FLUSHALL", b"RANDOMKEY", b"SCRIPT", b"CAS"}
+    {
+        *(b"KEYS", b"SCAN", b"DBSIZE", b"FLUSHDB", b"FLUSHALL", b"RANDOMKEY", b"SCRIPT"),
+        *(b"CAS", b"SWAPDB"),
+    }
 )
 
 
@@ -1277,9 +1289,8 @@ def _time(args: list[bytes]) -> Plan:
 def _select(args: list[bytes]) -> Plan:
     if len(args) != 2:
         return wrong_arity(args[0])
-    if args[1] != b"0":
-        return error("ERR DB index is out of range")
-    return Immediate(OK)
+    planned = plan_select(args)
+    return Immediate(planned) if isinstance(planned, bytes) else planned
 
 
 def _hello(args: list[bytes]) -> Plan:
