@@ -7,6 +7,7 @@ and by comparing replicas' state digests (``kv.digest``; tests/kv/test_kv_digest
 from __future__ import annotations
 
 from pypaxos.core.bugs import PlantedBug
+from pypaxos.kv.values import ListValue, Stored
 
 
 class KvBug(PlantedBug):
@@ -28,3 +29,15 @@ class KvBug(PlantedBug):
         "refused-client-reopens",
         "a client id refused as expired leaves no tombstone, so a late first request reopens it",
     )
+    LIST_RESTORED_REVERSED = (
+        "list-restored-reversed",
+        "a snapshot restores every list back to front (its items pushed at the head one by one)",
+    )
+
+
+def plant_restore_bugs(bugs: frozenset[KvBug], data: dict[bytes, Stored]) -> None:
+    """What the restore-side planted bugs do to values just read from a snapshot."""
+    if KvBug.LIST_RESTORED_REVERSED in bugs:
+        for value in data.values():
+            if isinstance(value, ListValue):
+                value.items.reverse()

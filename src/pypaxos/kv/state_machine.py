@@ -60,7 +60,7 @@ import msgspec
 
 from pypaxos.core.bugs import require_family
 from pypaxos.kv import databases, hashes, keyspace, lists, sets, zsets
-from pypaxos.kv.bugs import KvBug
+from pypaxos.kv.bugs import KvBug, plant_restore_bugs
 from pypaxos.kv.collection_ops import (
     Copy,
     HDel,
@@ -1160,6 +1160,7 @@ class KVSnapshotLoader:
             if self._expires or self._sessions:
                 raise ValueError("malformed snapshot: data after deadlines or sessions")
             restored = restore_values(part.data)  # in place: no copy
+            plant_restore_bugs(self._machine.bugs, restored)
             if self._data:
                 self._data.update(restored)
             else:  # freshly decoded: adopt it rather than copy it
