@@ -57,9 +57,18 @@ async def _check(cluster: LocalCluster, written: dict[str, str]) -> None:
     assert lost == [], f"{len(lost)} acknowledged writes lost, e.g. {lost[:5]}"
 
 
-async def _voters(cluster: LocalCluster) -> tuple[int, ...]:
+async def _voters(cluster: LocalCluster, expected: set[int] | None = None) -> tuple[int, ...]:
+    """The voters, as the leader reports them (a follower's view may lag), waiting up to 20 s
+    for ``expected``."""
     async with AsyncClient(cluster.spec.client_addresses, timeout_s=3.0, retries=20) as client:
-        return (await client.member_list()).voters
+        async with asyncio.timeout(20):
+            while True:
+                info = await client.member_list()
+                leading = any(m.leader and m.lag_slots == 0 for m in info.members)
+                if leading and (expected is None or set(info.voters) == expected):
+                    return info.voters
+                await client.aclose()  # look for the leader afresh
+                await asyncio.sleep(0.1)
 
 
 def _make(clusters: Clusters) -> LocalCluster:
@@ -79,7 +88,7 @@ async def test_grow_to_five_and_shrink_to_three_under_load(clusters: Clusters) -
     four = await add_local_node(cluster)
     five = await add_local_node(cluster)
     assert (four.id, five.id) == (4, 5)
-    assert await _voters(cluster) == (1, 2, 3, 4, 5)
+    assert await _voters(cluster, {1, 2, 3, 4, 5}) == (1, 2, 3, 4, 5)
     await asyncio.sleep(0.5)
     await remove_local_node(cluster, leader.id if leader.id is not None else 1)
     removed_leader = leader.id
@@ -87,7 +96,8 @@ async def test_grow_to_five_and_shrink_to_three_under_load(clusters: Clusters) -
     await remove_local_node(cluster, other)
     await asyncio.sleep(0.5)
     await load.finish()
-    remaining = await _voters(cluster)
+    expected = {1, 2, 3, 4, 5} - {removed_leader, other}
+    remaining = await _voters(cluster, expected)
     assert len(remaining) == 3 and removed_leader not in remaining and other not in remaining
     assert sorted(m.id for m in cluster.spec.members) == sorted(remaining)
     assert len(load.acknowledged) > 50
@@ -117,7 +127,8 @@ async def test_a_node_whose_directory_was_deleted_is_refused_then_replaced(
     await remove_local_node(cluster, victim)
     new = await add_local_node(cluster)
     await load.finish()
-    assert sorted(await _voters(cluster)) == sorted({1, 2, 3, new.id} - {victim})
+    expected = {1, 2, 3, new.id} - {victim}
+    assert set(await _voters(cluster, expected)) == expected
     await _check(cluster, load.acknowledged)
 
 
@@ -150,3 +161,23 @@ def test_the_cli_grows_and_shrinks(clusters: Clusters) -> None:
     clusters.made.append(LocalCluster.open(data))
     assert [m.id for m in LocalCluster.open(data).spec.members] == [1, 2, 3]
     assert cluster.spec.data_dir == data.resolve()
+
+
+@pytest.mark.asyncio
+async def test_a_tls_cluster_grows_with_a_certificate_for_the_new_node(
+    clusters: Clusters,
+) -> None:
+    base = processes.find_free_base_port(5)
+    cluster = LocalCluster.create(clusters.root / "tls", 3, base, "always", tls=True)
+    clusters.made.append(cluster)
+    await cluster.up(timeout_s=30)
+    member = await add_local_node(cluster)  # mutual TLS on the peer port: its own certificate
+    assert cluster.spec.tls is not None
+    assert (cluster.spec.tls.ca_file.parent / f"node-{member.id}.crt").exists()
+    tls = cluster.client_tls()
+    async with AsyncClient([member.client], ssl=tls, follow_leader=False, timeout_s=5) as direct:
+        async with asyncio.timeout(20):  # its own view: it applies its promotion a bit later
+            while member.id not in (await direct.member_list()).voters:  # over TLS
+                await asyncio.sleep(0.1)
+        await direct.set("through-4", "yes")  # forwarded to the leader over mutual TLS
+        assert await direct.get("through-4") == b"yes"

@@ -14,6 +14,7 @@ from runtime_helpers import RunningCluster, retry, write_cluster
 from pypaxos.client import AsyncClient, CommandError, MembershipRefusedError
 from pypaxos.cluster.members import recorded
 from pypaxos.runtime.app import NodeApp
+from pypaxos.runtime.auth import hash_password
 from pypaxos.runtime.config import ClusterConfig, load_config
 from pypaxos.runtime.identity import RemovedMemberError, WipedMemberError
 from pypaxos.runtime.identity import read as read_identity
@@ -212,3 +213,38 @@ async def test_the_membership_survives_restarts_through_snapshots(tmp_path: Path
     finally:
         await client.aclose()
         await running.close()
+
+
+@pytest.mark.asyncio
+async def test_only_an_admin_changes_the_membership(tmp_path: Path) -> None:
+    users = f"""
+[[users]]
+name = "admin"
+role = "admin"
+password_hash = "{hash_password("root pw")}"
+
+[[users]]
+name = "writer"
+role = "read-write"
+password_hash = "{hash_password("write pw")}"
+"""
+    config = load_config(write_cluster(tmp_path, nodes=1, extra=users))
+    app = NodeApp(config, 1)
+    await app.start()
+    address = [config.member(1).client]
+    try:
+        async with AsyncClient(address, credentials=("writer", "write pw"), retries=2) as writer:
+            await writer.set("k", "v")  # the credentials work
+            with pytest.raises(CommandError) as refused:
+                await writer.member_list()
+            assert refused.value.reply.kind == "NOPERM"
+        async with AsyncClient(address, credentials=("admin", "root pw"), retries=20) as admin:
+            info = await admin.member_list()
+            assert info.voters == (1,)
+            assert await admin.member_add(2, "127.0.0.1:1", "127.0.0.1:2") == 1
+        async with AsyncClient(address, credentials=("admin", "wrong"), retries=2) as wrong:
+            with pytest.raises(CommandError) as denied:
+                await wrong.member_list()
+            assert denied.value.reply.kind == "WRONGPASS"
+    finally:
+        await app.stop()
