@@ -314,7 +314,15 @@ class _AnyNodeId:
 class Membership:
     """A node's copy of the replicated membership, and the quorums it implies."""
 
-    __slots__ = ("alpha_slots", "bugs", "changes_applied", "former_voters", "state", "version")
+    __slots__ = (
+        "alpha_slots",
+        "bugs",
+        "changes_applied",
+        "former_voters",
+        "majorities",
+        "state",
+        "version",
+    )
 
     def __init__(
         self, genesis: Configuration, alpha_slots: int, bugs: frozenset[LogBug] = frozenset()
@@ -325,6 +333,8 @@ class Membership:
         self.version = 0  # bumped at every change of ``state`` (the node refreshes its views)
         self.changes_applied = 0  # change entries applied, ignored ones too (phase 1 again)
         self.former_voters: set[int] = set()  # only for the planted bug ``removed-still-counted``
+        # The quorum systems of the last configurations asked for (phase 2 asks per vote).
+        self.majorities: list[tuple[Configuration, QuorumSystem]] = []
 
     def _set(self, state: MembershipState) -> None:
         if state != self.state:
@@ -374,7 +384,12 @@ class Membership:
         if LogBug.REMOVED_STILL_COUNTED in self.bugs:
             counted = set(config.voters) | self.former_voters
             return Majority(counted, len(config.voters) // 2 + 1)
-        return Majority(config.voters)
+        for known, majority in self.majorities:
+            if known is config:
+                return majority
+        made = Majority(config.voters)
+        self.majorities = [(config, made), *self.majorities[:1]]
+        return made
 
     def quorum_at(self, slot: int) -> QuorumSystem:
         """Who must accept a value in ``slot`` for it to be chosen (phase 2)."""

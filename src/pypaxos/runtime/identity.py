@@ -132,6 +132,12 @@ def claim(node_dir: Path, expected: Identity) -> bool:
         for name in ("cluster_id", "node_id", "members")
         if getattr(found, name) != getattr(expected, name)
     ]
+    if found.members != expected.members and found.cluster_id == expected.cluster_id:
+        shown = ", ".join(map(str, found.members))
+        differences.append(
+            f"if this cluster's first voters were {list(found.members)} and the file now lists "
+            f"later members too, add initial_members = [{shown}] to cluster.toml"
+        )
     if differences:
         raise ForeignDataError(path, differences)
     if found.removed:
