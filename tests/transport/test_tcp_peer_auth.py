@@ -123,7 +123,7 @@ async def test_a_node_removed_from_the_members_is_cut_off_and_not_dialled(
     make_transport: MakeTransport,
 ) -> None:
     a, inbox_a = await make_transport(1, cluster_id=CLUSTER, members={1, 2}, secret=SECRET)
-    b, inbox_b = await make_transport(2, cluster_id=CLUSTER, members={1, 2}, secret=SECRET)
+    b, _ = await make_transport(2, cluster_id=CLUSTER, members={1, 2}, secret=SECRET)
     connect_all([a, b])
     b.send(1, Prepare(2, Ballot(3, 2)))
     await eventually(lambda: inbox_a.messages == [Prepare(2, Ballot(3, 2))])
