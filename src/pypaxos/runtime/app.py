@@ -457,6 +457,7 @@ class NodeApp:
         ]
         for peer_id in sorted(peers):  # say we are back: a leader then redials us at once
             transport.dial(peer_id)
+        await self._record_identity(view, removed=False)  # what recovery brought, if newer
 
     # -- membership (``runtime.members_admin``) ----------------------------------------------
 
