@@ -172,9 +172,9 @@ def _load_snapshot(
     leading_membership = snapshot_has_membership(meta)
     membership: MembershipState | None = None
     loader = machine.snapshot_loader()
-    for seq, chunk in enumerate(reader.chunks()):
+    for seq, chunk in enumerate(reader.chunks()):  # to the end: the file's trailer is checked
         if seq == count - 1:
-            break
+            continue  # the meta, read above
         if seq == 0 and leading_membership:
             membership = decode_membership_state(chunk)
         else:
