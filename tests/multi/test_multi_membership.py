@@ -13,8 +13,10 @@ from pypaxos.core.types import Ballot
 from pypaxos.multi import LogBug, MultiConfig, Node, Role, capture
 from pypaxos.multi.log import Entry, Vote
 from pypaxos.multi.membership import (
+    MEMBER_ADDRESS_BYTES_MAX,
     AddLearner,
     Configuration,
+    MemberAddress,
     Membership,
     MembershipChange,
     MembershipRefused,
@@ -277,3 +279,46 @@ def test_node_rejects_an_id_outside_a_static_configuration() -> None:
     c = Cluster(3, seed=1)
     with pytest.raises(ValueError):
         Node(9, c.config, c._node_rng(1), c.machines[1])
+
+
+def test_address_records_ride_with_their_members_and_leave_with_them() -> None:
+    base = Configuration(3, (1, 2, 3), (4,), (MemberAddress(4, b"four"),))
+    added = next_configuration(base, AddLearner(5, b"five"))
+    assert isinstance(added, Configuration)
+    assert added.address_of(5) == b"five" and added.address_of(4) == b"four"
+    assert added.address_of(1) is None  # a genesis member: the shell knows it otherwise
+    promoted = next_configuration(added, Promote(5))
+    assert isinstance(promoted, Configuration) and promoted.address_of(5) == b"five"
+    removed = next_configuration(promoted, Remove(4))
+    assert isinstance(removed, Configuration) and removed.address_of(4) is None
+    replaced = next_configuration(base, Replace(3, 4))
+    assert isinstance(replaced, Configuration) and replaced.address_of(4) == b"four"
+    too_long = next_configuration(base, AddLearner(6, b"x" * (MEMBER_ADDRESS_BYTES_MAX + 1)))
+    assert isinstance(too_long, MembershipRefused)
+    assert too_long.reason is RefusalReason.BAD_ADDRESS
+
+
+def test_addresses_travel_in_the_log_and_in_snapshots() -> None:
+    c, leader = cluster(snapshot_every_slots=4)
+    assert isinstance(change(c, leader, 1, AddLearner(4, b"node-4 record")), bytes)
+    settle(c, leader, 100, 12)
+    for node_id in (1, 2, 3, 4):
+        assert c.nodes[node_id].members().latest.address_of(4) == b"node-4 record"
+    chunks = list(c.nodes[2].replica.snapshot_chunks(c.config.snapshot_chunk_bytes_max))
+    state = decode_membership_state(chunks[0])
+    assert state.latest.address_of(4) == b"node-4 record"
+    oversized = MembershipState(Configuration(1, (1, 2, 3), (4,), (MemberAddress(4, b"x" * 5000),)))
+    with pytest.raises(ValueError):
+        decode_membership_state(encode_membership_state(oversized))
+
+
+@pytest.mark.parametrize("fill", [False, True])
+def test_an_idle_leader_fills_the_slots_before_a_change_only_when_asked(fill: bool) -> None:
+    c, leader = cluster(fill_to_pending_change=fill)
+    assert isinstance(change(c, leader, 1, AddLearner(4)), bytes)
+    c.ticks(40)  # no client commands
+    state = c.nodes[leader].members()
+    if fill:
+        assert state.pending is None and state.current.learners == (4,)
+    else:
+        assert state.pending is not None  # waits for client commands to fill its slots

@@ -90,9 +90,17 @@ class RunningCluster:
         self.clients: list[aioredis.Redis] = []
 
     @classmethod
-    async def start(cls, config: ClusterConfig, request_timeout_s: float = 3.0) -> RunningCluster:
+    async def start(
+        cls, config: ClusterConfig, request_timeout_s: float = 3.0, allow_empty_voter: bool = False
+    ) -> RunningCluster:
         apps = {
-            m.id: NodeApp(config, m.id, request_timeout_s=request_timeout_s) for m in config.members
+            m.id: NodeApp(
+                config,
+                m.id,
+                request_timeout_s=request_timeout_s,
+                allow_empty_voter=allow_empty_voter,
+            )
+            for m in config.members
         }
         for app in apps.values():
             await app.start()

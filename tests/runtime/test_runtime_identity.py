@@ -1,4 +1,5 @@
-"""A data directory remembers its cluster, node and members, and refuses any other."""
+"""A data directory remembers its cluster, node and first voters, and refuses any other; the
+membership it records may change, and a removed node's directory never starts again."""
 
 from __future__ import annotations
 
@@ -6,12 +7,23 @@ import dataclasses
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 from runtime_helpers import write_cluster
 
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.config import Member, load_config
-from pypaxos.runtime.identity import IDENTITY_NAME, ForeignDataError, Identity, claim
+from pypaxos.runtime.identity import (
+    IDENTITY_NAME,
+    ForeignDataError,
+    Identity,
+    RecordedMember,
+    RecordedMembership,
+    RemovedMemberError,
+    claim,
+    read,
+    write,
+)
 from pypaxos.storage import CorruptStorageError
 
 
@@ -46,3 +58,24 @@ async def test_a_node_refuses_another_clusters_directory(tmp_path: Path) -> None
     again = NodeApp(config, 1)  # the right configuration still starts
     await again.start()
     await again.stop()
+
+
+def test_the_membership_may_change_but_not_the_first_voters(tmp_path: Path) -> None:
+    (tmp_path / IDENTITY_NAME).write_bytes(
+        b'{"cluster_id":"c1","node_id":2,"members":[1,2,3],"format":1}\n'  # an older file
+    )
+    mine = Identity("c1", 2, (1, 2, 3))
+    assert not claim(tmp_path, mine)
+    latest = RecordedMembership(
+        5, (RecordedMember(2, True), RecordedMember(4, False, "h:1", "h:2"))
+    )
+    write(tmp_path, msgspec.structs.replace(mine, membership=latest))
+    assert not claim(tmp_path, mine)  # changes through the log are the node's own business
+    found = read(tmp_path)
+    assert found is not None and found.format == 2 and found.membership == latest
+    with pytest.raises(ForeignDataError) as caught:
+        claim(tmp_path, Identity("c1", 2, (1, 2, 3, 4)))
+    assert "initial_members = [1, 2, 3]" in str(caught.value)
+    write(tmp_path, msgspec.structs.replace(mine, removed=True))
+    with pytest.raises(RemovedMemberError):
+        claim(tmp_path, mine)

@@ -116,3 +116,28 @@ def test_a_secret_file_is_private_and_read_back(tmp_path: Path) -> None:
     path.write_text("ab" * 8)
     with pytest.raises(SecretError, match="at least 32"):
         read_secret(path)
+
+
+@pytest.mark.asyncio
+async def test_a_node_removed_from_the_members_is_cut_off_and_not_dialled(
+    make_transport: MakeTransport,
+) -> None:
+    a, inbox_a = await make_transport(1, cluster_id=CLUSTER, members={1, 2}, secret=SECRET)
+    b, _ = await make_transport(2, cluster_id=CLUSTER, members={1, 2}, secret=SECRET)
+    connect_all([a, b])
+    b.send(1, Prepare(2, Ballot(3, 2)))
+    await eventually(lambda: inbox_a.messages == [Prepare(2, Ballot(3, 2))])
+    a.set_members({1, 3})  # a reconfiguration left node 2 out
+    a.remove_peer(2)
+    assert a.peer_ids == ()
+    async with asyncio.timeout(10):  # its connection was closed; it redials and is refused
+        while a.inbound_stats.protocol_errors < 2:
+            b.send(1, Prepare(2, Ballot(4, 2)))
+            await asyncio.sleep(0.05)
+    assert inbox_a.messages == [Prepare(2, Ballot(3, 2))]
+    a.set_members({1, 2})  # added back: accepted again, with the secret as before
+    async with asyncio.timeout(10):
+        while len(inbox_a.messages) == 1:
+            b.send(1, Prepare(2, Ballot(5, 2)))  # the queue may have dropped into the refusals
+            await asyncio.sleep(0.1)
+    assert inbox_a.messages[-1] in (Prepare(2, Ballot(4, 2)), Prepare(2, Ballot(5, 2)))

@@ -441,7 +441,9 @@ async def _restart_follower(
                 shutil.rmtree(path)
             else:
                 path.unlink()
-    cluster.start_node(node_id)
+    # A wiped voter coming back is unsafe in general (it forgot its promises; the safe way is
+    # remove + rejoin): this measures the transfer alone, with the explicit override.
+    cluster.start_node(node_id, unsafe_empty_voter=wipe)
     answered_s, caught_up_s = await _wait_caught_up(
         spec.member(node_id).client, goal, RECOVERY_TIMEOUT_S, still_s
     )

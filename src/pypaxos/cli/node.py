@@ -1,5 +1,5 @@
 """``pypaxos node --config FILE --id N [--machine MODULE:NAME] [--fsync always|never]
-[--log-level LEVEL] [--bug NAME]``.
+[--log-level LEVEL] [--bug NAME] [--join HOST:PORT,... [--user NAME]]``.
 
 Runs one node in the foreground until SIGTERM or SIGINT (see ``docs/runtime-contract.md``);
 with a ``[tls]`` table, SIGHUP reloads its certificate, key and CA files for the connections
@@ -14,6 +14,14 @@ is a class (or a function) whose call builds the object, an ``objects.ObjectMach
 to check it (a class that cannot be replicated is exit 2), then once for the node.  Clients
 call it with ``PAXOS.CALL``/``PAXOS.QUERY`` (``runtime.objects_port``).
 
+``--join HOST:PORT,...`` starts a new member of a running cluster (``cluster.members.join``):
+with an empty data directory it asks the cluster to add it as a learner (unless it is one),
+then starts and catches up; a directory that has started before just starts.  A node whose
+``cluster.toml`` says ``bootstrapped = true`` refuses to start on an empty directory without
+``--join`` (it would vote without its promises); ``--unsafe-allow-empty-voter`` overrides that,
+for tests and benchmarks that wipe a node on purpose.  A node removed from the cluster stops
+a moment after the change (exit 0, logged); its directory never starts again.
+
 Logs go to stderr, one event a line: ``time LEVEL logger: message``.  INFO shows start and
 stop, recovery, elections and leader changes; WARNING dropped connections and bad frames.
 The event loop is uvloop's when uvloop is installed.  ``--bug NAME`` (repeatable; or ``bugs =
@@ -26,16 +34,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
 
+from pypaxos.cli.cluster_status import PASSWORD_ENV
 from pypaxos.cli.lint_machine import load_attribute
 from pypaxos.cli.usage import UsageError, add_bug_argument
+from pypaxos.client import ClientError
+from pypaxos.cluster.local import ClusterError, LocalCluster
+from pypaxos.cluster.members import JoinError, join
+from pypaxos.cluster.remote import parse_endpoints
 from pypaxos.objects import ObjectMachine, ObjectsError
 from pypaxos.runtime.app import MachineFactory, NodeApp, tls_contexts
 from pypaxos.runtime.config import ClusterConfig, ConfigError, load_config
-from pypaxos.runtime.identity import ForeignDataError
+from pypaxos.runtime.identity import ForeignDataError, RecordedMembership
+from pypaxos.runtime.identity import read as read_identity
 from pypaxos.storage import CorruptStorageError, StorageError
 from pypaxos.storage.file import FSYNC_MODES, FsyncMode
 from pypaxos.transport import preferred_loop_factory
@@ -61,6 +76,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--machine",
         metavar="MODULE:NAME",
         help="serve this replicated class (pypaxos.objects) instead of the key-value store",
+    )
+    parser.add_argument(
+        "--join",
+        metavar="HOST:PORT,...",
+        help="join the running cluster at these client addresses as a learner (a new member, "
+        "empty data directory: added unless it is already; see docs/operations.md)",
+    )
+    parser.add_argument(
+        "--user", help=f"with --join: AUTH as this admin user (password from ${PASSWORD_ENV})"
+    )
+    parser.add_argument(
+        "--unsafe-allow-empty-voter",
+        action="store_true",
+        help="UNSAFE, for tests and benchmarks only: start as a voter on an empty data "
+        "directory of a cluster that has already started (the node forgets its promises)",
     )
     add_bug_argument(parser, "switch on a planted Multi-Paxos or KV bug (repeatable; tests only)")
 
@@ -112,15 +142,50 @@ def run(
         if args.bug:
             config = config.with_bugs(args.bug)
         machine = machine_factory(args.machine) if getattr(args, "machine", None) else None
+        endpoints = _join_endpoints(args)
     except (ConfigError, UsageError) as error:
         print(f"pypaxos node: {error}", file=sys.stderr)
         return 2
     setup_logging(args.log_level)
+    joined = None
+    if endpoints is not None and read_identity(config.node_dir(args.id)) is None:
+        try:
+            joined = asyncio.run(_join(config, args.id, endpoints, args.user))
+        except (JoinError, ClientError, ClusterError, OSError) as error:
+            log.critical("node %d cannot join the cluster: %s", args.id, error)
+            return 1
+        log.info("node %d: joined the cluster as a learner (epoch %d)", args.id, joined.epoch)
+    unsafe = bool(getattr(args, "unsafe_allow_empty_voter", False))
+    if unsafe:
+        log.warning("node %d: --unsafe-allow-empty-voter: an empty directory votes", args.id)
     planted = sorted(b.value for b in (*config.bugs, *config.kv_bugs))
     if planted:
         log.warning("node %d: planted bugs on: %s", args.id, ", ".join(planted))
     with asyncio.Runner(loop_factory=loop_factory or preferred_loop_factory()) as runner:
-        return runner.run(serve(config, args.id, args.fsync, machine))
+        return runner.run(serve(config, args.id, args.fsync, machine, joined, unsafe))
+
+
+def _join_endpoints(args: argparse.Namespace) -> list[str] | None:
+    text = getattr(args, "join", None)
+    if text is None:
+        return None
+    try:
+        return parse_endpoints(text)
+    except ValueError as error:
+        raise UsageError(f"--join: {error}") from None
+
+
+async def _join(
+    config: ClusterConfig, node_id: int, endpoints: list[str], user: str | None
+) -> RecordedMembership:
+    credentials = None
+    if user is not None:
+        password = os.environ.get(PASSWORD_ENV)
+        if password is None:
+            raise JoinError(f"--user needs the password in ${PASSWORD_ENV}")
+        credentials = (user, password)
+    tls = LocalCluster(config).client_tls()
+    return await join(config, node_id, endpoints, tls=tls, credentials=credentials)
 
 
 async def serve(
@@ -128,12 +193,23 @@ async def serve(
     node_id: int,
     fsync: str | None,
     machine: tuple[MachineFactory, str] | None = None,
+    joined: RecordedMembership | None = None,
+    allow_empty_voter: bool = False,
 ) -> int:
     mode: FsyncMode | None = "always" if fsync == "always" else "never" if fsync else None
     if machine is None:
-        app = NodeApp(config, node_id, fsync=mode)
+        factory, served = None, "replicated objects"
     else:
-        app = NodeApp(config, node_id, fsync=mode, machine_factory=machine[0], served=machine[1])
+        factory, served = machine
+    app = NodeApp(
+        config,
+        node_id,
+        fsync=mode,
+        machine_factory=factory,
+        served=served,
+        joined=joined,
+        allow_empty_voter=allow_empty_voter,
+    )
     try:
         await app.start()
     except CorruptStorageError as error:
@@ -165,4 +241,6 @@ async def serve(
     for signum in signals:
         loop.remove_signal_handler(signum)
     await app.stop()
+    if app.removed:
+        log.warning("node %d was removed from the cluster and stopped", node_id)
     return 1 if app.failed is not None else 0

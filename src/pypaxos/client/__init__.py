@@ -17,10 +17,12 @@ from pypaxos.client.errors import (
     ClientError,
     ClientProtocolError,
     CommandError,
+    MembershipRefusedError,
     OutcomeUnknownError,
     SessionExpiredError,
     UnavailableError,
 )
+from pypaxos.client.members import MemberInfo, MembershipInfo
 from pypaxos.client.recipes import (
     Election,
     FencedResource,
@@ -44,6 +46,9 @@ __all__ = [
     "Holder",
     "Lock",
     "LockTimeoutError",
+    "MemberInfo",
+    "MembershipInfo",
+    "MembershipRefusedError",
     "OutcomeUnknownError",
     "Reply",
     "ReplyParser",

@@ -37,6 +37,7 @@ from pypaxos.client.errors import (
     SessionExpiredError,
     UnavailableError,
 )
+from pypaxos.client.members import MembershipInfo, change_error, parse_membership
 from pypaxos.client.replies import (
     ErrorReply,
     Reply,
@@ -148,6 +149,7 @@ class AsyncClient:
         follow_leader: bool = True,
         ssl: SSLContext | None = None,
         db: int = 0,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("AsyncClient needs at least one address")
@@ -163,6 +165,7 @@ class AsyncClient:
         self.follow_leader = follow_leader
         self.ssl = ssl
         self.db = db  # the database every command runs in (its connections SELECT it)
+        self.credentials = credentials  # (user, password): AUTH on every new connection
         self._rng = rng if rng is not None else random.Random()
         self._client_id = client_id if client_id is not None else self._new_client_id()
         self._seq = 0
@@ -341,6 +344,37 @@ class AsyncClient:
             raise ClientProtocolError(f"PAXOS.CALL answered {reply!r}")
         return reply
 
+    # --- membership (``runtime.members_admin``) -----------------------------------------------
+
+    async def member_list(self) -> MembershipInfo:
+        """The membership as the node this client talks to knows it (the leader's view says
+        which learners are caught up)."""
+        return parse_membership(await self.execute("PAXOS.MEMBER", "LIST"))
+
+    async def member_add(self, node_id: int, peer: str, client: str) -> int:
+        """Add ``node_id`` as a learner reached at ``peer`` (peers) and ``client`` (clients);
+        the new configuration's epoch.  ``MembershipRefusedError`` if refused."""
+        return await self._member_change("ADD", node_id, peer, client)
+
+    async def member_promote(self, node_id: int) -> int:
+        """Make the caught-up learner ``node_id`` a voter (``learner-behind`` until it is)."""
+        return await self._member_change("PROMOTE", node_id)
+
+    async def member_remove(self, node_id: int) -> int:
+        """Remove the voter or learner ``node_id`` (the leader too: another takes over)."""
+        return await self._member_change("REMOVE", node_id)
+
+    async def member_replace(self, old_id: int, new_id: int) -> int:
+        """Promote the caught-up learner ``new_id`` and remove the voter ``old_id`` at once."""
+        return await self._member_change("REPLACE", old_id, new_id)
+
+    async def _member_change(self, *args: Arg) -> int:
+        try:
+            reply = await self.execute("PAXOS.MEMBER", *args)
+        except CommandError as error:
+            raise change_error(error) from None
+        return _integer(reply, "PAXOS.MEMBER")
+
     # --- retry loop -------------------------------------------------------------------------
 
     async def _attempt(self, wire: bytes) -> Reply:
@@ -420,7 +454,7 @@ class AsyncClient:
         last_error: BaseException | None = None
         for address in candidates:
             try:
-                connection = await _Connection.open(address, self.ssl)
+                connection = await self._open(address)
             except OSError as error:
                 failed.add(address)
                 last_error = error
@@ -438,7 +472,7 @@ class AsyncClient:
             self._next_index = (self.addresses.index(address) + 1) % len(self.addresses)
             if leader is not None and leader != address and leader not in failed:
                 try:
-                    moved = await _Connection.open(leader, self.ssl)
+                    moved = await self._open(leader)
                 except OSError:
                     failed.add(leader)  # the leader it names is gone: stay with this node
                 else:
@@ -460,6 +494,25 @@ class AsyncClient:
         if last_error is not None:
             raise last_error
         raise OSError("no address to connect to")
+
+    async def _open(self, address: Address) -> _Connection:
+        """A new connection to ``address``, authenticated with ``credentials`` if any
+        (``CommandError`` if the node refuses them)."""
+        connection = await _Connection.open(address, self.ssl)
+        if self.credentials is None:
+            return connection
+        user, password = self.credentials
+        try:
+            answer = await connection.roundtrip(
+                encode_command(b"AUTH", user.encode(), password.encode())
+            )
+        except BaseException:
+            await connection.close()
+            raise
+        if isinstance(answer, ErrorReply):
+            await connection.close()
+            raise CommandError(answer)
+        return connection
 
     @staticmethod
     async def _leader_of(connection: _Connection) -> Address | None:

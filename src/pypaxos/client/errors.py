@@ -47,3 +47,14 @@ class SessionExpiredError(ClientError):
 
 class ClientProtocolError(ClientError):
     """The reply was not RESP2, or not the kind of reply the command has."""
+
+
+class MembershipRefusedError(CommandError):
+    """The leader refused a membership change (``PAXOS.MEMBER``): ``reason`` is one of
+    ``multi.membership.RefusalReason``'s values (``already-member``, ``learner-behind``,
+    ``change-in-flight``...), ``detail`` says why in words.  Nothing was changed."""
+
+    def __init__(self, reply: ErrorReply, reason: str, detail: str) -> None:
+        super().__init__(reply)
+        self.reason = reason
+        self.detail = detail

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from pypaxos.client.aio import Address, Arg, AsyncClient
+from pypaxos.client.members import MembershipInfo
 from pypaxos.client.replies import Reply
 from pypaxos.objects import Caller, Stub
 
@@ -40,6 +41,7 @@ class Client:
         follow_leader: bool = True,
         ssl: SSLContext | None = None,
         db: int = 0,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread_lock = threading.Lock()
@@ -54,6 +56,7 @@ class Client:
             follow_leader=follow_leader,
             ssl=ssl,
             db=db,
+            credentials=credentials,
         )
 
     def _run(self, call: Coroutine[Any, Any, T]) -> T:
@@ -129,6 +132,21 @@ class Client:
     def submit_call(self, command: bytes, read: bool) -> bytes:
         """``objects.Submit``: call bytes out, result bytes back."""
         return self._run(self._client.submit_call(command, read))
+
+    def member_list(self) -> MembershipInfo:
+        return self._run(self._client.member_list())
+
+    def member_add(self, node_id: int, peer: str, client: str) -> int:
+        return self._run(self._client.member_add(node_id, peer, client))
+
+    def member_promote(self, node_id: int) -> int:
+        return self._run(self._client.member_promote(node_id))
+
+    def member_remove(self, node_id: int) -> int:
+        return self._run(self._client.member_remove(node_id))
+
+    def member_replace(self, old_id: int, new_id: int) -> int:
+        return self._run(self._client.member_replace(old_id, new_id))
 
     def close(self) -> None:
         with self._thread_lock:

@@ -17,6 +17,7 @@ cluster serves requests at every address once it returns.  With TLS on the clien
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import ssl
@@ -162,6 +163,13 @@ class LocalCluster:
         write_config(spec)
         return cls(spec)
 
+    def mark_bootstrapped(self) -> None:
+        """Write ``bootstrapped = true`` once the cluster has started: from then on a member
+        whose directory is empty refuses to vote (``runtime.identity.WipedMemberError``)."""
+        if not self.spec.bootstrapped:
+            self.spec = dataclasses.replace(self.spec, bootstrapped=True)
+            write_config(self.spec)
+
     # --- processes --------------------------------------------------------------------------
 
     def running(self) -> dict[int, list[int]]:
@@ -190,11 +198,17 @@ class LocalCluster:
                 f"port(s) already in use: {', '.join(taken)}; choose another --base-port"
             )
 
-    def start_node(self, node_id: int) -> subprocess.Popen[bytes]:
-        """Start one member (it must not be running), without waiting for it."""
-        self.spec.member(node_id)  # KeyError for a non-member
+    def start_node(
+        self, node_id: int, *, extra: Sequence[str] = (), unsafe_empty_voter: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Start one member (it must not be running), without waiting for it.  ``extra``
+        arguments go to ``pypaxos node`` (``--join``); ``unsafe_empty_voter`` lets a node
+        whose directory was wiped vote again (benchmarks of a wiped node only: unsafe)."""
+        self.spec.member(node_id)  # ConfigError for a node the file does not list
         processes.remove_stale_pid_files(self.spec, node_id)
-        process = processes.spawn_node(self.spec, node_id, self.fsync)
+        if unsafe_empty_voter:
+            extra = [*extra, "--unsafe-allow-empty-voter"]
+        process = processes.spawn_node(self.spec, node_id, self.fsync, extra)
         self.started[node_id] = process
         return process
 
@@ -268,7 +282,7 @@ class LocalCluster:
         while time.monotonic() < deadline:
             for process in watch:
                 if process.poll() is not None:
-                    raise ClusterError(self._exited_message(process))
+                    raise ClusterError(self.exited_message(process))
             last = await self.statuses(min(INFO_TIMEOUT_S, max(0.05, timeout_s / 10)))
             for node in last:
                 if node.role == "leader" and node.id not in exclude:
@@ -283,7 +297,7 @@ class LocalCluster:
             f"no leader elected within {timeout_s:g}s ({roles}); see the logs: {logs}"
         )
 
-    def _exited_message(self, process: subprocess.Popen[bytes]) -> str:
+    def exited_message(self, process: subprocess.Popen[bytes]) -> str:
         node_id = next((n for n, p in self.started.items() if p is process), 0)
         log = self.spec.log_file(node_id)
         return (
@@ -300,7 +314,9 @@ class LocalCluster:
         try:
             for node_id in node_ids:
                 launched.append(self.start_node(node_id))
-            return await self.wait_for_leader(timeout_s, watch=launched, every_node=True)
+            leader = await self.wait_for_leader(timeout_s, watch=launched, every_node=True)
+            self.mark_bootstrapped()
+            return leader
         except BaseException:
             processes.stop_pids([p.pid for p in launched], timeout_s=5.0)
             for process in launched:

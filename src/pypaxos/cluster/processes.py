@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pypaxos.cluster import config
@@ -111,16 +111,25 @@ def find_free_base_port(
     raise OSError(f"no free block of ports for {nodes} nodes between {low} and {high}")
 
 
-def node_command(spec: ClusterConfig, node_id: int, fsync: FsyncMode | None = None) -> list[str]:
+def node_command(
+    spec: ClusterConfig,
+    node_id: int,
+    fsync: FsyncMode | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The node's command line; ``extra`` arguments go at the end (``--join``...)."""
     command = [sys.executable, "-m", "pypaxos", "node", "--config", str(spec.path)]
     command += ["--id", str(node_id)]
     if fsync is not None:
         command += ["--fsync", fsync]
-    return command
+    return command + list(extra)
 
 
 def spawn_node(
-    spec: ClusterConfig, node_id: int, fsync: FsyncMode | None = None
+    spec: ClusterConfig,
+    node_id: int,
+    fsync: FsyncMode | None = None,
+    extra: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     """Start node ``node_id`` detached, logging to its ``node.log``; record its pid at once."""
     node_dir = spec.node_dir(node_id)
@@ -129,7 +138,7 @@ def spawn_node(
         log.write(f"--- started by pypaxos at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         log.flush()
         process = subprocess.Popen(
-            node_command(spec, node_id, fsync),
+            node_command(spec, node_id, fsync, extra),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

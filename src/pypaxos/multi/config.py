@@ -67,6 +67,10 @@ class MultiConfig:
     learner_ids: tuple[int, ...] = ()
     reconfigurable: bool = False
     promote_lag_max_slots: int = 16
+    # A leader with nothing queued proposes empty batches up to a decided change's first slot,
+    # so the change comes into force on an idle log too (the runtime's choice; off for the
+    # simulator and the model checker, whose runs always have commands).
+    fill_to_pending_change: bool = False
     bugs: frozenset[LogBug] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:

@@ -193,6 +193,21 @@ class Leader:
             self.next_slot += 1
         return plan
 
+    def fill_until(self, commit_index: int, until_slot: int) -> list[tuple[int, Batch]]:
+        """Empty batches in the slots from the next one up to ``until_slot`` (excluded) that
+        the window allows, when nothing is queued: what brings a decided membership change
+        into force on an idle log (``MultiConfig.fill_to_pending_change``)."""
+        if self.phase is not Phase.LEADING or self.queue:
+            return []
+        stop = min(until_slot, commit_index + self.config.window_slots)
+        if self.resume_slot is not None:
+            stop = min(stop, self.resume_slot)
+        plan: list[tuple[int, Batch]] = []
+        while self.next_slot < stop:
+            plan.append((self.next_slot, NOOP))
+            self.next_slot += 1
+        return plan
+
     def _take_batch(self) -> Batch:
         batch: list[Entry] = []
         size_bytes = 0

@@ -60,16 +60,38 @@ NODE_ID_MAX: Final = 2**31 - 1
 the members added after its applied index, so it checks ids against this bound instead)."""
 
 
+MEMBER_ADDRESS_BYTES_MAX: Final = 1024
+"""The largest address record a change may carry for one member."""
+
+
+class MemberAddress(msgspec.Struct, frozen=True, array_like=True):
+    """An opaque record of where a member can be reached, carried with the configuration for
+    the shell (the runtime's advertised peer and client addresses); the protocol never reads
+    it, so the simulator and the model checker run without any."""
+
+    node_id: int
+    record: bytes
+
+
 class Configuration(msgspec.Struct, frozen=True, array_like=True):
-    """One configuration: its epoch, its voters and its (non-voting) learners."""
+    """One configuration: its epoch, its voters, its (non-voting) learners, and the address
+    records of the members that were added with one (sorted by node id)."""
 
     epoch: int
     voters: tuple[int, ...]
     learners: tuple[int, ...] = ()
+    addresses: tuple[MemberAddress, ...] = ()
 
     @property
     def members(self) -> tuple[int, ...]:
         return tuple(sorted({*self.voters, *self.learners}))
+
+    def address_of(self, node_id: int) -> bytes | None:
+        """The address record ``node_id`` was added with, if any."""
+        for entry in self.addresses:
+            if entry.node_id == node_id:
+                return entry.record
+        return None
 
 
 class MembershipState(msgspec.Struct, frozen=True, array_like=True):
@@ -136,6 +158,10 @@ def decode_membership_state(data: bytes) -> MembershipState:
     for config in (state.current, state.pending):
         if config is not None and not config.voters:
             raise ValueError(f"a snapshot's membership has no voters in epoch {config.epoch}")
+        if config is not None and any(
+            len(a.record) > MEMBER_ADDRESS_BYTES_MAX for a in config.addresses
+        ):
+            raise ValueError("a snapshot's membership has an oversized address record")
     return state
 
 
@@ -152,7 +178,10 @@ def change_entry(request_id: int, change: MembershipChange) -> Entry:
 
 @dataclass(frozen=True, slots=True)
 class AddLearner:
+    """Add ``node_id`` as a learner; ``address`` is its opaque address record (may be empty)."""
+
     node_id: int
+    address: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +218,7 @@ class RefusalReason(Enum):
     LEARNER_BEHIND = "learner-behind"
     NO_VOTER_LEFT = "no-voter-left"
     BAD_NODE_ID = "bad-node-id"
+    BAD_ADDRESS = "bad-address"
     BUSY = "busy"
 
 
@@ -208,17 +238,23 @@ def next_configuration(latest: Configuration, change: Change) -> Configuration |
     fills it in)."""
     voters, learners = list(latest.voters), list(latest.learners)
     members = set(voters) | set(learners)
+    addresses = {entry.node_id: entry.record for entry in latest.addresses}
 
     def refuse(reason: RefusalReason, detail: str) -> MembershipRefused:
         return MembershipRefused(0, reason, detail)
 
     match change:
-        case AddLearner(node):
+        case AddLearner(node, address):
             if not 0 <= node <= NODE_ID_MAX:
                 return refuse(RefusalReason.BAD_NODE_ID, f"node id {node} out of range")
             if node in members:
                 return refuse(RefusalReason.ALREADY_MEMBER, f"node {node} is already a member")
+            if len(address) > MEMBER_ADDRESS_BYTES_MAX:
+                detail = f"node {node}'s address record is over {MEMBER_ADDRESS_BYTES_MAX} bytes"
+                return refuse(RefusalReason.BAD_ADDRESS, detail)
             learners.append(node)
+            if address:
+                addresses[node] = address
         case Promote(node):
             if node not in learners:
                 return refuse(RefusalReason.NOT_A_LEARNER, f"node {node} is not a learner")
@@ -230,6 +266,7 @@ def next_configuration(latest: Configuration, change: Change) -> Configuration |
             if voters == [node]:
                 return refuse(RefusalReason.NO_VOTER_LEFT, f"node {node} is the last voter")
             (voters if node in voters else learners).remove(node)
+            addresses.pop(node, None)
         case Replace(old, new):
             if old not in voters:
                 return refuse(RefusalReason.UNKNOWN_MEMBER, f"node {old} is not a voter")
@@ -238,7 +275,9 @@ def next_configuration(latest: Configuration, change: Change) -> Configuration |
             voters.remove(old)
             learners.remove(new)
             voters.append(new)
-    return Configuration(latest.epoch + 1, tuple(sorted(voters)), tuple(sorted(learners)))
+            addresses.pop(old, None)
+    kept = tuple(MemberAddress(n, addresses[n]) for n in sorted(addresses))
+    return Configuration(latest.epoch + 1, tuple(sorted(voters)), tuple(sorted(learners)), kept)
 
 
 def promoted_by(change: Change) -> int | None:
@@ -275,7 +314,15 @@ class _AnyNodeId:
 class Membership:
     """A node's copy of the replicated membership, and the quorums it implies."""
 
-    __slots__ = ("alpha_slots", "bugs", "changes_applied", "former_voters", "state", "version")
+    __slots__ = (
+        "alpha_slots",
+        "bugs",
+        "changes_applied",
+        "former_voters",
+        "majorities",
+        "state",
+        "version",
+    )
 
     def __init__(
         self, genesis: Configuration, alpha_slots: int, bugs: frozenset[LogBug] = frozenset()
@@ -286,6 +333,8 @@ class Membership:
         self.version = 0  # bumped at every change of ``state`` (the node refreshes its views)
         self.changes_applied = 0  # change entries applied, ignored ones too (phase 1 again)
         self.former_voters: set[int] = set()  # only for the planted bug ``removed-still-counted``
+        # The quorum systems of the last configurations asked for (phase 2 asks per vote).
+        self.majorities: list[tuple[Configuration, QuorumSystem]] = []
 
     def _set(self, state: MembershipState) -> None:
         if state != self.state:
@@ -335,7 +384,12 @@ class Membership:
         if LogBug.REMOVED_STILL_COUNTED in self.bugs:
             counted = set(config.voters) | self.former_voters
             return Majority(counted, len(config.voters) // 2 + 1)
-        return Majority(config.voters)
+        for known, majority in self.majorities:
+            if known is config:
+                return majority
+        made = Majority(config.voters)
+        self.majorities = [(config, made), *self.majorities[:1]]
+        return made
 
     def quorum_at(self, slot: int) -> QuorumSystem:
         """Who must accept a value in ``slot`` for it to be chosen (phase 2)."""

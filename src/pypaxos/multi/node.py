@@ -255,14 +255,19 @@ class Node:
         rng: RandomSource,
         machine: StateMachine,
         records: Iterable[Record],
+        membership: MembershipState | None = None,
     ) -> Node:
-        """Rebuild a node after a crash from its durable records, in append order."""
+        """Rebuild a node after a crash from its durable records, in append order.
+        ``membership``: the one a snapshot the shell loaded itself carried (its records then
+        hold no chunks), taken with that snapshot."""
         records = list(records)
         acceptor = SlotAcceptor.recover(node_id, config.log_window_slots, records, config.bugs)
         node = cls(node_id, config, rng, machine, acceptor)
         snapshots = [r for r in records if isinstance(r, SnapshotRecord)]
         if snapshots:
             node.replica.restore(max(snapshots, key=lambda r: r.slot))
+        if membership is not None and config.reconfigurable:
+            node.membership.restore(membership)
         if config.reconfigurable:
             node._refresh_membership()
         return node
@@ -654,6 +659,11 @@ class Node:
         effects: list[Effect] = []
         while plan := self.leader.next_batches(self.replica.applied_index):
             for slot, value in plan:
+                effects += self._propose_slot(slot, value)
+        state = self.membership.state
+        if self.config.fill_to_pending_change and state.pending is not None:
+            applied = self.replica.applied_index
+            for slot, value in self.leader.fill_until(applied, state.pending_from):
                 effects += self._propose_slot(slot, value)
         return effects
 

@@ -37,16 +37,31 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
+import msgspec
+
 import pypaxos
 from pypaxos.kv import KvBug, KVStateMachine
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
+from pypaxos.multi.membership import Configuration, MembershipState, decode_membership_state
 from pypaxos.runtime.auth import Users
 from pypaxos.runtime.backup import BackupPort
 from pypaxos.runtime.commands import REDIS_VERSION, script_command
 from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.health import Health, assess
-from pypaxos.runtime.identity import IDENTITY_NAME, Identity, claim
+from pypaxos.runtime.identity import (
+    IDENTITY_FORMAT,
+    IDENTITY_NAME,
+    ForeignDataError,
+    Identity,
+    RecordedMembership,
+    RemovedMemberError,
+    WipedMemberError,
+    claim,
+)
+from pypaxos.runtime.identity import read as read_identity
+from pypaxos.runtime.identity import write as write_identity
+from pypaxos.runtime.members_admin import MemberBook, MembersAdmin, MembershipView
 from pypaxos.runtime.metrics import READ_PATHS, MetricsServer, NodeMetrics, ReadCounts
 from pypaxos.runtime.objects_port import ObjectPort
 from pypaxos.runtime.router import Router
@@ -59,6 +74,7 @@ from pypaxos.runtime.wire import (
     decode_record,
     decode_snapshot_meta,
     decode_snapshot_state,
+    snapshot_has_membership,
 )
 from pypaxos.storage import CorruptStorageError, FileStorage, SnapshotReader, Storage
 from pypaxos.storage.file import FsyncMode
@@ -67,6 +83,9 @@ from pypaxos.transport.tls import TlsContexts, TlsError
 
 log = logging.getLogger(__name__)
 
+REMOVED_GRACE_S = 2.0
+"""How long a node removed from the cluster goes on answering its peers before it stops: the
+slots before the change comes into force still count it in their majority."""
 ROUTER_SWEEP_S = 0.05
 """How often the router expires requests and routes parked ones (a status change routes them at
 once): request deadlines are seconds, and every wake-up of an idle node costs CPU."""
@@ -99,7 +118,15 @@ class RecoveryError(CorruptStorageError):
 
 
 def recover_records(storage: Storage, where: str, machine: StateMachine) -> list[Record]:
-    """The storage snapshot's records, then every log record after it, in append order.
+    """``recover_state``'s records (for a node whose membership is not needed)."""
+    return recover_state(storage, where, machine)[0]
+
+
+def recover_state(
+    storage: Storage, where: str, machine: StateMachine
+) -> tuple[list[Record], MembershipState | None]:
+    """The storage snapshot's records, then every log record after it, in append order, and
+    the membership the snapshot carried (``None``: no snapshot, or one from before it had one).
 
     A chunked snapshot's machine chunks are loaded into ``machine`` here, one at a time (never
     the whole file in memory); its records then carry the slot only.  ``where`` names the
@@ -107,11 +134,13 @@ def recover_records(storage: Storage, where: str, machine: StateMachine) -> list
     """
     reader = storage.open_snapshot()
     records: list[Record] = []
+    membership: MembershipState | None = None
     after = 0
     if reader is not None:
         after = reader.index
         try:
-            records += _load_snapshot(reader, machine)
+            loaded, membership = _load_snapshot(reader, machine)
+            records += loaded
         except (ValueError, RecursionError) as error:  # msgspec.DecodeError is a ValueError
             raise RecoveryError(
                 f"snapshot in {where} (index {reader.index}) does not decode: {error}; "
@@ -127,25 +156,33 @@ def recover_records(storage: Storage, where: str, machine: StateMachine) -> list
                 f"log record {entry.index} in {where} does not decode: {error}; "
                 "the node will not start"
             ) from None
-    return records
+    return records, membership
 
 
-def _load_snapshot(reader: SnapshotReader, machine: StateMachine) -> list[Record]:
-    """Format 1: one ``SnapshotState``.  Format 2: the machine's chunks (loaded now, one by
-    one), then the ``SnapshotMeta``."""
+def _load_snapshot(
+    reader: SnapshotReader, machine: StateMachine
+) -> tuple[list[Record], MembershipState | None]:
+    """Format 1: one ``SnapshotState``.  Format 2: the membership's chunk when the meta says
+    there is one, the machine's chunks (loaded now, one by one), then the ``SnapshotMeta``."""
     if reader.format_version == 1:
-        return decode_snapshot_state(b"".join(reader.chunks()))
-    loader = machine.snapshot_loader()
-    previous: bytes | None = None
-    for chunk in reader.chunks():
-        if previous is not None:
-            loader.load(previous)
-        previous = chunk
-    if previous is None:
+        return decode_snapshot_state(b"".join(reader.chunks())), None
+    count = reader.chunk_count
+    if count == 0:
         raise ValueError("a chunked snapshot without its meta chunk")
-    records = decode_snapshot_meta(previous)
+    meta = reader.read_chunk(count - 1)
+    records = decode_snapshot_meta(meta)
+    leading_membership = snapshot_has_membership(meta)
+    membership: MembershipState | None = None
+    loader = machine.snapshot_loader()
+    for seq, chunk in enumerate(reader.chunks()):  # to the end: the file's trailer is checked
+        if seq == count - 1:
+            continue  # the meta, read above
+        if seq == 0 and leading_membership:
+            membership = decode_membership_state(chunk)
+        else:
+            loader.load(chunk)
     loader.finish()
-    return records
+    return records, membership
 
 
 def rebuild_node(
@@ -155,12 +192,13 @@ def rebuild_node(
     machine: StateMachine,
     records: list[Record],
     where: str,
+    membership: MembershipState | None = None,
 ) -> Node:
-    """``Node.recover`` from ``recover_records``; ``RecoveryError`` if the state machine
+    """``Node.recover`` from ``recover_state``; ``RecoveryError`` if the state machine
     refuses the snapshot they hold (a record that decodes can still carry a state that does
     not: the machine raises ``ValueError``, and a node must not start on it)."""
     try:
-        return Node.recover(node_id, config, rng, machine, records)
+        return Node.recover(node_id, config, rng, machine, records, membership)
     except (ValueError, RecursionError) as error:
         raise RecoveryError(
             f"the snapshot recovered from {where} does not restore: {error}; "
@@ -197,6 +235,8 @@ class NodeApp:
         request_timeout_s: float = 5.0,
         machine_factory: MachineFactory | None = None,
         served: str = "replicated objects",
+        joined: RecordedMembership | None = None,
+        allow_empty_voter: bool = False,
     ) -> None:
         self.machine_factory: MachineFactory = machine_factory or partial(
             _kv_machine, config.kv_bugs
@@ -231,6 +271,15 @@ class NodeApp:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Membership (``runtime.members_admin``): the membership a joining node was added to
+        # (``pypaxos node --join``), the unsafe override of the empty-directory refusal, the
+        # identity recorded, and the address book.
+        self.joined = joined
+        self.allow_empty_voter = allow_empty_voter
+        self.identity: Identity | None = None
+        self.book: MemberBook | None = None
+        self.removed = False  # a configuration without this node was decided
+        self._identity_writes: set[asyncio.Task[None]] = set()
 
     # -- start -------------------------------------------------------------------------------
 
@@ -260,22 +309,53 @@ class NodeApp:
         """In the storage thread: open the directory and rebuild the node from it."""
         storage = FileStorage(self.dir, fsync=self.fsync, preallocate_bytes=PREALLOCATE_BYTES)
         try:
-            members = tuple(sorted(self.config.member_ids))
-            if claim(self.dir, Identity(self.config.cluster_id, self.node_id, members)):
-                log.info("node %d: %s records this cluster now", self.node_id, IDENTITY_NAME)
+            self.identity = self._claim(storage)
             machine = self.machine_factory()
-            records = recover_records(storage, str(self.dir), machine)
-            return storage, self._make_node(records, machine)
+            records, membership = recover_state(storage, str(self.dir), machine)
+            return storage, self._make_node(records, machine, membership)
         except BaseException:
             storage.abandon()
             raise
 
-    def _make_node(self, records: list[Record], machine: StateMachine) -> Node:
+    def _claim(self, storage: FileStorage) -> Identity:
+        """Check the directory's identity, or record it in a new one.  A new directory of a
+        cluster that has started is refused unless the node joins as a learner
+        (``WipedMemberError``: a voter that lost its data would forget its promises)."""
+        config, node_id = self.config, self.node_id
+        found = read_identity(self.dir)
+        genesis = config.genesis_voters
+        expected = Identity(config.cluster_id, node_id, genesis)
+        if found is None and storage.last_index == 0 and not _has_snapshot(storage):
+            if self.joined is not None:
+                expected = Identity(
+                    config.cluster_id, node_id, genesis, membership=self.joined, joined=True
+                )
+            elif node_id not in genesis:
+                raise ForeignDataError(
+                    self.dir,
+                    [
+                        f"node {node_id} is not in the cluster's first configuration "
+                        f"(initial_members {list(genesis)}): a new member starts with "
+                        "`pypaxos node --join HOST:PORT`"
+                    ],
+                )
+            elif config.bootstrapped and not self.allow_empty_voter:
+                raise WipedMemberError(self.dir / IDENTITY_NAME, node_id, config.cluster_id)
+        if claim(self.dir, expected):
+            log.info("node %d: %s records this cluster now", node_id, IDENTITY_NAME)
+            return expected
+        assert found is not None
+        return found
+
+    def _make_node(
+        self, records: list[Record], machine: StateMachine, membership: MembershipState | None
+    ) -> Node:
         config = self.config.multi_config()
         rng = random.Random(os.urandom(16))
-        if not records:
+        membership = self._joined_membership(membership)
+        if not records and membership is None:
             return Node(self.node_id, config, rng, machine)
-        node = rebuild_node(self.node_id, config, rng, machine, records, str(self.dir))
+        node = rebuild_node(self.node_id, config, rng, machine, records, str(self.dir), membership)
         log.info(
             "node %d: recovered %d records, promised %s, applied index %d",
             self.node_id,
@@ -285,9 +365,32 @@ class NodeApp:
         )
         return node
 
+    def _joined_membership(self, recovered: MembershipState | None) -> MembershipState | None:
+        """A node that joined starts from the configuration it was added to, not the first one
+        (which may list it as a voter: a first voter that lost its data and rejoined), until its
+        own snapshot carries a later one; the log's older changes are then ignored by epoch."""
+        identity = self.identity
+        if identity is None or not identity.joined or identity.membership is None:
+            return recovered
+        known = identity.membership
+        if recovered is not None and recovered.latest.epoch >= known.epoch:
+            return recovered
+        voters = tuple(sorted(m.id for m in known.members if m.voter))
+        learners = tuple(sorted(m.id for m in known.members if not m.voter))
+        if not voters:
+            return recovered
+        return MembershipState(Configuration(known.epoch, voters, learners))
+
     async def _start_serving(self, storage: FileStorage, node: Node) -> None:
         config = self.config
-        peers = {m.id: m.peer for m in config.members if m.id != self.node_id}
+        assert self.identity is not None
+        book = MemberBook(config, self.node_id, self.identity.membership)
+        self.book = book
+        view = book.view(node.members())
+        if book.removed(view):  # decided before a crash, not yet recorded
+            await self._record_identity(view, removed=True)
+            raise RemovedMemberError(self.dir / IDENTITY_NAME, self.node_id)
+        peers = {m.id: m.peer for m in view.members if m.id != self.node_id and m.peer}
         transport: TcpTransport[WireMessage] = TcpTransport(
             self.node_id,
             self.member.peer_bind,
@@ -297,7 +400,7 @@ class NodeApp:
             cluster_id=config.cluster_id,
             config=TcpConfig(),
             secret=self.peer_secret,
-            members=config.member_ids,
+            members=(*view.governing, *view.member_ids),
             tls=self.tls if self.tls is not None and self._tls_on("peer") else None,
         )
         self.transport = transport
@@ -311,6 +414,7 @@ class NodeApp:
         )
         self.driver = driver
         driver.status_listeners.append(self.metrics.status_changed)
+        driver.membership_listeners.append(self._membership_changed)
         router = Router(
             driver, transport, request_timeout_s=self.request_timeout_s, metrics=self.metrics
         )
@@ -338,7 +442,8 @@ class NodeApp:
         # to the OS, Redis's "no".
         self.server.settings["appendfsync"] = "always" if config.fsync == "always" else "no"
         self.server.settings["appendonly"] = "yes"
-        self.server.cluster_size = len(config.members)
+        self.server.cluster_size = len(view.voters)
+        self.server.member_admin = MembersAdmin(router, book).handle
         await self.server.start()
         self.metrics.read_counts = self.read_counts
         if self.member.metrics is not None:
@@ -360,6 +465,69 @@ class NodeApp:
         ]
         for peer_id in sorted(peers):  # say we are back: a leader then redials us at once
             transport.dial(peer_id)
+        await self._record_identity(view, removed=False)  # what recovery brought, if newer
+
+    # -- membership (``runtime.members_admin``) ----------------------------------------------
+
+    def _membership_changed(self, state: MembershipState) -> None:
+        """A configuration was applied (or came with a snapshot): new peers, new accepted
+        members, the identity's record; a node left out stops after ``REMOVED_GRACE_S``."""
+        book, transport = self.book, self.transport
+        if book is None or transport is None:
+            return
+        view = book.view(state)
+        for member in view.members:
+            if member.id != self.node_id and member.peer:
+                transport.set_peer(member.id, member.peer)
+        for peer_id in transport.peer_ids:
+            if peer_id not in view.governing and peer_id not in view.member_ids:
+                transport.remove_peer(peer_id)
+        transport.set_members((*view.governing, *view.member_ids))
+        if self.server is not None:
+            self.server.cluster_size = len(view.voters)
+        log.info(
+            "node %d: membership epoch %d: voters %s, learners %s",
+            self.node_id,
+            view.epoch,
+            list(view.voters),
+            [m.id for m in view.members if not m.voter],
+        )
+        removed = book.removed(view) and not self.removed
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._record_identity(view, removed=removed))
+        self._identity_writes.add(task)
+        task.add_done_callback(self._identity_writes.discard)
+        if removed:
+            self.removed = True
+            log.warning(
+                "node %d: removed from the cluster in epoch %d; stopping in %.0f s",
+                self.node_id,
+                view.epoch,
+                REMOVED_GRACE_S,
+            )
+            loop.call_later(REMOVED_GRACE_S, self._stop_removed)
+
+    def _stop_removed(self) -> None:
+        if not self._stopping:
+            self._stop_task = asyncio.get_running_loop().create_task(self.stop())
+
+    async def _record_identity(self, view: MembershipView, *, removed: bool) -> None:
+        """Keep ``identity.json``'s record of the membership (and of a removal) up to date."""
+        identity = self.identity
+        if identity is None or self.storage is None:
+            return
+        removed = removed or identity.removed
+        updated = msgspec.structs.replace(
+            identity, membership=view.recorded(), removed=removed, format=IDENTITY_FORMAT
+        )
+        if updated == identity:
+            return
+        self.identity = updated
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self.executor, write_identity, self.dir, updated)
+        except (OSError, RuntimeError) as error:  # RuntimeError: the executor shut down
+            log.error("node %d: cannot record the membership: %s", self.node_id, error)
 
     def _tls_on(self, port: str) -> bool:
         tls = self.config.tls
@@ -618,9 +786,8 @@ class NodeApp:
         status = self.driver.node.status
         leader = status.leader_id
         leader_client = ""
-        if leader is not None:
-            with contextlib.suppress(Exception):
-                leader_client = self.config.member(leader).client
+        if leader is not None and self.book is not None:
+            leader_client = self.book.client_of(leader)
         ballot = "" if status.ballot.is_null() else str(status.ballot)
         health = self.health()
         return [
@@ -639,6 +806,7 @@ class NodeApp:
             f"pid:{os.getpid()}",
             f"machine:{'kv' if self.objects is None else self.served}",
             *self._info_digest(),
+            *self._info_membership(),
             *self._info_reads(),
             f"leader_known:{int(health.leader_known)}",
             f"lag_slots:{health.lag_slots}",
@@ -659,6 +827,25 @@ class NodeApp:
             return []
         digest = replica.machine.state_digest().hex()
         return [f"state_digest:{digest}", f"state_digest_slot:{replica.applied_index}"]
+    def _info_membership(self) -> list[str]:
+        """The membership as this node knows it: its epoch, this node's part in it."""
+        book = self.book
+        view = book.current if book is not None else None
+        if view is None:
+            return []
+        me = view.member(self.node_id)
+        if self.removed or me is None:
+            role = "removed" if self.removed else "none"
+        else:
+            role = "voter" if me.voter else "learner"
+        voters = ",".join(map(str, view.voters))
+        learners = ",".join(str(m.id) for m in view.members if not m.voter)
+        return [
+            f"membership_epoch:{view.epoch}",
+            f"member_role:{role}",
+            f"voters:{voters}",
+            f"learners:{learners}",
+        ]
 
     def _info_reads(self) -> list[str]:
         counts = self.read_counts()
@@ -723,6 +910,14 @@ class NodeApp:
             except Exception as error:
                 log.error("node %d: closing the storage failed: %s", self.node_id, error)
         self.executor.shutdown(wait=True)
+
+
+def _has_snapshot(storage: Storage) -> bool:
+    reader = storage.open_snapshot()
+    if reader is None:
+        return False
+    reader.close()
+    return True
 
 
 def _resident_memory_bytes() -> tuple[int, int]:

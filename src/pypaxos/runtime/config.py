@@ -28,6 +28,15 @@ once while a majority acknowledged it within ``lease_ticks`` (a ``[timeouts]`` k
 another's); under any other read path those two keys are kept but unused.  The
 optional ``[tls]`` table (which ports speak TLS, with which certificates) is parsed and rendered
 by ``runtime.tls``.
+
+Membership.  The cluster's membership is replicated state (``multi.membership``): it changes
+through the log (``PAXOS.MEMBER``, ``runtime.members_admin``) and the nodes learn it from their
+snapshot and log.  The file only bootstraps it: the voters of the first configuration are
+``initial_members`` (default: every ``[[members]]`` entry), and ``[[members]]`` is the address
+book of the nodes the file knows (a node reads its own addresses there; a member added later
+also carries its advertised addresses in the replicated configuration).  ``bootstrapped = true``
+says the cluster has started once (``pypaxos cluster up`` writes it): from then on a member
+whose data directory is empty refuses to start as a voter (``runtime.identity``).
 """
 
 from __future__ import annotations
@@ -141,6 +150,8 @@ TOP_KEYS = (
     "protected_mode",
     "users",
     "tls",
+    "initial_members",
+    "bootstrapped",
     "members",
 )
 MEMBER_KEYS = ("id", "peer", "client", "metrics", "peer_listen", "client_listen")
@@ -209,6 +220,12 @@ class ClusterConfig:
     # Refuse to serve clients on a non-loopback address without users (Redis's protected mode).
     protected_mode: bool = True
     tls: TlsConfig | None = None  # the [tls] table (runtime.tls); None: no TLS anywhere
+    # The voters of the cluster's first configuration (module docstring, "Membership");
+    # empty: every member listed.
+    initial_members: tuple[int, ...] = ()
+    # The cluster has started once: a member whose data directory is empty lost its data and
+    # must not vote again (it would forget its promises); it rejoins as a new member.
+    bootstrapped: bool = False
 
     @property
     def tls_enabled(self) -> bool:
@@ -258,6 +275,14 @@ class ClusterConfig:
         return tuple(m.id for m in self.members)
 
     @property
+    def genesis_voters(self) -> tuple[int, ...]:
+        """The voters of the first configuration: ``initial_members``, or every member."""
+        return tuple(sorted(self.initial_members or self.member_ids))
+
+    def find_member(self, node_id: int) -> Member | None:
+        return next((m for m in self.members if m.id == node_id), None)
+
+    @property
     def client_addresses(self) -> list[str]:
         return [member.client for member in self.members]
 
@@ -267,7 +292,9 @@ class ClusterConfig:
             for key in LEASE_KEYS:
                 del settings[key]
         return MultiConfig(
-            node_ids=self.member_ids,
+            node_ids=self.genesis_voters,
+            reconfigurable=True,
+            fill_to_pending_change=True,
             bugs=self.bugs,
             thrifty=self.thrifty,
             follower_reads=self.follower_reads,
@@ -344,6 +371,10 @@ def render_config(config: ClusterConfig) -> str:
     if config.bugs or config.kv_bugs:
         names = sorted(b.value for b in (*config.bugs, *config.kv_bugs))
         lines.append(f"bugs = [{', '.join(_quote(name) for name in names)}]")
+    if config.initial_members:
+        lines.append(f"initial_members = [{', '.join(map(str, config.initial_members))}]")
+    if config.bootstrapped:
+        lines.append("bootstrapped = true")
     for table, keys, defaults in (
         ("timeouts", TIMEOUT_KEYS, RUNTIME_TIMEOUTS),
         ("limits", LIMIT_KEYS, RUNTIME_LIMITS),
@@ -464,6 +495,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     protected_mode = raw.get("protected_mode", True)
     if not isinstance(protected_mode, bool):
         raise ConfigError(path, "protected_mode", f"must be true or false, got {protected_mode!r}")
+    bootstrapped = raw.get("bootstrapped", False)
+    if not isinstance(bootstrapped, bool):
+        raise ConfigError(path, "bootstrapped", f"must be true or false, got {bootstrapped!r}")
     config = ClusterConfig(
         path,
         cluster_id,
@@ -480,12 +514,25 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
         users=_users(raw, path),
         protected_mode=protected_mode,
         tls=_tls(raw, path),
+        initial_members=_initial_members(raw, path),
+        bootstrapped=bootstrapped,
     )
     try:
         config.multi_config()
     except ValueError as error:
         raise ConfigError(path, "timeouts/limits", str(error)) from None
     return config.with_bugs(bugs) if bugs else config
+
+
+def _initial_members(raw: dict[str, Any], path: Path) -> tuple[int, ...]:
+    ids = raw.get("initial_members", [])
+    if not isinstance(ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= NODE_ID_MAX for i in ids
+    ):
+        raise ConfigError(path, "initial_members", f"must be a list of node ids, got {ids!r}")
+    if len(set(ids)) != len(ids):
+        raise ConfigError(path, "initial_members", f"duplicate node id in {ids!r}")
+    return tuple(sorted(ids))
 
 
 def _tls(raw: dict[str, Any], path: Path) -> TlsConfig | None:

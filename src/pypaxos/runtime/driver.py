@@ -60,15 +60,21 @@ from pypaxos.multi import (
     Node,
     PersistOwnVote,
     Redirect,
+    Replica,
     Reply,
     Role,
     SendSnapshot,
     SnapshotChunk,
-    StateMachine,
     Status,
     TakeSnapshot,
 )
-from pypaxos.runtime.wire import WireMessage, encode_record, snapshot_meta
+from pypaxos.multi.membership import Change, MembershipRefused, MembershipState
+from pypaxos.runtime.wire import (
+    WireMessage,
+    encode_record,
+    snapshot_has_membership,
+    snapshot_meta,
+)
 from pypaxos.storage import FileStorage, SnapshotReader, Storage, StorageError, write_snapshot_file
 from pypaxos.transport import CodecError, UnknownPeer
 
@@ -110,12 +116,15 @@ class ClientSink(Protocol):
 
     def on_busy(self, request_id: int) -> None: ...
 
+    def on_refused(self, refusal: MembershipRefused) -> None: ...
+
 
 class Sender(Protocol):
     def send(self, to: int, msg: WireMessage) -> None: ...
 
 
 StatusListener = Callable[[Status, Status], None]
+MembershipListener = Callable[[MembershipState], None]
 _T = TypeVar("_T")
 
 
@@ -177,6 +186,10 @@ class Driver:
         # Called after each batch's answers (the server's blocked clients look for what the
         # newly applied entries make available to them); empty unless a client blocks.
         self.applied_listeners: list[Callable[[], None]] = []
+        # Called after a batch that changed the node's membership (a change applied, a
+        # pending one come into force, a snapshot installed), with the new one.
+        self.membership_listeners: list[MembershipListener] = []
+        self._membership_version = node.membership.version
         self.log_records = storage.last_index - storage.first_index + 1
         self.batches = 0
         self.syncs = 0
@@ -192,8 +205,11 @@ class Driver:
         self._last_liveness: dict[int, Heartbeat | HeartbeatAck] = {}
         self._keepalive_timer: asyncio.TimerHandle | None = None
         # a tuple is a client proposal, an ``_OwnVoteSynced`` our own vote now durable, a
-        # ``_Read`` a read-only command, a ``_SnapshotDone`` the end of a snapshot's writing
-        self._inbox: list[Message | tuple[int, bytes] | _OwnVoteSynced | _Read | _SnapshotDone] = []
+        # ``_Read`` a read-only command, a ``_SnapshotDone`` the end of a snapshot's writing,
+        # a ``_Change`` a membership change to propose
+        self._inbox: list[
+            Message | tuple[int, bytes] | _OwnVoteSynced | _Read | _SnapshotDone | _Change
+        ] = []
         # Snapshots (module docstring): a forked child for a file storage, unless told otherwise.
         self.snapshot_in_child = (
             isinstance(storage, FileStorage) if snapshot_in_child is None else snapshot_in_child
@@ -228,6 +244,12 @@ class Driver:
     def read(self, request_id: int, command: bytes) -> None:
         """A read-only command for the read-index path; answered through the ``ClientSink``."""
         self._inbox.append(_Read(request_id, command))
+        self._wake()
+
+    def propose_change(self, request_id: int, change: Change) -> None:
+        """A membership change (``Node.propose_membership_change``); the new configuration
+        (``Reply``) or a ``MembershipRefused`` comes back through the ``ClientSink``."""
+        self._inbox.append(_Change(request_id, change))
         self._wake()
 
     def stop(self) -> None:
@@ -275,6 +297,8 @@ class Driver:
                 )
             self.batches += 1
             self._check_status()
+            if self.node.membership.version != self._membership_version:
+                self._membership_changed()
             if not awaited and (self._inbox or loop.time() + TICK_SLACK_S >= self._next_tick):
                 # Let readers and writers run between batches (with nothing waiting, ``_wait``
                 # yields anyway: an idle node's tick costs one wake-up of the loop, not two).
@@ -368,6 +392,12 @@ class Driver:
                 continue
             if type(item) is _SnapshotDone:
                 effects += self._snapshot_done(item)
+                continue
+            if type(item) is _Change:
+                if proposals:
+                    effects += node.propose_many(proposals)
+                    proposals = []
+                effects += node.propose_membership_change(item.request_id, item.change)
                 continue
             if proposals:  # in arrival order: the proposals before this message go first
                 effects += node.propose_many(proposals)
@@ -507,9 +537,9 @@ class Driver:
         index, slot = storage.last_index, node.replica.applied_index
         meta = snapshot_meta(node)
         chunk_bytes = node.config.snapshot_chunk_bytes_max
-        machine = node.replica.machine
+        replica = node.replica
         if not self.snapshot_in_child:
-            chunks = [*machine.snapshot_chunks(chunk_bytes), meta]
+            chunks = [*replica.snapshot_chunks(chunk_bytes), meta]
             loop = asyncio.get_running_loop()
             work = loop.run_in_executor(self.executor, self._write_chunks, index, chunks)
             ok = await self._storage_work(work)
@@ -520,7 +550,7 @@ class Driver:
         parent_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _snapshot_child(storage, index, machine, chunk_bytes, meta, parent_pid)
+            _snapshot_child(storage, index, replica, chunk_bytes, meta, parent_pid)
         self.snapshot_fork_s = time.perf_counter() - started
         pidfd = os.pidfd_open(pid)
         child = _SnapshotChild(pid, pidfd, slot, index)
@@ -599,13 +629,26 @@ class Driver:
         except StorageError as error:
             log.error("node %d: cannot open the snapshot to serve it: %s", self.node.id, error)
             return
-        if reader is None or reader.format_version < 2:
+        if reader is None or reader.format_version < 2 or not self._servable(reader):
             if reader is not None:
                 reader.close()
             return
         self._open_snapshots[slot] = reader
         for old in sorted(self._open_snapshots)[:-2]:
             self._reader_pool.submit(self._open_snapshots.pop(old).close)
+
+    def _servable(self, reader: SnapshotReader) -> bool:
+        """A reconfigurable node's peers expect the membership's chunk first: a snapshot
+        written before the node had one is not served (peers wait for the next one)."""
+        if self.node.replica.membership is None:
+            return True
+        try:
+            return reader.chunk_count > 0 and snapshot_has_membership(
+                reader.read_chunk(reader.chunk_count - 1)
+            )
+        except (StorageError, ValueError) as error:
+            log.error("node %d: cannot read the snapshot's meta: %s", self.node.id, error)
+            return False
 
     def _serve_snapshot(self, effect: SendSnapshot) -> None:
         reader = self._open_snapshots.get(effect.slot)
@@ -654,6 +697,8 @@ class Driver:
         self._reader_pool.shutdown(wait=True)
 
     def _send(self, effects: list[Effect]) -> None:
+        if self.node.membership.version != self._membership_version:
+            self._membership_changed()  # a new member's address before the first send to it
         sender = self.sender
         liveness = self._last_liveness
         if self._cork is not None:  # one write per peer for the batch, made by ``flush``
@@ -698,8 +743,16 @@ class Driver:
                 sink.on_redirect(effect.request_id, effect.leader_id)
             elif isinstance(effect, Busy):
                 sink.on_busy(effect.request_id)
+            elif isinstance(effect, MembershipRefused):
+                sink.on_refused(effect)
         for listener in self.applied_listeners:
             listener()
+
+    def _membership_changed(self) -> None:
+        membership = self.node.membership
+        self._membership_version = membership.version
+        for listener in self.membership_listeners:
+            listener(membership.state)
 
     def _check_status(self) -> None:
         node, old = self.node, self._status
@@ -721,6 +774,15 @@ class _Read:
     def __init__(self, request_id: int, command: bytes) -> None:
         self.request_id = request_id
         self.command = command
+
+
+@final  # so that ``type(item) is _Change`` narrows the inbox item for mypy
+class _Change:
+    __slots__ = ("change", "request_id")
+
+    def __init__(self, request_id: int, change: Change) -> None:
+        self.request_id = request_id
+        self.change = change
 
 
 @final  # so that ``type(item) is _OwnVoteSynced`` narrows the inbox item for mypy
@@ -761,7 +823,7 @@ class _SnapshotChild:
 def _snapshot_child(
     storage: FileStorage,
     index: int,
-    machine: StateMachine,
+    replica: Replica,
     chunk_bytes: int,
     meta: bytes,
     parent_pid: int,
@@ -785,7 +847,8 @@ def _snapshot_child(
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         gc.disable()  # nothing here makes cycles; a collection would copy every page it touches
-        chunks = itertools.chain(machine.snapshot_chunks(chunk_bytes), (meta,))
+        # The replica's chunks: the membership's first, when it is reconfigurable.
+        chunks = itertools.chain(replica.snapshot_chunks(chunk_bytes), (meta,))
         write_snapshot_file(storage.dir, index, chunks, fsync=storage.fsync == "always")
         code = 0
     except BaseException as error:
@@ -827,6 +890,9 @@ class _NoClients:
         pass
 
     def on_busy(self, request_id: int) -> None:
+        pass
+
+    def on_refused(self, refusal: MembershipRefused) -> None:
         pass
 
 

@@ -29,6 +29,7 @@ import msgspec
 
 from pypaxos.kv import Answer, KVStateMachine, decode_answer
 from pypaxos.multi import Role, Status
+from pypaxos.multi.membership import Change, MembershipRefused, RefusalReason
 from pypaxos.runtime.driver import Driver, Sender
 from pypaxos.runtime.metrics import NodeMetrics
 from pypaxos.runtime.wire import Forward, ForwardReply
@@ -46,6 +47,9 @@ Outcome = Answer | Failure
 Done = Callable[[Outcome], None]
 RawDone = Callable[[bytes | Failure], None]
 """``submit_raw``'s callback: the state machine's result bytes as they are, or a failure."""
+ChangeDone = Callable[[bytes | MembershipRefused | Failure], None]
+"""``submit_change``'s callback: the new configuration (``membership.decode_configuration``),
+the leader's refusal, or a failure (``TIMEOUT``: the change may or may not have been made)."""
 
 
 class _State(enum.Enum):
@@ -69,6 +73,7 @@ class _Pending:
     reads: int = 1  # read commands in ``command`` (the read counts are per command)
     follower_read: bool = False  # a read this node answers as a follower (``follower_reads``)
     raw: bool = False  # answer the result bytes undecoded (a machine other than the KV store)
+    change: Change | None = None  # a membership change (``submit_change``), proposed here only
 
 
 @dataclass(slots=True)
@@ -146,6 +151,29 @@ class Router:
         self.stats.submitted += 1
         self._route(pending)
 
+    def submit_change(self, change: Change, done: ChangeDone) -> None:
+        """Propose a membership change, if this node leads; otherwise ``done`` gets a
+        ``NOT_LEADER`` refusal at once, naming the leader if known (the client asks it).  A
+        change is never resent: after a leader change its outcome is unknown (``TIMEOUT``)."""
+        node = self.driver.node
+        if node.role is not Role.LEADER:
+            leader = node.leader_id if node.role is Role.FOLLOWER else None
+            done(MembershipRefused(0, RefusalReason.NOT_LEADER, "not the leader", leader))
+            return
+        now = time.monotonic()
+        pending = _Pending(b"", done, now, now + self.request_timeout_s, raw=True, change=change)
+        self._deadlines.append(pending)
+        self.stats.submitted += 1
+        rid = self._new_id()
+        pending.state, pending.key, pending.ever_routed = _State.LOCAL, rid, True
+        self._local[rid] = pending
+        self.driver.propose_change(rid, change)
+
+    def on_refused(self, refusal: MembershipRefused) -> None:
+        pending = self._local.pop(refusal.request_id, None)
+        if pending is not None:
+            self._finish(pending, refusal)
+
     def query_local(self, command: bytes) -> Outcome:
         """A read-only ``command`` answered from this node's state now (possibly stale)."""
         result = self.driver.node.replica.machine.query(command)
@@ -198,11 +226,11 @@ class Router:
         pending.state, pending.via = _State.PARKED, None
         self._parked.append(pending)
 
-    def _finish(self, pending: _Pending, outcome: Outcome | bytes) -> None:
+    def _finish(self, pending: _Pending, outcome: Outcome | bytes | MembershipRefused) -> None:
         if pending.state is _State.DONE:
             return
         pending.state = _State.DONE
-        if self.metrics is not None and not isinstance(outcome, Failure):
+        if self.metrics is not None and not isinstance(outcome, (Failure, MembershipRefused)):
             self.metrics.observe_commit(time.monotonic() - pending.started)
         pending.done(outcome)
 
@@ -268,6 +296,9 @@ class Router:
 
     def _park(self, pending: _Pending) -> None:
         if pending.state is _State.DONE:
+            return
+        if pending.change is not None:  # never resent (``submit_change``)
+            self._finish(pending, Failure.TIMEOUT)
             return
         pending.state, pending.via = _State.PARKED, None
         self._parked.append(pending)

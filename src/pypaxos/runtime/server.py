@@ -129,7 +129,7 @@ from pypaxos.runtime.pubsub import (
     subscribe_mode_error,
 )
 from pypaxos.runtime.router import Failure, Outcome, Router
-from pypaxos.runtime.server_commands import NodeCommand, node_reply
+from pypaxos.runtime.server_commands import MEMBER_KIND, NodeCommand, node_reply
 from pypaxos.runtime.transactions import NOT_IN_MULTI, Transaction
 from pypaxos.transport.resp import (
     RespParser,
@@ -210,6 +210,8 @@ class RespServer:
         # batched fast path) and the handler of its ``Custom`` plans (``runtime.objects_port``).
         self.planner = planner
         self.custom = custom
+        # ``PAXOS.MEMBER``'s handler (``runtime.members_admin``), set by the node.
+        self.member_admin: Callable[[RespConnection, NodeCommand], None] | None = None
         self.read_index = read_index  # plain reads on the read-index path (module docstring)
         self.ssl = ssl  # TLS on the client port (``rediss://``); reloaded in place on SIGHUP
         self.info = info
@@ -567,7 +569,9 @@ class RespConnection(asyncio.Protocol):
             elif isinstance(planned, NodeCommand) and planned.kind == "RESET":  # at once too
                 self._command(planned)
                 return index + 1
-            elif isinstance(planned, (Auth, Hello, Custom)):  # Custom: another machine's
+            elif isinstance(planned, (Auth, Hello, Custom)) or (  # Custom: another machine's
+                isinstance(planned, NodeCommand) and planned.kind == MEMBER_KIND
+            ):
                 self._reply_now(tx.refuse(NOT_IN_MULTI))
             elif isinstance(planned, PubSubCommand):
                 hub = self.server.pubsub
@@ -657,6 +661,11 @@ class RespConnection(asyncio.Protocol):
         elif isinstance(planned, Custom):
             assert self.server.custom is not None  # only its planner makes them
             self.server.custom(self, planned)
+        elif isinstance(planned, NodeCommand) and planned.kind == MEMBER_KIND:
+            if self.server.member_admin is None:
+                self._reply_now(encode_error("ERR membership commands are not served here"))
+            else:
+                self.server.member_admin(self, planned)
         elif isinstance(planned, NodeCommand):
             self._reply_now(node_reply(self, planned))
             if self.close_after_reply:

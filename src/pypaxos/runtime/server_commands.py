@@ -53,8 +53,16 @@ def unknown_command(shown_name: str) -> bytes:
     )
 
 
-ADMIN_KINDS = frozenset({"CONFIG SET", "CONFIG RESETSTAT", "CLIENT LIST", "CLIENT KILL"})
-"""The node commands that change the server or show other clients: an ``admin`` role's."""
+MEMBER_KIND = "PAXOS.MEMBER"
+"""``PAXOS.MEMBER``: the membership (``runtime.members_admin`` answers it)."""
+MEMBER_SUBCOMMANDS = {b"LIST": 2, b"ADD": 5, b"PROMOTE": 3, b"REMOVE": 3, b"REPLACE": 4}
+"""Each ``PAXOS.MEMBER`` subcommand's argument count, the command's name included."""
+
+ADMIN_KINDS = frozenset(
+    {"CONFIG SET", "CONFIG RESETSTAT", "CLIENT LIST", "CLIENT KILL", MEMBER_KIND}
+)
+"""The node commands that change the server or the cluster, or show other clients: an
+``admin`` role's."""
 
 OK = encode_simple("OK")
 RESET = encode_simple("RESET")
@@ -155,6 +163,23 @@ def _client_id(raw: bytes) -> int | None:
         return None
     number = int(raw)
     return number if number >= 1 else None
+
+
+def plan_member(args: list[bytes]) -> NodeCommand | bytes:
+    """``PAXOS.MEMBER`` checked for its shape (the node checks the values)."""
+    if len(args) < 2:
+        return encode_error("ERR wrong number of arguments for 'paxos.member' command")
+    sub = args[1].upper()
+    count = MEMBER_SUBCOMMANDS.get(sub)
+    if count is None:
+        shown = args[1].decode(errors="replace")
+        return encode_error(
+            f"ERR unknown subcommand '{shown}'. Try LIST, ADD, PROMOTE, REMOVE or REPLACE."
+        )
+    if len(args) != count:
+        name = "paxos.member|" + sub.decode().lower()
+        return encode_error(f"ERR wrong number of arguments for '{name}' command")
+    return NodeCommand(MEMBER_KIND, (sub, *args[2:]))
 
 
 def plan_reset(args: list[bytes]) -> NodeCommand | bytes:

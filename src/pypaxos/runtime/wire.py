@@ -16,8 +16,10 @@ follower may resend a command to a new leader whenever the old one is gone.
 
 Disk.  Every ``Persist`` record is one msgpack-encoded ``multi.Record`` in the write-ahead log.
 A storage snapshot (format 2, chunked) holds the state machine's chunks
-(``StateMachine.snapshot_chunks``) and, as its last chunk, a ``SnapshotMeta``: the replica's
-snapshot slot and the acceptor's durable state (promise and votes).  Recovery loads the machine
+(``StateMachine.snapshot_chunks``), led by the replicated membership's chunk when the meta
+says so (``Replica.snapshot_chunks``: every runtime node now), and, as its last chunk, a
+``SnapshotMeta``: the replica's snapshot slot and the acceptor's durable state (promise and
+votes).  Recovery loads the machine
 chunk by chunk, then folds "these records, then the log after them" (``Node.recover``).  A
 format-1 snapshot (older versions) holds one ``SnapshotState``: the same records, the machine's
 whole state inside the snapshot record; it is still read.
@@ -75,6 +77,9 @@ class SnapshotMeta(msgspec.Struct, frozen=True, tag="runtime.SnapshotMeta"):
     slot: int  # the machine has applied every slot below
     promised: Ballot
     votes: list[AcceptRecord]
+    # The first chunk is the replicated membership (``Replica.snapshot_chunks`` of a
+    # reconfigurable node), not the machine's; older snapshots lack the field.
+    membership: bool = False
 
 
 class _WholeSnapshotRecord(msgspec.Struct, frozen=True, tag="multi.SnapshotRecord"):
@@ -124,7 +129,8 @@ def snapshot_meta(node: Node) -> bytes:
         for s, v in sorted(acceptor.accepted.items())
         if s >= slot
     ]
-    return _ENCODER.encode(SnapshotMeta(slot, acceptor.promised, votes))
+    membership = replica.membership is not None
+    return _ENCODER.encode(SnapshotMeta(slot, acceptor.promised, votes, membership))
 
 
 def decode_snapshot_meta(data: bytes) -> list[Record]:
@@ -132,6 +138,12 @@ def decode_snapshot_meta(data: bytes) -> list[Record]:
     machine was loaded from the chunks before it).  Raises ``ValueError`` as ``decode_record``."""
     meta = _META_DECODER.decode(data)
     return [PromiseRecord(meta.promised), SnapshotRecord(meta.slot), *meta.votes]
+
+
+def snapshot_has_membership(meta_chunk: bytes) -> bool:
+    """Whether the snapshot whose last chunk is ``meta_chunk`` starts with the membership.
+    Raises ``ValueError`` as ``decode_record``."""
+    return _META_DECODER.decode(meta_chunk).membership
 
 
 def decode_snapshot_state(data: bytes) -> list[Record]:

@@ -430,6 +430,37 @@ class TcpTransport(Generic[M]):
         else:
             peer.address = address
 
+    def set_members(self, members: Collection[int]) -> None:
+        """Accept Hellos from ``members`` only from now on (a reconfiguration), and close the
+        inbound connections of nodes that are no longer members."""
+        self._members = frozenset(members)
+        for connection in list(self._inbound):
+            hello = connection.hello
+            if hello is not None and hello.node_id not in self._members:
+                logger.info(
+                    "node %d: closing the connection of node %d: no longer a member",
+                    self._node_id,
+                    hello.node_id,
+                )
+                connection.close()
+
+    def remove_peer(self, node_id: int) -> None:
+        """Stop dialling ``node_id`` and drop what is queued for it (it left the cluster)."""
+        peer = self._peers.pop(node_id, None)
+        if peer is None:
+            return
+        peer.frames.clear()
+        peer.queued_bytes = 0
+        if peer.task is not None:
+            peer.task.cancel()
+        if peer.writer is not None:
+            peer.writer.close()
+
+    @property
+    def peer_ids(self) -> tuple[int, ...]:
+        """The nodes this transport dials."""
+        return tuple(sorted(self._peers))
+
     def peer_stats(self, node_id: int) -> PeerStats:
         return self._peer(node_id).stats
 
