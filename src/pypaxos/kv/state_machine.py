@@ -510,6 +510,10 @@ class KVStateMachine:
             value = self._data.get(entry.op.key)
             if value is None or type(value) is bytes:
                 return encode_result(Value(value))
+        elif type(entry) is RequestBatch:
+            values = self._plain_gets(entry.ops)
+            if values is not None:
+                return encode_result(Results(values))
         # The request's own time counts (a read sees what expired by then), but is not kept.
         ks = Keyspace(self._data, self._expires, max(self._now_ms, entry.now_ms), reclaim=False)
         if isinstance(entry, Request) and isinstance(entry.op, READ_OPS):
@@ -517,6 +521,22 @@ class KVStateMachine:
         if isinstance(entry, RequestBatch) and all(isinstance(op, READ_OPS) for op in entry.ops):
             return encode_result(Results(tuple(self._read(ks, op) for op in entry.ops)))
         return encode_result(Error(NOT_A_READ))
+
+    def _plain_gets(self, ops: tuple[Command, ...]) -> tuple[Value, ...] | None:
+        """A pipeline's ``GET`` s of strings without a deadline, answered straight from the
+        store (what ``_read`` answers them, without its dispatch); ``None``: any other op,
+        or a key that is a collection or has a deadline (the general path then)."""
+        data, expires = self._data, self._expires
+        values = []
+        for op in ops:
+            if type(op) is not Get:
+                return None
+            key = op.key
+            value = data.get(key)
+            if (value is not None and type(value) is not bytes) or (expires and key in expires):
+                return None
+            values.append(Value(value))
+        return tuple(values)
 
     def snapshot(self) -> bytes:
         return _SNAPSHOT_ENCODER.encode(
