@@ -14,10 +14,13 @@ so the fsync thread counts) divided by the requests, and redis-benchmark's reque
 p50.  It prints the median of the runs and their range.
 
     .venv/bin/python bench/profile/client_cpu.py [--reads lease,read-index] [--nodes 3]
-        [--repeats 5] [--pipe-requests 200000] [--one-requests 5000] [--src OTHER_TREE]
-        [--py-spy SCENARIO] [--json out.json]
+        [--repeats 5] [--pipe-requests 200000] [--one-requests 5000] [--src TREE]
+        [--ab OTHER_TREE] [--py-spy SCENARIO] [--json out.json]
 
-``--src`` runs the nodes from another source tree (``git archive REV src``) for an A/B pair;
+``--src`` runs the nodes from another source tree (``git archive REV src``); ``--ab`` runs a
+second cluster from another tree beside the first and measures each run on it right after the
+same run on the first, so an A/B pair sees the same neighbours (on a shared machine the
+drift between two runs minutes apart is larger than most changes);
 ``--py-spy get-pipe`` samples the leader with py-spy (from ``$PY_SPY`` or ``PATH``) during the
 first run of that scenario and prints the top functions.  Everything it starts it stops.
 """
@@ -100,50 +103,79 @@ def spy(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def measure_mode(args: argparse.Namespace, reads: str) -> dict[str, list[dict[str, float]]]:
-    data = Path(tempfile.mkdtemp(prefix="pypaxos-client-cpu-"))
-    base = free_base_port()
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in args.scenarios}
-    try:
+class Cluster:
+    """A local cluster of one source tree (``src``: another tree's ``src/``, or ``None``)."""
+
+    def __init__(self, nodes: int, reads: str, src: Path | None) -> None:
+        self.data = Path(tempfile.mkdtemp(prefix="pypaxos-client-cpu-"))
+        env = dict(os.environ)
+        if src is not None:
+            env["PYTHONPATH"] = str(src.resolve() / "src")
         subprocess.run(
             [
-                *(BIN / "pypaxos", "cluster", "up", "--nodes", str(args.nodes), "--data"),
-                *(str(data), "--base-port", str(base), "--fsync", "always", "--reads", reads),
+                *(BIN / "pypaxos", "cluster", "up", "--nodes", str(nodes), "--data"),
+                *(str(self.data), "--base-port", str(free_base_port()), "--fsync", "always"),
+                *("--reads", reads),
             ],
             check=True,
             capture_output=True,
+            env=env,
         )
         time.sleep(1.0)
-        nodes = status(data)
-        leader = next(n for n in nodes if n["role"] == "leader")
-        pids = [int(str(n["pid"])) for n in nodes]
-        leader_pid = int(str(leader["pid"]))
-        port = int(str(leader["client"]).rpartition(":")[2])
-        run_bench(port, "set", 50, 16, 100_000)  # fill the keyspace, warm up
+        nodes_now = status(self.data)
+        leader = next(n for n in nodes_now if n["role"] == "leader")
+        self.pids = [int(str(n["pid"])) for n in nodes_now]
+        self.leader_pid = int(str(leader["pid"]))
+        self.port = int(str(leader["client"]).rpartition(":")[2])
+        run_bench(self.port, "set", 50, 16, 100_000)  # fill the keyspace, warm up
+
+    def run(self, name: str, requests: int) -> dict[str, float]:
+        test, clients, pipeline = SCENARIOS[name]
+        cpu0 = {pid: cpu_ns(pid) for pid in self.pids}
+        result = run_bench(self.port, test, clients, pipeline, requests)
+        cpu1 = {pid: cpu_ns(pid) for pid in self.pids}
+        result["leader_us"] = (cpu1[self.leader_pid] - cpu0[self.leader_pid]) / 1e3 / requests
+        result["cluster_us"] = sum(cpu1[p] - cpu0[p] for p in self.pids) / 1e3 / requests
+        return result
+
+    def down(self) -> None:
+        ballots = {str(n["ballot"]) for n in status(self.data)}
+        if len(ballots) != 1:
+            print(f"WARNING: ballots differ at the end: {sorted(ballots)}", file=sys.stderr)
+        subprocess.run(
+            [BIN / "pypaxos", "cluster", "down", "--data", str(self.data)], capture_output=True
+        )
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+Runs = dict[str, list[dict[str, float]]]
+
+
+def measure_mode(args: argparse.Namespace, reads: str) -> dict[str, Runs]:
+    """Every scenario ``--repeats`` times on this tree's cluster (and ``--ab``'s, each run
+    right after this one's, so both see the same neighbours): tree label -> runs."""
+    trees = {"this": args.src} | ({"ab": args.ab} if args.ab is not None else {})
+    clusters: dict[str, Cluster] = {}
+    runs: dict[str, Runs] = {label: {name: [] for name in args.scenarios} for label in trees}
+    try:
+        for label, src in trees.items():
+            clusters[label] = Cluster(args.nodes, reads, src)
         for repeat in range(args.repeats):
             for name in args.scenarios:
-                test, clients, pipeline = SCENARIOS[name]
-                requests = args.pipe_requests if pipeline > 1 else args.one_requests
-                spying = None
-                if name == args.py_spy and repeat == 0:
-                    spying = spy(leader_pid, args.py_spy_s, data / "spy.txt")
-                    time.sleep(0.5)
-                cpu0 = {pid: cpu_ns(pid) for pid in pids}
-                result = run_bench(port, test, clients, pipeline, requests)
-                cpu1 = {pid: cpu_ns(pid) for pid in pids}
-                result["leader_us"] = (cpu1[leader_pid] - cpu0[leader_pid]) / 1e3 / requests
-                result["cluster_us"] = sum(cpu1[p] - cpu0[p] for p in pids) / 1e3 / requests
-                runs[name].append(result)
-                if spying is not None:
-                    spying.wait()
-                    _print_spy(data / "spy.txt", args.top)
-        final = {str(n["ballot"]) for n in status(data)}
-        if len(final) != 1:
-            print(f"WARNING: ballots differ at the end: {sorted(final)}", file=sys.stderr)
+                pipelined = SCENARIOS[name][2] > 1
+                requests = args.pipe_requests if pipelined else args.one_requests
+                for label, cluster in clusters.items():
+                    spying = None
+                    if name == args.py_spy and repeat == 0 and label == "this":
+                        spying = spy(cluster.leader_pid, args.py_spy_s, cluster.data / "spy.txt")
+                        time.sleep(0.5)
+                    runs[label][name].append(cluster.run(name, requests))
+                    if spying is not None:
+                        spying.wait()
+                        _print_spy(cluster.data / "spy.txt", args.top)
     finally:
-        down = [BIN / "pypaxos", "cluster", "down", "--data", str(data)]
-        subprocess.run(down, capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
+        for cluster in clusters.values():
+            cluster.down()
     return runs
 
 
@@ -174,6 +206,9 @@ def main() -> int:
     parser.add_argument("--pipe-requests", type=int, default=200_000)
     parser.add_argument("--one-requests", type=int, default=5_000)
     parser.add_argument("--src", type=Path, help="run the nodes from this source tree")
+    parser.add_argument(
+        "--ab", type=Path, help="also measure this source tree, each run right after ours"
+    )
     parser.add_argument("--py-spy", default="", metavar="SCENARIO")
     parser.add_argument("--py-spy-s", type=int, default=5)
     parser.add_argument("--top", type=int, default=30)
@@ -183,21 +218,21 @@ def main() -> int:
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; known: {sorted(SCENARIOS)}")
-    if args.src is not None:
-        os.environ["PYTHONPATH"] = str(args.src.resolve() / "src")
-    every: dict[str, dict[str, list[dict[str, float]]]] = {}
+    every: dict[str, dict[str, Runs]] = {}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for reads in args.reads.split(","):
         every[reads] = measure_mode(args, reads)
     load = os.getloadavg()[0]
     print(f"{started}, {args.nodes} nodes, fsync always, load average now {load:.1f}")
-    print("reads | scenario | leader us/cmd | cluster us/cmd | requests/s | p50 ms")
-    print("(each: median of the runs (their range))")
-    for reads, runs in every.items():
-        for name, results in runs.items():
-            cells = [_summary([r[k] for r in results]) for k in ("leader_us", "cluster_us", "rps")]
-            p50 = _summary([r["p50_ms"] for r in results])
-            print(f"{reads} | {name} | {' | '.join(cells)} | {p50}")
+    print("reads | scenario | tree | leader us/cmd | cluster us/cmd | requests/s | p50 ms")
+    print("(each: median of the runs (their range); tree: this one, or --ab's)")
+    for reads, trees in every.items():
+        for name in args.scenarios:
+            for label, runs in trees.items():
+                results = runs[name]
+                keys = ("leader_us", "cluster_us", "rps", "p50_ms")
+                cells = " | ".join(_summary([r[k] for r in results]) for k in keys)
+                print(f"{reads} | {name} | {label} | {cells}")
     if args.json:
         record = {"started": started, "args": str(vars(args)), "runs": every}
         args.json.write_text(json.dumps(record))

@@ -34,7 +34,10 @@ possibly stale, on any node) until ``READWRITE``.  The connection's own order st
 does through the log: a read is sent on a read path only when none of the connection's log
 commands is outstanding (else it goes through the log behind them), and a log command waits
 (``deferred``) while a read of the connection is outstanding on the read-index path, so a
-pipelined ``SET`` then ``GET`` reads the ``SET`` and a ``GET`` then ``SET`` does not.
+pipelined ``SET`` then ``GET`` reads the ``SET`` and a ``GET`` then ``SET`` does not.  The
+read-index groups of many connections arriving in one pass of the loop leave as one read
+(``_ReadBurst``), and the replies a driver batch answers are written at its end
+(``RespServer.flush_due``), one write per connection.
 
 A read under ``PAXOS.REQ client_id seq`` takes the read path too when this node's state knows
 the session and ``seq`` is above its last applied one (``Router.session_read_ok``): a read
@@ -240,6 +243,8 @@ class RespServer:
         self._blocked: BlockedClients | None = None  # made when a client first blocks
         self.pubsub: PubSubHub | None = None  # made at start (runtime.pubsub)
         self.read_burst = _ReadBurst(router)  # read-index groups of one pass of the loop
+        self._flush_due: list[RespConnection] = []  # connections with replies to write
+        self._flush_pass_scheduled = False
 
     def reset_stats(self) -> None:
         """``CONFIG RESETSTAT``: the counters ``INFO stats`` shows start again from zero."""
@@ -269,8 +274,28 @@ class RespServer:
             self.pubsub = PubSubHub(cast(PublicationSource, machine))
             self.router.driver.applied_listeners.append(self.pubsub.on_applied)
 
+    def schedule_flush(self, connection: RespConnection, loop: asyncio.AbstractEventLoop) -> None:
+        """Write ``connection``'s filled replies at the end of the driver's batch (or of this
+        pass of the loop, whichever comes first): one write per connection per batch."""
+        self._flush_due.append(connection)
+        if not self._flush_pass_scheduled:
+            self._flush_pass_scheduled = True
+            loop.call_soon(self.flush_due)
+
+    def flush_due(self) -> None:
+        """Write every connection's replies filled since the last flush.  Called after each
+        batch the driver answers, so a reply leaves in the pass that answered it rather than
+        one pass later, and once per pass for replies filled elsewhere."""
+        self._flush_pass_scheduled = False
+        due, self._flush_due = self._flush_due, []
+        for connection in due:
+            connection.flush()
+
     async def start(self) -> None:
         self.start_pubsub()
+        driver = getattr(self.router, "driver", None)
+        if driver is not None:
+            driver.applied_listeners.append(self.flush_due)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: RespConnection(self),
@@ -831,7 +856,12 @@ class RespConnection(asyncio.Protocol):
             # The driver answers a whole batch in one go: one write per connection per batch
             # instead of one per reply (a pipelining client gets its 16 answers in one packet).
             self.flush_scheduled = True
-            self.loop.call_soon(self._flush)
+            self.server.schedule_flush(self, self.loop)
+
+    def flush(self) -> None:
+        """Write the replies due, if a flush is still scheduled."""
+        if self.flush_scheduled:
+            self._flush()
 
     def _flush(self) -> None:
         self.flush_scheduled = False
