@@ -1,4 +1,5 @@
-"""Read-index groups of many connections in one pass of the loop leave as one read.
+"""Read-index groups of many connections in one pass of the loop leave as one read, and a
+driver batch's replies are written at its end.
 
 A router that records each submission and answers reads from a ``KVStateMachine`` when told
 stands in for the cluster, and each connection writes to memory: the tests look at how many
@@ -56,6 +57,8 @@ class Collecting:
     def resume_reading(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 def connect(server: RespServer, count: int) -> list[tuple[RespConnection, Collecting]]:
@@ -150,3 +153,32 @@ async def test_a_connections_write_after_its_burst_read_waits_for_the_read() -> 
     assert [read for _, _, read, _ in router.submitted] == [False]
     await settle(router)
     assert bytes(second_out.out) == b"$1\r\nB\r\n+OK\r\n"
+
+
+class Driverish:
+    """What ``RespServer.start`` looks for on a router's driver: its after-batch listeners."""
+
+    def __init__(self) -> None:
+        self.applied_listeners: list[Callable[[], None]] = []
+
+
+@pytest.mark.asyncio
+async def test_replies_are_written_when_the_drivers_batch_ends_not_a_pass_later() -> None:
+    router, server = reading_server()
+    router.driver = Driverish()  # type: ignore[attr-defined]
+    await server.start()
+    try:
+        (connection, transport), (other, other_out) = connect(server, 2)
+        connection.data_received(encode_command("GET", b"a"))
+        other.data_received(encode_command("GET", b"b"))
+        await asyncio.sleep(0)  # the burst leaves
+        router.answer()  # the driver's batch answers both reads...
+        assert transport.out == other_out.out == b""  # ... and writes nothing yet
+        for listener in router.driver.applied_listeners:  # type: ignore[attr-defined]
+            listener()  # the batch's end: both written at once, no loop pass needed
+        assert bytes(transport.out) == b"$1\r\nA\r\n"
+        assert bytes(other_out.out) == b"$1\r\nB\r\n"
+        await asyncio.sleep(0)  # the pass's own flush finds nothing more to write
+        assert bytes(transport.out) == b"$1\r\nA\r\n"
+    finally:
+        await server.close()
