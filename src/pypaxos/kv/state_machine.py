@@ -610,6 +610,10 @@ class KVStateMachine:
             value = self._data.get(entry.op.key)
             if value is None or type(value) is bytes:
                 return encode_result(Value(value))
+        elif type(entry) is RequestBatch:
+            values = self._plain_gets(entry.ops)
+            if values is not None:
+                return encode_result(Results(values))
         # The request's own time counts (a read sees what expired by then), but is not kept.
         ks = Keyspace(self._data, self._expires, max(self._now_ms, entry.now_ms), reclaim=False)
         if isinstance(entry, Request) and is_read(entry.op):
@@ -617,6 +621,22 @@ class KVStateMachine:
         if isinstance(entry, RequestBatch) and all(is_read(op) for op in entry.ops):
             return encode_result(Results(tuple(self._read(ks, op) for op in entry.ops)))
         return encode_result(Error(NOT_A_READ))
+
+    def _plain_gets(self, ops: tuple[Command, ...]) -> tuple[Value, ...] | None:
+        """A pipeline's ``GET`` s of strings without a deadline, answered straight from the
+        store (what ``_read`` answers them, without its dispatch); ``None``: any other op,
+        or a key that is a collection or has a deadline (the general path then)."""
+        data, expires = self._data, self._expires
+        values = []
+        for op in ops:
+            if type(op) is not Get:
+                return None
+            key = op.key
+            value = data.get(key)
+            if (value is not None and type(value) is not bytes) or (expires and key in expires):
+                return None
+            values.append(Value(value))
+        return tuple(values)
 
     def snapshot(self) -> bytes:
         return _SNAPSHOT_ENCODER.encode(
