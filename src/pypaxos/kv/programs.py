@@ -108,7 +108,7 @@ class Programs:
                 return ErrorReply(scripts.NOSCRIPT)
         else:
             body = op.body
-            sha = self.scripts.add(body)
+            sha = scripts.sha1_hex(body)
         table = self.commands
         if table is None:
             return Error(NO_SCRIPTS)
@@ -125,4 +125,7 @@ class Programs:
             visited = sum(len(ks.data) for inner in ops if isinstance(inner, WHOLE_KEYSPACE))
             return reply([execute(inner) for inner in ops]), visited
 
-        return scripts.run_script(body, sha, op.keys, op.args, call, seed)
+        result, compiled = scripts.run_script(body, sha, op.keys, op.args, call, seed)
+        if compiled and op.body is not None:  # as in Redis, a body that fails to compile
+            self.scripts.add(body)  # is not kept (nothing can run it)
+        return result

@@ -57,6 +57,7 @@ from typing import Any, Protocol
 
 import lupa.lua51 as lua
 
+from pypaxos.kv import lua_patterns
 from pypaxos.kv.commands import (
     INT64_MAX,
     INT64_MIN,
@@ -76,6 +77,14 @@ CALL_INSTRUCTIONS = 1_000
 instructions); its bytes and the keys it visits count on top (``CommandRunner``)."""
 HOOK_INSTRUCTIONS = 1_000  # the debug hook runs every this many instructions
 SCRIPT_MEMORY_BYTES_MAX = 64 * 1024 * 1024
+BYTES_PER_INSTRUCTION = 8
+"""What a C library call that copies or scans bytes (``string.rep``, ``sub``, ``format``,
+``table.concat``...) counts: one instruction per this many bytes."""
+PATTERN_STEP_INSTRUCTIONS = 20
+"""What one step of the counted pattern matcher (``kv.lua_patterns``, in Python) counts."""
+FAST_PATTERN_STEPS = 1 << 16
+"""A pattern call whose bound on steps is at most this runs in Lua's C matcher."""
+FAST_PATTERN_BYTES = 64  # and only a pattern this short (the C matcher recurses per item)
 REPLY_DEPTH_MAX = 200  # nesting of a script's reply (deeper, or a table holding itself, refused)
 SCRIPTS_MAX = 1_000
 SCRIPT_CACHE_BYTES_MAX = 16 * 1024 * 1024
@@ -181,24 +190,73 @@ class Rand48:
 # The sandbox, in Lua: trusted code that keeps what it needs in locals (the script cannot
 # reach them: no debug library), builds the script's environment and returns ``run``.
 _BOOT = r"""
-local invoke, sha1hex, next_fraction, reseed, on_killed, budget, step, depth_max = ...
+local invoke, sha1hex, next_fraction, reseed, on_killed, budget, step, depth_max, helpers = ...
 local sethook, getinfo, getmetatable_raw = debug.sethook, debug.getinfo, debug.getmetatable
 local error, type, pairs, ipairs, select, rawget, rawset, setmetatable, setfenv, loadstring =
       error, type, pairs, ipairs, select, rawget, rawset, setmetatable, setfenv, loadstring
-local xpcall, pcall, raw_tostring, floor, format, sub, find, gsub =
-      xpcall, pcall, tostring, math.floor, string.format, string.sub, string.find, string.gsub
+local xpcall, pcall, raw_tostring, floor, ceil, format, sub, find, gsub, tonumber =
+      xpcall, pcall, tostring, math.floor, math.ceil, string.format, string.sub, string.find,
+      string.gsub, tonumber
+local raw_next, huge = next, math.huge
 local used = 0
 
 local function stop()
   error("Script killed: it ran past its budget of " .. budget .. " Lua instructions", 0)
 end
+local function over()
+  on_killed()
+  sethook(stop, "", 1)  -- from now on every instruction raises: no pcall can swallow it
+  stop()
+end
 local function count()
   used = used + step
-  if used > budget then
-    on_killed()
-    sethook(stop, "", 1)  -- from now on every instruction raises: no pcall can swallow it
-    stop()
+  if used > budget then over() end
+end
+-- Work done outside the Lua VM (a C library call, a helper in Python) counts too.
+local function charge(instructions)
+  used = used + instructions
+  if used > budget then over() end
+end
+local function left() return budget - used end
+
+-- An error as Lua raises it from a C function: "user_script:LINE: message", the line being
+-- the script's, however deep in the sandbox's own functions it is raised.
+local function fail(message)
+  local level, info = 2, getinfo(2, "Sl")
+  while info ~= nil and info.source ~= "@user_script" do
+    level = level + 1
+    info = getinfo(level, "Sl")
   end
+  if type(message) ~= "string" then error(message, 0) end
+  if info ~= nil and info.currentline > 0 then
+    message = "user_script:" .. info.currentline .. ": " .. message
+  end
+  error(message, 0)
+end
+local function arg_error(n, name, expected, value, given)
+  local got = "no value"
+  if given then got = type(value) end
+  fail(format("bad argument #%d to '%s' (%s expected, got %s)", n, name, expected, got))
+end
+local function check_string(value, n, name, given)
+  local kind = type(value)
+  if kind == "string" then return value end
+  if kind == "number" then return format("%.14g", value) end
+  arg_error(n, name, "string", value, given)
+end
+local function to_integer(x)  -- lua_tointeger: truncation toward zero
+  if x ~= x or x == huge or x == -huge then return 0 end
+  if x >= 0 then return floor(x) end
+  return ceil(x)
+end
+local function check_integer(value, n, name, given)
+  local x = tonumber(value)
+  if x == nil then arg_error(n, name, "number", value, given) end
+  return to_integer(x)
+end
+local function opt_integer(value, n, name, default, given)
+  if value == nil then return default end
+  return check_integer(value, n, name, given)
 end
 
 local serials = setmetatable({}, {__mode = "k"})
@@ -302,8 +360,320 @@ local function caught(ok, ...)
   return false, err
 end
 env.pcall = function(...) return caught(pcall(...)) end
+
+-- pairs and next in an order every replica shares.  A table's order follows its keys' hashes,
+-- and a table, function or coroutine hashes by its address: such a key makes the order (of
+-- every key, as it moves the others) differ between replicas.  Iterating a table holding one
+-- is refused, before any step, so the refusal itself is the same everywhere.
+local function plain_key(k)
+  local kind = type(k)
+  return kind == "string" or kind == "number" or kind == "boolean"
+end
+local function unordered(k)
+  fail("cannot iterate a table keyed by a " .. type(k) ..
+       ": its order differs between replicas (use string or number keys)")
+end
+local function check_keys(t)
+  local k = raw_next(t)
+  while k ~= nil do
+    if not plain_key(k) then unordered(k) end
+    k = raw_next(t, k)
+  end
+end
+env.next = function(...)
+  local t, k = ...
+  if type(t) ~= "table" then arg_error(1, "next", "table", t, select("#", ...) >= 1) end
+  check_keys(t)
+  return raw_next(t, k)
+end
+env.pairs = function(...)
+  local t = ...
+  if type(t) ~= "table" then arg_error(1, "pairs", "table", t, select("#", ...) >= 1) end
+  check_keys(t)
+  return function(current, k)
+    if current ~= t then return env.next(current, k) end
+    local key, value = raw_next(current, k)
+    if key ~= nil and not plain_key(key) then unordered(key) end  -- added while iterating
+    return key, value
+  end, t, nil
+end
 env.string = copy(string, "dump")
 env.table = copy(table)
+
+-- C library calls, which the debug hook cannot see into: each counts its work (bytes,
+-- elements, matcher steps) before or right after it runs, so no single call outruns the
+-- budget by more than the heap limit allows (kv.lua_patterns has the matcher's side).
+local per_byte = helpers.bytes_per_instruction
+local function charge_bytes(n) charge(floor(n / per_byte) + 1) end
+local c_string, c_table, unpack = string, table, unpack
+local strings, tables = env.string, env.table
+
+-- A C function's own error, raised as if the script had called it directly.
+local function relay(name, ok, ...)
+  if ok then return ... end
+  local message = ...
+  if type(message) == "string" then
+    message = gsub(gsub(message, "^sandbox:%d+: ", ""), "to '%?'", "to '" .. name .. "'", 1)
+  end
+  fail(message)
+end
+
+strings.rep = function(...)
+  local given = select("#", ...)
+  local s, n = ...
+  s = check_string(s, 1, "rep", given >= 1)
+  n = check_integer(n, 2, "rep", given >= 2)
+  if n > 0 and n < 2147483648 then charge_bytes(#s * n) end
+  return c_string.rep(s, n)
+end
+local function sized(name, integers)
+  local original = c_string[name]
+  strings[name] = function(...)
+    local given = select("#", ...)
+    local s, i, j = ...
+    s = check_string(s, 1, name, given >= 1)
+    if integers > 0 then opt_integer(i, 2, name, 1, given >= 2) end
+    if integers > 1 then opt_integer(j, 3, name, 1, given >= 3) end
+    charge_bytes(#s)
+    return original(s, i, j)
+  end
+end
+sized("upper", 0) sized("lower", 0) sized("reverse", 0) sized("byte", 2)
+strings.sub = function(...)
+  local given = select("#", ...)
+  local s, i, j = ...
+  s = check_string(s, 1, "sub", given >= 1)
+  i = check_integer(i, 2, "sub", given >= 2)
+  j = opt_integer(j, 3, "sub", -1, given >= 3)
+  local result = c_string.sub(s, i, j)
+  charge_bytes(#result)
+  return result
+end
+strings.format = function(...)
+  local total = 0
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) == "string" then total = total + #v end
+  end
+  charge_bytes(total)
+  return relay("format", pcall(c_string.format, ...))
+end
+
+local SPECIALS = "[%^%$%*%+%?%.%(%[%%%-]"
+local new_matcher, plain_find = helpers.matcher, helpers.plain_find
+local fast_steps, fast_pattern_bytes = helpers.fast_pattern_steps, helpers.fast_pattern_bytes
+local step_cost = helpers.pattern_step_instructions
+
+local function is_plain(p)
+  local nul = find(p, "\0", 1, true)
+  if nul ~= nil then p = sub(p, 1, nul - 1) end
+  return find(p, SPECIALS) == nil
+end
+-- Would Lua's C matcher finish quickly on this subject and pattern?  Then it runs, counted by
+-- its bound; otherwise kv.lua_patterns matches, counted step by step.
+local function fast(n, p)
+  if #p > fast_pattern_bytes then return false end
+  local quantifiers = select(2, gsub(p, "[%*%+%-%?]", "")) + select(2, gsub(p, "%%b", ""))
+  local bound = (n + 1) ^ (quantifiers + 1) * (#p + 1)
+  if bound > fast_steps then return false end
+  charge(ceil(bound / per_byte) + 1)
+  return true
+end
+local function matcher_for(s, p)
+  charge_bytes(#s + #p)
+  return new_matcher(s, p)
+end
+-- The next match at or after start: {status, steps, first, last, level, values...} (first
+-- 0-based, last exclusive), or nil.
+local function next_match(m, start, anchored, whole)
+  local r = {m(start, anchored, whole, floor(left() / step_cost) + 1)}
+  charge(r[2] * step_cost)
+  if r[1] == "k" then over() end
+  if r[1] == "e" then fail(r[3]) end
+  if r[1] == "n" then return nil end
+  return r
+end
+local function start_of(init, n)
+  if init < 0 then init = n + init + 1 end
+  init = init - 1
+  if init < 0 then return 0 end
+  if init > n then return n end
+  return init
+end
+
+local function find_or_match(name, is_find)
+  local original = c_string[name]
+  strings[name] = function(...)
+    local given = select("#", ...)
+    local s, p, init, plain = ...
+    s = check_string(s, 1, name, given >= 1)
+    p = check_string(p, 2, name, given >= 2)
+    local n = #s
+    local start = start_of(opt_integer(init, 3, name, 1, given >= 3), n)
+    if is_find and (plain or is_plain(p)) then
+      charge_bytes(n - start + #p)
+      local at = plain_find(s, p, start)
+      if at < 0 then return nil end
+      return at + 1, at + #p
+    end
+    if fast(n - start, p) then return original(s, p, start + 1) end
+    local anchored = sub(p, 1, 1) == "^"
+    if anchored then p = sub(p, 2) end
+    local r = next_match(matcher_for(s, p), start, anchored, not is_find)
+    if r == nil then return nil end
+    if is_find then return r[3] + 1, r[4], unpack(r, 6) end
+    return unpack(r, 6)
+  end
+end
+find_or_match("find", true)
+find_or_match("match", false)
+
+strings.gmatch = function(...)
+  local given = select("#", ...)
+  local s, p = ...
+  s = check_string(s, 1, "gmatch", given >= 1)
+  p = check_string(p, 2, "gmatch", given >= 2)
+  if fast(#s, p) then return c_string.gmatch(s, p) end
+  local m, position, n = matcher_for(s, p), 0, #s
+  return function()
+    if position > n then return nil end
+    local r = next_match(m, position, false, true)
+    if r == nil then position = n + 1 return nil end
+    position = r[4]
+    if r[4] == r[3] then position = position + 1 end
+    return unpack(r, 6)
+  end
+end
+
+local function as_text(value)
+  if type(value) == "number" then return format("%.14g", value) end
+  return value
+end
+local function expand(repl, r, whole)
+  local out, i = {}, 1
+  while true do
+    local j = find(repl, "%", i, true)
+    if j == nil then out[#out + 1] = sub(repl, i) break end
+    out[#out + 1] = sub(repl, i, j - 1)
+    local d = sub(repl, j + 1, j + 1)
+    if d == "" then
+      out[#out + 1] = "\0"  -- Lua 5.1 reads the string's terminating NUL
+    elseif d == "0" then
+      out[#out + 1] = whole
+    elseif find(d, "^%d") then
+      local index, level = d + 0, r[5]
+      if (level == 0 and index ~= 1) or index > level and level > 0 then
+        fail("invalid capture index")
+      end
+      out[#out + 1] = as_text(r[5 + index])
+    else
+      out[#out + 1] = d
+    end
+    i = j + 2
+  end
+  return c_table.concat(out)
+end
+local function replacement(s, r, kind, repl)
+  local whole = sub(s, r[3] + 1, r[4])
+  local value
+  if kind == "string" then return expand(repl, r, whole) end
+  if kind == "table" then value = repl[r[6]] else value = repl(unpack(r, 6)) end
+  if not value then return whole end
+  local shown = type(value)
+  if shown ~= "string" and shown ~= "number" then
+    fail("invalid replacement value (a " .. shown .. ")")
+  end
+  return as_text(value)
+end
+strings.gsub = function(...)
+  local given = select("#", ...)
+  local s, p, repl, max_n = ...
+  s = check_string(s, 1, "gsub", given >= 1)
+  p = check_string(p, 2, "gsub", given >= 2)
+  local kind = type(repl)
+  if kind == "number" then repl, kind = format("%.14g", repl), "string" end
+  if kind ~= "string" and kind ~= "table" and kind ~= "function" then
+    fail("bad argument #3 to 'gsub' (string/function/table expected)")
+  end
+  local n = #s
+  local limit = opt_integer(max_n, 4, "gsub", n + 1, given >= 4)
+  if fast(n, p) then
+    local result, count = c_string.gsub(s, p, repl, limit)
+    charge_bytes(#result)
+    return result, count
+  end
+  local anchored = sub(p, 1, 1) == "^"
+  if anchored then p = sub(p, 2) end
+  local m = matcher_for(s, p)
+  local parts, src, count = {}, 0, 0
+  while count < limit do
+    local r = next_match(m, src, anchored, true)
+    if r == nil then break end
+    local first, last = r[3], r[4]
+    parts[#parts + 1] = sub(s, src + 1, first)
+    count = count + 1
+    parts[#parts + 1] = replacement(s, r, kind, repl)
+    if last > first then
+      src = last
+    elseif first < n then
+      parts[#parts + 1] = sub(s, first + 1, first + 1)
+      src = first + 1
+    else
+      src = n + 1
+      break
+    end
+    if anchored then break end
+  end
+  parts[#parts + 1] = sub(s, src + 1)
+  local result = c_table.concat(parts)
+  charge_bytes(#result)
+  return result, count
+end
+
+-- table: the functions that copy, shift or compare every element.
+local function length(t) if type(t) == "table" then return #t end return 0 end
+tables.concat = function(...)
+  local t = ...
+  charge(length(t) + 1)
+  local result = relay("concat", pcall(c_table.concat, ...))
+  charge_bytes(#result)
+  return result
+end
+tables.insert = function(...)
+  local t = ...
+  charge(length(t) + 1)
+  return relay("insert", pcall(c_table.insert, ...))
+end
+tables.remove = function(...)
+  local t = ...
+  charge(length(t) + 1)
+  return relay("remove", pcall(c_table.remove, ...))
+end
+tables.sort = function(...)
+  local n = length((...))
+  if n > 1 then charge(ceil(n * (1 + math.log(n) / math.log(2)))) end
+  return relay("sort", pcall(c_table.sort, ...))
+end
+tables.maxn = function(...)
+  local t = ...
+  if type(t) == "table" then for _ in raw_next, t do end end  -- counts its keys
+  return relay("maxn", pcall(c_table.maxn, ...))
+end
+tables.foreach = function(t, f)
+  if type(t) ~= "table" then arg_error(1, "foreach", "table", t, true) end
+  for k, v in env.pairs(t) do
+    local result = f(k, v)
+    if result ~= nil then return result end
+  end
+end
+tables.foreachi = function(...)
+  local t = ...
+  charge(length(t) + 1)
+  return relay("foreachi", pcall(c_table.foreachi, ...))
+end
+
+-- Strings' methods ("x"):rep(n) are these, not the C library's.
+getmetatable_raw("").__index = strings
 env.math = copy(math)
 env.math.random = function(...)
   local r = next_fraction()
@@ -424,9 +794,10 @@ def run_script(
     args: tuple[bytes, ...],
     call: CommandRunner,
     seed: int,
-) -> Result:
+) -> tuple[Result, bool]:
     """Run ``body`` (whose sha1 is ``sha``) with ``KEYS``/``ARGV``; ``call`` runs its
-    ``redis.call`` s.  The reply as a result tree; errors are ``ErrorReply`` s, never raised."""
+    ``redis.call`` s.  The reply as a result tree (errors are ``ErrorReply`` s, never raised)
+    and whether the body compiled (only then does ``EVAL`` keep it in the cache, as Redis)."""
     killed = _Killed()
     runtime, run, _, cell = _new_state(call, seed, killed)
     try:
@@ -443,29 +814,31 @@ def _finish(
     keys: tuple[bytes, ...],
     args: tuple[bytes, ...],
     killed: _Killed,
-) -> Result:
+) -> tuple[Result, bool]:
     sethook = runtime.globals()[b"debug"][b"sethook"]
     try:
         outcome = run(body, runtime.table_from(keys), runtime.table_from(args))
     except lua.LuaError as error:  # the stop raised again past the script (or out of memory)
         sethook()
         if not killed.yes:
-            return ErrorReply(b"ERR " + _clean(str(error).encode()) + b" script: " + sha + b".")
+            text = b"ERR " + _clean(str(error).encode()) + b" script: " + sha + b"."
+            return ErrorReply(text), True
         outcome = None
     if killed.yes:
         return ErrorReply(
             b"ERR Script killed: it ran past its budget of %d Lua instructions script: %s."
             % (SCRIPT_INSTRUCTIONS_MAX, sha)
-        )
+        ), True
     assert outcome is not None
     kind = outcome[1]
     if kind == b"c":
-        return ErrorReply(b"ERR Error compiling script (new function): " + _clean(outcome[2]))
+        text = b"ERR Error compiling script (new function): " + _clean(outcome[2])
+        return ErrorReply(text), False
     if kind == b"x":
         text, source, line = outcome[2], outcome[3], outcome[4]
         where = b"" if source is None or line is None else b", on %s:%d" % (source, line)
-        return ErrorReply(_clean(text) + b" script: " + sha + where + b".")
-    return _result(outcome)
+        return ErrorReply(_clean(text) + b" script: " + sha + where + b"."), True
+    return _result(outcome), True
 
 
 class _Killed:
@@ -524,11 +897,34 @@ def _new_state(call: CommandRunner, seed: int, killed: _Killed) -> tuple[Any, An
         SCRIPT_INSTRUCTIONS_MAX,
         HOOK_INSTRUCTIONS,
         REPLY_DEPTH_MAX,
+        runtime.table_from(_helpers()),
     )
     return runtime, run, check, cell
 
 
-_BOOT_WRAPPED = "return function(...) " + _BOOT + " end"
+def _helpers() -> dict[bytes, object]:
+    """What the sandbox's library needs from Python (held in its locals, never the script's)."""
+    return {
+        b"matcher": _matcher,
+        b"plain_find": _plain_find,
+        b"bytes_per_instruction": BYTES_PER_INSTRUCTION,
+        b"pattern_step_instructions": PATTERN_STEP_INSTRUCTIONS,
+        b"fast_pattern_steps": FAST_PATTERN_STEPS,
+        b"fast_pattern_bytes": FAST_PATTERN_BYTES,
+    }
+
+
+def _matcher(subject: bytes, pattern: bytes) -> Callable[..., tuple[object, ...]]:
+    """One subject and pattern, searched from successive positions (``gsub``, ``gmatch``)."""
+
+    def search(start: int, anchored: bool, whole: bool, steps_max: int) -> tuple[object, ...]:
+        return lua_patterns.search(subject, pattern, int(start), anchored, whole, int(steps_max))
+
+    return search
+
+
+def _plain_find(subject: bytes, pattern: bytes, start: int) -> int:
+    return subject.find(pattern, int(start))
 
 
 @functools.cache
@@ -537,7 +933,8 @@ def _boot_bytecode() -> bytes:
     into each fresh state costs a third of compiling the source again.  Scripts themselves may
     not be bytecode (``compile`` refuses it); this is ours."""
     compiler = lua.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
-    boot = compiler.execute(_BOOT_WRAPPED)
+    source = b"return function(...) " + _BOOT.encode() + b" end"
+    boot = compiler.globals()[b"loadstring"](source, b"=sandbox")()
     code: bytes = compiler.globals()[b"string"][b"dump"](boot)
     return code
 

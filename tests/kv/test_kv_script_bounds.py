@@ -1,0 +1,109 @@
+"""What the sandbox bounds beyond counting Lua instructions: C library calls (patterns,
+``string.rep``, ``table.sort``/``concat``...), iteration order, and the script cache's refusal
+of bodies that do not compile."""
+
+from __future__ import annotations
+
+import pytest
+from test_kv_scripts import Store, error_text
+
+from pypaxos.kv.commands import Eval, Integer, Replies, ScriptExists, Value
+from pypaxos.kv.scripts import sha1_hex
+
+KILLED = b"Script killed: it ran past its budget"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return string.find(string.rep('a', 3000), 'a*a*a*a*b')",
+        "return string.match(string.rep('a', 3000), '(a*)(a*)(a*)b')",
+        "return string.gsub(string.rep('a', 3000), 'a-a-a-b', 'x')",
+        "for w in string.gmatch(string.rep('a', 3000), 'a*a*a*b') do end",
+        "return (string.rep('a', 3000)):find('a*a*a*b')",  # a string's method is the same
+        "return string.rep('x', 2^30)",
+        "return ('x'):rep(2^30)",
+        "local t = {} for i = 1, 100000 do t[i] = i end for i = 1, 100 do table.sort(t) end",
+        "local t = {} for i = 1, 1000 do t[i] = 'xxxxxxxx' end "
+        "for i = 1, 10000 do table.concat(t) end",
+        "local t = {} for i = 1, 20000 do t[i] = i end "
+        "for i = 1, 20000 do table.insert(t, 1, i) end",
+        "local s = string.rep('x', 100000) for i = 1, 10000 do s:upper() end",
+    ],
+)
+def test_a_single_c_call_counts_its_work_and_the_budget_stops_it(body: str) -> None:
+    assert KILLED in error_text(Store().eval(body))
+
+
+def test_a_pattern_too_deep_for_the_c_stack_is_refused_not_crashed() -> None:
+    body = "return string.find(string.rep('a', 300000), string.rep('a?', 300000))"
+    assert b"pattern too complex" in error_text(Store().eval(body))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("return {string.find('hello world', 'o w')}", [5, 7]),
+        ("return {string.find('hello', 'l+')}", [3, 4]),
+        ("return {string.find(string.rep('x', 500) .. 'hello', '(l+)(o)')}",
+         [503, 505, b"ll", b"o"]),
+        ("return {string.match(string.rep('k', 300) .. '=v', '(%w+)=(%w+)')}",
+         [b"k" * 300, b"v"]),
+        ("return {string.gsub(string.rep('ab', 300), '(a)(b)', '%2%1', 2)}",
+         [b"baba" + b"ab" * 298, 2]),
+        ("return {string.gsub(string.rep('ab ', 200), '%w+', {ab = 'X'})}",
+         [b"X " * 200, 200]),
+        ("return {string.gsub(string.rep('a', 300), 'a+', function(m) return #m end)}",
+         [b"300", 1]),
+        ("local n = 0 for a, b in string.gmatch(string.rep('k=v,', 300), '(%w+)=(%w+)') do"
+         " n = n + #a + #b end return n", 600),
+        ("return {string.gsub(string.rep('x', 300), '()x*', '%1')}", [b"1301", 2]),
+    ],
+)  # fmt: skip
+def test_long_subjects_match_as_lua_matches_them(body: str, expected: object) -> None:
+    """Subjects long enough that the counted matcher runs instead of Lua's C one."""
+    result = Store().eval(body)
+    if isinstance(expected, list):
+        assert result == Replies(
+            tuple(Value(v) if isinstance(v, bytes) else Integer(v) for v in expected)
+        )
+    else:
+        assert result == Integer(expected)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "local t = {} t[{}] = 1 for k in pairs(t) do redis.call('incr', 'n') end",
+        "local t = {a = 1} t[function() end] = 2 return next(t)",
+        "local t = {} t[{}] = 1 t.b = 2 table.foreach(t, function() end)",
+        "local t = {x = 1} local step = pairs({}) t[{}] = 1 return step(t, nil)",
+    ],
+)
+def test_iterating_a_table_keyed_by_tables_or_functions_is_refused_before_any_step(
+    body: str,
+) -> None:
+    store = Store()
+    assert b"cannot iterate a table keyed by a" in error_text(store.eval(body))
+    assert store.machine.get(b"n") is None  # refused before the loop's first write
+
+
+def test_tables_keyed_by_strings_and_numbers_iterate_as_before() -> None:
+    body = (
+        "local t = {10, 20, a = 1, b = 2, [2.5] = 3, [true] = 4} local n = 0 "
+        "for k, v in pairs(t) do n = n + v end local m = 0 "
+        "for k, v in next, t do m = m + v end return {n, m}"
+    )
+    assert Store().eval(body) == Replies((Integer(40), Integer(40)))
+
+
+def test_an_eval_that_does_not_compile_is_not_cached() -> None:
+    store = Store()
+    body = b"return ("
+    assert b"Error compiling script" in error_text(store.run(Eval(body, b"", (), ())))
+    assert store.run(ScriptExists((sha1_hex(body),))) == Replies((Integer(0),))
+    assert store.run(Eval(b"return 7", b"", (), ())) == Integer(7)
+    assert store.run(ScriptExists((sha1_hex(b"return 7"),))) == Replies((Integer(1),))
+    failing = b"error('at run time')"  # compiles: cached even though it fails, as in Redis
+    store.run(Eval(failing, b"", (), ()))
+    assert store.run(ScriptExists((sha1_hex(failing),))) == Replies((Integer(1),))
