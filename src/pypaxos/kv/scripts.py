@@ -57,7 +57,7 @@ from typing import Any, Protocol
 
 import lupa.lua51 as lua
 
-from pypaxos.kv import lua_patterns
+from pypaxos.kv import lua_libs, lua_patterns
 from pypaxos.kv.commands import (
     INT64_MAX,
     INT64_MIN,
@@ -85,6 +85,9 @@ PATTERN_STEP_INSTRUCTIONS = 20
 FAST_PATTERN_STEPS = 1 << 16
 """A pattern call whose bound on steps is at most this runs in Lua's C matcher."""
 FAST_PATTERN_BYTES = 64  # and only a pattern this short (the C matcher recurses per item)
+LIBRARY_ITEM_INSTRUCTIONS = 20
+"""What one item (a value, a table) that ``cjson``/``cmsgpack`` encode or decode counts, on
+top of the bytes and of building the tables in Lua (``kv.lua_libs``)."""
 REPLY_DEPTH_MAX = 200  # nesting of a script's reply (deeper, or a table holding itself, refused)
 SCRIPTS_MAX = 1_000
 SCRIPT_CACHE_BYTES_MAX = 16 * 1024 * 1024
@@ -198,6 +201,7 @@ local xpcall, pcall, raw_tostring, floor, ceil, format, sub, find, gsub, tonumbe
       xpcall, pcall, tostring, math.floor, math.ceil, string.format, string.sub, string.find,
       string.gsub, tonumber
 local raw_next, huge = next, math.huge
+local null = newproxy(false)  -- cjson.null: a userdata, as Redis's (a NULL light userdata)
 local used = 0
 
 local function stop()
@@ -262,6 +266,7 @@ end
 local serials = setmetatable({}, {__mode = "k"})
 local serial = 0
 local function safe_tostring(v)
+  if v == null then return "userdata: (nil)" end
   local kind = type(v)
   if kind == "table" or kind == "function" or kind == "thread" or kind == "userdata" then
     local mt = getmetatable_raw(v)
@@ -672,6 +677,195 @@ tables.foreachi = function(...)
   return relay("foreachi", pcall(c_table.foreachi, ...))
 end
 
+-- Redis's libraries: cjson, cmsgpack, struct, bit (kv.lua_libs does their byte work).
+local item_cost = helpers.library_item_instructions
+local function items_left() return floor(left() / item_cost) + 1 end
+local function check_number(value, n, name, given)
+  local x = tonumber(value)
+  if x == nil then arg_error(n, name, "number", value, given) end
+  return x
+end
+-- A helper's answer: ("ok", values...), ("e", message), ("k") past the budget, or a bad
+-- argument: ("a", index, expected) / ("r", index, reason).
+local function answer(name, args, given, status, ...)
+  if status == "ok" then return ... end
+  if status == "k" then over() end
+  if status == "a" then
+    local index, expected = ...
+    arg_error(index, name, expected, args[index], index <= given)
+  end
+  if status == "r" then
+    local index, reason = ...
+    fail(format("bad argument #%d to '%s' (%s)", index, name, reason))
+  end
+  fail((...))
+end
+
+-- Tables from a decoder's stream, made here (counted) in document order, as Redis's
+-- decoders make them, so that pairs visits their keys in Redis's order.
+local function build(kinds, values)
+  local roots, open, is_map, key, has_key, counts, depth, vi = {}, {}, {}, {}, {}, {}, 0, 0
+  for i = 1, #kinds do
+    local kind = sub(kinds, i, i)
+    local value, complete = nil, true
+    if kind == "a" or kind == "o" then
+      depth = depth + 1
+      open[depth], is_map[depth], has_key[depth], counts[depth] = {}, kind == "o", false, 0
+      complete = false
+    elseif kind == "e" then
+      value = open[depth]
+      open[depth] = nil
+      depth = depth - 1
+    elseif kind == "v" then
+      vi = vi + 1
+      value = values[vi]
+    elseif kind == "z" then value = null
+    elseif kind == "t" then value = true
+    elseif kind == "f" then value = false
+    end
+    if complete then
+      if depth == 0 then
+        roots[#roots + 1] = value
+      elseif not is_map[depth] then
+        local n = counts[depth] + 1
+        counts[depth] = n
+        rawset(open[depth], n, value)
+      elseif has_key[depth] then
+        local k = key[depth]
+        if k == nil then fail("table index is nil") end
+        if k ~= k then fail("table index is NaN") end
+        rawset(open[depth], k, value)
+        has_key[depth] = false
+      else
+        key[depth], has_key[depth] = value, true
+      end
+    end
+  end
+  return roots
+end
+
+local decode_json, encode_json = helpers.json_decode, helpers.json_encode
+local cjson = {null = null}
+cjson.decode = function(...)
+  local given = select("#", ...)
+  if given ~= 1 then fail("bad argument #1 to 'decode' (expected 1 argument)") end
+  local text = check_string((...), 1, "decode", true)
+  charge_bytes(#text)
+  local kinds, values = answer("decode", {}, given, decode_json(text, items_left()))
+  charge(#kinds * item_cost)
+  return build(kinds, values)[1]
+end
+cjson.encode = function(...)
+  local given = select("#", ...)
+  if given ~= 1 then fail("bad argument #1 to 'encode' (expected 1 argument)") end
+  local text, items = answer("encode", {}, given, encode_json((...), items_left()))
+  charge(items * item_cost)
+  charge_bytes(#text)
+  return text
+end
+for _, name in ipairs({"encode_keep_buffer", "encode_max_depth", "decode_max_depth",
+                       "encode_number_precision", "encode_invalid_numbers",
+                       "decode_invalid_numbers", "encode_sparse_array"}) do
+  cjson[name] = function() fail("cjson." .. name .. " is not available (fixed settings)") end
+end
+
+local pack_msgpack, unpack_msgpack = helpers.msgpack_encode, helpers.msgpack_decode
+local cmsgpack = {}
+cmsgpack.pack = function(...)
+  local given = select("#", ...)
+  if given == 0 then fail("MessagePack pack needs input.") end
+  local text, items = answer("pack", {}, given, pack_msgpack({...}, given, items_left()))
+  charge(items * item_cost)
+  charge_bytes(#text)
+  return text
+end
+local function unpack_full(name, s, limit, offset, decode_all)
+  charge_bytes(#s)
+  if offset < 0 or limit < 0 then
+    fail(format("Invalid request to unpack with offset of %d and limit of %d.", offset, #s))
+  end
+  if offset > #s then
+    fail(format("Start offset %d greater than input length %d.", offset, #s))
+  end
+  local kinds, values, count, after = answer(name, {}, 0,
+                                            unpack_msgpack(s, offset, limit, items_left()))
+  charge(#kinds * item_cost)
+  local roots = build(kinds, values)
+  if count > 7000 then fail("too many results to unpack") end
+  if decode_all then return unpack(roots, 1, count) end
+  if after >= #s then after = -1 end
+  return after, unpack(roots, 1, count)
+end
+cmsgpack.unpack = function(...)
+  local given = select("#", ...)
+  return unpack_full("unpack", check_string((...), 1, "unpack", given >= 1), 0, 0, true)
+end
+cmsgpack.unpack_one = function(...)
+  local given = select("#", ...)
+  local s, offset = ...
+  s = check_string(s, 1, "unpack_one", given >= 1)
+  return unpack_full("unpack_one", s, 1, opt_integer(offset, 2, "unpack_one", 0, given >= 2))
+end
+cmsgpack.unpack_limit = function(...)
+  local given = select("#", ...)
+  local s, limit, offset = ...
+  s = check_string(s, 1, "unpack_limit", given >= 1)
+  limit = opt_integer(limit, 2, "unpack_limit", 0, given >= 2)
+  offset = opt_integer(offset, 3, "unpack_limit", 0, given >= 3)
+  return unpack_full("unpack_limit", s, limit, offset, limit == 0 and offset == 0)
+end
+
+local struct_pack, struct_unpack, struct_size =
+      helpers.struct_pack, helpers.struct_unpack, helpers.struct_size
+local struct = {}
+struct.pack = function(...)
+  local given = select("#", ...)
+  local args = {...}
+  local fmt = check_string(args[1], 1, "pack", given >= 1)
+  local total = #fmt * 32
+  for i = 2, given do
+    if type(args[i]) == "string" then total = total + #args[i] end
+  end
+  charge_bytes(total)
+  return answer("pack", args, given, struct_pack(fmt, unpack(args, 2, given)))
+end
+struct.unpack = function(...)
+  local given = select("#", ...)
+  local fmt, data, init = ...
+  fmt = check_string(fmt, 1, "unpack", given >= 1)
+  data = check_string(data, 2, "unpack", given >= 2)
+  init = opt_integer(init, 3, "unpack", 1, given >= 3)
+  if init <= 0 then fail("bad argument #3 to 'unpack' (offset must be 1 or greater)") end
+  charge_bytes(#fmt * 8 + #data)
+  return answer("unpack", {fmt, data, init}, given, struct_unpack(fmt, data, init))
+end
+struct.size = function(...)
+  local given = select("#", ...)
+  local fmt = check_string((...), 1, "size", given >= 1)
+  charge_bytes(#fmt)
+  return answer("size", {fmt}, given, struct_size(fmt))
+end
+
+local bit_op = helpers.bit_op
+local bit = {}
+local function bit_function(name, arity)
+  bit[name] = function(...)
+    local given = select("#", ...)
+    local args = {...}
+    local count = arity
+    if arity == 0 then count = given end  -- band, bor, bxor: all of them
+    if count < 1 then count = 1 end
+    if name == "tohex" and given >= 2 then count = 2 end
+    for i = 1, count do args[i] = check_number(args[i], i, name, i <= given) end
+    return bit_op(name, unpack(args, 1, count))
+  end
+end
+for _, name in ipairs({"tobit", "bnot", "bswap", "tohex"}) do bit_function(name, 1) end
+for _, name in ipairs({"band", "bor", "bxor"}) do bit_function(name, 0) end
+for _, name in ipairs({"lshift", "rshift", "arshift", "rol", "ror"}) do bit_function(name, 2) end
+
+env.cjson, env.cmsgpack, env.struct, env.bit = cjson, cmsgpack, struct, bit
+
 -- Strings' methods ("x"):rep(n) are these, not the C library's.
 getmetatable_raw("").__index = strings
 env.math = copy(math)
@@ -897,16 +1091,34 @@ def _new_state(call: CommandRunner, seed: int, killed: _Killed) -> tuple[Any, An
         SCRIPT_INSTRUCTIONS_MAX,
         HOOK_INSTRUCTIONS,
         REPLY_DEPTH_MAX,
-        runtime.table_from(_helpers()),
+        runtime.table_from(_helpers(cell)),
     )
     return runtime, run, check, cell
 
 
-def _helpers() -> dict[bytes, object]:
-    """What the sandbox's library needs from Python (held in its locals, never the script's)."""
+def _helpers(cell: list[Any]) -> dict[bytes, object]:
+    """What the sandbox's library needs from Python (held in its locals, never the script's);
+    ``cell`` holds the runtime, for the decoders' value tables."""
+
+    def with_table(answer: tuple[object, ...]) -> tuple[object, ...]:
+        if answer[0] == b"ok":  # the decoded values as a Lua table (``build`` indexes it)
+            return (answer[0], answer[1], cell[0].table_from(answer[2]), *answer[3:])
+        return answer
+
     return {
         b"matcher": _matcher,
         b"plain_find": _plain_find,
+        b"bit_op": lua_libs.bit_op,
+        b"struct_pack": lua_libs.struct_pack,
+        b"struct_unpack": lambda fmt, data, init: lua_libs.struct_unpack(fmt, data, int(init)),
+        b"struct_size": lua_libs.struct_size,
+        b"json_decode": lambda text, most: with_table(lua_libs.json_decode(text, int(most))),
+        b"json_encode": lambda value, most: lua_libs.json_encode(value, int(most)),
+        b"msgpack_encode": lambda values, n, most: lua_libs.msgpack_encode(values, n, int(most)),
+        b"msgpack_decode": lambda data, offset, limit, most: with_table(
+            lua_libs.msgpack_decode(data, int(offset), int(limit), int(most))
+        ),
+        b"library_item_instructions": LIBRARY_ITEM_INSTRUCTIONS,
         b"bytes_per_instruction": BYTES_PER_INSTRUCTION,
         b"pattern_step_instructions": PATTERN_STEP_INSTRUCTIONS,
         b"fast_pattern_steps": FAST_PATTERN_STEPS,
