@@ -223,16 +223,16 @@ local function charge(instructions)
 end
 local function left() return budget - used end
 
--- An error as Lua raises it from a C function: "user_script:LINE: message", the line being
--- the script's, however deep in the sandbox's own functions it is raised.
+-- An error as Lua raises it from a C function: prefixed with the line of whoever called the
+-- library function, when that is the script (not pcall, not a tail call).
 local function fail(message)
   local level, info = 2, getinfo(2, "Sl")
-  while info ~= nil and info.source ~= "@user_script" do
+  while info ~= nil and info.source == "=sandbox" do
     level = level + 1
     info = getinfo(level, "Sl")
   end
   if type(message) ~= "string" then error(message, 0) end
-  if info ~= nil and info.currentline > 0 then
+  if info ~= nil and info.source == "@user_script" and info.currentline > 0 then
     message = "user_script:" .. info.currentline .. ": " .. message
   end
   error(message, 0)
