@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from test_kv_scripts import Store, error_text
 
+from pypaxos.kv.collection_ops import SAdd
 from pypaxos.kv.commands import Eval, Integer, Replies, ScriptExists, Value
 from pypaxos.kv.scripts import sha1_hex
 
@@ -107,3 +108,26 @@ def test_an_eval_that_does_not_compile_is_not_cached() -> None:
     failing = b"error('at run time')"  # compiles: cached even though it fails, as in Redis
     store.run(Eval(failing, b"", (), ()))
     assert store.run(ScriptExists((sha1_hex(failing),))) == Replies((Integer(1),))
+
+
+def test_commands_whose_work_grows_with_their_collections_count_each_element() -> None:
+    store = Store()
+    members = tuple(b"m%d" % i for i in range(50_000))
+    store.run(SAdd(b"big1", members))
+    store.run(SAdd(b"big2", tuple(b"n%d" % i for i in range(50_000))))
+    store.run(SAdd(b"small1", members[:10]))
+    store.run(SAdd(b"small2", members[5:15]))
+    # An empty intersection replies in a few bytes, but visits 100,000 members each time: the
+    # budget runs out after about 100 calls, not 5,000.
+    body = "for i = 1, 5000 do redis.call('sinter', KEYS[1], KEYS[2]) end return 1"
+    assert KILLED in error_text(store.eval(body, "big1", "big2"))
+    stored = "for i = 1, 5000 do redis.call('sinterstore', 'out', KEYS[1], KEYS[2]) end return 1"
+    assert KILLED in error_text(store.eval(stored, "big1", "big2"))
+    assert store.eval(body, "small1", "small2") == Integer(1)  # small sets: well within
+    ranged = "for i = 1, 5000 do redis.call('lrange', KEYS[1], 0, 0) end return 1"
+    fill = (
+        "local t = {} for i = 1, 5000 do t[i] = i end "
+        "return redis.call('rpush', KEYS[1], unpack(t))"
+    )
+    assert store.eval(fill, "list") == Integer(5000)
+    assert KILLED in error_text(store.eval(ranged, "list"))
