@@ -402,16 +402,166 @@ env.pairs = function(...)
     return key, value
   end, t, nil
 end
-env.string = copy(string, "dump")
-env.table = copy(table)
+-- The string and table libraries, bounded: loaded on first use (below).
+local per_byte = helpers.bytes_per_instruction
+local function charge_bytes(n) charge(floor(n / per_byte) + 1) end
+env.math = copy(math)
+env.math.random = function(...)
+  local r = next_fraction()
+  local n = select("#", ...)
+  if n == 0 then return r end
+  local low, high = 1, ...
+  if n == 2 then low, high = ... end
+  if n > 2 then error("wrong number of arguments", 2) end
+  if type(low) ~= "number" or type(high) ~= "number" then
+    error("bad argument to 'random' (number expected)", 2)
+  end
+  low, high = floor(low), floor(high)
+  if low > high then error("bad argument to 'random' (interval is empty)", 2) end
+  return floor(r * (high - low + 1)) + low
+end
+env.math.randomseed = function(seed)
+  if type(seed) ~= "number" then error("bad argument to 'randomseed' (number expected)", 2) end
+  reseed(seed)
+end
+env.redis = redis
+env._G = env
+-- The bounded string and table libraries: loaded on first use, by name or by a string's
+-- method (the string metatable's __index first points at a loader).
+local strings_loaded = false
+local function load_strings()
+  if strings_loaded then return end
+  strings_loaded = true
+  loadstring(helpers.strings_code)(charge, charge_bytes, left, over, fail, arg_error,
+                                   check_string, check_integer, opt_integer, helpers, env,
+                                   copy, raw_next, getmetatable_raw)
+end
+getmetatable_raw("").__index = setmetatable({}, {__index = function(_, name)
+  load_strings()
+  return rawget(env, "string")[name]
+end})
+env.getmetatable = function(...)
+  if type((...)) == "string" then load_strings() end
+  return getmetatable(...)
+end
+
+-- Redis's libraries (cjson, cmsgpack, struct, bit): loaded on first use.
+local libraries = {cjson = true, cmsgpack = true, struct = true, bit = true}
+local function load_libraries()
+  libraries = nil
+  local chunk = loadstring(helpers.libraries_code)
+  local cjson, cmsgpack, struct, bit = chunk(charge, charge_bytes, left, over, fail, arg_error,
+                                             check_string, opt_integer, helpers, null)
+  rawset(env, "cjson", cjson)
+  rawset(env, "cmsgpack", cmsgpack)
+  rawset(env, "struct", struct)
+  rawset(env, "bit", bit)
+end
+setmetatable(env, {
+  __index = function(_, name)
+    if libraries ~= nil and libraries[name] then
+      load_libraries()
+      return rawget(env, name)
+    end
+    if not strings_loaded and (name == "string" or name == "table") then
+      load_strings()
+      return rawget(env, name)
+    end
+    local shown = safe_tostring(name)
+    error("Script attempted to access nonexistent global variable '" .. shown .. "'", 2)
+  end,
+  __newindex = function() error("Attempt to modify a readonly table", 2) end,
+  __metatable = false,
+})
+
+local function handler(err)
+  local level, info = 2, getinfo(2, "Sl")
+  while info ~= nil and info.source ~= "@user_script" do
+    level = level + 1
+    info = getinfo(level, "Sl")
+  end
+  if type(err) ~= "table" then err = {err = "ERR " .. safe_tostring(err)} end
+  if info ~= nil then
+    rawset(err, "source", info.source)
+    rawset(err, "line", info.currentline)
+  end
+  return err
+end
+
+local function shape(value, depth)
+  local kind = type(value)
+  if kind == "string" then return {"b", value} end
+  if kind == "number" then return {"n", value} end
+  if kind == "boolean" then
+    if value then return {"n", 1} end
+    return {"z"}
+  end
+  if kind ~= "table" then return {"z"} end
+  if depth > depth_max then error("reached lua stack limit", 0) end
+  local e = rawget(value, "err")
+  if type(e) == "string" then return {"e", e} end
+  local s = rawget(value, "ok")
+  if type(s) == "string" then return {"s", s} end
+  local out = {"a"}
+  local i = 1
+  while true do
+    local item = rawget(value, i)
+    if item == nil then break end
+    out[i + 1] = shape(item, depth + 1)
+    i = i + 1
+  end
+  return out
+end
+
+local function compile(body)
+  if sub(body, 1, 1) == "\27" then return nil, "user_script: binary chunks are not accepted" end
+  local fn, message = loadstring(body, "@user_script")
+  if fn == nil then return nil, message end
+  setfenv(fn, env)
+  return fn
+end
+
+local function run(body, keys, argv)
+  local fn, message = compile(body)
+  if fn == nil then return {"c", message} end
+  rawset(env, "KEYS", keys)
+  rawset(env, "ARGV", argv)
+  sethook(count, "", step)
+  local ok, value = xpcall(fn, handler)
+  local shaped_ok, shaped = false, nil
+  if ok then shaped_ok, shaped = pcall(shape, value, 0) end
+  sethook()
+  if not ok then
+    if type(value) ~= "table" then value = {err = "ERR " .. safe_tostring(value)} end
+    local text = rawget(value, "err")
+    if type(text) ~= "string" then text = "ERR unknown error" end
+    return {"x", text, rawget(value, "source"), rawget(value, "line")}
+  end
+  if not shaped_ok then return {"e", "ERR " .. safe_tostring(shaped)} end
+  return shaped
+end
+
+return run, function(body) local fn, message = compile(body); return message end
+"""
+
+
+# The bounded string and table libraries, loaded into a run's state when its script first
+# uses a string or table function (a script that only calls redis.call never pays for them).
+_STRINGS = r"""
+local charge, charge_bytes, left, over, fail, arg_error, check_string, check_integer,
+      opt_integer, helpers, env, copy, raw_next, getmetatable_raw = ...
+local floor, ceil, format, sub, find, gsub, select, type, pcall, ipairs, tonumber, rawset =
+      math.floor, math.ceil, string.format, string.sub, string.find, string.gsub, select, type,
+      pcall, ipairs, tonumber, rawset
+local per_byte = helpers.bytes_per_instruction
+local strings, tables = copy(string, "dump"), copy(table)
+rawset(env, "string", strings)
+rawset(env, "table", tables)
 
 -- C library calls, which the debug hook cannot see into: each counts its work (bytes,
 -- elements, matcher steps) before or right after it runs, so no single call outruns the
 -- budget by more than the heap limit allows (kv.lua_patterns has the matcher's side).
-local per_byte = helpers.bytes_per_instruction
-local function charge_bytes(n) charge(floor(n / per_byte) + 1) end
 local c_string, c_table, unpack = string, table, unpack
-local strings, tables = env.string, env.table
 
 -- A C function's own error, raised as if the script had called it directly.
 local function relay(name, ok, ...)
@@ -677,7 +827,19 @@ tables.foreachi = function(...)
   return relay("foreachi", pcall(c_table.foreachi, ...))
 end
 
--- Redis's libraries: cjson, cmsgpack, struct, bit (kv.lua_libs does their byte work).
+
+-- Strings' methods ("x"):rep(n) are these, not the C library's.
+getmetatable_raw("").__index = strings
+"""
+
+
+# Redis's libraries, loaded into a run's state only when its script first names one of them
+# (most scripts do not: a fresh state stays cheap).  Trusted code, given the sandbox's locals.
+_LIBRARIES = r"""
+local charge, charge_bytes, left, over, fail, arg_error, check_string, opt_integer, helpers,
+      null = ...
+local floor, format, sub, select, type, tonumber, rawset, ipairs, unpack =
+      math.floor, string.format, string.sub, select, type, tonumber, rawset, ipairs, unpack
 local item_cost = helpers.library_item_instructions
 local function items_left() return floor(left() / item_cost) + 1 end
 local function check_number(value, n, name, given)
@@ -864,108 +1026,7 @@ for _, name in ipairs({"tobit", "bnot", "bswap", "tohex"}) do bit_function(name,
 for _, name in ipairs({"band", "bor", "bxor"}) do bit_function(name, 0) end
 for _, name in ipairs({"lshift", "rshift", "arshift", "rol", "ror"}) do bit_function(name, 2) end
 
-env.cjson, env.cmsgpack, env.struct, env.bit = cjson, cmsgpack, struct, bit
-
--- Strings' methods ("x"):rep(n) are these, not the C library's.
-getmetatable_raw("").__index = strings
-env.math = copy(math)
-env.math.random = function(...)
-  local r = next_fraction()
-  local n = select("#", ...)
-  if n == 0 then return r end
-  local low, high = 1, ...
-  if n == 2 then low, high = ... end
-  if n > 2 then error("wrong number of arguments", 2) end
-  if type(low) ~= "number" or type(high) ~= "number" then
-    error("bad argument to 'random' (number expected)", 2)
-  end
-  low, high = floor(low), floor(high)
-  if low > high then error("bad argument to 'random' (interval is empty)", 2) end
-  return floor(r * (high - low + 1)) + low
-end
-env.math.randomseed = function(seed)
-  if type(seed) ~= "number" then error("bad argument to 'randomseed' (number expected)", 2) end
-  reseed(seed)
-end
-env.redis = redis
-env._G = env
-setmetatable(env, {
-  __index = function(_, name)
-    local shown = safe_tostring(name)
-    error("Script attempted to access nonexistent global variable '" .. shown .. "'", 2)
-  end,
-  __newindex = function() error("Attempt to modify a readonly table", 2) end,
-  __metatable = false,
-})
-
-local function handler(err)
-  local level, info = 2, getinfo(2, "Sl")
-  while info ~= nil and info.source ~= "@user_script" do
-    level = level + 1
-    info = getinfo(level, "Sl")
-  end
-  if type(err) ~= "table" then err = {err = "ERR " .. safe_tostring(err)} end
-  if info ~= nil then
-    rawset(err, "source", info.source)
-    rawset(err, "line", info.currentline)
-  end
-  return err
-end
-
-local function shape(value, depth)
-  local kind = type(value)
-  if kind == "string" then return {"b", value} end
-  if kind == "number" then return {"n", value} end
-  if kind == "boolean" then
-    if value then return {"n", 1} end
-    return {"z"}
-  end
-  if kind ~= "table" then return {"z"} end
-  if depth > depth_max then error("reached lua stack limit", 0) end
-  local e = rawget(value, "err")
-  if type(e) == "string" then return {"e", e} end
-  local s = rawget(value, "ok")
-  if type(s) == "string" then return {"s", s} end
-  local out = {"a"}
-  local i = 1
-  while true do
-    local item = rawget(value, i)
-    if item == nil then break end
-    out[i + 1] = shape(item, depth + 1)
-    i = i + 1
-  end
-  return out
-end
-
-local function compile(body)
-  if sub(body, 1, 1) == "\27" then return nil, "user_script: binary chunks are not accepted" end
-  local fn, message = loadstring(body, "@user_script")
-  if fn == nil then return nil, message end
-  setfenv(fn, env)
-  return fn
-end
-
-local function run(body, keys, argv)
-  local fn, message = compile(body)
-  if fn == nil then return {"c", message} end
-  rawset(env, "KEYS", keys)
-  rawset(env, "ARGV", argv)
-  sethook(count, "", step)
-  local ok, value = xpcall(fn, handler)
-  local shaped_ok, shaped = false, nil
-  if ok then shaped_ok, shaped = pcall(shape, value, 0) end
-  sethook()
-  if not ok then
-    if type(value) ~= "table" then value = {err = "ERR " .. safe_tostring(value)} end
-    local text = rawget(value, "err")
-    if type(text) ~= "string" then text = "ERR unknown error" end
-    return {"x", text, rawget(value, "source"), rawget(value, "line")}
-  end
-  if not shaped_ok then return {"e", "ERR " .. safe_tostring(shaped)} end
-  return shaped
-end
-
-return run, function(body) local fn, message = compile(body); return message end
+return cjson, cmsgpack, struct, bit
 """
 
 
@@ -1119,6 +1180,8 @@ def _helpers(cell: list[Any]) -> dict[bytes, object]:
             lua_libs.msgpack_decode(data, int(offset), int(limit), int(most))
         ),
         b"library_item_instructions": LIBRARY_ITEM_INSTRUCTIONS,
+        b"libraries_code": _compiled(_LIBRARIES),
+        b"strings_code": _compiled(_STRINGS),
         b"bytes_per_instruction": BYTES_PER_INSTRUCTION,
         b"pattern_step_instructions": PATTERN_STEP_INSTRUCTIONS,
         b"fast_pattern_steps": FAST_PATTERN_STEPS,
@@ -1144,10 +1207,16 @@ def _boot_bytecode() -> bytes:
     """The sandbox's code compiled once (Lua bytecode of this process's own Lua): loading it
     into each fresh state costs a third of compiling the source again.  Scripts themselves may
     not be bytecode (``compile`` refuses it); this is ours."""
+    return _compiled(_BOOT)
+
+
+@functools.cache
+def _compiled(source: str) -> bytes:
+    """Trusted Lua compiled once, named ``sandbox`` (errors raised in it say so)."""
     compiler = lua.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
-    source = b"return function(...) " + _BOOT.encode() + b" end"
-    boot = compiler.globals()[b"loadstring"](source, b"=sandbox")()
-    code: bytes = compiler.globals()[b"string"][b"dump"](boot)
+    wrapped = b"return function(...) " + source.encode() + b" end"
+    function = compiler.globals()[b"loadstring"](wrapped, b"=sandbox")()
+    code: bytes = compiler.globals()[b"string"][b"dump"](function)
     return code
 
 
