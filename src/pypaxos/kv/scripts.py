@@ -12,7 +12,8 @@ leaves.  What makes it deterministic:
   ran before or whether it was restored from a snapshot.
 * **A sandbox**: the script's globals are a fresh read-only table (Redis's errors for reading a
   missing global or writing one) holding the safe base functions, ``string`` (no ``dump``),
-  ``table``, ``math`` and ``redis``; no ``os``, ``io``, ``debug``, ``load*``, ``require``,
+  ``table``, ``math``, ``redis`` and Redis's ``cjson``, ``cmsgpack``, ``struct`` and ``bit``
+  (``kv.lua_libs``); no ``os``, ``io``, ``debug``, ``load*``, ``require``,
   ``coroutine``, ``collectgarbage``, ``print``.  Binary chunks are refused (Lua 5.1 does not
   verify bytecode).  ``tostring`` of a table or function gives a per-run serial number instead of
   its address.  Python objects are never reachable: the script sees only Lua closures.
@@ -20,8 +21,10 @@ leaves.  What makes it deterministic:
   position of the request, so it differs between runs but agrees between replicas.
 * **A budget instead of a clock**: ``SCRIPT_INSTRUCTIONS_MAX`` Lua VM instructions, counted by a
   debug hook, with each ``redis.call`` counted as ``CALL_INSTRUCTIONS`` plus one per byte of
-  its arguments and reply and one per key of a command that visits the whole keyspace
-  (``KEYS``, ``SCAN``...), so the Python work it causes is bounded too.  A script past its
+  its arguments and reply, one per key of a command that visits the whole keyspace (``KEYS``,
+  ``SCAN``...) and one per element of the collections a command combines, lists, scans or
+  shifts (``SINTER``, ``HGETALL``, ``LREM``..., ``kv.programs``), so the Python work it causes
+  is bounded too.  A script past its
   budget is stopped (no ``pcall`` can catch it: after the first stop every instruction raises
   again) and answered ``ERR Script killed...``; as after any script error in Redis, the writes it
   made before stay.  Redis instead lets a slow script run on, answers every other client
@@ -29,11 +32,26 @@ leaves.  What makes it deterministic:
   and wall time differs by replica, so the bound is on work.  No client ever sees ``BUSY``.
   ``SCRIPT_MEMORY_BYTES_MAX`` bounds the Lua heap the same way.
 
-What the counted budget does not bound: a single C library call (``string.rep`` is bounded by
-the memory limit; a pathological ``string.find`` pattern is not).  Iterating a table keyed by
-tables or functions with ``pairs`` visits them in an order that depends on addresses: a script
-whose writes depend on it may diverge between replicas, as it could between a Redis master and
-its replicas.
+* **C library calls counted too**: the hook never fires inside a C function, so the string and
+  table functions that copy, scan or sort (``string.rep``, ``sub``, ``format``, ``upper``...,
+  ``table.concat``, ``insert``, ``remove``, ``sort``) count their bytes or elements first, and
+  the pattern functions (``find``, ``match``, ``gmatch``, ``gsub``) run Lua's C matcher only
+  when a cheap bound on its work is small; otherwise ``kv.lua_patterns`` matches, step by step
+  against the budget, with a depth limit (Lua's own recursion could overflow the C stack).
+  The libraries' byte work (``kv.lua_libs``) is counted the same way.  These wrappers are Lua
+  functions: an error raised by one called in tail position (``return string.rep()``) names no
+  line, where Redis's C functions keep the script's.
+* **Iteration in one order**: a table's ``pairs``/``next`` order follows its keys' hashes, and a
+  table, function or coroutine key hashes by its address, which differs between replicas (and
+  moves the other keys too).  So ``pairs``, ``next`` and ``table.foreach`` refuse a table that
+  holds such a key, before the first step (``cannot iterate a table keyed by a table``), and
+  the encoders refuse one the same way; strings, numbers and booleans hash by value, so
+  ordinary tables iterate as in Redis.  What is left: a table that held such a key and lost it
+  may keep an address-dependent layout (``pairs`` cannot see that), and the ``..`` operator
+  copies long strings in one instruction (each copy bounded by the heap limit).
+* **Loaded on use**: the bounded ``string``/``table`` functions and Redis's libraries are
+  compiled once per process and loaded into a run's state when its script first names them,
+  so a script that only calls ``redis.call`` pays little for them.
 
 Conversions follow Redis 7.0's RESP2 rules.  A command's reply to Lua: bulk -> string, null ->
 ``false``, integer -> number, status -> ``{ok=...}``, error -> ``{err=...}`` (``redis.pcall``)
@@ -43,7 +61,8 @@ error, ``{ok=...}`` -> status, other tables -> array up to the first ``nil``.
 
 The script cache (``ScriptCache``) is replicated: ``EVAL`` and ``SCRIPT LOAD`` add to it
 through the log, ``EVALSHA`` is resolved in the state machine, so every node knows every script
-and the cache survives a leader change; it is bounded and in the snapshot.
+and the cache survives a leader change; it is bounded and in the snapshot.  A body that does
+not compile is not added (by ``EVAL`` inside ``MULTI`` or not), as in Redis.
 """
 
 from __future__ import annotations
