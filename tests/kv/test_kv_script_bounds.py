@@ -8,7 +8,7 @@ import pytest
 from test_kv_scripts import Store, error_text
 
 from pypaxos.kv.collection_ops import SAdd
-from pypaxos.kv.commands import Eval, Integer, Replies, ScriptExists, Value
+from pypaxos.kv.commands import ErrorReply, Eval, Integer, Replies, ScriptExists, Value
 from pypaxos.kv.scripts import sha1_hex
 
 KILLED = b"Script killed: it ran past its budget"
@@ -131,3 +131,31 @@ def test_commands_whose_work_grows_with_their_collections_count_each_element() -
     )
     assert store.eval(fill, "list") == Integer(5000)
     assert KILLED in error_text(store.eval(ranged, "list"))
+
+
+OBSERVABLE = [
+    "return {tostring({}), tostring(function() end), tostring(cjson.null), tostring(redis.call)}",
+    "local ok, e = pcall(error, {}) return tostring(e)",
+    "local t = {} for i = 1, 30 do t['k' .. i * 7] = i end local out = {} "
+    "for k, v in pairs(t) do out[#out + 1] = k end return out",
+    "local out = {} for k in pairs(cjson.decode(ARGV[1])) do out[#out + 1] = k end return out",
+    "local t = {1, 2, nil, 4, [6] = 6, [10] = 10} return #t",
+    "return {math.random(1000), math.random(1000)}",
+    "local t = setmetatable({}, {__mode = 'v'}) for i = 1, 1000 do t[i] = {} end "
+    "local s = {} for i = 1, 20000 do s[i] = {i} end local n = 0 "
+    "for k in pairs(t) do n = n + 1 end return n",
+]
+
+
+def test_what_a_script_observes_does_not_depend_on_the_replicas_heap() -> None:
+    """Two replicas run the same scripts at the same log positions, the second after its
+    process allocated and freed other Lua states (so addresses differ): the same replies."""
+    import lupa.lua51 as lua
+
+    document = '{"zeta": 1, "alpha": 2, "mid": 3, "beta": 4, "omega": 5}'
+    first = [Store().eval(body, args=(document,)) for body in OBSERVABLE]
+    ballast = [lua.LuaRuntime().eval("{}") for _ in range(50)]
+    second = [Store().eval(body, args=(document,)) for body in OBSERVABLE]
+    del ballast
+    assert first == second
+    assert all(not isinstance(result, ErrorReply) for result in first), first
