@@ -100,6 +100,17 @@ SCRIPTS = [
     "local t = {} for i = 1, 200 do t[i] = i end table.sort(t, function(a, b) return a > b end)"
     " return {t[1], t[200], table.concat(t, ',', 1, 5)}",
     "local t = {} for i = 1, 100 do table.insert(t, 1, i) end table.remove(t, 1) return {#t, t[1]}",
+    # errors of the bounded functions, where the call is not the script's last act
+    "local t = {1, 'x'} table.sort(t) return 1",
+    "local t = {1, 2} table.sort(t, function(a, b) error('mine') end) return 1",
+    "local t = {} table.insert(t, 1, 2, 3) return 1",
+    "local s = table.concat({1, {}}) return s",
+    "local s = string.format('%d', 'x') return s",
+    "local s = string.rep() return s",
+    "local s = string.gsub('abc', '(b)', '%2') return s",
+    "local s = string.gsub(string.rep('abc', 100), '(b)', '%2') return s",
+    "local s = string.find(string.rep('abc', 100), '[a') return s",
+    "local ok, e = pcall(string.rep) return e",
     # pairs over tables keyed by strings, numbers and booleans: Redis's order
     "local t = {10, 20, 30, a = 1, b = 2, c = 3, [2.5] = 4, [true] = 5, [-1] = 6}"
     " local out = {} for k, v in pairs(t) do out[#out + 1] = v end return out",

@@ -243,16 +243,20 @@ end
 local function left() return budget - used end
 
 -- An error as Lua raises it from a C function: prefixed with the line of whoever called the
--- library function, when that is the script (not pcall, not a tail call).
+-- library function, when that is the script (not pcall; not when the script called it in tail
+-- position, which drops the script's frame).  The sandbox's own frames, and those its tail
+-- calls dropped, are skipped.
 local function fail(message)
   local level, info = 2, getinfo(2, "Sl")
-  while info ~= nil and info.source == "=sandbox" do
+  while info ~= nil and (info.source == "=sandbox" or info.what == "tail") do
     level = level + 1
     info = getinfo(level, "Sl")
   end
   if type(message) ~= "string" then error(message, 0) end
   if info ~= nil and info.source == "@user_script" and info.currentline > 0 then
     message = "user_script:" .. info.currentline .. ": " .. message
+  elseif info ~= nil and info.what == "C" then  -- called by pcall: Lua knows no name for it
+    message = gsub(message, "^(bad argument #%d+ to ')[^']*'", "%1?'")
   end
   error(message, 0)
 end
@@ -588,6 +592,9 @@ local function relay(name, ok, ...)
   local message = ...
   if type(message) == "string" then
     message = gsub(gsub(message, "^sandbox:%d+: ", ""), "to '%?'", "to '" .. name .. "'", 1)
+    -- The script's own error (a comparator's), or the VM's (comparing a number with a
+    -- string), carries its position already or none, as it would in Redis.
+    if find(message, "^user_script:") or find(message, "^attempt to ") then error(message, 0) end
   end
   fail(message)
 end
@@ -690,7 +697,7 @@ local function find_or_match(name, is_find)
       if at < 0 then return nil end
       return at + 1, at + #p
     end
-    if fast(n - start, p) then return original(s, p, start + 1) end
+    if fast(n - start, p) then return relay(name, pcall(original, s, p, start + 1)) end
     local anchored = sub(p, 1, 1) == "^"
     if anchored then p = sub(p, 2) end
     local r = next_match(matcher_for(s, p), start, anchored, not is_find)
@@ -707,7 +714,7 @@ strings.gmatch = function(...)
   local s, p = ...
   s = check_string(s, 1, "gmatch", given >= 1)
   p = check_string(p, 2, "gmatch", given >= 2)
-  if fast(#s, p) then return c_string.gmatch(s, p) end
+  if fast(#s, p) then return relay("gmatch", pcall(c_string.gmatch, s, p)) end
   local m, position, n = matcher_for(s, p), 0, #s
   return function()
     if position > n then return nil end
@@ -772,7 +779,7 @@ strings.gsub = function(...)
   local n = #s
   local limit = opt_integer(max_n, 4, "gsub", n + 1, given >= 4)
   if fast(n, p) then
-    local result, count = c_string.gsub(s, p, repl, limit)
+    local result, count = relay("gsub", pcall(c_string.gsub, s, p, repl, limit))
     charge_bytes(#result)
     return result, count
   end
@@ -816,7 +823,7 @@ end
 tables.insert = function(...)
   local t = ...
   charge(length(t) + 1)
-  return relay("insert", pcall(c_table.insert, ...))
+  relay("insert", pcall(c_table.insert, ...))
 end
 tables.remove = function(...)
   local t = ...
@@ -826,7 +833,7 @@ end
 tables.sort = function(...)
   local n = length((...))
   if n > 1 then charge(ceil(n * (1 + math.log(n) / math.log(2)))) end
-  return relay("sort", pcall(c_table.sort, ...))
+  relay("sort", pcall(c_table.sort, ...))
 end
 tables.maxn = function(...)
   local t = ...
