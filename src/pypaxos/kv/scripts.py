@@ -247,15 +247,16 @@ local function left() return budget - used end
 -- position, which drops the script's frame).  The sandbox's own frames, and those its tail
 -- calls dropped, are skipped.
 local function fail(message)
-  local level, info = 2, getinfo(2, "Sl")
+  local level, info, dropped = 2, getinfo(2, "Sl"), false
   while info ~= nil and (info.source == "=sandbox" or info.what == "tail") do
+    dropped = dropped or info.what == "tail"
     level = level + 1
     info = getinfo(level, "Sl")
   end
   if type(message) ~= "string" then error(message, 0) end
   if info ~= nil and info.source == "@user_script" and info.currentline > 0 then
     message = "user_script:" .. info.currentline .. ": " .. message
-  elseif info ~= nil and info.what == "C" then  -- called by pcall: Lua knows no name for it
+  elseif info ~= nil and info.what == "C" and not dropped then  -- called by pcall: no name
     message = gsub(message, "^(bad argument #%d+ to ')[^']*'", "%1?'")
   end
   error(message, 0)
