@@ -150,3 +150,27 @@ def test_an_eval_that_does_not_compile_is_not_cached_in_multi_or_not(redis_port:
             assert ours.call(*command) == redis.call(*command), command
     finally:
         redis.close()
+
+
+DOCUMENTS = ['[Infinity]', '[NaN]', '[0x10, -0x1p4]', '[+1]', '[01]', '[1.]', '[.5]',
+             '["a\\x01b"]', '[1,]', '{"a":1,}', '"\\u0000"', ' [1] ', '[-]', '["\\ud800"]',
+             '"\\x"', 'nul', '["\\ud83d\\ude00"]', '[1e5, -1E-2, 123456789012345678]', '{}',
+             '[[], {}, [[]]]', '{"a": {"b": {"c": null}}}', '"\xc3\xa9 raw"', '[true, false]',
+             'tru', '[1 2]', '{"a" 1}', '{1: 2}', '', '   ', '["tab\\tnew\\nline\\/"]']  # fmt: skip
+DECODE = (
+    "local ok, value = pcall(cjson.decode, ARGV[1]) if not ok then return value end "
+    "local ok2, text = pcall(cjson.encode, value) if not ok2 then return 'enc: ' .. text end "
+    "return text"
+)
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_documents_decode_as_redis(redis_port: int, document: str) -> None:
+    """cjson's number reading is C's strtod (hexadecimal, inf, nan, leading + and zeros), and
+    its refusals name the token and the character."""
+    redis = RawRedis(redis_port)
+    try:
+        expected = redis.call("EVAL", DECODE, "0", document)
+        assert PlannedStore().call("EVAL", DECODE, "0", document) == expected
+    finally:
+        redis.close()

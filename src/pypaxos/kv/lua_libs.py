@@ -379,7 +379,13 @@ class _Stream:
 # -- cjson ------------------------------------------------------------------------------------
 
 _WHITESPACE = re.compile(rb"[ \t\n\r]*")
-_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_NUMBER_STARTS = frozenset(b"-+0123456789iInN")
+_STRTOD = re.compile(
+    rb"[+-]?(?:"
+    rb"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+    rb"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    rb"|(?i:infinity|inf|nan))"
+)
 _STRING = re.compile(rb'"((?:[^"\\]|\\.)*)"', re.DOTALL)
 _ESCAPE = re.compile(rb"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 _SIMPLE_ESCAPES = {b'"': b'"', b"\\": b"\\", b"/": b"/", b"b": b"\b", b"f": b"\f",
@@ -503,47 +509,76 @@ def _json_value(data: bytes, at: int, stream: _Stream) -> tuple[int, bool | None
         match = _STRING.match(data, at)
         if match is None:
             raise _JsonError(f"Expected value but found invalid token at character {at + 1}")
-        stream.value(_unescape(match.group(1), at))
+        stream.value(_unescape(match.group(1), match.start(1)))
         return match.end(), None
     for word, kind in ((b"true", b"t"), (b"false", b"f"), (b"null", b"z")):
         if data.startswith(word, at):
             stream.add(kind)
             return at + len(word), None
-    match = _NUMBER.match(data, at)
-    if match is None:
+    if c in _NUMBER_STARTS:
+        return _json_number(data, at, stream), None
+    if c in b"tf":  # a literal misspelt
         raise _JsonError(f"Expected value but found invalid token at character {at + 1}")
-    stream.value(float(match.group()))
-    return match.end(), None
+    raise _expected("value", data, at)
 
 
-def _unescape(raw: bytes, at: int) -> bytes:
+def _json_number(data: bytes, at: int, stream: _Stream) -> int:
+    """A number as cjson reads one: whatever C's ``strtod`` takes from ``at`` (hexadecimal,
+    ``inf``, ``nan``, a leading ``+`` or zeros included: Redis's cjson accepts them)."""
+    match = _STRTOD.match(data, at)
+    if match is None or not match.group():
+        kind = "invalid token" if data[at] in b"iInN" else "invalid number"
+        raise _JsonError(f"Expected value but found {kind} at character {at + 1}")
+    text = match.group()
+    hexadecimal = text.lstrip(b"+-")[:2].lower() == b"0x"
+    stream.value(float.fromhex(text.decode()) if hexadecimal else float(text))
+    return match.end()
+
+
+def _unescape(raw: bytes, offset: int) -> bytes:
+    """A JSON string's bytes (between the quotes, at ``offset`` in the document), its escapes
+    replaced; a surrogate pair's two escapes make one UTF-8 character, as in cjson."""
     if b"\\" not in raw:
         return raw
-    pending_high: list[int] = []
-
-    def replace(match: re.Match[bytes]) -> bytes:
+    out = bytearray()
+    position = 0
+    escapes = list(_ESCAPE.finditer(raw))
+    index = 0
+    while index < len(escapes):
+        match = escapes[index]
+        out += raw[position : match.start()]
+        where = offset + match.start() + 1
         escape = match.group(1)
         if len(escape) == 1:
             if escape not in _SIMPLE_ESCAPES:
-                raise _JsonError(f"Expected value but found invalid token at character {at + 1}")
-            return _SIMPLE_ESCAPES[escape]
-        code = int(escape[1:], 16)
-        if 0xD800 <= code <= 0xDBFF:
-            pending_high.append(code)
-            return b""
-        if 0xDC00 <= code <= 0xDFFF:
-            if not pending_high:
-                raise _JsonError(f"Expected value but found invalid token at character {at + 1}")
-            high = pending_high.pop()
-            code = 0x10000 + ((high - 0xD800) << 10) + (code - 0xDC00)
-        elif pending_high:
-            raise _JsonError(f"Expected value but found invalid token at character {at + 1}")
-        return chr(code).encode("utf-8", "surrogatepass")
+                raise _JsonError(
+                    f"Expected value but found invalid escape code at character {where}"
+                )
+            out += _SIMPLE_ESCAPES[escape]
+        else:
+            code = int(escape[1:], 16)
+            if 0xDC00 <= code <= 0xDFFF:
+                raise _bad_unicode(where)
+            if 0xD800 <= code <= 0xDBFF:
+                following = escapes[index + 1] if index + 1 < len(escapes) else None
+                if following is None or following.start() != match.end():
+                    raise _bad_unicode(where)
+                low_escape = following.group(1)
+                low = int(low_escape[1:], 16) if len(low_escape) == 5 else -1
+                if not 0xDC00 <= low <= 0xDFFF:
+                    raise _bad_unicode(where)
+                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                index += 1
+                match = following
+            out += chr(code).encode()
+        position = match.end()
+        index += 1
+    out += raw[position:]
+    return bytes(out)
 
-    text = _ESCAPE.sub(replace, raw)
-    if pending_high:
-        raise _JsonError(f"Expected value but found invalid token at character {at + 1}")
-    return text
+
+def _bad_unicode(where: int) -> _JsonError:
+    return _JsonError(f"Expected value but found invalid unicode escape code at character {where}")
 
 
 _JSON_ESCAPES = {i: b"\\u%04x" % i for i in range(32)} | {
