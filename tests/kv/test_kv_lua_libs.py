@@ -55,9 +55,9 @@ def test_hostile_input_is_bounded_by_depth_and_by_the_budget() -> None:
     text = error_text(Store().eval("return cjson.decode(ARGV[1])", args=(deep_json,)))
     assert b"Found too many nested data structures" in text
     deep_msgpack = b"\x91" * (NESTING_MAX + 5) + b"\x00"
-    assert msgpack_decode(deep_msgpack, 0, 0, 10**6)[0] == b"e"
+    assert msgpack_decode(deep_msgpack, 0, -1, 10**6)[0] == b"e"
     # An array that claims four billion items is missing bytes, not a memory blow-up.
-    assert msgpack_decode(b"\xdd\xff\xff\xff\xff", 0, 0, 10**6) == (
+    assert msgpack_decode(b"\xdd\xff\xff\xff\xff", 0, -1, 10**6) == (
         b"e",
         b"Missing bytes in input.",
     )

@@ -58,6 +58,13 @@ SCRIPTS = [
     "return {cmsgpack.unpack_one(cmsgpack.pack(1, 2, 3), 2)}",
     "return cmsgpack.pack(string.rep('s', 40), string.rep('t', 300), {})",
     "local ok, e = pcall(cmsgpack.unpack, '\\220\\255') return e",
+    "return cmsgpack.pack({[1]=1,[3]=3}, {[0]=1}, {[1.5]=2})",
+    "return cmsgpack.pack(0.5, -0.5, 1e300, 2^53, -2^63, 2^64, -33, -129, 65536, 0/0)",
+    "return #cmsgpack.pack(string.rep('x', 70000), {1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17})",
+    "local t = {} for i = 1, 20 do t['k'..i] = i end return cmsgpack.pack(t)",
+    "return {cmsgpack.unpack(cmsgpack.pack({1, nil, 3}))}",
+    "return {cmsgpack.unpack_limit(cmsgpack.pack(1,2,3), 0, 1)}",
+    "return {cmsgpack.unpack_one(cmsgpack.pack(1,2,3), 3)}",
     # struct
     "return struct.pack('>i2<I4bBhHc3sxd', -2, 7, -3, 250, -300, 65000, 'xyz', 'zero', 1.5)",
     "return {struct.unpack('>i2<I4bBhHc3sxd', struct.pack('>i2<I4bBhHc3sxd', -2, 7, -3, 250,"

@@ -776,7 +776,7 @@ def _msgpack_number(x: float) -> bytes:
             if n >= -(1 << (8 * size - 1)):
                 return bytes([code]) + n.to_bytes(size, "big", signed=True)
     single = pystruct.unpack(">f", _pack_float(">f", x))[0]
-    if single == x or (math.isnan(x) and math.isnan(single)):
+    if single == x:  # NaN never equals itself: a double, as lua_cmsgpack writes it
         return b"\xca" + _pack_float(">f", x)
     return b"\xcb" + pystruct.pack(">d", x)
 
@@ -789,7 +789,7 @@ MSGPACK_BAD = b"Bad data format in input."
 
 
 def msgpack_decode(data: bytes, offset: int, limit: int, items_max: int) -> Result:
-    """Up to ``limit`` objects (0: all) from ``data[offset:]``: ``(b"ok", kinds, values,
+    """Up to ``limit`` objects (negative: all) from ``data[offset:]``: ``(b"ok", kinds, values,
     objects, next offset)``, an error, or ``(b"k",)`` past ``items_max`` items."""
     try:
         return _msgpack_decode(data, offset, limit, _Stream(items_max))
@@ -801,7 +801,7 @@ def _msgpack_decode(data: bytes, offset: int, limit: int, stream: _Stream) -> Re
     at, objects = offset, 0
     # Per open container: how many items it still needs.
     remaining: list[int] = []
-    while at < len(data) and (limit <= 0 or objects < limit or remaining):
+    while at < len(data) and (limit < 0 or objects < limit or remaining):
         code = data[at]
         at += 1
         opened = -1

@@ -977,7 +977,8 @@ local function unpack_full(name, s, limit, offset, decode_all)
     fail(format("Start offset %d greater than input length %d.", offset, #s))
   end
   local kinds, values, count, after = answer(name, {}, 0,
-                                            unpack_msgpack(s, offset, limit, items_left()))
+                                            unpack_msgpack(s, offset, decode_all and -1 or limit,
+                                                           items_left()))
   charge(#kinds * item_cost)
   local roots = build(kinds, values)
   if count > 7000 then fail("too many results to unpack") end
