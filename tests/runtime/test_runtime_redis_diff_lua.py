@@ -85,18 +85,18 @@ SCRIPTS = [
     # patterns, long enough for the counted matcher
     "return {string.find(string.rep('ab', 200) .. 'hello', '(l+)(o)')}",
     "return {string.match(string.rep('k', 300) .. '=v', '(%w+)=(%w+)')}",
-    "return {string.gsub(string.rep('ab ', 150), '(%w+)', '<%1>', 5)}",
-    "return {string.gsub(string.rep('ab ', 150), '%w+', {ab = 'X'})}",
-    "return {string.gsub(string.rep('a', 300), 'a+', function(m) return #m end)}",
-    "return {string.gsub(string.rep('x', 300), '()x*', '%1')}",
-    "return {string.gsub(string.rep('hello world ', 30), '%f[%w]%w+', string.upper)}",
-    "return {string.gsub(string.rep('(a(b)c) ', 40), '%b()', '#')}",
+    "return {string.gsub(string.rep('ab ', 2000), '(%w+)', '<%1>', 5)}",
+    "return {string.gsub(string.rep('ab ', 2000), '%w+', {ab = 'X'})}",
+    "return {string.gsub(string.rep('a', 5000), 'a+', function(m) return #m end)}",
+    "return {string.gsub(string.rep('x', 5000), '()x*', '%1')}",
+    "return {string.gsub(string.rep('hello world ', 500), '%f[%w]%w+', string.upper)}",
+    "return {string.gsub(string.rep('(a(b)c) ', 1000), '%b()', '#')}",
     "return {string.gsub(string.rep('abc', 100), '', '-')}",
     "return {string.gsub(string.rep('abc', 100), '^abc', 'X')}",
     "return {string.gsub(string.rep('abcabc ', 50), '(a)(b)(c)%1%2%3', '%3%%%0')}",
     "local n = 0 for k, v in string.gmatch(string.rep('k=v, ', 100), '(%w+)=(%w+)') do"
     " n = n + #k + #v end return n",
-    "local out = {} for w in string.gmatch(string.rep('one two ', 40), '%a*') do"
+    "local out = {} for w in string.gmatch(string.rep('one two ', 1000), '%a*') do"
     " out[#out + 1] = #w end return #out",
     "return {string.find(string.rep('a.b', 100), '.b', 1, true)}",
     "return {string.find(string.rep('xy', 100), 'y', -5)}",
@@ -117,6 +117,9 @@ SCRIPTS = [
     "local s = string.gsub('abc', '(b)', '%2') return s",
     "local s = string.gsub(string.rep('abc', 100), '(b)', '%2') return s",
     "local s = string.find(string.rep('abc', 100), '[a') return s",
+    "local s = string.gsub(string.rep('ab ', 2000), '(%w+)', '%2') return s",
+    "local s = string.find(string.rep('a', 5000), 'a+[a') return s",
+    "local s = string.find(string.rep('a', 5000), 'a+(') return s",
     "local ok, e = pcall(string.rep) return e",
     # pairs over tables keyed by strings, numbers and booleans: Redis's order
     "local t = {10, 20, 30, a = 1, b = 2, c = 3, [2.5] = 4, [true] = 5, [-1] = 6}"

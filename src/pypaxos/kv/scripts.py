@@ -101,9 +101,10 @@ BYTES_PER_INSTRUCTION = 8
 ``table.concat``...) counts: one instruction per this many bytes."""
 PATTERN_STEP_INSTRUCTIONS = 20
 """What one step of the counted pattern matcher (``kv.lua_patterns``, in Python) counts."""
-FAST_PATTERN_STEPS = 1 << 16
-"""A pattern call whose bound on steps is at most this runs in Lua's C matcher."""
-FAST_PATTERN_BYTES = 64  # and only a pattern this short (the C matcher recurses per item)
+C_MATCH_STEPS_PER_INSTRUCTION = 4
+"""A pattern call runs in Lua's C matcher when a bound on its steps, counted at this many per
+instruction, fits in what is left of the budget; it counts that much, whatever it finds."""
+FAST_PATTERN_BYTES = 64  # and, if it has quantifiers, only so long a pattern (C recurses on them)
 LIBRARY_ITEM_INSTRUCTIONS = 20
 """What one item (a value, a table) that ``cjson``/``cmsgpack`` encode or decode counts, on
 top of the bytes and of building the tables in Lua (``kv.lua_libs``)."""
@@ -643,7 +644,8 @@ end
 
 local SPECIALS = "[%^%$%*%+%?%.%(%[%%%-]"
 local new_matcher, plain_find = helpers.matcher, helpers.plain_find
-local fast_steps, fast_pattern_bytes = helpers.fast_pattern_steps, helpers.fast_pattern_bytes
+local c_steps, fast_pattern_bytes = helpers.c_match_steps_per_instruction,
+                                    helpers.fast_pattern_bytes
 local step_cost = helpers.pattern_step_instructions
 
 local function is_plain(p)
@@ -651,14 +653,18 @@ local function is_plain(p)
   if nul ~= nil then p = sub(p, 1, nul - 1) end
   return find(p, SPECIALS) == nil
 end
--- Would Lua's C matcher finish quickly on this subject and pattern?  Then it runs, counted by
--- its bound; otherwise kv.lua_patterns matches, counted step by step.
+-- Can Lua's C matcher run this within the budget left?  A bound on its steps: each start
+-- position, times every way the quantified items (and %b) can split the rest, times the
+-- pattern's length; without quantifiers that is linear, and its recursion is only per capture
+-- (at most 32).  Then it runs, counted by its bound; otherwise kv.lua_patterns matches,
+-- counted step by step, with a depth limit.
 local function fast(n, p)
-  if #p > fast_pattern_bytes then return false end
+  charge_bytes(#p)
   local quantifiers = select(2, gsub(p, "[%*%+%-%?]", "")) + select(2, gsub(p, "%%b", ""))
-  local bound = (n + 1) ^ (quantifiers + 1) * (#p + 1)
-  if bound > fast_steps then return false end
-  charge(ceil(bound / per_byte) + 1)
+  if quantifiers > 0 and #p > fast_pattern_bytes then return false end
+  local cost = ceil((n + 1) ^ (quantifiers + 1) * (#p + 1) / c_steps)
+  if cost > left() then return false end
+  charge(cost)
   return true
 end
 local function matcher_for(s, p)
@@ -1212,7 +1218,7 @@ def _helpers(cell: list[Any]) -> dict[bytes, object]:
         b"strings_code": _compiled(_STRINGS),
         b"bytes_per_instruction": BYTES_PER_INSTRUCTION,
         b"pattern_step_instructions": PATTERN_STEP_INSTRUCTIONS,
-        b"fast_pattern_steps": FAST_PATTERN_STEPS,
+        b"c_match_steps_per_instruction": C_MATCH_STEPS_PER_INSTRUCTION,
         b"fast_pattern_bytes": FAST_PATTERN_BYTES,
     }
 
