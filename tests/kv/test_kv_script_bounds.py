@@ -30,6 +30,7 @@ KILLED = b"Script killed: it ran past its budget"
         "local t = {} for i = 1, 20000 do t[i] = i end "
         "for i = 1, 20000 do table.insert(t, 1, i) end",
         "local s = string.rep('x', 100000) for i = 1, 10000 do s:upper() end",
+        "local s = string.rep('x', 100000) for i = 1, 10000 do redis.sha1hex(s) end",
     ],
 )
 def test_a_single_c_call_counts_its_work_and_the_budget_stops_it(body: str) -> None:

@@ -340,6 +340,7 @@ local library = {
     if type(s) ~= "string" and type(s) ~= "number" then
       error("wrong number of arguments", 2)
     end
+    if type(s) == "string" then charge(floor(#s / helpers.bytes_per_instruction) + 1) end
     return sha1hex(s)
   end,
   error_reply = function(msg)
