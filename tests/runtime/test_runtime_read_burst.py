@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from pypaxos.kv import KVStateMachine, Request, Set, decode_answer, encode_request
+from pypaxos.kv.commands import InDb
 from pypaxos.runtime.router import Failure, Outcome
 from pypaxos.runtime.server import GROUP_OPS_MAX, RespConnection, RespServer
 from pypaxos.transport.resp import encode_command
@@ -103,6 +104,24 @@ async def test_groups_of_one_pass_share_one_read_and_each_gets_its_own_answers()
         )
         assert bytes(transport.out) == expected
     assert all(connection.reads_out == 0 for connection, _ in connections)
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_connections_in_different_databases_reads_each_in_its_own() -> None:
+    router, server = reading_server()
+    router.machine.apply(encode_request(Request(9, 4, InDb(3, Set(b"a", b"THREE")))))
+    connections = connect(server, 3)
+    # the first and third connection SELECT 3 (answered at once, no read), then all GET a
+    for index in (0, 2):
+        connections[index][0].data_received(encode_command("SELECT", "3"))
+    await asyncio.sleep(0)
+    for connection, _ in connections:
+        connection.data_received(encode_command("GET", "a"))
+    await asyncio.sleep(0)
+    assert [reads for *_, reads in router.submitted] == [1, 2]  # the last two shared one read
+    await settle(router)
+    replies = [bytes(transport.out).removeprefix(b"+OK\r\n") for _, transport in connections]
+    assert replies == [b"$5\r\nTHREE\r\n", b"$1\r\nA\r\n", b"$5\r\nTHREE\r\n"]
 
 
 @pytest.mark.asyncio

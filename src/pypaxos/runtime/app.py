@@ -827,6 +827,7 @@ class NodeApp:
             return []
         digest = replica.machine.state_digest().hex()
         return [f"state_digest:{digest}", f"state_digest_slot:{replica.applied_index}"]
+
     def _info_membership(self) -> list[str]:
         """The membership as this node knows it: its epoch, this node's part in it."""
         book = self.book

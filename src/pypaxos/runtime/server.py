@@ -1214,7 +1214,9 @@ class _ReadBurst:
         if len(groups) == 1:
             self._send(groups, requests[0])
         else:
-            self._send(groups, _read_request([op for group in groups for op in group.ops]))
+            # each group in its own connection's database (kv.InDb), so one read serves all
+            ops = [op for group in groups for op in in_db(group.ops, group.db)]
+            self._send(groups, _read_request(ops, 0))
 
     def _send(self, groups: list[_Group], request: bytes) -> None:
         def done(outcome: Outcome) -> None:
