@@ -232,6 +232,28 @@ def test_incremental_digest_across_databases(
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(step, min_size=1, max_size=30))
+def test_a_machine_without_a_digest_marks_nothing_and_computes_the_same_one(
+    steps: list[tuple[int, object, int]],
+) -> None:
+    """``state_digest=False``: no running digest, no marks kept, no per-key hashes; the
+    from-scratch ``full_digest`` (what a backup's child computes) equals a tracking replica's."""
+    tracking, plain = KVStateMachine(), KVStateMachine(state_digest=False)
+    _apply_all(tracking, steps)
+    _apply_all(plain, steps)
+    assert plain.state_digest() is None
+    assert plain.full_digest() == tracking.state_digest() == tracking.full_digest()
+    parts = plain._digest.dbs.values()
+    assert not plain._digest.dirty_sessions and all(not p.dirty and not p.hashes for p in parts)
+    copy = KVStateMachine(state_digest=False)
+    loader = copy.snapshot_loader()
+    for chunk in tracking.snapshot_chunks(256):
+        loader.load(chunk)
+    loader.finish()
+    assert copy.state_digest() is None and copy.full_digest() == tracking.state_digest()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(step, min_size=1, max_size=30))
 def test_a_restored_replica_has_the_same_digest(steps: list[tuple[int, object, int]]) -> None:
     machine = KVStateMachine()
     _apply_all(machine, steps)

@@ -63,7 +63,8 @@ async def test_an_admin_saves_what_the_node_holds(app: NodeApp, tmp_path: Path) 
     machine = app.driver.node.replica.machine
     assert isinstance(machine, KVStateMachine)
     assert loaded.get(b"k150") == b"v" * 150 and loaded.stored_keys == machine.stored_keys
-    assert header.state_digest == machine.state_digest().hex()  # nothing written since
+    digest = machine.state_digest()
+    assert digest is not None and header.state_digest == digest.hex()  # nothing written since
     spool = app.dir / SPOOL_NAME
     assert not spool.exists() or not any(spool.iterdir())
 
@@ -80,3 +81,30 @@ async def test_a_read_only_user_may_not_take_a_backup(app: NodeApp, tmp_path: Pa
     with pytest.raises(SaveError, match="refused"):
         await save(tmp_path / "b.pxb", [app.member.client], None, ("reader", "just looking"), 5)
     assert not list(tmp_path.glob("b.pxb*"))
+
+
+@pytest.mark.asyncio
+async def test_a_node_without_a_running_digest_still_backs_up_with_one(tmp_path: Path) -> None:
+    """``state_digest = false``: INFO shows no digest; the backup's child computes it."""
+    config = load_config(write_cluster(tmp_path, nodes=1, extra="state_digest = false\n"))
+    assert not config.state_digest
+    app = NodeApp(config, 1)
+    await app.start()
+    try:
+        client = aioredis.Redis(port=port_of(app.member.client))
+        try:
+            await retry(lambda: client.set("k0", "v"))
+            await client.sadd("set", "a", "b")
+            info = await client.info("paxos")
+        finally:
+            await client.aclose()
+        assert "state_digest" not in info and "paxos_role" in info
+        header, _ = await save(tmp_path / "b.pxb", [app.member.client], None, None, 10.0)
+        assert app.driver is not None
+        machine = app.driver.node.replica.machine
+        assert isinstance(machine, KVStateMachine) and machine.state_digest() is None
+        assert header.state_digest == machine.full_digest().hex()
+        _, loaded = load_backup(tmp_path / "b.pxb")  # checks the digest against the state
+        assert loaded.stored_keys == 2
+    finally:
+        await app.stop()

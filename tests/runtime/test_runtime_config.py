@@ -99,6 +99,15 @@ def test_databases_bound_select(tmp_path: Path) -> None:
             )
 
 
+def test_the_state_digest_can_be_switched_off_and_round_trips(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).state_digest
+    text = GOOD.replace("tick_ms = 5", "tick_ms = 5\nstate_digest = false")
+    config = load_config(write(tmp_path, text))
+    assert not config.state_digest and "state_digest = false" in render_config(config)
+    with pytest.raises(ConfigError, match="state_digest"):
+        load_config(write(tmp_path, GOOD.replace("tick_ms = 5", "tick_ms = 5\nstate_digest = 0")))
+
+
 @pytest.mark.parametrize(
     ("change", "key", "message"),
     [

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from hashlib import blake2b
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -61,6 +61,17 @@ _ENCODER = msgspec.msgpack.Encoder(enc_hook=snapshot_hook)
 _KEY_PERSON = b"pypaxos.kv.key"
 _SESSION_PERSON = b"pypaxos.kv.ses"
 _FINAL_PERSON = b"pypaxos.kv.all"
+
+
+_Item = TypeVar("_Item")
+
+
+class NeverDirty(set[_Item]):
+    """The dirty marks of a machine that keeps no digest (``state_digest = false``): every
+    mark is dropped, so the write path pays one call and the machine no memory per key."""
+
+    def add(self, item: _Item) -> None:
+        pass
 
 
 class SessionLike(Protocol):
@@ -115,10 +126,11 @@ class KeySums:
 
     __slots__ = ("dirty", "hashes", "total")
 
-    def __init__(self) -> None:
+    def __init__(self, tracking: bool = True) -> None:
         self.total = 0
         self.hashes: dict[bytes, int] = {}
-        self.dirty: set[bytes] = set()  # filled by ``Keyspace.touch`` and the machine
+        # filled by ``Keyspace.touch`` and the machine (never, when not ``tracking``)
+        self.dirty: set[bytes] = set() if tracking else NeverDirty()
 
     def settle(self, data: Mapping[bytes, Stored], expires: Mapping[bytes, int]) -> None:
         """Settle every dirty key against ``data``/``expires`` as they are now."""
@@ -154,19 +166,20 @@ class StateDigest:
     """The running sums (one ``KeySums`` per database, one for the sessions), the element
     hashes they hold, and what changed since they were last settled."""
 
-    __slots__ = ("dbs", "dirty_sessions", "session_hashes", "sessions_sum")
+    __slots__ = ("dbs", "dirty_sessions", "session_hashes", "sessions_sum", "tracking")
 
-    def __init__(self) -> None:
-        self.dbs: dict[int, KeySums] = {0: KeySums()}
+    def __init__(self, tracking: bool = True) -> None:
+        self.tracking = tracking  # False: no digest kept (nothing marked, nothing hashed)
+        self.dbs: dict[int, KeySums] = {0: KeySums(tracking)}
         self.sessions_sum = 0
         self.session_hashes: dict[int, int] = {}
-        self.dirty_sessions: set[int] = set()
+        self.dirty_sessions: set[int] = set() if tracking else NeverDirty()
 
     def keys(self, db: int) -> KeySums:
         """Database ``db`` 's part (made if absent)."""
         part = self.dbs.get(db)
         if part is None:
-            part = self.dbs[db] = KeySums()
+            part = self.dbs[db] = KeySums(self.tracking)
         return part
 
     def dirty_count(self) -> int:
@@ -197,6 +210,8 @@ class StateDigest:
         self, tables: Iterable[tuple[int, Tables]], sessions: Iterable[SessionLike]
     ) -> None:
         """Start again from the whole state (a snapshot was loaded): O(state), once."""
+        if not self.tracking:
+            return
         self.dbs = {0: KeySums()}
         for db, (data, expires) in tables:
             self.keys(db).recompute(data, expires)

@@ -172,7 +172,7 @@ from pypaxos.kv.commands import (
     is_read,
 )
 from pypaxos.kv.databases import Tables
-from pypaxos.kv.digest import FOLD_DIRTY_MAX, StateDigest
+from pypaxos.kv.digest import FOLD_DIRTY_MAX, StateDigest, digest_of
 from pypaxos.kv.keyspace import Keyspace
 from pypaxos.kv.programs import Programs
 from pypaxos.kv.pubsub import (
@@ -422,6 +422,7 @@ class KVStateMachine:
         session_ttl_commands: int = DEFAULT_SESSION_TTL_COMMANDS,
         bugs: frozenset[KvBug] = frozenset(),
         script_commands: CommandTable | None = None,
+        state_digest: bool = True,
     ) -> None:
         if session_ttl_commands < 1:
             raise ValueError("session_ttl_commands must be at least 1")
@@ -454,8 +455,9 @@ class KVStateMachine:
         self._notify_bits = 0
         self._publications: list[Publication] | None = None
         self.publications_floor = 0
-        # The state digest (kv.digest), settled lazily: writes only mark keys and sessions.
-        self._digest = StateDigest()
+        # The state digest (kv.digest), settled lazily: writes only mark keys and sessions;
+        # ``state_digest=False`` keeps none (no memory per key, no hashing on the write path).
+        self._digest = StateDigest(tracking=state_digest)
 
     @property
     def applied(self) -> int:
@@ -583,11 +585,23 @@ class KVStateMachine:
             self._fold_digest()
         return result
 
-    def state_digest(self) -> bytes:
+    def state_digest(self) -> bytes | None:
         """The digest of the replicated state now (``kv.digest``): equal on every replica at
-        the same applied index.  Costs the keys and sessions written since the last call."""
+        the same applied index.  Costs the keys and sessions written since the last call;
+        ``None`` when the machine keeps no digest (``full_digest`` computes one)."""
+        if not self._digest.tracking:
+            return None
         self._fold_digest()
-        return self._digest.value((self._now_ms, self._notify_bits, self.session_ttl_commands))
+        return self._digest.value(self._digest_scalars())
+
+    def full_digest(self) -> bytes:
+        """The same digest computed from the whole state: O(state), for a forked child or a
+        tool, never the apply path."""
+        tables = [(0, (self._data, self._expires)), *self._dbs.items()]
+        return digest_of(tables, self._sessions.values(), self._digest_scalars())
+
+    def _digest_scalars(self) -> tuple[int, ...]:
+        return (self._now_ms, self._notify_bits, self.session_ttl_commands)
 
     def _fold_digest(self) -> None:
         self._digest.fold(lambda db: self._tables(db, create=False), self._sessions)

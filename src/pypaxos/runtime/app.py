@@ -239,7 +239,7 @@ class NodeApp:
         allow_empty_voter: bool = False,
     ) -> None:
         self.machine_factory: MachineFactory = machine_factory or partial(
-            _kv_machine, config.kv_bugs
+            _kv_machine, config.kv_bugs, config.state_digest
         )
         self.served = served
         self.objects: ObjectPort | None = None  # set when the machine is not the KV store
@@ -825,8 +825,10 @@ class NodeApp:
         replica = self.driver.node.replica
         if not isinstance(replica.machine, KVStateMachine):
             return []
-        digest = replica.machine.state_digest().hex()
-        return [f"state_digest:{digest}", f"state_digest_slot:{replica.applied_index}"]
+        digest = replica.machine.state_digest()
+        if digest is None:  # ``state_digest = false``
+            return []
+        return [f"state_digest:{digest.hex()}", f"state_digest_slot:{replica.applied_index}"]
 
     def _info_membership(self) -> list[str]:
         """The membership as this node knows it: its epoch, this node's part in it."""
@@ -945,7 +947,8 @@ def _human_bytes(count: int) -> str:
     return f"{count}B"
 
 
-def _kv_machine(bugs: frozenset[KvBug] = frozenset()) -> KVStateMachine:
+def _kv_machine(bugs: frozenset[KvBug] = frozenset(), state_digest: bool = True) -> KVStateMachine:
     """The default machine: the key-value store, its scripts' ``redis.call`` planned as the
-    client port plans commands (``bugs``: planted ones, for tests)."""
-    return KVStateMachine(bugs=bugs, script_commands=script_command)
+    client port plans commands (``bugs``: planted ones, for tests; ``state_digest``: keep
+    ``kv.digest``'s running digest)."""
+    return KVStateMachine(bugs=bugs, script_commands=script_command, state_digest=state_digest)

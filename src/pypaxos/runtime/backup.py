@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 BACKUP_IDLE_S = 300.0
 SPOOL_NAME = "backups"
 _SPOOL_FILE = "snapshot.bin"  # what ``write_snapshot_file`` names its file
+_DIGEST_FILE = "state-digest"  # the child's digest, when the machine keeps none
 
 
 @dataclass(eq=False)
@@ -145,7 +146,8 @@ class BackupPort:
             self._fail(conn, slot, "ERR PAXOS.BACKUP serves the key-value store only")
             return
         backup.slot = node.replica.applied_index
-        backup.digest = machine.state_digest().hex()
+        digest = machine.state_digest()  # None: the child computes it (``state_digest = false``)
+        backup.digest = "" if digest is None else digest.hex()
         backup.keys = machine.stored_keys
         chunk_bytes = node.config.snapshot_chunk_bytes_max
         backup.directory.mkdir(parents=True, exist_ok=True)
@@ -153,7 +155,7 @@ class BackupPort:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _child(backup.directory, backup.slot, machine, chunk_bytes, parent)
+            _child(backup.directory, backup.slot, machine, chunk_bytes, parent, not digest)
         backup.pid, backup.pidfd = pid, os.pidfd_open(pid)
         log.info(
             "node %d: backup %s of slot %d in child %d, fork %.1f ms",
@@ -179,6 +181,8 @@ class BackupPort:
             return
         try:
             backup.reader = SnapshotFileReader(backup.directory / _SPOOL_FILE)
+            if not backup.digest:
+                backup.digest = (backup.directory / _DIGEST_FILE).read_text(encoding="ascii")
         except (OSError, StorageError) as error:
             self._fail(conn, slot, f"ERR the backup spool is unreadable: {error}")
             return
@@ -271,7 +275,12 @@ USAGE = "ERR usage: PAXOS.BACKUP BEGIN | CHUNK token seq | END token"
 
 
 def _child(
-    directory: Path, slot: int, machine: KVStateMachine, chunk_bytes: int, parent_pid: int
+    directory: Path,
+    slot: int,
+    machine: KVStateMachine,
+    chunk_bytes: int,
+    parent_pid: int,
+    with_digest: bool,
 ) -> NoReturn:
     """In the forked child: write the machine's chunks and exit (as ``driver._snapshot_child``:
     no loop, no logging, every inherited descriptor closed, dies with its parent)."""
@@ -285,6 +294,8 @@ def _child(
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         gc.disable()
         write_snapshot_file(directory, slot, machine.snapshot_chunks(chunk_bytes), fsync=False)
+        if with_digest:  # the machine keeps none: the whole state's, here, off the loop
+            (directory / _DIGEST_FILE).write_text(machine.full_digest().hex(), encoding="ascii")
         code = 0
     except BaseException as error:
         with contextlib.suppress(OSError):

@@ -143,6 +143,7 @@ TOP_KEYS = (
     "reads",
     "follower_reads",
     "databases",
+    "state_digest",
     "timeouts",
     "limits",
     "bugs",
@@ -214,6 +215,9 @@ class ClusterConfig:
     reads: ReadPath = DEFAULT_READS  # how plain reads are served (module docstring)
     follower_reads: bool = False  # MultiConfig.follower_reads (with reads = "read-index")
     databases: int = DATABASES  # SELECT's 0 to databases - 1 (the store has kv.DATABASES)
+    # Keep the state digest (kv.digest, INFO's state_digest): memory per key and hashing per
+    # write; off, backups still carry one (computed in the backup's child).
+    state_digest: bool = True
     # Peers must prove they know the secret in this file (transport.auth); absolute.
     peer_secret_file: Path | None = None
     users: tuple[User, ...] = ()  # clients must AUTH as one of these (runtime.auth)
@@ -368,6 +372,8 @@ def render_config(config: ClusterConfig) -> str:
         lines.append("protected_mode = false")
     if config.databases != DATABASES:
         lines.append(f"databases = {config.databases}")
+    if not config.state_digest:
+        lines.append("state_digest = false")
     if config.bugs or config.kv_bugs:
         names = sorted(b.value for b in (*config.bugs, *config.kv_bugs))
         lines.append(f"bugs = [{', '.join(_quote(name) for name in names)}]")
@@ -495,6 +501,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     protected_mode = raw.get("protected_mode", True)
     if not isinstance(protected_mode, bool):
         raise ConfigError(path, "protected_mode", f"must be true or false, got {protected_mode!r}")
+    state_digest = raw.get("state_digest", True)
+    if not isinstance(state_digest, bool):
+        raise ConfigError(path, "state_digest", f"must be true or false, got {state_digest!r}")
     bootstrapped = raw.get("bootstrapped", False)
     if not isinstance(bootstrapped, bool):
         raise ConfigError(path, "bootstrapped", f"must be true or false, got {bootstrapped!r}")
@@ -510,6 +519,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
         reads=reads,
         follower_reads=follower_reads,
         databases=databases,
+        state_digest=state_digest,
         peer_secret_file=peer_secret_file,
         users=_users(raw, path),
         protected_mode=protected_mode,

@@ -62,7 +62,7 @@ def load_backup(path: Path) -> tuple[BackupHeader, KVStateMachine]:
         except ValueError as error:  # the machine refuses a chunk (msgspec.DecodeError too)
             raise BackupFileError(path, f"the state does not load: {error}") from None
         header = reader.header
-    digest = machine.state_digest().hex()
+    digest = machine.full_digest().hex()
     if digest != header.state_digest:
         raise BackupFileError(
             path, f"the state's digest is {digest}, the header says {header.state_digest}"
@@ -134,5 +134,5 @@ def _verify(directory: Path, header: BackupHeader) -> None:
     finally:
         storage.close()
     slots = [r.slot for r in records if isinstance(r, SnapshotRecord)]
-    if slots != [header.slot] or fresh.state_digest().hex() != header.state_digest:
+    if slots != [header.slot] or fresh.full_digest().hex() != header.state_digest:
         raise RestoreError(f"{directory} does not recover to the backup's state")
