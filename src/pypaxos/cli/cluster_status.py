@@ -19,36 +19,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import ssl
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from pypaxos.cli.usage import UsageError
+from pypaxos.cli.remote import add_cluster_options, credentials, endpoints_and_tls
 from pypaxos.cluster.local import ClusterError, LocalCluster, NodeStatus
-from pypaxos.cluster.remote import endpoint_statuses, parse_endpoints
-
-PASSWORD_ENV = "PYPAXOS_PASSWORD"
+from pypaxos.cluster.remote import endpoint_statuses
 
 ROLE_STYLES = {"leader": "bold green", "follower": "cyan", "candidate": "yellow", "down": "red"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=Path("data"), help="data directory (./data)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument(
-        "--endpoints",
-        metavar="HOST:PORT,...",
-        help="ask these client addresses instead of reading --data (nodes on other machines)",
-    )
-    parser.add_argument(
-        "--tls-ca", type=Path, metavar="FILE", help="with --endpoints: TLS, trusting this CA"
-    )
-    parser.add_argument(
-        "--user", help=f"with --endpoints: AUTH as this user (password from ${PASSWORD_ENV})"
+    add_cluster_options(
+        parser, "ask these client addresses instead of reading --data (nodes on other machines)"
     )
 
 
@@ -105,20 +91,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _remote(args: argparse.Namespace) -> list[NodeStatus]:
-    try:
-        endpoints = parse_endpoints(args.endpoints)
-    except ValueError as error:
-        raise UsageError(f"--endpoints: {error}") from None
-    credentials = None
-    if args.user is not None:
-        password = os.environ.get(PASSWORD_ENV)
-        if password is None:
-            raise UsageError(f"--user needs the password in ${PASSWORD_ENV}")
-        credentials = (args.user, password)
-    tls = None
-    if args.tls_ca is not None:
-        try:
-            tls = ssl.create_default_context(cafile=str(args.tls_ca))
-        except (OSError, ssl.SSLError) as error:
-            raise UsageError(f"--tls-ca {args.tls_ca}: {error}") from None
-    return asyncio.run(endpoint_statuses(endpoints, tls=tls, credentials=credentials))
+    endpoints, tls = endpoints_and_tls(args)
+    return asyncio.run(endpoint_statuses(endpoints, tls=tls, credentials=credentials(args)))

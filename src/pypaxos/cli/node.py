@@ -39,8 +39,8 @@ import signal
 import sys
 from collections.abc import Callable
 
-from pypaxos.cli.cluster_status import PASSWORD_ENV
 from pypaxos.cli.lint_machine import load_attribute
+from pypaxos.cli.remote import PASSWORD_ENV
 from pypaxos.cli.usage import UsageError, add_bug_argument
 from pypaxos.client import ClientError
 from pypaxos.cluster.local import ClusterError, LocalCluster

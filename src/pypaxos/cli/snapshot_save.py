@@ -16,20 +16,18 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import ssl
 import sys
 import time
 from pathlib import Path
 
+from pypaxos.cli.remote import add_cluster_options, credentials, endpoints_and_tls
 from pypaxos.cli.usage import UsageError
 from pypaxos.client.aio import NodeConnection, fetch_info
 from pypaxos.client.errors import CommandError
 from pypaxos.cluster.local import ClusterError, LocalCluster
-from pypaxos.cluster.remote import parse_endpoints
 from pypaxos.runtime.backup_file import FORMAT_VERSION, BackupHeader, BackupWriter
 
-PASSWORD_ENV = "PYPAXOS_PASSWORD"
 INFO_TIMEOUT_S = 2.0
 RETRY_PAUSE_S = 0.5
 BEGIN_FIELDS = 7
@@ -41,12 +39,7 @@ class SaveError(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, metavar="FILE", help="the backup file to write")
-    parser.add_argument("--data", type=Path, default=Path("data"), help="data directory (./data)")
-    parser.add_argument(
-        "--endpoints", metavar="HOST:PORT,...", help="the nodes' client addresses (not --data)"
-    )
-    parser.add_argument("--tls-ca", type=Path, metavar="FILE", help="TLS, trusting this CA")
-    parser.add_argument("--user", help=f"AUTH as this user (password from ${PASSWORD_ENV})")
+    add_cluster_options(parser, "the nodes' client addresses (not --data)")
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to keep trying to begin (30)"
     )
@@ -55,15 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     endpoints, tls = _targets(args)
-    credentials = None
-    if args.user is not None:
-        password = os.environ.get(PASSWORD_ENV)
-        if password is None:
-            raise UsageError(f"--user needs the password in ${PASSWORD_ENV}")
-        credentials = (args.user, password)
     started = time.perf_counter()
     try:
-        header, size = asyncio.run(save(args.file, endpoints, tls, credentials, args.timeout))
+        header, size = asyncio.run(save(args.file, endpoints, tls, credentials(args), args.timeout))
     except (SaveError, OSError) as error:
         print(f"pypaxos: error: snapshot save: {error}", file=sys.stderr)
         return 1
@@ -92,17 +79,7 @@ def _header_json(header: BackupHeader) -> dict[str, object]:
 
 def _targets(args: argparse.Namespace) -> tuple[list[str], ssl.SSLContext | None]:
     if args.endpoints:
-        try:
-            endpoints = parse_endpoints(args.endpoints)
-        except ValueError as error:
-            raise UsageError(f"--endpoints: {error}") from None
-        tls = None
-        if args.tls_ca is not None:
-            try:
-                tls = ssl.create_default_context(cafile=str(args.tls_ca))
-            except (OSError, ssl.SSLError) as error:
-                raise UsageError(f"--tls-ca {args.tls_ca}: {error}") from None
-        return endpoints, tls
+        return endpoints_and_tls(args)
     try:
         cluster = LocalCluster.open(args.data)
         return [m.client for m in cluster.spec.members], cluster.client_tls()
