@@ -563,7 +563,9 @@ class NodeApp:
         try:
             await driver.run()
         except Exception as error:  # a storage failure: the node must restart and recover
-            log.critical("node %d: driver failed, stopping: %s", self.node_id, error)
+            log.critical(
+                "node %d: driver failed, stopping: %r", self.node_id, error, exc_info=error
+            )
             self.failed = error
             self._stop_task = asyncio.get_running_loop().create_task(self.stop())
 
