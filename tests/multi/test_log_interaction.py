@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,9 @@ def test_a_planted_bug_changes_the_golden_output() -> None:
 
 
 def world() -> LogInteraction:
-    return LogInteraction(MultiConfig(election_timeout_min_ticks=15, election_timeout_max_ticks=15))
+    """The classic election (no pre-vote), as the golden scripts run it."""
+    timeouts = MultiConfig(election_timeout_min_ticks=15, election_timeout_max_ticks=15)
+    return LogInteraction(replace(timeouts, pre_vote=False))
 
 
 def elect_n1(w: LogInteraction) -> None:
