@@ -8,7 +8,8 @@ second of wall time, leader changes, faults, and how fast service resumed after 
 
 Swarm testing by default (Groce et al., "Swarm Testing", ISSTA 2012): each seed draws its own
 cluster size and fault mix (``sim.kv.KVSwarm``), some fault kinds switched off altogether.
-``--nodes``, ``--drop``, ``--dup``, ``--max-delay``, ``--reads`` and ``--[no-]thrifty`` pin
+``--nodes``, ``--drop``, ``--dup``, ``--max-delay``, ``--reads``, ``--[no-]thrifty`` and
+``--[no-]pre-vote`` pin
 their dimension for every seed; ``--no-swarm`` runs every seed with the one fixed mix of
 ``KVSettings``.  A violation prints the seed's mix and the command that replays it (the seed
 draws it again).
@@ -55,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="leaders send each Accept to a quorum's worth of followers, as a real node does, "
         "or with --no-thrifty to every follower (default: drawn per seed; --no-swarm: thrifty)",
+    )
+    parser.add_argument(
+        "--pre-vote",
+        action=argparse.BooleanOptionalAction,
+        help="a node whose election timer fires asks the voters before it raises its ballot, as "
+        "a real node does, or with --no-pre-vote runs phase 1 at once (default: drawn per seed; "
+        "--no-swarm: pre-vote)",
     )
     parser.add_argument(
         "--reads",
@@ -116,6 +124,7 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
         for name, value in (
             ("nodes", args.nodes),
             ("thrifty", args.thrifty),
+            ("pre_vote", args.pre_vote),
             ("reads", args.reads),
             ("follower_reads", args.follower_reads),
             ("drop", args.drop),
@@ -210,7 +219,8 @@ def describe_mix(mix: KVSettings) -> str:
     )
     chances = ", ".join(f"{name} {prob}" for name, prob in faults if prob) or "no faults"
     return (
-        f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}, reads: {mix.reads}"
+        f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}, "
+        f"{'pre-vote' if mix.pre_vote else 'no pre-vote'}, reads: {mix.reads}"
         f"{' (followers too)' if mix.follower_reads and mix.reads != 'log' else ''}; "
         f"drop {mix.drop}, "
         f"dup {mix.dup}, delay {mix.delay_min_ticks}..{mix.delay_max_ticks} ticks, stragglers "
