@@ -7,8 +7,11 @@ leadership began), so the check is able to fail.  Either way the run's ordinary 
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
+from pypaxos.cli import sim_rejoin as cmd_sim_rejoin
 from pypaxos.sim.kv import KVSettings
 from pypaxos.sim.kv_rejoin import rejoin_settings, run_rejoin
 
@@ -41,3 +44,19 @@ def test_five_nodes_too() -> None:
     assert result.disruptions == 0 and result.run.violations == ()
     control = run_rejoin(rejoin_settings(False, KVSettings(nodes=5)), 7)
     assert control.disruptions >= 1
+
+
+def rejoin_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="pypaxos sim rejoin")
+    cmd_sim_rejoin.add_arguments(parser)
+    return cmd_sim_rejoin.run(parser.parse_args(argv))
+
+
+def test_the_command_compares_both_elections(capsys: pytest.CaptureFixture[str]) -> None:
+    assert rejoin_cli(["--seeds", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("pre-vote: 2 seeds, 3 nodes")
+    assert "disruptive elections: 0 (in 0 seeds)" in lines[0]
+    assert lines[1].startswith("no pre-vote: 2 seeds")
+    assert "disruptive elections: 0 " not in lines[1]
+    assert rejoin_cli(["--seeds", "0"]) == 2
