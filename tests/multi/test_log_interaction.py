@@ -48,6 +48,7 @@ def test_the_scripts_cover_the_log_and_each_opens_with_what_it_shows() -> None:
         "step-down-quorum",
         "step-down-ballot",
         "read-index",
+        "pre-vote",
     } <= stems
     for path in SCRIPTS:
         lines = path.read_text().splitlines()
