@@ -5,12 +5,13 @@ tuning for any bug.  For each bug the search walks seeds from 0 and stops at the
 a violation; the replay command must name the bug and the seed and reproduce the violation,
 and the same seed without the bug must be clean (so the violation is the bug's doing, not the
 simulation's).  Measured first catching seeds (since seeds also draw their read path, follower
-reads, the ``stall leader`` fault and membership changes, a third of the compare-and-sets are
-optimistic transactions, and snapshots are written out of line): adopt-lowest-ballot 5,
-commit-index-any-ballot 1, commit-without-quorum 0, count-own-vote-before-sync 25,
-forget-promise-on-recover 150, no-repropose 0, noop-overwrites-chosen 0,
-promise-hides-compaction 5, read-before-applied 0, read-index-without-confirmation 7,
-reply-before-chosen 0, snapshot-drops-sessions 0, watch-misses-writes 0,
+reads, the ``stall leader`` fault, membership changes and pre-vote, a third of the
+compare-and-sets are optimistic transactions, and snapshots are written out of line):
+adopt-lowest-ballot 1, commit-index-any-ballot 1, commit-without-quorum 0,
+count-own-vote-before-sync 41, forget-promise-on-recover 67, no-repropose 0,
+noop-overwrites-chosen 0, promise-hides-compaction 18, read-before-applied 0,
+read-index-without-confirmation 139, reply-before-chosen 0, snapshot-drops-sessions 0,
+watch-misses-writes 0,
 compact-before-snapshot-saved 0 (its check runs at every restart: a node must come back with
 every durable vote its durable snapshot does not cover).  The read-index bugs show only in
 seeds that draw the read-index path; the one without confirmation needs a ``stall leader``
@@ -19,7 +20,7 @@ fault.  The lease bugs show only in the quarter of the seeds that draw leases, a
 new-leader-inside-lease 0, lease-ignores-drift 186 (its search goes further).
 ``forget-promise-on-recover`` is also caught by the scripted scenario in
 tests/multi/test_multi_recovery.py.  Of the membership bugs, which show only in the third of the
-seeds that draw membership changes, removed-still-counted (16) and config-before-chosen (2, a
+seeds that draw membership changes, removed-still-counted (1) and config-before-chosen (2, a
 liveness failure: the leader that used the change early disagrees with the others on the
 membership) are caught here; two-changes-in-flight and leader-ignores-pending-change need more
 seeds and are searched with changes pinned on (tests/sim/test_simkv_reconfig.py), and
