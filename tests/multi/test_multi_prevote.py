@@ -20,10 +20,12 @@ from pypaxos.kv import KVStateMachine
 from pypaxos.multi import (
     Heartbeat,
     MultiConfig,
+    Nack,
     Node,
     Prepare,
     PreVoteReply,
     PreVoteRequest,
+    Promise,
     Role,
 )
 from pypaxos.multi.effects import Effect
@@ -185,3 +187,22 @@ def test_a_cluster_of_one_campaigns_at_once() -> None:
     for _ in range(node.config.election_timeout_max_ticks):
         node.tick()
     assert node.role is Role.LEADER
+
+
+def test_a_late_quorum_of_promises_closes_the_round_asked_since() -> None:
+    node = Node(1, MultiConfig(node_ids=(1, 2, 3)), random.Random(7), KVStateMachine())
+    while not (first := sent(node.tick(), PreVoteRequest)):
+        pass
+    (prepare, _) = sent(
+        node.handle(PreVoteReply(2, first[0].msg.request_round, True, NULL_BALLOT)), Prepare
+    )
+    ballot = prepare.msg.ballot
+    while not (second := sent(node.tick(), PreVoteRequest)):  # the Prepare went unanswered
+        pass
+    assert node.role is Role.CANDIDATE
+    node.handle(Promise(2, ballot, 0, 0, 0))  # late, but a quorum with our own
+    assert node.role is Role.LEADER
+    node.handle(Nack(3, ballot, Ballot(ballot.round + 1, 3)))  # deposed
+    assert node.role is Role.FOLLOWER
+    late_yes = PreVoteReply(3, second[0].msg.request_round, True, NULL_BALLOT)
+    assert not sent(node.handle(late_yes), Prepare)  # that round ended when we led

@@ -551,6 +551,7 @@ class Node:
 
     def _become_leader(self) -> list[Effect]:
         self.role = Role.LEADER
+        self.pre_vote.close()  # a late quorum of promises for an earlier Prepare: no round left
         self.leader_id = self.id
         self.leader_ballot = self.leader.ballot
         self.detector.start_leading(list(self.leader.promises))
