@@ -88,6 +88,17 @@ def test_follower_reads_reach_the_protocol(tmp_path: Path) -> None:
     assert "follower_reads = true" in render_config(config)
 
 
+def test_databases_bound_select(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).databases == 16
+    config = load_config(write(tmp_path, GOOD.replace("tick_ms = 5", "tick_ms = 5\ndatabases = 4")))
+    assert config.databases == 4 and "databases = 4" in render_config(config)
+    for bad in ("0", "17", '"x"'):
+        with pytest.raises(ConfigError, match="databases"):
+            load_config(
+                write(tmp_path, GOOD.replace("tick_ms = 5", f"tick_ms = 5\ndatabases = {bad}"))
+            )
+
+
 @pytest.mark.parametrize(
     ("change", "key", "message"),
     [

@@ -6,7 +6,10 @@ addresses), with ``--tls-ca`` for TLS client ports and ``--user`` (password from
 ``PYPAXOS_PASSWORD`` environment variable) for clusters with ``[[users]]``.
 
 ``--json`` prints one object, ``{"nodes": [{"id", "pid", "role", "client", "ballot",
-"commit_index", "lag"}, ...]}``, for scripts and tests; a node that does not answer has role
+"commit_index", "lag", "state_digest", "digest_slot"}, ...]}``, for scripts and tests (the
+digest of the replicated state at applied index ``digest_slot``: nodes at one slot must show
+one digest; the table marks a node whose digest differs from another's at its slot with ``!``);
+a node that does not answer has role
 ``down`` and ``null`` for what only it could say (``pid`` is its pid file's, if that process is
 alive).  Exit 0 when the status could be read, 1 when there is no cluster in the directory.
 """
@@ -51,8 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def table(nodes: list[NodeStatus]) -> Table:
     view = Table(title="pypaxos cluster")
-    for heading in ("node", "pid", "role", "ballot", "commit index", "lag", "client"):
+    for heading in ("node", "pid", "role", "ballot", "commit index", "lag", "client", "digest"):
         view.add_column(heading, justify="right" if heading in ("lag", "commit index") else "left")
+    split = digests_disagree(nodes)
     for node in nodes:
         style = ROLE_STYLES.get(node.role, "")
         view.add_row(
@@ -63,8 +67,28 @@ def table(nodes: list[NodeStatus]) -> Table:
             "-" if node.commit_index is None else str(node.commit_index),
             "-" if node.lag is None else str(node.lag),
             node.client,
+            _digest_cell(node, split),
         )
     return view
+
+
+DIGEST_SHOWN_CHARS = 8
+
+
+def digests_disagree(nodes: list[NodeStatus]) -> set[int]:
+    """The slots at which two nodes show different state digests (a divergence)."""
+    by_slot: dict[int, set[str]] = {}
+    for node in nodes:
+        if node.state_digest is not None and node.digest_slot is not None:
+            by_slot.setdefault(node.digest_slot, set()).add(node.state_digest)
+    return {slot for slot, digests in by_slot.items() if len(digests) > 1}
+
+
+def _digest_cell(node: NodeStatus, split: set[int]) -> str:
+    if node.state_digest is None or node.digest_slot is None:
+        return "-"
+    shown = f"{node.state_digest[:DIGEST_SHOWN_CHARS]}@{node.digest_slot}"
+    return f"[bold red]{shown} ![/]" if node.digest_slot in split else shown
 
 
 def run(args: argparse.Namespace) -> int:

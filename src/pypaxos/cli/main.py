@@ -47,6 +47,17 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("certs",), "pypaxos.cli.certs", "make a development CA and TLS certificates for members"),
     (("cluster", "status"), "pypaxos.cli.cluster_status", "show each node's role and progress"),
     (("cluster", "down"), "pypaxos.cli.cluster_down", "stop the local cluster's nodes"),
+    (
+        ("snapshot", "save"),
+        "pypaxos.cli.snapshot_save",
+        "save a consistent backup of a running cluster's data to a file",
+    ),
+    (
+        ("snapshot", "restore"),
+        "pypaxos.cli.snapshot_restore",
+        "seed a new cluster's data directories from a backup file",
+    ),
+    (("snapshot", "inspect"), "pypaxos.cli.snapshot_inspect", "check a backup file, show it"),
     (("live",), "pypaxos.cli.live", "run a workload on a local cluster, kill its leader, verify"),
     (("torture",), "pypaxos.cli.torture", "Jepsen-style faults on a real cluster; check history"),
     (("bench",), "pypaxos.cli.bench", "measure a local cluster's throughput and latency"),

@@ -17,7 +17,8 @@ call it with ``PAXOS.CALL``/``PAXOS.QUERY`` (``runtime.objects_port``).
 Logs go to stderr, one event a line: ``time LEVEL logger: message``.  INFO shows start and
 stop, recovery, elections and leader changes; WARNING dropped connections and bad frames.
 The event loop is uvloop's when uvloop is installed.  ``--bug NAME`` (repeatable; or ``bugs =
-[...]`` in the file) switches on a planted ``pypaxos.multi`` bug, for ``pypaxos torture``.
+[...]`` in the file) switches on a planted ``pypaxos.multi`` or ``pypaxos.kv`` bug, for
+``pypaxos torture``.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODULE:NAME",
         help="serve this replicated class (pypaxos.objects) instead of the key-value store",
     )
-    add_bug_argument(parser, "switch on a planted Multi-Paxos bug (repeatable; tests only)")
+    add_bug_argument(parser, "switch on a planted Multi-Paxos or KV bug (repeatable; tests only)")
 
 
 def machine_factory(target: str) -> tuple[MachineFactory, str]:
@@ -115,10 +116,9 @@ def run(
         print(f"pypaxos node: {error}", file=sys.stderr)
         return 2
     setup_logging(args.log_level)
-    if config.bugs:
-        log.warning(
-            "node %d: planted bugs on: %s", args.id, ", ".join(b.value for b in sorted(config.bugs))
-        )
+    planted = sorted(b.value for b in (*config.bugs, *config.kv_bugs))
+    if planted:
+        log.warning("node %d: planted bugs on: %s", args.id, ", ".join(planted))
     with asyncio.Runner(loop_factory=loop_factory or preferred_loop_factory()) as runner:
         return runner.run(serve(config, args.id, args.fsync, machine))
 

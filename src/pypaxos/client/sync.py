@@ -39,6 +39,7 @@ class Client:
         client_id: int | None = None,
         follow_leader: bool = True,
         ssl: SSLContext | None = None,
+        db: int = 0,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread_lock = threading.Lock()
@@ -52,6 +53,7 @@ class Client:
             client_id=client_id,
             follow_leader=follow_leader,
             ssl=ssl,
+            db=db,
         )
 
     def _run(self, call: Coroutine[Any, Any, T]) -> T:

@@ -87,11 +87,13 @@ from pypaxos.kv import (
     Stale,
     encode_request,
 )
+from pypaxos.kv.commands import DATABASES, InDb
 from pypaxos.kv.glob import glob_matcher
 from pypaxos.kv.pubsub import format_notify_flags
 from pypaxos.runtime.auth import Access, User, Users
 from pypaxos.runtime.blocking import BlockedClients, Blocking, attempt_once
 from pypaxos.runtime.commands import (
+    NULL_ARRAY_RESP2,
     NULL_RESP2,
     NULL_RESP3,
     OK,
@@ -116,6 +118,8 @@ from pypaxos.runtime.commands import (
     result_error,
     single_reply,
 )
+from pypaxos.runtime.databases import OUT_OF_RANGE as DB_OUT_OF_RANGE
+from pypaxos.runtime.databases import SelectDb
 from pypaxos.runtime.pubsub import (
     SUBSCRIBE_MODE_COMMANDS,
     PublicationSource,
@@ -198,8 +202,10 @@ class RespServer:
         read_index: bool = False,
         planner: Planner | None = None,
         custom: CustomHandler | None = None,
+        databases: int = DATABASES,
     ) -> None:
         self.router = router
+        self.databases = databases  # SELECT's bound (the store has kv.DATABASES)
         # A machine other than the key-value store: its own command table (``planner``, no
         # batched fast path) and the handler of its ``Custom`` plans (``runtime.objects_port``).
         self.planner = planner
@@ -224,7 +230,7 @@ class RespServer:
         # "save" is empty: no RDB snapshots (the WAL is the persistence, Redis's AOF).
         self.settings: dict[str, str] = {
             "maxclients": str(clients_max),
-            "databases": "1",
+            "databases": str(databases),
             "save": "",
             "timeout": "0",
             "notify-keyspace-events": "",
@@ -314,6 +320,7 @@ class RespConnection(asyncio.Protocol):
         self.name = b""  # CLIENT SETNAME
         self.seq = 0
         self.protocol = 2
+        self.db = 0  # SELECT's database: every key-value command runs in it (kv.InDb)
         self.peer = "unknown"
         self.user: User | None = None  # who authenticated (runtime.auth), when users exist
         self.held: list[list[bytes]] | None = None  # commands waiting for an AUTH check
@@ -549,6 +556,9 @@ class RespConnection(asyncio.Protocol):
                 self._reply_now(tx.refuse(refused))
             elif isinstance(planned, TxCommand):
                 self._command(planned)
+                if self.held is not None:  # an EXEC deciding the database: the rest waits
+                    self.held.extend(commands[index + 1 :])
+                    return len(commands)
                 if not tx.active:
                     return index + 1
             elif isinstance(planned, Immediate) and planned.close:  # QUIT: at once
@@ -572,6 +582,11 @@ class RespConnection(asyncio.Protocol):
                     self._reply_now(tx.add(args, planned))
             elif isinstance(planned, Blocking):  # as in Redis: one attempt, never a wait
                 self._reply_now(tx.add(args, Ops(planned.ops, attempt_once(planned))))
+            elif isinstance(planned, SelectDb):  # at EXEC, for the commands after it
+                if 0 <= planned.index < min(self.server.databases, DATABASES):
+                    self._reply_now(tx.select(args, planned.index))
+                else:
+                    self._reply_now(tx.add(args, DB_OUT_OF_RANGE))
             else:
                 self._reply_now(tx.add(args, self._reply_of(planned)))
         return len(commands)
@@ -635,6 +650,8 @@ class RespConnection(asyncio.Protocol):
         elif isinstance(planned, ReadMode):
             self.stale_reads = planned.stale
             self._reply_now(OK)
+        elif isinstance(planned, SelectDb):
+            self._reply_now(self._select(planned.index))
         elif isinstance(planned, (ClientCommand, ConfigGet, ServerTime)):
             self._reply_now(self._local_reply(planned))
         elif isinstance(planned, Custom):
@@ -653,13 +670,39 @@ class RespConnection(asyncio.Protocol):
         elif isinstance(planned, PubSubCommand):
             self._pubsub_command(planned)
         elif isinstance(planned, TxCommand):
+            selected, watching = self.tx.selected, self.tx.watching
             outcome = self.tx.command(planned)
             if isinstance(outcome, bytes):
                 self._reply_now(outcome)
+            elif planned.name == b"EXEC" and selected is not None:
+                self._exec_selecting(outcome, selected, watching)
             else:
                 self.dispatch(_Call(self, self.new_slot(1), outcome))
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
+
+    def _exec_selecting(self, outcome: Ops, selected: int, watching: bool) -> None:
+        """An ``EXEC`` with a ``SELECT`` queued: the connection stays in that database after
+        it, as in Redis, unless a watched key aborts it (then nothing ran, ``SELECT``
+        included).  Only the answer tells, so a watching connection holds the commands after
+        it until then (as it does behind a blocking command)."""
+        if not watching:
+            self.dispatch(_Call(self, self.new_slot(1), outcome))
+            self.db = selected
+            return
+        slot = self.new_slot(1)
+        self.held = []
+        self._update_reading()
+
+        def answered(reply: bytes) -> None:
+            if reply not in (NULL_ARRAY_RESP2, NULL_RESP3):  # not aborted
+                self.db = selected
+            self.fill(slot, reply)
+            held, self.held = self.held or [], None
+            if not self.closed:
+                self._run(held, True)
+
+        self.dispatch(_Call(self, _Slot(), outcome, answered))
 
     # -- publish/subscribe (runtime.pubsub) -----------------------------------------------------
 
@@ -705,6 +748,13 @@ class RespConnection(asyncio.Protocol):
         held, self.held = self.held or [], None
         if not self.closed:
             self._run(held, True)
+
+    def _select(self, index: int) -> bytes:
+        """``SELECT index``: within the store's databases and the ``databases`` setting."""
+        if not 0 <= index < min(self.server.databases, DATABASES):
+            return DB_OUT_OF_RANGE
+        self.db = index
+        return OK
 
     def _reply_of(
         self,
@@ -753,6 +803,7 @@ class RespConnection(asyncio.Protocol):
         authenticated)."""
         self.tx = Transaction()
         self.protocol = 2
+        self.db = 0
         self.name = b""
         self.stale_reads = False
         self.lib_name = self.lib_version = ""
@@ -930,11 +981,22 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _read_request(ops: Sequence[Command]) -> bytes:
-    """A read-only request: no session (``KVStateMachine.query`` does not look at it)."""
+def _read_request(ops: Sequence[Command], db: int) -> bytes:
+    """A read-only request in database ``db``: no session (``KVStateMachine.query`` does not
+    look at it)."""
+    if db:
+        ops = in_db(ops, db)
     if len(ops) == 1:
         return encode_request(Request(0, 0, ops[0], now_ms()))
     return encode_request(RequestBatch(0, 0, tuple(ops), now_ms()))
+
+
+def in_db(ops: Sequence[Command], db: int) -> tuple[Command, ...]:
+    """``ops`` as a connection in database ``db`` sends them: each wrapped in ``kv.InDb``
+    unless ``db`` is 0 (the state machine's default, so most requests carry nothing)."""
+    if not db:
+        return tuple(ops)
+    return tuple(InDb(db, op) for op in ops)
 
 
 class _Group:
@@ -951,10 +1013,11 @@ class _Group:
     loop.
     """
 
-    __slots__ = ("bytes", "conn", "multi", "ops", "read_ops", "replies", "slot")
+    __slots__ = ("bytes", "conn", "db", "multi", "ops", "read_ops", "replies", "slot")
 
     def __init__(self, conn: RespConnection) -> None:
         self.conn = conn
+        self.db = conn.db  # a group ends before any SELECT: all its commands share one
         self.ops: list[Command] = []
         self.replies: list[Reply1 | tuple[Combine, int]] = []
         self.multi = False
@@ -992,7 +1055,7 @@ class _Group:
         if path is _Path.LOG:
             self._send(retry=False)
             return
-        request = _read_request(self.ops)
+        request = _read_request(self.ops, self.db)
         if path is _Path.LOCAL:
             self._done(conn.router.query_local(request), retry=True, client_id=0)
             return
@@ -1007,7 +1070,9 @@ class _Group:
     def _send(self, *, retry: bool, rotate_from: int | None = None) -> None:
         conn = self.conn
         client_id, seq = conn.next_session(rotate_from)
-        ops = self.ops
+        ops: Sequence[Command] = self.ops
+        if self.db:
+            ops = in_db(ops, self.db)
         if len(ops) == 1:
             request = encode_request(Request(client_id, seq, ops[0], now_ms()))
         else:
@@ -1072,7 +1137,7 @@ def _unexpected_answer(outcome: object) -> bytes:
 class _Call:
     """One planned command in flight: its log requests and the results gathered so far."""
 
-    __slots__ = ("conn", "on_reply", "ops", "remaining", "replied", "results", "slot")
+    __slots__ = ("conn", "db", "on_reply", "ops", "remaining", "replied", "results", "slot")
 
     def __init__(
         self,
@@ -1082,6 +1147,7 @@ class _Call:
         on_reply: Callable[[bytes], None] | None = None,
     ) -> None:
         self.conn = conn
+        self.db = conn.db  # the database when it was planned (it may wait behind reads)
         self.slot = slot
         self.on_reply = on_reply  # instead of the connection's FIFO (a blocking attempt)
         self.ops = ops
@@ -1111,7 +1177,7 @@ class _Call:
 
     def _submit_read(self, index: int, path: _Path) -> None:
         conn = self.conn
-        request = _read_request(self.ops.ops[index : index + 1])
+        request = _read_request(self.ops.ops[index : index + 1], self.db)
         if path is _Path.LOCAL:
             self._done(index, conn.router.query_local(request), plain=True, retry=True, client_id=0)
             return
@@ -1130,7 +1196,10 @@ class _Call:
         if session is None:
             session = conn.next_session(rotate_from)
         client_id, seq = session
-        request = encode_request(Request(client_id, seq, self.ops.ops[index], now_ms()))
+        op = self.ops.ops[index]
+        if self.db:
+            op = InDb(self.db, op)
+        request = encode_request(Request(client_id, seq, op, now_ms()))
 
         def done(outcome: Outcome) -> None:
             self._done(index, outcome, plain=plain, retry=retry, client_id=client_id)
