@@ -77,6 +77,8 @@ messages: st.SearchStrategy[Any] = st.one_of(
     st.builds(mm.Decided, small, small, st.lists(batches, max_size=2).map(tuple), small),
     st.builds(mm.SnapshotChunk, small, small, small, small, st.binary(max_size=32)),
     st.builds(mm.SnapshotRequest, small, small, small, small),
+    st.builds(mm.PreVoteRequest, small, small),
+    st.builds(mm.PreVoteReply, small, small, st.booleans(), ballots),
     st.builds(Forward, small, small, st.binary(max_size=32)),
     st.builds(
         ForwardReply,

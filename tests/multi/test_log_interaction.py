@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,7 @@ def test_the_scripts_cover_the_log_and_each_opens_with_what_it_shows() -> None:
         "step-down-quorum",
         "step-down-ballot",
         "read-index",
+        "pre-vote",
     } <= stems
     for path in SCRIPTS:
         lines = path.read_text().splitlines()
@@ -88,7 +90,9 @@ def test_a_planted_bug_changes_the_golden_output() -> None:
 
 
 def world() -> LogInteraction:
-    return LogInteraction(MultiConfig(election_timeout_min_ticks=15, election_timeout_max_ticks=15))
+    """The classic election (no pre-vote), as the golden scripts run it."""
+    timeouts = MultiConfig(election_timeout_min_ticks=15, election_timeout_max_ticks=15)
+    return LogInteraction(replace(timeouts, pre_vote=False))
 
 
 def elect_n1(w: LogInteraction) -> None:

@@ -35,7 +35,8 @@ def accepts_to(effects: list[Effect]) -> list[int]:
 
 
 def leader_of(n: int, promisers: list[int]) -> Node:
-    config = MultiConfig(node_ids=tuple(range(1, n + 1)), thrifty=True)
+    # A lone node: no pre-vote to wait for, its timer sends Prepare (``multi.election``).
+    config = MultiConfig(node_ids=tuple(range(1, n + 1)), thrifty=True, pre_vote=False)
     leader = Node(1, config, random.Random(3), KVStateMachine())
     while not any(isinstance(e, Send) and isinstance(e.msg, Prepare) for e in leader.tick()):
         pass

@@ -27,7 +27,7 @@ from pypaxos.multi import (
 )
 from pypaxos.multi.effects import Effect
 
-CONFIG = MultiConfig(node_ids=(1, 2, 3))
+CONFIG = MultiConfig(node_ids=(1, 2, 3), pre_vote=False)  # a lone node: a timer sends Prepare
 LONG_TICKS = 3 * max(CONFIG.election_timeout_max_ticks, CONFIG.step_down_ticks)
 
 

@@ -16,6 +16,8 @@ from pypaxos.multi.messages import (
     Message,
     Nack,
     Prepare,
+    PreVoteReply,
+    PreVoteRequest,
     Promise,
     SnapshotChunk,
 )
@@ -38,6 +40,11 @@ MEMBERS = (1, 2, 3)
         (CatchUp(2, -1), "from_slot"),
         (Decided(2, SLOT_MAX, ((),) * 2), "last slot"),
         (Heartbeat(1, Ballot(1, 1), 2**63), "commit_index"),
+        (PreVoteRequest(99, 1), "sender 99 is not a member"),
+        (PreVoteRequest(2, -1), "request_round"),
+        (PreVoteReply(2, SLOT_MAX + 1, True, NULL_BALLOT), "request_round"),
+        (PreVoteReply(2, 1, True, Ballot(ROUND_MAX + 1, 2)), "ballot round"),
+        (PreVoteReply(2, 1, False, Ballot(3, 7)), "owned by a non-member"),
     ],
 )
 def test_impossible_messages_are_refused_with_a_reason(msg: Message, reason: str) -> None:
@@ -51,6 +58,8 @@ def test_impossible_messages_are_refused_with_a_reason(msg: Message, reason: str
         Prepare(1, Ballot(ROUND_MAX, 3), SLOT_MAX),
         Nack(2, NULL_BALLOT, Ballot(4, 1)),
         Decided(3, 0, (), 0),
+        PreVoteRequest(2, SLOT_MAX),
+        PreVoteReply(3, 0, True, Ballot(ROUND_MAX, 1)),
     ],
 )
 def test_messages_at_the_bounds_pass(msg: Message) -> None:
@@ -69,7 +78,8 @@ def test_every_message_of_simulated_runs_passes(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(Node, "handle", checked)
     for seed in range(3):
         assert not run_kv(KVSettings(ops=60), seed).violations
-    assert {type(m).__name__ for m in seen} >= {"Prepare", "Promise", "Accept", "Heartbeat"}
+    kinds = {type(m).__name__ for m in seen}
+    assert kinds >= {"Prepare", "Promise", "Accept", "Heartbeat", "PreVoteRequest", "PreVoteReply"}
 
 
 def test_a_node_ignores_what_no_correct_peer_sends() -> None:

@@ -41,6 +41,7 @@ CONFIG = MultiConfig(
     election_timeout_max_ticks=20,
     leader_stickiness_ticks=10,
     step_down_ticks=20,
+    pre_vote=False,  # a lone node: an election shows as its Prepare (``multi.election``)
 )
 TICK_S = 0.005
 STALL_S = 0.5  # 100 ticks: five election timeouts

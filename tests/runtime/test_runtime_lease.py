@@ -25,7 +25,8 @@ from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.wire import WireMessage
 from pypaxos.storage import MemoryStorage
 
-CONFIG = MultiConfig(node_ids=(1, 2, 3), lease_ticks=20, clock_drift_ppm=10_000)
+# A lone node driven by hand: its timer sends Prepare at once (no pre-vote, ``multi.election``).
+CONFIG = MultiConfig(node_ids=(1, 2, 3), lease_ticks=20, clock_drift_ppm=10_000, pre_vote=False)
 TICK_S = 0.005
 STALL_S = 0.3  # 60 ticks: three leases
 

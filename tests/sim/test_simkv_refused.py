@@ -25,6 +25,9 @@ LATE_COPIES = KVSettings(
     client=ClientSettings(timeout_ticks=40, attempts_max=1),
     dup=0.5,
     nemesis=replace(NemesisSettings(), straggle_prob=0.5, straggle_ticks=(20, 200)),
+    # The classic election: with pre-vote the elections' timing differs and no seed in 0..149
+    # draws the interleaving (measured); the bug is in the KV machine, not the election.
+    pre_vote=False,
 )
 REOPENS = replace(LATE_COPIES, bugs=frozenset({KvBug.EXPIRED_SESSION_REOPENS}))
 FIRST_CAUGHT = 29

@@ -28,6 +28,11 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
         "pypaxos.cli.sim_kv",
         "simulate the replicated key-value store with faults",
     ),
+    (
+        ("sim", "rejoin"),
+        "pypaxos.cli.sim_rejoin",
+        "count disruptive elections when a cut-off follower comes back",
+    ),
     (("check", "synod"), "pypaxos.cli.check", "exhaustively model-check single-decree Paxos"),
     (("lincheck",), "pypaxos.cli.lincheck", "check a JSON Lines history for linearizability"),
     (("explore",), "pypaxos.cli.explore", "watch and drive single-decree Paxos in a browser"),

@@ -8,10 +8,10 @@ second of wall time, leader changes, faults, and how fast service resumed after 
 
 Swarm testing by default (Groce et al., "Swarm Testing", ISSTA 2012): each seed draws its own
 cluster size and fault mix (``sim.kv.KVSwarm``), some fault kinds switched off altogether.
-``--nodes``, ``--drop``, ``--dup``, ``--max-delay``, ``--reads``, ``--[no-]collections`` and
-``--[no-]thrifty`` pin their dimension for every seed; ``--no-swarm`` runs every seed with the
-one fixed mix of ``KVSettings``.  A violation prints the seed's mix and the command that
-replays it (the seed draws it again).
+``--nodes``, ``--drop``, ``--dup``, ``--max-delay``, ``--reads``, ``--[no-]collections``,
+``--[no-]thrifty`` and ``--[no-]pre-vote`` pin their dimension for every seed; ``--no-swarm``
+runs every seed with the one fixed mix of ``KVSettings``.  A violation prints the seed's mix and
+the command that replays it (the seed draws it again).
 
 Exit status: 0 no violation, 1 at least one, 2 bad usage.
 """
@@ -55,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="leaders send each Accept to a quorum's worth of followers, as a real node does, "
         "or with --no-thrifty to every follower (default: drawn per seed; --no-swarm: thrifty)",
+    )
+    parser.add_argument(
+        "--pre-vote",
+        action=argparse.BooleanOptionalAction,
+        help="a node whose election timer fires asks the voters before it raises its ballot, as "
+        "a real node does, or with --no-pre-vote runs phase 1 at once (default: drawn per seed; "
+        "--no-swarm: pre-vote)",
     )
     parser.add_argument(
         "--reads",
@@ -122,6 +129,7 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
         for name, value in (
             ("nodes", args.nodes),
             ("thrifty", args.thrifty),
+            ("pre_vote", args.pre_vote),
             ("reads", args.reads),
             ("follower_reads", args.follower_reads),
             ("collections", args.collections),
@@ -217,7 +225,8 @@ def describe_mix(mix: KVSettings) -> str:
     )
     chances = ", ".join(f"{name} {prob}" for name, prob in faults if prob) or "no faults"
     return (
-        f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}, reads: {mix.reads}"
+        f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}, "
+        f"{'pre-vote' if mix.pre_vote else 'no pre-vote'}, reads: {mix.reads}"
         f"{' (followers too)' if mix.follower_reads and mix.reads != 'log' else ''}"
         f"{', collections' if mix.collections else ''}; drop {mix.drop}, "
         f"dup {mix.dup}, delay {mix.delay_min_ticks}..{mix.delay_max_ticks} ticks, stragglers "

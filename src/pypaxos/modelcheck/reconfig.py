@@ -90,6 +90,7 @@ def _config(bugs: frozenset[LogBug]) -> MultiConfig:
         reconfigurable=True,
         window_slots=1,
         leader_stickiness_ticks=0,  # liveness only: the search decides when Prepares arrive
+        pre_vote=False,  # liveness only too: a timer that fires sends Prepare at once
         snapshot_every_slots=64,
         log_window_slots=65,
         promote_lag_max_slots=64,

@@ -13,6 +13,11 @@ quorum with it, not to every peer (``multi.leader``, "Thrifty").  Off here, so t
 the model checker keep exploring the classic protocol unless a run asks for it; on by default in
 the runtime (``runtime.config``).
 
+``pre_vote``: a node whose election timer fires runs phase 1 only after a quorum of voters
+said they too lost the leader (``multi.election``, "Pre-vote"), so a node back from a
+partition does not depose a healthy leader.  On by default; the golden log scripts and the
+model checker switch it off to keep exploring the classic election.
+
 Membership (``multi.membership``): ``node_ids`` are the voters and ``learner_ids`` the learners
 of the genesis configuration (epoch 0), the same on every node.  With ``reconfigurable`` the
 membership can change through the log (``Node.propose_membership_change``) and peer messages
@@ -57,6 +62,7 @@ class MultiConfig:
     snapshot_window_chunks: int = 4
     snapshot_chunk_bytes_max: int = 1024 * 1024
     thrifty: bool = False
+    pre_vote: bool = True  # ask the voters before a ballot is raised (``multi.election``)
     follower_reads: bool = False  # followers answer reads too, after asking for a read index
     # Leader leases (``multi.lease``): 0 is off.  A follower that acknowledges a heartbeat votes
     # for no other leader for ``lease_ticks``; the leader serves reads for ``lease_serve_ticks``

@@ -11,6 +11,17 @@
   then "forgets".
 * A leader counts who answered it recently; if that is not a quorum for ``step_down_ticks``, it
   steps down (it cannot commit anything and clients should look elsewhere).
+* Pre-vote (``MultiConfig.pre_vote``; the Raft thesis, Ongaro 2014, section 9.6): stickiness
+  alone does not save the leader from a node that was cut off, because that node's own
+  ``Prepare`` already raised its promise, and on its return it refuses the leader's ``Accept``
+  and ``Heartbeat`` with a ``Nack`` naming that higher ballot, and the leader steps down.  So a
+  node whose timer fires first asks the voters (``PreVoteRequest``) whether they would answer
+  a ``Prepare``: each says yes unless it leads, heard from a live leader in the stickiness
+  period, or is bound by a lease it acknowledged (the same tests as for a real ``Prepare``).
+  Only with yeses from a phase-1 quorum of its configuration, itself included, does it pick a
+  ballot, promise it and send ``Prepare``.  Nothing here touches an acceptor: a pre-vote that
+  is refused is a ``Prepare`` that was never sent, which the network may cause anyway, so
+  promises are delayed, never broken (docs/design.md, "Pre-vote").
 """
 
 from __future__ import annotations
@@ -18,6 +29,36 @@ from __future__ import annotations
 from pypaxos.core.proposer import RandomSource
 from pypaxos.core.quorum import QuorumSystem
 from pypaxos.multi.config import MultiConfig
+
+
+class PreVote:
+    """A node's pre-vote rounds: the current one, whether it is open, and who said yes."""
+
+    __slots__ = ("grants", "open", "round")
+
+    def __init__(self) -> None:
+        self.round = 0
+        self.open = False
+        self.grants: set[int] = set()
+
+    def start(self, self_id: int) -> int:
+        """A new round, granted by ourselves; replies to an older round no longer count."""
+        self.round += 1
+        self.open = True
+        self.grants = {self_id}
+        return self.round
+
+    def grant(self, request_round: int, voter: int) -> bool:
+        """Count ``voter``'s yes; ``False`` when it answers a round that is not open."""
+        if not self.open or request_round != self.round:
+            return False
+        self.grants.add(voter)
+        return True
+
+    def close(self) -> None:
+        """A leader was heard, a ``Prepare`` promised, or our own candidacy began."""
+        self.open = False
+        self.grants = set()
 
 
 class FailureDetector:

@@ -25,6 +25,10 @@ Every message names its ``sender`` and is a frozen, tagged msgspec struct, ready
 * ``ReadIndexRequest(request_round)`` / ``ReadIndexReply(request_round, read_index)``: a
   follower asks the leader for a read index for the reads it holds (``multi.reads``, "Follower
   reads"); the leader answers after its own confirmation round.
+* ``PreVoteRequest(request_round)`` / ``PreVoteReply(request_round, granted, promised)``: a node
+  whose election timer fired asks the voters whether they too lost the leader before it runs
+  phase 1 (``multi.election``, "Pre-vote"); the reply's ``promised`` is the voter's promised
+  ballot, so the Prepare that may follow goes above it.  Neither touches an acceptor.
 """
 
 from __future__ import annotations
@@ -122,6 +126,18 @@ class ReadIndexReply(msgspec.Struct, frozen=True, tag="multi.ReadIndexReply"):
     read_index: int
 
 
+class PreVoteRequest(msgspec.Struct, frozen=True, tag="multi.PreVoteRequest"):
+    sender: int
+    request_round: int
+
+
+class PreVoteReply(msgspec.Struct, frozen=True, tag="multi.PreVoteReply"):
+    sender: int
+    request_round: int  # the request's, echoed
+    granted: bool  # the voter heard from no live leader lately and is bound by no lease
+    promised: Ballot
+
+
 Message = (
     Prepare
     | Promise
@@ -136,4 +152,6 @@ Message = (
     | SnapshotRequest
     | ReadIndexRequest
     | ReadIndexReply
+    | PreVoteRequest
+    | PreVoteReply
 )

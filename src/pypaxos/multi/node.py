@@ -80,7 +80,7 @@ from pypaxos.multi.effects import (
     SnapshotRecord,
     persists_first,
 )
-from pypaxos.multi.election import FailureDetector
+from pypaxos.multi.election import FailureDetector, PreVote
 from pypaxos.multi.leader import Leader
 from pypaxos.multi.lease import Lease
 from pypaxos.multi.log import Batch, Entry
@@ -109,6 +109,8 @@ from pypaxos.multi.messages import (
     Message,
     Nack,
     Prepare,
+    PreVoteReply,
+    PreVoteRequest,
     Promise,
     ReadIndexReply,
     ReadIndexRequest,
@@ -172,6 +174,7 @@ class Node:
         "membership",
         "membership_seen",
         "peers",
+        "pre_vote",
         "probe_next",
         "quorum",
         "read_barrier",
@@ -222,6 +225,7 @@ class Node:
         )
         self.leader = Leader(node_id, config, self.quorum)
         self.detector = FailureDetector(config, rng)
+        self.pre_vote = PreVote()
         self.role = Role.FOLLOWER
         self.leader_id: int | None = None
         self.leader_ballot: Ballot = NULL_BALLOT
@@ -386,6 +390,8 @@ class Node:
                 self.detector.reset_election()  # learners and removed nodes never campaign
             elif self._lease_binds():
                 self.detector.defer_election(self.lease.bound_until)
+            elif self.config.pre_vote:
+                effects = self._start_pre_vote()
             else:
                 effects = self._start_candidacy()
         elif self.reads.asked and self.detector.now - self.reads.asked_tick >= (
@@ -453,6 +459,10 @@ class Node:
                 return [SendSnapshot(msg.sender, msg.slot, msg.first_seq, count)]
             case ReadIndexRequest():
                 return self._on_read_index_request(msg)
+            case PreVoteRequest():
+                return self._on_pre_vote_request(msg)
+            case PreVoteReply():
+                return self._on_pre_vote_reply(msg)
             case ReadIndexReply():
                 reads = self.reads
                 reads.on_read_index(msg.request_round, msg.read_index)
@@ -493,9 +503,41 @@ class Node:
 
     # -- election ---------------------------------------------------------------------------
 
+    def _start_pre_vote(self) -> list[Effect]:
+        """Our election timer fired: ask the voters whether they lost the leader too (``election``,
+        "Pre-vote"); phase 1 starts only once a quorum of them says yes."""
+        self.detector.reset_election()  # no quorum of yeses by then: a new round
+        if self.config.reconfigurable:
+            self._refresh_membership()  # the voters and quorum phase 1 would ask
+        request_round = self.pre_vote.start(self.id)
+        if self.quorum.is_phase1_quorum(self.pre_vote.grants):
+            return self._start_candidacy()  # a cluster of one
+        request = PreVoteRequest(self.id, request_round)
+        return [Send(p, request) for p in self.peers]
+
+    def _on_pre_vote_request(self, msg: PreVoteRequest) -> list[Effect]:
+        """Yes unless a real ``Prepare`` from the sender would be ignored now (``_on_prepare``):
+        we lead, or follow a leader heard lately, or a lease we acknowledged still runs.  Our
+        state does not change either way: no promise, no timer reset."""
+        defending = self.role is Role.LEADER or self.detector.sticky()
+        refused = (defending or self._lease_binds()) and msg.sender != self.leader_id
+        reply = PreVoteReply(self.id, msg.request_round, not refused, self.acceptor.promised)
+        return [Send(msg.sender, reply)]
+
+    def _on_pre_vote_reply(self, msg: PreVoteReply) -> list[Effect]:
+        self._saw(msg.promised)  # our Prepare, if it comes to one, goes above it
+        if self.role is Role.LEADER or not msg.granted:
+            return []
+        if not self.pre_vote.grant(msg.request_round, msg.sender):
+            return []  # a reply to an older round, or the round was closed
+        if not self.quorum.is_phase1_quorum(self.pre_vote.grants):
+            return []
+        return self._start_candidacy()
+
     def _start_candidacy(self) -> list[Effect]:
         bar = max(self.highest_seen, self.acceptor.promised, self.leader_ballot)
         ballot = bar.next_for(self.id)
+        self.pre_vote.close()
         self.role = Role.CANDIDATE
         self.leader_id = None
         self.lease.reset()
@@ -514,6 +556,7 @@ class Node:
 
     def _become_leader(self) -> list[Effect]:
         self.role = Role.LEADER
+        self.pre_vote.close()  # a late quorum of promises for an earlier Prepare: no round left
         self.leader_id = self.id
         self.leader_ballot = self.leader.ballot
         self.detector.start_leading(list(self.leader.promises))
@@ -544,6 +587,7 @@ class Node:
         self.leader_id = sender
         self.leader_ballot = ballot
         self.detector.leader_seen()
+        self.pre_vote.close()
         return effects
 
     def _saw(self, ballot: Ballot) -> None:
@@ -564,6 +608,7 @@ class Node:
             self.leader_id = None
             self.detector.leader_contact = None
             self.detector.reset_election()
+            self.pre_vote.close()  # another candidate runs phase 1: no duel with it
         effects.append(Send(msg.sender, reply))
         return effects
 

@@ -24,6 +24,8 @@ from pypaxos.multi.messages import (
     Message,
     Nack,
     Prepare,
+    PreVoteReply,
+    PreVoteRequest,
     Promise,
     ReadIndexReply,
     ReadIndexRequest,
@@ -63,6 +65,8 @@ def _ballots(msg: Message) -> list[Ballot]:
             return [msg.ballot, msg.promised]
         case Prepare() | Accept() | Accepted() | Heartbeat() | HeartbeatAck():
             return [msg.ballot]
+        case PreVoteReply():
+            return [msg.promised]
         case (
             CatchUp()
             | Decided()
@@ -70,6 +74,7 @@ def _ballots(msg: Message) -> list[Ballot]:
             | SnapshotRequest()
             | ReadIndexRequest()
             | ReadIndexReply()
+            | PreVoteRequest()
         ):
             return []
 
@@ -102,5 +107,7 @@ def _slots(msg: Message) -> list[tuple[str, int]]:
             return [("request_round", msg.request_round)]
         case ReadIndexReply():
             return [("request_round", msg.request_round), ("read_index", msg.read_index)]
+        case PreVoteRequest() | PreVoteReply():
+            return [("request_round", msg.request_round)]
         case Nack():
             return []

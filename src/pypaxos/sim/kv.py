@@ -147,6 +147,7 @@ class KVSettings:
     delay_max_ticks: int = 4
     tick_interval_ticks: int = 2  # virtual ticks between two Node.tick() calls
     thrifty: bool = True  # MultiConfig.thrifty, as the runtime runs it
+    pre_vote: bool = True  # MultiConfig.pre_vote, as the runtime runs it
     reads: str = "log"  # "log": reads are log commands; "read-index": ``Node.read``; "lease":
     # ``Node.read`` with leader leases (``multi.lease``), the nodes' tick rates drifting apart
     follower_reads: bool = False  # MultiConfig.follower_reads (with reads = "read-index")
@@ -191,6 +192,7 @@ class KVSettings:
             snapshot_window_chunks=2,
             snapshot_chunk_bytes_max=SNAPSHOT_CHUNK_BYTES,
             thrifty=self.thrifty,
+            pre_vote=self.pre_vote,
             follower_reads=self.follower_reads,
             lease_ticks=LEASE_TICKS if self.reads == "lease" else 0,
             step_down_ticks=LEASE_STEP_DOWN_TICKS if self.reads == "lease" else 20,
@@ -242,8 +244,13 @@ class KVSettings:
             words.append("--no-thrifty")
         if self.swarm and "thrifty" in self.pinned and self.thrifty:
             words.append("--thrifty")
+        if not self.pre_vote and (not self.swarm or "pre_vote" in self.pinned):
+            words.append("--no-pre-vote")
+        if self.swarm and "pre_vote" in self.pinned and self.pre_vote:
+            words.append("--pre-vote")
         cli = replace(
             KVSettings(self.nodes, self.clients, self.ops, bugs=self.bugs, thrifty=self.thrifty),
+            pre_vote=self.pre_vote,
             **{name: getattr(self, name) for name, _ in _KV_OPTIONS},
             reads=self.reads,
             follower_reads=self.follower_reads,
@@ -271,6 +278,7 @@ KV_SWARM_FIELDS = frozenset(
         "reconfig",
         "reconfig_every_ticks",
         "collections",
+        "pre_vote",
     }
 )
 READ_PATHS = ("log", "read-index", "lease")
@@ -316,6 +324,7 @@ class KVSwarm:
     reconfig_prob: float = 0.3  # membership changes during the faults (``sim.kv_reconfig``)
     reconfig_every_ticks_range: tuple[int, int] = (15, 60)
     collections_prob: float = 0.5  # the collection workload (``sim.kv_collections``)
+    pre_vote_prob: float = 0.7  # as the runtime runs; the rest keep the classic election
 
     def draw(self, rng: random.Random, base: KVSettings) -> KVSettings:
         """``base`` with every field of ``KV_SWARM_FIELDS`` not pinned in it drawn from ``rng``.
@@ -364,6 +373,7 @@ class KVSwarm:
         drawn["reconfig"] = rng.random() < self.reconfig_prob  # drawn last: older draws hold
         drawn["reconfig_every_ticks"] = rng.randint(*self.reconfig_every_ticks_range)
         drawn["collections"] = rng.random() < self.collections_prob  # last: older draws hold
+        drawn["pre_vote"] = rng.random() < self.pre_vote_prob  # drawn last: older draws hold
         chosen = {name: value for name, value in drawn.items() if name not in base.pinned}
         settings = replace(base, **chosen)  # type: ignore[arg-type]
         if settings.delay_min_ticks > settings.delay_max_ticks:
@@ -387,8 +397,9 @@ def liveness_bound_ticks(settings: KVSettings) -> int:
     * ``S``: a leader left without a quorum notices and steps down (one that has a quorum
       simply keeps serving);
     * ``3 (E + 4D)``: an election: a follower times out within ``E`` of its last contact, and
-      prepare, promise, and the new leader's take-over accepts take ``4D``; randomised timeouts
-      make a duel that spoils a round unlikely, and the bound allows three rounds;
+      prepare, promise, and the new leader's take-over accepts take ``4D`` (``6D`` with
+      pre-vote: its request and replies first); randomised timeouts make a duel that spoils a
+      round unlikely, and the bound allows three rounds;
     * ``T + n (2D + B)``: a client whose request went to a dead or cut-off node waits ``T``,
       then walks the nodes, each one answering with a redirect at most ``2D + B`` later;
     * ``4D``: the operation itself: client to leader, accept round trip, reply.
@@ -403,7 +414,9 @@ def liveness_bound_ticks(settings: KVSettings) -> int:
     nemesis = settings.nemesis_settings()
     drain = max(delay, nemesis.straggle_ticks[1] if nemesis.straggle_prob else 0)
     client = settings.client
-    election = 3 * ((config.election_timeout_max_ticks + lease) * interval + 4 * delay)
+    round_trips = 3 if config.pre_vote else 2
+    timeout = (config.election_timeout_max_ticks + lease) * interval
+    election = 3 * (timeout + 2 * round_trips * delay)
     find_leader = client.timeout_ticks + settings.nodes * (2 * delay + client.backoff_ticks)
     step_down = config.step_down_ticks * interval
     return drain + step_down + election + find_leader + 4 * delay

@@ -44,6 +44,8 @@ from pypaxos.multi import (
     Node,
     PersistOwnVote,
     Prepare,
+    PreVoteReply,
+    PreVoteRequest,
     Promise,
     PromiseRecord,
     ReadIndexReply,
@@ -62,6 +64,10 @@ from pypaxos.multi import (
 )
 from pypaxos.multi.membership import MembershipRefused
 from pypaxos.sim.script import ScriptError
+
+SCRIPT_CONFIG = MultiConfig(pre_vote=False)
+"""What a script starts from: the classic election, a timer that fires sends ``Prepare`` at
+once; ``config pre_vote=on`` asks the voters first (``multi.election``, "Pre-vote")."""
 
 TICKS_UNTIL_MAX = 1000
 """``tick N until`` gives up (a ``ScriptError``) after this many quiet ticks."""
@@ -148,6 +154,11 @@ def describe_message(msg: Message) -> str:
             return f"ReadIndexRequest round={msg.request_round}"
         case ReadIndexReply():
             return f"ReadIndexReply round={msg.request_round} read_index={msg.read_index}"
+        case PreVoteRequest():
+            return f"PreVoteRequest round={msg.request_round}"
+        case PreVoteReply():
+            answer = "yes" if msg.granted else "no"
+            return f"PreVoteReply round={msg.request_round} {answer} promised={msg.promised}"
         case SnapshotChunk():
             if not msg.chunk_count:
                 return f"SnapshotChunk slot={msg.slot} gone"
@@ -220,7 +231,7 @@ class InTransit:
 class LogInteraction:
     """The world a script drives: nodes, their disks and page caches, the messages in flight."""
 
-    config: MultiConfig = field(default_factory=MultiConfig)
+    config: MultiConfig = SCRIPT_CONFIG
     seed: int = 0
     nodes: dict[int, Node] = field(default_factory=dict)
     machines: dict[int, ScriptMachine] = field(default_factory=dict)
@@ -614,7 +625,7 @@ def parse_config(args: list[str], bugs: frozenset[LogBug]) -> tuple[MultiConfig,
         else:
             raise ScriptError(f"config: no setting {arg!r}")
     try:
-        config = replace(MultiConfig(), bugs=bugs, **values)
+        config = replace(SCRIPT_CONFIG, bugs=bugs, **values)
     except ValueError as error:
         raise ScriptError(f"config: {error}") from None
     return config, seed
@@ -632,7 +643,7 @@ def run_log_script(text: str, bugs: frozenset[LogBug] = frozenset()) -> str:
     ``bugs`` switches planted bugs on (``multi.bugs``) on top of what ``config`` names: a test
     uses it to show that a golden script notices a change of behaviour.
     """
-    world = LogInteraction(replace(MultiConfig(), bugs=bugs))
+    world = LogInteraction(replace(SCRIPT_CONFIG, bugs=bugs))
     out: list[str] = []
     for raw in text.splitlines():
         if raw.startswith("> "):
