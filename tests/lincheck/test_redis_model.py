@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pypaxos.kv import KVStateMachine, Request, decode_answer, encode_request
+from pypaxos.kv.collection_ops import SMembers
 from pypaxos.lincheck.redis_model import (
     ERR_REPLY,
     WRONGTYPE_REPLY,
@@ -31,6 +32,7 @@ from pypaxos.sim.kv_collections import (
     dump_operation,
     home_families,
 )
+from pypaxos.sim.kv_scripts import draw_script, eval_command, script_command
 
 KEYS = ("c0", "c1")
 
@@ -41,11 +43,12 @@ def _run(f: str, args: object, state: State) -> tuple[object, State]:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.sampled_from((*FAMILIES, "keyspace", "drawn")), max_size=60),
+    st.lists(st.sampled_from((*FAMILIES, "keyspace", "drawn", "script")), max_size=60),
     st.randoms(use_true_random=False),
 )
 def test_the_model_answers_as_the_store_does(draws: list[str], rng: random.Random) -> None:
-    machine = KVStateMachine()
+    machine = KVStateMachine(script_commands=script_command)
+    written: dict[str, str] = {}
     states: dict[str, State] = dict.fromkeys(KEYS)
     fresh = iter(range(1_000_000))
     homes = home_families(random.Random(0))
@@ -64,9 +67,13 @@ def test_the_model_answers_as_the_store_does(draws: list[str], rng: random.Rando
 
     for family in draws:
         if family == "drawn":  # what the simulator draws: MULTI and stray families included
-            f, key, args, command, _ = draw_operation(rng, homes, next_value)
+            f, key, args, command, _ = draw_operation(rng, homes, next_value, written)
             if key not in KEYS:
                 continue
+        elif family == "script":  # the fixed Lua scripts, run by kv and read by the model
+            key = rng.choice(KEYS)
+            home = rng.choice(FAMILIES)
+            f, key, args, command, _ = draw_script(rng, key, home, next_value, written.get(key))
         else:
             key = rng.choice(KEYS)
             f, args, command, _ = draw_command(rng, family, key, next_value)
@@ -124,3 +131,34 @@ def test_zadd_flags_follow_redis() -> None:
     assert _run("zadd", [["LT", "INCR"], [[-0.5, "a"]]], state)[0] == 1.5
     reply, after = _run("zadd", [["GT"], [[1.0, "b"]]], state)  # GT still adds new members
     assert reply == 1 and _run("zrange", [0, -1], after)[0] == (("b", 1.0), ("a", 2.0))
+
+
+def _eval(name: str, key: str, argv: list[str], machine: KVStateMachine, seq: int) -> object:
+    command = eval_command(name, key, argv)
+    answer = decode_answer(machine.apply(encode_request(Request(1, seq, command))))
+    return freeze(decode_reply("eval", [name, *argv], answer))
+
+
+def test_a_script_that_fails_after_its_write_keeps_the_write_in_both() -> None:
+    machine = KVStateMachine(script_commands=script_command)
+    assert _eval("add-then-fail", "s", ["m0"], machine, 1) == ERR_REPLY
+    reply, state = _run("eval", ["add-then-fail", "m0"], None)
+    assert reply == ERR_REPLY and state == KeyState("set", ("m0",))
+    members = decode_answer(machine.apply(encode_request(Request(1, 2, SMembers(b"s")))))
+    assert freeze(decode_reply("smembers", [], members)) == ("m0",)
+    _, hashed = _run("hset", [["f", "1"]], None)  # the write itself refused: nothing changes
+    assert _run("eval", ["add-then-fail", "m0"], hashed) == (WRONGTYPE_REPLY, hashed)
+
+
+def test_the_scripts_compare_and_set_and_answer_what_they_read() -> None:
+    machine = KVStateMachine(script_commands=script_command)
+    assert _eval("cas", "k", ["a", "b"], machine, 1) == 0  # absent: GET is false, no match
+    _, state = _run("set", ["a"], None)
+    assert _run("eval", ["cas", "x", "b"], state) == (0, state)
+    assert _run("eval", ["cas", "a", "b"], state) == (1, KeyState("string", "b"))
+    reply, state = _run("eval", ["hincr", "f", 2], None)
+    assert reply == "2" and _run("eval", ["hincr", "f", 3], state)[0] == "5"
+    assert _eval("hincr", "h", ["f", "2"], machine, 2) == "2"
+    assert _eval("hincr", "h", ["f", "3"], machine, 3) == "5"
+    assert _eval("rpush-len", "h", ["v"], machine, 4) == WRONGTYPE_REPLY
+    assert _run("eval", ["rpush-len", "v"], KeyState("list", ("u",)))[0] == 2

@@ -9,6 +9,7 @@ second of wall time, leader changes, faults, and how fast service resumed after 
 Swarm testing by default (Groce et al., "Swarm Testing", ISSTA 2012): each seed draws its own
 cluster size and fault mix (``sim.kv.KVSwarm``), some fault kinds switched off altogether.
 ``--nodes``, ``--drop``, ``--dup``, ``--max-delay``, ``--reads``, ``--[no-]collections``,
+``--[no-]scripts``, ``--[no-]publish``,
 ``--[no-]thrifty`` and ``--[no-]pre-vote`` pin their dimension for every seed; ``--no-swarm``
 runs every seed with the one fixed mix of ``KVSettings``.  A violation prints the seed's mix and
 the command that replays it (the seed draws it again).
@@ -83,6 +84,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a reference model (default: drawn per seed; --no-swarm: off)",
     )
     parser.add_argument(
+        "--scripts",
+        action=argparse.BooleanOptionalAction,
+        help="a few fixed Lua scripts among the collection operations (with --collections; "
+        "default: drawn per seed; --no-swarm: off)",
+    )
+    parser.add_argument(
+        "--publish",
+        action=argparse.BooleanOptionalAction,
+        help="clients PUBLISH too; every replica's publications are checked for agreement and "
+        "exactly-once (default: drawn per seed; --no-swarm: off)",
+    )
+    parser.add_argument(
         "--no-swarm",
         dest="swarm",
         action="store_false",
@@ -133,6 +146,8 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
             ("reads", args.reads),
             ("follower_reads", args.follower_reads),
             ("collections", args.collections),
+            ("scripts", args.scripts),
+            ("publish", args.publish),
             ("drop", args.drop),
             ("dup", args.dup),
             ("delay_max_ticks", args.max_delay),
@@ -228,7 +243,9 @@ def describe_mix(mix: KVSettings) -> str:
         f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}, "
         f"{'pre-vote' if mix.pre_vote else 'no pre-vote'}, reads: {mix.reads}"
         f"{' (followers too)' if mix.follower_reads and mix.reads != 'log' else ''}"
-        f"{', collections' if mix.collections else ''}; drop {mix.drop}, "
+        f"{', collections' if mix.collections else ''}"
+        f"{', scripts' if mix.scripts and mix.collections else ''}"
+        f"{', publish' if mix.publish else ''}; drop {mix.drop}, "
         f"dup {mix.dup}, delay {mix.delay_min_ticks}..{mix.delay_max_ticks} ticks, stragglers "
         f"{n.straggle_prob}; every {n.step_ticks} ticks: {chances}; downtime "
         f"{n.restart_ticks[0]}..{n.restart_ticks[1]} ticks"

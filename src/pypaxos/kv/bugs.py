@@ -33,6 +33,10 @@ class KvBug(PlantedBug):
         "list-restored-reversed",
         "a snapshot restores every list back to front (its items pushed at the head one by one)",
     )
+    PUBLISH_TWICE_ON_RETRY = (
+        "publish-twice-on-retry",
+        "a retried PUBLISH that its session shows applied already publishes again",
+    )
 
 
 def plant_restore_bugs(bugs: frozenset[KvBug], data: dict[bytes, Stored]) -> None:

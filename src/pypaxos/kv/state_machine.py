@@ -774,6 +774,10 @@ class KVStateMachine:
         self._requester = request.client_id
         self._db = 0  # a request starts in database 0 (``InDb`` names another)
         if request.seq == session.last_seq:
+            if KvBug.PUBLISH_TWICE_ON_RETRY in self.bugs and isinstance(request, Request):
+                op = request.op
+                if isinstance(op, Publish):
+                    self._emit([Publication(self._applied, op.channel, op.message)])
             return session.result
         if request.seq < session.last_seq:
             return encode_result(Stale(session.last_seq))

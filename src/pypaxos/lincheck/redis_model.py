@@ -11,6 +11,10 @@ pairs in Redis's order) and its deadline.  Time stands still at 0 (the simulated
 stamp no time on their requests), so a deadline in the future never passes, ``EXPIRE`` with a
 non-positive time deletes the key at once, as in Redis, and ``TTL`` answers the deadline.
 
+``EVAL`` runs one of a few fixed scripts (``SCRIPTS``), named in its first argument and read
+as its calls in order, not by running Lua: a call answering an error ends the script with it,
+and the calls before keep their effect (Redis never rolls a script's writes back).
+
 Operations are ``(f, args)`` in the history's JSON form (``f`` a lower-case command name;
 arguments and replies are strings, integers, floats, ``None`` and lists).  ``step`` answers
 ``(reply, next state)``; replies are canonical: lists become tuples and an error reply is
@@ -389,12 +393,20 @@ def _zcard(args: Sequence[object], state: State) -> tuple[Reply, State]:
     return len(_scores(state)), state
 
 
+def _publish(args: Sequence[object], state: State) -> tuple[Reply, State]:
+    """``PUBLISH`` on a channel (a name of its own, never a key): the receiver count, 0 for
+    a store whose replicated state knows no subscribers; nothing changes."""
+    _str(args[0])
+    return 0, state
+
+
 # --- the table -----------------------------------------------------------------------------
 
 ANY = ""  # a command that works on a key of any type
 
 # f -> (the type it needs, or ANY; writes?; handler)
 COMMANDS: dict[str, tuple[str, bool, Handler]] = {
+    "publish": (ANY, False, _publish),
     "get": ("string", False, _get),
     "set": (ANY, True, _set),
     "incr": ("string", True, _incr),
@@ -428,7 +440,58 @@ COMMANDS: dict[str, tuple[str, bool, Handler]] = {
     "zcard": ("zset", False, _zcard),
 }
 MULTI = "multi"  # args: ((f, args), ...) on the one key, run in order; reply: their replies
-FUNCTIONS = frozenset(COMMANDS) | {MULTI}
+EVAL = "eval"  # args: (script name, *argv): one of ``SCRIPTS``, on the one key
+
+
+# --- scripts -------------------------------------------------------------------------------
+# A few fixed Lua scripts, interpreted by name: each is its ``redis.call`` s in order.  A call
+# that answers an error ends the script with that error (what a raised ``redis.call`` error
+# does); the calls before it keep their effect, as Redis keeps a script's writes.
+
+
+def _cas_script(argv: Sequence[object], state: State) -> tuple[Reply, State]:
+    """``if GET == ARGV[1] then SET ARGV[2]; return 1 else return 0``."""
+    reply, state = step("get", (), state)
+    if reply == WRONGTYPE_REPLY:
+        return reply, state
+    if reply is not None and reply == _str(argv[0]):
+        _, state = step("set", (_str(argv[1]),), state)
+        return 1, state
+    return 0, state
+
+
+def _hincr_script(argv: Sequence[object], state: State) -> tuple[Reply, State]:
+    """``HINCRBY KEYS[1] ARGV[1] ARGV[2]``, then answer ``HGET`` of the field."""
+    reply, state = step("hincrby", (_str(argv[0]), _int(argv[1])), state)
+    if isinstance(reply, tuple):  # an error: the script stops there
+        return reply, state
+    return step("hget", (_str(argv[0]),), state)
+
+
+def _rpush_len_script(argv: Sequence[object], state: State) -> tuple[Reply, State]:
+    """``RPUSH KEYS[1] ARGV[1]``, then answer ``LLEN``."""
+    reply, state = step("rpush", (_str(argv[0]),), state)
+    if isinstance(reply, tuple):
+        return reply, state
+    return step("llen", (), state)
+
+
+def _add_then_fail_script(argv: Sequence[object], state: State) -> tuple[Reply, State]:
+    """``SADD KEYS[1] ARGV[1]``, then ``return redis.error_reply(...)``: the reply is an error
+    but the member stays added (a script's writes are not rolled back)."""
+    reply, state = step("sadd", (_str(argv[0]),), state)
+    if isinstance(reply, tuple):
+        return reply, state
+    return ERR_REPLY, state
+
+
+SCRIPTS: dict[str, Handler] = {
+    "cas": _cas_script,
+    "hincr": _hincr_script,
+    "rpush-len": _rpush_len_script,
+    "add-then-fail": _add_then_fail_script,
+}
+FUNCTIONS = frozenset(COMMANDS) | {MULTI, EVAL}
 
 
 def is_read_only(f: str, args: Reply) -> bool:
@@ -439,6 +502,8 @@ def is_read_only(f: str, args: Reply) -> bool:
             isinstance(command, tuple) and is_read_only(_str(command[0]), command[1])
             for command in args
         )
+    if f == EVAL:
+        return False  # every script here writes
     try:
         return not COMMANDS[f][1]
     except KeyError:
@@ -458,6 +523,13 @@ def step(f: str, args: Reply, state: State) -> tuple[Reply, State]:
             reply, state = step(_str(command[0]), command[1], state)
             replies.append(reply)
         return tuple(replies), state
+    if f == EVAL:
+        if not args or not isinstance(args[0], str) or args[0] not in SCRIPTS:
+            raise ModelError(f"eval: unknown script in {args!r}")
+        try:
+            return SCRIPTS[args[0]](args[1:], state)
+        except IndexError:
+            raise ModelError(f"eval: too few arguments in {args!r}") from None
     try:
         kind, _writes, handler = COMMANDS[f]
     except KeyError:
@@ -472,8 +544,10 @@ def step(f: str, args: Reply, state: State) -> tuple[Reply, State]:
 
 __all__ = [
     "ERR_REPLY",
+    "EVAL",
     "FUNCTIONS",
     "MULTI",
+    "SCRIPTS",
     "WRONGTYPE_REPLY",
     "KeyState",
     "ModelError",

@@ -36,7 +36,11 @@ the replay command needs only the seed and what the command line pinned.
 Under ``KVSettings.collections`` (drawn for half the seeds) half the operations are on Redis
 hashes, lists, sets and sorted sets on keys of their own (``sim.kv_collections``); those keys'
 history is checked against the reference model ``lincheck.redis_model`` (by
-``lincheck.model_check``), the string keys' by ``lincheck.wgl`` as before.
+``lincheck.model_check``), the string keys' by ``lincheck.wgl`` as before; with
+``KVSettings.scripts`` a few fixed Lua scripts among them (``sim.kv_scripts``).  Under
+``KVSettings.publish`` clients also ``PUBLISH`` through the log, and every replica's
+publications are checked for agreement and exactly-once (``sim.kv_publish``).  Both are drawn
+from a Random of their own after every older draw, so a seed's other draws stay what they were.
 
 Reads go through the log, or under ``KVSettings.reads = "read-index"`` (drawn per seed by the
 swarm) take the leader's read-index path (``multi.reads``): no log entry, so the linearizability
@@ -118,7 +122,9 @@ from pypaxos.sim.kv_collections import (
 )
 from pypaxos.sim.kv_faults import NO_FAULTS, Nemesis, NemesisSettings, StragglerNetwork
 from pypaxos.sim.kv_node import LeaderStats, MachineFactory, NodeActor, RecordLogDisk
+from pypaxos.sim.kv_publish import Recording, draw_publish, publication_violations
 from pypaxos.sim.kv_reconfig import SPARES, Reconfigurer
+from pypaxos.sim.kv_scripts import script_command
 from pypaxos.sim.network import NetworkSettings
 from pypaxos.sim.simulator import Simulator, _Delivery
 
@@ -160,6 +166,11 @@ class KVSettings:
     # The collection workload (``sim.kv_collections``): half the operations are on hashes,
     # lists, sets and sorted sets, checked against ``lincheck.redis_model``.
     collections: bool = False
+    # Fixed Lua scripts among the collection operations (``sim.kv_scripts``; needs collections).
+    scripts: bool = False
+    # Clients also PUBLISH to two channels; every replica records its publications, checked
+    # for agreement and exactly-once (``sim.kv_publish``).
+    publish: bool = False
     swarm: bool = False  # each seed draws its own mix (``KVSwarm``), but for ``pinned`` fields
     pinned: frozenset[str] = frozenset()
 
@@ -230,6 +241,9 @@ class KVSettings:
             words.append("--follower-reads" if self.follower_reads else "--no-follower-reads")
         if self.swarm and "collections" in self.pinned:
             words.append("--collections" if self.collections else "--no-collections")
+        for name in ("scripts", "publish"):
+            if self.swarm and name in self.pinned:
+                words.append(f"--{name}" if getattr(self, name) else f"--no-{name}")
         words += ["--seeds 1", f"--start {seed}"]
         words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
         if not self.swarm:
@@ -240,6 +254,7 @@ class KVSettings:
                 words.append("--follower-reads")
             if self.collections:
                 words.append("--collections")
+            words += [f"--{name}" for name in ("scripts", "publish") if getattr(self, name)]
         if not self.thrifty and (not self.swarm or "thrifty" in self.pinned):
             words.append("--no-thrifty")
         if self.swarm and "thrifty" in self.pinned and self.thrifty:
@@ -255,6 +270,8 @@ class KVSettings:
             reads=self.reads,
             follower_reads=self.follower_reads,
             collections=self.collections,
+            scripts=self.scripts,
+            publish=self.publish,
             swarm=self.swarm,
             pinned=self.pinned,
         )
@@ -279,6 +296,8 @@ KV_SWARM_FIELDS = frozenset(
         "reconfig_every_ticks",
         "collections",
         "pre_vote",
+        "scripts",
+        "publish",
     }
 )
 READ_PATHS = ("log", "read-index", "lease")
@@ -325,6 +344,8 @@ class KVSwarm:
     reconfig_every_ticks_range: tuple[int, int] = (15, 60)
     collections_prob: float = 0.5  # the collection workload (``sim.kv_collections``)
     pre_vote_prob: float = 0.7  # as the runtime runs; the rest keep the classic election
+    scripts_prob: float = 0.5  # of the collection seeds: Lua scripts too (``sim.kv_scripts``)
+    publish_prob: float = 0.3  # PUBLISH through the log (``sim.kv_publish``)
 
     def draw(self, rng: random.Random, base: KVSettings) -> KVSettings:
         """``base`` with every field of ``KV_SWARM_FIELDS`` not pinned in it drawn from ``rng``.
@@ -374,6 +395,10 @@ class KVSwarm:
         drawn["reconfig_every_ticks"] = rng.randint(*self.reconfig_every_ticks_range)
         drawn["collections"] = rng.random() < self.collections_prob  # last: older draws hold
         drawn["pre_vote"] = rng.random() < self.pre_vote_prob  # drawn last: older draws hold
+        # Drawn from a Random of their own: every older draw of a seed stays what it was.
+        own = random.Random(rng.random())
+        drawn["scripts"] = own.random() < self.scripts_prob
+        drawn["publish"] = own.random() < self.publish_prob
         chosen = {name: value for name, value in drawn.items() if name not in base.pinned}
         settings = replace(base, **chosen)  # type: ignore[arg-type]
         if settings.delay_min_ticks > settings.delay_max_ticks:
@@ -502,18 +527,25 @@ class KVWorld(Simulator[object]):
         # Random, so the world's draws stay what they were.
         self.collection_keys = COLLECTION_KEYS if settings.collections else ()
         self.draw_collection = (
-            collection_draw(home_families(random.Random(f"kv homes {seed}")))
+            collection_draw(
+                home_families(random.Random(f"kv homes {seed}")), scripts=settings.scripts
+            )
             if settings.collections
             else None
         )
         kv_bugs = settings.kv_bugs()
-        if machine_factory is KVStateMachine and kv_bugs:
-            machine_factory = partial(KVStateMachine, bugs=kv_bugs)
+        if machine_factory is KVStateMachine and (kv_bugs or settings.scripts):
+            machine_factory = partial(
+                KVStateMachine,
+                bugs=kv_bugs,
+                script_commands=script_command if settings.scripts else None,
+            )
         self.machine_factory = machine_factory
         self.history = History()
         self.stats = LeaderStats()
         self.record_disk = RecordLogDisk(self._persisted)
         self.violations: list[str] = []
+        self.recordings: list[Recording] = []  # every node incarnation's (``sim.kv_publish``)
         self.chosen: dict[int, Batch] = {}  # ghost: the first value applied in each slot
         self.replied: set[int] = set()  # ghost: request ids of log commands some node answered
         self.read_index_reads = 0
@@ -589,7 +621,10 @@ class KVWorld(Simulator[object]):
     def _build(self, actor: int, durable: object | None, rng: random.Random) -> NodeActor | Client:
         if actor < CLIENT_ID_BASE:
             records = durable if isinstance(durable, tuple) else None
-            return NodeActor(actor, self.config, rng, records, self.stats, self.machine_factory)
+            record = self._record if self.settings.publish else None
+            return NodeActor(
+                actor, self.config, rng, records, self.stats, self.machine_factory, record
+            )
         final = actor == self.final_id
         process: object = "final" if final else actor - CLIENT_ID_BASE
         client_settings = self.settings.client
@@ -622,7 +657,13 @@ class KVWorld(Simulator[object]):
             read_index=self.settings.reads != "log",
             any_node_reads=self.settings.follower_reads,
             draw_collection=None if final else self.draw_collection,
+            draw_publish=draw_publish if self.settings.publish and not final else None,
         )
+
+    def _record(self, node: int, machine: KVStateMachine) -> Recording:
+        recording = Recording(node, machine)
+        self.recordings.append(recording)
+        return recording
 
     def _clock(self) -> int:
         return self.now
@@ -979,6 +1020,8 @@ class KVWorld(Simulator[object]):
     def _check_end(self) -> LinResult | _Both | None:
         if not self.violations:
             self._check_replicas()
+            if self.settings.publish:
+                self._check_publications()
             gave_up = [e[4] for e in self.history.events if e[1] == "final" and e[2] == "info"]
             if gave_up:
                 self._violate(f"the final read of {', '.join(gave_up)} did not complete ok")
@@ -994,6 +1037,8 @@ class KVWorld(Simulator[object]):
                 self._violate(f"acknowledged but in no applied slot: {shown}")
         self._close_history()
         events = self.history.dicts()
+        if self.settings.publish:  # checked apart (``_check_publications``)
+            events = [e for e in events if e["f"] != "publish"]
         collection_keys = set(self.collection_keys)
         strings = [e for e in events if e["key"] not in collection_keys]
         try:
@@ -1034,6 +1079,24 @@ class KVWorld(Simulator[object]):
                 f"replicas disagree: after the heal {', '.join(differ)} hold a state machine "
                 f"different from n{replicas[0]}'s at the same applied index"
             )
+
+    def _check_publications(self) -> None:
+        """Every recording agrees and every acknowledged ``PUBLISH`` is published once
+        (``sim.kv_publish``)."""
+        sent: list[tuple[str, str]] = []
+        acknowledged: list[tuple[str, str]] = []
+        pending: dict[object, tuple[str, str]] = {}
+        for _time, process, kind, f, key, value in self.history.events:
+            if f != "publish":
+                continue
+            if kind == "invoke":
+                assert isinstance(value, list)
+                pending[process] = (key, str(value[0]))
+                sent.append(pending[process])
+            elif kind == "ok":
+                acknowledged.append(pending[process])
+        for problem in publication_violations(self.recordings, sent, acknowledged):
+            self._violate(problem)
 
     def _close_history(self) -> None:
         """Operations still outstanding when the run stopped are recorded ``info``."""

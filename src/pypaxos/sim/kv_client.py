@@ -251,6 +251,8 @@ def random_operation(
 
 CollectionDraw = Callable[[random.Random, Callable[[], str]], Operation]
 """Draws one collection operation from the client's Random and its fresh values."""
+PublishDraw = Callable[[random.Random, Callable[[], str]], Operation | None]
+"""Draws a ``PUBLISH`` now and then (``None``: another operation this time)."""
 
 
 class OpBudget:
@@ -323,6 +325,7 @@ class Client:
         "clock",
         "command",
         "draw_collection",
+        "draw_publish",
         "history",
         "id",
         "keys",
@@ -364,6 +367,7 @@ class Client:
         read_index: bool = False,
         any_node_reads: bool = False,
         draw_collection: CollectionDraw | None = None,
+        draw_publish: PublishDraw | None = None,
     ) -> None:
         self.id = actor_id
         self.kv_id = kv_id
@@ -393,6 +397,8 @@ class Client:
         self.next_fresh = kv_id * 1_000_000  # written values are unique across clients
         # The collection workload: half the operations are drawn by it (``sim.kv_collections``)
         self.draw_collection = draw_collection
+        # ``PUBLISH`` es now and then (``sim.kv_publish``): ``None`` from it when not this time
+        self.draw_publish = draw_publish
 
     # -- actor interface ---------------------------------------------------------------------
 
@@ -460,6 +466,10 @@ class Client:
                 return self.begin(self.script.pop())
         elif self.budget.take():
             self.next_fresh += 1
+            if self.draw_publish is not None:
+                publish = self.draw_publish(self.rng, self._fresh)
+                if publish is not None:
+                    return self.begin(publish)
             if self.draw_collection is not None and self.rng.random() < COLLECTION_SHARE:
                 return self.begin(self.draw_collection(self.rng, self._fresh))
             return self.begin(random_operation(self.rng, self.keys, self.next_fresh, self.known))

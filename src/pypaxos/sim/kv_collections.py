@@ -13,7 +13,8 @@ which must change nothing), and after a ``DEL`` or an ``EXPIRE`` to the past ano
 take the key over.  The commands: ``HSET HDEL HGET HINCRBY HGETALL HLEN``, ``LPUSH RPUSH LPOP
 RPOP LRANGE LLEN``, ``SADD SREM SISMEMBER SMEMBERS SCARD``, ``ZADD`` (with ``NX XX GT LT CH
 INCR``) ``ZINCRBY ZREM ZRANGE ZSCORE ZCARD``, ``GET SET INCR``, ``DEL EXPIRE PERSIST TTL TYPE``,
-and now and then a ``MULTI`` of two or three commands on one key (``Exec``).
+and now and then a ``MULTI`` of two or three commands on one key (``Exec``).  Under
+``KVSettings.scripts`` a few fixed Lua scripts on one key too (``sim.kv_scripts``).
 
 The element spaces are small (``FIELDS``, ``MEMBERS``...) so the values stay small and the
 checker's search short; list items and hash values are fresh (unique) values, so a read pins
@@ -76,6 +77,7 @@ from pypaxos.kv.commands import (
 )
 from pypaxos.kv.values import WRONGTYPE
 from pypaxos.sim.kv_client import CollectionDraw, Operation
+from pypaxos.sim.kv_scripts import SCRIPT_PROB, decode_script_reply, draw_script
 
 COLLECTION_KEYS = ("c0", "c1", "c2", "c3")
 FAMILIES = ("string", "hash", "list", "set", "zset")
@@ -230,11 +232,21 @@ def _pairs(pairs: list[JSON]) -> list[tuple[str, str]]:
 
 
 def draw_operation(
-    rng: random.Random, homes: dict[str, str], fresh: Callable[[], str]
+    rng: random.Random,
+    homes: dict[str, str],
+    fresh: Callable[[], str],
+    written: dict[str, str] | None = None,
 ) -> tuple[str, str, JSON, Command, bool]:
     """``(f, key, args, command, read-only?)``: one operation on a collection key, a ``MULTI``
-    of two or three commands on it now and then."""
+    of two or three commands on it now and then.  With ``written`` (the last string value
+    drawn for each key, kept up to date here) a script (``sim.kv_scripts``) now and then."""
     key = COLLECTION_KEYS[int(rng.random() * len(COLLECTION_KEYS))]
+    if written is not None and rng.random() < SCRIPT_PROB:
+        drawn_script = draw_script(rng, key, homes[key], fresh, written.get(key))
+        script_args = drawn_script[2]
+        if isinstance(script_args, list) and script_args[0] == "cas":
+            written[key] = str(script_args[2])
+        return drawn_script
 
     def family() -> str:
         if rng.random() < HOME_FAMILY_PROB:
@@ -248,6 +260,8 @@ def draw_operation(
         args: list[JSON] = [[f, a] for f, a, _, _ in drawn]
         return "multi", key, args, Exec(tuple(c for _, _, c, _ in drawn)), False
     f, a, command, read_only = draw_command(rng, family(), key, fresh)
+    if written is not None and f == "set":
+        written[key] = str(a[0])
     return f, key, a, command, read_only
 
 
@@ -283,6 +297,11 @@ def decode_reply(f: str, args: JSON, answer: Answer) -> JSON:
             assert isinstance(command, list)
             out.append(decode_reply(command[0], command[1], result))
         return out
+    if f == "eval":
+        decoded = decode_script_reply(answer)
+        if decoded is None:
+            raise Unexpected(f"a script answered {answer!r}")
+        return decoded
     return _decode_one(f, answer)
 
 
@@ -326,11 +345,13 @@ __all__ = [
 ]
 
 
-def collection_draw(homes: dict[str, str]) -> CollectionDraw:
-    """The clients' draw of a collection ``Operation`` (``Client.draw_collection``)."""
+def collection_draw(homes: dict[str, str], scripts: bool = False) -> CollectionDraw:
+    """The clients' draw of a collection ``Operation`` (``Client.draw_collection``), scripts
+    among them under ``scripts``."""
+    written: dict[str, str] | None = {} if scripts else None
 
     def draw(rng: random.Random, fresh: Callable[[], str]) -> Operation:
-        f, key, args, command, read_only = draw_operation(rng, homes, fresh)
+        f, key, args, command, read_only = draw_operation(rng, homes, fresh, written)
         decode = partial(decode_reply, f, args)
         return Operation(f, key, command, args, decode=decode, read_only=read_only)
 

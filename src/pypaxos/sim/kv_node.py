@@ -48,6 +48,7 @@ from pypaxos.multi import (
 )
 from pypaxos.sim.disk import Disk
 from pypaxos.sim.kv_client import ClientRequest
+from pypaxos.sim.kv_publish import Recording
 
 MachineFactory = Callable[[], StateMachine]
 
@@ -152,7 +153,7 @@ class LeaderStats:
 class NodeActor:
     """One KV node: a ``multi.Node`` with a ``KVStateMachine``, driven by the simulator."""
 
-    __slots__ = ("id", "leading", "machine", "node", "stats")
+    __slots__ = ("id", "leading", "machine", "node", "publications", "stats")
 
     def __init__(
         self,
@@ -162,9 +163,16 @@ class NodeActor:
         records: tuple[Record, ...] | None,
         stats: LeaderStats,
         machine_factory: MachineFactory = KVStateMachine,
+        record: Callable[[int, KVStateMachine], Recording] | None = None,
     ) -> None:
         self.id = node_id
         self.machine = machine_factory()
+        # Publications recorded from the start, a recovery's replay included (sim.kv_publish).
+        self.publications = (
+            record(node_id, self.machine)
+            if record is not None and isinstance(self.machine, KVStateMachine)
+            else None
+        )
         if records is None:
             self.node = Node(node_id, config, rng, self.machine)
         else:
@@ -188,6 +196,8 @@ class NodeActor:
             effects = node.handle(cast(Message, msg))  # else a peer's: Node.handle refuses others
         if node.role is Role.LEADER:
             self._note_leading()
+        if self.publications is not None:
+            self.publications.take()
         return effects
 
     def on_timer(self, name: str) -> list[object]:
@@ -198,6 +208,8 @@ class NodeActor:
         effects = node.tick()
         if node.role is Role.LEADER:
             self._note_leading()
+        if self.publications is not None:
+            self.publications.take()
         return effects
 
     def _note_leading(self) -> None:
