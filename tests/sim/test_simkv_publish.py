@@ -76,9 +76,16 @@ def test_the_check_finds_a_replica_missing_a_publication_and_an_unsent_one() -> 
     _published(first, 2, b"p1", b"m2")
     second.apply(b"not a request")  # the same log position, applied without its publication
     sent = [("p0", "m1"), ("p1", "m2")]
-    assert publication_violations([one, two], sent, sent[:1]) != []
+    found = publication_violations([one, two], sent, sent[:1])
+    assert len(found) == 1 and "n2 applied log position 2 without" in found[0], found
     clean = Recording(3, KVStateMachine())
     _published(clean.machine, 1, b"p0", b"m1")
     assert publication_violations([clean], sent, sent[:1]) == []
-    assert publication_violations([clean], [], []) != []  # published, sent by no client
-    assert publication_violations([clean], sent, sent) != []  # m2 acknowledged, not published
+    unsent = publication_violations([clean], [], [])
+    assert unsent == ["published but sent by no client: p0:m1"]
+    lost = publication_violations([clean], sent, sent)
+    assert lost == ["acknowledged but never published: p1:m2"]
+    twice = Recording(4, KVStateMachine())
+    _published(twice.machine, 1, b"p0", b"m1")
+    _published(twice.machine, 2, b"p0", b"m1")  # a second request with the same message
+    assert publication_violations([twice], sent, sent[:1]) == ["published more than once: p0:m1"]
