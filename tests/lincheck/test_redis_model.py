@@ -162,3 +162,9 @@ def test_the_scripts_compare_and_set_and_answer_what_they_read() -> None:
     assert _eval("hincr", "h", ["f", "3"], machine, 3) == "5"
     assert _eval("rpush-len", "h", ["v"], machine, 4) == WRONGTYPE_REPLY
     assert _run("eval", ["rpush-len", "v"], KeyState("list", ("u",)))[0] == 2
+
+
+def test_publish_answers_no_receivers_and_changes_nothing() -> None:
+    _, state = _run("sadd", ["m"], None)
+    assert _run("publish", ["hello"], state) == (0, state)
+    assert _run("publish", ["hello"], None) == (0, None)
