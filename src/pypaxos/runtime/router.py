@@ -33,6 +33,7 @@ from pypaxos.multi.membership import Change, MembershipRefused, RefusalReason
 from pypaxos.runtime.driver import Driver, Sender
 from pypaxos.runtime.metrics import NodeMetrics
 from pypaxos.runtime.wire import Forward, ForwardReply
+from pypaxos.transport import UnknownPeer
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,12 @@ class Router:
             pending.ever_routed = True
             self._forwarded[fid] = pending
             self.stats.forwarded += 1
-            self.sender.send(leader, Forward(self.node_id, fid, pending.command, pending.read))
+            try:
+                self.sender.send(leader, Forward(self.node_id, fid, pending.command, pending.read))
+            except UnknownPeer:  # a leader just removed from the membership: wait for the next
+                del self._forwarded[fid]
+                pending.state, pending.via = _State.PARKED, None
+                self._parked.append(pending)
             return
         pending.state, pending.via = _State.PARKED, None
         self._parked.append(pending)
@@ -260,7 +266,15 @@ class Router:
         if serving is not None and not serving.done:
             serving.done = True
             reply = ForwardReply(self.node_id, serving.forward_id, "reply", result)
-            self.sender.send(serving.origin, reply)
+            self._send_back(serving.origin, reply)
+
+    def _send_back(self, origin: int, reply: ForwardReply) -> None:
+        """Answer a forwarded request; its origin may have left the membership meanwhile (its
+        client then times out and retries elsewhere)."""
+        try:
+            self.sender.send(origin, reply)
+        except UnknownPeer:
+            log.info("node %d: no reply to node %d: no longer a member", self.node_id, origin)
 
     def _count_read(self, pending: _Pending, request_id: int) -> None:
         stats = self.stats
@@ -281,7 +295,7 @@ class Router:
         if serving is not None and not serving.done:
             serving.done = True
             reply = ForwardReply(self.node_id, serving.forward_id, "redirect", leader_id=leader_id)
-            self.sender.send(serving.origin, reply)
+            self._send_back(serving.origin, reply)
 
     def on_busy(self, request_id: int) -> None:
         self.stats.busy += 1
@@ -292,7 +306,7 @@ class Router:
         serving = self._serving.pop(request_id, None)
         if serving is not None and not serving.done:
             serving.done = True
-            self.sender.send(serving.origin, ForwardReply(self.node_id, serving.forward_id, "busy"))
+            self._send_back(serving.origin, ForwardReply(self.node_id, serving.forward_id, "busy"))
 
     def _park(self, pending: _Pending) -> None:
         if pending.state is _State.DONE:

@@ -70,6 +70,7 @@ class Options:
     fsync: FsyncMode = "always"  # the nodes' setting; "never" shows what the power nemesis finds
     locks: int = 0  # lock workers (torture.locks) beside the register workload
     lock_bugs: list[str] = field(default_factory=list)  # torture.locks.LockBug names
+    spares: int = 0  # node slots laid out beyond the first members, for the member nemesis
 
 
 @dataclass
@@ -141,12 +142,12 @@ def choose_hosts(options: Options) -> Hosts:
     if options.mode in ("auto", "netns"):
         usable, why = netns_available()
         if usable:
-            return NamespaceHosts(options.nodes, "pxt")
+            return NamespaceHosts(options.nodes + options.spares, "pxt")
         if options.mode == "netns":
             raise RuntimeError(f"network namespaces are not usable here: {why}")
         print(f"torture: loopback mode ({why})", flush=True)
     # Ports are not drawn from the seed: two runs with one seed may run side by side.
-    return LoopbackHosts.on_free_ports(options.nodes, random.Random())
+    return LoopbackHosts.on_free_ports(options.nodes + options.spares, random.Random())
 
 
 def check_power(options: Options) -> str | None:
@@ -180,14 +181,16 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
         reads=options.reads,
         power="power" in options.nemeses,
         fsync=options.fsync,
+        spares=options.spares,
     )
     nemesis: Nemesis | None = None
     try:
         try:
             nemeses, bugs = ",".join(options.nemeses) or "none", ",".join(options.bugs) or "none"
             fsync = "" if options.fsync == "always" else f", fsync {options.fsync}"
+            spares = f" + {options.spares} spare" if options.spares else ""
             say(
-                f"torture: seed {options.seed}, {options.nodes} nodes ({hosts.mode}), "
+                f"torture: seed {options.seed}, {options.nodes} nodes{spares} ({hosts.mode}), "
                 f"nemesis {nemeses}, bugs {bugs}, reads {options.reads.mode}{fsync}, "
                 f"{options.time_s:g}s; run folder {run_dir}"
             )
