@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pypaxos.cli.deploy_manifests import (
+    PASSWORD_KEY,
     PEER_SECRET_KEY,
     TARGETS,
     DeploySpec,
@@ -88,6 +89,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PORT",
         help="podman: publish pod N's client port on 127.0.0.1:PORT+N",
     )
+    parser.add_argument(
+        "--max-nodes",
+        type=int,
+        metavar="N",
+        help="list N members in cluster.toml, the first --nodes of them the first voters: "
+        "pods past --nodes join as learners (scale-up; podman: pod-ORDINAL.yaml each)",
+    )
+    parser.add_argument(
+        "--bootstrapped",
+        action="store_true",
+        help="write bootstrapped = true (once the cluster has started): a first voter whose "
+        "volume was lost then refuses to start instead of voting with nothing",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
             storage_class=args.storage_class,
             user=args.user,
             publish_port_base=args.publish_port_base,
+            max_nodes=args.max_nodes,
+            bootstrapped=args.bootstrapped,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -145,7 +161,15 @@ def write_deployment(spec: DeploySpec, target: Target, out: Path) -> list[Path]:
         files["pods.yaml"] = (to_yaml(podman_pods(spec, secret_dir.resolve())), 0o644)
     else:
         files["compose.yaml"] = (compose_yaml(spec), 0o644)
+    if target == "podman":
+        # A joining pod logs in with it (entrypoint.sh); Kubernetes projects the client Secret.
+        _write(secret_dir / PASSWORD_KEY, password + "\n", 0o644)
+        for ordinal in range(spec.nodes, spec.members_max):
+            pod = podman_pods(spec, secret_dir.resolve(), range(ordinal, ordinal + 1))
+            files[f"pod-{ordinal}.yaml"] = (to_yaml(pod), 0o644)
     written = [out / "password", secret_dir / PEER_SECRET_KEY]
+    if target == "podman":
+        written.append(secret_dir / PASSWORD_KEY)
     for name, (body, mode) in files.items():
         _write(out / name, body, mode)
         written.append(out / name)
