@@ -13,6 +13,11 @@ Each turn does one of:
 * **replace**: a spare is added as a learner, then ``REPLACE old new`` promotes it and removes
   ``old`` in one change.
 
+Half the time a promotion, removal or replacement is asked for, the leader is SIGKILLed a few
+milliseconds later, before the change can be decided (restarted once the request has an
+answer): a leader crashing mid-change is where reconfiguration goes wrong (a configuration used
+before it is chosen, a pending one a new leader ignores).
+
 The cluster never has fewer than ``VOTERS_MIN`` voters, so a fault of another kind later (one
 node killed, a minority cut off) still leaves a majority.  Every request goes through the client
 agent (``agent.py``: in netns mode only the client namespace reaches the nodes), which then
@@ -42,6 +47,8 @@ CHANGE_RETRY_S = 0.2
 JOIN_READY_S = 30.0  # a joining node listens within this long (it asks the cluster first)
 REMOVED_STOP_S = 15.0  # a removed node stops by itself within this long
 RETRIED_REASONS = ("change-in-flight", "learner-behind", "busy")
+CRASH_SHARE = 0.5  # of promotions, removals and replacements: the leader killed right after
+CRASH_AFTER_S = (0.0, 0.05)  # how long after asking
 
 
 class MemberChanges:
@@ -107,7 +114,8 @@ class MemberChanges:
     async def add(self, node: int) -> None:
         if not await self.start_learner(node):
             return
-        if await self.change({"action": "promote", "id": node}, self.is_voter(node)):
+        request = {"action": "promote", "id": node}
+        if await self.change(request, self.is_voter(node), crash=self.crash_wanted()):
             self.nemesis.fault("member", f"added node {node} (joined as a learner, promoted)")
         else:
             self.nemesis.note(f"member: node {node} not promoted; removing the learner")
@@ -115,7 +123,9 @@ class MemberChanges:
 
     async def remove(self, node: int, counted: bool = True) -> None:
         leader = await self.nemesis.leader()
-        if not await self.change({"action": "remove", "id": node}, self.is_gone(node)):
+        crash = counted and self.crash_wanted()
+        request = {"action": "remove", "id": node}
+        if not await self.change(request, self.is_gone(node), crash=crash, spared=node):
             self.nemesis.note(f"member: node {node} not removed")
             return
         await self.retire(node)
@@ -128,7 +138,8 @@ class MemberChanges:
             return
         leader = await self.nemesis.leader()
         request = {"action": "replace", "id": old, "new": new}
-        if not await self.change(request, self.both(self.is_voter(new), self.is_gone(old))):
+        made = self.both(self.is_voter(new), self.is_gone(old))
+        if not await self.change(request, made, crash=self.crash_wanted(), spared=old):
             self.nemesis.note(f"member: node {old} not replaced by {new}; removing the learner")
             await self.remove(new, counted=False)
             return
@@ -187,13 +198,29 @@ class MemberChanges:
 
     # -- requests ----------------------------------------------------------------------------
 
-    async def change(self, request: dict[str, Any], made: Callable[[dict[str, Any]], bool]) -> bool:
+    def crash_wanted(self) -> bool:
+        return self.rng.random() < CRASH_SHARE
+
+    async def change(
+        self,
+        request: dict[str, Any],
+        made: Callable[[dict[str, Any]], bool],
+        *,
+        crash: bool = False,
+        spared: int | None = None,
+    ) -> bool:
         """Ask for ``request`` until it is answered with an epoch or refused for good; a
         refusal that a lost earlier attempt may explain counts if the leader's list shows the
-        change ``made``."""
+        change ``made``.  With ``crash``, the first attempt's leader is SIGKILLed just after
+        it is asked (unless it is ``spared``, the node the change removes) and restarted once
+        that attempt has its answer."""
         deadline = time.monotonic() + CHANGE_TIMEOUT_S
         while True:
-            reply = await self.cluster.ask_agent({"op": "member", **request}, 60.0)
+            if crash:
+                crash = False
+                reply = await self.ask_and_crash_leader(request, spared)
+            else:
+                reply = await self.cluster.ask_agent({"op": "member", **request}, 60.0)
             if "epoch" in reply:
                 self.nemesis.note(f"member: {request['action']} answered epoch {reply['epoch']}")
                 return True
@@ -210,6 +237,22 @@ class MemberChanges:
                 self.nemesis.note(f"member: {request} gave up after {CHANGE_TIMEOUT_S:g}s: {why}")
                 return listed is not None and made(listed)
             await asyncio.sleep(CHANGE_RETRY_S)
+
+    async def ask_and_crash_leader(
+        self, request: dict[str, Any], spared: int | None
+    ) -> dict[str, Any]:
+        leader = await self.nemesis.stable_leader()
+        ask = self.cluster.ask_agent({"op": "member", **request}, 60.0)
+        if leader is None or leader == spared:
+            return await ask
+        asked = asyncio.get_running_loop().create_task(ask)
+        await asyncio.sleep(self.rng.uniform(*CRASH_AFTER_S))
+        if await self.cluster.kill(leader):
+            self.nemesis.fault("member", f"SIGKILL leader {leader} just after asking {request}")
+        try:
+            return await asked
+        finally:
+            await self.nemesis.restart(leader)
 
     async def listing(self) -> dict[str, Any] | None:
         reply = await self.cluster.ask_agent({"op": "member", "action": "list"}, 60.0)
