@@ -6,13 +6,14 @@ data-directory rules (an empty directory of a started cluster, a removed node)."
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
 from runtime_helpers import RunningCluster, retry, write_cluster
 
 from pypaxos.client import AsyncClient, CommandError, MembershipRefusedError
-from pypaxos.cluster.members import recorded
+from pypaxos.cluster.members import join, recorded
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.auth import hash_password
 from pypaxos.runtime.config import ClusterConfig, load_config
@@ -248,3 +249,40 @@ password_hash = "{hash_password("write pw")}"
             assert denied.value.reply.kind == "WRONGPASS"
     finally:
         await app.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_first_voter_that_lost_its_data_rejoins_under_its_own_id(tmp_path: Path) -> None:
+    config = load_config(write_cluster(tmp_path, nodes=3, extra="bootstrapped = true"))
+    apps = {i: NodeApp(config, i, request_timeout_s=3.0, allow_empty_voter=True) for i in (1, 2, 3)}
+    for app in apps.values():
+        await app.start()  # the cluster's first start (the file says it has started)
+    running = RunningCluster(apps)
+    client = _client(config)
+    try:
+        leader = await running.wait_leader()
+        victim = next(i for i in (1, 2, 3) if i != leader)
+        await _writes(client, 0, 40)
+        await running.apps[victim].stop()
+        shutil.rmtree(config.node_dir(victim))
+        with pytest.raises(WipedMemberError):
+            await NodeApp(config, victim).start()
+        await _until_changed(lambda: client.member_remove(victim))
+        survivors = tuple(i for i in (1, 2, 3) if i != victim)
+        async with _client(config, survivors) as others:
+            joined = await join(config, victim, [config.member(i).client for i in survivors])
+            reborn = NodeApp(config, victim, request_timeout_s=3.0, joined=joined)
+            running.apps[victim] = reborn
+            await reborn.start()
+            assert reborn.driver is not None
+            assert victim not in reborn.driver.node.members().latest.voters  # a learner first
+            await _writes(others, 40, 40)
+            await _until_changed(lambda: others.member_promote(victim))
+            async with asyncio.timeout(20):
+                while victim not in reborn.driver.node.members().latest.voters:
+                    await _writes(others, 100, 1)
+        async with AsyncClient([config.member(victim).client], follow_leader=False) as direct:
+            assert await direct.get("k3") == b"v3"  # the state from before it lost its data
+    finally:
+        await client.aclose()
+        await running.close()

@@ -9,10 +9,12 @@ the membership it was added to: the node records it (``identity.json``) and star
 learner with an empty data directory, catching up by snapshot and log.  Promote it once it is
 caught up (``pypaxos member promote``).
 
-Refused (``JoinError``, nothing changed): a node of the first configuration (it would count
-itself a voter before it learned anything), a cluster whose first configuration differs from
-the file's, a node the cluster has as a voter (a voter that lost its data must be removed
-first), or a learner of that id with other addresses.
+A first voter that lost its data rejoins the same way, under its own id, once it was removed:
+the node starts from the configuration it was added to (``NodeApp._joined_membership``), never
+from the first one that lists it as a voter.  Refused (``JoinError``, nothing changed): a
+cluster whose first configuration differs from the file's, a node the cluster has as a voter
+(a voter that lost its data must be removed first), or a learner of that id with other
+addresses.
 """
 
 from __future__ import annotations
@@ -50,12 +52,6 @@ async def join(
     """Add node ``node_id`` (its addresses from ``config``) to the cluster at ``endpoints`` as
     a learner, if it is not one already; the membership it is a learner of."""
     me = config.member(node_id)
-    if node_id in config.genesis_voters:
-        raise JoinError(
-            f"node {node_id} is in the cluster's first configuration (initial_members "
-            f"{list(config.genesis_voters)}); a joining node must not be: set initial_members "
-            "to the cluster's first voters in its cluster.toml"
-        )
     client = AsyncClient(
         endpoints,
         ssl=tls,

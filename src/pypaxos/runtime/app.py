@@ -41,7 +41,7 @@ import msgspec
 import pypaxos
 from pypaxos.kv import DbSize, Integer, KVStateMachine, Request, decode_result, encode_request
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
-from pypaxos.multi.membership import MembershipState, decode_membership_state
+from pypaxos.multi.membership import Configuration, MembershipState, decode_membership_state
 from pypaxos.runtime.auth import Users
 from pypaxos.runtime.commands import REDIS_VERSION, script_command
 from pypaxos.runtime.config import ClusterConfig, ConfigError
@@ -347,7 +347,8 @@ class NodeApp:
     ) -> Node:
         config = self.config.multi_config()
         rng = random.Random(os.urandom(16))
-        if not records:
+        membership = self._joined_membership(membership)
+        if not records and membership is None:
             return Node(self.node_id, config, rng, machine)
         node = rebuild_node(self.node_id, config, rng, machine, records, str(self.dir), membership)
         log.info(
@@ -358,6 +359,22 @@ class NodeApp:
             node.applied_index,
         )
         return node
+
+    def _joined_membership(self, recovered: MembershipState | None) -> MembershipState | None:
+        """A node that joined starts from the configuration it was added to, not the first one
+        (which may list it as a voter: a first voter that lost its data and rejoined), until its
+        own snapshot carries a later one; the log's older changes are then ignored by epoch."""
+        identity = self.identity
+        if identity is None or not identity.joined or identity.membership is None:
+            return recovered
+        known = identity.membership
+        if recovered is not None and recovered.latest.epoch >= known.epoch:
+            return recovered
+        voters = tuple(sorted(m.id for m in known.members if m.voter))
+        learners = tuple(sorted(m.id for m in known.members if not m.voter))
+        if not voters:
+            return recovered
+        return MembershipState(Configuration(known.epoch, voters, learners))
 
     async def _start_serving(self, storage: FileStorage, node: Node) -> None:
         config = self.config
