@@ -11,8 +11,11 @@ in every file, but a peer's address is the proxy in front of that peer for this 
 
 Spare slots (``spares``, for the ``member`` nemesis: ``members.py``) are ids after the first
 members', laid out like them up front (address, namespace, proxy, config) but started only when
-the nemesis adds them, with ``--join``.  ``ids`` is the current membership, which every other
-fault picks from; ``slots`` is every id the run laid out.
+the nemesis adds them, with ``--join``.  Every node's own entry advertises its any-sender proxy
+and binds elsewhere (``own_member``): the address a node joining (or rejoining) is added
+with travels in the replicated configuration and is dialled by everyone.  ``ids`` is the
+current membership, which every other fault picks from; ``slots`` is every id the run laid
+out.
 """
 
 from __future__ import annotations
@@ -126,15 +129,13 @@ class TortureCluster:
         for i in self.slots:
             # Node i reaches every other node j through the proxy in front of j.
             members = tuple(
-                Member(
-                    id=j,
-                    peer=self.hosts.peer_bind(j) if j == i else self.hosts.proxy_listen(j, i),
-                    client=self.hosts.client(j),
-                )
+                self.own_member(j)
+                if j == i
+                else Member(id=j, peer=self.hosts.proxy_listen(j, i), client=self.hosts.client(j))
                 for j in self.genesis
             )
-            if i not in self.genesis:  # a spare: one advertised address, bound elsewhere
-                members += (self.spare_member(i),)
+            if i not in self.genesis:
+                members += (self.own_member(i),)
             path = self.layout.config / f"node-{i}.toml"
             config = new_config(
                 path,
@@ -152,9 +153,9 @@ class TortureCluster:
             if self.clock:
                 write_clock_file(self.clock_file(i), 0, 0.0, 1.0)
 
-    def spare_member(self, i: int) -> Member:
-        """A spare's own entry: what it advertises (its any-sender proxy, its client address)
-        and, apart from those, what it binds."""
+    def own_member(self, i: int) -> Member:
+        """Node ``i``'s own entry: what it advertises (its any-sender proxy, its client
+        address) and, apart from those, what it binds."""
         return Member(
             id=i,
             peer=self.hosts.proxy_any(i),
@@ -200,8 +201,7 @@ class TortureCluster:
                 for j in self.slots
                 if j != i
             ]
-            if i not in self.genesis:
-                routes.append([ANY_SOURCE, self.hosts.proxy_any(i), self.hosts.peer_bind(i)])
+            routes.append([ANY_SOURCE, self.hosts.proxy_any(i), self.hosts.peer_bind(i)])
             argv = [sys.executable, "-m", "pypaxos.torture.proxy", "--routes", json.dumps(routes)]
             argv += ["--control", str(self.control_socket(i)), "--seed", str(self.seed + i)]
             self.proxies[i] = self._spawn(f"proxy-{i}", self.hosts.node_argv(i, argv))

@@ -6,10 +6,9 @@ Each turn does one of:
   is added as a learner (``PAXOS.MEMBER ADD`` with its advertised addresses), started with
   ``pypaxos node --join``, and promoted once the leader finds it caught up (retried while the
   answer is ``learner-behind`` or ``change-in-flight``);
-* **remove**: a voter (the leader half of the time it may be) is removed; it stops by itself,
-  and its slot becomes a spare again with an emptied data directory.  A first-configuration
-  voter cannot join again under its id (its promises would be forgotten), so its slot retires;
-  first voters are removed only while enough slots stay usable for later turns;
+* **remove**: a voter (half the time the leader) is removed; it stops by itself, and its slot
+  becomes a spare again with an emptied data directory (a first voter's too: it joins again
+  under its own id, starting from the configuration it is added to);
 * **replace**: a spare is added as a learner, then ``REPLACE old new`` promotes it and removes
   ``old`` in one change.
 
@@ -46,49 +45,36 @@ CHANGE_TIMEOUT_S = 30.0  # retrying one change (change-in-flight, learner-behind
 CHANGE_RETRY_S = 0.2
 JOIN_READY_S = 30.0  # a joining node listens within this long (it asks the cluster first)
 REMOVED_STOP_S = 15.0  # a removed node stops by itself within this long
+VERIFY_TIMEOUT_S = 15.0
 RETRIED_REASONS = ("change-in-flight", "learner-behind", "busy")
 CRASH_SHARE = 0.5  # of promotions, removals and replacements: the leader killed right after
 CRASH_AFTER_S = (0.0, 0.05)  # how long after asking
 
 
 class MemberChanges:
-    """The membership side of one run: who is a member, which slots are spare or retired."""
+    """The membership side of one run: who is a member, which slots are spare."""
 
     def __init__(self, nemesis: Nemesis) -> None:
         self.nemesis = nemesis
         self.cluster: TortureCluster = nemesis.cluster
         self.rng = nemesis.rng
-        self.retired: set[int] = set()  # first voters removed: their ids never come back
 
     # -- choosing ----------------------------------------------------------------------------
 
     @property
     def spares(self) -> list[int]:
         cluster = self.cluster
-        return [
-            i
-            for i in cluster.slots
-            if i not in cluster.ids and i not in cluster.genesis and i not in self.retired
-        ]
-
-    def removable(self) -> list[int]:
-        """Members that may go: a first voter only if enough slots stay usable afterwards
-        (``VOTERS_MIN`` voters and one spare, so later turns can still replace)."""
-        cluster = self.cluster
-        usable_after = len(cluster.slots) - len(self.retired) - 1
-        if usable_after >= VOTERS_MIN + 1:
-            return list(cluster.ids)
-        return [i for i in cluster.ids if i not in cluster.genesis]
+        return [i for i in cluster.slots if i not in cluster.ids]
 
     async def turn(self) -> None:
         """One membership change, chosen among those the current state allows."""
-        ids, spares, removable = self.cluster.ids, self.spares, self.removable()
+        ids, spares = list(self.cluster.ids), self.spares
         choices = []
         if spares and len(ids) < MEMBERS_MAX:
             choices.append("add")
-        if len(ids) > VOTERS_MIN and removable:
+        if len(ids) > VOTERS_MIN:
             choices.append("remove")
-        if spares and removable:
+        if spares:
             choices.append("replace")
         if not choices:
             self.nemesis.note(f"member: nothing to change (members {ids}, spares {spares})")
@@ -97,7 +83,7 @@ class MemberChanges:
         if action == "add":
             await self.add(self.rng.choice(spares))
             return
-        old = await self.pick_removed(removable)
+        old = await self.pick_removed(ids)
         if action == "remove":
             await self.remove(old)
         else:
@@ -115,7 +101,10 @@ class MemberChanges:
         if not await self.start_learner(node):
             return
         request = {"action": "promote", "id": node}
-        if await self.change(request, self.is_voter(node), crash=self.crash_wanted()):
+        promoted = await self.change(request, self.is_voter(node), crash=self.crash_wanted())
+        if not await self.check_joined(node):
+            return
+        if promoted:
             self.nemesis.fault("member", f"added node {node} (joined as a learner, promoted)")
         else:
             self.nemesis.note(f"member: node {node} not promoted; removing the learner")
@@ -139,7 +128,10 @@ class MemberChanges:
         leader = await self.nemesis.leader()
         request = {"action": "replace", "id": old, "new": new}
         made = self.both(self.is_voter(new), self.is_gone(old))
-        if not await self.change(request, made, crash=self.crash_wanted(), spared=old):
+        replaced = await self.change(request, made, crash=self.crash_wanted(), spared=old)
+        if not await self.check_joined(new):
+            return
+        if not replaced:
             self.nemesis.note(f"member: node {old} not replaced by {new}; removing the learner")
             await self.remove(new, counted=False)
             return
@@ -148,11 +140,13 @@ class MemberChanges:
         self.nemesis.fault("member", f"replaced node {old}{role} by node {new}")
 
     async def start_learner(self, node: int) -> bool:
-        """Add spare ``node`` as a learner and start it with ``--join``: True once it listens
-        (it is then a member the other faults may pick)."""
+        """Add spare ``node`` as a learner and start it with ``--join`` (it is then a member
+        the other faults may pick).  The caller's next change follows at once, while this one
+        may not be in force yet: a correct leader refuses it (``change-in-flight``) and it is
+        asked again."""
         cluster = self.cluster
         cluster.wipe(node)
-        spare = cluster.spare_member(node)
+        spare = cluster.own_member(node)
         request = {"action": "add", "id": node, "peer": spare.peer, "client": spare.client}
         if not await self.change(request, self.is_member(node)):
             self.nemesis.note(f"member: node {node} not added")
@@ -161,6 +155,12 @@ class MemberChanges:
         cluster.start_node(node, ("--join", endpoints))
         cluster.ids.append(node)
         await self.tell_agent()
+        return True
+
+    async def check_joined(self, node: int) -> bool:
+        """Whether started node ``node`` listens (it joined); if it exited, that is a problem,
+        and it is taken out of the membership again."""
+        cluster = self.cluster
         deadline = time.monotonic() + JOIN_READY_S
         while not cluster.node_ready(node):
             if not cluster.alive(node):
@@ -178,7 +178,7 @@ class MemberChanges:
 
     async def retire(self, node: int) -> None:
         """After ``node``'s removal: wait for it to stop by itself, then free its slot (a
-        spare again with an empty directory, or retired if it was a first voter)."""
+        spare again with an empty directory)."""
         cluster = self.cluster
         cluster.ids.remove(node)
         await self.tell_agent()
@@ -191,10 +191,7 @@ class MemberChanges:
                     await cluster.kill(node)
             elif code != 0:
                 self.nemesis.problems.append(f"removed node {node} exited with status {code}")
-        if node in cluster.genesis:
-            self.retired.add(node)
-        else:
-            cluster.wipe(node)
+        cluster.wipe(node)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -253,6 +250,28 @@ class MemberChanges:
             return await asked
         finally:
             await self.nemesis.restart(leader)
+
+    async def verify(self) -> None:
+        """After the final heal: the cluster's membership (the leader's list, once nothing is
+        pending) is what the acknowledged changes made, every member a voter."""
+        deadline = time.monotonic() + VERIFY_TIMEOUT_S
+        while True:
+            listed = await self.listing()
+            if listed is not None and not listed["pending"]:
+                break
+            if time.monotonic() > deadline:
+                self.nemesis.problems.append("membership: no settled leader list after the heal")
+                return
+            await asyncio.sleep(0.3)
+        voters = sorted(m["id"] for m in listed["members"] if m["role"] == "voter")
+        learners = sorted(m["id"] for m in listed["members"] if m["role"] != "voter")
+        expected = sorted(self.cluster.ids)
+        self.nemesis.note(f"membership: voters {voters}, learners {learners}")
+        if voters != expected or learners:
+            self.nemesis.problems.append(
+                f"membership: the cluster has voters {voters} and learners {learners}, "
+                f"the acknowledged changes made voters {expected}"
+            )
 
     async def listing(self) -> dict[str, Any] | None:
         reply = await self.cluster.ask_agent({"op": "member", "action": "list"}, 60.0)

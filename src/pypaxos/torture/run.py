@@ -13,6 +13,7 @@
    unique write is there; then read every key
    through each of a few successive leaders (the current one is stopped with SIGTERM, another
    takes over, the old one restarts): every node that leads must answer the same.
+   With the member nemesis, check that the membership is what the acknowledged changes made.
    With lock workers, read the fenced resource's log of accepted writes and check that no two
    holders acted at once (``torture.locks``).
 5. Check the history for linearizability; print the verdict; stop every process; write
@@ -38,7 +39,7 @@ from typing import Any
 from pypaxos.storage.file import FsyncMode
 from pypaxos.torture.cluster import Layout, TortureCluster
 from pypaxos.torture.hosts import Hosts, LoopbackHosts, NamespaceHosts, netns_available
-from pypaxos.torture.nemesis import CLOCK_NEMESES, NEMESES, Nemesis
+from pypaxos.torture.nemesis import CLOCK_NEMESES, MEMBER_NEMESIS, NEMESES, Nemesis
 from pypaxos.torture.powerfs import fuse_unavailable
 from pypaxos.torture.reads import ReadSetup
 
@@ -245,6 +246,8 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
                     f"{final['unread']} acknowledged writes could not be read back"
                 )
             nemesis.note("final reads done")
+            if MEMBER_NEMESIS in options.nemeses:
+                await nemesis.members.verify()
             if options.locks:
                 locks = await cluster.ask_agent({"op": "locks"}, 60.0)
                 verdict.locks = {"entries": locks["entries"], **locks["counts"]}
