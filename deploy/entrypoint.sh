@@ -8,11 +8,13 @@
 # the secret is copied from $PYPAXOS_PEER_SECRET_SOURCE into a private file first, where
 # cluster.toml's peer_secret_file names it.
 #
-# A node that is not one of cluster.toml's initial_members and has no data yet (no
-# identity.json in $PYPAXOS_DATA_DIR/node-N) joins the running cluster as a learner:
-# `--join $PYPAXOS_JOIN --user $PYPAXOS_JOIN_USER`, the password from $PYPAXOS_PASSWORD_SOURCE
-# (a StatefulSet scaled up; the operator promotes it).  A first voter never joins: with
-# `bootstrapped = true` one whose volume was lost refuses to start, saying what to do.
+# A node with no data yet (no identity.json in $PYPAXOS_DATA_DIR/node-N) joins the running
+# cluster as a learner, `--join $PYPAXOS_JOIN --user $PYPAXOS_JOIN_USER` with the password from
+# $PYPAXOS_PASSWORD_SOURCE, when it is not one of cluster.toml's initial_members (a StatefulSet
+# scaled up) or the cluster is `bootstrapped = true` (a first voter whose volume was lost: the
+# cluster refuses it while it is still a voter, so it fails until `pypaxos member remove N`,
+# then joins afresh).  The operator promotes it.  At the first start (not bootstrapped) the
+# first voters start empty, as voters.
 set -eu
 
 config=${PYPAXOS_CONFIG:-/etc/pypaxos/cluster.toml}
@@ -43,14 +45,19 @@ if [ -f "$secret_source" ]; then
 fi
 
 initial=
+bootstrapped=
 if [ -f "$config" ]; then
     initial=$(sed -n 's/^initial_members *= *\[\(.*\)\].*/\1/p' "$config" | tr -d ' ')
+    bootstrapped=$(sed -n 's/^bootstrapped *= *\([a-z]*\).*/\1/p' "$config")
 fi
-if [ -n "$initial" ] && [ -n "${PYPAXOS_JOIN:-}" ] \
-    && [ ! -e "$data_dir/node-$PYPAXOS_ID/identity.json" ]; then
+if [ -n "${PYPAXOS_JOIN:-}" ] && [ ! -e "$data_dir/node-$PYPAXOS_ID/identity.json" ]; then
+    first_voter=no
     case ",$initial," in
-        *",$PYPAXOS_ID,"*) ;;
-        *)
+        ,,) first_voter=yes ;; # no initial_members: every listed member is a first voter
+        *",$PYPAXOS_ID,"*) first_voter=yes ;;
+    esac
+    case $first_voter,$bootstrapped in
+        yes,true | no,*)
             if [ -n "${PYPAXOS_JOIN_USER:-}" ]; then
                 [ -f "$password_source" ] || fail "joining needs the password in $password_source"
                 PYPAXOS_PASSWORD=$(cat "$password_source")

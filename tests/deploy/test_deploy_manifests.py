@@ -248,10 +248,11 @@ def test_entrypoint_copies_the_peer_secret_where_the_node_accepts_it(tmp_path: P
     assert stat.S_IMODE(os.stat(copy).st_mode) == 0o600
 
 
-def _joining_env(tmp_path: Path, node_id: int) -> dict[str, str]:
+def _joining_env(tmp_path: Path, node_id: int, bootstrapped: bool = False) -> dict[str, str]:
     """A cluster.toml with first voters 1-3, a password file, and node ``node_id``'s env."""
     config = tmp_path / "cluster.toml"
-    config.write_text('cluster_id = "c"\ninitial_members = [1, 2, 3]\n')
+    text = 'cluster_id = "c"\ninitial_members = [1, 2, 3]\n'
+    config.write_text(text + ("bootstrapped = true\n" if bootstrapped else ""))
     password = tmp_path / "password"
     password.write_text("sesame\n")
     return {
@@ -264,8 +265,13 @@ def _joining_env(tmp_path: Path, node_id: int) -> dict[str, str]:
     }
 
 
-def test_entrypoint_joins_a_node_that_is_new_and_not_a_first_voter(tmp_path: Path) -> None:
-    done = _entrypoint(tmp_path, _joining_env(tmp_path, 4))
+@pytest.mark.parametrize(
+    ("node_id", "bootstrapped"), [(4, False), (4, True), (2, True)], ids=["new", "new", "lost"]
+)
+def test_entrypoint_joins_a_new_node_or_a_first_voter_that_lost_its_data(
+    tmp_path: Path, node_id: int, bootstrapped: bool
+) -> None:
+    done = _entrypoint(tmp_path, _joining_env(tmp_path, node_id, bootstrapped))
     assert done.returncode == 0, done.stderr
     words = done.stdout.split()
     assert words[5:9] == ["--join", "p-0.peers:7001,p-1.peers:7001", "--user", "default"]
@@ -273,11 +279,11 @@ def test_entrypoint_joins_a_node_that_is_new_and_not_a_first_voter(tmp_path: Pat
     assert refused.returncode == 2 and "password" in refused.stderr
 
 
-@pytest.mark.parametrize("case", ["first voter", "has data"])
-def test_entrypoint_does_not_join_a_first_voter_or_a_node_with_data(
+@pytest.mark.parametrize("case", ["first voter at the first start", "has data"])
+def test_entrypoint_does_not_join_a_first_voter_at_first_or_a_node_with_data(
     tmp_path: Path, case: str
 ) -> None:
-    env = _joining_env(tmp_path, 2 if case == "first voter" else 4)
+    env = _joining_env(tmp_path, 4 if case == "has data" else 2)
     if case == "has data":
         node_dir = tmp_path / "data" / "node-4"
         node_dir.mkdir(parents=True)

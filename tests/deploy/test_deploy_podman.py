@@ -1,7 +1,8 @@
 """The node image and the generated pod manifests, run for real: three pods under ``podman
 kube play`` on a network this test creates, written to through redis-py; a fourth pod added
 as a member (it joins by itself, then is promoted), one pod killed and restarted on its volume,
-one whose volume was lost refused and removed from the membership; nothing acknowledged lost.
+one whose volume was lost refused, removed from the membership, then joining again as a new
+member; nothing acknowledged lost.
 
 The pods come from ``pypaxos deploy podman --max-nodes 4``, the pod template the Kubernetes
 StatefulSet uses too (the fourth pod's manifest, ``pod-3.yaml``, is a scaled-up ordinal).
@@ -284,8 +285,9 @@ def test_pods_grow_by_a_member_survive_a_kill_and_shrink_without_losing_a_write(
         cluster.wait_ready(asker=2, ordinals=[1, 2, 3])
         writer.wait_for(len(writer.acknowledged) + 50)
 
-        # A first voter whose volume was lost refuses to start (it would vote with nothing);
-        # the operator removes it from the membership.
+        # A first voter whose volume was lost is refused (it would vote with nothing): its
+        # entrypoint asks to join, which the cluster refuses while it is a voter.  Once the
+        # operator removed it, it joins afresh as a learner, and is promoted again.
         cluster.podman.run("pod", "kill", "--signal", "KILL", cluster.pod(0))
         cluster.podman.run("wait", f"{cluster.pod(0)}-node", check=False, timeout_s=60)
         for child in cluster.volume_path(0).iterdir():
@@ -296,18 +298,23 @@ def test_pods_grow_by_a_member_survive_a_kill_and_shrink_without_losing_a_write(
         assert "pypaxos member remove 1" in cluster.logs(0)
         cluster.member_change(2, "remove", "1")
         writer.wait_for(len(writer.acknowledged) + 50)
+        listed = json.loads(cluster.member(2, "list", "--json").stdout)
+        assert sorted(m["id"] for m in listed["members"]) == [2, 3, 4], listed
+        cluster.podman.run("pod", "start", cluster.pod(0), timeout_s=60)
+        cluster.member_change(2, "promote", "1")
+        writer.wait_for(len(writer.acknowledged) + 50)
     finally:
         writer.stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
     print(f"{len(writer.acknowledged)} writes acknowledged, {writer.failures} refused or unknown")
     listed = json.loads(cluster.member(2, "list", "--json").stdout)
-    assert sorted(m["id"] for m in listed["members"] if m["role"] == "voter") == [2, 3, 4]
-    after = cluster.wait_ready(asker=2, ordinals=[1, 2, 3])
-    assert {answer["node_id"] for answer in after} == {2, 3, 4}
+    assert sorted(m["id"] for m in listed["members"] if m["role"] == "voter") == [1, 2, 3, 4]
+    after = cluster.wait_ready(asker=2, ordinals=[0, 1, 2, 3])
+    assert {answer["node_id"] for answer in after} == {1, 2, 3, 4}
 
     # Every acknowledged write is there, read through every member's pod.
-    for ordinal in (1, 2, 3):
+    for ordinal in (0, 1, 2, 3):
         client = cluster.client(ordinal)
         keys = sorted(writer.acknowledged)
         values = client.mget(keys)
@@ -317,7 +324,7 @@ def test_pods_grow_by_a_member_survive_a_kill_and_shrink_without_losing_a_write(
         assert lost == [], f"pod {ordinal} lost {len(lost)} acknowledged writes: {lost[:5]}"
 
     # `cluster status --endpoints` reads the pods from outside, logging in as the clients do.
-    endpoints = ",".join(f"127.0.0.1:{cluster.port_base + o}" for o in (1, 2, 3))
+    endpoints = ",".join(f"127.0.0.1:{cluster.port_base + o}" for o in range(MAX_NODES))
     command = [sys.executable, "-m", "pypaxos", "cluster", "status", "--json"]
     status = subprocess.run(
         [*command, "--endpoints", endpoints, "--user", "default"],
@@ -329,5 +336,5 @@ def test_pods_grow_by_a_member_survive_a_kill_and_shrink_without_losing_a_write(
     )
     assert status.returncode == 0, status.stderr
     nodes = json.loads(status.stdout)["nodes"]
-    assert sorted(node["id"] for node in nodes) == [2, 3, 4]
-    assert sorted(node["role"] for node in nodes) == ["follower", "follower", "leader"]
+    assert sorted(node["id"] for node in nodes) == [1, 2, 3, 4]
+    assert sorted(node["role"] for node in nodes) == ["follower"] * 3 + ["leader"]

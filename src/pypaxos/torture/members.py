@@ -12,10 +12,13 @@ Each turn does one of:
 * **replace**: a spare is added as a learner, then ``REPLACE old new`` promotes it and removes
   ``old`` in one change.
 
-Half the time a promotion, removal or replacement is asked for, the leader is SIGKILLed a few
-milliseconds later, before the change can be decided (restarted once the request has an
-answer): a leader crashing mid-change is where reconfiguration goes wrong (a configuration used
-before it is chosen, a pending one a new leader ignores).
+Half the time a promotion, removal or replacement is asked for, the leader is disrupted a few
+milliseconds later, before the change can be decided: SIGKILLed (and restarted once the request
+has an answer), or cut off from the other voters for a few seconds together with the learner
+the change promotes.  A leader failing mid-change is where reconfiguration goes wrong: a leader
+that uses a configuration before it is chosen has a majority of it on its side of that cut (the
+learner and itself) while the old voters elect another leader; a new leader must honour a
+change decided but not yet in force.
 
 The cluster never has fewer than ``VOTERS_MIN`` voters, so a fault of another kind later (one
 node killed, a minority cut off) still leaves a majority.  Every request goes through the client
@@ -47,8 +50,9 @@ JOIN_READY_S = 30.0  # a joining node listens within this long (it asks the clus
 REMOVED_STOP_S = 15.0  # a removed node stops by itself within this long
 VERIFY_TIMEOUT_S = 15.0
 RETRIED_REASONS = ("change-in-flight", "learner-behind", "busy")
-CRASH_SHARE = 0.5  # of promotions, removals and replacements: the leader killed right after
+CRASH_SHARE = 0.5  # of promotions, removals and replacements: the leader disrupted right after
 CRASH_AFTER_S = (0.0, 0.05)  # how long after asking
+ISOLATE_S = (2.0, 3.5)  # how long a leader is cut off mid-change
 
 
 class MemberChanges:
@@ -101,7 +105,9 @@ class MemberChanges:
         if not await self.start_learner(node):
             return
         request = {"action": "promote", "id": node}
-        promoted = await self.change(request, self.is_voter(node), crash=self.crash_wanted())
+        promoted = await self.change(
+            request, self.is_voter(node), crash=self.crash_wanted(), learner=node
+        )
         if not await self.check_joined(node):
             return
         if promoted:
@@ -128,7 +134,9 @@ class MemberChanges:
         leader = await self.nemesis.leader()
         request = {"action": "replace", "id": old, "new": new}
         made = self.both(self.is_voter(new), self.is_gone(old))
-        replaced = await self.change(request, made, crash=self.crash_wanted(), spared=old)
+        replaced = await self.change(
+            request, made, crash=self.crash_wanted(), spared=old, learner=new
+        )
         if not await self.check_joined(new):
             return
         if not replaced:
@@ -205,17 +213,18 @@ class MemberChanges:
         *,
         crash: bool = False,
         spared: int | None = None,
+        learner: int | None = None,
     ) -> bool:
         """Ask for ``request`` until it is answered with an epoch or refused for good; a
         refusal that a lost earlier attempt may explain counts if the leader's list shows the
-        change ``made``.  With ``crash``, the first attempt's leader is SIGKILLed just after
-        it is asked (unless it is ``spared``, the node the change removes) and restarted once
-        that attempt has its answer."""
+        change ``made``.  With ``crash``, the first attempt's leader is disrupted just after
+        it is asked (unless it is ``spared``, the node the change removes): killed, or cut off
+        with ``learner`` (module docstring)."""
         deadline = time.monotonic() + CHANGE_TIMEOUT_S
         while True:
             if crash:
                 crash = False
-                reply = await self.ask_and_crash_leader(request, spared)
+                reply = await self.ask_and_disrupt_leader(request, spared, learner)
             else:
                 reply = await self.cluster.ask_agent({"op": "member", **request}, 60.0)
             if "epoch" in reply:
@@ -235,15 +244,26 @@ class MemberChanges:
                 return listed is not None and made(listed)
             await asyncio.sleep(CHANGE_RETRY_S)
 
-    async def ask_and_crash_leader(
-        self, request: dict[str, Any], spared: int | None
+    async def ask_and_disrupt_leader(
+        self, request: dict[str, Any], spared: int | None, learner: int | None
     ) -> dict[str, Any]:
         leader = await self.nemesis.stable_leader()
         ask = self.cluster.ask_agent({"op": "member", **request}, 60.0)
         if leader is None or leader == spared:
             return await ask
+        isolate = self.rng.random() < 0.5
         asked = asyncio.get_running_loop().create_task(ask)
         await asyncio.sleep(self.rng.uniform(*CRASH_AFTER_S))
+        if isolate:
+            side = {leader} | ({learner} if learner is not None else set())
+            groups = [side, set(self.cluster.ids) - side]
+            await self.nemesis.partition(groups)
+            self.nemesis.fault(
+                "member", f"leader cut off {[sorted(g) for g in groups]} just after {request}"
+            )
+            await asyncio.sleep(self.rng.uniform(*ISOLATE_S))
+            await self.nemesis.heal_network()
+            return await asked
         if await self.cluster.kill(leader):
             self.nemesis.fault("member", f"SIGKILL leader {leader} just after asking {request}")
         try:
