@@ -164,6 +164,18 @@ class PodCluster:
             assert retry and time.monotonic() < deadline, done.stderr
             time.sleep(0.5)
 
+    def wait_learner(self, asker: int, node_id: int) -> None:
+        """Until the pod of node ``node_id`` has joined: the cluster lists it (a learner)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            done = self.member(asker, "list", "--json")
+            if done.returncode == 0:
+                members = json.loads(done.stdout)["members"]
+                if any(m["id"] == node_id for m in members):
+                    return
+            assert time.monotonic() < deadline, (done.stdout, self.logs(node_id - 1)[-2000:])
+            time.sleep(0.5)
+
     def play(self, manifest: str, ordinal: int) -> None:
         self.podman.made_pods.append(self.pod(ordinal))
         self.podman.made_volumes.append(f"data-{self.pod(ordinal)}")
@@ -270,6 +282,7 @@ def test_pods_grow_by_a_member_survive_a_kill_and_shrink_without_losing_a_write(
         # A fourth pod, from the same template: not a first voter and no data, so its
         # entrypoint joins the cluster (a learner); promoted once caught up.
         cluster.play("pod-3.yaml", 3)
+        cluster.wait_learner(2, 4)
         cluster.member_change(2, "promote", "4")
         listed = json.loads(cluster.member(2, "list", "--json").stdout)
         voters = sorted(m["id"] for m in listed["members"] if m["role"] == "voter")
@@ -301,6 +314,7 @@ def test_pods_grow_by_a_member_survive_a_kill_and_shrink_without_losing_a_write(
         listed = json.loads(cluster.member(2, "list", "--json").stdout)
         assert sorted(m["id"] for m in listed["members"]) == [2, 3, 4], listed
         cluster.podman.run("pod", "start", cluster.pod(0), timeout_s=60)
+        cluster.wait_learner(2, 1)
         cluster.member_change(2, "promote", "1")
         writer.wait_for(len(writer.acknowledged) + 50)
     finally:

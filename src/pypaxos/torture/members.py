@@ -12,13 +12,14 @@ Each turn does one of:
 * **replace**: a spare is added as a learner, then ``REPLACE old new`` promotes it and removes
   ``old`` in one change.
 
-Half the time a promotion, removal or replacement is asked for, the leader is disrupted a few
-milliseconds later, before the change can be decided: SIGKILLed (and restarted once the request
-has an answer), or cut off from the other voters for a few seconds together with the learner
-the change promotes.  A leader failing mid-change is where reconfiguration goes wrong: a leader
-that uses a configuration before it is chosen has a majority of it on its side of that cut (the
-learner and itself) while the old voters elect another leader; a new leader must honour a
-change decided but not yet in force.
+Half the time a promotion, removal or replacement is asked for, the leader is disrupted: it is
+SIGKILLed a few milliseconds after the request (and restarted once the request has an answer),
+or the change is asked while the leader is cut off for a few seconds, with a side chosen to be
+a majority of the new configuration and not of the old one where that exists (the learner a
+replacement promotes; one voter that stays, when a removal shrinks four voters to three).  A
+leader failing mid-change is where reconfiguration goes wrong: one that used the new
+configuration before it is chosen would commit on its side while the old voters elect another
+leader; a new leader must honour a change decided but not yet in force.
 
 The cluster never has fewer than ``VOTERS_MIN`` voters, so a fault of another kind later (one
 node killed, a minority cut off) still leaves a majority.  Every request goes through the client
@@ -251,19 +252,20 @@ class MemberChanges:
         ask = self.cluster.ask_agent({"op": "member", **request}, 60.0)
         if leader is None or leader == spared:
             return await ask
-        isolate = self.rng.random() < 0.5
-        asked = asyncio.get_running_loop().create_task(ask)
-        await asyncio.sleep(self.rng.uniform(*CRASH_AFTER_S))
-        if isolate:
+        if self.rng.random() < 0.5:
             side = {leader} | ({learner} if learner is not None else set())
+            others = [i for i in self.cluster.ids if i not in (leader, spared, learner)]
+            if request["action"] == "remove" and len(self.cluster.ids) == VOTERS_MIN + 1:
+                side.add(self.rng.choice(others))  # two of the three left: their majority
             groups = [side, set(self.cluster.ids) - side]
             await self.nemesis.partition(groups)
-            self.nemesis.fault(
-                "member", f"leader cut off {[sorted(g) for g in groups]} just after {request}"
-            )
+            self.nemesis.fault("member", f"leader cut off {[sorted(g) for g in groups]}, {request}")
+            asked = asyncio.get_running_loop().create_task(ask)
             await asyncio.sleep(self.rng.uniform(*ISOLATE_S))
             await self.nemesis.heal_network()
             return await asked
+        asked = asyncio.get_running_loop().create_task(ask)
+        await asyncio.sleep(self.rng.uniform(*CRASH_AFTER_S))
         if await self.cluster.kill(leader):
             self.nemesis.fault("member", f"SIGKILL leader {leader} just after asking {request}")
         try:
