@@ -63,6 +63,7 @@ class MemberChanges:
         self.nemesis = nemesis
         self.cluster: TortureCluster = nemesis.cluster
         self.rng = nemesis.rng
+        self.aimed = False  # this turn's changes are all asked with the leader cut off
 
     # -- choosing ----------------------------------------------------------------------------
 
@@ -71,9 +72,20 @@ class MemberChanges:
         cluster = self.cluster
         return [i for i in cluster.slots if i not in cluster.ids]
 
-    async def turn(self) -> None:
-        """One membership change, chosen among those the current state allows."""
+    async def turn(self, aimed: bool = False) -> None:
+        """One membership change, chosen among those the current state allows; ``aimed``
+        (the ``member-cut`` nemesis): a replacement, or a removal from four voters, of a node
+        other than the leader, always asked while the leader is cut off."""
         ids, spares = list(self.cluster.ids), self.spares
+        self.aimed = aimed
+        if aimed:
+            leader = await self.nemesis.stable_leader()
+            others = [i for i in ids if i != leader]
+            if spares:
+                await self.replace(self.rng.choice(others), self.rng.choice(spares))
+            elif len(ids) > VOTERS_MIN:
+                await self.remove(self.rng.choice(others))
+            return
         choices = []
         if spares and len(ids) < MEMBERS_MAX:
             choices.append("add")
@@ -205,7 +217,7 @@ class MemberChanges:
     # -- requests ----------------------------------------------------------------------------
 
     def crash_wanted(self) -> bool:
-        return self.rng.random() < CRASH_SHARE
+        return self.aimed or self.rng.random() < CRASH_SHARE
 
     async def change(
         self,
@@ -252,7 +264,7 @@ class MemberChanges:
         ask = self.cluster.ask_agent({"op": "member", **request}, 60.0)
         if leader is None or leader == spared:
             return await ask
-        if self.rng.random() < 0.5:
+        if self.aimed or self.rng.random() < 0.5:
             side = {leader} | ({learner} if learner is not None else set())
             others = [i for i in self.cluster.ids if i not in (leader, spared, learner)]
             if request["action"] == "remove" and len(self.cluster.ids) == VOTERS_MIN + 1:

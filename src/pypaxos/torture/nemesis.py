@@ -5,11 +5,11 @@ Kinds (``--nemesis``): ``partition``, ``kill``, ``pause``, ``net``, ``clock`` (`
 data directory loses everything not yet fsynced, as in a power cut); aimed kinds, not part of
 ``all``, for chasing one kind of bug in a short run: ``isolate-leader``, ``kill-leader`` and
 ``clock-drift`` (a clock rate within the nodes' drift bound, for lease runs: ``reads.py``).
-``member`` (``members.py``: adds, removes and replaces members) needs spare slots, so it is not
-part of ``all`` either.  Each cycle runs every chosen kind once, in a random order, and the
-first cycle always completes.  Faults are chosen by one ``random.Random(seed)``, so a schedule
-replays from ``--seed`` (the processes' timing does not).  Every fault is written to
-``RUN/nemesis.log``.
+``member`` (``members.py``: adds, removes and replaces members) and its aimed form
+``member-cut`` need spare slots, so they are not part of ``all`` either.  Each cycle runs every
+chosen kind once, in a random order, and the first cycle always completes.  Faults are chosen
+by one ``random.Random(seed)``, so a schedule replays from ``--seed`` (the processes' timing
+does not).  Every fault is written to ``RUN/nemesis.log``.
 
 More (what each kind does): docs/testing.md, 'Torture'.
 """
@@ -34,6 +34,7 @@ from pypaxos.torture.reads import drift_bound
 NEMESES = ("partition", "kill", "pause", "net", "clock", "disk", "hostile", "power")
 AIMED_NEMESES = ("isolate-leader", "kill-leader", "clock-drift")
 MEMBER_NEMESIS = "member"  # not in all: it needs spare slots (``--spares``)
+MEMBER_NEMESES = (MEMBER_NEMESIS, "member-cut")  # member-cut: aimed (members.py)
 CLOCK_NEMESES = ("clock", "clock-drift")  # the nodes run on a skewable loop clock
 HOLD_S = (1.5, 4.0)  # how long a fault lasts
 CALM_S = (0.5, 1.5)  # quiet between faults
@@ -126,6 +127,9 @@ class Nemesis:
 
     async def do_member(self, hold_s: float) -> None:
         await self.members.turn()
+
+    async def do_member_cut(self, hold_s: float) -> None:
+        await self.members.turn(aimed=True)
 
     async def do_partition(self, hold_s: float) -> None:
         ids = list(self.cluster.ids)

@@ -39,7 +39,7 @@ from typing import Any
 from pypaxos.storage.file import FsyncMode
 from pypaxos.torture.cluster import Layout, TortureCluster
 from pypaxos.torture.hosts import Hosts, LoopbackHosts, NamespaceHosts, netns_available
-from pypaxos.torture.nemesis import CLOCK_NEMESES, MEMBER_NEMESIS, NEMESES, Nemesis
+from pypaxos.torture.nemesis import CLOCK_NEMESES, MEMBER_NEMESES, NEMESES, Nemesis
 from pypaxos.torture.powerfs import fuse_unavailable
 from pypaxos.torture.reads import ReadSetup
 
@@ -246,7 +246,7 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
                     f"{final['unread']} acknowledged writes could not be read back"
                 )
             nemesis.note("final reads done")
-            if MEMBER_NEMESIS in options.nemeses:
+            if set(MEMBER_NEMESES) & set(options.nemeses):
                 await nemesis.members.verify()
             if options.locks:
                 locks = await cluster.ask_agent({"op": "locks"}, 60.0)
