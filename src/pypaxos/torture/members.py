@@ -144,6 +144,8 @@ class MemberChanges:
     async def replace(self, old: int, new: int) -> None:
         if not await self.start_learner(new):
             return
+        if self.aimed:  # asked with the leader cut off: only a caught-up learner is accepted
+            await self.wait_caught_up(new)
         leader = await self.nemesis.leader()
         request = {"action": "replace", "id": old, "new": new}
         made = self.both(self.is_voter(new), self.is_gone(old))
@@ -284,6 +286,16 @@ class MemberChanges:
             return await asked
         finally:
             await self.nemesis.restart(leader)
+
+    async def wait_caught_up(self, node: int) -> None:
+        deadline = time.monotonic() + CHANGE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            listed = await self.listing()
+            if listed is not None and not listed["pending"]:
+                found = [m for m in listed["members"] if m["id"] == node]
+                if found and found[0]["caught_up"]:
+                    return
+            await asyncio.sleep(CHANGE_RETRY_S)
 
     async def verify(self) -> None:
         """After the final heal: the cluster's membership (the leader's list, once nothing is
