@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from pypaxos.torture.cluster import TortureCluster
@@ -53,6 +53,7 @@ VERIFY_TIMEOUT_S = 15.0
 RETRIED_REASONS = ("change-in-flight", "learner-behind", "busy")
 CRASH_SHARE = 0.5  # of promotions, removals and replacements: the leader disrupted right after
 CRASH_AFTER_S = (0.0, 0.05)  # how long after asking
+FOLLOW_SHARE = 0.5  # of removals: a spare added at once, while the removal may be pending
 ISOLATE_S = (2.0, 3.5)  # how long a leader is cut off mid-change
 
 
@@ -136,10 +137,15 @@ class MemberChanges:
         if not await self.change(request, self.is_gone(node), crash=crash, spared=node):
             self.nemesis.note(f"member: node {node} not removed")
             return
-        await self.retire(node)
         if counted:
             role = " (the leader)" if node == leader else ""
             self.nemesis.fault("member", f"removed node {node}{role}")
+        spares = [i for i in self.spares if i != node]
+        if counted and spares and self.rng.random() < FOLLOW_SHARE:
+            # The next change at once, while the removal may still be pending.
+            await self.retire(node, self.add(self.rng.choice(spares)))
+        else:
+            await self.retire(node)
 
     async def replace(self, old: int, new: int) -> None:
         if not await self.start_learner(new):
@@ -152,13 +158,13 @@ class MemberChanges:
         replaced = await self.change(
             request, made, crash=self.crash_wanted(), spared=old, learner=new
         )
-        if not await self.check_joined(new):
-            return
+        joined = await self.check_joined(new)
         if not replaced:
-            self.nemesis.note(f"member: node {old} not replaced by {new}; removing the learner")
-            await self.remove(new, counted=False)
+            if joined:
+                self.nemesis.note(f"member: node {old} not replaced by {new}; removing it")
+                await self.remove(new, counted=False)
             return
-        await self.retire(old)
+        await self.retire(old)  # removed, whether or not the new node managed to join
         role = " (the leader)" if old == leader else ""
         self.nemesis.fault("member", f"replaced node {old}{role} by node {new}")
 
@@ -199,21 +205,22 @@ class MemberChanges:
             await asyncio.sleep(0.05)
         return True
 
-    async def retire(self, node: int) -> None:
-        """After ``node``'s removal: wait for it to stop by itself, then free its slot (a
-        spare again with an empty directory)."""
+    async def retire(self, node: int, meanwhile: Coroutine[Any, Any, None] | None = None) -> None:
+        """After ``node``'s removal (and ``meanwhile``, a change made at once): wait for it to
+        stop by itself, then free its slot (a spare again with an empty directory)."""
         cluster = self.cluster
         cluster.ids.remove(node)
         await self.tell_agent()
-        if cluster.alive(node):
-            code = await cluster.wait_exit(node, REMOVED_STOP_S)
-            if code is None:
-                self.nemesis.note(f"member: node {node} still running {REMOVED_STOP_S:g}s after")
-                cluster.signal_node(node, signal.SIGTERM)
-                if await cluster.wait_exit(node, 10.0) is None:
-                    await cluster.kill(node)
-            elif code != 0:
-                self.nemesis.problems.append(f"removed node {node} exited with status {code}")
+        if meanwhile is not None:
+            await meanwhile
+        code = await cluster.wait_exit(node, REMOVED_STOP_S) if node in cluster.nodes else 0
+        if code is None:
+            self.nemesis.note(f"member: node {node} still running {REMOVED_STOP_S:g}s after")
+            cluster.signal_node(node, signal.SIGTERM)
+            if await cluster.wait_exit(node, 10.0) is None:
+                await cluster.kill(node)
+        elif code != 0:
+            self.nemesis.problems.append(f"removed node {node} exited with status {code}")
         cluster.wipe(node)
 
     # -- requests ----------------------------------------------------------------------------
