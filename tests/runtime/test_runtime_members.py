@@ -14,11 +14,13 @@ from runtime_helpers import RunningCluster, retry, write_cluster
 
 from pypaxos.client import AsyncClient, CommandError, MembershipRefusedError
 from pypaxos.cluster.members import join, recorded
+from pypaxos.multi.membership import AddLearner, Replace
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.auth import hash_password
 from pypaxos.runtime.config import ClusterConfig, load_config
 from pypaxos.runtime.identity import RemovedMemberError, WipedMemberError
 from pypaxos.runtime.identity import read as read_identity
+from pypaxos.runtime.members_admin import decode_address, encode_address, parse_change
 
 GROWN = "initial_members = [1, 2, 3]"
 
@@ -286,3 +288,17 @@ async def test_a_first_voter_that_lost_its_data_rejoins_under_its_own_id(tmp_pat
     finally:
         await client.aclose()
         await running.close()
+
+
+def test_address_records_are_checked_before_use() -> None:
+    good = encode_address("127.0.0.1:7101", "127.0.0.1:7001")
+    decoded = decode_address(good)
+    assert decoded is not None and decoded.peer == "127.0.0.1:7101"
+    for bad in (b"", b"\xc1", encode_address("no-port", "127.0.0.1:1"), b"\x92\x01\x02"):
+        assert decode_address(bad) is None
+    assert parse_change((b"ADD", b"4", b"127.0.0.1:1", b"127.0.0.1:2")) == AddLearner(
+        4, encode_address("127.0.0.1:1", "127.0.0.1:2")
+    )
+    assert "node id" in str(parse_change((b"REMOVE", b"-3")))
+    assert "node id" in str(parse_change((b"PROMOTE", b"99999999999")))
+    assert parse_change((b"REPLACE", b"1", b"4")) == Replace(1, 4)

@@ -172,9 +172,9 @@ def _load_snapshot(
     leading_membership = snapshot_has_membership(meta)
     membership: MembershipState | None = None
     loader = machine.snapshot_loader()
-    for seq, chunk in enumerate(reader.chunks()):
+    for seq, chunk in enumerate(reader.chunks()):  # to the end: the file's trailer is checked
         if seq == count - 1:
-            break
+            continue  # the meta, read above
         if seq == 0 and leading_membership:
             membership = decode_membership_state(chunk)
         else:
@@ -320,7 +320,7 @@ class NodeApp:
         found = read_identity(self.dir)
         genesis = config.genesis_voters
         expected = Identity(config.cluster_id, node_id, genesis)
-        if found is None and storage.last_index == 0 and storage.open_snapshot() is None:
+        if found is None and storage.last_index == 0 and not _has_snapshot(storage):
             if self.joined is not None:
                 expected = Identity(
                     config.cluster_id, node_id, genesis, membership=self.joined, joined=True
@@ -457,6 +457,7 @@ class NodeApp:
         ]
         for peer_id in sorted(peers):  # say we are back: a leader then redials us at once
             transport.dial(peer_id)
+        await self._record_identity(view, removed=False)  # what recovery brought, if newer
 
     # -- membership (``runtime.members_admin``) ----------------------------------------------
 
@@ -814,15 +815,10 @@ class NodeApp:
         if view is None:
             return []
         me = view.member(self.node_id)
-        role = (
-            "removed"
-            if self.removed
-            else "none"
-            if me is None
-            else "voter"
-            if me.voter
-            else "learner"
-        )
+        if self.removed or me is None:
+            role = "removed" if self.removed else "none"
+        else:
+            role = "voter" if me.voter else "learner"
         voters = ",".join(map(str, view.voters))
         learners = ",".join(str(m.id) for m in view.members if not m.voter)
         return [
@@ -893,6 +889,14 @@ class NodeApp:
             except Exception as error:
                 log.error("node %d: closing the storage failed: %s", self.node_id, error)
         self.executor.shutdown(wait=True)
+
+
+def _has_snapshot(storage: Storage) -> bool:
+    reader = storage.open_snapshot()
+    if reader is None:
+        return False
+    reader.close()
+    return True
 
 
 def _resident_memory_bytes() -> tuple[int, int]:
