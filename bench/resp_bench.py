@@ -183,8 +183,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="passes per parser; the best is reported"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     rows = measure(args.repeat)
     version = getattr(hiredis, "__version__", None)

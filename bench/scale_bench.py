@@ -35,13 +35,31 @@ def log(line: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="100k,1m")
-    parser.add_argument("--run-s", type=float, default=20.0)
-    parser.add_argument("--systems", default="pypaxos,redis")
-    parser.add_argument("--no-recovery", action="store_true")
-    parser.add_argument("--data-root", type=Path, default=Path(tempfile.gettempdir()))
-    parser.add_argument("--json", type=Path, default=Path(tempfile.gettempdir()) / "scale.json")
-    parser.add_argument("--plots", type=Path, default=HERE / "plots")
+    parser.add_argument("--sizes", default="100k,1m", help="key counts, a list (100k,1m,10m)")
+    parser.add_argument(
+        "--run-s", type=float, default=20.0, help="seconds of load after each size is loaded"
+    )
+    parser.add_argument(
+        "--systems", default="pypaxos,redis", help="what to measure, a list (pypaxos,redis)"
+    )
+    parser.add_argument(
+        "--no-recovery", action="store_true", help="skip the restart and wiped-follower runs"
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=Path(tempfile.gettempdir()),
+        help="where the data directories go",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "scale.json",
+        help="where the raw results are written",
+    )
+    parser.add_argument(
+        "--plots", type=Path, default=HERE / "plots", help="where the plots are written"
+    )
     parser.add_argument("--report-only", action="store_true", help="rebuild from --json")
     args = parser.parse_args()
     if args.report_only:

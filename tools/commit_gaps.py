@@ -55,7 +55,7 @@ def main() -> None:
             latest[port] = fields
             now = time.monotonic()
             applied = int(fields.get("applied_index", "0"))
-            if fields.get("role") == "leader":
+            if fields.get("paxos_role") == "leader":
                 leader_ballots.add(fields.get("ballot", ""))
                 led[port] += 1
             if applied != last_applied.get(port):

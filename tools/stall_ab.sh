@@ -11,7 +11,7 @@ PYTHONPATH=$SRC .venv/bin/pypaxos cluster up --data $DATA --base-port $PORT --fs
 LEADER=$(.venv/bin/python - <<PY
 import redis
 for p in ($PORT, $PORT+1, $PORT+2):
-    if redis.Redis(port=p).info("paxos").get("role") == "leader": print(p); break
+    if redis.Redis(port=p).info("paxos").get("paxos_role") == "leader": print(p); break
 PY
 )
 echo "leader $LEADER"
@@ -23,7 +23,7 @@ wait $GAPS
 grep -A3 "throughput summary" $DATA-bench.txt
 cat $DATA-gaps.txt
 for p in $PORT $((PORT+1)) $((PORT+2)); do .venv/bin/python -c "
-import redis; t=redis.Redis(port=$p).info('paxos'); print($p, {k: t.get(k) for k in ('role','applied_index','snapshots_saved','snapshot_fork_ms','ballot')})"; done
+import redis; t=redis.Redis(port=$p).info('paxos'); print($p, {k: t.get(k) for k in ('paxos_role','applied_index','snapshots_saved','snapshot_fork_ms','ballot')})"; done
 grep -h "slow batch\|became leader\|snapshot" $DATA/node-*/*.log 2>/dev/null | tail -20
 for n in 1 2 3; do pid=$(cat $DATA/node-$n/node.pid 2>/dev/null | head -1); echo "node $n rss_kib $(ps -o rss= -p $pid)"; done
 PYTHONPATH=$SRC .venv/bin/pypaxos cluster down --data $DATA

@@ -270,7 +270,7 @@ class FakeNode:
         if command[0].upper() == b"INFO":
             self.commit_index += 1
             applied = min(self.commit_index, self.applied_max)
-            body = b"# Paxos\r\nrole:leader\r\nballot:1.1\r\n"
+            body = b"# Paxos\r\npaxos_role:leader\r\nballot:1.1\r\n"
             body += b"commit_index:%d\r\napplied_index:%d\r\n" % (self.commit_index, applied)
             return b"$%d\r\n%s\r\n" % (len(body), body)
         self.received += 1

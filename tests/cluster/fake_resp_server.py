@@ -95,7 +95,7 @@ class FakeNode:
         if name == b"INFO":
             leader_id = "1" if self.leader_client else ""
             text = (
-                f"# Paxos\r\nnode_id:{self.node_id}\r\nrole:follower\r\n"
+                f"# Paxos\r\nnode_id:{self.node_id}\r\npaxos_role:follower\r\n"
                 f"leader_id:{leader_id}\r\nleader_client:{self.leader_client}\r\n"
             )
             return encode_bulk(text.encode())

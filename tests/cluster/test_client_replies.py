@@ -58,11 +58,12 @@ def test_limits_are_checked_before_buffering() -> None:
 
 def test_parse_info_skips_headers_and_keeps_colons_in_values() -> None:
     text = (
-        b"# Paxos\r\nnode_id:2\r\nrole:follower\r\nleader_id:\r\nleader_client:127.0.0.1:7001\r\n"
+        b"# Paxos\r\nnode_id:2\r\npaxos_role:follower\r\nleader_id:\r\n"
+        b"leader_client:127.0.0.1:7001\r\n"
     )
     assert parse_info(text) == {
         "node_id": "2",
-        "role": "follower",
+        "paxos_role": "follower",
         "leader_id": "",
         "leader_client": "127.0.0.1:7001",
     }

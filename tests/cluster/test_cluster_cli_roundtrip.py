@@ -57,7 +57,10 @@ def test_up_status_down_round_trip(
     nodes = status(data)
     assert [n["id"] for n in nodes] == [1, 2, 3]
     for node in nodes:
-        assert set(node) == {"id", "pid", "role", "client", "ballot", "commit_index", "lag"}
+        assert set(node) == {
+            "id", "pid", "role", "client", "ballot", "commit_index", "lag", "state_digest",
+            "digest_slot",
+        }  # fmt: skip
         assert isinstance(node["pid"], int) and processes.is_node_process(node["pid"])
         assert node["role"] in ("leader", "follower")
         assert isinstance(node["commit_index"], int) and isinstance(node["lag"], int)
@@ -79,7 +82,8 @@ def test_up_status_down_round_trip(
     assert [n["role"] for n in remote][:3] == [n["role"] for n in (nodes[2], nodes[0], nodes[1])]
     assert remote[3] == {
         "id": None, "pid": None, "role": "down", "client": dead,
-        "ballot": None, "commit_index": None, "lag": None,
+        "ballot": None, "commit_index": None, "lag": None, "state_digest": None,
+        "digest_slot": None,
     }  # fmt: skip
     assert all(isinstance(n["lag"], int) for n in remote[:3])
 

@@ -50,7 +50,7 @@ def test_redis_py_and_pypaxos_client_on_every_node(cluster: LocalCluster) -> Non
             assert r.delete(key) == 1
     with Client(cluster.spec.client_addresses) as client:
         info = client.info()
-        assert info["role"] == "leader" and client.connected_to == info["leader_client"]
+        assert info["paxos_role"] == "leader" and client.connected_to == info["leader_client"]
         for i in range(50):
             client.set(f"c:{i}", str(i))
         assert client.mget(*(f"c:{i}" for i in range(50))) == [str(i).encode() for i in range(50)]

@@ -7,7 +7,7 @@ import pytest
 
 from pypaxos.kv import KVStateMachine, Request, Set, SetWith, encode_request
 from pypaxos.kv.collection_ops import HSet, LPush, SAdd, ZAdd
-from pypaxos.kv.state_machine import CHUNKED_SNAPSHOT_VERSION
+from pypaxos.kv.state_machine import DATABASES_SNAPSHOT_VERSION
 
 T0 = 1_700_000_000_000
 
@@ -60,7 +60,7 @@ def _parts(chunks: list[bytes]) -> list[list[object]]:
 def test_damaged_chunk_sequences_are_refused(damage: object, reason: str) -> None:
     machine = _filled(300)
     parts = _parts(list(machine.snapshot_chunks(1024)))
-    assert parts[0][0] == CHUNKED_SNAPSHOT_VERSION
+    assert parts[0][0] == DATABASES_SNAPSHOT_VERSION
     copy = KVStateMachine()
     loader = copy.snapshot_loader()
     with pytest.raises(ValueError, match=reason):

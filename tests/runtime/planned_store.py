@@ -8,7 +8,8 @@ Between ``MULTI`` and ``EXEC`` commands are queued as a connection queues them
 
 from __future__ import annotations
 
-from pypaxos.kv import READ_OPS, KVStateMachine, Request, decode_result, encode_request
+from pypaxos.kv import KVStateMachine, Request, decode_result, encode_request
+from pypaxos.kv.commands import DATABASES, InDb, is_read
 from pypaxos.runtime.blocking import NOT_SERVED, Blocking, attempt_once, timeout_reply
 from pypaxos.runtime.commands import (
     NULL_RESP2,
@@ -18,6 +19,7 @@ from pypaxos.runtime.commands import (
     plan,
     script_command,
 )
+from pypaxos.runtime.databases import OUT_OF_RANGE, SelectDb
 from pypaxos.runtime.transactions import Transaction
 
 
@@ -35,10 +37,18 @@ class PlannedStore:
         self.seq = 0
         self.now_ms = 1_700_000_000_000  # the request stamp (what the server's clock reads)
         self.tx = Transaction()
+        self.db = 0  # SELECT's, as a connection keeps it
 
     def call(self, *args: bytes | str) -> bytes:
         argv = [a.encode() if isinstance(a, str) else a for a in args]
         planned = plan(argv)
+        if isinstance(planned, SelectDb):
+            if not 0 <= planned.index < DATABASES:
+                return self.tx.add(argv, OUT_OF_RANGE) if self.tx.active else OUT_OF_RANGE
+            if self.tx.active:
+                return self.tx.select(argv, planned.index)
+            self.db = planned.index
+            return b"+OK\r\n"
         if self.tx.active and not isinstance(planned, TxCommand):
             if isinstance(planned, Immediate):
                 return self.tx.add(argv, planned.reply)
@@ -47,10 +57,15 @@ class PlannedStore:
             assert isinstance(planned, Ops), planned
             return self.tx.add(argv, planned)
         if isinstance(planned, TxCommand):
+            selected = self.tx.selected
             outcome = self.tx.command(planned)
             if isinstance(outcome, bytes):
                 return outcome
-            planned = outcome
+            reply = self.call_ops(outcome)
+            aborted = reply in (b"*-1\r\n", b"_\r\n")  # a watched key changed: nothing ran
+            if planned.name == b"EXEC" and selected is not None and not aborted:
+                self.db = selected
+            return reply
         if isinstance(planned, Immediate):
             return planned.reply
         if isinstance(planned, Blocking):  # nothing else runs meanwhile: served now or never
@@ -65,8 +80,10 @@ class PlannedStore:
         results = []
         for op in planned.ops:
             self.seq += 1
+            if self.db:
+                op = InDb(self.db, op)
             request = encode_request(Request(self.client_id, self.seq, op, self.now_ms))
-            queried = self.machine.query(request) if isinstance(op, READ_OPS) else None
+            queried = self.machine.query(request) if is_read(op) else None
             result = decode_result(self.machine.apply(request))
             if queried is not None:
                 assert decode_result(queried) == result, op

@@ -64,7 +64,7 @@ async def test_commands_through_every_node(cluster: RunningCluster) -> None:
             break
         await asyncio.sleep(0.01)
         info = await reader.info()
-    assert info["role"] == "follower" and info["leader_id"] == leader
+    assert info["paxos_role"] == "follower" and info["leader_id"] == leader
     assert info["leader_client"] == cluster.apps[leader].member.client
     assert info["applied_index"] >= 1 and "ballot" in info and "pid" in info
 

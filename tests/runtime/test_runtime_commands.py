@@ -21,6 +21,7 @@ from pypaxos.runtime.commands import (
     plan,
     single_reply,
 )
+from pypaxos.runtime.databases import SelectDb
 from pypaxos.runtime.server_commands import NodeCommand
 
 
@@ -83,7 +84,12 @@ def test_results_become_replies() -> None:
         ((b"PAXOS.REQ", b"1", b"1", b"DEL", b"a", b"b"), b"-ERR PAXOS.REQ takes one key"),
         ((b"PAXOS.REQ", b"1", b"1"), b"-ERR wrong number of arguments for 'paxos.req'"),
         ((b"PAXOS.REQ", b"1", b"1", b"GET"), b"-ERR wrong number of arguments for 'get'"),
-        ((b"SELECT", b"1"), b"-ERR DB index is out of range"),
+        ((b"SELECT", b"x"), b"-ERR value is not an integer or out of range"),
+        ((b"SELECT", b"2147483648"), b"-ERR value is out of range, value must between"),
+        ((b"SWAPDB", b"x", b"1"), b"-ERR invalid first DB index"),
+        ((b"SWAPDB", b"1", b"01"), b"-ERR invalid second DB index"),
+        ((b"MOVE", b"k", b"x"), b"-ERR value is not an integer or out of range"),
+        ((b"COPY", b"a", b"b", b"DB", b"16"), b"-ERR DB index is out of range"),
         ((b"HELLO", b"4"), b"-NOPROTO unsupported protocol version"),
         ((b"CONFIG", b"SET", b"a"), b"-ERR wrong number of arguments for 'config|set'"),
         ((b"CONFIG", b"NOPE"), b"-ERR unknown subcommand 'NOPE'"),
@@ -106,7 +112,8 @@ def test_connection_setup_commands() -> None:
     assert plan([b"CLIENT", b"SETINFO", b"LIB-NAME", b"x"]) == NodeCommand(
         "CLIENT SETINFO", (b"LIB-NAME", b"x")
     )
-    assert reply(b"SELECT", b"0") == b"+OK\r\n"
+    assert plan([b"SELECT", b"0"]) == SelectDb(0)  # the connection checks the range
+    assert plan([b"SELECT", b"-1"]) == SelectDb(-1)
     quit_plan = plan([b"QUIT"])
     assert isinstance(quit_plan, Immediate) and quit_plan.close
     assert plan([b"INFO"]) == Info(None)

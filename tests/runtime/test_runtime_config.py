@@ -88,6 +88,26 @@ def test_follower_reads_reach_the_protocol(tmp_path: Path) -> None:
     assert "follower_reads = true" in render_config(config)
 
 
+def test_databases_bound_select(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).databases == 16
+    config = load_config(write(tmp_path, GOOD.replace("tick_ms = 5", "tick_ms = 5\ndatabases = 4")))
+    assert config.databases == 4 and "databases = 4" in render_config(config)
+    for bad in ("0", "17", '"x"'):
+        with pytest.raises(ConfigError, match="databases"):
+            load_config(
+                write(tmp_path, GOOD.replace("tick_ms = 5", f"tick_ms = 5\ndatabases = {bad}"))
+            )
+
+
+def test_the_state_digest_can_be_switched_off_and_round_trips(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).state_digest
+    text = GOOD.replace("tick_ms = 5", "tick_ms = 5\nstate_digest = false")
+    config = load_config(write(tmp_path, text))
+    assert not config.state_digest and "state_digest = false" in render_config(config)
+    with pytest.raises(ConfigError, match="state_digest"):
+        load_config(write(tmp_path, GOOD.replace("tick_ms = 5", "tick_ms = 5\nstate_digest = 0")))
+
+
 @pytest.mark.parametrize(
     ("change", "key", "message"),
     [

@@ -32,6 +32,7 @@ from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.router import Failure, Outcome, Router
 from pypaxos.runtime.wire import Forward, ForwardReply, WireMessage, decode_record
 from pypaxos.storage import MemoryStorage
+from pypaxos.transport import UnknownPeer
 
 CONFIG = MultiConfig(
     node_ids=(1, 2, 3),
@@ -245,6 +246,34 @@ async def test_no_send_or_reply_before_sync_and_group_commit(make_cluster: MakeC
     leader = cluster.storages[cluster.leader() or 1]
     assert leader.syncs_called < leader.appends  # group commit: several records per sync
     assert sum(s.snapshots for s in cluster.storages.values()) > 0  # snapshots were written
+
+
+async def test_a_reply_to_a_node_that_left_the_membership_is_dropped_not_fatal(
+    make_cluster: MakeCluster,
+) -> None:
+    """The origin of a forwarded request is removed before its answer leaves: the leader's
+    transport no longer knows it (``UnknownPeer``); the leader drops the answer and serves on."""
+    cluster: Cluster = await make_cluster()
+    leader = await wait_leader(cluster)
+    follower = next(i for i in cluster.routers if i != leader)
+    router = cluster.routers[leader]
+    real_sender = router.sender
+
+    class Departed:
+        def send(self, to: int, msg: WireMessage) -> None:
+            if to == follower and isinstance(msg, ForwardReply):
+                raise UnknownPeer(to)
+            real_sender.send(to, msg)
+
+    router.sender = Departed()  # type: ignore[assignment]
+    forwarded = asyncio.ensure_future(run(cluster.routers[follower], 7, 1, Set(b"k", b"v")))
+    async with asyncio.timeout(5):
+        while cluster.drivers[leader].node.replica.machine.get(b"k") is None:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.01)
+    assert not forwarded.done()  # its answer was dropped: the origin waits for its timeout
+    outcome = await run(router, 8, 1, Set(b"other", b"w"))
+    assert isinstance(outcome, Ok)  # the leader's driver survived the dropped answer
+    forwarded.cancel()
 
 
 async def test_planted_send_before_sync_is_caught(make_cluster: MakeCluster) -> None:

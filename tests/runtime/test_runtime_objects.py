@@ -107,7 +107,7 @@ async def test_a_non_kv_node_refuses_kv_commands_and_bad_calls(tmp_path: Path) -
         with pytest.raises(ResponseError, match="wrong number"):
             await redis.execute_command("PAXOS.QUERY")
         info = await redis.info("paxos")
-        assert info["role"] in ("leader", "follower", "candidate")
+        assert info["paxos_role"] in ("leader", "follower", "candidate")
         assert info["machine"] == "replicated objects"
         await redis.aclose()
     finally:

@@ -62,9 +62,11 @@ async def test_info_has_redis_sections(cluster: RunningCluster) -> None:
             "Paxos",
         )
     ]
-    # "role" is in Replication (master) and in Paxos (leader): pypaxos's own tools read the
-    # key-value lines into one dict, where the later, Paxos one must win.
-    assert parse_info("\r\n".join(lines))["role"] == "leader"
+    # Every field appears once: Replication's "role" is Redis's (master), Paxos's is its own.
+    fields = [line.partition(":")[0] for line in lines if ":" in line]
+    assert len(fields) == len(set(fields))
+    parsed = parse_info("\r\n".join(lines))
+    assert parsed["role"] == "master" and parsed["paxos_role"] == "leader"
     two = (await _raw_info(port, "clients", "CPU", "nosuch")).split("\r\n")
     assert [line for line in two if line.startswith("# ")] == ["# Clients", "# CPU"]
     info = await client.info("server")

@@ -79,7 +79,8 @@ def test_history_dir_gets_one_linearizable_jsonl_file_per_seed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "histories"
-    assert run(["--seeds", "2", "--start", "7", "--nodes", "5", "--history", str(target)]) == 0
+    argv = ["--seeds", "2", "--start", "7", "--nodes", "5", "--no-collections"]
+    assert run([*argv, "--history", str(target)]) == 0
     files = sorted(p.name for p in target.iterdir())
     assert files == ["seed-7.jsonl", "seed-8.jsonl"]
     for name in files:

@@ -163,7 +163,7 @@ class InfoPoller:
         commit = info.get("commit_index", "")
         if commit.isdigit():
             ballot, leader = info.get("ballot", ""), info.get("leader_id", "")
-            role = info.get("role", "")
+            role = info.get("paxos_role", "")
             sample = InfoSample(time.monotonic(), address, int(commit), ballot, leader, role)
             self.samples.append(sample)
 

@@ -63,7 +63,9 @@ def _choices(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=3, help="cluster size (3)")
-    parser.add_argument("--fsync", choices=FSYNC_MODES, default="always")
+    parser.add_argument(
+        "--fsync", choices=FSYNC_MODES, default="always", help="the nodes' fsync mode"
+    )
     parser.add_argument(
         "--clients", type=_int_list, default=(1, 16, 64), help="connections, a list (1,16,64)"
     )
@@ -81,7 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="(clients x pipeline) points beyond the grid, redis-benchmark only, e.g. 128x32: "
         "a load that saturates the cluster (none)",
     )
-    parser.add_argument("--commands", type=_choices(COMMANDS), default=("set", "get"))
+    parser.add_argument(
+        "--commands",
+        type=_choices(COMMANDS),
+        default=("set", "get"),
+        help="which commands to measure, a list (set,get)",
+    )
     parser.add_argument(
         "--tools",
         type=_choices(TOOLS),

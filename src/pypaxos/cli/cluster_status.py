@@ -6,7 +6,10 @@ addresses), with ``--tls-ca`` for TLS client ports and ``--user`` (password from
 ``PYPAXOS_PASSWORD`` environment variable) for clusters with ``[[users]]``.
 
 ``--json`` prints one object, ``{"nodes": [{"id", "pid", "role", "client", "ballot",
-"commit_index", "lag"}, ...]}``, for scripts and tests; a node that does not answer has role
+"commit_index", "lag", "state_digest", "digest_slot"}, ...]}``, for scripts and tests (the
+digest of the replicated state at applied index ``digest_slot``: nodes at one slot must show
+one digest; the table marks a node whose digest differs from another's at its slot with ``!``);
+a node that does not answer has role
 ``down`` and ``null`` for what only it could say (``pid`` is its pid file's, if that process is
 alive).  Exit 0 when the status could be read, 1 when there is no cluster in the directory.
 """
@@ -16,43 +19,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import ssl
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from pypaxos.cli.usage import UsageError
+from pypaxos.cli.remote import add_cluster_options, credentials, endpoints_and_tls
 from pypaxos.cluster.local import ClusterError, LocalCluster, NodeStatus
-from pypaxos.cluster.remote import endpoint_statuses, parse_endpoints
-
-PASSWORD_ENV = "PYPAXOS_PASSWORD"
+from pypaxos.cluster.remote import endpoint_statuses
 
 ROLE_STYLES = {"leader": "bold green", "follower": "cyan", "candidate": "yellow", "down": "red"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=Path("data"), help="data directory (./data)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument(
-        "--endpoints",
-        metavar="HOST:PORT,...",
-        help="ask these client addresses instead of reading --data (nodes on other machines)",
-    )
-    parser.add_argument(
-        "--tls-ca", type=Path, metavar="FILE", help="with --endpoints: TLS, trusting this CA"
-    )
-    parser.add_argument(
-        "--user", help=f"with --endpoints: AUTH as this user (password from ${PASSWORD_ENV})"
+    add_cluster_options(
+        parser, "ask these client addresses instead of reading --data (nodes on other machines)"
     )
 
 
 def table(nodes: list[NodeStatus]) -> Table:
     view = Table(title="pypaxos cluster")
-    for heading in ("node", "pid", "role", "ballot", "commit index", "lag", "client"):
+    for heading in ("node", "pid", "role", "ballot", "commit index", "lag", "client", "digest"):
         view.add_column(heading, justify="right" if heading in ("lag", "commit index") else "left")
+    split = digests_disagree(nodes)
     for node in nodes:
         style = ROLE_STYLES.get(node.role, "")
         view.add_row(
@@ -63,8 +53,28 @@ def table(nodes: list[NodeStatus]) -> Table:
             "-" if node.commit_index is None else str(node.commit_index),
             "-" if node.lag is None else str(node.lag),
             node.client,
+            _digest_cell(node, split),
         )
     return view
+
+
+DIGEST_SHOWN_CHARS = 8
+
+
+def digests_disagree(nodes: list[NodeStatus]) -> set[int]:
+    """The slots at which two nodes show different state digests (a divergence)."""
+    by_slot: dict[int, set[str]] = {}
+    for node in nodes:
+        if node.state_digest is not None and node.digest_slot is not None:
+            by_slot.setdefault(node.digest_slot, set()).add(node.state_digest)
+    return {slot for slot, digests in by_slot.items() if len(digests) > 1}
+
+
+def _digest_cell(node: NodeStatus, split: set[int]) -> str:
+    if node.state_digest is None or node.digest_slot is None:
+        return "-"
+    shown = f"{node.state_digest[:DIGEST_SHOWN_CHARS]}@{node.digest_slot}"
+    return f"[bold red]{shown} ![/]" if node.digest_slot in split else shown
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,20 +91,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _remote(args: argparse.Namespace) -> list[NodeStatus]:
-    try:
-        endpoints = parse_endpoints(args.endpoints)
-    except ValueError as error:
-        raise UsageError(f"--endpoints: {error}") from None
-    credentials = None
-    if args.user is not None:
-        password = os.environ.get(PASSWORD_ENV)
-        if password is None:
-            raise UsageError(f"--user needs the password in ${PASSWORD_ENV}")
-        credentials = (args.user, password)
-    tls = None
-    if args.tls_ca is not None:
-        try:
-            tls = ssl.create_default_context(cafile=str(args.tls_ca))
-        except (OSError, ssl.SSLError) as error:
-            raise UsageError(f"--tls-ca {args.tls_ca}: {error}") from None
-    return asyncio.run(endpoint_statuses(endpoints, tls=tls, credentials=credentials))
+    endpoints, tls = endpoints_and_tls(args)
+    return asyncio.run(endpoint_statuses(endpoints, tls=tls, credentials=credentials(args)))

@@ -5,7 +5,9 @@ Wing & Gong's depth-first search with Lowe's memoisation) and ``jit`` (``sim.lin
 breadth-first sweep of just-in-time linearizations).  ``--checker both`` runs the two on every
 file so that a bug in one shows up as a disagreement.  Each HISTORY may be a directory: every
 ``*.jsonl`` in it is checked (as ``pypaxos sim kv --history DIR`` writes them), and several
-files end with one summary line.
+files end with one summary line.  The keys of a ``--collections`` run's hashes, lists, sets
+and sorted sets (any key with an operation other than read, write, cas, delete and incr) are
+checked against the Redis model instead (``lincheck.model_check``), whichever checker is named.
 
 Exit status: 0 every file linearizable, 1 one is not (the key and the operations around the
 point no order gets past), 2 bad usage or an unreadable or malformed file, 3 the ``--timeout``
@@ -19,11 +21,15 @@ import argparse
 import re
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pypaxos.cli.usage import UsageError
 from pypaxos.lincheck.jit import check_jsonl_jit
+from pypaxos.lincheck.model_check import check_history as check_model_history
+from pypaxos.lincheck.model_check import history_from_events as model_history_from_events
+from pypaxos.lincheck.model_check import split_lines
 from pypaxos.lincheck.wgl import check_history, parse_history
 
 EXIT_TIMEOUT = 3
@@ -138,13 +144,36 @@ def _decided(verdict: Verdict) -> bool:
     return verdict.outcome != "unknown"
 
 
+def _model(events: list[Mapping[str, object]], timeout: float | None) -> Verdict:
+    started = time.perf_counter()
+    try:
+        result = check_model_history(model_history_from_events(events), timeout_s=timeout)
+    except ValueError as error:
+        return Verdict("error", str(error), time.perf_counter() - started)
+    outcome = {"ok": "linearizable", "violation": "violation"}.get(result.outcome, "unknown")
+    return Verdict(outcome, result.explain(), time.perf_counter() - started)
+
+
+def _with_model(verdict: Verdict, model: Verdict | None) -> Verdict:
+    """A register checker's verdict joined with the model's on the other keys: the worse."""
+    if model is None:
+        return verdict
+    rank = ("linearizable", "unknown", "violation", "error")
+    outcome = max(verdict.outcome, model.outcome, key=rank.index)
+    return Verdict(outcome, f"{verdict.text}\n{model.text}", verdict.seconds + model.seconds)
+
+
 def _check_file(name: str, args: argparse.Namespace, tally: Tally, single: bool) -> None:
     lines = _read(name)
     tally.files += 1
     tally.events += sum(1 for line in lines if line.strip())
     names = ("wgl", "jit") if args.checker == "both" else (args.checker,)
     runners = {"wgl": _wgl, "jit": _jit}
-    verdicts = {checker: runners[checker](lines, args.timeout) for checker in names}
+    lines, model_events = split_lines(lines)
+    model = _model(model_events, args.timeout) if model_events else None
+    verdicts = {
+        checker: _with_model(runners[checker](lines, args.timeout), model) for checker in names
+    }
     for checker, verdict in verdicts.items():
         tally.seconds[checker] = tally.seconds.get(checker, 0.0) + verdict.seconds
     outcomes = {v.outcome for v in verdicts.values() if _decided(v)}

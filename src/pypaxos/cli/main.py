@@ -42,6 +42,17 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("certs",), "pypaxos.cli.certs", "make a development CA and TLS certificates for members"),
     (("cluster", "status"), "pypaxos.cli.cluster_status", "show each node's role and progress"),
     (("cluster", "down"), "pypaxos.cli.cluster_down", "stop the local cluster's nodes"),
+    (
+        ("snapshot", "save"),
+        "pypaxos.cli.snapshot_save",
+        "save a consistent backup of a running cluster's data to a file",
+    ),
+    (
+        ("snapshot", "restore"),
+        "pypaxos.cli.snapshot_restore",
+        "seed a new cluster's data directories from a backup file",
+    ),
+    (("snapshot", "inspect"), "pypaxos.cli.snapshot_inspect", "check a backup file, show it"),
     (("cluster", "add"), "pypaxos.cli.cluster_members", "grow a local cluster by one node"),
     (("cluster", "remove"), "pypaxos.cli.cluster_members", "remove a node of a local cluster"),
     (("member",), "pypaxos.cli.member", "list, add, promote, remove or replace members"),

@@ -27,16 +27,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import ssl
 import sys
-from pathlib import Path
 
-from pypaxos.cli.cluster_status import PASSWORD_ENV
+from pypaxos.cli.remote import add_cluster_options, credentials, endpoints_and_tls
 from pypaxos.cli.usage import UsageError
 from pypaxos.client import AsyncClient, ClientError, MembershipInfo, MembershipRefusedError
 from pypaxos.cluster.local import ClusterError, LocalCluster
-from pypaxos.cluster.remote import parse_endpoints
 from pypaxos.transport.tcp import parse_address
 
 TIMEOUT_S = 5.0
@@ -73,18 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=Path("data"), help="data directory (./data)")
-    parser.add_argument(
-        "--endpoints",
-        metavar="HOST:PORT,...",
-        help="the nodes' client addresses, instead of reading --data",
-    )
-    parser.add_argument(
-        "--tls-ca", type=Path, metavar="FILE", help="with --endpoints: TLS, trusting this CA"
-    )
-    parser.add_argument(
-        "--user", help=f"with --endpoints: AUTH as this user (password from ${PASSWORD_ENV})"
-    )
+    add_cluster_options(parser, "the nodes' client addresses, instead of reading --data")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,22 +142,7 @@ def _client(args: argparse.Namespace) -> AsyncClient:
         return AsyncClient(
             addresses, ssl=cluster.client_tls(), timeout_s=TIMEOUT_S, retries=RETRIES
         )
-    try:
-        endpoints = parse_endpoints(args.endpoints)
-    except ValueError as error:
-        raise UsageError(f"--endpoints: {error}") from None
-    credentials = None
-    if args.user is not None:
-        password = os.environ.get(PASSWORD_ENV)
-        if password is None:
-            raise UsageError(f"--user needs the password in ${PASSWORD_ENV}")
-        credentials = (args.user, password)
-    tls = None
-    if args.tls_ca is not None:
-        try:
-            tls = ssl.create_default_context(cafile=str(args.tls_ca))
-        except (OSError, ssl.SSLError) as error:
-            raise UsageError(f"--tls-ca {args.tls_ca}: {error}") from None
+    endpoints, tls = endpoints_and_tls(args)
     return AsyncClient(
-        endpoints, ssl=tls, credentials=credentials, timeout_s=TIMEOUT_S, retries=RETRIES
+        endpoints, ssl=tls, credentials=credentials(args), timeout_s=TIMEOUT_S, retries=RETRIES
     )

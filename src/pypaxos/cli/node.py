@@ -25,7 +25,8 @@ a moment after the change (exit 0, logged); its directory never starts again.
 Logs go to stderr, one event a line: ``time LEVEL logger: message``.  INFO shows start and
 stop, recovery, elections and leader changes; WARNING dropped connections and bad frames.
 The event loop is uvloop's when uvloop is installed.  ``--bug NAME`` (repeatable; or ``bugs =
-[...]`` in the file) switches on a planted ``pypaxos.multi`` bug, for ``pypaxos torture``.
+[...]`` in the file) switches on a planted ``pypaxos.multi`` or ``pypaxos.kv`` bug, for
+``pypaxos torture``.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ import signal
 import sys
 from collections.abc import Callable
 
-from pypaxos.cli.cluster_status import PASSWORD_ENV
 from pypaxos.cli.lint_machine import load_attribute
+from pypaxos.cli.remote import PASSWORD_ENV
 from pypaxos.cli.usage import UsageError, add_bug_argument
 from pypaxos.client import ClientError
 from pypaxos.cluster.local import ClusterError, LocalCluster
@@ -91,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="UNSAFE, for tests and benchmarks only: start as a voter on an empty data "
         "directory of a cluster that has already started (the node forgets its promises)",
     )
-    add_bug_argument(parser, "switch on a planted Multi-Paxos bug (repeatable; tests only)")
+    add_bug_argument(parser, "switch on a planted Multi-Paxos or KV bug (repeatable; tests only)")
 
 
 def machine_factory(target: str) -> tuple[MachineFactory, str]:
@@ -157,10 +158,9 @@ def run(
     unsafe = bool(getattr(args, "unsafe_allow_empty_voter", False))
     if unsafe:
         log.warning("node %d: --unsafe-allow-empty-voter: an empty directory votes", args.id)
-    if config.bugs:
-        log.warning(
-            "node %d: planted bugs on: %s", args.id, ", ".join(b.value for b in sorted(config.bugs))
-        )
+    planted = sorted(b.value for b in (*config.bugs, *config.kv_bugs))
+    if planted:
+        log.warning("node %d: planted bugs on: %s", args.id, ", ".join(planted))
     with asyncio.Runner(loop_factory=loop_factory or preferred_loop_factory()) as runner:
         return runner.run(serve(config, args.id, args.fsync, machine, joined, unsafe))
 

@@ -8,10 +8,10 @@ second of wall time, leader changes, faults, and how fast service resumed after 
 
 Swarm testing by default (Groce et al., "Swarm Testing", ISSTA 2012): each seed draws its own
 cluster size and fault mix (``sim.kv.KVSwarm``), some fault kinds switched off altogether.
-``--nodes``, ``--drop``, ``--dup``, ``--max-delay``, ``--reads`` and ``--[no-]thrifty`` pin
-their dimension for every seed; ``--no-swarm`` runs every seed with the one fixed mix of
-``KVSettings``.  A violation prints the seed's mix and the command that replays it (the seed
-draws it again).
+``--nodes``, ``--drop``, ``--dup``, ``--max-delay``, ``--reads``, ``--[no-]collections`` and
+``--[no-]thrifty`` pin their dimension for every seed; ``--no-swarm`` runs every seed with the
+one fixed mix of ``KVSettings``.  A violation prints the seed's mix and the command that
+replays it (the seed draws it again).
 
 Exit status: 0 no violation, 1 at least one, 2 bad usage.
 """
@@ -70,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a read index (default: drawn per seed; --no-swarm: off)",
     )
     parser.add_argument(
+        "--collections",
+        action=argparse.BooleanOptionalAction,
+        help="half the operations on Redis hashes, lists, sets and sorted sets, checked against "
+        "a reference model (default: drawn per seed; --no-swarm: off)",
+    )
+    parser.add_argument(
         "--no-swarm",
         dest="swarm",
         action="store_false",
@@ -118,6 +124,7 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
             ("thrifty", args.thrifty),
             ("reads", args.reads),
             ("follower_reads", args.follower_reads),
+            ("collections", args.collections),
             ("drop", args.drop),
             ("dup", args.dup),
             ("delay_max_ticks", args.max_delay),
@@ -211,8 +218,8 @@ def describe_mix(mix: KVSettings) -> str:
     chances = ", ".join(f"{name} {prob}" for name, prob in faults if prob) or "no faults"
     return (
         f"{mix.nodes} nodes, {'thrifty' if mix.thrifty else 'not thrifty'}, reads: {mix.reads}"
-        f"{' (followers too)' if mix.follower_reads and mix.reads != 'log' else ''}; "
-        f"drop {mix.drop}, "
+        f"{' (followers too)' if mix.follower_reads and mix.reads != 'log' else ''}"
+        f"{', collections' if mix.collections else ''}; drop {mix.drop}, "
         f"dup {mix.dup}, delay {mix.delay_min_ticks}..{mix.delay_max_ticks} ticks, stragglers "
         f"{n.straggle_prob}; every {n.step_ticks} ticks: {chances}; downtime "
         f"{n.restart_ticks[0]}..{n.restart_ticks[1]} ticks"

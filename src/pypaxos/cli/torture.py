@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pypaxos.cli.usage import add_bug_argument
 from pypaxos.core.bugs import UnknownBug, parse_bugs
+from pypaxos.kv import KvBug
 from pypaxos.multi import LogBug
 from pypaxos.storage.file import FSYNC_MODES
 from pypaxos.torture.hosts import SLOTS_MAX
@@ -127,11 +128,11 @@ def run(args: argparse.Namespace) -> int:
     from pypaxos.cli.usage import UsageError
 
     if "list" in args.bug:
-        for bug in LogBug:
+        for bug in (*LogBug, *KvBug):
             print(f"{bug.value:28} {bug.description}")
         return 0
     try:
-        parse_bugs(args.bug, LogBug)  # the nodes get the names; refuse a typo here, not there
+        parse_bugs(args.bug, LogBug, KvBug)  # the nodes get the names; refuse a typo here
     except UnknownBug as error:
         raise UsageError(f"unknown bug {error.name} (--bug list shows them)") from None
     try:

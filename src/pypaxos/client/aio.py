@@ -6,7 +6,8 @@ same pair and the state machine answers it from its session table, so a retried 
 applied at most once (Raft thesis section 6.3).  Reads are plain commands and need no session:
 the cluster serves them linearizably on its configured read path (read-index, lease or
 follower reads, or the log), so a read costs no log slot unless the cluster says so.  Errors
-say what is known: ``OutcomeUnknownError`` or ``UnavailableError``.  Pass ``ssl`` for TLS.
+say what is known: ``OutcomeUnknownError`` or ``UnavailableError``.  Pass ``ssl`` for TLS,
+``db`` for a database other than 0 (``SELECT``, sent on every connection the client opens).
 Sessions allow one outstanding request per client id, so one object runs one request at a time
 (calls queue on an ``asyncio.Lock``): use one client per concurrent worker.
 
@@ -147,10 +148,13 @@ class AsyncClient:
         client_id: int | None = None,
         follow_leader: bool = True,
         ssl: SSLContext | None = None,
+        db: int = 0,
         credentials: tuple[str, str] | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("AsyncClient needs at least one address")
+        if db < 0:
+            raise ValueError("db must not be negative")
         if timeout_s <= 0 or retries < 0:
             raise ValueError("timeout_s must be positive and retries not negative")
         self.addresses: tuple[Address, ...] = tuple(parse_address(a) for a in addresses)
@@ -160,6 +164,7 @@ class AsyncClient:
         self.backoff_max_s = backoff_max_s
         self.follow_leader = follow_leader
         self.ssl = ssl
+        self.db = db  # the database every command runs in (its connections SELECT it)
         self.credentials = credentials  # (user, password): AUTH on every new connection
         self._rng = rng if rng is not None else random.Random()
         self._client_id = client_id if client_id is not None else self._new_client_id()
@@ -235,7 +240,7 @@ class AsyncClient:
         return reply in ("PONG", b"PONG")
 
     async def info(self) -> dict[str, str]:
-        """``INFO`` of the node this client talks to, as ``{"role": "leader", ...}``."""
+        """``INFO`` of the node this client talks to, as ``{"paxos_role": "leader", ...}``."""
         reply = await self.execute("INFO")
         if not isinstance(reply, bytes):
             raise ClientProtocolError(f"INFO answered {reply!r}")
@@ -426,6 +431,14 @@ class AsyncClient:
             f"not applied: no attempt got through in {self.retries + 1} ({last_problem})"
         )
 
+    async def _select(self, connection: _Connection) -> None:
+        """``SELECT db`` on a new connection; ``CommandError`` if the node refuses it."""
+        reply = await connection.roundtrip(encode_command(b"SELECT", b"%d" % self.db))
+        if isinstance(reply, ErrorReply):
+            raise CommandError(reply)
+        if reply != "OK":
+            raise ClientProtocolError(f"SELECT answered {reply!r}")
+
     async def _pause(self, attempt: int) -> None:
         delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
         await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
@@ -465,6 +478,17 @@ class AsyncClient:
                 else:
                     await connection.close()
                     connection = moved
+            if self.db:
+                try:
+                    await self._select(connection)
+                except _TRANSIENT as error:
+                    failed.add(connection.address)
+                    last_error = error
+                    await connection.close()
+                    continue
+                except BaseException:
+                    await connection.close()
+                    raise
             self._connection = connection
             return connection
         if last_error is not None:
@@ -573,4 +597,56 @@ async def fetch_info(
         raise OSError(str(error)) from error
 
 
-__all__ = ["AsyncClient", "Simple", "fetch_info", "format_address", "parse_address"]
+class NodeConnection:
+    """One connection to one node, for commands that must stay on it (``PAXOS.BACKUP``'s
+    chunks live on the node that took the backup): no retries, no leader following."""
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+
+    @classmethod
+    async def open(
+        cls,
+        address: str | Address,
+        ssl: SSLContext | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> NodeConnection:
+        """Connect (TLS with ``ssl``; ``AUTH`` first with ``credentials``): raises ``OSError``
+        if the node is unreachable, ``CommandError`` if it refuses the credentials."""
+        try:
+            connection = await _Connection.open(parse_address(address), ssl)
+        except ReplyProtocolError as error:
+            raise OSError(str(error)) from error
+        opened = cls(connection)
+        if credentials is not None:
+            user, password = credentials
+            try:
+                await opened.command(b"AUTH", user.encode(), password.encode())
+            except BaseException:
+                await opened.close()
+                raise
+        return opened
+
+    async def command(self, *args: Arg) -> Reply:
+        """One command's reply; ``CommandError`` for an error reply, ``OSError`` if the
+        connection is lost."""
+        try:
+            reply = await self._connection.roundtrip(encode_command(*map(_arg, args)))
+        except (_ConnectionLost, ReplyProtocolError) as error:
+            raise OSError(str(error)) from error
+        if isinstance(reply, ErrorReply):
+            raise CommandError(reply)
+        return reply
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+__all__ = [
+    "AsyncClient",
+    "NodeConnection",
+    "Simple",
+    "fetch_info",
+    "format_address",
+    "parse_address",
+]

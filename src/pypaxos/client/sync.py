@@ -40,6 +40,7 @@ class Client:
         client_id: int | None = None,
         follow_leader: bool = True,
         ssl: SSLContext | None = None,
+        db: int = 0,
         credentials: tuple[str, str] | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
@@ -54,6 +55,7 @@ class Client:
             client_id=client_id,
             follow_leader=follow_leader,
             ssl=ssl,
+            db=db,
             credentials=credentials,
         )
 

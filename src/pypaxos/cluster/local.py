@@ -8,7 +8,7 @@ Everything it knows comes from two places, so separate commands (``cluster up`` 
 
 A node's role, ballot and commit index come from asking it ``INFO`` on its client port; a node
 that does not answer within a short timeout is ``down``.  "A leader is elected" means one node
-says ``role:leader`` and a majority of the members name it as ``leader_id``: then every node
+says ``paxos_role:leader`` and a majority of the members name it as ``leader_id``: then every node
 that is up can forward to it.  ``up`` also waits for every node it started to answer, so the
 cluster serves requests at every address once it returns.  With TLS on the client port
 (``[tls]``), ``INFO`` is asked over TLS with the file's CA and client certificate.
@@ -61,6 +61,10 @@ class NodeStatus:
     commit_index: int | None
     lag: int | None  # the leader's commit index minus this node's
     leader_id: int | None
+    # The replicated state's digest and the applied index it is at (``INFO``'s
+    # ``state_digest``, ``state_digest_slot``): replicas at one slot must show one digest.
+    state_digest: str | None = None
+    digest_slot: int | None = None
 
     def as_json(self) -> dict[str, object]:
         fields = asdict(self)
@@ -71,7 +75,7 @@ class NodeStatus:
 def leader_commit_index(infos: Sequence[dict[str, str] | BaseException]) -> int | None:
     """The commit index of the node that says it leads, if one answered."""
     for info in infos:
-        if isinstance(info, dict) and info.get("role") == "leader":
+        if isinstance(info, dict) and info.get("paxos_role") == "leader":
             return _int(info.get("commit_index"))
     return None
 
@@ -85,12 +89,14 @@ def node_status(
     return NodeStatus(
         id=_int(info.get("node_id")) if node_id is None else node_id,
         pid=_int(info.get("pid")),
-        role=info.get("role", "unknown"),
+        role=info.get("paxos_role", "unknown"),
         client=client,
         ballot=info.get("ballot") or None,
         commit_index=commit,
         lag=lag,
         leader_id=_int(info.get("leader_id")),
+        state_digest=info.get("state_digest") or None,
+        digest_slot=_int(info.get("state_digest_slot")),
     )
 
 

@@ -20,11 +20,13 @@ class KeyType(msgspec.Struct, frozen=True, tag="type", array_like=True):
 
 
 class Copy(msgspec.Struct, frozen=True, tag="copy", array_like=True):
-    """``COPY key new [REPLACE]``: ``Integer(1)`` if copied (with the deadline), else 0."""
+    """``COPY key new [DB db] [REPLACE]``: ``Integer(1)`` if copied (with the deadline), else
+    0.  ``db`` -1: the current database."""
 
     key: bytes
     new: bytes
     replace: bool = False
+    db: int = -1
 
 
 # --- hashes -----------------------------------------------------------------------------------

@@ -172,7 +172,50 @@ class Ttl(msgspec.Struct, frozen=True, tag="ttl", array_like=True):
 
 
 class FlushAll(msgspec.Struct, frozen=True, tag="flushall", array_like=True):
-    """Remove every key; ``Ok``."""
+    """Remove every key of every database; ``Ok``."""
+
+
+# --- databases (kv.databases: SELECT's numbered keyspaces) -----------------------------------
+
+DATABASES = 16
+"""How many databases the store has, numbered from 0 (Redis's default ``databases``)."""
+DB_OUT_OF_RANGE = "DB index is out of range"
+SAME_OBJECT = "source and destination objects are the same"
+
+
+class InDb(msgspec.Struct, frozen=True, tag="indb", array_like=True):
+    """Run ``op`` in database ``db``: how a connection that ``SELECT`` ed a database other
+    than 0 sends each of its commands.  Answered with ``op``'s result, or
+    ``Error(DB_OUT_OF_RANGE)``."""
+
+    db: int
+    op: Command
+
+
+class Select(msgspec.Struct, frozen=True, tag="select", array_like=True):
+    """Switch to database ``db`` for the rest of the enclosing script or transaction (a
+    script's ``redis.call('SELECT', n)``, a ``SELECT`` queued in ``MULTI``); ``Ok``."""
+
+    db: int
+
+
+class FlushDb(msgspec.Struct, frozen=True, tag="flushdb", array_like=True):
+    """Remove every key of the current database; ``Ok``."""
+
+
+class Move(msgspec.Struct, frozen=True, tag="move", array_like=True):
+    """``MOVE key db``: move ``key`` (with its deadline) to database ``db``:
+    ``Integer(1)``, or 0 if it is absent here or present there."""
+
+    key: bytes
+    db: int
+
+
+class SwapDb(msgspec.Struct, frozen=True, tag="swapdb", array_like=True):
+    """``SWAPDB first second``: exchange the two databases' contents; ``Ok``."""
+
+    first: int
+    second: int
 
 
 class DbSize(msgspec.Struct, frozen=True, tag="dbsize", array_like=True):
@@ -283,6 +326,11 @@ Command = (
     | ScriptExists
     | ScriptFlush
     | PubSubCommand
+    | InDb
+    | Select
+    | FlushDb
+    | Move
+    | SwapDb
 )
 
 READ_OPS: tuple[type[Command], ...] = (
@@ -293,9 +341,18 @@ READ_OPS: tuple[type[Command], ...] = (
     RandomKey,
     Ttl,
     ScriptExists,
+    Select,
     *COLLECTION_READ_OPS,
 )
-"""The commands that change nothing: ``KVStateMachine.query`` answers them off the log."""
+"""The commands that change nothing: ``KVStateMachine.query`` answers them off the log.
+(``Select`` changes only which database the next commands of its request read.)"""
+
+
+def is_read(op: Command) -> bool:
+    """Is ``op`` one of ``READ_OPS``, possibly run in another database (``InDb``)?"""
+    if type(op) is InDb:
+        op = op.op
+    return isinstance(op, READ_OPS)
 
 
 class Request(msgspec.Struct, frozen=True, tag="req", array_like=True):

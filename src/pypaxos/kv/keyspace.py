@@ -23,6 +23,7 @@ time in the log), never on hash seeds, a replica's own clock or randomness.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from hashlib import blake2b
@@ -103,7 +104,7 @@ class Keyspace:
     any type; ``collection``/``create`` are the collection commands' (``kv.values``).
     """
 
-    __slots__ = ("data", "expires", "now_ms", "reclaim", "watches")
+    __slots__ = ("data", "databases", "db", "dirty", "expires", "now_ms", "reclaim", "watches")
 
     def __init__(
         self,
@@ -112,12 +113,26 @@ class Keyspace:
         now_ms: int,
         reclaim: bool,
         watches: WatchTable | None = None,
+        db: int = 0,
+        databases: Callable[[int], Keyspace] | None = None,
+        dirty: set[bytes] | None = None,
     ) -> None:
         self.data = data
         self.expires = expires
         self.now_ms = now_ms
         self.reclaim = reclaim
         self.watches = watches  # WATCH's table (kv.transactions): told of every modification
+        self.db = db  # which database (SELECT's number) these tables are
+        self.databases = databases  # another database's view, for MOVE, COPY ... DB, EXEC
+        # The state digest's dirty keys (kv.digest): every key written or reclaimed lands here.
+        self.dirty = dirty
+
+    def database(self, db: int) -> Keyspace:
+        """Database ``db`` as this command sees it (this one, or the state machine's other)."""
+        if db == self.db:
+            return self
+        assert self.databases is not None, "a command across databases needs their views"
+        return self.databases(db)
 
     def touch(self, key: bytes) -> None:
         """``key`` is being modified (its value or its deadline): Redis's ``signalModifiedKey``.
@@ -127,7 +142,10 @@ class Keyspace:
         Reclaiming an expired key is not a modification (``kv.transactions``)."""
         watches = self.watches
         if watches:
-            watches.touch(key)
+            watches.touch(key, self.db)
+        dirty = self.dirty
+        if dirty is not None:
+            dirty.add(key)
 
     def expired(self, key: bytes) -> bool:
         deadline = self.expires.get(key)
@@ -140,6 +158,8 @@ class Keyspace:
             if self.reclaim:
                 del self.data[key]
                 del self.expires[key]
+                if self.dirty is not None:
+                    self.dirty.add(key)
             return None
         return value
 
@@ -175,6 +195,8 @@ class Keyspace:
             del self.data[key]
             if self.expires:
                 self.expires.pop(key, None)
+            if self.dirty is not None:
+                self.dirty.add(key)
 
     def put(self, key: bytes, value: Stored, keep_ttl: bool = False) -> None:
         """Store ``value``; a new value has no deadline unless ``keep_ttl`` (``SET KEEPTTL``)."""

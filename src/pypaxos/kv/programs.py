@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pypaxos.kv import collection_ops as ops_
 from pypaxos.kv import scripts
 from pypaxos.kv.commands import (
     READ_OPS,
     Aborted,
     Command,
     DbSize,
+    Delete,
     Error,
     ErrorReply,
     Eval,
@@ -50,6 +52,16 @@ Program = Watch | Exec | Eval | ScriptLoad | ScriptExists | ScriptFlush
 WHOLE_KEYSPACE = (DbSize, FlushAll, Keys, RandomKey, Scan)
 """The commands whose work grows with the number of keys, whatever their reply's size: a
 script's call of one counts that many instructions more (``kv.scripts``)."""
+WHOLE_COLLECTION = (
+    ops_.SCombine, ops_.SCombineStore, ops_.ZCombine, ops_.ZCombineStore, ops_.ZRangeStore,
+    ops_.SMembers, ops_.HGetAll, ops_.HScan, ops_.SScan, ops_.ZScan, ops_.SRandMember,
+    ops_.SPop, ops_.LRange, ops_.LRem, ops_.LTrim, ops_.LInsert, ops_.LPos, ops_.LSet,
+    ops_.ZRangeByRank, ops_.ZRangeByScore, ops_.ZRangeByLex, ops_.ZRemRangeByRank,
+    ops_.ZRemRangeByScore, ops_.ZRemRangeByLex, ops_.Copy, Delete,
+)  # fmt: skip
+"""The commands whose work may grow with the size of the collections they name (combining,
+listing, scanning, searching, shifting, copying or freeing them), whatever their reply's size:
+a script's call of one counts one instruction more per element of those collections."""
 Execute = Callable[[Command], Result]
 
 
@@ -108,7 +120,7 @@ class Programs:
                 return ErrorReply(scripts.NOSCRIPT)
         else:
             body = op.body
-            sha = self.scripts.add(body)
+            sha = scripts.sha1_hex(body)
         table = self.commands
         if table is None:
             return Error(NO_SCRIPTS)
@@ -122,7 +134,31 @@ class Programs:
             ops, reply = planned
             if read_only and not all(isinstance(inner, READ_OPS) for inner in ops):
                 return WRITE_IN_READ_ONLY, 0
-            visited = sum(len(ks.data) for inner in ops if isinstance(inner, WHOLE_KEYSPACE))
+            visited = sum(_work(inner, ks) for inner in ops)
             return reply([execute(inner) for inner in ops]), visited
 
-        return scripts.run_script(body, sha, op.keys, op.args, call, seed)
+        result, compiled = scripts.run_script(body, sha, op.keys, op.args, call, seed)
+        if compiled and op.body is not None:  # as in Redis, a body that fails to compile
+            self.scripts.add(body)  # is not kept (nothing can run it)
+        return result
+
+
+def _work(op: Command, ks: Keyspace) -> int:
+    """What ``op`` counts against a script's budget beyond its bytes: the keys it visits, or
+    the elements of the collections it names (before it runs: the same on every replica)."""
+    if isinstance(op, WHOLE_KEYSPACE):
+        return len(ks.data)
+    if not isinstance(op, WHOLE_COLLECTION):
+        return 0
+    names: list[bytes] = []
+    for field in ("key", "destination", "new"):
+        name = getattr(op, field, None)
+        if isinstance(name, bytes):
+            names.append(name)
+    names += getattr(op, "keys", ())
+    elements = 0
+    for name in names:
+        stored = ks.data.get(name)
+        if stored is not None and not isinstance(stored, bytes):
+            elements += len(stored)
+    return elements

@@ -13,8 +13,9 @@ A publication's ``revision`` is the state machine's applied count after the comm
 emitted it (a log position every replica agrees on); the publications of one command share it.
 
 Keyspace notifications follow Redis's (``notify-keyspace-events``): a write to ``key`` named
-``event`` in class ``c`` publishes ``event`` on ``__keyspace@0__:key`` (flag ``K``) and
-``key`` on ``__keyevent@0__:event`` (flag ``E``), when class ``c`` is on.
+``event`` in class ``c`` publishes ``event`` on ``__keyspace@<db>__:key`` (flag ``K``) and
+``key`` on ``__keyevent@<db>__:event`` (flag ``E``), when class ``c`` is on; ``<db>`` is the
+database the key is in (``SELECT``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from pypaxos.kv.commands import (
     IncrBy,
     IncrByFloat,
     Integer,
+    Move,
     MSet,
     Ok,
     Persist,
@@ -160,16 +162,19 @@ class Publication:
 KeyEvent = tuple[int, bytes, bytes]  # (class bit, event name, key)
 
 
-def keyspace_publications(bits: int, revision: int, events: list[KeyEvent]) -> list[Publication]:
-    """The channels Redis notifies for ``events`` under flags ``bits``, in order."""
+def keyspace_publications(
+    bits: int, revision: int, events: list[KeyEvent], db: int = 0
+) -> list[Publication]:
+    """The channels Redis notifies for ``events`` in database ``db`` under flags ``bits``, in
+    order."""
     out: list[Publication] = []
     for class_bit, event, key in events:
         if not bits & class_bit:
             continue
         if bits & KEYSPACE:
-            out.append(Publication(revision, b"__keyspace@0__:" + key, event))
+            out.append(Publication(revision, b"__keyspace@%d__:" % db + key, event))
         if bits & KEYEVENT:
-            out.append(Publication(revision, b"__keyevent@0__:" + event, key))
+            out.append(Publication(revision, b"__keyevent@%d__:" % db + event, key))
     return out
 
 
@@ -181,6 +186,8 @@ def written_keys(op: Command) -> tuple[bytes, ...]:
             return tuple(key for key, _ in pairs)
         case Rename() | Copy():
             return (op.key, op.new)
+        case Move():
+            return (op.key,)
         case LMove() | SMove():
             return (op.source, op.destination)
         case LPopFirst() | ZPopFirst():
@@ -210,9 +217,10 @@ _SET_STORES = {SET_INTER: b"sinterstore", SET_DIFF: b"sdiffstore"}
 _ZSET_STORES = {SET_INTER: b"zinterstore", SET_DIFF: b"zdiffstore"}
 
 
-def command_events(op: Command, result: Result) -> list[KeyEvent]:
-    """The keyspace events Redis names for ``op`` answered ``result`` (none when it changed
-    nothing or failed).  ``del`` of a key that a write emptied is added by the caller."""
+def command_events(op: Command, result: Result, db: int = 0) -> list[KeyEvent]:
+    """The keyspace events Redis names for ``op`` answered ``result`` in database ``db`` (none
+    when it changed nothing or failed).  ``del`` of a key that a write emptied is added by the
+    caller."""
     if isinstance(result, Error):
         return []
     match op:
@@ -248,8 +256,11 @@ def command_events(op: Command, result: Result) -> list[KeyEvent]:
             if type(result) is Ok or _count(result):
                 return [(GENERIC, b"rename_from", op.key), (GENERIC, b"rename_to", op.new)]
             return []
-        case Copy():
-            return [(GENERIC, b"copy_to", op.new)] if _count(result) else []
+        case Copy():  # into another database: kv.databases.target_events
+            landed = _count(result) and op.db in (-1, db)
+            return [(GENERIC, b"copy_to", op.new)] if landed else []
+        case Move():  # move_to: kv.databases.target_events
+            return [(GENERIC, b"move_from", op.key)] if _count(result) else []
         case HSet():
             return [(HASH, b"hset", op.key)] if not op.nx or _count(result) else []
         case HDel():

@@ -59,8 +59,8 @@ from typing import TypeVar, assert_never, cast
 import msgspec
 
 from pypaxos.core.bugs import require_family
-from pypaxos.kv import hashes, keyspace, lists, sets, zsets
-from pypaxos.kv.bugs import KvBug
+from pypaxos.kv import databases, hashes, keyspace, lists, sets, zsets
+from pypaxos.kv.bugs import KvBug, plant_restore_bugs
 from pypaxos.kv.collection_ops import (
     Copy,
     HDel,
@@ -118,9 +118,10 @@ from pypaxos.kv.collection_ops import (
     ZScore,
 )
 from pypaxos.kv.commands import (
+    DATABASES,
+    DB_OUT_OF_RANGE,
     MALFORMED,
     NOT_A_READ,
-    READ_OPS,
     Append,
     Cas,
     Command,
@@ -131,14 +132,17 @@ from pypaxos.kv.commands import (
     Exec,
     Expire,
     FlushAll,
+    FlushDb,
     Get,
     GetDel,
     Incr,
     IncrBy,
     IncrByFloat,
+    InDb,
     Integer,
     Keys,
     Mismatch,
+    Move,
     MSet,
     NoOp,
     Ok,
@@ -153,17 +157,22 @@ from pypaxos.kv.commands import (
     ScriptExists,
     ScriptFlush,
     ScriptLoad,
+    Select,
     SessionExpired,
     Set,
     SetRange,
     SetWith,
     Stale,
+    SwapDb,
     Ttl,
     Value,
     Watch,
     decode_entry,
     encode_result,
+    is_read,
 )
+from pypaxos.kv.databases import Tables
+from pypaxos.kv.digest import FOLD_DIRTY_MAX, StateDigest, digest_of
 from pypaxos.kv.keyspace import Keyspace
 from pypaxos.kv.programs import Programs
 from pypaxos.kv.pubsub import (
@@ -246,6 +255,8 @@ class Snapshot(msgspec.Struct, frozen=True, array_like=True):
     scripts: tuple[bytes, ...] = ()
     # Keyspace notifications (kv.pubsub); older snapshots have none.
     notify_bits: int = 0
+    # The databases other than 0 that hold keys (kv.databases); older snapshots have none.
+    databases: dict[int, tuple[dict[bytes, Stored], dict[bytes, int]]] = {}
 
 
 class _SnapshotDecoded(msgspec.Struct, frozen=True, array_like=True):
@@ -263,6 +274,7 @@ class _SnapshotDecoded(msgspec.Struct, frozen=True, array_like=True):
     scripts: tuple[bytes, ...] = ()
     # Keyspace notifications (kv.pubsub); older snapshots have none.
     notify_bits: int = 0
+    databases: dict[int, tuple[dict[bytes, StoredSnapshot], dict[bytes, int]]] = {}
 
 
 class _SnapshotV3(msgspec.Struct, frozen=True, array_like=True):
@@ -312,11 +324,32 @@ CHUNK_ENTRY_OVERHEAD_BYTES = 16
 """What one entry adds to a chunk besides its bytes (msgpack headers), for cutting chunks."""
 
 
-class _ChunkHead(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION):
+DATABASES_SNAPSHOT_VERSION = 7
+"""Version 7 is version 5 with databases (``kv.databases``): its head chunk is tagged 7, and
+each database other than 0 that holds keys follows database 0's data and deadlines as a
+``_ChunkDb`` chunk (tagged 8) and then its own data and deadline parts; a watcher's keys in
+other databases are ``Watcher.dbs``.  Version 5 snapshots (database 0 only) are still read.
+(Tag 6 is every version's part chunk, so the version after 5 is 7.)"""
+
+
+class _ChunkHeadV5(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION):
     applied: int
     session_ttl_commands: int
     now_ms: int
     notify_bits: int = 0  # the replicated notify-keyspace-events (kv.pubsub)
+
+
+class _ChunkHead(msgspec.Struct, frozen=True, array_like=True, tag=DATABASES_SNAPSHOT_VERSION):
+    applied: int
+    session_ttl_commands: int
+    now_ms: int
+    notify_bits: int = 0  # the replicated notify-keyspace-events (kv.pubsub)
+
+
+class _ChunkDb(msgspec.Struct, frozen=True, array_like=True, tag=DATABASES_SNAPSHOT_VERSION + 1):
+    """The data and deadline parts after this chunk are database ``db`` 's."""
+
+    db: int
 
 
 class _ChunkPart(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SNAPSHOT_VERSION + 1):
@@ -337,7 +370,7 @@ class _ChunkPartOut(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SN
     scripts: tuple[bytes, ...] = ()
 
 
-_CHUNK_DECODER = msgspec.msgpack.Decoder(_ChunkHead | _ChunkPart)
+_CHUNK_DECODER = msgspec.msgpack.Decoder(_ChunkHead | _ChunkHeadV5 | _ChunkPart | _ChunkDb)
 _SNAPSHOT_ENCODER = msgspec.msgpack.Encoder(enc_hook=snapshot_hook)
 _SNAPSHOT_DECODER = msgspec.msgpack.Decoder(_SnapshotDecoded)
 _SNAPSHOT_V3_DECODER = msgspec.msgpack.Decoder(_SnapshotV3)
@@ -346,9 +379,11 @@ _SNAPSHOT_V2_DECODER = msgspec.msgpack.Decoder(_SnapshotV2)
 _SNAPSHOT_VERSION_DECODER = msgspec.msgpack.Decoder(_SnapshotVersion)
 _OK_RESULT = Ok()  # results are frozen: one instance serves every successful write
 _OK = encode_result(_OK_RESULT)
-_MALFORMED = encode_result(Error(MALFORMED))
+_MALFORMED_RESULT = Error(MALFORMED)
+_MALFORMED = encode_result(_MALFORMED_RESULT)
 _EXPIRED = encode_result(SessionExpired())
 _WRONGTYPE = Error(WRONGTYPE)
+_REMOVING_EVENTS = (b"del", b"rename_from", b"move_from")
 
 
 def _strings(data: dict[bytes, bytes]) -> dict[bytes, StoredSnapshot]:
@@ -366,6 +401,9 @@ class KVStateMachine:
     __slots__ = (
         "_applied",
         "_data",
+        "_db",
+        "_dbs",
+        "_digest",
         "_expires",
         "_notify_bits",
         "_now_ms",
@@ -384,6 +422,7 @@ class KVStateMachine:
         session_ttl_commands: int = DEFAULT_SESSION_TTL_COMMANDS,
         bugs: frozenset[KvBug] = frozenset(),
         script_commands: CommandTable | None = None,
+        state_digest: bool = True,
     ) -> None:
         if session_ttl_commands < 1:
             raise ValueError("session_ttl_commands must be at least 1")
@@ -393,6 +432,10 @@ class KVStateMachine:
         self._data: dict[bytes, Stored] = {}
         # Keys with a deadline (Unix ms), in the order the sweep visits them (``_sweep``).
         self._expires: dict[bytes, int] = {}
+        # ``_data`` and ``_expires`` are database 0's; the others that hold keys are here
+        # (kv.databases).  ``_db`` is the database the command being applied works in.
+        self._dbs: dict[int, Tables] = {}
+        self._db = 0
         # The machine's clock: the latest request time seen (``Request.now_ms``), so it
         # never goes back and every replica has the same one at the same log position.
         self._now_ms = 0
@@ -412,21 +455,64 @@ class KVStateMachine:
         self._notify_bits = 0
         self._publications: list[Publication] | None = None
         self.publications_floor = 0
+        # The state digest (kv.digest), settled lazily: writes only mark keys and sessions;
+        # ``state_digest=False`` keeps none (no memory per key, no hashing on the write path).
+        self._digest = StateDigest(tracking=state_digest)
 
     @property
     def applied(self) -> int:
         """How many commands (including no-ops and malformed ones) have been applied."""
         return self._applied
 
-    def get(self, key: bytes) -> Stored | None:
-        """Local peek at ``key`` (an expired key reads as absent): not linearizable, for tests
-        and debugging only."""
-        return Keyspace(self._data, self._expires, self._now_ms, reclaim=False).lookup(key)
+    def get(self, key: bytes, db: int = 0) -> Stored | None:
+        """Local peek at ``key`` of database ``db`` (an expired key reads as absent): not
+        linearizable, for tests and debugging only."""
+        data, expires = self._tables(db, create=False)
+        return Keyspace(data, expires, self._now_ms, reclaim=False).lookup(key)
+
+    @property
+    def stored_keys(self) -> int:
+        """How many keys are stored, in every database (some may be past their deadline)."""
+        return len(self._data) + sum(len(data) for data, _ in self._dbs.values())
 
     @property
     def expiring_keys(self) -> int:
         """How many keys have a deadline (some may have passed, not yet reclaimed)."""
-        return len(self._expires)
+        return len(self._expires) + sum(len(expires) for _, expires in self._dbs.values())
+
+    def keyspace_lines(self) -> list[str]:
+        """``INFO keyspace``: a ``dbN:keys=..,expires=..,avg_ttl=..`` line per database that
+        holds keys, in database order (this node's state: a follower's may lag)."""
+        lines = [databases.keyspace_line(0, (self._data, self._expires), self._now_ms)]
+        for db in sorted(self._dbs):
+            lines.append(databases.keyspace_line(db, self._dbs[db], self._now_ms))
+        return [line for line in lines if line is not None]
+
+    def _tables(self, db: int, create: bool) -> Tables:
+        """Database ``db`` 's tables; made (and kept) if absent only when ``create``."""
+        if db == 0:
+            return self._data, self._expires
+        tables = self._dbs.get(db)
+        if tables is None:
+            tables = ({}, {})
+            if create:
+                self._dbs[db] = tables
+        return tables
+
+    def _put_tables(self, db: int, tables: Tables) -> None:
+        if db == 0:
+            self._data, self._expires = tables
+        elif tables[0]:
+            self._dbs[db] = tables
+        else:
+            self._dbs.pop(db, None)
+
+    def _keyspace(self, db: int) -> Keyspace:
+        """Database ``db`` as the apply path sees it (made if absent)."""
+        data, expires = self._tables(db, create=True)
+        watches = None if KvBug.WATCH_MISSES_WRITES in self.bugs else self._programs.watches
+        dirty = self._digest.keys(db).dirty
+        return Keyspace(data, expires, self._now_ms, True, watches, db, self._keyspace, dirty)
 
     @property
     def now_ms(self) -> int:
@@ -478,7 +564,7 @@ class KVStateMachine:
             return _OK
         try:
             entry = decode_entry(command)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # nested past msgspec's depth bound
             result = _MALFORMED
         else:
             if isinstance(entry, NoOp):
@@ -487,10 +573,38 @@ class KVStateMachine:
                 if entry.now_ms > self._now_ms:
                     self._now_ms = entry.now_ms
                 result = self._apply_request(entry)
+                self._digest.dirty_sessions.add(entry.client_id)
         self._expire_sessions()
         if self._expires:
-            self._sweep()
+            self._sweep(0, self._expires)
+        if self._dbs:
+            self._sweep_databases()
+        if len(self._digest.dbs[0].dirty) > FOLD_DIRTY_MAX or (
+            self._dbs and self._digest.dirty_count() > FOLD_DIRTY_MAX
+        ):
+            self._fold_digest()
         return result
+
+    def state_digest(self) -> bytes | None:
+        """The digest of the replicated state now (``kv.digest``): equal on every replica at
+        the same applied index.  Costs the keys and sessions written since the last call;
+        ``None`` when the machine keeps no digest (``full_digest`` computes one)."""
+        if not self._digest.tracking:
+            return None
+        self._fold_digest()
+        return self._digest.value(self._digest_scalars())
+
+    def full_digest(self) -> bytes:
+        """The same digest computed from the whole state: O(state), for a forked child or a
+        tool, never the apply path."""
+        tables = [(0, (self._data, self._expires)), *self._dbs.items()]
+        return digest_of(tables, self._sessions.values(), self._digest_scalars())
+
+    def _digest_scalars(self) -> tuple[int, ...]:
+        return (self._now_ms, self._notify_bits, self.session_ttl_commands)
+
+    def _fold_digest(self) -> None:
+        self._digest.fold(lambda db: self._tables(db, create=False), self._sessions)
 
     def query(self, command: bytes) -> bytes:
         """Answer a read-only ``Request`` (or ``RequestBatch``) of ``READ_OPS`` (``Get`` s,
@@ -502,7 +616,7 @@ class KVStateMachine:
         """
         try:
             entry = decode_entry(command)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return _MALFORMED
         if isinstance(entry, NoOp):
             return encode_result(Error(NOT_A_READ))
@@ -510,13 +624,33 @@ class KVStateMachine:
             value = self._data.get(entry.op.key)
             if value is None or type(value) is bytes:
                 return encode_result(Value(value))
+        elif type(entry) is RequestBatch:
+            values = self._plain_gets(entry.ops)
+            if values is not None:
+                return encode_result(Results(values))
         # The request's own time counts (a read sees what expired by then), but is not kept.
         ks = Keyspace(self._data, self._expires, max(self._now_ms, entry.now_ms), reclaim=False)
-        if isinstance(entry, Request) and isinstance(entry.op, READ_OPS):
+        if isinstance(entry, Request) and is_read(entry.op):
             return encode_result(self._read(ks, entry.op))
-        if isinstance(entry, RequestBatch) and all(isinstance(op, READ_OPS) for op in entry.ops):
+        if isinstance(entry, RequestBatch) and all(is_read(op) for op in entry.ops):
             return encode_result(Results(tuple(self._read(ks, op) for op in entry.ops)))
         return encode_result(Error(NOT_A_READ))
+
+    def _plain_gets(self, ops: tuple[Command, ...]) -> tuple[Value, ...] | None:
+        """A pipeline's ``GET`` s of strings without a deadline, answered straight from the
+        store (what ``_read`` answers them, without its dispatch); ``None``: any other op,
+        or a key that is a collection or has a deadline (the general path then)."""
+        data, expires = self._data, self._expires
+        values = []
+        for op in ops:
+            if type(op) is not Get:
+                return None
+            key = op.key
+            value = data.get(key)
+            if (value is not None and type(value) is not bytes) or (expires and key in expires):
+                return None
+            values.append(Value(value))
+        return tuple(values)
 
     def snapshot(self) -> bytes:
         return _SNAPSHOT_ENCODER.encode(
@@ -528,26 +662,33 @@ class KVStateMachine:
                 sessions=()
                 if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs
                 else tuple(self._sessions.values()),
-                expires=self._expires,
+                expires={} if KvBug.SNAPSHOT_DROPS_DEADLINES in self.bugs else self._expires,
                 now_ms=self._now_ms,
                 watchers=self._programs.watches.state(),
                 scripts=self._programs.scripts.state(),
                 notify_bits=self._notify_bits,
+                databases={db: self._dbs[db] for db in sorted(self._dbs) if self._dbs[db][0]},
             )
         )
 
     def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
-        """The state in version-5 chunks of about ``chunk_bytes_max`` bytes (one entry may
+        """The state in version-7 chunks of about ``chunk_bytes_max`` bytes (one entry may
         exceed it).  Walks the store in place: the caller must not apply meanwhile (the
         runtime calls it in a forked copy of the process)."""
         encode = _SNAPSHOT_ENCODER.encode
         yield encode(
             _ChunkHead(self._applied, self.session_ttl_commands, self._now_ms, self._notify_bits)
         )
-        for data in _runs(self._data.items(), chunk_bytes_max, lambda k, v: len(k) + _size(v)):
-            yield encode(_ChunkPartOut(data=dict(data)))
-        for expires in _runs(self._expires.items(), chunk_bytes_max, lambda k, _: len(k) + 8):
-            yield encode(_ChunkPartOut(expires=dict(expires)))
+        every = [(0, (self._data, self._expires)), *sorted(self._dbs.items())]
+        for db, (data_db, expires_db) in [(db, t) for db, t in every if db == 0 or t[0]]:
+            if db:
+                yield encode(_ChunkDb(db))
+            for data in _runs(data_db.items(), chunk_bytes_max, lambda k, v: len(k) + _size(v)):
+                yield encode(_ChunkPartOut(data=dict(data)))
+            if KvBug.SNAPSHOT_DROPS_DEADLINES in self.bugs:
+                expires_db = {}
+            for expires in _runs(expires_db.items(), chunk_bytes_max, lambda k, _: len(k) + 8):
+                yield encode(_ChunkPartOut(expires=dict(expires)))
         kept = () if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs else self._sessions.items()
         for sessions in _runs(kept, chunk_bytes_max, lambda _, s: len(s.result) + 32):
             yield encode(_ChunkPartOut(sessions=tuple(session for _, session in sessions)))
@@ -631,6 +772,7 @@ class KVStateMachine:
         session.last_active = self._applied
         self._sessions.move_to_end(request.client_id)
         self._requester = request.client_id
+        self._db = 0  # a request starts in database 0 (``InDb`` names another)
         if request.seq == session.last_seq:
             return session.result
         if request.seq < session.last_seq:
@@ -660,20 +802,51 @@ class KVStateMachine:
         append = results.append
         if self._expires or self._programs.watches or self._notify_bits:  # no shortcut
             return tuple(self._execute(op) for op in ops)
-        for op in ops:
+        dirty = self._digest.dbs[0].dirty
+        for index, op in enumerate(ops):
             if isinstance(op, Set):
                 data[op.key] = op.value
+                dirty.add(op.key)
                 append(_OK_RESULT)
             elif isinstance(op, Get):
                 value = data.get(op.key)
                 append(Value(value) if value is None or type(value) is bytes else _WRONGTYPE)
             else:
                 append(self._execute(op))
+                if self._slow_path_needed(data):
+                    return (*results, *(self._execute(rest) for rest in ops[index + 1 :]))
         return tuple(results)
 
+    def _slow_path_needed(self, data: dict[bytes, Stored]) -> bool:
+        """After an op of a batch other than ``Set``/``Get``: must the rest of the batch leave
+        ``_execute_all`` 's shortcut (another database selected or swapped in, a deadline set,
+        a key watched, notifications turned on)?"""
+        return bool(
+            self._db
+            or self._data is not data
+            or self._expires
+            or self._programs.watches
+            or self._notify_bits
+        )
+
     def _execute(self, op: Command) -> Result:
-        watches = None if KvBug.WATCH_MISSES_WRITES in self.bugs else self._programs.watches
-        ks = Keyspace(self._data, self._expires, self._now_ms, reclaim=True, watches=watches)
+        if type(op) is InDb:
+            return self._execute_in(op)
+        db = self._db
+        if db:
+            ks = self._keyspace(db)
+        else:
+            watches = None if KvBug.WATCH_MISSES_WRITES in self.bugs else self._programs.watches
+            ks = Keyspace(
+                self._data,
+                self._expires,
+                self._now_ms,
+                True,
+                watches,
+                0,
+                self._keyspace,
+                self._digest.dbs[0].dirty,
+            )
         if self._notify_bits and self._publications is not None:
             return self._execute_notifying(ks, op)
         try:
@@ -681,22 +854,37 @@ class KVStateMachine:
         except WrongType:
             return _WRONGTYPE
 
+    def _execute_in(self, op: InDb) -> Result:
+        """``op.op`` run in database ``op.db``, then back to the current one."""
+        if not databases.valid(op.db):
+            return Error(DB_OUT_OF_RANGE)
+        if type(op.op) is InDb:  # never sent; nested deep it would exhaust the stack
+            return _MALFORMED_RESULT
+        saved, self._db = self._db, op.db
+        try:
+            return self._execute(op.op)
+        finally:
+            self._db = saved
+
     def _execute_notifying(self, ks: Keyspace, op: Command) -> Result:
         """``_execute`` that also publishes the keyspace events of ``op`` (``kv.pubsub``):
         Redis's named event, ``expired`` for a key found past its deadline, ``del`` for a key
         the write emptied."""
+        data = ks.data
         keys = written_keys(op)
-        expired = [k for k in keys if k in self._data and ks.expired(k)]
-        existed = [k for k in keys if k in self._data and k not in expired]
+        expired = [k for k in keys if k in data and ks.expired(k)]
+        existed = [k for k in keys if k in data and k not in expired]
         try:
             result = self._run(ks, op)
         except WrongType:
             result = _WRONGTYPE
-        events = [(EXPIRED, b"expired", k) for k in expired] + command_events(op, result)
-        removed = {key for _, name, key in events if name in (b"del", b"rename_from")}
-        emptied = [k for k in existed if k not in self._data and k not in removed]
+        events = [(EXPIRED, b"expired", k) for k in expired] + command_events(op, result, ks.db)
+        removed = {key for _, name, key in events if name in _REMOVING_EVENTS}
+        emptied = [k for k in existed if k not in data and k not in removed]
         events += [(GENERIC, b"del", k) for k in emptied]
-        self._emit(keyspace_publications(self._notify_bits, self._applied, events))
+        self._emit(keyspace_publications(self._notify_bits, self._applied, events, ks.db))
+        for db, elsewhere in databases.target_events(op, result, ks.db):
+            self._emit(keyspace_publications(self._notify_bits, self._applied, elsewhere, db))
         return result
 
     def _emit(self, publications: list[Publication]) -> None:
@@ -706,6 +894,15 @@ class KVStateMachine:
     def _read(self, ks: Keyspace, op: Command) -> Result:
         if isinstance(op, ScriptExists):
             return self._programs.exists(op)
+        if type(op) is Select:  # switches nothing off the log (only scripts' and EXEC's do)
+            return _OK_RESULT if databases.valid(op.db) else Error(DB_OUT_OF_RANGE)
+        if type(op) is InDb:  # a read in another database: its own read-only view
+            if not databases.valid(op.db):
+                return Error(DB_OUT_OF_RANGE)
+            if type(op.op) is InDb:
+                return _MALFORMED_RESULT
+            data, expires = self._tables(op.db, create=False)
+            return self._read(Keyspace(data, expires, ks.now_ms, False, db=op.db), op.op)
         try:
             return self._run(ks, op)
         except WrongType:
@@ -753,14 +950,29 @@ class KVStateMachine:
             case Persist():
                 return keyspace.persist(ks, op)
             case FlushAll():
-                self._programs.watches.touch_all(self._data)
-                self._data.clear()
-                self._expires.clear()
+                for db in [0, *sorted(self._dbs)]:
+                    self._flush(db)
+                return _OK_RESULT
+            case FlushDb():
+                self._flush(ks.db)
                 return _OK_RESULT
             case DbSize() | Keys() | Scan() | RandomKey() | Ttl():
                 return keyspace.read(ks, op)
+            case Copy() if op.db >= 0:
+                return databases.copy(ks, op)
             case KeyType() | Copy():
                 return keyspace.key_command(ks, op)
+            case Move():
+                return databases.move(ks, op)
+            case SwapDb():
+                return self._swap(op)
+            case Select(db):
+                if not databases.valid(db):
+                    return Error(DB_OUT_OF_RANGE)
+                self._db = db
+                return _OK_RESULT
+            case InDb():
+                return self._execute_in(op)
             case (
                 HSet() | HGet() | HMGet() | HDel() | HGetAll() | HLen() | HIncrBy()
                 | HIncrByFloat() | HScan()
@@ -793,28 +1005,71 @@ class KVStateMachine:
                 self._notify_bits = bits
                 return _OK_RESULT
             case Watch() | Exec() | Eval() | ScriptLoad() | ScriptExists() | ScriptFlush():
-                return self._programs.execute(op, ks, self._requester, self._applied, self._execute)
+                saved = self._db  # a script's or a transaction's SELECT ends with it
+                try:
+                    return self._programs.execute(
+                        op, ks, self._requester, self._applied, self._execute
+                    )
+                finally:
+                    self._db = saved
             case _:
                 assert_never(op)
 
-    def _sweep(self) -> None:
-        """Reclaim a few expired keys per applied entry (Redis's active expiry, made
-        deterministic): visit the first ``SWEEP_KEYS`` deadlines in order, drop the expired
-        ones and move the others to the back, so the whole table is visited in turn."""
-        expires = self._expires
+    def _flush(self, db: int) -> None:
+        """Empty database ``db`` (``FLUSHDB``; ``FLUSHALL`` is every database's)."""
+        data, expires = self._tables(db, create=False)
+        self._programs.watches.touch_all(data, db)
+        self._digest.keys(db).clear()
+        if db:
+            self._dbs.pop(db, None)
+        else:
+            data.clear()
+            expires.clear()
+
+    def _swap(self, op: SwapDb) -> Result:
+        """``SWAPDB``: the two databases exchange tables; their watched keys stay where they
+        are, so a watch on a key present in either is touched (Redis 7.0)."""
+        first, second = op.first, op.second
+        if not (databases.valid(first) and databases.valid(second)):
+            return Error(DB_OUT_OF_RANGE)
+        if first != second:
+            first_tables = self._tables(first, create=False)
+            second_tables = self._tables(second, create=False)
+            self._programs.watches.touch_swapped(first, first_tables[0], second, second_tables[0])
+            self._put_tables(first, second_tables)
+            self._put_tables(second, first_tables)
+            self._digest.swap(first, second)
+        return _OK_RESULT
+
+    def _sweep(self, db: int, expires: dict[bytes, int]) -> None:
+        """Reclaim a few expired keys of a database per applied entry (Redis's active expiry,
+        made deterministic): visit the first ``SWEEP_KEYS`` deadlines in order, drop the
+        expired ones and move the others to the back, so the whole table is visited in turn."""
+        data = self._tables(db, create=False)[0]
         for _ in range(min(SWEEP_KEYS, len(expires))):
             key, deadline = next(iter(expires.items()))
             del expires[key]
             if deadline <= self._now_ms:
-                del self._data[key]
+                del data[key]
+                self._digest.keys(db).dirty.add(key)
                 if self._notify_bits & EXPIRED and self._publications is not None:
                     self._emit(
                         keyspace_publications(
-                            self._notify_bits, self._applied, [(EXPIRED, b"expired", key)]
+                            self._notify_bits, self._applied, [(EXPIRED, b"expired", key)], db
                         )
                     )
             else:
                 expires[key] = deadline
+
+    def _sweep_databases(self) -> None:
+        """``_sweep`` of every other database with deadlines, in database order; a database
+        the sweep empties is dropped."""
+        for db in sorted(self._dbs):
+            data, expires = self._dbs[db]
+            if expires:
+                self._sweep(db, expires)
+                if not data:
+                    del self._dbs[db]
 
     def _expire_sessions(self) -> None:
         horizon = self._applied - self.session_ttl_commands
@@ -823,6 +1078,7 @@ class KVStateMachine:
             if oldest.last_active > horizon:
                 break
             self._sessions.popitem(last=False)
+            self._digest.dirty_sessions.add(oldest.client_id)
             self._programs.watches.forget(oldest.client_id)
         assert len(self._sessions) <= self.session_ttl_commands
 
@@ -867,6 +1123,8 @@ class KVSnapshotLoader:
 
     __slots__ = (
         "_data",
+        "_db",
+        "_dbs",
         "_expires",
         "_head",
         "_last_active",
@@ -879,6 +1137,10 @@ class KVSnapshotLoader:
     def __init__(self, machine: KVStateMachine) -> None:
         self._machine = machine
         self._head: _ChunkHead | None = None
+        # The database being loaded (``_ChunkDb``): its tables are ``_data``/``_expires``;
+        # database 0's and the finished ones are in ``_dbs``.
+        self._db = 0
+        self._dbs: dict[int, Tables] = {}
         self._data: dict[bytes, Stored] = {}
         self._expires: dict[bytes, int] = {}
         self._sessions: OrderedDict[int, Session] = OrderedDict()
@@ -898,11 +1160,16 @@ class KVSnapshotLoader:
             raise ValueError(f"malformed snapshot chunk: {error}") from None
         except RecursionError:
             raise ValueError("malformed snapshot chunk: nesting too deep") from None
+        if isinstance(decoded, _ChunkHeadV5):  # database 0 only: read as version 7
+            decoded = _ChunkHead(*msgspec.structs.astuple(decoded))
         if isinstance(decoded, _ChunkHead):
             self._load_head(decoded)
             return
         if self._head is None:
             raise ValueError("malformed snapshot: a part before the head chunk")
+        if isinstance(decoded, _ChunkDb):
+            self._load_db(decoded.db)
+            return
         self._load_part(decoded)
 
     def _load_head(self, head: _ChunkHead) -> None:
@@ -912,11 +1179,22 @@ class KVSnapshotLoader:
             raise ValueError("malformed snapshot: session_ttl_commands must be at least 1")
         self._head = head
 
+    def _load_db(self, db: int) -> None:
+        """The parts from here on are database ``db`` 's: after the previous database's, in
+        increasing order, before the sessions."""
+        if not self._db < db < DATABASES:
+            raise ValueError("malformed snapshot: databases out of order or out of range")
+        if self._sessions or self._watchers or self._scripts:
+            raise ValueError("malformed snapshot: a database after the sessions")
+        self._dbs[self._db] = (self._data, self._expires)
+        self._db, self._data, self._expires = db, {}, {}
+
     def _load_part(self, part: _ChunkPart) -> None:
         if part.data:
             if self._expires or self._sessions:
                 raise ValueError("malformed snapshot: data after deadlines or sessions")
             restored = restore_values(part.data)  # in place: no copy
+            plant_restore_bugs(self._machine.bugs, restored)
             if self._data:
                 self._data.update(restored)
             else:  # freshly decoded: adopt it rather than copy it
@@ -950,6 +1228,10 @@ class KVSnapshotLoader:
         )
         self._load_part(_ChunkPart(data=snap.data))
         self._load_part(_ChunkPart(expires=dict(snap.expires)))
+        for db, (data, expires) in snap.databases.items():
+            self._load_db(db)
+            self._load_part(_ChunkPart(data=data))
+            self._load_part(_ChunkPart(expires=dict(expires)))
         self._load_part(_ChunkPart(sessions=snap.sessions))
         self._load_part(_ChunkPart(watchers=snap.watchers, scripts=snap.scripts))
 
@@ -971,9 +1253,10 @@ class KVSnapshotLoader:
         if machine._publications is not None:  # the publications in between were skipped
             machine._publications = []
             machine.publications_floor = head.applied
-        machine._data, machine._expires, machine._sessions = (
-            self._data,
-            self._expires,
-            self._sessions,
-        )
+        self._dbs[self._db] = (self._data, self._expires)
+        machine._data, machine._expires = self._dbs.pop(0)
+        machine._dbs = {db: tables for db, tables in self._dbs.items() if tables[0]}
+        machine._sessions = self._sessions
+        every = [(0, (machine._data, machine._expires)), *machine._dbs.items()]
+        machine._digest.recompute(every, self._sessions.values())
         self._head = None  # one use: the tables now belong to the machine

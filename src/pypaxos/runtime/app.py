@@ -34,15 +34,17 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import msgspec
 
 import pypaxos
-from pypaxos.kv import DbSize, Integer, KVStateMachine, Request, decode_result, encode_request
+from pypaxos.kv import KvBug, KVStateMachine
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
 from pypaxos.multi.membership import Configuration, MembershipState, decode_membership_state
 from pypaxos.runtime.auth import Users
+from pypaxos.runtime.backup import BackupPort
 from pypaxos.runtime.commands import REDIS_VERSION, script_command
 from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
@@ -63,7 +65,7 @@ from pypaxos.runtime.members_admin import MemberBook, MembersAdmin, MembershipVi
 from pypaxos.runtime.metrics import READ_PATHS, MetricsServer, NodeMetrics, ReadCounts
 from pypaxos.runtime.objects_port import ObjectPort
 from pypaxos.runtime.router import Router
-from pypaxos.runtime.server import RespServer
+from pypaxos.runtime.server import CustomHandler, RespServer
 from pypaxos.runtime.wire import (
     CODEC,
     Forward,
@@ -236,9 +238,12 @@ class NodeApp:
         joined: RecordedMembership | None = None,
         allow_empty_voter: bool = False,
     ) -> None:
-        self.machine_factory: MachineFactory = machine_factory or _kv_machine
+        self.machine_factory: MachineFactory = machine_factory or partial(
+            _kv_machine, config.kv_bugs, config.state_digest
+        )
         self.served = served
         self.objects: ObjectPort | None = None  # set when the machine is not the KV store
+        self.backup: BackupPort | None = None  # PAXOS.BACKUP (runtime.backup), for the KV store
         self.config = config
         self.node_id = node_id
         self.member = config.member(node_id)
@@ -420,6 +425,8 @@ class NodeApp:
         client_tls = server_tls if self._tls_on("client") else None
         if not isinstance(node.replica.machine, KVStateMachine):
             self.objects = ObjectPort(router, self.served)
+        else:
+            self.backup = BackupPort(self.node_id, config.cluster_id, router, self.dir)
         self.server = RespServer(
             router,
             self.info,
@@ -428,7 +435,8 @@ class NodeApp:
             ssl=client_tls,
             read_index=config.reads != "log",  # read-index, or lease (the same path)
             planner=self.objects.plan if self.objects is not None else None,
-            custom=self.objects.handle if self.objects is not None else None,
+            custom=self.objects.handle if self.objects is not None else self._backup_handler(),
+            databases=config.databases,
         )
         # CONFIG GET: Redis's appendfsync "always" is our fsync per write; "never" leaves it
         # to the OS, Redis's "no".
@@ -555,7 +563,9 @@ class NodeApp:
         try:
             await driver.run()
         except Exception as error:  # a storage failure: the node must restart and recover
-            log.critical("node %d: driver failed, stopping: %s", self.node_id, error)
+            log.critical(
+                "node %d: driver failed, stopping: %r", self.node_id, error, exc_info=error
+            )
             self.failed = error
             self._stop_task = asyncio.get_running_loop().create_task(self.stop())
 
@@ -684,6 +694,8 @@ class NodeApp:
             f"instantaneous_ops_per_sec:{self._ops_rate}",
             f"rejected_connections:{server.rejected_connections}",
             "evicted_keys:0",
+            f"pubsub_channels:{len(server.pubsub.channels) if server.pubsub else 0}",
+            f"pubsub_patterns:{len(server.pubsub.patterns) if server.pubsub else 0}",
         ]
 
     def _info_replication(self) -> list[str]:
@@ -747,16 +759,12 @@ class NodeApp:
         ]
 
     def _info_keyspace(self) -> list[str]:
-        """This node's key count (its own state: a follower's may lag the leader's)."""
+        """This node's keys per database (its own state: a follower's may lag the leader's)."""
         assert self.driver is not None
         machine = self.driver.node.replica.machine
         if not isinstance(machine, KVStateMachine):
             return ["# Keyspace"]  # replicated objects: no keys
-        answer = decode_result(machine.query(encode_request(Request(0, 0, DbSize()))))
-        keys = answer.value if isinstance(answer, Integer) else 0
-        expires = machine.expiring_keys
-        line = f"db0:keys={keys},expires={expires},avg_ttl=0"
-        return ["# Keyspace"] + ([line] if keys else [])
+        return ["# Keyspace", *machine.keyspace_lines()]
 
     def read_counts(self) -> ReadCounts:
         """This node's clients' read commands by the path that served them (summed over the
@@ -787,7 +795,7 @@ class NodeApp:
         return [
             "# Paxos",
             f"node_id:{self.node_id}",
-            f"role:{status.role.value}",
+            f"paxos_role:{status.role.value}",
             f"leader_id:{'' if leader is None else leader}",
             f"leader_client:{leader_client}",
             f"ballot:{ballot}",
@@ -799,6 +807,7 @@ class NodeApp:
             f"snapshot_fork_ms:{self.driver.snapshot_fork_s * 1000:.1f}",
             f"pid:{os.getpid()}",
             f"machine:{'kv' if self.objects is None else self.served}",
+            *self._info_digest(),
             *self._info_membership(),
             *self._info_reads(),
             f"leader_known:{int(health.leader_known)}",
@@ -807,6 +816,21 @@ class NodeApp:
             f"ready:{int(health.ready)}",
             f"health_reasons:{'; '.join(health.reasons)}",
         ]
+
+    def _backup_handler(self) -> CustomHandler | None:
+        return self.backup.handle if self.backup is not None else None
+
+    def _info_digest(self) -> list[str]:
+        """The replicated state's digest (``kv.digest``) at the applied index, to compare
+        replicas: equal at equal ``state_digest_slot`` on every replica."""
+        assert self.driver is not None
+        replica = self.driver.node.replica
+        if not isinstance(replica.machine, KVStateMachine):
+            return []
+        digest = replica.machine.state_digest()
+        if digest is None:  # ``state_digest = false``
+            return []
+        return [f"state_digest:{digest.hex()}", f"state_digest_slot:{replica.applied_index}"]
 
     def _info_membership(self) -> list[str]:
         """The membership as this node knows it: its epoch, this node's part in it."""
@@ -866,6 +890,8 @@ class NodeApp:
                 await task
         if self.router is not None:
             self.router.fail_all()
+        if self.backup is not None:
+            self.backup.close()
         await asyncio.sleep(0)  # let the connections write those answers
         await self._close_io()
         with contextlib.suppress(FileNotFoundError):
@@ -923,7 +949,8 @@ def _human_bytes(count: int) -> str:
     return f"{count}B"
 
 
-def _kv_machine() -> KVStateMachine:
+def _kv_machine(bugs: frozenset[KvBug] = frozenset(), state_digest: bool = True) -> KVStateMachine:
     """The default machine: the key-value store, its scripts' ``redis.call`` planned as the
-    client port plans commands."""
-    return KVStateMachine(script_commands=script_command)
+    client port plans commands (``bugs``: planted ones, for tests; ``state_digest``: keep
+    ``kv.digest``'s running digest)."""
+    return KVStateMachine(bugs=bugs, script_commands=script_command, state_digest=state_digest)

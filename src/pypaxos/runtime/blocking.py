@@ -39,6 +39,7 @@ from pypaxos.kv import (
     encode_request,
 )
 from pypaxos.kv.collection_ops import LLen, LMove, LPopFirst, ZCard, ZPopFirst
+from pypaxos.kv.commands import InDb
 from pypaxos.runtime.collection_args import SYNTAX
 from pypaxos.runtime.collection_commands import mpop_args
 from pypaxos.runtime.collection_replies import reply_bulk, reply_mpop
@@ -225,6 +226,9 @@ class BlockedConnection(Protocol):
     @property
     def null(self) -> bytes: ...
 
+    @property
+    def db(self) -> int: ...  # its database (SELECT): constant while it is blocked
+
     def run_ops(
         self, ops: tuple[Command, ...], combine: Combine, on_reply: Callable[[bytes], None]
     ) -> None: ...
@@ -238,6 +242,15 @@ class LocalState(Protocol):
     def applied_index(self) -> int: ...
 
     def query_local(self, command: bytes) -> object: ...
+
+
+_Wanted = tuple[bytes, int, bytes]  # (type wanted, database, key)
+
+
+def _count_op(kind: bytes, db: int, key: bytes) -> Command:
+    """``LLEN``/``ZCARD`` of ``key`` in database ``db``."""
+    op: Command = LLen(key) if kind == b"list" else ZCard(key)
+    return InDb(db, op) if db else op
 
 
 class _Waiter:
@@ -303,10 +316,13 @@ class BlockedClients:
             if self._claim(waiter, counts):
                 self._attempt(waiter)
 
-    def _counts(self, waiters: list[_Waiter]) -> dict[tuple[bytes, bytes], int]:
-        """Items at each watched key, in this node's state: ``(type wanted, key) -> count``."""
-        wanted = list(dict.fromkeys((w.plan.wanted, key) for w in waiters for key in w.plan.keys))
-        ops = tuple(LLen(key) if kind == b"list" else ZCard(key) for kind, key in wanted)
+    def _counts(self, waiters: list[_Waiter]) -> dict[_Wanted, int]:
+        """Items at each watched key, in this node's state: ``(type wanted, database, key) ->
+        count``."""
+        wanted = list(
+            dict.fromkeys((w.plan.wanted, w.conn.db, key) for w in waiters for key in w.plan.keys)
+        )
+        ops = tuple(_count_op(kind, db, key) for kind, db, key in wanted)
         answer = self.state.query_local(encode_request(RequestBatch(0, 0, ops)))
         if not isinstance(answer, Results):
             return dict.fromkeys(wanted, 1)  # cannot tell: let the log say
@@ -316,9 +332,9 @@ class BlockedClients:
         }
 
     @staticmethod
-    def _claim(waiter: _Waiter, counts: dict[tuple[bytes, bytes], int]) -> bool:
+    def _claim(waiter: _Waiter, counts: dict[_Wanted, int]) -> bool:
         for key in waiter.plan.keys:
-            pair = (waiter.plan.wanted, key)
+            pair = (waiter.plan.wanted, waiter.conn.db, key)
             left = counts.get(pair, 0)
             if left > 0:
                 counts[pair] = left - 1

@@ -85,7 +85,7 @@ from pypaxos.kv.collection_ops import (
     ZScan,
     ZScore,
 )
-from pypaxos.kv.commands import NOT_A_FLOAT, NOT_AN_INTEGER, Scored
+from pypaxos.kv.commands import DATABASES, NOT_A_FLOAT, NOT_AN_INTEGER, Scored
 from pypaxos.kv.keyspace import parse_long_double
 from pypaxos.runtime.collection_args import (
     NOT_POSITIVE,
@@ -124,6 +124,7 @@ from pypaxos.runtime.collection_replies import (
     reply_strlen,
     reply_values,
 )
+from pypaxos.runtime.databases import db_index
 from pypaxos.runtime.replies import Combine
 from pypaxos.transport.resp import encode_error, encode_integer
 
@@ -145,6 +146,7 @@ def _one(op: Command, combine: Combine) -> Planned:
 
 def _copy(args: list[bytes]) -> Planned:
     replace = False
+    db = -1  # the connection's
     position = 3
     while position < len(args):
         option = args[position].upper()
@@ -152,17 +154,18 @@ def _copy(args: list[bytes]) -> Planned:
             replace = True
         elif option == b"DB" and position + 1 < len(args):
             position += 1
-            db = int_arg(args[position])
-            if isinstance(db, bytes):
-                return db
-            if db != 0:
+            index = db_index(args[position])
+            if isinstance(index, bytes):
+                return index
+            if not 0 <= index < DATABASES:
                 return encode_error("ERR DB index is out of range")
+            db = index
         else:
             return SYNTAX
         position += 1
-    if args[1] == args[2]:
+    if db < 0 and args[1] == args[2]:  # with DB, the log knows whether it is the same one
         return encode_error("ERR source and destination objects are the same")
-    return _one(Copy(args[1], args[2], replace), reply_integer)
+    return _one(Copy(args[1], args[2], replace, db), reply_integer)
 
 
 # --- hashes -----------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ from pypaxos.kv import (
     Delete,
     Error,
     Expire,
-    FlushAll,
     Get,
     GetDel,
     Incr,
@@ -91,6 +90,12 @@ from pypaxos.runtime.collection_commands import (
     BLOCKING_COMMANDS,
     COLLECTION_COMMANDS,
     Planned,
+)
+from pypaxos.runtime.databases import (
+    DATABASE_COMMANDS,
+    SelectDb,
+    plan_select,
+    select_in_script,
 )
 from pypaxos.runtime.pubsub import (
     PUBSUB_COMMANDS,
@@ -211,7 +216,8 @@ class TxCommand:
 @dataclass(frozen=True, slots=True)
 class Custom:
     """A command of a machine other than the key-value store (``runtime.objects_port``):
-    ``PAXOS.CALL`` (``write``: through the log) or ``PAXOS.QUERY`` with its one argument."""
+    ``PAXOS.CALL`` (``write``: through the log) or ``PAXOS.QUERY`` with its one argument; or
+    ``PAXOS.BACKUP`` with its words, for the node's backup handler (``runtime.backup``)."""
 
     name: bytes
     payload: bytes
@@ -233,6 +239,7 @@ Plan = (
     | TxCommand
     | Custom
     | PubSubCommand
+    | SelectDb
 )
 
 
@@ -277,6 +284,8 @@ def required_access(name: bytes, planned: Plan) -> Access:
     ):
         return Access.WRITE
     if isinstance(planned, NodeCommand) and planned.kind in ADMIN_KINDS:
+        return Access.ADMIN
+    if isinstance(planned, Custom) and planned.name == BACKUP_COMMAND:  # the whole state
         return Access.ADMIN
     return Access.READ
 
@@ -747,12 +756,6 @@ def _combine_keys(results: Sequence[Result], null: bytes) -> bytes:
     return result_error(result) or _unexpected(result)
 
 
-def _flush(args: list[bytes]) -> Ops | Immediate:
-    if len(args) == 2 and args[1].upper() not in (b"ASYNC", b"SYNC"):
-        return error("ERR syntax error")
-    return Ops((FlushAll(),), _combine_ok)
-
-
 SCAN_COUNT_MAX = 10_000  # a bound on one page's work (Redis has none)
 
 
@@ -812,8 +815,6 @@ _KV_COMMANDS.update(
         b"RENAME": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2]),), _combine_ok)),
         b"RENAMENX": _Spec(3, 3, lambda a: Ops((Rename(a[1], a[2], nx=True),), _combine_integer)),
         b"DBSIZE": _Spec(1, 1, lambda a: Ops((DbSize(),), _combine_integer)),
-        b"FLUSHDB": _Spec(1, 2, _flush),
-        b"FLUSHALL": _Spec(1, 2, _flush),
         b"KEYS": _Spec(2, 2, lambda a: Ops((Keys(a[1]),), _combine_keys)),
         b"SCAN": _Spec(2, None, _scan),
         b"RANDOMKEY": _Spec(1, 1, lambda a: Ops((RandomKey(),), _combine_get)),
@@ -844,6 +845,8 @@ def _collection_spec(
 
 for _name, (_low, _high, _collection_build) in COLLECTION_COMMANDS.items():
     _KV_COMMANDS[_name] = _collection_spec(_low, _high, _collection_build)
+for _name, (_low, _high, _database_build) in DATABASE_COMMANDS.items():
+    _KV_COMMANDS[_name] = _collection_spec(_low, _high, _database_build)
 
 
 def _blocking(args: list[bytes]) -> Plan:
@@ -968,6 +971,10 @@ def _publish_from_script(results: Sequence[Result]) -> bytes:
     return result_error(results[0]) or encode_integer(0)
 
 
+def _script_ok(results: Sequence[Result]) -> bytes:
+    return result_error(results[0]) or OK
+
+
 def script_command(
     argv: list[bytes],
 ) -> tuple[tuple[Command, ...], Callable[[Sequence[Result]], bytes]] | bytes:
@@ -980,6 +987,11 @@ def script_command(
         if len(argv) != 3:
             return ARITY_FROM_SCRIPT
         return (Publish(argv[1], argv[2]),), _publish_from_script
+    if name == b"SELECT":  # the script's own database, until it ends (Redis 7)
+        if len(argv) != 2:
+            return ARITY_FROM_SCRIPT
+        select = select_in_script(argv)
+        return select if isinstance(select, bytes) else ((select,), _script_ok)
     spec = _KV_COMMANDS.get(name)
     if spec is None or name in _NOT_FROM_SCRIPTS:
         admin = _ADMIN.get(name)
@@ -1111,7 +1123,10 @@ _MOVABLE_KEYS = frozenset(
     }
 )
 _NO_KEYS = frozenset(
-    {b"KEYS", b"SCAN", b"DBSIZE", b"FLUSHDB", b"FLUSHALL", b"RANDOMKEY", b"SCRIPT", b"CAS"}
+    {
+        *(b"KEYS", b"SCAN", b"DBSIZE", b"FLUSHDB", b"FLUSHALL", b"RANDOMKEY", b"SCRIPT"),
+        *(b"CAS", b"SWAPDB"),
+    }
 )
 
 
@@ -1278,9 +1293,8 @@ def _time(args: list[bytes]) -> Plan:
 def _select(args: list[bytes]) -> Plan:
     if len(args) != 2:
         return wrong_arity(args[0])
-    if args[1] != b"0":
-        return error("ERR DB index is out of range")
-    return Immediate(OK)
+    planned = plan_select(args)
+    return Immediate(planned) if isinstance(planned, bytes) else planned
 
 
 def _hello(args: list[bytes]) -> Plan:
@@ -1332,6 +1346,18 @@ def _readwrite(args: list[bytes]) -> Plan:
     return ReadMode(stale=False) if len(args) == 1 else wrong_arity(args[0])
 
 
+BACKUP_COMMAND = b"PAXOS.BACKUP"
+
+
+def _backup(args: list[bytes]) -> Plan:
+    """``PAXOS.BACKUP BEGIN | CHUNK token seq | END token`` (``runtime.backup``): carried to
+    the node's backup handler as one ``Custom`` payload of its words."""
+    words = args[1:]
+    if not words or len(words) > 3 or any(not w.isalnum() for w in words):
+        return error("ERR usage: PAXOS.BACKUP BEGIN | CHUNK token seq | END token")
+    return Custom(BACKUP_COMMAND, b" ".join(words), write=False)
+
+
 _ADMIN_ARITY: dict[bytes, int] = {
     **dict.fromkeys((b"PING", b"INFO", b"COMMAND", b"HELLO", b"QUIT"), -1),
     **dict.fromkeys((b"CONFIG", b"CLIENT", b"AUTH", b"WATCH"), -2),
@@ -1349,6 +1375,7 @@ _ADMIN_ARITY: dict[bytes, int] = {
     **dict.fromkeys((b"PAXOS.SUBSCRIBE", b"PAXOS.PSUBSCRIBE"), -2),
     **dict.fromkeys((b"UNSUBSCRIBE", b"PUNSUBSCRIBE"), -1),
     b"PUBLISH": 3,
+    BACKUP_COMMAND: -2,
 }
 """Arities of the commands planned outside the key-value table (a test checks that every one
 has an entry)."""
@@ -1377,4 +1404,5 @@ _ADMIN: dict[bytes, Callable[[list[bytes]], Plan]] = {
     b"WATCH": _tx(2, None),
     b"UNWATCH": _tx(1, 1),
     **dict.fromkeys(PUBSUB_COMMANDS, _pubsub),
+    BACKUP_COMMAND: _backup,
 }

@@ -51,6 +51,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pypaxos.core.bugs import UnknownBug, parse_bugs
+from pypaxos.kv import KvBug
+from pypaxos.kv.commands import DATABASES
 from pypaxos.multi import LogBug, MultiConfig
 from pypaxos.runtime.auth import PasswordHashError, Role, User, check_hash_format
 from pypaxos.runtime.tls import TlsConfig, TlsConfigError, parse_tls, render_tls
@@ -140,6 +142,8 @@ TOP_KEYS = (
     "thrifty",
     "reads",
     "follower_reads",
+    "databases",
+    "state_digest",
     "timeouts",
     "limits",
     "bugs",
@@ -206,9 +210,14 @@ class ClusterConfig:
     members: tuple[Member, ...]
     protocol: dict[str, int]  # MultiConfig keyword arguments (timeouts and limits)
     bugs: frozenset[LogBug] = frozenset()  # planted pypaxos.multi bugs switched on (tests only)
+    kv_bugs: frozenset[KvBug] = frozenset()  # planted pypaxos.kv bugs (tests only)
     thrifty: bool = True  # MultiConfig.thrifty: each Accept to a quorum's worth of peers only
     reads: ReadPath = DEFAULT_READS  # how plain reads are served (module docstring)
     follower_reads: bool = False  # MultiConfig.follower_reads (with reads = "read-index")
+    databases: int = DATABASES  # SELECT's 0 to databases - 1 (the store has kv.DATABASES)
+    # Keep the state digest (kv.digest, INFO's state_digest): memory per key and hashing per
+    # write; off, backups still carry one (computed in the backup's child).
+    state_digest: bool = True
     # Peers must prove they know the secret in this file (transport.auth); absolute.
     peer_secret_file: Path | None = None
     users: tuple[User, ...] = ()  # clients must AUTH as one of these (runtime.auth)
@@ -298,12 +307,14 @@ class ClusterConfig:
 
     def with_bugs(self, names: list[str] | tuple[str, ...]) -> ClusterConfig:
         """This config with the planted bugs ``names`` switched on too; ``ConfigError`` on a
-        name ``pypaxos.multi.LogBug`` does not know."""
+        name neither ``pypaxos.multi.LogBug`` nor ``pypaxos.kv.KvBug`` knows."""
         try:
-            chosen = parse_bugs(names, LogBug)
+            chosen = parse_bugs(names, LogBug, KvBug)
         except UnknownBug as error:
             raise ConfigError(self.path, "bugs", str(error)) from None
-        return dataclasses.replace(self, bugs=self.bugs | chosen)
+        log_bugs = frozenset(b for b in chosen if isinstance(b, LogBug))
+        kv_bugs = frozenset(b for b in chosen if isinstance(b, KvBug))
+        return dataclasses.replace(self, bugs=self.bugs | log_bugs, kv_bugs=self.kv_bugs | kv_bugs)
 
 
 def new_config(
@@ -359,8 +370,13 @@ def render_config(config: ClusterConfig) -> str:
         lines.append(f"peer_secret_file = {_quote(secret)}")
     if not config.protected_mode:
         lines.append("protected_mode = false")
-    if config.bugs:
-        lines.append(f"bugs = [{', '.join(_quote(b.value) for b in sorted(config.bugs))}]")
+    if config.databases != DATABASES:
+        lines.append(f"databases = {config.databases}")
+    if not config.state_digest:
+        lines.append("state_digest = false")
+    if config.bugs or config.kv_bugs:
+        names = sorted(b.value for b in (*config.bugs, *config.kv_bugs))
+        lines.append(f"bugs = [{', '.join(_quote(name) for name in names)}]")
     if config.initial_members:
         lines.append(f"initial_members = [{', '.join(map(str, config.initial_members))}]")
     if config.bootstrapped:
@@ -458,6 +474,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     if fsync not in FSYNC_MODES:
         raise ConfigError(path, "fsync", f'must be "always" or "never", got {fsync!r}')
     tick_ms = _integer(raw, "tick_ms", path, default=10, low=1, high=60_000)
+    databases = _integer(raw, "databases", path, default=DATABASES, low=1, high=DATABASES)
     thrifty = raw.get("thrifty", True)
     if not isinstance(thrifty, bool):
         raise ConfigError(path, "thrifty", f"must be true or false, got {thrifty!r}")
@@ -484,6 +501,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     protected_mode = raw.get("protected_mode", True)
     if not isinstance(protected_mode, bool):
         raise ConfigError(path, "protected_mode", f"must be true or false, got {protected_mode!r}")
+    state_digest = raw.get("state_digest", True)
+    if not isinstance(state_digest, bool):
+        raise ConfigError(path, "state_digest", f"must be true or false, got {state_digest!r}")
     bootstrapped = raw.get("bootstrapped", False)
     if not isinstance(bootstrapped, bool):
         raise ConfigError(path, "bootstrapped", f"must be true or false, got {bootstrapped!r}")
@@ -498,6 +518,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
         thrifty=thrifty,
         reads=reads,
         follower_reads=follower_reads,
+        databases=databases,
+        state_digest=state_digest,
         peer_secret_file=peer_secret_file,
         users=_users(raw, path),
         protected_mode=protected_mode,

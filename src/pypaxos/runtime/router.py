@@ -33,7 +33,7 @@ from pypaxos.multi.membership import Change, MembershipRefused, RefusalReason
 from pypaxos.runtime.driver import Driver, Sender
 from pypaxos.runtime.metrics import NodeMetrics
 from pypaxos.runtime.wire import Forward, ForwardReply
-from pypaxos.transport import UnknownPeer
+from pypaxos.transport import CodecError, UnknownPeer
 
 log = logging.getLogger(__name__)
 
@@ -218,17 +218,13 @@ class Router:
         leader = node.leader_id
         if node.role is Role.FOLLOWER and leader is not None and leader != self.node_id:
             fid = self._new_id()
-            pending.state, pending.key, pending.via = _State.FORWARDED, fid, leader
-            pending.ever_routed = True
-            self._forwarded[fid] = pending
-            self.stats.forwarded += 1
-            try:
-                self.sender.send(leader, Forward(self.node_id, fid, pending.command, pending.read))
-            except UnknownPeer:  # a leader just removed from the membership: wait for the next
-                del self._forwarded[fid]
-                pending.state, pending.via = _State.PARKED, None
-                self._parked.append(pending)
-            return
+            # ``False``: the leader left the membership; the request waits for the next one
+            if self._send(leader, Forward(self.node_id, fid, pending.command, pending.read)):
+                pending.state, pending.key, pending.via = _State.FORWARDED, fid, leader
+                pending.ever_routed = True
+                self._forwarded[fid] = pending
+                self.stats.forwarded += 1
+                return
         pending.state, pending.via = _State.PARKED, None
         self._parked.append(pending)
 
@@ -266,15 +262,7 @@ class Router:
         if serving is not None and not serving.done:
             serving.done = True
             reply = ForwardReply(self.node_id, serving.forward_id, "reply", result)
-            self._send_back(serving.origin, reply)
-
-    def _send_back(self, origin: int, reply: ForwardReply) -> None:
-        """Answer a forwarded request; its origin may have left the membership meanwhile (its
-        client then times out and retries elsewhere)."""
-        try:
-            self.sender.send(origin, reply)
-        except UnknownPeer:
-            log.info("node %d: no reply to node %d: no longer a member", self.node_id, origin)
+            self._send(serving.origin, reply)
 
     def _count_read(self, pending: _Pending, request_id: int) -> None:
         stats = self.stats
@@ -295,7 +283,7 @@ class Router:
         if serving is not None and not serving.done:
             serving.done = True
             reply = ForwardReply(self.node_id, serving.forward_id, "redirect", leader_id=leader_id)
-            self._send_back(serving.origin, reply)
+            self._send(serving.origin, reply)
 
     def on_busy(self, request_id: int) -> None:
         self.stats.busy += 1
@@ -306,7 +294,19 @@ class Router:
         serving = self._serving.pop(request_id, None)
         if serving is not None and not serving.done:
             serving.done = True
-            self._send_back(serving.origin, ForwardReply(self.node_id, serving.forward_id, "busy"))
+            self._send(serving.origin, ForwardReply(self.node_id, serving.forward_id, "busy"))
+
+    def _send(self, to: int, msg: Forward | ForwardReply) -> bool:
+        """Send to a peer; ``False`` when it is no longer one (a member removed since the
+        request arrived: the request's origin then times out and retries elsewhere)."""
+        try:
+            self.sender.send(to, msg)
+        except (CodecError, UnknownPeer) as error:
+            log.info(
+                "node %d: cannot send %s to %d: %r", self.node_id, type(msg).__name__, to, error
+            )
+            return False
+        return True
 
     def _park(self, pending: _Pending) -> None:
         if pending.state is _State.DONE:

@@ -34,7 +34,10 @@ possibly stale, on any node) until ``READWRITE``.  The connection's own order st
 does through the log: a read is sent on a read path only when none of the connection's log
 commands is outstanding (else it goes through the log behind them), and a log command waits
 (``deferred``) while a read of the connection is outstanding on the read-index path, so a
-pipelined ``SET`` then ``GET`` reads the ``SET`` and a ``GET`` then ``SET`` does not.
+pipelined ``SET`` then ``GET`` reads the ``SET`` and a ``GET`` then ``SET`` does not.  The
+read-index groups of many connections arriving in one pass of the loop leave as one read
+(``_ReadBurst``), and the replies a driver batch answers are written at its end
+(``RespServer.flush_due``), one write per connection.
 
 A read under ``PAXOS.REQ client_id seq`` takes the read path too when this node's state knows
 the session and ``seq`` is above its last applied one (``Router.session_read_ok``): a read
@@ -87,11 +90,13 @@ from pypaxos.kv import (
     Stale,
     encode_request,
 )
+from pypaxos.kv.commands import DATABASES, InDb
 from pypaxos.kv.glob import glob_matcher
 from pypaxos.kv.pubsub import format_notify_flags
 from pypaxos.runtime.auth import Access, User, Users
 from pypaxos.runtime.blocking import BlockedClients, Blocking, attempt_once
 from pypaxos.runtime.commands import (
+    NULL_ARRAY_RESP2,
     NULL_RESP2,
     NULL_RESP3,
     OK,
@@ -116,6 +121,8 @@ from pypaxos.runtime.commands import (
     result_error,
     single_reply,
 )
+from pypaxos.runtime.databases import OUT_OF_RANGE as DB_OUT_OF_RANGE
+from pypaxos.runtime.databases import SelectDb
 from pypaxos.runtime.pubsub import (
     SUBSCRIBE_MODE_COMMANDS,
     PublicationSource,
@@ -198,8 +205,10 @@ class RespServer:
         read_index: bool = False,
         planner: Planner | None = None,
         custom: CustomHandler | None = None,
+        databases: int = DATABASES,
     ) -> None:
         self.router = router
+        self.databases = databases  # SELECT's bound (the store has kv.DATABASES)
         # A machine other than the key-value store: its own command table (``planner``, no
         # batched fast path) and the handler of its ``Custom`` plans (``runtime.objects_port``).
         self.planner = planner
@@ -226,7 +235,7 @@ class RespServer:
         # "save" is empty: no RDB snapshots (the WAL is the persistence, Redis's AOF).
         self.settings: dict[str, str] = {
             "maxclients": str(clients_max),
-            "databases": "1",
+            "databases": str(databases),
             "save": "",
             "timeout": "0",
             "notify-keyspace-events": "",
@@ -241,6 +250,9 @@ class RespServer:
         self._server: asyncio.Server | None = None
         self._blocked: BlockedClients | None = None  # made when a client first blocks
         self.pubsub: PubSubHub | None = None  # made at start (runtime.pubsub)
+        self.read_burst = _ReadBurst(router)  # read-index groups of one pass of the loop
+        self._flush_due: list[RespConnection] = []  # connections with replies to write
+        self._flush_pass_scheduled = False
 
     def reset_stats(self) -> None:
         """``CONFIG RESETSTAT``: the counters ``INFO stats`` shows start again from zero."""
@@ -270,8 +282,28 @@ class RespServer:
             self.pubsub = PubSubHub(cast(PublicationSource, machine))
             self.router.driver.applied_listeners.append(self.pubsub.on_applied)
 
+    def schedule_flush(self, connection: RespConnection, loop: asyncio.AbstractEventLoop) -> None:
+        """Write ``connection``'s filled replies at the end of the driver's batch (or of this
+        pass of the loop, whichever comes first): one write per connection per batch."""
+        self._flush_due.append(connection)
+        if not self._flush_pass_scheduled:
+            self._flush_pass_scheduled = True
+            loop.call_soon(self.flush_due)
+
+    def flush_due(self) -> None:
+        """Write every connection's replies filled since the last flush.  Called after each
+        batch the driver answers, so a reply leaves in the pass that answered it rather than
+        one pass later, and once per pass for replies filled elsewhere."""
+        self._flush_pass_scheduled = False
+        due, self._flush_due = self._flush_due, []
+        for connection in due:
+            connection.flush()
+
     async def start(self) -> None:
         self.start_pubsub()
+        driver = getattr(self.router, "driver", None)
+        if driver is not None:
+            driver.applied_listeners.append(self.flush_due)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: RespConnection(self),
@@ -316,6 +348,7 @@ class RespConnection(asyncio.Protocol):
         self.name = b""  # CLIENT SETNAME
         self.seq = 0
         self.protocol = 2
+        self.db = 0  # SELECT's database: every key-value command runs in it (kv.InDb)
         self.peer = "unknown"
         self.user: User | None = None  # who authenticated (runtime.auth), when users exist
         self.held: list[list[bytes]] | None = None  # commands waiting for an AUTH check
@@ -551,6 +584,9 @@ class RespConnection(asyncio.Protocol):
                 self._reply_now(tx.refuse(refused))
             elif isinstance(planned, TxCommand):
                 self._command(planned)
+                if self.held is not None:  # an EXEC deciding the database: the rest waits
+                    self.held.extend(commands[index + 1 :])
+                    return len(commands)
                 if not tx.active:
                     return index + 1
             elif isinstance(planned, Immediate) and planned.close:  # QUIT: at once
@@ -576,6 +612,11 @@ class RespConnection(asyncio.Protocol):
                     self._reply_now(tx.add(args, planned))
             elif isinstance(planned, Blocking):  # as in Redis: one attempt, never a wait
                 self._reply_now(tx.add(args, Ops(planned.ops, attempt_once(planned))))
+            elif isinstance(planned, SelectDb):  # at EXEC, for the commands after it
+                if 0 <= planned.index < min(self.server.databases, DATABASES):
+                    self._reply_now(tx.select(args, planned.index))
+                else:
+                    self._reply_now(tx.add(args, DB_OUT_OF_RANGE))
             else:
                 self._reply_now(tx.add(args, self._reply_of(planned)))
         return len(commands)
@@ -639,6 +680,8 @@ class RespConnection(asyncio.Protocol):
         elif isinstance(planned, ReadMode):
             self.stale_reads = planned.stale
             self._reply_now(OK)
+        elif isinstance(planned, SelectDb):
+            self._reply_now(self._select(planned.index))
         elif isinstance(planned, (ClientCommand, ConfigGet, ServerTime)):
             self._reply_now(self._local_reply(planned))
         elif isinstance(planned, Custom):
@@ -662,13 +705,39 @@ class RespConnection(asyncio.Protocol):
         elif isinstance(planned, PubSubCommand):
             self._pubsub_command(planned)
         elif isinstance(planned, TxCommand):
+            selected, watching = self.tx.selected, self.tx.watching
             outcome = self.tx.command(planned)
             if isinstance(outcome, bytes):
                 self._reply_now(outcome)
+            elif planned.name == b"EXEC" and selected is not None:
+                self._exec_selecting(outcome, selected, watching)
             else:
                 self.dispatch(_Call(self, self.new_slot(1), outcome))
         else:
             self.dispatch(_Call(self, self.new_slot(1), planned))
+
+    def _exec_selecting(self, outcome: Ops, selected: int, watching: bool) -> None:
+        """An ``EXEC`` with a ``SELECT`` queued: the connection stays in that database after
+        it, as in Redis, unless a watched key aborts it (then nothing ran, ``SELECT``
+        included).  Only the answer tells, so a watching connection holds the commands after
+        it until then (as it does behind a blocking command)."""
+        if not watching:
+            self.dispatch(_Call(self, self.new_slot(1), outcome))
+            self.db = selected
+            return
+        slot = self.new_slot(1)
+        self.held = []
+        self._update_reading()
+
+        def answered(reply: bytes) -> None:
+            if reply not in (NULL_ARRAY_RESP2, NULL_RESP3):  # not aborted
+                self.db = selected
+            self.fill(slot, reply)
+            held, self.held = self.held or [], None
+            if not self.closed:
+                self._run(held, True)
+
+        self.dispatch(_Call(self, _Slot(), outcome, answered))
 
     # -- publish/subscribe (runtime.pubsub) -----------------------------------------------------
 
@@ -714,6 +783,13 @@ class RespConnection(asyncio.Protocol):
         held, self.held = self.held or [], None
         if not self.closed:
             self._run(held, True)
+
+    def _select(self, index: int) -> bytes:
+        """``SELECT index``: within the store's databases and the ``databases`` setting."""
+        if not 0 <= index < min(self.server.databases, DATABASES):
+            return DB_OUT_OF_RANGE
+        self.db = index
+        return OK
 
     def _reply_of(
         self,
@@ -762,6 +838,7 @@ class RespConnection(asyncio.Protocol):
         authenticated)."""
         self.tx = Transaction()
         self.protocol = 2
+        self.db = 0
         self.name = b""
         self.stale_reads = False
         self.lib_name = self.lib_version = ""
@@ -839,7 +916,12 @@ class RespConnection(asyncio.Protocol):
             # The driver answers a whole batch in one go: one write per connection per batch
             # instead of one per reply (a pipelining client gets its 16 answers in one packet).
             self.flush_scheduled = True
-            self.loop.call_soon(self._flush)
+            self.server.schedule_flush(self, self.loop)
+
+    def flush(self) -> None:
+        """Write the replies due, if a flush is still scheduled."""
+        if self.flush_scheduled:
+            self._flush()
 
     def _flush(self) -> None:
         self.flush_scheduled = False
@@ -939,11 +1021,22 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _read_request(ops: Sequence[Command]) -> bytes:
-    """A read-only request: no session (``KVStateMachine.query`` does not look at it)."""
+def _read_request(ops: Sequence[Command], db: int) -> bytes:
+    """A read-only request in database ``db``: no session (``KVStateMachine.query`` does not
+    look at it)."""
+    if db:
+        ops = in_db(ops, db)
     if len(ops) == 1:
         return encode_request(Request(0, 0, ops[0], now_ms()))
     return encode_request(RequestBatch(0, 0, tuple(ops), now_ms()))
+
+
+def in_db(ops: Sequence[Command], db: int) -> tuple[Command, ...]:
+    """``ops`` as a connection in database ``db`` sends them: each wrapped in ``kv.InDb``
+    unless ``db`` is 0 (the state machine's default, so most requests carry nothing)."""
+    if not db:
+        return tuple(ops)
+    return tuple(InDb(db, op) for op in ops)
 
 
 class _Group:
@@ -960,10 +1053,11 @@ class _Group:
     loop.
     """
 
-    __slots__ = ("bytes", "conn", "multi", "ops", "read_ops", "replies", "slot")
+    __slots__ = ("bytes", "conn", "db", "multi", "ops", "read_ops", "replies", "slot")
 
     def __init__(self, conn: RespConnection) -> None:
         self.conn = conn
+        self.db = conn.db  # a group ends before any SELECT: all its commands share one
         self.ops: list[Command] = []
         self.replies: list[Reply1 | tuple[Combine, int]] = []
         self.multi = False
@@ -1001,22 +1095,19 @@ class _Group:
         if path is _Path.LOG:
             self._send(retry=False)
             return
-        request = _read_request(self.ops)
+        request = _read_request(self.ops, self.db)
         if path is _Path.LOCAL:
             self._done(conn.router.query_local(request), retry=True, client_id=0)
             return
-
-        def done(outcome: Outcome) -> None:
-            self._done(outcome, retry=True, client_id=0)
-            conn.answered(path)
-
         conn.sent(path)
-        conn.router.submit(request, done, read=True, reads=len(self.ops))
+        conn.server.read_burst.add(self, request)
 
     def _send(self, *, retry: bool, rotate_from: int | None = None) -> None:
         conn = self.conn
         client_id, seq = conn.next_session(rotate_from)
-        ops = self.ops
+        ops: Sequence[Command] = self.ops
+        if self.db:
+            ops = in_db(ops, self.db)
         if len(ops) == 1:
             request = encode_request(Request(client_id, seq, ops[0], now_ms()))
         else:
@@ -1074,6 +1165,79 @@ class _Group:
         self.conn.fill(self.slot, data * len(self.replies))
 
 
+class _ReadBurst:
+    """Read-index groups of many connections that arrive in one pass of the event loop, sent
+    as one read: one router request, one node read and one query for all of them, instead of
+    one each (50 pipelining clients send 50 groups a pass).
+
+    The first group of a pass leaves at once (a lone client waits for nothing); the others
+    wait until the end of the pass (``call_soon``), bounded by ``GROUP_OPS_MAX`` commands and
+    ``GROUP_BYTES_MAX`` bytes of encoded requests, and go together.  Each read is still
+    linearizable: the combined read is taken after every group in it arrived and answered
+    before any reply leaves.  The answer's results are handed back to each group in order;
+    a failure (no leader, timeout, busy) goes to every group, as it would have alone.
+    """
+
+    __slots__ = ("bytes", "groups", "open", "ops", "requests", "router")
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.open = False  # a group left in this pass of the loop: the next ones wait
+        self.groups: list[_Group] = []
+        self.requests: list[bytes] = []  # each group's own request (sent as is when alone)
+        self.ops = 0
+        self.bytes = 0
+
+    def add(self, group: _Group, request: bytes) -> None:
+        if not self.open:
+            self.open = True
+            group.conn.loop.call_soon(self.close)
+            self._send([group], request)
+            return
+        if self.ops + len(group.ops) > GROUP_OPS_MAX or self.bytes + len(request) > GROUP_BYTES_MAX:
+            self.flush()
+        self.groups.append(group)
+        self.requests.append(request)
+        self.ops += len(group.ops)
+        self.bytes += len(request)
+
+    def close(self) -> None:
+        """The end of the pass: send what waited."""
+        self.open = False
+        self.flush()
+
+    def flush(self) -> None:
+        groups, requests = self.groups, self.requests
+        if not groups:
+            return
+        self.groups, self.requests, self.ops, self.bytes = [], [], 0, 0
+        if len(groups) == 1:
+            self._send(groups, requests[0])
+        else:
+            # each group in its own connection's database (kv.InDb), so one read serves all
+            ops = [op for group in groups for op in in_db(group.ops, group.db)]
+            self._send(groups, _read_request(ops, 0))
+
+    def _send(self, groups: list[_Group], request: bytes) -> None:
+        def done(outcome: Outcome) -> None:
+            if len(groups) == 1:
+                groups[0]._done(outcome, retry=True, client_id=0)
+            elif isinstance(outcome, Results) and len(outcome.results) == reads:
+                results, position = outcome.results, 0
+                for group in groups:
+                    end = position + len(group.ops)
+                    group._done(Results(results[position:end]), retry=True, client_id=0)
+                    position = end
+            else:  # a failure or a refusal: every group's answer
+                for group in groups:
+                    group._done(outcome, retry=True, client_id=0)
+            for group in groups:
+                group.conn.answered(_Path.READ_INDEX)
+
+        reads = sum([len(group.ops) for group in groups])
+        self.router.submit(request, done, read=True, reads=reads)
+
+
 def _unexpected_answer(outcome: object) -> bytes:
     return encode_error(f"ERR internal error: unexpected result {type(outcome).__name__}")
 
@@ -1081,7 +1245,7 @@ def _unexpected_answer(outcome: object) -> bytes:
 class _Call:
     """One planned command in flight: its log requests and the results gathered so far."""
 
-    __slots__ = ("conn", "on_reply", "ops", "remaining", "replied", "results", "slot")
+    __slots__ = ("conn", "db", "on_reply", "ops", "remaining", "replied", "results", "slot")
 
     def __init__(
         self,
@@ -1091,6 +1255,7 @@ class _Call:
         on_reply: Callable[[bytes], None] | None = None,
     ) -> None:
         self.conn = conn
+        self.db = conn.db  # the database when it was planned (it may wait behind reads)
         self.slot = slot
         self.on_reply = on_reply  # instead of the connection's FIFO (a blocking attempt)
         self.ops = ops
@@ -1120,7 +1285,7 @@ class _Call:
 
     def _submit_read(self, index: int, path: _Path) -> None:
         conn = self.conn
-        request = _read_request(self.ops.ops[index : index + 1])
+        request = _read_request(self.ops.ops[index : index + 1], self.db)
         if path is _Path.LOCAL:
             self._done(index, conn.router.query_local(request), plain=True, retry=True, client_id=0)
             return
@@ -1139,7 +1304,10 @@ class _Call:
         if session is None:
             session = conn.next_session(rotate_from)
         client_id, seq = session
-        request = encode_request(Request(client_id, seq, self.ops.ops[index], now_ms()))
+        op = self.ops.ops[index]
+        if self.db:
+            op = InDb(self.db, op)
+        request = encode_request(Request(client_id, seq, op, now_ms()))
 
         def done(outcome: Outcome) -> None:
             self._done(index, outcome, plain=plain, retry=retry, client_id=client_id)

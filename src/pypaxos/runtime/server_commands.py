@@ -301,7 +301,7 @@ def client_line(conn: RespConnection, now_s: float) -> str:
         f"age={int(now_s - conn.opened_s)}",
         f"idle={int(now_s - conn.active_s)}",
         f"flags={flags or 'N'}",
-        "db=0",
+        f"db={conn.db}",
         f"multi={multi}",
         f"user={user}",
         f"lib-name={conn.lib_name}",

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pypaxos.kv import Command, Result
-from pypaxos.kv.commands import Aborted, Exec, Replies, Watch
+from pypaxos.kv.commands import Aborted, Exec, Replies, Select, Watch
 from pypaxos.runtime.commands import (
     NULL_ARRAY_RESP2,
     NULL_RESP3,
@@ -55,13 +55,14 @@ TOO_LARGE = encode_error(
 class Transaction:
     """The connection's queue (``None``: not in ``MULTI``) and whether it is watching."""
 
-    __slots__ = ("failed", "queue", "queued_bytes", "watching")
+    __slots__ = ("failed", "queue", "queued_bytes", "selected", "watching")
 
     def __init__(self) -> None:
         self.queue: list[Ops | bytes] | None = None  # a command's plan, or its reply already
         self.failed = False
         self.queued_bytes = 0
         self.watching = False
+        self.selected: int | None = None  # the database the last queued SELECT switches to
 
     @property
     def active(self) -> bool:
@@ -75,6 +76,7 @@ class Transaction:
             if self.queue is not None:
                 return NESTED_MULTI
             self.queue, self.failed, self.queued_bytes = [], False, 0
+            self.selected = None
             return OK
         if name == b"WATCH":
             if self.queue is not None:
@@ -89,6 +91,7 @@ class Transaction:
         if queue is None:
             return EXEC_WITHOUT_MULTI if name == b"EXEC" else DISCARD_WITHOUT_MULTI
         self.queue, self.failed, self.watching = None, False, False
+        self.selected = None
         if name == b"DISCARD":
             return OK
         if failed:
@@ -112,6 +115,14 @@ class Transaction:
             return TOO_LARGE
         self.queue.append(planned)
         return QUEUED
+
+    def select(self, args: list[bytes], db: int) -> bytes:
+        """Queue ``SELECT db``: the commands queued after it run in ``db`` (``kv.Select``, in
+        the transaction's log entry), and the connection stays there after ``EXEC``."""
+        reply = self.add(args, Ops((Select(db),), _combine_watch))
+        if reply == QUEUED:
+            self.selected = db
+        return reply
 
     def refuse(self, reply: bytes) -> bytes:
         """A command refused before queueing (not permitted): ``EXEC`` will abort."""

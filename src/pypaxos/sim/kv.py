@@ -33,6 +33,11 @@ trace); ``KVSettings.replay_command`` prints the command that does it.  Under
 and fault mix (``KVSwarm``, swarm testing) from a second Random seeded by the seed alone, so
 the replay command needs only the seed and what the command line pinned.
 
+Under ``KVSettings.collections`` (drawn for half the seeds) half the operations are on Redis
+hashes, lists, sets and sorted sets on keys of their own (``sim.kv_collections``); those keys'
+history is checked against the reference model ``lincheck.redis_model`` (by
+``lincheck.model_check``), the string keys' by ``lincheck.wgl`` as before.
+
 Reads go through the log, or under ``KVSettings.reads = "read-index"`` (drawn per seed by the
 swarm) take the leader's read-index path (``multi.reads``): no log entry, so the linearizability
 check is what judges them, and ``KVResult.read_index_reads`` counts the ones answered that way
@@ -61,6 +66,9 @@ from pypaxos.kv import (
     decode_answer,
     decode_entry,
 )
+from pypaxos.lincheck.model_check import ModelResult
+from pypaxos.lincheck.model_check import check_history as check_model_history
+from pypaxos.lincheck.model_check import history_from_events as model_history_from_events
 from pypaxos.lincheck.wgl import (
     LinResult,
     check_history,
@@ -102,6 +110,12 @@ from pypaxos.sim.kv_client import (
     request_id,
     split_request_id,
 )
+from pypaxos.sim.kv_collections import (
+    COLLECTION_KEYS,
+    collection_draw,
+    final_operation,
+    home_families,
+)
 from pypaxos.sim.kv_faults import NO_FAULTS, Nemesis, NemesisSettings, StragglerNetwork
 from pypaxos.sim.kv_node import LeaderStats, MachineFactory, NodeActor, RecordLogDisk
 from pypaxos.sim.kv_reconfig import SPARES, Reconfigurer
@@ -142,6 +156,9 @@ class KVSettings:
     # leader asked for a change every ``reconfig_every_ticks``.
     reconfig: bool = False
     reconfig_every_ticks: int = 40
+    # The collection workload (``sim.kv_collections``): half the operations are on hashes,
+    # lists, sets and sorted sets, checked against ``lincheck.redis_model``.
+    collections: bool = False
     swarm: bool = False  # each seed draws its own mix (``KVSwarm``), but for ``pinned`` fields
     pinned: frozenset[str] = frozenset()
 
@@ -209,6 +226,8 @@ class KVSettings:
             words.append(f"--reads {self.reads}")
         if self.swarm and "follower_reads" in self.pinned:
             words.append("--follower-reads" if self.follower_reads else "--no-follower-reads")
+        if self.swarm and "collections" in self.pinned:
+            words.append("--collections" if self.collections else "--no-collections")
         words += ["--seeds 1", f"--start {seed}"]
         words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
         if not self.swarm:
@@ -217,6 +236,8 @@ class KVSettings:
                 words.append(f"--reads {self.reads}")
             if self.follower_reads:
                 words.append("--follower-reads")
+            if self.collections:
+                words.append("--collections")
         if not self.thrifty and (not self.swarm or "thrifty" in self.pinned):
             words.append("--no-thrifty")
         if self.swarm and "thrifty" in self.pinned and self.thrifty:
@@ -226,6 +247,7 @@ class KVSettings:
             **{name: getattr(self, name) for name, _ in _KV_OPTIONS},
             reads=self.reads,
             follower_reads=self.follower_reads,
+            collections=self.collections,
             swarm=self.swarm,
             pinned=self.pinned,
         )
@@ -248,6 +270,7 @@ KV_SWARM_FIELDS = frozenset(
         "follower_reads",
         "reconfig",
         "reconfig_every_ticks",
+        "collections",
     }
 )
 READ_PATHS = ("log", "read-index", "lease")
@@ -292,6 +315,7 @@ class KVSwarm:
     cut_leader_prob_max: float = 0.15  # lease seeds only
     reconfig_prob: float = 0.3  # membership changes during the faults (``sim.kv_reconfig``)
     reconfig_every_ticks_range: tuple[int, int] = (15, 60)
+    collections_prob: float = 0.5  # the collection workload (``sim.kv_collections``)
 
     def draw(self, rng: random.Random, base: KVSettings) -> KVSettings:
         """``base`` with every field of ``KV_SWARM_FIELDS`` not pinned in it drawn from ``rng``.
@@ -339,6 +363,7 @@ class KVSwarm:
             drawn["nemesis"] = replace(drawn["nemesis"], cut_leader_prob=cut)  # type: ignore[type-var]
         drawn["reconfig"] = rng.random() < self.reconfig_prob  # drawn last: older draws hold
         drawn["reconfig_every_ticks"] = rng.randint(*self.reconfig_every_ticks_range)
+        drawn["collections"] = rng.random() < self.collections_prob  # last: older draws hold
         chosen = {name: value for name, value in drawn.items() if name not in base.pinned}
         settings = replace(base, **chosen)  # type: ignore[arg-type]
         if settings.delay_min_ticks > settings.delay_max_ticks:
@@ -460,6 +485,14 @@ class KVWorld(Simulator[object]):
         # Client actor CLIENT_ID_BASE + i uses KV client ids i, i + stride, i + 2 stride, ...
         self.session_stride = settings.clients + 1
         self.keys = tuple(f"k{i}" for i in range(settings.keys))
+        # The collection workload draws each collection key's home family from its own
+        # Random, so the world's draws stay what they were.
+        self.collection_keys = COLLECTION_KEYS if settings.collections else ()
+        self.draw_collection = (
+            collection_draw(home_families(random.Random(f"kv homes {seed}")))
+            if settings.collections
+            else None
+        )
         kv_bugs = settings.kv_bugs()
         if machine_factory is KVStateMachine and kv_bugs:
             machine_factory = partial(KVStateMachine, bugs=kv_bugs)
@@ -547,6 +580,13 @@ class KVWorld(Simulator[object]):
         final = actor == self.final_id
         process: object = "final" if final else actor - CLIENT_ID_BASE
         client_settings = self.settings.client
+        if final:  # clients may be set to give up early; the final reader must not
+            default = ClientSettings()
+            client_settings = replace(
+                client_settings,
+                timeout_ticks=max(client_settings.timeout_ticks, default.timeout_ticks),
+                attempts_max=max(client_settings.attempts_max, default.attempts_max),
+            )
         if final and self.settings.reconfig:
             # A removed node hears no heartbeats, so its leader hint stays stale for good: the
             # final reader may take a longer chain of redirects to the leader.
@@ -568,6 +608,7 @@ class KVWorld(Simulator[object]):
             self.session_stride,
             read_index=self.settings.reads != "log",
             any_node_reads=self.settings.follower_reads,
+            draw_collection=None if final else self.draw_collection,
         )
 
     def _clock(self) -> int:
@@ -730,6 +771,7 @@ class KVWorld(Simulator[object]):
         if self.trace is not None:
             self.log("FINAL READS of every key")
         ops = [Operation("read", key, Get(key.encode()), None) for key in self.keys]
+        ops += [final_operation(key) for key in self.collection_keys]
         self.inject(self.final_id, lambda actor: _as_client(actor).run_script(ops))
 
     def _replicas(self) -> tuple[int, ...]:
@@ -921,7 +963,7 @@ class KVWorld(Simulator[object]):
 
     # -- the end-of-run checks ---------------------------------------------------------------
 
-    def _check_end(self) -> LinResult | None:
+    def _check_end(self) -> LinResult | _Both | None:
         if not self.violations:
             self._check_replicas()
             gave_up = [e[4] for e in self.history.events if e[1] == "final" and e[2] == "info"]
@@ -938,8 +980,14 @@ class KVWorld(Simulator[object]):
                 shown = ", ".join(_show_request(r) for r in lost[:5])
                 self._violate(f"acknowledged but in no applied slot: {shown}")
         self._close_history()
+        events = self.history.dicts()
+        collection_keys = set(self.collection_keys)
+        strings = [e for e in events if e["key"] not in collection_keys]
         try:
-            history = history_from_events(self.history.dicts())
+            history = history_from_events(strings)
+            model_history = model_history_from_events(
+                [e for e in events if e["key"] in collection_keys]
+            )
         except ValueError as error:
             self._violate(f"malformed history: {error}")
             return None
@@ -949,7 +997,16 @@ class KVWorld(Simulator[object]):
             # No timings in the message: a replayed seed must report the very same violation.
             detail = explain_failure(bad.key, bad.failure) if bad.failure else bad.key
             self._violate(f"not linearizable ({lin.operations} operations): {detail}")
-        return lin
+        if not collection_keys:
+            return lin
+        # The collection keys, against the reference model; its own time budget.
+        model = check_model_history(model_history, timeout_s=LINCHECK_TIMEOUT_S)
+        wrong = model.violation()
+        if wrong is not None:
+            self._violate(
+                f"not linearizable ({model.operations} collection operations): {wrong.failure}"
+            )
+        return _Both(lin, model)
 
     def _check_replicas(self) -> None:
         replicas = self._replicas()
@@ -974,7 +1031,7 @@ class KVWorld(Simulator[object]):
                 self.history.add(self.now, client.process, "info", op.f, op.key, op.value)
                 client.op = None
 
-    def _result(self, lin: LinResult | None, wall_s: float) -> KVResult:
+    def _result(self, lin: LinResult | _Both | None, wall_s: float) -> KVResult:
         kinds = [event[2] for event in self.history.events]
         served = self.history.served_at
         return KVResult(
@@ -1006,6 +1063,25 @@ class KVWorld(Simulator[object]):
             membership_changes=self.changes_done,
             membership_refused=self.changes_refused,
         )
+
+
+@dataclass(frozen=True)
+class _Both:
+    """The verdicts on the string keys (``wgl``) and on the collection keys (the model)."""
+
+    strings: LinResult
+    collections: ModelResult
+
+    @property
+    def outcome(self) -> str:
+        outcomes = {self.strings.outcome, self.collections.outcome}
+        for worst in ("violation", "timeout"):
+            if worst in outcomes:
+                return worst
+        return "ok"
+
+    def summary(self) -> str:
+        return f"{self.strings.summary()}; collections: {self.collections.summary()}"
 
 
 def _draw_tick_rates(seed: int, nodes: tuple[int, ...]) -> dict[int, float]:

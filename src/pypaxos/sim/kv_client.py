@@ -28,6 +28,11 @@ Optimistic transactions.  Some compare-and-sets are made the way a Redis client 
 be wrong).  A state machine that lets the ``Exec`` run after a change produces a ``cas`` that
 succeeded against a value the key no longer held: not linearizable.
 
+Collections.  A client given ``draw_collection`` draws half its operations there instead
+(``sim.kv_collections``): each carries its own ``decode`` of the answer into the history (the
+reply, ``WRONGTYPE`` included, is what the reference model predicts), and a read-only one may
+take the read-index path like a read.
+
 Reads take the read-index path instead when the world says so (``KVSettings.reads``): the
 ``ClientRequest`` is marked ``read`` and the node answers it from its state machine after a
 confirmation round (``multi.reads``), without a log entry.  Such a read changes nothing, so it
@@ -80,6 +85,7 @@ from pypaxos.kv import (
 from pypaxos.kv.commands import Aborted, Exec, Replies, Watch
 
 REQUEST_ID_SEQ_BITS = 32  # request_id = client_id << 32 | seq
+COLLECTION_SHARE = 0.5  # of the operations, with a collection workload
 
 
 def request_id(client_id: int, seq: int) -> int:
@@ -146,7 +152,8 @@ ClientMessage = ClientRequest | ClientReply | ClientRedirect | ClientBusy
 # -- the history ---------------------------------------------------------------------------------
 
 EventType = Literal["invoke", "ok", "fail", "info"]
-HistoryValue = str | int | list[str | None] | None
+HistoryValue = object  # JSON: the string workload's str, int, [expected, new] or None; the
+# collection workload's arguments and replies (``sim.kv_collections``)
 
 
 class History:
@@ -208,6 +215,10 @@ class Operation:
     command: Command
     value: HistoryValue  # on the invoke: what is written, [expected, new] for cas
     watch: bool = False  # the unrecorded first step of an optimistic cas (module docstring)
+    # The collection workload's (``sim.kv_collections``): the history value of an answer
+    # (``ValueError`` if it makes no sense), and whether the command only reads.
+    decode: Callable[[Answer], HistoryValue] | None = None
+    read_only: bool = False
 
 
 def random_operation(
@@ -236,6 +247,10 @@ def random_operation(
     if roll < 0.85:
         return Operation("delete", key, Delete(k), None)
     return Operation("incr", key, Incr(k), None)
+
+
+CollectionDraw = Callable[[random.Random, Callable[[], str]], Operation]
+"""Draws one collection operation from the client's Random and its fresh values."""
 
 
 class OpBudget:
@@ -307,6 +322,7 @@ class Client:
         "budget",
         "clock",
         "command",
+        "draw_collection",
         "history",
         "id",
         "keys",
@@ -347,6 +363,7 @@ class Client:
         session_stride: int,
         read_index: bool = False,
         any_node_reads: bool = False,
+        draw_collection: CollectionDraw | None = None,
     ) -> None:
         self.id = actor_id
         self.kv_id = kv_id
@@ -374,6 +391,8 @@ class Client:
         self.known: dict[str, str | None] = {}
         self.script: list[Operation] | None = None  # fixed operations instead of random ones
         self.next_fresh = kv_id * 1_000_000  # written values are unique across clients
+        # The collection workload: half the operations are drawn by it (``sim.kv_collections``)
+        self.draw_collection = draw_collection
 
     # -- actor interface ---------------------------------------------------------------------
 
@@ -414,7 +433,7 @@ class Client:
         """Invoke ``op`` now (the next ``seq``; a read-index read takes none)."""
         self.op = op
         self.attempts = 0
-        self.read = self.read_index and op.f == "read"
+        self.read = self.read_index and (op.f == "read" or op.read_only)
         if op.watch:  # the first step: watch and read the key in one entry, unrecorded
             self.seq += 1
             k = op.key.encode()
@@ -441,6 +460,8 @@ class Client:
                 return self.begin(self.script.pop())
         elif self.budget.take():
             self.next_fresh += 1
+            if self.draw_collection is not None and self.rng.random() < COLLECTION_SHARE:
+                return self.begin(self.draw_collection(self.rng, self._fresh))
             return self.begin(random_operation(self.rng, self.keys, self.next_fresh, self.known))
         self.on_done(self.id)
         return []
@@ -480,6 +501,8 @@ class Client:
             return self._give_up()
         if op.watch:
             return self._watched(answer, op)
+        if op.decode is not None:
+            return self._complete_decoded(answer, op)
         if isinstance(answer, Results):
             self.on_problem(f"client {self.process}: {op.f} {op.key} answered {answer!r}")
             return self._give_up()
@@ -496,6 +519,28 @@ class Client:
             self._new_session()
         self.op = None
         return [CancelTimer("timeout"), CancelTimer("retry"), self._think()]
+
+    def _complete_decoded(self, answer: Answer, op: Operation) -> list[object]:
+        """A collection operation answered: ``ok`` with its decoded reply (errors such as
+        ``WRONGTYPE`` are replies the model predicts), ``fail`` if the session was refused."""
+        assert op.decode is not None
+        if isinstance(answer, SessionExpired):
+            self.history.add(self._now(), self.process, "fail", op.f, op.key, op.value)
+            self._new_session()
+        else:
+            try:
+                value = op.decode(answer)
+            except ValueError as error:
+                self.on_problem(f"client {self.process}: {op.f} {op.key}: {error}")
+                return self._give_up()
+            self.history.add(self._now(), self.process, "ok", op.f, op.key, value)
+        self.op = None
+        return [CancelTimer("timeout"), CancelTimer("retry"), self._think()]
+
+    def _fresh(self) -> str:
+        """A value never written before (the collection workload's list items, hash values)."""
+        self.next_fresh += 1
+        return str(self.next_fresh)
 
     def _watched(self, answer: Answer, op: Operation) -> list[object]:
         """The first step of an optimistic cas answered: run the ``Exec`` (recorded)."""

@@ -131,10 +131,12 @@ class Agent:
             out.append(
                 {
                     "id": int(info.get("node_id", index)),
-                    "role": info.get("role", "unknown"),
+                    "role": info.get("paxos_role", "unknown"),
                     "leader_id": _int(info.get("leader_id")),
                     "commit_index": _int(info.get("commit_index")),
                     "applied_index": _int(info.get("applied_index")),
+                    "state_digest": info.get("state_digest") or None,
+                    "state_digest_slot": _int(info.get("state_digest_slot")),
                 }
             )
         return out

@@ -12,7 +12,8 @@
    landing); read every key back (the history gets those reads too); check every acknowledged
    unique write is there; then read every key
    through each of a few successive leaders (the current one is stopped with SIGTERM, another
-   takes over, the old one restarts): every node that leads must answer the same.
+   takes over, the old one restarts): every node that leads must answer the same.  Then
+   compare the nodes' state digests at one applied index (``INFO`` ``state_digest``).
    With the member nemesis, check that the membership is what the acknowledged changes made.
    With lock workers, read the fenced resource's log of accepted writes and check that no two
    holders acted at once (``torture.locks``).
@@ -88,6 +89,11 @@ class Verdict:
     converged: bool = False
     leaders_read: list[int] = field(default_factory=list)
     replicas_agree: bool = False
+    # The replicas' state digests compared at one applied index (``digest_agreement``): the
+    # slot compared at and how many nodes were there; ``None``: no digests to compare (the
+    # read-back agreement check stands alone then).
+    digest_slot: int | None = None
+    digest_nodes: int = 0
     problems: list[str] = field(default_factory=list)
     checks_skipped: bool = False  # not available after the heal: no reads, no agreement
     final_status: list[dict[str, Any]] = field(default_factory=list)
@@ -255,6 +261,8 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
             rounds = options.agreement_rounds or options.nodes
             await agreement(cluster, status, nemesis, verdict, final["values"], rounds)
             nemesis.note(f"agreement rounds done (leaders {verdict.leaders_read})")
+            await digest_agreement(status, verdict)
+            nemesis.note(f"state digests compared at slot {verdict.digest_slot}")
         except _Unavailable:
             verdict.checks_skipped = True
         assert nemesis is not None
@@ -349,6 +357,41 @@ async def agreement(
             await wait_for_leader(status, LEADER_TIMEOUT_S)
         await nemesis.restart(leader)
     verdict.converged = verdict.converged and await wait_converged(status, CONVERGE_BOUND_S)
+
+
+DIGEST_TRIES = 20
+
+
+async def digest_agreement(status: StatusFn, verdict: Verdict) -> None:
+    """Compare the nodes' state digests (``INFO`` ``state_digest``) at one applied index: every
+    replica that applied the same prefix holds the same state, so one digest per slot.  This
+    sees every key, session and deadline at once, where reading the keys back sees only the
+    workload's keys through the leaders.  Polls until most nodes stand at one slot (a node
+    still applying is waited for); a slot at which two digests differ is a problem."""
+    for _ in range(DIGEST_TRIES):
+        nodes = await status()
+        by_slot: dict[int, dict[str, list[int]]] = {}
+        for node in nodes:
+            digest, slot = node.get("state_digest"), node.get("state_digest_slot")
+            if isinstance(digest, str) and isinstance(slot, int):
+                by_slot.setdefault(slot, {}).setdefault(digest, []).append(int(node["id"]))
+        if not by_slot:
+            return  # the nodes do not report digests: the read-back check stands alone
+        for slot, digests in sorted(by_slot.items()):
+            if len(digests) > 1:
+                verdict.replicas_agree = False
+                shown = "; ".join(f"{d[:12]} on {ids}" for d, ids in sorted(digests.items()))
+                verdict.problems.append(f"state digests differ at applied index {slot}: {shown}")
+                verdict.digest_slot = slot
+                verdict.digest_nodes = sum(len(ids) for ids in digests.values())
+                return
+        slot, digests = max(by_slot.items(), key=lambda item: sum(map(len, item[1].values())))
+        count = sum(map(len, digests.values()))
+        if count > verdict.digest_nodes:
+            verdict.digest_slot, verdict.digest_nodes = slot, count
+        if count == len(nodes):
+            return
+        await asyncio.sleep(0.3)
 
 
 def crashes_in_logs(logs: Path) -> list[str]:

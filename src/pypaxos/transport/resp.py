@@ -36,6 +36,7 @@ ITEM_OVERHEAD_BYTES = 64
 against ``command_bytes_max``."""
 _ARRAY_COUNTS = {b"*%d" % n: n for n in range(1, 65)}  # the fast path's array headers
 _BULK_HEADERS = [b"$%d" % n for n in range(4096)]  # and its bulk headers, by length
+_BULK_PREFIXES = [b"$%d\r\n" % n for n in range(len(_BULK_HEADERS))]  # replies' ones, with CRLF
 
 
 class RespProtocolError(Exception):
@@ -314,13 +315,17 @@ def encode_error(text: str) -> bytes:
 
 
 def encode_integer(value: int) -> bytes:
-    return b":" + str(value).encode() + CRLF
+    return b":%d\r\n" % value
 
 
 def encode_bulk(value: bytes | None) -> bytes:
+    # Every GET's reply: the header of a short value from a table, a long one's formatted.
     if value is None:
         return b"$-1\r\n"
-    return b"$" + str(len(value)).encode() + CRLF + value + CRLF
+    try:
+        return _BULK_PREFIXES[len(value)] + value + b"\r\n"
+    except IndexError:
+        return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
 def encode_array(items: Iterable[bytes | None]) -> bytes:

@@ -1,0 +1,203 @@
+"""Read-index groups of many connections in one pass of the loop leave as one read, and a
+driver batch's replies are written at its end.
+
+A router that records each submission and answers reads from a ``KVStateMachine`` when told
+stands in for the cluster, and each connection writes to memory: the tests look at how many
+reads the router was asked for and at what every connection got back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from pypaxos.kv import KVStateMachine, Request, Set, decode_answer, encode_request
+from pypaxos.kv.commands import InDb
+from pypaxos.runtime.router import Failure, Outcome
+from pypaxos.runtime.server import GROUP_OPS_MAX, RespConnection, RespServer
+from pypaxos.transport.resp import encode_command
+
+
+class ReadingRouter:
+    """Records every submission; ``answer`` replies to them from one state machine."""
+
+    def __init__(self) -> None:
+        self.machine = KVStateMachine()
+        self.submitted: list[tuple[bytes, Callable[[Outcome], None], bool, int]] = []
+
+    def submit(
+        self, command: bytes, done: Callable[[Outcome], None], *, read: bool = False, reads: int = 1
+    ) -> None:
+        self.submitted.append((command, done, read, reads))
+
+    def answer(self, failure: Failure | None = None) -> None:
+        submitted, self.submitted = self.submitted, []
+        for command, done, read, _ in submitted:
+            if failure is not None:
+                done(failure)
+            elif read:
+                done(decode_answer(self.machine.query(command)))
+            else:
+                done(decode_answer(self.machine.apply(command)))
+
+
+class Collecting:
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def get_extra_info(self, name: str) -> object:
+        return ("127.0.0.1", 1) if name == "peername" else None
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def connect(server: RespServer, count: int) -> list[tuple[RespConnection, Collecting]]:
+    connections = []
+    for _ in range(count):
+        connection, transport = RespConnection(server), Collecting()
+        connection.connection_made(transport)  # type: ignore[arg-type]
+        connections.append((connection, transport))
+    return connections
+
+
+def reading_server() -> tuple[ReadingRouter, RespServer]:
+    router = ReadingRouter()
+    for seq, key in enumerate((b"a", b"b", b"c"), start=1):
+        router.machine.apply(encode_request(Request(9, seq, Set(key, key.upper()))))
+    server = RespServer(router, lambda section: "", "127.0.0.1:0", read_index=True)  # type: ignore[arg-type]
+    return router, server
+
+
+async def settle(router: ReadingRouter, failure: Failure | None = None) -> None:
+    router.answer(failure)
+    await asyncio.sleep(0)  # the connections write from a loop callback
+    await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_groups_of_one_pass_share_one_read_and_each_gets_its_own_answers() -> None:
+    router, server = reading_server()
+    connections = connect(server, 4)
+    pipelines = [(b"a", b"b"), (b"c",), (b"b", b"x", b"a"), (b"c", b"c")]
+    for (connection, _), keys in zip(connections, pipelines, strict=True):
+        connection.data_received(b"".join(encode_command("GET", key) for key in keys))
+    # The first group left alone; the three others wait for the end of the pass.
+    assert [reads for *_, reads in router.submitted] == [2]
+    await asyncio.sleep(0)
+    assert [reads for *_, reads in router.submitted] == [2, 6]
+    assert all(read for _, _, read, _ in router.submitted)
+    await settle(router)
+    for (_, transport), keys in zip(connections, pipelines, strict=True):
+        expected = b"".join(
+            b"$-1\r\n" if key == b"x" else b"$1\r\n" + key.upper() + b"\r\n" for key in keys
+        )
+        assert bytes(transport.out) == expected
+    assert all(connection.reads_out == 0 for connection, _ in connections)
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_connections_in_different_databases_reads_each_in_its_own() -> None:
+    router, server = reading_server()
+    router.machine.apply(encode_request(Request(9, 4, InDb(3, Set(b"a", b"THREE")))))
+    connections = connect(server, 3)
+    # the first and third connection SELECT 3 (answered at once, no read), then all GET a
+    for index in (0, 2):
+        connections[index][0].data_received(encode_command("SELECT", "3"))
+    await asyncio.sleep(0)
+    for connection, _ in connections:
+        connection.data_received(encode_command("GET", "a"))
+    await asyncio.sleep(0)
+    assert [reads for *_, reads in router.submitted] == [1, 2]  # the last two shared one read
+    await settle(router)
+    replies = [bytes(transport.out).removeprefix(b"+OK\r\n") for _, transport in connections]
+    assert replies == [b"$5\r\nTHREE\r\n", b"$1\r\nA\r\n", b"$5\r\nTHREE\r\n"]
+
+
+@pytest.mark.asyncio
+async def test_a_failed_combined_read_answers_every_command_of_every_group() -> None:
+    router, server = reading_server()
+    connections = connect(server, 3)
+    for connection, _ in connections:
+        connection.data_received(encode_command("GET", b"a") + encode_command("GET", b"b"))
+    await asyncio.sleep(0)
+    assert len(router.submitted) == 2
+    await settle(router, Failure.TIMEOUT)
+    for _, transport in connections:
+        assert bytes(transport.out).count(b"-TRYAGAIN") == 2
+
+
+@pytest.mark.asyncio
+async def test_a_burst_is_cut_at_the_group_bound_and_a_new_pass_starts_alone() -> None:
+    router, server = reading_server()
+    connections = connect(server, 4)
+    per_connection = GROUP_OPS_MAX // 2  # two waiting groups fill one read
+    for connection, _ in connections:
+        connection.data_received(encode_command("GET", b"a") * per_connection)
+    await asyncio.sleep(0)
+    assert [reads for *_, reads in router.submitted] == [
+        per_connection,
+        2 * per_connection,
+        per_connection,
+    ]
+    await settle(router)
+    for _, transport in connections:
+        assert bytes(transport.out) == b"$1\r\nA\r\n" * per_connection
+    connections[0][0].data_received(encode_command("GET", b"c"))  # a new pass: at once
+    assert [reads for *_, reads in router.submitted] == [1]
+    await settle(router)
+    assert bytes(connections[0][1].out).endswith(b"$1\r\nA\r\n$1\r\nC\r\n")
+
+
+@pytest.mark.asyncio
+async def test_a_connections_write_after_its_burst_read_waits_for_the_read() -> None:
+    router, server = reading_server()
+    (first, _), (second, second_out) = connect(server, 2)
+    first.data_received(encode_command("GET", b"a"))
+    second.data_received(encode_command("GET", b"b"))  # waits for the end of the pass
+    second.data_received(encode_command("SET", b"b", b"new"))  # deferred behind the read
+    await asyncio.sleep(0)
+    assert [read for _, _, read, _ in router.submitted] == [True, True]
+    await settle(router)  # the reads answered, the deferred write leaves now
+    assert [read for _, _, read, _ in router.submitted] == [False]
+    await settle(router)
+    assert bytes(second_out.out) == b"$1\r\nB\r\n+OK\r\n"
+
+
+class Driverish:
+    """What ``RespServer.start`` looks for on a router's driver: its after-batch listeners."""
+
+    def __init__(self) -> None:
+        self.applied_listeners: list[Callable[[], None]] = []
+
+
+@pytest.mark.asyncio
+async def test_replies_are_written_when_the_drivers_batch_ends_not_a_pass_later() -> None:
+    router, server = reading_server()
+    router.driver = Driverish()  # type: ignore[attr-defined]
+    await server.start()
+    try:
+        (connection, transport), (other, other_out) = connect(server, 2)
+        connection.data_received(encode_command("GET", b"a"))
+        other.data_received(encode_command("GET", b"b"))
+        await asyncio.sleep(0)  # the burst leaves
+        router.answer()  # the driver's batch answers both reads...
+        assert transport.out == other_out.out == b""  # ... and writes nothing yet
+        for listener in router.driver.applied_listeners:  # type: ignore[attr-defined]
+            listener()  # the batch's end: both written at once, no loop pass needed
+        assert bytes(transport.out) == b"$1\r\nA\r\n"
+        assert bytes(other_out.out) == b"$1\r\nB\r\n"
+        await asyncio.sleep(0)  # the pass's own flush finds nothing more to write
+        assert bytes(transport.out) == b"$1\r\nA\r\n"
+    finally:
+        await server.close()
