@@ -179,6 +179,20 @@ def test_yaml_round_trips_awkward_strings() -> None:
     assert load_all(to_yaml([awkward, {"second": 1}])) == [awkward, {"second": 1}]
 
 
+def test_compose_lists_later_ordinals_to_join_on_purpose(tmp_path: Path) -> None:
+    written = write_deployment(DeploySpec(nodes=3, max_nodes=5), "compose", tmp_path)
+    assert tmp_path / "secrets" / "password" in written  # a joining service logs in with it
+    services = load_all((tmp_path / "compose.yaml").read_text())[0]["services"]
+    assert sorted(services) == [f"pypaxos-{i}" for i in range(5)]
+    for name, service in services.items():
+        later = int(name.rsplit("-", 1)[1]) >= 3
+        assert service.get("profiles") == (["scale"] if later else None), name
+        assert service["environment"]["PYPAXOS_JOIN"].split(",")[0] == "pypaxos-0:7001"
+        assert "./secrets/password:/run/secrets/pypaxos/password:ro" in service["volumes"]
+    config = (tmp_path / "cluster.toml").read_text()
+    assert "initial_members = [1, 2, 3]" in config and "id = 5" in config
+
+
 def test_the_cluster_toml_text_parses_as_the_config_model(tmp_path: Path) -> None:
     write_deployment(DeploySpec(nodes=1), "compose", tmp_path)
     import tomllib

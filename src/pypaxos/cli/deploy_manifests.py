@@ -373,25 +373,35 @@ def compose_document(spec: DeploySpec) -> dict[str, Any]:
     image's own ``/run/pypaxos``, since compose has no portable way to give a memory-backed
     mount to the unprivileged user (podman ignores a tmpfs ``mode``, docker has no ``U``)."""
     services: dict[str, Any] = {}
-    for ordinal in range(spec.nodes):
+    for ordinal in range(spec.members_max):
         name = spec.pod_name(ordinal)
         published = spec.client_port + ordinal
-        services[name] = {
+        service: dict[str, Any] = {
             "image": spec.image,
             "hostname": name,
+            # A service that is not a first voter joins with these when its volume is empty
+            # (entrypoint.sh), logging in with the mounted password.
+            "environment": {
+                "PYPAXOS_JOIN": spec.join_endpoints("compose"),
+                "PYPAXOS_JOIN_USER": spec.user,
+            },
             "volumes": [
                 f"./cluster.toml:{CONFIG_DIR}/cluster.toml:ro",
                 f"./secrets/{PEER_SECRET_KEY}:{SECRET_MOUNT}/{PEER_SECRET_KEY}:ro",
+                f"./secrets/{PASSWORD_KEY}:{SECRET_MOUNT}/{PASSWORD_KEY}:ro",
                 f"{name}-data:{DATA_DIR}",
             ],
             # Clients on this machine only; the peers talk over the compose network.
             "ports": [f"127.0.0.1:{published}:{spec.client_port}"],
             "restart": "unless-stopped",
         }
+        if ordinal >= spec.nodes:  # started on purpose: `compose --profile scale up -d NAME`
+            service["profiles"] = ["scale"]
+        services[name] = service
     return {
         "name": spec.name,
         "services": services,
-        "volumes": {f"{spec.pod_name(ordinal)}-data": {} for ordinal in range(spec.nodes)},
+        "volumes": {f"{spec.pod_name(ordinal)}-data": {} for ordinal in range(spec.members_max)},
     }
 
 
