@@ -146,6 +146,7 @@ class TortureCluster:
                 # The nodes' addresses are in namespaces this run made; no one else is there.
                 protected_mode=self.hosts.mode != "netns",
                 fsync=self.fsync,
+                state_digest=True,  # the verdict compares the replicas' digests
             )
             if i not in self.genesis:
                 config = dataclasses.replace(config, initial_members=self.genesis)
