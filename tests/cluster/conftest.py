@@ -43,9 +43,19 @@ class Clusters:
     made: list[LocalCluster] = field(default_factory=list)
     extra_pids: set[int] = field(default_factory=set)
 
-    def make(self, nodes: int = 3, fsync: str = "always", name: str = "data") -> LocalCluster:
+    def make(
+        self, nodes: int = 3, fsync: str = "always", name: str = "data", state_digest: bool = True
+    ) -> LocalCluster:
+        """A new local cluster (with the running state digest unless told otherwise: the
+        tests compare replicas by it)."""
         base = processes.find_free_base_port(nodes)
-        cluster = LocalCluster.create(self.root / name, nodes, base, fsync)
+        cluster = LocalCluster.create(
+            self.root / name,
+            nodes,
+            base,
+            fsync,
+            state_digest=state_digest,
+        )
         self.made.append(cluster)
         return cluster
 

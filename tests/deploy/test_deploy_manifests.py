@@ -179,6 +179,20 @@ def test_yaml_round_trips_awkward_strings() -> None:
     assert load_all(to_yaml([awkward, {"second": 1}])) == [awkward, {"second": 1}]
 
 
+def test_compose_lists_later_ordinals_to_join_on_purpose(tmp_path: Path) -> None:
+    written = write_deployment(DeploySpec(nodes=3, max_nodes=5), "compose", tmp_path)
+    assert tmp_path / "secrets" / "password" in written  # a joining service logs in with it
+    services = load_all((tmp_path / "compose.yaml").read_text())[0]["services"]
+    assert sorted(services) == [f"pypaxos-{i}" for i in range(5)]
+    for name, service in services.items():
+        later = int(name.rsplit("-", 1)[1]) >= 3
+        assert service.get("profiles") == (["scale"] if later else None), name
+        assert service["environment"]["PYPAXOS_JOIN"].split(",")[0] == "pypaxos-0:7001"
+        assert "./secrets/password:/run/secrets/pypaxos/password:ro" in service["volumes"]
+    config = (tmp_path / "cluster.toml").read_text()
+    assert "initial_members = [1, 2, 3]" in config and "id = 5" in config
+
+
 def test_the_cluster_toml_text_parses_as_the_config_model(tmp_path: Path) -> None:
     write_deployment(DeploySpec(nodes=1), "compose", tmp_path)
     import tomllib
@@ -246,3 +260,61 @@ def test_entrypoint_copies_the_peer_secret_where_the_node_accepts_it(tmp_path: P
     assert done.returncode == 0, done.stderr
     assert read_secret(copy) == bytes.fromhex("ab" * 32)
     assert stat.S_IMODE(os.stat(copy).st_mode) == 0o600
+
+
+def _joining_env(tmp_path: Path, node_id: int, bootstrapped: bool = False) -> dict[str, str]:
+    """A cluster.toml with first voters 1-3, a password file, and node ``node_id``'s env."""
+    config = tmp_path / "cluster.toml"
+    text = 'cluster_id = "c"\ninitial_members = [1, 2, 3]\n'
+    config.write_text(text + ("bootstrapped = true\n" if bootstrapped else ""))
+    password = tmp_path / "password"
+    password.write_text("sesame\n")
+    return {
+        "PYPAXOS_ID": str(node_id),
+        "PYPAXOS_CONFIG": str(config),
+        "PYPAXOS_DATA_DIR": str(tmp_path / "data"),
+        "PYPAXOS_PASSWORD_SOURCE": str(password),
+        "PYPAXOS_JOIN": "p-0.peers:7001,p-1.peers:7001",
+        "PYPAXOS_JOIN_USER": "default",
+    }
+
+
+@pytest.mark.parametrize(
+    ("node_id", "bootstrapped"), [(4, False), (4, True), (2, True)], ids=["new", "new", "lost"]
+)
+def test_entrypoint_joins_a_new_node_or_a_first_voter_that_lost_its_data(
+    tmp_path: Path, node_id: int, bootstrapped: bool
+) -> None:
+    done = _entrypoint(tmp_path, _joining_env(tmp_path, node_id, bootstrapped))
+    assert done.returncode == 0, done.stderr
+    words = done.stdout.split()
+    assert words[5:9] == ["--join", "p-0.peers:7001,p-1.peers:7001", "--user", "default"]
+    refused = _entrypoint(tmp_path, _joining_env(tmp_path, 4) | {"PYPAXOS_PASSWORD_SOURCE": "/x"})
+    assert refused.returncode == 2 and "password" in refused.stderr
+
+
+@pytest.mark.parametrize("case", ["first voter at the first start", "has data"])
+def test_entrypoint_does_not_join_a_first_voter_at_first_or_a_node_with_data(
+    tmp_path: Path, case: str
+) -> None:
+    env = _joining_env(tmp_path, 4 if case == "has data" else 2)
+    if case == "has data":
+        node_dir = tmp_path / "data" / "node-4"
+        node_dir.mkdir(parents=True)
+        (node_dir / "identity.json").write_text("{}")
+    done = _entrypoint(tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert "--join" not in done.stdout.split()
+
+
+def test_max_nodes_lists_later_members_and_writes_their_pods(tmp_path: Path) -> None:
+    spec = DeploySpec(nodes=3, name="t1", max_nodes=5, bootstrapped=True)
+    written = write_deployment(spec, "podman", tmp_path)
+    assert {p.name for p in written} >= {"pods.yaml", "pod-3.yaml", "pod-4.yaml", "password"}
+    config = load_config(tmp_path / "cluster.toml")
+    assert config.member_ids == (1, 2, 3, 4, 5)
+    assert config.genesis_voters == (1, 2, 3) and config.bootstrapped
+    pod = (tmp_path / "pod-3.yaml").read_text()
+    assert "name: t1-3" in pod and "t1-0:7001,t1-1:7001,t1-2:7001" in pod
+    assert "name: t1-3" not in (tmp_path / "pods.yaml").read_text()
+    assert (tmp_path / "secrets" / "password").read_text() == (tmp_path / "password").read_text()

@@ -143,6 +143,15 @@ def member_query(node: NodeProcess, method: str, *args: object) -> object:
         return client.query(method, *args)
 
 
+def wait_snapshot(node: NodeProcess, timeout_s: float = 30.0) -> None:
+    """Until ``node`` reports a snapshot (``INFO``'s ``snapshot_slot`` above 0)."""
+    deadline = time.monotonic() + timeout_s
+    with Client([node.address], follow_leader=False, timeout_s=5) as direct:
+        while int(direct.info().get("snapshot_slot", 0)) == 0:
+            assert time.monotonic() < deadline, f"{node} took no snapshot"
+            time.sleep(0.1)
+
+
 def wait_converged(
     cluster: dict[int, NodeProcess], method: str, timeout_s: float = 30.0
 ) -> list[object]:
@@ -322,6 +331,11 @@ def test_a_wiped_member_is_rebuilt_from_a_snapshot_of_the_user_state(
         for _ in range(60):  # the others snapshot and compact past what node 3 could ask for
             counter.inc_counter()
         assert counter.add_value(10) == 100
+    # The survivors' snapshots are written by forked children, in their own time: start node 3
+    # only once both have one (and compacted their logs behind it), or it may catch up from
+    # the log alone.
+    for survivor in (cluster[1], cluster[2]):
+        wait_snapshot(survivor)
     cluster[3].start()
     cluster[3].wait_ready()
     finals = wait_converged(cluster, "get_counter")

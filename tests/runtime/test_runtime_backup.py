@@ -35,7 +35,7 @@ password_hash = "{hash_password("just looking")}"
 
 @pytest_asyncio.fixture
 async def app(tmp_path: Path) -> AsyncIterator[NodeApp]:
-    config = load_config(write_cluster(tmp_path, nodes=1, extra=USERS))
+    config = load_config(write_cluster(tmp_path, nodes=1, extra="state_digest = true\n" + USERS))
     node = NodeApp(config, 1)
     await node.start()
     try:
@@ -85,8 +85,8 @@ async def test_a_read_only_user_may_not_take_a_backup(app: NodeApp, tmp_path: Pa
 
 @pytest.mark.asyncio
 async def test_a_node_without_a_running_digest_still_backs_up_with_one(tmp_path: Path) -> None:
-    """``state_digest = false``: INFO shows no digest; the backup's child computes it."""
-    config = load_config(write_cluster(tmp_path, nodes=1, extra="state_digest = false\n"))
+    """No running digest (the default): INFO shows none; the backup's child computes it."""
+    config = load_config(write_cluster(tmp_path, nodes=1))
     assert not config.state_digest
     app = NodeApp(config, 1)
     await app.start()

@@ -219,7 +219,7 @@ async def test_no_quorum_answers_tryagain(tmp_path: Path) -> None:
 async def test_one_pipelined_buffer_of_mixed_commands_is_answered_in_order(
     cluster: RunningCluster,
 ) -> None:
-    """Plain commands that arrive together run as one batched log entry (server._Group);
+    """Plain commands that arrive together run as one batched log entry (requests.Group);
     PAXOS.REQ, PING and errors in between keep their place, and so does the execution order."""
     leader = await cluster.wait_leader()
     assert await retry(lambda: cluster.client(leader).set("warm", "up")) is True

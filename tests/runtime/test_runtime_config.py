@@ -99,11 +99,11 @@ def test_databases_bound_select(tmp_path: Path) -> None:
             )
 
 
-def test_the_state_digest_can_be_switched_off_and_round_trips(tmp_path: Path) -> None:
-    assert load_config(write(tmp_path, GOOD)).state_digest
-    text = GOOD.replace("tick_ms = 5", "tick_ms = 5\nstate_digest = false")
+def test_the_state_digest_is_off_unless_asked_for_and_round_trips(tmp_path: Path) -> None:
+    assert not load_config(write(tmp_path, GOOD)).state_digest
+    text = GOOD.replace("tick_ms = 5", "tick_ms = 5\nstate_digest = true")
     config = load_config(write(tmp_path, text))
-    assert not config.state_digest and "state_digest = false" in render_config(config)
+    assert config.state_digest and "state_digest = true" in render_config(config)
     with pytest.raises(ConfigError, match="state_digest"):
         load_config(write(tmp_path, GOOD.replace("tick_ms = 5", "tick_ms = 5\nstate_digest = 0")))
 

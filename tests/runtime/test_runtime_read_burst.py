@@ -15,8 +15,9 @@ import pytest
 
 from pypaxos.kv import KVStateMachine, Request, Set, decode_answer, encode_request
 from pypaxos.kv.commands import InDb
+from pypaxos.runtime.requests import GROUP_OPS_MAX
 from pypaxos.runtime.router import Failure, Outcome
-from pypaxos.runtime.server import GROUP_OPS_MAX, RespConnection, RespServer
+from pypaxos.runtime.server import RespConnection, RespServer
 from pypaxos.transport.resp import encode_command
 
 

@@ -7,12 +7,14 @@ import random
 import struct
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from pypaxos.storage import CorruptLogError, FileStorage
 from pypaxos.torture.clock import SkewedClock, SkewedLoop
 from pypaxos.torture.disk import frame_offsets, inject, newest_segment
-from pypaxos.torture.proxy import FaultProxy, Faults, Route
+from pypaxos.torture.proxy import ANY_SOURCE, FaultProxy, Faults, Route
+from pypaxos.transport.codec import FRAME_VERSION, HEADER, Hello
 
 
 def frame(n: int) -> bytes:
@@ -20,7 +22,14 @@ def frame(n: int) -> bytes:
     return struct.pack(">I", len(body)) + body
 
 
-async def through_proxy(faults: Faults, frames: int, source: int = 2) -> list[bytes]:
+def hello(node_id: int) -> bytes:
+    payload = msgspec.msgpack.encode(Hello(node_id))
+    return HEADER.pack(len(payload) + 1, FRAME_VERSION) + payload
+
+
+async def through_proxy(
+    faults: Faults, frames: int, source: int = 2, first: bytes = frame(0)
+) -> list[bytes]:
     """Send a Hello-like first frame and ``frames`` numbered frames through a proxy."""
     received = bytearray()
     done = asyncio.Event()
@@ -44,7 +53,7 @@ async def through_proxy(faults: Faults, frames: int, source: int = 2) -> list[by
     proxy.set_faults(faults)
     try:
         _, writer = await asyncio.open_connection("127.0.0.1", listen_port)
-        writer.write(frame(0) + b"".join(frame(n) for n in range(1, frames + 1)))
+        writer.write(first + b"".join(frame(n) for n in range(1, frames + 1)))
         await writer.drain()
         await asyncio.sleep(0.3)
         writer.close()
@@ -68,6 +77,13 @@ def test_proxy_passes_frames_in_order_without_faults() -> None:
 def test_proxy_blocks_a_partitioned_sender_but_passes_its_hello() -> None:
     got = asyncio.run(through_proxy(Faults(blocked=frozenset({2})), 50))
     assert got == [b"m0"]
+
+
+@pytest.mark.parametrize(("sender", "passed"), [(7, 1), (3, 21)])
+def test_an_any_sender_route_learns_the_sender_from_the_hello(sender: int, passed: int) -> None:
+    faults = Faults(blocked=frozenset({7}))
+    got = asyncio.run(through_proxy(faults, 20, source=ANY_SOURCE, first=hello(sender)))
+    assert len(got) == passed  # node 7's frames dropped after its Hello; node 3's all passed
 
 
 def test_proxy_loses_duplicates_and_reorders_frames() -> None:

@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "turn on TLS for the peer and client ports (see `pypaxos certs`)",
     )
     parser.add_argument(
+        "--state-digest",
+        action="store_true",
+        help="for a new cluster: keep INFO's running state_digest, to compare replicas (memory "
+        "per key and a hash per write; docs/operations.md, 'Comparing replicas')",
+    )
+    parser.add_argument(
         "--timeout-s", type=float, default=30.0, help="how long to wait for a leader (30)"
     )
 
@@ -66,6 +72,7 @@ def open_or_create(args: argparse.Namespace) -> LocalCluster:
                 args.thrifty,
                 args.tls,
                 args.reads or DEFAULT_READS,
+                args.state_digest,
             )
         except (ConfigError, CertError) as error:
             raise UsageError(str(error)) from error
@@ -81,6 +88,11 @@ def open_or_create(args: argparse.Namespace) -> LocalCluster:
     if args.reads is not None and args.reads != cluster.spec.reads:
         raise UsageError(
             f"{path} has reads = {cluster.spec.reads!r}; --reads applies to a new cluster only "
+            "(edit the file and restart the nodes to change it)"
+        )
+    if args.state_digest and not cluster.spec.state_digest:
+        raise UsageError(
+            f"{path} has no state_digest = true; --state-digest applies to a new cluster only "
             "(edit the file and restart the nodes to change it)"
         )
     if args.tls and cluster.spec.tls is None:

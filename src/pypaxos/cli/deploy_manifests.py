@@ -62,10 +62,14 @@ class DeploySpec:
     storage_class: str | None = None
     user: str = "default"
     publish_port_base: int | None = None  # podman: client ports on 127.0.0.1:BASE+ordinal
+    max_nodes: int | None = None  # ordinals that may join later (scale-up); None: nodes
+    bootstrapped: bool = False  # set once the cluster has started: an empty voter refuses
 
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= 99:
             raise ValueError(f"nodes must be in [1, 99], got {self.nodes}")
+        if not self.nodes <= self.members_max <= 99:
+            raise ValueError(f"max nodes must be in [{self.nodes}, 99], got {self.max_nodes}")
         for what, text in (("name", self.name), ("namespace", self.namespace)):
             if not NAME_PATTERN.fullmatch(text):
                 raise ValueError(f"{what} must be a lower-case DNS label, got {text!r}")
@@ -73,9 +77,20 @@ class DeploySpec:
         if len(set(ports)) != 3 or not all(1 <= port <= 65535 for port in ports):
             raise ValueError(f"ports must be three different numbers in [1, 65535]: {ports}")
         if self.publish_port_base is not None and not (
-            1024 <= self.publish_port_base <= 65535 - self.nodes
+            1024 <= self.publish_port_base <= 65535 - self.members_max
         ):
             raise ValueError(f"publish port base out of range: {self.publish_port_base}")
+
+    @property
+    def members_max(self) -> int:
+        """Ordinals ``0..members_max-1`` have a ``[[members]]`` entry; the first ``nodes`` are
+        the first voters (``initial_members``), the others join when started."""
+        return self.max_nodes if self.max_nodes is not None else self.nodes
+
+    def join_endpoints(self, target: Target) -> str:
+        """The first voters' client addresses, where a joining pod asks to be added."""
+        hosts = (self.host(ordinal, target) for ordinal in range(self.nodes))
+        return ",".join(f"{host}:{self.client_port}" for host in hosts)
 
     @property
     def peers_service(self) -> str:
@@ -108,7 +123,7 @@ def cluster_config(spec: DeploySpec, target: Target, password_hash: str) -> Clus
             peer_listen=f"{WILDCARD}:{spec.peer_port}",
             client_listen=f"{WILDCARD}:{spec.client_port}",
         )
-        for ordinal in range(spec.nodes)
+        for ordinal in range(spec.members_max)
     )
     config = new_config(
         Path(CONFIG_DIR) / "cluster.toml",
@@ -117,7 +132,13 @@ def cluster_config(spec: DeploySpec, target: Target, password_hash: str) -> Clus
         data_dir=Path(DATA_DIR),
         peer_secret_file=Path(PRIVATE_DIR) / "peer.secret",
     )
-    return dataclasses.replace(config, users=(User(spec.user, Role.ADMIN, password_hash),))
+    initial = tuple(range(1, spec.nodes + 1)) if spec.members_max > spec.nodes else ()
+    return dataclasses.replace(
+        config,
+        users=(User(spec.user, Role.ADMIN, password_hash),),
+        initial_members=initial,
+        bootstrapped=spec.bootstrapped,
+    )
 
 
 def config_text(spec: DeploySpec, target: Target, password_hash: str) -> str:
@@ -144,6 +165,12 @@ def pod_spec(spec: DeploySpec, target: Target, ordinal: int | None = None) -> di
     container: dict[str, Any] = {
         "name": "node",
         "image": spec.image,
+        # A pod whose id is not a first voter joins with these (entrypoint.sh), when its data
+        # directory is empty: a StatefulSet scaled up adds a learner, promoted by the operator.
+        "env": [
+            {"name": "PYPAXOS_JOIN", "value": spec.join_endpoints(target)},
+            {"name": "PYPAXOS_JOIN_USER", "value": spec.user},
+        ],
         "ports": ports,
         # The process is alive while its event loop answers; a node cut off from its leader
         # is not broken, and restarting it would not help, so liveness does not ask more.
@@ -167,11 +194,24 @@ def pod_spec(spec: DeploySpec, target: Target, ordinal: int | None = None) -> di
     }
     if target == "k8s":
         container["resources"] = {"requests": {"cpu": "100m", "memory": "128Mi"}}
+        # The peer secret, and the client password a joining pod logs in with.
         secrets: dict[str, Any] = {
-            "secret": {
-                "secretName": f"{spec.name}-peer",
+            "projected": {
                 "defaultMode": 0o400,
-                "items": [{"key": PEER_SECRET_KEY, "path": PEER_SECRET_KEY}],
+                "sources": [
+                    {
+                        "secret": {
+                            "name": f"{spec.name}-peer",
+                            "items": [{"key": PEER_SECRET_KEY, "path": PEER_SECRET_KEY}],
+                        }
+                    },
+                    {
+                        "secret": {
+                            "name": f"{spec.name}-client",
+                            "items": [{"key": PASSWORD_KEY, "path": PASSWORD_KEY}],
+                        }
+                    },
+                ],
             }
         }
     else:
@@ -288,10 +328,13 @@ def kubernetes_objects(
     ]
 
 
-def podman_pods(spec: DeploySpec, secrets_dir: Path) -> list[dict[str, Any]]:
-    """The StatefulSet's pods as bare Pods, for ``podman kube play``."""
+def podman_pods(
+    spec: DeploySpec, secrets_dir: Path, ordinals: range | None = None
+) -> list[dict[str, Any]]:
+    """The StatefulSet's pods as bare Pods, for ``podman kube play`` (``ordinals``: the first
+    voters' by default; a later one's pod joins the running cluster)."""
     pods = []
-    for ordinal in range(spec.nodes):
+    for ordinal in ordinals if ordinals is not None else range(spec.nodes):
         pod = pod_spec(spec, "podman", ordinal)
         name = spec.pod_name(ordinal)
         for volume in pod["volumes"]:
@@ -330,25 +373,35 @@ def compose_document(spec: DeploySpec) -> dict[str, Any]:
     image's own ``/run/pypaxos``, since compose has no portable way to give a memory-backed
     mount to the unprivileged user (podman ignores a tmpfs ``mode``, docker has no ``U``)."""
     services: dict[str, Any] = {}
-    for ordinal in range(spec.nodes):
+    for ordinal in range(spec.members_max):
         name = spec.pod_name(ordinal)
         published = spec.client_port + ordinal
-        services[name] = {
+        service: dict[str, Any] = {
             "image": spec.image,
             "hostname": name,
+            # A service that is not a first voter joins with these when its volume is empty
+            # (entrypoint.sh), logging in with the mounted password.
+            "environment": {
+                "PYPAXOS_JOIN": spec.join_endpoints("compose"),
+                "PYPAXOS_JOIN_USER": spec.user,
+            },
             "volumes": [
                 f"./cluster.toml:{CONFIG_DIR}/cluster.toml:ro",
                 f"./secrets/{PEER_SECRET_KEY}:{SECRET_MOUNT}/{PEER_SECRET_KEY}:ro",
+                f"./secrets/{PASSWORD_KEY}:{SECRET_MOUNT}/{PASSWORD_KEY}:ro",
                 f"{name}-data:{DATA_DIR}",
             ],
             # Clients on this machine only; the peers talk over the compose network.
             "ports": [f"127.0.0.1:{published}:{spec.client_port}"],
             "restart": "unless-stopped",
         }
+        if ordinal >= spec.nodes:  # started on purpose: `compose --profile scale up -d NAME`
+            service["profiles"] = ["scale"]
+        services[name] = service
     return {
         "name": spec.name,
         "services": services,
-        "volumes": {f"{spec.pod_name(ordinal)}-data": {} for ordinal in range(spec.nodes)},
+        "volumes": {f"{spec.pod_name(ordinal)}-data": {} for ordinal in range(spec.members_max)},
     }
 
 

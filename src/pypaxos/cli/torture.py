@@ -1,4 +1,4 @@
-"""``pypaxos torture --time S --nodes 3|5 --nemesis KINDS|all [--bug NAME]``.
+"""``pypaxos torture --time S --nodes 3|5 --nemesis KINDS|all [--bug NAME] [--spares N]``.
 
 A Jepsen-style run against real ``pypaxos node`` processes (see ``run.py`` for the steps and
 ``nemesis.py`` for the faults).  The last line printed is the summary: operations, ok, fail,
@@ -19,8 +19,9 @@ from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.kv import KvBug
 from pypaxos.multi import LogBug
 from pypaxos.storage.file import FSYNC_MODES
+from pypaxos.torture.hosts import SLOTS_MAX
 from pypaxos.torture.locks import LockBug
-from pypaxos.torture.nemesis import AIMED_NEMESES, NEMESES
+from pypaxos.torture.nemesis import AIMED_NEMESES, MEMBER_NEMESES, NEMESES
 from pypaxos.torture.reads import READ_MODES, ReadSetup
 from pypaxos.torture.run import Options, Verdict, default_seed, torture
 
@@ -33,7 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="all",
         metavar="KINDS",
         help=f"comma-separated from {','.join(NEMESES)}, or all (default), or none; "
-        f"aimed kinds (not in all): {','.join(AIMED_NEMESES)}",
+        f"aimed kinds (not in all): {','.join(AIMED_NEMESES)}; {','.join(MEMBER_NEMESES)} "
+        "(not in all: membership changes, need --spares)",
+    )
+    parser.add_argument(
+        "--spares",
+        type=int,
+        metavar="N",
+        help="node slots laid out beyond --nodes for the member nemesis to add "
+        "(2 with a member nemesis, else 0)",
     )
     add_bug_argument(parser)
     parser.add_argument(
@@ -108,7 +117,7 @@ def parse_nemeses(text: str) -> list[str]:
     if text == "none":
         return []
     kinds = [k.strip() for k in text.split(",") if k.strip()]
-    known = NEMESES + AIMED_NEMESES
+    known = (*NEMESES, *AIMED_NEMESES, *MEMBER_NEMESES)
     unknown = [k for k in kinds if k not in known]
     if unknown:
         raise UsageError(f"unknown nemesis {', '.join(unknown)}; known: {', '.join(known)}")
@@ -141,6 +150,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     nemeses = parse_nemeses(args.nemesis)
+    members = [kind for kind in nemeses if kind in MEMBER_NEMESES]
+    spares = args.spares if args.spares is not None else 2 * bool(members)
+    if spares < 0 or args.nodes + spares > SLOTS_MAX:
+        raise UsageError(f"--spares must not be negative, and --nodes + --spares <= {SLOTS_MAX}")
+    if members and spares == 0:
+        raise UsageError(f"the {members[0]} nemesis needs a spare slot (--spares 1 or more)")
     if reads.mode == "lease" and "clock" in nemeses:
         print(
             "torture: note: the clock nemesis breaks the lease's clock assumption on purpose; "
@@ -164,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         fsync=args.fsync,
         locks=args.locks,
         lock_bugs=args.lock_bug,
+        spares=spares,
     )
     try:
         verdict = asyncio.run(_main(options))

@@ -55,6 +55,7 @@ def plan(
     thrifty: bool = True,
     tls: bool = False,
     reads: ReadPath = DEFAULT_READS,
+    state_digest: bool = False,
 ) -> ClusterConfig:
     """A fresh cluster of ``nodes`` members on 127.0.0.1 whose config lives in ``data_dir``.
 
@@ -86,6 +87,7 @@ def plan(
         fsync=fsync,
         thrifty=thrifty,
         reads=reads,
+        state_digest=state_digest,
         peer_secret_file=secret,
         tls=tls_settings(path.parent / TLS_DIR_NAME) if tls else None,
     )

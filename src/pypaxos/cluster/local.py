@@ -151,12 +151,13 @@ class LocalCluster:
         thrifty: bool = True,
         tls: bool = False,
         reads: ReadPath = DEFAULT_READS,
+        state_digest: bool = False,
     ) -> LocalCluster:
         """Plan a new cluster in ``data_dir`` and write its ``cluster.toml``.
 
         Raises ``ConfigError`` for impossible parameters (bad usage, not a cluster problem).
         """
-        spec = config.plan(data_dir, nodes, base_port, fsync, thrifty, tls, reads)
+        spec = config.plan(data_dir, nodes, base_port, fsync, thrifty, tls, reads, state_digest)
         config.create_secret(spec)
         if spec.tls is not None:
             config.create_certs(spec, spec.tls.ca_file.parent)

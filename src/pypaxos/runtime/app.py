@@ -949,7 +949,7 @@ def _human_bytes(count: int) -> str:
     return f"{count}B"
 
 
-def _kv_machine(bugs: frozenset[KvBug] = frozenset(), state_digest: bool = True) -> KVStateMachine:
+def _kv_machine(bugs: frozenset[KvBug] = frozenset(), state_digest: bool = False) -> KVStateMachine:
     """The default machine: the key-value store, its scripts' ``redis.call`` planned as the
     client port plans commands (``bugs``: planted ones, for tests; ``state_digest``: keep
     ``kv.digest``'s running digest)."""

@@ -215,9 +215,10 @@ class ClusterConfig:
     reads: ReadPath = DEFAULT_READS  # how plain reads are served (module docstring)
     follower_reads: bool = False  # MultiConfig.follower_reads (with reads = "read-index")
     databases: int = DATABASES  # SELECT's 0 to databases - 1 (the store has kv.DATABASES)
-    # Keep the state digest (kv.digest, INFO's state_digest): memory per key and hashing per
-    # write; off, backups still carry one (computed in the backup's child).
-    state_digest: bool = True
+    # Keep the running state digest (kv.digest, INFO's state_digest): it costs memory per key
+    # and hashing per write, so it is off unless asked for; backups carry one either way
+    # (computed in the backup's child when the node keeps none).
+    state_digest: bool = False
     # Peers must prove they know the secret in this file (transport.auth); absolute.
     peer_secret_file: Path | None = None
     users: tuple[User, ...] = ()  # clients must AUTH as one of these (runtime.auth)
@@ -330,6 +331,7 @@ def new_config(
     protected_mode: bool = True,
     tls: TlsConfig | None = None,
     reads: ReadPath = DEFAULT_READS,
+    state_digest: bool = False,
 ) -> ClusterConfig:
     """A configuration with the runtime's protocol defaults, checked as a loaded one is.
 
@@ -344,6 +346,7 @@ def new_config(
         "tick_ms": tick_ms,
         "thrifty": thrifty,
         "reads": reads,
+        "state_digest": state_digest,
         **({"peer_secret_file": str(peer_secret_file)} if peer_secret_file else {}),
         "protected_mode": protected_mode,
         "members": [
@@ -372,8 +375,8 @@ def render_config(config: ClusterConfig) -> str:
         lines.append("protected_mode = false")
     if config.databases != DATABASES:
         lines.append(f"databases = {config.databases}")
-    if not config.state_digest:
-        lines.append("state_digest = false")
+    if config.state_digest:
+        lines.append("state_digest = true")
     if config.bugs or config.kv_bugs:
         names = sorted(b.value for b in (*config.bugs, *config.kv_bugs))
         lines.append(f"bugs = [{', '.join(_quote(name) for name in names)}]")
@@ -501,7 +504,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     protected_mode = raw.get("protected_mode", True)
     if not isinstance(protected_mode, bool):
         raise ConfigError(path, "protected_mode", f"must be true or false, got {protected_mode!r}")
-    state_digest = raw.get("state_digest", True)
+    state_digest = raw.get("state_digest", False)
     if not isinstance(state_digest, bool):
         raise ConfigError(path, "state_digest", f"must be true or false, got {state_digest!r}")
     bootstrapped = raw.get("bootstrapped", False)

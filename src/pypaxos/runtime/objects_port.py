@@ -25,14 +25,9 @@ from collections import deque
 
 from pypaxos.objects import decode_call
 from pypaxos.runtime.commands import Custom, Ops, Plan, error, plan, wrong_arity
+from pypaxos.runtime.requests import BUSY, TRYAGAIN_NO_LEADER, TRYAGAIN_UNKNOWN
 from pypaxos.runtime.router import Failure, Router
-from pypaxos.runtime.server import (
-    BUSY,
-    TRYAGAIN_NO_LEADER,
-    TRYAGAIN_UNKNOWN,
-    RespConnection,
-    _Slot,
-)
+from pypaxos.runtime.server import RespConnection, _Slot
 from pypaxos.transport.resp import encode_bulk, encode_error
 
 CALL = b"PAXOS.CALL"

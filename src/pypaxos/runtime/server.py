@@ -7,51 +7,8 @@ whole pipelined buffer at once), turns each into a plan (``commands.plain_single
 are written as soon as the slot at the head of the FIFO is filled, so a pipelining client gets
 its answers in order however the log interleaves its commands with other clients'.
 
-Batching.  The plain key-value commands of one ``data_received`` form a ``_Group``:
-one ``kv.RequestBatch`` (one log entry, one request id, one session ``seq``), one answer
-(``kv.Results``) and one reply slot holding all their replies, written in one ``write``.  So
-the router, the driver, the log, the wire and the disk work once per group, not per command
-(a redis-benchmark connection pipelining 32 commands sends groups of 32); the per-command work
-left is parsing, planning, executing and formatting the reply.  A group is bounded
-(``GROUP_OPS_MAX`` commands, ``GROUP_BYTES_MAX`` bytes) and is submitted before any other
-command of the connection (``PAXOS.REQ``, ``INFO``, ...), so the connection's order holds.
-
-Sessions.  ``PAXOS.REQ client_id seq CMD ...`` runs ``CMD`` as exactly that request.  A plain
-command runs in the connection's own session: a random 63-bit ``client_id`` drawn when the
-connection opens, and the next ``seq``.  The state machine needs a session per request for its
-exactly-once table; one per connection keeps that table as small as the number of clients.  If
-the session is unknown to the state machine (its first request never got through, or it idled
-past the TTL), the command was not applied: the connection draws a new session and runs it
-once more.  A plain command whose outcome is unknown (timeout, or ``Stale`` because a resent
-copy raced a later command) is answered ``-TRYAGAIN``.
-
-Reads.  A group or command of reads only (``kv.READ_OPS``: ``GET``, ``MGET``, ``EXISTS``...)
-goes on the read-index path when the server is so configured (``read_index``;
-``Router.submit(read=True)``; the node answers it after a confirmation round, under a lease, or
-as a follower, per its config): no session ``seq``, no log entry.  After ``READONLY`` the
-connection answers such reads from the local node's state at once (``Router.query_local``:
-possibly stale, on any node) until ``READWRITE``.  The connection's own order still holds, as it
-does through the log: a read is sent on a read path only when none of the connection's log
-commands is outstanding (else it goes through the log behind them), and a log command waits
-(``deferred``) while a read of the connection is outstanding on the read-index path, so a
-pipelined ``SET`` then ``GET`` reads the ``SET`` and a ``GET`` then ``SET`` does not.  The
-read-index groups of many connections arriving in one pass of the loop leave as one read
-(``_ReadBurst``), and the replies a driver batch answers are written at its end
-(``RespServer.flush_due``), one write per connection.
-
-A read under ``PAXOS.REQ client_id seq`` takes the read path too when this node's state knows
-the session and ``seq`` is above its last applied one (``Router.session_read_ok``): a read
-changes nothing, so running it once, twice or not in the log is the same for exactly-once, and
-it leaves the session as it was (the next write's ``seq`` only has to be larger).  The rest go
-through the log, which answers them as before: a session's first request (the log opens it), an
-expired or unknown session (``session expired``), a repeated or stale ``seq``.  A session kept
-alive by reads alone is not refreshed (its TTL counts logged requests).
-
-A pipelined group mixing reads and writes goes through the log whole, by design: its reads ride
-in the entry its writes need anyway (no extra round, answered with the writes).  Sending its
-reads on the read path would gain nothing for reads after a write (they must wait for it, and a
-read-index read answers from the state *when answered*, so it cannot be sent alongside), and for
-reads before the first write it would hold every write back for a confirmation round.
+Batching, sessions and reads: how a connection's commands become requests to the router
+(one log entry per group, the connection's session, the read paths) is ``runtime.requests``.
 
 Protocol: RESP2, and RESP3 after ``HELLO 3`` (redis-py 8 sends it by default).  The replies of
 this store differ between the two only in how null is spelled (``$-1`` or ``_``) and in
@@ -68,29 +25,19 @@ buffer is full (``pause_writing``), stops being read until it drains.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from ssl import SSLContext
 from typing import cast
 
 from pypaxos.kv import (
-    READ_OPS,
-    Answer,
     Command,
-    Request,
-    RequestBatch,
-    Result,
-    Results,
-    SessionExpired,
-    Stale,
-    encode_request,
 )
-from pypaxos.kv.commands import DATABASES, InDb
+from pypaxos.kv.commands import DATABASES
 from pypaxos.kv.glob import glob_matcher
 from pypaxos.kv.pubsub import format_notify_flags
 from pypaxos.runtime.auth import Access, User, Users
@@ -112,14 +59,11 @@ from pypaxos.runtime.commands import (
     Ops,
     Plan,
     ReadMode,
-    Reply1,
     ServerTime,
     TxCommand,
     plain_single,
     plan,
     required_access,
-    result_error,
-    single_reply,
 )
 from pypaxos.runtime.databases import OUT_OF_RANGE as DB_OUT_OF_RANGE
 from pypaxos.runtime.databases import SelectDb
@@ -131,7 +75,17 @@ from pypaxos.runtime.pubsub import (
     ping_reply,
     subscribe_mode_error,
 )
-from pypaxos.runtime.router import Failure, Outcome, Router
+from pypaxos.runtime.requests import (
+    GROUP_BYTES_MAX,
+    GROUP_OPS_MAX,
+    Call,
+    Group,
+    NodeState,
+    ReadBurst,
+    RequestPath,
+    auth_of,
+)
+from pypaxos.runtime.router import Router
 from pypaxos.runtime.server_commands import MEMBER_KIND, NodeCommand, node_reply
 from pypaxos.runtime.transactions import NOT_IN_MULTI, Transaction
 from pypaxos.transport.resp import (
@@ -146,9 +100,6 @@ from pypaxos.transport.tcp import parse_address
 
 log = logging.getLogger(__name__)
 
-TRYAGAIN_NO_LEADER = encode_error("TRYAGAIN no leader")
-TRYAGAIN_UNKNOWN = encode_error("TRYAGAIN no leader: the request timed out, its outcome is unknown")
-BUSY = encode_error("BUSY proposal queue full")
 NOAUTH = encode_error("NOAUTH Authentication required.")
 NOAUTH_HELLO = encode_error(
     "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
@@ -161,11 +112,8 @@ NO_USERS = encode_error(
 )
 MAX_CLIENTS = encode_error("ERR max number of clients reached")
 CLIENTS_MAX = 10_000  # Redis's maxclients default
-_READ_TYPES: frozenset[type] = frozenset(READ_OPS)  # plans of these only take the read path
 OUTPUT_BYTES_MAX = 64 * 1024 * 1024  # unread replies per client before it is dropped
 BULK_BYTES_MAX = 4 * 1024 * 1024  # above the value limit, so a big value gets a clear error
-GROUP_OPS_MAX = 1024  # bounds of one connection's batch (one log entry, see _Group)
-GROUP_BYTES_MAX = 256 * 1024
 TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that starts TLS and stalls holds no socket longer
 
 InfoSource = Callable[[str | None], str]
@@ -250,7 +198,7 @@ class RespServer:
         self._server: asyncio.Server | None = None
         self._blocked: BlockedClients | None = None  # made when a client first blocks
         self.pubsub: PubSubHub | None = None  # made at start (runtime.pubsub)
-        self.read_burst = _ReadBurst(router)  # read-index groups of one pass of the loop
+        self.read_burst = ReadBurst(router)  # read-index groups of one pass of the loop
         self._flush_due: list[RespConnection] = []  # connections with replies to write
         self._flush_pass_scheduled = False
 
@@ -269,7 +217,7 @@ class RespServer:
         """The clients blocked on this node (``runtime.blocking``), woken after each batch
         the node applies."""
         if self._blocked is None:
-            self._blocked = BlockedClients(_NodeState(self.router))
+            self._blocked = BlockedClients(NodeState(self.router))
             self.router.driver.applied_listeners.append(self._blocked.on_applied)
         return self._blocked
 
@@ -355,7 +303,7 @@ class RespConnection(asyncio.Protocol):
         self.stale_reads = False  # READONLY: reads from the local state (module docstring)
         self.reads_out = 0  # router submissions on the read-index path not answered yet
         self.log_out = 0  # ... and through the log
-        self.deferred: deque[_Group | _Call] = deque()  # log work waiting for reads_out == 0
+        self.deferred: deque[Group | Call] = deque()  # log work waiting for reads_out == 0
         self.blocked_slot: _Slot | None = None  # a blocking command's place while it waits
         self.tx = Transaction()  # MULTI's queue and WATCH (runtime.transactions)
         self.pushes_held_bytes = 0  # pub/sub messages queued behind unanswered replies
@@ -484,14 +432,14 @@ class RespConnection(asyncio.Protocol):
         """Run ``commands`` until the end or a ``MULTI``: how many it consumed."""
         if self.server.planner is not None:  # one plan at a time, through the machine's table
             return self._run_gated(commands)
-        group: _Group | None = None
+        group: Group | None = None
         # Bounds are checked per command only when this feed could reach one.
         check = count_bytes or len(commands) > GROUP_OPS_MAX
         for index, args in enumerate(commands):
             single = plain_single(args)
             if single is not None:
                 if group is None:
-                    group = _Group(self)
+                    group = Group(self)
                 group.ops.append(single[0])
                 group.replies.append(single[1])
                 if check and group.full(args, count_bytes):
@@ -502,7 +450,7 @@ class RespConnection(asyncio.Protocol):
             if type(planned) is Ops and planned.session is None:
                 # Plain key-value commands that arrived together become one log entry.
                 if group is None:
-                    group = _Group(self)
+                    group = Group(self)
                 group.add(planned)
                 if check and group.full(args, count_bytes):
                     group.submit()
@@ -511,7 +459,7 @@ class RespConnection(asyncio.Protocol):
             if group is not None:  # keep the connection's order: the group goes first
                 group.submit()
                 group = None
-            auth = _auth_of(planned)
+            auth = auth_of(planned)
             if auth is not None and self.server.users is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
                 return len(commands)
@@ -539,7 +487,7 @@ class RespConnection(asyncio.Protocol):
         planner = self.server.planner or plan
         for index, args in enumerate(commands):
             planned = planner(args)
-            auth = _auth_of(planned)
+            auth = auth_of(planned)
             if auth is not None and self.server.users is not None:
                 self._authenticate(auth, planned, commands[index + 1 :])
                 return len(commands)
@@ -712,9 +660,9 @@ class RespConnection(asyncio.Protocol):
             elif planned.name == b"EXEC" and selected is not None:
                 self._exec_selecting(outcome, selected, watching)
             else:
-                self.dispatch(_Call(self, self.new_slot(1), outcome))
+                self.dispatch(Call(self, self.new_slot(1), outcome))
         else:
-            self.dispatch(_Call(self, self.new_slot(1), planned))
+            self.dispatch(Call(self, self.new_slot(1), planned))
 
     def _exec_selecting(self, outcome: Ops, selected: int, watching: bool) -> None:
         """An ``EXEC`` with a ``SELECT`` queued: the connection stays in that database after
@@ -722,7 +670,7 @@ class RespConnection(asyncio.Protocol):
         included).  Only the answer tells, so a watching connection holds the commands after
         it until then (as it does behind a blocking command)."""
         if not watching:
-            self.dispatch(_Call(self, self.new_slot(1), outcome))
+            self.dispatch(Call(self, self.new_slot(1), outcome))
             self.db = selected
             return
         slot = self.new_slot(1)
@@ -737,7 +685,7 @@ class RespConnection(asyncio.Protocol):
             if not self.closed:
                 self._run(held, True)
 
-        self.dispatch(_Call(self, _Slot(), outcome, answered))
+        self.dispatch(Call(self, _Slot(), outcome, answered))
 
     # -- publish/subscribe (runtime.pubsub) -----------------------------------------------------
 
@@ -765,7 +713,7 @@ class RespConnection(asyncio.Protocol):
 
     def send_ops(self, ops: tuple[Command, ...], combine: Combine) -> None:
         """Run ``ops`` as this connection's next command, its reply in the FIFO."""
-        self.dispatch(_Call(self, self.new_slot(1), Ops(ops, combine)))
+        self.dispatch(Call(self, self.new_slot(1), Ops(ops, combine)))
 
     # -- blocking commands (runtime.blocking) --------------------------------------------------
 
@@ -773,7 +721,7 @@ class RespConnection(asyncio.Protocol):
         self, ops: tuple[Command, ...], combine: Combine, on_reply: Callable[[bytes], None]
     ) -> None:
         """Run ``ops`` as this connection's plain command, its reply to ``on_reply``."""
-        self.dispatch(_Call(self, _Slot(), Ops(ops, combine), on_reply))
+        self.dispatch(Call(self, _Slot(), Ops(ops, combine), on_reply))
 
     def unblock(self, reply: bytes) -> None:
         """Answer the blocking command, then run the commands held behind it."""
@@ -849,37 +797,37 @@ class RespConnection(asyncio.Protocol):
 
     # -- the read paths and the connection's order (module docstring, "Reads") -------------
 
-    def dispatch(self, job: _Group | _Call) -> None:
+    def dispatch(self, job: Group | Call) -> None:
         """Route ``job`` now, or once this connection's read-index reads are answered."""
         if self.deferred or (self.reads_out and not job.reads_only):
             self.deferred.append(job)
         else:
             job.route()
 
-    def path_for(self, reads_only: bool) -> _Path:
+    def path_for(self, reads_only: bool) -> RequestPath:
         if not reads_only or self.log_out:
-            return _Path.LOG
+            return RequestPath.LOG
         if self.stale_reads:
-            return _Path.LOCAL
-        return _Path.READ_INDEX if self.server.read_index else _Path.LOG
+            return RequestPath.LOCAL
+        return RequestPath.READ_INDEX if self.server.read_index else RequestPath.LOG
 
-    def count_reads(self, path: _Path, reads: int) -> None:
+    def count_reads(self, path: RequestPath, reads: int) -> None:
         """``reads`` read commands leave on ``path`` (``INFO``'s read counters)."""
-        if path is _Path.LOG:
+        if path is RequestPath.LOG:
             self.server.reads_log += reads
-        elif path is _Path.LOCAL:
+        elif path is RequestPath.LOCAL:
             self.server.reads_stale += reads
 
-    def sent(self, path: _Path) -> None:
-        if path is _Path.LOG:
+    def sent(self, path: RequestPath) -> None:
+        if path is RequestPath.LOG:
             self.log_out += 1
-        elif path is _Path.READ_INDEX:
+        elif path is RequestPath.READ_INDEX:
             self.reads_out += 1
 
-    def answered(self, path: _Path) -> None:
-        if path is _Path.LOG:
+    def answered(self, path: RequestPath) -> None:
+        if path is RequestPath.LOG:
             self.log_out -= 1
-        elif path is _Path.READ_INDEX:
+        elif path is RequestPath.READ_INDEX:
             self.reads_out -= 1
         deferred = self.deferred
         while deferred and not (self.reads_out and not deferred[0].reads_only):
@@ -1006,392 +954,3 @@ class RespConnection(asyncio.Protocol):
             self.client_id, self.seq = new_client_id(), 0
         self.seq += 1
         return self.client_id, self.seq
-
-
-class _Path(enum.Enum):
-    LOG = "log"
-    READ_INDEX = "read-index"
-    LOCAL = "local"  # READONLY: this node's state, now
-
-
-def now_ms() -> int:
-    """This node's wall clock in Unix ms: the time stamped on every request, from which the
-    store's clock and the keys' deadlines follow (``kv.state_machine``; the clock assumption is
-    in docs/runtime-contract.md)."""
-    return time.time_ns() // 1_000_000
-
-
-def _read_request(ops: Sequence[Command], db: int) -> bytes:
-    """A read-only request in database ``db``: no session (``KVStateMachine.query`` does not
-    look at it)."""
-    if db:
-        ops = in_db(ops, db)
-    if len(ops) == 1:
-        return encode_request(Request(0, 0, ops[0], now_ms()))
-    return encode_request(RequestBatch(0, 0, tuple(ops), now_ms()))
-
-
-def in_db(ops: Sequence[Command], db: int) -> tuple[Command, ...]:
-    """``ops`` as a connection in database ``db`` sends them: each wrapped in ``kv.InDb``
-    unless ``db`` is 0 (the state machine's default, so most requests carry nothing)."""
-    if not db:
-        return tuple(ops)
-    return tuple(InDb(db, op) for op in ops)
-
-
-class _Group:
-    """Plain commands of one connection that arrived together, run as one ``RequestBatch``.
-
-    One log entry, one request id, one session ``seq``, one answer from the state machine and
-    one place in the reply FIFO for the whole group, instead of one of each per command: the
-    per-command work left is parsing, planning and formatting each reply.  The commands take
-    effect in order at the batch's place in the log, so each stays linearizable and the
-    connection's order holds.  A group of a single command is sent as a plain ``Request``.
-
-    ``ops`` and ``replies`` run in parallel for single-op commands; a multi-key command adds
-    its ops and a ``(combine, count)`` pair, which switches reply formatting to the general
-    loop.
-    """
-
-    __slots__ = ("bytes", "conn", "db", "multi", "ops", "read_ops", "replies", "slot")
-
-    def __init__(self, conn: RespConnection) -> None:
-        self.conn = conn
-        self.db = conn.db  # a group ends before any SELECT: all its commands share one
-        self.ops: list[Command] = []
-        self.replies: list[Reply1 | tuple[Combine, int]] = []
-        self.multi = False
-        self.bytes = 0
-
-    def add(self, planned: Ops) -> None:
-        """A command from ``plan`` (the general path)."""
-        if len(planned.ops) == 1:
-            self.replies.append(single_reply(planned.combine))
-        else:
-            self.replies.append((planned.combine, len(planned.ops)))
-            self.multi = True
-        self.ops += planned.ops
-
-    def full(self, args: list[bytes], count_bytes: bool) -> bool:
-        """After adding ``args``: is the group at a bound (submit it now)?"""
-        if count_bytes:
-            self.bytes += sum(map(len, args))
-        return len(self.ops) >= GROUP_OPS_MAX or self.bytes >= GROUP_BYTES_MAX
-
-    @property
-    def reads_only(self) -> bool:
-        return self.read_ops == len(self.ops)
-
-    def submit(self) -> None:
-        self.read_ops = sum([type(op) in _READ_TYPES for op in self.ops])
-        self.slot = self.conn.new_slot(len(self.replies))
-        self.conn.dispatch(self)
-
-    def route(self) -> None:
-        conn = self.conn
-        path = conn.path_for(self.reads_only)
-        if self.read_ops:
-            conn.count_reads(path, self.read_ops)
-        if path is _Path.LOG:
-            self._send(retry=False)
-            return
-        request = _read_request(self.ops, self.db)
-        if path is _Path.LOCAL:
-            self._done(conn.router.query_local(request), retry=True, client_id=0)
-            return
-        conn.sent(path)
-        conn.server.read_burst.add(self, request)
-
-    def _send(self, *, retry: bool, rotate_from: int | None = None) -> None:
-        conn = self.conn
-        client_id, seq = conn.next_session(rotate_from)
-        ops: Sequence[Command] = self.ops
-        if self.db:
-            ops = in_db(ops, self.db)
-        if len(ops) == 1:
-            request = encode_request(Request(client_id, seq, ops[0], now_ms()))
-        else:
-            request = encode_request(RequestBatch(client_id, seq, tuple(ops), now_ms()))
-
-        def done(outcome: Outcome) -> None:
-            self._done(outcome, retry=retry, client_id=client_id)
-            conn.answered(_Path.LOG)  # after a retry's resend: the order holds meanwhile
-
-        conn.sent(_Path.LOG)
-        conn.router.submit(request, done)
-
-    def _done(self, outcome: Outcome, *, retry: bool, client_id: int) -> None:
-        if isinstance(outcome, Failure):
-            self._reply_all(_failure_reply(outcome))
-            return
-        first = _first_look(outcome, plain=True, retried=retry)
-        if first is _Retry.NEW_SESSION:
-            self._send(retry=True, rotate_from=client_id)
-            return
-        if first is not None:
-            self._reply_all(first)
-            return
-        results: Sequence[Result]
-        if isinstance(outcome, Results):
-            results = outcome.results
-        else:
-            refused = result_error(outcome)
-            if refused is not None:  # an expired session after the retry
-                self._reply_all(refused)
-                return
-            results = (outcome,)
-        if len(results) != len(self.ops):
-            self._reply_all(_unexpected_answer(outcome))
-            return
-        null = self.conn.null
-        if not self.multi:
-            replies = cast(list[Reply1], self.replies)
-            data = b"".join([reply(r, null) for reply, r in zip(replies, results, strict=True)])
-        else:
-            parts: list[bytes] = []
-            position = 0
-            for reply in self.replies:
-                if isinstance(reply, tuple):
-                    combine, count = reply
-                    parts.append(combine(results[position : position + count], null))
-                    position += count
-                else:
-                    parts.append(reply(results[position], null))
-                    position += 1
-            data = b"".join(parts)
-        self.conn.fill(self.slot, data)
-
-    def _reply_all(self, data: bytes) -> None:
-        self.conn.fill(self.slot, data * len(self.replies))
-
-
-class _ReadBurst:
-    """Read-index groups of many connections that arrive in one pass of the event loop, sent
-    as one read: one router request, one node read and one query for all of them, instead of
-    one each (50 pipelining clients send 50 groups a pass).
-
-    The first group of a pass leaves at once (a lone client waits for nothing); the others
-    wait until the end of the pass (``call_soon``), bounded by ``GROUP_OPS_MAX`` commands and
-    ``GROUP_BYTES_MAX`` bytes of encoded requests, and go together.  Each read is still
-    linearizable: the combined read is taken after every group in it arrived and answered
-    before any reply leaves.  The answer's results are handed back to each group in order;
-    a failure (no leader, timeout, busy) goes to every group, as it would have alone.
-    """
-
-    __slots__ = ("bytes", "groups", "open", "ops", "requests", "router")
-
-    def __init__(self, router: Router) -> None:
-        self.router = router
-        self.open = False  # a group left in this pass of the loop: the next ones wait
-        self.groups: list[_Group] = []
-        self.requests: list[bytes] = []  # each group's own request (sent as is when alone)
-        self.ops = 0
-        self.bytes = 0
-
-    def add(self, group: _Group, request: bytes) -> None:
-        if not self.open:
-            self.open = True
-            group.conn.loop.call_soon(self.close)
-            self._send([group], request)
-            return
-        if self.ops + len(group.ops) > GROUP_OPS_MAX or self.bytes + len(request) > GROUP_BYTES_MAX:
-            self.flush()
-        self.groups.append(group)
-        self.requests.append(request)
-        self.ops += len(group.ops)
-        self.bytes += len(request)
-
-    def close(self) -> None:
-        """The end of the pass: send what waited."""
-        self.open = False
-        self.flush()
-
-    def flush(self) -> None:
-        groups, requests = self.groups, self.requests
-        if not groups:
-            return
-        self.groups, self.requests, self.ops, self.bytes = [], [], 0, 0
-        if len(groups) == 1:
-            self._send(groups, requests[0])
-        else:
-            # each group in its own connection's database (kv.InDb), so one read serves all
-            ops = [op for group in groups for op in in_db(group.ops, group.db)]
-            self._send(groups, _read_request(ops, 0))
-
-    def _send(self, groups: list[_Group], request: bytes) -> None:
-        def done(outcome: Outcome) -> None:
-            if len(groups) == 1:
-                groups[0]._done(outcome, retry=True, client_id=0)
-            elif isinstance(outcome, Results) and len(outcome.results) == reads:
-                results, position = outcome.results, 0
-                for group in groups:
-                    end = position + len(group.ops)
-                    group._done(Results(results[position:end]), retry=True, client_id=0)
-                    position = end
-            else:  # a failure or a refusal: every group's answer
-                for group in groups:
-                    group._done(outcome, retry=True, client_id=0)
-            for group in groups:
-                group.conn.answered(_Path.READ_INDEX)
-
-        reads = sum([len(group.ops) for group in groups])
-        self.router.submit(request, done, read=True, reads=reads)
-
-
-def _unexpected_answer(outcome: object) -> bytes:
-    return encode_error(f"ERR internal error: unexpected result {type(outcome).__name__}")
-
-
-class _Call:
-    """One planned command in flight: its log requests and the results gathered so far."""
-
-    __slots__ = ("conn", "db", "on_reply", "ops", "remaining", "replied", "results", "slot")
-
-    def __init__(
-        self,
-        conn: RespConnection,
-        slot: _Slot,
-        ops: Ops,
-        on_reply: Callable[[bytes], None] | None = None,
-    ) -> None:
-        self.conn = conn
-        self.db = conn.db  # the database when it was planned (it may wait behind reads)
-        self.slot = slot
-        self.on_reply = on_reply  # instead of the connection's FIFO (a blocking attempt)
-        self.ops = ops
-        self.results: list[Result | None] = [None] * len(ops.ops)
-        self.remaining = len(ops.ops)
-        self.replied = False
-
-    @property
-    def reads_only(self) -> bool:
-        """Only reads, and under ``PAXOS.REQ`` a new request of a session this node knows (the
-        log answers the rest as before: module docstring, "Reads")."""
-        if not all(type(op) in _READ_TYPES for op in self.ops.ops):
-            return False
-        session = self.ops.session
-        return session is None or self.conn.router.session_read_ok(*session)
-
-    def route(self) -> None:
-        path = self.conn.path_for(self.reads_only)
-        read_ops = sum([type(op) in _READ_TYPES for op in self.ops.ops])
-        if read_ops:
-            self.conn.count_reads(path, read_ops)
-        for index in range(len(self.ops.ops)):
-            if path is _Path.LOG:
-                self._submit(index, retry=False)
-            else:
-                self._submit_read(index, path)
-
-    def _submit_read(self, index: int, path: _Path) -> None:
-        conn = self.conn
-        request = _read_request(self.ops.ops[index : index + 1], self.db)
-        if path is _Path.LOCAL:
-            self._done(index, conn.router.query_local(request), plain=True, retry=True, client_id=0)
-            return
-
-        def done(outcome: Outcome) -> None:
-            self._done(index, outcome, plain=True, retry=True, client_id=0)
-            conn.answered(path)
-
-        conn.sent(path)
-        conn.router.submit(request, done, read=True)
-
-    def _submit(self, index: int, *, retry: bool, rotate_from: int | None = None) -> None:
-        conn = self.conn
-        session = self.ops.session
-        plain = session is None
-        if session is None:
-            session = conn.next_session(rotate_from)
-        client_id, seq = session
-        op = self.ops.ops[index]
-        if self.db:
-            op = InDb(self.db, op)
-        request = encode_request(Request(client_id, seq, op, now_ms()))
-
-        def done(outcome: Outcome) -> None:
-            self._done(index, outcome, plain=plain, retry=retry, client_id=client_id)
-            conn.answered(_Path.LOG)
-
-        conn.sent(_Path.LOG)
-        conn.router.submit(request, done)
-
-    def _done(
-        self, index: int, outcome: Outcome, *, plain: bool, retry: bool, client_id: int
-    ) -> None:
-        if self.replied:
-            return
-        if isinstance(outcome, Failure):
-            self._reply(_failure_reply(outcome))
-            return
-        first = _first_look(outcome, plain=plain, retried=retry)
-        if first is _Retry.NEW_SESSION:
-            self._submit(index, retry=True, rotate_from=client_id)
-            return
-        if first is not None:
-            self._reply(first)
-            return
-        if isinstance(outcome, Results):  # never the answer to a single Request
-            self._reply(_unexpected_answer(outcome))
-            return
-        self.results[index] = outcome
-        self.remaining -= 1
-        if self.remaining == 0:
-            results: Sequence[Result] = [r for r in self.results if r is not None]
-            self._reply(self.ops.combine(results, self.conn.null))
-
-    def _reply(self, data: bytes) -> None:
-        self.replied = True
-        if self.on_reply is not None:
-            self.on_reply(data)
-        else:
-            self.conn.fill(self.slot, data)
-
-
-class _NodeState:
-    """This node's applied index and local reads, for ``BlockedClients``."""
-
-    __slots__ = ("router",)
-
-    def __init__(self, router: Router) -> None:
-        self.router = router
-
-    def applied_index(self) -> int:
-        return self.router.driver.node.applied_index
-
-    def query_local(self, command: bytes) -> object:
-        return self.router.query_local(command)
-
-
-class _Retry(enum.Enum):
-    NEW_SESSION = "the session expired before the command was applied: retry in a new one"
-
-
-def _first_look(outcome: Answer, *, plain: bool, retried: bool) -> bytes | _Retry | None:
-    """What every answer is checked for before its results are read, for groups and calls
-    alike: a retry in a new session, an error reply, or ``None`` to go on.
-
-    Only the connection's own plain session is retried or judged stale; a command that names
-    its session (``CAS`` from pypaxos's client) gets its session's answer as it is.
-    """
-    if plain and isinstance(outcome, SessionExpired) and not retried:
-        return _Retry.NEW_SESSION  # not applied: the session never started or was forgotten
-    if plain and isinstance(outcome, Stale):
-        return TRYAGAIN_UNKNOWN  # a resent copy raced a later command: the outcome is unknown
-    return None
-
-
-def _auth_of(planned: Plan) -> Auth | None:
-    if isinstance(planned, Auth):
-        return planned
-    if isinstance(planned, Hello):
-        return planned.auth
-    return None
-
-
-def _failure_reply(failure: Failure) -> bytes:
-    if failure is Failure.BUSY:
-        return BUSY
-    if failure is Failure.NO_LEADER:
-        return TRYAGAIN_NO_LEADER
-    return TRYAGAIN_UNKNOWN

@@ -4,7 +4,9 @@ Run as its own process (``python -m pypaxos.torture.agent``) in the clients' pla
 network-namespace mode inside the client namespace, the only place the nodes' addresses are
 used from.  The harness drives it over a Unix socket (a file path, reachable across network
 namespaces) with one JSON object a line: ``status``, ``start``, ``stop``, ``final``,
-``read_all``, ``exit``.
+``read_all``, ``member`` (a ``PAXOS.MEMBER`` request for the ``member`` nemesis), ``members``
+(the current members' client addresses: every client made afterwards uses them, and a worker
+whose client predates them makes a new one), ``exit``.
 
 The workload: ``clients`` concurrent ``AsyncClient`` workers (worker W starts on node W, in
 turn, and moves to the next node only when its node fails it), each doing reads, writes and
@@ -43,6 +45,7 @@ from pypaxos.client import (
     AsyncClient,
     ClientError,
     CommandError,
+    MembershipRefusedError,
     SessionExpiredError,
     UnavailableError,
 )
@@ -77,7 +80,8 @@ class Recorder:
 
 class Agent:
     def __init__(self, addresses: list[str], history: Path, seed: int) -> None:
-        self.addresses = addresses
+        self.members = {i: address for i, address in enumerate(addresses, start=1)}
+        self.members_version = 0  # bumped by every ``members``: workers renew their clients
         self.rec = Recorder(history)
         self.rng = random.Random(seed)
         self.keys: list[str] = []
@@ -89,6 +93,14 @@ class Agent:
         self.started = 0.0
         self.read_fraction = 0.45
         self.locks: LockWorkload | None = None  # the lock workload (torture.locks), if asked
+
+    @property
+    def addresses(self) -> list[str]:
+        return [self.members[i] for i in sorted(self.members)]
+
+    def set_members(self, members: dict[int, str]) -> None:
+        self.members = dict(members)
+        self.members_version += 1
 
     def client(self, home: int | None = None, **kwargs: Any) -> AsyncClient:
         """A client; with ``home``, one that starts on node ``home`` (by position) and stays on
@@ -107,11 +119,12 @@ class Agent:
     # -- commands ----------------------------------------------------------------------------
 
     async def status(self) -> list[dict[str, Any]]:
+        ids = sorted(self.members)
         infos = await asyncio.gather(
-            *(fetch_info(a, 0.5) for a in self.addresses), return_exceptions=True
+            *(fetch_info(self.members[i], 0.5) for i in ids), return_exceptions=True
         )
         out: list[dict[str, Any]] = []
-        for index, info in enumerate(infos, start=1):
+        for index, info in zip(ids, infos, strict=True):
             if not isinstance(info, dict):
                 out.append({"id": index, "role": "down"})
                 continue
@@ -223,6 +236,39 @@ class Agent:
                     self.rec.event(f"{tag}:{key}", "ok", "read", key, value)
         return values
 
+    async def member(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One ``PAXOS.MEMBER`` request through the current members (the client follows the
+        leader): ``{"epoch"}``, ``{"refused", "detail"}``, ``{"error"}``, or for ``list``
+        the membership as ``MembershipInfo.as_json``."""
+        action = str(request["action"])
+        addresses = self.addresses
+        if action == "list":  # the leader's view: only it knows whether learners caught up
+            nodes = await self.status()
+            leaders = [n["id"] for n in nodes if n.get("role") == "leader"]
+            if len(leaders) == 1 and leaders[0] in self.members:
+                addresses = [self.members[leaders[0]]]
+        rng = random.Random(self.rng.random())
+        async with AsyncClient(addresses, timeout_s=2.0, retries=5, rng=rng) as client:
+            try:
+                if action == "list":
+                    return {"list": (await client.member_list()).as_json()}
+                node = int(request["id"])
+                if action == "add":
+                    epoch = await client.member_add(node, request["peer"], request["client"])
+                elif action == "promote":
+                    epoch = await client.member_promote(node)
+                elif action == "remove":
+                    epoch = await client.member_remove(node)
+                elif action == "replace":
+                    epoch = await client.member_replace(node, int(request["new"]))
+                else:
+                    return {"error": f"unknown member action {action!r}"}
+            except MembershipRefusedError as refused:
+                return {"refused": refused.reason, "detail": refused.detail}
+            except ClientError as error:
+                return {"error": f"{type(error).__name__}: {error}"}
+        return {"epoch": epoch}
+
     # -- the workload ------------------------------------------------------------------------
 
     async def worker(self, w: int) -> None:
@@ -230,8 +276,13 @@ class Agent:
         process = w * PROCESS_SPAN
         n = 0
         client = self.client(home=w - 1)
+        version = self.members_version
         try:
             while not self.stop.is_set():
+                if version != self.members_version:  # the members changed: their addresses
+                    version = self.members_version
+                    await client.aclose()
+                    client = self.client(home=w - 1)
                 n += 1
                 if n % UNIQUE_EVERY_OPS == 0:
                     key, value = f"u:{w}:{n}", f"{w}-{n}"
@@ -374,6 +425,11 @@ async def dispatch(agent: Agent, request: dict[str, Any]) -> dict[str, Any]:
         return {"after_s": await agent.available(float(request["timeout_s"]))}
     if op == "final":
         return await agent.final()
+    if op == "member":
+        return await agent.member(request)
+    if op == "members":
+        agent.set_members({int(i): str(a) for i, a in request["members"].items()})
+        return {"ok": True}
     if op == "read_all":
         return {"values": await agent.read_all(str(request.get("tag", "check")))}
     if op == "locks":

@@ -8,15 +8,25 @@ paused process cannot die of SIGTERM), then SIGTERM, then SIGKILL after a grace 
 Each node gets its own ``cluster.toml`` (``RUN/config/node-N.toml``): the members are the same
 in every file, but a peer's address is the proxy in front of that peer for this sender
 (``hosts.Hosts``).  Planted bugs go on the command line (``pypaxos node --bug``).
+
+Spare slots (``spares``, for the ``member`` nemesis: ``members.py``) are ids after the first
+members', laid out like them up front (address, namespace, proxy, config) but started only when
+the nemesis adds them, with ``--join``.  Every node's own entry advertises its any-sender proxy
+and binds elsewhere (``own_member``): the address a node joining (or rejoining) is added
+with travels in the replicated configuration and is dialled by everyone.  ``ids`` is the
+current membership, which every other fault picks from; ``slots`` is every id the run laid
+out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +40,7 @@ from pypaxos.storage.file import FsyncMode
 from pypaxos.torture.clock import write_clock_file
 from pypaxos.torture.hosts import Hosts
 from pypaxos.torture.powerfs import PowerMount
-from pypaxos.torture.proxy import Faults
+from pypaxos.torture.proxy import ANY_SOURCE, Faults
 from pypaxos.torture.reads import ReadSetup
 from pypaxos.transport.auth import write_secret
 
@@ -85,10 +95,13 @@ class TortureCluster:
         reads: ReadSetup | None = None,
         power: bool = False,
         fsync: FsyncMode = "always",
+        spares: int = 0,
     ) -> None:
         self.layout = layout
         self.hosts = hosts
-        self.ids = list(range(1, nodes + 1))
+        self.genesis = tuple(range(1, nodes + 1))  # the first configuration's voters
+        self.slots = tuple(range(1, nodes + spares + 1))  # every id laid out
+        self.ids = list(self.genesis)  # the current members (the member nemesis changes it)
         self.bugs = bugs
         self.clock = clock
         self.seed = seed
@@ -97,7 +110,7 @@ class TortureCluster:
         self.proxies: dict[int, Proc] = {}
         self.agent: Proc | None = None
         self.everything: list[Proc] = []  # every process ever started, for stop_all
-        self.clock_seq: dict[int, int] = dict.fromkeys(self.ids, 0)
+        self.clock_seq: dict[int, int] = dict.fromkeys(self.slots, 0)
         self.power = power  # node data directories on powerfs mounts (the power nemesis)
         self.fsync: FsyncMode = fsync  # "never" only to show what a power cut does without it
         self.power_mounts: dict[int, PowerMount] = {}
@@ -113,16 +126,16 @@ class TortureCluster:
         secret = self.peer_secret
         if not secret.exists():
             write_secret(secret)
-        for i in self.ids:
+        for i in self.slots:
             # Node i reaches every other node j through the proxy in front of j.
             members = tuple(
-                Member(
-                    id=j,
-                    peer=self.hosts.peer_bind(j) if j == i else self.hosts.proxy_listen(j, i),
-                    client=self.hosts.client(j),
-                )
-                for j in self.ids
+                self.own_member(j)
+                if j == i
+                else Member(id=j, peer=self.hosts.proxy_listen(j, i), client=self.hosts.client(j))
+                for j in self.genesis
             )
+            if i not in self.genesis:
+                members += (self.own_member(i),)
             path = self.layout.config / f"node-{i}.toml"
             config = new_config(
                 path,
@@ -133,10 +146,24 @@ class TortureCluster:
                 # The nodes' addresses are in namespaces this run made; no one else is there.
                 protected_mode=self.hosts.mode != "netns",
                 fsync=self.fsync,
+                state_digest=True,  # the verdict compares the replicas' digests
             )
+            if i not in self.genesis:
+                config = dataclasses.replace(config, initial_members=self.genesis)
             write_config(self.reads.apply(config))
             if self.clock:
                 write_clock_file(self.clock_file(i), 0, 0.0, 1.0)
+
+    def own_member(self, i: int) -> Member:
+        """Node ``i``'s own entry: what it advertises (its any-sender proxy, its client
+        address) and, apart from those, what it binds."""
+        return Member(
+            id=i,
+            peer=self.hosts.proxy_any(i),
+            client=self.hosts.client(i),
+            peer_listen=self.hosts.peer_bind(i),
+            client_listen=self.hosts.client_bind(i),
+        )
 
     def clock_file(self, i: int) -> Path:
         return self.layout.config / f"clock-{i}.json"
@@ -169,16 +196,17 @@ class TortureCluster:
         return proc
 
     async def start_proxies(self) -> None:
-        for i in self.ids:
+        for i in self.slots:
             routes = [
                 [j, self.hosts.proxy_listen(i, j), self.hosts.peer_bind(i)]
-                for j in self.ids
+                for j in self.slots
                 if j != i
             ]
+            routes.append([ANY_SOURCE, self.hosts.proxy_any(i), self.hosts.peer_bind(i)])
             argv = [sys.executable, "-m", "pypaxos.torture.proxy", "--routes", json.dumps(routes)]
             argv += ["--control", str(self.control_socket(i)), "--seed", str(self.seed + i)]
             self.proxies[i] = self._spawn(f"proxy-{i}", self.hosts.node_argv(i, argv))
-        for i in self.ids:
+        for i in self.slots:
             await self._wait_for_socket(self.proxies[i], self.control_socket(i))
 
     async def start_agent(self) -> None:
@@ -226,8 +254,9 @@ class TortureCluster:
             writer.close()
             return
 
-    def node_argv(self, i: int) -> list[str]:
+    def node_argv(self, i: int, extra: tuple[str, ...] = ()) -> list[str]:
         node_args = ["--config", str(self.layout.config / f"node-{i}.toml"), "--id", str(i)]
+        node_args += extra
         for bug in self.bugs:
             node_args += ["--bug", bug]
         if self.clock:
@@ -237,10 +266,10 @@ class TortureCluster:
             argv = [sys.executable, "-m", "pypaxos", "node", *node_args]
         return self.hosts.node_argv(i, argv)
 
-    def start_node(self, i: int) -> Proc:
+    def start_node(self, i: int, extra: tuple[str, ...] = ()) -> Proc:
         old = self.nodes.get(i)
         assert old is None or old.popen.poll() is not None, f"node {i} is running"
-        proc = self._spawn(f"node-{i}", self.node_argv(i))
+        proc = self._spawn(f"node-{i}", self.node_argv(i, extra))
         self.nodes[i] = proc
         return proc
 
@@ -260,7 +289,7 @@ class TortureCluster:
     def mount_power(self) -> None:
         """Put each node's data directory on a powerfs mount of its own, backed by
         ``RUN/power/node-N`` (which holds, at every instant, what a power cut would leave)."""
-        for i in self.ids:
+        for i in self.slots:
             mount = PowerMount(
                 self.layout.node_dir(i),
                 self.layout.run / "power" / f"node-{i}",
@@ -281,6 +310,16 @@ class TortureCluster:
             mount.close()
 
     # -- faults on processes -----------------------------------------------------------------
+
+    def wipe(self, i: int) -> None:
+        """Empty the data directory of node ``i`` (stopped): a spare joins with nothing."""
+        assert not self.alive(i), f"node {i} is running"
+        folder = self.layout.node_dir(i)
+        for child in folder.iterdir() if folder.exists() else ():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
 
     def alive(self, i: int) -> bool:
         proc = self.nodes.get(i)
@@ -323,7 +362,7 @@ class TortureCluster:
         return await _ask(self.control_socket(i), faults.to_json())
 
     async def proxy_stats(self) -> dict[int, dict[str, Any]]:
-        return {i: await _ask(self.control_socket(i), {"stats": True}) for i in self.ids}
+        return {i: await _ask(self.control_socket(i), {"stats": True}) for i in self.slots}
 
     async def ask_agent(self, request: dict[str, Any], timeout_s: float = 60.0) -> dict[str, Any]:
         return await _ask(self.agent_socket, request, timeout_s)

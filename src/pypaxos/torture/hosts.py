@@ -10,6 +10,12 @@ The layout is the same in both: node ``i`` serves clients on ``client(i)``, list
 ``peer_bind(i)``, and its proxy listens for node ``j`` on ``proxy_listen(i, j)``, forwarding to
 ``peer_bind(i)``.  Node ``j``'s own ``cluster.toml`` names ``proxy_listen(i, j)`` as node
 ``i``'s peer address, so every byte between two nodes crosses exactly one proxy.
+
+A node added at run time (the ``member`` nemesis, ``members.py``) advertises one peer address
+to every member, since the address travels in the replicated configuration: ``proxy_any(i)``,
+where its proxy learns the sender from the connection's ``Hello``.  It binds ``peer_bind(i)``
+and, in netns mode, ``client_bind(i)`` (every interface), advertising the other two: bound and
+advertised addresses differ, as behind NAT or in a container network.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from pypaxos.torture.netns import NetnsHosts
 LOCALHOST = "127.0.0.1"
 NETNS_CLIENT_PORT = 7001
 NETNS_PEER_PORT = 7101
-NETNS_PROXY_BASE = 7200  # + sender id
+NETNS_PROXY_BASE = 7200  # + sender id; + 0 for any sender (``proxy_any``)
+SLOTS_MAX = 9  # the loopback port layout holds ids 1..9
 
 
 class Hosts(Protocol):
@@ -33,6 +40,8 @@ class Hosts(Protocol):
     def client(self, i: int) -> str: ...
     def peer_bind(self, i: int) -> str: ...
     def proxy_listen(self, i: int, j: int) -> str: ...
+    def proxy_any(self, i: int) -> str: ...
+    def client_bind(self, i: int) -> str | None: ...
     def node_argv(self, i: int, argv: list[str]) -> list[str]: ...
     def client_argv(self, argv: list[str]) -> list[str]: ...
     def partition(self, groups: list[set[int]]) -> bool: ...
@@ -43,12 +52,14 @@ class Hosts(Protocol):
 
 class LoopbackHosts:
     """Everything on 127.0.0.1: clients ``base+i-1``, peers ``base+100+i-1``, proxies
-    ``base+200+10*(i-1)+(j-1)``.  ``partition`` and ``set_loss`` return False: the proxies
-    do them."""
+    ``base+200+10*(i-1)+(j-1)``, a proxy for any sender ``base+300+i-1``.  ``partition`` and
+    ``set_loss`` return False: the proxies do them."""
 
     mode = "loopback"
 
     def __init__(self, nodes: int, base_port: int) -> None:
+        if not 1 <= nodes <= SLOTS_MAX:
+            raise ValueError(f"the loopback layout holds 1..{SLOTS_MAX} nodes, not {nodes}")
         self.nodes = nodes
         self.base = base_port
 
@@ -64,6 +75,7 @@ class LoopbackHosts:
         ids = range(1, self.nodes + 1)
         addresses = [self.client(i) for i in ids] + [self.peer_bind(i) for i in ids]
         addresses += [self.proxy_listen(i, j) for i in ids for j in ids if i != j]
+        addresses += [self.proxy_any(i) for i in ids]
         return [int(a.rpartition(":")[2]) for a in addresses]
 
     def client(self, i: int) -> str:
@@ -74,6 +86,12 @@ class LoopbackHosts:
 
     def proxy_listen(self, i: int, j: int) -> str:
         return f"{LOCALHOST}:{self.base + 200 + 10 * (i - 1) + (j - 1)}"
+
+    def proxy_any(self, i: int) -> str:
+        return f"{LOCALHOST}:{self.base + 300 + i - 1}"
+
+    def client_bind(self, i: int) -> str | None:
+        return None  # loopback: the client address is bound as advertised
 
     def node_argv(self, i: int, argv: list[str]) -> list[str]:
         return argv
@@ -112,6 +130,12 @@ class NamespaceHosts:
 
     def proxy_listen(self, i: int, j: int) -> str:
         return f"{self.net.node_address(i)}:{NETNS_PROXY_BASE + j}"
+
+    def proxy_any(self, i: int) -> str:
+        return f"{self.net.node_address(i)}:{NETNS_PROXY_BASE}"
+
+    def client_bind(self, i: int) -> str | None:
+        return f"0.0.0.0:{NETNS_CLIENT_PORT}"  # every interface of node i's namespace
 
     def node_argv(self, i: int, argv: list[str]) -> list[str]:
         return self.net.wrap(self.net.node_ns(i), argv)

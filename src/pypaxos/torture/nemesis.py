@@ -5,9 +5,11 @@ Kinds (``--nemesis``): ``partition``, ``kill``, ``pause``, ``net``, ``clock`` (`
 data directory loses everything not yet fsynced, as in a power cut); aimed kinds, not part of
 ``all``, for chasing one kind of bug in a short run: ``isolate-leader``, ``kill-leader`` and
 ``clock-drift`` (a clock rate within the nodes' drift bound, for lease runs: ``reads.py``).
-Each cycle runs every chosen kind once, in a random order, and the first cycle always
-completes.  Faults are chosen by one ``random.Random(seed)``, so a schedule replays from
-``--seed`` (the processes' timing does not).  Every fault is written to ``RUN/nemesis.log``.
+``member`` (``members.py``: adds, removes and replaces members) and its aimed form
+``member-cut`` need spare slots, so they are not part of ``all`` either.  Each cycle runs every
+chosen kind once, in a random order, and the first cycle always completes.  Faults are chosen
+by one ``random.Random(seed)``, so a schedule replays from ``--seed`` (the processes' timing
+does not).  Every fault is written to ``RUN/nemesis.log``.
 
 More (what each kind does): docs/testing.md, 'Torture'.
 """
@@ -25,11 +27,14 @@ from typing import Any
 
 from pypaxos.torture.cluster import TortureCluster
 from pypaxos.torture.disk import DISK_FAULTS, inject
+from pypaxos.torture.members import MemberChanges
 from pypaxos.torture.proxy import Faults
 from pypaxos.torture.reads import drift_bound
 
 NEMESES = ("partition", "kill", "pause", "net", "clock", "disk", "hostile", "power")
 AIMED_NEMESES = ("isolate-leader", "kill-leader", "clock-drift")
+MEMBER_NEMESIS = "member"  # not in all: it needs spare slots (``--spares``)
+MEMBER_NEMESES = (MEMBER_NEMESIS, "member-cut")  # member-cut: aimed (members.py)
 CLOCK_NEMESES = ("clock", "clock-drift")  # the nodes run on a skewable loop clock
 HOLD_S = (1.5, 4.0)  # how long a fault lasts
 CALM_S = (0.5, 1.5)  # quiet between faults
@@ -61,6 +66,7 @@ class Nemesis:
         self.problems: list[str] = []  # things a correct build must never do
         self.started = time.monotonic()
         self.network_faulted = False
+        self.members = MemberChanges(self)
 
     def note(self, text: str) -> None:
         self.log_file.write(f"{time.monotonic() - self.started:8.2f}s {text}\n")
@@ -118,6 +124,12 @@ class Nemesis:
             await getattr(self, f"do_{kind.replace('-', '_')}")(hold)
             await self.restart_dead()
             await asyncio.sleep(self.rng.uniform(*CALM_S))
+
+    async def do_member(self, hold_s: float) -> None:
+        await self.members.turn()
+
+    async def do_member_cut(self, hold_s: float) -> None:
+        await self.members.turn(aimed=True)
 
     async def do_partition(self, hold_s: float) -> None:
         ids = list(self.cluster.ids)
@@ -272,7 +284,7 @@ class Nemesis:
         self.network_faulted = True
         if not self.cluster.hosts.set_loss(loss * 100):
             faults = Faults(faults.blocked, loss, faults.delay_ms, faults.dup, faults.reorder)
-        for i in self.cluster.ids:
+        for i in self.cluster.slots:
             await self.cluster.set_proxy(i, faults)
         detail = f"loss {loss:.0%}, delay 0-{faults.delay_ms[1]:g} ms, dup {faults.dup:.0%}"
         self.fault("net", f"{detail}, reorder {faults.reorder:.0%}")
@@ -320,10 +332,10 @@ class Nemesis:
         if self.cluster.hosts.partition(groups):
             return
         group_of = {n: g for g, members in enumerate(groups) for n in members}
-        for i in self.cluster.ids:
+        for i in self.cluster.slots:
             blocked = frozenset(
                 j
-                for j in self.cluster.ids
+                for j in self.cluster.slots
                 if j != i and i in group_of and j in group_of and group_of[i] != group_of[j]
             )
             await self.cluster.set_proxy(i, Faults(blocked=blocked))
@@ -332,7 +344,7 @@ class Nemesis:
         if not self.network_faulted:
             return
         self.cluster.hosts.heal()
-        for i in self.cluster.ids:
+        for i in self.cluster.slots:
             await self.cluster.set_proxy(i, Faults())
         self.network_faulted = False
         self.note("network healed")

@@ -1,7 +1,9 @@
 """A fault-injecting TCP proxy between nodes: loss, delay, duplication, reordering, partitions.
 
 One proxy process stands in front of one node's peer port, with one listening port per other
-node (the port says who is sending), and forwards to the node's real peer port.  It knows only
+node (the port says who is sending), and forwards to the node's real peer port.  A route whose
+source is ``ANY_SOURCE`` serves every sender (a node added at run time is dialled at one
+address by all): the sender is the ``node_id`` of the connection's ``Hello``.  It knows only
 the transport's framing: the ``Hello`` passes at once, and every later frame is a unit of
 fault (dropped, delayed, held back, sent twice), because a Paxos message lost, late, repeated
 or out of order is what the protocol must survive (Paxos Made Simple, section 2.1).  Memory is
@@ -28,6 +30,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import msgspec
+
+from pypaxos.transport.codec import HEADER_BYTES, Hello
+
+ANY_SOURCE = 0  # a route for every sender: the Hello names it
 LENGTH = struct.Struct(">I")
 FRAME_BYTES_MAX = 64 * 1024 * 1024  # past this the stream is not ours: close it
 QUEUE_BYTES_MAX = 16 * 1024 * 1024
@@ -81,7 +88,7 @@ class Stats:
 
 @dataclass(frozen=True)
 class Route:
-    source: int  # the sending node's id
+    source: int  # the sending node's id, or ANY_SOURCE
     listen: tuple[str, int]
     target: tuple[str, int]
 
@@ -234,6 +241,8 @@ class FaultProxy:
                 del buffer[:end]
                 if first:  # the Hello: at once, untouched
                     first = False
+                    if pipe.source == ANY_SOURCE:
+                        pipe.source = _hello_sender(frame)
                     pipe.push(frame, 0.0)
                 else:
                     pipe.offer(frame)
@@ -247,6 +256,15 @@ class FaultProxy:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _hello_sender(frame: bytes) -> int:
+    """The sending node's id from a ``Hello`` frame (``ANY_SOURCE`` if it is not one: the
+    node refuses such a connection itself)."""
+    try:
+        return msgspec.msgpack.decode(frame[HEADER_BYTES:], type=Hello).node_id
+    except msgspec.DecodeError:
+        return ANY_SOURCE
 
 
 async def _copy_back(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -14,6 +14,7 @@
    through each of a few successive leaders (the current one is stopped with SIGTERM, another
    takes over, the old one restarts): every node that leads must answer the same.  Then
    compare the nodes' state digests at one applied index (``INFO`` ``state_digest``).
+   With the member nemesis, check that the membership is what the acknowledged changes made.
    With lock workers, read the fenced resource's log of accepted writes and check that no two
    holders acted at once (``torture.locks``).
 5. Check the history for linearizability; print the verdict; stop every process; write
@@ -39,7 +40,7 @@ from typing import Any
 from pypaxos.storage.file import FsyncMode
 from pypaxos.torture.cluster import Layout, TortureCluster
 from pypaxos.torture.hosts import Hosts, LoopbackHosts, NamespaceHosts, netns_available
-from pypaxos.torture.nemesis import CLOCK_NEMESES, NEMESES, Nemesis
+from pypaxos.torture.nemesis import CLOCK_NEMESES, MEMBER_NEMESES, NEMESES, Nemesis
 from pypaxos.torture.powerfs import fuse_unavailable
 from pypaxos.torture.reads import ReadSetup
 
@@ -71,6 +72,7 @@ class Options:
     fsync: FsyncMode = "always"  # the nodes' setting; "never" shows what the power nemesis finds
     locks: int = 0  # lock workers (torture.locks) beside the register workload
     lock_bugs: list[str] = field(default_factory=list)  # torture.locks.LockBug names
+    spares: int = 0  # node slots laid out beyond the first members, for the member nemesis
 
 
 @dataclass
@@ -147,12 +149,12 @@ def choose_hosts(options: Options) -> Hosts:
     if options.mode in ("auto", "netns"):
         usable, why = netns_available()
         if usable:
-            return NamespaceHosts(options.nodes, "pxt")
+            return NamespaceHosts(options.nodes + options.spares, "pxt")
         if options.mode == "netns":
             raise RuntimeError(f"network namespaces are not usable here: {why}")
         print(f"torture: loopback mode ({why})", flush=True)
     # Ports are not drawn from the seed: two runs with one seed may run side by side.
-    return LoopbackHosts.on_free_ports(options.nodes, random.Random())
+    return LoopbackHosts.on_free_ports(options.nodes + options.spares, random.Random())
 
 
 def check_power(options: Options) -> str | None:
@@ -186,14 +188,16 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
         reads=options.reads,
         power="power" in options.nemeses,
         fsync=options.fsync,
+        spares=options.spares,
     )
     nemesis: Nemesis | None = None
     try:
         try:
             nemeses, bugs = ",".join(options.nemeses) or "none", ",".join(options.bugs) or "none"
             fsync = "" if options.fsync == "always" else f", fsync {options.fsync}"
+            spares = f" + {options.spares} spare" if options.spares else ""
             say(
-                f"torture: seed {options.seed}, {options.nodes} nodes ({hosts.mode}), "
+                f"torture: seed {options.seed}, {options.nodes} nodes{spares} ({hosts.mode}), "
                 f"nemesis {nemeses}, bugs {bugs}, reads {options.reads.mode}{fsync}, "
                 f"{options.time_s:g}s; run folder {run_dir}"
             )
@@ -248,6 +252,8 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
                     f"{final['unread']} acknowledged writes could not be read back"
                 )
             nemesis.note("final reads done")
+            if set(MEMBER_NEMESES) & set(options.nemeses):
+                await nemesis.members.verify()
             if options.locks:
                 locks = await cluster.ask_agent({"op": "locks"}, 60.0)
                 verdict.locks = {"entries": locks["entries"], **locks["counts"]}
