@@ -630,10 +630,15 @@ class KVWorld(Simulator[object]):
         client_settings = self.settings.client
         if final:  # clients may be set to give up early; the final reader must not
             default = ClientSettings()
+            # It keeps asking for as long as the liveness bound allows, one backoff at a time
+            # at least: a leader that crashed holding a lease keeps every follower from
+            # electing until that lease runs out, and a few quick redirects must not use up
+            # its attempts before then (the deadline, not its patience, judges liveness).
+            patience = self.bound // max(1, client_settings.backoff_ticks)
             client_settings = replace(
                 client_settings,
                 timeout_ticks=max(client_settings.timeout_ticks, default.timeout_ticks),
-                attempts_max=max(client_settings.attempts_max, default.attempts_max),
+                attempts_max=max(client_settings.attempts_max, default.attempts_max, patience),
             )
         if final and self.settings.reconfig:
             # A removed node hears no heartbeats, so its leader hint stays stale for good: the
