@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import secrets
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING, NoReturn
 from pypaxos.kv import DbSize, KVStateMachine, Request, encode_request
 from pypaxos.multi import Role
 from pypaxos.runtime.commands import Custom
-from pypaxos.runtime.driver import _die_with_parent
+from pypaxos.runtime.driver import enter_forked_child
 from pypaxos.runtime.router import Failure, Outcome, Router
 from pypaxos.storage import SnapshotFileReader, StorageError, write_snapshot_file
 from pypaxos.transport.resp import encode_array, encode_bulk, encode_error, encode_simple
@@ -286,13 +285,7 @@ def _child(
     no loop, no logging, every inherited descriptor closed, dies with its parent)."""
     code = 1
     try:
-        _die_with_parent(parent_pid)
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        with contextlib.suppress(OSError):
-            os.nice(19)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        gc.disable()
+        enter_forked_child(parent_pid)
         write_snapshot_file(directory, slot, machine.snapshot_chunks(chunk_bytes), fsync=False)
         if with_digest:  # the machine keeps none: the whole state's, here, off the loop
             (directory / _DIGEST_FILE).write_text(machine.full_digest().hex(), encoding="ascii")

@@ -838,15 +838,7 @@ def _snapshot_child(
     the temp file, removed at the next start."""
     code = 1
     try:
-        _die_with_parent(parent_pid)
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        # The lowest CPU priority: the node (and its peers, on a shared machine) come first; a
-        # snapshot taking longer only keeps the log a little longer.
-        with contextlib.suppress(OSError):
-            os.nice(19)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        gc.disable()  # nothing here makes cycles; a collection would copy every page it touches
+        enter_forked_child(parent_pid)
         # The replica's chunks: the membership's first, when it is reconfigurable.
         chunks = itertools.chain(replica.snapshot_chunks(chunk_bytes), (meta,))
         write_snapshot_file(storage.dir, index, chunks, fsync=storage.fsync == "always")
@@ -856,6 +848,21 @@ def _snapshot_child(
             os.write(2, f"pypaxos snapshot child: {error!r}\n".encode())
     finally:
         os._exit(code)
+
+
+def enter_forked_child(parent_pid: int) -> None:
+    """What every forked writer (a snapshot, a backup) does first: die with its parent, close
+    every inherited descriptor but the standard ones, take the lowest CPU priority (the node
+    and its peers come first; a slower writer only keeps the log a little longer), restore the
+    default SIGINT/SIGTERM, and stop the garbage collector (nothing a writer does makes cycles;
+    a collection would copy every page it touches)."""
+    _die_with_parent(parent_pid)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    with contextlib.suppress(OSError):
+        os.nice(19)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    gc.disable()
 
 
 def _die_with_parent(parent_pid: int) -> None:
