@@ -391,7 +391,7 @@ def compose_document(spec: DeploySpec) -> dict[str, Any]:
                 f"./secrets/{PASSWORD_KEY}:{SECRET_MOUNT}/{PASSWORD_KEY}:ro",
                 f"{name}-data:{DATA_DIR}",
             ],
-            # Clients on this machine only; the peers talk over the compose network.
+            # Clients on the compose host's loopback only; the peers use the compose network.
             "ports": [f"127.0.0.1:{published}:{spec.client_port}"],
             "restart": "unless-stopped",
         }

@@ -182,6 +182,11 @@ class StateDigest:
             part = self.dbs[db] = KeySums(self.tracking)
         return part
 
+    def marks(self, db: int) -> set[bytes] | None:
+        """Where a ``Keyspace`` of database ``db`` marks the keys it writes; ``None`` when no
+        digest is kept, so a write pays nothing for it (``Keyspace.touch`` skips it)."""
+        return self.keys(db).dirty if self.tracking else None
+
     def dirty_count(self) -> int:
         return sum(len(part.dirty) for part in self.dbs.values())
 

@@ -511,7 +511,7 @@ class KVStateMachine:
         """Database ``db`` as the apply path sees it (made if absent)."""
         data, expires = self._tables(db, create=True)
         watches = None if KvBug.WATCH_MISSES_WRITES in self.bugs else self._programs.watches
-        dirty = self._digest.keys(db).dirty
+        dirty = self._digest.marks(db)
         return Keyspace(data, expires, self._now_ms, True, watches, db, self._keyspace, dirty)
 
     @property
@@ -849,7 +849,7 @@ class KVStateMachine:
                 watches,
                 0,
                 self._keyspace,
-                self._digest.dbs[0].dirty,
+                self._digest.marks(0),
             )
         if self._notify_bits and self._publications is not None:
             return self._execute_notifying(ks, op)
