@@ -69,6 +69,7 @@ from pypaxos.multi import (
     TakeSnapshot,
 )
 from pypaxos.multi.membership import Change, MembershipRefused, MembershipState
+from pypaxos.runtime.heap import HeapTrimmer
 from pypaxos.runtime.wire import (
     WireMessage,
     encode_record,
@@ -222,6 +223,10 @@ class Driver:
         self.snapshots_saved = 0
         self.snapshot_fork_s = 0.0  # the last fork's time on the loop
         self.snapshot_chunks_sent = 0
+        # The C heap's free pages go back to the kernel after each compaction (runtime.heap),
+        # and once now, after recovery's snapshot and log replay.
+        self.heap = HeapTrimmer()
+        self.heap.request()
         self._serve_recovered_snapshot()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
@@ -602,7 +607,9 @@ class Driver:
         self.snapshots_saved += 1
         self._saved = [*self._saved[-3:], (done.slot, done.index)]
         self._serve(done.slot)
-        return self.node.snapshot_saved(done.slot)
+        effects = self.node.snapshot_saved(done.slot)  # frees the log values it compacts
+        self.heap.request()
+        return effects
 
     def _compact_index(self, slot: int) -> int | None:
         """The log index of the newest adopted snapshot at or below ``slot``."""
@@ -695,6 +702,7 @@ class Driver:
         for slot in list(self._open_snapshots):
             self._reader_pool.submit(self._open_snapshots.pop(slot).close)
         self._reader_pool.shutdown(wait=True)
+        self.heap.wait()
 
     def _send(self, effects: list[Effect]) -> None:
         if self.node.membership.version != self._membership_version:
