@@ -87,13 +87,17 @@ def _resident_kib() -> int:
 
 
 class CountingTrimmer(HeapTrimmer):
-    def __init__(self) -> None:
+    def __init__(self, idle_trims: bool = True) -> None:
         super().__init__(trim=lambda pad: 0)
         self.requests = 0
+        self.idle_trims = idle_trims
 
     def request(self) -> bool:
         self.requests += 1
         return super().request()
+
+    def idle(self, progress: int) -> bool:
+        return self.idle_trims and super().idle(progress)
 
 
 @pytest.mark.asyncio
@@ -102,11 +106,58 @@ async def test_the_driver_trims_after_each_saved_snapshot(tmp_path: Path) -> Non
     node = Node(1, CONFIG, random.Random(1), KVStateMachine())
     with ThreadPoolExecutor(1) as executor:
         driver = Driver(node, storage, Outbox(), executor, tick_s=TICK_S)
-        counting = driver.heap = CountingTrimmer()
+        counting = driver.heap = CountingTrimmer(idle_trims=False)
         task = asyncio.create_task(driver.run())
         await follow(driver, range(0, 13))
         await until(lambda: driver.snapshots_saved >= 2 and not node.replica.snapshot_pending)
         driver.stop()
         await task
     assert counting.requests == driver.snapshots_saved
+    storage.close()
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def test_an_idle_trim_needs_progress_and_a_pause_since_the_last_trim() -> None:
+    clock = ManualClock()
+    heap = HeapTrimmer(trim=lambda pad: 1, idle_interval_s=1.0, clock=clock)
+    assert heap.idle(5)  # progress since the start: trim
+    heap.wait(10)
+    assert not heap.idle(5)  # nothing applied since
+    assert not heap.idle(6)  # applied, but within the interval
+    clock.now_s += 1.0
+    assert heap.idle(6)
+    heap.wait(10)
+    assert heap.request()  # a compaction's trim counts as a trim for the interval
+    heap.wait(10)
+    clock.now_s += 0.5
+    assert not heap.idle(7)
+    clock.now_s += 0.5
+    assert heap.idle(7)
+    heap.wait(10)
+    assert heap.trims == 4
+
+
+@pytest.mark.asyncio
+async def test_an_idle_driver_trims_once_after_it_applied_commands(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path)
+    node = Node(1, CONFIG, random.Random(1), KVStateMachine())
+    with ThreadPoolExecutor(1) as executor:
+        driver = Driver(node, storage, Outbox(), executor, tick_s=TICK_S)
+        counting = driver.heap = CountingTrimmer()
+        task = asyncio.create_task(driver.run())
+        await follow(driver, range(0, 3))  # below the first snapshot: no compaction trims
+        await until(lambda: counting.requests >= 1)  # the pause after the last Accept
+        assert driver.snapshots_saved == 0
+        requests = counting.requests
+        await asyncio.sleep(0.3)  # idle for longer, nothing applied: no second trim
+        assert counting.requests == requests
+        driver.stop()
+        await task
     storage.close()

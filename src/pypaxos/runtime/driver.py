@@ -103,6 +103,11 @@ proposal or an answer each): a lightly loaded one.  Under load the next batch is
 waiting, and a spinning leader would take CPU from its followers where they share cores."""
 
 
+IDLE_TRIM_AFTER_S = 0.1
+"""After this long without an input the node is idle: it gives the C heap that its last burst
+freed back to the kernel (``runtime.heap``; under load inputs come every millisecond or so)."""
+
+
 SLOW_S = 0.2
 """A batch this slow, or a wake-up this late, is logged: a fifth of the shortest election
 timeout at the default ``tick_ms``, so a leader change under load can be traced to it."""
@@ -227,6 +232,7 @@ class Driver:
         # and once now, after recovery's snapshot and log replay.
         self.heap = HeapTrimmer()
         self.heap.request()
+        self._input_at = 0.0  # loop time of the last batch with inputs (idle trims)
         self._serve_recovered_snapshot()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
@@ -301,6 +307,10 @@ class Driver:
                     (done - stepped) * 1000,
                 )
             self.batches += 1
+            if inputs:
+                self._input_at = done
+            elif done - self._input_at >= IDLE_TRIM_AFTER_S:  # idle: give a burst's heap back
+                self.heap.idle(self.node.replica.applied_index)
             self._check_status()
             if self.node.membership.version != self._membership_version:
                 self._membership_changed()

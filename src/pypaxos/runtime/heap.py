@@ -14,6 +14,11 @@ arena's lock while it works on it, so it runs in a thread of its own (``ctypes``
 GIL): the event loop only waits if it needs that arena's lock meanwhile for an allocation of more
 than 512 bytes.  At most one trim runs at a time; a request while one runs is dropped (the running
 one releases what the new request would).  Without glibc (musl, macOS) it does nothing.
+
+The driver asks after each compaction and, through ``idle``, when a batch of ticks alone finds
+the node idle after it applied commands: what a burst held in flight (clients' pipelines, the
+peers' frames) is then given back at once, not at the next compaction, which an idle node may
+never reach.  ``idle`` trims at most once per ``idle_interval_s``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import ctypes
 import threading
 import time
 from collections.abc import Callable
+
+IDLE_INTERVAL_S = 1.0
 
 
 def _find_malloc_trim() -> Callable[[int], int] | None:
@@ -38,10 +45,20 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
 class HeapTrimmer:
     """Trims the C heap in a background thread when asked (``request``), one trim at a time."""
 
-    def __init__(self, trim: Callable[[int], int] | None = None, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        trim: Callable[[int], int] | None = None,
+        enabled: bool = True,
+        idle_interval_s: float = IDLE_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._trim = (trim or _find_malloc_trim()) if enabled else None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.idle_interval_s = idle_interval_s
+        self._clock = clock
+        self._requested_s = -float("inf")  # when the last trim started (clock's seconds)
+        self._progress_at_request: int | None = None  # ``idle``'s progress then
         self.trims = 0  # trims finished
         self.last_trim_s = 0.0  # how long the last one took (in its thread, not on the loop)
 
@@ -60,7 +77,20 @@ class HeapTrimmer:
             self._thread = threading.Thread(
                 target=self._run, args=(trim,), name="pypaxos-heap-trim", daemon=True
             )
+        self._requested_s = self._clock()
         self._thread.start()
+        return True
+
+    def idle(self, progress: int) -> bool:
+        """The node found nothing to do: trim if ``progress`` (its applied index) moved since
+        the last idle trim and none started in the last ``idle_interval_s``."""
+        if progress == self._progress_at_request:
+            return False
+        if self._clock() - self._requested_s < self.idle_interval_s:
+            return False
+        if not self.request():
+            return False
+        self._progress_at_request = progress
         return True
 
     def _run(self, trim: Callable[[int], int]) -> None:
