@@ -104,8 +104,8 @@ waiting, and a spinning leader would take CPU from its followers where they shar
 
 
 IDLE_TRIM_AFTER_S = 0.1
-"""After this long without an input the node is idle: it gives the C heap that its last burst
-freed back to the kernel (``runtime.heap``; under load inputs come every millisecond or so)."""
+"""After this long without applying anything the node is idle: it gives the C heap that its
+last burst freed back to the kernel (``runtime.heap``; under load every batch applies some)."""
 
 
 SLOW_S = 0.2
@@ -232,7 +232,10 @@ class Driver:
         # and once now, after recovery's snapshot and log replay.
         self.heap = HeapTrimmer()
         self.heap.request()
-        self._input_at = 0.0  # loop time of the last batch with inputs (idle trims)
+        # The applied index and when it last moved (heartbeats come and go on an idle node; the
+        # applied index stands still): idle trims.
+        self._applied_seen = node.replica.applied_index
+        self._applied_moved_at = 0.0
         self._serve_recovered_snapshot()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
@@ -307,10 +310,11 @@ class Driver:
                     (done - stepped) * 1000,
                 )
             self.batches += 1
-            if inputs:
-                self._input_at = done
-            elif done - self._input_at >= IDLE_TRIM_AFTER_S:  # idle: give a burst's heap back
-                self.heap.idle(self.node.replica.applied_index)
+            applied = self.node.replica.applied_index
+            if applied != self._applied_seen:
+                self._applied_seen, self._applied_moved_at = applied, done
+            elif done - self._applied_moved_at >= IDLE_TRIM_AFTER_S:  # idle: give a burst's
+                self.heap.idle(applied)  # freed heap back (runtime.heap)
             self._check_status()
             if self.node.membership.version != self._membership_version:
                 self._membership_changed()
