@@ -622,7 +622,9 @@ class Driver:
         self._saved = [*self._saved[-3:], (done.slot, done.index)]
         self._serve(done.slot)
         effects = self.node.snapshot_saved(done.slot)  # frees the log values it compacts
-        self.heap.request()
+        if not any(type(effect) is TakeSnapshot for effect in effects):
+            # (not before a fork: glibc's fork takes every arena's lock, which a trim holds)
+            self.heap.request()
         return effects
 
     def _compact_index(self, slot: int) -> int | None:

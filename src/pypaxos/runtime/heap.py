@@ -15,11 +15,12 @@ GIL): the event loop only waits if it needs that arena's lock meanwhile for an a
 than 512 bytes.  At most one trim runs at a time; a request while one runs is dropped (the running
 one releases what the new request would).  Without glibc (musl, macOS) it does nothing.
 
-The driver asks after each compaction and, through ``idle``, when the node has applied nothing
-for a moment after it applied commands (heartbeats go on; the applied index stands still):
-what a burst held in flight (clients' pipelines, the peers' frames) is then given back at once,
-not at the next compaction, which an idle node may never reach.  ``idle`` trims at most once
-per ``idle_interval_s``.
+The driver asks after each compaction (unless the node asks for the next snapshot at once:
+glibc's ``fork`` takes every arena's lock first, so it would wait for the trim) and, through
+``idle``, when the node has applied nothing for a moment after it applied commands (heartbeats
+go on; the applied index stands still): what a burst held in flight (clients' pipelines, the
+peers' frames) is then given back at once, not at the next compaction, which an idle node may
+never reach.  ``idle`` trims at most once per ``idle_interval_s``.
 """
 
 from __future__ import annotations
