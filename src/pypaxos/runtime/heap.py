@@ -76,11 +76,11 @@ class HeapTrimmer:
         with self._lock:
             if self._thread is not None:
                 return False
-            self._thread = threading.Thread(
+            thread = self._thread = threading.Thread(
                 target=self._run, args=(trim,), name="pypaxos-heap-trim", daemon=True
             )
         self._requested_s = self._clock()
-        self._thread.start()
+        thread.start()
         return True
 
     def idle(self, progress: int) -> bool:
