@@ -14,7 +14,8 @@ peer gets entries, not a whole snapshot); the node then lets the durable log bel
 snapshot go (``CompactLog``).  At most one snapshot is in flight, and the replica holds no copy
 of one: a peer that needs it is sent the shell's durable copy in chunks (``SendSnapshot``).
 Memory is bounded by two snapshot intervals plus the learn window, plus the intervals applied
-while a snapshot is written.
+while a snapshot is written; past ``log_retained_bytes_max`` the interval kept before the
+durable snapshot goes first.
 
 Client replies: the node that took a command records its request id as *awaiting*; when the
 slot that held it is applied, it replies with the machine's result, and if the slot turned out
@@ -206,8 +207,24 @@ class Replica:
             self.applied_index += 1
             if self.membership is not None:
                 self.membership.fold(self.applied_index)
+        if self.retained_bytes > self.log_retained_bytes_max:
+            self._forget_before_snapshot()
         effects.extend(self._maybe_snapshot())
         return effects
+
+    def _forget_before_snapshot(self) -> None:
+        """Over the byte bound (a snapshot is being written and commands keep coming): let the
+        values below the durable snapshot go first, oldest first.  A peer that needed them is
+        sent that snapshot instead (``answer_catch_up``); the values since it stay."""
+        decided = self.decided
+        while (
+            self.retained_bytes > self.log_retained_bytes_max
+            and self.retained_from < self.snapshot_slot
+        ):
+            value = decided.pop(self.retained_from, None)
+            if value is not None:
+                self.retained_bytes -= batch_size_bytes(value)
+            self.retained_from += 1
 
     def _apply(self, slot: int, value: Batch) -> list[Effect]:
         effects: list[Effect] = [Applied(slot, value)]
@@ -289,6 +306,8 @@ class Replica:
             keep_from += 1
         self.retained_from = keep_from
         self._forget_below(keep_from)
+        if self.retained_bytes > self.log_retained_bytes_max:
+            self._forget_before_snapshot()
         return [CompactLog(slot)]
 
     def _forget_below(self, slot: int) -> None:

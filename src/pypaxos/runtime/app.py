@@ -756,6 +756,8 @@ class NodeApp:
             f"log_retained_bytes:{node.replica.retained_bytes}",
             f"log_votes_in_memory:{len(node.acceptor.accepted)}",
             f"sessions:{sessions}",
+            f"heap_trims:{self.driver.heap.trims}",
+            f"heap_trim_last_ms:{self.driver.heap.last_trim_s * 1000:.1f}",
         ]
 
     def _info_keyspace(self) -> list[str]:

@@ -69,6 +69,7 @@ from pypaxos.multi import (
     TakeSnapshot,
 )
 from pypaxos.multi.membership import Change, MembershipRefused, MembershipState
+from pypaxos.runtime.heap import HeapTrimmer
 from pypaxos.runtime.wire import (
     WireMessage,
     encode_record,
@@ -100,6 +101,11 @@ SPIN_SERVED_MAX = 8
 """A leader spins only after a batch that served at most this many client requests (a
 proposal or an answer each): a lightly loaded one.  Under load the next batch is already
 waiting, and a spinning leader would take CPU from its followers where they share cores."""
+
+
+IDLE_TRIM_AFTER_S = 0.1
+"""After this long without applying anything the node is idle: it gives the C heap that its
+last burst freed back to the kernel (``runtime.heap``; under load every batch applies some)."""
 
 
 SLOW_S = 0.2
@@ -222,6 +228,14 @@ class Driver:
         self.snapshots_saved = 0
         self.snapshot_fork_s = 0.0  # the last fork's time on the loop
         self.snapshot_chunks_sent = 0
+        # The C heap's free pages go back to the kernel after each compaction (runtime.heap),
+        # and once now, after recovery's snapshot and log replay.
+        self.heap = HeapTrimmer()
+        self.heap.request()
+        # The applied index and when it last moved (heartbeats come and go on an idle node; the
+        # applied index stands still): idle trims.
+        self._applied_seen = node.replica.applied_index
+        self._applied_moved_at = 0.0
         self._serve_recovered_snapshot()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
@@ -296,6 +310,11 @@ class Driver:
                     (done - stepped) * 1000,
                 )
             self.batches += 1
+            applied = self.node.replica.applied_index
+            if applied != self._applied_seen:
+                self._applied_seen, self._applied_moved_at = applied, done
+            elif done - self._applied_moved_at >= IDLE_TRIM_AFTER_S:  # idle: give a burst's
+                self.heap.idle(applied)  # freed heap back (runtime.heap)
             self._check_status()
             if self.node.membership.version != self._membership_version:
                 self._membership_changed()
@@ -602,7 +621,11 @@ class Driver:
         self.snapshots_saved += 1
         self._saved = [*self._saved[-3:], (done.slot, done.index)]
         self._serve(done.slot)
-        return self.node.snapshot_saved(done.slot)
+        effects = self.node.snapshot_saved(done.slot)  # frees the log values it compacts
+        if not any(type(effect) is TakeSnapshot for effect in effects):
+            # (not before a fork: glibc's fork takes every arena's lock, which a trim holds)
+            self.heap.request()
+        return effects
 
     def _compact_index(self, slot: int) -> int | None:
         """The log index of the newest adopted snapshot at or below ``slot``."""
@@ -695,6 +718,7 @@ class Driver:
         for slot in list(self._open_snapshots):
             self._reader_pool.submit(self._open_snapshots.pop(slot).close)
         self._reader_pool.shutdown(wait=True)
+        self.heap.wait()
 
     def _send(self, effects: list[Effect]) -> None:
         if self.node.membership.version != self._membership_version:
