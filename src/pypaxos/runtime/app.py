@@ -413,7 +413,7 @@ class NodeApp:
             members=(*view.governing, *view.member_ids),
             tls=self.tls if self.tls is not None and self._tls_on("peer") else None,
             notice_for=self._notice_for,
-            on_notice=self._notified,
+            on_notice=self.on_removal_notice,
         )
         self.transport = transport
         driver = Driver(
@@ -526,7 +526,7 @@ class NodeApp:
             return None
         return self.driver.node.membership.notice_for(node_id)
 
-    def _notified(self, peer_id: int, notice: RemovalNotice) -> None:
+    def on_removal_notice(self, peer_id: int, notice: RemovalNotice) -> None:
         """A peer's authenticated word that its configuration no longer has this node: this
         node stops, as if it had applied its removal, when that configuration is newer than
         any it knows (``judge_removal``) and the peer is a member of its own configuration."""
