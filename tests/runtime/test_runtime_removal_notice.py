@@ -34,7 +34,7 @@ async def test_only_a_newer_notice_about_this_node_from_a_member_stops_it(
         await running.wait_leader()
         three = apps[3]
         assert f"peer_protocol:{PROTOCOL_VERSION}\r\n" in three.info("server")
-        with caplog.at_level(logging.WARNING, logger="pypaxos.runtime.app"):
+        with caplog.at_level(logging.INFO, logger="pypaxos.runtime.app"):
             three.on_removal_notice(1, RemovalNotice(3, 0, 10))  # the epoch it knows
             three.on_removal_notice(1, RemovalNotice(2, 5, 10))  # about another node
             three.on_removal_notice(9, RemovalNotice(3, 5, 10))  # from a stranger

@@ -41,6 +41,9 @@ SECRET = bytes(range(32))
 NOTICE = RemovalNotice(4, 6, 130)
 LOGGER = "pypaxos.transport.tcp"
 
+# On asyncio's loop and on uvloop's, the one a node runs (conftest.py).
+EVENT_LOOPS = ("asyncio", "uvloop")
+
 
 class Notices:
     """The notices a transport handed on, with the peer that sent each."""
@@ -316,3 +319,23 @@ async def test_over_tls_the_certificate_authenticates_the_notice(
     removed.send(1, Prepare(4, Ballot(2, 4)))
     await eventually(lambda: notices.got != [])
     assert notices.got[0] == (1, NOTICE)
+
+
+@pytest.mark.asyncio
+async def test_an_acceptor_that_answers_anything_else_is_left(make: Make) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(HEADER_BYTES)
+        writer.write(CODEC.encode_hello(Hello(1, CLUSTER, protocol=PROTOCOL_VERSION)))
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        node, _, notices = await make(4, members={1, 4})
+        node.set_peer(1, f"127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        node.send(1, Prepare(4, Ballot(2, 4)))
+        await eventually(lambda: node.peer_stats(1).disconnects >= 1)
+        assert notices.got == []
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -539,12 +539,17 @@ class NodeApp:
         if peer_id not in view.member_ids or verdict is not RemovalVerdict.REMOVED:
             if (peer_id, notice.epoch) not in self._notices_ignored:
                 self._notices_ignored.add((peer_id, notice.epoch))
+                stranger = peer_id not in view.member_ids
                 why = (
                     f"node {peer_id} is not in this node's configuration"
-                    if peer_id not in view.member_ids
+                    if stranger
                     else f"{verdict.value}: this node knows epoch {known_epoch}"
                 )
-                log.warning(
+                # A stale notice is routine while this node joins: a peer that has not yet
+                # applied the change that added it refuses it for a moment.
+                stale = verdict is RemovalVerdict.STALE and not stranger
+                log.log(
+                    logging.INFO if stale else logging.WARNING,
                     "node %d: node %d says its configuration epoch %d does not have this node; "
                     "ignored (%s)",
                     self.node_id,

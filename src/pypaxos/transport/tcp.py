@@ -701,8 +701,8 @@ class TcpTransport(Generic[M]):
     ) -> None:
         """Outbound connections carry nothing back but a refusal: EOF, an error or any bytes
         end them (a refusal is read first, bounded, and handled)."""
-        with contextlib.suppress(OSError, EOFError, ProtocolError):
-            refusal = await _read_refusal(reader, self._codec)
+        with contextlib.suppress(OSError, EOFError, TimeoutError, ProtocolError):
+            refusal = await _read_refusal(reader, self._codec, self._config.handshake_timeout_s)
             if refusal is not None:
                 peer.refused = refusal
                 self._peer_refused(peer, refusal, nonce)
@@ -1078,17 +1078,21 @@ async def _read_challenge(reader: asyncio.StreamReader) -> bytes:
         raise HandshakeRejected("proof", "the acceptor's challenge is malformed") from None
 
 
-async def _read_refusal(reader: asyncio.StreamReader, codec: Codec[M]) -> Refusal | None:
+async def _read_refusal(
+    reader: asyncio.StreamReader, codec: Codec[M], rest_timeout_s: float
+) -> Refusal | None:
     """The acceptor's ``Refusal``, if the first bytes it sends back are one; ``None`` at EOF.
 
-    ``EOFError`` (a cut frame) or ``ProtocolError`` for anything else: no correct acceptor
-    sends other bytes on a connection it accepted."""
+    ``EOFError`` (a cut frame), ``TimeoutError`` (the rest of the frame not within
+    ``rest_timeout_s`` of its first bytes) or ``ProtocolError`` for anything else: no correct
+    acceptor sends other bytes on a connection it accepted."""
     header = await reader.read(HEADER_BYTES)
     if not header:
         return None
-    if len(header) < HEADER_BYTES:
-        header += await reader.readexactly(HEADER_BYTES - len(header))
-    length, version = HEADER.unpack(header)
-    if version != FRAME_VERSION or not 1 < length <= REFUSAL_BYTES_MAX:
-        raise HandshakeRejected("proof", f"expected a refusal, got a {length}-byte frame")
-    return codec.decode_refusal(await reader.readexactly(length - 1))
+    async with asyncio.timeout(rest_timeout_s):
+        if len(header) < HEADER_BYTES:
+            header += await reader.readexactly(HEADER_BYTES - len(header))
+        length, version = HEADER.unpack(header)
+        if version != FRAME_VERSION or not 1 < length <= REFUSAL_BYTES_MAX:
+            raise ProtocolError(f"expected a refusal, got a {length}-byte frame")
+        return codec.decode_refusal(await reader.readexactly(length - 1))
