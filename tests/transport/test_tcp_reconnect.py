@@ -133,3 +133,19 @@ async def test_a_peer_that_dials_us_cuts_our_backoff_towards_it_short(
     b, inbox_b = await make_transport(2, listen=address, peers={1: a.listen_address})
     b.dial(1)  # b's Hello tells a that b is back
     await eventually(lambda: inbox_b.messages == [msg], timeout_s=2.0)
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_hung_up_is_redialled_with_nothing_to_send(
+    make_transport: MakeTransport,
+) -> None:
+    (a, _), (b, _) = await make_transport(1), await make_transport(2)
+    connect_all([a, b])
+    address = b.listen_address
+    a.dial(2)
+    await eventually(lambda: a.peer_stats(2).connects == 1)
+    await b.close()
+    await eventually(lambda: a.peer_stats(2).disconnects == 1)
+    b2, _ = await make_transport(2, listen=address)
+    await eventually(lambda: b2.inbound_stats.connections == 1 and a.peer_stats(2).connects == 2)
+    assert a.peer_stats(2).frames_queued == 0

@@ -8,7 +8,8 @@ into one write, reconnects with capped, jittered exponential backoff (reset only
 connection stayed up ``reconnect_delay_max_s``), and aborts a ``drain()`` longer than
 ``drain_timeout_s``.  A peer's ``Hello`` cuts our backoff towards it short, and ``dial`` reaches
 every peer at start.  Inbound bytes are decoded in an ``asyncio.Protocol``'s ``data_received``
-(no task per read); a bad frame or handshake closes only that connection.  Portable asyncio
+(no task per read); a bad frame or handshake closes only that connection.  A connection the
+peer closed is redialled even with nothing queued.  Portable asyncio
 only, so any loop works (``preferred_loop_factory`` picks uvloop's when installed).  More:
 docs/design.md, "The peer transport".
 
@@ -573,7 +574,8 @@ class TcpTransport(Generic[M]):
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
-            # lazy: (re)connect only when there is something to send, or when asked to
+            # lazy: (re)connect only when there is something to send, when asked to, or when
+            # the peer hung up
             while not peer.frames and not peer.dial_requested:
                 await peer.sleep()
             peer.dial_requested = False
@@ -606,6 +608,10 @@ class TcpTransport(Generic[M]):
                     )
                 finally:
                     writer.close()
+                # The peer hung up: dial it again even with nothing to send, so that a node
+                # whose peers all closed on it (a learner removed while cut off sends nothing)
+                # still hears why at the next handshake.
+                peer.dial_requested = peer.dial_requested or peer.connection_lost
                 if loop.time() - connected_at >= cfg.reconnect_delay_max_s:
                     attempt = 0
             delay_s = backoff_delay_s(
