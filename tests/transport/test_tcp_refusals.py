@@ -339,3 +339,20 @@ async def test_an_acceptor_that_answers_anything_else_is_left(make: Make) -> Non
     finally:
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.asyncio
+async def test_a_node_refused_again_and_again_is_warned_about_once(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    node, _, _ = await make(2, members={1, 2})
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        for _ in range(3):
+            await _hello_and_answer(node, Hello(99, CLUSTER, protocol=PROTOCOL_VERSION))
+        await _hello_and_answer(node, Hello(98, CLUSTER, protocol=PROTOCOL_VERSION))
+        await eventually(lambda: node.inbound_stats.protocol_errors == 4)
+    refusals = [r for r in caplog.records if "closing inbound connection" in r.getMessage()]
+    warned = [r.getMessage() for r in refusals if r.levelno == logging.WARNING]
+    assert len(refusals) == 4 and len(warned) == 2  # node 99 once, node 98 once
+    assert any("node 99 is not a member" in m for m in warned)
+    assert any("node 98 is not a member" in m for m in warned)

@@ -98,7 +98,11 @@ REFUSAL_LINGER_S = 1.0
 and a reset can discard the refusal on the dialling side before it is read."""
 
 REFUSAL_LOG_INTERVAL_S = 30.0
-"""A peer that keeps refusing this node for the same reason is logged at most this often."""
+"""A peer that keeps refusing this node for the same reason, or that this node keeps refusing
+for the same reason, is logged at most this often (a refused node redials every few seconds)."""
+
+REFUSALS_TRACKED_MAX = 1024
+"""How many (peer, reason) pairs an acceptor keeps the last refusal warning of."""
 
 
 READ_TLS_BYTES = 256 * 1024
@@ -321,6 +325,8 @@ class TcpTransport(Generic[M]):
         self._started = False
         self._closed = False
         self._drop_log = _RateLimit(self._config.drop_log_interval_s)
+        # (node id or host, error) -> (when last logged, refusals not logged since)
+        self._refusals_logged: dict[tuple[object, str], tuple[float, int]] = {}
         self.inbound_stats = InboundStats()
         # The last message encoded and its frame (holding the message keeps its id unique).
         self._last_msg: object = None
@@ -842,6 +848,19 @@ class TcpTransport(Generic[M]):
         )
         return msgspec.structs.replace(refusal, proof=proof)
 
+    def _refusal_warning_due(self, key: tuple[object, str]) -> int | None:
+        """``None`` when a refusal like this one was logged less than ``REFUSAL_LOG_INTERVAL_S``
+        ago, else how many went unlogged since the last."""
+        now = asyncio.get_running_loop().time()
+        last = self._refusals_logged.get(key)
+        if last is not None and now - last[0] < REFUSAL_LOG_INTERVAL_S:
+            self._refusals_logged[key] = (last[0], last[1] + 1)
+            return None
+        if len(self._refusals_logged) >= REFUSALS_TRACKED_MAX:
+            self._refusals_logged.clear()
+        self._refusals_logged[key] = (now, 0)
+        return 0 if last is None else last[1]
+
     def _deliver_all(self, hello: Hello, messages: list[M]) -> None:
         if self._config.check_sender:
             node_id = hello.node_id
@@ -994,13 +1013,18 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         owner = self.owner
         owner.inbound_stats.protocol_errors += 1
         decoded = self.decoder.hello
-        logger.warning(
-            "node %d: closing inbound connection from %s (node %s): %s: %s",
+        who = decoded.node_id if decoded else self.remote.rpartition(":")[0]
+        reason = exc.reason if isinstance(exc, HandshakeRejected) else type(exc).__name__
+        unlogged = owner._refusal_warning_due((who, reason))
+        logger.log(
+            logging.DEBUG if unlogged is None else logging.WARNING,
+            "node %d: closing inbound connection from %s (node %s): %s: %s%s",
             owner._node_id,
             self.remote,
             decoded.node_id if decoded else "unknown",
             type(exc).__name__,
             exc,
+            f" ({unlogged} more like it since the last warning)" if unlogged else "",
         )
         refusal = exc.refusal if isinstance(exc, HandshakeRejected) else None
         if refusal is None or self.transport is None or self.transport.is_closing():
