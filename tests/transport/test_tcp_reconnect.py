@@ -146,6 +146,7 @@ async def test_a_peer_that_hung_up_is_redialled_with_nothing_to_send(
     await eventually(lambda: a.peer_stats(2).connects == 1)
     await b.close()
     await eventually(lambda: a.peer_stats(2).disconnects == 1)
+    await eventually(lambda: a.peer_stats(2).connect_failures >= 1)  # and it keeps trying
     b2, _ = await make_transport(2, listen=address)
     await eventually(lambda: b2.inbound_stats.connections == 1 and a.peer_stats(2).connects == 2)
     assert a.peer_stats(2).frames_queued == 0

@@ -9,9 +9,9 @@ connection stayed up ``reconnect_delay_max_s``), and aborts a ``drain()`` longer
 ``drain_timeout_s``.  A peer's ``Hello`` cuts our backoff towards it short, and ``dial`` reaches
 every peer at start.  Inbound bytes are decoded in an ``asyncio.Protocol``'s ``data_received``
 (no task per read); a bad frame or handshake closes only that connection.  A connection the
-peer closed is redialled even with nothing queued.  Portable asyncio
-only, so any loop works (``preferred_loop_factory`` picks uvloop's when installed).  More:
-docs/design.md, "The peer transport".
+peer closed is redialled even with nothing queued, as a dialled peer is, until connected.
+Portable asyncio only, so any loop works (``preferred_loop_factory`` picks uvloop's when
+installed).  More: docs/design.md, "The peer transport".
 
 With ``tls`` (``transport.tls``) the peer port listens and dials with mutual TLS against the
 cluster's CA: an accepted connection's certificate must name (``pypaxos:node:N``) the node its
@@ -443,7 +443,8 @@ class TcpTransport(Generic[M]):
             await self._server.wait_closed()
 
     def dial(self, node_id: int) -> None:
-        """Connect to ``node_id`` now, even with nothing to send, cutting any backoff short.
+        """Connect to ``node_id`` now, even with nothing to send, cutting any backoff short
+        (and again, with backoff, until a connection is made).
 
         A node calls it for each peer when it starts: its ``Hello`` tells a peer that has been
         backing off from our dead predecessor that we are back (``_peer_is_back``), so the
@@ -584,11 +585,12 @@ class TcpTransport(Generic[M]):
             # the peer hung up
             while not peer.frames and not peer.dial_requested:
                 await peer.sleep()
-            peer.dial_requested = False
+            requested, peer.dial_requested = peer.dial_requested, False
             try:
                 reader, writer, nonce = await self._connect(peer)
             except (OSError, TimeoutError, EOFError, ProtocolError) as exc:
                 # EOFError and ProtocolError: the acceptor hung up or sent no valid challenge.
+                peer.dial_requested = peer.dial_requested or requested  # until connected
                 peer.stats.connect_failures += 1
                 log = logger.info if attempt == 0 else logger.debug
                 log(
