@@ -165,7 +165,7 @@ def script_command(
     argv: list[bytes],
 ) -> tuple[tuple[Command, ...], Callable[[Sequence[Result]], bytes]] | bytes:
     """A script's ``redis.call(argv...)``: the ops and how their results make the RESP2
-    reply, or the reply itself (``kv.scripts.CommandTable``).  Every key-value command is
+    reply, or the reply itself (``kv.script_calls.CommandTable``).  Every key-value command is
     allowed, planned exactly as for a client; ``PING`` and ``ECHO`` too; transactions,
     scripts and the connection and server commands are not, as in Redis."""
     name = argv[0].upper()
