@@ -7,7 +7,9 @@ from planned_store import PlannedStore
 
 from pypaxos.kv import Get, Incr, IncrBy, MSet, SetWith
 from pypaxos.runtime.auth import Access
-from pypaxos.runtime.commands import Ops, plan, redis_substring, required_access
+from pypaxos.runtime.commands import plan, required_access
+from pypaxos.runtime.plans import Ops
+from pypaxos.runtime.string_commands import redis_substring
 
 
 def test_set_options() -> None:

@@ -186,7 +186,8 @@ from pypaxos.kv.pubsub import (
     written_keys,
 )
 from pypaxos.kv.pubsub_ops import NotifyConfig, Publish
-from pypaxos.kv.scripts import CommandTable, ScriptCache
+from pypaxos.kv.script_cache import ScriptCache
+from pypaxos.kv.script_calls import CommandTable
 from pypaxos.kv.transactions import Watcher, WatchTable
 from pypaxos.kv.values import (
     WRONGTYPE,

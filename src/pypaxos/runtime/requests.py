@@ -68,16 +68,9 @@ from pypaxos.kv import (
     encode_request,
 )
 from pypaxos.kv.commands import InDb
-from pypaxos.runtime.commands import (
-    Auth,
-    Combine,
-    Hello,
-    Ops,
-    Plan,
-    Reply1,
-    result_error,
-    single_reply,
-)
+from pypaxos.runtime.commands import Reply1, single_reply
+from pypaxos.runtime.plans import Auth, Hello, Ops, Plan
+from pypaxos.runtime.replies import Combine, result_error
 from pypaxos.runtime.router import Failure, Outcome, Router
 from pypaxos.transport.resp import (
     encode_error,

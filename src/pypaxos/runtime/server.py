@@ -42,15 +42,13 @@ from pypaxos.kv.glob import glob_matcher
 from pypaxos.kv.pubsub import format_notify_flags
 from pypaxos.runtime.auth import Access, User, Users
 from pypaxos.runtime.blocking import BlockedClients, Blocking, attempt_once
-from pypaxos.runtime.commands import (
-    NULL_ARRAY_RESP2,
-    NULL_RESP2,
-    NULL_RESP3,
+from pypaxos.runtime.commands import REDIS_VERSION, plain_single, plan, required_access
+from pypaxos.runtime.databases import OUT_OF_RANGE as DB_OUT_OF_RANGE
+from pypaxos.runtime.databases import SelectDb
+from pypaxos.runtime.plans import (
     OK,
-    REDIS_VERSION,
     Auth,
     ClientCommand,
-    Combine,
     ConfigGet,
     Custom,
     Hello,
@@ -61,12 +59,7 @@ from pypaxos.runtime.commands import (
     ReadMode,
     ServerTime,
     TxCommand,
-    plain_single,
-    plan,
-    required_access,
 )
-from pypaxos.runtime.databases import OUT_OF_RANGE as DB_OUT_OF_RANGE
-from pypaxos.runtime.databases import SelectDb
 from pypaxos.runtime.pubsub import (
     SUBSCRIBE_MODE_COMMANDS,
     PublicationSource,
@@ -75,6 +68,7 @@ from pypaxos.runtime.pubsub import (
     ping_reply,
     subscribe_mode_error,
 )
+from pypaxos.runtime.replies import NULL_ARRAY_RESP2, NULL_RESP2, NULL_RESP3, Combine
 from pypaxos.runtime.requests import (
     GROUP_BYTES_MAX,
     GROUP_OPS_MAX,
