@@ -69,6 +69,7 @@ from pypaxos.multi import (
     TakeSnapshot,
 )
 from pypaxos.multi.membership import Change, MembershipRefused, MembershipState
+from pypaxos.runtime.batch_trace import BatchTrace
 from pypaxos.runtime.wire import (
     WireMessage,
     encode_record,
@@ -228,6 +229,7 @@ class Driver:
         self._next_tick = 0.0
         self._status = node.status
         self._executed = getattr(node.replica.machine, "commands_executed", 0)
+        self.trace = BatchTrace.from_env(node.id)
 
     # -- inputs (called on the loop thread; never block) -------------------------------------
 
@@ -275,8 +277,14 @@ class Driver:
             woke = loop.time()
             late_s = woke - max(self._next_tick, done)  # not counting our own last batch
             inputs = len(self._inbox)
+            trace = self.trace
+            if trace is not None:
+                trace.begin(inputs)
             effects = self._step(loop)
             stepped = loop.time()
+            if trace is not None:
+                trace.phase("step")
+                trace.note(f"effects {len(effects)}")
             if self.node.refused_messages != self._refused_reported:
                 self._report_refused(stepped)
             if effects:
@@ -295,6 +303,8 @@ class Driver:
                     inputs,
                     (done - stepped) * 1000,
                 )
+            if trace is not None:
+                trace.end()
             self.batches += 1
             self._check_status()
             if self.node.membership.version != self._membership_version:
@@ -304,6 +314,8 @@ class Driver:
                 # yields anyway: an idle node's tick costs one wake-up of the loop, not two).
                 await asyncio.sleep(0)
         self.close_snapshots()
+        if self.trace is not None:
+            self.trace.close()
 
     def _deferred_ticks(self) -> int:
         """Ticks the node lets come due before it wakes up for them (module docstring)."""
@@ -452,7 +464,9 @@ class Driver:
             loop = asyncio.get_running_loop()
             if not plain:  # only our own votes: nothing here depends on them (multi.effects)
                 self._send(effects)
+                self._trace_phase("send")
                 self._apply_and_reply(effects)
+                self._trace_phase("apply")
                 sent = replied = True
             elif self.send_before_sync:  # the planted bug: written, sent, and only then synced
                 await self._storage_work(loop.run_in_executor(self.executor, self._append, records))
@@ -467,6 +481,12 @@ class Driver:
                 )
                 awaited = True
             self._disk_slow = fsync_s > self.slow_sync_s
+            if self.trace is not None:
+                self.trace.phase("persist")
+                self.trace.note(
+                    f"records {len(records)} bytes {sum(map(len, records))} "
+                    f"fsync {fsync_s * 1000:.1f}"
+                )
             self.syncs += 1
             if self.metrics is not None:
                 self.metrics.observe_fsync(fsync_s, self.log_records)
@@ -478,13 +498,21 @@ class Driver:
                 loop.run_in_executor(self.executor, self._compact, index)
             )
             awaited = True
+            self._trace_phase("compact")
         if self._snapshot_wanted and self._snapshot_child is None:
             awaited = await self._start_snapshot() or awaited
+            self._trace_phase("snapshot")
         if not sent:
             self._send(effects)
+            self._trace_phase("send")
         if not replied:
             self._apply_and_reply(effects)
+            self._trace_phase("apply")
         return awaited
+
+    def _trace_phase(self, name: str) -> None:
+        if self.trace is not None:
+            self.trace.phase(name)
 
     async def _storage_work(self, work: asyncio.Future[_T]) -> _T:
         """Await the storage thread's ``work``, sending keep-alives if it takes long."""
@@ -552,6 +580,8 @@ class Driver:
         if pid == 0:
             _snapshot_child(storage, index, replica, chunk_bytes, meta, parent_pid)
         self.snapshot_fork_s = time.perf_counter() - started
+        if self.trace is not None:
+            self.trace.event(f"fork {self.snapshot_fork_s * 1000:.1f} ms")
         pidfd = os.pidfd_open(pid)
         child = _SnapshotChild(pid, pidfd, slot, index)
         self._snapshot_child = child
