@@ -118,9 +118,11 @@ is a bounded step too, not a burst of every pipelined client's commands at once.
 
 
 STEP_TIME_MAX_S = 0.01
-"""A step takes no more inputs once it has run this long: the batch's votes are synced and
-sent, and its answers given, before the rest is stepped, so a backlog of messages (catch-up
-answers, a flood of acknowledgements) holds no commit for longer than about this."""
+"""A step takes no more inputs once it has used this much CPU time: the batch's votes are synced
+and sent, and its answers given, before the rest is stepped, so a backlog of messages (catch-up
+answers, a flood of acknowledgements) holds no commit for longer than about this.  CPU time,
+not wall time: a process waiting for a core would otherwise cut its batches ever shorter, and
+pay an fsync for each."""
 
 
 SPIN_SERVED_MAX = 8
@@ -416,7 +418,7 @@ class Driver:
             effects += self._ticks(loop.time(), None)
         served = taken = proposal_bytes = 0
         proposals: list[tuple[int, bytes]] = []
-        clock = time.perf_counter
+        clock = time.thread_time
         deadline = clock() + self.step_time_max_s
         inputs_max, proposal_bytes_max = self.inputs_per_batch_max, self.proposal_bytes_max
         for item in inbox:
@@ -659,6 +661,8 @@ class Driver:
         _, status = os.waitpid(child.pid, 0)
         self._snapshot_child = None  # reaped: nothing of it is left to close or kill
         code = os.waitstatus_to_exitcode(status)
+        if self.trace is not None:
+            self.trace.event(f"snapshot child exited {code}")
         if code != 0:
             log.error("node %d: snapshot child %d failed (exit %d)", self.node.id, child.pid, code)
         self._inbox.append(_SnapshotDone(child.slot, child.index, code == 0, adopted=False))
