@@ -351,7 +351,11 @@ class Driver:
             self._check_status()
             if self.node.membership.version != self._membership_version:
                 self._membership_changed()
-            if not awaited and (self._inbox or loop.time() + TICK_SLACK_S >= self._next_tick):
+            if not awaited and (
+                self._inbox
+                or self.node.apply_pending
+                or loop.time() + TICK_SLACK_S >= self._next_tick
+            ):
                 # Let readers and writers run between batches (with nothing waiting, ``_wait``
                 # yields anyway: an idle node's tick costs one wake-up of the loop, not two).
                 await asyncio.sleep(0)
@@ -371,6 +375,8 @@ class Driver:
     async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
         wake_at = self._next_tick + self._deferred_ticks() * self.tick_s
         if self._inbox or self._stopping or loop.time() + TICK_SLACK_S >= wake_at:
+            return
+        if self.node.apply_pending:  # decided slots a bound left for this batch
             return
         served, self._served = self._served, 0
         if 0 < served <= SPIN_SERVED_MAX and self.idle_spin_s and self.node.role is Role.LEADER:
@@ -416,6 +422,8 @@ class Driver:
         inbox, self._inbox = self._inbox, []
         if self._lease_clock():  # the clock first, and all of it (module docstring)
             effects += self._ticks(loop.time(), None)
+        if node.apply_pending:  # what the apply bound left, before anything new
+            effects += node.apply_more()
         served = taken = proposal_bytes = 0
         proposals: list[tuple[int, bytes]] = []
         clock = time.thread_time

@@ -210,6 +210,7 @@ class KVSettings:
             clock_drift_ppm=DRIFT_PPM if self.reads == "lease" else 0,
             reconfigurable=self.reconfig,
             promote_lag_max_slots=8,
+            apply_max_commands=2,  # runs of decided slots applied over several inputs
             bugs=frozenset(b for b in self.bugs if isinstance(b, LogBug)),
         )
 
