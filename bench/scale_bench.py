@@ -13,6 +13,7 @@ large-data section (``report_scale.section``) and draws ``scale-vs-keys.png``::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -89,8 +90,12 @@ def main() -> int:
         data["elapsed_s"] = time.time() - began
         args.json.write_text(json.dumps(data, indent=1, default=str) + "\n")
         log(f"measured in {data['elapsed_s'] / 60:.1f} min; results in {args.json}")
-    plot = report_scale.draw(data, args.plots / report_scale.PLOT_NAME)
-    print("\n".join(report_scale.section(data, os.path.relpath(plot, HERE))))
+    if importlib.util.find_spec("matplotlib") is None:
+        log("plot not drawn: matplotlib is missing (`make bench` installs it)")
+        print("\n".join(report_scale.section(data)))
+    else:
+        plot = report_scale.draw(data, args.plots / report_scale.PLOT_NAME)
+        print("\n".join(report_scale.section(data, os.path.relpath(plot, HERE))))
     print("\n".join(report_scale.console(data)))
     return 0
 

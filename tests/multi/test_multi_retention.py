@@ -106,3 +106,54 @@ def test_a_node_behind_the_cut_log_catches_up_from_a_snapshot() -> None:
     c.run_until(c.converged, max_ticks=5000)
     assert c.machines[behind].commands == c.machines[leader].commands
     assert not c.safety_problems()
+
+
+def _slow_snapshot_cluster(lag_bytes_max: int) -> Cluster:
+    """One command per slot, a window of 16 slots, and snapshots asked for every 8 slots that
+    are never saved (a disk far slower than the writes)."""
+    c = Cluster(
+        3,
+        seed=5,
+        window_slots=4,
+        snapshot_every_slots=8,
+        log_window_slots=16,
+        batch_max_commands=1,
+        snapshot_lag_bytes_max=lag_bytes_max,
+    )
+    c.snapshot_save_ticks = 10**9
+    return c
+
+
+def _propose_all(c: Cluster, leader: int, commands: int) -> None:
+    for request_id in range(commands):
+        c.propose(leader, request_id, b"%06d" % request_id + b"x" * (COMMAND_BYTES - 6))
+
+
+def test_writes_go_on_past_the_log_window_while_a_snapshot_is_written() -> None:
+    c = _slow_snapshot_cluster(lag_bytes_max=10**9)
+    leader = c.elect()
+    _propose_all(c, leader, 200)
+    c.run_until(lambda: all(n.applied_index >= 200 for n in c.nodes.values()), max_ticks=3000)
+    assert (leader, 199) in c.replies
+    assert c.snapshots_saved == 0  # every slot committed while no snapshot was durable
+    assert all(node.acceptor.log_start == 0 for node in c.nodes.values())
+    assert not c.safety_problems()
+
+
+def test_past_the_snapshot_lag_backstop_writes_wait_for_the_snapshot() -> None:
+    lag_commands = 40
+    c = _slow_snapshot_cluster(lag_bytes_max=lag_commands * COMMAND_BYTES)
+    leader = c.elect()
+    _propose_all(c, leader, 200)
+    for _ in range(600):
+        c.tick()
+    # The floor stops at the backstop; the window of 16 slots beyond it is all that is left.
+    stalled_at = c.nodes[leader].applied_index
+    assert lag_commands <= stalled_at <= lag_commands + 16 + 4
+    assert (leader, 199) not in c.replies
+    # The disk catches up: the snapshots taken are saved now, and writes resume.
+    c.snapshot_save_ticks = 0
+    c.saving = {node: [(0, record) for _, record in taken] for node, taken in c.saving.items()}
+    c.run_until(lambda: (leader, 199) in c.replies, max_ticks=3000)
+    assert c.snapshots_saved > 0
+    assert not c.safety_problems()

@@ -133,3 +133,45 @@ async def test_a_peer_that_dials_us_cuts_our_backoff_towards_it_short(
     b, inbox_b = await make_transport(2, listen=address, peers={1: a.listen_address})
     b.dial(1)  # b's Hello tells a that b is back
     await eventually(lambda: inbox_b.messages == [msg], timeout_s=2.0)
+
+
+@pytest.mark.asyncio
+async def test_a_connection_closed_under_the_writer_is_redialled_and_nothing_queued_is_lost(
+    make_transport: MakeTransport,
+) -> None:
+    (a, _), (b, inbox_b) = await make_transport(1), await make_transport(2)
+    connect_all([a, b])
+    a.send(2, numbered(1, 0, 1)[0])
+    await eventually(lambda: len(inbox_b.messages) == 1)
+    writer = a._peers[2].writer
+    assert writer is not None
+    writer.transport.abort()  # closed now, before the EOF watcher has had a turn
+    later = numbered(1, 1, 5)
+    for msg in later:
+        a.send(2, msg)
+    await eventually(lambda: len(inbox_b.messages) == 6)
+    assert inbox_b.messages[1:] == later
+    assert a.peer_stats(2).connects == 2
+    assert a.peer_stats(2).writer_crashes == 0
+
+
+@pytest.mark.asyncio
+async def test_a_writer_that_crashes_on_a_bug_is_started_again(
+    make_transport: MakeTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (a, _), (b, inbox_b) = await make_transport(1), await make_transport(2)
+    connect = a._connect
+    failures = [RuntimeError("a bug in the writer")]
+
+    async def connect_once_broken(peer: object) -> object:
+        if failures:
+            raise failures.pop()
+        return await connect(peer)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(a, "_connect", connect_once_broken)
+    connect_all([a, b])
+    msgs = numbered(1, 0, 3)
+    for msg in msgs:
+        a.send(2, msg)
+    await eventually(lambda: inbox_b.messages == msgs)
+    assert a.peer_stats(2).writer_crashes == 1

@@ -629,13 +629,14 @@ async def bench_scale(cfg: ScaleConfig) -> list[Json]:
         raise ValueError(f"unknown system(s) {sorted(unknown)}")
     redis_benchmark.tool_path()
     results: list[Json] = []
-    seen_bytes_per_key = float(PRIOR_BYTES_PER_KEY)
+    seen_bytes_per_key: float | None = None  # the largest measured so far (the prior until then)
     for keys in cfg.sizes:
         entry: Json = {"keys": keys, "name": size_name(keys)}
         results.append(entry)
         root = Path(tempfile.mkdtemp(prefix="pypaxos-scale-", dir=cfg.data_root))
         try:
-            reason = fits(keys, seen_bytes_per_key, cfg, root)
+            estimate = PRIOR_BYTES_PER_KEY if seen_bytes_per_key is None else seen_bytes_per_key
+            reason = fits(keys, estimate, cfg, root)
             if reason is not None:
                 entry["skipped"] = reason
                 cfg.log(f"scale {size_name(keys)} skipped: {reason}")
@@ -647,7 +648,7 @@ async def bench_scale(cfg: ScaleConfig) -> list[Json]:
                     if system == "pypaxos":
                         entry[system] = await _pypaxos_size(keys, cfg, where)
                         seen = entry[system]["memory"]["bytes_per_key"]
-                        seen_bytes_per_key = max(seen_bytes_per_key, seen)
+                        seen_bytes_per_key = max(seen_bytes_per_key or 0.0, seen)
                     else:
                         entry[system] = await _redis_size(keys, cfg, where)
                 except (ClusterError, OSError, RuntimeError, FillError, ValueError) as error:

@@ -10,8 +10,15 @@ accepted.  Rules, as in the single-decree ``core.acceptor``:
 
 Two bounds keep memory finite however long the run: slots below ``log_start`` were compacted
 into a snapshot (they are decided; an ``Accept`` for them is ignored and a promise reports
-``log_start`` instead of votes), and slots at or beyond ``log_start + log_window_slots`` are
+``log_start`` instead of votes), and slots at or beyond ``window_start + log_window_slots`` are
 ignored until the node catches up.  Ignoring a message is always safe in Paxos.
+
+``window_start`` is ``log_start`` or, once the node has applied further (its snapshot is still
+being written), the applied index the node passes in ``window_floor``: the window bounds the
+votes not yet known decided, and the decided ones waiting for a durable snapshot are bounded
+by the node (``MultiConfig.snapshot_lag_bytes_max``).  Counted from ``log_start`` alone, a
+snapshot that takes longer to write than the window takes to fill stopped every write until it
+was durable.
 
 Every change comes with the ``Persist`` record (see ``effects``) that must be durable before the
 reply leaves; ``recover`` rebuilds the acceptor from those records.
@@ -30,7 +37,15 @@ from pypaxos.multi.messages import Accept, Accepted, Nack, Prepare, Promise
 
 
 class SlotAcceptor:
-    __slots__ = ("accepted", "bugs", "id", "log_start", "log_window_slots", "promised")
+    __slots__ = (
+        "accepted",
+        "bugs",
+        "id",
+        "log_start",
+        "log_window_slots",
+        "promised",
+        "window_floor",
+    )
 
     def __init__(
         self, node_id: int, log_window_slots: int, bugs: frozenset[LogBug] = frozenset()
@@ -41,6 +56,7 @@ class SlotAcceptor:
         self.promised: Ballot = NULL_BALLOT
         self.accepted: dict[int, Vote] = {}
         self.log_start = 0
+        self.window_floor = 0  # the node's applied index, when it may count the window from it
 
     @classmethod
     def recover(
@@ -86,7 +102,7 @@ class SlotAcceptor:
         """Phase 2b for one slot; ``None`` means "ignored" (compacted or beyond the window)."""
         if msg.ballot < self.promised:
             return None, Nack(self.id, msg.ballot, self.promised)
-        if not self.log_start <= msg.slot < self.log_start + self.log_window_slots:
+        if not self.log_start <= msg.slot < self.window_start + self.log_window_slots:
             return None, None
         self.promised = msg.ballot
         reply = Accepted(self.id, msg.ballot, msg.slot)
@@ -98,6 +114,11 @@ class SlotAcceptor:
         assert previous is None or previous.ballot < msg.ballot, "ballots only grow per slot"
         self.accepted[msg.slot] = Vote(msg.slot, msg.ballot, msg.value)
         return Persist(AcceptRecord(msg.slot, msg.ballot, msg.value)), reply
+
+    @property
+    def window_start(self) -> int:
+        """Where the window of slots this acceptor votes in begins (see the module docstring)."""
+        return max(self.log_start, self.window_floor)
 
     def compact(self, slot: int) -> None:
         """Forget votes below ``slot``: every slot there is decided and in a snapshot."""

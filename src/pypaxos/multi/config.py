@@ -54,6 +54,11 @@ class MultiConfig:
     # snapshot (catch-up from the log) cut to the other half (``multi.replica``).
     log_retained_bytes_max: int = 16 * 1024 * 1024
     log_window_slots: int = 256
+    # How many bytes of commands a node may apply beyond its last durable snapshot and still
+    # accept new slots: the acceptor's window is counted from the applied index while the
+    # snapshot is being written (a large state takes long to write), not from the snapshot,
+    # up to this backstop; past it, new slots wait for the snapshot (``multi.acceptor``).
+    snapshot_lag_bytes_max: int = 64 * 1024 * 1024
     catch_up_max_slots: int = 64
     catch_up_max_bytes: int = 1024 * 1024
     catch_up_retry_ticks: int = 5
@@ -109,6 +114,7 @@ class MultiConfig:
             self.queue_max_commands,
             self.snapshot_every_slots,
             self.log_retained_bytes_max,
+            self.snapshot_lag_bytes_max,
             self.catch_up_max_slots,
             self.catch_up_max_bytes,
             self.catch_up_retry_ticks,

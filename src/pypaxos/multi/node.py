@@ -499,6 +499,9 @@ class Node:
         applied = self.replica.applied_index
         if self.replica.snapshot_slot > self.acceptor.log_start:
             self.acceptor.compact(self.replica.snapshot_slot)
+        replica = self.replica
+        if replica.applied_bytes - replica.snapshot_bytes <= self.config.snapshot_lag_bytes_max:
+            self.acceptor.window_floor = applied  # decided slots do not use up the window
         for slot in [s for s in self.leader.inflight if s < applied]:
             del self.leader.inflight[slot]
         effects += self._maybe_catch_up()

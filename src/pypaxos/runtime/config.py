@@ -89,6 +89,7 @@ LIMIT_KEYS: tuple[str, ...] = (
     "snapshot_every_slots",
     "log_retained_bytes_max",
     "log_window_slots",
+    "snapshot_lag_bytes_max",
     "catch_up_max_slots",
     "catch_up_max_bytes",
     "snapshot_window_chunks",
@@ -124,6 +125,10 @@ RUNTIME_LIMITS: dict[str, int] = {
     # in memory stays about 16 MiB of commands however large the batches or the keyspace.
     "log_retained_bytes_max": 16 * 1024 * 1024,
     "log_window_slots": 2048,
+    # Writes go on while a snapshot is being written until this many bytes of commands were
+    # applied beyond the last durable one (then they wait for it): a state of millions of keys
+    # takes many seconds to write, and the decided values held meanwhile are this much memory.
+    "snapshot_lag_bytes_max": 512 * 1024 * 1024,
     # A catch-up answer is bounded by bytes, and the next one is asked for as soon as it is
     # applied: 2 MiB keeps each step of the asker (decode and apply) near 50 ms while a node
     # a million entries behind needs only a few dozen round trips after the snapshot.

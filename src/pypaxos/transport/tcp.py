@@ -112,6 +112,7 @@ class PeerStats:
     connects: int = 0
     connect_failures: int = 0
     disconnects: int = 0
+    writer_crashes: int = 0  # the writer task failed on a bug and was started again
 
 
 @dataclass(slots=True)
@@ -513,12 +514,21 @@ class TcpTransport(Generic[M]):
             peer.dropped_unlogged = 0
 
     async def _run_peer(self, peer: _Peer) -> None:
-        try:
-            await self._run_peer_forever(peer)
-        except Exception:
-            # A bug here would silently stop all traffic to this peer: make it loud.
-            logger.exception("node %d: writer to node %d crashed", self._node_id, peer.node_id)
-            raise
+        """``_run_peer_forever``, started again after a crash: a bug there must not stop all
+        traffic to this peer for the rest of the process's life, so it is logged loudly (with
+        its traceback, counted in ``writer_crashes``) and the writer starts over."""
+        while True:
+            try:
+                await self._run_peer_forever(peer)
+                return
+            except Exception:
+                peer.stats.writer_crashes += 1
+                logger.exception(
+                    "node %d: writer to node %d crashed; starting it again",
+                    self._node_id,
+                    peer.node_id,
+                )
+            await peer.back_off(self._config.reconnect_delay_max_s)
 
     async def _run_peer_forever(self, peer: _Peer) -> None:
         """The writer task: connect, pump frames, and reconnect with backoff, until closed."""
@@ -611,6 +621,10 @@ class TcpTransport(Generic[M]):
                 if not peer.frames:
                     await peer.sleep()
                     continue
+                if writer.transport.is_closing():
+                    # Closed before the EOF watcher ran (a reset, an abort): writing would raise
+                    # on the closed handle; the frames stay queued for the next connection.
+                    raise EOFError("the connection closed")
                 count = len(peer.frames)
                 data = b"".join(peer.frames)
                 peer.frames.clear()
