@@ -1,8 +1,11 @@
-"""The driver's batch trace: what it writes for a slow batch, a collection and an event."""
+"""The driver's batch trace (what it writes for a slow batch, a collection and an event), and
+the priority of its forked writers."""
 
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,22 @@ def test_a_batch_over_the_threshold_is_written_with_its_phases_and_gc(
     assert " gc " in batch and "ivcsw" in batch
     assert any(line.split()[1:3] == ["fork", "2.0"] for line in lines)
     assert trace._on_gc not in gc.callbacks  # closed: no callback left behind
+
+
+def test_a_forked_writer_takes_nice_19_even_under_a_raised_priority() -> None:
+    # In a child process: raise the priority first (root only), then drop to the writer's.
+    script = (
+        "import os, sys\n"
+        "from pypaxos.runtime.driver import lowest_cpu_priority\n"
+        "try:\n"
+        "    os.setpriority(os.PRIO_PROCESS, 0, -5)\n"
+        "except PermissionError:\n"
+        "    sys.exit(3)\n"
+        "lowest_cpu_priority()\n"
+        "print(os.getpriority(os.PRIO_PROCESS, 0))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    if done.returncode == 3:
+        pytest.skip("raising a priority needs privileges")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "19"
