@@ -110,6 +110,7 @@ class ScaleConfig:
     run_s: float = 20.0
     recovery: bool = True
     data_root: Path | None = None
+    keep_logs: Path | None = None  # the nodes' logs are copied here before their dirs go
     memory_fraction: float = 0.7  # of MemAvailable a size may be estimated to need
     log: Log = field(default=_quiet, compare=False)
 
@@ -541,6 +542,17 @@ async def _pypaxos_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
     finally:
         with contextlib.suppress(Exception):
             cluster.down(timeout_s=10)
+        if cfg.keep_logs is not None:
+            _keep_logs(cluster, cfg.keep_logs / size_name(keys))
+
+
+def _keep_logs(cluster: LocalCluster, into: Path) -> None:
+    """Copy each node's log into ``into`` (the data directories are removed after a size)."""
+    into.mkdir(parents=True, exist_ok=True)
+    for member in cluster.spec.members:
+        source = cluster.spec.log_file(member.id)
+        if source.exists():
+            shutil.copyfile(source, into / f"node{member.id}.log")
 
 
 # --- redis-server ----------------------------------------------------------------------------

@@ -62,6 +62,10 @@ class MultiConfig:
     catch_up_max_slots: int = 64
     catch_up_max_bytes: int = 1024 * 1024
     catch_up_retry_ticks: int = 5
+    # At most about this many commands applied per input (whole slots, one at least; 0: no
+    # bound): the rest of a long run of decided slots is applied by the next inputs
+    # (``Node.apply_pending``), so no single step of a node is a whole window of commands.
+    apply_max_commands: int = 0
     # Snapshot transfer: chunks a receiver keeps outstanding, and the size a shell cuts a
     # machine's snapshot into (``StateMachine.snapshot_chunks``; one entry may exceed it).
     snapshot_window_chunks: int = 4
@@ -121,6 +125,8 @@ class MultiConfig:
             raise ValueError("tick lengths, windows, batches, queues must all be >= 1")
         if self.log_window_slots < self.window_slots + self.snapshot_every_slots:
             raise ValueError("log_window_slots must be >= window_slots + snapshot_every_slots")
+        if self.apply_max_commands < 0:
+            raise ValueError("apply_max_commands must be >= 0 (0: no bound)")
         if self.lease_ticks < 0 or self.clock_drift_ppm < 0:
             raise ValueError("lease_ticks and clock_drift_ppm must be >= 0")
         if self.lease_ticks and self.lease_serve_ticks() < 1:

@@ -222,6 +222,7 @@ class Node:
             config.bugs,
             config.log_retained_bytes_max,
             self.membership if config.reconfigurable else None,  # fixed: snapshots as before
+            config.apply_max_commands,
         )
         self.leader = Leader(node_id, config, self.quorum)
         self.detector = FailureDetector(config, rng)
@@ -473,8 +474,21 @@ class Node:
             case _:
                 assert_never(msg)
 
+    @property
+    def apply_pending(self) -> bool:
+        """Decided slots wait to be applied (``MultiConfig.apply_max_commands`` cut a run):
+        every input applies some more; a shell with no input for us calls ``apply_more``."""
+        return self.replica.apply_pending
+
+    def apply_more(self) -> list[Effect]:
+        """Apply the next decided slots, up to the bound, and what follows from them."""
+        return self._finish([], self.replica.applied_index)
+
     def _finish(self, effects: list[Effect], commit_before: int) -> list[Effect]:
-        """Common tail of every input: compact, catch up, fill the window, announce commits."""
+        """Common tail of every input: apply what waits, compact, catch up, fill the window,
+        announce commits."""
+        if self.replica.apply_pending:
+            effects += self.replica.apply_more()
         membership = self.membership
         if (membership.version, membership.changes_applied) != self.membership_seen:
             effects += self._membership_moved()
@@ -502,6 +516,7 @@ class Node:
                 # commit, which under one client doubled the messages and the CPU per write.
                 self.commit_unannounced = True
             effects += self._fill_window()
+        self.replica.new_input()
         return persists_first(effects)
 
     # -- election ---------------------------------------------------------------------------

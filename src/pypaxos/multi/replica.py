@@ -87,6 +87,8 @@ class Replica:
     __slots__ = (
         "applied_bytes",
         "applied_index",
+        "apply_left",
+        "apply_max_commands",
         "awaiting",
         "bugs",
         "catch_up_max_bytes",
@@ -120,8 +122,13 @@ class Replica:
         bugs: frozenset[LogBug] = frozenset(),
         log_retained_bytes_max: int = 16 * 1024 * 1024,
         membership: Membership | None = None,
+        apply_max_commands: int = 0,
     ) -> None:
         self.id = node_id
+        # Commands applied per input at most (whole slots, one at least; 0: every ready slot),
+        # and what is left of it for the input under way (``new_input`` refills it)
+        self.apply_max_commands = apply_max_commands
+        self.apply_left = apply_max_commands
         self.machine = machine
         self.snapshot_every_slots = snapshot_every_slots
         self.catch_up_max_slots = catch_up_max_slots
@@ -199,11 +206,30 @@ class Replica:
         if request_ids:
             self.proposed.setdefault(slot, []).extend(request_ids)
 
+    @property
+    def apply_pending(self) -> bool:
+        """The next slot is decided but not applied yet (``apply_max_commands`` cut a run)."""
+        return self.applied_index in self.decided
+
+    def apply_more(self) -> list[Effect]:
+        """Apply the next ready slots (what an earlier input's bound left), within what is
+        left of this input's bound."""
+        return self._apply_ready() if self.apply_pending else []
+
+    def new_input(self) -> None:
+        """The node's input is done: the next one may apply ``apply_max_commands`` again."""
+        self.apply_left = self.apply_max_commands
+
     def _apply_ready(self) -> list[Effect]:
         effects: list[Effect] = []
+        bounded = self.apply_max_commands > 0
         while self.applied_index in self.decided:
+            if bounded and self.apply_left <= 0:
+                break  # the rest at the next input (``apply_pending``)
             slot = self.applied_index
-            effects.extend(self._apply(slot, self.decided[slot]))
+            value = self.decided[slot]
+            self.apply_left -= len(value)
+            effects.extend(self._apply(slot, value))
             self.applied_index += 1
             if self.membership is not None:
                 self.membership.fold(self.applied_index)

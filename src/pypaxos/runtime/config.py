@@ -94,6 +94,7 @@ LIMIT_KEYS: tuple[str, ...] = (
     "catch_up_max_bytes",
     "snapshot_window_chunks",
     "snapshot_chunk_bytes_max",
+    "apply_max_commands",
 )
 
 # Runtime defaults (see the module docstring).  Timings at tick_ms = 10: heartbeats every
@@ -137,6 +138,10 @@ RUNTIME_LIMITS: dict[str, int] = {
     # on the receiver), four in flight per receiver.
     "snapshot_window_chunks": 4,
     "snapshot_chunk_bytes_max": 1024 * 1024,
+    # A node applies about one full slot per input; the rest of a run of decided slots (a
+    # window's worth acknowledged at once, a catch-up answer) waits for the next batch, so one
+    # step is a slot's apply, not a window's.
+    "apply_max_commands": 512,
 }
 
 TOP_KEYS = (

@@ -161,6 +161,9 @@ class KVSettings:
     collections: bool = False
     # Fixed Lua scripts among the collection operations (``sim.kv_scripts``; needs collections).
     scripts: bool = False
+    # MultiConfig.apply_max_commands: runs of decided slots applied over several inputs (the
+    # runtime's bound; 0: every ready slot at once, as the pinned seeds were measured)
+    apply_max_commands: int = 0
     # Clients also PUBLISH to two channels; every replica records its publications, checked
     # for agreement and exactly-once (``sim.kv_publish``).
     publish: bool = False
@@ -203,6 +206,7 @@ class KVSettings:
             clock_drift_ppm=DRIFT_PPM if self.reads == "lease" else 0,
             reconfigurable=self.reconfig,
             promote_lag_max_slots=8,
+            apply_max_commands=self.apply_max_commands,
             bugs=frozenset(b for b in self.bugs if isinstance(b, LogBug)),
         )
 
@@ -238,6 +242,8 @@ class KVSettings:
             if self.swarm and name in self.pinned:
                 words.append(f"--{name}" if getattr(self, name) else f"--no-{name}")
         words += ["--seeds 1", f"--start {seed}"]
+        if self.apply_max_commands:
+            words.append(f"--apply-max-commands {self.apply_max_commands}")
         words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
         if not self.swarm:
             words.append("--no-swarm")
@@ -265,6 +271,7 @@ class KVSettings:
             collections=self.collections,
             scripts=self.scripts,
             publish=self.publish,
+            apply_max_commands=self.apply_max_commands,
             swarm=self.swarm,
             pinned=self.pinned,
         )
