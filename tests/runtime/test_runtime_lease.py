@@ -93,8 +93,10 @@ async def _stalled_read(leases_first: bool) -> Node:
         driver.read(1, b"\x00")  # answered at once under the lease
         await asyncio.sleep(TICK_S)
         assert node.lease_reads == 1
-        driver.read(2, b"\x00")  # waits in the inbox while the loop stands still
         time.sleep(STALL_S)  # blocks the loop, as a descheduled process would be
+        # The next read arrives in the first pass after the stall (it waited in the socket);
+        # it finds the driver asleep, so it is stepped at once, in the caller's callback.
+        driver.read(2, b"\x00")
         await asyncio.sleep(2 * TICK_S)
         driver.stop()
         await task

@@ -16,7 +16,7 @@ import pytest
 from pypaxos.kv import KVStateMachine, Request, Set, decode_answer, encode_request
 from pypaxos.kv.commands import InDb
 from pypaxos.runtime.requests import GROUP_OPS_MAX
-from pypaxos.runtime.router import Failure, Outcome
+from pypaxos.runtime.router import Failure, LocalRead, Outcome, wire_command
 from pypaxos.runtime.server import RespConnection, RespServer
 from pypaxos.transport.resp import encode_command
 
@@ -26,10 +26,15 @@ class ReadingRouter:
 
     def __init__(self) -> None:
         self.machine = KVStateMachine()
-        self.submitted: list[tuple[bytes, Callable[[Outcome], None], bool, int]] = []
+        self.submitted: list[tuple[bytes | LocalRead, Callable[[Outcome], None], bool, int]] = []
 
     def submit(
-        self, command: bytes, done: Callable[[Outcome], None], *, read: bool = False, reads: int = 1
+        self,
+        command: bytes | LocalRead,
+        done: Callable[[Outcome], None],
+        *,
+        read: bool = False,
+        reads: int = 1,
     ) -> None:
         self.submitted.append((command, done, read, reads))
 
@@ -39,9 +44,10 @@ class ReadingRouter:
             if failure is not None:
                 done(failure)
             elif read:
-                done(decode_answer(self.machine.query(command)))
+                # as a forwarded read: encoded, queried, the answer decoded
+                done(decode_answer(self.machine.query(wire_command(command))))
             else:
-                done(decode_answer(self.machine.apply(command)))
+                done(decode_answer(self.machine.apply(wire_command(command))))
 
 
 class Collecting:

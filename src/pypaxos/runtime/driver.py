@@ -8,8 +8,22 @@ one, then send, apply and reply.  So nothing leaves before what it depends on is
 (``multi.effects``, ``storage.base``); the leader's own votes (``PersistOwnVote``) are the one
 exception, as nothing depends on them.  While the storage works it re-sends the last heartbeat
 or acknowledgement (``keepalive_s``); a lightly loaded leader polls briefly before it sleeps
-(``idle_spin_s``).  Why each of these: docs/design.md, "The driver".  ``send_before_sync`` is a
-planted ordering bug, for the test that shows the ordering check can fail.
+(``idle_spin_s``).  Why each of these: docs/design.md, "The driver".  ``send_before_sync`` and
+``prompt_while_busy`` are planted ordering bugs, for the tests that show the ordering checks
+can fail.
+
+Prompt steps.  A read's confirmation round is latency a client waits for: the read, the
+leader's ``Heartbeat``, each follower's ``HeartbeatAck``.  When one of these (or a follower
+read's ``ReadIndexRequest``/``ReadIndexReply``) arrives while the loop task sleeps, the driver
+steps it at once, in the transport's or the client port's callback, as a batch of its own,
+instead of waking the task for the next pass of the loop: the heartbeat leaves in the pass the
+read arrived, a follower's acknowledgement in the pass the heartbeat arrived (the node decides
+it, checking the ballot as always), and the reply is written in the pass the acknowledgement
+arrived.  The order is the same as the task's (every earlier batch was carried out, since the
+task sleeps); a step whose effects need the storage (a record, a snapshot, a compaction) hands
+them to the task, which carries them out before anything else, so nothing is sent before what
+it depends on is durable.  Other inputs, and any that arrive while a batch is under way or the
+leader spins, wait for the task as before, so batching under load is unchanged.
 
 Snapshots never stop the loop.  On ``TakeSnapshot`` (once the batch's records are synced, so
 the node's memory is exactly the fold of the log up to ``storage.last_index``) the driver
@@ -56,9 +70,12 @@ from pypaxos.multi import (
     Effect,
     Heartbeat,
     HeartbeatAck,
+    LocalReply,
     Message,
     Node,
     PersistOwnVote,
+    ReadIndexReply,
+    ReadIndexRequest,
     Redirect,
     Replica,
     Reply,
@@ -69,6 +86,7 @@ from pypaxos.multi import (
     TakeSnapshot,
 )
 from pypaxos.multi.membership import Change, MembershipRefused, MembershipState
+from pypaxos.multi.reads import LocalQuery
 from pypaxos.runtime.wire import (
     WireMessage,
     encode_record,
@@ -107,10 +125,25 @@ SLOW_S = 0.2
 timeout at the default ``tick_ms``, so a leader change under load can be traced to it."""
 
 
+PROMPT_MESSAGES: frozenset[type] = frozenset(
+    {Heartbeat, HeartbeatAck, ReadIndexRequest, ReadIndexReply}
+)
+"""The peer messages of a read's confirmation round: stepped at once when they find the driver
+asleep (module docstring, "Prompt steps"), as is a client's read."""
+
+NEEDS_LOOP_TASK: frozenset[type] = frozenset(
+    {PersistOwnVote, TakeSnapshot, CompactLog, SendSnapshot}
+)
+"""Effects a prompt step leaves to the loop task (with every ``Persist``): they need the
+storage, a fork or the snapshot reader."""
+
+
 class ClientSink(Protocol):
     """Who receives the client-facing effects (the router), after the batch's sync."""
 
     def on_reply(self, request_id: int, result: bytes) -> None: ...
+
+    def on_local_reply(self, request_id: int, answer: object) -> None: ...
 
     def on_redirect(self, request_id: int, leader_id: int | None) -> None: ...
 
@@ -147,6 +180,7 @@ class Driver:
         slow_sync_s: float = 0.02,
         keepalive_s: float | None = None,
         send_before_sync: bool = False,
+        prompt_while_busy: bool = False,
         snapshot_in_child: bool | None = None,
     ) -> None:
         if tick_s <= 0:
@@ -182,6 +216,7 @@ class Driver:
         self._cork: Callable[[], None] | None = getattr(sender, "cork", None)
         self._flush: Callable[[], None] | None = getattr(sender, "flush", None)
         self.send_before_sync = send_before_sync  # planted bug, tests only
+        self.prompt_while_busy = prompt_while_busy  # planted bug, tests only (prompt steps)
         self.status_listeners: list[StatusListener] = []
         # Called after each batch's answers (the server's blocked clients look for what the
         # newly applied entries make available to them); empty unless a client blocks.
@@ -225,6 +260,12 @@ class Driver:
         self._serve_recovered_snapshot()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
+        # Prompt steps (module docstring): how many, effects left for the loop task to carry
+        # out, a failure for it to raise, and the tick deferral it went to sleep with.
+        self.prompt_steps = 0
+        self._stepped: list[Effect] | None = None
+        self._failure: Exception | None = None
+        self._deferred_when_asleep = 0
         self._next_tick = 0.0
         self._status = node.status
         self._executed = getattr(node.replica.machine, "commands_executed", 0)
@@ -234,17 +275,23 @@ class Driver:
     def deliver(self, msg: Message) -> None:
         """A peer message from the transport."""
         self._inbox.append(msg)
-        self._wake()
+        if type(msg) in PROMPT_MESSAGES and self._asleep():
+            self._step_now()
+        else:
+            self._wake()
 
     def propose(self, request_id: int, command: bytes) -> None:
         """A client command; the answer comes back through the ``ClientSink``."""
         self._inbox.append((request_id, command))
         self._wake()
 
-    def read(self, request_id: int, command: bytes) -> None:
+    def read(self, request_id: int, command: bytes | LocalQuery) -> None:
         """A read-only command for the read-index path; answered through the ``ClientSink``."""
         self._inbox.append(_Read(request_id, command))
-        self._wake()
+        if self._asleep():
+            self._step_now()
+        else:
+            self._wake()
 
     def propose_change(self, request_id: int, change: Change) -> None:
         """A membership change (``Node.propose_membership_change``); the new configuration
@@ -262,6 +309,41 @@ class Driver:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _asleep(self) -> bool:
+        """Is the loop task waiting for input, with no batch of its own under way?"""
+        if self.prompt_while_busy:  # the planted bug: even while a batch awaits its sync
+            return not self._stopping
+        waiter = self._waiter
+        return waiter is not None and not waiter.done() and not self._stopping
+
+    def _step_now(self) -> None:
+        """Step the inbox at once, in the caller's callback, as one batch (module docstring,
+        "Prompt steps").  Called only while the loop task sleeps: every earlier batch was
+        carried out, so this one is the next in order.  Effects that need the storage (a
+        record to sync, a snapshot, a compaction) go to the loop task instead, which carries
+        them out before it steps anything else; so do failures, which stop the driver."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            inputs = len(self._inbox)
+            effects = self._step(loop)
+            if any(type(e) in NEEDS_LOOP_TASK or isinstance(e, Persist) for e in effects):
+                self._stepped = effects
+                self._wake()
+                return
+            stepped = loop.time()
+            self.prompt_steps += 1
+            if effects:
+                self._send(effects)
+                self._apply_and_reply(effects)
+            self._batch_done(began, began, stepped, inputs)
+        except Exception as error:  # a bug: stop as a failing loop task would
+            self._failure = error
+            self._wake()
+            return
+        if self._inbox or self._deferred_ticks() < self._deferred_when_asleep:
+            self._wake()  # own votes to count, or a nearer tick (a commit to announce)
+
     # -- the loop ----------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -270,40 +352,51 @@ class Driver:
         done = loop.time()
         while not self._stopping:
             await self._wait(loop)
-            if self._stopping:
+            if self._failure is not None:
+                raise self._failure
+            if self._stopping and self._stepped is None:
                 break
             woke = loop.time()
             late_s = woke - max(self._next_tick, done)  # not counting our own last batch
             inputs = len(self._inbox)
-            effects = self._step(loop)
+            if self._stepped is not None:  # a prompt step's effects that need the storage
+                effects, self._stepped = self._stepped, None
+            else:
+                effects = self._step(loop)
             stepped = loop.time()
-            if self.node.refused_messages != self._refused_reported:
-                self._report_refused(stepped)
             if effects:
                 awaited = await self._carry_out(effects)
             else:
                 awaited = False
             done = loop.time()
-            if late_s > SLOW_S or done - woke > SLOW_S:
-                # What a leader change under load would need: say where the time went.
-                log.warning(
-                    "node %d: slow batch: woke %.0f ms after a due tick, step %.0f ms "
-                    "(%d inputs), storage and sends %.0f ms",
-                    self.node.id,
-                    max(late_s, 0.0) * 1000,
-                    (stepped - woke) * 1000,
-                    inputs,
-                    (done - stepped) * 1000,
-                )
-            self.batches += 1
-            self._check_status()
-            if self.node.membership.version != self._membership_version:
-                self._membership_changed()
+            self._batch_done(woke - max(late_s, 0.0), woke, stepped, inputs)
             if not awaited and (self._inbox or loop.time() + TICK_SLACK_S >= self._next_tick):
                 # Let readers and writers run between batches (with nothing waiting, ``_wait``
                 # yields anyway: an idle node's tick costs one wake-up of the loop, not two).
                 await asyncio.sleep(0)
         self.close_snapshots()
+
+    def _batch_done(self, due: float, woke: float, stepped: float, inputs: int) -> None:
+        """After each batch: report refusals and slowness, count it, tell the listeners."""
+        if self.node.refused_messages != self._refused_reported:
+            self._report_refused(stepped)
+        done = asyncio.get_running_loop().time()
+        late_s = woke - due
+        if late_s > SLOW_S or done - woke > SLOW_S:
+            # What a leader change under load would need: say where the time went.
+            log.warning(
+                "node %d: slow batch: woke %.0f ms after a due tick, step %.0f ms "
+                "(%d inputs), storage and sends %.0f ms",
+                self.node.id,
+                max(late_s, 0.0) * 1000,
+                (stepped - woke) * 1000,
+                inputs,
+                (done - stepped) * 1000,
+            )
+        self.batches += 1
+        self._check_status()
+        if self.node.membership.version != self._membership_version:
+            self._membership_changed()
 
     def _deferred_ticks(self) -> int:
         """Ticks the node lets come due before it wakes up for them (module docstring)."""
@@ -333,6 +426,7 @@ class Driver:
                 return
         waiter = loop.create_future()
         self._waiter = waiter
+        self._deferred_when_asleep = self._deferred_ticks()
         timer = loop.call_at(wake_at, _resolve, waiter)
         try:
             await waiter
@@ -739,6 +833,9 @@ class Driver:
             if isinstance(effect, Reply):
                 self._served += 1
                 sink.on_reply(effect.request_id, effect.result)
+            elif type(effect) is LocalReply:
+                self._served += 1
+                sink.on_local_reply(effect.request_id, effect.answer)
             elif isinstance(effect, Redirect):
                 sink.on_redirect(effect.request_id, effect.leader_id)
             elif isinstance(effect, Busy):
@@ -771,7 +868,7 @@ class Driver:
 class _Read:
     __slots__ = ("command", "request_id")
 
-    def __init__(self, request_id: int, command: bytes) -> None:
+    def __init__(self, request_id: int, command: bytes | LocalQuery) -> None:
         self.request_id = request_id
         self.command = command
 
@@ -891,6 +988,9 @@ class _NoClients:
     """The sink until a router attaches itself (a node with no client port drops answers)."""
 
     def on_reply(self, request_id: int, result: bytes) -> None:
+        pass
+
+    def on_local_reply(self, request_id: int, answer: object) -> None:
         pass
 
     def on_redirect(self, request_id: int, leader_id: int | None) -> None:

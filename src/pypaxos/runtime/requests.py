@@ -78,7 +78,7 @@ from pypaxos.runtime.commands import (
     result_error,
     single_reply,
 )
-from pypaxos.runtime.router import Failure, Outcome, Router
+from pypaxos.runtime.router import Failure, LocalRead, Outcome, Router
 from pypaxos.transport.resp import (
     encode_error,
 )
@@ -109,14 +109,14 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _read_request(ops: Sequence[Command], db: int) -> bytes:
+def _read_request(ops: Sequence[Command], db: int) -> LocalRead:
     """A read-only request in database ``db``: no session (``KVStateMachine.query`` does not
-    look at it)."""
+    look at it), not encoded unless it is forwarded (``router.LocalRead``)."""
     if db:
         ops = in_db(ops, db)
     if len(ops) == 1:
-        return encode_request(Request(0, 0, ops[0], now_ms()))
-    return encode_request(RequestBatch(0, 0, tuple(ops), now_ms()))
+        return LocalRead(Request(0, 0, ops[0], now_ms()))
+    return LocalRead(RequestBatch(0, 0, tuple(ops), now_ms()))
 
 
 def in_db(ops: Sequence[Command], db: int) -> tuple[Command, ...]:
@@ -260,10 +260,13 @@ class ReadBurst:
 
     The first group of a pass leaves at once (a lone client waits for nothing); the others
     wait until the end of the pass (``call_soon``), bounded by ``GROUP_OPS_MAX`` commands and
-    ``GROUP_BYTES_MAX`` bytes of encoded requests, and go together.  Each read is still
-    linearizable: the combined read is taken after every group in it arrived and answered
-    before any reply leaves.  The answer's results are handed back to each group in order;
-    a failure (no leader, timeout, busy) goes to every group, as it would have alone.
+    ``GROUP_BYTES_MAX`` bytes of requests, and go together.  A group's bytes are its
+    commands' arguments when the connection counted them, else the size of the input they
+    were parsed from, which is at most ``GROUP_BYTES_MAX`` (``RespConnection.feed_bytes``).
+    Each read is still linearizable: the combined read is taken after every group in it
+    arrived and answered before any reply leaves.  The answer's results are handed back to
+    each group in order; a failure (no leader, timeout, busy) goes to every group, as it
+    would have alone.
     """
 
     __slots__ = ("bytes", "groups", "open", "ops", "requests", "router")
@@ -272,22 +275,23 @@ class ReadBurst:
         self.router = router
         self.open = False  # a group left in this pass of the loop: the next ones wait
         self.groups: list[Group] = []
-        self.requests: list[bytes] = []  # each group's own request (sent as is when alone)
+        self.requests: list[LocalRead] = []  # each group's own request (sent as is when alone)
         self.ops = 0
         self.bytes = 0
 
-    def add(self, group: Group, request: bytes) -> None:
+    def add(self, group: Group, request: LocalRead) -> None:
         if not self.open:
             self.open = True
             group.conn.loop.call_soon(self.close)
             self._send([group], request)
             return
-        if self.ops + len(group.ops) > GROUP_OPS_MAX or self.bytes + len(request) > GROUP_BYTES_MAX:
+        size = group.bytes or group.conn.feed_bytes
+        if self.ops + len(group.ops) > GROUP_OPS_MAX or self.bytes + size > GROUP_BYTES_MAX:
             self.flush()
         self.groups.append(group)
         self.requests.append(request)
         self.ops += len(group.ops)
-        self.bytes += len(request)
+        self.bytes += size
 
     def close(self) -> None:
         """The end of the pass: send what waited."""
@@ -306,7 +310,7 @@ class ReadBurst:
             ops = [op for group in groups for op in in_db(group.ops, group.db)]
             self._send(groups, _read_request(ops, 0))
 
-    def _send(self, groups: list[Group], request: bytes) -> None:
+    def _send(self, groups: list[Group], request: LocalRead) -> None:
         def done(outcome: Outcome) -> None:
             if len(groups) == 1:
                 groups[0]._done(outcome, retry=True, client_id=0)
