@@ -14,18 +14,21 @@ from types import SimpleNamespace
 
 from pypaxos.core.effects import Send
 from pypaxos.kv import (
+    Error,
     Get,
     KVStateMachine,
     Request,
     RequestBatch,
     Set,
     SetWith,
+    Value,
     decode_answer,
     encode_request,
 )
 from pypaxos.kv import Incr as IncrOp
 from pypaxos.kv.collection_ops import LLen, LPush
 from pypaxos.kv.commands import DbSize, InDb, Ttl
+from pypaxos.kv.values import WRONGTYPE
 from pypaxos.multi import (
     HeartbeatAck,
     LocalReply,
@@ -37,8 +40,11 @@ from pypaxos.multi import (
     Role,
 )
 from pypaxos.multi.reads import LocalQuery
+from pypaxos.runtime.commands import NULL_RESP2, NULL_RESP3
+from pypaxos.runtime.requests import GET_REPLY, _get_replies
 from pypaxos.runtime.router import LocalRead, Router, wire_command
 from pypaxos.runtime.wire import Forward, WireMessage
+from pypaxos.transport.resp import encode_bulks
 
 
 def _store() -> KVStateMachine:
@@ -138,3 +144,14 @@ def test_a_follower_forwards_a_local_read_encoded() -> None:
     [(to, msg)] = sender.sent
     assert to == 1 and isinstance(msg, Forward) and msg.read
     assert msg.command == encode_request(entry) == wire_command(LocalRead(entry))
+
+
+def test_a_group_of_gets_is_formatted_as_one_get_at_a_time() -> None:
+    values = [b"", b"v", None, b"x" * 4095, b"y" * 4096, b"z" * 70_000]
+    results = [Value(v) for v in values]
+    for null in (NULL_RESP2, NULL_RESP3):
+        one_by_one = b"".join(GET_REPLY(r, null) for r in results)
+        assert _get_replies(results, null) == one_by_one
+        assert encode_bulks(values, null) == one_by_one
+    wrong_type = Error(WRONGTYPE)
+    assert _get_replies([Value(b"v"), wrong_type], NULL_RESP2) is None  # the general path

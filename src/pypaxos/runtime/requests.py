@@ -65,10 +65,12 @@ from pypaxos.kv import (
     Results,
     SessionExpired,
     Stale,
+    Value,
     encode_request,
 )
 from pypaxos.kv.commands import InDb
 from pypaxos.runtime.commands import (
+    FAST_COMMANDS,
     Auth,
     Combine,
     Hello,
@@ -80,6 +82,7 @@ from pypaxos.runtime.commands import (
 )
 from pypaxos.runtime.router import Failure, LocalRead, Outcome, Router
 from pypaxos.transport.resp import (
+    encode_bulks,
     encode_error,
 )
 
@@ -92,6 +95,7 @@ TRYAGAIN_NO_LEADER = encode_error("TRYAGAIN no leader")
 TRYAGAIN_UNKNOWN = encode_error("TRYAGAIN no leader: the request timed out, its outcome is unknown")
 BUSY = encode_error("BUSY proposal queue full")
 READ_TYPES: frozenset[type] = frozenset(READ_OPS)  # plans of these only take the read path
+GET_REPLY = FAST_COMMANDS[b"GET"][2]  # the reply ``plain_single`` gives a GET (``_get_replies``)
 GROUP_OPS_MAX = 1024  # bounds of one connection's batch (one log entry, see Group)
 GROUP_BYTES_MAX = 256 * 1024
 
@@ -234,7 +238,10 @@ class Group:
         null = self.conn.null
         if not self.multi:
             replies = cast(list[Reply1], self.replies)
-            data = b"".join([reply(r, null) for reply, r in zip(replies, results, strict=True)])
+            gets = replies.count(GET_REPLY) == len(replies)
+            data = _get_replies(results, null) if gets else None
+            if data is None:
+                data = b"".join([reply(r, null) for reply, r in zip(replies, results, strict=True)])
         else:
             parts: list[bytes] = []
             position = 0
@@ -328,6 +335,15 @@ class ReadBurst:
 
         reads = sum([len(group.ops) for group in groups])
         self.router.submit(request, done, read=True, reads=reads)
+
+
+def _get_replies(results: Sequence[Result], null: bytes) -> bytes | None:
+    """The replies of a group of ``GET`` s only, in one call, when every result is a ``Value``
+    (``None``: another result, an error, and the general path formats them one by one)."""
+    values = [result.value for result in results if type(result) is Value]
+    if len(values) != len(results):
+        return None
+    return encode_bulks(values, null)
 
 
 def _unexpected_answer(outcome: object) -> bytes:
