@@ -168,3 +168,53 @@ async def test_no_acknowledgement_leaves_while_the_promise_is_being_synced() -> 
 
 async def test_planted_prompt_while_busy_acknowledges_before_the_sync() -> None:
     assert await _ack_while_syncing(planted=True) == [HeartbeatAck]  # the check can fail
+
+
+class ReadAgainSink:
+    """Records the answers; the first one submits another read from inside its callback."""
+
+    def __init__(self) -> None:
+        self.driver: Driver | None = None
+        self.events: list[str] = []
+
+    def on_reply(self, request_id: int, result: bytes) -> None:
+        self.events.append(f"reply {request_id}")
+        if request_id == 1 and self.driver is not None:
+            self.driver.read(2, READ)
+            self.events.append("submitted 2")
+
+    def on_local_reply(self, request_id: int, answer: object) -> None: ...
+
+    def on_redirect(self, request_id: int, leader_id: int | None) -> None: ...
+
+    def on_busy(self, request_id: int) -> None: ...
+
+    def on_refused(self, refusal: object) -> None: ...
+
+
+async def test_a_read_submitted_by_a_prompt_steps_answer_waits_for_the_task() -> None:
+    alone = MultiConfig(
+        node_ids=(1,),
+        pre_vote=False,
+        election_timeout_min_ticks=3,
+        election_timeout_max_ticks=4,
+        leader_stickiness_ticks=1,
+    )
+    node = Node(1, alone, random.Random(1), KVStateMachine())  # its own quorum: reads at once
+    for _ in range(50):
+        node.tick()
+    assert node.role is Role.LEADER
+    sink = ReadAgainSink()
+    with ThreadPoolExecutor(1) as executor:
+        driver = Driver(node, MemoryStorage(), Recorder(), executor, tick_s=TICK_S, idle_spin_s=0)
+        driver.sink = sink  # type: ignore[assignment]
+        sink.driver = driver
+        task = asyncio.create_task(driver.run())
+        await _until_asleep(driver)
+        driver.read(1, READ)
+        # read 2 was not stepped inside read 1's answer (a batch inside a batch):
+        assert sink.events == ["reply 1", "submitted 2"]
+        await _until_asleep(driver)
+        assert sink.events == ["reply 1", "submitted 2", "reply 2"]
+        driver.stop()
+        await task

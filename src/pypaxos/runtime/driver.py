@@ -266,6 +266,7 @@ class Driver:
         self._stepped: list[Effect] | None = None
         self._failure: Exception | None = None
         self._deferred_when_asleep = 0
+        self._prompting = False  # a prompt step is under way (no other starts inside it)
         self._next_tick = 0.0
         self._status = node.status
         self._executed = getattr(node.replica.machine, "commands_executed", 0)
@@ -314,7 +315,9 @@ class Driver:
         if self.prompt_while_busy:  # the planted bug: even while a batch awaits its sync
             return not self._stopping
         waiter = self._waiter
-        return waiter is not None and not waiter.done() and not self._stopping
+        return (
+            waiter is not None and not waiter.done() and not self._stopping and not self._prompting
+        )
 
     def _step_now(self) -> None:
         """Step the inbox at once, in the caller's callback, as one batch (module docstring,
@@ -324,6 +327,7 @@ class Driver:
         them out before it steps anything else; so do failures, which stop the driver."""
         loop = asyncio.get_running_loop()
         began = loop.time()
+        self._prompting = True  # what its replies and listeners submit waits for the task
         try:
             inputs = len(self._inbox)
             effects = self._step(loop)
@@ -341,6 +345,8 @@ class Driver:
             self._failure = error
             self._wake()
             return
+        finally:
+            self._prompting = False
         if self._inbox or self._deferred_ticks() < self._deferred_when_asleep:
             self._wake()  # own votes to count, or a nearer tick (a commit to announce)
 
