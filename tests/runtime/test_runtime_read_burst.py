@@ -15,7 +15,7 @@ import pytest
 
 from pypaxos.kv import KVStateMachine, Request, Set, decode_answer, encode_request
 from pypaxos.kv.commands import InDb
-from pypaxos.runtime.requests import GROUP_OPS_MAX
+from pypaxos.runtime.requests import GROUP_BYTES_MAX, GROUP_OPS_MAX
 from pypaxos.runtime.router import Failure, LocalRead, Outcome, wire_command
 from pypaxos.runtime.server import RespConnection, RespServer
 from pypaxos.transport.resp import encode_command
@@ -164,6 +164,20 @@ async def test_a_burst_is_cut_at_the_group_bound_and_a_new_pass_starts_alone() -
     assert [reads for *_, reads in router.submitted] == [1]
     await settle(router)
     assert bytes(connections[0][1].out).endswith(b"$1\r\nA\r\n$1\r\nC\r\n")
+
+
+@pytest.mark.asyncio
+async def test_a_burst_is_cut_at_the_byte_bound_of_its_inputs() -> None:
+    router, server = reading_server()
+    key = b"k" * (GROUP_BYTES_MAX // 4)  # each input a quarter of the bound, and a bit
+    connections = connect(server, 6)
+    for connection, _ in connections:
+        connection.data_received(encode_command("GET", key))
+    await asyncio.sleep(0)
+    # the first alone; the five waiting ones three (just under the bound) and two
+    assert [reads for *_, reads in router.submitted] == [1, 3, 2]
+    await settle(router)
+    assert all(bytes(transport.out) == b"$-1\r\n" for _, transport in connections)
 
 
 @pytest.mark.asyncio
