@@ -42,7 +42,10 @@ with a clock that fell further behind since it sent a heartbeat round: every tic
 loop clock is stepped *before* the batch's inputs, however many (a stall of the loop, or a jump
 of its clock, is counted, not dropped), so a lease that ran out while the loop stood still is
 over before the first read after it.  Followers keep the order above (messages first, ticks
-capped): a follower's clock that runs late only keeps its promise not to vote for longer.
+capped), so a follower's clock may lag when it acknowledges a heartbeat and catch up right
+after, by at most ``ticks_per_batch_max`` plus the ticks it let come due: its promise is that
+much shorter, which the leader's lease allows for (``runtime.config.follower_clock_lag_ticks``,
+``MultiConfig.lease_clock_lag_ticks``).
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ from pypaxos.multi import (
 )
 from pypaxos.multi.membership import Change, MembershipRefused, MembershipState
 from pypaxos.multi.reads import LocalQuery
+from pypaxos.runtime.config import TICKS_PER_BATCH_MAX
 from pypaxos.runtime.wire import (
     WireMessage,
     encode_record,
@@ -173,7 +177,7 @@ class Driver:
         *,
         tick_s: float,
         metrics: NodeMetrics | None = None,
-        ticks_per_batch_max: int = 2,
+        ticks_per_batch_max: int = TICKS_PER_BATCH_MAX,
         tick_wake_ticks: int | None = None,
         inline_sync_inputs_max: int = 8,
         idle_spin_s: float = IDLE_SPIN_S,
