@@ -265,11 +265,14 @@ class ReadBurst:
     as one read: one router request, one node read and one query for all of them, instead of
     one each (50 pipelining clients send 50 groups a pass).
 
-    The first group of a pass leaves at once (a lone client waits for nothing); the others
-    wait until the end of the pass (``call_soon``), bounded by ``GROUP_OPS_MAX`` commands and
-    ``GROUP_BYTES_MAX`` bytes of requests, and go together.  A group's bytes are its
-    commands' arguments when the connection counted them, else the size of the input they
-    were parsed from, which is at most ``GROUP_BYTES_MAX`` (``RespConnection.feed_bytes``).
+    Every group of a pass waits until its end (``call_soon``: after the pass's input callbacks,
+    in the same pass), bounded by ``GROUP_OPS_MAX`` commands and ``GROUP_BYTES_MAX`` bytes of
+    requests, and they go together; the driver then steps the read at once if it sleeps
+    (``runtime.driver``, "Prompt steps"), so a lone client waits for nothing.  (Sending the
+    first group at once, as this did before prompt steps, would now start a confirmation round
+    for that group alone and leave the rest of the pass for the next round.)  A group's bytes
+    are its commands' arguments when the connection counted them, else the size of the input
+    they were parsed from, which is at most ``GROUP_BYTES_MAX`` (``RespConnection.feed_bytes``).
     Each read is still linearizable: the combined read is taken after every group in it
     arrived and answered before any reply leaves.  The answer's results are handed back to
     each group in order; a failure (no leader, timeout, busy) goes to every group, as it
@@ -280,7 +283,7 @@ class ReadBurst:
 
     def __init__(self, router: Router) -> None:
         self.router = router
-        self.open = False  # a group left in this pass of the loop: the next ones wait
+        self.open = False  # the end of this pass is scheduled: the groups wait for it
         self.groups: list[Group] = []
         self.requests: list[LocalRead] = []  # each group's own request (sent as is when alone)
         self.ops = 0
@@ -290,8 +293,6 @@ class ReadBurst:
         if not self.open:
             self.open = True
             group.conn.loop.call_soon(self.close)
-            self._send([group], request)
-            return
         size = group.bytes or group.conn.feed_bytes
         if self.ops + len(group.ops) > GROUP_OPS_MAX or self.bytes + size > GROUP_BYTES_MAX:
             self.flush()
