@@ -23,7 +23,8 @@ arrived.  The order is the same as the task's (every earlier batch was carried o
 task sleeps); a step whose effects need the storage (a record, a snapshot, a compaction) hands
 them to the task, which carries them out before anything else, so nothing is sent before what
 it depends on is durable.  Other inputs, and any that arrive while a batch is under way or the
-leader spins, wait for the task as before, so batching under load is unchanged.
+leader spins, wait for the task as before, so batching under load is unchanged; a prompt step
+that served clients is followed by the leader's spin, as the task's own batches are.
 
 Snapshots never stop the loop.  On ``TakeSnapshot`` (once the batch's records are synced, so
 the node's memory is exactly the fold of the log up to ``storage.last_index``) the driver
@@ -271,6 +272,7 @@ class Driver:
         self._failure: Exception | None = None
         self._deferred_when_asleep = 0
         self._prompting = False  # a prompt step is under way (no other starts inside it)
+        self._spin_next = False  # a prompt step served clients: the task spins next
         self._next_tick = 0.0
         self._status = node.status
         self._executed = getattr(node.replica.machine, "commands_executed", 0)
@@ -353,6 +355,9 @@ class Driver:
             self._prompting = False
         if self._inbox or self._deferred_ticks() < self._deferred_when_asleep:
             self._wake()  # own votes to count, or a nearer tick (a commit to announce)
+        elif self._served and self.idle_spin_s and self.node.role is Role.LEADER:
+            self._spin_next = True  # it served clients: poll for the next input, as after
+            self._wake()  # the task's own batches ("Spin")
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -366,6 +371,10 @@ class Driver:
                 raise self._failure
             if self._stopping and self._stepped is None:
                 break
+            if self._spin_next:  # after a prompt step that served clients: spin, then step
+                self._spin_next = False
+                if not self._inbox and self._stepped is None:
+                    continue
             woke = loop.time()
             late_s = woke - max(self._next_tick, done)  # not counting our own last batch
             inputs = len(self._inbox)
