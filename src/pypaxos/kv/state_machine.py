@@ -122,6 +122,7 @@ from pypaxos.kv.commands import (
     DB_OUT_OF_RANGE,
     MALFORMED,
     NOT_A_READ,
+    Answer,
     Append,
     Cas,
     Command,
@@ -141,6 +142,7 @@ from pypaxos.kv.commands import (
     InDb,
     Integer,
     Keys,
+    LogEntry,
     Mismatch,
     Move,
     MSet,
@@ -619,23 +621,28 @@ class KVStateMachine:
             entry = decode_entry(command)
         except (msgspec.DecodeError, RecursionError):
             return _MALFORMED
+        return encode_result(self.query_entry(entry))
+
+    def query_entry(self, entry: LogEntry) -> Answer:
+        """``query`` of a decoded request, answered as the object itself: for a reader in
+        this process (``multi.reads.LocalQuery``), which then encodes neither way."""
         if isinstance(entry, NoOp):
-            return encode_result(Error(NOT_A_READ))
+            return Error(NOT_A_READ)
         if not self._expires and isinstance(entry, Request) and isinstance(entry.op, Get):
             value = self._data.get(entry.op.key)
             if value is None or type(value) is bytes:
-                return encode_result(Value(value))
+                return Value(value)
         elif type(entry) is RequestBatch:
             values = self._plain_gets(entry.ops)
             if values is not None:
-                return encode_result(Results(values))
+                return Results(values)
         # The request's own time counts (a read sees what expired by then), but is not kept.
         ks = Keyspace(self._data, self._expires, max(self._now_ms, entry.now_ms), reclaim=False)
         if isinstance(entry, Request) and is_read(entry.op):
-            return encode_result(self._read(ks, entry.op))
+            return self._read(ks, entry.op)
         if isinstance(entry, RequestBatch) and all(is_read(op) for op in entry.ops):
-            return encode_result(Results(tuple(self._read(ks, op) for op in entry.ops)))
-        return encode_result(Error(NOT_A_READ))
+            return Results(tuple(self._read(ks, op) for op in entry.ops))
+        return Error(NOT_A_READ)
 
     def _plain_gets(self, ops: tuple[Command, ...]) -> tuple[Value, ...] | None:
         """A pipeline's ``GET`` s of strings without a deadline, answered straight from the

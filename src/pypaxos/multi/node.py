@@ -72,6 +72,7 @@ from pypaxos.multi.config import MultiConfig
 from pypaxos.multi.effects import (
     Busy,
     Effect,
+    LocalReply,
     PersistOwnVote,
     Record,
     Redirect,
@@ -117,7 +118,7 @@ from pypaxos.multi.messages import (
     SnapshotChunk,
     SnapshotRequest,
 )
-from pypaxos.multi.reads import PendingRead, ReadIndex
+from pypaxos.multi.reads import LocalQuery, PendingRead, ReadIndex
 from pypaxos.multi.replica import Replica, StateMachine
 from pypaxos.multi.snapshots import IncomingSnapshot
 from pypaxos.multi.validate import check_message
@@ -345,8 +346,9 @@ class Node:
             awaiting.add(request_id)
         return self._finish(effects, self.replica.applied_index)
 
-    def read(self, request_id: int, command: bytes) -> list[Effect]:
-        """A read-only ``command``, answered from this node's state machine (``reads``)."""
+    def read(self, request_id: int, command: bytes | LocalQuery) -> list[Effect]:
+        """A read-only ``command``, answered from this node's state machine (``reads``): an
+        encoded query gets a ``Reply``, a ``LocalQuery`` a ``LocalReply``."""
         follower_read = (
             self.role is Role.FOLLOWER and self.config.follower_reads and self.leader_id is not None
         )
@@ -713,8 +715,15 @@ class Node:
         applied: int | None = self.replica.applied_index
         if LogBug.READ_BEFORE_APPLIED in self.bugs:
             applied = None
-        query = self.replica.machine.query
-        return [Reply(r.request_id, query(r.command)) for r in self.reads.take_ready(applied)]
+        machine = self.replica.machine
+        answers: list[Effect] = []
+        for read in self.reads.take_ready(applied):
+            command = read.command
+            if isinstance(command, bytes):
+                answers.append(Reply(read.request_id, machine.query(command)))
+            else:
+                answers.append(LocalReply(read.request_id, command.run(machine)))
+        return answers
 
     # -- the log ----------------------------------------------------------------------------
 

@@ -11,8 +11,22 @@ before what it depends on is durable (``multi.effects``, ``storage.base``); the 
 votes (``PersistOwnVote``) are the one exception, as nothing depends on them.  While the
 storage works it re-sends the last heartbeat or acknowledgement (``keepalive_s``); a lightly
 loaded leader polls briefly before it sleeps (``idle_spin_s``).  Why each of these:
-docs/design.md, "The driver".  ``send_before_sync`` is a planted ordering bug, for the test
-that shows the ordering check can fail.
+docs/design.md, "The driver".  ``send_before_sync`` and ``prompt_while_busy`` are planted
+ordering bugs, for the tests that show the ordering checks can fail.
+
+Prompt steps.  A read's confirmation round is latency a client waits for: the read, the
+leader's ``Heartbeat``, each follower's ``HeartbeatAck``.  When one of these (or a follower
+read's ``ReadIndexRequest``/``ReadIndexReply``) arrives while the loop task sleeps, the driver
+steps it at once, in the transport's or the client port's callback, as a batch of its own,
+instead of waking the task for the next pass of the loop: the heartbeat leaves in the pass the
+read arrived, a follower's acknowledgement in the pass the heartbeat arrived (the node decides
+it, checking the ballot as always), and the reply is written in the pass the acknowledgement
+arrived.  The order is the same as the task's (every earlier batch was carried out, since the
+task sleeps); a step whose effects need the storage (a record, a snapshot, a compaction) hands
+them to the task, which carries them out before anything else, so nothing is sent before what
+it depends on is durable.  Other inputs, and any that arrive while a batch is under way or the
+leader spins, wait for the task as before, so batching under load is unchanged; a prompt step
+that served clients is followed by the leader's spin, as the task's own batches are.
 
 Snapshots never stop the loop.  On ``TakeSnapshot`` (once the batch's records are synced, so
 the node's memory is exactly the fold of the log up to ``storage.last_index``) the driver
@@ -32,7 +46,10 @@ with a clock that fell further behind since it sent a heartbeat round: every tic
 loop clock is stepped *before* the batch's inputs, however many (a stall of the loop, or a jump
 of its clock, is counted, not dropped), so a lease that ran out while the loop stood still is
 over before the first read after it.  Followers keep the order above (messages first, ticks
-capped): a follower's clock that runs late only keeps its promise not to vote for longer.
+capped), so a follower's clock may lag when it acknowledges a heartbeat and catch up right
+after, by at most ``ticks_per_batch_max`` plus the ticks it let come due: its promise is that
+much shorter, which the leader's lease allows for (``runtime.config.follower_clock_lag_ticks``,
+``MultiConfig.lease_clock_lag_ticks``).
 """
 
 from __future__ import annotations
@@ -61,9 +78,12 @@ from pypaxos.multi import (
     Effect,
     Heartbeat,
     HeartbeatAck,
+    LocalReply,
     Message,
     Node,
     PersistOwnVote,
+    ReadIndexReply,
+    ReadIndexRequest,
     Redirect,
     Replica,
     Reply,
@@ -74,7 +94,9 @@ from pypaxos.multi import (
     TakeSnapshot,
 )
 from pypaxos.multi.membership import Change, MembershipRefused, MembershipState
+from pypaxos.multi.reads import LocalQuery
 from pypaxos.runtime.batch_trace import BatchTrace
+from pypaxos.runtime.config import TICKS_PER_BATCH_MAX
 from pypaxos.runtime.heap import HeapTrimmer
 from pypaxos.runtime.wire import (
     WireMessage,
@@ -142,10 +164,25 @@ SLOW_S = 0.2
 timeout at the default ``tick_ms``, so a leader change under load can be traced to it."""
 
 
+PROMPT_MESSAGES: frozenset[type] = frozenset(
+    {Heartbeat, HeartbeatAck, ReadIndexRequest, ReadIndexReply}
+)
+"""The peer messages of a read's confirmation round: stepped at once when they find the driver
+asleep (module docstring, "Prompt steps"), as is a client's read."""
+
+NEEDS_LOOP_TASK: frozenset[type] = frozenset(
+    {PersistOwnVote, TakeSnapshot, CompactLog, SendSnapshot}
+)
+"""Effects a prompt step leaves to the loop task (with every ``Persist``): they need the
+storage, a fork or the snapshot reader."""
+
+
 class ClientSink(Protocol):
     """Who receives the client-facing effects (the router), after the batch's sync."""
 
     def on_reply(self, request_id: int, result: bytes) -> None: ...
+
+    def on_local_reply(self, request_id: int, answer: object) -> None: ...
 
     def on_redirect(self, request_id: int, leader_id: int | None) -> None: ...
 
@@ -175,13 +212,14 @@ class Driver:
         *,
         tick_s: float,
         metrics: NodeMetrics | None = None,
-        ticks_per_batch_max: int = 2,
+        ticks_per_batch_max: int = TICKS_PER_BATCH_MAX,
         tick_wake_ticks: int | None = None,
         inline_sync_inputs_max: int = 8,
         idle_spin_s: float = IDLE_SPIN_S,
         slow_sync_s: float = 0.02,
         keepalive_s: float | None = None,
         send_before_sync: bool = False,
+        prompt_while_busy: bool = False,
         snapshot_in_child: bool | None = None,
         step_time_max_s: float = STEP_TIME_MAX_S,
         proposal_bytes_max: int = PROPOSAL_BYTES_PER_BATCH_MAX,
@@ -228,6 +266,7 @@ class Driver:
         self._cork: Callable[[], None] | None = getattr(sender, "cork", None)
         self._flush: Callable[[], None] | None = getattr(sender, "flush", None)
         self.send_before_sync = send_before_sync  # planted bug, tests only
+        self.prompt_while_busy = prompt_while_busy  # planted bug, tests only (prompt steps)
         self.status_listeners: list[StatusListener] = []
         # Called after each batch's answers (the server's blocked clients look for what the
         # newly applied entries make available to them); empty unless a client blocks.
@@ -282,6 +321,14 @@ class Driver:
         self._serve_recovered_snapshot()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
+        # Prompt steps (module docstring): how many, effects left for the loop task to carry
+        # out, a failure for it to raise, and the tick deferral it went to sleep with.
+        self.prompt_steps = 0
+        self._stepped: list[Effect] | None = None
+        self._failure: Exception | None = None
+        self._deferred_when_asleep = 0
+        self._prompting = False  # a prompt step is under way (no other starts inside it)
+        self._spin_next = False  # a prompt step served clients: the task spins next
         self._next_tick = 0.0
         self._status = node.status
         self._executed = getattr(node.replica.machine, "commands_executed", 0)
@@ -292,17 +339,23 @@ class Driver:
     def deliver(self, msg: Message) -> None:
         """A peer message from the transport."""
         self._inbox.append(msg)
-        self._wake()
+        if type(msg) in PROMPT_MESSAGES and self._asleep():
+            self._step_now()
+        else:
+            self._wake()
 
     def propose(self, request_id: int, command: bytes) -> None:
         """A client command; the answer comes back through the ``ClientSink``."""
         self._inbox.append((request_id, command))
         self._wake()
 
-    def read(self, request_id: int, command: bytes) -> None:
+    def read(self, request_id: int, command: bytes | LocalQuery) -> None:
         """A read-only command for the read-index path; answered through the ``ClientSink``."""
         self._inbox.append(_Read(request_id, command))
-        self._wake()
+        if self._asleep():
+            self._step_now()
+        else:
+            self._wake()
 
     def propose_change(self, request_id: int, change: Change) -> None:
         """A membership change (``Node.propose_membership_change``); the new configuration
@@ -320,6 +373,49 @@ class Driver:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _asleep(self) -> bool:
+        """Is the loop task waiting for input, with no batch of its own under way?"""
+        if self.prompt_while_busy:  # the planted bug: even while a batch awaits its sync
+            return not self._stopping
+        waiter = self._waiter
+        return (
+            waiter is not None and not waiter.done() and not self._stopping and not self._prompting
+        )
+
+    def _step_now(self) -> None:
+        """Step the inbox at once, in the caller's callback, as one batch (module docstring,
+        "Prompt steps").  Called only while the loop task sleeps: every earlier batch was
+        carried out, so this one is the next in order.  Effects that need the storage (a
+        record to sync, a snapshot, a compaction) go to the loop task instead, which carries
+        them out before it steps anything else; so do failures, which stop the driver."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        self._prompting = True  # what its replies and listeners submit waits for the task
+        try:
+            inputs = len(self._inbox)
+            effects = self._step(loop)
+            if any(type(e) in NEEDS_LOOP_TASK or isinstance(e, Persist) for e in effects):
+                self._stepped = effects
+                self._wake()
+                return
+            stepped = loop.time()
+            self.prompt_steps += 1
+            if effects:
+                self._send(effects)
+                self._apply_and_reply(effects)
+            self._batch_done(began, began, stepped, inputs)
+        except Exception as error:  # a bug: stop as a failing loop task would
+            self._failure = error
+            self._wake()
+            return
+        finally:
+            self._prompting = False
+        if self._inbox or self._deferred_ticks() < self._deferred_when_asleep:
+            self._wake()  # own votes to count, or a nearer tick (a commit to announce)
+        elif self._served and self.idle_spin_s and self.node.role is Role.LEADER:
+            self._spin_next = True  # it served clients: poll for the next input, as after
+            self._wake()  # the task's own batches ("Spin")
+
     # -- the loop ----------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -328,48 +424,36 @@ class Driver:
         done = loop.time()
         while not self._stopping:
             await self._wait(loop)
-            if self._stopping:
+            if self._failure is not None:
+                raise self._failure
+            if self._stopping and self._stepped is None:
                 break
+            if self._spin_next:  # after a prompt step that served clients: spin, then step
+                self._spin_next = False
+                if not self._inbox and self._stepped is None:
+                    continue
             woke = loop.time()
             late_s = woke - max(self._next_tick, done)  # not counting our own last batch
             inputs = len(self._inbox)
             trace = self.trace
             if trace is not None:
                 trace.begin(inputs)
-            effects = self._step(loop)
+            if self._stepped is not None:  # a prompt step's effects that need the storage
+                effects, self._stepped = self._stepped, None
+            else:
+                effects = self._step(loop)
             stepped = loop.time()
             if trace is not None:
                 trace.phase("step")
                 trace.note(f"effects {len(effects)}")
-            if self.node.refused_messages != self._refused_reported:
-                self._report_refused(stepped)
             if effects:
                 awaited = await self._carry_out(effects)
             else:
                 awaited = False
             done = loop.time()
-            if late_s > SLOW_S or done - woke > SLOW_S:
-                # What a leader change under load would need: say where the time went.
-                log.warning(
-                    "node %d: slow batch: woke %.0f ms after a due tick, step %.0f ms "
-                    "(%d inputs), storage and sends %.0f ms",
-                    self.node.id,
-                    max(late_s, 0.0) * 1000,
-                    (stepped - woke) * 1000,
-                    inputs,
-                    (done - stepped) * 1000,
-                )
             if trace is not None:
                 trace.end()
-            self.batches += 1
-            applied = self.node.replica.applied_index
-            if applied != self._applied_seen:
-                self._applied_seen, self._applied_moved_at = applied, done
-            elif done - self._applied_moved_at >= IDLE_TRIM_AFTER_S:  # idle: give a burst's
-                self.heap.idle(applied)  # freed heap back (runtime.heap)
-            self._check_status()
-            if self.node.membership.version != self._membership_version:
-                self._membership_changed()
+            self._batch_done(woke - max(late_s, 0.0), woke, stepped, inputs)
             if not awaited and (
                 self._inbox
                 or self.node.apply_pending
@@ -381,6 +465,33 @@ class Driver:
         self.close_snapshots()
         if self.trace is not None:
             self.trace.close()
+
+    def _batch_done(self, due: float, woke: float, stepped: float, inputs: int) -> None:
+        """After each batch: report refusals and slowness, count it, tell the listeners."""
+        if self.node.refused_messages != self._refused_reported:
+            self._report_refused(stepped)
+        done = asyncio.get_running_loop().time()
+        late_s = woke - due
+        if late_s > SLOW_S or done - woke > SLOW_S:
+            # What a leader change under load would need: say where the time went.
+            log.warning(
+                "node %d: slow batch: woke %.0f ms after a due tick, step %.0f ms "
+                "(%d inputs), storage and sends %.0f ms",
+                self.node.id,
+                max(late_s, 0.0) * 1000,
+                (stepped - woke) * 1000,
+                inputs,
+                (done - stepped) * 1000,
+            )
+        self.batches += 1
+        applied = self.node.replica.applied_index
+        if applied != self._applied_seen:
+            self._applied_seen, self._applied_moved_at = applied, done
+        elif done - self._applied_moved_at >= IDLE_TRIM_AFTER_S:  # idle: give a burst's
+            self.heap.idle(applied)  # freed heap back (runtime.heap)
+        self._check_status()
+        if self.node.membership.version != self._membership_version:
+            self._membership_changed()
 
     def _deferred_ticks(self) -> int:
         """Ticks the node lets come due before it wakes up for them (module docstring)."""
@@ -412,6 +523,7 @@ class Driver:
                 return
         waiter = loop.create_future()
         self._waiter = waiter
+        self._deferred_when_asleep = self._deferred_ticks()
         timer = loop.call_at(wake_at, _resolve, waiter)
         try:
             await waiter
@@ -862,6 +974,9 @@ class Driver:
             if isinstance(effect, Reply):
                 self._served += 1
                 sink.on_reply(effect.request_id, effect.result)
+            elif type(effect) is LocalReply:
+                self._served += 1
+                sink.on_local_reply(effect.request_id, effect.answer)
             elif isinstance(effect, Redirect):
                 sink.on_redirect(effect.request_id, effect.leader_id)
             elif isinstance(effect, Busy):
@@ -894,7 +1009,7 @@ class Driver:
 class _Read:
     __slots__ = ("command", "request_id")
 
-    def __init__(self, request_id: int, command: bytes) -> None:
+    def __init__(self, request_id: int, command: bytes | LocalQuery) -> None:
         self.request_id = request_id
         self.command = command
 
@@ -1029,6 +1144,9 @@ class _NoClients:
     """The sink until a router attaches itself (a node with no client port drops answers)."""
 
     def on_reply(self, request_id: int, result: bytes) -> None:
+        pass
+
+    def on_local_reply(self, request_id: int, answer: object) -> None:
         pass
 
     def on_redirect(self, request_id: int, leader_id: int | None) -> None:

@@ -292,6 +292,7 @@ class RespConnection(asyncio.Protocol):
         self.protocol = 2
         self.db = 0  # SELECT's database: every key-value command runs in it (kv.InDb)
         self.peer = "unknown"
+        self.feed_bytes = 0  # the last input's size, buffered bytes included (``ReadBurst``)
         self.user: User | None = None  # who authenticated (runtime.auth), when users exist
         self.held: list[list[bytes]] | None = None  # commands waiting for an AUTH check
         self.stale_reads = False  # READONLY: reads from the local state (module docstring)
@@ -354,7 +355,8 @@ class RespConnection(asyncio.Protocol):
         if self.closing:
             return
         # Count bytes per command only when this feed could exceed one group's byte bound.
-        count_bytes = len(data) + self.parser.buffered_bytes > GROUP_BYTES_MAX
+        self.feed_bytes = len(data) + self.parser.buffered_bytes
+        count_bytes = self.feed_bytes > GROUP_BYTES_MAX
         try:
             commands = self.parser.feed(data)
         except RespProtocolError as error:

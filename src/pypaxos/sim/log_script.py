@@ -37,6 +37,7 @@ from pypaxos.multi import (
     Effect,
     Heartbeat,
     HeartbeatAck,
+    LocalReply,
     LogBug,
     Message,
     MultiConfig,
@@ -361,6 +362,8 @@ class LogInteraction:
                 case Reply():
                     result = effect.result.decode(errors="replace")
                     out.append(f"  {me} replies r{effect.request_id}: {result}")
+                case LocalReply():  # the scripts' reads are encoded queries: never here
+                    out.append(f"  {me} replies r{effect.request_id}: {effect.answer!r}")
                 case Redirect():
                     hint = "?" if effect.leader_id is None else name(effect.leader_id)
                     out.append(f"  {me} redirects r{effect.request_id} to {hint}")
