@@ -644,12 +644,13 @@ class KVStateMachine:
         store (what ``_read`` answers them, without its dispatch); ``None``: any other op,
         or a key that is a collection or has a deadline (the general path then)."""
         shards, expires = self._data.shards, self._expires
+        shard_hash, mask = crc32, SHARD_MASK  # locals: this loop runs per key read
         values = []
         for op in ops:
             if type(op) is not Get:
                 return None
             key = op.key
-            value = shards[crc32(key) & SHARD_MASK].get(key)
+            value = shards[shard_hash(key) & mask].get(key)
             if (value is not None and type(value) is not bytes) or (expires and key in expires):
                 return None
             values.append(Value(value))
@@ -809,7 +810,7 @@ class KVStateMachine:
         """``_execute`` of each op in order, with the commonest two inlined (the hot loop of a
         pipelined batch: a type test and a dict operation per command)."""
         data = self._data
-        shards = data.shards
+        shards, shard_hash, mask = data.shards, crc32, SHARD_MASK  # locals: the hot loop's
         results: list[Result] = []
         append = results.append
         if self._expires or self._programs.watches or self._notify_bits:  # no shortcut
@@ -818,12 +819,12 @@ class KVStateMachine:
         for index, op in enumerate(ops):
             if isinstance(op, Set):
                 key = op.key
-                shards[crc32(key) & SHARD_MASK][key] = op.value
+                shards[shard_hash(key) & mask][key] = op.value
                 dirty.add(key)
                 append(_OK_RESULT)
             elif isinstance(op, Get):
                 key = op.key
-                value = shards[crc32(key) & SHARD_MASK].get(key)
+                value = shards[shard_hash(key) & mask].get(key)
                 append(Value(value) if value is None or type(value) is bytes else _WRONGTYPE)
             else:
                 append(self._execute(op))
