@@ -40,7 +40,7 @@ from pypaxos.multi import (
     Role,
 )
 from pypaxos.multi.reads import LocalQuery
-from pypaxos.runtime.commands import NULL_RESP2, NULL_RESP3
+from pypaxos.runtime.replies import NULL_RESP2, NULL_RESP3
 from pypaxos.runtime.requests import GET_REPLY, _get_replies
 from pypaxos.runtime.router import LocalRead, Router, wire_command
 from pypaxos.runtime.wire import Forward, WireMessage
