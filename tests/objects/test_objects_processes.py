@@ -144,11 +144,18 @@ def member_query(node: NodeProcess, method: str, *args: object) -> object:
 
 
 def wait_snapshot(node: NodeProcess, timeout_s: float = 30.0) -> None:
-    """Until ``node`` reports a snapshot (``INFO``'s ``snapshot_slot`` above 0)."""
+    """Until ``node`` reports a snapshot (``INFO``'s ``snapshot_slot`` above 0) and has cut
+    the log it keeps behind it (fewer decided values kept than applied: a peer asking from
+    slot 0 then gets the snapshot, not the log)."""
     deadline = time.monotonic() + timeout_s
     with Client([node.address], follow_leader=False, timeout_s=5) as direct:
-        while int(direct.info().get("snapshot_slot", 0)) == 0:
-            assert time.monotonic() < deadline, f"{node} took no snapshot"
+        while True:
+            info = direct.info()
+            snapshot_slot = int(info.get("snapshot_slot", 0))
+            kept = int(info.get("log_retained_slots", 0))
+            if snapshot_slot > 0 and kept < int(info.get("applied_index", 0)):
+                return
+            assert time.monotonic() < deadline, f"{node} took no snapshot and compacted nothing"
             time.sleep(0.1)
 
 

@@ -202,6 +202,12 @@ async def test_the_membership_survives_restarts_through_snapshots(tmp_path: Path
         four = config.member(4)
         await client.member_add(4, four.peer, four.client)
         await _writes(client, 0, 120)  # past several snapshots
+        for node_id in (1, 2, 3):  # the snapshots are written by forked children, in time
+            driver = running.apps[node_id].driver
+            assert driver is not None
+            async with asyncio.timeout(30):
+                while driver.node.replica.snapshot_slot == 0:
+                    await asyncio.sleep(0.05)
         for node_id in (1, 2, 3):
             await running.apps[node_id].stop()
         restarted = {i: NodeApp(config, i, request_timeout_s=3.0) for i in (1, 2, 3)}
