@@ -4,13 +4,14 @@ The reproduction of a lost-writes bug: slots accepted only by two of three voter
 left out, as a thrifty leader does, and learned them from ``Decided``), joiners that caught up
 the same way, the two voters removed, then every node restarted with no snapshot anywhere.  The
 survivors must still hold every acknowledged command; with the planted bug
-``learned-not-persisted`` they do not.
+``learned-not-persisted`` they do not.  Random runs with changes (``reconfig_chaos``, thrifty,
+no snapshot) followed by a full restart reach it too: clean without the bug, caught with it.
 """
 
 from __future__ import annotations
 
 import pytest
-from multi_harness import Cluster
+from multi_harness import Cluster, reconfig_chaos
 
 from pypaxos.multi import Accept, LearnedRecord, LogBug, Message, MultiConfig, Node
 from pypaxos.multi.membership import AddLearner, Change, MembershipRefused, Promote, Remove
@@ -142,3 +143,40 @@ def test_a_restarted_follower_applies_what_it_learned_at_once(bug: tuple[LogBug,
     assert applied >= 5
     node = Node.recover(follower, config, c.rng, ScriptMachine(), c.disks[follower])
     assert node.applied_index == (0 if bug else applied)
+
+
+def _random_run_then_full_restart(seed: int, bugs: tuple[LogBug, ...]) -> list[str]:
+    """``reconfig_chaos`` (thrifty, no snapshot), then every node stops and the current
+    configuration's members restart, told it; what breaks once they serve again."""
+    try:
+        c = reconfig_chaos(
+            seed, bugs, thrifty=True, window_slots=4, catch_up_max_slots=4, **NO_SNAPSHOT
+        )
+    except AssertionError as caught:
+        return [f"the run itself: {caught}"]
+    members = c.nodes[c.leaders()[0]].members()
+    for node_id in c.up():
+        c.crash(node_id)
+    for node_id in members.latest.members:
+        c.restart(node_id, members)
+    try:
+        leader = c.elect(max_ticks=1000)
+        c.propose(leader, 10**9, b"final")
+        c.run_until(lambda: (leader, 10**9) in c.replies, max_ticks=2000)
+        c.run_until(c.converged, max_ticks=2000)
+    except AssertionError as caught:
+        return [f"after the restart: {caught}"]
+    return c.safety_problems()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_reconfigurations_then_a_full_restart_are_safe(seed: int) -> None:
+    assert _random_run_then_full_restart(seed, ()) == []
+
+
+def test_random_runs_catch_learned_not_persisted() -> None:
+    """Caught in most seeds (2, 3, 5, 6, 8, 9 of 0..9 when measured): the first is clean
+    without the bug."""
+    bug = (LogBug.LEARNED_NOT_PERSISTED,)
+    seed = next(s for s in range(10) if _random_run_then_full_restart(s, bug))
+    assert _random_run_then_full_restart(seed, ()) == []
