@@ -263,9 +263,11 @@ class Node:
         records: Iterable[Record],
         membership: MembershipState | None = None,
     ) -> Node:
-        """Rebuild a node after a crash from its durable records, in append order.
-        ``membership``: the one a snapshot the shell loaded itself carried (its records then
-        hold no chunks), taken with that snapshot."""
+        """Rebuild a node after a crash from its durable records, in append order: the
+        acceptor from its promises and votes, the replica from its snapshot and then the slots
+        its ``LearnedRecord``s say it applied (applied again, so the machine and the membership
+        are where they were).  ``membership``: the one a snapshot the shell loaded itself
+        carried (its records then hold no chunks), taken with that snapshot."""
         records = list(records)
         acceptor = SlotAcceptor.recover(node_id, config.log_window_slots, records, config.bugs)
         node = cls(node_id, config, rng, machine, acceptor)
