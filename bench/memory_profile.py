@@ -12,8 +12,13 @@ server proposes for a pipelining connection).  Then, for each node, the bytes ea
 
     .venv/bin/python bench/memory_profile.py [--keys 100000] [--requests 200000]
                                              [--log-retained-bytes-max N] [--tracemalloc]
+    .venv/bin/python bench/memory_profile.py --imports
 
 ``--tracemalloc`` also prints the largest allocation sites (slower: every allocation traced).
+After the parts, the process's resident size before and after ``malloc_trim`` (what the C heap
+held freed but resident; ``runtime.heap`` trims a real node after each compaction).
+``--imports`` prints instead what a node costs before it holds any data: the resident size of
+a fresh interpreter after each group of what ``pypaxos node`` imports, in import order.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -45,6 +51,7 @@ from pypaxos.multi import (
     chunk_messages,
 )
 from pypaxos.runtime.config import RUNTIME_LIMITS, RUNTIME_TIMEOUTS
+from pypaxos.runtime.heap import HeapTrimmer
 from pypaxos.transport.codec import Codec
 
 CLIENTS = 32
@@ -77,7 +84,8 @@ class Load:
         self.rng = random.Random(seed)
         self.codec: Codec[Message] = Codec(Message)
         self.nodes = {
-            i: Node(i, config, random.Random(seed + i), KVStateMachine()) for i in config.node_ids
+            i: Node(i, config, random.Random(seed + i), KVStateMachine(state_digest=False))
+            for i in config.node_ids
         }
         self.queue: list[tuple[int, bytes]] = []
         self.snapshots: dict[int, SnapshotRecord] = {}
@@ -195,6 +203,52 @@ def breakdown(node: Node) -> list[tuple[str, int, str]]:
     return [(name, deep_size(roots, seen), what) for name, roots, what in parts]
 
 
+IMPORT_GROUPS = (
+    ("the interpreter (python -c pass)", ()),
+    ("asyncio (with ssl: libssl, libcrypto)", ("asyncio",)),
+    ("msgspec", ("msgspec",)),
+    ("uvloop", ("uvloop",)),
+    ("prometheus_client (with http.server, email)", ("prometheus_client",)),
+    ("lupa (Lua 5.1)", ("lupa.lua51",)),
+    ("pypaxos.core, multi", ("pypaxos.core", "pypaxos.multi")),
+    ("pypaxos.kv", ("pypaxos.kv",)),
+    ("pypaxos.storage, transport, objects", ("pypaxos.storage", "pypaxos.transport",
+                                             "pypaxos.objects")),
+    ("pypaxos.runtime (app, server, commands)", ("pypaxos.runtime.app",)),
+    ("pypaxos.cli.node (what the command adds)", ("pypaxos.cli.node",)),
+)  # fmt: skip
+
+_IMPORT_PROBE = """
+import importlib, sys
+def rss_kib():
+    with open('/proc/self/status') as status:
+        return next(int(line.split()[1]) for line in status if line.startswith('VmRSS:'))
+for group in sys.argv[1:]:
+    for name in filter(None, group.split(',')):
+        importlib.import_module(name)
+    print(rss_kib(), len(sys.modules))
+"""
+
+
+def print_imports() -> None:
+    """The resident size of a fresh interpreter as it imports what a node imports, by group."""
+    groups = [",".join(modules) for _, modules in IMPORT_GROUPS]
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE, *groups], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    previous = 0
+    print(f"  {'group':<48} {'VmRSS KiB':>10} {'added':>8}  modules")
+    for (name, _), line in zip(IMPORT_GROUPS, out, strict=False):
+        rss_kib, modules = (int(field) for field in line.split())
+        print(f"  {name:<48} {rss_kib:>10,} {rss_kib - previous:>+8,}  {modules}")
+        previous = rss_kib
+
+
+def resident_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=100_000)
@@ -202,7 +256,11 @@ def main() -> int:
     parser.add_argument("--log-retained-bytes-max", type=int, default=None)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--imports", action="store_true", help="what a node imports, and costs")
     args = parser.parse_args()
+    if args.imports:
+        print_imports()
+        return 0
     limits = dict(RUNTIME_LIMITS)
     if args.log_retained_bytes_max is not None:
         limits["log_retained_bytes_max"] = args.log_retained_bytes_max
@@ -233,6 +291,15 @@ def main() -> int:
             total += size
             print(f"  {name:<42} {size / 2**20:8.1f} MiB {size / keys:7.0f} B/key  {what}")
         print(f"  {'total':<42} {total / 2**20:8.1f} MiB {total / keys:7.0f} B/key")
+    heap = HeapTrimmer()
+    if heap.available:
+        before_kib = resident_kib()
+        heap.request()
+        heap.wait()
+        print(
+            f"\nthis process (three nodes): VmRSS {before_kib / 1024:.1f} MiB, "
+            f"{resident_kib() / 1024:.1f} MiB after malloc_trim"
+        )
     if args.tracemalloc:
         print("\nlargest allocation sites (all three nodes):")
         snap = tracemalloc.take_snapshot()

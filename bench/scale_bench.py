@@ -61,6 +61,9 @@ def main() -> int:
     parser.add_argument(
         "--plots", type=Path, default=HERE / "plots", help="where the plots are written"
     )
+    parser.add_argument(
+        "--keep-logs", type=Path, default=None, help="copy the nodes' logs into this folder"
+    )
     parser.add_argument("--report-only", action="store_true", help="rebuild from --json")
     args = parser.parse_args()
     if args.report_only:
@@ -69,6 +72,7 @@ def main() -> int:
         config = scale.ScaleConfig(
             sizes=scale.parse_sizes(args.sizes), systems=tuple(args.systems.split(",")),
             run_s=args.run_s, recovery=not args.no_recovery, data_root=args.data_root, log=log,
+            keep_logs=args.keep_logs,
         )  # fmt: skip
         began = time.time()
         data = {

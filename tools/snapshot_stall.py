@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from pypaxos.kv import KVStateMachine
+from pypaxos.kv.store import KeyStore
 from pypaxos.storage import SnapshotFileReader, write_snapshot_file
 
 CHUNK_BYTES = 1024 * 1024
@@ -33,7 +34,7 @@ def filled(keys: int, value_bytes: int) -> KVStateMachine:
     machine = KVStateMachine()
     pad = b"v" * max(0, value_bytes - 12)
     # The store, filled directly (no commands): distinct keys and values, as a load leaves them.
-    machine._data = {b"key:%012d" % i: pad + b"%012d" % i for i in range(keys)}
+    machine._data = KeyStore((b"key:%012d" % i, pad + b"%012d" % i) for i in range(keys))
     return machine
 
 

@@ -46,6 +46,11 @@ def test_longest_gap_finds_the_widest_interval_and_counts_those_over_100ms() -> 
     assert gaps.longest_from_s == pytest.approx(5.1)
     assert gaps.over_100ms == 2
     assert gaps.moves == len(times)
+    # where each of them began and how long it was, to line up with the nodes' own timings
+    assert [(round(a, 3), round(b, 3)) for a, b in gaps.spans_over_100ms] == [
+        (5.1, 0.5),
+        (5.65, 0.25),
+    ]
 
 
 def test_longest_gap_of_fewer_than_two_times_is_zero() -> None:

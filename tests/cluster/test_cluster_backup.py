@@ -1,7 +1,11 @@
 """``pypaxos snapshot save | inspect | restore`` with real node processes on loopback: a backup
 of a running cluster seeds a new three-node cluster that answers every key as the old one did;
 damaged and foreign files are refused with nothing left behind; a backup taken under writes
-holds every write acknowledged before it began; the replicas report one state digest."""
+holds every write acknowledged before it began; the replicas report one state digest.
+
+The tests that only take a backup of a cluster, fill keys of their own or ask it questions
+share one running cluster (``running``: one start instead of three); the others stop nodes,
+change the configuration or count the keys of a backup, and make their own."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +110,21 @@ def wait_same_digest(cluster: LocalCluster, timeout_s: float = 20.0) -> str:
         time.sleep(0.2)
 
 
+@pytest.fixture(scope="module")
+def running(
+    tmp_path_factory: pytest.TempPathFactory, node_available: None
+) -> Iterator[LocalCluster]:
+    """A three-node cluster started once for this module's tests that leave it as it was
+    (stopped, and its processes killed by pid, at the end like every cluster of the tests)."""
+    made = Clusters(tmp_path_factory.mktemp("running"))
+    try:
+        cluster = made.make(name="running")
+        up(cluster)
+        yield cluster
+    finally:
+        made.cleanup()
+
+
 def test_save_restore_into_a_new_cluster_reads_every_key_back(
     clusters: Clusters, tmp_path: Path
 ) -> None:
@@ -185,10 +205,9 @@ def _damaged(path: Path, tmp_path: Path, name: str, how: str) -> Path:
 
 
 def test_damaged_or_foreign_backups_are_refused_and_nothing_is_left(
-    clusters: Clusters, tmp_path: Path
+    running: LocalCluster, clusters: Clusters, tmp_path: Path
 ) -> None:
-    old = clusters.make(name="old")
-    up(old)
+    old = running
     with leader_client(old) as r:
         fill(r, 50)
     backup = tmp_path / "backup.pxb"
@@ -198,7 +217,6 @@ def test_damaged_or_foreign_backups_are_refused_and_nothing_is_left(
     # Into its own cluster (same cluster id): refused.
     same = pypaxos("snapshot", "restore", str(backup), "--data", str(old.spec.data_dir))
     assert same.returncode == 1 and "new cluster" in same.stderr
-    old.down()
 
     new = clusters.make(name="new")
     for how, reason in (("truncate", "truncated"), ("flip", "CRC")):
@@ -259,9 +277,8 @@ def test_a_backup_under_writes_holds_every_write_acknowledged_before_it(
         assert missing == []
 
 
-def test_replicas_report_one_digest_and_status_shows_it(clusters: Clusters) -> None:
-    cluster = clusters.make(nodes=3)
-    up(cluster)
+def test_replicas_report_one_digest_and_status_shows_it(running: LocalCluster) -> None:
+    cluster = running
     with leader_client(cluster) as r:
         fill(r, 20)
     digest = wait_same_digest(cluster)
@@ -327,9 +344,8 @@ def test_a_replica_restored_from_a_buggy_snapshot_shows_another_digest(
     assert verdict.replicas_agree is (bug is None), verdict.problems
 
 
-def test_backup_commands_refuse_what_they_cannot_serve(clusters: Clusters) -> None:
-    cluster = clusters.make()
-    up(cluster)
+def test_backup_commands_refuse_what_they_cannot_serve(running: LocalCluster) -> None:
+    cluster = running
     status = cluster.status()
     leader = next(n.id for n in status if n.role == "leader" and n.id is not None)
     follower = next(n.id for n in status if n.role == "follower" and n.id is not None)

@@ -9,7 +9,7 @@ from test_kv_scripts import Store, error_text
 
 from pypaxos.kv.collection_ops import SAdd
 from pypaxos.kv.commands import ErrorReply, Eval, Integer, Replies, ScriptExists, Value
-from pypaxos.kv.scripts import sha1_hex
+from pypaxos.kv.script_cache import sha1_hex
 
 KILLED = b"Script killed: it ran past its budget"
 

@@ -21,7 +21,8 @@ from pypaxos.kv.commands import (
     ScriptFlush,
     ScriptLoad,
 )
-from pypaxos.kv.scripts import SCRIPTS_MAX, Rand48, sha1_hex
+from pypaxos.kv.script_cache import SCRIPTS_MAX, sha1_hex
+from pypaxos.kv.scripts import Rand48
 from pypaxos.runtime.commands import script_command
 
 T0 = 1_700_000_000_000

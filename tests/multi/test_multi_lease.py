@@ -16,6 +16,11 @@ def test_leases_are_off_by_default_and_shortened_for_drift_and_granularity() -> 
     assert not MultiConfig().leases
     assert MultiConfig(lease_ticks=LEASE_TICKS, clock_drift_ppm=DRIFT_PPM).lease_serve_ticks() == 10
     assert MultiConfig(lease_ticks=14).lease_serve_ticks() == 13  # one tick of granularity
+    # and the followers' clock lag: (14 - 1 - 3) / 1.25 -> 8
+    lagging = MultiConfig(
+        lease_ticks=LEASE_TICKS, clock_drift_ppm=DRIFT_PPM, lease_clock_lag_ticks=3
+    )
+    assert lagging.lease_serve_ticks() == 8
     bug = frozenset({LogBug.LEASE_IGNORES_DRIFT})
     buggy = MultiConfig(lease_ticks=LEASE_TICKS, clock_drift_ppm=DRIFT_PPM, bugs=bug)
     assert buggy.lease_serve_ticks() == 13

@@ -108,6 +108,46 @@ def test_a_node_behind_the_cut_log_catches_up_from_a_snapshot() -> None:
     assert not c.safety_problems()
 
 
+def test_while_a_snapshot_is_written_the_values_before_it_go_first() -> None:
+    """Snapshots that take long to become durable: whenever the log kept is over the bound,
+    nothing below the durable snapshot is kept (only what a peer could not get from it)."""
+    c = Cluster(
+        3,
+        seed=5,
+        window_slots=4,
+        snapshot_every_slots=10_000,
+        log_window_slots=20_000,
+        batch_max_commands=4,
+        log_retained_bytes_max=BOUND_BYTES,
+    )
+    c.snapshot_save_ticks = 12  # each snapshot is durable 12 ticks after it was asked for
+    leader = c.elect()
+    over_bound = 0
+    for request_id in range(600):
+        c.propose(leader, request_id, b"%06d" % request_id + b"z" * (COMMAND_BYTES - 6))
+        if request_id % 4 == 3:
+            c.tick()
+        for node in c.nodes.values():
+            replica = node.replica
+            assert replica.retained_bytes == _retained_bytes(node)
+            if replica.retained_bytes > BOUND_BYTES:
+                over_bound += 1
+                assert replica.retained_from >= replica.snapshot_slot
+                assert all(slot >= replica.snapshot_slot for slot in replica.decided)
+    assert over_bound > 0  # the pending snapshots really let the log grow past the bound
+    c.run_until(lambda: (leader, 599) in c.replies)
+    behind = next(n for n in c.nodes if n != leader)
+    c.crash(behind)
+    for request_id in range(600, 700):
+        c.propose(leader, request_id, b"%06d" % request_id + b"z" * (COMMAND_BYTES - 6))
+        if request_id % 4 == 3:
+            c.tick()
+    c.restart(behind)
+    c.run_until(c.converged, max_ticks=5000)
+    assert c.machines[behind].commands == c.machines[leader].commands
+    assert not c.safety_problems()
+
+
 def _slow_snapshot_cluster(lag_bytes_max: int) -> Cluster:
     """One command per slot, a window of 16 slots, and snapshots asked for every 8 slots that
     are never saved (a disk far slower than the writes)."""

@@ -11,15 +11,10 @@ from __future__ import annotations
 from pypaxos.kv import KVStateMachine, Request, decode_result, encode_request
 from pypaxos.kv.commands import DATABASES, InDb, is_read
 from pypaxos.runtime.blocking import NOT_SERVED, Blocking, attempt_once, timeout_reply
-from pypaxos.runtime.commands import (
-    NULL_RESP2,
-    Immediate,
-    Ops,
-    TxCommand,
-    plan,
-    script_command,
-)
+from pypaxos.runtime.commands import plan, script_command
 from pypaxos.runtime.databases import OUT_OF_RANGE, SelectDb
+from pypaxos.runtime.plans import Immediate, Ops, TxCommand
+from pypaxos.runtime.replies import NULL_RESP2
 from pypaxos.runtime.transactions import Transaction
 
 

@@ -18,7 +18,8 @@ from pypaxos.runtime.backup_file import (
     read_backup,
     write_backup,
 )
-from pypaxos.runtime.commands import Custom, Immediate, plan, required_access
+from pypaxos.runtime.commands import plan, required_access
+from pypaxos.runtime.plans import Custom, Immediate
 from pypaxos.runtime.restore import load_backup
 
 T0 = 1_700_000_000_000

@@ -20,8 +20,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError, TryAgainError
 from runtime_helpers import RunningCluster, port_of, retry, write_cluster
 
+from pypaxos.kv import VALUE_BYTES_MAX
 from pypaxos.runtime.app import NodeApp
-from pypaxos.runtime.commands import VALUE_BYTES_MAX
 from pypaxos.runtime.config import load_config
 
 pytestmark = pytest.mark.asyncio

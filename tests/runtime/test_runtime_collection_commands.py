@@ -6,11 +6,12 @@ import pytest
 
 from pypaxos.kv import READ_OPS
 from pypaxos.kv.collection_ops import HSet, LPopFirst, ZRangeByScore
-from pypaxos.runtime import commands
+from pypaxos.runtime import admin_commands, commands
 from pypaxos.runtime.auth import Access
 from pypaxos.runtime.blocking import BLOCKING_PLANNERS, Blocking
 from pypaxos.runtime.collection_commands import COLLECTION_COMMANDS
-from pypaxos.runtime.commands import Immediate, Ops, plan, required_access, single_reply
+from pypaxos.runtime.commands import plan, required_access, single_reply
+from pypaxos.runtime.plans import Immediate, Ops
 
 
 @pytest.mark.parametrize(
@@ -48,8 +49,8 @@ def test_each_command_becomes_one_log_command_and_reads_are_reads() -> None:
     blocking = plan([b"BLPOP", b"a", b"b", b"0"])
     assert isinstance(blocking, Blocking) and blocking.ops == (LPopFirst((b"a", b"b")),)
     assert required_access(b"BLPOP", blocking) is Access.WRITE  # it pops
-    assert set(BLOCKING_PLANNERS) <= set(commands._ADMIN)
-    assert not set(COLLECTION_COMMANDS) & set(commands._ADMIN)
+    assert set(BLOCKING_PLANNERS) <= set(admin_commands.ADMIN)
+    assert not set(COLLECTION_COMMANDS) & set(admin_commands.ADMIN)
 
 
 def test_per_command_combines_do_not_grow_the_reply_cache_without_bound() -> None:

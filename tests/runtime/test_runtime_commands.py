@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from pypaxos.kv import Cas, Delete, Error, Get, Incr, Integer, Mismatch, Ok, Set, Stale, Value
-from pypaxos.runtime.commands import (
-    KEY_BYTES_MAX,
-    NULL_RESP2,
-    NULL_RESP3,
+from pypaxos.kv import (
     VALUE_BYTES_MAX,
-    ConfigGet,
-    Hello,
-    Immediate,
-    Info,
-    Ops,
-    ReadMode,
-    command_names,
-    plain_single,
-    plan,
-    single_reply,
+    Cas,
+    Delete,
+    Error,
+    Get,
+    Incr,
+    Integer,
+    Mismatch,
+    Ok,
+    Set,
+    Stale,
+    Value,
 )
+from pypaxos.runtime.admin_commands import ADMIN, ADMIN_ARITY, command_names
+from pypaxos.runtime.commands import plain_single, plan, single_reply
 from pypaxos.runtime.databases import SelectDb
+from pypaxos.runtime.plans import KEY_BYTES_MAX, ConfigGet, Hello, Immediate, Info, Ops, ReadMode
+from pypaxos.runtime.replies import NULL_RESP2, NULL_RESP3
 from pypaxos.runtime.server_commands import NodeCommand
 
 
@@ -164,9 +165,8 @@ def test_readonly_and_readwrite_switch_the_stale_mode() -> None:
 def test_command_table_covers_every_planned_command() -> None:
     """``COMMAND`` is derived from the planner tables: every command outside the key-value
     table needs its arity written down, or ``COMMAND INFO`` would answer -1 for it."""
-    from pypaxos.runtime.commands import _ADMIN, _ADMIN_ARITY
 
-    assert set(_ADMIN) <= set(_ADMIN_ARITY)
+    assert set(ADMIN) <= set(ADMIN_ARITY)
     for name in command_names():
         info = reply(b"COMMAND", b"INFO", name)
         assert info.startswith(b"*1\r\n*10\r\n"), name

@@ -105,6 +105,7 @@ async def test_probes_answer_on_real_nodes_and_turn_503_when_the_quorum_is_gone(
         # The breakdown: the write's slot is in the log kept, its client has a session.
         assert memory["log_retained_slots"] >= 1 and memory["log_retained_bytes"] > 100
         assert memory["sessions"] >= 1 and memory["log_votes_in_memory"] >= 1
+        assert memory["heap_trims"] >= 0 and memory["heap_trim_last_ms"] >= 0  # runtime.heap
         _, metrics = await http_get(ports[leader], "/metrics")
         assert b"pypaxos_healthy 1.0" in metrics and b"process_resident_memory_bytes" in metrics
         assert b"pypaxos_log_retained_bytes" in metrics and b"pypaxos_sessions" in metrics

@@ -23,7 +23,7 @@ from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.config import load_config
 from pypaxos.runtime.wire import CODEC
 from pypaxos.transport.auth import write_secret
-from pypaxos.transport.codec import Hello
+from pypaxos.transport.codec import PROTOCOL_VERSION, Hello
 
 pytestmark = pytest.mark.asyncio
 
@@ -72,7 +72,7 @@ async def test_forged_peers_change_nothing(apps: dict[int, NodeApp]) -> None:
             applied = app.driver.node.status.applied_index if app.driver else 0
             await _send(
                 address,
-                Hello(99, config.cluster_id),
+                Hello(99, config.cluster_id, protocol=PROTOCOL_VERSION),
                 [
                     SnapshotChunk(99, applied + 1, 0, 1, forged_store.snapshot()),
                     Heartbeat(99, Ballot(9, 99), 0),
@@ -80,7 +80,11 @@ async def test_forged_peers_change_nothing(apps: dict[int, NodeApp]) -> None:
             )
             await _send(
                 address,
-                Hello(leader if node_id != leader else follower, config.cluster_id),
+                Hello(
+                    leader if node_id != leader else follower,
+                    config.cluster_id,
+                    protocol=PROTOCOL_VERSION,
+                ),
                 [
                     Prepare(leader, Ballot(2**64 - 1, leader), 0),
                     Decided(leader, 1, ((),), 1),

@@ -18,9 +18,15 @@ import pytest
 from test_runtime_config import GOOD, write
 
 from pypaxos.core.effects import Send
+from pypaxos.core.types import Ballot
 from pypaxos.kv import KVStateMachine
-from pypaxos.multi import HeartbeatAck, MultiConfig, Node, Prepare, Promise, Role
-from pypaxos.runtime.config import ConfigError, load_config, render_config
+from pypaxos.multi import Heartbeat, HeartbeatAck, MultiConfig, Node, Prepare, Promise, Role
+from pypaxos.runtime.config import (
+    ConfigError,
+    follower_clock_lag_ticks,
+    load_config,
+    render_config,
+)
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.wire import WireMessage
 from pypaxos.storage import MemoryStorage
@@ -36,6 +42,9 @@ def test_lease_reads_parse_render_and_reach_the_protocol(tmp_path: Path) -> None
     text = GOOD.replace("tick_ms = 5", 'tick_ms = 5\nreads = "lease"')
     config = load_config(write(tmp_path, text))
     multi = config.multi_config()
+    assert multi.lease_clock_lag_ticks == follower_clock_lag_ticks(multi.heartbeat_ticks)
+    bound = multi.lease_ticks - 1 - multi.lease_clock_lag_ticks
+    assert multi.lease_serve_ticks() == bound * 1_000_000 // (1_000_000 + multi.clock_drift_ppm)
     assert multi.leases and (multi.lease_ticks, multi.clock_drift_ppm) == (40, 10_000)
     again = load_config(write(tmp_path, render_config(config)))
     assert again == config
@@ -93,8 +102,10 @@ async def _stalled_read(leases_first: bool) -> Node:
         driver.read(1, b"\x00")  # answered at once under the lease
         await asyncio.sleep(TICK_S)
         assert node.lease_reads == 1
-        driver.read(2, b"\x00")  # waits in the inbox while the loop stands still
         time.sleep(STALL_S)  # blocks the loop, as a descheduled process would be
+        # The next read arrives in the first pass after the stall (it waited in the socket);
+        # it finds the driver asleep, so it is stepped at once, in the caller's callback.
+        driver.read(2, b"\x00")
         await asyncio.sleep(2 * TICK_S)
         driver.stop()
         await task
@@ -111,3 +122,38 @@ async def test_a_leader_counts_a_stall_before_it_answers_from_its_lease() -> Non
 async def test_with_the_clock_capped_the_same_stall_answers_from_an_expired_lease() -> None:
     node = await _stalled_read(leases_first=False)
     assert node.lease_reads == 2
+
+
+@pytest.mark.asyncio
+async def test_a_followers_clock_jumps_after_an_ack_by_no_more_than_the_leader_allows() -> None:
+    """The driver steps a follower's messages before its ticks, so after a stall the clock an
+    acknowledgement's promise was counted on jumps right after it: the promise is that much
+    shorter in real time.  The jump is bounded by ``follower_clock_lag_ticks``, and the
+    runtime's leader serves that much less (``MultiConfig.lease_clock_lag_ticks``)."""
+    heartbeat_ticks = 5
+    config = MultiConfig(
+        node_ids=(1, 2, 3),
+        heartbeat_ticks=heartbeat_ticks,
+        election_timeout_min_ticks=10_000,
+        election_timeout_max_ticks=10_000,
+        lease_ticks=40,
+        pre_vote=False,
+    )
+    node = Node(1, config, random.Random(1), KVStateMachine())
+    lag_max = follower_clock_lag_ticks(heartbeat_ticks)
+    jumps = []
+    with ThreadPoolExecutor(1) as executor:
+        driver = Driver(node, MemoryStorage(), Recorder(), executor, tick_s=TICK_S)
+        task = asyncio.create_task(driver.run())
+        driver.deliver(Heartbeat(2, Ballot(1, 2), 0, 1))
+        await asyncio.sleep(10 * TICK_S)
+        for read_round in (2, 3):
+            time.sleep(40 * TICK_S)  # the loop stands still; the next heartbeat waits
+            driver.deliver(Heartbeat(2, Ballot(1, 2), 0, read_round))
+            await asyncio.sleep(0)
+            acknowledged_at = node.lease.bound_until - config.lease_ticks
+            jumps.append(node.detector.now - acknowledged_at)
+            await asyncio.sleep(10 * TICK_S)
+        driver.stop()
+        await task
+    assert all(1 < jump <= lag_max for jump in jumps), jumps  # it happens, and it is bounded

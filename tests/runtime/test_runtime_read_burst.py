@@ -15,8 +15,8 @@ import pytest
 
 from pypaxos.kv import KVStateMachine, Request, Set, decode_answer, encode_request
 from pypaxos.kv.commands import InDb
-from pypaxos.runtime.requests import GROUP_OPS_MAX
-from pypaxos.runtime.router import Failure, Outcome
+from pypaxos.runtime.requests import GROUP_BYTES_MAX, GROUP_OPS_MAX
+from pypaxos.runtime.router import Failure, LocalRead, Outcome, wire_command
 from pypaxos.runtime.server import RespConnection, RespServer
 from pypaxos.transport.resp import encode_command
 
@@ -26,10 +26,15 @@ class ReadingRouter:
 
     def __init__(self) -> None:
         self.machine = KVStateMachine()
-        self.submitted: list[tuple[bytes, Callable[[Outcome], None], bool, int]] = []
+        self.submitted: list[tuple[bytes | LocalRead, Callable[[Outcome], None], bool, int]] = []
 
     def submit(
-        self, command: bytes, done: Callable[[Outcome], None], *, read: bool = False, reads: int = 1
+        self,
+        command: bytes | LocalRead,
+        done: Callable[[Outcome], None],
+        *,
+        read: bool = False,
+        reads: int = 1,
     ) -> None:
         self.submitted.append((command, done, read, reads))
 
@@ -39,9 +44,10 @@ class ReadingRouter:
             if failure is not None:
                 done(failure)
             elif read:
-                done(decode_answer(self.machine.query(command)))
+                # as a forwarded read: encoded, queried, the answer decoded
+                done(decode_answer(self.machine.query(wire_command(command))))
             else:
-                done(decode_answer(self.machine.apply(command)))
+                done(decode_answer(self.machine.apply(wire_command(command))))
 
 
 class Collecting:
@@ -93,10 +99,10 @@ async def test_groups_of_one_pass_share_one_read_and_each_gets_its_own_answers()
     pipelines = [(b"a", b"b"), (b"c",), (b"b", b"x", b"a"), (b"c", b"c")]
     for (connection, _), keys in zip(connections, pipelines, strict=True):
         connection.data_received(b"".join(encode_command("GET", key) for key in keys))
-    # The first group left alone; the three others wait for the end of the pass.
-    assert [reads for *_, reads in router.submitted] == [2]
+    # Every group waits for the end of the pass, and they leave as one read.
+    assert router.submitted == []
     await asyncio.sleep(0)
-    assert [reads for *_, reads in router.submitted] == [2, 6]
+    assert [reads for *_, reads in router.submitted] == [8]
     assert all(read for _, _, read, _ in router.submitted)
     await settle(router)
     for (_, transport), keys in zip(connections, pipelines, strict=True):
@@ -119,7 +125,7 @@ async def test_a_burst_of_connections_in_different_databases_reads_each_in_its_o
     for connection, _ in connections:
         connection.data_received(encode_command("GET", "a"))
     await asyncio.sleep(0)
-    assert [reads for *_, reads in router.submitted] == [1, 2]  # the last two shared one read
+    assert [reads for *_, reads in router.submitted] == [3]  # all three shared one read
     await settle(router)
     replies = [bytes(transport.out).removeprefix(b"+OK\r\n") for _, transport in connections]
     assert replies == [b"$5\r\nTHREE\r\n", b"$1\r\nA\r\n", b"$5\r\nTHREE\r\n"]
@@ -132,7 +138,7 @@ async def test_a_failed_combined_read_answers_every_command_of_every_group() -> 
     for connection, _ in connections:
         connection.data_received(encode_command("GET", b"a") + encode_command("GET", b"b"))
     await asyncio.sleep(0)
-    assert len(router.submitted) == 2
+    assert len(router.submitted) == 1
     await settle(router, Failure.TIMEOUT)
     for _, transport in connections:
         assert bytes(transport.out).count(b"-TRYAGAIN") == 2
@@ -142,22 +148,33 @@ async def test_a_failed_combined_read_answers_every_command_of_every_group() -> 
 async def test_a_burst_is_cut_at_the_group_bound_and_a_new_pass_starts_alone() -> None:
     router, server = reading_server()
     connections = connect(server, 4)
-    per_connection = GROUP_OPS_MAX // 2  # two waiting groups fill one read
+    per_connection = GROUP_OPS_MAX // 2  # two groups fill one read
     for connection, _ in connections:
         connection.data_received(encode_command("GET", b"a") * per_connection)
     await asyncio.sleep(0)
-    assert [reads for *_, reads in router.submitted] == [
-        per_connection,
-        2 * per_connection,
-        per_connection,
-    ]
+    assert [reads for *_, reads in router.submitted] == [2 * per_connection] * 2
     await settle(router)
     for _, transport in connections:
         assert bytes(transport.out) == b"$1\r\nA\r\n" * per_connection
-    connections[0][0].data_received(encode_command("GET", b"c"))  # a new pass: at once
+    connections[0][0].data_received(encode_command("GET", b"c"))  # a new pass: alone
+    await asyncio.sleep(0)
     assert [reads for *_, reads in router.submitted] == [1]
     await settle(router)
     assert bytes(connections[0][1].out).endswith(b"$1\r\nA\r\n$1\r\nC\r\n")
+
+
+@pytest.mark.asyncio
+async def test_a_burst_is_cut_at_the_byte_bound_of_its_inputs() -> None:
+    router, server = reading_server()
+    key = b"k" * (GROUP_BYTES_MAX // 4)  # each input a quarter of the bound, and a bit
+    connections = connect(server, 6)
+    for connection, _ in connections:
+        connection.data_received(encode_command("GET", key))
+    await asyncio.sleep(0)
+    # three (just under the bound), then the next three
+    assert [reads for *_, reads in router.submitted] == [3, 3]
+    await settle(router)
+    assert all(bytes(transport.out) == b"$-1\r\n" for _, transport in connections)
 
 
 @pytest.mark.asyncio
@@ -165,10 +182,10 @@ async def test_a_connections_write_after_its_burst_read_waits_for_the_read() -> 
     router, server = reading_server()
     (first, _), (second, second_out) = connect(server, 2)
     first.data_received(encode_command("GET", b"a"))
-    second.data_received(encode_command("GET", b"b"))  # waits for the end of the pass
+    second.data_received(encode_command("GET", b"b"))  # both wait for the end of the pass
     second.data_received(encode_command("SET", b"b", b"new"))  # deferred behind the read
     await asyncio.sleep(0)
-    assert [read for _, _, read, _ in router.submitted] == [True, True]
+    assert [(read, reads) for _, _, read, reads in router.submitted] == [(True, 2)]
     await settle(router)  # the reads answered, the deferred write leaves now
     assert [read for _, _, read, _ in router.submitted] == [False]
     await settle(router)

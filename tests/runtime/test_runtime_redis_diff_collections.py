@@ -23,7 +23,7 @@ import pytest
 from planned_store import PlannedStore
 from test_runtime_redis_diff import REDIS_SERVER, redis_port  # noqa: F401  (the fixture)
 
-from pypaxos.runtime.commands import NULL_RESP2, NULL_RESP3
+from pypaxos.runtime.replies import NULL_RESP2, NULL_RESP3
 from pypaxos.transport.resp import encode_command
 
 pytestmark = pytest.mark.skipif(

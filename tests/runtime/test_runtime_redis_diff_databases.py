@@ -22,7 +22,7 @@ from test_runtime_redis_diff import REDIS_SERVER, RawRedis, random_command, redi
 from test_runtime_redis_diff_collections import Resp3Redis
 from test_runtime_redis_diff_tx import collection_command, compare
 
-from pypaxos.runtime.commands import NULL_RESP2, NULL_RESP3
+from pypaxos.runtime.replies import NULL_RESP2, NULL_RESP3
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
 __all__ = ["redis_port"]  # the fixture, imported for this module's tests

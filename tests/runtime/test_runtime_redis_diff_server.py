@@ -23,8 +23,8 @@ from runtime_helpers import port_of, write_cluster
 from test_runtime_redis_diff import REDIS_SERVER, redis_port  # noqa: F401  (the fixture)
 from test_runtime_redis_diff_collections import Resp3Redis
 
+from pypaxos.runtime.admin_commands import command_names
 from pypaxos.runtime.app import NodeApp
-from pypaxos.runtime.commands import command_names
 from pypaxos.runtime.config import load_config
 
 pytestmark = [

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from pypaxos.kv import KVStateMachine, decode_answer
-from pypaxos.runtime.commands import KEY_BYTES_MAX
+from pypaxos.runtime.plans import KEY_BYTES_MAX
 from pypaxos.runtime.router import Outcome
 from pypaxos.runtime.server import RespConnection, RespServer
 from pypaxos.transport.resp import encode_command

@@ -47,16 +47,20 @@ def test_follower_reads_are_clean_and_followers_answer(seed: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "bug", [LogBug.READ_INDEX_WITHOUT_CONFIRMATION, LogBug.READ_BEFORE_APPLIED]
+    ("bug", "measured"),
+    [(LogBug.READ_INDEX_WITHOUT_CONFIRMATION, 60), (LogBug.READ_BEFORE_APPLIED, 0)],
+    ids=str,
 )
-def test_each_read_bug_is_caught_on_the_follower_path_too(bug: LogBug) -> None:
+def test_each_read_bug_is_caught_on_the_follower_path_too(bug: LogBug, measured: int) -> None:
+    """Caught in seeds 0..``SEEDS_MAX``: the seed measured as the first to catch it is tried
+    first (one run instead of sixty), the walk from seed 0 only if it no longer does."""
     settings = replace(
         KVSettings(bugs=frozenset({bug}), swarm=True),
         reads="read-index",
         follower_reads=True,
         pinned=frozenset({"reads", "follower_reads"}),
     )
-    caught = first_violation(settings, range(SEEDS_MAX))
+    caught = first_violation(settings, [measured]) or first_violation(settings, range(SEEDS_MAX))
     assert caught is not None and any("not linearizable" in v for v in caught.violations)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 from pathlib import Path
@@ -9,7 +10,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pypaxos.storage import CorruptSnapshotError, FileStorage, Snapshot, replay
+from pypaxos.storage import (
+    CorruptSnapshotError,
+    FileStorage,
+    Snapshot,
+    replay,
+    write_snapshot_file,
+)
+from pypaxos.storage import file as file_module
 from pypaxos.storage.file import SNAPSHOT_NAME, SNAPSHOT_TEMP_NAME, segment_name
 
 if TYPE_CHECKING:
@@ -103,3 +111,40 @@ def test_the_snapshot_survives_an_abandon_right_after_writing_it(tmp_path: Path)
     with FileStorage(tmp_path) as s:
         assert s.read_snapshot() == Snapshot(5, b"five")
         assert s.last_index == 5
+
+
+def test_a_durable_snapshot_is_handed_to_the_disk_in_steps_while_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, int, int]] = []
+
+    def sync_file_range(fd: int, offset: int, length: int, flags: int) -> int:
+        calls.append((offset, length, flags))
+        return 0
+
+    monkeypatch.setattr(file_module, "_sync_file_range", lambda: sync_file_range)
+    chunks = [bytes([n]) * (1024 * 1024) for n in range(20)]
+    write_snapshot_file(tmp_path, 5, chunks, fsync=True)
+    started = [(offset, length) for offset, length, flags in calls if flags == 2]
+    waited = [(offset, length) for offset, length, flags in calls if flags == 7]
+    # every byte started once, in order, a step at a time
+    assert started[0][0] == 0
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(started))
+    assert all(n >= file_module.SNAPSHOT_WRITE_BEHIND_BYTES for _, n in started)
+    assert all(n <= 2 * file_module.SNAPSHOT_WRITE_BEHIND_BYTES for _, n in started)
+    # each step is waited for once the next one is started: no more than two in flight
+    assert waited == started[: len(waited)] and len(waited) == len(started) - 1
+    with FileStorage(tmp_path) as storage:
+        reader = storage.open_snapshot()
+        assert reader is not None
+        assert list(reader.chunks()) == chunks
+        reader.close()
+
+
+def test_a_snapshot_without_fsync_is_not_handed_to_the_disk_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(file_module, "_sync_file_range", lambda: lambda *args: calls.append(1))
+    write_snapshot_file(tmp_path, 5, [b"x" * (1024 * 1024)] * 10, fsync=False)
+    assert calls == []

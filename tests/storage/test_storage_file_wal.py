@@ -18,7 +18,7 @@ from pypaxos.storage import (
     StorageFailedError,
     StorageLockedError,
 )
-from pypaxos.storage.file import segment_name
+from pypaxos.storage.file import remove_segments, segment_name
 
 if TYPE_CHECKING:
     from conftest import FsyncLog
@@ -197,3 +197,50 @@ def test_options_are_validated(tmp_path: Path) -> None:
         FileStorage(tmp_path, fsync="sometimes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="segment_bytes_max must be >= 1"):
         FileStorage(tmp_path, segment_bytes_max=0)
+
+
+def test_detached_segments_are_forgotten_at_once_and_deleted_later_oldest_first(
+    tmp_path: Path,
+) -> None:
+    s = FileStorage(tmp_path, segment_bytes_max=100)
+    for i in range(1, 13):
+        s.append(b"r%02d" % i + b"-" * 17)  # segments start at 1, 4, 7, 10
+    s.sync()
+    s.write_snapshot(Snapshot(8, b"state through 8"), compact=False)
+    detached = s.detach_compacted(8)
+    assert detached == [tmp_path / segment_name(1), tmp_path / segment_name(4)]
+    assert s.first_index == 7  # the storage no longer counts them...
+    assert [r.index for r in s.records(after=8)] == [9, 10, 11, 12]
+    # ...but they are still on disk until someone deletes them
+    assert segments(tmp_path) == [segment_name(i) for i in (1, 4, 7, 10)]
+    with pytest.raises(ValueError, match="no snapshot covers"):
+        s.detach_compacted(9)
+    removed: list[str] = []
+    unlink = Path.unlink
+
+    def record(path: Path, missing_ok: bool = False) -> None:
+        removed.append(path.name)
+        unlink(path, missing_ok=missing_ok)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "unlink", record)
+        remove_segments(detached)
+    assert removed == [segment_name(1), segment_name(4)]
+    assert segments(tmp_path) == [segment_name(7), segment_name(10)]
+    remove_segments(detached)  # already gone: nothing to do
+    s.close()
+
+
+def test_a_crash_before_detached_segments_are_deleted_leaves_a_log_that_opens(
+    tmp_path: Path,
+) -> None:
+    s = FileStorage(tmp_path, segment_bytes_max=100)
+    for i in range(1, 13):
+        s.append(b"r%02d" % i + b"-" * 17)
+    s.sync()
+    s.write_snapshot(Snapshot(8, b"state through 8"), compact=False)
+    s.detach_compacted(8)
+    s.abandon()  # the process dies before the file thread deleted anything
+    with FileStorage(tmp_path, segment_bytes_max=100) as again:
+        assert segments(tmp_path) == [segment_name(7), segment_name(10)]
+        assert [r.index for r in again.records(after=8)] == [9, 10, 11, 12]

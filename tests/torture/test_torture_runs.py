@@ -229,30 +229,34 @@ def test_an_interrupted_run_stops_everything_it_started(tmp_path: Path) -> None:
     assert {name for _, name in run_pids(run)} >= {"node-1", "proxy-1", "agent"}
 
 
-# (bug, nemesis, seconds of faults, what the verdict usually shows, runs): "safety" is a
-# non-linearizable history, a lost acknowledged write, replicas that answer differently or a
-# node's own invariant firing ("slot decided twice"); "liveness" is a cluster that takes no
-# writes, or answers no reads, again after the heal.  A bug counts as caught if one of its runs
-# (the last number) catches it; a caught bug ends the test at once.  noop-overwrites-chosen needs
-# a lagging node to win an election.  Under kill,pause that used to be a restarted node, which
-# campaigned before its leader's reconnect backoff let a heartbeat through and caught up slowly
-# (about four of five 12 s runs caught it); since a starting node dials its peers and catch-up is
-# pipelined it no longer happens (0 of 11 runs).  A healed minority partition, whose node came
-# back with a higher ballot, did it in 3 of 6 runs until pre-vote: a cut-off node no longer raises
-# its ballot, and 8 runs of 12 s with random partitions all missed it.  The aimed isolate-leader
-# (a majority elects one of its own while the old leader is cut off) catches it in 4 of 7 runs of
-# 12 s (as lost writes and replicas that disagree), so eight runs all missing it is about a one
-# in 850 event.
+# (bug, nemesis, seconds of faults, what the verdict usually shows, the seeds of its runs):
+# "safety" is a non-linearizable history, a lost acknowledged write, replicas that answer
+# differently or a node's own invariant firing ("slot decided twice"); "liveness" is a cluster
+# that takes no writes, or answers no reads, again after the heal.  A bug counts as caught if one
+# of its runs catches it; a caught bug ends the test at once.  The seeds fix the nemesis's and the
+# workload's draws (the processes' timing still varies), so a miss replays with its seed.
+# noop-overwrites-chosen needs a lagging node to win an election.  Under kill,pause that used to
+# be a restarted node, which campaigned before its leader's reconnect backoff let a heartbeat
+# through and caught up slowly (about four of five 12 s runs caught it); since a starting node
+# dials its peers and catch-up is pipelined it no longer happens (0 of 11 runs).  A healed
+# minority partition, whose node came back with a higher ballot, did it in 3 of 6 runs until
+# pre-vote: a cut-off node no longer raises its ballot, and 8 runs of 12 s with random partitions
+# all missed it.  The aimed isolate-leader (a majority elects one of its own while the old leader
+# is cut off) catches it in 4 of 7 runs of 12 s (as lost writes and replicas that disagree), so
+# eight runs all missing it is about a one in 850 event.  Its first seed is the one that caught it
+# most often in 12 s runs on a loaded machine (load average 9 to 19 on 2 cores): seed 2 in 3 of 4
+# runs; 4, 5 and 6 in 1 of 3 each; 1, 3 and 7 in 0 of 1 (the seed fixes the partitions' holds and
+# calms, the timing decides the rest; 6 of 17 runs in all under that load, fewer than 4 of 7).
 # commit-without-quorum needs its leader cut off while its clients still write to it: the aimed
 # nemesis isolate-leader does that in every run (4 of 4 tried, 8 s to 20 s); with random
 # partitions only about half of short runs catch it.  no-repropose (kill-leader) was caught in 3
 # of 3 runs of 20 s but missed in 2 of 2 runs of 8 s, so it has no test here (see docs/testing.md).
 CAUGHT = [
-    ("noop-overwrites-chosen", "isolate-leader", 12, "safety", 8),
-    ("reply-before-chosen", "kill", 6, "liveness", 4),
-    ("commit-without-quorum", "isolate-leader", 8, "safety", 4),
+    ("noop-overwrites-chosen", "isolate-leader", 12, "safety", (2, 6, 4, 5, 2, 6, 4, 5)),
+    ("reply-before-chosen", "kill", 6, "liveness", (1, 2, 3, 4)),
+    ("commit-without-quorum", "isolate-leader", 8, "safety", (1, 2, 3, 4)),
     # Only the state digests see it: a node restarted from its own snapshot lacks the sessions.
-    ("snapshot-drops-sessions", "kill", 8, "safety", 3),
+    ("snapshot-drops-sessions", "kill", 8, "safety", (1, 2, 3)),
 ]
 
 
@@ -277,12 +281,12 @@ def liveness_violated(result: dict[str, object]) -> bool:
     )
 
 
-@pytest.mark.parametrize(("bug", "nemesis", "seconds", "shows", "attempts"), CAUGHT)
+@pytest.mark.parametrize(("bug", "nemesis", "seconds", "shows", "seeds"), CAUGHT)
 def test_a_planted_bug_is_caught(
-    tmp_path: Path, bug: str, nemesis: str, seconds: int, shows: str, attempts: int
+    tmp_path: Path, bug: str, nemesis: str, seconds: int, shows: str, seeds: tuple[int, ...]
 ) -> None:
     verdicts = []
-    for attempt in range(attempts):
+    for attempt, seed in enumerate(seeds):
         run = tmp_path / f"run{attempt}"
         code, lines = torture(
             run,
@@ -290,10 +294,11 @@ def test_a_planted_bug_is_caught(
             f"--nemesis={nemesis}",
             f"--bug={bug}",
             "--mode=loopback",
+            f"--seed={seed}",
             "--agreement-rounds=2",
         )
         assert leftover_processes(run) == []
-        verdicts.append(lines[-1])
+        verdicts.append(f"seed {seed}: {lines[-1]}")
         if code == 0:
             assert lines[-1].endswith("verdict: clean")
             continue
@@ -304,4 +309,4 @@ def test_a_planted_bug_is_caught(
         # violation, sometimes as a cluster that stops answering); both are the bug's doing.
         assert safety_violated(result) or liveness_violated(result), lines[-1]
         return
-    pytest.fail(f"{bug} not caught in {attempts} runs:\n" + "\n".join(verdicts))
+    pytest.fail(f"{bug} not caught in {len(seeds)} runs:\n" + "\n".join(verdicts))

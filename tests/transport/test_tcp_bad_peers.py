@@ -17,11 +17,11 @@ from transport_helpers import CODEC, FAST, MakeTransport, connect_all, eventuall
 
 from pypaxos.core.messages import Accept, Prepare, Query
 from pypaxos.core.types import Ballot
-from pypaxos.transport.codec import FRAME_BYTES_MAX_DEFAULT, Hello
+from pypaxos.transport.codec import FRAME_BYTES_MAX_DEFAULT, PROTOCOL_VERSION, Hello
 from pypaxos.transport.tcp import TcpConfig
 
 CLUSTER = "main"
-HELLO = CODEC.encode_hello(Hello(7, CLUSTER))
+HELLO = CODEC.encode_hello(Hello(7, CLUSTER, protocol=PROTOCOL_VERSION))
 
 
 def frame(version: int, payload: bytes) -> bytes:
@@ -39,7 +39,10 @@ BAD_STREAMS = {
     ),
     "no hello": (CODEC.encode_frame(Query(7)), "MalformedFrame"),
     "forged sender": (HELLO + CODEC.encode_frame(Query(1)), "SenderMismatch"),
-    "wrong cluster": (CODEC.encode_hello(Hello(7, "other")), "HandshakeRejected"),
+    "wrong cluster": (
+        CODEC.encode_hello(Hello(7, "other", protocol=PROTOCOL_VERSION)),
+        "HandshakeRejected",
+    ),
 }
 
 

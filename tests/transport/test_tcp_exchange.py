@@ -66,12 +66,12 @@ async def test_local_misuse_raises_at_the_caller(make_transport: MakeTransport) 
     with pytest.raises(UnknownPeer):
         a.send(9, Query(1))
     small = TcpTransport(
-        5, "127.0.0.1:0", {6: "127.0.0.1:1"}, Codec[Message](Message, frame_bytes_max=60), print
+        5, "127.0.0.1:0", {6: "127.0.0.1:1"}, Codec[Message](Message, frame_bytes_max=100), print
     )
     await small.start()
     try:
         with pytest.raises(MessageTooLarge):
-            small.send(6, Accept(5, Ballot(1, 5), "x" * 64))
+            small.send(6, Accept(5, Ballot(1, 5), "x" * 128))
         assert small.queued_frames(6) == 0
     finally:
         await small.close()

@@ -22,7 +22,7 @@ from pypaxos.transport.auth import (
     read_secret,
     write_secret,
 )
-from pypaxos.transport.codec import HEADER, HEADER_BYTES, Hello
+from pypaxos.transport.codec import HEADER, HEADER_BYTES, PROTOCOL_VERSION, Hello
 from pypaxos.transport.tcp import TcpTransport
 
 CLUSTER = "c-1"
@@ -43,7 +43,7 @@ async def _rejected(
             payload = await reader.readexactly(length - 1)
             nonce = msgspec.msgpack.decode(payload, type=Challenge).nonce
             proof = hello_proof(SECRET, CLUSTER, 7, 2, nonce)
-            hello = Hello(7, CLUSTER, proof)
+            hello = Hello(7, CLUSTER, proof, PROTOCOL_VERSION)
         assert hello is not None
         writer.write(CODEC.encode_hello(hello) + CODEC.encode_frame(Prepare(7, Ballot(1, 7))))
         async with asyncio.timeout(5):
@@ -62,7 +62,7 @@ async def test_a_node_that_is_not_a_member_is_refused(
 ) -> None:
     node, inbox = await make_transport(2, cluster_id=CLUSTER, members={1, 2, 3})
     with caplog.at_level(logging.WARNING, logger="pypaxos.transport.tcp"):
-        hung_up, _ = await _rejected(node, Hello(99, CLUSTER))
+        hung_up, _ = await _rejected(node, Hello(99, CLUSTER, protocol=PROTOCOL_VERSION))
     assert hung_up and inbox.messages == []
     assert any("node 99 is not a member" in r.getMessage() for r in caplog.records)
     assert not any(CLUSTER in r.getMessage() for r in caplog.records)  # never logs the id
@@ -93,13 +93,13 @@ async def test_a_hello_without_proof_or_replayed_is_refused(
     make_transport: MakeTransport,
 ) -> None:
     node, inbox = await make_transport(2, cluster_id=CLUSTER, members={2, 7}, secret=SECRET)
-    hung_up, _ = await _rejected(node, Hello(7, CLUSTER))
+    hung_up, _ = await _rejected(node, Hello(7, CLUSTER, protocol=PROTOCOL_VERSION))
     assert hung_up
     # A proof made for one connection's challenge is worthless on the next one.
     hung_up, nonce = await _rejected(node, None, answer_challenge=True)
     assert not hung_up and nonce is not None
     await eventually(lambda: len(inbox.messages) == 1)
-    replay = Hello(7, CLUSTER, hello_proof(SECRET, CLUSTER, 7, 2, nonce))
+    replay = Hello(7, CLUSTER, hello_proof(SECRET, CLUSTER, 7, 2, nonce), PROTOCOL_VERSION)
     hung_up, _ = await _rejected(node, replay)
     assert hung_up and len(inbox.messages) == 1
 

@@ -175,3 +175,20 @@ async def test_a_writer_that_crashes_on_a_bug_is_started_again(
         a.send(2, msg)
     await eventually(lambda: inbox_b.messages == msgs)
     assert a.peer_stats(2).writer_crashes == 1
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_hung_up_is_redialled_with_nothing_to_send(
+    make_transport: MakeTransport,
+) -> None:
+    (a, _), (b, _) = await make_transport(1), await make_transport(2)
+    connect_all([a, b])
+    address = b.listen_address
+    a.dial(2)
+    await eventually(lambda: a.peer_stats(2).connects == 1)
+    await b.close()
+    await eventually(lambda: a.peer_stats(2).disconnects == 1)
+    await eventually(lambda: a.peer_stats(2).connect_failures >= 1)  # and it keeps trying
+    b2, _ = await make_transport(2, listen=address)
+    await eventually(lambda: b2.inbound_stats.connections == 1 and a.peer_stats(2).connects == 2)
+    assert a.peer_stats(2).frames_queued == 0

@@ -15,7 +15,7 @@ from transport_helpers import CODEC, MakeTransport, connect_all, eventually
 from pypaxos.core.messages import Prepare
 from pypaxos.core.types import Ballot
 from pypaxos.transport.certs import issue_cluster
-from pypaxos.transport.codec import Hello
+from pypaxos.transport.codec import PROTOCOL_VERSION, Hello
 from pypaxos.transport.tcp import TcpTransport
 from pypaxos.transport.tls import TlsContexts, TlsFiles, client_context, node_ids_named
 
@@ -111,7 +111,7 @@ async def test_a_peer_whose_certificate_names_another_node_is_refused(
     # Node 1's certificate and key, claiming to be node 3 (a member).
     stolen = contexts(certs, 1).peer_client
     with caplog.at_level(logging.WARNING, logger="pypaxos.transport.tcp"):
-        hung_up, _ = await _send_hello(b, stolen, Hello(3, CLUSTER))
+        hung_up, _ = await _send_hello(b, stolen, Hello(3, CLUSTER, protocol=PROTOCOL_VERSION))
     assert hung_up and inbox.messages == []
     assert b.inbound_stats.protocol_errors == 1
     assert any(
@@ -127,7 +127,9 @@ async def test_the_same_connection_with_a_matching_hello_gets_through(
 ) -> None:
     """The control for the test above: the hand-made dial itself is not what fails."""
     b, inbox = await make_transport(2, cluster_id=CLUSTER, tls=contexts(certs, 2))
-    hung_up, named = await _send_hello(b, contexts(certs, 3).peer_client, Hello(3, CLUSTER))
+    hung_up, named = await _send_hello(
+        b, contexts(certs, 3).peer_client, Hello(3, CLUSTER, protocol=PROTOCOL_VERSION)
+    )
     assert not hung_up and named == {2}
     assert inbox.messages == [Prepare(3, Ballot(1, 3))]
 
@@ -143,7 +145,7 @@ async def test_a_peer_without_a_certificate_is_refused(
     b, inbox = await make_transport(2, cluster_id=CLUSTER, tls=contexts(certs, 2))
     anonymous = client_context(certs / "ca.crt", check_hostname=False)
     with caplog.at_level(logging.WARNING, logger="pypaxos.transport.tcp"):
-        hung_up, _ = await _send_hello(b, anonymous, Hello(3, CLUSTER))
+        hung_up, _ = await _send_hello(b, anonymous, Hello(3, CLUSTER, protocol=PROTOCOL_VERSION))
         await eventually(lambda: b.inbound_stats.protocol_errors == 1)
     assert hung_up and inbox.messages == []
     assert len(_tls_refusals(caplog)) == 1
@@ -172,7 +174,9 @@ async def test_a_certificate_from_another_ca_is_refused_both_ways(
     # Node 3 trusts our CA but shows a certificate from another one: a refuses it.
     mixed = contexts(other_ca, 3, ca_dir=certs)
     with caplog.at_level(logging.WARNING, logger="pypaxos.transport.tcp"):
-        hung_up, _ = await _send_hello(a, mixed.peer_client, Hello(3, CLUSTER))
+        hung_up, _ = await _send_hello(
+            a, mixed.peer_client, Hello(3, CLUSTER, protocol=PROTOCOL_VERSION)
+        )
         await eventually(lambda: a.inbound_stats.protocol_errors == 1)
     assert hung_up and inbox_a.messages == []
     assert len(_tls_refusals(caplog)) == 1

@@ -110,6 +110,7 @@ class ScaleConfig:
     run_s: float = 20.0
     recovery: bool = True
     data_root: Path | None = None
+    keep_logs: Path | None = None  # the nodes' logs are copied here before their dirs go
     memory_fraction: float = 0.7  # of MemAvailable a size may be estimated to need
     log: Log = field(default=_quiet, compare=False)
 
@@ -323,6 +324,13 @@ async def _info(address: str) -> dict[str, str] | None:
         return None
 
 
+async def _memory_breakdown(address: str) -> dict[str, int]:
+    """``INFO memory`` 's integer fields (the log kept, sessions, heap trims) of one node."""
+    info = await _info(address) or {}
+    fields = ("log_retained_slots", "log_retained_bytes", "sessions", "heap_trims")
+    return {name: int(info[name]) for name in fields if str(info.get(name, "")).isdigit()}
+
+
 async def _key_count(address: str) -> int:
     info = await _info(address)
     text = (info or {}).get("db0", "")
@@ -497,6 +505,8 @@ async def _pypaxos_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
         out["stall"] = {"fill": watch.summary("fill"), "load": watch.summary("load", rates)}
         out["leader_changes_logged"] = _leaders_elected(cluster) - 1  # the first one is no change
         rss = {node: procstat.rss_kib(pid) for node, pid in pids.items()}
+        breakdown = {str(m.id): await _memory_breakdown(a) for m, a in zip(
+            cluster.spec.members, addresses, strict=True)}  # fmt: skip
         counted = await _key_count(leader.client)
         per_node = {
             str(node): dict(zip(("bytes_per_key", "growth_bytes_per_key"),
@@ -506,7 +516,7 @@ async def _pypaxos_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
         out["memory"] = {
             "keys": counted, "rss_kib": {str(n): k for n, k in rss.items()},
             "baseline_kib": {str(n): k for n, k in baseline.items()},
-            "max_rss_kib": max(rss.values()), "per_node": per_node,
+            "max_rss_kib": max(rss.values()), "per_node": per_node, "info": breakdown,
             "bytes_per_key": max(v["bytes_per_key"] for v in per_node.values()),
         }  # fmt: skip
         load, worst = out["load"], max(out["stall"][p]["worst_s"] for p in ("fill", "load"))
@@ -532,6 +542,17 @@ async def _pypaxos_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
     finally:
         with contextlib.suppress(Exception):
             cluster.down(timeout_s=10)
+        if cfg.keep_logs is not None:
+            _keep_logs(cluster, cfg.keep_logs / size_name(keys))
+
+
+def _keep_logs(cluster: LocalCluster, into: Path) -> None:
+    """Copy each node's log into ``into`` (the data directories are removed after a size)."""
+    into.mkdir(parents=True, exist_ok=True)
+    for member in cluster.spec.members:
+        source = cluster.spec.log_file(member.id)
+        if source.exists():
+            shutil.copyfile(source, into / f"node{member.id}.log")
 
 
 # --- redis-server ----------------------------------------------------------------------------

@@ -56,13 +56,17 @@ class Gaps:
     longest_s: float
     longest_from_s: float  # when the longest gap began (same clock as the samples)
     over_100ms: int  # gaps longer than 100 ms
+    # (start, length) of each gap longer than 100 ms, in seconds: to line them up with the
+    # nodes' own timings (the same monotonic clock as the nodes' ``slow batch`` lines)
+    spans_over_100ms: tuple[tuple[float, float], ...] = ()
 
-    def as_json(self) -> dict[str, float]:
+    def as_json(self) -> dict[str, float | list[list[float]]]:
         return {
             "moves": self.moves,
             "longest_s": self.longest_s,
             "longest_from_s": self.longest_from_s,
             "over_100ms": self.over_100ms,
+            "spans_over_100ms": [list(span) for span in self.spans_over_100ms],
         }
 
 
@@ -70,13 +74,15 @@ def longest_gap(times_s: Sequence[float]) -> Gaps:
     """The longest interval between consecutive ``times_s`` (sorted first), and how many
     intervals exceed 100 ms; no interval (fewer than two times) gives 0."""
     ordered = sorted(times_s)
-    longest, began, over = 0.0, ordered[0] if ordered else 0.0, 0
+    longest, began = 0.0, ordered[0] if ordered else 0.0
+    spans: list[tuple[float, float]] = []
     for earlier, later in itertools.pairwise(ordered):
         gap = later - earlier
-        over += gap > 0.1
+        if gap > 0.1:
+            spans.append((earlier, gap))
         if gap > longest:
             longest, began = gap, earlier
-    return Gaps(len(ordered), longest, began, over)
+    return Gaps(len(ordered), longest, began, len(spans), tuple(spans))
 
 
 def progress_times(samples: Sequence[InfoSample]) -> list[float]:

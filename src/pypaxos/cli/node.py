@@ -39,13 +39,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from pypaxos.cli.lint_machine import load_attribute
-from pypaxos.cli.remote import PASSWORD_ENV
-from pypaxos.cli.usage import UsageError, add_bug_argument
-from pypaxos.client import ClientError
-from pypaxos.cluster.local import ClusterError, LocalCluster
-from pypaxos.cluster.members import JoinError, join
-from pypaxos.cluster.remote import parse_endpoints
+from pypaxos.cli.usage import PASSWORD_ENV, UsageError, add_bug_argument
 from pypaxos.objects import ObjectMachine, ObjectsError
 from pypaxos.runtime.app import MachineFactory, NodeApp, tls_contexts
 from pypaxos.runtime.config import ClusterConfig, ConfigError, load_config
@@ -98,6 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def machine_factory(target: str) -> tuple[MachineFactory, str]:
     """The factory of ``--machine``'s machine and the name it is served under; ``UsageError``
     if ``target`` does not name something that builds a replicable object."""
+    from pypaxos.cli.lint_machine import load_attribute  # the linter's imports: only for this
+
     try:
         found = load_attribute(target)
     except UsageError as error:
@@ -149,6 +145,10 @@ def run(
     setup_logging(args.log_level)
     joined = None
     if endpoints is not None and read_identity(config.node_dir(args.id)) is None:
+        from pypaxos.client import ClientError
+        from pypaxos.cluster.local import ClusterError
+        from pypaxos.cluster.members import JoinError
+
         try:
             joined = asyncio.run(_join(config, args.id, endpoints, args.user))
         except (JoinError, ClientError, ClusterError, OSError) as error:
@@ -169,6 +169,8 @@ def _join_endpoints(args: argparse.Namespace) -> list[str] | None:
     text = getattr(args, "join", None)
     if text is None:
         return None
+    from pypaxos.cluster.remote import parse_endpoints
+
     try:
         return parse_endpoints(text)
     except ValueError as error:
@@ -178,6 +180,9 @@ def _join_endpoints(args: argparse.Namespace) -> list[str] | None:
 async def _join(
     config: ClusterConfig, node_id: int, endpoints: list[str], user: str | None
 ) -> RecordedMembership:
+    from pypaxos.cluster.local import LocalCluster
+    from pypaxos.cluster.members import JoinError, join
+
     credentials = None
     if user is not None:
         password = os.environ.get(PASSWORD_ENV)

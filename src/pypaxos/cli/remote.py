@@ -10,10 +10,8 @@ import os
 import ssl
 from pathlib import Path
 
-from pypaxos.cli.usage import UsageError
+from pypaxos.cli.usage import PASSWORD_ENV, UsageError
 from pypaxos.cluster.remote import parse_endpoints
-
-PASSWORD_ENV = "PYPAXOS_PASSWORD"
 
 
 def add_cluster_options(parser: argparse.ArgumentParser, endpoints_help: str) -> None:

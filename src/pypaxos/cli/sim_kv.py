@@ -101,6 +101,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="run every seed with the same fixed fault mix instead of drawing one per seed",
     )
+    parser.add_argument(
+        "--apply-max-commands",
+        type=int,
+        default=0,
+        help="each node applies about this many commands per input, the rest of a run of "
+        "decided slots later, as a real node does (default 0: all at once)",
+    )
     network = parser.add_argument_group("network (default: drawn per seed)")
     network.add_argument("--drop", type=float, help="per-message loss probability")
     network.add_argument("--dup", type=float, help="per-message duplication probability")
@@ -156,6 +163,7 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
     }
     return replace(
         KVSettings(clients=args.clients, ops=args.ops, bugs=bugs),
+        apply_max_commands=args.apply_max_commands,
         swarm=args.swarm,
         pinned=frozenset(given) if args.swarm else frozenset(),
         **given,

@@ -3,6 +3,9 @@
 
 import argparse
 
+PASSWORD_ENV = "PYPAXOS_PASSWORD"
+"""Where a command that logs in to a cluster reads the password (never the command line)."""
+
 
 class UsageError(Exception):
     """Bad command-line input; reported on stderr with exit status 2."""

@@ -240,8 +240,8 @@ class Scan(msgspec.Struct, frozen=True, tag="scan", array_like=True):
 
 
 class RandomKey(msgspec.Struct, frozen=True, tag="randomkey", array_like=True):
-    """A key, or ``Value(None)`` if there is none.  Deterministic, not random: the oldest key
-    (the first written of those present), so that every replica gives the same one."""
+    """A key, or ``Value(None)`` if there is none.  Deterministic, not random: the first key
+    in the store's order (``kv.store``), so that every replica gives the same one."""
 
 
 # --- transactions and scripts (semantics in kv.transactions and kv.scripts) --------------------

@@ -35,9 +35,10 @@ from pypaxos.kv.commands import (
 )
 from pypaxos.kv.keyspace import Keyspace
 from pypaxos.kv.pubsub import GENERIC, KeyEvent
+from pypaxos.kv.store import KeyStore
 from pypaxos.kv.values import Stored, copy_value
 
-Tables = tuple[dict[bytes, Stored], dict[bytes, int]]
+Tables = tuple[KeyStore[Stored], dict[bytes, int]]
 """One database: its values and its keys' deadlines (Unix ms)."""
 
 AVG_TTL_SAMPLE_KEYS = 1024

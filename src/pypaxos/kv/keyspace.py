@@ -13,8 +13,8 @@ time in the log), never on hash seeds, a replica's own clock or randomness.
   whole iteration is returned (at least once: keys sharing a hash are never split across
   pages); keys added or removed meanwhile may or may not be.  Each call sorts the whole
   keyspace: O(n log n), fine for the stores this serves.
-* ``RandomKey`` is not random: the oldest key (the ``dict``'s first-write order, which every
-  replica shares and the snapshot keeps).
+* ``RandomKey`` is not random: the first key in the store's order (``kv.store``: by a fixed
+  hash of the key, then first-write order), which every replica shares and the snapshot keeps.
 * ``IncrByFloat`` follows Redis's arithmetic: both numbers parsed to the nearest x87 long
   double (64-bit significand), added and rounded to it, printed as ``%.17Lf`` with the trailing
   zeros trimmed, all with exact ``Fraction`` arithmetic.
@@ -71,6 +71,7 @@ from pypaxos.kv.commands import (
     parse_int64,
 )
 from pypaxos.kv.glob import glob_matcher
+from pypaxos.kv.store import KeyStore
 from pypaxos.kv.values import (
     Collection,
     HashValue,
@@ -108,7 +109,7 @@ class Keyspace:
 
     def __init__(
         self,
-        data: dict[bytes, Stored],
+        data: KeyStore[Stored],
         expires: dict[bytes, int],
         now_ms: int,
         reclaim: bool,
@@ -220,7 +221,7 @@ class Keyspace:
         return value
 
     def live_keys(self) -> list[bytes]:
-        """The live keys, in first-write order."""
+        """The live keys, in the store's order."""
         if not self.expires:
             return list(self.data)
         return [key for key in list(self.data) if self.lookup(key) is not None]

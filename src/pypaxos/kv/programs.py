@@ -4,7 +4,7 @@
 ``Exec`` runs its ops one after the other in the same ``apply`` (so atomically: nothing else
 is applied between them, on any replica), an ``Eval`` runs a Lua script whose ``redis.call`` s
 run through ``execute`` too.  The state kept here, the watch table (``kv.transactions``) and
-the script cache (``kv.scripts``), is replicated state: part of the snapshot.
+the script cache (``kv.script_cache``), is replicated state: part of the snapshot.
 
 Nesting is refused: an ``Exec`` or a ``Watch`` inside an ``Exec`` (the server never sends one)
 answers ``Error``; a script cannot call ``MULTI``, ``EVAL`` and the like (the command table
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pypaxos.kv import collection_ops as ops_
-from pypaxos.kv import scripts
+from pypaxos.kv import script_cache, script_calls, scripts
 from pypaxos.kv.commands import (
     READ_OPS,
     Aborted,
@@ -70,10 +70,10 @@ class Programs:
 
     __slots__ = ("commands", "in_exec", "scripts", "watches")
 
-    def __init__(self, commands: scripts.CommandTable | None) -> None:
+    def __init__(self, commands: script_calls.CommandTable | None) -> None:
         self.commands = commands
         self.watches = WatchTable()
-        self.scripts = scripts.ScriptCache()
+        self.scripts = script_cache.ScriptCache()
         self.in_exec = False
 
     def execute(
@@ -117,10 +117,10 @@ class Programs:
             sha = op.sha
             body = self.scripts.get(sha)
             if body is None:
-                return ErrorReply(scripts.NOSCRIPT)
+                return ErrorReply(script_cache.NOSCRIPT)
         else:
             body = op.body
-            sha = scripts.sha1_hex(body)
+            sha = script_cache.sha1_hex(body)
         table = self.commands
         if table is None:
             return Error(NO_SCRIPTS)

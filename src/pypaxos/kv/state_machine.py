@@ -55,6 +55,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar, assert_never, cast
+from zlib import crc32
 
 import msgspec
 
@@ -122,6 +123,7 @@ from pypaxos.kv.commands import (
     DB_OUT_OF_RANGE,
     MALFORMED,
     NOT_A_READ,
+    Answer,
     Append,
     Cas,
     Command,
@@ -141,6 +143,7 @@ from pypaxos.kv.commands import (
     InDb,
     Integer,
     Keys,
+    LogEntry,
     Mismatch,
     Move,
     MSet,
@@ -186,7 +189,9 @@ from pypaxos.kv.pubsub import (
     written_keys,
 )
 from pypaxos.kv.pubsub_ops import NotifyConfig, Publish
-from pypaxos.kv.scripts import CommandTable, ScriptCache
+from pypaxos.kv.script_cache import ScriptCache
+from pypaxos.kv.script_calls import CommandTable
+from pypaxos.kv.store import SHARD_MASK, KeyStore
 from pypaxos.kv.transactions import Watcher, WatchTable
 from pypaxos.kv.values import (
     WRONGTYPE,
@@ -239,7 +244,7 @@ class Session(msgspec.Struct, array_like=True):
 
 
 class Snapshot(msgspec.Struct, frozen=True, array_like=True):
-    """The encoded state: ``data`` in first-write order, ``sessions`` least recently active
+    """The encoded state: ``data`` in the store's order, ``sessions`` least recently active
     first, ``expires`` (key -> Unix ms deadline) in the sweep's order.  (Encoded with
     ``kv.values.snapshot_hook`` for the collections; decoded as ``_SnapshotDecoded``.)"""
 
@@ -429,7 +434,7 @@ class KVStateMachine:
         require_family(bugs, KvBug)
         self.bugs = bugs
         self.session_ttl_commands = session_ttl_commands
-        self._data: dict[bytes, Stored] = {}
+        self._data: KeyStore[Stored] = KeyStore()
         # Keys with a deadline (Unix ms), in the order the sweep visits them (``_sweep``).
         self._expires: dict[bytes, int] = {}
         # ``_data`` and ``_expires`` are database 0's; the others that hold keys are here
@@ -494,7 +499,7 @@ class KVStateMachine:
             return self._data, self._expires
         tables = self._dbs.get(db)
         if tables is None:
-            tables = ({}, {})
+            tables = (KeyStore(), {})
             if create:
                 self._dbs[db] = tables
         return tables
@@ -618,35 +623,42 @@ class KVStateMachine:
             entry = decode_entry(command)
         except (msgspec.DecodeError, RecursionError):
             return _MALFORMED
+        return encode_result(self.query_entry(entry))
+
+    def query_entry(self, entry: LogEntry) -> Answer:
+        """``query`` of a decoded request, answered as the object itself: for a reader in
+        this process (``multi.reads.LocalQuery``), which then encodes neither way."""
         if isinstance(entry, NoOp):
-            return encode_result(Error(NOT_A_READ))
+            return Error(NOT_A_READ)
         if not self._expires and isinstance(entry, Request) and isinstance(entry.op, Get):
-            value = self._data.get(entry.op.key)
+            key = entry.op.key
+            value = self._data.shards[crc32(key) & SHARD_MASK].get(key)
             if value is None or type(value) is bytes:
-                return encode_result(Value(value))
+                return Value(value)
         elif type(entry) is RequestBatch:
             values = self._plain_gets(entry.ops)
             if values is not None:
-                return encode_result(Results(values))
+                return Results(values)
         # The request's own time counts (a read sees what expired by then), but is not kept.
         ks = Keyspace(self._data, self._expires, max(self._now_ms, entry.now_ms), reclaim=False)
         if isinstance(entry, Request) and is_read(entry.op):
-            return encode_result(self._read(ks, entry.op))
+            return self._read(ks, entry.op)
         if isinstance(entry, RequestBatch) and all(is_read(op) for op in entry.ops):
-            return encode_result(Results(tuple(self._read(ks, op) for op in entry.ops)))
-        return encode_result(Error(NOT_A_READ))
+            return Results(tuple(self._read(ks, op) for op in entry.ops))
+        return Error(NOT_A_READ)
 
     def _plain_gets(self, ops: tuple[Command, ...]) -> tuple[Value, ...] | None:
         """A pipeline's ``GET`` s of strings without a deadline, answered straight from the
         store (what ``_read`` answers them, without its dispatch); ``None``: any other op,
         or a key that is a collection or has a deadline (the general path then)."""
-        data, expires = self._data, self._expires
+        shards, expires = self._data.shards, self._expires
+        shard_hash, mask = crc32, SHARD_MASK  # locals: this loop runs per key read
         values = []
         for op in ops:
             if type(op) is not Get:
                 return None
             key = op.key
-            value = data.get(key)
+            value = shards[shard_hash(key) & mask].get(key)
             if (value is not None and type(value) is not bytes) or (expires and key in expires):
                 return None
             values.append(Value(value))
@@ -658,7 +670,7 @@ class KVStateMachine:
                 version=SNAPSHOT_VERSION,
                 applied=self._applied,
                 session_ttl_commands=self.session_ttl_commands,
-                data=self._data,
+                data=dict(self._data.items()),
                 sessions=()
                 if KvBug.SNAPSHOT_DROPS_SESSIONS in self.bugs
                 else tuple(self._sessions.values()),
@@ -667,7 +679,11 @@ class KVStateMachine:
                 watchers=self._programs.watches.state(),
                 scripts=self._programs.scripts.state(),
                 notify_bits=self._notify_bits,
-                databases={db: self._dbs[db] for db in sorted(self._dbs) if self._dbs[db][0]},
+                databases={
+                    db: (dict(self._dbs[db][0].items()), self._dbs[db][1])
+                    for db in sorted(self._dbs)
+                    if self._dbs[db][0]
+                },
             )
         )
 
@@ -802,6 +818,7 @@ class KVStateMachine:
         """``_execute`` of each op in order, with the commonest two inlined (the hot loop of a
         pipelined batch: a type test and a dict operation per command)."""
         data = self._data
+        shards, shard_hash, mask = data.shards, crc32, SHARD_MASK  # locals: the hot loop's
         results: list[Result] = []
         append = results.append
         if self._expires or self._programs.watches or self._notify_bits:  # no shortcut
@@ -809,11 +826,13 @@ class KVStateMachine:
         dirty = self._digest.dbs[0].dirty
         for index, op in enumerate(ops):
             if isinstance(op, Set):
-                data[op.key] = op.value
-                dirty.add(op.key)
+                key = op.key
+                shards[shard_hash(key) & mask][key] = op.value
+                dirty.add(key)
                 append(_OK_RESULT)
             elif isinstance(op, Get):
-                value = data.get(op.key)
+                key = op.key
+                value = shards[shard_hash(key) & mask].get(key)
                 append(Value(value) if value is None or type(value) is bytes else _WRONGTYPE)
             else:
                 append(self._execute(op))
@@ -821,7 +840,7 @@ class KVStateMachine:
                     return (*results, *(self._execute(rest) for rest in ops[index + 1 :]))
         return tuple(results)
 
-    def _slow_path_needed(self, data: dict[bytes, Stored]) -> bool:
+    def _slow_path_needed(self, data: KeyStore[Stored]) -> bool:
         """After an op of a batch other than ``Set``/``Get``: must the rest of the batch leave
         ``_execute_all`` 's shortcut (another database selected or swapped in, a deadline set,
         a key watched, notifications turned on)?"""
@@ -1145,7 +1164,7 @@ class KVSnapshotLoader:
         # database 0's and the finished ones are in ``_dbs``.
         self._db = 0
         self._dbs: dict[int, Tables] = {}
-        self._data: dict[bytes, Stored] = {}
+        self._data: KeyStore[Stored] = KeyStore()
         self._expires: dict[bytes, int] = {}
         self._sessions: OrderedDict[int, Session] = OrderedDict()
         self._last_active = -1
@@ -1191,7 +1210,7 @@ class KVSnapshotLoader:
         if self._sessions or self._watchers or self._scripts:
             raise ValueError("malformed snapshot: a database after the sessions")
         self._dbs[self._db] = (self._data, self._expires)
-        self._db, self._data, self._expires = db, {}, {}
+        self._db, self._data, self._expires = db, KeyStore(), {}
 
     def _load_part(self, part: _ChunkPart) -> None:
         if part.data:
@@ -1199,10 +1218,7 @@ class KVSnapshotLoader:
                 raise ValueError("malformed snapshot: data after deadlines or sessions")
             restored = restore_values(part.data)  # in place: no copy
             plant_restore_bugs(self._machine.bugs, restored)
-            if self._data:
-                self._data.update(restored)
-            else:  # freshly decoded: adopt it rather than copy it
-                self._data = restored
+            self._data.add_all(restored)
         if part.expires:
             if self._sessions:
                 raise ValueError("malformed snapshot: deadlines after sessions")

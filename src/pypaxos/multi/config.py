@@ -62,6 +62,10 @@ class MultiConfig:
     catch_up_max_slots: int = 64
     catch_up_max_bytes: int = 1024 * 1024
     catch_up_retry_ticks: int = 5
+    # At most about this many commands applied per input (whole slots, one at least; 0: no
+    # bound): the rest of a long run of decided slots is applied by the next inputs
+    # (``Node.apply_pending``), so no single step of a node is a whole window of commands.
+    apply_max_commands: int = 0
     # Snapshot transfer: chunks a receiver keeps outstanding, and the size a shell cuts a
     # machine's snapshot into (``StateMachine.snapshot_chunks``; one entry may exceed it).
     snapshot_window_chunks: int = 4
@@ -73,8 +77,14 @@ class MultiConfig:
     # for no other leader for ``lease_ticks``; the leader serves reads for ``lease_serve_ticks``
     # after the round left.  ``clock_drift_ppm``: how much faster one node's ticks may run than
     # another's, in millionths (the stated assumption the lease is shortened for).
+    # ``lease_clock_lag_ticks``: how many ticks a follower's clock may step right after it
+    # acknowledged a heartbeat (a shell that steps a batch's messages before the ticks due, as
+    # the runtime's driver does, lets its clock lag that much at the acknowledgement and then
+    # catch up): its promise is that much shorter in real time, so the leader serves that
+    # much less.
     lease_ticks: int = 0
     clock_drift_ppm: int = 0
+    lease_clock_lag_ticks: int = 0
     learner_ids: tuple[int, ...] = ()
     reconfigurable: bool = False
     promote_lag_max_slots: int = 16
@@ -121,8 +131,10 @@ class MultiConfig:
             raise ValueError("tick lengths, windows, batches, queues must all be >= 1")
         if self.log_window_slots < self.window_slots + self.snapshot_every_slots:
             raise ValueError("log_window_slots must be >= window_slots + snapshot_every_slots")
-        if self.lease_ticks < 0 or self.clock_drift_ppm < 0:
-            raise ValueError("lease_ticks and clock_drift_ppm must be >= 0")
+        if self.apply_max_commands < 0:
+            raise ValueError("apply_max_commands must be >= 0 (0: no bound)")
+        if self.lease_ticks < 0 or self.clock_drift_ppm < 0 or self.lease_clock_lag_ticks < 0:
+            raise ValueError("lease_ticks, clock_drift_ppm, lease_clock_lag_ticks must be >= 0")
         if self.lease_ticks and self.lease_serve_ticks() < 1:
             raise ValueError("lease_ticks too short for the drift bound: it would never serve")
         require_family(self.bugs, LogBug)
@@ -133,10 +145,11 @@ class MultiConfig:
 
     def lease_serve_ticks(self) -> int:
         """How long after a round left the leader may serve on it (``multi.lease``): one tick
-        of granularity off, then shortened for the drift bound."""
+        of granularity and the followers' clock lag off, then shortened for the drift bound."""
+        bound = self.lease_ticks - 1 - self.lease_clock_lag_ticks
         if LogBug.LEASE_IGNORES_DRIFT in self.bugs:
-            return self.lease_ticks - 1
-        return (self.lease_ticks - 1) * 1_000_000 // (1_000_000 + self.clock_drift_ppm)
+            return bound
+        return bound * 1_000_000 // (1_000_000 + self.clock_drift_ppm)
 
     @property
     def alpha_slots(self) -> int:

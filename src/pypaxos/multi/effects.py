@@ -25,8 +25,10 @@ extended to client effects:
 * ``SendSnapshot(to, slot, first_seq, count)``: send chunks ``first_seq ..`` (at most
   ``count``) of the durable snapshot at ``slot`` to ``to`` as ``SnapshotChunk`` messages, or
   one ``SnapshotChunk`` with ``chunk_count=0`` if that snapshot is gone.
-* ``Reply``: chosen and applied here.  ``Redirect``: not executed by this proposal.  ``Busy``:
-  dropped, queue full.  ``Send``: best effort.  ``Applied``: for checkers and metrics.
+* ``Reply``: chosen and applied here (or a read answered, ``multi.reads``); ``LocalReply``: a
+  ``LocalQuery`` read answered with the machine's own object, nothing encoded.  ``Redirect``:
+  not executed by this proposal.  ``Busy``: dropped, queue full.  ``Send``: best effort.
+  ``Applied``: for checkers and metrics.
 
 More: docs/design.md, 'The durability contract'.
 """
@@ -48,6 +50,14 @@ from pypaxos.multi.messages import Message
 class Reply:
     request_id: int
     result: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LocalReply:
+    """The answer to a read made as a ``multi.reads.LocalQuery``: what its ``run`` returned."""
+
+    request_id: int
+    answer: object
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +154,7 @@ Effect = (
     | Persist[Record]
     | PersistOwnVote
     | Reply
+    | LocalReply
     | Redirect
     | Busy
     | Applied

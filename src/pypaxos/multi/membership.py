@@ -33,6 +33,14 @@ The membership travels with snapshots (the first chunk of a reconfigurable repli
 after a crash a node knows the configuration of every slot up to its snapshot plus alpha, and
 learns the rest by replaying the log, which is all a leader needs (it acts only on slots whose
 configuration its applied prefix determines).  Acceptors never consult it.
+
+A node removed while it was cut off never applies its removal (its peers stop talking to it).
+A peer whose configuration no longer has it says so when it dials (``Membership.notice_for``,
+a ``RemovalNotice``, carried by the shell's handshake refusal), and the node takes it as its
+removal only if that configuration is newer than every one it knows (``judge_removal``):
+configurations form one chain, one epoch per change, so a decided configuration of a higher
+epoch without the node was decided after the last one with it.  An older claim (a peer that
+has not caught up, or has not applied the change that added the node) changes nothing.
 """
 
 from __future__ import annotations
@@ -62,6 +70,43 @@ the members added after its applied index, so it checks ids against this bound i
 
 MEMBER_ADDRESS_BYTES_MAX: Final = 1024
 """The largest address record a change may carry for one member."""
+
+REMOVALS_KEPT: Final = 64
+"""How many removals a node remembers the epoch and first slot of (``Membership.removals``)."""
+
+SLOT_UNKNOWN: Final = -1
+"""A ``RemovalNotice``'s slot when the peer learned its configuration from a snapshot."""
+
+
+class RemovalNotice(msgspec.Struct, frozen=True, array_like=True):
+    """A member's word that its configuration ``epoch`` does not have ``node_id``.
+
+    ``slot`` is the first slot that configuration governs when the member applied the change
+    that removed the node itself (``SLOT_UNKNOWN`` otherwise: ``epoch`` is then its latest
+    configuration's, which has the node neither)."""
+
+    node_id: int
+    epoch: int
+    slot: int = SLOT_UNKNOWN
+
+
+class RemovalVerdict(Enum):
+    """What a node makes of a ``RemovalNotice`` (``judge_removal``)."""
+
+    REMOVED = "removed"  # a newer configuration than any it knows leaves it out
+    STALE = "stale"  # not newer than a configuration it knows: the peer is behind
+    OTHER_NODE = "other-node"  # the notice names another node
+
+
+def judge_removal(node_id: int, known_epoch: int, notice: RemovalNotice) -> RemovalVerdict:
+    """Does ``notice``, from a member of this node's own cluster over an authenticated link,
+    mean that node ``node_id`` was removed?  ``known_epoch``: the newest configuration epoch
+    the node knows, one that has it (else it already knows it was removed)."""
+    if notice.node_id != node_id:
+        return RemovalVerdict.OTHER_NODE
+    if notice.epoch <= known_epoch:
+        return RemovalVerdict.STALE
+    return RemovalVerdict.REMOVED
 
 
 class MemberAddress(msgspec.Struct, frozen=True, array_like=True):
@@ -320,6 +365,7 @@ class Membership:
         "changes_applied",
         "former_voters",
         "majorities",
+        "removals",
         "state",
         "version",
     )
@@ -335,6 +381,9 @@ class Membership:
         self.former_voters: set[int] = set()  # only for the planted bug ``removed-still-counted``
         # The quorum systems of the last configurations asked for (phase 2 asks per vote).
         self.majorities: list[tuple[Configuration, QuorumSystem]] = []
+        # The members the changes this node applied took out, with the configuration that did
+        # it (not replicated: a node that learns a configuration from a snapshot has no entry).
+        self.removals: dict[int, RemovalNotice] = {}
 
     def _set(self, state: MembershipState) -> None:
         if state != self.state:
@@ -361,8 +410,31 @@ class Membership:
         elif state.pending is not None or change.config.epoch != state.latest.epoch + 1:
             return change, False
         self.former_voters.update(state.latest.voters)
-        self._set(MembershipState(state.current, change.config, slot + self.alpha_slots))
+        first_slot = slot + self.alpha_slots
+        self._set(MembershipState(state.current, change.config, first_slot))
+        self._note_removals(state.latest, change.config, first_slot)
         return change, True
+
+    def _note_removals(self, before: Configuration, after: Configuration, first_slot: int) -> None:
+        for node_id in set(after.members) - set(before.members):
+            self.removals.pop(node_id, None)  # added back
+        for node_id in sorted(set(before.members) - set(after.members)):
+            self.removals.pop(node_id, None)
+            self.removals[node_id] = RemovalNotice(node_id, after.epoch, first_slot)
+        while len(self.removals) > REMOVALS_KEPT:
+            del self.removals[next(iter(self.removals))]  # the oldest
+
+    def notice_for(self, node_id: int) -> RemovalNotice | None:
+        """What to tell ``node_id`` when it dials this node: ``None`` while a configuration this
+        node knows (in force or pending) has it, else the removal this node applied, or else
+        (it learned its configuration from a snapshot) its latest configuration, slot unknown."""
+        state = self.state
+        if any(node_id in c.members for c in (state.current, state.pending) if c is not None):
+            return None
+        known = self.removals.get(node_id)
+        if known is not None:
+            return known
+        return RemovalNotice(node_id, state.latest.epoch)
 
     def adopt_early(self, slot: int, config: Configuration) -> None:
         """The planted bug ``config-before-chosen``: use ``config`` at once, for every slot,

@@ -74,6 +74,7 @@ from pypaxos.multi.effects import (
     Busy,
     Effect,
     LearnedRecord,
+    LocalReply,
     PersistOwnVote,
     Record,
     Redirect,
@@ -119,7 +120,7 @@ from pypaxos.multi.messages import (
     SnapshotChunk,
     SnapshotRequest,
 )
-from pypaxos.multi.reads import PendingRead, ReadIndex
+from pypaxos.multi.reads import LocalQuery, PendingRead, ReadIndex
 from pypaxos.multi.replica import Replica, StateMachine
 from pypaxos.multi.snapshots import IncomingSnapshot
 from pypaxos.multi.validate import check_message
@@ -224,6 +225,7 @@ class Node:
             config.bugs,
             config.log_retained_bytes_max,
             self.membership if config.reconfigurable else None,  # fixed: snapshots as before
+            config.apply_max_commands,
         )
         self.leader = Leader(node_id, config, self.quorum)
         self.detector = FailureDetector(config, rng)
@@ -287,17 +289,24 @@ class Node:
         node learned, voted for or not.  The effects are dropped: nothing of a past lifetime is
         answered again, and a snapshot it would ask for is asked at the next apply."""
         replica, accepted = self.replica, self.acceptor.accepted
+        learned: dict[int, Batch] = {}
         for record in records:
             for offset, value in enumerate(record.values):
                 slot = record.first_slot + offset
-                if slot < replica.applied_index:
-                    continue
-                if value is None:
-                    vote = accepted.get(slot)
-                    if vote is None:  # cannot be: the vote was appended before the record
-                        return
-                    value = vote.value
-                replica.learn(slot, value, bounded=False)
+                vote = accepted.get(slot) if value is None else None
+                if vote is not None:
+                    learned[slot] = vote.value
+                elif value is not None:
+                    learned[slot] = value
+                # else: cannot be (the vote was appended before the record); the slot stays
+                # a gap, and the prefix replayed stops there
+        for slot in sorted(learned):
+            if slot >= replica.applied_index:
+                replica.learn(slot, learned[slot], bounded=False)
+        while replica.apply_pending:  # past the per-input bound (``apply_max_commands``)
+            replica.new_input()
+            replica.apply_more()
+        replica.new_input()
         replica.snapshot_pending = False  # the TakeSnapshot replay asked for went nowhere
 
     # -- status -----------------------------------------------------------------------------
@@ -368,8 +377,9 @@ class Node:
             awaiting.add(request_id)
         return self._finish(effects, self.replica.applied_index)
 
-    def read(self, request_id: int, command: bytes) -> list[Effect]:
-        """A read-only ``command``, answered from this node's state machine (``reads``)."""
+    def read(self, request_id: int, command: bytes | LocalQuery) -> list[Effect]:
+        """A read-only ``command``, answered from this node's state machine (``reads``): an
+        encoded query gets a ``Reply``, a ``LocalQuery`` a ``LocalReply``."""
         follower_read = (
             self.role is Role.FOLLOWER and self.config.follower_reads and self.leader_id is not None
         )
@@ -497,8 +507,21 @@ class Node:
             case _:
                 assert_never(msg)
 
+    @property
+    def apply_pending(self) -> bool:
+        """Decided slots wait to be applied (``MultiConfig.apply_max_commands`` cut a run):
+        every input applies some more; a shell with no input for us calls ``apply_more``."""
+        return self.replica.apply_pending
+
+    def apply_more(self) -> list[Effect]:
+        """Apply the next decided slots, up to the bound, and what follows from them."""
+        return self._finish([], self.replica.applied_index)
+
     def _finish(self, effects: list[Effect], commit_before: int) -> list[Effect]:
-        """Common tail of every input: compact, catch up, fill the window, announce commits."""
+        """Common tail of every input: apply what waits, compact, catch up, fill the window,
+        announce commits."""
+        if self.replica.apply_pending:
+            effects += self.replica.apply_more()
         membership = self.membership
         if (membership.version, membership.changes_applied) != self.membership_seen:
             effects += self._membership_moved()
@@ -528,6 +551,7 @@ class Node:
             effects += self._fill_window()
         if self.replica.applied_index > commit_before:
             effects += self._learned_records(effects)
+        self.replica.new_input()
         return persists_first(effects)
 
     def _learned_records(self, effects: list[Effect]) -> list[Effect]:
@@ -749,8 +773,15 @@ class Node:
         applied: int | None = self.replica.applied_index
         if LogBug.READ_BEFORE_APPLIED in self.bugs:
             applied = None
-        query = self.replica.machine.query
-        return [Reply(r.request_id, query(r.command)) for r in self.reads.take_ready(applied)]
+        machine = self.replica.machine
+        answers: list[Effect] = []
+        for read in self.reads.take_ready(applied):
+            command = read.command
+            if isinstance(command, bytes):
+                answers.append(Reply(read.request_id, machine.query(command)))
+            else:
+                answers.append(LocalReply(read.request_id, command.run(machine)))
+        return answers
 
     # -- the log ----------------------------------------------------------------------------
 

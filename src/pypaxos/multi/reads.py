@@ -34,6 +34,13 @@ was valid when the leader confirmed it, after the request left, so after every r
 began; a reply to a later request covers the earlier ones too, and a lost one is asked again
 every heartbeat interval (to whoever leads by then).
 
+A read is either the encoded query the state machine's ``query`` takes (every read that
+crossed the network: a forwarded read, a simulated client's) or a ``LocalQuery``, made by a
+shell in the machine's own process: the node runs it on the machine as it is and answers the
+machine's own object (``LocalReply``), so neither the query nor its answer is encoded and
+decoded on the way (a pipelined ``GET`` is little more than a dictionary lookup, and the codec
+was a tenth of its cost).  When and from what state a read is answered is the same either way.
+
 This class only does bookkeeping; ``Node`` sends the heartbeats and runs the queries.
 """
 
@@ -41,14 +48,26 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from pypaxos.core.quorum import QuorumSystem
+
+if TYPE_CHECKING:
+    from pypaxos.multi.replica import StateMachine
+
+
+class LocalQuery(Protocol):
+    """A read-only query for a state machine in the caller's own process (module docstring)."""
+
+    def run(self, machine: StateMachine) -> object:
+        """Answer from ``machine``'s current state, changing nothing (as ``query`` does)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class PendingRead:
     request_id: int  # a follower's ``request_round`` when ``origin`` is set
-    command: bytes
+    command: bytes | LocalQuery
     read_index: int  # answer once every slot below is applied (-1: not known yet)
     origin: int | None = None  # leader: the follower that asked (answer it a read index)
 

@@ -14,7 +14,8 @@ peer gets entries, not a whole snapshot); the node then lets the durable log bel
 snapshot go (``CompactLog``).  At most one snapshot is in flight, and the replica holds no copy
 of one: a peer that needs it is sent the shell's durable copy in chunks (``SendSnapshot``).
 Memory is bounded by two snapshot intervals plus the learn window, plus the intervals applied
-while a snapshot is written.
+while a snapshot is written; past ``log_retained_bytes_max`` the interval kept before the
+durable snapshot goes first.
 
 Client replies: the node that took a command records its request id as *awaiting*; when the
 slot that held it is applied, it replies with the machine's result, and if the slot turned out
@@ -86,6 +87,8 @@ class Replica:
     __slots__ = (
         "applied_bytes",
         "applied_index",
+        "apply_left",
+        "apply_max_commands",
         "awaiting",
         "bugs",
         "catch_up_max_bytes",
@@ -119,8 +122,13 @@ class Replica:
         bugs: frozenset[LogBug] = frozenset(),
         log_retained_bytes_max: int = 16 * 1024 * 1024,
         membership: Membership | None = None,
+        apply_max_commands: int = 0,
     ) -> None:
         self.id = node_id
+        # Commands applied per input at most (whole slots, one at least; 0: every ready slot),
+        # and what is left of it for the input under way (``new_input`` refills it)
+        self.apply_max_commands = apply_max_commands
+        self.apply_left = apply_max_commands
         self.machine = machine
         self.snapshot_every_slots = snapshot_every_slots
         self.catch_up_max_slots = catch_up_max_slots
@@ -198,16 +206,51 @@ class Replica:
         if request_ids:
             self.proposed.setdefault(slot, []).extend(request_ids)
 
+    @property
+    def apply_pending(self) -> bool:
+        """The next slot is decided but not applied yet (``apply_max_commands`` cut a run)."""
+        return self.applied_index in self.decided
+
+    def apply_more(self) -> list[Effect]:
+        """Apply the next ready slots (what an earlier input's bound left), within what is
+        left of this input's bound."""
+        return self._apply_ready() if self.apply_pending else []
+
+    def new_input(self) -> None:
+        """The node's input is done: the next one may apply ``apply_max_commands`` again."""
+        self.apply_left = self.apply_max_commands
+
     def _apply_ready(self) -> list[Effect]:
         effects: list[Effect] = []
+        bounded = self.apply_max_commands > 0
         while self.applied_index in self.decided:
+            if bounded and self.apply_left <= 0:
+                break  # the rest at the next input (``apply_pending``)
             slot = self.applied_index
-            effects.extend(self._apply(slot, self.decided[slot]))
+            value = self.decided[slot]
+            self.apply_left -= len(value)
+            effects.extend(self._apply(slot, value))
             self.applied_index += 1
             if self.membership is not None:
                 self.membership.fold(self.applied_index)
+        if self.retained_bytes > self.log_retained_bytes_max:
+            self._forget_before_snapshot()
         effects.extend(self._maybe_snapshot())
         return effects
+
+    def _forget_before_snapshot(self) -> None:
+        """Over the byte bound (a snapshot is being written and commands keep coming): let the
+        values below the durable snapshot go first, oldest first.  A peer that needed them is
+        sent that snapshot instead (``answer_catch_up``); the values since it stay."""
+        decided = self.decided
+        while (
+            self.retained_bytes > self.log_retained_bytes_max
+            and self.retained_from < self.snapshot_slot
+        ):
+            value = decided.pop(self.retained_from, None)
+            if value is not None:
+                self.retained_bytes -= batch_size_bytes(value)
+            self.retained_from += 1
 
     def _apply(self, slot: int, value: Batch) -> list[Effect]:
         effects: list[Effect] = [Applied(slot, value)]
@@ -289,6 +332,8 @@ class Replica:
             keep_from += 1
         self.retained_from = keep_from
         self._forget_below(keep_from)
+        if self.retained_bytes > self.log_retained_bytes_max:
+            self._forget_before_snapshot()
         return [CompactLog(slot)]
 
     def _forget_below(self, slot: int) -> None:

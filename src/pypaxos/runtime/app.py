@@ -42,7 +42,15 @@ import msgspec
 import pypaxos
 from pypaxos.kv import KvBug, KVStateMachine
 from pypaxos.multi import Message, MultiConfig, Node, Record, Role, StateMachine
-from pypaxos.multi.membership import Configuration, MembershipState, decode_membership_state
+from pypaxos.multi.membership import (
+    SLOT_UNKNOWN,
+    Configuration,
+    MembershipState,
+    RemovalNotice,
+    RemovalVerdict,
+    decode_membership_state,
+    judge_removal,
+)
 from pypaxos.runtime.auth import Users
 from pypaxos.runtime.backup import BackupPort
 from pypaxos.runtime.commands import REDIS_VERSION, script_command
@@ -79,6 +87,7 @@ from pypaxos.runtime.wire import (
 from pypaxos.storage import CorruptStorageError, FileStorage, SnapshotReader, Storage
 from pypaxos.storage.file import FsyncMode
 from pypaxos.transport import TcpConfig, TcpTransport
+from pypaxos.transport.codec import PROTOCOL_VERSION
 from pypaxos.transport.tls import TlsContexts, TlsError
 
 log = logging.getLogger(__name__)
@@ -105,8 +114,17 @@ a loaded leader's perf samples; collecting 70 times less often they no longer sh
 are still collected, later."""
 
 
+SWITCH_INTERVAL_S = 0.001
+"""How long the loop thread may keep the GIL once the storage thread, back from an fsync, asks
+for it (CPython's default is 5 ms): every batch that syncs in the storage thread waits for that
+hand-over before it can send, so under load the default added up to 5 ms to each commit."""
+
+
 def tune_gc() -> None:
-    """Once per process: freeze what start-up allocated, and collect young objects less often."""
+    """Once per process: freeze what start-up allocated, and collect young objects less often;
+    hand the GIL over sooner (``SWITCH_INTERVAL_S``)."""
+    if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
     if gc.get_threshold()[0] < GC_GEN0_THRESHOLD:
         gc.freeze()  # modules, code, config: never garbage, never walked again
         threshold = gc.get_threshold()
@@ -280,6 +298,7 @@ class NodeApp:
         self.book: MemberBook | None = None
         self.removed = False  # a configuration without this node was decided
         self._identity_writes: set[asyncio.Task[None]] = set()
+        self._notices_ignored: set[tuple[int, int]] = set()  # (peer, epoch) logged once
 
     # -- start -------------------------------------------------------------------------------
 
@@ -402,6 +421,8 @@ class NodeApp:
             secret=self.peer_secret,
             members=(*view.governing, *view.member_ids),
             tls=self.tls if self.tls is not None and self._tls_on("peer") else None,
+            notice_for=self._notice_for,
+            on_notice=self.on_removal_notice,
         )
         self.transport = transport
         driver = Driver(
@@ -506,6 +527,65 @@ class NodeApp:
                 REMOVED_GRACE_S,
             )
             loop.call_later(REMOVED_GRACE_S, self._stop_removed)
+
+    def _notice_for(self, node_id: int) -> RemovalNotice | None:
+        """What this node tells ``node_id``, when it dials in and is no member
+        (``Membership.notice_for``); nothing once this node was removed itself."""
+        if self.driver is None or self.removed:
+            return None
+        return self.driver.node.membership.notice_for(node_id)
+
+    def on_removal_notice(self, peer_id: int, notice: RemovalNotice) -> None:
+        """A peer's authenticated word that its configuration no longer has this node: this
+        node stops, as if it had applied its removal, when that configuration is newer than
+        any it knows (``judge_removal``) and the peer is a member of its own configuration."""
+        book = self.book
+        view = book.current if book is not None else None
+        if book is None or view is None or self.removed or self._stopping:
+            return
+        known_epoch = max(view.epoch, book.member_epoch)
+        verdict = judge_removal(self.node_id, known_epoch, notice)
+        if peer_id not in view.member_ids or verdict is not RemovalVerdict.REMOVED:
+            if (peer_id, notice.epoch) not in self._notices_ignored:
+                self._notices_ignored.add((peer_id, notice.epoch))
+                stranger = peer_id not in view.member_ids
+                why = (
+                    f"node {peer_id} is not in this node's configuration"
+                    if stranger
+                    else f"{verdict.value}: this node knows epoch {known_epoch}"
+                )
+                # A stale notice is routine while this node joins: a peer that has not yet
+                # applied the change that added it refuses it for a moment.
+                stale = verdict is RemovalVerdict.STALE and not stranger
+                log.log(
+                    logging.INFO if stale else logging.WARNING,
+                    "node %d: node %d says its configuration epoch %d does not have this node; "
+                    "ignored (%s)",
+                    self.node_id,
+                    peer_id,
+                    notice.epoch,
+                    why,
+                )
+            return
+        self.removed = True
+        slot = "slot unknown" if notice.slot == SLOT_UNKNOWN else f"from slot {notice.slot}"
+        log.warning(
+            "node %d: removed from the cluster in epoch %d (%s), as node %d says (this node "
+            "knew epoch %d); recording it and stopping: this directory will not start again",
+            self.node_id,
+            notice.epoch,
+            slot,
+            peer_id,
+            known_epoch,
+        )
+        task = asyncio.get_running_loop().create_task(self._stop_as_removed(view))
+        self._identity_writes.add(task)
+        task.add_done_callback(self._identity_writes.discard)
+
+    async def _stop_as_removed(self, view: MembershipView) -> None:
+        await self._record_identity(view, removed=True)
+        if not self._stopping:
+            await self.stop()
 
     def _stop_removed(self) -> None:
         if not self._stopping:
@@ -625,6 +705,7 @@ class NodeApp:
             "# Server",
             f"redis_version:{REDIS_VERSION}",
             f"pypaxos_version:{pypaxos.__version__}",
+            f"peer_protocol:{PROTOCOL_VERSION}",
             "redis_git_sha1:00000000",
             "redis_git_dirty:0",
             "redis_mode:standalone",
@@ -756,6 +837,8 @@ class NodeApp:
             f"log_retained_bytes:{node.replica.retained_bytes}",
             f"log_votes_in_memory:{len(node.acceptor.accepted)}",
             f"sessions:{sessions}",
+            f"heap_trims:{self.driver.heap.trims}",
+            f"heap_trim_last_ms:{self.driver.heap.last_trim_s * 1000:.1f}",
         ]
 
     def _info_keyspace(self) -> list[str]:

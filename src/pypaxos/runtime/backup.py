@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 from pypaxos.kv import DbSize, KVStateMachine, Request, encode_request
 from pypaxos.multi import Role
-from pypaxos.runtime.commands import Custom
 from pypaxos.runtime.driver import enter_forked_child
+from pypaxos.runtime.plans import Custom
 from pypaxos.runtime.router import Failure, Outcome, Router
 from pypaxos.storage import SnapshotFileReader, StorageError, write_snapshot_file
 from pypaxos.transport.resp import encode_array, encode_bulk, encode_error, encode_simple

@@ -10,7 +10,7 @@ Redis 7.0 sends them).  The parsers are in ``collection_args``, the replies in
 ``collection_replies``.
 
 ``COLLECTION_COMMANDS`` maps each name to ``(arity_min, arity_max, build)``; ``build`` answers
-``(ops, combine)`` or an error reply (bytes), and ``runtime.commands`` registers them.
+``(ops, combine)`` or an error reply (bytes), and ``runtime.command_table`` registers them.
 """
 
 from __future__ import annotations

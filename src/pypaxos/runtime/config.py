@@ -81,6 +81,19 @@ TIMEOUT_KEYS: tuple[str, ...] = (
     "clock_drift_ppm",
 )
 LEASE_KEYS = ("lease_ticks", "clock_drift_ppm")  # passed to MultiConfig with reads = "lease"
+TICKS_PER_BATCH_MAX = 2
+"""The most ticks the driver steps after a batch's inputs, beyond those it let come due while
+asleep (``Driver.ticks_per_batch_max``'s default)."""
+
+
+def follower_clock_lag_ticks(heartbeat_ticks: int) -> int:
+    """How far a follower's clock may step right after its driver stepped an acknowledgement:
+    the batch's ticks come after its messages, at most ``TICKS_PER_BATCH_MAX`` plus the
+    ``heartbeat_ticks - 1`` a quiet follower lets come due (``Driver.tick_wake_ticks``);
+    ``MultiConfig.lease_clock_lag_ticks``."""
+    return TICKS_PER_BATCH_MAX + heartbeat_ticks - 1
+
+
 LIMIT_KEYS: tuple[str, ...] = (
     "window_slots",
     "batch_max_commands",
@@ -94,6 +107,7 @@ LIMIT_KEYS: tuple[str, ...] = (
     "catch_up_max_bytes",
     "snapshot_window_chunks",
     "snapshot_chunk_bytes_max",
+    "apply_max_commands",
 )
 
 # Runtime defaults (see the module docstring).  Timings at tick_ms = 10: heartbeats every
@@ -137,6 +151,10 @@ RUNTIME_LIMITS: dict[str, int] = {
     # on the receiver), four in flight per receiver.
     "snapshot_window_chunks": 4,
     "snapshot_chunk_bytes_max": 1024 * 1024,
+    # A node applies about one full slot per input; the rest of a run of decided slots (a
+    # window's worth acknowledged at once, a catch-up answer) waits for the next batch, so one
+    # step is a slot's apply, not a window's.
+    "apply_max_commands": 512,
 }
 
 TOP_KEYS = (
@@ -301,6 +319,9 @@ class ClusterConfig:
         if self.reads != "lease":
             for key in LEASE_KEYS:
                 del settings[key]
+        else:  # the driver steps a follower's messages before its ticks (``multi.lease``)
+            lag_ticks = follower_clock_lag_ticks(settings["heartbeat_ticks"])
+            settings["lease_clock_lag_ticks"] = lag_ticks
         return MultiConfig(
             node_ids=self.genesis_voters,
             reconfigurable=True,

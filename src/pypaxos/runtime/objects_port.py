@@ -24,7 +24,8 @@ import weakref
 from collections import deque
 
 from pypaxos.objects import decode_call
-from pypaxos.runtime.commands import Custom, Ops, Plan, error, plan, wrong_arity
+from pypaxos.runtime.commands import plan
+from pypaxos.runtime.plans import Custom, Ops, Plan, error, wrong_arity
 from pypaxos.runtime.requests import BUSY, TRYAGAIN_NO_LEADER, TRYAGAIN_UNKNOWN
 from pypaxos.runtime.router import Failure, Router
 from pypaxos.runtime.server import RespConnection, _Slot

@@ -1,8 +1,8 @@
 """How a refused ``kv`` result is spelled as a RESP error, shared by every command planner.
 
-``runtime.commands`` (strings, keys, the admin commands) and ``runtime.collection_commands``
-(hashes, lists, sets, sorted sets) both answer refusals through ``result_error``, so each
-error is spelled in one place.
+The planners (``runtime.string_commands``, ``script_commands``, ``admin_commands``,
+``collection_commands``) all answer refusals through ``result_error``, so each error is spelled
+in one place.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ Combine = Callable[[Sequence[Result], bytes], bytes]
 
 NULL_RESP2 = b"$-1\r\n"
 NULL_RESP3 = b"_\r\n"
+NULL_ARRAY_RESP2 = b"*-1\r\n"  # an aborted EXEC's (RESP3 sends its null)
 
 
 def result_error(result: Result) -> bytes | None:

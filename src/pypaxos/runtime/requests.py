@@ -65,21 +65,16 @@ from pypaxos.kv import (
     Results,
     SessionExpired,
     Stale,
+    Value,
     encode_request,
 )
 from pypaxos.kv.commands import InDb
-from pypaxos.runtime.commands import (
-    Auth,
-    Combine,
-    Hello,
-    Ops,
-    Plan,
-    Reply1,
-    result_error,
-    single_reply,
-)
-from pypaxos.runtime.router import Failure, Outcome, Router
+from pypaxos.runtime.commands import FAST_COMMANDS, Reply1, single_reply
+from pypaxos.runtime.plans import Auth, Hello, Ops, Plan
+from pypaxos.runtime.replies import Combine, result_error
+from pypaxos.runtime.router import Failure, LocalRead, Outcome, Router
 from pypaxos.transport.resp import (
+    encode_bulks,
     encode_error,
 )
 
@@ -92,6 +87,7 @@ TRYAGAIN_NO_LEADER = encode_error("TRYAGAIN no leader")
 TRYAGAIN_UNKNOWN = encode_error("TRYAGAIN no leader: the request timed out, its outcome is unknown")
 BUSY = encode_error("BUSY proposal queue full")
 READ_TYPES: frozenset[type] = frozenset(READ_OPS)  # plans of these only take the read path
+GET_REPLY = FAST_COMMANDS[b"GET"][2]  # the reply ``plain_single`` gives a GET (``_get_replies``)
 GROUP_OPS_MAX = 1024  # bounds of one connection's batch (one log entry, see Group)
 GROUP_BYTES_MAX = 256 * 1024
 
@@ -109,14 +105,14 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _read_request(ops: Sequence[Command], db: int) -> bytes:
+def _read_request(ops: Sequence[Command], db: int) -> LocalRead:
     """A read-only request in database ``db``: no session (``KVStateMachine.query`` does not
-    look at it)."""
+    look at it), not encoded unless it is forwarded (``router.LocalRead``)."""
     if db:
         ops = in_db(ops, db)
     if len(ops) == 1:
-        return encode_request(Request(0, 0, ops[0], now_ms()))
-    return encode_request(RequestBatch(0, 0, tuple(ops), now_ms()))
+        return LocalRead(Request(0, 0, ops[0], now_ms()))
+    return LocalRead(RequestBatch(0, 0, tuple(ops), now_ms()))
 
 
 def in_db(ops: Sequence[Command], db: int) -> tuple[Command, ...]:
@@ -234,7 +230,10 @@ class Group:
         null = self.conn.null
         if not self.multi:
             replies = cast(list[Reply1], self.replies)
-            data = b"".join([reply(r, null) for reply, r in zip(replies, results, strict=True)])
+            gets = replies.count(GET_REPLY) == len(replies)
+            data = _get_replies(results, null) if gets else None
+            if data is None:
+                data = b"".join([reply(r, null) for reply, r in zip(replies, results, strict=True)])
         else:
             parts: list[bytes] = []
             position = 0
@@ -258,36 +257,41 @@ class ReadBurst:
     as one read: one router request, one node read and one query for all of them, instead of
     one each (50 pipelining clients send 50 groups a pass).
 
-    The first group of a pass leaves at once (a lone client waits for nothing); the others
-    wait until the end of the pass (``call_soon``), bounded by ``GROUP_OPS_MAX`` commands and
-    ``GROUP_BYTES_MAX`` bytes of encoded requests, and go together.  Each read is still
-    linearizable: the combined read is taken after every group in it arrived and answered
-    before any reply leaves.  The answer's results are handed back to each group in order;
-    a failure (no leader, timeout, busy) goes to every group, as it would have alone.
+    Every group of a pass waits until its end (``call_soon``: after the pass's input callbacks,
+    in the same pass), bounded by ``GROUP_OPS_MAX`` commands and ``GROUP_BYTES_MAX`` bytes of
+    requests, and they go together; the driver then steps the read at once if it sleeps
+    (``runtime.driver``, "Prompt steps"), so a lone client waits for nothing.  (Sending the
+    first group at once, as this did before prompt steps, would now start a confirmation round
+    for that group alone and leave the rest of the pass for the next round.)  A group's bytes
+    are its commands' arguments when the connection counted them, else the size of the input
+    they were parsed from, which is at most ``GROUP_BYTES_MAX`` (``RespConnection.feed_bytes``).
+    Each read is still linearizable: the combined read is taken after every group in it
+    arrived and answered before any reply leaves.  The answer's results are handed back to
+    each group in order; a failure (no leader, timeout, busy) goes to every group, as it
+    would have alone.
     """
 
     __slots__ = ("bytes", "groups", "open", "ops", "requests", "router")
 
     def __init__(self, router: Router) -> None:
         self.router = router
-        self.open = False  # a group left in this pass of the loop: the next ones wait
+        self.open = False  # the end of this pass is scheduled: the groups wait for it
         self.groups: list[Group] = []
-        self.requests: list[bytes] = []  # each group's own request (sent as is when alone)
+        self.requests: list[LocalRead] = []  # each group's own request (sent as is when alone)
         self.ops = 0
         self.bytes = 0
 
-    def add(self, group: Group, request: bytes) -> None:
+    def add(self, group: Group, request: LocalRead) -> None:
         if not self.open:
             self.open = True
             group.conn.loop.call_soon(self.close)
-            self._send([group], request)
-            return
-        if self.ops + len(group.ops) > GROUP_OPS_MAX or self.bytes + len(request) > GROUP_BYTES_MAX:
+        size = group.bytes or group.conn.feed_bytes
+        if self.ops + len(group.ops) > GROUP_OPS_MAX or self.bytes + size > GROUP_BYTES_MAX:
             self.flush()
         self.groups.append(group)
         self.requests.append(request)
         self.ops += len(group.ops)
-        self.bytes += len(request)
+        self.bytes += size
 
     def close(self) -> None:
         """The end of the pass: send what waited."""
@@ -306,7 +310,7 @@ class ReadBurst:
             ops = [op for group in groups for op in in_db(group.ops, group.db)]
             self._send(groups, _read_request(ops, 0))
 
-    def _send(self, groups: list[Group], request: bytes) -> None:
+    def _send(self, groups: list[Group], request: LocalRead) -> None:
         def done(outcome: Outcome) -> None:
             if len(groups) == 1:
                 groups[0]._done(outcome, retry=True, client_id=0)
@@ -324,6 +328,15 @@ class ReadBurst:
 
         reads = sum([len(group.ops) for group in groups])
         self.router.submit(request, done, read=True, reads=reads)
+
+
+def _get_replies(results: Sequence[Result], null: bytes) -> bytes | None:
+    """The replies of a group of ``GET`` s only, in one call, when every result is a ``Value``
+    (``None``: another result, an error, and the general path formats them one by one)."""
+    values = [result.value for result in results if type(result) is Value]
+    if len(values) != len(results):
+        return None
+    return encode_bulks(values, null)
 
 
 def _unexpected_answer(outcome: object) -> bytes:

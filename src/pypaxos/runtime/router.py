@@ -8,9 +8,11 @@ the state machine's session table never applies one twice (``kv.state_machine``)
 deadline (``request_timeout_s``).  Request ids start at the wall clock in nanoseconds, so a
 restarted node does not reuse ids of entries that may still be applied.
 
-``submit_read`` does the same for a read-only command on the read-index path (no log entry;
-a follower forwards it, or with ``follower_reads`` asks the leader for a read index), and
-``query_local`` answers from this node's state at once (``READONLY``: not linearizable).
+``submit(read=True)`` does the same for a read-only command on the read-index path (no log
+entry; a follower forwards it, or with ``follower_reads`` asks the leader for a read index), and
+``query_local`` answers from this node's state at once (``READONLY``: not linearizable).  A
+read may come as a ``LocalRead`` instead of bytes: this node's own state machine answers it
+with the answer object itself (``multi.reads``), and it is encoded only to be forwarded.
 More: docs/design.md, 'The router'.
 """
 
@@ -23,12 +25,19 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
-from pypaxos.kv import Answer, KVStateMachine, decode_answer
-from pypaxos.multi import Role, Status
+from pypaxos.kv import (
+    Answer,
+    KVStateMachine,
+    Request,
+    RequestBatch,
+    decode_answer,
+    encode_request,
+)
+from pypaxos.multi import Role, StateMachine, Status
 from pypaxos.multi.membership import Change, MembershipRefused, RefusalReason
 from pypaxos.runtime.driver import Driver, Sender
 from pypaxos.runtime.metrics import NodeMetrics
@@ -36,6 +45,30 @@ from pypaxos.runtime.wire import Forward, ForwardReply
 from pypaxos.transport import CodecError, UnknownPeer
 
 log = logging.getLogger(__name__)
+
+
+class LocalRead:
+    """A read-only request for this process's own store (``multi.reads.LocalQuery``): the node
+    runs it on the ``KVStateMachine`` itself and hands its answer back as it is, so neither the
+    request nor the answer is encoded and decoded; ``encode`` for a trip to another node."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self, entry: Request | RequestBatch) -> None:
+        self.entry = entry
+
+    def run(self, machine: StateMachine) -> object:
+        if isinstance(machine, KVStateMachine):
+            return machine.query_entry(self.entry)
+        return decode_answer(machine.query(self.encode()))  # a wrapped store (tests)
+
+    def encode(self) -> bytes:
+        return encode_request(self.entry)
+
+
+def wire_command(command: bytes | LocalRead) -> bytes:
+    """``command`` as it travels to another node."""
+    return command if isinstance(command, bytes) else command.encode()
 
 
 class Failure(enum.Enum):
@@ -62,7 +95,7 @@ class _State(enum.Enum):
 
 @dataclass(slots=True, eq=False)
 class _Pending:
-    command: bytes
+    command: bytes | LocalRead
     done: Callable[[Any], None]  # Done, or RawDone when ``raw``
     started: float
     deadline: float
@@ -135,9 +168,13 @@ class Router:
 
     # -- clients -----------------------------------------------------------------------------
 
-    def submit(self, command: bytes, done: Done, *, read: bool = False, reads: int = 1) -> None:
+    def submit(
+        self, command: bytes | LocalRead, done: Done, *, read: bool = False, reads: int = 1
+    ) -> None:
         """Get ``command`` answered: proposed to the log, or with ``read`` (a read-only
-        command of ``reads`` read commands) answered on the leader's read-index path."""
+        command of ``reads`` read commands) answered on the leader's read-index path.  Only a
+        read may be a ``LocalRead``."""
+        assert read or isinstance(command, bytes), "a LocalRead is a read"
         now = time.monotonic()
         pending = _Pending(command, done, now, now + self.request_timeout_s, read=read, reads=reads)
         self._deadlines.append(pending)
@@ -175,9 +212,12 @@ class Router:
         if pending is not None:
             self._finish(pending, refusal)
 
-    def query_local(self, command: bytes) -> Outcome:
+    def query_local(self, command: bytes | LocalRead) -> Outcome:
         """A read-only ``command`` answered from this node's state now (possibly stale)."""
-        result = self.driver.node.replica.machine.query(command)
+        machine = self.driver.node.replica.machine
+        if isinstance(command, LocalRead) and isinstance(machine, KVStateMachine):
+            return machine.query_entry(command.entry)
+        result = machine.query(wire_command(command))
         try:
             return decode_answer(result)
         except msgspec.DecodeError:
@@ -213,13 +253,14 @@ class Router:
                 pending.follower_read = node.role is Role.FOLLOWER
                 self.driver.read(rid, pending.command)
             else:
-                self.driver.propose(rid, pending.command)
+                self.driver.propose(rid, wire_command(pending.command))
             return
         leader = node.leader_id
         if node.role is Role.FOLLOWER and leader is not None and leader != self.node_id:
             fid = self._new_id()
+            command = wire_command(pending.command)
             # ``False``: the leader left the membership; the request waits for the next one
-            if self._send(leader, Forward(self.node_id, fid, pending.command, pending.read)):
+            if self._send(leader, Forward(self.node_id, fid, command, pending.read)):
                 pending.state, pending.key, pending.via = _State.FORWARDED, fid, leader
                 pending.ever_routed = True
                 self._forwarded[fid] = pending
@@ -263,6 +304,16 @@ class Router:
             serving.done = True
             reply = ForwardReply(self.node_id, serving.forward_id, "reply", result)
             self._send(serving.origin, reply)
+
+    def on_local_reply(self, request_id: int, answer: object) -> None:
+        """The answer to a ``LocalRead``: the state machine's own object (an ``Answer``)."""
+        pending = self._local.pop(request_id, None)
+        if pending is None:
+            self.driver.lease_answered.discard(request_id)
+            return
+        if pending.read:
+            self._count_read(pending, request_id)
+        self._finish(pending, cast(Answer, answer))  # ``KVStateMachine.query_entry``'s
 
     def _count_read(self, pending: _Pending, request_id: int) -> None:
         stats = self.stats

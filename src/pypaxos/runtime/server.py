@@ -42,15 +42,13 @@ from pypaxos.kv.glob import glob_matcher
 from pypaxos.kv.pubsub import format_notify_flags
 from pypaxos.runtime.auth import Access, User, Users
 from pypaxos.runtime.blocking import BlockedClients, Blocking, attempt_once
-from pypaxos.runtime.commands import (
-    NULL_ARRAY_RESP2,
-    NULL_RESP2,
-    NULL_RESP3,
+from pypaxos.runtime.commands import REDIS_VERSION, plain_single, plan, required_access
+from pypaxos.runtime.databases import OUT_OF_RANGE as DB_OUT_OF_RANGE
+from pypaxos.runtime.databases import SelectDb
+from pypaxos.runtime.plans import (
     OK,
-    REDIS_VERSION,
     Auth,
     ClientCommand,
-    Combine,
     ConfigGet,
     Custom,
     Hello,
@@ -61,12 +59,7 @@ from pypaxos.runtime.commands import (
     ReadMode,
     ServerTime,
     TxCommand,
-    plain_single,
-    plan,
-    required_access,
 )
-from pypaxos.runtime.databases import OUT_OF_RANGE as DB_OUT_OF_RANGE
-from pypaxos.runtime.databases import SelectDb
 from pypaxos.runtime.pubsub import (
     SUBSCRIBE_MODE_COMMANDS,
     PublicationSource,
@@ -75,6 +68,7 @@ from pypaxos.runtime.pubsub import (
     ping_reply,
     subscribe_mode_error,
 )
+from pypaxos.runtime.replies import NULL_ARRAY_RESP2, NULL_RESP2, NULL_RESP3, Combine
 from pypaxos.runtime.requests import (
     GROUP_BYTES_MAX,
     GROUP_OPS_MAX,
@@ -298,6 +292,7 @@ class RespConnection(asyncio.Protocol):
         self.protocol = 2
         self.db = 0  # SELECT's database: every key-value command runs in it (kv.InDb)
         self.peer = "unknown"
+        self.feed_bytes = 0  # the last input's size, buffered bytes included (``ReadBurst``)
         self.user: User | None = None  # who authenticated (runtime.auth), when users exist
         self.held: list[list[bytes]] | None = None  # commands waiting for an AUTH check
         self.stale_reads = False  # READONLY: reads from the local state (module docstring)
@@ -360,7 +355,8 @@ class RespConnection(asyncio.Protocol):
         if self.closing:
             return
         # Count bytes per command only when this feed could exceed one group's byte bound.
-        count_bytes = len(data) + self.parser.buffered_bytes > GROUP_BYTES_MAX
+        self.feed_bytes = len(data) + self.parser.buffered_bytes
+        count_bytes = self.feed_bytes > GROUP_BYTES_MAX
         try:
             commands = self.parser.feed(data)
         except RespProtocolError as error:

@@ -1,8 +1,8 @@
 """Server and connection commands that need no log: the families pypaxos does not serve,
 ``CONFIG SET`` validation, ``COMMAND``'s table, ``WAIT``.
 
-Kept apart from ``runtime.commands`` (the key-value planners) so that the planners' module stays
-about turning commands into log operations.
+Kept apart from ``runtime.admin_commands`` (which plans the rest of these families) so that
+the planners stay about turning commands into plans.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _arity(name: str) -> bytes:
 
 def plan_config(args: list[bytes]) -> NodeCommand | bytes:
     """``CONFIG SET name value...``, ``CONFIG RESETSTAT`` (``CONFIG GET`` is planned by
-    ``runtime.commands``)."""
+    ``runtime.admin_commands``)."""
     sub = args[1].upper()
     if sub == b"SET":
         if len(args) < 4 or len(args) % 2:
@@ -104,7 +104,7 @@ _KILL_FILTERS = frozenset({b"ID", b"ADDR", b"LADDR", b"USER", b"SKIPME", b"TYPE"
 
 def plan_client(args: list[bytes]) -> NodeCommand | bytes:
     """``CLIENT LIST|INFO|KILL|NO-EVICT|NO-TOUCH|SETINFO`` (``ID``/``GETNAME``/``SETNAME`` are
-    planned by ``runtime.commands``)."""
+    planned by ``runtime.admin_commands``)."""
     sub = args[1].upper()
     name = "client|" + sub.decode(errors="replace").lower()
     if sub in (b"NO-EVICT", b"NO-TOUCH"):

@@ -26,16 +26,9 @@ from collections.abc import Sequence
 
 from pypaxos.kv import Command, Result
 from pypaxos.kv.commands import Aborted, Exec, Replies, Select, Watch
-from pypaxos.runtime.commands import (
-    NULL_ARRAY_RESP2,
-    NULL_RESP3,
-    OK,
-    Combine,
-    Ops,
-    TxCommand,
-    refused_before_running,
-    result_error,
-)
+from pypaxos.runtime.commands import refused_before_running
+from pypaxos.runtime.plans import OK, Ops, TxCommand
+from pypaxos.runtime.replies import NULL_ARRAY_RESP2, NULL_RESP3, Combine, result_error
 from pypaxos.transport.resp import encode_error, encode_simple
 
 QUEUED = encode_simple("QUEUED")

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 from pypaxos.core.bugs import require_family
-from pypaxos.core.effects import Persist, Send
+from pypaxos.core.effects import Send
 from pypaxos.core.types import Ballot
 from pypaxos.kv import (
     Get,
@@ -83,20 +83,14 @@ from pypaxos.multi import (
     AcceptRecord,
     Applied,
     Batch,
-    Busy,
-    CompactLog,
     LogBug,
     MultiConfig,
-    PersistOwnVote,
-    Promise,
     Redirect,
     Reply,
     Role,
-    SendSnapshot,
     SnapshotRecord,
     TakeSnapshot,
     capture,
-    chunk_messages,
 )
 from pypaxos.multi.membership import Change, MembershipRefused
 from pypaxos.sim.kv_client import (
@@ -126,12 +120,11 @@ from pypaxos.sim.kv_publish import Recording, draw_publish, publication_violatio
 from pypaxos.sim.kv_reconfig import SPARES, Reconfigurer
 from pypaxos.sim.kv_scripts import script_command
 from pypaxos.sim.network import NetworkSettings
+from pypaxos.sim.replica_world import CLIENT_ID_BASE, ReplicaWorld
 from pypaxos.sim.simulator import Simulator, _Delivery
 
 FAULT_FRACTION = 0.75  # heal once this share of the operations has been invoked
-CLIENT_ID_BASE = 100  # client actor i is CLIENT_ID_BASE + i (nodes are 1..n)
 LINCHECK_TIMEOUT_S = 10.0
-OWN_VOTE_SYNC_TICKS = (1, 8)  # a leader's fsync of its own vote takes this long (uniform)
 SNAPSHOT_SAVE_TICKS = (2, 12)  # a snapshot written out of line takes this long (uniform)
 SNAPSHOT_CHUNK_BYTES = 96  # small chunks, so a transfer takes several messages and a window
 CONVERGE_TICKS = 200  # after the final reads, every node must apply the same prefix this fast
@@ -168,6 +161,9 @@ class KVSettings:
     collections: bool = False
     # Fixed Lua scripts among the collection operations (``sim.kv_scripts``; needs collections).
     scripts: bool = False
+    # MultiConfig.apply_max_commands: runs of decided slots applied over several inputs (the
+    # runtime's bound; 0: every ready slot at once, as the pinned seeds were measured)
+    apply_max_commands: int = 0
     # Clients also PUBLISH to two channels; every replica records its publications, checked
     # for agreement and exactly-once (``sim.kv_publish``).
     publish: bool = False
@@ -210,6 +206,7 @@ class KVSettings:
             clock_drift_ppm=DRIFT_PPM if self.reads == "lease" else 0,
             reconfigurable=self.reconfig,
             promote_lag_max_slots=8,
+            apply_max_commands=self.apply_max_commands,
             bugs=frozenset(b for b in self.bugs if isinstance(b, LogBug)),
         )
 
@@ -245,6 +242,8 @@ class KVSettings:
             if self.swarm and name in self.pinned:
                 words.append(f"--{name}" if getattr(self, name) else f"--no-{name}")
         words += ["--seeds 1", f"--start {seed}"]
+        if self.apply_max_commands:
+            words.append(f"--apply-max-commands {self.apply_max_commands}")
         words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
         if not self.swarm:
             words.append("--no-swarm")
@@ -272,6 +271,7 @@ class KVSettings:
             collections=self.collections,
             scripts=self.scripts,
             publish=self.publish,
+            apply_max_commands=self.apply_max_commands,
             swarm=self.swarm,
             pinned=self.pinned,
         )
@@ -500,7 +500,7 @@ class KVResult:
         )
 
 
-class KVWorld(Simulator[object]):
+class KVWorld(ReplicaWorld):
     """One simulated KV cluster with its clients, nemesis, ghost state and checks."""
 
     def __init__(
@@ -673,21 +673,6 @@ class KVWorld(Simulator[object]):
     def _clock(self) -> int:
         return self.now
 
-    def node_actor(self, node: int) -> NodeActor:
-        actor = self.actor(node)
-        assert isinstance(actor, NodeActor)
-        return actor
-
-    def current_leader(self) -> int | None:
-        """The running leader with the highest ballot, if any."""
-        best: tuple[Ballot, int] | None = None
-        for node in self.node_list:
-            if self.is_up(node):
-                n = self.node_actor(node).node
-                if n.role is Role.LEADER and (best is None or n.leader.ballot > best[0]):
-                    best = (n.leader.ballot, node)
-        return None if best is None else best[1]
-
     def _has_in_flight(self, node: int) -> bool:
         return bool(self.node_actor(node).node.leader.inflight)
 
@@ -746,6 +731,12 @@ class KVWorld(Simulator[object]):
 
     def _paused(self, node: int) -> bool:
         return self.pauses and node in self.nemesis.stopped_clocks
+
+    def _hold_if_paused(self, node: int, resume: Callable[[], None]) -> bool:
+        if not self._paused(node):
+            return False
+        self.held.append((node, resume))
+        return True
 
     def _deliver(self, event: _Delivery[object]) -> None:
         if self._paused(event.dst):
@@ -887,24 +878,9 @@ class KVWorld(Simulator[object]):
                 self.replied.add(rid)
             reply = ClientReply(node, rid, effect.result)
             self.apply(node, [Send(self._client_of(rid), reply)])
-        elif type(effect) is Redirect:
-            rid = effect.request_id
-            redirect = ClientRedirect(node, rid, effect.leader_id)
-            self.apply(node, [Send(self._client_of(rid), redirect)])
-        elif type(effect) is Busy:
-            rid = effect.request_id
-            self.apply(node, [Send(self._client_of(rid), ClientBusy(node, rid))])
-        elif type(effect) is PersistOwnVote:
-            self._write_own_vote(node, effect.record)
         elif type(effect) is TakeSnapshot:
             self._take_snapshot(node)
-        elif type(effect) is CompactLog:
-            self.record_disk.compact(node, effect.slot)
-        elif type(effect) is SendSnapshot:
-            durable = self.record_disk.latest_snapshot(node)
-            sends = [Send(effect.to, m) for m in chunk_messages(node, effect, durable)]
-            self.apply(node, sends)
-        else:
+        else:  # answers to clients, a leader's own vote, compaction, snapshot transfer
             super().on_effect(node, effect)
 
     def _take_snapshot(self, node: int) -> None:
@@ -919,8 +895,7 @@ class KVWorld(Simulator[object]):
     def _snapshot_written(self, node: int, actor: object, record: SnapshotRecord) -> None:
         if not self.is_up(node) or self.actor(node) is not actor:
             return  # crashed since: the snapshot was never written
-        if self._paused(node):
-            self.held.append((node, partial(self._snapshot_written, node, actor, record)))
+        if self._hold_if_paused(node, partial(self._snapshot_written, node, actor, record)):
             return
         assert isinstance(actor, NodeActor)
         self.record_disk.write(node, record, sync=True)
@@ -942,40 +917,6 @@ class KVWorld(Simulator[object]):
                     f"n{node} restarted without its durable vote in slot {slot} at {ballot}"
                 )
                 return
-
-    def _write_own_vote(self, node: int, record: AcceptRecord) -> None:
-        """A leader's own vote: into the page cache now, its fsync done some ticks later.
-
-        The leader's ``Accept`` s leave at once (``multi.effects.PersistOwnVote``); when the
-        fsync completes the node hears ``synced`` and only then counts its vote.  A crash before
-        that loses the record, unless a later synced write or the writeback flushed it first.
-        """
-        self._persist(node, Persist(record, sync=False))
-        actor = self.actor(node)
-        low, high = OWN_VOTE_SYNC_TICKS
-        delay = low + int(self.rng.random() * (high - low + 1))
-        self.at(self.now + delay, lambda: self._own_vote_synced(node, actor, record))
-
-    def _own_vote_synced(self, node: int, actor: object, record: AcceptRecord) -> None:
-        if not self.is_up(node) or self.actor(node) is not actor:
-            return  # crashed since: the record is lost (or was flushed); no one to tell
-        if self._paused(node):  # the fsync is done; the paused process hears of it later
-            self.held.append((node, partial(self._own_vote_synced, node, actor, record)))
-            return
-        assert isinstance(actor, NodeActor)
-        self.record_disk.sync(node)
-        if self.trace is not None:
-            self.log(f"{self.name(node)} own vote synced: slot {record.slot} at {record.ballot}")
-        self.apply(node, actor.node.synced(record.slot, record.ballot))
-
-    def on_send(self, src: int, dst: int, msg: object) -> None:
-        if self.nemesis.promise_armed and type(msg) is Promise:
-            self.nemesis.promised(src)
-
-    def _client_of(self, rid: int) -> int:
-        """The client actor that sent request ``rid`` (see ``session_stride``)."""
-        kv_id = split_request_id(rid)[0]
-        return CLIENT_ID_BASE + (kv_id - 1) % self.session_stride + 1
 
     def _persisted(self, node: int, record: object) -> None:
         """Paxos safety itself: at most one value per slot gets a majority of acceptances.

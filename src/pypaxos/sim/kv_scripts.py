@@ -25,7 +25,7 @@ from pypaxos.kv import Error, Get, Integer, Set
 from pypaxos.kv import Value as ValueResult
 from pypaxos.kv.collection_ops import HGet, HIncrBy, LLen, LPush, SAdd
 from pypaxos.kv.commands import Command, ErrorReply, Eval, Ok, Result
-from pypaxos.kv.scripts import ScriptCall
+from pypaxos.kv.script_calls import ScriptCall
 from pypaxos.kv.values import WRONGTYPE
 from pypaxos.transport.resp import encode_bulk, encode_error, encode_integer, encode_simple
 
@@ -116,7 +116,7 @@ def _reply(results: Sequence[Result]) -> bytes:
 
 def script_command(argv: list[bytes]) -> ScriptCall | bytes:
     """A ``redis.call`` of the scripts above: ``GET SET HINCRBY HGET RPUSH LLEN SADD``
-    (``kv.scripts.CommandTable``), each one command answered in RESP2."""
+    (``kv.script_calls.CommandTable``), each one command answered in RESP2."""
     name, args = argv[0].upper(), argv[1:]
     command: Command | None = None
     if name == b"GET" and len(args) == 1:

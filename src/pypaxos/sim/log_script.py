@@ -38,6 +38,7 @@ from pypaxos.multi import (
     Heartbeat,
     HeartbeatAck,
     LearnedRecord,
+    LocalReply,
     LogBug,
     Message,
     MultiConfig,
@@ -367,6 +368,8 @@ class LogInteraction:
                 case Reply():
                     result = effect.result.decode(errors="replace")
                     out.append(f"  {me} replies r{effect.request_id}: {result}")
+                case LocalReply():  # the scripts' reads are encoded queries: never here
+                    out.append(f"  {me} replies r{effect.request_id}: {effect.answer!r}")
                 case Redirect():
                     hint = "?" if effect.leader_id is None else name(effect.leader_id)
                     out.append(f"  {me} redirects r{effect.request_id} to {hint}")

@@ -30,6 +30,7 @@ from pypaxos.storage.file import (
     FileStorage,
     FsyncMode,
     SnapshotFileReader,
+    remove_segments,
     write_snapshot_file,
 )
 from pypaxos.storage.memory import MemoryStorage
@@ -58,6 +59,7 @@ __all__ = [
     "StorageError",
     "StorageFailedError",
     "StorageLockedError",
+    "remove_segments",
     "replay",
     "write_snapshot_file",
 ]

@@ -35,24 +35,15 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from pypaxos.core.effects import CancelTimer, Persist, Send, SetTimer
+from pypaxos.core.effects import CancelTimer, Send, SetTimer
 from pypaxos.multi import (
-    AcceptRecord,
     Applied,
     Batch,
-    Busy,
-    CompactLog,
     MultiConfig,
-    PersistOwnVote,
-    Promise,
-    Redirect,
     Reply,
-    Role,
-    SendSnapshot,
     SnapshotChunk,
     TakeSnapshot,
     capture,
-    chunk_messages,
 )
 from pypaxos.objects import (
     Call,
@@ -72,17 +63,14 @@ from pypaxos.sim.kv_client import (
     is_read_request,
     read_request_id,
     request_id,
-    split_request_id,
 )
 from pypaxos.sim.kv_faults import NO_FAULTS, Nemesis, NemesisSettings, StragglerNetwork
 from pypaxos.sim.kv_node import LeaderStats, NodeActor, RecordLogDisk
 from pypaxos.sim.network import NetworkSettings
-from pypaxos.sim.simulator import Simulator
+from pypaxos.sim.replica_world import CLIENT_ID_BASE, ReplicaWorld
 from pypaxos.testing.linearizable import LinearizabilityResult, Op, check_linearizable
 
-CLIENT_ID_BASE = 100  # client actor CLIENT_ID_BASE + i; nodes are 1..n
 HEAL_FRACTION = 0.75
-OWN_VOTE_SYNC_TICKS = (1, 8)
 FINISH_TICKS = 6_000  # after the heal, everything must be done this fast
 BACKOFF_TICKS = 4  # a client waits this long after Busy or a redirect that names nobody
 
@@ -309,7 +297,7 @@ class CallClient:
         return SetTimer("think", 1 + int(self.world.rng.random() * self.settings.think_max_ticks))
 
 
-class ObjectWorld(Simulator[object]):
+class ObjectWorld(ReplicaWorld):
     """One simulated cluster of replicated objects, its clients, faults and ghost state."""
 
     def __init__(
@@ -375,11 +363,6 @@ class ObjectWorld(Simulator[object]):
             return NodeActor(actor, self.config, rng, records, self.stats, factory)
         return CallClient(actor, self)
 
-    def node_actor(self, node: int) -> NodeActor:
-        actor = self.actor(node)
-        assert isinstance(actor, NodeActor)
-        return actor
-
     def client(self, actor: int) -> CallClient:
         client = self.actor(actor)
         assert isinstance(client, CallClient)
@@ -389,15 +372,6 @@ class ObjectWorld(Simulator[object]):
         machine = self.node_actor(node).machine
         assert isinstance(machine, ObjectMachine)
         return machine
-
-    def current_leader(self) -> int | None:
-        best: tuple[Any, int] | None = None
-        for node in self.node_list:
-            if self.is_up(node):
-                n = self.node_actor(node).node
-                if n.role is Role.LEADER and (best is None or n.leader.ballot > best[0]):
-                    best = (n.leader.ballot, node)
-        return None if best is None else best[1]
 
     # -- the clients' side -----------------------------------------------------------------
 
@@ -482,55 +456,18 @@ class ObjectWorld(Simulator[object]):
                 self.read_points.setdefault(effect.request_id, self.machine(node).applied)
             reply = ClientReply(node, effect.request_id, effect.result)
             self.apply(node, [Send(self._client_of(effect.request_id), reply)])
-        elif type(effect) is Redirect:
-            redirect = ClientRedirect(node, effect.request_id, effect.leader_id)
-            self.apply(node, [Send(self._client_of(effect.request_id), redirect)])
-        elif type(effect) is Busy:
-            busy = ClientBusy(node, effect.request_id)
-            self.apply(node, [Send(self._client_of(effect.request_id), busy)])
-        elif type(effect) is PersistOwnVote:
-            self._write_own_vote(node, effect.record)
         elif type(effect) is TakeSnapshot:  # written at once: the KV simulator delays it
             actor = self.node_actor(node)
             record = capture(actor.node)
             self.record_disk.write(node, record, sync=True)
             self.apply(node, actor.node.snapshot_saved(record.slot))
-        elif type(effect) is CompactLog:
-            self.record_disk.compact(node, effect.slot)
-        elif type(effect) is SendSnapshot:
-            durable = self.record_disk.latest_snapshot(node)
-            sends = [Send(effect.to, m) for m in chunk_messages(node, effect, durable)]
-            self.apply(node, sends)
-        else:
+        else:  # answers to clients, a leader's own vote, compaction, snapshot transfer
             super().on_effect(node, effect)
 
     def on_send(self, src: int, dst: int, msg: object) -> None:
-        if self.nemesis.promise_armed and type(msg) is Promise:
-            self.nemesis.promised(src)
+        super().on_send(src, dst, msg)
         if type(msg) is SnapshotChunk and msg.seq == 0:  # a transfer begins (or restarts)
             self.snapshots_sent += 1
-
-    def _write_own_vote(self, node: int, record: AcceptRecord) -> None:
-        """A leader's own vote: page cache now, fsync done a few ticks later (see
-        ``sim.kv.KVWorld._write_own_vote``)."""
-        self._persist(node, Persist(record, sync=False))
-        actor = self.actor(node)
-        low, high = OWN_VOTE_SYNC_TICKS
-        delay = low + int(self.rng.random() * (high - low + 1))
-        self.at(self.now + delay, lambda: self._own_vote_synced(node, actor, record))
-
-    def _own_vote_synced(self, node: int, actor: object, record: AcceptRecord) -> None:
-        if not self.is_up(node) or self.actor(node) is not actor:
-            return
-        assert isinstance(actor, NodeActor)
-        disk = self.disk
-        assert isinstance(disk, RecordLogDisk)
-        disk.sync(node)
-        self.apply(node, actor.node.synced(record.slot, record.ballot))
-
-    def _client_of(self, rid: int) -> int:
-        client_id = split_request_id(rid)[0]
-        return CLIENT_ID_BASE + (client_id - 1) % self.session_stride + 1
 
     def violate(self, text: str) -> None:
         self.violations.append(text)

@@ -36,7 +36,7 @@ from pypaxos.core.types import Ballot
 from pypaxos.multi.messages import Heartbeat, Message, Prepare, SnapshotChunk
 from pypaxos.runtime.wire import CODEC
 from pypaxos.transport.auth import Challenge, hello_proof, read_secret
-from pypaxos.transport.codec import FRAME_VERSION, HEADER, HEADER_BYTES, Hello
+from pypaxos.transport.codec import FRAME_VERSION, HEADER, HEADER_BYTES, PROTOCOL_VERSION, Hello
 
 ATTACKS = (
     "stranger",
@@ -90,17 +90,24 @@ async def _hello(
     if kind in ("garbage", "oversized", "bad-version"):
         return b""
     if kind == "stranger":
-        return CODEC.encode_hello(Hello(members_ceiling(member), cluster_id))
+        return CODEC.encode_hello(
+            Hello(members_ceiling(member), cluster_id, protocol=PROTOCOL_VERSION)
+        )
     nonce = await _challenge(reader) if secret is not None else b""
     if kind == "no-proof":
-        return CODEC.encode_hello(Hello(member, cluster_id))
+        return CODEC.encode_hello(Hello(member, cluster_id, protocol=PROTOCOL_VERSION))
     if kind == "wrong-proof" or secret is None:
         guess = rng.randbytes(32)
         return CODEC.encode_hello(
-            Hello(member, cluster_id, hello_proof(guess, cluster_id, member, node_id, nonce))
+            Hello(
+                member,
+                cluster_id,
+                hello_proof(guess, cluster_id, member, node_id, nonce),
+                PROTOCOL_VERSION,
+            )
         )
     proof = hello_proof(secret, cluster_id, member, node_id, nonce)
-    return CODEC.encode_hello(Hello(member, cluster_id, proof))
+    return CODEC.encode_hello(Hello(member, cluster_id, proof, PROTOCOL_VERSION))
 
 
 def members_ceiling(member: int) -> int:

@@ -8,7 +8,10 @@ Each turn does one of:
   answer is ``learner-behind`` or ``change-in-flight``);
 * **remove**: a voter (half the time the leader) is removed; it stops by itself, and its slot
   becomes a spare again with an emptied data directory (a first voter's too: it joins again
-  under its own id, starting from the configuration it is added to);
+  under its own id, starting from the configuration it is added to).  Now and then a voter
+  other than the leader is paused (SIGSTOP) while it is removed and resumed once the change is
+  in force: it never applies its removal, so it must hear it from a peer when it redials (a removal
+  notice) and stop by itself all the same, else that is a problem for the verdict;
 * **replace**: a spare is added as a learner, then ``REPLACE old new`` promotes it and removes
   ``old`` in one change.
 
@@ -55,6 +58,7 @@ CRASH_SHARE = 0.5  # of promotions, removals and replacements: the leader disrup
 CRASH_AFTER_S = (0.0, 0.05)  # how long after asking
 FOLLOW_SHARE = 0.5  # of removals: a spare added at once, while the removal may be pending
 ISOLATE_S = (2.0, 3.5)  # how long a leader is cut off mid-change
+PAUSE_SHARE = 0.3  # of removals of a node other than the leader: paused while it is removed
 
 
 class MemberChanges:
@@ -133,19 +137,34 @@ class MemberChanges:
     async def remove(self, node: int, counted: bool = True) -> None:
         leader = await self.nemesis.leader()
         crash = counted and self.crash_wanted()
+        paused = (
+            counted
+            and not crash
+            and node != leader
+            and self.rng.random() < PAUSE_SHARE
+            and self.cluster.signal_node(node, signal.SIGSTOP)
+        )
         request = {"action": "remove", "id": node}
-        if not await self.change(request, self.is_gone(node), crash=crash, spared=node):
+        try:
+            removed = await self.change(request, self.is_gone(node), crash=crash, spared=node)
+            if paused and removed:
+                await self.wait_in_force()  # else it would still hear the log, and apply it
+        finally:
+            if paused:
+                self.cluster.signal_node(node, signal.SIGCONT)
+        if not removed:
             self.nemesis.note(f"member: node {node} not removed")
             return
         if counted:
             role = " (the leader)" if node == leader else ""
-            self.nemesis.fault("member", f"removed node {node}{role}")
+            how = " while it was paused (SIGSTOP), then resumed" if paused else ""
+            self.nemesis.fault("member", f"removed node {node}{role}{how}")
         spares = [i for i in self.spares if i != node]
         if counted and spares and self.rng.random() < FOLLOW_SHARE:
             # The next change at once, while the removal may still be pending.
-            await self.retire(node, self.add(self.rng.choice(spares)))
+            await self.retire(node, self.add(self.rng.choice(spares)), told=paused)
         else:
-            await self.retire(node)
+            await self.retire(node, told=paused)
 
     async def replace(self, old: int, new: int) -> None:
         if not await self.start_learner(new):
@@ -205,9 +224,17 @@ class MemberChanges:
             await asyncio.sleep(0.05)
         return True
 
-    async def retire(self, node: int, meanwhile: Coroutine[Any, Any, None] | None = None) -> None:
+    async def retire(
+        self,
+        node: int,
+        meanwhile: Coroutine[Any, Any, None] | None = None,
+        *,
+        told: bool = False,
+    ) -> None:
         """After ``node``'s removal (and ``meanwhile``, a change made at once): wait for it to
-        stop by itself, then free its slot (a spare again with an empty directory)."""
+        stop by itself, then free its slot (a spare again with an empty directory).  ``told``:
+        it was paused through its removal, so only a peer's notice can stop it; one still
+        running then is a problem, not only slow."""
         cluster = self.cluster
         cluster.ids.remove(node)
         await self.tell_agent()
@@ -215,6 +242,11 @@ class MemberChanges:
             await meanwhile
         code = await cluster.wait_exit(node, REMOVED_STOP_S) if node in cluster.nodes else 0
         if code is None:
+            if told:
+                self.nemesis.problems.append(
+                    f"node {node}, removed while paused, still running {REMOVED_STOP_S:g}s "
+                    "after it was resumed (no peer told it, or it did not believe them)"
+                )
             self.nemesis.note(f"member: node {node} still running {REMOVED_STOP_S:g}s after")
             cluster.signal_node(node, signal.SIGTERM)
             if await cluster.wait_exit(node, 10.0) is None:
@@ -293,6 +325,15 @@ class MemberChanges:
             return await asked
         finally:
             await self.nemesis.restart(leader)
+
+    async def wait_in_force(self) -> None:
+        """Until the leader's list shows no change pending (the last one is in force)."""
+        deadline = time.monotonic() + CHANGE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            listed = await self.listing()
+            if listed is not None and not listed["pending"]:
+                return
+            await asyncio.sleep(CHANGE_RETRY_S)
 
     async def wait_caught_up(self, node: int) -> None:
         deadline = time.monotonic() + CHANGE_TIMEOUT_S

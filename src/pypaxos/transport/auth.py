@@ -6,6 +6,13 @@ When a cluster has a secret, the node that accepts a peer connection first sends
 acceptor recomputes it and compares in constant time.  A recorded Hello is worthless on
 another connection (the nonce differs), and the cluster id alone no longer opens the door.
 
+The other way round, an acceptor that refuses a dialling node says why (``codec.Refusal``);
+when the refusal could stop the dialling node (it says the node is no longer a member), the
+dialling node trusts it only if it is authenticated: by TLS (it checked the acceptor's
+certificate), or by ``refusal_proof``, HMAC-SHA256 over the refusal and a nonce the dialling
+node put in its own Hello, so a refusal made without the secret, or recorded on another
+connection, proves nothing.
+
 What this does not give: confidentiality, or protection from someone on the path who takes
 over a connection after its handshake.  Mutual TLS on the peer port is the answer to those.
 """
@@ -23,6 +30,7 @@ import msgspec
 NONCE_BYTES = 32
 SECRET_BYTES_MIN = 32
 _CONTEXT = b"pypaxos peer hello v1\0"
+_REFUSAL_CONTEXT = b"pypaxos peer refusal v1\0"
 
 
 class Challenge(msgspec.Struct, frozen=True, tag="transport.Challenge"):
@@ -51,6 +59,30 @@ def hello_proof(
             sender_id.to_bytes(8, "big", signed=True),
             receiver_id.to_bytes(8, "big", signed=True),
             nonce,
+        )
+    )
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def refusal_proof(
+    secret: bytes,
+    cluster_id: str | None,
+    refuser_id: int,
+    dialler_id: int,
+    nonce: bytes,
+    refusal_bytes: bytes,
+) -> bytes:
+    """What an acceptor proves its refusal with: bound to the dialling node's nonce (this one
+    connection) and to every byte of the refusal (encoded without its proof)."""
+    message = b"".join(
+        (
+            _REFUSAL_CONTEXT,
+            (cluster_id or "").encode(),
+            b"\0",
+            refuser_id.to_bytes(8, "big", signed=True),
+            dialler_id.to_bytes(8, "big", signed=True),
+            nonce,
+            refusal_bytes,
         )
     )
     return hmac.new(secret, message, hashlib.sha256).digest()

@@ -20,10 +20,23 @@ from typing import Any, Final, Generic, NoReturn, TypeVar
 
 import msgspec
 
+from pypaxos.multi.membership import RemovalNotice
+
 M = TypeVar("M")
 
 FRAME_VERSION: Final = 1
 """The only frame format this module speaks."""
+
+PROTOCOL_VERSION: Final = 2
+"""The peer protocol this build speaks, announced in every ``Hello``: what the frames carry
+(every peer message, of every layer) and what the log and snapshots replicate.  Bump it in any
+release whose nodes could not read a message, a log entry or a snapshot of the previous one:
+a node refuses a peer announcing another version at the handshake (``Refusal``), which both
+ends log with both versions, instead of failing later on something it cannot decode.  Version
+1 is every build from before the handshake carried it (its Hello has no such field)."""
+
+PROTOCOL_VERSION_UNANNOUNCED: Final = 1
+"""What a Hello without a ``protocol`` field is taken to speak."""
 
 FRAME_BYTES_MAX_DEFAULT: Final = 16 * 1024 * 1024
 """Default bound on ``length`` (version byte + payload): 16 MiB."""
@@ -47,6 +60,39 @@ class Hello(msgspec.Struct, frozen=True, tag="transport.Hello"):
     node_id: int
     cluster_id: str | None = None
     proof: bytes | None = None
+    protocol: int = PROTOCOL_VERSION_UNANNOUNCED
+    nonce: bytes | None = None  # the dialler's, for the acceptor's ``Refusal.proof``
+
+
+class Refusal(msgspec.Struct, frozen=True, tag="transport.Refusal"):
+    """The acceptor's last frame on a connection it refuses, so the dialling node learns why.
+
+    ``node_id`` and ``protocol`` are the refusing node's; ``reason`` is a ``RefusalReason``
+    value (a string, so a reason a later version adds still decodes).  ``cluster_id`` and
+    ``notice`` come with ``"not-member"`` only, to a node whose Hello named the cluster and
+    passed its checks: which configuration of that cluster no longer has it
+    (``multi.membership.RemovalNotice``: the node decides what it means).  ``proof`` binds it
+    all to the connection with the cluster secret (``auth.refusal_proof``).  New fields may
+    only be added with defaults: a node of any version must read every version's refusal.
+    """
+
+    node_id: int
+    reason: str
+    protocol: int = PROTOCOL_VERSION
+    cluster_id: str | None = None
+    notice: RemovalNotice | None = None
+    proof: bytes | None = None
+
+
+class RefusalReason(enum.Enum):
+    """Why an acceptor refused a connection, as its ``Refusal`` says."""
+
+    VERSION = "version"  # the Hello announced another protocol version
+    NOT_MEMBER = "not-member"  # no configuration the acceptor knows has the dialling node
+
+
+REFUSAL_BYTES_MAX: Final = 4096
+"""The largest refusal frame a dialling node reads (version byte and payload)."""
 
 
 class CodecError(Exception):
@@ -123,6 +169,7 @@ class Codec(Generic[M]):
         self._encoder = msgspec.msgpack.Encoder()
         self._message_decoder: msgspec.msgpack.Decoder[M] = msgspec.msgpack.Decoder(message_type)
         self._hello_decoder = msgspec.msgpack.Decoder(Hello)
+        self._refusal_decoder = msgspec.msgpack.Decoder(Refusal)
 
     # -- encoding -------------------------------------------------------------------------
 
@@ -143,6 +190,10 @@ class Codec(Generic[M]):
     def encode_hello(self, hello: Hello) -> bytes:
         """The handshake frame that opens a connection."""
         return self._frame(hello)
+
+    def encode_refusal(self, refusal: Refusal) -> bytes:
+        """The frame an acceptor sends before it closes a connection it refuses."""
+        return self._frame(refusal)
 
     def _frame(self, obj: object) -> bytes:
         payload = self._encoder.encode(obj)
@@ -169,6 +220,10 @@ class Codec(Generic[M]):
     def decode_hello(self, payload: bytes | bytearray | memoryview) -> Hello:
         """Decode one payload as the handshake."""
         return _decode(self._hello_decoder, payload, "Hello handshake")
+
+    def decode_refusal(self, payload: bytes | bytearray | memoryview) -> Refusal:
+        """Decode one payload as an acceptor's refusal."""
+        return _decode(self._refusal_decoder, payload, "refusal")
 
 
 T = TypeVar("T")

@@ -328,6 +328,25 @@ def encode_bulk(value: bytes | None) -> bytes:
         return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
+def encode_bulks(values: Iterable[bytes | None], null: bytes) -> bytes:
+    """The bulk replies of ``values`` one after another, as ``encode_bulk`` writes each but
+    with ``null`` for a ``None`` (RESP2's or RESP3's): a pipeline's ``GET`` replies in one
+    call, not one per command."""
+    parts: list[bytes] = []
+    append = parts.append
+    prefixes = _BULK_PREFIXES
+    limit = len(prefixes)
+    for value in values:
+        if value is None:
+            append(null)
+            continue
+        size = len(value)
+        append(prefixes[size] if size < limit else b"$%d\r\n" % size)
+        append(value)
+        append(CRLF)
+    return b"".join(parts)
+
+
 def encode_array(items: Iterable[bytes | None]) -> bytes:
     parts = [encode_bulk(item) for item in items]
     return b"*" + str(len(parts)).encode() + CRLF + b"".join(parts)

@@ -8,14 +8,22 @@ into one write, reconnects with capped, jittered exponential backoff (reset only
 connection stayed up ``reconnect_delay_max_s``), and aborts a ``drain()`` longer than
 ``drain_timeout_s``.  A peer's ``Hello`` cuts our backoff towards it short, and ``dial`` reaches
 every peer at start.  Inbound bytes are decoded in an ``asyncio.Protocol``'s ``data_received``
-(no task per read); a bad frame or handshake closes only that connection.  Portable asyncio
-only, so any loop works (``preferred_loop_factory`` picks uvloop's when installed).  More:
-docs/design.md, "The peer transport".
+(no task per read); a bad frame or handshake closes only that connection.  A connection the
+peer closed is redialled even with nothing queued, as a dialled peer is, until connected.
+Portable asyncio only, so any loop works (``preferred_loop_factory`` picks uvloop's when
+installed).  More: docs/design.md, "The peer transport".
 
 With ``tls`` (``transport.tls``) the peer port listens and dials with mutual TLS against the
 cluster's CA: an accepted connection's certificate must name (``pypaxos:node:N``) the node its
 ``Hello`` claims, and a dialled peer's the node we meant to reach, else ``HandshakeRejected``
 with reason ``"certificate"``; a shared secret, when there is one too, is checked inside TLS.
+
+Every Hello announces the peer protocol version (``codec.PROTOCOL_VERSION``).  An acceptor
+that refuses a Hello for another version, or (once the dialling node has proved who it is)
+because no configuration it knows has that node, sends a ``Refusal`` before it closes, so the
+dialling node logs why (both versions), or hears that it was removed (``RemovalNotice``,
+handed to ``on_notice`` only when the refusal is authenticated: TLS or ``auth.refusal_proof``,
+and names this node's cluster).
 """
 
 from __future__ import annotations
@@ -34,16 +42,27 @@ from typing import Generic, Literal, TypeVar, cast
 
 import msgspec
 
-from pypaxos.transport.auth import Challenge, hello_proof, new_nonce, proof_matches
+from pypaxos.multi.membership import RemovalNotice
+from pypaxos.transport.auth import (
+    Challenge,
+    hello_proof,
+    new_nonce,
+    proof_matches,
+    refusal_proof,
+)
 from pypaxos.transport.base import Deliver, UnknownPeer
 from pypaxos.transport.codec import (
     FRAME_VERSION,
     HEADER,
     HEADER_BYTES,
+    PROTOCOL_VERSION,
+    REFUSAL_BYTES_MAX,
     Codec,
     FrameDecoder,
     Hello,
     ProtocolError,
+    Refusal,
+    RefusalReason,
 )
 from pypaxos.transport.tls import TlsContexts, node_ids_named
 
@@ -55,12 +74,35 @@ DropPolicy = Literal["drop_oldest", "drop_new"]
 
 
 class HandshakeRejected(ProtocolError):
-    """The remote peer's Hello names another cluster, is not a member, is not the node its
-    certificate names, or fails its proof."""
+    """The remote peer's Hello speaks another protocol version, names another cluster, is not
+    a member, is not the node its certificate names, or fails its proof.  ``refusal``: what
+    the acceptor tells the dialling node before it closes (``None``: nothing)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, refusal: Refusal | None = None) -> None:
         super().__init__(detail)
-        self.reason = reason  # "cluster", "member", "certificate" or "proof"
+        self.reason = reason  # "version", "cluster", "member", "certificate" or "proof"
+        self.refusal = refusal
+
+
+NoticeFor = Callable[[int], RemovalNotice | None]
+"""What to tell a node that proved who it is but is in no configuration this node knows."""
+
+OnNotice = Callable[[int, RemovalNotice], None]
+"""Called with a peer's id and its authenticated notice that this node is not in its
+configuration (the caller judges it: ``multi.membership.judge_removal``)."""
+
+
+REFUSAL_LINGER_S = 1.0
+"""How long an acceptor keeps a connection it refused open for its ``Refusal`` to be read
+(unless the dialling node closes first): closing on bytes not yet read resets the connection,
+and a reset can discard the refusal on the dialling side before it is read."""
+
+REFUSAL_LOG_INTERVAL_S = 30.0
+"""A peer that keeps refusing this node for the same reason, or that this node keeps refusing
+for the same reason, is logged at most this often (a refused node redials every few seconds)."""
+
+REFUSALS_TRACKED_MAX = 1024
+"""How many (peer, reason) pairs an acceptor keeps the last refusal warning of."""
 
 
 READ_TLS_BYTES = 256 * 1024
@@ -196,6 +238,9 @@ class _Peer:
         self.stats = PeerStats()
         self.dropped_unlogged = 0
         self.writer: asyncio.StreamWriter | None = None  # while connected (``flush``)
+        self.refused: Refusal | None = None  # why the peer closed the last connection
+        self.refusal_log = _RateLimit(REFUSAL_LOG_INTERVAL_S)
+        self.refusal_logged: str | None = None  # the reason last logged
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -253,8 +298,14 @@ class TcpTransport(Generic[M]):
         secret: bytes | None = None,
         members: Collection[int] | None = None,
         tls: TlsContexts | None = None,
+        notice_for: NoticeFor | None = None,
+        on_notice: OnNotice | None = None,
+        protocol_version: int = PROTOCOL_VERSION,
     ) -> None:
         self._node_id = node_id
+        self._protocol = protocol_version  # another build's, in tests only
+        self._notice_for = notice_for
+        self._on_notice = on_notice
         self._listen_host, self._listen_port = parse_address(listen_address)
         self._codec = codec
         self._deliver = deliver
@@ -265,7 +316,8 @@ class TcpTransport(Generic[M]):
         self._members = None if members is None else frozenset(members)
         self._config = config or TcpConfig()
         self._rng = rng or random.Random()
-        self._hello_frame = codec.encode_hello(Hello(node_id=node_id, cluster_id=cluster_id))
+        hello = Hello(node_id=node_id, cluster_id=cluster_id, protocol=protocol_version)
+        self._hello_frame = codec.encode_hello(hello)
         self._peers: dict[int, _Peer] = {}
         for peer_id, address in sorted(peers.items()):
             self.set_peer(peer_id, address)
@@ -274,6 +326,8 @@ class TcpTransport(Generic[M]):
         self._started = False
         self._closed = False
         self._drop_log = _RateLimit(self._config.drop_log_interval_s)
+        # (node id or host, error) -> (when last logged, refusals not logged since)
+        self._refusals_logged: dict[tuple[object, str], tuple[float, int]] = {}
         self.inbound_stats = InboundStats()
         # The last message encoded and its frame (holding the message keeps its id unique).
         self._last_msg: object = None
@@ -390,7 +444,8 @@ class TcpTransport(Generic[M]):
             await self._server.wait_closed()
 
     def dial(self, node_id: int) -> None:
-        """Connect to ``node_id`` now, even with nothing to send, cutting any backoff short.
+        """Connect to ``node_id`` now, even with nothing to send, cutting any backoff short
+        (and again, with backoff, until a connection is made).
 
         A node calls it for each peer when it starts: its ``Hello`` tells a peer that has been
         backing off from our dead predecessor that we are back (``_peer_is_back``), so the
@@ -536,14 +591,16 @@ class TcpTransport(Generic[M]):
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
-            # lazy: (re)connect only when there is something to send, or when asked to
+            # lazy: (re)connect only when there is something to send, when asked to, or when
+            # the peer hung up
             while not peer.frames and not peer.dial_requested:
                 await peer.sleep()
-            peer.dial_requested = False
+            requested, peer.dial_requested = peer.dial_requested, False
             try:
-                reader, writer = await self._connect(peer)
+                reader, writer, nonce = await self._connect(peer)
             except (OSError, TimeoutError, EOFError, ProtocolError) as exc:
                 # EOFError and ProtocolError: the acceptor hung up or sent no valid challenge.
+                peer.dial_requested = peer.dial_requested or requested  # until connected
                 peer.stats.connect_failures += 1
                 log = logger.info if attempt == 0 else logger.debug
                 log(
@@ -557,7 +614,7 @@ class TcpTransport(Generic[M]):
                 peer.stats.connects += 1
                 connected_at = loop.time()
                 try:
-                    await self._pump(peer, reader, writer)
+                    await self._pump(peer, reader, writer, nonce)
                 except (OSError, EOFError) as exc:
                     peer.stats.disconnects += 1
                     logger.info(
@@ -569,6 +626,10 @@ class TcpTransport(Generic[M]):
                     )
                 finally:
                     writer.close()
+                # The peer hung up: dial it again even with nothing to send, so that a node
+                # whose peers all closed on it (a learner removed while cut off sends nothing)
+                # still hears why at the next handshake.
+                peer.dial_requested = peer.dial_requested or peer.connection_lost
                 if loop.time() - connected_at >= cfg.reconnect_delay_max_s:
                     attempt = 0
             delay_s = backoff_delay_s(
@@ -577,7 +638,11 @@ class TcpTransport(Generic[M]):
             attempt += 1
             await peer.back_off(delay_s)
 
-    async def _connect(self, peer: _Peer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(
+        self, peer: _Peer
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes | None]:
+        """A connection to ``peer`` with our Hello written, and the nonce that Hello carries
+        (with a secret: what the acceptor's refusal must prove itself with)."""
         host, port = parse_address(peer.address)
         tls = self._tls
         async with asyncio.timeout(self._config.connect_timeout_s):
@@ -594,7 +659,7 @@ class TcpTransport(Generic[M]):
                 )
         if self._secret is None:
             writer.write(self._hello_frame)
-            return reader, writer
+            return reader, writer, None
         try:
             async with asyncio.timeout(self._config.handshake_timeout_s):
                 nonce = await _read_challenge(reader)
@@ -602,22 +667,33 @@ class TcpTransport(Generic[M]):
             writer.close()
             raise
         proof = hello_proof(self._secret, self._cluster_id, self._node_id, peer.node_id, nonce)
-        hello = Hello(node_id=self._node_id, cluster_id=self._cluster_id, proof=proof)
+        own_nonce = new_nonce()
+        hello = Hello(self._node_id, self._cluster_id, proof, self._protocol, own_nonce)
         writer.write(self._codec.encode_hello(hello))
-        return reader, writer
+        return reader, writer, own_nonce
 
     async def _pump(
-        self, peer: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        peer: _Peer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        nonce: bytes | None,
     ) -> None:
         """Write coalesced batches until the connection fails (raises OSError or EOFError)."""
         peer.connection_lost = False
         peer.connected = True
-        watcher = asyncio.get_running_loop().create_task(self._watch_eof(peer, reader))
+        peer.refused = None
+        watcher = asyncio.get_running_loop().create_task(self._watch_eof(peer, reader, nonce))
         peer.writer = writer
         try:
             while True:
                 if peer.connection_lost:
-                    raise EOFError("closed by the peer")
+                    refused = peer.refused
+                    raise EOFError(
+                        "closed by the peer"
+                        if refused is None
+                        else f"refused by the peer ({refused.reason})"
+                    )
                 if not peer.frames:
                     await peer.sleep()
                     continue
@@ -648,12 +724,81 @@ class TcpTransport(Generic[M]):
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
 
-    async def _watch_eof(self, peer: _Peer, reader: asyncio.StreamReader) -> None:
-        """Outbound connections carry nothing back: EOF, an error or any byte ends them."""
-        with contextlib.suppress(OSError):
-            await reader.read(1)
+    async def _watch_eof(
+        self, peer: _Peer, reader: asyncio.StreamReader, nonce: bytes | None
+    ) -> None:
+        """Outbound connections carry nothing back but a refusal: EOF, an error or any bytes
+        end them (a refusal is read first, bounded, and handled)."""
+        with contextlib.suppress(OSError, EOFError, TimeoutError, ProtocolError):
+            refusal = await _read_refusal(reader, self._codec, self._config.handshake_timeout_s)
+            if refusal is not None:
+                peer.refused = refusal
+                self._peer_refused(peer, refusal, nonce)
         peer.connection_lost = True
         peer.wake()
+
+    def _peer_refused(self, peer: _Peer, refusal: Refusal, nonce: bytes | None) -> None:
+        """Log why ``peer`` refused this node; hand an authenticated removal notice on."""
+        notice = refusal.notice
+        if refusal.reason == RefusalReason.VERSION.value:
+            self._log_refusal(
+                peer,
+                logging.ERROR,
+                "node %d: node %d at %s refuses this node: it speaks peer protocol version %d, "
+                "this node speaks %d (nodes of different versions cannot serve together)",
+                refusal.protocol,
+                self._protocol,
+            )
+            return
+        if refusal.reason != RefusalReason.NOT_MEMBER.value or notice is None:
+            self._log_refusal(
+                peer,
+                logging.WARNING,
+                "node %d: node %d at %s refuses this node (%s)",
+                refusal.reason,
+            )
+            return
+        doubt = self._doubt(peer, refusal, nonce)
+        if doubt is not None:
+            self._log_refusal(
+                peer,
+                logging.WARNING,
+                "node %d: node %d at %s says configuration epoch %d does not have this node; "
+                "ignored: %s",
+                notice.epoch,
+                doubt,
+            )
+            return
+        if self._on_notice is not None:
+            self._on_notice(peer.node_id, notice)
+
+    def _doubt(self, peer: _Peer, refusal: Refusal, nonce: bytes | None) -> str | None:
+        """Why a refusal's notice cannot be trusted (``None``: it can)."""
+        if refusal.node_id != peer.node_id:
+            return f"it claims to be node {refusal.node_id}"
+        if self._cluster_id is None or refusal.cluster_id != self._cluster_id:
+            return "it names another cluster"
+        if self._secret is not None:
+            if nonce is None:
+                return "no nonce was sent"
+            unproved = msgspec.structs.replace(refusal, proof=None)
+            body = self._codec.encode_refusal(unproved)
+            expected = refusal_proof(
+                self._secret, self._cluster_id, peer.node_id, self._node_id, nonce, body
+            )
+            if not proof_matches(expected, refusal.proof):
+                return "its proof does not match the cluster secret"
+            return None
+        if self._tls is None:
+            return "the link is not authenticated (no peer secret, no TLS)"
+        return None
+
+    def _log_refusal(self, peer: _Peer, level: int, text: str, *args: object) -> None:
+        reason = peer.refused.reason if peer.refused is not None else ""
+        now = asyncio.get_running_loop().time()
+        if reason != peer.refusal_logged or peer.refusal_log.ready(now):
+            peer.refusal_logged = reason
+            logger.log(level, text, self._node_id, peer.node_id, peer.address, *args)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -668,13 +813,18 @@ class TcpTransport(Generic[M]):
 
     def _check_hello(self, hello: Hello, nonce: bytes | None, cert_ids: frozenset[int]) -> None:
         # The messages name neither this node's cluster id nor anything about the secret.
+        # The membership is checked last: only a node that proved who it is hears about it.
+        if hello.protocol != self._protocol:
+            raise HandshakeRejected(
+                "version",
+                f"node {hello.node_id} speaks peer protocol version {hello.protocol}, this node "
+                f"speaks {self._protocol}",
+                Refusal(self._node_id, RefusalReason.VERSION.value, self._protocol),
+            )
         if self._cluster_id is not None and hello.cluster_id != self._cluster_id:
             raise HandshakeRejected(
                 "cluster", f"Hello from node {hello.node_id} names another cluster"
             )
-        members = self._peers.keys() if self._members is None else self._members
-        if hello.node_id not in members or hello.node_id == self._node_id:
-            raise HandshakeRejected("member", f"node {hello.node_id} is not a member")
         if self._tls is not None and hello.node_id not in cert_ids:
             raise HandshakeRejected(
                 "certificate",
@@ -688,6 +838,44 @@ class TcpTransport(Generic[M]):
             )
             if not proof_matches(expected, hello.proof):
                 raise HandshakeRejected("proof", f"node {hello.node_id} failed the challenge")
+        members = self._peers.keys() if self._members is None else self._members
+        if hello.node_id not in members or hello.node_id == self._node_id:
+            notice = None
+            if self._notice_for is not None and hello.node_id != self._node_id:
+                notice = self._notice_for(hello.node_id)
+            refusal = None
+            if notice is not None:
+                refusal = Refusal(
+                    self._node_id,
+                    RefusalReason.NOT_MEMBER.value,
+                    self._protocol,
+                    self._cluster_id,
+                    notice,
+                )
+            raise HandshakeRejected("member", f"node {hello.node_id} is not a member", refusal)
+
+    def _proved_refusal(self, refusal: Refusal, hello: Hello | None) -> Refusal:
+        """``refusal`` with its proof, when there is a secret and the Hello sent a nonce."""
+        if self._secret is None or hello is None or hello.nonce is None:
+            return refusal
+        body = self._codec.encode_refusal(refusal)
+        proof = refusal_proof(
+            self._secret, self._cluster_id, self._node_id, hello.node_id, hello.nonce, body
+        )
+        return msgspec.structs.replace(refusal, proof=proof)
+
+    def _refusal_warning_due(self, key: tuple[object, str]) -> int | None:
+        """``None`` when a refusal like this one was logged less than ``REFUSAL_LOG_INTERVAL_S``
+        ago, else how many went unlogged since the last."""
+        now = asyncio.get_running_loop().time()
+        last = self._refusals_logged.get(key)
+        if last is not None and now - last[0] < REFUSAL_LOG_INTERVAL_S:
+            self._refusals_logged[key] = (last[0], last[1] + 1)
+            return None
+        if len(self._refusals_logged) >= REFUSALS_TRACKED_MAX:
+            self._refusals_logged.clear()
+        self._refusals_logged[key] = (now, 0)
+        return 0 if last is None else last[1]
 
     def _deliver_all(self, hello: Hello, messages: list[M]) -> None:
         if self._config.check_sender:
@@ -743,6 +931,8 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         self.tls_ready = False  # the handshake is done
         self.tls_in = ssl.MemoryBIO()
         self.tls_out = ssl.MemoryBIO()
+        self.refused = False  # a refusal was sent: the rest is read and dropped until close
+        self.linger_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -811,7 +1001,7 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         return b"".join(chunks)
 
     def data_received(self, data: bytes) -> None:
-        if self.closed:
+        if self.closed or self.refused:
             return
         owner = self.owner
         try:
@@ -839,18 +1029,35 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         owner = self.owner
         owner.inbound_stats.protocol_errors += 1
         decoded = self.decoder.hello
-        logger.warning(
-            "node %d: closing inbound connection from %s (node %s): %s: %s",
+        who = decoded.node_id if decoded else self.remote.rpartition(":")[0]
+        reason = exc.reason if isinstance(exc, HandshakeRejected) else type(exc).__name__
+        unlogged = owner._refusal_warning_due((who, reason))
+        logger.log(
+            logging.DEBUG if unlogged is None else logging.WARNING,
+            "node %d: closing inbound connection from %s (node %s): %s: %s%s",
             owner._node_id,
             self.remote,
             decoded.node_id if decoded else "unknown",
             type(exc).__name__,
             exc,
+            f" ({unlogged} more like it since the last warning)" if unlogged else "",
         )
-        self.close()
+        refusal = exc.refusal if isinstance(exc, HandshakeRejected) else None
+        if refusal is None or self.transport is None or self.transport.is_closing():
+            self.close()
+            return
+        # Say why, then wait for the dialling node to hang up (or ``REFUSAL_LINGER_S``).
+        self._write(owner._codec.encode_refusal(owner._proved_refusal(refusal, decoded)))
+        self.refused = True
+        if self.handshake_timer is not None:
+            self.handshake_timer.cancel()
+        self.linger_timer = asyncio.get_running_loop().call_later(REFUSAL_LINGER_S, self.close)
+
+    def eof_received(self) -> bool:
+        return False  # the dialling node hung up: close our side too
 
     def _handshake_timed_out(self) -> None:
-        if self.hello is not None or self.closed:
+        if self.hello is not None or self.closed or self.refused:
             return
         owner = self.owner
         owner.inbound_stats.protocol_errors += 1
@@ -871,6 +1078,8 @@ class _Inbound(asyncio.Protocol, Generic[M]):
         self.closed = True
         if self.handshake_timer is not None:
             self.handshake_timer.cancel()
+        if self.linger_timer is not None:
+            self.linger_timer.cancel()
         if exc is not None:
             logger.info(
                 "node %d: inbound connection from %s: %s", self.owner._node_id, self.remote, exc
@@ -884,6 +1093,8 @@ __all__ = [
     "DropPolicy",
     "HandshakeRejected",
     "InboundStats",
+    "NoticeFor",
+    "OnNotice",
     "PeerStats",
     "SenderMismatch",
     "TcpConfig",
@@ -911,3 +1122,23 @@ async def _read_challenge(reader: asyncio.StreamReader) -> bytes:
         return msgspec.msgpack.decode(payload, type=Challenge).nonce
     except msgspec.DecodeError:  # ValidationError included
         raise HandshakeRejected("proof", "the acceptor's challenge is malformed") from None
+
+
+async def _read_refusal(
+    reader: asyncio.StreamReader, codec: Codec[M], rest_timeout_s: float
+) -> Refusal | None:
+    """The acceptor's ``Refusal``, if the first bytes it sends back are one; ``None`` at EOF.
+
+    ``EOFError`` (a cut frame), ``TimeoutError`` (the rest of the frame not within
+    ``rest_timeout_s`` of its first bytes) or ``ProtocolError`` for anything else: no correct
+    acceptor sends other bytes on a connection it accepted."""
+    header = await reader.read(HEADER_BYTES)
+    if not header:
+        return None
+    async with asyncio.timeout(rest_timeout_s):
+        if len(header) < HEADER_BYTES:
+            header += await reader.readexactly(HEADER_BYTES - len(header))
+        length, version = HEADER.unpack(header)
+        if version != FRAME_VERSION or not 1 < length <= REFUSAL_BYTES_MAX:
+            raise ProtocolError(f"expected a refusal, got a {length}-byte frame")
+        return codec.decode_refusal(await reader.readexactly(length - 1))

@@ -1,0 +1,168 @@
+"""The C heap trimmer (``runtime.heap``): one trim at a time in its own thread, asked for by the
+driver each time a snapshot is saved and the log below it is let go."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from test_runtime_driver_snapshots import CONFIG, TICK_S, Outbox, follow, until
+
+from pypaxos.kv import KVStateMachine
+from pypaxos.multi import Node
+from pypaxos.runtime.driver import Driver
+from pypaxos.runtime.heap import HeapTrimmer
+from pypaxos.storage import FileStorage
+
+
+class GatedTrim:
+    """A stand-in for ``malloc_trim`` that waits until the test lets it finish."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, pad: int) -> int:
+        self.calls.append(pad)
+        self.started.set()
+        assert self.release.wait(10)
+        return 1
+
+
+def test_a_request_while_a_trim_runs_is_dropped_and_the_next_one_runs() -> None:
+    gated = GatedTrim()
+    heap = HeapTrimmer(trim=gated)
+    assert heap.request()
+    assert gated.started.wait(10)
+    assert not heap.request()  # the running trim releases what this one would
+    gated.release.set()
+    heap.wait(10)
+    assert heap.trims == 1 and gated.calls == [0]
+    assert heap.request()
+    heap.wait(10)
+    assert heap.trims == 2 and gated.calls == [0, 0]
+
+
+def test_a_disabled_trimmer_never_starts_a_thread() -> None:
+    gated = GatedTrim()
+    heap = HeapTrimmer(trim=gated, enabled=False)
+    assert not heap.available
+    assert not heap.request()
+    heap.wait(1)
+    assert heap.trims == 0 and gated.calls == []
+
+
+def test_glibc_gives_freed_pages_back() -> None:
+    """With the real ``malloc_trim``: holes freed between live allocations (which ``free`` alone
+    keeps resident) leave the process."""
+    heap = HeapTrimmer()
+    if not heap.available:
+        pytest.skip("no malloc_trim in this C library")
+    heap.request()  # start from a trimmed heap
+    heap.wait(30)
+    kept, freed = [], []
+    for index in range(16_000):  # 4 KiB blocks from malloc, every fourth one kept
+        block = bytes(4096) + index.to_bytes(4, "big")
+        (kept if index % 4 == 0 else freed).append(block)
+    before_kib = _resident_kib()
+    del freed
+    assert heap.request()
+    heap.wait(30)
+    after_kib = _resident_kib()
+    assert before_kib - after_kib > 16 * 1024, (before_kib, after_kib)  # about 47 MiB were freed
+    assert len(kept) == 4000
+
+
+def _resident_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    pytest.skip("no /proc/self/status")
+
+
+class CountingTrimmer(HeapTrimmer):
+    def __init__(self, idle_trims: bool = True) -> None:
+        super().__init__(trim=lambda pad: 0)
+        self.requests = 0
+        self.idle_trims = idle_trims
+
+    def request(self) -> bool:
+        self.requests += 1
+        return super().request()
+
+    def idle(self, progress: int) -> bool:
+        return self.idle_trims and super().idle(progress)
+
+
+@pytest.mark.asyncio
+async def test_the_driver_trims_after_each_saved_snapshot(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path)
+    node = Node(1, CONFIG, random.Random(1), KVStateMachine())
+    with ThreadPoolExecutor(1) as executor:
+        driver = Driver(node, storage, Outbox(), executor, tick_s=TICK_S)
+        counting = driver.heap = CountingTrimmer(idle_trims=False)
+        task = asyncio.create_task(driver.run())
+        # A snapshot every 4 slots: applied up to 5, one at 4; then up to 9, one at 8.  Neither
+        # compaction is followed by another snapshot at once, so each one trims.
+        await follow(driver, range(0, 6))
+        await until(lambda: driver.snapshots_saved == 1 and not node.replica.snapshot_pending)
+        assert counting.requests == 1
+        await follow(driver, range(6, 10))
+        await until(lambda: driver.snapshots_saved == 2 and not node.replica.snapshot_pending)
+        assert counting.requests == 2
+        driver.stop()
+        await task
+    storage.close()
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def test_an_idle_trim_needs_progress_and_a_pause_since_the_last_trim() -> None:
+    clock = ManualClock()
+    heap = HeapTrimmer(trim=lambda pad: 1, idle_interval_s=1.0, clock=clock)
+    assert heap.idle(5)  # progress since the start: trim
+    heap.wait(10)
+    assert not heap.idle(5)  # nothing applied since
+    assert not heap.idle(6)  # applied, but within the interval
+    clock.now_s += 1.0
+    assert heap.idle(6)
+    heap.wait(10)
+    assert heap.request()  # a compaction's trim counts as a trim for the interval
+    heap.wait(10)
+    clock.now_s += 0.5
+    assert not heap.idle(7)
+    clock.now_s += 0.5
+    assert heap.idle(7)
+    heap.wait(10)
+    assert heap.trims == 4
+
+
+@pytest.mark.asyncio
+async def test_an_idle_driver_trims_once_after_it_applied_commands(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path)
+    node = Node(1, CONFIG, random.Random(1), KVStateMachine())
+    with ThreadPoolExecutor(1) as executor:
+        driver = Driver(node, storage, Outbox(), executor, tick_s=TICK_S)
+        counting = driver.heap = CountingTrimmer()
+        task = asyncio.create_task(driver.run())
+        await follow(driver, range(0, 3))  # below the first snapshot: no compaction trims
+        await until(lambda: counting.requests >= 1)  # the pause after the last Accept
+        assert driver.snapshots_saved == 0
+        requests = counting.requests
+        await asyncio.sleep(0.3)  # idle for longer, nothing applied: no second trim
+        assert counting.requests == requests
+        driver.stop()
+        await task
+    storage.close()

@@ -1,0 +1,28 @@
+"""What ``pypaxos node`` imports before it serves: the node's own packages, not the linter,
+the simulator, the cluster tools or the certificate library (each one is megabytes of resident
+memory in every node process; they are imported when ``--machine`` or ``--join`` needs them)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+NOT_AT_START = (
+    "pypaxos.testing",
+    "pypaxos.sim",
+    "pypaxos.cluster",
+    "pypaxos.client",
+    "pypaxos.cli.lint_machine",
+    "pypaxos.cli.remote",
+    "cryptography",
+)
+
+
+def test_a_node_imports_only_what_it_serves_with() -> None:
+    script = "import sys, pypaxos.cli.node\nprint('\\n'.join(sorted(sys.modules)))\n"
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert "pypaxos.runtime.app" in loaded  # the probe imported the node for real
+    unwanted = [m for m in loaded if m.startswith(NOT_AT_START)]
+    assert unwanted == []
