@@ -143,6 +143,10 @@ def test_a_restarted_follower_applies_what_it_learned_at_once(bug: tuple[LogBug,
     assert applied >= 5
     node = Node.recover(follower, config, c.rng, ScriptMachine(), c.disks[follower])
     assert node.applied_index == (0 if bug else applied)
+    # All of it, past the per-input bound on applies.
+    bounded = MultiConfig(node_ids=(1, 2, 3), apply_max_commands=1, **NO_SNAPSHOT)
+    node = Node.recover(follower, bounded, c.rng, ScriptMachine(), c.disks[follower])
+    assert node.applied_index == (0 if bug else applied) and not node.apply_pending
 
 
 def _random_run_then_full_restart(seed: int, bugs: tuple[LogBug, ...]) -> list[str]:
