@@ -27,6 +27,7 @@ from pypaxos.multi import (
     Busy,
     CompactLog,
     Effect,
+    LearnedRecord,
     LogBug,
     Message,
     MultiConfig,
@@ -46,6 +47,7 @@ from pypaxos.multi.membership import (
     AddLearner,
     Change,
     MembershipRefused,
+    MembershipState,
     Promote,
     Remove,
     Replace,
@@ -187,13 +189,15 @@ class Cluster:
         return max(snapshots, key=lambda r: r.slot) if snapshots else None
 
     def _compact(self, node_id: int, slot: int) -> None:
-        """``CompactLog``: the disk drops its accepts below ``slot`` and older snapshots."""
+        """``CompactLog``: the disk drops its accepts and learned values below ``slot`` and older
+        snapshots."""
         latest = self.durable_snapshot(node_id)
         self.disks[node_id] = [
             r
             for r in self.disks[node_id]
             if not (isinstance(r, AcceptRecord) and r.slot < slot)
             and not (isinstance(r, SnapshotRecord) and r is not latest)
+            and not (isinstance(r, LearnedRecord) and r.first_slot + len(r.values) <= slot)
         ]
 
     def _flush(self, node_id: int) -> None:
@@ -297,11 +301,14 @@ class Cluster:
         self.unsynced[node_id] = []  # the page cache is gone
         self.saving[node_id] = []  # and the snapshots being written
 
-    def restart(self, node_id: int) -> None:
+    def restart(self, node_id: int, membership: MembershipState | None = None) -> None:
+        """Rebuild the node from its disk; ``membership``: one the shell gives it (as the
+        runtime does for a node that joined: the configuration it was added to)."""
         self.lifetimes[node_id] += 1
         self.machines[node_id] = self.machine_factory()
         rng = self._node_rng(node_id)
-        node = Node.recover(node_id, self.config, rng, self.machines[node_id], self.disks[node_id])
+        disk = self.disks[node_id]
+        node = Node.recover(node_id, self.config, rng, self.machines[node_id], disk, membership)
         self.nodes[node_id] = node
         self.down.discard(node_id)
         self._check_recovered_votes(node_id, node)

@@ -23,6 +23,9 @@ HARSH = {
     "catch_up_max_slots": 4,
 }
 SCRIPTED = {LogBug.ADOPT_LOWEST_BALLOT, LogBug.FORGET_PROMISE_ON_RECOVER}
+# Loses values only once the voters that accepted them are removed and the rest restart:
+# tests/multi/test_multi_learned.py (chaos never changes the membership).
+SCRIPTED.add(LogBug.LEARNED_NOT_PERSISTED)
 # Wrong answers to reads, not disagreement in the log: chaos issues no reads.  They are shown
 # in tests/multi/test_multi_reads.py and caught by the KV simulator (tests/sim).
 READ_BUGS = {

@@ -312,9 +312,10 @@ async def test_a_node_rebuilt_from_its_storage_has_the_same_state(
         start = rebuilt.acceptor.log_start
         live_votes = {s: v for s, v in live.acceptor.accepted.items() if s >= start}
         assert rebuilt.acceptor.accepted == live_votes
-        # The rebuilt machine starts at the last snapshot; the live one may be a little ahead.
+        # The rebuilt machine starts at the last snapshot and applies again what the log says
+        # it applied after it (``LearnedRecord``); the live one may be a little ahead.
         assert live.replica.applied_index >= rebuilt.applied_index >= live.replica.snapshot_slot
-        assert rebuilt.applied_index == start > 0
+        assert rebuilt.applied_index >= start > 0
         assert machine.applied > 0  # the snapshot's chunks were loaded into it
 
 

@@ -93,3 +93,7 @@ class LogBug(PlantedBug):
         "compact-before-snapshot-saved",
         "a node lets its log be compacted when it asks for a snapshot, not once it is durable",
     )
+    LEARNED_NOT_PERSISTED = (
+        "learned-not-persisted",
+        "a node applies values it learned without a vote of its own but never writes them",
+    )

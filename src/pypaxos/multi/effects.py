@@ -11,6 +11,9 @@ extended to client effects:
   ``Persist`` effects: the shell writes them out of line (``TakeSnapshot``), and accepts below
   a snapshot may be discarded only once it is durable (``CompactLog``).
   ``Node.recover(records)`` rebuilds a node from them in append order.
+* ``Persist(LearnedRecord)``: the values this node applied in the list, before the
+  ``Applied`` effects are carried out; the shell's order (records synced first) makes them
+  durable before anything applied from them leaves the node.
 * ``PersistOwnVote(record)``: the leader's own ``AcceptRecord``, appended in list order, but
   nothing of the list depends on it; once durable the shell calls ``Node.synced(slot, ballot)``
   and only then does the leader count its vote.
@@ -130,7 +133,21 @@ class SnapshotRecord(msgspec.Struct, frozen=True, tag="multi.SnapshotRecord"):
     chunks: tuple[bytes, ...] = ()
 
 
-Record = PromiseRecord | AcceptRecord | SnapshotRecord
+class LearnedRecord(msgspec.Struct, frozen=True, tag="multi.LearnedRecord"):
+    """Slots ``first_slot ..`` were applied here, decided with ``values``; a ``None`` value
+    is the one this node's durable vote in that slot holds (no copy written).
+
+    A node that learns a value without having voted for it (the follower a thrifty leader left
+    out, a joiner catching up) would otherwise hold it nowhere durable: once the voters that
+    accepted it are removed, a restart of the others loses the slot.  ``Node.recover`` replays
+    these records into the replica's decided values (docs/design.md, 'What a node keeps
+    durable')."""
+
+    first_slot: int
+    values: tuple[Batch | None, ...]
+
+
+Record = PromiseRecord | AcceptRecord | SnapshotRecord | LearnedRecord
 
 Effect = (
     Send[Message]

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import assert_never
 
-from pypaxos.core.effects import Send
+from pypaxos.core.effects import Persist, Send
 from pypaxos.core.proposer import RandomSource
 from pypaxos.core.quorum import QuorumSystem
 from pypaxos.core.types import NULL_BALLOT, Ballot
@@ -70,8 +70,10 @@ from pypaxos.multi.acceptor import SlotAcceptor
 from pypaxos.multi.bugs import LogBug
 from pypaxos.multi.config import MultiConfig
 from pypaxos.multi.effects import (
+    Applied,
     Busy,
     Effect,
+    LearnedRecord,
     LocalReply,
     PersistOwnVote,
     Record,
@@ -263,9 +265,11 @@ class Node:
         records: Iterable[Record],
         membership: MembershipState | None = None,
     ) -> Node:
-        """Rebuild a node after a crash from its durable records, in append order.
-        ``membership``: the one a snapshot the shell loaded itself carried (its records then
-        hold no chunks), taken with that snapshot."""
+        """Rebuild a node after a crash from its durable records, in append order: the
+        acceptor from its promises and votes, the replica from its snapshot and then the slots
+        its ``LearnedRecord``s say it applied (applied again, so the machine and the membership
+        are where they were).  ``membership``: the one a snapshot the shell loaded itself
+        carried (its records then hold no chunks), taken with that snapshot."""
         records = list(records)
         acceptor = SlotAcceptor.recover(node_id, config.log_window_slots, records, config.bugs)
         node = cls(node_id, config, rng, machine, acceptor)
@@ -274,9 +278,36 @@ class Node:
             node.replica.restore(max(snapshots, key=lambda r: r.slot))
         if membership is not None and config.reconfigurable:
             node.membership.restore(membership)
+        node._replay_learned(r for r in records if isinstance(r, LearnedRecord))
         if config.reconfigurable:
             node._refresh_membership()
         return node
+
+    def _replay_learned(self, records: Iterable[LearnedRecord]) -> None:
+        """Apply again the values the records say this node applied after its snapshot (a
+        ``None`` is the value of our durable vote there), so a restart keeps every value this
+        node learned, voted for or not.  The effects are dropped: nothing of a past lifetime is
+        answered again, and a snapshot it would ask for is asked at the next apply."""
+        replica, accepted = self.replica, self.acceptor.accepted
+        learned: dict[int, Batch] = {}
+        for record in records:
+            for offset, value in enumerate(record.values):
+                slot = record.first_slot + offset
+                vote = accepted.get(slot) if value is None else None
+                if vote is not None:
+                    learned[slot] = vote.value
+                elif value is not None:
+                    learned[slot] = value
+                # else: cannot be (the vote was appended before the record); the slot stays
+                # a gap, and the prefix replayed stops there
+        for slot in sorted(learned):
+            if slot >= replica.applied_index:
+                replica.learn(slot, learned[slot], bounded=False)
+        while replica.apply_pending:  # past the per-input bound (``apply_max_commands``)
+            replica.new_input()
+            replica.apply_more()
+        replica.new_input()
+        replica.snapshot_pending = False  # the TakeSnapshot replay asked for went nowhere
 
     # -- status -----------------------------------------------------------------------------
 
@@ -518,8 +549,35 @@ class Node:
                 # commit, which under one client doubled the messages and the CPU per write.
                 self.commit_unannounced = True
             effects += self._fill_window()
+        if self.replica.applied_index > commit_before:
+            effects += self._learned_records(effects)
         self.replica.new_input()
         return persists_first(effects)
+
+    def _learned_records(self, effects: list[Effect]) -> list[Effect]:
+        """The ``LearnedRecord`` of each run of slots applied in ``effects`` (``effects``).
+
+        Slots where our vote holds the value carry ``None`` (no copy); a leader's run of only
+        those is not written (its own votes are the record; nothing new would be durable)."""
+        if LogBug.LEARNED_NOT_PERSISTED in self.bugs:
+            return []
+        accepted = self.acceptor.accepted
+        runs: list[tuple[int, list[Batch | None]]] = []
+        for effect in effects:
+            if type(effect) is not Applied:
+                continue
+            vote = accepted.get(effect.slot)
+            value = None if vote is not None and vote.value == effect.value else effect.value
+            if runs and runs[-1][0] + len(runs[-1][1]) == effect.slot:
+                runs[-1][1].append(value)
+            else:
+                runs.append((effect.slot, [value]))
+        leading = self.role is Role.LEADER
+        return [
+            Persist(LearnedRecord(first, tuple(values)))
+            for first, values in runs
+            if not (leading and all(v is None for v in values))
+        ]
 
     # -- election ---------------------------------------------------------------------------
 

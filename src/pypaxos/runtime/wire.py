@@ -34,6 +34,7 @@ import msgspec
 from pypaxos.core.types import Ballot
 from pypaxos.multi import (
     AcceptRecord,
+    LearnedRecord,
     Message,
     Node,
     PromiseRecord,
@@ -168,6 +169,8 @@ def encode_snapshot_state(records: list[Record]) -> bytes:
     for record in records:
         if isinstance(record, SnapshotRecord):
             old.append(_WholeSnapshotRecord(record.slot, b"".join(record.chunks)))
+        elif isinstance(record, LearnedRecord):
+            continue  # the format predates them (a snapshot's own slots never need them)
         else:
             old.append(record)
     return _ENCODER.encode(SnapshotState(SNAPSHOT_STATE_VERSION, old))

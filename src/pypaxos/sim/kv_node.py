@@ -37,6 +37,7 @@ from pypaxos.kv import KVStateMachine
 from pypaxos.multi import (
     AcceptRecord,
     Effect,
+    LearnedRecord,
     Message,
     MultiConfig,
     Node,
@@ -127,15 +128,21 @@ class RecordLogDisk(Disk):
 
 def compact_records(records: list[object], slot: int) -> list[object]:
     """The records left once the accepts below ``slot`` go, in append order: the highest
-    promise, the latest snapshot, and the accepts at or above ``slot``.  (With a correct node
-    ``slot`` is a durable snapshot's, so ``Node.recover`` rebuilds the same node from them.)"""
+    promise, the latest snapshot, and the accepts and learned values at or above ``slot``.
+    (With a correct node ``slot`` is a durable snapshot's, so ``Node.recover`` rebuilds the same
+    node from them.)"""
     snapshots = [r for r in records if isinstance(r, SnapshotRecord)]
     latest = max(snapshots, key=lambda r: r.slot) if snapshots else None
     promised = max((r.ballot for r in records if isinstance(r, PromiseRecord)), default=NULL_BALLOT)
     kept: list[object] = [] if promised.is_null() else [PromiseRecord(promised)]
     if latest is not None:
         kept.append(latest)
-    kept += [r for r in records if isinstance(r, AcceptRecord) and r.slot >= slot]
+    kept += [
+        r
+        for r in records
+        if (isinstance(r, AcceptRecord) and r.slot >= slot)
+        or (isinstance(r, LearnedRecord) and r.first_slot + len(r.values) > slot)
+    ]
     return kept
 
 

@@ -37,6 +37,7 @@ from pypaxos.multi import (
     Effect,
     Heartbeat,
     HeartbeatAck,
+    LearnedRecord,
     LocalReply,
     LogBug,
     Message,
@@ -182,6 +183,9 @@ def describe_record(record: Record) -> str:
         case SnapshotRecord():
             machines = " ".join(describe_snapshot(chunk) for chunk in record.chunks)
             return f"snapshot slot={record.slot} machine={machines}"
+        case LearnedRecord():
+            values = " ".join("vote" if v is None else describe_batch(v) for v in record.values)
+            return f"learned slot={record.first_slot} {values}"
         case _:
             assert_never(record)
 
@@ -346,7 +350,9 @@ class LogInteraction:
             match effect:
                 case Persist():
                     record = effect.state
-                    assert isinstance(record, PromiseRecord | AcceptRecord | SnapshotRecord)
+                    assert isinstance(
+                        record, PromiseRecord | AcceptRecord | SnapshotRecord | LearnedRecord
+                    )
                     if effect.sync:
                         self._fsync(node_id)
                         self.disks[node_id].append(record)
@@ -410,6 +416,7 @@ class LogInteraction:
             for r in self.disks[node_id]
             if not (isinstance(r, AcceptRecord) and r.slot < slot)
             and not (isinstance(r, SnapshotRecord) and r is not latest)
+            and not (isinstance(r, LearnedRecord) and r.first_slot + len(r.values) <= slot)
         ]
 
     def _feed(self, node_id: int, call: Callable[[Node], list[Effect]]) -> list[str]:
