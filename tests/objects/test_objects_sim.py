@@ -80,7 +80,9 @@ def test_planted_machine_bugs_are_caught(bug: ObjectBug) -> None:
     settings = CheckSettings(replay_hash_seeds=(), bugs=frozenset({bug}))
     report = check(Counter, workloads.counter, seeds=range(6), settings=settings)
     assert not report.passed
-    assert "not linearizable" in " ".join(report.violations)
+    found = " ".join(report.violations)
+    # A retry applied twice shows in the history, or first as replicas that differ.
+    assert "not linearizable" in found or "replicas disagree" in found
 
 
 @pytest.mark.parametrize("name", ["counter", "list", "priority-queue"])
