@@ -99,10 +99,11 @@ def test_the_member_nemesis_needs_a_spare(tmp_path: Path) -> None:
 # (bug, nemesis, seconds of faults, runs): a bug counts as caught if one of its runs shows a
 # violation (docs/testing.md, 'Membership changes' has what each run showed and why the other
 # planted reconfiguration bugs are not reached in short real runs).
-# config-before-chosen: the aimed member-cut asks a replacement while the leader is cut off with
-# the learner (a majority of the new configuration only): with the bug both sides commit.
+# config-before-chosen is no longer reached here: since peers send removal notices, the cut-off
+# leader that uses the new configuration too early tells the replaced voter it was removed, and
+# that voter stops before the old side can elect (6 clean runs, seeds 1-6); the simulator and
+# the model checker still catch it (docs/testing.md, 'Membership changes').
 CAUGHT = [
-    ("config-before-chosen", "member-cut", 20, 2),
     ("promote-before-caught-up", "member", 20, 4),
 ]
 
