@@ -349,5 +349,7 @@ def test_a_wiped_member_is_rebuilt_from_a_snapshot_of_the_user_state(
     assert finals == [100, 100, 100]
     with Client([cluster[3].address], follow_leader=False, timeout_s=5) as client_of_3:
         info = client_of_3.info()
-    assert int(info["snapshot_slot"]) > 0, "node 3 was not rebuilt from a snapshot"
+    # Node 3's own snapshot of the installed state is written by a forked child in its own
+    # time, so the install itself is what is counted.
+    assert int(info["snapshots_installed"]) >= 1, "node 3 was not rebuilt from a snapshot"
     assert info["machine"] == "MyCounter"

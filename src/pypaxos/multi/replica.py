@@ -138,6 +138,7 @@ class Replica:
         self.applied_index = 0  # every slot below is applied (and decided)
         self.snapshot_slot = 0  # the latest durable snapshot covers the slots below
         self.snapshot_pending = False  # a TakeSnapshot is out, not yet saved or failed
+        self.snapshots_installed = 0  # peers' snapshots loaded in this lifetime
         self.snapshot_window_chunks = snapshot_window_chunks
         self.bugs = bugs
         self.retained_from = 0  # decided values are kept for slots >= retained_from
@@ -354,6 +355,7 @@ class Replica:
         durable snapshot stays the old one (a crash goes back to it and catches up again).
         """
         assert slot > self.applied_index, "a snapshot is installed only forward"
+        self.snapshots_installed += 1
         self.applied_index = self.retained_from = slot
         self._forget_below(slot)
         skipped = sorted(s for s in self.proposed if s < slot)

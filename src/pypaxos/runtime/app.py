@@ -887,6 +887,7 @@ class NodeApp:
             f"log_size:{self.driver.log_records}",
             f"snapshot_slot:{self.driver.node.replica.snapshot_slot}",
             f"snapshots_saved:{self.driver.snapshots_saved}",
+            f"snapshots_installed:{self.driver.node.replica.snapshots_installed}",
             f"snapshot_fork_ms:{self.driver.snapshot_fork_s * 1000:.1f}",
             f"pid:{os.getpid()}",
             f"machine:{'kv' if self.objects is None else self.served}",
