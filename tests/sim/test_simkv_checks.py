@@ -7,7 +7,11 @@ agrees and only linearizability can tell).
 
 from __future__ import annotations
 
+import json
+
 from pypaxos.kv import Get, KVStateMachine, Request, Value, decode_entry, encode_result
+from pypaxos.kv.commands import RequestBatch, Watch
+from pypaxos.lincheck.wgl import parse_history
 from pypaxos.sim.kv import KVResult, KVSettings, KVWorld, run_kv
 
 
@@ -66,3 +70,34 @@ def test_a_clean_run_reports_its_numbers() -> None:
     assert result.served_after_ticks is not None
     assert 0 <= result.served_after_ticks <= result.bound_ticks
     assert result.lincheck.startswith("linearizable")
+
+
+class FailsOnWatch(KVStateMachine):
+    """Raises as it applies the first step of an optimistic cas (``WATCH`` and a read): the run
+    ends in an exception while that client's operation is not yet in the history."""
+
+    def apply(self, command: bytes) -> bytes:
+        entry = decode_entry(command) if command else None
+        if isinstance(entry, RequestBatch) and any(isinstance(op, Watch) for op in entry.ops):
+            raise RuntimeError("planted: a replica cannot apply a WATCH")
+        return super().apply(command)
+
+
+def test_a_run_ending_in_an_exception_closes_only_operations_it_invoked() -> None:
+    """Outstanding operations become ``info`` at the end, but a client still at the unrecorded
+    first step of an optimistic cas has nothing outstanding: no completion without an invoke
+    (the history would not parse, and the run would report it malformed, not the exception)."""
+    settings = KVSettings(faults=False, drop=0.0, dup=0.0)
+    result = run_kv(settings, 0, machine_factory=FailsOnWatch)
+    assert result.violations[0].startswith("RuntimeError raised at t=")
+    assert "planted: a replica cannot apply a WATCH" in result.violations[0]
+    assert not any("malformed history" in v for v in result.violations), result.violations
+    history = parse_history(result.history)  # every completion follows its own invoke
+    outstanding: dict[object, str] = {}
+    for line in result.history:
+        event = json.loads(line)
+        if event["type"] == "invoke":
+            outstanding[event["process"]] = event["f"]
+        else:
+            assert outstanding.pop(event["process"], None) == event["f"], line
+    assert result.info == sum(1 for op in history.operations if op.status == "info")

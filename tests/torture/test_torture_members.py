@@ -53,6 +53,8 @@ def test_members_change_under_partitions_and_kills_and_the_verdict_stays_clean(
     assert result["linearizable"] == "ok" and result["lost_writes"] == []
     changes = [line for line in member_lines(run) if "answered epoch" in line]
     assert changes, member_lines(run)
+    # The membership verdict read the nodes' records (at least a start and a change each).
+    assert isinstance(result["membership_records"], int) and result["membership_records"] > 6
     # The spares' slots were laid out (their proxies ran) whether or not a spare joined.
     logs = {p.name for p in (run / "logs").iterdir()}
     assert {"proxy-4.log", "proxy-5.log"} <= logs
@@ -99,10 +101,10 @@ def test_the_member_nemesis_needs_a_spare(tmp_path: Path) -> None:
 # (bug, nemesis, seconds of faults, runs): a bug counts as caught if one of its runs shows a
 # violation (docs/testing.md, 'Membership changes' has what each run showed and why the other
 # planted reconfiguration bugs are not reached in short real runs).
-# config-before-chosen is no longer reached here: since peers send removal notices, the cut-off
-# leader that uses the new configuration too early tells the replaced voter it was removed, and
-# that voter stops before the old side can elect (6 clean runs, seeds 1-6); the simulator and
-# the model checker still catch it (docs/testing.md, 'Membership changes').
+# config-before-chosen no longer splits the cluster here: since peers send removal notices, the
+# cut-off leader that uses the new configuration too early tells the replaced voter it was
+# removed, and that voter stops before the old side can elect (6 clean runs, seeds 1-6).  The
+# membership verdict catches it instead (test below).
 CAUGHT = [
     ("promote-before-caught-up", "member", 20, 4),
 ]
@@ -135,3 +137,41 @@ def test_a_planted_reconfiguration_bug_is_caught(
         assert shown, lines[-1]
         return
     pytest.fail(f"{bug} not caught in {attempts} runs:\n" + "\n".join(verdicts))
+
+
+# Seeds tried in turn, the measured catching seed first: config-before-chosen was caught in each
+# of seeds 1-3 with 6 s of member-cut (every change the leader proposes shows it).
+EARLY_CONFIG_SEEDS = (2, 1, 3)
+
+
+def test_a_configuration_used_before_it_is_chosen_is_caught_by_the_membership_verdict(
+    tmp_path: Path,
+) -> None:
+    """The leader with config-before-chosen uses each configuration it proposes at once; no
+    split brain follows (the replaced voter is told it was removed and stops), but its records
+    show the configuration in force below the first slot the chosen history gives it.  The
+    same run without the bug is clean."""
+    args = ("--time=6", "--nemesis=member-cut", "--mode=loopback", "--agreement-rounds=1")
+    verdicts = []
+    for attempt, seed in enumerate(EARLY_CONFIG_SEEDS):
+        run = tmp_path / f"bug{attempt}"
+        code, lines = torture(run, *args, f"--seed={seed}", "--bug=config-before-chosen")
+        assert leftover_processes(run) == []
+        verdicts.append(f"seed {seed}: {lines[-1]}")
+        if code == 0:
+            assert lines[-1].endswith("verdict: clean")
+            continue
+        assert code == 1 and "verdict: VIOLATION" in lines[-1], "\n".join(lines[-20:])
+        problems = summary(run)["problems"]
+        assert isinstance(problems, list)
+        early = [p for p in problems if p.startswith("membership history: ")]
+        assert any("in force before slot" in p for p in early), problems
+        break
+    else:
+        pytest.fail("config-before-chosen not caught:\n" + "\n".join(verdicts))
+    run = tmp_path / "clean"
+    code, lines = torture(run, *args, f"--seed={seed}")
+    assert code == 0 and lines[-1].endswith("verdict: clean"), "\n".join(lines[-20:])
+    result = summary(run)
+    assert isinstance(result["membership_records"], int) and result["membership_records"] > 6
+    assert leftover_processes(run) == []

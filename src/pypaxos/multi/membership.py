@@ -74,6 +74,9 @@ MEMBER_ADDRESS_BYTES_MAX: Final = 1024
 REMOVALS_KEPT: Final = 64
 """How many removals a node remembers the epoch and first slot of (``Membership.removals``)."""
 
+CHANGES_TAKEN_KEPT: Final = 16
+"""How many of the last changes applied from the log a node keeps (``Membership.taken``)."""
+
 SLOT_UNKNOWN: Final = -1
 """A ``RemovalNotice``'s slot when the peer learned its configuration from a snapshot."""
 
@@ -367,6 +370,8 @@ class Membership:
         "majorities",
         "removals",
         "state",
+        "taken",
+        "taken_count",
         "version",
     )
 
@@ -384,6 +389,11 @@ class Membership:
         # The members the changes this node applied took out, with the configuration that did
         # it (not replicated: a node that learns a configuration from a snapshot has no entry).
         self.removals: dict[int, RemovalNotice] = {}
+        # The last changes applied from the decided log that took effect, oldest first, each
+        # with the first slot it governs, and how many ever did: the shell's record of the
+        # chosen history (torture checks every configuration a node used against it).
+        self.taken: list[tuple[int, Configuration]] = []
+        self.taken_count = 0
 
     def _set(self, state: MembershipState) -> None:
         if state != self.state:
@@ -413,6 +423,8 @@ class Membership:
         first_slot = slot + self.alpha_slots
         self._set(MembershipState(state.current, change.config, first_slot))
         self._note_removals(state.latest, change.config, first_slot)
+        self.taken = [*self.taken[1 - CHANGES_TAKEN_KEPT :], (first_slot, change.config)]
+        self.taken_count += 1
         return change, True
 
     def _note_removals(self, before: Configuration, after: Configuration, first_slot: int) -> None:

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -51,6 +52,7 @@ from pypaxos.multi.membership import (
     decode_membership_state,
     judge_removal,
 )
+from pypaxos.runtime import membership_record
 from pypaxos.runtime.auth import Users
 from pypaxos.runtime.backup import BackupPort
 from pypaxos.runtime.commands import REDIS_VERSION, script_command
@@ -299,6 +301,10 @@ class NodeApp:
         self.removed = False  # a configuration without this node was decided
         self._identity_writes: set[asyncio.Task[None]] = set()
         self._notices_ignored: set[tuple[int, int]] = set()  # (peer, epoch) logged once
+        # ``runtime.membership_record``: the start came from identity.json's configuration,
+        # and how many of the membership's changes taken were logged.
+        self._started_joined = False
+        self._taken_logged = 0
 
     # -- start -------------------------------------------------------------------------------
 
@@ -398,6 +404,7 @@ class NodeApp:
         learners = tuple(sorted(m.id for m in known.members if not m.voter))
         if not voters:
             return recovered
+        self._started_joined = True
         return MembershipState(Configuration(known.epoch, voters, learners))
 
     async def _start_serving(self, storage: FileStorage, node: Node) -> None:
@@ -406,6 +413,7 @@ class NodeApp:
         book = MemberBook(config, self.node_id, self.identity.membership)
         self.book = book
         view = book.view(node.members())
+        self._log_membership(node, "joined" if self._started_joined else "start")
         if book.removed(view):  # decided before a crash, not yet recorded
             await self._record_identity(view, removed=True)
             raise RemovedMemberError(self.dir / IDENTITY_NAME, self.node_id)
@@ -497,6 +505,8 @@ class NodeApp:
         if book is None or transport is None:
             return
         view = book.view(state)
+        if self.driver is not None:
+            self._log_membership(self.driver.node, "change")
         for member in view.members:
             if member.id != self.node_id and member.peer:
                 transport.set_peer(member.id, member.peer)
@@ -527,6 +537,19 @@ class NodeApp:
                 REMOVED_GRACE_S,
             )
             loop.call_later(REMOVED_GRACE_S, self._stop_removed)
+
+    def _log_membership(self, node: Node, source: Literal["start", "joined", "change"]) -> None:
+        """The records of the changes taken since the last call and of the membership now
+        (``runtime.membership_record``)."""
+        membership = node.membership
+        fresh = min(membership.taken_count - self._taken_logged, len(membership.taken))
+        for first_slot, config in membership.taken[len(membership.taken) - fresh :]:
+            log.info("%s", membership_record.chosen_line(self.node_id, first_slot, config))
+        self._taken_logged = membership.taken_count
+        line = membership_record.state_line(
+            self.node_id, source, node.applied_index, membership.state
+        )
+        log.info("%s", line)
 
     def _notice_for(self, node_id: int) -> RemovalNotice | None:
         """What this node tells ``node_id``, when it dials in and is no member
@@ -568,6 +591,7 @@ class NodeApp:
                 )
             return
         self.removed = True
+        log.info("%s", membership_record.removed_line(self.node_id, peer_id, notice))
         slot = "slot unknown" if notice.slot == SLOT_UNKNOWN else f"from slot {notice.slot}"
         log.warning(
             "node %d: removed from the cluster in epoch %d (%s), as node %d says (this node "

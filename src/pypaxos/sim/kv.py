@@ -1045,13 +1045,15 @@ class KVWorld(ReplicaWorld):
             self._violate(problem)
 
     def _close_history(self) -> None:
-        """Operations still outstanding when the run stopped are recorded ``info``."""
+        """Operations still outstanding when the run stopped are recorded ``info``; a client
+        with nothing invoked (between operations, or at an optimistic cas's unrecorded first
+        step, which changes nothing) gets no entry."""
         for actor in (*self.client_ids, self.final_id):
             client = self._client(actor)
-            if client.op is not None:
-                op = client.op
+            op = client.outstanding
+            if op is not None:
                 self.history.add(self.now, client.process, "info", op.f, op.key, op.value)
-                client.op = None
+            client.op = None
 
     def _result(self, lin: LinResult | _Both | None, wall_s: float) -> KVResult:
         kinds = [event[2] for event in self.history.events]

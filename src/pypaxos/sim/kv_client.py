@@ -435,6 +435,13 @@ class Client:
 
     # -- operations --------------------------------------------------------------------------
 
+    @property
+    def outstanding(self) -> Operation | None:
+        """The operation invoked in the history and not completed there: ``None`` between
+        operations and at the unrecorded first step of an optimistic cas (nothing invoked)."""
+        op = self.op
+        return None if op is None or op.watch else op
+
     def begin(self, op: Operation) -> list[object]:
         """Invoke ``op`` now (the next ``seq``; a read-index read takes none)."""
         self.op = op

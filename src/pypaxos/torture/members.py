@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from pypaxos.runtime.membership_record import ConfigSeen
 from pypaxos.torture.cluster import TortureCluster
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class MemberChanges:
         self.cluster: TortureCluster = nemesis.cluster
         self.rng = nemesis.rng
         self.aimed = False  # this turn's changes are all asked with the leader cut off
+        self.final: ConfigSeen | None = None  # the settled membership after the heal (verify)
 
     # -- choosing ----------------------------------------------------------------------------
 
@@ -359,6 +361,7 @@ class MemberChanges:
             await asyncio.sleep(0.3)
         voters = sorted(m["id"] for m in listed["members"] if m["role"] == "voter")
         learners = sorted(m["id"] for m in listed["members"] if m["role"] != "voter")
+        self.final = ConfigSeen(int(listed["epoch"]), tuple(voters), tuple(learners))
         expected = sorted(self.cluster.ids)
         self.nemesis.note(f"membership: voters {voters}, learners {learners}")
         if voters != expected or learners:

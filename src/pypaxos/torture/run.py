@@ -17,7 +17,10 @@
    With the member nemesis, check that the membership is what the acknowledged changes made.
    With lock workers, read the fenced resource's log of accepted writes and check that no two
    holders acted at once (``torture.locks``).
-5. Check the history for linearizability; print the verdict; stop every process; write
+5. Once every node has stopped, hold each configuration a node used and each removal it acted
+   on, as its log records them, against the chosen configuration history
+   (``torture.membership_history``).
+6. Check the history for linearizability; print the verdict; stop every process; write
    ``summary.json``.  The run folder keeps the history, the nemesis log and every log.
 """
 
@@ -37,7 +40,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pypaxos.runtime.membership_record import ConfigSeen
 from pypaxos.storage.file import FsyncMode
+from pypaxos.torture import membership_history
 from pypaxos.torture.cluster import Layout, TortureCluster
 from pypaxos.torture.hosts import Hosts, LoopbackHosts, NamespaceHosts, netns_available
 from pypaxos.torture.nemesis import CLOCK_NEMESES, MEMBER_NEMESES, NEMESES, Nemesis
@@ -98,6 +103,7 @@ class Verdict:
     checks_skipped: bool = False  # not available after the heal: no reads, no agreement
     final_status: list[dict[str, Any]] = field(default_factory=list)
     locks: dict[str, Any] = field(default_factory=dict)  # the lock workload's counts and log size
+    membership_records: int = 0  # the nodes' membership records checked (membership_history)
     run_dir: str = ""
     explanation: str = ""
 
@@ -280,6 +286,10 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
         hosts.close()
         shutil.rmtree(sockets, ignore_errors=True)
     verdict.problems += crashes_in_logs(layout.logs)
+    genesis = ConfigSeen(0, cluster.genesis, ())
+    settled = nemesis.members.final if nemesis is not None else None
+    verdict.membership_records, found = membership_history.verdict(layout.logs, genesis, settled)
+    verdict.problems += found
     check_linearizable(layout.history, verdict)
     if verdict.clean and not options.keep_data:
         shutil.rmtree(layout.data, ignore_errors=True)
