@@ -119,7 +119,11 @@ async def test_a_node_restarts_from_its_chunked_snapshot_and_log(tmp_path: Path)
         await _fill(running, leader, 0, 800)
         await _converged(running)
         victim = next(i for i in running.apps if i != leader)
-        await running.apps[victim].stop()
+        victim_app = running.apps[victim]
+        async with asyncio.timeout(30):  # its forked child writes the snapshot in its own time
+            while not (victim_app.driver and victim_app.driver.snapshots_saved):
+                await asyncio.sleep(0.05)
+        await victim_app.stop()
         reborn = NodeApp(config, victim, request_timeout_s=3.0)
         running.apps[victim] = reborn
         await reborn.start()
