@@ -108,6 +108,7 @@ class Replica:
         "snapshot_pending",
         "snapshot_slot",
         "snapshot_window_chunks",
+        "snapshots_installed",
     )
 
     def __init__(
