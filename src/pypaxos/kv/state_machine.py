@@ -1257,9 +1257,9 @@ class KVSnapshotLoader:
         with ``restore_values`` fused in, one walk of the part instead of two."""
         restored = cast("dict[bytes, Stored]", data)
         shards, mask = self._data.shards, SHARD_MASK
-        for key, value in data.items():
+        for key, value in restored.items():
             if type(value) is not bytes:
-                value = restored[key] = restore_collection(value)
+                value = restored[key] = restore_collection(cast("StoredSnapshot", value))
             shards[crc32(key) & mask][key] = value
         if self._machine.bugs:
             plant_restore_bugs(self._machine.bugs, restored)
