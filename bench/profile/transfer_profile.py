@@ -43,6 +43,7 @@ import contextlib
 import json
 import os
 import pstats
+import shutil
 import signal
 import sys
 import tempfile
@@ -67,7 +68,8 @@ async def _wait_snapshot_covers(cluster: LocalCluster, leader_id: int, timeout_s
     last, stable_since = -1, time.monotonic()
     while time.monotonic() < deadline:
         size, _ = snapshot_bytes(leader_dir)
-        if size != last:
+        writing = any(p.name.endswith(".tmp") for p in leader_dir.rglob("*"))
+        if size != last or writing:  # a forked child is still writing a newer one
             last, stable_since = size, time.monotonic()
         elif size and time.monotonic() - stable_since > 3.0:
             return size
@@ -163,6 +165,12 @@ async def run(args: argparse.Namespace) -> Json:
         finally:
             with contextlib.suppress(Exception):
                 cluster.down(timeout_s=10)
+            if args.keep_logs is not None:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
+                for member in cluster.spec.members:
+                    source = cluster.spec.log_file(member.id)
+                    if source.exists():
+                        shutil.copyfile(source, args.keep_logs / f"node{member.id}.log")
         out["load_after"] = os.getloadavg()
         return out
 
@@ -236,6 +244,7 @@ def main() -> None:
     parser.add_argument("--cprofile", type=Path, help="profile the last round into this dir")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep-logs", type=Path, help="copy the nodes' logs into this dir")
     args = parser.parse_args()
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if args.cprofile is not None:

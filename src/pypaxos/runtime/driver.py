@@ -315,6 +315,7 @@ class Driver:
         # driver started), how long from then until it was installed, and its bytes.
         self._started_at = time.monotonic()
         self._receiving_since: float | None = None
+        self._receiving_bytes = 0
         self._installs_seen = node.replica.snapshots_installed
         self.snapshot_receive_bytes = 0
         self.snapshot_receive_s = 0.0
@@ -509,11 +510,9 @@ class Driver:
     def _chunk_arrived(self, chunk: SnapshotChunk) -> None:
         """Account for a received snapshot chunk (``INFO`` ``snapshot_receive_*``)."""
         if self._receiving_since is None:
-            now = time.monotonic()
-            self._receiving_since = now
-            self.snapshot_first_chunk_s = now - self._started_at
-            self.snapshot_receive_bytes = 0
-        self.snapshot_receive_bytes += len(chunk.data)
+            self._receiving_since = time.monotonic()
+            self._receiving_bytes = 0
+        self._receiving_bytes += len(chunk.data)
 
     def _receive_ended(self) -> None:
         """The node holds no transfer any more: installed (timed) or dropped."""
@@ -522,6 +521,8 @@ class Driver:
         if since is not None and installs != self._installs_seen:
             self._installs_seen = installs
             self.snapshot_receive_s = time.monotonic() - since
+            self.snapshot_first_chunk_s = since - self._started_at
+            self.snapshot_receive_bytes = self._receiving_bytes
 
     def _deferred_ticks(self) -> int:
         """Ticks the node lets come due before it wakes up for them (module docstring)."""
