@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from pypaxos.bench import procstat, redis_benchmark
-from pypaxos.bench.scale import _info, _restart_follower, fill, snapshot_bytes
+from pypaxos.bench.scale import _info, _restart_follower, cached_bytecode, fill, snapshot_bytes
 from pypaxos.cluster import processes
 from pypaxos.cluster.local import LocalCluster
 
@@ -140,39 +140,48 @@ async def run(args: argparse.Namespace) -> Json:
             root / "cluster", 3, processes.find_free_base_port(3), "always"
         )
         out: Json = {"keys": args.keys, "rounds": [], "load_before": os.getloadavg()}
-        try:
-            leader = await cluster.up(timeout_s=60)
-            assert leader.id is not None
-            filled = await fill(leader.client, args.keys)
-            out["fill_rate"] = filled.keys / filled.seconds
-            print(f"filled {args.keys:,} keys at {out['fill_rate']:,.0f}/s", flush=True)
-            if args.load_s > 0:  # as the scale bench does before its recovery rounds
-                port = int(leader.client.rpartition(":")[2])
-                requests = int(40_000 * args.load_s)
-                await asyncio.to_thread(
-                    redis_benchmark.run_with_progress, port, "set", requests, 32, 32, 128,
-                    600.0, args.keys,
-                )  # fmt: skip
-                print(f"loaded {requests:,} SETs", flush=True)
-            out["leader_snapshot_bytes"] = await _wait_snapshot_covers(cluster, leader.id, 120)
-            follower = max(m.id for m in cluster.spec.members if m.id != leader.id)
-            for index in range(args.rounds):
-                last = index == args.rounds - 1
-                profile = args.cprofile if last else None
-                step = await _round(cluster, follower, leader.id, args.keys, profile)
-                out["rounds"].append(step)
-                _print_round(index, step)
-        finally:
-            with contextlib.suppress(Exception):
-                cluster.down(timeout_s=10)
-            if args.keep_logs is not None:
-                args.keep_logs.mkdir(parents=True, exist_ok=True)
-                for member in cluster.spec.members:
-                    source = cluster.spec.log_file(member.id)
-                    if source.exists():
-                        shutil.copyfile(source, args.keep_logs / f"node{member.id}.log")
+        bytecode = (
+            contextlib.nullcontext() if args.compile_each_start
+            else cached_bytecode(root / "pycache")
+        )  # fmt: skip
+        with bytecode:
+            await _rounds(args, cluster, out)
         out["load_after"] = os.getloadavg()
         return out
+
+
+async def _rounds(args: argparse.Namespace, cluster: LocalCluster, out: Json) -> None:
+    try:
+        leader = await cluster.up(timeout_s=60)
+        assert leader.id is not None
+        filled = await fill(leader.client, args.keys)
+        out["fill_rate"] = filled.keys / filled.seconds
+        print(f"filled {args.keys:,} keys at {out['fill_rate']:,.0f}/s", flush=True)
+        if args.load_s > 0:  # as the scale bench does before its recovery rounds
+            port = int(leader.client.rpartition(":")[2])
+            requests = int(40_000 * args.load_s)
+            await asyncio.to_thread(
+                redis_benchmark.run_with_progress, port, "set", requests, 32, 32, 128,
+                600.0, args.keys,
+            )  # fmt: skip
+            print(f"loaded {requests:,} SETs", flush=True)
+        out["leader_snapshot_bytes"] = await _wait_snapshot_covers(cluster, leader.id, 120)
+        follower = max(m.id for m in cluster.spec.members if m.id != leader.id)
+        for index in range(args.rounds):
+            last = index == args.rounds - 1
+            profile = args.cprofile if last else None
+            step = await _round(cluster, follower, leader.id, args.keys, profile)
+            out["rounds"].append(step)
+            _print_round(index, step)
+    finally:
+        with contextlib.suppress(Exception):
+            cluster.down(timeout_s=10)
+        if args.keep_logs is not None:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for member in cluster.spec.members:
+                source = cluster.spec.log_file(member.id)
+                if source.exists():
+                    shutil.copyfile(source, args.keep_logs / f"node{member.id}.log")
 
 
 def inproc(args: argparse.Namespace) -> Json:
@@ -244,6 +253,11 @@ def main() -> None:
     parser.add_argument("--cprofile", type=Path, help="profile the last round into this dir")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--compile-each-start",
+        action="store_true",
+        help="no bytecode cache for the nodes (as with PYTHONDONTWRITEBYTECODE set)",
+    )
     parser.add_argument("--keep-logs", type=Path, help="copy the nodes' logs into this dir")
     args = parser.parse_args()
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
