@@ -953,7 +953,7 @@ class Node:
             )
             self.incoming = incoming
         if msg.slot != incoming.slot or msg.seq != incoming.next_seq:
-            return self._snapshot_gap(incoming, msg)
+            return []  # a duplicate or out of order: the silence timer asks again
         if msg.chunk_count != incoming.chunk_count:
             self.incoming = None
             return self._refuse(f"node {msg.sender}'s snapshot changed its chunk count")
@@ -977,22 +977,6 @@ class Node:
         if wanted >= incoming.chunk_count:
             return []
         return [Send(incoming.source, SnapshotRequest(self.id, incoming.slot, wanted, 1))]
-
-    def _snapshot_gap(self, incoming: IncomingSnapshot, msg: SnapshotChunk) -> list[Effect]:
-        """A chunk that is not the next one: a duplicate is ignored; one ahead of it means the
-        chunks between will not come (one source sends its chunks in order over one
-        connection: they were lost with a connection, or the source's window is smaller than
-        ours), so ask again from the first one missing at once, rather than after a silence.
-        Once per position: the chunks already under way behind the first would each ask
-        again otherwise."""
-        if msg.slot != incoming.slot or msg.seq < incoming.next_seq:
-            return []  # a duplicate (a window asked again), or an older snapshot's
-        if incoming.resumed_at == incoming.next_seq:
-            return []
-        incoming.resumed_at = incoming.next_seq
-        window = self.config.snapshot_window_chunks
-        request = SnapshotRequest(self.id, incoming.slot, incoming.next_seq, window)
-        return [Send(incoming.source, request)]
 
     def _snapshot_silence(self) -> list[Effect]:
         """A transfer that went quiet: ask again from the first chunk we lack (resume)."""

@@ -8,10 +8,8 @@ a peer's snapshot ever handles the whole state in one step.
 
 ``IncomingSnapshot`` is a receiver's side of a transfer (``messages``, ``SnapshotChunk``): the
 chunks are taken strictly in order, each loaded as it arrives; the window of chunks outstanding
-is kept full by asking for one more per chunk taken, and a transfer that went quiet, or whose
-next chunk was overtaken by a later one, is asked again from the first chunk it lacks
-(resumable after a lost message or a dropped connection, and with a source whose window is
-smaller than the receiver's).
+is kept full by asking for one more per chunk taken, and a transfer that went quiet is asked
+again from the first chunk it lacks (resumable after a lost message or a dropped connection).
 
 ``chunk_messages`` and ``capture`` are for shells: what to send for a ``SendSnapshot`` effect,
 and what a ``TakeSnapshot`` effect takes from the node.
@@ -84,7 +82,6 @@ class IncomingSnapshot:
         "last_progress_tick",
         "loader",
         "next_seq",
-        "resumed_at",
         "retries",
         "slot",
         "source",
@@ -100,7 +97,6 @@ class IncomingSnapshot:
         self.next_seq = 0  # every chunk below is loaded
         self.last_progress_tick = now
         self.retries = 0  # silences in a row; the transfer is dropped after a few
-        self.resumed_at = -1  # the next_seq a chunk ahead of it last made us ask again from
 
     @property
     def complete(self) -> bool:
