@@ -300,8 +300,10 @@ class FrameDecoder(Generic[M]):
 
     def _drain(self) -> list[M]:
         # The hot path of every receiver: locals instead of attribute lookups, and each payload
-        # decoded in place through a view of the buffer (msgspec copies what it keeps: no
-        # message refers to the buffer), released before the buffer is cut, even on an error.
+        # decoded in place through a view of the buffer, released before the buffer is cut,
+        # even on an error.  msgspec copies what a message keeps into its own objects; a
+        # message type must not hold ``msgspec.Raw`` or ``memoryview`` fields, which would
+        # refer to the buffer.
         out: list[M] = []
         buf = self._buffer
         size = len(buf)
