@@ -150,7 +150,7 @@ RUNTIME_LIMITS: dict[str, int] = {
     # A snapshot is written, sent and installed in chunks of 1 MiB (a few ms of decoding each
     # on the receiver), sixteen in flight per receiver (16 MiB): a receiver loads about three
     # chunks per step before its requests for more leave, and the rest of the window keeps it
-    # busy meanwhile (with four, it waited for the sender a quarter of the time).
+    # busy meanwhile (with four, it could run dry between steps).
     "snapshot_window_chunks": 16,
     "snapshot_chunk_bytes_max": 1024 * 1024,
     # A node applies about one full slot per input; the rest of a run of decided slots (a
