@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -380,3 +383,18 @@ def test_a_tiny_scale_run_on_a_real_cluster_and_redis(tmp_path: Path) -> None:
     assert ours["wipe"]["goal_index"] > 0
     assert entry["redis"]["restart"]["serving_s"] > 0
     assert list(tmp_path.iterdir()) == []  # the data directories are gone
+
+
+def test_nodes_started_inside_cached_bytecode_keep_their_bytecode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    with scale.cached_bytecode(tmp_path / "pycache"):
+        assert "PYTHONDONTWRITEBYTECODE" not in os.environ
+        assert os.environ["PYTHONPYCACHEPREFIX"] == str(tmp_path / "pycache")
+        code = "import sys; print(sys.dont_write_bytecode, sys.pycache_prefix)"
+        shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert shown.stdout.split() == ["False", str(tmp_path / "pycache")]
+    assert os.environ["PYTHONDONTWRITEBYTECODE"] == "1"  # as it was
+    assert "PYTHONPYCACHEPREFIX" not in os.environ

@@ -149,3 +149,26 @@ def test_the_notification_setting_travels_in_the_chunks() -> None:
         loader.load(chunk)
     loader.finish()
     assert copy.notify_bits == machine.notify_bits == bits
+
+
+def test_a_one_piece_snapshot_after_the_head_is_refused() -> None:
+    machine = _filled(20)
+    loader = KVStateMachine().snapshot_loader()
+    loader.load(next(iter(machine.snapshot_chunks(1024))))
+    with pytest.raises(ValueError, match="one-piece snapshot after the head"):
+        loader.load(machine.snapshot())
+
+
+def test_a_collection_no_history_makes_is_refused_in_a_data_part() -> None:
+    machine = _filled(30)
+    machine.apply(encode_request(Request(9, 1, SAdd(b"s", (b"m1", b"m2")), T0)))
+    parts = _parts(list(machine.snapshot_chunks(1 << 20)))
+    data = next(p for p in parts if p[0] == DATABASES_SNAPSHOT_VERSION - 1 and p[1])[1]
+    assert isinstance(data, dict) and not isinstance(data[b"s"], bytes)
+    data[b"s"][1] = [b"m1", b"m1"]  # a set with a duplicate member
+    copy = KVStateMachine()
+    loader = copy.snapshot_loader()
+    with pytest.raises(ValueError, match="duplicate member"):
+        for part in parts:
+            loader.load(msgspec.msgpack.encode(part))
+    assert copy.snapshot() == KVStateMachine().snapshot()  # untouched

@@ -140,9 +140,10 @@ def test_a_lagging_node_is_rebuilt_from_many_chunks_with_a_window() -> None:
     assert not c.safety_problems()
 
 
-def test_a_transfer_resumes_from_the_first_missing_chunk_after_a_silence() -> None:
+@pytest.mark.parametrize("window", [2, 16])  # 16: the runtime's, more than the chunks left
+def test_a_transfer_resumes_from_the_first_missing_chunk_after_a_silence(window: int) -> None:
     c = chunked_cluster(snapshot_every_slots=4, window_slots=2, log_window_slots=8,
-                        snapshot_window_chunks=2)  # fmt: skip
+                        snapshot_window_chunks=window)  # fmt: skip
     leader = c.elect()
     lagger = next(i for i in sorted(c.nodes) if i != leader)
     c.filter = lambda src, to, msg: lagger not in (src, to)

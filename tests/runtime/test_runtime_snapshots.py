@@ -94,6 +94,12 @@ async def test_a_wiped_follower_is_rebuilt_from_a_chunked_snapshot(tmp_path: Pat
         assert sent - sent_before > 3  # rebuilt from many chunks, not one message
         assert reborn.driver is not None
         assert reborn.driver.node.refused_messages == 0
+        # INFO's account of the transfer: the chunks' bytes, once installed
+        assert reborn.driver.node.replica.snapshots_installed >= 1
+        assert reborn.driver.snapshot_receive_bytes > 3 * 2048 - 1
+        assert reborn.driver.snapshot_receive_s > 0
+        info = await retry(lambda: running.client(victim).info("paxos"))
+        assert info["snapshot_receive_bytes"] == reborn.driver.snapshot_receive_bytes
         states = {
             i: a.driver.node.replica.machine.snapshot() for i, a in running.apps.items() if a.driver
         }

@@ -200,3 +200,20 @@ def test_invalid_utf8_in_a_string_is_malformed() -> None:
     with pytest.raises(MalformedFrame) as info:
         CODEC.decoder().feed(frame(FRAME_VERSION, bytes(payload)))
     assert info.value.reason is MalformedReason.NOT_MSGPACK
+
+
+def test_decoded_bytes_do_not_refer_to_the_buffer_and_errors_release_it() -> None:
+    # Payloads are decoded through a view of the decoder's buffer: what a message keeps must
+    # be its own copy, and a failure must leave the buffer free to be cleared.
+    codec = Codec[Ping | Blob](Ping | Blob)
+    decoder = codec.decoder()
+    good = codec.encode_frame(Blob(1, b"\x01" * 1000))
+    (blob,) = decoder.feed(good + good[:10])  # a whole frame and the start of the next
+    assert decoder.buffered_bytes == 10
+    assert decoder.feed(good[10:] + good) == [blob, blob]
+    assert type(blob.data) is bytes and blob.data == b"\x01" * 1000
+    with pytest.raises(MalformedFrame):
+        decoder.feed(good + frame(FRAME_VERSION, b"\xc1") + good[:5])
+    assert decoder.buffered_bytes == 0  # cleared: no view of it outlived the error
+    with pytest.raises(MalformedFrame):
+        decoder.feed(good)

@@ -184,11 +184,13 @@ def restore_values(data: dict[bytes, StoredSnapshot]) -> dict[bytes, Stored]:
     restored = cast("dict[bytes, Stored]", data)
     for key, value in data.items():
         if type(value) is not bytes:
-            restored[key] = _restore_collection(value)
+            restored[key] = restore_collection(value)
     return restored
 
 
-def _restore_collection(value: StoredSnapshot) -> Collection:
+def restore_collection(value: StoredSnapshot) -> Collection:
+    """The live value of a collection read from a snapshot; ``ValueError`` for one no history
+    could produce (``restore_values``)."""
     collection: Collection
     if isinstance(value, HashSnapshot):
         collection = HashValue(dict(value.fields))

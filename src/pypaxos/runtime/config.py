@@ -148,8 +148,10 @@ RUNTIME_LIMITS: dict[str, int] = {
     "catch_up_max_slots": 512,
     "catch_up_max_bytes": 2 * 1024 * 1024,
     # A snapshot is written, sent and installed in chunks of 1 MiB (a few ms of decoding each
-    # on the receiver), four in flight per receiver.
-    "snapshot_window_chunks": 4,
+    # on the receiver), sixteen in flight per receiver (16 MiB): a receiver loads about three
+    # chunks per step before its requests for more leave, and the rest of the window keeps it
+    # busy meanwhile (with four, it could run dry between steps).
+    "snapshot_window_chunks": 16,
     "snapshot_chunk_bytes_max": 1024 * 1024,
     # A node applies about one full slot per input; the rest of a run of decided slots (a
     # window's worth acknowledged at once, a catch-up answer) waits for the next batch, so one

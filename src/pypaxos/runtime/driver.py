@@ -39,7 +39,8 @@ segments it covers at once, and a file thread deletes them, so no batch waits fo
 system), otherwise ``snapshot_failed``.  The cost on the loop is the ``fork()`` itself (page
 tables: a few milliseconds per GiB of heap).  A storage that is not a ``FileStorage`` (tests)
 is snapshotted on the loop and written in the storage thread instead.  ``SendSnapshot`` chunks
-are read from the snapshot file in a thread of their own and sent from the loop.
+are read from the snapshot file in a thread of their own and sent from the loop, each as soon
+as it is read.
 
 With leader leases (``MultiConfig.lease_ticks``, ``multi.lease``) a leader must never answer
 with a clock that fell further behind since it sent a heartbeat round: every tick due by the
@@ -65,7 +66,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Protocol, TypeVar, final
 
@@ -310,6 +311,15 @@ class Driver:
         self.snapshots_saved = 0
         self.snapshot_fork_s = 0.0  # the last fork's time on the loop
         self.snapshot_chunks_sent = 0
+        # The last snapshot received from a peer: when its first chunk came (since this
+        # driver started), how long from then until it was installed, and its bytes.
+        self._started_at = time.monotonic()
+        self._receiving_since: float | None = None
+        self._receiving_bytes = 0
+        self._installs_seen = node.replica.snapshots_installed
+        self.snapshot_receive_bytes = 0
+        self.snapshot_receive_s = 0.0
+        self.snapshot_first_chunk_s = 0.0
         # The C heap's free pages go back to the kernel after each compaction (runtime.heap),
         # and once now, after recovery's snapshot and log replay.
         self.heap = HeapTrimmer()
@@ -339,6 +349,8 @@ class Driver:
     def deliver(self, msg: Message) -> None:
         """A peer message from the transport."""
         self._inbox.append(msg)
+        if type(msg) is SnapshotChunk:
+            self._chunk_arrived(msg)
         if type(msg) in PROMPT_MESSAGES and self._asleep():
             self._step_now()
         else:
@@ -492,6 +504,25 @@ class Driver:
         self._check_status()
         if self.node.membership.version != self._membership_version:
             self._membership_changed()
+        if self._receiving_since is not None and self.node.incoming is None:
+            self._receive_ended()
+
+    def _chunk_arrived(self, chunk: SnapshotChunk) -> None:
+        """Account for a received snapshot chunk (``INFO`` ``snapshot_receive_*``)."""
+        if self._receiving_since is None:
+            self._receiving_since = time.monotonic()
+            self._receiving_bytes = 0
+        self._receiving_bytes += len(chunk.data)
+
+    def _receive_ended(self) -> None:
+        """The node holds no transfer any more: installed (timed) or dropped."""
+        since, self._receiving_since = self._receiving_since, None
+        installs = self.node.replica.snapshots_installed
+        if since is not None and installs != self._installs_seen:
+            self._installs_seen = installs
+            self.snapshot_receive_s = time.monotonic() - since
+            self.snapshot_first_chunk_s = since - self._started_at
+            self.snapshot_receive_bytes = self._receiving_bytes
 
     def _deferred_ticks(self) -> int:
         """Ticks the node lets come due before it wakes up for them (module docstring)."""
@@ -889,19 +920,28 @@ class Driver:
         if reader is None:  # gone (replaced twice, or never served): the peer asks again
             self._send_chunks(effect.to, [SnapshotChunk(self.node.id, effect.slot, 0, 0)])
             return
-        work = self._file_pool.submit(_read_chunks, self.node.id, reader, effect)
         loop = asyncio.get_running_loop()
-        work.add_done_callback(
-            lambda done: loop.call_soon_threadsafe(self._chunks_read, effect, done)
-        )
+        self._file_pool.submit(self._read_chunks, loop, reader, effect)
 
-    def _chunks_read(self, effect: SendSnapshot, done: Future[list[SnapshotChunk]]) -> None:
-        try:
-            chunks = done.result()
-        except StorageError as error:
-            log.error("node %d: cannot read the snapshot to send: %s", self.node.id, error)
-            chunks = [SnapshotChunk(self.node.id, effect.slot, effect.first_seq, 0)]
-        self._send_chunks(effect.to, chunks)
+    def _read_chunks(
+        self, loop: asyncio.AbstractEventLoop, reader: SnapshotReader, effect: SendSnapshot
+    ) -> None:
+        """In the reader thread: the machine chunks ``effect`` asks for (the meta chunk, the
+        last one, is ours alone), each handed to the loop to send as soon as it is read, so
+        the first leaves while the rest of a window is still being read."""
+        node_id, count = self.node.id, reader.chunk_count - 1
+        for seq in range(effect.first_seq, min(count, effect.first_seq + effect.count)):
+            try:
+                chunk = SnapshotChunk(node_id, effect.slot, seq, count, reader.read_chunk(seq))
+            except StorageError as error:
+                log.error("node %d: cannot read the snapshot to send: %s", node_id, error)
+                chunk = SnapshotChunk(node_id, effect.slot, seq, 0)  # "gone": asked afresh
+            try:
+                loop.call_soon_threadsafe(self._send_chunks, effect.to, [chunk])
+            except RuntimeError:  # the loop closed: the node is stopping
+                return
+            if chunk.chunk_count == 0:
+                return
 
     def _send_chunks(self, to: int, chunks: list[SnapshotChunk]) -> None:
         if self._stopping:
@@ -1127,17 +1167,6 @@ def _remove_segments(node_id: int, paths: list[Path]) -> None:
         remove_segments(paths)
     except OSError as error:
         log.error("node %d: cannot delete compacted log segments: %r", node_id, error)
-
-
-def _read_chunks(node_id: int, reader: SnapshotReader, effect: SendSnapshot) -> list[SnapshotChunk]:
-    """In the reader thread: the machine chunks ``effect`` asks for (the meta chunk, the last
-    one, is ours alone)."""
-    count = reader.chunk_count - 1
-    stop = min(count, effect.first_seq + effect.count)
-    return [
-        SnapshotChunk(node_id, effect.slot, seq, count, reader.read_chunk(seq))
-        for seq in range(effect.first_seq, stop)
-    ]
 
 
 class _NoClients:

@@ -299,8 +299,11 @@ class FrameDecoder(Generic[M]):
             raise
 
     def _drain(self) -> list[M]:
-        # The hot path of every receiver: locals instead of attribute lookups, and a copy of
-        # each payload (cheap next to decoding) so no buffer export outlives the loop.
+        # The hot path of every receiver: locals instead of attribute lookups, and each payload
+        # decoded in place through a view of the buffer, released before the buffer is cut,
+        # even on an error.  msgspec copies what a message keeps into its own objects; a
+        # message type must not hold ``msgspec.Raw`` or ``memoryview`` fields, which would
+        # refer to the buffer.
         out: list[M] = []
         buf = self._buffer
         size = len(buf)
@@ -308,30 +311,31 @@ class FrameDecoder(Generic[M]):
         frame_bytes_max = self._codec.frame_bytes_max
         unpack_length = _LENGTH.unpack_from
         decode = self._codec._message_decoder.decode
-        while size - pos >= LENGTH_BYTES:
-            (length,) = unpack_length(buf, pos)
-            # The bound is checked on the header alone, before waiting for the body.
-            if length > frame_bytes_max:
-                raise FrameTooLarge(length, frame_bytes_max)
-            if length == 0:
-                raise MalformedFrame(
-                    "frame", 0, MalformedReason.EMPTY, "length 0 leaves no room for the version"
-                )
-            end = pos + LENGTH_BYTES + length
-            if size < end:
-                break
-            version = buf[pos + LENGTH_BYTES]
-            if version != FRAME_VERSION:
-                raise UnsupportedVersion(version)
-            payload = buf[pos + HEADER_BYTES : end]
-            if self._awaiting_hello:
-                self.hello = self._codec.decode_hello(payload)
-                self._awaiting_hello = False
-            else:
-                try:
-                    out.append(decode(payload))
-                except (ValueError, RecursionError) as exc:
-                    raise _malformed("message", payload, exc) from exc
-            pos = end
+        with memoryview(buf) as view:
+            while size - pos >= LENGTH_BYTES:
+                (length,) = unpack_length(buf, pos)
+                # The bound is checked on the header alone, before waiting for the body.
+                if length > frame_bytes_max:
+                    raise FrameTooLarge(length, frame_bytes_max)
+                if length == 0:
+                    raise MalformedFrame(
+                        "frame", 0, MalformedReason.EMPTY, "length 0 leaves no room for the version"
+                    )
+                end = pos + LENGTH_BYTES + length
+                if size < end:
+                    break
+                version = buf[pos + LENGTH_BYTES]
+                if version != FRAME_VERSION:
+                    raise UnsupportedVersion(version)
+                with view[pos + HEADER_BYTES : end] as payload:
+                    if self._awaiting_hello:
+                        self.hello = self._codec.decode_hello(payload)
+                        self._awaiting_hello = False
+                    else:
+                        try:
+                            out.append(decode(payload))
+                        except (ValueError, RecursionError) as exc:
+                            raise _malformed("message", payload, exc) from exc
+                pos = end
         del buf[:pos]
         return out
