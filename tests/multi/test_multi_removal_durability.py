@@ -19,9 +19,11 @@ Either way the restarted joiner leads with a quorum of the new configuration tha
 the early slots and fills them with no-ops: acknowledged writes are gone and a slot is applied
 twice differently.  With the wait (``Node._durable_hold``: nothing is proposed where a new
 configuration governs until a majority of its voters reported a durable applied index past the
-slots before it) the removal waits for the cut catch-up or the slow disk, here released after
-``HOLD_TICKS`` of writes, and the restart keeps every write.  The planted bug
-``removal-before-durable`` drops the wait; these reproductions catch it.
+slots before it) a change waits for the cut catch-up or the slow disk, lifted for one of the
+two after ``HOLD_TICKS`` of writes (a bare majority), and the restart keeps every write: the
+joiner still behind learns the early slots from the other's promise, whose ``log_start`` is its
+durable index (``Node._durable_floor``; without it the first run loses them too).  The planted
+bug ``removal-before-durable`` drops the wait; these reproductions catch it.
 """
 
 from __future__ import annotations

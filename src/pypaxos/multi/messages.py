@@ -5,7 +5,9 @@ Every message names its ``sender`` and is a frozen, tagged msgspec struct, ready
 
 * ``Prepare(ballot, first_slot)``: phase 1a for *every* slot from ``first_slot`` on at once.
 * ``Promise``: phase 1b; the acceptor's ``Vote`` s for slots ``>= first_slot``, its ``log_start``
-  (slots below it were compacted into a snapshot: decided, no votes left to report) and its
+  (slots below it were compacted into a snapshot: decided, no votes left to report; when the
+  membership can change, the node's durable applied index if higher: decided and on its disk,
+  to be learned from it rather than proposed again) and its
   ``commit_index`` (so a lagging new leader knows where to catch up).
 * ``Accept(ballot, slot, value, commit_index)`` / ``Accepted(ballot, slot)``: phase 2 for one
   slot.  ``commit_index`` piggybacks the leader's decided prefix: an acceptor that accepted
