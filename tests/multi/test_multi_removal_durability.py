@@ -34,7 +34,18 @@ from collections.abc import Callable
 import pytest
 from multi_harness import Cluster, LogMachine, draw_change, reconfig_chaos
 
-from pypaxos.multi import Accept, Decided, LearnedRecord, LogBug, Message, Node, SnapshotChunk
+from pypaxos.core.effects import Persist
+from pypaxos.multi import (
+    Accept,
+    Decided,
+    LearnedRecord,
+    LogBug,
+    Message,
+    MultiConfig,
+    Node,
+    SnapshotChunk,
+)
+from pypaxos.multi.log import Entry
 from pypaxos.multi.membership import AddLearner, Change, Promote, Remove
 
 WRITES = 12
@@ -291,3 +302,20 @@ def test_a_leader_records_its_applied_prefix_when_a_change_waits_on_it() -> None
     assert bridge and len(bridge[0].values) >= first and set(bridge[0].values) == {None}
     rebuilt = Node.recover(leader, c.config, random.Random(0), LogMachine(), c.disks[leader])
     assert rebuilt.applied_index >= first
+
+
+def test_the_record_of_the_applied_prefix_comes_in_bounded_pieces() -> None:
+    """Copied values (slots our vote does not hold) start a new record past
+    ``catch_up_max_bytes``; replayed, the pieces bring the whole prefix back."""
+    config = MultiConfig(node_ids=(1, 2, 3), reconfigurable=True, catch_up_max_bytes=1000)
+    node = Node(1, config, random.Random(0), LogMachine())
+    for slot in range(10):
+        value = (Entry(2, slot, bytes([slot]) * 400),)
+        node.replica.learn(slot, value, bounded=False)
+    assert node.applied_index == 10 and node.replica.durable_index == 0
+    records = [e.state for e in node._record_applied_prefix() if isinstance(e, Persist)]
+    assert len(records) == 5 and all(isinstance(r, LearnedRecord) for r in records)
+    assert [r.first_slot for r in records] == [0, 2, 4, 6, 8]
+    assert node.replica.durable_index == 10
+    rebuilt = Node.recover(1, config, random.Random(0), LogMachine(), records)
+    assert rebuilt.applied_index == 10

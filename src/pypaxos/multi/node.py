@@ -86,7 +86,7 @@ from pypaxos.multi.effects import (
 from pypaxos.multi.election import FailureDetector, PreVote
 from pypaxos.multi.leader import Leader
 from pypaxos.multi.lease import Lease
-from pypaxos.multi.log import Batch, Entry
+from pypaxos.multi.log import Batch, Entry, batch_size_bytes
 from pypaxos.multi.membership import (
     ANY_NODE_ID,
     MEMBERSHIP_ORIGIN,
@@ -1142,26 +1142,35 @@ class Node:
         return effects
 
     def _record_applied_prefix(self) -> list[Effect]:
-        """One ``LearnedRecord`` of the slots we applied past our durable prefix (``None``
-        where our own vote holds the value), for a leader whose own votes were not recorded;
-        nothing when some of them came with a peer's snapshot not saved yet (its save moves
-        the prefix)."""
+        """``LearnedRecord``s of the slots we applied past our durable prefix (``None`` where
+        our own vote holds the value), for a leader whose own votes were not recorded; a new
+        record past ``catch_up_max_bytes`` of copied commands, so each stays far below a log
+        record's bound.  Nothing when some of them came with a peer's snapshot not saved yet
+        (its save moves the prefix)."""
         replica = self.replica
         start, stop = replica.durable_index, replica.applied_index
         if start < replica.retained_from:
             return []
         accepted = self.acceptor.accepted
-        values: list[Batch | None] = []
+        runs: list[tuple[int, list[Batch | None]]] = [(start, [])]
+        size_bytes = 0
         for slot in range(start, stop):
             value = replica.decided.get(slot)
             if value is None:
                 return []
             vote = accepted.get(slot)
-            values.append(None if vote is not None and vote.value == value else value)
+            if vote is not None and vote.value == value:
+                runs[-1][1].append(None)
+                continue
+            size_bytes += batch_size_bytes(value)
+            if size_bytes > self.config.catch_up_max_bytes and runs[-1][1]:
+                runs.append((slot, []))
+                size_bytes = batch_size_bytes(value)
+            runs[-1][1].append(value)
         replica.note_durable(start, stop)
         if LogBug.LEARNED_NOT_PERSISTED in self.bugs:
             return []  # as if written
-        return [Persist(LearnedRecord(start, tuple(values)))]
+        return [Persist(LearnedRecord(first, tuple(values))) for first, values in runs]
 
     def _latest_proposed(self, latest: Configuration) -> Configuration:
         """The planted bug ``two-changes-in-flight``: build on a change not yet decided."""
