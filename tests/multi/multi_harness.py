@@ -118,6 +118,7 @@ class Cluster:
         self.unsynced: dict[int, list[tuple[int, AcceptRecord, bool]]] = {i: [] for i in ids}
         self.own_vote_sync_ticks = 0
         self.snapshot_save_ticks = 0
+        self.slow_snapshot_saves: set[int] = set()  # nodes whose snapshots are never durable
         # node -> [(due tick, the copy)]: snapshots taken, not yet durable
         self.saving: dict[int, list[tuple[int, SnapshotRecord]]] = {i: [] for i in ids}
         self.snapshots_saved = 0
@@ -157,6 +158,8 @@ class Cluster:
                     self.refusals.append((node_id, effect))
                 case TakeSnapshot():
                     due = self.time + self.snapshot_save_ticks
+                    if node_id in self.slow_snapshot_saves:
+                        due = 10**9  # until ``speed_up_snapshot_saves``
                     self.saving[node_id].append((due, capture(self.nodes[node_id])))
                 case CompactLog():
                     self._compact(node_id, effect.slot)
@@ -183,6 +186,13 @@ class Cluster:
             self.disks[node_id].append(record)
             self.snapshots_saved += 1
             self.run(node_id, self.nodes[node_id].snapshot_saved(record.slot))
+
+    def speed_up_snapshot_saves(self, node_id: int) -> None:
+        """The slow disk of ``node_id`` (in ``slow_snapshot_saves``) catches up: its snapshots
+        are due now."""
+        self.slow_snapshot_saves.discard(node_id)
+        saving = self.saving[node_id]
+        self.saving[node_id] = [(min(due, self.time), record) for due, record in saving]
 
     def durable_snapshot(self, node_id: int) -> SnapshotRecord | None:
         snapshots = [r for r in self.disks[node_id] if isinstance(r, SnapshotRecord)]

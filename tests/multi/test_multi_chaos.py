@@ -26,6 +26,9 @@ SCRIPTED = {LogBug.ADOPT_LOWEST_BALLOT, LogBug.FORGET_PROMISE_ON_RECOVER}
 # Loses values only once the voters that accepted them are removed and the rest restart:
 # tests/multi/test_multi_learned.py (chaos never changes the membership).
 SCRIPTED.add(LogBug.LEARNED_NOT_PERSISTED)
+# Loses values only in a whole-cluster stop right after a change, the removed voters gone:
+# tests/multi/test_multi_removal_durability.py.
+SCRIPTED.add(LogBug.REMOVAL_BEFORE_DURABLE)
 # Wrong answers to reads, not disagreement in the log: chaos issues no reads.  They are shown
 # in tests/multi/test_multi_reads.py and caught by the KV simulator (tests/sim).
 READ_BUGS = {

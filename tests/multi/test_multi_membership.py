@@ -99,7 +99,7 @@ def test_a_change_governs_alpha_slots_after_its_own_and_one_at_a_time() -> None:
     second = change_entry(8, MembershipChange(1, Configuration(2, (1, 2, 3), ())))
     assert m.apply(11, second.command)[1] is False  # another is pending: ignored everywhere
     m.fold(14)
-    assert m.state == MembershipState(Configuration(1, (1, 2, 3), (4,)))
+    assert m.state == MembershipState(Configuration(1, (1, 2, 3), (4,)), None, 14)  # from 14 on
     assert m.apply(20, entry.command)[1] is False  # not the next epoch
     assert m.apply(20, b"garbage") == (None, False)
 

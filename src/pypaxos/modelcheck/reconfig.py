@@ -326,4 +326,8 @@ def _node_key(node: Node) -> Hashable:
         leader.resume_slot,
         node.catch_up_hint,
         node.highest_seen,
+        # What the wait for a durable majority reads (``Node._durable_hold``).
+        (replica.durable_index, replica.written_from, replica.written_to),
+        tuple(sorted(node.follower_durable.items())),
+        (leader.hold_slot, leader.hold_cleared),
     )

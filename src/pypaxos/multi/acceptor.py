@@ -86,12 +86,15 @@ class SlotAcceptor:
         return acceptor
 
     def prepare(
-        self, msg: Prepare, commit_index: int
+        self, msg: Prepare, commit_index: int, durable_index: int = 0
     ) -> tuple[Persist[PromiseRecord] | None, Promise | Nack]:
+        """Phase 1b.  ``durable_index``: the node's prefix of decided slots on its own disk,
+        reported as ``log_start`` when higher (a reconfigurable node passes it): the leader
+        proposes nothing below it and learns those slots from us, as below a snapshot."""
         if msg.ballot <= self.promised:
             return None, Nack(self.id, msg.ballot, self.promised)
         self.promised = msg.ballot
-        log_start = self.log_start
+        log_start = max(self.log_start, durable_index)
         if LogBug.PROMISE_HIDES_COMPACTION in self.bugs:
             log_start = min(log_start, msg.first_slot)
         votes = tuple(v for s, v in sorted(self.accepted.items()) if s >= msg.first_slot)

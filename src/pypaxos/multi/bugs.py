@@ -97,3 +97,7 @@ class LogBug(PlantedBug):
         "learned-not-persisted",
         "a node applies values it learned without a vote of its own but never writes them",
     )
+    REMOVAL_BEFORE_DURABLE = (
+        "removal-before-durable",
+        "a new configuration governs slots before a majority of its voters hold the earlier ones",
+    )

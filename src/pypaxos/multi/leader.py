@@ -48,6 +48,8 @@ class Leader:
         "bugs",
         "config",
         "first_slot",
+        "hold_cleared",
+        "hold_slot",
         "id",
         "inflight",
         "next_slot",
@@ -81,6 +83,11 @@ class Leader:
         # proposed from there until a new phase 1, once the applied prefix tells it.
         self.resume_slot: int | None = None
         self.resume_applied = 0  # ... once the applied index reaches this
+        # A new configuration's first slot, held back until a majority of its voters hold
+        # every slot before it on their disks (``Node._durable_hold``; ``None``: no hold), and
+        # the last first slot that was cleared (a majority's durable prefixes only grow).
+        self.hold_slot: int | None = None
+        self.hold_cleared = 0
 
     # -- phase 1 ----------------------------------------------------------------------------
 
@@ -185,9 +192,7 @@ class Leader:
         if self.phase is not Phase.LEADING:
             return []
         plan: list[tuple[int, Batch]] = []
-        stop = commit_index + self.config.window_slots
-        if self.resume_slot is not None:
-            stop = min(stop, self.resume_slot)
+        stop = self._stop_slot(commit_index + self.config.window_slots)
         while self.queue and self.next_slot < stop:
             plan.append((self.next_slot, self._take_batch()))
             self.next_slot += 1
@@ -199,14 +204,20 @@ class Leader:
         into force on an idle log (``MultiConfig.fill_to_pending_change``)."""
         if self.phase is not Phase.LEADING or self.queue:
             return []
-        stop = min(until_slot, commit_index + self.config.window_slots)
-        if self.resume_slot is not None:
-            stop = min(stop, self.resume_slot)
+        stop = self._stop_slot(min(until_slot, commit_index + self.config.window_slots))
         plan: list[tuple[int, Batch]] = []
         while self.next_slot < stop:
             plan.append((self.next_slot, NOOP))
             self.next_slot += 1
         return plan
+
+    def _stop_slot(self, stop: int) -> int:
+        """``stop``, or the first slot phase 1 could not know or a hold keeps back if lower."""
+        if self.resume_slot is not None:
+            stop = min(stop, self.resume_slot)
+        if self.hold_slot is not None:
+            stop = min(stop, self.hold_slot)
+        return stop
 
     def _take_batch(self) -> Batch:
         batch: list[Entry] = []

@@ -144,7 +144,9 @@ class Configuration(msgspec.Struct, frozen=True, array_like=True):
 
 class MembershipState(msgspec.Struct, frozen=True, array_like=True):
     """The replicated membership: ``current`` governs the slots below ``pending_from`` (from
-    wherever the node's log starts), ``pending`` (if any) the slots from ``pending_from`` on."""
+    wherever the node's log starts), ``pending`` (if any) the slots from ``pending_from`` on.
+    Once ``pending`` is in force it becomes ``current`` and ``pending_from`` stays, the first
+    slot it governs (0 for the first configuration, and in snapshots of earlier versions)."""
 
     current: Configuration
     pending: Configuration | None = None
@@ -460,7 +462,9 @@ class Membership:
         replica folds at the same point and snapshots agree)."""
         state = self.state
         if state.pending is not None and state.pending_from <= applied_index:
-            self._set(MembershipState(state.pending))
+            # ``pending_from`` stays: the first slot the configuration in force governs
+            # (a leader holds it back until a majority of its voters hold the slots before it).
+            self._set(MembershipState(state.pending, None, state.pending_from))
 
     # -- views ------------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ Every message names its ``sender`` and is a frozen, tagged msgspec struct, ready
 
 * ``Prepare(ballot, first_slot)``: phase 1a for *every* slot from ``first_slot`` on at once.
 * ``Promise``: phase 1b; the acceptor's ``Vote`` s for slots ``>= first_slot``, its ``log_start``
-  (slots below it were compacted into a snapshot: decided, no votes left to report) and its
+  (slots below it were compacted into a snapshot: decided, no votes left to report; when the
+  membership can change, the node's durable applied index if higher: decided and on its disk,
+  to be learned from it rather than proposed again) and its
   ``commit_index`` (so a lagging new leader knows where to catch up).
 * ``Accept(ballot, slot, value, commit_index)`` / ``Accepted(ballot, slot)``: phase 2 for one
   slot.  ``commit_index`` piggybacks the leader's decided prefix: an acceptor that accepted
@@ -13,6 +15,9 @@ Every message names its ``sender`` and is a frozen, tagged msgspec struct, ready
 * ``Nack(ballot, promised)``: the request at ``ballot`` was refused; ``promised`` is higher.
 * ``Heartbeat(ballot, commit_index, read_round)`` / ``HeartbeatAck``: failure detection, commit
   propagation, and the leader's confirmation rounds for read-index reads (``multi.reads``).
+  The ack also reports the follower's ``durable_index``: every slot below it comes back from
+  its own disk after a crash; a new configuration comes into force only once a majority of its
+  voters reported one past the slots before it (``Node._durable_hold``).
 * ``CatchUp(from_slot)``: "send me the decided values from ``from_slot``"; answered with
   ``Decided(first_slot, values, commit_index)`` (a run of consecutive decided slots, bounded in
   slots and bytes, and the sender's decided prefix, so the asker knows whether to ask again at
@@ -86,6 +91,7 @@ class HeartbeatAck(msgspec.Struct, frozen=True, tag="multi.HeartbeatAck"):
     ballot: Ballot
     commit_index: int
     read_round: int = 0  # the heartbeat's ``read_round``, echoed
+    durable_index: int = 0  # the sender's prefix of slots on its own disk (``Node._durable_hold``)
 
 
 class CatchUp(msgspec.Struct, frozen=True, tag="multi.CatchUp"):

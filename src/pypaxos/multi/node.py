@@ -86,7 +86,7 @@ from pypaxos.multi.effects import (
 from pypaxos.multi.election import FailureDetector, PreVote
 from pypaxos.multi.leader import Leader
 from pypaxos.multi.lease import Lease
-from pypaxos.multi.log import Batch, Entry
+from pypaxos.multi.log import Batch, Entry, batch_size_bytes
 from pypaxos.multi.membership import (
     ANY_NODE_ID,
     MEMBERSHIP_ORIGIN,
@@ -165,6 +165,7 @@ class Node:
         "config",
         "detector",
         "follower_applied",
+        "follower_durable",
         "highest_seen",
         "id",
         "incoming",
@@ -211,6 +212,7 @@ class Node:
         self.membership_seen = (0, 0)  # (version, changes applied) the views were built from
         self.voters_seen: frozenset[tuple[int, ...]] = frozenset()  # quorums phase 1 covered
         self.follower_applied: dict[int, int] = {}  # leader: applied index each peer reported
+        self.follower_durable: dict[int, int] = {}  # leader: durable index each peer reported
         if acceptor is None:
             acceptor = SlotAcceptor(node_id, config.log_window_slots, config.bugs)
         self.acceptor = acceptor
@@ -279,6 +281,9 @@ class Node:
         if membership is not None and config.reconfigurable:
             node.membership.restore(membership)
         node._replay_learned(r for r in records if isinstance(r, LearnedRecord))
+        replica = node.replica
+        replica.durable_index = replica.applied_index  # all of it came from the disk
+        replica.written_from = replica.written_to = 0
         if config.reconfigurable:
             node._refresh_membership()
         return node
@@ -548,6 +553,8 @@ class Node:
                 # none goes out before the next tick, from a heartbeat then: not a heartbeat per
                 # commit, which under one client doubled the messages and the CPU per write.
                 self.commit_unannounced = True
+            if self.config.reconfigurable:
+                effects += self._durable_hold()
             effects += self._fill_window()
         if self.replica.applied_index > commit_before:
             effects += self._learned_records(effects)
@@ -559,8 +566,6 @@ class Node:
 
         Slots where our vote holds the value carry ``None`` (no copy); a leader's run of only
         those is not written (its own votes are the record; nothing new would be durable)."""
-        if LogBug.LEARNED_NOT_PERSISTED in self.bugs:
-            return []
         accepted = self.acceptor.accepted
         runs: list[tuple[int, list[Batch | None]]] = []
         for effect in effects:
@@ -573,11 +578,15 @@ class Node:
             else:
                 runs.append((effect.slot, [value]))
         leading = self.role is Role.LEADER
-        return [
-            Persist(LearnedRecord(first, tuple(values)))
-            for first, values in runs
-            if not (leading and all(v is None for v in values))
-        ]
+        records: list[Effect] = []
+        for first, values in runs:
+            if leading and all(v is None for v in values):
+                continue
+            records.append(Persist(LearnedRecord(first, tuple(values))))
+            self.replica.note_durable(first, first + len(values))
+        if LogBug.LEARNED_NOT_PERSISTED in self.bugs:
+            return []  # as if written: the node goes on believing they are
+        return records
 
     # -- election ---------------------------------------------------------------------------
 
@@ -624,7 +633,9 @@ class Node:
             self._refresh_membership()  # phase 1 spans every configuration known from here on
             self.leader.quorum = self.quorum
         prepare = self.leader.prepare(ballot, self.replica.applied_index)
-        persist, promise = self.acceptor.prepare(prepare, self.replica.applied_index)
+        persist, promise = self.acceptor.prepare(
+            prepare, self.replica.applied_index, self._durable_floor()
+        )
         assert persist is not None and isinstance(promise, Promise), "own promise refused"
         effects: list[Effect] = [persist, *(Send(p, prepare) for p in self.peers)]
         effects += [Redirect(read.request_id, None) for read in self.reads.drain()]
@@ -677,7 +688,9 @@ class Node:
             return []  # stickiness: as if the Prepare were lost (liveness only, see election)
         if self._lease_binds() and msg.sender != self.leader_id:
             return []  # a lease we acknowledged still runs (safety of lease reads, ``lease``)
-        persist, reply = self.acceptor.prepare(msg, self.replica.applied_index)
+        persist, reply = self.acceptor.prepare(
+            msg, self.replica.applied_index, self._durable_floor()
+        )
         self._saw(msg.ballot)
         effects: list[Effect] = [] if persist is None else [persist]
         if isinstance(reply, Promise):
@@ -712,7 +725,10 @@ class Node:
         effects += self._learn_committed(msg.ballot, msg.commit_index, msg.sender)
         if self.config.leases:
             self.lease.acknowledged(self.detector.now)  # before the ack leaves (``lease``)
-        ack = HeartbeatAck(self.id, msg.ballot, self.replica.applied_index, msg.read_round)
+        replica = self.replica
+        ack = HeartbeatAck(
+            self.id, msg.ballot, replica.applied_index, msg.read_round, replica.durable_index
+        )
         return [*effects, Send(msg.sender, ack)]
 
     def _on_heartbeat_ack(self, msg: HeartbeatAck) -> list[Effect]:
@@ -720,6 +736,7 @@ class Node:
         if self.role is Role.LEADER and msg.ballot == self.leader.ballot:
             self.detector.heard_from(msg.sender)
             self.follower_applied[msg.sender] = msg.commit_index
+            self.follower_durable[msg.sender] = msg.durable_index
             reads = self.reads
             reads.on_ack(msg.sender, msg.read_round)
             if self.config.leases:
@@ -1076,6 +1093,84 @@ class Node:
             return refuse(RefusalReason.BUSY, "the proposal queue is full")
         self.replica.awaiting.add(request_id)
         return self._finish([], applied)
+
+    def _durable_floor(self) -> int:
+        """What a promise reports as its ``log_start`` floor: our durable prefix of decided
+        slots when the membership can change (``SlotAcceptor.prepare``), so that a leader
+        whose own prefix is shorter learns those slots instead of filling them anew; a
+        quorum of a configuration whose voters hold nothing older (the voters that did were
+        removed) then still finds them (``_durable_hold``)."""
+        return self.replica.durable_index if self.config.reconfigurable else 0
+
+    def _durable_hold(self) -> list[Effect]:
+        """Leader: propose nothing in the first slot of the latest configuration until a
+        majority of its voters has every slot before it on its own disk (their reported
+        ``durable_index``, ours counted too).
+
+        The slots before a configuration are governed by older ones, whose voters may be
+        removed by it and never start again; from then on they survive only where nodes wrote
+        what they applied (``LearnedRecord``).  With this wait, any slot the configuration
+        governs is decided only once a majority of its voters hold the ones before it, so
+        every quorum of it (and, a change at a time, of the next one) meets a voter that does,
+        and that voter's promise keeps them from being filled anew (``_durable_floor``).  Raft
+        gets the same from its log matching (a follower that accepted an entry holds the ones
+        before it: Ongaro's thesis, sections 3.5 and 4.1); Paxos slots are independent, hence
+        the wait.  A leader's own votes get no ``LearnedRecord``, so it writes one for its
+        applied prefix when the wait counts on it.  Every change waits, not only removals:
+        one rule for every configuration, at the price of a heartbeat round."""
+        leader, replica = self.leader, self.replica
+        first = self.membership.state.pending_from
+        done = first <= leader.hold_cleared or replica.applied_index > first
+        if done or LogBug.REMOVAL_BEFORE_DURABLE in self.bugs:
+            leader.hold_slot = None
+            return []
+        effects: list[Effect] = []
+        if replica.durable_index < first <= replica.applied_index:
+            effects += self._record_applied_prefix()
+        durable = self.follower_durable
+        voters = self.membership.state.config_at(first).voters
+        holding = [
+            v
+            for v in voters
+            if (replica.durable_index if v == self.id else durable.get(v, 0)) >= first
+        ]
+        if self.membership.quorum_at(first).is_phase2_quorum(holding):
+            leader.hold_cleared = first
+            leader.hold_slot = None
+        else:
+            leader.hold_slot = first
+        return effects
+
+    def _record_applied_prefix(self) -> list[Effect]:
+        """``LearnedRecord``s of the slots we applied past our durable prefix (``None`` where
+        our own vote holds the value), for a leader whose own votes were not recorded; a new
+        record past ``catch_up_max_bytes`` of copied commands, so each stays far below a log
+        record's bound.  Nothing when some of them came with a peer's snapshot not saved yet
+        (its save moves the prefix)."""
+        replica = self.replica
+        start, stop = replica.durable_index, replica.applied_index
+        if start < replica.retained_from:
+            return []
+        accepted = self.acceptor.accepted
+        runs: list[tuple[int, list[Batch | None]]] = [(start, [])]
+        size_bytes = 0
+        for slot in range(start, stop):
+            value = replica.decided.get(slot)
+            if value is None:
+                return []
+            vote = accepted.get(slot)
+            if vote is not None and vote.value == value:
+                runs[-1][1].append(None)
+                continue
+            size_bytes += batch_size_bytes(value)
+            if size_bytes > self.config.catch_up_max_bytes and runs[-1][1]:
+                runs.append((slot, []))
+                size_bytes = batch_size_bytes(value)
+            runs[-1][1].append(value)
+        replica.note_durable(start, stop)
+        if LogBug.LEARNED_NOT_PERSISTED in self.bugs:
+            return []  # as if written
+        return [Persist(LearnedRecord(first, tuple(values))) for first, values in runs]
 
     def _latest_proposed(self, latest: Configuration) -> Configuration:
         """The planted bug ``two-changes-in-flight``: build on a change not yet decided."""

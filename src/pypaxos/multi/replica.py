@@ -94,6 +94,7 @@ class Replica:
         "catch_up_max_bytes",
         "catch_up_max_slots",
         "decided",
+        "durable_index",
         "id",
         "learn_window_slots",
         "log_retained_bytes_max",
@@ -109,6 +110,8 @@ class Replica:
         "snapshot_slot",
         "snapshot_window_chunks",
         "snapshots_installed",
+        "written_from",
+        "written_to",
     )
 
     def __init__(
@@ -140,6 +143,14 @@ class Replica:
         self.snapshot_slot = 0  # the latest durable snapshot covers the slots below
         self.snapshot_pending = False  # a TakeSnapshot is out, not yet saved or failed
         self.snapshots_installed = 0  # peers' snapshots loaded in this lifetime
+        # Every slot below ``durable_index`` comes back from this node's own disk after a crash
+        # (its durable snapshot, then its ``LearnedRecord``s and the votes they name): what it
+        # reports to the leader, which brings a new configuration into force only once a
+        # majority of its voters hold the slots before it (``Node._durable_hold``).  The run of
+        # records written since it, not joined to it yet (after an installed snapshot that is
+        # not saved), is ``[written_from, written_to)``.
+        self.durable_index = 0
+        self.written_from = self.written_to = 0
         self.snapshot_window_chunks = snapshot_window_chunks
         self.bugs = bugs
         self.retained_from = 0  # decided values are kept for slots >= retained_from
@@ -183,6 +194,7 @@ class Replica:
                 loader.load(chunk)
             loader.finish()
         self.applied_index = self.snapshot_slot = self.retained_from = record.slot
+        self.durable_index = max(self.durable_index, record.slot)
         self._forget_below(record.slot)
 
     def learn(self, slot: int, value: Batch, bounded: bool = True) -> list[Effect]:
@@ -310,6 +322,7 @@ class Replica:
         if self.snapshot_slot < slot <= self.applied_index:
             self.snapshot_bytes = self.requested_bytes
             effects += self._advance_snapshot(slot)
+            self.note_durable(0, slot)  # what the snapshot holds comes back with it
         return effects + self._maybe_snapshot()
 
     def snapshot_failed(self) -> list[Effect]:
@@ -337,6 +350,21 @@ class Replica:
         if self.retained_bytes > self.log_retained_bytes_max:
             self._forget_before_snapshot()
         return [CompactLog(slot)]
+
+    def note_durable(self, first_slot: int, end_slot: int) -> None:
+        """The slots ``[first_slot, end_slot)`` are on this node's disk now (a ``LearnedRecord``
+        of them is in an effect list, or a snapshot below ``end_slot`` was saved): move
+        ``durable_index`` when they join it.  A run that does not (the slots before it came
+        from a peer's snapshot not saved yet, or were a leader's own votes, which it does not
+        record) waits as ``[written_from, written_to)`` until something joins them."""
+        if first_slot <= self.durable_index:
+            self.durable_index = max(self.durable_index, end_slot)
+        elif first_slot == self.written_to:
+            self.written_to = end_slot
+        else:
+            self.written_from, self.written_to = first_slot, end_slot
+        if self.written_from <= self.durable_index < self.written_to:
+            self.durable_index = self.written_to
 
     def _forget_below(self, slot: int) -> None:
         decided = self.decided

@@ -91,8 +91,11 @@ def _slots(msg: Message) -> list[tuple[str, int]]:
             return [("slot", msg.slot), ("commit_index", msg.commit_index)]
         case Accepted():
             return [("slot", msg.slot)]
-        case Heartbeat() | HeartbeatAck():
+        case Heartbeat():
             return [("commit_index", msg.commit_index), ("read_round", msg.read_round)]
+        case HeartbeatAck():
+            slots = [("commit_index", msg.commit_index), ("read_round", msg.read_round)]
+            return [*slots, ("durable_index", msg.durable_index)]
         case CatchUp():
             return [("from_slot", msg.from_slot)]
         case Decided():

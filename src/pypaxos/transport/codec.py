@@ -27,13 +27,16 @@ M = TypeVar("M")
 FRAME_VERSION: Final = 1
 """The only frame format this module speaks."""
 
-PROTOCOL_VERSION: Final = 2
+PROTOCOL_VERSION: Final = 3
 """The peer protocol this build speaks, announced in every ``Hello``: what the frames carry
 (every peer message, of every layer) and what the log and snapshots replicate.  Bump it in any
 release whose nodes could not read a message, a log entry or a snapshot of the previous one:
 a node refuses a peer announcing another version at the handshake (``Refusal``), which both
 ends log with both versions, instead of failing later on something it cannot decode.  Version
-1 is every build from before the handshake carried it (its Hello has no such field)."""
+1 is every build from before the handshake carried it (its Hello has no such field).  Version 3:
+a follower reports its durable applied index (``HeartbeatAck.durable_index``) and a promise's
+``log_start`` may be it; a leader of version 3 would wait for it from a version-2 follower
+forever before bringing a membership change into force."""
 
 PROTOCOL_VERSION_UNANNOUNCED: Final = 1
 """What a Hello without a ``protocol`` field is taken to speak."""
