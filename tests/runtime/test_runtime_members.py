@@ -14,13 +14,18 @@ from runtime_helpers import RunningCluster, retry, write_cluster
 
 from pypaxos.client import AsyncClient, CommandError, MembershipRefusedError
 from pypaxos.cluster.members import join, recorded
-from pypaxos.multi.membership import AddLearner, Replace
+from pypaxos.multi.membership import AddLearner, Configuration, MembershipState, Replace
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.auth import hash_password
 from pypaxos.runtime.config import ClusterConfig, load_config
 from pypaxos.runtime.identity import RemovedMemberError, WipedMemberError
 from pypaxos.runtime.identity import read as read_identity
-from pypaxos.runtime.members_admin import decode_address, encode_address, parse_change
+from pypaxos.runtime.members_admin import (
+    MemberBook,
+    decode_address,
+    encode_address,
+    parse_change,
+)
 
 GROWN = "initial_members = [1, 2, 3]"
 
@@ -308,3 +313,20 @@ def test_address_records_are_checked_before_use() -> None:
     assert "node id" in str(parse_change((b"REMOVE", b"-3")))
     assert "node id" in str(parse_change((b"PROMOTE", b"99999999999")))
     assert parse_change((b"REPLACE", b"1", b"4")) == Replace(1, 4)
+
+
+def test_the_identity_keeps_the_configuration_in_force_not_a_pending_one(tmp_path: Path) -> None:
+    """A joiner restarts from its record (``NodeApp._joined_membership``): a promotion decided
+    but not yet in force must not make it a voter there, or it would count a quorum of the new
+    voters over slots the old ones still hold."""
+    config = _config(tmp_path)
+    book = MemberBook(config, 4, None)
+    learner_in = Configuration(1, (1, 2, 3), (4,))
+    promoted = Configuration(2, (1, 2, 3, 4), ())
+    pending = MembershipState(learner_in, promoted, pending_from=40)
+    assert book.view(pending).voters == (1, 2, 3, 4)  # what LIST and INFO show: the latest
+    kept = book.in_force(pending)
+    assert (kept.epoch, kept.voters, kept.recorded().epoch) == (1, (1, 2, 3), 1)
+    assert [m.voter for m in kept.recorded().members if m.id == 4] == [False]
+    in_force = book.in_force(MembershipState(promoted, None, pending_from=40))
+    assert (in_force.epoch, in_force.voters) == (2, (1, 2, 3, 4))

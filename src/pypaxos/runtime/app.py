@@ -413,9 +413,10 @@ class NodeApp:
         book = MemberBook(config, self.node_id, self.identity.membership)
         self.book = book
         view = book.view(node.members())
+        in_force = book.in_force(node.members())
         self._log_membership(node, "joined" if self._started_joined else "start")
         if book.removed(view):  # decided before a crash, not yet recorded
-            await self._record_identity(view, removed=True)
+            await self._record_identity(in_force, removed=True)
             raise RemovedMemberError(self.dir / IDENTITY_NAME, self.node_id)
         peers = {m.id: m.peer for m in view.members if m.id != self.node_id and m.peer}
         transport: TcpTransport[WireMessage] = TcpTransport(
@@ -494,7 +495,7 @@ class NodeApp:
         ]
         for peer_id in sorted(peers):  # say we are back: a leader then redials us at once
             transport.dial(peer_id)
-        await self._record_identity(view, removed=False)  # what recovery brought, if newer
+        await self._record_identity(in_force, removed=False)  # what recovery brought, if newer
 
     # -- membership (``runtime.members_admin``) ----------------------------------------------
 
@@ -523,9 +524,12 @@ class NodeApp:
             list(view.voters),
             [m.id for m in view.members if not m.voter],
         )
+        # The identity keeps the configuration in force, not a pending one (``MemberBook.in_force``:
+        # a joiner restarts from it).
+        in_force = book.in_force(state)
         removed = book.removed(view) and not self.removed
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._record_identity(view, removed=removed))
+        task = loop.create_task(self._record_identity(in_force, removed=removed))
         self._identity_writes.add(task)
         task.add_done_callback(self._identity_writes.discard)
         if removed:

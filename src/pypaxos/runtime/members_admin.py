@@ -164,6 +164,24 @@ class MemberBook:
         self.current = view
         return view
 
+    def in_force(self, state: MembershipState) -> MembershipView:
+        """The configuration in force at this node's applied index, without a pending one
+        (``state.current``; the record when this node's log is behind it): what
+        ``identity.json`` keeps.  A configuration that is decided but not yet in force governs
+        no slot, so a joiner restarted from it (a joiner starts from its record) would count a
+        quorum of it over slots the old voters still hold."""
+        config = state.current
+        recorded = self.recorded
+        if recorded is not None and recorded.epoch > config.epoch:
+            members = tuple(
+                MemberView(m.id, m.voter, *self._addresses(m.id, None)) for m in recorded.members
+            )
+            return MembershipView(recorded.epoch, members, tuple(m.id for m in members), None)
+        members = tuple(
+            MemberView(i, i in config.voters, *self._addresses(i, config)) for i in config.members
+        )
+        return MembershipView(config.epoch, members, tuple(sorted(config.members)), None)
+
     def removed(self, view: MembershipView) -> bool:
         """Does ``view`` say this node was removed (a configuration newer than the last one
         known to include it leaves it out)?"""
