@@ -1141,10 +1141,11 @@ def _runs(
 
 
 def _one_piece(data: bytes) -> bool:
-    """Is ``data`` a version 1-4 snapshot (the whole state in one piece)?"""
+    """Is ``data`` a version 1-4 snapshot (the whole state in one piece)?  (A value nested
+    too deep raises ``RecursionError``: the caller names it.)"""
     try:
         return _SNAPSHOT_VERSION_DECODER.decode(data).version < CHUNKED_SNAPSHOT_VERSION
-    except (msgspec.DecodeError, RecursionError):
+    except msgspec.DecodeError:
         return False
 
 
@@ -1185,7 +1186,11 @@ class KVSnapshotLoader:
         try:
             decoded = _CHUNK_DECODER.decode(chunk)
         except msgspec.DecodeError as error:
-            if not _one_piece(chunk):
+            try:
+                one_piece = _one_piece(chunk)
+            except RecursionError:
+                raise ValueError("malformed snapshot chunk: nesting too deep") from None
+            if not one_piece:
                 raise ValueError(f"malformed snapshot chunk: {error}") from None
             decoded = None
         except RecursionError:
