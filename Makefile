@@ -71,8 +71,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite in two runs.  The pure, deterministic tests (the protocol, the simulator, the
+# checkers, the derandomized fuzzing: they start no server, open no socket and assert nothing
+# on time) run on every core with pytest-xdist; everything else (real processes, sockets,
+# namespaces, containers, the torture harness) runs serially after them, as timing-sensitive
+# tests need a quiet machine.
+# A new test lands in its group by its directory.  Both runs always run; either failing fails
+# `make pytest`.  A plain `.venv/bin/pytest` still runs everything, serially (docs/testing.md).
+PARALLEL_TESTS := tests/core tests/multi tests/kv tests/sim tests/lincheck tests/modelcheck tests/fuzz
 pytest: $(STAMP)
-	$(BIN)/pytest
+	@status=0; \
+	$(BIN)/pytest -n auto $(PARALLEL_TESTS) || status=$$?; \
+	$(BIN)/pytest $(addprefix --ignore=,$(PARALLEL_TESTS)) || status=$$?; \
+	exit $$status
 
 # Issue 7: pypaxos, PySyncObj, Redis and etcd side by side on this machine, in one run, then
 # the large-data scenario (throughput, stalls, memory per key and recovery at 100k, 1m and 10m
