@@ -67,6 +67,8 @@ async def test_commands_through_every_node(cluster: RunningCluster) -> None:
     assert info["paxos_role"] == "follower" and info["leader_id"] == leader
     assert info["leader_client"] == cluster.apps[leader].member.client
     assert info["applied_index"] >= 1 and "ballot" in info and "pid" in info
+    # what its disk alone brings back (its learned runs are synced before it applies them)
+    assert info["durable_index"] >= 1, info
 
 
 async def test_resp3_after_hello_3(cluster: RunningCluster) -> None:

@@ -912,6 +912,7 @@ class NodeApp:
             f"ballot:{ballot}",
             f"commit_index:{status.commit_index}",
             f"applied_index:{status.applied_index}",
+            f"durable_index:{self.driver.node.replica.durable_index}",
             f"log_size:{self.driver.log_records}",
             f"snapshot_slot:{self.driver.node.replica.snapshot_slot}",
             f"snapshots_saved:{self.driver.snapshots_saved}",
