@@ -14,6 +14,7 @@ from redis.exceptions import TryAgainError
 
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.config import ClusterConfig
+from pypaxos.runtime.wire import WireMessage
 
 T = TypeVar("T")
 
@@ -132,3 +133,13 @@ class RunningCluster:
             await client.aclose()
         for app in self.apps.values():
             await app.stop()
+
+
+class Recorder:
+    """A driver's sender that keeps what it was asked to send, for tests of one node."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, WireMessage]] = []
+
+    def send(self, to: int, msg: WireMessage) -> None:
+        self.sent.append((to, msg))

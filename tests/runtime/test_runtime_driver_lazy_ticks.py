@@ -13,12 +13,12 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from runtime_helpers import Recorder
 
 from pypaxos.core.types import Ballot
 from pypaxos.kv import KVStateMachine
 from pypaxos.multi import Heartbeat, MultiConfig, Node, Role
 from pypaxos.runtime.driver import Driver
-from pypaxos.runtime.wire import WireMessage
 from pypaxos.storage import MemoryStorage
 
 CONFIG = MultiConfig(
@@ -32,14 +32,6 @@ CONFIG = MultiConfig(
 TICK_S = 0.005
 RUN_S = 0.4  # 80 ticks
 LEADER_BALLOT = Ballot(1, 2)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, WireMessage]] = []
-
-    def send(self, to: int, msg: WireMessage) -> None:
-        self.sent.append((to, msg))
 
 
 async def idle_follower_batches(tick_wake_ticks: int) -> int:

@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from runtime_helpers import Recorder
 
 from pypaxos.core.effects import Send
 from pypaxos.core.types import Ballot
@@ -29,7 +30,6 @@ from pypaxos.multi import (
     Role,
 )
 from pypaxos.runtime.driver import Driver
-from pypaxos.runtime.wire import WireMessage
 from pypaxos.storage import MemoryStorage
 
 CONFIG = MultiConfig(
@@ -44,14 +44,6 @@ TICK_S = 0.005
 READ = encode_request(Request(0, 0, Get(b"k"), 0))
 
 pytestmark = pytest.mark.asyncio
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, WireMessage]] = []
-
-    def send(self, to: int, msg: WireMessage) -> None:
-        self.sent.append((to, msg))
 
 
 class HeldStorage(MemoryStorage):

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from runtime_helpers import Recorder
 
 from pypaxos.core.types import Ballot
 from pypaxos.kv import KVStateMachine
@@ -32,7 +33,6 @@ from pypaxos.multi import (
     Role,
 )
 from pypaxos.runtime.driver import Driver
-from pypaxos.runtime.wire import WireMessage
 from pypaxos.storage import MemoryStorage
 
 CONFIG = MultiConfig(
@@ -48,14 +48,6 @@ STALL_S = 0.5  # 100 ticks: five election timeouts
 LEADER_BALLOT = Ballot(1, 2)
 
 pytestmark = pytest.mark.asyncio
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, WireMessage]] = []
-
-    def send(self, to: int, msg: WireMessage) -> None:
-        self.sent.append((to, msg))
 
 
 async def stalled_follower(ticks_per_batch_max: int) -> tuple[Node, Recorder]:

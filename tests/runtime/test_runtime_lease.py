@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from runtime_helpers import Recorder
 from test_runtime_config import GOOD, write
 
 from pypaxos.core.effects import Send
@@ -28,7 +29,6 @@ from pypaxos.runtime.config import (
     render_config,
 )
 from pypaxos.runtime.driver import Driver
-from pypaxos.runtime.wire import WireMessage
 from pypaxos.storage import MemoryStorage
 
 # A lone node driven by hand: its timer sends Prepare at once (no pre-vote, ``multi.election``).
@@ -65,14 +65,6 @@ def test_lease_settings_are_strict(tmp_path: Path, line: str, key: str) -> None:
         text = text.replace('reads = "lease"', line)
     with pytest.raises(ConfigError, match=key):
         load_config(write(tmp_path, text))
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, WireMessage]] = []
-
-    def send(self, to: int, msg: WireMessage) -> None:
-        self.sent.append((to, msg))
 
 
 def _leader() -> Node:

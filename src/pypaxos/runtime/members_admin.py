@@ -144,21 +144,17 @@ class MemberBook:
 
     def view(self, state: MembershipState) -> MembershipView:
         latest = state.latest
-        recorded = self.recorded
-        if recorded is not None and recorded.epoch > latest.epoch:
-            members = tuple(
-                MemberView(m.id, m.voter, *self._addresses(m.id, None)) for m in recorded.members
-            )
+        recorded = self._newer_record(latest)
+        if recorded is not None:
+            epoch, members = recorded
             governing = {m.id for m in members} | set(latest.members)
-            view = MembershipView(recorded.epoch, members, tuple(sorted(governing)), None)
+            view = MembershipView(epoch, members, tuple(sorted(governing)), None)
         else:
-            members = tuple(
-                MemberView(i, i in latest.voters, *self._addresses(i, latest))
-                for i in latest.members
-            )
             governing = {i for c in (state.current, state.pending) if c for i in c.members}
             pending_from = state.pending_from if state.pending is not None else None
-            view = MembershipView(latest.epoch, members, tuple(sorted(governing)), pending_from)
+            view = MembershipView(
+                latest.epoch, self._members(latest), tuple(sorted(governing)), pending_from
+            )
         if self.node_id in view.member_ids:
             self.member_epoch = max(self.member_epoch, view.epoch)
         self.current = view
@@ -171,16 +167,28 @@ class MemberBook:
         no slot, so a joiner restarted from it (a joiner starts from its record) would count a
         quorum of it over slots the old voters still hold."""
         config = state.current
-        recorded = self.recorded
-        if recorded is not None and recorded.epoch > config.epoch:
-            members = tuple(
-                MemberView(m.id, m.voter, *self._addresses(m.id, None)) for m in recorded.members
-            )
-            return MembershipView(recorded.epoch, members, tuple(m.id for m in members), None)
-        members = tuple(
+        recorded = self._newer_record(config)
+        if recorded is not None:
+            epoch, members = recorded
+            return MembershipView(epoch, members, tuple(m.id for m in members), None)
+        members = self._members(config)
+        return MembershipView(config.epoch, members, tuple(sorted(config.members)), None)
+
+    def _members(self, config: Configuration) -> tuple[MemberView, ...]:
+        return tuple(
             MemberView(i, i in config.voters, *self._addresses(i, config)) for i in config.members
         )
-        return MembershipView(config.epoch, members, tuple(sorted(config.members)), None)
+
+    def _newer_record(self, config: Configuration) -> tuple[int, tuple[MemberView, ...]] | None:
+        """The recorded membership's epoch and members when it is newer than ``config`` (this
+        node's log is behind its record), else ``None``."""
+        recorded = self.recorded
+        if recorded is None or recorded.epoch <= config.epoch:
+            return None
+        members = tuple(
+            MemberView(m.id, m.voter, *self._addresses(m.id, None)) for m in recorded.members
+        )
+        return recorded.epoch, members
 
     def removed(self, view: MembershipView) -> bool:
         """Does ``view`` say this node was removed (a configuration newer than the last one
