@@ -60,6 +60,7 @@ CRASH_AFTER_S = (0.0, 0.05)  # how long after asking
 FOLLOW_SHARE = 0.5  # of removals: a spare added at once, while the removal may be pending
 ISOLATE_S = (2.0, 3.5)  # how long a leader is cut off mid-change
 PAUSE_SHARE = 0.3  # of removals of a node other than the leader: paused while it is removed
+POWER_OFF_S = (0.2, 1.0)  # member-power: how long every node stays off after the cut
 
 
 class MemberChanges:
@@ -70,6 +71,7 @@ class MemberChanges:
         self.cluster: TortureCluster = nemesis.cluster
         self.rng = nemesis.rng
         self.aimed = False  # this turn's changes are all asked with the leader cut off
+        self.power_cut = False  # this turn's removal or replacement: every node's power cut
         self.final: ConfigSeen | None = None  # the settled membership after the heal (verify)
 
     # -- choosing ----------------------------------------------------------------------------
@@ -79,12 +81,24 @@ class MemberChanges:
         cluster = self.cluster
         return [i for i in cluster.slots if i not in cluster.ids]
 
-    async def turn(self, aimed: bool = False) -> None:
+    async def turn(self, aimed: bool = False, power_cut: bool = False) -> None:
         """One membership change, chosen among those the current state allows; ``aimed``
         (the ``member-cut`` nemesis): a replacement, or a removal from four voters, of a node
-        other than the leader, always asked while the leader is cut off."""
+        other than the leader, always asked while the leader is cut off; ``power_cut`` (the
+        ``member-power`` nemesis): a replacement, a removal from four voters, or else an
+        addition (which makes the next turn's removal possible), of any node (the leader half
+        the time), and the moment it is answered every node loses its power."""
         ids, spares = list(self.cluster.ids), self.spares
         self.aimed = aimed
+        self.power_cut = power_cut
+        if power_cut:
+            if len(ids) > VOTERS_MIN:
+                await self.remove(await self.pick_removed(ids))
+            elif spares and self.rng.random() < 0.5:
+                await self.replace(await self.pick_removed(ids), self.rng.choice(spares))
+            elif spares:
+                await self.add(self.rng.choice(spares))  # no cut: the next turn removes
+            return
         if aimed:
             leader = await self.nemesis.stable_leader()
             others = [i for i in ids if i != leader]
@@ -138,10 +152,12 @@ class MemberChanges:
 
     async def remove(self, node: int, counted: bool = True) -> None:
         leader = await self.nemesis.leader()
-        crash = counted and self.crash_wanted()
+        cut = counted and self.power_cut
+        crash = counted and not cut and self.crash_wanted()
         paused = (
             counted
             and not crash
+            and not cut
             and node != leader
             and self.rng.random() < PAUSE_SHARE
             and self.cluster.signal_node(node, signal.SIGSTOP)
@@ -161,6 +177,10 @@ class MemberChanges:
             role = " (the leader)" if node == leader else ""
             how = " while it was paused (SIGSTOP), then resumed" if paused else ""
             self.nemesis.fault("member", f"removed node {node}{role}{how}")
+        if cut:
+            await self.cut_every_node(node, f"node {node}'s removal")
+            await self.retire(node, cut=True)
+            return
         spares = [i for i in self.spares if i != node]
         if counted and spares and self.rng.random() < FOLLOW_SHARE:
             # The next change at once, while the removal may still be pending.
@@ -176,16 +196,18 @@ class MemberChanges:
         leader = await self.nemesis.leader()
         request = {"action": "replace", "id": old, "new": new}
         made = self.both(self.is_voter(new), self.is_gone(old))
-        replaced = await self.change(
-            request, made, crash=self.crash_wanted(), spared=old, learner=new
-        )
+        crash = not self.power_cut and self.crash_wanted()
+        replaced = await self.change(request, made, crash=crash, spared=old, learner=new)
+        if replaced and self.power_cut:
+            await self.cut_every_node(old, f"node {old}'s replacement by node {new}")
         joined = await self.check_joined(new)
         if not replaced:
             if joined:
                 self.nemesis.note(f"member: node {old} not replaced by {new}; removing it")
                 await self.remove(new, counted=False)
             return
-        await self.retire(old)  # removed, whether or not the new node managed to join
+        # Removed, whether or not the new node managed to join.
+        await self.retire(old, cut=self.power_cut)
         role = " (the leader)" if old == leader else ""
         self.nemesis.fault("member", f"replaced node {old}{role} by node {new}")
 
@@ -232,11 +254,13 @@ class MemberChanges:
         meanwhile: Coroutine[Any, Any, None] | None = None,
         *,
         told: bool = False,
+        cut: bool = False,
     ) -> None:
         """After ``node``'s removal (and ``meanwhile``, a change made at once): wait for it to
         stop by itself, then free its slot (a spare again with an empty directory).  ``told``:
         it was paused through its removal, so only a peer's notice can stop it; one still
-        running then is a problem, not only slow."""
+        running then is a problem, not only slow.  ``cut``: a power cut killed it (its exit
+        status is the nemesis's doing)."""
         cluster = self.cluster
         cluster.ids.remove(node)
         await self.tell_agent()
@@ -253,9 +277,23 @@ class MemberChanges:
             cluster.signal_node(node, signal.SIGTERM)
             if await cluster.wait_exit(node, 10.0) is None:
                 await cluster.kill(node)
-        elif code != 0:
+        elif code != 0 and not cut:
             self.nemesis.problems.append(f"removed node {node} exited with status {code}")
         cluster.wipe(node)
+
+    async def cut_every_node(self, removed: int, change: str) -> None:
+        """The ``member-power`` fault: the moment ``change`` is answered (decided, perhaps not
+        yet in force), every node loses its power at once, ``removed`` too if it still runs;
+        then the filesystems come back on what they kept and every node but ``removed``
+        restarts.  Nothing acknowledged may be lost, and the members left must elect a leader
+        under the configuration the chosen history gives them."""
+        nodes = sorted(set(self.cluster.ids) | {removed})
+        nodes, cuts = await self.nemesis.cut_power_now(nodes)
+        for i in nodes:
+            await self.cluster.kill(i)
+        self.nemesis.fault("power", f"power cut of every node just after {change}: {cuts}")
+        await asyncio.sleep(self.rng.uniform(*POWER_OFF_S))
+        await self.nemesis.restore_power(nodes, [i for i in nodes if i != removed])
 
     # -- requests ----------------------------------------------------------------------------
 

@@ -5,11 +5,12 @@ Kinds (``--nemesis``): ``partition``, ``kill``, ``pause``, ``net``, ``clock`` (`
 data directory loses everything not yet fsynced, as in a power cut); aimed kinds, not part of
 ``all``, for chasing one kind of bug in a short run: ``isolate-leader``, ``kill-leader`` and
 ``clock-drift`` (a clock rate within the nodes' drift bound, for lease runs: ``reads.py``).
-``member`` (``members.py``: adds, removes and replaces members) and its aimed form
-``member-cut`` need spare slots, so they are not part of ``all`` either.  Each cycle runs every
-chosen kind once, in a random order, and the first cycle always completes.  Faults are chosen
-by one ``random.Random(seed)``, so a schedule replays from ``--seed`` (the processes' timing
-does not).  Every fault is written to ``RUN/nemesis.log``.
+``member`` (``members.py``: adds, removes and replaces members) and its aimed forms
+``member-cut`` (changes asked with the leader cut off) and ``member-power`` (every node's power
+cut the moment a change is decided) need spare slots, so they are not part of ``all`` either.
+Each cycle runs every chosen kind once, in a random order, and the first cycle always
+completes.  Faults are chosen by one ``random.Random(seed)``, so a schedule replays from
+``--seed`` (the processes' timing does not).  Every fault is written to ``RUN/nemesis.log``.
 
 More (what each kind does): docs/testing.md, 'Torture'.
 """
@@ -34,7 +35,8 @@ from pypaxos.torture.reads import drift_bound
 NEMESES = ("partition", "kill", "pause", "net", "clock", "disk", "hostile", "power")
 AIMED_NEMESES = ("isolate-leader", "kill-leader", "clock-drift")
 MEMBER_NEMESIS = "member"  # not in all: it needs spare slots (``--spares``)
-MEMBER_NEMESES = (MEMBER_NEMESIS, "member-cut")  # member-cut: aimed (members.py)
+MEMBER_NEMESES = (MEMBER_NEMESIS, "member-cut", "member-power")  # the last two aimed (members.py)
+POWER_NEMESES = ("power", "member-power")  # node data directories on powerfs mounts
 CLOCK_NEMESES = ("clock", "clock-drift")  # the nodes run on a skewable loop clock
 HOLD_S = (1.5, 4.0)  # how long a fault lasts
 CALM_S = (0.5, 1.5)  # quiet between faults
@@ -131,6 +133,9 @@ class Nemesis:
     async def do_member_cut(self, hold_s: float) -> None:
         await self.members.turn(aimed=True)
 
+    async def do_member_power(self, hold_s: float) -> None:
+        await self.members.turn(power_cut=True)
+
     async def do_partition(self, hold_s: float) -> None:
         ids = list(self.cluster.ids)
         self.rng.shuffle(ids)
@@ -195,17 +200,29 @@ class Nemesis:
             if cut is not None:
                 cuts.append(f"node {nodes[0]} at its change {changes + 1} from now ({cut})")
         if not cuts:
-            nodes = [i for i in nodes if self.cluster.signal_node(i, signal.SIGSTOP)]
-            for i in nodes:
-                answer = await asyncio.to_thread(self.cluster.power_mounts[i].cut)
-                cuts.append(f"node {i} ({_pending(answer.get('dropped', {}))})")
+            nodes, cuts = await self.cut_power_now(nodes)
         if not nodes:
             return
         for i in nodes:
             await self.cluster.kill(i)
         self.fault("power", f"power cut, SIGKILL: {', '.join(cuts)}")
         await asyncio.sleep(hold_s / 2)
+        await self.restore_power(nodes, nodes)
+
+    async def cut_power_now(self, nodes: list[int]) -> tuple[list[int], list[str]]:
+        """Cut the power of ``nodes`` at this instant: SIGSTOP first (nothing a node does after
+        the cut is seen), then each filesystem drops what is not durable.  The nodes it could
+        stop (the others had exited), and what each cut dropped; the caller SIGKILLs them."""
+        nodes = [i for i in nodes if self.cluster.signal_node(i, signal.SIGSTOP)]
+        cuts = []
         for i in nodes:
+            answer = await asyncio.to_thread(self.cluster.power_mounts[i].cut)
+            cuts.append(f"node {i} ({_pending(answer.get('dropped', {}))})")
+        return nodes, cuts
+
+    async def restore_power(self, mounts: list[int], nodes: list[int]) -> None:
+        """Restart the filesystems of ``mounts`` on what they kept, then the nodes ``nodes``."""
+        for i in mounts:
             await asyncio.to_thread(self.cluster.power_mounts[i].restart)
         for i in nodes:
             await self.restart(i)

@@ -45,7 +45,7 @@ from pypaxos.storage.file import FsyncMode
 from pypaxos.torture import membership_history
 from pypaxos.torture.cluster import Layout, TortureCluster
 from pypaxos.torture.hosts import Hosts, LoopbackHosts, NamespaceHosts, netns_available
-from pypaxos.torture.nemesis import CLOCK_NEMESES, MEMBER_NEMESES, NEMESES, Nemesis
+from pypaxos.torture.nemesis import CLOCK_NEMESES, MEMBER_NEMESES, NEMESES, POWER_NEMESES, Nemesis
 from pypaxos.torture.powerfs import fuse_unavailable
 from pypaxos.torture.reads import ReadSetup
 
@@ -166,11 +166,12 @@ def choose_hosts(options: Options) -> Hosts:
 def check_power(options: Options) -> str | None:
     """The power nemesis needs FUSE: asked for by name without it, the run stops; as part of
     ``all`` it is left out, and the returned note says why."""
-    why = fuse_unavailable() if "power" in options.nemeses else None
+    named = [kind for kind in POWER_NEMESES if kind in options.nemeses]
+    why = fuse_unavailable() if named else None
     if why is None:
         return None
-    if not set(NEMESES) <= set(options.nemeses):
-        raise RuntimeError(f"the power nemesis needs a FUSE mount: {why}")
+    if not set(NEMESES) <= set(options.nemeses) or "member-power" in named:
+        raise RuntimeError(f"the {named[-1]} nemesis needs a FUSE mount: {why}")
     options.nemeses = [kind for kind in options.nemeses if kind != "power"]
     return f"torture: no power nemesis ({why})"
 
@@ -192,7 +193,7 @@ async def torture(options: Options, say: Callable[[str], None] = print) -> Verdi
         clock=any(kind in CLOCK_NEMESES for kind in options.nemeses),
         seed=options.seed,
         reads=options.reads,
-        power="power" in options.nemeses,
+        power=any(kind in POWER_NEMESES for kind in options.nemeses),
         fsync=options.fsync,
         spares=options.spares,
     )
