@@ -28,6 +28,9 @@ Series (all prefixed ``pypaxos_``):
 * ``healthy``, ``ready``: 1 or 0, as ``/health`` and ``/ready`` answer (``runtime.health``).
 * ``process_resident_memory_bytes`` and the other ``process_*`` series of prometheus-client's
   process collector (memory, CPU seconds, open files).
+
+A node without a metrics address never imports this module (``runtime.app``): the Prometheus
+client and the HTTP modules it pulls in cost every start time and resident memory.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from ssl import SSLContext
 
 from prometheus_client import (
@@ -51,6 +54,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from pypaxos.multi import Role, Status
 from pypaxos.runtime.health import Health
+from pypaxos.runtime.read_counts import READ_PATHS, ReadCounts
 from pypaxos.transport.tcp import parse_address
 
 log = logging.getLogger(__name__)
@@ -73,20 +77,6 @@ LATENCY_BUCKETS_S = (
     2.0,
     5.0,
 )
-
-
-READ_PATHS = ("read-index", "lease", "follower", "forwarded", "stale", "log")
-"""The ways a read command is served, as ``INFO`` and ``reads_total`` name them."""
-
-
-class ReadCounts:
-    """What a read-count source returns: reads per path (``READ_PATHS``) and read rounds."""
-
-    __slots__ = ("by_path", "rounds")
-
-    def __init__(self, by_path: Mapping[str, int], rounds: int) -> None:
-        self.by_path = by_path
-        self.rounds = rounds
 
 
 class _ReadCollector:
