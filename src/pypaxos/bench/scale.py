@@ -17,10 +17,13 @@ fresh data directory:
    applied everything committed before it was killed; the same follower's directory wiped and the
    node started again, timed until it is caught up, with the bytes of the snapshot it received
    (whatever files named ``snapshot*`` its directory holds then, else the whole directory) over
-   that time; and redis-server killed and started on its append-only file, timed until it
-   serves.  Recovery is measured from outside, so it measures whatever the node does.  The
-   nodes keep their compiled bytecode (``cached_bytecode``), as an installed package does: a
-   restart is timed without compiling the node's modules again.
+   that time (the whole rebuild's rate: process start, recovery, transfer and catch-up), and
+   the transfer alone as the node itself timed it (``INFO snapshot_receive_bytes`` over
+   ``snapshot_receive_ms``, from its first chunk to the snapshot installed); and redis-server
+   killed and started on its append-only file, timed until it serves.  Recovery is measured
+   from outside, so it measures whatever the node does.  The nodes keep their compiled
+   bytecode (``cached_bytecode``), as an installed package does: a restart is timed without
+   compiling the node's modules again.
 
 A size runs only when its memory, estimated from the bytes per key of the size before (or a
 prior guess), fits in a fraction of the machine's available memory, and its disk need in the
@@ -496,11 +499,26 @@ async def _restart_follower(
         moved = max(source_snapshot, received_snapshot)
         out["leader_snapshot_bytes"] = source_snapshot
         out["moved_bytes"] = moved
+        # The whole rebuild's rate, from the process started to caught up.
         out["transfer_mb_per_s"] = moved / 1e6 / caught_up_s if moved and caught_up_s else None
         after_answer_s = caught_up_s - (answered_s or 0.0)
         out["transfer_mb_per_s_after_answer"] = (
             moved / 1e6 / after_answer_s if moved and after_answer_s > 0 else None
         )
+        out.update(received_snapshot_timing(await _info(spec.member(node_id).client) or {}))
+    return out
+
+
+def received_snapshot_timing(info: dict[str, str]) -> Json:
+    """The last snapshot a node installed from a peer, as its ``INFO`` times it: ms from the
+    node's start to the first chunk, ms from there to the snapshot installed, its bytes, and
+    those bytes over that time (``snapshot_transfer_mb_per_s``; None when none was timed)."""
+    names = ("snapshot_first_chunk_ms", "snapshot_receive_ms", "snapshot_receive_bytes")
+    out: Json = {name: int(info[name]) if info.get(name, "").isdigit() else None for name in names}
+    received, receive_ms = out["snapshot_receive_bytes"], out["snapshot_receive_ms"]
+    out["snapshot_transfer_mb_per_s"] = (
+        received / 1e6 / (receive_ms / 1000) if received and receive_ms else None
+    )
     return out
 
 
@@ -558,7 +576,11 @@ async def _pypaxos_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
                     cfg.log(f"scale pypaxos {size_name(keys)}: {what}: no: {step['error']}; "
                             f"{step['log_errors'][:1]}")  # fmt: skip
                     break
-                rate = f" ({step['transfer_mb_per_s'] or 0:.1f} MB/s)" if wipe else ""
+                rate = (
+                    f" ({step['transfer_mb_per_s'] or 0:.1f} MB/s whole rebuild, snapshot "
+                    f"transfer {step.get('snapshot_transfer_mb_per_s') or 0:.1f} MB/s)"
+                    if wipe else ""
+                )  # fmt: skip
                 cfg.log(f"scale pypaxos {size_name(keys)}: {what} in "
                         f"{step['caught_up_s']:.2f} s{rate}")  # fmt: skip
         return out
