@@ -1,6 +1,7 @@
 """A node loads only what it serves: without a metrics address, TLS or a script, the Prometheus
 client, the Lua runtime, replicated objects and the tools above the node stay unimported (each
-costs every start time and resident memory); the first ``EVAL`` then loads Lua and works.
+costs every start time and resident memory); the first ``EVAL`` then loads Lua and works, and
+node metrics load the Prometheus client only when first scraped.
 
 One fresh interpreter (``sys.modules`` of the test process is everyone's) parses ``pypaxos
 node``'s arguments as the entry point does, starts a one-node ``NodeApp`` in its own loop,
@@ -86,7 +87,16 @@ async def main():
         replies = [await ask(port, b"SET", b"k", b"v"), await ask(port, b"GET", b"k")]
         served = loaded()
         replies.append(await ask(port, b"EVAL", b"return redis.call('GET', KEYS[1])", b"1", b"k"))
-        print(json.dumps({"replies": replies, "served": served, "after_eval": loaded()}))
+        after_eval = loaded()
+        from pypaxos.runtime.metrics import NodeMetrics  # a node with a metrics address
+
+        metrics = NodeMetrics(1)
+        metrics.committed(1)
+        metrics.observe_commit(0.001)
+        counting = loaded()
+        scraped = b"pypaxos_commands_committed_total 1.0" in metrics.exposition()
+        print(json.dumps({"replies": replies, "served": served, "after_eval": after_eval,
+                          "counting": counting, "scraped": scraped, "after_scrape": loaded()}))
     finally:
         await app.stop()
 
@@ -109,3 +119,7 @@ def test_a_plain_node_imports_nothing_optional_until_a_script_runs(tmp_path: Pat
     # The same check sees the Lua runtime once the first script has loaded it.
     assert {"lupa", "pypaxos.kv.scripts"} <= set(report["after_eval"])
     assert "prometheus_client" not in report["after_eval"]
+    # With a metrics address the node counts in plain numbers; the client loads at a scrape.
+    assert "prometheus_client" not in report["counting"]
+    assert report["scraped"] is True
+    assert "prometheus_client" in report["after_scrape"]
