@@ -111,6 +111,8 @@ def rows(data: Json) -> list[Json]:
             "leader_changes_logged": ours.get("leader_changes_logged"),
             "bytes_per_key": _get(ours, "memory", "bytes_per_key"),
             "redis_bytes_per_key": _get(redis, "memory", "bytes_per_key"),
+            "settled_bytes_per_key": _get(ours, "memory", "settled_bytes_per_key"),
+            "redis_settled_bytes_per_key": _get(redis, "memory", "settled_bytes_per_key"),
             "restart_s": _get(ours, "restart", "caught_up_s"),
             "restart_answered_s": _get(ours, "restart", "answered_s"),
             "redis_restart_s": _get(redis, "restart", "serving_s"),
@@ -122,6 +124,9 @@ def rows(data: Json) -> list[Json]:
             "moved_mb": (_get(ours, "wipe", "moved_bytes") or 0) / 1e6 or None,
         }  # fmt: skip
         row["memory_ratio"] = _ratio(row["bytes_per_key"], row["redis_bytes_per_key"])
+        row["settled_ratio"] = _ratio(
+            row["settled_bytes_per_key"], row["redis_settled_bytes_per_key"]
+        )
         row["restart_ratio"] = _ratio(row["restart_s"], row["redis_restart_s"])
         row["tput_ratio"] = _ratio(row["tput"], row["redis_tput"])
         out.append(row)
@@ -224,6 +229,15 @@ def section(data: Json, plot_link: str = "") -> list[str]:
             f"{_num(r['redis_restart_s'], 2)} | {_num(r['wipe_s'], 2)} | "
             f"{_num(r['transfer_mb_s'], 1)} | {_snapshot_cell(r)} |"
         )
+    settled = [r for r in table if r["settled_ratio"] is not None]
+    if settled:
+        parts = [
+            f"{r['name']}: {_num(r['settled_bytes_per_key'])} against Redis's "
+            f"{_num(r['redis_settled_bytes_per_key'])} B/key ({_num(r['settled_ratio'], 2)}x)"
+            for r in settled
+        ]
+        lines += ["", "Memory again 2 s after the load (each node's post-load compaction and "
+                  f"heap trim done): {'; '.join(parts)}."]  # fmt: skip
     for r in table:
         if r["aborted"]:
             how = "its rate until then is shown" if r["partial"] else "the next attempt finished"

@@ -186,7 +186,7 @@ def _system(tput: float, stall_s: float, changes: int, per_key: float, restart_s
         "load": {"throughput": tput, "aborted": []},
         "fill": {"rate": tput},
         "stall": {"fill": phase, "load": phase},
-        "memory": {"bytes_per_key": per_key},
+        "memory": {"bytes_per_key": per_key, "settled_bytes_per_key": per_key * 0.9},
         "restart": {"caught_up_s": restart_s, "serving_s": restart_s},
         "wipe": {"caught_up_s": 2.0, "transfer_mb_per_s": 150.0, "moved_bytes": 300e6,
                  "snapshot_transfer_mb_per_s": 400.0, "snapshot_receive_ms": 750},
@@ -225,6 +225,7 @@ def test_report_rows_and_targets_from_synthetic_sizes() -> None:
     # Both rates, labelled: the whole rebuild (the target's verdict) and the transfer alone.
     assert "| 2.00 | 150.0 | 400.0 (750) |" in text
     assert "1m: 150.0 MB/s whole rebuild (400.0 MB/s the transfer alone)" in text
+    assert "1m: 630 against Redis's 315 B/key (2.00x)" in text  # the settled reading
     data["scale"][1]["pypaxos"]["wipe"] = {
         "error": "stayed at index 0", "log_errors": ["ERROR x: MessageTooLarge"],
         "caught_up_s": None, "transfer_mb_per_s": None,
@@ -391,6 +392,7 @@ def test_a_tiny_scale_run_on_a_real_cluster_and_redis(tmp_path: Path) -> None:
         assert result["load"]["throughput"] > 0
         assert result["memory"]["keys"] >= 2000  # and the probe's few keys
         assert result["memory"]["bytes_per_key"] > 0
+        assert result["memory"]["settled_bytes_per_key"] > 0
         assert result["stall"]["load"]["probe_acks"] >= 0
     ours = entry["pypaxos"]
     assert ours["stall"]["load"]["info_samples"] > 0

@@ -12,7 +12,9 @@ fresh data directory:
    commit (pypaxos: ``INFO paxos`` every 50 ms on each node), the longest interval between two
    acknowledged writes of an independent probe client (both systems), redis-benchmark's own
    quarter-second intervals without a reply, and leader changes (new ballots);
-4. memory: each process's resident set (``VmRSS``) after the load, per key;
+4. memory: each process's resident set (``VmRSS``) after the load, per key; and again
+   ``SETTLE_S`` later (``settled_*``: a node compacts its log and gives freed heap back once
+   the load stops, so the first reading holds some of the load's transient memory);
 5. recovery: a follower killed (SIGKILL) and restarted, timed until it answers and until it has
    applied everything committed before it was killed; the same follower's directory wiped and the
    node started again, timed until it is caught up, with the bytes of the snapshot it received
@@ -67,6 +69,7 @@ PROGRESS_TIMEOUT_S = 60.0
 PROGRESS_KEYS_PER_S = 100_000
 LOAD_ATTEMPTS = 2
 KEY_DIGITS = 12  # redis-benchmark's __rand_int__ is 12 digits, zero-padded
+SETTLE_S = 2.0  # after the load, until the second memory reading (both systems)
 
 
 @contextlib.contextmanager
@@ -560,6 +563,10 @@ async def _pypaxos_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
             "max_rss_kib": max(rss.values()), "per_node": per_node, "info": breakdown,
             "bytes_per_key": max(v["bytes_per_key"] for v in per_node.values()),
         }  # fmt: skip
+        await asyncio.sleep(SETTLE_S)
+        settled = {str(node): procstat.rss_kib(pid) for node, pid in pids.items()}
+        out["memory"]["settled_rss_kib"] = settled
+        out["memory"]["settled_bytes_per_key"] = max(settled.values()) * 1024 / counted
         load, worst = out["load"], max(out["stall"][p]["worst_s"] for p in ("fill", "load"))
         cfg.log(
             f"scale pypaxos {size_name(keys)}: {load['throughput']:,.0f} SET/s, worst stall "
@@ -628,6 +635,10 @@ async def _redis_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
             "keys": counted, "rss_kib": rss, "baseline_kib": baseline, "max_rss_kib": rss,
             "bytes_per_key": total, "growth_bytes_per_key": growth,
         }  # fmt: skip
+        await asyncio.sleep(SETTLE_S)
+        settled_kib = procstat.rss_kib(process.pid)
+        out["memory"]["settled_rss_kib"] = settled_kib
+        out["memory"]["settled_bytes_per_key"] = settled_kib * 1024 / counted
         cfg.log(
             f"scale redis {size_name(keys)}: {out['load']['throughput']:,.0f} SET/s, "
             f"{total:.0f} B/key ({counted:,} keys)"
