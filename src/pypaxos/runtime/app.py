@@ -277,8 +277,8 @@ class NodeApp:
         self.peer_secret = config.peer_secret()  # ConfigError now, not at the first dial
         config.check_protected(node_id)
         self.tls = tls_contexts(config, node_id)
-        # The Prometheus series exist only where they can be scraped: without a metrics
-        # address the node never imports the client (start time, resident memory).
+        # Metrics exist only where they can be scraped: without a metrics address the driver
+        # and router skip their accounting, and the metrics module is never imported.
         self.metrics: NodeMetrics | None = None
         if self.member.metrics is not None:
             from pypaxos.runtime.metrics import NodeMetrics
