@@ -415,5 +415,9 @@ def test_nodes_started_inside_cached_bytecode_keep_their_bytecode(
         code = "import sys; print(sys.dont_write_bytecode, sys.pycache_prefix)"
         shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert shown.stdout.split() == ["False", str(tmp_path / "pycache")]
+        # Compiled before any node starts, as an installer would have: a node's first start
+        # compiles nothing (its garbage would count in the empty process's memory).
+        assert list((tmp_path / "pycache").rglob("cli/node.*.pyc"))
+        assert list((tmp_path / "pycache").rglob("runtime/app.*.pyc"))
     assert os.environ["PYTHONDONTWRITEBYTECODE"] == "1"  # as it was
     assert "PYTHONPYCACHEPREFIX" not in os.environ
