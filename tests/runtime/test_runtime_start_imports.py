@@ -65,7 +65,7 @@ def command(*words):
 async def ask(port, *words):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        for _ in range(500):  # -TRYAGAIN until the one node has elected itself
+        for _ in range(3000):  # -TRYAGAIN until the one node has elected itself (60 s)
             writer.write(command(*words))
             await writer.drain()
             line = await reader.readline()
