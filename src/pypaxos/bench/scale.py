@@ -81,7 +81,7 @@ def cached_bytecode(cache_dir: Path) -> Iterator[None]:
     they compile there.  A development shell's ``PYTHONDONTWRITEBYTECODE`` would otherwise make
     every start compile each module of the node again, and a restart or a rebuild would be
     timed with that compilation in it; and a first start that compiles leaves its garbage in
-    the empty process's resident memory (1-3 MiB a node), which the memory per key counts."""
+    the empty process's resident memory, which the memory per key counts."""
     names = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
     saved = {name: os.environ.get(name) for name in names}
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
