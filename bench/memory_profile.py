@@ -18,7 +18,8 @@ server proposes for a pipelining connection).  Then, for each node, the bytes ea
 After the parts, the process's resident size before and after ``malloc_trim`` (what the C heap
 held freed but resident; ``runtime.heap`` trims a real node after each compaction).
 ``--imports`` prints instead what a node costs before it holds any data: the resident size of
-a fresh interpreter after each group of what ``pypaxos node`` imports, in import order.
+a fresh interpreter after each group of what ``pypaxos node`` imports, in import order, then
+of what it loads on first use only (a scrape of its metrics port, a script, ``--machine``).
 """
 
 from __future__ import annotations
@@ -208,14 +209,16 @@ IMPORT_GROUPS = (
     ("asyncio (with ssl: libssl, libcrypto)", ("asyncio",)),
     ("msgspec", ("msgspec",)),
     ("uvloop", ("uvloop",)),
-    ("prometheus_client (with http.server, email)", ("prometheus_client",)),
-    ("lupa (Lua 5.1)", ("lupa.lua51",)),
     ("pypaxos.core, multi", ("pypaxos.core", "pypaxos.multi")),
     ("pypaxos.kv", ("pypaxos.kv",)),
-    ("pypaxos.storage, transport, objects", ("pypaxos.storage", "pypaxos.transport",
-                                             "pypaxos.objects")),
+    ("pypaxos.storage, transport", ("pypaxos.storage", "pypaxos.transport")),
     ("pypaxos.runtime (app, server, commands)", ("pypaxos.runtime.app",)),
     ("pypaxos.cli.node (what the command adds)", ("pypaxos.cli.node",)),
+    # Loaded on first use only: a scrape of the metrics port, a script, ``--machine``.
+    ("first scrape: prometheus_client, http.server", ("pypaxos.runtime.metrics",
+                                                      "prometheus_client")),
+    ("first script: lupa (Lua 5.1), kv.scripts", ("pypaxos.kv.scripts",)),
+    ("--machine: pypaxos.objects, objects_port", ("pypaxos.runtime.objects_port",)),
 )  # fmt: skip
 
 _IMPORT_PROBE = """

@@ -1,6 +1,7 @@
 """What ``pypaxos node`` imports before it serves: the node's own packages, not the linter,
-the simulator, the cluster tools or the certificate library (each one is megabytes of resident
-memory in every node process; they are imported when ``--machine`` or ``--join`` needs them)."""
+the simulator, the cluster tools, the certificate library, the Prometheus client or Lua (each
+one is megabytes of resident memory in every node process; they are imported when
+``--machine``, ``--join``, a metrics address or a script needs them)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ NOT_AT_START = (
     "pypaxos.cli.lint_machine",
     "pypaxos.cli.remote",
     "cryptography",
+    # Loaded on first use (tests/runtime/test_runtime_start_imports.py starts a node): the
+    # metrics port's Prometheus client, the first script's Lua, ``--machine`` 's objects.
+    "prometheus_client",
+    "pypaxos.runtime.metrics",
+    "lupa",
+    "pypaxos.kv.scripts",
+    "pypaxos.objects",
+    "pypaxos.runtime.objects_port",
 )
 
 

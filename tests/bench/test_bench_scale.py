@@ -186,10 +186,11 @@ def _system(tput: float, stall_s: float, changes: int, per_key: float, restart_s
         "load": {"throughput": tput, "aborted": []},
         "fill": {"rate": tput},
         "stall": {"fill": phase, "load": phase},
-        "memory": {"bytes_per_key": per_key},
+        "memory": {"bytes_per_key": per_key, "settled_bytes_per_key": per_key * 0.9},
         "restart": {"caught_up_s": restart_s, "serving_s": restart_s},
-        "wipe": {"caught_up_s": 2.0, "transfer_mb_per_s": 150.0, "moved_bytes": 300e6},
-    }
+        "wipe": {"caught_up_s": 2.0, "transfer_mb_per_s": 150.0, "moved_bytes": 300e6,
+                 "snapshot_transfer_mb_per_s": 400.0, "snapshot_receive_ms": 750},
+    }  # fmt: skip
 
 
 def test_report_rows_and_targets_from_synthetic_sizes() -> None:
@@ -221,6 +222,10 @@ def test_report_rows_and_targets_from_synthetic_sizes() -> None:
     text = "\n".join(report_scale.section(data))
     assert "skipped: needs 20 GiB" in text and "| 1m | 80,000 | 200,000 | 0.40 |" in text
     assert "| 0 (1 logged) |" in text
+    # Both rates, labelled: the whole rebuild (the target's verdict) and the transfer alone.
+    assert "| 2.00 | 150.0 | 400.0 (750) |" in text
+    assert "1m: 150.0 MB/s whole rebuild (400.0 MB/s the transfer alone)" in text
+    assert "1m: 630 against Redis's 315 B/key (2.00x)" in text  # the settled reading
     data["scale"][1]["pypaxos"]["wipe"] = {
         "error": "stayed at index 0", "log_errors": ["ERROR x: MessageTooLarge"],
         "caught_up_s": None, "transfer_mb_per_s": None,
@@ -228,6 +233,18 @@ def test_report_rows_and_targets_from_synthetic_sizes() -> None:
     text = "\n".join(report_scale.section(data))
     assert "At 1m keys the wiped follower did not catch up: stayed at index 0" in text
     assert "MessageTooLarge" in text
+
+
+def test_the_snapshot_transfer_rate_is_the_received_bytes_over_the_nodes_receive_time() -> None:
+    info = {"snapshot_first_chunk_ms": "412", "snapshot_receive_ms": "800",
+            "snapshot_receive_bytes": "120000000"}  # fmt: skip
+    timing = scale.received_snapshot_timing(info)
+    assert timing["snapshot_first_chunk_ms"] == 412
+    assert timing["snapshot_transfer_mb_per_s"] == pytest.approx(150.0)
+    none_installed = {"snapshot_first_chunk_ms": "0", "snapshot_receive_ms": "0",
+                      "snapshot_receive_bytes": "0"}  # fmt: skip
+    assert scale.received_snapshot_timing(none_installed)["snapshot_transfer_mb_per_s"] is None
+    assert scale.received_snapshot_timing({})["snapshot_receive_bytes"] is None
 
 
 # --- the detectors and the fill against a fake server ---------------------------------------
@@ -375,12 +392,14 @@ def test_a_tiny_scale_run_on_a_real_cluster_and_redis(tmp_path: Path) -> None:
         assert result["load"]["throughput"] > 0
         assert result["memory"]["keys"] >= 2000  # and the probe's few keys
         assert result["memory"]["bytes_per_key"] > 0
+        assert result["memory"]["settled_bytes_per_key"] > 0
         assert result["stall"]["load"]["probe_acks"] >= 0
     ours = entry["pypaxos"]
     assert ours["stall"]["load"]["info_samples"] > 0
     assert ours["leader_changes_logged"] >= 0  # the first election is not a change
     assert ours["restart"]["caught_up_s"] is not None
     assert ours["wipe"]["goal_index"] > 0
+    assert isinstance(ours["wipe"]["snapshot_receive_bytes"], int)  # the node's INFO was read
     assert entry["redis"]["restart"]["serving_s"] > 0
     assert list(tmp_path.iterdir()) == []  # the data directories are gone
 
@@ -396,5 +415,9 @@ def test_nodes_started_inside_cached_bytecode_keep_their_bytecode(
         code = "import sys; print(sys.dont_write_bytecode, sys.pycache_prefix)"
         shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert shown.stdout.split() == ["False", str(tmp_path / "pycache")]
+        # Compiled before any node starts, as an installer would have: a node's first start
+        # compiles nothing (its garbage would count in the empty process's memory).
+        assert list((tmp_path / "pycache").rglob("cli/node.*.pyc"))
+        assert list((tmp_path / "pycache").rglob("runtime/app.*.pyc"))
     assert os.environ["PYTHONDONTWRITEBYTECODE"] == "1"  # as it was
     assert "PYTHONPYCACHEPREFIX" not in os.environ

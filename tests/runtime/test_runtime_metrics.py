@@ -43,3 +43,20 @@ async def test_the_server_answers_get_metrics_and_refuses_the_rest() -> None:
         assert post.startswith(b"HTTP/1.1 405")
     finally:
         await server.close()
+
+
+def test_histograms_count_an_observation_at_a_bound_in_that_bucket_and_accumulate() -> None:
+    metrics = NodeMetrics(3)
+    for seconds in (0.001, 0.0011, 0.003, 60.0):
+        metrics.observe_commit(seconds)
+    metrics.committed(4)
+    lines = metrics.exposition().decode().splitlines()
+    bucket = 'pypaxos_commit_latency_seconds_bucket{le="%s"} %s'
+    assert bucket % ("0.0005", "0.0") in lines
+    assert bucket % ("0.001", "1.0") in lines  # le: at or below the bound
+    assert bucket % ("0.002", "2.0") in lines
+    assert bucket % ("5.0", "3.0") in lines
+    assert bucket % ("+Inf", "4.0") in lines
+    assert "pypaxos_commit_latency_seconds_count 4.0" in lines
+    assert "pypaxos_commands_committed_total 4.0" in lines
+    assert 'pypaxos_role{role="follower"} 1.0' in lines

@@ -23,8 +23,12 @@ from pypaxos.transport.resp import encode_command
 pytestmark = pytest.mark.asyncio
 
 
-async def _start(tmp_path: Path, reads: str, extra: str = "") -> RunningCluster:
-    config = load_config(write_cluster(tmp_path, extra=f'reads = "{reads}"\n{extra}'))
+async def _start(
+    tmp_path: Path, reads: str, extra: str = "", metrics: bool = False
+) -> RunningCluster:
+    config = load_config(
+        write_cluster(tmp_path, extra=f'reads = "{reads}"\n{extra}', metrics=metrics)
+    )
     assert config.reads == reads
     return await RunningCluster.start(config, request_timeout_s=1.0)
 
@@ -243,7 +247,7 @@ async def test_pipelined_session_requests_keep_the_connections_order(
 
 
 async def test_info_and_metrics_count_reads_by_path(tmp_path: Path) -> None:
-    running = await _start(tmp_path, "read-index", "follower_reads = true")
+    running = await _start(tmp_path, "read-index", "follower_reads = true", metrics=True)
     try:
         leader = await running.wait_leader()
         follower = next(i for i in running.apps if i != leader)
@@ -269,7 +273,9 @@ async def test_info_and_metrics_count_reads_by_path(tmp_path: Path) -> None:
         assert int(follower_info["reads_stale"]) == 1
         assert int(follower_info["reads_lease"]) == int(follower_info["reads_forwarded"]) == 0
         assert int(follower_info["reads_read_index"]) == 0
-        exposition = running.apps[follower].metrics.exposition().decode()
+        metrics = running.apps[follower].metrics
+        assert metrics is not None
+        exposition = metrics.exposition().decode()
         assert 'pypaxos_reads_total{path="follower"} 2.0' in exposition
         assert 'pypaxos_reads_total{path="stale"} 1.0' in exposition
         assert "pypaxos_read_rounds_total" in exposition

@@ -12,15 +12,20 @@ fresh data directory:
    commit (pypaxos: ``INFO paxos`` every 50 ms on each node), the longest interval between two
    acknowledged writes of an independent probe client (both systems), redis-benchmark's own
    quarter-second intervals without a reply, and leader changes (new ballots);
-4. memory: each process's resident set (``VmRSS``) after the load, per key;
+4. memory: each process's resident set (``VmRSS``) after the load, per key; and again
+   ``SETTLE_S`` later (``settled_*``: a node compacts its log and gives freed heap back once
+   the load stops, so the first reading holds some of the load's transient memory);
 5. recovery: a follower killed (SIGKILL) and restarted, timed until it answers and until it has
    applied everything committed before it was killed; the same follower's directory wiped and the
    node started again, timed until it is caught up, with the bytes of the snapshot it received
    (whatever files named ``snapshot*`` its directory holds then, else the whole directory) over
-   that time; and redis-server killed and started on its append-only file, timed until it
-   serves.  Recovery is measured from outside, so it measures whatever the node does.  The
-   nodes keep their compiled bytecode (``cached_bytecode``), as an installed package does: a
-   restart is timed without compiling the node's modules again.
+   that time (the whole rebuild's rate: process start, recovery, transfer and catch-up), and
+   the transfer alone as the node itself timed it (``INFO snapshot_receive_bytes`` over
+   ``snapshot_receive_ms``, from its first chunk to the snapshot installed); and redis-server
+   killed and started on its append-only file, timed until it serves.  Recovery is measured
+   from outside, so it measures whatever the node does.  The nodes keep their compiled
+   bytecode (``cached_bytecode``), as an installed package does: a restart is timed without
+   compiling the node's modules again.
 
 A size runs only when its memory, estimated from the bytes per key of the size before (or a
 prior guess), fits in a fraction of the machine's available memory, and its disk need in the
@@ -34,6 +39,8 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -64,18 +71,26 @@ PROGRESS_TIMEOUT_S = 60.0
 PROGRESS_KEYS_PER_S = 100_000
 LOAD_ATTEMPTS = 2
 KEY_DIGITS = 12  # redis-benchmark's __rand_int__ is 12 digits, zero-padded
+SETTLE_S = 2.0  # after the load, until the second memory reading (both systems)
 
 
 @contextlib.contextmanager
 def cached_bytecode(cache_dir: Path) -> Iterator[None]:
-    """Node processes started inside keep their compiled bytecode under ``cache_dir`` and
-    find it again when they restart, as an installed package has it.  A development shell's
-    ``PYTHONDONTWRITEBYTECODE`` would otherwise make every start compile each module of the
-    node again, and a restart or a rebuild would be timed with that compilation in it."""
+    """Node processes started inside find the package's compiled bytecode under ``cache_dir``,
+    as an installed package has it (compiled here first, as an installer does), and keep what
+    they compile there.  A development shell's ``PYTHONDONTWRITEBYTECODE`` would otherwise make
+    every start compile each module of the node again, and a restart or a rebuild would be
+    timed with that compilation in it; and a first start that compiles leaves its garbage in
+    the empty process's resident memory, which the memory per key counts."""
     names = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
     saved = {name: os.environ.get(name) for name in names}
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPYCACHEPREFIX"] = str(cache_dir)
+    package_dir = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(package_dir)],
+        check=False, stdout=subprocess.DEVNULL, timeout=300,
+    )  # fmt: skip
     try:
         yield
     finally:
@@ -496,11 +511,26 @@ async def _restart_follower(
         moved = max(source_snapshot, received_snapshot)
         out["leader_snapshot_bytes"] = source_snapshot
         out["moved_bytes"] = moved
+        # The whole rebuild's rate, from the process started to caught up.
         out["transfer_mb_per_s"] = moved / 1e6 / caught_up_s if moved and caught_up_s else None
         after_answer_s = caught_up_s - (answered_s or 0.0)
         out["transfer_mb_per_s_after_answer"] = (
             moved / 1e6 / after_answer_s if moved and after_answer_s > 0 else None
         )
+        out.update(received_snapshot_timing(await _info(spec.member(node_id).client) or {}))
+    return out
+
+
+def received_snapshot_timing(info: dict[str, str]) -> Json:
+    """The last snapshot a node installed from a peer, as its ``INFO`` times it: ms from the
+    node's start to the first chunk, ms from there to the snapshot installed, its bytes, and
+    those bytes over that time (``snapshot_transfer_mb_per_s``; None when none was timed)."""
+    names = ("snapshot_first_chunk_ms", "snapshot_receive_ms", "snapshot_receive_bytes")
+    out: Json = {name: int(info[name]) if info.get(name, "").isdigit() else None for name in names}
+    received, receive_ms = out["snapshot_receive_bytes"], out["snapshot_receive_ms"]
+    out["snapshot_transfer_mb_per_s"] = (
+        received / 1e6 / (receive_ms / 1000) if received and receive_ms else None
+    )
     return out
 
 
@@ -542,6 +572,10 @@ async def _pypaxos_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
             "max_rss_kib": max(rss.values()), "per_node": per_node, "info": breakdown,
             "bytes_per_key": max(v["bytes_per_key"] for v in per_node.values()),
         }  # fmt: skip
+        await asyncio.sleep(SETTLE_S)
+        settled = {str(node): procstat.rss_kib(pid) for node, pid in pids.items()}
+        out["memory"]["settled_rss_kib"] = settled
+        out["memory"]["settled_bytes_per_key"] = max(settled.values()) * 1024 / counted
         load, worst = out["load"], max(out["stall"][p]["worst_s"] for p in ("fill", "load"))
         cfg.log(
             f"scale pypaxos {size_name(keys)}: {load['throughput']:,.0f} SET/s, worst stall "
@@ -558,7 +592,11 @@ async def _pypaxos_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
                     cfg.log(f"scale pypaxos {size_name(keys)}: {what}: no: {step['error']}; "
                             f"{step['log_errors'][:1]}")  # fmt: skip
                     break
-                rate = f" ({step['transfer_mb_per_s'] or 0:.1f} MB/s)" if wipe else ""
+                rate = (
+                    f" ({step['transfer_mb_per_s'] or 0:.1f} MB/s whole rebuild, snapshot "
+                    f"transfer {step.get('snapshot_transfer_mb_per_s') or 0:.1f} MB/s)"
+                    if wipe else ""
+                )  # fmt: skip
                 cfg.log(f"scale pypaxos {size_name(keys)}: {what} in "
                         f"{step['caught_up_s']:.2f} s{rate}")  # fmt: skip
         return out
@@ -606,6 +644,10 @@ async def _redis_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
             "keys": counted, "rss_kib": rss, "baseline_kib": baseline, "max_rss_kib": rss,
             "bytes_per_key": total, "growth_bytes_per_key": growth,
         }  # fmt: skip
+        await asyncio.sleep(SETTLE_S)
+        settled_kib = procstat.rss_kib(process.pid)
+        out["memory"]["settled_rss_kib"] = settled_kib
+        out["memory"]["settled_bytes_per_key"] = settled_kib * 1024 / counted
         cfg.log(
             f"scale redis {size_name(keys)}: {out['load']['throughput']:,.0f} SET/s, "
             f"{total:.0f} B/key ({counted:,} keys)"

@@ -40,7 +40,6 @@ import sys
 from collections.abc import Callable
 
 from pypaxos.cli.usage import PASSWORD_ENV, UsageError, add_bug_argument
-from pypaxos.objects import ObjectMachine, ObjectsError
 from pypaxos.runtime.app import MachineFactory, NodeApp, tls_contexts
 from pypaxos.runtime.config import ClusterConfig, ConfigError, load_config
 from pypaxos.runtime.identity import ForeignDataError, RecordedMembership
@@ -93,6 +92,7 @@ def machine_factory(target: str) -> tuple[MachineFactory, str]:
     """The factory of ``--machine``'s machine and the name it is served under; ``UsageError``
     if ``target`` does not name something that builds a replicable object."""
     from pypaxos.cli.lint_machine import load_attribute  # the linter's imports: only for this
+    from pypaxos.objects import ObjectMachine, ObjectsError  # a KV node never loads them
 
     try:
         found = load_attribute(target)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pypaxos.kv import collection_ops as ops_
-from pypaxos.kv import script_cache, script_calls, scripts
+from pypaxos.kv import script_cache, script_calls
 from pypaxos.kv.commands import (
     READ_OPS,
     Aborted,
@@ -99,6 +99,8 @@ class Programs:
             case Eval():
                 return self._eval(op, ks, seed, execute)
             case ScriptLoad(body):
+                from pypaxos.kv import scripts  # Lua on first use: most stores never run one
+
                 bad = scripts.compile_error(body)
                 if bad is not None:
                     return ErrorReply(bad)
@@ -136,6 +138,8 @@ class Programs:
                 return WRITE_IN_READ_ONLY, 0
             visited = sum(_work(inner, ks) for inner in ops)
             return reply([execute(inner) for inner in ops]), visited
+
+        from pypaxos.kv import scripts  # Lua on first use: most stores never run one
 
         result, compiled = scripts.run_script(body, sha, op.keys, op.args, call, seed)
         if compiled and op.body is not None:  # as in Redis, a body that fails to compile

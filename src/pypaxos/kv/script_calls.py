@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import lupa.lua51 as lua
+if TYPE_CHECKING:  # the Lua runtime is loaded with the first script (``kv.scripts``)
+    import lupa.lua51 as lua
 
 from pypaxos.kv.commands import (
     INT64_MAX,

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
@@ -72,8 +72,7 @@ from pypaxos.runtime.identity import (
 from pypaxos.runtime.identity import read as read_identity
 from pypaxos.runtime.identity import write as write_identity
 from pypaxos.runtime.members_admin import MemberBook, MembersAdmin, MembershipView
-from pypaxos.runtime.metrics import READ_PATHS, MetricsServer, NodeMetrics, ReadCounts
-from pypaxos.runtime.objects_port import ObjectPort
+from pypaxos.runtime.read_counts import READ_PATHS, ReadCounts
 from pypaxos.runtime.router import Router
 from pypaxos.runtime.server import CustomHandler, RespServer
 from pypaxos.runtime.wire import (
@@ -91,6 +90,10 @@ from pypaxos.storage.file import FsyncMode
 from pypaxos.transport import TcpConfig, TcpTransport
 from pypaxos.transport.codec import PROTOCOL_VERSION
 from pypaxos.transport.tls import TlsContexts, TlsError
+
+if TYPE_CHECKING:
+    from pypaxos.runtime.metrics import MetricsServer, NodeMetrics
+    from pypaxos.runtime.objects_port import ObjectPort
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +277,13 @@ class NodeApp:
         self.peer_secret = config.peer_secret()  # ConfigError now, not at the first dial
         config.check_protected(node_id)
         self.tls = tls_contexts(config, node_id)
-        self.metrics = NodeMetrics(node_id)
+        # Metrics exist only where they can be scraped: without a metrics address the driver
+        # and router skip their accounting, and the metrics module is never imported.
+        self.metrics: NodeMetrics | None = None
+        if self.member.metrics is not None:
+            from pypaxos.runtime.metrics import NodeMetrics
+
+            self.metrics = NodeMetrics(node_id)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"pypaxos-storage-{node_id}")
         self.storage: FileStorage | None = None
         self.transport: TcpTransport[WireMessage] | None = None
@@ -443,7 +452,8 @@ class NodeApp:
             metrics=self.metrics,
         )
         self.driver = driver
-        driver.status_listeners.append(self.metrics.status_changed)
+        if self.metrics is not None:
+            driver.status_listeners.append(self.metrics.status_changed)
         driver.membership_listeners.append(self._membership_changed)
         router = Router(
             driver, transport, request_timeout_s=self.request_timeout_s, metrics=self.metrics
@@ -454,6 +464,8 @@ class NodeApp:
         server_tls = self.tls.server if self.tls is not None else None
         client_tls = server_tls if self._tls_on("client") else None
         if not isinstance(node.replica.machine, KVStateMachine):
+            from pypaxos.runtime.objects_port import ObjectPort  # a KV node never loads it
+
             self.objects = ObjectPort(router, self.served)
         else:
             self.backup = BackupPort(self.node_id, config.cluster_id, router, self.dir)
@@ -475,8 +487,10 @@ class NodeApp:
         self.server.cluster_size = len(view.voters)
         self.server.member_admin = MembersAdmin(router, book).handle
         await self.server.start()
-        self.metrics.read_counts = self.read_counts
-        if self.member.metrics is not None:
+        if self.metrics is not None and self.member.metrics is not None:
+            from pypaxos.runtime.metrics import MetricsServer
+
+            self.metrics.read_counts = self.read_counts
             self.metrics_server = MetricsServer(
                 self.metrics,
                 self.member.metrics,
@@ -685,7 +699,7 @@ class NodeApp:
     # -- status ------------------------------------------------------------------------------
 
     def _refresh(self) -> None:
-        if self.driver is not None:
+        if self.driver is not None and self.metrics is not None:
             self.metrics.refresh(self.driver.node.status, self.driver.log_records, self.health())
             node = self.driver.node
             machine = node.replica.machine

@@ -28,30 +28,31 @@ Series (all prefixed ``pypaxos_``):
 * ``healthy``, ``ready``: 1 or 0, as ``/health`` and ``/ready`` answer (``runtime.health``).
 * ``process_resident_memory_bytes`` and the other ``process_*`` series of prometheus-client's
   process collector (memory, CPU seconds, open files).
+
+The series are plain numbers until a scrape turns them into Prometheus metric families: the
+Prometheus client, and the HTTP and email modules it imports, cost start time and resident
+memory, so a node loads it at its first scrape, and a node without a metrics address makes no
+``NodeMetrics`` at all (``runtime.app``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from ssl import SSLContext
-
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    ProcessCollector,
-    generate_latest,
-)
-from prometheus_client.core import CounterMetricFamily, Metric
+from typing import TYPE_CHECKING
 
 from pypaxos.multi import Role, Status
 from pypaxos.runtime.health import Health
+from pypaxos.runtime.read_counts import READ_PATHS, ReadCounts
 from pypaxos.transport.tcp import parse_address
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
 
 log = logging.getLogger(__name__)
 
@@ -75,135 +76,182 @@ LATENCY_BUCKETS_S = (
 )
 
 
-READ_PATHS = ("read-index", "lease", "follower", "forwarded", "stale", "log")
-"""The ways a read command is served, as ``INFO`` and ``reads_total`` name them."""
+class _Histogram:
+    """Observations counted into fixed buckets (each bucket its own count, summed into
+    Prometheus's cumulative ``le`` buckets at scrape time), their sum and their count."""
+
+    __slots__ = ("bounds", "count", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """``(le, observations at or below it)`` per bound, then ``+Inf``."""
+        running, out = 0, []
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            out.append((bound, float(running)))
+        return out
 
 
-class ReadCounts:
-    """What a read-count source returns: reads per path (``READ_PATHS``) and read rounds."""
+class NodeMetrics:
+    """The series of one node, kept as plain numbers and turned into Prometheus metric
+    families only when scraped: an update on the write path is an addition, and the Prometheus
+    client (with the HTTP and email modules it imports) is loaded at the first scrape, not at
+    start.  Each node has its own registry, made at that scrape."""
 
-    __slots__ = ("by_path", "rounds")
+    def __init__(self, node_id: int) -> None:
+        self.node_id = node_id
+        self.commands_committed = 0
+        self.commit_latency = _Histogram(LATENCY_BUCKETS_S)
+        self.fsync_latency = _Histogram(LATENCY_BUCKETS_S)
+        self.leader_changes = 0
+        self.log_records = 0
+        self.log_retained_slots = 0
+        self.log_retained_bytes = 0
+        self.sessions = 0
+        self.role = Role.FOLLOWER
+        self.applied_index = 0
+        self.ballot_round = 0
+        self.healthy = 0
+        self.ready = 0
+        # Set by the node once its server and router exist (``runtime.app``).
+        self.read_counts: Callable[[], ReadCounts] | None = None
+        self._registry: CollectorRegistry | None = None
 
-    def __init__(self, by_path: Mapping[str, int], rounds: int) -> None:
-        self.by_path = by_path
-        self.rounds = rounds
+    def committed(self, commands: int) -> None:
+        self.commands_committed += commands
+
+    def observe_fsync(self, seconds: float, log_records: int) -> None:
+        self.fsync_latency.observe(seconds)
+        self.log_records = log_records
+
+    def observe_commit(self, seconds: float) -> None:
+        self.commit_latency.observe(seconds)
+
+    def status_changed(self, old: Status, new: Status) -> None:
+        self.role = new.role
+        if new.leader_id is not None and (new.leader_id, new.ballot) != (
+            old.leader_id,
+            old.ballot,
+        ):
+            self.leader_changes += 1
+        self.ballot_round = max(new.ballot.round, 0)
+
+    def refresh(self, status: Status, log_records: int, health: Health | None = None) -> None:
+        """Gauges that are cheap to read at scrape time."""
+        self.applied_index = status.applied_index
+        self.log_records = log_records
+        if health is not None:
+            self.healthy = 1 if health.healthy else 0
+            self.ready = 1 if health.ready else 0
+
+    def refresh_memory(self, retained_slots: int, retained_bytes: int, sessions: int) -> None:
+        """The memory bound's gauges: the log kept in memory and the sessions."""
+        self.log_retained_slots = retained_slots
+        self.log_retained_bytes = retained_bytes
+        self.sessions = sessions
+
+    def exposition(self) -> bytes:
+        """The Prometheus text exposition of every series (loads the client the first time)."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self._scrape_registry())
+
+    @staticmethod
+    def content_type() -> str:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return CONTENT_TYPE_LATEST
+
+    def _scrape_registry(self) -> CollectorRegistry:
+        if self._registry is None:
+            from prometheus_client import CollectorRegistry, ProcessCollector
+
+            registry = CollectorRegistry(auto_describe=True)
+            ProcessCollector(registry=registry)
+            registry.register(_NodeCollector(self))
+            self._registry = registry
+        return self._registry
 
 
-class _ReadCollector:
-    """``reads_total`` and ``read_rounds_total`` from ``NodeMetrics.read_counts`` at scrape."""
+class _NodeCollector:
+    """The node's own series, built from ``NodeMetrics`` 's numbers at each scrape."""
 
     def __init__(self, metrics: NodeMetrics) -> None:
         self.metrics = metrics
 
-    def _families(self, counts: ReadCounts | None) -> list[Metric]:
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families(with_reads=False))
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families(with_reads=True))
+
+    def _families(self, with_reads: bool) -> list[Metric]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        m = self.metrics
+        role = GaugeMetricFamily("pypaxos_role", "1 for the current role", labels=["role"])
+        for each in Role:
+            role.add_metric([each.value], 1 if each is m.role else 0)
+        gauges = (
+            ("pypaxos_log_records", "Records in the write-ahead log", m.log_records),
+            ("pypaxos_log_retained_slots", "Decided log values kept in memory",
+             m.log_retained_slots),
+            ("pypaxos_log_retained_bytes",
+             "Bytes of commands in the decided log values kept in memory", m.log_retained_bytes),
+            ("pypaxos_sessions", "Clients' exactly-once sessions in the state machine",
+             m.sessions),
+            ("pypaxos_applied_index", "Slots applied", m.applied_index),
+            ("pypaxos_ballot_round", "Round of the ballot", m.ballot_round),
+            ("pypaxos_healthy", "1 if /health answers 200", m.healthy),
+            ("pypaxos_ready", "1 if /ready answers 200", m.ready),
+        )  # fmt: skip
+        families: list[Metric] = [
+            CounterMetricFamily(
+                "pypaxos_commands_committed", "Commands applied by this node",
+                value=m.commands_committed,
+            ),
+            HistogramMetricFamily(
+                "pypaxos_commit_latency_seconds", "Client command arrival to reply",
+                buckets=m.commit_latency.cumulative(), sum_value=m.commit_latency.sum,
+            ),
+            HistogramMetricFamily(
+                "pypaxos_fsync_seconds", "Duration of one storage sync (one per batch)",
+                buckets=m.fsync_latency.cumulative(), sum_value=m.fsync_latency.sum,
+            ),
+            CounterMetricFamily(
+                "pypaxos_leader_changes", "Leader changes seen by this node",
+                value=m.leader_changes,
+            ),
+            role,
+            *(GaugeMetricFamily(name, text, value=value) for name, text, value in gauges),
+        ]  # fmt: skip
         reads = CounterMetricFamily(
             "pypaxos_reads", "Read commands served, by path", labels=["path"]
         )
         rounds = CounterMetricFamily(
             "pypaxos_read_rounds", "Confirmation rounds led for waiting reads"
         )
-        if counts is not None:
+        source = m.read_counts
+        if with_reads and source is not None:
+            counts = source()
             for path in READ_PATHS:
                 reads.add_metric([path], counts.by_path.get(path, 0))
             rounds.add_metric([], counts.rounds)
-        return [reads, rounds]
-
-    def describe(self) -> Iterator[Metric]:
-        return iter(self._families(None))
-
-    def collect(self) -> Iterator[Metric]:
-        source = self.metrics.read_counts
-        return iter(self._families(None if source is None else source()))
-
-
-class NodeMetrics:
-    """The metric objects of one node, in their own registry."""
-
-    def __init__(self, node_id: int) -> None:
-        self.node_id = node_id
-        self.registry = CollectorRegistry(auto_describe=True)
-        reg = self.registry
-        self.commands_committed = Counter(
-            "pypaxos_commands_committed", "Commands applied by this node", registry=reg
-        )
-        self.commit_latency = Histogram(
-            "pypaxos_commit_latency_seconds",
-            "Client command arrival to reply",
-            buckets=LATENCY_BUCKETS_S,
-            registry=reg,
-        )
-        self.fsync_latency = Histogram(
-            "pypaxos_fsync_seconds",
-            "Duration of one storage sync (one per batch)",
-            buckets=LATENCY_BUCKETS_S,
-            registry=reg,
-        )
-        self.leader_changes = Counter(
-            "pypaxos_leader_changes", "Leader changes seen by this node", registry=reg
-        )
-        self.log_records = Gauge(
-            "pypaxos_log_records", "Records in the write-ahead log", registry=reg
-        )
-        self.log_retained_slots = Gauge(
-            "pypaxos_log_retained_slots", "Decided log values kept in memory", registry=reg
-        )
-        self.log_retained_bytes = Gauge(
-            "pypaxos_log_retained_bytes",
-            "Bytes of commands in the decided log values kept in memory",
-            registry=reg,
-        )
-        self.sessions = Gauge(
-            "pypaxos_sessions", "Clients' exactly-once sessions in the state machine", registry=reg
-        )
-        self.role = Gauge("pypaxos_role", "1 for the current role", ["role"], registry=reg)
-        self.applied_index = Gauge("pypaxos_applied_index", "Slots applied", registry=reg)
-        self.ballot_round = Gauge("pypaxos_ballot_round", "Round of the ballot", registry=reg)
-        self.healthy = Gauge("pypaxos_healthy", "1 if /health answers 200", registry=reg)
-        self.ready = Gauge("pypaxos_ready", "1 if /ready answers 200", registry=reg)
-        ProcessCollector(registry=reg)
-        for role in Role:
-            self.role.labels(role.value).set(1 if role is Role.FOLLOWER else 0)
-        # Set by the node once its server and router exist (``runtime.app``).
-        self.read_counts: Callable[[], ReadCounts] | None = None
-        reg.register(_ReadCollector(self))
-
-    def committed(self, commands: int) -> None:
-        self.commands_committed.inc(commands)
-
-    def observe_fsync(self, seconds: float, log_records: int) -> None:
-        self.fsync_latency.observe(seconds)
-        self.log_records.set(log_records)
-
-    def observe_commit(self, seconds: float) -> None:
-        self.commit_latency.observe(seconds)
-
-    def status_changed(self, old: Status, new: Status) -> None:
-        if new.role is not old.role:
-            for role in Role:
-                self.role.labels(role.value).set(1 if role is new.role else 0)
-        if new.leader_id is not None and (new.leader_id, new.ballot) != (
-            old.leader_id,
-            old.ballot,
-        ):
-            self.leader_changes.inc()
-        self.ballot_round.set(max(new.ballot.round, 0))
-
-    def refresh(self, status: Status, log_records: int, health: Health | None = None) -> None:
-        """Gauges that are cheap to read at scrape time."""
-        self.applied_index.set(status.applied_index)
-        self.log_records.set(log_records)
-        if health is not None:
-            self.healthy.set(1 if health.healthy else 0)
-            self.ready.set(1 if health.ready else 0)
-
-    def refresh_memory(self, retained_slots: int, retained_bytes: int, sessions: int) -> None:
-        """The memory bound's gauges: the log kept in memory and the sessions."""
-        self.log_retained_slots.set(retained_slots)
-        self.log_retained_bytes.set(retained_bytes)
-        self.sessions.set(sessions)
-
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return [*families, reads, rounds]
 
 
 class MetricsServer:
@@ -281,7 +329,7 @@ class MetricsServer:
             if self._refresh is not None:
                 self._refresh()
             exposition = self.metrics.exposition()
-            answer = _response(b"200 OK", CONTENT_TYPE_LATEST.encode(), exposition)
+            answer = _response(b"200 OK", self.metrics.content_type().encode(), exposition)
         if method == b"HEAD":
             return answer.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
         return answer

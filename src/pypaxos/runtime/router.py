@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -40,9 +40,11 @@ from pypaxos.kv import (
 from pypaxos.multi import Role, StateMachine, Status
 from pypaxos.multi.membership import Change, MembershipRefused, RefusalReason
 from pypaxos.runtime.driver import Driver, Sender
-from pypaxos.runtime.metrics import NodeMetrics
 from pypaxos.runtime.wire import Forward, ForwardReply
 from pypaxos.transport import CodecError, UnknownPeer
+
+if TYPE_CHECKING:
+    from pypaxos.runtime.metrics import NodeMetrics
 
 log = logging.getLogger(__name__)
 
