@@ -186,6 +186,7 @@ class Node:
         "refused_messages",
         "replica",
         "role",
+        "snapshot_lag_allowance_bytes",
         "voters_seen",
     )
 
@@ -201,6 +202,9 @@ class Node:
             raise ValueError(f"node {node_id} is not in {config.node_ids}")
         self.id = node_id
         self.config = config
+        # A shell may let more than ``config.snapshot_lag_bytes_max`` be applied beyond the last
+        # durable snapshot (never less; ``snapshot_lag_bound_bytes``).
+        self.snapshot_lag_allowance_bytes = 0
         self.commit_unannounced = False  # leader: followers have not been told the commit index
         self.bugs = config.bugs
         self.quorum: QuorumSystem = config.quorum()
@@ -521,11 +525,19 @@ class Node:
     @property
     def snapshot_lag_bytes(self) -> int:
         """Command bytes applied beyond the last durable snapshot.  Past
-        ``MultiConfig.snapshot_lag_bytes_max`` the window stops counting from the applied index
-        and new slots wait for the snapshot; a shell paces its snapshot writer by how close
-        this is to that bound."""
+        ``snapshot_lag_bound_bytes`` the window stops counting from the applied index and new
+        slots wait for the snapshot; a shell paces its snapshot writer by how close this is to
+        that bound."""
         replica = self.replica
         return replica.applied_bytes - replica.snapshot_bytes
+
+    @property
+    def snapshot_lag_bound_bytes(self) -> int:
+        """The backstop in force: ``MultiConfig.snapshot_lag_bytes_max``, or more if the shell
+        allowed it (``snapshot_lag_allowance_bytes``: a large state takes long to write, and
+        the commands applied meanwhile grow with it).  Only a resource bound: ignoring an
+        ``Accept`` is always safe, so raising or lowering it changes no outcome."""
+        return max(self.config.snapshot_lag_bytes_max, self.snapshot_lag_allowance_bytes)
 
     def apply_more(self) -> list[Effect]:
         """Apply the next decided slots, up to the bound, and what follows from them."""
@@ -546,7 +558,7 @@ class Node:
         applied = self.replica.applied_index
         if self.replica.snapshot_slot > self.acceptor.log_start:
             self.acceptor.compact(self.replica.snapshot_slot)
-        if self.snapshot_lag_bytes <= self.config.snapshot_lag_bytes_max:
+        if self.snapshot_lag_bytes <= self.snapshot_lag_bound_bytes:
             self.acceptor.window_floor = applied  # decided slots do not use up the window
         for slot in [s for s in self.leader.inflight if s < applied]:
             del self.leader.inflight[slot]
