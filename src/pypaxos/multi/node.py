@@ -186,7 +186,6 @@ class Node:
         "refused_messages",
         "replica",
         "role",
-        "snapshot_lag_allowance_bytes",
         "voters_seen",
     )
 
@@ -202,9 +201,6 @@ class Node:
             raise ValueError(f"node {node_id} is not in {config.node_ids}")
         self.id = node_id
         self.config = config
-        # A shell may let more than ``config.snapshot_lag_bytes_max`` be applied beyond the last
-        # durable snapshot (never less; ``snapshot_lag_bound_bytes``).
-        self.snapshot_lag_allowance_bytes = 0
         self.commit_unannounced = False  # leader: followers have not been told the commit index
         self.bugs = config.bugs
         self.quorum: QuorumSystem = config.quorum()
@@ -525,19 +521,11 @@ class Node:
     @property
     def snapshot_lag_bytes(self) -> int:
         """Command bytes applied beyond the last durable snapshot.  Past
-        ``snapshot_lag_bound_bytes`` the window stops counting from the applied index and new
-        slots wait for the snapshot; a shell paces its snapshot writer by how close this is to
-        that bound."""
+        ``MultiConfig.snapshot_lag_bytes_max`` the window stops counting from the applied index
+        and new slots wait for the snapshot; a shell paces its snapshot writer by how close
+        this is to that bound."""
         replica = self.replica
         return replica.applied_bytes - replica.snapshot_bytes
-
-    @property
-    def snapshot_lag_bound_bytes(self) -> int:
-        """The backstop in force: ``MultiConfig.snapshot_lag_bytes_max``, or more if the shell
-        allowed it (``snapshot_lag_allowance_bytes``: a large state takes long to write, and
-        the commands applied meanwhile grow with it).  Only a resource bound: ignoring an
-        ``Accept`` is always safe, so raising or lowering it changes no outcome."""
-        return max(self.config.snapshot_lag_bytes_max, self.snapshot_lag_allowance_bytes)
 
     def apply_more(self) -> list[Effect]:
         """Apply the next decided slots, up to the bound, and what follows from them."""
@@ -558,7 +546,7 @@ class Node:
         applied = self.replica.applied_index
         if self.replica.snapshot_slot > self.acceptor.log_start:
             self.acceptor.compact(self.replica.snapshot_slot)
-        if self.snapshot_lag_bytes <= self.snapshot_lag_bound_bytes:
+        if self.snapshot_lag_bytes <= self.config.snapshot_lag_bytes_max:
             self.acceptor.window_floor = applied  # decided slots do not use up the window
         for slot in [s for s in self.leader.inflight if s < applied]:
             del self.leader.inflight[slot]

@@ -99,12 +99,7 @@ from pypaxos.multi.reads import LocalQuery
 from pypaxos.runtime.batch_trace import BatchTrace
 from pypaxos.runtime.config import TICKS_PER_BATCH_MAX
 from pypaxos.runtime.heap import HeapTrimmer
-from pypaxos.runtime.snapshot_pace import (
-    SnapshotPace,
-    duty_for_lag,
-    lag_allowance_bytes,
-    paced,
-)
+from pypaxos.runtime.snapshot_pace import SnapshotPace, duty_for_lag, paced
 from pypaxos.runtime.wire import (
     WireMessage,
     encode_record,
@@ -119,7 +114,6 @@ from pypaxos.storage import (
     remove_segments,
     write_snapshot_file,
 )
-from pypaxos.storage.file import SNAPSHOT_NAME
 from pypaxos.transport import CodecError, UnknownPeer
 
 if TYPE_CHECKING:
@@ -811,7 +805,7 @@ class Driver:
             self._inbox.append(_SnapshotDone(slot, index, ok, adopted=True))
             return True
         assert isinstance(storage, FileStorage)
-        bound_bytes = node.snapshot_lag_bound_bytes
+        bound_bytes = node.config.snapshot_lag_bytes_max
         self.snapshot_duty = duty_for_lag(node.snapshot_lag_bytes, bound_bytes)
         self._pace.set(self.snapshot_duty)
         started = time.perf_counter()
@@ -840,15 +834,13 @@ class Driver:
         """Set a running snapshot child's duty from how close the node is to its backstop
         (``runtime.snapshot_pace``), and note when the backstop holds the window."""
         node = self.node
-        lag_bytes, bound_bytes = node.snapshot_lag_bytes, node.snapshot_lag_bound_bytes
+        lag_bytes, bound_bytes = node.snapshot_lag_bytes, node.config.snapshot_lag_bytes_max
         held = lag_bytes > bound_bytes
         if held != self.window_held:
             self.window_held = held
             if self.trace is not None:
                 what = "holds the window" if held else "lets the window go"
-                self.trace.event(
-                    f"snapshot backstop {what}: lag {lag_bytes} bytes, bound {bound_bytes}"
-                )
+                self.trace.event(f"snapshot backstop {what}: lag {lag_bytes} bytes")
         if self._snapshot_child is None:
             return
         duty = duty_for_lag(lag_bytes, bound_bytes)
@@ -902,10 +894,6 @@ class Driver:
         if not ok:
             return self.node.snapshot_failed()
         self.snapshots_saved += 1
-        if isinstance(self.storage, FileStorage):
-            with contextlib.suppress(OSError):  # no size: the allowance stays as it was
-                size_bytes = (self.storage.dir / SNAPSHOT_NAME).stat().st_size
-                self.node.snapshot_lag_allowance_bytes = lag_allowance_bytes(size_bytes)
         self._saved = [*self._saved[-3:], (done.slot, done.index)]
         self._serve(done.slot)
         effects = self.node.snapshot_saved(done.slot)  # frees the log values it compacts

@@ -33,19 +33,6 @@ PAUSE_MAX_S = 0.1
 _PER_MILLE = struct.Struct("=I")  # the duty in thousandths, at offset 0 of the page
 
 
-# The commands a node may apply beyond its last durable snapshot grow with that snapshot's
-# size (``Node.snapshot_lag_allowance_bytes``), never below ``snapshot_lag_bytes_max``: writing
-# the next one takes time in proportion to the state, and under steady writes each snapshot
-# starts with what was applied while the previous one was written, so a bound below twice the
-# commands applied during one write holds writes back at every snapshot.
-LAG_ALLOWANCE_PER_SNAPSHOT_BYTE = 0.5
-
-
-def lag_allowance_bytes(snapshot_bytes: int) -> int:
-    """The backstop a node may use once its last durable snapshot is ``snapshot_bytes``."""
-    return int(snapshot_bytes * LAG_ALLOWANCE_PER_SNAPSHOT_BYTE)
-
-
 def duty_for_lag(lag_bytes: int, bound_bytes: int) -> float:
     """The duty a snapshot child should run at when ``lag_bytes`` of commands were applied
     beyond the last durable snapshot and writes wait past ``bound_bytes``."""
