@@ -5,6 +5,7 @@ nice 19: the node's writes may come to wait for it)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -33,10 +34,10 @@ BOUND = 1 << 20
 
 
 def test_the_duty_is_idle_far_from_the_bound_and_full_near_it() -> None:
-    assert duty_for_lag(0, BOUND) == duty_for_lag(BOUND // 4, BOUND) == DUTY_IDLE
-    rising = [duty_for_lag(BOUND * step // 100, BOUND) for step in range(25, 51)]
-    assert rising == sorted(rising) and DUTY_IDLE < rising[12] < 1.0
-    assert duty_for_lag(BOUND // 2, BOUND) == duty_for_lag(BOUND * 3, BOUND) == 1.0
+    assert duty_for_lag(0, BOUND) == duty_for_lag(BOUND // 2, BOUND) == DUTY_IDLE
+    rising = [duty_for_lag(BOUND * step // 100, BOUND) for step in range(50, 101)]
+    assert rising == sorted(rising) and DUTY_IDLE < rising[25] < 1.0
+    assert duty_for_lag(BOUND, BOUND) == duty_for_lag(BOUND * 3, BOUND) == 1.0
     assert duty_for_lag(1, 0) == 1.0  # no bound: nothing to yield for
 
 
@@ -121,7 +122,8 @@ async def test_the_snapshot_child_keeps_the_parents_priority_and_speeds_up_with_
                 break
             time.sleep(0.005)
         priority = os.getpriority(os.PRIO_PROCESS, 0)
-        report.write_text(f"{priority} {first} {pace.read()}")
+        with contextlib.suppress(FileExistsError), report.open("x") as out:  # the first child's
+            out.write(f"{priority} {first} {pace.read()}")
         return chunks
 
     monkeypatch.setattr(driver_module, "paced", spying)  # the child inherits it
@@ -132,7 +134,7 @@ async def test_the_snapshot_child_keeps_the_parents_priority_and_speeds_up_with_
         snapshot_every_slots=4,
         window_slots=4,
         log_window_slots=16,
-        snapshot_lag_bytes_max=2000,
+        snapshot_lag_bytes_max=4000,
     )
     storage = FileStorage(tmp_path / "node")
     node = Node(1, config, random.Random(1), KVStateMachine())
@@ -142,7 +144,7 @@ async def test_the_snapshot_child_keeps_the_parents_priority_and_speeds_up_with_
         await follow(driver, range(0, 6))
         await until(lambda: driver._snapshot_child is not None)
         assert driver.snapshot_duty == DUTY_IDLE  # nobody waits for it yet
-        await follow(driver, range(6, 40))  # the lag grows towards the bound
+        await follow(driver, range(6, 80))  # the lag grows to the bound
         await until(lambda: driver.snapshots_saved >= 1, timeout_s=60)
         driver.stop()
         await task
