@@ -121,6 +121,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Compacted slots' values let go per turn of the loop (each a batch of up to
+# ``batch_max_commands`` commands: a few ms of freeing).
+RELEASE_VALUES_PER_TURN = 16
+
 TICK_SLACK_S = 0.002
 """A tick this close to due counts as due.  uvloop's timers have millisecond resolution and
 may fire up to a millisecond early; without the slack the driver found the tick not yet due,
@@ -316,6 +320,9 @@ class Driver:
         self.snapshot_write_s = 0.0
         self.snapshot_write_cpu_s = 0.0
         self.window_held = False  # past the snapshot backstop (``Node.snapshot_lag_bytes``)
+        self._dropped: list[object] = []  # compacted values, let go a slice per loop turn
+        self._releasing = False
+        self._adopted_in_batch = False  # a snapshot was adopted: the next fork waits a batch
         # The running snapshot child's duty cycle, shared with it (``runtime.snapshot_pace``).
         self._pace = SnapshotPace()
         self.snapshot_duty = 1.0
@@ -736,7 +743,8 @@ class Driver:
         # Last, so that the fork does not delay this batch's messages and answers; nothing
         # since the sync changed the node's state.
         self._pace_snapshot()
-        if self._snapshot_wanted and self._snapshot_child is None:
+        adopted, self._adopted_in_batch = self._adopted_in_batch, False
+        if self._snapshot_wanted and self._snapshot_child is None and not adopted:
             awaited = await self._start_snapshot() or awaited
             self._trace_phase("snapshot")
         return awaited
@@ -896,11 +904,31 @@ class Driver:
         self.snapshots_saved += 1
         self._saved = [*self._saved[-3:], (done.slot, done.index)]
         self._serve(done.slot)
-        effects = self.node.snapshot_saved(done.slot)  # frees the log values it compacts
+        # The votes the compaction drops are let go a slice per turn of the loop, not in this
+        # step: under heavy writes they are hundreds of MB of small objects, and freeing them
+        # at once held a leader's loop for longer than an election timeout.  The next fork
+        # waits for the next batch for the same reason.
+        below = done.slot
+        accepted = self.node.acceptor.accepted
+        self._dropped += [vote.value for slot, vote in accepted.items() if slot < below]
+        self._adopted_in_batch = True
+        effects = self.node.snapshot_saved(done.slot)
+        if self._dropped and not self._releasing:
+            self._releasing = True
+            asyncio.get_running_loop().call_soon(self._release_dropped)
         if not any(type(effect) is TakeSnapshot for effect in effects):
             # (not before a fork: glibc's fork takes every arena's lock, which a trim holds)
             self.heap.request()
         return effects
+
+    def _release_dropped(self) -> None:
+        """Let go of some of the values a compaction dropped; again on the next turn if more
+        are left."""
+        del self._dropped[-RELEASE_VALUES_PER_TURN:]
+        if self._dropped:
+            asyncio.get_running_loop().call_soon(self._release_dropped)
+        else:
+            self._releasing = False
 
     def _compact_index(self, slot: int) -> int | None:
         """The log index of the newest adopted snapshot at or below ``slot``."""

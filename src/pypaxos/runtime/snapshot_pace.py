@@ -13,7 +13,7 @@ long enough that its share of wall time spent working is the *duty* (``duty_for_
 it reads from one anonymous shared page (``SnapshotPace``, mapped before the fork, so parent
 and child see the same bytes).  The node raises the duty as the lag nears the bound: a
 snapshot nobody waits for works a fifth of the time and leaves the rest to the loops; one the
-writes wait for runs at full speed.
+writes are about to wait for runs at full speed.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 DUTY_IDLE = 0.2  # the share of its time a snapshot works while the lag is far from the bound
 # Below this share of the bound the idle duty holds; from there it rises linearly to full speed
-# at the bound (where the window is held).  Full speed earlier costs the node loops: a child at
-# their priority that works all the time takes a core's share from them while writes still flow.
-_IDLE_FRACTION = 0.5
-_FULL_FRACTION = 1.0
+# at ``_FULL_FRACTION`` and stays there (and whenever the window is held).
+_IDLE_FRACTION = 0.25
+_FULL_FRACTION = 0.5
 # One sleep is at most this long, so that a raised duty takes effect within it.
 PAUSE_MAX_S = 0.1
 _PER_MILLE = struct.Struct("=I")  # the duty in thousandths, at offset 0 of the page
