@@ -518,6 +518,15 @@ class Node:
         every input applies some more; a shell with no input for us calls ``apply_more``."""
         return self.replica.apply_pending
 
+    @property
+    def snapshot_lag_bytes(self) -> int:
+        """Command bytes applied beyond the last durable snapshot.  Past
+        ``MultiConfig.snapshot_lag_bytes_max`` the window stops counting from the applied index
+        and new slots wait for the snapshot; a shell paces its snapshot writer by how close
+        this is to that bound."""
+        replica = self.replica
+        return replica.applied_bytes - replica.snapshot_bytes
+
     def apply_more(self) -> list[Effect]:
         """Apply the next decided slots, up to the bound, and what follows from them."""
         return self._finish([], self.replica.applied_index)
@@ -537,8 +546,7 @@ class Node:
         applied = self.replica.applied_index
         if self.replica.snapshot_slot > self.acceptor.log_start:
             self.acceptor.compact(self.replica.snapshot_slot)
-        replica = self.replica
-        if replica.applied_bytes - replica.snapshot_bytes <= self.config.snapshot_lag_bytes_max:
+        if self.snapshot_lag_bytes <= self.config.snapshot_lag_bytes_max:
             self.acceptor.window_floor = applied  # decided slots do not use up the window
         for slot in [s for s in self.leader.inflight if s < applied]:
             del self.leader.inflight[slot]

@@ -99,6 +99,7 @@ from pypaxos.multi.reads import LocalQuery
 from pypaxos.runtime.batch_trace import BatchTrace
 from pypaxos.runtime.config import TICKS_PER_BATCH_MAX
 from pypaxos.runtime.heap import HeapTrimmer
+from pypaxos.runtime.snapshot_pace import SnapshotPace, duty_for_lag, paced
 from pypaxos.runtime.wire import (
     WireMessage,
     encode_record,
@@ -119,6 +120,10 @@ if TYPE_CHECKING:
     from pypaxos.runtime.metrics import NodeMetrics
 
 log = logging.getLogger(__name__)
+
+# Compacted slots' values let go per turn of the loop (each a batch of up to
+# ``batch_max_commands`` commands: a few ms of freeing).
+RELEASE_VALUES_PER_TURN = 16
 
 TICK_SLACK_S = 0.002
 """A tick this close to due counts as due.  uvloop's timers have millisecond resolution and
@@ -310,6 +315,18 @@ class Driver:
         self.segments_detached = 0
         self.snapshots_saved = 0
         self.snapshot_fork_s = 0.0  # the last fork's time on the loop
+        # The last forked snapshot's writing: wall time from the fork to its exit, and the
+        # child's CPU time (far below the wall time: it waited for the CPU or for its pace).
+        self.snapshot_write_s = 0.0
+        self.snapshot_write_cpu_s = 0.0
+        self.window_held = False  # past the snapshot backstop (``Node.snapshot_lag_bytes``)
+        self._dropped: list[object] = []  # compacted values, let go a slice per loop turn
+        self._releasing = False
+        self._adopted_in_batch = False  # a snapshot was adopted: the next fork waits a batch
+        # The running snapshot child's duty cycle, shared with it (``runtime.snapshot_pace``).
+        self._pace = SnapshotPace()
+        self.snapshot_duty = 1.0
+        self._duty_traced = 1.0
         self.snapshot_chunks_sent = 0
         # The last snapshot received from a peer: when its first chunk came (since this
         # driver started), how long from then until it was installed, and its bytes.
@@ -725,7 +742,9 @@ class Driver:
             self._trace_phase("apply")
         # Last, so that the fork does not delay this batch's messages and answers; nothing
         # since the sync changed the node's state.
-        if self._snapshot_wanted and self._snapshot_child is None:
+        self._pace_snapshot()
+        adopted, self._adopted_in_batch = self._adopted_in_batch, False
+        if self._snapshot_wanted and self._snapshot_child is None and not adopted:
             awaited = await self._start_snapshot() or awaited
             self._trace_phase("snapshot")
         return awaited
@@ -794,11 +813,14 @@ class Driver:
             self._inbox.append(_SnapshotDone(slot, index, ok, adopted=True))
             return True
         assert isinstance(storage, FileStorage)
+        bound_bytes = node.config.snapshot_lag_bytes_max
+        self.snapshot_duty = duty_for_lag(node.snapshot_lag_bytes, bound_bytes)
+        self._pace.set(self.snapshot_duty)
         started = time.perf_counter()
         parent_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _snapshot_child(storage, index, replica, chunk_bytes, meta, parent_pid)
+            _snapshot_child(storage, index, replica, chunk_bytes, meta, parent_pid, self._pace)
         self.snapshot_fork_s = time.perf_counter() - started
         if self.trace is not None:
             self.trace.event(f"fork {self.snapshot_fork_s * 1000:.1f} ms")
@@ -816,6 +838,28 @@ class Driver:
         )
         return False
 
+    def _pace_snapshot(self) -> None:
+        """Set a running snapshot child's duty from how close the node is to its backstop
+        (``runtime.snapshot_pace``), and note when the backstop holds the window."""
+        node = self.node
+        lag_bytes, bound_bytes = node.snapshot_lag_bytes, node.config.snapshot_lag_bytes_max
+        held = lag_bytes > bound_bytes
+        if held != self.window_held:
+            self.window_held = held
+            if self.trace is not None:
+                what = "holds the window" if held else "lets the window go"
+                self.trace.event(f"snapshot backstop {what}: lag {lag_bytes} bytes")
+        if self._snapshot_child is None:
+            return
+        duty = duty_for_lag(lag_bytes, bound_bytes)
+        if duty == self.snapshot_duty:
+            return
+        self.snapshot_duty = duty
+        self._pace.set(duty)
+        if self.trace is not None and (abs(duty - self._duty_traced) >= 0.1 or duty == 1.0):
+            self._duty_traced = duty
+            self.trace.event(f"snapshot duty {duty:.2f}: lag {lag_bytes} bytes")
+
     def _write_chunks(self, index: int, chunks: list[bytes]) -> bool:
         try:
             self.storage.write_snapshot_chunks(index, chunks, compact=False)
@@ -828,11 +872,17 @@ class Driver:
         """The child's pidfd is readable: it exited.  Reap it and tell the node."""
         asyncio.get_running_loop().remove_reader(child.pidfd)
         os.close(child.pidfd)
-        _, status = os.waitpid(child.pid, 0)
+        _, status, usage = os.wait4(child.pid, 0)
         self._snapshot_child = None  # reaped: nothing of it is left to close or kill
         code = os.waitstatus_to_exitcode(status)
+        self.snapshot_write_s = time.monotonic() - child.started_s
+        self.snapshot_write_cpu_s = usage.ru_utime + usage.ru_stime
         if self.trace is not None:
-            self.trace.event(f"snapshot child exited {code}")
+            self.trace.event(
+                f"snapshot child exited {code} wall {self.snapshot_write_s:.2f} s "
+                f"cpu {self.snapshot_write_cpu_s:.2f} s waits {usage.ru_nvcsw} "
+                f"preempted {usage.ru_nivcsw}"
+            )
         if code != 0:
             log.error("node %d: snapshot child %d failed (exit %d)", self.node.id, child.pid, code)
         self._inbox.append(_SnapshotDone(child.slot, child.index, code == 0, adopted=False))
@@ -854,11 +904,31 @@ class Driver:
         self.snapshots_saved += 1
         self._saved = [*self._saved[-3:], (done.slot, done.index)]
         self._serve(done.slot)
-        effects = self.node.snapshot_saved(done.slot)  # frees the log values it compacts
+        # The votes the compaction drops are let go a slice per turn of the loop, not in this
+        # step: under heavy writes they are hundreds of MB of small objects, and freeing them
+        # at once held a leader's loop for longer than an election timeout.  The next fork
+        # waits for the next batch for the same reason.
+        below = done.slot
+        accepted = self.node.acceptor.accepted
+        self._dropped += [vote.value for slot, vote in accepted.items() if slot < below]
+        self._adopted_in_batch = True
+        effects = self.node.snapshot_saved(done.slot)
+        if self._dropped and not self._releasing:
+            self._releasing = True
+            asyncio.get_running_loop().call_soon(self._release_dropped)
         if not any(type(effect) is TakeSnapshot for effect in effects):
             # (not before a fork: glibc's fork takes every arena's lock, which a trim holds)
             self.heap.request()
         return effects
+
+    def _release_dropped(self) -> None:
+        """Let go of some of the values a compaction dropped; again on the next turn if more
+        are left."""
+        del self._dropped[-RELEASE_VALUES_PER_TURN:]
+        if self._dropped:
+            asyncio.get_running_loop().call_soon(self._release_dropped)
+        else:
+            self._releasing = False
 
     def _compact_index(self, slot: int) -> int | None:
         """The log index of the newest adopted snapshot at or below ``slot``."""
@@ -1089,13 +1159,14 @@ class _SnapshotDone:
 
 
 class _SnapshotChild:
-    __slots__ = ("index", "pid", "pidfd", "slot")
+    __slots__ = ("index", "pid", "pidfd", "slot", "started_s")
 
     def __init__(self, pid: int, pidfd: int, slot: int, index: int) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self.slot = slot
         self.index = index
+        self.started_s = time.monotonic()
 
 
 def _snapshot_child(
@@ -1105,6 +1176,7 @@ def _snapshot_child(
     chunk_bytes: int,
     meta: bytes,
     parent_pid: int,
+    pace: SnapshotPace,
 ) -> NoReturn:
     """In the forked child: write the snapshot file and exit, touching nothing else (no loop,
     no logging: locks another thread held at the fork may never be released here).
@@ -1113,12 +1185,16 @@ def _snapshot_child(
     keep the connection open after the node closed it, and a copy of a data directory's lock
     (the node's, or another node's in the same process) would keep it locked.  It dies with its
     parent, so no orphan writes under a restarted node; a write it did not finish leaves only
-    the temp file, removed at the next start."""
+    the temp file, removed at the next start.
+
+    It keeps its parent's CPU priority and follows the duty cycle the parent sets in ``pace``
+    (``runtime.snapshot_pace``): slow while nobody waits for it, full speed once the node's
+    writes are about to."""
     code = 1
     try:
-        enter_forked_child(parent_pid)
+        enter_forked_child(parent_pid, lowest_priority=False)
         # The replica's chunks: the membership's first, when it is reconfigurable.
-        chunks = itertools.chain(replica.snapshot_chunks(chunk_bytes), (meta,))
+        chunks = paced(itertools.chain(replica.snapshot_chunks(chunk_bytes), (meta,)), pace)
         write_snapshot_file(storage.dir, index, chunks, fsync=storage.fsync == "always")
         code = 0
     except BaseException as error:
@@ -1128,15 +1204,17 @@ def _snapshot_child(
         os._exit(code)
 
 
-def enter_forked_child(parent_pid: int) -> None:
+def enter_forked_child(parent_pid: int, *, lowest_priority: bool = True) -> None:
     """What every forked writer (a snapshot, a backup) does first: die with its parent, close
-    every inherited descriptor but the standard ones, take the lowest CPU priority (the node
-    and its peers come first; a slower writer only keeps the log a little longer), restore the
-    default SIGINT/SIGTERM, and stop the garbage collector (nothing a writer does makes cycles;
-    a collection would copy every page it touches)."""
+    every inherited descriptor but the standard ones, take the lowest CPU priority unless told
+    not to (a backup's writer: the node and its peers come first, and nothing waits for it
+    but the operator; a snapshot's writer paces itself instead, as the node's writes may come
+    to wait for it), restore the default SIGINT/SIGTERM, and stop the garbage collector
+    (nothing a writer does makes cycles; a collection would copy every page it touches)."""
     _die_with_parent(parent_pid)
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-    lowest_cpu_priority()
+    if lowest_priority:
+        lowest_cpu_priority()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     gc.disable()
