@@ -4,7 +4,8 @@ Reproducible profile of the write path (issue 7, part 3).  It starts ``pypaxos c
 fresh temporary directory on free 127.0.0.1 ports, finds the leader, drives the leader's Redis
 port with ``redis-benchmark`` (default ``-t set -n 200000 -c 50 -P 32 -d 128``) and reports,
 for every node process, the CPU it used during the run from ``/proc/PID/stat`` (utime + stime,
-all threads, so the fsync thread counts) divided by the writes committed (the leader's
+all threads, so the fsync thread counts; stime, the kernel's share, is shown apart) divided by
+the writes committed (the leader's
 ``pypaxos_commands_committed_total`` delta).  CPU time rather than wall-clock throughput,
 because the machine's two cores are shared: throughput moves with the neighbours' load, CPU
 per write much less.
@@ -23,7 +24,11 @@ and by inclusive time.
 a 100,000-key store costs each node about 1 µs per write more than one key: dict lookups that
 miss the cache).  ``--perf`` splits the spied node's CPU by library and symbol
 (``perf record -e cpu-clock``);
-``--cprofile`` profiles every node's event-loop thread in CPU time (``cprofile_site/``);
+``--cprofile`` profiles every node's event-loop thread in CPU time (``cprofile_site/``; calls
+into C are left out unless ``PYPAXOS_CPROFILE_BUILTINS=1``: profiling each one charges its
+caller more than the call costs, so a hot loop of dict and list operations looks tens of
+times dearer than it is; a Python call inside such a loop still inflates it: read the split
+with ``--perf`` or callgrind beside it);
 ``--src`` runs the nodes from another source tree, for A/B runs (``git archive REV src``).
 After each run it probes the disk's fsync latency and checks every write was committed with
 no error and no leader change (ballots before and after).
@@ -50,6 +55,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def system_seconds(pid: int) -> float:
+    """stime of every thread of ``pid`` so far, in seconds: the kernel's share (sends, fsync)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[12]) / TICKS_PER_S
 
 
 def cpu_seconds(pid: int) -> float:
@@ -224,6 +236,7 @@ def main() -> int:
         changes_name = "pypaxos_leader_changes_total"
         changes0 = sum(metric(p, changes_name) for p in metrics_ports)
         cpu0 = {i: cpu_seconds(p) for i, p in pids.items()}
+        sys0 = {i: system_seconds(p) for i, p in pids.items()}
         means0 = {i: _sums(base + 200 + i - 1) for i in pids}
         started = time.perf_counter()
         bench = subprocess.Popen(
@@ -320,6 +333,7 @@ def main() -> int:
             )
         elapsed = time.perf_counter() - started
         cpu1 = {i: cpu_seconds(p) for i, p in pids.items()}
+        sys1 = {i: system_seconds(p) for i, p in pids.items()}
         committed = metric(metrics_port, committed_name) - committed0
         changes = sum(metric(p, changes_name) for p in metrics_ports) - changes0
         errors = [line for line in err.splitlines() if "error" in line.lower()]
@@ -343,7 +357,11 @@ def main() -> int:
         for i in sorted(pids):
             role = "leader" if i == leader_id else "follower"
             us = 1e6 * per_node[i] / committed if committed else float("nan")
-            print(f"  node {i} ({role}): {per_node[i]:.2f} s CPU, {us:.1f} us/write")
+            kernel_s = sys1[i] - sys0[i]
+            print(
+                f"  node {i} ({role}): {per_node[i]:.2f} s CPU ({kernel_s:.2f} s in the kernel),"
+                f" {us:.1f} us/write"
+            )
         us_total = 1e6 * total_cpu / committed if committed else float("nan")
         print(f"  cluster: {total_cpu:.2f} s CPU, {us_total:.1f} us/write")
         means1 = {i: _sums(base + 200 + i - 1) for i in pids}

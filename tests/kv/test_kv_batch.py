@@ -4,15 +4,18 @@ in order, and be answered (or replayed to a retry) as one."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_kv_model import OPS
 
 from pypaxos.kv import (
     Command,
+    Error,
     Get,
     Incr,
     KVStateMachine,
+    Ok,
     Request,
     RequestBatch,
     Results,
@@ -22,7 +25,9 @@ from pypaxos.kv import (
     decode_entry,
     decode_result,
     encode_request,
+    encode_result,
 )
+from pypaxos.kv.state_machine import ALL_OK_CACHE_MAX, encode_results
 
 
 @settings(max_examples=200, deadline=None)
@@ -57,3 +62,31 @@ def test_a_retried_batch_is_answered_from_the_session_and_not_applied_again() ->
         SessionExpired()
     )
     assert isinstance(decode_entry(batch), RequestBatch)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(OPS, min_size=1, max_size=8), min_size=1, max_size=6))
+def test_a_batch_is_its_commands_one_by_one_without_a_digest(batches: list[list[Command]]) -> None:
+    # The batch loop skips the digest's marks when no digest is kept: the state must not care.
+    batched = KVStateMachine(state_digest=False)
+    single = KVStateMachine(state_digest=False)
+    seq = 0
+    for number, ops in enumerate(batches, start=1):
+        answer = decode_answer(batched.apply(encode_request(RequestBatch(7, number, tuple(ops)))))
+        expected = []
+        for op in ops:
+            seq += 1
+            expected.append(decode_result(single.apply(encode_request(Request(9, seq, op)))))
+        assert answer == Results(tuple(expected))
+    for key in (b"a", b"b", b"c"):
+        assert batched.get(key) == single.get(key)
+
+
+@pytest.mark.parametrize("count", [1, 16, ALL_OK_CACHE_MAX, ALL_OK_CACHE_MAX + 1])
+def test_the_answer_of_a_batch_of_oks_is_its_encoding(count: int) -> None:
+    oks = (Ok(),) * count
+    assert encode_results(oks) == encode_result(Results(oks))
+    assert encode_results(oks) == encode_result(Results(oks))  # again, from the cache if kept
+    mixed = (*oks[:-1], Error("no"))
+    assert encode_results(mixed) == encode_result(Results(mixed))
+    assert decode_answer(encode_results(mixed)) == Results(mixed)

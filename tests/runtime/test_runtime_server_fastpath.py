@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pypaxos.kv import KVStateMachine, decode_answer
+from pypaxos.kv import Error, KVStateMachine, Ok, Results, decode_answer
 from pypaxos.runtime.plans import KEY_BYTES_MAX
 from pypaxos.runtime.router import Outcome
 from pypaxos.runtime.server import RespConnection, RespServer
@@ -88,3 +88,49 @@ async def test_commands_at_and_over_the_key_bound_in_one_pipeline() -> None:
         b"",
     ]
     assert router.machine.commands_executed == 6  # the refused GET never reached the log
+
+
+class AnsweringRouter:
+    """Answers every request with ``answer``, whatever it holds (a planted reply)."""
+
+    def __init__(self, answer: Outcome) -> None:
+        self.answer = answer
+        self.waiting: list[Callable[[Outcome], None]] = []
+
+    def submit(self, command: bytes, done: Callable[[Outcome], None]) -> None:
+        self.waiting.append(done)
+
+    def drain(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for done in waiting:
+            done(self.answer)
+
+
+async def _pipeline_replies(router: ApplyingRouter | AnsweringRouter, pipeline: bytes) -> bytes:
+    server = RespServer(router, lambda section: "", "127.0.0.1:0")  # type: ignore[arg-type]
+    connection = RespConnection(server)
+    transport = Collecting()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    connection.data_received(pipeline)
+    router.drain()
+    await asyncio.sleep(0)  # the connection writes its replies from a loop callback
+    return bytes(transport.out)
+
+
+@pytest.mark.asyncio
+async def test_a_group_of_sets_is_answered_ok_each_in_upper_and_lower_case() -> None:
+    router = ApplyingRouter()
+    names = ["SET", "set", "SET", "set"]
+    sets = [encode_command(name, b"k%d" % n, b"v%d" % n) for n, name in enumerate(names)]
+    sets.append(encode_command("Set", b"k9", b"v9"))  # mixed case: the general path's reply
+    replies = await _pipeline_replies(router, b"".join(sets))
+    assert replies == b"+OK\r\n" * 5
+    assert [router.machine.get(b"k%d" % n) for n in (0, 3, 9)] == [b"v0", b"v3", b"v9"]
+
+
+@pytest.mark.asyncio
+async def test_a_group_of_sets_with_one_result_not_ok_is_answered_one_by_one() -> None:
+    answer = Results((Ok(), Error("planted"), Ok()))
+    pipeline = b"".join(encode_command("SET", b"k%d" % n, b"v") for n in range(3))
+    replies = await _pipeline_replies(AnsweringRouter(answer), pipeline)
+    assert replies == b"+OK\r\n-ERR planted\r\n+OK\r\n"

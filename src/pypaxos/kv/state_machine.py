@@ -384,6 +384,26 @@ _SNAPSHOT_V2_DECODER = msgspec.msgpack.Decoder(_SnapshotV2)
 _SNAPSHOT_VERSION_DECODER = msgspec.msgpack.Decoder(_SnapshotVersion)
 _OK_RESULT = Ok()  # results are frozen: one instance serves every successful write
 _OK = encode_result(_OK_RESULT)
+_ALL_OK_ENCODED: dict[int, bytes] = {}
+ALL_OK_CACHE_MAX = 4096
+"""Batches of up to this many commands have their all-``Ok`` answer kept, encoded, by length."""
+
+
+def encode_results(results: tuple[Result, ...]) -> bytes:
+    """``encode_result(Results(results))``; a batch whose every result is ``Ok`` (plain writes,
+    the commonest batch) takes its bytes from a cache by length, since they depend on nothing
+    else: every replica encodes every batch's answer, so this is on each node's write path."""
+    count = len(results)
+    if results.count(_OK_RESULT) != count:
+        return encode_result(Results(results))
+    encoded = _ALL_OK_ENCODED.get(count)
+    if encoded is None:
+        encoded = encode_result(Results(results))
+        if count <= ALL_OK_CACHE_MAX:
+            _ALL_OK_ENCODED[count] = encoded
+    return encoded
+
+
 _MALFORMED_RESULT = Error(MALFORMED)
 _MALFORMED = encode_result(_MALFORMED_RESULT)
 _EXPIRED = encode_result(SessionExpired())
@@ -798,7 +818,7 @@ class KVStateMachine:
         if request.seq < session.last_seq:
             return encode_result(Stale(session.last_seq))
         if isinstance(request, RequestBatch):
-            result = encode_result(Results(self._execute_all(request.ops)))
+            result = encode_results(self._execute_all(request.ops))
             self.commands_executed += len(request.ops)
         else:
             result = encode_result(self._execute(request.op))
@@ -823,21 +843,25 @@ class KVStateMachine:
         append = results.append
         if self._expires or self._programs.watches or self._notify_bits:  # no shortcut
             return tuple(self._execute(op) for op in ops)
-        dirty = self._digest.dbs[0].dirty
-        for index, op in enumerate(ops):
-            if isinstance(op, Set):
+        # Without a digest nothing is marked: the loop then skips the per-write mark (a call).
+        dirty = self._digest.dbs[0].dirty if self._digest.tracking else None
+        set_type, get_type, ok = Set, Get, _OK_RESULT
+        for op in ops:
+            if type(op) is set_type:
                 key = op.key
                 shards[shard_hash(key) & mask][key] = op.value
-                dirty.add(key)
-                append(_OK_RESULT)
-            elif isinstance(op, Get):
+                if dirty is not None:
+                    dirty.add(key)
+                append(ok)
+            elif type(op) is get_type:
                 key = op.key
                 value = shards[shard_hash(key) & mask].get(key)
                 append(Value(value) if value is None or type(value) is bytes else _WRONGTYPE)
             else:
                 append(self._execute(op))
                 if self._slow_path_needed(data):
-                    return (*results, *(self._execute(rest) for rest in ops[index + 1 :]))
+                    done = len(results)  # one result per op so far: the rest start here
+                    return (*results, *(self._execute(rest) for rest in ops[done:]))
         return tuple(results)
 
     def _slow_path_needed(self, data: KeyStore[Stored]) -> bool:

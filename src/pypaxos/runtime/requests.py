@@ -59,6 +59,7 @@ from pypaxos.kv import (
     READ_OPS,
     Answer,
     Command,
+    Ok,
     Request,
     RequestBatch,
     Result,
@@ -70,7 +71,7 @@ from pypaxos.kv import (
 )
 from pypaxos.kv.commands import InDb
 from pypaxos.runtime.commands import FAST_COMMANDS, Reply1, single_reply
-from pypaxos.runtime.plans import Auth, Hello, Ops, Plan
+from pypaxos.runtime.plans import OK, Auth, Hello, Ops, Plan
 from pypaxos.runtime.replies import Combine, result_error
 from pypaxos.runtime.router import Failure, LocalRead, Outcome, Router
 from pypaxos.transport.resp import (
@@ -88,6 +89,8 @@ TRYAGAIN_UNKNOWN = encode_error("TRYAGAIN no leader: the request timed out, its 
 BUSY = encode_error("BUSY proposal queue full")
 READ_TYPES: frozenset[type] = frozenset(READ_OPS)  # plans of these only take the read path
 GET_REPLY = FAST_COMMANDS[b"GET"][2]  # the reply ``plain_single`` gives a GET (``_get_replies``)
+SET_REPLY = FAST_COMMANDS[b"SET"][2]  # and a SET: ``+OK`` for ``Ok`` (a group of them, at once)
+_OK_RESULT = Ok()
 GROUP_OPS_MAX = 1024  # bounds of one connection's batch (one log entry, see Group)
 GROUP_BYTES_MAX = 256 * 1024
 
@@ -230,7 +233,11 @@ class Group:
         null = self.conn.null
         if not self.multi:
             replies = cast(list[Reply1], self.replies)
-            gets = replies.count(GET_REPLY) == len(replies)
+            count = len(replies)
+            if replies.count(SET_REPLY) == count and results.count(_OK_RESULT) == count:
+                self.conn.fill(self.slot, OK * count)  # SETs, each answered Ok
+                return
+            gets = replies.count(GET_REPLY) == count
             data = _get_replies(results, null) if gets else None
             if data is None:
                 data = b"".join([reply(r, null) for reply, r in zip(replies, results, strict=True)])
