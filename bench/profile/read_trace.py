@@ -83,9 +83,9 @@ MARKS = [
     ("transport/tcp.py", "import asyncio\n", "import asyncio\n" + IMPORT),
     (
         "transport/tcp.py",
-        "    def data_received(self, data: bytes) -> None:\n        if self.closed:\n",
+        "    def data_received(self, data: bytes) -> None:\n        if self.closed or",
         "    def data_received(self, data: bytes) -> None:\n        _TRACE('t_recv')\n"
-        "        if self.closed:\n",
+        "        if self.closed or",
     ),
 ]
 
@@ -181,7 +181,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="pypaxos-read-trace-"))
     data, out = work / "cluster", work / "marks"
     out.mkdir()
-    env = dict(os.environ, PYTHONPATH=str(traced_copy(args.src, work)), PYPAXOS_TRACE_DIR=str(out))
+    try:
+        traced = traced_copy(args.src, work)
+    except BaseException:  # a stale anchor: leave nothing behind
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    env = dict(os.environ, PYTHONPATH=str(traced), PYPAXOS_TRACE_DIR=str(out))
     pypaxos = [str(BIN / "pypaxos"), "cluster"]
     up_options = ["--base-port", str(args.base_port), "--fsync", "always", "--reads", args.reads]
     try:
