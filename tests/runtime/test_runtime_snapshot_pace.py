@@ -22,6 +22,8 @@ from pypaxos.runtime import driver as driver_module
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.snapshot_pace import (
     DUTY_IDLE,
+    FULL_FRACTION,
+    IDLE_FRACTION,
     PAUSE_MAX_S,
     SnapshotPace,
     duty_for_lag,
@@ -34,10 +36,12 @@ BOUND = 1 << 20
 
 
 def test_the_duty_is_idle_far_from_the_bound_and_full_near_it() -> None:
-    assert duty_for_lag(0, BOUND) == duty_for_lag(BOUND // 4, BOUND) == DUTY_IDLE
-    rising = [duty_for_lag(BOUND * step // 100, BOUND) for step in range(25, 51)]
-    assert rising == sorted(rising) and DUTY_IDLE < rising[12] < 1.0
-    assert duty_for_lag(BOUND // 2, BOUND) == duty_for_lag(BOUND * 3, BOUND) == 1.0
+    idle, full = int(BOUND * IDLE_FRACTION), int(BOUND * FULL_FRACTION) + 1
+    assert 0 < idle < full < BOUND
+    assert duty_for_lag(0, BOUND) == duty_for_lag(idle, BOUND) == DUTY_IDLE
+    rising = [duty_for_lag(idle + (full - idle) * step // 20, BOUND) for step in range(21)]
+    assert rising == sorted(rising) and DUTY_IDLE < rising[10] < 1.0
+    assert duty_for_lag(full, BOUND) == duty_for_lag(BOUND * 3, BOUND) == 1.0
     assert duty_for_lag(1, 0) == 1.0  # no bound: nothing to yield for
 
 
@@ -134,7 +138,7 @@ async def test_the_snapshot_child_keeps_the_parents_priority_and_speeds_up_with_
         snapshot_every_slots=4,
         window_slots=4,
         log_window_slots=16,
-        snapshot_lag_bytes_max=4000,
+        snapshot_lag_bytes_max=10_000,
     )
     storage = FileStorage(tmp_path / "node")
     node = Node(1, config, random.Random(1), KVStateMachine())

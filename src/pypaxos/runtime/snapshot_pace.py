@@ -24,10 +24,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 DUTY_IDLE = 0.2  # the share of its time a snapshot works while the lag is far from the bound
-# Below this share of the bound the idle duty holds; from there it rises linearly to full speed
-# at ``_FULL_FRACTION`` and stays there (and whenever the window is held).
-_IDLE_FRACTION = 0.25
-_FULL_FRACTION = 0.5
+# Below this share of the bound the idle duty holds (low: every byte of lag is log kept in
+# memory until the snapshot is adopted, so a slow snapshot costs resident memory); from there
+# it rises linearly to full speed at ``FULL_FRACTION`` and stays there (and whenever the
+# window is held).
+IDLE_FRACTION = 0.05
+FULL_FRACTION = 0.2
 # One sleep is at most this long, so that a raised duty takes effect within it.
 PAUSE_MAX_S = 0.1
 _PER_MILLE = struct.Struct("=I")  # the duty in thousandths, at offset 0 of the page
@@ -39,11 +41,11 @@ def duty_for_lag(lag_bytes: int, bound_bytes: int) -> float:
     if bound_bytes <= 0 or lag_bytes >= bound_bytes:
         return 1.0
     fraction = lag_bytes / bound_bytes
-    if fraction <= _IDLE_FRACTION:
+    if fraction <= IDLE_FRACTION:
         return DUTY_IDLE
-    if fraction >= _FULL_FRACTION:
+    if fraction >= FULL_FRACTION:
         return 1.0
-    rise = (fraction - _IDLE_FRACTION) / (_FULL_FRACTION - _IDLE_FRACTION)
+    rise = (fraction - IDLE_FRACTION) / (FULL_FRACTION - IDLE_FRACTION)
     return DUTY_IDLE + (1.0 - DUTY_IDLE) * rise
 
 
