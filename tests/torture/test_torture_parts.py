@@ -13,6 +13,7 @@ import pytest
 from pypaxos.storage import CorruptLogError, FileStorage
 from pypaxos.torture.clock import SkewedClock, SkewedLoop
 from pypaxos.torture.disk import frame_offsets, inject, newest_segment
+from pypaxos.torture.hosts import EPHEMERAL_PORT_LOW, SLOTS_MAX, LoopbackHosts
 from pypaxos.torture.proxy import ANY_SOURCE, FaultProxy, Faults, Route
 from pypaxos.transport.codec import FRAME_VERSION, HEADER, Hello
 
@@ -190,3 +191,13 @@ def test_a_large_agent_answer_is_read_whole(tmp_path: Path) -> None:
             return await _ask(tmp_path / "agent.sock", {"op": "final"}, 10.0)
 
     assert asyncio.run(scenario()) == {"keys": big}
+
+
+def test_a_loopback_cluster_takes_its_ports_below_the_ephemeral_range() -> None:
+    """A port in Linux's ephemeral range may become the local end of an outgoing connection
+    between the check and a node's (re)start, which then cannot listen; every block drawn, at
+    the most slots, stays below the range."""
+    rng = random.Random(7)
+    for _ in range(50):
+        hosts = LoopbackHosts.on_free_ports(SLOTS_MAX, rng)
+        assert max(hosts.ports()) < EPHEMERAL_PORT_LOW

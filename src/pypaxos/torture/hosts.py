@@ -27,6 +27,9 @@ from typing import Protocol
 
 from pypaxos.torture.netns import NetnsHosts
 
+EPHEMERAL_PORT_LOW = 32768  # Linux's default ``ip_local_port_range`` starts here
+BLOCK_SPAN = 320  # a loopback cluster's ports: base .. base + 300 + slots (``ports``)
+
 LOCALHOST = "127.0.0.1"
 NETNS_CLIENT_PORT = 7001
 NETNS_PEER_PORT = 7101
@@ -65,8 +68,11 @@ class LoopbackHosts:
 
     @classmethod
     def on_free_ports(cls, nodes: int, rng: random.Random) -> LoopbackHosts:
+        # Below Linux's ephemeral range (``EPHEMERAL_PORT_LOW``): a port free now but in that
+        # range can become the local end of any outgoing connection (a proxy's, a client's),
+        # and a node started or restarted later then cannot bind it.
         for _ in range(200):
-            hosts = cls(nodes, rng.randrange(20000, 50000, 10))
+            hosts = cls(nodes, rng.randrange(20000, EPHEMERAL_PORT_LOW - BLOCK_SPAN, 10))
             if not any(_in_use(port) for port in hosts.ports()):
                 return hosts
         raise OSError("no free block of ports on 127.0.0.1 for the torture cluster")
