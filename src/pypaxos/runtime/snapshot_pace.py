@@ -28,8 +28,8 @@ DUTY_IDLE = 0.2  # the share of its time a snapshot works while the lag is far f
 # memory until the snapshot is adopted, so a slow snapshot costs resident memory); from there
 # it rises linearly to full speed at ``FULL_FRACTION`` and stays there (and whenever the
 # window is held).
-IDLE_FRACTION = 0.05
-FULL_FRACTION = 0.2
+IDLE_FRACTION = 0.1
+FULL_FRACTION = 0.35
 # One sleep is at most this long, so that a raised duty takes effect within it.
 PAUSE_MAX_S = 0.1
 _PER_MILLE = struct.Struct("=I")  # the duty in thousandths, at offset 0 of the page
