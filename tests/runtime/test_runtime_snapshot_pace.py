@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 import time
@@ -14,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_runtime_driver_snapshots import TICK_S, Outbox, follow, until
+from test_runtime_driver_snapshots import CONFIG, TICK_S, Outbox, follow, until
 
 from pypaxos.kv import KVStateMachine
-from pypaxos.multi import MultiConfig, Node
+from pypaxos.multi import Node
 from pypaxos.runtime import driver as driver_module
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.snapshot_pace import (
@@ -131,15 +132,7 @@ async def test_the_snapshot_child_keeps_the_parents_priority_and_speeds_up_with_
         return chunks
 
     monkeypatch.setattr(driver_module, "paced", spying)  # the child inherits it
-    config = MultiConfig(
-        node_ids=(1, 2, 3),
-        election_timeout_min_ticks=400,
-        election_timeout_max_ticks=400,
-        snapshot_every_slots=4,
-        window_slots=4,
-        log_window_slots=16,
-        snapshot_lag_bytes_max=10_000,
-    )
+    config = dataclasses.replace(CONFIG, snapshot_lag_bytes_max=10_000)
     storage = FileStorage(tmp_path / "node")
     node = Node(1, config, random.Random(1), KVStateMachine())
     with ThreadPoolExecutor(1) as executor:
