@@ -233,7 +233,9 @@ class Nemesis:
         mount = self.cluster.power_mounts[node]
         if not self.cluster.alive(node):
             return None
-        await asyncio.to_thread(mount.cut_after, changes, stop_caller=True)
+        # The change may be the node's forked snapshot writer's: the node is stopped with it.
+        node_pid = self.cluster.nodes[node].popen.pid
+        await asyncio.to_thread(mount.cut_after, changes, stop_caller=True, stop_pids=(node_pid,))
         deadline = time.monotonic() + POWER_AT_CALL_WAIT_S
         while time.monotonic() < deadline:
             status = await asyncio.to_thread(mount.ask, "status")

@@ -15,8 +15,9 @@ per line) takes ``{"op": "cut"}``: every pending write and name is dropped, the 
 answers EIO to everything until ``{"op": "restart"}``, which reloads the view from ``DIR``.
 ``{"op": "cut_after", "changes": N}`` cuts by itself just before the change (a write, truncate,
 name or fsync) after the next N, for tests that cut between every two system calls; with
-``"stop_caller": true`` it also SIGSTOPs the process making that change, which thus never
-sees the failed call.
+``"stop_caller": true`` it also SIGSTOPs the process making that change, and the processes
+of ``"stop_pids"`` (a node, when the change may be its forked snapshot writer's), which thus
+never see the failed call.
 ``{"op": "status"}`` tells whether it is mounted, cut, and how much is pending.  Killing the
 process outright is also a power cut (``DIR`` is the durable state), but an fsync in flight may
 then be half applied, and the mount stays until ``fusermount3 -u``.
@@ -130,6 +131,7 @@ class PowerState:
         self.cuts = 0
         self.cut_countdown: int | None = None  # changes left before an automatic cut
         self.stop_caller = False  # the automatic cut also SIGSTOPs the process that hit it
+        self.stop_pids: tuple[int, ...] = ()  # ... and these (the node of a writer child)
         self.stopped_pid: int | None = None
         self.last_dropped: dict[str, Any] = {}
         # The pid of the process whose call is being served (FUSE's context; 0 when unknown).
@@ -257,22 +259,27 @@ class PowerState:
             pid = self.caller_pid() if self.stop_caller else 0
             if pid > 0:
                 # Frozen before it can see the EIO below: the machine died under this call.
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGSTOP)
+                for stopped in (pid, *self.stop_pids):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(stopped, signal.SIGSTOP)
                 self.stopped_pid = pid
             raise PowerFsError(errno.EIO, "the power is cut")
         self.cut_countdown -= 1
 
-    def cut_after(self, changes: int, *, stop_caller: bool = False) -> dict[str, Any]:
+    def cut_after(
+        self, changes: int, *, stop_caller: bool = False, stop_pids: tuple[int, ...] = ()
+    ) -> dict[str, Any]:
         """Cut the power just before the change after the next ``changes`` (writes, truncates,
         names, fsyncs): a cut between any two system calls, chosen by a number.  With
         ``stop_caller`` the process making that change is stopped (SIGSTOP) at the cut, so it
-        never sees the failed call: what a program on a machine losing power never sees."""
+        never sees the failed call: what a program on a machine losing power never sees; so are
+        the processes of ``stop_pids``."""
         if changes < 0:
             raise ValueError(f"changes must be >= 0, got {changes}")
         with self._mutex:
             self.cut_countdown = changes
             self.stop_caller = stop_caller
+            self.stop_pids = stop_pids
             self.stopped_pid = None
             return {"ok": True}
 
@@ -666,7 +673,12 @@ def _control_answer(state: PowerState, line: bytes) -> dict[str, Any]:
         stop_caller = request.get("stop_caller", False)
         if not isinstance(stop_caller, bool):
             return {"ok": False, "error": "stop_caller must be true or false"}
-        return state.cut_after(changes, stop_caller=stop_caller)
+        stop_pids = request.get("stop_pids", [])
+        if not isinstance(stop_pids, list) or not all(
+            isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 for pid in stop_pids
+        ):
+            return {"ok": False, "error": "stop_pids must be a list of pids (integers > 0)"}
+        return state.cut_after(changes, stop_caller=stop_caller, stop_pids=tuple(stop_pids))
     return {"ok": False, "error": f"unknown op {op!r}; known: cut, cut_after, restart, status"}
 
 
@@ -779,8 +791,12 @@ class PowerMount:
     def cut(self) -> dict[str, Any]:
         return self.ask("cut")
 
-    def cut_after(self, changes: int, *, stop_caller: bool = False) -> dict[str, Any]:
-        return self.ask("cut_after", changes=changes, stop_caller=stop_caller)
+    def cut_after(
+        self, changes: int, *, stop_caller: bool = False, stop_pids: tuple[int, ...] = ()
+    ) -> dict[str, Any]:
+        return self.ask(
+            "cut_after", changes=changes, stop_caller=stop_caller, stop_pids=list(stop_pids)
+        )
 
     def restart(self) -> dict[str, Any]:
         return self.ask("restart")
