@@ -7,12 +7,13 @@ backing directory (the durable state) and the mount after a restart.
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from pypaxos.torture.powerfs import PowerMount, PowerState
+from pypaxos.torture.powerfs import PowerMount, PowerState, _control_answer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -282,6 +283,32 @@ def test_a_restart_serves_what_the_backing_holds(tmp_path: Path) -> None:
     assert state.status()["pending"] == {"files": 0, "directories": 0, "paths": []}
 
 
+@pytest.mark.parametrize(
+    ("fields", "bad"),
+    [
+        ({"changes": -1}, "changes"),
+        ({"changes": True}, "changes"),
+        ({"changes": 3, "stop_caller": "yes"}, "stop_caller"),
+        ({"changes": 3, "stop_pids": 7}, "stop_pids"),
+        ({"changes": 3, "stop_pids": [0]}, "stop_pids"),
+        ({"changes": 3, "stop_pids": [True]}, "stop_pids"),
+        ({"changes": 3, "stop_pids": ["12"]}, "stop_pids"),
+    ],
+)
+def test_a_malformed_cut_after_is_refused_and_plans_nothing(
+    tmp_path: Path, fields: dict[str, object], bad: str
+) -> None:
+    """Without FUSE: the control socket names the field it refuses and leaves no cut planned
+    (a pid of 0 would SIGSTOP the filesystem's own process group)."""
+    state = PowerState(tmp_path)
+    answer = _control_answer(state, json.dumps({"op": "cut_after", **fields}).encode() + b"\n")
+    assert answer["ok"] is False and bad in answer["error"]
+    assert state.cut_countdown is None and state.stop_pids == ()
+    good = {"op": "cut_after", "changes": 3, "stop_caller": True, "stop_pids": [4242]}
+    assert _control_answer(state, json.dumps(good).encode() + b"\n") == {"ok": True}
+    assert (state.cut_countdown, state.stop_caller, state.stop_pids) == (3, True, (4242,))
+
+
 def test_without_fuse_all_leaves_power_out_and_power_by_name_stops(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -323,8 +350,9 @@ def test_a_planned_cut_can_stop_the_process_that_hits_it(power_mount: PowerMount
             str(target),
         ]
     )
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
-        power_mount.cut_after(5, stop_caller=True)
+        power_mount.cut_after(5, stop_caller=True, stop_pids=(bystander.pid,))
         deadline = time.monotonic() + 20
         while not power_mount.ask("status")["cut"]:
             assert writer.poll() is None and time.monotonic() < deadline
@@ -333,8 +361,11 @@ def test_a_planned_cut_can_stop_the_process_that_hits_it(power_mount: PowerMount
         assert status["stopped_pid"] == writer.pid
         state = Path(f"/proc/{writer.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         assert state == "T"  # stopped, not dead of an EIO it never saw
+        named = Path(f"/proc/{bystander.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        assert named == "T"  # a process named with the cut (a writer child's node) stops too
     finally:
-        writer.send_signal(signal.SIGKILL)
-        writer.wait()
+        for process in (writer, bystander):
+            process.send_signal(signal.SIGKILL)
+            process.wait()
     power_mount.restart()
     assert (power_mount.mountpoint / "log").exists() is False  # the name was never durable
