@@ -159,7 +159,10 @@ async def test_no_acknowledgement_leaves_while_the_promise_is_being_synced() -> 
 
 
 async def test_planted_prompt_while_busy_acknowledges_before_the_sync() -> None:
-    assert await _ack_while_syncing(planted=True) == [HeartbeatAck]  # the check can fail
+    # The check can fail: acknowledgements leave before the promise is durable.  On a loaded
+    # machine the planted driver has been seen to send the same acknowledgement twice.
+    during = await _ack_while_syncing(planted=True)
+    assert HeartbeatAck in during and set(during) == {HeartbeatAck}
 
 
 class ReadAgainSink:
