@@ -55,6 +55,17 @@ def test_a_good_file_loads_with_defaults_and_overrides(tmp_path: Path) -> None:
     assert multi.batch_max_commands == RUNTIME_LIMITS["batch_max_commands"]
 
 
+def test_the_snapshot_growth_schedule_is_on_by_default_and_can_be_switched_off(
+    tmp_path: Path,
+) -> None:
+    multi = load_config(write(tmp_path, GOOD)).multi_config()
+    assert multi.snapshot_growth_percent == RUNTIME_LIMITS["snapshot_growth_percent"] > 0
+    text = GOOD.replace("queue_max_commands = 100", "snapshot_growth_percent = 0")
+    config = load_config(write(tmp_path, text))
+    assert config.multi_config().snapshot_growth_percent == 0  # 0 is allowed here: off
+    assert "snapshot_growth_percent = 0" in render_config(config)
+
+
 def test_minimal_file_takes_the_contract_defaults(tmp_path: Path) -> None:
     text = 'cluster_id = "c"\n[[members]]\nid = 1\npeer = "h:1"\nclient = "h:2"\n'
     config = load_config(write(tmp_path, text))
@@ -133,6 +144,11 @@ def test_the_state_digest_is_off_unless_asked_for_and_round_trips(tmp_path: Path
             ("queue_max_commands = 100", "log_window_slots = 3"),
             "timeouts/limits",
             "log_window_slots",
+        ),
+        (
+            ("queue_max_commands = 100", "snapshot_growth_percent = 101"),
+            "limits.snapshot_growth_percent",
+            "must be in [0, 100]",
         ),
         (("id = 2", "id = 1"), "members[1].id", "duplicate node id 1"),
         (("id = 2", "id = -2"), "members[1].id", "must be in"),

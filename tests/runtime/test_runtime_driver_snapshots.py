@@ -24,6 +24,7 @@ from pypaxos.multi import (
     SnapshotRecord,
 )
 from pypaxos.runtime import driver as driver_module
+from pypaxos.runtime.app import recover_records
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.wire import WireMessage, decode_snapshot_meta
 from pypaxos.storage import FileStorage
@@ -86,6 +87,8 @@ async def test_a_forked_child_writes_the_snapshot_and_the_node_serves_it(tmp_pat
         assert isinstance(snapshot_record, SnapshotRecord)
         assert snapshot_record.slot == node.replica.snapshot_slot > 4
         assert node.acceptor.log_start == node.replica.snapshot_slot  # compacted once adopted
+        # The growth schedule's base: the size of the file as stored.
+        assert node.replica.snapshot_size_bytes == (tmp_path / "snapshot.bin").stat().st_size
         # A peer far behind asks: it gets the first window of the file's machine chunks.
         outbox.sent.clear()
         driver.deliver(CatchUp(3, 0))
@@ -97,6 +100,15 @@ async def test_a_forked_child_writes_the_snapshot_and_the_node_serves_it(tmp_pat
     assert all(m.chunk_count == len(chunks) - 1 for m in sent)
     assert all(m.slot == snapshot_record.slot for m in sent)
     assert [m.data for m in sent] == chunks[:3] and len(chunks) > 4
+    storage.close()
+    # Started again on that directory, the node knows the size it recovered from.
+    storage = FileStorage(tmp_path)
+    machine = KVStateMachine()
+    records = recover_records(storage, str(tmp_path), machine)
+    node = Node.recover(1, CONFIG, random.Random(1), machine, records)
+    with ThreadPoolExecutor(1) as executor:
+        Driver(node, storage, Outbox(), executor, tick_s=TICK_S)
+        assert node.replica.snapshot_size_bytes == (tmp_path / "snapshot.bin").stat().st_size > 0
     storage.close()
 
 

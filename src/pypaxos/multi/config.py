@@ -35,6 +35,10 @@ from pypaxos.core.bugs import require_family
 from pypaxos.core.quorum import Majority
 from pypaxos.multi.bugs import LogBug
 
+# Above this a node would keep more log than state between snapshots (its memory and its
+# restart's replay both grow with the interval).
+SNAPSHOT_GROWTH_PERCENT_MAX = 100
+
 
 @dataclass(frozen=True)
 class MultiConfig:
@@ -59,6 +63,12 @@ class MultiConfig:
     # snapshot is being written (a large state takes long to write), not from the snapshot,
     # up to this backstop; past it, new slots wait for the snapshot (``multi.acceptor``).
     snapshot_lag_bytes_max: int = 64 * 1024 * 1024
+    # The growth schedule (``Replica.snapshot_interval_bytes``), 0 off: a snapshot is due once
+    # the commands applied since the last one reach this percentage of its size (at least half
+    # of ``log_retained_bytes_max``; ``snapshot_every_slots`` stretched alike), and the
+    # backstop above is at least twice that interval.  A snapshot copies the whole state, so
+    # a fixed interval costs per write in proportion to the state; this one does not.
+    snapshot_growth_percent: int = 0
     catch_up_max_slots: int = 64
     catch_up_max_bytes: int = 1024 * 1024
     catch_up_retry_ticks: int = 5
@@ -131,6 +141,10 @@ class MultiConfig:
             raise ValueError("tick lengths, windows, batches, queues must all be >= 1")
         if self.log_window_slots < self.window_slots + self.snapshot_every_slots:
             raise ValueError("log_window_slots must be >= window_slots + snapshot_every_slots")
+        if not 0 <= self.snapshot_growth_percent <= SNAPSHOT_GROWTH_PERCENT_MAX:
+            raise ValueError(
+                f"snapshot_growth_percent must be in [0, {SNAPSHOT_GROWTH_PERCENT_MAX}] (0: off)"
+            )
         if self.apply_max_commands < 0:
             raise ValueError("apply_max_commands must be >= 0 (0: no bound)")
         if self.lease_ticks < 0 or self.clock_drift_ppm < 0 or self.lease_clock_lag_ticks < 0:

@@ -228,6 +228,8 @@ class Node:
             config.log_retained_bytes_max,
             self.membership if config.reconfigurable else None,  # fixed: snapshots as before
             config.apply_max_commands,
+            config.snapshot_growth_percent,
+            config.snapshot_lag_bytes_max,
         )
         self.leader = Leader(node_id, config, self.quorum)
         self.detector = FailureDetector(config, rng)
@@ -449,11 +451,17 @@ class Node:
         effects = self._on_accepted(Accepted(self.id, ballot, slot))
         return self._finish(effects, commit_before)
 
-    def snapshot_saved(self, slot: int) -> list[Effect]:
+    def snapshot_saved(self, slot: int, size_bytes: int = 0) -> list[Effect]:
         """The shell's snapshot (asked by ``TakeSnapshot``) of every slot below ``slot`` is
-        durable: the log below it may go (``CompactLog``)."""
+        durable: the log below it may go (``CompactLog``).  ``size_bytes``: its size as stored
+        (0: not known), what ``MultiConfig.snapshot_growth_percent`` scales the next by."""
         commit_before = self.replica.applied_index
-        return self._finish(self.replica.snapshot_saved(slot), commit_before)
+        return self._finish(self.replica.snapshot_saved(slot, size_bytes), commit_before)
+
+    def snapshot_size_known(self, size_bytes: int) -> None:
+        """The durable snapshot this node recovered from is ``size_bytes`` as stored (the
+        growth schedule's first interval after a restart)."""
+        self.replica.snapshot_size_known(size_bytes)
 
     def snapshot_failed(self) -> list[Effect]:
         """The shell could not write the snapshot ``TakeSnapshot`` asked for."""
@@ -527,6 +535,22 @@ class Node:
         replica = self.replica
         return replica.applied_bytes - replica.snapshot_bytes
 
+    @property
+    def snapshot_lag_bound_bytes(self) -> int:
+        """The backstop ``snapshot_lag_bytes`` is held to: ``snapshot_lag_bytes_max``, scaled
+        with the state under ``MultiConfig.snapshot_growth_percent``
+        (``Replica.snapshot_lag_bound_bytes``)."""
+        return self.replica.snapshot_lag_bound_bytes()
+
+    @property
+    def snapshot_asked_lag_bytes(self) -> int:
+        """``snapshot_lag_bytes`` when the snapshot being written was asked for (0 when none
+        is): what a shell's pace counts the room left from."""
+        replica = self.replica
+        if not replica.snapshot_pending:
+            return 0
+        return replica.requested_bytes - replica.snapshot_bytes
+
     def apply_more(self) -> list[Effect]:
         """Apply the next decided slots, up to the bound, and what follows from them."""
         return self._finish([], self.replica.applied_index)
@@ -546,7 +570,7 @@ class Node:
         applied = self.replica.applied_index
         if self.replica.snapshot_slot > self.acceptor.log_start:
             self.acceptor.compact(self.replica.snapshot_slot)
-        if self.snapshot_lag_bytes <= self.config.snapshot_lag_bytes_max:
+        if self.snapshot_lag_bytes <= self.replica.snapshot_lag_bound_bytes():
             self.acceptor.window_floor = applied  # decided slots do not use up the window
         for slot in [s for s in self.leader.inflight if s < applied]:
             del self.leader.inflight[slot]

@@ -106,7 +106,10 @@ class Replica:
         "retained_from",
         "snapshot_bytes",
         "snapshot_every_slots",
+        "snapshot_growth_percent",
+        "snapshot_lag_bytes_max",
         "snapshot_pending",
+        "snapshot_size_bytes",
         "snapshot_slot",
         "snapshot_window_chunks",
         "snapshots_installed",
@@ -127,6 +130,8 @@ class Replica:
         log_retained_bytes_max: int = 16 * 1024 * 1024,
         membership: Membership | None = None,
         apply_max_commands: int = 0,
+        snapshot_growth_percent: int = 0,
+        snapshot_lag_bytes_max: int = 64 * 1024 * 1024,
     ) -> None:
         self.id = node_id
         # Commands applied per input at most (whole slots, one at least; 0: every ready slot),
@@ -164,6 +169,12 @@ class Replica:
         self.applied_bytes = 0  # command bytes applied in this lifetime
         self.snapshot_bytes = 0  # ``applied_bytes`` when the durable snapshot was asked for
         self.requested_bytes = 0  # ``applied_bytes`` when the pending snapshot was asked for
+        # Growth schedule (``snapshot_interval_bytes``): 0 is off; else the interval is this
+        # percentage of the last durable snapshot's size, which the shell reports
+        # (``snapshot_saved``, ``snapshot_size_known``; 0 while unknown).
+        self.snapshot_growth_percent = snapshot_growth_percent
+        self.snapshot_size_bytes = 0
+        self.snapshot_lag_bytes_max = snapshot_lag_bytes_max
         self.awaiting: set[int] = set()  # request ids this node took and has not answered
         self.proposed: dict[int, list[int]] = {}  # slot -> awaiting request ids proposed there
         # Membership (``multi.membership``): replicated state next to the machine's, applied
@@ -298,14 +309,50 @@ class Replica:
         self.awaiting.difference_update(lost)
         return [Redirect(r, None) for r in lost]
 
+    def snapshot_interval_bytes(self) -> int:
+        """Command bytes applied since the last durable snapshot at which the next one is due.
+
+        Fixed (``snapshot_growth_percent`` 0): half of ``log_retained_bytes_max``.  Growth: that
+        half is the floor, above it ``snapshot_growth_percent`` of the last snapshot's size, so
+        a snapshot, which copies the whole state, is taken once per so many bytes of commands
+        per byte of state: its cost per write stays the same as the state grows (the rule of
+        an append-only file rewritten once it grew by a percentage of its last size)."""
+        floor_bytes = self.log_retained_bytes_max // 2
+        if self.snapshot_growth_percent <= 0:
+            return floor_bytes
+        return max(floor_bytes, self.snapshot_size_bytes * self.snapshot_growth_percent // 100)
+
+    def snapshot_interval_slots(self) -> int:
+        """Applied slots since the last durable snapshot at which the next one is due:
+        ``snapshot_every_slots``, stretched by the growth schedule in the proportion it
+        stretched the byte interval beyond its floor (small batches would otherwise ask for a
+        copy of a large state every so many slots)."""
+        floor_bytes = max(self.log_retained_bytes_max // 2, 1)
+        interval_bytes = self.snapshot_interval_bytes()
+        if interval_bytes <= floor_bytes:
+            return self.snapshot_every_slots
+        return self.snapshot_every_slots * interval_bytes // floor_bytes
+
+    def snapshot_lag_bound_bytes(self) -> int:
+        """How many bytes of commands may be applied beyond the last durable snapshot before
+        new slots wait for it (the acceptor's window backstop, ``multi.node``):
+        ``snapshot_lag_bytes_max``, or under the growth schedule at least twice the interval,
+        so that a snapshot asked for at the interval has as many bytes again of writes to be
+        written in; a larger state takes proportionally longer to write."""
+        bound_bytes = self.snapshot_lag_bytes_max
+        if self.snapshot_growth_percent <= 0:
+            return bound_bytes
+        return max(bound_bytes, 2 * self.snapshot_interval_bytes())
+
     def _maybe_snapshot(self) -> list[Effect]:
-        """Ask for a snapshot once an interval was applied since the last durable one, or when
-        an installed peer's snapshot is not durable yet."""
+        """Ask for a snapshot once an interval (``snapshot_interval_slots`` or
+        ``snapshot_interval_bytes``) was applied since the last durable one, or when an
+        installed peer's snapshot is not durable yet."""
         if self.snapshot_pending:
             return []
         installed = self.retained_from > self.snapshot_slot
-        due_slots = self.applied_index - self.snapshot_slot >= self.snapshot_every_slots
-        due_bytes = self.applied_bytes - self.snapshot_bytes >= self.log_retained_bytes_max // 2
+        due_slots = self.applied_index - self.snapshot_slot >= self.snapshot_interval_slots()
+        due_bytes = self.applied_bytes - self.snapshot_bytes >= self.snapshot_interval_bytes()
         if not (due_slots or due_bytes or installed) or self.applied_index == self.snapshot_slot:
             return []
         self.snapshot_pending = True
@@ -315,15 +362,24 @@ class Replica:
             effects += self._advance_snapshot(self.applied_index)  # before it is durable
         return effects
 
-    def snapshot_saved(self, slot: int) -> list[Effect]:
-        """The shell's snapshot of the slots below ``slot`` is durable: compact below it."""
+    def snapshot_saved(self, slot: int, size_bytes: int = 0) -> list[Effect]:
+        """The shell's snapshot of the slots below ``slot`` is durable: compact below it.
+        ``size_bytes``: its size as stored (0: unknown, the last known size stays), which the
+        growth schedule scales the next interval by."""
         self.snapshot_pending = False
         effects: list[Effect] = []
         if self.snapshot_slot < slot <= self.applied_index:
             self.snapshot_bytes = self.requested_bytes
+            self.snapshot_size_known(size_bytes)
             effects += self._advance_snapshot(slot)
             self.note_durable(0, slot)  # what the snapshot holds comes back with it
         return effects + self._maybe_snapshot()
+
+    def snapshot_size_known(self, size_bytes: int) -> None:
+        """The durable snapshot is ``size_bytes`` as stored (after a recovery, the file the
+        node started from); 0 or less leaves the last known size."""
+        if size_bytes > 0:
+            self.snapshot_size_bytes = size_bytes
 
     def snapshot_failed(self) -> list[Effect]:
         """The shell could not write the snapshot: nothing moves; asked again at the next

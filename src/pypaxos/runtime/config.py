@@ -54,6 +54,7 @@ from pypaxos.core.bugs import UnknownBug, parse_bugs
 from pypaxos.kv import KvBug
 from pypaxos.kv.commands import DATABASES
 from pypaxos.multi import LogBug, MultiConfig
+from pypaxos.multi.config import SNAPSHOT_GROWTH_PERCENT_MAX
 from pypaxos.runtime.auth import PasswordHashError, Role, User, check_hash_format
 from pypaxos.runtime.tls import TlsConfig, TlsConfigError, parse_tls, render_tls
 from pypaxos.storage.durable import fsync_dir, make_dirs_durably
@@ -108,7 +109,12 @@ LIMIT_KEYS: tuple[str, ...] = (
     "snapshot_window_chunks",
     "snapshot_chunk_bytes_max",
     "apply_max_commands",
+    "snapshot_growth_percent",
 )
+# Limits whose range is not [1, 2**31]: (lowest, highest).
+LIMIT_RANGES: dict[str, tuple[int, int]] = {
+    "snapshot_growth_percent": (0, SNAPSHOT_GROWTH_PERCENT_MAX),
+}
 
 # Runtime defaults (see the module docstring).  Timings at tick_ms = 10: heartbeats every
 # 50 ms, elections after 0.5-1 s of silence.  MultiConfig's own (150-300 ms elections) are
@@ -157,6 +163,11 @@ RUNTIME_LIMITS: dict[str, int] = {
     # window's worth acknowledged at once, a catch-up answer) waits for the next batch, so one
     # step is a slot's apply, not a window's.
     "apply_max_commands": 512,
+    # A snapshot copies the whole store, so it is due once the commands applied since the last
+    # one reach a quarter of its size (at least the 8 MiB above), and the backstop is at least
+    # twice that: a snapshot then costs a fixed share of each write whatever the keyspace, and
+    # the log kept in memory and replayed after a restart is at most about half of the state.
+    "snapshot_growth_percent": 25,
 }
 
 TOP_KEYS = (
@@ -625,7 +636,8 @@ def _int_table(raw: dict[str, Any], name: str, keys: tuple[str, ...], path: Path
     for key in table:
         default = defaults[key]
         assert isinstance(default, int)
-        out[key] = _integer(table, key, path, default=default, low=1, high=2**31, at=f"{name}.")
+        low, high = LIMIT_RANGES.get(key, (1, 2**31))
+        out[key] = _integer(table, key, path, default=default, low=low, high=high, at=f"{name}.")
     return out
 
 

@@ -114,6 +114,7 @@ from pypaxos.storage import (
     remove_segments,
     write_snapshot_file,
 )
+from pypaxos.storage.file import SNAPSHOT_NAME
 from pypaxos.transport import CodecError, UnknownPeer
 
 if TYPE_CHECKING:
@@ -346,6 +347,7 @@ class Driver:
         self._applied_seen = node.replica.applied_index
         self._applied_moved_at = 0.0
         self._serve_recovered_snapshot()
+        node.snapshot_size_known(self._stored_snapshot_bytes())  # the growth schedule's base
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
         # Prompt steps (module docstring): how many, effects left for the loop task to carry
@@ -813,8 +815,7 @@ class Driver:
             self._inbox.append(_SnapshotDone(slot, index, ok, adopted=True))
             return True
         assert isinstance(storage, FileStorage)
-        bound_bytes = node.config.snapshot_lag_bytes_max
-        self.snapshot_duty = duty_for_lag(node.snapshot_lag_bytes, bound_bytes)
+        self.snapshot_duty = self._duty()
         self._pace.set(self.snapshot_duty)
         started = time.perf_counter()
         parent_pid = os.getpid()
@@ -842,7 +843,7 @@ class Driver:
         """Set a running snapshot child's duty from how close the node is to its backstop
         (``runtime.snapshot_pace``), and note when the backstop holds the window."""
         node = self.node
-        lag_bytes, bound_bytes = node.snapshot_lag_bytes, node.config.snapshot_lag_bytes_max
+        lag_bytes, bound_bytes = node.snapshot_lag_bytes, node.snapshot_lag_bound_bytes
         held = lag_bytes > bound_bytes
         if held != self.window_held:
             self.window_held = held
@@ -851,7 +852,7 @@ class Driver:
                 self.trace.event(f"snapshot backstop {what}: lag {lag_bytes} bytes")
         if self._snapshot_child is None:
             return
-        duty = duty_for_lag(lag_bytes, bound_bytes)
+        duty = self._duty()
         if duty == self.snapshot_duty:
             return
         self.snapshot_duty = duty
@@ -859,6 +860,27 @@ class Driver:
         if self.trace is not None and (abs(duty - self._duty_traced) >= 0.1 or duty == 1.0):
             self._duty_traced = duty
             self.trace.event(f"snapshot duty {duty:.2f}: lag {lag_bytes} bytes")
+
+    def _duty(self) -> float:
+        """The snapshot child's duty: how far the lag came, since the snapshot was asked for,
+        into the room left below the backstop then (``runtime.snapshot_pace``).  Counted from
+        the ask, not from zero: under the growth schedule a snapshot is asked for at a lag
+        that grows with the state, which alone is no hurry."""
+        node = self.node
+        asked_bytes = node.snapshot_asked_lag_bytes
+        return duty_for_lag(
+            node.snapshot_lag_bytes - asked_bytes, node.snapshot_lag_bound_bytes - asked_bytes
+        )
+
+    def _stored_snapshot_bytes(self) -> int:
+        """The size of the storage's snapshot file (0: none, or not a file storage)."""
+        storage = self.storage
+        if not isinstance(storage, FileStorage):
+            return 0
+        try:
+            return os.stat(storage.dir / SNAPSHOT_NAME).st_size
+        except OSError:
+            return 0
 
     def _write_chunks(self, index: int, chunks: list[bytes]) -> bool:
         try:
@@ -912,7 +934,7 @@ class Driver:
         accepted = self.node.acceptor.accepted
         self._dropped += [vote.value for slot, vote in accepted.items() if slot < below]
         self._adopted_in_batch = True
-        effects = self.node.snapshot_saved(done.slot)
+        effects = self.node.snapshot_saved(done.slot, self._stored_snapshot_bytes())
         if self._dropped and not self._releasing:
             self._releasing = True
             asyncio.get_running_loop().call_soon(self._release_dropped)
