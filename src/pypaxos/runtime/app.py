@@ -59,6 +59,7 @@ from pypaxos.runtime.commands import REDIS_VERSION, script_command
 from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.health import Health, assess
+from pypaxos.runtime.heap import malloc_stats
 from pypaxos.runtime.identity import (
     IDENTITY_FORMAT,
     IDENTITY_NAME,
@@ -868,13 +869,14 @@ class NodeApp:
     def _memory_breakdown(self) -> list[str]:
         """What this node keeps besides the data, counted without walking it: the decided log
         values kept for catch-up (slots, bytes of commands), the acceptor's votes in memory, the
-        clients' exactly-once sessions."""
+        clients' exactly-once sessions; and the C heap as glibc counts it (what it holds free
+        is resident until a trim gives it back)."""
         if self.driver is None:
             return []
         node = self.driver.node
         machine = node.replica.machine
         sessions = machine.session_count if isinstance(machine, KVStateMachine) else 0
-        return [
+        lines = [
             f"log_retained_slots:{node.replica.retained_slots}",
             f"log_retained_bytes:{node.replica.retained_bytes}",
             f"log_votes_in_memory:{len(node.acceptor.accepted)}",
@@ -882,6 +884,15 @@ class NodeApp:
             f"heap_trims:{self.driver.heap.trims}",
             f"heap_trim_last_ms:{self.driver.heap.last_trim_s * 1000:.1f}",
         ]
+        stats = malloc_stats()
+        if stats is not None:
+            lines += [
+                f"malloc_heap_bytes:{stats.heap_bytes}",
+                f"malloc_in_use_bytes:{stats.in_use_bytes}",
+                f"malloc_free_bytes:{stats.free_bytes}",
+                f"malloc_mapped_bytes:{stats.mapped_bytes}",
+            ]
+        return lines
 
     def _info_keyspace(self) -> list[str]:
         """This node's keys per database (its own state: a follower's may lag the leader's)."""

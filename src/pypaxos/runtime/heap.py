@@ -15,12 +15,18 @@ GIL): the event loop only waits if it needs that arena's lock meanwhile for an a
 than 512 bytes.  At most one trim runs at a time; a request while one runs is dropped (the running
 one releases what the new request would).  Without glibc (musl, macOS) it does nothing.
 
-The driver asks after each compaction (unless the node asks for the next snapshot at once:
-glibc's ``fork`` takes every arena's lock first, so it would wait for the trim) and, through
-``idle``, when the node has applied nothing for a moment after it applied commands (heartbeats
-go on; the applied index stands still): what a burst held in flight (clients' pipelines, the
-peers' frames) is then given back at once, not at the next compaction, which an idle node may
-never reach.  ``idle`` trims at most once per ``idle_interval_s``.
+A compaction *owes* a trim (``owe``); the driver pays it (``pay``) once the values the
+compaction dropped are all let go (a slice per turn of the loop, so a trim started at the
+compaction itself found most of them still alive) and no snapshot ``fork`` is due (glibc's
+``fork`` takes every arena's lock first, so it would wait for the trim).  A debt outlives a fork:
+the trim runs while the child writes, not never.  Through ``idle`` the driver also trims when the
+node has applied nothing for a moment after it applied commands (heartbeats go on; the applied
+index stands still): what a burst held in flight (clients' pipelines, the peers' frames) is then
+given back at once, not at the next compaction, which an idle node may never reach.  ``idle``
+trims at most once per ``idle_interval_s``.
+
+``malloc_stats`` reads glibc's own counters (``mallinfo2``, glibc 2.33 and later): what the C
+heap holds in use, what it holds free, and what it mapped apart; ``INFO memory`` shows them.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import ctypes
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 IDLE_INTERVAL_S = 1.0
 
@@ -42,6 +49,61 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
         function.restype = ctypes.c_int
         return function
     return None
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (every field a ``size_t``, in this order)."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+class MallocStats(NamedTuple):
+    """The C heap as glibc counts it, summed over its arenas, in bytes."""
+
+    heap_bytes: int  # obtained from the kernel with ``brk``/``mmap`` for the arenas
+    in_use_bytes: int  # in live allocations (arenas and mapped chunks)
+    free_bytes: int  # free chunks inside the arenas (resident unless trimmed)
+    mapped_bytes: int  # chunks mapped apart (large allocations), in use
+
+
+def _find_mallinfo2() -> Callable[[], _MallInfo2] | None:
+    with contextlib.suppress(OSError, AttributeError):
+        function = ctypes.CDLL(None).mallinfo2
+        function.argtypes = []
+        function.restype = _MallInfo2
+        return function
+    return None
+
+
+_MALLINFO2 = _find_mallinfo2()
+
+
+def malloc_stats(read: Callable[[], _MallInfo2] | None = _MALLINFO2) -> MallocStats | None:
+    """glibc's counters now (it walks the free lists: cheap, but not for a hot path); ``None``
+    without ``mallinfo2``."""
+    if read is None:
+        return None
+    info = read()
+    return MallocStats(
+        heap_bytes=info.arena,
+        in_use_bytes=info.uordblks + info.hblkhd,
+        free_bytes=info.fordblks,
+        mapped_bytes=info.hblkhd,
+    )
 
 
 class HeapTrimmer:
@@ -61,6 +123,7 @@ class HeapTrimmer:
         self._clock = clock
         self._requested_s = -float("inf")  # when the last trim started (clock's seconds)
         self._progress_at_request: int | None = None  # ``idle``'s progress then
+        self.owed = False  # something large was let go since the last trim started (``owe``)
         self.trims = 0  # trims finished
         self.last_trim_s = 0.0  # how long the last one took (in its thread, not on the loop)
 
@@ -81,6 +144,18 @@ class HeapTrimmer:
             )
         self._requested_s = self._clock()
         thread.start()
+        return True
+
+    def owe(self) -> None:
+        """Much was (or is being) let go: trim at the next ``pay``."""
+        self.owed = True
+
+    def pay(self) -> bool:
+        """Start the owed trim, if any: true if started.  While a trim runs the debt stays (that
+        trim began before what is owed was let go)."""
+        if not self.owed or not self.request():
+            return False
+        self.owed = False
         return True
 
     def idle(self, progress: int) -> bool:
