@@ -77,6 +77,25 @@ def test_malloc_stats_maps_glibcs_fields() -> None:
     assert malloc_stats(None) is None
 
 
+def test_the_trimmer_reads_the_counters_after_each_trim_in_its_thread() -> None:
+    readings = iter([MallocStats(10, 8, 2, 1), None])
+    threads: list[str] = []
+
+    def read() -> MallocStats | None:
+        threads.append(threading.current_thread().name)
+        return next(readings)
+
+    heap = HeapTrimmer(trim=lambda pad: 1, stats=read)
+    assert heap.last_stats is None
+    assert heap.request()
+    heap.wait(10)
+    assert heap.last_stats == MallocStats(10, 8, 2, 1)
+    assert heap.request()
+    heap.wait(10)
+    assert heap.last_stats == MallocStats(10, 8, 2, 1)  # nothing read: the last reading stays
+    assert threads == ["pypaxos-heap-trim"] * 2  # never the caller's (the loop's) thread
+
+
 def test_malloc_stats_counts_what_is_allocated_and_freed() -> None:
     """With the real ``mallinfo2``: blocks from ``malloc`` show in use, then not once freed."""
     if malloc_stats() is None:

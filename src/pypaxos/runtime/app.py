@@ -59,7 +59,6 @@ from pypaxos.runtime.commands import REDIS_VERSION, script_command
 from pypaxos.runtime.config import ClusterConfig, ConfigError
 from pypaxos.runtime.driver import Driver
 from pypaxos.runtime.health import Health, assess
-from pypaxos.runtime.heap import malloc_stats
 from pypaxos.runtime.identity import (
     IDENTITY_FORMAT,
     IDENTITY_NAME,
@@ -869,8 +868,8 @@ class NodeApp:
     def _memory_breakdown(self) -> list[str]:
         """What this node keeps besides the data, counted without walking it: the decided log
         values kept for catch-up (slots, bytes of commands), the acceptor's votes in memory, the
-        clients' exactly-once sessions; and the C heap as glibc counts it (what it holds free
-        is resident until a trim gives it back)."""
+        clients' exactly-once sessions; and the C heap as glibc counted it right after the last
+        trim (what it holds free there was given back; what is in use is the node's)."""
         if self.driver is None:
             return []
         node = self.driver.node
@@ -884,13 +883,13 @@ class NodeApp:
             f"heap_trims:{self.driver.heap.trims}",
             f"heap_trim_last_ms:{self.driver.heap.last_trim_s * 1000:.1f}",
         ]
-        stats = malloc_stats()
+        stats = self.driver.heap.last_stats  # read by the trimmer's thread (runtime.heap)
         if stats is not None:
             lines += [
-                f"malloc_heap_bytes:{stats.heap_bytes}",
-                f"malloc_in_use_bytes:{stats.in_use_bytes}",
-                f"malloc_free_bytes:{stats.free_bytes}",
-                f"malloc_mapped_bytes:{stats.mapped_bytes}",
+                f"heap_last_trim_arena_bytes:{stats.heap_bytes}",
+                f"heap_last_trim_in_use_bytes:{stats.in_use_bytes}",
+                f"heap_last_trim_free_bytes:{stats.free_bytes}",
+                f"heap_last_trim_mapped_bytes:{stats.mapped_bytes}",
             ]
         return lines
 

@@ -26,7 +26,9 @@ given back at once, not at the next compaction, which an idle node may never rea
 trims at most once per ``idle_interval_s``.
 
 ``malloc_stats`` reads glibc's own counters (``mallinfo2``, glibc 2.33 and later): what the C
-heap holds in use, what it holds free, and what it mapped apart; ``INFO memory`` shows them.
+heap holds in use, what it holds free, and what it mapped apart.  It walks every free chunk
+under the arena's lock (tens of ms for ten thousand holes), so the trimmer reads them in its
+thread right after each trim (``last_stats``, what ``INFO memory`` shows), never the loop.
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ class HeapTrimmer:
         self,
         trim: Callable[[int], int] | None = None,
         enabled: bool = True,
+        stats: Callable[[], MallocStats | None] = malloc_stats,
         idle_interval_s: float = IDLE_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -126,6 +129,8 @@ class HeapTrimmer:
         self.owed = False  # something large was let go since the last trim started (``owe``)
         self.trims = 0  # trims finished
         self.last_trim_s = 0.0  # how long the last one took (in its thread, not on the loop)
+        self._stats = stats
+        self.last_stats: MallocStats | None = None  # glibc's counters right after the last trim
 
     @property
     def available(self) -> bool:
@@ -172,11 +177,15 @@ class HeapTrimmer:
 
     def _run(self, trim: Callable[[int], int]) -> None:
         began = time.perf_counter()
+        stats = None
         try:
             trim(0)
+            self.last_trim_s = time.perf_counter() - began
+            stats = self._stats()  # here, off the loop (it walks the free chunks)
         finally:
             with self._lock:
-                self.last_trim_s = time.perf_counter() - began
+                if stats is not None:
+                    self.last_stats = stats
                 self.trims += 1
                 self._thread = None
 
