@@ -95,8 +95,8 @@ _MALLINFO2 = _find_mallinfo2()
 
 
 def malloc_stats(read: Callable[[], _MallInfo2] | None = _MALLINFO2) -> MallocStats | None:
-    """glibc's counters now (it walks the free lists: cheap, but not for a hot path); ``None``
-    without ``mallinfo2``."""
+    """glibc's counters now, or ``None`` without ``mallinfo2``.  It walks every free chunk
+    holding the arena's lock: call it off the event loop."""
     if read is None:
         return None
     info = read()
@@ -115,9 +115,9 @@ class HeapTrimmer:
         self,
         trim: Callable[[int], int] | None = None,
         enabled: bool = True,
-        stats: Callable[[], MallocStats | None] = malloc_stats,
         idle_interval_s: float = IDLE_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        stats: Callable[[], MallocStats | None] = malloc_stats,
     ) -> None:
         self._trim = (trim or _find_malloc_trim()) if enabled else None
         self._lock = threading.Lock()
