@@ -189,6 +189,36 @@ async def test_the_driver_trims_after_each_saved_snapshot(tmp_path: Path) -> Non
     storage.close()
 
 
+@pytest.mark.asyncio
+async def test_an_owed_trim_waits_for_a_due_fork_and_for_the_dropped_values(
+    tmp_path: Path,
+) -> None:
+    """The driver pays a compaction's trim at the end of a batch, but not while the next
+    snapshot's fork is due (it would wait for the trim's arena locks) nor while the values the
+    compaction dropped are still being let go (the trim would miss them)."""
+    storage = FileStorage(tmp_path)
+    node = Node(1, CONFIG, random.Random(1), KVStateMachine())
+    with ThreadPoolExecutor(1) as executor:
+        driver = Driver(node, storage, Outbox(), executor, tick_s=TICK_S)
+        driver.heap.wait(10)  # the start's trim
+        counting = driver.heap = CountingTrimmer(idle_trims=False)
+        now = asyncio.get_running_loop().time()
+        counting.owe()
+        driver._snapshot_wanted = True  # a TakeSnapshot came: the fork starts at a next batch
+        driver._batch_done(now, now, now, 0)
+        assert counting.requests == 0 and counting.owed
+        driver._snapshot_wanted, driver._releasing = False, True  # forked; values still held
+        driver._batch_done(now, now, now, 0)
+        assert counting.requests == 0 and counting.owed
+        driver._releasing = False
+        driver._batch_done(now, now, now, 0)
+        assert counting.requests == 1 and not counting.owed
+        counting.wait(10)
+        driver._batch_done(now, now, now, 0)
+        assert counting.requests == 1  # paid once
+    storage.close()
+
+
 class ManualClock:
     def __init__(self) -> None:
         self.now_s = 100.0
