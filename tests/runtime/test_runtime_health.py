@@ -12,6 +12,7 @@ import pytest
 
 from pypaxos.runtime.config import ConfigError, load_config, render_config
 from pypaxos.runtime.health import assess
+from pypaxos.runtime.heap import malloc_stats
 from pypaxos.runtime.metrics import MetricsServer, NodeMetrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "multi"))
@@ -106,6 +107,9 @@ async def test_probes_answer_on_real_nodes_and_turn_503_when_the_quorum_is_gone(
         assert memory["log_retained_slots"] >= 1 and memory["log_retained_bytes"] > 100
         assert memory["sessions"] >= 1 and memory["log_votes_in_memory"] >= 1
         assert memory["heap_trims"] >= 0 and memory["heap_trim_last_ms"] >= 0  # runtime.heap
+        if malloc_stats() is not None:  # glibc's counters after the start's trim
+            assert memory["heap_last_trim_in_use_bytes"] > memory["heap_last_trim_mapped_bytes"]
+            assert memory["heap_last_trim_arena_bytes"] >= memory["heap_last_trim_free_bytes"]
         _, metrics = await http_get(ports[leader], "/metrics")
         assert b"pypaxos_healthy 1.0" in metrics and b"process_resident_memory_bytes" in metrics
         assert b"pypaxos_log_retained_bytes" in metrics and b"pypaxos_sessions" in metrics

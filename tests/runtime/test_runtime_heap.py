@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from test_runtime_driver_snapshots import CONFIG, TICK_S, Outbox, follow, until
 from pypaxos.kv import KVStateMachine
 from pypaxos.multi import Node
 from pypaxos.runtime.driver import Driver
-from pypaxos.runtime.heap import HeapTrimmer
+from pypaxos.runtime.heap import HeapTrimmer, MallocStats, _MallInfo2, malloc_stats
 from pypaxos.storage import FileStorage
 
 
@@ -46,6 +47,67 @@ def test_a_request_while_a_trim_runs_is_dropped_and_the_next_one_runs() -> None:
     assert heap.request()
     heap.wait(10)
     assert heap.trims == 2 and gated.calls == [0, 0]
+
+
+def test_an_owed_trim_is_paid_once_and_outlives_a_running_trim() -> None:
+    gated = GatedTrim()
+    heap = HeapTrimmer(trim=gated)
+    assert not heap.pay()  # nothing owed: no trim
+    assert heap.request()  # a trim that started before the debt (an idle one, say)
+    assert gated.started.wait(10)
+    heap.owe()
+    assert not heap.pay() and heap.owed  # that trim may have passed what is owed now
+    gated.release.set()
+    heap.wait(10)
+    assert heap.pay() and not heap.owed
+    heap.wait(10)
+    assert not heap.pay()
+    assert heap.trims == 2 and gated.calls == [0, 0]
+
+
+def test_malloc_stats_maps_glibcs_fields() -> None:
+    fields = {name: 1000 * (index + 1) for index, (name, _) in enumerate(_MallInfo2._fields_)}
+    stats = malloc_stats(lambda: _MallInfo2(**fields))
+    assert stats == MallocStats(
+        heap_bytes=fields["arena"],
+        in_use_bytes=fields["uordblks"] + fields["hblkhd"],
+        free_bytes=fields["fordblks"],
+        mapped_bytes=fields["hblkhd"],
+    )
+    assert malloc_stats(None) is None
+
+
+def test_the_trimmer_reads_the_counters_after_each_trim_in_its_thread() -> None:
+    readings = iter([MallocStats(10, 8, 2, 1), None])
+    threads: list[str] = []
+
+    def read() -> MallocStats | None:
+        threads.append(threading.current_thread().name)
+        return next(readings)
+
+    heap = HeapTrimmer(trim=lambda pad: 1, stats=read)
+    assert heap.last_stats is None
+    assert heap.request()
+    heap.wait(10)
+    assert heap.last_stats == MallocStats(10, 8, 2, 1)
+    assert heap.request()
+    heap.wait(10)
+    assert heap.last_stats == MallocStats(10, 8, 2, 1)  # nothing read: the last reading stays
+    assert threads == ["pypaxos-heap-trim"] * 2  # never the caller's (the loop's) thread
+
+
+def test_malloc_stats_counts_what_is_allocated_and_freed() -> None:
+    """With the real ``mallinfo2``: blocks from ``malloc`` show in use, then not once freed."""
+    if malloc_stats() is None:
+        pytest.skip("no mallinfo2 in this C library")
+    before = malloc_stats()
+    blocks = [bytes(4096) + index.to_bytes(4, "big") for index in range(8192)]  # 32 MiB
+    during = malloc_stats()
+    del blocks
+    after = malloc_stats()
+    assert before is not None and during is not None and after is not None
+    assert during.in_use_bytes - before.in_use_bytes > 30 * 2**20
+    assert during.in_use_bytes - after.in_use_bytes > 30 * 2**20
 
 
 def test_a_disabled_trimmer_never_starts_a_thread() -> None:
@@ -91,9 +153,11 @@ class CountingTrimmer(HeapTrimmer):
         super().__init__(trim=lambda pad: 0)
         self.requests = 0
         self.idle_trims = idle_trims
+        self.before_request: Callable[[], None] = lambda: None
 
     def request(self) -> bool:
         self.requests += 1
+        self.before_request()
         return super().request()
 
     def idle(self, progress: int) -> bool:
@@ -107,17 +171,51 @@ async def test_the_driver_trims_after_each_saved_snapshot(tmp_path: Path) -> Non
     with ThreadPoolExecutor(1) as executor:
         driver = Driver(node, storage, Outbox(), executor, tick_s=TICK_S)
         counting = driver.heap = CountingTrimmer(idle_trims=False)
+        # What the compaction dropped (the votes' values) is let go a slice per turn of the
+        # loop: a trim started before they are all gone would not give their pages back.
+        dropped_at_request: list[int] = []
+        counting.before_request = lambda: dropped_at_request.append(len(driver._dropped))
         task = asyncio.create_task(driver.run())
-        # A snapshot every 4 slots: applied up to 5, one at 4; then up to 9, one at 8.  Neither
-        # compaction is followed by another snapshot at once, so each one trims.
+        # A snapshot every 4 slots: applied up to 5, one at 4; then up to 9, one at 8.  Each
+        # compaction owes a trim, paid once its values are let go.
         await follow(driver, range(0, 6))
-        await until(lambda: driver.snapshots_saved == 1 and not node.replica.snapshot_pending)
-        assert counting.requests == 1
+        await until(lambda: driver.snapshots_saved == 1 and counting.requests == 1)
         await follow(driver, range(6, 10))
-        await until(lambda: driver.snapshots_saved == 2 and not node.replica.snapshot_pending)
-        assert counting.requests == 2
+        await until(lambda: driver.snapshots_saved == 2 and counting.requests == 2)
+        assert dropped_at_request == [0, 0]
+        assert not counting.owed
         driver.stop()
         await task
+    storage.close()
+
+
+@pytest.mark.asyncio
+async def test_an_owed_trim_waits_for_a_due_fork_and_for_the_dropped_values(
+    tmp_path: Path,
+) -> None:
+    """The driver pays a compaction's trim at the end of a batch, but not while the next
+    snapshot's fork is due (it would wait for the trim's arena locks) nor while the values the
+    compaction dropped are still being let go (the trim would miss them)."""
+    storage = FileStorage(tmp_path)
+    node = Node(1, CONFIG, random.Random(1), KVStateMachine())
+    with ThreadPoolExecutor(1) as executor:
+        driver = Driver(node, storage, Outbox(), executor, tick_s=TICK_S)
+        driver.heap.wait(10)  # the start's trim
+        counting = driver.heap = CountingTrimmer(idle_trims=False)
+        now = asyncio.get_running_loop().time()
+        counting.owe()
+        driver._snapshot_wanted = True  # a TakeSnapshot came: the fork starts at a next batch
+        driver._batch_done(now, now, now, 0)
+        assert counting.requests == 0 and counting.owed
+        driver._snapshot_wanted, driver._releasing = False, True  # forked; values still held
+        driver._batch_done(now, now, now, 0)
+        assert counting.requests == 0 and counting.owed
+        driver._releasing = False
+        driver._batch_done(now, now, now, 0)
+        assert counting.requests == 1 and not counting.owed
+        counting.wait(10)
+        driver._batch_done(now, now, now, 0)
+        assert counting.requests == 1  # paid once
     storage.close()
 
 

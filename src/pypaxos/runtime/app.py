@@ -868,13 +868,14 @@ class NodeApp:
     def _memory_breakdown(self) -> list[str]:
         """What this node keeps besides the data, counted without walking it: the decided log
         values kept for catch-up (slots, bytes of commands), the acceptor's votes in memory, the
-        clients' exactly-once sessions."""
+        clients' exactly-once sessions; and the C heap as glibc counted it right after the last
+        trim (what it holds free there was given back; what is in use is the node's)."""
         if self.driver is None:
             return []
         node = self.driver.node
         machine = node.replica.machine
         sessions = machine.session_count if isinstance(machine, KVStateMachine) else 0
-        return [
+        lines = [
             f"log_retained_slots:{node.replica.retained_slots}",
             f"log_retained_bytes:{node.replica.retained_bytes}",
             f"log_votes_in_memory:{len(node.acceptor.accepted)}",
@@ -882,6 +883,15 @@ class NodeApp:
             f"heap_trims:{self.driver.heap.trims}",
             f"heap_trim_last_ms:{self.driver.heap.last_trim_s * 1000:.1f}",
         ]
+        stats = self.driver.heap.last_stats  # read by the trimmer's thread (runtime.heap)
+        if stats is not None:
+            lines += [
+                f"heap_last_trim_arena_bytes:{stats.heap_bytes}",
+                f"heap_last_trim_in_use_bytes:{stats.in_use_bytes}",
+                f"heap_last_trim_free_bytes:{stats.free_bytes}",
+                f"heap_last_trim_mapped_bytes:{stats.mapped_bytes}",
+            ]
+        return lines
 
     def _info_keyspace(self) -> list[str]:
         """This node's keys per database (its own state: a follower's may lag the leader's)."""

@@ -520,6 +520,8 @@ class Driver:
             self._applied_seen, self._applied_moved_at = applied, done
         elif done - self._applied_moved_at >= IDLE_TRIM_AFTER_S:  # idle: give a burst's
             self.heap.idle(applied)  # freed heap back (runtime.heap)
+        if self.heap.owed and not self._releasing and not self._snapshot_wanted:
+            self.heap.pay()  # a compaction's (runtime.heap): not before a fork, which would wait
         self._check_status()
         if self.node.membership.version != self._membership_version:
             self._membership_changed()
@@ -938,9 +940,7 @@ class Driver:
         if self._dropped and not self._releasing:
             self._releasing = True
             asyncio.get_running_loop().call_soon(self._release_dropped)
-        if not any(type(effect) is TakeSnapshot for effect in effects):
-            # (not before a fork: glibc's fork takes every arena's lock, which a trim holds)
-            self.heap.request()
+        self.heap.owe()  # paid once the dropped values are gone and no fork is due (_batch_done)
         return effects
 
     def _release_dropped(self) -> None:

@@ -15,12 +15,20 @@ GIL): the event loop only waits if it needs that arena's lock meanwhile for an a
 than 512 bytes.  At most one trim runs at a time; a request while one runs is dropped (the running
 one releases what the new request would).  Without glibc (musl, macOS) it does nothing.
 
-The driver asks after each compaction (unless the node asks for the next snapshot at once:
-glibc's ``fork`` takes every arena's lock first, so it would wait for the trim) and, through
-``idle``, when the node has applied nothing for a moment after it applied commands (heartbeats
-go on; the applied index stands still): what a burst held in flight (clients' pipelines, the
-peers' frames) is then given back at once, not at the next compaction, which an idle node may
-never reach.  ``idle`` trims at most once per ``idle_interval_s``.
+A compaction *owes* a trim (``owe``); the driver pays it (``pay``) once the values the
+compaction dropped are all let go (a slice per turn of the loop, so a trim started at the
+compaction itself found most of them still alive) and no snapshot ``fork`` is due (glibc's
+``fork`` takes every arena's lock first, so it would wait for the trim).  A debt outlives a fork:
+the trim runs while the child writes, not never.  Through ``idle`` the driver also trims when the
+node has applied nothing for a moment after it applied commands (heartbeats go on; the applied
+index stands still): what a burst held in flight (clients' pipelines, the peers' frames) is then
+given back at once, not at the next compaction, which an idle node may never reach.  ``idle``
+trims at most once per ``idle_interval_s``.
+
+``malloc_stats`` reads glibc's own counters (``mallinfo2``, glibc 2.33 and later): what the C
+heap holds in use, what it holds free, and what it mapped apart.  It walks every free chunk
+under the arena's lock (tens of ms for ten thousand holes), so the trimmer reads them in its
+thread right after each trim (``last_stats``, what ``INFO memory`` shows), never the loop.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import ctypes
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 IDLE_INTERVAL_S = 1.0
 
@@ -44,6 +53,61 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
     return None
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (every field a ``size_t``, in this order)."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+class MallocStats(NamedTuple):
+    """The C heap as glibc counts it, summed over its arenas, in bytes."""
+
+    heap_bytes: int  # obtained from the kernel with ``brk``/``mmap`` for the arenas
+    in_use_bytes: int  # in live allocations (arenas and mapped chunks)
+    free_bytes: int  # free chunks inside the arenas (resident unless trimmed)
+    mapped_bytes: int  # chunks mapped apart (large allocations), in use
+
+
+def _find_mallinfo2() -> Callable[[], _MallInfo2] | None:
+    with contextlib.suppress(OSError, AttributeError):
+        function = ctypes.CDLL(None).mallinfo2
+        function.argtypes = []
+        function.restype = _MallInfo2
+        return function
+    return None
+
+
+_MALLINFO2 = _find_mallinfo2()
+
+
+def malloc_stats(read: Callable[[], _MallInfo2] | None = _MALLINFO2) -> MallocStats | None:
+    """glibc's counters now, or ``None`` without ``mallinfo2``.  It walks every free chunk
+    holding the arena's lock: call it off the event loop."""
+    if read is None:
+        return None
+    info = read()
+    return MallocStats(
+        heap_bytes=info.arena,
+        in_use_bytes=info.uordblks + info.hblkhd,
+        free_bytes=info.fordblks,
+        mapped_bytes=info.hblkhd,
+    )
+
+
 class HeapTrimmer:
     """Trims the C heap in a background thread when asked (``request``), one trim at a time."""
 
@@ -53,6 +117,7 @@ class HeapTrimmer:
         enabled: bool = True,
         idle_interval_s: float = IDLE_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        stats: Callable[[], MallocStats | None] = malloc_stats,
     ) -> None:
         self._trim = (trim or _find_malloc_trim()) if enabled else None
         self._lock = threading.Lock()
@@ -61,8 +126,11 @@ class HeapTrimmer:
         self._clock = clock
         self._requested_s = -float("inf")  # when the last trim started (clock's seconds)
         self._progress_at_request: int | None = None  # ``idle``'s progress then
+        self.owed = False  # something large was let go since the last trim started (``owe``)
         self.trims = 0  # trims finished
         self.last_trim_s = 0.0  # how long the last one took (in its thread, not on the loop)
+        self._stats = stats
+        self.last_stats: MallocStats | None = None  # glibc's counters right after the last trim
 
     @property
     def available(self) -> bool:
@@ -83,6 +151,18 @@ class HeapTrimmer:
         thread.start()
         return True
 
+    def owe(self) -> None:
+        """Much was (or is being) let go: trim at the next ``pay``."""
+        self.owed = True
+
+    def pay(self) -> bool:
+        """Start the owed trim, if any: true if started.  While a trim runs the debt stays (that
+        trim began before what is owed was let go)."""
+        if not self.owed or not self.request():
+            return False
+        self.owed = False
+        return True
+
     def idle(self, progress: int) -> bool:
         """The node found nothing to do: trim if ``progress`` (its applied index) moved since
         the last idle trim and none started in the last ``idle_interval_s``."""
@@ -97,11 +177,15 @@ class HeapTrimmer:
 
     def _run(self, trim: Callable[[int], int]) -> None:
         began = time.perf_counter()
+        stats = None
         try:
             trim(0)
+            self.last_trim_s = time.perf_counter() - began
+            stats = self._stats()  # here, off the loop (it walks the free chunks)
         finally:
             with self._lock:
-                self.last_trim_s = time.perf_counter() - began
+                if stats is not None:
+                    self.last_stats = stats
                 self.trims += 1
                 self._thread = None
 
