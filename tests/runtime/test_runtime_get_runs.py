@@ -444,3 +444,9 @@ async def test_a_burst_of_runs_answers_each_connection_as_if_alone(wrong_type: b
     assert [bytes(transport.out) for _, transport in connections] == expected
     assert expected[0] == b"$1\r\nA\r\n_\r\n"  # RESP3's null, and database 3's own value:
     assert expected[2] == b"$5\r\nTHREE\r\n$-1\r\n"
+
+
+def test_feed_gets_takes_bytes_only() -> None:
+    data = gets(b"a")
+    assert RespParser().feed_gets(bytearray(data)) is None  # keys must be immutable bytes
+    assert RespParser().feed_gets(data) == [b"a"]

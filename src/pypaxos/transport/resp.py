@@ -160,7 +160,8 @@ class RespParser:
         ``FAST_BYTES_MAX``.
         """
         if (
-            self._buffer
+            type(data) is not bytes  # its pieces become keys: never a mutable buffer's
+            or self._buffer
             or self._pending is not None
             or self.error is not None
             or not self._fast
