@@ -385,8 +385,11 @@ class RespConnection(asyncio.Protocol):
         self.feed_bytes = feed_bytes  # within one group's byte bound (the caller's check)
         self.server.commands_processed += len(keys)
         self.active_s = time.monotonic()
-        for start in range(0, len(keys), GROUP_OPS_MAX):
-            Group.of_gets(self, keys[start : start + GROUP_OPS_MAX]).submit()
+        if len(keys) <= GROUP_OPS_MAX:
+            Group.of_gets(self, keys).submit()
+        else:
+            for start in range(0, len(keys), GROUP_OPS_MAX):
+                Group.of_gets(self, keys[start : start + GROUP_OPS_MAX]).submit()
         self._update_reading()
 
     def _run(self, commands: list[list[bytes]], count_bytes: bool = False) -> None:

@@ -36,6 +36,7 @@ ITEM_OVERHEAD_BYTES = 64
 against ``command_bytes_max``."""
 _ARRAY_COUNTS = {b"*%d" % n: n for n in range(1, 65)}  # the fast path's array headers
 _BULK_HEADERS = [b"$%d" % n for n in range(4096)]  # and its bulk headers, by length
+_GET_HEADS = (b"*2\r\n$3\r\nGET\r\n", b"*2\r\n$3\r\nget\r\n")  # a GET run starts so
 _BULK_PREFIXES = [b"$%d\r\n" % n for n in range(len(_BULK_HEADERS))]  # replies' ones, with CRLF
 
 
@@ -168,6 +169,7 @@ class RespParser:
             or len(data) > FAST_BYTES_MAX
             or self.bulk_bytes_max < len(_BULK_HEADERS) - 1
             or self.array_items_max < 2
+            or not data.startswith(_GET_HEADS)  # other pipelines pay no split for this
         ):
             return None
         parts = data.split(CRLF)
