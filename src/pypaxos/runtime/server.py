@@ -5,7 +5,9 @@ out naturally).  ``data_received`` parses every complete command (``RespParser``
 whole pipelined buffer at once), turns each into a plan (``commands.plain_single`` for plain
 ``GET``/``SET``/``INCR``, else ``commands.plan``) and reserves a reply slot in a FIFO; replies
 are written as soon as the slot at the head of the FIFO is filled, so a pipelining client gets
-its answers in order however the log interleaves its commands with other clients'.
+its answers in order however the log interleaves its commands with other clients'.  An input
+that is a whole run of plain ``GET`` s, on a connection where each would take that fast path
+anyway, skips the per-command steps (``RespParser.feed_gets``, ``_run_gets``).
 
 Batching, sessions and reads: how a connection's commands become requests to the router
 (one log entry per group, the connection's session, the read paths) is ``runtime.requests``.
