@@ -52,6 +52,7 @@ answers retries exactly as the replica that took it.
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar, assert_never, cast
@@ -416,6 +417,11 @@ def _strings(data: dict[bytes, bytes]) -> dict[bytes, StoredSnapshot]:
     return cast("dict[bytes, StoredSnapshot]", data)
 
 
+_GET_TYPES = {Get}
+_KEY_OF = operator.attrgetter("key")
+_STRING_OR_ABSENT = {bytes, type(None)}
+
+
 class KVStateMachine:
     """A byte-string key-value store behind ``multi.StateMachine``.
 
@@ -669,20 +675,19 @@ class KVStateMachine:
 
     def _plain_gets(self, ops: tuple[Command, ...]) -> tuple[Value, ...] | None:
         """A pipeline's ``GET`` s of strings without a deadline, answered straight from the
-        store (what ``_read`` answers them, without its dispatch); ``None``: any other op,
-        or a key that is a collection or has a deadline (the general path then)."""
-        shards, expires = self._data.shards, self._expires
-        shard_hash, mask = crc32, SHARD_MASK  # locals: this loop runs per key read
-        values = []
-        for op in ops:
-            if type(op) is not Get:
-                return None
-            key = op.key
-            value = shards[shard_hash(key) & mask].get(key)
-            if (value is not None and type(value) is not bytes) or (expires and key in expires):
-                return None
-            values.append(Value(value))
-        return tuple(values)
+        store (what ``_read`` answers them, without its dispatch or Python code per key);
+        ``None``: any other op, or a key that is a collection or has a deadline (the general
+        path then)."""
+        if set(map(type, ops)) != _GET_TYPES:
+            return None
+        keys = list(map(_KEY_OF, ops))
+        expires = self._expires
+        if expires and not expires.keys().isdisjoint(keys):
+            return None
+        values = self._data.get_many(keys)
+        if not set(map(type, values)) <= _STRING_OR_ABSENT:
+            return None
+        return tuple(map(Value, cast(list[bytes | None], values)))
 
     def snapshot(self) -> bytes:
         return _SNAPSHOT_ENCODER.encode(

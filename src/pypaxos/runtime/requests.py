@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import operator
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
@@ -59,6 +60,7 @@ from pypaxos.kv import (
     READ_OPS,
     Answer,
     Command,
+    Get,
     Ok,
     Request,
     RequestBatch,
@@ -75,6 +77,7 @@ from pypaxos.runtime.plans import OK, Auth, Hello, Ops, Plan
 from pypaxos.runtime.replies import Combine, result_error
 from pypaxos.runtime.router import Failure, LocalRead, Outcome, Router
 from pypaxos.transport.resp import (
+    encode_bulk_values,
     encode_bulks,
     encode_error,
 )
@@ -140,7 +143,7 @@ class Group:
     loop.
     """
 
-    __slots__ = ("bytes", "conn", "db", "multi", "ops", "read_ops", "replies", "slot")
+    __slots__ = ("bytes", "conn", "db", "gets", "multi", "ops", "read_ops", "replies", "slot")
 
     def __init__(self, conn: RespConnection) -> None:
         self.conn = conn
@@ -148,7 +151,19 @@ class Group:
         self.ops: list[Command] = []
         self.replies: list[Reply1 | tuple[Combine, int]] = []
         self.multi = False
+        self.gets = False  # plain GETs only (``of_gets``): a read burst may answer it in bulk
         self.bytes = 0
+
+    @classmethod
+    def of_gets(cls, conn: RespConnection, keys: list[bytes]) -> Group:
+        """A group of plain ``GET`` s of ``keys`` (``RespParser.feed_gets``), built without
+        Python code per command: what ``plain_single`` would have added for each."""
+        group = cls(conn)
+        group.ops = list(map(Get, keys))
+        group.replies = [GET_REPLY] * len(keys)
+        group.gets = True
+        group.read_ops = len(keys)
+        return group
 
     def add(self, planned: Ops) -> None:
         """A command from ``plan`` (the general path)."""
@@ -170,7 +185,16 @@ class Group:
         return self.read_ops == len(self.ops)
 
     def submit(self) -> None:
-        self.read_ops = sum([type(op) in READ_TYPES for op in self.ops])
+        if not self.gets:
+            ops = self.ops
+            # Counted without a Python loop (the types of a pipeline are few).
+            types = set(map(type, ops))
+            if types <= READ_TYPES:
+                self.read_ops = len(ops)
+            elif types.isdisjoint(READ_TYPES):
+                self.read_ops = 0
+            else:
+                self.read_ops = sum([type(op) in READ_TYPES for op in ops])
         self.slot = self.conn.new_slot(len(self.replies))
         self.conn.dispatch(self)
 
@@ -182,12 +206,12 @@ class Group:
         if path is RequestPath.LOG:
             self._send(retry=False)
             return
-        request = _read_request(self.ops, self.db)
         if path is RequestPath.LOCAL:
+            request = _read_request(self.ops, self.db)
             self._done(conn.router.query_local(request), retry=True, client_id=0)
             return
         conn.sent(path)
-        conn.server.read_burst.add(self, request)
+        conn.server.read_burst.add(self)
 
     def _send(self, *, retry: bool, rotate_from: int | None = None) -> None:
         conn = self.conn
@@ -258,6 +282,13 @@ class Group:
     def _reply_all(self, data: bytes) -> None:
         self.conn.fill(self.slot, data * len(self.replies))
 
+    def _reply_values(self, values: list[bytes | None]) -> None:
+        """A ``gets`` group's replies from its values (a read burst's answer, read in bulk)."""
+        data = encode_bulk_values(cast(list[bytes], values)) if None not in values else None
+        if data is None:
+            data = encode_bulks(values, self.conn.null)
+        self.conn.fill(self.slot, data)
+
 
 class ReadBurst:
     """Read-index groups of many connections that arrive in one pass of the event loop, sent
@@ -278,17 +309,16 @@ class ReadBurst:
     would have alone.
     """
 
-    __slots__ = ("bytes", "groups", "open", "ops", "requests", "router")
+    __slots__ = ("bytes", "groups", "open", "ops", "router")
 
     def __init__(self, router: Router) -> None:
         self.router = router
         self.open = False  # the end of this pass is scheduled: the groups wait for it
         self.groups: list[Group] = []
-        self.requests: list[LocalRead] = []  # each group's own request (sent as is when alone)
         self.ops = 0
         self.bytes = 0
 
-    def add(self, group: Group, request: LocalRead) -> None:
+    def add(self, group: Group) -> None:
         if not self.open:
             self.open = True
             group.conn.loop.call_soon(self.close)
@@ -296,7 +326,6 @@ class ReadBurst:
         if self.ops + len(group.ops) > GROUP_OPS_MAX or self.bytes + size > GROUP_BYTES_MAX:
             self.flush()
         self.groups.append(group)
-        self.requests.append(request)
         self.ops += len(group.ops)
         self.bytes += size
 
@@ -306,15 +335,17 @@ class ReadBurst:
         self.flush()
 
     def flush(self) -> None:
-        groups, requests = self.groups, self.requests
+        groups = self.groups
         if not groups:
             return
-        self.groups, self.requests, self.ops, self.bytes = [], [], 0, 0
+        self.groups, self.ops, self.bytes = [], 0, 0
         if len(groups) == 1:
-            self._send(groups, requests[0])
+            self._send(groups, _read_request(groups[0].ops, groups[0].db))
         else:
             # each group in its own connection's database (kv.InDb), so one read serves all
-            ops = [op for group in groups for op in in_db(group.ops, group.db)]
+            ops: list[Command] = []
+            for group in groups:
+                ops += in_db(group.ops, group.db) if group.db else group.ops
             self._send(groups, _read_request(ops, 0))
 
     def _send(self, groups: list[Group], request: LocalRead) -> None:
@@ -323,10 +354,19 @@ class ReadBurst:
                 groups[0]._done(outcome, retry=True, client_id=0)
             elif isinstance(outcome, Results) and len(outcome.results) == reads:
                 results, position = outcome.results, 0
-                for group in groups:
-                    end = position + len(group.ops)
-                    group._done(Results(results[position:end]), retry=True, client_id=0)
-                    position = end
+                if gets and set(map(type, results)) == _VALUE_TYPES:
+                    # GETs only, every one a string or absent: their values in one pass,
+                    # each group's replies from its slice (as ``Group._done`` would format them)
+                    values = list(map(_VALUE_OF, results))
+                    for group in groups:
+                        end = position + len(group.ops)
+                        group._reply_values(values[position:end])
+                        position = end
+                else:
+                    for group in groups:
+                        end = position + len(group.ops)
+                        group._done(Results(results[position:end]), retry=True, client_id=0)
+                        position = end
             else:  # a failure or a refusal: every group's answer
                 for group in groups:
                     group._done(outcome, retry=True, client_id=0)
@@ -334,16 +374,26 @@ class ReadBurst:
                 group.conn.answered(RequestPath.READ_INDEX)
 
         reads = sum([len(group.ops) for group in groups])
+        gets = all([group.gets for group in groups])
         self.router.submit(request, done, read=True, reads=reads)
 
 
 def _get_replies(results: Sequence[Result], null: bytes) -> bytes | None:
     """The replies of a group of ``GET`` s only, in one call, when every result is a ``Value``
     (``None``: another result, an error, and the general path formats them one by one)."""
-    values = [result.value for result in results if type(result) is Value]
-    if len(values) != len(results):
-        return None
+    types = set(map(type, results))
+    if types != _VALUE_TYPES:
+        return None if types else b""
+    values = list(map(_VALUE_OF, results))
+    if None not in values:  # hits only: one join, no Python code per value
+        data = encode_bulk_values(values)
+        if data is not None:
+            return data
     return encode_bulks(values, null)
+
+
+_VALUE_TYPES = {Value}
+_VALUE_OF = operator.attrgetter("value")
 
 
 def _unexpected_answer(outcome: object) -> bytes:

@@ -5,7 +5,9 @@ out naturally).  ``data_received`` parses every complete command (``RespParser``
 whole pipelined buffer at once), turns each into a plan (``commands.plain_single`` for plain
 ``GET``/``SET``/``INCR``, else ``commands.plan``) and reserves a reply slot in a FIFO; replies
 are written as soon as the slot at the head of the FIFO is filled, so a pipelining client gets
-its answers in order however the log interleaves its commands with other clients'.
+its answers in order however the log interleaves its commands with other clients'.  An input
+that is a whole run of plain ``GET`` s, on a connection where each would take that fast path
+anyway, skips the per-command steps (``RespParser.feed_gets``, ``_run_gets``).
 
 Batching, sessions and reads: how a connection's commands become requests to the router
 (one log entry per group, the connection's session, the read paths) is ``runtime.requests``.
@@ -354,6 +356,18 @@ class RespConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        if (
+            self.held is None
+            and len(data) <= GROUP_BYTES_MAX
+            and not self.tx.active
+            and not self.gated
+            and self.server.planner is None
+            and not self.subscribe_mode
+        ):
+            keys = self.parser.feed_gets(data)
+            if keys is not None:
+                self._run_gets(keys, len(data))
+                return
         # Count bytes per command only when this feed could exceed one group's byte bound.
         self.feed_bytes = len(data) + self.parser.buffered_bytes
         count_bytes = self.feed_bytes > GROUP_BYTES_MAX
@@ -365,6 +379,20 @@ class RespConnection(asyncio.Protocol):
         self.server.commands_processed += len(commands)
         self.active_s = time.monotonic()
         self._run(commands, count_bytes)
+
+    def _run_gets(self, keys: list[bytes], feed_bytes: int) -> None:
+        """A feed that was a run of plain ``GET`` s only (``RespParser.feed_gets``), in a
+        state where ``_run`` would give each to ``_run_fast``: the same groups, built without
+        Python code per command, on the same paths (lease, read-index, log, ``READONLY``)."""
+        self.feed_bytes = feed_bytes  # within one group's byte bound (the caller's check)
+        self.server.commands_processed += len(keys)
+        self.active_s = time.monotonic()
+        if len(keys) <= GROUP_OPS_MAX:
+            Group.of_gets(self, keys).submit()
+        else:
+            for start in range(0, len(keys), GROUP_OPS_MAX):
+                Group.of_gets(self, keys[start : start + GROUP_OPS_MAX]).submit()
+        self._update_reading()
 
     def _run(self, commands: list[list[bytes]], count_bytes: bool = False) -> None:
         """Run parsed commands in order; an ``AUTH`` being checked, or a blocking command

@@ -36,6 +36,7 @@ ITEM_OVERHEAD_BYTES = 64
 against ``command_bytes_max``."""
 _ARRAY_COUNTS = {b"*%d" % n: n for n in range(1, 65)}  # the fast path's array headers
 _BULK_HEADERS = [b"$%d" % n for n in range(4096)]  # and its bulk headers, by length
+_GET_HEADS = (b"*2\r\n$3\r\nGET\r\n", b"*2\r\n$3\r\nget\r\n")  # a GET run starts so
 _BULK_PREFIXES = [b"$%d\r\n" % n for n in range(len(_BULK_HEADERS))]  # replies' ones, with CRLF
 
 
@@ -145,6 +146,50 @@ class RespParser:
             return commands
         del buffer[:position]
         return commands
+
+    def feed_gets(self, data: bytes) -> list[bytes] | None:
+        """The keys of ``data`` when it is, whole, a run of complete ``GET key`` commands
+        (arrays of bulk strings, ``GET`` or ``get``) and nothing is buffered; else ``None``,
+        having consumed nothing (then ``feed(data)`` parses it as always).
+
+        What a pipeline of ``GET`` s costs to parse, without Python code per command: one
+        ``split`` on CRLF, then the pieces are checked as strided slices (every fifth piece an
+        ``*2``, a ``$3``, the name, and a bulk header that is exactly ``$len`` of the key after
+        it).  A key holding CRLF, a partial command, another command, or a key longer than the
+        header table fails a check, so the answer equals what ``feed`` would return.  The
+        bounds are ``feed``'s fast path's: its header table, ``bulk_bytes_max`` and
+        ``FAST_BYTES_MAX``.
+        """
+        if (
+            type(data) is not bytes  # its pieces become keys: never a mutable buffer's
+            or self._buffer
+            or self._pending is not None
+            or self.error is not None
+            or not self._fast
+            or len(data) > FAST_BYTES_MAX
+            or self.bulk_bytes_max < len(_BULK_HEADERS) - 1
+            or self.array_items_max < 2
+            or not data.startswith(_GET_HEADS)  # other pipelines pay no split for this
+        ):
+            return None
+        parts = data.split(CRLF)
+        count, rest = divmod(len(parts) - 1, 5)
+        if rest or not count or parts[-1]:  # a partial command, or not five pieces each
+            return None
+        if parts[0:-1:5].count(b"*2") != count or parts[1::5].count(b"$3") != count:
+            return None
+        names = parts[2::5]
+        upper = names.count(b"GET")
+        if upper != count and upper + names.count(b"get") != count:
+            return None
+        keys = parts[4::5]
+        try:
+            headers = list(map(_BULK_HEADERS.__getitem__, map(len, keys)))
+        except IndexError:  # a key longer than the table
+            return None
+        if parts[3::5] != headers:
+            return None
+        return keys
 
     def _parse_fast(self, position: int, commands: list[list[bytes]]) -> int:
         """Parse complete, well-formed arrays of bulk strings from ``position`` on, in bulk.
@@ -345,6 +390,20 @@ def encode_bulks(values: Iterable[bytes | None], null: bytes) -> bytes:
         append(value)
         append(CRLF)
     return b"".join(parts)
+
+
+def encode_bulk_values(values: list[bytes]) -> bytes | None:
+    """``encode_bulks`` of byte strings none of them ``None``, without Python code per value
+    (their headers from the table, interleaved by slice assignment, one join); ``None`` when
+    a value is longer than the table (``encode_bulks`` then)."""
+    try:
+        headers = list(map(_BULK_HEADERS.__getitem__, map(len, values)))
+    except IndexError:
+        return None
+    parts: list[bytes] = [b""] * (2 * len(values) + 1)
+    parts[0:-1:2] = headers
+    parts[1::2] = values
+    return CRLF.join(parts)
 
 
 def encode_array(items: Iterable[bytes | None]) -> bytes:
