@@ -15,8 +15,9 @@ node it touches.  The leader's idle spin is off (it would only poll the same loo
         [--requests 3000] [--repeats 5] [--tick-ms 10] [--cprofile] [--top 40]
 
 Instructions per read (independent of the machine's load): run it under
-``valgrind --tool=callgrind`` with ``--tick-ms 100 --repeats 1`` at two ``--requests`` counts
-and divide the difference of the totals by the difference of the counts.
+``valgrind --tool=callgrind --instr-atstart=no`` with ``--callgrind --tick-ms 100 --repeats 1``
+(counting only the reads, with few ticks among them) at two ``--requests`` counts, and divide
+the difference of the totals by the difference of the counts.
 
 Run another tree's code with ``PYTHONPATH=TREE/src`` for an A/B.
 """
@@ -30,6 +31,7 @@ import os
 import pstats
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -76,6 +78,13 @@ def config_text(nodes: int, reads: str, tick_ms: int) -> str:
     return text
 
 
+def callgrind_instrument(on: bool) -> None:
+    """Turn callgrind's counting on or off in this process (started with
+    ``--instr-atstart=no``); the call itself is counted too, the same in every run."""
+    state = "on" if on else "off"
+    subprocess.run(["callgrind_control", f"--instr={state}", str(os.getpid())], check=False)
+
+
 async def measure(
     args: argparse.Namespace,
 ) -> tuple[list[float], list[float], cProfile.Profile | None]:
@@ -103,6 +112,8 @@ async def measure(
             results: list[float] = []
             system: list[float] = []
             profile = cProfile.Profile(time.perf_counter, builtins=False) if args.cprofile else None
+            if args.callgrind:  # count the reads only, not the start-up or the election
+                callgrind_instrument(True)
             for repeat in range(args.repeats):
                 if profile is not None and repeat == args.repeats - 1:
                     profile.enable()
@@ -114,6 +125,8 @@ async def measure(
                     await reader.readuntil(b"\r\n")  # abc
                 results.append(1e6 * (time.process_time() - started) / args.requests)
                 system.append(1e6 * (os.times().system - system_started) / args.requests)
+            if args.callgrind:
+                callgrind_instrument(False)
             if profile is not None:
                 profile.disable()
             return results, system, profile
@@ -136,6 +149,11 @@ def main() -> int:
         default=10,
         help="above 10: elections in a few ticks, so that few ticks run per read when the "
         "process is slowed down (callgrind)",
+    )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="under valgrind --tool=callgrind --instr-atstart=no: count the measured reads only",
     )
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
