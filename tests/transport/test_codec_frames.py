@@ -163,6 +163,22 @@ def test_decoder_stays_failed_after_an_error() -> None:
         decoder.feed(CODEC.encode_frame(Query(1)))
 
 
+def test_one_whole_frame_per_read_decodes_and_a_bad_one_fails_the_decoder() -> None:
+    # A read holding exactly one frame, with nothing buffered, is decoded without the buffer:
+    # it must behave as the buffered path does, and an error must leave the decoder failed.
+    decoder = CODEC.decoder()
+    first, second = Accept(1, B, "a"), Accepted(2, B, "b")
+    assert decoder.feed(CODEC.encode_frame(first)) == [first]
+    assert decoder.buffered_bytes == 0
+    assert decoder.feed(memoryview(CODEC.encode_frame(second))) == [second]
+    with pytest.raises(MalformedFrame) as info:
+        decoder.feed(frame(FRAME_VERSION, b"\xc1\xc1"))
+    assert info.value.reason is MalformedReason.NOT_MSGPACK
+    assert info.value.payload_bytes == 2
+    with pytest.raises(MalformedFrame):
+        decoder.feed(CODEC.encode_frame(first))  # failed for good, a good frame too
+
+
 def test_partial_frame_is_buffered_until_complete() -> None:
     data = CODEC.encode_frame(Accept(1, B, "abc"))
     decoder = CODEC.decoder()

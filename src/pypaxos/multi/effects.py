@@ -165,7 +165,15 @@ Effect = (
 )
 
 
+_PERSISTS = (Persist, PersistOwnVote)
+
+
 def persists_first(effects: list[Effect]) -> list[Effect]:
     """Move every ``Persist`` ahead of the other effects (stable): persisting early is safe."""
-    persists: list[Effect] = [e for e in effects if isinstance(e, Persist | PersistOwnVote)]
-    return persists + [e for e in effects if not isinstance(e, Persist | PersistOwnVote)]
+    for effect in effects:
+        if isinstance(effect, _PERSISTS):
+            break
+    else:  # none (every heartbeat and acknowledgement): the list as it is
+        return effects
+    persists: list[Effect] = [e for e in effects if isinstance(e, _PERSISTS)]
+    return persists + [e for e in effects if not isinstance(e, _PERSISTS)]

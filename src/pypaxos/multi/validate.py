@@ -58,13 +58,14 @@ def check_message(msg: Message, members: Container[int]) -> str | None:
 
 
 def _ballots(msg: Message) -> list[Ballot]:
+    # The most frequent messages first: a class pattern is one isinstance test after another.
     match msg:
+        case Accept() | Accepted() | Heartbeat() | HeartbeatAck() | Prepare():
+            return [msg.ballot]
         case Promise():
             return [msg.ballot, *(vote.ballot for vote in msg.votes)]
         case Nack():
             return [msg.ballot, msg.promised]
-        case Prepare() | Accept() | Accepted() | Heartbeat() | HeartbeatAck():
-            return [msg.ballot]
         case PreVoteReply():
             return [msg.promised]
         case (
@@ -80,13 +81,7 @@ def _ballots(msg: Message) -> list[Ballot]:
 
 
 def _slots(msg: Message) -> list[tuple[str, int]]:
-    match msg:
-        case Prepare():
-            return [("first_slot", msg.first_slot)]
-        case Promise():
-            slots = [("first_slot", msg.first_slot), ("log_start", msg.log_start)]
-            slots.append(("commit_index", msg.commit_index))
-            return slots + [("vote slot", vote.slot) for vote in msg.votes]
+    match msg:  # the most frequent first, as in ``_ballots``
         case Accept():
             return [("slot", msg.slot), ("commit_index", msg.commit_index)]
         case Accepted():
@@ -96,6 +91,12 @@ def _slots(msg: Message) -> list[tuple[str, int]]:
         case HeartbeatAck():
             slots = [("commit_index", msg.commit_index), ("read_round", msg.read_round)]
             return [*slots, ("durable_index", msg.durable_index)]
+        case Prepare():
+            return [("first_slot", msg.first_slot)]
+        case Promise():
+            slots = [("first_slot", msg.first_slot), ("log_start", msg.log_start)]
+            slots.append(("commit_index", msg.commit_index))
+            return slots + [("vote slot", vote.slot) for vote in msg.votes]
         case CatchUp():
             return [("from_slot", msg.from_slot)]
         case Decided():

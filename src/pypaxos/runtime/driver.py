@@ -360,6 +360,7 @@ class Driver:
         self._spin_next = False  # a prompt step served clients: the task spins next
         self._next_tick = 0.0
         self._status = node.status
+        self._leases = node.config.leases  # (a frozen config: read once, asked every batch)
         self._executed = getattr(node.replica.machine, "commands_executed", 0)
         self.trace = BatchTrace.from_env(node.id)
 
@@ -425,14 +426,21 @@ class Driver:
         try:
             inputs = len(self._inbox)
             effects = self._step(loop)
-            if any(type(e) in NEEDS_LOOP_TASK or isinstance(e, Persist) for e in effects):
-                self._stepped = effects
-                self._wake()
-                return
+            sends = answers = False
+            for effect in effects:  # one pass: what needs the storage, what is sent, the rest
+                if isinstance(effect, Send):
+                    sends = True
+                elif type(effect) in NEEDS_LOOP_TASK or isinstance(effect, Persist):
+                    self._stepped = effects
+                    self._wake()
+                    return
+                else:
+                    answers = True
             stepped = loop.time()
             self.prompt_steps += 1
-            if effects:
+            if sends:  # (the acknowledgement that confirms a read sends nothing)
                 self._send(effects)
+            if answers:  # (a follower's acknowledgement applies and answers nothing)
                 self._apply_and_reply(effects)
             self._batch_done(began, began, stepped, inputs)
         except Exception as error:  # a bug: stop as a failing loop task would
@@ -610,7 +618,9 @@ class Driver:
         served = taken = proposal_bytes = 0
         proposals: list[tuple[int, bytes]] = []
         clock = time.thread_time
-        deadline = clock() + self.step_time_max_s
+        # The time bound applies from the second input on: a step of one (a prompt step's
+        # message) does without the clock's system call.
+        deadline = clock() + self.step_time_max_s if len(inbox) > 1 else 0.0
         inputs_max, proposal_bytes_max = self.inputs_per_batch_max, self.proposal_bytes_max
         for item in inbox:
             # Bounded by inputs, by proposal bytes and by time (one input at least).
@@ -661,13 +671,15 @@ class Driver:
             self.batches_cut += 1
         self._batch_inputs = taken
         self._served = served
-        cap = None if self._lease_clock() else self.ticks_per_batch_max + self._deferred_ticks()
-        effects += self._ticks(loop.time(), cap)
+        now = loop.time()
+        if now + TICK_SLACK_S >= self._next_tick:  # (else no tick is due: ``_ticks`` is a no-op)
+            cap = None if self._lease_clock() else self.ticks_per_batch_max + self._deferred_ticks()
+            effects += self._ticks(now, cap)
         return effects
 
     def _lease_clock(self) -> bool:
         """A leader that may hold a lease: its clock must not run late (module docstring)."""
-        return self.node.config.leases and self.node.role is Role.LEADER
+        return self._leases and self.node.role is Role.LEADER
 
     def _ticks(self, now: float, ticks_max: int | None) -> list[Effect]:
         """Step the ticks due by ``now``: at most ``ticks_max`` (``None``: every one)."""

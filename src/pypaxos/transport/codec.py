@@ -293,6 +293,22 @@ class FrameDecoder(Generic[M]):
         """Consume ``data``; return the messages it completes.  Raises ``ProtocolError``."""
         if self._error is not None:
             raise self._error
+        if not self._buffer and not self._awaiting_hello and len(data) > HEADER_BYTES:
+            # The common case of a small message: the read holds one whole frame and nothing
+            # is buffered, so decode it from ``data`` itself (no copy into the buffer and out).
+            # Anything else (two frames, a partial one, a bad header) takes the path below,
+            # which checks and reports it.
+            (length,) = _LENGTH.unpack_from(data)
+            if (
+                length + LENGTH_BYTES == len(data)
+                and length <= self._codec.frame_bytes_max
+                and data[LENGTH_BYTES] == FRAME_VERSION
+            ):
+                try:
+                    return [self._codec._message_decoder.decode(data[HEADER_BYTES:])]
+                except (ValueError, RecursionError) as exc:
+                    self._error = _malformed("message", data[HEADER_BYTES:], exc)
+                    raise self._error from exc
         self._buffer += data
         try:
             return self._drain()

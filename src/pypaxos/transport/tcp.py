@@ -408,18 +408,22 @@ class TcpTransport(Generic[M]):
             if not peer.frames:
                 continue
             writer = peer.writer
+            if writer is None:
+                if peer.waiter is not None:
+                    peer.wake()
+                continue
+            transport = writer.transport
             if (
-                writer is not None
-                and peer.waiter is not None
+                peer.waiter is not None
                 and not peer.connection_lost
-                and not writer.transport.is_closing()
-                and writer.transport.get_write_buffer_size() == 0
+                and not transport.is_closing()
+                and transport.get_write_buffer_size() == 0
             ):
                 count = len(peer.frames)
                 data = b"".join(peer.frames)
                 peer.frames.clear()
                 peer.queued_bytes = 0
-                writer.write(data)
+                transport.write(data)  # (``StreamWriter.write`` does this, one call more)
                 peer.stats.frames_sent += count
                 peer.stats.bytes_sent += len(data)
                 peer.stats.writes += 1
