@@ -328,6 +328,9 @@ version 4) stays for comparisons and tests; a version 1-4 snapshot loads as a si
 
 CHUNK_ENTRY_OVERHEAD_BYTES = 16
 """What one entry adds to a chunk besides its bytes (msgpack headers), for cutting chunks."""
+SHARD_WHOLE_MAX = 4
+"""A shard of the store encoding to more than ``snapshot_chunk_bytes_max`` is still written
+as one part up to this many times the bound (a very large store), else cut key by key."""
 
 
 DATABASES_SNAPSHOT_VERSION = 7
@@ -379,6 +382,9 @@ class _ChunkPartOut(msgspec.Struct, frozen=True, array_like=True, tag=CHUNKED_SN
 _CHUNK_DECODER = msgspec.msgpack.Decoder(_ChunkHead | _ChunkHeadV5 | _ChunkPart | _ChunkDb)
 _SNAPSHOT_ENCODER = msgspec.msgpack.Encoder(enc_hook=snapshot_hook)
 _SNAPSHOT_DECODER = msgspec.msgpack.Decoder(_SnapshotDecoded)
+_EMPTY_PART = _SNAPSHOT_ENCODER.encode(_ChunkPartOut())
+_DATA_AT = 2  # [fixarray, tag, data, ...]: where the empty part's data map (0x80) is
+assert _EMPTY_PART[_DATA_AT] == 0x80, "the chunk part's layout changed"
 _SNAPSHOT_V3_DECODER = msgspec.msgpack.Decoder(_SnapshotV3)
 _SNAPSHOT_V1_DECODER = msgspec.msgpack.Decoder(_SnapshotV1)
 _SNAPSHOT_V2_DECODER = msgspec.msgpack.Decoder(_SnapshotV2)
@@ -713,9 +719,10 @@ class KVStateMachine:
         )
 
     def snapshot_chunks(self, chunk_bytes_max: int) -> Iterator[bytes]:
-        """The state in version-7 chunks of about ``chunk_bytes_max`` bytes (one entry may
-        exceed it).  Walks the store in place: the caller must not apply meanwhile (the
-        runtime calls it in a forked copy of the process)."""
+        """The state in version-7 chunks of about ``chunk_bytes_max`` bytes (one shard of the
+        store or one entry may exceed it: ``_data_chunks``).  Walks the store in place: the
+        caller must not apply meanwhile (the runtime calls it in a forked copy of the
+        process)."""
         encode = _SNAPSHOT_ENCODER.encode
         yield encode(
             _ChunkHead(self._applied, self.session_ttl_commands, self._now_ms, self._notify_bits)
@@ -724,8 +731,7 @@ class KVStateMachine:
         for db, (data_db, expires_db) in [(db, t) for db, t in every if db == 0 or t[0]]:
             if db:
                 yield encode(_ChunkDb(db))
-            for data in _runs(data_db.items(), chunk_bytes_max, lambda k, v: len(k) + _size(v)):
-                yield encode(_ChunkPartOut(data=dict(data)))
+            yield from _data_chunks(data_db, chunk_bytes_max, encode)
             if KvBug.SNAPSHOT_DROPS_DEADLINES in self.bugs:
                 expires_db = {}
             for expires in _runs(expires_db.items(), chunk_bytes_max, lambda k, _: len(k) + 8):
@@ -1167,6 +1173,71 @@ def _runs(
             run, run_bytes = [], 0
     if run:
         yield run
+
+
+def _data_chunks(
+    data: KeyStore[Stored], bytes_max: int, encode: Callable[[object], bytes]
+) -> Iterator[bytes]:
+    """The keys of ``data`` as encoded parts of at most ``bytes_max`` bytes each, but for a
+    shard of the store that alone encodes to more (kept whole up to ``SHARD_WHOLE_MAX`` times
+    the bound, else cut key by key, where one large entry may still exceed it).
+
+    Each shard's dictionary is encoded as it stands and consecutive shards' encodings are
+    joined under one map header: the bytes are those of encoding the merged dictionary, but
+    no key or value is copied or even referenced from Python, which in a forked writer would
+    copy the page of every object it touched (``_joined_part``)."""
+    bodies: list[memoryview] = []
+    count = body_bytes = 0
+    for shard in data.shards:
+        if not shard:
+            continue
+        encoded = encode(shard)
+        entries, header_bytes = _map_header_of(encoded)
+        if len(encoded) > bytes_max * SHARD_WHOLE_MAX and entries > 1:
+            if bodies:
+                yield _joined_part(bodies, count)
+                bodies, count, body_bytes = [], 0, 0
+            for exact in _runs(shard.items(), bytes_max, lambda k, v: len(k) + _size(v)):
+                yield encode(_ChunkPartOut(data=dict(exact)))
+            continue
+        if bodies and body_bytes + len(encoded) > bytes_max:
+            yield _joined_part(bodies, count)
+            bodies, count, body_bytes = [], 0, 0
+        bodies.append(memoryview(encoded)[header_bytes:])
+        count += entries
+        body_bytes += len(encoded) - header_bytes
+    if bodies:
+        yield _joined_part(bodies, count)
+
+
+def _map_header_of(encoded: bytes) -> tuple[int, int]:
+    """The entry count and header length of the MessagePack map ``encoded`` starts with."""
+    first = encoded[0]
+    if first & 0xF0 == 0x80:  # fixmap
+        return first & 0x0F, 1
+    if first == 0xDE:  # map 16
+        return int.from_bytes(encoded[1:3], "big"), 3
+    if first == 0xDF:  # map 32
+        return int.from_bytes(encoded[1:5], "big"), 5
+    raise ValueError(f"not a MessagePack map: first byte {first:#x}")
+
+
+def _map_header(entries: int) -> bytes:
+    """The MessagePack header of a map of ``entries`` entries (its shortest form, as
+    msgspec writes it)."""
+    if entries < 16:
+        return bytes((0x80 | entries,))
+    if entries < 1 << 16:
+        return b"\xde" + entries.to_bytes(2, "big")
+    return b"\xdf" + entries.to_bytes(4, "big")
+
+
+def _joined_part(bodies: list[memoryview], entries: int) -> bytes:
+    """``_ChunkPartOut(data=...)`` encoded from the bodies (entries without their map header)
+    of maps encoded one by one: the empty part's bytes with its empty data map replaced."""
+    return b"".join(
+        (_EMPTY_PART[:_DATA_AT], _map_header(entries), *bodies, _EMPTY_PART[_DATA_AT + 1 :])
+    )
 
 
 def _one_piece(data: bytes) -> bool:

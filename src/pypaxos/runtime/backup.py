@@ -15,10 +15,11 @@
    the ``fork()`` alone.
 3. When the child exits, ``BEGIN`` is answered ``[token, slot, chunks, digest, cluster id,
    node id, keys]``; ``PAXOS.BACKUP CHUNK token seq`` answers each chunk (read in a thread,
-   each at most ``snapshot_chunk_bytes_max`` or one large entry), ``PAXOS.BACKUP END token``
-   removes the spool.  A backup nobody asked about for ``BACKUP_IDLE_S`` is removed too, and
-   one backup at a time runs on a node: another ``BEGIN`` is answered ``-BUSY``, unless the
-   connection that began the running one has closed (then that one is dropped).
+   each at most ``snapshot_chunk_bytes_max``, one shard of the store or one large entry),
+   ``PAXOS.BACKUP END token`` removes the spool.  A backup nobody asked about for
+   ``BACKUP_IDLE_S`` is removed too, and one backup at a time runs on a node: another
+   ``BEGIN`` is answered ``-BUSY``, unless the connection that began the running one has
+   closed (then that one is dropped).
 
 The spool is not the node's durable state: it is removed at the node's start and stop.
 """
