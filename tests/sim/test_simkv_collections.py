@@ -25,8 +25,8 @@ from pypaxos.sim.kv import KVSettings, first_violation, run_kv, run_seeds
 
 COLLECTIONS = KVSettings(swarm=True, collections=True, pinned=frozenset({"collections"}))
 REVERSED = replace(COLLECTIONS, bugs=frozenset({KvBug.LIST_RESTORED_REVERSED}))
-FIRST_CAUGHT = 2
-FIRST_CAUGHT_BY_THE_MODEL_ALONE = 11
+FIRST_CAUGHT = 5
+FIRST_CAUGHT_BY_THE_MODEL_ALONE = 25
 CLEAN_SEEDS = 32
 
 
