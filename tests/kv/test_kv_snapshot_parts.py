@@ -1,6 +1,7 @@
 """The store's data parts as a snapshot writes them: each shard's dictionary encoded as it
 stands and joined under one map header (``kv.state_machine._data_chunks``), which must be
-byte for byte the encoding of the merged dictionary, bounded, and rebuild the same state."""
+byte for byte the encoding of the merged dictionary, bounded and complete (a machine's whole
+chunks, collections included, rebuilding it: ``test_kv_snapshot_chunks.py``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from zlib import crc32
 import msgspec
 import pytest
 
-from pypaxos.kv import KVStateMachine, Request, encode_request
-from pypaxos.kv.collection_ops import HSet, LPush, SAdd, ZAdd
 from pypaxos.kv.state_machine import (
     _SNAPSHOT_ENCODER,
     SHARD_WHOLE_MAX,
@@ -21,7 +20,6 @@ from pypaxos.kv.state_machine import (
 )
 from pypaxos.kv.store import SHARD_MASK, KeyStore
 
-T0 = 1_700_000_000_000
 ENCODE = _SNAPSHOT_ENCODER.encode
 
 
@@ -95,25 +93,3 @@ def test_a_shard_over_the_bound_is_kept_whole_up_to_a_limit_then_cut_key_by_key(
     assert len(parts) > 18_000 // (bytes_max * SHARD_WHOLE_MAX)
     assert all(len(part) <= bytes_max + 600 + 64 for part in parts)  # one entry past at most
     assert [key for data in _parts_data(parts) for key in data] == list(cut)
-
-
-def test_a_machine_with_collections_and_databases_rebuilds_from_its_parts() -> None:
-    machine = KVStateMachine()
-    ops = [
-        HSet(b"h", ((b"f1", b"a"), (b"f2", b"b" * 300))),
-        LPush(b"l", tuple(b"item%d" % i for i in range(200)), left=True),
-        SAdd(b"s", (b"m1", b"m2", b"m3")),
-        ZAdd(b"z", ((1.5, b"one"), (-2.0, b"two"))),
-    ]
-    for i, op in enumerate(ops):
-        machine.apply(encode_request(Request(9, 1 + i, op, T0)))
-    for i in range(3000):
-        machine._data[b"plain:%d" % i] = b"p" * (i % 50)
-    chunks = list(machine.snapshot_chunks(2048))
-    copy = KVStateMachine()
-    loader = copy.snapshot_loader()
-    for chunk in chunks:
-        loader.load(chunk)
-    loader.finish()
-    assert copy.snapshot() == machine.snapshot()
-    assert list(copy.snapshot_chunks(2048)) == chunks
