@@ -11,21 +11,18 @@ front, whose ``+PONG`` is then cut off), and check that the run path was in fact
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
+from connection_fakes import Collecting, ReadingRouter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pypaxos.kv import (
     Get,
-    KVStateMachine,
     Request,
     RequestBatch,
     Results,
     Set,
-    decode_answer,
-    encode_request,
 )
 from pypaxos.kv.collection_ops import LPush
 from pypaxos.kv.commands import Expire, InDb
@@ -33,7 +30,7 @@ from pypaxos.kv.store import KeyStore
 from pypaxos.runtime.auth import Role, User, Users
 from pypaxos.runtime.pubsub import PubSubHub
 from pypaxos.runtime.requests import GROUP_OPS_MAX, TRYAGAIN_NO_LEADER
-from pypaxos.runtime.router import Failure, LocalRead, Outcome, wire_command
+from pypaxos.runtime.router import Failure, wire_command
 from pypaxos.runtime.server import RespConnection, RespServer
 from pypaxos.transport.resp import (
     RespParser,
@@ -44,65 +41,6 @@ from pypaxos.transport.resp import (
 
 PING = encode_command("PING")
 PONG = b"+PONG\r\n"
-
-
-class ReadingRouter:
-    """Records every submission; ``answer`` replies to them from one state machine."""
-
-    def __init__(self) -> None:
-        self.machine = KVStateMachine()
-        self.submitted: list[tuple[bytes | LocalRead, Callable[[Outcome], None], bool]] = []
-        self.seq = 0
-
-    def submit(
-        self,
-        command: bytes | LocalRead,
-        done: Callable[[Outcome], None],
-        *,
-        read: bool = False,
-        reads: int = 1,
-    ) -> None:
-        self.submitted.append((command, done, read))
-
-    def query_local(self, command: bytes | LocalRead) -> Outcome:
-        return decode_answer(self.machine.query(wire_command(command)))
-
-    def apply(self, op: object) -> None:
-        self.seq += 1
-        self.machine.apply(encode_request(Request(7, self.seq, op, 1_000)))  # type: ignore[arg-type]
-
-    def answer(self, failure: Failure | None = None) -> None:
-        while self.submitted:
-            submitted, self.submitted = self.submitted, []
-            for command, done, read in submitted:
-                if failure is not None:
-                    done(failure)
-                elif read:
-                    done(decode_answer(self.machine.query(wire_command(command))))
-                else:
-                    done(decode_answer(self.machine.apply(wire_command(command))))
-
-
-class Collecting:
-    def __init__(self) -> None:
-        self.out = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.out += data
-
-    def get_extra_info(self, name: str) -> object:
-        return ("127.0.0.1", 1) if name == "peername" else None
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    def abort(self) -> None: ...
 
 
 class Runs:
@@ -155,7 +93,7 @@ async def run(router: ReadingRouter, server: RespServer, *feeds: bytes) -> bytes
     for data in feeds:
         connection.data_received(data)
         await asyncio.sleep(0)  # the read burst leaves at the end of the pass
-        router.answer()
+        router.answer_until_quiet()
         await asyncio.sleep(0)  # the replies are written from a loop callback
     return bytes(transport.out)
 
@@ -322,8 +260,8 @@ async def test_a_run_over_the_group_bound_leaves_in_groups_in_order() -> None:
     connection, transport = connect(server)
     connection.data_received(gets(*keys))
     await asyncio.sleep(0)
-    assert [len(wire_command(c)) > 0 for c, _, _ in router.submitted] == [True, True]
-    router.answer()
+    assert [len(wire_command(c)) > 0 for c, *_ in router.submitted] == [True, True]
+    router.answer_until_quiet()
     await asyncio.sleep(0)
     assert bytes(transport.out) == b"".join(
         b"$1\r\nA\r\n" if key == b"a" else b"$-1\r\n" for key in keys
@@ -336,7 +274,7 @@ async def test_a_failed_read_answers_every_get_of_the_run() -> None:
     connection, transport = connect(server)
     connection.data_received(gets(b"a", b"zz", b"a"))
     await asyncio.sleep(0)
-    router.answer(Failure.NO_LEADER)  # no lease, no leader: the read is refused
+    router.answer_until_quiet(Failure.NO_LEADER)  # no lease, no leader: the read is refused
     await asyncio.sleep(0)
     assert bytes(transport.out) == TRYAGAIN_NO_LEADER * 3
 
@@ -350,8 +288,8 @@ async def test_each_read_path_serves_a_run(monkeypatch: pytest.MonkeyPatch) -> N
     connection, transport = connect(server)
     connection.data_received(gets(b"a", b"zz"))
     await asyncio.sleep(0)
-    assert [read for *_, read in router.submitted] == [False]
-    router.answer()
+    assert [read for _, _, read, _ in router.submitted] == [False]
+    router.answer_until_quiet()
     await asyncio.sleep(0)
     assert bytes(transport.out) == expected
     # READONLY: answered from the local state at once, nothing submitted
@@ -392,7 +330,7 @@ async def test_a_run_needs_authentication_and_a_read_only_user_may_run_it(
     transport.out.clear()
     connection.data_received(gets(b"a") + encode_command("SET", "a", "x"))
     await asyncio.sleep(0)
-    router.answer()
+    router.answer_until_quiet()
     await asyncio.sleep(0)
     assert bytes(transport.out).startswith(b"$1\r\nA\r\n-NOPERM")
     assert runs.taken == 0
@@ -439,8 +377,8 @@ async def test_a_burst_of_runs_answers_each_connection_as_if_alone(wrong_type: b
     for (connection, _), data in zip(connections, runs, strict=True):
         connection.data_received(data)
     await asyncio.sleep(0)
-    assert [read for *_, read in router.submitted] == [True]  # one read for all three
-    router.answer()
+    assert [read for _, _, read, _ in router.submitted] == [True]  # one read for all three
+    router.answer_until_quiet()
     await asyncio.sleep(0)
     assert [bytes(transport.out) for _, transport in connections] == expected
     assert expected[0] == b"$1\r\nA\r\n_\r\n"  # RESP3's null, and database 3's own value:

@@ -12,61 +12,14 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from connection_fakes import Collecting, ReadingRouter
 
-from pypaxos.kv import KVStateMachine, Request, Set, decode_answer, encode_request
+from pypaxos.kv import Request, Set, encode_request
 from pypaxos.kv.commands import InDb
 from pypaxos.runtime.requests import GROUP_BYTES_MAX, GROUP_OPS_MAX
-from pypaxos.runtime.router import Failure, LocalRead, Outcome, wire_command
+from pypaxos.runtime.router import Failure
 from pypaxos.runtime.server import RespConnection, RespServer
 from pypaxos.transport.resp import encode_command
-
-
-class ReadingRouter:
-    """Records every submission; ``answer`` replies to them from one state machine."""
-
-    def __init__(self) -> None:
-        self.machine = KVStateMachine()
-        self.submitted: list[tuple[bytes | LocalRead, Callable[[Outcome], None], bool, int]] = []
-
-    def submit(
-        self,
-        command: bytes | LocalRead,
-        done: Callable[[Outcome], None],
-        *,
-        read: bool = False,
-        reads: int = 1,
-    ) -> None:
-        self.submitted.append((command, done, read, reads))
-
-    def answer(self, failure: Failure | None = None) -> None:
-        submitted, self.submitted = self.submitted, []
-        for command, done, read, _ in submitted:
-            if failure is not None:
-                done(failure)
-            elif read:
-                # as a forwarded read: encoded, queried, the answer decoded
-                done(decode_answer(self.machine.query(wire_command(command))))
-            else:
-                done(decode_answer(self.machine.apply(wire_command(command))))
-
-
-class Collecting:
-    def __init__(self) -> None:
-        self.out = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.out += data
-
-    def get_extra_info(self, name: str) -> object:
-        return ("127.0.0.1", 1) if name == "peername" else None
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    def abort(self) -> None: ...
 
 
 def connect(server: RespServer, count: int) -> list[tuple[RespConnection, Collecting]]:

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from connection_fakes import Collecting
 
 from pypaxos.kv import Error, KVStateMachine, Ok, Results, decode_answer
 from pypaxos.runtime.plans import KEY_BYTES_MAX
@@ -35,23 +36,6 @@ class ApplyingRouter:
         queue, self.queue = self.queue, []
         for command, done in queue:
             done(decode_answer(self.machine.apply(command)))
-
-
-class Collecting:
-    def __init__(self) -> None:
-        self.out = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.out += data
-
-    def get_extra_info(self, name: str) -> object:
-        return ("127.0.0.1", 1) if name == "peername" else None
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @pytest.mark.asyncio
