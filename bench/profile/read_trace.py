@@ -1,18 +1,20 @@
-"""Where one read's time goes: one client's GETs traced hop by hop through a 3-node cluster.
+"""Where one request's time goes: one client's GETs (or SETs) traced hop by hop through a
+3-node cluster.
 
 A copy of a source tree (``--src``, default this one) gets ``time.perf_counter_ns()`` marks at
-the hops of a read (the client port reading a request and writing a reply, the driver's
-``read``/``deliver``/step/send/reply, the peer transport reading a frame); each node process
-keeps its marks in memory and writes them when told (SIGUSR2).  A 3-node ``cluster up`` of the
-copy (``--reads``, fsync always) then serves ``--requests`` GETs sent one at a time, back to
-back, by this script, which stamps each send and answer with the same clock (monotonic,
-shared by the processes).  For every request, the marks between its send and its answer are
-matched hop by hop (the follower whose acknowledgement arrived first), and the script prints
-each hop's p50 and p10 in µs.  The marks are inserted by text, at anchors that must exist: a
-changed line fails loudly instead of tracing nothing.  Everything it starts it stops.
+the hops of a request (the client port reading a request and writing a reply, the driver's
+step/fsync/send/reply, the peer transport reading a frame); each node process keeps its marks
+in memory and writes them when told (SIGUSR2).  A 3-node ``cluster up`` of the copy
+(``--reads``, fsync always) then serves ``--requests`` GETs (``--op set``: SETs, whose hops
+include the follower's fsync, and the leader's own fsync reported apart) sent one at a time,
+back to back, by this script, which stamps each send and answer with the same clock
+(monotonic, shared by the processes).  For every request, the marks between its send and its
+answer are matched hop by hop (the follower whose answer was written first), and the script
+prints each hop's p50 and p10 in µs.  The marks are inserted by text, at anchors that must
+exist: a changed line fails loudly instead of tracing nothing.  Everything it starts it stops.
 
-    .venv/bin/python bench/profile/read_trace.py [--reads read-index|lease] [--src TREE]
-        [--requests 3000] [--base-port 17401]
+    .venv/bin/python bench/profile/read_trace.py [--reads read-index|lease] [--op get|set]
+        [--src TREE] [--requests 3000] [--base-port 17401]
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ MARKS = [
         "        _TRACE('d_replied')\n        for listener in self.applied_listeners:\n"
         "            listener()\n",
     ),
+    (
+        "runtime/driver.py",
+        "            self.syncs += 1\n",
+        "            self.syncs += 1\n            _TRACE('d_synced')\n",
+    ),
     ("transport/tcp.py", "import asyncio\n", "import asyncio\n" + IMPORT),
     (
         "transport/tcp.py",
@@ -90,13 +97,28 @@ MARKS = [
 ]
 
 # The hops, in order: (name, process, mark), the process "L" (leader) or "F" (the follower).
-HOPS = [
+READ_HOPS = [
     ("port reads the request", "L", "c_recv"),
     ("driver steps the read", "L", "d_step"),
     ("heartbeats written", "L", "d_sent"),
     ("a follower reads one", "F", "t_recv"),
     ("follower steps it", "F", "d_step"),
     ("acknowledgement written", "F", "d_sent"),
+    ("leader reads it", "L", "t_recv"),
+    ("leader steps it", "L", "d_step"),
+    ("reply handed to the connection", "L", "d_replied"),
+    ("reply written", "L", "c_write"),
+]
+# A write: the leader sends its accepts before its own fsync (only its own vote waits on it,
+# reported apart), the follower after its fsync.
+WRITE_HOPS = [
+    ("port reads the request", "L", "c_recv"),
+    ("driver steps the proposal", "L", "d_step"),
+    ("accepts written", "L", "d_sent"),
+    ("a follower reads one", "F", "t_recv"),
+    ("follower steps it", "F", "d_step"),
+    ("follower's fsync done", "F", "d_synced"),
+    ("acceptance written", "F", "d_sent"),
     ("leader reads it", "L", "t_recv"),
     ("leader steps it", "L", "d_step"),
     ("reply handed to the connection", "L", "d_replied"),
@@ -118,18 +140,21 @@ def traced_copy(tree: Path, into: Path) -> Path:
     return src
 
 
-def run_client(port: int, requests: int) -> list[tuple[int, int]]:
+def run_client(port: int, requests: int, op: str) -> list[tuple[int, int]]:
     with socket.create_connection(("127.0.0.1", port)) as client:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nabc\r\n")
+        write = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nabc\r\n"
+        client.sendall(write)
         client.recv(100)
-        request, clock, stamps = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", time.perf_counter_ns, []
+        request = write if op == "set" else b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+        expected = b"+OK\r\n" if op == "set" else b"abc\r\n"
+        clock, stamps = time.perf_counter_ns, []
         for _ in range(requests):
             sent = clock()
             client.sendall(request)
             answer = client.recv(100)
             stamps.append((sent, clock()))
-            if not answer.endswith(b"abc\r\n"):
+            if not answer.endswith(expected):
                 raise SystemExit(f"unexpected answer {answer!r}")
     return stamps
 
@@ -152,28 +177,45 @@ def first(marks: list[tuple[int, str]], tag: str, after: int, before: int) -> in
 
 
 def hops_of(
-    sent: int, answered: int, leader: int, marks: dict[int, list[tuple[int, str]]]
+    sent: int,
+    answered: int,
+    leader: int,
+    marks: dict[int, list[tuple[int, str]]],
+    hops: list[tuple[str, str, str]],
 ) -> list[int] | None:
-    """The times of ``HOPS`` for one request, or ``None`` if one is missing."""
+    """The times of ``hops`` for one request, or ``None`` if one is missing."""
     followers = [pid for pid in marks if pid != leader]
+    answer_at = max(i for i, (_, process, _) in enumerate(hops) if process == "F")
     best: list[int] | None = None
-    for follower in followers:  # the one whose acknowledgement was written first
+    for follower in followers:  # the one whose answer was written first
         times: list[int] = []
         at = sent
-        for _, process, tag in HOPS:
+        for _, process, tag in hops:
             found = first(marks[leader if process == "L" else follower], tag, at, answered)
             if found is None:
                 break
             times.append(found)
             at = found
-        if len(times) == len(HOPS) and (best is None or times[5] < best[5]):
+        if len(times) == len(hops) and (best is None or times[answer_at] < best[answer_at]):
             best = times
     return best
+
+
+def own_syncs(stamps: list[tuple[int, int]], marks: list[tuple[int, str]]) -> list[float]:
+    """For each request, µs from the leader's accepts written to its own fsync done."""
+    spans = []
+    for sent, answered in stamps:
+        written = first(marks, "d_sent", sent, answered)
+        synced = first(marks, "d_synced", written, answered) if written is not None else None
+        if written is not None and synced is not None:
+            spans.append((synced - written) / 1000)
+    return spans
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reads", default="read-index", choices=("read-index", "lease"))
+    parser.add_argument("--op", default="get", choices=("get", "set"), help="GETs or SETs")
     parser.add_argument("--src", type=Path, default=ROOT, help="the tree whose src/ to trace")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--base-port", type=int, default=17401)
@@ -207,7 +249,9 @@ def main() -> int:
         nodes = json.loads(status)["nodes"]
         leader_node = next(n for n in nodes if n["role"] == "leader")
         pids, leader = [int(n["pid"]) for n in nodes], int(leader_node["pid"])
-        stamps = run_client(int(str(leader_node["client"]).rpartition(":")[2]), args.requests)
+        stamps = run_client(
+            int(str(leader_node["client"]).rpartition(":")[2]), args.requests, args.op
+        )
         for pid in pids:
             os.kill(pid, signal.SIGUSR2)
         time.sleep(0.5)
@@ -216,26 +260,36 @@ def main() -> int:
         subprocess.run([*pypaxos, "down", "--data", str(data)], capture_output=True, env=env)
         shutil.rmtree(work, ignore_errors=True)
     stamps = stamps[200:]  # the first requests warm the path up
+    hops = WRITE_HOPS if args.op == "set" else READ_HOPS
+    traced = args.op == "set" or args.reads == "read-index"
     totals = [(b - a) / 1000 for a, b in stamps]
-    steps: list[list[float]] = [[] for _ in range(len(HOPS) + 1)]
+    steps: list[list[float]] = [[] for _ in range(len(hops) + 1)]
     for sent, answered in stamps:
-        times = hops_of(sent, answered, leader, marks) if args.reads == "read-index" else None
+        times = hops_of(sent, answered, leader, marks, hops) if traced else None
         if times is None:
             continue
         for index, (before, after) in enumerate(
             zip([sent, *times], [*times, answered], strict=True)
         ):
             steps[index].append((after - before) / 1000)
+    what = "SETs" if args.op == "set" else "GETs"
     print(
-        f"{args.reads}: {len(totals)} GETs, p50 {statistics.median(totals):.0f} µs, "
+        f"{args.reads}: {len(totals)} {what}, p50 {statistics.median(totals):.0f} µs, "
         f"p10 {sorted(totals)[len(totals) // 10]:.0f} µs; load average {os.getloadavg()[0]:.1f}"
     )
-    names = [name for name, _, _ in HOPS] + ["client has the reply"]
+    names = [name for name, _, _ in hops] + ["client has the reply"]
     for name, values in zip(names, steps, strict=True):
         if values:
             values.sort()
             p50, p10 = statistics.median(values), values[len(values) // 10]
             print(f"  {name:32s} p50 {p50:7.1f}  p10 {p10:7.1f}  ({len(values)} matched)")
+    if args.op == "set":
+        spans = sorted(own_syncs(stamps, marks[leader]))
+        if spans:
+            print(
+                f"  (leader: accepts written -> its own fsync done p50 "
+                f"{statistics.median(spans):.1f}, {len(spans)} matched)"
+            )
     return 0
 
 
