@@ -24,6 +24,10 @@ NOT_AT_START = (
     "pypaxos.kv.scripts",
     "pypaxos.objects",
     "pypaxos.runtime.objects_port",
+    # ``shutil`` loads the bz2 and lzma libraries: a backup's spool removal imports it.
+    "shutil",
+    "bz2",
+    "lzma",
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import pytest_asyncio
@@ -16,9 +17,10 @@ from pypaxos.cli.snapshot_save import SaveError, save
 from pypaxos.kv import KVStateMachine
 from pypaxos.runtime.app import NodeApp
 from pypaxos.runtime.auth import hash_password
-from pypaxos.runtime.backup import SPOOL_NAME
+from pypaxos.runtime.backup import SPOOL_NAME, BackupPort
 from pypaxos.runtime.config import load_config
 from pypaxos.runtime.restore import load_backup
+from pypaxos.runtime.router import Router
 
 USERS = f"""
 [[users]]
@@ -108,3 +110,18 @@ async def test_a_node_without_a_running_digest_still_backs_up_with_one(tmp_path:
         assert loaded.stored_keys == 2
     finally:
         await app.stop()
+
+
+def test_a_previous_runs_spool_is_removed_at_start_and_the_spool_at_close(
+    tmp_path: Path,
+) -> None:
+    # Removal imports ``shutil`` on first use only; a leftover spool still goes at start.
+    leftover = tmp_path / SPOOL_NAME / "old-backup"
+    leftover.mkdir(parents=True)
+    (leftover / "chunk").write_bytes(b"half a backup")
+    port = BackupPort(1, "cluster", cast(Router, None), tmp_path)
+    assert not (tmp_path / SPOOL_NAME).exists()
+    (tmp_path / SPOOL_NAME).mkdir()
+    port.close()
+    assert not (tmp_path / SPOOL_NAME).exists()
+    BackupPort(1, "cluster", cast(Router, None), tmp_path).close()  # nothing to remove: fine

@@ -28,8 +28,10 @@ OPTIONAL_MODULES = (
     "pypaxos.runtime.metrics",
     "pypaxos.runtime.objects_port",
     "pypaxos.objects",
+    "shutil",
 )
-"""Loaded on first use only: scripts, the metrics port, certificates, replicated objects."""
+"""Loaded on first use only: scripts, the metrics port, certificates, replicated objects, and
+``shutil`` (with the bz2 and lzma libraries) for a backup's spool."""
 
 TOOL_PACKAGES = (
     "sim", "modelcheck", "cluster", "testing", "explorer", "torture", "bench", "lincheck",

@@ -31,7 +31,6 @@ import contextlib
 import logging
 import os
 import secrets
-import shutil
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -81,7 +80,8 @@ class BackupPort:
         self.cluster_id = cluster_id
         self.router = router
         self.spool = node_dir / SPOOL_NAME
-        shutil.rmtree(self.spool, ignore_errors=True)  # a previous run's, never resumable
+        if os.path.lexists(self.spool):
+            _remove_tree(self.spool)  # a previous run's, never resumable
         self.current: _Backup | None = None
         self.served = 0
         # One thread reads the chunks, in order, and closes the spool after the last read.
@@ -262,13 +262,24 @@ class BackupPort:
         if reader is not None:
             # A chunk may still be read in the reader thread: close after it, never under it.
             self.reader_pool.submit(reader.close)
-        shutil.rmtree(backup.directory, ignore_errors=True)
+        _remove_tree(backup.directory)
 
     def close(self) -> None:
         """At the node's stop: end a running child, remove the spool."""
         self._remove()
         self.reader_pool.shutdown(wait=True)
-        shutil.rmtree(self.spool, ignore_errors=True)
+        if os.path.lexists(self.spool):
+            _remove_tree(self.spool)
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a directory and what it holds, whatever is already gone.
+
+    ``shutil`` is imported here, on first use: it loads the bz2 and lzma libraries, about half
+    a MiB resident in every node, and most nodes never take a backup."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 USAGE = "ERR usage: PAXOS.BACKUP BEGIN | CHUNK token seq | END token"
