@@ -113,7 +113,7 @@ class Replica:
         "snapshot_pending",
         "snapshot_size_bytes",
         "snapshot_slot",
-        "snapshot_wanted",
+        "snapshot_wanted_slot",
         "snapshot_window_chunks",
         "snapshots_installed",
         "written_from",
@@ -151,9 +151,10 @@ class Replica:
         self.applied_index = 0  # every slot below is applied (and decided)
         self.snapshot_slot = 0  # the latest durable snapshot covers the slots below
         self.snapshot_pending = False  # a TakeSnapshot is out, not yet saved or failed
-        # A peer asked for values this node forgot above its durable snapshot: a snapshot is
-        # asked for at the next chance, due or not (``answer_catch_up``).
-        self.snapshot_wanted = False
+        # A peer asked for a value this node forgot above its durable snapshot: until a durable
+        # snapshot covers this slot, one is asked for at each chance, due or not
+        # (``answer_catch_up``; -1: none wanted).
+        self.snapshot_wanted_slot = -1
         self.installed_slot = 0  # the slot of the last peer's snapshot installed here
         self.snapshots_installed = 0  # peers' snapshots loaded in this lifetime
         # Every slot below ``durable_index`` comes back from this node's own disk after a crash
@@ -360,17 +361,17 @@ class Replica:
         """Ask for a snapshot once an interval (``snapshot_interval_slots`` or
         ``snapshot_interval_bytes``) was applied since the last durable one, when an
         installed peer's snapshot is not durable yet, or when a peer needs values forgotten
-        above the durable snapshot (``snapshot_wanted``)."""
+        above the durable snapshot (``snapshot_wanted_slot``)."""
         if self.snapshot_pending:
             return []
         installed = self.installed_slot > self.snapshot_slot
         due_slots = self.applied_index - self.snapshot_slot >= self.snapshot_interval_slots()
         due_bytes = self.applied_bytes - self.snapshot_bytes >= self.snapshot_interval_bytes()
-        due = due_slots or due_bytes or installed or self.snapshot_wanted
+        wanted = self.snapshot_slot <= self.snapshot_wanted_slot
+        due = due_slots or due_bytes or installed or wanted
         if not due or self.applied_index == self.snapshot_slot:
             return []
         self.snapshot_pending = True
-        self.snapshot_wanted = False
         self.requested_bytes = self.applied_bytes
         effects: list[Effect] = [TakeSnapshot(self.applied_index)]
         if LogBug.COMPACT_BEFORE_SNAPSHOT_SAVED in self.bugs:
@@ -502,9 +503,11 @@ class Replica:
             return []
         if from_slot < self.retained_from:
             if self.snapshot_slot <= from_slot:
-                # Not in our durable snapshot: forgotten above it, or only an installed peer's
-                # snapshot not saved yet covers it.  Ask later; a snapshot is on its way.
-                self.snapshot_wanted = True
+                # Not in our durable snapshot: only an installed peer's snapshot not saved yet
+                # covers it (one was asked for at the install), or it was forgotten above the
+                # snapshot (one is asked for now, due or not).  Ask later.
+                if from_slot >= self.installed_slot:
+                    self.snapshot_wanted_slot = max(self.snapshot_wanted_slot, from_slot)
                 return list(self._maybe_snapshot())
             window = self.snapshot_window_chunks
             return [SendSnapshot(asker, self.snapshot_slot, 0, window)]
