@@ -506,8 +506,9 @@ class Replica:
                 # Not in our durable snapshot: only an installed peer's snapshot not saved yet
                 # covers it (one was asked for at the install), or it was forgotten above the
                 # snapshot (one is asked for now, due or not).  Ask later.
-                if from_slot >= self.installed_slot:
-                    self.snapshot_wanted_slot = max(self.snapshot_wanted_slot, from_slot)
+                if from_slot < self.installed_slot:
+                    return []
+                self.snapshot_wanted_slot = max(self.snapshot_wanted_slot, from_slot)
                 return list(self._maybe_snapshot())
             window = self.snapshot_window_chunks
             return [SendSnapshot(asker, self.snapshot_slot, 0, window)]
