@@ -11,7 +11,7 @@ from __future__ import annotations
 from multi_harness import Cluster
 
 from pypaxos.core.types import Ballot
-from pypaxos.multi import LogBug, Node
+from pypaxos.multi import LogBug, Node, SendSnapshot, TakeSnapshot
 from pypaxos.multi.acceptor import SlotAcceptor
 from pypaxos.multi.log import Entry, batch_size_bytes
 from pypaxos.multi.messages import Accept, Prepare
@@ -134,3 +134,37 @@ def test_a_promise_reports_the_forgotten_votes_as_a_floor() -> None:
     buggy.forget_chosen(6)
     _, hidden = buggy.prepare(Prepare(3, Ballot(2, 3), 0), commit_index=6)
     assert hidden.log_start == 0
+
+
+def test_a_node_below_the_snapshot_gets_it_and_a_fresh_one_is_started_beside() -> None:
+    """Asked from below the durable snapshot while the values after it were let go too: the
+    durable snapshot is sent, and a fresh one (which the asker will need next) is asked for
+    at once, written at full speed (``snapshot_awaited``)."""
+    c = Cluster(3, seed=6, **{**RARE_SNAPSHOTS, "snapshot_every_slots": 40})
+    leader = c.elect()
+    _write(c, leader, 0, 600, b"u")
+    c.run_until(lambda: (leader, 599) in c.replies and c.converged())
+    node = c.nodes[leader]
+    replica = node.replica
+    assert 0 < replica.snapshot_slot < replica.retained_from  # let go above the snapshot
+    assert not node.snapshot_awaited
+    answer = replica.answer_catch_up(99, 0)
+    kinds = [type(e) for e in answer]
+    assert kinds == [SendSnapshot, TakeSnapshot]
+    assert answer[0].slot == replica.snapshot_slot  # type: ignore[union-attr]
+    assert answer[1].slot == replica.applied_index  # type: ignore[union-attr]
+    assert node.snapshot_awaited
+    # Once it is saved, nobody waits any more, and the next answer is the new snapshot.
+    replica.snapshot_saved(replica.applied_index)
+    assert not node.snapshot_awaited
+    assert [type(e) for e in replica.answer_catch_up(99, 0)] == [SendSnapshot]
+
+
+def test_with_the_values_after_the_snapshot_kept_only_the_snapshot_is_sent() -> None:
+    c = Cluster(3, seed=6, **{**RARE_SNAPSHOTS, "snapshot_every_slots": 40})
+    leader = c.elect()
+    _write(c, leader, 0, 170, b"t")  # the first snapshot, and less than the bound after it
+    c.run_until(lambda: (leader, 169) in c.replies and c.converged())
+    replica = c.nodes[leader].replica
+    assert replica.snapshot_slot > 0 and replica.retained_from <= replica.snapshot_slot
+    assert [type(e) for e in replica.answer_catch_up(99, 0)] == [SendSnapshot]

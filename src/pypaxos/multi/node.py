@@ -544,6 +544,13 @@ class Node:
         return self.replica.snapshot_lag_bound_bytes()
 
     @property
+    def snapshot_awaited(self) -> bool:
+        """A peer waits for the next snapshot (it needs values let go from memory above the
+        durable one, ``MultiConfig.log_memory_bytes_max``): a shell writes it at full speed."""
+        replica = self.replica
+        return replica.snapshot_slot <= replica.snapshot_wanted_slot
+
+    @property
     def snapshot_asked_lag_bytes(self) -> int:
         """``snapshot_lag_bytes`` when the snapshot being written was asked for (0 when none
         is): what a shell's pace counts the room left from."""

@@ -511,7 +511,13 @@ class Replica:
                 self.snapshot_wanted_slot = max(self.snapshot_wanted_slot, from_slot)
                 return list(self._maybe_snapshot())
             window = self.snapshot_window_chunks
-            return [SendSnapshot(asker, self.snapshot_slot, 0, window)]
+            answer: list[Effect | Decided] = [SendSnapshot(asker, self.snapshot_slot, 0, window)]
+            if self.retained_from > max(self.snapshot_slot, self.installed_slot):
+                # The values after that snapshot were let go too: the asker will need a fresh
+                # one once it has this; its writing starts now, beside the transfer.
+                self.snapshot_wanted_slot = max(self.snapshot_wanted_slot, self.snapshot_slot)
+                answer += self._maybe_snapshot()
+            return answer
         start = from_slot
         stop = min(self.applied_index, start + self.catch_up_max_slots)
         values: list[Batch] = []
