@@ -407,8 +407,8 @@ async def _memory_breakdown(address: str) -> dict[str, int]:
     """``INFO``'s integer fields of one node's memory (the log kept, sessions, heap trims)
     and of its snapshots (taken and installed in this lifetime)."""
     info = await _info(address) or {}
-    fields = ("log_retained_slots", "log_retained_bytes", "sessions", "heap_trims",
-              "snapshots_saved", "snapshots_installed")  # fmt: skip
+    fields = ("log_retained_slots", "log_retained_bytes", "log_votes_in_memory", "sessions",
+              "heap_trims", "snapshots_saved", "snapshots_installed")  # fmt: skip
     return {name: int(info[name]) for name in fields if str(info.get(name, "")).isdigit()}
 
 
