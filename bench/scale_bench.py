@@ -5,6 +5,7 @@ large-data section (``report_scale.section``) and draws ``scale-vs-keys.png``::
 
     .venv/bin/python bench/scale_bench.py [--sizes 100k,1m] [--run-s 20] [--systems pypaxos,redis]
                                           [--no-recovery] [--json out.json] [--plots bench/plots]
+                                          [--limits snapshot_growth_percent=100,...]
     .venv/bin/python bench/scale_bench.py --report-only --json out.json
 
 ``make bench`` runs the same scenario after the side-by-side part (``--sizes``, ``--skip scale``).
@@ -64,15 +65,24 @@ def main() -> int:
     parser.add_argument(
         "--keep-logs", type=Path, default=None, help="copy the nodes' logs into this folder"
     )
+    parser.add_argument(
+        "--limits",
+        default="",
+        help="[limits] keys written into the cluster's cluster.toml, KEY=VALUE[,KEY=VALUE]",
+    )
     parser.add_argument("--report-only", action="store_true", help="rebuild from --json")
     args = parser.parse_args()
+    try:
+        limits = scale.parse_limits(args.limits)
+    except scale.LimitsError as error:
+        parser.error(str(error))
     if args.report_only:
         data: dict[str, Any] = json.loads(args.json.read_text())
     else:
         config = scale.ScaleConfig(
             sizes=scale.parse_sizes(args.sizes), systems=tuple(args.systems.split(",")),
             run_s=args.run_s, recovery=not args.no_recovery, data_root=args.data_root, log=log,
-            keep_logs=args.keep_logs,
+            keep_logs=args.keep_logs, limits=limits,
         )  # fmt: skip
         began = time.time()
         data = {
@@ -82,7 +92,7 @@ def main() -> int:
             "scale_config": {
                 "sizes": list(config.sizes), "run_s": config.run_s, "clients": config.clients,
                 "pipeline": config.pipeline, "value_bytes": config.value_bytes,
-                "nodes": config.nodes,
+                "nodes": config.nodes, "limits": config.limits,
             },
         }  # fmt: skip
         data["scale"] = run_async(scale.bench_scale(config))

@@ -421,3 +421,26 @@ def test_nodes_started_inside_cached_bytecode_keep_their_bytecode(
         assert list((tmp_path / "pycache").rglob("runtime/app.*.pyc"))
     assert os.environ["PYTHONDONTWRITEBYTECODE"] == "1"  # as it was
     assert "PYTHONPYCACHEPREFIX" not in os.environ
+
+
+# --- --limits ------------------------------------------------------------------------------
+
+
+def test_limits_parse_known_keys_and_refuse_the_rest() -> None:
+    assert scale.parse_limits("") == {}
+    assert scale.parse_limits("snapshot_growth_percent=100, log_retained_bytes_max=4096") == {
+        "snapshot_growth_percent": 100,
+        "log_retained_bytes_max": 4096,
+    }
+    refused = {
+        "no_such_key=1": "unknown",
+        "snapshot_growth_percent": "KEY=VALUE",
+        "snapshot_growth_percent=ten": "integer",
+        "snapshot_growth_percent=101": "range",
+        "log_window_slots=0": "range",
+        "window_slots=4,window_slots=8": "twice",
+    }
+    for text, reason in refused.items():
+        with pytest.raises(scale.LimitsError) as caught:
+            scale.parse_limits(text)
+        assert reason in caught.value.reason, (text, caught.value.reason)

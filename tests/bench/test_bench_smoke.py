@@ -142,11 +142,14 @@ def test_cpu_per_op_from_a_fake_proc(tmp_path: Path) -> None:
     for pid, (utime, stime) in {11: (3 * ticks, ticks), 12: (ticks, 0)}.items():
         (tmp_path / str(pid)).mkdir()
         # A command name with spaces and a parenthesis, as /proc allows.
-        fields = ["S"] + ["0"] * 10 + [str(utime), str(stime)] + ["0"] * 30
+        # Reaped children's user and system time after them (a snapshot writer's 2 s).
+        fields = ["S"] + ["0"] * 10 + [str(utime), str(stime), str(2 * ticks), "0"] + ["0"] * 30
         (tmp_path / str(pid) / "stat").write_text(f"{pid} (py node) x) " + " ".join(fields))
         (tmp_path / str(pid) / "status").write_text("Name:\tpy\nVmRSS:\t  2048 kB\n")
     assert procstat.cpu_ticks(11, tmp_path) == 4 * ticks
     assert procstat.cpu_seconds([11, 12], tmp_path) == 5.0
+    assert procstat.cpu_ticks_with_children(11, tmp_path) == 6 * ticks
+    assert procstat.cpu_seconds_with_children([11, 12], tmp_path) == 9.0
     assert procstat.rss_kib(12, tmp_path) == 2048
     # 5 s of CPU before, 5.25 s after, 10,000 writes: 25 microseconds a write.
     assert procstat.cpu_us_per_op(5.0, 5.25, 10_000) == pytest.approx(25.0)

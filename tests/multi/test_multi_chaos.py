@@ -22,6 +22,13 @@ HARSH = {
     "log_window_slots": 16,
     "catch_up_max_slots": 4,
 }
+# The in-memory log bounded apart from the snapshot interval (``log_memory_bytes_max``): a bound
+# of a few commands and snapshots three times rarer than HARSH's, so applied values (and the
+# acceptors' votes) are let go far above the durable snapshot, and catch-ups ask for fresh
+# snapshots.
+LOOSE = {**HARSH, "snapshot_every_slots": 12, "log_memory_bytes_max": 24}
+# Planted bugs that live only in that mode.
+LOOSE_BUGS = {LogBug.FORGOTTEN_VOTES_UNREPORTED}
 SCRIPTED = {LogBug.ADOPT_LOWEST_BALLOT, LogBug.FORGET_PROMISE_ON_RECOVER}
 # Loses values only once the voters that accepted them are removed and the rest restart:
 # tests/multi/test_multi_learned.py (chaos never changes the membership).
@@ -61,9 +68,14 @@ def problems_of(seed: int, bugs: tuple[LogBug, ...], **params: float) -> list[st
     harsh=st.booleans(),
     n=st.sampled_from([3, 5]),
     thrifty=st.booleans(),
+    loose=st.booleans(),
 )
-def test_random_runs_are_safe_and_converge(seed: int, harsh: bool, n: int, thrifty: bool) -> None:
-    params = HARSH if harsh else {}
+def test_random_runs_are_safe_and_converge(
+    seed: int, harsh: bool, n: int, thrifty: bool, loose: bool
+) -> None:
+    params: dict[str, float] = dict(HARSH) if harsh else {}
+    if loose:
+        params.update(snapshot_every_slots=12, log_memory_bytes_max=24)
     assert problems_of(seed, (), n=n, thrifty=thrifty, **params) == []
 
 
@@ -77,9 +89,10 @@ def test_the_same_seed_gives_the_same_run() -> None:
 def test_each_planted_bug_breaks_safety_in_some_run(bug: LogBug) -> None:
     # count-own-vote-before-sync shows in about 1 seed in 80 (84, 102, 137, 162, 241 in 0..399
     # since retransmits wait a heartbeat; 42 and 43 before): 300 seeds (25 ms each) keep a margin.
+    params = LOOSE if bug in LOOSE_BUGS else HARSH
     for seed in range(300):
-        found = problems_of(seed, (bug,), **HARSH)
+        found = problems_of(seed, (bug,), **params)
         if found and "not done" not in found[0]:
-            assert problems_of(seed, (), **HARSH) == []  # the same run is safe without it
+            assert problems_of(seed, (), **params) == []  # the same run is safe without it
             return
     pytest.fail(f"{bug}: no seed in 0..299 showed a safety violation")

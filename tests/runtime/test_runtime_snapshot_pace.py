@@ -151,3 +151,22 @@ async def test_the_snapshot_child_keeps_the_parents_priority_and_speeds_up_with_
     assert int(priority) == os.getpriority(os.PRIO_PROCESS, 0)  # not nice 19
     assert float(first) == DUTY_IDLE
     assert float(last) == 1.0
+
+
+def test_a_snapshot_a_peer_waits_for_is_written_at_full_speed() -> None:
+    """A peer that needs values let go from memory waits for the next snapshot
+    (``Node.snapshot_awaited``): no pacing then, however small the lag."""
+
+    @dataclasses.dataclass
+    class LagOnly:
+        snapshot_awaited: bool
+        snapshot_lag_bytes: int = 0
+        snapshot_lag_bound_bytes: int = BOUND
+        snapshot_asked_lag_bytes: int = 0
+
+    def duty(node: LagOnly) -> float:
+        fake = type("FakeDriver", (), {"node": node})()
+        return Driver._duty(fake)  # type: ignore[arg-type]
+
+    assert duty(LagOnly(snapshot_awaited=False)) == DUTY_IDLE
+    assert duty(LagOnly(snapshot_awaited=True)) == 1.0

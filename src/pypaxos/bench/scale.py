@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -52,7 +53,7 @@ from pypaxos.bench import procstat, redis_benchmark, redis_server, stall
 from pypaxos.client.aio import fetch_info
 from pypaxos.cluster import processes
 from pypaxos.cluster.local import ClusterError, LocalCluster
-from pypaxos.runtime.config import LOG_FILE
+from pypaxos.runtime.config import LIMIT_KEYS, LIMIT_RANGES, LOG_FILE, write_config
 
 Log = Callable[[str], None]
 Json = dict[str, Any]
@@ -150,7 +151,47 @@ class ScaleConfig:
     data_root: Path | None = None
     keep_logs: Path | None = None  # the nodes' logs are copied here before their dirs go
     memory_fraction: float = 0.7  # of MemAvailable a size may be estimated to need
+    # ``[limits]`` keys written into the cluster's cluster.toml over the runtime's defaults
+    # (``parse_limits``): an A/B of a limit needs no other tool.
+    limits: dict[str, int] = field(default_factory=dict)
     log: Log = field(default=_quiet, compare=False)
+
+
+class LimitsError(ValueError):
+    """A ``--limits`` item that is not ``KEY=VALUE`` with a known ``[limits]`` key and an
+    integer in its range."""
+
+    def __init__(self, item: str, reason: str) -> None:
+        super().__init__(f"--limits {item!r}: {reason}")
+        self.item = item
+        self.reason = reason
+
+
+def parse_limits(text: str) -> dict[str, int]:
+    """``KEY=VALUE[,KEY=VALUE]`` of ``[limits]`` keys (runtime.config ``LIMIT_KEYS``) as a
+    dict; raises ``LimitsError`` for an unknown key, a value that is not an integer, one out
+    of the key's range, or a key given twice."""
+    limits: dict[str, int] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value_text = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise LimitsError(item, "not KEY=VALUE")
+        if key not in LIMIT_KEYS:
+            raise LimitsError(item, f"unknown [limits] key (known: {', '.join(LIMIT_KEYS)})")
+        if key in limits:
+            raise LimitsError(item, "given twice")
+        try:
+            value = int(value_text.strip())
+        except ValueError:
+            raise LimitsError(item, "the value is not an integer") from None
+        lowest, highest = LIMIT_RANGES.get(key, (1, 2**31))
+        if not lowest <= value <= highest:
+            raise LimitsError(item, f"out of range [{lowest}, {highest}]")
+        limits[key] = value
+    return limits
 
 
 # --- fill ------------------------------------------------------------------------------------
@@ -363,9 +404,11 @@ async def _info(address: str) -> dict[str, str] | None:
 
 
 async def _memory_breakdown(address: str) -> dict[str, int]:
-    """``INFO memory`` 's integer fields (the log kept, sessions, heap trims) of one node."""
+    """``INFO``'s integer fields of one node's memory (the log kept, sessions, heap trims)
+    and of its snapshots (taken and installed in this lifetime)."""
     info = await _info(address) or {}
-    fields = ("log_retained_slots", "log_retained_bytes", "sessions", "heap_trims")
+    fields = ("log_retained_slots", "log_retained_bytes", "log_votes_in_memory", "sessions",
+              "heap_trims", "snapshots_saved", "snapshots_installed")  # fmt: skip
     return {name: int(info[name]) for name in fields if str(info.get(name, "")).isdigit()}
 
 
@@ -539,23 +582,45 @@ async def _pypaxos_size(keys: int, cfg: ScaleConfig, root: Path) -> Json:
         root / "cluster", cfg.nodes, processes.find_free_base_port(cfg.nodes), "always"
     )
     out: Json = {"system": "pypaxos", "nodes": cfg.nodes, "fsync": "always"}
+    if cfg.limits:
+        cluster.spec = dataclasses.replace(
+            cluster.spec, protocol={**cluster.spec.protocol, **cfg.limits}
+        )
+        write_config(cluster.spec)
+        out["limits"] = dict(cfg.limits)
     try:
         leader = await cluster.up(timeout_s=60)
         pids = {m.id: processes.node_pids(cluster.spec, m.id)[0] for m in cluster.spec.members}
+        node_pids = list(pids.values())
         baseline = {node: procstat.rss_kib(pid) for node, pid in pids.items()}
         addresses = cluster.spec.client_addresses
         watch = Watch.start(leader.client, addresses)
         try:
+            cpu_start_s = procstat.cpu_seconds_with_children(node_pids)
             filled = await _phase(watch, "fill", fill(leader.client, keys, cfg.value_bytes))
+            cpu_filled_s = procstat.cpu_seconds_with_children(node_pids)
             out["fill"] = filled.as_json()
             cfg.log(f"scale pypaxos {size_name(keys)}: filled at {out['fill']['rate']:,.0f}/s")
             port = int(leader.client.rpartition(":")[2])
             out["load"], rates = await _phase(
                 watch, "load", _load(port, keys, out["fill"]["rate"], cfg)
             )
+            cpu_loaded_s = procstat.cpu_seconds_with_children(node_pids)
         finally:
             await watch.stop()
         out["stall"] = {"fill": watch.summary("fill"), "load": watch.summary("load", rates)}
+        # The node processes' CPU with their reaped children (snapshot writers), all nodes
+        # together: per write, a measure that moves less with the machine's load than rates.
+        # (a run that stopped at an error reply has no count: NaN; after one that was tried
+        # again, the first attempt's writes are in the CPU but not in the count)
+        load_json = out["load"]
+        completed = 0 if load_json.get("partial") else int(load_json.get("requests", 0))
+        out["node_cpu"] = {
+            "fill_s": cpu_filled_s - cpu_start_s,
+            "load_s": cpu_loaded_s - cpu_filled_s,
+            "fill_us_per_key": procstat.cpu_us_per_op(cpu_start_s, cpu_filled_s, keys),
+            "load_us_per_set": procstat.cpu_us_per_op(cpu_filled_s, cpu_loaded_s, completed),
+        }
         out["leader_changes_logged"] = _leaders_elected(cluster) - 1  # the first one is no change
         rss = {node: procstat.rss_kib(pid) for node, pid in pids.items()}
         breakdown = {str(m.id): await _memory_breakdown(a) for m, a in zip(

@@ -108,6 +108,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="each node applies about this many commands per input, the rest of a run of "
         "decided slots later, as a real node does (default 0: all at once)",
     )
+    parser.add_argument(
+        "--log-memory-bytes-max",
+        type=int,
+        default=0,
+        help="bound the in-memory log apart from the snapshot interval (bytes of commands; "
+        "snapshots then come every 24 slots, not 8; default 0: off)",
+    )
     network = parser.add_argument_group("network (default: drawn per seed)")
     network.add_argument("--drop", type=float, help="per-message loss probability")
     network.add_argument("--dup", type=float, help="per-message duplication probability")
@@ -164,6 +171,7 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
     return replace(
         KVSettings(clients=args.clients, ops=args.ops, bugs=bugs),
         apply_max_commands=args.apply_max_commands,
+        log_memory_bytes_max=args.log_memory_bytes_max,
         swarm=args.swarm,
         pinned=frozenset(given) if args.swarm else frozenset(),
         **given,

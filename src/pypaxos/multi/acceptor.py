@@ -40,6 +40,7 @@ class SlotAcceptor:
     __slots__ = (
         "accepted",
         "bugs",
+        "chosen_floor",
         "id",
         "log_start",
         "log_window_slots",
@@ -57,6 +58,9 @@ class SlotAcceptor:
         self.accepted: dict[int, Vote] = {}
         self.log_start = 0
         self.window_floor = 0  # the node's applied index, when it may count the window from it
+        # Every slot below is decided, applied and on this node's disk, and its vote was let
+        # go from memory (``forget_chosen``); a promise reports it like ``log_start``.
+        self.chosen_floor = 0
 
     @classmethod
     def recover(
@@ -95,6 +99,8 @@ class SlotAcceptor:
             return None, Nack(self.id, msg.ballot, self.promised)
         self.promised = msg.ballot
         log_start = max(self.log_start, durable_index)
+        if LogBug.FORGOTTEN_VOTES_UNREPORTED not in self.bugs:
+            log_start = max(log_start, self.chosen_floor)
         if LogBug.PROMISE_HIDES_COMPACTION in self.bugs:
             log_start = min(log_start, msg.first_slot)
         votes = tuple(v for s, v in sorted(self.accepted.items()) if s >= msg.first_slot)
@@ -122,6 +128,20 @@ class SlotAcceptor:
     def window_start(self) -> int:
         """Where the window of slots this acceptor votes in begins (see the module docstring)."""
         return max(self.log_start, self.window_floor)
+
+    def forget_chosen(self, slot: int) -> None:
+        """Let the votes below ``slot`` go from memory (not from the disk): the node decided,
+        applied and holds on its own disk every slot there (``Node``), so a promise reports
+        ``slot`` as its floor instead, and a leader learns those slots rather than filling
+        them (as below a snapshot).  The window is not moved: it still counts from
+        ``log_start`` or ``window_floor``, so the snapshot backstop holds as before."""
+        start = max(self.log_start, self.chosen_floor)
+        if slot <= start:
+            return
+        self.chosen_floor = slot
+        accepted = self.accepted
+        for s in range(start, slot):
+            accepted.pop(s, None)
 
     def compact(self, slot: int) -> None:
         """Forget votes below ``slot``: every slot there is decided and in a snapshot."""

@@ -93,6 +93,10 @@ class LogBug(PlantedBug):
         "compact-before-snapshot-saved",
         "a node lets its log be compacted when it asks for a snapshot, not once it is durable",
     )
+    FORGOTTEN_VOTES_UNREPORTED = (
+        "forgotten-votes-unreported",
+        "a promise does not report the votes an acceptor let go from memory; they become no-ops",
+    )
     LEARNED_NOT_PERSISTED = (
         "learned-not-persisted",
         "a node applies values it learned without a vote of its own but never writes them",

@@ -57,6 +57,11 @@ class MultiConfig:
     # also once half of it was applied since the last one, and the interval kept before that
     # snapshot (catch-up from the log) cut to the other half (``multi.replica``).
     log_retained_bytes_max: int = 16 * 1024 * 1024
+    # The decided log's own memory bound, 0 off (``Replica.forget_applied``): past it, applied
+    # values this node holds on disk are let go from memory oldest first, above the durable
+    # snapshot too (the replica's copy and the acceptor's votes), and a peer that needs them
+    # is sent a snapshot taken for it.  The snapshot interval then no longer sets the memory.
+    log_memory_bytes_max: int = 0
     log_window_slots: int = 256
     # How many bytes of commands a node may apply beyond its last durable snapshot and still
     # accept new slots: the acceptor's window is counted from the applied index while the
@@ -145,6 +150,8 @@ class MultiConfig:
             raise ValueError(
                 f"snapshot_growth_percent must be in [0, {SNAPSHOT_GROWTH_PERCENT_MAX}] (0: off)"
             )
+        if self.log_memory_bytes_max < 0:
+            raise ValueError("log_memory_bytes_max must be >= 0 (0: off)")
         if self.apply_max_commands < 0:
             raise ValueError("apply_max_commands must be >= 0 (0: no bound)")
         if self.lease_ticks < 0 or self.clock_drift_ppm < 0 or self.lease_clock_lag_ticks < 0:

@@ -230,6 +230,7 @@ class Node:
             config.apply_max_commands,
             config.snapshot_growth_percent,
             config.snapshot_lag_bytes_max,
+            config.log_memory_bytes_max,
         )
         self.leader = Leader(node_id, config, self.quorum)
         self.detector = FailureDetector(config, rng)
@@ -543,6 +544,13 @@ class Node:
         return self.replica.snapshot_lag_bound_bytes()
 
     @property
+    def snapshot_awaited(self) -> bool:
+        """A peer waits for the next snapshot (it needs values let go from memory above the
+        durable one, ``MultiConfig.log_memory_bytes_max``): a shell writes it at full speed."""
+        replica = self.replica
+        return replica.snapshot_slot <= replica.snapshot_wanted_slot
+
+    @property
     def snapshot_asked_lag_bytes(self) -> int:
         """``snapshot_lag_bytes`` when the snapshot being written was asked for (0 when none
         is): what a shell's pace counts the room left from."""
@@ -592,6 +600,9 @@ class Node:
             effects += self._fill_window()
         if self.replica.applied_index > commit_before:
             effects += self._learned_records(effects)
+        bound_bytes = self.replica.log_memory_bytes_max
+        if bound_bytes and self.replica.retained_bytes > bound_bytes:
+            effects += self._forget_applied()  # after the records: they name our votes
         self.replica.new_input()
         return persists_first(effects)
 
@@ -1174,6 +1185,23 @@ class Node:
             leader.hold_slot = None
         else:
             leader.hold_slot = first
+        return effects
+
+    def _forget_applied(self) -> list[Effect]:
+        """Over ``MultiConfig.log_memory_bytes_max``: let applied values go from memory, the
+        replica's copy and our acceptor's votes alike (they share the values), but only those
+        this node holds on its own disk (``durable_index``), so a promise that reports them as
+        decided (``SlotAcceptor.forget_chosen``) still holds after a crash.  A leader's own
+        votes get no ``LearnedRecord``; it writes one for its applied prefix first (once per
+        quarter of the bound)."""
+        replica = self.replica
+        effects: list[Effect] = []
+        if replica.durable_index < replica.applied_index:
+            effects += self._record_applied_prefix()
+        replica.forget_applied(replica.durable_index)
+        floor = min(replica.retained_from, replica.applied_index, replica.durable_index)
+        if floor > replica.snapshot_slot:
+            self.acceptor.forget_chosen(floor)
         return effects
 
     def _record_applied_prefix(self) -> list[Effect]:

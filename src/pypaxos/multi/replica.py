@@ -96,7 +96,9 @@ class Replica:
         "decided",
         "durable_index",
         "id",
+        "installed_slot",
         "learn_window_slots",
+        "log_memory_bytes_max",
         "log_retained_bytes_max",
         "machine",
         "membership",
@@ -111,6 +113,7 @@ class Replica:
         "snapshot_pending",
         "snapshot_size_bytes",
         "snapshot_slot",
+        "snapshot_wanted_slot",
         "snapshot_window_chunks",
         "snapshots_installed",
         "written_from",
@@ -132,6 +135,7 @@ class Replica:
         apply_max_commands: int = 0,
         snapshot_growth_percent: int = 0,
         snapshot_lag_bytes_max: int = 64 * 1024 * 1024,
+        log_memory_bytes_max: int = 0,
     ) -> None:
         self.id = node_id
         # Commands applied per input at most (whole slots, one at least; 0: every ready slot),
@@ -147,6 +151,11 @@ class Replica:
         self.applied_index = 0  # every slot below is applied (and decided)
         self.snapshot_slot = 0  # the latest durable snapshot covers the slots below
         self.snapshot_pending = False  # a TakeSnapshot is out, not yet saved or failed
+        # A peer asked for a value this node forgot above its durable snapshot: until a durable
+        # snapshot covers this slot, one is asked for at each chance, due or not
+        # (``answer_catch_up``; -1: none wanted).
+        self.snapshot_wanted_slot = -1
+        self.installed_slot = 0  # the slot of the last peer's snapshot installed here
         self.snapshots_installed = 0  # peers' snapshots loaded in this lifetime
         # Every slot below ``durable_index`` comes back from this node's own disk after a crash
         # (its durable snapshot, then its ``LearnedRecord``s and the votes they name): what it
@@ -175,6 +184,10 @@ class Replica:
         self.snapshot_growth_percent = snapshot_growth_percent
         self.snapshot_size_bytes = 0
         self.snapshot_lag_bytes_max = snapshot_lag_bytes_max
+        # The in-memory log's own bound (0: none beyond ``log_retained_bytes_max``): past it,
+        # applied values the node holds on disk go oldest first, above the durable snapshot
+        # too (``forget_applied``), so the snapshot interval no longer sets the memory held.
+        self.log_memory_bytes_max = log_memory_bytes_max
         self.awaiting: set[int] = set()  # request ids this node took and has not answered
         self.proposed: dict[int, list[int]] = {}  # slot -> awaiting request ids proposed there
         # Membership (``multi.membership``): replicated state next to the machine's, applied
@@ -346,14 +359,17 @@ class Replica:
 
     def _maybe_snapshot(self) -> list[Effect]:
         """Ask for a snapshot once an interval (``snapshot_interval_slots`` or
-        ``snapshot_interval_bytes``) was applied since the last durable one, or when an
-        installed peer's snapshot is not durable yet."""
+        ``snapshot_interval_bytes``) was applied since the last durable one, when an
+        installed peer's snapshot is not durable yet, or when a peer needs values forgotten
+        above the durable snapshot (``snapshot_wanted_slot``)."""
         if self.snapshot_pending:
             return []
-        installed = self.retained_from > self.snapshot_slot
+        installed = self.installed_slot > self.snapshot_slot
         due_slots = self.applied_index - self.snapshot_slot >= self.snapshot_interval_slots()
         due_bytes = self.applied_bytes - self.snapshot_bytes >= self.snapshot_interval_bytes()
-        if not (due_slots or due_bytes or installed) or self.applied_index == self.snapshot_slot:
+        wanted = self.snapshot_slot <= self.snapshot_wanted_slot
+        due = due_slots or due_bytes or installed or wanted
+        if not due or self.applied_index == self.snapshot_slot:
             return []
         self.snapshot_pending = True
         self.requested_bytes = self.applied_bytes
@@ -427,6 +443,26 @@ class Replica:
         for s in [s for s in decided if s < slot]:
             self.retained_bytes -= batch_size_bytes(decided.pop(s))
 
+    def forget_applied(self, end_slot: int) -> None:
+        """Over ``log_memory_bytes_max``: forget the oldest values kept, below the durable
+        snapshot first and then above it, down to three quarters of the bound (so that this
+        runs once per quarter of it, not at every input), and never at or past ``end_slot``.
+
+        The caller passes the end of what this node has applied *and* holds on its own disk
+        (``Node``), so nothing forgotten is still to be applied or lost at a crash; a peer that
+        asks for a forgotten value gets a snapshot taken for it (``answer_catch_up``)."""
+        bound_bytes = self.log_memory_bytes_max
+        if bound_bytes <= 0 or self.retained_bytes <= bound_bytes:
+            return
+        target_bytes = bound_bytes - bound_bytes // 4
+        end_slot = min(end_slot, self.applied_index)
+        decided = self.decided
+        while self.retained_bytes > target_bytes and self.retained_from < end_slot:
+            value = decided.pop(self.retained_from, None)
+            if value is not None:
+                self.retained_bytes -= batch_size_bytes(value)
+            self.retained_from += 1
+
     @property
     def retained_slots(self) -> int:
         """How many decided values this node keeps (applied ones for catch-up, and learned
@@ -441,15 +477,21 @@ class Replica:
         """
         assert slot > self.applied_index, "a snapshot is installed only forward"
         self.snapshots_installed += 1
-        self.applied_index = self.retained_from = slot
+        self.applied_index = self.retained_from = self.installed_slot = slot
         self._forget_below(slot)
         skipped = sorted(s for s in self.proposed if s < slot)
         lost = [r for s in skipped for r in self.proposed.pop(s)]
         return self._redirect_lost(lost) + self._apply_ready()
 
-    def answer_catch_up(self, asker: int, from_slot: int) -> list[SendSnapshot | Decided]:
+    def answer_catch_up(self, asker: int, from_slot: int) -> list[Effect | Decided]:
         """Decided values from ``from_slot`` on or, if they were compacted, the first window of
         chunks of our durable snapshot (the asker pulls the rest, then asks for values again).
+
+        Values forgotten above the durable snapshot (``forget_applied``) are in no snapshot
+        yet: a fresh one is asked for at once (due or not), and the asker, which keeps asking,
+        is sent it once it is durable.  Its slot is our applied index when it was asked for,
+        at or past every value forgotten by then, so the asker's next request falls in it: no
+        answer loops (a snapshot pending since before the values went is followed by another).
 
         The run of values holds at most ``catch_up_max_slots`` slots and
         ``catch_up_max_bytes`` of commands (but always one slot, so it makes progress):
@@ -461,9 +503,21 @@ class Replica:
             return []
         if from_slot < self.retained_from:
             if self.snapshot_slot <= from_slot:
-                return []  # only an installed, not yet durable state covers it: ask later
+                # Not in our durable snapshot: only an installed peer's snapshot not saved yet
+                # covers it (one was asked for at the install), or it was forgotten above the
+                # snapshot (one is asked for now, due or not).  Ask later.
+                if from_slot < self.installed_slot:
+                    return []
+                self.snapshot_wanted_slot = max(self.snapshot_wanted_slot, from_slot)
+                return list(self._maybe_snapshot())
             window = self.snapshot_window_chunks
-            return [SendSnapshot(asker, self.snapshot_slot, 0, window)]
+            answer: list[Effect | Decided] = [SendSnapshot(asker, self.snapshot_slot, 0, window)]
+            if self.retained_from > max(self.snapshot_slot, self.installed_slot):
+                # The values after that snapshot were let go too: the asker will need a fresh
+                # one once it has this; its writing starts now, beside the transfer.
+                self.snapshot_wanted_slot = max(self.snapshot_wanted_slot, self.snapshot_slot)
+                answer += self._maybe_snapshot()
+            return answer
         start = from_slot
         stop = min(self.applied_index, start + self.catch_up_max_slots)
         values: list[Batch] = []

@@ -110,10 +110,12 @@ LIMIT_KEYS: tuple[str, ...] = (
     "snapshot_chunk_bytes_max",
     "apply_max_commands",
     "snapshot_growth_percent",
+    "log_memory_bytes_max",
 )
 # Limits whose range is not [1, 2**31]: (lowest, highest).
 LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "snapshot_growth_percent": (0, SNAPSHOT_GROWTH_PERCENT_MAX),
+    "log_memory_bytes_max": (0, 2**31),
 }
 
 # Runtime defaults (see the module docstring).  Timings at tick_ms = 10: heartbeats every
@@ -164,10 +166,16 @@ RUNTIME_LIMITS: dict[str, int] = {
     # step is a slot's apply, not a window's.
     "apply_max_commands": 512,
     # A snapshot copies the whole store, so it is due once the commands applied since the last
-    # one reach a quarter of its size (at least the 8 MiB above), and the backstop is at least
-    # twice that: a snapshot then costs a fixed share of each write whatever the keyspace, and
-    # the log kept in memory and replayed after a restart is at most about half of the state.
-    "snapshot_growth_percent": 25,
+    # one reach its size (100%, Redis's AOF rewrite default; at least the 8 MiB above), and
+    # the backstop is at least twice that: a snapshot then costs a fixed share of each write
+    # whatever the keyspace.  The log on disk and replayed after a restart is up to twice the
+    # state; the log in memory is bounded apart (``log_memory_bytes_max``).
+    "snapshot_growth_percent": 100,
+    # The decided log held in memory (the replica's values and the acceptor's votes of applied
+    # slots) stays about this size however far apart snapshots are: older applied values are
+    # read back from no one but a snapshot taken for the peer that needs them (0: the log
+    # since the last snapshot stays in memory, as the interval above then sets).
+    "log_memory_bytes_max": 16 * 1024 * 1024,
 }
 
 TOP_KEYS = (

@@ -879,8 +879,11 @@ class Driver:
         """The snapshot child's duty: how far the lag came, since the snapshot was asked for,
         into the room left below the backstop then (``runtime.snapshot_pace``).  Counted from
         the ask, not from zero: under the growth schedule a snapshot is asked for at a lag
-        that grows with the state, which alone is no hurry."""
+        that grows with the state, which alone is no hurry.  Full when a peer waits for it
+        (``Node.snapshot_awaited``)."""
         node = self.node
+        if node.snapshot_awaited:
+            return 1.0
         asked_bytes = node.snapshot_asked_lag_bytes
         return duty_for_lag(
             node.snapshot_lag_bytes - asked_bytes, node.snapshot_lag_bound_bytes - asked_bytes

@@ -127,6 +127,7 @@ FAULT_FRACTION = 0.75  # heal once this share of the operations has been invoked
 LINCHECK_TIMEOUT_S = 10.0
 SNAPSHOT_SAVE_TICKS = (2, 12)  # a snapshot written out of line takes this long (uniform)
 SNAPSHOT_CHUNK_BYTES = 96  # small chunks, so a transfer takes several messages and a window
+LOOSE_SNAPSHOT_EVERY_SLOTS = 24  # under log_memory_bytes_max (log_window_slots 32 >= 4 + 24)
 CONVERGE_TICKS = 200  # after the final reads, every node must apply the same prefix this fast
 
 
@@ -164,6 +165,11 @@ class KVSettings:
     # MultiConfig.apply_max_commands: runs of decided slots applied over several inputs (the
     # runtime's bound; 0: every ready slot at once, as the pinned seeds were measured)
     apply_max_commands: int = 0
+    # MultiConfig.log_memory_bytes_max (0: off): the in-memory log bounded apart from the
+    # snapshot interval; with it, snapshots come every LOOSE_SNAPSHOT_EVERY_SLOTS slots rather
+    # than 8, so applied values go from memory far above the durable snapshot and catch-ups
+    # ask for fresh snapshots.
+    log_memory_bytes_max: int = 0
     # Clients also PUBLISH to two channels; every replica records its publications, checked
     # for agreement and exactly-once (``sim.kv_publish``).
     publish: bool = False
@@ -193,8 +199,9 @@ class KVSettings:
         return MultiConfig(
             node_ids=tuple(range(1, self.nodes + 1)),
             window_slots=4,
-            snapshot_every_slots=8,
+            snapshot_every_slots=LOOSE_SNAPSHOT_EVERY_SLOTS if self.log_memory_bytes_max else 8,
             log_window_slots=32,
+            log_memory_bytes_max=self.log_memory_bytes_max,
             catch_up_max_slots=8,
             snapshot_window_chunks=2,
             snapshot_chunk_bytes_max=SNAPSHOT_CHUNK_BYTES,
@@ -244,6 +251,8 @@ class KVSettings:
         words += ["--seeds 1", f"--start {seed}"]
         if self.apply_max_commands:
             words.append(f"--apply-max-commands {self.apply_max_commands}")
+        if self.log_memory_bytes_max:
+            words.append(f"--log-memory-bytes-max {self.log_memory_bytes_max}")
         words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
         if not self.swarm:
             words.append("--no-swarm")
@@ -272,6 +281,7 @@ class KVSettings:
             scripts=self.scripts,
             publish=self.publish,
             apply_max_commands=self.apply_max_commands,
+            log_memory_bytes_max=self.log_memory_bytes_max,
             swarm=self.swarm,
             pinned=self.pinned,
         )
