@@ -108,6 +108,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="each node applies about this many commands per input, the rest of a run of "
         "decided slots later, as a real node does (default 0: all at once)",
     )
+    parser.add_argument(
+        "--thrifty-reads",
+        action="store_true",
+        help="a leader sends a read's confirmation round only to the peers a quorum needs, "
+        "those that answered the last round first (default: off, to every peer)",
+    )
     network = parser.add_argument_group("network (default: drawn per seed)")
     network.add_argument("--drop", type=float, help="per-message loss probability")
     network.add_argument("--dup", type=float, help="per-message duplication probability")
@@ -164,6 +170,7 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
     return replace(
         KVSettings(clients=args.clients, ops=args.ops, bugs=bugs),
         apply_max_commands=args.apply_max_commands,
+        thrifty_reads=args.thrifty_reads,
         swarm=args.swarm,
         pinned=frozenset(given) if args.swarm else frozenset(),
         **given,

@@ -164,6 +164,9 @@ class KVSettings:
     # MultiConfig.apply_max_commands: runs of decided slots applied over several inputs (the
     # runtime's bound; 0: every ready slot at once, as the pinned seeds were measured)
     apply_max_commands: int = 0
+    # MultiConfig.thrifty_reads: a read's confirmation round to a quorum's worth of peers only
+    # (not drawn: off in every seed unless a run asks for it)
+    thrifty_reads: bool = False
     # Clients also PUBLISH to two channels; every replica records its publications, checked
     # for agreement and exactly-once (``sim.kv_publish``).
     publish: bool = False
@@ -207,6 +210,7 @@ class KVSettings:
             reconfigurable=self.reconfig,
             promote_lag_max_slots=8,
             apply_max_commands=self.apply_max_commands,
+            thrifty_reads=self.thrifty_reads,
             bugs=frozenset(b for b in self.bugs if isinstance(b, LogBug)),
         )
 
@@ -244,6 +248,8 @@ class KVSettings:
         words += ["--seeds 1", f"--start {seed}"]
         if self.apply_max_commands:
             words.append(f"--apply-max-commands {self.apply_max_commands}")
+        if self.thrifty_reads:
+            words.append("--thrifty-reads")
         words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
         if not self.swarm:
             words.append("--no-swarm")
@@ -272,6 +278,7 @@ class KVSettings:
             scripts=self.scripts,
             publish=self.publish,
             apply_max_commands=self.apply_max_commands,
+            thrifty_reads=self.thrifty_reads,
             swarm=self.swarm,
             pinned=self.pinned,
         )
