@@ -12,7 +12,7 @@ far less with the machine's other load than a latency does.  The difference betw
 node it touches.  The leader's idle spin is off (it would only poll the same loop).
 
     .venv/bin/python bench/profile/inproc_cluster.py [--reads read-index|lease] [--nodes 3]
-        [--requests 3000] [--repeats 5] [--tick-ms 10] [--cprofile] [--top 40]
+        [--requests 3000] [--repeats 5] [--tick-ms 10] [--thrifty-reads] [--cprofile] [--top 40]
 
 Instructions per read (independent of the machine's load): run it under
 ``valgrind --tool=callgrind --instr-atstart=no`` with ``--callgrind --tick-ms 100 --repeats 1``
@@ -58,12 +58,14 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def config_text(nodes: int, reads: str, tick_ms: int) -> str:
+def config_text(nodes: int, reads: str, tick_ms: int, thrifty_reads: bool = False) -> str:
     ports = free_ports(2 * nodes)
     text = (
         'cluster_id = "inproc"\ndata_dir = "data"\nfsync = "never"\n'
         f'tick_ms = {tick_ms}\nreads = "{reads}"\n'
     )
+    if thrifty_reads:  # only when asked: a tree without the key refuses it
+        text += "thrifty_reads = true\n"
     if tick_ms > 10:  # few ticks and heartbeats per read when slowed down (callgrind)
         text += (
             "[timeouts]\nheartbeat_ticks = 30\nelection_timeout_min_ticks = 40\n"
@@ -90,7 +92,7 @@ async def measure(
 ) -> tuple[list[float], list[float], cProfile.Profile | None]:
     with tempfile.TemporaryDirectory(prefix="pypaxos-inproc-cluster-") as directory:
         path = Path(directory) / "cluster.toml"
-        path.write_text(config_text(args.nodes, args.reads, args.tick_ms))
+        path.write_text(config_text(args.nodes, args.reads, args.tick_ms, args.thrifty_reads))
         config = load_config(path)
         apps = [NodeApp(config, member.id) for member in config.members]
         for app in apps:
@@ -154,6 +156,11 @@ def main() -> int:
         "--callgrind",
         action="store_true",
         help="under valgrind --tool=callgrind --instr-atstart=no: count the measured reads only",
+    )
+    parser.add_argument(
+        "--thrifty-reads",
+        action="store_true",
+        help="thrifty_reads = true: a read's round to the peers a quorum needs only",
     )
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
