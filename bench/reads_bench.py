@@ -231,22 +231,29 @@ def bench_tool_spread(ports: list[int], test: str, requests: int) -> float:
 # -- the systems -----------------------------------------------------------------------------
 
 
-async def _up(nodes: int, mode: str, root: Path) -> tuple[LocalCluster, int]:
+async def _up(
+    nodes: int, mode: str, root: Path, thrifty_reads: bool = False
+) -> tuple[LocalCluster, int]:
     cluster = LocalCluster.create(
         root, nodes, processes.find_free_base_port(nodes), "always", reads=_CONFIG_READS[mode]
     )
-    if mode == "follower":
-        spec = dataclasses.replace(cluster.spec, follower_reads=True)
+    if mode == "follower" or thrifty_reads:
+        follower_reads = mode == "follower"
+        spec = dataclasses.replace(cluster.spec, follower_reads=follower_reads)
+        if thrifty_reads:  # only when asked: a tree without the key refuses it
+            spec = dataclasses.replace(spec, thrifty_reads=True)
         write_config(spec)
         cluster = LocalCluster(spec)
     leader = await cluster.up(timeout_s=60)
     return cluster, leader.id
 
 
-def pypaxos_mode(nodes: int, mode: str, duration_s: float, data_root: Path | None) -> Json:
+def pypaxos_mode(
+    nodes: int, mode: str, duration_s: float, data_root: Path | None, thrifty_reads: bool = False
+) -> Json:
     root = Path(tempfile.mkdtemp(prefix="pypaxos-reads-", dir=data_root))
     try:
-        cluster, leader = _run_up(nodes, mode, root / "cluster")
+        cluster, leader = _run_up(nodes, mode, root / "cluster", thrifty_reads)
         clients = {m.id: _address(m.client) for m in cluster.spec.members}
         follower = next(i for i in clients if i != leader)
         reader = follower if mode in ("follower", "stale") else leader
@@ -283,9 +290,11 @@ def pypaxos_mode(nodes: int, mode: str, duration_s: float, data_root: Path | Non
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run_up(nodes: int, mode: str, root: Path) -> tuple[LocalCluster, int]:
+def _run_up(
+    nodes: int, mode: str, root: Path, thrifty_reads: bool = False
+) -> tuple[LocalCluster, int]:
     with asyncio.Runner() as runner:
-        return runner.run(_up(nodes, mode, root))
+        return runner.run(_up(nodes, mode, root, thrifty_reads))
 
 
 def redis_reads(duration_s: float, data_root: Path | None) -> Json:
@@ -356,6 +365,7 @@ def measure(
     duration_s: float,
     skip: set[str],
     data_root: Path | None = None,
+    thrifty_reads: bool = False,
 ) -> Json:
     """Every point (module docstring); a system that fails is reported, the rest still run."""
     began = time.time()
@@ -367,7 +377,9 @@ def measure(
     for count in nodes:
         for mode in modes:
             try:
-                data["pypaxos"].append(pypaxos_mode(count, mode, duration_s, data_root))
+                data["pypaxos"].append(
+                    pypaxos_mode(count, mode, duration_s, data_root, thrifty_reads)
+                )
             except Exception as error:  # one mode failing must not lose the others
                 log(f"pypaxos {count} nodes {mode} failed: {error!r}")
                 data.setdefault("failures", []).append(f"pypaxos {count} {mode}: {error!r}")
@@ -442,6 +454,11 @@ def main() -> int:
     parser.add_argument("--skip", default="", help="comma-separated: redis,etcd")
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=HERE / "last-reads.json")
+    parser.add_argument(
+        "--thrifty-reads",
+        action="store_true",
+        help="thrifty_reads = true in the pypaxos clusters (a read's round to a quorum only)",
+    )
     args = parser.parse_args()
     duration_s = 1.5 if args.quick else args.duration_s
     modes = [m for m in args.modes.split(",") if m]
@@ -454,6 +471,7 @@ def main() -> int:
         duration_s,
         set(args.skip.split(",")) - {""},
         args.data_root,
+        args.thrifty_reads,
     )
     data["command"] = " ".join([str(Path(sys.argv[0])), *sys.argv[1:]])
     args.json.write_text(json.dumps(data, indent=1, default=str) + "\n")

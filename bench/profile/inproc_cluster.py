@@ -12,7 +12,11 @@ far less with the machine's other load than a latency does.  The difference betw
 node it touches.  The leader's idle spin is off (it would only poll the same loop).
 
     .venv/bin/python bench/profile/inproc_cluster.py [--reads read-index|lease] [--nodes 3]
-        [--requests 3000] [--repeats 5] [--tick-ms 10] [--cprofile] [--top 40]
+        [--requests 3000] [--repeats 5] [--tick-ms 10] [--thrifty-reads] [--cprofile] [--top 40]
+        [--follower] [--pipeline 1]
+
+``--follower`` reads from a follower with ``follower_reads = true``; ``--pipeline N`` sends N
+``GET`` s at once and reads their N answers (the figures are per ``GET``).
 
 Instructions per read (independent of the machine's load): run it under
 ``valgrind --tool=callgrind --instr-atstart=no`` with ``--callgrind --tick-ms 100 --repeats 1``
@@ -58,12 +62,18 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def config_text(nodes: int, reads: str, tick_ms: int) -> str:
+def config_text(
+    nodes: int, reads: str, tick_ms: int, thrifty_reads: bool = False, follower: bool = False
+) -> str:
     ports = free_ports(2 * nodes)
     text = (
         'cluster_id = "inproc"\ndata_dir = "data"\nfsync = "never"\n'
         f'tick_ms = {tick_ms}\nreads = "{reads}"\n'
     )
+    if thrifty_reads:  # only when asked: a tree without the key refuses it
+        text += "thrifty_reads = true\n"
+    if follower:
+        text += "follower_reads = true\n"
     if tick_ms > 10:  # few ticks and heartbeats per read when slowed down (callgrind)
         text += (
             "[timeouts]\nheartbeat_ticks = 30\nelection_timeout_min_ticks = 40\n"
@@ -90,7 +100,9 @@ async def measure(
 ) -> tuple[list[float], list[float], cProfile.Profile | None]:
     with tempfile.TemporaryDirectory(prefix="pypaxos-inproc-cluster-") as directory:
         path = Path(directory) / "cluster.toml"
-        path.write_text(config_text(args.nodes, args.reads, args.tick_ms))
+        path.write_text(
+            config_text(args.nodes, args.reads, args.tick_ms, args.thrifty_reads, args.follower)
+        )
         config = load_config(path)
         apps = [NodeApp(config, member.id) for member in config.members]
         for app in apps:
@@ -103,7 +115,8 @@ async def measure(
                 assert app.driver is not None
                 app.driver.idle_spin_s = 0.0
             leader = next(app for app in apps if app.is_leader)
-            port = int(leader.member.client.rpartition(":")[2])
+            target = next(app for app in apps if not app.is_leader) if args.follower else leader
+            port = int(target.member.client.rpartition(":")[2])
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             writer.write(SET)
@@ -119,12 +132,15 @@ async def measure(
                     profile.enable()
                 started = time.process_time()
                 system_started = os.times().system
+                batch = GET * args.pipeline
                 for _ in range(args.requests):
-                    writer.write(GET)
-                    await reader.readuntil(b"\r\n")  # $3
-                    await reader.readuntil(b"\r\n")  # abc
-                results.append(1e6 * (time.process_time() - started) / args.requests)
-                system.append(1e6 * (os.times().system - system_started) / args.requests)
+                    writer.write(batch)
+                    for _ in range(args.pipeline):
+                        await reader.readuntil(b"\r\n")  # $3
+                        await reader.readuntil(b"\r\n")  # abc
+                reads = args.requests * args.pipeline
+                results.append(1e6 * (time.process_time() - started) / reads)
+                system.append(1e6 * (os.times().system - system_started) / reads)
             if args.callgrind:
                 callgrind_instrument(False)
             if profile is not None:
@@ -154,6 +170,22 @@ def main() -> int:
         "--callgrind",
         action="store_true",
         help="under valgrind --tool=callgrind --instr-atstart=no: count the measured reads only",
+    )
+    parser.add_argument(
+        "--thrifty-reads",
+        action="store_true",
+        help="thrifty_reads = true: a read's round to the peers a quorum needs only",
+    )
+    parser.add_argument(
+        "--follower",
+        action="store_true",
+        help="follower_reads = true, and the client reads from a follower",
+    )
+    parser.add_argument(
+        "--pipeline",
+        type=int,
+        default=1,
+        help="GETs sent at once, then all their answers read (figures are per GET)",
     )
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument("--top", type=int, default=40)

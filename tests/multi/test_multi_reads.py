@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from multi_harness import Cluster
 
 from pypaxos.core.effects import Persist, Send
@@ -10,6 +11,7 @@ from pypaxos.multi import (
     Accept,
     Accepted,
     Decided,
+    Effect,
     Heartbeat,
     HeartbeatAck,
     LogBug,
@@ -25,9 +27,11 @@ from pypaxos.multi.validate import SLOT_MAX, check_message
 READ = 10_000  # request ids of reads, apart from the writes'
 
 
-def _settled(bugs: tuple[LogBug, ...] = (), step_down_ticks: int = 20) -> tuple[Cluster, int]:
+def _settled(
+    bugs: tuple[LogBug, ...] = (), step_down_ticks: int = 20, thrifty: bool = False
+) -> tuple[Cluster, int]:
     """A 3-node cluster whose leader applied one write, ``a``, everywhere."""
-    cluster = Cluster(3, seed=1, bugs=bugs, step_down_ticks=step_down_ticks)
+    cluster = Cluster(3, seed=1, bugs=bugs, step_down_ticks=step_down_ticks, thrifty_reads=thrifty)
     leader = cluster.elect()
     cluster.propose(leader, 1, b"a")
     cluster.run_until(lambda: (leader, 1) in cluster.replies and cluster.converged())
@@ -90,8 +94,9 @@ def _isolate(cluster: Cluster, node_id: int) -> None:
 SLOW_STEP_DOWN_TICKS = 10_000  # a cut-off leader keeps believing it leads while a new one serves
 
 
-def test_a_deposed_leader_never_answers_and_redirects_when_it_steps_down() -> None:
-    cluster, old = _settled(step_down_ticks=SLOW_STEP_DOWN_TICKS)
+@pytest.mark.parametrize("thrifty", [False, True], ids=["all-peers", "thrifty"])
+def test_a_deposed_leader_never_answers_and_redirects_when_it_steps_down(thrifty: bool) -> None:
+    cluster, old = _settled(step_down_ticks=SLOW_STEP_DOWN_TICKS, thrifty=thrifty)
     _isolate(cluster, old)
     cluster.run_until(lambda: len(cluster.leaders()) == 2)
     new = next(i for i in cluster.leaders() if i != old)
@@ -106,8 +111,12 @@ def test_a_deposed_leader_never_answers_and_redirects_when_it_steps_down() -> No
     assert any(n == old and r.request_id == READ for n, r in cluster.redirects)
 
 
-def test_planted_read_without_confirmation_answers_stale_from_a_deposed_leader() -> None:
-    cluster, old = _settled((LogBug.READ_INDEX_WITHOUT_CONFIRMATION,), SLOW_STEP_DOWN_TICKS)
+@pytest.mark.parametrize("thrifty", [False, True], ids=["all-peers", "thrifty"])
+def test_planted_read_without_confirmation_answers_stale_from_a_deposed_leader(
+    thrifty: bool,
+) -> None:
+    bugs = (LogBug.READ_INDEX_WITHOUT_CONFIRMATION,)
+    cluster, old = _settled(bugs, SLOW_STEP_DOWN_TICKS, thrifty)
     _isolate(cluster, old)
     cluster.run_until(lambda: len(cluster.leaders()) == 2)
     new = next(i for i in cluster.leaders() if i != old)
@@ -223,3 +232,61 @@ def test_planted_read_before_applied_answers_a_lagging_followers_stale_state() -
     cluster.run(follower, cluster.nodes[follower].read(READ, b"get"))
     cluster.ticks(10)
     assert cluster.replies[(follower, READ)] == b"a"  # "b" was acknowledged before the read
+
+
+def _thrifty_settled() -> tuple[Cluster, int]:
+    """``_settled`` with ``MultiConfig.thrifty_reads`` (``reads``, step 2)."""
+    return _settled(thrifty=True)
+
+
+def _beats(effects: list[Effect]) -> list[tuple[int, Heartbeat]]:
+    return [(e.to, e.msg) for e in effects if isinstance(e, Send) and isinstance(e.msg, Heartbeat)]
+
+
+def test_a_thrifty_leaders_read_round_goes_to_one_peer_and_is_answered() -> None:
+    cluster, leader = _thrifty_settled()
+    node = cluster.nodes[leader]
+    effects = node.read(READ, b"get")
+    beats = _beats(effects)
+    assert len(beats) == 1 and beats[0][1].read_round == node.reads.round
+    cluster.run(leader, effects)
+    cluster.deliver_all()
+    assert cluster.replies[(leader, READ)] == b"a"
+
+
+def test_a_thrifty_read_round_picks_the_peer_that_acknowledged_the_last_round_first() -> None:
+    cluster, leader = _thrifty_settled()
+    node = cluster.nodes[leader]
+    ballot, first, second = node.leader.ballot, *sorted(node.peers)
+    cluster.run(leader, node.read(READ, b"get"))
+    cluster.queue.clear()  # answered by hand, the second peer first
+    read_round = node.reads.round
+    node.handle(HeartbeatAck(second, ballot, node.applied_index, read_round))
+    node.handle(HeartbeatAck(first, ballot, node.applied_index, read_round))
+    assert [to for to, _ in _beats(node.read(READ + 1, b"get"))] == [second]
+
+
+def test_a_dead_thrifty_target_costs_a_tick_and_the_other_peer_takes_over() -> None:
+    cluster, leader = _thrifty_settled()
+    node = cluster.nodes[leader]
+    beat_ticks = cluster.config.heartbeat_ticks
+    assert beat_ticks > 2  # so the round's widening below cannot be the periodic heartbeat
+    while node.detector.next_heartbeat - node.detector.now != beat_ticks:  # one just left
+        cluster.tick()
+    cluster.deliver_all()
+    effects = node.read(READ, b"get")
+    [(target, beat)] = _beats(effects)
+    other = next(p for p in node.peers if p != target)
+    cluster.crash(target)
+    cluster.run(leader, effects)
+    cluster.deliver_all()
+    assert (leader, READ) not in cluster.replies  # only the dead target was asked
+    assert node.read_round_waiting
+    widened = node.tick()  # a tick later, not a heartbeat later: the round goes to every peer
+    assert sorted(to for to, _ in _beats(widened)) == sorted(node.peers)
+    assert {b.read_round for _, b in _beats(widened)} == {beat.read_round}
+    cluster.run(leader, widened)
+    cluster.deliver_all()
+    assert cluster.replies[(leader, READ)] == b"a"
+    assert not node.read_round_waiting
+    assert [to for to, _ in _beats(node.read(READ + 1, b"get"))] == [other]

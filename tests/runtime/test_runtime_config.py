@@ -99,6 +99,15 @@ def test_follower_reads_reach_the_protocol(tmp_path: Path) -> None:
     assert "follower_reads = true" in render_config(config)
 
 
+def test_thrifty_reads_reach_the_protocol_and_survive_a_round_trip(tmp_path: Path) -> None:
+    assert not load_config(write(tmp_path, GOOD)).multi_config().thrifty_reads
+    text = GOOD.replace("tick_ms = 5", "tick_ms = 5\nthrifty_reads = true")
+    config = load_config(write(tmp_path, text))
+    assert config.thrifty_reads and config.multi_config().thrifty_reads
+    again = load_config(write(tmp_path, render_config(config)))
+    assert again.thrifty_reads and again.multi_config().thrifty_reads
+
+
 def test_databases_bound_select(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, GOOD)).databases == 16
     config = load_config(write(tmp_path, GOOD.replace("tick_ms = 5", "tick_ms = 5\ndatabases = 4")))
@@ -134,6 +143,7 @@ def test_the_state_digest_is_off_unless_asked_for_and_round_trips(tmp_path: Path
             '"log" or "read-index" or "lease"',
         ),
         (("tick_ms = 5", "tick_ms = 5\nfollower_reads = 1"), "follower_reads", "true or false"),
+        (("tick_ms = 5", "tick_ms = 5\nthrifty_reads = 1"), "thrifty_reads", "true or false"),
         (
             ("heartbeat_ticks = 4", "heartbeat_ticks = 4\nwindow_slots = 2"),
             "timeouts.window_slots",

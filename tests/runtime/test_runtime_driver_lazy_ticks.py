@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 from runtime_helpers import Recorder
@@ -87,6 +88,21 @@ def test_a_leader_with_a_commit_to_announce_ticks_on_time() -> None:
         assert driver._deferred_ticks() == CONFIG.heartbeat_ticks - 1
         node.role = Role.CANDIDATE
         assert driver._deferred_ticks() == 0
+
+
+def test_a_leader_with_a_thrifty_read_round_out_ticks_on_time() -> None:
+    """The round went to its targets only: a tick later it goes to every peer, so the leader's
+    ticks must not wait (``multi.reads``, step 2)."""
+    node = Node(1, replace(CONFIG, thrifty_reads=True), random.Random(1), KVStateMachine())
+    with ThreadPoolExecutor(1) as executor:
+        driver = Driver(node, MemoryStorage(), Recorder(), executor, tick_s=TICK_S)
+        node.role = Role.LEADER
+        assert driver._deferred_ticks() == CONFIG.heartbeat_ticks - 1
+        node.reads.thrifty_tick = node.detector.now
+        node.reads.rounds.append((1, []))
+        assert node.read_round_waiting and driver._deferred_ticks() == 0
+        node.reads.rounds.clear()  # confirmed: quiet again
+        assert driver._deferred_ticks() == CONFIG.heartbeat_ticks - 1
 
 
 def test_tick_wake_ticks_must_be_positive() -> None:

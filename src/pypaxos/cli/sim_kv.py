@@ -115,6 +115,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bound the in-memory log apart from the snapshot interval (bytes of commands; "
         "snapshots then come every 24 slots, not 8; default 0: off)",
     )
+    parser.add_argument(
+        "--thrifty-reads",
+        action="store_true",
+        help="a leader sends a read's confirmation round only to the peers a quorum needs, "
+        "those that answered the last round first (default: off, to every peer)",
+    )
     network = parser.add_argument_group("network (default: drawn per seed)")
     network.add_argument("--drop", type=float, help="per-message loss probability")
     network.add_argument("--dup", type=float, help="per-message duplication probability")
@@ -172,6 +178,7 @@ def settings_from(args: argparse.Namespace) -> KVSettings:
         KVSettings(clients=args.clients, ops=args.ops, bugs=bugs),
         apply_max_commands=args.apply_max_commands,
         log_memory_bytes_max=args.log_memory_bytes_max,
+        thrifty_reads=args.thrifty_reads,
         swarm=args.swarm,
         pinned=frozenset(given) if args.swarm else frozenset(),
         **given,

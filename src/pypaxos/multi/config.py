@@ -13,6 +13,13 @@ quorum with it, not to every peer (``multi.leader``, "Thrifty").  Off here, so t
 the model checker keep exploring the classic protocol unless a run asks for it; on by default in
 the runtime (``runtime.config``).
 
+``thrifty_reads``: a read-index confirmation round started for reads goes only to the fewest
+peers that make a quorum with the leader, those that acknowledged the latest round first
+(``multi.reads``, step 2); periodic heartbeats still go to every peer.  Off by default here
+and in the runtime (``thrifty_reads`` in ``runtime.config``): it halves a read's messages and
+the followers' work in a cluster of three, but a read then waits for its one target instead
+of the quicker of two.
+
 ``pre_vote``: a node whose election timer fires runs phase 1 only after a quorum of voters
 said they too lost the leader (``multi.election``, "Pre-vote"), so a node back from a
 partition does not depose a healthy leader.  On by default; the golden log scripts and the
@@ -86,6 +93,7 @@ class MultiConfig:
     snapshot_window_chunks: int = 4
     snapshot_chunk_bytes_max: int = 1024 * 1024
     thrifty: bool = False
+    thrifty_reads: bool = False  # a read's confirmation round to a quorum's worth of peers only
     pre_vote: bool = True  # ask the voters before a ballot is raised (``multi.election``)
     follower_reads: bool = False  # followers answer reads too, after asking for a read index
     # Leader leases (``multi.lease``): 0 is off.  A follower that acknowledges a heartbeat votes

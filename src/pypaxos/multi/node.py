@@ -413,7 +413,7 @@ class Node:
         else:
             reads.unsent.append(read)
             if not reads.in_flight():  # else it waits for the next round (batching)
-                effects = self._heartbeats()
+                effects = self._heartbeats(for_reads=True)
         return self._finish(effects, applied)
 
     def tick(self) -> list[Effect]:
@@ -425,7 +425,9 @@ class Node:
                 effects = self._step_down(None)
             elif self.detector.heartbeat_due():
                 effects = self._heartbeats() + self._retransmit()
-            elif self.commit_unannounced:  # no Accept carried it since it moved: a heartbeat
+            elif self.commit_unannounced or self.reads.widen_due(self.detector.now):
+                # no Accept carried the commit since it moved, or a thrifty read round is
+                # unanswered: a heartbeat to every peer
                 effects = self._heartbeats()
         elif self.detector.election_due():
             if self.config.reconfigurable and not self.membership.is_voter(self.id):
@@ -520,6 +522,12 @@ class Node:
                 return []
             case _:
                 assert_never(msg)
+
+    @property
+    def read_round_waiting(self) -> bool:
+        """A read round sent to the thrifty targets only is unconfirmed: a tick soon sends it
+        to every peer (``reads``, step 2), so a shell that lets ticks wait must not."""
+        return self.reads.thrifty_tick is not None and bool(self.reads.rounds)
 
     @property
     def apply_pending(self) -> bool:
@@ -787,7 +795,7 @@ class Node:
             if self.config.leases:
                 self.lease.confirmed(reads.quorum_round())
             if reads.unsent and not reads.in_flight():  # the reads that waited: the next round
-                effects = self._heartbeats()
+                effects = self._heartbeats(for_reads=True)
         self._note_commit(msg.commit_index, msg.sender)
         return effects
 
@@ -809,7 +817,7 @@ class Node:
             reads.remote_ready.append(read)
             return []
         reads.unsent.append(read)
-        return [] if reads.in_flight() else self._heartbeats()
+        return [] if reads.in_flight() else self._heartbeats(for_reads=True)
 
     def _lease_holds(self) -> bool:
         """Leader: a majority acknowledged a round recent enough to serve on (``lease``)."""
@@ -950,7 +958,11 @@ class Node:
         self._note_commit(commit_index, sender)
         return effects
 
-    def _heartbeats(self) -> list[Effect]:
+    def _heartbeats(self, for_reads: bool = False) -> list[Effect]:
+        """A heartbeat to every peer, carrying a new confirmation round if reads wait for one;
+        ``for_reads``: a round started for waiting reads, which ``thrifty_reads`` sends only
+        to the peers it needs (``reads``, step 2; ``read_round_waiting`` then keeps its clock on
+        time, so a round no target answers goes to every peer a tick later)."""
         self.commit_unannounced = False
         leases = self.config.leases
         self.reads.start_round(always=leases)
@@ -958,7 +970,13 @@ class Node:
             self.lease.round_sent(self.reads.round, self.detector.now)
             self.lease.confirmed(self.reads.quorum_round())  # a cluster of one
         beat = Heartbeat(self.id, self.leader.ballot, self.replica.applied_index, self.reads.round)
-        return [Send(p, beat) for p in self.audience]
+        audience = self.audience
+        if for_reads and self.config.thrifty_reads:
+            audience = self.reads.targets(audience)
+            self.reads.thrifty_tick = self.detector.now
+        else:
+            self.reads.thrifty_tick = None
+        return [Send(p, beat) for p in audience]
 
     def _retransmit(self) -> list[Effect]:
         """Send again the ``Accept`` of each slot still in flight a heartbeat after it left.

@@ -22,6 +22,9 @@ plain reads (``GET``, ``MGET``, ``EXISTS``) are served: as log commands, or answ
 leader from its state after one heartbeat round (``multi.reads``; docs/design.md, "Reads"); with
 ``follower_reads = true`` as well, a follower answers them from its own state after asking the
 leader for a read index, instead of forwarding them (``MultiConfig.follower_reads``).
+``thrifty_reads`` (a boolean, default false) is ``MultiConfig.thrifty_reads``: a read-index
+round started for reads goes only to the peers a quorum needs, those that answered the last
+round first, instead of to every peer (``multi.reads``, step 2).
 ``reads = "lease"`` is read-index with leader leases (``multi.lease``): the leader answers at
 once while a majority acknowledged it within ``lease_ticks`` (a ``[timeouts]`` key, with
 ``clock_drift_ppm``, the stated bound on how much faster one node's clock may run than
@@ -186,6 +189,7 @@ TOP_KEYS = (
     "thrifty",
     "reads",
     "follower_reads",
+    "thrifty_reads",
     "databases",
     "state_digest",
     "timeouts",
@@ -258,6 +262,7 @@ class ClusterConfig:
     thrifty: bool = True  # MultiConfig.thrifty: each Accept to a quorum's worth of peers only
     reads: ReadPath = DEFAULT_READS  # how plain reads are served (module docstring)
     follower_reads: bool = False  # MultiConfig.follower_reads (with reads = "read-index")
+    thrifty_reads: bool = False  # MultiConfig.thrifty_reads: a read's round to a quorum only
     databases: int = DATABASES  # SELECT's 0 to databases - 1 (the store has kv.DATABASES)
     # Keep the running state digest (kv.digest, INFO's state_digest): it costs memory per key
     # and hashing per write, so it is off unless asked for; backups carry one either way
@@ -350,6 +355,7 @@ class ClusterConfig:
             bugs=self.bugs,
             thrifty=self.thrifty,
             follower_reads=self.follower_reads,
+            thrifty_reads=self.thrifty_reads,
             **settings,
         )
 
@@ -415,6 +421,8 @@ def render_config(config: ClusterConfig) -> str:
         f"reads = {_quote(config.reads)}",
         f"follower_reads = {'true' if config.follower_reads else 'false'}",
     ]
+    if config.thrifty_reads:
+        lines.append("thrifty_reads = true")
     if config.peer_secret_file is not None:
         secret = _relative_to_file(config, config.peer_secret_file)
         lines.append(f"peer_secret_file = {_quote(secret)}")
@@ -535,6 +543,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     follower_reads = raw.get("follower_reads", False)
     if not isinstance(follower_reads, bool):
         raise ConfigError(path, "follower_reads", f"must be true or false, got {follower_reads!r}")
+    thrifty_reads = raw.get("thrifty_reads", False)
+    if not isinstance(thrifty_reads, bool):
+        raise ConfigError(path, "thrifty_reads", f"must be true or false, got {thrifty_reads!r}")
     protocol = {**RUNTIME_TIMEOUTS, **RUNTIME_LIMITS}
     protocol.update(_int_table(raw, "timeouts", TIMEOUT_KEYS, path))
     protocol.update(_int_table(raw, "limits", LIMIT_KEYS, path))
@@ -568,6 +579,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
         thrifty=thrifty,
         reads=reads,
         follower_reads=follower_reads,
+        thrifty_reads=thrifty_reads,
         databases=databases,
         state_digest=state_digest,
         peer_secret_file=peer_secret_file,

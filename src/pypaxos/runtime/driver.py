@@ -449,11 +449,13 @@ class Driver:
             return
         finally:
             self._prompting = False
-        if self._inbox or self._deferred_ticks() < self._deferred_when_asleep:
-            self._wake()  # own votes to count, or a nearer tick (a commit to announce)
+        if self._inbox:
+            self._wake()  # own votes to count
         elif self._served and self.idle_spin_s and self.node.role is Role.LEADER:
             self._spin_next = True  # it served clients: poll for the next input, as after
-            self._wake()  # the task's own batches ("Spin")
+            self._wake()  # the task's own batches ("Spin"); it then sleeps to the next tick
+        elif self._deferred_ticks() < self._deferred_when_asleep:
+            self._wake()  # a nearer tick (a commit to announce, a thrifty read round out)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -558,8 +560,13 @@ class Driver:
         node = self.node
         if node.role is Role.FOLLOWER:
             quiet = node.leader_id is not None
-        else:  # a leader with a commit to announce, or a candidate, ticks on time
-            quiet = node.role is Role.LEADER and not node.commit_unannounced
+        else:  # a leader with a commit to announce or a thrifty read round out, or a
+            # candidate, ticks on time
+            quiet = (
+                node.role is Role.LEADER
+                and not node.commit_unannounced
+                and not node.read_round_waiting
+            )
         return self.tick_wake_ticks - 1 if quiet else 0
 
     async def _wait(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -170,6 +170,9 @@ class KVSettings:
     # than 8, so applied values go from memory far above the durable snapshot and catch-ups
     # ask for fresh snapshots.
     log_memory_bytes_max: int = 0
+    # MultiConfig.thrifty_reads: a read's confirmation round to a quorum's worth of peers only
+    # (not drawn: off in every seed unless a run asks for it)
+    thrifty_reads: bool = False
     # Clients also PUBLISH to two channels; every replica records its publications, checked
     # for agreement and exactly-once (``sim.kv_publish``).
     publish: bool = False
@@ -214,6 +217,7 @@ class KVSettings:
             reconfigurable=self.reconfig,
             promote_lag_max_slots=8,
             apply_max_commands=self.apply_max_commands,
+            thrifty_reads=self.thrifty_reads,
             bugs=frozenset(b for b in self.bugs if isinstance(b, LogBug)),
         )
 
@@ -253,6 +257,8 @@ class KVSettings:
             words.append(f"--apply-max-commands {self.apply_max_commands}")
         if self.log_memory_bytes_max:
             words.append(f"--log-memory-bytes-max {self.log_memory_bytes_max}")
+        if self.thrifty_reads:
+            words.append("--thrifty-reads")
         words += [f"--bug {bug.value}" for bug in sorted(self.bugs)]
         if not self.swarm:
             words.append("--no-swarm")
@@ -282,6 +288,7 @@ class KVSettings:
             publish=self.publish,
             apply_max_commands=self.apply_max_commands,
             log_memory_bytes_max=self.log_memory_bytes_max,
+            thrifty_reads=self.thrifty_reads,
             swarm=self.swarm,
             pinned=self.pinned,
         )
