@@ -75,7 +75,7 @@ from pypaxos.kv.commands import InDb
 from pypaxos.runtime.commands import FAST_COMMANDS, Reply1, single_reply
 from pypaxos.runtime.plans import OK, Auth, Hello, Ops, Plan
 from pypaxos.runtime.replies import Combine, result_error
-from pypaxos.runtime.router import Failure, LocalRead, Outcome, Router
+from pypaxos.runtime.router import VALUES_KEPT, Failure, LocalGets, LocalRead, Outcome, Router
 from pypaxos.transport.resp import (
     encode_bulk_values,
     encode_bulks,
@@ -143,7 +143,18 @@ class Group:
     loop.
     """
 
-    __slots__ = ("bytes", "conn", "db", "gets", "multi", "ops", "read_ops", "replies", "slot")
+    __slots__ = (
+        "bytes",
+        "conn",
+        "db",
+        "gets",
+        "keys",
+        "multi",
+        "ops",
+        "read_ops",
+        "replies",
+        "slot",
+    )
 
     def __init__(self, conn: RespConnection) -> None:
         self.conn = conn
@@ -152,6 +163,7 @@ class Group:
         self.replies: list[Reply1 | tuple[Combine, int]] = []
         self.multi = False
         self.gets = False  # plain GETs only (``of_gets``): a read burst may answer it in bulk
+        self.keys: list[bytes] = []  # ... and their keys
         self.bytes = 0
 
     @classmethod
@@ -162,6 +174,7 @@ class Group:
         group.ops = list(map(Get, keys))
         group.replies = [GET_REPLY] * len(keys)
         group.gets = True
+        group.keys = keys
         group.read_ops = len(keys)
         return group
 
@@ -339,7 +352,15 @@ class ReadBurst:
         if not groups:
             return
         self.groups, self.ops, self.bytes = [], 0, 0
-        if len(groups) == 1:
+        if all([group.gets and not group.db for group in groups]):
+            # GET runs in database 0 only: their values may be read bare (``LocalGets``)
+            gets: list[Command] = []
+            keys: list[bytes] = []
+            for group in groups:
+                gets += group.ops
+                keys += group.keys
+            self._send(groups, LocalGets(RequestBatch(0, 0, tuple(gets), now_ms()), keys))
+        elif len(groups) == 1:
             self._send(groups, _read_request(groups[0].ops, groups[0].db))
         else:
             # each group in its own connection's database (kv.InDb), so one read serves all
@@ -350,7 +371,16 @@ class ReadBurst:
 
     def _send(self, groups: list[Group], request: LocalRead) -> None:
         def done(outcome: Outcome) -> None:
-            if len(groups) == 1:
+            values = request.values if type(request) is LocalGets else None
+            if outcome is VALUES_KEPT and values is not None:
+                # read bare on this node (every GET a string or absent): each group's replies
+                # from its slice, as ``Group._done`` would format them
+                position = 0
+                for group in groups:
+                    end = position + len(group.keys)
+                    group._reply_values(values[position:end])
+                    position = end
+            elif len(groups) == 1:
                 groups[0]._done(outcome, retry=True, client_id=0)
             elif isinstance(outcome, Results) and len(outcome.results) == reads:
                 results, position = outcome.results, 0

@@ -34,6 +34,7 @@ from pypaxos.kv import (
     KVStateMachine,
     Request,
     RequestBatch,
+    Results,
     decode_answer,
     encode_request,
 )
@@ -66,6 +67,34 @@ class LocalRead:
 
     def encode(self) -> bytes:
         return encode_request(self.entry)
+
+
+class LocalGets(LocalRead):
+    """A ``LocalRead`` of plain ``GET`` s in database 0 (``entry``, a batch of ``Get`` s of
+    ``keys``) whose values may be read bare: on this process's own ``KVStateMachine``,
+    ``run`` keeps the values in ``values`` (``KVStateMachine.plain_values``) and answers
+    ``VALUES_KEPT``, so no ``Value`` is made per key; where the fast read does not apply
+    (a deadline, a collection, another state machine, a forward) it answers as a
+    ``LocalRead``."""
+
+    __slots__ = ("keys", "values")
+
+    def __init__(self, entry: RequestBatch, keys: list[bytes]) -> None:
+        super().__init__(entry)
+        self.keys = keys
+        self.values: list[bytes | None] | None = None
+
+    def run(self, machine: StateMachine) -> object:
+        if isinstance(machine, KVStateMachine):
+            values = machine.plain_values(self.keys)
+            if values is not None:
+                self.values = values
+                return VALUES_KEPT
+        return super().run(machine)
+
+
+VALUES_KEPT = Results(())
+"""``LocalGets.run``'s answer when it kept the values: only ever compared by identity."""
 
 
 def wire_command(command: bytes | LocalRead) -> bytes:
