@@ -239,7 +239,8 @@ def test_local_gets_keep_bare_values_only_where_the_query_answers_values(
     entry = RequestBatch(0, 0, tuple(map(Get, keys)), 2_000)
     general = machine.query_entry(entry)
     assert isinstance(general, Results)
-    read = LocalGets(entry, list(keys))
+    read = LocalGets(list(keys), 2_000)
+    assert read.entry == entry  # what a forward or the general query is given
     answer = read.run(machine)
     if answer is VALUES_KEPT:
         assert [Value(value) for value in read.values or []] == list(general.results)

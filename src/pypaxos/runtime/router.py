@@ -31,6 +31,7 @@ import msgspec
 
 from pypaxos.kv import (
     Answer,
+    Get,
     KVStateMachine,
     Request,
     RequestBatch,
@@ -55,10 +56,14 @@ class LocalRead:
     runs it on the ``KVStateMachine`` itself and hands its answer back as it is, so neither the
     request nor the answer is encoded and decoded; ``encode`` for a trip to another node."""
 
-    __slots__ = ("entry",)
+    __slots__ = ("_entry",)
 
     def __init__(self, entry: Request | RequestBatch) -> None:
-        self.entry = entry
+        self._entry: Request | RequestBatch | None = entry
+
+    @property
+    def entry(self) -> Request | RequestBatch:
+        return cast(Request | RequestBatch, self._entry)  # set (``LocalGets``: when asked)
 
     def run(self, machine: StateMachine) -> object:
         if isinstance(machine, KVStateMachine):
@@ -70,19 +75,26 @@ class LocalRead:
 
 
 class LocalGets(LocalRead):
-    """A ``LocalRead`` of plain ``GET`` s in database 0 (``entry``, a batch of ``Get`` s of
-    ``keys``) whose values may be read bare: on this process's own ``KVStateMachine``,
-    ``run`` keeps the values in ``values`` (``KVStateMachine.plain_values``) and answers
-    ``VALUES_KEPT``, so no ``Value`` is made per key; where the fast read does not apply
-    (a deadline, a collection, another state machine, a forward) it answers as a
-    ``LocalRead``."""
+    """A ``LocalRead`` of plain ``GET`` s of ``keys`` in database 0 at ``now_ms`` whose
+    values may be read bare: on this process's own ``KVStateMachine``, ``run`` keeps them in
+    ``values`` (``KVStateMachine.plain_values``) and answers ``VALUES_KEPT``, so no ``Get``
+    or ``Value`` is made per key; where that does not apply (a deadline, a collection, another
+    state machine, a forward) it answers as a ``LocalRead`` of the ``entry`` it then makes."""
 
-    __slots__ = ("keys", "values")
+    __slots__ = ("keys", "now_ms", "values")
 
-    def __init__(self, entry: RequestBatch, keys: list[bytes]) -> None:
-        super().__init__(entry)
+    def __init__(self, keys: list[bytes], now_ms: int) -> None:
+        self._entry = None
         self.keys = keys
+        self.now_ms = now_ms
         self.values: list[bytes | None] | None = None
+
+    @property
+    def entry(self) -> RequestBatch:
+        entry = self._entry
+        if entry is None:
+            entry = self._entry = RequestBatch(0, 0, tuple(map(Get, self.keys)), self.now_ms)
+        return cast(RequestBatch, entry)
 
     def run(self, machine: StateMachine) -> object:
         if isinstance(machine, KVStateMachine):
