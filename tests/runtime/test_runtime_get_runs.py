@@ -11,6 +11,7 @@ front, whose ``+PONG`` is then cut off), and check that the run path was in fact
 from __future__ import annotations
 
 import asyncio
+from itertools import accumulate
 
 import pytest
 from connection_fakes import Collecting, ReadingRouter
@@ -148,6 +149,25 @@ def test_feed_gets_answers_what_feed_parses_or_consumes_nothing(
     )
     if plain and data == whole:
         assert found is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(keys, min_size=1, max_size=20), st.integers(0, 400))
+def test_feed_gets_of_an_uppercase_run_cut_anywhere_is_what_feed_parses(
+    run_keys: list[bytes], cut: int
+) -> None:
+    """Uppercase runs are recognised by comparing the input with their encoding: any key
+    (CRLF inside, smuggled commands, at the table's bound) and any cut."""
+    whole = gets(*run_keys)
+    data = whole[: len(whole) - cut] if cut < len(whole) else whole
+    expected = RespParser().feed(data)
+    found = RespParser().feed_gets(data)
+    if found is not None:
+        assert [[b"GET", key] for key in found] == expected
+    # whole commands only (cut between two), every key without CRLF and within the table
+    ends = list(accumulate(len(gets(key)) for key in run_keys))
+    plain = all(b"\r\n" not in key and len(key) < 4096 for _, key in expected)
+    assert (found is not None) == (plain and len(data) in ends)
 
 
 @settings(max_examples=300, deadline=None)
