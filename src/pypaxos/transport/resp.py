@@ -38,7 +38,6 @@ _ARRAY_COUNTS = {b"*%d" % n: n for n in range(1, 65)}  # the fast path's array h
 _BULK_HEADERS = [b"$%d" % n for n in range(4096)]  # and its bulk headers, by length
 _GET_HEADS = (b"*2\r\n$3\r\nGET\r\n", b"*2\r\n$3\r\nget\r\n")  # a GET run starts so
 _BULK_PREFIXES = [b"$%d\r\n" % n for n in range(len(_BULK_HEADERS))]  # replies' ones, with CRLF
-_GET_KEY_HEADS = [_GET_HEADS[0] + header for header in _BULK_HEADERS]  # a GET up to its key
 
 
 class RespProtocolError(Exception):
@@ -154,11 +153,9 @@ class RespParser:
         having consumed nothing (then ``feed(data)`` parses it as always).
 
         What a pipeline of ``GET`` s costs to parse, without Python code per command: one
-        ``split`` on CRLF gives the keys (every fifth piece); ``data`` is then compared, whole,
-        with the encoding of ``GET`` s of those keys (equal: it is that run), and otherwise the
-        pieces are checked as strided slices (every fifth piece an ``*2``, a ``$3``, the name,
-        and a bulk header that is exactly ``$len`` of the key after it: a lowercase or mixed
-        run).  A key holding CRLF, a partial command, another command, or a key longer than the
+        ``split`` on CRLF, then the pieces are checked as strided slices (every fifth piece an
+        ``*2``, a ``$3``, the name, and a bulk header that is exactly ``$len`` of the key after
+        it).  A key holding CRLF, a partial command, another command, or a key longer than the
         header table fails a check, so the answer equals what ``feed`` would return.  The
         bounds are ``feed``'s fast path's: its header table, ``bulk_bytes_max`` and
         ``FAST_BYTES_MAX``.
@@ -179,25 +176,17 @@ class RespParser:
         count, rest = divmod(len(parts) - 1, 5)
         if rest or not count or parts[-1]:  # a partial command, or not five pieces each
             return None
-        keys = parts[4::5]
-        # Uppercase: ``data`` is the run of these keys exactly when it equals their encoding
-        # (made as ``encode_bulk_values`` makes replies; one comparison, no code per command).
-        try:
-            heads = list(map(_GET_KEY_HEADS.__getitem__, map(len, keys)))
-        except IndexError:  # a key longer than the table
-            return None
-        pieces: list[bytes] = [b""] * (2 * count + 1)
-        pieces[0:-1:2] = heads
-        pieces[1::2] = keys
-        if CRLF.join(pieces) == data:
-            return keys
         if parts[0:-1:5].count(b"*2") != count or parts[1::5].count(b"$3") != count:
             return None
         names = parts[2::5]
         upper = names.count(b"GET")
         if upper != count and upper + names.count(b"get") != count:
             return None
-        headers = list(map(_BULK_HEADERS.__getitem__, map(len, keys)))
+        keys = parts[4::5]
+        try:
+            headers = list(map(_BULK_HEADERS.__getitem__, map(len, keys)))
+        except IndexError:  # a key longer than the table
+            return None
         if parts[3::5] != headers:
             return None
         return keys
