@@ -2,7 +2,8 @@
 
 ``RespParser.feed_gets`` recognises such a feed with strided slices instead of a loop per
 command, ``RespConnection._run_gets`` makes its groups without ``plain_single``, and the store
-answers them with ``KeyStore.get_many`` and the replies are joined by ``encode_bulk_values``.
+answers them with ``KeyStore.get_many`` and the replies are joined by ``encode_bulk_values``;
+a burst of runs run on the node's own store (``LocalGets``) reads the values bare.
 Each must give exactly what the general path gives, and fall back to it for anything else:
 these tests compare the two on the same inputs (the general path is forced by a ``PING`` in
 front, whose ``+PONG`` is then cut off), and check that the run path was in fact taken.

@@ -323,9 +323,10 @@ class ReadBurst:
     are its commands' arguments when the connection counted them, else the size of the input
     they were parsed from, which is at most ``GROUP_BYTES_MAX`` (``RespConnection.feed_bytes``).
     Each read is still linearizable: the combined read is taken after every group in it
-    arrived and answered before any reply leaves.  The answer's results are handed back to
-    each group in order; a failure (no leader, timeout, busy) goes to every group, as it
-    would have alone.
+    arrived and answered before any reply leaves.  A burst of ``GET`` runs only, all in
+    database 0, leaves as a ``LocalGets``, whose values may come back bare (no ``Value``
+    each).  The answer's results are handed back to each group in order; a failure (no
+    leader, timeout, busy) goes to every group, as it would have alone.
     """
 
     __slots__ = ("bytes", "groups", "open", "ops", "router")
