@@ -8,10 +8,11 @@ reads and writes a connection asked for and what each client got back.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from pypaxos.kv import KVStateMachine, Request, decode_answer, encode_request
 from pypaxos.kv.commands import Command
-from pypaxos.runtime.router import Failure, LocalRead, Outcome, wire_command
+from pypaxos.runtime.router import VALUES_KEPT, Failure, LocalRead, Outcome, wire_command
 
 Submission = tuple[bytes | LocalRead, Callable[[Outcome], None], bool, int]
 
@@ -43,12 +44,15 @@ class Collecting:
 class ReadingRouter:
     """Records every submission (command, callback, whether a read, reads it carries);
     ``answer`` replies to them from one state machine, reads as a forwarded read is: encoded,
-    queried, the answer decoded."""
+    queried, the answer decoded (with ``local_reads``, a ``LocalRead`` is run on the machine
+    and its answer handed back as it is, as the node does for its own process's reads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, local_reads: bool = False) -> None:
         self.machine = KVStateMachine()
         self.submitted: list[Submission] = []
         self.seq = 0
+        self.local_reads = local_reads  # a LocalRead run on the machine, as the node runs it
+        self.kept = 0  # reads answered VALUES_KEPT (``LocalGets``: the values read bare)
 
     def submit(
         self,
@@ -75,6 +79,10 @@ class ReadingRouter:
         for command, done, read, _ in submitted:
             if failure is not None:
                 done(failure)
+            elif read and self.local_reads and isinstance(command, LocalRead):
+                answer = command.run(self.machine)
+                self.kept += answer is VALUES_KEPT
+                done(cast(Outcome, answer))
             elif read:
                 done(decode_answer(self.machine.query(wire_command(command))))
             else:

@@ -2,7 +2,8 @@
 
 ``RespParser.feed_gets`` recognises such a feed with strided slices instead of a loop per
 command, ``RespConnection._run_gets`` makes its groups without ``plain_single``, and the store
-answers them with ``KeyStore.get_many`` and the replies are joined by ``encode_bulk_values``.
+answers them with ``KeyStore.get_many`` and the replies are joined by ``encode_bulk_values``;
+a burst of runs run on the node's own store (``LocalGets``) reads the values bare.
 Each must give exactly what the general path gives, and fall back to it for anything else:
 these tests compare the two on the same inputs (the general path is forced by a ``PING`` in
 front, whose ``+PONG`` is then cut off), and check that the run path was in fact taken.
@@ -11,6 +12,7 @@ front, whose ``+PONG`` is then cut off), and check that the run path was in fact
 from __future__ import annotations
 
 import asyncio
+from itertools import accumulate
 
 import pytest
 from connection_fakes import Collecting, ReadingRouter
@@ -18,11 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pypaxos.kv import (
+    Command,
     Get,
     Request,
     RequestBatch,
     Results,
     Set,
+    Value,
 )
 from pypaxos.kv.collection_ops import LPush
 from pypaxos.kv.commands import Expire, InDb
@@ -30,7 +34,7 @@ from pypaxos.kv.store import KeyStore
 from pypaxos.runtime.auth import Role, User, Users
 from pypaxos.runtime.pubsub import PubSubHub
 from pypaxos.runtime.requests import GROUP_OPS_MAX, TRYAGAIN_NO_LEADER
-from pypaxos.runtime.router import Failure, wire_command
+from pypaxos.runtime.router import VALUES_KEPT, Failure, LocalGets, wire_command
 from pypaxos.runtime.server import RespConnection, RespServer
 from pypaxos.transport.resp import (
     RespParser,
@@ -59,11 +63,12 @@ class Runs:
 
 
 def store_server(
-    *, read_index: bool = True, users: Users | None = None
+    *, read_index: bool = True, users: Users | None = None, local_reads: bool = False
 ) -> tuple[ReadingRouter, RespServer]:
     """A machine holding strings ``a``, ``b``, a list ``l``, a string ``t`` with a deadline
-    far ahead and one ``e`` whose deadline has passed (still stored: no write reclaimed it)."""
-    router = ReadingRouter()
+    far ahead and one ``e`` whose deadline has passed (still stored: no write reclaimed it);
+    ``local_reads``: reads run on it as the node runs its own process's (``LocalGets``)."""
+    router = ReadingRouter(local_reads=local_reads)
     router.apply(Set(b"a", b"A"))
     router.apply(Set(b"b", b"B" * 5000))  # longer than the header table
     router.apply(LPush(b"l", (b"x",)))
@@ -148,6 +153,25 @@ def test_feed_gets_answers_what_feed_parses_or_consumes_nothing(
 
 
 @settings(max_examples=300, deadline=None)
+@given(st.lists(keys, min_size=1, max_size=20), st.integers(0, 400))
+def test_feed_gets_of_an_uppercase_run_cut_anywhere_is_what_feed_parses(
+    run_keys: list[bytes], cut: int
+) -> None:
+    """Uppercase runs are recognised by comparing the input with their encoding: any key
+    (CRLF inside, smuggled commands, at the table's bound) and any cut."""
+    whole = gets(*run_keys)
+    data = whole[: len(whole) - cut] if cut < len(whole) else whole
+    expected = RespParser().feed(data)
+    found = RespParser().feed_gets(data)
+    if found is not None:
+        assert [[b"GET", key] for key in found] == expected
+    # whole commands only (cut between two), every key without CRLF and within the table
+    ends = list(accumulate(len(gets(key)) for key in run_keys))
+    plain = all(b"\r\n" not in key and len(key) < 4096 for _, key in expected)
+    assert (found is not None) == (plain and len(data) in ends)
+
+
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(keys, min_size=1, max_size=8), st.integers(0, 10**6), st.binary(min_size=1, max_size=3)
 )
@@ -213,6 +237,40 @@ def test_a_batch_of_gets_is_answered_as_each_get_alone(keys: tuple[bytes, ...]) 
     assert list(batch.results) == alone
 
 
+store_keys = st.sampled_from([b"a", b"b", b"c", b"d"])
+store_ops = st.one_of(
+    st.builds(Set, store_keys, st.binary(max_size=3)),
+    st.builds(lambda key: LPush(key, (b"x",)), store_keys),
+    st.builds(lambda key, at: Expire(key, at, absolute=True), store_keys, st.integers(1, 4_000)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(store_ops, max_size=8), st.lists(store_keys, min_size=1, max_size=6))
+def test_local_gets_keep_bare_values_only_where_the_query_answers_values(
+    ops: list[Command], keys: list[bytes]
+) -> None:
+    """``LocalGets.run`` on the machine: the values it keeps are the ones the general query
+    answers; when it keeps none (a deadline, a collection) it answers as the query does; with
+    strings and absent keys only, it keeps them."""
+    router = ReadingRouter()
+    for op in ops:
+        router.apply(op)
+    machine = router.machine
+    entry = RequestBatch(0, 0, tuple(map(Get, keys)), 2_000)
+    general = machine.query_entry(entry)
+    assert isinstance(general, Results)
+    read = LocalGets(list(keys), 2_000)
+    assert read.entry == entry  # what a forward or the general query is given
+    answer = read.run(machine)
+    if answer is VALUES_KEPT:
+        assert [Value(value) for value in read.values or []] == list(general.results)
+    else:
+        assert read.values is None
+        assert answer == general
+        assert any(isinstance(op, (LPush, Expire)) for op in ops)
+
+
 # -- the connection ------------------------------------------------------------------------------
 
 
@@ -230,17 +288,26 @@ def test_a_batch_of_gets_is_answered_as_each_get_alone(keys: tuple[bytes, ...]) 
         gets(b"a") + encode_command("LPUSH", "a", "x") + gets(b"a"),  # a write that fails
     ],
 )
+@pytest.mark.parametrize("local_reads", [False, True])
 async def test_a_feed_is_answered_as_the_general_path_answers_it(
-    data: bytes, monkeypatch: pytest.MonkeyPatch
+    data: bytes, local_reads: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs = Runs(monkeypatch)
-    router, server = store_server()
+    router, server = store_server(local_reads=local_reads)
     expected = await general(router, server, data)
-    router, server = store_server()
+    assert router.kept == 0  # behind a PING: no run, no bare values
+    router, server = store_server(local_reads=local_reads)
     runs.taken = 0
     assert await run(router, server, data) == expected
     mixed = b"SET" in data or b"LPUSH" in data
     assert runs.taken == (0 if mixed else 1)
+    # the values read bare exactly when every key of the run is a string or absent, no deadline
+    bare = (
+        local_reads
+        and not mixed
+        and not any(key in data for key in (b"$1\r\nl", b"$1\r\nt", b"$1\r\ne"))
+    )
+    assert router.kept == (1 if bare else 0)
 
 
 @pytest.mark.asyncio
@@ -353,10 +420,15 @@ async def test_a_subscriber_in_resp2_is_refused_a_run(monkeypatch: pytest.Monkey
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("wrong_type", [False, True])
-async def test_a_burst_of_runs_answers_each_connection_as_if_alone(wrong_type: bool) -> None:
-    """One read for the runs of three connections (RESP3, RESP2, database 3), its values
-    handed out in bulk; a wrong type anywhere sends every group through its own answer."""
-    setups = [encode_command("HELLO", "3"), b"", encode_command("SELECT", "3")]
+@pytest.mark.parametrize("local_reads", [False, True])
+@pytest.mark.parametrize("database", [0, 3])
+async def test_a_burst_of_runs_answers_each_connection_as_if_alone(
+    wrong_type: bool, local_reads: bool, database: int
+) -> None:
+    """One read for the runs of three connections (RESP3, RESP2, a third in ``database``),
+    its values handed out in bulk (read bare when run locally and every connection is in
+    database 0); a wrong type anywhere sends every group through its own answer."""
+    setups = [encode_command("HELLO", "3"), b"", encode_command("SELECT", str(database))]
     runs = [gets(b"a", b"zz"), gets(b"zz", b"l" if wrong_type else b"a"), gets(b"a", b"zz")]
     expected = []
     for setup, data in zip(setups, runs, strict=True):
@@ -367,7 +439,7 @@ async def test_a_burst_of_runs_answers_each_connection_as_if_alone(wrong_type: b
         router.apply(InDb(3, Set(b"a", b"THREE")))
         alone = await run(router, server, *([setup] if setup else []), data)
         expected.append(alone[len(before) :])
-    router, server = store_server()
+    router, server = store_server(local_reads=local_reads)
     router.apply(InDb(3, Set(b"a", b"THREE")))
     connections = [connect(server) for _ in setups]
     for (connection, transport), setup in zip(connections, setups, strict=True):
@@ -382,7 +454,8 @@ async def test_a_burst_of_runs_answers_each_connection_as_if_alone(wrong_type: b
     await asyncio.sleep(0)
     assert [bytes(transport.out) for _, transport in connections] == expected
     assert expected[0] == b"$1\r\nA\r\n_\r\n"  # RESP3's null, and database 3's own value:
-    assert expected[2] == b"$5\r\nTHREE\r\n$-1\r\n"
+    assert expected[2] == (b"$5\r\nTHREE" if database else b"$1\r\nA") + b"\r\n$-1\r\n"
+    assert router.kept == (1 if local_reads and not database and not wrong_type else 0)
 
 
 def test_feed_gets_takes_bytes_only() -> None:

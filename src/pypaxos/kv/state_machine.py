@@ -686,14 +686,23 @@ class KVStateMachine:
         path then)."""
         if set(map(type, ops)) != _GET_TYPES:
             return None
-        keys = list(map(_KEY_OF, ops))
+        values = self.plain_values(list(map(_KEY_OF, ops)))
+        if values is None:
+            return None
+        return tuple(map(Value, values))
+
+    def plain_values(self, keys: list[bytes]) -> list[bytes | None] | None:
+        """The values ``Get`` of each of ``keys`` (database 0) would answer, bare (``None``
+        for an absent key), read now without a ``Value`` per key: for a reader in this process
+        that formats them itself (``query_entry``'s rules: a read changes nothing).  ``None``
+        when a key has a deadline or holds a collection (the general query answers those)."""
         expires = self._expires
         if expires and not expires.keys().isdisjoint(keys):
             return None
         values = self._data.get_many(keys)
         if not set(map(type, values)) <= _STRING_OR_ABSENT:
             return None
-        return tuple(map(Value, cast(list[bytes | None], values)))
+        return cast(list[bytes | None], values)
 
     def snapshot(self) -> bytes:
         return _SNAPSHOT_ENCODER.encode(

@@ -75,7 +75,7 @@ from pypaxos.kv.commands import InDb
 from pypaxos.runtime.commands import FAST_COMMANDS, Reply1, single_reply
 from pypaxos.runtime.plans import OK, Auth, Hello, Ops, Plan
 from pypaxos.runtime.replies import Combine, result_error
-from pypaxos.runtime.router import Failure, LocalRead, Outcome, Router
+from pypaxos.runtime.router import VALUES_KEPT, Failure, LocalGets, LocalRead, Outcome, Router
 from pypaxos.transport.resp import (
     encode_bulk_values,
     encode_bulks,
@@ -143,7 +143,18 @@ class Group:
     loop.
     """
 
-    __slots__ = ("bytes", "conn", "db", "gets", "multi", "ops", "read_ops", "replies", "slot")
+    __slots__ = (
+        "bytes",
+        "conn",
+        "db",
+        "gets",
+        "keys",
+        "multi",
+        "ops",
+        "read_ops",
+        "replies",
+        "slot",
+    )
 
     def __init__(self, conn: RespConnection) -> None:
         self.conn = conn
@@ -152,6 +163,7 @@ class Group:
         self.replies: list[Reply1 | tuple[Combine, int]] = []
         self.multi = False
         self.gets = False  # plain GETs only (``of_gets``): a read burst may answer it in bulk
+        self.keys: list[bytes] = []  # ... and their keys
         self.bytes = 0
 
     @classmethod
@@ -159,9 +171,9 @@ class Group:
         """A group of plain ``GET`` s of ``keys`` (``RespParser.feed_gets``), built without
         Python code per command: what ``plain_single`` would have added for each."""
         group = cls(conn)
-        group.ops = list(map(Get, keys))
         group.replies = [GET_REPLY] * len(keys)
         group.gets = True
+        group.keys = keys
         group.read_ops = len(keys)
         return group
 
@@ -182,7 +194,14 @@ class Group:
 
     @property
     def reads_only(self) -> bool:
-        return self.read_ops == len(self.ops)
+        return self.gets or self.read_ops == len(self.ops)
+
+    def commands(self) -> list[Command]:
+        """The group's commands: a ``GET`` run's are made from its keys only when a path
+        needs them (a read burst of runs reads the keys themselves: ``LocalGets``)."""
+        if self.gets and len(self.ops) != len(self.keys):
+            self.ops = list(map(Get, self.keys))
+        return self.ops
 
     def submit(self) -> None:
         if not self.gets:
@@ -207,7 +226,7 @@ class Group:
             self._send(retry=False)
             return
         if path is RequestPath.LOCAL:
-            request = _read_request(self.ops, self.db)
+            request = _read_request(self.commands(), self.db)
             self._done(conn.router.query_local(request), retry=True, client_id=0)
             return
         conn.sent(path)
@@ -216,7 +235,7 @@ class Group:
     def _send(self, *, retry: bool, rotate_from: int | None = None) -> None:
         conn = self.conn
         client_id, seq = conn.next_session(rotate_from)
-        ops: Sequence[Command] = self.ops
+        ops: Sequence[Command] = self.commands()
         if self.db:
             ops = in_db(ops, self.db)
         if len(ops) == 1:
@@ -251,7 +270,7 @@ class Group:
                 self._reply_all(refused)
                 return
             results = (outcome,)
-        if len(results) != len(self.ops):
+        if len(results) != len(self.commands()):
             self._reply_all(_unexpected_answer(outcome))
             return
         null = self.conn.null
@@ -304,9 +323,10 @@ class ReadBurst:
     are its commands' arguments when the connection counted them, else the size of the input
     they were parsed from, which is at most ``GROUP_BYTES_MAX`` (``RespConnection.feed_bytes``).
     Each read is still linearizable: the combined read is taken after every group in it
-    arrived and answered before any reply leaves.  The answer's results are handed back to
-    each group in order; a failure (no leader, timeout, busy) goes to every group, as it
-    would have alone.
+    arrived and answered before any reply leaves.  A burst of ``GET`` runs only, all in
+    database 0, leaves as a ``LocalGets``, whose values may come back bare (no ``Value``
+    each).  The answer's results are handed back to each group in order; a failure (no
+    leader, timeout, busy) goes to every group, as it would have alone.
     """
 
     __slots__ = ("bytes", "groups", "open", "ops", "router")
@@ -323,10 +343,11 @@ class ReadBurst:
             self.open = True
             group.conn.loop.call_soon(self.close)
         size = group.bytes or group.conn.feed_bytes
-        if self.ops + len(group.ops) > GROUP_OPS_MAX or self.bytes + size > GROUP_BYTES_MAX:
+        # every op of a group on this path is a read: ``read_ops`` counts them all
+        if self.ops + group.read_ops > GROUP_OPS_MAX or self.bytes + size > GROUP_BYTES_MAX:
             self.flush()
         self.groups.append(group)
-        self.ops += len(group.ops)
+        self.ops += group.read_ops
         self.bytes += size
 
     def close(self) -> None:
@@ -339,18 +360,34 @@ class ReadBurst:
         if not groups:
             return
         self.groups, self.ops, self.bytes = [], 0, 0
-        if len(groups) == 1:
-            self._send(groups, _read_request(groups[0].ops, groups[0].db))
+        if all([group.gets and not group.db for group in groups]):
+            # GET runs in database 0 only: their values may be read bare (``LocalGets``)
+            keys: list[bytes] = []
+            for group in groups:
+                keys += group.keys
+            self._send(groups, LocalGets(keys, now_ms()))
+        elif len(groups) == 1:
+            self._send(groups, _read_request(groups[0].commands(), groups[0].db))
         else:
             # each group in its own connection's database (kv.InDb), so one read serves all
             ops: list[Command] = []
             for group in groups:
-                ops += in_db(group.ops, group.db) if group.db else group.ops
+                commands = group.commands()
+                ops += in_db(commands, group.db) if group.db else commands
             self._send(groups, _read_request(ops, 0))
 
     def _send(self, groups: list[Group], request: LocalRead) -> None:
         def done(outcome: Outcome) -> None:
-            if len(groups) == 1:
+            values = request.values if type(request) is LocalGets else None
+            if outcome is VALUES_KEPT and values is not None:
+                # read bare on this node (every GET a string or absent): each group's replies
+                # from its slice, as ``Group._done`` would format them
+                position = 0
+                for group in groups:
+                    end = position + group.read_ops
+                    group._reply_values(values[position:end])
+                    position = end
+            elif len(groups) == 1:
                 groups[0]._done(outcome, retry=True, client_id=0)
             elif isinstance(outcome, Results) and len(outcome.results) == reads:
                 results, position = outcome.results, 0
@@ -359,12 +396,12 @@ class ReadBurst:
                     # each group's replies from its slice (as ``Group._done`` would format them)
                     values = list(map(_VALUE_OF, results))
                     for group in groups:
-                        end = position + len(group.ops)
+                        end = position + group.read_ops
                         group._reply_values(values[position:end])
                         position = end
                 else:
                     for group in groups:
-                        end = position + len(group.ops)
+                        end = position + group.read_ops
                         group._done(Results(results[position:end]), retry=True, client_id=0)
                         position = end
             else:  # a failure or a refusal: every group's answer
@@ -373,7 +410,7 @@ class ReadBurst:
             for group in groups:
                 group.conn.answered(RequestPath.READ_INDEX)
 
-        reads = sum([len(group.ops) for group in groups])
+        reads = sum([group.read_ops for group in groups])
         gets = all([group.gets for group in groups])
         self.router.submit(request, done, read=True, reads=reads)
 

@@ -31,9 +31,11 @@ import msgspec
 
 from pypaxos.kv import (
     Answer,
+    Get,
     KVStateMachine,
     Request,
     RequestBatch,
+    Results,
     decode_answer,
     encode_request,
 )
@@ -54,10 +56,14 @@ class LocalRead:
     runs it on the ``KVStateMachine`` itself and hands its answer back as it is, so neither the
     request nor the answer is encoded and decoded; ``encode`` for a trip to another node."""
 
-    __slots__ = ("entry",)
+    __slots__ = ("_entry",)
 
     def __init__(self, entry: Request | RequestBatch) -> None:
-        self.entry = entry
+        self._entry: Request | RequestBatch | None = entry
+
+    @property
+    def entry(self) -> Request | RequestBatch:
+        return cast(Request | RequestBatch, self._entry)  # set (``LocalGets``: when asked)
 
     def run(self, machine: StateMachine) -> object:
         if isinstance(machine, KVStateMachine):
@@ -66,6 +72,41 @@ class LocalRead:
 
     def encode(self) -> bytes:
         return encode_request(self.entry)
+
+
+class LocalGets(LocalRead):
+    """A ``LocalRead`` of plain ``GET`` s of ``keys`` in database 0 at ``now_ms`` whose
+    values may be read bare: on this process's own ``KVStateMachine``, ``run`` keeps them in
+    ``values`` (``KVStateMachine.plain_values``) and answers ``VALUES_KEPT``, so no ``Get``
+    or ``Value`` is made per key; where that does not apply (a deadline, a collection, another
+    state machine, a forward) it answers as a ``LocalRead`` of the ``entry`` it then makes."""
+
+    __slots__ = ("keys", "now_ms", "values")
+
+    def __init__(self, keys: list[bytes], now_ms: int) -> None:
+        self._entry = None
+        self.keys = keys
+        self.now_ms = now_ms
+        self.values: list[bytes | None] | None = None
+
+    @property
+    def entry(self) -> RequestBatch:
+        entry = self._entry
+        if entry is None:
+            entry = self._entry = RequestBatch(0, 0, tuple(map(Get, self.keys)), self.now_ms)
+        return cast(RequestBatch, entry)
+
+    def run(self, machine: StateMachine) -> object:
+        if isinstance(machine, KVStateMachine):
+            values = machine.plain_values(self.keys)
+            if values is not None:
+                self.values = values
+                return VALUES_KEPT
+        return super().run(machine)
+
+
+VALUES_KEPT = Results(())
+"""``LocalGets.run``'s answer when it kept the values: only ever compared by identity."""
 
 
 def wire_command(command: bytes | LocalRead) -> bytes:
