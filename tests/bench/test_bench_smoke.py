@@ -151,6 +151,12 @@ def test_cpu_per_op_from_a_fake_proc(tmp_path: Path) -> None:
     assert procstat.cpu_ticks_with_children(11, tmp_path) == 6 * ticks
     assert procstat.cpu_seconds_with_children([11, 12], tmp_path) == 9.0
     assert procstat.rss_kib(12, tmp_path) == 2048
+    # Each thread's schedstat: nanoseconds on a CPU first; a thread with a damaged line is
+    # left out (one that ended between the listing and the read looks the same).
+    for tid, text in {"11": "1500 20 3\n", "13": "2500 7 1\n", "14": "\n"}.items():
+        (tmp_path / "11" / "task" / tid).mkdir(parents=True)
+        (tmp_path / "11" / "task" / tid / "schedstat").write_text(text)
+    assert procstat.scheduled_cpu_ns(11, tmp_path) == 4000
     # 5 s of CPU before, 5.25 s after, 10,000 writes: 25 microseconds a write.
     assert procstat.cpu_us_per_op(5.0, 5.25, 10_000) == pytest.approx(25.0)
     assert procstat.cpu_us_per_op(1.0, 2.0, 0) != procstat.cpu_us_per_op(1.0, 2.0, 0)  # NaN
