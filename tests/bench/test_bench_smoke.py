@@ -20,6 +20,7 @@ from pypaxos.bench import loadgen, procstat, redis_benchmark
 from pypaxos.bench.cluster_bench import ClusterBenchConfig, bench_cluster, usable_rate
 from pypaxos.bench.stats import Summary, percentile
 from pypaxos.cli import bench as bench_cmd
+from pypaxos.cli.usage import UsageError
 from pypaxos.transport.resp import RespParser
 
 SERVER_DELAY_S = 0.02
@@ -265,3 +266,15 @@ def test_extra_points_option_refuses_what_is_not_clients_by_pipeline(
         parser.parse_args(["--extra-points", text])
     assert stop.value.code == 2
     assert "--extra-points" in capsys.readouterr().err
+
+
+def test_a_data_root_that_is_not_a_directory_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    parser = argparse.ArgumentParser()
+    bench_cmd.add_arguments(parser)
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(UsageError) as refused:
+        bench_cmd.run(parser.parse_args(["--data-root", str(missing)]))
+    assert str(missing) in str(refused.value)
+    assert not missing.exists()
