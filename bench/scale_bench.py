@@ -76,6 +76,8 @@ def main() -> int:
         limits = scale.parse_limits(args.limits)
     except scale.LimitsError as error:
         parser.error(str(error))
+    if args.data_root is not None and not args.data_root.is_dir():
+        parser.error(f"--data-root {args.data_root}: not a directory")
     if args.report_only:
         data: dict[str, Any] = json.loads(args.json.read_text())
     else:

@@ -41,23 +41,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from leader_profile import BIN, fold_py_spy, free_base_port, status
 
+from pypaxos.bench.procstat import scheduled_cpu_ns
+
 SCENARIOS = {
     "get-pipe": ("get", 50, 16),
     "set-pipe": ("set", 50, 16),
     "get-one": ("get", 1, 1),
     "set-one": ("set", 1, 1),
 }
-
-
-def cpu_ns(pid: int) -> int:
-    """Nanoseconds every thread of ``pid`` has spent on a CPU so far (``schedstat``)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            continue  # a thread that just ended
-    return total
 
 
 def run_bench(port: int, test: str, clients: int, pipeline: int, requests: int) -> dict[str, float]:
@@ -131,9 +122,9 @@ class Cluster:
 
     def run(self, name: str, requests: int) -> dict[str, float]:
         test, clients, pipeline = SCENARIOS[name]
-        cpu0 = {pid: cpu_ns(pid) for pid in self.pids}
+        cpu0 = {pid: scheduled_cpu_ns(pid) for pid in self.pids}
         result = run_bench(self.port, test, clients, pipeline, requests)
-        cpu1 = {pid: cpu_ns(pid) for pid in self.pids}
+        cpu1 = {pid: scheduled_cpu_ns(pid) for pid in self.pids}
         result["leader_us"] = (cpu1[self.leader_pid] - cpu0[self.leader_pid]) / 1e3 / requests
         result["cluster_us"] = sum(cpu1[p] - cpu0[p] for p in self.pids) / 1e3 / requests
         return result

@@ -38,6 +38,7 @@ import threading
 import time
 from pathlib import Path
 
+from pypaxos.bench.procstat import scheduled_cpu_ns
 from pypaxos.cluster import processes
 from pypaxos.cluster.local import LocalCluster
 from pypaxos.runtime.config import write_config
@@ -45,17 +46,6 @@ from pypaxos.runtime.config import write_config
 SET = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nabc\r\n"
 GET = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
 GET_REPLY = b"$3\r\nabc\r\n"
-
-
-def cpu_ns(pid: int) -> int:
-    """Nanoseconds every thread of ``pid`` has spent on a CPU so far (``schedstat``)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            continue  # a thread that just ended
-    return total
 
 
 def ask(sock: socket.socket, request: bytes, reply: bytes) -> None:
@@ -149,9 +139,9 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, object]:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ask(sock, SET, b"+OK\r\n")
         reads(sock, None, 500)  # warm
-        before = {pid: cpu_ns(pid) for pid in pids.values()}
+        before = {pid: scheduled_cpu_ns(pid) for pid in pids.values()}
         quiet = reads(sock, None, args.requests)
-        spent = {pid: (cpu_ns(pid) - before[pid]) / 1e3 / len(quiet) for pid in before}
+        spent = {pid: (scheduled_cpu_ns(pid) - before[pid]) / 1e3 / len(quiet) for pid in before}
         out: dict[str, object] = {"nodes": args.nodes, "thrifty_reads": args.thrifty_reads}
         out["quiet"] = percentiles(quiet) | {
             "leader_cpu_us": spent[pids[leader.id]],

@@ -158,6 +158,14 @@ def test_a_size_that_would_not_fit_in_memory_is_skipped_with_its_reason(
     assert reason is not None and "GiB" in reason
 
 
+def test_a_larger_size_is_estimated_from_the_largest_size_measured() -> None:
+    assert scale.bytes_per_key_estimate({}) == scale.PRIOR_BYTES_PER_KEY
+    # 100k keys carry the empty process (938 B/key), 1m far less of it (345): 10m is sized
+    # from 1m's figure, whatever order the sizes were measured in.
+    assert scale.bytes_per_key_estimate({100_000: 938.0, 1_000_000: 345.0}) == 345.0
+    assert scale.bytes_per_key_estimate({1_000_000: 345.0, 100_000: 938.0}) == 345.0
+
+
 def test_fill_commands_use_redis_benchmarks_key_names_and_parse_back() -> None:
     value = b"v%s" * 10  # a % in the value must not be taken for a format
     commands = RespParser().feed(scale.set_commands(998, 3, value))

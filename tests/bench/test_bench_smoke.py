@@ -20,6 +20,7 @@ from pypaxos.bench import loadgen, procstat, redis_benchmark
 from pypaxos.bench.cluster_bench import ClusterBenchConfig, bench_cluster, usable_rate
 from pypaxos.bench.stats import Summary, percentile
 from pypaxos.cli import bench as bench_cmd
+from pypaxos.cli.usage import UsageError
 from pypaxos.transport.resp import RespParser
 
 SERVER_DELAY_S = 0.02
@@ -151,6 +152,12 @@ def test_cpu_per_op_from_a_fake_proc(tmp_path: Path) -> None:
     assert procstat.cpu_ticks_with_children(11, tmp_path) == 6 * ticks
     assert procstat.cpu_seconds_with_children([11, 12], tmp_path) == 9.0
     assert procstat.rss_kib(12, tmp_path) == 2048
+    # Each thread's schedstat: nanoseconds on a CPU first; a thread with a damaged line is
+    # left out (one that ended between the listing and the read looks the same).
+    for tid, text in {"11": "1500 20 3\n", "13": "2500 7 1\n", "14": "\n"}.items():
+        (tmp_path / "11" / "task" / tid).mkdir(parents=True)
+        (tmp_path / "11" / "task" / tid / "schedstat").write_text(text)
+    assert procstat.scheduled_cpu_ns(11, tmp_path) == 4000
     # 5 s of CPU before, 5.25 s after, 10,000 writes: 25 microseconds a write.
     assert procstat.cpu_us_per_op(5.0, 5.25, 10_000) == pytest.approx(25.0)
     assert procstat.cpu_us_per_op(1.0, 2.0, 0) != procstat.cpu_us_per_op(1.0, 2.0, 0)  # NaN
@@ -259,3 +266,15 @@ def test_extra_points_option_refuses_what_is_not_clients_by_pipeline(
         parser.parse_args(["--extra-points", text])
     assert stop.value.code == 2
     assert "--extra-points" in capsys.readouterr().err
+
+
+def test_a_data_root_that_is_not_a_directory_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    parser = argparse.ArgumentParser()
+    bench_cmd.add_arguments(parser)
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(UsageError) as refused:
+        bench_cmd.run(parser.parse_args(["--data-root", str(missing)]))
+    assert str(missing) in str(refused.value)
+    assert not missing.exists()

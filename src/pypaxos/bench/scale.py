@@ -744,6 +744,13 @@ def available_kib() -> int:
     return 0
 
 
+def bytes_per_key_estimate(measured: dict[int, float]) -> float:
+    """Memory per key to expect of a larger size: what the largest size measured so far took
+    (the smaller sizes' figures carry the empty process's share, which more keys divide
+    away), or ``PRIOR_BYTES_PER_KEY`` before any."""
+    return measured[max(measured)] if measured else PRIOR_BYTES_PER_KEY
+
+
 def fits(keys: int, bytes_per_key_seen: float, cfg: ScaleConfig, root: Path) -> str | None:
     """Why ``keys`` cannot run here (memory or disk), or None when it can."""
     processes_count = cfg.nodes if "pypaxos" in cfg.systems else 1
@@ -768,14 +775,13 @@ async def bench_scale(cfg: ScaleConfig) -> list[Json]:
         raise ValueError(f"unknown system(s) {sorted(unknown)}")
     redis_benchmark.tool_path()
     results: list[Json] = []
-    seen_bytes_per_key: float | None = None  # the largest measured so far (the prior until then)
+    measured_bytes_per_key: dict[int, float] = {}  # keys -> a pypaxos node's B/key there
     for keys in cfg.sizes:
         entry: Json = {"keys": keys, "name": size_name(keys)}
         results.append(entry)
         root = Path(tempfile.mkdtemp(prefix="pypaxos-scale-", dir=cfg.data_root))
         try:
-            estimate = PRIOR_BYTES_PER_KEY if seen_bytes_per_key is None else seen_bytes_per_key
-            reason = fits(keys, estimate, cfg, root)
+            reason = fits(keys, bytes_per_key_estimate(measured_bytes_per_key), cfg, root)
             if reason is not None:
                 entry["skipped"] = reason
                 cfg.log(f"scale {size_name(keys)} skipped: {reason}")
@@ -788,8 +794,8 @@ async def bench_scale(cfg: ScaleConfig) -> list[Json]:
                         with cached_bytecode(where / "pycache"):
                             entry[system] = await _pypaxos_size(keys, cfg, where)
                         entry[system]["bytecode_cached"] = True
-                        seen = entry[system]["memory"]["bytes_per_key"]
-                        seen_bytes_per_key = max(seen_bytes_per_key or 0.0, seen)
+                        measured = entry[system]["memory"]["bytes_per_key"]
+                        measured_bytes_per_key[keys] = measured
                     else:
                         entry[system] = await _redis_size(keys, cfg, where)
                 except (ClusterError, OSError, RuntimeError, FillError, ValueError) as error:

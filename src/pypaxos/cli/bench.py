@@ -158,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--nodes, --runs, --value-bytes must be >= 1 and --duration-s > 0")
     if args.one_client_runs < 0:
         raise UsageError("--one-client-runs must be >= 0")
+    if args.data_root is not None and not args.data_root.is_dir():
+        raise UsageError(f"--data-root {args.data_root}: not a directory")
     config = ClusterBenchConfig(
         nodes=args.nodes,
         fsync=args.fsync,
