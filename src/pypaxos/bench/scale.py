@@ -53,7 +53,7 @@ from pypaxos.bench import procstat, redis_benchmark, redis_server, stall
 from pypaxos.client.aio import fetch_info
 from pypaxos.cluster import processes
 from pypaxos.cluster.local import ClusterError, LocalCluster
-from pypaxos.runtime.config import LIMIT_KEYS, LIMIT_RANGES, LOG_FILE, write_config
+from pypaxos.runtime.config import LIMIT_KEYS, LOG_FILE, limit_range, write_config
 
 Log = Callable[[str], None]
 Json = dict[str, Any]
@@ -187,7 +187,7 @@ def parse_limits(text: str) -> dict[str, int]:
             value = int(value_text.strip())
         except ValueError:
             raise LimitsError(item, "the value is not an integer") from None
-        lowest, highest = LIMIT_RANGES.get(key, (1, 2**31))
+        lowest, highest = limit_range(key)
         if not lowest <= value <= highest:
             raise LimitsError(item, f"out of range [{lowest}, {highest}]")
         limits[key] = value

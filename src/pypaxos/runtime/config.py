@@ -121,6 +121,13 @@ LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "log_memory_bytes_max": (0, 2**31),
 }
 
+
+def limit_range(key: str) -> tuple[int, int]:
+    """The range (lowest, highest) a ``[timeouts]`` or ``[limits]`` integer must fall in:
+    ``LIMIT_RANGES``' for the keys it names, else [1, 2**31]."""
+    return LIMIT_RANGES.get(key, (1, 2**31))
+
+
 # Runtime defaults (see the module docstring).  Timings at tick_ms = 10: heartbeats every
 # 50 ms, elections after 0.5-1 s of silence.  MultiConfig's own (150-300 ms elections) are
 # sized for the simulator; a real Python process that fsyncs on a busy machine stalls for
@@ -656,7 +663,7 @@ def _int_table(raw: dict[str, Any], name: str, keys: tuple[str, ...], path: Path
     for key in table:
         default = defaults[key]
         assert isinstance(default, int)
-        low, high = LIMIT_RANGES.get(key, (1, 2**31))
+        low, high = limit_range(key)
         out[key] = _integer(table, key, path, default=default, low=low, high=high, at=f"{name}.")
     return out
 

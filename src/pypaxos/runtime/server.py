@@ -360,7 +360,7 @@ class RespConnection(asyncio.Protocol):
             self.held is None
             and len(data) <= GROUP_BYTES_MAX
             and not self.tx.active
-            and (self.server.users is None or not self.gated)
+            and not self.gated
             and self.server.planner is None
             and not self.subscribe_mode
         ):
@@ -937,7 +937,7 @@ class RespConnection(asyncio.Protocol):
         pause = (
             self.write_paused
             or self.pending_replies >= self.server.pending_replies_max
-            or (self.held is not None and self._holding())
+            or self._holding()
         )
         if pause and not self.read_paused:
             self.read_paused = True
